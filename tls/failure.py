@@ -1,0 +1,57 @@
+"""Failure categories: why a connection to the bounty did not get the secret.
+
+The names are stable: they appear in `/stats.json`, on the statistics page and in ledger records,
+and they are what the attack suite asserts. Add new members at need; never rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    # first bytes and records
+    NOT_TLS = "not-tls"
+    BAD_RECORD_VERSION = "bad-record-version"
+    SSLV2 = "sslv2"
+    SSLV3 = "sslv3"
+    OLD_TLS_VERSION = "old-tls-version"
+    RECORD_OVERFLOW = "record-overflow"
+    BAD_MAC = "bad-mac"
+    DECODE_ERROR = "decode-error"
+    # negotiation
+    HEARTBEAT = "heartbeat"
+    COMPRESSION = "compression"
+    NO_SHARED_CIPHER = "no-shared-cipher"
+    NO_SHARED_GROUP = "no-shared-group"
+    NO_RENEGOTIATION_INFO = "no-renegotiation-info"
+    NO_EXTENDED_MASTER_SECRET = "no-extended-master-secret"
+    RENEGOTIATION_ATTEMPT = "renegotiation-attempt"
+    DOWNGRADE = "downgrade"
+    EARLY_DATA = "early-data"
+    UNEXPECTED_MESSAGE = "unexpected-message"
+    ILLEGAL_PARAMETER = "illegal-parameter"
+    BAD_FINISHED = "bad-finished"
+    # peer authentication
+    NO_CERTIFICATE = "no-certificate"
+    BAD_SIGNATURE = "bad-signature"
+    UNTRUSTED_CHAIN = "untrusted-chain"
+    CHAIN_SIGNATURE_INVALID = "chain-signature-invalid"
+    CA_AS_LEAF = "ca-as-leaf"
+    WRONG_KEY_USAGE = "wrong-key-usage"
+    WRONG_EXTENDED_KEY_USAGE = "wrong-extended-key-usage"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    NOT_V3 = "not-v3"
+    PATH_TOO_LONG = "path-too-long"
+    PATH_BUILDING_LIMIT = "path-building-limit"
+    NAME_MISMATCH = "name-mismatch"
+    NAME_CONSTRAINTS = "name-constraints"
+    WEAK_ALGORITHM = "weak-algorithm"
+    UNSUPPORTED_CRITICAL_EXTENSION = "unsupported-critical-extension"
+    # connection-level
+    TIMEOUT = "timeout"
+    RESOURCE_LIMIT = "resource-limit"
+    PEER_ALERT = "peer-alert"
+    CONNECTION_RESET = "connection-reset"
+    SUCCESS = "success"
