@@ -43,6 +43,7 @@ def main() -> int:
             str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(LOCK),
         ],
+        check=False,
         capture_output=True,
         text=True,
     )
