@@ -8,9 +8,12 @@ retries are condensed into one line that says so.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+import tempfile
 import venv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +21,10 @@ VENV = ROOT / ".venv"
 LOCK = ROOT / "requirements-dev.lock"
 STAMP = VENV / ".lock-sha256"
 
+UNREACHABLE = (
+    "error: cannot reach the Python package registry (PyPI) to install the pinned dependencies;"
+    " check the network, the proxy or PIP_INDEX_URL"
+)
 NETWORK_SIGNS = (
     "NewConnectionError",
     "Temporary failure in name resolution",
@@ -27,8 +34,33 @@ NETWORK_SIGNS = (
     "ConnectTimeoutError",
     "ReadTimeoutError",
     "Could not fetch URL",
-    "No matching distribution found",
 )
+
+
+def pip_install(
+    python: Path, lock: Path, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> str | None:
+    """Install `lock` with `python`'s pip; None on success, else a message fit for one line of output
+    (or pip's own output when the failure is not about the network)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
+        # pip reports connection failures only at debug level; its --log file always has them.
+        result = subprocess.run(
+            [
+                str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--log", log.name,
+                "--require-hashes", "--only-binary=:all:", "--no-deps", *extra_args, "-r", str(lock),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        detail = log.read()
+    if result.returncode == 0:
+        return None
+    output = result.stdout + result.stderr
+    if any(sign in detail for sign in NETWORK_SIGNS):
+        return UNREACHABLE
+    return f"{output.rstrip()}\nerror: installing {lock.name} failed"
 
 
 def main() -> int:
@@ -38,23 +70,9 @@ def main() -> int:
     if not (VENV / "bin" / "python").exists():
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print(f"installing {LOCK.name} into .venv ...", flush=True)
-    result = subprocess.run(
-        [
-            str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--require-hashes", "--only-binary=:all:", "--no-deps", "-r", str(LOCK),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        output = result.stdout + result.stderr
-        if any(sign in output for sign in NETWORK_SIGNS):
-            print("error: cannot reach the Python package registry (PyPI) to install the pinned dependencies;"
-                  " check the network or PIP_INDEX_URL", file=sys.stderr)
-        else:
-            sys.stderr.write(output)
-            print(f"error: installing {LOCK.name} failed", file=sys.stderr)
+    failure = pip_install(VENV / "bin" / "python", LOCK)
+    if failure is not None:
+        print(failure, file=sys.stderr)
         return 1
     STAMP.write_text(digest + "\n")
     return 0

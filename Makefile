@@ -1,0 +1,64 @@
+# Piñata. Every target sets up what it needs on a fresh Debian 12 machine: the hash-pinned venv from
+# requirements-dev.lock, and system tools through apt-get when run as root (image/require-tools.sh).
+# `make test` is what CI runs (.ci/run).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SYSTEM_PYTHON := /usr/bin/python3.11
+PY := .venv/bin/python
+STAMP := .venv/.lock-sha256
+REQUIRE := image/require-tools.sh
+
+# System tools, as command:debian-package pairs.
+BASE_TOOLS := /usr/bin/python3.11:python3.11 /usr/lib/python3.11/ensurepip/__init__.py:python3.11-venv
+TEST_TOOLS := openssl:openssl curl:curl ip:iproute2
+
+.PHONY: help venv test lint run image bench lock manifest clean distclean
+
+help:
+	@echo "make run    - build what is missing and run the appliance"
+	@echo "make test   - everything CI runs: lint, manifest check, the test suite"
+	@echo "make image  - build the MicroVM image (kernel + initramfs)"
+	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
+	@echo "make lint   - ruff and mypy (strict)"
+	@echo "make lock   - re-resolve requirements*.in into the hash-pinned locks, then the manifest"
+	@echo "make clean  - remove build outputs and caches in the checkout (distclean: the venv too)"
+
+$(STAMP): requirements-dev.lock
+	@$(REQUIRE) $(BASE_TOOLS)
+	@$(SYSTEM_PYTHON) -m image.venv
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: $(STAMP) lint
+	@$(REQUIRE) $(TEST_TOOLS)
+	$(PY) -m image.manifest --check
+	$(PY) -m pytest
+
+run: $(STAMP)
+	$(PY) -m appliance --net kernel --host 127.0.0.1 --port-offset 8000
+
+image: $(STAMP)
+	$(PY) -m image.build
+
+bench: $(STAMP)
+	@$(REQUIRE) $(TEST_TOOLS)
+	$(PY) -m bench
+
+lock: $(STAMP)
+	$(SYSTEM_PYTHON) -m image.lock
+	$(PY) -m image.manifest
+
+manifest: $(STAMP)
+	$(PY) -m image.manifest
+
+clean:
+	rm -rf build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv
