@@ -1,0 +1,339 @@
+"""A sans-I/O DHCP client (RFC 2131 4.4): messages and time in, messages to send and lease events out.
+
+States and transitions are explicit (dispatch tables below). The client keeps one deadline at a time: the next
+retransmission while acquiring, T1 while bound, the next renewal/rebinding attempt or T2/expiry after that.
+Not implemented, by decision: INIT-REBOOT (we never remember a lease across boots) and DECLINE after an
+ARP conflict check (the appliance is the only client of its lease; a conflict shows up in the ARP counters).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from netstack.addresses import LIMITED_BROADCAST, is_unicast_host, mask_to_prefix, same_subnet
+from netstack.config import ConfigError, StaticIp
+from netstack.dhcp.message import (
+    ACK,
+    BOOTREPLY,
+    BOOTREQUEST,
+    DISCOVER,
+    FLAG_BROADCAST,
+    NAK,
+    OFFER,
+    OPT_LEASE_TIME,
+    OPT_MESSAGE_TYPE,
+    OPT_PARAMETER_LIST,
+    OPT_REBINDING_TIME,
+    OPT_RENEWAL_TIME,
+    OPT_REQUESTED_IP,
+    OPT_ROUTER,
+    OPT_SERVER_ID,
+    OPT_SUBNET_MASK,
+    REQUEST,
+    DhcpMessage,
+    parse_dhcp,
+    serialize_dhcp,
+)
+from netstack.errors import MalformedError
+from netstack.limits import (
+    DHCP_INITIAL_RETRANSMIT,
+    DHCP_MAX_RETRANSMIT,
+    DHCP_MIN_LEASE,
+    DHCP_MIN_RENEW_INTERVAL,
+    DHCP_REQUEST_TRIES,
+)
+from netstack.reasons import Counters, Drop
+
+
+class DhcpState(Enum):
+    INIT = "init"
+    SELECTING = "selecting"
+    REQUESTING = "requesting"
+    BOUND = "bound"
+    RENEWING = "renewing"
+    REBINDING = "rebinding"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    config: StaticIp
+    server_id: bytes
+    acquired_at: float
+    lease_time: float
+    t1: float
+    t2: float
+
+    @property
+    def renew_at(self) -> float:
+        return self.acquired_at + self.t1
+
+    @property
+    def rebind_at(self) -> float:
+        return self.acquired_at + self.t2
+
+    @property
+    def expires_at(self) -> float:
+        return self.acquired_at + self.lease_time
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAcquired:
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLost:
+    reason: str
+
+
+LeaseEvent = LeaseAcquired | LeaseLost
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpSend:
+    """A message for UDP port 67 at dst (the limited broadcast, or the server when renewing)."""
+
+    dst: bytes
+    payload: bytes
+
+
+_PARAMETERS = bytes((OPT_SUBNET_MASK, OPT_ROUTER, OPT_LEASE_TIME, OPT_RENEWAL_TIME, OPT_REBINDING_TIME))
+
+
+class DhcpClient:
+    def __init__(self, mac: bytes, rng: random.Random, counters: Counters) -> None:
+        self._mac = mac
+        self._rng = rng
+        self._counters = counters
+        self._state = DhcpState.INIT
+        self._xid = 0
+        self._deadline: float | None = None
+        self._attempt = 0
+        self._started_at = 0.0
+        self._offer: DhcpMessage | None = None
+        self._lease: Lease | None = None
+        self._outgoing: list[DhcpSend] = []
+        self._events: list[LeaseEvent] = []
+
+    @property
+    def state(self) -> DhcpState:
+        return self._state
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    def start(self, now: float) -> None:
+        self._lose_lease("restart")
+        self._state = DhcpState.SELECTING
+        self._xid = self._rng.getrandbits(32)
+        self._started_at = now
+        self._attempt = 0
+        self._offer = None
+        self._send_discover(now)
+
+    def take_outgoing(self) -> list[DhcpSend]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def take_events(self) -> list[LeaseEvent]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        return self._deadline
+
+    def timers_expired(self, now: float) -> None:
+        if self._deadline is None or now < self._deadline:
+            return
+        self._deadline = None
+        _ON_TIMER[self._state](self, now)
+
+    def message_received(self, now: float, payload: bytes | memoryview) -> None:
+        try:
+            message = parse_dhcp(payload)
+        except MalformedError as exc:
+            self._counters.add(exc.reason)
+            return
+        if message.op != BOOTREPLY or message.xid != self._xid or message.chaddr != self._mac:
+            self._counters.add(Drop.DHCP_NOT_OURS)
+            return
+        handler = _ON_MESSAGE.get((self._state, message.message_type))
+        if handler is None:
+            self._counters.add(Drop.DHCP_UNEXPECTED)
+            return
+        handler(self, now, message)
+
+    # --- timers -------------------------------------------------------------------------------------------------
+
+    def _on_selecting_timer(self, now: float) -> None:
+        self._attempt += 1
+        self._send_discover(now)
+
+    def _on_requesting_timer(self, now: float) -> None:
+        self._attempt += 1
+        if self._attempt >= DHCP_REQUEST_TRIES or self._offer is None:
+            self.start(now)
+            return
+        self._send_select_request(now, self._offer)
+
+    def _on_bound_timer(self, now: float) -> None:
+        self._state = DhcpState.RENEWING
+        self._on_renewing_timer(now)
+
+    def _on_renewing_timer(self, now: float) -> None:
+        lease = self._require_lease()
+        if now >= lease.rebind_at:
+            self._state = DhcpState.REBINDING
+            self._on_rebinding_timer(now)
+            return
+        self._send_renewal(now, lease, lease.server_id)
+        self._deadline = min(lease.rebind_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.rebind_at - now) / 2))
+
+    def _on_rebinding_timer(self, now: float) -> None:
+        lease = self._require_lease()
+        if now >= lease.expires_at:
+            self.start(now)  # RFC 2131 4.4.5: the lease expired, stop using the address and start over
+            return
+        self._send_renewal(now, lease, LIMITED_BROADCAST)
+        self._deadline = min(lease.expires_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.expires_at - now) / 2))
+
+    def _on_init_timer(self, now: float) -> None:
+        self.start(now)
+
+    # --- messages -----------------------------------------------------------------------------------------------
+
+    def _on_offer(self, now: float, message: DhcpMessage) -> None:
+        if self._lease_from(now, message) is None:
+            return
+        self._offer = message
+        self._state = DhcpState.REQUESTING
+        self._attempt = 0
+        self._send_select_request(now, message)
+
+    def _on_ack(self, now: float, message: DhcpMessage) -> None:
+        lease = self._lease_from(now, message)
+        if lease is None:
+            return
+        selected = self._offer.address_option(OPT_SERVER_ID) if self._offer is not None else None
+        if self._state is DhcpState.REQUESTING and lease.server_id != selected:
+            self._counters.add(Drop.DHCP_UNEXPECTED)  # an ACK from a server we did not select
+            return
+        if self._lease is not None and lease.config.address != self._lease.config.address:
+            self._events.append(LeaseLost("renewed with a different address"))
+        self._lease = lease
+        self._state = DhcpState.BOUND
+        self._deadline = lease.renew_at
+        self._events.append(LeaseAcquired(lease))
+
+    def _on_nak(self, now: float, message: DhcpMessage) -> None:
+        selected = self._offer.address_option(OPT_SERVER_ID) if self._offer is not None else None
+        if self._state is DhcpState.REQUESTING and message.address_option(OPT_SERVER_ID) != selected:
+            self._counters.add(Drop.DHCP_UNEXPECTED)  # only the selected server may refuse us
+            return
+        self._lose_lease("nak")
+        # RFC 2131 3.1 step 5: restart; wait one initial interval so a NAK storm cannot make us spin
+        self._state = DhcpState.INIT
+        self._deadline = now + DHCP_INITIAL_RETRANSMIT
+
+    # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _lease_from(self, now: float, message: DhcpMessage) -> Lease | None:
+        """Validate the address, server and timers a server offers; refuse anything we could not use."""
+        server_id = message.address_option(OPT_SERVER_ID)
+        lease_time = message.seconds_option(OPT_LEASE_TIME)
+        if server_id is None or not is_unicast_host(server_id) or lease_time is None:
+            self._counters.add(Drop.DHCP_BAD_LEASE)
+            return None
+        mask = message.options.get(OPT_SUBNET_MASK)
+        try:
+            if mask is not None:
+                if len(mask) != 4:
+                    raise ConfigError("subnet mask option is not 4 bytes")
+                prefix_len = mask_to_prefix(mask)
+            else:
+                prefix_len = _classful_prefix(message.yiaddr)
+            router = message.address_option(OPT_ROUTER)
+            if router is not None and (
+                router == message.yiaddr or not is_unicast_host(router)
+                or not same_subnet(router, message.yiaddr, prefix_len)
+            ):  # fmt: skip
+                router = None  # an off-link router is unusable; we still take the on-link address
+            config = StaticIp(message.yiaddr, prefix_len, router)
+        except ValueError:
+            self._counters.add(Drop.DHCP_BAD_LEASE)
+            return None
+        duration = float(max(lease_time, DHCP_MIN_LEASE))
+        renewal = message.seconds_option(OPT_RENEWAL_TIME)
+        rebinding = message.seconds_option(OPT_REBINDING_TIME)
+        if renewal is not None and rebinding is not None and 0 < renewal < rebinding < duration:
+            t1, t2 = float(renewal), float(rebinding)
+        else:
+            t1, t2 = duration * 0.5, duration * 0.875  # RFC 2131 4.4.5 defaults
+        return Lease(config, server_id, now, duration, t1, t2)
+
+    def _require_lease(self) -> Lease:
+        if self._lease is None:
+            raise RuntimeError(f"DHCP state {self._state} without a lease")
+        return self._lease
+
+    def _lose_lease(self, reason: str) -> None:
+        if self._lease is not None:
+            self._lease = None
+            self._events.append(LeaseLost(reason))
+
+    def _retransmit_delay(self) -> float:
+        base = min(DHCP_INITIAL_RETRANSMIT * (1 << min(self._attempt, 8)), DHCP_MAX_RETRANSMIT)
+        jitter: float = self._rng.uniform(-1.0, 1.0)
+        return base + jitter
+
+    def _request(self, now: float, options: dict[int, bytes], *, ciaddr: bytes = bytes(4)) -> DhcpMessage:
+        secs = min(int(now - self._started_at), 0xFFFF)
+        flags = FLAG_BROADCAST if ciaddr == bytes(4) else 0  # no address yet: ask the server to broadcast
+        options = {**options, OPT_PARAMETER_LIST: _PARAMETERS}
+        return DhcpMessage(BOOTREQUEST, self._xid, self._mac, options, secs=secs, flags=flags, ciaddr=ciaddr)
+
+    def _send_discover(self, now: float) -> None:
+        message = self._request(now, {OPT_MESSAGE_TYPE: bytes((DISCOVER,))})
+        self._outgoing.append(DhcpSend(LIMITED_BROADCAST, serialize_dhcp(message)))
+        self._deadline = now + self._retransmit_delay()
+
+    def _send_select_request(self, now: float, offer: DhcpMessage) -> None:
+        server_id = offer.address_option(OPT_SERVER_ID) or bytes(4)
+        options = {OPT_MESSAGE_TYPE: bytes((REQUEST,)), OPT_REQUESTED_IP: offer.yiaddr, OPT_SERVER_ID: server_id}
+        message = self._request(now, options)
+        self._outgoing.append(DhcpSend(LIMITED_BROADCAST, serialize_dhcp(message)))
+        self._deadline = now + self._retransmit_delay()
+
+    def _send_renewal(self, now: float, lease: Lease, dst: bytes) -> None:
+        # RFC 2131 4.3.2: RENEWING/REBINDING requests carry ciaddr and no server id or requested address
+        message = self._request(now, {OPT_MESSAGE_TYPE: bytes((REQUEST,))}, ciaddr=lease.config.address)
+        self._outgoing.append(DhcpSend(dst, serialize_dhcp(message)))
+
+
+def _classful_prefix(address: bytes) -> int:
+    first = address[0]
+    return 8 if first < 128 else 16 if first < 192 else 24
+
+
+_ON_TIMER: dict[DhcpState, Callable[[DhcpClient, float], None]] = {
+    DhcpState.INIT: DhcpClient._on_init_timer,
+    DhcpState.SELECTING: DhcpClient._on_selecting_timer,
+    DhcpState.REQUESTING: DhcpClient._on_requesting_timer,
+    DhcpState.BOUND: DhcpClient._on_bound_timer,
+    DhcpState.RENEWING: DhcpClient._on_renewing_timer,
+    DhcpState.REBINDING: DhcpClient._on_rebinding_timer,
+}
+
+_ON_MESSAGE: dict[tuple[DhcpState, int | None], Callable[[DhcpClient, float, DhcpMessage], None]] = {
+    (DhcpState.SELECTING, OFFER): DhcpClient._on_offer,
+    (DhcpState.REQUESTING, ACK): DhcpClient._on_ack,
+    (DhcpState.REQUESTING, NAK): DhcpClient._on_nak,
+    (DhcpState.RENEWING, ACK): DhcpClient._on_ack,
+    (DhcpState.RENEWING, NAK): DhcpClient._on_nak,
+    (DhcpState.REBINDING, ACK): DhcpClient._on_ack,
+    (DhcpState.REBINDING, NAK): DhcpClient._on_nak,
+}

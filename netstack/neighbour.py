@@ -1,0 +1,150 @@
+"""Neighbour resolution: RFC 826's merge rule over a bounded cache, and a bounded queue per next hop.
+
+Why the merge rule and not "learn from every reply": an ARP packet may only *create* an entry when it is
+addressed to us (target protocol address is ours); any other packet may only refresh an entry we already
+have. So an attacker broadcasting replies for hosts we never talked to fills nothing, and the total table is
+capped anyway. We additionally refuse senders that are not plausible on-link hosts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from netstack.addresses import ANY, is_multicast_mac, is_unicast_host, same_subnet
+from netstack.arp import OP_REPLY, OP_REQUEST, ArpCache, ArpPacket, serialize_arp
+from netstack.limits import (
+    ARP_CACHE_ENTRIES,
+    ARP_ENTRY_TTL,
+    ARP_PENDING_DESTINATIONS,
+    ARP_PENDING_PACKETS_PER_DESTINATION,
+    ARP_REQUEST_INTERVAL,
+    ARP_REQUEST_TRIES,
+)
+from netstack.reasons import Counters, Drop
+
+_ZERO_MAC = bytes(6)
+
+
+@dataclass(slots=True)
+class _Pending:
+    next_request: float
+    tries: int
+    packets: deque[bytes] = field(default_factory=deque)
+
+
+@dataclass(frozen=True, slots=True)
+class ArpOutcome:
+    """What one received ARP packet caused: an optional reply (an ARP payload) and released packets."""
+
+    reply: bytes | None
+    released: tuple[bytes, ...]  # IPv4 packets that were waiting for this neighbour
+    mac: bytes  # the sender's MAC: where the reply and the released packets go
+
+
+class Neighbours:
+    __slots__ = ("_counters", "_mac", "_pending", "cache")
+
+    def __init__(self, mac: bytes, counters: Counters) -> None:
+        self._mac = mac
+        self._counters = counters
+        self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, counters)
+        self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+
+    def lookup(self, ip: bytes, now: float) -> bytes | None:
+        return self.cache.lookup(ip, now)
+
+    def pending_count(self, ip: bytes) -> int:
+        pending = self._pending.get(ip)
+        return len(pending.packets) if pending else 0
+
+    def hold(self, now: float, ip: bytes, packet: bytes, my_ip: bytes) -> bytes | None:
+        """Queue a packet for an unresolved next hop; returns an ARP request to broadcast if one is due now."""
+        pending = self._pending.get(ip)
+        if pending is None:
+            if len(self._pending) >= ARP_PENDING_DESTINATIONS:
+                self._counters.add(Drop.ARP_PENDING_DESTINATIONS_FULL)
+                return None
+            pending = _Pending(next_request=now + ARP_REQUEST_INTERVAL, tries=1)
+            pending.packets.append(packet)
+            self._pending[ip] = pending
+            return self.request(my_ip, ip)
+        if len(pending.packets) >= ARP_PENDING_PACKETS_PER_DESTINATION:
+            self._counters.add(Drop.ARP_PENDING_FULL)
+            return None
+        pending.packets.append(packet)
+        return None
+
+    def request(self, my_ip: bytes, target_ip: bytes) -> bytes:
+        return serialize_arp(ArpPacket(OP_REQUEST, self._mac, my_ip, _ZERO_MAC, target_ip))
+
+    def announcement(self, my_ip: bytes) -> bytes:
+        """Gratuitous ARP (RFC 5227 announcement): refreshes neighbours that cached a previous owner's MAC."""
+        return serialize_arp(ArpPacket(OP_REQUEST, self._mac, my_ip, _ZERO_MAC, my_ip))
+
+    def arp_received(
+        self, now: float, eth_src: bytes, packet: ArpPacket, my_ip: bytes | None, prefix_len: int
+    ) -> ArpOutcome | None:
+        if packet.sender_mac != eth_src:
+            self._counters.add(Drop.ARP_MAC_MISMATCH)
+            return None
+        if is_multicast_mac(packet.sender_mac) or packet.sender_mac == _ZERO_MAC:
+            self._counters.add(Drop.ARP_BAD_SENDER)
+            return None
+        if my_ip is None:
+            self._counters.add(Drop.ARP_NOT_FOR_US)
+            return None
+        if packet.sender_ip == my_ip:
+            self._counters.add(Drop.ARP_ADDRESS_CONFLICT)
+            return None
+        for_us = packet.target_ip == my_ip
+        probe = packet.sender_ip == ANY  # RFC 5227 probe: answer it (to defend our address), learn nothing
+        if not probe and not (is_unicast_host(packet.sender_ip) and same_subnet(packet.sender_ip, my_ip, prefix_len)):
+            self._counters.add(Drop.ARP_BAD_SENDER)
+            return None
+        learned = False
+        if not probe and packet.sender_ip in self.cache:  # RFC 826 merge: refresh what we already know
+            self.cache.store(packet.sender_ip, packet.sender_mac, now)
+            learned = True
+        if not for_us:
+            if not learned:
+                self._counters.add(Drop.ARP_NOT_FOR_US)
+            return self._outcome(None, packet) if learned else None
+        if not probe and not learned:
+            self.cache.store(packet.sender_ip, packet.sender_mac, now)
+        reply = None
+        if packet.op == OP_REQUEST:
+            reply = serialize_arp(ArpPacket(OP_REPLY, self._mac, my_ip, packet.sender_mac, packet.sender_ip))
+        return self._outcome(reply, packet)
+
+    def _outcome(self, reply: bytes | None, packet: ArpPacket) -> ArpOutcome:
+        pending = self._pending.pop(packet.sender_ip, None)
+        released = tuple(pending.packets) if pending else ()
+        return ArpOutcome(reply, released, packet.sender_mac)
+
+    def timers_expired(self, now: float, my_ip: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Retry or give up on pending resolutions; returns ARP requests (payload, target ip) to broadcast."""
+        self.cache.expire(now)
+        requests = []
+        for ip in [ip for ip, p in self._pending.items() if p.next_request <= now]:
+            pending = self._pending[ip]
+            if pending.tries >= ARP_REQUEST_TRIES or my_ip is None:
+                self._counters.add(Drop.ARP_UNRESOLVED, len(pending.packets))
+                del self._pending[ip]
+                continue
+            pending.tries += 1
+            pending.next_request = now + ARP_REQUEST_INTERVAL
+            requests.append((self.request(my_ip, ip), ip))
+        return requests
+
+    def next_deadline(self) -> float | None:
+        deadlines = [p.next_request for p in self._pending.values()]
+        cache_deadline = self.cache.next_deadline()
+        if cache_deadline is not None:
+            deadlines.append(cache_deadline)
+        return min(deadlines) if deadlines else None
+
+    def clear(self) -> None:
+        """Forget everything (our address changed: old mappings and held packets no longer apply)."""
+        self._pending.clear()
+        self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, self._counters)

@@ -1,0 +1,107 @@
+"""Named reasons for every packet the stack drops or refuses, and the counters that record them.
+
+Why names instead of ad-hoc strings: the statistics page and tests both refer to them, so a typo must be a
+NameError, not a silently new counter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import StrEnum
+
+
+class Drop(StrEnum):
+    """Why a frame, packet or resource was refused."""
+
+    # link
+    LINK_TX_FULL = "link-tx-full"
+    LINK_TX_ERROR = "link-tx-error"
+    LINK_QUEUE_FULL = "link-queue-full"
+    LINK_LOST = "link-lost"  # in-memory test links only: the impairment dropped the frame
+    TX_QUEUE_FULL = "tx-queue-full"
+    # ethernet
+    ETH_TRUNCATED = "eth-truncated"
+    ETH_NOT_ETHERNET_II = "eth-not-ethernet-ii"
+    ETH_NOT_FOR_US = "eth-not-for-us"
+    ETH_BAD_SOURCE = "eth-bad-source"
+    ETH_UNKNOWN_TYPE = "eth-unknown-type"
+    # arp
+    ARP_MALFORMED = "arp-malformed"
+    ARP_UNSUPPORTED = "arp-unsupported"
+    ARP_MAC_MISMATCH = "arp-mac-mismatch"
+    ARP_BAD_SENDER = "arp-bad-sender"
+    ARP_ADDRESS_CONFLICT = "arp-address-conflict"
+    ARP_NOT_FOR_US = "arp-not-for-us"
+    ARP_CACHE_EVICTED = "arp-cache-evicted"
+    ARP_PENDING_FULL = "arp-pending-full"
+    ARP_PENDING_DESTINATIONS_FULL = "arp-pending-destinations-full"
+    ARP_UNRESOLVED = "arp-unresolved"
+    # ipv4
+    IPV4_TRUNCATED = "ipv4-truncated"
+    IPV4_BAD_VERSION = "ipv4-bad-version"
+    IPV4_BAD_HEADER_LENGTH = "ipv4-bad-header-length"
+    IPV4_BAD_TOTAL_LENGTH = "ipv4-bad-total-length"
+    IPV4_BAD_CHECKSUM = "ipv4-bad-checksum"
+    IPV4_RESERVED_FLAG = "ipv4-reserved-flag"
+    IPV4_BAD_OPTIONS = "ipv4-bad-options"
+    IPV4_SOURCE_ROUTE = "ipv4-source-route"
+    IPV4_OVERSIZE = "ipv4-oversize"
+    IPV4_MARTIAN_SOURCE = "ipv4-martian-source"
+    IPV4_LAND = "ipv4-land"
+    IPV4_NOT_FOR_US = "ipv4-not-for-us"
+    IPV4_UNKNOWN_PROTOCOL = "ipv4-unknown-protocol"
+    IPV4_NO_ROUTE = "ipv4-no-route"
+    IPV4_TX_BAD_SOURCE = "ipv4-tx-bad-source"
+    IPV4_TX_TOO_BIG = "ipv4-tx-too-big"
+    # fragments
+    FRAG_OVERLAP = "frag-overlap"
+    FRAG_MISALIGNED = "frag-misaligned"
+    FRAG_EMPTY = "frag-empty"
+    FRAG_BEYOND_END = "frag-beyond-end"
+    FRAG_REFUSED_DATAGRAM = "frag-refused-datagram"
+    FRAG_TOO_MANY = "frag-too-many"
+    FRAG_DATAGRAMS_FULL = "frag-datagrams-full"
+    FRAG_EVICTED = "frag-evicted"
+    FRAG_TIMEOUT = "frag-timeout"
+    # icmp
+    ICMP_TRUNCATED = "icmp-truncated"
+    ICMP_BAD_CHECKSUM = "icmp-bad-checksum"
+    ICMP_ECHO_RATE_LIMITED = "icmp-echo-rate-limited"
+    ICMP_ECHO_BROADCAST = "icmp-echo-broadcast"
+    ICMP_ERROR_RATE_LIMITED = "icmp-error-rate-limited"
+    ICMP_BAD_QUOTE = "icmp-bad-quote"
+    ICMP_ERROR_NOT_OURS = "icmp-error-not-ours"
+    ICMP_ERROR_UNHANDLED = "icmp-error-unhandled"
+    ICMP_UNHANDLED_TYPE = "icmp-unhandled-type"
+    # udp
+    UDP_TRUNCATED = "udp-truncated"
+    UDP_BAD_LENGTH = "udp-bad-length"
+    UDP_BAD_CHECKSUM = "udp-bad-checksum"
+    UDP_BAD_PORT = "udp-bad-port"
+    UDP_PORT_CLOSED = "udp-port-closed"
+    # tcp (what the IP layer sees)
+    TCP_NO_LAYER = "tcp-no-layer"
+    TCP_NOT_UNICAST = "tcp-not-unicast"
+    # dhcp
+    DHCP_MALFORMED = "dhcp-malformed"
+    DHCP_NOT_OURS = "dhcp-not-ours"
+    DHCP_UNEXPECTED = "dhcp-unexpected"
+    DHCP_BAD_LEASE = "dhcp-bad-lease"
+
+
+class Counters:
+    """A count per named reason; `as_dict` is what /stats.json shows."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+
+    def add(self, reason: Drop, n: int = 1) -> None:
+        self._counts[reason.value] += n
+
+    def __getitem__(self, reason: Drop) -> int:
+        return self._counts[reason.value]
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self._counts.items()))

@@ -1,0 +1,467 @@
+"""The whole non-TCP stack as one sans-I/O object: frames and time in, frames out.
+
+Why one composition object: the driver (driver.py) and the tests need exactly four calls (frame_received,
+take_frames, next_deadline, timers_expired) whatever happens inside, and the TCP layer plugs in through the
+SegmentLayer protocol below without knowing about Ethernet or ARP.
+
+Decisions documented here:
+- Without a TCP layer, TCP segments are dropped and counted (tcp-no-layer); we send no RST, so a port scan of a
+  stack without TCP sees silence.
+- ICMP errors are originated only for unfragmented datagrams (RFC 1122 3.2.2 lets us stay silent otherwise) and
+  never for broadcasts, ICMP errors or martian sources.
+- Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
+  dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from netstack import ethernet, icmp
+from netstack.addresses import (
+    ANY,
+    LIMITED_BROADCAST,
+    MAC_BROADCAST,
+    is_martian_source,
+    is_multicast_mac,
+    prefix_mask,
+    subnet_broadcast,
+)
+from netstack.arp import PACKET_LEN as ARP_PACKET_LEN
+from netstack.arp import parse_arp
+from netstack.config import StaticIp, UseDhcp
+from netstack.dhcp.client import DhcpClient, LeaseAcquired
+from netstack.dhcp.message import CLIENT_PORT, SERVER_PORT
+from netstack.errors import MalformedError
+from netstack.ipv4 import (
+    MIN_HEADER_LEN,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    Ipv4Header,
+    build_header,
+    parse_ipv4,
+    strip_link_padding,
+)
+from netstack.limits import (
+    ICMP_ECHO_BURST,
+    ICMP_ECHO_RATE,
+    ICMP_ERROR_BURST,
+    ICMP_ERROR_QUOTE_LIMIT,
+    ICMP_ERROR_RATE,
+    IPV4_DEFAULT_TTL,
+    TX_QUEUE_FRAMES,
+    UDP_BINDINGS,
+)
+from netstack.neighbour import Neighbours
+from netstack.ratelimit import TokenBucket
+from netstack.reasons import Counters, Drop
+from netstack.reassembly import Reassembler
+from netstack.udp import parse_udp, serialize_udp
+
+
+class SegmentLayer(Protocol):
+    """What the TCP layer implements. Addresses are 4-byte `bytes`."""
+
+    def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
+        """A whole TCP segment from an IPv4 datagram addressed to us; TCP verifies its own checksum."""
+
+    def icmp_error_received(
+        self, now: float, icmp_type: int, icmp_code: int, quoted: bytes, next_hop_mtu: int | None
+    ) -> None:
+        """An ICMP error quoting a TCP segment we sent: `quoted` is the original IPv4 header + leading TCP bytes."""
+
+    def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
+        """(src, dst, segment with its checksum filled in) for every segment to send now."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """The earliest time timers_expired must be called, or None."""
+        ...
+
+    def timers_expired(self, now: float) -> None:
+        """Run every timer due at `now`."""
+
+
+UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
+"""(now, source address, source port, destination address, payload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    mac: bytes
+    addressing: StaticIp | UseDhcp
+    mtu: int = 1500
+
+    def __post_init__(self) -> None:
+        if len(self.mac) != 6 or is_multicast_mac(self.mac):
+            raise ValueError("the interface needs a unicast 6-byte MAC address")
+        if not 576 <= self.mtu <= 9000:
+            raise ValueError(f"MTU {self.mtu} out of range 576..9000")
+
+
+class Stack:
+    def __init__(self, config: StackConfig, tcp: SegmentLayer | None, *, rng: random.Random | None = None) -> None:
+        self.counters = Counters()
+        self._mac = config.mac
+        self._mtu = config.mtu
+        self._tcp = tcp
+        self._now = 0.0
+        self._out: list[bytes] = []
+        self._ident = rng.getrandbits(16) if rng is not None else 0
+        self._neighbours = Neighbours(config.mac, self.counters)
+        self._reassembler = Reassembler(self.counters)
+        self._echo_bucket = TokenBucket(ICMP_ECHO_RATE, ICMP_ECHO_BURST)
+        self._error_bucket = TokenBucket(ICMP_ERROR_RATE, ICMP_ERROR_BURST)
+        self._udp: dict[int, UdpHandler] = {}
+        self._static = config.addressing if isinstance(config.addressing, StaticIp) else None
+        self._ip: StaticIp | None = None
+        self._address: bytes | None = None
+        self._mask = 0
+        self._network = -1
+        self._broadcast = LIMITED_BROADCAST
+        self._gateway: bytes | None = None
+        self.rx_frames = 0
+        self.tx_frames = 0
+        self._dhcp: DhcpClient | None = None
+        if isinstance(config.addressing, UseDhcp):
+            if rng is None:
+                raise ValueError("DHCP needs a random source for its transaction ids")
+            self._dhcp = DhcpClient(config.mac, rng, self.counters)
+            self.udp_bind(CLIENT_PORT, self._dhcp_received)
+
+    # --- state visible to the layers above ----------------------------------------------------------------------
+
+    @property
+    def mac(self) -> bytes:
+        return self._mac
+
+    @property
+    def mtu(self) -> int:
+        return self._mtu
+
+    @property
+    def address(self) -> bytes | None:
+        """Our IPv4 address, or None before DHCP binds."""
+        return self._address
+
+    @property
+    def interface(self) -> StaticIp | None:
+        return self._ip
+
+    @property
+    def neighbours(self) -> Neighbours:
+        return self._neighbours
+
+    @property
+    def dhcp(self) -> DhcpClient | None:
+        return self._dhcp
+
+    def stats(self) -> dict[str, int]:
+        """Drop counters by reason plus a few gauges, for /stats.json."""
+        return {
+            "rx-frames": self.rx_frames,
+            "tx-frames": self.tx_frames,
+            "arp-entries": len(self._neighbours.cache),
+            "reassembly-datagrams": len(self._reassembler),
+            "reassembly-bytes": self._reassembler.stored_bytes,
+            **self.counters.as_dict(),
+        }
+
+    # --- the four calls the driver makes ------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Bring the interface up: announce a static address, or start DHCP."""
+        self._now = now
+        if self._static is not None:
+            self._configure(self._static)
+        elif self._dhcp is not None:
+            self._dhcp.start(now)
+            self._pump_dhcp(now)
+
+    def frame_received(self, now: float, frame: bytes | memoryview) -> None:
+        self._now = now
+        self.rx_frames += 1
+        try:
+            self._frame(now, frame)
+        except MalformedError as exc:
+            self.counters.add(exc.reason)
+
+    def take_frames(self, now: float | None = None) -> list[bytes]:
+        """Everything to transmit now, including what the TCP layer has queued since the last call."""
+        if now is not None:
+            self._now = now
+        if self._tcp is not None:
+            self._send_tcp(self._now, self._tcp.take_outgoing())
+        out, self._out = self._out, []
+        self.tx_frames += len(out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        deadlines = [
+            d for d in (
+                self._neighbours.next_deadline(),
+                self._reassembler.next_deadline(),
+                self._dhcp.next_deadline() if self._dhcp is not None else None,
+                self._tcp.next_deadline() if self._tcp is not None else None,
+            ) if d is not None
+        ]  # fmt: skip
+        return min(deadlines) if deadlines else None
+
+    def timers_expired(self, now: float) -> None:
+        self._now = now
+        for request, _target in self._neighbours.timers_expired(now, self._address):
+            self._emit(MAC_BROADCAST, ethernet.ETHERTYPE_ARP, request)
+        self._reassembler.expire(now)
+        if self._dhcp is not None:
+            self._dhcp.timers_expired(now)
+            self._pump_dhcp(now)
+        if self._tcp is not None:
+            self._tcp.timers_expired(now)
+
+    # --- UDP hooks (DHCP uses these) ----------------------------------------------------------------------------
+
+    def udp_bind(self, port: int, handler: UdpHandler) -> None:
+        if port in self._udp or not 0 < port <= 0xFFFF:
+            raise ValueError(f"UDP port {port} is taken or invalid")
+        if len(self._udp) >= UDP_BINDINGS:
+            raise ValueError("too many UDP bindings")
+        self._udp[port] = handler
+
+    def udp_unbind(self, port: int) -> None:
+        self._udp.pop(port, None)
+
+    def udp_send(self, now: float, dst: bytes, src_port: int, dst_port: int, payload: bytes) -> None:
+        """Send from our address (or 0.0.0.0 before we have one, as DHCP requires)."""
+        self._now = now
+        src = self._address or ANY
+        self._send_ip(now, dst, PROTO_UDP, serialize_udp(src, dst, src_port, dst_port, payload), src=src)
+
+    # --- receive path -------------------------------------------------------------------------------------------
+
+    def _frame(self, now: float, frame: bytes | memoryview) -> None:
+        eth = ethernet.parse_frame(frame)
+        if eth.dst not in (self._mac, MAC_BROADCAST):
+            self.counters.add(Drop.ETH_NOT_FOR_US)
+            return
+        if is_multicast_mac(eth.src):
+            self.counters.add(Drop.ETH_BAD_SOURCE)
+            return
+        if eth.ethertype == ethernet.ETHERTYPE_IPV4:
+            self._ipv4(now, eth.payload, eth.dst == MAC_BROADCAST)
+        elif eth.ethertype == ethernet.ETHERTYPE_ARP:
+            body = eth.payload[:ARP_PACKET_LEN] if len(eth.payload) > ARP_PACKET_LEN else eth.payload
+            outcome = self._neighbours.arp_received(now, eth.src, parse_arp(body), self._address, self._prefix_len)
+            if outcome is not None:
+                if outcome.reply is not None:
+                    self._emit(outcome.mac, ethernet.ETHERTYPE_ARP, outcome.reply)
+                for packet in outcome.released:
+                    self._emit(outcome.mac, ethernet.ETHERTYPE_IPV4, packet)
+        else:
+            self.counters.add(Drop.ETH_UNKNOWN_TYPE)
+
+    def _ipv4(self, now: float, payload: memoryview, link_broadcast: bool) -> None:
+        raw = strip_link_padding(payload)
+        header, body = parse_ipv4(raw)
+        src = header.src
+        dst = header.dst
+        if is_martian_source(src):
+            self.counters.add(Drop.IPV4_MARTIAN_SOURCE)
+            return
+        if src == self._address:
+            self.counters.add(Drop.IPV4_LAND if dst == src else Drop.IPV4_MARTIAN_SOURCE)
+            return
+        local = dst == self._address
+        unconfigured_udp = self._address is None and header.protocol == PROTO_UDP  # DHCP may unicast the offer
+        if not local and dst not in (LIMITED_BROADCAST, self._broadcast) and not unconfigured_udp:
+            self.counters.add(Drop.IPV4_NOT_FOR_US)
+            return
+        original: memoryview | None = raw
+        if header.is_fragment:
+            whole = self._reassembler.add(now, header, body)
+            if whole is None:
+                return
+            header, body = whole[0], memoryview(whole[1])
+            original = None
+        protocol = header.protocol
+        if protocol == PROTO_TCP:
+            if not local:
+                self.counters.add(Drop.TCP_NOT_UNICAST)
+            elif self._tcp is None:
+                self.counters.add(Drop.TCP_NO_LAYER)
+            else:
+                self._tcp.segment_received(now, src, dst, body)
+        elif protocol == PROTO_UDP:
+            self._udp_received(now, header, body, original if local and not link_broadcast else None)
+        elif protocol == PROTO_ICMP:
+            self._icmp_received(now, header, body, local)
+        else:
+            self.counters.add(Drop.IPV4_UNKNOWN_PROTOCOL)
+            if local and not link_broadcast and original is not None:
+                self._send_icmp_error(now, icmp.DEST_UNREACHABLE, icmp.CODE_PROTOCOL_UNREACHABLE, header, original)
+
+    def _udp_received(self, now: float, header: Ipv4Header, body: memoryview, original: memoryview | None) -> None:
+        datagram = parse_udp(body, header.src, header.dst)
+        handler = self._udp.get(datagram.dst_port)
+        if handler is None:
+            self.counters.add(Drop.UDP_PORT_CLOSED)
+            if original is not None:
+                self._send_icmp_error(now, icmp.DEST_UNREACHABLE, icmp.CODE_PORT_UNREACHABLE, header, original)
+            return
+        handler(now, header.src, datagram.src_port, header.dst, datagram.payload)
+
+    def _icmp_received(self, now: float, header: Ipv4Header, body: memoryview, local: bool) -> None:
+        message = icmp.parse_icmp(body)
+        if message.type == icmp.ECHO_REQUEST:
+            if not local:
+                self.counters.add(Drop.ICMP_ECHO_BROADCAST)  # no smurf amplification
+            elif not self._echo_bucket.allow(now):
+                self.counters.add(Drop.ICMP_ECHO_RATE_LIMITED)
+            else:
+                reply = icmp.serialize_icmp(icmp.ECHO_REPLY, 0, message.rest, message.body)
+                self._send_ip(now, header.src, PROTO_ICMP, reply)
+            return
+        if message.type not in icmp.ERROR_TYPES:
+            self.counters.add(Drop.ICMP_UNHANDLED_TYPE)
+            return
+        if not local:
+            self.counters.add(Drop.ICMP_ERROR_NOT_OURS)
+            return
+        quoted = message.body
+        if len(quoted) < MIN_HEADER_LEN + 8 or quoted[0] >> 4 != 4:
+            self.counters.add(Drop.ICMP_BAD_QUOTE)
+            return
+        quoted_header_len = (quoted[0] & 0x0F) * 4
+        if quoted_header_len < MIN_HEADER_LEN or len(quoted) < quoted_header_len + 8:
+            self.counters.add(Drop.ICMP_BAD_QUOTE)
+            return
+        if bytes(quoted[12:16]) != self._address:
+            self.counters.add(Drop.ICMP_ERROR_NOT_OURS)
+            return
+        # RFC 6633: source quench is ignored; everything else about TCP goes to TCP, which checks RFC 5927
+        if quoted[9] == PROTO_TCP and self._tcp is not None and message.type != icmp.SOURCE_QUENCH:
+            self._tcp.icmp_error_received(now, message.type, message.code, bytes(quoted), icmp.next_hop_mtu(message))
+        else:
+            self.counters.add(Drop.ICMP_ERROR_UNHANDLED)
+
+    def _dhcp_received(self, now: float, src: bytes, src_port: int, dst: bytes, payload: memoryview) -> None:
+        if self._dhcp is None or src_port != SERVER_PORT:
+            self.counters.add(Drop.DHCP_NOT_OURS)
+            return
+        self._dhcp.message_received(now, payload)
+        self._pump_dhcp(now)
+
+    # --- send path ----------------------------------------------------------------------------------------------
+
+    def _send_tcp(self, now: float, segments: list[tuple[bytes, bytes, bytes]]) -> None:
+        for src, dst, segment in segments:
+            if src != self._address:
+                self.counters.add(Drop.IPV4_TX_BAD_SOURCE)
+                continue
+            self._send_ip(now, dst, PROTO_TCP, segment, src=src, dont_fragment=True)
+
+    def _send_ip(
+        self, now: float, dst: bytes, protocol: int, payload: bytes, *, src: bytes | None = None,
+        dont_fragment: bool = False,
+    ) -> None:  # fmt: skip
+        source = src if src is not None else self._address
+        if source is None:
+            self.counters.add(Drop.IPV4_NO_ROUTE)
+            return
+        packets = self._packets(source, dst, protocol, payload, dont_fragment)
+        if dst in (LIMITED_BROADCAST, self._broadcast):
+            for packet in packets:
+                self._emit(MAC_BROADCAST, ethernet.ETHERTYPE_IPV4, packet)
+            return
+        next_hop = self._next_hop(dst)
+        if next_hop is None:
+            self.counters.add(Drop.IPV4_NO_ROUTE)
+            return
+        mac = self._neighbours.lookup(next_hop, now)
+        for packet in packets:
+            if mac is not None:
+                self._emit(mac, ethernet.ETHERTYPE_IPV4, packet)
+            elif self._address is not None:
+                request = self._neighbours.hold(now, next_hop, packet, self._address)
+                if request is not None:
+                    self._emit(MAC_BROADCAST, ethernet.ETHERTYPE_ARP, request)
+            else:
+                self.counters.add(Drop.IPV4_NO_ROUTE)
+
+    def _packets(self, src: bytes, dst: bytes, protocol: int, payload: bytes, dont_fragment: bool) -> list[bytes]:
+        self._ident = (self._ident + 1) & 0xFFFF
+        if MIN_HEADER_LEN + len(payload) <= self._mtu:
+            header = build_header(
+                src, dst, protocol, len(payload), self._ident, ttl=IPV4_DEFAULT_TTL, dont_fragment=dont_fragment
+            )
+            return [b"".join((header, payload))]
+        if dont_fragment or MIN_HEADER_LEN + len(payload) > 0xFFFF:
+            self.counters.add(Drop.IPV4_TX_TOO_BIG)
+            return []
+        step = (self._mtu - MIN_HEADER_LEN) // 8 * 8
+        packets = []
+        for offset in range(0, len(payload), step):
+            chunk = payload[offset : offset + step]
+            more = offset + step < len(payload)
+            header = build_header(
+                src, dst, protocol, len(chunk), self._ident, ttl=IPV4_DEFAULT_TTL, more_fragments=more,
+                fragment_offset=offset,
+            )  # fmt: skip
+            packets.append(b"".join((header, chunk)))
+        return packets
+
+    def _next_hop(self, dst: bytes) -> bytes | None:
+        if int.from_bytes(dst, "big") & self._mask == self._network:
+            return dst
+        return self._gateway
+
+    def _send_icmp_error(
+        self, now: float, icmp_type: int, code: int, header: Ipv4Header, original: memoryview
+    ) -> None:
+        if not self._error_bucket.allow(now):
+            self.counters.add(Drop.ICMP_ERROR_RATE_LIMITED)
+            return
+        quote = original[: ICMP_ERROR_QUOTE_LIMIT - MIN_HEADER_LEN - icmp.HEADER_LEN]
+        self._send_ip(now, header.src, PROTO_ICMP, icmp.serialize_icmp(icmp_type, code, bytes(4), quote))
+
+    def _emit(self, dst_mac: bytes, ethertype: int, payload: bytes) -> None:
+        if len(self._out) >= TX_QUEUE_FRAMES:
+            self.counters.add(Drop.TX_QUEUE_FULL)
+            return
+        self._out.append(b"".join((ethernet.build_header(dst_mac, self._mac, ethertype), payload)))
+
+    # --- configuration ------------------------------------------------------------------------------------------
+
+    @property
+    def _prefix_len(self) -> int:
+        return self._ip.prefix_len if self._ip is not None else 32
+
+    def _configure(self, ip: StaticIp | None) -> None:
+        if ip == self._ip:
+            return
+        self._neighbours.clear()
+        self._ip = ip
+        if ip is None:
+            self._address = None
+            self._mask = 0
+            self._network = -1
+            self._broadcast = LIMITED_BROADCAST
+            self._gateway = None
+            return
+        self._address = ip.address
+        self._mask = prefix_mask(ip.prefix_len)
+        self._network = int.from_bytes(ip.address, "big") & self._mask
+        self._broadcast = subnet_broadcast(ip.address, ip.prefix_len) if ip.prefix_len < 31 else LIMITED_BROADCAST
+        self._gateway = ip.gateway
+        self._emit(MAC_BROADCAST, ethernet.ETHERTYPE_ARP, self._neighbours.announcement(ip.address))
+
+    def _pump_dhcp(self, now: float) -> None:
+        if self._dhcp is None:
+            return
+        for event in self._dhcp.take_events():
+            self._configure(event.lease.config if isinstance(event, LeaseAcquired) else None)
+        for send in self._dhcp.take_outgoing():
+            self.udp_send(now, send.dst, CLIENT_PORT, SERVER_PORT, send.payload)
