@@ -1,0 +1,1 @@
+"""TCP (RFC 9293) as pure protocol code: `TcpLayer` takes segments and time, returns segments and events."""

@@ -1,0 +1,73 @@
+"""Every TCP limit and tunable in one place (DESIGN.md rule 4): a connection or the layer never invents a number.
+
+Defaults follow the RFCs where they give one (RFC 6298 RTO bounds, RFC 9293 MSL, RFC 5961 challenge-ACK
+throttling, RFC 1122 delayed-ACK ceiling) and the appliance's threat model elsewhere: a hostile internet peer
+must not be able to make the stack hold more than `max_connections * (snd_buffer + rcv_buffer + ooo_max_bytes)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TcpConfig:
+    # Segment sizes
+    mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40
+    default_peer_mss: int = 536          # RFC 9293 §3.7.1 when the peer sends no MSS option
+    min_mss: int = 64                    # floor for peer MSS and PMTU-derived MSS (tiny-MSS amplification)
+
+    # Buffers (bytes). The receive buffer is rounded up to a multiple of the MSS, as BSD does.
+    rcv_buffer: int = 262144
+    snd_buffer: int = 262144
+    ooo_max_bytes: int = 262144          # out-of-order queue bytes per connection
+    ooo_max_segments: int = 64           # out-of-order queue entries per connection
+
+    # Options offered
+    window_scaling: bool = True
+    timestamps: bool = True
+
+    # Retransmission (RFC 6298)
+    rto_initial: float = 1.0
+    rto_min: float = 1.0
+    rto_max: float = 60.0
+    clock_granularity: float = 0.001     # G in RFC 6298 §2
+    syn_retries: int = 6                 # SYN / SYN-ACK retransmissions before giving up
+    data_retries: int = 12               # RTO expiries in a row before the connection is dropped
+    user_timeout: float = 300.0          # RFC 9293 §3.8.3: unacknowledged data older than this aborts
+    connect_timeout: float = 75.0        # whole SYN-SENT phase (BSD keepinit)
+    dupack_threshold: int = 3            # RFC 5681 fast retransmit
+    initial_window_segments: int = 10    # RFC 6928 IW10
+
+    # Acknowledgements
+    delayed_ack: float = 0.1             # RFC 1122: less than 0.5 s
+    delayed_ack_segments: int = 2        # ACK at least every second full-sized segment (RFC 5681 §4.2)
+
+    # Persist / keepalive / idle
+    persist_min: float = 0.5
+    persist_max: float = 60.0
+    keepalive: bool = True
+    keepalive_idle: float = 120.0
+    keepalive_interval: float = 15.0
+    keepalive_probes: int = 5
+    idle_timeout: float = 900.0          # no segment in either direction for this long: abort
+    msl: float = 30.0                    # TIME_WAIT lasts 2 * msl
+    fin_wait_2_timeout: float = 60.0     # orphaned FIN-WAIT-2 (we closed, peer never does)
+
+    # RFC 5961
+    rfc5961: bool = True                 # challenge ACKs for in-window RST/SYN and the ACK check
+    challenge_ack_limit: int = 100       # challenge ACKs per second, whole layer (RFC 5961 §7)
+
+    # Admission control
+    max_connections: int = 4096          # all TCBs, any state
+    max_per_source: int = 64             # TCBs per remote IPv4 address
+    max_half_open: int = 256             # SYN-RECEIVED TCBs, whole layer; beyond it SYN cookies answer
+    max_backlog: int = 128               # cap on a listener's backlog (half-open plus unaccepted)
+    syn_cookies: bool = True
+    drop_syn_fin: bool = True            # SYN+FIN is a scanner's probe: drop it (BSD drop_synfin)
+    max_listeners: int = 64
+    rst_rate_limit: int = 200            # RSTs per second answering segments to closed ports
+
+    @property
+    def local_mss(self) -> int:
+        return self.mtu - 40

@@ -1,0 +1,518 @@
+"""The TCP layer: demultiplexing, listeners, admission control, SYN cookies, timers, and the user API.
+
+It implements the `SegmentLayer` contract of `netstack.stack` (segment_received, icmp_error_received,
+take_outgoing, next_deadline, timers_expired) and a socket-like API addressed by connection id. Time and the
+ISN secret are passed in; nothing here reads a clock or a random source. Nothing raises out of
+`segment_received` or `icmp_error_received`: a malformed or unwelcome segment is counted in `stats` under the
+reason it was refused.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import struct
+from collections import Counter
+
+from netstack.tcp import events as ev
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.connection import INF, Connection, State
+from netstack.tcp.isn import IsnGenerator
+from netstack.tcp.segment import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    Segment,
+    SegmentError,
+    build_options,
+    build_segment,
+    parse_segment,
+)
+from netstack.tcp.seq import MASK, seq_in
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[bytes, int, bytes, int]  # (remote, remote port, local, local port)
+EPHEMERAL_LOW = 49152
+EPHEMERAL_COUNT = 16384
+_QUOTED_TCP = struct.Struct("!HHI")
+
+
+class TcpError(Exception):
+    """A user call that cannot be honoured (unknown connection, limit reached, port in use)."""
+
+
+class Listener:
+    __slots__ = ("backlog", "half_open", "port")
+
+    def __init__(self, port: int, backlog: int) -> None:
+        self.port = port
+        self.backlog = backlog
+        self.half_open = 0
+
+
+class TcpLayer:
+    """All TCP state of one host. Addresses are 4-byte IPv4 addresses."""
+
+    def __init__(self, secret: bytes, config: TcpConfig | None = None) -> None:
+        self.config = config or TcpConfig()
+        self.isn = IsnGenerator(secret)
+        self.connections: dict[Key, Connection] = {}
+        self.by_id: dict[int, Connection] = {}
+        self.listeners: dict[int, Listener] = {}
+        self.per_source: Counter[bytes] = Counter()
+        self.half_open: set[int] = set()
+        self.time_wait = 0
+        self.outgoing: list[tuple[bytes, bytes, bytes]] = []
+        self.events: list[ev.Event] = []
+        self.stats: Counter[str] = Counter()
+        self._heap: list[tuple[float, int]] = []
+        self._next_id = 1
+        self._challenge_second = -1
+        self._challenge_count = 0
+        self._rst_second = -1
+        self._rst_count = 0
+        self._port_counter = 0
+
+    # ------------------------------------------------------------------ SegmentLayer contract
+
+    def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
+        try:
+            self._input(now, src, dst, segment)
+        except Exception:  # the stack must survive its own bugs too; count and log them
+            self.count("internal-error")
+            logger.exception("TCP input failed")
+
+    def icmp_error_received(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
+                            next_hop_mtu: int | None) -> None:
+        try:
+            self._icmp_error(now, icmp_type, icmp_code, quoted, next_hop_mtu)
+        except Exception:
+            self.count("internal-error")
+            logger.exception("TCP ICMP handling failed")
+
+    def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
+        out = self.outgoing
+        self.outgoing = []
+        return out
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            when, conn_id = heap[0]
+            conn = self.by_id.get(conn_id)
+            if conn is not None and conn.scheduled == when:
+                return when
+            heapq.heappop(heap)
+        return None
+
+    def timers_expired(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            when, conn_id = heapq.heappop(heap)
+            conn = self.by_id.get(conn_id)
+            if conn is None or conn.scheduled != when:
+                continue
+            conn.scheduled = INF
+            try:
+                conn.on_timer(now)
+            except Exception:
+                self.count("internal-error")
+                logger.exception("TCP timer failed")
+            self._schedule(conn)
+
+    def take_events(self) -> list[ev.Event]:
+        out = self.events
+        self.events = []
+        return out
+
+    # ------------------------------------------------------------------ services for connections
+
+    def count(self, reason: str) -> None:
+        self.stats[reason] += 1
+
+    def emit(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+    def allow_challenge_ack(self, now: float) -> bool:
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            self._challenge_count = 0
+        if self._challenge_count >= self.config.challenge_ack_limit:
+            self.count("challenge-ack-rate-limited")
+            return False
+        self._challenge_count += 1
+        self.count("challenge-ack")
+        return True
+
+    def _allow_rst(self, now: float) -> bool:
+        second = int(now)
+        if second != self._rst_second:
+            self._rst_second = second
+            self._rst_count = 0
+        if self._rst_count >= self.config.rst_rate_limit:
+            self.count("rst-rate-limited")
+            return False
+        self._rst_count += 1
+        return True
+
+    def send_reset_for(self, local: bytes, remote: bytes, seg: Segment, now: float) -> None:
+        """The RFC 9293 §3.10.7.1 reply to a segment no connection wants."""
+        if seg.flags & RST or not self._allow_rst(now):
+            return
+        self.count("rst-sent")
+        if seg.flags & ACK:
+            out = build_segment(local, remote, seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+        else:
+            ack = (seg.seq + seg.seg_len) & MASK
+            out = build_segment(local, remote, seg.dst_port, seg.src_port, 0, ack, RST | ACK, 0)
+        self.outgoing.append((local, remote, out))
+
+    def half_open_done(self, conn: Connection) -> None:
+        if conn.id in self.half_open:
+            self.half_open.discard(conn.id)
+            listener = self.listeners.get(conn.listener_port)
+            if listener is not None and listener.half_open > 0:
+                listener.half_open -= 1
+
+    def entered_time_wait(self, conn: Connection) -> None:
+        self.time_wait += 1
+        self.count("time-wait")
+
+    def destroy(self, conn: Connection, error: str | None, *, notify: bool = True) -> None:
+        if self.by_id.pop(conn.id, None) is None:
+            return
+        self.connections.pop(conn.key, None)
+        self.half_open_done(conn)
+        self.per_source[conn.remote] -= 1
+        if self.per_source[conn.remote] <= 0:
+            del self.per_source[conn.remote]
+        if conn.state == State.TIME_WAIT:
+            self.time_wait -= 1
+        conn.state = State.CLOSED
+        conn.error = error
+        conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
+        conn.sndbuf = bytearray()
+        conn.ooo = []
+        if notify:
+            self.emit(ev.Closed(conn.id, error))
+
+    def _schedule(self, conn: Connection) -> None:
+        if conn.state == State.CLOSED:
+            return
+        when = conn.deadline()
+        if when < conn.scheduled:
+            conn.scheduled = when
+            heapq.heappush(self._heap, (when, conn.id))
+
+    def _new_connection(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
+                        iss: int) -> Connection:
+        conn_id = self._next_id
+        self._next_id += 1
+        conn = Connection(self, conn_id, local, local_port, remote, remote_port, iss, now)
+        self.connections[conn.key] = conn
+        self.by_id[conn_id] = conn
+        self.per_source[remote] += 1
+        return conn
+
+    def _admit(self, remote: bytes) -> bool:
+        cfg = self.config
+        if len(self.by_id) >= cfg.max_connections:
+            self.count("connection-limit")
+            return False
+        if self.per_source[remote] >= cfg.max_per_source:
+            self.count("per-source-limit")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ input
+
+    def _input(self, now: float, src: bytes, dst: bytes, data: memoryview) -> None:
+        try:
+            seg = parse_segment(src, dst, data)
+        except SegmentError as error:
+            self.count(error.reason)
+            return
+        flags = seg.flags
+        if seg.src_port == 0 or seg.dst_port == 0:
+            self.count("port-zero")
+            return
+        if src == dst and seg.src_port == seg.dst_port:
+            self.count("land")
+            return
+        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
+            self.count("syn-fin")
+            return
+        if flags & SYN and flags & RST:
+            self.count("syn-rst")
+            return
+        if not flags & (SYN | RST | ACK | FIN):
+            self.count("null-flags")
+            return
+        if flags & (FIN | PSH | URG) == FIN | PSH | URG and not flags & ACK:
+            self.count("xmas")
+            return
+        conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
+        if conn is not None:
+            if conn.state == State.TIME_WAIT and flags & SYN and not flags & ACK and not self.config.rfc5961:
+                self.count("syn-in-time-wait")
+            conn.segment_arrived(now, seg)
+            self._schedule(conn)
+            return
+        listener = self.listeners.get(seg.dst_port)
+        if listener is not None:
+            self._listen_input(now, src, dst, seg, listener)
+            return
+        self.count("closed-port")
+        self.send_reset_for(dst, src, seg, now)
+
+    def _listen_input(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> None:
+        flags = seg.flags
+        cfg = self.config
+        if flags & RST:
+            self.count("listen-rst")
+            return
+        if flags & ACK:
+            if not flags & SYN and cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
+                return
+            self.count("listen-ack")
+            self.send_reset_for(dst, src, seg, now)
+            return
+        if not flags & SYN:
+            self.count("listen-no-syn")
+            return
+        if not self._admit(src):
+            return
+        if listener.half_open >= listener.backlog or len(self.half_open) >= cfg.max_half_open:
+            if cfg.syn_cookies:
+                self._send_cookie(now, src, dst, seg)
+            else:
+                self.count("backlog-full")
+            return
+        iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
+        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, iss)
+        conn.passive = True
+        conn.listener_port = listener.port
+        conn.state = State.SYN_RECEIVED
+        conn.apply_peer_syn_options(seg)
+        conn.snd_wnd = seg.window
+        conn.max_snd_wnd = seg.window
+        conn.snd_wl1 = seg.seq
+        self.half_open.add(conn.id)
+        listener.half_open += 1
+        self.count("syn-received")
+        conn.send_syn_ack(now, seg)
+        conn.t_rtx = now + conn.rto
+        conn.t_state = now + cfg.connect_timeout
+        self._schedule(conn)
+
+    def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
+        peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
+        cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
+        mss = min(mss, self.config.local_mss)
+        out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
+                            min(self.config.rcv_buffer, 0xFFFF), build_options(mss=mss))
+        self.count("syn-cookie-sent")
+        self.outgoing.append((dst, src, out))
+
+    def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> bool:
+        peer_isn = (seg.seq - 1) & MASK
+        cookie = (seg.ack - 1) & MASK
+        mss = self.isn.check_cookie(now, dst, seg.dst_port, src, seg.src_port, peer_isn, cookie)
+        if mss is None:
+            return False
+        if not self._admit(src):
+            return True
+        self.count("syn-cookie-accepted")
+        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, cookie)
+        conn.passive = True
+        conn.listener_port = listener.port
+        conn.state = State.SYN_RECEIVED
+        conn.mss = max(self.config.min_mss, min(mss, self.config.local_mss))
+        conn.irs = peer_isn
+        conn.rcv_nxt = seg.seq
+        conn.rcv_adv = seg.seq
+        conn.rcv_buf_size = -(-self.config.rcv_buffer // conn.mss) * conn.mss
+        conn.cwnd = min(self.config.initial_window_segments * conn.mss, max(2 * conn.mss, 14600))
+        conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
+        conn.snd_wl1 = seg.seq
+        conn.segment_arrived(now, seg)
+        self._schedule(conn)
+        return True
+
+    def _icmp_error(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
+                    next_hop_mtu: int | None) -> None:
+        """RFC 5927: act only on an error that quotes one of our connections with a sequence number we
+        have sent and not yet seen acknowledged; anything else is a blind attack or stale."""
+        if len(quoted) < 20:
+            self.count("icmp-short-quote")
+            return
+        ihl = (quoted[0] & 0x0F) * 4
+        if quoted[0] >> 4 != 4 or ihl < 20 or quoted[9] != 6 or len(quoted) < ihl + 8:
+            self.count("icmp-bad-quote")
+            return
+        local = bytes(quoted[12:16])
+        remote = bytes(quoted[16:20])
+        src_port, dst_port, seq = _QUOTED_TCP.unpack_from(quoted, ihl)
+        conn = self.connections.get((remote, dst_port, local, src_port))
+        if conn is None:
+            self.count("icmp-no-connection")
+            return
+        if not seq_in(seq, conn.snd_una, max(1, (conn.snd_max - conn.snd_una) & MASK)):
+            self.count("icmp-seq-out-of-window")
+            return
+        if icmp_type == 3 and icmp_code == 4:
+            if next_hop_mtu is None or next_hop_mtu < 68:
+                self.count("icmp-frag-needed-no-mtu")
+                return
+            new_mss = max(self.config.min_mss, next_hop_mtu - 40 - (12 if conn.ts_enabled else 0))
+            if new_mss < conn.mss:
+                self.count("pmtu-reduced")
+                conn.mss = new_mss
+                if conn.state != State.SYN_SENT:
+                    conn.retransmit_first(now)
+                self._schedule(conn)
+            return
+        if icmp_type in (3, 11):
+            self.count("icmp-soft-error")
+            if conn.state == State.SYN_SENT and icmp_type == 3 and icmp_code in (2, 3):
+                # RFC 1122 4.2.3.9: protocol/port unreachable is a hard error while connecting.
+                self.destroy(conn, "unreachable")
+                return
+            conn.error = "unreachable"
+            return
+        self.count("icmp-ignored")
+
+    # ------------------------------------------------------------------ user API
+
+    def listen(self, port: int, backlog: int = 128) -> None:
+        if not 0 < port < 65536:
+            raise TcpError(f"bad port {port}")
+        if port in self.listeners:
+            raise TcpError(f"port {port} already listening")
+        if len(self.listeners) >= self.config.max_listeners:
+            raise TcpError("listener limit reached")
+        self.listeners[port] = Listener(port, max(1, min(backlog, self.config.max_backlog)))
+
+    def unlisten(self, port: int) -> None:
+        self.listeners.pop(port, None)
+
+    def connect(self, now: float, local: bytes, remote: bytes, remote_port: int, local_port: int = 0) -> int:
+        if len(local) != 4 or len(remote) != 4 or not 0 < remote_port < 65536:
+            raise TcpError("bad address")
+        if len(self.by_id) >= self.config.max_connections:
+            self.count("connection-limit")
+            raise TcpError("connection limit reached")
+        if local_port == 0:
+            local_port = self._ephemeral_port(now, local, remote, remote_port)
+        elif (remote, remote_port, local, local_port) in self.connections:
+            raise TcpError("address in use")
+        iss = self.isn.isn(now, local, local_port, remote, remote_port)
+        conn = self._new_connection(now, local, local_port, remote, remote_port, iss)
+        conn.state = State.SYN_SENT
+        conn.send_syn(now)
+        conn.t_rtx = now + conn.rto
+        conn.t_state = now + self.config.connect_timeout
+        self._schedule(conn)
+        return conn.id
+
+    def _ephemeral_port(self, now: float, local: bytes, remote: bytes, remote_port: int) -> int:
+        """RFC 6056 algorithm 3: a keyed-hash offset per destination plus a counter."""
+        offset = self.isn.isn(0.0, local, 0, remote, remote_port)
+        for _ in range(EPHEMERAL_COUNT):
+            self._port_counter += 1
+            port = EPHEMERAL_LOW + (offset + self._port_counter) % EPHEMERAL_COUNT
+            if (remote, remote_port, local, port) not in self.connections and port not in self.listeners:
+                return port
+        raise TcpError("no ephemeral port free")
+
+    def _conn(self, conn_id: int) -> Connection:
+        conn = self.by_id.get(conn_id)
+        if conn is None:
+            raise TcpError(f"no connection {conn_id}")
+        return conn
+
+    def send(self, now: float, conn_id: int, data: bytes | bytearray | memoryview) -> int:
+        """Queue data; returns how much fitted in the send buffer (a `Writable` event follows when more fits)."""
+        conn = self._conn(conn_id)
+        if conn.fin_queued or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT,
+                                                 State.SYN_RECEIVED):
+            raise TcpError("connection not writable")
+        taken = conn.user_send(now, data)
+        self._schedule(conn)
+        return taken
+
+    def receive(self, now: float, conn_id: int, max_bytes: int = 1 << 20) -> bytes:
+        conn = self._conn(conn_id)
+        data = conn.user_receive(now, max_bytes)
+        self._schedule(conn)
+        return data
+
+    def readable_bytes(self, conn_id: int) -> int:
+        conn = self.by_id.get(conn_id)
+        return len(conn.rcvbuf) if conn is not None else 0
+
+    def send_buffered(self, conn_id: int) -> int:
+        """Bytes handed to `send` and not yet acknowledged by the peer."""
+        conn = self.by_id.get(conn_id)
+        return len(conn.sndbuf) if conn is not None else 0
+
+    def pause_reading(self, conn_id: int) -> None:
+        self._conn(conn_id).reading_paused = True
+
+    def resume_reading(self, conn_id: int) -> None:
+        conn = self._conn(conn_id)
+        conn.reading_paused = False
+        if conn.rcvbuf and not conn.readable_pending:
+            conn.readable_pending = True
+            self.emit(ev.Readable(conn.id))
+
+    def shutdown(self, now: float, conn_id: int) -> None:
+        conn = self._conn(conn_id)
+        conn.user_shutdown(now)
+        self._schedule(conn)
+
+    def close(self, now: float, conn_id: int) -> None:
+        """Orderly close: the FIN follows buffered data; the connection lingers in the stack until done."""
+        conn = self.by_id.get(conn_id)
+        if conn is None:
+            return
+        conn.app_closed = True
+        conn.reading_paused = True
+        if conn.state == State.SYN_SENT:
+            self.destroy(conn, None, notify=False)
+            return
+        conn.user_shutdown(now)
+        if conn.state == State.FIN_WAIT_2:
+            conn.t_state = now + self.config.fin_wait_2_timeout
+        self._schedule(conn)
+
+    def abort(self, now: float, conn_id: int) -> None:
+        """Drop the connection at once, telling the peer with a RST when it is synchronized."""
+        conn = self.by_id.get(conn_id)
+        if conn is None:
+            return
+        if conn.state not in (State.SYN_SENT, State.TIME_WAIT, State.CLOSED):
+            conn.send_rst(now)
+        self.count("aborted")
+        self.destroy(conn, "aborted", notify=False)
+
+    def state_of(self, conn_id: int) -> State:
+        conn = self.by_id.get(conn_id)
+        return conn.state if conn is not None else State.CLOSED
+
+    def addresses(self, conn_id: int) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+        """((local address, port), (remote address, port))."""
+        conn = self._conn(conn_id)
+        return (conn.local, conn.local_port), (conn.remote, conn.remote_port)
+
+    def connection(self, conn_id: int) -> Connection | None:
+        """The connection object, for introspection by tests and statistics."""
+        return self.by_id.get(conn_id)
+
+
+__all__ = ["Listener", "TcpError", "TcpLayer"]

@@ -1,0 +1,225 @@
+"""TCP segment codec (RFC 9293 §3.1, options RFC 7323 / RFC 2018): parse and build, paired.
+
+Parsing follows the house order: integrity (length, data offset, checksum with the IPv4 pseudo-header) ->
+parse (fields read from the memoryview, the payload stays a view, no copy) -> sanity (option lengths, flag
+combinations are judged by the connection layer, which knows the state). A malformed segment raises
+`SegmentError` whose `reason` names a drop counter.
+
+The checksum uses the identity that a one's-complement sum of 16-bit words is the big-endian integer of the
+same bytes modulo 0xFFFF (because 2**16 == 1 mod 0xFFFF): one `int.from_bytes` and one modulo run in C, which
+is an order of magnitude faster than summing words in Python.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct("!HHIIBBHHH")
+MIN_HEADER_LEN = 20
+MAX_HEADER_LEN = 60
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+OPT_TIMESTAMP = 8
+
+MAX_WSCALE = 14  # RFC 7323 §2.3: larger shift counts are treated as 14
+_PROTO_TCP = 6
+_MSS = struct.Struct("!BBH")
+_TS = struct.Struct("!BBII")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+
+
+class SegmentError(ValueError):
+    """A segment that cannot be accepted; `reason` is the name of the drop counter it increments."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def ones_sum(data: bytes | bytearray | memoryview) -> int:
+    """One's-complement sum residue (mod 0xFFFF) of `data` read as big-endian 16-bit words, odd length padded."""
+    value = int.from_bytes(data, "big")
+    if len(data) & 1:
+        value <<= 8
+    return value % 0xFFFF
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, length: int) -> int:
+    """Residue of the IPv4 pseudo-header (RFC 9293 §3.1) for a TCP segment of `length` bytes."""
+    return (int.from_bytes(src + dst, "big") + _PROTO_TCP + length) % 0xFFFF
+
+
+def checksum_ok(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> bool:
+    """Whether the checksum field makes the whole sum (pseudo-header included) come out as all ones."""
+    return (pseudo_header_sum(src, dst, len(segment)) + ones_sum(segment)) % 0xFFFF == 0
+
+
+def finish_checksum(residue: int) -> int:
+    """Checksum field value for a sum residue: the complement of the one's-complement sum."""
+    return (0xFFFF - residue % 0xFFFF) % 0xFFFF
+
+
+class Options:
+    """Options that matter to this stack; absent ones are None. Plain slotted class: one per parsed segment."""
+
+    __slots__ = ("mss", "sack_permitted", "ts_ecr", "ts_val", "wscale")
+
+    def __init__(self) -> None:
+        self.mss: int | None = None
+        self.wscale: int | None = None
+        self.sack_permitted = False
+        self.ts_val: int | None = None
+        self.ts_ecr: int | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Options):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Options(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+
+
+NO_OPTIONS = Options()
+
+
+def parse_options(raw: memoryview) -> Options:
+    """Parse the option bytes of a header. Unknown options are skipped by their length; a length byte that is
+    missing, below 2, runs past the header, or does not fit a known option's fixed size is an error.
+    Bytes after EOL must be padding and are ignored (RFC 9293 §3.1)."""
+    options = Options()
+    i = 0
+    end = len(raw)
+    while i < end:
+        kind = raw[i]
+        if kind == OPT_EOL:
+            break
+        if kind == OPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise SegmentError("option-truncated")
+        length = raw[i + 1]
+        if length < 2 or i + length > end:
+            raise SegmentError("option-length")
+        if kind == OPT_MSS:
+            if length != 4:
+                raise SegmentError("option-length")
+            options.mss = _U16.unpack_from(raw, i + 2)[0]
+        elif kind == OPT_WSCALE:
+            if length != 3:
+                raise SegmentError("option-length")
+            options.wscale = min(raw[i + 2], MAX_WSCALE)
+        elif kind == OPT_SACK_PERMITTED:
+            if length != 2:
+                raise SegmentError("option-length")
+            options.sack_permitted = True
+        elif kind == OPT_TIMESTAMP:
+            if length != 10:
+                raise SegmentError("option-length")
+            options.ts_val = _U32.unpack_from(raw, i + 2)[0]
+            options.ts_ecr = _U32.unpack_from(raw, i + 6)[0]
+        i += length
+    return options
+
+
+def build_options(
+    *, mss: int | None = None, wscale: int | None = None, sack_permitted: bool = False,
+    ts: tuple[int, int] | None = None,
+) -> bytes:
+    """Serialize options in the usual aligned layout (what Linux and FreeBSD send), padded to 4 bytes."""
+    out = bytearray()
+    if mss is not None:
+        out += _MSS.pack(OPT_MSS, 4, mss)
+    if wscale is not None:
+        out += bytes((OPT_NOP, OPT_WSCALE, 3, wscale))
+    if sack_permitted:
+        out += bytes((OPT_SACK_PERMITTED, 2)) if ts is not None else bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
+    if ts is not None:
+        if not sack_permitted:
+            out += bytes((OPT_NOP, OPT_NOP))
+        out += _TS.pack(OPT_TIMESTAMP, 10, ts[0], ts[1])
+    while len(out) % 4:
+        out.append(OPT_EOL)
+    if len(out) > MAX_HEADER_LEN - MIN_HEADER_LEN:
+        raise ValueError("options longer than 40 bytes")
+    return bytes(out)
+
+
+class Segment:
+    """A parsed segment. `payload` is a view into the caller's buffer: copy it before the buffer is reused."""
+
+    __slots__ = ("ack", "dst_port", "flags", "options", "payload", "seq", "src_port", "urgent", "window")
+
+    def __init__(  # noqa: PLR0917
+        self, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int, urgent: int,
+        options: Options, payload: memoryview,
+    ) -> None:
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.urgent = urgent
+        self.options = options
+        self.payload = payload
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space the segment occupies: data plus one for each of SYN and FIN."""
+        return len(self.payload) + (self.flags & SYN != 0) + (self.flags & FIN != 0)
+
+    def __repr__(self) -> str:
+        names = "".join(ch for bit, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
+                        if self.flags & bit)
+        return (f"Segment({self.src_port}->{self.dst_port} {names or '-'} seq={self.seq} ack={self.ack} "
+                f"win={self.window} len={len(self.payload)} {self.options!r})")
+
+
+def parse_segment(src: bytes, dst: bytes, data: memoryview, *, verify_checksum: bool = True) -> Segment:
+    """Integrity, then parse; raises SegmentError. `data` is exactly the TCP segment (IPv4 payload)."""
+    length = len(data)
+    if length < MIN_HEADER_LEN:
+        raise SegmentError("truncated")
+    src_port, dst_port, seq, ack, offset_byte, flags, window, _checksum, urgent = HEADER.unpack_from(data)
+    header_len = (offset_byte >> 4) * 4
+    if header_len < MIN_HEADER_LEN or header_len > length:
+        raise SegmentError("bad-data-offset")
+    if verify_checksum and not checksum_ok(src, dst, data):
+        raise SegmentError("bad-checksum")
+    options = parse_options(data[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN else NO_OPTIONS
+    return Segment(src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:])
+
+
+def build_segment(  # noqa: PLR0917
+    src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
+    options: bytes = b"", payload: bytes | bytearray | memoryview = b"", urgent: int = 0,
+) -> bytes:
+    """Serialize a segment with its checksum computed over the IPv4 pseudo-header."""
+    if len(options) % 4 or len(options) > MAX_HEADER_LEN - MIN_HEADER_LEN:
+        raise ValueError("options must be padded to 4 bytes and at most 40")
+    header_len = MIN_HEADER_LEN + len(options)
+    header = HEADER.pack(src_port, dst_port, seq, ack, (header_len // 4) << 4, flags, window, 0, urgent) + options
+    residue = pseudo_header_sum(src, dst, header_len + len(payload)) + ones_sum(header)
+    if payload:
+        residue += ones_sum(payload)
+    checksum = finish_checksum(residue)
+    return header[:16] + _U16.pack(checksum) + header[18:] + payload
