@@ -1,0 +1,64 @@
+"""x509-limbo conformance: every case through `tls.x509.validate`, compared with the checked-in expectations.
+
+A case that was right and becomes wrong fails (regression); a listed case that becomes right also fails,
+so that x509_limbo_expectations.json is kept exact. The per-feature table and the summary line print with
+`pytest -s`; results in the upstream harness format go to build/x509-limbo-results.json.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conformance import x509_limbo
+
+pytestmark = pytest.mark.skipif(not x509_limbo.LIMBO.exists(), reason="shared conformance data not present")
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> list[x509_limbo.Outcome]:
+    results = x509_limbo.run_all(x509_limbo.load_cases())
+    path = x509_limbo.write_results(results)
+    print()
+    print(x509_limbo.table(results))
+    print(f"results written to {path}")
+    return results
+
+
+def test_every_case_ran_and_results_use_the_harness_format(outcomes: list[x509_limbo.Outcome]) -> None:
+    cases = x509_limbo.load_cases()
+    assert len(outcomes) == len(cases) == 208
+    written = json.loads(x509_limbo.RESULTS.read_text())
+    assert written["version"] == 1
+    assert {r["actual_result"] for r in written["results"]} <= {"SUCCESS", "FAILURE", "SKIPPED"}
+    assert [r["id"] for r in written["results"]] == [c["id"] for c in cases]
+
+
+def test_at_least_as_good_as_the_cryptography_verifier(outcomes: list[x509_limbo.Outcome]) -> None:
+    correct = sum(o.verdict == "correct" for o in outcomes)
+    assert correct >= x509_limbo.REFERENCE_CORRECT, x509_limbo.summary(outcomes)
+
+
+def test_no_regression_against_expectations(outcomes: list[x509_limbo.Outcome]) -> None:
+    expected = x509_limbo.load_expectations()
+    regressions = [
+        f"{o.case_id}: expected {o.expected}, got {o.actual} ({o.context})"
+        for o in outcomes
+        if o.verdict != "correct" and o.case_id not in expected
+    ]
+    assert not regressions, "cases that are now wrong or skipped:\n" + "\n".join(regressions)
+
+
+def test_expectations_file_is_exact(outcomes: list[x509_limbo.Outcome]) -> None:
+    expected = x509_limbo.load_expectations()
+    by_id = {o.case_id: o for o in outcomes}
+    unknown = sorted(set(expected) - set(by_id))
+    assert not unknown, f"expectations list cases that do not exist: {unknown}"
+    improved = [case_id for case_id in expected if by_id[case_id].verdict == "correct"]
+    assert not improved, f"now correct, remove from x509_limbo_expectations.json: {improved}"
+    changed = [
+        case_id for case_id, entry in expected.items() if by_id[case_id].verdict != entry["result"]
+    ]
+    assert not changed, f"verdict differs from the expectations file: {changed}"
+    assert all(entry["reason"].strip() for entry in expected.values())

@@ -1,0 +1,26 @@
+"""Our own X.509: strict DER parsing into an immutable model, and RFC 5280 path validation for TLS.
+
+pyasn1 (with pyasn1-modules' RFC 5280 schema) decodes, `cryptography` verifies signatures; every policy
+decision is made here. Nothing but `X509Error` escapes: malformed input, untrusted chains and exceeded
+work limits all raise it with a failure category.
+"""
+
+from tls.x509.errors import X509Error
+from tls.x509.limits import DEFAULT_LIMITS, ValidationLimits
+from tls.x509.model import Certificate, Name
+from tls.x509.parse import parse_certificate
+from tls.x509.purpose import PeerName, Purpose
+from tls.x509.validate import ValidatedPath, validate
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Certificate",
+    "Name",
+    "PeerName",
+    "Purpose",
+    "ValidatedPath",
+    "ValidationLimits",
+    "X509Error",
+    "parse_certificate",
+    "validate",
+]

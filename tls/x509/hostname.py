@@ -1,0 +1,95 @@
+"""Syntax of DNS names and mailboxes in certificates, and matching a peer name against a SubjectAltName.
+
+Matching follows RFC 6125 / 9525 as the web uses it: SubjectAltName only (the subject CN is never
+consulted), case-insensitive ASCII, and a wildcard only as the whole left-most label, standing for exactly
+one non-empty label, and only above at least two labels (so `*.com` matches nothing).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+from tls.failure import Category
+from tls.x509.errors import X509Error
+from tls.x509.model import GeneralNames
+from tls.x509.purpose import PeerName
+
+_LDH: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+MAX_DNS_NAME: Final = 253
+MAX_DNS_LABEL: Final = 63
+# Mailbox local parts: printable ASCII other than '@' (RFC 5321 atext and dots, plus what quoting allows).
+_LOCAL_PART: Final = frozenset(chr(c) for c in range(0x21, 0x7F)) - {"@"}
+
+
+def is_dns_label(label: str) -> bool:
+    return (
+        0 < len(label) <= MAX_DNS_LABEL
+        and _LDH.issuperset(label)
+        and not label.startswith("-")
+        and not label.endswith("-")
+    )
+
+
+def is_dns_name(name: str, *, allow_wildcard: bool = False) -> bool:
+    """A host name of LDH labels (no trailing dot); with allow_wildcard, a left-most label of exactly '*'."""
+    if not 0 < len(name) <= MAX_DNS_NAME:
+        return False
+    labels = name.split(".")
+    if allow_wildcard and labels[0] == "*":
+        labels = labels[1:]
+        if not labels:
+            return False
+    return all(is_dns_label(label) for label in labels)
+
+
+def is_mailbox(address: str) -> bool:
+    """local@domain with exactly one '@', a non-empty printable local part and a valid domain."""
+    local, at, domain = address.rpartition("@")
+    return bool(at) and bool(local) and _LOCAL_PART.issuperset(local) and is_dns_name(domain)
+
+
+def dns_matches(pattern: str, host: str) -> bool:
+    """Does SAN dNSName `pattern` (syntax-checked) cover `host` (syntax-checked, no wildcard)?"""
+    pattern = pattern.lower()
+    host = host.lower()
+    if not pattern.startswith("*."):
+        return pattern == host
+    base = pattern[2:]
+    if base.count(".") < 1:
+        return False  # *.com, *.local: a wildcard must sit above at least two labels
+    label, dot, rest = host.partition(".")
+    return bool(dot) and bool(label) and rest == base
+
+
+def mailbox_equal(a: str, b: str) -> bool:
+    """Local parts compare exactly, domains case-insensitively (RFC 5280 7.5)."""
+    local_a, _, domain_a = a.rpartition("@")
+    local_b, _, domain_b = b.rpartition("@")
+    return local_a == local_b and domain_a.lower() == domain_b.lower()
+
+
+def check_peer_name(san: GeneralNames | None, name: PeerName) -> None:
+    """Raise name-mismatch unless the SubjectAltName holds `name`."""
+    if san is None:
+        raise X509Error(Category.NAME_MISMATCH, "certificate has no subjectAltName")
+    if name.kind == "DNS":
+        if not is_dns_name(name.value):
+            raise X509Error(Category.NAME_MISMATCH, "peer name is not a valid DNS name")
+        if any(dns_matches(pattern, name.value) for pattern in san.dns):
+            return
+    elif name.kind == "IP":
+        try:
+            packed = ipaddress.ip_address(name.value).packed
+        except ValueError as exc:
+            raise X509Error(Category.NAME_MISMATCH, "peer name is not a valid IP address") from exc
+        if packed in san.ips:
+            return
+    elif name.kind == "RFC822":
+        if not is_mailbox(name.value):
+            raise X509Error(Category.NAME_MISMATCH, "peer name is not a valid mailbox")
+        if any(mailbox_equal(box, name.value) for box in san.emails):
+            return
+    else:
+        raise X509Error(Category.NAME_MISMATCH, "unknown peer name kind")
+    raise X509Error(Category.NAME_MISMATCH, f"{name.kind} name not in the certificate's subjectAltName")

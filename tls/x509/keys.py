@@ -1,0 +1,154 @@
+"""SubjectPublicKeyInfo: decode it ourselves, then hand exact numbers to `cryptography`.
+
+We decode the SPKI with our own strict reader so that the key policy (which curves, how many RSA bits,
+no explicit curve parameters) is decided on what the certificate says, not on what a library tolerates.
+Unsupported keys still parse (an unrelated trust anchor may use anything); they are refused when used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from tls.failure import Category
+from tls.x509 import oids
+from tls.x509.der import (
+    TAG_BIT_STRING,
+    TAG_INTEGER,
+    TAG_NULL,
+    TAG_OID,
+    TAG_SEQUENCE,
+    decode_oid,
+    iter_children,
+    read_single,
+)
+from tls.x509.errors import X509Error, decode_error
+
+
+class KeyKind(Enum):
+    RSA = "rsa"
+    EC = "ec"
+    ED25519 = "ed25519"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    """SubjectPublicKeyInfo, decoded. `problem` says why an UNSUPPORTED key cannot be used."""
+
+    der: bytes
+    kind: KeyKind
+    key_bits: int
+    curve: str | None = None
+    rsa_modulus: int = 0
+    rsa_exponent: int = 0
+    key_bytes: bytes = b""  # EC point or Ed25519 key
+    problem: str | None = None
+
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+# Key policy. Below 2048 bits RSA is refused (issue 5); above 8192 bits verification gets expensive enough
+# to be a denial-of-service lever, and nobody issues such keys.
+MIN_RSA_BITS: Final = 2048
+MAX_RSA_BITS: Final = 8192
+MAX_RSA_EXPONENT: Final = (1 << 32) - 1
+
+_CURVES: Final = {
+    oids.SECP256R1: ("P-256", 256, 65),
+    oids.SECP384R1: ("P-384", 384, 97),
+    oids.SECP521R1: ("P-521", 521, 133),
+}
+_CURVE_OBJECTS: Final[dict[str, ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1(),
+    "P-384": ec.SECP384R1(),
+    "P-521": ec.SECP521R1(),
+}
+
+
+def parse_spki(der: bytes) -> PublicKeyInfo:
+    """Decode a SubjectPublicKeyInfo (already DER-checked as part of its certificate)."""
+    _, start, end = read_single(der, TAG_SEQUENCE)
+    parts = list(iter_children(der, start, end))
+    if len(parts) != 2 or parts[0][0] != TAG_SEQUENCE or parts[1][0] != TAG_BIT_STRING:
+        raise decode_error("SubjectPublicKeyInfo malformed")
+    _, _, alg_start, alg_end = parts[0]
+    alg = list(iter_children(der, alg_start, alg_end))
+    if not alg or alg[0][0] != TAG_OID or len(alg) > 2:
+        raise decode_error("SubjectPublicKeyInfo algorithm malformed")
+    algorithm = decode_oid(der, alg[0][2], alg[0][3])
+    params = alg[1] if len(alg) == 2 else None
+    _, _, key_start, key_end = parts[1]
+    if der[key_start] != 0:
+        raise decode_error("subject public key has unused bits")
+    key = der[key_start + 1 : key_end]
+    if algorithm == oids.RSA_ENCRYPTION:
+        if params is None or params[0] != TAG_NULL:
+            raise decode_error("RSA key parameters must be NULL")
+        return _parse_rsa(der, key)
+    if algorithm == oids.EC_PUBLIC_KEY:
+        if params is None:
+            raise decode_error("EC key without curve parameters")
+        if params[0] != TAG_OID:
+            return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem="explicit EC curve parameters")
+        curve_oid = decode_oid(der, params[2], params[3])
+        if curve_oid not in _CURVES:
+            return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem=f"EC curve {curve_oid} not allowed")
+        curve, bits, point_size = _CURVES[curve_oid]
+        if len(key) != point_size or key[0] != 0x04:
+            raise decode_error("EC public key is not an uncompressed point of the curve's size")
+        return PublicKeyInfo(der, KeyKind.EC, bits, curve=curve, key_bytes=key)
+    if algorithm == oids.ED25519:
+        if params is not None:
+            raise decode_error("Ed25519 key with parameters")
+        if len(key) != 32:
+            raise decode_error("Ed25519 public key must be 32 bytes")
+        return PublicKeyInfo(der, KeyKind.ED25519, 256, key_bytes=key)
+    return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem=f"public key algorithm {algorithm} not allowed")
+
+
+def _parse_rsa(der: bytes, key: bytes) -> PublicKeyInfo:
+    _, start, end = read_single(key, TAG_SEQUENCE)
+    parts = list(iter_children(key, start, end))
+    if len(parts) != 2 or parts[0][0] != TAG_INTEGER or parts[1][0] != TAG_INTEGER:
+        raise decode_error("RSAPublicKey malformed")
+    if key[parts[0][2]] & 0x80 or key[parts[1][2]] & 0x80:
+        raise decode_error("RSA modulus or exponent negative")
+    modulus = int.from_bytes(key[parts[0][2] : parts[0][3]], "big")
+    exponent = int.from_bytes(key[parts[1][2] : parts[1][3]], "big")
+    return PublicKeyInfo(der, KeyKind.RSA, modulus.bit_length(), rsa_modulus=modulus, rsa_exponent=exponent)
+
+
+def key_problem(info: PublicKeyInfo) -> str | None:
+    """Why this key must not be used for anything, or None when it meets the policy."""
+    if info.kind is KeyKind.UNSUPPORTED:
+        return info.problem or "unsupported public key"
+    if info.kind is KeyKind.RSA:
+        if info.key_bits < MIN_RSA_BITS:
+            return f"RSA key of {info.key_bits} bits (minimum {MIN_RSA_BITS})"
+        if info.key_bits > MAX_RSA_BITS:
+            return f"RSA key of {info.key_bits} bits (maximum {MAX_RSA_BITS})"
+        if info.key_bits % 8:
+            return f"RSA modulus of {info.key_bits} bits is not a whole number of octets"
+        if info.rsa_exponent < 3 or not info.rsa_exponent & 1 or info.rsa_exponent > MAX_RSA_EXPONENT:
+            return "RSA public exponent out of range"
+    return None
+
+
+def load_public_key(info: PublicKeyInfo) -> PublicKey:
+    """Build the `cryptography` key object from the decoded numbers, after the key policy allows it."""
+    problem = key_problem(info)
+    if problem is not None:
+        raise X509Error(Category.WEAK_ALGORITHM, problem)
+    try:
+        if info.kind is KeyKind.RSA:
+            return rsa.RSAPublicNumbers(info.rsa_exponent, info.rsa_modulus).public_key()
+        if info.kind is KeyKind.EC:
+            return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE_OBJECTS[info.curve or ""], info.key_bytes)
+        return ed25519.Ed25519PublicKey.from_public_bytes(info.key_bytes)
+    except ValueError as exc:
+        raise decode_error("public key is not a valid point or modulus") from exc
+

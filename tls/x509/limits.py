@@ -1,0 +1,60 @@
+"""Every bound the X.509 code enforces, in one place.
+
+Parsing limits are module constants because they protect the parser itself; validation limits are a frozen
+dataclass so that a caller (or a conformance case) can tighten them per call. Exceeding any of them is a
+refusal with a category, never a slow path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- parsing: bounds on one certificate ---------------------------------------------------------------
+# Largest certificate accepted. Real web certificates are 1-4 KiB; with many SCTs and SANs rarely 8 KiB.
+MAX_CERT_SIZE = 16 * 1024
+# Deepest nesting of constructed DER values; an X.509 certificate needs about 8.
+MAX_DER_DEPTH = 16
+# Most DER values (TLVs) walked in one certificate or extension; bounds the integrity pass.
+MAX_DER_NODES = 4096
+# Most relative distinguished names in one Name, and attributes across all of them.
+MAX_NAME_RDNS = 32
+MAX_NAME_ATTRIBUTES = 64
+# Longest attribute value in a Name, in octets (RFC 5280's upper bounds are at most 64..255 characters).
+MAX_NAME_VALUE_SIZE = 1024
+# Most entries in a SubjectAltName (big CDN certificates carry a few hundred), and GeneralSubtrees per
+# NameConstraints (permitted + excluded). Name-constraint work is bounded separately per validation.
+MAX_SAN_ENTRIES = 1024
+MAX_NAME_CONSTRAINT_SUBTREES = 128
+# Most extensions in one certificate, and EKU purposes / policies in one extension.
+MAX_EXTENSIONS = 32
+MAX_EKU_PURPOSES = 32
+MAX_POLICIES = 32
+# Serial numbers: RFC 5280 4.1.2.2 allows at most 20 octets.
+MAX_SERIAL_OCTETS = 20
+
+# --- validation: bounds on one call of `validate` -------------------------------------------------------
+# Bounded LRU of parsed trust anchors keyed by their exact DER (the anchors are ours, not the peer's).
+ANCHOR_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """Bounds on one path validation. The defaults suit a TLS handshake with a web-like or private PKI."""
+
+    # Intermediates that do not count as self-issued, between leaf and anchor (limbo's max_chain_depth).
+    max_chain_depth: int = 6
+    # Certificates in a built path, leaf and anchor included, self-issued ones too: an absolute cap.
+    max_path_length: int = 10
+    # Certificates a peer may send (leaf + intermediates); more is refused before any parsing.
+    max_chain_certificates: int = 12
+    # Trust anchors considered per call.
+    max_anchors: int = 256
+    # Issuer candidates examined during path building, across all branches (each costs a signature check).
+    max_candidates: int = 32
+    # Name-constraint comparisons (names x subtrees) summed over the path.
+    max_name_constraint_checks: int = 8192
+    # Size of one DER certificate.
+    max_cert_size: int = MAX_CERT_SIZE
+
+
+DEFAULT_LIMITS = ValidationLimits()

@@ -1,0 +1,310 @@
+"""parse_certificate: DER bytes -> immutable `Certificate`, in three steps.
+
+1. Integrity: size bound, then the strict DER walker over every TLV (lengths, depth, primitive rules).
+2. Parse: pyasn1 decodes against the RFC 5280 schema and must re-encode to the identical bytes (so
+   BER-only forms and explicitly encoded DEFAULT values are refused); fields are then taken from the
+   original bytes by offset, which keeps the exact encodings needed for signatures and name chaining.
+3. Sanity: the RFC 5280 profile rules that hold whatever the certificate's role (serial number, version
+   and extensions, unique identifiers, signature algorithm agreement, extension criticality).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TypedDict
+
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1_modules import rfc5280
+
+from tls.failure import Category
+from tls.x509 import extensions as ext
+from tls.x509 import oids
+from tls.x509.der import (
+    TAG_BIT_STRING,
+    TAG_BOOLEAN,
+    TAG_GENERALIZED_TIME,
+    TAG_INTEGER,
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_SEQUENCE,
+    TAG_UTC_TIME,
+    check_der,
+    decode_oid,
+    iter_children,
+    read_single,
+)
+from tls.x509.errors import X509Error, decode_error
+from tls.x509.keys import parse_spki
+from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_SERIAL_OCTETS
+from tls.x509.model import (
+    AuthorityKeyIdentifier,
+    BasicConstraints,
+    Certificate,
+    Extension,
+    GeneralNames,
+    NameConstraints,
+)
+from tls.x509.names import parse_name
+from tls.x509.signature import parse_signature_algorithm
+
+_TAG_VERSION = 0xA0
+_TAG_EXTENSIONS = 0xA3
+_TAG_ISSUER_UID = 0x81
+_TAG_SUBJECT_UID = 0x82
+
+
+def parse_certificate(der: bytes) -> Certificate:
+    """Parse one DER certificate; refuse it (X509Error) if malformed or if it has a critical extension
+    we do not process."""
+    certificate = parse_certificate_data(der)
+    if certificate.unsupported_critical:
+        raise X509Error(
+            Category.UNSUPPORTED_CRITICAL_EXTENSION,
+            f"unsupported critical extension {certificate.unsupported_critical[0]}",
+        )
+    return certificate
+
+
+def parse_certificate_data(der: bytes) -> Certificate:
+    """Parse without refusing unknown critical extensions: they are recorded in `unsupported_critical`
+    and refused by validation only if the certificate ends up in the path."""
+    if not isinstance(der, bytes | bytearray | memoryview):
+        raise decode_error("certificate must be bytes")
+    der = bytes(der)
+    if len(der) > MAX_CERT_SIZE:
+        raise decode_error(f"certificate larger than {MAX_CERT_SIZE} bytes")
+    check_der(der)
+    _schema_check(der)
+
+    _, start, end = read_single(der, TAG_SEQUENCE)
+    top = list(iter_children(der, start, end))
+    if len(top) != 3 or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
+        raise decode_error("Certificate is not SEQUENCE { tbs, algorithm, signature }")
+    (_, tbs_header, _, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
+    tbs_der = der[tbs_header:tbs_end]
+    outer_algorithm = der[alg_header:alg_end]
+    if der[sig_start] != 0:
+        raise decode_error("signature BIT STRING has unused bits")
+    signature = der[sig_start + 1 : sig_end]
+    return _parse_tbs(der, tbs_der, outer_algorithm, signature)
+
+
+def _schema_check(der: bytes) -> None:
+    try:
+        decoded, rest = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
+        canonical = der_encoder.encode(decoded)
+    except ext.PYASN1_ERRORS as exc:
+        raise decode_error("certificate does not match the X.509 schema") from exc
+    if rest:
+        raise decode_error("trailing bytes after certificate")
+    if canonical != der:
+        raise decode_error("certificate is not in canonical DER")
+
+
+def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes) -> Certificate:
+    _, start, end = read_single(tbs, TAG_SEQUENCE)
+    fields = list(iter_children(tbs, start, end))
+    version = 1
+    if fields and fields[0][0] == _TAG_VERSION:
+        _, _, vstart, vend = fields.pop(0)
+        _, istart, iend = read_single(tbs[vstart:vend], TAG_INTEGER)
+        raw_version = tbs[vstart + istart : vstart + iend]
+        if raw_version not in (b"\x01", b"\x02"):
+            raise decode_error("certificate version must be v2 or v3 when present")
+        version = raw_version[0] + 1
+    if len(fields) < 6:
+        raise decode_error("TBSCertificate has too few fields")
+    serial_f, algorithm_f, issuer_f, validity_f, subject_f, spki_f, *optional = fields
+    if serial_f[0] != TAG_INTEGER:
+        raise decode_error("serialNumber is not an INTEGER")
+    serial = _serial(tbs[serial_f[2] : serial_f[3]])
+    inner_algorithm = tbs[algorithm_f[1] : algorithm_f[3]]
+    if inner_algorithm != outer_algorithm:
+        raise decode_error("signature algorithm in TBSCertificate differs from the outer one")
+    algorithm = parse_signature_algorithm(outer_algorithm)
+    issuer = parse_name(tbs[issuer_f[1] : issuer_f[3]])
+    subject = parse_name(tbs[subject_f[1] : subject_f[3]])
+    if issuer.is_empty:
+        raise decode_error("issuer name is empty")
+    not_before, not_after = _validity(tbs, validity_f[2], validity_f[3])
+    public_key_info = parse_spki(tbs[spki_f[1] : spki_f[3]])
+
+    extensions: tuple[Extension, ...] = ()
+    for tag, header, cstart, cend in optional:
+        if tag in (_TAG_ISSUER_UID, _TAG_SUBJECT_UID):
+            raise decode_error("unique identifiers are not allowed (RFC 5280 4.1.2.8)")
+        if tag != _TAG_EXTENSIONS or extensions:
+            raise decode_error("unexpected field in TBSCertificate")
+        extensions = _extensions(tbs, cstart, cend)
+        if not extensions:
+            raise decode_error("empty extensions")
+        del header
+    if extensions and version != 3:
+        raise X509Error(Category.NOT_V3, "certificate has extensions but is not version 3")
+    fields_from_extensions = _decode_extensions(extensions, subject_empty=subject.is_empty)
+    return Certificate(
+        der=der,
+        tbs_der=tbs,
+        version=version,
+        serial=serial,
+        signature_algorithm=algorithm,
+        signature=signature,
+        issuer=issuer,
+        subject=subject,
+        not_before=not_before,
+        not_after=not_after,
+        public_key_info=public_key_info,
+        extensions=extensions,
+        **fields_from_extensions,
+    )
+
+
+def _serial(raw: bytes) -> int:
+    if raw[0] & 0x80:
+        raise decode_error("negative serial number")
+    if len(raw) > MAX_SERIAL_OCTETS + (1 if raw[0] == 0 else 0):
+        raise decode_error(f"serial number longer than {MAX_SERIAL_OCTETS} octets")
+    return int.from_bytes(raw, "big")
+
+
+def _validity(tbs: bytes, start: int, end: int) -> tuple[datetime, datetime]:
+    times = list(iter_children(tbs, start, end))
+    if len(times) != 2:
+        raise decode_error("validity must hold notBefore and notAfter")
+    return _time(tbs, times[0]), _time(tbs, times[1])
+
+
+def _time(tbs: bytes, field: tuple[int, int, int, int]) -> datetime:
+    """UTCTime YYMMDDHHMMSSZ for years 1950-2049, GeneralizedTime YYYYMMDDHHMMSSZ otherwise (RFC 5280 4.1.2.5)."""
+    tag, _, start, end = field
+    text = tbs[start:end]
+    if tag == TAG_UTC_TIME:
+        if len(text) != 13:
+            raise decode_error("UTCTime must be YYMMDDHHMMSSZ")
+        digits = text[:12]
+        year = int(digits[:2]) if digits.isdigit() else -1
+        year += 1900 if year >= 50 else 2000
+        rest = digits[2:]
+    elif tag == TAG_GENERALIZED_TIME:
+        if len(text) != 15:
+            raise decode_error("GeneralizedTime must be YYYYMMDDHHMMSSZ")
+        digits = text[:14]
+        year = int(digits[:4]) if digits.isdigit() else -1
+        rest = digits[4:]
+        if 1950 <= year <= 2049:
+            raise decode_error("dates before 2050 must be UTCTime")
+    else:
+        raise decode_error("validity time is neither UTCTime nor GeneralizedTime")
+    if not digits.isdigit() or text[-1:] != b"Z" or year < 0:
+        raise decode_error("malformed validity time")
+    try:
+        return datetime(
+            year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]), int(rest[8:10]), tzinfo=UTC
+        )
+    except ValueError as exc:
+        raise decode_error("validity time out of range") from exc
+
+
+def _extensions(tbs: bytes, start: int, end: int) -> tuple[Extension, ...]:
+    _, _, seq_start, seq_end = _only_child(tbs, start, end, TAG_SEQUENCE)
+    result: list[Extension] = []
+    seen: set[str] = set()
+    for tag, _, cstart, cend in iter_children(tbs, seq_start, seq_end):
+        if tag != TAG_SEQUENCE:
+            raise decode_error("Extension is not a SEQUENCE")
+        if len(result) >= MAX_EXTENSIONS:
+            raise decode_error("too many extensions")
+        parts = list(iter_children(tbs, cstart, cend))
+        critical = False
+        if len(parts) == 3 and parts[1][0] == TAG_BOOLEAN:
+            critical = tbs[parts[1][2]] == 0xFF
+            if not critical:
+                raise decode_error("extension criticality FALSE must be omitted (DER DEFAULT)")
+            del parts[1]
+        if len(parts) != 2 or parts[0][0] != TAG_OID or parts[1][0] != TAG_OCTET_STRING:
+            raise decode_error("Extension malformed")
+        oid = decode_oid(tbs, parts[0][2], parts[0][3])
+        if oid in seen:
+            raise decode_error(f"duplicate extension {oid}")
+        seen.add(oid)
+        result.append(Extension(oid, critical, tbs[parts[1][2] : parts[1][3]]))
+    return tuple(result)
+
+
+def _only_child(data: bytes, start: int, end: int, tag: int) -> tuple[int, int, int, int]:
+    children = list(iter_children(data, start, end))
+    if len(children) != 1 or children[0][0] != tag:
+        raise decode_error("explicit tag must wrap exactly one value")
+    return children[0]
+
+
+_PROCESSED = frozenset(
+    {
+        oids.BASIC_CONSTRAINTS,
+        oids.KEY_USAGE,
+        oids.EXTENDED_KEY_USAGE,
+        oids.SUBJECT_ALT_NAME,
+        oids.NAME_CONSTRAINTS,
+        oids.AUTHORITY_KEY_IDENTIFIER,
+        oids.SUBJECT_KEY_IDENTIFIER,
+        oids.CERTIFICATE_POLICIES,
+        oids.AUTHORITY_INFO_ACCESS,
+    }
+)
+
+
+class _ExtensionFields(TypedDict, total=False):
+    basic_constraints: BasicConstraints
+    key_usage: frozenset[str]
+    extended_key_usage: tuple[str, ...]
+    extended_key_usage_critical: bool
+    subject_alt_name: GeneralNames
+    subject_alt_name_critical: bool
+    name_constraints: NameConstraints
+    authority_key_identifier: AuthorityKeyIdentifier
+    subject_key_identifier: bytes
+    certificate_policies: tuple[str, ...]
+    unsupported_critical: tuple[str, ...]
+
+
+def _decode_extensions(extensions: tuple[Extension, ...], *, subject_empty: bool) -> _ExtensionFields:
+    """Decode the extensions we process into Certificate fields; note unknown critical ones."""
+    fields: _ExtensionFields = {}
+    unsupported: list[str] = []
+    for extension in extensions:
+        oid, critical, value = extension.oid, extension.critical, extension.value
+        required = ext.REQUIRED_CRITICALITY.get(oid)
+        if required is not None and critical != required:
+            raise decode_error(f"extension {oid} must {'' if required else 'not '}be critical")
+        if oid not in _PROCESSED:
+            if critical:
+                unsupported.append(oid)
+            continue
+        if oid == oids.BASIC_CONSTRAINTS:
+            fields["basic_constraints"] = ext.basic_constraints(value, critical)
+        elif oid == oids.KEY_USAGE:
+            fields["key_usage"] = ext.key_usage(value)
+        elif oid == oids.EXTENDED_KEY_USAGE:
+            fields["extended_key_usage"] = ext.extended_key_usage(value)
+            fields["extended_key_usage_critical"] = critical
+        elif oid == oids.SUBJECT_ALT_NAME:
+            if subject_empty != critical:
+                # RFC 5280 4.2.1.6: critical exactly when the subject is empty (then SAN is the identity).
+                raise decode_error("subjectAltName must be critical if and only if the subject is empty")
+            fields["subject_alt_name"] = ext.subject_alt_name(value)
+            fields["subject_alt_name_critical"] = critical
+        elif oid == oids.NAME_CONSTRAINTS:
+            fields["name_constraints"] = ext.name_constraints(value)
+        elif oid == oids.AUTHORITY_KEY_IDENTIFIER:
+            fields["authority_key_identifier"] = ext.authority_key_identifier(value)
+        elif oid == oids.SUBJECT_KEY_IDENTIFIER:
+            fields["subject_key_identifier"] = ext.subject_key_identifier(value)
+        elif oid == oids.CERTIFICATE_POLICIES:
+            fields["certificate_policies"] = ext.certificate_policies(value)
+        else:
+            ext.authority_info_access(value)
+    if subject_empty and "subject_alt_name" not in fields:
+        raise decode_error("empty subject without a subjectAltName")
+    fields["unsupported_critical"] = tuple(unsupported)
+    return fields
