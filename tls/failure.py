@@ -19,11 +19,14 @@ class Category(StrEnum):
     RECORD_OVERFLOW = "record-overflow"
     BAD_MAC = "bad-mac"
     DECODE_ERROR = "decode-error"
+    DUPLICATE_EXTENSION = "duplicate-extension"
     # negotiation
     HEARTBEAT = "heartbeat"
     COMPRESSION = "compression"
     NO_SHARED_CIPHER = "no-shared-cipher"
     NO_SHARED_GROUP = "no-shared-group"
+    NO_SHARED_SIGNATURE_ALGORITHM = "no-shared-signature-algorithm"
+    MISSING_EXTENSION = "missing-extension"
     NO_RENEGOTIATION_INFO = "no-renegotiation-info"
     NO_EXTENDED_MASTER_SECRET = "no-extended-master-secret"
     RENEGOTIATION_ATTEMPT = "renegotiation-attempt"
@@ -54,4 +57,9 @@ class Category(StrEnum):
     RESOURCE_LIMIT = "resource-limit"
     PEER_ALERT = "peer-alert"
     CONNECTION_RESET = "connection-reset"
+    CONNECT_BACK_FAILED = "connect-back-failed"  # 10001: the caller's port 40001 did not answer
+    # web endpoints (80, 443): outcomes of connections that never ask for the secret
+    SERVED = "served"  # pages served, connection closed normally
+    BAD_REQUEST = "bad-request"  # malformed HTTP (the size limits count as resource-limit)
+    INTERNAL_ERROR = "internal-error"  # a bug of ours ended the connection; the service went on
     SUCCESS = "success"

@@ -1,0 +1,165 @@
+"""Command-line peers over kernel sockets, for testing against real programs (like `openssl s_server -www`
+and `s_client`). `python -m tls.server ...` and `python -m tls.client ...` land here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from tls.aio import HandshakeError, TLSProtocol, open_connection
+from tls.alerts import alert_name
+from tls.client import ClientConnection
+from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.events import Event, HandshakeComplete, HandshakeFailed
+from tls.failure import Category
+from tls.server import ServerConnection
+from tls.signatures import PrivateKey
+
+HANDSHAKE_TIMEOUT = 10.0
+MAX_REQUEST = 16 * 1024
+"""Largest HTTP request head the test server buffers."""
+
+
+def load_chain(path: str) -> tuple[bytes, ...]:
+    certs = cx509.load_pem_x509_certificates(Path(path).read_bytes())
+    return tuple(c.public_bytes(serialization.Encoding.DER) for c in certs)
+
+
+def load_key(path: str) -> PrivateKey:
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+        raise SystemExit(f"{path}: unsupported key type {type(key).__name__}")
+    return key
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_failure(event: Event | None, peer_alert: int | None) -> str:
+    if isinstance(event, HandshakeFailed):
+        return f"handshake failed: sent alert {alert_name(event.alert)} ({event.alert}), " \
+               f"category {event.category}: {event.reason}"
+    if peer_alert is not None:
+        return f"handshake failed: peer alert {alert_name(peer_alert)} ({peer_alert}), category {Category.PEER_ALERT}"
+    return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
+
+
+class _WebPage(asyncio.Protocol):
+    """Answers each HTTP request head with a small 200 page describing the TLS session, then closes."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._buffer += data
+        if b"\r\n\r\n" not in self._buffer and b"\n\n" not in self._buffer:
+            if len(self._buffer) > MAX_REQUEST:
+                self._transport.close()
+            return
+        handshake: HandshakeComplete | None = self._transport.get_extra_info("tls_handshake")
+        lines = ["<html><body><pre>", "Piñata TLS test server"]
+        if handshake is not None:
+            lines += [f"Protocol: {handshake.version}", f"Cipher: {handshake.cipher_suite}",
+                      f"Group: {handshake.group}", f"Client certificates: {len(handshake.peer_chain)}"]
+        body = ("\n".join([*lines, "</pre></body></html>"]) + "\n").encode()
+        head = f"HTTP/1.0 200 ok\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        self._transport.write(head + body)
+        self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+
+def server_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tls.server", description="Piñata TLS test server")
+    parser.add_argument("--cert", required=True, help="PEM chain, leaf first")
+    parser.add_argument("--key", required=True, help="PEM private key")
+    parser.add_argument("--client-ca", help="PEM trust anchors: require a client certificate chained to them")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--quiet", action="store_true", help="do not log each refused handshake")
+    args = parser.parse_args(argv)
+    client_auth = None
+    if args.client_ca:
+        client_auth = ClientAuth(ClientAuthMode.REQUIRED, load_chain(args.client_ca))
+    config = ServerConfig(chain=load_chain(args.cert), key=load_key(args.key), random=os.urandom, time=now,
+                          client_auth=client_auth)
+
+    def log(event: Event) -> None:
+        if isinstance(event, HandshakeFailed) and not args.quiet:
+            print(describe_failure(event, None), file=sys.stderr, flush=True)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: TLSProtocol(ServerConnection(config), _WebPage(), handshake_timeout=HANDSHAKE_TIMEOUT,
+                                on_event=log),
+            args.host, args.port, reuse_address=True, backlog=512)
+        print(f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+def client_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tls.client", description="Piñata TLS test client")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca", help="PEM trust anchors for the server's chain (without: no validation)")
+    parser.add_argument("--cert", help="PEM client chain, leaf first")
+    parser.add_argument("--key", help="PEM client private key")
+    parser.add_argument("--servername", help="server name to send and to check")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server after stdin")
+    args = parser.parse_args(argv)
+    if bool(args.cert) != bool(args.key):
+        parser.error("--cert and --key go together")
+    config = ClientConfig(random=os.urandom, time=now, anchors=load_chain(args.ca) if args.ca else None,
+                          server_name=args.servername, chain=load_chain(args.cert) if args.cert else (),
+                          key=load_key(args.key) if args.key else None)
+    sys.exit(asyncio.run(_client(args.host, args.port, config, args.timeout)))
+
+
+async def _client(host: str, port: int, config: ClientConfig, timeout: float) -> int:
+    try:
+        reader, writer, handshake = await open_connection(host, port, ClientConnection(config),
+                                                          handshake_timeout=HANDSHAKE_TIMEOUT)
+    except HandshakeError as err:
+        print(describe_failure(err.event, err.peer_alert.description if err.peer_alert else None), file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"connect failed: {err}", file=sys.stderr)
+        return 2
+    print(f"connected: {handshake.version} {handshake.cipher_suite} {handshake.group} "
+          f"validated={handshake.peer_validated}", file=sys.stderr, flush=True)
+    data = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    if data:
+        writer.write(data)
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(65536):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+    except TimeoutError:
+        pass
+    writer.close()
+    return 0
+
+

@@ -1,0 +1,71 @@
+"""What an application configures for a connection. Randomness and time are passed in here so that the
+engine never reads a clock or a random source itself (the adapters supply `os.urandom` and the wall clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from tls.constants import TLS12, TLS13, NamedGroup
+from tls.groups import SUPPORTED_GROUPS
+from tls.limits import DEFAULT_LIMITS, Limits
+from tls.peer import Validator
+from tls.signatures import PrivateKey
+from tls.suites import DEFAULT_SUITES_12, DEFAULT_SUITES_13
+
+RandomSource = Callable[[int], bytes]
+Clock = Callable[[], datetime]
+
+
+class ClientAuthMode(Enum):
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True)
+class ClientAuth:
+    """A server's policy for client certificates: ask for one, validate it against `anchors` (DER)."""
+
+    mode: ClientAuthMode
+    anchors: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    chain: tuple[bytes, ...]
+    """Our certificate chain, DER, leaf first."""
+    key: PrivateKey
+    random: RandomSource
+    time: Clock
+    client_auth: ClientAuth | None = None
+    versions: tuple[int, ...] = (TLS13, TLS12)
+    suites: tuple[int, ...] = DEFAULT_SUITES_13 + DEFAULT_SUITES_12
+    groups: tuple[int, ...] = SUPPORTED_GROUPS
+    """Our preference order; a client that offered none of these as a key share gets a HelloRetryRequest."""
+    limits: Limits = DEFAULT_LIMITS
+    padding: int = 0
+    """Pad TLS 1.3 records to a multiple of this many bytes (0: no padding)."""
+    validator: Validator | None = None
+    """Chain validator; None means `tls.x509.validate`."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    random: RandomSource
+    time: Clock
+    anchors: tuple[bytes, ...] | None = None
+    """Trust anchors (DER) for the server's chain; None: do not validate (HandshakeComplete says so)."""
+    server_name: str | None = None
+    """Sent as SNI and checked against the certificate; None: no name check and no SNI."""
+    chain: tuple[bytes, ...] = ()
+    key: PrivateKey | None = None
+    versions: tuple[int, ...] = (TLS13, TLS12)
+    suites: tuple[int, ...] = DEFAULT_SUITES_13 + DEFAULT_SUITES_12
+    groups: tuple[int, ...] = SUPPORTED_GROUPS
+    key_share_groups: tuple[int, ...] = field(default=(NamedGroup.X25519,))
+    """Groups we send a share for in the first ClientHello (the rest only after a HelloRetryRequest)."""
+    limits: Limits = DEFAULT_LIMITS
+    padding: int = 0
+    validator: Validator | None = None

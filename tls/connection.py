@@ -1,0 +1,317 @@
+"""What client and server engines share: records in and out, handshake reassembly, alerts, closing,
+application data and TLS 1.3 key changes. The role-specific handshake lives in `tls.server` / `tls.client`.
+
+Sans-I/O: bytes go in through `receive_data`, bytes come out of `data_to_send`, and what happened comes out
+of `events`. Any protocol violation ends the connection with one alert and one `HandshakeFailed` event.
+"""
+
+from __future__ import annotations
+
+from tls.alerts import AlertDescription, AlertLevel
+from tls.constants import TLS12, TLS13, ContentType, HandshakeType
+from tls.errors import ProtocolError, StateError, decode_error, unexpected
+from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
+from tls.failure import Category
+from tls.keyschedule import KeySchedule13, Transcript, traffic_key_iv
+from tls.limits import MAX_PLAINTEXT, Limits
+from tls.messages import KeyUpdate, frame, parse_key_update, serialize_key_update
+from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
+from tls.suites import SuiteInfo
+
+HS_HEADER = 4
+
+
+class Connection:
+    """Base engine. Subclasses implement `_handle_message` (the handshake state machine)."""
+
+    def __init__(self, limits: Limits, padding: int) -> None:
+        self._limits = limits
+        self._padding = padding
+        self._reader = RecordReader(limits.max_record_ciphertext)
+        self._read: Protection13 | Protection12 | None = None
+        self._write: Protection13 | Protection12 | None = None
+        self._events: list[Event] = []
+        self._out = bytearray()
+        self._hs_in = bytearray()
+        self._hs_out: list[bytes] = []
+        self._transcript = Transcript()
+        self.version: int | None = None
+        self._suite: SuiteInfo | None = None
+        self._ks: KeySchedule13 | None = None
+        self._read_secret = b""
+        self._write_secret = b""
+        self.handshake_complete = False
+        self._closed = False
+        self._sent_close = False
+        self._received_close = False
+        self._empty_records = 0
+        self._warning_alerts = 0
+        self._ccs_seen = 0
+        self._key_updates = 0
+        self._post_handshake = 0
+
+    # ---- public interface -------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the peer. `b""` means the transport reached end of file."""
+        if self._closed:
+            return
+        if not data:
+            self._closed = True
+            self._events.append(Closed(clean=False))
+            return
+        try:
+            for record in self._reader.feed(data):
+                self._handle_record(record)
+                if self.closed:
+                    break
+        except ProtocolError as err:
+            self._fail(err)
+
+    def events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send_application_data(self, data: bytes) -> None:
+        if not self.handshake_complete or self._closed or self._sent_close:
+            raise StateError("cannot send application data now")
+        view = memoryview(data)
+        out = self._out
+        write = self._write
+        assert write is not None
+        for start in range(0, len(view), MAX_PLAINTEXT):
+            out += write.encrypt(ContentType.APPLICATION_DATA, view[start : start + MAX_PLAINTEXT])
+
+    def close(self) -> None:
+        """Send close_notify. The connection is Closed once the peer's close_notify arrives (or at EOF)."""
+        if self._closed or self._sent_close:
+            return
+        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        self._sent_close = True
+        if self._received_close or not self.handshake_complete:
+            self._finish(clean=self.handshake_complete)
+
+    def key_update(self, request_peer: bool = True) -> None:
+        """TLS 1.3 KeyUpdate: switch our sending key, optionally asking the peer to switch theirs."""
+        if not self.handshake_complete or self.version != TLS13 or self._closed or self._sent_close:
+            raise StateError("KeyUpdate needs an established TLS 1.3 connection")
+        self._send_key_update(request_peer)
+
+    # ---- output -------------------------------------------------------------------------------------
+
+    def _write_record(self, content_type: int, data: bytes | memoryview) -> None:
+        if self._write is None:
+            self._out += plaintext_record(content_type, bytes(data))
+        else:
+            self._out += self._write.encrypt(content_type, data)
+
+    def _queue_handshake(self, msg_type: int, body: bytes, transcript: bool = True) -> bytes:
+        message = frame(msg_type, body)
+        if transcript:
+            self._transcript.add(message)
+        self._hs_out.append(message)
+        return message
+
+    def _flush_handshake(self) -> None:
+        """Send queued handshake messages, coalesced into as few records as fit (one AEAD call each)."""
+        if not self._hs_out:
+            return
+        data = b"".join(self._hs_out)
+        self._hs_out = []
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_PLAINTEXT):
+            self._write_record(ContentType.HANDSHAKE, view[start : start + MAX_PLAINTEXT])
+
+    def _send_alert(self, level: int, description: int) -> None:
+        self._flush_handshake()
+        self._write_record(ContentType.ALERT, bytes((level, description)))
+
+    def _send_ccs(self) -> None:
+        self._flush_handshake()
+        self._out += plaintext_record(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+
+    # ---- TLS 1.3 keys -------------------------------------------------------------------------------
+
+    def _set_read_13(self, secret: bytes) -> None:
+        if self._hs_in:
+            raise unexpected("handshake message spans a key change")
+        assert self._suite is not None
+        self._read = Protection13(self._suite, *traffic_key_iv(self._suite.hash_name, secret, self._suite.key_length))
+        self._read_secret = secret
+
+    def _set_write_13(self, secret: bytes) -> None:
+        self._flush_handshake()
+        assert self._suite is not None
+        key, iv = traffic_key_iv(self._suite.hash_name, secret, self._suite.key_length)
+        self._write = Protection13(self._suite, key, iv, self._padding)
+        self._write_secret = secret
+
+    def _send_key_update(self, request_peer: bool) -> None:
+        assert self._ks is not None
+        self._queue_handshake(HandshakeType.KEY_UPDATE, serialize_key_update(KeyUpdate(request_peer)), False)
+        self._set_write_13(self._ks.next_traffic_secret(self._write_secret))
+
+    def _handle_key_update(self, body: memoryview) -> None:
+        message = parse_key_update(body)
+        self._key_updates += 1
+        if self._key_updates > self._limits.max_key_updates:
+            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                                "too many KeyUpdates without application data")
+        assert self._ks is not None
+        self._set_read_13(self._ks.next_traffic_secret(self._read_secret))
+        if message.update_requested and not self._sent_close:
+            self._send_key_update(False)
+            self._flush_handshake()
+
+    # ---- input --------------------------------------------------------------------------------------
+
+    def _handle_record(self, record: Record) -> None:
+        content_type = record.content_type
+        read = self._read
+        if read is None:
+            content: bytes | memoryview = record.payload
+        elif isinstance(read, Protection13):
+            if content_type == ContentType.CHANGE_CIPHER_SPEC:
+                self._handle_ccs(record.payload)
+                return
+            if content_type == ContentType.ALERT and not self.handshake_complete:
+                # The peer may fail before it has our keys; its alert then comes in the clear.
+                self._handle_alert(record.payload)
+                return
+            content_type, content = self._decrypt_13(read, record)
+        else:
+            content = read.decrypt(record)
+        if content_type == ContentType.APPLICATION_DATA:
+            self._handle_application_data(content)
+        elif content_type == ContentType.HANDSHAKE:
+            self._handle_handshake_bytes(content)
+        elif content_type == ContentType.ALERT:
+            self._handle_alert(content)
+        elif content_type == ContentType.CHANGE_CIPHER_SPEC:
+            if isinstance(read, Protection13):
+                raise unexpected("ChangeCipherSpec inside a protected TLS 1.3 record")
+            self._handle_ccs(content)
+        else:
+            raise unexpected(f"record content type {content_type}")
+
+    def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes]:
+        return read.decrypt(record)
+
+    def _handle_application_data(self, content: bytes | memoryview) -> None:
+        if not self.handshake_complete:
+            raise unexpected("application data before the handshake completed")
+        if self._received_close:
+            raise unexpected("application data after close_notify")
+        if not content:
+            self._empty_records += 1
+            if self._empty_records > self._limits.max_empty_records:
+                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                                    "too many empty records")
+            return
+        self._empty_records = 0
+        self._key_updates = 0
+        self._post_handshake = 0
+        self._events.append(ApplicationData(bytes(content)))
+
+    def _handle_ccs(self, content: bytes | memoryview) -> None:
+        """TLS 1.3 middlebox-compatibility CCS (RFC 8446 §5): one byte 0x01, between ClientHello and the
+        peer's Finished, ignored. TLS 1.2 overrides this to switch read keys."""
+        if bytes(content) != b"\x01":
+            raise unexpected("malformed ChangeCipherSpec")
+        if self.version != TLS13 and not self._ccs_allowed_before_version():
+            raise unexpected("ChangeCipherSpec before the ServerHello")
+        if self.handshake_complete:
+            raise unexpected("ChangeCipherSpec after the handshake")
+        self._ccs_seen += 1
+        if self._ccs_seen > self._limits.max_ccs:
+            raise unexpected("more ChangeCipherSpec records than middlebox compatibility needs")
+
+    def _ccs_allowed_before_version(self) -> bool:
+        return False
+
+    def _handle_alert(self, content: bytes | memoryview) -> None:
+        if len(content) != 2:
+            raise decode_error(f"alert of {len(content)} bytes")
+        level, description = content[0], content[1]
+        self._events.append(AlertReceived(level, description))
+        if description == AlertDescription.CLOSE_NOTIFY:
+            self._received_close = True
+            if not self.handshake_complete:
+                self._finish(clean=False)
+                return
+            if not self._sent_close:
+                self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+                self._sent_close = True
+            self._finish(clean=True)
+            return
+        if description == AlertDescription.USER_CANCELED and level == AlertLevel.WARNING:
+            self._warning_alerts += 1
+            if self._warning_alerts > self._limits.max_warning_alerts:
+                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                                    "too many warning alerts")
+            return
+        # Every other alert ends the connection, whatever level the peer claims (RFC 8446 §6).
+        self._finish(clean=False)
+
+    def _handle_handshake_bytes(self, content: bytes | memoryview) -> None:
+        if not content:
+            raise unexpected("empty handshake record")
+        buf = self._hs_in
+        buf += content
+        if len(buf) > self._limits.handshake_buffer:
+            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                                "handshake buffer limit exceeded")
+        while len(buf) >= HS_HEADER and not self.closed:
+            length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if length > self._limits.max_handshake_message:
+                raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
+                                    f"handshake message of {length} bytes exceeds the limit")
+            if len(buf) < HS_HEADER + length:
+                break
+            message = bytes(buf[: HS_HEADER + length])
+            del buf[: HS_HEADER + length]
+            self._handle_message(message[0], memoryview(message)[HS_HEADER:], message)
+
+    def _handle_message(self, msg_type: int, body: memoryview, raw: bytes) -> None:
+        raise NotImplementedError
+
+    def _handle_post_handshake(self, msg_type: int, body: memoryview) -> None:
+        """Messages after the handshake: KeyUpdate (1.3); renegotiation is refused (1.2)."""
+        self._post_handshake += 1
+        if self._post_handshake > self._limits.max_post_handshake_messages:
+            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                                "too many post-handshake messages")
+        if self.version == TLS13 and msg_type == HandshakeType.KEY_UPDATE:
+            self._handle_key_update(body)
+            return
+        if self.version == TLS12 and msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
+            raise ProtocolError(AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT,
+                                "renegotiation is refused")
+        self._handle_other_post_handshake(msg_type, body)
+
+    def _handle_other_post_handshake(self, msg_type: int, body: memoryview) -> None:
+        raise unexpected(f"handshake message {msg_type} after the handshake")
+
+    # ---- ending -------------------------------------------------------------------------------------
+
+    def _fail(self, err: ProtocolError) -> None:
+        if self._closed:
+            return
+        self._hs_out = []
+        self._write_record(ContentType.ALERT, bytes((AlertLevel.FATAL, err.alert)))
+        self._events.append(HandshakeFailed(int(err.alert), err.category, err.reason))
+        self._finish(clean=False)
+
+    def _finish(self, clean: bool) -> None:
+        if not self._closed:
+            self._closed = True
+            self._events.append(Closed(clean=clean))

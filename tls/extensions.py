@@ -1,0 +1,167 @@
+"""Extension blocks and the bodies of the extensions we act on (RFC 8446 §4.2, RFC 5246 §7.4.1.4).
+
+A block is kept as ordered (type, body) pairs so that unknown extensions survive and the transcript stays
+byte-exact; `parse_extensions` refuses duplicates, which RFC 8446 §4.2 forbids.
+"""
+
+from __future__ import annotations
+
+from tls.codec import Reader, u16, u16_list, vec8, vec16
+from tls.constants import ExtensionType
+from tls.errors import decode_error, illegal
+from tls.failure import Category
+
+Extension = tuple[int, bytes]
+Extensions = tuple[Extension, ...]
+
+
+def parse_extensions(reader: Reader, what: str) -> Extensions:
+    block = reader.sub(2, f"{what} extensions")
+    seen: set[int] = set()
+    found: list[Extension] = []
+    while block.remaining:
+        ext_type = block.u16()
+        body = bytes(block.vec(2))
+        if ext_type in seen:
+            raise illegal(f"{what}: duplicate extension {ext_type}", Category.DUPLICATE_EXTENSION)
+        seen.add(ext_type)
+        found.append((ext_type, body))
+    return tuple(found)
+
+
+def serialize_extensions(extensions: Extensions) -> bytes:
+    return vec16(b"".join(u16(t) + vec16(body) for t, body in extensions))
+
+
+def find(extensions: Extensions, ext_type: int) -> bytes | None:
+    for t, body in extensions:
+        if t == ext_type:
+            return body
+    return None
+
+
+def _u16_list(data: bytes, length_bytes: int, what: str, minimum: int = 2) -> tuple[int, ...]:
+    reader = Reader(data, what)
+    inner = reader.vec(length_bytes, minimum)
+    reader.end()
+    if len(inner) % 2:
+        raise decode_error(f"{what}: odd length")
+    return tuple(int.from_bytes(inner[i : i + 2], "big") for i in range(0, len(inner), 2))
+
+
+def parse_u16_list16(data: bytes, what: str) -> tuple[int, ...]:
+    """supported_groups, signature_algorithms, signature_algorithms_cert."""
+    return _u16_list(data, 2, what)
+
+
+def serialize_u16_list16(values: tuple[int, ...] | list[int]) -> bytes:
+    return vec16(u16_list(values))
+
+
+def parse_client_versions(data: bytes) -> tuple[int, ...]:
+    return _u16_list(data, 1, "supported_versions")
+
+
+def serialize_client_versions(versions: tuple[int, ...] | list[int]) -> bytes:
+    return vec8(u16_list(versions))
+
+
+def parse_selected_version(data: bytes) -> int:
+    reader = Reader(data, "supported_versions")
+    version = reader.u16()
+    reader.end()
+    return version
+
+
+def parse_client_shares(data: bytes) -> tuple[tuple[int, bytes], ...]:
+    reader = Reader(data, "key_share")
+    entries = reader.sub(2, "key_share list")
+    reader.end()
+    shares: list[tuple[int, bytes]] = []
+    groups: set[int] = set()
+    while entries.remaining:
+        group = entries.u16()
+        key = bytes(entries.vec(2, 1))
+        if group in groups:
+            raise illegal(f"key_share: group {group} offered twice")
+        groups.add(group)
+        shares.append((group, key))
+    return tuple(shares)
+
+
+def serialize_client_shares(shares: tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]]) -> bytes:
+    return vec16(b"".join(u16(g) + vec16(k) for g, k in shares))
+
+
+def parse_server_share(data: bytes) -> tuple[int, bytes]:
+    reader = Reader(data, "key_share")
+    group = reader.u16()
+    key = bytes(reader.vec(2, 1))
+    reader.end()
+    return group, key
+
+
+def serialize_server_share(group: int, key: bytes) -> bytes:
+    return u16(group) + vec16(key)
+
+
+def parse_hrr_group(data: bytes) -> int:
+    reader = Reader(data, "key_share (HelloRetryRequest)")
+    group = reader.u16()
+    reader.end()
+    return group
+
+
+def parse_server_name(data: bytes) -> str | None:
+    """The host_name from a ClientHello's server_name list (RFC 6066 §3), or None when there is none."""
+    reader = Reader(data, "server_name")
+    names = reader.sub(2, "server_name list", 1)
+    reader.end()
+    host: str | None = None
+    while names.remaining:
+        name_type = names.u8()
+        name = bytes(names.vec(2, 1))
+        if name_type == 0:
+            if host is not None:
+                raise illegal("server_name: two host names")
+            try:
+                host = name.decode("ascii")
+            except UnicodeDecodeError as exc:
+                raise decode_error("server_name: not ASCII") from exc
+            if host.endswith(".") or not all(c.isalnum() or c in "-._" for c in host):
+                raise illegal("server_name: not a DNS host name")
+    return host
+
+
+def serialize_server_name(host: str) -> bytes:
+    entry = b"\x00" + vec16(host.encode("ascii"))
+    return vec16(entry)
+
+
+def parse_renegotiation_info(data: bytes) -> bytes:
+    reader = Reader(data, "renegotiation_info")
+    value = bytes(reader.vec(1))
+    reader.end()
+    return value
+
+
+def parse_point_formats(data: bytes) -> bytes:
+    reader = Reader(data, "ec_point_formats")
+    formats = bytes(reader.vec(1, 1))
+    reader.end()
+    return formats
+
+
+def parse_cookie(data: bytes) -> bytes:
+    reader = Reader(data, "cookie")
+    cookie = bytes(reader.vec(2, 1))
+    reader.end()
+    return cookie
+
+
+def require_empty(data: bytes, what: str) -> None:
+    if data:
+        raise decode_error(f"{what}: must be empty")
+
+
+RENEGOTIATION_INFO_EMPTY = (ExtensionType.RENEGOTIATION_INFO, b"\x00")

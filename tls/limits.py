@@ -1,0 +1,42 @@
+"""Every bound the engine enforces, in one place. Exceeding one is a `ProtocolError` with a category the
+appliance counts (resource-limit, record-overflow, path-too-long), never an unbounded buffer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_PLAINTEXT = 2**14
+"""RFC 8446 §5.1: a record's plaintext never exceeds 2^14 bytes."""
+MAX_CIPHERTEXT_13 = 2**14 + 256
+"""RFC 8446 §5.2: TLS 1.3 ciphertext may be at most 2^14 + 256 bytes."""
+MAX_CIPHERTEXT_12 = 2**14 + 2048
+"""RFC 5246 §6.2.3: TLS 1.2 allows 2048 bytes of expansion; our AEAD suites need far less (we still cap it)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Named limits for one connection. Defaults suit the appliance; tests shrink them to reach the edges."""
+
+    max_handshake_message: int = 32 * 1024
+    """Largest handshake message body we reassemble (a Certificate with a few chain members fits easily)."""
+    max_chain_length: int = 8
+    """Most certificates we accept in a peer's Certificate message."""
+    handshake_buffer: int = 64 * 1024
+    """Most bytes of handshake data buffered before they form whole messages."""
+    max_record_ciphertext: int = MAX_CIPHERTEXT_13
+    """Records longer than this are refused with record_overflow (RFC 8446's bound, also applied to 1.2)."""
+    max_empty_records: int = 32
+    """Consecutive records carrying no data (empty application data, padding only) before we give up."""
+    max_warning_alerts: int = 4
+    """user_canceled or other warning alerts tolerated in a row."""
+    max_ccs: int = 1
+    """Middlebox-compatibility ChangeCipherSpec records accepted in a TLS 1.3 handshake."""
+    max_key_updates: int = 32
+    """KeyUpdate messages accepted in a row without application data in between."""
+    max_early_data_skip: int = 16 * 1024
+    """Bytes of refused 0-RTT data a server skips before it stops trusting that it is early data."""
+    max_post_handshake_messages: int = 64
+    """NewSessionTicket or other post-handshake messages accepted in a row without application data."""
+
+
+DEFAULT_LIMITS = Limits()

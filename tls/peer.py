@@ -1,0 +1,69 @@
+"""The narrow bridge to `tls.x509`: validate a peer's chain, and map an X.509 refusal to the alert we send.
+
+The engine never looks inside certificates itself except for the leaf's public key, which it needs to
+check CertificateVerify / ServerKeyExchange signatures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from tls import x509
+from tls.alerts import AlertDescription
+from tls.errors import ProtocolError
+from tls.failure import Category
+
+
+class Validator(Protocol):
+    def __call__(self, chain: Sequence[bytes], *, anchors: Sequence[bytes], purpose: x509.Purpose,
+                 name: x509.PeerName | None, time: datetime) -> object: ...
+
+
+def peer_name(name: str | None) -> x509.PeerName | None:
+    """The expected server identity: an IP address literal or a DNS name."""
+    if name is None:
+        return None
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return x509.PeerName("DNS", name)
+    return x509.PeerName("IP", name)
+
+
+_ALERTS: dict[Category, AlertDescription] = {
+    Category.EXPIRED: AlertDescription.CERTIFICATE_EXPIRED,
+    Category.NOT_YET_VALID: AlertDescription.CERTIFICATE_EXPIRED,
+    Category.UNTRUSTED_CHAIN: AlertDescription.UNKNOWN_CA,
+    Category.PATH_TOO_LONG: AlertDescription.UNKNOWN_CA,
+    Category.PATH_BUILDING_LIMIT: AlertDescription.UNKNOWN_CA,
+    Category.WRONG_KEY_USAGE: AlertDescription.UNSUPPORTED_CERTIFICATE,
+    Category.WRONG_EXTENDED_KEY_USAGE: AlertDescription.UNSUPPORTED_CERTIFICATE,
+    Category.WEAK_ALGORITHM: AlertDescription.UNSUPPORTED_CERTIFICATE,
+    Category.UNSUPPORTED_CRITICAL_EXTENSION: AlertDescription.UNSUPPORTED_CERTIFICATE,
+    Category.DECODE_ERROR: AlertDescription.BAD_CERTIFICATE,
+}
+
+
+def alert_for(category: Category) -> AlertDescription:
+    """bad_certificate unless a more precise alert exists (RFC 8446 §6.2)."""
+    return _ALERTS.get(category, AlertDescription.BAD_CERTIFICATE)
+
+
+def validate_chain(validator: Validator | None, chain: Sequence[bytes], *, anchors: Sequence[bytes],
+                   purpose: x509.Purpose, name: str | None, now: datetime) -> None:
+    check = validator if validator is not None else x509.validate
+    try:
+        check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now)
+    except x509.X509Error as err:
+        raise ProtocolError(alert_for(err.category), err.category, f"peer certificate: {err.reason}") from None
+
+
+def leaf_public_key(der: bytes) -> object:
+    """The leaf's subject public key as a `cryptography` key object (for handshake signatures)."""
+    try:
+        return x509.parse_certificate(der).public_key()
+    except x509.X509Error as err:
+        raise ProtocolError(AlertDescription.BAD_CERTIFICATE, err.category, f"peer leaf: {err.reason}") from None

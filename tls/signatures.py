@@ -1,0 +1,110 @@
+"""Handshake signatures: which schemes a key can make, making them, and checking the peer's.
+
+TLS 1.3 binds ECDSA schemes to curves and forbids PKCS#1 v1.5 in CertificateVerify; TLS 1.2 allows
+PKCS#1 for ECDHE_RSA ServerKeyExchange. SHA-1 schemes are never accepted.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from tls.alerts import AlertDescription
+from tls.constants import SignatureScheme as S
+from tls.errors import ProtocolError
+from tls.failure import Category
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+_HASHES: dict[int, type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA512]] = {
+    S.ECDSA_SECP256R1_SHA256: hashes.SHA256, S.ECDSA_SECP384R1_SHA384: hashes.SHA384,
+    S.ECDSA_SECP521R1_SHA512: hashes.SHA512,
+    S.RSA_PSS_RSAE_SHA256: hashes.SHA256, S.RSA_PSS_RSAE_SHA384: hashes.SHA384, S.RSA_PSS_RSAE_SHA512: hashes.SHA512,
+    S.RSA_PSS_PSS_SHA256: hashes.SHA256, S.RSA_PSS_PSS_SHA384: hashes.SHA384, S.RSA_PSS_PSS_SHA512: hashes.SHA512,
+    S.RSA_PKCS1_SHA256: hashes.SHA256, S.RSA_PKCS1_SHA384: hashes.SHA384, S.RSA_PKCS1_SHA512: hashes.SHA512,
+}
+_CURVE_OF: dict[int, str] = {S.ECDSA_SECP256R1_SHA256: "secp256r1", S.ECDSA_SECP384R1_SHA384: "secp384r1",
+             S.ECDSA_SECP521R1_SHA512: "secp521r1"}
+_PSS = frozenset({S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512,
+                  S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512})
+_PKCS1 = frozenset({S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512})
+
+HANDSHAKE_SCHEMES_13: tuple[int, ...] = (
+    S.ECDSA_SECP256R1_SHA256, S.ECDSA_SECP384R1_SHA384, S.ED25519,
+    S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512,
+    S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512,
+)
+"""What we accept in a TLS 1.3 CertificateVerify."""
+HANDSHAKE_SCHEMES_12: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384,
+                                         S.RSA_PKCS1_SHA512)
+"""What we accept in TLS 1.2 ServerKeyExchange / CertificateVerify."""
+ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
+                                       S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
+"""What we list in signature_algorithms: in TLS 1.3 it also covers certificate signatures (RFC 8446 §4.2.3),
+where PKCS#1 v1.5 is still common; our CertificateVerify check refuses PKCS#1 in TLS 1.3 regardless."""
+
+
+def bad_signature(reason: str) -> ProtocolError:
+    return ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE, reason)
+
+
+def schemes_for_key(key: PrivateKey, tls13: bool) -> tuple[int, ...]:
+    """Schemes this private key can produce, our preference first."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return (S.ED25519,)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        for scheme, curve in _CURVE_OF.items():
+            if key.curve.name == curve:
+                return (scheme,)
+        return ()
+    pss = (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512)
+    return pss if tls13 else (*pss, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
+
+
+def choose_scheme(key: PrivateKey, offered: tuple[int, ...], tls13: bool) -> int | None:
+    offered_set = set(offered)
+    for scheme in schemes_for_key(key, tls13):
+        if scheme in offered_set:
+            return scheme
+    return None
+
+
+def sign(key: PrivateKey, scheme: int, data: bytes) -> bytes:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(_HASHES[scheme]()))
+    algorithm = _HASHES[scheme]()
+    if scheme in _PSS:
+        return key.sign(data, padding.PSS(padding.MGF1(algorithm), algorithm.digest_size), algorithm)
+    return key.sign(data, padding.PKCS1v15(), algorithm)
+
+
+def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allowed: tuple[int, ...]) -> None:
+    """Raise bad_signature unless `signature` is a valid `scheme` signature by `public_key` over `data`
+    and `scheme` is one we allow here and fits the key's type (and curve, for ECDSA)."""
+    if scheme not in allowed:
+        raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.BAD_SIGNATURE,
+                            f"signature scheme {scheme:#06x} not allowed here")
+    try:
+        if scheme == S.ED25519:
+            if not isinstance(public_key, ed25519.Ed25519PublicKey):
+                raise bad_signature("ed25519 signature from a non-Ed25519 key")
+            public_key.verify(signature, data)
+        elif scheme in _CURVE_OF:
+            if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != _CURVE_OF[scheme]:
+                raise bad_signature("ECDSA scheme does not match the certificate's curve")
+            public_key.verify(signature, data, ec.ECDSA(_HASHES[scheme]()))
+        elif scheme in _PSS or scheme in _PKCS1:
+            if not isinstance(public_key, rsa.RSAPublicKey):
+                raise bad_signature("RSA signature from a non-RSA key")
+            algorithm = _HASHES[scheme]()
+            pad: padding.AsymmetricPadding = (padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
+                                              if scheme in _PSS else padding.PKCS1v15())
+            public_key.verify(signature, data, pad, algorithm)
+        else:
+            raise bad_signature(f"unknown signature scheme {scheme:#06x}")
+    except InvalidSignature:
+        raise bad_signature(f"signature ({scheme:#06x}) does not verify") from None
