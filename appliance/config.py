@@ -1,0 +1,86 @@
+"""Every limit and port of the appliance, in one place (DESIGN.md rule 4).
+
+Why one module: an attacker's cheapest weapon is a resource we forgot to bound. Having all bounds here
+makes the complete list reviewable, and every one of them maps to a counted failure category
+(`resource-limit` or `timeout`) rather than to a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Limits:
+    # connections
+    max_connections: int = 256  # concurrent, all endpoints together
+    max_connections_per_source: int = 16  # concurrent, per source address
+    # time (seconds)
+    handshake_timeout: float = 10.0  # TCP accept to TLS HandshakeComplete
+    idle_timeout: float = 30.0  # no bytes from the peer for this long
+    callback_connect_timeout: float = 5.0  # 10001: connecting back to the caller
+    # HTTP
+    http_max_request_line: int = 2048
+    http_max_header_bytes: int = 8192  # all header lines together
+    http_max_headers: int = 64
+    http_max_body: int = 0  # we serve GET/HEAD only: any body is refused with 413
+    http_max_requests_per_connection: int = 100
+    http_max_challenge: int = 256  # /proof?challenge=... after decoding
+    # TLS transport
+    tls_read_chunk: int = 16384  # bytes read from the transport at a time
+    tls_max_buffered: int = 65536  # bytes of TLS input queued before the engine drains them
+    # ledger and statistics
+    ledger_region_bytes: int = 4 * 1024 * 1024  # per region; the disk holds two (A/B) plus a header
+    ledger_max_record: int = 1024  # one encoded record, header included
+    ledger_batch_records: int = 64  # fsync after this many appended records ...
+    ledger_batch_seconds: float = 0.5  # ... or this long after the first unsynced one, whichever comes first
+    ledger_reason_bytes: int = 160  # failure reasons are truncated to this in the ledger
+    stats_recent_refused: int = 50  # rows on the "recent refused attempts" list
+    stats_series_points: int = 256  # points kept per endpoint for the cumulative chart
+    stats_unique_sources_tracked: int = 100_000  # distinct source addresses remembered exactly
+    # the vault
+    proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The endpoint table of DESIGN.md. `offset` shifts every port, the connect-back target included,
+    so that an unprivileged test run on the kernel's sockets cannot collide with a real service."""
+
+    http: int = 80
+    https: int = 443
+    mutual: int = 10000
+    callback: int = 10001
+    reverse: int = 10002
+    callback_target: int = 40001
+
+    def shifted(self, offset: int) -> Ports:
+        return replace(
+            self,
+            http=self.http + offset,
+            https=self.https + offset,
+            mutual=self.mutual + offset,
+            callback=self.callback + offset,
+            reverse=self.reverse + offset,
+            callback_target=self.callback_target + offset,
+        )
+
+    def names(self) -> dict[int, str]:
+        """Port number -> endpoint name as it appears in the ledger and statistics."""
+        return {
+            self.http: "http",
+            self.https: "https",
+            self.mutual: "mutual",
+            self.callback: "callback",
+            self.reverse: "reverse",
+        }
+
+
+ENDPOINTS = ("http", "https", "mutual", "callback", "reverse")
+"""Stable endpoint names (ledger and statistics use these, not port numbers, so an offset run is comparable)."""
+
+DISK_HEADER_BYTES = 4096
+"""The first block of the disk holds the vault key; the ledger's two regions follow."""

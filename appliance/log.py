@@ -1,0 +1,31 @@
+"""JSON-line logging to stdout (the serial console in the image).
+
+One object per line so that the console can be machine-read by the test harness. Callers pass only
+plain values; nothing in the appliance ever passes key material here (tests grep the output for the
+secret to hold us to that).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+Value = str | int | float | bool | None
+
+
+class JsonLog:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def event(self, name: str, **fields: Value) -> None:
+        record: dict[str, Value] = {"t": round(time.time(), 3), "event": name}
+        record.update(fields)
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            # A closed or full console must not take the service down with it.
+            return

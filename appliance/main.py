@@ -1,0 +1,171 @@
+"""`python -m appliance`: boot the bounty; `python -m appliance provision`: put a wallet key on a disk.
+
+Boot order matters for the secret: the disk (vault and ledger) is opened and verified first, then the
+boot PKI is made (its CA key lives only in this process), then the network starts listening. A fatal
+error before "ready" exits non-zero (as PID 1 the image's init turns that into a clean power-off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import pki as boot_pki
+from appliance.bitcoin import BitcoinFormatError, wif_decode
+from appliance.config import DEFAULT_LIMITS, Limits, Ports
+from appliance.disk import Disk, DiskError
+from appliance.ledger import Ledger
+from appliance.log import JsonLog
+from appliance.net import KernelNetwork, NetstackUnavailableError, Network, userspace_network
+from appliance.ours_tls import EngineUnavailableError
+from appliance.service import Appliance
+from appliance.stats import Stats
+from appliance.tls_engine import make_factory
+from appliance.validation import make_validator
+from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
+from appliance.web import Site
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PRODUCTION_MARKER = PACKAGE_DIR / "PRODUCTION"
+"""The image builder writes this file into the image's copy of the package: its presence (or running as
+PID 1) makes this a production boot, which refuses test material and the comparison engines."""
+MANIFEST_CANDIDATES = (PACKAGE_DIR.parent / "manifest.txt", Path("/manifest.txt"))
+DEFAULT_TLS = "ours"
+
+
+class FatalBootError(Exception):
+    """Boot cannot continue; the message says why (never contains key material)."""
+
+
+def is_production() -> bool:
+    return os.getpid() == 1 or PRODUCTION_MARKER.exists()
+
+
+@dataclass(frozen=True)
+class Options:
+    net: str
+    host: str
+    port_offset: int
+    disk: Path
+    tls: str
+    test_pki: Path | None
+    manifest: Path | None
+
+
+def parse_run_args(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m appliance", description="Run the Piñata bounty.")
+    parser.add_argument("--net", default="kernel", help="kernel, tap:IF or packet:IF (default kernel)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on with --net kernel")
+    parser.add_argument("--port-offset", type=int, default=0, help="shift every port, 40001 included")
+    parser.add_argument("--disk", type=Path, required=True, help="the data disk (block device or file)")
+    parser.add_argument("--tls", choices=("ours", "stdlib"), default=DEFAULT_TLS, help="TLS engine")
+    parser.add_argument("--test-pki", type=Path, help="TEST ONLY: write the boot PKI (CA key included) here")
+    parser.add_argument("--manifest", type=Path, help="manifest.txt to serve (default: the build's copy)")
+    args = parser.parse_args(argv)
+    return Options(args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest)
+
+
+def check_policy(options: Options, production: bool) -> None:
+    if not production:
+        return
+    if options.test_pki is not None:
+        raise FatalBootError("--test-pki is refused in a production image: it would export the CA key")
+    if options.tls != "ours":
+        raise FatalBootError("production always uses our TLS engine")
+    if options.net == "kernel":
+        raise FatalBootError("production always uses our network stack")
+
+
+def make_network(options: Options) -> Network:
+    if options.net == "kernel":
+        return KernelNetwork(options.host)
+    return userspace_network(options.net)
+
+
+def read_manifest(explicit: Path | None) -> bytes | None:
+    for path in (explicit,) if explicit is not None else MANIFEST_CANDIDATES:
+        if path.is_file():
+            return path.read_bytes()
+    return None
+
+
+async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -> None:
+    started = time.perf_counter()
+    check_policy(options, is_production())
+    ports = Ports().shifted(options.port_offset)
+    network = make_network(options)
+
+    disk = Disk(options.disk)
+    secret, header, generated = load_or_generate(disk, limits.ledger_region_bytes)
+    stats = Stats(limits)
+    ledger = Ledger(disk, header.region_bytes, limits)
+    report = ledger.open(stats.initial, stats.replay)
+    log.event("ledger", region=report.region, epoch=report.epoch, records=report.records, torn=report.torn_bytes_cut)
+
+    pki = boot_pki.generate(datetime.datetime.now(datetime.UTC))
+    if options.test_pki is not None:
+        boot_pki.export(pki, options.test_pki)
+        log.event("test-pki-exported", directory=str(options.test_pki))
+    validator, validator_name = make_validator(pki.ca_der)
+    vault = Vault(secret, validator)
+    del secret
+    engines = make_factory(options.tls, pki)
+    mode = f"net={network.name} tls={engines.name} x509={validator_name}"
+    site = Site(vault, pki.ca_pem, stats, read_manifest(options.manifest), ports, limits, mode)
+    appliance = Appliance(network, engines, pki, vault, stats, ledger, site, limits, ports, log)
+    await appliance.start()
+    log.event(
+        "ready", address=vault.address_p2wpkh, key_generated=generated, mode=mode,
+        http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
+        boot_seconds=round(time.perf_counter() - started, 4),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await appliance.stop()
+    disk.close()
+    log.event("stopped")
+
+
+def provision_main(argv: list[str], log: JsonLog) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance provision", description="Put a wallet key on a disk.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--wif", help="import this WIF (compressed-key, mainnet)")
+    source.add_argument("--generate", action="store_true", help="generate a fresh key")
+    parser.add_argument("--disk", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        secret = wif_decode(args.wif) if args.wif is not None else None
+        disk = Disk(args.disk)
+        try:
+            address = provision(disk, secret, DEFAULT_LIMITS.ledger_region_bytes)
+        finally:
+            disk.close()
+    except (BitcoinFormatError, VaultAlreadyProvisionedError, DiskError, OSError) as exc:
+        log.event("provision-failed", error=str(exc) if not isinstance(exc, BitcoinFormatError) else "invalid WIF")
+        return 1
+    log.event("provisioned", disk=str(args.disk), address=address.decode("ascii"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    log = JsonLog()
+    if argv[:1] == ["provision"]:
+        return provision_main(argv[1:], log)
+    options = parse_run_args(argv)
+    try:
+        asyncio.run(run(options, log))
+    except (FatalBootError, NetstackUnavailableError, EngineUnavailableError, DiskError, ValueError, OSError) as exc:
+        log.event("fatal", error=str(exc))
+        return 2
+    return 0

@@ -1,0 +1,173 @@
+"""The boot PKI: a fresh CA and three leaves at every start (DESIGN.md, "Boot PKI").
+
+Why fresh at every boot: the CA key is the only thing that can mint a certificate the vault accepts, so
+it never touches the disk and dies with the process. ECDSA P-256 because generating four keys must not
+slow the boot (it takes milliseconds) and every TLS peer we care about speaks it.
+
+- CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign.
+- server (10000): CA:FALSE, digitalSignature, EKU serverAuth.
+- client (10001, 10002, where the appliance is the TLS client): CA:FALSE, digitalSignature, EKU clientAuth.
+- web (443): like server, plus the SAN the browser checks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_VALIDITY = datetime.timedelta(days=3650)
+LEAF_VALIDITY = datetime.timedelta(days=3650)
+BACKDATE = datetime.timedelta(minutes=5)  # tolerate a peer clock slightly behind ours
+WEB_NAMES = ("pinata.local", "localhost")
+WEB_ADDRESSES = ("127.0.0.1",)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A leaf certificate and its key, as the TLS engines take them."""
+
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+@dataclass(frozen=True)
+class BootPKI:
+    ca: Identity  # the CA's key lives only here, in memory
+    server: Identity
+    client: Identity
+    web: Identity
+
+    @property
+    def ca_der(self) -> bytes:
+        return self.ca.cert_der
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca.cert_pem
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Piñata"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _serial() -> int:
+    return int.from_bytes(os.urandom(16), "big") >> 1  # positive, at most 127 bits
+
+
+def _make_ca(now: datetime.datetime) -> Identity:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name("Piñata boot CA")
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(_serial())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Identity(cert, key)
+
+
+def make_leaf(
+    ca: Identity,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    now: datetime.datetime,
+    san: x509.SubjectAlternativeName | None = None,
+) -> Identity:
+    """A leaf issued directly by `ca`; also used by tests to mint good leaves for their own peers."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + LEAF_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return Identity(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def generate(now: datetime.datetime, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
+    ca = _make_ca(now)
+    web_san = x509.SubjectAlternativeName(
+        [x509.DNSName(n) for n in web_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in WEB_ADDRESSES]
+    )
+    return BootPKI(
+        ca=ca,
+        server=make_leaf(ca, "Piñata mutual-TLS server", ExtendedKeyUsageOID.SERVER_AUTH, now),
+        client=make_leaf(ca, "Piñata client", ExtendedKeyUsageOID.CLIENT_AUTH, now),
+        web=make_leaf(ca, web_names[0], ExtendedKeyUsageOID.SERVER_AUTH, now, san=web_san),
+    )
+
+
+def export(pki: BootPKI, directory: Path) -> list[Path]:
+    """Test mode only (`--test-pki DIR`): write every key and certificate, the CA key included, so tests
+    can build good and bad chains. The caller refuses this in a production image."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, identity in (("ca", pki.ca), ("server", pki.server), ("client", pki.client), ("web", pki.web)):
+        cert_path = directory / f"{label}.pem"
+        key_path = directory / f"{label}.key"
+        cert_path.write_bytes(identity.cert_pem)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(identity.key_pem)
+        written += [cert_path, key_path]
+    return written

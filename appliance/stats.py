@@ -1,0 +1,136 @@
+"""Statistics: a pure function of the ledger (rebuilt from it at boot), served on the web pages.
+
+Every structure is bounded (config.Limits): the cumulative series is halved when it reaches its point
+budget, the recent list is a fixed-size deque, and distinct sources are remembered exactly up to a cap
+and only counted beyond it. At a ledger rollover the distinct-source set is folded into a plain count
+(the checkpoint cannot hold every address), so a source seen both before and after a rollover is counted
+twice; the page says "at least" for that reason only when a rollover happened.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+
+from appliance.config import ENDPOINTS, Limits
+from appliance.ledger_record import Checkpoint, Event, Record
+
+SUCCESS = "success"
+NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
+
+
+@dataclass(frozen=True)
+class Refusal:
+    time: float
+    endpoint: str
+    category: str
+    reason: str
+
+
+class Stats:
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.counts: dict[str, dict[str, int]] = {e: {} for e in ENDPOINTS}
+        self.series: dict[str, list[tuple[float, int]]] = {e: [] for e in ENDPOINTS}
+        self.recent: deque[Refusal] = deque(maxlen=limits.stats_recent_refused)
+        self._sources: set[str] = set()
+        self.sources_before = 0  # distinct sources folded into a count at a rollover
+        self.sources_untracked = 0  # arrivals after the exact set reached its cap
+        self.rolled_over = False
+
+    # -- updates ---------------------------------------------------------------------------------------
+
+    def add(self, event: Event) -> None:
+        per_endpoint = self.counts[event.endpoint]
+        per_endpoint[event.category] = per_endpoint.get(event.category, 0) + 1
+        self._add_point(event.endpoint, event.time)
+        if event.category not in NOT_REFUSED:
+            self.recent.append(Refusal(event.time, event.endpoint, event.category, event.reason))
+        if event.source not in self._sources:
+            if len(self._sources) < self._limits.stats_unique_sources_tracked:
+                self._sources.add(event.source)
+            else:
+                self.sources_untracked += 1
+
+    def _add_point(self, endpoint: str, time: float) -> None:
+        points = self.series[endpoint]
+        total = points[-1][1] + 1 if points else 1
+        points.append((time, total))
+        if len(points) > self._limits.stats_series_points:
+            # Keep the first and the last point and every other one between: the curve keeps its shape.
+            self.series[endpoint] = points[::2] + ([points[-1]] if len(points) % 2 == 0 else [])
+
+    def replay(self, record: Record) -> None:
+        if isinstance(record.body, Checkpoint):
+            self.restore(record.body.state)
+        else:
+            self.add(record.body)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+
+    def checkpoint(self) -> bytes:
+        """The state a rollover writes; also folds the exact source set into a count (see module doc)."""
+        self.sources_before = self.unique_sources
+        self._sources.clear()
+        self.sources_untracked = 0
+        self.rolled_over = True
+        return self._encode()
+
+    def initial(self) -> bytes:
+        return self._encode()
+
+    def _encode(self) -> bytes:
+        state = {
+            "counts": self.counts,
+            "series": {e: [[round(t, 3), n] for t, n in pts] for e, pts in self.series.items()},
+            "recent": [[r.time, r.endpoint, r.category, r.reason] for r in self.recent],
+            "sources_before": self.sources_before,
+            "rolled_over": self.rolled_over,
+        }
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    def restore(self, state: bytes) -> None:
+        data = json.loads(state)
+        self.counts = {e: {str(k): int(v) for k, v in data["counts"].get(e, {}).items()} for e in ENDPOINTS}
+        self.series = {e: [(float(t), int(n)) for t, n in data["series"].get(e, [])] for e in ENDPOINTS}
+        self.recent.clear()
+        for t, endpoint, category, reason in data["recent"]:
+            self.recent.append(Refusal(float(t), str(endpoint), str(category), str(reason)))
+        self.sources_before = int(data["sources_before"])
+        self.rolled_over = bool(data["rolled_over"])
+        self._sources.clear()
+        self.sources_untracked = 0
+
+    # -- views -----------------------------------------------------------------------------------------
+
+    @property
+    def unique_sources(self) -> int:
+        return self.sources_before + len(self._sources) + self.sources_untracked
+
+    def by_category(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for per_endpoint in self.counts.values():
+            for category, n in per_endpoint.items():
+                totals[category] = totals.get(category, 0) + n
+        return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def failures_by_category(self) -> dict[str, int]:
+        return {c: n for c, n in self.by_category().items() if c not in NOT_REFUSED}
+
+    def total(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "connections": self.total(),
+            "successes": self.by_category().get(SUCCESS, 0),
+            "unique_sources": self.unique_sources,
+            "unique_sources_exact": not self.rolled_over and self.sources_untracked == 0,
+            "by_endpoint": {e: dict(sorted(c.items())) for e, c in self.counts.items()},
+            "by_category": self.by_category(),
+            "recent_refused": [
+                {"time": r.time, "endpoint": r.endpoint, "category": r.category, "reason": r.reason}
+                for r in reversed(self.recent)
+            ],
+        }

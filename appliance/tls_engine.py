@@ -1,0 +1,51 @@
+"""The TLS engine as the appliance uses it, and the factories that make one per connection.
+
+Two engines share the sans-I/O interface of `tls.connection` (receive_data / events / data_to_send /
+send_application_data / close) and the events of `tls.events`: ours (`tls.server.ServerConnection`,
+`tls.client.ClientConnection`), which production always uses, and `StdlibEngine` (appliance.stdlib_tls),
+which exists for side-by-side benchmarks and as a reference in tests (DESIGN.md, "appliance").
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from appliance.pki import BootPKI, Identity
+from tls.events import Event
+
+
+class TLSEngine(Protocol):
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; b"" means the transport reached EOF."""
+
+    def events(self) -> list[Event]: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def send_application_data(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EngineFactory(Protocol):
+    name: str
+
+    def server(self, identity: Identity, *, require_client_cert: bool) -> TLSEngine:
+        """A server engine presenting `identity`; with `require_client_cert`, peers must authenticate
+        with a chain to the boot CA (the engine refuses a handshake without a certificate)."""
+
+    def client(self, identity: Identity) -> TLSEngine:
+        """A client engine presenting `identity` and validating the server's chain against the boot CA."""
+
+
+def make_factory(kind: str, pki: BootPKI) -> EngineFactory:
+    """`ours` or `stdlib`; unknown or unavailable kinds fail loudly (the caller exits with the message)."""
+    if kind == "stdlib":
+        from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - the comparison engine loads only on request
+
+        return StdlibFactory(pki)
+    if kind == "ours":
+        from appliance.ours_tls import OursFactory  # noqa: PLC0415 - imports tls.server, which may be absent
+
+        return OursFactory(pki)
+    raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")

@@ -1,0 +1,101 @@
+"""The wallet vault: the only holder of the secret, with exactly three ways out (DESIGN.md rule 5).
+
+1. the addresses (P2WPKH bech32, P2PKH),
+2. a proof of possession: a BIP-137 signed message over a text that includes the caller's challenge,
+3. the WIF itself, returned by `release` only after the peer chain it is given validates against the
+   boot CA. `release` runs the validator itself rather than trusting a flag set by a TLS engine, so a bug
+   in an engine's bookkeeping cannot open the vault.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import coincurve
+
+from appliance import bitcoin
+from appliance.disk import Disk, DiskError, Header
+from appliance.validation import Purpose, Validator
+
+PROOF_TITLE = "Pinata proof of possession"
+
+
+@dataclass(frozen=True)
+class Proof:
+    message: str
+    address_p2pkh: str
+    address_p2wpkh: str
+    signature_p2pkh: str  # base64, BIP-137 header 31-34 (compressed P2PKH): Bitcoin Core's verifymessage
+    signature_p2wpkh: str  # base64, BIP-137 header 39-42 (P2WPKH): Electrum and BIP-137 tools
+
+
+class Vault:
+    __slots__ = ("_key", "_validator", "address_p2pkh", "address_p2wpkh")
+
+    def __init__(self, secret: bytes, validator: Validator) -> None:
+        if len(secret) != 32:
+            raise ValueError("a wallet key is 32 bytes")
+        self._key = coincurve.PrivateKey(secret)
+        self._validator = validator
+        public = self._key.public_key.format(compressed=True)
+        self.address_p2pkh = bitcoin.p2pkh_address(public)
+        self.address_p2wpkh = bitcoin.p2wpkh_address(public)
+
+    def __repr__(self) -> str:
+        return f"Vault({self.address_p2wpkh})"
+
+    def proof(self, challenge: str, now: datetime.datetime) -> Proof:
+        message = (
+            f"{PROOF_TITLE}\naddress: {self.address_p2wpkh}\naddress-legacy: {self.address_p2pkh}\n"
+            f"time: {now.strftime('%Y-%m-%dT%H:%M:%SZ')}\nchallenge: {challenge}"
+        )
+        digest = bitcoin.message_digest(message.encode("utf-8"))
+        signature = self._key.sign_recoverable(digest, hasher=None)
+        compact, recovery_id = signature[:64], signature[64]
+        return Proof(
+            message=message,
+            address_p2pkh=self.address_p2pkh,
+            address_p2wpkh=self.address_p2wpkh,
+            signature_p2pkh=_b64(bytes([bitcoin.HEADER_P2PKH_COMPRESSED + recovery_id]) + compact),
+            signature_p2wpkh=_b64(bytes([bitcoin.HEADER_P2WPKH + recovery_id]) + compact),
+        )
+
+    def release(self, peer_chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> bytes:
+        """The WIF, for a peer whose chain validates against the boot CA; raises PeerRejectedError otherwise."""
+        self._validator(peer_chain, purpose, now)
+        return bitcoin.wif_encode(self._key.secret).encode("ascii")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class VaultAlreadyProvisionedError(Exception):
+    """Provisioning refuses to overwrite a key: it may guard real money."""
+
+
+def provision(disk: Disk, secret: bytes | None, region_bytes: int) -> bytes:
+    """Write `secret` (or a fresh key when None) to a blank disk; return the public P2WPKH address bytes."""
+    existing = disk.read_header()
+    if existing is not None and existing.key is not None:
+        raise VaultAlreadyProvisionedError(f"{disk.path} already holds a wallet key")
+    key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
+    region = existing.region_bytes if existing is not None else region_bytes
+    disk.write_header(Header(region_bytes=region, key=key.secret))
+    return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")
+
+
+def load_or_generate(disk: Disk, region_bytes: int) -> tuple[bytes, Header, bool]:
+    """The stored key, or a fresh one written to disk on first boot. Returns (secret, header, generated)."""
+    header = disk.read_header()
+    if header is not None and header.key is not None:
+        return header.key, header, False
+    if header is not None and header.region_bytes != region_bytes:
+        raise DiskError("blank disk header with a different region size")
+    key = coincurve.PrivateKey()
+    header = Header(region_bytes=region_bytes, key=key.secret)
+    disk.write_header(header)
+    return key.secret, header, True

@@ -1,0 +1,179 @@
+"""The web pages (ports 80 and 443): request in, response out, time passed in.
+
+Plain HTML and inline CSS, no scripts and no external resources (the CSP header forbids them anyway), so
+the page can be read safely by anyone, including the people attacking it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import parse_qs, urlsplit
+
+from appliance import svg
+from appliance.config import Limits, Ports
+from appliance.http import Request, Response
+from appliance.stats import Stats
+from appliance.vault import Vault
+
+HTML = "text/html; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:54rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.8rem}code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;overflow-x:auto}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
+nav a{margin-right:1rem}svg{max-width:100%;height:auto}
+"""
+
+
+class TokenBucket:
+    """Bounded work per second for signing (`/proof`): the wallet key must not be a CPU sink."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._tokens = rate
+        self._last: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._last is not None:
+            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class Site:
+    vault: Vault
+    ca_pem: bytes
+    stats: Stats
+    manifest: bytes | None  # None: this build has no manifest to show (404)
+    ports: Ports
+    limits: Limits
+    mode: str  # e.g. "kernel, tls=stdlib": shown so visitors know what they are attacking
+
+    def __post_init__(self) -> None:
+        self._proof_bucket = TokenBucket(self.limits.proof_rate_per_second)
+
+    def handle(self, request: Request, now: float) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, TEXT, b"only GET and HEAD\n", (("Allow", "GET, HEAD"),))
+        parts = urlsplit(request.target)
+        routes = {
+            "/": self._index,
+            "/stats": self._stats_page,
+            "/stats.json": self._stats_json,
+            "/ca.pem": lambda: Response(200, "application/x-pem-file", self.ca_pem),
+            "/manifest.txt": self._manifest,
+        }
+        if parts.path == "/proof":
+            return self._proof(parts.query, now)
+        page = routes.get(parts.path)
+        if page is None:
+            return Response(404, TEXT, b"not found\n")
+        return page()
+
+    def _manifest(self) -> Response:
+        if self.manifest is None:
+            return Response(404, TEXT, b"no manifest in this build\n")
+        return Response(200, TEXT, self.manifest)
+
+    def _proof(self, query: str, now: float) -> Response:
+        values = parse_qs(query, keep_blank_values=True, max_num_fields=4).get("challenge", [])
+        if len(values) != 1 or not values[0]:
+            return Response(400, TEXT, b"give exactly one non-empty ?challenge=...\n")
+        challenge = values[0]
+        if len(challenge.encode()) > self.limits.http_max_challenge or not challenge.isprintable():
+            limit = self.limits.http_max_challenge
+            return Response(400, TEXT, f"challenge: printable, at most {limit} bytes\n".encode())
+        if not self._proof_bucket.take(now):
+            return Response(429, TEXT, b"too many proofs requested; retry in a second\n", (("Retry-After", "1"),))
+        proof = self.vault.proof(challenge, datetime.datetime.fromtimestamp(now, datetime.UTC))
+        body = {
+            "message": proof.message,
+            "address": proof.address_p2wpkh,
+            "signature": proof.signature_p2wpkh,
+            "address_legacy": proof.address_p2pkh,
+            "signature_legacy": proof.signature_p2pkh,
+            "format": "BIP-137 signed message (base64); verify with Electrum, or the legacy pair with "
+            "Bitcoin Core's verifymessage",
+        }
+        return Response(200, "application/json", json.dumps(body, indent=1).encode() + b"\n")
+
+    def _stats_json(self) -> Response:
+        return Response(200, "application/json", json.dumps(self.stats.as_json(), indent=1).encode() + b"\n")
+
+    def _page(self, title: str, body: str) -> Response:
+        html = (
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{STYLE}</style></head>'
+            f'<body><nav><a href="/">bounty</a><a href="/stats">statistics</a><a href="/stats.json">stats.json</a>'
+            f'<a href="/ca.pem">ca.pem</a><a href="/manifest.txt">manifest.txt</a></nav>{body}</body></html>'
+        )
+        return Response(200, HTML, html.encode())
+
+    def _index(self) -> Response:
+        p = self.ports
+        body = f"""
+<h1>Piñata: a bitcoin key behind our own TCP/IP, TLS and X.509</h1>
+<p>This machine holds the private key of the wallet below. It hands the key over to anyone who completes a
+mutually authenticated TLS handshake with a certificate issued by the certificate authority that this machine
+generated when it booted. That CA's private key exists only in this process's memory. If you get the key,
+the coins are yours: that is the bounty. The blockchain shows whether anyone succeeded.</p>
+<h2>The wallet</h2>
+<p>Native segwit (P2WPKH): <code>{escape(self.vault.address_p2wpkh)}</code><br>
+Legacy (P2PKH), same key: <code>{escape(self.vault.address_p2pkh)}</code><br>
+Proof that this machine holds the key: <code>/proof?challenge=YOUR-TEXT</code> returns a BIP-137 signed message
+that includes your text.</p>
+<h2>Rules</h2>
+<ul><li>Anything goes against this machine over the network: every byte you can send reaches code we wrote
+(Ethernet, ARP, IPv4, TCP, TLS, X.509, HTTP).</li>
+<li>Be kind to others: floods only slow everyone down, and limits are counted, not crashed.</li>
+<li>Every connection's outcome is recorded (category, endpoint, time, source address) and shown on the
+<a href="/stats">statistics</a> page. The key itself never appears in any log.</li></ul>
+<h2>How to attack</h2>
+<table><tr><th>port</th><th>what it does</th></tr>
+<tr><td>{p.http}</td><td>HTTP: these pages</td></tr>
+<tr><td>{p.https}</td><td>HTTPS: the same pages, server certificate from the boot CA, no client certificate</td></tr>
+<tr><td>{p.mutual}</td><td>TLS server requiring a client certificate chained to the boot CA; success sends
+the key</td></tr>
+<tr><td>{p.callback}</td><td>closes your connection and connects back to your address on port {p.callback_target} as
+a TLS client (with its client certificate); if your server's chain validates against the boot CA, it sends the
+key</td></tr>
+<tr><td>{p.reverse}</td><td>starts TLS as the client over your connection; if your server's chain validates, it
+sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the key pass, encrypted.</td></tr>
+</table>
+<p>Running as: <code>{escape(self.mode)}</code>. Built from: <a href="/manifest.txt">manifest.txt</a>.</p>
+<h2>The boot CA certificate</h2>
+<pre>{escape(self.ca_pem.decode("ascii"))}</pre>
+"""
+        return self._page("Piñata bounty", body)
+
+    def _stats_page(self) -> Response:
+        data = self.stats.as_json()
+        exact = "" if data["unique_sources_exact"] else " (approximate: counted across a ledger rollover)"
+        rows = "".join(
+            f"<tr><td>{escape(_utc(r.time))}</td><td>{escape(r.endpoint)}</td><td>{escape(r.category)}</td>"
+            f"<td>{escape(r.reason)}</td></tr>"
+            for r in reversed(self.stats.recent)
+        ) or '<tr><td colspan="4">none yet</td></tr>'
+        body = f"""
+<h1>Statistics</h1>
+<p>{data["connections"]} connections from {data["unique_sources"]} distinct sources{exact};
+{data["successes"]} got the key.</p>
+<h2>Connections over time, per endpoint (cumulative)</h2>
+{svg.cumulative_chart(self.stats.series, "cumulative connections per endpoint")}
+<h2>RefusedError connections by category</h2>
+{svg.bar_chart(self.stats.failures_by_category(), "refused connections by category")}
+<h2>Recent refused attempts</h2>
+<table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>
+"""
+        return self._page("Piñata statistics", body)
+
+
+def _utc(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")

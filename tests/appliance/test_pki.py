@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import datetime
+import stat
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from appliance import pki
+
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def test_ca_extensions() -> None:
+    boot = pki.generate(NOW)
+    ca = boot.ca.certificate
+    basic = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical
+    assert basic.value.ca
+    assert basic.value.path_length == 0
+    usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign
+    assert usage.crl_sign
+    assert not usage.digital_signature
+    assert isinstance(boot.ca.key, ec.EllipticCurvePrivateKey)
+    assert ca.issuer == ca.subject
+
+
+def test_leaf_extensions_and_issuer() -> None:
+    boot = pki.generate(NOW)
+    expected = {
+        "server": ExtendedKeyUsageOID.SERVER_AUTH,
+        "client": ExtendedKeyUsageOID.CLIENT_AUTH,
+        "web": ExtendedKeyUsageOID.SERVER_AUTH,
+    }
+    for label, eku in expected.items():
+        cert = getattr(boot, label).certificate
+        cert.verify_directly_issued_by(boot.ca.certificate)
+        assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert usage.digital_signature
+        assert not usage.key_cert_sign
+        assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [eku]
+    san = boot.web.certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "pinata.local" in san.get_values_for_type(x509.DNSName)
+
+
+def test_every_boot_has_a_fresh_ca() -> None:
+    assert pki.generate(NOW).ca_der != pki.generate(NOW).ca_der
+
+
+def test_export_writes_keys_private(tmp_path: Path) -> None:
+    boot = pki.generate(NOW)
+    written = pki.export(boot, tmp_path / "pki")
+    names = sorted(p.name for p in written)
+    assert names == sorted(f"{n}.{e}" for n in ("ca", "server", "client", "web") for e in ("pem", "key"))
+    assert (tmp_path / "pki" / "ca.pem").read_bytes() == boot.ca_pem
+    assert stat.S_IMODE((tmp_path / "pki" / "ca.key").stat().st_mode) == 0o600

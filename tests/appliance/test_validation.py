@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import datetime
+import importlib
+
+import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from appliance import pki
+from appliance.validation import DirectValidator, OursValidator, PeerRejectedError, Purpose, Validator
+from tests.appliance.certs import DAY, NOW, Spec, mint
+from tls.failure import Category
+
+BOOT = pki.generate(NOW)
+OTHER = pki.generate(NOW)
+SERVER_EKU = (ExtendedKeyUsageOID.SERVER_AUTH,)
+
+
+def _validators() -> list[Validator]:
+    validators: list[Validator] = [DirectValidator(BOOT.ca_der)]
+    try:
+        module = importlib.import_module("tls.x509")
+    except ImportError:
+        return validators
+    if hasattr(module, "validate"):
+        validators.append(OursValidator(module, BOOT.ca_der))
+    return validators
+
+
+VALIDATORS = _validators()
+IDS = [type(v).__name__ for v in VALIDATORS]
+
+REFUSALS = [
+    ("self-signed", (mint(BOOT.ca, Spec(self_signed=True)).cert_der,), Category.UNTRUSTED_CHAIN),
+    # Another boot's CA has the same name: "claims our CA, signature fails" or "not our CA" are both right.
+    ("other CA", (OTHER.client.cert_der,), {Category.UNTRUSTED_CHAIN, Category.CHAIN_SIGNATURE_INVALID}),
+    ("forged signature", (mint(BOOT.ca, Spec(wrong_signing_key=True)).cert_der,), Category.CHAIN_SIGNATURE_INVALID),
+    ("expired", (mint(BOOT.ca, Spec(not_before=NOW - 9 * DAY, not_after=NOW - DAY)).cert_der,), Category.EXPIRED),
+    ("not yet valid", (mint(BOOT.ca, Spec(not_before=NOW + DAY, not_after=NOW + 9 * DAY)).cert_der,),
+     Category.NOT_YET_VALID),
+    ("server cert as client", (BOOT.server.cert_der,), Category.WRONG_EXTENDED_KEY_USAGE),
+    ("no digitalSignature", (mint(BOOT.ca, Spec(digital_signature=False)).cert_der,), Category.WRONG_KEY_USAGE),
+    ("unknown critical extension", (mint(BOOT.ca, Spec(unknown_critical=True)).cert_der,),
+     Category.UNSUPPORTED_CRITICAL_EXTENSION),
+    ("empty chain", (), Category.NO_CERTIFICATE),
+    ("garbage", (b"\x30\x03\x02\x01\x00",), Category.DECODE_ERROR),
+]
+
+
+@pytest.mark.parametrize("validator", VALIDATORS, ids=IDS)
+def test_good_leaves_pass(validator: Validator) -> None:
+    validator((BOOT.client.cert_der,), Purpose.CLIENT, NOW)
+    validator((BOOT.server.cert_der,), Purpose.SERVER, NOW)
+    validator((mint(BOOT.ca, Spec(eku=SERVER_EKU)).cert_der,), Purpose.SERVER, NOW)
+
+
+@pytest.mark.parametrize("validator", VALIDATORS, ids=IDS)
+@pytest.mark.parametrize(("label", "chain", "category"), REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals_have_their_category(
+    validator: Validator, label: str, chain: tuple[bytes, ...], category: Category | set[Category]
+) -> None:
+    with pytest.raises(PeerRejectedError) as info:
+        validator(chain, Purpose.CLIENT, NOW)
+    allowed = category if isinstance(category, set) else {category}
+    assert info.value.category in allowed, info.value.reason
+
+
+@pytest.mark.parametrize("validator", VALIDATORS, ids=IDS)
+def test_ca_presented_as_leaf_is_refused(validator: Validator) -> None:
+    with pytest.raises(PeerRejectedError) as info:
+        validator((BOOT.ca_der,), Purpose.CLIENT, NOW)
+    assert info.value.category in (Category.CA_AS_LEAF, Category.WRONG_EXTENDED_KEY_USAGE, Category.UNTRUSTED_CHAIN)
+
+
+def test_direct_validator_ca_flag_leaf() -> None:
+    leaf = mint(BOOT.ca, Spec(ca=True)).cert_der
+    with pytest.raises(PeerRejectedError) as info:
+        DirectValidator(BOOT.ca_der)((leaf,), Purpose.CLIENT, NOW)
+    assert info.value.category is Category.CA_AS_LEAF
+    with pytest.raises(PeerRejectedError) as ca_info:
+        DirectValidator(BOOT.ca_der)((BOOT.ca_der,), Purpose.CLIENT, NOW)
+    assert ca_info.value.category is Category.CA_AS_LEAF
+
+
+def test_later_time_expires_the_boot_leaves() -> None:
+    later = NOW + datetime.timedelta(days=3651)
+    for validator in VALIDATORS:
+        with pytest.raises(PeerRejectedError) as info:
+            validator((BOOT.client.cert_der,), Purpose.CLIENT, later)
+        assert info.value.category is Category.EXPIRED

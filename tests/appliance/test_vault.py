@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+import coincurve
+import pytest
+
+from appliance import bitcoin
+from appliance.disk import Disk, DiskError
+from appliance.validation import PeerRejectedError, Purpose
+from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
+from tests.appliance.bip137_reference import verify_message
+from tls.failure import Category
+
+NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
+SECRET = bytes.fromhex("1e99423a4ed27608a15a2616a2b0e9e52ced330ac530edcc32c8ffc6a526aedd")
+
+
+class RecordingValidator:
+    def __init__(self, refuse: Category | None) -> None:
+        self.refuse = refuse
+        self.calls: list[tuple[tuple[bytes, ...], Purpose]] = []
+
+    def __call__(self, chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> None:
+        self.calls.append((tuple(chain), purpose))
+        if self.refuse is not None:
+            raise PeerRejectedError(self.refuse, "refused for the test")
+
+
+def test_proof_verifies_independently_both_formats() -> None:
+    vault = Vault(SECRET, RecordingValidator(None))
+    proof = vault.proof("my challenge 123", NOW)
+    assert "challenge: my challenge 123" in proof.message
+    assert verify_message(proof.address_p2wpkh, proof.message, proof.signature_p2wpkh)
+    assert verify_message(proof.address_p2pkh, proof.message, proof.signature_p2pkh)
+
+
+def test_proof_fails_for_a_changed_challenge_or_address() -> None:
+    vault = Vault(SECRET, RecordingValidator(None))
+    proof = vault.proof("challenge-A", NOW)
+    changed = proof.message.replace("challenge-A", "challenge-B")
+    assert not verify_message(proof.address_p2wpkh, changed, proof.signature_p2wpkh)
+    assert not verify_message(proof.address_p2pkh, changed, proof.signature_p2pkh)
+    other = Vault(bytes(31) + b"\x07", RecordingValidator(None))
+    assert not verify_message(other.address_p2wpkh, proof.message, proof.signature_p2wpkh)
+    # The header byte binds the address type: a P2WPKH signature does not pass as a P2PKH one.
+    assert not verify_message(proof.address_p2pkh, proof.message, proof.signature_p2wpkh)
+
+
+def test_addresses_match_coincurve_public_key() -> None:
+    vault = Vault(SECRET, RecordingValidator(None))
+    public = coincurve.PrivateKey(SECRET).public_key.format(compressed=True)
+    assert vault.address_p2wpkh == bitcoin.p2wpkh_address(public)
+    assert vault.address_p2pkh == bitcoin.p2pkh_address(public)
+    assert SECRET.hex() not in repr(vault)
+
+
+def test_release_runs_the_validator_and_returns_the_wif() -> None:
+    validator = RecordingValidator(None)
+    vault = Vault(SECRET, validator)
+    wif = vault.release((b"leaf",), Purpose.CLIENT, NOW)
+    assert bitcoin.wif_decode(wif.decode()) == SECRET
+    assert validator.calls == [((b"leaf",), Purpose.CLIENT)]
+
+
+@pytest.mark.parametrize("category", [Category.UNTRUSTED_CHAIN, Category.NO_CERTIFICATE, Category.EXPIRED])
+def test_release_refused_when_the_validator_refuses(category: Category) -> None:
+    vault = Vault(SECRET, RecordingValidator(category))
+    with pytest.raises(PeerRejectedError) as info:
+        vault.release((b"leaf",), Purpose.SERVER, NOW)
+    assert info.value.category is category
+
+
+def test_provision_and_load(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "disk")
+    address = provision(disk, SECRET, 8192)
+    assert address.decode() == Vault(SECRET, RecordingValidator(None)).address_p2wpkh
+    secret, header, generated = load_or_generate(disk, 8192)
+    assert (secret, header.region_bytes, generated) == (SECRET, 8192, False)
+    with pytest.raises(VaultAlreadyProvisionedError):
+        provision(disk, None, 8192)
+
+
+def test_first_boot_generates_and_keeps_the_key(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "disk")
+    first, _, generated = load_or_generate(disk, 8192)
+    again, _, generated_again = load_or_generate(Disk(tmp_path / "disk"), 8192)
+    assert generated
+    assert not generated_again
+    assert first == again
+
+
+def test_corrupt_header_is_refused(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "disk")
+    provision(disk, SECRET, 8192)
+    disk.write(40, b"\xff")
+    with pytest.raises(DiskError):
+        load_or_generate(disk, 8192)
