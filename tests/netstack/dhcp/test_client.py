@@ -1,0 +1,293 @@
+"""The DHCP client against a scripted fake server, with virtual time."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from netstack.addresses import LIMITED_BROADCAST
+from netstack.dhcp.client import DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
+from netstack.dhcp.message import (
+    ACK,
+    BOOTREPLY,
+    DISCOVER,
+    NAK,
+    OFFER,
+    OPT_LEASE_TIME,
+    OPT_MESSAGE_TYPE,
+    OPT_REBINDING_TIME,
+    OPT_RENEWAL_TIME,
+    OPT_REQUESTED_IP,
+    OPT_ROUTER,
+    OPT_SERVER_ID,
+    OPT_SUBNET_MASK,
+    REQUEST,
+    DhcpMessage,
+    parse_dhcp,
+    serialize_dhcp,
+)
+from netstack.limits import DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
+from netstack.reasons import Counters, Drop
+
+MAC = bytes.fromhex("020000000001")
+SERVER = bytes([10, 0, 0, 1])
+OTHER_SERVER = bytes([10, 0, 0, 9])
+OFFERED = bytes([10, 0, 0, 50])
+
+
+class FakeServer:
+    """Answers DISCOVER with OFFER and REQUEST with ACK (or NAK), recording what it saw."""
+
+    def __init__(self, server_id: bytes = SERVER, lease: int = 3600, extra: dict[int, bytes] | None = None) -> None:
+        self.server_id = server_id
+        self.lease = lease
+        self.extra = extra or {}
+        self.seen: list[tuple[DhcpSend, DhcpMessage]] = []
+        self.nak = False
+        self.silent = False
+
+    def reply(self, send: DhcpSend) -> bytes | None:
+        request = parse_dhcp(send.payload)
+        self.seen.append((send, request))
+        if self.silent:
+            return None
+        kind = {DISCOVER: OFFER, REQUEST: NAK if self.nak else ACK}[request.message_type or 0]
+        options = {
+            OPT_MESSAGE_TYPE: bytes([kind]), OPT_SERVER_ID: self.server_id,
+            OPT_LEASE_TIME: self.lease.to_bytes(4, "big"), OPT_SUBNET_MASK: bytes([255, 255, 255, 0]),
+            OPT_ROUTER: SERVER, **self.extra,
+        }  # fmt: skip
+        return serialize_dhcp(DhcpMessage(BOOTREPLY, request.xid, request.chaddr, options, yiaddr=OFFERED))
+
+
+def state(client: DhcpClient) -> DhcpState:
+    """Read through a call so that mypy does not narrow the property across state-changing calls."""
+    return client.state
+
+
+def make() -> tuple[DhcpClient, Counters]:
+    counters = Counters()
+    return DhcpClient(MAC, random.Random(5), counters), counters
+
+
+def exchange(client: DhcpClient, server: FakeServer, now: float) -> None:
+    """Deliver everything the client sent to the server and the server's answers back, until quiet."""
+    while sends := client.take_outgoing():
+        for send in sends:
+            answer = server.reply(send)
+            if answer is not None:
+                client.message_received(now, answer)
+
+
+def run_until(client: DhcpClient, server: FakeServer, end: float) -> float:
+    now = 0.0
+    while (deadline := client.next_deadline()) is not None and deadline <= end:
+        now = deadline
+        client.timers_expired(now)
+        exchange(client, server, now)
+    return now
+
+
+def bound(client: DhcpClient, server: FakeServer) -> None:
+    client.start(0.0)
+    exchange(client, server, 0.0)
+    assert state(client) is DhcpState.BOUND
+
+
+def test_discover_offer_request_ack() -> None:
+    client, _ = make()
+    server = FakeServer()
+    bound(client, server)
+    (discover_send, discover), (request_send, request) = server.seen
+    assert discover.message_type == DISCOVER
+    assert discover_send.dst == LIMITED_BROADCAST
+    assert request.message_type == REQUEST
+    assert request_send.dst == LIMITED_BROADCAST
+    assert request.options[OPT_REQUESTED_IP] == OFFERED
+    assert request.options[OPT_SERVER_ID] == SERVER
+    assert request.xid == discover.xid
+    assert discover.flags & 0x8000  # no address yet: replies must be broadcast
+    (event,) = client.take_events()
+    assert isinstance(event, LeaseAcquired)
+    lease = event.lease
+    assert (lease.config.address, lease.config.prefix_len, lease.config.gateway) == (OFFERED, 24, SERVER)
+    assert (lease.renew_at, lease.rebind_at, lease.expires_at) == (1800.0, 3150.0, 3600.0)
+
+
+def test_discover_is_retransmitted_with_backoff() -> None:
+    client, _ = make()
+    server = FakeServer()
+    server.silent = True
+    client.start(0.0)
+    exchange(client, server, 0.0)
+    times: list[float] = []
+    while len(times) < 6:
+        now = client.next_deadline()
+        assert now is not None
+        client.timers_expired(now)
+        exchange(client, server, now)
+        times.append(now)
+    gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
+    for gap, base in zip(gaps, [4, 8, 16, 32, 64, 64], strict=True):
+        assert base - 1 <= gap <= base + 1  # RFC 2131 4.1: doubling from 4 s, capped at 64 s, +-1 s
+    assert len({m.xid for _, m in server.seen}) == 1
+
+
+def test_renew_unicast_then_rebind_broadcast_then_expire() -> None:
+    client, _ = make()
+    server = FakeServer()
+    bound(client, server)
+    client.take_events()
+    server.silent = True
+    run_until(client, server, 1800.0)
+    assert state(client) is DhcpState.RENEWING
+    renew_send, renew = server.seen[-1]
+    assert renew_send.dst == SERVER
+    assert renew.ciaddr == OFFERED
+    assert OPT_SERVER_ID not in renew.options
+    assert OPT_REQUESTED_IP not in renew.options
+    run_until(client, server, 3150.0)
+    assert state(client) is DhcpState.REBINDING
+    assert server.seen[-1][0].dst == LIMITED_BROADCAST
+    renewals = [s for s, m in server.seen if m.ciaddr == OFFERED]
+    assert len(renewals) >= 3
+    run_until(client, server, 3600.0)
+    assert state(client) is DhcpState.SELECTING
+    assert client.lease is None
+    assert [type(e) for e in client.take_events()] == [LeaseLost]
+
+
+def test_renewal_ack_extends_the_lease() -> None:
+    client, _ = make()
+    server = FakeServer()
+    bound(client, server)
+    client.take_events()
+    run_until(client, server, 1800.0)
+    assert state(client) is DhcpState.BOUND
+    lease = client.lease
+    assert lease is not None
+    assert lease.acquired_at == 1800.0
+    assert [type(e) for e in client.take_events()] == [LeaseAcquired]
+
+
+def test_nak_while_renewing_loses_the_lease_and_restarts() -> None:
+    client, _ = make()
+    server = FakeServer()
+    bound(client, server)
+    client.take_events()
+    server.nak = True
+    run_until(client, server, 1800.0)
+    assert client.lease is None
+    assert [type(e) for e in client.take_events()] == [LeaseLost]
+    assert state(client) is DhcpState.INIT
+    server.nak = False
+    run_until(client, server, 1900.0)
+    assert state(client) is DhcpState.BOUND
+
+
+def test_request_retries_fall_back_to_discover() -> None:
+    client, _ = make()
+    server = FakeServer()
+    client.start(0.0)
+    (send,) = client.take_outgoing()
+    offer = server.reply(send)
+    assert offer is not None
+    client.message_received(0.0, offer)
+    assert state(client) is DhcpState.REQUESTING
+    server.silent = True
+    exchange(client, server, 0.0)
+    now = 0.0
+    while state(client) is DhcpState.REQUESTING:
+        now = client.next_deadline() or 0.0
+        client.timers_expired(now)
+        exchange(client, server, now)
+    assert state(client) is DhcpState.SELECTING
+    requests = [m for _, m in server.seen if m.message_type == REQUEST]
+    assert len(requests) == DHCP_REQUEST_TRIES
+
+
+def test_replies_for_someone_else_are_ignored() -> None:
+    client, counters = make()
+    client.start(0.0)
+    (send,) = client.take_outgoing()
+    request = parse_dhcp(send.payload)
+    options = {OPT_MESSAGE_TYPE: bytes([OFFER]), OPT_SERVER_ID: SERVER, OPT_LEASE_TIME: b"\x00\x00\x0e\x10"}
+    for xid, chaddr in ((request.xid ^ 1, MAC), (request.xid, bytes(6))):
+        client.message_received(0.0, serialize_dhcp(DhcpMessage(BOOTREPLY, xid, chaddr, options, yiaddr=OFFERED)))
+    client.message_received(0.0, b"garbage")
+    assert state(client) is DhcpState.SELECTING
+    assert counters[Drop.DHCP_NOT_OURS] == 2
+    assert counters[Drop.DHCP_MALFORMED] == 1
+
+
+def test_ack_from_an_unselected_server_is_refused() -> None:
+    client, counters = make()
+    server = FakeServer()
+    client.start(0.0)
+    (send,) = client.take_outgoing()
+    offer = server.reply(send)
+    assert offer is not None
+    client.message_received(0.0, offer)
+    (request_send,) = client.take_outgoing()
+    rogue = FakeServer(server_id=OTHER_SERVER)
+    ack = rogue.reply(request_send)
+    assert ack is not None
+    client.message_received(0.0, ack)
+    assert state(client) is DhcpState.REQUESTING
+    assert counters[Drop.DHCP_UNEXPECTED] == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {OPT_SUBNET_MASK: bytes([255, 0, 255, 0])},  # non-contiguous mask
+        {OPT_SUBNET_MASK: bytes([255, 255])},
+        {OPT_SERVER_ID: bytes([255, 255, 255, 255])},
+        {OPT_LEASE_TIME: b"\x00\x01"},
+    ],
+)
+def test_unusable_offers_are_refused(extra: dict[int, bytes]) -> None:
+    client, counters = make()
+    client.start(0.0)
+    exchange(client, FakeServer(extra=extra), 0.0)
+    assert state(client) is DhcpState.SELECTING
+    assert counters[Drop.DHCP_BAD_LEASE] == 1
+
+
+def test_short_leases_are_raised_and_bad_timers_replaced() -> None:
+    client, _ = make()
+    server = FakeServer(lease=5, extra={OPT_RENEWAL_TIME: (100).to_bytes(4, "big"), OPT_REBINDING_TIME: bytes(4)})
+    bound(client, server)
+    lease = client.lease
+    assert lease is not None
+    assert lease.lease_time == DHCP_MIN_LEASE
+    assert lease.t1 == DHCP_MIN_LEASE / 2
+
+
+def test_server_timers_are_used_when_consistent() -> None:
+    client, _ = make()
+    server = FakeServer(
+        extra={OPT_RENEWAL_TIME: (600).to_bytes(4, "big"), OPT_REBINDING_TIME: (900).to_bytes(4, "big")}
+    )
+    bound(client, server)
+    assert client.lease is not None
+    assert (client.lease.t1, client.lease.t2) == (600.0, 900.0)
+
+
+def test_off_link_router_is_not_used() -> None:
+    client, _ = make()
+    bound(client, FakeServer(extra={OPT_ROUTER: bytes([192, 168, 0, 1])}))
+    assert client.lease is not None
+    assert client.lease.config.gateway is None
+
+
+def test_unexpected_message_types_are_counted() -> None:
+    client, counters = make()
+    server = FakeServer()
+    bound(client, server)
+    _, request = server.seen[-1]
+    options = {OPT_MESSAGE_TYPE: bytes([OFFER]), OPT_SERVER_ID: SERVER, OPT_LEASE_TIME: b"\x00\x00\x0e\x10"}
+    client.message_received(1.0, serialize_dhcp(DhcpMessage(BOOTREPLY, request.xid, MAC, options, yiaddr=OFFERED)))
+    assert state(client) is DhcpState.BOUND
+    assert counters[Drop.DHCP_UNEXPECTED] == 1

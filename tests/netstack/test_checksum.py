@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netstack.checksum import checksum, ones_sum, pseudo_header_sum
+
+
+def naive_sum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += (data[i] << 8) | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def test_rfc1071_example() -> None:
+    # RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2
+    data = bytes.fromhex("0001f203f4f5f6f7")
+    assert ones_sum(data) == 0xDDF2
+    assert checksum(data) == 0x220D
+
+
+def test_message_with_its_checksum_verifies_to_zero() -> None:
+    data = bytes.fromhex("4500003c1c4640004006") + b"\x00\x00" + bytes.fromhex("ac100a63ac100a0c")
+    value = checksum(data)
+    assert checksum(data[:10] + value.to_bytes(2, "big") + data[12:]) == 0
+
+
+def test_all_zero_input_is_not_mistaken_for_all_ones() -> None:
+    assert ones_sum(bytes(20)) == 0
+    assert ones_sum(b"\xff\xff") == 0xFFFF
+
+
+def test_pseudo_header_sum_is_the_sum_of_its_bytes() -> None:
+    expected = naive_sum(bytes([10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 12]))
+    assert pseudo_header_sum(bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), 17, 12) == expected
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200), st.integers(0, 0xFFFF))
+def test_matches_the_word_by_word_definition(data: bytes, initial: int) -> None:
+    expected = naive_sum(data) + initial
+    expected = (expected & 0xFFFF) + (expected >> 16)
+    assert ones_sum(data, initial) == expected
+    assert ones_sum(memoryview(data)) == naive_sum(data)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netstack.errors import MalformedError
+from netstack.reasons import Drop
+from netstack.udp import parse_udp, serialize_udp
+from tests.netstack.builders import PEER, US, udp
+
+
+def reason_of(data: bytes) -> Drop:
+    with pytest.raises(MalformedError) as info:
+        parse_udp(data, PEER, US)
+    return info.value.reason
+
+
+def test_parse_whole_datagram() -> None:
+    datagram = parse_udp(udp(PEER, US, 5000, 53, b"query"), PEER, US)
+    assert (datagram.src_port, datagram.dst_port, bytes(datagram.payload)) == (5000, 53, b"query")
+
+
+def test_matches_scapy_checksum() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.packet import Raw
+
+    packet = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=5000, dport=53) / Raw(b"query"))
+    assert serialize_udp(PEER, US, 5000, 53, b"query") == packet[20:]
+
+
+def test_zero_checksum_means_none() -> None:
+    assert bytes(parse_udp(udp(PEER, US, 1, 2, b"x", zero_checksum=True), PEER, US).payload) == b"x"
+
+
+def test_bad_checksum_refused() -> None:
+    data = bytearray(udp(PEER, US, 1, 2, b"abc"))
+    data[-1] ^= 1
+    assert reason_of(bytes(data)) is Drop.UDP_BAD_CHECKSUM
+    # the checksum covers the pseudo-header: a datagram moved to another address fails
+    with pytest.raises(MalformedError):
+        parse_udp(udp(PEER, US, 1, 2, b"abc"), PEER, bytes([10, 0, 0, 9]))
+
+
+def test_length_field_must_match() -> None:
+    assert reason_of(udp(PEER, US, 1, 2, b"abc") + b"!") is Drop.UDP_BAD_LENGTH
+    assert reason_of(udp(PEER, US, 1, 2, b"abc")[:-1]) is Drop.UDP_BAD_LENGTH
+    assert reason_of(udp(PEER, US, 1, 2, b"")[:7]) is Drop.UDP_TRUNCATED
+
+
+def test_port_zero_refused() -> None:
+    assert reason_of(udp(PEER, US, 1, 0, b"abc")) is Drop.UDP_BAD_PORT
+
+
+def test_computed_zero_checksum_is_sent_as_all_ones() -> None:
+    # find a payload whose checksum computes to zero: the wire value must then be 0xFFFF (RFC 768)
+    for n in range(70000):
+        payload = n.to_bytes(3, "big")
+        data = serialize_udp(PEER, US, 1, 2, payload)
+        if data[6:8] == b"\xff\xff":
+            assert parse_udp(data, PEER, US).payload == payload
+            return
+    pytest.fail("no payload with a zero checksum found")
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 0xFFFF), st.integers(1, 0xFFFF), st.binary(max_size=100))
+def test_round_trip(sport: int, dport: int, payload: bytes) -> None:
+    datagram = parse_udp(serialize_udp(PEER, US, sport, dport, payload), PEER, US)
+    assert (datagram.src_port, datagram.dst_port, bytes(datagram.payload)) == (sport, dport, payload)
