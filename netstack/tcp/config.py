@@ -55,7 +55,9 @@ class TcpConfig:
     fin_wait_2_timeout: float = 60.0     # orphaned FIN-WAIT-2 (we closed, peer never does)
 
     # RFC 5961
-    rfc5961: bool = True                 # challenge ACKs for in-window RST/SYN and the ACK check
+    challenge_rst: bool = True           # §3: a RST not exactly at RCV.NXT gets a challenge ACK
+    challenge_syn: bool = True           # §4: a SYN in a synchronized state gets a challenge ACK
+    ack_check: bool = True               # §5: an ACK below SND.UNA - MAX.SND.WND gets a challenge ACK
     challenge_ack_limit: int = 100       # challenge ACKs per second, whole layer (RFC 5961 §7)
 
     # Admission control

@@ -216,8 +216,8 @@ class Connection:
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
         advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
-        if self.state == State.TIME_WAIT:
-            return advertised
+        if self.state == State.TIME_WAIT or (self.state == State.SYN_RECEIVED and self.passive):
+            return advertised  # no buffer behind these (BSD's syncache and time-wait entries)
         return max(self.free_space(), advertised)
 
     def _window_field(self) -> int:
@@ -666,6 +666,11 @@ class Connection:
         cfg = layer.config
         flags = seg.flags
         state = self.state
+        if state == State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK and seg.seq == self.irs:
+            # Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already hold;
+            # what is new in it is the ACK.
+            seg.flags = flags = flags & ~SYN
+            seg.seq = (seg.seq + 1) & MASK
         payload = seg.payload
         seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
 
@@ -677,31 +682,40 @@ class Connection:
             self.send_ack(now)
             return
 
+        if not flags & (ACK | SYN | RST):
+            layer.count("no-ack")
+            return
+
         # First: sequence number
+        old = False
         if not self._acceptable(seg, seg_len):
             if flags & RST:
                 layer.count("rst-out-of-window")
                 return
-            if flags & SYN and cfg.rfc5961:
+            if flags & SYN and cfg.challenge_syn:
                 layer.count("syn-challenge-ack")
                 self.challenge_ack(now)
                 return
             layer.count("out-of-window")
-            if state == State.SYN_RECEIVED:
+            if state == State.SYN_RECEIVED or flags & SYN or not flags & ACK or \
+                    seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
+                if state != State.SYN_RECEIVED:
+                    self.send_ack(now)
                 return
-            self.send_ack(now)
-            return
+            # Entirely old (a duplicate, or a keepalive probe): its acknowledgement is still news, as BSD
+            # treats it; the data is not. We answer with an ACK below.
+            old = True
 
         # Second: RST (RFC 5961 §3.2)
         if flags & RST:
-            if cfg.rfc5961 and seg.seq != self.rcv_nxt:
+            if cfg.challenge_rst and seg.seq != self.rcv_nxt:
                 layer.count("rst-challenge-ack")
                 self.challenge_ack(now)
                 return
             layer.count("rst-accepted")
             if state == State.SYN_RECEIVED:
                 layer.destroy(self, "refused" if not self.passive else None, notify=not self.passive)
-            elif state in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            elif state == State.TIME_WAIT:
                 layer.destroy(self, None)
             else:
                 layer.destroy(self, "reset")
@@ -714,7 +728,7 @@ class Connection:
                 layer.count("syn-retransmitted")
                 self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
                 return
-            if cfg.rfc5961:
+            if cfg.challenge_syn:
                 layer.count("syn-challenge-ack")
                 self.challenge_ack(now)
                 return
@@ -742,7 +756,7 @@ class Connection:
             layer.count("ack-unsent-data")
             self.challenge_ack(now)
             return
-        if cfg.rfc5961 and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
+        if cfg.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
             layer.count("ack-too-old")
             self.challenge_ack(now)
             return
@@ -766,9 +780,15 @@ class Connection:
             layer.destroy(self, None)
             return
         elif state == State.TIME_WAIT:
-            if flags & FIN:
+            # Acknowledge anything but an exact duplicate ACK; a repeated FIN restarts the 2*MSL wait.
+            if flags & FIN or payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
                 self.send_ack(now)
+            if flags & FIN:
                 self.t_state = now + 2 * cfg.msl
+            return
+
+        if old:
+            self.send_ack(now)
             return
 
         # Seventh: segment text; eighth: FIN
@@ -892,6 +912,7 @@ class Connection:
         layer = self.layer
         cfg = layer.config
         n = len(payload)
+        duplicate_head = False
         if seq != self.rcv_nxt:
             skip = (self.rcv_nxt - seq) & MASK
             if skip < 0x80000000:
@@ -903,6 +924,7 @@ class Connection:
                 payload = payload[skip:]
                 n -= skip
                 seq = self.rcv_nxt
+                duplicate_head = True
             else:
                 self._queue_out_of_order(now, seq, payload, fin)
                 return
@@ -920,6 +942,7 @@ class Connection:
             self.last_activity = now
         if self.ooo:
             filled_gap, fin = self._drain_out_of_order(fin)
+            filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
             layer.emit(ev.Readable(self.id))
@@ -929,8 +952,7 @@ class Connection:
         if not n:
             return
         self.unacked_segments += 1
-        if filled_gap or self.ooo or self.unacked_segments >= cfg.delayed_ack_segments or (n < self.rcv_mss // 2 \
-                and self.unacked_segments > 1):
+        if filled_gap or duplicate_head or self.ooo or self.unacked_segments >= cfg.delayed_ack_segments:
             self.send_ack(now)
         elif self.t_delack == INF:
             self.t_delack = now + cfg.delayed_ack
@@ -992,7 +1014,12 @@ class Connection:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
         self.ooo = []
         self.ooo_bytes = 0
-        self.send_ack(now)
+        if self.state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
+                self.snd_nxt == self.snd_max:
+            # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
+            self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
+        else:
+            self.send_ack(now)
         self.layer.emit(ev.PeerClosed(self.id))
         state = self.state
         if state == State.ESTABLISHED:

@@ -244,9 +244,6 @@ class TcpLayer:
         if src == dst and seg.src_port == seg.dst_port:
             self.count("land")
             return
-        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
-            self.count("syn-fin")
-            return
         if flags & SYN and flags & RST:
             self.count("syn-rst")
             return
@@ -257,9 +254,15 @@ class TcpLayer:
             self.count("xmas")
             return
         conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
+        if flags & SYN and flags & FIN:
+            # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
+            # a connecting socket drops it when configured to (BSD drop_synfin), else the FIN is ignored.
+            self.count("syn-fin")
+            if conn is not None or seg.dst_port in self.listeners:
+                if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
+                    return
+                seg.flags = flags = flags & ~FIN
         if conn is not None:
-            if conn.state == State.TIME_WAIT and flags & SYN and not flags & ACK and not self.config.rfc5961:
-                self.count("syn-in-time-wait")
             conn.segment_arrived(now, seg)
             self._schedule(conn)
             return
@@ -276,8 +279,11 @@ class TcpLayer:
         if flags & RST:
             self.count("listen-rst")
             return
+        if flags & SYN and flags & ACK:
+            self.count("listen-syn-ack")
+            return
         if flags & ACK:
-            if not flags & SYN and cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
+            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
                 return
             self.count("listen-ack")
             self.send_reset_for(dst, src, seg, now)

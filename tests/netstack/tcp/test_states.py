@@ -1,0 +1,107 @@
+"""State machine corners: simultaneous open and close, refused connections, closed ports, half close."""
+
+from __future__ import annotations
+
+from netstack.tcp import events as ev
+from netstack.tcp.connection import State
+from netstack.tcp.segment import ACK, FIN, RST, SYN, build_options
+from tests.netstack.tcp.raw import THEM, US, RawPeer
+from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, establish, transfer
+
+
+def test_simultaneous_open_between_two_stacks() -> None:
+    pair = Pair()
+    a = pair.a.connect(0.0, A_ADDR, B_ADDR, 5000, local_port=6000)
+    b = pair.b.connect(0.0, B_ADDR, A_ADDR, 6000, local_port=5000)
+    pair.run_until(5.0)
+    assert pair.a.state_of(a) == State.ESTABLISHED
+    assert pair.b.state_of(b) == State.ESTABLISHED
+    assert ev.Connected(a) in pair.take("a")
+    assert ev.Connected(b) in pair.take("b")
+    data = b"simultaneous" * 1000
+    assert transfer(pair, "a", a, b, data) == data
+
+
+def test_simultaneous_open_by_hand() -> None:
+    peer = RawPeer(port=6000, peer_port=5000)
+    conn = peer.layer.connect(0.0, US, THEM, 5000, local_port=6000)
+    (syn,) = peer.out()
+    peer.inject(SYN, 7000, options=build_options(mss=1460))
+    (syn_ack,) = peer.out()
+    assert syn_ack.flags == SYN | ACK
+    assert syn_ack.seq == syn.seq
+    assert syn_ack.ack == 7001
+    assert peer.layer.state_of(conn) == State.SYN_RECEIVED
+    peer.inject(SYN | ACK, 7000, syn.seq + 1)
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
+    assert ev.Connected(conn) in peer.layer.take_events()
+
+
+def test_simultaneous_close() -> None:
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.close(pair.now, client)
+    pair.b.close(pair.now, server)
+    pair.flush()
+    pair.run_until(pair.now + 1)
+    assert pair.a.state_of(client) == State.TIME_WAIT
+    assert pair.b.state_of(server) == State.TIME_WAIT
+    pair.run_until(pair.now + 2 * pair.a.config.msl + 1)
+    assert pair.a.state_of(client) == pair.b.state_of(server) == State.CLOSED
+
+
+def test_connection_refused() -> None:
+    pair = Pair()
+    conn = pair.a.connect(0.0, A_ADDR, B_ADDR, 81)
+    pair.run_until(1.0)
+    assert ev.Closed(conn, "refused") in pair.take("a")
+    assert pair.b.stats["closed-port"] == 1
+
+
+def test_closed_port_answers_per_rfc() -> None:
+    peer = RawPeer()
+    peer.inject(ACK, 500, 777, b"xyz")
+    (rst,) = peer.out()
+    assert rst.flags == RST
+    assert rst.seq == 777
+    peer.inject(FIN, 500, 0, b"xyz")
+    (rst2,) = peer.out()
+    assert rst2.flags == RST | ACK
+    assert rst2.seq == 0
+    assert rst2.ack == 504
+    peer.inject(RST, 500)
+    assert peer.out() == []                              # never answer a RST
+
+
+def test_half_close_keeps_receiving() -> None:
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.shutdown(pair.now, client)
+    pair.run_until(pair.now + 1)
+    assert pair.b.state_of(server) == State.CLOSE_WAIT
+    data = b"after half close" * 5000
+    got = transfer(pair, "b", server, client, data)
+    assert got == data
+    assert pair.a.state_of(client) in (State.TIME_WAIT, State.CLOSED)
+
+
+def test_abort_sends_rst_and_peer_sees_reset() -> None:
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.abort(pair.now, client)
+    pair.run_until(pair.now + 1)
+    assert ev.Closed(server, "reset") in pair.take("b")
+    assert pair.a.state_of(client) == State.CLOSED
+
+
+def test_data_in_syn_ack_and_third_ack() -> None:
+    """Data riding on the handshake's last ACK is delivered after Accepted."""
+    peer = RawPeer()
+    peer.layer.listen(80)
+    peer.inject(SYN, 1000, options=build_options(mss=1460))
+    (syn_ack,) = peer.out()
+    peer.inject(ACK, 1001, syn_ack.seq + 1, b"GET / HTTP/1.0\r\n\r\n")
+    events = peer.layer.take_events()
+    assert isinstance(events[0], ev.Accepted)
+    assert isinstance(events[1], ev.Readable)
+    assert peer.layer.receive(peer.now, events[0].conn) == b"GET / HTTP/1.0\r\n\r\n"
