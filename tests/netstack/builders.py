@@ -62,8 +62,9 @@ def ip_frame(
     return eth(US_MAC, src_mac, 0x0800, ipv4(src, dst, proto, payload, ident=ident, flags=flags, offset=offset))
 
 
-def make_stack(text: str = "10.0.0.2/24,gw=10.0.0.1", tcp: SegmentLayer | None = None) -> Stack:
-    stack = Stack(StackConfig(US_MAC, parse_static(text)), tcp, rng=random.Random(7))
+def make_stack(text: str = "10.0.0.2/24,gw=10.0.0.1", tcp: SegmentLayer | None = None, mac: bytes = US_MAC) -> Stack:
+    """A started stack with its announcement already taken (so tests see only what they cause)."""
+    stack = Stack(StackConfig(mac, parse_static(text)), tcp, rng=random.Random(7))
     stack.start(0.0)
     stack.take_frames()
     return stack
