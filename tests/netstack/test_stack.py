@@ -60,6 +60,8 @@ class FakeTcp:
 
     def timers_expired(self, now: float) -> None:
         self.expired.append(now)
+        if self.deadline is not None and self.deadline <= now:
+            self.deadline = None  # like a real layer: a timer that ran is no longer due
 
 
 def test_fake_tcp_satisfies_the_protocol() -> None:
