@@ -92,10 +92,11 @@ def check_der(data: bytes) -> None:
     """Walk every TLV in `data` (one value, no trailing bytes) and refuse anything that is not strict DER."""
     tag, start, end = read_single(data)
     nodes = 1
-    # Explicit stack of (content_end, position, depth, set_previous_encoding_start or -1) frames.
     _check_primitive(data, tag, start, end)
     if not tag & CONSTRUCTED:
         return
+    # Explicit stack of frames (container end, next child position, container's depth (outermost = 1),
+    # container is a SET, start of the previous child or -1): no recursion, whatever the input.
     stack: list[tuple[int, int, int, bool, int]] = [(end, start, 1, tag == TAG_SET, -1)]
     while stack:
         container_end, pos, depth, is_set, previous = stack.pop()
@@ -107,14 +108,13 @@ def check_der(data: bytes) -> None:
             raise decode_error("too many DER values")
         if is_set and previous >= 0 and data[previous:pos] > data[pos:cend]:
             raise decode_error("SET OF elements not in DER order")
+        if depth >= MAX_DER_DEPTH:
+            raise decode_error("DER nesting too deep")
+        _check_primitive(data, child_tag, cstart, cend)
         # Come back to the rest of this container after the child.
         stack.append((container_end, cend, depth, is_set, pos))
         if child_tag & CONSTRUCTED:
-            if depth + 1 > MAX_DER_DEPTH:
-                raise decode_error("DER nesting too deep")
             stack.append((cend, cstart, depth + 1, child_tag == TAG_SET, -1))
-        else:
-            _check_primitive(data, child_tag, cstart, cend)
 
 
 def _check_primitive(data: bytes, tag: int, start: int, end: int) -> None:

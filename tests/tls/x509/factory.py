@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tls.x509.der import decode_oid
+
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 KeyType = Literal["p256", "p384", "p521", "rsa2048", "rsa3072", "ed25519", "rsa1024"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -195,6 +197,7 @@ class DerNode:
     tag: int
     children: list[DerNode] | None = None
     content: bytes = b""
+    long_length: bool = False  # emit a non-minimal (long-form) length: a BER-only encoding
 
     @classmethod
     def parse(cls, data: bytes) -> DerNode:
@@ -222,7 +225,10 @@ class DerNode:
 
     def encode(self) -> bytes:
         body = b"".join(c.encode() for c in self.children) if self.children is not None else self.content
-        return bytes([self.tag]) + encode_length(len(body)) + body
+        length = encode_length(len(body))
+        if self.long_length and len(length) == 1:
+            length = b"\x81" + length
+        return bytes([self.tag]) + length + body
 
     def __getitem__(self, index: int) -> DerNode:
         assert self.children is not None
@@ -251,6 +257,14 @@ def extension_nodes(tree: DerNode) -> list[DerNode]:
     extensions = tbs_fields(tree)[-1]
     assert extensions.tag == 0xA3
     return extensions[0].children or []
+
+
+def find_extension(tree: DerNode, dotted: str) -> DerNode:
+    for node in extension_nodes(tree):
+        oid = node[0].content
+        if decode_oid(oid, 0, len(oid)) == dotted:
+            return node
+    raise KeyError(dotted)
 
 
 def resign(tree: DerNode, key: PrivateKey, digest: hashes.HashAlgorithm | None = None) -> bytes:
