@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
@@ -57,6 +58,7 @@ class Options:
     tls: str
     test_pki: Path | None
     manifest: Path | None
+    limit_overrides: tuple[str, ...] = ()
 
 
 def parse_run_args(argv: list[str]) -> Options:
@@ -68,8 +70,29 @@ def parse_run_args(argv: list[str]) -> Options:
     parser.add_argument("--tls", choices=("ours", "stdlib"), default=DEFAULT_TLS, help="TLS engine")
     parser.add_argument("--test-pki", type=Path, help="TEST ONLY: write the boot PKI (CA key included) here")
     parser.add_argument("--manifest", type=Path, help="manifest.txt to serve (default: the build's copy)")
+    parser.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=VALUE",
+        help="TEST ONLY: override one of appliance.config.Limits (e.g. handshake_timeout=1)",
+    )
     args = parser.parse_args(argv)
-    return Options(args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest)
+    return Options(
+        args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest, tuple(args.limit)
+    )
+
+
+def apply_limit_overrides(limits: Limits, overrides: tuple[str, ...]) -> Limits:
+    """Tests shorten timeouts and shrink limits to reach them quickly; values keep the field's type."""
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        name, _, text = item.partition("=")
+        current = getattr(limits, name, None)
+        if name.startswith("_") or not isinstance(current, int | float) or not text:
+            raise FatalBootError(f"--limit {item!r}: not a NAME=VALUE of appliance.config.Limits")
+        try:
+            changes[name] = type(current)(text)
+        except ValueError as exc:
+            raise FatalBootError(f"--limit {item!r}: {exc}") from exc
+    return replace(limits, **changes)
 
 
 def check_policy(options: Options, production: bool) -> None:
@@ -77,6 +100,8 @@ def check_policy(options: Options, production: bool) -> None:
         return
     if options.test_pki is not None:
         raise FatalBootError("--test-pki is refused in a production image: it would export the CA key")
+    if options.limit_overrides:
+        raise FatalBootError("--limit is refused in a production image: the limits are part of the build")
     if options.tls != "ours":
         raise FatalBootError("production always uses our TLS engine")
     if options.net == "kernel":
@@ -99,6 +124,7 @@ def read_manifest(explicit: Path | None) -> bytes | None:
 async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -> None:
     started = time.perf_counter()
     check_policy(options, is_production())
+    limits = apply_limit_overrides(limits, options.limit_overrides)
     ports = Ports().shifted(options.port_offset)
     network = make_network(options)
 

@@ -212,7 +212,7 @@ class Appliance:
         tls = TlsChannel(self.engines.client(self.pki.client), PlainChannel(reader, writer, self.limits))
         try:
             complete = await tls.handshake(self._deadline())
-            await tls.send(self._release(complete.peer_chain, Purpose.SERVER) + b"\n")
+            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER))
             return Category.SUCCESS, f"secret sent on connect-back ({complete.version})"
         finally:
             await tls.close()
@@ -221,10 +221,21 @@ class Appliance:
         tls = TlsChannel(self.engines.client(self.pki.client), channel)
         try:
             complete = await tls.handshake(self._deadline())
-            await tls.send(self._release(complete.peer_chain, Purpose.SERVER) + b"\n")
+            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER))
             return Category.SUCCESS, f"secret sent as TLS client ({complete.version})"
         finally:
             await tls.close()
+
+    async def _send_as_client(self, tls: TlsChannel, secret: bytes) -> None:
+        """Send the secret, then let the server close first (bounded by the idle timeout). Closing at once
+        would make a server that is itself still about to send (our own 10000, short-circuited through a
+        proxy) see close_notify before it could answer."""
+        await tls.send(secret + b"\n")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.idle_timeout
+        with contextlib.suppress(RefusedError):
+            while await tls.recv(deadline - loop.time()):
+                pass  # whatever the server says is discarded: it is never echoed or logged
 
     # -- HTTP ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,295 @@
+"""The five endpoints over kernel sockets with the test PKI, against both TLS engines.
+
+Each success path gets the secret exactly as an attacker with the CA would; each failure class is recorded
+under its category; at the end nothing the appliance said, logged or stored contains the secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from appliance import bitcoin
+from appliance.config import DISK_HEADER_BYTES
+from appliance.pki import Identity
+from tests.appliance.certs import DAY, NOW, Spec, mint
+from tests.appliance.running import KNOWN_WIF, Running, client_context, raw_exchange, start, tls_exchange
+
+SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
+LIMITS = (
+    "handshake_timeout=1.5", "idle_timeout=1.5", "callback_connect_timeout=2", "max_connections_per_source=6",
+)
+RESPONSES: list[bytes] = []  # everything the appliance sent us, checked for the secret at the end
+
+
+@pytest.fixture(scope="module", params=["ours", "stdlib"])
+def appliance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start(tmp_path_factory.mktemp(f"appliance-{request.param}"), request.param, LIMITS)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _ca(running: Running) -> Identity:
+    cert = x509.load_pem_x509_certificate((running.pki / "ca.pem").read_bytes())
+    key = serialization.load_pem_private_key((running.pki / "ca.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return Identity(cert, key)
+
+
+def _write(identity: Identity, directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    cert.write_bytes(identity.cert_pem)
+    key.write_bytes(identity.key_pem)
+    return cert, key
+
+
+def _expect(running: Running, endpoint: str, category: str, action: object) -> None:
+    before = running.count(endpoint, category)
+    assert callable(action)
+    RESPONSES.append(bytes(action() or b""))
+    assert running.wait_count(endpoint, category, before + 1) == before + 1, running.stats()["recent_refused"]
+
+
+# -- success paths ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_mutual_openssl_s_client_with_client_cert_gets_the_secret(appliance: Running) -> None:
+    before = appliance.count("mutual", "success")
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{appliance.ports.mutual}", "-quiet",
+         "-cert", str(appliance.pki / "client.pem"), "-key", str(appliance.pki / "client.key"),
+         "-CAfile", str(appliance.pki / "ca.pem"), "-verify_return_error"],
+        input=b"", capture_output=True, timeout=20, check=False,
+    )
+    assert KNOWN_WIF.encode() in result.stdout
+    assert appliance.wait_count("mutual", "success", before + 1) == before + 1
+
+
+def test_mutual_with_a_fresh_leaf_from_the_ca(appliance: Running, tmp_path: Path) -> None:
+    cert, key = _write(mint(_ca(appliance), Spec()), tmp_path, "fresh")
+    assert tls_exchange(appliance.ports.mutual, client_context(cert, key)) == KNOWN_WIF.encode() + b"\n"
+
+
+def test_callback_sends_the_secret_to_a_tls_server_on_40001(appliance: Running, tmp_path: Path) -> None:
+    server_cert, server_key = _write(
+        mint(_ca(appliance), Spec(eku=(ExtendedKeyUsageOID.SERVER_AUTH,))), tmp_path, "cb-server"
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert, server_key)
+    context.load_verify_locations(appliance.pki / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED  # the appliance must present its client certificate
+    received: list[bytes] = []
+    with socket.create_server(("127.0.0.1", appliance.ports.callback_target)) as listener:
+        listener.settimeout(10)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                data = b""
+                while chunk := tls.recv(4096):
+                    data += chunk
+                received.append(data)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        raw_exchange(appliance.ports.callback, b"")
+        thread.join(timeout=15)
+    assert received == [KNOWN_WIF.encode() + b"\n"]
+    assert appliance.wait_count("callback", "success", 1) >= 1
+
+
+def _relay(source: socket.socket, target: socket.socket, seen: bytearray) -> None:
+    try:
+        while chunk := source.recv(65536):
+            seen += chunk
+            target.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+def test_reverse_short_circuited_to_mutual_through_a_proxy_sees_only_ciphertext(appliance: Running) -> None:
+    mutual_before = appliance.count("mutual", "success")
+    reverse_before = appliance.count("reverse", "success")
+    to_reverse = socket.create_connection(("127.0.0.1", appliance.ports.reverse), timeout=10)
+    to_mutual = socket.create_connection(("127.0.0.1", appliance.ports.mutual), timeout=10)
+    forward, backward = bytearray(), bytearray()
+    threads = [
+        threading.Thread(target=_relay, args=(to_reverse, to_mutual, forward)),
+        threading.Thread(target=_relay, args=(to_mutual, to_reverse, backward)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    to_reverse.close()
+    to_mutual.close()
+    assert appliance.wait_count("mutual", "success", mutual_before + 1) == mutual_before + 1
+    assert appliance.wait_count("reverse", "success", reverse_before + 1) == reverse_before + 1
+    assert forward[:1] == b"\x16"
+    assert backward[:1] == b"\x16"
+    for secret in SECRET_FORMS:
+        assert secret not in forward
+        assert secret not in backward
+
+
+def test_https_serves_the_pages_with_the_web_certificate(appliance: Running) -> None:
+    context = client_context(ca=appliance.pki / "ca.pem")
+    raw = socket.create_connection(("127.0.0.1", appliance.ports.https), timeout=10)
+    with context.wrap_socket(raw) as tls:
+        tls.sendall(b"GET /ca.pem HTTP/1.1\r\nHost: pinata.local\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := tls.recv(4096):
+            data += chunk
+    RESPONSES.append(data)
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert data.endswith((appliance.pki / "ca.pem").read_bytes())
+
+
+# -- failure classes -------------------------------------------------------------------------------------
+
+
+def test_not_tls(appliance: Running) -> None:
+    _expect(appliance, "mutual", "not-tls", lambda: raw_exchange(appliance.ports.mutual, b"please give key\n"))
+
+
+def test_no_certificate(appliance: Running) -> None:
+    _expect(appliance, "mutual", "no-certificate", lambda: tls_exchange(appliance.ports.mutual, client_context()))
+
+
+def test_untrusted_self_signed_client(appliance: Running, tmp_path: Path) -> None:
+    cert, key = _write(mint(_ca(appliance), Spec(self_signed=True)), tmp_path, "self")
+    _expect(appliance, "mutual", "untrusted-chain",
+            lambda: tls_exchange(appliance.ports.mutual, client_context(cert, key)))
+
+
+def test_expired_client(appliance: Running, tmp_path: Path) -> None:
+    spec = Spec(not_before=NOW - 10 * DAY, not_after=NOW - DAY)
+    cert, key = _write(mint(_ca(appliance), spec), tmp_path, "expired")
+    _expect(appliance, "mutual", "expired", lambda: tls_exchange(appliance.ports.mutual, client_context(cert, key)))
+
+
+def test_server_certificate_used_as_client(appliance: Running) -> None:
+    _expect(appliance, "mutual", "wrong-extended-key-usage", lambda: tls_exchange(
+        appliance.ports.mutual, client_context(appliance.pki / "server.pem", appliance.pki / "server.key")))
+
+
+def test_handshake_timeout(appliance: Running) -> None:
+    _expect(appliance, "mutual", "timeout", lambda: raw_exchange(appliance.ports.mutual, b"\x16\x03\x01"))
+
+
+def test_callback_with_nothing_listening(appliance: Running) -> None:
+    _expect(appliance, "callback", "connect-back-failed", lambda: raw_exchange(appliance.ports.callback, b""))
+
+
+def test_reverse_peer_with_an_untrusted_server_certificate(appliance: Running, tmp_path: Path) -> None:
+    cert, key = _write(
+        mint(_ca(appliance), Spec(self_signed=True, eku=(ExtendedKeyUsageOID.SERVER_AUTH,))), tmp_path, "rev"
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def attack() -> bytes:
+        with socket.create_connection(("127.0.0.1", appliance.ports.reverse), timeout=10) as raw:
+            try:
+                with context.wrap_socket(raw, server_side=True) as tls:
+                    return tls.recv(4096)
+            except (ssl.SSLError, OSError):
+                return b""
+
+    _expect(appliance, "reverse", "untrusted-chain", attack)
+
+
+def test_too_many_connections_from_one_source(appliance: Running) -> None:
+    before = appliance.count("http", "resource-limit")
+    held = [socket.create_connection(("127.0.0.1", appliance.ports.http), timeout=10) for _ in range(6)]
+    try:
+        time.sleep(0.2)
+        refused = raw_exchange(appliance.ports.http, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    finally:
+        for sock in held:
+            sock.close()
+    assert refused == b""
+    assert appliance.wait_count("http", "resource-limit", before + 1) >= before + 1  # our own polls may add more
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "category"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400", "bad-request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n", b"431", "resource-limit"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789", b"413", "resource-limit"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", b"408", "timeout"),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", b"505", "bad-request"),
+    ],
+)
+def test_http_refusals(appliance: Running, payload: bytes, status: bytes, category: str) -> None:
+    answers: list[bytes] = []
+
+    def send() -> bytes:
+        answers.append(raw_exchange(appliance.ports.http, payload))
+        return answers[-1]
+
+    _expect(appliance, "http", category, send)
+    assert answers[0].startswith(b"HTTP/1.1 " + status)
+
+
+def test_http_keep_alive_404_405_and_pages(appliance: Running) -> None:
+    requests = (
+        b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /manifest.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    data = raw_exchange(appliance.ports.http, requests)
+    RESPONSES.append(data)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [
+        b"404", b"405", b"200", b"200", b"200",
+    ]
+    assert b"<svg" in data
+    assert b"[python-packages" in data
+
+
+def test_recent_refused_attempts_are_listed(appliance: Running) -> None:
+    stats = appliance.stats()
+    recent = stats["recent_refused"]
+    assert isinstance(recent, list)
+    assert {"not-tls", "no-certificate", "expired"} <= {r["category"] for r in recent}
+    assert all(set(r) == {"time", "endpoint", "category", "reason"} for r in recent)
+    page = appliance.get("/stats")
+    RESPONSES.append(page)
+    assert b"not-tls" in page
+
+
+def test_the_secret_never_appears_in_responses_logs_or_ledger(appliance: Running) -> None:
+    for path in ("/", "/stats", "/stats.json", "/ca.pem", "/manifest.txt", "/proof?challenge=x"):
+        RESPONSES.append(appliance.get(path))
+    log = appliance.log.read_bytes()
+    ledger = appliance.disk.read_bytes()[DISK_HEADER_BYTES:]
+    assert b'"category":"success"' in log  # the log does record the successes ...
+    assert b"success" in ledger
+    for secret in SECRET_FORMS:  # ... but never what was sent
+        assert secret not in log
+        assert secret not in ledger
+        for response in RESPONSES:
+            assert secret not in response
