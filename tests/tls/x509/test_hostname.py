@@ -1,0 +1,111 @@
+"""Host name syntax and SAN matching: wildcards only whole left-most label, over two labels or more."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from tls.failure import Category
+from tls.x509 import PeerName, X509Error
+from tls.x509.hostname import check_peer_name, dns_matches, is_dns_name, is_mailbox, mailbox_equal
+from tls.x509.model import GeneralNames
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "expected"),
+    [
+        ("example.com", "example.com", True),
+        ("Example.COM", "example.com", True),
+        ("example.com", "www.example.com", False),
+        ("*.example.com", "www.example.com", True),
+        ("*.example.com", "WWW.Example.Com", True),
+        ("*.example.com", "example.com", False),
+        ("*.example.com", "a.b.example.com", False),
+        ("*.com", "example.com", False),
+        ("*.example.com", "www.example.org", False),
+        ("www.example.com", "*.example.com", False),
+    ],
+)
+def test_dns_matches(pattern: str, host: str, expected: bool) -> None:
+    assert dns_matches(pattern, host) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "wildcard", "expected"),
+    [
+        ("example.com", False, True),
+        ("xn--n3h.example", False, True),
+        ("a-b.example", False, True),
+        ("*.example.com", True, True),
+        ("*.example.com", False, False),
+        ("*", True, False),
+        ("f*.example.com", True, False),
+        ("www.*.example.com", True, False),
+        ("foo_bar.example.com", False, False),
+        ("-a.example", False, False),
+        ("a-.example", False, False),
+        ("example.com.", False, False),
+        ("", False, False),
+        ("a..b", False, False),
+        ("a" * 64 + ".com", False, False),
+        (".".join(["a" * 60] * 5), False, False),
+    ],
+)
+def test_dns_syntax(name: str, wildcard: bool, expected: bool) -> None:
+    assert is_dns_name(name, allow_wildcard=wildcard) is expected
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("me@example.com", True), ("**@example.com", True), ("a@b@example.com", False), ("@example.com", False),
+     ("me@", False), ("me example@x.com", False), ("me@bad_domain.com", False)],
+)
+def test_mailbox_syntax(address: str, expected: bool) -> None:
+    assert is_mailbox(address) is expected
+
+
+def test_mailbox_equality_is_case_sensitive_only_in_the_local_part() -> None:
+    assert mailbox_equal("Me@Example.COM", "Me@example.com")
+    assert not mailbox_equal("me@example.com", "Me@example.com")
+
+
+SAN = GeneralNames(
+    dns=("*.example.com", "example.org"),
+    ips=(ipaddress.ip_address("192.0.2.1").packed, ipaddress.ip_address("2001:db8::1").packed),
+    emails=("me@example.com",),
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [PeerName("DNS", "www.example.com"), PeerName("DNS", "EXAMPLE.org"), PeerName("IP", "192.0.2.1"),
+     PeerName("IP", "2001:0db8:0::1"), PeerName("RFC822", "me@EXAMPLE.com")],
+)
+def test_peer_name_found(name: PeerName) -> None:
+    check_peer_name(SAN, name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        PeerName("DNS", "example.com"),
+        PeerName("DNS", "192.0.2.1"),
+        PeerName("DNS", "www_1.example.com"),
+        PeerName("IP", "192.0.2.2"),
+        PeerName("IP", "not-an-ip"),
+        PeerName("IP", "www.example.com"),
+        PeerName("RFC822", "you@example.com"),
+        PeerName("RFC822", "not a mailbox"),
+        PeerName("URI", "https://example.com"),  # type: ignore[arg-type]
+    ],
+)
+def test_peer_name_refused(name: PeerName) -> None:
+    with pytest.raises(X509Error) as info:
+        check_peer_name(SAN, name)
+    assert info.value.category is Category.NAME_MISMATCH
+
+
+def test_no_san_means_no_name() -> None:
+    with pytest.raises(X509Error, match="no subjectAltName"):
+        check_peer_name(None, PeerName("DNS", "example.com"))

@@ -1,0 +1,113 @@
+"""Signature AlgorithmIdentifiers (strict parameters, PSS profile) and verification outcomes."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from tests.tls.x509.factory import shared_key, tlv
+from tls.failure import Category
+from tls.x509 import X509Error
+from tls.x509.signature import parse_signature_algorithm, verify_signature
+
+NULL = b"\x05\x00"
+OIDS = {
+    "sha256rsa": bytes.fromhex("2a864886f70d01010b"),
+    "sha1rsa": bytes.fromhex("2a864886f70d010105"),
+    "md5rsa": bytes.fromhex("2a864886f70d010104"),
+    "ecdsa256": bytes.fromhex("2a8648ce3d040302"),
+    "ecdsa384": bytes.fromhex("2a8648ce3d040303"),
+    "ecdsa-sha1": bytes.fromhex("2a8648ce3d0401"),
+    "ed25519": bytes.fromhex("2b6570"),
+    "pss": bytes.fromhex("2a864886f70d01010a"),
+    "dsa-sha256": bytes.fromhex("608648016503040302"),
+}
+SHA256 = tlv(0x30, tlv(0x06, bytes.fromhex("608648016503040201")))
+SHA384 = tlv(0x30, tlv(0x06, bytes.fromhex("608648016503040202")))
+SHA1 = tlv(0x30, tlv(0x06, bytes.fromhex("2b0e03021a")))
+MGF1 = bytes.fromhex("2a864886f70d010108")
+
+
+def algorithm(name: str, params: bytes = b"") -> bytes:
+    return tlv(0x30, tlv(0x06, OIDS[name]) + params)
+
+
+def pss(hash_alg: bytes = SHA256, mgf_hash: bytes = SHA256, salt: int = 32, trailer: int | None = None) -> bytes:
+    params = tlv(0xA0, hash_alg) + tlv(0xA1, tlv(0x30, tlv(0x06, MGF1) + mgf_hash))
+    params += tlv(0xA2, tlv(0x02, bytes([salt])))
+    if trailer is not None:
+        params += tlv(0xA3, tlv(0x02, bytes([trailer])))
+    return algorithm("pss", tlv(0x30, params))
+
+
+@pytest.mark.parametrize(
+    ("der", "scheme", "hash_name"),
+    [
+        (algorithm("sha256rsa", NULL), "rsa-pkcs1", "sha256"),
+        (algorithm("ecdsa256"), "ecdsa", "sha256"),
+        (algorithm("ecdsa384"), "ecdsa", "sha384"),
+        (algorithm("ed25519"), "ed25519", None),
+        (pss(), "rsa-pss", "sha256"),
+        (pss(SHA384, SHA384, 48), "rsa-pss", "sha384"),
+    ],
+)
+def test_accepted_algorithms(der: bytes, scheme: str, hash_name: str | None) -> None:
+    parsed = parse_signature_algorithm(der)
+    assert (parsed.scheme, parsed.hash_name, parsed.problem) == (scheme, hash_name, None)
+
+
+@pytest.mark.parametrize(
+    ("der", "problem"),
+    [
+        (algorithm("sha1rsa", NULL), "SHA-1"),
+        (algorithm("md5rsa", NULL), "MD5"),
+        (algorithm("ecdsa-sha1"), "SHA-1"),
+        (algorithm("sha256rsa"), "must be NULL"),
+        (algorithm("ecdsa256", NULL), "must not have parameters"),
+        (algorithm("ed25519", NULL), "must not have parameters"),
+        (algorithm("dsa-sha256"), "not supported"),
+        (algorithm("pss"), "without parameters"),
+        (algorithm("pss", tlv(0x30, b"")), "default (SHA-1)"),
+        (pss(SHA1, SHA1, 20), "not allowed"),
+        (pss(SHA256, SHA384), "MGF1 hash differs"),
+        (pss(salt=20), "salt length"),
+        (pss(trailer=2), "trailer"),
+    ],
+)
+def test_refused_algorithms(der: bytes, problem: str) -> None:
+    parsed = parse_signature_algorithm(der)
+    assert parsed.problem is not None
+    assert problem in parsed.problem
+    with pytest.raises(X509Error) as info:
+        verify_signature(shared_key("p256", 96).public_key(), parsed, b"sig", b"message")
+    assert info.value.category is Category.WEAK_ALGORITHM
+
+
+def test_malformed_algorithm_identifier() -> None:
+    with pytest.raises(X509Error):
+        parse_signature_algorithm(tlv(0x30, tlv(0x02, b"\x01")))
+    with pytest.raises(X509Error):
+        parse_signature_algorithm(algorithm("pss", tlv(0x30, tlv(0xA0, tlv(0x02, b"\x01")))))
+
+
+def test_verification_outcomes() -> None:
+    ec_key = shared_key("p256", 97)
+    assert isinstance(ec_key, ec.EllipticCurvePrivateKey)
+    message = b"to be signed"
+    good = ec_key.sign(message, ec.ECDSA(hashes.SHA256()))
+    ecdsa = parse_signature_algorithm(algorithm("ecdsa256"))
+    verify_signature(ec_key.public_key(), ecdsa, good, message)
+    for signature, text in ((good, message + b"!"), (b"\x30\x00", message)):
+        with pytest.raises(X509Error) as info:
+            verify_signature(ec_key.public_key(), ecdsa, signature, text)
+        assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
+    rsa_key = shared_key("rsa2048", 98)
+    assert isinstance(rsa_key, rsa.RSAPrivateKey)
+    with pytest.raises(X509Error, match="does not match the issuer key"):
+        verify_signature(rsa_key.public_key(), ecdsa, good, message)
+    pss_signature = rsa_key.sign(message, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    verify_signature(rsa_key.public_key(), parse_signature_algorithm(pss()), pss_signature, message)
+    with pytest.raises(X509Error):
+        verify_signature(rsa_key.public_key(), parse_signature_algorithm(algorithm("sha256rsa", NULL)),
+                         pss_signature, message)
