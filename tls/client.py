@@ -260,6 +260,8 @@ class ClientConnection(Connection):
         selected = find(sh.extensions, ExtensionType.SUPPORTED_VERSIONS)
         if selected is not None:
             version = parse_selected_version(selected)
+            if sh.legacy_version != TLS12:
+                raise illegal(f"TLS 1.3 ServerHello with legacy_version {sh.legacy_version:#06x}")
             if version != TLS13 or TLS13 not in self._config.versions:
                 raise illegal(f"server selected version {version:#06x} through supported_versions")
         elif sh.legacy_version == TLS12 and TLS12 in self._config.versions:

@@ -179,6 +179,9 @@ class Connection:
         read = self._read
         if read is None:
             content: bytes | memoryview = record.payload
+            if len(content) > MAX_PLAINTEXT:
+                raise ProtocolError(AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW,
+                                    f"plaintext record of {len(content)} bytes")
         elif isinstance(read, Protection13):
             if content_type == ContentType.CHANGE_CIPHER_SPEC:
                 self._handle_ccs(record.payload)

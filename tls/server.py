@@ -285,7 +285,6 @@ class ServerConnection(Connection):
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))
         self._common_checks(ch, version)
         self.version = version
-        self._reader.expected_version = TLS12
         self._client_hello = ch
         self._client_hello_raw = raw
         self._transcript.add(raw)
@@ -361,6 +360,7 @@ class ServerConnection(Connection):
         sh = ServerHello(TLS12, config.random(32), ch.session_id, suite.suite, 0,
                          ((ExtensionType.SUPPORTED_VERSIONS, TLS13.to_bytes(2, "big")),
                           (ExtensionType.KEY_SHARE, serialize_server_share(self._group, share.public))))
+        self._reader.expected_version = TLS12
         if self.state is State.START:
             self._transcript.set_hash(suite.hash_name)
         self._queue_handshake(HandshakeType.SERVER_HELLO, serialize_server_hello(sh))
@@ -472,6 +472,7 @@ class ServerConnection(Connection):
         if group is None:
             raise _no_shared(Category.NO_SHARED_GROUP, "no ECDHE group in common")
         self._group = group
+        self._reader.expected_version = TLS12
         self._transcript.set_hash(suite.hash_name)
         self._messages12 = [self._client_hello_raw]
         self._client_random = ch.random

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -119,10 +122,8 @@ def client_leaf(kind: str = "p256") -> Issued:
     return make_leaf(ca(), kind=kind, server=False, names=())
 
 
-def counter_random(seed: int = 1) -> object:
+def counter_random(seed: int = 1) -> Callable[[int], bytes]:
     """A deterministic random source: tests reproduce byte for byte."""
-    import hashlib
-
     state = {"n": 0}
 
     def random(n: int) -> bytes:
@@ -137,15 +138,15 @@ def counter_random(seed: int = 1) -> object:
     return random
 
 
-def server_config(kind: str = "p256", *, client_auth: ClientAuthMode | None = None, **kwargs: object) -> ServerConfig:
+def server_config(kind: str = "p256", *, client_auth: ClientAuthMode | None = None, **kwargs: Any) -> ServerConfig:
     leaf = server_leaf(kind)
     auth = ClientAuth(client_auth, (ca().der,)) if client_auth is not None else None
     return ServerConfig(chain=(leaf.der, ca().der), key=leaf.key, random=os.urandom, time=lambda: NOW,
                         client_auth=auth, **kwargs)
 
 
-def client_config(*, cert_kind: str | None = None, **kwargs: object) -> ClientConfig:
-    base: dict[str, object] = {"anchors": (ca().der,), "server_name": "localhost"}
+def client_config(*, cert_kind: str | None = None, **kwargs: Any) -> ClientConfig:
+    base: dict[str, Any] = {"anchors": (ca().der,), "server_name": "localhost"}
     if cert_kind is not None:
         leaf = client_leaf(cert_kind)
         base["chain"] = (leaf.der,)

@@ -1,0 +1,125 @@
+"""TLS 1.3 key schedule against RFC 8448 §3, and the TLS 1.2 PRF's basic properties."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography import x509
+
+from tests.tls import rfc8448 as vectors
+from tls.errors import ProtocolError
+from tls.failure import Category
+from tls.handshake_common import SERVER_CV_CONTEXT, certificate_verify_content
+from tls.keyschedule import (
+    KeySchedule13,
+    Transcript,
+    extended_master_secret,
+    finished12,
+    hkdf_expand_label,
+    prf12,
+    traffic_key_iv,
+)
+from tls.messages import parse_certificate13, parse_certificate_verify
+from tls.signatures import HANDSHAKE_SCHEMES_13, verify
+
+
+def _schedule() -> tuple[KeySchedule13, Transcript]:
+    ks = KeySchedule13("sha256")
+    transcript = Transcript()
+    transcript.add(vectors.CLIENT_HELLO)
+    transcript.set_hash("sha256")
+    transcript.add(vectors.SERVER_HELLO)
+    ks.set_shared_secret(vectors.SHARED_SECRET)
+    return ks, transcript
+
+
+def test_early_handshake_and_master_secrets() -> None:
+    ks, transcript = _schedule()
+    assert ks.early_secret == vectors.EARLY_SECRET
+    assert ks.handshake_secret == vectors.HANDSHAKE_SECRET
+    assert ks.master_secret == vectors.MASTER_SECRET
+    assert transcript.digest() == vectors.HELLO_HASH
+
+
+def test_handshake_traffic_secrets_keys_and_ivs() -> None:
+    ks, transcript = _schedule()
+    client, server = ks.handshake_traffic(transcript.digest())
+    assert client == vectors.CLIENT_HS_TRAFFIC
+    assert server == vectors.SERVER_HS_TRAFFIC
+    assert traffic_key_iv("sha256", server, 16) == (vectors.SERVER_HS_KEY, vectors.SERVER_HS_IV)
+    assert traffic_key_iv("sha256", client, 16) == (vectors.CLIENT_HS_KEY, vectors.CLIENT_HS_IV)
+
+
+def test_finished_and_application_secrets() -> None:
+    ks, transcript = _schedule()
+    client, server = ks.handshake_traffic(transcript.digest())
+    for message in (vectors.ENCRYPTED_EXTENSIONS, vectors.CERTIFICATE, vectors.CERTIFICATE_VERIFY):
+        transcript.add(message)
+    assert ks.finished(server, transcript.digest()) == vectors.SERVER_FINISHED[4:]
+    transcript.add(vectors.SERVER_FINISHED)
+    assert transcript.digest() == vectors.TRANSCRIPT_THROUGH_SERVER_FINISHED
+    assert ks.finished(client, transcript.digest()).hex() == (
+        "a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61")
+    client_app, server_app = ks.application_traffic(transcript.digest())
+    assert (client_app, server_app) == (vectors.CLIENT_AP_TRAFFIC, vectors.SERVER_AP_TRAFFIC)
+    assert traffic_key_iv("sha256", server_app, 16) == (bytes.fromhex("9f02283b6c9c07efc26bb9f2ac92e356"),
+                                                         bytes.fromhex("cf782b88dd83549aadf1e984"))
+    assert traffic_key_iv("sha256", client_app, 16) == (bytes.fromhex("17422dda596ed5d9acd890e3c63f5051"),
+                                                         bytes.fromhex("5b78923dee08579033e523d9"))
+
+
+def test_rfc8448_server_certificate_verify_checks_out() -> None:
+    """The RFC's RSA-PSS CertificateVerify verifies with our verifier over our transcript, and a flipped
+    transcript bit makes it fail."""
+    transcript = Transcript()
+    for message in (vectors.CLIENT_HELLO, vectors.SERVER_HELLO):
+        transcript.add(message)
+    transcript.set_hash("sha256")
+    transcript.add(vectors.ENCRYPTED_EXTENSIONS)
+    transcript.add(vectors.CERTIFICATE)
+    chain = parse_certificate13(memoryview(vectors.CERTIFICATE)[4:], 8).chain
+    key = x509.load_der_x509_certificate(chain[0]).public_key()
+    cv = parse_certificate_verify(memoryview(vectors.CERTIFICATE_VERIFY)[4:])
+    content = certificate_verify_content(SERVER_CV_CONTEXT, transcript.digest())
+    verify(key, cv.scheme, cv.signature, content, HANDSHAKE_SCHEMES_13)
+    tampered = bytearray(content)
+    tampered[-1] ^= 1
+    with pytest.raises(ProtocolError) as info:
+        verify(key, cv.scheme, cv.signature, bytes(tampered), HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
+
+
+def test_key_update_secret_chain() -> None:
+    ks, _ = _schedule()
+    first = ks.next_traffic_secret(vectors.SERVER_AP_TRAFFIC)
+    assert first == hkdf_expand_label("sha256", vectors.SERVER_AP_TRAFFIC, b"traffic upd", b"", 32)
+    assert ks.next_traffic_secret(first) != first
+
+
+def test_hello_retry_transcript_uses_message_hash() -> None:
+    transcript = Transcript()
+    transcript.add(vectors.CLIENT_HELLO)
+    transcript.restart_after_hrr("sha256")
+    inner = hashlib.sha256(vectors.CLIENT_HELLO).digest()
+    expected = hashlib.sha256(b"\xfe\x00\x00\x20" + inner).digest()
+    assert transcript.digest() == expected
+
+
+def test_prf12_lengths_and_labels() -> None:
+    out = prf12("sha256", b"secret", b"label", b"seed", 100)
+    assert len(out) == 100
+    assert prf12("sha256", b"secret", b"label", b"seed", 32) == out[:32]
+    assert prf12("sha256", b"secret", b"other", b"seed", 32) != out[:32]
+    master = extended_master_secret("sha256", b"\x01" * 32, b"\x02" * 32)
+    assert len(master) == 48
+    assert finished12("sha256", master, b"client finished", b"h" * 32) != finished12(
+        "sha256", master, b"server finished", b"h" * 32)
+
+
+def test_prf12_known_answer() -> None:
+    """TLS 1.2 PRF-SHA256 known answer (the widely published test vector by the IETF TLS WG mailing list)."""
+    secret = bytes.fromhex("9bbe436ba940f017b17652849a71db35")
+    seed = bytes.fromhex("a0ba9f936cda311827a6f796ffd5198c")
+    out = prf12("sha256", secret, b"test label", seed, 100)
+    assert out[:16].hex() == "e3f229ba727be17b8d122620557cd453"

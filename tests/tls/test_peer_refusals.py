@@ -1,0 +1,349 @@
+"""Refusals that need a (mis)behaving peer engine: bad signatures and Finished, certificates, downgrade,
+renegotiation, state-machine violations after the hello, refused 0-RTT, KeyUpdate floods."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import tls.client
+import tls.keyschedule
+import tls.messages
+import tls.server
+from tests.tls.hello import client_hello
+from tests.tls.pki import NOW, ca, client_config, make_ca, make_leaf, server_config, server_leaf
+from tests.tls.pump import pump
+from tests.tls.refusal import failure_of
+from tls.alerts import AlertDescription
+from tls.client import ClientConnection
+from tls.config import ClientAuthMode
+from tls.constants import TLS12, TLS13, ExtensionType
+from tls.events import Closed, HandshakeComplete, HandshakeFailed
+from tls.failure import Category
+from tls.keyschedule import KeySchedule13
+from tls.limits import Limits
+from tls.messages import frame
+from tls.record import plaintext_record
+from tls.server import ServerConnection
+
+
+def run(
+    server_kwargs: dict[str, Any] | None = None,
+    client_kwargs: dict[str, Any] | None = None,
+) -> tuple[ClientConnection, ServerConnection, list[Any], list[Any]]:
+    s = ServerConnection(server_config(**(server_kwargs or {})))
+    c = ClientConnection(client_config(**(client_kwargs or {})))
+    client_events, server_events = pump(c, s)
+    return c, s, client_events, server_events
+
+
+def refused_by(events: list[Any], alert: int, category: Category) -> None:
+    failure = failure_of(events)
+    assert (failure.alert, failure.category) == (alert, category), failure
+
+
+def peer_alerted(events: list[Any], alert: int) -> None:
+    assert any(getattr(e, "description", None) == alert for e in events), events
+    assert not any(isinstance(e, HandshakeComplete) for e in events)
+
+
+class _WrongFinished(KeySchedule13):
+    def finished(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        good = super().finished(base_key, transcript_hash)
+        return bytes([good[0] ^ 1]) + good[1:]
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_server_key_not_matching_its_certificate(versions: tuple[int, ...]) -> None:
+    other = make_leaf(ca())
+    config_kwargs: dict[str, Any] = {}
+    s = ServerConnection(server_config(**config_kwargs))
+    object.__setattr__(s._config, "key", other.key)
+    c = ClientConnection(client_config(versions=versions))
+    client_events, server_events = pump(c, s)
+    refused_by(client_events, AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE)
+    peer_alerted(server_events, AlertDescription.DECRYPT_ERROR)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_client_key_not_matching_its_certificate(versions: tuple[int, ...]) -> None:
+    mismatched = make_leaf(ca(), server=False, names=())
+    config = client_config(cert_kind="p256", versions=versions)
+    object.__setattr__(config, "key", mismatched.key)
+    s = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED))
+    c = ClientConnection(config)
+    _, server_events = pump(c, s)
+    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE)
+
+
+def test_bad_server_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls.server, "KeySchedule13", _WrongFinished)
+    _, _, client_events, _ = run()
+    refused_by(client_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+
+
+def test_bad_client_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls.client, "serialize_finished", lambda f: bytes([f.verify_data[0] ^ 1]) + f.verify_data[1:])
+    _, _, _, server_events = run()
+    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+
+
+def test_bad_tls12_finished_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tls.keyschedule.finished12
+    monkeypatch.setattr(tls.server, "finished12", lambda *a: bytes(12) if a[2] == b"server finished" else real(*a))
+    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
+    refused_by(client_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+    monkeypatch.setattr(tls.server, "finished12", real)
+    monkeypatch.setattr(tls.client, "finished12", lambda *a: bytes(12))
+    _, _, _, server_events = run({}, {"versions": (TLS12,)})
+    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_missing_required_client_certificate(versions: tuple[int, ...]) -> None:
+    _, _, client_events, server_events = run({"client_auth": ClientAuthMode.REQUIRED}, {"versions": versions})
+    expected = AlertDescription.CERTIFICATE_REQUIRED if versions == (TLS13,) else AlertDescription.HANDSHAKE_FAILURE
+    refused_by(server_events, expected, Category.NO_CERTIFICATE)
+    # A TLS 1.3 client has finished its side before the server decides; it then learns of the refusal.
+    assert any(getattr(e, "description", None) == expected for e in client_events)
+    assert client_events[-1] == Closed(clean=False)
+
+
+def test_client_certificate_from_another_ca() -> None:
+    stranger = make_ca("Stranger CA")
+    leaf = make_leaf(stranger, server=False, names=())
+    _, _, _, server_events = run({"client_auth": ClientAuthMode.REQUIRED}, {"chain": (leaf.der,), "key": leaf.key})
+    refused_by(server_events, AlertDescription.UNKNOWN_CA, Category.UNTRUSTED_CHAIN)
+
+
+def test_server_certificate_used_as_client_certificate() -> None:
+    leaf = server_leaf()
+    _, _, _, server_events = run({"client_auth": ClientAuthMode.REQUIRED}, {"chain": (leaf.der,), "key": leaf.key})
+    refused_by(server_events, AlertDescription.UNSUPPORTED_CERTIFICATE, Category.WRONG_EXTENDED_KEY_USAGE)
+
+
+def test_expired_server_certificate() -> None:
+    leaf = make_leaf(ca(), not_before=NOW - timedelta(days=400), not_after=NOW - timedelta(days=1))
+    s = ServerConnection(server_config())
+    object.__setattr__(s._config, "chain", (leaf.der,))
+    object.__setattr__(s._config, "key", leaf.key)
+    c = ClientConnection(client_config())
+    client_events, _ = pump(c, s)
+    refused_by(client_events, AlertDescription.CERTIFICATE_EXPIRED, Category.EXPIRED)
+
+
+def test_server_name_mismatch() -> None:
+    _, _, client_events, _ = run({}, {"server_name": "bounty.example"})
+    refused_by(client_events, AlertDescription.BAD_CERTIFICATE, Category.NAME_MISMATCH)
+
+
+def test_server_chain_longer_than_the_cap() -> None:
+    leaf = server_leaf()
+    s = ServerConnection(server_config())
+    object.__setattr__(s._config, "chain", (leaf.der,) + (ca().der,) * 9)
+    c = ClientConnection(client_config(limits=Limits(max_chain_length=8)))
+    client_events, _ = pump(c, s)
+    refused_by(client_events, AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG)
+
+
+def test_client_chain_longer_than_the_cap() -> None:
+    config = client_config(cert_kind="p256")
+    object.__setattr__(config, "chain", config.chain + (ca().der,) * 5)
+    s = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED, limits=Limits(max_chain_length=4)))
+    _, server_events = pump(ClientConnection(config), s)
+    refused_by(server_events, AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG)
+
+
+def test_downgrade_sentinel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1.3-capable server pushed to 1.2 (as by an attacker stripping supported_versions) marks its random;
+    a 1.3-capable client refuses."""
+    monkeypatch.setattr(ServerConnection, "_choose_version", lambda self, ch, ext: TLS12)
+    _, _, client_events, _ = run()
+    refused_by(client_events, AlertDescription.ILLEGAL_PARAMETER, Category.DOWNGRADE)
+
+
+def test_server_without_ems_or_renegotiation_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tls.messages import ServerHello
+
+    original = tls.messages.serialize_server_hello
+
+    def strip(drop: int) -> Any:
+        def serialize(sh: ServerHello) -> bytes:
+            return original(
+                ServerHello(
+                    sh.legacy_version,
+                    sh.random,
+                    sh.session_id,
+                    sh.cipher_suite,
+                    sh.compression_method,
+                    tuple(e for e in sh.extensions if e[0] != drop),
+                )
+            )
+
+        return serialize
+
+    monkeypatch.setattr(tls.server, "serialize_server_hello", strip(ExtensionType.EXTENDED_MASTER_SECRET))
+    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
+    refused_by(client_events, AlertDescription.HANDSHAKE_FAILURE, Category.NO_EXTENDED_MASTER_SECRET)
+    monkeypatch.setattr(tls.server, "serialize_server_hello", strip(ExtensionType.RENEGOTIATION_INFO))
+    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
+    refused_by(client_events, AlertDescription.HANDSHAKE_FAILURE, Category.NO_RENEGOTIATION_INFO)
+
+
+def _connected(versions: tuple[int, ...]) -> tuple[ClientConnection, ServerConnection]:
+    c = ClientConnection(client_config(versions=versions))
+    s = ServerConnection(server_config())
+    client_events, server_events = pump(c, s)
+    assert any(isinstance(e, HandshakeComplete) for e in client_events + server_events)
+    return c, s
+
+
+def test_client_initiated_renegotiation_is_refused() -> None:
+    c, s = _connected((TLS12,))
+    c._queue_handshake(1, client_hello()[9:], False)
+    c._flush_handshake()
+    s.receive_data(c.data_to_send())
+    refused_by(s.events(), AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
+
+
+def test_hello_request_is_refused() -> None:
+    c, s = _connected((TLS12,))
+    s._queue_handshake(0, b"", False)
+    s._flush_handshake()
+    c.receive_data(s.data_to_send())
+    refused_by(c.events(), AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+@pytest.mark.parametrize("msg_type", [1, 2, 8, 11, 13, 15, 20])
+def test_unexpected_messages_after_the_handshake(versions: tuple[int, ...], msg_type: int) -> None:
+    c, s = _connected(versions)
+    c._queue_handshake(msg_type, b"\x00" * 40, False)
+    c._flush_handshake()
+    s.receive_data(c.data_to_send())
+    failure = failure_of(s.events())
+    assert failure.category in (Category.UNEXPECTED_MESSAGE, Category.RENEGOTIATION_ATTEMPT)
+
+
+def test_client_refuses_messages_out_of_order() -> None:
+    """A server that skips EncryptedExtensions (sends Certificate first) is refused."""
+    s = ServerConnection(server_config())
+    c = ClientConnection(client_config())
+    s.receive_data(c.data_to_send())
+    flight = s.data_to_send()
+    # Replace the server's protected flight by a plaintext Certificate right after ServerHello.
+    sh_length = int.from_bytes(flight[3:5], "big")
+    c.receive_data(flight[: 5 + sh_length] + plaintext_record(22, frame(11, b"\x00\x00\x00\x00")))
+    failure = failure_of(c.events())
+    assert failure.category is Category.UNEXPECTED_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "state_bytes",
+    [
+        plaintext_record(22, frame(20, b"\x00" * 12)),  # Finished instead of ClientKeyExchange
+        plaintext_record(20, b"\x01"),  # early ChangeCipherSpec (CVE-2014-0224 shape)
+        plaintext_record(22, frame(15, b"\x04\x03\x00\x01\x00")),  # CertificateVerify without a certificate
+    ],
+)
+def test_tls12_server_state_machine(state_bytes: bytes) -> None:
+    s = ServerConnection(server_config())
+    c = ClientConnection(client_config(versions=(TLS12,)))
+    s.receive_data(c.data_to_send())
+    s.data_to_send()
+    s.receive_data(state_bytes)
+    failure = failure_of(s.events())
+    assert (failure.alert, failure.category) == (AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
+
+
+def test_tls13_ccs_twice_or_malformed() -> None:
+    for payload in (b"\x01\x01", b"\x02"):
+        s = ServerConnection(server_config())
+        s.receive_data(client_hello())
+        s.data_to_send()
+        s.receive_data(plaintext_record(20, payload))
+        assert failure_of(s.events()).category is Category.UNEXPECTED_MESSAGE
+    s = ServerConnection(server_config())
+    s.receive_data(client_hello())
+    s.receive_data(plaintext_record(20, b"\x01"))
+    assert s.events() == []
+    s.receive_data(plaintext_record(20, b"\x01"))
+    assert failure_of(s.events()).category is Category.UNEXPECTED_MESSAGE
+
+
+def test_tampered_record_is_bad_mac() -> None:
+    for versions in ((TLS13,), (TLS12,)):
+        c, s = _connected(versions)
+        c.send_application_data(b"hello")
+        wire = bytearray(c.data_to_send())
+        wire[-3] ^= 0x40
+        s.receive_data(bytes(wire))
+        failure = failure_of(s.events())
+        assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC)
+
+
+def test_refused_early_data_is_skipped() -> None:
+    """A client that sends 0-RTT data gets a full handshake: its early records are skipped, not read."""
+    s = ServerConnection(server_config())
+    c = ClientConnection(client_config())
+    hello = c.data_to_send()
+    from tls.messages import ClientHello, parse_client_hello, serialize_client_hello
+
+    ch = parse_client_hello(memoryview(hello)[9:])
+    with_early = ClientHello(
+        ch.legacy_version,
+        ch.random,
+        ch.session_id,
+        ch.cipher_suites,
+        ch.compression_methods,
+        (*ch.extensions, (ExtensionType.EARLY_DATA, b"")),
+    )
+    c._transcript = tls.keyschedule.Transcript()
+    c._transcript.add(frame(1, serialize_client_hello(with_early)))
+    c._offered.add(ExtensionType.EARLY_DATA)
+    early = bytes((23, 3, 3, 0, 40)) + b"\xee" * 40
+    s.receive_data(plaintext_record(22, frame(1, serialize_client_hello(with_early))) + early + early)
+    assert s.events() == []
+    c.receive_data(s.data_to_send())
+    assert any(isinstance(e, HandshakeComplete) for e in c.events())
+    s.receive_data(c.data_to_send())
+    assert any(isinstance(e, HandshakeComplete) for e in s.events())
+
+
+def test_too_much_refused_early_data() -> None:
+    s = ServerConnection(server_config(limits=Limits(max_early_data_skip=100)))
+    s.receive_data(client_hello(add=((ExtensionType.EARLY_DATA, b""),)))
+    s.data_to_send()
+    s.receive_data((bytes((23, 3, 3, 0, 80)) + b"\xee" * 80) * 2)
+    failure = failure_of(s.events())
+    assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
+
+
+def test_key_update_flood_is_bounded() -> None:
+    c, s = _connected((TLS13,))
+    for _ in range(40):
+        c.key_update(request_peer=False)
+    s.receive_data(c.data_to_send())
+    failure = failure_of(s.events())
+    assert failure.category is Category.RESOURCE_LIMIT
+
+
+def test_empty_record_flood_is_bounded() -> None:
+    c, s = _connected((TLS13,))
+    assert c._write is not None
+    wire = b"".join(c._write.encrypt(23, b"") for _ in range(40))
+    s.receive_data(wire)
+    assert failure_of(s.events()).category is Category.RESOURCE_LIMIT
+
+
+def test_peer_alert_during_handshake_is_reported() -> None:
+    s = ServerConnection(server_config())
+    c = ClientConnection(client_config())
+    s.receive_data(c.data_to_send())
+    c.receive_data(plaintext_record(21, b"\x02\x28"))
+    events = c.events()
+    assert [type(e).__name__ for e in events] == ["AlertReceived", "Closed"]
+    assert not any(isinstance(e, HandshakeFailed) for e in events)
+
