@@ -70,6 +70,10 @@ class ArpCache:
     def __contains__(self, ip: bytes) -> bool:
         return ip in self._entries
 
+    def entry(self, ip: bytes) -> tuple[bytes, float] | None:
+        """(MAC, expiry) even if expired; the caller decides."""
+        return self._entries.get(ip)
+
     def lookup(self, ip: bytes, now: float) -> bytes | None:
         entry = self._entries.get(ip)
         if entry is None or entry[1] <= now:

@@ -18,6 +18,7 @@ ARP_PENDING_DESTINATIONS = 64  # next hops being resolved at the same time
 ARP_PENDING_PACKETS_PER_DESTINATION = 64  # packets held per next hop while it is being resolved
 ARP_REQUEST_INTERVAL = 1.0  # seconds between ARP requests for the same next hop
 ARP_REQUEST_TRIES = 3  # requests sent before the held packets are dropped
+ARP_REFRESH_BEFORE = 15.0  # seconds before expiry that a mapping in use is re-confirmed by unicast request
 
 # --- IPv4 -----------------------------------------------------------------------------------------------------
 IPV4_DEFAULT_TTL = 64

@@ -4,6 +4,10 @@ Why the merge rule and not "learn from every reply": an ARP packet may only *cre
 addressed to us (target protocol address is ours); any other packet may only refresh an entry we already
 have. So an attacker broadcasting replies for hosts we never talked to fills nothing, and the total table is
 capped anyway. We additionally refuse senders that are not plausible on-link hosts.
+
+Why refresh before expiry: a mapping in use (the gateway, during a transfer) would otherwise vanish every
+ARP_ENTRY_TTL seconds and the packets in flight would pile into the pending queue. A mapping used in its last
+ARP_REFRESH_BEFORE seconds is re-confirmed with unicast requests to the known MAC (RFC 1122 2.3.2.1).
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from netstack.addresses import ANY, is_multicast_mac, is_unicast_host, same_subnet
+from netstack.addresses import ANY, MAC_BROADCAST, is_multicast_mac, is_unicast_host, same_subnet
 from netstack.arp import OP_REPLY, OP_REQUEST, ArpCache, ArpPacket, serialize_arp
 from netstack.limits import (
     ARP_CACHE_ENTRIES,
     ARP_ENTRY_TTL,
     ARP_PENDING_DESTINATIONS,
     ARP_PENDING_PACKETS_PER_DESTINATION,
+    ARP_REFRESH_BEFORE,
     ARP_REQUEST_INTERVAL,
     ARP_REQUEST_TRIES,
 )
@@ -43,16 +48,23 @@ class ArpOutcome:
 
 
 class Neighbours:
-    __slots__ = ("_counters", "_mac", "_pending", "cache")
+    __slots__ = ("_counters", "_mac", "_pending", "_refreshing", "cache")
 
     def __init__(self, mac: bytes, counters: Counters) -> None:
         self._mac = mac
         self._counters = counters
         self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, counters)
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._refreshing: dict[bytes, _Pending] = {}  # in-use entries near expiry: next unicast request, tries
 
     def lookup(self, ip: bytes, now: float) -> bytes | None:
-        return self.cache.lookup(ip, now)
+        """The MAC to send to, on the hot path; notes entries that need re-confirming soon."""
+        entry = self.cache.entry(ip)
+        if entry is None or entry[1] <= now:
+            return None
+        if entry[1] - now < ARP_REFRESH_BEFORE and ip not in self._refreshing:
+            self._refreshing[ip] = _Pending(next_request=now, tries=0)
+        return entry[0]
 
     def pending_count(self, ip: bytes) -> int:
         pending = self._pending.get(ip)
@@ -123,7 +135,7 @@ class Neighbours:
         return ArpOutcome(reply, released, packet.sender_mac)
 
     def timers_expired(self, now: float, my_ip: bytes | None) -> list[tuple[bytes, bytes]]:
-        """Retry or give up on pending resolutions; returns ARP requests (payload, target ip) to broadcast."""
+        """Retry or give up on pending resolutions and refreshes; returns ARP requests as (payload, dst MAC)."""
         self.cache.expire(now)
         requests = []
         for ip in [ip for ip, p in self._pending.items() if p.next_request <= now]:
@@ -134,11 +146,22 @@ class Neighbours:
                 continue
             pending.tries += 1
             pending.next_request = now + ARP_REQUEST_INTERVAL
-            requests.append((self.request(my_ip, ip), ip))
+            requests.append((self.request(my_ip, ip), MAC_BROADCAST))
+        for ip in [ip for ip, p in self._refreshing.items() if p.next_request <= now]:
+            refresh = self._refreshing[ip]
+            entry = self.cache.entry(ip)
+            if entry is None or entry[1] - now >= ARP_REFRESH_BEFORE or refresh.tries >= ARP_REQUEST_TRIES:
+                del self._refreshing[ip]  # confirmed again, expired, or out of tries (it expires on its own)
+                continue
+            if my_ip is not None:
+                refresh.tries += 1
+                refresh.next_request = now + ARP_REQUEST_INTERVAL
+                requests.append((self.request(my_ip, ip), entry[0]))
         return requests
 
     def next_deadline(self) -> float | None:
         deadlines = [p.next_request for p in self._pending.values()]
+        deadlines += [p.next_request for p in self._refreshing.values()]
         cache_deadline = self.cache.next_deadline()
         if cache_deadline is not None:
             deadlines.append(cache_deadline)
@@ -147,4 +170,5 @@ class Neighbours:
     def clear(self) -> None:
         """Forget everything (our address changed: old mappings and held packets no longer apply)."""
         self._pending.clear()
+        self._refreshing.clear()
         self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, self._counters)

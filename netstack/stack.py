@@ -213,8 +213,8 @@ class Stack:
 
     def timers_expired(self, now: float) -> None:
         self._now = now
-        for request, _target in self._neighbours.timers_expired(now, self._address):
-            self._emit(MAC_BROADCAST, ethernet.ETHERTYPE_ARP, request)
+        for request, dst_mac in self._neighbours.timers_expired(now, self._address):
+            self._emit(dst_mac, ethernet.ETHERTYPE_ARP, request)
         self._reassembler.expire(now)
         if self._dhcp is not None:
             self._dhcp.timers_expired(now)
@@ -268,7 +268,7 @@ class Stack:
         header, body = parse_ipv4(raw)
         src = header.src
         dst = header.dst
-        if is_martian_source(src):
+        if is_martian_source(src) or src == self._broadcast:  # RFC 1122 3.2.1.3: never from a broadcast address
             self.counters.add(Drop.IPV4_MARTIAN_SOURCE)
             return
         if src == self._address:

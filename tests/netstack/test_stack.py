@@ -201,6 +201,7 @@ def test_unknown_protocol_gets_protocol_unreachable() -> None:
         (bytes([127, 0, 0, 1]), US, Drop.IPV4_MARTIAN_SOURCE),
         (bytes([224, 0, 0, 1]), US, Drop.IPV4_MARTIAN_SOURCE),
         (bytes([0, 0, 0, 0]), US, Drop.IPV4_MARTIAN_SOURCE),
+        (bytes([10, 0, 0, 255]), US, Drop.IPV4_MARTIAN_SOURCE),  # our subnet's broadcast address
         (PEER, OTHER, Drop.IPV4_NOT_FOR_US),
     ],
 )
