@@ -22,8 +22,9 @@ class RawPeer:
     def inject(self, flags: int, seq: int, ack: int = 0, payload: bytes = b"", *, window: int = 65535,
                options: bytes = b"", src: bytes | None = None, src_port: int | None = None) -> None:
         source = src or self.peer
-        segment = build_segment(source, US, src_port or self.peer_port, self.port, seq & 0xFFFFFFFF,
-                                ack & 0xFFFFFFFF, flags, window, options, payload)
+        sport = src_port if src_port is not None else self.peer_port
+        segment = build_segment(source, US, sport, self.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window,
+                                options, payload)
         self.layer.segment_received(self.now, source, US, memoryview(segment))
 
     def out(self) -> list[Segment]:

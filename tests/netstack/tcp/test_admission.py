@@ -1,0 +1,226 @@
+"""Hostile input: SYN floods, per-source and global limits, odd flag combinations, ICMP checks, fuzzing."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netstack.tcp import events as ev
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.connection import State
+from netstack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, build_options, build_segment
+from tests.netstack.tcp.raw import THEM, US, RawPeer
+from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, transfer
+
+
+def flood(pair: Pair, count: int, seed: int = 7) -> None:
+    """Spoofed SYNs from many addresses straight into B: nobody will ever answer B's SYN-ACKs."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        src = bytes([198, 18, rng.randrange(256), rng.randrange(1, 255)])
+        seg = build_segment(src, B_ADDR, rng.randrange(1024, 65535), 80, rng.getrandbits(32), 0, SYN, 1024,
+                            build_options(mss=1460))
+        pair.b.segment_received(pair.now, src, B_ADDR, memoryview(seg))
+    pair.b.take_outgoing()  # the SYN-ACKs go to addresses that do not exist
+
+
+def test_syn_flood_does_not_stop_a_legitimate_client() -> None:
+    config = TcpConfig(max_half_open=32, max_backlog=16)
+    pair = Pair(config_b=config)
+    pair.b.listen(80, backlog=16)
+    flood(pair, 2000)
+    assert len(pair.b.half_open) <= 32
+    assert len(pair.b.by_id) <= 32
+    assert pair.b.stats["syn-cookie-sent"] > 1900
+    client = pair.a.connect(pair.now, A_ADDR, B_ADDR, 80)
+    pair.run_until(pair.now + 5)
+    assert ev.Connected(client) in pair.take("a")
+    accepted = [e for e in pair.take("b") if isinstance(e, ev.Accepted)]
+    assert len(accepted) == 1
+    assert pair.b.stats["syn-cookie-accepted"] == 1
+    data = b"through the flood" * 4000
+    assert transfer(pair, "a", client, accepted[0].conn, data) == data
+
+
+def test_forged_cookie_ack_is_refused() -> None:
+    peer = RawPeer(TcpConfig(max_backlog=1))
+    peer.layer.listen(80, backlog=1)
+    peer.inject(SYN, 100, options=build_options(mss=1460), src_port=1111)      # fills the backlog
+    peer.inject(SYN, 200, options=build_options(mss=1460))                     # answered with a cookie
+    cookie_syn_ack = peer.out()[-1]
+    assert peer.layer.stats["syn-cookie-sent"] == 1
+    peer.inject(ACK, 201, cookie_syn_ack.seq + 2)                              # wrong cookie
+    (rst,) = peer.out()
+    assert rst.flags == RST
+    assert peer.layer.stats["syn-cookie-accepted"] == 0
+    peer.inject(ACK, 202, cookie_syn_ack.seq + 1)                              # right cookie, wrong ISN
+    assert peer.out()[0].flags == RST
+    peer.inject(ACK, 201, cookie_syn_ack.seq + 1)                              # the genuine answer
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+    assert any(isinstance(e, ev.Accepted) for e in peer.layer.take_events())
+
+
+def test_cookie_expires_after_two_periods() -> None:
+    peer = RawPeer(TcpConfig(max_backlog=1))
+    peer.layer.listen(80, backlog=1)
+    peer.inject(SYN, 100, options=build_options(mss=1460), src_port=1111)
+    peer.inject(SYN, 200, options=build_options(mss=1460))
+    cookie = peer.out()[-1].seq
+    peer.advance(200)
+    peer.inject(ACK, 201, cookie + 1)
+    assert peer.layer.stats["syn-cookie-accepted"] == 0
+
+
+def test_per_source_limit() -> None:
+    peer = RawPeer(TcpConfig(max_per_source=3, syn_cookies=False))
+    peer.layer.listen(80)
+    for port in range(1000, 1010):
+        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+    assert len(peer.layer.by_id) == 3
+    assert peer.layer.stats["per-source-limit"] == 7
+    peer.inject(SYN, 5, options=build_options(mss=1460), src=bytes([10, 9, 9, 9]))   # another source is fine
+    assert len(peer.layer.by_id) == 4
+
+
+def test_global_connection_limit() -> None:
+    peer = RawPeer(TcpConfig(max_connections=5, max_per_source=100))
+    peer.layer.listen(80)
+    for port in range(1000, 1020):
+        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+    assert len(peer.layer.by_id) == 5
+    assert peer.layer.stats["connection-limit"] == 15
+
+
+def test_backlog_full_without_cookies_drops() -> None:
+    peer = RawPeer(TcpConfig(syn_cookies=False))
+    peer.layer.listen(80, backlog=2)
+    for port in range(1000, 1005):
+        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+    assert len(peer.layer.half_open) == 2
+    assert peer.layer.stats["backlog-full"] == 3
+
+
+def test_half_open_connections_time_out() -> None:
+    peer = RawPeer(TcpConfig(syn_retries=2))
+    peer.layer.listen(80)
+    peer.inject(SYN, 5, options=build_options(mss=1460))
+    peer.advance(60)
+    assert not peer.layer.by_id
+    assert not peer.layer.half_open
+    assert peer.layer.stats["syn-retries-exceeded"] == 1
+
+
+def test_flag_combinations_are_counted_and_dropped() -> None:
+    peer = RawPeer()
+    peer.layer.listen(80)
+    peer.inject(SYN | FIN, 1)
+    peer.inject(FIN | PSH | URG, 1)                                   # Christmas tree
+    peer.inject(0, 1)                                                 # null scan
+    peer.inject(SYN | RST, 1)
+    peer.inject(SYN, 1, src=US, src_port=80)                          # LAND: from ourselves to ourselves
+    peer.inject(SYN, 1, src_port=0)
+    assert peer.out() == []
+    assert not peer.layer.by_id
+    stats = peer.layer.stats
+    assert (stats["syn-fin"], stats["xmas"], stats["null-flags"], stats["syn-rst"], stats["land"],
+            stats["port-zero"]) == (1, 1, 1, 1, 1, 1)
+
+
+def test_syn_ack_to_listener_is_dropped() -> None:
+    peer = RawPeer()
+    peer.layer.listen(80)
+    peer.inject(SYN | ACK, 1, 99)
+    assert peer.out() == []
+    assert peer.layer.stats["listen-syn-ack"] == 1
+
+
+def test_out_of_order_queue_is_bounded() -> None:
+    peer = RawPeer(TcpConfig(ooo_max_segments=8, ooo_max_bytes=4000, timestamps=False))
+    conn, iss = peer.accept()
+    for i in range(50):
+        peer.inject(ACK, 1001 + 2000 + i * 300, iss + 1, b"z" * 100)
+    c = peer.layer.connection(conn)
+    assert c is not None
+    assert len(c.ooo) <= 8
+    assert c.ooo_bytes <= 4000
+    assert peer.layer.stats["ooo-queue-full"] > 0
+    assert peer.layer.stats["out-of-order"] == 8
+
+
+def test_data_beyond_window_is_trimmed() -> None:
+    peer = RawPeer(TcpConfig(rcv_buffer=2920, timestamps=False, window_scaling=False))
+    conn, iss = peer.accept()
+    peer.inject(ACK, 1001, iss + 1, b"q" * 10_000)
+    assert peer.layer.readable_bytes(conn) == 2920
+    assert peer.layer.stats["data-beyond-window"] == 1
+
+
+def quoted(src: bytes, dst: bytes, sport: int, dport: int, seq: int) -> bytes:
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 0, 0, 64, 6, 0, src, dst)
+    return header + struct.pack("!HHI", sport, dport, seq)
+
+
+def test_icmp_frag_needed_lowers_mss_only_for_a_matching_sequence() -> None:
+    peer = RawPeer(TcpConfig(timestamps=False))
+    conn, iss = peer.accept()
+    c = peer.layer.connection(conn)
+    assert c is not None
+    peer.layer.send(peer.now, conn, b"m" * 5000)
+    peer.out()
+    # RFC 5927: a sequence number outside SND.UNA..SND.NXT is a blind attack
+    peer.layer.icmp_error_received(peer.now, 3, 4, quoted(US, THEM, 80, 40000, iss + 100_000), 576)
+    assert c.mss == 1460
+    assert peer.layer.stats["icmp-seq-out-of-window"] == 1
+    # a quote of somebody else's connection is ignored
+    peer.layer.icmp_error_received(peer.now, 3, 4, quoted(US, THEM, 80, 40001, iss + 1), 576)
+    assert peer.layer.stats["icmp-no-connection"] == 1
+    # the real thing: MSS follows the next-hop MTU and the first segment goes out again, smaller
+    peer.layer.icmp_error_received(peer.now, 3, 4, quoted(US, THEM, 80, 40000, iss + 1), 576)
+    assert c.mss == 536
+    (again,) = peer.out()
+    assert again.seq == iss + 1
+    assert len(again.payload) == 536
+    # garbage quotes never raise
+    for junk in (b"", b"\x45" * 10, b"\x60" + b"\x00" * 40, quoted(US, THEM, 80, 40000, 0)[:24]):
+        peer.layer.icmp_error_received(peer.now, 3, 4, junk, None)
+    assert peer.layer.stats["internal-error"] == 0
+
+
+def test_icmp_port_unreachable_aborts_connect() -> None:
+    peer = RawPeer()
+    conn = peer.layer.connect(0.0, US, THEM, 443, local_port=5555)
+    syn = peer.out()[0]
+    peer.layer.icmp_error_received(0.1, 3, 3, quoted(US, THEM, 5555, 443, syn.seq), None)
+    assert ev.Closed(conn, "unreachable") in peer.layer.take_events()
+
+
+segments = st.tuples(
+    st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 65535),
+    st.binary(max_size=64), st.sampled_from([b"", build_options(mss=1), build_options(wscale=14),
+                                            build_options(ts=(0, 0)), b"\x02\x04\xff\xff"]),
+)
+
+
+@given(st.lists(segments, max_size=25), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_fuzzed_segments_never_raise_or_grow(batch: list[tuple[int, int, int, int, bytes, bytes]],
+                                             near: bool) -> None:
+    peer = RawPeer(TcpConfig(ooo_max_segments=4, ooo_max_bytes=256, rcv_buffer=4096))
+    conn, iss = peer.accept()
+    for flags, raw_seq, raw_ack, window, payload, options in batch:
+        seq, ack = raw_seq, raw_ack
+        if near:  # aim near the live sequence space so the interesting paths run
+            seq = 1001 + raw_seq % 8192 - 4096
+            ack = iss + raw_ack % 8192 - 4096
+        peer.inject(flags, seq, ack, payload, window=window, options=options)
+        peer.advance(0.05)
+    assert peer.layer.stats["internal-error"] == 0
+    c = peer.layer.connection(conn)
+    if c is not None:
+        assert len(c.rcvbuf) <= c.rcv_buf_size
+        assert c.ooo_bytes <= 256
+        assert len(c.ooo) <= 4
+    assert peer.layer.state_of(conn) in set(State)
