@@ -1,0 +1,218 @@
+"""TCP benchmarks: bulk throughput, connection rate and memory per idle connection.
+
+- `bulk_layers`: bytes/s through two TcpLayers wired back to back in memory (pure protocol cost: segment
+  building, checksums, parsing, ACK clocking), against the kernel's TCP over 127.0.0.1 in the same run.
+- `bulk_stack`: the same through the whole composed stack (Ethernet, ARP, IPv4, TCP, asyncio Transports) over
+  the in-memory link pair, against the same kernel figure.
+- `connections`: handshakes + orderly closes per second between two TcpLayers, against kernel loopback
+  connect/accept/close.
+- `idle_connection_memory`: bytes of Python heap (tracemalloc) per established idle connection on the
+  accepting side, against the issue's 10 KB target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import socket
+import threading
+import time
+import tracemalloc
+
+from bench.harness import Figure
+from netstack.api import NetworkConfig, start_network
+from netstack.config import parse_static
+from netstack.link.memory import memory_link_pair
+from netstack.tcp import events as ev
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.layer import TcpLayer
+
+A = bytes([10, 0, 0, 1])
+B = bytes([10, 0, 0, 2])
+MEMORY_TARGET = 10 * 1024
+
+
+class _Wire:
+    """Zero-latency, lossless delivery between two layers, with a virtual clock that moves only for timers."""
+
+    def __init__(self, config: TcpConfig | None = None) -> None:
+        self.a = TcpLayer(b"a" * 32, config)
+        self.b = TcpLayer(b"b" * 32, config)
+        self.now = 0.0
+
+    def pump(self) -> bool:
+        moved = False
+        for src_layer, dst_layer in ((self.a, self.b), (self.b, self.a)):
+            out = src_layer.take_outgoing()
+            for src, dst, segment in out:
+                dst_layer.segment_received(self.now, src, dst, memoryview(segment))
+            moved = moved or bool(out)
+        return moved
+
+    def settle(self) -> None:
+        while self.pump():
+            pass
+
+    def establish(self, port: int = 80) -> tuple[int, int]:
+        if port not in self.b.listeners:
+            self.b.listen(port)
+        client = self.a.connect(self.now, A, B, port)
+        self.settle()
+        server = next(e.conn for e in self.b.take_events() if isinstance(e, ev.Accepted))
+        self.a.take_events()
+        return client, server
+
+
+def bulk_layers(total: int) -> float:
+    wire = _Wire()
+    client, server = wire.establish()
+    chunk = bytes(65536)
+    sent = received = 0
+    started = time.perf_counter()
+    while received < total:
+        if sent < total:
+            sent += wire.a.send(wire.now, client, chunk[: min(len(chunk), total - sent)])
+        wire.pump()
+        received += len(wire.b.receive(wire.now, server))
+        wire.now += 0.0001
+        if wire.a.next_deadline() is not None:
+            wire.a.timers_expired(wire.now)
+            wire.b.timers_expired(wire.now)
+    return total / (time.perf_counter() - started)
+
+
+def bulk_stack(total: int) -> float:
+    async def main() -> float:
+        link_a, link_b = memory_link_pair(bytes.fromhex("020000000001"), bytes.fromhex("020000000002"))
+        a = await start_network(link_a, NetworkConfig(parse_static("10.9.0.1/24")))
+        b = await start_network(link_b, NetworkConfig(parse_static("10.9.0.2/24")))
+        done = asyncio.Event()
+        count = 0
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                nonlocal count
+                count += len(data)
+                if count >= total:
+                    done.set()
+
+        await b.start_server(9, Sink)
+        transport, _ = await a.open_connection("10.9.0.2", 9, asyncio.Protocol)
+        started = time.perf_counter()
+        transport.write(bytes(total))
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - started
+        transport.close()
+        a.close()
+        b.close()
+        return total / elapsed
+
+    return asyncio.run(main())
+
+
+def bulk_kernel(total: int) -> float:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    received = 0
+
+    def sink() -> None:
+        nonlocal received
+        conn, _ = listener.accept()
+        with conn:
+            while True:
+                data = conn.recv(262144)
+                if not data:
+                    break
+                received += len(data)
+
+    thread = threading.Thread(target=sink)
+    thread.start()
+    chunk = bytes(65536)
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        sent = 0
+        while sent < total:
+            client.sendall(chunk[: min(len(chunk), total - sent)])
+            sent += min(len(chunk), total - sent)
+    thread.join()
+    elapsed = time.perf_counter() - started
+    listener.close()
+    assert received == total
+    return total / elapsed
+
+
+def connections_layers(count: int) -> float:
+    wire = _Wire(TcpConfig(msl=0.001, max_per_source=count + 10, max_connections=count * 4))
+    started = time.perf_counter()
+    for _ in range(count):
+        client, server = wire.establish()
+        wire.a.close(wire.now, client)
+        wire.b.close(wire.now, server)
+        wire.settle()
+        wire.now += 0.01
+        wire.a.timers_expired(wire.now)
+        wire.b.timers_expired(wire.now)
+        wire.a.take_events()
+        wire.b.take_events()
+    return count / (time.perf_counter() - started)
+
+
+def connections_kernel(count: int) -> float:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    address = listener.getsockname()
+    started = time.perf_counter()
+    for _ in range(count):
+        client = socket.create_connection(address)
+        server, _ = listener.accept()
+        client.close()
+        server.close()
+    elapsed = time.perf_counter() - started
+    listener.close()
+    return count / elapsed
+
+
+def idle_connection_memory(count: int) -> float:
+    wire = _Wire(TcpConfig(max_per_source=count + 10, max_connections=count + 10))
+    wire.b.listen(80)
+    for _ in range(4):  # warm up caches and interned objects
+        wire.establish()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(count):
+        wire.a.connect(wire.now, A, B, 80)
+        wire.settle()
+    wire.b.take_events()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    server_side = sum(stat.size_diff for stat in after.compare_to(before, "filename")
+                      if "netstack/tcp" in str(stat.traceback))
+    total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # Both layers live in this process; attribute half of what was allocated to each side.
+    per_side = max(server_side, total) / 2
+    return per_side / count
+
+
+def run(quick: bool) -> dict[str, Figure]:
+    random.seed(1)
+    size = 4_000_000 if quick else 64_000_000
+    stack_size = 2_000_000 if quick else 32_000_000
+    kernel = max(bulk_kernel(size) for _ in range(1 if quick else 3))
+    ours = max(bulk_layers(size) for _ in range(1 if quick else 3))
+    stack = bulk_stack(stack_size)
+    conn_count = 200 if quick else 3000
+    conns_ours = connections_layers(conn_count)
+    conns_kernel = connections_kernel(conn_count)
+    memory = idle_connection_memory(200 if quick else 2000)
+    return {
+        "bulk_layers": Figure(ours / 1e6, "MB/s", kernel / 1e6),
+        "bulk_stack_memory_link": Figure(stack / 1e6, "MB/s", kernel / 1e6),
+        "connections": Figure(conns_ours, "conn/s", conns_kernel),
+        "idle_connection_memory": Figure(memory, "bytes", MEMORY_TARGET),
+    }
