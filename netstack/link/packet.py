@@ -21,6 +21,7 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 SIOCGIFHWADDR = 0x8927
 SIOCGIFMTU = 0x8921
+SIOCGIFINDEX = 0x8933
 IFF_UP = 0x1
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
@@ -28,7 +29,7 @@ PACKET_MR_PROMISC = 1
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 _IFREQ_FLAGS = struct.Struct("16sH22x")
-_IFREQ_MTU = struct.Struct("16si20x")
+_IFREQ_MTU = struct.Struct("16si20x")  # also the layout of an ifindex request
 
 
 class PacketLink:
@@ -52,7 +53,8 @@ class PacketLink:
                 self._sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             self._mac = mac if mac is not None else nic_mac
             if self._mac != nic_mac:
-                ifindex = socket.if_nametoindex(ifname)
+                # through our own socket: the image has no INET, so libc's helper sockets may not exist
+                ifindex = _IFREQ_MTU.unpack(fcntl.ioctl(self._sock, SIOCGIFINDEX, _IFREQ_MTU.pack(name, 0)))[1]
                 mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
                 self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
         except OSError:

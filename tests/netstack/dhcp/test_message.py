@@ -105,3 +105,21 @@ def test_cookie_constant() -> None:
 def test_random_bytes_parse_or_raise_typed_error(data: bytes) -> None:
     with contextlib.suppress(MalformedError):
         parse_dhcp(serialize_dhcp(offer())[:240] + data)
+
+
+option_values = st.dictionaries(
+    st.integers(1, 254), st.binary(min_size=0, max_size=300), max_size=8
+)
+
+
+@settings(max_examples=200)
+@given(st.sampled_from([BOOTREQUEST, BOOTREPLY]), st.integers(0, 2**32 - 1), option_values,
+       st.integers(0, 0xFFFF), st.binary(min_size=4, max_size=4))  # fmt: skip
+def test_round_trip_property(op: int, xid: int, options: dict[int, bytes], flags: int, yiaddr: bytes) -> None:
+    message = DhcpMessage(op, xid, MAC, options, flags=flags, yiaddr=yiaddr)
+    data = serialize_dhcp(message)
+    if len(data) > 1500:
+        with pytest.raises(MalformedError):
+            parse_dhcp(data)
+        return
+    assert parse_dhcp(data) == message
