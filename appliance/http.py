@@ -60,7 +60,10 @@ class RequestParser:
         if self.failed:
             return
         self._buffer += data
-        # The buffer can hold at most one request's head plus the terminator: never grows past that.
+        # The buffer always starts at a request; its line and its head are bounded before they complete.
+        line_limit = self._limits.http_max_request_line + 2
+        if len(self._buffer) > line_limit and self._buffer.find(b"\r\n", 0, line_limit) < 0:
+            self._fail_oversized()
         if len(self._buffer) > self._head_limit() and self._buffer.find(b"\r\n\r\n", 0, self._head_limit()) < 0:
             self._fail_oversized()
 

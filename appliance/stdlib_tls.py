@@ -222,9 +222,9 @@ class StdlibEngine:
                     self._events.append(AlertReceived(2, _alert_code(error.reason or "")))
                 self._events.append(Closed(clean=False))
                 return
-            if not data:
+            if not data:  # `ssl` reports the peer's close_notify as an empty read
                 self._state = _State.CLOSED
-                self._events.append(Closed(clean=False))
+                self._events.append(Closed(clean=True))
                 return
             self._events.append(ApplicationData(data))
 

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appliance import bitcoin
+from appliance.config import Limits
+from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args
+from appliance.net import NetstackUnavailableError, userspace_network
+from tests.appliance.running import KNOWN_WIF
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _options(*extra: str) -> Options:
+    return parse_run_args(["--disk", "/tmp/x", *extra])
+
+
+def test_production_refuses_test_material_and_comparison_modes() -> None:
+    with pytest.raises(FatalBootError, match="CA key"):
+        check_policy(_options("--net", "tap:x", "--test-pki", "/tmp/p"), production=True)
+    with pytest.raises(FatalBootError, match="TLS"):
+        check_policy(_options("--net", "tap:x", "--tls", "stdlib"), production=True)
+    with pytest.raises(FatalBootError, match="network"):
+        check_policy(_options(), production=True)
+    with pytest.raises(FatalBootError, match="limits"):
+        check_policy(_options("--net", "tap:x", "--limit", "idle_timeout=1"), production=True)
+    check_policy(_options("--net", "packet:eth0"), production=True)
+    check_policy(_options("--test-pki", "/tmp/p", "--tls", "stdlib"), production=False)
+
+
+def test_limit_overrides() -> None:
+    limits = apply_limit_overrides(Limits(), ("idle_timeout=2.5", "max_connections=3"))
+    assert (limits.idle_timeout, limits.max_connections) == (2.5, 3)
+    for bad in ("nope=1", "max_connections=x", "max_connections", "__class__=1"):
+        with pytest.raises(FatalBootError):
+            apply_limit_overrides(Limits(), (bad,))
+
+
+def test_userspace_network_without_wiring_is_refused_clearly() -> None:
+    with pytest.raises(NetstackUnavailableError, match="--net kernel"):
+        userspace_network("tap:pinata0")
+    with pytest.raises(ValueError, match="expected"):
+        userspace_network("wifi:x")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_provision_imports_a_wif_once(tmp_path: Path) -> None:
+    disk = str(tmp_path / "disk")
+    first = _run("provision", "--wif", KNOWN_WIF, "--disk", disk)
+    assert first.returncode == 0, first.stdout
+    assert '"event":"provisioned"' in first.stdout
+    assert KNOWN_WIF not in first.stdout
+    again = _run("provision", "--generate", "--disk", disk)
+    assert again.returncode == 1
+    assert "already holds" in again.stdout
+    header = (tmp_path / "disk").read_bytes()[:64]
+    assert bitcoin.wif_decode(KNOWN_WIF) in header
+
+
+def test_provision_refuses_a_bad_wif(tmp_path: Path) -> None:
+    result = _run("provision", "--wif", KNOWN_WIF[:-1] + "x", "--disk", str(tmp_path / "disk"))
+    assert result.returncode == 1
+    assert "invalid WIF" in result.stdout
+    assert KNOWN_WIF[:-1] not in result.stdout
+
+
+def test_run_with_a_missing_network_exits_with_a_message(tmp_path: Path) -> None:
+    result = _run("--net", "tap:pinata-none", "--disk", str(tmp_path / "disk"), "--tls", "stdlib")
+    assert result.returncode == 2
+    assert '"event":"fatal"' in result.stdout

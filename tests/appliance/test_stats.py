@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from appliance.config import Limits
+from appliance.ledger_record import Event
+from appliance.stats import Stats
+
+LIMITS = replace(Limits(), stats_series_points=16, stats_recent_refused=5, stats_unique_sources_tracked=10)
+
+
+def _event(i: int, category: str = "expired") -> Event:
+    return Event(float(i), "mutual", category, f"10.0.0.{i}", f"r{i}")
+
+
+def test_series_is_bounded_and_keeps_the_ends() -> None:
+    stats = Stats(LIMITS)
+    for i in range(1000):
+        stats.add(_event(i))
+    points = stats.series["mutual"]
+    assert len(points) <= 16
+    assert points[-1] == (999.0, 1000)
+    assert points[0] == (0.0, 1)
+    assert all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(points))
+
+
+def test_recent_list_is_bounded_and_excludes_successes() -> None:
+    stats = Stats(LIMITS)
+    for i in range(20):
+        stats.add(_event(i, "success" if i % 2 else "not-tls"))
+    assert len(stats.recent) == 5
+    assert {r.category for r in stats.recent} == {"not-tls"}
+    assert stats.failures_by_category() == {"not-tls": 10}
+
+
+def test_unique_sources_beyond_the_tracked_cap_are_counted() -> None:
+    stats = Stats(LIMITS)
+    for i in range(25):
+        stats.add(_event(i))
+    stats.add(_event(3))  # a repeat within the tracked set
+    assert stats.unique_sources == 25
+    assert not stats.as_json()["unique_sources_exact"]
+
+
+def test_checkpoint_restores_counts_and_folds_sources() -> None:
+    stats = Stats(LIMITS)
+    for i in range(8):
+        stats.add(_event(i))
+    state = stats.checkpoint()
+    restored = Stats(LIMITS)
+    restored.restore(state)
+    assert restored.counts == stats.counts
+    assert restored.series == stats.series
+    assert restored.unique_sources == 8
+    restored.add(_event(100))
+    assert restored.unique_sources == 9
+    assert restored.rolled_over

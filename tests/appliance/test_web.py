@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from dataclasses import replace
+
+import pytest
+
+from appliance import pki
+from appliance.config import Limits, Ports
+from appliance.http import Request
+from appliance.ledger_record import Event
+from appliance.stats import Stats
+from appliance.vault import Vault
+from appliance.web import Site, TokenBucket
+from tests.appliance.bip137_reference import verify_message
+
+NOW = 1_800_000_000.0
+BOOT = pki.generate(datetime.datetime.now(datetime.UTC))
+
+
+def _site(limits: Limits | None = None, manifest: bytes | None = b"manifest body\n") -> Site:
+    limits = limits or Limits()
+    stats = Stats(limits)
+    stats.add(Event(NOW, "mutual", "not-tls", "198.51.100.7", "<script>alert(1)</script>"))
+    stats.add(Event(NOW + 5, "http", "served", "198.51.100.8", "1 requests"))
+    return Site(Vault(os.urandom(32), lambda *a: None), BOOT.ca_pem, stats, manifest, Ports().shifted(5), limits, "t")
+
+
+def _get(site: Site, target: str, method: str = "GET", now: float = NOW) -> tuple[int, bytes]:
+    response = site.handle(Request(method, target, "HTTP/1.1", (("host", "x"),), True), now)
+    return response.status, response.body
+
+
+def test_index_has_addresses_ports_and_ca() -> None:
+    site = _site()
+    status, body = _get(site, "/")
+    assert status == 200
+    assert site.vault.address_p2wpkh.encode() in body
+    assert site.vault.address_p2pkh.encode() in body
+    assert BOOT.ca_pem in body
+    assert b"10005" in body
+    assert b"40006" in body
+    assert not re.search(rb"(src|href)=\"https?://", body)  # no external resources
+
+
+def test_stats_page_escapes_reasons_and_draws_svg() -> None:
+    status, body = _get(_site(), "/stats")
+    assert status == 200
+    assert b"<script>" not in body
+    assert b"&lt;script&gt;" in body
+    assert body.count(b"<svg") == 2
+    assert b"<polyline" in body
+
+
+def test_stats_json() -> None:
+    status, body = _get(_site(), "/stats.json")
+    data = json.loads(body)
+    assert status == 200
+    assert data["connections"] == 2
+    assert data["unique_sources"] == 2
+    assert data["by_category"] == {"not-tls": 1, "served": 1}
+    assert [r["category"] for r in data["recent_refused"]] == ["not-tls"]
+
+
+def test_ca_and_manifest() -> None:
+    assert _get(_site(), "/ca.pem") == (200, BOOT.ca_pem)
+    assert _get(_site(), "/manifest.txt") == (200, b"manifest body\n")
+    assert _get(_site(manifest=None), "/manifest.txt")[0] == 404
+
+
+def test_404_and_405() -> None:
+    assert _get(_site(), "/secret")[0] == 404
+    response = _site().handle(Request("POST", "/", "HTTP/1.1", (), True), NOW)
+    assert response.status == 405
+    assert ("Allow", "GET, HEAD") in response.extra_headers
+
+
+def test_proof_endpoint_verifies_and_binds_the_challenge() -> None:
+    site = _site()
+    status, body = _get(site, "/proof?challenge=hello%20world")
+    proof = json.loads(body)
+    assert status == 200
+    assert "challenge: hello world" in proof["message"]
+    assert verify_message(proof["address"], proof["message"], proof["signature"])
+    assert verify_message(proof["address_legacy"], proof["message"], proof["signature_legacy"])
+    assert not verify_message(proof["address"], proof["message"].replace("hello", "jello"), proof["signature"])
+
+
+@pytest.mark.parametrize(
+    "target", ["/proof", "/proof?challenge=", "/proof?challenge=a&challenge=b", "/proof?challenge=%0a",
+               "/proof?challenge=" + "x" * 300],
+)
+def test_proof_refuses_bad_challenges(target: str) -> None:
+    assert _get(_site(), target)[0] == 400
+
+
+def test_proof_is_rate_limited() -> None:
+    site = _site(replace(Limits(), proof_rate_per_second=3.0))
+    statuses = [_get(site, "/proof?challenge=a", now=NOW)[0] for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert _get(site, "/proof?challenge=a", now=NOW + 1)[0] == 200
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    bucket = TokenBucket(2.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [True, True, False]
+    assert bucket.take(0.5)
+    assert not bucket.take(0.5)
