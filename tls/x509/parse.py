@@ -1,9 +1,9 @@
 """parse_certificate: DER bytes -> immutable `Certificate`, in three steps.
 
 1. Integrity: size bound, then the strict DER walker over every TLV (lengths, depth, primitive rules).
-2. Parse: pyasn1 decodes against the RFC 5280 schema and must re-encode to the identical bytes (so
-   BER-only forms and explicitly encoded DEFAULT values are refused); fields are then taken from the
-   original bytes by offset, which keeps the exact encodings needed for signatures and name chaining.
+2. Parse: pyasn1 decodes against the RFC 5280 schema; fields are then taken from the original bytes by
+   offset, which keeps the exact encodings needed for signatures and name chaining. Explicitly encoded
+   DEFAULT values are refused (version v1, criticality FALSE here; inside extensions by re-encoding).
 3. Sanity: the RFC 5280 profile rules that hold whatever the certificate's role (serial number, version
    and extensions, unique identifiers, signature algorithm agreement, extension criticality).
 """
@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TypedDict
 
 from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
 from pyasn1_modules import rfc5280
 
 from tls.failure import Category
@@ -91,15 +90,19 @@ def parse_certificate_data(der: bytes) -> Certificate:
 
 
 def _schema_check(der: bytes) -> None:
+    """pyasn1 decodes the whole certificate against the RFC 5280 schema (types, order, OPTIONAL fields).
+
+    Unlike extension values (extensions.decode_strict), the certificate is not re-encoded to prove it
+    canonical: that costs a third of the parse, and everything it could catch is already refused here
+    (the DER walker covers lengths, primitive encodings and SET OF order everywhere, open types included;
+    the only DEFAULT fields at this level, version and extension criticality, are checked explicitly).
+    """
     try:
-        decoded, rest = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
-        canonical = der_encoder.encode(decoded)
+        _, rest = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
     except ext.PYASN1_ERRORS as exc:
         raise decode_error("certificate does not match the X.509 schema") from exc
     if rest:
         raise decode_error("trailing bytes after certificate")
-    if canonical != der:
-        raise decode_error("certificate is not in canonical DER")
 
 
 def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes) -> Certificate:

@@ -90,7 +90,7 @@ def validate(
         )
     if len(anchors) > limits.max_anchors:
         raise X509Error(Category.PATH_BUILDING_LIMIT, f"more than {limits.max_anchors} trust anchors")
-    for der in chain:
+    for der in (*chain, *anchors):
         if not isinstance(der, bytes | bytearray | memoryview):
             raise decode_error("certificate must be bytes")
         if len(der) > limits.max_cert_size:
