@@ -95,6 +95,7 @@ def validate(
             raise decode_error("certificate must be bytes")
         if len(der) > limits.max_cert_size:
             raise decode_error(f"certificate larger than {limits.max_cert_size} bytes")
+    chain = [bytes(der) for der in chain]
     at = _whole_seconds(time)
 
     leaf = parse_certificate_data(chain[0])
@@ -106,7 +107,7 @@ def validate(
     for der in chain[1:]:
         if der in seen:
             continue
-        seen.add(bytes(der))
+        seen.add(der)
         try:
             intermediates.append(parse_certificate_data(der))
         except X509Error as error:

@@ -9,6 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.tls.x509.factory import (
     NOW,
@@ -358,3 +360,38 @@ def test_duplicate_extension_in_leaf_is_a_decode_error() -> None:
 def test_naive_time_is_utc() -> None:
     pki = make_pki()
     validate(pki.chain, anchors=pki.anchors, purpose=SERVER, name=HOST, time=NOW.replace(tzinfo=None))
+
+
+def test_memoryview_and_bytearray_inputs() -> None:
+    pki = make_pki()
+    chain = [memoryview(bytearray(pki.leaf.der)), bytearray(pki.intermediate.der)]
+    anchors = [memoryview(pki.root.der)]
+    path = validate(chain, anchors=anchors, purpose=SERVER, name=HOST, time=NOW)  # type: ignore[arg-type]
+    assert path.leaf.der == pki.leaf.der
+
+
+def test_non_bytes_input_is_refused() -> None:
+    pki = make_pki()
+    assert refused([pki.leaf.der, 5], pki.anchors).category is Category.DECODE_ERROR  # type: ignore[list-item]
+    assert refused(pki.chain, [5]).category is Category.DECODE_ERROR  # type: ignore[list-item]
+
+
+FUZZ_PKI = make_pki()
+
+
+@settings(max_examples=200, deadline=None)
+@given(which=st.integers(0, 1), position=st.integers(0, 10_000), value=st.integers(0, 255),
+       cut=st.booleans())
+def test_mutated_chain_only_ever_raises_x509_error(which: int, position: int, value: int, cut: bool) -> None:
+    chain = list(FUZZ_PKI.chain)
+    data = bytearray(chain[which])
+    position %= len(data)
+    if cut:
+        del data[position:]
+    else:
+        data[position] = value
+    chain[which] = bytes(data)
+    try:
+        validate(chain, anchors=FUZZ_PKI.anchors, purpose=SERVER, name=HOST, time=NOW)
+    except X509Error as error:
+        assert isinstance(error.category, Category)  # noqa: PT017 - any refusal is fine; the type is the point
