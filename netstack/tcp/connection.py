@@ -943,6 +943,11 @@ class Connection:
         if self.ooo:
             filled_gap, fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
+        if self.app_closed and self.rcvbuf:
+            # Nobody will read this any more: acknowledge and discard, so the window stays open and the
+            # peer can finish instead of probing a closed window until a timeout.
+            self.layer.count("data-after-close")
+            self.rcvbuf.clear()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
             layer.emit(ev.Readable(self.id))

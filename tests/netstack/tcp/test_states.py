@@ -105,3 +105,18 @@ def test_data_in_syn_ack_and_third_ack() -> None:
     assert isinstance(events[0], ev.Accepted)
     assert isinstance(events[1], ev.Readable)
     assert peer.layer.receive(peer.now, events[0].conn) == b"GET / HTTP/1.0\r\n\r\n"
+
+
+def test_data_after_close_is_acknowledged_and_discarded() -> None:
+    pair = Pair()
+    client, server = establish(pair)
+    pair.b.close(pair.now, server)
+    pair.run_until(pair.now + 1)
+    assert pair.b.state_of(server) == State.FIN_WAIT_2
+    pair.a.send(pair.now, client, b"x" * 300_000)
+    pair.run_until(pair.now + 10)
+    conn = pair.b.connection(server)
+    assert conn is not None
+    assert not conn.rcvbuf
+    assert pair.a.send_buffered(client) == 0     # everything was acknowledged
+    assert pair.b.stats["data-after-close"] > 0
