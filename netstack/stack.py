@@ -288,7 +288,7 @@ class Stack:
             original = None
         protocol = header.protocol
         if protocol == PROTO_TCP:
-            if not local:
+            if not local or link_broadcast:  # like Linux: TCP only from frames sent to our own MAC
                 self.counters.add(Drop.TCP_NOT_UNICAST)
             elif self._tcp is None:
                 self.counters.add(Drop.TCP_NO_LAYER)

@@ -233,6 +233,14 @@ def test_tcp_segments_reach_the_segment_layer() -> None:
     assert tcp.segments == [(1.5, PEER, US, segment)]
 
 
+def test_tcp_in_a_link_broadcast_frame_is_refused() -> None:
+    tcp = FakeTcp()
+    stack = make_stack(tcp=tcp)
+    stack.frame_received(0.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 6, bytes(20))))
+    assert tcp.segments == []
+    assert stack.counters[Drop.TCP_NOT_UNICAST] == 1
+
+
 def test_tcp_without_a_layer_is_dropped_silently() -> None:
     stack = make_stack()
     stack.frame_received(0.0, ip_frame(PEER, 6, bytes(20)))
