@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from netstack.arp import parse_arp
 from netstack.config import UseDhcp
 from netstack.dhcp.client import DhcpState
@@ -102,3 +105,22 @@ def test_lease_expiry_removes_the_address() -> None:
     assert now == 3600.0
     assert stack.dhcp is not None
     assert state(stack.dhcp) is DhcpState.SELECTING
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=8))
+def test_hostile_dhcp_replies_never_raise(noise: bytes, flips: list[tuple[int, int]]) -> None:
+    stack = Stack(StackConfig(US_MAC, UseDhcp()), None, rng=random.Random(5))
+    stack.start(0.0)
+    server = FakeServer()
+    (discover,) = stack.take_frames(0.0)
+    offer = bytearray(_offer(server, discover))
+    for position, value in flips:
+        if position < len(offer):
+            offer[position] = value
+    for payload in (noise, bytes(offer)):
+        stack.frame_received(0.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(SERVER, b"\xff" * 4, 17,
+                                      udp(SERVER, b"\xff" * 4, 67, 68, payload))))  # fmt: skip
+    stack.take_frames(0.0)
+    stack.timers_expired(10.0)
+    assert address_of(stack) in (None, OFFERED)
