@@ -8,10 +8,14 @@ so that x509_limbo_expectations.json is kept exact. The per-feature table and th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+import tls.x509.path as path_module
 from tests.conformance import x509_limbo
+from tls.x509 import DEFAULT_LIMITS
+from tls.x509 import signature as signature_module
 
 pytestmark = pytest.mark.skipif(not x509_limbo.LIMBO.exists(), reason="shared conformance data not present")
 
@@ -62,3 +66,25 @@ def test_expectations_file_is_exact(outcomes: list[x509_limbo.Outcome]) -> None:
     ]
     assert not changed, f"verdict differs from the expectations file: {changed}"
     assert all(entry["reason"].strip() for entry in expected.values())
+
+
+def test_denial_of_service_cases_stay_bounded_without_the_peer_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No case may hang: lift the 'certificates sent' limit so the 100-certificate piles reach the path
+    builder, and count signature checks (the expensive step) instead of timing anything."""
+    checks: list[int] = []
+    real = signature_module.verify_signature
+
+    def counting(*args: object) -> None:
+        checks.append(1)
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(path_module, "verify_signature", counting)
+    limits = replace(DEFAULT_LIMITS, max_chain_certificates=256)
+    monkeypatch.setattr(x509_limbo, "DEFAULT_LIMITS", limits)
+    cases = [c for c in x509_limbo.load_cases() if "denial-of-service" in (c.get("features") or ())]
+    assert len(cases) == 7
+    for case in cases:
+        checks.clear()
+        outcome = x509_limbo.run_case(case)
+        assert outcome.actual == "FAILURE", outcome
+        assert len(checks) <= limits.max_candidates, (case["id"], len(checks))
