@@ -134,7 +134,7 @@ def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes)
     public_key_info = parse_spki(tbs[spki_f[1] : spki_f[3]])
 
     extensions: tuple[Extension, ...] = ()
-    for tag, header, cstart, cend in optional:
+    for tag, _, cstart, cend in optional:
         if tag in (_TAG_ISSUER_UID, _TAG_SUBJECT_UID):
             raise decode_error("unique identifiers are not allowed (RFC 5280 4.1.2.8)")
         if tag != _TAG_EXTENSIONS or extensions:
@@ -142,7 +142,6 @@ def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes)
         extensions = _extensions(tbs, cstart, cend)
         if not extensions:
             raise decode_error("empty extensions")
-        del header
     if extensions and version != 3:
         raise X509Error(Category.NOT_V3, "certificate has extensions but is not version 3")
     fields_from_extensions = _decode_extensions(extensions, subject_empty=subject.is_empty)
