@@ -19,8 +19,10 @@ from tls.aio import HandshakeError, TLSProtocol, open_connection
 from tls.alerts import alert_name
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.constants import NamedGroup
 from tls.events import Event, HandshakeComplete, HandshakeFailed
 from tls.failure import Category
+from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
 from tls.signatures import PrivateKey
 
@@ -39,6 +41,13 @@ def load_key(path: str) -> PrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
         raise SystemExit(f"{path}: unsupported key type {type(key).__name__}")
     return key
+
+
+def parse_group(name: str) -> int:
+    try:
+        return int(NamedGroup[name.strip().upper()])
+    except KeyError:
+        raise SystemExit(f"unknown group {name!r}; choose from x25519, secp256r1, secp384r1") from None
 
 
 def now() -> datetime:
@@ -93,13 +102,16 @@ def server_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-ca", help="PEM trust anchors: require a client certificate chained to them")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--groups", help="comma-separated key exchange groups in preference order "
+                        "(e.g. secp384r1 to make X25519-first clients retry)")
     parser.add_argument("--quiet", action="store_true", help="do not log each refused handshake")
     args = parser.parse_args(argv)
     client_auth = None
     if args.client_ca:
         client_auth = ClientAuth(ClientAuthMode.REQUIRED, load_chain(args.client_ca))
+    groups = tuple(parse_group(name) for name in args.groups.split(",")) if args.groups else SUPPORTED_GROUPS
     config = ServerConfig(chain=load_chain(args.cert), key=load_key(args.key), random=os.urandom, time=now,
-                          client_auth=client_auth)
+                          client_auth=client_auth, groups=groups)
 
     def log(event: Event) -> None:
         if isinstance(event, HandshakeFailed) and not args.quiet:
@@ -127,7 +139,8 @@ def client_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cert", help="PEM client chain, leaf first")
     parser.add_argument("--key", help="PEM client private key")
     parser.add_argument("--servername", help="server name to send and to check")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server after stdin")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds of silence from the server after which we close")
     args = parser.parse_args(argv)
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
@@ -152,11 +165,11 @@ async def _client(host: str, port: int, config: ClientConfig, timeout: float) ->
     data = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     if data:
         writer.write(data)
+        await writer.drain()
     try:
-        async with asyncio.timeout(timeout):
-            while chunk := await reader.read(65536):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+        while chunk := await asyncio.wait_for(reader.read(65536), timeout):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
     except TimeoutError:
         pass
     writer.close()

@@ -1,0 +1,99 @@
+"""Real peers as subprocesses on loopback: our CLIs and `openssl s_server` / `s_client`."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.tls.pki import Issued, ca, client_leaf, server_leaf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _listening(port: int) -> bool:
+    """Whether a TCP socket listens on `port`, read from /proc so that no probe connection is made
+    (a probe would use up `s_server -naccept 1`)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with {proc.returncode}")
+        if _listening(port):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+class Pki:
+    """PEM files for the test PKI in a directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca = self._write("ca.pem", ca().pem)
+        self.server_chain = self._write("server.pem", server_leaf().pem + ca().pem)
+        self.server_key = self._write("server.key", server_leaf().key_pem)
+        self.client_cert = self._write("client.pem", client_leaf().pem)
+        self.client_key = self._write("client.key", client_leaf().key_pem)
+
+    def _write(self, name: str, data: bytes) -> str:
+        path = self.dir / name
+        path.write_bytes(data)
+        return str(path)
+
+    def write_issued(self, name: str, issued: Issued, chain_extra: bytes = b"") -> tuple[str, str]:
+        return self._write(f"{name}.pem", issued.pem + chain_extra), self._write(f"{name}.key", issued.key_pem)
+
+
+@contextlib.contextmanager
+def running(args: list[str], port: int, stdin: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_listening(port, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def our_server(pki: Pki, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tls.server", "--cert", pki.server_chain, "--key", pki.server_key,
+            "--port", str(port), *extra]
+
+
+def our_client(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tls.client", "--port", str(port), "--timeout", "2", *extra]
+
+
+def openssl_server(cert: str, key: str, port: int, *extra: str) -> list[str]:
+    return ["openssl", "s_server", "-accept", str(port), "-cert", cert, "-key", key, *extra]
+
+
+def s_client(port: int, *extra: str, stdin: bytes = b"GET / HTTP/1.0\r\n\r\n") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *extra],
+                          input=stdin, capture_output=True, timeout=20, check=False)

@@ -1,0 +1,162 @@
+"""Interop with the `openssl` command over loopback sockets: `s_client` against `python -m tls.server`, and
+`python -m tls.client` against `s_server`, both versions, client certificates, HelloRetryRequest,
+multi-megabyte transfers, and refusals reported with alert and category."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.tls.pki import make_ca, make_leaf
+from tests.tls.procs import Pki, free_port, openssl_server, our_client, our_server, running, s_client, wait_listening
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+@pytest.mark.parametrize(("flag", "version"), [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")])
+def test_s_client_against_our_server(pki: Pki, flag: str, version: str) -> None:
+    port = free_port()
+    with running(our_server(pki, port), port):
+        result = s_client(port, flag, "-CAfile", pki.ca, "-servername", "localhost", "-verify_return_error")
+    out = result.stdout.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out
+    assert "HTTP/1.0 200 ok" in out
+    assert f"Protocol: {version}" in out
+
+
+@pytest.mark.parametrize("flag", ["-tls1_3", "-tls1_2"])
+def test_s_client_with_client_certificate(pki: Pki, flag: str) -> None:
+    port = free_port()
+    with running(our_server(pki, port, "--client-ca", pki.ca), port):
+        result = s_client(port, flag, "-CAfile", pki.ca, "-cert", pki.client_cert, "-key", pki.client_key)
+    out = result.stdout.decode(errors="replace")
+    assert "HTTP/1.0 200 ok" in out
+    assert "Client certificates: 1" in out or "Client certificates: 2" in out
+
+
+def test_s_client_without_required_certificate(pki: Pki) -> None:
+    port = free_port()
+    with running(our_server(pki, port, "--client-ca", pki.ca), port) as server:
+        result = s_client(port, "-CAfile", pki.ca)
+        server.terminate()
+        _, err = server.communicate(timeout=5)
+    assert "HTTP/1.0 200" not in result.stdout.decode(errors="replace")
+    assert b"certificate required" in result.stderr + result.stdout
+    assert b"category no-certificate" in err
+
+
+def test_hello_retry_request_with_s_client(pki: Pki) -> None:
+    port = free_port()
+    with running(our_server(pki, port, "--groups", "secp384r1"), port):
+        result = s_client(port, "-CAfile", pki.ca, "-msg")
+    out = result.stdout.decode(errors="replace")
+    assert out.count("ClientHello") == 2
+    assert "Group: secp384r1" in out
+    assert "HTTP/1.0 200 ok" in out
+
+
+@pytest.mark.parametrize(("flag", "version"), [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")])
+def test_our_client_against_s_server_www(pki: Pki, flag: str, version: str) -> None:
+    port = free_port()
+    with running(openssl_server(pki.server_chain, pki.server_key, port, "-www", flag), port):
+        result = subprocess.run(our_client(port, "--ca", pki.ca, "--servername", "localhost"),
+                                input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"connected: {version}".encode() in result.stderr
+    assert b"validated=True" in result.stderr
+    assert b"HTTP/1.0 200 ok" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["-tls1_3", "-tls1_2"])
+def test_our_client_certificate_accepted_by_s_server(pki: Pki, flag: str) -> None:
+    port = free_port()
+    with running(openssl_server(pki.server_chain, pki.server_key, port, "-www", flag, "-Verify", "1",
+                                "-CAfile", pki.ca, "-verify_return_error"), port):
+        result = subprocess.run(our_client(port, "--ca", pki.ca, "--cert", pki.client_cert, "--key", pki.client_key),
+                                input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    assert b"HTTP/1.0 200 ok" in result.stdout
+    assert b"Client certificate" in result.stdout  # s_server -www lists the peer certificate
+
+
+def test_hello_retry_request_from_s_server(pki: Pki) -> None:
+    port = free_port()
+    with running(openssl_server(pki.server_chain, pki.server_key, port, "-www", "-groups", "P-256"), port):
+        result = subprocess.run(our_client(port, "--ca", pki.ca), input=b"GET / HTTP/1.0\r\n\r\n",
+                                capture_output=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    assert b"TLSv1.3 TLS_AES" in result.stderr
+    assert b"secp256r1" in result.stderr
+
+
+def test_our_client_refuses_an_untrusted_server(pki: Pki) -> None:
+    stranger = make_ca("Stranger CA")
+    cert, key = pki.write_issued("stranger", make_leaf(stranger))
+    port = free_port()
+    with running(openssl_server(cert, key, port, "-www"), port):
+        result = subprocess.run(our_client(port, "--ca", pki.ca), input=b"", capture_output=True, timeout=20,
+                                check=False)
+    assert result.returncode == 1
+    assert b"unknown_ca" in result.stderr
+    assert b"category untrusted-chain" in result.stderr
+
+
+def test_our_client_reports_a_peer_alert(pki: Pki) -> None:
+    port = free_port()
+    with running(openssl_server(pki.server_chain, pki.server_key, port, "-www", "-Verify", "1",
+                                "-CAfile", pki.ca, "-verify_return_error", "-tls1_2"), port):
+        result = subprocess.run(our_client(port, "--ca", pki.ca), input=b"", capture_output=True, timeout=20,
+                                check=False)
+    assert result.returncode == 1
+    assert b"peer alert handshake_failure (40), category peer-alert" in result.stderr
+
+
+def test_multi_megabyte_to_s_server(pki: Pki, tmp_path: Path) -> None:
+    payload = b"0123456789abcdef" * (4 * 65536)  # 4 MiB
+    received = tmp_path / "received"
+    port = free_port()
+    # s_server prints what it receives; its stdin stays open (a pipe we hold) so it does not hang up first.
+    with received.open("wb") as sink:
+        proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-naccept", "1", "-quiet"),
+                                stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        result = subprocess.run(our_client(port, "--ca", pki.ca, "--timeout", "1"), input=payload,
+                                capture_output=True, timeout=30, check=False)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stdin is not None
+        proc.stdin.close()
+    assert result.returncode == 0, result.stderr
+    assert received.read_bytes() == payload
+
+
+def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path) -> None:
+    payload = b"fedcba9876543210" * (4 * 65536)
+    source = tmp_path / "payload"
+    source.write_bytes(payload)
+    port = free_port()
+    with source.open("rb") as stdin:
+        # s_server sends its stdin to the client and closes at its end.
+        proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-naccept", "1", "-quiet"),
+                                stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        result = subprocess.run(our_client(port, "--ca", pki.ca), input=b"", capture_output=True, timeout=30,
+                                check=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload
