@@ -395,3 +395,18 @@ def test_mutated_chain_only_ever_raises_x509_error(which: int, position: int, va
         validate(chain, anchors=FUZZ_PKI.anchors, purpose=SERVER, name=HOST, time=NOW)
     except X509Error as error:
         assert isinstance(error.category, Category)  # noqa: PT017 - any refusal is fine; the type is the point
+
+
+def test_too_many_anchors_and_oversized_certificates() -> None:
+    pki = make_pki()
+    assert refused(pki.chain, pki.anchors * 3, max_anchors=2).category is Category.PATH_BUILDING_LIMIT
+    error = refused(pki.chain, pki.anchors, max_cert_size=len(pki.intermediate.der) - 1)
+    assert error.category is Category.DECODE_ERROR
+    assert "larger than" in error.reason
+
+
+def test_unparsable_intermediate_is_reported_when_no_path_is_found() -> None:
+    pki = make_pki()
+    error = refused([pki.leaf.der, pki.intermediate.der[:-1]], pki.anchors)
+    assert error.category is Category.UNTRUSTED_CHAIN
+    assert "set aside" in error.reason
