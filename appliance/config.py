@@ -19,6 +19,7 @@ class Limits:
     handshake_timeout: float = 10.0  # TCP accept to TLS HandshakeComplete
     idle_timeout: float = 30.0  # no bytes from the peer for this long
     callback_connect_timeout: float = 5.0  # 10001: connecting back to the caller
+    client_linger: float = 2.0  # as TLS client (10001, 10002): wait this long for the server to close first
     # HTTP
     http_max_request_line: int = 2048
     http_max_header_bytes: int = 8192  # all header lines together

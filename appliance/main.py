@@ -24,7 +24,7 @@ from appliance.config import DEFAULT_LIMITS, Limits, Ports
 from appliance.disk import Disk, DiskError
 from appliance.ledger import Ledger
 from appliance.log import JsonLog
-from appliance.net import KernelNetwork, NetstackUnavailableError, Network, userspace_network
+from appliance.net import KernelNetwork, NetstackUnavailableError, Network, parse_net_spec, userspace_network
 from appliance.ours_tls import EngineUnavailableError
 from appliance.service import Appliance
 from appliance.stats import Stats
@@ -59,12 +59,16 @@ class Options:
     test_pki: Path | None
     manifest: Path | None
     limit_overrides: tuple[str, ...] = ()
+    ip: str | None = None
 
 
 def parse_run_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m appliance", description="Run the Piñata bounty.")
     parser.add_argument("--net", default="kernel", help="kernel, tap:IF or packet:IF (default kernel)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on with --net kernel")
+    parser.add_argument(
+        "--ip", help="with tap:/packet:: dhcp or A.B.C.D/N[,gw=G] (default: the kernel command line's ip=, else DHCP)"
+    )
     parser.add_argument("--port-offset", type=int, default=0, help="shift every port, 40001 included")
     parser.add_argument("--disk", type=Path, required=True, help="the data disk (block device or file)")
     parser.add_argument("--tls", choices=("ours", "stdlib"), default=DEFAULT_TLS, help="TLS engine")
@@ -76,7 +80,8 @@ def parse_run_args(argv: list[str]) -> Options:
     )
     args = parser.parse_args(argv)
     return Options(
-        args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest, tuple(args.limit)
+        args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest, tuple(args.limit),
+        args.ip,
     )
 
 
@@ -108,10 +113,10 @@ def check_policy(options: Options, production: bool) -> None:
         raise FatalBootError("production always uses our network stack")
 
 
-def make_network(options: Options) -> Network:
+async def make_network(options: Options) -> Network:
     if options.net == "kernel":
         return KernelNetwork(options.host)
-    return userspace_network(options.net)
+    return await userspace_network(options.net, options.ip, os.urandom)
 
 
 def read_manifest(explicit: Path | None) -> bytes | None:
@@ -126,7 +131,8 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
     check_policy(options, is_production())
     limits = apply_limit_overrides(limits, options.limit_overrides)
     ports = Ports().shifted(options.port_offset)
-    network = make_network(options)
+    if options.net != "kernel":
+        parse_net_spec(options.net)  # a typo fails before the disk is touched
 
     disk = Disk(options.disk)
     secret, header, generated = load_or_generate(disk, limits.ledger_region_bytes)
@@ -143,6 +149,7 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
     vault = Vault(secret, validator)
     del secret
     engines = make_factory(options.tls, pki)
+    network = await make_network(options)
     mode = f"net={network.name} tls={engines.name} x509={validator_name}"
     site = Site(vault, pki.ca_pem, stats, read_manifest(options.manifest), ports, limits, mode)
     appliance = Appliance(network, engines, pki, vault, stats, ledger, site, limits, ports, log)

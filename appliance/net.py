@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
@@ -58,26 +59,77 @@ class KernelNetwork:
 
 
 class NetstackUnavailableError(RuntimeError):
-    """`--net tap:` / `--net packet:` asked for the userspace stack, which this tree does not have yet."""
+    """`--net tap:` / `--net packet:` asked for the userspace stack and it cannot be started."""
 
 
-def userspace_network(spec: str) -> Network:
-    """`tap:IF` or `packet:IF` over `netstack.api.start_network`; refuses clearly when it is missing."""
+LOCAL_MAC_PREFIX = b"\x02\x50\x4e"  # locally administered ("PN"): a TAP device needs a MAC for our side
+
+
+class UserspaceNetwork:
+    """Our own Ethernet/ARP/IPv4/TCP stack (`netstack.api`) on a TAP device or an AF_PACKET socket."""
+
+    def __init__(self, network: Any, description: str) -> None:
+        self._network = network
+        self.name = description
+        self._servers: list[Any] = []
+
+    async def start_server(self, port: int, factory: ProtocolFactory) -> Listener:
+        server = await self._network.start_server(port, factory)
+        self._servers.append(server)
+        listener: Listener = server
+        return listener
+
+    async def open_connection(
+        self, host: str, port: int, factory: ProtocolFactory
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        transport, protocol = await self._network.open_connection(host, port, factory)
+        assert isinstance(protocol, asyncio.Protocol)
+        return transport, protocol
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._network.close()
+
+
+def parse_net_spec(spec: str) -> tuple[str, str]:
     kind, _, interface = spec.partition(":")
     if kind not in ("tap", "packet") or not interface:
         raise ValueError(f"--net {spec!r}: expected kernel, tap:IF or packet:IF")
+    return kind, interface
+
+
+async def userspace_network(spec: str, addressing: str | None, random_bytes: Callable[[int], bytes]) -> Network:
+    """`tap:IF` or `packet:IF` over `netstack.api.start_network`. `addressing`: "dhcp", "A.B.C.D/N[,gw=G]",
+    or None for the kernel command line's `ip=` (DHCP when it has none)."""
+    kind, interface = parse_net_spec(spec)
     try:
         api = importlib.import_module("netstack.api")
+        config = importlib.import_module("netstack.config")
+        link_module = importlib.import_module(f"netstack.link.{kind}")
     except ImportError as exc:
-        raise NetstackUnavailableError(
-            f"--net {spec}: the userspace network stack (netstack.api) is not in this build yet; use --net kernel"
-        ) from exc
-    start = getattr(api, "start_network", None)
-    if start is None:
-        raise NetstackUnavailableError(f"--net {spec}: netstack.api has no start_network yet; use --net kernel")
-    raise NetstackUnavailableError(
-        f"--net {spec}: netstack.api.start_network exists but the appliance is not wired to it yet; use --net kernel"
-    )
+        raise NetstackUnavailableError(f"--net {spec}: the userspace network stack is not in this build: {exc}") from (
+            exc
+        )
+    try:
+        if addressing == "dhcp":
+            chosen = config.UseDhcp()
+        elif addressing is not None:
+            chosen = config.parse_static(addressing)
+        else:
+            cmdline = Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else ""
+            chosen = config.parse_cmdline(cmdline) or config.UseDhcp()
+    except config.ConfigError as exc:
+        raise NetstackUnavailableError(f"--ip {addressing!r}: {exc}") from exc
+    try:
+        if kind == "tap":
+            link = link_module.TapLink(interface, LOCAL_MAC_PREFIX + random_bytes(3))
+        else:
+            link = link_module.PacketLink(interface)
+    except OSError as exc:
+        raise NetstackUnavailableError(f"--net {spec}: cannot open the link: {exc}") from exc
+    network = await api.start_network(link, api.NetworkConfig(addressing=chosen))
+    return UserspaceNetwork(network, f"{kind}:{interface} {chosen}")
 
 
 async def open_stream(

@@ -227,12 +227,12 @@ class Appliance:
             await tls.close()
 
     async def _send_as_client(self, tls: TlsChannel, secret: bytes) -> None:
-        """Send the secret, then let the server close first (bounded by the idle timeout). Closing at once
+        """Send the secret, then let the server close first (for at most `client_linger`). Closing at once
         would make a server that is itself still about to send (our own 10000, short-circuited through a
         proxy) see close_notify before it could answer."""
         await tls.send(secret + b"\n")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.idle_timeout
+        deadline = loop.time() + min(self.limits.client_linger, self.limits.idle_timeout)
         with contextlib.suppress(RefusedError):
             while await tls.recv(deadline - loop.time()):
                 pass  # whatever the server says is discarded: it is never echoed or logged

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -67,3 +68,18 @@ def mint(ca: Identity, spec: Spec, common_name: str = "test peer") -> Identity:
     else:
         signer = ca.key
     return Identity(builder.sign(signer, hashes.SHA256()), key)
+
+
+def load_ca(pki: Path) -> Identity:
+    """The boot CA (certificate and key) as `--test-pki` exported it."""
+    cert = x509.load_pem_x509_certificate((pki / "ca.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return Identity(cert, key)
+
+
+def write_identity(identity: Identity, directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    cert.write_bytes(identity.cert_pem)
+    key.write_bytes(identity.key_pem)
+    return cert, key

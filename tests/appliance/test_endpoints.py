@@ -18,15 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance import bitcoin
 from appliance.config import DISK_HEADER_BYTES
 from appliance.pki import Identity
-from tests.appliance.certs import DAY, NOW, Spec, mint
+from tests.appliance.certs import DAY, NOW, Spec, load_ca, mint, write_identity
 from tests.appliance.running import KNOWN_WIF, Running, client_context, raw_exchange, start, tls_exchange
 
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
@@ -46,17 +43,10 @@ def appliance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 def _ca(running: Running) -> Identity:
-    cert = x509.load_pem_x509_certificate((running.pki / "ca.pem").read_bytes())
-    key = serialization.load_pem_private_key((running.pki / "ca.key").read_bytes(), None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return Identity(cert, key)
+    return load_ca(running.pki)
 
 
-def _write(identity: Identity, directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    cert.write_bytes(identity.cert_pem)
-    key.write_bytes(identity.key_pem)
-    return cert, key
+_write = write_identity
 
 
 def _expect(running: Running, endpoint: str, category: str, action: object) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ import pytest
 from appliance import bitcoin
 from appliance.config import Limits
 from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args
-from appliance.net import NetstackUnavailableError, userspace_network
+from appliance.net import NetstackUnavailableError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +42,14 @@ def test_limit_overrides() -> None:
             apply_limit_overrides(Limits(), (bad,))
 
 
-def test_userspace_network_without_wiring_is_refused_clearly() -> None:
-    with pytest.raises(NetstackUnavailableError, match="--net kernel"):
-        userspace_network("tap:pinata0")
+def test_bad_network_specs_are_refused_before_anything_opens() -> None:
     with pytest.raises(ValueError, match="expected"):
-        userspace_network("wifi:x")
+        parse_net_spec("wifi:x")
+    with pytest.raises(ValueError, match="expected"):
+        parse_net_spec("tap:")
+    assert parse_net_spec("packet:eth0") == ("packet", "eth0")
+    with pytest.raises(NetstackUnavailableError, match="--ip"):
+        asyncio.run(userspace_network("tap:pinata-t0", "10.0.0.0/24", os.urandom))  # a network address
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +78,7 @@ def test_provision_refuses_a_bad_wif(tmp_path: Path) -> None:
     assert KNOWN_WIF[:-1] not in result.stdout
 
 
-def test_run_with_a_missing_network_exits_with_a_message(tmp_path: Path) -> None:
-    result = _run("--net", "tap:pinata-none", "--disk", str(tmp_path / "disk"), "--tls", "stdlib")
+def test_run_with_a_bad_network_exits_with_a_message(tmp_path: Path) -> None:
+    result = _run("--net", "tap:pinata-t1", "--ip", "300.1.1.1/24", "--disk", str(tmp_path / "disk"), "--tls", "stdlib")
     assert result.returncode == 2
     assert '"event":"fatal"' in result.stdout
