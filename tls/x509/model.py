@@ -149,6 +149,11 @@ class Certificate:
     unsupported_critical: tuple[str, ...] = field(default=())
 
     @property
+    def validity(self) -> tuple[datetime, datetime]:
+        """(notBefore, notAfter), both inclusive, timezone-aware UTC."""
+        return self.not_before, self.not_after
+
+    @property
     def spki_der(self) -> bytes:
         return self.public_key_info.der
 

@@ -52,6 +52,7 @@ def test_round_trip(key_type: KeyType) -> None:
     assert cert.issuer.der == root.certificate.subject.public_bytes()
     assert cert.not_before == reference.not_valid_before_utc
     assert cert.not_after == reference.not_valid_after_utc
+    assert cert.validity == (cert.not_before, cert.not_after)
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert cert.spki_der == spki
     assert cert.public_key().public_bytes(
