@@ -58,7 +58,7 @@ class TcpConfig:
     challenge_rst: bool = True           # §3: a RST not exactly at RCV.NXT gets a challenge ACK
     challenge_syn: bool = True           # §4: a SYN in a synchronized state gets a challenge ACK
     ack_check: bool = True               # §5: an ACK below SND.UNA - MAX.SND.WND gets a challenge ACK
-    challenge_ack_limit: int = 100       # challenge ACKs per second, whole layer (RFC 5961 §7)
+    challenge_ack_limit: int = 10        # challenge ACKs per second per connection (RFC 5961 §7)
 
     # Admission control
     max_connections: int = 4096          # all TCBs, any state

@@ -50,6 +50,8 @@ FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING
 class Connection:
     __slots__ = (
         "_syn_options",
+        "challenge_count",
+        "challenge_second",
         "app_closed",
         "backoff",
         "cwnd",
@@ -133,6 +135,8 @@ class Connection:
         self.listener_port = 0
         self.app_closed = False
         self.error: str | None = None
+        self.challenge_second = -1
+        self.challenge_count = 0
         # send side
         self.iss = iss
         self.snd_una = iss
@@ -261,8 +265,6 @@ class Connection:
         if flags & ACK:
             self.t_delack = INF
             self.unacked_segments = 0
-        if payload or flags & (SYN | FIN):
-            self.last_activity = now if payload else self.last_activity
 
     def send_ack(self, now: float) -> None:
         self._emit(now, self.snd_nxt, ACK)
@@ -271,9 +273,18 @@ class Connection:
         self._emit(now, self.snd_nxt, RST | ACK, options=b"")
 
     def challenge_ack(self, now: float) -> None:
-        """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, throttled layer-wide (§7)."""
-        if self.layer.allow_challenge_ack(now):
-            self.send_ack(now)
+        """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, throttled (§7). The budget is per connection: a layer-wide
+        counter is an off-path side channel (CVE-2016-5696) that reveals whether a guess hit a connection."""
+        second = int(now)
+        if second != self.challenge_second:
+            self.challenge_second = second
+            self.challenge_count = 0
+        if self.challenge_count >= self.layer.config.challenge_ack_limit:
+            self.layer.count("challenge-ack-rate-limited")
+            return
+        self.challenge_count += 1
+        self.layer.count("challenge-ack")
+        self.send_ack(now)
 
     def _syn_option_bytes(self, now: float, *, reply_to: Segment | None) -> bytes:
         cfg = self.layer.config

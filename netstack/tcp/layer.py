@@ -71,8 +71,6 @@ class TcpLayer:
         self.stats: Counter[str] = Counter()
         self._heap: list[tuple[float, int]] = []
         self._next_id = 1
-        self._challenge_second = -1
-        self._challenge_count = 0
         self._rst_second = -1
         self._rst_count = 0
         self._port_counter = 0
@@ -136,18 +134,6 @@ class TcpLayer:
 
     def emit(self, event: ev.Event) -> None:
         self.events.append(event)
-
-    def allow_challenge_ack(self, now: float) -> bool:
-        second = int(now)
-        if second != self._challenge_second:
-            self._challenge_second = second
-            self._challenge_count = 0
-        if self._challenge_count >= self.config.challenge_ack_limit:
-            self.count("challenge-ack-rate-limited")
-            return False
-        self._challenge_count += 1
-        self.count("challenge-ack")
-        return True
 
     def _allow_rst(self, now: float) -> bool:
         second = int(now)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.packetdrill import ScriptError, run_script
+from tests.conformance.shared import CONFORMANCE
 
-SUITE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "tcp-testsuite"
+SUITE = CONFORMANCE / "tcp-testsuite"
 DIRECTORIES = ("state-event-engine", "rcv-data-segments", "snd-syn")
 EXPECTED_FILE = Path(__file__).with_name("tcp_packetdrill_expected_failures.txt")
 
