@@ -50,10 +50,10 @@ FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING
 class Connection:
     __slots__ = (
         "_syn_options",
-        "challenge_count",
-        "challenge_second",
         "app_closed",
         "backoff",
+        "challenge_count",
+        "challenge_second",
         "cwnd",
         "dupacks",
         "error",
