@@ -17,8 +17,6 @@ from tests.conformance import x509_limbo
 from tls.x509 import DEFAULT_LIMITS
 from tls.x509 import signature as signature_module
 
-pytestmark = pytest.mark.skipif(not x509_limbo.LIMBO.exists(), reason="shared conformance data not present")
-
 
 @pytest.fixture(scope="module")
 def outcomes() -> list[x509_limbo.Outcome]:

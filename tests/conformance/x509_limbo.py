@@ -1,6 +1,7 @@
 """Runner for the C2SP x509-limbo cases against `tls.x509.validate` (used by test_x509_limbo.py).
 
-Reads ../shared/conformance/x509-limbo.json in place, runs every case under the validator, and returns
+Reads x509-limbo.json in place (found by tests/conformance/shared.py), runs every case under the validator,
+and returns
 results in the upstream harness format: {version: 1, harness, results: [{id, actual_result, context}]}.
 Run as a script (`.venv/bin/python -m tests.conformance.x509_limbo`) to print the table without pytest.
 """
@@ -17,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.conformance.shared import CONFORMANCE
 from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, validate
 
-LIMBO = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "x509-limbo.json"
+LIMBO = CONFORMANCE / "x509-limbo.json"
 EXPECTATIONS = Path(__file__).resolve().parent / "x509_limbo_expectations.json"
 RESULTS = Path(__file__).resolve().parents[2] / "build" / "x509-limbo-results.json"
 HARNESS = "pinata-tls-x509"
