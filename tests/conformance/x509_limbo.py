@@ -1,8 +1,7 @@
 """Runner for the C2SP x509-limbo cases against `tls.x509.validate` (used by test_x509_limbo.py).
 
 Reads x509-limbo.json in place (found by tests/conformance/shared.py), runs every case under the validator,
-and returns
-results in the upstream harness format: {version: 1, harness, results: [{id, actual_result, context}]}.
+and returns results in the upstream harness format: {version: 1, harness, results: [{id, actual_result, context}]}.
 Run as a script (`.venv/bin/python -m tests.conformance.x509_limbo`) to print the table without pytest.
 """
 
