@@ -11,7 +11,7 @@ REQUIRE := image/require-tools.sh
 
 # System tools, as command:debian-package pairs.
 BASE_TOOLS := /usr/bin/python3.11:python3.11 /usr/lib/python3.11/ensurepip/__init__.py:python3.11-venv
-TEST_TOOLS := openssl:openssl curl:curl ip:iproute2
+TEST_TOOLS := openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsmasq-base
 
 .PHONY: help venv test lint run image bench lock manifest clean distclean
 
