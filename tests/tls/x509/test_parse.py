@@ -13,6 +13,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conformance import x509_limbo
 from tests.tls.x509.factory import (
     DerNode,
     KeyType,
@@ -116,10 +117,16 @@ def test_rsa_pss_algorithm_round_trip() -> None:
 
 
 def _samples() -> list[bytes]:
+    """Built certificates of several shapes, plus two real web leaves (RSA, SCTs, AIA, policies) from the
+    shared x509-limbo data when it is present."""
     pki = make_pki()
     ed = issue(Spec(), key=shared_key("ed25519", 53))
     rsa_ca = issue(ca_spec("RSA", permitted=[x509.DNSName("example.com")]), key=shared_key("rsa2048", 54))
-    return [pki.leaf.der, pki.intermediate.der, ed.der, rsa_ca.der]
+    samples = [pki.leaf.der, pki.intermediate.der, ed.der, rsa_ca.der]
+    if x509_limbo.LIMBO.exists():
+        web = {c["id"]: c for c in x509_limbo.load_cases() if c["id"] in ("online::google.com", "online::bing.com")}
+        samples += [x509_limbo.pem_to_der(case["peer_certificate"]) for case in web.values()]
+    return samples
 
 
 SAMPLES = _samples()
