@@ -154,6 +154,11 @@ def _length_offsets(der: bytes) -> list[int]:
 LENGTH_OFFSETS = [_length_offsets(der) for der in SAMPLES]
 
 
+@pytest.mark.parametrize("der", SAMPLES)
+def test_fuzzing_starts_from_valid_certificates(der: bytes) -> None:
+    assert parse_certificate(der).der == der
+
+
 @st.composite
 def mutated_der(draw: st.DrawFn) -> bytes:
     index = draw(st.integers(0, len(SAMPLES) - 1))
