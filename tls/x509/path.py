@@ -39,7 +39,6 @@ class PathSearch:
     time: datetime
     limits: ValidationLimits
     candidates_examined: int = 0
-    signatures_verified: int = 0
     budget: Budget = field(init=False)
     _verified: dict[tuple[int, int], X509Error | None] = field(default_factory=dict)
     _error: X509Error | None = None
@@ -120,7 +119,6 @@ class PathSearch:
     def _verify(self, child: Certificate, issuer: Certificate) -> None:
         key = (id(child), id(issuer))
         if key not in self._verified:
-            self.signatures_verified += 1
             try:
                 verify_signature(issuer.public_key(), child.signature_algorithm, child.signature, child.tbs_der)
             except X509Error as error:
