@@ -60,6 +60,10 @@ class TcpConfig:
     ack_check: bool = True               # §5: an ACK below SND.UNA - MAX.SND.WND gets a challenge ACK
     challenge_ack_limit: int = 10        # challenge ACKs per second per connection (RFC 5961 §7)
 
+    # ICMP (RFC 5927 checks always apply first)
+    icmp_hard_errors: bool = True        # while connecting, "prohibited"/port/protocol unreachable and TTL
+                                         # exceeded abort the attempt (BSD icmp_may_rst); later they stay soft
+
     # Admission control
     max_connections: int = 4096          # all TCBs, any state
     max_per_source: int = 64             # TCBs per remote IPv4 address

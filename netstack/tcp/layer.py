@@ -39,6 +39,9 @@ Key = tuple[bytes, int, bytes, int]  # (remote, remote port, local, local port)
 EPHEMERAL_LOW = 49152
 EPHEMERAL_COUNT = 16384
 _QUOTED_TCP = struct.Struct("!HHI")
+ICMP_UNREACHABLE = 3
+ICMP_TIME_EXCEEDED = 11
+HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})  # protocol, port, net/host/communication prohibited
 
 
 class TcpError(Exception):
@@ -369,12 +372,19 @@ class TcpLayer:
                     conn.retransmit_first(now)
                 self._schedule(conn)
             return
-        if icmp_type in (3, 11):
+        if icmp_type in (ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED):
+            if conn.state == State.SYN_SENT and self.config.icmp_hard_errors:
+                # RFC 1122 4.2.3.9 hard errors (protocol/port unreachable) plus administrative prohibition:
+                # the connection attempt has a definite answer. RFC 5927 keeps them soft once established.
+                if icmp_type == ICMP_UNREACHABLE and icmp_code in HARD_UNREACHABLE_CODES:
+                    self.count("icmp-hard-error")
+                    self.destroy(conn, "refused")
+                    return
+                if icmp_type == ICMP_TIME_EXCEEDED and icmp_code == 0:
+                    self.count("icmp-hard-error")
+                    self.destroy(conn, "unreachable")
+                    return
             self.count("icmp-soft-error")
-            if conn.state == State.SYN_SENT and icmp_type == 3 and icmp_code in (2, 3):
-                # RFC 1122 4.2.3.9: protocol/port unreachable is a hard error while connecting.
-                self.destroy(conn, "unreachable")
-                return
             conn.error = "unreachable"
             return
         self.count("icmp-ignored")

@@ -28,7 +28,18 @@ REMOTE_PORT = 40000
 REMOTE_ISN = 0x10000000
 MASK = 0xFFFFFFFF
 FLAG_LETTERS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
-ERRNO_TO_ERROR = {"0": None, "ECONNRESET": "reset", "ECONNREFUSED": "refused", "ETIMEDOUT": "timeout"}
+ERRNO_TO_ERROR = {"0": None, "ECONNRESET": "reset", "ECONNREFUSED": "refused", "ETIMEDOUT": "timeout",
+                  "EHOSTUNREACH": "unreachable"}
+ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
+ICMP_CODES = {
+    "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2, "port_unreachable": 3,
+    "frag_needed": 4, "source_route_failed": 5, "net_unknown": 6, "host_unknown": 7, "source_host_isolated": 8,
+    "net_prohibited": 9, "host_prohibited": 10, "net_unreachable_for_tos": 11, "host_unreachable_for_tos": 12,
+    "packet_filtered": 13, "precedence_violation": 14, "precedence_cutoff": 15,
+    "ttl_exceeded_in_transit": 0, "frag_reass_exceeded": 1,
+}
+_ICMP = re.compile(r"^<\s*icmp\s+(?P<type>\w+)(?:\s+(?P<code>\w+))?(?:\s+mtu\s+(?P<mtu>\d+))?\s*"
+                   r"\[(?P<seq>\d+):\d+\(\d+\)\]\s*$")
 
 
 class ScriptError(AssertionError):
@@ -124,6 +135,8 @@ def config_for(script: Script) -> TcpConfig:
                 changes.setdefault("drop_syn_fin", value == 1)
             elif name == "rexmit_initial":
                 changes["rto_initial"] = value / 1000
+            elif name == "icmp_may_rst":
+                changes.setdefault("icmp_hard_errors", value == 1)
             elif name == "delacktime":
                 changes.setdefault("delayed_ack", value / 1000)
             elif name == "keepinit":
@@ -267,7 +280,28 @@ class Runner:
         return (f"{names} {(seg.seq - base) & MASK}({len(seg.payload)}) "
                 f"ack {(seg.ack - REMOTE_ISN) & MASK} win {seg.window}")
 
+    def inject_icmp(self, m: re.Match[str]) -> None:
+        icmp_type = ICMP_TYPES[m.group("type")]
+        code_name = m.group("code")
+        if code_name is None:
+            code = 0
+        elif code_name.startswith("code_"):
+            code = int(code_name[5:])
+        elif code_name in ICMP_CODES:
+            code = ICMP_CODES[code_name]
+        else:
+            raise UnsupportedError(f"ICMP code {code_name}")
+        seq = ((self.local_iss or 0) + int(m.group("seq"))) & MASK
+        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 0, 0x4000, 64, 6, 0, LOCAL, REMOTE)
+        quoted = ip_header + struct.pack("!HHI", self.local_port, REMOTE_PORT, seq)
+        mtu = int(m.group("mtu")) if m.group("mtu") else None
+        self.layer.icmp_error_received(self.now, icmp_type, code, quoted, mtu)
+
     def inject(self, body: str) -> None:
+        icmp = _ICMP.match(body)
+        if icmp is not None:
+            self.inject_icmp(icmp)
+            return
         m = _PACKET.match(body)
         if m is None:
             raise UnsupportedError(f"cannot parse packet {body!r}")

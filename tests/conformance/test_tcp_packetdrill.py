@@ -1,6 +1,6 @@
 """Run the FreeBSD tcp-testsuite packetdrill scripts against our TCP layer (see packetdrill.py).
 
-Every script in the three directories the issue names is run. The checked-in list of expected failures,
+Every script in the three directories the issue names, plus rcv-icmp, is run. The checked-in list of expected failures,
 each with its reason, makes both regressions (a passing script starts failing) and silent fixes (a listed
 script starts passing) fail the suite.
 """
@@ -15,7 +15,7 @@ from tests.conformance.packetdrill import ScriptError, run_script
 from tests.conformance.shared import CONFORMANCE
 
 SUITE = CONFORMANCE / "tcp-testsuite"
-DIRECTORIES = ("state-event-engine", "rcv-data-segments", "snd-syn")
+DIRECTORIES = ("state-event-engine", "rcv-data-segments", "snd-syn", "rcv-icmp")
 EXPECTED_FILE = Path(__file__).with_name("tcp_packetdrill_expected_failures.txt")
 
 

@@ -189,12 +189,29 @@ def test_icmp_frag_needed_lowers_mss_only_for_a_matching_sequence() -> None:
     assert peer.layer.stats["internal-error"] == 0
 
 
-def test_icmp_port_unreachable_aborts_connect() -> None:
+def test_icmp_hard_errors_abort_connect_only_when_enabled_and_in_sequence() -> None:
     peer = RawPeer()
     conn = peer.layer.connect(0.0, US, THEM, 443, local_port=5555)
     syn = peer.out()[0]
-    peer.layer.icmp_error_received(0.1, 3, 3, quoted(US, THEM, 5555, 443, syn.seq), None)
-    assert ev.Closed(conn, "unreachable") in peer.layer.take_events()
+    peer.layer.icmp_error_received(0.1, 3, 3, quoted(US, THEM, 5555, 443, syn.seq + 1), None)   # not our SYN
+    peer.layer.icmp_error_received(0.1, 3, 1, quoted(US, THEM, 5555, 443, syn.seq), None)       # soft: host unr.
+    assert peer.layer.state_of(conn) == State.SYN_SENT
+    peer.layer.icmp_error_received(0.1, 3, 3, quoted(US, THEM, 5555, 443, syn.seq), None)       # port unreachable
+    assert ev.Closed(conn, "refused") in peer.layer.take_events()
+    lenient = RawPeer(TcpConfig(icmp_hard_errors=False))
+    conn = lenient.layer.connect(0.0, US, THEM, 443, local_port=5555)
+    syn = lenient.out()[0]
+    lenient.layer.icmp_error_received(0.1, 3, 3, quoted(US, THEM, 5555, 443, syn.seq), None)
+    assert lenient.layer.state_of(conn) == State.SYN_SENT
+
+
+def test_icmp_errors_stay_soft_once_established() -> None:
+    peer = RawPeer(TcpConfig(timestamps=False))
+    conn, iss = peer.accept()
+    peer.layer.send(peer.now, conn, b"d" * 100)
+    peer.layer.icmp_error_received(peer.now, 3, 3, quoted(US, THEM, 80, 40000, iss + 1), None)
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
+    assert peer.layer.stats["icmp-soft-error"] == 1
 
 
 segments = st.tuples(
