@@ -63,7 +63,7 @@ def describe_failure(event: Event | None, peer_alert: int | None) -> str:
     return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
 
 
-class _WebPage(asyncio.Protocol):
+class WebPage(asyncio.Protocol):
     """Answers each HTTP request head with a small 200 page describing the TLS session, then closes."""
 
     def __init__(self) -> None:
@@ -120,7 +120,7 @@ def server_main(argv: list[str] | None = None) -> None:
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: TLSProtocol(ServerConnection(config), _WebPage(), handshake_timeout=HANDSHAKE_TIMEOUT,
+            lambda: TLSProtocol(ServerConnection(config), WebPage(), handshake_timeout=HANDSHAKE_TIMEOUT,
                                 on_event=log),
             args.host, args.port, reuse_address=True, backlog=512)
         print(f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)

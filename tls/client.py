@@ -176,7 +176,7 @@ class ClientConnection(Connection):
         raw = self._queue_handshake(H.CLIENT_HELLO, serialize_client_hello(self._client_hello))
         self._hs_out = []
         self._messages12 = [raw]
-        self._out += plaintext_record(ContentType.HANDSHAKE, raw, version=0x0301)
+        self._out.append(plaintext_record(ContentType.HANDSHAKE, raw, version=0x0301))
 
     def _hello_extensions(self, only_share: int | None, cookie: bytes) -> Extensions:
         config = self._config

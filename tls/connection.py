@@ -31,7 +31,7 @@ class Connection:
         self._read: Protection13 | Protection12 | None = None
         self._write: Protection13 | Protection12 | None = None
         self._events: list[Event] = []
-        self._out = bytearray()
+        self._out: list[bytes] = []
         self._hs_in = bytearray()
         self._hs_out: list[bytes] = []
         self._transcript = Transcript()
@@ -73,8 +73,11 @@ class Connection:
         return events
 
     def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     @property
@@ -85,11 +88,11 @@ class Connection:
         if not self.handshake_complete or self._closed or self._sent_close:
             raise StateError("cannot send application data now")
         view = memoryview(data)
-        out = self._out
+        append = self._out.append
         write = self._write
         assert write is not None
         for start in range(0, len(view), MAX_PLAINTEXT):
-            out += write.encrypt(ContentType.APPLICATION_DATA, view[start : start + MAX_PLAINTEXT])
+            append(write.encrypt(ContentType.APPLICATION_DATA, view[start : start + MAX_PLAINTEXT]))
 
     def close(self) -> None:
         """Send close_notify. The connection is Closed once the peer's close_notify arrives (or at EOF)."""
@@ -110,9 +113,9 @@ class Connection:
 
     def _write_record(self, content_type: int, data: bytes | memoryview) -> None:
         if self._write is None:
-            self._out += plaintext_record(content_type, bytes(data))
+            self._out.append(plaintext_record(content_type, bytes(data)))
         else:
-            self._out += self._write.encrypt(content_type, data)
+            self._out.append(self._write.encrypt(content_type, data))
 
     def _queue_handshake(self, msg_type: int, body: bytes, transcript: bool = True) -> bytes:
         message = frame(msg_type, body)
@@ -137,7 +140,7 @@ class Connection:
 
     def _send_ccs(self) -> None:
         self._flush_handshake()
-        self._out += plaintext_record(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+        self._out.append(plaintext_record(ContentType.CHANGE_CIPHER_SPEC, b"\x01"))
 
     # ---- TLS 1.3 keys -------------------------------------------------------------------------------
 

@@ -72,7 +72,9 @@ class RecordReader:
                             f"not TLS: first bytes {bytes(data[:8])!r}")
 
     def feed(self, data: bytes) -> Iterator[Record]:
-        buf = self._pending + data if self._pending else bytes(data)
+        """Yield each whole record in what has arrived; keep the rest. `data` must be immutable bytes
+        (payload views point into it)."""
+        buf = self._pending + data if self._pending else data
         self._pending = b""
         if self._first and buf:
             self._classify_start(buf)
@@ -141,6 +143,8 @@ class Protection13:
         self._seq += 1
         if len(plaintext) > MAX_PLAINTEXT + 1:
             raise _overflow("inner plaintext longer than 2^14 + 1")
+        if plaintext and plaintext[-1]:  # the common case: no padding, one copy
+            return plaintext[-1], plaintext[:-1]
         stripped = plaintext.rstrip(b"\x00")
         if not stripped:
             raise unexpected("protected record without a content type")

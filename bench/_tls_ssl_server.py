@@ -1,0 +1,30 @@
+"""Reference server for bench/tls_handshake.py: the same asyncio page server as `python -m tls.server`,
+with the stdlib `ssl` module doing TLS. Run as `python -m bench._tls_ssl_server CERT KEY PORT`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import sys
+
+from tls.cli import WebPage
+
+
+def main() -> None:
+    cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(WebPage, "127.0.0.1", port, ssl=context, reuse_address=True, backlog=512)
+        async with server:
+            await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
