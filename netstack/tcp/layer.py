@@ -68,7 +68,7 @@ class TcpLayer:
         self.listeners: dict[int, Listener] = {}
         self.per_source: Counter[bytes] = Counter()
         self.half_open: set[int] = set()
-        self.time_wait = 0
+        self.time_wait_ids: dict[int, None] = {}  # insertion-ordered: the oldest TIME_WAIT first
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
@@ -168,20 +168,32 @@ class TcpLayer:
             if listener is not None and listener.half_open > 0:
                 listener.half_open -= 1
 
+    @property
+    def time_wait(self) -> int:
+        return len(self.time_wait_ids)
+
     def entered_time_wait(self, conn: Connection) -> None:
-        self.time_wait += 1
+        """A TIME_WAIT entry holds no buffers and no longer counts against its source's limit (a client of a
+        server that closes first would otherwise be locked out for 2*MSL); the global limit recycles the
+        oldest TIME_WAIT entry when it is reached."""
+        self.time_wait_ids[conn.id] = None
+        self._release_source(conn.remote)
         self.count("time-wait")
+
+    def _release_source(self, remote: bytes) -> None:
+        self.per_source[remote] -= 1
+        if self.per_source[remote] <= 0:
+            del self.per_source[remote]
 
     def destroy(self, conn: Connection, error: str | None, *, notify: bool = True) -> None:
         if self.by_id.pop(conn.id, None) is None:
             return
         self.connections.pop(conn.key, None)
         self.half_open_done(conn)
-        self.per_source[conn.remote] -= 1
-        if self.per_source[conn.remote] <= 0:
-            del self.per_source[conn.remote]
-        if conn.state == State.TIME_WAIT:
-            self.time_wait -= 1
+        if conn.id in self.time_wait_ids:
+            del self.time_wait_ids[conn.id]
+        else:
+            self._release_source(conn.remote)
         conn.state = State.CLOSED
         conn.error = error
         conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
@@ -210,6 +222,10 @@ class TcpLayer:
 
     def _admit(self, remote: bytes) -> bool:
         cfg = self.config
+        if len(self.by_id) >= cfg.max_connections and self.time_wait_ids:
+            oldest = next(iter(self.time_wait_ids))
+            self.count("time-wait-recycled")
+            self.destroy(self.by_id[oldest], None)
         if len(self.by_id) >= cfg.max_connections:
             self.count("connection-limit")
             return False
@@ -406,8 +422,7 @@ class TcpLayer:
     def connect(self, now: float, local: bytes, remote: bytes, remote_port: int, local_port: int = 0) -> int:
         if len(local) != 4 or len(remote) != 4 or not 0 < remote_port < 65536:
             raise TcpError("bad address")
-        if len(self.by_id) >= self.config.max_connections:
-            self.count("connection-limit")
+        if len(self.by_id) >= self.config.max_connections and not self._admit(remote):
             raise TcpError("connection limit reached")
         if local_port == 0:
             local_port = self._ephemeral_port(now, local, remote, remote_port)

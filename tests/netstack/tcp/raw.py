@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import ACK, SYN, Segment, build_options, build_segment, parse_segment
@@ -50,6 +51,6 @@ class RawPeer:
         assert syn_ack.flags == SYN | ACK
         assert syn_ack.ack == peer_isn + 1
         self.inject(ACK, peer_isn + 1, syn_ack.seq + 1)
-        events = self.layer.take_events()
-        conn = events[0].conn
-        return conn, syn_ack.seq
+        accepted = [e for e in self.layer.take_events() if isinstance(e, ev.Accepted)]
+        assert len(accepted) == 1
+        return accepted[0].conn, syn_ack.seq

@@ -241,3 +241,20 @@ def test_fuzzed_segments_never_raise_or_grow(batch: list[tuple[int, int, int, in
         assert c.ooo_bytes <= 256
         assert len(c.ooo) <= 4
     assert peer.layer.state_of(conn) in set(State)
+
+
+def test_time_wait_does_not_lock_out_a_source_and_is_recycled_at_the_limit() -> None:
+    peer = RawPeer(TcpConfig(max_per_source=2, max_connections=3, timestamps=False))
+    peer.layer.listen(80)
+    for port in range(2000, 2006):
+        # full connection; the server closes first and keeps TIME_WAIT
+        peer.peer_port = port
+        conn, iss = peer.accept(peer_isn=5000)
+        peer.layer.close(peer.now, conn)
+        peer.inject(FIN | ACK, 5001, iss + 2)
+        assert peer.layer.state_of(conn) == State.TIME_WAIT
+        peer.out()
+    assert peer.layer.stats["per-source-limit"] == 0
+    assert peer.layer.time_wait == 3
+    assert peer.layer.stats["time-wait-recycled"] == 3
+    assert len(peer.layer.by_id) == 3
