@@ -697,6 +697,13 @@ class Connection:
             layer.count("no-ack")
             return
 
+        if state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
+                seg.seq == self.irs:
+            # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
+            layer.count("syn-retransmitted")
+            self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
+            return
+
         # First: sequence number
         old = False
         if not self._acceptable(seg, seg_len):
@@ -734,11 +741,6 @@ class Connection:
 
         # Fourth: SYN in a synchronized state (RFC 5961 §4.2)
         if flags & SYN:
-            if state == State.SYN_RECEIVED and self.passive and seg.seq == self.irs and not flags & ACK:
-                # The peer retransmitted its SYN: our SYN-ACK was lost.
-                layer.count("syn-retransmitted")
-                self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-                return
             if cfg.challenge_syn:
                 layer.count("syn-challenge-ack")
                 self.challenge_ack(now)

@@ -120,3 +120,15 @@ def test_data_after_close_is_acknowledged_and_discarded() -> None:
     assert not conn.rcvbuf
     assert pair.a.send_buffered(client) == 0     # everything was acknowledged
     assert pair.b.stats["data-after-close"] > 0
+
+
+def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
+    peer = RawPeer()
+    peer.layer.listen(80)
+    peer.inject(SYN, 1000, options=build_options(mss=1460))
+    (first,) = peer.out()
+    peer.inject(SYN, 1000, options=build_options(mss=1460))     # our SYN-ACK was lost
+    (again,) = peer.out()
+    assert again.flags == SYN | ACK
+    assert (again.seq, again.ack) == (first.seq, 1001)
+    assert len(peer.layer.by_id) == 1
