@@ -149,8 +149,12 @@ class Appliance:
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
         event = Event(self.wall_clock(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
         self.stats.add(event)
-        self.ledger.append(event, self.stats.checkpoint)
         self.log.event("connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason)
+        try:
+            self.ledger.append(event, self.stats.checkpoint)
+        except OSError as exc:  # a failing disk costs the record, not the service
+            self.log.event("ledger-write-failed", error=type(exc).__name__)
+            return
         if self.ledger.sync_due():
             self._sync()
         elif self.ledger.unsynced and self._sync_handle is None:

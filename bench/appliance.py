@@ -1,0 +1,203 @@
+"""The appliance as a whole: HTTP requests/s and HTTPS handshakes/s, boot-to-ready time.
+
+Side by side in one run, with the same load-generating client (a separate process, so it does not share
+the appliance's interpreter):
+- our network stack (`--net tap:IF` in a throwaway namespace) against the kernel's (`--net kernel`),
+  both with our TLS; skipped, not faked, when root/netns/TUN are unavailable;
+- our TLS engine against the stdlib `ssl` engine (both over kernel sockets);
+- boot-to-ready of `python -m appliance` against a bare interpreter start (`python -c pass`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.harness import Figure
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL_IP, APPLIANCE_IP = "10.79.0.1", "10.79.0.2"
+
+CLIENT = r"""
+import socket, ssl, sys, time
+host, port, seconds, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+deadline = time.perf_counter() + seconds
+count = 0
+started = time.perf_counter()
+if mode == "http":
+    request = b"GET /stats.json HTTP/1.1\r\nHost: bench\r\n\r\n"
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = b""
+    while time.perf_counter() < deadline:
+        sock.sendall(request)
+        while True:
+            head_end = buffer.find(b"\r\n\r\n")
+            if head_end >= 0:
+                head = buffer[:head_end].decode("latin-1").lower()
+                length = int(head.split("content-length:")[1].split("\r\n")[0])
+                if len(buffer) >= head_end + 4 + length:
+                    buffer = buffer[head_end + 4 + length:]
+                    if "connection: close" in head:  # the per-connection request limit was reached
+                        sock.close()
+                        sock = socket.create_connection((host, port), timeout=10)
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        buffer = b""
+                    break
+            buffer += sock.recv(65536)
+        count += 1
+else:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    while time.perf_counter() < deadline:
+        with socket.create_connection((host, port), timeout=10) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as browsers and curl do
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"GET /ca.pem HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                while tls.recv(65536):
+                    pass
+        count += 1
+print(count / (time.perf_counter() - started))
+"""
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> float:
+    started = time.perf_counter()
+    while b'"event":"ready"' not in log.read_bytes():
+        if proc.poll() is not None or time.perf_counter() - started > timeout:
+            raise RuntimeError("appliance did not start: " + log.read_text()[-2000:])
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+@contextmanager
+def _appliance(directory: Path, args: list[str], prefix: list[str]) -> Iterator[tuple[float, Path]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "console.log"
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "appliance", "--disk", str(directory / "disk"), *args],
+        stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+    )
+    try:
+        yield _wait_ready(proc, log), log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        handle.close()
+
+
+def _rate(prefix: list[str], host: str, port: int, seconds: float, mode: str) -> float:
+    result = subprocess.run(
+        [*prefix, sys.executable, "-c", CLIENT, host, str(port), str(seconds), mode],
+        capture_output=True, text=True, timeout=seconds + 60, check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"load client for {host}:{port} ({mode}) failed: {result.stderr[-1500:]}")
+    return float(result.stdout.strip())
+
+
+def _best_of(rounds: int, measure_a: Callable[[], float], measure_b: Callable[[], float]) -> tuple[float, float]:
+    """Alternate the two sides, keep each side's best round (background load hits both)."""
+    best_a = best_b = 0.0
+    for _ in range(rounds):
+        best_a = max(best_a, measure_a())
+        best_b = max(best_b, measure_b())
+    return best_a, best_b
+
+
+def _netns_available() -> bool:
+    return (
+        os.geteuid() == 0 and Path("/dev/net/tun").exists() and shutil.which("ip") is not None
+        and subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode == 0
+    )
+
+
+@contextmanager
+def _namespace() -> Iterator[str]:
+    name = f"pbench-{os.getpid()}-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _free_offset() -> int:
+    """An offset at which both appliances' ports (the second one +100) are free on loopback."""
+    for _ in range(50):
+        offset = random.randrange(15000, 65535 - 40001 - 100)
+        ports = [p + offset + extra for p in (80, 443, 10000, 10001, 10002, 40001) for extra in (0, 100)]
+        try:
+            for port in ports:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free port offset for the benchmark")
+
+
+def _boot_reference(repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run(quick: bool) -> dict[str, Figure]:
+    seconds, rounds = (0.4, 1) if quick else (3.0, 3)
+    figures: dict[str, Figure] = {}
+    offset = _free_offset()
+    with tempfile.TemporaryDirectory(prefix="pinata-bench-") as tmp:
+        base = Path(tmp)
+        kernel_args = ["--net", "kernel", "--port-offset", str(offset), "--limit", "max_connections_per_source=256"]
+        https = 443 + offset
+        with (
+            _appliance(base / "ours", [*kernel_args, "--tls", "ours"], []) as (boot_ours, _),
+            _appliance(base / "stdlib", [*kernel_args[:3], str(offset + 100), *kernel_args[4:], "--tls", "stdlib"],
+                       []) as (_, _),
+        ):
+            ours, ref = _best_of(
+                rounds,
+                lambda: _rate([], "127.0.0.1", https, seconds, "https"),
+                lambda: _rate([], "127.0.0.1", https + 100, seconds, "https"),
+            )
+            figures["https_handshakes_ours_tls_vs_stdlib_tls"] = Figure(ours, "handshakes/s", ref)
+            kernel_http = _rate([], "127.0.0.1", 80 + offset, seconds, "http")
+            kernel_https = ours
+        figures["boot_to_ready"] = Figure(boot_ours, "s", _boot_reference(1 if quick else 5))
+        if _netns_available():
+            with _namespace() as ns:
+                tap = f"pbt{secrets.token_hex(3)}"
+                prefix = ["ip", "netns", "exec", ns]
+                tap_args = ["--net", f"tap:{tap}", "--ip", f"{APPLIANCE_IP}/24", "--tls", "ours",
+                            "--limit", "max_connections_per_source=256"]
+                with _appliance(base / "tap", tap_args, prefix):
+                    subprocess.run(["ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap], check=True)
+                    subprocess.run(["ip", "-n", ns, "link", "set", tap, "up"], check=True)
+                    tap_http = tap_https = 0.0
+                    for _ in range(rounds):
+                        tap_http = max(tap_http, _rate(prefix, APPLIANCE_IP, 80, seconds, "http"))
+                        tap_https = max(tap_https, _rate(prefix, APPLIANCE_IP, 443, seconds, "https"))
+            figures["http_requests_tap_vs_kernel"] = Figure(tap_http, "requests/s", kernel_http)
+            figures["https_handshakes_tap_vs_kernel"] = Figure(tap_https, "handshakes/s", kernel_https)
+    return figures
