@@ -73,6 +73,8 @@ class TcpConfig:
     drop_syn_fin: bool = True            # SYN+FIN is a scanner's probe: drop it (BSD drop_synfin)
     max_listeners: int = 64
     rst_rate_limit: int = 200            # RSTs per second answering segments to closed ports
+    timer_heap_slack: int = 4            # timer heap entries per live connection before it is compacted
+    timer_heap_floor: int = 1024         # ...plus this many
 
     @property
     def local_mss(self) -> int:

@@ -209,6 +209,12 @@ class TcpLayer:
         if when < conn.scheduled:
             conn.scheduled = when
             heapq.heappush(self._heap, (when, conn.id))
+            if len(self._heap) > self.config.timer_heap_slack * len(self.by_id) + self.config.timer_heap_floor:
+                # Entries of closed connections or moved deadlines linger until their time; rebuild from
+                # the live connections so the timer heap stays proportional to the connection count.
+                self._heap = [(c.scheduled, c.id) for c in self.by_id.values() if c.scheduled != INF]
+                heapq.heapify(self._heap)
+                self.count("timer-heap-compacted")
 
     def _new_connection(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
                         iss: int) -> Connection:

@@ -258,3 +258,15 @@ def test_time_wait_does_not_lock_out_a_source_and_is_recycled_at_the_limit() -> 
     assert peer.layer.time_wait == 3
     assert peer.layer.stats["time-wait-recycled"] == 3
     assert len(peer.layer.by_id) == 3
+
+
+def test_timer_heap_stays_proportional_to_live_connections() -> None:
+    peer = RawPeer(TcpConfig(max_per_source=10_000, max_connections=10_000))
+    peer.layer.listen(80)
+    for port in range(1, 3001):
+        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+        peer.out()
+        conn = next(iter(peer.layer.by_id))
+        peer.layer.abort(peer.now, conn)
+    assert len(peer.layer._heap) <= 4 * len(peer.layer.by_id) + 1024
+    assert peer.layer.stats["timer-heap-compacted"] > 0
