@@ -8,7 +8,7 @@ reported to an optional `on_event` callback (for statistics) as the engine's own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tls.alerts import AlertDescription
@@ -222,6 +222,23 @@ class TLSProtocol(asyncio.Protocol):
         if self._app_connected and not self._app_lost:
             self._app_lost = True
             self.app.connection_lost(exc)
+
+
+def stream_protocol_factory(engine_factory: Callable[[], Engine],
+                            client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                          Awaitable[None] | None], *,
+                            handshake_timeout: float, on_event: EventCallback | None = None,
+                            limit: int = 2**16) -> Callable[[], TLSProtocol]:
+    """A protocol factory for any `create_server`-style API (asyncio's, or our netstack's
+    `start_server(port, factory)`): each connection gets a fresh engine, and `client_connected_cb` gets
+    plaintext streams once the handshake has completed (never for a refused one)."""
+
+    def factory() -> TLSProtocol:
+        reader = asyncio.StreamReader(limit=limit)
+        app = asyncio.StreamReaderProtocol(reader, client_connected_cb)
+        return TLSProtocol(engine_factory(), app, handshake_timeout=handshake_timeout, on_event=on_event)
+
+    return factory
 
 
 async def open_connection(host: str, port: int, engine: ClientConnection, *, handshake_timeout: float,

@@ -37,6 +37,11 @@ def _overflow(reason: str) -> ProtocolError:
     return ProtocolError(AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW, reason)
 
 
+def _heartbeat() -> ProtocolError:
+    """RFC 6520 records (the Heartbleed vector) are never accepted, negotiated or not."""
+    return ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.HEARTBEAT, "heartbeat record")
+
+
 def _bad_version(reason: str) -> ProtocolError:
     return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.BAD_RECORD_VERSION, reason)
 
@@ -58,6 +63,8 @@ class RecordReader:
 
     def _classify_start(self, data: bytes) -> None:
         first = data[0]
+        if first == ContentType.HEARTBEAT:
+            raise _heartbeat()
         if first in VALID_TYPES:
             if len(data) >= 2 and data[1] != 3:
                 raise _bad_version(f"record major version {data[1]}")
@@ -90,6 +97,8 @@ class RecordReader:
                 version = (buf[offset + 1] << 8) | buf[offset + 2]
                 length = (buf[offset + 3] << 8) | buf[offset + 4]
                 if content_type not in VALID_TYPES:
+                    if content_type == ContentType.HEARTBEAT:
+                        raise _heartbeat()
                     raise unexpected(f"record content type {content_type}")
                 if buf[offset + 1] != 3:
                     raise _bad_version(f"record version {version:#06x}")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.tls.pki import client_config, client_leaf, server_config, server_leaf
 from tests.tls.sslpeer import client_context, server_context
-from tls.aio import HandshakeError, TLSProtocol, open_connection
+from tls.aio import HandshakeError, TLSProtocol, open_connection, stream_protocol_factory
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.events import Event, HandshakeComplete, HandshakeFailed
@@ -50,12 +50,8 @@ def test_ssl_client_over_sockets_to_our_server() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         config = server_config(client_auth=ClientAuthMode.REQUIRED)
-
-        def factory() -> TLSProtocol:
-            reader = asyncio.StreamReader()
-            app = asyncio.StreamReaderProtocol(reader, _echo)
-            return TLSProtocol(ServerConnection(config), app, handshake_timeout=10, on_event=events.append)
-
+        factory = stream_protocol_factory(lambda: ServerConnection(config), _echo, handshake_timeout=10,
+                                          on_event=events.append)
         server = await loop.create_server(factory, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:

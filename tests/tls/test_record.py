@@ -40,8 +40,19 @@ def test_later_bad_content_type_is_unexpected() -> None:
     reader = RecordReader(2**14 + 256)
     records(reader, plaintext_record(22, b"x"))
     with pytest.raises(ProtocolError) as info:
-        records(reader, b"\x18\x03\x03\x00\x01\x00")  # heartbeat content type
+        records(reader, b"\x19\x03\x03\x00\x01\x00")
     assert info.value.category is Category.UNEXPECTED_MESSAGE
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_heartbeat_records_are_refused(first: bool) -> None:
+    """A Heartbleed-style request, as the very first record or after a hello."""
+    reader = RecordReader(2**14 + 256)
+    if not first:
+        records(reader, plaintext_record(22, b"x"))
+    with pytest.raises(ProtocolError) as info:
+        records(reader, b"\x18\x03\x02\x00\x03\x01\x40\x00")
+    assert info.value.category is Category.HEARTBEAT
 
 
 def test_record_version_is_pinned_after_negotiation() -> None:
