@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,6 +182,55 @@ def test_expired_client(appliance: Running, tmp_path: Path) -> None:
 def test_server_certificate_used_as_client(appliance: Running) -> None:
     _expect(appliance, "mutual", "wrong-extended-key-usage", lambda: tls_exchange(
         appliance.ports.mutual, client_context(appliance.pki / "server.pem", appliance.pki / "server.key")))
+
+
+def test_sslv2_hello(appliance: Running) -> None:
+    hello = b"\x80\x2e\x01\x00\x02\x00\x15\x00\x00\x00\x10" + b"\x07\x00\xc0" * 7 + bytes(16)
+    _expect(appliance, "mutual", "sslv2", lambda: raw_exchange(appliance.ports.mutual, hello))
+
+
+def test_tls_1_1_client(appliance: Running) -> None:
+    context = client_context()
+    with warnings.catch_warnings():  # deprecated on purpose: this is the attacker's old client
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    _expect(appliance, "https", "old-tls-version", lambda: tls_exchange(appliance.ports.https, context))
+
+
+def test_forged_client_certificate(appliance: Running, tmp_path: Path) -> None:
+    cert, key = _write(mint(_ca(appliance), Spec(wrong_signing_key=True)), tmp_path, "forged")
+    _expect(appliance, "mutual", "chain-signature-invalid",
+            lambda: tls_exchange(appliance.ports.mutual, client_context(cert, key)))
+
+
+def test_not_yet_valid_client(appliance: Running, tmp_path: Path) -> None:
+    cert, key = _write(mint(_ca(appliance), Spec(not_before=NOW + DAY, not_after=NOW + 9 * DAY)), tmp_path, "early")
+    _expect(appliance, "mutual", "not-yet-valid",
+            lambda: tls_exchange(appliance.ports.mutual, client_context(cert, key)))
+
+
+def test_the_ca_itself_as_client_certificate(appliance: Running) -> None:
+    """The anchor presented as a leaf. Ours says ca-as-leaf; OpenSSL (stdlib engine) refuses it earlier for
+    its key usage (keyCertSign only), which it reports as an unsuitable purpose. Either way: no secret."""
+    context = client_context(appliance.pki / "ca.pem", appliance.pki / "ca.key")
+    allowed = ("ca-as-leaf", "wrong-key-usage", "wrong-extended-key-usage")
+    before = {c: appliance.count("mutual", c) for c in (*allowed, "success")}
+    assert tls_exchange(appliance.ports.mutual, context) == b""
+    deadline = time.monotonic() + 10
+    while sum(appliance.count("mutual", c) - before[c] for c in allowed) < 1:
+        assert time.monotonic() < deadline, appliance.stats()["recent_refused"]
+        time.sleep(0.05)
+    assert appliance.count("mutual", "success") == before["success"]
+    if appliance.engine == "ours":
+        assert appliance.count("mutual", "ca-as-leaf") == before["ca-as-leaf"] + 1
+
+
+def test_client_that_rejects_our_server_sends_an_alert(appliance: Running, tmp_path: Path) -> None:
+    other = mint(_ca(appliance), Spec(self_signed=True))
+    ca_file, _ = _write(other, tmp_path, "other-anchor")
+    _expect(appliance, "https", "peer-alert", lambda: tls_exchange(appliance.ports.https, client_context(ca=ca_file)))
 
 
 def test_handshake_timeout(appliance: Running) -> None:
