@@ -1,0 +1,75 @@
+"""RFC 5681 slow start and fast retransmit/recovery with RFC 6582 NewReno partial acknowledgements."""
+
+from __future__ import annotations
+
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.connection import Connection
+from netstack.tcp.segment import ACK
+from tests.netstack.tcp.raw import RawPeer
+
+MSS = 1460
+
+
+def sender() -> tuple[RawPeer, Connection, int]:
+    peer = RawPeer(TcpConfig(timestamps=False, window_scaling=False, snd_buffer=1 << 20))
+    conn_id, iss = peer.accept(mss=MSS)
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    peer.layer.send(peer.now, conn_id, bytes(200 * MSS))
+    return peer, conn, iss
+
+
+def test_initial_window_and_slow_start() -> None:
+    peer, conn, iss = sender()
+    first = peer.out()
+    assert [len(s.payload) for s in first] == [MSS] * 10          # IW10 (RFC 6928)
+    assert [s.seq - iss - 1 for s in first] == [i * MSS for i in range(10)]
+    peer.inject(ACK, 1001, iss + 1 + 2 * MSS)                      # one ACK for two segments
+    assert conn.cwnd == 11 * MSS                                   # slow start: + min(acked, SMSS)
+    sent = peer.out()
+    assert len(sent) == 3                                          # two freed + one from growth
+    assert sent[0].seq == iss + 1 + 10 * MSS
+
+
+def test_fast_retransmit_and_newreno_recovery() -> None:
+    peer, conn, iss = sender()
+    peer.out()
+    una = iss + 1
+    for _ in range(2):
+        peer.inject(ACK, 1001, una)
+    assert peer.out() == []                                        # two duplicates: nothing yet
+    peer.inject(ACK, 1001, una)
+    (retransmission,) = peer.out()                                 # third: fast retransmit
+    assert retransmission.seq == una
+    flight = 10 * MSS
+    assert conn.ssthresh == flight // 2
+    assert conn.cwnd == conn.ssthresh + 3 * MSS
+    assert conn.in_recovery
+    recover = conn.recover
+    # further duplicates inflate the window and clock out new data
+    peer.inject(ACK, 1001, una)
+    assert conn.cwnd == conn.ssthresh + 4 * MSS
+    # partial ACK (the retransmission filled one hole, the next one is lost too): retransmit it at once
+    peer.out()
+    peer.inject(ACK, 1001, una + 3 * MSS)
+    partial = peer.out()
+    assert partial[0].seq == una + 3 * MSS
+    assert conn.in_recovery
+    # full ACK up to `recover`: leave recovery with cwnd deflated to ssthresh at most
+    peer.inject(ACK, 1001, recover)
+    assert not conn.in_recovery
+    assert conn.cwnd <= conn.ssthresh
+    assert peer.layer.stats["fast-retransmit"] == 1
+    assert peer.layer.stats["partial-ack-retransmit"] == 1
+
+
+def test_timeout_collapses_window_to_one_segment() -> None:
+    peer, conn, iss = sender()
+    peer.out()
+    peer.advance(1.01)                                              # RTO (1 s initial)
+    (again,) = peer.out()
+    assert again.seq == iss + 1
+    assert conn.cwnd == MSS                                         # loss window (RFC 5681 §3.1)
+    assert conn.ssthresh == 5 * MSS
+    peer.inject(ACK, 1001, iss + 1 + MSS)
+    assert len(peer.out()) == 2                                     # slow start again from one segment
