@@ -10,6 +10,11 @@ from tests.netstack.tcp.raw import RawPeer
 MSS = 1460
 
 
+def recovering(conn: Connection) -> bool:
+    """Read through a call: mypy would otherwise keep the narrowing of an earlier assert."""
+    return conn.in_recovery
+
+
 def sender() -> tuple[RawPeer, Connection, int]:
     peer = RawPeer(TcpConfig(timestamps=False, window_scaling=False, snd_buffer=1 << 20))
     conn_id, iss = peer.accept(mss=MSS)
@@ -44,7 +49,7 @@ def test_fast_retransmit_and_newreno_recovery() -> None:
     flight = 10 * MSS
     assert conn.ssthresh == flight // 2
     assert conn.cwnd == conn.ssthresh + 3 * MSS
-    assert conn.in_recovery
+    assert recovering(conn)
     recover = conn.recover
     # further duplicates inflate the window and clock out new data
     peer.inject(ACK, 1001, una)
@@ -54,10 +59,10 @@ def test_fast_retransmit_and_newreno_recovery() -> None:
     peer.inject(ACK, 1001, una + 3 * MSS)
     partial = peer.out()
     assert partial[0].seq == una + 3 * MSS
-    assert conn.in_recovery
+    assert recovering(conn)
     # full ACK up to `recover`: leave recovery with cwnd deflated to ssthresh at most
     peer.inject(ACK, 1001, recover)
-    assert not conn.in_recovery
+    assert not recovering(conn)
     assert conn.cwnd <= conn.ssthresh
     assert peer.layer.stats["fast-retransmit"] == 1
     assert peer.layer.stats["partial-ack-retransmit"] == 1
