@@ -65,6 +65,7 @@ class TlsChannel:
         self._plain = plain
         self._received = bytearray()
         self._closed = False
+        self._eof = False
         self._alert: AlertReceived | None = None
 
     async def handshake(self, deadline: float) -> HandshakeComplete:
@@ -74,9 +75,10 @@ class TlsChannel:
             complete = await self._pump()
             if complete is not None:
                 return complete
-            if self._closed:
+            if self._closed or self._eof:
                 raise self._closed_refusal()
             data = await self._plain.recv(deadline - loop.time())
+            self._eof = not data
             self._engine.receive_data(data)
 
     async def _pump(self) -> HandshakeComplete | None:
@@ -104,8 +106,9 @@ class TlsChannel:
 
     async def recv(self, timeout: float) -> bytes:
         """Application data, or b"" once the peer closed."""
-        while not self._received and not self._closed:
+        while not self._received and not self._closed and not self._eof:
             data = await self._plain.recv(timeout)
+            self._eof = not data  # an engine that says nothing about EOF must not make us spin on it
             self._engine.receive_data(data)
             await self._pump()
         data = bytes(self._received)
