@@ -27,6 +27,7 @@ class Limits:
     http_max_body: int = 0  # we serve GET/HEAD only: any body is refused with 413
     http_max_requests_per_connection: int = 100
     http_max_challenge: int = 256  # /proof?challenge=... after decoding
+    http_request_timeout: float = 10.0  # first byte of a request to the end of its head (slow-header attacks)
     # TLS transport
     tls_read_chunk: int = 16384  # bytes read from the transport at a time
     tls_max_buffered: int = 65536  # bytes of TLS input queued before the engine drains them
@@ -39,6 +40,8 @@ class Limits:
     stats_recent_refused: int = 50  # rows on the "recent refused attempts" list
     stats_series_points: int = 256  # points kept per endpoint for the cumulative chart
     stats_unique_sources_tracked: int = 100_000  # distinct source addresses remembered exactly
+    # the console (a serial line in the image: ~11 KB/s, and a blocked write stalls the event loop)
+    log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault
     proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
 

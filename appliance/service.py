@@ -27,7 +27,7 @@ from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.validation import PeerRejectedError, Purpose
 from appliance.vault import Vault
-from appliance.web import Site
+from appliance.web import Site, TokenBucket
 from tls.failure import Category
 
 Outcome = tuple[Category, str]
@@ -76,6 +76,8 @@ class Appliance:
         self.gate = Gate(self.limits)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sync_handle: asyncio.TimerHandle | None = None
+        self._log_bucket = TokenBucket(self.limits.log_connection_lines_per_second)
+        self._log_suppressed = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -149,7 +151,14 @@ class Appliance:
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
         event = Event(self.wall_clock(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
         self.stats.add(event)
-        self.log.event("connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason)
+        if self._log_bucket.take(event.time):
+            self.log.event(
+                "connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason,
+                suppressed=self._log_suppressed,
+            )
+            self._log_suppressed = 0
+        else:
+            self._log_suppressed += 1  # the ledger and statistics still have it
         try:
             self.ledger.append(event, self.stats.checkpoint)
         except OSError as exc:  # a failing disk costs the record, not the service
@@ -256,7 +265,7 @@ class Appliance:
             if request is None:
                 timeout = self.limits.idle_timeout
                 if request_started is not None:
-                    timeout = min(timeout, request_started + self.limits.handshake_timeout - loop.time())
+                    timeout = min(timeout, request_started + self.limits.http_request_timeout - loop.time())
                 try:
                     data = await channel.recv(timeout)
                 except RefusedError as refused:

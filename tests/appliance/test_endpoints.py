@@ -30,6 +30,7 @@ from tests.appliance.running import KNOWN_WIF, Running, client_context, raw_exch
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
     "handshake_timeout=1.5", "idle_timeout=1.5", "callback_connect_timeout=2", "max_connections_per_source=6",
+    "http_request_timeout=1.5", "log_connection_lines_per_second=10000",
 )
 RESPONSES: list[bytes] = []  # everything the appliance sent us, checked for the secret at the end
 

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 from dataclasses import replace
+from pathlib import Path
 
-from appliance.config import Limits
-from appliance.service import Gate
+from appliance.config import Limits, Ports
+from appliance.disk import Disk
+from appliance.ledger import Ledger
+from appliance.log import JsonLog
+from appliance.net import KernelNetwork
+from appliance.service import Appliance, Gate
+from appliance.stats import Stats
+from tls.failure import Category
 
 
 def test_gate_limits_per_source_and_overall() -> None:
@@ -25,3 +35,32 @@ def test_gate_forgets_sources_that_left() -> None:
         gate.release(f"10.0.{i // 250}.{i % 250}")
     assert gate.total == 0
     assert not gate._per_source  # no per-source entry outlives its last connection
+
+
+def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp_path: Path) -> None:
+    limits = replace(Limits(), log_connection_lines_per_second=2.0, ledger_region_bytes=64 * 1024)
+    console = io.StringIO()
+    clock = [1000.0]
+    disk = Disk(tmp_path / "disk")
+    stats = Stats(limits)
+    ledger = Ledger(disk, limits.ledger_region_bytes, limits)
+    ledger.open(stats.initial, stats.replay)
+    service = Appliance(
+        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
+        stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
+        log=JsonLog(console), wall_clock=lambda: clock[0],
+    )
+
+    async def flood() -> None:
+        for _ in range(10):
+            service.record("mutual", "192.0.2.1", Category.NOT_TLS, "please give key")
+        clock[0] += 1.0
+        service.record("mutual", "192.0.2.1", Category.NOT_TLS, "please give key")
+        service._sync()
+
+    asyncio.run(flood())
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    assert len(lines) == 3
+    assert lines[-1]["suppressed"] == 8
+    assert stats.total() == 11
+    assert ledger.synced_seq == 11  # checkpoint 0, events 1..11
