@@ -49,6 +49,8 @@ def decode_header(block: bytes) -> Header | None:
         raise DiskError("header block truncated")
     if not any(block[:size]):
         return None
+    if any(block[size:DISK_HEADER_BYTES]):
+        raise DiskError("header block has bytes after the header")
     body, (crc,) = block[: _HEADER.size], _CRC.unpack_from(block, _HEADER.size)
     if zlib.crc32(body) != crc:
         raise DiskError("header checksum mismatch")
