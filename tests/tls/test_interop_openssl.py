@@ -143,20 +143,20 @@ def test_multi_megabyte_to_s_server(pki: Pki, tmp_path: Path) -> None:
 
 
 def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path) -> None:
+    """`s_server -WWW` serves files from its working directory: a 4 MiB file comes back over our client."""
     payload = b"fedcba9876543210" * (4 * 65536)
-    source = tmp_path / "payload"
-    source.write_bytes(payload)
+    (tmp_path / "payload.bin").write_bytes(payload)
     port = free_port()
-    with source.open("rb") as stdin:
-        # s_server sends its stdin to the client and closes at its end.
-        proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-naccept", "1", "-quiet"),
-                                stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-WWW"), cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc)
-        result = subprocess.run(our_client(port, "--ca", pki.ca), input=b"", capture_output=True, timeout=30,
+        result = subprocess.run(our_client(port, "--ca", pki.ca, "--timeout", "20"),
+                                input=b"GET /payload.bin HTTP/1.0\r\n\r\n", capture_output=True, timeout=40,
                                 check=False)
     finally:
         proc.kill()
         proc.wait()
     assert result.returncode == 0, result.stderr
-    assert result.stdout == payload
+    assert result.stdout.startswith(b"HTTP/1.0 200 ok")
+    assert result.stdout.endswith(b"\r\n\r\n" + payload)
