@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from appliance.ledger import Ledger
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork, NetstackUnavailableError, Network, parse_net_spec, userspace_network
 from appliance.ours_tls import EngineUnavailableError
+from appliance.pki import BootPKI
 from appliance.service import Appliance
 from appliance.stats import Stats
 from appliance.tls_engine import make_factory
@@ -126,6 +128,41 @@ def read_manifest(explicit: Path | None) -> bytes | None:
     return None
 
 
+async def assemble(
+    *,
+    disk: Disk,
+    network: Network | Callable[[], Awaitable[Network]],
+    tls: str,
+    limits: Limits,
+    ports: Ports,
+    log: JsonLog,
+    manifest: bytes | None,
+    test_pki: Path | None = None,
+) -> tuple[Appliance, BootPKI]:
+    """Disk first (vault and ledger verified), then the boot PKI, then the network: the boot order of the
+    module docstring. `network` may be a factory so that a bad disk fails before any interface opens."""
+    secret, header, generated = load_or_generate(disk, limits.ledger_region_bytes)
+    stats = Stats(limits)
+    ledger = Ledger(disk, header.region_bytes, limits)
+    report = ledger.open(stats.initial, stats.replay)
+    log.event("ledger", region=report.region, epoch=report.epoch, records=report.records, torn=report.torn_bytes_cut)
+    pki = boot_pki.generate(datetime.datetime.now(datetime.UTC))
+    if test_pki is not None:
+        boot_pki.export(pki, test_pki)
+        log.event("test-pki-exported", directory=str(test_pki))
+    validator, validator_name = make_validator(pki.ca_der)
+    vault = Vault(secret, validator)
+    del secret
+    engines = make_factory(tls, pki)
+    net = network if not callable(network) else await network()
+    mode = f"net={net.name} tls={engines.name} x509={validator_name}"
+    site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode)
+    appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log)
+    await appliance.start()
+    log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)
+    return appliance, pki
+
+
 async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -> None:
     started = time.perf_counter()
     check_policy(options, is_production())
@@ -133,29 +170,13 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
     ports = Ports().shifted(options.port_offset)
     if options.net != "kernel":
         parse_net_spec(options.net)  # a typo fails before the disk is touched
-
     disk = Disk(options.disk)
-    secret, header, generated = load_or_generate(disk, limits.ledger_region_bytes)
-    stats = Stats(limits)
-    ledger = Ledger(disk, header.region_bytes, limits)
-    report = ledger.open(stats.initial, stats.replay)
-    log.event("ledger", region=report.region, epoch=report.epoch, records=report.records, torn=report.torn_bytes_cut)
-
-    pki = boot_pki.generate(datetime.datetime.now(datetime.UTC))
-    if options.test_pki is not None:
-        boot_pki.export(pki, options.test_pki)
-        log.event("test-pki-exported", directory=str(options.test_pki))
-    validator, validator_name = make_validator(pki.ca_der)
-    vault = Vault(secret, validator)
-    del secret
-    engines = make_factory(options.tls, pki)
-    network = await make_network(options)
-    mode = f"net={network.name} tls={engines.name} x509={validator_name}"
-    site = Site(vault, pki.ca_pem, stats, read_manifest(options.manifest), ports, limits, mode)
-    appliance = Appliance(network, engines, pki, vault, stats, ledger, site, limits, ports, log)
-    await appliance.start()
+    appliance, _ = await assemble(
+        disk=disk, network=lambda: make_network(options), tls=options.tls, limits=limits, ports=ports, log=log,
+        manifest=read_manifest(options.manifest), test_pki=options.test_pki,
+    )
     log.event(
-        "ready", address=vault.address_p2wpkh, key_generated=generated, mode=mode,
+        "ready", address=appliance.vault.address_p2wpkh, mode=appliance.site.mode,
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
         boot_seconds=round(time.perf_counter() - started, 4),
     )
