@@ -20,7 +20,7 @@ from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.disk import Disk
 
-CHECKPOINT_MAX_BYTES = 64 * 1024  # one checkpoint record (aggregate statistics, bounded series)
+CHECKPOINT_MAX_BYTES = rec.CHECKPOINT_MAX_BYTES
 
 
 @dataclass

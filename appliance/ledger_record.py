@@ -22,6 +22,8 @@ PREFIX = struct.Struct(">BIQ")
 EVENT_FIXED = struct.Struct(">dB")
 KIND_EVENT = 1
 KIND_CHECKPOINT = 2
+CHECKPOINT_MAX_BYTES = 64 * 1024
+"""A format limit, not a tunable: a reader must accept every checkpoint an older boot could have written."""
 
 
 class RecordError(ValueError):

@@ -19,7 +19,7 @@ from appliance.channel import PlainChannel, RefusedError, TlsChannel
 from appliance.config import Limits, Ports
 from appliance.http import HttpError, RequestParser, error_response, serialize_response
 from appliance.ledger import Ledger
-from appliance.ledger_record import Event
+from appliance.ledger_record import Event, RecordError
 from appliance.log import JsonLog
 from appliance.net import Network, open_stream
 from appliance.pki import BootPKI
@@ -161,7 +161,7 @@ class Appliance:
             self._log_suppressed += 1  # the ledger and statistics still have it
         try:
             self.ledger.append(event, self.stats.checkpoint)
-        except OSError as exc:  # a failing disk costs the record, not the service
+        except (OSError, RecordError) as exc:  # a failing disk costs the record, not the service
             self.log.event("ledger-write-failed", error=type(exc).__name__)
             return
         if self.ledger.sync_due():

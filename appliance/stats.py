@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
-from appliance.ledger_record import Checkpoint, Event, Record
+from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Record
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
@@ -70,12 +70,20 @@ class Stats:
     # -- checkpoints -----------------------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """The state a rollover writes; also folds the exact source set into a count (see module doc)."""
+        """The state a rollover writes; also folds the exact source set into a count (see module doc).
+        Thinned (series halved, oldest refusals dropped) until it fits one checkpoint record."""
         self.sources_before = self.unique_sources
         self._sources.clear()
         self.sources_untracked = 0
         self.rolled_over = True
-        return self._encode()
+        state = self._encode()
+        while len(state) > CHECKPOINT_MAX_BYTES - PREFIX.size and (self.recent or any(self.series.values())):
+            for endpoint, points in self.series.items():
+                self.series[endpoint] = points[::2] + ([points[-1]] if len(points) % 2 == 0 else [])
+            for _ in range((len(self.recent) + 1) // 2):
+                self.recent.popleft()
+            state = self._encode()
+        return state
 
     def initial(self) -> bytes:
         return self._encode()
@@ -88,7 +96,7 @@ class Stats:
             "sources_before": self.sources_before,
             "rolled_over": self.rolled_over,
         }
-        return json.dumps(state, separators=(",", ":")).encode()
+        return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
     def restore(self, state: bytes) -> None:
         data = json.loads(state)

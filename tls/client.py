@@ -475,7 +475,7 @@ class ClientConnection(Connection):
             raise ProtocolError(AlertDescription.UNSUPPORTED_CERTIFICATE, Category.ILLEGAL_PARAMETER,
                                 "certificate key does not fit the cipher suite")
         verify(self._peer_key, message.scheme, message.signature,
-               self._random + self._server_random + message.params, HANDSHAKE_SCHEMES_12)
+               self._random + self._server_random + message.params, HANDSHAKE_SCHEMES_12, curve_bound=False)
         self._group = message.group
         self._group12_share = KeyShare(message.group, self._config.random(KeyShare.random_length(message.group)))
         self._server_public = message.public

@@ -520,7 +520,7 @@ class ServerConnection(Connection):
     def _on_certificate_verify_12(self, body: memoryview, raw: bytes) -> None:
         message = parse_certificate_verify(body)
         signed = b"".join(self._messages12[:-1])
-        verify(self._peer_key, message.scheme, message.signature, signed, HANDSHAKE_SCHEMES_12)
+        verify(self._peer_key, message.scheme, message.signature, signed, HANDSHAKE_SCHEMES_12, curve_bound=False)
         self._transcript.add(raw)
         self.state = State.WAIT_CHANGE_CIPHER_SPEC
 

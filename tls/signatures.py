@@ -82,9 +82,11 @@ def sign(key: PrivateKey, scheme: int, data: bytes) -> bytes:
     return key.sign(data, padding.PKCS1v15(), algorithm)
 
 
-def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allowed: tuple[int, ...]) -> None:
+def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allowed: tuple[int, ...], *,
+           curve_bound: bool = True) -> None:
     """Raise bad_signature unless `signature` is a valid `scheme` signature by `public_key` over `data`
-    and `scheme` is one we allow here and fits the key's type (and curve, for ECDSA)."""
+    and `scheme` is one we allow here and fits the key's type (and curve, for ECDSA in TLS 1.3; TLS 1.2's
+    ECDSA code points name only the hash, so `curve_bound=False` there)."""
     if scheme not in allowed:
         raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.BAD_SIGNATURE,
                             f"signature scheme {scheme:#06x} not allowed here")
@@ -94,7 +96,9 @@ def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allow
                 raise bad_signature("ed25519 signature from a non-Ed25519 key")
             public_key.verify(signature, data)
         elif scheme in _CURVE_OF:
-            if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != _CURVE_OF[scheme]:
+            if not isinstance(public_key, ec.EllipticCurvePublicKey):
+                raise bad_signature("ECDSA signature from a non-EC key")
+            if curve_bound and public_key.curve.name != _CURVE_OF[scheme]:
                 raise bad_signature("ECDSA scheme does not match the certificate's curve")
             public_key.verify(signature, data, ec.ECDSA(_HASHES[scheme]()))
         elif scheme in _PSS or scheme in _PKCS1:

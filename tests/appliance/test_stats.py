@@ -3,8 +3,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
-from appliance.config import Limits
-from appliance.ledger_record import Event
+from appliance.config import ENDPOINTS, Limits
+from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Event
 from appliance.stats import Stats
 
 LIMITS = replace(Limits(), stats_series_points=16, stats_recent_refused=5, stats_unique_sources_tracked=10)
@@ -56,3 +56,16 @@ def test_checkpoint_restores_counts_and_folds_sources() -> None:
     restored.add(_event(100))
     assert restored.unique_sources == 9
     assert restored.rolled_over
+
+
+def test_checkpoint_fits_one_record_even_with_wide_reasons() -> None:
+    limits = replace(Limits(), stats_series_points=4096, stats_recent_refused=500)
+    stats = Stats(limits)
+    for i in range(4000):
+        stats.add(Event(1.7e9 + i, ENDPOINTS[i % 5], "not-tls", f"198.51.100.{i % 250}", "☃" * 53))
+    state = stats.checkpoint()
+    assert len(state) <= CHECKPOINT_MAX_BYTES - PREFIX.size
+    restored = Stats(limits)
+    restored.restore(state)
+    assert restored.total() == 4000
+    assert restored.series["mutual"][-1][1] == 800  # thinned, but the curve still ends at the total

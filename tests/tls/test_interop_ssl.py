@@ -32,9 +32,11 @@ def _received(engine: ClientConnection | ServerConnection) -> bytes:
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("with_client_cert", [False, True])
-def test_our_client_against_ssl_server(version: ssl.TLSVersion, with_client_cert: bool) -> None:
-    peer = SslPeer(server_context(server_leaf(), client_ca=with_client_cert, version=version), server_side=True)
-    client = ClientConnection(client_config(cert_kind="p256" if with_client_cert else None))
+@pytest.mark.parametrize("kind", ["p256", "p384", "rsa", "ed25519"])
+def test_our_client_against_ssl_server(version: ssl.TLSVersion, with_client_cert: bool, kind: str) -> None:
+    peer = SslPeer(server_context(server_leaf(kind), client_ca=with_client_cert, version=version), server_side=True)
+    client = ClientConnection(client_config(cert_kind="rsa" if with_client_cert and kind == "rsa" else
+                                            "p384" if with_client_cert else None))
     done = _done(run(client, peer))
     assert peer.error is None
     assert done.version == ("TLSv1.3" if version is ssl.TLSVersion.TLSv1_3 else "TLSv1.2")

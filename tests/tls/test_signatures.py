@@ -1,0 +1,83 @@
+"""Handshake signatures: every scheme we make verifies; mismatched keys, curves, PKCS#1 in TLS 1.3 and
+SHA-1 are refused with a bad-signature category."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.tls.pki import make_key
+from tls.constants import SignatureScheme
+from tls.errors import ProtocolError
+from tls.failure import Category
+from tls.signatures import (
+    HANDSHAKE_SCHEMES_12,
+    HANDSHAKE_SCHEMES_13,
+    choose_scheme,
+    schemes_for_key,
+    sign,
+    verify,
+)
+
+
+@pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
+@pytest.mark.parametrize("tls13", [True, False])
+def test_every_scheme_we_make_verifies(kind: str, tls13: bool) -> None:
+    key = make_key(kind)
+    allowed = HANDSHAKE_SCHEMES_13 if tls13 else HANDSHAKE_SCHEMES_12
+    for scheme in schemes_for_key(key, tls13):
+        signature = sign(key, scheme, b"transcript")
+        verify(key.public_key(), scheme, signature, b"transcript", allowed)
+        with pytest.raises(ProtocolError) as info:
+            verify(key.public_key(), scheme, signature, b"transcripT", allowed)
+        assert info.value.category is Category.BAD_SIGNATURE
+
+
+def test_rsa_pkcs1_is_not_accepted_in_tls13_certificate_verify() -> None:
+    key = make_key("rsa")
+    assert all(s not in schemes_for_key(key, True) for s in (0x0401, 0x0501, 0x0601))
+    signature = sign(key, SignatureScheme.RSA_PKCS1_SHA256, b"data")
+    verify(key.public_key(), SignatureScheme.RSA_PKCS1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_12)
+    with pytest.raises(ProtocolError) as info:
+        verify(key.public_key(), SignatureScheme.RSA_PKCS1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
+
+
+def test_sha1_is_never_accepted() -> None:
+    key = make_key("p256")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signature = key.sign(b"data", ec.ECDSA(hashes.SHA1()))  # noqa: S303 - constructing the refused case
+    with pytest.raises(ProtocolError):
+        verify(key.public_key(), SignatureScheme.ECDSA_SHA1, signature, b"data", HANDSHAKE_SCHEMES_12)
+
+
+def test_key_type_must_fit_the_scheme() -> None:
+    ed = make_key("ed25519")
+    signature = sign(ed, SignatureScheme.ED25519, b"data")
+    rsa_key = make_key("rsa")
+    with pytest.raises(ProtocolError) as info:
+        verify(rsa_key.public_key(), SignatureScheme.ED25519, signature, b"data", HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
+    with pytest.raises(ProtocolError):
+        verify(ed.public_key(), SignatureScheme.RSA_PSS_RSAE_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
+
+
+def test_ecdsa_curve_binding_only_in_tls13() -> None:
+    """ecdsa_secp256r1_sha256 names the curve in TLS 1.3 but only the hash in TLS 1.2."""
+    key = make_key("p384")
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    signature = key.sign(b"data", ec.ECDSA(hashes.SHA256()))
+    verify(key.public_key(), SignatureScheme.ECDSA_SECP256R1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_12,
+           curve_bound=False)
+    with pytest.raises(ProtocolError) as info:
+        verify(key.public_key(), SignatureScheme.ECDSA_SECP256R1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
+
+
+def test_choose_scheme_follows_the_peer() -> None:
+    rsa_key = make_key("rsa")
+    assert choose_scheme(rsa_key, (0x0805, 0x0804), True) == 0x0804  # our preference among what is offered
+    assert choose_scheme(rsa_key, (0x0401,), True) is None
+    assert choose_scheme(rsa_key, (0x0401,), False) == 0x0401
+    assert choose_scheme(make_key("p384"), (0x0403,), True) is None
