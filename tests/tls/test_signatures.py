@@ -47,7 +47,7 @@ def test_rsa_pkcs1_is_not_accepted_in_tls13_certificate_verify() -> None:
 def test_sha1_is_never_accepted() -> None:
     key = make_key("p256")
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    signature = key.sign(b"data", ec.ECDSA(hashes.SHA1()))  # noqa: S303 - constructing the refused case
+    signature = key.sign(b"data", ec.ECDSA(hashes.SHA1()))
     with pytest.raises(ProtocolError):
         verify(key.public_key(), SignatureScheme.ECDSA_SHA1, signature, b"data", HANDSHAKE_SCHEMES_12)
 
