@@ -19,6 +19,7 @@ from appliance.stats import Stats
 from appliance.vault import Vault
 
 HTML = "text/html; charset=utf-8"
+STATS_REFRESH_SECONDS = 30  # "live" without scripts: the statistics page reloads itself
 TEXT = "text/plain; charset=utf-8"
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:54rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
@@ -107,9 +108,10 @@ class Site:
     def _stats_json(self) -> Response:
         return Response(200, "application/json", json.dumps(self.stats.as_json(), indent=1).encode() + b"\n")
 
-    def _page(self, title: str, body: str) -> Response:
+    def _page(self, title: str, body: str, refresh: int | None = None) -> Response:
+        meta_refresh = f'<meta http-equiv="refresh" content="{refresh}">' if refresh is not None else ""
         html = (
-            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>{meta_refresh}'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{STYLE}</style></head>'
             f'<body><nav><a href="/">bounty</a><a href="/stats">statistics</a><a href="/stats.json">stats.json</a>'
             f'<a href="/ca.pem">ca.pem</a><a href="/manifest.txt">manifest.txt</a></nav>{body}</body></html>'
@@ -172,7 +174,7 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 <h2>Recent refused attempts</h2>
 <table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>
 """
-        return self._page("Piñata statistics", body)
+        return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
 
 
 def _utc(t: float) -> str:

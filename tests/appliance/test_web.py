@@ -52,6 +52,7 @@ def test_stats_page_escapes_reasons_and_draws_svg() -> None:
     assert b"<script>" not in body
     assert b"&lt;script&gt;" in body
     assert body.count(b"<svg") == 2
+    assert b'http-equiv="refresh"' in body
     assert b"<polyline" in body
 
 
