@@ -93,10 +93,14 @@ class Disk:
     def read_header(self) -> Header | None:
         return decode_header(self.read(0, DISK_HEADER_BYTES))
 
-    def write_header(self, header: Header) -> None:
-        needed = DISK_HEADER_BYTES + 2 * header.region_bytes
+    def check_fits(self, region_bytes: int) -> None:
+        """A block device must hold the header and both ledger regions (a file grows as needed)."""
+        needed = DISK_HEADER_BYTES + 2 * region_bytes
         size = self.size()
         if size is not None and size < needed:
             raise DiskError(f"disk has {size} bytes; the layout needs {needed}")
+
+    def write_header(self, header: Header) -> None:
+        self.check_fits(header.region_bytes)
         self.write(0, encode_header(header).ljust(DISK_HEADER_BYTES, b"\x00"))
         self.sync()

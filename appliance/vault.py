@@ -92,6 +92,7 @@ def load_or_generate(disk: Disk, region_bytes: int) -> tuple[bytes, Header, bool
     """The stored key, or a fresh one written to disk on first boot. Returns (secret, header, generated)."""
     header = disk.read_header()
     if header is not None and header.key is not None:
+        disk.check_fits(header.region_bytes)
         return header.key, header, False
     if header is not None and header.region_bytes != region_bytes:
         raise DiskError("blank disk header with a different region size")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,7 @@ from hypothesis import strategies as st
 
 from appliance.config import DISK_HEADER_BYTES
 from appliance.disk import Disk, DiskError, Header, decode_header, encode_header
+from appliance.vault import load_or_generate
 
 
 def test_header_round_trip() -> None:
@@ -49,3 +53,26 @@ def test_a_file_reads_zeros_past_its_end(tmp_path: Path) -> None:
     assert disk.read(8, 8) == b"\0\0abc\0\0\0"
     assert disk.size() is None
     disk.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("losetup") is None, reason="needs root and losetup")
+def test_block_device_too_small_is_refused_and_a_big_one_works(tmp_path: Path) -> None:
+    """A loop device stands in for the VM's virtio disk: fixed size, no growth."""
+    backing = tmp_path / "blk"
+    backing.write_bytes(bytes(DISK_HEADER_BYTES + 2 * 8192))
+    device = subprocess.run(
+        ["losetup", "--find", "--show", str(backing)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        disk = Disk(Path(device))
+        assert disk.is_block_device
+        assert disk.size() == DISK_HEADER_BYTES + 2 * 8192
+        with pytest.raises(DiskError):
+            load_or_generate(disk, 16384)
+        secret, header, generated = load_or_generate(disk, 8192)
+        assert generated
+        assert header.region_bytes == 8192
+        assert load_or_generate(disk, 8192)[0] == secret
+        disk.close()
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
