@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac
 from enum import Enum, auto
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.config import ClientAuthMode, ServerConfig
@@ -117,6 +119,14 @@ SKIPPED = -1
 
 def _no_shared(category: Category, reason: str) -> ProtocolError:
     return ProtocolError(AlertDescription.HANDSHAKE_FAILURE, category, reason)
+
+
+def _curve_group(key: object) -> int | None:
+    """The named group of an ECDSA key (None for Ed25519 and RSA keys)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp256r1": NamedGroup.SECP256R1, "secp384r1": NamedGroup.SECP384R1,
+                "secp521r1": NamedGroup.SECP521R1}.get(key.curve.name)
+    return None
 
 
 class ServerConnection(Connection):
@@ -471,6 +481,10 @@ class ServerConnection(Connection):
         group = next((g for g in config.groups if g in client_groups), None)
         if group is None:
             raise _no_shared(Category.NO_SHARED_GROUP, "no ECDHE group in common")
+        certificate_curve = _curve_group(config.key)
+        if certificate_curve is not None and certificate_curve not in client_groups:
+            # RFC 8422 §5.1: in TLS 1.2 the client's groups also bound the curve of an ECDSA certificate.
+            raise _no_shared(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
         self._group = group
         self._reader.expected_version = TLS12
         self._transcript.set_hash(suite.hash_name)

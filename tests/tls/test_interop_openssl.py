@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,63 @@ def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(b"HTTP/1.0 200 ok")
     assert result.stdout.endswith(b"\r\n\r\n" + payload)
+
+
+def test_s_client_key_update_against_our_server(pki: Pki) -> None:
+    """s_client's `K` command sends KeyUpdate(update_requested); ours must answer with its own and keep
+    serving under the new keys."""
+    port = free_port()
+    with running(our_server(pki, port), port):
+        proc = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki.ca, "-msg"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdin is not None
+        try:
+            for line, pause in ((b"K\n", 0.6), (b"GET / HTTP/1.0\r\n\r\n", 0.6)):
+                time.sleep(pause)
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            time.sleep(0.6)
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = out.decode(errors="replace")
+    assert ">>> TLS 1.3, Handshake [length 0005], KeyUpdate" in text
+    assert "<<< TLS 1.3, Handshake [length 0005], KeyUpdate" in text
+    assert text.index("KeyUpdate") < text.index("HTTP/1.0 200 ok")
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (("-ciphersuites", "TLS_AES_128_GCM_SHA256"), "Cipher: TLS_AES_128_GCM_SHA256"),
+    (("-ciphersuites", "TLS_AES_256_GCM_SHA384"), "Cipher: TLS_AES_256_GCM_SHA384"),
+    (("-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"), "Cipher: TLS_CHACHA20_POLY1305_SHA256"),
+    (("-groups", "P-256"), "Group: secp256r1"),
+    (("-groups", "P-384"), "Group: secp384r1"),
+    (("-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"), "Cipher: TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (("-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"), "Cipher: TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+    (("-tls1_2", "-groups", "P-384:P-256"), "Group: secp256r1"),  # our preference among the client's
+])
+def test_s_client_suites_and_groups(pki: Pki, args: tuple[str, ...], expect: str) -> None:
+    port = free_port()
+    with running(our_server(pki, port), port):
+        result = s_client(port, "-CAfile", pki.ca, *args)
+    out = result.stdout.decode(errors="replace")
+    assert "HTTP/1.0 200 ok" in out
+    assert expect in out
+
+
+@pytest.mark.parametrize(("args", "category"), [
+    (("-tls1_1",), "old-tls-version"),
+    (("-tls1_2", "-cipher", "AES128-SHA"), "no-shared-cipher"),
+    (("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"), "no-shared-cipher"),
+    (("-tls1_2", "-groups", "P-384"), "no-shared-group"),  # our P-256 certificate is outside the client's groups
+])
+def test_s_client_refused(pki: Pki, args: tuple[str, ...], category: str) -> None:
+    port = free_port()
+    with running(our_server(pki, port), port) as server:
+        result = s_client(port, "-CAfile", pki.ca, "-cipher", "ALL:@SECLEVEL=0", *args)
+        server.terminate()
+        _, err = server.communicate(timeout=5)
+    assert "HTTP/1.0 200" not in result.stdout.decode(errors="replace")
+    assert f"category {category}".encode() in err, err

@@ -377,3 +377,14 @@ def test_supported_versions_ignores_grease() -> None:
     s.receive_data(client_hello(extensions=exts))
     assert s.events() == []
     assert s.version == TLS13
+
+
+def test_tls12_certificate_curve_outside_the_client_groups() -> None:
+    """RFC 8422 §5.1: a TLS 1.2 client listing only P-384 cannot take our P-256 ECDSA certificate."""
+    exts = [e for e in default_extensions((TLS12,)) if e[0] != ExtensionType.SUPPORTED_GROUPS]
+    exts.append((ExtensionType.SUPPORTED_GROUPS, b"\x00\x02\x00\x18"))
+    assert_refused(server(), client_hello(extensions=exts), AlertDescription.HANDSHAKE_FAILURE,
+                   Category.NO_SHARED_GROUP)
+    s = server(kind="ed25519")  # an Ed25519 certificate has no curve to match
+    s.receive_data(client_hello(extensions=exts))
+    assert s.events() == []
