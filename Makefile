@@ -50,7 +50,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lock: $(STAMP)
-	$(SYSTEM_PYTHON) -m image.lock
+	$(PY) -m image.lock
 	$(PY) -m image.manifest
 
 manifest: $(STAMP)
