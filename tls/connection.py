@@ -193,7 +193,10 @@ class Connection:
                 # The peer may fail before it has our keys; its alert then comes in the clear.
                 self._handle_alert(record.payload)
                 return
-            content_type, content = self._decrypt_13(read, record)
+            opened = self._decrypt_13(read, record)
+            if opened is None:
+                return
+            content_type, content = opened
         else:
             content = read.decrypt(record)
         if content_type == ContentType.APPLICATION_DATA:
@@ -209,7 +212,8 @@ class Connection:
         else:
             raise unexpected(f"record content type {content_type}")
 
-    def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes]:
+    def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
+        """(inner type, content), or None for a record to skip (a server refusing 0-RTT overrides this)."""
         return read.decrypt(record)
 
     def _handle_application_data(self, content: bytes | memoryview) -> None:
@@ -233,16 +237,13 @@ class Connection:
         peer's Finished, ignored. TLS 1.2 overrides this to switch read keys."""
         if bytes(content) != b"\x01":
             raise unexpected("malformed ChangeCipherSpec")
-        if self.version != TLS13 and not self._ccs_allowed_before_version():
-            raise unexpected("ChangeCipherSpec before the ServerHello")
+        if self.version != TLS13:
+            raise unexpected("ChangeCipherSpec before the version is known")
         if self.handshake_complete:
             raise unexpected("ChangeCipherSpec after the handshake")
         self._ccs_seen += 1
         if self._ccs_seen > self._limits.max_ccs:
             raise unexpected("more ChangeCipherSpec records than middlebox compatibility needs")
-
-    def _ccs_allowed_before_version(self) -> bool:
-        return False
 
     def _handle_alert(self, content: bytes | memoryview) -> None:
         if len(content) != 2:

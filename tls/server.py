@@ -23,7 +23,6 @@ from tls.constants import (
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
     TLS_FALLBACK_SCSV,
     VERSION_NAMES,
-    ContentType,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -113,8 +112,6 @@ _EXPECTED: dict[State, HandshakeType] = {
     State.WAIT_FINISHED_12: HandshakeType.FINISHED,
 }
 
-SKIPPED = -1
-"""Pseudo content type for a refused early-data record that was skipped."""
 
 
 def _no_shared(category: Category, reason: str) -> ProtocolError:
@@ -179,9 +176,6 @@ class ServerConnection(Connection):
             self._messages12.append(raw)
         self._handlers[self.state](body, raw)
 
-    def _ccs_allowed_before_version(self) -> bool:
-        return False
-
     def _handle_ccs(self, content: bytes | memoryview) -> None:
         if self.version != TLS12:
             super()._handle_ccs(content)
@@ -195,38 +189,23 @@ class ServerConnection(Connection):
         self._read = self._pending_read
         self.state = State.WAIT_FINISHED_12
 
-    def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes]:
+    def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
         """While refusing 0-RTT, records that fail under the handshake key are the client's early data:
-        skip them, up to a limit (RFC 8446 §4.2.10)."""
-        try:
+        skip them (None), up to a limit, until one opens (RFC 8446 §4.2.10)."""
+        if self._early_skip <= 0:
             return read.decrypt(record)
+        try:
+            opened = read.decrypt(record)
         except ProtocolError as err:
-            if self._early_skip <= 0 or err.category is not Category.BAD_MAC:
+            if err.category is not Category.BAD_MAC:
                 raise
             self._early_skip -= len(record.payload)
             if self._early_skip < 0:
                 raise ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA,
                                     "more refused early data than the limit allows") from None
-            return SKIPPED, b""
-
-    def _handle_record(self, record: Record) -> None:
-        if isinstance(self._read, Protection13) and self._early_skip > 0 and \
-                record.content_type == ContentType.APPLICATION_DATA:
-            content_type, content = self._decrypt_13(self._read, record)
-            if content_type == SKIPPED:
-                return
-            self._early_skip = 0
-            self._dispatch_plain(content_type, content)
-            return
-        super()._handle_record(record)
-
-    def _dispatch_plain(self, content_type: int, content: bytes) -> None:
-        if content_type == ContentType.HANDSHAKE:
-            self._handle_handshake_bytes(content)
-        elif content_type == ContentType.ALERT:
-            self._handle_alert(content)
-        else:
-            raise unexpected(f"content type {content_type} during the handshake")
+            return None
+        self._early_skip = 0
+        return opened
 
     # ---- ClientHello --------------------------------------------------------------------------------
 

@@ -88,3 +88,23 @@ def _feed_established(engine: ServerConnection, pieces: list[bytes]) -> None:
         engine.receive_data(piece)
         _bounded(engine)
     engine.events()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(["tls13", "tls12"]))
+def test_server_survives_garbled_client_flight(data: st.DataObject, version: str) -> None:
+    """The client's second flight (certificate, key exchange, verify, Finished) mutated: the server refuses
+    with its own error, never completes, never raises."""
+    from tls.config import ClientAuthMode
+    from tls.constants import TLS12, TLS13
+
+    versions = (TLS13,) if version == "tls13" else (TLS12,)
+    s = ServerConnection(server_config("ed25519", client_auth=ClientAuthMode.REQUIRED))
+    c = ClientConnection(client_config(cert_kind="ed25519", versions=versions))
+    s.receive_data(c.data_to_send())
+    c.receive_data(s.data_to_send())
+    flight = bytearray(c.data_to_send())
+    positions = data.draw(st.lists(st.integers(0, len(flight) - 1), min_size=1, max_size=4, unique=True))
+    for position in positions:
+        flight[position] ^= data.draw(st.integers(1, 255))
+    _feed(s, [bytes(flight)])
