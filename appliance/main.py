@@ -31,7 +31,7 @@ from appliance.pki import BootPKI
 from appliance.service import Appliance
 from appliance.stats import Stats
 from appliance.tls_engine import make_factory
-from appliance.validation import make_validator
+from appliance.validation import BootCaValidator
 from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
 from appliance.web import Site
 
@@ -150,12 +150,12 @@ async def assemble(
     if test_pki is not None:
         boot_pki.export(pki, test_pki)
         log.event("test-pki-exported", directory=str(test_pki))
-    validator, validator_name = make_validator(pki.ca_der)
+    validator = BootCaValidator(pki.ca_der)
     vault = Vault(secret, validator)
     del secret
     engines = make_factory(tls, pki)
     net = network if not callable(network) else await network()
-    mode = f"net={net.name} tls={engines.name} x509={validator_name}"
+    mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode)
     appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log)
     await appliance.start()
