@@ -221,3 +221,14 @@ def test_s_client_refused(pki: Pki, args: tuple[str, ...], category: str) -> Non
         _, err = server.communicate(timeout=5)
     assert "HTTP/1.0 200" not in result.stdout.decode(errors="replace")
     assert f"category {category}".encode() in err, err
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+@pytest.mark.parametrize(("flags", "version"), [((), "TLSv1.3"), (("--tlsv1.2", "--tls-max", "1.2"), "TLSv1.2")])
+def test_curl_against_our_server(pki: Pki, flags: tuple[str, ...], version: str) -> None:
+    port = free_port()
+    with running(our_server(pki, port), port):
+        result = subprocess.run(["curl", "-sS", "--cacert", pki.ca, *flags, f"https://localhost:{port}/"],
+                                capture_output=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"Protocol: {version}".encode() in result.stdout
