@@ -158,11 +158,15 @@ class ClientConnection(Connection):
         self._server_public = b""
         self._pending_read: Protection12 | None = None
         self._pending_write: Protection12 | None = None
-        self._handlers = {
+        self._handlers = {  # which message types each state accepts is in _EXPECTED
+            H.SERVER_HELLO: self._on_server_hello,
             H.ENCRYPTED_EXTENSIONS: self._on_encrypted_extensions,
+            H.CERTIFICATE_REQUEST: self._on_certificate_request,
+            H.CERTIFICATE: self._on_certificate,
             H.CERTIFICATE_VERIFY: self._on_certificate_verify,
             H.SERVER_KEY_EXCHANGE: self._on_server_key_exchange,
             H.SERVER_HELLO_DONE: self._on_server_hello_done,
+            H.FINISHED: self._on_finished,
         }
         for group in config.key_share_groups:
             self._shares[group] = KeyShare(group, config.random(KeyShare.random_length(group)))
@@ -208,16 +212,7 @@ class ClientConnection(Connection):
             raise unexpected(f"handshake message {msg_type} in state {self.state.name}")
         if self.version == TLS12:
             self._messages12.append(raw)
-        if msg_type == H.SERVER_HELLO:
-            self._on_server_hello(body, raw)
-        elif msg_type == H.CERTIFICATE_REQUEST:
-            self._on_certificate_request(body, raw)
-        elif msg_type == H.CERTIFICATE:
-            self._on_certificate(body, raw)
-        elif msg_type == H.FINISHED:
-            self._on_finished(body, raw)
-        else:
-            self._handlers[HandshakeType(msg_type)](body, raw)
+        self._handlers[HandshakeType(msg_type)](body, raw)
 
     def _handle_other_post_handshake(self, msg_type: int, body: memoryview) -> None:
         if self.version == TLS13 and msg_type == H.NEW_SESSION_TICKET:
