@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tls.aio import HandshakeError, TLSProtocol, open_connection
-from tls.alerts import alert_name
+from tls.alerts import AlertDescription, alert_name
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.constants import NamedGroup
-from tls.events import Event, HandshakeComplete, HandshakeFailed
+from tls.events import AlertReceived, Event, HandshakeComplete, HandshakeFailed
 from tls.failure import Category
 from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
@@ -59,7 +59,7 @@ def describe_failure(event: Event | None, peer_alert: int | None) -> str:
         return f"handshake failed: sent alert {alert_name(event.alert)} ({event.alert}), " \
                f"category {event.category}: {event.reason}"
     if peer_alert is not None:
-        return f"handshake failed: peer alert {alert_name(peer_alert)} ({peer_alert}), category {Category.PEER_ALERT}"
+        return f"refused: peer alert {alert_name(peer_alert)} ({peer_alert}), category {Category.PEER_ALERT}"
     return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
 
 
@@ -151,9 +151,10 @@ def client_main(argv: list[str] | None = None) -> None:
 
 
 async def _client(host: str, port: int, config: ClientConfig, timeout: float) -> int:
+    later: list[Event] = []  # what happens after the handshake (a TLS 1.3 server may still refuse us)
     try:
         reader, writer, handshake = await open_connection(host, port, ClientConnection(config),
-                                                          handshake_timeout=HANDSHAKE_TIMEOUT)
+                                                          handshake_timeout=HANDSHAKE_TIMEOUT, on_event=later.append)
     except HandshakeError as err:
         print(describe_failure(err.event, err.peer_alert.description if err.peer_alert else None), file=sys.stderr)
         return 1
@@ -165,14 +166,22 @@ async def _client(host: str, port: int, config: ClientConfig, timeout: float) ->
     data = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     if data:
         writer.write(data)
-        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
     try:
         while chunk := await asyncio.wait_for(reader.read(65536), timeout):
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
-    except TimeoutError:
+    except (TimeoutError, ConnectionError):
         pass
     writer.close()
+    for event in later:
+        if isinstance(event, HandshakeFailed):
+            print(describe_failure(event, None), file=sys.stderr)
+            return 1
+        if isinstance(event, AlertReceived) and event.description != AlertDescription.CLOSE_NOTIFY:
+            print(describe_failure(None, event.description), file=sys.stderr)
+            return 1
     return 0
 
 
