@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
@@ -103,8 +103,8 @@ class TLSProtocol(asyncio.Protocol):
     # ---- from the byte transport --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Duck-typed: our netstack's transports behave like asyncio.Transport without inheriting from it.
+        self._transport = cast(asyncio.Transport, transport)
         self._timer = asyncio.get_running_loop().call_later(self._timeout, self._handshake_timed_out)
         self._flush()
 

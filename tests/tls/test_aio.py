@@ -101,3 +101,78 @@ def test_refused_handshake_raises_with_the_category() -> None:
             assert info.value.event.category is Category.NAME_MISMATCH
 
     asyncio.run(main())
+
+
+class _PipeEnd:
+    """A duck-typed transport (no asyncio.Transport base, as our netstack's): writes land in the peer
+    protocol's data_received on the next loop iteration."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.peer: _PipeEnd | None = None
+        self.protocol: asyncio.Protocol | None = None
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        peer = self.peer
+        if not self._closing and peer is not None and peer.protocol is not None:
+            self._loop.call_soon(peer.protocol.data_received, bytes(data))
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            for end in (self, self.peer):
+                if end is not None and end.protocol is not None:
+                    self._loop.call_soon(end.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_adapter_over_a_duck_typed_transport() -> None:
+    received: list[bytes] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = _PipeEnd(loop), _PipeEnd(loop)
+        a.peer, b.peer = b, a
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.append(await reader.readexactly(5))
+            writer.write(b"world")
+
+        server_protocol = stream_protocol_factory(lambda: ServerConnection(server_config()), serve,
+                                                  handshake_timeout=5)()
+        client_reader = asyncio.StreamReader()
+        client_app = asyncio.StreamReaderProtocol(client_reader)
+        client_protocol = TLSProtocol(ClientConnection(client_config()), client_app, handshake_timeout=5)
+        a.protocol, b.protocol = client_protocol, server_protocol
+        server_protocol.connection_made(b)  # type: ignore[arg-type]
+        client_protocol.connection_made(a)  # type: ignore[arg-type]
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if client_protocol.handshake is not None:
+                break
+        assert client_protocol.handshake is not None
+        writer = asyncio.StreamWriter(client_protocol._app_transport, client_app, client_reader, loop)
+        writer.write(b"hello")
+        assert await asyncio.wait_for(client_reader.readexactly(5), 5) == b"world"
+        a.close()
+
+    asyncio.run(main())
+    assert received == [b"hello"]
