@@ -232,3 +232,27 @@ def test_curl_against_our_server(pki: Pki, flags: tuple[str, ...], version: str)
                                 capture_output=True, timeout=20, check=False)
     assert result.returncode == 0, result.stderr
     assert f"Protocol: {version}".encode() in result.stdout
+
+
+def test_s_client_renegotiation_is_refused(pki: Pki) -> None:
+    """s_client's `R` command renegotiates a TLS 1.2 session: refused with no_renegotiation."""
+    port = free_port()
+    with running(our_server(pki, port), port) as server:
+        proc = subprocess.Popen(["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}", "-CAfile",
+                                 pki.ca, "-msg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        assert proc.stdin is not None
+        try:
+            time.sleep(0.6)
+            proc.stdin.write(b"R\n")
+            proc.stdin.flush()
+            time.sleep(0.6)
+            out, _ = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        server.terminate()
+        _, err = server.communicate(timeout=5)
+    assert b"fatal no_renegotiation" in out
+    assert b"category renegotiation-attempt" in err
