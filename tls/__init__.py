@@ -1,5 +1,17 @@
 """A sans-I/O TLS 1.3 and 1.2 engine with its own X.509 validation (`tls.x509`).
 
 `cryptography` supplies the primitives only; the protocol logic is ours. Nothing in this package
-touches a socket, a clock or a random source directly: they are passed in.
+touches a socket, a clock or a random source directly: they are passed in (`ServerConfig.random`/`.time`).
+
+    engine = ServerConnection(ServerConfig(chain=(leaf_der, ca_der), key=key, random=os.urandom,
+                                           time=lambda: datetime.now(UTC)))
+    engine.receive_data(bytes_from_peer)      # b"" means the transport reached end of file
+    for event in engine.events(): ...         # HandshakeComplete, ApplicationData, AlertReceived,
+                                              # HandshakeFailed (alert + Category), Closed
+    transport.write(engine.data_to_send())
+
+Modules: `record` (framing, protection), `messages`/`extensions`/`codec` (paired parse/serialize),
+`keyschedule`, `groups`, `signatures`, `server`/`client` (state machines), `connection` (what both share),
+`peer` (the bridge to `tls.x509`), `limits` (every bound), `aio` (asyncio adapter over any transport),
+`cli` (`python -m tls.server` / `python -m tls.client`).
 """
