@@ -388,3 +388,12 @@ def test_tls12_certificate_curve_outside_the_client_groups() -> None:
     s = server(kind="ed25519")  # an Ed25519 certificate has no curve to match
     s.receive_data(client_hello(extensions=exts))
     assert s.events() == []
+
+
+def test_client_hello_fragmented_across_records_is_reassembled() -> None:
+    message = client_hello()[5:]
+    s = server()
+    s.receive_data(plaintext_record(22, message[:50], version=0x0301) + plaintext_record(22, message[50:]))
+    assert s.events() == []
+    assert s.version == TLS13
+    assert s.data_to_send()[:1] == b"\x16"
