@@ -34,16 +34,18 @@ _PKCS1 = frozenset({S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512})
 HANDSHAKE_SCHEMES_13: tuple[int, ...] = (
     S.ECDSA_SECP256R1_SHA256, S.ECDSA_SECP384R1_SHA384, S.ED25519,
     S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512,
-    S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512,
 )
-"""What we accept in a TLS 1.3 CertificateVerify."""
+"""What we accept in a TLS 1.3 CertificateVerify. rsa_pss_pss_* need a leaf whose key is an RSASSA-PSS key
+(RFC 8446 §4.2.3), which `tls.x509` does not accept as a peer key: only rsaEncryption keys, i.e. rsae."""
 HANDSHAKE_SCHEMES_12: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384,
                                          S.RSA_PKCS1_SHA512)
 """What we accept in TLS 1.2 ServerKeyExchange / CertificateVerify."""
-ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
+ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384,
+                                       S.RSA_PSS_PSS_SHA512, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
                                        S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
 """What we list in signature_algorithms: in TLS 1.3 it also covers certificate signatures (RFC 8446 §4.2.3),
-where PKCS#1 v1.5 is still common; our CertificateVerify check refuses PKCS#1 in TLS 1.3 regardless."""
+where RSA-PSS with PSS parameters, P-521 and PKCS#1 v1.5 appear (the validator checks those); our
+CertificateVerify check accepts only HANDSHAKE_SCHEMES_13 regardless."""
 
 
 def bad_signature(reason: str) -> ProtocolError:

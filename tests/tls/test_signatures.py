@@ -81,3 +81,12 @@ def test_choose_scheme_follows_the_peer() -> None:
     assert choose_scheme(rsa_key, (0x0401,), True) is None
     assert choose_scheme(rsa_key, (0x0401,), False) == 0x0401
     assert choose_scheme(make_key("p384"), (0x0403,), True) is None
+
+
+def test_rsa_pss_pss_is_refused_for_rsa_encryption_keys() -> None:
+    """Our peers' RSA keys are rsaEncryption keys: a signature labelled rsa_pss_pss_* does not fit them."""
+    key = make_key("rsa")
+    signature = sign(key, SignatureScheme.RSA_PSS_RSAE_SHA256, b"data")
+    with pytest.raises(ProtocolError) as info:
+        verify(key.public_key(), SignatureScheme.RSA_PSS_PSS_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
