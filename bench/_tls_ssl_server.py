@@ -1,5 +1,6 @@
 """Reference server for bench/tls_handshake.py: the same asyncio page server as `python -m tls.server`,
-with the stdlib `ssl` module doing TLS. Run as `python -m bench._tls_ssl_server CERT KEY PORT`."""
+with the stdlib `ssl` module doing TLS. Run as
+`python -m bench._tls_ssl_server CERT KEY [--client-ca PEM] PORT` (the port last)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from tls.cli import WebPage
 
 
 def main() -> None:
-    cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cert, key, port = sys.argv[1], sys.argv[2], int(sys.argv[-1])
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    if "--client-ca" in sys.argv:
+        context.load_verify_locations(sys.argv[sys.argv.index("--client-ca") + 1])
+        context.verify_mode = ssl.CERT_REQUIRED
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -377,11 +377,13 @@ class ClientConnection(Connection):
             raise ProtocolError(AlertDescription.DECODE_ERROR, Category.NO_CERTIFICATE, "server sent no certificate")
         config = self._config
         if config.anchors is not None:
-            validate_chain(config.validator, chain, anchors=config.anchors, purpose=x509.Purpose.SERVER_AUTH,
-                           name=config.server_name, now=config.time())
+            self._peer_key = validate_chain(config.validator, chain, anchors=config.anchors,
+                                            purpose=x509.Purpose.SERVER_AUTH, name=config.server_name,
+                                            now=config.time())
             self._peer_validated = True
+        else:
+            self._peer_key = leaf_public_key(chain[0])
         self._peer_chain = chain
-        self._peer_key = leaf_public_key(chain[0])
         self._transcript.add(raw)
         self.state = State.WAIT_CERTIFICATE_VERIFY_13 if self.version == TLS13 else State.WAIT_SERVER_KEY_EXCHANGE
 

@@ -19,7 +19,7 @@ from tls.failure import Category
 
 class Validator(Protocol):
     def __call__(self, chain: Sequence[bytes], *, anchors: Sequence[bytes], purpose: x509.Purpose,
-                 name: x509.PeerName | None, time: datetime) -> object: ...
+                 name: x509.PeerName | None, time: datetime) -> x509.ValidatedPath: ...
 
 
 def peer_name(name: str | None) -> x509.PeerName | None:
@@ -53,10 +53,12 @@ def alert_for(category: Category) -> AlertDescription:
 
 
 def validate_chain(validator: Validator | None, chain: Sequence[bytes], *, anchors: Sequence[bytes],
-                   purpose: x509.Purpose, name: str | None, now: datetime) -> None:
+                   purpose: x509.Purpose, name: str | None, now: datetime) -> object:
+    """Validate the peer's chain; return the leaf's public key (parsed once, by the validator)."""
     check = validator if validator is not None else x509.validate
     try:
-        check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now)
+        path = check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now)
+        return path.leaf.public_key()
     except x509.X509Error as err:
         raise ProtocolError(alert_for(err.category), err.category, f"peer certificate: {err.reason}") from None
 

@@ -80,7 +80,7 @@ from tls.messages import (
     serialize_server_hello,
     serialize_server_key_exchange,
 )
-from tls.peer import leaf_public_key, validate_chain
+from tls.peer import validate_chain
 from tls.record import Protection12, Protection13, Record
 from tls.signatures import ADVERTISED_SCHEMES, HANDSHAKE_SCHEMES_12, HANDSHAKE_SCHEMES_13, choose_scheme, sign, verify
 from tls.suites import SUITES, SuiteInfo
@@ -403,11 +403,10 @@ class ServerConnection(Connection):
                          else AlertDescription.HANDSHAKE_FAILURE)
                 raise ProtocolError(alert, Category.NO_CERTIFICATE, "client sent no certificate")
             return False
-        validate_chain(self._config.validator, chain, anchors=auth.anchors, purpose=x509.Purpose.CLIENT_AUTH,
-                       name=None, now=self._config.time())
+        self._peer_key = validate_chain(self._config.validator, chain, anchors=auth.anchors,
+                                        purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time())
         self._peer_chain = chain
         self._peer_validated = True
-        self._peer_key = leaf_public_key(chain[0])
         return True
 
     def _on_certificate_verify_13(self, body: memoryview, raw: bytes) -> None:
