@@ -16,7 +16,7 @@ from tls.server import ServerConnection
 
 LIMITS = Limits()
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-GOOD_HELLO = client_hello()
+GOOD_HELLOS = {"tls13": client_hello(), "tls12": client_hello(versions=(0x0303,))}
 
 
 def _bounded(engine: ServerConnection | ClientConnection) -> None:
@@ -41,9 +41,9 @@ def test_server_survives_random_bytes(pieces: list[bytes]) -> None:
 
 
 @SETTINGS
-@given(st.data())
-def test_server_survives_garbled_client_hello(data: st.DataObject) -> None:
-    hello = bytearray(GOOD_HELLO)
+@given(st.data(), st.sampled_from(sorted(GOOD_HELLOS)))
+def test_server_survives_garbled_client_hello(data: st.DataObject, version: str) -> None:
+    hello = bytearray(GOOD_HELLOS[version])
     for _ in range(data.draw(st.integers(1, 6))):
         position = data.draw(st.integers(0, len(hello) - 1))
         hello[position] = data.draw(st.integers(0, 255))
