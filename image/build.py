@@ -1,0 +1,192 @@
+"""`make image`: the kernel (from the cache, or built) and the initramfs, in build/image/.
+
+Variants of the initramfs, one kernel:
+- `appliance` (default): /init runs PID 1's duties, then the appliance (`python -m appliance`).
+- `smoke`: /init runs PID 1's duties, imports every project module, exercises the native extensions and
+  the devices, logs what it did and powers off. It proves the image's runtime is complete without
+  depending on the service being finished; tests and the bench use it.
+- `floor`: /init is a tiny ELF that ends the VM at once: the boot-time floor for the benchmark.
+
+`--report` prints the sizes (raw, and compressed with xz and lz4 for shipping) and sha256 of each output;
+`--record` writes them to image/outputs.txt, from which `make manifest` takes the [image] section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from image import debian, floor, kernel, rootfs
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "build" / "image"
+DEVICE_MANIFEST = ROOT / "image" / "devices.json"
+OUTPUTS = ROOT / "image" / "outputs.txt"
+VARIANTS = ("appliance", "smoke", "floor")
+
+APPLIANCE_INIT = """\
+import sys
+sys.path[:0] = ["/app"]
+from appliance import pid1
+sys.argv = ["appliance", *pid1.appliance_argv(pid1.boot())]
+import runpy
+runpy.run_module("appliance", run_name="__main__", alter_sys=True)
+"""
+
+SMOKE_INIT = """\
+import sys
+sys.path[:0] = ["/app"]
+from appliance import pid1
+info = pid1.boot()
+import asyncio, hashlib, importlib, os, pkgutil, time
+from appliance.log import JsonLog
+log = JsonLog()
+started = time.monotonic()
+modules, failed = 0, []
+for name in ("appliance", "netstack", "tls"):
+    package = importlib.import_module(name)
+    for module in pkgutil.walk_packages(package.__path__, name + "."):
+        try:
+            importlib.import_module(module.name)
+            modules += 1
+        except Exception as exc:
+            failed.append(module.name + ": " + repr(exc))
+log.event("smoke.imports", modules=modules, failed=";".join(failed)[:1000],
+          seconds=round(time.monotonic() - started, 3))
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+import coincurve
+log.event("smoke.step", step="ecdsa")
+key = ec.generate_private_key(ec.SECP256R1())
+key.public_key().verify(key.sign(b"pinata", ec.ECDSA(hashes.SHA256())), b"pinata", ec.ECDSA(hashes.SHA256()))
+wallet = coincurve.PrivateKey(hashlib.sha256(b"pinata smoke").digest())
+log.event("smoke.step", step="hwrng")
+with open(info.hwrng, "rb", buffering=0) as rng:
+    entropy = len(rng.read(16))
+with open(info.disk, "rb", buffering=0) as disk:
+    disk_bytes = disk.seek(0, os.SEEK_END)
+log.event("smoke.step", step="asyncio")
+async def tick():
+    await asyncio.sleep(0.01)
+    return True
+log.event("smoke.ok", ecdsa=True, secp256k1=wallet.public_key.format().hex()[:16], hwrng_bytes=entropy,
+          disk_bytes=disk_bytes, asyncio=asyncio.run(tick()), interface=info.interface,
+          parameters=",".join(f"{k}={v}" for k, v in sorted(info.parameters.items())))
+"""
+
+
+@dataclass(frozen=True)
+class Image:
+    variant: str
+    kernel: Path
+    initramfs: Path
+
+
+def _step(message: str) -> None:
+    print(f"[image] {message}", flush=True)
+
+
+def build_initramfs(variant: str, out: Path, device_manifest: bytes | None = None) -> Path:
+    """Build one variant's initramfs into `out`; returns its path. `device_manifest` replaces
+    image/devices.json (the benchmark's memory search builds one image per memory size)."""
+    target = out / f"initramfs-{variant}.cpio"
+    out.mkdir(parents=True, exist_ok=True)
+    if variant == "floor":
+        target.write_bytes(floor.archive())
+        return target
+    staging = out / f"stage-{variant}"
+    _step("unpacking the pinned Debian runtime ...")
+    debroot = rootfs.stage_runtime(staging)
+    _step("unpacking wheels and project packages ...")
+    app = rootfs.stage_app(staging, rootfs.fetch_wheels())
+    _step("tracing imports, compiling, collecting shared libraries ...")
+    body = APPLIANCE_INIT if variant == "appliance" else SMOKE_INIT
+    extra = {
+        "etc/pinata/devices.json": device_manifest or DEVICE_MANIFEST.read_bytes(),
+        "app/manifest.txt": (ROOT / "manifest.txt").read_bytes(),
+        # appliance.main: a production boot refuses test material and the comparison engines.
+        "app/appliance/PRODUCTION": b"built by image.build\n",
+    }
+    tree = rootfs.collect(staging, debroot, app, rootfs.init_script(body), extra)
+    target.write_bytes(tree.archive())
+    shutil.rmtree(staging)
+    return target
+
+
+def build(variant: str = "appliance", out: Path = OUT) -> Image:
+    started = time.monotonic()
+    _step("kernel: " + ("cached" if (kernel.KERNEL_CACHE / kernel.cache_key() / "bzImage").exists() else "building"))
+    built = kernel.ensure_kernel()
+    out.mkdir(parents=True, exist_ok=True)
+    bzimage = out / "bzImage"
+    if not bzimage.exists() or bzimage.read_bytes() != built.bzimage.read_bytes():
+        shutil.copyfile(built.bzimage, bzimage)
+    initramfs = build_initramfs(variant, out)
+    _step(f"{variant}: {initramfs} ({initramfs.stat().st_size} bytes) "
+          f"in {time.monotonic() - started:.1f} s")
+    return Image(variant, bzimage, initramfs)
+
+
+def compressed_sizes(data: bytes, *, xz: bool = True) -> dict[str, int]:
+    """Shipping sizes: xz (smallest, slow: ~10 s for the initramfs) and lz4 (what the kernel decompresses fastest)."""
+    sizes = {"lz4": len(subprocess.run(["lz4", "-9", "-l", "-c"], input=data, capture_output=True, check=True).stdout)}
+    if xz:
+        sizes["xz"] = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+    return sizes
+
+
+def report_lines(image: Image) -> list[str]:
+    lines = []
+    for path in (image.kernel, image.initramfs):
+        data = path.read_bytes()
+        sizes = compressed_sizes(data) if path == image.initramfs else {}
+        extra = "".join(f" {name}={size}" for name, size in sizes.items())
+        lines.append(f"{path.name} raw={len(data)}{extra} sha256:{rootfs.sha256(data)}")
+    return lines
+
+
+def record(image: Image) -> None:
+    pin = debian.read_lock()[kernel.SOURCE_PACKAGE]
+    text = [
+        "# Written by `python -m image.build --record` after a build: what it produced (name version sha256",
+        "# note). The kernel depends only on pinned inputs; the initramfs also on the project's sources at",
+        "# the commit named. Rebuild and compare: `python -m image.build --report`.",
+        f"bzImage {pin.version} sha256:{rootfs.sha256(image.kernel.read_bytes())} kernel-key:{kernel.cache_key()}",
+        f"initramfs.cpio {image.variant} sha256:{rootfs.sha256(image.initramfs.read_bytes())} "
+        f"source-commit:{_head_commit()}",
+    ]
+    OUTPUTS.write_text("\n".join(text) + "\n")
+
+
+def _head_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", choices=VARIANTS, default="appliance")
+    parser.add_argument("--report", action="store_true", help="print sizes and hashes")
+    parser.add_argument("--record", action="store_true", help="write image/outputs.txt for the manifest")
+    args = parser.parse_args()
+    try:
+        image = build(args.variant)
+    except (kernel.KernelError, debian.DebianError, rootfs.RootfsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.report or args.record:
+        print("\n".join(report_lines(image)))
+    if args.record:
+        record(image)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

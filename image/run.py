@@ -1,0 +1,298 @@
+"""`make run`: boot the image under QEMU with exactly the devices of image/devices.json.
+
+The QEMU command line is derived from the device manifest alone (memory, one virtio-net, one virtio-blk,
+one virtio-rng, all on virtio-mmio of the `microvm` machine), so what runs is what was declared; PID 1
+checks the same manifest from the inside. Networks:
+- `user` (default, no root): QEMU's user-mode network; 127.0.0.1:8080->80, 8443->443, 10000, 10002.
+  Port 10001 (connect back to the caller on 40001) cannot work through it: the appliance would connect
+  to QEMU's NAT gateway, not to the caller. Use a tap network for 10001.
+- `tap:IF`: an existing tap device (e.g. one made in a network namespace); the VM is on that L2 network.
+- `none`: QEMU's user network with `restrict=on` and no forwards (the NIC exists, nothing reaches it).
+
+`--print-command` prints the plain QEMU command (a deploy artefact); `python -m image.deploy` writes the
+libvirt domain XML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import devices
+from image import build
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVICE_MANIFEST = ROOT / "image" / "devices.json"
+RUN_DIR = ROOT / "build" / "run"
+QEMU = "qemu-system-x86_64"
+USER_FORWARDS = ((8080, 80), (8443, 443), (10000, 10000), (10002, 10002))
+STOP_GRACE_SECONDS = 5.0
+KVM_PROBE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Network:
+    """`kind` is user, tap or none; `interface` names the tap device; `forwards` are (host, guest) ports."""
+
+    kind: str
+    interface: str = ""
+    forwards: tuple[tuple[int, int], ...] = ()
+    host: str = "127.0.0.1"
+
+
+def parse_network(spec: str) -> Network:
+    if spec == "user":
+        return Network("user", forwards=USER_FORWARDS)
+    if spec == "none":
+        return Network("none")
+    kind, _, interface = spec.partition(":")
+    if kind == "tap" and interface:
+        return Network("tap", interface)
+    raise ValueError(f"network {spec!r}: expected user, none or tap:IF")
+
+
+def load_manifest(path: Path = DEVICE_MANIFEST) -> devices.DeviceManifest:
+    return devices.parse_manifest(path.read_bytes())
+
+
+@functools.cache
+def accelerator() -> str:
+    """KVM when it works, otherwise TCG. Opening /dev/kvm is not enough: on these build machines it opens
+    but QEMU aborts setting up the vCPU, so we probe with a paused QEMU (-S): an abort within the probe
+    time means TCG; still running means KVM works. PINATA_ACCEL=tcg|kvm overrides the probe."""
+    forced = os.environ.get("PINATA_ACCEL")
+    if forced in ("tcg", "kvm"):
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    probe = subprocess.Popen(
+        [QEMU, "-M", "microvm,acpi=off", "-accel", "kvm", "-cpu", "host", "-nodefaults", "-no-user-config",
+         "-display", "none", "-monitor", "none", "-S"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        probe.wait(KVM_PROBE_SECONDS)
+    except subprocess.TimeoutExpired:
+        probe.kill()
+        probe.wait()
+        return "kvm"
+    return "tcg"
+
+
+def host_tsc_khz() -> int | None:
+    """The host TSC rate: under TCG the guest reads the host's TSC, and telling the kernel its rate saves
+    the calibration loop (slow under emulation). None when the host does not say."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return round(float(line.split(":", 1)[1]) * 1000)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def kernel_append(
+    parameters: dict[str, str] | None = None, *, tsc_khz: int | None = None, ip: str | None = None, quiet: bool = True
+) -> str:
+    """console on the serial port; on panic reboot at once (which ends QEMU under -no-reboot), by triple
+    fault (no ACPI, no keyboard controller); the TSC rate when known; the appliance's address in the
+    kernel's `ip=` syntax (read by our netstack from /proc/cmdline: the kernel has no IP stack to use it);
+    our own `pinata.*` parameters."""
+    words = ["console=ttyS0", "panic=-1", "reboot=t"]
+    if ip:
+        words.append(f"ip={ip}")
+    if tsc_khz:
+        words.append(f"tsc_early_khz={tsc_khz}")
+    if quiet:
+        words.append("quiet")
+    words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]
+    return " ".join(words)
+
+
+def qemu_command(
+    manifest: devices.DeviceManifest,
+    kernel: Path,
+    initramfs: Path,
+    disk: Path,
+    network: Network,
+    *,
+    accel: str | None = None,
+    memory_mib: int | None = None,
+    parameters: dict[str, str] | None = None,
+    ip: str | None = None,
+) -> list[str]:
+    """The complete QEMU command line: the machine, and one device per manifest entry, nothing else."""
+    accel = accel or accelerator()
+    if network.kind == "user":
+        forwards = "".join(f",hostfwd=tcp:{network.host}:{h}-:{g}" for h, g in network.forwards)
+        netdev = f"user,id={manifest.net.name}{forwards}"
+    elif network.kind == "none":
+        netdev = f"user,id={manifest.net.name},restrict=on"
+    else:
+        netdev = f"tap,id={manifest.net.name},ifname={network.interface},script=no,downscript=no"
+    return [
+        QEMU,
+        # The PIT stays on: without it the kernel cannot calibrate the local APIC timer, gets no timer
+        # interrupts and every sleep hangs (measured: asyncio.sleep never returned with pit=off).
+        "-M", "microvm,acpi=off,rtc=on",
+        "-accel", accel,
+        "-cpu", "host" if accel == "kvm" else "qemu64",
+        "-smp", "1",
+        "-m", str(memory_mib or manifest.memory.mib),
+        "-nodefaults", "-no-user-config", "-no-reboot", "-nographic",
+        "-serial", "stdio",
+        "-kernel", str(kernel),
+        "-initrd", str(initramfs),
+        "-append", kernel_append(parameters, tsc_khz=host_tsc_khz() if accel == "tcg" else None, ip=ip),
+        "-netdev", netdev,
+        # guest_csum=off: the NIC never hands the guest a frame whose checksum is left to offload (a tap
+        # with offloads does that for the host's TCP); our netstack reads frames through AF_PACKET and
+        # verifies every checksum, so it must see complete ones (measured: TCP over tap failed without).
+        "-device", f"virtio-net-device,netdev={manifest.net.name},mac={manifest.net.mac},guest_csum=off",
+        "-drive", f"id={manifest.block.name},file={disk},format=raw,if=none,cache=writeback",
+        "-device", f"virtio-blk-device,drive={manifest.block.name}",
+        "-object", f"rng-random,id={manifest.rng.name},filename=/dev/urandom",
+        "-device", f"virtio-rng-device,rng={manifest.rng.name}",
+    ]
+
+
+def ensure_disk(path: Path, manifest: devices.DeviceManifest) -> bool:
+    """Create the data disk (sparse, the declared size) on first run; True when it was created."""
+    size = manifest.block.mib * 1024 * 1024
+    if path.exists():
+        if path.stat().st_size != size:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes, the manifest declares {size}")
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        f.truncate(size)
+    return True
+
+
+def parse_event(line: str) -> dict[str, object] | None:
+    """A console line as a JSON object (PID 1 and the appliance log one per line), else None (kernel text)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@dataclass
+class Vm:
+    """A running QEMU; its console is read line by line from `lines()`."""
+
+    process: subprocess.Popen[bytes]
+    command: list[str]
+
+    def lines(self) -> Iterator[str]:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+def start(command: list[str]) -> Vm:
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Vm(process, command)
+
+
+@contextlib.contextmanager
+def running(command: list[str]) -> Iterator[Vm]:
+    vm = start(command)
+    try:
+        yield vm
+    finally:
+        vm.stop()
+
+
+def announce(event: dict[str, object], network: Network) -> list[str]:
+    """What to tell the operator when the appliance says it is ready."""
+    if event.get("event") != "ready":
+        return []
+    out = [f"bitcoin address: {event.get('address')}"]
+    if network.kind == "user":
+        for host_port, guest_port in network.forwards:
+            scheme = {80: "http", 443: "https"}.get(guest_port, "tls")
+            out.append(f"{scheme}://{network.host}:{host_port}/  (guest port {guest_port})")
+        out.append("port 10001 (connect-back) needs a tap network: --net tap:IF")
+    else:
+        out.append("the appliance is on the tap network; it takes its address by DHCP or pinata.ip=")
+    return out
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--net", default="user", help="user (default), none, or tap:IF")
+    parser.add_argument("--variant", default="appliance", help="initramfs variant (see image.build)")
+    parser.add_argument("--disk", type=Path, default=RUN_DIR / "data.img")
+    parser.add_argument("--memory", type=int, default=None, help="override the manifest's MiB (benchmarks)")
+    parser.add_argument("--param", action="append", default=[], help="pinata.KEY=VALUE kernel parameter")
+    parser.add_argument("--ip", help="static address, kernel syntax CLIENT::GW:NETMASK (default: DHCP)")
+    parser.add_argument("--print-command", action="store_true", help="print the QEMU command and exit")
+    args = parser.parse_args()
+
+    manifest = load_manifest()
+    network = parse_network(args.net)
+    parameters = dict(item.split("=", 1) for item in args.param)
+    if args.print_command:
+        command = qemu_command(manifest, build.OUT / "bzImage", build.OUT / f"initramfs-{args.variant}.cpio",
+                               args.disk, network, memory_mib=args.memory, parameters=parameters, ip=args.ip)
+        print(shlex.join(command))
+        return 0
+    image = build.build(args.variant)
+    if ensure_disk(args.disk, manifest):
+        print(f"[run] created data disk {args.disk} ({manifest.block.mib} MiB)", flush=True)
+    command = qemu_command(manifest, image.kernel, image.initramfs, args.disk, network,
+                           memory_mib=args.memory, parameters=parameters, ip=args.ip)
+    print(f"[run] {shlex.join(command)}", flush=True)
+    started = time.monotonic()
+    vm = start(command)
+    # QEMU runs in its own session (so a Ctrl-C reaches us, not the guest's console); a SIGTERM or SIGHUP
+    # to the runner must then stop it too, or it would outlive us.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        for line in vm.lines():
+            print(line, flush=True)
+            event = parse_event(line)
+            if event is not None:
+                for message in announce(event, network):
+                    print(f"[run] {message}  ({time.monotonic() - started:.1f} s after start)", flush=True)
+    except KeyboardInterrupt:
+        print("\n[run] stopping the VM ...", flush=True)
+    code = vm.stop()
+    print(f"[run] QEMU exited with {code}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

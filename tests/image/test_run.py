@@ -1,0 +1,114 @@
+"""The QEMU command line is built from the device manifest alone: one device per entry, nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appliance import devices
+from image import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def command(network: run.Network, **kwargs: object) -> list[str]:
+    manifest = run.load_manifest()
+    return run.qemu_command(manifest, Path("/k/bzImage"), Path("/k/initramfs.cpio"), Path("/k/data.img"), network,
+                            accel="tcg", **kwargs)  # type: ignore[arg-type]
+
+
+def values(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, word in enumerate(cmd) if word == flag]
+
+
+def test_machine_and_safety_flags() -> None:
+    cmd = command(run.parse_network("none"))
+    assert values(cmd, "-M") == ["microvm,acpi=off,rtc=on"]
+    for flag in ("-nodefaults", "-no-user-config", "-no-reboot"):
+        assert flag in cmd
+    assert values(cmd, "-accel") == ["tcg"]
+    append = values(cmd, "-append")[0].split()
+    assert {"console=ttyS0", "panic=-1", "reboot=t"} <= set(append)
+
+
+def test_exactly_the_declared_devices() -> None:
+    manifest = run.load_manifest()
+    cmd = command(run.parse_network("user"))
+    assert values(cmd, "-m") == [str(manifest.memory.mib)]
+    assert sorted(d.split(",")[0] for d in values(cmd, "-device")) == [
+        "virtio-blk-device", "virtio-net-device", "virtio-rng-device"]
+    assert f"mac={manifest.net.mac}" in values(cmd, "-device")[0]
+    assert len(values(cmd, "-drive")) == 1
+    assert len(values(cmd, "-netdev")) == 1
+    assert len(values(cmd, "-object")) == 1
+
+
+def test_command_follows_a_changed_manifest(tmp_path: Path) -> None:
+    document = json.loads((ROOT / "image" / "devices.json").read_text())
+    document["devices"][0]["mib"] = 256
+    document["devices"][1]["mac"] = "52:54:00:ab:cd:ef"
+    manifest = devices.parse_manifest(json.dumps(document).encode())
+    cmd = run.qemu_command(manifest, Path("k"), Path("i"), Path("d"), run.parse_network("none"), accel="tcg")
+    assert values(cmd, "-m") == ["256"]
+    assert "mac=52:54:00:ab:cd:ef" in " ".join(cmd)
+
+
+def test_user_network_forwards_loopback_only() -> None:
+    netdev = values(command(run.parse_network("user")), "-netdev")[0]
+    assert netdev.count("hostfwd=") == 4
+    for host, guest in ((8080, 80), (8443, 443), (10000, 10000), (10002, 10002)):
+        assert f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" in netdev
+    assert "10001" not in netdev
+    assert "restrict=on" in values(command(run.parse_network("none")), "-netdev")[0]
+    tap = values(command(run.parse_network("tap:pin0")), "-netdev")[0]
+    assert tap.startswith("tap,")
+    assert "ifname=pin0" in tap
+    assert "script=no" in tap
+
+
+@pytest.mark.parametrize("spec", ["", "tap:", "bridge:br0", "users"])
+def test_bad_network_spec_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        run.parse_network(spec)
+
+
+def test_kernel_parameters_are_namespaced() -> None:
+    append = values(command(run.parse_network("none"), parameters={"ip": "10.0.0.2/24"}), "-append")[0]
+    assert "pinata.ip=10.0.0.2/24" in append.split()
+
+
+def test_disk_created_once_at_the_declared_size(tmp_path: Path) -> None:
+    manifest = run.load_manifest()
+    disk = tmp_path / "run" / "data.img"
+    assert run.ensure_disk(disk, manifest) is True
+    assert disk.stat().st_size == manifest.block.mib * 1024 * 1024
+    disk.write_bytes(b"ledger".ljust(disk.stat().st_size, b"\0"))
+    assert run.ensure_disk(disk, manifest) is False
+    assert disk.read_bytes()[:6] == b"ledger"
+    with disk.open("r+b") as f:
+        f.truncate(4096)
+    with pytest.raises(ValueError, match="declares"):
+        run.ensure_disk(disk, manifest)
+
+
+def test_ready_line_announces_address_and_urls() -> None:
+    ready = run.parse_event('{"t":1,"event":"ready","address":"bc1qexample","http":80}')
+    assert ready is not None
+    lines = run.announce(ready, run.parse_network("user"))
+    assert lines[0] == "bitcoin address: bc1qexample"
+    assert "http://127.0.0.1:8080/  (guest port 80)" in lines
+    assert any("10001" in line and "tap" in line for line in lines)
+    assert run.parse_event("Run /init as init process") is None
+    assert run.parse_event("{not json") is None
+    assert run.announce({"event": "ledger"}, run.parse_network("user")) == []
+
+
+def test_kvm_probe_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
+    run.accelerator.cache_clear()
+    monkeypatch.setenv("PINATA_ACCEL", "tcg")
+    try:
+        assert run.accelerator() == "tcg"
+    finally:
+        run.accelerator.cache_clear()
