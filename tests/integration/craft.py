@@ -1,0 +1,251 @@
+"""Hand-made attack material: raw TLS records and hellos, and good and bad client certificates.
+
+Valid pieces come from our own codecs (tls.messages, tls.record, tests.tls.hello) and are then broken on
+purpose; certificates are minted under the exported boot CA (or beside it) with `cryptography`, and the
+shapes `cryptography` will not build (version 1, a zeroed signature, broken DER) are made by editing DER.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pyasn1.codec.der import decoder, encoder
+from pyasn1_modules import rfc5280
+
+from appliance.pki import Identity
+from tests.integration.lab import read_all
+from tls.client import ClientConnection
+from tls.config import ClientConfig
+from tls.constants import TLS12, TLS13
+from tls.events import AlertReceived, ApplicationData, Closed, HandshakeFailed
+from tls.messages import frame
+from tls.record import plaintext_record
+from tls.signatures import PrivateKey
+
+NOW = datetime.datetime.now(datetime.UTC)
+DAY = datetime.timedelta(days=1)
+
+# -- records and hellos -------------------------------------------------------------------------------
+
+HANDSHAKE, CCS, ALERT, HEARTBEAT = 22, 20, 21, 24
+
+
+def record(content_type: int, payload: bytes, version: int = 0x0303) -> bytes:
+    """A record header and payload, with whatever version and length the attack needs."""
+    return struct.pack("!BHH", content_type, version, len(payload)) + payload
+
+
+def sslv2_hello() -> bytes:
+    """An SSLv2-framed CLIENT-HELLO (2-byte header with the high bit set, message type 1)."""
+    body = b"\x01\x00\x02" + struct.pack("!HHH", 21, 0, 16) + b"\x07\x00\xc0" * 7 + os.urandom(16)
+    return struct.pack("!H", 0x8000 | len(body)) + body
+
+
+def heartbeat_request(length: int = 0x4000) -> bytes:
+    """Heartbleed's shape: a HeartbeatRequest claiming `length` bytes of payload and carrying three."""
+    return record(HEARTBEAT, b"\x01" + struct.pack("!H", length) + b"abc")
+
+
+# -- certificates ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    eku: tuple[x509.ObjectIdentifier, ...] | None = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+    digital_signature: bool = True
+    not_before: datetime.datetime = NOW - DAY
+    not_after: datetime.datetime = NOW + 30 * DAY
+    issuer: x509.Name | None = None  # None: the signer's subject
+    common_name: str = "attacker"
+    ca: bool = False
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def issue(signer: Identity, spec: Leaf, key: ec.EllipticCurvePrivateKey | None = None,
+          signing_key: ec.EllipticCurvePrivateKey | None = None) -> Identity:
+    """A certificate for `key` (fresh if None) issued in `signer`'s name and signed by `signing_key`
+    (default: the signer's key; another key gives the right issuer with a wrong signature)."""
+    key = key or new_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name(spec.common_name))
+        .issuer_name(spec.issuer or signer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(spec.not_before)
+        .not_valid_after(spec.not_after)
+        .add_extension(x509.BasicConstraints(ca=spec.ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=spec.digital_signature, content_commitment=False,
+                key_encipherment=not spec.digital_signature, data_encipherment=False, key_agreement=False,
+                key_cert_sign=spec.ca, crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if spec.eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(spec.eku)), critical=False)
+    if spec.ca:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    # the claimed issuer's key identifier, whoever really signs: a forgery points at the real CA
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()), critical=False
+    )
+    return Identity(builder.sign(signing_key or signer.key, hashes.SHA256()), key)
+
+
+def self_signed_leaf() -> Identity:
+    """A client-auth leaf signed by its own key (not a CA: it is refused for its issuer, not its shape)."""
+    key = new_key()
+    leaf = Leaf(issuer=name("attacker"))
+    return issue(Identity(x509.load_der_x509_certificate(issue_placeholder(key)), key), leaf, key)
+
+
+def issue_placeholder(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A throwaway certificate for `key`, so that `issue` can take the key as its signer."""
+    return (
+        x509.CertificateBuilder().subject_name(name("attacker")).issuer_name(name("attacker"))
+        .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+        .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    )
+
+
+def self_signed_ca(subject: str | x509.Name) -> Identity:
+    key = new_key()
+    subject = name(subject) if isinstance(subject, str) else subject
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Identity(cert, key)
+
+
+def load_identity(pki: Path, label: str) -> Identity:
+    cert = x509.load_pem_x509_certificate((pki / f"{label}.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki / f"{label}.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return Identity(cert, key)
+
+
+def _split(der: bytes) -> tuple[rfc5280.TBSCertificate, bytes]:
+    cert, rest = decoder.decode(der, asn1Spec=rfc5280.Certificate())
+    assert not rest
+    return cert["tbsCertificate"], encoder.encode(cert["signatureAlgorithm"])
+
+
+def _assemble(tbs_der: bytes, algorithm_der: bytes, signature: bytes) -> bytes:
+    bit_string = b"\x00" + signature
+    body = tbs_der + algorithm_der + b"\x03" + _der_length(len(bit_string)) + bit_string
+    return b"\x30" + _der_length(len(body)) + body
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def version1(signer: Identity) -> Identity:
+    """A certificate without the version field (v1) and so without extensions, properly signed."""
+    leaf = issue(signer, Leaf())
+    tbs, algorithm = _split(leaf.cert_der)
+    v1 = rfc5280.TBSCertificate()
+    for field_name in ("serialNumber", "signature", "issuer", "validity", "subject", "subjectPublicKeyInfo"):
+        v1[field_name] = tbs[field_name]
+    tbs_der = encoder.encode(v1)
+    signature = signer.key.sign(tbs_der, ec.ECDSA(hashes.SHA256()))
+    return Identity(x509.load_der_x509_certificate(_assemble(tbs_der, algorithm, signature)), leaf.key)
+
+
+def zeroed_signature(signer: Identity) -> bytes:
+    """A good leaf's DER with every byte of its signature value zeroed (same length, same structure)."""
+    der = issue(signer, Leaf()).cert_der
+    tbs, algorithm = _split(der)
+    cert, _ = decoder.decode(der, asn1Spec=rfc5280.Certificate())
+    signature_length = len(cert["signature"].asOctets())
+    return _assemble(encoder.encode(tbs), algorithm, bytes(signature_length))
+
+
+def malformed_der(signer: Identity) -> bytes:
+    """A good leaf's DER with the outer SEQUENCE's length claiming one byte more than there is."""
+    der = bytearray(issue(signer, Leaf()).cert_der)
+    assert der[1] == 0x82  # two length bytes follow for any real certificate
+    length = int.from_bytes(der[2:4], "big") + 1
+    der[2:4] = length.to_bytes(2, "big")
+    return bytes(der)
+
+
+# -- a TLS client with our engine, for what no real client will send -----------------------------------
+
+
+@dataclass
+class EngineResult:
+    wire: bytes  # every byte the server sent
+    plaintext: bytes  # decrypted application data
+    failure: str  # why our client saw the handshake end, if it did
+
+
+def engine_exchange(sock: socket.socket, chain: tuple[bytes, ...], key: PrivateKey,
+                    versions: tuple[int, ...] = (TLS13, TLS12)) -> EngineResult:
+    """Run our TLS client over a connected socket with an arbitrary chain (sent as given, malformed or
+    not) and key (which need not match the certificate) until the server closes."""
+    config = ClientConfig(random=os.urandom, time=lambda: datetime.datetime.now(datetime.UTC), chain=chain, key=key,
+                          versions=versions)
+    engine = ClientConnection(config)
+    sock.sendall(engine.data_to_send())
+    wire, plaintext, failure = b"", b"", ""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except (ConnectionError, TimeoutError, OSError):
+            break
+        if not data:
+            break
+        wire += data
+        engine.receive_data(data)
+        for event in engine.events():
+            if isinstance(event, ApplicationData):
+                plaintext += event.data
+            elif isinstance(event, HandshakeFailed | AlertReceived):
+                failure = repr(event)
+            elif isinstance(event, Closed):
+                failure = failure or "closed"
+        out = engine.data_to_send()
+        if out:
+            try:
+                sock.sendall(out)
+            except OSError:
+                break
+    wire += read_all(sock)
+    return EngineResult(wire, plaintext, failure)
+
+
+def handshake_record(msg_type: int, body: bytes, version: int = 0x0303) -> bytes:
+    return plaintext_record(HANDSHAKE, frame(msg_type, body), version=version)

@@ -1,0 +1,332 @@
+"""The attack lab: a network namespace with a tap device, and the appliance behind it at TARGET_IP.
+
+The namespace's kernel is the attacker's machine (our real clients, scapy's raw frames, Python sockets);
+whatever is behind the tap is the target. Two targets, one interface:
+- `image`: the appliance image under QEMU (TCG) on the tap, booted from the production initramfs plus
+  the test overlay of `tests.integration.testimage` (which hands the test PKI out over the console);
+- `host`: `python -m appliance --net tap:IF` as a host process in the namespace: the same code, our own
+  stack and TLS, without the VM (for developing cases quickly: PINATA_TARGET=host).
+The namespace and the tap are created here and deleted on exit, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance import bitcoin
+from tests.netstack import netns
+
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN_WIF = "L1aW4aubDFB7yfras2S1mN3bqg9nwySY8nkoLmJebSLD5BWv3ENZ"  # a test key, never funded
+SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
+SUBNET = "10.77.0"
+KERNEL_IP = f"{SUBNET}.1"  # the namespace's own address on the tap: stats, good paths, real clients
+TARGET_IP = f"{SUBNET}.2"
+ATTACKER_IPS = tuple(f"{SUBNET}.{n}" for n in range(10, 26))  # extra sources: the per-source limit is 16
+READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
+LIMITS = (
+    # shorter than production so the timeout cases take seconds, not tens of seconds
+    "handshake_timeout=3", "idle_timeout=3", "http_request_timeout=3", "callback_connect_timeout=3",
+)
+TARGETS = ("image", "host")
+
+
+class SecretLeakedError(AssertionError):
+    """The attacker received the wallet key: the one failure this whole suite exists to catch."""
+
+
+def assert_no_secret(data: bytes, where: str) -> None:
+    for form in SECRET_FORMS:
+        if form in data:
+            raise SecretLeakedError(f"the secret appeared in {where}")
+
+
+@dataclass
+class Console:
+    """Lines the target printed (the VM's serial console, or the host process's stdout)."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def pump(self, stream: object) -> None:
+        for raw in stream:  # type: ignore[attr-defined]
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        found = []
+        for line in list(self.lines):
+            if line.startswith("{") and f'"event":"{name}"' in line:
+                with contextlib.suppress(json.JSONDecodeError):
+                    found.append(json.loads(line))
+        return found
+
+    def wait_for(self, name: str, alive: Callable[[], bool], timeout: float) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[0]
+            if not alive():
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"no {name!r} event (alive={alive()}); console tail:\n" + "\n".join(self.lines[-40:]))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Lab:
+    kind: str
+    ns: str
+    tap: str
+    pki: Path
+    console: Console
+    process: subprocess.Popen[bytes]
+    artefacts: Path
+    received_bytes: int = 0
+
+    # -- running things in the namespace ------------------------------------------------------------
+
+    def open_socket(self, source: str | None = None, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A socket that lives in the namespace (the namespace of the creating thread), optionally bound
+        to one of the attacker addresses."""
+
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, kind)
+            if source is not None:
+                sock.bind((source, 0))
+            return sock
+
+        return netns.run_in(self.ns, make)
+
+    def connect(self, port: int, source: str | None = None, timeout: float = 20.0) -> socket.socket:
+        sock = self.open_socket(source)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((TARGET_IP, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def shell(self, *args: str, stdin: bytes = b"", timeout: float = 90.0) -> subprocess.CompletedProcess[bytes]:
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.ns, *args], input=stdin, capture_output=True, timeout=timeout, check=False
+        )
+        self.received(result.stdout + result.stderr, f"the output of {args[0]}")
+        return result
+
+    def received(self, data: bytes, where: str = "what the attacker received") -> bytes:
+        """Every byte the attacker gets goes through here."""
+        self.received_bytes += len(data)
+        assert_no_secret(data, where)
+        return data
+
+    # -- observing the target -----------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def http_get(self, path: str, source: str | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
+        with self.connect(80, source, timeout) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {TARGET_IP}\r\nConnection: close\r\n\r\n".encode())
+            data = read_all(sock)
+        self.received(data)
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+        return status, body
+
+    def stats(self) -> dict[str, object]:
+        last: Exception | None = None
+        for _ in range(5):
+            try:
+                status, body = self.http_get("/stats.json")
+                if status == 200:
+                    value = json.loads(body)
+                    assert isinstance(value, dict)
+                    return value
+            except (OSError, json.JSONDecodeError) as exc:
+                last = exc
+            time.sleep(0.5)
+        raise AssertionError(f"/stats.json unavailable: {last!r}")
+
+    def count(self, endpoint: str, category: str) -> int:
+        by_endpoint = self.stats()["by_endpoint"]
+        assert isinstance(by_endpoint, dict)
+        return int(by_endpoint[endpoint].get(category, 0))
+
+    def wait_count(self, endpoint: str, category: str, at_least: int, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.count(endpoint, category)
+            if n >= at_least or time.monotonic() > deadline:
+                return n
+            time.sleep(0.25)
+
+    def expect_refusal(self, endpoint: str, category: str, attack: Callable[[], bytes], times: int = 1) -> bytes:
+        """Run the attack; assert it was counted under `category` on `endpoint`, that nothing succeeded on
+        that endpoint meanwhile, and that the secret is not in what came back. Returns what came back."""
+        before = self.count(endpoint, category)
+        successes = self.count(endpoint, "success")
+        data = self.received(attack())
+        after = self.wait_count(endpoint, category, before + times)
+        assert after >= before + times, (endpoint, category, before, after, self.recent())
+        assert self.count(endpoint, "success") == successes
+        return data
+
+    def recent(self) -> object:
+        return self.stats()["recent_refused"]
+
+    def memory_kib(self) -> int | None:
+        """Resident memory of the appliance process: /proc for the host process; the test image's
+        `test.memory` console samples for the VM (the guest's /proc, read by the test PID 1)."""
+        if self.kind == "host":
+            for pid in [*_children(self.process.pid), self.process.pid]:
+                rss = _rss_kib(pid)
+                if rss is not None and _is_appliance(pid):
+                    return rss
+            return None
+        samples = self.console.events("test.memory")
+        return int(str(samples[-1]["rss_kib"])) if samples else None
+
+
+def read_all(sock: socket.socket, limit: int = 1 << 22) -> bytes:
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionError, TimeoutError):
+        pass
+    return data
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+            for child in text.split():
+                found += [int(child), *_children(int(child))]
+    return found
+
+
+def _rss_kib(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def _is_appliance(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return b"appliance" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
+def provision(disk: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "appliance", "provision", "--wif", KNOWN_WIF, "--disk", str(disk)],
+        check=True, cwd=ROOT, capture_output=True,
+    )
+
+
+def load_pki(console: Console, directory: Path) -> Path:
+    """Write the `test.pki` files the test image printed to `directory` (the same layout as --test-pki)."""
+    event = console.events("test.pki")
+    if not event:
+        raise RuntimeError("the test image printed no PKI:\n" + console.text()[-3000:])
+    files = event[0]["files"]
+    assert isinstance(files, dict)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(str(text))
+    return directory
+
+
+def _start_host(ns: str, tap: str, directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    disk, pki = directory / "disk", directory / "pki"
+    provision(disk)
+    args = [
+        "ip", "netns", "exec", ns, sys.executable, "-m", "appliance", "--net", f"tap:{tap}",
+        "--ip", f"{TARGET_IP}/24", "--disk", str(disk), "--tls", "ours", "--test-pki", str(pki),
+    ]
+    for item in LIMITS:
+        args += ["--limit", item]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT), pki
+
+
+def _start_image(ns: str, tap: str, directory: Path) -> subprocess.Popen[bytes]:
+    from image import build, run
+    from tests.integration import testimage
+
+    image = build.build("appliance", out=directory / "image")
+    initramfs = testimage.write_test_initramfs(image.initramfs, directory / "initramfs-test.cpio", LIMITS)
+    manifest = run.load_manifest()
+    disk = directory / "data.img"
+    run.ensure_disk(disk, manifest)
+    provision(disk)
+    command = run.qemu_command(
+        manifest, image.kernel, initramfs, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0"
+    )
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@contextlib.contextmanager
+def lab(kind: str, directory: Path, artefacts: Path) -> Iterator[Lab]:
+    """Namespace, tap, addresses, then the target; all torn down on exit."""
+    if kind not in TARGETS:
+        raise ValueError(f"target {kind!r}: expected one of {TARGETS}")
+    tap = f"pin{secrets.token_hex(3)}"
+    with netns.namespace("pint") as ns:
+        netns.ip(ns, "tuntap", "add", "dev", tap, "mode", "tap")
+        netns.ip(ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap)
+        for address in ATTACKER_IPS:
+            netns.ip(ns, "addr", "add", f"{address}/32", "dev", tap)
+        netns.ip(ns, "link", "set", tap, "up")
+        console = Console()
+        if kind == "host":
+            process, pki = _start_host(ns, tap, directory)
+        else:
+            process = _start_image(ns, tap, directory)
+            pki = directory / "pki"
+        assert process.stdout is not None
+        threading.Thread(target=console.pump, args=(process.stdout,), daemon=True).start()
+        try:
+            console.wait_for("ready", lambda: process.poll() is None, READY_TIMEOUT)
+            if kind == "image":
+                console.wait_for("test.pki", lambda: process.poll() is None, READY_TIMEOUT)
+                load_pki(console, pki)
+            lab = Lab(kind, ns, tap, pki, console, process, artefacts)
+            yield lab
+        finally:
+            _stop(process)
+            artefacts.mkdir(parents=True, exist_ok=True)
+            (artefacts / f"console-{kind}.log").write_text(console.text())

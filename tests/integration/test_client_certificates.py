@@ -1,0 +1,181 @@
+"""Client certificates on 10000 (mutual TLS): every way to present the wrong one, from a real client
+(Python's ssl, i.e. OpenSSL) where it will send the shape, and from our own TLS client engine where no
+real client would (malformed DER, a certificate whose key did not sign the CertificateVerify)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from appliance.pki import Identity
+from tests.integration import craft
+from tests.integration.craft import DAY, NOW, Leaf
+from tests.integration.lab import ATTACKER_IPS, KNOWN_WIF, Lab, read_all
+from tls.constants import TLS12, TLS13
+from tls.signatures import PrivateKey
+
+pytestmark = [pytest.mark.netns, pytest.mark.qemu]
+SOURCE = ATTACKER_IPS[1]
+
+
+def _context(cert: Path | None = None, key: Path | None = None, tls12: bool = False) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if tls12:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _write(directory: Path, name: str, *pems: bytes, key: bytes) -> tuple[Path, Path]:
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(b"".join(pems))
+    key_path.write_bytes(key)
+    return cert_path, key_path
+
+
+def ssl_attack(lab: Lab, context: ssl.SSLContext) -> Callable[[], bytes]:
+    def run() -> bytes:
+        with lab.connect(10000, SOURCE) as raw:
+            try:
+                with context.wrap_socket(raw) as tls:
+                    return read_all(tls)
+            except (ssl.SSLError, OSError):
+                return b""
+
+    return run
+
+
+def engine_attack(lab: Lab, chain: tuple[bytes, ...], key: PrivateKey,
+                  versions: tuple[int, ...] = (TLS13, TLS12)) -> Callable[[], bytes]:
+    def run() -> bytes:
+        with lab.connect(10000, SOURCE) as sock:
+            result = craft.engine_exchange(sock, chain, key, versions)
+        assert result.failure, "the handshake did not fail on our side either"
+        return result.wire + result.plaintext
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def ca(target: Lab) -> Identity:
+    return craft.load_identity(target.pki, "ca")
+
+
+def _identity_attack(lab: Lab, identity: Identity, directory: Path, *extra: bytes,
+                     tls12: bool = False) -> Callable[[], bytes]:
+    cert, key = _write(directory, "peer", identity.cert_pem, *extra, key=identity.key_pem)
+    return ssl_attack(lab, _context(cert, key, tls12))
+
+
+BAD_LEAVES = {
+    "wrong-key-usage": Leaf(digital_signature=False),
+    "server-eku": Leaf(eku=(ExtendedKeyUsageOID.SERVER_AUTH,)),
+    "no-eku-but-code-signing": Leaf(eku=(ExtendedKeyUsageOID.CODE_SIGNING,)),
+    "expired": Leaf(not_before=NOW - 10 * DAY, not_after=NOW - DAY),
+    "not-yet-valid": Leaf(not_before=NOW + DAY, not_after=NOW + 10 * DAY),
+}
+CATEGORY = {
+    "wrong-key-usage": "wrong-key-usage",
+    "server-eku": "wrong-extended-key-usage",
+    "no-eku-but-code-signing": "wrong-extended-key-usage",
+    "expired": "expired",
+    "not-yet-valid": "not-yet-valid",
+}
+
+
+def test_no_certificate(target: Lab) -> None:
+    target.expect_refusal("mutual", "no-certificate", ssl_attack(target, _context()))
+
+
+def test_no_certificate_tls12(target: Lab) -> None:
+    target.expect_refusal("mutual", "no-certificate", ssl_attack(target, _context(tls12=True)))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LEAVES))
+def test_ca_signed_leaf_with_a_flaw(target: Lab, ca: Identity, tmp_path: Path, name: str) -> None:
+    leaf = craft.issue(ca, BAD_LEAVES[name])
+    target.expect_refusal("mutual", CATEGORY[name], _identity_attack(target, leaf, tmp_path))
+
+
+def test_self_signed(target: Lab, tmp_path: Path) -> None:
+    leaf = craft.self_signed_leaf()
+    target.expect_refusal("mutual", "untrusted-chain", _identity_attack(target, leaf, tmp_path))
+
+
+def test_signed_by_another_ca(target: Lab, tmp_path: Path) -> None:
+    other = craft.self_signed_ca("Some other CA")
+    leaf = craft.issue(other, Leaf())
+    target.expect_refusal("mutual", "untrusted-chain", _identity_attack(target, leaf, tmp_path, other.cert_pem))
+
+
+def test_other_ca_with_the_boot_ca_name(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    """An impostor CA with exactly the boot CA's subject, and a leaf under it (the chain includes it)."""
+    impostor = craft.self_signed_ca(ca.certificate.subject)
+    leaf = craft.issue(impostor, Leaf())
+    target.expect_refusal("mutual", "chain-signature-invalid",
+                          _identity_attack(target, leaf, tmp_path, impostor.cert_pem))
+
+
+def test_right_subject_different_key(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    """The good client's subject and issuer, a new key pair: the CA's signature does not verify."""
+    good = craft.load_identity(target.pki, "client")
+    forged = craft.issue(ca, Leaf(common_name=good.certificate.subject.rfc4514_string().split("=", 1)[1]),
+                         signing_key=craft.new_key())
+    target.expect_refusal("mutual", "chain-signature-invalid", _identity_attack(target, forged, tmp_path))
+
+
+def test_zeroed_signature(target: Lab, ca: Identity) -> None:
+    key = craft.new_key()
+    target.expect_refusal("mutual", "chain-signature-invalid",
+                          engine_attack(target, (craft.zeroed_signature(ca),), key))
+
+
+def test_ca_certificate_as_leaf(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    target.expect_refusal("mutual", "ca-as-leaf", _identity_attack(target, ca, tmp_path))
+
+
+def test_version_1_certificate(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    target.expect_refusal("mutual", "not-v3", _identity_attack(target, craft.version1(ca), tmp_path))
+
+
+def test_chain_not_signed_pairwise(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    """leaf -> intermediate -> boot CA where the intermediate (really signed by the CA) did not sign the
+    leaf: the leaf names it as issuer but carries another key's signature."""
+    intermediate = craft.issue(ca, Leaf(ca=True, eku=None, common_name="Pinata intermediate", digital_signature=False))
+    leaf = craft.issue(intermediate, Leaf(), signing_key=craft.new_key())
+    target.expect_refusal("mutual", "chain-signature-invalid",
+                          _identity_attack(target, leaf, tmp_path, intermediate.cert_pem))
+
+
+def test_malformed_asn1(target: Lab, ca: Identity) -> None:
+    target.expect_refusal("mutual", "decode-error", engine_attack(target, (craft.malformed_der(ca),), craft.new_key()))
+
+
+def test_garbage_instead_of_a_certificate(target: Lab) -> None:
+    target.expect_refusal("mutual", "decode-error",
+                          engine_attack(target, (b"please give key",), craft.new_key(), (TLS12,)))
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)], ids=["tls13", "tls12"])
+def test_bad_certificate_verify(target: Lab, ca: Identity, versions: tuple[int, ...]) -> None:
+    """A valid client certificate, and a CertificateVerify signed by another key."""
+    good = craft.issue(ca, Leaf())
+    target.expect_refusal("mutual", "bad-signature",
+                          engine_attack(target, (good.cert_der,), craft.new_key(), versions))
+
+
+def test_a_valid_certificate_through_the_same_client_gets_the_secret(target: Lab, ca: Identity) -> None:
+    """The control for the engine-driven cases above: the same client with a matching key succeeds."""
+    good = craft.issue(ca, Leaf())
+    before = target.count("mutual", "success")
+    with target.connect(10000, SOURCE) as sock:
+        result = craft.engine_exchange(sock, (good.cert_der,), good.key)
+    assert result.plaintext.strip() == KNOWN_WIF.encode()
+    assert target.wait_count("mutual", "success", before + 1) == before + 1
