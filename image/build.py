@@ -155,19 +155,13 @@ def record(image: Image) -> None:
     pin = debian.read_lock()[kernel.SOURCE_PACKAGE]
     text = [
         "# Written by `python -m image.build --record` after a build: what it produced (name version sha256",
-        "# note). The kernel depends only on pinned inputs; the initramfs also on the project's sources at",
-        "# the commit named. Rebuild and compare: `python -m image.build --report`.",
+        "# inputs). The kernel depends only on pinned inputs (its cache key); the initramfs also on the project's",
+        "# sources (sources-sha256, see image.rootfs.sources_digest). Rebuild and compare: --report.",
         f"bzImage {pin.version} sha256:{rootfs.sha256(image.kernel.read_bytes())} kernel-key:{kernel.cache_key()}",
         f"initramfs.cpio {image.variant} sha256:{rootfs.sha256(image.initramfs.read_bytes())} "
-        f"source-commit:{_head_commit()}",
+        f"sources-sha256:{rootfs.sources_digest()}",
     ]
     OUTPUTS.write_text("\n".join(text) + "\n")
-
-
-def _head_commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False)
-    return result.stdout.strip() or "unknown"
 
 
 def main() -> int:

@@ -63,6 +63,24 @@ def domain_xml(manifest: devices.DeviceManifest, prefix: Path, *, name: str = "p
     return ET.tostring(domain, encoding="unicode") + "\n"
 
 
+def libvirt_equivalent_command(
+    manifest: devices.DeviceManifest, kernel: Path, initramfs: Path, disk: Path, *, accel: str = "tcg"
+) -> list[str]:
+    """The QEMU machine the domain XML describes (q35 without ACPI, the devices on virtio-PCI), with the
+    network replaced by a closed user-mode one: how the tests boot "what libvirt would run" without libvirt."""
+    return [
+        run.QEMU, "-M", "q35,acpi=off", "-accel", accel, "-cpu", "qemu64", "-smp", "1",
+        "-m", str(manifest.memory.mib), "-nodefaults", "-no-user-config", "-no-reboot", "-nographic",
+        "-serial", "stdio", "-kernel", str(kernel), "-initrd", str(initramfs), "-append", run.kernel_append(),
+        "-netdev", f"user,id={manifest.net.name},restrict=on",
+        "-device", f"virtio-net-pci,netdev={manifest.net.name},mac={manifest.net.mac},guest_csum=off",
+        "-drive", f"id={manifest.block.name},file={disk},format=raw,if=none",
+        "-device", f"virtio-blk-pci,drive={manifest.block.name}",
+        "-object", f"rng-random,id={manifest.rng.name},filename=/dev/urandom",
+        "-device", f"virtio-rng-pci,rng={manifest.rng.name}",
+    ]
+
+
 def qemu_script(manifest: devices.DeviceManifest, prefix: Path) -> str:
     command = run.qemu_command(manifest, prefix / "bzImage", prefix / "initramfs.cpio", prefix / "data.img",
                                run.Network("tap", "pinata0"), accel="kvm")

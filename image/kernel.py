@@ -134,9 +134,11 @@ def _unpack_source(workdir: Path) -> Path:
     return tree
 
 
-def _make(tree: Path, *targets: str, jobs: int = 1) -> None:
+def _make(tree: Path, *targets: str, jobs: int = 1, quiet: bool = True) -> None:
+    """`quiet=False` lets make print one line per file it compiles: the progress of a long build."""
     env = {**os.environ, **REPRODUCIBLE_ENV}
-    subprocess.run(["make", "-s", f"-j{jobs}", "ARCH=x86_64", *targets], cwd=tree, env=env, check=True)
+    flags = ["-s"] if quiet else []
+    subprocess.run(["make", *flags, f"-j{jobs}", "ARCH=x86_64", *targets], cwd=tree, env=env, check=True)
 
 
 def build(key: str, jobs: int) -> Path:
@@ -156,7 +158,7 @@ def build(key: str, jobs: int) -> Path:
     if problems:
         raise KernelError("kernel config is not the intended one:\n  " + "\n  ".join(problems))
     print(f"compiling the kernel with -j{jobs} (several minutes under load) ...", flush=True)
-    _make(tree, "bzImage", jobs=jobs)
+    _make(tree, "bzImage", jobs=jobs, quiet=False)
     final = KERNEL_CACHE / key
     staging = KERNEL_CACHE / f"tmp-{key}"
     if staging.exists():

@@ -143,15 +143,30 @@ def stage_app(staging: Path, wheels: list[Path]) -> Path:
                     raise RootfsError(f"{wheel.name}: member {member!r} escapes the target")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(member))
+    for source in project_sources():
+        target = app / source.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return app
+
+
+def project_sources() -> list[Path]:
+    """The project's modules that ship in the image, sorted."""
+    sources = []
     for package in PROJECT_PACKAGES:
         for source in sorted((ROOT / package).rglob("*.py")):
             module = ".".join(source.relative_to(ROOT).with_suffix("").parts)
-            if "__pycache__" in source.parts or module in HOST_ONLY_MODULES:
-                continue
-            target = app / source.relative_to(ROOT)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-    return app
+            if "__pycache__" not in source.parts and module not in HOST_ONLY_MODULES:
+                sources.append(source)
+    return sources
+
+
+def sources_digest() -> str:
+    """sha256 over the shipped project sources (path and bytes): names the code an initramfs was built from."""
+    digest = hashlib.sha256()
+    for source in project_sources():
+        digest.update(str(source.relative_to(ROOT)).encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def target_env(debroot: Path, app: Path) -> dict[str, str]:

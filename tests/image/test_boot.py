@@ -21,11 +21,6 @@ from tests.image.vm import boot, command, remove_device
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def smoke_image(tmp_path_factory: pytest.TempPathFactory) -> build.Image:
-    return build.build("smoke", out=tmp_path_factory.mktemp("image"))
-
-
 @pytest.mark.qemu
 def test_image_boots_checks_devices_and_powers_off(smoke_image: build.Image, tmp_path: Path) -> None:
     result = boot(command(smoke_image, tmp_path / "data.img"))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from image import deploy, run
+from image import build, deploy, run
+from tests.image.vm import boot
 
 
 def test_domain_has_the_declared_devices_and_nothing_libvirt_would_add() -> None:
@@ -38,6 +39,18 @@ def test_virt_xml_validate_accepts_the_domain(tmp_path: Path) -> None:
     broken = tmp_path / "broken.xml"
     broken.write_text(path.read_text().replace("<vcpu>1</vcpu>", "<vcpu>one</vcpu>"))
     assert subprocess.run(["virt-xml-validate", str(broken), "domain"], capture_output=True, check=False).returncode
+
+
+@pytest.mark.qemu
+def test_the_libvirt_machine_boots_with_the_devices_on_pci(smoke_image: build.Image, tmp_path: Path) -> None:
+    image = smoke_image
+    disk = tmp_path / "data.img"
+    manifest = run.load_manifest()
+    run.ensure_disk(disk, manifest)
+    result = boot(deploy.libvirt_equivalent_command(manifest, image.kernel, image.initramfs, disk))
+    assert result.first("pid1.devices")["ok"] is True, result.lines[-30:]
+    assert "smoke.ok" in result.names()
+    assert result.names()[-1] == "pid1.poweroff"
 
 
 def test_qemu_script_is_the_runner_command() -> None:

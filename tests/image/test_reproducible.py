@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from image import build, kernel
+from image import build, kernel, rootfs
 
 
 @pytest.mark.qemu
@@ -24,11 +24,23 @@ def test_floor_initramfs_is_byte_identical(tmp_path: Path) -> None:
         "floor", tmp_path / "b").read_bytes()
 
 
+def _recorded() -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in build.OUTPUTS.read_text().splitlines()
+            if line and not line.startswith("#")}
+
+
+@pytest.mark.qemu
+def test_initramfs_matches_the_recorded_build_when_the_sources_do(tmp_path: Path) -> None:
+    _name, variant, digest, sources = _recorded()["initramfs.cpio"]
+    if sources != f"sources-sha256:{rootfs.sources_digest()}":
+        pytest.skip("the project's sources changed since image/outputs.txt was recorded")
+    built = build.build_initramfs(variant, tmp_path)
+    assert f"sha256:{hashlib.sha256(built.read_bytes()).hexdigest()}" == digest
+
+
 @pytest.mark.qemu
 def test_kernel_matches_the_recorded_build() -> None:
-    recorded = {line.split()[0]: line.split() for line in build.OUTPUTS.read_text().splitlines()
-                if line and not line.startswith("#")}
-    _name, _version, digest, key = recorded["bzImage"]
+    _name, _version, digest, key = _recorded()["bzImage"]
     if key != f"kernel-key:{kernel.cache_key()}":
         pytest.skip("the recorded kernel was built from other inputs (or another compiler); run --record")
     built = kernel.ensure_kernel()

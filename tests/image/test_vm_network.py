@@ -8,6 +8,7 @@ our HTTP. The namespace's kernel plays the attacker's machine (curl, openssl s_c
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import subprocess
@@ -19,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from image import build, run
 from tests.appliance.running import KNOWN_WIF, ROOT
@@ -100,10 +105,46 @@ def _pump(vm: Vm) -> None:
         vm.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
 
 
-def _mutual_refusals(stats: dict[str, object]) -> int:
+def _counts(stats: dict[str, object], endpoint: str) -> dict[str, int]:
     by_endpoint = stats["by_endpoint"]
     assert isinstance(by_endpoint, dict)
-    return int(by_endpoint["mutual"].get("no-certificate", 0))
+    return {str(k): int(v) for k, v in by_endpoint[endpoint].items()}
+
+
+def _mutual_refusals(stats: dict[str, object]) -> int:
+    return _counts(stats, "mutual").get("no-certificate", 0)
+
+
+def _wait_for_count(lab: Lab, endpoint: str, timeout: float = 60.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while not (counts := _counts(lab.stats(), endpoint)):
+        assert time.monotonic() < deadline, lab.stats()
+        time.sleep(0.5)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def attacker_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A well-formed self-signed leaf, valid since yesterday: what an attacker without the boot CA's key can
+    present. (Right usages and dates, so the refusal is about the chain, not the clock or the extensions.)"""
+    directory = tmp_path_factory.mktemp("attacker")
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +193,66 @@ def test_mutual_tls_without_a_client_certificate_is_refused_and_counted(lab: Lab
     while _mutual_refusals(lab.stats()) <= before:
         assert time.monotonic() < deadline, lab.stats()
         time.sleep(0.5)
+
+
+_REVERSE_CLIENT = """
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[1])
+with socket.create_connection((sys.argv[3], 10002), timeout=60) as sock:
+    try:
+        with context.wrap_socket(sock, server_side=True) as tls:
+            print("handshake", tls.version(), repr(tls.recv(100)))
+    except (ssl.SSLError, OSError) as exc:
+        print("refused", type(exc).__name__, exc)
+"""
+
+
+_CALLBACK_SERVER = """
+import socket, ssl, sys
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[1])
+with socket.create_server((sys.argv[3], 40001)) as listener:
+    listener.settimeout(60)
+    sock, peer = listener.accept()
+    print("accepted", peer[0], flush=True)
+    with sock:
+        try:
+            with context.wrap_socket(sock, server_side=True) as tls:
+                print("handshake", tls.version(), repr(tls.recv(100)))
+        except (ssl.SSLError, OSError) as exc:
+            print("refused", type(exc).__name__, exc)
+"""
+
+
+def test_reverse_endpoint_refuses_an_untrusted_server_chain(lab: Lab, attacker_identity: tuple[Path, Path]) -> None:
+    """10002: the appliance is the TLS client over our connection; a self-signed chain must not get the secret."""
+    key, cert = attacker_identity
+    result = lab.shell(sys.executable, "-c", _REVERSE_CLIENT, str(key), str(cert), VM_IP)
+    assert b"refused" in result.stdout, result.stdout + result.stderr
+    assert _wait_for_count(lab, "reverse") == {"untrusted-chain": 1}
+
+
+def test_callback_endpoint_connects_back_and_refuses_an_untrusted_chain(
+    lab: Lab, attacker_identity: tuple[Path, Path]
+) -> None:
+    """10001: the appliance closes, connects back to us on 40001 as a TLS client, and refuses our chain."""
+    key, cert = attacker_identity
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns, sys.executable, "-c", _CALLBACK_SERVER, str(key), str(cert), HOST_IP],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(1.0)  # the server is listening
+        lab.shell("curl", "-s", "-m", "10", f"telnet://{VM_IP}:10001", stdin=b"")
+        output, _ = server.communicate(timeout=90)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert b"accepted " + VM_IP.encode() in output, output
+    assert b"refused" in output, output
+    assert _wait_for_count(lab, "callback") == {"untrusted-chain": 1}
 
 
 def test_ledger_survives_a_reboot(lab: Lab) -> None:
