@@ -107,16 +107,42 @@ def build_initramfs(variant: str, out: Path, device_manifest: bytes | None = Non
     app = rootfs.stage_app(staging, rootfs.fetch_wheels())
     _step("tracing imports, compiling, collecting shared libraries ...")
     body = APPLIANCE_INIT if variant == "appliance" else SMOKE_INIT
-    extra = {
-        "etc/pinata/devices.json": device_manifest or DEVICE_MANIFEST.read_bytes(),
-        "app/manifest.txt": (ROOT / "manifest.txt").read_bytes(),
-        # appliance.main: a production boot refuses test material and the comparison engines.
-        "app/appliance/PRODUCTION": b"built by image.build\n",
-    }
-    tree = rootfs.collect(staging, debroot, app, rootfs.init_script(body), extra)
+    tree = rootfs.collect(staging, debroot, app, rootfs.init_script(body), carried_files(device_manifest))
     target.write_bytes(tree.archive())
     shutil.rmtree(staging)
     return target
+
+
+OUTPUTS_SECTION = "[image-outputs"
+
+
+def served_manifest() -> bytes:
+    """manifest.txt as the image carries and serves it: without the section that records the image's own
+    hash (which cannot be inside the image it describes; publishing it is what outputs.txt is for)."""
+    kept, skipping = [], False
+    for line in (ROOT / "manifest.txt").read_text().splitlines():
+        if line.startswith("["):
+            skipping = line.startswith(OUTPUTS_SECTION)
+        if not skipping:
+            kept.append(line)
+    while kept and not kept[-1]:
+        kept.pop()
+    return ("\n".join(kept) + "\n").encode()
+
+
+def carried_files(device_manifest: bytes | None = None) -> dict[str, bytes]:
+    """The files the initramfs carries besides the runtime and the code."""
+    return {
+        "etc/pinata/devices.json": device_manifest or DEVICE_MANIFEST.read_bytes(),
+        "app/manifest.txt": served_manifest(),
+        # appliance.main: a production boot refuses test material and the comparison engines.
+        "app/appliance/PRODUCTION": b"built by image.build\n",
+    }
+
+
+def initramfs_inputs(variant: str) -> str:
+    return rootfs.inputs_digest({**carried_files(), "init": (APPLIANCE_INIT if variant == "appliance" else SMOKE_INIT)
+                                 .encode()})
 
 
 def build(variant: str = "appliance", out: Path = OUT) -> Image:
@@ -155,11 +181,11 @@ def record(image: Image) -> None:
     pin = debian.read_lock()[kernel.SOURCE_PACKAGE]
     text = [
         "# Written by `python -m image.build --record` after a build: what it produced (name version sha256",
-        "# inputs). The kernel depends only on pinned inputs (its cache key); the initramfs also on the project's",
-        "# sources (sources-sha256, see image.rootfs.sources_digest). Rebuild and compare: --report.",
+        "# inputs). The kernel is named by its cache key (image.kernel.cache_key), the initramfs by the digest",
+        "# of everything it is built from (image.build.initramfs_inputs). Rebuild and compare: --report.",
         f"bzImage {pin.version} sha256:{rootfs.sha256(image.kernel.read_bytes())} kernel-key:{kernel.cache_key()}",
         f"initramfs.cpio {image.variant} sha256:{rootfs.sha256(image.initramfs.read_bytes())} "
-        f"sources-sha256:{rootfs.sources_digest()}",
+        f"inputs-sha256:{initramfs_inputs(image.variant)}",
     ]
     OUTPUTS.write_text("\n".join(text) + "\n")
 

@@ -11,11 +11,14 @@ Sections are produced by small functions, one per kind of input; each returns li
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from image import debian
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifest.txt"
@@ -52,8 +55,40 @@ def python_packages() -> list[str]:
     return [f"{p.name} {p.version} sha256:{p.sha256} {p.filename}" for p in read_lock(RUNTIME_LOCK)]
 
 
+def debian_packages() -> list[str]:
+    return [f"{p.name} {p.version} sha256:{p.sha256} {p.filename}" for p in sorted(debian.read_lock().values(),
+                                                                                  key=lambda p: p.name)]
+
+
+def _file_line(name: str, path: Path) -> str:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{name} - sha256:{digest} {path.relative_to(ROOT)}"
+
+
+def image_inputs() -> list[str]:
+    """The checked-in files that decide the kernel's configuration and the VM's devices."""
+    return [
+        _file_line("kernel-config-fragment", ROOT / "image" / "kernel.config"),
+        _file_line("kernel-config-resolved", ROOT / "image" / "kernel.enabled"),
+        _file_line("device-manifest", ROOT / "image" / "devices.json"),
+    ]
+
+
+def image_outputs() -> list[str]:
+    """What a build produced, as recorded by `python -m image.build --record` (a checked-in file, so this
+    section, like the others, is a pure function of the checkout: the check needs no build)."""
+    path = ROOT / "image" / "outputs.txt"
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+
+
 SECTIONS: dict[str, Callable[[], list[str]]] = {
     "python-packages (requirements.lock; wheels installed into the image)": python_packages,
+    "debian-packages (image/debian-packages.lock; the runtime is unpacked into the image, linux-source builds"
+    " the kernel)": debian_packages,
+    "image-inputs (kernel config fragment over tinyconfig, the resolved config, the device manifest)": image_inputs,
+    "image-outputs (image/outputs.txt: sha256 of the kernel and initramfs of the recorded build)": image_outputs,
 }
 
 

@@ -161,11 +161,20 @@ def project_sources() -> list[Path]:
     return sources
 
 
-def sources_digest() -> str:
-    """sha256 over the shipped project sources (path and bytes): names the code an initramfs was built from."""
+# Checked-in files an initramfs is a function of, besides the project's sources and the files it carries.
+BUILD_INPUTS = ("requirements.lock", "image/debian-packages.lock", "image/rootfs.py", "image/build.py",
+                "image/cpio.py", "image/floor.py")
+
+
+def inputs_digest(carried: dict[str, bytes]) -> str:
+    """sha256 naming everything an initramfs is built from: the shipped project sources, the files it
+    carries (`carried`: image path -> bytes), the locks and the builder itself. Same digest, same bytes."""
     digest = hashlib.sha256()
-    for source in project_sources():
-        digest.update(str(source.relative_to(ROOT)).encode() + b"\0" + source.read_bytes() + b"\0")
+    named = [(str(s.relative_to(ROOT)), s.read_bytes()) for s in project_sources()]
+    named += [(name, (ROOT / name).read_bytes()) for name in BUILD_INPUTS]
+    named += [(f"carried:{path}", data) for path, data in sorted(carried.items())]
+    for name, data in named:
+        digest.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 
 

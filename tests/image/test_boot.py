@@ -90,7 +90,11 @@ def test_image_holds_only_the_runtime(smoke_image: build.Image) -> None:
     assert not any(p.endswith(("_ssl.cpython-311-x86_64-linux-gnu.so", "libssl.so.3")) for p in entries)
     assert devices.parse_manifest(entries["etc/pinata/devices.json"].data) == devices.parse_manifest(
         (ROOT / "image" / "devices.json").read_bytes())
-    assert entries["app/manifest.txt"].data == (ROOT / "manifest.txt").read_bytes()
+    served = entries["app/manifest.txt"].data
+    assert served == build.served_manifest()
+    assert served.startswith(b"# Pi\xc3\xb1ata build manifest")
+    assert b"[python-packages" in served
+    assert build.OUTPUTS_SECTION.encode() not in served  # the image cannot carry its own hash
 
 
 def test_pycs_are_unchecked_hash_without_timestamps(smoke_image: build.Image) -> None:
