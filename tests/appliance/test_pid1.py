@@ -3,9 +3,11 @@ every failure ends in a logged power-off (never a return into a half-checked mac
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,25 @@ def test_boot_runs_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     second = pid1.boot(lambda: fake, pid1.DEVICE_MANIFEST)
     assert first is second
     assert len([c for c in fake.calls if c[0] == "mount"]) == 3
+
+
+def test_last_words_log_the_fatal_error_and_power_off_at_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    fake = FakeSyscalls()
+    registered: list[object] = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(sys, "__excepthook__", lambda *args: None)
+    init = pid1.Init(fake, JsonLog(stream), Path("/nonexistent"))
+    pid1._install_last_words(init)
+    sys.excepthook(ValueError, ValueError("broken service"), None)
+    assert events(stream)[-1]["event"] == "pid1.fatal"
+    assert events(stream)[-1]["detail"] == "broken service"
+    assert len(registered) == 1
+    with pytest.raises(SystemExit):
+        registered[0]()  # type: ignore[operator]
+    assert events(stream)[-1]["event"] == "pid1.poweroff"
+    assert fake.calls == [("sync",), ("reboot",)]
 
 
 @pytest.mark.parametrize(
