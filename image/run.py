@@ -277,8 +277,9 @@ def main() -> int:
     started = time.monotonic()
     vm = start(command)
     # QEMU runs in its own session (so a Ctrl-C reaches us, not the guest's console); a SIGTERM or SIGHUP
-    # to the runner must then stop it too, or it would outlive us.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # to the runner must then stop it too, or it would outlive us. SIGINT is set explicitly: a shell
+    # starting us in the background would otherwise have us ignore it.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
         for line in vm.lines():
