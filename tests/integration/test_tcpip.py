@@ -1,0 +1,251 @@
+"""TCP/IP attacks on the target's own stack from the namespace: raw frames from scapy, and many kernel sockets.
+
+Below TCP's accept there is no connection outcome to count (a spoofed SYN, a bad fragment or a malformed
+header never becomes a connection), so those cases assert what the wire shows (no SYN-ACK where none is due,
+challenge ACKs where RFC 5961 wants them) and that the service goes on serving; once a connection exists its
+outcome is asserted in /stats.json like every other case.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.lab import ATTACKER_IPS, KERNEL_IP, SUBNET, TARGET_IP, Lab, read_all
+from tests.integration.wire import Wire, open_wire, tcp_from_target
+
+pytestmark = [pytest.mark.netns, pytest.mark.qemu]
+SYN_FLOOD_PACKETS = 1500
+SPOOFED_HOSTS = range(100, 250)  # on the tap's subnet, assigned to nobody: the target's SYN-ACKs go nowhere
+SLOW_CLIENTS_PER_ENDPOINT = 4
+FLOOD_SOURCES = ATTACKER_IPS[4:]  # 12 addresses
+CONNECTIONS_PER_SOURCE = 17  # one more than the per-source limit
+SYN_ACK_WATCH_SECONDS = 5.0
+
+
+@pytest.fixture
+def wire(target: Lab) -> Iterator[Wire]:
+    opened = open_wire(target)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _page_ok(target: Lab) -> None:
+    status, body = target.http_get("/")
+    assert status == 200
+    assert b"bc1q" in body
+
+
+def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire: Wire) -> None:
+    from scapy.layers.inet import IP, TCP
+
+    rng = random.Random(8)
+    successes = target.count("http", "served")
+
+    def flood() -> None:
+        for _ in range(SYN_FLOOD_PACKETS):
+            source = f"{SUBNET}.{rng.choice(SPOOFED_HOSTS)}"
+            wire.send(IP(src=source, dst=TARGET_IP) / TCP(sport=rng.randrange(1024, 65535), dport=80, flags="S",
+                                                          seq=rng.getrandbits(32), options=[("MSS", 1460)]))
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    try:
+        for _ in range(3):
+            _page_ok(target)
+    finally:
+        thread.join(timeout=120)
+    assert not thread.is_alive()
+    _page_ok(target)
+    assert target.wait_count("http", "served", successes + 4) >= successes + 4
+    assert target.alive()
+
+
+def _handshake_seen(target: Lab, wire: Wire, port: int) -> tuple[socket.socket, int, int, int]:
+    """A kernel connection from KERNEL_IP, and the sequence numbers its handshake showed on the wire:
+    (socket, our port, our next sequence number, the target's next sequence number)."""
+    from scapy.layers.inet import TCP
+
+    sock = target.open_socket(KERNEL_IP)
+    sport = sock.getsockname()[1]
+    sock.settimeout(30)
+    wire.drain()
+    sock.connect((TARGET_IP, port))
+    synack = wire.wait_for(tcp_from_target(sport, "SA"), 10)
+    assert synack is not None
+    tcp = synack[TCP]  # type: ignore[index]
+    return sock, sport, int(tcp.ack), (int(tcp.seq) + 1) % 2**32
+
+
+def test_rst_and_syn_injection(target: Lab, wire: Wire) -> None:
+    """RFC 5961: a RST that is in the window but not exact, and a SYN on an open connection, get a challenge
+    ACK and change nothing; the connection then carries on and is refused for what it sends, as usual."""
+    from scapy.layers.inet import IP, TCP
+
+    sock, sport, ours, theirs = _handshake_seen(target, wire, 10000)
+    base = IP(src=KERNEL_IP, dst=TARGET_IP)
+
+    def segment(flags: str, seq: int) -> object:
+        return base / TCP(sport=sport, dport=10000, flags=flags, seq=seq % 2**32, ack=theirs)
+
+    with sock:
+        wire.send(segment("R", ours + 100_000_000))  # far outside the window: dropped silently
+        wire.send(segment("R", ours + 1000))  # inside, not exact: challenge ACK
+        assert wire.wait_for(tcp_from_target(sport, "A"), 10) is not None
+        wire.send(segment("S", ours + 5))  # SYN on a synchronized connection: challenge ACK
+        assert wire.wait_for(tcp_from_target(sport, "A"), 10) is not None
+
+        def attack() -> bytes:
+            sock.sendall(b"please give key\r\n")
+            return read_all(sock)
+
+        target.expect_refusal("mutual", "not-tls", attack)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "found by this suite: after an accepted RST, netstack.tcp.sockets write() raises RuntimeError ('write after "
+    "close() or write_eof()': _closing is checked before _lost), which escapes PlainChannel.send and the "
+    "connection is recorded as internal-error instead of connection-reset"))
+def test_exact_rst_injection_resets_the_connection(target: Lab, wire: Wire) -> None:
+    """A RST at exactly the next sequence number ends the connection; it is counted as reset. (The first
+    byte of a record goes first, so that the service holds the connection: a connection reset before the
+    service accepted it is not a connection of the service's.)"""
+    from scapy.layers.inet import IP, TCP
+
+    def attack() -> bytes:
+        sock, sport, ours, theirs = _handshake_seen(target, wire, 10000)
+        with sock:
+            sock.sendall(b"\x16")
+            acked = wire.wait_for(lambda f: tcp_from_target(sport)(f) and int(f[TCP].ack) == (ours + 1) % 2**32, 10)  # type: ignore[index]
+            assert acked is not None
+            wire.send(IP(src=KERNEL_IP, dst=TARGET_IP) / TCP(sport=sport, dport=10000, flags="R", seq=ours + 1,
+                                                             ack=theirs))
+            return b""
+
+    target.expect_refusal("mutual", "connection-reset", attack)
+
+
+def _syn_tcp_bytes(sport: int) -> bytes:
+    """A 40-byte SYN (20 bytes of options) to port 80 with its checksum, as an IP payload."""
+    from scapy.layers.inet import IP, TCP
+
+    packet = IP(src=KERNEL_IP, dst=TARGET_IP) / TCP(
+        sport=sport, dport=80, flags="S", seq=12345,
+        options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("WScale", 7), ("NOP", None)],
+    )
+    data = bytes(packet)
+    return data[20:]
+
+
+def _fragments(sport: int, second_offset: int, conflicting: bool) -> list[object]:
+    from scapy.layers.inet import IP
+    from scapy.packet import Raw
+
+    tcp = _syn_tcp_bytes(sport)
+    assert len(tcp) == 40
+    ident = random.randrange(1, 65535)
+    first = IP(src=KERNEL_IP, dst=TARGET_IP, id=ident, flags="MF", frag=0, proto=6) / Raw(tcp[:24])
+    second_data = tcp[second_offset * 8 :]
+    if conflicting:
+        second_data = bytes(b ^ 0xFF for b in second_data[:8]) + second_data[8:]
+    second = IP(src=KERNEL_IP, dst=TARGET_IP, id=ident, frag=second_offset, proto=6) / Raw(second_data)
+    return [first, second]
+
+
+def test_overlapping_fragments_are_dropped(target: Lab, wire: Wire) -> None:
+    """The same SYN in two IP fragments: tiled exactly it is answered; overlapping (identical or conflicting
+    bytes, the teardrop/evasion shapes) the whole datagram is dropped."""
+    cases = {40_001: (3, False), 40_002: (2, False), 40_003: (2, True)}  # port: (second offset, conflicting)
+    answered = {}
+    for sport, (offset, conflicting) in cases.items():
+        wire.drain()
+        for fragment in _fragments(sport, offset, conflicting):
+            wire.send(fragment)
+        answered[sport] = wire.wait_for(tcp_from_target(sport, "SA"), 3.0) is not None
+    assert answered == {40_001: True, 40_002: False, 40_003: False}
+    _page_ok(target)
+
+
+def test_malformed_tcp_headers_get_no_syn_ack(target: Lab, wire: Wire) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.packet import Raw
+
+    base = IP(src=KERNEL_IP, dst=TARGET_IP)
+    malformed = {
+        41_001: base / TCP(sport=41_001, dport=80, flags="S", options=[(2, b"\x05")]),  # MSS of length 3
+        41_002: base / TCP(sport=41_002, dport=80, flags="S", dataofs=6) / Raw(b"\x08\x00\x00\x00"),  # length 0
+        41_003: base / TCP(sport=41_003, dport=80, flags="S", dataofs=6) / Raw(b"\x03\x09\x07\x00"),  # past end
+        41_004: base / TCP(sport=41_004, dport=80, flags="S", dataofs=4),  # header shorter than 20 bytes
+        41_005: base / TCP(sport=41_005, dport=80, flags="S", dataofs=15),  # header longer than the segment
+        41_006: base / TCP(sport=41_006, dport=80, flags="SF"),  # SYN+FIN
+        41_007: base / TCP(sport=41_007, dport=80, flags="SR"),  # SYN+RST
+        41_008: base / TCP(sport=41_008, dport=80, flags="FSRPAUEC"),  # Christmas tree
+        41_009: IP(src=TARGET_IP, dst=TARGET_IP) / TCP(sport=80, dport=80, flags="S"),  # LAND
+    }
+    wire.drain()
+    for packet in malformed.values():
+        wire.send(packet)
+    control = 41_100
+    wire.send(base / TCP(sport=control, dport=80, flags="S", seq=99, options=[("MSS", 1460)]))
+    answered: set[int] = set()
+
+    def note_syn_acks(frame: object) -> bool:
+        if frame.haslayer(TCP) and frame[IP].src == TARGET_IP and str(frame[TCP].flags) == "SA":  # type: ignore[attr-defined,index]
+            answered.add(int(frame[TCP].dport))  # type: ignore[index]
+        return False
+
+    wire.wait_for(note_syn_acks, SYN_ACK_WATCH_SECONDS)  # collects every SYN-ACK for a while
+    assert answered == {control}
+    _page_ok(target)
+
+
+def test_slowloris_idle_connections_time_out_while_the_page_is_served(target: Lab) -> None:
+    source = ATTACKER_IPS[2]
+    partial = {"https": (443, b"\x16\x03"), "mutual": (10000, b""), "http": (80, b"GET / HTTP/1.1\r\nHost: x\r\n")}
+    before = {name: target.count(name, "timeout") for name in partial}
+    sockets = []
+    try:
+        for name, (port, first_bytes) in partial.items():
+            for _ in range(SLOW_CLIENTS_PER_ENDPOINT):
+                sock = target.connect(port, source)
+                if first_bytes:
+                    sock.sendall(first_bytes)
+                sockets.append((name, sock))
+        _page_ok(target)  # the service is not held up by them
+        for name in partial:
+            got = target.wait_count(name, "timeout", before[name] + SLOW_CLIENTS_PER_ENDPOINT)
+            assert got >= before[name] + SLOW_CLIENTS_PER_ENDPOINT, (name, got, before[name])
+        for name, sock in sockets:
+            sock.settimeout(10)
+            target.received(read_all(sock), f"a slow {name} connection")
+    finally:
+        for _, sock in sockets:
+            sock.close()
+
+
+def test_many_concurrent_connections_are_bounded_per_source(target: Lab) -> None:
+    """Each source opens one more connection than it may hold: the extra ones are refused and counted as
+    resource-limit (never queued), and afterwards the service serves as before."""
+    before = target.count("mutual", "resource-limit")
+    sockets: list[socket.socket] = []
+    refused_at_connect = 0
+    try:
+        for source in FLOOD_SOURCES:
+            for _ in range(CONNECTIONS_PER_SOURCE):
+                try:
+                    sockets.append(target.connect(10000, source, timeout=30))
+                except OSError:
+                    refused_at_connect += 1
+        assert len(sockets) + refused_at_connect == len(FLOOD_SOURCES) * CONNECTIONS_PER_SOURCE
+        got = target.wait_count("mutual", "resource-limit", before + len(FLOOD_SOURCES))
+        assert got >= before + len(FLOOD_SOURCES), (got, before, target.recent())
+    finally:
+        for sock in sockets:
+            sock.close()
+    _page_ok(target)
