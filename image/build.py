@@ -97,6 +97,7 @@ def build_initramfs(variant: str, out: Path, device_manifest: bytes | None = Non
     image/devices.json (the benchmark's memory search builds one image per memory size)."""
     target = out / f"initramfs-{variant}.cpio"
     out.mkdir(parents=True, exist_ok=True)
+    (out / f"initramfs-{variant}.inputs").unlink(missing_ok=True)  # only build() vouches for a stamp
     if variant == "floor":
         target.write_bytes(floor.archive())
         return target
@@ -145,7 +146,10 @@ def initramfs_inputs(variant: str) -> str:
                                  .encode()})
 
 
-def build(variant: str = "appliance", out: Path = OUT) -> Image:
+def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -> Image:
+    """The kernel (cache) and the variant's initramfs in `out`, rebuilt only when its inputs changed: a
+    stamp next to it holds the inputs digest it was built from (builds are reproducible, so an unchanged
+    digest means unchanged bytes)."""
     started = time.monotonic()
     _step("kernel: " + ("cached" if (kernel.KERNEL_CACHE / kernel.cache_key() / "bzImage").exists() else "building"))
     built = kernel.ensure_kernel()
@@ -153,7 +157,13 @@ def build(variant: str = "appliance", out: Path = OUT) -> Image:
     bzimage = out / "bzImage"
     if not bzimage.exists() or bzimage.read_bytes() != built.bzimage.read_bytes():
         shutil.copyfile(built.bzimage, bzimage)
+    target, stamp = out / f"initramfs-{variant}.cpio", out / f"initramfs-{variant}.inputs"
+    digest = initramfs_inputs(variant)
+    if not force and target.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        _step(f"{variant}: {target} is up to date")
+        return Image(variant, bzimage, target)
     initramfs = build_initramfs(variant, out)
+    stamp.write_text(digest + "\n")
     _step(f"{variant}: {initramfs} ({initramfs.stat().st_size} bytes) "
           f"in {time.monotonic() - started:.1f} s")
     return Image(variant, bzimage, initramfs)
@@ -195,9 +205,10 @@ def main() -> int:
     parser.add_argument("--variant", choices=VARIANTS, default="appliance")
     parser.add_argument("--report", action="store_true", help="print sizes and hashes")
     parser.add_argument("--record", action="store_true", help="write image/outputs.txt for the manifest")
+    parser.add_argument("--force", action="store_true", help="rebuild the initramfs even if it is up to date")
     args = parser.parse_args()
     try:
-        image = build(args.variant)
+        image = build(args.variant, force=args.force)
     except (kernel.KernelError, debian.DebianError, rootfs.RootfsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

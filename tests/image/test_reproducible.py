@@ -19,6 +19,17 @@ def test_initramfs_is_byte_identical_across_builds(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
+def test_build_skips_an_up_to_date_initramfs_and_rebuilds_a_stale_one(tmp_path: Path) -> None:
+    first = build.build("floor", out=tmp_path)
+    stamp = tmp_path / "initramfs-floor.inputs"
+    assert stamp.read_text().strip() == build.initramfs_inputs("floor")
+    first.initramfs.write_bytes(b"stale")
+    assert build.build("floor", out=tmp_path).initramfs.read_bytes() == b"stale"  # up to date by its stamp
+    stamp.write_text("0" * 64 + "\n")
+    assert build.build("floor", out=tmp_path).initramfs.read_bytes() != b"stale"  # inputs changed: rebuilt
+    assert stamp.read_text().strip() == build.initramfs_inputs("floor")
+
+
 def test_floor_initramfs_is_byte_identical(tmp_path: Path) -> None:
     assert build.build_initramfs("floor", tmp_path / "a").read_bytes() == build.build_initramfs(
         "floor", tmp_path / "b").read_bytes()
