@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance import bitcoin
+from appliance import bitcoin, vault
+from appliance.config import DEFAULT_LIMITS
+from appliance.disk import Disk
 from tests.netstack import netns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,11 +240,14 @@ def _is_appliance(pid: int) -> bool:
     return False
 
 
-def provision(disk: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "appliance", "provision", "--wif", KNOWN_WIF, "--disk", str(disk)],
-        check=True, cwd=ROOT, capture_output=True,
-    )
+def provision(disk: Path, region_bytes: int | None = None) -> None:
+    """Put the known test key on the data disk (what `python -m appliance provision --wif` does), with the
+    production ledger region size unless the soak asks for a small one to see rollovers soon."""
+    handle = Disk(disk)
+    try:
+        vault.provision(handle, bitcoin.wif_decode(KNOWN_WIF), region_bytes or DEFAULT_LIMITS.ledger_region_bytes)
+    finally:
+        handle.close()
 
 
 def load_pki(console: Console, directory: Path) -> Path:
@@ -258,9 +263,9 @@ def load_pki(console: Console, directory: Path) -> Path:
     return directory
 
 
-def _start_host(ns: str, tap: str, directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) -> tuple[subprocess.Popen[bytes], Path]:
     disk, pki = directory / "disk", directory / "pki"
-    provision(disk)
+    provision(disk, region_bytes)
     args = [
         "ip", "netns", "exec", ns, sys.executable, "-m", "appliance", "--net", f"tap:{tap}",
         "--ip", f"{TARGET_IP}/24", "--disk", str(disk), "--tls", "ours", "--test-pki", str(pki),
@@ -270,7 +275,7 @@ def _start_host(ns: str, tap: str, directory: Path) -> tuple[subprocess.Popen[by
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT), pki
 
 
-def _start_image(ns: str, tap: str, directory: Path) -> subprocess.Popen[bytes]:
+def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None) -> subprocess.Popen[bytes]:
     from image import build, run
     from tests.integration import testimage
 
@@ -279,7 +284,7 @@ def _start_image(ns: str, tap: str, directory: Path) -> subprocess.Popen[bytes]:
     manifest = run.load_manifest()
     disk = directory / "data.img"
     run.ensure_disk(disk, manifest)
-    provision(disk)
+    provision(disk, region_bytes)
     command = run.qemu_command(
         manifest, image.kernel, initramfs, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0"
     )
@@ -300,7 +305,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def lab(kind: str, directory: Path, artefacts: Path) -> Iterator[Lab]:
+def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | None = None) -> Iterator[Lab]:
     """Namespace, tap, addresses, then the target; all torn down on exit."""
     if kind not in TARGETS:
         raise ValueError(f"target {kind!r}: expected one of {TARGETS}")
@@ -313,9 +318,9 @@ def lab(kind: str, directory: Path, artefacts: Path) -> Iterator[Lab]:
         netns.ip(ns, "link", "set", tap, "up")
         console = Console()
         if kind == "host":
-            process, pki = _start_host(ns, tap, directory)
+            process, pki = _start_host(ns, tap, directory, ledger_region_bytes)
         else:
-            process = _start_image(ns, tap, directory)
+            process = _start_image(ns, tap, directory, ledger_region_bytes)
             pki = directory / "pki"
         assert process.stdout is not None
         threading.Thread(target=console.pump, args=(process.stdout,), daemon=True).start()

@@ -44,20 +44,24 @@ class Sample:
     ledger_epoch: int
     ledger_records: int
     ledger_bytes: int
+    ledger_region_bytes: int
 
 
-def ledger_figures(disk: Path, scratch: Path) -> tuple[int, int, int, int]:
+def ledger_figures(disk: Path, scratch: Path) -> tuple[int, int, int, int, int]:
+    """(active region, epoch, records in it, bytes in use in it, region size) from a copy of the disk."""
     copy = scratch / "disk-copy"
     shutil.copyfile(disk, copy)
     handle = Disk(copy)
     try:
-        report = Ledger(handle, DEFAULT_LIMITS.ledger_region_bytes, DEFAULT_LIMITS).open(lambda: b"{}", lambda _: None)
-        base = DISK_HEADER_BYTES + report.region * DEFAULT_LIMITS.ledger_region_bytes
-        region = handle.read(base, DEFAULT_LIMITS.ledger_region_bytes)
+        header = handle.read_header()
+        assert header is not None
+        size = header.region_bytes
+        report = Ledger(handle, size, DEFAULT_LIMITS).open(lambda: b"{}", lambda _: None)
+        region = handle.read(DISK_HEADER_BYTES + report.region * size, size)
     finally:
         handle.close()
     used = len(region.rstrip(b"\0"))
-    return report.region, report.epoch, report.records, used
+    return report.region, report.epoch, report.records, used, size
 
 
 class Traffic:
@@ -120,13 +124,13 @@ def soak(target: Lab, seconds: float, disk: Path, scratch: Path, out: Callable[[
         elapsed = time.monotonic() - started
         if elapsed >= next_sample or elapsed >= seconds:
             stats = target.stats()
-            region, epoch, records, used = ledger_figures(disk, scratch)
+            region, epoch, records, used, size = ledger_figures(disk, scratch)
             sample = Sample(round(elapsed, 1), target.memory_kib(), int(str(stats["connections"])), region, epoch,
-                            records, used)
+                            records, used, size)
             samples.append(sample)
             out(f"{sample.elapsed:7.1f}s rss={sample.rss_kib} KiB connections={sample.connections} "
                 f"ledger region={region} epoch={epoch} records={records} "
-                f"bytes={used}/{DEFAULT_LIMITS.ledger_region_bytes}")
+                f"bytes={used}/{size}")
             next_sample = elapsed + SAMPLE_SECONDS
             if elapsed >= seconds:
                 break
@@ -146,7 +150,7 @@ def verdict(samples: list[Sample]) -> list[str]:
     if not rss_first:
         problems.append("no memory samples")
     for sample in samples:
-        if sample.ledger_bytes > DEFAULT_LIMITS.ledger_region_bytes:
+        if sample.ledger_bytes > sample.ledger_region_bytes:
             problems.append(f"ledger region over its size at {sample.elapsed}s")
     if samples and samples[-1].connections <= samples[0].connections:
         problems.append("no traffic was recorded")
@@ -158,11 +162,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--target", choices=("image", "host"), default="image")
+    parser.add_argument("--ledger-region-kib", type=int, default=None,
+                        help="provision the disk with this ledger region size (default: production's) to see "
+                             "rollovers within a short run")
     args = parser.parse_args(argv)
+    region_bytes = args.ledger_region_kib * 1024 if args.ledger_region_kib else None
     with tempfile.TemporaryDirectory(prefix="pinata-soak-") as temporary:
         directory = Path(temporary)
         disk = directory / ("data.img" if args.target == "image" else "disk")
-        with lab(args.target, directory, ROOT / "build" / "soak") as target:
+        with lab(args.target, directory, ROOT / "build" / "soak", region_bytes) as target:
             print(f"soak: {args.target} target, {args.seconds:.0f} s, samples every {SAMPLE_SECONDS:.0f} s", flush=True)
             samples = soak(target, args.seconds, disk, directory, lambda line: print(line, flush=True))
             assert_no_secret(target.console.text().encode(), "the target's console")
@@ -170,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     problems = verdict(samples) + ([] if alive else ["the target died"])
     rss = [s.rss_kib for s in samples if s.rss_kib is not None]
     print(f"memory KiB: min={min(rss, default=0)} max={max(rss, default=0)} last={rss[-1] if rss else None}")
-    print(f"ledger: last region={samples[-1].ledger_region} epoch={samples[-1].ledger_epoch} "
-          f"records={samples[-1].ledger_records} bytes={samples[-1].ledger_bytes}")
+    last = samples[-1]
+    print(f"ledger: region size={last.ledger_region_bytes} rollovers={last.ledger_epoch} "
+          f"peak bytes in a region={max(s.ledger_bytes for s in samples)} last: region={last.ledger_region} "
+          f"records={last.ledger_records} bytes={last.ledger_bytes}")
     print("BOUNDED" if not problems else "NOT BOUNDED: " + "; ".join(problems))
     return 0 if not problems else 1
 

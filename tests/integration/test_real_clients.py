@@ -25,6 +25,18 @@ def _served(target: Lab, endpoint: str) -> int:
     return target.count(endpoint, "served")
 
 
+def test_the_target_runs_our_stack_and_our_tls(target: Lab) -> None:
+    """What is attacked is what ships: our TLS and X.509, on our stack (the VM's NIC through AF_PACKET for
+    the image; the tap for the host process)."""
+    status, page = target.http_get("/")
+    assert status == 200
+    mode = re.search(rb"net=(\S+) \S+ tls=(\S+) x509=(\S+?)<", page)
+    assert mode, page[-2000:]
+    interface, tls, x509 = mode.groups()
+    assert (tls, x509) == (b"ours", b"tls.x509")
+    assert interface.startswith(b"packet:eth0" if target.kind == "image" else b"tap:")
+
+
 def test_curl_http(target: Lab) -> None:
     before = _served(target, "http")
     result = target.shell("curl", "-sS", "-m", "60", "-o", "-", "-w", "\n%{http_code}", f"http://{TARGET_IP}/")
