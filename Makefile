@@ -11,12 +11,16 @@ REQUIRE := image/require-tools.sh
 
 # System tools, as command:debian-package pairs.
 BASE_TOOLS := /usr/bin/python3.11:python3.11 /usr/lib/python3.11/ensurepip/__init__.py:python3.11-venv
-TEST_TOOLS := openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsmasq-base
+IMAGE_TOOLS := qemu-system-x86_64:qemu-system-x86 gcc:build-essential make:make flex:flex bison:bison bc:bc \
+	/usr/include/libelf.h:libelf-dev lz4:lz4 xz:xz-utils apt-get:apt
+TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsmasq-base \
+	virt-xml-validate:libvirt-clients
 
-.PHONY: help venv test lint run image bench lock manifest clean distclean
+.PHONY: help venv test lint run run-host image bench lock manifest clean distclean
 
 help:
-	@echo "make run    - build what is missing and run the appliance"
+	@echo "make run    - build what is missing and boot the image under QEMU (user networking)"
+	@echo "make run-host - the appliance on this host's own sockets, ports shifted by 8000"
 	@echo "make test   - everything CI runs: lint, manifest check, the test suite"
 	@echo "make image  - build the MicroVM image (kernel + initramfs)"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
@@ -37,16 +41,25 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	@$(REQUIRE) $(TEST_TOOLS)
 	$(PY) -m image.manifest --check
+	$(PY) -m image.build
 	$(PY) -m pytest
 
 run: $(STAMP)
-	$(PY) -m appliance --net kernel --host 127.0.0.1 --port-offset 8000
+	@$(REQUIRE) $(IMAGE_TOOLS)
+	$(PY) -m image.run
+
+run-host: $(STAMP)
+	@mkdir -p build/host
+	$(PY) -m appliance --net kernel --host 127.0.0.1 --port-offset 8000 --disk build/host/data.img
 
 image: $(STAMP)
-	$(PY) -m image.build
+	@$(REQUIRE) $(IMAGE_TOOLS)
+	$(PY) -m image.build --report
+	$(PY) -m image.deploy
 
 bench: $(STAMP)
 	@$(REQUIRE) $(TEST_TOOLS)
+	$(PY) -m image.build
 	$(PY) -m bench
 
 lock: $(STAMP)
