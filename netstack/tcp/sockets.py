@@ -140,10 +140,12 @@ class TcpTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self._closing or self._eof_requested:
-            raise RuntimeError("write after close() or write_eof()")
-        if self._lost or not data:
+        if self._lost or self._closing or not data:
+            # As asyncio's own transports do: once the connection is closing or gone (a peer's RST can
+            # get there first), writes are dropped, not raised into the protocol.
             return
+        if self._eof_requested:
+            raise RuntimeError("write after write_eof()")
         if self._pending:
             self._pending += data
         else:

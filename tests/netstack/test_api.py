@@ -186,3 +186,39 @@ def test_connection_refused_raises() -> None:
         b.close()
 
     run(main)
+
+
+def test_writes_after_reset_or_close_are_dropped_and_after_eof_refused() -> None:
+    """A peer's RST can land between an application's decision to write and the write itself; like asyncio's
+    own transports, ours then drops the write instead of raising into the protocol."""
+
+    async def main() -> None:
+        a, b = await two_networks()
+        server_side: list[Collect] = []
+
+        def factory() -> Collect:
+            server_side.append(Collect())
+            return server_side[-1]
+
+        await b.start_server(9, factory)
+        transport, client = await a.open_connection("10.9.0.2", 9, Collect)
+        await until(lambda: server_side and server_side[0].transport is not None)
+        peer = server_side[0].transport
+        assert peer is not None
+        peer.abort()  # RST towards the client
+        assert isinstance(client, Collect)
+        assert isinstance(await asyncio.wait_for(client.lost, 10), ConnectionResetError)
+        transport.write(b"after the reset")  # must not raise
+        peer.write(b"after our own abort")  # must not raise either
+        assert transport.is_closing()
+
+        other, _ = await a.open_connection("10.9.0.2", 9, Collect)
+        other.write_eof()
+        with pytest.raises(RuntimeError, match="write_eof"):
+            other.write(b"after eof")
+        other.close()
+        other.write(b"after close")  # dropped
+        a.close()
+        b.close()
+
+    run(main)
