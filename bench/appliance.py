@@ -10,10 +10,8 @@ the appliance's interpreter):
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.harness import Figure
+from tests import netns
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_IP, APPLIANCE_IP = "10.79.0.1", "10.79.0.2"
@@ -121,24 +120,6 @@ def _best_of(rounds: int, measure_a: Callable[[], float], measure_b: Callable[[]
     return best_a, best_b
 
 
-def _netns_available() -> bool:
-    return (
-        os.geteuid() == 0 and Path("/dev/net/tun").exists() and shutil.which("ip") is not None
-        and subprocess.run(["ip", "netns", "list"], capture_output=True, check=False).returncode == 0
-    )
-
-
-@contextmanager
-def _namespace() -> Iterator[str]:
-    name = f"pbench-{os.getpid()}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
 def _free_offset() -> int:
     """An offset at which both appliances' ports (the second one +100) are free on loopback."""
     for _ in range(50):
@@ -185,8 +166,8 @@ def run(quick: bool) -> dict[str, Figure]:
             kernel_http = _rate([], "127.0.0.1", 80 + offset, seconds, "http")
             kernel_https = ours
         figures["boot_to_ready"] = Figure(boot_ours, "s", _boot_reference(1 if quick else 5))
-        if _netns_available():
-            with _namespace() as ns:
+        if netns.available():
+            with netns.namespace("pbench") as ns:
                 tap = f"pbt{secrets.token_hex(3)}"
                 prefix = ["ip", "netns", "exec", ns]
                 tap_args = ["--net", f"tap:{tap}", "--ip", f"{APPLIANCE_IP}/24", "--tls", "ours",

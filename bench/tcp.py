@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
-import os
 import random
 import secrets
 import socket
@@ -26,9 +24,6 @@ import subprocess
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TypeVar
 
 from bench.harness import Figure
 from netstack.api import NetworkConfig, start_network
@@ -38,6 +33,8 @@ from netstack.link.tap import TapLink
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
+from tests import netns
+from tests.netns import ip, namespace, run_in
 
 A = bytes([10, 0, 0, 1])
 B = bytes([10, 0, 0, 2])
@@ -210,68 +207,19 @@ def idle_connection_memory(count: int) -> float:
     return per_side / count
 
 
-T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
-
-
-def netns_available() -> bool:
-    return os.geteuid() == 0 and os.path.exists("/dev/net/tun") and subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, check=False).returncode == 0
-
-
-@contextmanager
-def namespace() -> Iterator[str]:
-    name = f"pbench-{os.getpid()}-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-def in_namespace(ns: str, fn: Callable[[], T]) -> T:
-    """Run fn in a thread that entered the namespace (sockets and TAP devices belong to their creator's)."""
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns failed")
-            result.append(fn())
-        except BaseException as error:  # noqa: BLE001 (re-raised in the caller)
-            errors.append(error)
-        finally:
-            os.close(fd)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
-
-
-def _ip(ns: str, *args: str) -> None:
-    subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True)
-
-
 def bulk_tap(total: int, *, send: bool) -> float:
     """MB/s between the kernel (in a namespace) and our stack on a TAP device; `send`: we are the sender."""
-    with namespace() as ns:
+    with namespace("pbench") as ns:
         tap = f"pb{secrets.token_hex(3)}"
-        link = in_namespace(ns, lambda: TapLink(tap, bytes.fromhex("02504e0000b1")))
-        _ip(ns, "addr", "add", "10.79.0.1/24", "dev", tap)
-        _ip(ns, "link", "set", tap, "up")
+        link = run_in(ns, lambda: TapLink(tap, bytes.fromhex("02504e0000b1")))
+        ip(ns, "addr", "add", "10.79.0.1/24", "dev", tap)
+        ip(ns, "link", "set", tap, "up")
 
         async def main() -> float:
             loop = asyncio.get_running_loop()
             net = await start_network(link, NetworkConfig(parse_static("10.79.0.2/24")))
             try:
-                kernel = in_namespace(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                kernel = run_in(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
                 kernel.setblocking(False)
                 if send:
                     kernel.bind(("10.79.0.1", 7001))
@@ -315,14 +263,14 @@ def bulk_tap(total: int, *, send: bool) -> float:
 
 def bulk_veth(total: int) -> float:
     """Kernel TCP between two namespaces joined by a veth pair: the reference for the TAP figures."""
-    with namespace() as left, namespace() as right:
+    with namespace("pbench") as left, namespace("pbench") as right:
         subprocess.run(["ip", "link", "add", "pbv0", "netns", left, "type", "veth", "peer", "name", "pbv1",
                         "netns", right], check=True)
-        _ip(left, "addr", "add", "10.80.0.1/24", "dev", "pbv0")
-        _ip(right, "addr", "add", "10.80.0.2/24", "dev", "pbv1")
-        _ip(left, "link", "set", "pbv0", "up")
-        _ip(right, "link", "set", "pbv1", "up")
-        listener = in_namespace(right, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        ip(left, "addr", "add", "10.80.0.1/24", "dev", "pbv0")
+        ip(right, "addr", "add", "10.80.0.2/24", "dev", "pbv1")
+        ip(left, "link", "set", "pbv0", "up")
+        ip(right, "link", "set", "pbv1", "up")
+        listener = run_in(right, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         listener.bind(("10.80.0.2", 7003))
         listener.listen(1)
         received = 0
@@ -336,7 +284,7 @@ def bulk_veth(total: int) -> float:
 
         thread = threading.Thread(target=sink)
         thread.start()
-        client = in_namespace(left, lambda: socket.create_connection(("10.80.0.2", 7003)))
+        client = run_in(left, lambda: socket.create_connection(("10.80.0.2", 7003)))
         chunk = bytes(1 << 20)
         started = time.perf_counter()
         sent = 0
@@ -363,7 +311,7 @@ def run(quick: bool) -> dict[str, Figure]:
     conns_kernel = connections_kernel(conn_count)
     memory = idle_connection_memory(200 if quick else 2000)
     figures: dict[str, Figure] = {}
-    if netns_available():
+    if netns.available():
         tap_size = 4_000_000 if quick else 64_000_000
         veth = bulk_veth(tap_size * 4)
         figures["bulk_tap_receive"] = Figure(bulk_tap(tap_size, send=False) / 1e6, "MB/s", veth / 1e6)
