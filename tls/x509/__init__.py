@@ -6,6 +6,7 @@ work limits all raise it with a failure category.
 """
 
 from tls.x509.errors import X509Error
+from tls.x509.keys import KeyKind, RsaPssPublicKey, load_public_key
 from tls.x509.limits import DEFAULT_LIMITS, ValidationLimits
 from tls.x509.model import Certificate, Name
 from tls.x509.parse import parse_certificate
@@ -15,12 +16,15 @@ from tls.x509.validate import ValidatedPath, validate
 __all__ = [
     "DEFAULT_LIMITS",
     "Certificate",
+    "KeyKind",
     "Name",
     "PeerName",
     "Purpose",
+    "RsaPssPublicKey",
     "ValidatedPath",
     "ValidationLimits",
     "X509Error",
+    "load_public_key",
     "parse_certificate",
     "validate",
 ]

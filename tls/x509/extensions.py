@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1_modules import rfc5280
 
 from tls.x509 import oids
-from tls.x509.der import check_der, read_single
+from tls.x509.asn1 import PYASN1_ERRORS, decode_strict
+from tls.x509.der import read_single
 from tls.x509.errors import decode_error
 from tls.x509.hostname import is_dns_name, is_mailbox
 from tls.x509.limits import MAX_EKU_PURPOSES, MAX_NAME_CONSTRAINT_SUBTREES, MAX_POLICIES, MAX_SAN_ENTRIES
@@ -25,8 +24,6 @@ from tls.x509.names import parse_name
 
 _TAG_DIRECTORY_NAME: Final = 0xA4
 
-# Errors pyasn1 may raise on hostile input besides its own; anything else would be a bug to fix.
-PYASN1_ERRORS: Final = (PyAsn1Error, ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeError)
 
 KEY_USAGE_BITS: Final = (
     "digitalSignature",
@@ -39,21 +36,6 @@ KEY_USAGE_BITS: Final = (
     "encipherOnly",
     "decipherOnly",
 )
-
-
-def decode_strict(value: bytes, spec: Any, what: str) -> Any:
-    """DER-check, schema-decode and re-encode `value`; refuse anything not canonical for `spec`."""
-    check_der(value)
-    try:
-        decoded, rest = der_decoder.decode(value, asn1Spec=spec)
-        canonical = der_encoder.encode(decoded)
-    except PYASN1_ERRORS as exc:
-        raise decode_error(f"{what} malformed") from exc
-    if rest:
-        raise decode_error(f"trailing bytes after {what}")
-    if canonical != value:
-        raise decode_error(f"{what} is not in canonical DER")
-    return decoded
 
 
 def basic_constraints(value: bytes, critical: bool) -> BasicConstraints:

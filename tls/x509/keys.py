@@ -3,11 +3,14 @@
 We decode the SPKI with our own strict reader so that the key policy (which curves, how many RSA bits,
 no explicit curve parameters) is decided on what the certificate says, not on what a library tolerates.
 Unsupported keys still parse (an unrelated trust anchor may use anything); they are refused when used.
+An id-RSASSA-PSS key (RFC 4055) is RSA numbers plus a promise to sign only with PSS, optionally with one
+hash and a minimum salt: `cryptography` has no such key type, so we hand out `RsaPssPublicKey`, which keeps
+the restriction next to the RSA key and is checked by every verifier (X.509 and TLS).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final
 
@@ -26,10 +29,12 @@ from tls.x509.der import (
     read_single,
 )
 from tls.x509.errors import X509Error, decode_error
+from tls.x509.pss import HASH_SIZES, parse_pss_params
 
 
 class KeyKind(Enum):
     RSA = "rsa"
+    RSA_PSS = "rsa-pss"
     EC = "ec"
     ED25519 = "ed25519"
     UNSUPPORTED = "unsupported"
@@ -47,9 +52,28 @@ class PublicKeyInfo:
     rsa_exponent: int = 0
     key_bytes: bytes = b""  # EC point or Ed25519 key
     problem: str | None = None
+    pss_hash: str | None = None  # RSA_PSS with parameters: the only hash it may sign with
+    pss_min_salt: int = 0
 
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+@dataclass(frozen=True)
+class RsaPssPublicKey:
+    """An id-RSASSA-PSS public key: `key` verifies, `hash_name`/`min_salt_length` restrict what it may verify.
+
+    `hash_name` None means the SPKI had no parameters: PSS with any hash we allow, any salt length."""
+
+    key: rsa.RSAPublicKey
+    hash_name: str | None = None
+    min_salt_length: int = 0
+
+    def permits(self, hash_name: str, salt_length: int) -> bool:
+        """Whether a PSS signature with this hash (MGF1 over the same hash) and salt fits the key."""
+        if self.hash_name is not None and hash_name != self.hash_name:
+            return False
+        return salt_length >= self.min_salt_length
+
+
+PublicKey = rsa.RSAPublicKey | RsaPssPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 # Key policy. Below 2048 bits RSA is refused (issue 5); above 8192 bits verification gets expensive enough
 # to be a denial-of-service lever, and nobody issues such keys.
@@ -89,6 +113,8 @@ def parse_spki(der: bytes) -> PublicKeyInfo:
         if params is None or params[0] != TAG_NULL:
             raise decode_error("RSA key parameters must be NULL")
         return _parse_rsa(der, key)
+    if algorithm == oids.RSASSA_PSS:
+        return _parse_rsa_pss(der, key, None if params is None else der[params[1] : params[3]])
     if algorithm == oids.EC_PUBLIC_KEY:
         if params is None:
             raise decode_error("EC key without curve parameters")
@@ -110,6 +136,21 @@ def parse_spki(der: bytes) -> PublicKeyInfo:
     return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem=f"public key algorithm {algorithm} not allowed")
 
 
+def _parse_rsa_pss(der: bytes, key: bytes, params: bytes | None) -> PublicKeyInfo:
+    """id-RSASSA-PSS: the same RSAPublicKey, with absent parameters (no restriction) or RSASSA-PSS-params
+    (RFC 4055 §3.1), whose saltLength is the minimum any signature must use."""
+    rsa_info = _parse_rsa(der, key)
+    if params is None:
+        return replace(rsa_info, kind=KeyKind.RSA_PSS)
+    decoded = parse_pss_params(params)
+    if decoded.problem is not None or decoded.hash_name is None:
+        return PublicKeyInfo(der, KeyKind.UNSUPPORTED, rsa_info.key_bits, problem=decoded.problem)
+    if decoded.salt_length < HASH_SIZES[decoded.hash_name]:
+        return PublicKeyInfo(der, KeyKind.UNSUPPORTED, rsa_info.key_bits,
+                             problem="RSASSA-PSS key salt length shorter than its hash")
+    return replace(rsa_info, kind=KeyKind.RSA_PSS, pss_hash=decoded.hash_name, pss_min_salt=decoded.salt_length)
+
+
 def _parse_rsa(der: bytes, key: bytes) -> PublicKeyInfo:
     _, start, end = read_single(key, TAG_SEQUENCE)
     parts = list(iter_children(key, start, end))
@@ -126,7 +167,7 @@ def key_problem(info: PublicKeyInfo) -> str | None:
     """Why this key must not be used for anything, or None when it meets the policy."""
     if info.kind is KeyKind.UNSUPPORTED:
         return info.problem or "unsupported public key"
-    if info.kind is KeyKind.RSA:
+    if info.kind in (KeyKind.RSA, KeyKind.RSA_PSS):
         if info.key_bits < MIN_RSA_BITS:
             return f"RSA key of {info.key_bits} bits (minimum {MIN_RSA_BITS})"
         if info.key_bits > MAX_RSA_BITS:
@@ -146,6 +187,9 @@ def load_public_key(info: PublicKeyInfo) -> PublicKey:
     try:
         if info.kind is KeyKind.RSA:
             return rsa.RSAPublicNumbers(info.rsa_exponent, info.rsa_modulus).public_key()
+        if info.kind is KeyKind.RSA_PSS:
+            numbers = rsa.RSAPublicNumbers(info.rsa_exponent, info.rsa_modulus)
+            return RsaPssPublicKey(numbers.public_key(), info.pss_hash, info.pss_min_salt)
         if info.kind is KeyKind.EC:
             return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE_OBJECTS[info.curve or ""], info.key_bytes)
         return ed25519.Ed25519PublicKey.from_public_bytes(info.key_bytes)

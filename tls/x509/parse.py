@@ -19,6 +19,7 @@ from pyasn1_modules import rfc5280
 from tls.failure import Category
 from tls.x509 import extensions as ext
 from tls.x509 import oids
+from tls.x509.asn1 import PYASN1_ERRORS
 from tls.x509.der import (
     TAG_BIT_STRING,
     TAG_BOOLEAN,
@@ -99,7 +100,7 @@ def _schema_check(der: bytes) -> None:
     """
     try:
         _, rest = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
-    except ext.PYASN1_ERRORS as exc:
+    except PYASN1_ERRORS as exc:
         raise decode_error("certificate does not match the X.509 schema") from exc
     if rest:
         raise decode_error("trailing bytes after certificate")

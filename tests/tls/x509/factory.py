@@ -156,8 +156,9 @@ def issue(spec: Spec, *, issuer: Issued | None = None, key: PrivateKey | None = 
         builder = builder.add_extension(extension, critical=critical)
     algorithm = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else spec.hash
     if spec.pss and isinstance(signing_key, rsa.RSAPrivateKey):
-        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-        certificate = builder.sign(signing_key, hashes.SHA256(), rsa_padding=pss)
+        pss_hash = spec.hash or hashes.SHA256()
+        pss = padding.PSS(mgf=padding.MGF1(pss_hash), salt_length=pss_hash.digest_size)
+        certificate = builder.sign(signing_key, pss_hash, rsa_padding=pss)  # type: ignore[arg-type]
     else:
         certificate = builder.sign(signing_key, algorithm)  # type: ignore[arg-type]
     return Issued(certificate, key, subject)

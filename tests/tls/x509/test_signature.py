@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from tests.tls.x509.factory import shared_key, tlv
 from tls.failure import Category
 from tls.x509 import X509Error
+from tls.x509.keys import RsaPssPublicKey
 from tls.x509.signature import parse_signature_algorithm, verify_signature
 
 NULL = b"\x05\x00"
@@ -69,9 +70,9 @@ def test_accepted_algorithms(der: bytes, scheme: str, hash_name: str | None) -> 
         (algorithm("dsa-sha256"), "not supported"),
         (algorithm("pss"), "without parameters"),
         (algorithm("pss", tlv(0x30, b"")), "default (SHA-1)"),
-        (pss(SHA1, SHA1, 20), "not allowed"),
+        (pss(SHA1, SHA1, 32), "not allowed"),
         (pss(SHA256, SHA384), "MGF1 hash differs"),
-        (pss(salt=20), "salt length"),
+        (pss(salt=24), "salt length"),
         (pss(trailer=2), "trailer"),
     ],
 )
@@ -82,6 +83,30 @@ def test_refused_algorithms(der: bytes, problem: str) -> None:
     with pytest.raises(X509Error) as info:
         verify_signature(shared_key("p256", 96).public_key(), parsed, b"sig", b"message")
     assert info.value.category is Category.WEAK_ALGORITHM
+
+
+@pytest.mark.parametrize(
+    "der",
+    [
+        pss(SHA1, SHA1, 20),  # saltLength 20 is the DEFAULT: DER omits it (X.690 11.5)
+        pss(trailer=1),  # trailerField 1 is the DEFAULT
+        algorithm("pss", tlv(0x30, tlv(0xA0, SHA256) + tlv(0xA2, tlv(0x02, b"\x20")) + b"\x05\x00")),
+        pss(tlv(0x30, tlv(0x06, bytes.fromhex("608648016503040201")) + tlv(0x02, b"\x01"))),  # hash params
+        pss(mgf_hash=tlv(0x30, tlv(0x06, bytes.fromhex("608648016503040201")) + tlv(0x04, b""))),
+    ],
+    ids=["explicit-default-salt", "explicit-default-trailer", "trailing-field", "hash-params", "mgf1-hash-params"],
+)
+def test_pss_parameters_not_in_strict_der_are_decode_errors(der: bytes) -> None:
+    with pytest.raises(X509Error) as info:
+        parse_signature_algorithm(der)
+    assert info.value.category is Category.DECODE_ERROR
+
+
+def test_pss_hash_parameters_may_be_null_or_absent() -> None:
+    """RFC 4055 2.1: implementations must accept both forms (OpenSSL writes NULL)."""
+    with_null = tlv(0x30, tlv(0x06, bytes.fromhex("608648016503040201")) + NULL)
+    parsed = parse_signature_algorithm(pss(with_null, with_null))
+    assert (parsed.scheme, parsed.hash_name, parsed.salt_length, parsed.problem) == ("rsa-pss", "sha256", 32, None)
 
 
 def test_malformed_algorithm_identifier() -> None:
@@ -111,3 +136,37 @@ def test_verification_outcomes() -> None:
     with pytest.raises(X509Error):
         verify_signature(rsa_key.public_key(), parse_signature_algorithm(algorithm("sha256rsa", NULL)),
                          pss_signature, message)
+
+
+def _pss_sign(key: rsa.RSAPrivateKey, message: bytes, hash_alg: hashes.HashAlgorithm, salt: int) -> bytes:
+    return key.sign(message, padding.PSS(padding.MGF1(hash_alg), salt), hash_alg)
+
+
+def test_rsa_pss_issuer_key_verifies_only_pss_within_its_restrictions() -> None:
+    """An id-RSASSA-PSS issuer key: PSS with its hash verifies; another hash, a PKCS#1 v1.5 signature, or
+    (for a key demanding a longer salt) a hash-length salt is refused even though the RSA maths holds."""
+    rsa_key = shared_key("rsa2048", 98)
+    assert isinstance(rsa_key, rsa.RSAPrivateKey)
+    message = b"tbsCertificate"
+    unrestricted = RsaPssPublicKey(rsa_key.public_key())
+    sha256_only = RsaPssPublicKey(rsa_key.public_key(), "sha256", 32)
+    long_salt = RsaPssPublicKey(rsa_key.public_key(), "sha256", 64)
+    pss256 = parse_signature_algorithm(pss())
+    pss384 = parse_signature_algorithm(pss(SHA384, SHA384, 48))
+    sig256 = _pss_sign(rsa_key, message, hashes.SHA256(), 32)
+    sig384 = _pss_sign(rsa_key, message, hashes.SHA384(), 48)
+    verify_signature(unrestricted, pss256, sig256, message)
+    verify_signature(unrestricted, pss384, sig384, message)
+    verify_signature(sha256_only, pss256, sig256, message)
+    refusals = [
+        (sha256_only, pss384, sig384, "restrictions"),
+        (long_salt, pss256, sig256, "restrictions"),
+        (unrestricted, parse_signature_algorithm(algorithm("sha256rsa", NULL)),
+         rsa_key.sign(message, padding.PKCS1v15(), hashes.SHA256()), "does not match"),
+        (unrestricted, pss256, sig384, "does not verify"),
+    ]
+    for key, alg, signature, reason in refusals:
+        with pytest.raises(X509Error) as info:
+            verify_signature(key, alg, signature, message)
+        assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
+        assert reason in info.value.reason

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
 from tests.tls.x509.factory import (
     NOW,
     DerNode,
+    Issued,
     KeyType,
     Spec,
     ca_spec,
@@ -29,7 +32,7 @@ from tests.tls.x509.factory import (
     tlv,
 )
 from tls.failure import Category
-from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, validate
+from tls.x509 import DEFAULT_LIMITS, KeyKind, PeerName, Purpose, RsaPssPublicKey, X509Error, validate
 
 SERVER = Purpose.SERVER_AUTH
 HOST = PeerName("DNS", "leaf.example.com")
@@ -410,3 +413,50 @@ def test_unparsable_intermediate_is_reported_when_no_path_is_found() -> None:
     error = refused([pki.leaf.der, pki.intermediate.der[:-1]], pki.anchors)
     assert error.category is Category.UNTRUSTED_CHAIN
     assert "set aside" in error.reason
+
+
+@pytest.fixture(scope="module")
+def pss_pki(tmp_path_factory: pytest.TempPathFactory) -> PssPki:
+    if not HAVE_OPENSSL:
+        pytest.skip("openssl command not installed")
+    return PssPki(tmp_path_factory.mktemp("pss-validate"), ca_hash="sha256")
+
+
+def _as_issuer(pair: PemPair) -> Issued:
+    certificate = x509.load_pem_x509_certificate(pair.cert_path.read_bytes())
+    key = pair.key
+    assert isinstance(key, rsa.RSAPrivateKey)  # cryptography loads RSA-PSS private keys as RSA keys
+    return Issued(certificate, key, certificate.subject)
+
+
+def test_rsa_pss_key_chain_made_by_openssl(pss_pki: PssPki) -> None:
+    """A CA with an id-RSASSA-PSS key (restricted to SHA-256) signs a leaf with an unrestricted PSS key."""
+    leaf = pss_pki.leaf("leaf", server=True)
+    now = datetime.now(UTC)
+    path = validate([leaf.der], anchors=[pss_pki.ca.der], purpose=SERVER, name=PeerName("DNS", "localhost"),
+                    time=now)
+    assert path.anchor.public_key_info.kind is KeyKind.RSA_PSS
+    anchor_key = path.anchor.public_key()
+    assert isinstance(anchor_key, RsaPssPublicKey)
+    assert (anchor_key.hash_name, anchor_key.min_salt_length) == ("sha256", 32)
+    leaf_key = path.leaf.public_key()
+    assert isinstance(leaf_key, RsaPssPublicKey)
+    assert leaf_key.hash_name is None
+
+
+@pytest.mark.parametrize(("hash_alg", "pss", "category"), [
+    (hashes.SHA256(), True, None),
+    (hashes.SHA384(), True, Category.CHAIN_SIGNATURE_INVALID),  # outside the CA key's restriction
+    (hashes.SHA256(), False, Category.CHAIN_SIGNATURE_INVALID),  # PKCS#1 v1.5 from a PSS key
+])
+def test_rsa_pss_ca_key_restrictions_apply_to_what_it_signs(pss_pki: PssPki, hash_alg: hashes.HashAlgorithm,
+                                                            pss: bool, category: Category | None) -> None:
+    now = datetime.now(UTC)
+    spec = Spec(hash=hash_alg, pss=pss, dns=("localhost",), not_before=now - timedelta(days=1),
+                not_after=now + timedelta(days=1))
+    leaf = issue(spec, issuer=_as_issuer(pss_pki.ca), key=shared_key("p256", 30))
+    name = PeerName("DNS", "localhost")
+    if category is None:
+        validate([leaf.der], anchors=[pss_pki.ca.der], purpose=SERVER, name=name, time=now)
+    else:
+        assert refused([leaf.der], [pss_pki.ca.der], name=name, time=now).category is category
