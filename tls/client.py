@@ -424,7 +424,8 @@ class ClientConnection(Connection):
 
     def _send_client_certificate_13(self, context: bytes, algorithms: tuple[int, ...]) -> None:
         config = self._config
-        scheme = choose_scheme(config.key, algorithms, True) if config.key is not None and config.chain else None
+        scheme = (choose_scheme(config.key, algorithms, True, config.pss_key)
+                  if config.key is not None and config.chain else None)
         chain = config.chain if scheme is not None else ()
         certificate = Certificate13(context, tuple((der, ()) for der in chain))
         self._queue_handshake(H.CERTIFICATE, serialize_certificate13(certificate))
@@ -468,7 +469,8 @@ class ClientConnection(Connection):
             raise illegal(f"server chose group {message.group} we did not offer")
         if message.scheme not in ADVERTISED_SCHEMES:
             raise illegal(f"server signed with scheme {message.scheme:#06x} we did not offer")
-        if self._suite.auth != ("rsa" if isinstance(self._peer_key, rsa.RSAPublicKey) else "ecdsa"):
+        rsa_key = isinstance(self._peer_key, rsa.RSAPublicKey | x509.RsaPssPublicKey)
+        if self._suite.auth != ("rsa" if rsa_key else "ecdsa"):
             raise ProtocolError(AlertDescription.UNSUPPORTED_CERTIFICATE, Category.ILLEGAL_PARAMETER,
                                 "certificate key does not fit the cipher suite")
         verify(self._peer_key, message.scheme, message.signature,
@@ -489,7 +491,7 @@ class ClientConnection(Connection):
         if self._certificate_request is not None:
             algorithms = self._certificate_request[1]
             if config.key is not None and config.chain:
-                scheme = choose_scheme(config.key, algorithms, False)
+                scheme = choose_scheme(config.key, algorithms, False, config.pss_key)
             chain = config.chain if scheme is not None else ()
             self._messages12.append(self._queue_handshake(H.CERTIFICATE,
                                                           serialize_certificate12(Certificate12(chain))))

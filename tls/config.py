@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import cached_property
 
+from tls import x509
 from tls.constants import TLS12, TLS13, NamedGroup
 from tls.groups import SUPPORTED_GROUPS
 from tls.limits import DEFAULT_LIMITS, Limits
-from tls.peer import Validator
+from tls.peer import Validator, own_pss_key
 from tls.signatures import PrivateKey
 from tls.suites import DEFAULT_SUITES_12, DEFAULT_SUITES_13
 
@@ -50,6 +52,11 @@ class ServerConfig:
     validator: Validator | None = None
     """Chain validator; None means `tls.x509.validate`."""
 
+    @cached_property
+    def pss_key(self) -> x509.RsaPssPublicKey | None:
+        """Our leaf's key if it is an id-RSASSA-PSS key (we then sign rsa_pss_pss_*); parsed once per config."""
+        return own_pss_key(self.key, self.chain)
+
 
 @dataclass(frozen=True)
 class ClientConfig:
@@ -69,3 +76,8 @@ class ClientConfig:
     limits: Limits = DEFAULT_LIMITS
     padding: int = 0
     validator: Validator | None = None
+
+    @cached_property
+    def pss_key(self) -> x509.RsaPssPublicKey | None:
+        """Our leaf's key if it is an id-RSASSA-PSS key (we then sign rsa_pss_pss_*); parsed once per config."""
+        return own_pss_key(self.key, self.chain)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.errors import ProtocolError
@@ -69,3 +71,19 @@ def leaf_public_key(der: bytes) -> object:
         return x509.parse_certificate(der).public_key()
     except x509.X509Error as err:
         raise ProtocolError(AlertDescription.BAD_CERTIFICATE, err.category, f"peer leaf: {err.reason}") from None
+
+
+def own_pss_key(key: object, chain: Sequence[bytes]) -> x509.RsaPssPublicKey | None:
+    """Our leaf's key when it is an id-RSASSA-PSS key, which decides that we sign with rsa_pss_pss_* only.
+
+    `cryptography` loads an RSA-PSS private key (as `openssl genpkey -algorithm RSA-PSS` writes) as a plain
+    RSA key and drops its restrictions, so our certificate is the only record of them. A leaf we cannot
+    parse is left to the peer to refuse: we then sign as for an rsaEncryption key."""
+    if not isinstance(key, rsa.RSAPrivateKey) or not chain:
+        return None
+    try:
+        info = x509.parse_certificate(chain[0]).public_key_info
+        leaf_key = x509.load_public_key(info) if info.kind is x509.KeyKind.RSA_PSS else None
+    except x509.X509Error:
+        return None
+    return leaf_key if isinstance(leaf_key, x509.RsaPssPublicKey) else None

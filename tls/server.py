@@ -243,7 +243,7 @@ class ServerConnection(Connection):
             raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
                                 "no signature_algorithms")
         scheme = choose_scheme(self._config.key, parse_u16_list16(signature_algorithms, "signature_algorithms"),
-                               version == TLS13)
+                               version == TLS13, self._config.pss_key)
         if scheme is None:
             raise _no_shared(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
         self._scheme = scheme

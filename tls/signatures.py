@@ -1,7 +1,11 @@
 """Handshake signatures: which schemes a key can make, making them, and checking the peer's.
 
 TLS 1.3 binds ECDSA schemes to curves and forbids PKCS#1 v1.5 in CertificateVerify; TLS 1.2 allows
-PKCS#1 for ECDHE_RSA ServerKeyExchange. SHA-1 schemes are never accepted.
+PKCS#1 for ECDHE_RSA ServerKeyExchange. SHA-1 schemes are never accepted. RSA-PSS comes in two flavours
+named by the certificate's key (RFC 8446 §4.2.3): rsa_pss_rsae_* for rsaEncryption keys and rsa_pss_pss_*
+for id-RSASSA-PSS keys, which `tls.x509` hands out as `RsaPssPublicKey` (with the key's own restrictions).
+`cryptography` loads an RSA-PSS private key as a plain RSA key, so which flavour we sign with is decided by
+our own certificate's key (`own_pss_key`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from tls.alerts import AlertDescription
 from tls.constants import SignatureScheme as S
 from tls.errors import ProtocolError
 from tls.failure import Category
+from tls.x509.keys import RsaPssPublicKey
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -27,24 +32,26 @@ _HASHES: dict[int, type[hashes.SHA256] | type[hashes.SHA384] | type[hashes.SHA51
 }
 _CURVE_OF: dict[int, str] = {S.ECDSA_SECP256R1_SHA256: "secp256r1", S.ECDSA_SECP384R1_SHA384: "secp384r1",
              S.ECDSA_SECP521R1_SHA512: "secp521r1"}
-_PSS = frozenset({S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512,
-                  S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512})
+_PSS_RSAE = (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512)
+_PSS_PSS = (S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512)
+_PSS = frozenset(_PSS_RSAE + _PSS_PSS)
+_HASH_NAMES: dict[int, str] = {scheme: _HASHES[scheme].name for scheme in _PSS}
 _PKCS1 = frozenset({S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512})
 
 HANDSHAKE_SCHEMES_13: tuple[int, ...] = (
-    S.ECDSA_SECP256R1_SHA256, S.ECDSA_SECP384R1_SHA384, S.ED25519,
-    S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512,
+    S.ECDSA_SECP256R1_SHA256, S.ECDSA_SECP384R1_SHA384, S.ED25519, *_PSS_RSAE, *_PSS_PSS,
 )
-"""What we accept in a TLS 1.3 CertificateVerify. rsa_pss_pss_* need a leaf whose key is an RSASSA-PSS key
-(RFC 8446 §4.2.3), which `tls.x509` does not accept as a peer key: only rsaEncryption keys, i.e. rsae."""
+"""What we accept in a TLS 1.3 CertificateVerify. Each RSA-PSS flavour is accepted only from its kind of
+certificate key (rsae: rsaEncryption, pss: id-RSASSA-PSS within the key's parameters)."""
 HANDSHAKE_SCHEMES_12: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384,
                                          S.RSA_PKCS1_SHA512)
 """What we accept in TLS 1.2 ServerKeyExchange / CertificateVerify."""
-ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384,
-                                       S.RSA_PSS_PSS_SHA512, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
+ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
                                        S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
-"""What we list in signature_algorithms: in TLS 1.3 it also covers certificate signatures (RFC 8446 §4.2.3),
-where RSA-PSS with PSS parameters, P-521 and PKCS#1 v1.5 appear (the validator checks those); our
+"""What we list in signature_algorithms. We send no signature_algorithms_cert, so in TLS 1.3 (and for TLS 1.2
+peers that follow RFC 8446 §4.2.3) this list also names the certificate signatures we accept: P-521 and
+PKCS#1 v1.5 appear there only for certificates (the validator checks those); rsa_pss_rsae_* covers
+certificates PSS-signed by an rsaEncryption key and rsa_pss_pss_* those signed by an id-RSASSA-PSS key. Our
 CertificateVerify check accepts only HANDSHAKE_SCHEMES_13 regardless."""
 
 
@@ -52,8 +59,9 @@ def bad_signature(reason: str) -> ProtocolError:
     return ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE, reason)
 
 
-def schemes_for_key(key: PrivateKey, tls13: bool) -> tuple[int, ...]:
-    """Schemes this private key can produce, our preference first."""
+def schemes_for_key(key: PrivateKey, tls13: bool, pss_key: RsaPssPublicKey | None = None) -> tuple[int, ...]:
+    """Schemes this private key can produce, our preference first. `pss_key` is our certificate's key when
+    it is an id-RSASSA-PSS key: then only rsa_pss_pss_* within its restrictions (no rsae, no PKCS#1)."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return (S.ED25519,)
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -61,13 +69,15 @@ def schemes_for_key(key: PrivateKey, tls13: bool) -> tuple[int, ...]:
             if key.curve.name == curve:
                 return (scheme,)
         return ()
-    pss = (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA512)
-    return pss if tls13 else (*pss, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
+    if pss_key is not None:
+        return tuple(s for s in _PSS_PSS if pss_key.permits(_HASH_NAMES[s], _HASHES[s].digest_size))
+    return _PSS_RSAE if tls13 else (*_PSS_RSAE, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
 
 
-def choose_scheme(key: PrivateKey, offered: tuple[int, ...], tls13: bool) -> int | None:
+def choose_scheme(key: PrivateKey, offered: tuple[int, ...], tls13: bool,
+                  pss_key: RsaPssPublicKey | None = None) -> int | None:
     offered_set = set(offered)
-    for scheme in schemes_for_key(key, tls13):
+    for scheme in schemes_for_key(key, tls13, pss_key):
         if scheme in offered_set:
             return scheme
     return None
@@ -103,9 +113,17 @@ def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allow
             if curve_bound and public_key.curve.name != _CURVE_OF[scheme]:
                 raise bad_signature("ECDSA scheme does not match the certificate's curve")
             public_key.verify(signature, data, ec.ECDSA(_HASHES[scheme]()))
+        elif scheme in _PSS_PSS:
+            if not isinstance(public_key, RsaPssPublicKey):
+                raise bad_signature("rsa_pss_pss signature from a key that is not an RSASSA-PSS key")
+            algorithm = _HASHES[scheme]()
+            if not public_key.permits(_HASH_NAMES[scheme], algorithm.digest_size):
+                raise bad_signature(f"signature scheme {scheme:#06x} outside the RSASSA-PSS key's restrictions")
+            pss = padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
+            public_key.key.verify(signature, data, pss, algorithm)
         elif scheme in _PSS or scheme in _PKCS1:
             if not isinstance(public_key, rsa.RSAPublicKey):
-                raise bad_signature("RSA signature from a non-RSA key")
+                raise bad_signature("rsa_pss_rsae or PKCS#1 signature from a key that is not an rsaEncryption key")
             algorithm = _HASHES[scheme]()
             pad: padding.AsymmetricPadding = (padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
                                               if scheme in _PSS else padding.PKCS1v15())

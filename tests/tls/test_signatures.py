@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.tls.pki import make_key
 from tls.constants import SignatureScheme
@@ -19,6 +19,7 @@ from tls.signatures import (
     sign,
     verify,
 )
+from tls.x509 import RsaPssPublicKey
 
 
 @pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
@@ -84,9 +85,59 @@ def test_choose_scheme_follows_the_peer() -> None:
 
 
 def test_rsa_pss_pss_is_refused_for_rsa_encryption_keys() -> None:
-    """Our peers' RSA keys are rsaEncryption keys: a signature labelled rsa_pss_pss_* does not fit them."""
+    """An rsaEncryption certificate key makes rsa_pss_rsae_* only: rsa_pss_pss_* does not fit it."""
     key = make_key("rsa")
     signature = sign(key, SignatureScheme.RSA_PSS_RSAE_SHA256, b"data")
     with pytest.raises(ProtocolError) as info:
         verify(key.public_key(), SignatureScheme.RSA_PSS_PSS_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
+    assert info.value.category is Category.BAD_SIGNATURE
+
+
+_RSA_KEY = make_key("rsa")
+S = SignatureScheme
+PSS_PSS = (S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512)
+
+
+@pytest.mark.parametrize(("restriction", "schemes"), [
+    (RsaPssPublicKey(_RSA_KEY.public_key()), PSS_PSS),  # type: ignore[arg-type]
+    (RsaPssPublicKey(_RSA_KEY.public_key(), "sha384", 48), (S.RSA_PSS_PSS_SHA384,)),  # type: ignore[arg-type]
+    (RsaPssPublicKey(_RSA_KEY.public_key(), "sha256", 33), ()),  # type: ignore[arg-type]  # salt > hash
+])
+@pytest.mark.parametrize("tls13", [True, False])
+def test_pss_key_makes_only_rsa_pss_pss_within_its_restrictions(restriction: RsaPssPublicKey,
+                                                                 schemes: tuple[int, ...], tls13: bool) -> None:
+    assert schemes_for_key(_RSA_KEY, tls13, restriction) == schemes
+    for scheme in schemes:
+        signature = sign(_RSA_KEY, scheme, b"transcript")
+        verify(restriction, scheme, signature, b"transcript", HANDSHAKE_SCHEMES_13 if tls13 else HANDSHAKE_SCHEMES_12)
+    offered = (S.RSA_PSS_RSAE_SHA256, S.RSA_PKCS1_SHA256, *PSS_PSS)
+    assert choose_scheme(_RSA_KEY, offered, tls13, restriction) == (schemes[0] if schemes else None)
+
+
+@pytest.mark.parametrize(("scheme", "key_hash", "reason"), [
+    (S.RSA_PSS_RSAE_SHA256, None, "not an rsaEncryption key"),
+    (S.RSA_PKCS1_SHA256, None, "not an rsaEncryption key"),
+    (S.RSA_PSS_PSS_SHA256, "sha384", "outside the RSASSA-PSS key's restrictions"),
+    (S.RSA_PSS_PSS_SHA512, "sha256", "outside the RSASSA-PSS key's restrictions"),
+])
+def test_pss_key_refuses_signatures_it_may_not_make(scheme: int, key_hash: str | None, reason: str) -> None:
+    """The RSA maths would verify in each case; the certificate key's type or parameters forbid it."""
+    assert isinstance(_RSA_KEY, rsa.RSAPrivateKey)
+    pss_key = RsaPssPublicKey(_RSA_KEY.public_key(), key_hash, 0)
+    signature = sign(_RSA_KEY, scheme, b"data")
+    control = RsaPssPublicKey(_RSA_KEY.public_key()) if scheme in PSS_PSS else _RSA_KEY.public_key()
+    verify(control, scheme, signature, b"data", HANDSHAKE_SCHEMES_12)  # a valid signature for some key
+    with pytest.raises(ProtocolError) as info:
+        verify(pss_key, scheme, signature, b"data", HANDSHAKE_SCHEMES_12)
+    assert info.value.category is Category.BAD_SIGNATURE
+    assert reason in str(info.value)
+
+
+def test_pss_pss_signature_that_does_not_verify() -> None:
+    assert isinstance(_RSA_KEY, rsa.RSAPrivateKey)
+    signature = bytearray(sign(_RSA_KEY, S.RSA_PSS_PSS_SHA256, b"data"))
+    signature[-1] ^= 1
+    with pytest.raises(ProtocolError) as info:
+        verify(RsaPssPublicKey(_RSA_KEY.public_key()), S.RSA_PSS_PSS_SHA256, bytes(signature), b"data",
+               HANDSHAKE_SCHEMES_13)
     assert info.value.category is Category.BAD_SIGNATURE

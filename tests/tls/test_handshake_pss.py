@@ -1,0 +1,200 @@
+"""Handshakes with id-RSASSA-PSS certificate keys (rsa_pss_pss_*), in memory, both versions and both roles.
+
+The PKI is made by the `openssl` command (see psspki.py); certificates are valid from now, so these tests
+use the wall clock as the engines' time. Every verified handshake signature is recorded, so each test shows
+which scheme was used and with which kind of key, not only that the handshake finished.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.tls.hello import client_hello
+from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
+from tests.tls.pump import pump
+from tests.tls.refusal import assert_refused, failure_of
+from tls import client as client_module
+from tls import server as server_module
+from tls import x509
+from tls.alerts import AlertDescription
+from tls.client import ClientConnection
+from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.constants import TLS12, TLS13
+from tls.constants import ExtensionType as E
+from tls.constants import SignatureScheme as S
+from tls.events import HandshakeComplete
+from tls.extensions import serialize_u16_list16
+from tls.failure import Category
+from tls.server import ServerConnection
+from tls.signatures import verify
+
+pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl command not installed")
+
+
+@dataclass(frozen=True)
+class Pkis:
+    pki: PssPki
+    server: PemPair  # PSS key restricted to SHA-256
+    server_384: PemPair  # PSS key restricted to SHA-384
+    client: PemPair  # PSS key without parameters
+    rsae_server: PemPair  # rsaEncryption key under the same PSS CA
+
+
+@pytest.fixture(scope="module")
+def pkis(tmp_path_factory: pytest.TempPathFactory) -> Pkis:
+    pki = PssPki(Path(tmp_path_factory.mktemp("pss")))
+    return Pkis(pki, pki.leaf("server", server=True, hash_name="sha256"),
+                pki.leaf("server384", server=True, hash_name="sha384"),
+                pki.leaf("client", server=False), pki.leaf("rsae", server=True, key_algorithm="RSA"))
+
+
+Verified = list[tuple[str, int, object]]
+
+
+@pytest.fixture
+def verified(monkeypatch: pytest.MonkeyPatch) -> Verified:
+    """(role that verified, scheme, peer key) for every handshake signature checked."""
+    seen: Verified = []
+
+    def recording(role: str) -> Any:
+        def check(public_key: object, scheme: int, *args: Any, **kwargs: Any) -> None:
+            seen.append((role, scheme, public_key))
+            verify(public_key, scheme, *args, **kwargs)
+        return check
+
+    monkeypatch.setattr(client_module, "verify", recording("client"))
+    monkeypatch.setattr(server_module, "verify", recording("server"))
+    return seen
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def server_config(pkis: Pkis, leaf: PemPair, *, client_auth: bool = False, **kwargs: Any) -> ServerConfig:
+    auth = ClientAuth(ClientAuthMode.REQUIRED, (pkis.pki.ca.der,)) if client_auth else None
+    return ServerConfig(chain=(leaf.der,), key=leaf.key, random=os.urandom, time=now, client_auth=auth, **kwargs)
+
+
+def client_config(pkis: Pkis, leaf: PemPair | None = None, **kwargs: Any) -> ClientConfig:
+    credentials: dict[str, Any] = {"chain": (leaf.der,), "key": leaf.key} if leaf is not None else {}
+    return ClientConfig(random=os.urandom, time=now, anchors=(pkis.pki.ca.der,), server_name="localhost",
+                        **credentials, **kwargs)
+
+
+def handshake(server: ServerConfig, client: ClientConfig) -> tuple[HandshakeComplete, HandshakeComplete]:
+    c, s = ClientConnection(client), ServerConnection(server)
+    client_events, server_events = pump(c, s)
+    done_c = [e for e in client_events if isinstance(e, HandshakeComplete)]
+    done_s = [e for e in server_events if isinstance(e, HandshakeComplete)]
+    assert len(done_c) == len(done_s) == 1, (client_events, server_events)
+    return done_c[0], done_s[0]
+
+
+@pytest.mark.parametrize(("version", "name"), [(TLS13, "TLSv1.3"), (TLS12, "TLSv1.2")])
+def test_pss_key_server_and_client_certificates(pkis: Pkis, verified: Verified, version: int, name: str) -> None:
+    done_c, done_s = handshake(server_config(pkis, pkis.server, client_auth=True),
+                               client_config(pkis, pkis.client, versions=(version,)))
+    assert done_c.version == done_s.version == name
+    assert done_c.peer_validated
+    assert done_s.peer_validated
+    if version == TLS12:
+        assert done_c.cipher_suite.startswith("TLS_ECDHE_RSA")
+    roles = {role: (scheme, key) for role, scheme, key in verified}
+    assert set(roles) == {"client", "server"}
+    # The server's key is restricted to SHA-256; the client's has no parameters: our first preference.
+    assert roles["client"][0] == S.RSA_PSS_PSS_SHA256
+    assert roles["server"][0] == S.RSA_PSS_PSS_SHA256
+    server_key, client_key = roles["client"][1], roles["server"][1]
+    assert isinstance(server_key, x509.RsaPssPublicKey)
+    assert server_key.hash_name == "sha256"
+    assert isinstance(client_key, x509.RsaPssPublicKey)
+    assert client_key.hash_name is None
+
+
+@pytest.mark.parametrize("version", [TLS13, TLS12])
+def test_restricted_key_signs_with_its_own_hash(pkis: Pkis, verified: Verified, version: int) -> None:
+    handshake(server_config(pkis, pkis.server_384), client_config(pkis, versions=(version,)))
+    assert [scheme for _, scheme, _ in verified] == [S.RSA_PSS_PSS_SHA384]
+
+
+def test_rsa_encryption_leaf_under_a_pss_ca_uses_rsae(pkis: Pkis, verified: Verified) -> None:
+    """A PSS-key CA signs an rsaEncryption leaf: the chain validates, the handshake uses rsa_pss_rsae."""
+    handshake(server_config(pkis, pkis.rsae_server), client_config(pkis))
+    assert [scheme for _, scheme, _ in verified] == [S.RSA_PSS_RSAE_SHA256]
+
+
+def test_our_pss_key_is_read_from_our_certificate(pkis: Pkis) -> None:
+    assert server_config(pkis, pkis.server).pss_key == x509.parse_certificate(pkis.server.der).public_key()
+    assert server_config(pkis, pkis.rsae_server).pss_key is None
+    assert client_config(pkis).pss_key is None
+
+
+def forced(config: ServerConfig, pss_key: x509.RsaPssPublicKey | None) -> ServerConfig:
+    """A server that signs as if its certificate key were `pss_key`: a peer lying about its key type."""
+    config.__dict__["pss_key"] = pss_key
+    return config
+
+
+def unrestricted(pair: PemPair) -> x509.RsaPssPublicKey:
+    key = pair.key.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    return x509.RsaPssPublicKey(key)
+
+
+@pytest.mark.parametrize("version", [TLS13, TLS12])
+@pytest.mark.parametrize("case", ["hash-outside-restriction", "rsae-from-pss-key", "pss-from-rsae-key"])
+def test_client_refuses_a_signature_that_does_not_fit_the_certificate_key(pkis: Pkis, version: int,
+                                                                           case: str) -> None:
+    if case == "hash-outside-restriction":  # the certificate says SHA-384 only; the server signs SHA-256
+        config = forced(server_config(pkis, pkis.server_384), unrestricted(pkis.server_384))
+    elif case == "rsae-from-pss-key":  # an id-RSASSA-PSS certificate, but an rsa_pss_rsae signature
+        config = forced(server_config(pkis, pkis.server), None)
+    else:  # an rsaEncryption certificate, but an rsa_pss_pss signature
+        config = forced(server_config(pkis, pkis.rsae_server), unrestricted(pkis.rsae_server))
+    c, s = ClientConnection(client_config(pkis, versions=(version,))), ServerConnection(config)
+    client_events, _ = pump(c, s)
+    failure = failure_of(client_events)
+    assert (failure.alert, failure.category) == (AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE), failure
+
+
+@pytest.mark.parametrize("version", [TLS13, TLS12])
+def test_server_refuses_a_client_signature_that_does_not_fit_the_certificate_key(pkis: Pkis, version: int) -> None:
+    """The client's certificate is an rsaEncryption one but it signs rsa_pss_pss."""
+    client = client_config(pkis, pkis.rsae_server, versions=(version,))
+    client.__dict__["pss_key"] = unrestricted(pkis.rsae_server)
+    # The rsae leaf has serverAuth only; validation would stop first, so accept any chain here.
+    config = server_config(pkis, pkis.server, client_auth=True, validator=_leaf_key_only)
+    c, s = ClientConnection(client), ServerConnection(config)
+    _, server_events = pump(c, s)
+    failure = failure_of(server_events)
+    assert (failure.alert, failure.category) == (AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE), failure
+
+
+def _leaf_key_only(chain: Any, **_: Any) -> Any:
+    @dataclass(frozen=True)
+    class Path:
+        leaf: x509.Certificate
+
+    return Path(x509.parse_certificate(chain[0]))
+
+
+def test_server_with_pss_key_refuses_a_client_without_rsa_pss_pss(pkis: Pkis) -> None:
+    schemes = serialize_u16_list16([S.RSA_PSS_RSAE_SHA256, S.ECDSA_SECP256R1_SHA256, S.RSA_PKCS1_SHA256])
+    hello = client_hello(drop=(E.SIGNATURE_ALGORITHMS,), add=((E.SIGNATURE_ALGORITHMS, schemes),))
+    assert_refused(ServerConnection(server_config(pkis, pkis.server)), hello, AlertDescription.HANDSHAKE_FAILURE,
+                   Category.NO_SHARED_SIGNATURE_ALGORITHM)
+
+
+def test_server_with_sha384_pss_key_refuses_a_client_offering_only_sha256(pkis: Pkis) -> None:
+    schemes = serialize_u16_list16([S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA512])
+    hello = client_hello(drop=(E.SIGNATURE_ALGORITHMS,), add=((E.SIGNATURE_ALGORITHMS, schemes),))
+    assert_refused(ServerConnection(server_config(pkis, pkis.server_384)), hello,
+                   AlertDescription.HANDSHAKE_FAILURE, Category.NO_SHARED_SIGNATURE_ALGORITHM)
