@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import netns
 from tests.integration.lab import ROOT, Lab, assert_no_secret, lab
-from tests.netstack import netns
 
 ARTEFACTS = ROOT / "build" / "integration"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from appliance import bitcoin, vault
 from appliance.config import DEFAULT_LIMITS
 from appliance.disk import Disk
-from tests.netstack import netns
+from tests import netns
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_WIF = "L1aW4aubDFB7yfras2S1mN3bqg9nwySY8nkoLmJebSLD5BWv3ENZ"  # a test key, never funded
@@ -39,7 +39,7 @@ ATTACKER_IPS = tuple(f"{SUBNET}.{n}" for n in range(10, 26))  # extra sources: t
 READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
 LIMITS = (
     # shorter than production so the timeout cases take seconds, not tens of seconds
-    "handshake_timeout=3", "idle_timeout=3", "http_request_timeout=3", "callback_connect_timeout=3",
+    "handshake_timeout=5", "idle_timeout=5", "http_request_timeout=5", "callback_connect_timeout=5",
 )
 TARGETS = ("image", "host")
 

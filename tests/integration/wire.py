@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests import netns
 from tests.integration.lab import KERNEL_IP, TARGET_IP, Lab
-from tests.netstack import netns
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # sll_pkttype of frames this side sent (we want the target's)
