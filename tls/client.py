@@ -82,10 +82,11 @@ from tls.messages import (
 from tls.peer import leaf_public_key, validate_chain
 from tls.record import Protection12, plaintext_record
 from tls.signatures import (
-    ADVERTISED_SCHEMES,
+    CERTIFICATE_SCHEMES,
     HANDSHAKE_SCHEMES_12,
     HANDSHAKE_SCHEMES_13,
     choose_scheme,
+    offered_schemes,
     sign,
     verify,
 )
@@ -127,7 +128,8 @@ _EXPECTED: dict[State, frozenset[int]] = {
 
 _NOT_IN_ENCRYPTED_EXTENSIONS = frozenset({
     ExtensionType.KEY_SHARE, ExtensionType.SUPPORTED_VERSIONS, ExtensionType.PRE_SHARED_KEY,
-    ExtensionType.SIGNATURE_ALGORITHMS, ExtensionType.COOKIE, ExtensionType.PSK_KEY_EXCHANGE_MODES,
+    ExtensionType.SIGNATURE_ALGORITHMS, ExtensionType.SIGNATURE_ALGORITHMS_CERT, ExtensionType.COOKIE,
+    ExtensionType.PSK_KEY_EXCHANGE_MODES,
     ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.RENEGOTIATION_INFO, ExtensionType.EC_POINT_FORMATS,
 })
 
@@ -192,7 +194,9 @@ class ClientConnection(Connection):
             extensions += [(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
                            (ExtensionType.EXTENDED_MASTER_SECRET, b""),
                            (ExtensionType.RENEGOTIATION_INFO, b"\x00")]
-        extensions.append((ExtensionType.SIGNATURE_ALGORITHMS, serialize_u16_list16(ADVERTISED_SCHEMES)))
+        extensions.append((ExtensionType.SIGNATURE_ALGORITHMS,
+                           serialize_u16_list16(offered_schemes(TLS12 in config.versions))))
+        extensions.append((ExtensionType.SIGNATURE_ALGORITHMS_CERT, serialize_u16_list16(CERTIFICATE_SCHEMES)))
         if TLS13 in config.versions:
             versions = [v for v in (TLS13, TLS12) if v in config.versions]
             extensions.append((ExtensionType.SUPPORTED_VERSIONS, serialize_client_versions(versions)))
@@ -467,7 +471,7 @@ class ClientConnection(Connection):
         message = parse_server_key_exchange(body)
         if message.group not in self._config.groups:
             raise illegal(f"server chose group {message.group} we did not offer")
-        if message.scheme not in ADVERTISED_SCHEMES:
+        if message.scheme not in HANDSHAKE_SCHEMES_12:
             raise illegal(f"server signed with scheme {message.scheme:#06x} we did not offer")
         rsa_key = isinstance(self._peer_key, rsa.RSAPublicKey | x509.RsaPssPublicKey)
         if self._suite.auth != ("rsa" if rsa_key else "ecdsa"):

@@ -82,7 +82,7 @@ from tls.messages import (
 )
 from tls.peer import validate_chain
 from tls.record import Protection12, Protection13, Record
-from tls.signatures import ADVERTISED_SCHEMES, HANDSHAKE_SCHEMES_12, HANDSHAKE_SCHEMES_13, choose_scheme, sign, verify
+from tls.signatures import CERTIFICATE_SCHEMES, HANDSHAKE_SCHEMES_12, HANDSHAKE_SCHEMES_13, choose_scheme, sign, verify
 from tls.suites import SUITES, SuiteInfo
 
 
@@ -365,8 +365,9 @@ class ServerConnection(Connection):
             EncryptedExtensions(((ExtensionType.SERVER_NAME, b""),) if self._server_name else ())))
         auth = config.client_auth
         if auth is not None:
-            request = CertificateRequest13(b"", ((ExtensionType.SIGNATURE_ALGORITHMS,
-                                                  serialize_u16_list16(ADVERTISED_SCHEMES)),))
+            request = CertificateRequest13(b"", (
+                (ExtensionType.SIGNATURE_ALGORITHMS, serialize_u16_list16(HANDSHAKE_SCHEMES_13)),
+                (ExtensionType.SIGNATURE_ALGORITHMS_CERT, serialize_u16_list16(CERTIFICATE_SCHEMES))))
             self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, serialize_certificate_request13(request))
         certificate = Certificate13(b"", tuple((der, ()) for der in config.chain))
         self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate13(certificate))

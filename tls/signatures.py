@@ -46,13 +46,18 @@ certificate key (rsae: rsaEncryption, pss: id-RSASSA-PSS within the key's parame
 HANDSHAKE_SCHEMES_12: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384,
                                          S.RSA_PKCS1_SHA512)
 """What we accept in TLS 1.2 ServerKeyExchange / CertificateVerify."""
-ADVERTISED_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
-                                       S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
-"""What we list in signature_algorithms. We send no signature_algorithms_cert, so in TLS 1.3 (and for TLS 1.2
-peers that follow RFC 8446 §4.2.3) this list also names the certificate signatures we accept: P-521 and
-PKCS#1 v1.5 appear there only for certificates (the validator checks those); rsa_pss_rsae_* covers
-certificates PSS-signed by an rsaEncryption key and rsa_pss_pss_* those signed by an id-RSASSA-PSS key. Our
-CertificateVerify check accepts only HANDSHAKE_SCHEMES_13 regardless."""
+CERTIFICATE_SCHEMES: tuple[int, ...] = (*HANDSHAKE_SCHEMES_13, S.ECDSA_SECP521R1_SHA512, S.RSA_PKCS1_SHA256,
+                                        S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512)
+"""What we send in signature_algorithms_cert (RFC 8446 §4.2.3): the certificate signatures the validator
+verifies. rsa_pss_rsae_* names a PSS signature by an rsaEncryption issuer key and rsa_pss_pss_* one by an
+id-RSASSA-PSS issuer key; P-521 and PKCS#1 v1.5 appear here only. signature_algorithms then lists only what
+we accept in handshake signatures: HANDSHAKE_SCHEMES_13, plus PKCS#1 when TLS 1.2 is on offer (see
+`offered_schemes`)."""
+
+
+def offered_schemes(tls12: bool) -> tuple[int, ...]:
+    """Our signature_algorithms: handshake signatures we accept; PKCS#1 only matters to a TLS 1.2 peer."""
+    return HANDSHAKE_SCHEMES_12 if tls12 else HANDSHAKE_SCHEMES_13
 
 
 def bad_signature(reason: str) -> ProtocolError:

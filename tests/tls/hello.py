@@ -10,7 +10,7 @@ from tls.constants import NamedGroup
 from tls.extensions import Extensions, serialize_client_shares, serialize_client_versions, serialize_u16_list16
 from tls.messages import ClientHello, frame, serialize_client_hello
 from tls.record import plaintext_record
-from tls.signatures import ADVERTISED_SCHEMES
+from tls.signatures import HANDSHAKE_SCHEMES_12
 from tls.suites import DEFAULT_SUITES_12, DEFAULT_SUITES_13
 
 
@@ -21,7 +21,7 @@ def x25519_public() -> bytes:
 def default_extensions(versions: tuple[int, ...] = (0x0304, 0x0303)) -> list[tuple[int, bytes]]:
     extensions: list[tuple[int, bytes]] = [
         (E.SUPPORTED_GROUPS, serialize_u16_list16([NamedGroup.X25519, NamedGroup.SECP256R1])),
-        (E.SIGNATURE_ALGORITHMS, serialize_u16_list16(ADVERTISED_SCHEMES)),
+        (E.SIGNATURE_ALGORITHMS, serialize_u16_list16(HANDSHAKE_SCHEMES_12)),
         (E.EXTENDED_MASTER_SECRET, b""),
         (E.RENEGOTIATION_INFO, b"\x00"),
         (E.EC_POINT_FORMATS, b"\x01\x00"),

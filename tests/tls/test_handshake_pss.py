@@ -30,8 +30,9 @@ from tls.constants import TLS12, TLS13
 from tls.constants import ExtensionType as E
 from tls.constants import SignatureScheme as S
 from tls.events import HandshakeComplete
-from tls.extensions import serialize_u16_list16
+from tls.extensions import find, parse_u16_list16, serialize_u16_list16
 from tls.failure import Category
+from tls.messages import parse_client_hello, serialize_certificate_request13
 from tls.server import ServerConnection
 from tls.signatures import verify
 
@@ -198,3 +199,47 @@ def test_server_with_sha384_pss_key_refuses_a_client_offering_only_sha256(pkis: 
     hello = client_hello(drop=(E.SIGNATURE_ALGORITHMS,), add=((E.SIGNATURE_ALGORITHMS, schemes),))
     assert_refused(ServerConnection(server_config(pkis, pkis.server_384)), hello,
                    AlertDescription.HANDSHAKE_FAILURE, Category.NO_SHARED_SIGNATURE_ALGORITHM)
+
+
+def _offered(extensions: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    algorithms = find(extensions, E.SIGNATURE_ALGORITHMS)
+    algorithms_cert = find(extensions, E.SIGNATURE_ALGORITHMS_CERT)
+    assert algorithms is not None
+    assert algorithms_cert is not None
+    return parse_u16_list16(algorithms, "sa"), parse_u16_list16(algorithms_cert, "sac")
+
+
+@pytest.mark.parametrize("versions", [(TLS13, TLS12), (TLS13,), (TLS12,)])
+def test_client_hello_separates_handshake_and_certificate_schemes(pkis: Pkis, versions: tuple[int, ...]) -> None:
+    """signature_algorithms: what we accept in CertificateVerify/ServerKeyExchange (both PSS flavours; PKCS#1
+    only with TLS 1.2 on offer; no P-521). signature_algorithms_cert: what the validator verifies."""
+    c = ClientConnection(client_config(pkis, versions=versions))
+    record = c.data_to_send()
+    hello = parse_client_hello(memoryview(record)[9:])
+    handshake_schemes, cert_schemes = _offered(hello.extensions)
+    pss_pss = {S.RSA_PSS_PSS_SHA256, S.RSA_PSS_PSS_SHA384, S.RSA_PSS_PSS_SHA512}
+    pkcs1 = {S.RSA_PKCS1_SHA256, S.RSA_PKCS1_SHA384, S.RSA_PKCS1_SHA512}
+    assert pss_pss <= set(handshake_schemes)
+    assert pss_pss <= set(cert_schemes)
+    assert S.ECDSA_SECP521R1_SHA512 not in handshake_schemes
+    assert S.ECDSA_SECP521R1_SHA512 in cert_schemes
+    assert pkcs1 <= set(cert_schemes)
+    assert (pkcs1 <= set(handshake_schemes)) == (TLS12 in versions)
+    assert bool(pkcs1 & set(handshake_schemes)) == (TLS12 in versions)
+
+
+def test_certificate_request_separates_handshake_and_certificate_schemes(pkis: Pkis,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    requests: list[Any] = []
+
+    def capture(request: Any) -> bytes:
+        requests.append(request)
+        return serialize_certificate_request13(request)
+
+    monkeypatch.setattr(server_module, "serialize_certificate_request13", capture)
+    handshake(server_config(pkis, pkis.server, client_auth=True), client_config(pkis, pkis.client))
+    assert len(requests) == 1
+    handshake_schemes, cert_schemes = _offered(requests[0].extensions)
+    assert S.RSA_PSS_PSS_SHA256 in handshake_schemes
+    assert S.RSA_PKCS1_SHA256 not in handshake_schemes  # never in a TLS 1.3 CertificateVerify
+    assert {S.RSA_PSS_PSS_SHA256, S.RSA_PKCS1_SHA256, S.ECDSA_SECP521R1_SHA512} <= set(cert_schemes)
