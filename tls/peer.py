@@ -1,7 +1,8 @@
 """The narrow bridge to `tls.x509`: validate a peer's chain, and map an X.509 refusal to the alert we send.
 
 The engine never looks inside certificates itself except for the leaf's public key, which it needs to
-check CertificateVerify / ServerKeyExchange signatures.
+check CertificateVerify / ServerKeyExchange signatures, and the kind of our own leaf's key (an
+id-RSASSA-PSS key signs rsa_pss_pss_*, an rsaEncryption key rsa_pss_rsae_*).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.tls.x509.factory import tlv
 from tls.failure import Category
@@ -90,3 +92,24 @@ def test_malformed_parameters_are_decode_errors(der: bytes) -> None:
     with pytest.raises(X509Error) as info:
         parse_pss_params(der)
     assert info.value.category is Category.DECODE_ERROR
+
+
+GOOD = params(hash_id(SHA256), hash_id(SHA256), 32)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_garbled_parameters_only_ever_raise_x509_error(data: st.DataObject) -> None:
+    """Flip, cut or extend a valid encoding anywhere: a PssParams or an X509Error, never anything else."""
+    raw = bytearray(GOOD)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(raw)))
+    garbled = bytes(raw[:cut]) + data.draw(st.binary(max_size=8))
+    try:
+        decoded = parse_pss_params(garbled)
+    except X509Error:
+        return
+    assert (decoded.hash_name is None) == (decoded.problem is not None)
+    assert decoded.salt_length >= 0
