@@ -6,7 +6,6 @@ accepts only the messages listed for it in `_EXPECTED`. `python -m tls.client` r
 
 from __future__ import annotations
 
-import hmac
 from enum import Enum, auto
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -14,21 +13,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.config import ClientConfig
-from tls.connection import Connection
 from tls.constants import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
     HRR_RANDOM,
     TLS12,
     TLS13,
-    VERSION_NAMES,
     ContentType,
     ExtensionType,
     HandshakeType,
-    group_name,
 )
 from tls.errors import ProtocolError, illegal, unexpected
-from tls.events import HandshakeComplete
 from tls.extensions import (
     Extensions,
     find,
@@ -48,7 +43,9 @@ from tls.groups import KeyShare
 from tls.handshake_common import (
     CLIENT_CV_CONTEXT,
     SERVER_CV_CONTEXT,
+    HandshakeConnection,
     certificate_verify_content,
+    check_finished,
     keys12,
     refuse_version,
 )
@@ -80,7 +77,7 @@ from tls.messages import (
     serialize_finished,
 )
 from tls.peer import leaf_public_key, validate_chain
-from tls.record import Protection12, plaintext_record
+from tls.record import plaintext_record
 from tls.signatures import (
     CERTIFICATE_SCHEMES,
     HANDSHAKE_SCHEMES_12,
@@ -138,28 +135,21 @@ def _is_dns_name(name: str) -> bool:
     return any(c.isalpha() for c in name) and ":" not in name
 
 
-class ClientConnection(Connection):
+class ClientConnection(HandshakeConnection):
     def __init__(self, config: ClientConfig) -> None:
         super().__init__(config.limits, config.padding)
         self._config = config
         self.state = State.WAIT_SERVER_HELLO
         self._shares: dict[int, KeyShare] = {}
-        self._group = 0
-        self._peer_chain: tuple[bytes, ...] = ()
-        self._peer_validated = False
-        self._peer_key: object = None
         self._client_hs_secret = b""
         self._server_hs_secret = b""
         self._certificate_request: tuple[bytes, tuple[int, ...]] | None = None
         self._compat_ccs_sent = False
         self._hrr_suite: SuiteInfo | None = None
-        self._messages12: list[bytes] = []
         self._server_random = b""
         self._master = b""
         self._group12_share: KeyShare | None = None
         self._server_public = b""
-        self._pending_read: Protection12 | None = None
-        self._pending_write: Protection12 | None = None
         self._handlers = {  # which message types each state accepts is in _EXPECTED
             H.SERVER_HELLO: self._on_server_hello,
             H.ENCRYPTED_EXTENSIONS: self._on_encrypted_extensions,
@@ -228,13 +218,7 @@ class ClientConnection(Connection):
         if self.version != TLS12:
             super()._handle_ccs(content)
             return
-        if bytes(content) != b"\x01":
-            raise unexpected("malformed ChangeCipherSpec")
-        if self.state is not State.WAIT_CHANGE_CIPHER_SPEC:
-            raise unexpected(f"ChangeCipherSpec in state {self.state.name}")
-        if self._hs_in:
-            raise unexpected("handshake message spans ChangeCipherSpec")
-        self._read = self._pending_read
+        self._accept_ccs12(content, self.state, State.WAIT_CHANGE_CIPHER_SPEC)
         self.state = State.WAIT_FINISHED_12
 
     # ---- ServerHello / HelloRetryRequest ------------------------------------------------------------
@@ -409,9 +393,7 @@ class ClientConnection(Connection):
         assert self._suite is not None
         ks = self._ks
         message = parse_finished(body, self._suite.hash_length)
-        expected = ks.finished(self._server_hs_secret, self._transcript.digest())
-        if not hmac.compare_digest(expected, message.verify_data):
-            raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, "server Finished is wrong")
+        check_finished(ks.finished(self._server_hs_secret, self._transcript.digest()), message.verify_data, "server")
         self._transcript.add(raw)
         client_app, server_app = ks.application_traffic(self._transcript.digest())
         if not self._compat_ccs_sent:
@@ -440,14 +422,8 @@ class ClientConnection(Connection):
                                   serialize_certificate_verify(CertificateVerify(scheme, signature)))
 
     def _complete(self) -> None:
-        assert self._suite is not None
-        assert self.version is not None
         self.state = State.CONNECTED
-        self.handshake_complete = True
-        self._messages12 = []
-        self._events.append(HandshakeComplete(
-            version=VERSION_NAMES[self.version], cipher_suite=self._suite.name, group=group_name(self._group),
-            peer_chain=self._peer_chain, peer_validated=self._peer_validated, server_name=self._config.server_name))
+        self._report_complete(self._config.server_name)
 
     # ---- TLS 1.2 ------------------------------------------------------------------------------------
 
@@ -522,8 +498,7 @@ class ClientConnection(Connection):
         assert self._suite is not None
         message = parse_finished(body, 12)
         expected = finished12(self._suite.hash_name, self._master, b"server finished", self._transcript.digest())
-        if not hmac.compare_digest(expected, message.verify_data):
-            raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, "server Finished is wrong")
+        check_finished(expected, message.verify_data, "server")
         self._transcript.add(raw)
         self._complete()
 

@@ -1,15 +1,21 @@
-"""Pieces of the handshake that both roles use: version choice helpers, CertificateVerify content, and
-the TLS 1.2 key block."""
+"""Pieces of the handshake that both roles use: version choice helpers, CertificateVerify content, the
+TLS 1.2 key block, the Finished check, and the base class with the handshake state both engines keep."""
 
 from __future__ import annotations
+
+import hmac
+from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tls.alerts import AlertDescription
-from tls.constants import SSL30, TLS12
-from tls.errors import ProtocolError
+from tls.connection import Connection
+from tls.constants import SSL30, TLS12, VERSION_NAMES, group_name
+from tls.errors import ProtocolError, unexpected
+from tls.events import HandshakeComplete
 from tls.failure import Category
 from tls.keyschedule import key_block12
+from tls.limits import Limits
 from tls.record import Protection12
 from tls.signatures import PrivateKey
 from tls.suites import SuiteInfo
@@ -48,3 +54,46 @@ def keys12(suite: SuiteInfo, master: bytes, client_random: bytes, server_random:
 def key_kind(key: PrivateKey) -> str:
     """"rsa" or "ecdsa" (Ed25519 counts as ecdsa for TLS 1.2 suites, RFC 8422 §5.1.1)."""
     return "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ecdsa"
+
+
+def check_finished(expected: bytes, received: bytes, sender: str) -> None:
+    """The peer's Finished must equal the one we compute, compared in constant time: it is what proves that
+    both sides saw the same handshake (RFC 8446 §4.4.4, RFC 5246 §7.4.9)."""
+    if not hmac.compare_digest(expected, received):
+        raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, f"{sender} Finished is wrong")
+
+
+class HandshakeConnection(Connection):
+    """What both roles know about the peer, and the handshake steps they take alike. Each role keeps its own
+    `State` enum and passes the states in, so every transition stays visible in the role's engine."""
+
+    def __init__(self, limits: Limits, padding: int) -> None:
+        super().__init__(limits, padding)
+        self._group = 0
+        self._peer_chain: tuple[bytes, ...] = ()
+        self._peer_validated = False
+        self._peer_key: object = None
+        # TLS 1.2 only: the peer's record protection once its ChangeCipherSpec comes, and the raw handshake
+        # messages (CertificateVerify signs them)
+        self._pending_read: Protection12 | None = None
+        self._messages12: list[bytes] = []
+
+    def _accept_ccs12(self, content: bytes | memoryview, state: Enum, waiting: Enum) -> None:
+        """The peer's TLS 1.2 ChangeCipherSpec, allowed only in `waiting`: from here on its records are
+        protected with the pending read keys."""
+        if bytes(content) != b"\x01":
+            raise unexpected("malformed ChangeCipherSpec")
+        if state is not waiting:
+            raise unexpected(f"ChangeCipherSpec in state {state.name}")
+        if self._hs_in:
+            raise unexpected("handshake message spans ChangeCipherSpec")
+        self._read = self._pending_read
+
+    def _report_complete(self, server_name: str | None) -> None:
+        assert self._suite is not None
+        assert self.version is not None
+        self.handshake_complete = True
+        self._messages12 = []
+        self._events.append(HandshakeComplete(
+            version=VERSION_NAMES[self.version], cipher_suite=self._suite.name, group=group_name(self._group),
+            peer_chain=self._peer_chain, peer_validated=self._peer_validated, server_name=server_name))

@@ -6,7 +6,6 @@ else is unexpected_message. `python -m tls.server` runs the CLI in `tls.cli.serv
 
 from __future__ import annotations
 
-import hmac
 from enum import Enum, auto
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -14,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.config import ClientAuthMode, ServerConfig
-from tls.connection import Connection
 from tls.constants import (
     DOWNGRADE_TLS12,
     HRR_RANDOM,
@@ -22,14 +20,11 @@ from tls.constants import (
     TLS13,
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
     TLS_FALLBACK_SCSV,
-    VERSION_NAMES,
     ExtensionType,
     HandshakeType,
     NamedGroup,
-    group_name,
 )
 from tls.errors import ProtocolError, illegal, unexpected
-from tls.events import HandshakeComplete
 from tls.extensions import (
     Extensions,
     find,
@@ -47,7 +42,9 @@ from tls.groups import KeyShare
 from tls.handshake_common import (
     CLIENT_CV_CONTEXT,
     SERVER_CV_CONTEXT,
+    HandshakeConnection,
     certificate_verify_content,
+    check_finished,
     key_kind,
     keys12,
     refuse_version,
@@ -126,19 +123,15 @@ def _curve_group(key: object) -> int | None:
     return None
 
 
-class ServerConnection(Connection):
+class ServerConnection(HandshakeConnection):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(config.limits, config.padding)
         self._config = config
         self.state = State.START
         self._client_hello: ClientHello | None = None
         self._client_hello_raw = b""
-        self._group = 0
         self._scheme = 0
         self._server_name: str | None = None
-        self._peer_chain: tuple[bytes, ...] = ()
-        self._peer_validated = False
-        self._peer_key: object = None
         self._client_hs_secret = b""
         self._client_app_secret = b""
         self._early_skip = 0
@@ -148,9 +141,7 @@ class ServerConnection(Connection):
         self._client_random = b""
         self._server_random = b""
         self._master = b""
-        self._pending_read: Protection12 | None = None
         self._pending_write: Protection12 | None = None
-        self._messages12: list[bytes] = []
         self._handlers = {
             State.START: self._on_client_hello,
             State.WAIT_CLIENT_HELLO_2: self._on_client_hello_2,
@@ -180,13 +171,7 @@ class ServerConnection(Connection):
         if self.version != TLS12:
             super()._handle_ccs(content)
             return
-        if bytes(content) != b"\x01":
-            raise unexpected("malformed ChangeCipherSpec")
-        if self.state is not State.WAIT_CHANGE_CIPHER_SPEC:
-            raise unexpected(f"ChangeCipherSpec in state {self.state.name}")
-        if self._hs_in:
-            raise unexpected("handshake message spans ChangeCipherSpec")
-        self._read = self._pending_read
+        self._accept_ccs12(content, self.state, State.WAIT_CHANGE_CIPHER_SPEC)
         self.state = State.WAIT_FINISHED_12
 
     def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
@@ -421,23 +406,16 @@ class ServerConnection(Connection):
         assert self._ks is not None
         assert self._suite is not None
         message = parse_finished(body, self._suite.hash_length)
-        expected = self._ks.finished(self._client_hs_secret, self._transcript.digest())
-        if not hmac.compare_digest(expected, message.verify_data):
-            raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, "client Finished is wrong")
+        check_finished(self._ks.finished(self._client_hs_secret, self._transcript.digest()), message.verify_data,
+                       "client")
         self._transcript.add(raw)
         self._early_skip = 0
         self._set_read_13(self._client_app_secret)
         self._complete()
 
     def _complete(self) -> None:
-        assert self._suite is not None
-        assert self.version is not None
         self.state = State.CONNECTED
-        self.handshake_complete = True
-        self._messages12 = []
-        self._events.append(HandshakeComplete(
-            version=VERSION_NAMES[self.version], cipher_suite=self._suite.name, group=group_name(self._group),
-            peer_chain=self._peer_chain, peer_validated=self._peer_validated, server_name=self._server_name))
+        self._report_complete(self._server_name)
 
     # ---- TLS 1.2 ------------------------------------------------------------------------------------
 
@@ -521,8 +499,7 @@ class ServerConnection(Connection):
         assert self._suite is not None
         message = parse_finished(body, 12)
         expected = finished12(self._suite.hash_name, self._master, b"client finished", self._transcript.digest())
-        if not hmac.compare_digest(expected, message.verify_data):
-            raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, "client Finished is wrong")
+        check_finished(expected, message.verify_data, "client")
         self._transcript.add(raw)
         verify_data = finished12(self._suite.hash_name, self._master, b"server finished", self._transcript.digest())
         self._send_ccs()
