@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -77,21 +78,31 @@ class Running:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
-def start(directory: Path, engine: str, limits: tuple[str, ...] = ()) -> Running:
-    disk, pki, log = directory / "disk", directory / "pki", directory / "console.log"
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the appliance has not exited within 10 s; either way it is reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def provision(disk: Path) -> None:
+    """A disk holding KNOWN_WIF, written by the appliance's own `provision` command."""
     subprocess.run(
         [sys.executable, "-m", "appliance", "provision", "--wif", KNOWN_WIF, "--disk", str(disk)],
         check=True, cwd=ROOT, capture_output=True,
     )
+
+
+def start(directory: Path, engine: str, limits: tuple[str, ...] = ()) -> Running:
+    disk, pki, log = directory / "disk", directory / "pki", directory / "console.log"
+    provision(disk)
     offset = free_offset()
     args = [
         sys.executable, "-m", "appliance", "--net", "kernel", "--host", "127.0.0.1", "--port-offset", str(offset),
@@ -148,3 +159,21 @@ def raw_exchange(port: int, payload: bytes, timeout: float = 10.0) -> bytes:
         except (ConnectionError, TimeoutError):
             pass
         return data
+
+
+def serve_tls_once(listener: socket.socket, context: ssl.SSLContext) -> tuple[threading.Thread, list[bytes]]:
+    """A TLS server for the appliance's connect-back: on a started thread, accept one connection and read it
+    to the end; what it read is appended to the returned list (join the thread first)."""
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            data = b""
+            while chunk := tls.recv(4096):
+                data += chunk
+            received.append(data)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    return thread, received

@@ -25,7 +25,15 @@ from appliance import bitcoin
 from appliance.config import DISK_HEADER_BYTES
 from appliance.pki import Identity
 from tests.appliance.certs import DAY, NOW, Spec, load_ca, mint, write_identity
-from tests.appliance.running import KNOWN_WIF, Running, client_context, raw_exchange, start, tls_exchange
+from tests.appliance.running import (
+    KNOWN_WIF,
+    Running,
+    client_context,
+    raw_exchange,
+    serve_tls_once,
+    start,
+    tls_exchange,
+)
 
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
@@ -87,20 +95,9 @@ def test_callback_sends_the_secret_to_a_tls_server_on_40001(appliance: Running, 
     context.load_cert_chain(server_cert, server_key)
     context.load_verify_locations(appliance.pki / "ca.pem")
     context.verify_mode = ssl.CERT_REQUIRED  # the appliance must present its client certificate
-    received: list[bytes] = []
     with socket.create_server(("127.0.0.1", appliance.ports.callback_target)) as listener:
         listener.settimeout(10)
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with context.wrap_socket(conn, server_side=True) as tls:
-                data = b""
-                while chunk := tls.recv(4096):
-                    data += chunk
-                received.append(data)
-
-        thread = threading.Thread(target=serve)
-        thread.start()
+        thread, received = serve_tls_once(listener, context)
         raw_exchange(appliance.ports.callback, b"")
         thread.join(timeout=15)
     assert received == [KNOWN_WIF.encode() + b"\n"]

@@ -11,7 +11,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests import netns
 from tests.appliance.certs import Spec, load_ca, mint, write_identity
-from tests.appliance.running import KNOWN_WIF, ROOT
-from tests.netstack import netns
+from tests.appliance.running import KNOWN_WIF, ROOT, provision, serve_tls_once, stop_process
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not netns.available(), reason="needs root, netns and /dev/net/tun")]
 
@@ -54,10 +53,7 @@ class TapAppliance:
 def tap_appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TapAppliance]:
     directory = tmp_path_factory.mktemp("tap")
     disk, pki, log = directory / "disk", directory / "pki", directory / "console.log"
-    subprocess.run(
-        [sys.executable, "-m", "appliance", "provision", "--wif", KNOWN_WIF, "--disk", str(disk)],
-        check=True, cwd=ROOT, capture_output=True,
-    )
+    provision(disk)
     tap = f"pap{secrets.token_hex(3)}"
     with netns.namespace("pap") as ns:
         handle = log.open("wb")
@@ -76,12 +72,7 @@ def tap_appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TapAppli
             netns.ip(ns, "link", "set", tap, "up")
             yield TapAppliance(ns, proc, pki, log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
 
 
 def test_http_over_our_stack(tap_appliance: TapAppliance) -> None:
@@ -106,18 +97,7 @@ def test_connect_back_to_the_kernel_over_our_stack(tap_appliance: TapAppliance, 
     context.load_cert_chain(cert, key)
     listener = netns.run_in(tap_appliance.ns, lambda: socket.create_server((KERNEL_IP, 40001)))
     listener.settimeout(30)
-    received: list[bytes] = []
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with context.wrap_socket(conn, server_side=True) as tls:
-            data = b""
-            while chunk := tls.recv(4096):
-                data += chunk
-            received.append(data)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
+    thread, received = serve_tls_once(listener, context)
     try:
         poke = f"import socket; socket.create_connection(('{APPLIANCE_IP}', 10001), timeout=10).close()"
         tap_appliance.run(sys.executable, "-c", poke)
