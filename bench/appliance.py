@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.harness import Figure
 from tests import netns
+from tests.appliance.running import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_IP, APPLIANCE_IP = "10.79.0.1", "10.79.0.2"
@@ -92,12 +93,7 @@ def _appliance(directory: Path, args: list[str], prefix: list[str]) -> Iterator[
     try:
         yield _wait_ready(proc, log), log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         handle.close()
 
 
@@ -175,10 +171,11 @@ def run(quick: bool) -> dict[str, Figure]:
                 with _appliance(base / "tap", tap_args, prefix):
                     subprocess.run(["ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap], check=True)
                     subprocess.run(["ip", "-n", ns, "link", "set", tap, "up"], check=True)
-                    tap_http = tap_https = 0.0
-                    for _ in range(rounds):
-                        tap_http = max(tap_http, _rate(prefix, APPLIANCE_IP, 80, seconds, "http"))
-                        tap_https = max(tap_https, _rate(prefix, APPLIANCE_IP, 443, seconds, "https"))
+                    tap_http, tap_https = _best_of(
+                        rounds,
+                        lambda: _rate(prefix, APPLIANCE_IP, 80, seconds, "http"),
+                        lambda: _rate(prefix, APPLIANCE_IP, 443, seconds, "https"),
+                    )
             figures["http_requests_tap_vs_kernel"] = Figure(tap_http, "requests/s", kernel_http)
             figures["https_handshakes_tap_vs_kernel"] = Figure(tap_https, "handshakes/s", kernel_https)
     return figures

@@ -72,6 +72,20 @@ class _Wire:
         return client, server
 
 
+class _Sink(asyncio.Protocol):
+    """Counts the bytes it receives and sets `done` once `total` have arrived."""
+
+    def __init__(self, total: int, done: asyncio.Event) -> None:
+        self._total = total
+        self._done = done
+        self._count = 0
+
+    def data_received(self, data: bytes) -> None:
+        self._count += len(data)
+        if self._count >= self._total:
+            self._done.set()
+
+
 def bulk_layers(total: int) -> float:
     wire = _Wire()
     client, server = wire.establish()
@@ -96,16 +110,7 @@ def bulk_stack(total: int) -> float:
         a = await start_network(link_a, NetworkConfig(parse_static("10.9.0.1/24")))
         b = await start_network(link_b, NetworkConfig(parse_static("10.9.0.2/24")))
         done = asyncio.Event()
-        count = 0
-
-        class Sink(asyncio.Protocol):
-            def data_received(self, data: bytes) -> None:
-                nonlocal count
-                count += len(data)
-                if count >= total:
-                    done.set()
-
-        await b.start_server(9, Sink)
+        await b.start_server(9, lambda: _Sink(total, done))
         transport, _ = await a.open_connection("10.9.0.2", 9, asyncio.Protocol)
         started = time.perf_counter()
         transport.write(bytes(total))
@@ -238,16 +243,7 @@ def bulk_tap(total: int, *, send: bool) -> float:
                     transport.abort()
                 else:
                     done = asyncio.Event()
-                    count = 0
-
-                    class Sink(asyncio.Protocol):
-                        def data_received(self, data: bytes) -> None:
-                            nonlocal count
-                            count += len(data)
-                            if count >= total:
-                                done.set()
-
-                    await net.start_server(7002, Sink)
+                    await net.start_server(7002, lambda: _Sink(total, done))
                     await loop.sock_connect(kernel, ("10.79.0.2", 7002))
                     started = time.perf_counter()
                     await loop.sock_sendall(kernel, bytes(total))
