@@ -13,8 +13,8 @@ import socket
 import struct
 
 from netstack.limits import LINK_MAX_FRAME, LINK_READ_BATCH
-from netstack.link.base import FrameHandler
-from netstack.reasons import Counters, Drop
+from netstack.link.base import FrameHandler, write_frame
+from netstack.reasons import Counters
 
 ETH_P_ALL = 0x0003
 SIOCGIFFLAGS = 0x8913
@@ -86,12 +86,7 @@ class PacketLink:
             on_frames(frames)
 
     def send(self, frame: bytes) -> None:
-        try:
-            self._sock.send(frame)
-        except (BlockingIOError, InterruptedError):
-            self._counters.add(Drop.LINK_TX_FULL)
-        except OSError:
-            self._counters.add(Drop.LINK_TX_ERROR)
+        write_frame(self._sock.fileno(), frame, self._counters)  # write(2) on a bound packet socket is send(2)
 
     def close(self) -> None:
         if self._sock.fileno() < 0:
