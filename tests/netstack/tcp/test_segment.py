@@ -20,6 +20,7 @@ from netstack.tcp.segment import (
     parse_options,
     parse_segment,
 )
+from tests.netstack.builders import textbook_sum
 
 SRC = bytes([192, 168, 1, 10])
 DST = bytes([192, 168, 1, 20])
@@ -27,14 +28,7 @@ DST = bytes([192, 168, 1, 20])
 
 def reference_checksum(src: bytes, dst: bytes, segment: bytes) -> int:
     """Word-by-word one's-complement sum, the textbook way, to check the modulo shortcut against."""
-    data = src + dst + struct.pack("!BBH", 0, 6, len(segment)) + segment
-    if len(data) % 2:
-        data += b"\x00"
-    total = 0
-    for i in range(0, len(data), 2):
-        total += (data[i] << 8) | data[i + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return ~textbook_sum(src + dst + struct.pack("!BBH", 0, 6, len(segment)) + segment) & 0xFFFF
 
 
 def test_checksum_matches_scapy() -> None:
