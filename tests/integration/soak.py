@@ -4,7 +4,8 @@ time, sampling the appliance's memory and the ledger on its disk; the report sho
 Memory: /proc of the host process (`--target host`), or the test image's `test.memory` console samples
 (the appliance's VmRSS read by the test PID 1 inside the VM). Ledger: the data disk is a host file in both
 cases; each sample opens a copy of it with appliance.ledger (the same recovery the appliance runs at boot)
-and reports the active region, its epoch, its record count and the bytes in use out of the region size.
+and reports the active region, its epoch (one more per rollover), its record count and the bytes of its
+valid prefix out of the region size.
 "Bounded" is judged on the second half of the run against the first: memory may warm up, then must stop
 growing; the ledger may grow only up to its region and then roll over.
 """
@@ -22,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import DEFAULT_LIMITS, DISK_HEADER_BYTES
+from appliance import ledger_record
+from appliance.config import DEFAULT_LIMITS
 from appliance.disk import Disk
-from appliance.ledger import Ledger
+from appliance.ledger import CHECKPOINT_MAX_BYTES, Ledger
 from appliance.pki import Identity
 from tests.integration import craft
 from tests.integration.craft import Leaf
@@ -48,20 +50,22 @@ class Sample:
 
 
 def ledger_figures(disk: Path, scratch: Path) -> tuple[int, int, int, int, int]:
-    """(active region, epoch, records in it, bytes in use in it, region size) from a copy of the disk."""
+    """(active region, epoch, records in it, bytes of its valid prefix, region size) from a copy of the disk,
+    read by the appliance's own recovery (each replayed record re-encoded to measure it)."""
     copy = scratch / "disk-copy"
     shutil.copyfile(disk, copy)
     handle = Disk(copy)
+    sizes: list[int] = []
     try:
         header = handle.read_header()
         assert header is not None
         size = header.region_bytes
-        report = Ledger(handle, size, DEFAULT_LIMITS).open(lambda: b"{}", lambda _: None)
-        region = handle.read(DISK_HEADER_BYTES + report.region * size, size)
+        report = Ledger(handle, size, DEFAULT_LIMITS).open(
+            lambda: b"{}", lambda record: sizes.append(len(ledger_record.encode(record, CHECKPOINT_MAX_BYTES)))
+        )
     finally:
         handle.close()
-    used = len(region.rstrip(b"\0"))
-    return report.region, report.epoch, report.records, used, size
+    return report.region, report.epoch, report.records, sum(sizes), size
 
 
 class Traffic:
