@@ -82,8 +82,11 @@ def running(args: list[str], port: int, stdin: int | None = subprocess.DEVNULL) 
 
 
 def our_server(pki: Pki, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tls.server", "--cert", pki.server_chain, "--key", pki.server_key,
-            "--port", str(port), *extra]
+    return our_server_with(pki.server_chain, pki.server_key, port, *extra)
+
+
+def our_server_with(cert: str, key: str, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tls.server", "--cert", cert, "--key", key, "--port", str(port), *extra]
 
 
 def our_client(port: int, *extra: str) -> list[str]:
@@ -97,3 +100,23 @@ def openssl_server(cert: str, key: str, port: int, *extra: str) -> list[str]:
 def s_client(port: int, *extra: str, stdin: bytes = b"GET / HTTP/1.0\r\n\r\n") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *extra],
                           input=stdin, capture_output=True, timeout=20, check=False)
+
+
+def s_client_typing(port: int, *extra: str, lines: tuple[bytes, ...], pause: float = 0.6) -> bytes:
+    """`s_client -msg` fed `lines` one at a time, with a pause before each and after the last, so that each
+    interactive command (K, R, a request) acts on a settled connection; returns all it printed."""
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *extra, "-msg"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdin is not None
+    try:
+        for line in lines:
+            time.sleep(pause)
+            proc.stdin.write(line)
+            proc.stdin.flush()
+        time.sleep(pause)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out

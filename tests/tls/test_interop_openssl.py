@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.tls.pki import make_ca, make_leaf
-from tests.tls.procs import Pki, free_port, openssl_server, our_client, our_server, running, s_client, wait_listening
+from tests.tls.procs import (
+    Pki,
+    free_port,
+    openssl_server,
+    our_client,
+    our_server,
+    running,
+    s_client,
+    s_client_typing,
+    wait_listening,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed")
 
@@ -168,20 +177,7 @@ def test_s_client_key_update_against_our_server(pki: Pki) -> None:
     serving under the new keys."""
     port = free_port()
     with running(our_server(pki, port), port):
-        proc = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pki.ca, "-msg"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert proc.stdin is not None
-        try:
-            for line, pause in ((b"K\n", 0.6), (b"GET / HTTP/1.0\r\n\r\n", 0.6)):
-                time.sleep(pause)
-                proc.stdin.write(line)
-                proc.stdin.flush()
-            time.sleep(0.6)
-            out, _ = proc.communicate(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        out = s_client_typing(port, "-CAfile", pki.ca, lines=(b"K\n", b"GET / HTTP/1.0\r\n\r\n"))
     text = out.decode(errors="replace")
     assert ">>> TLS 1.3, Handshake [length 0005], KeyUpdate" in text
     assert "<<< TLS 1.3, Handshake [length 0005], KeyUpdate" in text
@@ -238,20 +234,7 @@ def test_s_client_renegotiation_is_refused(pki: Pki) -> None:
     """s_client's `R` command renegotiates a TLS 1.2 session: refused with no_renegotiation."""
     port = free_port()
     with running(our_server(pki, port), port) as server:
-        proc = subprocess.Popen(["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}", "-CAfile",
-                                 pki.ca, "-msg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        assert proc.stdin is not None
-        try:
-            time.sleep(0.6)
-            proc.stdin.write(b"R\n")
-            proc.stdin.flush()
-            time.sleep(0.6)
-            out, _ = proc.communicate(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        out = s_client_typing(port, "-tls1_2", "-CAfile", pki.ca, lines=(b"R\n",))
         server.terminate()
         _, err = server.communicate(timeout=5)
     assert b"fatal no_renegotiation" in out

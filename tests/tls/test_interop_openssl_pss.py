@@ -5,13 +5,12 @@ finished handshake shows that each side made and accepted rsa_pss_pss signatures
 from __future__ import annotations
 
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.tls.procs import free_port, openssl_server, our_client, running, s_client
+from tests.tls.procs import free_port, openssl_server, our_client, our_server_with, running, s_client
 from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
 
 pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl command not installed")
@@ -45,15 +44,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
                  str(server384.key_path), str(client.cert_path), str(client.key_path))
 
 
-def our_server(cert: str, key: str, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tls.server", "--cert", cert, "--key", key, "--port", str(port), *extra]
-
-
 @pytest.mark.parametrize(("flag", "version"), [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")])
 def test_s_client_with_pss_keys_against_our_server(files: Files, flag: str, version: str) -> None:
     """Our server signs rsa_pss_pss_sha256 and accepts s_client's rsa_pss_pss client certificate."""
     port = free_port()
-    with running(our_server(files.server_chain, files.server_key, port, "--client-ca", files.ca), port):
+    with running(our_server_with(files.server_chain, files.server_key, port, "--client-ca", files.ca), port):
         result = s_client(port, flag, "-sigalgs", "rsa_pss_pss_sha256", "-CAfile", files.ca, "-servername",
                           "localhost", "-verify_return_error", "-cert", files.client_cert, "-key", files.client_key)
     out = result.stdout.decode(errors="replace")
@@ -66,7 +61,7 @@ def test_s_client_with_pss_keys_against_our_server(files: Files, flag: str, vers
 
 def test_s_client_gets_the_hash_our_restricted_key_allows(files: Files) -> None:
     port = free_port()
-    with running(our_server(files.server384_chain, files.server384_key, port), port):
+    with running(our_server_with(files.server384_chain, files.server384_key, port), port):
         result = s_client(port, "-sigalgs", "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512",
                           "-CAfile", files.ca, "-verify_return_error")
     out = result.stdout.decode(errors="replace")
@@ -77,7 +72,7 @@ def test_s_client_gets_the_hash_our_restricted_key_allows(files: Files) -> None:
 @pytest.mark.parametrize("flag", ["-tls1_3", "-tls1_2"])
 def test_our_pss_server_refuses_a_client_without_rsa_pss_pss(files: Files, flag: str) -> None:
     port = free_port()
-    with running(our_server(files.server_chain, files.server_key, port), port) as server:
+    with running(our_server_with(files.server_chain, files.server_key, port), port) as server:
         result = s_client(port, flag, "-sigalgs", "rsa_pss_rsae_sha256:ECDSA+SHA256", "-CAfile", files.ca)
         server.terminate()
         _, err = server.communicate(timeout=5)
