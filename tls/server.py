@@ -20,6 +20,7 @@ from tls.constants import (
     TLS13,
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
     TLS_FALLBACK_SCSV,
+    ContentType,
     ExtensionType,
     HandshakeType,
     NamedGroup,
@@ -174,6 +175,21 @@ class ServerConnection(HandshakeConnection):
         self._accept_ccs12(content, self.state, State.WAIT_CHANGE_CIPHER_SPEC)
         self.state = State.WAIT_FINISHED_12
 
+    def _handle_record(self, record: Record) -> None:
+        """After a HelloRetryRequest that refused 0-RTT we hold no keys yet, so the client's early data
+        comes as records with outer type application_data: skip them until the second ClientHello."""
+        if self._read is None and self._early_skip > 0 and record.content_type == ContentType.APPLICATION_DATA:
+            self._skip_early_data(len(record.payload))
+            return
+        super()._handle_record(record)
+
+    def _skip_early_data(self, length: int) -> None:
+        """Count skipped early data against the limit: a client cannot make us discard records forever."""
+        self._early_skip -= length
+        if self._early_skip < 0:
+            raise ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA,
+                                "more refused early data than the limit allows")
+
     def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
         """While refusing 0-RTT, records that fail under the handshake key are the client's early data:
         skip them (None), up to a limit, until one opens (RFC 8446 §4.2.10)."""
@@ -184,10 +200,7 @@ class ServerConnection(HandshakeConnection):
         except ProtocolError as err:
             if err.category is not Category.BAD_MAC:
                 raise
-            self._early_skip -= len(record.payload)
-            if self._early_skip < 0:
-                raise ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA,
-                                    "more refused early data than the limit allows") from None
+            self._skip_early_data(len(record.payload))
             return None
         self._early_skip = 0
         return opened
@@ -288,6 +301,9 @@ class ServerConnection(HandshakeConnection):
                 raise illegal("second ClientHello does not carry exactly the requested key share")
             if find(ch.extensions, ExtensionType.EARLY_DATA) is not None:
                 raise illegal("early_data after HelloRetryRequest")
+        if find(ch.extensions, ExtensionType.EARLY_DATA) is not None:
+            # RFC 8446 §4.2.10: 0-RTT is refused; skip what the client sends under its early key.
+            self._early_skip = self._limits.max_early_data_skip
         chosen = next((g for g in self._config.groups if g in share_of), None)
         if chosen is None:
             retry_group = next((g for g in self._config.groups if g in client_groups), None)
@@ -296,8 +312,6 @@ class ServerConnection(HandshakeConnection):
             self._send_hello_retry(ch, suite, retry_group)
             return
         self._group = chosen
-        if find(ch.extensions, ExtensionType.EARLY_DATA) is not None:
-            self._early_skip = self._limits.max_early_data_skip
         self._send_server_flight_13(ch, suite, share_of[chosen])
 
     def _send_hello_retry(self, ch: ClientHello, suite: SuiteInfo, group: int) -> None:
@@ -317,6 +331,7 @@ class ServerConnection(HandshakeConnection):
         ch = parse_client_hello(body)
         first = self._client_hello
         assert first is not None
+        self._early_skip = 0  # the client's early data ends where its second ClientHello begins
         if ch.session_id != first.session_id or ch.random != first.random:
             raise illegal("second ClientHello differs from the first")
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))

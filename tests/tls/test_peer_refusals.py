@@ -15,11 +15,11 @@ import tls.server
 from tests.tls.hello import client_hello
 from tests.tls.pki import NOW, ca, client_config, make_ca, make_leaf, server_config, server_leaf
 from tests.tls.pump import pump
-from tests.tls.refusal import failure_of
+from tests.tls.refusal import assert_refused, failure_of
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
-from tls.constants import TLS12, TLS13, ExtensionType
+from tls.constants import TLS12, TLS13, ExtensionType, NamedGroup
 from tls.events import Closed, HandshakeComplete, HandshakeFailed
 from tls.failure import Category
 from tls.keyschedule import KeySchedule13
@@ -319,6 +319,64 @@ def test_too_much_refused_early_data() -> None:
     s.receive_data((bytes((23, 3, 3, 0, 80)) + b"\xee" * 80) * 2)
     failure = failure_of(s.events())
     assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
+
+
+def _early_data_client(monkeypatch: pytest.MonkeyPatch) -> ClientConnection:
+    """A client whose first ClientHello offers early_data (as a resuming client would) and shares X25519 only."""
+    plain = ClientConnection._hello_extensions
+
+    def with_early_data(self: ClientConnection, only_share: int | None, cookie: bytes) -> Any:
+        extensions = plain(self, only_share, cookie)
+        return extensions if only_share is not None else (*extensions, (ExtensionType.EARLY_DATA, b""))
+
+    monkeypatch.setattr(ClientConnection, "_hello_extensions", with_early_data)
+    return ClientConnection(client_config(key_share_groups=(NamedGroup.X25519,)))
+
+
+EARLY_RECORD = bytes((23, 3, 3, 0, 40)) + b"\xee" * 40
+
+
+def test_refused_early_data_is_skipped_after_hello_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 8446 §4.2.10: a server that answers with a HelloRetryRequest skips the client's early data (records of
+    outer type application_data, which it has no key for) up to the second ClientHello."""
+    s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
+    c = _early_data_client(monkeypatch)
+    s.receive_data(c.data_to_send() + EARLY_RECORD + EARLY_RECORD)
+    assert s.events() == []
+    assert s.state is tls.server.State.WAIT_CLIENT_HELLO_2
+    c.receive_data(s.data_to_send())
+    assert c.events() == []
+    s.receive_data(EARLY_RECORD)  # still in flight when the HelloRetryRequest reached the client
+    client_events, server_events = pump(c, s)
+    assert any(isinstance(e, HandshakeComplete) and e.group == "secp256r1" for e in client_events)
+    assert any(isinstance(e, HandshakeComplete) for e in server_events)
+
+
+def test_early_data_skip_ends_at_the_second_client_hello(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
+    c = _early_data_client(monkeypatch)
+    s.receive_data(c.data_to_send())
+    c.receive_data(s.data_to_send())
+    s.receive_data(c.data_to_send())
+    s.data_to_send()
+    # With handshake keys in place, a record that does not open is a forgery, not early data.
+    assert_refused(s, EARLY_RECORD, AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC, plaintext=False)
+
+
+def test_too_much_refused_early_data_after_hello_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,), limits=Limits(max_early_data_skip=100)))
+    c = _early_data_client(monkeypatch)
+    s.receive_data(c.data_to_send() + EARLY_RECORD + EARLY_RECORD)
+    assert s.events() == []
+    assert_refused(s, EARLY_RECORD, AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
+
+
+def test_application_data_after_hello_retry_without_early_data_offer() -> None:
+    s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
+    s.receive_data(client_hello())
+    assert s.state is tls.server.State.WAIT_CLIENT_HELLO_2
+    s.data_to_send()
+    assert_refused(s, EARLY_RECORD, AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
 def test_key_update_flood_is_bounded() -> None:
