@@ -16,6 +16,8 @@ from tls.x509.model import GeneralNames
 from tls.x509.purpose import PeerName
 
 _LDH: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_DIGITS: Final = frozenset("0123456789")
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 MAX_DNS_NAME: Final = 253
 MAX_DNS_LABEL: Final = 63
 # Mailbox local parts: printable ASCII other than '@' (RFC 5321 atext and dots, plus what quoting allows).
@@ -32,7 +34,12 @@ def is_dns_label(label: str) -> bool:
 
 
 def is_dns_name(name: str, *, allow_wildcard: bool = False) -> bool:
-    """A host name of LDH labels (no trailing dot); with allow_wildcard, a left-most label of exactly '*'."""
+    """A host name of LDH labels (no trailing dot); with allow_wildcard, a left-most label of exactly '*'.
+
+    A name whose last label is a number is an IP address literal, not a host name: RFC 5280 4.2.1.6 puts
+    addresses in iPAddress only, and URL parsers (WHATWG "ends in a number") would read such a name as
+    IPv4, so a dNSName "8.8.8.8" must not pass as a name that might then be matched against an address.
+    """
     if not 0 < len(name) <= MAX_DNS_NAME:
         return False
     labels = name.split(".")
@@ -40,7 +47,14 @@ def is_dns_name(name: str, *, allow_wildcard: bool = False) -> bool:
         labels = labels[1:]
         if not labels:
             return False
-    return all(is_dns_label(label) for label in labels)
+    return all(is_dns_label(label) for label in labels) and not _is_number(labels[-1])
+
+
+def _is_number(label: str) -> bool:
+    """Decimal digits, or 0x with hex digits: the forms an IPv4 parser accepts as the last part."""
+    if label[:2].lower() == "0x":
+        return _HEX_DIGITS.issuperset(label[2:])
+    return _DIGITS.issuperset(label)
 
 
 def is_mailbox(address: str) -> bool:

@@ -50,6 +50,14 @@ def test_dns_matches(pattern: str, host: str, expected: bool) -> None:
         ("a..b", False, False),
         ("a" * 64 + ".com", False, False),
         (".".join(["a" * 60] * 5), False, False),
+        ("8.8.8.8", False, False),
+        ("*.8.8.8", True, False),
+        ("host.0x1F", False, False),
+        ("host.0x", False, False),
+        ("example.123", False, False),
+        ("8.8.8.8.example", False, True),
+        ("0x1f.example", False, True),
+        ("123abc", False, True),
     ],
 )
 def test_dns_syntax(name: str, wildcard: bool, expected: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,7 +31,7 @@ from tests.tls.x509.factory import (
 )
 from tls.failure import Category
 from tls.x509 import RsaPssPublicKey, X509Error, oids, parse_certificate
-from tls.x509.limits import MAX_CERT_SIZE, MAX_NAME_RDNS, MAX_SAN_ENTRIES
+from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_NAME_RDNS, MAX_SAN_ENTRIES
 
 # --- round trips ---------------------------------------------------------------------------------------
 
@@ -361,6 +363,59 @@ def test_too_many_san_entries() -> None:
     assert "too many subjectAltName" in refusal(issued.der).reason
 
 
+def _extensions(count: int) -> Spec:
+    """A self-signed leaf whose extension list is padded with unknown non-critical ones to `count`."""
+    base = len(parse_certificate(issue(Spec()).der).extensions)
+    extra = tuple((x509.UnrecognizedExtension(ObjectIdentifier(f"1.3.6.1.4.1.55555.{i}"), b"\x05\x00"), False)
+                  for i in range(count - base))
+    return Spec(extra=extra)
+
+
+def test_extension_count_is_bounded() -> None:
+    assert len(parse_certificate(issue(_extensions(MAX_EXTENSIONS)).der).extensions) == MAX_EXTENSIONS
+    error = refusal(issue(_extensions(MAX_EXTENSIONS + 1)).der)
+    assert error.category is Category.DECODE_ERROR
+    assert "too many extensions" in error.reason
+
+
+_IMMUTABLE_VALUES = (str, bytes, int, float, datetime, type(None), enum.Enum)
+
+
+def _assert_immutable(value: object, where: str) -> int:
+    """Walk the parsed model: every object is a frozen dataclass, a tuple/frozenset or an immutable value.
+    Returns how many dataclass instances were checked (so the walk itself is seen to cover the model)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        assert type(value).__dataclass_params__.frozen, f"{where}: {type(value).__name__} is not frozen"  # type: ignore[attr-defined]
+        first = dataclasses.fields(value)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, first, getattr(value, first))
+        fields = dataclasses.fields(value)
+        return 1 + sum(_assert_immutable(getattr(value, f.name), f"{where}.{f.name}") for f in fields)
+    if isinstance(value, (tuple, frozenset)):
+        return sum(_assert_immutable(item, f"{where}[]") for item in value)
+    assert isinstance(value, _IMMUTABLE_VALUES), f"{where}: mutable {type(value).__name__}"
+    return 0
+
+
+def test_parsed_model_is_immutable() -> None:
+    root = issue(ca_spec("Frozen Root", permitted=[x509.DNSName("example.com"), x509.DirectoryName(
+        x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "DE")]))], excluded=[
+        x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))], extra=((x509.CertificatePolicies([
+            x509.PolicyInformation(ObjectIdentifier("2.23.140.1.2.1"), None)]), False),)), key=shared_key("p256", 55))
+    leaf = issue(Spec(dns=("a.example.com",), ips=("192.0.2.1",), emails=("me@example.com",)), issuer=root,
+                 key=shared_key("rsa2048", 56))
+    for der in (root.der, leaf.der):
+        cert = parse_certificate(der)
+        cert.public_key()  # the lazily built key must not open a way to change the model either
+        # Certificate, validity/signature algorithm, key info, names and their attributes, extensions
+        # and the decoded ones: at least a dozen frozen objects per certificate.
+        assert _assert_immutable(cert, "certificate") >= 12
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cert.serial = 1  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            cert.subject.rdns = ()  # type: ignore[misc]
+
+
 def _validity(not_before: bytes, not_after: bytes) -> Callable[[DerNode], None]:
     def change(tree: DerNode) -> None:
         tbs_fields(tree)[4] = DerNode.parse(tlv(0x30, not_before + not_after))
@@ -428,6 +483,9 @@ def _san(*names: bytes) -> bytes:
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, b"foo_bar.example.com"))), "not a valid host"),
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, b"*.*.example.com"))), "not a valid host"),
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, b"f*o.example.com"))), "not a valid host"),
+        (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, b"8.8.8.8"))), "not a valid host"),
+        (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, b"a.com"), tlv(0x82, b"2001.0xdb8"))),
+         "not a valid host"),
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x82, "é.com".encode()))), "subjectAltName malformed"),
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x87, b"\x01\x02\x03"))), "4 or 16"),
         (_extension_value(oids.SUBJECT_ALT_NAME, _san(tlv(0x81, b"a@b@example.com"))), "mailbox"),
@@ -443,9 +501,9 @@ def _san(*names: bytes) -> bytes:
         (_extension_value(oids.BASIC_CONSTRAINTS, tlv(0x30, b"\x01\x01\xff\x02\x01\xff")), "basicConstraints"),
         (_extension_value(oids.EXTENDED_KEY_USAGE, tlv(0x30, tlv(0x06, b"\x2b")) + b"\x00"), "trailing"),
     ],
-    ids=["underscore", "double-wildcard", "partial-wildcard", "non-ascii", "ip-length", "mailbox", "empty",
-         "critical-with-subject", "critical-aki", "critical-ski", "aki-issuer-only", "empty-ski", "ku-trailing-zero",
-         "ku-empty", "eku-empty", "negative-pathlen", "trailing"],
+    ids=["underscore", "double-wildcard", "partial-wildcard", "ip-in-dns", "hex-ip-in-dns", "non-ascii", "ip-length",
+         "mailbox", "empty", "critical-with-subject", "critical-aki", "critical-ski", "aki-issuer-only", "empty-ski",
+         "ku-trailing-zero", "ku-empty", "eku-empty", "negative-pathlen", "trailing"],
 )
 def test_malformed_extensions(change: Callable[[DerNode], None], reason: str) -> None:
     error = refusal(mutate(change))

@@ -225,6 +225,16 @@ def test_ip_name_matches_ip_san_only() -> None:
         is Category.NAME_MISMATCH
 
 
+def test_ip_literal_in_a_dns_san_is_malformed() -> None:
+    """x509-limbo rfc5280::san::ip-in-dns: the leaf is refused as malformed whatever name is asked for,
+    not merely because an IP peer name is never compared with dNSNames."""
+    pki = make_pki(leaf=Spec(dns=("leaf.example.com", "8.8.8.8")))
+    for peer in (PeerName("IP", "8.8.8.8"), HOST, None):
+        error = refused(pki.chain, pki.anchors, name=peer)
+        assert error.category is Category.DECODE_ERROR
+        assert "dNSName" in error.reason
+
+
 def test_name_constraints_permitted_and_excluded() -> None:
     permitted = make_pki(intermediate=ca_spec("NC", permitted=[x509.DNSName("example.com")]))
     validate(permitted.chain, anchors=permitted.anchors, purpose=SERVER, name=HOST, time=NOW)
@@ -267,6 +277,40 @@ def test_small_rsa_keys_are_refused_in_any_position() -> None:
     good_root = issue(ca_spec("Good Root"), key=shared_key("p256", 37))
     weak_leaf = issue(Spec(), issuer=good_root, key=weak)
     assert refused([weak_leaf.der], [good_root.der]).category is Category.WEAK_ALGORITHM
+    # An intermediate with a small key between good root and good leaf: the leaf's signature by the
+    # weak key must not be accepted just because both ends of the path are strong.
+    weak_intermediate = issue(ca_spec("Weak Intermediate"), issuer=good_root, key=weak)
+    good_leaf = issue(Spec(), issuer=weak_intermediate, key=shared_key("p256", 40))
+    error = refused([good_leaf.der, weak_intermediate.der], [good_root.der])
+    assert error.category is Category.WEAK_ALGORITHM
+    assert "1024" in error.reason
+    strong_intermediate = issue(ca_spec("Weak Intermediate"), issuer=good_root, key=shared_key("rsa2048", 41))
+    strong_leaf = issue(Spec(), issuer=strong_intermediate, key=shared_key("p256", 40))
+    validate([strong_leaf.der, strong_intermediate.der], anchors=[good_root.der], purpose=SERVER, name=HOST, time=NOW)
+
+
+@pytest.mark.parametrize(
+    ("oid", "digest"),
+    [(b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x05", hashes.SHA1()), (b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x04", hashes.MD5())],
+    ids=["sha1", "md5"],
+)
+def test_weak_signature_hash_on_an_intermediate_link_is_refused(oid: bytes, digest: hashes.HashAlgorithm) -> None:
+    """Root (RSA) signs the intermediate with SHA-1/MD5; the leaf and the root are fine. The weak link is
+    in the middle of the path, where a validator that only looks at the leaf's algorithm would miss it."""
+    root_key = shared_key("rsa2048", 42)
+    root = issue(ca_spec("Root"), key=root_key)
+    intermediate = issue(ca_spec("Intermediate"), issuer=root, key=shared_key("p256", 43))
+    leaf = issue(Spec(), issuer=intermediate, key=shared_key("p256", 44))
+    validate([leaf.der, intermediate.der], anchors=[root.der], purpose=SERVER, name=HOST, time=NOW)
+    tree = DerNode.parse(intermediate.der)
+    algorithm = DerNode.parse(tlv(0x30, tlv(0x06, oid) + b"\x05\x00"))
+    assert tree.children is not None
+    tree.children[1] = algorithm
+    tbs_fields(tree)[2] = algorithm
+    weak = resign(tree, root_key, digest)
+    error = refused([leaf.der, weak], [root.der])
+    assert error.category is Category.WEAK_ALGORITHM
+    assert digest.name.upper().replace("SHA1", "SHA-1") in error.reason
 
 
 UNKNOWN = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
