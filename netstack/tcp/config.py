@@ -1,8 +1,22 @@
 """Every TCP limit and tunable in one place (DESIGN.md rule 4): a connection or the layer never invents a number.
 
 Defaults follow the RFCs where they give one (RFC 6298 RTO bounds, RFC 9293 MSL, RFC 5961 challenge-ACK
-throttling, RFC 1122 delayed-ACK ceiling) and the appliance's threat model elsewhere: a hostile internet peer
-must not be able to make the stack hold more than `max_connections * (snd_buffer + rcv_buffer + ooo_max_bytes)`.
+throttling, RFC 1122 delayed-ACK ceiling) and the appliance's threat model elsewhere.
+
+Memory. The per-connection limits alone would let peers park `max_connections * (rcv_buffer + ooo_max_bytes)`
+= 4096 * 512 KiB = 2 GiB of received bytes, in an image of 128 MiB. So received bytes are also charged to two
+budgets shared by every connection of a TcpLayer:
+- `ooo_budget` (4 MiB): out-of-order queues, each entry charged its payload plus `ooo_entry_overhead` for the
+  Python objects holding it (so 64 tiny segments per connection cannot cost more than they are charged).
+  Beyond it out-of-order segments are dropped (`ooo-budget-exhausted`); the sender repeats them once the
+  hole is filled, so a flood of them costs other connections throughput under loss, never data.
+- `rcv_budget` (8 MiB): unread in-order bytes, which pile up only while the application has paused reading.
+  Beyond it a connection's window stays closed and data over it is dropped (`rcv-budget-exhausted`), except
+  that every connection may always hold `rcv_guaranteed` (4 KiB) unread bytes, so readers paused by one peer
+  slow everyone else down without stopping them.
+Worst case: 4 MiB + 8 MiB + 4096 * 4 KiB = 28 MiB, plus IPv4 reassembly's 256 KiB (netstack/limits.py), which
+leaves the interpreter and the appliance most of the 128 MiB. The send buffers are filled by the application,
+not by peers; the application bounds them through the transports' write flow control.
 """
 
 from __future__ import annotations
@@ -22,6 +36,10 @@ class TcpConfig:
     snd_buffer: int = 262144
     ooo_max_bytes: int = 262144          # out-of-order queue bytes per connection
     ooo_max_segments: int = 64           # out-of-order queue entries per connection
+    ooo_budget: int = 4 << 20            # out-of-order bytes, all connections together (module docstring)
+    ooo_entry_overhead: int = 160        # charged per queued segment: tuple, bytes header, list slot
+    rcv_budget: int = 8 << 20            # unread received bytes, all connections together
+    rcv_guaranteed: int = 4096           # unread bytes any one connection may hold beyond rcv_budget
 
     # Options offered
     window_scaling: bool = True

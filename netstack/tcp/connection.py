@@ -215,7 +215,32 @@ class Connection:
         return (int(now * 1000) + self.ts_offset) & MASK
 
     def free_space(self) -> int:
-        return max(0, self.rcv_buf_size - len(self.rcvbuf))
+        """Room in the receive buffer, within the layer's shared budget (`TcpConfig.rcv_budget`); a connection
+        may always fill `rcv_guaranteed` bytes, so paused readers elsewhere slow other connections down but
+        cannot stop them."""
+        held = len(self.rcvbuf)
+        layer = self.layer
+        cfg = layer.config
+        allowed = max(cfg.rcv_budget - layer.rcv_held, cfg.rcv_guaranteed - held)
+        return max(0, min(self.rcv_buf_size - held, allowed))
+
+    def _rcv_append(self, data: bytes | memoryview) -> None:
+        self.rcvbuf += data
+        self.layer.rcv_held += len(data)
+
+    def _ooo_charge(self) -> int:
+        """What this connection's out-of-order queue costs against `TcpConfig.ooo_budget`."""
+        return self.ooo_bytes + len(self.ooo) * self.layer.config.ooo_entry_overhead
+
+    def discard_received(self) -> None:
+        """Drop unread and out-of-order data (the application closed, or the connection is gone) and give its
+        share of the layer's budgets back."""
+        layer = self.layer
+        layer.rcv_held -= len(self.rcvbuf)
+        layer.ooo_held -= self._ooo_charge()
+        self.rcvbuf = bytearray()
+        self.ooo = []
+        self.ooo_bytes = 0
 
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
@@ -424,6 +449,7 @@ class Connection:
             return b""
         data = bytes(self.rcvbuf[:n])
         del self.rcvbuf[:n]
+        self.layer.rcv_held -= n
         self.readable_pending = False
         if self.state in RECEIVES_DATA:
             # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
@@ -942,15 +968,19 @@ class Connection:
                 self._queue_out_of_order(now, seq, payload, fin)
                 return
         space = self.free_space()
+        over_budget = False
         if n > space:
-            layer.count("data-beyond-window")
+            # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
+            # where we stopped and sends the rest again.
+            over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
+            layer.count("rcv-budget-exhausted" if over_budget else "data-beyond-window")
             payload = payload[:space]
             n = space
             fin = False
         was_empty = not self.rcvbuf
         filled_gap = False
         if n:
-            self.rcvbuf += payload
+            self._rcv_append(payload)
             self.rcv_nxt = (self.rcv_nxt + n) & MASK
             self.last_activity = now
         if self.ooo:
@@ -960,7 +990,7 @@ class Connection:
             # Nobody will read this any more: acknowledge and discard, so the window stays open and the
             # peer can finish instead of probing a closed window until a timeout.
             self.layer.count("data-after-close")
-            self.rcvbuf.clear()
+            self.discard_received()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
             layer.emit(ev.Readable(self.id))
@@ -968,9 +998,12 @@ class Connection:
             self._fin_received(now)
             return
         if not n:
+            if over_budget:
+                self.send_ack(now)
             return
         self.unacked_segments += 1
-        if filled_gap or duplicate_head or self.ooo or self.unacked_segments >= cfg.delayed_ack_segments:
+        if filled_gap or duplicate_head or over_budget or self.ooo or \
+                self.unacked_segments >= cfg.delayed_ack_segments:
             self.send_ack(now)
         elif self.t_delack == INF:
             self.t_delack = now + cfg.delayed_ack
@@ -980,6 +1013,12 @@ class Connection:
         (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
         layer = self.layer
         cfg = layer.config
+        if self.app_closed:
+            # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
+            # acknowledged and discarded (see _receive_data), so the peer can still finish.
+            layer.count("data-after-close")
+            self.send_ack(now)
+            return
         offset = (seq - self.rcv_nxt) & MASK
         room = self.rcv_wnd() - offset
         if room <= 0:
@@ -993,6 +1032,12 @@ class Connection:
             layer.count("ooo-queue-full")
             self.send_ack(now)
             return
+        if layer.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+            # Every connection's queues together are full: drop rather than queue. The sender retransmits
+            # after the hole is filled, so this costs throughput under loss, never correctness.
+            layer.count("ooo-budget-exhausted")
+            self.send_ack(now)
+            return
         for existing_seq, existing, _efin in self.ooo:
             if existing_seq == seq and len(existing) >= len(payload):
                 layer.count("duplicate-segment")
@@ -1001,12 +1046,14 @@ class Connection:
         self.ooo.append((seq, bytes(payload), fin))
         self.ooo.sort(key=lambda entry: (entry[0] - self.rcv_nxt) & MASK)
         self.ooo_bytes += len(payload)
+        layer.ooo_held += len(payload) + cfg.ooo_entry_overhead
         layer.count("out-of-order")
         self.send_ack(now)
 
     def _drain_out_of_order(self, fin: bool) -> tuple[bool, bool]:
         """Move queued segments that now start at or before RCV.NXT into the receive buffer."""
         filled = False
+        charge = self._ooo_charge()
         keep: list[tuple[int, bytes, bool]] = []
         for seq, data, seg_fin in sorted(self.ooo, key=lambda entry: (entry[0] - self.rcv_nxt) & MASK):
             self.ooo_bytes -= len(data)
@@ -1017,7 +1064,7 @@ class Connection:
                 continue
             if skip < len(data):
                 chunk = data[skip:][: self.free_space()]
-                self.rcvbuf += chunk
+                self._rcv_append(chunk)
                 self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
                 filled = True
                 if seg_fin and len(chunk) == len(data) - skip:
@@ -1026,10 +1073,12 @@ class Connection:
                 fin = True
                 filled = True
         self.ooo = keep
+        self.layer.ooo_held += self._ooo_charge() - charge
         return filled, fin
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+        self.layer.ooo_held -= self._ooo_charge()
         self.ooo = []
         self.ooo_bytes = 0
         if self.state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
@@ -1056,6 +1105,7 @@ class Connection:
         self.t_persist = INF
         self.t_delack = INF
         self.sndbuf = bytearray()
-        self.rcvbuf = bytearray() if self.app_closed else self.rcvbuf
+        if self.app_closed:
+            self.discard_received()
         self.t_state = now + 2 * self.layer.config.msl
         self.layer.entered_time_wait(self)

@@ -72,6 +72,9 @@ class TcpLayer:
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
+        # Bytes peers have made us hold, across all connections, against TcpConfig.rcv_budget / ooo_budget.
+        self.rcv_held = 0
+        self.ooo_held = 0
         self._heap: list[tuple[float, int]] = []
         self._next_id = 1
         self._rst_second = -1
@@ -198,7 +201,7 @@ class TcpLayer:
         conn.error = error
         conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
         conn.sndbuf = bytearray()
-        conn.ooo = []
+        conn.discard_received()
         if notify:
             self.emit(ev.Closed(conn.id, error))
 
@@ -506,6 +509,7 @@ class TcpLayer:
             return
         conn.app_closed = True
         conn.reading_paused = True
+        conn.discard_received()
         if conn.state == State.SYN_SENT:
             self.destroy(conn, None, notify=False)
             return

@@ -1,0 +1,162 @@
+"""The layer-wide memory budgets: what all peers together can make the stack hold (TcpConfig docstring)."""
+
+from __future__ import annotations
+
+from netstack.tcp import events as ev
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.connection import Connection
+from netstack.tcp.layer import TcpLayer
+from netstack.tcp.segment import ACK, FIN
+from tests.netstack.tcp.raw import RawPeer
+
+PEER_ISN = 1000
+SEGMENT = 1000
+
+
+def ooo_charge(layer: TcpLayer) -> int:
+    overhead = layer.config.ooo_entry_overhead
+    return sum(c.ooo_bytes + len(c.ooo) * overhead for c in layer.by_id.values())
+
+
+def open_many(peer: RawPeer, count: int) -> list[tuple[int, int, int]]:
+    """`count` established connections from one host: (connection id, peer port, our ISS)."""
+    opened = []
+    for port in range(20000, 20000 + count):
+        peer.peer_port = port
+        conn, iss = peer.accept(PEER_ISN)
+        opened.append((conn, port, iss))
+    peer.out()
+    return opened
+
+
+def live(peer: RawPeer, conn: int) -> Connection:
+    c = peer.layer.connection(conn)
+    assert c is not None
+    return c
+
+
+def test_out_of_order_queues_of_all_connections_stay_within_the_budget() -> None:
+    # 20 connections could queue 20 * 8 * 1000 bytes each on their own; the budget allows about a quarter.
+    config = TcpConfig(ooo_budget=40_000, timestamps=False, max_per_source=32)
+    peer = RawPeer(config)
+    opened = open_many(peer, 20)
+    for conn, port, iss in opened:
+        for i in range(8):  # a hole at PEER_ISN + 1, then segments beyond it
+            peer.inject(ACK, PEER_ISN + 1 + (i + 1) * SEGMENT, iss + 1, b"o" * SEGMENT, src_port=port)
+            assert peer.layer.ooo_held <= config.ooo_budget
+        assert len(live(peer, conn).ooo) <= 8
+    assert peer.layer.ooo_held == ooo_charge(peer.layer)
+    assert peer.layer.ooo_held > config.ooo_budget - SEGMENT - config.ooo_entry_overhead  # it did fill up
+    assert peer.layer.stats["ooo-budget-exhausted"] == 20 * 8 - peer.layer.stats["out-of-order"]
+    assert peer.layer.stats["ooo-budget-exhausted"] > 100
+    # Every dropped segment was answered with a duplicate ACK, so the senders know what is missing.
+    acks = peer.out()
+    assert len(acks) == 20 * 8
+    assert all(seg.ack == PEER_ISN + 1 for seg in acks)
+
+
+def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_comes_back() -> None:
+    config = TcpConfig(ooo_budget=20_000, timestamps=False, max_per_source=32)
+    peer = RawPeer(config)
+    flooders = open_many(peer, 10)
+    for _conn, port, iss in flooders:
+        for i in range(8):
+            peer.inject(ACK, PEER_ISN + 1 + (i + 1) * SEGMENT, iss + 1, b"x" * SEGMENT, src_port=port)
+    assert peer.layer.stats["ooo-budget-exhausted"] > 0
+    peer.out()
+
+    # An in-order transfer does not need the out-of-order budget and still goes through, every byte.
+    peer.peer_port = 30000
+    conn, iss = peer.accept(PEER_ISN)
+    data = bytes(range(256)) * 200
+    received = bytearray()
+    for off in range(0, len(data), SEGMENT):
+        peer.inject(ACK, PEER_ISN + 1 + off, iss + 1, data[off:off + SEGMENT])
+        received += peer.layer.receive(peer.now, conn)
+    peer.inject(FIN | ACK, PEER_ISN + 1 + len(data), iss + 1)
+    assert bytes(received) == data
+    assert ev.PeerClosed(conn) in peer.layer.take_events()
+    assert peer.out()[-1].ack == PEER_ISN + 1 + len(data) + 1
+
+    # Filling one flooder's hole drains its queue into the receive buffer and returns its share.
+    first_conn, first_port, first_iss = flooders[0]
+    queued = len(live(peer, first_conn).ooo)
+    assert queued > 0
+    before = peer.layer.ooo_held
+    peer.inject(ACK, PEER_ISN + 1, first_iss + 1, b"h" * SEGMENT, src_port=first_port)
+    assert not live(peer, first_conn).ooo
+    assert peer.layer.ooo_held == before - queued * (SEGMENT + config.ooo_entry_overhead)
+    assert peer.layer.readable_bytes(first_conn) == (queued + 1) * SEGMENT
+
+    # Closing and aborting give everything back: a new connection can queue out-of-order data again.
+    for flooder, _port, _iss in flooders[1:]:
+        peer.layer.abort(peer.now, flooder)
+    peer.layer.close(peer.now, first_conn)
+    peer.out()
+    assert peer.layer.ooo_held == 0
+    assert peer.layer.rcv_held == peer.layer.readable_bytes(conn) == 0
+    exhausted = peer.layer.stats["ooo-budget-exhausted"]
+    peer.peer_port = 30001
+    late, late_iss = peer.accept(PEER_ISN)
+    peer.inject(ACK, PEER_ISN + 1 + SEGMENT, late_iss + 1, b"l" * SEGMENT)
+    assert len(live(peer, late).ooo) == 1
+    assert peer.layer.stats["ooo-budget-exhausted"] == exhausted
+
+
+def test_after_close_out_of_order_data_is_discarded_and_refused() -> None:
+    peer = RawPeer(TcpConfig(timestamps=False))
+    conn, iss = peer.accept(PEER_ISN)
+    peer.inject(ACK, PEER_ISN + 1, iss + 1, b"r" * 500)                 # unread in-order data
+    peer.inject(ACK, PEER_ISN + 1 + 2000, iss + 1, b"q" * SEGMENT)      # queued beyond a hole
+    assert peer.layer.rcv_held == 500
+    assert peer.layer.ooo_held > 0
+    peer.layer.close(peer.now, conn)
+    c = live(peer, conn)                                                # FIN_WAIT_1: still receives
+    assert (c.ooo, c.ooo_bytes, len(c.rcvbuf)) == ([], 0, 0)
+    assert (peer.layer.rcv_held, peer.layer.ooo_held) == (0, 0)
+    peer.out()
+    peer.inject(ACK, PEER_ISN + 1 + 3000, iss + 1, b"q" * SEGMENT)
+    assert c.ooo == []
+    assert peer.layer.ooo_held == 0
+    assert peer.layer.stats["data-after-close"] == 1
+    (dup_ack,) = peer.out()
+    assert dup_ack.ack == PEER_ISN + 501
+    # In-order data is still acknowledged (and dropped), so the peer can finish its side.
+    peer.inject(ACK, PEER_ISN + 501, iss + 1, b"n" * 700)
+    peer.advance(1.0)  # past the delayed ACK
+    assert peer.out()[-1].ack == PEER_ISN + 1201
+    assert peer.layer.rcv_held == 0
+
+
+def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> None:
+    config = TcpConfig(rcv_budget=30_000, rcv_guaranteed=4096, timestamps=False, window_scaling=False,
+                       max_per_source=32)
+    peer = RawPeer(config)
+    opened = open_many(peer, 6)
+    for conn, port, iss in opened:
+        peer.layer.pause_reading(conn)
+        for off in range(0, 20_000, SEGMENT):
+            peer.inject(ACK, PEER_ISN + 1 + off, iss + 1, b"p" * SEGMENT, src_port=port)
+    held = [peer.layer.readable_bytes(conn) for conn, _port, _iss in opened]
+    assert peer.layer.rcv_held == sum(held)
+    assert sum(held) <= config.rcv_budget + len(opened) * config.rcv_guaranteed
+    assert held[0] == 20_000                                   # the first ones got their full share
+    assert all(h >= config.rcv_guaranteed for h in held)       # the last ones still got the guarantee
+    assert held[-1] < 20_000
+    assert peer.layer.stats["rcv-budget-exhausted"] > 0
+    last_conn, last_port, last_iss = opened[-1]
+    # What did not fit is not acknowledged (the peer must send it again), and the peer hears so at once.
+    peer.out()
+    dropped = peer.layer.stats["rcv-budget-exhausted"]
+    peer.inject(ACK, PEER_ISN + 1 + held[-1], last_iss + 1, b"p" * SEGMENT, src_port=last_port)
+    (ack,) = peer.out()
+    assert ack.ack == PEER_ISN + 1 + held[-1]
+    assert peer.layer.stats["rcv-budget-exhausted"] == dropped + 1
+
+    # Reading frees the budget: the data dropped before arrives in full when the peer sends it again.
+    drained = sum(len(peer.layer.receive(peer.now, conn)) for conn, _port, _iss in opened[:3])
+    assert drained == sum(held[:3])
+    assert peer.layer.rcv_held == sum(held[3:])
+    peer.inject(ACK, PEER_ISN + 1 + held[-1], last_iss + 1, b"p" * (20_000 - held[-1]), src_port=last_port)
+    assert peer.layer.readable_bytes(last_conn) == 20_000
+    assert peer.layer.rcv_held == sum(held[3:-1]) + 20_000
