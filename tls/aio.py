@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
@@ -18,7 +18,7 @@ from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeC
 from tls.failure import Category
 from tls.server import ServerConnection
 
-Engine = ServerConnection | ClientConnection
+Engine: TypeAlias = ServerConnection | ClientConnection
 EventCallback = Callable[[Event], None]
 
 

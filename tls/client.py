@@ -249,10 +249,11 @@ class ClientConnection(HandshakeConnection):
                 raise illegal(f"server selected version {version:#06x} through supported_versions")
         elif sh.legacy_version == TLS12 and TLS12 in self._config.versions:
             version = TLS12
-        elif sh.legacy_version < TLS12:
+        elif sh.legacy_version <= TLS12:
+            # Below 1.2, or 1.2 when we offered only 1.3: no version in common (RFC 8446 §4.1.3).
             raise refuse_version(sh.legacy_version)
         else:
-            raise illegal(f"server chose version {sh.legacy_version:#06x}")
+            raise illegal(f"server chose version {sh.legacy_version:#06x} without supported_versions")
         if sh.random == HRR_RANDOM:
             if version != TLS13 or self.state is not State.WAIT_SERVER_HELLO:
                 raise unexpected("HelloRetryRequest where none may come")
@@ -338,6 +339,9 @@ class ClientConnection(HandshakeConnection):
     def _on_certificate_request(self, body: memoryview, raw: bytes) -> None:
         if self.version == TLS13:
             request = parse_certificate_request13(body)
+            if request.context:
+                # RFC 8446 §4.3.2: the context is for post-handshake authentication only, which we never offer.
+                raise illegal("CertificateRequest in the handshake with a non-empty request context")
             algorithms = find(request.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
             if algorithms is None:
                 raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,

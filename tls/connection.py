@@ -274,8 +274,14 @@ class Connection:
             raise unexpected("empty handshake record")
         buf = self._hs_in
         buf += content
+        # Both size refusals send illegal_parameter: each means the peer declared a handshake message longer
+        # than we hold, and the same fault must not get two different alerts depending on which bound trips
+        # first. RFC 8446 §6.2 has no alert for "too large for this implementation"; unexpected_message (a
+        # message not allowed in this state) and decode_error (a length inconsistent with the encoding) would
+        # both misstate it, while illegal_parameter (a handshake field with a value we refuse) fits the length
+        # field, and is what OpenSSL sends for an excessive message size.
         if len(buf) > self._limits.handshake_buffer:
-            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+            raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]

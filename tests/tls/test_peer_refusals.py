@@ -16,16 +16,16 @@ from tests.tls.hello import client_hello
 from tests.tls.pki import NOW, ca, client_config, make_ca, make_leaf, server_config, server_leaf
 from tests.tls.pump import pump
 from tests.tls.refusal import assert_refused, failure_of
-from tls.alerts import AlertDescription
+from tls.alerts import AlertDescription, AlertLevel
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, TLS13, ExtensionType, NamedGroup
-from tls.events import Closed, HandshakeComplete, HandshakeFailed
+from tls.events import AlertReceived, Closed, HandshakeComplete, HandshakeFailed
 from tls.failure import Category
 from tls.keyschedule import KeySchedule13
 from tls.limits import Limits
 from tls.messages import frame
-from tls.record import plaintext_record
+from tls.record import Protection12, Protection13, plaintext_record
 from tls.server import ServerConnection
 
 
@@ -216,15 +216,27 @@ def test_hello_request_is_refused() -> None:
     refused_by(c.events(), AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
 
 
+def refused_and_told(sender: ClientConnection | ServerConnection, receiver: ClientConnection | ServerConnection,
+                     data: bytes, alert: int, category: Category) -> None:
+    """`receiver` refuses `data` with `alert` and `category`, and `sender` reads that alert off the wire (under
+    the connection's keys where there are some)."""
+    receiver.receive_data(data)
+    refused_by(receiver.events(), alert, category)
+    sender.receive_data(receiver.data_to_send())
+    assert AlertReceived(AlertLevel.FATAL, alert) in sender.events()
+
+
 @pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
 @pytest.mark.parametrize("msg_type", [1, 2, 8, 11, 13, 15, 20])
 def test_unexpected_messages_after_the_handshake(versions: tuple[int, ...], msg_type: int) -> None:
     c, s = _connected(versions)
     c._queue_handshake(msg_type, b"\x00" * 40, False)
     c._flush_handshake()
-    s.receive_data(c.data_to_send())
-    failure = failure_of(s.events())
-    assert failure.category in (Category.UNEXPECTED_MESSAGE, Category.RENEGOTIATION_ATTEMPT)
+    if versions == (TLS12,) and msg_type == 1:  # a ClientHello after a TLS 1.2 handshake asks to renegotiate
+        expected = (AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
+    else:
+        expected = (AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
+    refused_and_told(c, s, c.data_to_send(), *expected)
 
 
 def test_client_refuses_messages_out_of_order() -> None:
@@ -235,9 +247,8 @@ def test_client_refuses_messages_out_of_order() -> None:
     flight = s.data_to_send()
     # Replace the server's protected flight by a plaintext Certificate right after ServerHello.
     sh_length = int.from_bytes(flight[3:5], "big")
-    c.receive_data(flight[: 5 + sh_length] + plaintext_record(22, frame(11, b"\x00\x00\x00\x00")))
-    failure = failure_of(c.events())
-    assert failure.category is Category.UNEXPECTED_MESSAGE
+    refused_and_told(s, c, flight[: 5 + sh_length] + plaintext_record(22, frame(11, b"\x00\x00\x00\x00")),
+                     AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
 @pytest.mark.parametrize(
@@ -258,67 +269,81 @@ def test_tls12_server_state_machine(state_bytes: bytes) -> None:
     assert (failure.alert, failure.category) == (AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
-def test_tls13_ccs_twice_or_malformed() -> None:
-    for payload in (b"\x01\x01", b"\x02"):
-        s = ServerConnection(server_config())
-        s.receive_data(client_hello())
-        s.data_to_send()
-        s.receive_data(plaintext_record(20, payload))
-        assert failure_of(s.events()).category is Category.UNEXPECTED_MESSAGE
+@pytest.mark.parametrize("payload", [b"\x01\x01", b"\x02", b""])
+def test_tls13_malformed_ccs(payload: bytes) -> None:
+    s = ServerConnection(server_config())
+    s.receive_data(client_hello())
+    s.data_to_send()
+    assert_refused(s, plaintext_record(20, payload), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE, plaintext=False)
+
+
+def test_tls13_ccs_twice() -> None:
     s = ServerConnection(server_config())
     s.receive_data(client_hello())
     s.receive_data(plaintext_record(20, b"\x01"))
     assert s.events() == []
-    s.receive_data(plaintext_record(20, b"\x01"))
-    assert failure_of(s.events()).category is Category.UNEXPECTED_MESSAGE
-
-
-def test_tampered_record_is_bad_mac() -> None:
-    for versions in ((TLS13,), (TLS12,)):
-        c, s = _connected(versions)
-        c.send_application_data(b"hello")
-        wire = bytearray(c.data_to_send())
-        wire[-3] ^= 0x40
-        s.receive_data(bytes(wire))
-        failure = failure_of(s.events())
-        assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC)
-
-
-def test_refused_early_data_is_skipped() -> None:
-    """A client that sends 0-RTT data gets a full handshake: its early records are skipped, not read."""
-    s = ServerConnection(server_config())
-    c = ClientConnection(client_config())
-    hello = c.data_to_send()
-    from tls.messages import ClientHello, parse_client_hello, serialize_client_hello
-
-    ch = parse_client_hello(memoryview(hello)[9:])
-    with_early = ClientHello(
-        ch.legacy_version,
-        ch.random,
-        ch.session_id,
-        ch.cipher_suites,
-        ch.compression_methods,
-        (*ch.extensions, (ExtensionType.EARLY_DATA, b"")),
-    )
-    c._transcript = tls.keyschedule.Transcript()
-    c._transcript.add(frame(1, serialize_client_hello(with_early)))
-    c._offered.add(ExtensionType.EARLY_DATA)
-    early = bytes((23, 3, 3, 0, 40)) + b"\xee" * 40
-    s.receive_data(plaintext_record(22, frame(1, serialize_client_hello(with_early))) + early + early)
-    assert s.events() == []
-    c.receive_data(s.data_to_send())
-    assert any(isinstance(e, HandshakeComplete) for e in c.events())
-    s.receive_data(c.data_to_send())
-    assert any(isinstance(e, HandshakeComplete) for e in s.events())
-
-
-def test_too_much_refused_early_data() -> None:
-    s = ServerConnection(server_config(limits=Limits(max_early_data_skip=100)))
-    s.receive_data(client_hello(add=((ExtensionType.EARLY_DATA, b""),)))
     s.data_to_send()
-    s.receive_data((bytes((23, 3, 3, 0, 80)) + b"\xee" * 80) * 2)
-    failure = failure_of(s.events())
-    assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
+    assert_refused(s, plaintext_record(20, b"\x01"), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE, plaintext=False)
+
+
+def test_tls13_ccs_after_the_handshake() -> None:
+    c, s = _connected((TLS13,))
+    refused_and_told(c, s, plaintext_record(20, b"\x01"), AlertDescription.UNEXPECTED_MESSAGE,
+                     Category.UNEXPECTED_MESSAGE)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_heartbeat_record_after_the_handshake(versions: tuple[int, ...]) -> None:
+    c, s = _connected(versions)
+    heartbeat = b"\x18\x03\x03\x00\x03\x01\x40\x00"
+    refused_and_told(c, s, heartbeat, AlertDescription.UNEXPECTED_MESSAGE, Category.HEARTBEAT)
+    c, s = _connected(versions)
+    refused_and_told(s, c, heartbeat, AlertDescription.UNEXPECTED_MESSAGE, Category.HEARTBEAT)
+
+
+def _oversized_protected_record(engine: ClientConnection | ServerConnection) -> bytes:
+    """A record sealed under `engine`'s real write key whose ciphertext fits the record limit (2^14 + 256)
+    but whose content does not: 2^14 bytes of data, the type byte, 100 bytes of padding (TLS 1.3; RFC 8446
+    §5.4 bounds the inner plaintext by 2^14 + 1), or 2^14 + 1 bytes of data (TLS 1.2, RFC 5246 §6.2.3)."""
+    write = engine._write
+    if isinstance(write, Protection13):
+        inner = b"x" * 2**14 + b"\x17" + bytes(100)
+        length = len(inner) + 16
+        header = bytes((23, 3, 3)) + length.to_bytes(2, "big")
+        record = header + write._aead.encrypt(write._nonce(), inner, header)
+    else:
+        assert isinstance(write, Protection12)
+        seq = write._take_seq()
+        data = b"x" * (2**14 + 1)
+        aad = seq.to_bytes(8, "big") + b"\x17\x03\x03" + len(data).to_bytes(2, "big")
+        if write._gcm:
+            explicit = seq.to_bytes(8, "big")
+            body = explicit + write._aead.encrypt(write._iv + explicit, data, aad)
+        else:
+            body = write._aead.encrypt((write._iv_int ^ seq).to_bytes(12, "big"), data, aad)
+        record = bytes((23, 3, 3)) + len(body).to_bytes(2, "big") + body
+    assert len(record) - 5 <= 2**14 + 256
+    return record
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_oversized_protected_record(versions: tuple[int, ...]) -> None:
+    """The record layer lets the record through (it fits 2^14 + 256 bytes); decryption finds its content too long."""
+    c, s = _connected(versions)
+    refused_and_told(c, s, _oversized_protected_record(c), AlertDescription.RECORD_OVERFLOW,
+                     Category.RECORD_OVERFLOW)
+    c, s = _connected(versions)
+    refused_and_told(s, c, _oversized_protected_record(s), AlertDescription.RECORD_OVERFLOW,
+                     Category.RECORD_OVERFLOW)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_oversized_record_header_after_the_handshake(versions: tuple[int, ...]) -> None:
+    c, s = _connected(versions)
+    refused_and_told(c, s, bytes((23, 3, 3)) + (2**14 + 257).to_bytes(2, "big"), AlertDescription.RECORD_OVERFLOW,
+                     Category.RECORD_OVERFLOW)
 
 
 def _early_data_client(monkeypatch: pytest.MonkeyPatch) -> ClientConnection:
@@ -377,6 +402,17 @@ def test_application_data_after_hello_retry_without_early_data_offer() -> None:
     assert s.state is tls.server.State.WAIT_CLIENT_HELLO_2
     s.data_to_send()
     assert_refused(s, EARLY_RECORD, AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
+
+
+def test_largest_refused_early_data_record_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 0-RTT record of exactly 2^14 + 256 bytes, the most RFC 8446 §5.2 allows, is accepted and skipped."""
+    s = ServerConnection(server_config(limits=Limits(max_early_data_skip=2**15)))
+    c = _early_data_client(monkeypatch)
+    s.receive_data(c.data_to_send() + bytes((23, 3, 3)) + (2**14 + 256).to_bytes(2, "big") + b"\xee" * (2**14 + 256))
+    assert s.events() == []
+    client_events, server_events = pump(c, s)
+    assert any(isinstance(e, HandshakeComplete) for e in client_events)
+    assert any(isinstance(e, HandshakeComplete) for e in server_events)
 
 
 def test_key_update_flood_is_bounded() -> None:

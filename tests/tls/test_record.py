@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tls.alerts import AlertDescription
 from tls.constants import CipherSuite
 from tls.errors import ProtocolError
 from tls.failure import Category
@@ -24,16 +25,16 @@ def test_framing_across_arbitrary_splits() -> None:
         assert reader.buffered == 0
 
 
-@pytest.mark.parametrize(("data", "category"), [
-    (b"please give key", Category.NOT_TLS),
-    (b"\x80\x2e\x01\x00\x02", Category.SSLV2),
-    (b"\x85\x00\x07", Category.NOT_TLS),
-    (b"\x16\x02\x00\x00\x01", Category.BAD_RECORD_VERSION),
+@pytest.mark.parametrize(("data", "alert", "category"), [
+    (b"please give key", AlertDescription.UNEXPECTED_MESSAGE, Category.NOT_TLS),
+    (b"\x80\x2e\x01\x00\x02", AlertDescription.PROTOCOL_VERSION, Category.SSLV2),
+    (b"\x85\x00\x07", AlertDescription.UNEXPECTED_MESSAGE, Category.NOT_TLS),
+    (b"\x16\x02\x00\x00\x01", AlertDescription.PROTOCOL_VERSION, Category.BAD_RECORD_VERSION),
 ])
-def test_first_bytes_are_classified(data: bytes, category: Category) -> None:
+def test_first_bytes_are_classified(data: bytes, alert: AlertDescription, category: Category) -> None:
     with pytest.raises(ProtocolError) as info:
         records(RecordReader(2**14 + 256), data)
-    assert info.value.category is category
+    assert (info.value.alert, info.value.category) == (alert, category)
 
 
 def test_later_bad_content_type_is_unexpected() -> None:
@@ -41,7 +42,8 @@ def test_later_bad_content_type_is_unexpected() -> None:
     records(reader, plaintext_record(22, b"x"))
     with pytest.raises(ProtocolError) as info:
         records(reader, b"\x19\x03\x03\x00\x01\x00")
-    assert info.value.category is Category.UNEXPECTED_MESSAGE
+    assert (info.value.alert, info.value.category) == (AlertDescription.UNEXPECTED_MESSAGE,
+                                                       Category.UNEXPECTED_MESSAGE)
 
 
 @pytest.mark.parametrize("first", [True, False])
@@ -52,7 +54,7 @@ def test_heartbeat_records_are_refused(first: bool) -> None:
         records(reader, plaintext_record(22, b"x"))
     with pytest.raises(ProtocolError) as info:
         records(reader, b"\x18\x03\x02\x00\x03\x01\x40\x00")
-    assert info.value.category is Category.HEARTBEAT
+    assert (info.value.alert, info.value.category) == (AlertDescription.UNEXPECTED_MESSAGE, Category.HEARTBEAT)
 
 
 def test_record_version_is_pinned_after_negotiation() -> None:
@@ -61,7 +63,8 @@ def test_record_version_is_pinned_after_negotiation() -> None:
     reader.expected_version = 0x0303
     with pytest.raises(ProtocolError) as info:
         records(reader, plaintext_record(22, b"x", version=0x0301))
-    assert info.value.category is Category.BAD_RECORD_VERSION
+    assert (info.value.alert, info.value.category) == (AlertDescription.PROTOCOL_VERSION,
+                                                       Category.BAD_RECORD_VERSION)
 
 
 def test_overflow_is_detected_from_the_header_alone() -> None:
@@ -69,7 +72,16 @@ def test_overflow_is_detected_from_the_header_alone() -> None:
     records(reader, plaintext_record(22, b"x"))
     with pytest.raises(ProtocolError) as info:
         records(reader, b"\x17\x03\x03\x41\x01")
-    assert info.value.category is Category.RECORD_OVERFLOW
+    assert (info.value.alert, info.value.category) == (AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW)
+
+
+def test_largest_allowed_record_is_framed() -> None:
+    """Exactly 2^14 + 256 bytes (RFC 8446 §5.2) is a record; one byte more is refused from the header alone."""
+    reader = RecordReader(2**14 + 256)
+    records(reader, plaintext_record(22, b"x"))
+    largest = b"\x17\x03\x03\x41\x00" + b"\xee" * (2**14 + 256)
+    assert records(reader, largest) == [(23, b"\xee" * (2**14 + 256))]
+    assert reader.buffered == 0
 
 
 @pytest.mark.parametrize("suite", [s for s, i in SUITES.items() if i.version == 0x0304])

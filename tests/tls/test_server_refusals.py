@@ -278,6 +278,32 @@ def test_oversized_record() -> None:
     assert_refused(server(), header, AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW)
 
 
+def test_record_of_the_largest_allowed_size_is_framed() -> None:
+    """2^14 + 256 bytes is the largest ciphertext RFC 8446 §5.2 allows: after the hello such a record reaches the
+    record protection (and fails there, as garbage), where one byte more is refused from its header alone."""
+    s = server()
+    s.receive_data(client_hello())
+    s.data_to_send()
+    assert_refused(s, bytes((23, 3, 3)) + (2**14 + 256).to_bytes(2, "big") + b"\xee" * (2**14 + 256),
+                   AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC, plaintext=False)
+    s = server()
+    s.receive_data(client_hello())
+    s.data_to_send()
+    assert_refused(s, bytes((23, 3, 3)) + (2**14 + 257).to_bytes(2, "big"), AlertDescription.RECORD_OVERFLOW,
+                   Category.RECORD_OVERFLOW, plaintext=False)
+
+
+@pytest.mark.parametrize("after_hello", [False, True])
+def test_heartbeat_record(after_hello: bool) -> None:
+    """A Heartbleed-shaped request (RFC 6520 record type 24) is refused by the engine, first or after a hello."""
+    s = server()
+    if after_hello:
+        s.receive_data(client_hello())
+        s.data_to_send()
+    assert_refused(s, b"\x18\x03\x03\x00\x03\x01\x40\x00", AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.HEARTBEAT, plaintext=not after_hello)
+
+
 def test_oversized_plaintext_record() -> None:
     assert_refused(
         server(),
@@ -305,7 +331,7 @@ def test_fragmented_handshake_message_beyond_the_buffer() -> None:
         s.receive_data(plaintext_record(22, b"\x00" * 1000))
     assert s.events() == []
     assert_refused(
-        s, plaintext_record(22, b"\x00" * 1000), AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT
+        s, plaintext_record(22, b"\x00" * 1000), AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT
     )
 
 
