@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from netstack.link.base import Link
 from netstack.stack import Stack
@@ -53,12 +54,16 @@ class Driver:
             self._timer = None
         self.link.close()
 
+    # The three methods below are what the loop calls (reader and timer callbacks). Nothing may escape them:
+    # an exception there would be logged by asyncio without a count, and it would skip the flush and the
+    # timer re-arm, stalling the stack. Each step is guarded on its own, counted as the stack's internal-error.
+
     def _frames_received(self, frames: list[bytes]) -> None:
         if self._closed:
             return
         now = self.now()
         for frame in frames:
-            self.stack.frame_received(now, frame)
+            self._safely("frame delivery failed", self.stack.frame_received, now, frame)
         self._after_io()
 
     def _timer_fired(self) -> None:
@@ -66,15 +71,21 @@ class Driver:
         self._timer_at = None
         if self._closed:
             return
-        self.stack.timers_expired(self.now())
+        self._safely("timers failed", self.stack.timers_expired, self.now())
         self._after_io()
 
     def _after_io(self) -> None:
-        self._flush()
+        self._safely("flush failed", self._flush)
         for callback in self.after_io:
-            callback()
-        self._flush()
-        self._reschedule()
+            self._safely("after-I/O callback failed", callback)
+        self._safely("flush failed", self._flush)
+        self._safely("timer re-arm failed", self._reschedule)
+
+    def _safely(self, what: str, call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:  # noqa: BLE001 (counted and logged by the stack)
+            self.stack.internal_error(f"driver: {what}", exc)
 
     def _flush(self) -> None:
         send = self.link.send

@@ -6,6 +6,9 @@ limit that a reviewer can see at a glance. Exceeding any of them is counted (see
 
 from __future__ import annotations
 
+# --- faults ---------------------------------------------------------------------------------------------------
+FAULT_SITES_LOGGED = 64  # distinct places whose unexpected exception is logged with a traceback (faults.py)
+
 # --- link layer ---------------------------------------------------------------------------------------------
 LINK_READ_BATCH = 64  # frames read per readiness callback, so one busy link cannot starve the event loop
 LINK_MAX_FRAME = 65536  # read buffer per frame (TAP/AF_PACKET never deliver more than MTU + header)

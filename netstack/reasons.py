@@ -13,7 +13,10 @@ from enum import StrEnum
 class Drop(StrEnum):
     """Why a frame, packet or resource was refused."""
 
+    # bugs: an unexpected exception while handling a frame or a timer (netstack/faults.py)
+    INTERNAL_ERROR = "internal-error"
     # link
+    LINK_RX_ERROR = "link-rx-error"
     LINK_TX_FULL = "link-tx-full"
     LINK_TX_ERROR = "link-tx-error"
     LINK_QUEUE_FULL = "link-queue-full"

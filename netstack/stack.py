@@ -15,6 +15,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from netstack.config import StaticIp, UseDhcp
 from netstack.dhcp.client import DhcpClient, LeaseAcquired
 from netstack.dhcp.message import CLIENT_PORT, SERVER_PORT
 from netstack.errors import MalformedError
+from netstack.faults import FaultLog
 from netstack.ipv4 import (
     MIN_HEADER_LEN,
     PROTO_ICMP,
@@ -61,6 +63,8 @@ from netstack.ratelimit import TokenBucket
 from netstack.reasons import Counters, Drop
 from netstack.reassembly import Reassembler
 from netstack.udp import parse_udp, serialize_udp
+
+logger = logging.getLogger(__name__)
 
 
 class SegmentLayer(Protocol):
@@ -106,6 +110,7 @@ class StackConfig:
 class Stack:
     def __init__(self, config: StackConfig, tcp: SegmentLayer | None, *, rng: random.Random | None = None) -> None:
         self.counters = Counters()
+        self.faults = FaultLog(logger)
         self._mac = config.mac
         self._mtu = config.mtu
         self._tcp = tcp
@@ -189,6 +194,13 @@ class Stack:
             self._frame(now, frame)
         except MalformedError as exc:
             self.counters.add(exc.reason)
+        except Exception as exc:  # noqa: BLE001 (a bug reachable from the wire: counted, never fatal)
+            self.internal_error("frame handling failed", exc)
+
+    def internal_error(self, what: str, error: Exception) -> None:
+        """Count and log (netstack/faults.py) an exception nobody expected; the driver reports its own here too."""
+        self.counters.add(Drop.INTERNAL_ERROR)
+        self.faults.report(what, error)
 
     def take_frames(self, now: float | None = None) -> list[bytes]:
         """Everything to transmit now, including what the TCP layer has queued since the last call."""
@@ -213,14 +225,28 @@ class Stack:
 
     def timers_expired(self, now: float) -> None:
         self._now = now
+        # Each part separately: a bug in one (counted) must not stop the timers of the others.
+        for what, run in (
+            ("ARP timer failed", self._neighbour_timers),
+            ("reassembly timer failed", self._reassembler.expire),
+            ("DHCP timer failed", self._dhcp_timers),
+            ("TCP timer failed", self._tcp.timers_expired if self._tcp is not None else None),
+        ):  # fmt: skip
+            if run is None:
+                continue
+            try:
+                run(now)
+            except Exception as exc:  # noqa: BLE001 (counted, see internal_error)
+                self.internal_error(what, exc)
+
+    def _neighbour_timers(self, now: float) -> None:
         for request, dst_mac in self._neighbours.timers_expired(now, self._address):
             self._emit(dst_mac, ethernet.ETHERTYPE_ARP, request)
-        self._reassembler.expire(now)
+
+    def _dhcp_timers(self, now: float) -> None:
         if self._dhcp is not None:
             self._dhcp.timers_expired(now)
             self._pump_dhcp(now)
-        if self._tcp is not None:
-            self._tcp.timers_expired(now)
 
     # --- UDP hooks (DHCP uses these) ----------------------------------------------------------------------------
 

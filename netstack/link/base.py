@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
+from netstack.faults import FaultLog
 from netstack.limits import LINK_MAX_FRAME, LINK_READ_BATCH
 from netstack.reasons import Counters, Drop
 
@@ -36,7 +37,7 @@ class Link(Protocol):
     def stats(self) -> dict[str, int]: ...
 
 
-def read_batch(fd: int) -> list[bytes]:
+def read_batch(fd: int, counters: Counters, faults: FaultLog) -> list[bytes]:
     """Read whatever is ready on a non-blocking frame fd, at most LINK_READ_BATCH frames."""
     frames = []
     for _ in range(LINK_READ_BATCH):
@@ -44,10 +45,20 @@ def read_batch(fd: int) -> list[bytes]:
             frame = os.read(fd, LINK_MAX_FRAME)
         except (BlockingIOError, InterruptedError):
             break
+        except OSError as error:
+            read_failed(error, counters, faults)
+            break
         if not frame:
             break
         frames.append(frame)
     return frames
+
+
+def read_failed(error: OSError, counters: Counters, faults: FaultLog) -> None:
+    """A read error the device should not give (EIO, EBADFD, ENETDOWN while it goes away): counted and logged,
+    not raised, because it would escape from the loop's reader callback and the frames read before it are good."""
+    counters.add(Drop.LINK_RX_ERROR)
+    faults.report("link read failed", error)
 
 
 def write_frame(fd: int, frame: bytes, counters: Counters) -> None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import socket
 import struct
 
+from netstack.faults import FaultLog
 from netstack.limits import LINK_MAX_FRAME, LINK_READ_BATCH
-from netstack.link.base import FrameHandler, write_frame
+from netstack.link.base import FrameHandler, read_failed, write_frame
 from netstack.reasons import Counters
+
+logger = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 SIOCGIFFLAGS = 0x8913
@@ -36,6 +40,7 @@ class PacketLink:
     def __init__(self, ifname: str, mac: bytes | None = None) -> None:
         """Bind to ifname and bring it up; mac None means the NIC's own address, otherwise listen promiscuously."""
         self._counters = Counters()
+        self._faults = FaultLog(logger)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
@@ -79,6 +84,9 @@ class PacketLink:
             try:
                 frame, address = self._sock.recvfrom(LINK_MAX_FRAME)
             except (BlockingIOError, InterruptedError):
+                break
+            except OSError as error:  # ENETDOWN when the NIC goes down, for one
+                read_failed(error, self._counters, self._faults)
                 break
             if address[2] != PACKET_OUTGOING:
                 frames.append(frame)

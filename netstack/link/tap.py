@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import struct
 
+from netstack.faults import FaultLog
 from netstack.link.base import FrameHandler, read_batch, write_frame
 from netstack.reasons import Counters
+
+logger = logging.getLogger(__name__)
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -27,6 +31,7 @@ class TapLink:
         self._mac = mac
         self._mtu = mtu
         self._counters = Counters()
+        self._faults = FaultLog(logger)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
@@ -51,7 +56,7 @@ class TapLink:
         self._loop = asyncio.get_running_loop()
 
         def readable() -> None:
-            frames = read_batch(self._fd)
+            frames = read_batch(self._fd, self._counters, self._faults)
             if frames:
                 on_frames(frames)
 

@@ -14,6 +14,7 @@ import logging
 import struct
 from collections import Counter
 
+from netstack.faults import FaultLog
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection, State
@@ -72,6 +73,7 @@ class TcpLayer:
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
+        self.faults = FaultLog(logger)
         # Bytes peers have made us hold, across all connections, against TcpConfig.rcv_budget / ooo_budget.
         self.rcv_held = 0
         self.ooo_held = 0
@@ -86,17 +88,15 @@ class TcpLayer:
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         try:
             self._input(now, src, dst, segment)
-        except Exception:  # the stack must survive its own bugs too; count and log them
-            self.count("internal-error")
-            logger.exception("TCP input failed")
+        except Exception as exc:  # noqa: BLE001 (the stack must survive its own bugs too)
+            self.internal_error("TCP input failed", exc)
 
     def icmp_error_received(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
                             next_hop_mtu: int | None) -> None:
         try:
             self._icmp_error(now, icmp_type, icmp_code, quoted, next_hop_mtu)
-        except Exception:
-            self.count("internal-error")
-            logger.exception("TCP ICMP handling failed")
+        except Exception as exc:  # noqa: BLE001
+            self.internal_error("TCP ICMP handling failed", exc)
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out = self.outgoing
@@ -123,9 +123,8 @@ class TcpLayer:
             conn.scheduled = INF
             try:
                 conn.on_timer(now)
-            except Exception:
-                self.count("internal-error")
-                logger.exception("TCP timer failed")
+            except Exception as exc:  # noqa: BLE001
+                self.internal_error("TCP timer failed", exc)
             self._schedule(conn)
 
     def take_events(self) -> list[ev.Event]:
@@ -137,6 +136,12 @@ class TcpLayer:
 
     def count(self, reason: str) -> None:
         self.stats[reason] += 1
+
+    def internal_error(self, what: str, error: Exception) -> None:
+        """A bug, not an attack we expected: counted, and logged with its traceback once per place
+        (netstack/faults.py) so that a peer who can trigger it cannot flood the log."""
+        self.count("internal-error")
+        self.faults.report(what, error)
 
     def emit(self, event: ev.Event) -> None:
         self.events.append(event)

@@ -369,8 +369,8 @@ class TcpSockets:
             for event in events:
                 try:
                     self._handle(event)
-                except Exception:  # an adapter bug must not stop the driver
-                    logger.exception("TCP event dispatch failed for %r", event)
+                except Exception as exc:  # noqa: BLE001 (an adapter bug must not stop the driver)
+                    self.layer.internal_error(f"TCP event dispatch failed for {event!r}", exc)
         self.kick_soon()
 
     def _start(self, conn: int, factory: ProtocolFactory) -> TcpTransport | None:
