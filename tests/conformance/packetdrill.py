@@ -1,11 +1,27 @@
-"""A packetdrill-subset interpreter that drives our TcpLayer with virtual time.
+"""A packetdrill-subset interpreter for the FreeBSD tcp-testsuite (../shared/conformance/tcp-testsuite).
 
-It reads the FreeBSD tcp-testsuite scripts (../shared/conformance/tcp-testsuite): inbound packets (`<`) are
-built and fed to the layer, outbound packets (`>`) are matched against what the layer emits, syscalls map to
-the layer's user API. Flags, sequence and acknowledgement numbers (relative to each side's ISN) and payload
-lengths are checked exactly; windows and option lists are the stack's own business (see the suite's README).
-Backtick lines are FreeBSD sysctls: the few whose intent maps onto TcpConfig are honoured, `sockstat`/`tcpdrop`
-and `%{ }%` assertions are not run. `#ifdef STANDARD` branches are kept, `#ifdef FreeBSD` ones dropped.
+The stack under test is the whole netstack `Stack` with our `TcpLayer`, behind the in-memory link with virtual
+time (packetdrill_wire.py): inbound script segments (`<`) arrive as Ethernet/IPv4 frames, outbound ones (`>`)
+are parsed back out of the frames the stack sends. Syscall lines drive the TcpLayer user API, which is the
+stack's socket API.
+
+An expected segment is checked as packetdrill's run_packet.c checks it: every flag (ECE and CWR included), the
+reserved bits, sequence number (unless `...`), the acknowledgement field (0 when the script gives none), the
+window when the script gives `win`, the urgent pointer, the data offset, the payload bytes, and the option list
+byte for byte (NOPs, EOLs and order included) unless it is `<...>`. Like packetdrill without
+`--tcp_ts_tick_usecs`, the TS value we send is not compared (it is remembered, so that an inbound TS ecr naming a
+script TS val is sent with the value we really used); the TS ecr is compared. Like packetdrill, segments still
+queued when the script ends are not looked at, and the IPv4 ECN bits are not compared (the scripts never
+ask for them). Where the scripts' FreeBSD expectations assume SACK, which our TCP does not implement, the
+options are compared in FreeBSD's sack-disabled layout (packetdrill_options.without_sack) and the script records
+that adaptation.
+
+Backtick lines: `sysctl -w` settings whose intent maps onto TcpConfig are honoured; settings that describe what
+our stack does anyway are accepted; the rest are recorded in `Runner.unchecked`. `sockstat ... | grep -c STATE |
+grep N` assertions are evaluated against our connection states, `tcpdrop -s TIME_WAIT` drops our TIME_WAIT
+connections, and `%{ assert tcpi_state == TCPI_X }%` compares the state of the socket under test. Any other
+command is recorded in `Runner.unchecked`, never passed silently. `#ifdef STANDARD` branches are kept and
+`#ifdef FreeBSD` ones dropped.
 """
 
 from __future__ import annotations
@@ -13,20 +29,28 @@ from __future__ import annotations
 import dataclasses
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netstack.ipv4 import PROTO_TCP, build_header
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.layer import TcpLayer
+from netstack.tcp.connection import Connection, State
+from netstack.tcp.layer import TcpError, TcpLayer
 from netstack.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, build_segment, parse_segment
+from tests.conformance import packetdrill_options as opts
+from tests.conformance.packetdrill_wire import LOCAL, REMOTE, Outbound, Wire, WireError
 
-LOCAL = bytes([192, 168, 0, 1])
-REMOTE = bytes([192, 0, 2, 1])
 LOCAL_PORT = 8080
 REMOTE_PORT = 40000
 REMOTE_ISN = 0x10000000
 MASK = 0xFFFFFFFF
+MAX_RAW_WINDOW = 0xFFFF
+MAX_SHIFT = 14  # RFC 7323 section 2.3
+DEFAULT_MTU = 1500
+DEFAULT_TOLERANCE_USECS = 4000  # packetdrill's default --tolerance_usecs
+EXPECT_HORIZON = 600.0          # how long a `*` expected segment may take to appear
 FLAG_LETTERS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR}
 ERRNO_TO_ERROR = {"0": None, "ECONNRESET": "reset", "ECONNREFUSED": "refused", "ETIMEDOUT": "timeout",
                   "EHOSTUNREACH": "unreachable"}
@@ -38,8 +62,23 @@ ICMP_CODES = {
     "packet_filtered": 13, "precedence_violation": 14, "precedence_cutoff": 15,
     "ttl_exceeded_in_transit": 0, "frag_reass_exceeded": 1,
 }
+BSD_STATE = {  # sockstat's names
+    State.SYN_SENT: "SYN_SENT", State.SYN_RECEIVED: "SYN_RCVD", State.ESTABLISHED: "ESTABLISHED",
+    State.FIN_WAIT_1: "FIN_WAIT_1", State.FIN_WAIT_2: "FIN_WAIT_2", State.CLOSE_WAIT: "CLOSE_WAIT",
+    State.CLOSING: "CLOSING", State.LAST_ACK: "LAST_ACK", State.TIME_WAIT: "TIME_WAIT", State.CLOSED: "CLOSED",
+}
 _ICMP = re.compile(r"^<\s*icmp\s+(?P<type>\w+)(?:\s+(?P<code>\w+))?(?:\s+mtu\s+(?P<mtu>\d+))?\s*"
                    r"\[(?P<seq>\d+):\d+\(\d+\)\]\s*$")
+_PACKET = re.compile(
+    r"^(?P<dir>[<>])\s*(?P<flags>[SFRP.UEW]+)\s+(?P<seq>\.\.\.|\d+)(?::(?P<end>\d+))?\((?P<len>\d+)\)"
+    r"(?:\s+ack\s+(?P<ack>\d+))?(?:\s+win\s+(?P<win>\d+))?\s*(?:<(?P<opts>[^>]*)>)?\s*$"
+)
+_SYSCTL = re.compile(r"^sysctl -w (?P<name>[\w.]+)=(?P<value>\d+)$")
+_SOCKSTAT_PORT = re.compile(r"^sockstat -4 -P tcp (?:-p (?P<p1>\d+) -s|-s -p (?P<p2>\d+)) \| grep -c (?P<state>\w+)"
+                            r" \| grep (?P<count>\d+)$")
+_SOCKSTAT_OWN = re.compile(r"^sockstat -4 -P tcp -s \| grep packetdril \| grep -c (?P<state>\w+)"
+                           r" \| grep (?P<count>\d+)$")
+_TCPI_STATE = re.compile(r"^%\{\s*assert tcpi_state == TCPI_(?P<state>\w+)\s*\}%$")
 
 
 class ScriptError(AssertionError):
@@ -48,6 +87,10 @@ class ScriptError(AssertionError):
 
 class UnsupportedError(ScriptError):
     """The script needs a feature this runner does not model."""
+
+
+class SkipScript(Exception):  # noqa: N818 (a verdict, not an error)
+    """The script needs an environment our stack cannot be configured into; the reason says which."""
 
 
 @dataclass
@@ -72,9 +115,7 @@ _TIME = re.compile(r"^\s*(\*|\+?\s*[0-9.]+(?:\s*\.\.\.\s*[0-9.]+)?)\s+(.*)$")
 def parse_script(path: Path) -> Script:
     script = Script(path)
     keep = [True]
-    text = path.read_text()
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"%\{.*?\}%", "", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("//", 1)[0].strip()
         if not line:
@@ -95,13 +136,9 @@ def parse_script(path: Path) -> Script:
             script.options[name] = value
             continue
         match = _TIME.match(line)
-        if match is None and re.fullmatch(r"\+?\s*[0-9.]+", line):
-            continue  # a timestamp whose %{ }% body was removed
-        if match is None:
+        if match is None or (match.group(2).startswith("%{") and not match.group(2).endswith("}%")):
             raise UnsupportedError(f"line {number}: cannot parse {line!r}")
         spec, body = match.group(1).replace(" ", ""), match.group(2)
-        if not body.strip():
-            continue
         if spec == "*":
             script.lines.append(Line(number, None, None, False, body))
             continue
@@ -115,100 +152,180 @@ def parse_script(path: Path) -> Script:
     return script
 
 
-def config_for(script: Script) -> TcpConfig:
-    """TcpConfig carrying the intent of the script's sysctls and TCP-level socket options."""
-    cfg = TcpConfig(rcv_buffer=65536, snd_buffer=32768, keepalive=False)
-    changes: dict[str, object] = {}
-    if "mtu" in script.options:
-        changes["mtu"] = int(script.options["mtu"])
+# ------------------------------------------------------------------ sysctls and socket options
+
+def _ms(value: int) -> float:
+    return value / 1000
+
+
+_HONOURED: dict[str, tuple[tuple[str, ...], Callable[[int], object]]] = {
+    "net.inet.tcp.insecure_rst": (("challenge_rst",), lambda v: v == 0),
+    "net.inet.tcp.insecure_syn": (("challenge_syn",), lambda v: v == 0),
+    "net.inet.tcp.drop_synfin": (("drop_syn_fin",), lambda v: v == 1),
+    "net.inet.tcp.rexmit_initial": (("rto_initial",), _ms),
+    "net.inet.tcp.icmp_may_rst": (("icmp_hard_errors",), lambda v: v == 1),
+    "net.inet.tcp.delacktime": (("delayed_ack",), _ms),
+    "net.inet.tcp.keepinit": (("connect_timeout",), _ms),
+    "net.inet.tcp.recvspace": (("rcv_buffer",), int),
+    "net.inet.tcp.sendspace": (("snd_buffer",), int),
+    "net.inet.tcp.rfc1323": (("window_scaling", "timestamps"), lambda v: v == 1),
+}
+# Settings whose value describes what our stack does anyway; any other value is not modelled.
+_ALREADY_SO: dict[str, tuple[frozenset[int], str]] = {
+    "net.inet.tcp.blackhole": (frozenset({0}), "closed ports are answered with RST"),
+    "net.inet.tcp.hostcache.purgenow": (frozenset({1}), "there is no host cache to purge"),
+    "net.inet.tcp.sack.enable": (frozenset({0}), "SACK is not implemented"),
+    "net.inet.tcp.ecn.enable": (frozenset({0, 2}), "ECN is not initiated (no script's peer asks for it)"),
+    "net.inet.tcp.rexmit_drop_options": (frozenset({0}), "retransmitted SYNs keep their options"),
+}
+_NOT_MODELLED = {
+    "kern.ipc.maxsockbuf": "FreeBSD derives its SYN window scale from it; ours follows the receive buffer",
+    "net.inet.tcp.rexmit_slop": "our RTO (RFC 6298) has no slop term",
+    "net.inet.tcp.ecn.maxretries": "ECN is not implemented",
+    "net.inet.tcp.sack.enable": "SACK (RFC 2018) is not implemented: expected options are compared in "
+                                "FreeBSD's sack.enable=0 layout",
+    "net.inet.tcp.ecn.enable": "ECN (RFC 3168) is not implemented",
+    "net.inet.tcp.rexmit_drop_options": "retransmitted SYNs always keep their options",
+    "net.inet.tcp.blackhole": "closed ports are always answered with RST",
+}
+
+
+@dataclass
+class Setup:
+    """What the script's sysctls, options and socket options make of our configuration."""
+
+    config: TcpConfig
+    mtu: int
+    unchecked: list[str]
+    maxsockbuf: int | None
+
+
+def _sysctls(script: Script) -> dict[str, int]:
+    """The settings in force when the first event runs. Scripts set defaults, then the values the test is about,
+    before their first event; changes after it are applied by the Runner when their line runs."""
+    settings: dict[str, int] = {}
     for line in script.lines:
-        body = line.text
-        m = re.search(r"sysctl -w net\.inet\.tcp\.([\w.]+)=(\d+)", body)
+        body = line.text.strip()
+        if not body.startswith("`"):
+            break
+        m = _SYSCTL.fullmatch(body.strip("`"))
         if m:
-            name, value = m.group(1), int(m.group(2))
-            # A script sets a sysctl up front and restores it at the end: the first setting is the intent.
-            if name == "insecure_rst":
-                changes.setdefault("challenge_rst", value == 0)
-            elif name == "insecure_syn":
-                changes.setdefault("challenge_syn", value == 0)
-            elif name == "drop_synfin":
-                changes.setdefault("drop_syn_fin", value == 1)
-            elif name == "rexmit_initial":
-                changes["rto_initial"] = value / 1000
-            elif name == "icmp_may_rst":
-                changes.setdefault("icmp_hard_errors", value == 1)
-            elif name == "delacktime":
-                changes.setdefault("delayed_ack", value / 1000)
-            elif name == "keepinit":
-                changes.setdefault("connect_timeout", value / 1000)
-            elif name == "rfc1323":
-                changes["window_scaling"] = changes["timestamps"] = value == 1
-            continue
-        m = re.search(r"setsockopt\(\d+, IPPROTO_TCP, TCP_KEEPINIT, \[(\d+)\]", body)
-        if m:
-            changes["connect_timeout"] = float(m.group(1))
-    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+            settings[m.group("name")] = int(m.group("value"))
+    return settings
 
 
-_PACKET = re.compile(
-    r"^(?P<dir>[<>])\s*(?P<flags>[SFRP.UEW]+)\s+(?P<seq>\.\.\.|\d+)(?::(?P<end>\d+))?\((?P<len>\d+)\)"
-    r"(?:\s+ack\s+(?P<ack>\d+))?(?:\s+win\s+(?P<win>\d+))?\s*(?:<(?P<opts>[^>]*)>)?\s*$"
-)
+def _honoured(name: str, value: int) -> dict[str, object]:
+    fields, convert = _HONOURED[name]
+    return {target: convert(value) for target in fields}
 
 
-def build_options(text: str | None) -> bytes:
-    if not text or text.strip() == "...":
-        return b""
-    out = bytearray()
-    for item in (part.strip() for part in text.split(",")):
-        words = item.split()
-        if words[0] == "mss":
-            out += struct.pack("!BBH", 2, 4, int(words[1]))
-        elif words[0] == "nop":
-            out.append(1)
-        elif words[0] == "eol":
-            out.append(0)
-        elif words[0] == "sackOK":
-            out += b"\x04\x02"
-        elif words[0] == "wscale":
-            out += bytes((3, 3, int(words[1])))
-        elif words[0] == "TS":
-            out += struct.pack("!BBII", 8, 10, int(words[2]), int(words[4]))
-        elif words[0] == "sack":
-            blocks = [tuple(int(x) for x in b.split(":")) for b in words[1:]]
-            out += bytes((5, 2 + 8 * len(blocks)))
-            for left, right in blocks:
-                out += struct.pack("!II", (REMOTE_ISN + left) & MASK, (REMOTE_ISN + right) & MASK)
-        else:
-            raise UnsupportedError(f"option {item!r}")
-    while len(out) % 4:
-        out.append(0)
-    return bytes(out)
+def _sysctl_note(name: str, value: int) -> str | None:
+    """None when our stack already behaves as the setting asks, else why the setting is not checked."""
+    if name in _ALREADY_SO and value in _ALREADY_SO[name][0]:
+        return None
+    return f"`sysctl -w {name}={value}` ({_NOT_MODELLED.get(name, 'not modelled')})"
+
+
+def setup_for(script: Script) -> Setup:
+    changes: dict[str, object] = {"rcv_buffer": 65536, "snd_buffer": 32768, "keepalive": False}
+    settings = _sysctls(script)
+    unchecked: list[str] = []
+    mtu = int(script.options.get("mtu", DEFAULT_MTU))
+    if mtu != DEFAULT_MTU:
+        changes["mtu"] = mtu
+    for name, value in settings.items():
+        if name in _HONOURED:
+            changes.update(_honoured(name, value))
+        elif (note := _sysctl_note(name, value)) is not None:
+            unchecked.append(note)
+    for line in script.lines:
+        m = re.search(r"setsockopt\(\d+, IPPROTO_TCP, (\w+), \[(\d+)\]", line.text)
+        if m and m.group(1) == "TCP_KEEPINIT":
+            changes["connect_timeout"] = float(m.group(2))
+        elif m and m.group(1) == "TCP_NOOPT":
+            # Honoured as far as TcpConfig can: no window scale, no timestamps. The MSS option is always sent.
+            changes["window_scaling"] = changes["timestamps"] = m.group(2) == "0"
+        elif m:
+            raise UnsupportedError(f"socket option {m.group(1)}")
+    config = dataclasses.replace(TcpConfig(), **changes)  # type: ignore[arg-type]
+    return Setup(config, mtu, unchecked, settings.get("kern.ipc.maxsockbuf"))
+
+
+def minimal_shift(buffer: int) -> int:
+    """The smallest RFC 7323 shift whose largest window covers `buffer` (what both FreeBSD and we compute)."""
+    shift = 0
+    while (MAX_RAW_WINDOW << shift) < buffer and shift < MAX_SHIFT:
+        shift += 1
+    return shift
+
+
+# ------------------------------------------------------------------ the interpreter
+
+@dataclass(frozen=True)
+class PacketSpec:
+    flags: int
+    seq: int | None       # None for "..."
+    length: int
+    ack: int | None
+    window: int | None
+    options: tuple[opts.Option, ...] | None  # None for `<...>`
+
+
+def parse_packet(body: str) -> PacketSpec:
+    m = _PACKET.match(body)
+    if m is None:
+        raise UnsupportedError(f"cannot parse packet {body!r}")
+    flags = 0
+    for ch in m.group("flags"):
+        flags |= FLAG_LETTERS[ch]
+    text = m.group("opts")
+    try:
+        options = None if text is not None and text.strip() == "..." else opts.parse_options(text) if text else ()
+    except opts.OptionSyntaxError as error:
+        raise UnsupportedError(str(error)) from None
+    return PacketSpec(
+        flags, None if m.group("seq") == "..." else int(m.group("seq")), int(m.group("len")),
+        None if m.group("ack") is None else int(m.group("ack")),
+        None if m.group("win") is None else int(m.group("win")), options,
+    )  # fmt: skip
+
+
+def flag_names(flags: int) -> str:
+    return "".join(ch for ch, bit in FLAG_LETTERS.items() if flags & bit)
 
 
 class Runner:
     def __init__(self, script: Script) -> None:
         self.script = script
-        self.config = config_for(script)
-        self.layer = TcpLayer(b"packetdrill-runner-secret-key-32", self.config)
-        self.tolerance = int(script.options.get("tolerance_usecs", "4000")) / 1e6
-        self.now = 0.0
+        setup = setup_for(script)
+        self.maxsockbuf = setup.maxsockbuf
+        self.unchecked: list[str] = list(setup.unchecked)
+        self.adapted: list[str] = []
+        self.layer = TcpLayer(b"packetdrill-runner-secret-key-32", setup.config)
+        try:
+            self.wire = Wire(self.layer, setup.mtu)
+        except ValueError as error:  # StackConfig refuses the script's link (e.g. an MTU outside 576..9000)
+            raise SkipScript(f"--mtu={setup.mtu}: {error}") from None
+        self.tolerance = int(script.options.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)) / 1e6
         self.local_iss: int | None = None
-        self.local_port = LOCAL_PORT
-        self.emitted: list[tuple[float, bytes]] = []
         self.fds: dict[int, str | int] = {}   # fd -> "socket" | "listener" | connection id
+        self.conns: dict[int, Connection] = {}  # every connection an fd ever named (state survives destruction)
+        self.under_test: int | None = None
         self.errors: dict[int, str | None] = {}
         self.peer_closed: set[int] = set()
         self.accept_queue: list[int] = []
         self.closed_at: dict[int, float] = {}
         self.blocking: list[tuple[int, str | None, float]] = []
-        self.unchecked = 0
+        self.ts_map: dict[int, int] = {}  # script TS val -> the TS val we sent for it
+        self.started = False
+        self.last_event = max((line.number for line in script.lines if not line.text.strip().startswith("`")),
+                              default=0)
 
-    # -------------------------------------------------------------- time and output
+    @property
+    def now(self) -> float:
+        return self.wire.now
 
     def _collect(self) -> None:
-        for _src, _dst, segment in self.layer.take_outgoing():
-            self.emitted.append((self.now, segment))
         for event in self.layer.take_events():
             if isinstance(event, ev.Accepted):
                 self.accept_queue.append(event.conn)
@@ -218,17 +335,9 @@ class Runner:
                 self.errors[event.conn] = event.error
                 self.closed_at[event.conn] = self.now
 
-    def advance(self, until: float, *, stop_on_output: bool = False) -> None:
-        while True:
-            deadline = self.layer.next_deadline()
-            if deadline is None or deadline > until:
-                break
-            self.now = max(self.now, deadline)
-            self.layer.timers_expired(self.now)
-            self._collect()
-            if stop_on_output and self.emitted:
-                return
-        self.now = max(self.now, until)
+    def _advance(self, until: float, *, stop_on_output: bool = False) -> None:
+        self.wire.advance(until, stop_on_output=stop_on_output)
+        self._collect()
 
     # -------------------------------------------------------------- driving
 
@@ -242,11 +351,10 @@ class Runner:
                 current = when
             try:
                 self.execute(line, when)
-            except ScriptError as error:
-                raise type(error)(f"line {line.number} ({line.text.strip()}): {error}") from None
+            except (ScriptError, WireError, TcpError) as error:
+                raise ScriptError(f"line {line.number} ({line.text.strip()}): {error}") from None
         for conn, expected, end in self.blocking:
-            self.advance(end + self.tolerance)
-            self._collect()
+            self._advance(end + self.tolerance)
             if self.errors.get(conn, "open") != expected:
                 raise ScriptError(f"blocking call expected {expected}, connection ended with "
                                   f"{self.errors.get(conn, 'no error yet')}")
@@ -256,29 +364,35 @@ class Runner:
 
     def execute(self, line: Line, when: float | None) -> None:
         body = line.text.strip()
+        self.started = self.started or not body.startswith("`")
         if body.startswith(">"):
             self.expect(body, when)
             return
         if when is not None:
-            self.advance(when)
-            self._collect()
-        if self.emitted:
-            t, segment = self.emitted[0]
-            raise ScriptError(f"unexpected outbound segment at {t:.3f}: {self.describe(segment)}")
+            self._advance(when)
+        if self.wire.outbound:
+            out = self.wire.outbound[0]
+            raise ScriptError(f"unexpected outbound segment at {out.time:.3f}: {self.describe(out)}")
         if body.startswith("<"):
             self.inject(body)
         elif body.startswith("`"):
-            self.unchecked += 1
+            self.command(body, line)
+        elif body.startswith("%{"):
+            self.code(body)
         else:
             self.syscall(body, line, when)
+        self.wire.pump()
         self._collect()
 
-    def describe(self, segment: bytes) -> str:
-        seg = parse_segment(LOCAL, REMOTE, memoryview(segment))
-        names = "".join(ch for ch, bit in FLAG_LETTERS.items() if seg.flags & bit)
+    def describe(self, out: Outbound) -> str:
+        seg = parse_segment(LOCAL, REMOTE, memoryview(out.segment))
         base = self.local_iss or 0
-        return (f"{names} {(seg.seq - base) & MASK}({len(seg.payload)}) "
-                f"ack {(seg.ack - REMOTE_ISN) & MASK} win {seg.window}")
+        ack = (seg.ack - REMOTE_ISN) & MASK if seg.flags & ACK else seg.ack
+        header_len = (out.segment[12] >> 4) * 4
+        return (f"{flag_names(seg.flags)} {(seg.seq - base) & MASK}({len(seg.payload)}) ack {ack} "
+                f"win {seg.window} {opts.describe(out.segment[20:header_len])}").rstrip()
+
+    # -------------------------------------------------------------- packets in
 
     def inject_icmp(self, m: re.Match[str]) -> None:
         icmp_type = ICMP_TYPES[m.group("type")]
@@ -292,61 +406,180 @@ class Runner:
         else:
             raise UnsupportedError(f"ICMP code {code_name}")
         seq = ((self.local_iss or 0) + int(m.group("seq"))) & MASK
-        ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 0, 0x4000, 64, 6, 0, LOCAL, REMOTE)
-        quoted = ip_header + struct.pack("!HHI", self.local_port, REMOTE_PORT, seq)
-        mtu = int(m.group("mtu")) if m.group("mtu") else None
-        self.layer.icmp_error_received(self.now, icmp_type, code, quoted, mtu)
+        quoted_tcp = struct.pack("!HHI", LOCAL_PORT, REMOTE_PORT, seq)
+        quoted = bytes(build_header(LOCAL, REMOTE, PROTO_TCP, 20, 0, ttl=64, dont_fragment=True)) + quoted_tcp
+        mtu = int(m.group("mtu")) if m.group("mtu") else 0
+        self.wire.send_icmp(icmp_type, code, struct.pack("!HH", 0, mtu), quoted)
 
     def inject(self, body: str) -> None:
         icmp = _ICMP.match(body)
         if icmp is not None:
             self.inject_icmp(icmp)
             return
-        m = _PACKET.match(body)
-        if m is None:
-            raise UnsupportedError(f"cannot parse packet {body!r}")
-        flags = 0
-        for ch in m.group("flags"):
-            flags |= FLAG_LETTERS[ch]
-        seq = (REMOTE_ISN + int(m.group("seq"))) & MASK
-        length = int(m.group("len"))
-        ack = 0
-        if m.group("ack") is not None:
-            ack = (int(m.group("ack")) + (self.local_iss or 0)) & MASK
-        window = int(m.group("win") or 0)
-        segment = build_segment(REMOTE, LOCAL, REMOTE_PORT, self.local_port, seq, ack, flags, window,
-                                build_options(m.group("opts")), b"\x00" * length)
-        self.layer.segment_received(self.now, REMOTE, LOCAL, memoryview(segment))
+        spec = parse_packet(body)
+        if spec.seq is None or spec.options is None:
+            raise UnsupportedError("an inbound segment needs a sequence number and concrete options")
+        seq = (REMOTE_ISN + spec.seq) & MASK
+        ack = (spec.ack + (self.local_iss or 0)) & MASK if spec.ack is not None else 0
+        options = spec.options
+        if spec.flags & ACK:  # packetdrill sends a script TS ecr as the TS val we really sent
+            mapped = []
+            for option in options:
+                if option.kind == "TS":
+                    val, ecr = option.values
+                    if ecr not in self.ts_map:
+                        raise ScriptError(f"no outbound TS val {ecr} to map the TS ecr to")
+                    option = opts.Option("TS", (val, self.ts_map[ecr]))  # noqa: PLW2901
+                mapped.append(option)
+            options = tuple(mapped)
+        # SACK blocks a peer sends acknowledge our data: their edges are relative to our ISN
+        raw = opts.encode(options, self.local_iss or 0)
+        segment = build_segment(REMOTE, LOCAL, REMOTE_PORT, LOCAL_PORT, seq, ack, spec.flags, spec.window or 0,
+                                raw, bytes(spec.length))
+        self.wire.send_tcp(segment)
+
+    # -------------------------------------------------------------- packets out
 
     def expect(self, body: str, when: float | None) -> None:
-        m = _PACKET.match(body)
-        if m is None:
-            raise UnsupportedError(f"cannot parse packet {body!r}")
-        if not self.emitted:
-            self.advance(when + self.tolerance if when is not None else self.now + 600.0, stop_on_output=True)
-            self._collect()
-        if not self.emitted:
+        spec = parse_packet(body)
+        if not self.wire.outbound:
+            self._advance(when + self.tolerance if when is not None else self.now + EXPECT_HORIZON,
+                          stop_on_output=True)
+        if not self.wire.outbound:
             raise ScriptError("expected segment was not sent")
-        t, segment = self.emitted.pop(0)
-        if when is not None and t < when - self.tolerance:
-            raise ScriptError(f"segment sent at {t:.3f}, expected at {when:.3f}")
-        seg = parse_segment(LOCAL, REMOTE, memoryview(segment))
-        flags = 0
-        for ch in m.group("flags"):
-            flags |= FLAG_LETTERS[ch]
-        got = self.describe(segment)
-        if seg.flags & ~(ECE | CWR) != flags:
-            raise ScriptError(f"flags differ: got {got}")
+        out = self.wire.outbound.pop(0)
+        if when is not None and out.time < when - self.tolerance:
+            raise ScriptError(f"segment sent at {out.time:.3f}, expected at {when:.3f}: {self.describe(out)}")
+        try:
+            self.verify(spec, out)
+        except ScriptError as error:
+            raise ScriptError(f"{error}; got {self.describe(out)}") from None
+
+    def verify(self, spec: PacketSpec, out: Outbound) -> None:
+        raw = out.segment
+        seg = parse_segment(LOCAL, REMOTE, memoryview(raw))  # the TCP checksum is verified here
+        if seg.flags != spec.flags:
+            raise ScriptError(f"flags {flag_names(seg.flags)}, expected {flag_names(spec.flags)}")
+        if raw[12] & 0x0F:
+            raise ScriptError("reserved header bits set")
         if seg.flags & SYN and self.local_iss is None:
-            self.local_iss = (seg.seq - int(m.group("seq"))) & MASK if m.group("seq") != "..." else seg.seq
-        if m.group("seq") != "...":
-            rel = (seg.seq - (self.local_iss or 0)) & MASK
-            if rel != int(m.group("seq")):
-                raise ScriptError(f"sequence number differs: got {got}")
-        if len(seg.payload) != int(m.group("len")):
-            raise ScriptError(f"payload length differs: got {got}")
-        if m.group("ack") is not None and (seg.ack - REMOTE_ISN) & MASK != int(m.group("ack")):
-            raise ScriptError(f"acknowledgement number differs: got {got}")
+            self.local_iss = (seg.seq - (spec.seq or 0)) & MASK
+        if spec.seq is not None and (seg.seq - (self.local_iss or 0)) & MASK != spec.seq:
+            raise ScriptError("sequence number differs")
+        ack = (seg.ack - REMOTE_ISN) & MASK if seg.flags & ACK else seg.ack
+        if ack != (spec.ack or 0):
+            raise ScriptError("acknowledgement field differs")
+        if spec.window is not None and seg.window != spec.window:
+            raise ScriptError(f"window {seg.window}, expected {spec.window}")
+        if seg.urgent:
+            raise ScriptError("urgent pointer set")
+        if len(seg.payload) != spec.length or any(seg.payload):
+            raise ScriptError(f"payload differs (expected {spec.length} zero bytes)")
+        if not out.dont_fragment:
+            raise ScriptError("TCP segment sent without DF (path MTU discovery)")
+        if spec.options is not None:
+            self._verify_options(spec.options, raw[20 : (raw[12] >> 4) * 4])
+
+    def _verify_options(self, script_options: tuple[opts.Option, ...], actual: bytes) -> None:
+        if opts.has_sack(script_options):
+            script_options = opts.without_sack(script_options)
+            note = "SACK expectations compared in FreeBSD's sack.enable=0 layout (SACK is not implemented)"
+            if note not in self.adapted:
+                self.adapted.append(note)
+        script_options = self._our_window_scale(script_options)
+        expected = opts.encode(script_options, REMOTE_ISN)
+        script_ts = next((o.values[0] for o in script_options if o.kind == "TS"), None)
+        offset = opts.timestamp_offset(actual)
+        if script_ts is not None and offset is not None:
+            # packetdrill without --tcp_ts_tick_usecs: the TS val is not compared, only remembered
+            sent = int.from_bytes(actual[offset : offset + 4], "big")
+            self.ts_map[script_ts] = sent
+            actual = actual[:offset] + script_ts.to_bytes(4, "big") + actual[offset + 4 :]
+        if actual != expected:
+            raise ScriptError(f"options {opts.describe(actual) or '<>'}, expected {opts.describe(expected) or '<>'}")
+
+    def _our_window_scale(self, script_options: tuple[opts.Option, ...]) -> tuple[opts.Option, ...]:
+        """FreeBSD's SYN shift is minimal_shift(kern.ipc.maxsockbuf), the buffer a socket may grow to; ours is
+        minimal_shift(receive buffer), the buffer it has (there is no autotuning). Where the script's shift is
+        exactly FreeBSD's derivation, we expect our derivation instead; any other shift is compared as written.
+        The peers in these scripts never send a window scale, so the shift never changes a window they check."""
+        if self.maxsockbuf is None:
+            return script_options
+        ours = minimal_shift(self.layer.config.rcv_buffer)
+        out = []
+        for option in script_options:
+            if option.kind == "wscale" and option.values[0] == minimal_shift(self.maxsockbuf) != ours:
+                note = (f"SYN window scale {option.values[0]} (FreeBSD's, from kern.ipc.maxsockbuf={self.maxsockbuf})"
+                        f" expected as {ours} (ours, from the {self.layer.config.rcv_buffer}-byte receive buffer)")
+                if note not in self.adapted:
+                    self.adapted.append(note)
+                option = opts.Option("wscale", (ours,))  # noqa: PLW2901
+            out.append(option)
+        return tuple(out)
+
+    # -------------------------------------------------------------- commands and assertions
+
+    def _state_name(self, value: str | int) -> str:
+        if value == "socket":
+            return "CLOSED"
+        if value == "listener":
+            return "LISTEN"
+        assert isinstance(value, int)
+        return BSD_STATE[self.conns[value].state]
+
+    def command(self, body: str, line: Line) -> None:
+        command = body.strip("`").strip()
+        m = _SYSCTL.fullmatch(command)
+        if m:
+            self._sysctl(m.group("name"), int(m.group("value")), line)
+            return
+        m = _SOCKSTAT_OWN.fullmatch(command)
+        if m:  # sockets held open by the process, by state
+            count = sum(1 for value in self.fds.values() if self._state_name(value) == m.group("state"))
+            self._expect_count(command, count, int(m.group("count")))
+            return
+        m = _SOCKSTAT_PORT.fullmatch(command)
+        if m:  # every TCB (embryonic ones included) with the port on either end
+            port = int(m.group("p1") or m.group("p2"))
+            count = sum(1 for conn in self.layer.by_id.values()
+                        if port in (conn.local_port, conn.remote_port) and BSD_STATE[conn.state] == m.group("state"))
+            count += sum(1 for p in self.layer.listeners if p == port and m.group("state") == "LISTEN")
+            self._expect_count(command, count, int(m.group("count")))
+            return
+        if command == "tcpdrop -s TIME_WAIT":
+            for conn_id in list(self.layer.time_wait_ids):
+                self.layer.abort(self.now, conn_id)
+            return
+        self.unchecked.append(body)
+
+    def _sysctl(self, name: str, value: int, line: Line) -> None:
+        """A setting after the script started: honoured ones change the layer's configuration from now on (like a
+        sysctl, it reaches connections at their next use of it); others are noted unless only cleanup follows."""
+        if not self.started:
+            return  # part of the prologue setup_for applied
+        if name in _HONOURED:
+            self.layer.config = dataclasses.replace(self.layer.config, **_honoured(name, value))  # type: ignore[arg-type]
+            return
+        note = _sysctl_note(name, value)
+        if note is not None and line.number < self.last_event and note not in self.unchecked:
+            self.unchecked.append(note)
+
+    @staticmethod
+    def _expect_count(command: str, got: int, expected: int) -> None:
+        # `grep N` on a count matches any count containing the digit N; we require equality (the counts are < 10)
+        if got != expected:
+            raise ScriptError(f"`{command}`: count is {got}, expected {expected}")
+
+    def code(self, body: str) -> None:
+        m = _TCPI_STATE.fullmatch(body)
+        if m is None:
+            self.unchecked.append(body)
+            return
+        if self.under_test is None:
+            raise ScriptError("tcpi_state asserted with no socket under test")
+        state = self.conns[self.under_test].state
+        if state.name != m.group("state"):
+            raise ScriptError(f"tcpi_state is {state.name}, expected {m.group('state')}")
 
     # -------------------------------------------------------------- syscalls
 
@@ -355,6 +588,14 @@ class Runner:
         if not isinstance(value, int):
             raise ScriptError(f"fd {fd} is not a connection")
         return value
+
+    def _adopt(self, fd: int, conn_id: int) -> None:
+        conn = self.layer.connection(conn_id)
+        if conn is None:
+            raise ScriptError(f"connection {conn_id} vanished before fd {fd} could hold it")
+        self.fds[fd] = conn_id
+        self.conns[conn_id] = conn
+        self.under_test = conn_id
 
     def syscall(self, body: str, line: Line, when: float | None) -> None:
         m = re.match(r"^(\w+)\((.*)\)\s*=\s*(.*)$", body)
@@ -365,32 +606,24 @@ class Runner:
         fd = int(args[0]) if args and args[0].isdigit() else -1
         if name == "socket":
             self.fds[int(result)] = "socket"
-        elif name in ("fcntl", "bind", "setsockopt"):
-            return
+        elif name in ("fcntl", "bind"):
+            return  # every socket is non-blocking here; the script's address is the only one
+        elif name == "setsockopt":
+            if "SO_REUSEADDR" not in args[2] and args[1] != "IPPROTO_TCP":
+                raise UnsupportedError(f"socket option {args[2]}")
         elif name == "listen":
-            self.layer.listen(self.local_port, int(args[1]))
+            self.layer.listen(LOCAL_PORT, int(args[1]))
             self.fds[fd] = "listener"
         elif name == "accept":
             if not self.accept_queue:
                 raise ScriptError("accept: no established connection")
-            self.fds[int(result)] = self.accept_queue.pop(0)
+            self._adopt(int(result), self.accept_queue.pop(0))
         elif name == "connect":
-            conn = self.layer.connect(self.now, LOCAL, REMOTE, REMOTE_PORT, self.local_port)
-            self.fds[fd] = conn
-            self._collect()
-            if line.end is not None:
-                errno = result.split()[1] if result.startswith("-1") else "0"
-                if errno not in ERRNO_TO_ERROR:
-                    raise UnsupportedError(f"connect result {result}")
-                start = when if when is not None else self.now
-                self.blocking.append((conn, ERRNO_TO_ERROR[errno], start - line.start + line.end
-                                      if line.start is not None else line.end))
+            self._connect(fd, result, line, when)
         elif name in ("recv", "read"):
             self._recv(fd, args, result, name)
         elif name in ("send", "write"):
-            conn = self._conn(fd)
-            size = int(args[2])
-            sent = self.layer.send(self.now, conn, b"\x00" * size)
+            sent = self.layer.send(self.now, self._conn(fd), bytes(int(args[2])))
             if str(sent) != result:
                 raise ScriptError(f"{name} returned {sent}")
         elif name == "shutdown":
@@ -398,13 +631,26 @@ class Runner:
         elif name == "close":
             value = self.fds.pop(fd, None)
             if value == "listener":
-                self.layer.unlisten(self.local_port)
+                self.layer.unlisten(LOCAL_PORT)
             elif isinstance(value, int):
                 self.layer.close(self.now, value)
         elif name == "getsockopt":
             self._getsockopt(fd, args)
         else:
             raise UnsupportedError(f"syscall {name}")
+
+    def _connect(self, fd: int, result: str, line: Line, when: float | None) -> None:
+        conn = self.layer.connect(self.now, LOCAL, REMOTE, REMOTE_PORT, LOCAL_PORT)
+        self._adopt(fd, conn)
+        if line.end is not None:
+            errno = result.split()[1] if result.startswith("-1") else "0"
+            if errno not in ERRNO_TO_ERROR:
+                raise UnsupportedError(f"connect result {result}")
+            start = when if when is not None else self.now
+            end = start - line.start + line.end if line.start is not None else line.end
+            self.blocking.append((conn, ERRNO_TO_ERROR[errno], end))
+        elif not result.startswith("-1 EINPROGRESS"):
+            raise UnsupportedError(f"non-blocking connect result {result}")
 
     def _recv(self, fd: int, args: list[str], result: str, name: str) -> None:
         conn = self._conn(fd)
@@ -425,23 +671,51 @@ class Runner:
             raise ScriptError(f"{name} returned {got}, expected {expected}")
 
     def _getsockopt(self, fd: int, args: list[str]) -> None:
-        if "SO_ERROR" not in args[2]:
+        value = self.fds.get(fd)
+        if "SO_RCVBUF" in args[2]:
+            expected = int(args[3].strip("[]"))
+            size = self.conns[value].rcv_buf_size if isinstance(value, int) else self.layer.config.rcv_buffer
+            if size != expected:
+                raise ScriptError(f"SO_RCVBUF is {size}, expected {expected}")
             return
+        if "SO_ERROR" not in args[2]:
+            raise UnsupportedError(f"getsockopt {args[2]}")
         errno = args[3].strip("[]")
         if errno not in ERRNO_TO_ERROR:
             raise UnsupportedError(f"SO_ERROR {errno}")
-        value = self.fds.get(fd)
-        if not isinstance(value, int):
-            got = None
-        else:
-            got = self.errors.pop(value, None) if value in self.errors else None
-            if got is not None:
-                self.errors[value] = None  # SO_ERROR is cleared by reading it
+        got = None
+        if isinstance(value, int) and value in self.errors:
+            got = self.errors[value]
+            self.errors[value] = None  # SO_ERROR is cleared by reading it
         if got != ERRNO_TO_ERROR[errno]:
             raise ScriptError(f"SO_ERROR is {got}, expected {ERRNO_TO_ERROR[errno]}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One script's verdict, with what the runner could not check or had to adapt."""
+
+    status: str   # "pass", "fail" or "skip"
+    detail: str
+    unchecked: tuple[str, ...] = ()
+    adapted: tuple[str, ...] = ()
 
 
 def run_script(path: Path) -> Runner:
     runner = Runner(parse_script(path))
     runner.run()
     return runner
+
+
+def outcome(path: Path) -> Outcome:
+    try:
+        runner = Runner(parse_script(path))
+    except SkipScript as skip:
+        return Outcome("skip", str(skip))
+    except ScriptError as error:
+        return Outcome("fail", str(error))
+    try:
+        runner.run()
+    except ScriptError as error:
+        return Outcome("fail", str(error), tuple(runner.unchecked), tuple(runner.adapted))
+    return Outcome("pass", "", tuple(runner.unchecked), tuple(runner.adapted))
