@@ -49,3 +49,18 @@ def test_round_trip(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> N
     frame = serialize_frame(EthernetFrame(dst, src, ethertype, memoryview(payload)))
     parsed = parse_frame(frame)
     assert (parsed.dst, parsed.src, parsed.ethertype, bytes(parsed.payload)) == (dst, src, ethertype, payload)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64))
+def test_random_bytes_parse_exactly_or_raise_typed_error(data: bytes) -> None:
+    # only two refusals exist: too short for a header, or an 802.3 length where the type should be
+    if len(data) < 14 or int.from_bytes(data[12:14], "big") < 0x0600:
+        with pytest.raises(MalformedError) as info:
+            parse_frame(data)
+        assert info.value.reason is (Drop.ETH_TRUNCATED if len(data) < 14 else Drop.ETH_NOT_ETHERNET_II)
+        return
+    parsed = parse_frame(data)
+    assert (parsed.dst, parsed.src, parsed.ethertype) == (data[:6], data[6:12], int.from_bytes(data[12:14], "big"))
+    assert parsed.ethertype >= 0x0600
+    assert bytes(parsed.payload) == data[14:]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 from netstack.errors import MalformedError
 from netstack.reasons import Drop
 from netstack.udp import parse_udp, serialize_udp
-from tests.netstack.builders import PEER, US, udp
+from tests.netstack.builders import PEER, US, textbook_sum, udp
 
 
 def reason_of(data: bytes) -> Drop:
@@ -68,3 +70,34 @@ def test_computed_zero_checksum_is_sent_as_all_ones() -> None:
 def test_round_trip(sport: int, dport: int, payload: bytes) -> None:
     datagram = parse_udp(serialize_udp(PEER, US, sport, dport, payload), PEER, US)
     assert (datagram.src_port, datagram.dst_port, bytes(datagram.payload)) == (sport, dport, payload)
+
+
+def pseudo(data: bytes) -> bytes:
+    """The RFC 768 pseudo-header for a datagram from PEER to US."""
+    return PEER + US + struct.pack("!BBH", 0, 17, len(data))
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=40), st.sampled_from(["raw", "length", "length+checksum"]))
+def test_random_bytes_parse_exactly_or_raise_typed_error(data: bytes, fix: str) -> None:
+    if fix != "raw" and len(data) >= 8:  # repair fields so the later checks see random input too
+        data = data[:4] + struct.pack("!H", len(data)) + data[6:]
+        if fix == "length+checksum":
+            data = data[:6] + b"\x00\x00" + data[8:]
+            data = data[:6] + struct.pack("!H", ~textbook_sum(pseudo(data) + data) & 0xFFFF or 0xFFFF) + data[8:]
+    checksum_ok = data[6:8] == b"\x00\x00" or textbook_sum(pseudo(data) + data) == 0xFFFF
+    expected = (Drop.UDP_TRUNCATED if len(data) < 8 else
+                Drop.UDP_BAD_LENGTH if int.from_bytes(data[4:6], "big") != len(data) else
+                Drop.UDP_BAD_CHECKSUM if not checksum_ok else
+                Drop.UDP_BAD_PORT if data[2:4] == b"\x00\x00" else
+                None)
+    if expected is not None:
+        with pytest.raises(MalformedError) as info:
+            parse_udp(data, PEER, US)
+        assert info.value.reason is expected
+        return
+    datagram = parse_udp(data, PEER, US)
+    assert (datagram.src_port, datagram.dst_port) == struct.unpack("!HH", data[:4])
+    assert datagram.dst_port != 0
+    assert int.from_bytes(data[4:6], "big") == len(data)
+    assert bytes(datagram.payload) == data[8:]
