@@ -11,13 +11,16 @@ window when the script gives `win`, the urgent pointer, the data offset, the pay
 byte for byte (NOPs, EOLs and order included) unless it is `<...>`. Like packetdrill without
 `--tcp_ts_tick_usecs`, the TS value we send is not compared (it is remembered, so that an inbound TS ecr naming a
 script TS val is sent with the value we really used); the TS ecr is compared. Like packetdrill, segments still
-queued when the script ends are not looked at, and the IPv4 ECN bits are not compared (the scripts never
-ask for them). Where the scripts' FreeBSD expectations assume SACK, which our TCP does not implement, the
-options are compared in FreeBSD's sack-disabled layout (packetdrill_options.without_sack) and the script records
-that adaptation.
+queued when the script ends are not looked at, and the IPv4 ECN bits are not compared (the scripts never ask for
+them). Beyond packetdrill, the TCP checksum and the DF bit the stack promises (stack.py) are checked, and the IPv4
+header checksum and lengths by netstack's own parser. Two FreeBSD choices our stack does not share are adapted,
+and each script records the adaptation (`Runner.adapted`): SACK expectations are compared in FreeBSD's
+sack-disabled layout (packetdrill_options.without_sack), and a SYN window scale that is FreeBSD's derivation from
+kern.ipc.maxsockbuf is expected as our derivation from the receive buffer (Runner._our_window_scale).
 
-Backtick lines: `sysctl -w` settings whose intent maps onto TcpConfig are honoured; settings that describe what
-our stack does anyway are accepted; the rest are recorded in `Runner.unchecked`. `sockstat ... | grep -c STATE |
+Backtick lines: `sysctl -w` settings whose intent maps onto TcpConfig are honoured (those after the first event
+from their line on); settings that describe what our stack does anyway are accepted; the rest are recorded in
+`Runner.unchecked`. `sockstat ... | grep -c STATE |
 grep N` assertions are evaluated against our connection states, `tcpdrop -s TIME_WAIT` drops our TIME_WAIT
 connections, and `%{ assert tcpi_state == TCPI_X }%` compares the state of the socket under test. Any other
 command is recorded in `Runner.unchecked`, never passed silently. `#ifdef STANDARD` branches are kept and
@@ -33,12 +36,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netstack.errors import MalformedError
 from netstack.ipv4 import PROTO_TCP, build_header
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import Connection, State
 from netstack.tcp.layer import TcpError, TcpLayer
-from netstack.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, build_segment, parse_segment
+from netstack.tcp.segment import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    SegmentError,
+    build_segment,
+    parse_segment,
+)
 from tests.conformance import packetdrill_options as opts
 from tests.conformance.packetdrill_wire import LOCAL, REMOTE, Outbound, Wire, WireError
 
@@ -351,7 +367,7 @@ class Runner:
                 current = when
             try:
                 self.execute(line, when)
-            except (ScriptError, WireError, TcpError) as error:
+            except (ScriptError, WireError, TcpError, MalformedError, SegmentError) as error:
                 raise ScriptError(f"line {line.number} ({line.text.strip()}): {error}") from None
         for conn, expected, end in self.blocking:
             self._advance(end + self.tolerance)
@@ -417,8 +433,8 @@ class Runner:
             self.inject_icmp(icmp)
             return
         spec = parse_packet(body)
-        if spec.seq is None or spec.options is None:
-            raise UnsupportedError("an inbound segment needs a sequence number and concrete options")
+        if spec.seq is None or spec.options is None or spec.window is None:
+            raise UnsupportedError("an inbound segment needs a sequence number, a window and concrete options")
         seq = (REMOTE_ISN + spec.seq) & MASK
         ack = (spec.ack + (self.local_iss or 0)) & MASK if spec.ack is not None else 0
         options = spec.options
@@ -434,7 +450,7 @@ class Runner:
             options = tuple(mapped)
         # SACK blocks a peer sends acknowledge our data: their edges are relative to our ISN
         raw = opts.encode(options, self.local_iss or 0)
-        segment = build_segment(REMOTE, LOCAL, REMOTE_PORT, LOCAL_PORT, seq, ack, spec.flags, spec.window or 0,
+        segment = build_segment(REMOTE, LOCAL, REMOTE_PORT, LOCAL_PORT, seq, ack, spec.flags, spec.window,
                                 raw, bytes(spec.length))
         self.wire.send_tcp(segment)
 
