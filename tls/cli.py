@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +31,10 @@ from tls.signatures import PrivateKey
 HANDSHAKE_TIMEOUT = 10.0
 MAX_REQUEST = 16 * 1024
 """Largest HTTP request head the test server buffers."""
+STDIN_CHUNK = 64 * 1024
+"""Most bytes of the client's stdin sent at once (whatever has arrived, up to this)."""
+STDIN_QUEUE = 8
+"""Chunks of stdin read ahead of the connection."""
 
 
 def load_chain(path: str) -> tuple[bytes, ...]:
@@ -150,6 +156,35 @@ def client_main(argv: list[str] | None = None) -> None:
     sys.exit(asyncio.run(_client(args.host, args.port, config, args.timeout)))
 
 
+def _read_stdin(loop: asyncio.AbstractEventLoop, chunks: asyncio.Queue[bytes]) -> None:
+    """Blocking reads of stdin in a daemon thread (a terminal, pipe or file alike), each chunk handed over as
+    soon as it arrives; b"" at end of file. The bounded queue keeps a large file from being read ahead whole.
+    The file descriptor is read directly: a daemon thread blocked inside `sys.stdin.buffer` would hold its
+    lock and abort the interpreter's shutdown."""
+    fd = sys.stdin.fileno()
+    while True:
+        chunk = os.read(fd, STDIN_CHUNK)
+        try:
+            asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):  # the client has finished
+            return
+        if not chunk:
+            return
+
+
+async def _send_stdin(writer: asyncio.StreamWriter, done: asyncio.Event) -> None:
+    """Send stdin as it arrives, so that the client works interactively; `done` is set at end of file."""
+    chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=STDIN_QUEUE)
+    threading.Thread(target=_read_stdin, args=(asyncio.get_running_loop(), chunks), daemon=True).start()
+    try:
+        while chunk := await chunks.get():
+            writer.write(chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    done.set()
+
+
 async def _client(host: str, port: int, config: ClientConfig, timeout: float) -> int:
     later: list[Event] = []  # what happens after the handshake (a TLS 1.3 server may still refuse us)
     try:
@@ -163,17 +198,27 @@ async def _client(host: str, port: int, config: ClientConfig, timeout: float) ->
         return 2
     print(f"connected: {handshake.version} {handshake.cipher_suite} {handshake.group} "
           f"validated={handshake.peer_validated}", file=sys.stderr, flush=True)
-    data = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
-    if data:
-        writer.write(data)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+    stdin_done = asyncio.Event()
+    sender = asyncio.create_task(_send_stdin(writer, stdin_done))
     try:
-        while chunk := await asyncio.wait_for(reader.read(65536), timeout):
+        while True:
+            # Silence ends the session only once stdin is finished: an interactive user may pause for long.
+            finished = stdin_done.is_set()
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            except TimeoutError:
+                if finished:
+                    break
+                continue
+            if not chunk:
+                break
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
-    except (TimeoutError, ConnectionError):
+    except ConnectionError:
         pass
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
     writer.close()
     for event in later:
         if isinstance(event, HandshakeFailed):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +122,86 @@ def s_client_typing(port: int, *extra: str, lines: tuple[bytes, ...], pause: flo
             proc.kill()
             proc.wait()
     return out
+
+
+class Interactive:
+    """A subprocess driven line by line through its stdin while a thread collects everything it prints, so
+    that a test can type, then wait (boundedly) until the effect shows."""
+
+    def __init__(self, args: list[str], cwd: Path = ROOT) -> None:
+        self.proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self._output = bytearray()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        while chunk := os.read(stdout.fileno(), 65536):
+            with self._lock:
+                self._output += chunk
+
+    @property
+    def output(self) -> bytes:
+        with self._lock:
+            return bytes(self._output)
+
+    def type(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def wait_for(self, needle: bytes, timeout: float = 10.0, start: int = 0) -> int:
+        """Wait until `needle` appears at or after offset `start` of the output; returns where it ends."""
+        end = time.monotonic() + timeout
+        while True:
+            output = self.output
+            found = output.find(needle, start)
+            if found >= 0:
+                return found + len(needle)
+            if time.monotonic() > end or (self.proc.poll() is not None and not self._reader.is_alive()):
+                raise AssertionError(f"{needle!r} not printed within {timeout} s; got {output[-2000:]!r}")
+            time.sleep(0.05)
+
+    def close_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
+    def wait(self, timeout: float = 10.0) -> int:
+        returncode = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        return returncode
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+        self._reader.join(timeout=5)
+
+
+@contextlib.contextmanager
+def interactive(args: list[str], port: int | None = None) -> Iterator[Interactive]:
+    """Run `args` as an `Interactive` (waiting until it listens on `port`, if given), and stop it afterwards."""
+    session = Interactive(args)
+    try:
+        if port is not None:
+            wait_listening(port, session.proc)
+        yield session
+    finally:
+        session.stop()
+
+
+def s_server_typing(cert: str, key: str, port: int, *extra: str) -> contextlib.AbstractContextManager[Interactive]:
+    """`openssl s_server -msg` whose stdin the test types into (`K`/`k` send a KeyUpdate with/without asking
+    for one back; other lines go to the client as data), and whose printed protocol messages and received
+    data the test waits for."""
+    return interactive(openssl_server(cert, key, port, "-msg", *extra), port)
