@@ -14,12 +14,14 @@ from tests.tls.pki import make_ca, make_leaf
 from tests.tls.procs import (
     Pki,
     free_port,
+    interactive,
     openssl_server,
     our_client,
     our_server,
     running,
     s_client,
     s_client_typing,
+    s_server_typing,
     wait_listening,
 )
 
@@ -129,13 +131,15 @@ def test_our_client_reports_a_peer_alert(pki: Pki) -> None:
     assert b"peer alert handshake_failure (40), category peer-alert" in result.stderr
 
 
-def test_multi_megabyte_to_s_server(pki: Pki, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["-tls1_3", "-tls1_2"])
+def test_multi_megabyte_to_s_server(pki: Pki, tmp_path: Path, flag: str) -> None:
     payload = b"0123456789abcdef" * (4 * 65536)  # 4 MiB
     received = tmp_path / "received"
     port = free_port()
     # s_server prints what it receives; its stdin stays open (a pipe we hold) so it does not hang up first.
     with received.open("wb") as sink:
-        proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-naccept", "1", "-quiet"),
+        proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-naccept", "1", "-quiet",
+                                               flag),
                                 stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc)
@@ -152,12 +156,13 @@ def test_multi_megabyte_to_s_server(pki: Pki, tmp_path: Path) -> None:
     assert received.read_bytes() == payload
 
 
-def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("flag", "version"), [("-tls1_3", b"TLSv1.3"), ("-tls1_2", b"TLSv1.2")])
+def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path, flag: str, version: bytes) -> None:
     """`s_server -WWW` serves files from its working directory: a 4 MiB file comes back over our client."""
     payload = b"fedcba9876543210" * (4 * 65536)
     (tmp_path / "payload.bin").write_bytes(payload)
     port = free_port()
-    proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-WWW"), cwd=tmp_path,
+    proc = subprocess.Popen(openssl_server(pki.server_chain, pki.server_key, port, "-WWW", flag), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc)
@@ -168,6 +173,7 @@ def test_multi_megabyte_from_s_server(pki: Pki, tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     assert result.returncode == 0, result.stderr
+    assert b"connected: " + version in result.stderr
     assert result.stdout.startswith(b"HTTP/1.0 200 ok")
     assert result.stdout.endswith(b"\r\n\r\n" + payload)
 
@@ -182,6 +188,29 @@ def test_s_client_key_update_against_our_server(pki: Pki) -> None:
     assert ">>> TLS 1.3, Handshake [length 0005], KeyUpdate" in text
     assert "<<< TLS 1.3, Handshake [length 0005], KeyUpdate" in text
     assert text.index("KeyUpdate") < text.index("HTTP/1.0 200 ok")
+
+
+@pytest.mark.parametrize(("command", "answered"), [(b"K\n", True), (b"k\n", False)])
+def test_key_update_from_s_server_to_our_client(pki: Pki, command: bytes, answered: bool) -> None:
+    """s_server's `K` sends KeyUpdate(update_requested), `k` KeyUpdate(update_not_requested). Our client reads
+    on under the server's new key, answers `K` with a KeyUpdate of its own (and `k` with none), and what it
+    sends afterwards reaches s_server under the key it expects."""
+    port = free_port()
+    with s_server_typing(pki.server_chain, pki.server_key, port, "-tls1_3") as server, \
+            interactive(our_client(port, "--ca", pki.ca)) as client:
+        client.wait_for(b"connected: TLSv1.3")
+        client.type(b"before the update\n")
+        mark = server.wait_for(b"before the update")
+        server.type(command)
+        mark = server.wait_for(b">>> TLS 1.3, Handshake [length 0005], KeyUpdate", start=mark)
+        server.type(b"from s_server under its new key\n")
+        client.wait_for(b"from s_server under its new key")
+        client.type(b"from our client afterwards\n")
+        end = server.wait_for(b"from our client afterwards", start=mark)
+        replies = server.output[mark:end].count(b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate")
+        assert replies == (1 if answered else 0), server.output[mark:end]
+        client.close_stdin()
+        assert client.wait(timeout=15) == 0, client.output
 
 
 @pytest.mark.parametrize(("args", "expect"), [

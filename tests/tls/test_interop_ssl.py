@@ -118,6 +118,26 @@ def test_multi_megabyte_both_ways(version: ssl.TLSVersion) -> None:
     assert _received(client) == payload[::-1]
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_multi_megabyte_both_ways_with_our_server(version: ssl.TLSVersion) -> None:
+    """Our server under bulk data from an OpenSSL client and back, in TLS 1.2 as in 1.3."""
+    peer = SslPeer(client_context(version=version), server_side=False, server_hostname="localhost")
+    server = ServerConnection(server_config())
+    server.receive_data(peer.step(b""))
+    done = _done(server.events() + run(server, peer))
+    assert done.version == ("TLSv1.3" if version is ssl.TLSVersion.TLSv1_3 else "TLSv1.2")
+    payload = bytes(range(251)) * 16711  # just under 4 MiB, records of every offset
+    view = memoryview(payload)
+    for start in range(0, len(payload), 1 << 20):
+        peer.obj.write(view[start : start + (1 << 20)])
+        server.receive_data(peer.step(b""))
+    assert _received(server) == payload
+    server.send_application_data(payload[::-1])
+    peer.step(server.data_to_send())
+    assert bytes(peer.received) == payload[::-1]
+    assert peer.error is None
+
+
 def test_close_notify_with_openssl() -> None:
     peer = SslPeer(server_context(server_leaf()), server_side=True)
     client = ClientConnection(client_config())
