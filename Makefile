@@ -14,14 +14,20 @@ BASE_TOOLS := /usr/bin/python3.11:python3.11 /usr/lib/python3.11/ensurepip/__ini
 IMAGE_TOOLS := qemu-system-x86_64:qemu-system-x86 gcc:build-essential make:make flex:flex bison:bison bc:bc \
 	/usr/include/libelf.h:libelf-dev lz4:lz4 xz:xz-utils apt-get:apt
 TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsmasq-base \
-	virt-xml-validate:libvirt-clients
+	virt-xml-validate:libvirt-clients chromium:chromium
+# The soak (not in `make test`): how long it runs, and the ledger region it provisions (small, so that a
+# bounded run fills it and must roll over at least once); override: make soak SOAK_SECONDS=3600.
+SOAK_SECONDS ?= 300
+SOAK_LEDGER_KIB ?= 68
 
-.PHONY: help venv test lint run run-host image bench lock manifest clean distclean
+.PHONY: help venv test soak lint run run-host image bench lock manifest clean distclean
 
 help:
 	@echo "make run    - build what is missing and boot the image under QEMU (user networking)"
 	@echo "make run-host - the appliance on this host's own sockets, ports shifted by 8000"
 	@echo "make test   - everything CI runs: lint, manifest check, the test suite"
+	@echo "make soak   - mixed good and bad traffic against the booted image for SOAK_SECONDS (default 300);"
+	@echo "              memory and ledger must stay bounded (report in build/soak/)"
 	@echo "make image  - build the MicroVM image (kernel + initramfs)"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
 	@echo "make lint   - ruff and mypy (strict)"
@@ -43,6 +49,11 @@ test: $(STAMP) lint
 	$(PY) -m image.manifest --check
 	$(PY) -m image.build
 	$(PY) -m pytest
+
+soak: $(STAMP)
+	@$(REQUIRE) $(TEST_TOOLS)
+	$(PY) -m image.build
+	$(PY) -m tests.integration.soak --seconds $(SOAK_SECONDS) --ledger-region-kib $(SOAK_LEDGER_KIB)
 
 run: $(STAMP)
 	@$(REQUIRE) $(IMAGE_TOOLS)

@@ -10,7 +10,7 @@ import pytest
 from image import cpio
 from tests.integration import testimage
 from tests.integration.lab import SECRET_FORMS, SecretLeakedError, assert_no_secret
-from tests.integration.soak import Sample, verdict
+from tests.integration.soak import SMALLEST_EVENT_RECORD, LedgerFigures, Sample, minimum_rollovers, verdict
 
 
 def test_overlay_is_one_executable_init_that_compiles() -> None:
@@ -44,14 +44,73 @@ def test_the_secret_guard_catches_every_form(form: bytes) -> None:
         assert_no_secret(b"\x17\x03\x03" + form + b"\n", "a leaky answer")
 
 
-def _samples(rss: list[int], ledger: list[int], region: int = 1000) -> list[Sample]:
-    pairs = enumerate(zip(rss, ledger, strict=True))
-    return [Sample(float(i), r, 10 * (i + 1), 0, 0, 1, b, region) for i, (r, b) in pairs]
+REGION = 16 * 1024
 
 
-def test_soak_verdict() -> None:
-    assert verdict(_samples([100, 110, 108, 109], [10, 20, 30, 40])) == []
-    assert any("memory grew" in p for p in verdict(_samples([100, 100, 150, 200], [10, 20, 30, 40])))
-    assert any("over its size" in p for p in verdict(_samples([100, 100, 100, 100], [10, 20, 30, 2000])))
-    flat = [Sample(float(i), 100, 5, 0, 0, 1, 10, 1000) for i in range(4)]
-    assert verdict(flat) == ["no traffic was recorded"]
+def _ledger(appended: int = 100, epoch: int = 0, **changes: int) -> LedgerFigures:
+    figures = {"region": epoch % 2, "epoch": epoch, "records": 10, "bytes": 500, "region_bytes": REGION,
+               "appended": appended, "past_bound": 0, **changes}
+    return LedgerFigures(**figures)
+
+
+def _run(rss: list[int], ledgers: list[LedgerFigures] | None = None, per_sample: int = 100) -> list[Sample]:
+    """One sample per RSS figure, `per_sample` connections apart."""
+    ledgers = ledgers or [_ledger(appended=10 * i) for i in range(len(rss))]
+    pairs = enumerate(zip(rss, ledgers, strict=True))
+    return [Sample(5.0 * i, r, per_sample * (i + 1), ledger) for i, (r, ledger) in pairs]
+
+
+NOISY_FLAT = [30_000 + (150 if i % 2 else -150) for i in range(20)]
+
+
+def test_soak_verdict_passes_a_bounded_run_with_warm_up_and_noise() -> None:
+    warm_up = [20_000 + 1000 * i for i in range(10)]
+    assert verdict(_run(warm_up + NOISY_FLAT[:10]), REGION) == []
+    assert verdict(_run(NOISY_FLAT), REGION) == []
+
+
+def test_soak_verdict_catches_a_slow_leak_that_a_peak_comparison_misses() -> None:
+    """0.4 KiB per connection on 30 MiB: the second half's peak is 1.3% over the first's, and the last
+    samples only 400 KiB over the half's start; the slope is what shows it."""
+    leak = [30_000 + int(0.4 * 100 * i) for i in range(20)]
+    assert max(leak[10:]) < 1.1 * max(leak[:10])
+    problems = verdict(_run(leak), REGION)
+    assert len(problems) == 1
+    assert "memory trends up" in problems[0]
+
+
+def test_soak_verdict_catches_growth_late_in_the_run() -> None:
+    step = NOISY_FLAT[:17] + [33_000] * 3
+    assert any("memory grew" in p for p in verdict(_run(step), REGION))
+
+
+def test_soak_verdict_needs_memory_samples() -> None:
+    rss: list[int | None] = [None] * 20
+    samples = [Sample(5.0 * i, r, 100 * (i + 1), _ledger(appended=i)) for i, r in enumerate(rss)]
+    assert any("too few memory samples" in p for p in verdict(samples, REGION))
+
+
+def test_soak_verdict_holds_the_ledger_to_its_provisioned_bound() -> None:
+    ledgers = [_ledger(appended=i) for i in range(20)]
+    assert verdict(_run(NOISY_FLAT, ledgers), REGION) == []
+    mismatch = verdict(_run(NOISY_FLAT, ledgers), 4096)
+    assert any("16384-byte ledger regions, 4096 were provisioned" in p for p in mismatch)
+    spilled = [*ledgers[:-1], _ledger(appended=19, past_bound=12)]
+    assert any("12 bytes were written past" in p for p in verdict(_run(NOISY_FLAT, spilled), REGION))
+    reset = [*ledgers[:-1], _ledger(appended=3)]
+    assert any("lost history" in p for p in verdict(_run(NOISY_FLAT, reset), REGION))
+
+
+def test_soak_verdict_requires_the_rollovers_the_appended_records_imply() -> None:
+    many = 3 * (REGION // SMALLEST_EVENT_RECORD + 1)
+    assert minimum_rollovers(0, REGION) == 0
+    assert minimum_rollovers(REGION // SMALLEST_EVENT_RECORD, REGION) == 0
+    assert minimum_rollovers(many, REGION) == 2
+    stuck = [_ledger(appended=many * i // 19) for i in range(20)]
+    assert any("at least 2 times, but its epoch is 0" in p for p in verdict(_run(NOISY_FLAT, stuck), REGION))
+    rolled = [_ledger(appended=many * i // 19, epoch=2 * i // 19) for i in range(20)]
+    assert verdict(_run(NOISY_FLAT, rolled), REGION) == []
+
+
+def test_soak_verdict_needs_traffic() -> None:
+    assert verdict(_run(NOISY_FLAT, per_sample=0), REGION) == ["no traffic was recorded"]
