@@ -1,5 +1,6 @@
 """The appliance image in QEMU on a tap device inside a network namespace this test creates: from the
-namespace, HTTP and HTTPS answer and the bounty page lists the wallet's address; a TLS handshake to 10000
+namespace, HTTP and HTTPS answer and the bounty page lists the wallet's address; /proof, /manifest.txt and
+/stats answer with a verifying signature, the build manifest and the charts; a TLS handshake to 10000
 without a client certificate is refused and counted; the ledger on the data disk survives a reboot.
 
 Everything the attacker reaches here is the image: our netstack on the VM's NIC (AF_PACKET), our TLS,
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from image import build, run
+from tests.appliance.bip137_reference import verify_message
 from tests.appliance.running import KNOWN_WIF, ROOT
 from tests.netstack import netns
 
@@ -181,6 +183,32 @@ def test_http_and_https_answer_and_the_page_lists_the_address(lab: Lab) -> None:
     assert https.stdout == b"200", https.stderr
     ca = lab.shell("curl", "-s", "-m", "30", f"http://{VM_IP}/ca.pem")
     assert ca.stdout.startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def _get(lab: Lab, path: str) -> bytes:
+    result = lab.shell("curl", "-sS", "-m", "60", "-o", "-", "-w", "\n%{http_code}", f"http://{VM_IP}{path}")
+    body, _, code = result.stdout.rpartition(b"\n")
+    assert code == b"200", (path, code, result.stderr)
+    return body
+
+
+def test_proof_manifest_and_stats_page_are_served(lab: Lab) -> None:
+    """The endpoints the other tests do not fetch, each importing code of its own (the signer and its
+    json/base64, the manifest file, the SVG charts): a module the trimmed stdlib lacks would fail here."""
+    challenge = f"vm-{secrets.token_hex(4)}"
+    proof = json.loads(_get(lab, f"/proof?challenge={challenge}"))
+    assert proof["address"] == lab.address
+    assert f"challenge: {challenge}" in proof["message"]
+    assert verify_message(proof["address"], proof["message"], proof["signature"])
+    assert verify_message(proof["address_legacy"], proof["message"], proof["signature_legacy"])
+    manifest = _get(lab, "/manifest.txt")
+    assert manifest == build.served_manifest()
+    packages = [line for line in manifest.decode().splitlines() if " sha256:" in line]
+    for name in ("python3.11-minimal", "libpython3.11-stdlib", "cryptography", "coincurve"):
+        assert any(line.startswith(name + " ") for line in packages), name
+    page = _get(lab, "/stats")
+    assert b"<svg" in page
+    assert b"</html>" in page
 
 
 def test_mutual_tls_without_a_client_certificate_is_refused_and_counted(lab: Lab) -> None:
