@@ -6,6 +6,10 @@ the appliance's interpreter):
   both with our TLS; skipped, not faked, when root/netns/TUN are unavailable;
 - our TLS engine against the stdlib `ssl` engine (both over kernel sockets);
 - boot-to-ready of `python -m appliance` against a bare interpreter start (`python -c pass`).
+
+One "HTTPS handshake" is what a browser's first visit costs: connect, full handshake, `GET /ca.pem`,
+close. HTTP requests are keep-alive `GET /stats.json` on one connection (reconnecting when the server's
+per-connection request limit closes it). Every side is measured alone, best of the same number of rounds.
 """
 
 from __future__ import annotations
@@ -140,42 +144,52 @@ def _boot_reference(repeats: int) -> float:
     return best
 
 
+def _boot_to_ready(base: Path, args: list[str], repeats: int) -> float:
+    """Best of `repeats` starts, as the reference is: one cold start alone is mostly page-cache noise."""
+    best = float("inf")
+    for index in range(repeats):
+        with _appliance(base / f"boot{index}", args, []) as (seconds, _):
+            best = min(best, seconds)
+    return best
+
+
 def run(quick: bool) -> dict[str, Figure]:
-    seconds, rounds = (0.4, 1) if quick else (3.0, 3)
+    seconds, rounds, boots = (0.4, 1, 1) if quick else (3.0, 3, 5)
     figures: dict[str, Figure] = {}
     offset = _free_offset()
     with tempfile.TemporaryDirectory(prefix="pinata-bench-") as tmp:
         base = Path(tmp)
-        kernel_args = ["--net", "kernel", "--port-offset", str(offset), "--limit", "max_connections_per_source=256"]
+        limit = ["--limit", "max_connections_per_source=256"]
+        kernel_args = ["--net", "kernel", "--port-offset", str(offset), *limit]
+        stdlib_args = ["--net", "kernel", "--port-offset", str(offset + 100), *limit]
         https = 443 + offset
-        with (
-            _appliance(base / "ours", [*kernel_args, "--tls", "ours"], []) as (boot_ours, _),
-            _appliance(base / "stdlib", [*kernel_args[:3], str(offset + 100), *kernel_args[4:], "--tls", "stdlib"],
-                       []) as (_, _),
-        ):
-            ours, ref = _best_of(
+        # Each side is measured with only its own appliance running, best of the same number of rounds.
+        with _appliance(base / "ours", [*kernel_args, "--tls", "ours"], []):
+            kernel_http, kernel_https = _best_of(
                 rounds,
+                lambda: _rate([], "127.0.0.1", 80 + offset, seconds, "http"),
                 lambda: _rate([], "127.0.0.1", https, seconds, "https"),
-                lambda: _rate([], "127.0.0.1", https + 100, seconds, "https"),
             )
-            figures["https_handshakes_ours_tls_vs_stdlib_tls"] = Figure(ours, "handshakes/s", ref)
-            kernel_http = _rate([], "127.0.0.1", 80 + offset, seconds, "http")
-            kernel_https = ours
-        figures["boot_to_ready"] = Figure(boot_ours, "s", _boot_reference(1 if quick else 5))
-        if netns.available():
-            with netns.namespace("pbench") as ns:
-                tap = f"pbt{secrets.token_hex(3)}"
-                prefix = ["ip", "netns", "exec", ns]
-                tap_args = ["--net", f"tap:{tap}", "--ip", f"{APPLIANCE_IP}/24", "--tls", "ours",
-                            "--limit", "max_connections_per_source=256"]
-                with _appliance(base / "tap", tap_args, prefix):
-                    subprocess.run(["ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap], check=True)
-                    subprocess.run(["ip", "-n", ns, "link", "set", tap, "up"], check=True)
-                    tap_http, tap_https = _best_of(
-                        rounds,
-                        lambda: _rate(prefix, APPLIANCE_IP, 80, seconds, "http"),
-                        lambda: _rate(prefix, APPLIANCE_IP, 443, seconds, "https"),
-                    )
-            figures["http_requests_tap_vs_kernel"] = Figure(tap_http, "requests/s", kernel_http)
-            figures["https_handshakes_tap_vs_kernel"] = Figure(tap_https, "handshakes/s", kernel_https)
+        with _appliance(base / "stdlib", [*stdlib_args, "--tls", "stdlib"], []):
+            stdlib_https = max(_rate([], "127.0.0.1", https + 100, seconds, "https") for _ in range(rounds))
+        figures["https_handshakes_ours_tls_vs_stdlib_tls"] = Figure(kernel_https, "handshakes/s", stdlib_https)
+        figures["boot_to_ready"] = Figure(
+            _boot_to_ready(base, [*kernel_args, "--tls", "ours"], boots), "s", _boot_reference(boots))
+        if not netns.available():
+            print("appliance: tap figures skipped: they need root, /dev/net/tun and `ip netns`")
+            return figures
+        with netns.namespace("pbench") as ns:
+            tap = f"pbt{secrets.token_hex(3)}"
+            prefix = ["ip", "netns", "exec", ns]
+            tap_args = ["--net", f"tap:{tap}", "--ip", f"{APPLIANCE_IP}/24", "--tls", "ours", *limit]
+            with _appliance(base / "tap", tap_args, prefix):
+                subprocess.run(["ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap], check=True)
+                subprocess.run(["ip", "-n", ns, "link", "set", tap, "up"], check=True)
+                tap_http, tap_https = _best_of(
+                    rounds,
+                    lambda: _rate(prefix, APPLIANCE_IP, 80, seconds, "http"),
+                    lambda: _rate(prefix, APPLIANCE_IP, 443, seconds, "https"),
+                )
+        figures["http_requests_tap_vs_kernel"] = Figure(tap_http, "requests/s", kernel_http)
+        figures["https_handshakes_tap_vs_kernel"] = Figure(tap_https, "handshakes/s", kernel_https)
     return figures
