@@ -91,6 +91,12 @@ class TcpConfig:
     drop_syn_fin: bool = True            # SYN+FIN is a scanner's probe: drop it (BSD drop_synfin)
     max_listeners: int = 64
     rst_rate_limit: int = 200            # RSTs per second answering segments to closed ports
+    syn_cookie_rate_limit: int = 5000    # SYN cookies (SYN-ACKs without state) per second, burst as large:
+                                         # bounds the backscatter a spoofed flood makes us send, while a
+                                         # client's SYN still wins a cookie with odds rate/flood per try
+    max_outgoing: int = 8192             # segments waiting for take_outgoing (as netstack.limits.TX_QUEUE_FRAMES)
+    max_events: int = 32768              # events waiting for take_events: about 6 per connection between two
+                                         # drains; only a caller that never drains reaches it
     timer_heap_slack: int = 4            # timer heap entries per live connection before it is compacted
     timer_heap_floor: int = 1024         # ...plus this many
 

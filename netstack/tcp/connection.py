@@ -286,7 +286,7 @@ class Connection:
         if payload:
             residue += ones_sum(payload)
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
-        self.layer.outgoing.append((self.local, self.remote, segment))
+        self.layer.transmit(self.local, self.remote, segment)
         if flags & ACK:
             self.t_delack = INF
             self.unacked_segments = 0

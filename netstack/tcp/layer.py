@@ -15,6 +15,7 @@ import struct
 from collections import Counter
 
 from netstack.faults import FaultLog
+from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection, State
@@ -81,6 +82,7 @@ class TcpLayer:
         self._next_id = 1
         self._rst_second = -1
         self._rst_count = 0
+        self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
         self._port_counter = 0
 
     # ------------------------------------------------------------------ SegmentLayer contract
@@ -144,7 +146,18 @@ class TcpLayer:
         self.faults.report(what, error)
 
     def emit(self, event: ev.Event) -> None:
+        if len(self.events) >= self.config.max_events:
+            self.count("event-queue-full")
+            return
         self.events.append(event)
+
+    def transmit(self, local: bytes, remote: bytes, segment: bytes) -> None:
+        """Queue a segment for take_outgoing; past `max_outgoing` it is dropped like on a full NIC queue, and
+        TCP's retransmission recovers it."""
+        if len(self.outgoing) >= self.config.max_outgoing:
+            self.count("tx-queue-full")
+            return
+        self.outgoing.append((local, remote, segment))
 
     def _allow_rst(self, now: float) -> bool:
         second = int(now)
@@ -167,7 +180,7 @@ class TcpLayer:
         else:
             ack = (seg.seq + seg.seg_len) & MASK
             out = build_segment(local, remote, seg.dst_port, seg.src_port, 0, ack, RST | ACK, 0)
-        self.outgoing.append((local, remote, out))
+        self.transmit(local, remote, out)
 
     def half_open_done(self, conn: Connection) -> None:
         if conn.id in self.half_open:
@@ -336,13 +349,16 @@ class TcpLayer:
         self._schedule(conn)
 
     def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
+        if not self._cookie_bucket.allow(now):
+            self.count("syn-cookie-rate-limited")
+            return
         peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
         mss = min(mss, self.config.local_mss)
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
                             min(self.config.rcv_buffer, 0xFFFF), build_options(mss=mss))
         self.count("syn-cookie-sent")
-        self.outgoing.append((dst, src, out))
+        self.transmit(dst, src, out)
 
     def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> bool:
         peer_isn = (seg.seq - 1) & MASK

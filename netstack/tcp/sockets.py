@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HIGH_WATER = 64 * 1024
 READ_CHUNK = 256 * 1024
+DISPATCH_ROUNDS = 64  # event batches handled per dispatch: protocol callbacks cause more events (a write
+                      # makes Writable, a close makes Closed); what is left waits for the next loop iteration
 
 ERROR_TYPES: dict[str, type[OSError]] = {
     "reset": ConnectionResetError,
@@ -362,7 +364,7 @@ class TcpSockets:
         return self._transports.get(conn)
 
     def dispatch(self) -> None:
-        for _ in range(64):  # protocol callbacks may cause more events; bounded so a loop cannot spin forever
+        for _ in range(DISPATCH_ROUNDS):
             events = self.layer.take_events()
             if not events:
                 return

@@ -275,3 +275,41 @@ def test_timer_heap_stays_proportional_to_live_connections() -> None:
         peer.layer.abort(peer.now, conn)
     assert len(peer.layer._heap) <= 4 * len(peer.layer.by_id) + 1024
     assert peer.layer.stats["timer-heap-compacted"] > 0
+
+
+def test_syn_cookies_are_rate_limited_and_counted() -> None:
+    peer = RawPeer(TcpConfig(max_half_open=1, max_backlog=1, syn_cookie_rate_limit=10, max_per_source=1000))
+    peer.layer.listen(80)
+    peer.inject(SYN, 1, options=build_options(mss=1460), src_port=999)   # fills the one half-open slot
+    peer.out()
+    for port in range(2000, 2050):                                        # a flood within one instant
+        peer.inject(SYN, port, options=build_options(mss=1460), src_port=port)
+    replies = peer.out()
+    assert len(replies) == 10
+    assert all(seg.flags == SYN | ACK for seg in replies)
+    assert peer.layer.stats["syn-cookie-sent"] == 10
+    assert peer.layer.stats["syn-cookie-rate-limited"] == 40
+    peer.advance(0.5)                                                     # the budget refills with time
+    peer.inject(SYN, 7, options=build_options(mss=1460), src_port=3000)
+    (cookie,) = peer.out()
+    peer.inject(ACK, 8, cookie.seq + 1, src_port=3000)                    # and the cookie still works
+    assert any(isinstance(e, ev.Accepted) for e in peer.layer.take_events())
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+
+
+def test_outgoing_and_event_queues_are_bounded_when_nobody_drains_them() -> None:
+    peer = RawPeer(TcpConfig(max_outgoing=5, max_events=3, max_per_source=100))
+    for port in range(2000, 2010):                                        # ten segments to a closed port
+        peer.inject(ACK, 1, 1, src_port=port)
+    assert len(peer.out()) == 5
+    assert peer.layer.stats["tx-queue-full"] == 5
+    peer.inject(ACK, 1, 1, src_port=2010)                                 # drained: room again
+    assert len(peer.out()) == 1
+    peer.layer.listen(80)
+    for port in range(3000, 3005):                                        # five accepted connections
+        peer.inject(SYN, 100, options=build_options(mss=1460), src_port=port)
+        (syn_ack,) = peer.out()
+        peer.inject(ACK, 101, syn_ack.seq + 1, src_port=port)
+    assert len(peer.layer.take_events()) == 3
+    assert peer.layer.stats["event-queue-full"] == 2
+    assert len(peer.layer.by_id) == 5
