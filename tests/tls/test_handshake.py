@@ -46,18 +46,36 @@ def exchange(c: ClientConnection, s: ServerConnection, payload: bytes) -> None:
 TLS13_SUITES = [code for code, info in SUITES.items() if info.version == TLS13]
 
 
+def with_client_certificate(client_kind: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Extra (server, client) settings: a required client certificate of `client_kind`, or none asked for."""
+    if client_kind is None:
+        return {}, {}
+    return {"client_auth": ClientAuthMode.REQUIRED}, {"cert_kind": client_kind}
+
+
+def assert_client_authenticated(server_done: HandshakeComplete, client_kind: str | None) -> None:
+    if client_kind is None:
+        assert server_done.peer_chain == ()
+        assert not server_done.peer_validated
+    else:
+        assert len(server_done.peer_chain) == 1
+        assert server_done.peer_validated
+
+
+@pytest.mark.parametrize("client_kind", [None, "p256", "p384", "ed25519", "rsa"])
 @pytest.mark.parametrize("suite", TLS13_SUITES)
 @pytest.mark.parametrize("group", [NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1])
 @pytest.mark.parametrize("kind", ["p256", "p384", "ed25519", "rsa"])
-def test_tls13_matrix(suite: int, group: int, kind: str) -> None:
-    c, s, client_done, server_done = connect({"kind": kind, "suites": (suite,)},
-                                             {"key_share_groups": (group,)})
+def test_tls13_matrix(suite: int, group: int, kind: str, client_kind: str | None) -> None:
+    server_auth, client_auth = with_client_certificate(client_kind)
+    c, s, client_done, server_done = connect({"kind": kind, "suites": (suite,), **server_auth},
+                                             {"key_share_groups": (group,), **client_auth})
     assert client_done.version == server_done.version == "TLSv1.3"
     assert client_done.cipher_suite == server_done.cipher_suite == CipherSuite(suite).name
     assert client_done.group == NamedGroup(group).name.lower()
     assert client_done.peer_validated
     assert len(client_done.peer_chain) == 2
-    assert server_done.peer_chain == ()
+    assert_client_authenticated(server_done, client_kind)
     exchange(c, s, b"x" * 100)
 
 
@@ -82,15 +100,18 @@ def test_optional_client_auth_without_a_certificate() -> None:
 TLS12_SUITES = [code for code, info in SUITES.items() if info.version == TLS12]
 
 
+@pytest.mark.parametrize("client_kind", [None, "p256", "rsa"])
 @pytest.mark.parametrize("suite", TLS12_SUITES)
 @pytest.mark.parametrize("group", [NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1])
-def test_tls12_matrix(suite: int, group: int) -> None:
+def test_tls12_matrix(suite: int, group: int, client_kind: str | None) -> None:
     kind = "rsa" if SUITES[suite].auth == "rsa" else "p256"
-    c, s, client_done, server_done = connect({"kind": kind, "suites": (suite,), "groups": (group,)},
-                                             {"versions": (TLS12,)})
+    server_auth, client_auth = with_client_certificate(client_kind)
+    c, s, client_done, server_done = connect({"kind": kind, "suites": (suite,), "groups": (group,), **server_auth},
+                                             {"versions": (TLS12,), **client_auth})
     assert client_done.version == "TLSv1.2"
     assert server_done.cipher_suite == CipherSuite(suite).name
     assert server_done.group == NamedGroup(group).name.lower()
+    assert_client_authenticated(server_done, client_kind)
     exchange(c, s, b"y" * 40000)
 
 
