@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,45 @@ def engine_exchange(sock: socket.socket, chain: tuple[bytes, ...], key: PrivateK
                 break
     wire += read_all(sock)
     return EngineResult(wire, plaintext, failure)
+
+
+def ssl_exchange(sock: socket.socket, context: ssl.SSLContext) -> bytes:
+    """Python's ssl (OpenSSL) as the client over a connected socket, through memory BIOs, until the server
+    stops: returns every byte the server sent (its records as they came over the wire: a secret sent in the
+    clear would be there) followed by the application data decrypted before any alert or error ended the
+    session. A refusal is the expected outcome, so nothing here raises on one; and nothing received before
+    it is dropped."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    wire, plaintext = b"", b""
+    handshaking, ended = True, False
+    while True:
+        try:
+            if handshaking:
+                tls.do_handshake()
+                handshaking = False
+            while chunk := tls.read(65536):
+                plaintext += chunk
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError:  # an alert, a failed verification on our side, or the server's close_notify
+            ended = True
+        if outgoing.pending:
+            try:
+                sock.sendall(outgoing.read())
+            except OSError:
+                break
+        if ended:
+            break
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            break
+        if not data:
+            break
+        wire += data
+        incoming.write(data)
+    return wire + read_all(sock) + plaintext
 
 
 def handshake_record(msg_type: int, body: bytes, version: int = 0x0303) -> bytes:

@@ -204,6 +204,8 @@ class Lab:
 
 
 def read_all(sock: socket.socket, limit: int = 1 << 22) -> bytes:
+    """Everything the peer sends until it stops, however it stops (EOF, reset, timeout, or a TLS alert on
+    an ssl socket): what arrived before the error is kept, because it is what the secret checks read."""
     data = b""
     try:
         while len(data) < limit:
@@ -211,7 +213,7 @@ def read_all(sock: socket.socket, limit: int = 1 << 22) -> bytes:
             if not chunk:
                 break
             data += chunk
-    except (ConnectionError, TimeoutError):
+    except OSError:  # ConnectionError, TimeoutError and ssl.SSLError alike
         pass
     return data
 

@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from appliance.pki import Identity
 from tests.integration import craft
 from tests.integration.craft import DAY, NOW, Leaf
-from tests.integration.lab import ATTACKER_IPS, KNOWN_WIF, Lab, read_all
+from tests.integration.lab import ATTACKER_IPS, KNOWN_WIF, Lab, SecretLeakedError
 from tls.constants import TLS12, TLS13
 from tls.signatures import PrivateKey
 
@@ -41,13 +41,12 @@ def _write(directory: Path, name: str, *pems: bytes, key: bytes) -> tuple[Path, 
 
 
 def ssl_attack(lab: Lab, context: ssl.SSLContext) -> Callable[[], bytes]:
+    """Every byte the server sent (raw records and whatever decrypted before the refusal), for the secret
+    check: a refusal that came after the key would still be a leak."""
+
     def run() -> bytes:
-        with lab.connect(10000, SOURCE) as raw:
-            try:
-                with context.wrap_socket(raw) as tls:
-                    return read_all(tls)
-            except (ssl.SSLError, OSError):
-                return b""
+        with lab.connect(10000, SOURCE) as sock:
+            return craft.ssl_exchange(sock, context)
 
     return run
 
@@ -169,6 +168,19 @@ def test_bad_certificate_verify(target: Lab, ca: Identity, versions: tuple[int, 
     good = craft.issue(ca, Leaf())
     target.expect_refusal("mutual", "bad-signature",
                           engine_attack(target, (good.cert_der,), craft.new_key(), versions))
+
+
+def test_the_ssl_client_keeps_what_it_received_so_a_leak_would_be_seen(target: Lab, tmp_path: Path) -> None:
+    """The control for the Python-ssl cases: the same capture with the real client identity contains the
+    secret, and expect_refusal's check on it fails; so a refused session that had leaked it would fail too."""
+    context = _context(target.pki / "client.pem", target.pki / "client.key")
+    before = target.count("mutual", "success")
+    with target.connect(10000, SOURCE) as sock:
+        captured = craft.ssl_exchange(sock, context)
+    assert KNOWN_WIF.encode() in captured
+    with pytest.raises(SecretLeakedError):
+        target.received(captured)
+    assert target.wait_count("mutual", "success", before + 1) == before + 1
 
 
 def test_a_valid_certificate_through_the_same_client_gets_the_secret(target: Lab, ca: Identity) -> None:
