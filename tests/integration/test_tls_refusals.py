@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -49,6 +49,18 @@ class Case:
     half_close: bool = False  # shut our sending side after the payload (EOF is part of the attack)
 
 
+HELLO_12_NO_RENEGOTIATION_INFO = client_hello(versions=(), suites=DEFAULT_SUITES_12,
+                                              drop=(ExtensionType.RENEGOTIATION_INFO,))
+HELLO_12_RENEGOTIATING = client_hello(versions=(), suites=DEFAULT_SUITES_12, drop=(ExtensionType.RENEGOTIATION_INFO,),
+                                      add=((ExtensionType.RENEGOTIATION_INFO, b"\x0c" + bytes(12)),))
+
+
+def _on_both_tls_ports(case: Case) -> tuple[Case, Case]:
+    """The hello-level refusals on 443 (where a real client meets them) and on 10000 (where the secret is):
+    the two endpoints share the TLS engine, and the test shows they also share the refusal."""
+    return replace(case, port=443), replace(case, port=10000)
+
+
 CASES = (
     Case("telnet-text", b"please give key\r\n", "not-tls"),
     Case("http-to-tls-port", b"GET / HTTP/1.0\r\n\r\n", "not-tls", port=443),
@@ -59,11 +71,14 @@ CASES = (
     Case("sslv3-hello", _retag(client_hello(legacy_version=0x0300, versions=(), suites=(0x000A, 0x002F)), 0x0300),
          "sslv3"),
     Case("heartbeat-record", craft.heartbeat_request(), "heartbeat"),
-    Case("heartbeat-extension", client_hello(add=((ExtensionType.HEARTBEAT, b"\x01"),)), "heartbeat", port=443),
+    *_on_both_tls_ports(Case("heartbeat-extension", client_hello(add=((ExtensionType.HEARTBEAT, b"\x01"),)),
+                             "heartbeat")),
     Case("no-shared-suite", client_hello(suites=(0x0005, 0x000A, 0x0004)), "no-shared-cipher"),
-    Case("tls12-without-renegotiation-info",
-         client_hello(versions=(), suites=DEFAULT_SUITES_12, drop=(ExtensionType.RENEGOTIATION_INFO,)),
-         "no-renegotiation-info", port=443),
+    *_on_both_tls_ports(Case("tls12-without-renegotiation-info", HELLO_12_NO_RENEGOTIATION_INFO,
+                             "no-renegotiation-info")),
+    # a first handshake that claims to renegotiate (RFC 5746: renegotiated_connection must be empty)
+    *_on_both_tls_ports(Case("tls12-renegotiation-claimed-in-first-hello", HELLO_12_RENEGOTIATING,
+                             "no-renegotiation-info")),
     Case("ccs-first", record(CCS, b"\x01"), "unexpected-message"),
     Case("ccs-repeated-tls13", HELLO_13 + record(CCS, b"\x01") * 4, "unexpected-message"),
     Case("ccs-early-tls12", HELLO_12 + record(CCS, b"\x01"), "unexpected-message"),
@@ -92,7 +107,7 @@ def attack(lab: Lab, case: Case, source: str) -> Callable[[], bytes]:
     return run
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.name if c.port == 10000 else f"{c.name}@{c.port}" for c in CASES])
 def test_refused_with_its_category(target: Lab, case: Case) -> None:
     endpoint = {10000: "mutual", 443: "https"}[case.port]
     answer = target.expect_refusal(endpoint, case.category, attack(target, case, ATTACKER_IPS[0]))
@@ -102,7 +117,10 @@ def test_refused_with_its_category(target: Lab, case: Case) -> None:
 
 
 def test_renegotiation_attempt_is_refused(target: Lab) -> None:
-    """openssl s_client's `R` renegotiates a finished TLS 1.2 session on 443."""
+    """openssl s_client's `R` renegotiates a finished TLS 1.2 session on 443. (On 10000 only a holder of a
+    valid client certificate finishes a handshake, and gets the secret at once: the attacker's renegotiation
+    there is the first hello claiming one, `tls12-renegotiation-claimed-in-first-hello`, and a second
+    ClientHello inside the handshake, `client-hello-twice-tls12`.)"""
     before = target.count("https", "renegotiation-attempt")
     command = [
         "ip", "netns", "exec", target.ns, "openssl", "s_client", "-tls1_2", "-connect", f"{TARGET_IP}:443",
