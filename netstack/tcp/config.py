@@ -3,20 +3,24 @@
 Defaults follow the RFCs where they give one (RFC 6298 RTO bounds, RFC 9293 MSL, RFC 5961 challenge-ACK
 throttling, RFC 1122 delayed-ACK ceiling) and the appliance's threat model elsewhere.
 
-Memory. The per-connection limits alone would let peers park `max_connections * (rcv_buffer + ooo_max_bytes)`
-= 4096 * 512 KiB = 2 GiB of received bytes, in an image of 128 MiB. So received bytes are also charged to two
-budgets shared by every connection of a TcpLayer:
+Memory. The per-connection limits alone would let peers make us hold
+`max_connections * (rcv_buffer + ooo_max_bytes + snd_buffer)` = 4096 * 768 KiB = 3 GiB, in an image of
+128 MiB. So buffered bytes are also charged to three budgets shared by every connection of a TcpLayer:
 - `ooo_budget` (4 MiB): out-of-order queues, each entry charged its payload plus `ooo_entry_overhead` for the
   Python objects holding it (so 64 tiny segments per connection cannot cost more than they are charged).
   Beyond it out-of-order segments are dropped (`ooo-budget-exhausted`); the sender repeats them once the
-  hole is filled, so a flood of them costs other connections throughput under loss, never data.
+  hole is filled, so a flood of them costs other connections throughput under loss, never data. Once the
+  application has closed, out-of-order data is not queued at all (`data-after-close`).
 - `rcv_budget` (8 MiB): unread in-order bytes, which pile up only while the application has paused reading.
-  Beyond it a connection's window stays closed and data over it is dropped (`rcv-budget-exhausted`), except
-  that every connection may always hold `rcv_guaranteed` (4 KiB) unread bytes, so readers paused by one peer
-  slow everyone else down without stopping them.
-Worst case: 4 MiB + 8 MiB + 4096 * 4 KiB = 28 MiB, plus IPv4 reassembly's 256 KiB (netstack/limits.py), which
-leaves the interpreter and the appliance most of the 128 MiB. The send buffers are filled by the application,
-not by peers; the application bounds them through the transports' write flow control.
+  Beyond it data is dropped unacknowledged (`rcv-budget-exhausted`) and the peer sends it again later.
+- `snd_budget` (8 MiB): bytes the application wrote that the peer has not acknowledged; a peer that keeps
+  its window closed holds them. Beyond it `send` takes less (`snd-budget-exhausted`) and the transport
+  keeps the rest, pausing the protocol's writing.
+Each connection may always hold `rcv_guaranteed` and `snd_guaranteed` bytes (two full segments) whatever the
+budgets say, so connections stalled by one peer slow everyone else down without stopping them.
+Worst case: 4 + 8 + 8 MiB + 4096 * (2920 + 2920) bytes = 20 + 22.8 = 42.8 MiB, plus IPv4 reassembly's 256 KiB
+(netstack/limits.py): at most a third of the 128 MiB, the rest left to the interpreter, the connection
+objects themselves (bench/: under 10 KB each) and the appliance.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ class TcpConfig:
     ooo_budget: int = 4 << 20            # out-of-order bytes, all connections together (module docstring)
     ooo_entry_overhead: int = 160        # charged per queued segment: tuple, bytes header, list slot
     rcv_budget: int = 8 << 20            # unread received bytes, all connections together
-    rcv_guaranteed: int = 4096           # unread bytes any one connection may hold beyond rcv_budget
+    rcv_guaranteed: int = 2920           # unread bytes any one connection may hold beyond rcv_budget
+    snd_budget: int = 8 << 20            # unacknowledged or unsent bytes, all connections together
+    snd_guaranteed: int = 2920           # send-buffer bytes any one connection may hold beyond snd_budget
 
     # Options offered
     window_scaling: bool = True

@@ -224,6 +224,19 @@ class Connection:
         allowed = max(cfg.rcv_budget - layer.rcv_held, cfg.rcv_guaranteed - held)
         return max(0, min(self.rcv_buf_size - held, allowed))
 
+    def send_room(self) -> int:
+        """What `user_send` may still take: the send buffer's free space within the layer's shared budget
+        (`TcpConfig.snd_budget`), with the same per-connection guarantee as on the receive side."""
+        held = len(self.sndbuf)
+        layer = self.layer
+        cfg = layer.config
+        allowed = max(cfg.snd_budget - layer.snd_held, cfg.snd_guaranteed - held)
+        return max(0, min(cfg.snd_buffer - held, allowed))
+
+    def discard_sent(self) -> None:
+        self.layer.snd_held -= len(self.sndbuf)
+        self.sndbuf = bytearray()
+
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
         self.layer.rcv_held += len(data)
@@ -428,12 +441,15 @@ class Connection:
     # ------------------------------------------------------------------ user calls
 
     def user_send(self, now: float, data: bytes | bytearray | memoryview) -> int:
-        space = self.layer.config.snd_buffer - len(self.sndbuf)
+        space = self.send_room()
+        if space < len(data) and space < self.layer.config.snd_buffer - len(self.sndbuf):
+            self.layer.count("snd-budget-exhausted")
         if space <= 0:
             self.notify_writable = True
             return 0
         take = min(space, len(data))
         self.sndbuf += data[:take] if take < len(data) else data
+        self.layer.snd_held += take
         if take < len(data):
             self.notify_writable = True
         if take:
@@ -913,6 +929,7 @@ class Connection:
             del self.sndbuf[:]
         else:
             del self.sndbuf[:acked]
+        self.layer.snd_held -= min(acked, buflen)
         self.snd_una = seg.ack
         if seq_lt(self.snd_nxt, self.snd_una):
             self.snd_nxt = self.snd_una
@@ -943,7 +960,7 @@ class Connection:
             self.t_rtx = INF
         else:
             self.t_rtx = now + self.rto
-        if self.notify_writable and len(self.sndbuf) < cfg.snd_buffer:
+        if self.notify_writable and self.send_room() > 0:
             self.notify_writable = False
             self.layer.emit(ev.Writable(self.id))
 
@@ -1104,7 +1121,7 @@ class Connection:
         self.t_rtx = INF
         self.t_persist = INF
         self.t_delack = INF
-        self.sndbuf = bytearray()
+        self.discard_sent()
         if self.app_closed:
             self.discard_received()
         self.t_state = now + 2 * self.layer.config.msl

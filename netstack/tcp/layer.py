@@ -75,9 +75,10 @@ class TcpLayer:
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
-        # Bytes peers have made us hold, across all connections, against TcpConfig.rcv_budget / ooo_budget.
+        # Bytes held across all connections, against TcpConfig.rcv_budget / ooo_budget / snd_budget.
         self.rcv_held = 0
         self.ooo_held = 0
+        self.snd_held = 0
         self._heap: list[tuple[float, int]] = []
         self._next_id = 1
         self._rst_second = -1
@@ -218,7 +219,7 @@ class TcpLayer:
         conn.state = State.CLOSED
         conn.error = error
         conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
-        conn.sndbuf = bytearray()
+        conn.discard_sent()
         conn.discard_received()
         if notify:
             self.emit(ev.Closed(conn.id, error))

@@ -160,3 +160,29 @@ def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> N
     peer.inject(ACK, PEER_ISN + 1 + held[-1], last_iss + 1, b"p" * (20_000 - held[-1]), src_port=last_port)
     assert peer.layer.readable_bytes(last_conn) == 20_000
     assert peer.layer.rcv_held == sum(held[3:-1]) + 20_000
+
+
+def test_send_buffers_share_the_send_budget_and_acknowledgements_give_it_back() -> None:
+    config = TcpConfig(snd_budget=30_000, snd_guaranteed=2920, timestamps=False, max_per_source=32)
+    peer = RawPeer(config)
+    opened = open_many(peer, 4)
+    taken = [peer.layer.send(peer.now, conn, b"s" * 20_000) for conn, _port, _iss in opened]
+    assert taken == [20_000, 10_000, 2920, 2920]       # the budget, then each connection's guarantee
+    assert peer.layer.snd_held == sum(taken) == sum(peer.layer.send_buffered(c) for c, _p, _i in opened)
+    assert peer.layer.stats["snd-budget-exhausted"] == 3
+    peer.out()
+    peer.layer.take_events()
+
+    # The peer acknowledges the second connection's data: its share comes back and it is told to write.
+    conn, port, iss = opened[1]
+    peer.inject(ACK, PEER_ISN + 1, iss + 1 + 10_000, src_port=port)
+    assert peer.layer.snd_held == sum(taken) - 10_000
+    assert ev.Writable(conn) in peer.layer.take_events()
+    others = 20_000 + 2920 + 2920
+    assert peer.layer.send(peer.now, conn, b"s" * 20_000) == config.snd_budget - others  # what is left of it
+    assert peer.layer.snd_held == config.snd_budget
+
+    # Aborting gives everything back.
+    for c, _port, _iss in opened:
+        peer.layer.abort(peer.now, c)
+    assert peer.layer.snd_held == 0
