@@ -24,10 +24,18 @@ class RefusedError(Exception):
 
 
 class PlainChannel:
+    """A stream with a deadline on every wait, sending included.
+
+    Receiving is bounded by the caller's timeouts; sending is bounded here by `limits.send_timeout`,
+    because a peer that stops reading would otherwise hold its connection slot (and our buffered
+    response) for as long as it likes: `drain()` waits on the peer's window, not on us.
+    """
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> None:
         self._reader = reader
         self._writer = writer
         self._chunk = limits.tls_read_chunk
+        self._send_timeout = limits.send_timeout
 
     async def recv(self, timeout: float) -> bytes:
         """Up to one chunk; b"" at EOF. Raises RefusedError on timeout or reset."""
@@ -41,19 +49,34 @@ class PlainChannel:
             raise RefusedError(Category.CONNECTION_RESET, "connection reset by the peer") from exc
 
     async def send(self, data: bytes) -> None:
+        """Write and wait until the peer has taken enough of it (the transport's low-water mark).
+
+        On timeout the connection is aborted: what is still queued will never be read, and a
+        graceful close would wait on the same stalled peer again.
+        """
         if not data:
             return
         try:
             self._writer.write(data)
-            await self._writer.drain()
+            async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for: a hot path
+                await self._writer.drain()
+        except TimeoutError as exc:
+            self.abort()
+            raise RefusedError(Category.TIMEOUT, "peer did not accept our data in time") from exc
         except (ConnectionError, OSError) as exc:
             raise RefusedError(Category.CONNECTION_RESET, "connection reset while sending") from exc
 
     async def close(self) -> None:
+        """Close gracefully (flushing what is queued) within the send timeout, else abort."""
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self._writer.wait_closed()
+        except TimeoutError:
+            self.abort()
+        except (ConnectionError, OSError):
+            pass
 
     def abort(self) -> None:
         self._writer.transport.abort()

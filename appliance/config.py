@@ -18,6 +18,7 @@ class Limits:
     # time (seconds)
     handshake_timeout: float = 10.0  # TCP accept to TLS HandshakeComplete
     idle_timeout: float = 30.0  # no bytes from the peer for this long
+    send_timeout: float = 10.0  # the peer takes one write (response, TLS flight, close_notify) or the close
     callback_connect_timeout: float = 5.0  # 10001: connecting back to the caller
     client_linger: float = 2.0  # as TLS client (10001, 10002): wait this long for the server to close first
     # HTTP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -116,3 +117,157 @@ def test_recv_after_silent_eof_returns_empty() -> None:
         return await channel.recv(1.0)
 
     assert asyncio.run(main()) == b""
+
+
+# -- sending has a deadline too -------------------------------------------------------------------------
+
+SEND_TIMEOUT = 0.2
+QUICK = Limits(send_timeout=SEND_TIMEOUT)
+
+
+class StalledWriter(FakeWriter):
+    """A peer that never reads: drain() and wait_closed() never complete; counts what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+        self.aborted = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    async def drain(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def wait_closed(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+class ClosingEngine(ScriptedEngine):
+    """Has a close_notify to send once closed, so closing goes through the send path."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.outgoing = b""
+
+    def data_to_send(self) -> bytes:
+        out, self.outgoing = self.outgoing, b""
+        return out
+
+    def send_application_data(self, data: bytes) -> None:
+        self.outgoing += data
+
+    def close(self) -> None:
+        super().close()
+        self.outgoing += b"close_notify"
+
+
+def _timed(coroutine_factory: object) -> tuple[float, BaseException | None]:
+    """Run the coroutine under a generous outer bound; return how long it took and what it raised."""
+    async def main() -> tuple[float, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert callable(coroutine_factory)
+        try:
+            await asyncio.wait_for(coroutine_factory(), 10 * SEND_TIMEOUT + 5)
+        except RefusedError as refused:
+            return loop.time() - start, refused
+        return loop.time() - start, None
+
+    return asyncio.run(main())
+
+
+def _plain(writer: StalledWriter) -> PlainChannel:
+    return PlainChannel(asyncio.StreamReader(), writer, QUICK)  # type: ignore[arg-type]
+
+
+def test_send_to_a_peer_that_never_reads_times_out_and_aborts() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: _plain(writer).send(b"response"))
+    assert isinstance(error, RefusedError)
+    assert error.category is Category.TIMEOUT
+    assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
+    assert writer.written == len(b"response")
+    assert writer.aborted == 1
+
+
+def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: _plain(writer).close())
+    assert error is None
+    assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
+    assert writer.aborted == 1
+
+
+def test_tls_send_and_close_towards_a_peer_that_never_reads() -> None:
+    writer = StalledWriter()
+    errors: list[RefusedError] = []
+
+    async def send_then_close() -> None:
+        tls = TlsChannel(ClosingEngine(), _plain(writer))
+        try:
+            await tls.send(b"secret")
+        except RefusedError as refused:
+            errors.append(refused)
+        await tls.close()  # close_notify and the close itself: each bounded
+
+    elapsed, error = _timed(send_then_close)
+    assert error is None
+    assert [e.category for e in errors] == [Category.TIMEOUT]
+    assert elapsed < 3 * SEND_TIMEOUT + 2
+    assert writer.written == len(b"secret") + len(b"close_notify")
+    assert writer.aborted >= 1
+
+
+def test_tls_close_alone_is_bounded_when_the_peer_never_reads() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: TlsChannel(ClosingEngine(), _plain(writer)).close())
+    assert error is None
+    assert SEND_TIMEOUT <= elapsed < 2 * SEND_TIMEOUT + 2
+    assert writer.written == len(b"close_notify")
+    assert writer.aborted >= 1
+
+
+def test_send_over_kernel_sockets_to_a_client_that_never_reads() -> None:
+    """Real sockets: the client shrinks its receive buffer and never reads; the server's send buffer is
+    shrunk too (no autotuning), so a few MiB cannot all be queued and drain() would wait forever."""
+    outcome: list[BaseException | None] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            plain = PlainChannel(reader, writer, QUICK)
+            try:
+                await plain.send(b"x" * (4 << 20))
+                outcome.append(None)
+            except RefusedError as refused:
+                outcome.append(refused)
+            await plain.close()
+            finished.set()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        client.setblocking(False)
+        try:
+            start = loop.time()
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            await asyncio.wait_for(finished.wait(), 10 * SEND_TIMEOUT + 5)
+            return loop.time() - start
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    elapsed = asyncio.run(main())
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RefusedError)
+    assert outcome[0].category is Category.TIMEOUT
+    assert elapsed < 10 * SEND_TIMEOUT + 5

@@ -38,7 +38,7 @@ from tests.appliance.running import (
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
     "handshake_timeout=1.5", "idle_timeout=1.5", "callback_connect_timeout=2", "max_connections_per_source=6",
-    "http_request_timeout=1.5", "log_connection_lines_per_second=10000",
+    "http_request_timeout=1.5", "log_connection_lines_per_second=10000", "send_timeout=1.5",
 )
 RESPONSES: list[bytes] = []  # everything the appliance sent us, checked for the secret at the end
 
@@ -259,6 +259,7 @@ def test_reverse_peer_with_an_untrusted_server_certificate(appliance: Running, t
 
 def test_too_many_connections_from_one_source(appliance: Running) -> None:
     before = appliance.count("http", "resource-limit")
+    time.sleep(0.2)  # that poll's connection may still hold a slot: the client has its answer before we close
     held = [socket.create_connection(("127.0.0.1", appliance.ports.http), timeout=10) for _ in range(6)]
     try:
         time.sleep(0.2)
@@ -306,6 +307,26 @@ def test_http_keep_alive_404_405_and_pages(appliance: Running) -> None:
     ]
     assert b"<svg" in data
     assert b"[python-packages" in data
+
+
+def test_a_client_that_never_reads_is_timed_out(appliance: Running) -> None:
+    """Pipelined requests from a client that never reads what comes back: a tiny receive buffer and a tiny
+    MSS (so the appliance's send buffer is not autotuned up to MiBs) fill up, and the appliance must give
+    up on the connection after its send timeout instead of waiting on drain() for as long as we like."""
+    before = appliance.count("http", "timeout")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    client.settimeout(10)
+    try:
+        client.connect(("127.0.0.1", appliance.ports.http))
+        client.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        assert appliance.wait_count("http", "timeout", before + 1) == before + 1
+    finally:
+        client.close()
+    recent = appliance.stats()["recent_refused"]
+    assert isinstance(recent, list)
+    assert any(r["category"] == "timeout" and "did not accept" in r["reason"] for r in recent)
 
 
 def test_recent_refused_attempts_are_listed(appliance: Running) -> None:
