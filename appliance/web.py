@@ -169,7 +169,7 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 {data["successes"]} got the key.</p>
 <h2>Connections over time, per endpoint (cumulative)</h2>
 {svg.cumulative_chart(self.stats.series, "cumulative connections per endpoint")}
-<h2>RefusedError connections by category</h2>
+<h2>Refused connections by category</h2>
 {svg.bar_chart(self.stats.failures_by_category(), "refused connections by category")}
 <h2>Recent refused attempts</h2>
 <table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>

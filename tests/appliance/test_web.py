@@ -52,6 +52,9 @@ def test_stats_page_escapes_reasons_and_draws_svg() -> None:
     assert b"<script>" not in body
     assert b"&lt;script&gt;" in body
     assert body.count(b"<svg") == 2
+    headings = re.findall(rb"<h2>([^<]*)</h2>", body)
+    assert headings == [b"Connections over time, per endpoint (cumulative)", b"Refused connections by category",
+                        b"Recent refused attempts"]
     assert b'http-equiv="refresh"' in body
     assert b"<polyline" in body
 
