@@ -219,10 +219,13 @@ class Connection:
         may always fill `rcv_guaranteed` bytes, so paused readers elsewhere slow other connections down but
         cannot stop them."""
         held = len(self.rcvbuf)
+        room = self.rcv_buf_size - held
         layer = self.layer
         cfg = layer.config
-        allowed = max(cfg.rcv_budget - layer.rcv_held, cfg.rcv_guaranteed - held)
-        return max(0, min(self.rcv_buf_size - held, allowed))
+        allowed = cfg.rcv_budget - layer.rcv_held
+        if allowed < room:  # rare: only with the budget nearly spent (this is on every segment's path)
+            room = min(room, max(allowed, cfg.rcv_guaranteed - held))
+        return room if room > 0 else 0
 
     def send_room(self) -> int:
         """What `user_send` may still take: the send buffer's free space within the layer's shared budget
@@ -299,7 +302,11 @@ class Connection:
         if payload:
             residue += ones_sum(payload)
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
-        self.layer.transmit(self.local, self.remote, segment)
+        layer = self.layer
+        if len(layer.outgoing) < layer.config.max_outgoing:  # layer.transmit, inlined on the hot path
+            layer.outgoing.append((self.local, self.remote, segment))
+        else:
+            layer.count("tx-queue-full")
         if flags & ACK:
             self.t_delack = INF
             self.unacked_segments = 0
