@@ -315,3 +315,8 @@ def test_outgoing_and_event_queues_are_bounded_when_nobody_drains_them() -> None
     assert len(peer.layer.take_events()) == 3
     assert peer.layer.stats["event-queue-full"] == 2
     assert len(peer.layer.by_id) == 5
+    # a connection's own output obeys the same bound: an initial window of ten segments, five fit
+    conn = next(iter(peer.layer.by_id))
+    peer.layer.send(peer.now, conn, b"d" * 20_000)
+    assert len(peer.out()) == 5
+    assert peer.layer.stats["tx-queue-full"] == 10
