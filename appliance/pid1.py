@@ -36,6 +36,10 @@ LINUX_REBOOT_MAGIC2 = 672274793
 RB_AUTOBOOT = 0x01234567
 CMDLINE_PREFIX = "pinata."
 MAX_CMDLINE_BYTES = 4096
+# Addressing is the kernel's own `ip=` parameter, which netstack.config reads (image.run --ip writes it).
+# These look like they would configure it but are read by nothing: refused, so a VM started with them
+# stops with a reason instead of quietly taking an address by DHCP.
+MISLEADING_PARAMETERS = frozenset({"ip", "gw", "gateway", "netmask", "dhcp"})
 
 
 class BootError(Exception):
@@ -77,18 +81,22 @@ class BootInfo:
     interface: str  # the network interface the kernel named (e.g. "eth0")
     disk: Path  # the data disk's device node (e.g. /dev/vda)
     hwrng: Path  # the hardware RNG
-    parameters: dict[str, str]  # pinata.ip=... -> {"ip": ...}
+    parameters: dict[str, str]  # pinata.variant=smoke -> {"variant": "smoke"}; logged at boot
 
 
 def parse_cmdline(cmdline: str) -> dict[str, str]:
     """The `pinata.key=value` parameters of the kernel command line (the kernel drops dotted unknown
-    parameters instead of passing them to init, so we read /proc/cmdline ourselves)."""
+    parameters instead of passing them to init, so we read /proc/cmdline ourselves). The network address
+    is not among them: see MISLEADING_PARAMETERS."""
     if len(cmdline) > MAX_CMDLINE_BYTES:
         raise BootError("kernel command line too long")
     parameters = {}
     for word in cmdline.split():
         if word.startswith(CMDLINE_PREFIX) and "=" in word:
             key, value = word[len(CMDLINE_PREFIX):].split("=", 1)
+            if key in MISLEADING_PARAMETERS:
+                raise BootError(f"{CMDLINE_PREFIX}{key}= is not read: the address is the kernel's ip= parameter "
+                                "(<client>::<gw>:<netmask>, or ip=dhcp)")
             parameters[key] = value
     return parameters
 
@@ -125,7 +133,11 @@ class Init:
             disk=disk, disk_bytes=found.disks[0][1], rng=found.rngs[0],
         )
         cmdline = (self.root / "proc" / "cmdline").read_text()
-        return BootInfo(manifest, interface, Path("/dev") / disk, Path("/dev/hwrng"), parse_cmdline(cmdline))
+        parameters = parse_cmdline(cmdline)
+        if parameters:
+            listed = " ".join(f"{CMDLINE_PREFIX}{key}={value}" for key, value in sorted(parameters.items()))
+            self.log.event("pid1.parameters", parameters=listed[:1000])
+        return BootInfo(manifest, interface, Path("/dev") / disk, Path("/dev/hwrng"), parameters)
 
     def power_off(self, reason: str) -> NoReturn:
         """Flush, say why, and end the VM. Never returns: if reboot(2) fails we have nothing left to try."""

@@ -241,7 +241,8 @@ def announce(event: dict[str, object], network: Network) -> list[str]:
             out.append(f"{scheme}://{network.host}:{host_port}/  (guest port {guest_port})")
         out.append("port 10001 (connect-back) needs a tap network: --net tap:IF")
     else:
-        out.append("the appliance is on the tap network; it takes its address by DHCP or pinata.ip=")
+        out.append("the appliance is on the tap network; it takes its address by DHCP, or the kernel's ip= "
+                   "(run with --ip CLIENT::GW:NETMASK)")
     return out
 
 

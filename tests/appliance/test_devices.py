@@ -86,7 +86,8 @@ def fake_machine(
     """A /sys and /proc with just the files `survey` reads, shaped as the guest kernel shapes them."""
     (root / "proc").mkdir(parents=True)
     (root / "proc" / "meminfo").write_text(f"MemTotal:       {memory_kib} kB\nMemFree:        1000 kB\n")
-    (root / "proc" / "cmdline").write_text("console=ttyS0 pinata.ip=10.0.0.2/24 pinata.gw=10.0.0.1 quiet\n")
+    cmdline = "console=ttyS0 ip=10.0.0.2::10.0.0.1:255.255.255.0 quiet pinata.variant=smoke\n"
+    (root / "proc" / "cmdline").write_text(cmdline)
     for index, number in enumerate(virtio):
         device = root / "sys" / "bus" / "virtio" / "devices" / f"virtio{index}"
         device.mkdir(parents=True)

@@ -55,11 +55,23 @@ def test_mounts_checks_and_reports(tmp_path: Path) -> None:
     assert all(int(call[4]) & pid1.MS_NOEXEC and int(call[4]) & pid1.MS_NOSUID for call in fake.calls)
     assert info.interface == "eth0"
     assert info.disk == Path("/dev/vda")
-    assert info.parameters == {"ip": "10.0.0.2/24", "gw": "10.0.0.1"}
+    assert info.parameters == {"variant": "smoke"}
     assert pid1.appliance_argv(info) == ["--net", "packet:eth0", "--disk", "/dev/vda"]
     logged = events(stream)
-    assert [e["event"] for e in logged] == ["pid1.mounted", "pid1.devices"]
+    assert [e["event"] for e in logged] == ["pid1.mounted", "pid1.devices", "pid1.parameters"]
     assert logged[1]["ok"] is True
+    assert logged[2]["parameters"] == "pinata.variant=smoke"
+
+
+@pytest.mark.parametrize("word", ["pinata.ip=10.0.0.2/24", "pinata.gw=10.0.0.1"])
+def test_address_in_pinata_parameters_is_a_boot_error(tmp_path: Path, word: str) -> None:
+    """The address is the kernel's ip=; a pinata.ip= (as an old run.py message advised) would otherwise be
+    ignored and the VM would quietly take an address by DHCP."""
+    root = machine(tmp_path)
+    (root / "proc" / "cmdline").write_text(f"console=ttyS0 {word} quiet\n")
+    init = pid1.Init(FakeSyscalls(), JsonLog(io.StringIO()), root)
+    with pytest.raises(pid1.BootError, match="kernel's ip= parameter"):
+        init.check_devices(pid1.DEVICE_MANIFEST)
 
 
 def test_wrong_device_set_is_a_boot_error(tmp_path: Path) -> None:
@@ -149,7 +161,9 @@ def test_last_words_log_the_fatal_error_and_power_off_at_exit(monkeypatch: pytes
     ("cmdline", "expected"),
     [
         ("console=ttyS0 quiet", {}),
-        ("pinata.ip=10.0.0.2/24 pinata.flag pinata.a=b=c", {"ip": "10.0.0.2/24", "a": "b=c"}),
+        ("ip=10.0.0.2::10.0.0.1:255.255.255.0 pinata.variant=smoke pinata.flag pinata.a=b=c",
+         {"variant": "smoke", "a": "b=c"}),
+        ("pinata.name=x pinata.t=1 pinata.event=e", {"name": "x", "t": "1", "event": "e"}),
     ],
 )
 def test_parse_cmdline(cmdline: str, expected: dict[str, str]) -> None:
