@@ -8,6 +8,7 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -20,8 +21,11 @@ from netstack.link import base
 from netstack.link.memory import memory_link_pair
 from netstack.link.packet import PacketLink
 from netstack.reasons import Counters, Drop
+from netstack.tcp import events as ev
 from netstack.tcp.connection import Connection
+from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import ACK
+from netstack.tcp.sockets import TcpSockets
 from tests.netstack.builders import OTHER, PEER, PEER_MAC, US, icmp, ip_frame, make_stack, udp
 from tests.netstack.tcp.raw import RawPeer
 from tests.netstack.test_stack import FakeTcp
@@ -208,3 +212,38 @@ def test_a_tcp_bug_is_counted_logged_once_and_other_connections_go_on(
     other, other_iss = peer.accept()
     peer.inject(ACK, 1001, other_iss + 1, b"still fine")
     assert peer.layer.receive(peer.now, other) == b"still fine"
+
+
+class IdleDriver:
+    def __init__(self) -> None:
+        self.after_io: list[Callable[[], None]] = []
+
+    def kick(self) -> None:
+        pass
+
+    def now(self) -> float:
+        return 0.0
+
+
+def test_an_event_dispatch_bug_is_counted_and_the_next_events_still_run(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        layer = TcpLayer(b"k" * 32)
+        sockets = TcpSockets(layer, IdleDriver(), loop)
+        handled: list[ev.Event] = []
+
+        def handle(event: ev.Event) -> None:
+            if isinstance(event, ev.Readable):
+                raise LookupError("adapter bug")
+            handled.append(event)
+
+        monkeypatch.setattr(sockets, "_handle", handle)
+        for event in (ev.Readable(1), ev.Writable(1), ev.Readable(2), ev.PeerClosed(2)):
+            layer.emit(event)
+        sockets.dispatch()
+        assert handled == [ev.Writable(1), ev.PeerClosed(2)]
+        assert layer.stats["internal-error"] == 2
+        assert len(tracebacks(caplog)) == 1
+    finally:
+        loop.close()
