@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 
 P = 2**256 - 2**32 - 977
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -45,9 +46,21 @@ def _hash160(data: bytes) -> bytes:
     return hashlib.new("ripemd160", hashlib.sha256(data).digest()).digest()
 
 
+def compact_size(n: int) -> bytes:
+    """Bitcoin's CompactSize length prefix (serialize.h WriteCompactSize): one byte below 253, else a marker
+    byte (253, 254, 255) and the length as a little-endian uint16, uint32 or uint64."""
+    if n < 253:
+        return struct.pack("<B", n)
+    if n < 1 << 16:
+        return struct.pack("<BH", 253, n)
+    if n < 1 << 32:
+        return struct.pack("<BI", 254, n)
+    return struct.pack("<BQ", 255, n)
+
+
 def _message_hash(message: bytes) -> int:
-    assert len(message) < 253
-    data = b"\x18Bitcoin Signed Message:\n" + bytes([len(message)]) + message
+    data = compact_size(len(b"Bitcoin Signed Message:\n")) + b"Bitcoin Signed Message:\n"
+    data += compact_size(len(message)) + message
     return int.from_bytes(hashlib.sha256(hashlib.sha256(data).digest()).digest(), "big")
 
 

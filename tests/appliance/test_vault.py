@@ -8,6 +8,7 @@ import coincurve
 import pytest
 
 from appliance import bitcoin
+from appliance.config import DEFAULT_LIMITS
 from appliance.disk import Disk, DiskError
 from appliance.validation import PeerRejectedError, Purpose
 from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
@@ -29,18 +30,34 @@ class RecordingValidator:
             raise PeerRejectedError(self.refuse, "refused for the test")
 
 
-def test_proof_verifies_independently_both_formats() -> None:
+MAX_CHALLENGE = DEFAULT_LIMITS.http_max_challenge
+CHALLENGES = [
+    "my challenge 123",
+    "c" * MAX_CHALLENGE,  # the message is then over 252 bytes: a 3-byte CompactSize length prefix
+    "é" * (MAX_CHALLENGE // 2),  # the limit counts UTF-8 bytes, and so does the signed length
+]
+
+
+@pytest.mark.parametrize("challenge", CHALLENGES, ids=["short", "max-ascii", "max-utf8"])
+def test_proof_verifies_independently_both_formats(challenge: str) -> None:
     vault = Vault(SECRET, RecordingValidator(None))
-    proof = vault.proof("my challenge 123", NOW)
-    assert "challenge: my challenge 123" in proof.message
+    proof = vault.proof(challenge, NOW)
+    assert f"challenge: {challenge}" in proof.message
     assert verify_message(proof.address_p2wpkh, proof.message, proof.signature_p2wpkh)
     assert verify_message(proof.address_p2pkh, proof.message, proof.signature_p2pkh)
 
 
-def test_proof_fails_for_a_changed_challenge_or_address() -> None:
+def test_maximum_challenge_needs_the_long_length_prefix() -> None:
+    """Guards the parametrization above: the longest allowed challenge must really cross the one-byte length."""
+    message = Vault(SECRET, RecordingValidator(None)).proof("c" * MAX_CHALLENGE, NOW).message
+    assert len(message.encode()) >= 253
+
+
+@pytest.mark.parametrize("challenge", ["challenge-A", "A" * MAX_CHALLENGE], ids=["short", "max"])
+def test_proof_fails_for_a_changed_challenge_or_address(challenge: str) -> None:
     vault = Vault(SECRET, RecordingValidator(None))
-    proof = vault.proof("challenge-A", NOW)
-    changed = proof.message.replace("challenge-A", "challenge-B")
+    proof = vault.proof(challenge, NOW)
+    changed = proof.message.replace(challenge, "B" + challenge[1:])
     assert not verify_message(proof.address_p2wpkh, changed, proof.signature_p2wpkh)
     assert not verify_message(proof.address_p2pkh, changed, proof.signature_p2pkh)
     other = Vault(bytes(31) + b"\x07", RecordingValidator(None))

@@ -82,12 +82,18 @@ def test_404_and_405() -> None:
     assert ("Allow", "GET, HEAD") in response.extra_headers
 
 
-def test_proof_endpoint_verifies_and_binds_the_challenge() -> None:
+@pytest.mark.parametrize(
+    ("query", "challenge"),
+    [("hello%20world", "hello world"),
+     ("hello" + "x" * (Limits().http_max_challenge - 5), "hello" + "x" * (Limits().http_max_challenge - 5))],
+    ids=["short", "longest-allowed"],
+)
+def test_proof_endpoint_verifies_and_binds_the_challenge(query: str, challenge: str) -> None:
     site = _site()
-    status, body = _get(site, "/proof?challenge=hello%20world")
+    status, body = _get(site, f"/proof?challenge={query}")
     proof = json.loads(body)
     assert status == 200
-    assert "challenge: hello world" in proof["message"]
+    assert f"challenge: {challenge}" in proof["message"]
     assert verify_message(proof["address"], proof["message"], proof["signature"])
     assert verify_message(proof["address_legacy"], proof["message"], proof["signature_legacy"])
     assert not verify_message(proof["address"], proof["message"].replace("hello", "jello"), proof["signature"])
@@ -95,7 +101,7 @@ def test_proof_endpoint_verifies_and_binds_the_challenge() -> None:
 
 @pytest.mark.parametrize(
     "target", ["/proof", "/proof?challenge=", "/proof?challenge=a&challenge=b", "/proof?challenge=%0a",
-               "/proof?challenge=" + "x" * 300],
+               "/proof?challenge=" + "x" * 300, "/proof?challenge=" + "x" * (Limits().http_max_challenge + 1)],
 )
 def test_proof_refuses_bad_challenges(target: str) -> None:
     assert _get(_site(), target)[0] == 400
