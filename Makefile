@@ -14,7 +14,7 @@ BASE_TOOLS := /usr/bin/python3.11:python3.11 /usr/lib/python3.11/ensurepip/__ini
 IMAGE_TOOLS := qemu-system-x86_64:qemu-system-x86 gcc:build-essential make:make flex:flex bison:bison bc:bc \
 	/usr/include/libelf.h:libelf-dev lz4:lz4 xz:xz-utils apt-get:apt
 TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsmasq-base \
-	virt-xml-validate:libvirt-clients xmllint:libxml2-utils chromium:chromium
+	virt-xml-validate:libvirt-clients xmllint:libxml2-utils cpio:cpio chromium:chromium
 # The soak (not in `make test`): how long it runs, and the ledger region it provisions (small, so that a
 # bounded run fills it and must roll over at least once); override: make soak SOAK_SECONDS=3600.
 SOAK_SECONDS ?= 300
