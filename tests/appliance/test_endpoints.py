@@ -6,7 +6,9 @@ under its category; at the end nothing the appliance said, logged or stored cont
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import itertools
 import re
 import shutil
 import socket
@@ -19,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance import bitcoin
@@ -340,6 +345,25 @@ def test_recent_refused_attempts_are_listed(appliance: Running) -> None:
     assert b"not-tls" in page
 
 
+def _private_key_forms(pki: Path) -> list[bytes]:
+    """Every spelling of the appliance's own private keys (the CA's above all: it would let anyone mint a
+    client certificate) that a leak could take: PKCS#8 and SEC 1, PEM and DER, any full line of the PEM
+    body, and the bare scalar raw, in hex and in base64."""
+    forms: list[bytes] = []
+    for path in sorted(pki.glob("*.key")):
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        for encoding, layout in itertools.product((Encoding.PEM, Encoding.DER),
+                                                  (PrivateFormat.PKCS8, PrivateFormat.TraditionalOpenSSL)):
+            forms.append(key.private_bytes(encoding, layout, NoEncryption()))
+            if encoding is Encoding.PEM:
+                forms += [line for line in forms[-1].splitlines()[1:-1] if len(line) == 64]
+        scalar = key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+        forms += [scalar, scalar.hex().encode(), scalar.hex().upper().encode(), base64.b64encode(scalar)]
+    assert len(forms) >= 4 * 8  # ca, server, client, web: all four were exported and read
+    return forms
+
+
 def test_the_secret_never_appears_in_responses_logs_or_ledger(appliance: Running) -> None:
     for path in ("/", "/stats", "/stats.json", "/ca.pem", "/manifest.txt", "/proof?challenge=x"):
         RESPONSES.append(appliance.get(path))
@@ -347,7 +371,7 @@ def test_the_secret_never_appears_in_responses_logs_or_ledger(appliance: Running
     ledger = appliance.disk.read_bytes()[DISK_HEADER_BYTES:]
     assert b'"category":"success"' in log  # the log does record the successes ...
     assert b"success" in ledger
-    for secret in SECRET_FORMS:  # ... but never what was sent
+    for secret in (*SECRET_FORMS, *_private_key_forms(appliance.pki)):  # ... but never what was sent
         assert secret not in log
         assert secret not in ledger
         for response in RESPONSES:
