@@ -351,11 +351,17 @@ class Connection:
         self.rtt_time = now
 
     def send_syn_ack(self, now: float, syn: Segment | None) -> None:
+        """Answer a SYN: a listener's new connection (`syn` given), or our own SYN-SENT one in a simultaneous
+        open (`syn` None: `apply_peer_syn_options` has already settled what the peer's SYN agreed to). A
+        SYN-ACK may carry window scale and timestamps only if the SYN it answers did (RFC 7323 §1.3, §3.2), so
+        the options are rebuilt from that agreement rather than repeated from our SYN; the window scale keeps
+        the value our SYN announced, which the peer may already be using."""
         if syn is not None:
             self._syn_options = self._syn_option_bytes(now, reply_to=syn)
-        elif self.ts_enabled:
+        else:
+            ts = (self.ts_now(now), self.ts_recent) if self.ts_enabled else None
             self._syn_options = build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if self.wscale_ok else None,
-                                              ts=(self.ts_now(now), self.ts_recent))
+                                              ts=ts)
         self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
         self.snd_nxt = (self.iss + 1) & MASK
         self.snd_max = self.snd_nxt

@@ -8,9 +8,9 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import Connection
+from netstack.tcp.connection import Connection, State
 from netstack.tcp.segment import ACK, RST, SYN, Segment, build_options, parse_segment
-from tests.netstack.tcp.raw import RawPeer
+from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, Wire, establish, transfer
 
 
@@ -84,6 +84,41 @@ def test_syn_ack_echoes_only_what_the_syn_offered(offered: bytes, expect_ws: boo
     assert (syn_ack.options.ts_val is not None) == expect_ts
     if expect_ts:
         assert syn_ack.options.ts_ecr == 5000
+
+
+@pytest.mark.parametrize(("offered", "expect_ws", "expect_ts"), [
+    (build_options(mss=1400, wscale=7, ts=(5000, 0)), True, True),
+    (build_options(mss=1400, wscale=7), True, False),
+    (build_options(mss=1400, ts=(5000, 0)), False, True),
+    (build_options(mss=1400), False, False),
+    (b"", False, False),
+], ids=["all", "wscale", "timestamps", "mss", "none"])
+def test_simultaneous_open_syn_ack_echoes_only_what_the_peers_syn_offered(offered: bytes, expect_ws: bool,
+                                                                           expect_ts: bool) -> None:
+    """Our SYN offered everything; the SYN-ACK answering the peer's crossing SYN (and its retransmission) may
+    carry window scale and timestamps only if that SYN did (RFC 7323 §1.3, §3.2), always with our MSS."""
+    peer = RawPeer(port=6000, peer_port=5000)
+    conn = peer.layer.connect(0.0, US, THEM, 5000, local_port=6000)
+    (syn,) = peer.out()
+    assert syn.options.wscale is not None
+    assert syn.options.ts_val is not None
+    peer.inject(SYN, 7000, options=offered)
+    peer.advance(peer.layer.config.rto_initial)
+    syn_ack, again = peer.out()
+    for seg in (syn_ack, again):
+        assert seg.flags == SYN | ACK
+        assert seg.options.mss == syn.options.mss == peer.layer.config.local_mss
+        assert seg.options.wscale == (syn.options.wscale if expect_ws else None)
+        assert (seg.options.ts_val is not None) == expect_ts
+        if expect_ts:
+            assert seg.options.ts_ecr == 5000
+    state = peer.layer.connection(conn)
+    assert state is not None
+    assert (state.wscale_ok, state.ts_enabled) == (expect_ws, expect_ts)
+    # the peer's MSS (536 without the option), less the timestamp option it costs in every segment
+    assert state.mss == (1400 if offered else 536) - (12 if expect_ts else 0)
+    peer.inject(SYN | ACK, 7000, syn.seq + 1, options=offered)
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
 
 
 PEER_ISN = 1000
