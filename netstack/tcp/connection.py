@@ -1,4 +1,4 @@
-"""One TCP connection: the RFC 9293 state machine with RFC 7323, 6298, 5681/6582 and 5961 behaviour.
+"""One TCP connection: the RFC 9293 state machine with RFC 7323, 6298, 5681/6582, 5961 and 1337 behaviour.
 
 Sans-I/O: every entry point takes `now`; segments go out through the owning layer's outgoing list and events
 through its event list. The send buffer holds bytes from SND.UNA on (unacknowledged, then unsent), so a
@@ -752,6 +752,15 @@ class Connection:
             layer.count("no-ack")
             return
 
+        if flags & RST and state == State.TIME_WAIT:
+            # RFC 1337 §3 fix F1, as FreeBSD does (Linux with net.ipv4.tcp_rfc1337=1), instead of RFC 9293
+            # §3.10.7.4's "enter CLOSED": a RST, even one exactly at RCV.NXT (an old duplicate, or anyone who
+            # guesses it), would end TIME-WAIT early ("TIME-WAIT assassination"), so a delayed segment of this
+            # connection could be taken for data of the next one on the same ports (RFC 1337 hazards H1-H3).
+            # Both sides have finished; nothing is lost by waiting out 2*MSL.
+            layer.count("time-wait-rst-ignored")
+            return
+
         if state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
                 seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
@@ -788,8 +797,6 @@ class Connection:
             layer.count("rst-accepted")
             if state == State.SYN_RECEIVED:
                 layer.destroy(self, "refused" if not self.passive else None, notify=not self.passive)
-            elif state == State.TIME_WAIT:
-                layer.destroy(self, None)
             else:
                 layer.destroy(self, "reset")
             return

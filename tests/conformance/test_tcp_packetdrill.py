@@ -110,13 +110,11 @@ def test_pass_counts() -> None:
     assert skipped == listed_skip, f"skips differ: {sorted(skipped ^ listed_skip)}"
 
 
-def test_state_event_engine_secure_variants_all_pass(request: pytest.FixtureRequest) -> None:
-    """The issue's goal. While netstack bugs keep secure variants in the expected-failures list, this is an
-    expected failure naming them; strict, so it turns into a failure (remove the entries) once they pass."""
+def test_state_event_engine_secure_variants_all_pass() -> None:
+    """The issue's goal: every RFC 5961 state-event-engine script passes, none of them is excused."""
     secure = [s for s in SCRIPTS if is_secure_state_event(s)]
+    assert len(secure) >= 190
     listed = sorted(s for s in secure if s in EXPECTED)
-    if listed:
-        reasons = sorted({EXPECTED[s][1].split(":")[0] for s in listed})
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=f"{len(listed)} listed: {'; '.join(reasons)}"))
+    assert not listed, f"RFC 5961 state-event-engine scripts must not be listed in {EXPECTED_FILE.name}: {listed}"
     failing = sorted(s for s in secure if verdict(s).status != "pass")
     assert not failing, f"{len(failing)} of {len(secure)} RFC 5961 state-event-engine scripts fail: {failing}"

@@ -214,3 +214,35 @@ def test_time_wait_lasts_two_msl_and_reacks_fin() -> None:
     assert peer.layer.state_of(conn) == State.TIME_WAIT
     peer.advance(1.5)
     assert peer.layer.state_of(conn) == State.CLOSED
+
+
+@pytest.mark.parametrize("challenge_rst", [True, False], ids=["rfc5961", "rfc793"])
+@pytest.mark.parametrize(("flags", "seq"), [
+    (RST, 1002),                # exactly RCV.NXT: RFC 9293 would close; RFC 1337 keeps waiting
+    (RST | ACK, 1002),
+    (RST, 1002 + 100),          # in window, not exact: no challenge ACK either
+    (RST, 1001),                # left of the window
+    (RST, 1002 + 10_000_000),   # far outside
+], ids=["exact", "exact-ack", "in-window", "outside-left", "outside-right"])
+def test_time_wait_ignores_every_rst(challenge_rst: bool, flags: int, seq: int) -> None:
+    """RFC 1337 fix F1: no RST ends TIME-WAIT early, so 2*MSL still protects the next incarnation."""
+    peer = RawPeer(TcpConfig(msl=5, challenge_rst=challenge_rst))
+    conn, iss = peer.accept()
+    peer.layer.close(peer.now, conn)
+    peer.out()
+    peer.inject(FIN | ACK, 1001, iss + 2)
+    peer.out()
+    peer.layer.take_events()
+    assert peer.layer.state_of(conn) == State.TIME_WAIT
+    peer.advance(1)
+    peer.inject(flags, seq, iss + 2)
+    assert peer.out() == []
+    assert peer.layer.take_events() == []
+    assert peer.layer.state_of(conn) == State.TIME_WAIT
+    assert peer.layer.stats["time-wait-rst-ignored"] == 1
+    assert peer.layer.stats["rst-accepted"] == 0
+    peer.inject(FIN | ACK, 1001, iss + 2)          # the entry still works: a repeated FIN is acknowledged
+    (again,) = peer.out()
+    assert (again.flags, again.ack) == (ACK, 1002)
+    peer.advance(2 * 5 + 0.5)
+    assert peer.layer.state_of(conn) == State.CLOSED
