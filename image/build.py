@@ -115,15 +115,17 @@ def build_initramfs(variant: str, out: Path, device_manifest: bytes | None = Non
 
 
 OUTPUTS_SECTION = "[image-outputs"
+TEST_SECTION = "[test-packages"
 
 
 def served_manifest() -> bytes:
     """manifest.txt as the image carries and serves it: without the section that records the image's own
-    hash (which cannot be inside the image it describes; publishing it is what outputs.txt is for)."""
+    hash (which cannot be inside the image it describes; publishing it is what outputs.txt is for), and
+    without the test venv's packages, which are not part of the image."""
     kept, skipping = [], False
     for line in (ROOT / "manifest.txt").read_text().splitlines():
         if line.startswith("["):
-            skipping = line.startswith(OUTPUTS_SECTION)
+            skipping = line.startswith((OUTPUTS_SECTION, TEST_SECTION))
         if not skipping:
             kept.append(line)
     while kept and not kept[-1]:

@@ -55,6 +55,14 @@ def python_packages() -> list[str]:
     return [f"{p.name} {p.version} sha256:{p.sha256} {p.filename}" for p in read_lock(RUNTIME_LOCK)]
 
 
+def test_packages() -> list[str]:
+    """The test and development venv's packages that the runtime set does not already list: needed to
+    check the image, never part of it (the served manifest leaves this section out)."""
+    runtime = {p.name for p in read_lock(RUNTIME_LOCK)}
+    return [f"{p.name} {p.version} sha256:{p.sha256} {p.filename}" for p in read_lock(DEV_LOCK)
+            if p.name not in runtime]
+
+
 def debian_packages() -> list[str]:
     return [f"{p.name} {p.version} sha256:{p.sha256} {p.filename}" for p in sorted(debian.read_lock().values(),
                                                                                   key=lambda p: p.name)]
@@ -89,6 +97,7 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     " the kernel)": debian_packages,
     "image-inputs (kernel config fragment over tinyconfig, the resolved config, the device manifest)": image_inputs,
     "image-outputs (image/outputs.txt: sha256 of the kernel and initramfs of the recorded build)": image_outputs,
+    "test-packages (requirements-dev.lock beyond the runtime set; the test venv, not in the image)": test_packages,
 }
 
 

@@ -36,6 +36,20 @@ def test_manifest_lists_every_runtime_pin_with_its_hash() -> None:
     assert listed == {(p.name, p.version, f"sha256:{p.sha256}") for p in pins}
 
 
+def test_manifest_lists_every_test_pin_and_the_image_does_not_serve_them() -> None:
+    runtime = {p.name for p in read_lock(ROOT / "requirements.lock")}
+    dev = read_lock(ROOT / "requirements-dev.lock")
+    listed = {tuple(line.split()[:3]) for line in manifest_section("test-packages")}
+    assert listed == {(p.name, p.version, f"sha256:{p.sha256}") for p in dev if p.name not in runtime}
+    assert {"pytest", "btclib"} <= {name for name, _, _ in listed}
+    from image import build
+
+    served = build.served_manifest().decode()
+    assert "[test-packages" not in served
+    assert "pytest " not in served
+    assert "[python-packages" in served
+
+
 def test_dev_lock_pins_the_runtime_versions() -> None:
     runtime = {p.name: p for p in read_lock(ROOT / "requirements.lock")}
     dev = {p.name: p for p in read_lock(ROOT / "requirements-dev.lock")}
