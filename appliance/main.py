@@ -156,7 +156,7 @@ async def assemble(
     engines = make_factory(tls, pki)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
-    site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode)
+    site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
     appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log)
     await appliance.start()
     log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)

@@ -30,6 +30,10 @@ class Network(Protocol):
 
     async def close(self) -> None: ...
 
+    def counters(self) -> dict[str, int]:
+        """The stack's own drop and event counters, for /stats.json (empty when the kernel does the work)."""
+        ...
+
 
 class KernelNetwork:
     """Plain asyncio over the host kernel's TCP/IP: for quick runs, tests and side-by-side benchmarks."""
@@ -56,6 +60,9 @@ class KernelNetwork:
             server.close()
         for server in self._servers:
             await server.wait_closed()
+
+    def counters(self) -> dict[str, int]:
+        return {}  # the host kernel keeps its own (/proc/net/snmp); they are not the appliance's to publish
 
 
 class NetstackUnavailableError(RuntimeError):
@@ -90,6 +97,11 @@ class UserspaceNetwork:
         for server in self._servers:
             server.close()
         self._network.close()
+
+    def counters(self) -> dict[str, int]:
+        """Every netstack counter (drops per reason, TCP events, link errors): what attackers threw at the
+        layers below TLS, which never becomes a connection and so never reaches the ledger."""
+        return {name: int(value) for name, value in sorted(self._network.stats().items())}
 
 
 def parse_net_spec(spec: str) -> tuple[str, str]:

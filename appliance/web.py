@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +57,7 @@ class Site:
     ports: Ports
     limits: Limits
     mode: str  # e.g. "kernel, tls=stdlib": shown so visitors know what they are attacking
+    network_counters: Callable[[], dict[str, int]] = dict  # the network stack's counters since boot
 
     def __post_init__(self) -> None:
         self._proof_bucket = TokenBucket(self.limits.proof_rate_per_second)
@@ -106,7 +108,9 @@ class Site:
         return Response(200, "application/json", json.dumps(body, indent=1).encode() + b"\n")
 
     def _stats_json(self) -> Response:
-        return Response(200, "application/json", json.dumps(self.stats.as_json(), indent=1).encode() + b"\n")
+        data = self.stats.as_json()
+        data["network"] = self.network_counters()
+        return Response(200, "application/json", json.dumps(data, indent=1).encode() + b"\n")
 
     def _page(self, title: str, body: str, refresh: int | None = None) -> Response:
         meta_refresh = f'<meta http-equiv="refresh" content="{refresh}">' if refresh is not None else ""
@@ -173,8 +177,18 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 {svg.bar_chart(self.stats.failures_by_category(), "refused connections by category")}
 <h2>Recent refused attempts</h2>
 <table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>
-"""
+{self._network_table()}"""
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
+
+    def _network_table(self) -> str:
+        """The network stack's counters since boot: malformed frames, floods and probes stop there and never
+        become connections, so this is the only place they show."""
+        counters = {name: n for name, n in self.network_counters().items() if n}
+        if not counters:
+            return ""
+        rows = "".join(f"<tr><td>{escape(name)}</td><td>{n}</td></tr>" for name, n in sorted(counters.items()))
+        head = "<tr><th>counter</th><th>count</th></tr>"
+        return f"<h2>Network stack counters since boot</h2>\n<table>{head}{rows}</table>\n"
 
 
 def _utc(t: float) -> str:

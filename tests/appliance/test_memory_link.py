@@ -4,6 +4,7 @@ engine, with a second instance of our stack as the attacker's machine."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -67,6 +68,11 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
             _, poke = await attacker.open_stream("10.66.0.2", 10001)
             results["callback"] = await asyncio.wait_for(got, 30)
             poke.close()
+
+            reader, writer = await attacker.open_stream("10.66.0.2", 80)
+            writer.write(b"GET /stats.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            results["stats"] = await asyncio.wait_for(reader.read(), 20)
+            writer.close()
         finally:
             await appliance.stop()
             attacker.close()
@@ -83,3 +89,6 @@ def test_secret_over_our_stack_and_our_tls(tmp_path: Path) -> None:
     assert results["callback"] == KNOWN_WIF.encode() + b"\n"
     assert b'"category":"success"' in results["console"]
     assert KNOWN_WIF.encode() not in results["console"]
+    network = json.loads(results["stats"].partition(b"\r\n\r\n")[2])["network"]
+    assert network["tcp-connections"] >= 1  # this very request's connection, counted by our stack
+    assert network["tcp-syn-received"] >= 4  # 80, 10000, 10001 and this one were accepted by our TCP

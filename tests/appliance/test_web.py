@@ -59,6 +59,29 @@ def test_stats_page_escapes_reasons_and_draws_svg() -> None:
     assert b"<polyline" in body
 
 
+def test_network_counters_reach_stats_json_and_the_page() -> None:
+    site = _site()
+    counters = {"bad-checksum": 3, "tcp-syn-fin": 1, "tcp-connections": 0, "<b>": 2}
+    site.network_counters = lambda: dict(counters)
+    status, body = _get(site, "/stats.json")
+    assert status == 200
+    assert json.loads(body)["network"] == counters
+    _, page = _get(site, "/stats")
+    assert b"<h2>Network stack counters since boot</h2>" in page
+    assert b"<tr><td>bad-checksum</td><td>3</td></tr>" in page
+    assert b"tcp-connections" not in page  # zero counters are left off the page
+    assert b"<td>&lt;b&gt;</td>" in page
+    counters["bad-checksum"] = 4  # read at each request, not captured once
+    assert json.loads(_get(site, "/stats.json")[1])["network"]["bad-checksum"] == 4
+
+
+def test_kernel_mode_has_no_network_counters() -> None:
+    status, body = _get(_site(), "/stats.json")
+    assert status == 200
+    assert json.loads(body)["network"] == {}
+    assert b"Network stack counters" not in _get(_site(), "/stats")[1]
+
+
 def test_stats_json() -> None:
     status, body = _get(_site(), "/stats.json")
     data = json.loads(body)
