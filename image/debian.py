@@ -26,7 +26,8 @@ DEB_CACHE = CACHE / "debs"
 
 # What the image needs, by role. The kernel source is an input of the kernel build; the rest is the
 # runtime: the interpreter, its stdlib, and the shared libraries the interpreter and the imported
-# extension modules link against (found with ldd; tests/image/test_rootfs.py checks nothing is missing).
+# extension modules link against (image.rootfs adds their DT_NEEDED closure; the boot test in
+# tests/image/test_boot.py, which loads every module and extension inside the VM, shows nothing is missing).
 KERNEL_PACKAGES = ("linux-source-6.1",)
 RUNTIME_PACKAGES = (
     "python3.11-minimal",

@@ -2,7 +2,9 @@
 
 A build takes minutes, so its outputs are cached outside the checkout under a key that is the sha256 of
 every input: the pinned source package (name, version, hash), the config fragment, the recipe (the make
-steps and the environment below) and the compiler's version. A changed input is a new key and a new build;
+steps and the environment below) and the version of every tool of the build (TOOLCHAIN: the compiler,
+binutils' linker and assembler, make, the parser generators, bc and the compressor whose output is part of
+the bzImage), as each reports it. A changed input is a new key and a new build;
 an unchanged one is read from the cache. Editing prose in this file does not invalidate the cache; changing
 how the kernel is built must change RECIPE.
 
@@ -34,6 +36,10 @@ SOURCE_PACKAGE = "linux-source-6.1"
 # Options that must never be on, whatever Kconfig's defaults do: the appliance has its own IP stack and
 # loads no code at run time.
 FORBIDDEN = ("CONFIG_INET", "CONFIG_IPV6", "CONFIG_MODULES", "CONFIG_ACPI", "CONFIG_BPF_SYSCALL", "CONFIG_KEXEC")
+# The programs the kernel build runs whose version can change its output: gcc, binutils (ld, and the
+# assembler released with it), make, flex and bison (Kconfig's and dtc's parsers), bc (kernel/time's
+# constants) and lz4 (the bzImage's payload compression).
+TOOLCHAIN = ("gcc", "ld", "as", "make", "flex", "bison", "bc", "lz4")
 BUILD_DEPS = ("build-essential", "flex", "bison", "bc", "libelf-dev", "cpio", "lz4", "xz-utils")
 RECIPE = ("ARCH=x86_64", "make tinyconfig", "merge_config.sh -m .config kernel.config", "make olddefconfig",
           "make bzImage", "outputs: bzImage config")
@@ -65,14 +71,17 @@ def cache_key() -> str:
         digest.update(part.encode() + b"\0")
     digest.update(FRAGMENT.read_bytes() + b"\0")
     digest.update(repr((RECIPE, sorted(REPRODUCIBLE_ENV.items()))).encode() + b"\0")
-    digest.update(_compiler_version().encode())
+    for tool in TOOLCHAIN:
+        digest.update(tool_version(tool).encode() + b"\0")
     return digest.hexdigest()[:32]
 
 
-def _compiler_version() -> str:
-    if shutil.which("gcc") is None:
-        return "gcc missing"  # a fresh machine: the build installs it, then the key is recomputed
-    return subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+def tool_version(tool: str) -> str:
+    """The first line of `tool --version` (every tool in TOOLCHAIN prints its release there)."""
+    if shutil.which(tool) is None:
+        return f"{tool} missing"  # a fresh machine: the build installs it, then the key is recomputed
+    result = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True)
+    return (result.stdout or result.stderr).splitlines()[0]
 
 
 def fragment_lines(fragment: Path = FRAGMENT) -> list[str]:

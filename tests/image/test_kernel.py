@@ -48,6 +48,20 @@ def test_cache_key_covers_fragment_and_recipe(monkeypatch: pytest.MonkeyPatch, t
     assert kernel.cache_key() != key
 
 
+@pytest.mark.parametrize("tool", ["gcc", "ld", "as", "make", "flex", "bison", "bc", "lz4"])
+def test_cache_key_covers_each_build_tool_version(monkeypatch: pytest.MonkeyPatch, tool: str) -> None:
+    key = kernel.cache_key()
+    real = kernel.tool_version
+    monkeypatch.setattr(kernel, "tool_version", lambda name: real(name) + (" (patched)" if name == tool else ""))
+    assert kernel.cache_key() != key
+
+
+def test_tool_version_is_the_first_line_or_says_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kernel.tool_version("make").startswith("GNU Make ")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert kernel.tool_version("make") == "make missing"
+
+
 def test_recorded_config_has_no_forbidden_option() -> None:
     recorded = kernel.ENABLED.read_text()
     assert [line for line in kernel.fragment_lines() if line.endswith("=y") and line not in recorded.splitlines()] == []
