@@ -4,7 +4,7 @@ Defaults follow the RFCs where they give one (RFC 6298 RTO bounds, RFC 9293 MSL,
 throttling, RFC 1122 delayed-ACK ceiling) and the appliance's threat model elsewhere.
 
 Memory. The per-connection limits alone would let peers make us hold
-`max_connections * (rcv_buffer + ooo_max_bytes + snd_buffer)` = 4096 * 768 KiB = 3 GiB, in an image of
+`max_connections * (rcv_buffer + ooo_max_bytes + snd_buffer)` = 1024 * 768 KiB = 768 MiB, in an image of
 128 MiB. So buffered bytes are also charged to three budgets shared by every connection of a TcpLayer:
 - `ooo_budget` (4 MiB): out-of-order queues, each entry charged its payload plus `ooo_entry_overhead` for the
   Python objects holding it (so 64 tiny segments per connection cannot cost more than they are charged).
@@ -18,14 +18,27 @@ Memory. The per-connection limits alone would let peers make us hold
   keeps the rest, pausing the protocol's writing.
 Each connection may always hold `rcv_guaranteed` and `snd_guaranteed` bytes (two full segments) whatever the
 budgets say, so connections stalled by one peer slow everyone else down without stopping them.
-Worst case: 4 + 8 + 8 MiB + 4096 * (2920 + 2920) bytes = 20 + 22.8 = 42.8 MiB, plus IPv4 reassembly's 256 KiB
-(netstack/limits.py): at most a third of the 128 MiB, the rest left to the interpreter, the connection
-objects themselves (bench/: under 10 KB each) and the appliance.
+
+Worst case (`TcpConfig.worst_case_bytes`): the budgets, plus per connection its guarantees and at most
+`CONNECTION_OBJECT_BYTES` of objects, plus a full transmit queue between two drains:
+4 + 8 + 8 MiB + 1024 * (2920 + 2920 + 10240) bytes + 8192 * (1500 + 160) bytes = 20 + 15.7 + 13 = 48.7 MiB,
+and IPv4 reassembly's 256 KiB (netstack/limits.py): under 40% of the 128 MiB, the rest left to the
+interpreter and the appliance. `max_connections` is what this sum is most sensitive to: at the former 4096
+the connections alone took 63 MiB. 1024 still holds issue 3's thousand concurrent connections and four times
+the appliance's own 256 (appliance.config.Limits.max_connections), leaving room for TIME-WAIT, half-open and
+closing entries beside them. It must stay well above `max_half_open`, so that a spoofed SYN flood, which can
+fill only the half-open part (SYN cookies answer beyond it), never fills the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# A ceiling for one connection's own Python objects, buffers apart: issue 3's target for an idle connection
+# (bench/tcp.py idle_connection_memory measures about 1.6 KB; tests/netstack/tcp/test_budget.py holds the line).
+CONNECTION_OBJECT_BYTES = 10 * 1024
+# What one queued outgoing segment costs beyond its bytes: the (local, remote, segment) tuple and its objects.
+OUTGOING_ENTRY_OVERHEAD = 160
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class TcpConfig:
                                          # exceeded abort the attempt (BSD icmp_may_rst); later they stay soft
 
     # Admission control
-    max_connections: int = 4096          # all TCBs, any state
+    max_connections: int = 1024          # all TCBs, any state; sized for the 128 MiB image (module docstring)
     max_per_source: int = 64             # TCBs per remote IPv4 address
     max_half_open: int = 256             # SYN-RECEIVED TCBs, whole layer; beyond it SYN cookies answer
     max_backlog: int = 128               # cap on a listener's backlog (half-open plus unaccepted)
@@ -109,3 +122,10 @@ class TcpConfig:
     @property
     def local_mss(self) -> int:
         return self.mtu - 40
+
+    def worst_case_bytes(self) -> int:
+        """The most all peers together can make this layer hold at once (module docstring), so a change to any
+        limit can be checked against the image's memory rather than argued about."""
+        per_connection = self.rcv_guaranteed + self.snd_guaranteed + CONNECTION_OBJECT_BYTES
+        return (self.ooo_budget + self.rcv_budget + self.snd_budget + self.max_connections * per_connection
+                + self.max_outgoing * (self.mtu + OUTGOING_ENTRY_OVERHEAD))

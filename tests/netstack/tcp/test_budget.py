@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import random
+import tracemalloc
+from dataclasses import replace
+
 from netstack.tcp import events as ev
-from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import Connection
+from netstack.tcp.config import CONNECTION_OBJECT_BYTES, TcpConfig
+from netstack.tcp.connection import Connection, State
 from netstack.tcp.layer import TcpLayer
-from netstack.tcp.segment import ACK, FIN
+from netstack.tcp.segment import ACK, FIN, SYN, build_options
 from tests.netstack.tcp.raw import RawPeer
 
 PEER_ISN = 1000
@@ -186,3 +191,56 @@ def test_send_buffers_share_the_send_budget_and_acknowledgements_give_it_back() 
     for c, _port, _iss in opened:
         peer.layer.abort(peer.now, c)
     assert peer.layer.snd_held == 0
+
+
+IMAGE_MEMORY = 128 << 20  # image/: the MicroVM's RAM
+
+
+def test_the_default_worst_case_fits_the_image_and_a_flood_cannot_fill_the_table() -> None:
+    config = TcpConfig()
+    assert config.worst_case_bytes() <= IMAGE_MEMORY * 2 // 5
+    # the former 4096 connections did not fit: the sum is what limits max_connections
+    assert replace(config, max_connections=4096).worst_case_bytes() > IMAGE_MEMORY * 2 // 5
+    assert config.max_connections >= 4 * config.max_half_open
+
+
+def test_a_connection_s_objects_stay_under_the_ceiling_the_worst_case_assumes() -> None:
+    count = 300
+    peer = RawPeer(TcpConfig(max_per_source=count + 10))
+    open_many(peer, 4)  # warm up caches and interned objects
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for port in range(30000, 30000 + count):
+            peer.peer_port = port
+            peer.accept(PEER_ISN)
+        peer.out()
+        gc.collect()
+        per_connection = (tracemalloc.get_traced_memory()[0] - before) / count
+    finally:
+        tracemalloc.stop()
+    assert 0 < per_connection <= CONNECTION_OBJECT_BYTES
+
+
+def test_a_spoofed_syn_flood_leaves_the_default_table_room_for_a_client() -> None:
+    """With the defaults, half-open entries (the only ones spoofed SYNs create) stop at max_half_open, far below
+    max_connections, and SYN cookies answer the rest: a real client still gets in."""
+    peer = RawPeer()
+    config = peer.layer.config
+    for port in (80, 81, 82):
+        peer.layer.listen(port, backlog=config.max_backlog)
+    rng = random.Random(3)
+    for i in range(3000):
+        source = bytes([10, 77, rng.randrange(256), rng.randrange(1, 255)])
+        peer.port = 80 + i % 3
+        peer.inject(SYN, rng.getrandbits(32), options=build_options(mss=1460), src=source,
+                    src_port=rng.randrange(1024, 65535))
+    peer.out()
+    assert len(peer.layer.half_open) == len(peer.layer.by_id) == config.max_half_open
+    assert peer.layer.stats["syn-cookie-sent"] > 2000
+    assert peer.layer.stats["connection-limit"] == 0
+    peer.port = 80
+    conn, _iss = peer.accept(PEER_ISN)
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
