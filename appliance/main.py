@@ -115,10 +115,10 @@ def check_policy(options: Options, production: bool) -> None:
         raise FatalBootError("production always uses our network stack")
 
 
-async def make_network(options: Options) -> Network:
+async def make_network(options: Options, limits: Limits) -> Network:
     if options.net == "kernel":
         return KernelNetwork(options.host)
-    return await userspace_network(options.net, options.ip, os.urandom)
+    return await userspace_network(options.net, options.ip, os.urandom, limits)
 
 
 def read_manifest(explicit: Path | None) -> bytes | None:
@@ -172,7 +172,7 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
         parse_net_spec(options.net)  # a typo fails before the disk is touched
     disk = Disk(options.disk)
     appliance, _ = await assemble(
-        disk=disk, network=lambda: make_network(options), tls=options.tls, limits=limits, ports=ports, log=log,
+        disk=disk, network=lambda: make_network(options, limits), tls=options.tls, limits=limits, ports=ports, log=log,
         manifest=read_manifest(options.manifest), test_pki=options.test_pki,
     )
     log.event(

@@ -12,7 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.config import DEFAULT_LIMITS, Limits
+
 ProtocolFactory = Callable[[], asyncio.Protocol]
+
+TCP_HEADROOM = 4
+"""TCP control blocks allowed per connection the appliance admits. TCP holds more than the appliance counts
+(TIME-WAIT, half-open, closing, the 10001 connect-backs), and its per-source cap must sit well above the
+appliance's own, so an extra connection is refused and counted by the appliance, not silently by TCP."""
+
+
+def tcp_limits(limits: Limits) -> dict[str, int]:
+    """The TCP layer's admission limits, derived from the appliance's one config module (appliance.config)."""
+    return {
+        "max_connections": TCP_HEADROOM * limits.max_connections,
+        "max_per_source": TCP_HEADROOM * limits.max_connections_per_source,
+    }
 
 
 class Listener(Protocol):
@@ -111,13 +126,16 @@ def parse_net_spec(spec: str) -> tuple[str, str]:
     return kind, interface
 
 
-async def userspace_network(spec: str, addressing: str | None, random_bytes: Callable[[int], bytes]) -> Network:
+async def userspace_network(
+    spec: str, addressing: str | None, random_bytes: Callable[[int], bytes], limits: Limits = DEFAULT_LIMITS
+) -> Network:
     """`tap:IF` or `packet:IF` over `netstack.api.start_network`. `addressing`: "dhcp", "A.B.C.D/N[,gw=G]",
     or None for the kernel command line's `ip=` (DHCP when it has none)."""
     kind, interface = parse_net_spec(spec)
     try:
         api = importlib.import_module("netstack.api")
         config = importlib.import_module("netstack.config")
+        tcp_config = importlib.import_module("netstack.tcp.config")
         link_module = importlib.import_module(f"netstack.link.{kind}")
     except ImportError as exc:
         raise NetstackUnavailableError(f"--net {spec}: the userspace network stack is not in this build: {exc}") from (
@@ -140,7 +158,8 @@ async def userspace_network(spec: str, addressing: str | None, random_bytes: Cal
             link = link_module.PacketLink(interface)
     except OSError as exc:
         raise NetstackUnavailableError(f"--net {spec}: cannot open the link: {exc}") from exc
-    network = await api.start_network(link, api.NetworkConfig(addressing=chosen))
+    tcp = tcp_config.TcpConfig(**tcp_limits(limits))
+    network = await api.start_network(link, api.NetworkConfig(addressing=chosen, tcp=tcp))
     return UserspaceNetwork(network, f"{kind}:{interface} {chosen}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance import bitcoin
-from appliance.config import Limits
+from appliance.config import DEFAULT_LIMITS, Limits
 from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args
 from appliance.net import NetstackUnavailableError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
@@ -82,3 +82,19 @@ def test_run_with_a_bad_network_exits_with_a_message(tmp_path: Path) -> None:
     result = _run("--net", "tap:pinata-t1", "--ip", "300.1.1.1/24", "--disk", str(tmp_path / "disk"), "--tls", "stdlib")
     assert result.returncode == 2
     assert '"event":"fatal"' in result.stdout
+
+
+def test_tcp_admission_follows_the_appliance_limits() -> None:
+    """TCP's caps come from appliance.config (one place), stay above the appliance's own so the appliance
+    is the one that refuses and counts, and keep the stack inside the image's memory."""
+    from appliance.net import tcp_limits
+    from netstack.tcp.config import TcpConfig
+
+    for limits in (DEFAULT_LIMITS, Limits(max_connections=32, max_connections_per_source=2)):
+        derived = tcp_limits(limits)
+        assert derived["max_connections"] > limits.max_connections
+        assert derived["max_per_source"] > limits.max_connections_per_source
+        config = TcpConfig(max_connections=derived["max_connections"], max_per_source=derived["max_per_source"])
+        assert config.max_connections == derived["max_connections"]
+        assert config.worst_case_bytes() < 0.4 * 128 * 1024 * 1024
+    assert tcp_limits(DEFAULT_LIMITS) != tcp_limits(Limits(max_connections=32, max_connections_per_source=2))
