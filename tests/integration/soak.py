@@ -311,7 +311,7 @@ def summary(figures: dict[str, object]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.integration.soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--seconds", type=float, default=900.0)
     parser.add_argument("--target", choices=("image", "host"), default="image")
     parser.add_argument("--ledger-region-kib", type=int, default=None,
                         help="provision the disk with this ledger region size (default: production's) to see "
