@@ -53,6 +53,6 @@ def test_initramfs_matches_the_recorded_build_when_the_sources_do(tmp_path: Path
 def test_kernel_matches_the_recorded_build() -> None:
     _name, _version, digest, key = _recorded()["bzImage"]
     if key != f"kernel-key:{kernel.cache_key()}":
-        pytest.skip("the recorded kernel was built from other inputs (or another compiler); run --record")
+        pytest.skip("the recorded kernel was built from other inputs (or another toolchain); run --record")
     built = kernel.ensure_kernel()
     assert f"sha256:{hashlib.sha256(built.bzimage.read_bytes()).hexdigest()}" == digest
