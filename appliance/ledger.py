@@ -18,9 +18,16 @@ from dataclasses import dataclass
 
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
-from appliance.disk import Disk
+from appliance.disk import Disk, DiskError
 
 CHECKPOINT_MAX_BYTES = rec.CHECKPOINT_MAX_BYTES
+
+
+def min_region_bytes(limits: Limits) -> int:
+    """The smallest region that works: the largest checkpoint, then at least one largest event, then the
+    zero frame that ends the valid prefix. A smaller region would roll over on every event and write a
+    checkpoint past its own end, into the other region or beyond the disk's two."""
+    return CHECKPOINT_MAX_BYTES + rec.FRAME.size + limits.ledger_max_record + rec.FRAME.size
 
 
 @dataclass
@@ -33,6 +40,9 @@ class RecoveryReport:
 
 class Ledger:
     def __init__(self, disk: Disk, region_bytes: int, limits: Limits) -> None:
+        if region_bytes < min_region_bytes(limits):
+            raise DiskError(f"ledger region of {region_bytes} bytes is smaller than the {min_region_bytes(limits)} "
+                            "a checkpoint and one record need")
         self._disk = disk
         self._region_bytes = region_bytes
         self._limits = limits

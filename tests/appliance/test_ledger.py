@@ -7,14 +7,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
-from appliance.disk import Disk
-from appliance.ledger import Ledger
+from appliance.disk import Disk, DiskError
+from appliance.ledger import Ledger, min_region_bytes
 from appliance.stats import Stats
 
 ROOT = Path(__file__).resolve().parents[2]
-LIMITS = replace(Limits(), ledger_batch_records=4, ledger_region_bytes=16 * 1024)
+SMALLEST_REGION = -(-min_region_bytes(Limits()) // 4096) * 4096  # the disk header wants whole 4 KiB blocks
+LIMITS = replace(Limits(), ledger_batch_records=4, ledger_region_bytes=SMALLEST_REGION)
 
 
 def _event(i: int) -> rec.Event:
@@ -87,7 +90,7 @@ def test_stale_record_after_a_torn_one_is_not_replayed(tmp_path: Path) -> None:
 
 def test_rollover_keeps_aggregate_counters(tmp_path: Path) -> None:
     ledger, stats, _, _ = _open(tmp_path / "d")
-    total = 600  # ~40 bytes each: several rollovers of a 16 KiB region
+    total = 4000  # ~40 bytes each: several rollovers of the smallest region
     for i in range(total):
         _append(ledger, stats, _event(i))
     ledger.sync()
@@ -112,6 +115,15 @@ def test_crash_during_rollover_falls_back_to_the_full_region(tmp_path: Path) -> 
     _, stats2, seen, _ = _open(tmp_path / "d")
     assert isinstance(seen[0].body, rec.Checkpoint)
     assert 0 < stats2.total() < i
+
+
+def test_a_region_too_small_for_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    """Such a region would roll over on every event and write checkpoints past its own end."""
+    disk = Disk(tmp_path / "d")
+    for region in (16 * 1024, SMALLEST_REGION - 4096):
+        with pytest.raises(DiskError, match="smaller than"):
+            Ledger(disk, region, replace(LIMITS, ledger_region_bytes=region))
+    Ledger(disk, SMALLEST_REGION, LIMITS)
 
 
 def test_blank_disk_starts_empty(tmp_path: Path) -> None:
@@ -177,8 +189,8 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
 
 def test_kill_9_mid_burst_with_rollovers_keeps_the_counts(tmp_path: Path) -> None:
-    region = 32 * 1024
-    acked = _kill_mid_burst(tmp_path / "d", 8, region, 3000)  # ~45 bytes each: several rollovers
+    region = SMALLEST_REGION
+    acked = _kill_mid_burst(tmp_path / "d", 8, region, 6000)  # ~45 bytes each: several rollovers
     _, stats, seen, _ = _open(tmp_path / "d", replace(LIMITS, ledger_region_bytes=region))
     assert isinstance(seen[0].body, rec.Checkpoint)
     assert stats.rolled_over

@@ -30,7 +30,7 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
 
     limits = Limits()
     disk = Disk(tmp_path / "disk")
-    provision(disk, bitcoin.wif_decode(KNOWN_WIF), 64 * 1024)
+    provision(disk, bitcoin.wif_decode(KNOWN_WIF), 128 * 1024)
     link_a, link_b = memory_link_pair(APPLIANCE_MAC, ATTACKER_MAC, Impairment(), random.Random(7))
     ours = await start_network(link_a, NetworkConfig(parse_static("10.66.0.2/24")))
     attacker = await start_network(link_b, NetworkConfig(parse_static("10.66.0.1/24")))

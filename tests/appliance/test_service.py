@@ -38,7 +38,7 @@ def test_gate_forgets_sources_that_left() -> None:
 
 
 def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp_path: Path) -> None:
-    limits = replace(Limits(), log_connection_lines_per_second=2.0, ledger_region_bytes=64 * 1024)
+    limits = replace(Limits(), log_connection_lines_per_second=2.0, ledger_region_bytes=128 * 1024)
     console = io.StringIO()
     clock = [1000.0]
     disk = Disk(tmp_path / "disk")
