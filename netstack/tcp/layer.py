@@ -33,7 +33,7 @@ from netstack.tcp.segment import (
     build_segment,
     parse_segment,
 )
-from netstack.tcp.seq import MASK, seq_in
+from netstack.tcp.seq import MASK, seq_gt, seq_in
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +287,7 @@ class TcpLayer:
             self.count("xmas")
             return
         conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
+        as_sent = flags
         if flags & SYN and flags & FIN:
             # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
             # a connecting socket drops it when configured to (BSD drop_synfin), else the FIN is ignored.
@@ -295,6 +296,14 @@ class TcpLayer:
                 if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
                     return
                 seg.flags = flags = flags & ~FIN
+        if conn is not None and as_sent == SYN and self._reopens_time_wait(conn, seg):
+            # A new SYN on the ports of a connection in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): clients
+            # reuse ports quickly, and one whose new SYN only drew a challenge ACK (whose RST we then ignore,
+            # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
+            # keeps old duplicates apart, so it is taken as a new connection.
+            self.count("time-wait-reopened")
+            self.destroy(conn, None, notify=False)
+            conn = None
         if conn is not None:
             conn.segment_arrived(now, seg)
             self._schedule(conn)
@@ -305,6 +314,16 @@ class TcpLayer:
             return
         self.count("closed-port")
         self.send_reset_for(dst, src, seg, now)
+
+    def _reopens_time_wait(self, conn: Connection, seg: Segment) -> bool:
+        """For a bare SYN (the caller checks the flags as sent: a SYN+FIN probe never reopens) to a listening
+        port: RFC 9293 §3.10.7.4 accepts a new connection in TIME-WAIT only when the Timestamp Option is in
+        use and meets RFC 6191's expectation, a TSval newer than the old connection's TS.Recent. Any other
+        SYN gets RFC 5961's challenge ACK (BSD also reopens on an ISN beyond RCV.NXT; the RFC does not)."""
+        if conn.state != State.TIME_WAIT or seg.dst_port not in self.listeners:
+            return False
+        ts_val = seg.options.ts_val
+        return conn.ts_enabled and ts_val is not None and seq_gt(ts_val, conn.ts_recent)
 
     def _listen_input(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> None:
         flags = seg.flags

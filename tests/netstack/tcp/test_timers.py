@@ -9,7 +9,7 @@ import pytest
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import State
-from netstack.tcp.segment import ACK, FIN, RST, SYN, Segment
+from netstack.tcp.segment import ACK, FIN, RST, SYN, Segment, build_options
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 
@@ -246,3 +246,72 @@ def test_time_wait_ignores_every_rst(challenge_rst: bool, flags: int, seq: int) 
     assert (again.flags, again.ack) == (ACK, 1002)
     peer.advance(2 * 5 + 0.5)
     assert peer.layer.state_of(conn) == State.CLOSED
+
+
+def _in_time_wait(peer: RawPeer, *, timestamps: bool) -> tuple[int, int]:
+    """A passive connection that we closed first (as the appliance does after a response), now in TIME-WAIT;
+    with timestamps the peer's last TSval was 5000."""
+    peer.layer.listen(peer.port)
+    options = build_options(mss=1460, ts=(4000, 0) if timestamps else None)
+    peer.inject(SYN, 1000, options=options)
+    (syn_ack,) = peer.out()
+    iss = syn_ack.seq
+    assert (syn_ack.options.ts_val is not None) == timestamps
+    ts = build_options(ts=(5000, syn_ack.options.ts_val or 0)) if timestamps else b""
+    peer.inject(ACK, 1001, iss + 1, options=ts)
+    (accepted,) = [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    conn = accepted.conn
+    peer.layer.close(peer.now, conn)
+    peer.out()
+    peer.inject(FIN | ACK, 1001, iss + 2, options=ts)
+    peer.out()
+    peer.layer.take_events()
+    assert peer.layer.state_of(conn) == State.TIME_WAIT
+    return conn, iss
+
+
+def test_a_syn_with_a_newer_timestamp_reopens_time_wait() -> None:
+    """RFC 6191: a client reusing its port at once (as Linux does under load) gets a new connection, not a
+    challenge ACK whose RST we would ignore (RFC 1337), which left it unable to connect for 2*MSL."""
+    peer = RawPeer(TcpConfig(msl=30))
+    old, _ = _in_time_wait(peer, timestamps=True)
+    peer.advance(0.5)
+    peer.inject(SYN, 7, options=build_options(mss=1460, ts=(5001, 0)))  # any ISN: the timestamp decides
+    (syn_ack,) = peer.out()
+    assert syn_ack.flags == SYN | ACK
+    assert syn_ack.ack == 8
+    assert peer.layer.stats["time-wait-reopened"] == 1
+    assert peer.layer.state_of(old) == State.CLOSED
+    peer.inject(ACK, 8, syn_ack.seq + 1, options=build_options(ts=(5002, syn_ack.options.ts_val or 0)))
+    accepted = [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    assert len(accepted) == 1
+    assert accepted[0].conn != old
+    assert peer.layer.time_wait == 0
+
+
+@pytest.mark.parametrize(("timestamps", "ts_val", "seq"), [
+    (True, 5000, 500_000),    # the same TSval: possibly an old duplicate
+    (True, 4000, 500_000),    # an older one
+    (True, None, 500_000),    # the old connection used timestamps, this SYN has none
+    (False, None, 500_000),   # no timestamps at all: RFC 9293 does not reopen on the ISN alone (BSD does)
+    (False, None, 1002),
+], ids=["same-ts", "older-ts", "ts-missing", "isn-beyond", "isn-at-rcv-nxt"])
+def test_other_syns_do_not_reopen_time_wait(timestamps: bool, ts_val: int | None, seq: int) -> None:
+    """They get RFC 5961's challenge ACK and the TIME-WAIT entry stays."""
+    peer = RawPeer(TcpConfig(msl=30))
+    old, _ = _in_time_wait(peer, timestamps=timestamps)
+    peer.inject(SYN, seq, options=build_options(mss=1460, ts=(ts_val, 0) if ts_val is not None else None))
+    (challenge,) = peer.out()
+    assert challenge.flags == ACK
+    assert challenge.ack == 1002
+    assert peer.layer.state_of(old) == State.TIME_WAIT
+    assert peer.layer.stats["time-wait-reopened"] == 0
+
+
+def test_time_wait_is_kept_when_nothing_listens_any_more() -> None:
+    peer = RawPeer(TcpConfig(msl=30))
+    old, _ = _in_time_wait(peer, timestamps=True)
+    peer.layer.unlisten(peer.port)
+    peer.inject(SYN, 500_000, options=build_options(mss=1460, ts=(9000, 0)))
+    assert peer.layer.state_of(old) == State.TIME_WAIT
+    assert peer.layer.stats["time-wait-reopened"] == 0
