@@ -154,3 +154,48 @@ def test_curl_fetches_from_our_server(ns: str) -> None:
     if subprocess.run(["which", "curl"], capture_output=True, check=False).returncode != 0:
         pytest.skip("curl not installed")
     assert asyncio.run(main()) == body
+
+
+def test_kernel_client_reconnects_from_the_same_port_while_we_hold_time_wait(ns: str) -> None:
+    """Our server closes first, so each connection leaves a TIME-WAIT entry on our side; the kernel client
+    then connects again from the very same port (SO_REUSEADDR), as a busy client reusing ports does. Each
+    new SYN carries a newer timestamp, so it must open a new connection at once (RFC 6191), not draw
+    challenge ACKs until 2*MSL has passed."""
+    rounds = 20
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        net = await bring_up(ns)
+        served = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal served
+            await reader.readexactly(4)
+            writer.write(b"pong")
+            await writer.drain()
+            writer.close()
+            served += 1
+
+        await net.start_stream_server(5002, handle)
+        port = 0
+        try:
+            for _ in range(rounds):
+                await asyncio.sleep(0.1)  # the kernel's old socket leaves LAST-ACK once we acknowledge its FIN
+                client = kernel_socket(ns)
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                client.bind((KERNEL_IP, port))
+                port = client.getsockname()[1]
+                try:
+                    await asyncio.wait_for(loop.sock_connect(client, (STACK_IP, 5002)), 5)
+                    await loop.sock_sendall(client, b"ping")
+                    assert await asyncio.wait_for(recv_all(loop, client, 5), 5) == b"pong"
+                finally:
+                    client.close()
+            await asyncio.sleep(0.2)
+        finally:
+            net.close()
+        assert served == rounds
+        assert net.tcp.stats["time-wait-reopened"] == rounds - 1
+        assert net.tcp.stats["internal-error"] == 0
+
+    asyncio.run(main())
