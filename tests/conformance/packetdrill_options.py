@@ -17,14 +17,17 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-MASK = 0xFFFFFFFF
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_WSCALE = 3
-OPT_SACK_PERMITTED = 4
-OPT_SACK = 5
-OPT_TIMESTAMP = 8
+from netstack.tcp.segment import (
+    OPT_EOL,
+    OPT_MSS,
+    OPT_NOP,
+    OPT_SACK,
+    OPT_SACK_PERMITTED,
+    OPT_TIMESTAMP,
+    OPT_WSCALE,
+)
+from netstack.tcp.seq import MASK
+
 TS_LEN = 10
 
 
