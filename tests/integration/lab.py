@@ -163,6 +163,18 @@ class Lab:
             time.sleep(0.5)
         raise AssertionError(f"/stats.json unavailable: {last!r}")
 
+    def network(self) -> dict[str, int]:
+        """The target's network-stack counters from /stats.json: where attacks that never become a connection
+        (spoofed SYNs, bad fragments, malformed headers) are counted."""
+        counters = self.stats()["network"]
+        assert isinstance(counters, dict)
+        return {str(name): int(value) for name, value in counters.items()}
+
+    def network_delta(self, before: dict[str, int]) -> dict[str, int]:
+        """How much each network counter grew since `before` (only those that did)."""
+        after = self.network()
+        return {name: value - before.get(name, 0) for name, value in after.items() if value > before.get(name, 0)}
+
     def count(self, endpoint: str, category: str) -> int:
         by_endpoint = self.stats()["by_endpoint"]
         assert isinstance(by_endpoint, dict)

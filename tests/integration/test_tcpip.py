@@ -2,8 +2,9 @@
 
 Below TCP's accept there is no connection outcome to count (a spoofed SYN, a bad fragment or a malformed
 header never becomes a connection), so those cases assert what the wire shows (no SYN-ACK where none is due,
-challenge ACKs where RFC 5961 wants them) and that the service goes on serving; once a connection exists its
-outcome is asserted in /stats.json like every other case.
+challenge ACKs where RFC 5961 wants them), the network stack's drop counters in /stats.json ("network"), and
+that the service goes on serving; once a connection exists its outcome is asserted in /stats.json like every
+other case.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from appliance.config import DEFAULT_LIMITS
+from netstack.tcp.config import TcpConfig
 from tests.integration.lab import ATTACKER_IPS, KERNEL_IP, LIMITS, SUBNET, TARGET_IP, Lab, read_all
 from tests.integration.wire import Wire, open_wire, tcp_from_target
 
@@ -54,6 +56,7 @@ def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire:
 
     rng = random.Random(8)
     successes = target.count("http", "served")
+    network = target.network()
 
     def flood() -> None:
         for _ in range(SYN_FLOOD_PACKETS):
@@ -72,6 +75,14 @@ def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire:
     _page_ok(target)
     assert target.wait_count("http", "served", successes + 4) >= successes + 4
     assert target.alive()
+    # The flood is counted where it was handled, in the stack's counters in /stats.json: state for the first
+    # SYNs up to the half-open limit, SYN cookies (stateless) for the rest.
+    delta = target.network_delta(network)
+    ways = ("syn-received", "syn-cookie-sent", "syn-cookie-rate-limited")
+    handled = sum(delta.get(f"tcp-{name}", 0) for name in ways)
+    assert handled >= SYN_FLOOD_PACKETS * 9 // 10, delta
+    assert delta.get("tcp-syn-cookie-sent", 0) > 0, delta
+    assert target.network()["tcp-half-open"] <= TcpConfig().max_half_open
 
 
 def _handshake_seen(target: Lab, wire: Wire, port: int) -> tuple[socket.socket, int, int, int]:
@@ -165,6 +176,7 @@ def test_overlapping_fragments_are_dropped(target: Lab, wire: Wire) -> None:
     """The same SYN in two IP fragments: tiled exactly it is answered; overlapping (identical or conflicting
     bytes, the teardrop/evasion shapes) the whole datagram is dropped."""
     cases = {40_001: (3, False), 40_002: (2, False), 40_003: (2, True)}  # port: (second offset, conflicting)
+    network = target.network()
     answered = {}
     for sport, (offset, conflicting) in cases.items():
         wire.drain()
@@ -172,6 +184,7 @@ def test_overlapping_fragments_are_dropped(target: Lab, wire: Wire) -> None:
             wire.send(fragment)
         answered[sport] = wire.wait_for(tcp_from_target(sport, "SA"), 3.0) is not None
     assert answered == {40_001: True, 40_002: False, 40_003: False}
+    assert target.network_delta(network).get("frag-overlap", 0) == 2  # counted, in /stats.json
     _page_ok(target)
 
 
@@ -191,6 +204,7 @@ def test_malformed_tcp_headers_get_no_syn_ack(target: Lab, wire: Wire) -> None:
         41_008: base / TCP(sport=41_008, dport=80, flags="FSRPAUEC"),  # Christmas tree
         41_009: IP(src=TARGET_IP, dst=TARGET_IP) / TCP(sport=80, dport=80, flags="S"),  # LAND
     }
+    network = target.network()  # before the drain: its own connection's SYN-ACK must not be collected below
     wire.drain()
     for packet in malformed.values():
         wire.send(packet)
@@ -205,6 +219,9 @@ def test_malformed_tcp_headers_get_no_syn_ack(target: Lab, wire: Wire) -> None:
 
     wire.wait_for(note_syn_acks, SYN_ACK_WATCH_SECONDS)  # collects every SYN-ACK for a while
     assert answered == {control}
+    delta = target.network_delta(network)  # each refusal counted by reason, in /stats.json
+    expected = {"tcp-option-length": 3, "tcp-bad-data-offset": 2, "tcp-syn-fin": 1, "tcp-syn-rst": 2, "ipv4-land": 1}
+    assert {name: delta.get(name, 0) for name in expected} == expected, delta
     _page_ok(target)
 
 
