@@ -302,11 +302,7 @@ class Connection:
         if payload:
             residue += ones_sum(payload)
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
-        layer = self.layer
-        if len(layer.outgoing) < layer.config.max_outgoing:  # layer.transmit, inlined on the hot path
-            layer.outgoing.append((self.local, self.remote, segment))
-        else:
-            layer.count("tx-queue-full")
+        self.layer.transmit(self.local, self.remote, segment)
         if flags & ACK:
             self.t_delack = INF
             self.unacked_segments = 0
