@@ -287,7 +287,14 @@ class TcpLayer:
             self.count("xmas")
             return
         conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
-        as_sent = flags
+        if conn is not None and flags & (SYN | ACK | RST | FIN) == SYN and self._reopens_time_wait(conn, seg):
+            # A new SYN on the ports of a connection in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): clients
+            # reuse ports quickly, and one whose new SYN only drew a challenge ACK (whose RST we then ignore,
+            # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
+            # keeps old duplicates apart, so it is taken as a new connection.
+            self.count("time-wait-reopened")
+            self.destroy(conn, None, notify=False)
+            conn = None
         if flags & SYN and flags & FIN:
             # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
             # a connecting socket drops it when configured to (BSD drop_synfin), else the FIN is ignored.
@@ -296,14 +303,6 @@ class TcpLayer:
                 if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
                     return
                 seg.flags = flags = flags & ~FIN
-        if conn is not None and as_sent == SYN and self._reopens_time_wait(conn, seg):
-            # A new SYN on the ports of a connection in TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191): clients
-            # reuse ports quickly, and one whose new SYN only drew a challenge ACK (whose RST we then ignore,
-            # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
-            # keeps old duplicates apart, so it is taken as a new connection.
-            self.count("time-wait-reopened")
-            self.destroy(conn, None, notify=False)
-            conn = None
         if conn is not None:
             conn.segment_arrived(now, seg)
             self._schedule(conn)
@@ -316,7 +315,7 @@ class TcpLayer:
         self.send_reset_for(dst, src, seg, now)
 
     def _reopens_time_wait(self, conn: Connection, seg: Segment) -> bool:
-        """For a bare SYN (the caller checks the flags as sent: a SYN+FIN probe never reopens) to a listening
+        """For a SYN without ACK, RST or FIN (an ECN-setup SYN's ECE and CWR may come with it) to a listening
         port: RFC 9293 §3.10.7.4 accepts a new connection in TIME-WAIT only when the Timestamp Option is in
         use and meets RFC 6191's expectation, a TSval newer than the old connection's TS.Recent. Any other
         SYN gets RFC 5961's challenge ACK (BSD also reopens on an ISN beyond RCV.NXT; the RFC does not)."""

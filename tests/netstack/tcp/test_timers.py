@@ -9,7 +9,7 @@ import pytest
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import State
-from netstack.tcp.segment import ACK, FIN, RST, SYN, Segment, build_options
+from netstack.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment, build_options
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 
@@ -270,13 +270,14 @@ def _in_time_wait(peer: RawPeer, *, timestamps: bool) -> tuple[int, int]:
     return conn, iss
 
 
-def test_a_syn_with_a_newer_timestamp_reopens_time_wait() -> None:
+@pytest.mark.parametrize("syn", [SYN, SYN | ECE | CWR], ids=["plain", "ecn-setup"])
+def test_a_syn_with_a_newer_timestamp_reopens_time_wait(syn: int) -> None:
     """RFC 6191: a client reusing its port at once (as Linux does under load) gets a new connection, not a
     challenge ACK whose RST we would ignore (RFC 1337), which left it unable to connect for 2*MSL."""
     peer = RawPeer(TcpConfig(msl=30))
     old, _ = _in_time_wait(peer, timestamps=True)
     peer.advance(0.5)
-    peer.inject(SYN, 7, options=build_options(mss=1460, ts=(5001, 0)))  # any ISN: the timestamp decides
+    peer.inject(syn, 7, options=build_options(mss=1460, ts=(5001, 0)))  # any ISN: the timestamp decides
     (syn_ack,) = peer.out()
     assert syn_ack.flags == SYN | ACK
     assert syn_ack.ack == 8
