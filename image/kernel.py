@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -76,8 +77,11 @@ def cache_key() -> str:
     return digest.hexdigest()[:32]
 
 
+@functools.cache
 def tool_version(tool: str) -> str:
-    """The first line of `tool --version` (every tool in TOOLCHAIN prints its release there)."""
+    """The first line of `tool --version` (every tool in TOOLCHAIN prints its release there). Asked once per
+    process (a build computes the key several times); `_ensure_build_tools` forgets the answers when it
+    installs tools."""
     if shutil.which(tool) is None:
         return f"{tool} missing"  # a fresh machine: the build installs it, then the key is recomputed
     result = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True)
@@ -113,7 +117,7 @@ def enabled_options(config_text: str) -> list[str]:
 
 
 def _ensure_build_tools() -> None:
-    missing = [tool for tool in ("gcc", "make", "flex", "bison", "bc", "lz4") if shutil.which(tool) is None]
+    missing = [tool for tool in TOOLCHAIN if shutil.which(tool) is None]
     if not missing and Path("/usr/include/libelf.h").exists():
         return
     if os.geteuid() != 0:
@@ -121,6 +125,7 @@ def _ensure_build_tools() -> None:
     print(f"installing kernel build tools ({' '.join(BUILD_DEPS)}) ...", flush=True)
     subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *BUILD_DEPS], check=True,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    tool_version.cache_clear()  # "missing" answers are stale now: the cache key must see the installed tools
 
 
 def _unpack_source(workdir: Path) -> Path:
