@@ -13,7 +13,19 @@ import struct
 from typing import TYPE_CHECKING
 
 from netstack.tcp import events as ev
-from netstack.tcp.segment import ACK, FIN, HEADER, PSH, RST, SYN, Segment, build_options, finish_checksum, ones_sum
+from netstack.tcp.segment import (
+    ACK,
+    FIN,
+    HEADER,
+    MAX_WSCALE,
+    PSH,
+    RST,
+    SYN,
+    Segment,
+    build_options,
+    finish_checksum,
+    ones_sum,
+)
 from netstack.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
 
 if TYPE_CHECKING:
@@ -24,6 +36,14 @@ _U16 = struct.Struct("!H")
 _TS_OPT = struct.Struct("!BBBBII")
 MAX_RAW_WINDOW = 0xFFFF
 TS_OPTION_LEN = 12
+
+
+def window_shift(buffer: int) -> int:
+    """The smallest RFC 7323 shift whose largest window covers `buffer`: what our SYN announces."""
+    shift = 0
+    while (MAX_RAW_WINDOW << shift) < buffer and shift < MAX_WSCALE:
+        shift += 1
+    return shift
 
 
 class State(enum.IntEnum):
@@ -332,9 +352,7 @@ class Connection:
         offer_ws = cfg.window_scaling and (reply_to is None or reply_to.options.wscale is not None)
         offer_ts = cfg.timestamps and (reply_to is None or reply_to.options.ts_val is not None)
         if offer_ws:
-            self.rcv_wscale = 0
-            while (MAX_RAW_WINDOW << self.rcv_wscale) < self.rcv_buf_size and self.rcv_wscale < 14:
-                self.rcv_wscale += 1
+            self.rcv_wscale = window_shift(self.rcv_buf_size)
         ts = (self.ts_now(now), self.ts_recent if reply_to is not None else 0) if offer_ts else None
         return build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if offer_ws else None, ts=ts)
 

@@ -40,7 +40,7 @@ from netstack.errors import MalformedError
 from netstack.ipv4 import PROTO_TCP, build_header
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import Connection, State
+from netstack.tcp.connection import Connection, State, window_shift
 from netstack.tcp.layer import TcpError, TcpLayer
 from netstack.tcp.segment import (
     ACK,
@@ -55,15 +55,13 @@ from netstack.tcp.segment import (
     build_segment,
     parse_segment,
 )
+from netstack.tcp.seq import MASK
 from tests.conformance import packetdrill_options as opts
 from tests.conformance.packetdrill_wire import LOCAL, REMOTE, Outbound, Wire, WireError
 
 LOCAL_PORT = 8080
 REMOTE_PORT = 40000
 REMOTE_ISN = 0x10000000
-MASK = 0xFFFFFFFF
-MAX_RAW_WINDOW = 0xFFFF
-MAX_SHIFT = 14  # RFC 7323 section 2.3
 DEFAULT_MTU = 1500
 DEFAULT_TOLERANCE_USECS = 4000  # packetdrill's default --tolerance_usecs
 EXPECT_HORIZON = 600.0          # how long a `*` expected segment may take to appear
@@ -265,14 +263,6 @@ def setup_for(script: Script) -> Setup:
             raise UnsupportedError(f"socket option {m.group(1)}")
     config = dataclasses.replace(TcpConfig(), **changes)  # type: ignore[arg-type]
     return Setup(config, mtu, unchecked, settings.get("kern.ipc.maxsockbuf"))
-
-
-def minimal_shift(buffer: int) -> int:
-    """The smallest RFC 7323 shift whose largest window covers `buffer` (what both FreeBSD and we compute)."""
-    shift = 0
-    while (MAX_RAW_WINDOW << shift) < buffer and shift < MAX_SHIFT:
-        shift += 1
-    return shift
 
 
 # ------------------------------------------------------------------ the interpreter
@@ -515,16 +505,16 @@ class Runner:
             raise ScriptError(f"options {opts.describe(actual) or '<>'}, expected {opts.describe(expected) or '<>'}")
 
     def _our_window_scale(self, script_options: tuple[opts.Option, ...]) -> tuple[opts.Option, ...]:
-        """FreeBSD's SYN shift is minimal_shift(kern.ipc.maxsockbuf), the buffer a socket may grow to; ours is
-        minimal_shift(receive buffer), the buffer it has (there is no autotuning). Where the script's shift is
+        """FreeBSD's SYN shift is window_shift(kern.ipc.maxsockbuf), the buffer a socket may grow to; ours is
+        window_shift(receive buffer), the buffer it has (there is no autotuning). Where the script's shift is
         exactly FreeBSD's derivation, we expect our derivation instead; any other shift is compared as written.
         The peers in these scripts never send a window scale, so the shift never changes a window they check."""
         if self.maxsockbuf is None:
             return script_options
-        ours = minimal_shift(self.layer.config.rcv_buffer)
+        ours = window_shift(self.layer.config.rcv_buffer)
         out = []
         for option in script_options:
-            if option.kind == "wscale" and option.values[0] == minimal_shift(self.maxsockbuf) != ours:
+            if option.kind == "wscale" and option.values[0] == window_shift(self.maxsockbuf) != ours:
                 note = (f"SYN window scale {option.values[0]} (FreeBSD's, from kern.ipc.maxsockbuf={self.maxsockbuf})"
                         f" expected as {ours} (ours, from the {self.layer.config.rcv_buffer}-byte receive buffer)")
                 if note not in self.adapted:
