@@ -25,7 +25,7 @@ from tls.failure import Category
 from tls.keyschedule import KeySchedule13
 from tls.limits import Limits
 from tls.messages import frame
-from tls.record import Protection12, Protection13, plaintext_record
+from tls.record import plaintext_record
 from tls.server import ServerConnection
 
 
@@ -304,26 +304,11 @@ def test_heartbeat_record_after_the_handshake(versions: tuple[int, ...]) -> None
 
 
 def _oversized_protected_record(engine: ClientConnection | ServerConnection) -> bytes:
-    """A record sealed under `engine`'s real write key whose ciphertext fits the record limit (2^14 + 256)
-    but whose content does not: 2^14 bytes of data, the type byte, 100 bytes of padding (TLS 1.3; RFC 8446
-    §5.4 bounds the inner plaintext by 2^14 + 1), or 2^14 + 1 bytes of data (TLS 1.2, RFC 5246 §6.2.3)."""
-    write = engine._write
-    if isinstance(write, Protection13):
-        inner = b"x" * 2**14 + b"\x17" + bytes(100)
-        length = len(inner) + 16
-        header = bytes((23, 3, 3)) + length.to_bytes(2, "big")
-        record = header + write._aead.encrypt(write._nonce(), inner, header)
-    else:
-        assert isinstance(write, Protection12)
-        seq = write._take_seq()
-        data = b"x" * (2**14 + 1)
-        aad = seq.to_bytes(8, "big") + b"\x17\x03\x03" + len(data).to_bytes(2, "big")
-        if write._gcm:
-            explicit = seq.to_bytes(8, "big")
-            body = explicit + write._aead.encrypt(write._iv + explicit, data, aad)
-        else:
-            body = write._aead.encrypt((write._iv_int ^ seq).to_bytes(12, "big"), data, aad)
-        record = bytes((23, 3, 3)) + len(body).to_bytes(2, "big") + body
+    """A record sealed under `engine`'s real write key (its own record protection, which does not check
+    sizes) whose ciphertext fits the record limit (2^14 + 256) but whose content does not: 2^14 + 1 bytes of
+    data (RFC 8446 §5.4, RFC 5246 §6.2.3)."""
+    assert engine._write is not None
+    record = engine._write.encrypt(23, b"x" * (2**14 + 1))
     assert len(record) - 5 <= 2**14 + 256
     return record
 
@@ -413,6 +398,25 @@ def test_largest_refused_early_data_record_is_skipped(monkeypatch: pytest.Monkey
     client_events, server_events = pump(c, s)
     assert any(isinstance(e, HandshakeComplete) for e in client_events)
     assert any(isinstance(e, HandshakeComplete) for e in server_events)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_tampered_record_is_bad_mac(versions: tuple[int, ...]) -> None:
+    c, s = _connected(versions)
+    c.send_application_data(b"hello")
+    wire = bytearray(c.data_to_send())
+    wire[-3] ^= 0x40
+    refused_and_told(c, s, bytes(wire), AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC)
+
+
+def test_too_much_refused_early_data_without_hello_retry() -> None:
+    """The skip limit holds where records are skipped because they fail under the handshake key, too."""
+    s = ServerConnection(server_config(limits=Limits(max_early_data_skip=100)))
+    s.receive_data(client_hello(add=((ExtensionType.EARLY_DATA, b""),)))
+    s.data_to_send()
+    s.receive_data((bytes((23, 3, 3, 0, 80)) + b"\xee" * 80) * 2)
+    failure = failure_of(s.events())
+    assert (failure.alert, failure.category) == (AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
 
 
 def test_key_update_flood_is_bounded() -> None:
