@@ -37,10 +37,9 @@ KERNEL_IP = f"{SUBNET}.1"  # the namespace's own address on the tap: stats, good
 TARGET_IP = f"{SUBNET}.2"
 ATTACKER_IPS = tuple(f"{SUBNET}.{n}" for n in range(10, 26))  # extra sources: the per-source limit is 16
 READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
-LIMITS = (
-    # shorter than production so the timeout cases take seconds, not tens of seconds
-    "handshake_timeout=5", "idle_timeout=5", "http_request_timeout=5", "callback_connect_timeout=5",
-)
+LAB_TIMEOUT = 5  # seconds: shorter than production so the timeout cases take seconds, not tens of seconds
+LIMITS = tuple(f"{name}={LAB_TIMEOUT}" for name in (
+    "handshake_timeout", "idle_timeout", "http_request_timeout", "callback_connect_timeout"))
 TARGETS = ("image", "host")
 
 

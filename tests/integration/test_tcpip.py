@@ -20,7 +20,7 @@ import pytest
 
 from appliance.config import DEFAULT_LIMITS
 from netstack.tcp.config import TcpConfig
-from tests.integration.lab import ATTACKER_IPS, KERNEL_IP, LIMITS, SUBNET, TARGET_IP, Lab, read_all
+from tests.integration.lab import ATTACKER_IPS, KERNEL_IP, LAB_TIMEOUT, SUBNET, TARGET_IP, Lab, read_all
 from tests.integration.wire import Wire, open_wire, tcp_from_target
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
@@ -32,7 +32,6 @@ PER_SOURCE_LIMIT = DEFAULT_LIMITS.max_connections_per_source
 GLOBAL_LIMIT = DEFAULT_LIMITS.max_connections
 CONNECTIONS_PER_SOURCE = PER_SOURCE_LIMIT + 1
 SYN_ACK_WATCH_SECONDS = 5.0
-LAB_HANDSHAKE_TIMEOUT = float(next(item.split("=")[1] for item in LIMITS if item.startswith("handshake_timeout=")))
 GLOBAL_LIMIT_ROUNDS = 3
 
 
@@ -298,7 +297,7 @@ def test_the_global_connection_limit(target: Lab) -> None:
     the fill and the three probes must happen inside that window. When the machine is too loaded for that
     the round proves nothing either way and is repeated (at most ROUNDS times), never judged."""
     assert len(ATTACKER_IPS) * PER_SOURCE_LIMIT >= GLOBAL_LIMIT
-    window = LAB_HANDSHAKE_TIMEOUT * 0.8
+    window = LAB_TIMEOUT * 0.8
     for _ in range(GLOBAL_LIMIT_ROUNDS):
         before = target.count("mutual", "resource-limit")
         refusals: list[bytes] = []
@@ -313,7 +312,7 @@ def test_the_global_connection_limit(target: Lab) -> None:
             for sock in sockets:
                 sock.close()
         # Let the target count the closes and the handshake timeouts of this round before the next.
-        target.wait_count("mutual", "resource-limit", before + 3, timeout=LAB_HANDSHAKE_TIMEOUT + 5)
+        target.wait_count("mutual", "resource-limit", before + 3, timeout=LAB_TIMEOUT + 5)
         if elapsed < window:
             break
     else:
