@@ -19,6 +19,7 @@ from tests.tls.x509.factory import (
     DerNode,
     Issued,
     KeyType,
+    PrivateKey,
     Spec,
     ca_spec,
     edited,
@@ -249,21 +250,29 @@ def test_name_constraints_on_a_leaf_are_refused() -> None:
     assert refused(pki.chain, pki.anchors).category is Category.NAME_CONSTRAINTS
 
 
-@pytest.mark.parametrize(
+WEAK_HASHES = pytest.mark.parametrize(
     ("oid", "digest"),
     [(b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x05", hashes.SHA1()), (b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x04", hashes.MD5())],
     ids=["sha1", "md5"],
 )
-def test_weak_signature_hash_is_refused(oid: bytes, digest: hashes.HashAlgorithm) -> None:
-    root_key = shared_key("rsa2048", 35)
-    root = issue(ca_spec("Root"), key=root_key)
-    leaf = issue(Spec(), issuer=root)
-    tree = DerNode.parse(leaf.der)
+
+
+def _resigned_with(der: bytes, issuer_key: PrivateKey, oid: bytes, digest: hashes.HashAlgorithm) -> bytes:
+    """`der` with both of its signature algorithm fields set to RSA with `oid`, signed again with `digest`."""
+    tree = DerNode.parse(der)
     algorithm = DerNode.parse(tlv(0x30, tlv(0x06, oid) + b"\x05\x00"))
     assert tree.children is not None
     tree.children[1] = algorithm
     tbs_fields(tree)[2] = algorithm
-    weak = resign(tree, root_key, digest)
+    return resign(tree, issuer_key, digest)
+
+
+@WEAK_HASHES
+def test_weak_signature_hash_is_refused(oid: bytes, digest: hashes.HashAlgorithm) -> None:
+    root_key = shared_key("rsa2048", 35)
+    root = issue(ca_spec("Root"), key=root_key)
+    leaf = issue(Spec(), issuer=root)
+    weak = _resigned_with(leaf.der, root_key, oid, digest)
     error = refused([weak], [root.der])
     assert error.category is Category.WEAK_ALGORITHM
     assert digest.name.upper().replace("SHA1", "SHA-1") in error.reason
@@ -284,16 +293,12 @@ def test_small_rsa_keys_are_refused_in_any_position() -> None:
     error = refused([good_leaf.der, weak_intermediate.der], [good_root.der])
     assert error.category is Category.WEAK_ALGORITHM
     assert "1024" in error.reason
-    strong_intermediate = issue(ca_spec("Weak Intermediate"), issuer=good_root, key=shared_key("rsa2048", 41))
+    strong_intermediate = issue(ca_spec("Strong Intermediate"), issuer=good_root, key=shared_key("rsa2048", 41))
     strong_leaf = issue(Spec(), issuer=strong_intermediate, key=shared_key("p256", 40))
     validate([strong_leaf.der, strong_intermediate.der], anchors=[good_root.der], purpose=SERVER, name=HOST, time=NOW)
 
 
-@pytest.mark.parametrize(
-    ("oid", "digest"),
-    [(b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x05", hashes.SHA1()), (b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x04", hashes.MD5())],
-    ids=["sha1", "md5"],
-)
+@WEAK_HASHES
 def test_weak_signature_hash_on_an_intermediate_link_is_refused(oid: bytes, digest: hashes.HashAlgorithm) -> None:
     """Root (RSA) signs the intermediate with SHA-1/MD5; the leaf and the root are fine. The weak link is
     in the middle of the path, where a validator that only looks at the leaf's algorithm would miss it."""
@@ -302,12 +307,7 @@ def test_weak_signature_hash_on_an_intermediate_link_is_refused(oid: bytes, dige
     intermediate = issue(ca_spec("Intermediate"), issuer=root, key=shared_key("p256", 43))
     leaf = issue(Spec(), issuer=intermediate, key=shared_key("p256", 44))
     validate([leaf.der, intermediate.der], anchors=[root.der], purpose=SERVER, name=HOST, time=NOW)
-    tree = DerNode.parse(intermediate.der)
-    algorithm = DerNode.parse(tlv(0x30, tlv(0x06, oid) + b"\x05\x00"))
-    assert tree.children is not None
-    tree.children[1] = algorithm
-    tbs_fields(tree)[2] = algorithm
-    weak = resign(tree, root_key, digest)
+    weak = _resigned_with(intermediate.der, root_key, oid, digest)
     error = refused([leaf.der, weak], [root.der])
     assert error.category is Category.WEAK_ALGORITHM
     assert digest.name.upper().replace("SHA1", "SHA-1") in error.reason
