@@ -12,15 +12,14 @@ from urllib.parse import quote
 import pytest
 from btclib.ecc import bms
 
-from appliance.config import DEFAULT_LIMITS, Limits, Ports
+from appliance.config import Limits, Ports
 from appliance.http import Request
 from appliance.stats import Stats
 from appliance.vault import Vault
 from appliance.web import Site
+from tests.appliance.test_vault import CHALLENGES, MAX_CHALLENGE
 
 NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
-MAX = DEFAULT_LIMITS.http_max_challenge
-CHALLENGES = ["my challenge 123", "c" * MAX, "é" * (MAX // 2)]
 
 
 def _vault() -> Vault:
@@ -36,7 +35,7 @@ def test_btclib_verifies_both_proofs(challenge: str) -> None:
     assert bms.message_verify(message, proof.address_p2pkh, proof.signature_p2pkh) is bms.MessageVerificationResult.OK
 
 
-@pytest.mark.parametrize("challenge", ["challenge-A", "A" * MAX], ids=["short", "max"])
+@pytest.mark.parametrize("challenge", ["challenge-A", "A" * MAX_CHALLENGE], ids=["short", "max"])
 def test_btclib_refuses_a_changed_challenge_key_or_address_type(challenge: str) -> None:
     vault = _vault()
     proof = vault.proof(challenge, NOW)
@@ -53,7 +52,7 @@ def test_btclib_refuses_a_changed_challenge_key_or_address_type(challenge: str) 
 def test_btclib_verifies_what_the_proof_endpoint_serves() -> None:
     limits = Limits()
     site = Site(_vault(), b"", Stats(limits), None, Ports(), limits, "t")
-    challenge = "ünïcode " + "x" * (MAX - 10)  # exactly the limit in UTF-8 bytes
+    challenge = "ünïcode " + "x" * (MAX_CHALLENGE - 10)  # exactly the limit in UTF-8 bytes
     target = "/proof?challenge=" + quote(challenge)
     response = site.handle(Request("GET", target, "HTTP/1.1", (("host", "x"),), True), 1_800_000_000.0)
     assert response.status == 200
