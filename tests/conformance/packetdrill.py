@@ -185,12 +185,12 @@ _HONOURED: dict[str, tuple[tuple[str, ...], Callable[[int], object]]] = {
     "net.inet.tcp.rfc1323": (("window_scaling", "timestamps"), lambda v: v == 1),
 }
 # Settings whose value describes what our stack does anyway; any other value is not modelled.
-_ALREADY_SO: dict[str, tuple[frozenset[int], str]] = {
-    "net.inet.tcp.blackhole": (frozenset({0}), "closed ports are answered with RST"),
-    "net.inet.tcp.hostcache.purgenow": (frozenset({1}), "there is no host cache to purge"),
-    "net.inet.tcp.sack.enable": (frozenset({0}), "SACK is not implemented"),
-    "net.inet.tcp.ecn.enable": (frozenset({0, 2}), "ECN is not initiated (no script's peer asks for it)"),
-    "net.inet.tcp.rexmit_drop_options": (frozenset({0}), "retransmitted SYNs keep their options"),
+_ALREADY_SO: dict[str, frozenset[int]] = {  # why, for any other value: _NOT_MODELLED
+    "net.inet.tcp.blackhole": frozenset({0}),
+    "net.inet.tcp.hostcache.purgenow": frozenset({1}),  # there is no host cache to purge
+    "net.inet.tcp.sack.enable": frozenset({0}),
+    "net.inet.tcp.ecn.enable": frozenset({0, 2}),  # 2: ECN only when the peer asks, and no script's peer does
+    "net.inet.tcp.rexmit_drop_options": frozenset({0}),
 }
 _NOT_MODELLED = {
     "kern.ipc.maxsockbuf": "FreeBSD derives its SYN window scale from it; ours follows the receive buffer",
@@ -235,7 +235,7 @@ def _honoured(name: str, value: int) -> dict[str, object]:
 
 def _sysctl_note(name: str, value: int) -> str | None:
     """None when our stack already behaves as the setting asks, else why the setting is not checked."""
-    if name in _ALREADY_SO and value in _ALREADY_SO[name][0]:
+    if name in _ALREADY_SO and value in _ALREADY_SO[name]:
         return None
     return f"`sysctl -w {name}={value}` ({_NOT_MODELLED.get(name, 'not modelled')})"
 

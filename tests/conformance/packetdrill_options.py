@@ -102,18 +102,14 @@ def without_sack(options: tuple[Option, ...]) -> tuple[Option, ...]:
     if "mss" in by_kind:
         out.append(by_kind["mss"])
         length += 4
-    if "wscale" in by_kind:
-        while length == 0 or length % 2 != 1:
-            out.append(Option("nop", ()))
-            length += 1
-        out.append(by_kind["wscale"])
-        length += 3
-    if "TS" in by_kind:
-        while length == 0 or length % 4 != 2:
-            out.append(Option("nop", ()))
-            length += 1
-        out.append(by_kind["TS"])
-        length += TS_LEN
+    # Each option NOP-padded to where FreeBSD places it: wscale at an odd offset, TS at 2 mod 4.
+    for kind, size, modulus, residue in (("wscale", 3, 2, 1), ("TS", TS_LEN, 4, 2)):
+        if kind in by_kind:
+            while length % modulus != residue:
+                out.append(Option("nop", ()))
+                length += 1
+            out.append(by_kind[kind])
+            length += size
     if length % 4:
         out.append(Option("eol", ()))  # encode() adds the zero padding after it
     return tuple(out)

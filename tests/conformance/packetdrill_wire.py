@@ -37,23 +37,20 @@ class WireError(AssertionError):
 
 @dataclass(frozen=True)
 class Outbound:
-    """A TCP segment the stack sent to the peer, with the virtual time it left and its IPv4 header facts."""
+    """A TCP segment the stack sent to the peer, with the virtual time it left and whether IPv4 may fragment it."""
 
     time: float
     segment: bytes
     dont_fragment: bool
-    ttl: int
 
 
 class Wire:
     def __init__(self, layer: TcpLayer, mtu: int) -> None:
-        self.layer = layer
         self.stack = Stack(StackConfig(LOCAL_MAC, StaticIp(LOCAL, PREFIX_LEN), mtu), layer)
         self.to_stack = Channel()
         self.from_stack = Channel()
         self.now = 0.0
         self.outbound: list[Outbound] = []
-        self.ignored_frames = 0
         self._ident = 0
         self.stack.start(self.now)
         self.pump()
@@ -124,16 +121,12 @@ class Wire:
                 reply = serialize_arp(ArpPacket(OP_REPLY, REMOTE_MAC, REMOTE, arp.sender_mac, arp.sender_ip))
                 self.to_stack.put(self.now, ethernet.build_header(arp.sender_mac, REMOTE_MAC,
                                                                   ethernet.ETHERTYPE_ARP) + reply)
-            else:
-                self.ignored_frames += 1  # gratuitous announcements
-            return
+            return  # otherwise a gratuitous announcement: nothing to answer
         if eth.ethertype != ethernet.ETHERTYPE_IPV4 or eth.dst != REMOTE_MAC:
-            self.ignored_frames += 1
             return
         header, body = parse_ipv4(strip_link_padding(eth.payload))
         if header.protocol != PROTO_TCP or header.src != LOCAL or header.dst != REMOTE:
-            self.ignored_frames += 1
             return
         if header.is_fragment or header.header_len != 20:
             raise WireError("a TCP segment left fragmented or with IPv4 options")
-        self.outbound.append(Outbound(self.now, bytes(body), header.dont_fragment, header.ttl))
+        self.outbound.append(Outbound(self.now, bytes(body), header.dont_fragment))
