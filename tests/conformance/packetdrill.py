@@ -484,23 +484,22 @@ class Runner:
         if not out.dont_fragment:
             raise ScriptError("TCP segment sent without DF (path MTU discovery)")
         if spec.options is not None:
-            self._verify_options(spec.options, raw[20 : (raw[12] >> 4) * 4])
+            self._verify_options(spec.options, raw[20 : (raw[12] >> 4) * 4], seg.options.ts_val)
 
-    def _verify_options(self, script_options: tuple[opts.Option, ...], actual: bytes) -> None:
+    def _verify_options(self, script_options: tuple[opts.Option, ...], actual: bytes, sent_ts: int | None) -> None:
         if opts.has_sack(script_options):
             script_options = opts.without_sack(script_options)
             note = "SACK expectations compared in FreeBSD's sack.enable=0 layout (SACK is not implemented)"
             if note not in self.adapted:
                 self.adapted.append(note)
         script_options = self._our_window_scale(script_options)
-        expected = opts.encode(script_options, REMOTE_ISN)
         script_ts = next((o.values[0] for o in script_options if o.kind == "TS"), None)
-        offset = opts.timestamp_offset(actual)
-        if script_ts is not None and offset is not None:
+        if script_ts is not None and sent_ts is not None:
             # packetdrill without --tcp_ts_tick_usecs: the TS val is not compared, only remembered
-            sent = int.from_bytes(actual[offset : offset + 4], "big")
-            self.ts_map[script_ts] = sent
-            actual = actual[:offset] + script_ts.to_bytes(4, "big") + actual[offset + 4 :]
+            self.ts_map[script_ts] = sent_ts
+            script_options = tuple(opts.Option("TS", (sent_ts, o.values[1])) if o.kind == "TS" else o
+                                   for o in script_options)
+        expected = opts.encode(script_options, REMOTE_ISN)
         if actual != expected:
             raise ScriptError(f"options {opts.describe(actual) or '<>'}, expected {opts.describe(expected) or '<>'}")
 

@@ -115,25 +115,6 @@ def without_sack(options: tuple[Option, ...]) -> tuple[Option, ...]:
     return tuple(out)
 
 
-def timestamp_offset(raw: bytes) -> int | None:
-    """Where the TS option's value field starts in an encoded option list (the last one, as packetdrill finds it)."""
-    found = None
-    i = 0
-    while i < len(raw):
-        kind = raw[i]
-        if kind == OPT_EOL:
-            break
-        if kind == OPT_NOP:
-            i += 1
-            continue
-        if i + 1 >= len(raw) or raw[i + 1] < 2:
-            break
-        if kind == OPT_TIMESTAMP and raw[i + 1] == TS_LEN and i + TS_LEN <= len(raw):
-            found = i + 2
-        i += raw[i + 1]
-    return found
-
-
 def describe(raw: bytes) -> str:
     """packetdrill's notation for an option list we received, for error messages."""
     parts = []
