@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import struct
+from collections.abc import Callable
 
+from netstack.api import Network, NetworkConfig, start_network
 from netstack.checksum import checksum, pseudo_header_sum
 from netstack.config import parse_static
+from netstack.link.memory import Impairment, memory_link_pair
 from netstack.stack import SegmentLayer, Stack, StackConfig
+from netstack.tcp.config import TcpConfig
 
 US_MAC = bytes.fromhex("020000000001")
 PEER_MAC = bytes.fromhex("020000000002")
@@ -86,3 +91,22 @@ def teach_peer(stack: Stack, now: float = 0.0, ip: bytes = PEER, mac: bytes = PE
     """Make the stack learn ip -> mac the RFC 826 way (a request addressed to us) and drop its reply."""
     stack.frame_received(now, eth(US_MAC, mac, 0x0806, arp(1, mac, ip, bytes(6), US)))
     stack.take_frames()
+
+
+async def two_networks(impairment: Impairment | None = None,
+                       tcp: TcpConfig | None = None) -> tuple[Network, Network]:
+    """Two whole stacks (netstack.api) on the in-memory link, 10.9.0.1 and 10.9.0.2, with a fast RTO."""
+    link_a, link_b = memory_link_pair(US_MAC, PEER_MAC, impairment or Impairment(), random.Random(3))
+    tcp = tcp or TcpConfig(rto_min=0.2, rto_initial=0.2)
+    a = await start_network(link_a, NetworkConfig(parse_static("10.9.0.1/24"), tcp))
+    b = await start_network(link_b, NetworkConfig(parse_static("10.9.0.2/24"), tcp))
+    return a, b
+
+
+async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait (in the running loop) until `condition()` holds; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)

@@ -9,30 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from netstack.api import Network, NetworkConfig, start_network
-from netstack.config import parse_static
-from netstack.link.memory import Impairment, memory_link_pair
+from netstack.link.memory import Impairment
 from netstack.tcp.config import TcpConfig
-
-MAC_A = bytes.fromhex("020000000001")
-MAC_B = bytes.fromhex("020000000002")
-
-
-async def two_networks(impairment: Impairment | None = None,
-                       tcp: TcpConfig | None = None) -> tuple[Network, Network]:
-    link_a, link_b = memory_link_pair(MAC_A, MAC_B, impairment or Impairment(), random.Random(3))
-    tcp = tcp or TcpConfig(rto_min=0.2, rto_initial=0.2)
-    a = await start_network(link_a, NetworkConfig(parse_static("10.9.0.1/24"), tcp))
-    b = await start_network(link_b, NetworkConfig(parse_static("10.9.0.2/24"), tcp))
-    return a, b
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
+from tests.netstack.builders import two_networks, until
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
