@@ -170,13 +170,12 @@ def test_bad_certificate_verify(target: Lab, ca: Identity, versions: tuple[int, 
                           engine_attack(target, (good.cert_der,), craft.new_key(), versions))
 
 
-def test_the_ssl_client_keeps_what_it_received_so_a_leak_would_be_seen(target: Lab, tmp_path: Path) -> None:
+def test_the_ssl_client_keeps_what_it_received_so_a_leak_would_be_seen(target: Lab) -> None:
     """The control for the Python-ssl cases: the same capture with the real client identity contains the
     secret, and expect_refusal's check on it fails; so a refused session that had leaked it would fail too."""
     context = _context(target.pki / "client.pem", target.pki / "client.key")
     before = target.count("mutual", "success")
-    with target.connect(10000, SOURCE) as sock:
-        captured = craft.ssl_exchange(sock, context)
+    captured = ssl_attack(target, context)()
     assert KNOWN_WIF.encode() in captured
     with pytest.raises(SecretLeakedError):
         target.received(captured)
