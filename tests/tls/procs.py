@@ -74,13 +74,18 @@ def running(args: list[str], port: int, stdin: int | None = subprocess.DEVNULL) 
         wait_listening(port, proc)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, and kill if it has not ended within 5 s."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def our_server(pki: Pki, port: int, *extra: str) -> list[str]:
@@ -128,8 +133,8 @@ class Interactive:
     """A subprocess driven line by line through its stdin while a thread collects everything it prints, so
     that a test can type, then wait (boundedly) until the effect shows."""
 
-    def __init__(self, args: list[str], cwd: Path = ROOT) -> None:
-        self.proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self._output = bytearray()
         self._lock = threading.Lock()
@@ -175,13 +180,7 @@ class Interactive:
         return returncode
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
