@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.image.vm import BOOT_TIMEOUT_SECONDS
+from tests.integration.lab import Console
 
 pytestmark = pytest.mark.qemu
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,18 +80,13 @@ def test_make_run_boots_with_user_networking_serves_on_the_forwards_and_stops_on
     disk = tmp_path / "data.img"
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, *forwards, "--disk", str(disk)], cwd=ROOT,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-
-    def pump() -> None:
-        assert runner.stdout is not None
-        for raw in runner.stdout:
-            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    reader = threading.Thread(target=pump, daemon=True)
+    output = Console()
+    lines = output.lines
+    reader = threading.Thread(target=output.pump, args=(runner.stdout,), daemon=True)
     reader.start()
     try:
         address = _wait_for(lines, ADDRESS, runner).group(1)
-        text = "\n".join(lines)
+        text = output.text()
         assert f"[run] created data disk {disk}" in text
         command = next(line for line in lines if line.startswith("[run] qemu-system-x86_64 "))
         for host, guest in ((http, 80), (https, 443), (mutual, 10000), (reverse, 10002)):
