@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.appliance.running import stop_process
 from tests.tls.pki import Issued, ca, client_leaf, server_leaf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,18 +75,7 @@ def running(args: list[str], port: int, stdin: int | None = subprocess.DEVNULL) 
         wait_listening(port, proc)
         yield proc
     finally:
-        stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate, and kill if it has not ended within 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop_process(proc)
 
 
 def our_server(pki: Pki, port: int, *extra: str) -> list[str]:
@@ -180,7 +170,7 @@ class Interactive:
         return returncode
 
     def stop(self) -> None:
-        stop(self.proc)
+        stop_process(self.proc)
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
