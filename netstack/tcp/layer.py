@@ -375,9 +375,13 @@ class TcpLayer:
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
         mss = min(mss, self.config.local_mss)
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
-                            min(self.config.rcv_buffer, 0xFFFF), build_options(mss=mss))
+                            self._cookie_window(), build_options(mss=mss))
         self.count("syn-cookie-sent")
         self.transmit(dst, src, out)
+
+    def _cookie_window(self) -> int:
+        """The window a cookie SYN-ACK advertises, and so what the connection it makes starts from."""
+        return min(self.config.rcv_buffer, 0xFFFF)
 
     def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> bool:
         peer_isn = (seg.seq - 1) & MASK
@@ -395,7 +399,9 @@ class TcpLayer:
         conn.mss = max(self.config.min_mss, min(mss, self.config.local_mss))
         conn.irs = peer_isn
         conn.rcv_nxt = seg.seq
-        conn.rcv_adv = seg.seq
+        # The window our cookie SYN-ACK advertised (unscaled: it offered no window scale). Data on the segment
+        # that completes the handshake, as when the bare ACK was lost, must fall inside it.
+        conn.rcv_adv = (seg.seq + self._cookie_window()) & MASK
         conn.rcv_buf_size = -(-self.config.rcv_buffer // conn.mss) * conn.mss
         conn.cwnd = min(self.config.initial_window_segments * conn.mss, max(2 * conn.mss, 14600))
         conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK

@@ -63,6 +63,25 @@ def test_forged_cookie_ack_is_refused() -> None:
     assert any(isinstance(e, ev.Accepted) for e in peer.layer.take_events())
 
 
+def test_data_on_the_segment_that_completes_a_cookie_handshake_is_received() -> None:
+    """Under a flood the client's bare ACK may be lost; its first data segment (which carries the same ACK)
+    then completes the cookie handshake and must be taken within the window the cookie SYN-ACK advertised,
+    not dropped as out of window (which, retransmission after retransmission, stalled the client)."""
+    peer = RawPeer(TcpConfig(max_backlog=1))
+    peer.layer.listen(80, backlog=1)
+    peer.inject(SYN, 100, options=build_options(mss=1460), src_port=1111)      # fills the backlog
+    peer.inject(SYN, 200, options=build_options(mss=1460))                     # answered with a cookie
+    cookie_syn_ack = peer.out()[-1]
+    request = b"GET / HTTP/1.1\r\n\r\n"
+    peer.inject(ACK | PSH, 201, cookie_syn_ack.seq + 1, request)              # the bare ACK was lost
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+    assert peer.layer.stats["out-of-window"] == 0
+    (accepted,) = [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    assert peer.layer.receive(peer.now, accepted.conn) == request
+    peer.advance(1)
+    assert any(seg.ack == 201 + len(request) for seg in peer.out())
+
+
 def test_cookie_expires_after_two_periods() -> None:
     peer = RawPeer(TcpConfig(max_backlog=1))
     peer.layer.listen(80, backlog=1)
