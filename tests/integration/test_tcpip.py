@@ -25,6 +25,7 @@ from tests.integration.wire import Wire, open_wire, tcp_from_target
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 SYN_FLOOD_PACKETS = 1500
+LEGITIMATE_FRAMES_ALLOWANCE = 200  # the page fetches and /stats.json reads during the flood: about 40 frames
 SPOOFED_HOSTS = range(100, 250)  # on the tap's subnet, assigned to nobody: the target's SYN-ACKs go nowhere
 SLOW_CLIENTS_PER_ENDPOINT = 4
 FLOOD_SOURCES = ATTACKER_IPS[4:]  # 12 addresses
@@ -75,11 +76,14 @@ def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire:
     assert target.wait_count("http", "served", successes + 4) >= successes + 4
     assert target.alive()
     # The flood is counted where it was handled, in the stack's counters in /stats.json: state for the first
-    # SYNs up to the half-open limit, SYN cookies (stateless) for the rest.
+    # SYNs up to the half-open limit, SYN cookies (stateless) for the rest. Not every SYN reaches the stack
+    # (the tap's queue and the NIC ring drop what the VM cannot take in time, uncounted by us), but every
+    # frame that did arrive is a flood SYN except the legitimate client's few.
     delta = target.network_delta(network)
     ways = ("syn-received", "syn-cookie-sent", "syn-cookie-rate-limited")
     handled = sum(delta.get(f"tcp-{name}", 0) for name in ways)
-    assert handled >= SYN_FLOOD_PACKETS * 9 // 10, delta
+    assert handled >= delta["rx-frames"] - LEGITIMATE_FRAMES_ALLOWANCE, delta
+    assert handled >= SYN_FLOOD_PACKETS // 4, delta  # a flood did arrive, however much of it the VM took
     assert delta.get("tcp-syn-cookie-sent", 0) > 0, delta
     assert target.network()["tcp-half-open"] <= TcpConfig().max_half_open
 
