@@ -90,16 +90,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_lists_refreshed: list[bool] = []
+
+
+def _download(pin: DebPin) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
+        cwd=DEB_CACHE, capture_output=True, text=True, check=False,
+    )
+
+
+def _refresh_package_lists() -> bool:
+    """Run `apt-get update` once per process, as root only: a machine whose package lists predate the lock
+    does not know the pinned (security-updated) versions yet. True when the lists were refreshed now."""
+    if _lists_refreshed or os.geteuid() != 0:
+        return False
+    _lists_refreshed.append(True)
+    print("pinned version unknown to apt: running apt-get update ...", flush=True)
+    return subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False).returncode == 0
+
+
 def fetch(pin: DebPin) -> Path:
     """The verified .deb for `pin`, downloaded into the cache on first use."""
     DEB_CACHE.mkdir(parents=True, exist_ok=True)
     target = DEB_CACHE / pin.filename
     if not target.exists():
         print(f"downloading {pin.name} {pin.version} ...", flush=True)
-        result = subprocess.run(
-            ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
-            cwd=DEB_CACHE, capture_output=True, text=True, check=False,
-        )
+        result = _download(pin)
+        if result.returncode != 0 and _refresh_package_lists():
+            result = _download(pin)  # the lists were older than the lock (a fresh machine's image)
         if result.returncode != 0 or not target.exists():
             raise DebianError(
                 f"apt-get download {pin.name}={pin.version} failed (is the version still in the archive? "

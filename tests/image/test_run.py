@@ -109,6 +109,41 @@ def test_kvm_probe_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
     run.accelerator.cache_clear()
     monkeypatch.setenv("PINATA_ACCEL", "tcg")
     try:
-        assert run.accelerator() == "tcg"
+        assert run.accelerator(Path("unused")) == "tcg"
+    finally:
+        run.accelerator.cache_clear()
+
+
+@pytest.mark.parametrize(("behaviour", "expected"), [
+    ("exit 0", "kvm"),  # the floor booted and powered off: KVM works
+    ("exit 1", "tcg"),  # QEMU aborted (the vCPU could not be set up)
+    ("exec sleep 30", "tcg"),  # QEMU runs on with the guest stopped ("KVM internal error")
+])
+def test_kvm_probe_trusts_only_a_completed_boot(
+    behaviour: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_qemu = tmp_path / "qemu"
+    fake_qemu.write_text(f"#!/bin/sh\n{behaviour}\n")
+    fake_qemu.chmod(0o755)
+    device = tmp_path / "kvm"
+    device.write_bytes(b"")
+    monkeypatch.delenv("PINATA_ACCEL", raising=False)
+    monkeypatch.setattr(run, "QEMU", str(fake_qemu))
+    monkeypatch.setattr(run, "KVM_DEVICE", str(device))
+    monkeypatch.setattr(run, "KVM_PROBE_SECONDS", 1.0)
+    run.accelerator.cache_clear()
+    try:
+        assert run.accelerator(tmp_path / "bzImage") == expected
+    finally:
+        run.accelerator.cache_clear()
+
+
+def test_kvm_probe_without_the_device_is_tcg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINATA_ACCEL", raising=False)
+    monkeypatch.setattr(run, "KVM_DEVICE", str(tmp_path / "absent"))
+    monkeypatch.setattr(run, "QEMU", str(tmp_path / "never-run"))
+    run.accelerator.cache_clear()
+    try:
+        assert run.accelerator(tmp_path / "bzImage") == "tcg"
     finally:
         run.accelerator.cache_clear()
