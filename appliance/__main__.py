@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -51,6 +52,7 @@ def _init_if_pid1(argv: list[str], pid: int | None = None, reboot: Callable[[], 
 
 
 if __name__ == "__main__":
+    gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
     arguments = _init_if_pid1(sys.argv[1:])
     from appliance.main import main
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import gc
 import os
 import signal
 import sys
@@ -163,6 +164,20 @@ async def assemble(
     return appliance, pki
 
 
+def settle_heap() -> None:
+    """End of boot: collect the garbage of boot once, then move every object still alive (modules, classes,
+    the PKI, the vault) out of the collector's sight, and turn collection on.
+
+    Boot allocates tens of thousands of objects that live for ever (38,000 tracked ones on the host):
+    collecting while they are made is wasted work (`python -m appliance` and PID 1 start with the collector
+    off; measured on the host, 6-8% of the import time), and a full collection that walks them all took
+    about 6 ms on the host (several times that under TCG), each time, for the life of the VM. Frozen, they
+    are never scanned again, and later collections only walk what connections allocate."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
+
+
 async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -> None:
     started = time.perf_counter()
     check_policy(options, is_production())
@@ -180,6 +195,7 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
         boot_seconds=round(time.perf_counter() - started, 4),
     )
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

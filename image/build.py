@@ -31,6 +31,8 @@ OUTPUTS = ROOT / "image" / "outputs.txt"
 VARIANTS = ("appliance", "smoke", "floor")
 
 APPLIANCE_INIT = """\
+import gc
+gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
 import sys
 sys.path[:0] = ["/app"]
 from appliance import pid1

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
 
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS, Limits
-from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args
+from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args, settle_heap
 from appliance.net import NetstackUnavailableError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
 
@@ -98,3 +100,25 @@ def test_tcp_admission_follows_the_appliance_limits() -> None:
         assert config.max_connections == derived["max_connections"]
         assert config.worst_case_bytes() < 0.4 * 128 * 1024 * 1024
     assert tcp_limits(DEFAULT_LIMITS) != tcp_limits(Limits(max_connections=32, max_connections_per_source=2))
+
+
+def test_settle_heap_turns_collection_on_and_freezes_what_boot_left() -> None:
+    garbage: list[object] = []
+    garbage.append(garbage)  # a cycle: only the cyclic collector can free it
+    probe = weakref.ref(_Cyclic(garbage))
+    del garbage
+    gc.disable()
+    try:
+        settle_heap()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert probe() is None  # boot's garbage was collected before the freeze, not frozen with the rest
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+class _Cyclic:
+    def __init__(self, other: object) -> None:
+        self.other = other
+        self.me = self
