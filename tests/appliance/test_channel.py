@@ -270,4 +270,4 @@ def test_send_over_kernel_sockets_to_a_client_that_never_reads() -> None:
     assert len(outcome) == 1
     assert isinstance(outcome[0], RefusedError)
     assert outcome[0].category is Category.TIMEOUT
-    assert elapsed < 10 * SEND_TIMEOUT + 5
+    assert elapsed >= SEND_TIMEOUT  # refused because the client stalled for the whole timeout, not early
