@@ -43,3 +43,64 @@ TRANSCRIPT_THROUGH_SERVER_FINISHED = bytes.fromhex(
     "9608102a0f1ccc6db6250b7b7e417b1a000eaada3daae4777a7686c9ff83df13")
 CLIENT_AP_TRAFFIC = bytes.fromhex("9e40646ce79a7f9dc05af8889bce6552875afa0b06df0087f792ebb7c17504a5")
 SERVER_AP_TRAFFIC = bytes.fromhex("a11af9f05531f856ad47116b45a950328204b4f44bfb6b3a4b4f1f3fcb631643")
+
+# §3, {client} construct a Finished handshake message.
+CLIENT_FINISHED = bytes.fromhex("14000020a8ec436d677634ae525ac1fcebe11a039ec17694fac6e98527b642f2edd5ce61")
+# §3, {server} construct a NewSessionTicket handshake message.
+NEW_SESSION_TICKET = bytes.fromhex(
+    "040000c90000001efad6aac502000000b22c035d829359ee5ff7af4ec900000000262a6494dc486d2c8a34cb33fa90bf1b0070ad3c4988"
+    "83c9367c09a2be785abc55cd226097a3a982117283f82a03a143efd3ff5dd36d64e861be7fd61d2827db279cce145077d454a3664d4e6d"
+    "a4d29ee03725a6a4dafcd0fc67d2aea70529513e3da2677fa5906c5b3f7d8f92f228bda40dda721470f9fbf297b5aea617646fac5c0327"
+    "2e970727c621a79141ef5f7de6505e5bfbc388e93343694093934ae4d3570008002a000400000400")
+# §3, {client}/{server} derive write traffic keys for application data.
+SERVER_AP_KEY = bytes.fromhex("9f02283b6c9c07efc26bb9f2ac92e356")
+SERVER_AP_IV = bytes.fromhex("cf782b88dd83549aadf1e984")
+CLIENT_AP_KEY = bytes.fromhex("17422dda596ed5d9acd890e3c63f5051")
+CLIENT_AP_IV = bytes.fromhex("5b78923dee08579033e523d9")
+# §3, {client}/{server} send application_data record: the payload (50 octets) both sides send.
+APPLICATION_DATA = bytes(range(50))
+# What both alert records open to under the RFC's keys: a warning close_notify.
+CLOSE_NOTIFY = bytes.fromhex("0100")
+
+# §3, the "complete record" of each protected record, in the order the RFC sends them. Each direction numbers its
+# records from 0 under each key: the server's handshake flight and the client's Finished are record 0 under the
+# handshake keys; under the application keys the server sends NewSessionTicket (0), data (1), alert (2) and the
+# client data (0), alert (1).
+# {server} send handshake record: EncryptedExtensions, Certificate, CertificateVerify, Finished.
+SERVER_HANDSHAKE_RECORD = bytes.fromhex(
+    "17030302a2d1ff334a56f5bff6594a07cc87b580233f500f45e489e7f33af35edf7869fcf40aa40aa2b8ea73f848a7ca07612ef9f945cb"
+    "960b4068905123ea78b111b429ba9191cd05d2a389280f526134aadc7fc78c4b729df828b5ecf7b13bd9aefb0e57f271585b8ea9bb355c"
+    "7c79020716cfb9b1183ef3ab20e37d57a6b9d7477609aee6e122a4cf51427325250c7d0e509289444c9b3a648f1d71035d2ed65b0e3cdd"
+    "0cbae8bf2d0b227812cbb360987255cc744110c453baa4fcd610928d809810e4b7ed1a8fd991f06aa6248204797e36a6a73b70a2559c09"
+    "ead686945ba246ab66e5edd8044b4c6de3fcf2a89441ac66272fd8fb330ef8190579b3684596c960bd596eea520a56a8d650f563aad274"
+    "09960dca63d3e688611ea5e22f4415cf9538d51a200c27034272968a264ed6540c84838d89f72c24461aad6d26f59ecaba9acbbb317b66"
+    "d902f4f292a36ac1b639c637ce343117b659622245317b49eeda0c6258f100d7d961ffb138647e92ea330faeea6dfa31c7a84dc3bd7e1b"
+    "7a6c7178af36879018e3f252107f243d243dc7339d5684c8b0378bf30244da8c87c843f5e56eb4c5e8280a2b48052cf93b16499a66db7c"
+    "ca71e4599426f7d461e66f99882bd89fc50800becca62d6c74116dbd2972fda1fa80f85df881edbe5a37668936b335583b599186dc5c69"
+    "18a396fa48a181d6b6fa4f9d62d513afbb992f2b992f67f8afe67f76913fa388cb5630c8ca01e0c65d11c66a1e2ac4c85977b7c7a6999b"
+    "bf10dc35ae69f5515614636c0b9b68c19ed2e31c0b3b66763038ebba42f3b38edc0399f3a9f23faa63978c317fc9fa66a73f60f0504de9"
+    "3b5b845e275592c12335ee340bbc4fddd502784016e4b3be7ef04dda49f4b440a30cb5d2af939828fd4ae3794e44f94df5a631ede42c17"
+    "19bfdabf0253fe5175be898e750edc53370d2b")
+# {client} send handshake record: Finished.
+CLIENT_FINISHED_RECORD = bytes.fromhex(
+    "170303003575ec4dc238cce60b298044a71e219c56cc77b0517fe9b93c7a4bfc44d87f38f80338ac98fc46deb384bd1caeacab6867d726"
+    "c40546")
+# {server} send handshake record: NewSessionTicket.
+NEW_SESSION_TICKET_RECORD = bytes.fromhex(
+    "17030300de3a6b8f90414a97d6959c3487680de5134a2b240e6cffac116e95d41d6af8f6b580dcf3d11d63c758db289a015940252f5571"
+    "3e061dc13e078891a38efbcf5753ad8ef170ad3c7353d16d9da773b9ca7f2b9fa1b6c0d4a3d03f75e09c30ba1e62972ac46f75f7b981be"
+    "63439b2999ce13064615139891d5e4c5b406f16e3fc181a77ca475840025db2f0a77f81b5ab05b94c01346755f69232c86519d86cbeeac"
+    "87aac347d143f9605d64f650db4d023e70e952ca49fe5137121c74bc2697687e248746d6df353005f3bce18696129c8153556b3b6c6779"
+    "b37bf15985684f")
+# {client} send application_data record.
+CLIENT_APPLICATION_DATA_RECORD = bytes.fromhex(
+    "1703030043a23f7054b62c94d0affafe8228ba55cbefacea42f914aa66bcab3f2b9819a8a5b46b395bd54a9a20441e2b62974e1f5a6292"
+    "a2977014bd1e3deae63aeebb21694915e4")
+# {server} send application_data record.
+SERVER_APPLICATION_DATA_RECORD = bytes.fromhex(
+    "17030300432e937e11ef4ac740e538ad36005fc4a46932fc3225d05f82aa1b36e30efaf97d90e6dffc602dcb501a59a8fcc49c4bf2e5f0"
+    "a21c0047c2abf332540dd032e167c2955d")
+# {client} send alert record.
+CLIENT_ALERT_RECORD = bytes.fromhex("1703030013c9872760655666b74d7ff1153efd6db6d0b0e3")
+# {server} send alert record.
+SERVER_ALERT_RECORD = bytes.fromhex("1703030013b58fd67166ebf599d24720cfbe7efa7a8864a9")
