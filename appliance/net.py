@@ -10,7 +10,7 @@ import asyncio
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from appliance.config import DEFAULT_LIMITS, Limits
 
@@ -22,12 +22,19 @@ TCP_HEADROOM = 4
 appliance's own, so an extra connection is refused and counted by the appliance, not silently by TCP."""
 
 
-def tcp_limits(limits: Limits) -> dict[str, int]:
+class TcpLimits(TypedDict):
+    """The TcpConfig fields the appliance sets (keyword arguments of netstack.tcp.config.TcpConfig)."""
+
+    max_connections: int
+    max_per_source: int
+
+
+def tcp_limits(limits: Limits) -> TcpLimits:
     """The TCP layer's admission limits, derived from the appliance's one config module (appliance.config)."""
-    return {
-        "max_connections": TCP_HEADROOM * limits.max_connections,
-        "max_per_source": TCP_HEADROOM * limits.max_connections_per_source,
-    }
+    return TcpLimits(
+        max_connections=TCP_HEADROOM * limits.max_connections,
+        max_per_source=TCP_HEADROOM * limits.max_connections_per_source,
+    )
 
 
 class Listener(Protocol):
