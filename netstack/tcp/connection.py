@@ -328,7 +328,17 @@ class Connection:
             self.unacked_segments = 0
 
     def send_ack(self, now: float) -> None:
-        self._emit(now, self.snd_nxt, ACK)
+        """An ACK numbered SND.NXT, or the right edge of the peer's window when SND.NXT lies beyond it (a
+        zero-window probe's octet, a window the peer shrank). A receiver whose window is closed accepts only
+        SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4; Linux and BSD alike) and drops anything beyond it unread, so an
+        ACK numbered after the probe would never deliver what it acknowledges: two peers each waiting for the
+        other's window to open would deadlock (Linux's tcp_acceptable_seq makes the same choice)."""
+        seq = self.snd_nxt
+        if self.state in SYNCHRONIZED:
+            edge = (self.snd_una + self.snd_wnd) & MASK
+            if seq_lt(edge, seq):
+                seq = edge
+        self._emit(now, seq, ACK)
 
     def send_rst(self, now: float) -> None:
         self._emit(now, self.snd_nxt, RST | ACK, options=b"")
@@ -784,7 +794,15 @@ class Connection:
 
         # First: sequence number
         old = False
-        if not self._acceptable(seg, seg_len):
+        acceptable = self._acceptable(seg, seg_len)
+        if not acceptable and seg.seq == self.rcv_nxt and flags & ACK and not flags & SYN:
+            # A segment with text at RCV.NXT fails the test only when our window is closed: a zero-window probe.
+            # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs" (BSD and
+            # Linux take the ACK too). Its acknowledgement may be the only one the peer sends us while it probes;
+            # its octet is dropped and answered below, like an old segment's.
+            layer.count("zero-window-probe-received")
+            old = True
+        elif not acceptable:
             if flags & RST:
                 layer.count("rst-out-of-window")
                 return
@@ -965,6 +983,11 @@ class Connection:
             del self.sndbuf[:acked]
         self.layer.snd_held -= min(acked, buflen)
         self.snd_una = seg.ack
+        # SND.WND counts from SND.UNA, so it shrinks by what was acknowledged and the right edge stays where the
+        # peer put it; _process_ack then takes the segment's window if the SND.WL1/SND.WL2 rule allows. Without
+        # this, an ACK that may not update the window (the peer's retransmission of an old segment, SEG.SEQ below
+        # SND.WL1) slid the edge forward by `acked` and we sent that much beyond the window (BSD does the same).
+        self.snd_wnd = self.snd_wnd - acked if self.snd_wnd > acked else 0
         if seq_lt(self.snd_nxt, self.snd_una):
             self.snd_nxt = self.snd_una
         self.retries = 0
