@@ -460,9 +460,11 @@ class Connection:
             self.last_activity = now
 
     def retransmit_first(self, now: float) -> None:
-        """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK, PMTU shrink)."""
+        """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK, PMTU shrink): at most a segment
+        of what was already sent. The send buffer may hold more than that, queued after a short segment that
+        filled the peer's window; resending a full segment of it would go past the right edge the peer set."""
         buflen = len(self.sndbuf)
-        n = min(self.mss, buflen)
+        n = min(self.mss, buflen, (self.snd_max - self.snd_una) & MASK)
         flags = ACK
         if n == buflen and self.fin_queued and not self.fin_acked and \
                 seq_gt(self.snd_max, (self.snd_una + buflen) & MASK):

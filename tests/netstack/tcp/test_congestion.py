@@ -78,3 +78,20 @@ def test_timeout_collapses_window_to_one_segment() -> None:
     assert conn.ssthresh == 5 * MSS
     peer.inject(ACK, 1001, iss + 1 + MSS)
     assert len(peer.out()) == 2                                     # slow start again from one segment
+
+
+def test_fast_retransmit_resends_only_what_was_sent() -> None:
+    """The segment at SND.UNA went out short (the peer's window allowed 500 bytes) while more data waits:
+    its retransmission repeats those 500 bytes and nothing beyond the window the peer advertised."""
+    peer = RawPeer(TcpConfig(timestamps=False, window_scaling=False))
+    conn_id, iss = peer.accept(mss=MSS)
+    una = iss + 1
+    peer.inject(ACK, 1001, una, window=500)
+    peer.layer.send(peer.now, conn_id, bytes(4 * MSS))
+    (first,) = peer.out()
+    assert (first.seq, len(first.payload)) == (una, 500)
+    for _ in range(3):
+        peer.inject(ACK, 1001, una, window=500)
+    (retransmission,) = peer.out()
+    assert peer.layer.stats["fast-retransmit"] == 1
+    assert (retransmission.seq, len(retransmission.payload)) == (una, 500)
