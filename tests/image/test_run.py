@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,27 @@ def test_kvm_probe_trusts_only_a_completed_boot(
         assert run.accelerator(tmp_path / "bzImage") == expected
     finally:
         run.accelerator.cache_clear()
+
+
+def test_kvm_probe_stops_at_the_first_complaint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing KVM stops the guest, says so on stderr and keeps QEMU running: the probe must not wait out
+    its time (every `make run` would pay it)."""
+    fake_qemu = tmp_path / "qemu"
+    fake_qemu.write_text("#!/bin/sh\necho 'KVM internal error. Suberror: 1' >&2\nexec sleep 60\n")
+    fake_qemu.chmod(0o755)
+    device = tmp_path / "kvm"
+    device.write_bytes(b"")
+    monkeypatch.delenv("PINATA_ACCEL", raising=False)
+    monkeypatch.setattr(run, "QEMU", str(fake_qemu))
+    monkeypatch.setattr(run, "KVM_DEVICE", str(device))
+    monkeypatch.setattr(run, "KVM_PROBE_SECONDS", 60.0)
+    run.accelerator.cache_clear()
+    started = time.monotonic()
+    try:
+        assert run.accelerator(tmp_path / "bzImage") == "tcg"
+    finally:
+        run.accelerator.cache_clear()
+    assert time.monotonic() - started < 30
 
 
 def test_kvm_probe_without_the_device_is_tcg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
