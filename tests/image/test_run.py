@@ -115,57 +115,45 @@ def test_kvm_probe_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
         run.accelerator.cache_clear()
 
 
-@pytest.mark.parametrize(("behaviour", "expected"), [
+def _probe_with(script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float,
+                device: bool = True) -> str:
+    """run.accelerator's verdict when "QEMU" is a shell script and /dev/kvm is a file (present or not)."""
+    fake_qemu = tmp_path / "qemu"
+    fake_qemu.write_text(f"#!/bin/sh\n{script}\n")
+    fake_qemu.chmod(0o755)
+    kvm = tmp_path / "kvm"
+    if device:
+        kvm.write_bytes(b"")
+    monkeypatch.delenv("PINATA_ACCEL", raising=False)
+    monkeypatch.setattr(run, "QEMU", str(fake_qemu))
+    monkeypatch.setattr(run, "KVM_DEVICE", str(kvm))
+    monkeypatch.setattr(run, "KVM_PROBE_SECONDS", seconds)
+    run.accelerator.cache_clear()
+    try:
+        return run.accelerator(tmp_path / "bzImage")
+    finally:
+        run.accelerator.cache_clear()
+
+
+@pytest.mark.parametrize(("script", "expected"), [
     ("exit 0", "kvm"),  # the floor booted and powered off: KVM works
     ("exit 1", "tcg"),  # QEMU aborted (the vCPU could not be set up)
     ("exec sleep 30", "tcg"),  # QEMU runs on with the guest stopped ("KVM internal error")
 ])
 def test_kvm_probe_trusts_only_a_completed_boot(
-    behaviour: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    script: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_qemu = tmp_path / "qemu"
-    fake_qemu.write_text(f"#!/bin/sh\n{behaviour}\n")
-    fake_qemu.chmod(0o755)
-    device = tmp_path / "kvm"
-    device.write_bytes(b"")
-    monkeypatch.delenv("PINATA_ACCEL", raising=False)
-    monkeypatch.setattr(run, "QEMU", str(fake_qemu))
-    monkeypatch.setattr(run, "KVM_DEVICE", str(device))
-    monkeypatch.setattr(run, "KVM_PROBE_SECONDS", 1.0)
-    run.accelerator.cache_clear()
-    try:
-        assert run.accelerator(tmp_path / "bzImage") == expected
-    finally:
-        run.accelerator.cache_clear()
+    assert _probe_with(script, tmp_path, monkeypatch, seconds=1.0) == expected
 
 
 def test_kvm_probe_stops_at_the_first_complaint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failing KVM stops the guest, says so on stderr and keeps QEMU running: the probe must not wait out
+    """A failing KVM may stop the guest, say so on stderr and keep QEMU running: the probe must not wait out
     its time (every `make run` would pay it)."""
-    fake_qemu = tmp_path / "qemu"
-    fake_qemu.write_text("#!/bin/sh\necho 'KVM internal error. Suberror: 1' >&2\nexec sleep 60\n")
-    fake_qemu.chmod(0o755)
-    device = tmp_path / "kvm"
-    device.write_bytes(b"")
-    monkeypatch.delenv("PINATA_ACCEL", raising=False)
-    monkeypatch.setattr(run, "QEMU", str(fake_qemu))
-    monkeypatch.setattr(run, "KVM_DEVICE", str(device))
-    monkeypatch.setattr(run, "KVM_PROBE_SECONDS", 60.0)
-    run.accelerator.cache_clear()
     started = time.monotonic()
-    try:
-        assert run.accelerator(tmp_path / "bzImage") == "tcg"
-    finally:
-        run.accelerator.cache_clear()
+    complaint = "echo 'KVM internal error. Suberror: 1' >&2; exec sleep 60"
+    assert _probe_with(complaint, tmp_path, monkeypatch, seconds=60.0) == "tcg"
     assert time.monotonic() - started < 30
 
 
 def test_kvm_probe_without_the_device_is_tcg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PINATA_ACCEL", raising=False)
-    monkeypatch.setattr(run, "KVM_DEVICE", str(tmp_path / "absent"))
-    monkeypatch.setattr(run, "QEMU", str(tmp_path / "never-run"))
-    run.accelerator.cache_clear()
-    try:
-        assert run.accelerator(tmp_path / "bzImage") == "tcg"
-    finally:
-        run.accelerator.cache_clear()
+    assert _probe_with("exit 0", tmp_path, monkeypatch, seconds=1.0, device=False) == "tcg"

@@ -42,6 +42,19 @@ class RawPeer:
             self.layer.timers_expired(self.now)
         self.now = target
 
+    def next_output(self, limit: float = 1000.0) -> list[Segment]:
+        """Fire timers in order until one of them sends something (next_deadline may be early, never late);
+        fails if none is due by `limit`."""
+        while True:
+            deadline = self.layer.next_deadline()
+            assert deadline is not None
+            assert deadline <= limit
+            self.now = max(self.now, deadline)
+            self.layer.timers_expired(self.now)
+            out = self.out()
+            if out:
+                return out
+
     def accept(self, peer_isn: int = 1000, *, mss: int = 1460) -> tuple[int, int]:
         """Passive open by hand: returns (connection id, our ISS)."""
         if self.port not in self.layer.listeners:

@@ -9,21 +9,8 @@ import pytest
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import State
-from netstack.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, Segment, build_options
+from netstack.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, build_options
 from tests.netstack.tcp.raw import THEM, US, RawPeer
-
-
-def next_output(peer: RawPeer, limit: float = 1000.0) -> list[Segment]:
-    """Fire timers in order until one of them sends something (next_deadline may be early, never late)."""
-    while True:
-        deadline = peer.layer.next_deadline()
-        assert deadline is not None
-        assert deadline <= limit
-        peer.now = max(peer.now, deadline)
-        peer.layer.timers_expired(peer.now)
-        out = peer.out()
-        if out:
-            return out
 
 
 def syn_times(peer: RawPeer, until: float) -> list[float]:
@@ -86,7 +73,7 @@ def test_data_rto_follows_measured_rtt_and_karn() -> None:
     assert len(peer.out()) == 1
     times = []
     for _ in range(2):
-        out = next_output(peer)
+        out = peer.next_output()
         assert [s.seq for s in out] == [iss + 101]
         times.append(peer.now - sent_at)
     assert times == pytest.approx([0.9, 0.9 + 1.8])
@@ -183,7 +170,7 @@ def test_zero_window_probing_backs_off_and_survives() -> None:
     assert peer.out() == []                      # nothing fits a zero window
     probe_times = []
     for _ in range(4):
-        out = next_output(peer)
+        out = peer.next_output()
         assert len(out[0].payload) == 1          # one byte beyond the window
         probe_times.append(peer.now)
         peer.inject(ACK, 1001, iss + 1, window=0)

@@ -15,22 +15,9 @@ import random
 import pytest
 
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.segment import ACK, Segment
+from netstack.tcp.segment import ACK
 from tests.netstack.tcp.raw import RawPeer
 from tests.netstack.tcp.sim import Pair, Wire, establish
-
-
-def _next_output(peer: RawPeer, limit: float = 100.0) -> list[Segment]:
-    """Fire timers in order until one of them sends something."""
-    while True:
-        deadline = peer.layer.next_deadline()
-        assert deadline is not None
-        assert deadline <= limit
-        peer.now = max(peer.now, deadline)
-        peer.layer.timers_expired(peer.now)
-        out = peer.out()
-        if out:
-            return out
 
 
 def test_an_ack_that_may_not_update_the_window_keeps_its_right_edge() -> None:
@@ -53,7 +40,7 @@ def test_an_ack_that_may_not_update_the_window_keeps_its_right_edge() -> None:
     sent += peer.out()
     assert sent
     assert all(s.seq == edge and s.ack == 1101 for s in sent)  # ...and ACKs a closed window accepts
-    (probe,) = _next_output(peer)                            # the window stays closed: probe it
+    (probe,) = peer.next_output(limit=100.0)                            # the window stays closed: probe it
     assert (probe.seq, len(probe.payload)) == (edge, 1)
 
 
@@ -66,7 +53,7 @@ def test_acks_stay_inside_a_closed_window_while_probing() -> None:
     peer.inject(ACK, 1001, iss + 1, window=0)
     peer.layer.send(peer.now, conn, b"data waiting")
     assert peer.out() == []
-    (probe,) = _next_output(peer)
+    (probe,) = peer.next_output(limit=100.0)
     assert (probe.seq, len(probe.payload)) == (iss + 1, 1)
     peer.inject(ACK, 1001, iss + 1, b"reply", window=0)     # the peer dropped the probe and still sends
     (ack,) = peer.out()
