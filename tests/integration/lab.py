@@ -204,14 +204,24 @@ class Lab:
     def memory_kib(self) -> int | None:
         """Resident memory of the appliance process: /proc for the host process; the test image's
         `test.memory` console samples for the VM (the guest's /proc, read by the test PID 1)."""
+        return self._status_kib("VmRSS", "rss_kib")
+
+    def anon_memory_kib(self) -> int | None:
+        """The anonymous part of that resident memory (RssAnon: the heap and stacks, what a leak grows).
+        The rest is file pages (the interpreter and the shared libraries, paged in as code paths are first
+        used), bounded by the size of those files."""
+        return self._status_kib("RssAnon", "anon_kib")
+
+    def _status_kib(self, field: str, sample_key: str) -> int | None:
         if self.kind == "host":
             for pid in [*_children(self.process.pid), self.process.pid]:
-                rss = _rss_kib(pid)
-                if rss is not None and _is_appliance(pid):
-                    return rss
+                value = _status_kib(pid, field)
+                if value is not None and _is_appliance(pid):
+                    return value
             return None
         samples = self.console.events("test.memory")
-        return int(str(samples[-1]["rss_kib"])) if samples else None
+        sampled = samples[-1].get(sample_key) if samples else None
+        return int(str(sampled)) if sampled is not None else None
 
 
 def read_all(sock: socket.socket, limit: int = 1 << 22) -> bytes:
@@ -239,10 +249,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _rss_kib(pid: int) -> int | None:
+def _status_kib(pid: int, field: str) -> int | None:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return None
 

@@ -72,6 +72,7 @@ class Sample:
     rss_kib: int | None
     connections: int
     ledger: LedgerFigures
+    anon_kib: int | None = None  # the anonymous part of rss_kib (RssAnon): heap and stacks
 
 
 def ledger_figures(disk: Path, scratch: Path, provisioned_region_bytes: int) -> LedgerFigures:
@@ -177,9 +178,11 @@ def soak(target: Lab, seconds: float, disk: Path, scratch: Path, *, region_bytes
         if elapsed >= next_sample or elapsed >= seconds:
             stats = target.stats()
             ledger = ledger_figures(disk, scratch, region_bytes)
-            sample = Sample(round(elapsed, 1), target.memory_kib(), int(str(stats["connections"])), ledger)
+            sample = Sample(round(elapsed, 1), target.memory_kib(), int(str(stats["connections"])), ledger,
+                            target.anon_memory_kib())
             samples.append(sample)
-            out(f"{sample.elapsed:7.1f}s rss={sample.rss_kib} KiB connections={sample.connections} "
+            out(f"{sample.elapsed:7.1f}s rss={sample.rss_kib} KiB (anon {sample.anon_kib}) "
+                f"connections={sample.connections} "
                 f"ledger region={ledger.region} epoch={ledger.epoch} records={ledger.records} "
                 f"bytes={ledger.bytes}/{ledger.region_bytes} appended={ledger.appended}")
             next_sample = elapsed + SAMPLE_SECONDS
@@ -207,9 +210,11 @@ class MemoryTrend:
     growth_kib: float  # mean of the last MEMORY_ENDS samples minus mean of the first MEMORY_ENDS
 
 
-def memory_trend(samples: list[Sample]) -> MemoryTrend | None:
-    """RSS over the second half of the run (after warm-up), or None without enough samples to judge."""
-    second = [(float(s.connections), float(s.rss_kib)) for s in samples[len(samples) // 2 :] if s.rss_kib is not None]
+def memory_trend(samples: list[Sample], anonymous: bool = False) -> MemoryTrend | None:
+    """RSS (or its anonymous part) over the second half of the run (after warm-up), or None without enough
+    samples to judge."""
+    values = [(s.connections, s.anon_kib if anonymous else s.rss_kib) for s in samples[len(samples) // 2 :]]
+    second = [(float(connections), float(kib)) for connections, kib in values if kib is not None]
     if len(second) < max(MIN_MEMORY_SAMPLES, 2 * MEMORY_ENDS):
         return None
     start, end = second[:MEMORY_ENDS], second[-MEMORY_ENDS:]
@@ -257,7 +262,8 @@ def report(samples: list[Sample], problems: list[str], *, target: str, seconds: 
            rounds: int, secrets_received: int) -> dict[str, object]:
     """The soak's figures, for report.json (and, as lines, report.txt)."""
     rss = [s.rss_kib for s in samples if s.rss_kib is not None]
-    trend = memory_trend(samples)
+    anon = [s.anon_kib for s in samples if s.anon_kib is not None]
+    trend, anon_trend = memory_trend(samples), memory_trend(samples, anonymous=True)
     last = samples[-1].ledger if samples else None
     return {
         "target": target,
@@ -270,6 +276,9 @@ def report(samples: list[Sample], problems: list[str], *, target: str, seconds: 
                        "second_half": asdict(trend) if trend else None,
                        "bounds": {"slope_kib_per_1000_connections": MEMORY_SLOPE_KIB_PER_1000_CONNECTIONS,
                                   "growth_kib": MEMORY_GROWTH_KIB}},
+        # Shown, not judged: it tells a heap that grows (a leak) from file pages paged in late.
+        "anonymous_memory_kib": {"first": anon[0] if anon else None, "last": anon[-1] if anon else None,
+                                 "second_half": asdict(anon_trend) if anon_trend else None},
         "ledger": {"region_bytes": provisioned_region_bytes,
                    "rollovers": last.epoch if last else None,
                    "minimum_rollovers": minimum_rollovers(last.appended, provisioned_region_bytes) if last else None,
@@ -298,6 +307,13 @@ def summary(figures: dict[str, object]) -> list[str]:
                      f"{trend['slope_kib_per_1000_connections']:.1f} KiB per 1000 connections "
                      f"(bound {MEMORY_SLOPE_KIB_PER_1000_CONNECTIONS:.0f}), growth {trend['growth_kib']:.0f} KiB "
                      f"(bound {MEMORY_GROWTH_KIB})")
+    anon = figures["anonymous_memory_kib"]
+    assert isinstance(anon, dict)
+    anon_trend = anon["second_half"]
+    if isinstance(anon_trend, dict):
+        lines.append(f"anonymous memory (RssAnon) KiB: first={anon['first']} last={anon['last']}; second half "
+                     f"{anon_trend['slope_kib_per_1000_connections']:.1f} KiB per 1000 connections, "
+                     f"growth {anon_trend['growth_kib']:.0f} KiB (shown, not judged)")
     lines.append(f"ledger: region size={ledger['region_bytes']} events={ledger['events_appended']} "
                  f"rollovers={ledger['rollovers']} (at least {ledger['minimum_rollovers']} required) "
                  f"peak bytes in a region={ledger['peak_bytes_in_a_region']} "

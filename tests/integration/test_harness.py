@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,16 @@ import pytest
 from image import cpio
 from tests.integration import testimage
 from tests.integration.lab import SECRET_FORMS, SecretLeakedError, assert_no_secret
-from tests.integration.soak import SMALLEST_EVENT_RECORD, LedgerFigures, Sample, minimum_rollovers, verdict
+from tests.integration.soak import (
+    SMALLEST_EVENT_RECORD,
+    LedgerFigures,
+    Sample,
+    memory_trend,
+    minimum_rollovers,
+    report,
+    summary,
+    verdict,
+)
 
 
 def test_overlay_is_one_executable_init_that_compiles() -> None:
@@ -82,6 +92,25 @@ def test_soak_verdict_catches_a_slow_leak_that_a_peak_comparison_misses() -> Non
 def test_soak_verdict_catches_growth_late_in_the_run() -> None:
     step = NOISY_FLAT[:17] + [33_000] * 3
     assert any("memory grew" in p for p in verdict(_run(step), REGION))
+
+
+def test_soak_report_shows_the_anonymous_part_apart() -> None:
+    """RSS flat, its anonymous part (the heap) rising while file pages are dropped: the report shows the
+    heap's slope on its own line, from the anonymous figures, not from RSS."""
+    rss = NOISY_FLAT
+    anon = [12_000 + 40 * i for i in range(20)]
+    samples = [replace(s, anon_kib=a) for s, a in zip(_run(rss), anon, strict=True)]
+    figures = report(samples, verdict(samples, REGION), target="vm", seconds=100, provisioned_region_bytes=REGION,
+                     rounds=1, secrets_received=0)
+    trend = memory_trend(samples, anonymous=True)
+    assert trend is not None
+    assert trend.slope_kib_per_1000_connections == pytest.approx(400.0)
+    anonymous = figures["anonymous_memory_kib"]
+    assert isinstance(anonymous, dict)
+    assert (anonymous["first"], anonymous["last"]) == (12_000, 12_760)
+    lines = summary(figures)
+    assert any(line.startswith("anonymous memory (RssAnon)") and "400.0 KiB per 1000" in line for line in lines)
+    assert lines[-1] == "BOUNDED"  # shown, not judged: the verdict is RSS's
 
 
 def test_soak_verdict_needs_memory_samples() -> None:

@@ -49,11 +49,11 @@ def say(record):
     record["t"] = round(time.time(), 3)
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\\n")
     sys.stdout.flush()
-def rss_kib():
+def status_kib(field):
     try:
         with open(f"/proc/{child}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         return -1
@@ -77,7 +77,7 @@ while True:
         say({"event": "test.pki-missing"})
         exported = True
     if time.monotonic() >= next_sample:
-        say({"event": "test.memory", "rss_kib": rss_kib()})
+        say({"event": "test.memory", "rss_kib": status_kib("VmRSS"), "anon_kib": status_kib("RssAnon")})
         next_sample = time.monotonic() + SAMPLE
     time.sleep(0.05 if not exported else 0.25)
 """
