@@ -290,7 +290,12 @@ def main() -> int:
     image = build.build(args.variant)
     if ensure_disk(args.disk, manifest):
         print(f"[run] created data disk {args.disk} ({manifest.block.mib} MiB)", flush=True)
-    command = qemu_command(manifest, image.kernel, image.initramfs, args.disk, network,
+    if os.environ.get("PINATA_ACCEL") not in ("tcg", "kvm") and os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        print(f"[run] {KVM_DEVICE} is there: a test boot checks that KVM works (up to {KVM_PROBE_SECONDS:g} s; "
+              "PINATA_ACCEL=tcg or =kvm skips it) ...", flush=True)
+    accel = accelerator(image.kernel)
+    print(f"[run] accelerator: {accel}" + (" (software emulation: slower boot)" if accel == "tcg" else ""), flush=True)
+    command = qemu_command(manifest, image.kernel, image.initramfs, args.disk, network, accel=accel,
                            memory_mib=args.memory, parameters=parameters, ip=args.ip)
     print(f"[run] {shlex.join(command)}", flush=True)
     started = time.monotonic()

@@ -93,6 +93,8 @@ def test_make_run_boots_with_user_networking_serves_on_the_forwards_and_stops_on
             assert f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" in command
             assert f"127.0.0.1:{host}/  (guest port {guest})" in text
         assert " ip=" not in command  # the guest asks QEMU's DHCP server for its address
+        (chosen,) = [line.split()[2] for line in lines if line.startswith("[run] accelerator: ")]
+        assert f" -accel {chosen} " in command  # what the operator is told is what QEMU runs with
 
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/", timeout=60) as response:
             assert response.status == 200
