@@ -73,10 +73,10 @@ def load_manifest(path: Path = DEVICE_MANIFEST) -> devices.DeviceManifest:
 def accelerator(kernel: Path) -> str:
     """KVM when it works, otherwise TCG. Neither opening /dev/kvm nor starting a paused QEMU proves it:
     on these build machines QEMU has aborted setting up the vCPU, and (with a paravirtual KVM) started
-    fine and then stopped the guest on its first instructions with "KVM internal error", still running.
-    So the probe boots `kernel` with the floor's init, which powers off at once: a clean exit (status 0,
-    nothing on stderr) within the probe time means KVM works. A failing KVM says so on stderr at once, so
-    the probe stops at its first word instead of waiting out the time. PINATA_ACCEL=tcg|kvm overrides it."""
+    fine, ran the guest a while and stopped it with "KVM internal error" (about 9 s in), still running.
+    So the probe boots `kernel` with the floor's init, which powers off at once (well under a second with
+    a working KVM): a clean exit (status 0, nothing on stderr) within the probe time means KVM works.
+    QEMU's first word on stderr ends the probe early: it is a complaint. PINATA_ACCEL=tcg|kvm overrides it."""
     forced = os.environ.get("PINATA_ACCEL")
     if forced in ("tcg", "kvm"):
         return forced
