@@ -69,6 +69,14 @@ def load_manifest(path: Path = DEVICE_MANIFEST) -> devices.DeviceManifest:
     return devices.parse_manifest(path.read_bytes())
 
 
+def _accelerator_without_probe() -> str | None:
+    """PINATA_ACCEL's choice, or TCG when there is no usable KVM device; None when only a probe can tell."""
+    forced = os.environ.get("PINATA_ACCEL")
+    if forced in ("tcg", "kvm"):
+        return forced
+    return None if os.access(KVM_DEVICE, os.R_OK | os.W_OK) else "tcg"
+
+
 @functools.cache
 def accelerator(kernel: Path) -> str:
     """KVM when it works, otherwise TCG. Neither opening /dev/kvm nor starting a paused QEMU proves it:
@@ -77,11 +85,9 @@ def accelerator(kernel: Path) -> str:
     So the probe boots `kernel` with the floor's init, which powers off at once (well under a second with
     a working KVM): a clean exit (status 0, nothing on stderr) within the probe time means KVM works.
     QEMU's first word on stderr ends the probe early: it is a complaint. PINATA_ACCEL=tcg|kvm overrides it."""
-    forced = os.environ.get("PINATA_ACCEL")
-    if forced in ("tcg", "kvm"):
-        return forced
-    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
-        return "tcg"
+    known = _accelerator_without_probe()
+    if known is not None:
+        return known
     with tempfile.TemporaryDirectory(prefix="pinata-kvm-probe-") as scratch:
         init = Path(scratch) / "floor.cpio"
         init.write_bytes(floor.archive())
@@ -290,7 +296,7 @@ def main() -> int:
     image = build.build(args.variant)
     if ensure_disk(args.disk, manifest):
         print(f"[run] created data disk {args.disk} ({manifest.block.mib} MiB)", flush=True)
-    if os.environ.get("PINATA_ACCEL") not in ("tcg", "kvm") and os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+    if _accelerator_without_probe() is None:
         print(f"[run] {KVM_DEVICE} is there: a test boot checks that KVM works (up to {KVM_PROBE_SECONDS:g} s; "
               "PINATA_ACCEL=tcg or =kvm skips it) ...", flush=True)
     accel = accelerator(image.kernel)
