@@ -11,6 +11,7 @@ unpacks it into a staging directory.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import re
@@ -90,9 +91,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-_lists_refreshed: list[bool] = []
-
-
 def _download(pin: DebPin) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["apt-get", "download", "-q", f"{pin.name}={pin.version}"],
@@ -100,13 +98,13 @@ def _download(pin: DebPin) -> subprocess.CompletedProcess[str]:
     )
 
 
+@functools.cache
 def _refresh_package_lists() -> bool:
-    """Run `apt-get update` once per process, as root only: a machine whose package lists predate the lock
-    does not know the pinned (security-updated) versions yet. True when the lists were refreshed now."""
-    if _lists_refreshed or os.geteuid() != 0:
+    """Run `apt-get update` (once per process, as root only): a machine whose package lists predate the lock
+    does not know the pinned (security-updated) versions yet. True when the lists are now fresh."""
+    if os.geteuid() != 0:
         return False
-    _lists_refreshed.append(True)
-    print("pinned version unknown to apt: running apt-get update ...", flush=True)
+    print("apt-get download failed: refreshing the package lists (apt-get update) to try again ...", flush=True)
     return subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False).returncode == 0
 
 
