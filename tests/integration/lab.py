@@ -204,15 +204,15 @@ class Lab:
     def memory_kib(self) -> int | None:
         """Resident memory of the appliance process: /proc for the host process; the test image's
         `test.memory` console samples for the VM (the guest's /proc, read by the test PID 1)."""
-        return self._status_kib("VmRSS", "rss_kib")
+        return self._appliance_status_kib("VmRSS", "rss_kib")
 
     def anon_memory_kib(self) -> int | None:
         """The anonymous part of that resident memory (RssAnon: the heap and stacks, what a leak grows).
         The rest is file pages (the interpreter and the shared libraries, paged in as code paths are first
         used), bounded by the size of those files."""
-        return self._status_kib("RssAnon", "anon_kib")
+        return self._appliance_status_kib("RssAnon", "anon_kib")
 
-    def _status_kib(self, field: str, sample_key: str) -> int | None:
+    def _appliance_status_kib(self, field: str, sample_key: str) -> int | None:
         if self.kind == "host":
             for pid in [*_children(self.process.pid), self.process.pid]:
                 value = _status_kib(pid, field)
