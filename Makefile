@@ -18,9 +18,12 @@ TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsma
 # The soak (not in `make test`): how long it runs (under TCG the appliance's memory is still warming up
 # after 5 minutes, so the judged second half starts later than that), and the ledger region it provisions:
 # the smallest that holds a largest checkpoint (64 KiB) with room for events, so a run rolls it over many
-# times. Override: make soak SOAK_SECONDS=3600.
+# times. Override: make soak SOAK_SECONDS=3600. SOAK_KILL_CYCLES=N kills the VM with SIGKILL (a power loss)
+# N times in the first half of the run and boots it again on the same disk: each reboot must report a torn
+# tail (never damage) and lose at most one ledger batch.
 SOAK_SECONDS ?= 900
 SOAK_LEDGER_KIB ?= 68
+SOAK_KILL_CYCLES ?= 0
 
 .PHONY: help venv test soak lint run run-host image bench lock manifest clean distclean
 
@@ -29,7 +32,8 @@ help:
 	@echo "make run-host - the appliance on this host's own sockets, ports shifted by 8000"
 	@echo "make test   - everything CI runs: lint, manifest check, the test suite"
 	@echo "make soak   - mixed good and bad traffic against the booted image for SOAK_SECONDS (default 900);"
-	@echo "              memory and ledger must stay bounded (report in build/soak/)"
+	@echo "              memory and ledger must stay bounded (report in build/soak/);"
+	@echo "              SOAK_KILL_CYCLES=N adds N kill -9 + reboot cycles (loss per kill <= one batch)"
 	@echo "make image  - build the MicroVM image (kernel + initramfs)"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
 	@echo "make lint   - ruff and mypy (strict)"
@@ -55,7 +59,8 @@ test: $(STAMP) lint
 soak: $(STAMP)
 	@$(REQUIRE) $(TEST_TOOLS)
 	$(PY) -m image.build
-	$(PY) -m tests.integration.soak --seconds $(SOAK_SECONDS) --ledger-region-kib $(SOAK_LEDGER_KIB)
+	$(PY) -m tests.integration.soak --seconds $(SOAK_SECONDS) --ledger-region-kib $(SOAK_LEDGER_KIB) \
+		--kill-cycles $(SOAK_KILL_CYCLES)
 
 run: $(STAMP)
 	@$(REQUIRE) $(IMAGE_TOOLS)

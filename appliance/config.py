@@ -41,6 +41,7 @@ class Limits:
     stats_recent_refused: int = 50  # rows on the "recent refused attempts" list
     stats_series_points: int = 256  # points kept per endpoint for the cumulative chart
     stats_unique_sources_tracked: int = 100_000  # distinct source addresses remembered exactly
+    stats_ledger_findings: int = 16  # ledger damage findings listed on the statistics page (all are counted)
     # the console (a serial line in the image: ~11 KB/s, and a blocked write stalls the event loop)
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault

@@ -1,84 +1,101 @@
 """The data disk: a block device in the image, a plain file on the host. One layout for both.
 
-    [0, 4096)                  header: magic, ledger region size, the wallet key, CRC-32
-    [4096, 4096 + R)           ledger region A
-    [4096 + R, 4096 + 2R)      ledger region B
+    [0, 4096)                  header block: two copies of the header (appliance.disk_header)
+    [4096, 4096 + R)           ledger region 0
+    [4096 + R, 4096 + 2R)      ledger region 1
 
 Why a fixed layout instead of files: the image has no filesystem on its data disk (no filesystem code to
 trust, nothing to mount), and the same positional reads/writes work on a regular file for host runs.
+
+Why a lock before the first read: a second instance that recovered the ledger while the first was writing
+it would cut records the first had just appended. A file gets an exclusive open-file-description lock (the
+kind QEMU takes on its images, so a VM running on the file keeps a host instance out and the other way
+round), a block device an exclusive open (O_EXCL, which the kernel refuses while anyone else holds the
+device the same way).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import struct
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import DISK_HEADER_BYTES
+from appliance.disk_header import (
+    SLOTS,
+    DiskDamagedError,
+    DiskError,
+    Header,
+    Resolution,
+    encode_copy,
+    layout_bytes,
+    read_copies,
+    resolve,
+)
 
-MAGIC = b"PINATA01"
-_HEADER = struct.Struct(">8sIB32s")  # magic, region bytes, key present, key
-_CRC = struct.Struct(">I")
+__all__ = ["Disk", "DiskBusyError", "DiskDamagedError", "DiskError", "Header"]
 
-
-class DiskError(Exception):
-    """The disk is unusable: too small, unreadable, or its header is corrupt."""
-
-
-@dataclass(frozen=True)
-class Header:
-    region_bytes: int
-    key: bytes | None  # the 32-byte wallet secret, or None before provisioning
-
-
-def encode_header(header: Header) -> bytes:
-    key = header.key if header.key is not None else b"\x00" * 32
-    if len(key) != 32:
-        raise DiskError("wallet key must be 32 bytes")
-    body = _HEADER.pack(MAGIC, header.region_bytes, 1 if header.key is not None else 0, key)
-    return body + _CRC.pack(zlib.crc32(body))
+BLANK_CHECK_CHUNK = 1024 * 1024
 
 
-def decode_header(block: bytes) -> Header | None:
-    """None for a blank (all-zero) disk; DiskError for anything else that is not a valid header."""
-    size = _HEADER.size + _CRC.size
-    if len(block) < size:
-        raise DiskError("header block truncated")
-    if not any(block[:size]):
-        return None
-    if any(block[size:DISK_HEADER_BYTES]):
-        raise DiskError("header block has bytes after the header")
-    body, (crc,) = block[: _HEADER.size], _CRC.unpack_from(block, _HEADER.size)
-    if zlib.crc32(body) != crc:
-        raise DiskError("header checksum mismatch")
-    magic, region_bytes, present, key = _HEADER.unpack(body)
-    if magic != MAGIC:
-        raise DiskError("not a Piñata disk")
-    if present not in (0, 1) or region_bytes < 4096 or region_bytes % 4096:
-        raise DiskError("header fields out of range")
-    return Header(region_bytes, key if present else None)
+class DiskBusyError(DiskError):
+    """Another instance holds the disk."""
 
 
 class Disk:
-    """Positional I/O on the disk or file; `sync` is the only durability point."""
+    """Positional I/O on the disk or file, under an exclusive (or, read-only, shared) lock.
 
-    def __init__(self, path: Path) -> None:
+    `sync` is the only durability point. `created` says whether this open made the file: the one case,
+    besides an all-zero device or file of the full layout, that proves the disk blank."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.read_only = read_only
+        self.created = False
+        if read_only:
+            flags = os.O_RDONLY
+        else:
+            flags = os.O_RDWR
+            try:
+                self._fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+                self.created = True
+            except FileExistsError:
+                pass
+        if not self.created:
+            mode = os.stat(path).st_mode
+            if stat.S_ISBLK(mode):
+                flags |= os.O_EXCL  # Linux: an exclusive claim on the device (EBUSY while held elsewhere)
+            try:
+                self._fd = os.open(path, flags)
+            except OSError as exc:
+                if exc.errno == errno.EBUSY:
+                    raise DiskBusyError(f"{path} is in use by another instance (exclusive open refused)") from exc
+                raise
         self.is_block_device = stat.S_ISBLK(os.fstat(self._fd).st_mode)
+        try:
+            _lock_whole(self._fd, shared=read_only, optional=self.is_block_device)
+        except DiskBusyError as exc:
+            os.close(self._fd)
+            raise DiskBusyError(f"{path} is locked by another instance (the appliance, or a VM running on it); "
+                                "stop it first: a second writer would corrupt the ledger") from exc
+        except OSError:
+            os.close(self._fd)
+            raise
 
-    def size(self) -> int | None:
-        """A block device's fixed size; None for a file, which grows as written."""
-        return os.lseek(self._fd, 0, os.SEEK_END) if self.is_block_device else None
+    def size(self) -> int:
+        """The device's fixed size, or the file's current length."""
+        return os.lseek(self._fd, 0, os.SEEK_END)
 
     def read(self, offset: int, length: int) -> bytes:
         data = os.pread(self._fd, length, offset)
         return data + b"\x00" * (length - len(data))  # a file's unwritten tail reads as zeros, like a new disk
 
     def write(self, offset: int, data: bytes) -> None:
+        if self.read_only:
+            raise DiskError("disk opened read-only")
         view = memoryview(data)
         while view:
             written = os.pwrite(self._fd, view, offset)
@@ -87,20 +104,113 @@ class Disk:
     def sync(self) -> None:
         os.fsync(self._fd)
 
+    def extend(self, length: int) -> None:
+        """Grow a file to `length` (sparse zeros), so that a shorter file later means truncation."""
+        if not self.is_block_device and self.size() < length:
+            os.ftruncate(self._fd, length)
+            self.sync()
+
     def close(self) -> None:
-        os.close(self._fd)
+        os.close(self._fd)  # closing the descriptor releases the lock
 
-    def read_header(self) -> Header | None:
-        return decode_header(self.read(0, DISK_HEADER_BYTES))
+    # -- the header ---------------------------------------------------------------------------------------
 
-    def check_fits(self, region_bytes: int) -> None:
-        """A block device must hold the header and both ledger regions (a file grows as needed)."""
-        needed = DISK_HEADER_BYTES + 2 * region_bytes
+    def read_header_block(self) -> bytes:
+        return self.read(0, DISK_HEADER_BYTES)
+
+    def resolve_header(self) -> Resolution:
+        return resolve(read_copies(self.read_header_block()))
+
+    def is_blank(self, region_bytes: int) -> bool:
+        """Provably blank: made by this open, or all zeros over the whole layout (a new device, or a zeroed
+        image of at least the layout's size). A shorter file that exists may be a truncated disk."""
+        if self.created:
+            return True
+        end = layout_bytes(region_bytes)
         size = self.size()
-        if size is not None and size < needed:
-            raise DiskError(f"disk has {size} bytes; the layout needs {needed}")
+        if size < end and not self.is_block_device:
+            return False
+        return self.first_nonzero(0, min(end, size)) is None
 
-    def write_header(self, header: Header) -> None:
-        self.check_fits(header.region_bytes)
-        self.write(0, encode_header(header).ljust(DISK_HEADER_BYTES, b"\x00"))
-        self.sync()
+    def first_nonzero(self, start: int, end: int) -> int | None:
+        offset = start
+        while offset < end:
+            chunk = self.read(offset, min(BLANK_CHECK_CHUNK, end - offset))
+            stripped = chunk.lstrip(b"\x00")
+            if stripped:
+                return offset + len(chunk) - len(stripped)
+            offset += len(chunk)
+        return None
+
+    def check_fits(self, header: Header) -> None:
+        """The disk must hold the whole layout. A file is extended when its ledger starts, so once the
+        header says the ledger started, a shorter file was truncated."""
+        needed = header.layout_bytes()
+        size = self.size()
+        if size >= needed:
+            return
+        if self.is_block_device:
+            raise DiskError(f"disk has {size} bytes; the layout needs {needed}")
+        if header.ledger_started:
+            raise DiskDamagedError(
+                f"{self.path} is {size} bytes but its header says the layout is {needed}: the file was truncated "
+                "(or only partly copied). Nothing was written. Restore the whole file; if the missing part is lost "
+                "for good, keep a copy and run `python -m appliance disk repair` to record the loss and boot again")
+
+    def write_header(self, header: Header, current: Resolution | None) -> Header:
+        """Write `header` with the next generation into both slots, the stale (or damaged) one first, each
+        followed by a sync: a crash leaves at least one complete copy. Returns what was written."""
+        generation = max((c.header.generation for c in current.copies if c.header is not None), default=0) \
+            if current is not None else 0
+        written = Header(header.region_bytes, header.key, header.ledger_started, generation + 1, header.format_epoch)
+        for slot in _stale_first(current):
+            self.write(SLOTS[slot], encode_copy(written))
+            self.sync()
+        return written
+
+    def repair_header(self, resolution: Resolution) -> Header:
+        """Rewrite the slots `resolution.repair` names from the chosen header (same key, next generation)."""
+        assert resolution.header is not None
+        return self.write_header(resolution.header, resolution)
+
+
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64/aarch64: type, whence, start, len, pid
+assert _FLOCK.size == 32
+
+
+def _lock_whole(fd: int, *, shared: bool, optional: bool) -> None:
+    """An open-file-description lock over the whole file, taken without waiting.
+
+    Why this kind of lock: QEMU locks its disk images with OFD byte-range locks, which `flock` does not
+    see, so only a lock of the same kind keeps a VM and a host instance from writing one disk together (in
+    both directions: with this lock held, QEMU refuses to start on the image). OFD locks, unlike classic
+    POSIX record locks, belong to this descriptor, so another open and close of the file in this process
+    cannot drop them. `optional`: a block device is already claimed by its exclusive open, and the image's
+    kernel is built without file locking (its stubs answer EACCES or EINVAL), so there the lock adds what it
+    can and nothing more."""
+    try:
+        if shared:
+            # A reader must not read a disk being written either: QEMU holds only shared locks on its
+            # images, which a read lock does not conflict with, so ask whether a write lock would (any
+            # lock held elsewhere, another reader's included, answers yes: one reader at a time).
+            probe = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            if _FLOCK.unpack(probe)[0] != fcntl.F_UNLCK:
+                raise DiskBusyError("locked")
+        kind = fcntl.F_RDLCK if shared else fcntl.F_WRLCK
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, 0, 0, 0))
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # Linux's answer to a conflicting OFD lock
+            raise DiskBusyError("locked") from exc
+        if optional and exc.errno in (errno.EACCES, errno.ENOSYS, errno.EINVAL, errno.ENOLCK):
+            return  # a kernel without file locking answers EACCES or EINVAL to every request
+        if exc.errno == errno.EACCES:
+            raise DiskBusyError("locked") from exc
+        raise
+
+
+def _stale_first(current: Resolution | None) -> list[int]:
+    """Slots in write order: those needing repair first, then the lower generation."""
+    if current is None:
+        return [0, 1]
+    generations = [c.header.generation if c.header is not None else -1 for c in current.copies]
+    return sorted((0, 1), key=lambda i: (i not in current.repair, generations[i]))

@@ -4,9 +4,23 @@ Frame:   length u32 | crc32(payload) u32 | payload
 Payload: kind u8 | epoch u32 | seq u64 | body
   EVENT body:      time f64 | endpoint u8 | category (u8 len) | source (u8 len) | reason (u16 len)
   CHECKPOINT body: JSON of the aggregate statistics at the moment of a rollover
+  FINDING body:    what recovery could not read (appliance.ledger_scan.Finding):
+                   region u8 | flags u8 | epoch u32 | start u32 | end u32 | records u32 (or 0xFFFFFFFF: unknown) |
+                   bound u32 | sample (u8 len)
+  MARK body:       what u8 (1: the appliance stopped cleanly; 2: everything before it was synced as the ledger
+                   went idle). Either one last means no batch was left unsynced. 3: rolled over: the next
+                   region's checkpoint is on the disk (written after it was synced, as the region's last record,
+                   so that a next region found blank reads as a lost generation, not as a rollover cut short).
 
-`epoch` names the region generation and `seq` increases by one per record: a reader stops at the first
-record that breaks either, so stale bytes from an older generation are never mistaken for new ones.
+A checkpoint takes a seq of its own: it holds the state before the event that caused the rollover, and that
+event follows it as an ordinary record. So the last record of a region (the rolled-over marker, which takes
+the seq before the checkpoint's although it is written after it) is followed, seq for seq, by the next
+region's checkpoint, and a reader that loses one region's checkpoint can rebuild the totals from the other.
+
+`epoch` names the region generation and `seq` increases by one per record, across regions: a reader takes
+only records of the region's own generation, in seq order, so stale bytes from an older generation are never
+mistaken for new ones, and a gap in the seqs says exactly how many records could not be read.
+An unwritten frame header (eight zero bytes) ends a region's records: every append writes one after itself.
 """
 
 from __future__ import annotations
@@ -22,6 +36,22 @@ PREFIX = struct.Struct(">BIQ")
 EVENT_FIXED = struct.Struct(">dB")
 KIND_EVENT = 1
 KIND_CHECKPOINT = 2
+KIND_FINDING = 3
+KIND_MARK = 4
+MARK_STOPPED = 1
+MARK_SYNCED = 2
+MARK_ROLLED = 3
+MARKS = (MARK_STOPPED, MARK_SYNCED, MARK_ROLLED)
+CLEAN_MARKS = (MARK_STOPPED, MARK_SYNCED)
+"""Markers that, last in the active region, say nothing was left unsynced."""
+FINDING_FIXED = struct.Struct(">BBIIIII")
+FINDING_SAMPLE_BYTES = 32
+UNKNOWN_RECORDS = 0xFFFFFFFF
+UNKNOWN_EPOCH = 0xFFFFFFFF
+"""A finding in a region whose generation could not be read."""
+TERMINATOR = bytes(8)
+_FINDING_TORN = 0x01
+_FINDING_TOTALS_KEPT = 0x02
 CHECKPOINT_MAX_BYTES = 64 * 1024
 """A format limit, not a tunable: a reader must accept every checkpoint an older boot could have written."""
 
@@ -45,10 +75,40 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A span of a region that recovery could not read, recorded before the region may be written again.
+
+    `records`: how many records are known to be missing (None: not even a count); `bound`: the most that can
+    be. The count is exact when the two are equal, as when the seqs on both sides of the span tell it. A
+    tail has no seq after it: one damaged last record is 1 known, but a power cut may also have taken
+    unsynced records after it without a trace, so its bound is a batch. `torn`: the span lies within the
+    last unsynced batch (expected after a power loss). `totals_kept`: a later checkpoint still counts those
+    records, only their detail is gone."""
+
+    region: int
+    epoch: int
+    start: int
+    end: int
+    records: int | None
+    bound: int
+    torn: bool
+    totals_kept: bool
+    sample: bytes = b""
+
+    def key(self) -> tuple[int, int, int]:
+        return (self.region, self.epoch, self.start)
+
+
+@dataclass(frozen=True)
+class Marker:
+    what: int
+
+
+@dataclass(frozen=True)
 class Record:
     epoch: int
     seq: int
-    body: Event | Checkpoint
+    body: Event | Checkpoint | Finding | Marker
 
 
 def _short(text: str, width: int, limit: int) -> bytes:
@@ -59,10 +119,13 @@ def _short(text: str, width: int, limit: int) -> bytes:
 
 def encode(record: Record, max_payload: int, reason_limit: int = 160) -> bytes:
     body = record.body
-    prefix = PREFIX.pack(
-        KIND_EVENT if isinstance(body, Event) else KIND_CHECKPOINT, record.epoch, record.seq
-    )
-    if isinstance(body, Event):
+    kind = {Event: KIND_EVENT, Checkpoint: KIND_CHECKPOINT, Finding: KIND_FINDING, Marker: KIND_MARK}[type(body)]
+    prefix = PREFIX.pack(kind, record.epoch, record.seq)
+    if isinstance(body, Marker):
+        payload = prefix + bytes([body.what])
+    elif isinstance(body, Finding):
+        payload = prefix + _encode_finding(body)
+    elif isinstance(body, Event):
         payload = (
             prefix
             + EVENT_FIXED.pack(body.time, ENDPOINTS.index(body.endpoint))
@@ -101,6 +164,12 @@ def decode(frame: bytes, max_payload: int) -> Record:
     rest = payload[PREFIX.size :]
     if kind == KIND_CHECKPOINT:
         return Record(epoch, seq, Checkpoint(bytes(rest)))
+    if kind == KIND_FINDING:
+        return Record(epoch, seq, _decode_finding(rest))
+    if kind == KIND_MARK:
+        if len(rest) != 1 or rest[0] not in MARKS:
+            raise RecordError("unknown marker")
+        return Record(epoch, seq, Marker(rest[0]))
     if kind != KIND_EVENT:
         raise RecordError(f"unknown record kind {kind}")
     return Record(epoch, seq, _decode_event(rest))
@@ -129,3 +198,25 @@ def _decode_event(view: memoryview) -> Event:
     if position != len(view):
         raise RecordError("trailing bytes after the event")
     return Event(time, ENDPOINTS[endpoint], fields[0], fields[1], fields[2])
+
+
+def _encode_finding(finding: Finding) -> bytes:
+    flags = (_FINDING_TORN if finding.torn else 0) | (_FINDING_TOTALS_KEPT if finding.totals_kept else 0)
+    records = UNKNOWN_RECORDS if finding.records is None else finding.records
+    sample = finding.sample[:FINDING_SAMPLE_BYTES]
+    return (FINDING_FIXED.pack(finding.region, flags, finding.epoch, finding.start, finding.end, records,
+                               finding.bound) + bytes([len(sample)]) + sample)
+
+
+def _decode_finding(view: memoryview) -> Finding:
+    if len(view) < FINDING_FIXED.size + 1:
+        raise RecordError("finding too short")
+    region, flags, epoch, start, end, records, bound = FINDING_FIXED.unpack_from(view)
+    size = view[FINDING_FIXED.size]
+    if FINDING_FIXED.size + 1 + size != len(view) or size > FINDING_SAMPLE_BYTES:
+        raise RecordError("finding sample length mismatch")
+    if region > 1 or flags & ~(_FINDING_TORN | _FINDING_TOTALS_KEPT) or end < start:
+        raise RecordError("finding fields out of range")
+    return Finding(region, epoch, start, end, None if records == UNKNOWN_RECORDS else records, bound,
+                   bool(flags & _FINDING_TORN), bool(flags & _FINDING_TOTALS_KEPT),
+                   bytes(view[FINDING_FIXED.size + 1 :]))

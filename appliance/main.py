@@ -23,8 +23,8 @@ from typing import Any
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, Limits, Ports
+from appliance.data_disk import AlreadyProvisionedError, open_data_disk, provision
 from appliance.disk import Disk, DiskError
-from appliance.ledger import Ledger
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork, NetstackUnavailableError, Network, parse_net_spec, userspace_network
 from appliance.ours_tls import EngineUnavailableError
@@ -33,7 +33,7 @@ from appliance.service import Appliance
 from appliance.stats import Stats
 from appliance.tls_engine import make_factory
 from appliance.validation import BootCaValidator
-from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
+from appliance.vault import Vault
 from appliance.web import Site
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -142,11 +142,17 @@ async def assemble(
 ) -> tuple[Appliance, BootPKI]:
     """Disk first (vault and ledger verified), then the boot PKI, then the network: the boot order of the
     module docstring. `network` may be a factory so that a bad disk fails before any interface opens."""
-    secret, header, generated = load_or_generate(disk, limits.ledger_region_bytes)
     stats = Stats(limits)
-    ledger = Ledger(disk, header.region_bytes, limits)
-    report = ledger.open(stats.initial, stats.replay)
-    log.event("ledger", region=report.region, epoch=report.epoch, records=report.records, torn=report.torn_bytes_cut)
+    opened = open_data_disk(disk, limits, stats, log)
+    secret, ledger, report, generated = opened.secret, opened.ledger, opened.report, opened.generated
+    del opened
+    stats.boot_recovery = report.as_log()
+    log.event("ledger", **report.as_log())
+    for finding in report.findings:
+        log.event("ledger-torn-tail" if finding.torn else "ledger-damaged",
+                  region=finding.region, epoch=finding.epoch, start=finding.start, end=finding.end,
+                  records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
+                  sample=finding.sample.hex())
     pki = boot_pki.generate(datetime.datetime.now(datetime.UTC))
     if test_pki is not None:
         boot_pki.export(pki, test_pki)
@@ -220,7 +226,7 @@ def provision_main(argv: list[str], log: JsonLog) -> int:
             address = provision(disk, secret, DEFAULT_LIMITS.ledger_region_bytes)
         finally:
             disk.close()
-    except (BitcoinFormatError, VaultAlreadyProvisionedError, DiskError, OSError) as exc:
+    except (BitcoinFormatError, AlreadyProvisionedError, DiskError, OSError) as exc:
         log.event("provision-failed", error=str(exc) if not isinstance(exc, BitcoinFormatError) else "invalid WIF")
         return 1
     log.event("provisioned", disk=str(args.disk), address=address.decode("ascii"))
@@ -232,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     log = JsonLog()
     if argv[:1] == ["provision"]:
         return provision_main(argv[1:], log)
+    if argv[:1] == ["disk"]:
+        from appliance.disk_check import disk_main  # noqa: PLC0415 - an operator's tool, kept off the boot path
+
+        return disk_main(argv[1:])
     options = parse_run_args(argv)
     try:
         asyncio.run(run(options, log))

@@ -98,7 +98,10 @@ class Appliance:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.ledger.sync()
+        try:
+            self.ledger.mark_stopped(self.stats.checkpoint)
+        except (OSError, RecordError) as exc:
+            self.log.event("ledger-sync-failed", error=type(exc).__name__)
 
     def _factory(
         self, name: str, handler: Callable[[PlainChannel, str], Awaitable[Outcome]]
@@ -150,7 +153,6 @@ class Appliance:
 
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
         event = Event(self.wall_clock(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
-        self.stats.add(event)
         if self._log_bucket.take(event.time):
             self.log.event(
                 "connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason,
@@ -160,21 +162,27 @@ class Appliance:
         else:
             self._log_suppressed += 1  # the ledger and statistics still have it
         try:
+            # The ledger first: a rollover's checkpoint holds the state before this event, which follows it.
             self.ledger.append(event, self.stats.checkpoint)
         except (OSError, RecordError) as exc:  # a failing disk costs the record, not the service
             self.log.event("ledger-write-failed", error=type(exc).__name__)
             return
+        finally:
+            self.stats.add(event)
         if self.ledger.sync_due():
             self._sync()
         elif self.ledger.unsynced and self._sync_handle is None:
-            self._sync_handle = asyncio.get_running_loop().call_later(self.limits.ledger_batch_seconds, self._sync)
+            loop = asyncio.get_running_loop()
+            self._sync_handle = loop.call_later(self.limits.ledger_batch_seconds, self._sync, True)
 
-    def _sync(self) -> None:
+    def _sync(self, idle: bool = False) -> None:
+        """`idle`: called by the batch timer, i.e. no full batch came in its time: the ledger marks the
+        point (see Ledger.sync)."""
         if self._sync_handle is not None:
             self._sync_handle.cancel()
             self._sync_handle = None
         try:
-            self.ledger.sync()
+            self.ledger.sync(idle=idle)
         except OSError as exc:
             self.log.event("ledger-sync-failed", error=type(exc).__name__)
 

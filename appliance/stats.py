@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
-from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Record
+from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Finding, Record
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
@@ -38,6 +38,11 @@ class Stats:
         self.sources_before = 0  # distinct sources folded into a count at a rollover
         self.sources_untracked = 0  # arrivals after the exact set reached its cap
         self.rolled_over = False
+        # The ledger's own health: what recovery could not read, as recorded in the ledger (kept across
+        # rollovers in the checkpoints), and this boot's outcome (set by the composition root).
+        self.findings: deque[dict[str, object]] = deque(maxlen=limits.stats_ledger_findings)
+        self.integrity = {"damaged": 0, "torn_tails": 0, "records_lost": 0, "records_lost_bound": 0}
+        self.boot_recovery: dict[str, str | int] | None = None
 
     # -- updates ---------------------------------------------------------------------------------------
 
@@ -64,8 +69,21 @@ class Stats:
     def replay(self, record: Record) -> None:
         if isinstance(record.body, Checkpoint):
             self.restore(record.body.state)
-        else:
+        elif isinstance(record.body, Event):
             self.add(record.body)
+        elif isinstance(record.body, Finding):
+            self.add_finding(record.seq, record.body)
+
+    def add_finding(self, seq: int, finding: Finding) -> None:
+        self.integrity["torn_tails" if finding.torn else "damaged"] += 1
+        if not finding.totals_kept:
+            self.integrity["records_lost"] += finding.records or 0
+            self.integrity["records_lost_bound"] += finding.bound
+        self.findings.append({
+            "seq": seq, "kind": "torn tail" if finding.torn else "damaged", "region": finding.region,
+            "epoch": finding.epoch, "start": finding.start, "end": finding.end, "records": finding.records,
+            "bound": finding.bound, "totals_kept": finding.totals_kept, "sample": finding.sample.hex(),
+        })
 
     # -- checkpoints -----------------------------------------------------------------------------------
 
@@ -95,6 +113,8 @@ class Stats:
             "recent": [[r.time, r.endpoint, r.category, r.reason] for r in self.recent],
             "sources_before": self.sources_before,
             "rolled_over": self.rolled_over,
+            "findings": list(self.findings),
+            "integrity": self.integrity,
         }
         return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -107,6 +127,10 @@ class Stats:
             self.recent.append(Refusal(float(t), str(endpoint), str(category), str(reason)))
         self.sources_before = int(data["sources_before"])
         self.rolled_over = bool(data["rolled_over"])
+        self.findings.clear()
+        self.findings.extend(dict(f) for f in data.get("findings", []))  # absent in format 1 checkpoints
+        integrity = data.get("integrity", {})
+        self.integrity = {k: int(integrity.get(k, 0)) for k in self.integrity}
         self._sources.clear()
         self.sources_untracked = 0
 
@@ -141,4 +165,9 @@ class Stats:
                 {"time": r.time, "endpoint": r.endpoint, "category": r.category, "reason": r.reason}
                 for r in reversed(self.recent)
             ],
+            "ledger": {
+                "boot_recovery": self.boot_recovery,
+                **self.integrity,
+                "findings": list(reversed(self.findings)),
+            },
         }

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import coincurve
 
 from appliance import bitcoin
-from appliance.disk import Disk, DiskError, Header
 from appliance.validation import Purpose, Validator
 
 PROOF_TITLE = "Pinata proof of possession"
@@ -71,32 +70,3 @@ class Vault:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-class VaultAlreadyProvisionedError(Exception):
-    """Provisioning refuses to overwrite a key: it may guard real money."""
-
-
-def provision(disk: Disk, secret: bytes | None, region_bytes: int) -> bytes:
-    """Write `secret` (or a fresh key when None) to a blank disk; return the public P2WPKH address bytes."""
-    existing = disk.read_header()
-    if existing is not None and existing.key is not None:
-        raise VaultAlreadyProvisionedError(f"{disk.path} already holds a wallet key")
-    key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
-    region = existing.region_bytes if existing is not None else region_bytes
-    disk.write_header(Header(region_bytes=region, key=key.secret))
-    return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")
-
-
-def load_or_generate(disk: Disk, region_bytes: int) -> tuple[bytes, Header, bool]:
-    """The stored key, or a fresh one written to disk on first boot. Returns (secret, header, generated)."""
-    header = disk.read_header()
-    if header is not None and header.key is not None:
-        disk.check_fits(header.region_bytes)
-        return header.key, header, False
-    if header is not None and header.region_bytes != region_bytes:
-        raise DiskError("blank disk header with a different region size")
-    key = coincurve.PrivateKey()
-    header = Header(region_bytes=region_bytes, key=key.secret)
-    disk.write_header(header)
-    return key.secret, header, True

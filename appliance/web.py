@@ -177,8 +177,31 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 {svg.bar_chart(self.stats.failures_by_category(), "refused connections by category")}
 <h2>Recent refused attempts</h2>
 <table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>
+{self._ledger_section()}
 {self._network_table()}"""
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
+
+    def _ledger_section(self) -> str:
+        """The record's own health: a ledger that lost history says so here, not only in a console line."""
+        boot = self.stats.boot_recovery or {}
+        integrity = self.stats.integrity
+        outcome = str(boot.get("outcome", "unknown"))
+        lines = [f"<p>At this boot the ledger was <b>{escape(outcome)}</b>"
+                 f" ({boot.get('records', 0)} records read back). Since it was started: "
+                 f"{integrity['damaged']} damaged spans, {integrity['torn_tails']} torn tails (power loss or a "
+                 f"killed process), {integrity['records_lost']} records known lost "
+                 f"(at most {integrity['records_lost_bound']}).</p>"]
+        if self.stats.findings:
+            rows = "".join(
+                f"<tr><td>{f['seq']}</td><td>{escape(str(f['kind']))}</td><td>{f['region']}</td>"
+                f"<td>{f['start']}..{f['end']}</td>"
+                f"<td>{f['records'] if f['records'] is not None else 'up to ' + str(f['bound'])}</td>"
+                f"<td>{'detail only' if f['totals_kept'] else 'yes'}</td></tr>"
+                for f in reversed(self.stats.findings)
+            )
+            lines.append("<table><tr><th>ledger seq</th><th>kind</th><th>region</th><th>bytes</th>"
+                         f"<th>records</th><th>counts lost</th></tr>{rows}</table>")
+        return "<h2>Ledger integrity</h2>\n" + "\n".join(lines)
 
     def _network_table(self) -> str:
         """The network stack's counters since boot: malformed frames, floods and probes stop there and never

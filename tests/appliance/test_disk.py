@@ -1,78 +1,174 @@
+"""Positional I/O, the lock, and what counts as a blank disk."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from appliance.config import DISK_HEADER_BYTES
-from appliance.disk import Disk, DiskError, Header, decode_header, encode_header
-from appliance.vault import load_or_generate
+from appliance.disk import Disk, DiskBusyError, DiskDamagedError, DiskError, Header
 
-
-def test_header_round_trip() -> None:
-    for header in (Header(8192, None), Header(4 * 1024 * 1024, bytes(range(32)))):
-        assert decode_header(encode_header(header).ljust(DISK_HEADER_BYTES, b"\0")) == header
-
-
-def test_blank_block_is_no_header() -> None:
-    assert decode_header(bytes(DISK_HEADER_BYTES)) is None
-
-
-@pytest.mark.parametrize(
-    "mangle",
-    [
-        lambda b: b[:8] + b"\x01" + b[9:],  # region size changed: checksum fails
-        lambda b: b"NOTPINAT" + b[8:],
-        lambda b: b[:-1] + b"\x01",  # trailing byte in the block
-    ],
-)
-def test_corrupt_headers_are_refused(mangle: object) -> None:
-    block = encode_header(Header(8192, bytes(32))).ljust(DISK_HEADER_BYTES, b"\0")
-    assert callable(mangle)
-    with pytest.raises(DiskError):
-        decode_header(mangle(block))
-
-
-@settings(max_examples=300)
-@given(st.binary(min_size=64, max_size=64))
-def test_random_header_bytes_only_raise_disk_error(prefix: bytes) -> None:
-    try:
-        decode_header(prefix.ljust(DISK_HEADER_BYTES, b"\0"))
-    except DiskError:
-        return
+ROOT = Path(__file__).resolve().parents[2]
+REGION = 8192
+LAYOUT = DISK_HEADER_BYTES + 2 * REGION
 
 
 def test_a_file_reads_zeros_past_its_end(tmp_path: Path) -> None:
     disk = Disk(tmp_path / "d")
     disk.write(10, b"abc")
     assert disk.read(8, 8) == b"\0\0abc\0\0\0"
-    assert disk.size() is None
+    assert disk.size() == 13
+    disk.close()
+
+
+def test_a_second_writer_is_refused_before_it_reads(tmp_path: Path) -> None:
+    first = Disk(tmp_path / "d")
+    first.write(0, b"data")
+    with pytest.raises(DiskBusyError, match="locked by another instance"):
+        Disk(tmp_path / "d")
+    with pytest.raises(DiskBusyError):
+        Disk(tmp_path / "d", read_only=True)  # a reader would see half-written records
+    first.close()
+    Disk(tmp_path / "d").close()  # released on close
+
+
+def test_the_lock_holds_across_processes(tmp_path: Path) -> None:
+    holder = Disk(tmp_path / "d")
+    probe = "import sys; from pathlib import Path; from appliance.disk import Disk; Disk(Path(sys.argv[1]))"
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "d")], capture_output=True, text=True,
+                            cwd=ROOT, check=False)
+    assert result.returncode != 0
+    assert "DiskBusyError" in result.stderr
+    holder.close()
+
+
+def test_a_reader_never_writes_and_keeps_writers_and_other_readers_out(tmp_path: Path) -> None:
+    Disk(tmp_path / "d").close()
+    one = Disk(tmp_path / "d", read_only=True)
+    with pytest.raises(DiskError, match="read-only"):
+        one.write(0, b"x")
+    with pytest.raises(DiskBusyError):
+        Disk(tmp_path / "d")
+    with pytest.raises(DiskBusyError):
+        Disk(tmp_path / "d", read_only=True)  # a lock held elsewhere cannot be told from a VM's
+    one.close()
+    Disk(tmp_path / "d", read_only=True).close()
+
+
+def test_a_new_file_is_blank_and_an_existing_short_one_is_not(tmp_path: Path) -> None:
+    """A file that exists but is shorter than the layout may be a truncated disk."""
+    disk = Disk(tmp_path / "new")
+    assert disk.created
+    assert disk.is_blank(REGION)
+    disk.close()
+    (tmp_path / "empty").write_bytes(b"")
+    disk = Disk(tmp_path / "empty")
+    assert not disk.created
+    assert not disk.is_blank(REGION)
+    disk.close()
+
+
+def test_an_all_zero_file_of_the_layout_is_blank_and_one_byte_makes_it_not(tmp_path: Path) -> None:
+    path = tmp_path / "zeros"
+    path.write_bytes(bytes(LAYOUT))
+    disk = Disk(path)
+    assert disk.is_blank(REGION)
+    disk.write(LAYOUT - 1, b"\x01")
+    assert not disk.is_blank(REGION)
+    assert disk.first_nonzero(0, LAYOUT) == LAYOUT - 1
+    disk.close()
+
+
+def test_a_truncated_file_is_refused_once_its_ledger_started(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.write(0, b"x" * (LAYOUT - 1))
+    disk.check_fits(Header(REGION, bytes(32), ledger_started=False))  # grows when the ledger starts
+    with pytest.raises(DiskDamagedError, match="truncated"):
+        disk.check_fits(Header(REGION, bytes(32), ledger_started=True))
+    disk.extend(LAYOUT)
+    disk.check_fits(Header(REGION, bytes(32), ledger_started=True))
+    disk.close()
+
+
+def test_header_writes_go_stale_copy_first_with_the_next_generation(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "d")
+    first = disk.write_header(Header(REGION, bytes(range(32))), None)
+    assert first.generation == 1
+    resolution = disk.resolve_header()
+    assert resolution.header == first
+    assert resolution.repair == ()
+    disk.write(5, b"\xff")  # damage copy 0
+    damaged = disk.resolve_header()
+    assert damaged.repair == (0,)
+    repaired = disk.repair_header(damaged)
+    assert repaired.generation == 2
+    assert repaired.key == first.key
+    again = disk.resolve_header()
+    assert again.repair == ()
+    assert again.header == repaired
     disk.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("losetup") is None, reason="needs root and losetup")
-def test_block_device_too_small_is_refused_and_a_big_one_works(tmp_path: Path) -> None:
-    """A loop device stands in for the VM's virtio disk: fixed size, no growth."""
+def test_a_block_device_is_claimed_exclusively_and_too_small_is_refused(tmp_path: Path) -> None:
+    """A loop device stands in for the VM's virtio disk: fixed size, no growth, O_EXCL."""
     backing = tmp_path / "blk"
-    backing.write_bytes(bytes(DISK_HEADER_BYTES + 2 * 8192))
+    backing.write_bytes(bytes(LAYOUT))
     device = subprocess.run(
         ["losetup", "--find", "--show", str(backing)], capture_output=True, text=True, check=True
     ).stdout.strip()
     try:
         disk = Disk(Path(device))
         assert disk.is_block_device
-        assert disk.size() == DISK_HEADER_BYTES + 2 * 8192
-        with pytest.raises(DiskError):
-            load_or_generate(disk, 16384)
-        secret, header, generated = load_or_generate(disk, 8192)
-        assert generated
-        assert header.region_bytes == 8192
-        assert load_or_generate(disk, 8192)[0] == secret
+        assert disk.size() == LAYOUT
+        assert disk.is_blank(REGION)
+        with pytest.raises(DiskError, match="layout needs"):
+            disk.check_fits(Header(2 * REGION, bytes(32)))
+        disk.check_fits(Header(REGION, bytes(32)))
+        with pytest.raises(DiskBusyError):
+            Disk(Path(device))
         disk.close()
     finally:
         subprocess.run(["losetup", "--detach", device], check=False)
+
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+def _qemu_on(path: Path) -> list[str]:
+    """A QEMU that opens `path` as a raw drive and then waits, paused, on QMP over stdio."""
+    assert QEMU is not None
+    return [QEMU, "-M", "none", "-S", "-display", "none", "-nodefaults", "-qmp", "stdio",
+            "-drive", f"file={path},format=raw,if=none,id=data"]
+
+
+@pytest.mark.skipif(QEMU is None, reason="needs qemu-system-x86_64 (make test installs it)")
+def test_a_vm_and_a_host_instance_keep_each_other_off_one_disk_file(tmp_path: Path) -> None:
+    """QEMU locks its images with OFD byte-range locks, which flock cannot see: the disk's lock is of
+    the same kind, so neither can start writing a disk the other holds."""
+    path = tmp_path / "d"
+    path.write_bytes(bytes(LAYOUT))
+    held = Disk(path)
+    refused = subprocess.run(_qemu_on(path), capture_output=True, text=True, timeout=60, check=False,
+                             stdin=subprocess.DEVNULL)
+    held.close()
+    assert refused.returncode != 0
+    assert "lock" in refused.stderr
+    vm = subprocess.Popen(_qemu_on(path), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        assert vm.stdout is not None
+        assert '"QMP"' in vm.stdout.readline()  # the greeting comes after the drives are open (and locked)
+        with pytest.raises(DiskBusyError, match="a VM running on it"):
+            Disk(path)
+        with pytest.raises(DiskBusyError):
+            Disk(path, read_only=True)
+    finally:
+        vm.kill()
+        vm.wait(timeout=30)
+    assert path.read_bytes() == bytes(LAYOUT)

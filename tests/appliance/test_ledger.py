@@ -12,7 +12,7 @@ import pytest
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.disk import Disk, DiskError
-from appliance.ledger import Ledger, min_region_bytes
+from appliance.ledger import Ledger, LedgerArea, RecoveryReport, min_region_bytes
 from appliance.stats import Stats
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,8 +25,28 @@ def _event(i: int) -> rec.Event:
 
 
 def _open(path: Path, limits: Limits = LIMITS) -> tuple[Ledger, Stats, list[rec.Record], Disk]:
+    """A new ledger on a new disk of the whole layout."""
     disk = Disk(path)
-    ledger = Ledger(disk, limits.ledger_region_bytes, limits)
+    disk.extend(DISK_HEADER_BYTES + 2 * limits.ledger_region_bytes)
+    ledger, stats, seen, _ = _boot(disk, limits, started=False)
+    return ledger, stats, seen, disk
+
+
+def _reopen(path: Path, limits: Limits = LIMITS) -> tuple[Ledger, Stats, list[rec.Record], RecoveryReport]:
+    """Boot again on the disk, then let go of it (its lock) as a stopped process would."""
+    ledger, stats, seen, report, disk = _reopen_held(path, limits)
+    disk.close()
+    return ledger, stats, seen, report
+
+
+def _reopen_held(path: Path, limits: Limits = LIMITS) -> tuple[Ledger, Stats, list[rec.Record], RecoveryReport, Disk]:
+    disk = Disk(path)
+    return (*_boot(disk, limits, started=True), disk)
+
+
+def _boot(disk: Disk, limits: Limits, *, started: bool) -> tuple[Ledger, Stats, list[rec.Record], RecoveryReport]:
+    """Recover and commit as the appliance does, keeping every replayed record in `seen`."""
+    ledger = Ledger(LedgerArea(disk, limits.ledger_region_bytes), limits)
     stats = Stats(limits)
     seen: list[rec.Record] = []
 
@@ -34,87 +54,165 @@ def _open(path: Path, limits: Limits = LIMITS) -> tuple[Ledger, Stats, list[rec.
         seen.append(record)
         stats.replay(record)
 
-    ledger.open(stats.initial, consume)
-    return ledger, stats, seen, disk
+    report = ledger.open(stats.initial, consume, stats.checkpoint, started=started)
+    return ledger, stats, seen, report
+
+
+def _events(seen: list[rec.Record]) -> list[rec.Event]:
+    return [r.body for r in seen if isinstance(r.body, rec.Event)]
 
 
 def _append(ledger: Ledger, stats: Stats, event: rec.Event) -> int:
+    seq = ledger.append(event, stats.checkpoint)  # as Appliance.record: the ledger before the statistics
     stats.add(event)
-    return ledger.append(event, stats.checkpoint)
+    return seq
 
 
-def test_records_survive_reopen(tmp_path: Path) -> None:
-    ledger, stats, _, _ = _open(tmp_path / "d")
+def _close(ledger: Ledger, stats: Stats, disk: Disk) -> None:
+    ledger.mark_stopped(stats.checkpoint)
+    disk.close()
+
+
+def test_records_survive_a_clean_stop(tmp_path: Path) -> None:
+    ledger, stats, _, disk = _open(tmp_path / "d")
     for i in range(10):
         _append(ledger, stats, _event(i))
-    ledger.sync()
-    _, stats2, seen, _ = _open(tmp_path / "d")
-    assert [r.body for r in seen[1:]] == [_event(i) for i in range(10)]
+    _close(ledger, stats, disk)
+    _, stats2, seen, report = _reopen(tmp_path / "d")
+    assert _events(seen) == [_event(i) for i in range(10)]
+    assert report.outcome == "clean"
+    assert report.findings == ()
     assert stats2.as_json() == stats.as_json()
     assert stats2.unique_sources == 7
 
 
-def test_torn_tail_is_cut_and_later_appends_replay_cleanly(tmp_path: Path) -> None:
+def test_a_stop_without_the_marker_is_a_torn_tail_bounded_by_one_batch(tmp_path: Path) -> None:
+    """A killed process or a power loss leaves no marker: whatever was unsynced may be gone without a
+    trace, so the report gives the bound rather than claiming a clean stop."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    for i in range(6):
+        _append(ledger, stats, _event(i))
+    ledger.sync()
+    disk.close()
+    _, stats2, _, report = _reopen(tmp_path / "d")
+    assert report.outcome == "torn tail"
+    assert (report.lost, report.lost_bound) == (0, LIMITS.ledger_batch_records)
+    assert stats2.total() == 6
+    assert stats2.integrity["torn_tails"] == 1
+
+
+def test_an_idle_sync_marks_the_ledger_so_a_power_cut_while_quiet_reads_back_clean(tmp_path: Path) -> None:
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    for i in range(3):
+        _append(ledger, stats, _event(i))
+    ledger.sync(idle=True)
+    disk.close()  # the power goes: no stop marker
+    _, stats2, seen, report = _reopen(tmp_path / "d")
+    assert report.outcome == "clean"
+    assert isinstance(seen[-1].body, rec.Marker)
+    assert seen[-1].body.what == rec.MARK_SYNCED
+    assert stats2.total() == 3
+
+
+def test_a_torn_record_is_counted_kept_on_disk_and_skipped_by_later_appends(tmp_path: Path) -> None:
     ledger, stats, _, disk = _open(tmp_path / "d")
     for i in range(5):
         _append(ledger, stats, _event(i))
     ledger.sync()
-    end = ledger._offset  # test-only peek at where the next record goes
-    frame = rec.encode(rec.Record(0, 6, _event(5)), 1024)
-    disk.write(DISK_HEADER_BYTES + end, frame[: len(frame) // 2])  # a record torn by a power cut
-    ledger2, stats2, seen, _ = _open(tmp_path / "d")
-    assert len(seen) == 6  # checkpoint + 5
+    end = ledger.offset
+    frame = rec.encode(rec.Record(0, ledger.next_seq, _event(5)), 1024)
+    torn = frame[: len(frame) // 2]
+    disk.write(DISK_HEADER_BYTES + end, torn)  # a record torn by a power cut
+    disk.close()
+    ledger2, stats2, seen, report, disk2 = _reopen_held(tmp_path / "d")
+    assert report.outcome == "torn tail"
+    assert len(_events(seen)) == 5
+    (finding,) = report.findings
+    assert (finding.start, finding.torn, finding.sample[:8]) == (end, True, torn[:8])
     _append(ledger2, stats2, _event(100))
-    ledger2.sync()
-    _, _, seen3, _ = _open(tmp_path / "d")
-    assert [r.body for r in seen3[1:]] == [*(_event(i) for i in range(5)), _event(100)]
+    _close(ledger2, stats2, disk2)
+    raw = (tmp_path / "d").read_bytes()
+    assert raw[DISK_HEADER_BYTES + end : DISK_HEADER_BYTES + end + len(torn)] == torn  # not written over
+    _, _, seen3, report3 = _reopen(tmp_path / "d")
+    assert _events(seen3) == [*(_event(i) for i in range(5)), _event(100)]
+    assert report3.outcome == "clean"
+    assert [f.start for f in report3.known] == [end]  # the same bytes, already recorded
 
 
-def test_stale_record_after_a_torn_one_is_not_replayed(tmp_path: Path) -> None:
-    """Disk write reordering: record k torn, record k+1 complete. Only the prefix before k survives."""
+def test_a_whole_record_after_a_torn_one_is_read_and_the_gap_counted_exactly(tmp_path: Path) -> None:
+    """Disk write reordering: record k torn, record k+1 complete. The walk resynchronises on k+1."""
     ledger, stats, _, disk = _open(tmp_path / "d")
     for i in range(3):
         _append(ledger, stats, _event(i))
     ledger.sync()
-    end = ledger._offset
-    torn = rec.encode(rec.Record(0, 4, _event(3)), 1024)
-    after = rec.encode(rec.Record(0, 5, _event(4)), 1024)
-    disk.write(DISK_HEADER_BYTES + end, b"\xff" * len(torn) + after)
-    ledger2, stats2, seen, _ = _open(tmp_path / "d")
-    assert len(seen) == 4
-    _append(ledger2, stats2, _event(50))  # seq 4, same length as the torn record
-    ledger2.sync()
-    _, _, seen3, _ = _open(tmp_path / "d")
-    assert [r.body for r in seen3[1:]] == [_event(0), _event(1), _event(2), _event(50)]
+    end, seq = ledger.offset, ledger.next_seq
+    torn = rec.encode(rec.Record(0, seq, _event(3)), 1024)
+    after = rec.encode(rec.Record(0, seq + 1, _event(4)), 1024)
+    disk.write(DISK_HEADER_BYTES + end, b"\xff" * len(torn) + after + rec.TERMINATOR)
+    disk.close()
+    _, _, seen, report = _reopen(tmp_path / "d")
+    assert _events(seen) == [_event(0), _event(1), _event(2), _event(4)]
+    assert report.outcome == "torn tail"  # within the last batch
+    gap = [f for f in report.findings if f.records is not None]
+    assert [(f.start, f.end, f.records) for f in gap] == [(end, end + len(torn), 1)]
+    assert report.lost == 1
+
+
+def test_a_bad_record_far_from_the_tail_is_damage_with_an_exact_count(tmp_path: Path) -> None:
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    offsets = []
+    for i in range(40):
+        offsets.append(ledger.offset)
+        _append(ledger, stats, _event(i))
+    ledger.mark_stopped(stats.checkpoint)
+    where = DISK_HEADER_BYTES + offsets[10] + 24  # one bit inside record 10's payload
+    disk.write(where, bytes([disk.read(where, 1)[0] ^ 0x01]))
+    disk.close()
+    _, stats2, seen, report = _reopen(tmp_path / "d")
+    assert report.outcome == "damaged"
+    assert (report.lost, report.lost_bound) == (1, 1)
+    assert _events(seen) == [_event(i) for i in range(40) if i != 10]
+    assert stats2.integrity["damaged"] == 1
+    assert stats2.integrity["records_lost"] == 1
 
 
 def test_rollover_keeps_aggregate_counters(tmp_path: Path) -> None:
-    ledger, stats, _, _ = _open(tmp_path / "d")
+    ledger, stats, _, disk = _open(tmp_path / "d")
     total = 4000  # ~40 bytes each: several rollovers of the smallest region
     for i in range(total):
         _append(ledger, stats, _event(i))
-    ledger.sync()
+    _close(ledger, stats, disk)
     assert ledger.rollovers >= 2
-    _, stats2, seen, _ = _open(tmp_path / "d")
+    _, stats2, seen, report = _reopen(tmp_path / "d")
+    assert report.outcome == "clean"
     assert stats2.total() == total
     assert stats2.counts == stats.counts
     assert isinstance(seen[0].body, rec.Checkpoint)
     assert len(stats2.series["mutual"]) <= LIMITS.stats_series_points
 
 
-def test_crash_during_rollover_falls_back_to_the_full_region(tmp_path: Path) -> None:
+def test_a_lost_checkpoint_is_rebuilt_from_the_older_region(tmp_path: Path) -> None:
+    """The newer checkpoint holds exactly what the older region replays to, so losing it costs nothing."""
     ledger, stats, _, disk = _open(tmp_path / "d")
     i = 0
-    while ledger.rollovers == 0:
+    while ledger.rollovers == 0 or i % 50:
         _append(ledger, stats, _event(i))
         i += 1
-    ledger.sync()
-    active = ledger._region
-    # Tear the fresh region's checkpoint: the other (full, older) region must be used instead.
-    disk.write(DISK_HEADER_BYTES + active * LIMITS.ledger_region_bytes + 20, b"\xee" * 8)
-    _, stats2, seen, _ = _open(tmp_path / "d")
-    assert isinstance(seen[0].body, rec.Checkpoint)
-    assert 0 < stats2.total() < i
+    _close(ledger, stats, disk)
+    active = ledger.region
+    raw = (tmp_path / "d").read_bytes()
+    with (tmp_path / "d").open("r+b") as f:
+        f.seek(DISK_HEADER_BYTES + active * LIMITS.ledger_region_bytes + 20)
+        f.write(b"\xee" * 8)
+    _, stats2, _, report = _reopen(tmp_path / "d")
+    assert stats2.total() == i
+    assert stats2.counts == stats.counts
+    assert report.outcome == "damaged"
+    assert report.lost == 0
+    checkpoint_area = DISK_HEADER_BYTES + active * LIMITS.ledger_region_bytes
+    after = (tmp_path / "d").read_bytes()
+    assert after[checkpoint_area + 20 : checkpoint_area + 28] == b"\xee" * 8  # the evidence stays
+    assert raw[:checkpoint_area] == after[:checkpoint_area]
 
 
 def test_a_region_too_small_for_a_checkpoint_is_refused(tmp_path: Path) -> None:
@@ -122,8 +220,15 @@ def test_a_region_too_small_for_a_checkpoint_is_refused(tmp_path: Path) -> None:
     disk = Disk(tmp_path / "d")
     for region in (16 * 1024, SMALLEST_REGION - 4096):
         with pytest.raises(DiskError, match="smaller than"):
-            Ledger(disk, region, replace(LIMITS, ledger_region_bytes=region))
-    Ledger(disk, SMALLEST_REGION, LIMITS)
+            Ledger(LedgerArea(disk, region), replace(LIMITS, ledger_region_bytes=region))
+    Ledger(LedgerArea(disk, SMALLEST_REGION), LIMITS)
+
+
+def test_the_ledger_cannot_write_outside_its_regions(tmp_path: Path) -> None:
+    area = LedgerArea(Disk(tmp_path / "d"), SMALLEST_REGION)
+    for region, offset, size in ((0, -1, 1), (0, SMALLEST_REGION - 1, 2), (2, 0, 1)):
+        with pytest.raises(DiskError):
+            area.write(region, offset, b"x" * size)
 
 
 def test_blank_disk_starts_empty(tmp_path: Path) -> None:
@@ -138,19 +243,20 @@ from dataclasses import replace
 from pathlib import Path
 from appliance.config import Limits
 from appliance.disk import Disk
-from appliance.ledger import Ledger
+from appliance.ledger import Ledger, LedgerArea
 from appliance.stats import Stats
 from appliance import ledger_record as rec
 limits = replace(Limits(), ledger_batch_records=int(sys.argv[2]), ledger_region_bytes=int(sys.argv[3]))
 disk = Disk(Path(sys.argv[1]))
-ledger = Ledger(disk, limits.ledger_region_bytes, limits)
+disk.extend(4096 + 2 * limits.ledger_region_bytes)
+ledger = Ledger(LedgerArea(disk, limits.ledger_region_bytes), limits)
 stats = Stats(limits)
-ledger.open(stats.initial, stats.replay)
+ledger.open(stats.initial, stats.replay, stats.checkpoint)
 i = 0
 while True:
     event = rec.Event(float(i), "reverse", "timeout", "192.0.2.%d" % (i % 200), "burst %d" % i)
-    stats.add(event)
     ledger.append(event, stats.checkpoint)
+    stats.add(event)
     i += 1
     if ledger.sync_due():
         ledger.sync()
@@ -179,10 +285,11 @@ def _kill_mid_burst(path: Path, batch: int, region: int, acked_target: int) -> i
 def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
     region = 1024 * 1024
     acked = _kill_mid_burst(tmp_path / "d", 16, region, 2000)
-    limits = replace(LIMITS, ledger_region_bytes=region)
-    _, stats, seen, _ = _open(tmp_path / "d", limits)
-    events = [r.body for r in seen if isinstance(r.body, rec.Event)]
+    limits = replace(LIMITS, ledger_region_bytes=region, ledger_batch_records=16)
+    _, stats, seen, report = _reopen(tmp_path / "d", limits)
+    events = _events(seen)
     assert len(events) >= acked
+    assert report.outcome in {"torn tail", "clean"}
     for i in range(acked):
         assert events[i] == rec.Event(float(i), "reverse", "timeout", f"192.0.2.{i % 200}", f"burst {i}")
     assert stats.total() == len(events)
@@ -191,7 +298,9 @@ def test_kill_9_mid_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
 def test_kill_9_mid_burst_with_rollovers_keeps_the_counts(tmp_path: Path) -> None:
     region = SMALLEST_REGION
     acked = _kill_mid_burst(tmp_path / "d", 8, region, 6000)  # ~45 bytes each: several rollovers
-    _, stats, seen, _ = _open(tmp_path / "d", replace(LIMITS, ledger_region_bytes=region))
+    _, stats, seen, report = _reopen(tmp_path / "d", replace(LIMITS, ledger_region_bytes=region,
+                                                              ledger_batch_records=8))
     assert isinstance(seen[0].body, rec.Checkpoint)
+    assert report.outcome in {"torn tail", "clean"}
     assert stats.rolled_over
     assert stats.total() >= acked

@@ -77,3 +77,54 @@ def test_payload_with_a_valid_checksum_but_mangled_fields(event: rec.Event, data
     frame[4:8] = zlib.crc32(payload).to_bytes(4, "big")
     with contextlib.suppress(rec.RecordError):
         rec.decode(bytes(frame), MAX)
+
+
+findings = st.builds(
+    rec.Finding,
+    region=st.integers(0, 1),
+    epoch=st.integers(0, 2**32 - 1),
+    start=st.integers(0, 2**31),
+    end=st.integers(2**31, 2**32 - 1),
+    records=st.none() | st.integers(0, 2**32 - 2),
+    bound=st.integers(0, 2**32 - 1),
+    torn=st.booleans(),
+    totals_kept=st.booleans(),
+    sample=st.binary(max_size=rec.FINDING_SAMPLE_BYTES),
+)
+
+
+@settings(max_examples=200)
+@given(findings, st.integers(0, 2**64 - 1))
+def test_finding_round_trip(finding: rec.Finding, seq: int) -> None:
+    record = rec.Record(7, seq, finding)
+    assert rec.decode(rec.encode(record, MAX), MAX) == record
+
+
+def test_marker_round_trip_and_unknown_markers_are_refused() -> None:
+    record = rec.Record(2, 5, rec.Marker(rec.MARK_STOPPED))
+    frame = rec.encode(record, MAX)
+    assert rec.decode(frame, MAX) == record
+    for body in (bytes([max(rec.MARKS) + 1]), b"\x00", b"", b"\x01\x00"):
+        payload = rec.PREFIX.pack(rec.KIND_MARK, 2, 5) + body
+        import zlib
+
+        with pytest.raises(rec.RecordError, match="marker"):
+            rec.decode(rec.FRAME.pack(len(payload), zlib.crc32(payload)) + payload, MAX)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda body: body[:-1],  # sample shorter than its length byte
+    lambda body: body + b"x",  # trailing byte
+    lambda body: bytes([2]) + body[1:],  # region 2
+    lambda body: body[:1] + bytes([0x80]) + body[2:],  # unknown flag
+    lambda body: body[:6] + (10).to_bytes(4, "big") + (5).to_bytes(4, "big") + body[14:],  # end before start
+])
+def test_mangled_findings_are_refused(mangle: object) -> None:
+    import zlib
+
+    assert callable(mangle)
+    good = rec.encode(rec.Record(1, 2, rec.Finding(1, 3, 100, 200, 4, 4, False, False, b"abc")), MAX)
+    body = good[rec.FRAME.size + rec.PREFIX.size :]
+    payload = good[rec.FRAME.size : rec.FRAME.size + rec.PREFIX.size] + mangle(body)
+    with pytest.raises(rec.RecordError):
+        rec.decode(rec.FRAME.pack(len(payload), zlib.crc32(payload)) + payload, MAX)

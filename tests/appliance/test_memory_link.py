@@ -10,12 +10,12 @@ from pathlib import Path
 
 from appliance.channel import PlainChannel, TlsChannel
 from appliance.config import Limits, Ports
+from appliance.data_disk import provision
 from appliance.disk import Disk
 from appliance.log import JsonLog
 from appliance.main import assemble
 from appliance.net import UserspaceNetwork
 from appliance.stdlib_tls import StdlibFactory
-from appliance.vault import provision
 from netstack.api import NetworkConfig, start_network
 from netstack.config import parse_static
 from netstack.link.memory import Impairment, memory_link_pair

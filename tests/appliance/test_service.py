@@ -8,7 +8,7 @@ from pathlib import Path
 
 from appliance.config import Limits, Ports
 from appliance.disk import Disk
-from appliance.ledger import Ledger
+from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork
 from appliance.service import Appliance, Gate
@@ -43,8 +43,8 @@ def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp
     clock = [1000.0]
     disk = Disk(tmp_path / "disk")
     stats = Stats(limits)
-    ledger = Ledger(disk, limits.ledger_region_bytes, limits)
-    ledger.open(stats.initial, stats.replay)
+    ledger = Ledger(LedgerArea(disk, limits.ledger_region_bytes), limits)
+    ledger.open(stats.initial, stats.replay, stats.checkpoint)
     service = Appliance(
         network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]

@@ -69,3 +69,29 @@ def test_checkpoint_fits_one_record_even_with_wide_reasons() -> None:
     restored.restore(state)
     assert restored.total() == 4000
     assert restored.series["mutual"][-1][1] == 800  # thinned, but the curve still ends at the total
+
+
+def test_ledger_findings_are_counted_listed_boundedly_and_survive_a_checkpoint() -> None:
+    from appliance.ledger_record import Finding, Record
+
+    stats = Stats(replace(LIMITS, stats_ledger_findings=3))
+    for i in range(5):
+        stats.replay(Record(0, 10 + i, Finding(1, 0, 100 * i, 100 * i + 40, 2, 2, torn=i == 4, totals_kept=i == 0,
+                                               sample=b"\xde\xad")))
+    assert stats.integrity == {"damaged": 4, "torn_tails": 1, "records_lost": 8, "records_lost_bound": 8}
+    assert [f["seq"] for f in stats.findings] == [12, 13, 14]
+    restored = Stats(LIMITS)
+    restored.restore(stats.checkpoint())
+    assert restored.integrity == stats.integrity
+    assert list(restored.findings) == list(stats.findings)
+    shown = stats.as_json()["ledger"]
+    assert isinstance(shown, dict)
+    assert shown["damaged"] == 4
+    assert shown["findings"][0]["sample"] == "dead"
+
+
+def test_a_format_1_checkpoint_without_integrity_fields_restores() -> None:
+    stats = Stats(LIMITS)
+    stats.restore(b'{"counts":{},"series":{},"recent":[],"sources_before":0,"rolled_over":false}')
+    assert stats.integrity["damaged"] == 0
+    assert not stats.findings

@@ -2,16 +2,14 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from pathlib import Path
 
 import coincurve
 import pytest
 
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS
-from appliance.disk import Disk, DiskError
 from appliance.validation import PeerRejectedError, Purpose
-from appliance.vault import Vault, VaultAlreadyProvisionedError, load_or_generate, provision
+from appliance.vault import Vault
 from tests.appliance.bip137_reference import verify_message
 from tls.failure import Category
 
@@ -88,30 +86,3 @@ def test_release_refused_when_the_validator_refuses(category: Category) -> None:
     with pytest.raises(PeerRejectedError) as info:
         vault.release((b"leaf",), Purpose.SERVER, NOW)
     assert info.value.category is category
-
-
-def test_provision_and_load(tmp_path: Path) -> None:
-    disk = Disk(tmp_path / "disk")
-    address = provision(disk, SECRET, 8192)
-    assert address.decode() == Vault(SECRET, RecordingValidator(None)).address_p2wpkh
-    secret, header, generated = load_or_generate(disk, 8192)
-    assert (secret, header.region_bytes, generated) == (SECRET, 8192, False)
-    with pytest.raises(VaultAlreadyProvisionedError):
-        provision(disk, None, 8192)
-
-
-def test_first_boot_generates_and_keeps_the_key(tmp_path: Path) -> None:
-    disk = Disk(tmp_path / "disk")
-    first, _, generated = load_or_generate(disk, 8192)
-    again, _, generated_again = load_or_generate(Disk(tmp_path / "disk"), 8192)
-    assert generated
-    assert not generated_again
-    assert first == again
-
-
-def test_corrupt_header_is_refused(tmp_path: Path) -> None:
-    disk = Disk(tmp_path / "disk")
-    provision(disk, SECRET, 8192)
-    disk.write(40, b"\xff")
-    with pytest.raises(DiskError):
-        load_or_generate(disk, 8192)

@@ -54,9 +54,25 @@ def test_stats_page_escapes_reasons_and_draws_svg() -> None:
     assert body.count(b"<svg") == 2
     headings = re.findall(rb"<h2>([^<]*)</h2>", body)
     assert headings == [b"Connections over time, per endpoint (cumulative)", b"Refused connections by category",
-                        b"Recent refused attempts"]
+                        b"Recent refused attempts", b"Ledger integrity"]
     assert b'http-equiv="refresh"' in body
     assert b"<polyline" in body
+
+
+def test_ledger_damage_reaches_stats_json_and_the_page() -> None:
+    from appliance.ledger_record import Finding, Record
+
+    site = _site()
+    site.stats.boot_recovery = {"outcome": "damaged", "records": 41, "lost": 1, "lost_bound": 1}
+    site.stats.replay(Record(2, 77, Finding(1, 2, 4104, 4150, 1, 1, torn=False, totals_kept=False, sample=b"<b>")))
+    _, raw = _get(site, "/stats.json")
+    ledger = json.loads(raw)["ledger"]
+    assert ledger["boot_recovery"]["outcome"] == "damaged"
+    assert (ledger["damaged"], ledger["records_lost"]) == (1, 1)
+    assert ledger["findings"][0]["start"] == 4104
+    _, page = _get(site, "/stats")
+    assert b"At this boot the ledger was <b>damaged</b>" in page
+    assert b"<td>77</td><td>damaged</td><td>1</td><td>4104..4150</td><td>1</td><td>yes</td>" in page
 
 
 def test_network_counters_reach_stats_json_and_the_page() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,15 +24,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from appliance import bitcoin, vault
+import coincurve
+
+from appliance import bitcoin, data_disk
 from appliance.config import DEFAULT_LIMITS
-from appliance.disk import Disk
+from appliance.disk import Disk, Header
+from appliance.ledger import Ledger, LedgerArea, Recovery
+from appliance.ledger_record import Record
+from appliance.stats import Stats
 from tests import netns
+
+if TYPE_CHECKING:
+    from image import run
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_WIF = "L1aW4aubDFB7yfras2S1mN3bqg9nwySY8nkoLmJebSLD5BWv3ENZ"  # a test key, never funded
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
+KNOWN_ADDRESS = bitcoin.p2wpkh_address(
+    coincurve.PrivateKey(bitcoin.wif_decode(KNOWN_WIF)).public_key.format(compressed=True))
+"""The bounty address of the test key: what a target booted from a provisioned disk must show."""
 SUBNET = "10.77.0"
 KERNEL_IP = f"{SUBNET}.1"  # the namespace's own address on the tap: stats, good paths, real clients
 TARGET_IP = f"{SUBNET}.2"
@@ -58,10 +71,14 @@ class Console:
     """Lines the target printed (the VM's serial console, or the host process's stdout)."""
 
     lines: list[str] = field(default_factory=list)
+    ended: threading.Event = field(default_factory=threading.Event)  # the stream reached its end
 
     def pump(self, stream: object) -> None:
-        for raw in stream:  # type: ignore[attr-defined]
-            self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        try:
+            for raw in stream:  # type: ignore[attr-defined]
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        finally:
+            self.ended.set()
 
     def events(self, name: str) -> list[dict[str, object]]:
         found = []
@@ -96,6 +113,31 @@ class Lab:
     process: subprocess.Popen[bytes]
     artefacts: Path
     received_bytes: int = 0
+    command: list[str] = field(default_factory=list)  # what started the target (run again by `reboot`)
+    disk: Path | None = None
+    earlier_consoles: list[Console] = field(default_factory=list)  # of the boots before this one
+
+    # -- the target's life ---------------------------------------------------------------------------
+
+    def reboot(self, *, kill: bool) -> int:
+        """Stop the target (SIGKILL when `kill`: a power loss for the VM, a crash for the host process;
+        else SIGTERM) and start it again on the same disk, network and command line; returns once it is
+        ready again, with its new boot PKI loaded (every boot makes a new CA). Returns the old process's
+        exit status."""
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        status = self.process.wait(30)
+        self.earlier_consoles.append(self.console)
+        self.process, self.console = launch(self.command)
+        wait_ready(self.kind, self.process, self.console, self.pki)
+        return status
+
+    def consoles_text(self) -> str:
+        boots = [*self.earlier_consoles, self.console]
+        return "\n".join(f"----- boot {n} -----\n{c.text()}" if len(boots) > 1 else c.text()
+                         for n, c in enumerate(boots))
 
     # -- running things in the namespace ------------------------------------------------------------
 
@@ -268,9 +310,48 @@ def provision(disk: Path, region_bytes: int | None = None) -> None:
     production ledger region size unless the soak asks for a small one to see rollovers soon."""
     handle = Disk(disk)
     try:
-        vault.provision(handle, bitcoin.wif_decode(KNOWN_WIF), region_bytes or DEFAULT_LIMITS.ledger_region_bytes)
+        data_disk.provision(handle, bitcoin.wif_decode(KNOWN_WIF), region_bytes or DEFAULT_LIMITS.ledger_region_bytes)
     finally:
         handle.close()
+
+
+@dataclass(frozen=True)
+class DiskLedger:
+    """A data disk as the appliance's own recovery reads it, without writing: the header it would boot
+    with, what recovery found, and the statistics it would rebuild."""
+
+    header: Header
+    recovery: Recovery
+    stats: Stats
+
+    @property
+    def connections(self) -> int:
+        return self.stats.total()
+
+
+def read_ledger(disk: Path, scratch: Path, consume: Callable[[Record], None] | None = None) -> DiskLedger:
+    """Recover the ledger of a copy of `disk` (read-only, so a running target is neither disturbed nor
+    locked out), replaying every readable record into the statistics and into `consume`."""
+    copy = scratch / f"{disk.name}.reading"
+    shutil.copyfile(disk, copy)
+    stats = Stats(DEFAULT_LIMITS)
+
+    def replay(record: Record) -> None:
+        stats.replay(record)
+        if consume is not None:
+            consume(record)
+
+    handle = Disk(copy, read_only=True)
+    try:
+        header = handle.resolve_header().header
+        if header is None:
+            raise AssertionError(f"{disk} has no header")
+        ledger = Ledger(LedgerArea(handle, header.region_bytes), DEFAULT_LIMITS, format_epoch=header.format_epoch)
+        recovery = ledger.recover(replay, started=header.ledger_started)
+    finally:
+        handle.close()
+        copy.unlink()
+    return DiskLedger(header, recovery, stats)
 
 
 def load_pki(console: Console, directory: Path) -> Path:
@@ -286,7 +367,7 @@ def load_pki(console: Console, directory: Path) -> Path:
     return directory
 
 
-def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) -> tuple[subprocess.Popen[bytes], Path]:
+def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) -> tuple[list[str], Path, Path]:
     disk, pki = directory / "disk", directory / "pki"
     provision(disk, region_bytes)
     args = [
@@ -295,29 +376,50 @@ def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) ->
     ]
     for item in LIMITS:
         args += ["--limit", item]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT), pki
+    return args, disk, pki
 
 
-def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None) -> subprocess.Popen[bytes]:
+def image_command(directory: Path, disk: Path, network: run.Network, ip: str | None = None) -> list[str]:
+    """The QEMU command that boots the test image (built if missing) on `disk` as it is, on `network`:
+    no provisioning, no namespace."""
     from image import build, run
     from tests.integration import testimage
 
     image = build.build("appliance", out=directory / "image")
     initramfs = testimage.write_test_initramfs(image.initramfs, directory / "initramfs-test.cpio", LIMITS)
-    manifest = run.load_manifest()
-    disk = directory / "data.img"
-    run.ensure_disk(disk, manifest)
-    provision(disk, region_bytes)
-    command = run.qemu_command(
-        manifest, image.kernel, initramfs, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0"
-    )
-    return subprocess.Popen(
-        ["ip", "netns", "exec", ns, *command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    return run.qemu_command(run.load_manifest(), image.kernel, initramfs, disk, network, ip=ip)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None,
+                 disk: Path | None) -> tuple[list[str], Path]:
+    from image import run
+
+    if disk is None:
+        disk = directory / "data.img"
+        run.ensure_disk(disk, run.load_manifest())
+        provision(disk, region_bytes)
+    command = image_command(directory, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0")
+    return ["ip", "netns", "exec", ns, *command], disk
+
+
+def launch(command: list[str]) -> tuple[subprocess.Popen[bytes], Console]:
+    """Start the target; its output (console or stdout) is read into a Console by a daemon thread."""
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               cwd=ROOT)
+    console = Console()
+    assert process.stdout is not None
+    threading.Thread(target=console.pump, args=(process.stdout,), daemon=True).start()
+    return process, console
+
+
+def wait_ready(kind: str, process: subprocess.Popen[bytes], console: Console, pki: Path) -> None:
+    console.wait_for("ready", lambda: process.poll() is None, READY_TIMEOUT)
+    if kind == "image":
+        console.wait_for("test.pki", lambda: process.poll() is None, READY_TIMEOUT)
+        load_pki(console, pki)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -328,10 +430,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | None = None) -> Iterator[Lab]:
-    """Namespace, tap, addresses, then the target; all torn down on exit."""
+def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | None = None, *,
+        disk: Path | None = None) -> Iterator[Lab]:
+    """Namespace, tap, addresses, then the target; all torn down on exit. The target gets a freshly
+    provisioned disk, or (image only) boots from `disk` as it is."""
     if kind not in TARGETS:
         raise ValueError(f"target {kind!r}: expected one of {TARGETS}")
+    if disk is not None and kind != "image":
+        raise ValueError("only the image target boots from a given disk")
     tap = f"pin{secrets.token_hex(3)}"
     with netns.namespace("pint") as ns:
         netns.ip(ns, "tuntap", "add", "dev", tap, "mode", "tap")
@@ -339,22 +445,17 @@ def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | 
         for address in ATTACKER_IPS:
             netns.ip(ns, "addr", "add", f"{address}/32", "dev", tap)
         netns.ip(ns, "link", "set", tap, "up")
-        console = Console()
         if kind == "host":
-            process, pki = _start_host(ns, tap, directory, ledger_region_bytes)
+            command, disk, pki = _start_host(ns, tap, directory, ledger_region_bytes)
         else:
-            process = _start_image(ns, tap, directory, ledger_region_bytes)
+            command, disk = _start_image(ns, tap, directory, ledger_region_bytes, disk)
             pki = directory / "pki"
-        assert process.stdout is not None
-        threading.Thread(target=console.pump, args=(process.stdout,), daemon=True).start()
+        process, console = launch(command)
+        running = Lab(kind, ns, tap, pki, console, process, artefacts, command=command, disk=disk)
         try:
-            console.wait_for("ready", lambda: process.poll() is None, READY_TIMEOUT)
-            if kind == "image":
-                console.wait_for("test.pki", lambda: process.poll() is None, READY_TIMEOUT)
-                load_pki(console, pki)
-            lab = Lab(kind, ns, tap, pki, console, process, artefacts)
-            yield lab
+            wait_ready(kind, process, console, pki)
+            yield running
         finally:
-            _stop(process)
+            stop(running.process)
             artefacts.mkdir(parents=True, exist_ok=True)
-            (artefacts / f"console-{kind}.log").write_text(console.text())
+            (artefacts / f"console-{kind}.log").write_text(running.consoles_text())

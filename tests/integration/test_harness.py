@@ -12,9 +12,12 @@ from image import cpio
 from tests.integration import testimage
 from tests.integration.lab import SECRET_FORMS, SecretLeakedError, assert_no_secret
 from tests.integration.soak import (
+    BATCH_RECORDS,
     SMALLEST_EVENT_RECORD,
+    Kill,
     LedgerFigures,
     Sample,
+    kill_times,
     memory_trend,
     minimum_rollovers,
     report,
@@ -143,3 +146,62 @@ def test_soak_verdict_requires_the_rollovers_the_appended_records_imply() -> Non
 
 def test_soak_verdict_needs_traffic() -> None:
     assert verdict(_run(NOISY_FLAT, per_sample=0), REGION) == ["no traffic was recorded"]
+
+
+def _kill(recorded: int = 500, recovered: int = 480, outcome: str = "torn tail", lost: int = 0,
+          lost_bound: int = BATCH_RECORDS) -> Kill:
+    return Kill(elapsed=30.0, burst=20, in_flight=3, recorded=recorded, recovered=recovered, outcome=outcome, lost=lost,
+                lost_bound=lost_bound, findings=1, reboot_seconds=3.0)
+
+
+def test_soak_kill_cycles_pass_a_torn_tail_within_a_batch_and_its_bound() -> None:
+    kills = [_kill(), _kill(recovered=500, outcome="clean", lost_bound=0), _kill(recovered=500 - BATCH_RECORDS)]
+    assert verdict(_run(NOISY_FLAT), REGION, kills) == []
+
+
+@pytest.mark.parametrize(("kill", "problem"), [
+    (_kill(outcome="damaged"), "reported 'damaged'"),
+    (_kill(recovered=500 - BATCH_RECORDS - 1, lost_bound=1000), "more than one batch"),
+    (_kill(recovered=490, lost_bound=5), "reported at most 5"),
+    (_kill(recovered=500, outcome="clean", lost=0, lost_bound=0), None),
+    (_kill(recovered=499, outcome="clean", lost=0, lost_bound=0), "reported at most 0"),
+    (_kill(recovered=495, lost=8), "reported 8 events lost, only 5 were"),
+    (_kill(recovered=501), "not exact"),
+])
+def test_soak_kill_cycles_catch_damage_and_unreported_loss(kill: Kill, problem: str | None) -> None:
+    problems = verdict(_run(NOISY_FLAT), REGION, [kill])
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1
+        assert problem in problems[0]
+
+
+def test_soak_kills_are_in_the_first_half_and_memory_is_judged_on_the_last_boot() -> None:
+    assert kill_times(300, 0) == []
+    assert kill_times(300, 3) == [37.5, 75.0, 112.5]
+    # A reboot drops RSS; warming up again after it must not read as a leak, nor hide one in the last boot.
+    warm = [20_000 + 1000 * i for i in range(10)]
+    rss = warm + warm + NOISY_FLAT
+    ledgers = [_ledger(appended=i) for i in range(len(rss))]
+    samples = [replace(s, boot=0 if i < 10 else 1) for i, s in enumerate(_run(rss, ledgers))]
+    assert verdict(samples, REGION) == []
+    trend = memory_trend(samples)
+    assert trend is not None
+    assert trend.samples == 15  # the second half of the last boot's 30 samples
+    leak = warm + warm + [30_000 + int(0.4 * 100 * i) for i in range(20)]
+    leaking = [replace(s, boot=0 if i < 10 else 1) for i, s in enumerate(_run(leak, ledgers))]
+    assert any("memory trends up" in p for p in verdict(leaking, REGION))
+
+
+def test_soak_report_lists_each_kill() -> None:
+    kills = [_kill(), _kill(recovered=470)]
+    figures = report(_run(NOISY_FLAT), [], target="image", seconds=100, provisioned_region_bytes=REGION, rounds=1,
+                     secrets_received=0, kills=kills)
+    listed = figures["kills"]
+    assert isinstance(listed, list)
+    assert [k["actual_lost"] for k in listed] == [20, 30]
+    lines = summary(figures)
+    assert any(line.startswith("kill -9 cycles: 2") for line in lines)
+    row = next(line for line in lines if line.split()[:2] == ["2", "30"])
+    assert row.split()[3:9] == ["500", "470", "30", "torn", "tail", "0"]

@@ -1,0 +1,133 @@
+"""Opening the data disk at boot: the wallet key and the ledger, with every decision that could lose either
+made before the first byte is written.
+
+The order: the lock (in `Disk`), both header copies, the size, the ledger scan. Each of these may refuse
+the boot with `DiskDamagedError`, and none of them writes. Only when all have passed are the repairs made:
+a damaged or stale header copy rewritten from the good one, the ledger's findings recorded, the ledger
+continued. A key is generated only on a provably blank disk (`Disk.is_blank`), never because a header
+could not be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import coincurve
+
+from appliance import bitcoin
+from appliance.config import Limits
+from appliance.disk import Disk
+from appliance.disk_header import CopyState, DiskDamagedError, Header, Resolution
+from appliance.ledger import Ledger, LedgerArea, Recovery, RecoveryReport
+from appliance.ledger_record import Record
+from appliance.log import JsonLog
+
+ALL_LEGACY = 1 << 32
+"""format_epoch while reading a format 1 disk: every generation on it was written without terminators."""
+
+
+def _new_key() -> bytes:
+    return coincurve.PrivateKey().secret
+
+
+@dataclass(frozen=True)
+class Opened:
+    secret: bytes
+    header: Header
+    ledger: Ledger
+    report: RecoveryReport
+    generated: bool
+
+
+class StatsSink(Protocol):
+    """What the ledger feeds and asks: appliance.stats.Stats satisfies it."""
+
+    def initial(self) -> bytes: ...
+    def replay(self, record: Record) -> None: ...
+    def checkpoint(self) -> bytes: ...
+
+
+def open_data_disk(disk: Disk, limits: Limits, stats: StatsSink, log: JsonLog,
+                   new_key: Callable[[], bytes] = _new_key) -> Opened:
+    resolution = disk.resolve_header()
+    header = resolution.header
+    generated = False
+    if header is None or header.key is None:
+        region_bytes = header.region_bytes if header is not None else limits.ledger_region_bytes
+        header, resolution = _first_key(disk, region_bytes, resolution, new_key, log)
+        generated = True
+    else:
+        disk.check_fits(header)
+    legacy = resolution.legacy
+    ledger = Ledger(LedgerArea(disk, header.region_bytes), limits,
+                    format_epoch=ALL_LEGACY if legacy else header.format_epoch)
+    recovery = ledger.recover(stats.replay, started=header.ledger_started)
+    # Every refusal is behind us: from here on, writes.
+    if resolution.repair:
+        header = _repair(disk, header, resolution, recovery, log)
+        if legacy:  # later boots read the generations this build writes with their terminators
+            ledger = Ledger(LedgerArea(disk, header.region_bytes), limits, format_epoch=header.format_epoch)
+    report = ledger.commit(recovery, stats.initial, stats.replay, stats.checkpoint)
+    if not header.ledger_started:
+        header = disk.write_header(replace(header, ledger_started=True), disk.resolve_header())
+    assert header.key is not None
+    return Opened(header.key, header, ledger, report, generated)
+
+
+def _first_key(disk: Disk, region_bytes: int, resolution: Resolution, new_key: Callable[[], bytes],
+               log: JsonLog) -> tuple[Header, Resolution]:
+    """A header without a key (none at all, or a provisioned layout with the key not yet written)."""
+    header = resolution.header
+    if header is None and not disk.is_blank(region_bytes):
+        first = disk.first_nonzero(0, disk.size())
+        what = "the file is shorter than the layout" if first is None else f"data at byte {first}"
+        raise DiskDamagedError(
+            f"both header copies are blank, but the disk is not ({what}): the header was wiped or the disk is not "
+            "a Piñata disk, and a new key would be written over a record that may guard funds. Nothing was "
+            "written. Keep the disk; run `python -m appliance disk check` on a copy; to start afresh on purpose, "
+            "use a new disk (see the README)")
+    if header is not None and header.ledger_started:
+        raise DiskDamagedError("the disk header has no key but says its ledger was started: nothing was written")
+    fresh = Header(region_bytes, new_key())
+    disk.check_fits(fresh)
+    disk.extend(fresh.layout_bytes())
+    written = disk.write_header(fresh, resolution if header is not None else None)
+    log.event("key-generated", region_bytes=region_bytes)
+    return written, disk.resolve_header()
+
+
+def _repair(disk: Disk, header: Header, resolution: Resolution, recovery: Recovery, log: JsonLog) -> Header:
+    damaged = {i: (c.state.value, c.reason) for i, c in enumerate(resolution.copies) if i in resolution.repair}
+    if resolution.legacy:
+        # Format 1: the generation now active was written without terminators; later ones will have them.
+        header = replace(header, format_epoch=recovery.epoch + 1 if not recovery.new else 0,
+                         ledger_started=not recovery.new)
+        disk.extend(header.layout_bytes())  # format 1 files grew as written; from now on, short means truncated
+    written = disk.write_header(header, resolution)
+    for slot, (state, reason) in damaged.items():
+        log.event("disk-header-repaired", copy=slot, was=state, reason=reason, generation=written.generation,
+                  upgraded=resolution.legacy and state == CopyState.LEGACY.value)
+    return written
+
+
+class AlreadyProvisionedError(Exception):
+    """Provisioning refuses to overwrite a key: it may guard real money."""
+
+
+def provision(disk: Disk, secret: bytes | None, region_bytes: int) -> bytes:
+    """Write `secret` (or a fresh key when None) to a disk that holds no key; returns the key's public
+    P2WPKH address. A disk with a readable key, or one that is not provably blank, is refused unchanged."""
+    resolution = disk.resolve_header()
+    existing = resolution.header
+    if existing is not None and existing.key is not None:
+        raise AlreadyProvisionedError(f"{disk.path} already holds a wallet key")
+    if existing is None and not disk.is_blank(region_bytes):
+        raise DiskDamagedError(f"{disk.path} is not blank but has no readable header: refusing to write a key over it")
+    key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
+    header = Header(existing.region_bytes if existing is not None else region_bytes, key.secret)
+    disk.check_fits(header)
+    disk.extend(header.layout_bytes())
+    disk.write_header(header, resolution if existing is not None else None)
+    return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")
