@@ -17,11 +17,11 @@ from typing import Protocol
 import coincurve
 
 from appliance import bitcoin
-from appliance.config import Limits
+from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.disk import Disk
 from appliance.disk_header import CopyState, DiskDamagedError, Header, Resolution
 from appliance.ledger import Ledger, LedgerArea, Recovery, RecoveryReport
-from appliance.ledger_record import Record
+from appliance.ledger_record import Record, RecordError
 from appliance.log import JsonLog
 
 ALL_LEGACY = 1 << 32
@@ -60,20 +60,37 @@ def open_data_disk(disk: Disk, limits: Limits, stats: StatsSink, log: JsonLog,
         generated = True
     else:
         disk.check_fits(header)
-    legacy = resolution.legacy
-    ledger = Ledger(LedgerArea(disk, header.region_bytes), limits,
-                    format_epoch=ALL_LEGACY if legacy else header.format_epoch)
-    recovery = ledger.recover(stats.replay, started=header.ledger_started)
+    ledger = open_ledger(disk, header, resolution, limits)
+    recovery = recover_ledger(ledger, header, stats.replay)
     # Every refusal is behind us: from here on, writes.
     if resolution.repair:
+        legacy = resolution.legacy
         header = _repair(disk, header, resolution, recovery, log)
         if legacy:  # later boots read the generations this build writes with their terminators
-            ledger = Ledger(LedgerArea(disk, header.region_bytes), limits, format_epoch=header.format_epoch)
+            ledger = open_ledger(disk, header, disk.resolve_header(), limits)
     report = ledger.commit(recovery, stats.initial, stats.replay, stats.checkpoint)
     if not header.ledger_started:
         header = disk.write_header(replace(header, ledger_started=True), disk.resolve_header())
     assert header.key is not None
     return Opened(header.key, header, ledger, report, generated)
+
+
+def open_ledger(disk: Disk, header: Header, resolution: Resolution, limits: Limits) -> Ledger:
+    """The ledger on this disk, read as its format requires (format 1 wrote no terminators): one place for
+    the boot, `disk check`, `disk repair` and the soak's reader."""
+    return Ledger(LedgerArea(disk, header.region_bytes), limits,
+                  format_epoch=ALL_LEGACY if resolution.legacy else header.format_epoch)
+
+
+def recover_ledger(ledger: Ledger, header: Header, consume: Callable[[Record], None]) -> Recovery:
+    """`Ledger.recover`, with a checkpoint whose checksum holds but whose content the statistics cannot take
+    (forged, or from a build that wrote another shape) turned into a refusal: nothing is written."""
+    try:
+        return ledger.recover(consume, started=header.ledger_started)
+    except RecordError as exc:
+        raise DiskDamagedError(
+            f"a ledger checkpoint passes its checksum but is not statistics this build can read ({exc}); nothing "
+            "was written. Keep a copy of the disk and run `python -m appliance disk check` on it") from exc
 
 
 def _first_key(disk: Disk, region_bytes: int, resolution: Resolution, new_key: Callable[[], bytes],
@@ -90,6 +107,12 @@ def _first_key(disk: Disk, region_bytes: int, resolution: Resolution, new_key: C
             "use a new disk (see the README)")
     if header is not None and header.ledger_started:
         raise DiskDamagedError("the disk header has no key but says its ledger was started: nothing was written")
+    if header is not None:  # a provisioned layout without its key: the ledger part must be as blank
+        first = disk.first_nonzero(DISK_HEADER_BYTES, min(disk.size(), header.layout_bytes()))
+        if first is not None:
+            raise DiskDamagedError(
+                f"the disk header has no key, but the ledger part of the disk holds data (byte {first}): a key "
+                "will not be made over a used disk. Nothing was written; run `python -m appliance disk check`")
     fresh = Header(region_bytes, new_key())
     disk.check_fits(fresh)
     disk.extend(fresh.layout_bytes())

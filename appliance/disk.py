@@ -77,12 +77,13 @@ class Disk:
         self.is_block_device = stat.S_ISBLK(os.fstat(self._fd).st_mode)
         try:
             _lock_whole(self._fd, shared=read_only, optional=self.is_block_device)
-        except DiskBusyError as exc:
+        except (OSError, DiskBusyError) as exc:
             os.close(self._fd)
-            raise DiskBusyError(f"{path} is locked by another instance (the appliance, or a VM running on it); "
-                                "stop it first: a second writer would corrupt the ledger") from exc
-        except OSError:
-            os.close(self._fd)
+            if self.created:  # an empty file left behind would read as a truncated disk at the next boot
+                os.unlink(path)
+            if isinstance(exc, DiskBusyError):
+                raise DiskBusyError(f"{path} is locked by another instance (the appliance, or a VM running on "
+                                    "it); stop it first: a second writer would corrupt the ledger") from exc
             raise
 
     def size(self) -> int:

@@ -19,11 +19,12 @@ from typing import TextIO
 import coincurve
 
 from appliance import bitcoin
-from appliance.config import DEFAULT_LIMITS
-from appliance.data_disk import ALL_LEGACY
+from appliance.config import DEFAULT_LIMITS, DISK_HEADER_BYTES
+from appliance.data_disk import open_ledger, recover_ledger
 from appliance.disk import Disk, DiskError
 from appliance.disk_header import DiskDamagedError, Resolution
-from appliance.ledger import CLEAN, DAMAGED, NEW, TORN_TAIL, Ledger, LedgerArea, Recovery
+from appliance.disk_repair import repair_disk
+from appliance.ledger import CLEAN, DAMAGED, NEW, TORN_TAIL, Recovery
 from appliance.ledger_record import KIND_EVENT
 from appliance.stats import Stats
 
@@ -46,8 +47,6 @@ def disk_main(argv: list[str], out: TextIO | None = None) -> int:
 
 
 def _repair(path: Path, out: TextIO) -> int:
-    from appliance.disk_repair import repair_disk  # noqa: PLC0415 - only this command needs it
-
     if not path.exists():
         out.write(f"{path}: no such disk\n")
         return EXIT_UNAVAILABLE
@@ -102,7 +101,7 @@ def _check(disk: Disk, say: Say) -> int:
         say(f"wallet: key present, address {bitcoin.p2wpkh_address(public)} (the key is never printed)")
     else:
         say("wallet: no key yet (the next boot generates one)")
-    say(f"layout: header 4096 + 2 x {header.region_bytes} bytes = {header.layout_bytes()}; "
+    say(f"layout: header {DISK_HEADER_BYTES} + 2 x {header.region_bytes} bytes = {header.layout_bytes()}; "
         f"ledger {'started' if header.ledger_started else 'not started'}; format epoch {header.format_epoch}"
         + (" (format 1: the next boot upgrades the header in place)" if resolution.legacy else ""))
     try:
@@ -111,11 +110,9 @@ def _check(disk: Disk, say: Say) -> int:
         say(f"size: DAMAGED: {exc}")
         return EXIT_DAMAGED
     stats = Stats(DEFAULT_LIMITS)
-    ledger = Ledger(LedgerArea(disk, header.region_bytes), DEFAULT_LIMITS,
-                    format_epoch=ALL_LEGACY if resolution.legacy else header.format_epoch)
     try:
-        recovery = ledger.recover(stats.replay, started=header.ledger_started)
-    except DiskDamagedError as exc:
+        recovery = recover_ledger(open_ledger(disk, header, resolution, DEFAULT_LIMITS), header, stats.replay)
+    except DiskError as exc:  # a refusal, or a layout this build cannot read (a region below the minimum)
         say(f"ledger: DAMAGED: {exc}")
         return EXIT_DAMAGED
     return _print_ledger(recovery, stats, say)

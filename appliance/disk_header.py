@@ -41,6 +41,10 @@ FLAG_KEY = 0x01
 FLAG_LEDGER_STARTED = 0x02
 _KNOWN_FLAGS = FLAG_KEY | FLAG_LEDGER_STARTED
 MIN_REGION_BYTES = 4096
+MAX_REGION_BYTES = 64 * 1024 * 1024
+"""A format limit: recovery reads a whole region into memory, so the header must not be able to ask for more."""
+MAX_GENERATION = 1 << 62
+"""Far beyond any number of header writes; a copy claiming more is forged or rotten, and could not be followed."""
 
 assert DISK_HEADER_BYTES == 2 * SLOT_BYTES
 
@@ -97,11 +101,15 @@ def encode_copy(header: Header) -> bytes:
     key = header.key if header.key is not None else bytes(32)
     if len(key) != 32:
         raise DiskError("wallet key must be 32 bytes")
-    if header.region_bytes < MIN_REGION_BYTES or header.region_bytes % 4096:
-        raise DiskError("region size must be a positive multiple of 4096")
+    if not _region_ok(header.region_bytes):
+        raise DiskError(f"region size must be a multiple of 4096 from {MIN_REGION_BYTES} to {MAX_REGION_BYTES}")
     flags = (FLAG_KEY if header.key is not None else 0) | (FLAG_LEDGER_STARTED if header.ledger_started else 0)
     body = _COPY.pack(MAGIC, header.generation, header.region_bytes, flags, header.format_epoch, key)
     return (body + _CRC.pack(zlib.crc32(body))).ljust(SLOT_BYTES, b"\x00")
+
+
+def _region_ok(region_bytes: int) -> bool:
+    return MIN_REGION_BYTES <= region_bytes <= MAX_REGION_BYTES and region_bytes % 4096 == 0
 
 
 def decode_copy(slot: bytes, *, first_slot: bool) -> Copy:
@@ -120,7 +128,7 @@ def decode_copy(slot: bytes, *, first_slot: bool) -> Copy:
     magic, generation, region_bytes, flags, format_epoch, key = _COPY.unpack(body)
     if magic != MAGIC:
         return Copy(CopyState.DAMAGED, reason="not a Piñata header")
-    if flags & ~_KNOWN_FLAGS or region_bytes < MIN_REGION_BYTES or region_bytes % 4096:
+    if flags & ~_KNOWN_FLAGS or not _region_ok(region_bytes) or generation >= MAX_GENERATION:
         return Copy(CopyState.DAMAGED, reason="fields out of range")
     if not flags & FLAG_KEY and any(key):
         return Copy(CopyState.DAMAGED, reason="key bytes without the key flag")
@@ -137,7 +145,7 @@ def _decode_legacy(slot: bytes) -> Copy:
     if zlib.crc32(body) != crc:
         return Copy(CopyState.DAMAGED, reason="format 1 header checksum mismatch")
     _, region_bytes, present, key = _LEGACY.unpack(body)
-    if present not in (0, 1) or region_bytes < MIN_REGION_BYTES or region_bytes % 4096:
+    if present not in (0, 1) or not _region_ok(region_bytes) or (not present and any(key)):
         return Copy(CopyState.DAMAGED, reason="format 1 header fields out of range")
     return Copy(CopyState.LEGACY, Header(region_bytes, key if present else None))
 
@@ -178,8 +186,11 @@ def resolve(copies: tuple[Copy, Copy]) -> Resolution:
         raise DiskDamagedError("the two header copies disagree on the ledger layout; nothing was written. "
                                "Run `python -m appliance disk check` on a copy of the disk")
     if valid:
+        # A key is never taken away: no write removes one, so a keyless copy beside a keyed one is stale or
+        # forged whatever its generation, and the keyed copy is the one to keep.
+        keyed = [i for i in valid if (found := copies[i].header) is not None and found.key is not None]
         generations = [c.header.generation if c.header is not None else -1 for c in copies]
-        chosen = copies[max(valid, key=lambda i: generations[i])].header
+        chosen = copies[max(keyed or valid, key=lambda i: generations[i])].header
         assert chosen is not None
         repair = tuple(i for i in (0, 1) if copies[i].state is not CopyState.VALID or copies[i].header != chosen)
         return Resolution(chosen, copies, repair)
@@ -189,8 +200,9 @@ def resolve(copies: tuple[Copy, Copy]) -> Resolution:
         return Resolution(header, copies, (0, 1), legacy=True)
     reasons = "; ".join(f"copy {i}: {c.state.value}{' (' + c.reason + ')' if c.reason else ''}"
                         for i, c in enumerate(copies))
+    what = "a format 1 header beside a damaged second copy" if legacy else "no readable header copy"
     raise DiskDamagedError(
-        f"no readable header copy ({reasons}). The disk is not blank, so the appliance will not make a new key "
+        f"{what} ({reasons}). The disk is not blank, so the appliance will not make a new key "
         "over it; nothing was written. Keep the disk as it is (it may guard funds), run `python -m appliance disk "
         "check` on a copy, and if the key is lost, restore it from your offline backup with `provision` on a "
         "new disk (see the README)")

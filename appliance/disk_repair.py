@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 from appliance import ledger_record as rec
 from appliance.config import DEFAULT_LIMITS, DISK_HEADER_BYTES
+from appliance.data_disk import open_ledger, recover_ledger
 from appliance.disk import Disk
 from appliance.disk_header import DiskDamagedError, Header
-from appliance.ledger import Ledger, LedgerArea, Recovery, smallest_record_bytes
+from appliance.ledger import Recovery, smallest_record_bytes
 from appliance.stats import Stats
 
 EXIT_REPAIRED, EXIT_NOTHING_TO_DO, EXIT_CANNOT = 0, 3, 1
@@ -40,24 +41,33 @@ def repair_disk(disk: Disk, say: Say) -> int:
     if header is None or header.key is None:
         say("nothing to repair: the disk holds no wallet key yet (it boots as it is)")
         return EXIT_NOTHING_TO_DO
+    if resolution.legacy:
+        say("cannot repair a format 1 disk: boot it once with this build, which upgrades it in place (format 1 "
+            "files are shorter than their layout by design, and its regions end without terminators)")
+        return EXIT_CANNOT
     if resolution.repair:
         header = disk.repair_header(resolution)
         say(f"header: rewrote copies {list(resolution.repair)} from the good one")
     region_bytes = header.region_bytes
     cut = _extend_truncated(disk, header, say)
     stats = Stats(DEFAULT_LIMITS)
-    ledger = Ledger(LedgerArea(disk, region_bytes), DEFAULT_LIMITS, format_epoch=header.format_epoch)
+    ledger = open_ledger(disk, header, resolution, DEFAULT_LIMITS)
     bound = region_bytes // smallest_record_bytes()
     try:
-        recovery = ledger.recover(stats.replay, started=header.ledger_started)
+        recovery = recover_ledger(ledger, header, stats.replay)
     except DiskDamagedError as exc:
         say(f"ledger: {exc}")
+        stats = Stats(DEFAULT_LIMITS)  # whatever a failed replay left in it is not the record
         samples = [disk.read(DISK_HEADER_BYTES + r * region_bytes, rec.FINDING_SAMPLE_BYTES) for r in (0, 1)]
-        recovery = Recovery(new=True)
-        ledger.commit(recovery, stats.initial, stats.replay, stats.checkpoint)
-        for region in (0, 1):
-            _record(ledger, stats, rec.Finding(region, rec.UNKNOWN_EPOCH, 0, region_bytes, None, bound, torn=False,
-                                               totals_kept=False, sample=samples[region].rstrip(b"\x00")))
+        lost = [rec.Finding(region, rec.UNKNOWN_EPOCH, 0, region_bytes, None, bound, torn=False, totals_kept=False,
+                            sample=samples[region].rstrip(b"\x00")) for region in (0, 1)]
+        # The new ledger starts in region 0, over what could not be read there: its first checkpoint, the
+        # write that replaces that evidence, already counts the losses (seqs 1 and 2 follow it).
+        for seq, finding in enumerate(lost, start=1):
+            stats.add_finding(seq, finding)
+        ledger.commit(Recovery(new=True), stats.initial, stats.replay, stats.checkpoint)
+        for finding in lost:
+            ledger.record_finding(finding, stats.checkpoint)
         say("ledger: restarted in region 0; the loss of both regions is recorded")
     else:
         if cut is not None:
@@ -76,11 +86,6 @@ def repair_disk(disk: Disk, say: Say) -> int:
                           disk.resolve_header())
     say("repaired: the disk boots; the statistics page lists what was lost")
     return EXIT_REPAIRED
-
-
-def _record(ledger: Ledger, stats: Stats, finding: rec.Finding) -> None:
-    seq = ledger.record_finding(finding, stats.checkpoint)
-    stats.add_finding(seq, finding)
 
 
 def _extend_truncated(disk: Disk, header: Header, say: Say) -> int | None:

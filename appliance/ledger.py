@@ -32,14 +32,13 @@ the first unsynced one, so a power loss costs at most one batch. `synced_seq` is
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance import ledger_record as rec
-from appliance.config import DISK_HEADER_BYTES, Limits
+from appliance.config import DISK_HEADER_BYTES, ENDPOINTS, Limits
 from appliance.disk import Disk, DiskDamagedError, DiskError
-from appliance.ledger_scan import RegionScan, after_zeros, frame_at, scan_region
+from appliance.ledger_scan import RegionScan, after_zeros, frame_at, guess_epochs, scan_region
 
 CHECKPOINT_MAX_BYTES = rec.CHECKPOINT_MAX_BYTES
 FINDINGS_RESERVED = 8
@@ -48,8 +47,9 @@ FINDING_MAX_FRAME = rec.FRAME.size + rec.PREFIX.size + rec.FINDING_FIXED.size + 
 MARK_FRAME = len(rec.encode(rec.Record(0, 0, rec.Marker(rec.MARK_STOPPED)), 64))
 RESERVE = FINDINGS_RESERVED * FINDING_MAX_FRAME + 3 * MARK_FRAME
 """Room a region keeps past the last event: a boot's findings, and the stop and rolled-over markers."""
-EPOCH_GUESS_CANDIDATES = 10_000
-"""Frames examined to guess a region's generation when neither checkpoint can be read."""
+CHECKPOINT_AREA = rec.FRAME.size + CHECKPOINT_MAX_BYTES + len(rec.TERMINATOR)
+"""What a rollover writes in the region it enters before its checkpoint is synced: the checkpoint and the
+terminator after it. A power cut in a rollover can leave no other bytes of that region unreadable."""
 
 CLEAN, TORN_TAIL, DAMAGED, NEW = "clean", "torn tail", "damaged", "new"
 
@@ -144,6 +144,7 @@ class Ledger:
         self._region_bytes = area.region_bytes
         self._limits = limits
         self._format_epoch = format_epoch
+        self._largest_record = _largest_record(limits)
         self._region = 0
         self._epoch = 0
         self._offset = 0  # within the active region
@@ -180,8 +181,8 @@ class Ledger:
 
     def _scan(self, buf: bytes, region: int, candidates: tuple[int, ...], *, bodies: bool = False) -> RegionScan:
         return scan_region(buf, region, max_payload=self._max_payload, epoch_candidates=candidates,
-                           batch_records=self._limits.ledger_batch_records, legacy_below=self._format_epoch,
-                           bodies=bodies)
+                           batch_records=self._limits.ledger_batch_records, largest_record=self._largest_record,
+                           legacy_below=self._format_epoch, bodies=bodies)
 
     def _with_bodies(self, buf: bytes, scan: RegionScan) -> RegionScan:
         """The same region read again with every record decoded, for replay (the first pass checked only
@@ -204,7 +205,7 @@ class Ledger:
         for r in (0, 1):
             if scans[r].epoch is None and not scans[r].blank:
                 beside = scans[1 - r].epoch
-                candidates = (beside + 1, beside - 1) if beside is not None else _guess_epochs(
+                candidates = (beside + 1, beside - 1) if beside is not None else guess_epochs(
                     bufs[r], r, self._max_payload)
                 scans[r] = self._scan(bufs[r], r, candidates)
         if all(s.blank for s in scans):
@@ -246,9 +247,27 @@ class Ledger:
         self._offset, self._next_seq = recovery.append_at, recovery.next_seq
         self.synced_seq = recovery.next_seq - 1
         self._clean_end = recovery.clean_end
-        for finding in recovery.findings:
-            seq = self._append_body(finding, checkpoint_state, reserve=False)
-            consume(rec.Record(self._epoch, seq, finding))
+        findings = recovery.findings
+        size = sum(len(rec.encode(rec.Record(0, 0, f), self._max_payload)) for f in findings)
+        if self._offset + size + rec.FRAME.size <= self._region_bytes:
+            for finding in findings:
+                seq = self._append_body(finding, checkpoint_state, reserve=False)
+                consume(rec.Record(self._epoch, seq, finding))
+        else:
+            # They do not all fit: a rollover comes first, and its checkpoint goes over the start of the other
+            # region, where some of them may describe bytes no record counts yet. So the statistics take them
+            # first, under the seqs they will have, and the checkpoint that replaces the evidence is itself
+            # their record; a power cut before the finding records are synced loses only their detail. The
+            # records follow it, not consumed again (the statistics count a finding's seq once). Findings too
+            # many for the region after that checkpoint (tens of thousands in a default region) roll over
+            # once more; the last ones then take seqs past those the checkpoints counted them under, and a
+            # replay counts them twice: more than was lost, never less.
+            first = self._rollover_seq() + 1
+            for index, finding in enumerate(findings):
+                consume(rec.Record(self._epoch + 1, first + index, finding))
+            self._roll_over(checkpoint_state)
+            for finding in findings:
+                self._append_body(finding, checkpoint_state, reserve=False)
         self.sync()
         return recovery.report()
 
@@ -271,17 +290,7 @@ class Ledger:
                            self._limits.ledger_reason_bytes)
         room = self._region_bytes - (RESERVE if reserve else 0)
         if self._offset + len(frame) + rec.FRAME.size > room:
-            self.sync()
-            self.rollovers += 1
-            # The rolled-over marker takes the seq before the checkpoint's (seqs stay consecutive across the
-            # regions), though it is written after it. Without room for it (findings filled the reserve),
-            # the region is left without one, as by a power cut before it was synced.
-            old_region, old_offset, old_epoch, rolled_seq = self._region, self._offset, self._epoch, self._next_seq
-            marked = old_offset + MARK_FRAME + rec.FRAME.size <= self._region_bytes
-            self._start_region(1 - self._region, self._epoch + 1, rolled_seq + (1 if marked else 0),
-                               checkpoint_state())
-            if marked:
-                self._mark_rolled(old_region, old_offset, old_epoch, rolled_seq)
+            self._roll_over(checkpoint_state)
             frame = rec.encode(rec.Record(self._epoch, self._next_seq, body), self._max_payload,
                                self._limits.ledger_reason_bytes)
         seq = self._next_seq
@@ -295,6 +304,29 @@ class Ledger:
             self._clean_end = False
             self.sync()
         return seq
+
+    def _rolled_marker_fits(self) -> bool:
+        return self._offset + MARK_FRAME + rec.FRAME.size <= self._region_bytes
+
+    def _rollover_seq(self) -> int:
+        """The seq the checkpoint of a rollover from here takes: the rolled-over marker, when there is room for
+        it, takes the one before (seqs stay consecutive across the regions), though it is written after."""
+        return self._next_seq + (1 if self._rolled_marker_fits() else 0)
+
+    def _roll_over(self, checkpoint_state: Callable[[], bytes]) -> None:
+        """Continue in the other region, from a checkpoint of `checkpoint_state()`. Without room for the
+        rolled-over marker (findings filled the reserve), the region left is left without one, as by a power
+        cut before it was synced. Refused (RecordError, nothing written) at the format's last epoch."""
+        if self._epoch + 1 >= rec.EPOCH_LIMIT:
+            raise rec.RecordError(f"the ledger is at epoch {self._epoch}, the last the format allows: it cannot "
+                                  "roll over")
+        self.sync()
+        self.rollovers += 1
+        old_region, old_offset, old_epoch, rolled_seq = self._region, self._offset, self._epoch, self._next_seq
+        marked = self._rolled_marker_fits()
+        self._start_region(1 - self._region, self._epoch + 1, self._rollover_seq(), checkpoint_state())
+        if marked:
+            self._mark_rolled(old_region, old_offset, old_epoch, rolled_seq)
 
     def _mark_rolled(self, region: int, offset: int, epoch: int, seq: int) -> None:
         """End the region just left with a ROLLED marker, once the new region's checkpoint is synced: a region
@@ -347,18 +379,6 @@ class Ledger:
         return self.synced_seq
 
 
-def _guess_epochs(buf: bytes, region: int, max_payload: int) -> tuple[int, ...]:
-    """Generations that have readable frames in `buf`, newest first (for when no checkpoint can be read)."""
-    seen: set[int] = set()
-    for count, match in enumerate(re.finditer(rb"(?=\x00\x00[\x00-\xff]{6}[\x01\x03])", buf)):
-        if count >= EPOCH_GUESS_CANDIDATES:
-            break
-        found = frame_at(buf, match.start(), max_payload)
-        if found is not None and found.epoch % 2 == region:
-            seen.add(found.epoch)
-    return tuple(sorted(seen, reverse=True))
-
-
 class _Recoverer:
     """One recovery's bookkeeping: which records to replay, in what order, and what to report."""
 
@@ -377,8 +397,8 @@ class _Recoverer:
     def run(self, scans: tuple[RegionScan, ...]) -> Recovery:
         active, other = self.active, self.other
         assert active.epoch is not None
-        known_keys = {r.record.body.key() for s in scans for r in s.records
-                      if r.record is not None and isinstance(r.record.body, rec.Finding)}
+        recorded = [r.record.body for s in scans for r in s.records
+                    if r.record is not None and isinstance(r.record.body, rec.Finding)]
         legacy = active.epoch < self.ledger._format_epoch
         batch = self.limits.ledger_batch_records
         last_seq = active.last_seq
@@ -422,16 +442,17 @@ class _Recoverer:
             self._replay(located.record)
         append_at = active.end
         if active.tail is not None:
+            # Torn: a power cut's, costing the unsynced batch; its bytes may still have held more records (small
+            # ones, damaged), and the bound says so. Anything else: what its bytes can hold. New records go
+            # after all of it.
             tail = active.tail
-            torn = tail.frames_walked <= batch and not tail.wiped
-            wiped = (tail.end - tail.start) // _SMALLEST_RECORD + 1 if tail.wiped else 0
-            self._add(active, tail.start, tail.end, tail.records, max(batch, tail.frames_walked, wiped), torn=torn,
-                      totals_kept=False)
+            bound = max(batch, tail.held) if tail.torn else tail.held
+            self._add(active, tail.start, tail.end, tail.records, bound, torn=tail.torn, totals_kept=False)
             append_at = tail.end
         elif not legacy and not _ends_cleanly(active):
             self._add(active, active.end, active.end, None, batch, torn=True, totals_kept=False)
-        new = [f for f in self.findings if f.key() not in known_keys]
-        known = [f for f in self.findings if f.key() in known_keys]
+        known = [f for f in self.findings if any(f.recorded_by(r) for r in recorded)]
+        new = [f for f in self.findings if f not in known]
         clean_end = active.tail is None and _ends_cleanly(active)
         return Recovery(False, active.region, active.epoch, append_at, last_seq + 1, self.replayed, new, known,
                         scans, clean_end)
@@ -452,38 +473,41 @@ class _Recoverer:
         Returns how many records it counted as lost after the region's last readable one (None: unknown)."""
         o, a = self.other, self.active
         assert a.epoch is not None
-        rollover_in_flight = a.end + rec.FRAME.size + self.limits.ledger_max_record + RESERVE > self.region_bytes
+        # A rollover from the active region may have been cut short by a power cut (it is nearly full): it
+        # can have left unreadable only what it writes here before its sync, the checkpoint area. Anything
+        # else unreadable in this region is damage, however full the active one is.
+        in_flight = a.end + rec.FRAME.size + self.limits.ledger_max_record + RESERVE > self.region_bytes
         # The active region rolled over (it holds the marker), yet the other one is not newer: the newer
         # generation was there and is gone, and no checkpoint counts its records.
         newer_gone = (o.blank or o.epoch is None) and _rolled_over(a)
         if o.blank:
             if newer_gone:
-                self._add(o, 0, self.region_bytes, None, self.region_bytes // _SMALLEST_RECORD, torn=False,
+                self._add(o, 0, self.region_bytes, None, self.region_bytes // rec.SMALLEST_RECORD, torn=False,
                           totals_kept=False, epoch=a.epoch + 1)
             elif a.epoch > 0:  # the older generation was there and is gone
-                self._add(o, 0, self.region_bytes, None, self.region_bytes // _SMALLEST_RECORD, torn=False,
+                self._add(o, 0, self.region_bytes, None, self.region_bytes // rec.SMALLEST_RECORD, torn=False,
                           totals_kept=totals_kept, epoch=a.epoch - 1)
             return None
         if o.epoch is None:
-            self._add(o, 0, o.used, None, o.used // _SMALLEST_RECORD + 1, torn=rollover_in_flight and not newer_gone,
+            torn = in_flight and o.used <= CHECKPOINT_AREA and not newer_gone
+            self._add(o, 0, o.used, None, o.used // rec.SMALLEST_RECORD + 1, torn=torn,
                       totals_kept=totals_kept and not newer_gone, epoch=rec.UNKNOWN_EPOCH)
             return None
         if o.epoch < self.ledger._format_epoch:  # format 1 left no terminators to check
             return None
         for span in o.spans:
             count = span.missing
-            bound = count if count is not None else span.end // _SMALLEST_RECORD + 1
-            self._add(o, span.start, span.end, count, bound, torn=rollover_in_flight, totals_kept=totals_kept)
+            bound = count if count is not None else span.end // rec.SMALLEST_RECORD + 1
+            self._add(o, span.start, span.end, count, bound, torn=in_flight and span.start < CHECKPOINT_AREA,
+                      totals_kept=totals_kept)
         missing = self._missing_at_end(o)
         if o.tail is not None and not (o.tail.wiped and missing == 0):  # (zeros left of older damage)
             t = o.tail
             count = missing if missing is not None else t.records
-            bound = missing if missing is not None else max(
-                t.frames_walked, 1, (t.end - t.start) // _SMALLEST_RECORD + 1 if t.wiped else 0)
+            bound = missing if missing is not None else t.held
             # More records gone than the walk saw: the rest lie in the zeros after it.
-            end = after_zeros(self.bufs[o.region], t.end) if missing is not None and missing > t.frames_walked \
-                else t.end
-            self._add(o, t.start, end, count, bound, torn=rollover_in_flight and not t.wiped,
+            end = after_zeros(self.bufs[o.region], t.end) if missing is not None and missing > t.frames else t.end
+            self._add(o, t.start, end, count, bound, torn=in_flight and t.start < CHECKPOINT_AREA and not t.wiped,
                       totals_kept=totals_kept)
             return count if count == bound else None
         if missing:
@@ -506,16 +530,26 @@ class _Recoverer:
              totals_kept: bool, epoch: int | None = None) -> None:
         buf_epoch = epoch if epoch is not None else (scan.epoch if scan.epoch is not None else rec.UNKNOWN_EPOCH)
         sample = self.bufs[scan.region][start : min(end, start + rec.FINDING_SAMPLE_BYTES)]
-        self.findings.append(rec.Finding(scan.region, buf_epoch, start, end, records, max(bound, records or 0), torn,
-                                         totals_kept, sample))
-
-
-_SMALLEST_RECORD = rec.FRAME.size + rec.PREFIX.size + rec.EVENT_FIXED.size + 4
+        bound = max(bound, records or 0)
+        # Seqs so far apart that a finding cannot hold their count are crafted (no region holds that many
+        # records): no count, and the largest bound a finding holds, rather than a record that cannot encode.
+        if records is not None and records > rec.COUNT_LIMIT:
+            records = None
+        self.findings.append(rec.Finding(scan.region, buf_epoch, start, end, records, min(bound, rec.COUNT_LIMIT),
+                                         torn, totals_kept, sample))
 
 
 def smallest_record_bytes() -> int:
-    """The fewest bytes an event record takes (empty strings): what turns a byte range into a record bound."""
-    return _SMALLEST_RECORD
+    """The fewest bytes a record takes (a marker): what turns a byte range into a bound on its records."""
+    return rec.SMALLEST_RECORD
+
+
+def _largest_record(limits: Limits) -> int:
+    """The largest frame this writer makes after a checkpoint: an event with every string at its limit (or
+    `ledger_max_record`, which `append` enforces, if smaller), or a finding."""
+    event = rec.Event(0.0, ENDPOINTS[0], "x" * 64, "x" * 64, "x" * limits.ledger_reason_bytes)
+    longest = len(rec.encode(rec.Record(0, 0, event), 1 << 20, limits.ledger_reason_bytes))
+    return max(min(longest, limits.ledger_max_record), FINDING_MAX_FRAME, MARK_FRAME)
 
 
 def _rolled_over(scan: RegionScan) -> bool:

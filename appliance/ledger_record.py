@@ -4,7 +4,7 @@ Frame:   length u32 | crc32(payload) u32 | payload
 Payload: kind u8 | epoch u32 | seq u64 | body
   EVENT body:      time f64 | endpoint u8 | category (u8 len) | source (u8 len) | reason (u16 len)
   CHECKPOINT body: JSON of the aggregate statistics at the moment of a rollover
-  FINDING body:    what recovery could not read (appliance.ledger_scan.Finding):
+  FINDING body:    what recovery could not read (`Finding`, below):
                    region u8 | flags u8 | epoch u32 | start u32 | end u32 | records u32 (or 0xFFFFFFFF: unknown) |
                    bound u32 | sample (u8 len)
   MARK body:       what u8 (1: the appliance stopped cleanly; 2: everything before it was synced as the ledger
@@ -21,6 +21,12 @@ region's checkpoint, and a reader that loses one region's checkpoint can rebuild
 only records of the region's own generation, in seq order, so stale bytes from an older generation are never
 mistaken for new ones, and a gap in the seqs says exactly how many records could not be read.
 An unwritten frame header (eight zero bytes) ends a region's records: every append writes one after itself.
+
+Sanity limits on the prefix (EPOCH_LIMIT, SEQ_LIMIT), refused by encode and decode alike: an epoch below 2^31
+and a seq below 2^63. A real ledger comes nowhere near them (one epoch per rollover, one seq per record), so
+a frame beyond them is crafted; it reads as unreadable rather than handing recovery a generation whose
+successor the fields cannot hold (2^32 - 1 is also UNKNOWN_EPOCH in a finding). A ledger at the last epoch
+refuses to roll over (RecordError) rather than write a generation no reader would take.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ KIND_EVENT = 1
 KIND_CHECKPOINT = 2
 KIND_FINDING = 3
 KIND_MARK = 4
+KINDS = (KIND_EVENT, KIND_CHECKPOINT, KIND_FINDING, KIND_MARK)
+FOLLOWING_KINDS = (KIND_EVENT, KIND_FINDING, KIND_MARK)
+"""The kinds a region holds after its checkpoint (a checkpoint is only ever at a region's start)."""
+EPOCH_LIMIT = 1 << 31
+SEQ_LIMIT = 1 << 63
 MARK_STOPPED = 1
 MARK_SYNCED = 2
 MARK_ROLLED = 3
@@ -48,8 +59,13 @@ FINDING_FIXED = struct.Struct(">BBIIIII")
 FINDING_SAMPLE_BYTES = 32
 UNKNOWN_RECORDS = 0xFFFFFFFF
 UNKNOWN_EPOCH = 0xFFFFFFFF
-"""A finding in a region whose generation could not be read."""
+"""A finding in a region whose generation could not be read (never a record's epoch: above EPOCH_LIMIT)."""
+COUNT_LIMIT = UNKNOWN_RECORDS - 1
+"""The largest count a finding can hold."""
 TERMINATOR = bytes(8)
+SMALLEST_RECORD = FRAME.size + PREFIX.size + 1
+"""The fewest bytes a record after a checkpoint takes (a marker; an event takes 34 at least): what turns a
+byte range into a bound on the records it can have held."""
 _FINDING_TORN = 0x01
 _FINDING_TOTALS_KEPT = 0x02
 CHECKPOINT_MAX_BYTES = 64 * 1024
@@ -81,9 +97,9 @@ class Finding:
     `records`: how many records are known to be missing (None: not even a count); `bound`: the most that can
     be. The count is exact when the two are equal, as when the seqs on both sides of the span tell it. A
     tail has no seq after it: one damaged last record is 1 known, but a power cut may also have taken
-    unsynced records after it without a trace, so its bound is a batch. `torn`: the span lies within the
-    last unsynced batch (expected after a power loss). `totals_kept`: a later checkpoint still counts those
-    records, only their detail is gone."""
+    unsynced records after it without a trace, so its bound is a batch, or what its bytes can hold when
+    that is more. `torn`: the span is what a power cut can leave of the last unsynced batch (expected after
+    a power loss). `totals_kept`: a later checkpoint still counts those records, only their detail is gone."""
 
     region: int
     epoch: int
@@ -95,8 +111,20 @@ class Finding:
     totals_kept: bool
     sample: bytes = b""
 
-    def key(self) -> tuple[int, int, int]:
-        return (self.region, self.epoch, self.start)
+    def key(self) -> tuple[int, int, int, int]:
+        """The bytes it describes: the same region, generation and span."""
+        return (self.region, self.epoch, self.start, self.end)
+
+    def recorded_by(self, earlier: Finding) -> bool:
+        """`earlier` (a finding in the ledger) already says all this one says: the same bytes, and no more
+        records lost than it allowed for. A span that grew, in bytes or in records, is new damage beside the
+        recorded one, not the recorded one found again. (When a boot appends after an unreadable tail, the
+        next boot reads the same bytes as a gap with no seq missing: 0 records, within the tail's bound.)"""
+        if self.key() != earlier.key():
+            return False
+        if self.records is None:  # no count to compare: the same bytes are the same damage
+            return True
+        return self.records <= (earlier.records if earlier.records is not None else earlier.bound)
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,11 @@ class Record:
     body: Event | Checkpoint | Finding | Marker
 
 
+def in_range(epoch: int, seq: int) -> bool:
+    """The sanity step for a record's prefix (see the module docstring)."""
+    return 0 <= epoch < EPOCH_LIMIT and 0 <= seq < SEQ_LIMIT
+
+
 def _short(text: str, width: int, limit: int) -> bytes:
     data = text.encode("utf-8")[:limit]
     data = data.decode("utf-8", "ignore").encode("utf-8")  # never cut a character in half
@@ -119,6 +152,8 @@ def _short(text: str, width: int, limit: int) -> bytes:
 
 def encode(record: Record, max_payload: int, reason_limit: int = 160) -> bytes:
     body = record.body
+    if not in_range(record.epoch, record.seq):
+        raise RecordError(f"epoch {record.epoch} or seq {record.seq} beyond the format's limits")
     kind = {Event: KIND_EVENT, Checkpoint: KIND_CHECKPOINT, Finding: KIND_FINDING, Marker: KIND_MARK}[type(body)]
     prefix = PREFIX.pack(kind, record.epoch, record.seq)
     if isinstance(body, Marker):
@@ -140,14 +175,6 @@ def encode(record: Record, max_payload: int, reason_limit: int = 160) -> bytes:
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def frame_length(head: bytes, max_payload: int) -> int:
-    """Integrity step 1: the payload length the 8-byte frame header announces (0 = unwritten space)."""
-    length: int = FRAME.unpack(head)[0]
-    if length > max_payload:
-        raise RecordError("record length beyond the limit")
-    return length
-
-
 def decode(frame: bytes, max_payload: int) -> Record:
     """Decode exactly one frame; trailing bytes are an error."""
     if len(frame) < FRAME.size:
@@ -161,6 +188,8 @@ def decode(frame: bytes, max_payload: int) -> Record:
     if len(payload) < PREFIX.size:
         raise RecordError("payload shorter than its prefix")
     kind, epoch, seq = PREFIX.unpack_from(payload)
+    if not in_range(epoch, seq):
+        raise RecordError("epoch or seq beyond the format's limits")
     rest = payload[PREFIX.size :]
     if kind == KIND_CHECKPOINT:
         return Record(epoch, seq, Checkpoint(bytes(rest)))
@@ -200,7 +229,13 @@ def _decode_event(view: memoryview) -> Event:
     return Event(time, ENDPOINTS[endpoint], fields[0], fields[1], fields[2])
 
 
+def _finding_epoch_ok(epoch: int) -> bool:
+    return 0 <= epoch < EPOCH_LIMIT or epoch == UNKNOWN_EPOCH
+
+
 def _encode_finding(finding: Finding) -> bytes:
+    if not _finding_epoch_ok(finding.epoch):
+        raise RecordError(f"finding epoch {finding.epoch} beyond the format's limits")
     flags = (_FINDING_TORN if finding.torn else 0) | (_FINDING_TOTALS_KEPT if finding.totals_kept else 0)
     records = UNKNOWN_RECORDS if finding.records is None else finding.records
     sample = finding.sample[:FINDING_SAMPLE_BYTES]
@@ -215,7 +250,7 @@ def _decode_finding(view: memoryview) -> Finding:
     size = view[FINDING_FIXED.size]
     if FINDING_FIXED.size + 1 + size != len(view) or size > FINDING_SAMPLE_BYTES:
         raise RecordError("finding sample length mismatch")
-    if region > 1 or flags & ~(_FINDING_TORN | _FINDING_TOTALS_KEPT) or end < start:
+    if region > 1 or flags & ~(_FINDING_TORN | _FINDING_TOTALS_KEPT) or end < start or not _finding_epoch_ok(epoch):
         raise RecordError("finding fields out of range")
     return Finding(region, epoch, start, end, None if records == UNKNOWN_RECORDS else records, bound,
                    bool(flags & _FINDING_TORN), bool(flags & _FINDING_TOTALS_KEPT),

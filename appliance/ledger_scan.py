@@ -4,14 +4,23 @@ A region holds one generation (epoch): a checkpoint at offset 0, then records wi
 terminator (eight zero bytes), then whatever an older generation left. Recovery must neither stop at the
 first bad byte (that silently drops every later record) nor trust bytes it cannot check. So the walk takes
 records in order, and where the next record is unreadable it resynchronises: it searches for the next frame
-whose kind and epoch bytes are this generation's (a C-speed substring search), checks its CRC and that its seq
-is higher, and notes the unreadable span between, with the number of seqs it skipped.
+whose kind and epoch bytes are this generation's (a C-speed search), checks its CRC and that its seq is
+higher, and notes the unreadable span between, with the number of seqs it skipped.
 
-What lies after the last readable record is either a terminator (a clean end), or unreadable bytes: a
-torn tail after a power loss, or the last records damaged. The tail walk follows the length fields to say
-how far it reaches, bounded by one batch. A terminator is not always a clean end: where a long run of
-zeros follows it and then an older generation's records, the zeros were written over records (a power cut
-leaves what was there before, and in a region in use that is the older generation, never zeros).
+What lies after the last readable record is either a terminator (a clean end) or unreadable bytes, whose
+extent is found, not assumed: they run until bytes of another write begin (a readable frame: an older
+generation's records), a run of ZERO_RUN zeros (space never written, or wiped), or the region's end; a length
+chain from their start that lands on a terminator ends them there (the last record damaged or torn, its
+terminator after it). Only what a power cut can leave is a torn tail (see `tail_reach`); anything longer is
+damage, bounded by the records its bytes can hold. Recovery appends past the whole extent, never inside it.
+
+A terminator is not always a clean end: where a long run of zeros follows it and then an older generation's
+records, the zeros were written over records (a power cut leaves what was there before, and in a region in
+use that is the older generation, never zeros). That holds whatever the last record is: the record after a
+clean marker is synced at once, so no power cut leaves zeros over records after a marker either. What the
+format cannot tell: where the zeros run to the region's end in a region used for the first time, a wipe of
+the last records looks like records never written. It reads as a clean end after a marker, or as a torn tail
+bounded by one batch otherwise; only the older records after the zeros would tell, and there are none.
 """
 
 from __future__ import annotations
@@ -46,20 +55,27 @@ class Span:
     end: int
     missing: int | None
     before_seq: int | None  # seq of the readable record just before the span (None: region start)
-    after_seq: int  # seq of the readable record just after it
 
 
 @dataclass(frozen=True)
 class Tail:
-    """Unreadable bytes after the last readable record. `records` is exact only when one frame with a good
-    length but a bad checksum is followed by a terminator (the last record damaged or torn). `wiped`: the
-    bytes are a run of zeros with an older generation's records after it (damage, not a torn tail)."""
+    """Unreadable bytes after the last readable record (see the module docstring for their extent).
+    `records` is exact only when one frame with a good length but a bad checksum is followed by a
+    terminator (the last record damaged or torn). `frames`: how many frames the length chain from `start`
+    crossed. `torn`: a power cut can have left them (`tail_reach`), and they are no wipe. `wiped`: a long
+    run of zeros with an older generation's records after it (damage, not a torn tail)."""
 
     start: int
     end: int
     records: int | None
-    frames_walked: int
+    frames: int
+    torn: bool
     wiped: bool = False
+
+    @property
+    def held(self) -> int:
+        """The most records the bytes can have held (a frame may begin in the last byte)."""
+        return (self.end - self.start) // rec.SMALLEST_RECORD + 1
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,8 @@ def frame_at(buf: bytes, pos: int, max_payload: int, *, bodies: bool = True) -> 
     end = pos + rec.FRAME.size + length
     kind, epoch, seq = rec.PREFIX.unpack_from(buf, pos + rec.FRAME.size)
     if kind == rec.KIND_EVENT and not bodies:
+        if not rec.in_range(epoch, seq):  # (decode checks this for every other kind)
+            return None
         if zlib.crc32(memoryview(buf)[pos + rec.FRAME.size : end]) != crc:
             return None
         return Located(pos, end, kind, epoch, seq, None)
@@ -108,22 +126,52 @@ def frame_at(buf: bytes, pos: int, max_payload: int, *, bodies: bool = True) -> 
     return Located(pos, end, kind, epoch, seq, record)
 
 
-def _pattern(epoch: int) -> re.Pattern[bytes]:
-    kinds = b"|".join(re.escape(bytes([kind])) for kind in (rec.KIND_EVENT, rec.KIND_FINDING, rec.KIND_MARK))
-    return re.compile(b"(?:" + kinds + b")" + re.escape(epoch.to_bytes(4, "big")))
+def _frame_starts(kinds: tuple[int, ...], epoch: int | None = None) -> re.Pattern[bytes]:
+    """Where a frame of one of `kinds` (and of generation `epoch`, if given) can start: the two high bytes of
+    its length are zero (every payload but a checkpoint's is below 64 KiB, and a checkpoint is only read at
+    offset 0), its two low length bytes and four CRC bytes follow, then the kind and the epoch. One
+    definition for every search, so that none misses a kind another one takes."""
+    kind = b"[" + b"".join(re.escape(bytes([k])) for k in kinds) + b"]"
+    generation = re.escape(epoch.to_bytes(4, "big")) if epoch is not None else b""
+    return re.compile(b"(?=\\x00\\x00[\\x00-\\xff]{6}" + kind + generation + b")")
+
+
+_ANY_FRAME = _frame_starts(rec.KINDS)
+_FOLLOWING = _frame_starts(rec.FOLLOWING_KINDS)
 
 
 def search(buf: bytes, start: int, epoch: int, min_seq: int | None, max_payload: int, *,
            bodies: bool = True) -> Located | None:
     """The first readable event, finding or marker of generation `epoch` whose frame starts at or after `start`
     and whose seq is at least `min_seq`."""
-    prefix_at = rec.FRAME.size
-    for match in _pattern(epoch).finditer(buf, start + prefix_at):
-        found = frame_at(buf, match.start() - prefix_at, max_payload, bodies=bodies)
+    for match in _frame_starts(rec.FOLLOWING_KINDS, epoch).finditer(buf, start):
+        found = frame_at(buf, match.start(), max_payload, bodies=bodies)
         if (found is not None and found.epoch == epoch and found.kind != rec.KIND_CHECKPOINT
                 and (min_seq is None or found.seq >= min_seq)):
             return found
     return None
+
+
+EPOCH_GUESS_FRAMES = 10_000
+"""Readable frames examined to guess a region's generation when neither checkpoint can be read: enough to see
+past an older generation's leftovers, few enough that a region of garbage costs a bounded time."""
+
+
+def guess_epochs(buf: bytes, region: int, max_payload: int) -> tuple[int, ...]:
+    """Generations that have readable frames in `buf` (one region: even epochs in region 0, odd in 1), newest
+    first, for when no checkpoint can be read."""
+    seen: set[int] = set()
+    examined = 0
+    for match in _FOLLOWING.finditer(buf):
+        found = frame_at(buf, match.start(), max_payload, bodies=False)
+        if found is None:
+            continue
+        if found.epoch % 2 == region:
+            seen.add(found.epoch)
+        examined += 1
+        if examined >= EPOCH_GUESS_FRAMES:
+            break
+    return tuple(sorted(seen, reverse=True))
 
 
 def find_epoch(buf: bytes, candidates: tuple[int, ...], max_payload: int) -> int | None:
@@ -141,12 +189,16 @@ def scan_region(
     max_payload: int,
     epoch_candidates: tuple[int, ...],
     batch_records: int,
+    largest_record: int | None = None,
     legacy_below: int = 0,
     bodies: bool = True,
 ) -> RegionScan:
     """Describe `buf` (one whole region). `epoch_candidates` are tried, in order, when the checkpoint is
-    unreadable. Generations below `legacy_below` were written by format 1, which wrote no terminators, so
-    the bytes after their last record are an older generation's, not a tail."""
+    unreadable. `largest_record`: the largest frame the writer makes (default: what `max_payload` allows),
+    for `tail_reach`. Generations below `legacy_below` were written by format 1, which wrote no
+    terminators, so the bytes after their last record are an older generation's, not a tail."""
+    assert max_payload < 1 << 16, "the frame searches take a length's two high bytes to be zero"
+    largest = largest_record if largest_record is not None else rec.FRAME.size + max_payload
     used = len(buf.rstrip(b"\x00"))
     if used == 0:
         return RegionScan(region, True, None, None, (), (), 0, None, 0)
@@ -174,50 +226,72 @@ def scan_region(
         if found is None:
             break
         missing = None if expected is None else found.seq - expected
-        spans.append(Span(pos, found.start, missing, before, found.seq))
+        spans.append(Span(pos, found.start, missing, before))
         records.append(found)
         pos, expected, before = found.end, found.seq + 1, found.seq
-    last = records[-1].record if records else None
-    marked = last is not None and isinstance(last.body, rec.Marker) and last.body.what in rec.CLEAN_MARKS
-    tail = None if epoch < legacy_below else _tail(buf, pos, epoch, max_payload, batch_records, marked=marked)
+    tail = None if epoch < legacy_below else _tail(buf, pos, epoch, max_payload,
+                                                    tail_reach(batch_records, largest))
     return RegionScan(region, False, epoch, checkpoint, tuple(records), tuple(spans), pos, tail, used)
 
 
-def tail_reach(max_payload: int, batch_records: int) -> int:
-    """How far past the last synced record one unsynced batch can have written."""
-    return batch_records * (rec.FRAME.size + max_payload) + rec.FRAME.size
+def tail_reach(batch_records: int, largest_record: int) -> int:
+    """The most unreadable bytes after the last readable record that a power cut can leave: a torn tail.
+
+    A tail holds no readable record of its generation (the walk would have taken it), so a power cut leaves
+    there only writes that did not reach the disk whole. Up to `batch_records` smallest records' worth of
+    bytes, whatever the cause, they cannot have held more than the batch a power cut may cost. Beyond that,
+    one record torn mid-write (with its terminator) and the older record its bytes cut into, unreadable up to
+    the next whole one: what a single torn write leaves, even with records larger than a batch of the
+    smallest. Longer is damage (several torn writes in one power cut would be too, and read so: reported,
+    never hidden)."""
+    return max(batch_records * rec.SMALLEST_RECORD, 2 * largest_record + rec.FRAME.size)
 
 
 ZERO_RUN = 64
 """More zeros in a row than any record holds (the longest run inside a frame is a dozen bytes): after the
-last record, a run this long followed by data is not the eight-byte terminator and what was there before."""
-_ANY_FRAME = re.compile(rb"(?=\x00\x00[\x00-\xff]{6}[\x01-\x04])")
+last record, a run this long is not the eight-byte terminator and what was there before."""
+_ZEROS = bytes(ZERO_RUN)
 
 
-def _tail(buf: bytes, pos: int, epoch: int, max_payload: int, batch_records: int, *, marked: bool) -> Tail | None:
-    """`marked`: the last readable record is a stop or synced marker. Zeros right after one are taken as a
-    clean end even when older records follow them: they are what is left of a wiped block that this
-    generation has not yet written over (damage an earlier boot found), not records wiped after the marker."""
+def _tail(buf: bytes, pos: int, epoch: int, max_payload: int, reach: int) -> Tail | None:
+    """The unreadable bytes from `pos` (where the walk stopped) on, or None for a clean end."""
     if pos + rec.FRAME.size > len(buf):
         return None
     if buf[pos : pos + rec.FRAME.size] == rec.TERMINATOR:
-        return None if marked else _wiped(buf, pos, epoch, max_payload)
-    walked, at = 0, pos
-    while walked <= batch_records and at + rec.FRAME.size <= len(buf):
+        return _wiped(buf, pos, epoch, max_payload)
+    readable, zeros = _other_write(buf, pos, max_payload)
+    # Follow the length fields: a chain that lands on a terminator is this generation's last write and its
+    # terminator, and the unreadable bytes end there (a torn frame's own zeros may begin the zero run: its
+    # length still claims them). Elsewhere they end where another write begins, or where the zeros do.
+    frames, at, landed = 0, pos, False
+    while at + rec.FRAME.size <= readable:
         if buf[at : at + rec.FRAME.size] == rec.TERMINATOR:
-            wiped = _wiped(buf, at, epoch, max_payload)
-            if wiped is not None:  # the zeros run on over what followed the unreadable frames
-                return Tail(pos, wiped.end, None, walked, wiped=True)
-            return Tail(pos, at, walked if walked == 1 else None, walked)
-        stale = frame_at(buf, at, max_payload, bodies=False)
-        if stale is not None and stale.epoch != epoch:
-            return Tail(pos, at, None, walked)  # an older generation's record: the unreadable bytes end here
+            landed = True
+            break
         length = int.from_bytes(buf[at : at + 4], "big")
         if length < rec.PREFIX.size or length > max_payload:
             break
         at += rec.FRAME.size + length
-        walked += 1
-    return Tail(pos, min(len(buf), max(at, pos + tail_reach(max_payload, batch_records))), None, walked)
+        frames += 1
+    end = at if landed else min(readable, max(at, zeros))
+    if buf[end : end + rec.FRAME.size] == rec.TERMINATOR:
+        wiped = _wiped(buf, end, epoch, max_payload)
+        if wiped is not None:  # the zeros run on over what followed the unreadable frames
+            return Tail(pos, wiped.end, None, frames, torn=False, wiped=True)
+    records = 1 if landed and frames == 1 else None
+    return Tail(pos, end, records, frames, torn=end - pos <= reach)
+
+
+def _other_write(buf: bytes, pos: int, max_payload: int) -> tuple[int, int]:
+    """Where bytes of another write begin after unreadable ones at `pos`: the first readable frame before
+    the first run of ZERO_RUN zeros (the walk and the resynchronising search took every frame of this
+    generation after `pos`, so it is an older one's), and that run; len(buf) for either when there is none."""
+    found = buf.find(_ZEROS, pos)
+    zeros = len(buf) if found < 0 else found
+    for match in _ANY_FRAME.finditer(buf, pos, zeros):
+        if frame_at(buf, match.start(), max_payload, bodies=False) is not None:
+            return match.start(), zeros
+    return len(buf), zeros
 
 
 def after_zeros(buf: bytes, pos: int) -> int:
@@ -236,5 +310,5 @@ def _wiped(buf: bytes, pos: int, epoch: int, max_payload: int) -> Tail | None:
     for match in _ANY_FRAME.finditer(buf, max(pos, data - 3), window):
         stale = frame_at(buf, match.start(), max_payload, bodies=False)
         if stale is not None and stale.epoch < epoch:
-            return Tail(pos, data, None, 0, wiped=True)
+            return Tail(pos, data, None, 0, torn=False, wiped=True)
     return None

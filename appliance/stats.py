@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
-from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Finding, Record
+from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Finding, Record, RecordError
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
@@ -43,6 +43,7 @@ class Stats:
         self.findings: deque[dict[str, object]] = deque(maxlen=limits.stats_ledger_findings)
         self.integrity = {"damaged": 0, "torn_tails": 0, "records_lost": 0, "records_lost_bound": 0}
         self.boot_recovery: dict[str, str | int] | None = None
+        self.findings_seq = -1  # the seq of the last finding counted
 
     # -- updates ---------------------------------------------------------------------------------------
 
@@ -75,6 +76,12 @@ class Stats:
             self.add_finding(record.seq, record.body)
 
     def add_finding(self, seq: int, finding: Finding) -> None:
+        """Count a finding once. A checkpoint may already count findings whose records follow it (written
+        so that the write replacing their evidence is itself the record): a seq at or below the last one
+        counted is such a finding, replayed."""
+        if seq <= self.findings_seq:
+            return
+        self.findings_seq = seq
         self.integrity["torn_tails" if finding.torn else "damaged"] += 1
         if not finding.totals_kept:
             self.integrity["records_lost"] += finding.records or 0
@@ -115,22 +122,32 @@ class Stats:
             "rolled_over": self.rolled_over,
             "findings": list(self.findings),
             "integrity": self.integrity,
+            "findings_seq": self.findings_seq,
         }
         return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
     def restore(self, state: bytes) -> None:
-        data = json.loads(state)
-        self.counts = {e: {str(k): int(v) for k, v in data["counts"].get(e, {}).items()} for e in ENDPOINTS}
-        self.series = {e: [(float(t), int(n)) for t, n in data["series"].get(e, [])] for e in ENDPOINTS}
+        """Take a checkpoint's state. Its checksum held, but it is still input: anything that is not the
+        shape `_encode` writes raises RecordError and leaves this object as it was."""
+        try:
+            data = json.loads(state)
+            counts = {e: {str(k): int(v) for k, v in data["counts"].get(e, {}).items()} for e in ENDPOINTS}
+            series = {e: [(float(t), int(n)) for t, n in data["series"].get(e, [])] for e in ENDPOINTS}
+            recent = [Refusal(float(t), str(endpoint), str(category), str(reason))
+                      for t, endpoint, category, reason in data["recent"]]
+            sources_before = int(data["sources_before"])
+            rolled_over = bool(data["rolled_over"])
+            findings = [_finding_from_json(f) for f in data.get("findings", [])]  # absent in format 1
+            integrity = {k: int(data.get("integrity", {}).get(k, 0)) for k in self.integrity}
+            findings_seq = int(data.get("findings_seq", -1))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise RecordError(f"checkpoint state: {type(exc).__name__}") from exc
+        self.counts, self.series, self.sources_before, self.rolled_over = counts, series, sources_before, rolled_over
         self.recent.clear()
-        for t, endpoint, category, reason in data["recent"]:
-            self.recent.append(Refusal(float(t), str(endpoint), str(category), str(reason)))
-        self.sources_before = int(data["sources_before"])
-        self.rolled_over = bool(data["rolled_over"])
+        self.recent.extend(recent)
         self.findings.clear()
-        self.findings.extend(dict(f) for f in data.get("findings", []))  # absent in format 1 checkpoints
-        integrity = data.get("integrity", {})
-        self.integrity = {k: int(integrity.get(k, 0)) for k in self.integrity}
+        self.findings.extend(findings)
+        self.integrity, self.findings_seq = integrity, findings_seq
         self._sources.clear()
         self.sources_untracked = 0
 
@@ -171,3 +188,20 @@ class Stats:
                 "findings": list(reversed(self.findings)),
             },
         }
+
+
+_FINDING_KINDS = ("torn tail", "damaged")
+
+
+def _finding_from_json(value: object) -> dict[str, object]:
+    """One finding as `add_finding` stores it, checked field by field (the page prints these)."""
+    if not isinstance(value, dict):
+        raise TypeError("finding is not an object")
+    ints = {k: int(value[k]) for k in ("seq", "region", "epoch", "start", "end", "bound")}
+    records = value["records"]
+    kind, sample = str(value["kind"]), str(value["sample"])
+    if kind not in _FINDING_KINDS:
+        raise ValueError("finding kind")
+    bytes.fromhex(sample)
+    return {**ints, "kind": kind, "records": None if records is None else int(records),
+            "totals_kept": bool(value["totals_kept"]), "sample": sample}

@@ -193,10 +193,10 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
                  f"(at most {integrity['records_lost_bound']}).</p>"]
         if self.stats.findings:
             rows = "".join(
-                f"<tr><td>{f['seq']}</td><td>{escape(str(f['kind']))}</td><td>{f['region']}</td>"
-                f"<td>{f['start']}..{f['end']}</td>"
-                f"<td>{f['records'] if f['records'] is not None else 'up to ' + str(f['bound'])}</td>"
-                f"<td>{'detail only' if f['totals_kept'] else 'yes'}</td></tr>"
+                "<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in (
+                    f["seq"], f["kind"], f["region"], f"{f['start']}..{f['end']}",
+                    f["records"] if f["records"] is not None else f"up to {f['bound']}",
+                    "detail only" if f["totals_kept"] else "yes")) + "</tr>"
                 for f in reversed(self.stats.findings)
             )
             lines.append("<table><tr><th>ledger seq</th><th>kind</th><th>region</th><th>bytes</th>"

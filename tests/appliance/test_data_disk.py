@@ -14,7 +14,7 @@ import pytest
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.data_disk import AlreadyProvisionedError, Opened, open_data_disk, provision
-from appliance.disk import Disk, DiskDamagedError
+from appliance.disk import Disk, DiskDamagedError, Header
 from appliance.disk_header import SLOT_BYTES
 from appliance.ledger import min_region_bytes
 from appliance.log import JsonLog
@@ -203,3 +203,41 @@ def test_a_format_1_disk_boots_with_its_key_and_is_upgraded_in_place(tmp_path: P
     assert again.stats.total() == 15
     assert second.report.outcome == "clean"
     again.stop()
+
+
+def test_a_keyless_header_over_a_used_ledger_gets_no_key(tmp_path: Path) -> None:
+    """A provisioned layout whose key is missing is only blank if its ledger part is: otherwise a key
+    would be made over a record."""
+    path = _booted_disk(tmp_path)
+    from appliance.disk_header import encode_copy
+
+    keyless = encode_copy(Header(REGION, None, ledger_started=False, generation=1))
+    with path.open("r+b") as f:
+        f.write(keyless + keyless)
+    before = path.read_bytes()
+    boot = Boot(path)
+    with pytest.raises(DiskDamagedError, match="ledger part of the disk holds data"):
+        boot.open()
+    boot.disk.close()
+    assert path.read_bytes() == before
+
+
+def test_a_checkpoint_that_is_not_statistics_is_refused_unchanged(tmp_path: Path) -> None:
+    """Its CRC holds (forged, or another build's shape), so only the statistics can tell: the boot refuses
+    rather than replay half of it."""
+    path = tmp_path / "d"
+    boot = Boot(path)
+    boot.open()
+    boot.stop()
+    for state in (b"[" * 5000, b'{"counts": 5}', b"\xff\xfe", b'{"counts":{},"series":{},"recent":[],'
+                  b'"sources_before":0,"rolled_over":false,"findings":[{"kind":"<script>"}]}'):
+        frame = rec.encode(rec.Record(0, 0, rec.Checkpoint(state)), rec.CHECKPOINT_MAX_BYTES)
+        with path.open("r+b") as f:
+            f.seek(DISK_HEADER_BYTES)
+            f.write(frame + rec.TERMINATOR)
+        before = path.read_bytes()
+        again = Boot(path)
+        with pytest.raises(DiskDamagedError, match="not statistics this build can read"):
+            again.open()
+        again.disk.close()
+        assert path.read_bytes() == before

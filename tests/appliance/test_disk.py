@@ -172,3 +172,21 @@ def test_a_vm_and_a_host_instance_keep_each_other_off_one_disk_file(tmp_path: Pa
         vm.kill()
         vm.wait(timeout=30)
     assert path.read_bytes() == bytes(LAYOUT)
+
+
+def test_a_file_this_open_created_is_removed_when_its_lock_fails(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left behind empty, it would read as a truncated disk at every later boot."""
+    import appliance.disk
+
+    def refuse(fd: int, *, shared: bool, optional: bool) -> None:
+        raise DiskBusyError("locked")
+
+    monkeypatch.setattr(appliance.disk, "_lock_whole", refuse)
+    with pytest.raises(DiskBusyError):
+        Disk(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").write_bytes(b"kept")
+    with pytest.raises(DiskBusyError):
+        Disk(tmp_path / "old")
+    assert (tmp_path / "old").read_bytes() == b"kept"

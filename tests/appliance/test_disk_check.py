@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance import ledger_record as rec
 from appliance.bitcoin import wif_encode
 from appliance.config import DISK_HEADER_BYTES
-from appliance.disk import Disk
+from appliance.disk import Disk, Header
 from appliance.disk_check import EXIT_DAMAGED, EXIT_OK, EXIT_UNAVAILABLE, check_disk
 from tests.appliance.test_data_disk import REGION, SECRET, Boot
 
@@ -126,7 +125,6 @@ def test_every_record_kind_is_counted_in_the_region_lines(tmp_path: Path) -> Non
     _, text = _check(path)
     # checkpoint, 3 events, the stop marker
     assert "4 records (3 events), seq 0..4" in text
-    assert rec.MARK_STOPPED == 1
 
 
 def _repair(path: Path) -> tuple[int, str]:
@@ -199,3 +197,26 @@ def test_repair_of_a_healthy_disk_changes_no_record(tmp_path: Path) -> None:
     assert boot.stats.total() == 30
     assert boot.stats.integrity == {"damaged": 0, "torn_tails": 0, "records_lost": 0, "records_lost_bound": 0}
     boot.stop()
+
+
+def test_a_region_below_the_minimum_is_reported_not_raised(tmp_path: Path) -> None:
+    from appliance.disk_header import encode_copy
+
+    path = tmp_path / "d"
+    small = encode_copy(Header(8192, SECRET, ledger_started=True, generation=1))
+    path.write_bytes((small + small).ljust(DISK_HEADER_BYTES + 2 * 8192, b"\0"))
+    status, text = _check(path)
+    assert status == EXIT_DAMAGED
+    assert "smaller than" in text
+
+
+def test_repair_refuses_a_format_1_disk_and_leaves_it(tmp_path: Path) -> None:
+    from tests.appliance.test_data_disk import _legacy_disk
+
+    path = tmp_path / "d"
+    _legacy_disk(path, 5)
+    before = path.read_bytes()
+    status, text = _repair(path)
+    assert status == 1
+    assert "boot it once with this build" in text
+    assert path.read_bytes() == before

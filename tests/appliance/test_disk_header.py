@@ -178,3 +178,33 @@ def test_an_interrupted_upgrade_keeps_the_format_1_key() -> None:
     assert resolution.repair == (0,)
     with pytest.raises(DiskDamagedError):
         resolve(read_copies(_block(_legacy(8192, OTHER_KEY), encode_copy(Header(8192, KEY, generation=1)))))
+
+
+def test_a_keyless_copy_never_wins_over_a_keyed_one_whatever_its_generation() -> None:
+    """No write removes a key, so a keyless copy beside a keyed one is stale or forged: boot keeps the key."""
+    for first, second, stale in ((Header(8192, KEY, generation=3), Header(8192, None, generation=9), 1),
+                                 (Header(8192, None, generation=9), Header(8192, KEY, generation=3), 0)):
+        resolution = resolve(read_copies(_block(encode_copy(first), encode_copy(second))))
+        assert resolution.header is not None
+        assert resolution.header.key == KEY
+        assert resolution.repair == (stale,)
+
+
+def test_out_of_range_generation_and_region_size_are_damaged() -> None:
+    for generation, region_bytes in ((1 << 62, 8192), (2**64 - 1, 8192), (1, 64 * 1024 * 1024 + 4096)):
+        body = struct.pack(">8sQIBI32s", b"PINATA02", generation, region_bytes, 1, 0, KEY)
+        slot = (body + struct.pack(">I", zlib.crc32(body))).ljust(SLOT_BYTES, b"\0")
+        assert decode_copy(slot, first_slot=False) == Copy(CopyState.DAMAGED, reason="fields out of range")
+    with pytest.raises(DiskError):
+        encode_copy(Header(128 * 1024 * 1024, KEY))
+
+
+def test_a_format_1_header_without_a_key_but_with_key_bytes_is_damaged() -> None:
+    body = struct.pack(">8sIB32s", b"PINATA01", 8192, 0, KEY)
+    slot = (body + struct.pack(">I", zlib.crc32(body))).ljust(SLOT_BYTES, b"\0")
+    assert decode_copy(slot, first_slot=True).state is CopyState.DAMAGED
+
+
+def test_a_format_1_header_beside_a_damaged_copy_is_named_as_such() -> None:
+    with pytest.raises(DiskDamagedError, match="a format 1 header beside a damaged second copy"):
+        resolve(read_copies(_block(_legacy(8192, KEY), b"\x01" + bytes(SLOT_BYTES - 1))))

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
-from appliance.disk import Disk, DiskError
-from appliance.ledger import Ledger, LedgerArea, RecoveryReport, min_region_bytes
+from appliance.disk import Disk, DiskDamagedError, DiskError
+from appliance.ledger import CHECKPOINT_AREA, RESERVE, Ledger, LedgerArea, RecoveryReport, min_region_bytes
+from appliance.ledger_scan import EPOCH_GUESS_FRAMES, frame_at, guess_epochs
 from appliance.stats import Stats
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,6 +237,132 @@ def test_blank_disk_starts_empty(tmp_path: Path) -> None:
     _, stats, seen, _ = _open(tmp_path / "d")
     assert stats.total() == 0
     assert len(seen) == 0
+
+
+def test_damage_that_grows_a_recorded_span_is_new_damage(tmp_path: Path) -> None:
+    """A recorded finding is known again only for the same bytes and no more records: a flip in the record
+    after a recorded bad one makes the span one record longer from the same start, and that is new loss."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    offsets = []
+    for i in range(40):
+        offsets.append(ledger.offset)
+        _append(ledger, stats, _event(i))
+    _close(ledger, stats, disk)
+    for record, boot in ((10, 1), (11, 2)):
+        with (tmp_path / "d").open("r+b") as f:
+            where = DISK_HEADER_BYTES + offsets[record] + 24
+            f.seek(where)
+            byte = f.read(1)[0]
+            f.seek(where)
+            f.write(bytes([byte ^ 0x01]))
+        ledger2, stats2, seen, report, disk2 = _reopen_held(tmp_path / "d")
+        _close(ledger2, stats2, disk2)
+        assert report.outcome == "damaged", boot
+        assert report.known == ()
+        assert [(f.start, f.end, f.records) for f in report.findings] == [(offsets[10], offsets[record + 1], boot)]
+        assert _events(seen) == [_event(i) for i in range(40) if not 10 <= i <= record]
+    assert stats2.integrity["damaged"] == 2
+    _, _, _, report = _reopen(tmp_path / "d")
+    assert report.outcome == "clean"
+    assert [(f.start, f.records) for f in report.known] == [(offsets[10], 2)]
+
+
+def _region_frames(path: Path, region: int) -> list[tuple[int, int]]:
+    """(start, end) of every record frame of the region, read in order from its checkpoint."""
+    raw = path.read_bytes()[DISK_HEADER_BYTES + region * SMALLEST_REGION :][:SMALLEST_REGION]
+    frames, pos = [], 0
+    while (found := frame_at(raw, pos, rec.CHECKPOINT_MAX_BYTES)) is not None:
+        frames.append((found.start, found.end))
+        pos = found.end
+    return frames
+
+
+def test_a_full_active_region_excuses_only_the_inactive_region_s_checkpoint_area(tmp_path: Path) -> None:
+    """A nearly full active region may have been rolling over when the power went: that rollover writes only
+    the other region's checkpoint and terminator before its sync, so only damage there is torn. A bad record
+    past that area is damage, however full the active region is."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    i = 0
+    while ledger.rollovers < 2 or ledger.offset + rec.FRAME.size + LIMITS.ledger_max_record + RESERVE \
+            <= SMALLEST_REGION:
+        _append(ledger, stats, _event(i))
+        i += 1
+    _close(ledger, stats, disk)
+    inactive = 1 - ledger.region
+    start, end = _region_frames(tmp_path / "d", inactive)[-3]  # an event before the rolled-over marker
+    assert start >= CHECKPOINT_AREA
+    with (tmp_path / "d").open("r+b") as f:
+        f.seek(DISK_HEADER_BYTES + inactive * SMALLEST_REGION + end - 1)
+        f.write(b"\xee")
+    _, stats2, _, report = _reopen(tmp_path / "d")
+    assert report.outcome == "damaged"
+    assert [(f.region, f.start, f.records, f.torn) for f in report.findings] == [(inactive, start, 1, False)]
+    assert stats2.total() == i
+
+
+def _checkpoint_frame(epoch: int, seq: int, state: bytes) -> bytes:
+    """A checkpoint frame whose checksum holds, whatever its fields (the encoder refuses some)."""
+    payload = rec.PREFIX.pack(rec.KIND_CHECKPOINT, epoch, seq) + state
+    return rec.FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def test_a_ledger_at_the_last_epoch_refuses_to_roll_over_and_writes_nothing(tmp_path: Path) -> None:
+    """Epochs are capped below 2^31 so that no readable ledger can roll over into one the format cannot hold
+    (2^32 - 1 is UNKNOWN_EPOCH; 2^32 does not pack): the last one refuses the rollover with a RecordError,
+    which the service counts as a failed write, and leaves the disk as it was."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    disk.write(DISK_HEADER_BYTES, _checkpoint_frame(rec.EPOCH_LIMIT - 1, 0, stats.initial()) + rec.TERMINATOR)
+    disk.close()
+    ledger, stats, _, _, disk = _reopen_held(tmp_path / "d")
+    assert ledger.epoch == rec.EPOCH_LIMIT - 1
+    i = 0
+    while ledger.offset + len(rec.encode(rec.Record(0, 0, _event(i)), 1024)) + rec.FRAME.size + RESERVE \
+            <= SMALLEST_REGION:  # up to the event that rolls over
+        _append(ledger, stats, _event(i))
+        i += 1
+    before = (tmp_path / "d").read_bytes()
+    with pytest.raises(rec.RecordError, match="cannot roll over"):
+        _append(ledger, stats, _event(i))
+    assert (tmp_path / "d").read_bytes() == before
+    assert ledger.rollovers == 0
+    disk.close()
+
+
+@pytest.mark.parametrize("epoch", [rec.EPOCH_LIMIT, rec.UNKNOWN_EPOCH])
+def test_a_checkpoint_beyond_the_epoch_limit_is_unreadable(tmp_path: Path, epoch: int) -> None:
+    _, stats, _, disk = _open(tmp_path / "d")
+    disk.write(DISK_HEADER_BYTES, _checkpoint_frame(epoch, 0, stats.initial()) + rec.TERMINATOR)
+    disk.close()
+    before = (tmp_path / "d").read_bytes()
+    with pytest.raises(DiskDamagedError, match="neither ledger region holds a readable record"):
+        _reopen(tmp_path / "d")
+    assert (tmp_path / "d").read_bytes() == before
+
+
+def test_a_seq_gap_no_finding_can_count_is_reported_without_a_count(tmp_path: Path) -> None:
+    """A record whose seq jumps by more than a finding's u32 can hold (only crafted: no region holds that
+    many) is read, and the gap before it is reported with no count and the largest bound, not a crash."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    for i in range(5):
+        _append(ledger, stats, _event(i))
+    ledger.sync()
+    disk.write(DISK_HEADER_BYTES + ledger.offset,
+               rec.encode(rec.Record(0, ledger.next_seq + 2**40, _event(5)), 1024) + rec.TERMINATOR)
+    disk.close()
+    _, _, seen, report = _reopen(tmp_path / "d")
+    assert _events(seen) == [_event(i) for i in range(6)]
+    assert report.outcome == "damaged"
+    assert [(f.records, f.bound) for f in report.findings if not f.torn] == [(None, rec.COUNT_LIMIT)]
+
+
+def test_guessing_a_generation_counts_frames_not_candidates_and_takes_every_kind_after_a_checkpoint() -> None:
+    """Without a checkpoint, a region's generation is guessed from its frames: byte patterns that only look
+    like frame starts do not use up the frames examined, and a marker is a frame like any other."""
+    marker = rec.encode(rec.Record(4, 9, rec.Marker(rec.MARK_SYNCED)), 1024)
+    lookalike = b"\x00\x00\x00\x40\xaa\xbb\xcc\xdd\x01"  # a length, a "CRC" and an event's kind: no frame
+    region = lookalike * (EPOCH_GUESS_FRAMES + 1) + marker + rec.TERMINATOR
+    assert guess_epochs(region, 0, 1024) == (4,)
+    assert guess_epochs(region, 1, 1024) == ()
 
 
 WRITER = """

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from appliance import ledger_record as rec
 from appliance.config import ENDPOINTS
+from appliance.ledger_scan import frame_at
 
 MAX = 1024
 
@@ -22,7 +24,7 @@ events = st.builds(
 
 
 @settings(max_examples=300)
-@given(events, st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1))
+@given(events, st.integers(0, rec.EPOCH_LIMIT - 1), st.integers(0, rec.SEQ_LIMIT - 1))
 def test_event_round_trip(event: rec.Event, epoch: int, seq: int) -> None:
     frame = rec.encode(rec.Record(epoch, seq, event), MAX)
     assert rec.decode(frame, MAX) == rec.Record(epoch, seq, event)
@@ -82,7 +84,7 @@ def test_payload_with_a_valid_checksum_but_mangled_fields(event: rec.Event, data
 findings = st.builds(
     rec.Finding,
     region=st.integers(0, 1),
-    epoch=st.integers(0, 2**32 - 1),
+    epoch=st.integers(0, rec.EPOCH_LIMIT - 1) | st.just(rec.UNKNOWN_EPOCH),
     start=st.integers(0, 2**31),
     end=st.integers(2**31, 2**32 - 1),
     records=st.none() | st.integers(0, 2**32 - 2),
@@ -94,7 +96,7 @@ findings = st.builds(
 
 
 @settings(max_examples=200)
-@given(findings, st.integers(0, 2**64 - 1))
+@given(findings, st.integers(0, rec.SEQ_LIMIT - 1))
 def test_finding_round_trip(finding: rec.Finding, seq: int) -> None:
     record = rec.Record(7, seq, finding)
     assert rec.decode(rec.encode(record, MAX), MAX) == record
@@ -128,3 +130,56 @@ def test_mangled_findings_are_refused(mangle: object) -> None:
     payload = good[rec.FRAME.size : rec.FRAME.size + rec.PREFIX.size] + mangle(body)
     with pytest.raises(rec.RecordError):
         rec.decode(rec.FRAME.pack(len(payload), zlib.crc32(payload)) + payload, MAX)
+
+
+def _forged(kind: int, epoch: int, seq: int, body: bytes) -> bytes:
+    """A frame whose checksum holds, whatever its fields."""
+    payload = rec.PREFIX.pack(kind, epoch, seq) + body
+    return rec.FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+@pytest.mark.parametrize(("epoch", "seq"), [
+    (rec.EPOCH_LIMIT, 0), (rec.UNKNOWN_EPOCH, 0), (0, rec.SEQ_LIMIT), (0, 2**64 - 1),
+])
+def test_epochs_and_seqs_beyond_the_format_limits_are_refused_both_ways(epoch: int, seq: int) -> None:
+    """Within the limits, the next epoch and seq are always encodable; beyond them (crafted), a frame reads
+    as unreadable, on the light path of a scan too, and the encoder never writes one."""
+    event = rec.Event(1.0, "mutual", "expired", "10.0.0.1", "x")
+    with pytest.raises(rec.RecordError, match="limits"):
+        rec.encode(rec.Record(epoch, seq, event), MAX)
+    good = rec.encode(rec.Record(0, 0, event), MAX)
+    body = good[rec.FRAME.size + rec.PREFIX.size :]
+    for kind, payload in ((rec.KIND_EVENT, body), (rec.KIND_MARK, bytes([rec.MARK_SYNCED])),
+                          (rec.KIND_CHECKPOINT, b"{}")):
+        frame = _forged(kind, epoch, seq, payload)
+        with pytest.raises(rec.RecordError, match="limits"):
+            rec.decode(frame, MAX)
+        assert frame_at(frame, 0, MAX, bodies=False) is None
+        assert frame_at(frame, 0, MAX) is None
+    assert frame_at(_forged(rec.KIND_EVENT, rec.EPOCH_LIMIT - 1, rec.SEQ_LIMIT - 1, body), 0, MAX) is not None
+
+
+def test_a_finding_epoch_is_a_generation_or_unknown() -> None:
+    finding = rec.Finding(0, rec.EPOCH_LIMIT, 0, 1, 1, 1, False, False)
+    with pytest.raises(rec.RecordError, match="limits"):
+        rec.encode(rec.Record(0, 0, finding), MAX)
+    good = rec.encode(rec.Record(0, 0, rec.Finding(0, 5, 0, 1, 1, 1, False, False)), MAX)
+    body = bytearray(good[rec.FRAME.size + rec.PREFIX.size :])
+    body[2:6] = rec.EPOCH_LIMIT.to_bytes(4, "big")
+    with pytest.raises(rec.RecordError, match="out of range"):
+        rec.decode(_forged(rec.KIND_FINDING, 0, 0, bytes(body)), MAX)
+
+
+def test_a_finding_is_known_again_only_for_the_same_bytes_and_no_more_records() -> None:
+    recorded = rec.Finding(1, 4, 100, 200, 2, 2, False, False)
+    assert rec.Finding(1, 4, 100, 200, 2, 2, True, True).recorded_by(recorded)
+    assert rec.Finding(1, 4, 100, 200, 0, 0, False, False).recorded_by(recorded)  # appended after: no seq missing
+    assert not rec.Finding(1, 4, 100, 200, 3, 3, False, False).recorded_by(recorded)  # more records
+    assert not rec.Finding(1, 4, 100, 260, 2, 2, False, False).recorded_by(recorded)  # more bytes
+    assert not rec.Finding(1, 4, 60, 200, 2, 2, False, False).recorded_by(recorded)
+    assert not rec.Finding(0, 4, 100, 200, 2, 2, False, False).recorded_by(recorded)
+    assert not rec.Finding(1, 6, 100, 200, 2, 2, False, False).recorded_by(recorded)
+    tail = rec.Finding(1, 4, 100, 200, None, 8, True, False)
+    assert rec.Finding(1, 4, 100, 200, 5, 5, False, False).recorded_by(tail)  # within its bound
+    assert not rec.Finding(1, 4, 100, 200, 9, 9, False, False).recorded_by(tail)
+    assert rec.Finding(1, 4, 100, 200, None, 8, True, False).recorded_by(tail)

@@ -30,8 +30,9 @@ import coincurve
 
 from appliance import bitcoin, data_disk
 from appliance.config import DEFAULT_LIMITS
+from appliance.data_disk import open_ledger, recover_ledger
 from appliance.disk import Disk, Header
-from appliance.ledger import Ledger, LedgerArea, Recovery
+from appliance.ledger import Recovery
 from appliance.ledger_record import Record
 from appliance.stats import Stats
 from tests import netns
@@ -343,11 +344,11 @@ def read_ledger(disk: Path, scratch: Path, consume: Callable[[Record], None] | N
 
     handle = Disk(copy, read_only=True)
     try:
-        header = handle.resolve_header().header
+        resolution = handle.resolve_header()
+        header = resolution.header
         if header is None:
             raise AssertionError(f"{disk} has no header")
-        ledger = Ledger(LedgerArea(handle, header.region_bytes), DEFAULT_LIMITS, format_epoch=header.format_epoch)
-        recovery = ledger.recover(replay, started=header.ledger_started)
+        recovery = recover_ledger(open_ledger(handle, header, resolution, DEFAULT_LIMITS), header, replay)
     finally:
         handle.close()
         copy.unlink()
