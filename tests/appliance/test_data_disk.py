@@ -95,6 +95,17 @@ def test_provision_then_boot_uses_the_provisioned_key_and_never_overwrites_it(tm
     disk.close()
 
 
+def _refused(path: Path, match: str) -> Boot:
+    """Boot on `path` must refuse with `match` and leave every byte of the disk as it was."""
+    before = path.read_bytes()
+    boot = Boot(path)
+    with pytest.raises(DiskDamagedError, match=match):
+        boot.open()
+    boot.disk.close()
+    assert path.read_bytes() == before
+    return boot
+
+
 def _booted_disk(tmp_path: Path, events: int = 20) -> Path:
     boot = Boot(tmp_path / "d")
     boot.open()
@@ -111,11 +122,7 @@ def test_a_zeroed_header_on_a_used_disk_is_refused_and_nothing_is_written(tmp_pa
         f.seek(wipe[0])
         f.write(bytes(wipe[1] - wipe[0]))
     before = path.read_bytes()
-    boot = Boot(path)
-    with pytest.raises(DiskDamagedError, match="a new key would be written over"):
-        boot.open()
-    boot.disk.close()
-    assert path.read_bytes() == before
+    boot = _refused(path, "a new key would be written over")
     assert not boot.events("key-generated")
     disk = Disk(path)
     with pytest.raises(DiskDamagedError):
@@ -148,12 +155,7 @@ def test_a_truncated_disk_is_refused_unchanged(tmp_path: Path) -> None:
     path = _booted_disk(tmp_path)
     with path.open("r+b") as f:
         f.truncate(DISK_HEADER_BYTES + REGION)
-    before = path.read_bytes()
-    boot = Boot(path)
-    with pytest.raises(DiskDamagedError, match="truncated"):
-        boot.open()
-    boot.disk.close()
-    assert path.read_bytes() == before
+    _refused(path, "truncated")
 
 
 def test_blank_regions_under_a_started_header_are_refused(tmp_path: Path) -> None:
@@ -161,12 +163,7 @@ def test_blank_regions_under_a_started_header_are_refused(tmp_path: Path) -> Non
     with path.open("r+b") as f:
         f.seek(DISK_HEADER_BYTES)
         f.write(bytes(2 * REGION))
-    before = path.read_bytes()
-    boot = Boot(path)
-    with pytest.raises(DiskDamagedError, match="wiped"):
-        boot.open()
-    boot.disk.close()
-    assert path.read_bytes() == before
+    _refused(path, "wiped")
 
 
 def _legacy_disk(path: Path, events: int) -> None:
@@ -214,12 +211,7 @@ def test_a_keyless_header_over_a_used_ledger_gets_no_key(tmp_path: Path) -> None
     keyless = encode_copy(Header(REGION, None, ledger_started=False, generation=1))
     with path.open("r+b") as f:
         f.write(keyless + keyless)
-    before = path.read_bytes()
-    boot = Boot(path)
-    with pytest.raises(DiskDamagedError, match="ledger part of the disk holds data"):
-        boot.open()
-    boot.disk.close()
-    assert path.read_bytes() == before
+    _refused(path, "ledger part of the disk holds data")
 
 
 def test_a_checkpoint_that_is_not_statistics_is_refused_unchanged(tmp_path: Path) -> None:
@@ -235,9 +227,4 @@ def test_a_checkpoint_that_is_not_statistics_is_refused_unchanged(tmp_path: Path
         with path.open("r+b") as f:
             f.seek(DISK_HEADER_BYTES)
             f.write(frame + rec.TERMINATOR)
-        before = path.read_bytes()
-        again = Boot(path)
-        with pytest.raises(DiskDamagedError, match="not statistics this build can read"):
-            again.open()
-        again.disk.close()
-        assert path.read_bytes() == before
+        _refused(path, "not statistics this build can read")
