@@ -70,7 +70,7 @@ def open_data_disk(disk: Disk, limits: Limits, stats: StatsSink, log: JsonLog,
             ledger = open_ledger(disk, header, disk.resolve_header(), limits)
     report = ledger.commit(recovery, stats.initial, stats.replay, stats.checkpoint)
     if not header.ledger_started:
-        header = disk.write_header(replace(header, ledger_started=True), disk.resolve_header())
+        header = disk.write_header(replace(header, ledger_started=True))
     assert header.key is not None
     return Opened(header.key, header, ledger, report, generated)
 
@@ -96,6 +96,15 @@ def recover_ledger(ledger: Ledger, header: Header, consume: Callable[[Record], N
 def _first_key(disk: Disk, region_bytes: int, resolution: Resolution, new_key: Callable[[], bytes],
                log: JsonLog) -> tuple[Header, Resolution]:
     """A header without a key (none at all, or a provisioned layout with the key not yet written)."""
+    written = _write_key(disk, resolution, region_bytes, new_key)
+    log.event("key-generated", region_bytes=written.region_bytes)
+    return written, disk.resolve_header()
+
+
+def _write_key(disk: Disk, resolution: Resolution, region_bytes: int, secret: Callable[[], bytes]) -> Header:
+    """Put a key on a disk that has none, after proving it holds nothing a key could be written over: the
+    one path by which a key reaches a disk, for the first boot and for `provision` alike. `region_bytes`
+    is used only when the disk has no header yet. Raises DiskDamagedError, having written nothing."""
     header = resolution.header
     if header is None and not disk.is_blank(region_bytes):
         first = disk.first_nonzero(0, disk.size())
@@ -113,12 +122,10 @@ def _first_key(disk: Disk, region_bytes: int, resolution: Resolution, new_key: C
             raise DiskDamagedError(
                 f"the disk header has no key, but the ledger part of the disk holds data (byte {first}): a key "
                 "will not be made over a used disk. Nothing was written; run `python -m appliance disk check`")
-    fresh = Header(region_bytes, new_key())
+    fresh = Header(header.region_bytes if header is not None else region_bytes, secret())
     disk.check_fits(fresh)
     disk.extend(fresh.layout_bytes())
-    written = disk.write_header(fresh, resolution if header is not None else None)
-    log.event("key-generated", region_bytes=region_bytes)
-    return written, disk.resolve_header()
+    return disk.write_header(fresh)
 
 
 def _repair(disk: Disk, header: Header, resolution: Resolution, recovery: Recovery, log: JsonLog) -> Header:
@@ -128,7 +135,7 @@ def _repair(disk: Disk, header: Header, resolution: Resolution, recovery: Recove
         header = replace(header, format_epoch=recovery.epoch + 1 if not recovery.new else 0,
                          ledger_started=not recovery.new)
         disk.extend(header.layout_bytes())  # format 1 files grew as written; from now on, short means truncated
-    written = disk.write_header(header, resolution)
+    written = disk.write_header(header)
     for slot, (state, reason) in damaged.items():
         log.event("disk-header-repaired", copy=slot, was=state, reason=reason, generation=written.generation,
                   upgraded=resolution.legacy and state == CopyState.LEGACY.value)
@@ -143,14 +150,8 @@ def provision(disk: Disk, secret: bytes | None, region_bytes: int) -> bytes:
     """Write `secret` (or a fresh key when None) to a disk that holds no key; returns the key's public
     P2WPKH address. A disk with a readable key, or one that is not provably blank, is refused unchanged."""
     resolution = disk.resolve_header()
-    existing = resolution.header
-    if existing is not None and existing.key is not None:
+    if resolution.header is not None and resolution.header.key is not None:
         raise AlreadyProvisionedError(f"{disk.path} already holds a wallet key")
-    if existing is None and not disk.is_blank(region_bytes):
-        raise DiskDamagedError(f"{disk.path} is not blank but has no readable header: refusing to write a key over it")
     key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
-    header = Header(existing.region_bytes if existing is not None else region_bytes, key.secret)
-    disk.check_fits(header)
-    disk.extend(header.layout_bytes())
-    disk.write_header(header, resolution if existing is not None else None)
+    _write_key(disk, resolution, region_bytes, lambda: key.secret)
     return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")

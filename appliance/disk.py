@@ -158,11 +158,12 @@ class Disk:
                 "(or only partly copied). Nothing was written. Restore the whole file; if the missing part is lost "
                 "for good, keep a copy and run `python -m appliance disk repair` to record the loss and boot again")
 
-    def write_header(self, header: Header, current: Resolution | None) -> Header:
+    def write_header(self, header: Header) -> Header:
         """Write `header` with the next generation into both slots, the stale (or damaged) one first, each
-        followed by a sync: a crash leaves at least one complete copy. Returns what was written."""
-        generation = max((c.header.generation for c in current.copies if c.header is not None), default=0) \
-            if current is not None else 0
+        followed by a sync: a crash leaves at least one complete copy. The generation and the order come
+        from what the slots hold now, read here rather than trusted from a caller. Returns what was written."""
+        current = self.resolve_header()
+        generation = max((c.header.generation for c in current.copies if c.header is not None), default=0)
         written = Header(header.region_bytes, header.key, header.ledger_started, generation + 1, header.format_epoch)
         for slot in _stale_first(current):
             self.write(SLOTS[slot], encode_copy(written))
@@ -172,7 +173,7 @@ class Disk:
     def repair_header(self, resolution: Resolution) -> Header:
         """Rewrite the slots `resolution.repair` names from the chosen header (same key, next generation)."""
         assert resolution.header is not None
-        return self.write_header(resolution.header, resolution)
+        return self.write_header(resolution.header)
 
 
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86-64/aarch64: type, whence, start, len, pid
@@ -209,9 +210,7 @@ def _lock_whole(fd: int, *, shared: bool, optional: bool) -> None:
         raise
 
 
-def _stale_first(current: Resolution | None) -> list[int]:
+def _stale_first(current: Resolution) -> list[int]:
     """Slots in write order: those needing repair first, then the lower generation."""
-    if current is None:
-        return [0, 1]
     generations = [c.header.generation if c.header is not None else -1 for c in current.copies]
     return sorted((0, 1), key=lambda i: (i not in current.repair, generations[i]))

@@ -14,13 +14,14 @@ in region 0, over whatever could not be read there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from appliance import ledger_record as rec
 from appliance.config import DEFAULT_LIMITS, DISK_HEADER_BYTES
 from appliance.data_disk import open_ledger, recover_ledger
 from appliance.disk import Disk
 from appliance.disk_header import DiskDamagedError, Header
-from appliance.ledger import Recovery, smallest_record_bytes
+from appliance.ledger import Recovery
 from appliance.stats import Stats
 
 EXIT_REPAIRED, EXIT_NOTHING_TO_DO, EXIT_CANNOT = 0, 3, 1
@@ -52,7 +53,7 @@ def repair_disk(disk: Disk, say: Say) -> int:
     cut = _extend_truncated(disk, header, say)
     stats = Stats(DEFAULT_LIMITS)
     ledger = open_ledger(disk, header, resolution, DEFAULT_LIMITS)
-    bound = region_bytes // smallest_record_bytes()
+    bound = region_bytes // rec.SMALLEST_RECORD
     try:
         recovery = recover_ledger(ledger, header, stats.replay)
     except DiskDamagedError as exc:
@@ -82,8 +83,7 @@ def repair_disk(disk: Disk, say: Say) -> int:
         say(f"ledger: {recovery.report().outcome}; {len(recovery.findings)} findings recorded")
     ledger.mark_stopped(stats.checkpoint)
     if not header.ledger_started:
-        disk.write_header(Header(header.region_bytes, header.key, True, header.generation, header.format_epoch),
-                          disk.resolve_header())
+        disk.write_header(replace(header, ledger_started=True))
     say("repaired: the disk boots; the statistics page lists what was lost")
     return EXIT_REPAIRED
 

@@ -539,11 +539,6 @@ class _Recoverer:
                                          torn, totals_kept, sample))
 
 
-def smallest_record_bytes() -> int:
-    """The fewest bytes a record takes (a marker): what turns a byte range into a bound on its records."""
-    return rec.SMALLEST_RECORD
-
-
 def _largest_record(limits: Limits) -> int:
     """The largest frame this writer makes after a checkpoint: an event with every string at its limit (or
     `ledger_max_record`, which `append` enforces, if smaller), or a finding."""

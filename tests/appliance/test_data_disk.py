@@ -212,6 +212,12 @@ def test_a_keyless_header_over_a_used_ledger_gets_no_key(tmp_path: Path) -> None
     with path.open("r+b") as f:
         f.write(keyless + keyless)
     _refused(path, "ledger part of the disk holds data")
+    before = path.read_bytes()
+    disk = Disk(path)
+    with pytest.raises(DiskDamagedError, match="ledger part of the disk holds data"):
+        provision(disk, SECRET, REGION)  # the same proof as the first boot's, not a weaker one
+    disk.close()
+    assert path.read_bytes() == before
 
 
 def test_a_checkpoint_that_is_not_statistics_is_refused_unchanged(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_a_truncated_file_is_refused_once_its_ledger_started(tmp_path: Path) -> 
 
 def test_header_writes_go_stale_copy_first_with_the_next_generation(tmp_path: Path) -> None:
     disk = Disk(tmp_path / "d")
-    first = disk.write_header(Header(REGION, bytes(range(32))), None)
+    first = disk.write_header(Header(REGION, bytes(range(32))))
     assert first.generation == 1
     resolution = disk.resolve_header()
     assert resolution.header == first
