@@ -286,23 +286,33 @@ class Ledger:
 
     def _append_body(self, body: rec.Event | rec.Finding | rec.Marker, checkpoint_state: Callable[[], bytes],
                      *, reserve: bool) -> int:
-        frame = rec.encode(rec.Record(self._epoch, self._next_seq, body), self._max_payload,
-                           self._limits.ledger_reason_bytes)
+        frame = self._frame(body)
+        if isinstance(body, rec.Event) and len(frame) > self._limits.ledger_max_record:
+            raise rec.RecordError(f"event record exceeds {self._limits.ledger_max_record} bytes")
         room = self._region_bytes - (RESERVE if reserve else 0)
         if self._offset + len(frame) + rec.FRAME.size > room:
             self._roll_over(checkpoint_state)
-            frame = rec.encode(rec.Record(self._epoch, self._next_seq, body), self._max_payload,
-                               self._limits.ledger_reason_bytes)
-        seq = self._next_seq
-        self._area.write(self._region, self._offset, frame + rec.TERMINATOR)
-        self._offset += len(frame)
-        self._next_seq = seq + 1
-        self.unsynced += 1
+            frame = self._frame(body)  # the seq and epoch moved on
+        seq = self._put(frame)
         if isinstance(body, rec.Marker):
             self._clean_end = True  # every caller syncs a marker at once
         elif self._clean_end:
             self._clean_end = False
             self.sync()
+        return seq
+
+    def _frame(self, body: rec.Event | rec.Finding | rec.Marker) -> bytes:
+        return rec.encode(rec.Record(self._epoch, self._next_seq, body), self._max_payload,
+                          self._limits.ledger_reason_bytes)
+
+    def _put(self, frame: bytes) -> int:
+        """Write `frame` (the next seq's) at the end of the active region with a terminator after it;
+        returns its seq. Through to the OS, not yet synced."""
+        seq = self._next_seq
+        self._area.write(self._region, self._offset, frame + rec.TERMINATOR)
+        self._offset += len(frame)
+        self._next_seq = seq + 1
+        self.unsynced += 1
         return seq
 
     def _rolled_marker_fits(self) -> bool:
@@ -339,10 +349,8 @@ class Ledger:
 
     def append(self, event: rec.Event, checkpoint_state: Callable[[], bytes]) -> int:
         """Write one event (through to the OS, not yet synced); returns its seq. Rolls over when full, with
-        `checkpoint_state()` (which must not yet include this event) as the new region's start."""
-        if len(rec.encode(rec.Record(0, 0, event), 1 << 20, self._limits.ledger_reason_bytes)) > \
-                self._limits.ledger_max_record:
-            raise rec.RecordError(f"event record exceeds {self._limits.ledger_max_record} bytes")
+        `checkpoint_state()` (which must not yet include this event) as the new region's start. An event
+        whose record would exceed `ledger_max_record` is refused (RecordError) before anything is written."""
         return self._append_body(event, checkpoint_state, reserve=True)
 
     def record_finding(self, finding: rec.Finding, checkpoint_state: Callable[[], bytes]) -> int:
@@ -366,11 +374,9 @@ class Ledger:
         so that a power cut while the appliance is quiet reads back as clean, not as a possible lost batch
         (at most one marker per `ledger_batch_seconds`)."""
         if self.unsynced and idle:
-            frame = rec.encode(rec.Record(self._epoch, self._next_seq, rec.Marker(rec.MARK_SYNCED)), MARK_FRAME)
+            frame = self._frame(rec.Marker(rec.MARK_SYNCED))
             if self._offset + len(frame) + rec.FRAME.size <= self._region_bytes:  # never a rollover for a marker
-                self._area.write(self._region, self._offset, frame + rec.TERMINATOR)
-                self._offset += len(frame)
-                self._next_seq += 1
+                self._put(frame)
                 self._clean_end = True  # synced just below
         if self.unsynced:
             self._area.sync()

@@ -432,3 +432,16 @@ def test_kill_9_mid_burst_with_rollovers_keeps_the_counts(tmp_path: Path) -> Non
     assert report.outcome in {"torn tail", "clean"}
     assert stats.rolled_over
     assert stats.total() >= acked
+
+
+def test_an_event_over_the_record_limit_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    limits = replace(LIMITS, ledger_max_record=120)
+    ledger, stats, _, disk = _open(tmp_path / "d", limits)
+    _append(ledger, stats, _event(0))
+    offset, seq, raw = ledger.offset, ledger.next_seq, (tmp_path / "d").read_bytes()
+    wide = rec.Event(1.0, "mutual", "expired", "10.0.0.1", "r" * 120)
+    with pytest.raises(rec.RecordError, match="exceeds"):
+        ledger.append(wide, stats.checkpoint)
+    assert (ledger.offset, ledger.next_seq) == (offset, seq)
+    assert (tmp_path / "d").read_bytes() == raw
+    _close(ledger, stats, disk)
