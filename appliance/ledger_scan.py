@@ -25,6 +25,7 @@ bounded by one batch otherwise; only the older records after the zeros would tel
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def frame_at(buf: bytes, pos: int, max_payload: int, *, bodies: bool = True) -> 
     return Located(pos, end, kind, epoch, seq, record)
 
 
+@functools.lru_cache(maxsize=16)
 def _frame_starts(kinds: tuple[int, ...], epoch: int | None = None) -> re.Pattern[bytes]:
     """Where a frame of one of `kinds` (and of generation `epoch`, if given) can start: the two high bytes of
     its length are zero (every payload but a checkpoint's is below 64 KiB, and a checkpoint is only read at
@@ -294,10 +296,14 @@ def _other_write(buf: bytes, pos: int, max_payload: int) -> tuple[int, int]:
     return len(buf), zeros
 
 
+_NONZERO = re.compile(b"[^\\x00]")
+
+
 def after_zeros(buf: bytes, pos: int) -> int:
-    """The first non-zero byte at or after `pos` (len(buf) if none)."""
-    rest = buf[pos:]
-    return pos + len(rest) - len(rest.lstrip(b"\x00"))
+    """The first non-zero byte at or after `pos` (len(buf) if none). A search, not a slice and a strip:
+    every clean boot asks this at the end of its records, where the rest of a region may be megabytes."""
+    found = _NONZERO.search(buf, pos)
+    return found.start() if found is not None else len(buf)
 
 
 def _wiped(buf: bytes, pos: int, epoch: int, max_payload: int) -> Tail | None:
