@@ -67,12 +67,12 @@ MEMORY_SLOPE_KIB_PER_1000_CONNECTIONS = 256.0
 MEMORY_GROWTH_KIB = 1024
 MEMORY_ENDS = 3  # samples averaged at each end of the second half (one allocator step is not a trend)
 MIN_MEMORY_SAMPLES = 6  # in the second half, to judge a trend at all
-# The smallest event record the soak's traffic can produce (empty category and reason, the shortest source
-# address): a lower bound, so the rollovers it implies are ones that must have happened.
 BATCH_RECORDS = DEFAULT_LIMITS.ledger_batch_records  # what one kill may cost at most
 KILL_BURSTS = (12, 40, 24, 56, 8, 32)  # connections just before each kill (cycled): a few to most of a batch
 KILL_BURST_THREADS = 4
 KILL_SETTLE_SECONDS = 30.0  # bound on waiting for the appliance to have recorded the burst
+# The smallest event record the soak's traffic can produce (empty category and reason, the shortest source
+# address): a lower bound, so the rollovers it implies are ones that must have happened.
 SMALLEST_EVENT_RECORD = len(ledger_record.encode(
     ledger_record.Record(0, 0, ledger_record.Event(0.0, ENDPOINTS[0], "", min((KERNEL_IP, *ATTACKER_IPS), key=len),
                                                    "")),
