@@ -38,6 +38,7 @@ class Limits:
     ledger_batch_records: int = 64  # fsync after this many appended records ...
     ledger_batch_seconds: float = 0.5  # ... or this long after the first unsynced one, whichever comes first
     ledger_reason_bytes: int = 160  # failure reasons are truncated to this in the ledger
+    ledger_sync_slow_seconds: float = 1.0  # a sync (fsync, on the event loop) this slow is logged
     stats_recent_refused: int = 50  # rows on the "recent refused attempts" list
     stats_series_points: int = 256  # points kept per endpoint for the cumulative chart
     stats_unique_sources_tracked: int = 100_000  # distinct source addresses remembered exactly

@@ -71,6 +71,7 @@ class Appliance:
     ports: Ports
     log: JsonLog
     wall_clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.gate = Gate(self.limits)
@@ -181,10 +182,16 @@ class Appliance:
         if self._sync_handle is not None:
             self._sync_handle.cancel()
             self._sync_handle = None
+        started = self.monotonic()
         try:
             self.ledger.sync(idle=idle)
         except OSError as exc:
             self.log.event("ledger-sync-failed", error=type(exc).__name__)
+        # The sync runs on the event loop: while the disk takes its time, no frame is read. A slow disk
+        # is said on the console, where an operator looking for stalled connections will find it.
+        took = self.monotonic() - started
+        if took >= self.limits.ledger_sync_slow_seconds:
+            self.log.event("ledger-sync-slow", seconds=round(took, 3))
 
     # -- the vault -------------------------------------------------------------------------------------
 

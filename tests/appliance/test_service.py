@@ -64,3 +64,37 @@ def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp
     assert lines[-1]["suppressed"] == 8
     assert stats.total() == 11
     assert ledger.synced_seq == 11  # checkpoint 0, events 1..11
+
+
+def test_a_slow_ledger_sync_is_logged_with_its_duration(tmp_path: Path) -> None:
+    limits = replace(Limits(), ledger_region_bytes=128 * 1024, ledger_sync_slow_seconds=2.0)
+    console = io.StringIO()
+    clock = [50.0]
+    disk = Disk(tmp_path / "disk")
+    stats = Stats(limits)
+    area = LedgerArea(disk, limits.ledger_region_bytes)
+    ledger = Ledger(area, limits)
+    ledger.open(stats.initial, stats.replay, stats.checkpoint)
+    service = Appliance(
+        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
+        stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
+        log=JsonLog(console), monotonic=lambda: clock[0],
+    )
+    real_sync = area.sync
+    delays = iter([0.5, 3.25])
+
+    def slow_sync() -> None:
+        real_sync()
+        clock[0] += next(delays)
+
+    area.sync = slow_sync  # type: ignore[method-assign]
+
+    async def two_batches() -> None:
+        service.record("mutual", "192.0.2.1", Category.NOT_TLS, "first")
+        service._sync()  # 0.5 s: under the threshold
+        service.record("mutual", "192.0.2.1", Category.NOT_TLS, "second")
+        service._sync()  # 3.25 s
+
+    asyncio.run(two_batches())
+    slow = [json.loads(line) for line in console.getvalue().splitlines() if "ledger-sync-slow" in line]
+    assert [line["seconds"] for line in slow] == [3.25]

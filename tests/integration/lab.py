@@ -159,6 +159,13 @@ class Lab:
         sock.settimeout(timeout)
         try:
             sock.connect((TARGET_IP, port))
+        except TimeoutError as exc:
+            sock.close()
+            # A connect that times out is the target not answering a SYN: what it printed meanwhile is the
+            # evidence (a stalled event loop, a limit reached, a crash).
+            tail = "\n".join(self.console.lines[-30:])
+            raise TimeoutError(f"connect to port {port} timed out after {timeout}s (alive={self.alive()}); "
+                               f"console tail:\n{tail}") from exc
         except OSError:
             sock.close()
             raise
