@@ -12,8 +12,8 @@ import contextlib
 
 from appliance.config import Limits
 from appliance.tls_engine import TLSEngine
+from outcomes.category import Category
 from tls.events import AlertReceived, ApplicationData, Closed, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 
 
 class RefusedError(Exception):

@@ -95,7 +95,7 @@ LOCAL_MAC_PREFIX = b"\x02\x50\x4e"  # locally administered ("PN"): a TAP device 
 
 
 class UserspaceNetwork:
-    """Our own Ethernet/ARP/IPv4/TCP stack (`netstack.api`) on a TAP device or an AF_PACKET socket."""
+    """Our own Ethernet/ARP/IPv4/TCP stack (`adapters.network`) on a TAP device or an AF_PACKET socket."""
 
     def __init__(self, network: Any, description: str) -> None:
         self._network = network
@@ -136,11 +136,11 @@ def parse_net_spec(spec: str) -> tuple[str, str]:
 async def userspace_network(
     spec: str, addressing: str | None, random_bytes: Callable[[int], bytes], limits: Limits = DEFAULT_LIMITS
 ) -> Network:
-    """`tap:IF` or `packet:IF` over `netstack.api.start_network`. `addressing`: "dhcp", "A.B.C.D/N[,gw=G]",
+    """`tap:IF` or `packet:IF` over `adapters.network.start_network`. `addressing`: "dhcp", "A.B.C.D/N[,gw=G]",
     or None for the kernel command line's `ip=` (DHCP when it has none)."""
     kind, interface = parse_net_spec(spec)
     try:
-        api = importlib.import_module("netstack.api")
+        api = importlib.import_module("adapters.network")
         config = importlib.import_module("netstack.config")
         tcp_config = importlib.import_module("netstack.tcp.config")
         link_module = importlib.import_module(f"netstack.link.{kind}")

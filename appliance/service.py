@@ -28,7 +28,7 @@ from appliance.tls_engine import EngineFactory
 from appliance.validation import PeerRejectedError, Purpose
 from appliance.vault import Vault
 from appliance.web import Site, TokenBucket
-from tls.failure import Category
+from outcomes.category import Category
 
 Outcome = tuple[Category, str]
 

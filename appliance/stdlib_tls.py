@@ -19,8 +19,8 @@ from enum import Enum, auto
 from pathlib import Path
 
 from appliance.pki import BootPKI, Identity
+from outcomes.category import Category
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 
 READ_CHUNK = 16384
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from outcomes.category import Category
 from tls import x509
-from tls.failure import Category
 
 
 class Purpose(StrEnum):

@@ -1,4 +1,4 @@
-"""Reference server for bench/tls_handshake.py: the same asyncio page server as `python -m tls.server`,
+"""Reference server for bench/tls_handshake.py: the same asyncio page server as `python -m adapters.tls_cli server`,
 with the stdlib `ssl` module doing TLS. Run as
 `python -m bench._tls_ssl_server CERT KEY [--client-ca PEM] PORT` (the port last)."""
 
@@ -9,7 +9,7 @@ import contextlib
 import ssl
 import sys
 
-from tls.cli import WebPage
+from adapters.tls_cli import WebPage
 
 
 def main() -> None:

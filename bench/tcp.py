@@ -25,8 +25,8 @@ import threading
 import time
 import tracemalloc
 
+from adapters.network import NetworkConfig, start_network
 from bench.harness import Figure
-from netstack.api import NetworkConfig, start_network
 from netstack.config import parse_static
 from netstack.link.memory import memory_link_pair
 from netstack.link.tap import TapLink

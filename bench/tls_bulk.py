@@ -4,7 +4,7 @@ Python 3.11 cannot pick TLS 1.3 suites, so ours is set to match).
 Two settings, each measured side by side with the stdlib `ssl` in the same run:
 - in memory (`*_MB_per_s`): our engines against each other versus two `ssl` MemoryBIO objects; the TLS
   layer's own cost (record framing, AEAD, buffer handling), nothing else.
-- over loopback TCP in one asyncio loop (`socket_*`): our `tls.aio` adapter on both ends versus asyncio's
+- over loopback TCP in one asyncio loop (`socket_*`): our `adapters.tls_stream` adapter on both ends versus asyncio's
   own `ssl` transports on both ends; what an application sees, event loop and kernel included.
 """
 
@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from adapters.tls_cli import load_chain, load_key
+from adapters.tls_stream import open_connection, stream_protocol_factory
 from bench.harness import Figure
 from bench.timing import interleaved_rates
 from bench.tls_handshake import _pki
-from tls.aio import open_connection, stream_protocol_factory
-from tls.cli import load_chain, load_key
 from tls.client import ClientConnection
 from tls.config import ClientConfig, ServerConfig
 from tls.constants import CipherSuite

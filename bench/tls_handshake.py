@@ -1,4 +1,4 @@
-"""Full TLS 1.3 handshakes per second (X25519 + ECDSA P-256): `python -m tls.server` against a stdlib-`ssl`
+"""Full TLS 1.3 handshakes per second (X25519 + ECDSA P-256): `python -m adapters.tls_cli server` against a stdlib-`ssl`
 asyncio server with the same page logic, driven by the same client (the stdlib `ssl` client: connect,
 handshake, a 2-byte request, the page, close), interleaved in the same run.
 
@@ -178,7 +178,7 @@ def run(quick: bool) -> dict[str, Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         ca, chain, key = _pki(Path(tmp))
         identity = (str(Path(tmp) / "client.pem"), str(Path(tmp) / "client.key"))
-        ours = ["-m", "tls.server", "--cert", chain, "--key", key, "--quiet"]
+        ours = ["-m", "adapters.tls_cli", "server", "--cert", chain, "--key", key, "--quiet"]
         ref = ["-m", "bench._tls_ssl_server", chain, key]
         for prefix, ours_args, ref_args, client_identity in (
             ("", ours, ref, None),

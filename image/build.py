@@ -51,7 +51,7 @@ from appliance.log import JsonLog
 log = JsonLog()
 started = time.monotonic()
 modules, failed = 0, []
-for name in ("appliance", "netstack", "tls"):
+for name in ("appliance", "adapters", "netstack", "outcomes", "tls"):
     package = importlib.import_module(name)
     for module in pkgutil.walk_packages(package.__path__, name + "."):
         try:

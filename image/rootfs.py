@@ -32,7 +32,7 @@ from image.manifest import read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEEL_CACHE = debian.CACHE / "wheels"
-PROJECT_PACKAGES = ("appliance", "netstack", "tls")
+PROJECT_PACKAGES = ("appliance", "adapters", "netstack", "outcomes", "tls")
 PYTHON = "usr/bin/python3.11"
 LOADER = "lib64/ld-linux-x86-64.so.2"
 STDLIB = "usr/lib/python3.11"

@@ -1,7 +1,7 @@
 """The client engine: TLS 1.3 with HelloRetryRequest and TLS 1.2 ECDHE+AEAD, downgrade-protected.
 
 The ClientHello is produced at construction (read it with `data_to_send()`). States are explicit; each
-accepts only the messages listed for it in `_EXPECTED`. `python -m tls.client` runs `tls.cli.client_main`.
+accepts only the messages listed for it in `_EXPECTED`. `python -m tls.client` runs `adapters.tls_cli.client_main`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from enum import Enum, auto
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from outcomes.category import Category
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.config import ClientConfig
@@ -38,7 +39,6 @@ from tls.extensions import (
     serialize_server_name,
     serialize_u16_list16,
 )
-from tls.failure import Category
 from tls.groups import KeyShare
 from tls.handshake_common import (
     CLIENT_CV_CONTEXT,
@@ -506,8 +506,3 @@ class ClientConnection(HandshakeConnection):
         self._transcript.add(raw)
         self._complete()
 
-
-if __name__ == "__main__":
-    from tls.cli import client_main
-
-    client_main()

@@ -7,11 +7,11 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 
 from __future__ import annotations
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription, AlertLevel
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
 from tls.errors import ProtocolError, StateError, decode_error, unexpected
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
-from tls.failure import Category
 from tls.keyschedule import KeySchedule13, Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
 from tls.messages import KeyUpdate, frame, parse_key_update, serialize_key_update

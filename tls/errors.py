@@ -5,8 +5,8 @@ Every refusal in the engine is a `ProtocolError`; anything else escaping the eng
 
 from __future__ import annotations
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
-from tls.failure import Category
 
 
 class ProtocolError(Exception):

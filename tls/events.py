@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tls.failure import Category
+from outcomes.category import Category
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ byte-exact; `parse_extensions` refuses duplicates, which RFC 8446 §4.2 forbids.
 
 from __future__ import annotations
 
+from outcomes.category import Category
 from tls.codec import Reader, u16, u16_list, vec8, vec16
 from tls.constants import ExtensionType
 from tls.errors import decode_error, illegal
-from tls.failure import Category
 
 Extension = tuple[int, bytes]
 Extensions = tuple[Extension, ...]

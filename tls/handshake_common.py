@@ -8,12 +8,12 @@ from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.connection import Connection
 from tls.constants import SSL30, TLS12, VERSION_NAMES, group_name
 from tls.errors import ProtocolError, unexpected
 from tls.events import HandshakeComplete
-from tls.failure import Category
 from tls.keyschedule import key_block12
 from tls.limits import Limits
 from tls.record import Protection12

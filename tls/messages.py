@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.codec import Reader, u8, u16, u24, vec8, vec16, vec24
 from tls.constants import HandshakeType
 from tls.errors import ProtocolError, decode_error, illegal
 from tls.extensions import Extensions, parse_extensions, serialize_extensions
-from tls.failure import Category
 
 
 def frame(msg_type: int, body: bytes) -> bytes:

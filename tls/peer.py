@@ -14,10 +14,10 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from outcomes.category import Category
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.errors import ProtocolError
-from tls.failure import Category
 
 
 class Validator(Protocol):

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.constants import ContentType
 from tls.errors import ProtocolError, unexpected
-from tls.failure import Category
 from tls.limits import MAX_PLAINTEXT
 from tls.suites import SuiteInfo
 

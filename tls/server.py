@@ -1,7 +1,7 @@
 """The server engine: TLS 1.3 (RFC 8446) and TLS 1.2 ECDHE+AEAD (RFC 5246, 7627, 5746), strict by design.
 
 States are explicit; each state accepts exactly the handshake messages listed in `_EXPECTED`, anything
-else is unexpected_message. `python -m tls.server` runs the CLI in `tls.cli.server_main`.
+else is unexpected_message. Its command-line peer is `python -m adapters.tls_cli server`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from enum import Enum, auto
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from outcomes.category import Category
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.config import ClientAuthMode, ServerConfig
@@ -38,7 +39,6 @@ from tls.extensions import (
     serialize_server_share,
     serialize_u16_list16,
 )
-from tls.failure import Category
 from tls.groups import KeyShare
 from tls.handshake_common import (
     CLIENT_CV_CONTEXT,
@@ -523,8 +523,3 @@ class ServerConnection(HandshakeConnection):
         self._flush_handshake()
         self._complete()
 
-
-if __name__ == "__main__":
-    from tls.cli import server_main
-
-    server_main()

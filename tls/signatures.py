@@ -14,10 +14,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.constants import SignatureScheme as S
 from tls.errors import ProtocolError
-from tls.failure import Category
 from tls.x509.keys import RsaPssPublicKey
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey

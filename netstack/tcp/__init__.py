@@ -1,6 +1,6 @@
 """TCP (RFC 9293) as pure protocol code: `TcpLayer` takes segments and time, returns segments and events.
 
-`netstack.tcp.sockets` adapts it to asyncio Transports; `netstack.api` composes it with the rest of the stack.
+`adapters.tcp_sockets` adapts it to asyncio Transports; `adapters.network` composes it with the rest of the stack.
 """
 
 from netstack.tcp.config import TcpConfig

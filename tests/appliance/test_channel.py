@@ -9,8 +9,8 @@ import pytest
 
 from appliance.channel import PlainChannel, RefusedError, TlsChannel
 from appliance.config import Limits
+from outcomes.category import Category
 from tls.events import AlertReceived, Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 
 
 class ScriptedEngine:

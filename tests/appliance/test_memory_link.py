@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+from adapters.network import NetworkConfig, start_network
 from appliance.channel import PlainChannel, TlsChannel
 from appliance.config import Limits, Ports
 from appliance.data_disk import provision
@@ -16,7 +17,6 @@ from appliance.log import JsonLog
 from appliance.main import assemble
 from appliance.net import UserspaceNetwork
 from appliance.stdlib_tls import StdlibFactory
-from netstack.api import NetworkConfig, start_network
 from netstack.config import parse_static
 from netstack.link.memory import Impairment, memory_link_pair
 from tests.appliance.running import KNOWN_WIF

@@ -13,7 +13,7 @@ from appliance.log import JsonLog
 from appliance.net import KernelNetwork
 from appliance.service import Appliance, Gate
 from appliance.stats import Stats
-from tls.failure import Category
+from outcomes.category import Category
 
 
 def test_gate_limits_per_source_and_overall() -> None:

@@ -7,8 +7,8 @@ import pytest
 from appliance import pki
 from appliance.stdlib_tls import StdlibEngine, StdlibFactory, classify_first_bytes
 from appliance.tls_engine import TLSEngine
+from outcomes.category import Category
 from tls.events import ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 
 BOOT = pki.generate(datetime.datetime.now(datetime.UTC))
 OTHER = pki.generate(datetime.datetime.now(datetime.UTC))

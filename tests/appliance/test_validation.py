@@ -7,8 +7,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance import pki
 from appliance.validation import BootCaValidator, PeerRejectedError, Purpose
+from outcomes.category import Category
 from tests.appliance.certs import DAY, NOW, Spec, mint
-from tls.failure import Category
 
 BOOT = pki.generate(NOW)
 OTHER = pki.generate(NOW)

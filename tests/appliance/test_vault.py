@@ -10,8 +10,8 @@ from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS
 from appliance.validation import PeerRejectedError, Purpose
 from appliance.vault import Vault
+from outcomes.category import Category
 from tests.appliance.bip137_reference import verify_message
-from tls.failure import Category
 
 NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
 SECRET = bytes.fromhex("1e99423a4ed27608a15a2616a2b0e9e52ced330ac530edcc32c8ffc6a526aedd")

@@ -7,7 +7,7 @@ import random
 import struct
 from collections.abc import Callable
 
-from netstack.api import Network, NetworkConfig, start_network
+from adapters.network import Network, NetworkConfig, start_network
 from netstack.checksum import checksum, pseudo_header_sum
 from netstack.config import parse_static
 from netstack.link.memory import Impairment, memory_link_pair
@@ -95,7 +95,7 @@ def teach_peer(stack: Stack, now: float = 0.0, ip: bytes = PEER, mac: bytes = PE
 
 async def two_networks(impairment: Impairment | None = None,
                        tcp: TcpConfig | None = None) -> tuple[Network, Network]:
-    """Two whole stacks (netstack.api) on the in-memory link, 10.9.0.1 and 10.9.0.2, with a fast RTO."""
+    """Two whole stacks (adapters.network) on the in-memory link, 10.9.0.1 and 10.9.0.2, with a fast RTO."""
     link_a, link_b = memory_link_pair(US_MAC, PEER_MAC, impairment or Impairment(), random.Random(3))
     tcp = tcp or TcpConfig(rto_min=0.2, rto_initial=0.2)
     a = await start_network(link_a, NetworkConfig(parse_static("10.9.0.1/24"), tcp))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.stack_driver import Driver
 from netstack.config import UseDhcp
 from netstack.dhcp.client import DhcpState
-from netstack.driver import Driver
 from netstack.link.tap import TapLink
 from netstack.stack import Stack, StackConfig
 from tests.netstack import netns

@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
+from adapters.stack_driver import Driver
+from adapters.tcp_sockets import TcpSockets
 from netstack import faults
 from netstack.arp import parse_arp
-from netstack.driver import Driver
 from netstack.ethernet import parse_frame
 from netstack.faults import FaultLog
 from netstack.link import base
@@ -25,7 +26,6 @@ from netstack.tcp import events as ev
 from netstack.tcp.connection import Connection
 from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import ACK
-from netstack.tcp.sockets import TcpSockets
 from tests.netstack.builders import OTHER, PEER, PEER_MAC, US, icmp, ip_frame, make_stack, udp
 from tests.netstack.tcp.raw import RawPeer
 from tests.netstack.test_stack import FakeTcp

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from adapters.stack_driver import Driver
 from netstack.config import parse_static
-from netstack.driver import Driver
 from netstack.link.tap import TapLink
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig

@@ -83,11 +83,12 @@ def our_server(pki: Pki, port: int, *extra: str) -> list[str]:
 
 
 def our_server_with(cert: str, key: str, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tls.server", "--cert", cert, "--key", key, "--port", str(port), *extra]
+    return [sys.executable, "-m", "adapters.tls_cli", "server", "--cert", cert, "--key", key, "--port", str(port),
+            *extra]
 
 
 def our_client(port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tls.client", "--port", str(port), "--timeout", "2", *extra]
+    return [sys.executable, "-m", "adapters.tls_cli", "client", "--port", str(port), "--timeout", "2", *extra]
 
 
 def openssl_server(cert: str, key: str, port: int, *extra: str) -> list[str]:

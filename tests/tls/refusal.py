@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.events import Closed, Event, HandshakeFailed
-from tls.failure import Category
 from tls.server import ServerConnection
 
 

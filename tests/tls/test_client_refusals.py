@@ -12,6 +12,7 @@ import pytest
 
 import tls.messages
 import tls.server
+from outcomes.category import Category
 from tests.tls.pki import client_config, server_config
 from tests.tls.pump import pump
 from tests.tls.refusal import assert_refused, failure_of
@@ -21,7 +22,6 @@ from tls.config import ClientAuthMode
 from tls.constants import DOWNGRADE_TLS11, DOWNGRADE_TLS12, TLS12, TLS13, CipherSuite, ExtensionType
 from tls.events import AlertReceived, HandshakeComplete
 from tls.extensions import Extensions, serialize_extensions
-from tls.failure import Category
 from tls.messages import ServerHello, frame, serialize_server_hello
 from tls.record import plaintext_record
 from tls.server import ServerConnection

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tls.codec import Reader, vec8, vec16, vec24
 from tls.errors import ProtocolError
-from tls.failure import Category
 
 
 def test_reads_nested_vectors_without_copying() -> None:

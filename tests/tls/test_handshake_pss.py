@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from outcomes.category import Category
 from tests.tls.hello import client_hello
 from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
 from tests.tls.pump import pump
@@ -31,7 +32,6 @@ from tls.constants import ExtensionType as E
 from tls.constants import SignatureScheme as S
 from tls.events import HandshakeComplete
 from tls.extensions import find, parse_u16_list16, serialize_u16_list16
-from tls.failure import Category
 from tls.messages import parse_client_hello, serialize_certificate_request13
 from tls.server import ServerConnection
 from tls.signatures import verify

@@ -1,5 +1,5 @@
-"""Interop with the `openssl` command over loopback sockets: `s_client` against `python -m tls.server`, and
-`python -m tls.client` against `s_server`, both versions, client certificates, HelloRetryRequest,
+"""Interop with the `openssl` command over loopback sockets: `s_client` against `python -m adapters.tls_cli server`, and
+`python -m adapters.tls_cli client` against `s_server`, both versions, client certificates, HelloRetryRequest,
 multi-megabyte transfers, and refusals reported with alert and category."""
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ import ssl
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.pki import client_config, client_leaf, server_config, server_leaf
 from tests.tls.sslpeer import SslPeer, client_context, run, server_context
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, NamedGroup
 from tls.events import ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 from tls.server import ServerConnection
 
 VERSIONS = [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2]

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from cryptography import x509
 
+from outcomes.category import Category
 from tests.tls import rfc8448 as vectors
 from tls.errors import ProtocolError
-from tls.failure import Category
 from tls.handshake_common import SERVER_CV_CONTEXT, certificate_verify_content
 from tls.keyschedule import (
     KeySchedule13,

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls import rfc8448 as vectors
 from tls.alerts import AlertDescription
 from tls.constants import CipherSuite, ExtensionType, HandshakeType, NamedGroup
 from tls.errors import ProtocolError
 from tls.extensions import find, parse_client_shares, parse_client_versions, parse_server_name, parse_u16_list16
-from tls.failure import Category
 from tls.messages import (
     Certificate12,
     Certificate13,

@@ -12,6 +12,7 @@ import tls.client
 import tls.keyschedule
 import tls.messages
 import tls.server
+from outcomes.category import Category
 from tests.tls.hello import client_hello
 from tests.tls.pki import NOW, ca, client_config, make_ca, make_leaf, server_config, server_leaf
 from tests.tls.pump import pump
@@ -21,7 +22,6 @@ from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, TLS13, ExtensionType, NamedGroup
 from tls.events import AlertReceived, Closed, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 from tls.keyschedule import KeySchedule13
 from tls.limits import Limits
 from tls.messages import frame

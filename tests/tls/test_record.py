@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.constants import CipherSuite
 from tls.errors import ProtocolError
-from tls.failure import Category
 from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
 from tls.suites import SUITES
 

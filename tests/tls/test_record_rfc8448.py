@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls import rfc8448 as vectors
 from tls.alerts import AlertDescription
 from tls.constants import CipherSuite, ContentType
 from tls.errors import ProtocolError
-from tls.failure import Category
 from tls.keyschedule import traffic_key_iv
 from tls.record import Protection13, RecordReader
 from tls.suites import SUITES

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.hello import client_hello, default_extensions, x25519_public
 from tests.tls.pki import server_config
 from tests.tls.refusal import assert_refused
 from tls.alerts import AlertDescription
 from tls.constants import TLS12, TLS13, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, ExtensionType
 from tls.extensions import serialize_client_shares, serialize_client_versions
-from tls.failure import Category
 from tls.limits import Limits
 from tls.messages import frame
 from tls.record import plaintext_record

@@ -7,10 +7,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from outcomes.category import Category
 from tests.tls.pki import make_key
 from tls.constants import SignatureScheme
 from tls.errors import ProtocolError
-from tls.failure import Category
 from tls.signatures import (
     HANDSHAKE_SCHEMES_12,
     HANDSHAKE_SCHEMES_13,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.pki import client_config, server_config
 from tests.tls.refusal import failure_of
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, ContentType
-from tls.failure import Category
 from tls.keyschedule import traffic_key_iv
 from tls.messages import frame
 from tls.record import Protection13, Record, RecordReader, plaintext_record

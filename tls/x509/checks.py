@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import oids
 from tls.x509.errors import X509Error
 from tls.x509.hostname import check_peer_name

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import oids
 from tls.x509.errors import X509Error
 from tls.x509.hostname import mailbox_equal

@@ -7,7 +7,7 @@ material and quotes at most short, already-validated fragments of the certificat
 
 from __future__ import annotations
 
-from tls.failure import Category
+from outcomes.category import Category
 
 
 class X509Error(Exception):

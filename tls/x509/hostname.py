@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Final
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509.errors import X509Error
 from tls.x509.model import GeneralNames
 from tls.x509.purpose import PeerName

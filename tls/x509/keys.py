@@ -16,7 +16,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import oids
 from tls.x509.der import (
     TAG_BIT_STRING,

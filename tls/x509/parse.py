@@ -16,7 +16,7 @@ from typing import TypedDict
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1_modules import rfc5280
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import extensions as ext
 from tls.x509 import oids
 from tls.x509.asn1 import PYASN1_ERRORS

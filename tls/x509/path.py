@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509.checks import check_ca
 from tls.x509.constraints import Budget, check_name_constraints
 from tls.x509.errors import X509Error

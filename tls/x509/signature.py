@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import oids
 from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, decode_oid, iter_children, read_single
 from tls.x509.errors import X509Error, decode_error

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509.checks import check_leaf
 from tls.x509.errors import X509Error, decode_error
 from tls.x509.limits import ANCHOR_CACHE_SIZE, DEFAULT_LIMITS, ValidationLimits

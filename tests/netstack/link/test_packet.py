@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
+from adapters.stack_driver import Driver
 from netstack.config import parse_static
-from netstack.driver import Driver
 from netstack.link.packet import PacketLink
 from netstack.stack import Stack, StackConfig
 from tests.netstack import netns

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from netstack.api import Network, NetworkConfig, start_network
+from adapters.network import Network, NetworkConfig, start_network
 from netstack.config import parse_static
 from netstack.link.tap import TapLink
 from tests.netstack import netns

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.x509.factory import NOW, Spec, ca_spec, issue, make_pki, shared_key
-from tls.failure import Category
 from tls.x509 import Purpose, X509Error, parse_certificate
 from tls.x509.checks import check_ca, check_leaf
 from tls.x509.model import AuthorityKeyIdentifier, Certificate, Name

@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 from cryptography import x509
 
+from outcomes.category import Category
 from tests.tls.x509.factory import Spec, ca_spec, issue, shared_key
-from tls.failure import Category
 from tls.x509 import X509Error, parse_certificate
 from tls.x509.constraints import Budget, check_name_constraints
 from tls.x509.model import Certificate, NameConstraints, Subtrees

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.x509.factory import tlv
-from tls.failure import Category
 from tls.x509.der import check_der, decode_oid, read_single
 from tls.x509.errors import X509Error
 from tls.x509.limits import MAX_DER_DEPTH, MAX_DER_NODES

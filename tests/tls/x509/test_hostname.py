@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from tls.failure import Category
+from outcomes.category import Category
 from tls.x509 import PeerName, X509Error
 from tls.x509.hostname import check_peer_name, dns_matches, is_dns_name, is_mailbox, mailbox_equal
 from tls.x509.model import GeneralNames

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from outcomes.category import Category
 from tests.tls.x509.factory import KeyType, shared_key, tlv
-from tls.failure import Category
 from tls.x509 import X509Error
 from tls.x509.keys import KeyKind, PublicKeyInfo, RsaPssPublicKey, key_problem, load_public_key, parse_spki
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from outcomes.category import Category
 from tests.tls.x509.factory import tlv
-from tls.failure import Category
 from tls.x509 import X509Error
 from tls.x509.names import decode_string, parse_name
 

@@ -15,6 +15,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from outcomes.category import Category
 from tests.conformance import x509_limbo
 from tests.tls.x509.factory import (
     DerNode,
@@ -29,7 +30,6 @@ from tests.tls.x509.factory import (
     tbs_fields,
     tlv,
 )
-from tls.failure import Category
 from tls.x509 import RsaPssPublicKey, X509Error, oids, parse_certificate
 from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_NAME_RDNS, MAX_SAN_ENTRIES
 

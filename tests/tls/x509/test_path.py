@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 
 import tls.x509.path as path_module
+from outcomes.category import Category
 from tests.tls.x509.factory import NOW, Issued, Spec, ca_spec, issue, new_key, shared_key
-from tls.failure import Category
 from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, signature, validate
 
 HOST = PeerName("DNS", "leaf.example.com")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outcomes.category import Category
 from tests.tls.x509.factory import tlv
-from tls.failure import Category
 from tls.x509 import X509Error
 from tls.x509.pss import PssParams, parse_pss_params
 

@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from outcomes.category import Category
 from tests.tls.x509.factory import shared_key, tlv
-from tls.failure import Category
 from tls.x509 import X509Error
 from tls.x509.keys import RsaPssPublicKey
 from tls.x509.signature import parse_signature_algorithm, verify_signature

@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outcomes.category import Category
 from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
 from tests.tls.x509.factory import (
     NOW,
@@ -32,7 +33,6 @@ from tests.tls.x509.factory import (
     tbs_fields,
     tlv,
 )
-from tls.failure import Category
 from tls.x509 import DEFAULT_LIMITS, KeyKind, PeerName, Purpose, RsaPssPublicKey, X509Error, validate
 
 SERVER = Purpose.SERVER_AUTH

@@ -1,5 +1,5 @@
 """Command-line peers over kernel sockets, for testing against real programs (like `openssl s_server -www`
-and `s_client`). `python -m tls.server ...` and `python -m tls.client ...` land here."""
+and `s_client`). `python -m adapters.tls_cli server ...` and `... client ...` run them."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tls.aio import HandshakeError, TLSProtocol, open_connection
+from adapters.tls_stream import HandshakeError, TLSProtocol, open_connection
+from outcomes.category import Category
 from tls.alerts import AlertDescription, alert_name
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.constants import NamedGroup
 from tls.events import AlertReceived, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
 from tls.signatures import PrivateKey
@@ -102,7 +102,7 @@ class WebPage(asyncio.Protocol):
 
 
 def server_main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tls.server", description="Piñata TLS test server")
+    parser = argparse.ArgumentParser(prog="python -m adapters.tls_cli server", description="Piñata TLS test server")
     parser.add_argument("--cert", required=True, help="PEM chain, leaf first")
     parser.add_argument("--key", required=True, help="PEM private key")
     parser.add_argument("--client-ca", help="PEM trust anchors: require a client certificate chained to them")
@@ -138,7 +138,7 @@ def server_main(argv: list[str] | None = None) -> None:
 
 
 def client_main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tls.client", description="Piñata TLS test client")
+    parser = argparse.ArgumentParser(prog="python -m adapters.tls_cli client", description="Piñata TLS test client")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", help="PEM trust anchors for the server's chain (without: no validation)")
@@ -230,3 +230,14 @@ async def _client(host: str, port: int, config: ClientConfig, timeout: float) ->
     return 0
 
 
+def main(argv: list[str] | None = None) -> None:
+    """`server ARGS` or `client ARGS`."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in {"server", "client"}:
+        print("usage: python -m adapters.tls_cli {server,client} [--help]", file=sys.stderr)
+        raise SystemExit(2)
+    (server_main if args[0] == "server" else client_main)(args[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
+from outcomes.category import Category
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.errors import StateError
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 from tls.server import ServerConnection
 
 Engine: TypeAlias = ServerConnection | ClientConnection

@@ -38,7 +38,7 @@ ERROR_TYPES: dict[str, type[OSError]] = {
 
 
 class DriverLike(Protocol):
-    """What the socket layer needs from netstack.driver.Driver."""
+    """What the socket layer needs from adapters.stack_driver.Driver."""
 
     after_io: list[Callable[[], None]]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from netstack.driver import Driver
+from adapters.stack_driver import Driver
 from netstack.link.memory import memory_link_pair
 from tests.netstack.builders import PEER, PEER_MAC, US, make_stack
 from tests.netstack.test_stack import FakeTcp

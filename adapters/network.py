@@ -14,14 +14,14 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from adapters.stack_driver import Driver
+from adapters.tcp_sockets import ProtocolFactory, TcpServer, TcpSockets, TcpTransport
 from netstack.addresses import ip_to_text
 from netstack.config import StaticIp, UseDhcp
-from netstack.driver import Driver
 from netstack.link.base import Link
 from netstack.stack import Stack, StackConfig
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
-from netstack.tcp.sockets import ProtocolFactory, TcpServer, TcpSockets, TcpTransport
 
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 STREAM_LIMIT = 64 * 1024

@@ -9,15 +9,15 @@ import ssl
 
 import pytest
 
+from adapters.tls_stream import HandshakeError, TLSProtocol, open_connection, stream_protocol_factory
 from netstack.link.memory import Impairment
+from outcomes.category import Category
 from tests.netstack.builders import two_networks, until
 from tests.tls.pki import client_config, client_leaf, server_config, server_leaf
 from tests.tls.sslpeer import client_context, server_context
-from tls.aio import HandshakeError, TLSProtocol, open_connection, stream_protocol_factory
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.events import Closed, Event, HandshakeComplete, HandshakeFailed
-from tls.failure import Category
 from tls.server import ServerConnection
 
 PAYLOAD = os.urandom(3 * 2**20)

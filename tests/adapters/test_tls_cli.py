@@ -1,4 +1,4 @@
-"""`python -m tls.client` against `python -m tls.server` over loopback: success in both versions, and
+"""`python -m adapters.tls_cli client` against `... server` over loopback: success in both versions, and
 refusals reported with the alert and the category and a non-zero exit status."""
 
 from __future__ import annotations
