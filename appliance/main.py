@@ -26,12 +26,12 @@ from appliance.config import DEFAULT_LIMITS, Limits, Ports
 from appliance.data_disk import AlreadyProvisionedError, open_data_disk, provision
 from appliance.disk import Disk, DiskError
 from appliance.log import JsonLog
-from appliance.net import KernelNetwork, NetstackUnavailableError, Network, parse_net_spec, userspace_network
-from appliance.ours_tls import EngineUnavailableError
+from appliance.net import KernelNetwork, Network, NetworkStartError, parse_net_spec, userspace_network
+from appliance.ours_tls import OursFactory
 from appliance.pki import BootPKI
 from appliance.service import Appliance
 from appliance.stats import Stats
-from appliance.tls_engine import make_factory
+from appliance.tls_engine import EngineFactory
 from appliance.validation import BootCaValidator
 from appliance.vault import Vault
 from appliance.web import Site
@@ -122,6 +122,17 @@ async def make_network(options: Options, limits: Limits) -> Network:
     return await userspace_network(options.net, options.ip, os.urandom, limits)
 
 
+def make_engines(kind: str, pki: BootPKI) -> EngineFactory:
+    """`ours` (production) or `stdlib` (benchmarks and reference runs); an unknown kind fails loudly."""
+    if kind == "ours":
+        return OursFactory(pki)
+    if kind == "stdlib":
+        from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - `ssl` loads only on request
+
+        return StdlibFactory(pki)
+    raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")
+
+
 def read_manifest(explicit: Path | None) -> bytes | None:
     for path in (explicit,) if explicit is not None else MANIFEST_CANDIDATES:
         if path.is_file():
@@ -160,7 +171,7 @@ async def assemble(
     validator = BootCaValidator(pki.ca_der)
     vault = Vault(secret, validator)
     del secret
-    engines = make_factory(tls, pki)
+    engines = make_engines(tls, pki)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
@@ -245,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_run_args(argv)
     try:
         asyncio.run(run(options, log))
-    except (FatalBootError, NetstackUnavailableError, EngineUnavailableError, DiskError, ValueError, OSError) as exc:
+    except (FatalBootError, NetworkStartError, DiskError, ValueError, OSError) as exc:
         log.event("fatal", error=str(exc))
         return 2
     return 0

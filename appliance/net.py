@@ -7,12 +7,17 @@ and the benchmark can swap the stack underneath them (DESIGN.md, "appliance").
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Protocol, TypedDict
 
+from adapters import network as stack_network
 from appliance.config import DEFAULT_LIMITS, Limits
+from netstack.config import ConfigError, StaticIp, UseDhcp, parse_cmdline, parse_static
+from netstack.link.base import Link
+from netstack.link.packet import PacketLink
+from netstack.link.tap import TapLink
+from netstack.tcp.config import TcpConfig
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
@@ -87,8 +92,8 @@ class KernelNetwork:
         return {}  # the host kernel keeps its own (/proc/net/snmp); they are not the appliance's to publish
 
 
-class NetstackUnavailableError(RuntimeError):
-    """`--net tap:` / `--net packet:` asked for the userspace stack and it cannot be started."""
+class NetworkStartError(RuntimeError):
+    """`--net tap:` / `--net packet:` cannot start: the addressing is malformed or the link does not open."""
 
 
 LOCAL_MAC_PREFIX = b"\x02\x50\x4e"  # locally administered ("PN"): a TAP device needs a MAC for our side
@@ -97,16 +102,15 @@ LOCAL_MAC_PREFIX = b"\x02\x50\x4e"  # locally administered ("PN"): a TAP device 
 class UserspaceNetwork:
     """Our own Ethernet/ARP/IPv4/TCP stack (`adapters.network`) on a TAP device or an AF_PACKET socket."""
 
-    def __init__(self, network: Any, description: str) -> None:
+    def __init__(self, network: stack_network.Network, description: str) -> None:
         self._network = network
         self.name = description
-        self._servers: list[Any] = []
+        self._servers: list[Listener] = []
 
     async def start_server(self, port: int, factory: ProtocolFactory) -> Listener:
         server = await self._network.start_server(port, factory)
         self._servers.append(server)
-        listener: Listener = server
-        return listener
+        return server
 
     async def open_connection(
         self, host: str, port: int, factory: ProtocolFactory
@@ -133,6 +137,15 @@ def parse_net_spec(spec: str) -> tuple[str, str]:
     return kind, interface
 
 
+def _addressing(addressing: str | None) -> StaticIp | UseDhcp:
+    if addressing == "dhcp":
+        return UseDhcp()
+    if addressing is not None:
+        return parse_static(addressing)
+    cmdline = Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else ""
+    return parse_cmdline(cmdline) or UseDhcp()
+
+
 async def userspace_network(
     spec: str, addressing: str | None, random_bytes: Callable[[int], bytes], limits: Limits = DEFAULT_LIMITS
 ) -> Network:
@@ -140,33 +153,17 @@ async def userspace_network(
     or None for the kernel command line's `ip=` (DHCP when it has none)."""
     kind, interface = parse_net_spec(spec)
     try:
-        api = importlib.import_module("adapters.network")
-        config = importlib.import_module("netstack.config")
-        tcp_config = importlib.import_module("netstack.tcp.config")
-        link_module = importlib.import_module(f"netstack.link.{kind}")
-    except ImportError as exc:
-        raise NetstackUnavailableError(f"--net {spec}: the userspace network stack is not in this build: {exc}") from (
-            exc
+        chosen = _addressing(addressing)
+    except ConfigError as exc:
+        raise NetworkStartError(f"--ip {addressing!r}: {exc}") from exc
+    try:
+        link: Link = (
+            TapLink(interface, LOCAL_MAC_PREFIX + random_bytes(3)) if kind == "tap" else PacketLink(interface)
         )
-    try:
-        if addressing == "dhcp":
-            chosen = config.UseDhcp()
-        elif addressing is not None:
-            chosen = config.parse_static(addressing)
-        else:
-            cmdline = Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else ""
-            chosen = config.parse_cmdline(cmdline) or config.UseDhcp()
-    except config.ConfigError as exc:
-        raise NetstackUnavailableError(f"--ip {addressing!r}: {exc}") from exc
-    try:
-        if kind == "tap":
-            link = link_module.TapLink(interface, LOCAL_MAC_PREFIX + random_bytes(3))
-        else:
-            link = link_module.PacketLink(interface)
     except OSError as exc:
-        raise NetstackUnavailableError(f"--net {spec}: cannot open the link: {exc}") from exc
-    tcp = tcp_config.TcpConfig(**tcp_limits(limits))
-    network = await api.start_network(link, api.NetworkConfig(addressing=chosen, tcp=tcp))
+        raise NetworkStartError(f"--net {spec}: cannot open the link: {exc}") from exc
+    config = stack_network.NetworkConfig(addressing=chosen, tcp=TcpConfig(**tcp_limits(limits)))
+    network = await stack_network.start_network(link, config)
     return UserspaceNetwork(network, f"{kind}:{interface} {chosen}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from appliance.pki import BootPKI, Identity
+from appliance.pki import Identity
 from tls.events import Event
 
 
@@ -37,15 +37,3 @@ class EngineFactory(Protocol):
     def client(self, identity: Identity) -> TLSEngine:
         """A client engine presenting `identity` and validating the server's chain against the boot CA."""
 
-
-def make_factory(kind: str, pki: BootPKI) -> EngineFactory:
-    """`ours` or `stdlib`; unknown or unavailable kinds fail loudly (the caller exits with the message)."""
-    if kind == "stdlib":
-        from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - the comparison engine loads only on request
-
-        return StdlibFactory(pki)
-    if kind == "ours":
-        from appliance.ours_tls import OursFactory  # noqa: PLC0415 - imports tls.server, which may be absent
-
-        return OursFactory(pki)
-    raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")

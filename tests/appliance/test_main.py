@@ -13,7 +13,7 @@ import pytest
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS, Limits
 from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args, settle_heap
-from appliance.net import NetstackUnavailableError, parse_net_spec, userspace_network
+from appliance.net import NetworkStartError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_bad_network_specs_are_refused_before_anything_opens() -> None:
     with pytest.raises(ValueError, match="expected"):
         parse_net_spec("tap:")
     assert parse_net_spec("packet:eth0") == ("packet", "eth0")
-    with pytest.raises(NetstackUnavailableError, match="--ip"):
+    with pytest.raises(NetworkStartError, match="--ip"):
         asyncio.run(userspace_network("tap:pinata-t0", "10.0.0.0/24", os.urandom))  # a network address
 
 
