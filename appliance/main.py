@@ -28,7 +28,7 @@ from appliance.disk import Disk, DiskError
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork, Network, NetworkStartError, parse_net_spec, userspace_network
 from appliance.ours_tls import OursFactory
-from appliance.pki import BootPKI
+from appliance.pki import IssuedPKI
 from appliance.service import Appliance
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
@@ -122,15 +122,26 @@ async def make_network(options: Options, limits: Limits) -> Network:
     return await userspace_network(options.net, options.ip, os.urandom, limits)
 
 
-def make_engines(kind: str, pki: BootPKI) -> EngineFactory:
+def make_engines(kind: str, pki: IssuedPKI) -> EngineFactory:
     """`ours` (production) or `stdlib` (benchmarks and reference runs); an unknown kind fails loudly."""
     if kind == "ours":
-        return OursFactory(pki)
+        return OursFactory(pki.ca_der)
     if kind == "stdlib":
         from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - `ssl` loads only on request
 
         return StdlibFactory(pki)
     raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")
+
+
+def issue_boot_pki(now: datetime.datetime, test_pki: Path | None, log: JsonLog) -> IssuedPKI:
+    """Make the boot PKI, export it in test mode, and keep only what outlives the boot. The `BootPKI`,
+    and with it the CA's private key, is unreachable once this returns (DESIGN.md rule 5): export is the
+    one use of the CA key after the leaves exist, so it happens here, before the key is dropped."""
+    pki = boot_pki.generate(now)
+    if test_pki is not None:
+        boot_pki.export(pki, test_pki)
+        log.event("test-pki-exported", directory=str(test_pki))
+    return pki.issued()
 
 
 def read_manifest(explicit: Path | None) -> bytes | None:
@@ -150,9 +161,13 @@ async def assemble(
     log: JsonLog,
     manifest: bytes | None,
     test_pki: Path | None = None,
-) -> tuple[Appliance, BootPKI]:
+) -> Appliance:
     """Disk first (vault and ledger verified), then the boot PKI, then the network: the boot order of the
-    module docstring. `network` may be a factory so that a bad disk fails before any interface opens."""
+    module docstring. `network` may be a factory so that a bad disk fails before any interface opens.
+
+    Who gets what (DESIGN.md rule 5): the wallet key goes into the vault and nowhere else; the endpoints get
+    the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
+    are issued; the ledger sees its two regions of the disk, not the header."""
     stats = Stats(limits)
     opened = open_data_disk(disk, limits, stats, log)
     secret, ledger, report, generated = opened.secret, opened.ledger, opened.report, opened.generated
@@ -164,21 +179,18 @@ async def assemble(
                   region=finding.region, epoch=finding.epoch, start=finding.start, end=finding.end,
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
-    pki = boot_pki.generate(datetime.datetime.now(datetime.UTC))
-    if test_pki is not None:
-        boot_pki.export(pki, test_pki)
-        log.event("test-pki-exported", directory=str(test_pki))
+    pki = issue_boot_pki(datetime.datetime.now(datetime.UTC), test_pki, log)
     validator = BootCaValidator(pki.ca_der)
     vault = Vault(secret, validator)
     del secret
     engines = make_engines(tls, pki)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
-    site = Site(vault, pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
+    site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
     appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log)
     await appliance.start()
     log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)
-    return appliance, pki
+    return appliance
 
 
 def settle_heap() -> None:
@@ -203,7 +215,7 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
     if options.net != "kernel":
         parse_net_spec(options.net)  # a typo fails before the disk is touched
     disk = Disk(options.disk)
-    appliance, _ = await assemble(
+    appliance = await assemble(
         disk=disk, network=lambda: make_network(options, limits), tls=options.tls, limits=limits, ports=ports, log=log,
         manifest=read_manifest(options.manifest), test_pki=options.test_pki,
     )

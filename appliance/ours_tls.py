@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from appliance.pki import BootPKI, Identity
+from appliance.pki import Identity
 from appliance.tls_engine import TLSEngine
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
@@ -25,12 +25,13 @@ def _now() -> datetime.datetime:
 class OursFactory:
     name = "ours"
 
-    def __init__(self, pki: BootPKI) -> None:
-        self._pki = pki
+    def __init__(self, anchor_der: bytes) -> None:
+        """`anchor_der`: the boot CA's certificate, the only anchor for peers' chains (all this needs of the PKI)."""
+        self._anchor_der = anchor_der
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TLSEngine:
         client_auth = (
-            ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._pki.ca_der,)) if require_client_cert else None
+            ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._anchor_der,)) if require_client_cert else None
         )
         config = ServerConfig(
             chain=(identity.cert_der,), key=identity.key, random=os.urandom, time=_now, client_auth=client_auth
@@ -41,7 +42,7 @@ class OursFactory:
         config = ClientConfig(
             random=os.urandom,
             time=_now,
-            anchors=(self._pki.ca_der,),
+            anchors=(self._anchor_der,),
             server_name=None,
             chain=(identity.cert_der,),
             key=identity.key,

@@ -1,8 +1,11 @@
 """The boot PKI: a fresh CA and three leaves at every start (DESIGN.md, "Boot PKI").
 
 Why fresh at every boot: the CA key is the only thing that can mint a certificate the vault accepts, so
-it never touches the disk and dies with the process. ECDSA P-256 because generating four keys must not
-slow the boot (it takes milliseconds) and every TLS peer we care about speaks it.
+it never touches the disk. It is needed only to issue the three leaves: `generate` returns a `BootPKI`
+(CA key included) that the composition root holds just long enough to issue them (and, in test mode, to
+export them), then keeps only `BootPKI.issued()`, which has the CA certificate and no CA key (rule 5).
+ECDSA P-256 because generating four keys must not slow the boot (it takes milliseconds) and every TLS
+peer we care about speaks it.
 
 - CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign.
 - server (10000): CA:FALSE, digitalSignature, EKU serverAuth.
@@ -53,8 +56,29 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class IssuedPKI:
+    """What the running appliance keeps of the boot PKI: the CA's certificate (the one trust anchor) and the
+    three leaves with their keys. No CA key: nothing left in the process can mint a certificate."""
+
+    ca_certificate: x509.Certificate
+    server: Identity
+    client: Identity
+    web: Identity
+
+    @property
+    def ca_der(self) -> bytes:
+        return self.ca_certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.ca_certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
 class BootPKI:
-    ca: Identity  # the CA's key lives only here, in memory
+    """The PKI as issued, CA key included: for the boot (until the leaves exist), test export, and tests."""
+
+    ca: Identity
     server: Identity
     client: Identity
     web: Identity
@@ -66,6 +90,10 @@ class BootPKI:
     @property
     def ca_pem(self) -> bytes:
         return self.ca.cert_pem
+
+    def issued(self) -> IssuedPKI:
+        """The part that outlives the boot; the caller drops this object (and with it the CA key)."""
+        return IssuedPKI(self.ca.certificate, self.server, self.client, self.web)
 
 
 def _name(common_name: str) -> x509.Name:

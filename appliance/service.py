@@ -22,7 +22,7 @@ from appliance.ledger import Ledger
 from appliance.ledger_record import Event, RecordError
 from appliance.log import JsonLog
 from appliance.net import Network, open_stream
-from appliance.pki import BootPKI
+from appliance.pki import IssuedPKI
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.validation import PeerRejectedError, Purpose
@@ -62,7 +62,7 @@ class Gate:
 class Appliance:
     network: Network
     engines: EngineFactory
-    pki: BootPKI
+    pki: IssuedPKI  # the leaves and the CA certificate; no CA key (DESIGN.md rule 5)
     vault: Vault
     stats: Stats
     ledger: Ledger

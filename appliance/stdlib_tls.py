@@ -18,7 +18,7 @@ import tempfile
 from enum import Enum, auto
 from pathlib import Path
 
-from appliance.pki import BootPKI, Identity
+from appliance.pki import Identity, IssuedPKI
 from outcomes.category import Category
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
 
@@ -240,7 +240,7 @@ def _load_identity(context: ssl.SSLContext, identity: Identity, directory: Path,
 class StdlibFactory:
     name = "stdlib"
 
-    def __init__(self, pki: BootPKI) -> None:
+    def __init__(self, pki: IssuedPKI) -> None:
         ca_der = pki.ca_der
         self._plain: dict[str, ssl.SSLContext] = {}
         with tempfile.TemporaryDirectory(prefix="pinata-ssl-") as tmp:

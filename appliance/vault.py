@@ -5,6 +5,10 @@
 3. the WIF itself, returned by `release` only after the peer chain it is given validates against the
    boot CA. `release` runs the validator itself rather than trusting a flag set by a TLS engine, so a bug
    in an engine's bookkeeping cannot open the vault.
+
+The web pages need only the first two: they get a `Prover` (`Vault.prover()`), an object whose class has
+no `release` at all, so neither mypy nor a slip at runtime lets a page hand out the key. Only the endpoints
+that authenticate peers hold the `Vault` itself (DESIGN.md rule 5).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import final
 
 import coincurve
 
@@ -62,10 +67,36 @@ class Vault:
             signature_p2wpkh=_b64(bytes([bitcoin.HEADER_P2WPKH + recovery_id]) + compact),
         )
 
+    def prover(self) -> Prover:
+        """The web pages' view: addresses and proofs, no release."""
+        return Prover(self)
+
     def release(self, peer_chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> bytes:
         """The WIF, for a peer whose chain validates against the boot CA; raises PeerRejectedError otherwise."""
         self._validator(peer_chain, purpose, now)
         return bitcoin.wif_encode(self._key.secret).encode("ascii")
+
+
+@final
+class Prover:
+    """The wallet as the web pages may use it: its addresses and a proof of possession, nothing else.
+
+    Why a separate class rather than the Vault typed as a narrower Protocol: a Protocol narrows only what
+    mypy lets a caller write, while this object has no `release` to call. It reaches the key only through
+    the vault's own `proof`, so the key stays reachable from the vault alone."""
+
+    __slots__ = ("_vault", "address_p2pkh", "address_p2wpkh")
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self.address_p2pkh = vault.address_p2pkh
+        self.address_p2wpkh = vault.address_p2wpkh
+
+    def __repr__(self) -> str:
+        return f"Prover({self.address_p2wpkh})"
+
+    def proof(self, challenge: str, now: datetime.datetime) -> Proof:
+        return self._vault.proof(challenge, now)
 
 
 def _b64(data: bytes) -> str:

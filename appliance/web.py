@@ -17,7 +17,7 @@ from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
 from appliance.stats import Stats
-from appliance.vault import Vault
+from appliance.vault import Prover
 
 HTML = "text/html; charset=utf-8"
 STATS_REFRESH_SECONDS = 30  # "live" without scripts: the statistics page reloads itself
@@ -50,7 +50,7 @@ class TokenBucket:
 
 @dataclass
 class Site:
-    vault: Vault
+    prover: Prover  # addresses and proofs only: the pages cannot release the key (DESIGN.md rule 5)
     ca_pem: bytes
     stats: Stats
     manifest: bytes | None  # None: this build has no manifest to show (404)
@@ -95,7 +95,7 @@ class Site:
             return Response(400, TEXT, f"challenge: printable, at most {limit} bytes\n".encode())
         if not self._proof_bucket.take(now):
             return Response(429, TEXT, b"too many proofs requested; retry in a second\n", (("Retry-After", "1"),))
-        proof = self.vault.proof(challenge, datetime.datetime.fromtimestamp(now, datetime.UTC))
+        proof = self.prover.proof(challenge, datetime.datetime.fromtimestamp(now, datetime.UTC))
         body = {
             "message": proof.message,
             "address": proof.address_p2wpkh,
@@ -131,8 +131,8 @@ mutually authenticated TLS handshake with a certificate issued by the certificat
 generated when it booted. That CA's private key exists only in this process's memory. If you get the key,
 the coins are yours: that is the bounty. The blockchain shows whether anyone succeeded.</p>
 <h2>The wallet</h2>
-<p>Native segwit (P2WPKH): <code>{escape(self.vault.address_p2wpkh)}</code><br>
-Legacy (P2PKH), same key: <code>{escape(self.vault.address_p2pkh)}</code><br>
+<p>Native segwit (P2WPKH): <code>{escape(self.prover.address_p2wpkh)}</code><br>
+Legacy (P2PKH), same key: <code>{escape(self.prover.address_p2pkh)}</code><br>
 Proof that this machine holds the key: <code>/proof?challenge=YOUR-TEXT</code> returns a BIP-137 signed message
 that includes your text.</p>
 <h2>Rules</h2>

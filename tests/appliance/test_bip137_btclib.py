@@ -51,7 +51,7 @@ def test_btclib_refuses_a_changed_challenge_key_or_address_type(challenge: str) 
 
 def test_btclib_verifies_what_the_proof_endpoint_serves() -> None:
     limits = Limits()
-    site = Site(_vault(), b"", Stats(limits), None, Ports(), limits, "t")
+    site = Site(_vault().prover(), b"", Stats(limits), None, Ports(), limits, "t")
     challenge = "ünïcode " + "x" * (MAX_CHALLENGE - 10)  # exactly the limit in UTF-8 bytes
     target = "/proof?challenge=" + quote(challenge)
     response = site.handle(Request("GET", target, "HTTP/1.1", (("host", "x"),), True), 1_800_000_000.0)

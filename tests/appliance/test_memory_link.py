@@ -36,10 +36,11 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
     attacker = await start_network(link_b, NetworkConfig(parse_static("10.66.0.1/24")))
     console = tmp_path / "console.log"
     with console.open("w") as stream:
-        appliance, pki = await assemble(
+        appliance = await assemble(
             disk=disk, network=UserspaceNetwork(ours, "memory"), tls="ours", limits=limits, ports=Ports(),
             log=JsonLog(stream), manifest=None,
         )
+        pki = appliance.pki
         results: dict[str, bytes] = {}
         try:
             reader, writer = await attacker.open_stream("10.66.0.2", 80)

@@ -58,3 +58,15 @@ def test_export_writes_keys_private(tmp_path: Path) -> None:
     assert names == sorted(f"{n}.{e}" for n in ("ca", "server", "client", "web") for e in ("pem", "key"))
     assert (tmp_path / "pki" / "ca.pem").read_bytes() == boot.ca_pem
     assert stat.S_IMODE((tmp_path / "pki" / "ca.key").stat().st_mode) == 0o600
+
+
+def test_issued_keeps_the_leaves_and_the_ca_certificate_but_no_ca_key() -> None:
+    boot = pki.generate(NOW)
+    issued = boot.issued()
+    assert (issued.ca_der, issued.ca_pem) == (boot.ca_der, boot.ca_pem)
+    assert (issued.server, issued.client, issued.web) == (boot.server, boot.client, boot.web)
+    assert not hasattr(issued, "ca")
+    ca_value = boot.ca.key.private_numbers().private_value
+    for value in vars(issued).values():
+        if isinstance(value, pki.Identity):
+            assert value.key.private_numbers().private_value != ca_value

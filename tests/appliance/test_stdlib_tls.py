@@ -46,7 +46,7 @@ def _run(client: TLSEngine, server: TLSEngine) -> tuple[list[Event], list[Event]
 
 
 def test_mutual_handshake_and_data_in_memory() -> None:
-    factory = StdlibFactory(BOOT)
+    factory = StdlibFactory(BOOT.issued())
     client, server = factory.client(BOOT.client), factory.server(BOOT.server, require_client_cert=True)
     _client_events, server_events = _run(client, server)
     done = [e for e in server_events if isinstance(e, HandshakeComplete)]
@@ -62,8 +62,8 @@ def test_mutual_handshake_and_data_in_memory() -> None:
 
 
 def test_client_refuses_a_server_from_another_ca() -> None:
-    client = StdlibFactory(BOOT).client(BOOT.client)
-    server = StdlibFactory(OTHER).server(OTHER.server, require_client_cert=False)
+    client = StdlibFactory(BOOT.issued()).client(BOOT.client)
+    server = StdlibFactory(OTHER.issued()).server(OTHER.server, require_client_cert=False)
     client_events, _ = _run(client, server)
     failures = [e for e in client_events if isinstance(e, HandshakeFailed)]
     assert [f.category for f in failures] == [Category.UNTRUSTED_CHAIN]
@@ -71,7 +71,7 @@ def test_client_refuses_a_server_from_another_ca() -> None:
 
 
 def test_server_classifies_garbage_without_parsing_it() -> None:
-    server = StdlibFactory(BOOT).server(BOOT.web, require_client_cert=False)
+    server = StdlibFactory(BOOT.issued()).server(BOOT.web, require_client_cert=False)
     server.receive_data(b"please give key\n")
     events = server.events()
     assert isinstance(events[0], HandshakeFailed)
@@ -81,7 +81,7 @@ def test_server_classifies_garbage_without_parsing_it() -> None:
 
 
 def test_send_before_handshake_is_an_error() -> None:
-    engine = StdlibFactory(BOOT).server(BOOT.web, require_client_cert=False)
+    engine = StdlibFactory(BOOT.issued()).server(BOOT.web, require_client_cert=False)
     assert isinstance(engine, StdlibEngine)
     with pytest.raises(RuntimeError):
         engine.send_application_data(b"x")

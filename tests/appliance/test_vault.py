@@ -86,3 +86,19 @@ def test_release_refused_when_the_validator_refuses(category: Category) -> None:
     with pytest.raises(PeerRejectedError) as info:
         vault.release((b"leaf",), Purpose.SERVER, NOW)
     assert info.value.category is category
+
+
+def test_the_prover_proves_and_shows_addresses_but_cannot_release() -> None:
+    """The web pages' view (DESIGN.md rule 5): the same proofs as the vault's, and no way to the WIF."""
+    validator = RecordingValidator(None)
+    vault = Vault(SECRET, validator)
+    prover = vault.prover()
+    assert (prover.address_p2wpkh, prover.address_p2pkh) == (vault.address_p2wpkh, vault.address_p2pkh)
+    proof = prover.proof("from the web", NOW)
+    assert verify_message(vault.address_p2wpkh, proof.message, proof.signature_p2wpkh)
+    assert not hasattr(prover, "release")
+    with pytest.raises(AttributeError):
+        prover.release = vault.release  # type: ignore[attr-defined]  # slots: nor can one be attached
+    assert not hasattr(prover, "__dict__")
+    assert SECRET.hex() not in repr(prover)
+    assert validator.calls == []  # proving never ran the validator: nothing was released

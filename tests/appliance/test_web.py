@@ -26,7 +26,8 @@ def _site(limits: Limits | None = None, manifest: bytes | None = b"manifest body
     stats = Stats(limits)
     stats.add(Event(NOW, "mutual", "not-tls", "198.51.100.7", "<script>alert(1)</script>"))
     stats.add(Event(NOW + 5, "http", "served", "198.51.100.8", "1 requests"))
-    return Site(Vault(os.urandom(32), lambda *a: None), BOOT.ca_pem, stats, manifest, Ports().shifted(5), limits, "t")
+    prover = Vault(os.urandom(32), lambda *a: None).prover()
+    return Site(prover, BOOT.ca_pem, stats, manifest, Ports().shifted(5), limits, "t")
 
 
 def _get(site: Site, target: str, method: str = "GET", now: float = NOW) -> tuple[int, bytes]:
@@ -38,8 +39,8 @@ def test_index_has_addresses_ports_and_ca() -> None:
     site = _site()
     status, body = _get(site, "/")
     assert status == 200
-    assert site.vault.address_p2wpkh.encode() in body
-    assert site.vault.address_p2pkh.encode() in body
+    assert site.prover.address_p2wpkh.encode() in body
+    assert site.prover.address_p2pkh.encode() in body
     assert BOOT.ca_pem in body
     assert b"10005" in body
     assert b"40006" in body
