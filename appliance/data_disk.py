@@ -23,13 +23,28 @@ from appliance.disk_header import CopyState, DiskDamagedError, Header, Resolutio
 from appliance.ledger import Ledger, LedgerArea, Recovery, RecoveryReport
 from appliance.ledger_record import Record, RecordError
 from appliance.log import JsonLog
+from appliance.sources import RandomSource
 
 ALL_LEGACY = 1 << 32
 """format_epoch while reading a format 1 disk: every generation on it was written without terminators."""
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+KEY_DRAWS = 8
+"""Draws before `new_wallet_key` gives up: an honest source fails one in about 2**128, so eight failures
+in a row mean the source is broken (all zeros, all ones), and a broken source must not make a key."""
 
 
-def _new_key() -> bytes:
-    return coincurve.PrivateKey().secret
+class RandomSourceError(RuntimeError):
+    """The random source gave no usable wallet key; nothing was written."""
+
+
+def new_wallet_key(random: RandomSource) -> bytes:
+    """A secp256k1 private key (1 <= k < order) drawn from the appliance's random source. Rejection, not
+    reduction, so the key is uniform; a source that keeps giving out-of-range or short bytes is refused."""
+    for _ in range(KEY_DRAWS):
+        candidate = random(32)
+        if len(candidate) == 32 and 0 < int.from_bytes(candidate, "big") < SECP256K1_ORDER:
+            return candidate
+    raise RandomSourceError(f"{KEY_DRAWS} draws from the random source gave no valid wallet key: refusing to make one")
 
 
 @dataclass(frozen=True)
@@ -49,8 +64,8 @@ class StatsSink(Protocol):
     def checkpoint(self) -> bytes: ...
 
 
-def open_data_disk(disk: Disk, limits: Limits, stats: StatsSink, log: JsonLog,
-                   new_key: Callable[[], bytes] = _new_key) -> Opened:
+def open_data_disk(disk: Disk, limits: Limits, stats: StatsSink, log: JsonLog, new_key: Callable[[], bytes]) -> Opened:
+    """`new_key` makes the wallet key if (and only if) the disk is provably blank (`new_wallet_key` at boot)."""
     resolution = disk.resolve_header()
     header = resolution.header
     generated = False
@@ -146,12 +161,12 @@ class AlreadyProvisionedError(Exception):
     """Provisioning refuses to overwrite a key: it may guard real money."""
 
 
-def provision(disk: Disk, secret: bytes | None, region_bytes: int) -> bytes:
-    """Write `secret` (or a fresh key when None) to a disk that holds no key; returns the key's public
-    P2WPKH address. A disk with a readable key, or one that is not provably blank, is refused unchanged."""
+def provision(disk: Disk, secret: bytes, region_bytes: int) -> bytes:
+    """Write `secret` (imported, or from `new_wallet_key`) to a disk that holds no key; returns the key's
+    public P2WPKH address. A disk with a readable key, or one that is not provably blank, is refused unchanged."""
     resolution = disk.resolve_header()
     if resolution.header is not None and resolution.header.key is not None:
         raise AlreadyProvisionedError(f"{disk.path} already holds a wallet key")
-    key = coincurve.PrivateKey(secret) if secret is not None else coincurve.PrivateKey()
+    key = coincurve.PrivateKey(secret)
     _write_key(disk, resolution, region_bytes, lambda: key.secret)
     return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 Value = str | int | float | bool | None
 
 
 class JsonLog:
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, clock: Callable[[], float] = time.time) -> None:
+        """`clock`: the service passes the root's wall clock (appliance.sources); the default serves the
+        processes that have no composition root of their own (PID 1's init duties, the image builder)."""
         self._stream = stream
+        self._clock = clock
 
     def event(self, name: str, **fields: Value) -> None:
-        record: dict[str, Value] = {"t": round(time.time(), 3), "event": name}
+        record: dict[str, Value] = {"t": round(self._clock(), 3), "event": name}
         record.update(fields)
         stream = self._stream if self._stream is not None else sys.stdout
         try:

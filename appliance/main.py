@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import os
 import signal
@@ -23,13 +22,20 @@ from typing import Any
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, Limits, Ports
-from appliance.data_disk import AlreadyProvisionedError, open_data_disk, provision
+from appliance.data_disk import (
+    AlreadyProvisionedError,
+    RandomSourceError,
+    new_wallet_key,
+    open_data_disk,
+    provision,
+)
 from appliance.disk import Disk, DiskError
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork, Network, NetworkStartError, parse_net_spec, userspace_network
 from appliance.ours_tls import OursFactory
 from appliance.pki import IssuedPKI
 from appliance.service import Appliance
+from appliance.sources import Sources
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.validation import BootCaValidator
@@ -42,6 +48,8 @@ PRODUCTION_MARKER = PACKAGE_DIR / "PRODUCTION"
 PID 1) makes this a production boot, which refuses test material and the comparison engines."""
 MANIFEST_CANDIDATES = (PACKAGE_DIR.parent / "manifest.txt", Path("/manifest.txt"))
 DEFAULT_TLS = "ours"
+SYSTEM = Sources(wall=time.time, monotonic=time.monotonic, random=os.urandom)
+"""The service's only clocks and randomness: every part gets them from here, through `assemble`."""
 
 
 class FatalBootError(Exception):
@@ -116,16 +124,16 @@ def check_policy(options: Options, production: bool) -> None:
         raise FatalBootError("production always uses our network stack")
 
 
-async def make_network(options: Options, limits: Limits) -> Network:
+async def make_network(options: Options, limits: Limits, sources: Sources) -> Network:
     if options.net == "kernel":
         return KernelNetwork(options.host)
-    return await userspace_network(options.net, options.ip, os.urandom, limits)
+    return await userspace_network(options.net, options.ip, sources.random, limits)
 
 
-def make_engines(kind: str, pki: IssuedPKI) -> EngineFactory:
+def make_engines(kind: str, pki: IssuedPKI, sources: Sources) -> EngineFactory:
     """`ours` (production) or `stdlib` (benchmarks and reference runs); an unknown kind fails loudly."""
     if kind == "ours":
-        return OursFactory(pki.ca_der)
+        return OursFactory(pki.ca_der, sources)
     if kind == "stdlib":
         from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - `ssl` loads only on request
 
@@ -133,11 +141,11 @@ def make_engines(kind: str, pki: IssuedPKI) -> EngineFactory:
     raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")
 
 
-def issue_boot_pki(now: datetime.datetime, test_pki: Path | None, log: JsonLog) -> IssuedPKI:
+def issue_boot_pki(sources: Sources, test_pki: Path | None, log: JsonLog) -> IssuedPKI:
     """Make the boot PKI, export it in test mode, and keep only what outlives the boot. The `BootPKI`,
     and with it the CA's private key, is unreachable once this returns (DESIGN.md rule 5): export is the
     one use of the CA key after the leaves exist, so it happens here, before the key is dropped."""
-    pki = boot_pki.generate(now)
+    pki = boot_pki.generate(sources.now(), sources.random)
     if test_pki is not None:
         boot_pki.export(pki, test_pki)
         log.event("test-pki-exported", directory=str(test_pki))
@@ -160,6 +168,7 @@ async def assemble(
     ports: Ports,
     log: JsonLog,
     manifest: bytes | None,
+    sources: Sources,
     test_pki: Path | None = None,
 ) -> Appliance:
     """Disk first (vault and ledger verified), then the boot PKI, then the network: the boot order of the
@@ -169,7 +178,7 @@ async def assemble(
     the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
     are issued; the ledger sees its two regions of the disk, not the header."""
     stats = Stats(limits)
-    opened = open_data_disk(disk, limits, stats, log)
+    opened = open_data_disk(disk, limits, stats, log, lambda: new_wallet_key(sources.random))
     secret, ledger, report, generated = opened.secret, opened.ledger, opened.report, opened.generated
     del opened
     stats.boot_recovery = report.as_log()
@@ -179,15 +188,15 @@ async def assemble(
                   region=finding.region, epoch=finding.epoch, start=finding.start, end=finding.end,
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
-    pki = issue_boot_pki(datetime.datetime.now(datetime.UTC), test_pki, log)
+    pki = issue_boot_pki(sources, test_pki, log)
     validator = BootCaValidator(pki.ca_der)
     vault = Vault(secret, validator)
     del secret
-    engines = make_engines(tls, pki)
+    engines = make_engines(tls, pki, sources)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
-    appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log)
+    appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log, sources)
     await appliance.start()
     log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)
     return appliance
@@ -207,8 +216,8 @@ def settle_heap() -> None:
     gc.enable()
 
 
-async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -> None:
-    started = time.perf_counter()
+async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> None:
+    started = sources.monotonic()
     check_policy(options, is_production())
     limits = apply_limit_overrides(limits, options.limit_overrides)
     ports = Ports().shifted(options.port_offset)
@@ -216,13 +225,13 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
         parse_net_spec(options.net)  # a typo fails before the disk is touched
     disk = Disk(options.disk)
     appliance = await assemble(
-        disk=disk, network=lambda: make_network(options, limits), tls=options.tls, limits=limits, ports=ports, log=log,
-        manifest=read_manifest(options.manifest), test_pki=options.test_pki,
+        disk=disk, network=lambda: make_network(options, limits, sources), tls=options.tls, limits=limits, ports=ports,
+        log=log, manifest=read_manifest(options.manifest), sources=sources, test_pki=options.test_pki,
     )
     log.event(
         "ready", address=appliance.vault.address_p2wpkh, mode=appliance.site.mode,
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
-        boot_seconds=round(time.perf_counter() - started, 4),
+        boot_seconds=round(sources.monotonic() - started, 4),
     )
     settle_heap()
     stop = asyncio.Event()
@@ -235,7 +244,7 @@ async def run(options: Options, log: JsonLog, limits: Limits = DEFAULT_LIMITS) -
     log.event("stopped")
 
 
-def provision_main(argv: list[str], log: JsonLog) -> int:
+def provision_main(argv: list[str], log: JsonLog, sources: Sources) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance provision", description="Put a wallet key on a disk.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--wif", help="import this WIF (compressed-key, mainnet)")
@@ -243,13 +252,13 @@ def provision_main(argv: list[str], log: JsonLog) -> int:
     parser.add_argument("--disk", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        secret = wif_decode(args.wif) if args.wif is not None else None
+        secret = wif_decode(args.wif) if args.wif is not None else new_wallet_key(sources.random)
         disk = Disk(args.disk)
         try:
             address = provision(disk, secret, DEFAULT_LIMITS.ledger_region_bytes)
         finally:
             disk.close()
-    except (BitcoinFormatError, AlreadyProvisionedError, DiskError, OSError) as exc:
+    except (BitcoinFormatError, AlreadyProvisionedError, RandomSourceError, DiskError, OSError) as exc:
         log.event("provision-failed", error=str(exc) if not isinstance(exc, BitcoinFormatError) else "invalid WIF")
         return 1
     log.event("provisioned", disk=str(args.disk), address=address.decode("ascii"))
@@ -258,16 +267,16 @@ def provision_main(argv: list[str], log: JsonLog) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    log = JsonLog()
+    log = JsonLog(clock=SYSTEM.wall)
     if argv[:1] == ["provision"]:
-        return provision_main(argv[1:], log)
+        return provision_main(argv[1:], log, SYSTEM)
     if argv[:1] == ["disk"]:
         from appliance.disk_check import disk_main  # noqa: PLC0415 - an operator's tool, kept off the boot path
 
         return disk_main(argv[1:])
     options = parse_run_args(argv)
     try:
-        asyncio.run(run(options, log))
+        asyncio.run(run(options, log, SYSTEM))
     except (FatalBootError, NetworkStartError, DiskError, ValueError, OSError) as exc:
         log.event("fatal", error=str(exc))
         return 2

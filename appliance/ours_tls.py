@@ -8,40 +8,40 @@ Imported directly, not by name: a change to `tls.config` fails mypy here, not wh
 
 from __future__ import annotations
 
-import datetime
-import os
-
 from appliance.pki import Identity
+from appliance.sources import Sources
 from appliance.tls_engine import TLSEngine
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.server import ServerConnection
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
 class OursFactory:
     name = "ours"
 
-    def __init__(self, anchor_der: bytes) -> None:
-        """`anchor_der`: the boot CA's certificate, the only anchor for peers' chains (all this needs of the PKI)."""
+    def __init__(self, anchor_der: bytes, sources: Sources) -> None:
+        """`anchor_der`: the boot CA's certificate, the only anchor for peers' chains (all this needs of the
+        PKI); `sources`: the root's wall clock and randomness, which the engine takes in its config."""
         self._anchor_der = anchor_der
+        self._sources = sources
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TLSEngine:
         client_auth = (
             ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._anchor_der,)) if require_client_cert else None
         )
         config = ServerConfig(
-            chain=(identity.cert_der,), key=identity.key, random=os.urandom, time=_now, client_auth=client_auth
+            chain=(identity.cert_der,),
+            key=identity.key,
+            random=self._sources.random,
+            time=self._sources.now,
+            client_auth=client_auth,
         )
         return ServerConnection(config)
 
     def client(self, identity: Identity) -> TLSEngine:
         config = ClientConfig(
-            random=os.urandom,
-            time=_now,
+            random=self._sources.random,
+            time=self._sources.now,
             anchors=(self._anchor_der,),
             server_name=None,
             chain=(identity.cert_der,),

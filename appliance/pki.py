@@ -5,7 +5,8 @@ it never touches the disk. It is needed only to issue the three leaves: `generat
 (CA key included) that the composition root holds just long enough to issue them (and, in test mode, to
 export them), then keeps only `BootPKI.issued()`, which has the CA certificate and no CA key (rule 5).
 ECDSA P-256 because generating four keys must not slow the boot (it takes milliseconds) and every TLS
-peer we care about speaks it.
+peer we care about speaks it. Keys and serials come from the random source the composition root passes
+(`appliance.sources`); OpenSSL still draws the ECDSA nonces of the four signatures itself.
 
 - CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign.
 - server (10000): CA:FALSE, digitalSignature, EKU serverAuth.
@@ -26,11 +27,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from appliance.sources import RandomSource
+
 CA_VALIDITY = datetime.timedelta(days=3650)
 LEAF_VALIDITY = datetime.timedelta(days=3650)
 BACKDATE = datetime.timedelta(minutes=5)  # tolerate a peer clock slightly behind ours
 WEB_NAMES = ("pinata.local", "localhost")
 WEB_ADDRESSES = ("127.0.0.1",)
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+KEY_DRAW_BYTES = 40
+"""A P-256 key is drawn as 64 bits more than the order's 256 and reduced (FIPS 186-4 B.4.1, "extra random
+bits"): the bias of the reduction is then below 2**-64, with no rejection loop."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +112,18 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _serial() -> int:
-    return int.from_bytes(os.urandom(16), "big") >> 1  # positive, at most 127 bits
+def _serial(random: RandomSource) -> int:
+    return int.from_bytes(random(16), "big") >> 1  # positive, at most 127 bits
 
 
-def _make_ca(now: datetime.datetime) -> Identity:
-    key = ec.generate_private_key(ec.SECP256R1())
+def new_key(random: RandomSource) -> ec.EllipticCurvePrivateKey:
+    """A P-256 key from `random` (see KEY_DRAW_BYTES): in [1, order - 1] whatever the bytes."""
+    draw = int.from_bytes(random(KEY_DRAW_BYTES), "big")
+    return ec.derive_private_key(draw % (P256_ORDER - 1) + 1, ec.SECP256R1())
+
+
+def _make_ca(now: datetime.datetime, random: RandomSource) -> Identity:
+    key = new_key(random)
     name = _name("Piñata boot CA")
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
@@ -118,7 +131,7 @@ def _make_ca(now: datetime.datetime) -> Identity:
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(_serial())
+        .serial_number(_serial(random))
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -141,16 +154,18 @@ def make_leaf(
     common_name: str,
     usage: x509.ObjectIdentifier,
     now: datetime.datetime,
+    random: RandomSource,
+    *,
     san: x509.SubjectAlternativeName | None = None,
 ) -> Identity:
-    """A leaf issued directly by `ca`; also used by tests to mint good leaves for their own peers."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A leaf issued directly by `ca`."""
+    key = new_key(random)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
-        .serial_number(_serial())
+        .serial_number(_serial(random))
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + LEAF_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -172,16 +187,16 @@ def make_leaf(
     return Identity(builder.sign(ca.key, hashes.SHA256()), key)
 
 
-def generate(now: datetime.datetime, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
-    ca = _make_ca(now)
+def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
+    ca = _make_ca(now, random)
     web_san = x509.SubjectAlternativeName(
         [x509.DNSName(n) for n in web_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in WEB_ADDRESSES]
     )
     return BootPKI(
         ca=ca,
-        server=make_leaf(ca, "Piñata mutual-TLS server", ExtendedKeyUsageOID.SERVER_AUTH, now),
-        client=make_leaf(ca, "Piñata client", ExtendedKeyUsageOID.CLIENT_AUTH, now),
-        web=make_leaf(ca, web_names[0], ExtendedKeyUsageOID.SERVER_AUTH, now, san=web_san),
+        server=make_leaf(ca, "Piñata mutual-TLS server", ExtendedKeyUsageOID.SERVER_AUTH, now, random),
+        client=make_leaf(ca, "Piñata client", ExtendedKeyUsageOID.CLIENT_AUTH, now, random),
+        web=make_leaf(ca, web_names[0], ExtendedKeyUsageOID.SERVER_AUTH, now, random, san=web_san),
     )
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from appliance.ledger_record import Event, RecordError
 from appliance.log import JsonLog
 from appliance.net import Network, open_stream
 from appliance.pki import IssuedPKI
+from appliance.sources import Sources
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.validation import PeerRejectedError, Purpose
@@ -70,8 +69,7 @@ class Appliance:
     limits: Limits
     ports: Ports
     log: JsonLog
-    wall_clock: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
+    sources: Sources  # the root's clocks: records, pages and the time a peer's chain is checked at
 
     def __post_init__(self) -> None:
         self.gate = Gate(self.limits)
@@ -153,7 +151,7 @@ class Appliance:
     # -- recording -------------------------------------------------------------------------------------
 
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
-        event = Event(self.wall_clock(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
+        event = Event(self.sources.wall(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
         if self._log_bucket.take(event.time):
             self.log.event(
                 "connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason,
@@ -182,14 +180,14 @@ class Appliance:
         if self._sync_handle is not None:
             self._sync_handle.cancel()
             self._sync_handle = None
-        started = self.monotonic()
+        started = self.sources.monotonic()
         try:
             self.ledger.sync(idle=idle)
         except OSError as exc:
             self.log.event("ledger-sync-failed", error=type(exc).__name__)
         # The sync runs on the event loop: while the disk takes its time, no frame is read. A slow disk
         # is said on the console, where an operator looking for stalled connections will find it.
-        took = self.monotonic() - started
+        took = self.sources.monotonic() - started
         if took >= self.limits.ledger_sync_slow_seconds:
             self.log.event("ledger-sync-slow", seconds=round(took, 3))
 
@@ -197,7 +195,7 @@ class Appliance:
 
     def _release(self, chain: tuple[bytes, ...], purpose: Purpose) -> bytes:
         try:
-            return self.vault.release(chain, purpose, datetime.datetime.now(datetime.UTC))
+            return self.vault.release(chain, purpose, self.sources.now())
         except PeerRejectedError as rejected:
             raise RefusedError(rejected.category, rejected.reason) from None
 
@@ -310,7 +308,7 @@ class Appliance:
             request_started = loop.time() if parser.has_partial() else None
             served += 1
             keep_alive = request.keep_alive and served < self.limits.http_max_requests_per_connection
-            response = self.site.handle(request, self.wall_clock())
+            response = self.site.handle(request, self.sources.wall())
             await channel.send(serialize_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive))
             if not keep_alive:
                 break

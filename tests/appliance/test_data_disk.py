@@ -82,7 +82,7 @@ def test_provision_then_boot_uses_the_provisioned_key_and_never_overwrites_it(tm
     address = provision(disk, SECRET, REGION)
     assert address.startswith(b"bc1q")
     with pytest.raises(AlreadyProvisionedError):
-        provision(disk, None, REGION)
+        provision(disk, SECRET, REGION)
     disk.close()
     boot = Boot(tmp_path / "d")
     opened = boot.open()
@@ -91,7 +91,7 @@ def test_provision_then_boot_uses_the_provisioned_key_and_never_overwrites_it(tm
     boot.stop()
     disk = Disk(tmp_path / "d")
     with pytest.raises(AlreadyProvisionedError):
-        provision(disk, None, REGION)
+        provision(disk, SECRET, REGION)
     disk.close()
 
 
@@ -126,7 +126,7 @@ def test_a_zeroed_header_on_a_used_disk_is_refused_and_nothing_is_written(tmp_pa
     assert not boot.events("key-generated")
     disk = Disk(path)
     with pytest.raises(DiskDamagedError):
-        provision(disk, None, REGION)  # provisioning does not guess either
+        provision(disk, SECRET, REGION)  # provisioning does not guess either
     disk.close()
     assert path.read_bytes() == before
 

@@ -29,7 +29,7 @@ from appliance.config import Limits, Ports
 from appliance.data_disk import provision
 from appliance.disk import Disk
 from appliance.log import JsonLog
-from appliance.main import assemble
+from appliance.main import SYSTEM, assemble
 from appliance.net import KernelNetwork, Network, UserspaceNetwork
 from appliance.service import Appliance
 from appliance.vault import Vault
@@ -90,7 +90,7 @@ async def _boot(tmp_path: Path, net: str, tls: str) -> Booted:
     console = (tmp_path / "console.log").open("w")
     appliance = await assemble(
         disk=disk, network=network, tls=tls, limits=LIMITS, ports=ports, log=JsonLog(console), manifest=None,
-        test_pki=tmp_path / "pki",
+        sources=SYSTEM, test_pki=tmp_path / "pki",
     )
     return Booted(appliance, tmp_path / "pki", disk, console, far_end)
 

@@ -14,7 +14,7 @@ from appliance.config import Limits, Ports
 from appliance.data_disk import provision
 from appliance.disk import Disk
 from appliance.log import JsonLog
-from appliance.main import assemble
+from appliance.main import SYSTEM, assemble
 from appliance.net import UserspaceNetwork
 from appliance.stdlib_tls import StdlibFactory
 from netstack.config import parse_static
@@ -38,7 +38,7 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
     with console.open("w") as stream:
         appliance = await assemble(
             disk=disk, network=UserspaceNetwork(ours, "memory"), tls="ours", limits=limits, ports=Ports(),
-            log=JsonLog(stream), manifest=None,
+            log=JsonLog(stream), manifest=None, sources=SYSTEM,
         )
         pki = appliance.pki
         results: dict[str, bytes] = {}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import stat
 from pathlib import Path
 
@@ -14,7 +15,7 @@ NOW = datetime.datetime.now(datetime.UTC)
 
 
 def test_ca_extensions() -> None:
-    boot = pki.generate(NOW)
+    boot = pki.generate(NOW, os.urandom)
     ca = boot.ca.certificate
     basic = ca.extensions.get_extension_for_class(x509.BasicConstraints)
     assert basic.critical
@@ -29,7 +30,7 @@ def test_ca_extensions() -> None:
 
 
 def test_leaf_extensions_and_issuer() -> None:
-    boot = pki.generate(NOW)
+    boot = pki.generate(NOW, os.urandom)
     expected = {
         "server": ExtendedKeyUsageOID.SERVER_AUTH,
         "client": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -48,11 +49,11 @@ def test_leaf_extensions_and_issuer() -> None:
 
 
 def test_every_boot_has_a_fresh_ca() -> None:
-    assert pki.generate(NOW).ca_der != pki.generate(NOW).ca_der
+    assert pki.generate(NOW, os.urandom).ca_der != pki.generate(NOW, os.urandom).ca_der
 
 
 def test_export_writes_keys_private(tmp_path: Path) -> None:
-    boot = pki.generate(NOW)
+    boot = pki.generate(NOW, os.urandom)
     written = pki.export(boot, tmp_path / "pki")
     names = sorted(p.name for p in written)
     assert names == sorted(f"{n}.{e}" for n in ("ca", "server", "client", "web") for e in ("pem", "key"))
@@ -61,7 +62,7 @@ def test_export_writes_keys_private(tmp_path: Path) -> None:
 
 
 def test_issued_keeps_the_leaves_and_the_ca_certificate_but_no_ca_key() -> None:
-    boot = pki.generate(NOW)
+    boot = pki.generate(NOW, os.urandom)
     issued = boot.issued()
     assert (issued.ca_der, issued.ca_pem) == (boot.ca_der, boot.ca_pem)
     assert (issued.server, issued.client, issued.web) == (boot.server, boot.client, boot.web)

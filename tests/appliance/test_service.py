@@ -12,8 +12,13 @@ from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork
 from appliance.service import Appliance, Gate
+from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
+
+
+def _no_random(n: int) -> bytes:
+    raise AssertionError("recording an outcome draws no randomness")
 
 
 def test_gate_limits_per_source_and_overall() -> None:
@@ -48,7 +53,7 @@ def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp
     service = Appliance(
         network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
-        log=JsonLog(console), wall_clock=lambda: clock[0],
+        log=JsonLog(console), sources=Sources(wall=lambda: clock[0], monotonic=lambda: 0.0, random=_no_random),
     )
 
     async def flood() -> None:
@@ -78,7 +83,7 @@ def test_a_slow_ledger_sync_is_logged_with_its_duration(tmp_path: Path) -> None:
     service = Appliance(
         network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
-        log=JsonLog(console), monotonic=lambda: clock[0],
+        log=JsonLog(console), sources=Sources(wall=lambda: 0.0, monotonic=lambda: clock[0], random=_no_random),
     )
     real_sync = area.sync
     delays = iter([0.5, 3.25])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 
@@ -10,8 +11,8 @@ from appliance.tls_engine import TLSEngine
 from outcomes.category import Category
 from tls.events import ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
 
-BOOT = pki.generate(datetime.datetime.now(datetime.UTC))
-OTHER = pki.generate(datetime.datetime.now(datetime.UTC))
+BOOT = pki.generate(datetime.datetime.now(datetime.UTC), os.urandom)
+OTHER = pki.generate(datetime.datetime.now(datetime.UTC), os.urandom)
 
 
 @pytest.mark.parametrize(

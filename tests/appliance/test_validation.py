@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -10,8 +11,8 @@ from appliance.validation import BootCaValidator, PeerRejectedError, Purpose
 from outcomes.category import Category
 from tests.appliance.certs import DAY, NOW, Spec, mint
 
-BOOT = pki.generate(NOW)
-OTHER = pki.generate(NOW)
+BOOT = pki.generate(NOW, os.urandom)
+OTHER = pki.generate(NOW, os.urandom)
 SERVER_EKU = (ExtendedKeyUsageOID.SERVER_AUTH,)
 
 

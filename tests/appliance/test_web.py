@@ -18,7 +18,7 @@ from appliance.web import Site, TokenBucket
 from tests.appliance.bip137_reference import verify_message
 
 NOW = 1_800_000_000.0
-BOOT = pki.generate(datetime.datetime.now(datetime.UTC))
+BOOT = pki.generate(datetime.datetime.now(datetime.UTC), os.urandom)
 
 
 def _site(limits: Limits | None = None, manifest: bytes | None = b"manifest body\n") -> Site:
