@@ -8,5 +8,5 @@ data_disk (the boot decisions about key and ledger), ledger_record/ledger_scan/l
 and its recovery), disk_check/disk_repair (operator tools), stats/svg/web/http (the pages), net (kernel or
 userspace network), tls_engine/ours_tls/stdlib_tls (the swappable TLS engines), validation (peer chains),
 channel (asyncio <-> sans-I/O TLS), service (the five endpoints and their outcomes), log (JSON lines on the
-console).
+console), sources (the one clock and randomness source), main (the composition root).
 """

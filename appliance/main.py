@@ -1,8 +1,12 @@
 """`python -m appliance`: boot the bounty; `python -m appliance provision`: put a wallet key on a disk.
 
 Boot order matters for the secret: the disk (vault and ledger) is opened and verified first, then the
-boot PKI is made (its CA key lives only in this process), then the network starts listening. A fatal
-error before "ready" exits non-zero (as PID 1 the image's init turns that into a clean power-off).
+boot PKI is made (its CA key lives only in this process, and only until the leaves are issued), then the
+network starts listening. A fatal error before "ready" exits non-zero (as PID 1 the image's init turns that
+into a clean power-off).
+
+This is the composition root: the one place that imports every part directly, names the operating
+system's clocks and randomness (`SYSTEM`), and decides which part gets which capability (`assemble`).
 """
 
 from __future__ import annotations

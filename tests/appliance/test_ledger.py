@@ -12,6 +12,7 @@ import pytest
 
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, Limits
+from appliance.data_disk import provision
 from appliance.disk import Disk, DiskDamagedError, DiskError
 from appliance.ledger import CHECKPOINT_AREA, RESERVE, Ledger, LedgerArea, RecoveryReport, min_region_bytes
 from appliance.ledger_scan import EPOCH_GUESS_FRAMES, frame_at, guess_epochs
@@ -231,6 +232,20 @@ def test_the_ledger_cannot_write_outside_its_regions(tmp_path: Path) -> None:
     for region, offset, size in ((0, -1, 1), (0, SMALLEST_REGION - 1, 2), (2, 0, 1)):
         with pytest.raises(DiskError):
             area.write(region, offset, b"x" * size)
+
+
+def test_the_ledger_cannot_read_outside_its_regions_nor_the_header(tmp_path: Path) -> None:
+    """The ledger's view of the disk (DESIGN.md rule 5): two regions, never the header that holds the key."""
+    disk = Disk(tmp_path / "d")
+    secret = bytes(range(1, 33))
+    provision(disk, secret, SMALLEST_REGION)
+    area = LedgerArea(disk, SMALLEST_REGION)
+    for region in (0, 1):
+        assert secret not in area.read_region(region)
+    for region in (-1, 2):
+        with pytest.raises(DiskError, match="no ledger region"):
+            area.read_region(region)
+    disk.close()
 
 
 def test_blank_disk_starts_empty(tmp_path: Path) -> None:
