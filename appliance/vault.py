@@ -85,12 +85,18 @@ class Prover:
     mypy lets a caller write, while this object has no `release` to call. It reaches the key only through
     the vault's own `proof`, so the key stays reachable from the vault alone."""
 
-    __slots__ = ("_vault", "address_p2pkh", "address_p2wpkh")
+    __slots__ = ("_vault",)
 
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
-        self.address_p2pkh = vault.address_p2pkh
-        self.address_p2wpkh = vault.address_p2wpkh
+
+    @property
+    def address_p2pkh(self) -> str:
+        return self._vault.address_p2pkh
+
+    @property
+    def address_p2wpkh(self) -> str:
+        return self._vault.address_p2wpkh
 
     def __repr__(self) -> str:
         return f"Prover({self.address_p2wpkh})"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import os
 import subprocess
 import sys
@@ -9,10 +10,22 @@ import weakref
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS, Limits
-from appliance.main import FatalBootError, Options, apply_limit_overrides, check_policy, parse_run_args, settle_heap
+from appliance.log import JsonLog
+from appliance.main import (
+    SYSTEM,
+    FatalBootError,
+    Options,
+    apply_limit_overrides,
+    check_policy,
+    issue_boot_pki,
+    make_engines,
+    parse_run_args,
+    settle_heap,
+)
 from appliance.net import NetworkStartError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
 
@@ -121,3 +134,27 @@ class _Cyclic:
     def __init__(self, other: object) -> None:
         self.other = other
         self.me = self
+
+
+def test_the_boot_pki_is_exported_in_test_mode_then_kept_without_its_ca_key(tmp_path: Path) -> None:
+    out = io.StringIO()
+    issued = issue_boot_pki(SYSTEM, tmp_path / "pki", JsonLog(out))
+    assert not hasattr(issued, "ca")
+    assert (tmp_path / "pki" / "ca.pem").read_bytes() == issued.ca_pem
+    exported = serialization.load_pem_private_key((tmp_path / "pki" / "ca.key").read_bytes(), password=None)
+    assert exported.public_key() == issued.ca_certificate.public_key()  # the export is the CA that issued these
+    assert '"test-pki-exported"' in out.getvalue()
+
+
+def test_without_test_mode_nothing_is_exported(tmp_path: Path) -> None:
+    out = io.StringIO()
+    issue_boot_pki(SYSTEM, None, JsonLog(out))
+    assert out.getvalue() == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_tls_engine_is_refused() -> None:
+    issued = issue_boot_pki(SYSTEM, None, JsonLog(io.StringIO()))
+    with pytest.raises(ValueError, match="unknown TLS engine"):
+        make_engines("openssl", issued, SYSTEM)
+    assert make_engines("ours", issued, SYSTEM).name == "ours"
