@@ -10,8 +10,8 @@ import datetime
 import importlib
 import os
 
+from adapters.tls_channel import TlsEngine
 from appliance.pki import BootPKI, Identity
-from appliance.tls_engine import TLSEngine
 
 
 def _now() -> datetime.datetime:
@@ -34,7 +34,7 @@ class OursFactory:
             raise EngineUnavailableError(f"our TLS engine is not available: {exc}; use --tls stdlib") from exc
         self._pki = pki
 
-    def server(self, identity: Identity, *, require_client_cert: bool) -> TLSEngine:
+    def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
         cfg = self._config
         client_auth = (
             cfg.ClientAuth(mode=cfg.ClientAuthMode.REQUIRED, anchors=(self._pki.ca_der,))
@@ -44,10 +44,10 @@ class OursFactory:
         config = cfg.ServerConfig(
             chain=(identity.cert_der,), key=identity.key, random=os.urandom, time=_now, client_auth=client_auth
         )
-        engine: TLSEngine = self._server.ServerConnection(config)
+        engine: TlsEngine = self._server.ServerConnection(config)
         return engine
 
-    def client(self, identity: Identity) -> TLSEngine:
+    def client(self, identity: Identity) -> TlsEngine:
         cfg = self._config
         config = cfg.ClientConfig(
             random=os.urandom,
@@ -57,5 +57,5 @@ class OursFactory:
             chain=(identity.cert_der,),
             key=identity.key,
         )
-        engine: TLSEngine = self._client.ClientConnection(config)
+        engine: TlsEngine = self._client.ClientConnection(config)
         return engine
