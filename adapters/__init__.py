@@ -5,6 +5,7 @@ the world (sockets, a link, a loop, a terminal) and decides nothing about the pr
 aioquic's `asyncio/` and ocaml-tls's `lwt/`: the engine can be read, tested and fuzzed without them.
 
 `network` (the stack behind one asyncio-shaped object), `stack_driver` (link readiness and timers into the
-stack), `tcp_sockets` (TCP events as asyncio Transports), `tls_stream` (a TLS engine over any asyncio
-transport), `tls_cli` (`python -m adapters.tls_cli server|client`, for interop with real programs).
+stack), `tcp_sockets` (TCP events as asyncio Transports), `tls_channel` (a TLS engine over any asyncio stream:
+the one TLS adapter, which the appliance, the command-line peers and the benchmarks all run), `tls_cli`
+(`python -m adapters.tls_cli server|client`, for interop with real programs).
 """

@@ -17,20 +17,26 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from adapters.tls_stream import HandshakeError, TLSProtocol, open_connection
+from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel, connect_tls
 from outcomes.category import Category
-from tls.alerts import AlertDescription, alert_name
+from tls.alerts import alert_name
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.constants import NamedGroup
-from tls.events import AlertReceived, Event, HandshakeComplete, HandshakeFailed
+from tls.events import HandshakeComplete
 from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
 from tls.signatures import PrivateKey
 
 HANDSHAKE_TIMEOUT = 10.0
+SEND_TIMEOUT = 10.0
+"""Longest a send may wait for a peer that does not read."""
+READ_CHUNK = 1 << 16
+"""Most bytes read from the socket (and handed to the engine) at once."""
 MAX_REQUEST = 16 * 1024
 """Largest HTTP request head the test server buffers."""
+REQUEST_TIMEOUT = 10.0
+"""Longest the test server waits for a request head after the handshake."""
 STDIN_CHUNK = 64 * 1024
 """Most bytes of the client's stdin sent at once (whatever has arrived, up to this)."""
 STDIN_QUEUE = 8
@@ -60,45 +66,46 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def describe_failure(event: Event | None, peer_alert: int | None) -> str:
-    if isinstance(event, HandshakeFailed):
-        return f"handshake failed: sent alert {alert_name(event.alert)} ({event.alert}), " \
-               f"category {event.category}: {event.reason}"
-    if peer_alert is not None:
-        return f"refused: peer alert {alert_name(peer_alert)} ({peer_alert}), category {Category.PEER_ALERT}"
-    return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
+def describe_failure(refused: RefusedError) -> str:
+    if refused.alert is not None:
+        return f"handshake failed: sent alert {alert_name(refused.alert)} ({refused.alert}), " \
+               f"category {refused.category}: {refused.reason}"
+    if refused.peer_alert is not None:
+        return f"refused: peer alert {alert_name(refused.peer_alert)} ({refused.peer_alert}), " \
+               f"category {Category.PEER_ALERT}"
+    if refused.category is Category.CONNECTION_RESET:
+        return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
+    return f"handshake failed: category {refused.category}: {refused.reason}"
 
 
-class WebPage(asyncio.Protocol):
-    """Answers each HTTP request head with a small 200 page describing the TLS session, then closes."""
+def page(handshake: HandshakeComplete | None) -> bytes:
+    """A small 200 page describing the TLS session (like `openssl s_server -www`)."""
+    lines = ["<html><body><pre>", "Piñata TLS test server"]
+    if handshake is not None:
+        lines += [f"Protocol: {handshake.version}", f"Cipher: {handshake.cipher_suite}",
+                  f"Group: {handshake.group}", f"Client certificates: {len(handshake.peer_chain)}"]
+    body = ("\n".join([*lines, "</pre></body></html>"]) + "\n").encode()
+    return f"HTTP/1.0 200 ok\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
-        self._buffer = b""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+def request_complete(head: bytes) -> bool:
+    return b"\r\n\r\n" in head or b"\n\n" in head
 
-    def data_received(self, data: bytes) -> None:
-        assert self._transport is not None
-        self._buffer += data
-        if b"\r\n\r\n" not in self._buffer and b"\n\n" not in self._buffer:
-            if len(self._buffer) > MAX_REQUEST:
-                self._transport.close()
-            return
-        handshake: HandshakeComplete | None = self._transport.get_extra_info("tls_handshake")
-        lines = ["<html><body><pre>", "Piñata TLS test server"]
-        if handshake is not None:
-            lines += [f"Protocol: {handshake.version}", f"Cipher: {handshake.cipher_suite}",
-                      f"Group: {handshake.group}", f"Client certificates: {len(handshake.peer_chain)}"]
-        body = ("\n".join([*lines, "</pre></body></html>"]) + "\n").encode()
-        head = f"HTTP/1.0 200 ok\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        self._transport.write(head + body)
-        self._transport.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+async def answer_one_request(tls: TlsChannel, handshake: HandshakeComplete) -> RefusedError | None:
+    """Read one HTTP request head (at most MAX_REQUEST bytes) and answer it with the page. Returns the
+    refusal that ended the connection early, if any (a renegotiation attempt, say). The caller closes."""
+    head = b""
+    try:
+        while not request_complete(head):
+            chunk = await tls.recv(REQUEST_TIMEOUT)
+            if not chunk or len(head) + len(chunk) > MAX_REQUEST:
+                return None
+            head += chunk
+        await tls.send(page(handshake))
+    except RefusedError as refused:
+        return refused
+    return None
 
 
 def server_main(argv: list[str] | None = None) -> None:
@@ -119,16 +126,25 @@ def server_main(argv: list[str] | None = None) -> None:
     config = ServerConfig(chain=load_chain(args.cert), key=load_key(args.key), random=os.urandom, time=now,
                           client_auth=client_auth, groups=groups)
 
-    def log(event: Event) -> None:
-        if isinstance(event, HandshakeFailed) and not args.quiet:
-            print(describe_failure(event, None), file=sys.stderr, flush=True)
+    def report(refused: RefusedError | None) -> None:
+        if refused is not None and refused.alert is not None and not args.quiet:  # our refusals only
+            print(describe_failure(refused), file=sys.stderr, flush=True)
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)
+        tls = TlsChannel(ServerConnection(config), plain)
+        try:
+            handshake = await tls.handshake(asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT)
+        except RefusedError as refused:
+            report(refused)  # before the close, which waits on the peer
+            await tls.close()
+            return
+        report(await answer_one_request(tls, handshake))
+        await tls.close()
 
     async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: TLSProtocol(ServerConnection(config), WebPage(), handshake_timeout=HANDSHAKE_TIMEOUT,
-                                on_event=log),
-            args.host, args.port, reuse_address=True, backlog=512)
+        server = await asyncio.start_server(connected, args.host, args.port, reuse_address=True, backlog=512,
+                                            limit=READ_CHUNK)
         print(f"listening on {args.host}:{args.port}", file=sys.stderr, flush=True)
         async with server:
             await server.serve_forever()
@@ -172,61 +188,54 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, chunks: asyncio.Queue[bytes]) -
             return
 
 
-async def _send_stdin(writer: asyncio.StreamWriter, done: asyncio.Event) -> None:
+async def _send_stdin(tls: TlsChannel, done: asyncio.Event) -> None:
     """Send stdin as it arrives, so that the client works interactively; `done` is set at end of file."""
     chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=STDIN_QUEUE)
     threading.Thread(target=_read_stdin, args=(asyncio.get_running_loop(), chunks), daemon=True).start()
     try:
         while chunk := await chunks.get():
-            writer.write(chunk)
-            await writer.drain()
-    except ConnectionError:
+            await tls.send(chunk)
+    except RefusedError:
         pass
     done.set()
 
 
 async def _client(host: str, port: int, config: ClientConfig, timeout: float) -> int:
-    later: list[Event] = []  # what happens after the handshake (a TLS 1.3 server may still refuse us)
     try:
-        reader, writer, handshake = await open_connection(host, port, ClientConnection(config),
-                                                          handshake_timeout=HANDSHAKE_TIMEOUT, on_event=later.append)
-    except HandshakeError as err:
-        print(describe_failure(err.event, err.peer_alert.description if err.peer_alert else None), file=sys.stderr)
+        tls, handshake = await connect_tls(host, port, ClientConnection(config), read_chunk=READ_CHUNK,
+                                           send_timeout=SEND_TIMEOUT, handshake_timeout=HANDSHAKE_TIMEOUT)
+    except RefusedError as refused:
+        print(describe_failure(refused), file=sys.stderr)
         return 1
-    except OSError as err:
+    except (OSError, TimeoutError) as err:
         print(f"connect failed: {err}", file=sys.stderr)
         return 2
     print(f"connected: {handshake.version} {handshake.cipher_suite} {handshake.group} "
           f"validated={handshake.peer_validated}", file=sys.stderr, flush=True)
     stdin_done = asyncio.Event()
-    sender = asyncio.create_task(_send_stdin(writer, stdin_done))
+    sender = asyncio.create_task(_send_stdin(tls, stdin_done))
     try:
         while True:
             # Silence ends the session only once stdin is finished: an interactive user may pause for long.
             finished = stdin_done.is_set()
             try:
-                chunk = await asyncio.wait_for(reader.read(65536), timeout)
-            except TimeoutError:
-                if finished:
-                    break
-                continue
+                chunk = await tls.recv(timeout)
+            except RefusedError as refused:
+                if refused.category is Category.TIMEOUT and not finished:
+                    continue
+                break
             if not chunk:
                 break
             sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
-    except ConnectionError:
-        pass
-    sender.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sender
-    writer.close()
-    for event in later:
-        if isinstance(event, HandshakeFailed):
-            print(describe_failure(event, None), file=sys.stderr)
-            return 1
-        if isinstance(event, AlertReceived) and event.description != AlertDescription.CLOSE_NOTIFY:
-            print(describe_failure(None, event.description), file=sys.stderr)
-            return 1
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        await tls.close()
+    if tls.ended_by is not None:  # what happened after the handshake (a TLS 1.3 server may still refuse us)
+        print(describe_failure(tls.ended_by), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,9 +8,9 @@ Imported directly, not by name: a change to `tls.config` fails mypy here, not wh
 
 from __future__ import annotations
 
+from adapters.tls_channel import TlsEngine
 from appliance.pki import Identity
 from appliance.sources import Sources
-from appliance.tls_engine import TLSEngine
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.server import ServerConnection
@@ -25,7 +25,7 @@ class OursFactory:
         self._anchor_der = anchor_der
         self._sources = sources
 
-    def server(self, identity: Identity, *, require_client_cert: bool) -> TLSEngine:
+    def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
         client_auth = (
             ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._anchor_der,)) if require_client_cert else None
         )
@@ -38,7 +38,7 @@ class OursFactory:
         )
         return ServerConnection(config)
 
-    def client(self, identity: Identity) -> TLSEngine:
+    def client(self, identity: Identity) -> TlsEngine:
         config = ClientConfig(
             random=self._sources.random,
             time=self._sources.now,

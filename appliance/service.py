@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from appliance.channel import PlainChannel, RefusedError, TlsChannel
+from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel
 from appliance.config import Limits, Ports
 from appliance.http import HttpError, RequestParser, error_response, serialize_response
 from appliance.ledger import Ledger
@@ -127,7 +127,7 @@ class Appliance:
     ) -> None:
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if peer else "unknown"
-        channel = PlainChannel(reader, writer, self.limits)
+        channel = self._plain(reader, writer)
         refusal = self.gate.admit(source)
         if refusal is not None:
             channel.abort()
@@ -199,6 +199,10 @@ class Appliance:
         except PeerRejectedError as rejected:
             raise RefusedError(rejected.category, rejected.reason) from None
 
+    def _plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> PlainChannel:
+        limits = self.limits
+        return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout)
+
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self.limits.handshake_timeout
 
@@ -235,7 +239,7 @@ class Appliance:
             return Category.CONNECT_BACK_FAILED, f"connecting back to port {self.ports.callback_target}: " + (
                 "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
             )
-        tls = TlsChannel(self.engines.client(self.pki.client), PlainChannel(reader, writer, self.limits))
+        tls = TlsChannel(self.engines.client(self.pki.client), self._plain(reader, writer))
         try:
             complete = await tls.handshake(self._deadline())
             await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER))

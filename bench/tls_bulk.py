@@ -4,8 +4,9 @@ Python 3.11 cannot pick TLS 1.3 suites, so ours is set to match).
 Two settings, each measured side by side with the stdlib `ssl` in the same run:
 - in memory (`*_MB_per_s`): our engines against each other versus two `ssl` MemoryBIO objects; the TLS
   layer's own cost (record framing, AEAD, buffer handling), nothing else.
-- over loopback TCP in one asyncio loop (`socket_*`): our `adapters.tls_stream` adapter on both ends versus asyncio's
-  own `ssl` transports on both ends; what an application sees, event loop and kernel included.
+- over loopback TCP in one asyncio loop (`socket_*`): our engines through `adapters.tls_channel` (the adapter the
+  appliance's endpoints run) on both ends versus asyncio's own `ssl` streams on both ends; what an application
+  sees, event loop and kernel included.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
+from adapters.tls_channel import RefusedError, TlsChannel, connect_tls, start_tls
 from adapters.tls_cli import load_chain, load_key
-from adapters.tls_stream import open_connection, stream_protocol_factory
 from bench.harness import Figure
 from bench.timing import interleaved_rates
 from bench.tls_handshake import _pki
@@ -104,59 +106,89 @@ def _ssl_transfer(sender: ssl.SSLObject, sender_out: ssl.MemoryBIO, receiver: ss
 
 
 SOCKET_CHUNK = 1 << 20
+TIMEOUT = 30.0
 
 
-async def _sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Upload target: read the announced number of bytes, answer one byte."""
-    total = int((await reader.readexactly(12)).decode())
-    while total:
-        total -= len(await reader.read(min(total, 1 << 20)))
-    writer.write(b"!")
-    await writer.drain()
-    writer.close()
+class Duplex(Protocol):
+    """What the transfer needs of either side: our TLS channel, or asyncio's ssl streams."""
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def recv(self, timeout: float) -> bytes: ...
+
+    async def close(self) -> None: ...
 
 
-async def _source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Download source: send the announced number of bytes."""
-    total = int((await reader.readexactly(12)).decode())
-    block = bytes(SOCKET_CHUNK)
-    while total:
-        writer.write(block[: min(total, SOCKET_CHUNK)])
-        total -= min(total, SOCKET_CHUNK)
-        await writer.drain()
-    writer.close()
+class SslStreams:
+    """asyncio's ssl streams behind the Duplex interface (write then drain, as our channel's send does)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def recv(self, timeout: float) -> bytes:
+        return await asyncio.wait_for(self._reader.read(SOCKET_CHUNK), timeout)
+
+    async def close(self) -> None:
+        self._writer.close()
 
 
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+async def _recv_at_least(side: Duplex, count: int) -> bytes:
+    """At least `count` bytes (a channel returns what one read decrypted, which may be more)."""
+    data = b""
+    while len(data) < count:
+        chunk = await side.recv(TIMEOUT)
+        if not chunk:
+            raise RuntimeError("the stream ended early")
+        data += chunk
+    return data
 
 
-async def _transfer(connect: Callable[[], Awaitable[Streams]], total: int, upload: bool) -> float:
+async def _serve(side: Duplex) -> None:
+    """The far end: read the announced direction and size, then sink (answering one byte) or source."""
+    request = await _recv_at_least(side, 13)
+    upload, total = request[:1] == b"u", int(request[1:13].decode())
+    if upload:
+        total -= len(request) - 13  # upload bytes that came with the announcement
+        while total > 0:
+            total -= len(await side.recv(TIMEOUT))
+        await side.send(b"!")
+    else:
+        block = bytes(SOCKET_CHUNK)
+        while total:
+            await side.send(block[: min(total, SOCKET_CHUNK)])
+            total -= min(total, SOCKET_CHUNK)
+    await side.close()
+
+
+async def _transfer(connect: Callable[[], Awaitable[Duplex]], total: int, upload: bool) -> float:
     """Seconds to move `total` bytes once connected (handshake excluded)."""
-    reader, writer = await connect()
+    side = await connect()
     started = time.perf_counter()
-    writer.write(b"%012d" % total)
+    await side.send((b"u" if upload else b"d") + b"%012d" % total)
     if upload:
         block = bytes(SOCKET_CHUNK)
         left = total
         while left:
-            writer.write(block[: min(left, SOCKET_CHUNK)])
+            await side.send(block[: min(left, SOCKET_CHUNK)])
             left -= min(left, SOCKET_CHUNK)
-            await writer.drain()
-        await reader.readexactly(1)
+        await _recv_at_least(side, 1)
     else:
         left = total
         while left:
-            data = await reader.read(1 << 20)
+            data = await side.recv(TIMEOUT)
             if not data:
                 raise RuntimeError("download ended early")
             left -= len(data)
     elapsed = time.perf_counter() - started
-    writer.close()
+    await side.close()
     return elapsed
 
 
 async def _socket_rates(ca: str, chain: str, key: str, total: int, rounds: int) -> dict[str, tuple[float, float]]:
-    loop = asyncio.get_running_loop()
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(chain, key)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -164,32 +196,39 @@ async def _socket_rates(ca: str, chain: str, key: str, total: int, rounds: int) 
     server_config = ServerConfig(chain=load_chain(chain), key=load_key(key), random=os.urandom, time=_now,
                                  suites=(CipherSuite.TLS_AES_256_GCM_SHA384,))
     client_config = ClientConfig(random=os.urandom, time=_now, anchors=load_chain(ca), server_name="localhost")
+
+    async def ours_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(RefusedError):
+            tls, _ = await start_tls(reader, writer, ServerConnection(server_config), read_chunk=SOCKET_CHUNK,
+                                     send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            await _serve(tls)
+
+    async def ref_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _serve(SslStreams(reader, writer))
+
+    ours_server = await asyncio.start_server(ours_connected, "127.0.0.1", 0, limit=SOCKET_CHUNK)
+    ref_server = await asyncio.start_server(ref_connected, "127.0.0.1", 0, ssl=server_ctx, limit=SOCKET_CHUNK)
+    ours_port = ours_server.sockets[0].getsockname()[1]
+    ref_port = ref_server.sockets[0].getsockname()[1]
+
+    async def ours() -> TlsChannel:
+        tls, _ = await connect_tls("127.0.0.1", ours_port, ClientConnection(client_config), read_chunk=SOCKET_CHUNK,
+                                   send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+        return tls
+
+    async def ref() -> SslStreams:
+        return SslStreams(*await asyncio.open_connection("127.0.0.1", ref_port, ssl=client_ctx,
+                                                         server_hostname="localhost", limit=SOCKET_CHUNK))
+
     results: dict[str, tuple[float, float]] = {}
-    for name, handler, upload in (("socket_upload_MB_per_s", _sink, True),
-                                  ("socket_download_MB_per_s", _source, False)):
-        ours_server = await loop.create_server(
-            stream_protocol_factory(lambda: ServerConnection(server_config), handler, handshake_timeout=10),
-            "127.0.0.1", 0)
-        ref_server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
-        ours_port = ours_server.sockets[0].getsockname()[1]
-        ref_port = ref_server.sockets[0].getsockname()[1]
-
-        async def ours(port: int = ours_port) -> Streams:
-            reader, writer, _ = await open_connection("127.0.0.1", port, ClientConnection(client_config),
-                                                      handshake_timeout=10, limit=1 << 20)
-            return reader, writer
-
-        async def ref(port: int = ref_port) -> Streams:
-            return await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx, server_hostname="localhost",
-                                                 limit=1 << 20)
-
+    for name, upload in (("socket_upload_MB_per_s", True), ("socket_download_MB_per_s", False)):
         best_ours = best_ref = 0.0
         for _ in range(rounds):
             best_ours = max(best_ours, total / await _transfer(ours, total, upload) / 1e6)
             best_ref = max(best_ref, total / await _transfer(ref, total, upload) / 1e6)
         results[name] = (best_ours, best_ref)
-        ours_server.close()
-        ref_server.close()
+    ours_server.close()
+    ref_server.close()
     return results
 
 

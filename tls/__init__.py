@@ -13,5 +13,5 @@ touches a socket, a clock or a random source directly: they are passed in (`Serv
 Modules: `record` (framing, protection), `messages`/`extensions`/`codec` (paired parse/serialize),
 `keyschedule`, `groups`, `signatures`, `server`/`client` (state machines), `connection` (what both share),
 `peer` (the bridge to `tls.x509`), `limits` (every bound). The asyncio adapter and the command-line peers
-live above this package, in `adapters` (`adapters.tls_stream`, `python -m adapters.tls_cli server|client`).
+live above this package, in `adapters` (`adapters.tls_channel`, `python -m adapters.tls_cli server|client`).
 """

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from adapters.network import NetworkConfig, start_network
-from appliance.channel import PlainChannel, TlsChannel
+from adapters.tls_channel import PlainChannel, TlsChannel
 from appliance.config import Limits, Ports
 from appliance.data_disk import provision
 from appliance.disk import Disk
@@ -50,7 +50,7 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
 
             # 10000: the attacker holds a client certificate from the boot CA (the stdlib engine plays it).
             reader, writer = await attacker.open_stream("10.66.0.2", 10000)
-            tls = TlsChannel(StdlibFactory(pki).client(pki.client), PlainChannel(reader, writer, limits))
+            tls = TlsChannel(StdlibFactory(pki).client(pki.client), _plain(reader, writer, limits))
             await tls.handshake(asyncio.get_running_loop().time() + 20)
             results["mutual"] = await tls.recv(20)
             await tls.close()
@@ -60,7 +60,7 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
 
             async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
                 server = StdlibFactory(pki).server(pki.server, require_client_cert=True)
-                channel = TlsChannel(server, PlainChannel(r, w, limits))
+                channel = TlsChannel(server, _plain(r, w, limits))
                 await channel.handshake(asyncio.get_running_loop().time() + 20)
                 got.set_result(await channel.recv(20))
                 await channel.close()
@@ -81,6 +81,10 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
     results["console"] = console.read_bytes()
     return results
 
+
+
+def _plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> PlainChannel:
+    return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout)
 
 def test_secret_over_our_stack_and_our_tls(tmp_path: Path) -> None:
     results = asyncio.run(asyncio.wait_for(_scenario(tmp_path), 90))

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
+from adapters.tls_channel import TlsEngine
 from appliance import pki
 from appliance.stdlib_tls import StdlibEngine, StdlibFactory, classify_first_bytes
-from appliance.tls_engine import TLSEngine
 from outcomes.category import Category
 from tls.events import ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
 
@@ -30,7 +30,7 @@ def test_first_bytes(data: bytes, category: Category | None) -> None:
     assert classify_first_bytes(data) is category
 
 
-def _run(client: TLSEngine, server: TLSEngine) -> tuple[list[Event], list[Event]]:
+def _run(client: TlsEngine, server: TlsEngine) -> tuple[list[Event], list[Event]]:
     client_events: list[Event] = []
     server_events: list[Event] = []
     for _ in range(20):

@@ -1,0 +1,233 @@
+"""Byte channels: a stream with deadlines, and a sans-I/O TLS engine driven over one.
+
+The one TLS-over-asyncio adapter: the appliance's endpoints, the command-line peers (`adapters.tls_cli`) and
+the benchmarks all run their TLS through it, so what the benchmarks measure is what production runs. It sits
+between asyncio (which owns the socket and the clock) and an engine (which owns the protocol): any
+`asyncio.StreamReader`/`StreamWriter` pair will do, the kernel's sockets or our netstack's. Every way a
+connection can end short of success becomes `RefusedError(category, reason)`; nothing here decides policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Protocol
+
+from outcomes.category import Category
+from tls.alerts import AlertDescription
+from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
+
+
+class TlsEngine(Protocol):
+    """The sans-I/O interface the channel drives: ours (`tls.server`/`tls.client`) and the stdlib `ssl`
+    comparison engine both have it."""
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; b"" means the transport reached EOF."""
+
+    def events(self) -> list[Event]: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def send_application_data(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+CLOSE_NOTIFY = int(AlertDescription.CLOSE_NOTIFY)
+
+
+class RefusedError(Exception):
+    """The connection ended short of success. `alert`: the alert we sent, when our engine refused;
+    `peer_alert`: the alert the peer sent, when it refused."""
+
+    def __init__(self, category: Category, reason: str, *, alert: int | None = None,
+                 peer_alert: int | None = None) -> None:
+        super().__init__(f"{category}: {reason}")
+        self.category = category
+        self.reason = reason
+        self.alert = alert
+        self.peer_alert = peer_alert
+
+
+class PlainChannel:
+    """A stream with a deadline on every wait, sending included.
+
+    Receiving is bounded by the caller's timeouts; sending is bounded here by `send_timeout`, because a
+    peer that stops reading would otherwise hold its connection slot (and our buffered response) for as
+    long as it likes: `drain()` waits on the peer's window, not on us. `read_chunk` is the most one `recv`
+    returns (and so the most handed to a TLS engine at once).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, read_chunk: int,
+                 send_timeout: float) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._chunk = read_chunk
+        self._send_timeout = send_timeout
+
+    def peer(self) -> tuple[str, int] | None:
+        """The remote address and port, as the transport reports them."""
+        name = self._writer.get_extra_info("peername")
+        return (str(name[0]), int(name[1])) if isinstance(name, tuple) and len(name) >= 2 else None
+
+    async def recv(self, timeout: float) -> bytes:
+        """Up to one chunk; b"" at EOF. Raises RefusedError on timeout or reset."""
+        if timeout <= 0:
+            raise RefusedError(Category.TIMEOUT, "deadline passed")
+        try:
+            return await asyncio.wait_for(self._reader.read(self._chunk), timeout)
+        except TimeoutError as exc:
+            raise RefusedError(Category.TIMEOUT, "no data from the peer in time") from exc
+        except (ConnectionError, OSError) as exc:
+            raise RefusedError(Category.CONNECTION_RESET, "connection reset by the peer") from exc
+
+    async def send(self, data: bytes) -> None:
+        """Write and wait until the peer has taken enough of it (the transport's low-water mark).
+
+        On timeout the connection is aborted: what is still queued will never be read, and a
+        graceful close would wait on the same stalled peer again.
+        """
+        if not data:
+            return
+        try:
+            self._writer.write(data)
+            async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for: a hot path
+                await self._writer.drain()
+        except TimeoutError as exc:
+            self.abort()
+            raise RefusedError(Category.TIMEOUT, "peer did not accept our data in time") from exc
+        except (ConnectionError, OSError) as exc:
+            raise RefusedError(Category.CONNECTION_RESET, "connection reset while sending") from exc
+
+    async def close(self) -> None:
+        """Close gracefully (flushing what is queued) within the send timeout, else abort."""
+        with contextlib.suppress(ConnectionError, OSError):
+            self._writer.close()
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self._writer.wait_closed()
+        except TimeoutError:
+            self.abort()
+        except (ConnectionError, OSError):
+            pass
+
+    def abort(self) -> None:
+        self._writer.transport.abort()
+
+
+class TlsChannel:
+    """An engine over a PlainChannel: `handshake`, then `recv`/`send` plaintext, then `close`.
+
+    `recv` and `send` may run in two tasks at once (a client relaying stdin while it prints what arrives):
+    only `recv` feeds the engine, so application data is never taken by the other task."""
+
+    def __init__(self, engine: TlsEngine, plain: PlainChannel) -> None:
+        self._engine = engine
+        self._plain = plain
+        self._received = bytearray()
+        self._closed = False
+        self._eof = False
+        self._alert: AlertReceived | None = None
+        self._refusal: RefusedError | None = None
+
+    async def handshake(self, deadline: float) -> HandshakeComplete:
+        """Drive the engine until HandshakeComplete; `deadline` is in the event loop's clock."""
+        loop = asyncio.get_running_loop()
+        while True:
+            complete = await self._pump()
+            if complete is not None:
+                return complete
+            if self._closed or self._eof:
+                raise self._closed_refusal()
+            data = await self._plain.recv(deadline - loop.time())
+            self._eof = not data
+            self._engine.receive_data(data)
+
+    async def _pump(self) -> HandshakeComplete | None:
+        events = self._engine.events()
+        await self._plain.send(self._engine.data_to_send())
+        complete = None
+        for event in events:
+            if isinstance(event, HandshakeComplete):
+                complete = event
+            elif isinstance(event, ApplicationData):
+                self._received += event.data
+            elif isinstance(event, HandshakeFailed):
+                self._closed = True
+                self._refusal = RefusedError(event.category, event.reason, alert=event.alert)
+                raise self._refusal
+            elif isinstance(event, AlertReceived):
+                self._alert = event
+            elif isinstance(event, Closed):
+                self._closed = True
+        return complete
+
+    def _closed_refusal(self) -> RefusedError:
+        if self._alert is not None:
+            return self._peer_refusal(self._alert)
+        return RefusedError(Category.CONNECTION_RESET, "peer closed the connection")
+
+    @staticmethod
+    def _peer_refusal(alert: AlertReceived) -> RefusedError:
+        return RefusedError(Category.PEER_ALERT, f"peer sent alert {alert.description}", peer_alert=alert.description)
+
+    async def recv(self, timeout: float) -> bytes:
+        """Application data, or b"" once the peer closed."""
+        while not self._received and not self._closed and not self._eof:
+            data = await self._plain.recv(timeout)
+            self._eof = not data  # an engine that says nothing about EOF must not make us spin on it
+            self._engine.receive_data(data)
+            await self._pump()
+        data = bytes(self._received)
+        self._received.clear()
+        return data
+
+    @property
+    def ended_by(self) -> RefusedError | None:
+        """Once the connection has ended: why, if not by a clean close (a refusal after the handshake, such
+        as a TLS 1.3 server rejecting our certificate, arrives as the peer's alert)."""
+        if self._refusal is not None:
+            return self._refusal
+        if self._alert is not None and self._alert.description != CLOSE_NOTIFY:
+            return self._peer_refusal(self._alert)
+        return None
+
+    async def send(self, data: bytes) -> None:
+        if self._closed:
+            raise RefusedError(Category.CONNECTION_RESET, "TLS connection already closed")
+        self._engine.send_application_data(data)
+        await self._pump()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._engine.close()
+            with contextlib.suppress(RefusedError):
+                await self._pump()
+        await self._plain.close()
+
+
+async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, engine: TlsEngine, *,
+                    read_chunk: int, send_timeout: float, handshake_timeout: float,
+                    ) -> tuple[TlsChannel, HandshakeComplete]:
+    """Run `engine`'s handshake over a connected stream, within `handshake_timeout`. A refused handshake
+    closes the stream (whatever alert the engine has sends first) and raises the RefusedError."""
+    tls = TlsChannel(engine, PlainChannel(reader, writer, read_chunk=read_chunk, send_timeout=send_timeout))
+    try:
+        done = await tls.handshake(asyncio.get_running_loop().time() + handshake_timeout)
+    except RefusedError:
+        await tls.close()
+        raise
+    return tls, done
+
+
+async def connect_tls(host: str, port: int, engine: TlsEngine, *, read_chunk: int, send_timeout: float,
+                      handshake_timeout: float) -> tuple[TlsChannel, HandshakeComplete]:
+    """A kernel TCP connection to `host:port` with `engine`'s handshake run over it (connect included in
+    `handshake_timeout`). OSError if the connection cannot be made; RefusedError if the handshake fails."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + handshake_timeout
+    async with asyncio.timeout_at(deadline):
+        reader, writer = await asyncio.open_connection(host, port, limit=read_chunk)
+    return await start_tls(reader, writer, engine, read_chunk=read_chunk, send_timeout=send_timeout,
+                           handshake_timeout=max(0.0, deadline - loop.time()))

@@ -1,0 +1,467 @@
+"""The TLS channel adapter: against scripted engines it must end every path in a category and never spin; with
+real engines it interoperates over kernel sockets with asyncio's `ssl`, and over our own netstack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import ssl
+
+import pytest
+
+from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel, connect_tls, start_tls
+from netstack.link.memory import Impairment
+from outcomes.category import Category
+from tests.netstack.builders import two_networks
+from tests.tls.pki import client_config, client_leaf, server_config, server_leaf
+from tests.tls.sslpeer import client_context, server_context
+from tls.alerts import AlertDescription
+from tls.client import ClientConnection
+from tls.config import ClientAuthMode
+from tls.events import AlertReceived, Closed, Event, HandshakeComplete, HandshakeFailed
+from tls.server import ServerConnection
+
+READ_CHUNK = 16384
+
+
+class ScriptedEngine:
+    """Answers each receive_data with the next scripted list of events; counts EOFs it was given."""
+
+    def __init__(self, script: list[list[Event]]) -> None:
+        self.script = script
+        self.pending: list[Event] = []
+        self.received: list[bytes] = []
+
+    def receive_data(self, data: bytes) -> None:
+        self.received.append(data)
+        if self.script:
+            self.pending += self.script.pop(0)
+
+    def events(self) -> list[Event]:
+        out, self.pending = self.pending, []
+        return out
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    def send_application_data(self, data: bytes) -> None:
+        raise AssertionError("not used")
+
+    def close(self) -> None:
+        self.pending.append(Closed(clean=True))
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.transport = self
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    async def wait_closed(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def _channel(engine: ScriptedEngine, incoming: bytes, eof: bool = True) -> TlsChannel:
+    reader = asyncio.StreamReader()
+    reader.feed_data(incoming)
+    if eof:
+        reader.feed_eof()
+    plain = PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0)  # type: ignore[arg-type]
+    return TlsChannel(engine, plain)
+
+
+DONE = HandshakeComplete("TLSv1.3", "TLS_AES_128_GCM_SHA256", "x25519", (b"leaf",), True)
+
+
+def test_handshake_completes() -> None:
+    async def main() -> HandshakeComplete:
+        channel = _channel(ScriptedEngine([[DONE]]), b"hello")
+        return await channel.handshake(asyncio.get_running_loop().time() + 5)
+
+    assert asyncio.run(main()) == DONE
+
+
+@pytest.mark.parametrize(
+    ("script", "category"),
+    [
+        ([[HandshakeFailed(50, Category.DECODE_ERROR, "bad")]], Category.DECODE_ERROR),
+        ([[AlertReceived(2, 48), Closed(clean=False)]], Category.PEER_ALERT),
+        ([[], []], Category.CONNECTION_RESET),  # EOF the engine says nothing about: no busy loop
+    ],
+)
+def test_handshake_refusals(script: list[list[Event]], category: Category) -> None:
+    engine = ScriptedEngine(script)
+
+    async def main() -> None:
+        await _channel(engine, b"x").handshake(asyncio.get_running_loop().time() + 5)
+
+    with pytest.raises(RefusedError) as info:
+        asyncio.run(main())
+    assert info.value.category is category
+    assert len(engine.received) <= 2
+
+
+def test_handshake_deadline() -> None:
+    async def main() -> None:
+        channel = _channel(ScriptedEngine([[]]), b"x", eof=False)
+        await channel.handshake(asyncio.get_running_loop().time() + 0.2)
+
+    with pytest.raises(RefusedError) as info:
+        asyncio.run(main())
+    assert info.value.category is Category.TIMEOUT
+
+
+def test_recv_after_silent_eof_returns_empty() -> None:
+    async def main() -> bytes:
+        channel = _channel(ScriptedEngine([[DONE], []]), b"x")
+        await channel.handshake(asyncio.get_running_loop().time() + 5)
+        return await channel.recv(1.0)
+
+    assert asyncio.run(main()) == b""
+
+
+# -- sending has a deadline too -------------------------------------------------------------------------
+
+SEND_TIMEOUT = 0.2
+
+
+class StalledWriter(FakeWriter):
+    """A peer that never reads: drain() and wait_closed() never complete; counts what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+        self.aborted = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    async def drain(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def wait_closed(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+class ClosingEngine(ScriptedEngine):
+    """Has a close_notify to send once closed, so closing goes through the send path."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.outgoing = b""
+
+    def data_to_send(self) -> bytes:
+        out, self.outgoing = self.outgoing, b""
+        return out
+
+    def send_application_data(self, data: bytes) -> None:
+        self.outgoing += data
+
+    def close(self) -> None:
+        super().close()
+        self.outgoing += b"close_notify"
+
+
+def _timed(coroutine_factory: object) -> tuple[float, BaseException | None]:
+    """Run the coroutine under a generous outer bound; return how long it took and what it raised."""
+    async def main() -> tuple[float, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert callable(coroutine_factory)
+        try:
+            await asyncio.wait_for(coroutine_factory(), 10 * SEND_TIMEOUT + 5)
+        except RefusedError as refused:
+            return loop.time() - start, refused
+        return loop.time() - start, None
+
+    return asyncio.run(main())
+
+
+def _plain(writer: StalledWriter) -> PlainChannel:
+    return PlainChannel(asyncio.StreamReader(), writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)  # type: ignore[arg-type]
+
+
+def test_send_to_a_peer_that_never_reads_times_out_and_aborts() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: _plain(writer).send(b"response"))
+    assert isinstance(error, RefusedError)
+    assert error.category is Category.TIMEOUT
+    assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
+    assert writer.written == len(b"response")
+    assert writer.aborted == 1
+
+
+def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: _plain(writer).close())
+    assert error is None
+    assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
+    assert writer.aborted == 1
+
+
+def test_tls_send_and_close_towards_a_peer_that_never_reads() -> None:
+    writer = StalledWriter()
+    errors: list[RefusedError] = []
+
+    async def send_then_close() -> None:
+        tls = TlsChannel(ClosingEngine(), _plain(writer))
+        try:
+            await tls.send(b"secret")
+        except RefusedError as refused:
+            errors.append(refused)
+        await tls.close()  # close_notify and the close itself: each bounded
+
+    elapsed, error = _timed(send_then_close)
+    assert error is None
+    assert [e.category for e in errors] == [Category.TIMEOUT]
+    assert elapsed < 3 * SEND_TIMEOUT + 2
+    assert writer.written == len(b"secret") + len(b"close_notify")
+    assert writer.aborted >= 1
+
+
+def test_tls_close_alone_is_bounded_when_the_peer_never_reads() -> None:
+    writer = StalledWriter()
+    elapsed, error = _timed(lambda: TlsChannel(ClosingEngine(), _plain(writer)).close())
+    assert error is None
+    assert SEND_TIMEOUT <= elapsed < 2 * SEND_TIMEOUT + 2
+    assert writer.written == len(b"close_notify")
+    assert writer.aborted >= 1
+
+
+def test_send_over_kernel_sockets_to_a_client_that_never_reads() -> None:
+    """Real sockets: the client shrinks its receive buffer and never reads; the server's send buffer is
+    shrunk too (no autotuning), so a few MiB cannot all be queued and drain() would wait forever."""
+    outcome: list[BaseException | None] = []
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)
+            try:
+                await plain.send(b"x" * (4 << 20))
+                outcome.append(None)
+            except RefusedError as refused:
+                outcome.append(refused)
+            await plain.close()
+            finished.set()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        client.setblocking(False)
+        try:
+            start = loop.time()
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            await asyncio.wait_for(finished.wait(), 10 * SEND_TIMEOUT + 5)
+            return loop.time() - start
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    elapsed = asyncio.run(main())
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RefusedError)
+    assert outcome[0].category is Category.TIMEOUT
+    assert elapsed >= SEND_TIMEOUT  # refused because the client stalled for the whole timeout, not early
+
+
+# -- real engines and real peers: kernel sockets against asyncio's ssl, and our own netstack ------------
+
+PAYLOAD = os.urandom(3 * 2**20)
+CHUNK = 1 << 16
+TIMEOUT = 30.0
+
+
+async def _echo_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _echo_channel(tls: TlsChannel) -> None:
+    with contextlib.suppress(RefusedError):
+        while data := await tls.recv(TIMEOUT):
+            await tls.send(data)
+    await tls.close()
+
+
+async def _exchange(tls: TlsChannel, payload: bytes) -> bytes:
+    """Send `payload` while reading the echo (a peer that echoes as it reads would stall a send-then-read)."""
+    received = bytearray()
+
+    async def send_all() -> None:
+        for offset in range(0, len(payload), CHUNK):
+            await tls.send(payload[offset:offset + CHUNK])
+
+    sender = asyncio.create_task(send_all())
+    while len(received) < len(payload):
+        chunk = await tls.recv(TIMEOUT)
+        assert chunk, "the echo ended early"
+        received += chunk
+    await sender
+    return bytes(received)
+
+
+def test_our_client_over_kernel_sockets_to_an_ssl_server() -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(_echo_streams, "127.0.0.1", 0,
+                                            ssl=server_context(server_leaf(), client_ca=True))
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            tls, done = await connect_tls("127.0.0.1", port, ClientConnection(client_config(cert_kind="p256")),
+                                          read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            assert done.version == "TLSv1.3"
+            assert done.peer_validated
+            assert await _exchange(tls, PAYLOAD) == PAYLOAD
+            await tls.close()
+            assert tls.ended_by is None
+
+    asyncio.run(main())
+
+
+def test_an_ssl_client_over_kernel_sockets_to_our_server() -> None:
+    handshakes: list[HandshakeComplete] = []
+
+    async def main() -> None:
+        config = server_config(client_auth=ClientAuthMode.REQUIRED)
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
+                                        send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            handshakes.append(done)
+            await _echo_channel(tls)
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context(leaf=client_leaf()), server_hostname="localhost")
+            writer.write(PAYLOAD)
+            received = await asyncio.wait_for(reader.readexactly(len(PAYLOAD)), TIMEOUT)
+            assert received == PAYLOAD
+            writer.close()
+
+    asyncio.run(main())
+    assert [done.peer_validated for done in handshakes] == [True]
+
+
+def test_a_handshake_that_never_completes_times_out_and_ends_with_close_notify() -> None:
+    refusals: list[RefusedError] = []
+
+    async def main() -> bytes:
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await start_tls(reader, writer, ServerConnection(server_config()), read_chunk=CHUNK,
+                                send_timeout=TIMEOUT, handshake_timeout=0.05)
+            except RefusedError as refused:
+                refusals.append(refused)
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"\x16\x03\x01")  # a record header that never completes
+            answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # the whole answer, up to end of stream
+            writer.close()
+            return answer
+
+    assert asyncio.run(main()) == b"\x15\x03\x03\x00\x02\x01\x00"  # close_notify, then end of stream
+    assert [r.category for r in refusals] == [Category.TIMEOUT]
+
+
+def test_a_refused_handshake_raises_with_the_category_and_the_alert_we_sent() -> None:
+    async def main() -> RefusedError:
+        server = await asyncio.start_server(_echo_streams, "127.0.0.1", 0,
+                                            ssl=server_context(server_leaf(), version=ssl.TLSVersion.TLSv1_3))
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            with pytest.raises(RefusedError) as info:
+                await connect_tls("127.0.0.1", port, ClientConnection(client_config(server_name="wrong.example")),
+                                  read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            return info.value
+
+    refused = asyncio.run(main())
+    assert refused.category is Category.NAME_MISMATCH
+    assert refused.alert == AlertDescription.BAD_CERTIFICATE
+
+
+def test_a_refusal_by_the_peer_after_our_handshake_is_reported_by_ended_by() -> None:
+    """TLS 1.3: the client's handshake completes before the server has judged its certificate; the
+    server's refusal arrives afterwards as an alert, and `ended_by` names it."""
+
+    async def main() -> TlsChannel:
+        config = server_config(client_auth=ClientAuthMode.REQUIRED)
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(RefusedError):
+                await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
+                                send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            tls, _ = await connect_tls("127.0.0.1", port, ClientConnection(client_config()),  # no certificate
+                                       read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            assert await tls.recv(TIMEOUT) == b""
+            await tls.close()
+            return tls
+
+    ended_by = asyncio.run(main()).ended_by
+    assert ended_by is not None
+    assert ended_by.category is Category.PEER_ALERT
+    assert ended_by.peer_alert == AlertDescription.CERTIFICATE_REQUIRED
+
+
+def test_both_ends_over_our_netstack_on_the_in_memory_link() -> None:
+    """Over our own TCP's streams, with loss and reordering on the link: mutual TLS 1.3, a megabyte each
+    way, then a clean close."""
+    payload = os.urandom(2**20)
+    handshakes: list[HandshakeComplete] = []
+
+    async def main() -> bytes:
+        ours_a, ours_b = await two_networks(Impairment(loss=0.02, reorder=0.02))
+        try:
+            config = server_config(client_auth=ClientAuthMode.REQUIRED)
+
+            async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
+                                            send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                handshakes.append(done)
+                await _echo_channel(tls)
+
+            await ours_b.start_stream_server(443, connected)
+            reader, writer = await ours_a.open_stream("10.9.0.2", 443)
+            tls, done = await start_tls(reader, writer, ClientConnection(client_config(cert_kind="p256")),
+                                        read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+            assert done.version == "TLSv1.3"
+            received = await _exchange(tls, payload)
+            await tls.close()
+            assert tls.ended_by is None
+            return received
+        finally:
+            ours_a.close()
+            ours_b.close()
+
+    assert asyncio.run(asyncio.wait_for(main(), 90)) == payload
+    assert [done.peer_validated for done in handshakes] == [True]
