@@ -18,6 +18,7 @@ from adapters.stack_driver import Driver
 from adapters.tcp_sockets import ProtocolFactory, TcpServer, TcpSockets, TcpTransport
 from netstack.addresses import ip_to_text
 from netstack.config import StaticIp, UseDhcp
+from netstack.limits import DEFAULT_STACK_LIMITS, StackLimits
 from netstack.link.base import Link
 from netstack.stack import Stack, StackConfig
 from netstack.tcp.config import TcpConfig
@@ -31,6 +32,7 @@ STREAM_LIMIT = 64 * 1024
 class NetworkConfig:
     addressing: StaticIp | UseDhcp
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    stack: StackLimits = DEFAULT_STACK_LIMITS
 
 
 def _parse_address(address: str | bytes) -> bytes:
@@ -110,13 +112,16 @@ class Network:
         self.driver.close()
 
 
-async def start_network(link: Link, config: NetworkConfig) -> Network:
-    """Compose and start the stack on `link` (call from inside the running loop)."""
+async def start_network(link: Link, config: NetworkConfig,
+                        random_bytes: Callable[[int], bytes] = os.urandom) -> Network:
+    """Compose and start the stack on `link` (call from inside the running loop). `random_bytes`: the
+    caller's randomness source (the appliance passes its one source down; tests may seed one)."""
     loop = asyncio.get_running_loop()
     tcp_config = dataclasses.replace(config.tcp, mtu=link.mtu)
-    tcp = TcpLayer(os.urandom(32), tcp_config)
-    rng = random.Random(os.urandom(16))  # noqa: S311 (DHCP transaction ids and IP ids, not secrets)
-    stack = Stack(StackConfig(mac=link.mac, addressing=config.addressing, mtu=link.mtu), tcp, rng=rng)
+    tcp = TcpLayer(random_bytes(32), tcp_config)
+    rng = random.Random(random_bytes(16))  # noqa: S311 (DHCP transaction ids and IP ids, not secrets)
+    stack_config = StackConfig(mac=link.mac, addressing=config.addressing, mtu=link.mtu, limits=config.stack)
+    stack = Stack(stack_config, tcp, rng=rng)
     driver = Driver(link, stack, loop)
     sockets = TcpSockets(tcp, driver, loop)
     driver.start()

@@ -3,11 +3,37 @@
 Why one module: an attacker's cheapest weapon is a resource we forgot to bound. Having all bounds here
 makes the complete list reviewable, and every one of them maps to a counted failure category
 (`resource-limit` or `timeout`) rather than to a crash.
+
+`Limits` is the one tree: the appliance's own bounds (connections, HTTP, ledger, statistics, console, vault)
+and, as subtrees, the packages' own: `tcp` (netstack.tcp.config.TcpConfig), `stack` (netstack.limits), `tls`
+(tls.limits) and `x509` (tls.x509.limits). Each bound is defined once, in its package; the composition root
+(`appliance.main`) builds the tree once, passes each part down, prints it whole on boot (`describe`), and
+`--limit a.b.c=VALUE` (`override`) reaches every leaf.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+from netstack.limits import DEFAULT_STACK_LIMITS, StackLimits
+from netstack.tcp.config import TcpConfig
+from tls.limits import DEFAULT_LIMITS as DEFAULT_TLS_LIMITS
+from tls.limits import Limits as TlsLimits
+from tls.x509.limits import DEFAULT_LIMITS as DEFAULT_VALIDATION_LIMITS
+from tls.x509.limits import ValidationLimits
+
+TCP_HEADROOM = 4
+"""TCP control blocks allowed per connection the appliance admits. TCP holds more than the appliance counts
+(TIME-WAIT, half-open, closing, the 10001 connect-backs), and its per-source cap must sit well above the
+appliance's own, so an extra connection is refused and counted by the appliance, not silently by TCP."""
+
+DERIVED = {
+    "tcp.max_connections": f"{TCP_HEADROOM} x max_connections",
+    "tcp.max_per_source": f"{TCP_HEADROOM} x max_connections_per_source",
+}
+"""Leaves of the tree that follow other leaves: `--limit` refuses them and names what to set instead."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +73,73 @@ class Limits:
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault
     proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
+    # the packages' own limits, each defined in its package
+    tcp: TcpConfig = field(default_factory=TcpConfig)  # its admission caps are DERIVED: see effective_tcp
+    stack: StackLimits = DEFAULT_STACK_LIMITS
+    tls: TlsLimits = DEFAULT_TLS_LIMITS
+    x509: ValidationLimits = DEFAULT_VALIDATION_LIMITS
+
+    def effective_tcp(self) -> TcpConfig:
+        """TCP as the stack runs it: its admission caps follow the appliance's (TCP_HEADROOM)."""
+        return replace(self.tcp, max_connections=TCP_HEADROOM * self.max_connections,
+                       max_per_source=TCP_HEADROOM * self.max_connections_per_source)
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class LimitError(ValueError):
+    """An override that names no leaf of the tree, a derived leaf, or a value of the wrong type."""
+
+
+def describe(limits: Limits) -> dict[str, Any]:
+    """The whole tree as the appliance runs it (derived leaves at their effective values), nested by part:
+    what the boot log prints, so an operator reads the bounds of this very run."""
+    return _as_tree(replace(limits, tcp=limits.effective_tcp()))
+
+
+def _as_tree(node: object) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in dataclasses.fields(node):  # type: ignore[arg-type]
+        value = getattr(node, item.name)
+        out[item.name] = _as_tree(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def override(limits: Limits, path: str, text: str) -> Limits:
+    """`limits` with the leaf at dotted `path` (e.g. `idle_timeout`, `tls.x509.max_candidates`) set from
+    `text`, parsed as the leaf's own type. Raises LimitError."""
+    if path in DERIVED:
+        raise LimitError(f"{path} is derived ({DERIVED[path]}): set that instead")
+    return cast(Limits, _replaced(limits, path.split("."), text, path))
+
+
+def _replaced(node: Any, names: list[str], text: str, path: str) -> Any:
+    name = names[0]
+    fields = {f.name for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else set()
+    if name not in fields:
+        raise LimitError(f"{path}: no such limit")
+    current = getattr(node, name)
+    if len(names) > 1:
+        return replace(node, **{name: _replaced(current, names[1:], text, path)})
+    if dataclasses.is_dataclass(current):
+        raise LimitError(f"{path}: a part of the tree, not a limit (name one of its leaves)")
+    return replace(node, **{name: _parse_leaf(current, text, path)})
+
+
+def _parse_leaf(current: object, text: str, path: str) -> object:
+    if isinstance(current, bool):  # before int: bool("0") would be True
+        if text.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if text.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise LimitError(f"{path}: {text!r} is not a boolean")
+    if isinstance(current, int | float):
+        try:
+            return type(current)(text)
+        except ValueError as exc:
+            raise LimitError(f"{path}: {exc}") from exc
+    raise LimitError(f"{path}: not a number or a boolean")
 
 
 @dataclass(frozen=True)

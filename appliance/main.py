@@ -19,13 +19,12 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
-from appliance.config import DEFAULT_LIMITS, Limits, Ports
+from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
 from appliance.data_disk import (
     AlreadyProvisionedError,
     RandomSourceError,
@@ -101,18 +100,17 @@ def parse_run_args(argv: list[str]) -> Options:
 
 
 def apply_limit_overrides(limits: Limits, overrides: tuple[str, ...]) -> Limits:
-    """Tests shorten timeouts and shrink limits to reach them quickly; values keep the field's type."""
-    changes: dict[str, Any] = {}
+    """Tests shorten timeouts and shrink limits to reach them quickly: `PATH=VALUE`, PATH a leaf of the tree
+    (appliance.config.override); a value keeps the leaf's type."""
     for item in overrides:
-        name, _, text = item.partition("=")
-        current = getattr(limits, name, None)
-        if name.startswith("_") or not isinstance(current, int | float) or not text:
-            raise FatalBootError(f"--limit {item!r}: not a NAME=VALUE of appliance.config.Limits")
+        path, _, text = item.partition("=")
+        if not text:
+            raise FatalBootError(f"--limit {item!r}: not a PATH=VALUE of appliance.config.Limits")
         try:
-            changes[name] = type(current)(text)
-        except ValueError as exc:
+            limits = override(limits, path, text)
+        except LimitError as exc:
             raise FatalBootError(f"--limit {item!r}: {exc}") from exc
-    return replace(limits, **changes)
+    return limits
 
 
 def check_policy(options: Options, production: bool) -> None:
@@ -134,10 +132,11 @@ async def make_network(options: Options, limits: Limits, sources: Sources) -> Ne
     return await userspace_network(options.net, options.ip, sources.random, limits)
 
 
-def make_engines(kind: str, pki: IssuedPKI, sources: Sources) -> EngineFactory:
-    """`ours` (production) or `stdlib` (benchmarks and reference runs); an unknown kind fails loudly."""
+def make_engines(kind: str, pki: IssuedPKI, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> EngineFactory:
+    """`ours` (production) or `stdlib` (benchmarks and reference runs); an unknown kind fails loudly. Ours
+    enforces `limits.tls`; OpenSSL has its own."""
     if kind == "ours":
-        return OursFactory(pki.ca_der, sources)
+        return OursFactory(pki.ca_der, sources, limits.tls)
     if kind == "stdlib":
         from appliance.stdlib_tls import StdlibFactory  # noqa: PLC0415 - `ssl` loads only on request
 
@@ -193,10 +192,10 @@ async def assemble(
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
     pki = issue_boot_pki(sources, test_pki, log)
-    validator = BootCaValidator(pki.ca_der)
+    validator = BootCaValidator(pki.ca_der, limits.x509)
     vault = Vault(secret, validator)
     del secret
-    engines = make_engines(tls, pki, sources)
+    engines = make_engines(tls, pki, sources, limits)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
@@ -224,6 +223,7 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     started = sources.monotonic()
     check_policy(options, is_production())
     limits = apply_limit_overrides(limits, options.limit_overrides)
+    log.event("limits", **describe(limits))  # the whole tree this run enforces, overrides included
     ports = Ports().shifted(options.port_offset)
     if options.net != "kernel":
         parse_net_spec(options.net)  # a typo fails before the disk is touched

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypedDict
+from typing import Protocol
 
 from adapters import network as stack_network
 from appliance.config import DEFAULT_LIMITS, Limits
@@ -17,30 +17,8 @@ from netstack.config import ConfigError, StaticIp, UseDhcp, parse_cmdline, parse
 from netstack.link.base import Link
 from netstack.link.packet import PacketLink
 from netstack.link.tap import TapLink
-from netstack.tcp.config import TcpConfig
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
-
-TCP_HEADROOM = 4
-"""TCP control blocks allowed per connection the appliance admits. TCP holds more than the appliance counts
-(TIME-WAIT, half-open, closing, the 10001 connect-backs), and its per-source cap must sit well above the
-appliance's own, so an extra connection is refused and counted by the appliance, not silently by TCP."""
-
-
-class TcpLimits(TypedDict):
-    """The TcpConfig fields the appliance sets (keyword arguments of netstack.tcp.config.TcpConfig)."""
-
-    max_connections: int
-    max_per_source: int
-
-
-def tcp_limits(limits: Limits) -> TcpLimits:
-    """The TCP layer's admission limits, derived from the appliance's one config module (appliance.config)."""
-    return TcpLimits(
-        max_connections=TCP_HEADROOM * limits.max_connections,
-        max_per_source=TCP_HEADROOM * limits.max_connections_per_source,
-    )
-
 
 class Listener(Protocol):
     def close(self) -> None: ...
@@ -162,8 +140,8 @@ async def userspace_network(
         )
     except OSError as exc:
         raise NetworkStartError(f"--net {spec}: cannot open the link: {exc}") from exc
-    config = stack_network.NetworkConfig(addressing=chosen, tcp=TcpConfig(**tcp_limits(limits)))
-    network = await stack_network.start_network(link, config)
+    config = stack_network.NetworkConfig(addressing=chosen, tcp=limits.effective_tcp(), stack=limits.stack)
+    network = await stack_network.start_network(link, config, random_bytes)
     return UserspaceNetwork(network, f"{kind}:{interface} {chosen}")
 
 

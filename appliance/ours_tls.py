@@ -13,17 +13,21 @@ from appliance.pki import Identity
 from appliance.sources import Sources
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.limits import DEFAULT_LIMITS
+from tls.limits import Limits as TlsLimits
 from tls.server import ServerConnection
 
 
 class OursFactory:
     name = "ours"
 
-    def __init__(self, anchor_der: bytes, sources: Sources) -> None:
+    def __init__(self, anchor_der: bytes, sources: Sources, limits: TlsLimits = DEFAULT_LIMITS) -> None:
         """`anchor_der`: the boot CA's certificate, the only anchor for peers' chains (all this needs of the
-        PKI); `sources`: the root's wall clock and randomness, which the engine takes in its config."""
+        PKI); `sources`: the root's wall clock and randomness, which the engine takes in its config; `limits`:
+        the TLS part of the appliance's limits tree."""
         self._anchor_der = anchor_der
         self._sources = sources
+        self._limits = limits
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
         client_auth = (
@@ -35,6 +39,7 @@ class OursFactory:
             random=self._sources.random,
             time=self._sources.now,
             client_auth=client_auth,
+            limits=self._limits,
         )
         return ServerConnection(config)
 
@@ -46,5 +51,6 @@ class OursFactory:
             server_name=None,
             chain=(identity.cert_der,),
             key=identity.key,
+            limits=self._limits,
         )
         return ClientConnection(config)

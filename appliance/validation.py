@@ -47,15 +47,18 @@ class BootCaValidator:
 
     name = "tls.x509"
 
-    def __init__(self, anchor_der: bytes) -> None:
+    def __init__(self, anchor_der: bytes, limits: x509.ValidationLimits = x509.DEFAULT_LIMITS) -> None:
+        """`limits`: the X.509 part of the appliance's limits tree (the same bounds the engine applied)."""
         self._anchor_der = anchor_der
+        self._limits = limits
 
     def __call__(self, chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> None:
         if not chain:
             raise PeerRejectedError(Category.NO_CERTIFICATE, "peer sent no certificate")
         try:
             path = x509.validate(
-                tuple(chain), anchors=(self._anchor_der,), purpose=_X509_PURPOSE[purpose], name=None, time=now
+                tuple(chain), anchors=(self._anchor_der,), purpose=_X509_PURPOSE[purpose], name=None, time=now,
+                limits=self._limits,
             )
         except x509.X509Error as exc:
             raise PeerRejectedError(exc.category, exc.reason) from exc

@@ -2,9 +2,16 @@
 
 Why one file: an attacker on the wire chooses what we store, so each cache, queue and table must have a
 limit that a reviewer can see at a glance. Exceeding any of them is counted (see reasons.py), never silent.
+
+Two kinds. Resource limits (how much an attacker may make us hold or send) are the frozen `StackLimits`
+tree, which the composition root builds as part of the appliance's one `Limits` and passes down through
+`StackConfig`, so `--limit stack.reassembly.datagrams=8` reaches it. Bounds that are facts of a format or
+protect a parser or the event loop (a datagram's largest size, a read buffer) stay module constants.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 # --- faults ---------------------------------------------------------------------------------------------------
 FAULT_SITES_LOGGED = 64  # distinct places whose unexpected exception is logged with a traceback (faults.py)
@@ -14,36 +21,59 @@ LINK_READ_BATCH = 64  # frames read per readiness callback, so one busy link can
 LINK_MAX_FRAME = 65536  # read buffer per frame (TAP/AF_PACKET never deliver more than MTU + header)
 MEMORY_LINK_QUEUE_FRAMES = 4096  # frames in flight on an in-memory link before it drops (like a full NIC ring)
 
-# --- ARP / neighbours -----------------------------------------------------------------------------------------
-ARP_CACHE_ENTRIES = 256  # resolved neighbours kept; the oldest is evicted when full
-ARP_ENTRY_TTL = 300.0  # seconds a learned mapping is trusted before it must be learned again
-ARP_PENDING_DESTINATIONS = 64  # next hops being resolved at the same time
-ARP_PENDING_PACKETS_PER_DESTINATION = 64  # packets held per next hop while it is being resolved
-ARP_REQUEST_INTERVAL = 1.0  # seconds between ARP requests for the same next hop
-ARP_REQUEST_TRIES = 3  # requests sent before the held packets are dropped
-ARP_REFRESH_BEFORE = 15.0  # seconds before expiry that a mapping in use is re-confirmed by unicast request
-
-# --- IPv4 -----------------------------------------------------------------------------------------------------
+# --- protocol bounds: facts of the formats, not tunable ------------------------------------------------------
 IPV4_DEFAULT_TTL = 64
 IPV4_MAX_DATAGRAM = 65535  # total length field maximum; anything reassembling beyond it is a ping of death
-REASSEMBLY_DATAGRAMS = 64  # datagrams being reassembled at once
-REASSEMBLY_BYTES = 256 * 1024  # payload bytes held across all datagrams in reassembly
-REASSEMBLY_FRAGMENTS_PER_DATAGRAM = 64  # caps the per-fragment work an attacker can make us do
-REASSEMBLY_TIMEOUT = 30.0  # seconds (RFC 791 suggests 15; Linux uses 30)
-REASSEMBLY_REFUSED_KEYS = 256  # remembered refused datagrams (RFC 5722: later fragments are dropped too)
-
-# --- ICMP -----------------------------------------------------------------------------------------------------
-ICMP_ECHO_RATE = 100.0  # echo replies per second
-ICMP_ECHO_BURST = 50.0
-ICMP_ERROR_RATE = 20.0  # errors we originate (port/protocol unreachable) per second
-ICMP_ERROR_BURST = 20.0
 ICMP_ERROR_QUOTE_LIMIT = 576  # RFC 1812 4.3.2.3: an error datagram never exceeds 576 bytes
 
-# --- UDP ------------------------------------------------------------------------------------------------------
-UDP_BINDINGS = 16  # local ports with a handler (only DHCP in production)
 
-# --- stack output ---------------------------------------------------------------------------------------------
-TX_QUEUE_FRAMES = 8192  # frames waiting for take_frames()
+# --- resource limits: one frozen tree, passed down from the composition root (StackConfig.limits) -------------
+@dataclass(frozen=True, slots=True)
+class NeighbourLimits:
+    """The ARP cache and the packets held while a next hop is resolved."""
+
+    cache_entries: int = 256  # resolved neighbours kept; the oldest is evicted when full
+    entry_ttl: float = 300.0  # seconds a learned mapping is trusted before it must be learned again
+    pending_destinations: int = 64  # next hops being resolved at the same time
+    pending_packets_per_destination: int = 64  # packets held per next hop while it is being resolved
+    request_interval: float = 1.0  # seconds between ARP requests for the same next hop
+    request_tries: int = 3  # requests sent before the held packets are dropped
+    refresh_before: float = 15.0  # seconds before expiry that a mapping in use is re-confirmed by unicast request
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyLimits:
+    """IPv4 fragments held for reassembly, across every datagram an attacker may open."""
+
+    datagrams: int = 64  # datagrams being reassembled at once
+    stored_bytes: int = 256 * 1024  # payload bytes held across all datagrams in reassembly
+    fragments_per_datagram: int = 64  # caps the per-fragment work an attacker can make us do
+    timeout: float = 30.0  # seconds (RFC 791 suggests 15; Linux uses 30)
+    refused_keys: int = 256  # remembered refused datagrams (RFC 5722: later fragments are dropped too)
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpLimits:
+    """Token buckets for what we send: echo replies and the errors we originate (port/protocol unreachable)."""
+
+    echo_rate: float = 100.0  # echo replies per second
+    echo_burst: float = 50.0
+    error_rate: float = 20.0  # errors per second
+    error_burst: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class StackLimits:
+    """Every resource limit of the stack below TCP (TCP's are `netstack.tcp.config.TcpConfig`)."""
+
+    neighbours: NeighbourLimits = NeighbourLimits()
+    reassembly: ReassemblyLimits = ReassemblyLimits()
+    icmp: IcmpLimits = IcmpLimits()
+    udp_bindings: int = 16  # local ports with a handler (only DHCP in production)
+    tx_queue_frames: int = 8192  # frames waiting for take_frames()
+
+
+DEFAULT_STACK_LIMITS = StackLimits()
 
 # --- DHCP -----------------------------------------------------------------------------------------------------
 DHCP_MAX_MESSAGE = 1500  # larger DHCP messages are refused before parsing

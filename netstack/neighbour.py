@@ -6,8 +6,9 @@ have. So an attacker broadcasting replies for hosts we never talked to fills not
 capped anyway. We additionally refuse senders that are not plausible on-link hosts.
 
 Why refresh before expiry: a mapping in use (the gateway, during a transfer) would otherwise vanish every
-ARP_ENTRY_TTL seconds and the packets in flight would pile into the pending queue. A mapping used in its last
-ARP_REFRESH_BEFORE seconds is re-confirmed with unicast requests to the known MAC (RFC 1122 2.3.2.1).
+`entry_ttl` seconds (netstack.limits.NeighbourLimits) and the packets in flight would pile into the pending
+queue. A mapping used in its last `refresh_before` seconds is re-confirmed with unicast requests to the known
+MAC (RFC 1122 2.3.2.1).
 """
 
 from __future__ import annotations
@@ -17,15 +18,7 @@ from dataclasses import dataclass, field
 
 from netstack.addresses import ANY, MAC_BROADCAST, is_multicast_mac, is_unicast_host, same_subnet
 from netstack.arp import OP_REPLY, OP_REQUEST, ArpCache, ArpPacket, serialize_arp
-from netstack.limits import (
-    ARP_CACHE_ENTRIES,
-    ARP_ENTRY_TTL,
-    ARP_PENDING_DESTINATIONS,
-    ARP_PENDING_PACKETS_PER_DESTINATION,
-    ARP_REFRESH_BEFORE,
-    ARP_REQUEST_INTERVAL,
-    ARP_REQUEST_TRIES,
-)
+from netstack.limits import DEFAULT_STACK_LIMITS, NeighbourLimits
 from netstack.reasons import Counters, Drop
 
 _ZERO_MAC = bytes(6)
@@ -48,12 +41,14 @@ class ArpOutcome:
 
 
 class Neighbours:
-    __slots__ = ("_counters", "_mac", "_pending", "_refreshing", "cache")
+    __slots__ = ("_counters", "_limits", "_mac", "_pending", "_refreshing", "cache")
 
-    def __init__(self, mac: bytes, counters: Counters) -> None:
+    def __init__(self, mac: bytes, counters: Counters,
+                 limits: NeighbourLimits = DEFAULT_STACK_LIMITS.neighbours) -> None:
         self._mac = mac
         self._counters = counters
-        self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, counters)
+        self._limits = limits
+        self.cache = ArpCache(limits.cache_entries, limits.entry_ttl, counters)
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
         self._refreshing: dict[bytes, _Pending] = {}  # in-use entries near expiry: next unicast request, tries
 
@@ -62,7 +57,7 @@ class Neighbours:
         entry = self.cache.entry(ip)
         if entry is None or entry[1] <= now:
             return None
-        if entry[1] - now < ARP_REFRESH_BEFORE and ip not in self._refreshing:
+        if entry[1] - now < self._limits.refresh_before and ip not in self._refreshing:
             self._refreshing[ip] = _Pending(next_request=now, tries=0)
         return entry[0]
 
@@ -74,14 +69,14 @@ class Neighbours:
         """Queue a packet for an unresolved next hop; returns an ARP request to broadcast if one is due now."""
         pending = self._pending.get(ip)
         if pending is None:
-            if len(self._pending) >= ARP_PENDING_DESTINATIONS:
+            if len(self._pending) >= self._limits.pending_destinations:
                 self._counters.add(Drop.ARP_PENDING_DESTINATIONS_FULL)
                 return None
-            pending = _Pending(next_request=now + ARP_REQUEST_INTERVAL, tries=1)
+            pending = _Pending(next_request=now + self._limits.request_interval, tries=1)
             pending.packets.append(packet)
             self._pending[ip] = pending
             return self.request(my_ip, ip)
-        if len(pending.packets) >= ARP_PENDING_PACKETS_PER_DESTINATION:
+        if len(pending.packets) >= self._limits.pending_packets_per_destination:
             self._counters.add(Drop.ARP_PENDING_FULL)
             return None
         pending.packets.append(packet)
@@ -140,22 +135,23 @@ class Neighbours:
         requests = []
         for ip in [ip for ip, p in self._pending.items() if p.next_request <= now]:
             pending = self._pending[ip]
-            if pending.tries >= ARP_REQUEST_TRIES or my_ip is None:
+            if pending.tries >= self._limits.request_tries or my_ip is None:
                 self._counters.add(Drop.ARP_UNRESOLVED, len(pending.packets))
                 del self._pending[ip]
                 continue
             pending.tries += 1
-            pending.next_request = now + ARP_REQUEST_INTERVAL
+            pending.next_request = now + self._limits.request_interval
             requests.append((self.request(my_ip, ip), MAC_BROADCAST))
         for ip in [ip for ip, p in self._refreshing.items() if p.next_request <= now]:
             refresh = self._refreshing[ip]
             entry = self.cache.entry(ip)
-            if entry is None or entry[1] - now >= ARP_REFRESH_BEFORE or refresh.tries >= ARP_REQUEST_TRIES:
+            limits = self._limits
+            if entry is None or entry[1] - now >= limits.refresh_before or refresh.tries >= limits.request_tries:
                 del self._refreshing[ip]  # confirmed again, expired, or out of tries (it expires on its own)
                 continue
             if my_ip is not None:
                 refresh.tries += 1
-                refresh.next_request = now + ARP_REQUEST_INTERVAL
+                refresh.next_request = now + self._limits.request_interval
                 requests.append((self.request(my_ip, ip), entry[0]))
         return requests
 
@@ -171,4 +167,4 @@ class Neighbours:
         """Forget everything (our address changed: old mappings and held packets no longer apply)."""
         self._pending.clear()
         self._refreshing.clear()
-        self.cache = ArpCache(ARP_CACHE_ENTRIES, ARP_ENTRY_TTL, self._counters)
+        self.cache = ArpCache(self._limits.cache_entries, self._limits.entry_ttl, self._counters)

@@ -11,14 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from netstack.ipv4 import Ipv4Header
-from netstack.limits import (
-    IPV4_MAX_DATAGRAM,
-    REASSEMBLY_BYTES,
-    REASSEMBLY_DATAGRAMS,
-    REASSEMBLY_FRAGMENTS_PER_DATAGRAM,
-    REASSEMBLY_REFUSED_KEYS,
-    REASSEMBLY_TIMEOUT,
-)
+from netstack.limits import DEFAULT_STACK_LIMITS, IPV4_MAX_DATAGRAM, ReassemblyLimits
 from netstack.reasons import Counters, Drop
 
 _Key = tuple[bytes, bytes, int, int]  # src, dst, protocol, ident (RFC 791)
@@ -34,23 +27,16 @@ class _Datagram:
 
 
 class Reassembler:
-    __slots__ = ("_counters", "_datagrams", "_max_bytes", "_max_datagrams", "_max_fragments", "_refused",
-                 "_stored", "_timeout")  # fmt: skip
+    __slots__ = ("_counters", "_datagrams", "_max_bytes", "_max_datagrams", "_max_fragments", "_max_refused",
+                 "_refused", "_stored", "_timeout")  # fmt: skip
 
-    def __init__(
-        self,
-        counters: Counters,
-        *,
-        max_datagrams: int = REASSEMBLY_DATAGRAMS,
-        max_bytes: int = REASSEMBLY_BYTES,
-        max_fragments: int = REASSEMBLY_FRAGMENTS_PER_DATAGRAM,
-        timeout: float = REASSEMBLY_TIMEOUT,
-    ) -> None:
+    def __init__(self, counters: Counters, limits: ReassemblyLimits = DEFAULT_STACK_LIMITS.reassembly) -> None:
         self._counters = counters
-        self._max_datagrams = max_datagrams
-        self._max_bytes = max_bytes
-        self._max_fragments = max_fragments
-        self._timeout = timeout
+        self._max_datagrams = limits.datagrams
+        self._max_bytes = limits.stored_bytes
+        self._max_fragments = limits.fragments_per_datagram
+        self._max_refused = limits.refused_keys
+        self._timeout = limits.timeout
         self._datagrams: OrderedDict[_Key, _Datagram] = OrderedDict()  # oldest first = earliest deadline
         self._refused: OrderedDict[_Key, float] = OrderedDict()
         self._stored = 0
@@ -147,7 +133,7 @@ class Reassembler:
     def _refuse(self, now: float, key: _Key, reason: Drop) -> None:
         self._counters.add(reason)
         self._forget(key)
-        if len(self._refused) >= REASSEMBLY_REFUSED_KEYS:
+        if len(self._refused) >= self._max_refused:
             self._refused.popitem(last=False)
         self._refused[key] = now + self._timeout
 

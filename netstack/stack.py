@@ -48,16 +48,7 @@ from netstack.ipv4 import (
     parse_ipv4,
     strip_link_padding,
 )
-from netstack.limits import (
-    ICMP_ECHO_BURST,
-    ICMP_ECHO_RATE,
-    ICMP_ERROR_BURST,
-    ICMP_ERROR_QUOTE_LIMIT,
-    ICMP_ERROR_RATE,
-    IPV4_DEFAULT_TTL,
-    TX_QUEUE_FRAMES,
-    UDP_BINDINGS,
-)
+from netstack.limits import DEFAULT_STACK_LIMITS, ICMP_ERROR_QUOTE_LIMIT, IPV4_DEFAULT_TTL, StackLimits
 from netstack.neighbour import Neighbours
 from netstack.ratelimit import TokenBucket
 from netstack.reasons import Counters, Drop
@@ -99,6 +90,7 @@ class StackConfig:
     mac: bytes
     addressing: StaticIp | UseDhcp
     mtu: int = 1500
+    limits: StackLimits = DEFAULT_STACK_LIMITS
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or is_multicast_mac(self.mac):
@@ -117,10 +109,12 @@ class Stack:
         self._now = 0.0
         self._out: list[bytes] = []
         self._ident = rng.getrandbits(16) if rng is not None else 0
-        self._neighbours = Neighbours(config.mac, self.counters)
-        self._reassembler = Reassembler(self.counters)
-        self._echo_bucket = TokenBucket(ICMP_ECHO_RATE, ICMP_ECHO_BURST)
-        self._error_bucket = TokenBucket(ICMP_ERROR_RATE, ICMP_ERROR_BURST)
+        limits = config.limits
+        self._limits = limits
+        self._neighbours = Neighbours(config.mac, self.counters, limits.neighbours)
+        self._reassembler = Reassembler(self.counters, limits.reassembly)
+        self._echo_bucket = TokenBucket(limits.icmp.echo_rate, limits.icmp.echo_burst)
+        self._error_bucket = TokenBucket(limits.icmp.error_rate, limits.icmp.error_burst)
         self._udp: dict[int, UdpHandler] = {}
         self._static = config.addressing if isinstance(config.addressing, StaticIp) else None
         self._ip: StaticIp | None = None
@@ -253,7 +247,7 @@ class Stack:
     def udp_bind(self, port: int, handler: UdpHandler) -> None:
         if port in self._udp or not 0 < port <= 0xFFFF:
             raise ValueError(f"UDP port {port} is taken or invalid")
-        if len(self._udp) >= UDP_BINDINGS:
+        if len(self._udp) >= self._limits.udp_bindings:
             raise ValueError("too many UDP bindings")
         self._udp[port] = handler
 
@@ -454,7 +448,7 @@ class Stack:
         self._send_ip(now, header.src, PROTO_ICMP, icmp.serialize_icmp(icmp_type, code, bytes(4), quote))
 
     def _emit(self, dst_mac: bytes, ethertype: int, payload: bytes) -> None:
-        if len(self._out) >= TX_QUEUE_FRAMES:
+        if len(self._out) >= self._limits.tx_queue_frames:
             self.counters.add(Drop.TX_QUEUE_FULL)
             return
         self._out.append(b"".join((ethernet.build_header(dst_mac, self._mac, ethertype), payload)))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from appliance import bitcoin
-from appliance.config import DEFAULT_LIMITS, Limits
+from appliance.config import DEFAULT_LIMITS, TCP_HEADROOM, Limits, describe
 from appliance.log import JsonLog
 from appliance.main import (
     SYSTEM,
@@ -49,12 +51,41 @@ def test_production_refuses_test_material_and_comparison_modes() -> None:
     check_policy(_options("--test-pki", "/tmp/p", "--tls", "stdlib"), production=False)
 
 
-def test_limit_overrides() -> None:
-    limits = apply_limit_overrides(Limits(), ("idle_timeout=2.5", "max_connections=3"))
+def test_limit_overrides_reach_every_part_of_the_tree() -> None:
+    limits = apply_limit_overrides(Limits(), (
+        "idle_timeout=2.5", "max_connections=3", "tcp.rcv_buffer=65536", "tcp.timestamps=off",
+        "stack.reassembly.datagrams=8", "tls.max_ccs=0", "x509.max_candidates=4",
+    ))
     assert (limits.idle_timeout, limits.max_connections) == (2.5, 3)
-    for bad in ("nope=1", "max_connections=x", "max_connections", "__class__=1"):
+    assert (limits.tcp.rcv_buffer, limits.tcp.timestamps) == (65536, False)
+    assert limits.stack.reassembly.datagrams == 8
+    assert (limits.tls.max_ccs, limits.x509.max_candidates) == (0, 4)
+    assert Limits().stack.reassembly.datagrams != 8  # the default tree is untouched
+    bad_ones = ("nope=1", "max_connections=x", "max_connections", "__class__=1", "tcp=1", "tcp.nope=1",
+                "stack.reassembly=1", "tcp.timestamps=maybe", "tcp.max_connections=5", "tcp.max_per_source=5",
+                "idle_timeout.x=1")
+    for bad in bad_ones:
         with pytest.raises(FatalBootError):
             apply_limit_overrides(Limits(), (bad,))
+
+
+def test_the_described_tree_holds_every_leaf_at_its_effective_value() -> None:
+    limits = apply_limit_overrides(Limits(), ("max_connections=10", "stack.icmp.echo_rate=5"))
+    tree = describe(limits)
+    assert set(tree) >= {"tcp", "stack", "tls", "x509", "max_connections", "ledger_region_bytes"}
+    assert tree["tcp"]["max_connections"] == TCP_HEADROOM * 10  # derived, as TCP runs it
+    assert tree["stack"]["icmp"]["echo_rate"] == 5.0
+    assert tree["x509"]["max_chain_certificates"] == limits.x509.max_chain_certificates
+    json.dumps(tree)  # what the boot log prints: plain JSON, no objects
+
+    def leaves(node: dict[str, object]) -> int:
+        return sum(leaves(v) if isinstance(v, dict) else 1 for v in node.values())
+
+    def dataclass_leaves(node: object) -> int:
+        values = [getattr(node, f.name) for f in dataclasses.fields(node)]  # type: ignore[arg-type]
+        return sum(dataclass_leaves(value) if dataclasses.is_dataclass(value) else 1 for value in values)
+
+    assert leaves(tree) == dataclass_leaves(limits)  # nothing of the tree is left out
 
 
 def test_bad_network_specs_are_refused_before_anything_opens() -> None:
@@ -100,18 +131,14 @@ def test_run_with_a_bad_network_exits_with_a_message(tmp_path: Path) -> None:
 
 
 def test_tcp_admission_follows_the_appliance_limits() -> None:
-    """TCP's caps come from appliance.config (one place), stay above the appliance's own so the appliance
-    is the one that refuses and counts, and keep the stack inside the image's memory."""
-    from appliance.net import tcp_limits
-    from netstack.tcp.config import TcpConfig
-
+    """TCP's caps follow appliance.config's (one place), stay above the appliance's own so the appliance is
+    the one that refuses and counts, and keep the stack inside the image's memory."""
     for limits in (DEFAULT_LIMITS, Limits(max_connections=32, max_connections_per_source=2)):
-        derived = tcp_limits(limits)
-        assert derived["max_connections"] > limits.max_connections
-        assert derived["max_per_source"] > limits.max_connections_per_source
-        config = TcpConfig(**derived)  # as appliance.net builds it: each derived limit is a valid TcpConfig field
-        assert config.worst_case_bytes() < 0.4 * 128 * 1024 * 1024
-    assert tcp_limits(DEFAULT_LIMITS) != tcp_limits(Limits(max_connections=32, max_connections_per_source=2))
+        tcp = limits.effective_tcp()
+        assert tcp.max_connections > limits.max_connections
+        assert tcp.max_per_source > limits.max_connections_per_source
+        assert tcp.worst_case_bytes() < 0.4 * 128 * 1024 * 1024
+    assert DEFAULT_LIMITS.effective_tcp() != Limits(max_connections=32, max_connections_per_source=2).effective_tcp()
 
 
 def test_settle_heap_turns_collection_on_and_freezes_what_boot_left() -> None:

@@ -9,13 +9,14 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import coincurve
 import pytest
 
 from appliance import bitcoin, pki
-from appliance.config import Limits, Ports
+from appliance.config import Limits, Ports, override
 from appliance.data_disk import SECP256K1_ORDER, RandomSourceError, new_wallet_key
 from appliance.log import JsonLog
 from appliance.main import SYSTEM, provision_main
@@ -25,6 +26,8 @@ from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.validation import Purpose
 from appliance.vault import Vault
+from outcomes.category import Category
+from tls.events import HandshakeFailed
 
 WALL = 1_800_000_000.5
 
@@ -143,3 +146,21 @@ def test_the_log_stamps_lines_with_the_clock_it_was_given() -> None:
 def test_the_root_uses_the_operating_systems_sources() -> None:
     assert SYSTEM.random is os.urandom
     assert abs(SYSTEM.wall() - datetime.datetime.now(datetime.UTC).timestamp()) < 60
+
+
+def test_our_engine_enforces_the_tls_part_of_the_limits_tree() -> None:
+    """A server engine from the factory refuses a ClientHello larger than `tls.max_handshake_message`
+    allows, and accepts it with the default tree."""
+    boot = pki.generate(datetime.datetime.fromtimestamp(WALL, datetime.UTC), os.urandom)
+    hello = OursFactory(boot.ca_der, _sources(Seeded(b"c"))).client(boot.client).data_to_send()
+    tight = override(Limits(), "tls.max_handshake_message", "64").tls
+
+    def first_events(limits: Limits) -> list[object]:
+        server = OursFactory(boot.ca_der, _sources(Seeded(b"s")), limits.tls).server(boot.server,
+                                                                                     require_client_cert=True)
+        server.receive_data(hello)
+        return list(server.events())
+
+    assert not any(isinstance(e, HandshakeFailed) for e in first_events(Limits()))
+    failed = [e for e in first_events(replace(Limits(), tls=tight)) if isinstance(e, HandshakeFailed)]
+    assert [e.category for e in failed] == [Category.RESOURCE_LIMIT]

@@ -7,6 +7,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance import pki
+from appliance.config import Limits, override
 from appliance.validation import BootCaValidator, PeerRejectedError, Purpose
 from outcomes.category import Category
 from tests.appliance.certs import DAY, NOW, Spec, mint
@@ -66,3 +67,15 @@ def test_later_time_expires_the_boot_leaves() -> None:
     with pytest.raises(PeerRejectedError) as info:
         VALIDATE((BOOT.client.cert_der,), Purpose.CLIENT, later)
     assert info.value.category is Category.EXPIRED
+
+
+def test_the_x509_part_of_the_limits_tree_reaches_the_validator() -> None:
+    """The appliance's `x509` limits are the ones this validator enforces: a good chain of two certificates
+    passes with the defaults and is refused once `--limit x509.max_chain_certificates=1`."""
+    chain = (BOOT.client.cert_der, BOOT.ca_der)
+    VALIDATE(chain, Purpose.CLIENT, NOW)
+    limits = override(Limits(), "x509.max_chain_certificates", "1")
+    with pytest.raises(PeerRejectedError) as info:
+        BootCaValidator(BOOT.ca_der, limits.x509)(chain, Purpose.CLIENT, NOW)
+    assert info.value.category is Category.PATH_BUILDING_LIMIT
+    assert "limit 1" in info.value.reason

@@ -1,17 +1,12 @@
 from __future__ import annotations
 
 from netstack.arp import OP_REPLY, OP_REQUEST, ArpPacket, parse_arp
-from netstack.limits import (
-    ARP_ENTRY_TTL,
-    ARP_PENDING_DESTINATIONS,
-    ARP_PENDING_PACKETS_PER_DESTINATION,
-    ARP_REFRESH_BEFORE,
-    ARP_REQUEST_INTERVAL,
-    ARP_REQUEST_TRIES,
-)
+from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.neighbour import Neighbours
 from netstack.reasons import Counters, Drop
 from tests.netstack.builders import OTHER, OTHER_MAC, PEER, PEER_MAC, US, US_MAC
+
+LIMITS = DEFAULT_STACK_LIMITS.neighbours
 
 FAR_SUBNET = bytes([192, 168, 9, 9])
 
@@ -108,11 +103,11 @@ def test_held_packets_are_released_by_the_reply() -> None:
 
 def test_pending_queue_is_bounded_per_destination_and_in_destinations() -> None:
     n, counters = make()
-    for i in range(ARP_PENDING_PACKETS_PER_DESTINATION + 5):
+    for i in range(LIMITS.pending_packets_per_destination + 5):
         n.hold(0.0, PEER, bytes([i]), US)
-    assert n.pending_count(PEER) == ARP_PENDING_PACKETS_PER_DESTINATION
+    assert n.pending_count(PEER) == LIMITS.pending_packets_per_destination
     assert counters[Drop.ARP_PENDING_FULL] == 5
-    for i in range(ARP_PENDING_DESTINATIONS + 3):
+    for i in range(LIMITS.pending_destinations + 3):
         n.hold(0.0, bytes([10, 1, i // 256, i % 256]), b"x", US)
     assert counters[Drop.ARP_PENDING_DESTINATIONS_FULL] == 4  # PEER already holds one slot
 
@@ -126,35 +121,35 @@ def test_requests_are_retried_then_packets_dropped() -> None:
     while (deadline := n.next_deadline()) is not None:
         now = deadline
         sent += len(n.timers_expired(now, US))
-    assert sent == ARP_REQUEST_TRIES
+    assert sent == LIMITS.request_tries
     assert counters[Drop.ARP_UNRESOLVED] == 2
     assert n.pending_count(PEER) == 0
-    assert now == float(ARP_REQUEST_TRIES)
+    assert now == float(LIMITS.request_tries)
 
 
 def test_mapping_in_use_is_reconfirmed_by_unicast_before_it_expires() -> None:
     n, _ = make()
     n.arp_received(0.0, PEER_MAC, packet(OP_REQUEST, PEER_MAC, PEER, US), US, 24)
     assert n.lookup(PEER, 100.0) == PEER_MAC
-    assert n.next_deadline() == ARP_ENTRY_TTL  # not in use near expiry: nothing to do before it expires
-    near = ARP_ENTRY_TTL - ARP_REFRESH_BEFORE + 1.0
+    assert n.next_deadline() == LIMITS.entry_ttl  # not in use near expiry: nothing to do before it expires
+    near = LIMITS.entry_ttl - LIMITS.refresh_before + 1.0
     assert n.lookup(PEER, near) == PEER_MAC
     assert n.next_deadline() == near
     ((request, dst_mac),) = n.timers_expired(near, US)
     assert dst_mac == PEER_MAC  # a unicast poll, not a broadcast
     assert parse_arp(request) == ArpPacket(OP_REQUEST, US_MAC, US, bytes(6), PEER)
     n.arp_received(near + 0.1, PEER_MAC, packet(OP_REPLY, PEER_MAC, PEER, US, US_MAC), US, 24)
-    assert n.timers_expired(near + ARP_REQUEST_INTERVAL, US) == []
-    assert n.lookup(PEER, ARP_ENTRY_TTL + 10.0) == PEER_MAC  # the reply extended the mapping
+    assert n.timers_expired(near + LIMITS.request_interval, US) == []
+    assert n.lookup(PEER, LIMITS.entry_ttl + 10.0) == PEER_MAC  # the reply extended the mapping
 
 
 def test_unanswered_refresh_gives_up_and_the_entry_expires() -> None:
     n, _ = make()
     n.arp_received(0.0, PEER_MAC, packet(OP_REQUEST, PEER_MAC, PEER, US), US, 24)
-    n.lookup(PEER, ARP_ENTRY_TTL - 10.0)
+    n.lookup(PEER, LIMITS.entry_ttl - 10.0)
     polls = 0
     while (deadline := n.next_deadline()) is not None:
         polls += len(n.timers_expired(deadline, US))
-    assert polls == ARP_REQUEST_TRIES
-    assert n.lookup(PEER, ARP_ENTRY_TTL) is None
+    assert polls == LIMITS.request_tries
+    assert n.lookup(PEER, LIMITS.entry_ttl) is None
     assert len(n.cache) == 0

@@ -4,6 +4,7 @@ import random
 
 from netstack.errors import MalformedError
 from netstack.ipv4 import FLAG_MF, Ipv4Header, parse_ipv4
+from netstack.limits import ReassemblyLimits
 from netstack.reasons import Counters, Drop
 from netstack.reassembly import Reassembler
 from tests.netstack.builders import PEER, US, ipv4
@@ -89,7 +90,7 @@ def test_teardrop() -> None:
 
 
 def test_refused_datagram_is_forgotten_after_the_timeout() -> None:
-    r = Reassembler(Counters(), timeout=30.0)
+    r = Reassembler(Counters(), ReassemblyLimits(timeout=30.0))
     frags = pieces(DATA)
     feed(r, [frags[0], frags[0]])
     r.expire(31.0)
@@ -98,7 +99,7 @@ def test_refused_datagram_is_forgotten_after_the_timeout() -> None:
 
 def test_timeout_frees_memory() -> None:
     counters = Counters()
-    r = Reassembler(counters, timeout=30.0)
+    r = Reassembler(counters, ReassemblyLimits(timeout=30.0))
     feed(r, pieces(DATA)[:2], now=0.0)
     assert r.next_deadline() == 30.0
     r.expire(29.9)
@@ -112,7 +113,7 @@ def test_timeout_frees_memory() -> None:
 
 def test_memory_cap_evicts_oldest() -> None:
     counters = Counters()
-    r = Reassembler(counters, max_bytes=4096)
+    r = Reassembler(counters, ReassemblyLimits(stored_bytes=4096))
     for ident in range(10):
         feed(r, pieces(DATA, ident=ident)[:2])  # 2048 bytes each, never complete
         assert r.stored_bytes <= 4096
@@ -122,7 +123,7 @@ def test_memory_cap_evicts_oldest() -> None:
 
 def test_datagram_count_cap() -> None:
     counters = Counters()
-    r = Reassembler(counters, max_datagrams=4)
+    r = Reassembler(counters, ReassemblyLimits(datagrams=4))
     for ident in range(20):
         feed(r, pieces(DATA, ident=ident)[:1])
     assert len(r) == 4
@@ -131,7 +132,7 @@ def test_datagram_count_cap() -> None:
 
 def test_too_many_fragments() -> None:
     counters = Counters()
-    r = Reassembler(counters, max_fragments=8)
+    r = Reassembler(counters, ReassemblyLimits(fragments_per_datagram=8))
     assert feed(r, pieces(DATA, size=8)) == []
     assert counters[Drop.FRAG_TOO_MANY] == 1
 

@@ -11,7 +11,7 @@ from netstack.arp import parse_arp
 from netstack.config import UseDhcp
 from netstack.ethernet import parse_frame
 from netstack.ipv4 import FLAG_DF, FLAG_MF, parse_ipv4
-from netstack.limits import ICMP_ECHO_BURST, ICMP_ERROR_BURST
+from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.reasons import Drop
 from netstack.stack import SegmentLayer, Stack, StackConfig
 from tests.netstack.builders import (
@@ -116,9 +116,9 @@ def test_echo_reply() -> None:
 def test_echo_is_rate_limited() -> None:
     stack = make_stack()
     teach_peer(stack)
-    for _ in range(int(ICMP_ECHO_BURST) + 10):
+    for _ in range(int(DEFAULT_STACK_LIMITS.icmp.echo_burst) + 10):
         stack.frame_received(0.0, ip_frame(PEER, 1, icmp(8, 0, b"\x00\x07\x00\x01", b"x")))
-    assert len(stack.take_frames()) == ICMP_ECHO_BURST
+    assert len(stack.take_frames()) == DEFAULT_STACK_LIMITS.icmp.echo_burst
     assert stack.counters[Drop.ICMP_ECHO_RATE_LIMITED] == 10
     stack.frame_received(1.0, ip_frame(PEER, 1, icmp(8, 0, b"\x00\x07\x00\x01", b"x")))
     assert len(stack.take_frames()) == 1  # tokens come back with time
@@ -165,9 +165,9 @@ def test_udp_to_closed_port_gets_port_unreachable_quoting_the_datagram() -> None
 def test_port_unreachable_is_rate_limited_and_not_sent_for_broadcasts() -> None:
     stack = make_stack()
     teach_peer(stack)
-    for _ in range(int(ICMP_ERROR_BURST) + 5):
+    for _ in range(int(DEFAULT_STACK_LIMITS.icmp.error_burst) + 5):
         stack.frame_received(0.0, ip_frame(PEER, 17, udp(PEER, US, 4000, 9999, b"")))
-    assert len(stack.take_frames()) == ICMP_ERROR_BURST
+    assert len(stack.take_frames()) == DEFAULT_STACK_LIMITS.icmp.error_burst
     assert stack.counters[Drop.ICMP_ERROR_RATE_LIMITED] == 5
     bcast = bytes([10, 0, 0, 255])
     stack.frame_received(9.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, bcast, 17, udp(PEER, bcast, 1, 9, b""))))
