@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from netstack.addresses import ip_to_text
 from netstack.tcp import events as ev
 from netstack.tcp.layer import TcpError, TcpLayer
 
@@ -47,10 +48,6 @@ class DriverLike(Protocol):
     def now(self) -> float: ...
 
 
-def _ip_text(address: bytes) -> str:
-    return ".".join(str(b) for b in address)
-
-
 def connection_error(error: str | None) -> OSError | None:
     if error is None:
         return None
@@ -67,7 +64,7 @@ class TcpTransport(asyncio.Transport):
         self._conn = conn
         self._protocol = protocol
         (local, lport), (remote, rport) = sockets.layer.addresses(conn)
-        self._extra = {"sockname": (_ip_text(local), lport), "peername": (_ip_text(remote), rport), "socket": None}
+        self._extra = {"sockname": (ip_to_text(local), lport), "peername": (ip_to_text(remote), rport), "socket": None}
         self._pending = bytearray()
         self._closing = False          # close() called: no more writes, close once pending is drained
         self._eof_requested = False

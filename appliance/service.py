@@ -24,10 +24,12 @@ from appliance.pki import IssuedPKI
 from appliance.sources import Sources
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
-from appliance.validation import PeerRejectedError, Purpose
+from appliance.validation import PeerRejectedError
 from appliance.vault import Vault
-from appliance.web import Site, TokenBucket
+from appliance.web import Site
+from netstack.ratelimit import per_second
 from outcomes.category import Category
+from tls.x509 import Purpose
 
 Outcome = tuple[Category, str]
 
@@ -75,7 +77,7 @@ class Appliance:
         self.gate = Gate(self.limits)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sync_handle: asyncio.TimerHandle | None = None
-        self._log_bucket = TokenBucket(self.limits.log_connection_lines_per_second)
+        self._log_bucket = per_second(self.limits.log_connection_lines_per_second)
         self._log_suppressed = 0
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ class Appliance:
 
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
         event = Event(self.sources.wall(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
-        if self._log_bucket.take(event.time):
+        if self._log_bucket.allow(event.time):
             self.log.event(
                 "connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason,
                 suppressed=self._log_suppressed,
@@ -223,7 +225,7 @@ class Appliance:
         tls = TlsChannel(self.engines.server(self.pki.server, require_client_cert=True), channel)
         try:
             complete = await tls.handshake(self._deadline())
-            await tls.send(self._release(complete.peer_chain, Purpose.CLIENT) + b"\n")
+            await tls.send(self._release(complete.peer_chain, Purpose.CLIENT_AUTH) + b"\n")
             return Category.SUCCESS, f"secret sent ({complete.version})"
         finally:
             await tls.close()
@@ -242,7 +244,7 @@ class Appliance:
         tls = TlsChannel(self.engines.client(self.pki.client), self._plain(reader, writer))
         try:
             complete = await tls.handshake(self._deadline())
-            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER))
+            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
             return Category.SUCCESS, f"secret sent on connect-back ({complete.version})"
         finally:
             await tls.close()
@@ -251,7 +253,7 @@ class Appliance:
         tls = TlsChannel(self.engines.client(self.pki.client), channel)
         try:
             complete = await tls.handshake(self._deadline())
-            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER))
+            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
             return Category.SUCCESS, f"secret sent as TLS client ({complete.version})"
         finally:
             await tls.close()

@@ -10,21 +10,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from outcomes.category import Category
 from tls import x509
-
-
-class Purpose(StrEnum):
-    """What the peer's leaf must be good for: a peer that connects to us is a client; a peer we connect
-    to (10001 connect-back, 10002 reverse) is a server."""
-
-    CLIENT = "clientAuth"
-    SERVER = "serverAuth"
-
-
-_X509_PURPOSE = {Purpose.CLIENT: x509.Purpose.CLIENT_AUTH, Purpose.SERVER: x509.Purpose.SERVER_AUTH}
 
 
 @dataclass(frozen=True)
@@ -36,7 +24,7 @@ class PeerRejectedError(Exception):
         return f"{self.category}: {self.reason}"
 
 
-Validator = Callable[[Sequence[bytes], Purpose, datetime.datetime], None]
+Validator = Callable[[Sequence[bytes], x509.Purpose, datetime.datetime], None]
 """validate(chain (DER, leaf first), purpose, now): returns when the chain ends at the boot CA;
 raises PeerRejectedError otherwise."""
 
@@ -52,12 +40,12 @@ class BootCaValidator:
         self._anchor_der = anchor_der
         self._limits = limits
 
-    def __call__(self, chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> None:
+    def __call__(self, chain: Sequence[bytes], purpose: x509.Purpose, now: datetime.datetime) -> None:
         if not chain:
             raise PeerRejectedError(Category.NO_CERTIFICATE, "peer sent no certificate")
         try:
             path = x509.validate(
-                tuple(chain), anchors=(self._anchor_der,), purpose=_X509_PURPOSE[purpose], name=None, time=now,
+                tuple(chain), anchors=(self._anchor_der,), purpose=purpose, name=None, time=now,
                 limits=self._limits,
             )
         except x509.X509Error as exc:

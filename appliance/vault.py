@@ -22,7 +22,8 @@ from typing import final
 import coincurve
 
 from appliance import bitcoin
-from appliance.validation import Purpose, Validator
+from appliance.validation import Validator
+from tls.x509 import Purpose
 
 PROOF_TITLE = "Pinata proof of possession"
 

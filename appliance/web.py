@@ -18,6 +18,7 @@ from appliance.config import Limits, Ports
 from appliance.http import Request, Response
 from appliance.stats import Stats
 from appliance.vault import Prover
+from netstack.ratelimit import per_second
 
 HTML = "text/html; charset=utf-8"
 STATS_REFRESH_SECONDS = 30  # "live" without scripts: the statistics page reloads itself
@@ -28,24 +29,6 @@ h1{font-size:1.8rem}code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
 nav a{margin-right:1rem}svg{max-width:100%;height:auto}
 """
-
-
-class TokenBucket:
-    """Bounded work per second for signing (`/proof`): the wallet key must not be a CPU sink."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._tokens = rate
-        self._last: float | None = None
-
-    def take(self, now: float) -> bool:
-        if self._last is not None:
-            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
 
 
 @dataclass
@@ -60,7 +43,7 @@ class Site:
     network_counters: Callable[[], dict[str, int]] = dict  # the network stack's counters since boot
 
     def __post_init__(self) -> None:
-        self._proof_bucket = TokenBucket(self.limits.proof_rate_per_second)
+        self._proof_bucket = per_second(self.limits.proof_rate_per_second)
 
     def handle(self, request: Request, now: float) -> Response:
         if request.method not in ("GET", "HEAD"):
@@ -93,7 +76,7 @@ class Site:
         if len(challenge.encode()) > self.limits.http_max_challenge or not challenge.isprintable():
             limit = self.limits.http_max_challenge
             return Response(400, TEXT, f"challenge: printable, at most {limit} bytes\n".encode())
-        if not self._proof_bucket.take(now):
+        if not self._proof_bucket.allow(now):
             return Response(429, TEXT, b"too many proofs requested; retry in a second\n", (("Retry-After", "1"),))
         proof = self.prover.proof(challenge, datetime.datetime.fromtimestamp(now, datetime.UTC))
         body = {

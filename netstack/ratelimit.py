@@ -1,4 +1,5 @@
-"""A token bucket with time passed in, so ICMP rate limits are testable with a virtual clock."""
+"""A token bucket with time passed in, so rate limits are testable with a virtual clock: ICMP's here, and the
+appliance's (signing for /proof, console lines) through `per_second`."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+
+def per_second(rate: float) -> TokenBucket:
+    """`rate` events per second, with a burst of one second's worth (at least one)."""
+    return TokenBucket(rate, max(1.0, rate))

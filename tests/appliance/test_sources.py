@@ -24,10 +24,10 @@ from appliance.net import KernelNetwork
 from appliance.ours_tls import OursFactory
 from appliance.service import Appliance
 from appliance.sources import Sources
-from appliance.validation import Purpose
 from appliance.vault import Vault
 from outcomes.category import Category
 from tls.events import HandshakeFailed
+from tls.x509 import Purpose
 
 WALL = 1_800_000_000.5
 
@@ -133,7 +133,7 @@ def test_a_release_checks_the_chain_at_the_root_clocks_time() -> None:
         vault=Vault(b"\x07" * 32, validator), stats=None, ledger=None, site=None,  # type: ignore[arg-type]
         limits=Limits(), ports=Ports(), log=JsonLog(io.StringIO()), sources=_sources(Seeded(b"x")),
     )
-    service._release((b"leaf",), Purpose.CLIENT)
+    service._release((b"leaf",), Purpose.CLIENT_AUTH)
     assert validator.times == [datetime.datetime.fromtimestamp(WALL, datetime.UTC)]
 
 

@@ -8,9 +8,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance import pki
 from appliance.config import Limits, override
-from appliance.validation import BootCaValidator, PeerRejectedError, Purpose
+from appliance.validation import BootCaValidator, PeerRejectedError
 from outcomes.category import Category
 from tests.appliance.certs import DAY, NOW, Spec, mint
+from tls.x509 import Purpose
 
 BOOT = pki.generate(NOW, os.urandom)
 OTHER = pki.generate(NOW, os.urandom)
@@ -37,9 +38,9 @@ REFUSALS = [
 
 
 def test_good_leaves_pass() -> None:
-    VALIDATE((BOOT.client.cert_der,), Purpose.CLIENT, NOW)
-    VALIDATE((BOOT.server.cert_der,), Purpose.SERVER, NOW)
-    VALIDATE((mint(BOOT.ca, Spec(eku=SERVER_EKU)).cert_der,), Purpose.SERVER, NOW)
+    VALIDATE((BOOT.client.cert_der,), Purpose.CLIENT_AUTH, NOW)
+    VALIDATE((BOOT.server.cert_der,), Purpose.SERVER_AUTH, NOW)
+    VALIDATE((mint(BOOT.ca, Spec(eku=SERVER_EKU)).cert_der,), Purpose.SERVER_AUTH, NOW)
 
 
 @pytest.mark.parametrize(("label", "chain", "category"), REFUSALS, ids=[r[0] for r in REFUSALS])
@@ -47,7 +48,7 @@ def test_refusals_have_their_category(
     label: str, chain: tuple[bytes, ...], category: Category | set[Category]
 ) -> None:
     with pytest.raises(PeerRejectedError) as info:
-        VALIDATE(chain, Purpose.CLIENT, NOW)
+        VALIDATE(chain, Purpose.CLIENT_AUTH, NOW)
     allowed = category if isinstance(category, set) else {category}
     assert info.value.category in allowed, info.value.reason
 
@@ -55,17 +56,17 @@ def test_refusals_have_their_category(
 def test_ca_flag_leaf_and_the_ca_itself_are_refused_as_leaves() -> None:
     leaf = mint(BOOT.ca, Spec(ca=True)).cert_der
     with pytest.raises(PeerRejectedError) as info:
-        VALIDATE((leaf,), Purpose.CLIENT, NOW)
+        VALIDATE((leaf,), Purpose.CLIENT_AUTH, NOW)
     assert info.value.category is Category.CA_AS_LEAF
     with pytest.raises(PeerRejectedError) as ca_info:
-        VALIDATE((BOOT.ca_der,), Purpose.CLIENT, NOW)
+        VALIDATE((BOOT.ca_der,), Purpose.CLIENT_AUTH, NOW)
     assert ca_info.value.category is Category.CA_AS_LEAF
 
 
 def test_later_time_expires_the_boot_leaves() -> None:
     later = NOW + datetime.timedelta(days=3651)
     with pytest.raises(PeerRejectedError) as info:
-        VALIDATE((BOOT.client.cert_der,), Purpose.CLIENT, later)
+        VALIDATE((BOOT.client.cert_der,), Purpose.CLIENT_AUTH, later)
     assert info.value.category is Category.EXPIRED
 
 
@@ -73,9 +74,9 @@ def test_the_x509_part_of_the_limits_tree_reaches_the_validator() -> None:
     """The appliance's `x509` limits are the ones this validator enforces: a good chain of two certificates
     passes with the defaults and is refused once `--limit x509.max_chain_certificates=1`."""
     chain = (BOOT.client.cert_der, BOOT.ca_der)
-    VALIDATE(chain, Purpose.CLIENT, NOW)
+    VALIDATE(chain, Purpose.CLIENT_AUTH, NOW)
     limits = override(Limits(), "x509.max_chain_certificates", "1")
     with pytest.raises(PeerRejectedError) as info:
-        BootCaValidator(BOOT.ca_der, limits.x509)(chain, Purpose.CLIENT, NOW)
+        BootCaValidator(BOOT.ca_der, limits.x509)(chain, Purpose.CLIENT_AUTH, NOW)
     assert info.value.category is Category.PATH_BUILDING_LIMIT
     assert "limit 1" in info.value.reason

@@ -8,10 +8,11 @@ import pytest
 
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS
-from appliance.validation import PeerRejectedError, Purpose
+from appliance.validation import PeerRejectedError
 from appliance.vault import Vault
 from outcomes.category import Category
 from tests.appliance.bip137_reference import verify_message
+from tls.x509 import Purpose
 
 NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.UTC)
 SECRET = bytes.fromhex("1e99423a4ed27608a15a2616a2b0e9e52ced330ac530edcc32c8ffc6a526aedd")
@@ -75,16 +76,16 @@ def test_addresses_match_coincurve_public_key() -> None:
 def test_release_runs_the_validator_and_returns_the_wif() -> None:
     validator = RecordingValidator(None)
     vault = Vault(SECRET, validator)
-    wif = vault.release((b"leaf",), Purpose.CLIENT, NOW)
+    wif = vault.release((b"leaf",), Purpose.CLIENT_AUTH, NOW)
     assert bitcoin.wif_decode(wif.decode()) == SECRET
-    assert validator.calls == [((b"leaf",), Purpose.CLIENT)]
+    assert validator.calls == [((b"leaf",), Purpose.CLIENT_AUTH)]
 
 
 @pytest.mark.parametrize("category", [Category.UNTRUSTED_CHAIN, Category.NO_CERTIFICATE, Category.EXPIRED])
 def test_release_refused_when_the_validator_refuses(category: Category) -> None:
     vault = Vault(SECRET, RecordingValidator(category))
     with pytest.raises(PeerRejectedError) as info:
-        vault.release((b"leaf",), Purpose.SERVER, NOW)
+        vault.release((b"leaf",), Purpose.SERVER_AUTH, NOW)
     assert info.value.category is category
 
 

@@ -14,7 +14,7 @@ from appliance.http import Request
 from appliance.ledger_record import Event
 from appliance.stats import Stats
 from appliance.vault import Vault
-from appliance.web import Site, TokenBucket
+from appliance.web import Site
 from tests.appliance.bip137_reference import verify_message
 
 NOW = 1_800_000_000.0
@@ -152,10 +152,3 @@ def test_proof_is_rate_limited() -> None:
     statuses = [_get(site, "/proof?challenge=a", now=NOW)[0] for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     assert _get(site, "/proof?challenge=a", now=NOW + 1)[0] == 200
-
-
-def test_token_bucket_refills_at_its_rate() -> None:
-    bucket = TokenBucket(2.0)
-    assert [bucket.take(0.0) for _ in range(3)] == [True, True, False]
-    assert bucket.take(0.5)
-    assert not bucket.take(0.5)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from netstack.ratelimit import TokenBucket
+from netstack.ratelimit import TokenBucket, per_second
 
 
 def test_burst_then_rate() -> None:
@@ -30,3 +30,17 @@ def test_time_going_backwards_adds_nothing() -> None:
 def test_invalid_parameters() -> None:
     with pytest.raises(ValueError, match="token bucket"):
         TokenBucket(0.0, 1.0)
+
+
+def test_per_second_allows_one_second_of_burst_and_refills_at_its_rate() -> None:
+    bucket = per_second(2.0)
+    assert [bucket.allow(0.0) for _ in range(3)] == [True, True, False]
+    assert bucket.allow(0.5)
+    assert not bucket.allow(0.5)
+
+
+def test_per_second_below_one_still_allows_one_event() -> None:
+    bucket = per_second(0.5)
+    assert [bucket.allow(0.0) for _ in range(2)] == [True, False]
+    assert not bucket.allow(1.0)
+    assert bucket.allow(2.0)
