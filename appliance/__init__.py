@@ -7,6 +7,7 @@ bitcoin/ripemd160 (encodings), disk_header/disk (two header copies, positional I
 data_disk (the boot decisions about key and ledger), ledger_record/ledger_scan/ledger (the attack ledger
 and its recovery), disk_check/disk_repair (operator tools), stats/svg/web/http (the pages), net (kernel or
 userspace network), tls_engine/ours_tls/stdlib_tls (the swappable TLS engines), validation (peer chains),
-service (the five endpoints and their outcomes, over `adapters.tls_channel`), log (JSON lines on the
-console), sources (the one clock and randomness source), main (the composition root).
+endpoints (what each port does, over `adapters.tls_channel`), service (admission and one recorded outcome
+per connection), log (JSON lines on the console), sources (the one clock and randomness source), main (the
+composition root).
 """

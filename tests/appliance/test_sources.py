@@ -18,11 +18,11 @@ import pytest
 from appliance import bitcoin, pki
 from appliance.config import Limits, Ports, override
 from appliance.data_disk import SECP256K1_ORDER, RandomSourceError, new_wallet_key
+from appliance.endpoints import Endpoints
 from appliance.log import JsonLog
 from appliance.main import SYSTEM, provision_main
 from appliance.net import KernelNetwork
 from appliance.ours_tls import OursFactory
-from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.vault import Vault
 from outcomes.category import Category
@@ -128,12 +128,11 @@ class RecordingValidator:
 
 def test_a_release_checks_the_chain_at_the_root_clocks_time() -> None:
     validator = RecordingValidator()
-    service = Appliance(
-        network=KernelNetwork("127.0.0.1"), engines=None, pki=None,  # type: ignore[arg-type]
-        vault=Vault(b"\x07" * 32, validator), stats=None, ledger=None, site=None,  # type: ignore[arg-type]
-        limits=Limits(), ports=Ports(), log=JsonLog(io.StringIO()), sources=_sources(Seeded(b"x")),
+    endpoints = Endpoints(
+        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, site=None,  # type: ignore[arg-type]
+        vault=Vault(b"\x07" * 32, validator), limits=Limits(), ports=Ports(), sources=_sources(Seeded(b"x")),
     )
-    service._release((b"leaf",), Purpose.CLIENT_AUTH)
+    endpoints._release((b"leaf",), Purpose.CLIENT_AUTH)
     assert validator.times == [datetime.datetime.fromtimestamp(WALL, datetime.UTC)]
 
 
