@@ -36,7 +36,7 @@ help:
 	@echo "              SOAK_KILL_CYCLES=N adds N kill -9 + reboot cycles (loss per kill <= one batch)"
 	@echo "make image  - build the MicroVM image (kernel + initramfs)"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
-	@echo "make lint   - ruff and mypy (strict)"
+	@echo "make lint   - ruff, mypy (strict) and the import contracts (.importlinter)"
 	@echo "make lock   - re-resolve requirements*.in into the hash-pinned locks, then the manifest"
 	@echo "make clean  - remove build outputs and caches in the checkout (distclean: the venv too)"
 
@@ -49,6 +49,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	.venv/bin/lint-imports
 
 test: $(STAMP) lint
 	@$(REQUIRE) $(TEST_TOOLS)
