@@ -1,4 +1,10 @@
-"""The composed stack (api.start_network) over an in-memory link pair: Protocols, streams, flow control."""
+"""The composed stack (adapters.network.start_network) over an in-memory link pair: Protocols, streams, flow
+control.
+
+Every test runs on a virtual clock (tests/virtual_time.py): retransmission timers, the wire's delay and the
+tests' own waits are virtual, so a result does not depend on how busy the machine is, and a wait that can
+never end fails at once with its timeout instead of after it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,12 @@ import pytest
 
 from netstack.link.memory import Impairment
 from netstack.tcp.config import TcpConfig
+from tests import virtual_time
 from tests.netstack.builders import two_networks, until
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+    virtual_time.run(asyncio.wait_for(coro(), 60))
 
 
 class Collect(asyncio.Protocol):
@@ -137,7 +144,7 @@ def test_write_flow_control_and_pause_reading() -> None:
         transport.write(b"p" * 200_000)
         assert client.paused == 1
         assert transport.get_write_buffer_size() > 8192
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(5.0)  # virtual: long enough for many retransmission timeouts and window probes
         # the reader is paused: its window closed, so almost everything still waits on the sending side
         assert len(server.data) == 0
         assert transport.get_write_buffer_size() > 100_000
