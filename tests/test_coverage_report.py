@@ -31,24 +31,26 @@ def test_a_file_belongs_to_the_most_specific_package(path: str, package: str | N
     assert package_of(path) == package
 
 
-def test_branches_count_as_much_as_lines() -> None:
-    # 10 lines, all run; 10 branch outcomes, half taken: 15 of 20 -> 75 %, not the 100 % of lines alone.
+def test_the_judged_figure_is_branch_outcomes_taken() -> None:
+    # every line ran, but only half the branch outcomes were taken: 50 %, not the 100 % of lines.
     totals = totals_by_package({"tls/record.py": summary(10, 0, 10, 5)})
-    assert totals["tls"].percent == pytest.approx(75.0)
-    assert totals["tls.x509"].percent == pytest.approx(100.0)  # nothing to cover is not a failure
+    assert totals["tls"].branch_percent == pytest.approx(50.0)
+    assert totals["tls"].line_percent == pytest.approx(100.0)
+    assert totals["tls.x509"].branch_percent == pytest.approx(100.0)  # nothing to cover is not a failure
 
 
 def test_subpackages_do_not_count_towards_their_parent() -> None:
-    totals = totals_by_package({"tls/record.py": summary(10, 0, 0, 0), "tls/x509/path.py": summary(10, 10, 0, 0)})
-    assert totals["tls"].percent == pytest.approx(100.0)
-    assert totals["tls.x509"].percent == pytest.approx(0.0)
+    totals = totals_by_package({"tls/record.py": summary(10, 0, 4, 4), "tls/x509/path.py": summary(10, 10, 4, 0)})
+    assert totals["tls"].branch_percent == pytest.approx(100.0)
+    assert totals["tls.x509"].branch_percent == pytest.approx(0.0)
 
 
 def test_a_core_below_its_floor_is_reported_and_one_at_it_is_not() -> None:
-    totals = {"tls": Totals(statements=1000, missing=50), "netstack": Totals(statements=1000, missing=51)}
+    totals = {"tls": Totals(branches=1000, covered_branches=950),
+              "netstack": Totals(branches=1000, covered_branches=949)}
     failures = below_floor(totals, {"tls": 95.0, "netstack": 95.0})
     assert len(failures) == 1
-    assert failures[0].startswith("netstack: 94.9 %")
+    assert failures[0].startswith("netstack: branch coverage 94.9 %")
 
 
 def test_every_floor_names_a_reported_package() -> None:
