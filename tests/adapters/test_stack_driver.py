@@ -10,6 +10,7 @@ import asyncio
 
 from adapters.stack_driver import Driver
 from netstack.link.memory import memory_link_pair
+from netstack.reasons import Drop
 from tests.netstack.builders import PEER, PEER_MAC, US, make_stack
 from tests.netstack.test_stack import FakeTcp
 from tests.virtual_time import run
@@ -172,3 +173,42 @@ def test_closed_driver_ignores_frames_and_kicks() -> None:
     rx, seen = run(main())
     assert rx == 0
     assert seen == []
+
+
+def test_a_failing_callback_is_counted_and_the_driver_keeps_going() -> None:
+    """An exception in a loop callback would be logged by asyncio without a count and would skip the flush
+    and the timer re-arm; the driver counts it as the stack's internal error and carries on."""
+
+    async def main() -> tuple[int, list[float], list[list[bytes]]]:
+        loop = asyncio.get_running_loop()
+        tcp = FakeTcp()
+        us = make_stack("10.0.0.2/24", tcp=tcp)
+        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
+        seen: list[list[bytes]] = []
+        link_peer.start(seen.append)
+        driver = Driver(link_us, us)
+        fired = asyncio.Event()
+
+        def write() -> None:  # what a socket callback does: queue output for the flush after the callbacks
+            tcp.outgoing = [(US, PEER, b"segment")]
+
+        def broken() -> None:
+            raise RuntimeError("a protocol callback failed")
+
+        def after() -> None:
+            if tcp.expired:
+                fired.set()
+
+        driver.after_io += [write, broken, after]
+        driver.start()
+        tcp.deadline = loop.time() + 1.0
+        driver.kick()
+        await asyncio.wait_for(fired.wait(), 10)
+        await settle()
+        driver.close()
+        return us.counters[Drop.INTERNAL_ERROR], tcp.expired, seen
+
+    errors, expired, seen = run(main())
+    assert errors == 1  # once: the timer round; start() itself runs no after-I/O callbacks
+    assert expired == [1.0]
+    assert [frame[12:14] for batch in seen for frame in batch] == [b"\x08\x06"]  # the ARP request for PEER
