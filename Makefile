@@ -30,13 +30,14 @@ SOAK_KILL_CYCLES ?= 0
 help:
 	@echo "make run    - build what is missing and boot the image under QEMU (user networking)"
 	@echo "make run-host - the appliance on this host's own sockets, ports shifted by 8000"
-	@echo "make test   - everything CI runs: lint, manifest check, the test suite"
+	@echo "make test   - everything CI runs: lint, manifest check, the test suite under branch coverage"
+	@echo "              (a table per package; fails if a protocol core drops below its floor)"
 	@echo "make soak   - mixed good and bad traffic against the booted image for SOAK_SECONDS (default 900);"
 	@echo "              memory and ledger must stay bounded (report in build/soak/);"
 	@echo "              SOAK_KILL_CYCLES=N adds N kill -9 + reboot cycles (loss per kill <= one batch)"
 	@echo "make image  - build the MicroVM image (kernel + initramfs)"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
-	@echo "make lint   - ruff and mypy (strict)"
+	@echo "make lint   - ruff, mypy (strict) and the import contracts (.importlinter)"
 	@echo "make lock   - re-resolve requirements*.in into the hash-pinned locks, then the manifest"
 	@echo "make clean  - remove build outputs and caches in the checkout (distclean: the venv too)"
 
@@ -49,12 +50,15 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	.venv/bin/lint-imports
 
 test: $(STAMP) lint
 	@$(REQUIRE) $(TEST_TOOLS)
 	$(PY) -m image.manifest --check
 	$(PY) -m image.build
-	$(PY) -m pytest
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest
+	$(PY) -m tests.coverage_report
 
 soak: $(STAMP)
 	@$(REQUIRE) $(TEST_TOOLS)
@@ -88,7 +92,7 @@ manifest: $(STAMP)
 	$(PY) -m image.manifest
 
 clean:
-	rm -rf build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis .grimp_cache
 	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean

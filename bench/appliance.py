@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench import lab
 from bench.harness import Figure
-from tests import netns
-from tests.appliance.running import stop_process
+from bench.lab import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL_IP, APPLIANCE_IP = "10.79.0.1", "10.79.0.2"
@@ -175,10 +175,10 @@ def run(quick: bool) -> dict[str, Figure]:
         figures["https_handshakes_ours_tls_vs_stdlib_tls"] = Figure(kernel_https, "handshakes/s", stdlib_https)
         figures["boot_to_ready"] = Figure(
             _boot_to_ready(base, [*kernel_args, "--tls", "ours"], boots), "s", _boot_reference(boots))
-        if not netns.available():
+        if not lab.available():
             print("appliance: tap figures skipped: they need root, /dev/net/tun and `ip netns`")
             return figures
-        with netns.namespace("pbench") as ns:
+        with lab.namespace("pbench") as ns:
             tap = f"pbt{secrets.token_hex(3)}"
             prefix = ["ip", "netns", "exec", ns]
             tap_args = ["--net", f"tap:{tap}", "--ip", f"{APPLIANCE_IP}/24", "--tls", "ours", *limit]

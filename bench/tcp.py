@@ -26,15 +26,15 @@ import time
 import tracemalloc
 
 from adapters.network import NetworkConfig, start_network
+from bench import lab
 from bench.harness import Figure
+from bench.lab import ip, namespace, run_in
 from netstack.config import parse_static
 from netstack.link.memory import memory_link_pair
 from netstack.link.tap import TapLink
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
-from tests import netns
-from tests.netns import ip, namespace, run_in
 
 A = bytes([10, 0, 0, 1])
 B = bytes([10, 0, 0, 2])
@@ -307,7 +307,7 @@ def run(quick: bool) -> dict[str, Figure]:
     conns_kernel = connections_kernel(conn_count)
     memory = idle_connection_memory(200 if quick else 2000)
     figures: dict[str, Figure] = {}
-    if netns.available():
+    if lab.available():
         tap_size = 4_000_000 if quick else 64_000_000
         veth = bulk_veth(tap_size * 4)
         figures["bulk_tap_receive"] = Figure(bulk_tap(tap_size, send=False) / 1e6, "MB/s", veth / 1e6)

@@ -1,4 +1,10 @@
-"""The composed stack (api.start_network) over an in-memory link pair: Protocols, streams, flow control."""
+"""The composed stack (adapters.network.start_network) over an in-memory link pair: Protocols, streams, flow
+control.
+
+Every test runs on a virtual clock (tests/virtual_time.py): retransmission timers, the wire's delay and the
+tests' own waits are virtual, so a result does not depend on how busy the machine is, and a wait that can
+never end fails at once with its timeout instead of after it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,16 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from netstack.link.memory import Impairment
+from adapters.network import NetworkConfig, start_network
+from netstack.config import UseDhcp
+from netstack.link.memory import Impairment, memory_link_pair
 from netstack.tcp.config import TcpConfig
-from tests.netstack.builders import two_networks, until
+from tests import virtual_time
+from tests.netstack.builders import PEER_MAC, US_MAC, two_networks, until
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 60))
+    virtual_time.run(asyncio.wait_for(coro(), 60))
 
 
 class Collect(asyncio.Protocol):
@@ -137,7 +146,7 @@ def test_write_flow_control_and_pause_reading() -> None:
         transport.write(b"p" * 200_000)
         assert client.paused == 1
         assert transport.get_write_buffer_size() > 8192
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(5.0)  # virtual: long enough for many retransmission timeouts and window probes
         # the reader is paused: its window closed, so almost everything still waits on the sending side
         assert len(server.data) == 0
         assert transport.get_write_buffer_size() > 100_000
@@ -199,5 +208,40 @@ def test_writes_after_reset_or_close_are_dropped_and_after_eof_refused() -> None
         other.write(b"after close")  # dropped
         a.close()
         b.close()
+
+    run(main)
+
+
+def test_addresses_as_text_or_bytes_and_the_ones_refused() -> None:
+    async def main() -> None:
+        a, b = await two_networks()
+        await b.start_server(7, Collect)
+        assert a.address == bytes([10, 9, 0, 1])
+        assert a.describe() == "10.9.0.1 mtu 1500"
+        transport, _ = await a.open_connection(bytes([10, 9, 0, 2]), 7, Collect)
+        assert transport.get_extra_info("peername") == ("10.9.0.2", 7)
+        transport.close()
+        for bad in (bytes([10, 9, 0]), "10.9.0", "10.9.0.256", "10.9.0.x", "10.9.0.2.1"):
+            with pytest.raises(ValueError, match="IPv4"):
+                await a.open_connection(bad, 7, Collect)
+        a.close()
+        b.close()
+
+    run(main)
+
+
+def test_without_a_dhcp_server_no_address_comes_and_connecting_times_out() -> None:
+    async def main() -> None:
+        link, peer = memory_link_pair(US_MAC, PEER_MAC)
+        peer.start(lambda frames: None)  # a wire with nobody answering DHCP
+        network = await start_network(link, NetworkConfig(UseDhcp()))
+        assert network.address is None
+        assert network.describe() == "unconfigured mtu 1500"
+        with pytest.raises(TimeoutError, match="DHCP"):
+            await network.wait_address(timeout=5.0)  # virtual time: seconds of DHCP retries, at once
+        with pytest.raises(TimeoutError, match="DHCP"):
+            await network.open_connection("10.9.0.2", 7, Collect)  # waits its default 30 s for an address
+        assert network.stats()["tx-frames"] >= 2  # it did ask, more than once
+        network.close()
 
     run(main)

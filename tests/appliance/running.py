@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Ports
+from bench.lab import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_WIF = "L1aW4aubDFB7yfras2S1mN3bqg9nwySY8nkoLmJebSLD5BWv3ENZ"  # a test key, never funded
@@ -79,17 +80,6 @@ class Running:
 
     def stop(self) -> None:
         stop_process(self.proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if the appliance has not exited within 10 s; either way it is reaped."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def provision(disk: Path) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from bench.lab import stop_process
 from tests import netns
 from tests.appliance.certs import Spec, load_ca, mint, write_identity
-from tests.appliance.running import KNOWN_WIF, ROOT, provision, serve_tls_once, stop_process
+from tests.appliance.running import KNOWN_WIF, ROOT, provision, serve_tls_once
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not netns.available(), reason="needs root, netns and /dev/net/tun")]
 

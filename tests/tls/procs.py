@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.appliance.running import stop_process
+from bench.lab import stop_process
 from tests.tls.pki import Issued, ca, client_leaf, server_leaf
 
 ROOT = Path(__file__).resolve().parents[2]
