@@ -12,7 +12,7 @@ from netstack import addresses, icmp, udp
 from netstack.config import UseDhcp, parse_static
 from netstack.ethernet import parse_frame
 from netstack.ipv4 import FLAG_MF, check_options, parse_ipv4
-from netstack.limits import REASSEMBLY_REFUSED_KEYS, TX_QUEUE_FRAMES, UDP_BINDINGS
+from netstack.limits import DEFAULT_STACK_LIMITS, ReassemblyLimits
 from netstack.reasons import Counters, Drop
 from netstack.reassembly import Reassembler
 from netstack.stack import Stack, StackConfig
@@ -110,7 +110,7 @@ def test_a_last_fragment_ending_before_the_known_end_is_refused() -> None:
 
 def test_eviction_keeps_the_datagram_being_completed() -> None:
     counters = Counters()
-    r = Reassembler(counters, max_bytes=2048)
+    r = Reassembler(counters, ReassemblyLimits(stored_bytes=2048))
     small = DATA[:2048]
     a = pieces(small, ident=1)
     b = pieces(DATA, ident=2)
@@ -122,7 +122,7 @@ def test_eviction_keeps_the_datagram_being_completed() -> None:
 
 def test_a_datagram_bigger_than_the_whole_budget_is_refused_not_held() -> None:
     counters = Counters()
-    r = Reassembler(counters, max_bytes=2048)
+    r = Reassembler(counters, ReassemblyLimits(stored_bytes=2048))
     assert feed(r, pieces(DATA)) == []
     assert counters[Drop.FRAG_EVICTED] == 1  # nothing else to evict: this one is dropped and refused
     assert r.stored_bytes == 0
@@ -131,7 +131,7 @@ def test_a_datagram_bigger_than_the_whole_budget_is_refused_not_held() -> None:
 
 def test_a_refused_datagram_stays_refused_until_its_timeout() -> None:
     counters = Counters()
-    r = Reassembler(counters, timeout=30.0)
+    r = Reassembler(counters, ReassemblyLimits(timeout=30.0))
     feed(r, [pieces(DATA)[0]] * 2)  # a duplicate: the datagram is refused
     assert r.next_deadline() == 30.0  # the refusal itself expires
     r.expire(10.0)
@@ -146,9 +146,9 @@ def test_the_refused_list_is_bounded_and_forgets_the_oldest() -> None:
     counters = Counters()
     r = Reassembler(counters)
     misaligned = DATA[:1001]
-    for ident in range(REASSEMBLY_REFUSED_KEYS + 1):
+    for ident in range(DEFAULT_STACK_LIMITS.reassembly.refused_keys + 1):
         feed(r, [fragment(misaligned, 0, 1001, ident=ident, last=False)])  # MF with 1001 bytes: refused
-    assert counters[Drop.FRAG_MISALIGNED] == REASSEMBLY_REFUSED_KEYS + 1
+    assert counters[Drop.FRAG_MISALIGNED] == DEFAULT_STACK_LIMITS.reassembly.refused_keys + 1
     assert feed(r, pieces(DATA, ident=0)) == [DATA]  # the oldest refusal was forgotten
     assert feed(r, pieces(DATA, ident=1)) == []  # the next one is still remembered
     assert counters[Drop.FRAG_REFUSED_DATAGRAM] == 3
@@ -170,10 +170,10 @@ def test_stack_config_refusals() -> None:
 def test_udp_bindings_are_bounded_and_unbinding_closes_the_port() -> None:
     stack = make_stack()
     received: list[bytes] = []
-    for port in range(1, UDP_BINDINGS + 1):
+    for port in range(1, DEFAULT_STACK_LIMITS.udp_bindings + 1):
         stack.udp_bind(port, lambda now, src, sport, dst, data: received.append(bytes(data)))
     with pytest.raises(ValueError, match="too many"):
-        stack.udp_bind(UDP_BINDINGS + 1, lambda now, src, sport, dst, data: None)
+        stack.udp_bind(DEFAULT_STACK_LIMITS.udp_bindings + 1, lambda now, src, sport, dst, data: None)
     with pytest.raises(ValueError, match="taken"):
         stack.udp_bind(1, lambda now, src, sport, dst, data: None)
     stack.frame_received(0.0, ip_frame(PEER, 17, udp_datagram(PEER, US, 5000, 3, b"bound")))
@@ -221,10 +221,10 @@ def test_a_dhcp_client_ignores_datagrams_not_from_the_server_port() -> None:
 
 def test_the_transmit_queue_is_bounded() -> None:
     stack = make_stack("10.0.0.2/24")
-    for _ in range(TX_QUEUE_FRAMES + 5):
+    for _ in range(DEFAULT_STACK_LIMITS.tx_queue_frames + 5):
         stack.udp_send(0.0, bytes([255] * 4), 1000, 2000, b"x")
     frames = stack.take_frames()
-    assert len(frames) == TX_QUEUE_FRAMES
+    assert len(frames) == DEFAULT_STACK_LIMITS.tx_queue_frames
     assert stack.counters[Drop.TX_QUEUE_FULL] == 5
     assert all(parse_frame(f).dst == BROADCAST_MAC for f in frames)
     stack.udp_send(0.0, bytes([255] * 4), 1000, 2000, b"x")  # taking the frames made room again
