@@ -8,7 +8,8 @@ Layout (each module has one job; protocol code is sans-I/O: bytes and time in, b
 - reassembly   IPv4 fragments: bounded memory, timeout, any overlap drops the datagram (RFC 5722 style)
 - dhcp/client  DHCP client state machine (RFC 2131); config: static address / kernel `ip=` parsing
 - stack        the composition (Stack) and the SegmentLayer protocol the TCP layer implements
-- driver       the asyncio adapter: one reader per link, one timer, after_io callbacks
-- tcp/, api    TCP and the asyncio Transport/Protocol API on top
-- limits, reasons   every bound in one place; every drop counted under a named reason (Stack.stats())
+- tcp/         TCP (RFC 9293) as a pure layer: segments and time in, segments and events out
+- limits, reasons   every bound in one place (the resource limits as the StackLimits tree); every drop
+               counted under a named reason (Stack.stats())
+The asyncio side (the driver, TCP sockets as Transports, `start_network`) lives in `adapters`.
 """
