@@ -66,13 +66,17 @@ class Limits:
     ledger_reason_bytes: int = 160  # failure reasons are truncated to this in the ledger
     ledger_sync_slow_seconds: float = 1.0  # a sync (fsync, on the event loop) this slow is logged
     stats_recent_refused: int = 50  # rows on the "recent refused attempts" list
-    stats_series_points: int = 256  # points kept per endpoint for the cumulative chart
-    stats_unique_sources_tracked: int = 100_000  # distinct source addresses remembered exactly
+    stats_series_points: int = 256  # time buckets of the cumulative chart (all endpoints share them)
+    stats_unique_sources_tracked: int = 2048  # distinct sources counted exactly (checkpointed); a sketch beyond
     stats_ledger_findings: int = 16  # ledger damage findings listed on the statistics page (all are counted)
     # the console (a serial line in the image: ~11 KB/s, and a blocked write stalls the event loop)
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault
     proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
+    # statistics
+    stats_series_bucket_seconds: float = 60.0  # narrowest chart bucket; doubles when history outgrows the buckets
+    stats_sources_sketch_registers: int = 1024  # HyperLogLog registers (a power of two): ~3% error beyond the cap
+    stats_peer_text_chars: int = 40  # peer-sent text in refusals is cut to this on the page and in stats.json
     # the packages' own limits, each defined in its package
     tcp: TcpConfig = field(default_factory=TcpConfig)  # its admission caps are DERIVED: see effective_tcp
     stack: StackLimits = DEFAULT_STACK_LIMITS

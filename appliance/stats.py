@@ -1,15 +1,29 @@
 """Statistics: a pure function of the ledger (rebuilt from it at boot), served on the web pages.
 
-Every structure is bounded (config.Limits): the cumulative series is halved when it reaches its point
-budget, the recent list is a fixed-size deque, and distinct sources are remembered exactly up to a cap
-and only counted beyond it. At a ledger rollover the distinct-source set is folded into a plain count
-(the checkpoint cannot hold every address), so a source seen both before and after a rollover is counted
-twice; the page says "at least" for that reason only when a rollover happened.
+Every structure is bounded (config.Limits), and every one is *idempotent under replay*: the ledger writes
+a checkpoint at each rollover and replays checkpoint + later events at boot, so a structure that turned
+"what was seen" into a bare count at a checkpoint would count again whatever it saw after it (one source
+attacking through nineteen rollovers showed as nineteen sources). So a checkpoint holds the state itself:
+
+- distinct sources: the exact set (64-bit hashes) up to `stats_unique_sources_tracked`, and always a
+  HyperLogLog sketch (`stats_sources_sketch_registers`) that takes over beyond the cap. Adding a source
+  twice changes neither, so restore + replay cannot double count. Checkpoints from before this format
+  hold only a count (`sources_before`); it is carried as a floor, labelled, never added to again.
+- the cumulative chart: connections per fixed time bucket (`stats_series_bucket_seconds`), at most
+  `stats_series_points` buckets; when history outgrows them, neighbouring buckets merge (the width
+  doubles, so buckets stay aligned). Points sampled by connection count drew ramps across quiet minutes.
+- refusals: the reason is kept, but the parts the peer sent (quoted literals: X.509 name values, first
+  bytes) are told apart from the appliance's words (`reason_parts`), so the page and /stats.json can mark
+  them and cut them short; the category is the outcome.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -18,6 +32,15 @@ from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Ev
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
+HASH_BYTES = 8  # per source: collisions among thousands of sources are ~1e-11 likely
+EXACT_IN_CHECKPOINT = CHECKPOINT_MAX_BYTES // 2 // (4 * HASH_BYTES // 3 + 1)
+"""Most exact source hashes a checkpoint holds (half its room, base64): a larger exact set (only through
+`--limit`) is folded into the sketch at a rollover rather than crowding out the counts."""
+
+# A quoted literal as the TLS and X.509 code quote peer-sent values (Python repr: CN='...', b'\x16...'):
+# the opening quote is not inside a word (so "certificate's" is ours), and a literal cut by the ledger's
+# reason limit runs to the end.
+_PEER_LITERAL = re.compile(r"""(?<![\w'"])b?(?P<q>['"])(?P<body>(?:\\.|(?!(?P=q))[^\\])*)(?:(?P=q)|\\?$)""")
 
 
 @dataclass(frozen=True)
@@ -27,16 +50,200 @@ class Refusal:
     category: str
     reason: str
 
+    def reason_parts(self, limit: int) -> list[tuple[str, bool]]:
+        """The reason as (text, sent_by_peer) pieces, peer pieces cut to `limit` characters: the reason
+        mixes the appliance's words with values the peer chose, which must not read as a verdict."""
+        parts: list[tuple[str, bool]] = []
+        at = 0
+        for match in _PEER_LITERAL.finditer(self.reason):
+            if match.start() > at:
+                parts.append((self.reason[at:match.start()], False))
+            parts.append((shorten(match.group("body"), limit), True))
+            at = match.end()
+        if at < len(self.reason):
+            parts.append((self.reason[at:], False))
+        return parts
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What the cumulative chart draws: per endpoint, (bucket start, bucket end, total after it) for each
+    bucket with connections, over [start, end) in buckets of `width` seconds."""
+
+    start: float
+    end: float
+    width: float
+    series: dict[str, list[tuple[float, float, int]]]
+
+
+class Sources:
+    """Distinct sources: exact up to a cap, a HyperLogLog estimate beyond; both unchanged by a repeat."""
+
+    def __init__(self, tracked: int, registers: int) -> None:
+        self.tracked = tracked
+        self._bits = max(4, min(16, registers.bit_length() - 1))  # a power of two, 16..65536 registers
+        self.registers = bytearray(1 << self._bits)
+        self.exact: set[int] | None = set()  # None: more than `tracked` were seen, the sketch counts
+        self.carried = 0  # a count from a checkpoint of the format before this one (see module doc)
+
+    def add(self, source: str) -> None:
+        h = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=HASH_BYTES).digest(), "big")
+        rest = 8 * HASH_BYTES - self._bits
+        index, tail = h >> rest, h & ((1 << rest) - 1)
+        rank = rest - tail.bit_length() + 1
+        self.registers[index] = max(self.registers[index], rank)
+        if self.exact is not None and h not in self.exact:
+            if len(self.exact) < self.tracked:
+                self.exact.add(h)
+            else:
+                self.exact = None
+
+    def estimate(self) -> int:
+        m = len(self.registers)
+        alpha = {16: 0.673, 32: 0.697, 64: 0.709}.get(m, 0.7213 / (1 + 1.079 / m))
+        raw = alpha * m * m / sum(2.0 ** -r for r in self.registers)
+        zeros = self.registers.count(0)
+        if raw <= 2.5 * m and zeros:
+            raw = m * math.log(m / zeros)  # linear counting: the small-range correction
+        return round(raw)
+
+    @property
+    def is_exact(self) -> bool:
+        return self.exact is not None and not self.carried
+
+    def count(self) -> int:
+        seen = len(self.exact) if self.exact is not None else max(self.tracked, self.estimate())
+        return max(seen, self.carried)
+
+    def encode(self) -> dict[str, object]:
+        if self.exact is not None and len(self.exact) > EXACT_IN_CHECKPOINT:
+            self.exact = None
+        exact = None if self.exact is None else b"".join(h.to_bytes(HASH_BYTES, "big") for h in sorted(self.exact))
+        return {"exact": None if exact is None else base64.b64encode(exact).decode(),
+                "sketch": base64.b64encode(self.registers).decode(), "carried": self.carried}
+
+    def decode(self, value: object) -> Sources:
+        """A copy holding `value` (a checkpoint's "sources"), checked: it is input from the disk."""
+        if not isinstance(value, dict):
+            raise TypeError("sources is not an object")
+        out = Sources(self.tracked, len(self.registers))
+        sketch = base64.b64decode(str(value["sketch"]), validate=True)
+        if len(sketch) == len(out.registers):  # a different register count (--limit) starts the sketch over
+            out.registers[:] = sketch
+        if max(out.registers, default=0) > 8 * HASH_BYTES - out._bits + 1:
+            raise ValueError("sketch register out of range")
+        exact = value["exact"]
+        if exact is not None:
+            raw = base64.b64decode(str(exact), validate=True)
+            if len(raw) % HASH_BYTES:
+                raise ValueError("exact sources")
+            hashes = {int.from_bytes(raw[i:i + HASH_BYTES], "big") for i in range(0, len(raw), HASH_BYTES)}
+            out.exact = hashes if len(hashes) <= self.tracked else None
+        else:
+            out.exact = None
+        out.carried = int(value["carried"])
+        if out.carried < 0:
+            raise ValueError("carried sources")
+        return out
+
+
+class Series:
+    """Connections per endpoint in fixed, aligned time buckets, at most `buckets` of them across all
+    endpoints: a burst lands in its bucket, a quiet minute stays empty."""
+
+    def __init__(self, width: float, buckets: int) -> None:
+        self.base_width = width
+        self.width = width
+        self.buckets = max(2, buckets)
+        self.counts: dict[str, dict[int, int]] = {e: {} for e in ENDPOINTS}
+        self.lo: int | None = None
+        self.hi: int | None = None
+
+    def add(self, endpoint: str, time: float, n: int = 1) -> None:
+        if not math.isfinite(time):
+            return  # counted in the totals; it has no place on a time axis
+        index = math.floor(time / self.width)
+        self.lo = index if self.lo is None else min(self.lo, index)
+        self.hi = index if self.hi is None else max(self.hi, index)
+        per = self.counts[endpoint]
+        per[index] = per.get(index, 0) + n
+        while self.hi - self.lo >= self.buckets:
+            self.coarsen()
+
+    def coarsen(self) -> None:
+        """Merge neighbouring buckets (floor(t / 2w) == floor(floor(t / w) / 2): they stay aligned)."""
+        self.width *= 2
+        for endpoint, per in self.counts.items():
+            merged: dict[int, int] = {}
+            for index, n in per.items():
+                merged[index // 2] = merged.get(index // 2, 0) + n
+            self.counts[endpoint] = merged
+        if self.lo is not None and self.hi is not None:
+            self.lo, self.hi = self.lo // 2, self.hi // 2
+
+    def chart(self) -> Chart:
+        lo, hi = self.lo or 0, self.hi or 0
+        series: dict[str, list[tuple[float, float, int]]] = {}
+        for endpoint, per in self.counts.items():
+            total, rows = 0, []
+            for index in sorted(per):
+                total += per[index]
+                rows.append((index * self.width, (index + 1) * self.width, total))
+            series[endpoint] = rows
+        return Chart(lo * self.width, (hi + 1) * self.width, self.width, series)
+
+    def encode(self) -> dict[str, object]:
+        lo, hi = self.lo or 0, self.hi or 0
+        dense = {e: [per.get(i, 0) for i in range(lo, hi + 1)] for e, per in self.counts.items()}
+        for row in dense.values():
+            while row and not row[-1]:
+                row.pop()
+        return {"width": self.width, "origin": lo, "counts": dense}
+
+    def decode(self, value: object) -> Series:
+        if not isinstance(value, dict):
+            raise TypeError("buckets is not an object")
+        out = Series(self.base_width, self.buckets)
+        width, origin = float(value["width"]), int(value["origin"])
+        if not (math.isfinite(width) and width > 0):
+            raise ValueError("bucket width")
+        while out.width < width:  # ours, or a narrower --limit than the one that wrote it: merge up to it
+            out.width *= 2
+        counts = value["counts"]
+        for endpoint in ENDPOINTS:
+            row = counts.get(endpoint, [])
+            for offset, n in enumerate(row):
+                if int(n) < 0:
+                    raise ValueError("negative bucket")
+                if int(n):
+                    out.add(endpoint, (origin + offset + 0.5) * width, int(n))
+        return out
+
+    @classmethod
+    def from_points(cls, width: float, buckets: int, points: dict[str, list[tuple[float, int]]]) -> Series:
+        """Buckets from the format before this one (cumulative points sampled by count): each point's
+        increase goes to its bucket, so the totals are kept and only the old sampling's detail is not."""
+        out = cls(width, buckets)
+        for endpoint, pts in points.items():
+            before = 0
+            for t, n in pts:
+                if n > before:
+                    out.add(endpoint, t, n - before)
+                before = max(before, n)
+        return out
+
 
 class Stats:
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self.counts: dict[str, dict[str, int]] = {e: {} for e in ENDPOINTS}
-        self.series: dict[str, list[tuple[float, int]]] = {e: [] for e in ENDPOINTS}
+        self._series = Series(limits.stats_series_bucket_seconds, limits.stats_series_points)
         self.recent: deque[Refusal] = deque(maxlen=limits.stats_recent_refused)
-        self._sources: set[str] = set()
-        self.sources_before = 0  # distinct sources folded into a count at a rollover
-        self.sources_untracked = 0  # arrivals after the exact set reached its cap
+        self._sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers)
         self.rolled_over = False
         # The ledger's own health: what recovery could not read, as recorded in the ledger (kept across
         # rollovers in the checkpoints), and this boot's outcome (set by the composition root).
@@ -50,22 +257,10 @@ class Stats:
     def add(self, event: Event) -> None:
         per_endpoint = self.counts[event.endpoint]
         per_endpoint[event.category] = per_endpoint.get(event.category, 0) + 1
-        self._add_point(event.endpoint, event.time)
+        self._series.add(event.endpoint, event.time)
         if event.category not in NOT_REFUSED:
             self.recent.append(Refusal(event.time, event.endpoint, event.category, event.reason))
-        if event.source not in self._sources:
-            if len(self._sources) < self._limits.stats_unique_sources_tracked:
-                self._sources.add(event.source)
-            else:
-                self.sources_untracked += 1
-
-    def _add_point(self, endpoint: str, time: float) -> None:
-        points = self.series[endpoint]
-        total = points[-1][1] + 1 if points else 1
-        points.append((time, total))
-        if len(points) > self._limits.stats_series_points:
-            # Keep the first and the last point and every other one between: the curve keeps its shape.
-            self.series[endpoint] = points[::2] + ([points[-1]] if len(points) % 2 == 0 else [])
+        self._sources.add(event.source)
 
     def replay(self, record: Record) -> None:
         if isinstance(record.body, Checkpoint):
@@ -92,19 +287,17 @@ class Stats:
             "bound": finding.bound, "totals_kept": finding.totals_kept, "sample": finding.sample.hex(),
         })
 
+
     # -- checkpoints -----------------------------------------------------------------------------------
 
     def checkpoint(self) -> bytes:
-        """The state a rollover writes; also folds the exact source set into a count (see module doc).
-        Thinned (series halved, oldest refusals dropped) until it fits one checkpoint record."""
-        self.sources_before = self.unique_sources
-        self._sources.clear()
-        self.sources_untracked = 0
+        """The state a rollover writes: the whole state, so that restoring it and replaying the events
+        after it gives what this object holds (nothing folded, nothing counted twice). Thinned (buckets
+        merged, oldest refusals dropped) until it fits one checkpoint record."""
         self.rolled_over = True
         state = self._encode()
-        while len(state) > CHECKPOINT_MAX_BYTES - PREFIX.size and (self.recent or any(self.series.values())):
-            for endpoint, points in self.series.items():
-                self.series[endpoint] = points[::2] + ([points[-1]] if len(points) % 2 == 0 else [])
+        while len(state) > CHECKPOINT_MAX_BYTES - PREFIX.size and (self.recent or self._series.hi != self._series.lo):
+            self._series.coarsen()
             for _ in range((len(self.recent) + 1) // 2):
                 self.recent.popleft()
             state = self._encode()
@@ -116,46 +309,69 @@ class Stats:
     def _encode(self) -> bytes:
         state = {
             "counts": self.counts,
-            "series": {e: [[round(t, 3), n] for t, n in pts] for e, pts in self.series.items()},
+            "buckets": self._series.encode(),
             "recent": [[r.time, r.endpoint, r.category, r.reason] for r in self.recent],
-            "sources_before": self.sources_before,
+            "sources": self._sources.encode(),
             "rolled_over": self.rolled_over,
             "findings": list(self.findings),
             "integrity": self.integrity,
             "findings_seq": self.findings_seq,
+            # For the code before this format, which requires them (a downgrade keeps the totals):
+            "series": {},
+            "sources_before": self.unique_sources,
         }
         return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
     def restore(self, state: bytes) -> None:
         """Take a checkpoint's state. Its checksum held, but it is still input: anything that is not the
-        shape `_encode` writes raises RecordError and leaves this object as it was."""
+        shape `_encode` writes (this format or an earlier one) raises RecordError and leaves this object as
+        it was."""
+        limits = self._limits
         try:
             data = json.loads(state)
             counts = {e: {str(k): int(v) for k, v in data["counts"].get(e, {}).items()} for e in ENDPOINTS}
-            series = {e: [(float(t), int(n)) for t, n in data["series"].get(e, [])] for e in ENDPOINTS}
+            if "buckets" in data:
+                series = self._series.decode(data["buckets"])
+            else:  # format 1 and 2: cumulative points
+                points = {e: [(float(t), int(n)) for t, n in data["series"].get(e, [])] for e in ENDPOINTS}
+                series = Series.from_points(limits.stats_series_bucket_seconds, limits.stats_series_points, points)
             recent = [Refusal(float(t), str(endpoint), str(category), str(reason))
                       for t, endpoint, category, reason in data["recent"]]
-            sources_before = int(data["sources_before"])
+            if "sources" in data:
+                sources = self._sources.decode(data["sources"])
+            else:  # format 1 and 2: a count that cannot say which sources it counted
+                sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers)
+                sources.carried = max(0, int(data["sources_before"]))
             rolled_over = bool(data["rolled_over"])
             findings = [_finding_from_json(f) for f in data.get("findings", [])]  # absent in format 1
             integrity = {k: int(data.get("integrity", {}).get(k, 0)) for k in self.integrity}
             findings_seq = int(data.get("findings_seq", -1))
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise RecordError(f"checkpoint state: {type(exc).__name__}") from exc
-        self.counts, self.series, self.sources_before, self.rolled_over = counts, series, sources_before, rolled_over
+        self.counts, self._series, self._sources, self.rolled_over = counts, series, sources, rolled_over
         self.recent.clear()
         self.recent.extend(recent)
         self.findings.clear()
         self.findings.extend(findings)
         self.integrity, self.findings_seq = integrity, findings_seq
-        self._sources.clear()
-        self.sources_untracked = 0
 
     # -- views -----------------------------------------------------------------------------------------
 
     @property
     def unique_sources(self) -> int:
-        return self.sources_before + len(self._sources) + self.sources_untracked
+        return self._sources.count()
+
+    @property
+    def unique_sources_label(self) -> str:
+        return f"distinct sources (exact up to {self._limits.stats_unique_sources_tracked}, estimated beyond)"
+
+    @property
+    def series(self) -> dict[str, list[tuple[float, int]]]:
+        """Per endpoint, (end of a bucket, total connections by then) for each bucket with connections."""
+        return {e: [(end, total) for _, end, total in rows] for e, rows in self._series.chart().series.items()}
+
+    def chart(self) -> Chart:
+        return self._series.chart()
 
     def by_category(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -170,18 +386,33 @@ class Stats:
     def total(self) -> int:
         return sum(sum(c.values()) for c in self.counts.values())
 
+    def refusal_json(self, refusal: Refusal) -> dict[str, object]:
+        """The category is the outcome; `reason` is the appliance's words with each peer-sent value replaced
+        by a pointer into `peer_text`, which holds those values cut short: a peer's text cannot pose as ours."""
+        words: list[str] = []
+        peer: list[str] = []
+        for text, sent_by_peer in refusal.reason_parts(self._limits.stats_peer_text_chars):
+            if sent_by_peer:
+                words.append(f"[peer_text {len(peer)}]")
+                peer.append(text)
+            else:
+                words.append(text)
+        return {"time": refusal.time, "endpoint": refusal.endpoint, "category": refusal.category,
+                "reason": "".join(words), "peer_text": peer}
+
     def as_json(self) -> dict[str, object]:
         return {
             "connections": self.total(),
             "successes": self.by_category().get(SUCCESS, 0),
             "unique_sources": self.unique_sources,
-            "unique_sources_exact": not self.rolled_over and self.sources_untracked == 0,
+            "unique_sources_exact": self._sources.is_exact,
+            "unique_sources_label": self.unique_sources_label,
+            "unique_sources_carried": self._sources.carried,
             "by_endpoint": {e: dict(sorted(c.items())) for e, c in self.counts.items()},
             "by_category": self.by_category(),
-            "recent_refused": [
-                {"time": r.time, "endpoint": r.endpoint, "category": r.category, "reason": r.reason}
-                for r in reversed(self.recent)
-            ],
+            "recent_refused_note": "category is the outcome; peer_text is what the peer sent (unverified, cut to "
+                                   f"{self._limits.stats_peer_text_chars} characters)",
+            "recent_refused": [self.refusal_json(r) for r in reversed(self.recent)],
             "ledger": {
                 "boot_recovery": self.boot_recovery,
                 **self.integrity,

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
-from appliance.stats import Stats
+from appliance.stats import Refusal, Stats
 from appliance.vault import Prover
 from netstack.ratelimit import per_second
 
@@ -28,6 +28,7 @@ body{font-family:system-ui,sans-serif;max-width:54rem;margin:2rem auto;padding:0
 h1{font-size:1.8rem}code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem;overflow-x:auto}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
 nav a{margin-right:1rem}svg{max-width:100%;height:auto}
+.peer{background:#fdf2d0;border:1px dashed #b9770e;padding:0 .2rem;font-size:.9em}
 """
 
 
@@ -144,25 +145,37 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 
     def _stats_page(self) -> Response:
         data = self.stats.as_json()
-        exact = "" if data["unique_sources_exact"] else " (approximate: counted across a ledger rollover)"
+        carried = int(str(data["unique_sources_carried"]))
+        older = f"; up to {carried} of them counted by an older version, which could overcount" if carried else ""
         rows = "".join(
-            f"<tr><td>{escape(_utc(r.time))}</td><td>{escape(r.endpoint)}</td><td>{escape(r.category)}</td>"
-            f"<td>{escape(r.reason)}</td></tr>"
+            f"<tr><td>{escape(_utc(r.time))}</td><td>{escape(r.endpoint)}</td><td><b>{escape(r.category)}</b></td>"
+            f"<td>{self._reason_cell(r)}</td></tr>"
             for r in reversed(self.stats.recent)
         ) or '<tr><td colspan="4">none yet</td></tr>'
         body = f"""
 <h1>Statistics</h1>
-<p>{data["connections"]} connections from {data["unique_sources"]} distinct sources{exact};
-{data["successes"]} got the key.</p>
+<p>{data["connections"]} connections from {data["unique_sources"]} {escape(str(data["unique_sources_label"]))}:
+this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older}; {data["successes"]} got the key.</p>
 <h2>Connections over time, per endpoint (cumulative)</h2>
-{svg.cumulative_chart(self.stats.series, "cumulative connections per endpoint")}
+{svg.cumulative_chart(self.stats.chart(), "cumulative connections per endpoint")}
 <h2>Refused connections by category</h2>
 {svg.bar_chart(self.stats.failures_by_category(), "refused connections by category")}
 <h2>Recent refused attempts</h2>
-<table><tr><th>time (UTC)</th><th>endpoint</th><th>category</th><th>reason</th></tr>{rows}</table>
+<p>The category is the outcome. The detail may quote what the peer sent: that text is marked
+<span class="peer">peer sent</span>, unverified, and cut to {self.limits.stats_peer_text_chars} characters.</p>
+<table><tr><th>time (UTC)</th><th>endpoint</th><th>category (outcome)</th><th>detail</th></tr>{rows}</table>
 {self._ledger_section()}
 {self._network_table()}"""
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
+
+    def _reason_cell(self, refusal: Refusal) -> str:
+        """The appliance's words plain, each peer-sent value labelled as such: an issuer name reading
+        "SUCCESS - key sent" must not look like the appliance speaking."""
+        return "".join(
+            f'<span class="peer" title="sent by the peer, unverified">peer sent: <q>{escape(text)}</q></span>'
+            if sent_by_peer else escape(text)
+            for text, sent_by_peer in refusal.reason_parts(self.limits.stats_peer_text_chars)
+        )
 
     def _ledger_section(self) -> str:
         """The record's own health: a ledger that lost history says so here, not only in a console line."""

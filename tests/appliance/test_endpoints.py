@@ -386,7 +386,7 @@ def test_recent_refused_attempts_are_listed(appliance: Running) -> None:
     recent = stats["recent_refused"]
     assert isinstance(recent, list)
     assert {"not-tls", "no-certificate", "expired"} <= {r["category"] for r in recent}
-    assert all(set(r) == {"time", "endpoint", "category", "reason"} for r in recent)
+    assert all(set(r) == {"time", "endpoint", "category", "reason", "peer_text"} for r in recent)
     page = appliance.get("/stats")
     RESPONSES.append(page)
     assert b"not-tls" in page

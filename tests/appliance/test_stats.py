@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
+
+import pytest
 
 from appliance.config import ENDPOINTS, Limits
 from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Event
@@ -20,8 +23,8 @@ def test_series_is_bounded_and_keeps_the_ends() -> None:
         stats.add(_event(i))
     points = stats.series["mutual"]
     assert len(points) <= 16
-    assert points[-1] == (999.0, 1000)
-    assert points[0] == (0.0, 1)
+    assert points[-1][1] == 1000
+    assert points[0][0] <= 60 * 2 ** 6  # the first bucket holds the first connection
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(points))
 
 
@@ -34,16 +37,20 @@ def test_recent_list_is_bounded_and_excludes_successes() -> None:
     assert stats.failures_by_category() == {"not-tls": 10}
 
 
-def test_unique_sources_beyond_the_tracked_cap_are_counted() -> None:
+def test_unique_sources_beyond_the_tracked_cap_are_estimated() -> None:
     stats = Stats(LIMITS)
-    for i in range(25):
+    for i in range(9):
         stats.add(_event(i))
     stats.add(_event(3))  # a repeat within the tracked set
-    assert stats.unique_sources == 25
+    assert stats.unique_sources == 9
+    assert stats.as_json()["unique_sources_exact"]
+    for i in range(9, 25):
+        stats.add(_event(i))
+    assert 23 <= stats.unique_sources <= 27
     assert not stats.as_json()["unique_sources_exact"]
 
 
-def test_checkpoint_restores_counts_and_folds_sources() -> None:
+def test_checkpoint_restores_counts_and_keeps_sources() -> None:
     stats = Stats(LIMITS)
     for i in range(8):
         stats.add(_event(i))
@@ -95,3 +102,65 @@ def test_a_format_1_checkpoint_without_integrity_fields_restores() -> None:
     stats.restore(b'{"counts":{},"series":{},"recent":[],"sources_before":0,"rolled_over":false}')
     assert stats.integrity["damaged"] == 0
     assert not stats.findings
+
+
+# What the code before issue 15 wrote (format 2): cumulative points, and the distinct sources as a bare count.
+FORMAT_2 = (
+    b'{"counts":{"http":{"served":1},"https":{},"mutual":{"success":3,"expired":3},"callback":{},"reverse":{}},'
+    b'"series":{"http":[[1800000500.0,1]],"https":[],"mutual":[[1800000000.0,1],[1800000120.0,3],'
+    b'[1800000240.0,5],[1800000300.0,6]],"callback":[],"reverse":[]},"recent":[[1800000060.0,"mutual","expired",'
+    b'"peer leaf: x"],[1800000180.0,"mutual","expired","peer leaf: x"],[1800000300.0,"mutual","expired",'
+    b'"peer leaf: x"]],"sources_before":4,"rolled_over":true,"findings":[],"integrity":{"damaged":0,"torn_tails":0,'
+    b'"records_lost":0,"records_lost_bound":0},"findings_seq":-1}'
+)
+
+
+def test_a_format_2_checkpoint_keeps_its_totals_and_carries_its_source_count() -> None:
+    """An upgrade must not lose the totals. The old count cannot say which sources it counted, so it is a
+    floor that later sources raise, never a base they are added to (that was the inflation)."""
+    stats = Stats(LIMITS)
+    stats.restore(FORMAT_2)
+    assert stats.total() == 7
+    assert stats.counts["mutual"] == {"success": 3, "expired": 3}
+    assert stats.series["mutual"][-1][1] == 6
+    assert [t for t, _ in stats.series["mutual"]] == [1800000060.0, 1800000180.0, 1800000300.0, 1800000360.0]
+    assert len(stats.recent) == 3
+    assert stats.unique_sources == 4
+    data = stats.as_json()
+    assert data["unique_sources_exact"] is False
+    assert data["unique_sources_carried"] == 4
+    for rollover in range(3):
+        stats.add(Event(1800000400.0 + rollover, "mutual", "expired", "198.51.100.1", "r"))
+        again = Stats(LIMITS)
+        again.restore(stats.checkpoint())
+        stats = again
+    assert stats.unique_sources == 4
+    assert stats.total() == 10
+    for i in range(6):
+        stats.add(_event(i))
+    assert stats.unique_sources == 7  # six new, one seen: more than the old floor
+
+
+def test_a_new_checkpoint_still_carries_what_the_older_code_requires() -> None:
+    """A downgrade reads `sources_before` and `series`: it keeps the totals, though not the chart."""
+    stats = Stats(LIMITS)
+    for i in range(5):
+        stats.add(_event(i))
+    data = json.loads(stats.checkpoint())
+    assert data["sources_before"] == 5
+    assert data["series"] == {}
+    assert data["rolled_over"] is True
+
+
+@pytest.mark.parametrize("sources", [
+    b'"x"', b'{"exact":null,"sketch":"!!","carried":0}', b'{"exact":"AAAA","sketch":"","carried":0}',
+    b'{"exact":null,"sketch":"","carried":-1}',
+])
+def test_a_malformed_sources_state_is_a_record_error(sources: bytes) -> None:
+    from appliance.ledger_record import RecordError
+
+    stats = Stats(LIMITS)
+    state = json.dumps({**json.loads(stats.checkpoint()), "sources": json.loads(sources)}).encode()
+    with pytest.raises(RecordError):
+        stats.restore(state)
+    assert stats.unique_sources == 0
