@@ -85,9 +85,12 @@ class Sources:
 
     def __init__(self, tracked: int, registers: int) -> None:
         self.tracked = tracked
-        self._bits = max(4, min(16, registers.bit_length() - 1))  # a power of two, 16..65536 registers
+        # A power of two, 16..16384 registers: the largest sketch and the largest exact set a checkpoint
+        # holds (EXACT_IN_CHECKPOINT) fit one checkpoint record together.
+        self._bits = max(4, min(14, registers.bit_length() - 1))
         self.registers = bytearray(1 << self._bits)
-        self.exact: set[int] | None = set()  # None: more than `tracked` were seen, the sketch counts
+        self.exact: set[int] | None = set()  # None: given up (see drop_exact), the sketch counts
+        self.known = 0  # distinct sources known when the exact set was given up: the estimate's floor
         self.carried = 0  # a count from a checkpoint of the format before this one (see module doc)
 
     def add(self, source: str) -> None:
@@ -100,7 +103,12 @@ class Sources:
             if len(self.exact) < self.tracked:
                 self.exact.add(h)
             else:
-                self.exact = None
+                self.drop_exact(len(self.exact) + 1)
+
+    def drop_exact(self, known: int) -> None:
+        """Give up the exact set (past the cap, or too large for a checkpoint), keeping what it knew."""
+        self.known = max(self.known, known)
+        self.exact = None
 
     def estimate(self) -> int:
         m = len(self.registers)
@@ -116,15 +124,15 @@ class Sources:
         return self.exact is not None and not self.carried
 
     def count(self) -> int:
-        seen = len(self.exact) if self.exact is not None else max(self.tracked, self.estimate())
+        seen = len(self.exact) if self.exact is not None else max(self.known, self.estimate())
         return max(seen, self.carried)
 
     def encode(self) -> dict[str, object]:
         if self.exact is not None and len(self.exact) > EXACT_IN_CHECKPOINT:
-            self.exact = None
+            self.drop_exact(len(self.exact))
         exact = None if self.exact is None else b"".join(h.to_bytes(HASH_BYTES, "big") for h in sorted(self.exact))
         return {"exact": None if exact is None else base64.b64encode(exact).decode(),
-                "sketch": base64.b64encode(self.registers).decode(), "carried": self.carried}
+                "sketch": base64.b64encode(self.registers).decode(), "known": self.known, "carried": self.carried}
 
     def decode(self, value: object) -> Sources:
         """A copy holding `value` (a checkpoint's "sources"), checked: it is input from the disk."""
@@ -142,12 +150,15 @@ class Sources:
             if len(raw) % HASH_BYTES:
                 raise ValueError("exact sources")
             hashes = {int.from_bytes(raw[i:i + HASH_BYTES], "big") for i in range(0, len(raw), HASH_BYTES)}
-            out.exact = hashes if len(hashes) <= self.tracked else None
+            out.exact = hashes
+            if len(hashes) > self.tracked:  # written under a larger --limit
+                out.drop_exact(len(hashes))
         else:
             out.exact = None
-        out.carried = int(value["carried"])
-        if out.carried < 0:
-            raise ValueError("carried sources")
+        known, out.carried = int(value["known"]), int(value["carried"])
+        if known < 0 or out.carried < 0:
+            raise ValueError("negative source count")
+        out.known = max(out.known, known)
         return out
 
 
@@ -301,6 +312,9 @@ class Stats:
             for _ in range((len(self.recent) + 1) // 2):
                 self.recent.popleft()
             state = self._encode()
+        if len(state) > CHECKPOINT_MAX_BYTES - PREFIX.size:  # only with limits raised far beyond the defaults
+            self._sources.drop_exact(self.unique_sources)  # the sketch counts on
+            state = self._encode()
         return state
 
     def initial(self) -> bytes:
@@ -346,7 +360,7 @@ class Stats:
             findings = [_finding_from_json(f) for f in data.get("findings", [])]  # absent in format 1
             integrity = {k: int(data.get("integrity", {}).get(k, 0)) for k in self.integrity}
             findings_seq = int(data.get("findings_seq", -1))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
             raise RecordError(f"checkpoint state: {type(exc).__name__}") from exc
         self.counts, self._series, self._sources, self.rolled_over = counts, series, sources, rolled_over
         self.recent.clear()

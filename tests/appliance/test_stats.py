@@ -153,8 +153,10 @@ def test_a_new_checkpoint_still_carries_what_the_older_code_requires() -> None:
 
 
 @pytest.mark.parametrize("sources", [
-    b'"x"', b'{"exact":null,"sketch":"!!","carried":0}', b'{"exact":"AAAA","sketch":"","carried":0}',
-    b'{"exact":null,"sketch":"","carried":-1}',
+    b'"x"', b'{"exact":null,"sketch":"!!","known":0,"carried":0}',
+    b'{"exact":"AAAA","sketch":"","known":0,"carried":0}',
+    b'{"exact":null,"sketch":"","known":0,"carried":-1}', b'{"exact":null,"sketch":"","known":-1,"carried":0}',
+    b'{"exact":null,"sketch":"","carried":0}',
 ])
 def test_a_malformed_sources_state_is_a_record_error(sources: bytes) -> None:
     from appliance.ledger_record import RecordError
@@ -164,3 +166,44 @@ def test_a_malformed_sources_state_is_a_record_error(sources: bytes) -> None:
     with pytest.raises(RecordError):
         stats.restore(state)
     assert stats.unique_sources == 0
+
+
+def test_a_checkpoint_with_every_source_bound_at_its_largest_fits_one_record() -> None:
+    """Default limits: the exact set (2048 sources), the sketch, full buckets and wide reasons together."""
+    limits = Limits()
+    stats = Stats(limits)
+    for i in range(limits.stats_unique_sources_tracked):
+        stats.add(Event(1.7e9 + i * 97.0, ENDPOINTS[i % 5], "not-tls", f"2001:db8:{i:x}::1", "☃" * 160))
+    state = stats.checkpoint()
+    assert len(state) <= CHECKPOINT_MAX_BYTES - PREFIX.size
+    restored = Stats(limits)
+    restored.restore(state)
+    assert restored.unique_sources == limits.stats_unique_sources_tracked
+    assert restored.as_json()["unique_sources_exact"] is True
+    assert restored.total() == limits.stats_unique_sources_tracked
+
+
+def test_a_checkpoint_fits_even_with_source_limits_raised_far_beyond_it() -> None:
+    limits = replace(Limits(), stats_unique_sources_tracked=100_000, stats_sources_sketch_registers=1 << 20)
+    stats = Stats(limits)
+    for i in range(6000):
+        stats.add(Event(1.7e9 + i, "mutual", "not-tls", f"2001:db8:{i:x}::1", "☃" * 160))
+    state = stats.checkpoint()
+    assert len(state) <= CHECKPOINT_MAX_BYTES - PREFIX.size
+    restored = Stats(limits)
+    restored.restore(state)
+    assert 5500 <= restored.unique_sources <= 6500
+    assert restored.total() == 6000
+
+
+@pytest.mark.parametrize("buckets", [
+    b'{"width":1e400,"origin":0,"counts":{}}', b'{"width":60,"origin":1e400,"counts":{"http":[1]}}',
+    b'{"width":60,"origin":0,"counts":{"http":[-1]}}', b'{"width":0,"origin":0,"counts":{}}', b'[]',
+])
+def test_a_malformed_bucket_state_is_a_record_error(buckets: bytes) -> None:
+    from appliance.ledger_record import RecordError
+
+    stats = Stats(LIMITS)
+    state = json.dumps({**json.loads(stats.checkpoint()), "buckets": json.loads(buckets)}).encode()
+    with pytest.raises(RecordError):
+        stats.restore(state)
