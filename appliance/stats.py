@@ -32,7 +32,7 @@ from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Ev
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
-HASH_BYTES = 8  # per source: collisions among thousands of sources are ~1e-11 likely
+HASH_BYTES = 8  # per source: a collision among the default cap of 2048 is ~1e-13 likely
 EXACT_IN_CHECKPOINT = CHECKPOINT_MAX_BYTES // 2 // (4 * HASH_BYTES // 3 + 1)
 """Most exact source hashes a checkpoint holds (half its room, base64): a larger exact set (only through
 `--limit`) is folded into the sketch at a rollover rather than crowding out the counts."""
@@ -374,6 +374,11 @@ class Stats:
     @property
     def unique_sources(self) -> int:
         return self._sources.count()
+
+    @property
+    def sources_carried(self) -> int:
+        """Sources counted by a checkpoint from before this format: a floor of unknown overlap."""
+        return self._sources.carried
 
     @property
     def unique_sources_label(self) -> str:

@@ -145,7 +145,7 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 
     def _stats_page(self) -> Response:
         data = self.stats.as_json()
-        carried = int(str(data["unique_sources_carried"]))
+        carried = self.stats.sources_carried
         older = f"; up to {carried} of them counted by an older version, which could overcount" if carried else ""
         rows = "".join(
             f"<tr><td>{escape(_utc(r.time))}</td><td>{escape(r.endpoint)}</td><td><b>{escape(r.category)}</b></td>"
