@@ -23,8 +23,10 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
@@ -32,6 +34,7 @@ from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Ev
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
+KEY_BYTES = 16  # the sketch's hash key (see Sources)
 HASH_BYTES = 8  # per source: a collision among the default cap of 2048 is ~1e-13 likely
 EXACT_IN_CHECKPOINT = CHECKPOINT_MAX_BYTES // 2 // (4 * HASH_BYTES // 3 + 1)
 """Most exact source hashes a checkpoint holds (half its room, base64): a larger exact set (only through
@@ -81,10 +84,15 @@ class Chart:
 
 
 class Sources:
-    """Distinct sources: exact up to a cap, a HyperLogLog estimate beyond; both unchanged by a repeat."""
+    """Distinct sources: exact up to a cap, a HyperLogLog estimate beyond; both unchanged by a repeat.
 
-    def __init__(self, tracked: int, registers: int) -> None:
+    The hash is keyed with a secret kept in the checkpoints (on the data disk, never shown): with a public
+    hash, a peer free to pick its addresses (an IPv6 prefix) could choose a few hundred whose hashes fill
+    every register high and show millions of sources. Addresses chosen blind cost one register each."""
+
+    def __init__(self, tracked: int, registers: int, key: bytes) -> None:
         self.tracked = tracked
+        self.key = key
         # A power of two, 16..16384 registers: the largest sketch and the largest exact set a checkpoint
         # holds (EXACT_IN_CHECKPOINT) fit one checkpoint record together.
         self._bits = max(4, min(14, registers.bit_length() - 1))
@@ -94,7 +102,7 @@ class Sources:
         self.carried = 0  # a count from a checkpoint of the format before this one (see module doc)
 
     def add(self, source: str) -> None:
-        h = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=HASH_BYTES).digest(), "big")
+        h = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=HASH_BYTES, key=self.key).digest(), "big")
         rest = 8 * HASH_BYTES - self._bits
         index, tail = h >> rest, h & ((1 << rest) - 1)
         rank = rest - tail.bit_length() + 1
@@ -132,13 +140,17 @@ class Sources:
             self.drop_exact(len(self.exact))
         exact = None if self.exact is None else b"".join(h.to_bytes(HASH_BYTES, "big") for h in sorted(self.exact))
         return {"exact": None if exact is None else base64.b64encode(exact).decode(),
-                "sketch": base64.b64encode(self.registers).decode(), "known": self.known, "carried": self.carried}
+                "sketch": base64.b64encode(self.registers).decode(), "known": self.known, "carried": self.carried,
+                "key": self.key.hex()}
 
     def decode(self, value: object) -> Sources:
         """A copy holding `value` (a checkpoint's "sources"), checked: it is input from the disk."""
         if not isinstance(value, dict):
             raise TypeError("sources is not an object")
-        out = Sources(self.tracked, len(self.registers))
+        key = bytes.fromhex(str(value["key"]))
+        if len(key) != KEY_BYTES:
+            raise ValueError("sketch key")
+        out = Sources(self.tracked, len(self.registers), key)
         sketch = base64.b64decode(str(value["sketch"]), validate=True)
         if len(sketch) == len(out.registers):  # a different register count (--limit) starts the sketch over
             out.registers[:] = sketch
@@ -249,12 +261,14 @@ class Series:
 
 
 class Stats:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, random: Callable[[int], bytes] = os.urandom) -> None:
+        """`random` keys the distinct-source sketch of a new ledger; a restored checkpoint brings its own."""
         self._limits = limits
         self.counts: dict[str, dict[str, int]] = {e: {} for e in ENDPOINTS}
         self._series = Series(limits.stats_series_bucket_seconds, limits.stats_series_points)
         self.recent: deque[Refusal] = deque(maxlen=limits.stats_recent_refused)
-        self._sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers)
+        self._sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers,
+                                random(KEY_BYTES))
         self.rolled_over = False
         # The ledger's own health: what recovery could not read, as recorded in the ledger (kept across
         # rollovers in the checkpoints), and this boot's outcome (set by the composition root).
@@ -354,7 +368,8 @@ class Stats:
             if "sources" in data:
                 sources = self._sources.decode(data["sources"])
             else:  # format 1 and 2: a count that cannot say which sources it counted
-                sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers)
+                sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers,
+                                  self._sources.key)
                 sources.carried = max(0, int(data["sources_before"]))
             rolled_over = bool(data["rolled_over"])
             findings = [_finding_from_json(f) for f in data.get("findings", [])]  # absent in format 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from dataclasses import replace
@@ -152,11 +153,17 @@ def test_a_new_checkpoint_still_carries_what_the_older_code_requires() -> None:
     assert data["rolled_over"] is True
 
 
+KEY = b"00" * 16
+
+
 @pytest.mark.parametrize("sources", [
-    b'"x"', b'{"exact":null,"sketch":"!!","known":0,"carried":0}',
-    b'{"exact":"AAAA","sketch":"","known":0,"carried":0}',
-    b'{"exact":null,"sketch":"","known":0,"carried":-1}', b'{"exact":null,"sketch":"","known":-1,"carried":0}',
-    b'{"exact":null,"sketch":"","carried":0}',
+    b'"x"', b'{"exact":null,"sketch":"!!","known":0,"carried":0,"key":"' + KEY + b'"}',
+    b'{"exact":"AAAA","sketch":"","known":0,"carried":0,"key":"' + KEY + b'"}',
+    b'{"exact":null,"sketch":"","known":0,"carried":-1,"key":"' + KEY + b'"}',
+    b'{"exact":null,"sketch":"","known":-1,"carried":0,"key":"' + KEY + b'"}',
+    b'{"exact":null,"sketch":"","carried":0,"key":"' + KEY + b'"}',
+    b'{"exact":null,"sketch":"","known":0,"carried":0,"key":"00"}',
+    b'{"exact":null,"sketch":"","known":0,"carried":0}',
 ])
 def test_a_malformed_sources_state_is_a_record_error(sources: bytes) -> None:
     from appliance.ledger_record import RecordError
@@ -207,3 +214,27 @@ def test_a_malformed_bucket_state_is_a_record_error(buckets: bytes) -> None:
     state = json.dumps({**json.loads(stats.checkpoint()), "buckets": json.loads(buckets)}).encode()
     with pytest.raises(RecordError):
         stats.restore(state)
+
+
+def _unkeyed_rank(source: str, bits: int) -> tuple[int, int]:
+    h = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=8).digest(), "big")
+    tail = h & ((1 << (64 - bits)) - 1)
+    return h >> (64 - bits), 64 - bits - tail.bit_length() + 1
+
+
+def test_addresses_chosen_against_a_public_hash_do_not_inflate_the_estimate() -> None:
+    """A peer free to pick addresses (an IPv6 prefix) picks, for each register, one whose public hash
+    ranks high: 16 such sources would show as ~44000. The keyed sketch sees 16 sources."""
+    limits = replace(LIMITS, stats_sources_sketch_registers=16, stats_unique_sources_tracked=4)
+    chosen: dict[int, str] = {}
+    for i in itertools.count():
+        source = f"2001:db8::{i:x}"
+        index, rank = _unkeyed_rank(source, 4)
+        if rank >= 12 and index not in chosen:
+            chosen[index] = source
+            if len(chosen) == 16:
+                break
+    stats = Stats(limits)
+    for source in chosen.values():
+        stats.add(Event(1.0, "http", "served", source, ""))
+    assert stats.unique_sources < 40
