@@ -53,7 +53,8 @@ def cumulative_chart(chart: Chart, title: str) -> str:
         if rows:
             coords, before = [xy(t0, 0)], 0
             for start, end, total in rows:
-                coords += [xy(start, before), xy(end, total)]
+                rise_from = xy(start, before)
+                coords += [xy(end, total)] if rise_from == coords[-1] else [rise_from, xy(end, total)]
                 before = total
             coords.append(xy(t1, before))
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}"/>')
