@@ -180,7 +180,7 @@ async def assemble(
     Who gets what (DESIGN.md rule 5): the wallet key goes into the vault and nowhere else; the endpoints get
     the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
     are issued; the ledger sees its two regions of the disk, not the header."""
-    stats = Stats(limits)
+    stats = Stats(limits, sources.random)
     opened = open_data_disk(disk, limits, stats, log, lambda: new_wallet_key(sources.random))
     secret, ledger, report, generated = opened.secret, opened.ledger, opened.report, opened.generated
     del opened
