@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 ANY = b"\x00\x00\x00\x00"
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 MAC_BROADCAST = b"\xff" * 6
@@ -18,7 +16,9 @@ def ip_from_text(text: str) -> bytes:
 
 
 def ip_to_text(address: bytes) -> str:
-    return socket.inet_ntoa(address)
+    if len(address) != 4:
+        raise ValueError("IPv4 addresses are 4 bytes")
+    return ".".join(str(b) for b in address)
 
 
 def mac_to_text(mac: bytes) -> str:

@@ -50,6 +50,10 @@ def test_mac_text_round_trip_and_refusals() -> None:
 
 def test_ip_to_text() -> None:
     assert addresses.ip_to_text(bytes([192, 0, 2, 255])) == "192.0.2.255"
+    assert addresses.ip_to_text(bytes(4)) == "0.0.0.0"
+    for wrong in (b"", bytes(3), bytes(16)):
+        with pytest.raises(ValueError, match="4 bytes"):
+            addresses.ip_to_text(wrong)
 
 
 def test_icmp_rest_of_header_is_four_bytes() -> None:
