@@ -6,12 +6,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from appliance.admission import Gate, Slot
 from appliance.config import Limits, Ports
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork
-from appliance.service import Appliance, Gate
+from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
@@ -21,23 +22,29 @@ def _no_random(n: int) -> bytes:
     raise AssertionError("recording an outcome draws no randomness")
 
 
+def _admit(gate: Gate, source: str) -> Slot | str:
+    return gate.admit(source, 0.0, lambda: None)
+
+
 def test_gate_limits_per_source_and_overall() -> None:
     gate = Gate(replace(Limits(), max_connections=3, max_connections_per_source=2))
-    assert gate.admit("a") is None
-    assert gate.admit("a") is None
-    assert "one source" in (gate.admit("a") or "")
-    assert gate.admit("b") is None
-    assert "concurrent connections" in (gate.admit("c") or "")
-    gate.release("a")
-    assert gate.admit("c") is None
+    first = _admit(gate, "a")
+    assert isinstance(first, Slot)
+    assert isinstance(_admit(gate, "a"), Slot)
+    assert "one source" in str(_admit(gate, "a"))
+    assert isinstance(_admit(gate, "b"), Slot)
+    assert "concurrent connections" in str(_admit(gate, "c"))  # full, and nobody idle to displace
+    gate.release(first)
+    assert isinstance(_admit(gate, "c"), Slot)
     assert gate.total == 3
 
 
 def test_gate_forgets_sources_that_left() -> None:
     gate = Gate(Limits())
     for i in range(1000):
-        assert gate.admit(f"10.0.{i // 250}.{i % 250}") is None
-        gate.release(f"10.0.{i // 250}.{i % 250}")
+        slot = _admit(gate, f"10.0.{i // 250}.{i % 250}")
+        assert isinstance(slot, Slot)
+        gate.release(slot)
     assert gate.total == 0
     assert not gate._per_source  # no per-source entry outlives its last connection
 
