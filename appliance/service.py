@@ -1,5 +1,5 @@
 """The running bounty: the endpoints (`appliance.endpoints`) over a Network, each connection admitted or
-refused at the gate and ending in exactly one recorded outcome (ledger and statistics).
+refused at the gate (`appliance.admission`) and ending in exactly one recorded outcome (ledger and statistics).
 
 Protocol lives in `tls`, `appliance.http` and the network stack; what each port does in
 `appliance.endpoints`; persistence in `appliance.ledger`. A handler either returns an outcome or raises
