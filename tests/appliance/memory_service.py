@@ -22,6 +22,8 @@ from appliance.config import Limits, Ports
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
+from appliance.ours_tls import OursFactory
+from appliance.pki import IssuedPKI
 from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
@@ -172,8 +174,9 @@ class MemoryService:
     network: MemoryNetwork
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def connect(self, source: str) -> Client:
-        return self.network.connect(self.service.ports.http, source)
+    def connect(self, source: str, *, https: bool = False) -> Client:
+        ports = self.service.ports
+        return self.network.connect(ports.https if https else ports.http, source)
 
     async def settle(self) -> None:
         """Let every ready task run (the virtual clock stands still while any can)."""
@@ -185,19 +188,22 @@ def _no_random(n: int) -> bytes:
     raise AssertionError("serving HTTP draws no randomness")
 
 
-async def start_memory_service(tmp_path: Path, limits: Limits) -> MemoryService:
+async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | None = None) -> MemoryService:
     """The service with a ledger on a temporary disk, a site with a fresh (unfunded) key, and its outcomes
-    captured as they are recorded; the wall clock stands still (so rate limits never refill by themselves)."""
+    captured as they are recorded; the wall clock stands still (so rate limits never refill by themselves).
+    With `pki` (issued at `WALL`), port 443 runs our TLS engine; without, only port 80 can be used."""
     stats = Stats(limits)
     ledger = Ledger(LedgerArea(Disk(tmp_path / "disk"), limits.ledger_region_bytes), limits)
     ledger.open(stats.initial, stats.replay, stats.checkpoint)
     site = Site(Vault(os.urandom(32), lambda *a: None).prover(), b"ca\n", stats, None, Ports(), limits, "memory")
     network = MemoryNetwork()
     loop = asyncio.get_running_loop()
+    sources = Sources(wall=lambda: WALL, monotonic=loop.time, random=_no_random if pki is None else os.urandom)
+    engines = None if pki is None else OursFactory(pki.ca_der, sources, limits.tls)
     service = Appliance(
-        network=network, engines=None, pki=None, vault=None,  # type: ignore[arg-type]
+        network=network, engines=engines, pki=pki, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=site, limits=limits, ports=Ports(), log=JsonLog(io.StringIO()),
-        sources=Sources(wall=lambda: WALL, monotonic=loop.time, random=_no_random),
+        sources=sources,
     )
     running = MemoryService(service, network)
     record = service.record
