@@ -137,7 +137,9 @@ class Endpoints:
         that behaves: its number of requests, its lifetime from accept (one request per idle period would
         otherwise hold the slot for 100 of them), and the gate giving its slot to a newcomer while it is
         idle. Each bound ends the connection at a request boundary, the last response (if one is in progress)
-        saying Connection: close."""
+        saying Connection: close, and is recorded as `served` with the bound named in the reason: the client
+        got every response it asked for, and ending a persistent connection is the server's right (RFC 9112
+        §9.6), not the peer's fault that `timeout` and `resource-limit` record."""
         parser = RequestParser(self.limits)
         loop = asyncio.get_running_loop()
         end_of_life = slot.accepted + self.limits.http_connection_lifetime

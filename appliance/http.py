@@ -18,16 +18,16 @@ _FIELD_VALUE = re.compile(rb"[\x20-\x7e\x80-\xff\t]*")
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 _EMPTY_LINES = re.compile(rb"(?:\r?\n)+")
 _HEAD_END = re.compile(rb"\n\r?\n")  # a line's LF, then an empty line (RFC 9112 §2.2: CR optional)
-# The request target's grammar (RFC 9112 §3.2, from RFC 3986). A stray "%" is taken literally, as most
-# servers take it, rather than refused: decoding leaves it as it is, so it can do no harm.
-_PCHAR = r"A-Za-z0-9\-._~!$&'()*+,;=:@%"
-_PATH = rf"/[{_PCHAR}/]*"
-_QUERY = rf"[{_PCHAR}/?]*"
+# The request target's forms (RFC 9112 §3.2). The path and query take any visible ASCII but "#": RFC 3986
+# would refuse "[", "]", "{", "}", "|", "^" and "`" too, but browsers send them unencoded (the WHATWG URL
+# standard's percent-encode sets), a /proof challenge typed with them must still work, and nothing here
+# splits on them. A fragment ("#") is never sent by a correct client. A stray "%" is taken literally.
+_PATH = r'/[!-"$-~]*'
 # No userinfo ("@"): RFC 9110 §4.2.4 tells a recipient to treat it as an error.
 _HOSTNAME = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)"  # IP-literal or reg-name
 _AUTHORITY = rf"{_HOSTNAME}(?::[0-9]*)?"
-_ORIGIN_FORM = re.compile(rf"{_PATH}(?:\?{_QUERY})?")
-_ABSOLUTE_FORM = re.compile(rf"[A-Za-z][A-Za-z0-9+\-.]*://{_AUTHORITY}(?:{_PATH})?(?:\?{_QUERY})?")
+_ORIGIN_FORM = re.compile(_PATH)  # the query ("?...") included
+_ABSOLUTE_FORM = re.compile(rf'[A-Za-z][A-Za-z0-9+\-.]*://{_AUTHORITY}(?:[/?][!-"$-~]*)?')
 _AUTHORITY_FORM = re.compile(rf"{_HOSTNAME}:[0-9]+")  # CONNECT's: the port is required
 _HOST = re.compile(_AUTHORITY)
 VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
