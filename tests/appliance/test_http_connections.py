@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import re
 import ssl
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from appliance import pki
 from appliance.config import Limits
 from outcomes.category import Category
 from tests import virtual_time
 from tests.appliance.memory_service import WALL, Client, MemoryService, get, start_memory_service
+from tests.appliance.test_http import _split, mutated_requests
 
 LIMITS = replace(Limits(), ledger_region_bytes=128 * 1024)
 T = TypeVar("T")
@@ -295,3 +300,31 @@ def test_an_idle_https_connection_given_to_a_newcomer_closes_with_close_notify(t
     withdrawn = running.outcomes[0]
     assert (withdrawn.endpoint, withdrawn.source, withdrawn.category) == ("https", "A", Category.SERVED)
     assert "slot given to a newcomer" in withdrawn.reason
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_requests(), st.lists(st.integers(min_value=0, max_value=6000), max_size=4))
+@example(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET http://[/ HTTP/1.1\r\nHost: x\r\n\r\n", [])
+def test_every_byte_string_gets_a_response_or_a_counted_refusal(data: bytes, cuts: list[int]) -> None:
+    """Whatever a client sends, however it is cut up: the connection ends in exactly one recorded outcome,
+    never internal-error, and a refused request gets its 4xx (or 505) before the close."""
+
+    async def scenario(directory: Path) -> tuple[list[int], MemoryService]:
+        running = await start_memory_service(directory, LIMITS)
+        client = running.connect("198.51.100.1")
+        for piece in _split(data, cuts):
+            client.send(piece)
+            await asyncio.sleep(0)
+        client.close()
+        everything = await client.reader.read()  # HEAD responses have no body: count status lines instead
+        await running.settle()
+        await running.service.stop()
+        return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) [A-Z]", everything)], running
+
+    with tempfile.TemporaryDirectory() as directory:
+        statuses, running = virtual_time.run(scenario(Path(directory)))
+    (outcome,) = running.outcomes
+    assert outcome.category in (Category.SERVED, Category.BAD_REQUEST, Category.RESOURCE_LIMIT), outcome
+    if outcome.reason.startswith("HTTP "):  # refused by the parser: answered with that status
+        assert statuses[-1] == int(outcome.reason[5:8])
+        assert statuses[-1] >= 400
