@@ -47,7 +47,8 @@ class Site:
         self._proof_buckets: OrderedDict[str, TokenBucket] = OrderedDict()  # per source, least recent first
 
     def handle(self, request: Request, now: float, *, source: str = "unknown") -> Response:
-        """`source`: the peer's address, whose own /proof bucket the request draws on."""
+        """`source`: the peer's address, whose own /proof bucket the request draws on (callers that have none,
+        such as tests of the pages, share the bucket of "unknown", as the service names a peer it cannot see)."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, TEXT, b"only GET and HEAD\n", (("Allow", "GET, HEAD"),))
         routes = {
