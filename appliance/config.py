@@ -55,6 +55,9 @@ class Limits:
     http_max_requests_per_connection: int = 100
     http_max_challenge: int = 256  # /proof?challenge=... after decoding
     http_request_timeout: float = 10.0  # first byte of a request to the end of its head (slow-header attacks)
+    # accept to the last response of a connection (slot holding: one request per idle period): the connection
+    # closes at the first request boundary after this, with Connection: close on a response then in progress
+    http_connection_lifetime: float = 120.0
     # TLS transport
     tls_read_chunk: int = 16384  # bytes read from the transport at a time
     tls_max_buffered: int = 65536  # bytes of TLS input queued before the engine drains them
@@ -73,6 +76,8 @@ class Limits:
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault
     proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
+    proof_rate_per_source: float = 4.0  # ... and per source address, so that one client cannot take all of it
+    proof_sources_tracked: int = 1024  # source addresses with a /proof bucket (least recently used forgotten)
     # statistics
     stats_series_bucket_seconds: float = 60.0  # narrowest chart bucket; doubles when history outgrows the buckets
     stats_sources_sketch_registers: int = 1024  # HyperLogLog registers (a power of two): ~3% error beyond the cap

@@ -1,6 +1,7 @@
 """The five endpoints of DESIGN.md's table: what each port does with a connection, and the outcome it ends in.
 
-Each handler gets an admitted connection (a PlainChannel) and the peer's address, and returns an outcome or
+Each handler gets an admitted connection (a PlainChannel) and its slot at the gate (the peer's address, when
+it was accepted, whether the gate took it back), and returns an outcome or
 raises `RefusedError`; admission, recording and the ledger are the service's (`appliance.service`). Only the
 endpoints that may give the secret away hold the vault; the pages get the site, which holds a prover.
 """
@@ -12,8 +13,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel
+from appliance.admission import Slot
 from appliance.config import Limits, Ports
-from appliance.http import HttpError, RequestParser, error_response, serialize_response
+from appliance.http import HttpError, Request, RequestParser, Response, error_response, serialize_response
 from appliance.net import Network, open_stream
 from appliance.pki import IssuedPKI
 from appliance.sources import Sources
@@ -25,7 +27,7 @@ from outcomes.category import Category
 from tls.x509 import Purpose
 
 Outcome = tuple[Category, str]
-Handler = Callable[[PlainChannel, str], Awaitable[Outcome]]
+Handler = Callable[[PlainChannel, Slot], Awaitable[Outcome]]
 
 
 def plain_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> PlainChannel:
@@ -69,18 +71,18 @@ class Endpoints:
 
     # -- the endpoints -------------------------------------------------------------------------------------
 
-    async def http(self, channel: PlainChannel, source: str) -> Outcome:
-        return await self._http(channel)
+    async def http(self, channel: PlainChannel, slot: Slot) -> Outcome:
+        return await self._http(channel, slot)
 
-    async def https(self, channel: PlainChannel, source: str) -> Outcome:
+    async def https(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.server(self.pki.web, require_client_cert=False), channel)
         try:
             await tls.handshake(self._deadline())
-            return await self._http(tls)
+            return await self._http(tls, slot)
         finally:
             await tls.close()
 
-    async def mutual(self, channel: PlainChannel, source: str) -> Outcome:
+    async def mutual(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.server(self.pki.server, require_client_cert=True), channel)
         try:
             complete = await tls.handshake(self._deadline())
@@ -89,11 +91,11 @@ class Endpoints:
         finally:
             await tls.close()
 
-    async def callback(self, channel: PlainChannel, source: str) -> Outcome:
+    async def callback(self, channel: PlainChannel, slot: Slot) -> Outcome:
         await channel.close()
         try:
             reader, writer = await asyncio.wait_for(
-                open_stream(self.network, source, self.ports.callback_target, self.limits.tls_max_buffered),
+                open_stream(self.network, slot.source, self.ports.callback_target, self.limits.tls_max_buffered),
                 self.limits.callback_connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
@@ -108,7 +110,7 @@ class Endpoints:
         finally:
             await tls.close()
 
-    async def reverse(self, channel: PlainChannel, source: str) -> Outcome:
+    async def reverse(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.client(self.pki.client), channel)
         try:
             complete = await tls.handshake(self._deadline())
@@ -130,35 +132,38 @@ class Endpoints:
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
-    async def _http(self, channel: PlainChannel | TlsChannel) -> Outcome:
+    async def _http(self, channel: PlainChannel | TlsChannel, slot: Slot) -> Outcome:
+        """Requests in, responses out, until the peer closes, a refusal, or one of three bounds on a connection
+        that behaves: its number of requests, its lifetime from accept (one request per idle period would
+        otherwise hold the slot for 100 of them), and the gate giving its slot to a newcomer while it is
+        idle. Each bound ends the connection at a request boundary, the last response (if one is in progress)
+        saying Connection: close, and is recorded as `served` with the bound named in the reason: the client
+        got every response it asked for, and ending a persistent connection is the server's right (RFC 9112
+        §9.6), not the peer's fault that `timeout` and `resource-limit` record."""
         parser = RequestParser(self.limits)
         loop = asyncio.get_running_loop()
+        end_of_life = slot.accepted + self.limits.http_connection_lifetime
         served = 0
         request_started: float | None = None
-        while served < self.limits.http_max_requests_per_connection:
+        while True:
             try:
                 request = parser.next_request()
             except HttpError as error:
-                return await self._http_error(channel, error)
+                return await self._http_error(channel, error, served)
             if request is None:
                 timeout = self.limits.idle_timeout
                 if request_started is not None:
                     timeout = min(timeout, request_started + self.limits.http_request_timeout - loop.time())
+                if not parser.has_partial():  # a request under way may finish (within its own timeout)
+                    timeout = min(timeout, end_of_life - loop.time())
+                slot.idle = served > 0 and not parser.has_partial()
                 try:
                     data = await channel.recv(timeout)
                 except RefusedError as refused:
-                    if refused.category is Category.TIMEOUT and parser.has_partial():
-                        with contextlib.suppress(RefusedError):
-                            await channel.send(
-                                serialize_response(
-                                    error_response(HttpError(408, "request not completed in time")),
-                                    head_only=False, keep_alive=False,
-                                )
-                            )
-                        return Category.TIMEOUT, "HTTP request not completed in time"
-                    if refused.category in (Category.TIMEOUT, Category.CONNECTION_RESET) and served:
-                        return Category.SERVED, f"{served} requests; then {refused.category}"
-                    raise
+                    return await self._http_wait_ended(channel, refused, parser=parser, served=served, slot=slot,
+                                                         end_of_life=end_of_life)
+                finally:
+                    slot.idle = False
                 if not data:
                     if parser.has_partial():
                         return Category.BAD_REQUEST, "connection closed mid-request"
@@ -168,20 +173,70 @@ class Endpoints:
                 try:
                     parser.feed(data)
                 except HttpError as error:
-                    return await self._http_error(channel, error)
+                    return await self._http_error(channel, error, served)
                 continue
             request_started = loop.time() if parser.has_partial() else None
             served += 1
-            keep_alive = request.keep_alive and served < self.limits.http_max_requests_per_connection
-            response = self.site.handle(request, self.sources.wall())
-            await channel.send(serialize_response(response, head_only=request.method == "HEAD", keep_alive=keep_alive))
+            response, failure = self._page(request, slot)
+            ending = failure or self._http_ending(served, loop.time() >= end_of_life, slot)
+            keep_alive = request.keep_alive and ending is None
+            try:
+                await channel.send(serialize_response(response, head_only=request.method == "HEAD",
+                                                      keep_alive=keep_alive))
+            except RefusedError:
+                if not slot.displaced:
+                    raise
+                # Withdrawn while this request was on its way in: the reader's error reaches drain(), but
+                # the response was written and the close flushes it.
+            if failure is not None:
+                return Category.INTERNAL_ERROR, f"{failure}; after {served - 1} requests served"
             if not keep_alive:
-                break
-        return Category.SERVED, f"{served} requests"
+                return Category.SERVED, f"{served} requests" + (f"; {ending}" if ending and request.keep_alive else "")
+
+    def _http_ending(self, served: int, lifetime_over: bool, slot: Slot) -> str | None:
+        """Why this connection serves no request after the current one (None: it may go on)."""
+        if served >= self.limits.http_max_requests_per_connection:
+            return "request limit reached"
+        if lifetime_over:
+            return f"connection lifetime ({self.limits.http_connection_lifetime:g} s) reached"
+        if slot.displaced:
+            return "slot given to a newcomer (table full)"
+        return None
+
+    def _page(self, request: Request, slot: Slot) -> tuple[Response, str | None]:
+        """The site's response, and what failed if a page raised. A bug in a page is answered with a 500 and
+        ends the connection as an internal error, rather than leaving the client with no response at all."""
+        try:
+            return self.site.handle(request, self.sources.wall(), source=slot.source), None
+        except Exception as exc:  # noqa: BLE001 - one page's bug must not cost the connection its answer
+            return error_response(HttpError(500, "the page failed")), f"{type(exc).__name__} in a page"
+
+    async def _http_wait_ended(self, channel: PlainChannel | TlsChannel, refused: RefusedError, *,
+                               parser: RequestParser, served: int, slot: Slot, end_of_life: float) -> Outcome:
+        """The wait for the peer's next bytes ended without any: the gate took the slot back, a deadline
+        passed, or the peer went away. Which of these the connection's outcome says."""
+        if slot.displaced:
+            return Category.SERVED, f"{served} requests; then idle, slot given to a newcomer (table full)"
+        timed_out = refused.category is Category.TIMEOUT
+        if timed_out and parser.has_partial():
+            with contextlib.suppress(RefusedError):
+                await channel.send(serialize_response(
+                    error_response(HttpError(408, "request not completed in time")), head_only=False, keep_alive=False,
+                ))
+            return Category.TIMEOUT, "HTTP request not completed in time"
+        if timed_out and served and asyncio.get_running_loop().time() >= end_of_life:
+            return Category.SERVED, f"{served} requests; then connection lifetime " \
+                f"({self.limits.http_connection_lifetime:g} s) reached"
+        if refused.category in (Category.TIMEOUT, Category.CONNECTION_RESET) and served:
+            return Category.SERVED, f"{served} requests; then {refused.category}"
+        raise refused
 
     @staticmethod
-    async def _http_error(channel: PlainChannel | TlsChannel, error: HttpError) -> Outcome:
+    async def _http_error(channel: PlainChannel | TlsChannel, error: HttpError, served: int) -> Outcome:
+        """Answer a refused request and close. The outcome is the refusal's; the reason keeps the requests
+        served before it, so a keep-alive connection's earlier pages are not lost from the record."""
         with contextlib.suppress(RefusedError):
             await channel.send(serialize_response(error_response(error), head_only=False, keep_alive=False))
         category = Category.RESOURCE_LIMIT if error.limit else Category.BAD_REQUEST
-        return category, f"HTTP {error.status}: {error.reason}"
+        earlier = f"; after {served} requests served" if served else ""
+        return category, f"HTTP {error.status}: {error.reason}{earlier}"

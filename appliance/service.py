@@ -1,5 +1,5 @@
 """The running bounty: the endpoints (`appliance.endpoints`) over a Network, each connection admitted or
-refused at the gate and ending in exactly one recorded outcome (ledger and statistics).
+refused at the gate (`appliance.admission`) and ending in exactly one recorded outcome (ledger and statistics).
 
 Protocol lives in `tls`, `appliance.http` and the network stack; what each port does in
 `appliance.endpoints`; persistence in `appliance.ledger`. A handler either returns an outcome or raises
@@ -9,11 +9,11 @@ Protocol lives in `tls`, `appliance.http` and the network stack; what each port 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.tls_channel import RefusedError
+from appliance.admission import Gate
 from appliance.config import Limits, Ports
 from appliance.endpoints import Endpoints, Handler, plain_channel
 from appliance.ledger import Ledger
@@ -28,31 +28,6 @@ from appliance.vault import Vault
 from appliance.web import Site
 from netstack.ratelimit import per_second
 from outcomes.category import Category
-
-
-class Gate:
-    """Concurrent connections, overall and per source: admission is refused (and counted), never queued."""
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-        self._per_source: Counter[str] = Counter()
-        self.total = 0
-
-    def admit(self, source: str) -> str | None:
-        """None when admitted; otherwise the reason for refusing."""
-        if self.total >= self._limits.max_connections:
-            return f"more than {self._limits.max_connections} concurrent connections"
-        if self._per_source[source] >= self._limits.max_connections_per_source:
-            return f"more than {self._limits.max_connections_per_source} concurrent connections from one source"
-        self.total += 1
-        self._per_source[source] += 1
-        return None
-
-    def release(self, source: str) -> None:
-        self.total -= 1
-        self._per_source[source] -= 1
-        if not self._per_source[source]:
-            del self._per_source[source]
 
 
 @dataclass
@@ -121,14 +96,14 @@ class Appliance:
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if peer else "unknown"
         channel = plain_channel(reader, writer, self.limits)
-        refusal = self.gate.admit(source)
-        if refusal is not None:
+        slot = self.gate.admit(source, asyncio.get_running_loop().time(), lambda: _withdraw(reader))
+        if isinstance(slot, str):
             channel.abort()
-            self.record(name, source, Category.RESOURCE_LIMIT, refusal)
+            self.record(name, source, Category.RESOURCE_LIMIT, slot)
             return
         category, reason = Category.INTERNAL_ERROR, "unfinished"
         try:
-            category, reason = await handler(channel, source)
+            category, reason = await handler(channel, slot)
         except RefusedError as refused:
             category, reason = refused.category, refused.reason
         except asyncio.CancelledError:
@@ -138,7 +113,7 @@ class Appliance:
             category, reason = Category.INTERNAL_ERROR, type(exc).__name__
         finally:
             await channel.close()
-            self.gate.release(source)
+            self.gate.release(slot)
             self.record(name, source, category, reason)
 
     # -- recording -------------------------------------------------------------------------------------
@@ -183,3 +158,11 @@ class Appliance:
         took = self.sources.monotonic() - started
         if took >= self.limits.ledger_sync_slow_seconds:
             self.log.event("ledger-sync-slow", seconds=round(took, 3))
+
+
+def _withdraw(reader: asyncio.StreamReader) -> None:
+    """The gate gave this connection's slot away: its handler's wait for more bytes ends at once, as if the
+    peer had reset (the handler sees `Slot.displaced` and ends as served). The reader is the service's own;
+    unlike closing the transport, this leaves the handler to close the way it always does (TLS sends its
+    close_notify first), and what it had already written is still flushed by that close."""
+    reader.set_exception(ConnectionAbortedError("connection slot given to a newcomer"))

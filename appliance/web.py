@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import parse_qs, urlsplit
 
 from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
 from appliance.stats import Refusal, Stats
 from appliance.vault import Prover
-from netstack.ratelimit import per_second
+from netstack.ratelimit import TokenBucket, per_second
 
 HTML = "text/html; charset=utf-8"
 STATS_REFRESH_SECONDS = 30  # "live" without scripts: the statistics page reloads itself
@@ -45,11 +45,13 @@ class Site:
 
     def __post_init__(self) -> None:
         self._proof_bucket = per_second(self.limits.proof_rate_per_second)
+        self._proof_buckets: OrderedDict[str, TokenBucket] = OrderedDict()  # per source, least recent first
 
-    def handle(self, request: Request, now: float) -> Response:
+    def handle(self, request: Request, now: float, *, source: str = "unknown") -> Response:
+        """`source`: the peer's address, whose own /proof bucket the request draws on (callers that have none,
+        such as tests of the pages, share the bucket of "unknown", as the service names a peer it cannot see)."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, TEXT, b"only GET and HEAD\n", (("Allow", "GET, HEAD"),))
-        parts = urlsplit(request.target)
         routes = {
             "/": self._index,
             "/stats": self._stats_page,
@@ -57,9 +59,9 @@ class Site:
             "/ca.pem": lambda: Response(200, "application/x-pem-file", self.ca_pem),
             "/manifest.txt": self._manifest,
         }
-        if parts.path == "/proof":
-            return self._proof(parts.query, now)
-        page = routes.get(parts.path)
+        if request.path == "/proof":
+            return self._proof(request, now, source)
+        page = routes.get(request.path)
         if page is None:
             return Response(404, TEXT, b"not found\n")
         return page()
@@ -69,15 +71,15 @@ class Site:
             return Response(404, TEXT, b"no manifest in this build\n")
         return Response(200, TEXT, self.manifest)
 
-    def _proof(self, query: str, now: float) -> Response:
-        values = parse_qs(query, keep_blank_values=True, max_num_fields=4).get("challenge", [])
+    def _proof(self, request: Request, now: float, source: str) -> Response:
+        values = [value for name, value in request.query_fields if name == "challenge"]
         if len(values) != 1 or not values[0]:
             return Response(400, TEXT, b"give exactly one non-empty ?challenge=...\n")
         challenge = values[0]
         if len(challenge.encode()) > self.limits.http_max_challenge or not challenge.isprintable():
             limit = self.limits.http_max_challenge
             return Response(400, TEXT, f"challenge: printable, at most {limit} bytes\n".encode())
-        if not self._proof_bucket.allow(now):
+        if not self._proof_allowed(source, now):
             return Response(429, TEXT, b"too many proofs requested; retry in a second\n", (("Retry-After", "1"),))
         proof = self.prover.proof(challenge, datetime.datetime.fromtimestamp(now, datetime.UTC))
         body = {
@@ -90,6 +92,17 @@ class Site:
             "Bitcoin Core's verifymessage",
         }
         return Response(200, "application/json", json.dumps(body, indent=1).encode() + b"\n")
+
+    def _proof_allowed(self, source: str, now: float) -> bool:
+        """The source's own bucket first, then everyone's: a client pipelining requests spends its own
+        tokens, and only a request its own bucket allows can take one of the shared ones. The table is
+        bounded (least recently used forgotten): a forgotten source starts again with a full bucket, which
+        the shared bucket still bounds."""
+        bucket = self._proof_buckets.pop(source, None) or per_second(self.limits.proof_rate_per_source)
+        self._proof_buckets[source] = bucket
+        if len(self._proof_buckets) > self.limits.proof_sources_tracked:
+            self._proof_buckets.popitem(last=False)
+        return bucket.allow(now) and self._proof_bucket.allow(now)
 
     def _stats_json(self) -> Response:
         data = self.stats.as_json()

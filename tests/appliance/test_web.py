@@ -152,3 +152,16 @@ def test_proof_is_rate_limited() -> None:
     statuses = [_get(site, "/proof?challenge=a", now=NOW)[0] for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     assert _get(site, "/proof?challenge=a", now=NOW + 1)[0] == 200
+
+
+def test_proof_buckets_are_per_source_within_the_shared_limit_and_bounded() -> None:
+    site = _site(replace(Limits(), proof_rate_per_second=5.0, proof_rate_per_source=2.0, proof_sources_tracked=2))
+
+    def proof(source: str) -> int:
+        return site.handle(Request("GET", "/proof?challenge=a", "HTTP/1.1", (("host", "x"),), True), NOW,
+                           source=source).status
+
+    assert [proof("a") for _ in range(4)] == [200, 200, 429, 429]  # a's own bucket, not everyone's
+    assert [proof("b") for _ in range(2)] == [200, 200]
+    assert [proof("c"), proof("d")] == [200, 429]  # the shared bucket (5) bounds them all together
+    assert len(site._proof_buckets) == 2  # the least recently used sources were forgotten

@@ -1,0 +1,84 @@
+"""Admission: how many connections the appliance holds at once, overall and per source, and who gives way
+when the table is full.
+
+Why a newcomer may displace someone: refusing every newcomer once the table is full lets whoever filled it
+keep it. Sixteen source addresses at the per-source cap hold all 256 slots, each kept alive by one request
+per idle period. So when the table is full, a newcomer takes the slot of an IDLE keep-alive connection
+(served at least once, waiting for its next request, nothing in flight) of the source holding the most
+slots; only when no such connection exists is it refused (and counted), never queued.
+
+Closing an idle persistent connection is ordinary HTTP (RFC 9112 §9.6: a server may close one at any time,
+and clients retry): the connection's handler is woken, ends its loop the ordinary way (TLS sends its
+close_notify) and records its outcome; its slot is free at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.config import Limits
+
+
+@dataclass(eq=False)
+class Slot:
+    """One admitted connection, shared by the gate and the connection's handler."""
+
+    source: str
+    accepted: float  # event-loop time of admission: a connection's lifetime runs from here
+    withdraw: Callable[[], None]  # wakes the handler out of its wait for the peer's next bytes
+    idle: bool = False  # the handler sets it while it waits for a next request with nothing in flight
+    displaced: bool = False  # the gate gave this slot to a newcomer: the handler ends at its next boundary
+
+
+class Gate:
+    """Concurrent connections, overall and per source: admission is refused (and counted), never queued;
+    a full table makes room by displacing an idle connection of its biggest holder."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._per_source: Counter[str] = Counter()
+        self._slots: dict[Slot, None] = {}  # in admission order: the first match of a scan is the oldest
+        self.displaced = 0  # slots given to newcomers since start
+
+    @property
+    def total(self) -> int:
+        return len(self._slots)
+
+    def admit(self, source: str, accepted: float, withdraw: Callable[[], None]) -> Slot | str:
+        """The newcomer's slot, or the reason for refusing it."""
+        if self._per_source[source] >= self._limits.max_connections_per_source:
+            return f"more than {self._limits.max_connections_per_source} concurrent connections from one source"
+        if len(self._slots) >= self._limits.max_connections:
+            victim = self._victim(source)
+            if victim is None:
+                return f"more than {self._limits.max_connections} concurrent connections (none idle to displace)"
+            self.release(victim)
+            victim.displaced = True
+            self.displaced += 1
+            victim.withdraw()
+        slot = Slot(source, accepted, withdraw)
+        self._slots[slot] = None
+        self._per_source[source] += 1
+        return slot
+
+    def _victim(self, newcomer: str) -> Slot | None:
+        """The oldest idle slot of the source holding the most slots. Only a source holding at least two more
+        than the newcomer's gives way: with one more, the swap would only trade places (and could repeat)."""
+        floor = self._per_source[newcomer] + 2
+        victim: Slot | None = None
+        for slot in self._slots:  # oldest first, so on a tie the oldest stays chosen
+            held = self._per_source[slot.source]
+            if slot.idle and held >= floor and (victim is None or held > self._per_source[victim.source]):
+                victim = slot
+        return victim
+
+    def release(self, slot: Slot) -> None:
+        """Idempotent: a displaced slot was released when it was displaced."""
+        if slot not in self._slots:
+            return
+        del self._slots[slot]
+        self._per_source[slot.source] -= 1
+        if not self._per_source[slot.source]:
+            del self._per_source[slot.source]

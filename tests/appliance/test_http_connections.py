@@ -1,0 +1,330 @@
+"""Issue 15, HTTP: what outside attackers did to the HTTP endpoint, each replayed against the real service
+(gate, endpoint loop, pages, recording) over in-memory connections on the virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import re
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from appliance import pki
+from appliance.config import Limits
+from outcomes.category import Category
+from tests import virtual_time
+from tests.appliance.memory_service import WALL, Client, MemoryService, get, start_memory_service
+from tests.appliance.test_http import _split, mutated_requests
+
+LIMITS = replace(Limits(), ledger_region_bytes=128 * 1024)
+T = TypeVar("T")
+
+
+# -- four inputs raised inside the HTTP layer -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"GET /proof?a&b&c&d&challenge=x HTTP/1.1\r\nHost: x\r\n\r\n",  # more query fields than parse_qs allowed
+        b"GET http://[/ HTTP/1.1\r\nHost: x\r\n\r\n",  # urlsplit: invalid IPv6 URL
+        b"GET //[x HTTP/1.1\r\nHost: x\r\n\r\n",  # urlsplit again, on a netloc-looking path
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n",  # "²".isdigit(), but int("²") raises
+    ],
+    ids=["query-fields", "absolute-url", "double-slash", "superscript-length"],
+)
+def test_four_inputs_that_raised_inside_the_http_layer_get_a_response(tmp_path: Path, bad: bytes) -> None:
+    """Each used to end the connection with no response, recorded as internal-error, taking the request
+    already served on the connection with it."""
+
+    async def scenario() -> tuple[list[int], MemoryService]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        client = running.connect("198.51.100.1")
+        client.send(get("/nope") + bad)
+        client.close()
+        statuses = await client.responses()
+        await running.settle()
+        await running.service.stop()
+        return statuses, running
+
+    statuses, running = virtual_time.run(scenario())
+    assert statuses[0] == 404
+    assert len(statuses) == 2
+    (outcome,) = running.outcomes
+    assert outcome.category in (Category.SERVED, Category.BAD_REQUEST), outcome
+    assert "1 requests" in outcome.reason or "2 requests" in outcome.reason  # the page served before is kept
+
+
+def test_a_bare_lf_request_is_answered_at_once(tmp_path: Path) -> None:
+    """RFC 9112 §2.2 (a recipient may take a bare LF as a line terminator): several attack tools send them,
+    and such a request used to wait for the 10 s request timeout and a 408."""
+
+    async def scenario() -> tuple[int | None, float]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        client = running.connect("198.51.100.1")
+        client.send(b"\r\nGET /nope HTTP/1.1\nHost: x\n\n")
+        answer = await client.response()
+        took = loop.time() - started
+        await running.service.stop()
+        return (answer[0] if answer else None), took
+
+    status, took = virtual_time.run(scenario())
+    assert (status, took) == (404, 0.0)
+
+
+# -- a connection slot can be held for about 50 minutes ---------------------------------------------------
+
+
+async def _trickle(client: Client, every: float, *, limit: int = 200) -> list[dict[str, str]]:
+    """One request every `every` seconds (under the idle timeout) until the service closes: each
+    response's headers."""
+    answers = []
+    for _ in range(limit):
+        client.send(get("/nope"))
+        answer = await client.response()
+        if answer is None:
+            break
+        answers.append(answer[1])
+        if answer[1]["connection"] == "close":
+            break
+        await asyncio.sleep(every)
+    return answers
+
+
+def test_a_connection_slot_is_not_held_for_50_minutes(tmp_path: Path) -> None:
+    """One request every 28 s stays under the 30 s idle timeout, and 100 requests were allowed per
+    connection: about 46 minutes in one slot. The connection's lifetime now bounds it."""
+
+    async def scenario() -> tuple[list[dict[str, str]], MemoryService]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        answers = await _trickle(running.connect("198.51.100.1"), 28.0)
+        await running.settle()
+        await running.service.stop()
+        return answers, running
+
+    answers, running = virtual_time.run(scenario())
+    (outcome,) = running.outcomes
+    assert outcome.at <= 5 * 60, outcome  # closed by the service within minutes of accept, not 46
+    assert len(answers) < 20
+    assert outcome.category is Category.SERVED
+    assert "lifetime" in outcome.reason
+
+
+def test_a_request_under_way_when_the_lifetime_ends_is_answered_with_connection_close(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[dict[str, str]], MemoryService]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        client = running.connect("198.51.100.1")
+        answers = await _trickle(client, 28.0, limit=4)  # at t = 0, 28, 56 and 84; then it waits to 112
+        await asyncio.sleep(1)
+        request = get("/nope")
+        client.send(request[:10])  # t = 113 (under the idle timeout): under way ...
+        await asyncio.sleep(8)
+        client.send(request[10:])  # ... and complete at t = 121 (under the request timeout), after the lifetime
+        last = await client.response()
+        assert last is not None
+        answers.append(last[1])
+        assert await client.response() is None
+        await running.settle()
+        await running.service.stop()
+        return answers, running
+
+    answers, running = virtual_time.run(scenario())
+    assert [a["connection"] for a in answers] == ["keep-alive"] * 4 + ["close"]
+    (outcome,) = running.outcomes
+    assert outcome.category is Category.SERVED
+    assert outcome.reason.startswith("5 requests;")
+    assert "lifetime" in outcome.reason
+
+
+FULL = replace(LIMITS, max_connections=4, max_connections_per_source=3)
+
+
+async def _served_once(running: MemoryService, source: str) -> Client:
+    """A keep-alive connection that has been answered once and now waits for its next request."""
+    client = running.connect(source)
+    client.send(get("/nope"))
+    answer = await client.response()
+    assert answer is not None
+    assert answer[0] == 404
+    return client
+
+
+def test_a_full_table_gives_the_oldest_idle_slot_of_the_biggest_source_to_a_newcomer(tmp_path: Path) -> None:
+    """Sixteen sources at the per-source cap could hold all 256 slots and refuse everyone else. Here (four
+    slots, three per source) A holds three and B one; newcomer C takes A's oldest idle connection."""
+
+    async def scenario() -> tuple[int | None, list[int | None], MemoryService]:
+        running = await start_memory_service(tmp_path, FULL)
+        a1, a2, a3 = [await _served_once(running, "A") for _ in range(3)]
+        b1 = await _served_once(running, "B")
+        newcomer = running.connect("C")
+        newcomer.send(get("/nope"))
+        answer = await newcomer.response()
+        await running.settle()
+        after = []
+        for client in (a1, a2, a3, b1):
+            client.send(get("/nope"))
+            reply = await client.response()
+            after.append(reply[0] if reply else None)
+        await running.service.stop()
+        return (answer[0] if answer else None), after, running
+
+    newcomer, after, running = virtual_time.run(scenario())
+    assert newcomer == 404  # admitted and served
+    assert after == [None, 404, 404, 404]  # A's oldest was closed; the others were not touched
+    withdrawn = running.outcomes[0]
+    assert (withdrawn.source, withdrawn.category) == ("A", Category.SERVED)
+    assert withdrawn.reason == "1 requests; then idle, slot given to a newcomer (table full)"
+
+
+def test_a_full_table_with_nobody_idle_still_refuses_the_newcomer(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int | None, MemoryService]:
+        running = await start_memory_service(tmp_path, FULL)
+        held = [await _served_once(running, source) for source in ("A", "A", "A", "B")]
+        for client in held:
+            client.send(b"GET /nope HT")  # a request under way: not idle
+        await running.settle()
+        newcomer = running.connect("C")
+        newcomer.send(get("/nope"))
+        answer = await newcomer.response()
+        await running.settle()
+        await running.service.stop()
+        return (answer[0] if answer else None), running
+
+    answer, running = virtual_time.run(scenario())
+    assert answer is None
+    refused = running.outcomes[0]
+    assert (refused.source, refused.category) == ("C", Category.RESOURCE_LIMIT)
+
+
+# -- /proof has one shared 20/s limit ---------------------------------------------------------------------
+
+
+def test_one_pipelining_client_exhausts_only_its_own_proof_bucket(tmp_path: Path) -> None:
+    """99 pipelined /proof requests used to take all 20 of the second's signatures, and everyone else got
+    429. The wall clock stands still here, so no bucket refills during the test."""
+
+    async def scenario() -> tuple[list[int], int | None]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        greedy = running.connect("198.51.100.1")
+        greedy.send(get("/proof?challenge=mine") * 99)
+        greedy.close()
+        statuses = await greedy.responses()
+        other = running.connect("203.0.113.9")
+        other.send(get("/proof?challenge=yours"))
+        answer = await other.response()
+        await running.service.stop()
+        return statuses, (answer[0] if answer else None)
+
+    statuses, other = virtual_time.run(scenario())
+    assert len(statuses) == 99
+    assert set(statuses) == {200, 429}
+    assert statuses.count(200) < 20  # its own bucket ran out, not everyone's
+    assert other == 200
+
+
+class _TlsClient:
+    """Python's ssl over a memory connection: a browser's side of HTTPS."""
+
+    def __init__(self, client: Client) -> None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out)
+        self._client = client
+
+    async def _step(self, action: Callable[[], T]) -> T:
+        while True:
+            try:
+                result = action()
+            except ssl.SSLWantReadError:
+                self._client.send(self._out.read())
+                data = await self._client.reader.read(65536)
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+            else:
+                self._client.send(self._out.read())
+                return result
+
+    async def handshake(self) -> None:
+        await self._step(self._tls.do_handshake)
+
+    async def get(self, path: str) -> bytes:
+        self._tls.write(get(path))
+        return await self._step(lambda: self._tls.read(65536))
+
+    async def read(self) -> bytes:
+        return await self._step(lambda: self._tls.read(65536))
+
+
+def test_an_idle_https_connection_given_to_a_newcomer_closes_with_close_notify(tmp_path: Path) -> None:
+    """Over TLS the withdrawn connection ends the ordinary way: its handler sends close_notify, so the
+    client sees a clean close rather than a truncation."""
+    boot = pki.generate(datetime.datetime.fromtimestamp(WALL, datetime.UTC), os.urandom)
+    limits = replace(LIMITS, max_connections=2, max_connections_per_source=2)
+
+    async def scenario() -> tuple[bytes, bytes | type[BaseException], MemoryService]:
+        running = await start_memory_service(tmp_path, limits, boot.issued())
+        browser = _TlsClient(running.connect("A", https=True))
+        await browser.handshake()
+        first = await browser.get("/nope")
+        await _served_once(running, "A")  # the table is full, both of A's connections idle
+        newcomer = await _served_once(running, "C")
+        ended: bytes | type[BaseException]
+        try:
+            ended = await browser.read()
+        except ssl.SSLError as exc:
+            ended = type(exc)
+        newcomer.close()
+        await running.settle()
+        await running.service.stop()
+        return first, ended, running
+
+    first, ended, running = virtual_time.run(scenario())
+    assert first.startswith(b"HTTP/1.1 404 ")
+    assert ended == b""  # ssl's read gives b"" on close_notify (a bare end of stream raises SSLEOFError)
+    withdrawn = running.outcomes[0]
+    assert (withdrawn.endpoint, withdrawn.source, withdrawn.category) == ("https", "A", Category.SERVED)
+    assert "slot given to a newcomer" in withdrawn.reason
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_requests(), st.lists(st.integers(min_value=0, max_value=6000), max_size=4))
+@example(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET http://[/ HTTP/1.1\r\nHost: x\r\n\r\n", [])
+def test_every_byte_string_gets_a_response_or_a_counted_refusal(data: bytes, cuts: list[int]) -> None:
+    """Whatever a client sends, however it is cut up: the connection ends in exactly one recorded outcome,
+    never internal-error, and a refused request gets its 4xx (or 505) before the close."""
+
+    async def scenario(directory: Path) -> tuple[list[int], MemoryService]:
+        running = await start_memory_service(directory, LIMITS)
+        client = running.connect("198.51.100.1")
+        for piece in _split(data, cuts):
+            client.send(piece)
+            await asyncio.sleep(0)
+        client.close()
+        everything = await client.reader.read()  # HEAD responses have no body: count status lines instead
+        await running.settle()
+        await running.service.stop()
+        return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) [A-Z]", everything)], running
+
+    with tempfile.TemporaryDirectory() as directory:
+        statuses, running = virtual_time.run(scenario(Path(directory)))
+    (outcome,) = running.outcomes
+    assert outcome.category in (Category.SERVED, Category.BAD_REQUEST, Category.RESOURCE_LIMIT), outcome
+    if outcome.reason.startswith("HTTP "):  # refused by the parser: answered with that status
+        assert statuses[-1] == int(outcome.reason[5:8])
+        assert statuses[-1] >= 400
