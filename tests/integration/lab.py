@@ -52,8 +52,10 @@ TARGET_IP = f"{SUBNET}.2"
 ATTACKER_IPS = tuple(f"{SUBNET}.{n}" for n in range(10, 26))  # extra sources: the per-source limit is 16
 READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
 LAB_TIMEOUT = 5  # seconds: shorter than production so the timeout cases take seconds, not tens of seconds
-LIMITS = tuple(f"{name}={LAB_TIMEOUT}" for name in (
-    "handshake_timeout", "idle_timeout", "http_request_timeout", "callback_connect_timeout"))
+LAB_CONNECTION_LIFETIME = 3 * LAB_TIMEOUT  # a keep-alive connection's whole life, longer than its idle timeout
+LIMITS = (*(f"{name}={LAB_TIMEOUT}" for name in (
+    "handshake_timeout", "idle_timeout", "http_request_timeout", "callback_connect_timeout")),
+    f"http_connection_lifetime={LAB_CONNECTION_LIFETIME}")
 TARGETS = ("image", "host")
 
 
