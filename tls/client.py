@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from outcomes.category import Category
 from tls import x509
 from tls.alerts import AlertDescription
-from tls.config import ClientConfig
+from tls.config import ClientConfig, NoValidation
 from tls.constants import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
@@ -368,7 +368,7 @@ class ClientConnection(HandshakeConnection):
         if not chain:
             raise ProtocolError(AlertDescription.DECODE_ERROR, Category.NO_CERTIFICATE, "server sent no certificate")
         config = self._config
-        if config.anchors is not None:
+        if not isinstance(config.anchors, NoValidation):
             self._peer_key = validate_chain(config.validator, chain, anchors=config.anchors,
                                             purpose=x509.Purpose.SERVER_AUTH, name=config.server_name,
                                             now=config.time())
