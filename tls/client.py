@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from outcomes.category import Category
 from tls import x509
-from tls.alerts import AlertDescription
 from tls.config import ClientConfig, NoValidation
 from tls.constants import (
     DOWNGRADE_TLS11,
@@ -226,20 +225,20 @@ class ClientConnection(HandshakeConnection):
     def _check_offered(self, extensions: Extensions, where: str) -> None:
         for ext_type, _ in extensions:
             if ext_type not in self._offered and ext_type != ExtensionType.COOKIE:
-                raise ProtocolError(AlertDescription.UNSUPPORTED_EXTENSION, Category.ILLEGAL_PARAMETER,
+                raise ProtocolError(Category.UNSOLICITED_EXTENSION,
                                     f"{where}: extension {ext_type} we did not offer")
 
     def _offered_suite(self, code: int, version: int) -> SuiteInfo:
         info = SUITES.get(code)
         if info is None or info.version != version or code not in self._client_hello.cipher_suites:
-            raise illegal(f"server chose cipher suite {code:#06x} we did not offer", Category.NO_SHARED_CIPHER)
+            raise illegal(f"server chose cipher suite {code:#06x} we did not offer")
         return info
 
     def _on_server_hello(self, body: memoryview, raw: bytes) -> None:
         sh = parse_server_hello(body)
         self._check_offered(sh.extensions, "ServerHello")
         if sh.compression_method != 0:
-            raise illegal("server chose compression", Category.COMPRESSION)
+            raise ProtocolError(Category.COMPRESSION, "server chose compression")
         selected = find(sh.extensions, ExtensionType.SUPPORTED_VERSIONS)
         if selected is not None:
             version = parse_selected_version(selected)
@@ -310,7 +309,7 @@ class ClientConnection(HandshakeConnection):
             raise illegal("ServerHello suite differs from the HelloRetryRequest's")
         share_ext = find(sh.extensions, ExtensionType.KEY_SHARE)
         if share_ext is None:
-            raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
+            raise ProtocolError(Category.MISSING_EXTENSION,
                                 "ServerHello without key_share")
         group, public = parse_server_share(share_ext)
         share = self._shares.get(group)
@@ -344,7 +343,7 @@ class ClientConnection(HandshakeConnection):
                 raise illegal("CertificateRequest in the handshake with a non-empty request context")
             algorithms = find(request.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
             if algorithms is None:
-                raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
+                raise ProtocolError(Category.MISSING_EXTENSION,
                                     "CertificateRequest without signature_algorithms")
             self._certificate_request = (request.context,
                                          parse_u16_list16(algorithms, "signature_algorithms"))
@@ -366,7 +365,7 @@ class ClientConnection(HandshakeConnection):
         else:
             chain = parse_certificate12(body, limit).chain
         if not chain:
-            raise ProtocolError(AlertDescription.DECODE_ERROR, Category.NO_CERTIFICATE, "server sent no certificate")
+            raise ProtocolError(Category.NO_SERVER_CERTIFICATE, "server sent no certificate")
         config = self._config
         if not isinstance(config.anchors, NoValidation):
             self._peer_key = validate_chain(config.validator, chain, anchors=config.anchors,
@@ -433,13 +432,13 @@ class ClientConnection(HandshakeConnection):
 
     def _server_hello_12(self, sh: ServerHello, suite: SuiteInfo, raw: bytes) -> None:
         if TLS13 in self._config.versions and sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
-            raise illegal("downgrade sentinel in ServerHello.random", Category.DOWNGRADE)
+            raise ProtocolError(Category.DOWNGRADE_SENTINEL, "downgrade sentinel in ServerHello.random")
         if find(sh.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is None:
-            raise ProtocolError(AlertDescription.HANDSHAKE_FAILURE, Category.NO_EXTENDED_MASTER_SECRET,
+            raise ProtocolError(Category.NO_EXTENDED_MASTER_SECRET,
                                 "server does not use extended master secret")
         renegotiation_info = find(sh.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is None or parse_renegotiation_info(renegotiation_info):
-            raise ProtocolError(AlertDescription.HANDSHAKE_FAILURE, Category.NO_RENEGOTIATION_INFO,
+            raise ProtocolError(Category.NO_RENEGOTIATION_INFO,
                                 "server does not indicate secure renegotiation")
         self._transcript.set_hash(suite.hash_name)
         self._transcript.add(raw)
@@ -455,7 +454,7 @@ class ClientConnection(HandshakeConnection):
             raise illegal(f"server signed with scheme {message.scheme:#06x} we did not offer")
         rsa_key = isinstance(self._peer_key, rsa.RSAPublicKey | x509.RsaPssPublicKey)
         if self._suite.auth != ("rsa" if rsa_key else "ecdsa"):
-            raise ProtocolError(AlertDescription.UNSUPPORTED_CERTIFICATE, Category.ILLEGAL_PARAMETER,
+            raise ProtocolError(Category.CERTIFICATE_KEY_MISMATCH,
                                 "certificate key does not fit the cipher suite")
         verify(self._peer_key, message.scheme, message.signature,
                self._random + self._server_random + message.params, HANDSHAKE_SCHEMES_12, curve_bound=False)

@@ -8,7 +8,7 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 from __future__ import annotations
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription, AlertLevel
+from tls.alerts import AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
 from tls.errors import ProtocolError, StateError, decode_error, unexpected
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
@@ -67,6 +67,8 @@ class Connection:
                     break
         except ProtocolError as err:
             self._fail(err)
+        except Exception as err:  # noqa: BLE001 - a bug of ours still ends in a refusal, not in the caller
+            self._fail(ProtocolError(Category.INTERNAL_ERROR, f"internal error: {type(err).__name__}"))
 
     def events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -167,7 +169,7 @@ class Connection:
         message = parse_key_update(body)
         self._key_updates += 1
         if self._key_updates > self._limits.max_key_updates:
-            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+            raise ProtocolError(Category.RESOURCE_LIMIT,
                                 "too many KeyUpdates without application data")
         assert self._ks is not None
         self._set_read_13(self._ks.next_traffic_secret(self._read_secret))
@@ -183,7 +185,7 @@ class Connection:
         if read is None:
             content: bytes | memoryview = record.payload
             if len(content) > MAX_PLAINTEXT:
-                raise ProtocolError(AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW,
+                raise ProtocolError(Category.RECORD_OVERFLOW,
                                     f"plaintext record of {len(content)} bytes")
         elif isinstance(read, Protection13):
             if content_type == ContentType.CHANGE_CIPHER_SPEC:
@@ -224,7 +226,7 @@ class Connection:
         if not content:
             self._empty_records += 1
             if self._empty_records > self._limits.max_empty_records:
-                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     "too many empty records")
             return
         self._empty_records = 0
@@ -263,7 +265,7 @@ class Connection:
         if description == AlertDescription.USER_CANCELED and level == AlertLevel.WARNING:
             self._warning_alerts += 1
             if self._warning_alerts > self._limits.max_warning_alerts:
-                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     "too many warning alerts")
             return
         # Every other alert ends the connection, whatever level the peer claims (RFC 8446 §6).
@@ -281,12 +283,12 @@ class Connection:
         # both misstate it, while illegal_parameter (a handshake field with a value we refuse) fits the length
         # field, and is what OpenSSL sends for an excessive message size.
         if len(buf) > self._limits.handshake_buffer:
-            raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
+            raise ProtocolError(Category.RESOURCE_LIMIT,
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
             if length > self._limits.max_handshake_message:
-                raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     f"handshake message of {length} bytes exceeds the limit")
             if len(buf) < HS_HEADER + length:
                 break
@@ -301,13 +303,13 @@ class Connection:
         """Messages after the handshake: KeyUpdate (1.3); renegotiation is refused (1.2)."""
         self._post_handshake += 1
         if self._post_handshake > self._limits.max_post_handshake_messages:
-            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+            raise ProtocolError(Category.RESOURCE_LIMIT,
                                 "too many post-handshake messages")
         if self.version == TLS13 and msg_type == HandshakeType.KEY_UPDATE:
             self._handle_key_update(body)
             return
         if self.version == TLS12 and msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
-            raise ProtocolError(AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT,
+            raise ProtocolError(Category.RENEGOTIATION_ATTEMPT,
                                 "renegotiation is refused")
         self._handle_other_post_handshake(msg_type, body)
 
@@ -320,8 +322,9 @@ class Connection:
         if self._closed:
             return
         self._hs_out = []
-        self._write_record(ContentType.ALERT, bytes((AlertLevel.FATAL, err.alert)))
-        self._events.append(HandshakeFailed(int(err.alert), err.category, err.reason))
+        alert = wire_alert(err.alert, self.version == TLS12)
+        self._write_record(ContentType.ALERT, bytes((AlertLevel.FATAL, alert)))
+        self._events.append(HandshakeFailed(int(alert), err.category, err.reason))
         self._finish(clean=False)
 
     def _finish(self, clean: bool) -> None:

@@ -9,7 +9,6 @@ from enum import Enum
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription
 from tls.connection import Connection
 from tls.constants import SSL30, TLS12, VERSION_NAMES, group_name
 from tls.errors import ProtocolError, unexpected
@@ -32,11 +31,11 @@ def certificate_verify_content(context: bytes, transcript_hash: bytes) -> bytes:
 def refuse_version(highest: int) -> ProtocolError:
     """The refusal for a peer whose best version is below what we speak, in its category."""
     if highest <= SSL30:
-        return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.SSLV3, f"version {highest:#06x} (SSLv3)")
+        return ProtocolError(Category.SSLV3, f"version {highest:#06x} (SSLv3)")
     if highest < TLS12:
-        return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.OLD_TLS_VERSION,
+        return ProtocolError(Category.OLD_TLS_VERSION,
                              f"version {highest:#06x} is older than TLS 1.2")
-    return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.OLD_TLS_VERSION,
+    return ProtocolError(Category.OLD_TLS_VERSION,
                          f"no version in common (peer's best {highest:#06x})")
 
 
@@ -60,7 +59,7 @@ def check_finished(expected: bytes, received: bytes, sender: str) -> None:
     """The peer's Finished must equal the one we compute, compared in constant time: it is what proves that
     both sides saw the same handshake (RFC 8446 §4.4.4, RFC 5246 §7.4.9)."""
     if not hmac.compare_digest(expected, received):
-        raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, f"{sender} Finished is wrong")
+        raise ProtocolError(Category.BAD_FINISHED, f"{sender} Finished is wrong")
 
 
 class HandshakeConnection(Connection):

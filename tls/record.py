@@ -13,7 +13,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription
 from tls.constants import ContentType
 from tls.errors import ProtocolError, unexpected
 from tls.limits import MAX_PLAINTEXT
@@ -34,16 +33,16 @@ class Record:
 
 
 def _overflow(reason: str) -> ProtocolError:
-    return ProtocolError(AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW, reason)
+    return ProtocolError(Category.RECORD_OVERFLOW, reason)
 
 
 def _heartbeat() -> ProtocolError:
     """RFC 6520 records (the Heartbleed vector) are never accepted, negotiated or not."""
-    return ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.HEARTBEAT, "heartbeat record")
+    return ProtocolError(Category.HEARTBEAT, "heartbeat record")
 
 
 def _bad_version(reason: str) -> ProtocolError:
-    return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.BAD_RECORD_VERSION, reason)
+    return ProtocolError(Category.BAD_RECORD_VERSION, reason)
 
 
 class RecordReader:
@@ -74,8 +73,8 @@ class RecordReader:
             if len(data) < 3:
                 return
             if data[2] == 1:
-                raise ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.SSLV2, "SSLv2 ClientHello")
-        raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.NOT_TLS,
+                raise ProtocolError(Category.SSLV2, "SSLv2 ClientHello")
+        raise ProtocolError(Category.NOT_TLS,
                             f"not TLS: first bytes {bytes(data[:8])!r}")
 
     def feed(self, data: bytes) -> Iterator[Record]:
@@ -121,7 +120,7 @@ def _make_aead(info: SuiteInfo, key: bytes) -> AESGCM | ChaCha20Poly1305:
 
 
 def _bad_mac() -> ProtocolError:
-    return ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC, "record failed authentication")
+    return ProtocolError(Category.BAD_MAC, "record failed authentication")
 
 
 class Protection13:
@@ -136,7 +135,7 @@ class Protection13:
     def _nonce(self) -> bytes:
         """The nonce for the current sequence number; the caller advances `_seq` once the record is good."""
         if self._seq >= SEQ_LIMIT:
-            raise ProtocolError(AlertDescription.INTERNAL_ERROR, Category.RESOURCE_LIMIT, "sequence number exhausted")
+            raise ProtocolError(Category.RESOURCE_LIMIT, "sequence number exhausted")
         return (self._iv ^ self._seq).to_bytes(12, "big")
 
     def decrypt(self, record: Record) -> tuple[int, bytes]:
@@ -183,7 +182,7 @@ class Protection12:
 
     def _take_seq(self) -> int:
         if self._seq >= SEQ_LIMIT:
-            raise ProtocolError(AlertDescription.INTERNAL_ERROR, Category.RESOURCE_LIMIT, "sequence number exhausted")
+            raise ProtocolError(Category.RESOURCE_LIMIT, "sequence number exhausted")
         seq = self._seq
         self._seq += 1
         return seq

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from outcomes.category import Category
 from tls import x509
-from tls.alerts import AlertDescription
 from tls.config import ClientAuthMode, ServerConfig
 from tls.constants import (
     DOWNGRADE_TLS12,
@@ -112,10 +111,6 @@ _EXPECTED: dict[State, HandshakeType] = {
 
 
 
-def _no_shared(category: Category, reason: str) -> ProtocolError:
-    return ProtocolError(AlertDescription.HANDSHAKE_FAILURE, category, reason)
-
-
 def _curve_group(key: object) -> int | None:
     """The named group of an ECDSA key (None for Ed25519 and RSA keys)."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -187,7 +182,7 @@ class ServerConnection(HandshakeConnection):
         """Count skipped early data against the limit: a client cannot make us discard records forever."""
         self._early_skip -= length
         if self._early_skip < 0:
-            raise ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA,
+            raise ProtocolError(Category.EARLY_DATA,
                                 "more refused early data than the limit allows")
 
     def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
@@ -223,13 +218,13 @@ class ServerConnection(HandshakeConnection):
     def _common_checks(self, ch: ClientHello, version: int) -> None:
         if ch.compression_methods != b"\x00":
             if version == TLS12 and b"\x00" in ch.compression_methods:
-                raise illegal("compression offered", Category.COMPRESSION)
-            raise illegal("compression methods other than null only", Category.COMPRESSION)
+                raise ProtocolError(Category.COMPRESSION, "compression offered")
+            raise ProtocolError(Category.COMPRESSION, "compression methods other than null only")
         if find(ch.extensions, ExtensionType.HEARTBEAT) is not None:
-            raise ProtocolError(AlertDescription.UNSUPPORTED_EXTENSION, Category.HEARTBEAT,
+            raise ProtocolError(Category.HEARTBEAT,
                                 "heartbeat extension refused")
         if TLS_FALLBACK_SCSV in ch.cipher_suites and version < max(self._config.versions):
-            raise ProtocolError(AlertDescription.INAPPROPRIATE_FALLBACK, Category.DOWNGRADE,
+            raise ProtocolError(Category.DOWNGRADE,
                                 "TLS_FALLBACK_SCSV with a lower version than we support")
         for index, (ext_type, _) in enumerate(ch.extensions):
             if ext_type == ExtensionType.PRE_SHARED_KEY and index != len(ch.extensions) - 1:
@@ -238,12 +233,12 @@ class ServerConnection(HandshakeConnection):
         self._server_name = parse_server_name(server_name) if server_name is not None else None
         signature_algorithms = find(ch.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
         if signature_algorithms is None:
-            raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
+            raise ProtocolError(Category.MISSING_EXTENSION,
                                 "no signature_algorithms")
         scheme = choose_scheme(self._config.key, parse_u16_list16(signature_algorithms, "signature_algorithms"),
                                version == TLS13, self._config.pss_key)
         if scheme is None:
-            raise _no_shared(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
+            raise ProtocolError(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
         self._scheme = scheme
 
     def _choose_suite(self, ch: ClientHello, version: int) -> SuiteInfo:
@@ -256,13 +251,13 @@ class ServerConnection(HandshakeConnection):
             if version == TLS12 and info.auth != kind:
                 continue
             return info
-        raise _no_shared(Category.NO_SHARED_CIPHER, "no cipher suite in common")
+        raise ProtocolError(Category.NO_SHARED_CIPHER, "no cipher suite in common")
 
     def _client_groups(self, ch: ClientHello, required: bool) -> tuple[int, ...]:
         groups = find(ch.extensions, ExtensionType.SUPPORTED_GROUPS)
         if groups is None:
             if required:
-                raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
+                raise ProtocolError(Category.MISSING_EXTENSION,
                                     "no supported_groups")
             return (NamedGroup.SECP256R1,)
         return parse_u16_list16(groups, "supported_groups")
@@ -290,7 +285,7 @@ class ServerConnection(HandshakeConnection):
         client_groups = self._client_groups(ch, required=True)
         shares_ext = find(ch.extensions, ExtensionType.KEY_SHARE)
         if shares_ext is None:
-            raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION, "no key_share")
+            raise ProtocolError(Category.MISSING_EXTENSION, "no key_share")
         shares = parse_client_shares(shares_ext)
         for group, _ in shares:
             if group not in client_groups:
@@ -308,7 +303,7 @@ class ServerConnection(HandshakeConnection):
         if chosen is None:
             retry_group = next((g for g in self._config.groups if g in client_groups), None)
             if retry_group is None:
-                raise _no_shared(Category.NO_SHARED_GROUP, "no key exchange group in common")
+                raise ProtocolError(Category.NO_SHARED_GROUP, "no key exchange group in common")
             self._send_hello_retry(ch, suite, retry_group)
             return
         self._group = chosen
@@ -400,9 +395,7 @@ class ServerConnection(HandshakeConnection):
         assert auth is not None
         if not chain:
             if auth.mode is ClientAuthMode.REQUIRED:
-                alert = (AlertDescription.CERTIFICATE_REQUIRED if self.version == TLS13
-                         else AlertDescription.HANDSHAKE_FAILURE)
-                raise ProtocolError(alert, Category.NO_CERTIFICATE, "client sent no certificate")
+                raise ProtocolError(Category.NO_CERTIFICATE, "client sent no certificate")
             return False
         self._peer_key = validate_chain(self._config.validator, chain, anchors=auth.anchors,
                                         purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time())
@@ -439,24 +432,24 @@ class ServerConnection(HandshakeConnection):
         suite = self._choose_suite(ch, TLS12)
         self._suite = suite
         if find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is None:
-            raise _no_shared(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
+            raise ProtocolError(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
         renegotiation_info = find(ch.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is not None:
             if parse_renegotiation_info(renegotiation_info):
-                raise _no_shared(Category.NO_RENEGOTIATION_INFO, "non-empty renegotiation_info in a new handshake")
+                raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "non-empty renegotiation_info in a new handshake")
         elif TLS_EMPTY_RENEGOTIATION_INFO_SCSV not in ch.cipher_suites:
-            raise _no_shared(Category.NO_RENEGOTIATION_INFO, "client does not indicate secure renegotiation")
+            raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "client does not indicate secure renegotiation")
         point_formats = find(ch.extensions, ExtensionType.EC_POINT_FORMATS)
         if point_formats is not None and 0 not in parse_point_formats(point_formats):
             raise illegal("client does not accept uncompressed points")
         client_groups = self._client_groups(ch, required=False)
         group = next((g for g in config.groups if g in client_groups), None)
         if group is None:
-            raise _no_shared(Category.NO_SHARED_GROUP, "no ECDHE group in common")
+            raise ProtocolError(Category.NO_SHARED_GROUP, "no ECDHE group in common")
         certificate_curve = _curve_group(config.key)
         if certificate_curve is not None and certificate_curve not in client_groups:
             # RFC 8422 §5.1: in TLS 1.2 the client's groups also bound the curve of an ECDSA certificate.
-            raise _no_shared(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
+            raise ProtocolError(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
         self._group = group
         self._reader.expected_version = TLS12
         self._transcript.set_hash(suite.hash_name)

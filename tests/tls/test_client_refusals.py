@@ -82,7 +82,7 @@ def test_tls13_legacy_version_without_supported_versions() -> None:
 def test_downgrade_sentinels(sentinel: bytes) -> None:
     """A 1.3-capable client refuses a TLS 1.2 ServerHello whose random ends in either RFC 8446 §4.1.3 sentinel."""
     assert_refused(client(), server_hello(random=os.urandom(24) + sentinel), AlertDescription.ILLEGAL_PARAMETER,
-                   Category.DOWNGRADE)
+                   Category.DOWNGRADE_SENTINEL)
 
 
 def test_duplicate_extension_in_server_hello() -> None:
@@ -94,7 +94,7 @@ def test_duplicate_extension_in_server_hello() -> None:
 def test_extension_not_offered_in_server_hello() -> None:
     extra = (*EMS_AND_RENEGOTIATION, (ExtensionType.HEARTBEAT, b"\x01"))
     assert_refused(client(versions=(TLS12,)), server_hello(extensions=extra),
-                   AlertDescription.UNSUPPORTED_EXTENSION, Category.ILLEGAL_PARAMETER)
+                   AlertDescription.UNSUPPORTED_EXTENSION, Category.UNSOLICITED_EXTENSION)
 
 
 def test_ccs_before_server_hello() -> None:

@@ -161,7 +161,7 @@ def test_downgrade_sentinel(monkeypatch: pytest.MonkeyPatch) -> None:
     a 1.3-capable client refuses."""
     monkeypatch.setattr(ServerConnection, "_choose_version", lambda self, ch, ext: TLS12)
     _, _, client_events, _ = run()
-    refused_by(client_events, AlertDescription.ILLEGAL_PARAMETER, Category.DOWNGRADE)
+    refused_by(client_events, AlertDescription.ILLEGAL_PARAMETER, Category.DOWNGRADE_SENTINEL)
 
 
 def test_server_without_ems_or_renegotiation_info(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,7 +87,7 @@ def test_heartbeat_extension() -> None:
     assert_refused(
         server(),
         client_hello(add=((ExtensionType.HEARTBEAT, b"\x01"),)),
-        AlertDescription.UNSUPPORTED_EXTENSION,
+        AlertDescription.UNEXPECTED_MESSAGE,
         Category.HEARTBEAT,
     )
 
