@@ -223,8 +223,6 @@ class Connection:
     def _handle_application_data(self, content: bytes | memoryview) -> None:
         if not self.handshake_complete:
             raise unexpected("application data before the handshake completed")
-        if self._received_close:
-            raise unexpected("application data after close_notify")
         if not content:
             self._empty_records += 1
             if self._empty_records > self._limits.max_empty_records:
