@@ -159,9 +159,4 @@ def parse_cookie(data: bytes) -> bytes:
     return cookie
 
 
-def require_empty(data: bytes, what: str) -> None:
-    if data:
-        raise decode_error(f"{what}: must be empty")
-
-
 RENEGOTIATION_INFO_EMPTY = (ExtensionType.RENEGOTIATION_INFO, b"\x00")

@@ -216,3 +216,13 @@ def test_server_certificate_that_does_not_parse() -> None:
     certificate = Certificate13(b"", ((b"\x30\x03\x02\x01\x01", ()),))
     flight_refused(1, frame(HandshakeType.CERTIFICATE, serialize_certificate13(certificate)),
                    AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)
+
+
+@pytest.mark.parametrize(("legacy_version", "selected"), [(0x0301, TLS13), (TLS12, TLS12), (TLS12, 0x7F1C)])
+def test_supported_versions_in_server_hello_must_select_tls13_over_a_tls12_legacy_version(
+        legacy_version: int, selected: int) -> None:
+    c = client()
+    sh = ServerHello(legacy_version, os.urandom(32), session_id(c), SUITE13, 0,
+                     ((ExtensionType.SUPPORTED_VERSIONS, selected.to_bytes(2, "big")), x25519_share()))
+    assert_refused(c, plaintext_record(22, frame(2, serialize_server_hello(sh))),
+                   AlertDescription.ILLEGAL_PARAMETER, Category.ILLEGAL_PARAMETER)
