@@ -95,6 +95,10 @@ class Connection:
         if not self.handshake_complete or self._closed or self._sent_close or write is None:
             raise StateError("cannot send application data now")
         view = memoryview(data)
+        if isinstance(write, Protection13) and not self._padding:
+            if view:
+                self._out.append(write.seal_application_data(view))
+            return
         append = self._out.append
         for start in range(0, len(view), MAX_PLAINTEXT):
             append(write.encrypt(ContentType.APPLICATION_DATA, view[start : start + MAX_PLAINTEXT]))

@@ -22,6 +22,8 @@ HEADER = 5
 TAG = 16
 VALID_TYPES = frozenset({20, 21, 22, 23})
 SEQ_LIMIT = 2**64 - 1
+SCRATCH_LIMIT = 2**18 + 2**12
+"""Largest sealing buffer a connection keeps between writes (16 full records); larger writes get their own."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Protection13:
         self._iv = int.from_bytes(iv, "big")
         self._seq = 0
         self._padding = padding
+        self._scratch = bytearray()
 
     def _nonce(self) -> bytes:
         """The nonce for the current sequence number; the caller advances `_seq` once the record is good."""
@@ -168,6 +171,32 @@ class Protection13:
         sealed = self._aead.encrypt(self._nonce(), inner, header)
         self._seq += 1
         return header + sealed
+
+    def seal_application_data(self, data: memoryview) -> bytes:
+        """All of `data` as application_data records, sealed into a scratch buffer this direction keeps and
+        copied out once. Why: per record, `encrypt` makes three short-lived copies, and for a large write
+        their freed space joins the write's joined buffer at the top of the C heap, where glibc gives it
+        back to the kernel and takes it again on every write (measured: half the bulk throughput, depending
+        on heap layout). Padded connections use `encrypt`."""
+        count = -(-len(data) // MAX_PLAINTEXT)
+        size = len(data) + count * (HEADER + 1 + TAG)
+        scratch = self._scratch
+        if len(scratch) < size:
+            scratch = bytearray(size)
+            if size <= SCRATCH_LIMIT:
+                self._scratch = scratch
+        view = memoryview(scratch)
+        at = 0
+        for start in range(0, len(data), MAX_PLAINTEXT):
+            chunk = data[start : start + MAX_PLAINTEXT]
+            length = len(chunk) + 1 + TAG
+            header = bytes((23, 3, 3, length >> 8, length & 0xFF))
+            view[at : at + HEADER] = header
+            self._aead.encrypt_into(self._nonce(), b"".join((chunk, b"\x17")), header,
+                                    view[at + HEADER : at + HEADER + length])
+            self._seq += 1
+            at += HEADER + length
+        return bytes(view[:size])
 
 
 class Protection12:

@@ -15,7 +15,7 @@ from tls.errors import ProtocolError
 from tls.extensions import parse_client_shares, parse_server_name, parse_u16_list16
 from tls.groups import KeyShare
 from tls.peer import leaf_public_key, own_pss_key, peer_name, validate_chain
-from tls.record import Protection12, Protection13, Record
+from tls.record import Protection12, Protection13, Record, RecordReader
 from tls.suites import SUITES
 
 
@@ -130,3 +130,21 @@ def test_own_pss_key_of_an_unparsable_chain_is_none() -> None:
     assert own_pss_key(leaf.key, (b"\x30\x00",)) is None
     assert own_pss_key(leaf.key, ()) is None
     assert own_pss_key(leaf.key, (leaf.der, ca().der)) is None  # an rsaEncryption leaf
+
+
+@pytest.mark.parametrize("length", [1, 2**14, 2**14 + 1, 5 * 2**14 + 3, 20 * 2**14])
+def test_sealing_a_large_write_matches_record_by_record_encryption(length: int) -> None:
+    """The one-buffer path for large writes is the per-record path, byte for byte (same records, sequence
+    numbers and headers), including writes beyond the scratch buffer a connection keeps."""
+    data = os.urandom(length)
+    key, iv = os.urandom(16), os.urandom(12)
+    by_record = Protection13(SUITE13, key, iv)
+    expected = b"".join(by_record.encrypt(23, data[i : i + 2**14]) for i in range(0, length, 2**14))
+    sealer = Protection13(SUITE13, key, iv)
+    assert sealer.seal_application_data(memoryview(data)) == expected
+    assert sealer.seal_application_data(memoryview(data)) == b"".join(
+        by_record.encrypt(23, data[i : i + 2**14]) for i in range(0, length, 2**14))
+    opener = Protection13(SUITE13, key, iv)
+    reader = RecordReader(2**14 + 256)
+    opened = b"".join(opener.decrypt(r)[1] for r in reader.feed(expected))
+    assert opened == data
