@@ -2,7 +2,7 @@
 
 The ClientHello is produced at construction (read it with `data_to_send()`). States are frozen dataclasses
 (`tls.client_states`); the table at the end maps (state class, message type) to the handler, and any other
-pair is unexpected_message. `python -m tls.client` runs `adapters.tls_cli.client_main`.
+pair is unexpected_message. Its command-line peer is `python -m adapters.tls_cli client`.
 """
 
 from __future__ import annotations
