@@ -15,6 +15,7 @@ Modules: `record` (framing, protection), `messages`/`extensions`/`codec` (paired
 message type) dispatch tables), `server_states`/`client_states` (the states, frozen dataclasses carrying their
 data), `states` (the dispatch idiom and the states after the handshake), `connection` (records, alerts and
 closing, shared by both), `alerts` (the one category → alert table), `peer` (the bridge to `tls.x509`),
-`config` (a client validates unless told `NO_VALIDATION_FOR_TESTS`), `limits` (every bound). The asyncio adapter and the command-line peers
+`config` (a client validates unless told `NO_VALIDATION_FOR_TESTS`), `limits` (every bound).
+The asyncio adapter and the command-line peers
 live above this package, in `adapters` (`adapters.tls_stream`, `python -m adapters.tls_cli server|client`).
 """
