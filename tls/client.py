@@ -258,7 +258,7 @@ class ClientConnection(HandshakeConnection):
         self._queue_handshake(H.CLIENT_HELLO, serialize_client_hello(ch))
         self._flush_handshake()
         self.version = TLS13
-        self.state = AwaitServerHello2(Offer(ch, frozenset(t for t, _ in ch.extensions), shares), suite)
+        self._to(AwaitServerHello2(Offer(ch, frozenset(t for t, _ in ch.extensions), shares), suite))
 
     def _server_hello_13(self, sh: ServerHello, suite: SuiteInfo, offer: Offer, hrr_suite: SuiteInfo | None,
                          raw: bytes) -> None:
@@ -282,7 +282,7 @@ class ClientConnection(HandshakeConnection):
         client_hs, server_hs = ks.handshake_traffic(self._transcript.digest())
         self._set_read_13(suite, server_hs)
         keys = Keys13(suite, group, ks, client_hs, server_hs, retried=hrr_suite is not None)
-        self.state = AwaitEncryptedExtensions(keys, offer.extensions)
+        self._to(AwaitEncryptedExtensions(keys, offer.extensions))
 
     # ---- TLS 1.3 after the ServerHello ----------------------------------------------------------------
 
@@ -293,7 +293,7 @@ class ClientConnection(HandshakeConnection):
                 raise illegal(f"extension {ext_type} does not belong in EncryptedExtensions")
         self._check_offered(message.extensions, state.offered, "EncryptedExtensions")
         self._transcript.add(raw)
-        self.state = AwaitCertificateOrRequest13(state.keys)
+        self._to(AwaitCertificateOrRequest13(state.keys))
 
     def _on_certificate_request_13(self, state: AwaitCertificateOrRequest13, body: memoryview, raw: bytes) -> None:
         request = parse_certificate_request13(body)
@@ -304,7 +304,7 @@ class ClientConnection(HandshakeConnection):
         if algorithms is None:
             raise ProtocolError(Category.MISSING_EXTENSION, "CertificateRequest without signature_algorithms")
         self._transcript.add(raw)
-        self.state = AwaitCertificate13(state.keys, parse_u16_list16(algorithms, "signature_algorithms"))
+        self._to(AwaitCertificate13(state.keys, parse_u16_list16(algorithms, "signature_algorithms")))
 
     def _on_unrequested_certificate_13(self, state: AwaitCertificateOrRequest13, body: memoryview,
                                        raw: bytes) -> None:
@@ -319,7 +319,7 @@ class ClientConnection(HandshakeConnection):
             raise illegal("server Certificate with a request context")
         peer = self._accept_server_chain(message.chain)
         self._transcript.add(raw)
-        self.state = AwaitCertificateVerify13(keys, request, peer)
+        self._to(AwaitCertificateVerify13(keys, request, peer))
 
     def _accept_server_chain(self, chain: tuple[bytes, ...]) -> Peer:
         if not chain:
@@ -336,7 +336,7 @@ class ClientConnection(HandshakeConnection):
         content = certificate_verify_content(SERVER_CV_CONTEXT, self._transcript.digest())
         verify(state.peer.key, message.scheme, message.signature, content, HANDSHAKE_SCHEMES_13)
         self._transcript.add(raw)
-        self.state = AwaitFinished13(state.keys, state.request, state.peer)
+        self._to(AwaitFinished13(state.keys, state.request, state.peer))
 
     def _on_finished_13(self, state: AwaitFinished13, body: memoryview, raw: bytes) -> None:
         keys = state.keys
@@ -389,12 +389,12 @@ class ClientConnection(HandshakeConnection):
         self._transcript.set_hash(suite.hash_name)
         self._transcript.add(raw)
         self._messages12.append(raw)
-        self.state = AwaitCertificate12(Hello12(suite, sh.random))
+        self._to(AwaitCertificate12(Hello12(suite, sh.random)))
 
     def _on_certificate_12(self, state: AwaitCertificate12, body: memoryview, raw: bytes) -> None:
         peer = self._accept_server_chain(parse_certificate12(body, self._limits.max_chain_length).chain)
         self._transcript.add(raw)
-        self.state = AwaitServerKeyExchange(state.hello, peer)
+        self._to(AwaitServerKeyExchange(state.hello, peer))
 
     def _on_server_key_exchange(self, state: AwaitServerKeyExchange, body: memoryview, raw: bytes) -> None:
         message = parse_server_key_exchange(body)
@@ -410,12 +410,12 @@ class ClientConnection(HandshakeConnection):
                self._random + state.hello.server_random + message.params, HANDSHAKE_SCHEMES_12, curve_bound=False)
         share = KeyShare(message.group, self._config.random(KeyShare.random_length(message.group)))
         self._transcript.add(raw)
-        self.state = AwaitRequestOrDone(state.hello, state.peer, Exchange12(message.group, share, message.public))
+        self._to(AwaitRequestOrDone(state.hello, state.peer, Exchange12(message.group, share, message.public)))
 
     def _on_certificate_request_12(self, state: AwaitRequestOrDone, body: memoryview, raw: bytes) -> None:
         request = parse_certificate_request12(body)
         self._transcript.add(raw)
-        self.state = AwaitServerHelloDone(state.hello, state.peer, state.exchange, request.signature_algorithms)
+        self._to(AwaitServerHelloDone(state.hello, state.peer, state.exchange, request.signature_algorithms))
 
     def _on_unrequested_server_hello_done(self, state: AwaitRequestOrDone, body: memoryview, raw: bytes) -> None:
         self._server_hello_done(state, None, body, raw)
@@ -450,11 +450,11 @@ class ClientConnection(HandshakeConnection):
         verify_data = finished12(suite.hash_name, master, b"client finished", self._transcript.digest())
         self._queue_handshake(H.FINISHED, verify_data)
         self._flush_handshake()
-        self.state = AwaitChangeCipherSpec12(hello, state.peer, exchange.group, master, server_write)
+        self._to(AwaitChangeCipherSpec12(hello, state.peer, exchange.group, master, server_write))
 
     def _on_change_cipher_spec(self, state: AwaitChangeCipherSpec12, body: memoryview, raw: bytes) -> None:
         self._read = state.pending_read
-        self.state = AwaitFinished12(state.hello, state.peer, state.group, state.master)
+        self._to(AwaitFinished12(state.hello, state.peer, state.group, state.master))
 
     def _on_finished_12(self, state: AwaitFinished12, body: memoryview, raw: bytes) -> None:
         suite = state.hello.suite
@@ -492,4 +492,22 @@ C._handlers = MappingProxyType({
     (AwaitFinished12, H.FINISHED): C._on_finished_12,
 })
 """(state class, message type) → handler: every pair not listed is unexpected_message."""
+
+C._transitions = frozenset({
+    (AwaitServerHello, AwaitServerHello2),
+    (AwaitServerHello, AwaitEncryptedExtensions), (AwaitServerHello2, AwaitEncryptedExtensions),
+    (AwaitEncryptedExtensions, AwaitCertificateOrRequest13),
+    (AwaitCertificateOrRequest13, AwaitCertificate13), (AwaitCertificateOrRequest13, AwaitCertificateVerify13),
+    (AwaitCertificate13, AwaitCertificateVerify13),
+    (AwaitCertificateVerify13, AwaitFinished13),
+    (AwaitFinished13, Connected13),
+    (AwaitServerHello, AwaitCertificate12),
+    (AwaitCertificate12, AwaitServerKeyExchange),
+    (AwaitServerKeyExchange, AwaitRequestOrDone),
+    (AwaitRequestOrDone, AwaitServerHelloDone), (AwaitRequestOrDone, AwaitChangeCipherSpec12),
+    (AwaitServerHelloDone, AwaitChangeCipherSpec12),
+    (AwaitChangeCipherSpec12, AwaitFinished12),
+    (AwaitFinished12, Connected12),
+})
+"""(from, to): the only state changes `_to` lets a handler make."""
 del C

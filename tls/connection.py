@@ -10,7 +10,7 @@ from __future__ import annotations
 from outcomes.category import Category
 from tls.alerts import AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
-from tls.errors import ProtocolError, StateError, decode_error, unexpected
+from tls.errors import InvariantError, ProtocolError, StateError, decode_error, unexpected
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
 from tls.keyschedule import Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
@@ -28,6 +28,7 @@ class Connection:
 
     state: object
     _handlers: HandlerTable
+    _transitions: frozenset[tuple[type, type]]
 
     def __init__(self, limits: Limits, padding: int) -> None:
         self._limits = limits
@@ -118,6 +119,13 @@ class Connection:
         if not isinstance(state, Connected13) or self._closed or self._sent_close:
             raise StateError("KeyUpdate needs an established TLS 1.3 connection")
         self._send_key_update(state, request_peer)
+
+    def _to(self, new: object) -> None:
+        """Every state change goes through here and must be listed in the engine's transition table: a
+        handler that would move to a state it may not reach is a bug, refused as internal_error."""
+        if (type(self.state), type(new)) not in self._transitions:
+            raise InvariantError(f"state change {type(self.state).__name__} -> {type(new).__name__}")
+        self.state = new
 
     # ---- output -------------------------------------------------------------------------------------
 

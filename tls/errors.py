@@ -36,3 +36,8 @@ def illegal(reason: str) -> ProtocolError:
 
 class StateError(Exception):
     """The local application called the engine at the wrong time (e.g. sending data before the handshake)."""
+
+
+class InvariantError(Exception):
+    """An invariant of the engine itself failed (a bug, never the peer's doing); `receive_data` turns it
+    into an internal_error refusal like any other exception from a handler."""

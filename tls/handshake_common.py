@@ -67,7 +67,7 @@ class HandshakeConnection(Connection):
 
     def _complete(self, connected: Connected13 | Connected12, *, version: int, suite: SuiteInfo, group: int,
                   peer: Peer, server_name: str | None) -> None:
-        self.state = connected
+        self._to(connected)
         self.version = version
         self.handshake_complete = True
         self._messages12 = []

@@ -275,7 +275,7 @@ class ServerConnection(HandshakeConnection):
         self._flush_handshake()
         if ch.session_id:
             self._send_ccs()
-        self.state = AwaitClientHello2(ch, suite, group, compat_ccs_sent=bool(ch.session_id))
+        self._to(AwaitClientHello2(ch, suite, group, compat_ccs_sent=bool(ch.session_id)))
 
     def _on_client_hello_2(self, state: AwaitClientHello2, body: memoryview, raw: bytes) -> None:
         ch = parse_client_hello(body)
@@ -336,7 +336,7 @@ class ServerConnection(HandshakeConnection):
         self._set_write_13(suite, server_app)
         self._set_read_13(suite, client_hs)
         keys = Keys13(suite, group, ks, client_hs, client_app, server_name)
-        self.state = AwaitCertificate13(keys, auth) if auth is not None else AwaitFinished13(keys, ANONYMOUS)
+        self._to(AwaitCertificate13(keys, auth) if auth is not None else AwaitFinished13(keys, ANONYMOUS))
 
     def _on_certificate_13(self, state: AwaitCertificate13, body: memoryview, raw: bytes) -> None:
         message = parse_certificate13(body, self._limits.max_chain_length)
@@ -344,14 +344,14 @@ class ServerConnection(HandshakeConnection):
             raise illegal("client Certificate with a request context we did not send")
         self._transcript.add(raw)
         peer = self._accept_client_chain(state.auth, message.chain)
-        self.state = AwaitCertificateVerify13(state.keys, peer) if peer.chain else AwaitFinished13(state.keys, peer)
+        self._to(AwaitCertificateVerify13(state.keys, peer) if peer.chain else AwaitFinished13(state.keys, peer))
 
     def _on_certificate_verify_13(self, state: AwaitCertificateVerify13, body: memoryview, raw: bytes) -> None:
         message = parse_certificate_verify(body)
         content = certificate_verify_content(CLIENT_CV_CONTEXT, self._transcript.digest())
         verify(state.peer.key, message.scheme, message.signature, content, HANDSHAKE_SCHEMES_13)
         self._transcript.add(raw)
-        self.state = AwaitFinished13(state.keys, state.peer)
+        self._to(AwaitFinished13(state.keys, state.peer))
 
     def _on_finished_13(self, state: AwaitFinished13, body: memoryview, raw: bytes) -> None:
         keys = state.keys
@@ -419,12 +419,12 @@ class ServerConnection(HandshakeConnection):
         self._messages12 += self._hs_out[:]
         self._flush_handshake()
         hello = Hello12(suite, group, share, ch.random, random, server_name)
-        self.state = AwaitCertificate12(hello, auth) if auth is not None else AwaitClientKeyExchange(hello, ANONYMOUS)
+        self._to(AwaitCertificate12(hello, auth) if auth is not None else AwaitClientKeyExchange(hello, ANONYMOUS))
 
     def _on_certificate_12(self, state: AwaitCertificate12, body: memoryview, raw: bytes) -> None:
         message = parse_certificate12(body, self._limits.max_chain_length)
         self._transcript.add(raw)
-        self.state = AwaitClientKeyExchange(state.hello, self._accept_client_chain(state.auth, message.chain))
+        self._to(AwaitClientKeyExchange(state.hello, self._accept_client_chain(state.auth, message.chain)))
 
     def _on_client_key_exchange(self, state: AwaitClientKeyExchange, body: memoryview, raw: bytes) -> None:
         hello = state.hello
@@ -434,20 +434,20 @@ class ServerConnection(HandshakeConnection):
         master = extended_master_secret(hello.suite.hash_name, premaster, self._transcript.digest())
         keys = Keys12(master, *keys12(hello.suite, master, hello.client_random, hello.server_random))
         if state.peer.chain:
-            self.state = AwaitCertificateVerify12(hello, state.peer, keys)
+            self._to(AwaitCertificateVerify12(hello, state.peer, keys))
         else:
-            self.state = AwaitChangeCipherSpec(hello, state.peer, keys)
+            self._to(AwaitChangeCipherSpec(hello, state.peer, keys))
 
     def _on_certificate_verify_12(self, state: AwaitCertificateVerify12, body: memoryview, raw: bytes) -> None:
         message = parse_certificate_verify(body)
         signed = b"".join(self._messages12[:-1])
         verify(state.peer.key, message.scheme, message.signature, signed, HANDSHAKE_SCHEMES_12, curve_bound=False)
         self._transcript.add(raw)
-        self.state = AwaitChangeCipherSpec(state.hello, state.peer, state.keys)
+        self._to(AwaitChangeCipherSpec(state.hello, state.peer, state.keys))
 
     def _on_change_cipher_spec(self, state: AwaitChangeCipherSpec, body: memoryview, raw: bytes) -> None:
         self._read = state.keys.pending_read
-        self.state = AwaitFinished12(state.hello, state.peer, state.keys)
+        self._to(AwaitFinished12(state.hello, state.peer, state.keys))
 
     def _on_finished_12(self, state: AwaitFinished12, body: memoryview, raw: bytes) -> None:
         suite, master = state.hello.suite, state.keys.master
@@ -483,3 +483,20 @@ ServerConnection._handlers = MappingProxyType({
     (AwaitFinished12, H.FINISHED): ServerConnection._on_finished_12,
 })
 """(state class, message type) → handler: every pair not listed is unexpected_message."""
+
+ServerConnection._transitions = frozenset({
+    (Start, AwaitClientHello2),
+    (Start, AwaitCertificate13), (AwaitClientHello2, AwaitCertificate13),
+    (Start, AwaitFinished13), (AwaitClientHello2, AwaitFinished13),
+    (AwaitCertificate13, AwaitCertificateVerify13), (AwaitCertificate13, AwaitFinished13),
+    (AwaitCertificateVerify13, AwaitFinished13),
+    (AwaitFinished13, Connected13),
+    (Start, AwaitCertificate12), (Start, AwaitClientKeyExchange),
+    (AwaitCertificate12, AwaitClientKeyExchange),
+    (AwaitClientKeyExchange, AwaitCertificateVerify12), (AwaitClientKeyExchange, AwaitChangeCipherSpec),
+    (AwaitCertificateVerify12, AwaitChangeCipherSpec),
+    (AwaitChangeCipherSpec, AwaitFinished12),
+    (AwaitFinished12, Connected12),
+})
+"""(from, to): the only state changes `_to` lets a handler make."""
+

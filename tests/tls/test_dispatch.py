@@ -14,10 +14,14 @@ import pytest
 import tls.client
 import tls.server
 from netstack.dhcp import client as dhcp_client
+from tests.tls.pki import server_config
 from tls.client import ClientConnection
+from tls.client_states import AwaitServerHello
 from tls.constants import HandshakeType
+from tls.errors import InvariantError
 from tls.server import ServerConnection
-from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13
+from tls.server_states import Start
+from tls.states import CHANGE_CIPHER_SPEC, CONNECTED_12, Connected12, Connected13
 
 TABLES: list[tuple[str, Mapping[tuple[type, int], Callable[..., None]], Any]] = [
     ("server", ServerConnection._handlers, tls.server.ServerState),
@@ -58,3 +62,26 @@ def test_after_the_handshake_only_key_update_tickets_and_renegotiation_are_dispa
     renegotiation = {HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST}
     assert server_after == {HandshakeType.KEY_UPDATE} | renegotiation
     assert client_after == {HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET} | renegotiation
+
+
+ENGINES = [("server", ServerConnection, Start), ("client", ClientConnection, AwaitServerHello)]
+
+
+@pytest.mark.parametrize(("name", "engine", "initial"), ENGINES, ids=[e[0] for e in ENGINES])
+def test_every_state_is_reachable_and_every_reachable_state_accepts_something(name: str, engine: Any,
+                                                                             initial: type) -> None:
+    states = _members(tls.server.ServerState if engine is ServerConnection else tls.client.ClientState)
+    sources = {a for a, _ in engine._transitions}
+    targets = {b for _, b in engine._transitions}
+    assert sources | targets <= states
+    assert states - targets == {initial}, "a state nothing leads to"
+    accepting = {state_class for state_class, _ in engine._handlers}
+    assert targets <= accepting | {Connected12, Connected13}
+    assert sources <= accepting, "a state that can be left but accepts no input"
+
+
+def test_a_state_change_outside_the_table_is_an_invariant_failure() -> None:
+    s = ServerConnection(server_config())
+    with pytest.raises(InvariantError, match="Start -> Connected12"):
+        s._to(CONNECTED_12)
+    assert isinstance(s.state, Start)
