@@ -14,8 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, ClassVar, Final
+from typing import Any
 
 from netstack.addresses import LIMITED_BROADCAST, is_unicast_host, mask_to_prefix, same_subnet
 from netstack.config import ConfigError, StaticIp
@@ -41,6 +40,19 @@ from netstack.dhcp.message import (
     parse_dhcp,
     serialize_dhcp,
 )
+from netstack.dhcp.states import (
+    SELECTING,
+    TIMER,
+    Bound,
+    ClientState,
+    DhcpState,
+    Init,
+    Lease,
+    Rebinding,
+    Renewing,
+    Requesting,
+    Selecting,
+)
 from netstack.errors import MalformedError
 from netstack.limits import (
     DHCP_INITIAL_RETRANSMIT,
@@ -51,36 +63,7 @@ from netstack.limits import (
 )
 from netstack.reasons import Counters, Drop
 
-
-class DhcpState(Enum):
-    INIT = "init"
-    SELECTING = "selecting"
-    REQUESTING = "requesting"
-    BOUND = "bound"
-    RENEWING = "renewing"
-    REBINDING = "rebinding"
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    config: StaticIp
-    server_id: bytes
-    acquired_at: float
-    lease_time: float
-    t1: float
-    t2: float
-
-    @property
-    def renew_at(self) -> float:
-        return self.acquired_at + self.t1
-
-    @property
-    def rebind_at(self) -> float:
-        return self.acquired_at + self.t2
-
-    @property
-    def expires_at(self) -> float:
-        return self.acquired_at + self.lease_time
+__all__ = ["DhcpClient", "DhcpSend", "DhcpState", "Lease", "LeaseAcquired", "LeaseEvent", "LeaseLost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,52 +88,6 @@ class DhcpSend:
 
 
 _PARAMETERS = bytes((OPT_SUBNET_MASK, OPT_ROUTER, OPT_LEASE_TIME, OPT_RENEWAL_TIME, OPT_REBINDING_TIME))
-
-
-@dataclass(frozen=True, slots=True)
-class Init:
-    """After a NAK: waiting one initial interval before starting over."""
-
-    name: ClassVar[DhcpState] = DhcpState.INIT
-
-
-@dataclass(frozen=True, slots=True)
-class Selecting:
-    name: ClassVar[DhcpState] = DhcpState.SELECTING
-
-
-@dataclass(frozen=True, slots=True)
-class Requesting:
-    """We asked for `offer`; only its server may answer."""
-
-    offer: DhcpMessage
-    name: ClassVar[DhcpState] = DhcpState.REQUESTING
-
-
-@dataclass(frozen=True, slots=True)
-class Bound:
-    lease: Lease
-    name: ClassVar[DhcpState] = DhcpState.BOUND
-
-
-@dataclass(frozen=True, slots=True)
-class Renewing:
-    lease: Lease
-    name: ClassVar[DhcpState] = DhcpState.RENEWING
-
-
-@dataclass(frozen=True, slots=True)
-class Rebinding:
-    lease: Lease
-    name: ClassVar[DhcpState] = DhcpState.REBINDING
-
-
-ClientState = Init | Selecting | Requesting | Bound | Renewing | Rebinding
-Leased = Bound | Renewing | Rebinding
-SELECTING: Final = Selecting()
-
-TIMER: Final = 0x100
-"""The input key for "the deadline passed" (DHCP message types are 1..8, so it never collides)."""
 
 
 class DhcpClient:

@@ -14,6 +14,7 @@ import pytest
 import tls.client
 import tls.server
 from netstack.dhcp import client as dhcp_client
+from netstack.dhcp import states as dhcp_states
 from tests.tls.pki import server_config
 from tls.client import ClientConnection
 from tls.client_states import AwaitServerHello
@@ -26,7 +27,7 @@ from tls.states import CHANGE_CIPHER_SPEC, CONNECTED_12, Connected12, Connected1
 TABLES: list[tuple[str, Mapping[tuple[type, int], Callable[..., None]], Any]] = [
     ("server", ServerConnection._handlers, tls.server.ServerState),
     ("client", ClientConnection._handlers, tls.client.ClientState),
-    ("dhcp", dhcp_client._ON_INPUT, dhcp_client.ClientState),
+    ("dhcp", dhcp_client._ON_INPUT, dhcp_states.ClientState),
 ]
 
 

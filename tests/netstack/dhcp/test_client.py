@@ -7,21 +7,7 @@ import random
 import pytest
 
 from netstack.addresses import LIMITED_BROADCAST
-from netstack.dhcp.client import (
-    _ON_INPUT,
-    TIMER,
-    Bound,
-    DhcpClient,
-    DhcpSend,
-    DhcpState,
-    Init,
-    LeaseAcquired,
-    LeaseLost,
-    Rebinding,
-    Renewing,
-    Requesting,
-    Selecting,
-)
+from netstack.dhcp.client import _ON_INPUT, DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
 from netstack.dhcp.message import (
     ACK,
     BOOTREPLY,
@@ -41,6 +27,7 @@ from netstack.dhcp.message import (
     parse_dhcp,
     serialize_dhcp,
 )
+from netstack.dhcp.states import TIMER, Bound, Init, Rebinding, Renewing, Requesting, Selecting
 from netstack.limits import DHCP_INITIAL_RETRANSMIT, DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
 from netstack.reasons import Counters, Drop
 
