@@ -4,18 +4,27 @@ protection limits, the certificate bridge. Each is what a hostile peer controls,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
 from outcomes.category import Category
 from tests.tls.pki import NOW, ca, server_leaf
 from tls import x509
-from tls.constants import CipherSuite, NamedGroup, group_name
+from tls.constants import CipherSuite, NamedGroup, SignatureScheme, group_name
 from tls.errors import ProtocolError
 from tls.extensions import parse_client_shares, parse_server_name, parse_u16_list16
 from tls.groups import KeyShare
+from tls.messages import (
+    parse_certificate12,
+    parse_certificate_request12,
+    parse_client_hello,
+    parse_empty,
+    parse_server_key_exchange,
+)
 from tls.peer import leaf_public_key, own_pss_key, peer_name, validate_chain
 from tls.record import Protection12, Protection13, Record, RecordReader
+from tls.signatures import verify
 from tls.suites import SUITES
 
 
@@ -148,3 +157,42 @@ def test_sealing_a_large_write_matches_record_by_record_encryption(length: int) 
     reader = RecordReader(2**14 + 256)
     opened = b"".join(opener.decrypt(r)[1] for r in reader.feed(expected))
     assert opened == data
+
+
+def _decode_refused(parse: Callable[[bytes], object], body: bytes) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse(body)
+    assert (info.value.category, info.value.alert.name) == (Category.DECODE_ERROR, "DECODE_ERROR")
+
+
+def test_client_hello_with_an_odd_cipher_suites_length() -> None:
+    _decode_refused(parse_client_hello, b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x03\x13\x01\x13" + b"\x01\x00")
+
+
+def test_tls12_certificate_request_with_an_odd_algorithms_length() -> None:
+    _decode_refused(parse_certificate_request12, b"\x01\x40" + b"\x00\x03\x04\x03\x05" + b"\x00\x00")
+
+
+def test_server_key_exchange_with_explicit_curve_parameters() -> None:
+    _decode_refused(parse_server_key_exchange, b"\x01" + bytes(40))
+
+
+def test_server_hello_done_with_a_body() -> None:
+    _decode_refused(lambda body: parse_empty(body, "ServerHelloDone"), b"\x00")
+
+
+def test_tls12_certificate_message_longer_than_the_chain_limit() -> None:
+    entry = b"\x00\x00\x02\x30\x00"
+    body = (3 * len(entry)).to_bytes(3, "big") + entry * 3
+    assert len(parse_certificate12(body, 3).chain) == 3
+    with pytest.raises(ProtocolError) as info:
+        parse_certificate12(body, 2)
+    assert (info.value.category, info.value.alert.name) == (Category.PATH_TOO_LONG, "BAD_CERTIFICATE")
+
+
+def test_ecdsa_scheme_with_an_rsa_key_and_an_unknown_scheme_are_bad_signatures() -> None:
+    rsa_key = server_leaf("rsa").key.public_key()
+    for scheme in (SignatureScheme.ECDSA_SECP256R1_SHA256, 0x0A0A):
+        with pytest.raises(ProtocolError) as info:
+            verify(rsa_key, scheme, b"sig", b"data", (scheme,))
+        assert (info.value.category, info.value.alert.name) == (Category.BAD_SIGNATURE, "DECRYPT_ERROR")
