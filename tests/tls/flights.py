@@ -96,8 +96,10 @@ def flip_last_byte(body: bytes) -> bytes:
 
 def tamper_tls12_finished(data: bytes, state: AwaitChangeCipherSpec12 | AwaitChangeCipherSpec,
                           client_random: bytes, change: Callable[[bytes], bytes]) -> bytes:
-    """The peer's CCS + Finished flight with the Finished message changed. `state` is the receiving engine's
-    (it holds the master secret and both randoms); the sender's record keys are derived from it afresh."""
+    """The peer's CCS + Finished flight with the Finished message changed. `state` is the receiving engine's:
+    it holds the master secret and the randoms, except a client's own random, which a receiving client's
+    caller passes as `client_random` (ignored for a receiving server). The sender's record keys are derived
+    from them afresh, so the changed Finished is still properly protected."""
     if isinstance(state, AwaitChangeCipherSpec12):  # the client receives the server's Finished
         suite, master, server_random, server_writes = state.hello.suite, state.master, state.hello.server_random, True
     else:
