@@ -45,6 +45,7 @@ from netstack.dhcp.states import (
     TIMER,
     Bound,
     ClientState,
+    DhcpInvariantError,
     DhcpState,
     Init,
     Lease,
@@ -103,6 +104,13 @@ class DhcpClient:
         self._outgoing: list[DhcpSend] = []
         self._events: list[LeaseEvent] = []
 
+    def _to(self, new: ClientState) -> None:
+        """Every state change goes through here and must be in `_TRANSITIONS`; a handler moving elsewhere is a
+        bug, raised to the stack (which counts it as an internal error and goes on)."""
+        if (type(self._state), type(new)) not in _TRANSITIONS:
+            raise DhcpInvariantError(f"DHCP state change {type(self._state).__name__} -> {type(new).__name__}")
+        self._state = new
+
     @property
     def state(self) -> DhcpState:
         return self._state.name
@@ -114,7 +122,7 @@ class DhcpClient:
 
     def start(self, now: float) -> None:
         self._lose_lease("restart")
-        self._state = SELECTING
+        self._to(SELECTING)
         self._xid = self._rng.getrandbits(32)
         self._started_at = now
         self._attempt = 0
@@ -178,7 +186,7 @@ class DhcpClient:
         if now >= lease.rebind_at:
             self._rebind(Rebinding(lease), now)
             return
-        self._state = state
+        self._to(state)
         self._send_renewal(now, lease, lease.server_id)
         self._deadline = min(lease.rebind_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.rebind_at - now) / 2))
 
@@ -190,7 +198,7 @@ class DhcpClient:
         if now >= lease.expires_at:
             self.start(now)  # RFC 2131 4.4.5: the lease expired, stop using the address and start over
             return
-        self._state = state
+        self._to(state)
         self._send_renewal(now, lease, LIMITED_BROADCAST)
         self._deadline = min(lease.expires_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.expires_at - now) / 2))
 
@@ -202,7 +210,7 @@ class DhcpClient:
     def _on_offer(self, state: Selecting, now: float, message: DhcpMessage) -> None:
         if self._lease_from(now, message) is None:
             return
-        self._state = Requesting(message)
+        self._to(Requesting(message))
         self._attempt = 0
         self._send_select_request(now, message)
 
@@ -224,7 +232,7 @@ class DhcpClient:
         self._bind(lease)
 
     def _bind(self, lease: Lease) -> None:
-        self._state = Bound(lease)
+        self._to(Bound(lease))
         self._deadline = lease.renew_at
         self._events.append(LeaseAcquired(lease))
 
@@ -240,7 +248,7 @@ class DhcpClient:
     def _restart_after_nak(self, now: float) -> None:
         self._lose_lease("nak")
         # RFC 2131 3.1 step 5: restart; wait one initial interval so a NAK storm cannot make us spin
-        self._state = Init()
+        self._to(Init())
         self._deadline = now + DHCP_INITIAL_RETRANSMIT
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -281,7 +289,7 @@ class DhcpClient:
 
     def _lose_lease(self, reason: str) -> None:
         if self.lease is not None:
-            self._state = Init()
+            self._to(Init())
             self._events.append(LeaseLost(reason))
 
     def _retransmit_delay(self) -> float:
@@ -335,3 +343,15 @@ _ON_INPUT: dict[tuple[type, int], Callable[[DhcpClient, Any, float, Any], None]]
 }
 """(state class, input) → handler, input being a message type or TIMER; a message without an entry is counted
 as unexpected and dropped. Every state has a TIMER entry: a deadline always belongs to the state that set it."""
+
+_STATES: tuple[type, ...] = (Init, Selecting, Requesting, Bound, Renewing, Rebinding)
+_TRANSITIONS: frozenset[tuple[type, type]] = frozenset({
+    *((state, Selecting) for state in _STATES),  # start() may be called in any state
+    (Bound, Init), (Renewing, Init), (Rebinding, Init),  # the lease is lost
+    (Requesting, Init), (Init, Init),  # a NAK: wait one interval, then start over
+    (Selecting, Requesting),
+    (Bound, Renewing), (Renewing, Renewing),
+    (Bound, Rebinding), (Renewing, Rebinding), (Rebinding, Rebinding),
+    (Requesting, Bound), (Renewing, Bound), (Rebinding, Bound),
+})
+"""(from, to): the only state changes `DhcpClient._to` allows."""

@@ -87,3 +87,7 @@ SELECTING: Final = Selecting()
 
 TIMER: Final = 0x100
 """The input key for "the deadline passed" (DHCP message types are 1..8, so it never collides)."""
+
+
+class DhcpInvariantError(RuntimeError):
+    """A state change the transition table does not allow: a bug of ours, never the server's doing."""

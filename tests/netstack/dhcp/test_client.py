@@ -7,7 +7,8 @@ import random
 import pytest
 
 from netstack.addresses import LIMITED_BROADCAST
-from netstack.dhcp.client import _ON_INPUT, DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
+from netstack.config import StaticIp
+from netstack.dhcp.client import _ON_INPUT, _TRANSITIONS, DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
 from netstack.dhcp.message import (
     ACK,
     BOOTREPLY,
@@ -27,7 +28,17 @@ from netstack.dhcp.message import (
     parse_dhcp,
     serialize_dhcp,
 )
-from netstack.dhcp.states import TIMER, Bound, Init, Rebinding, Renewing, Requesting, Selecting
+from netstack.dhcp.states import (
+    TIMER,
+    Bound,
+    DhcpInvariantError,
+    Init,
+    Lease,
+    Rebinding,
+    Renewing,
+    Requesting,
+    Selecting,
+)
 from netstack.limits import DHCP_INITIAL_RETRANSMIT, DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
 from netstack.reasons import Counters, Drop
 
@@ -376,3 +387,14 @@ def test_nak_from_the_selected_server_restarts_after_a_pause() -> None:
     assert state(client) is DhcpState.INIT
     assert client.next_deadline() == 3.0 + DHCP_INITIAL_RETRANSMIT
     assert client.take_events() == []  # there was no lease to lose
+
+
+def test_a_state_change_outside_the_transition_table_is_an_invariant_failure() -> None:
+    """Selecting may not jump to Bound without a REQUEST/ACK: `_to` refuses, and the state stays."""
+    client, _ = make()
+    client.start(0.0)
+    lease = Lease(StaticIp(OFFERED, 24, SERVER), SERVER, 0.0, 3600.0, 1800.0, 3150.0)
+    with pytest.raises(DhcpInvariantError, match="Selecting -> Bound"):
+        client._to(Bound(lease))
+    assert state(client) is DhcpState.SELECTING
+    assert {b for _, b in _TRANSITIONS} == {cls for cls, _ in _ON_INPUT}
