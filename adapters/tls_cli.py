@@ -21,7 +21,7 @@ from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel, connect
 from outcomes.category import Category
 from tls.alerts import alert_name
 from tls.client import ClientConnection
-from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.config import NO_VALIDATION_FOR_TESTS, ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.constants import NamedGroup
 from tls.events import HandshakeComplete
 from tls.groups import SUPPORTED_GROUPS
@@ -157,7 +157,8 @@ def client_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m adapters.tls_cli client", description="Piñata TLS test client")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", help="PEM trust anchors for the server's chain (without: no validation)")
+    parser.add_argument("--ca", help="PEM trust anchors for the server's chain")
+    parser.add_argument("--insecure", action="store_true", help="accept any server chain (instead of --ca)")
     parser.add_argument("--cert", help="PEM client chain, leaf first")
     parser.add_argument("--key", help="PEM client private key")
     parser.add_argument("--servername", help="server name to send and to check")
@@ -166,7 +167,10 @@ def client_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if bool(args.cert) != bool(args.key):
         parser.error("--cert and --key go together")
-    config = ClientConfig(random=os.urandom, time=now, anchors=load_chain(args.ca) if args.ca else None,
+    if bool(args.ca) == args.insecure:
+        parser.error("give exactly one of --ca and --insecure")
+    anchors = load_chain(args.ca) if args.ca else NO_VALIDATION_FOR_TESTS
+    config = ClientConfig(random=os.urandom, time=now, anchors=anchors,
                           server_name=args.servername, chain=load_chain(args.cert) if args.cert else (),
                           key=load_key(args.key) if args.key else None)
     sys.exit(asyncio.run(_client(args.host, args.port, config, args.timeout)))

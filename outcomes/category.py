@@ -30,13 +30,17 @@ class Category(StrEnum):
     NO_RENEGOTIATION_INFO = "no-renegotiation-info"
     NO_EXTENDED_MASTER_SECRET = "no-extended-master-secret"
     RENEGOTIATION_ATTEMPT = "renegotiation-attempt"
-    DOWNGRADE = "downgrade"
+    DOWNGRADE = "downgrade"  # TLS_FALLBACK_SCSV below our best version (server)
+    DOWNGRADE_SENTINEL = "downgrade-sentinel"  # the RFC 8446 downgrade marker in a TLS 1.2 ServerHello (client)
     EARLY_DATA = "early-data"
     UNEXPECTED_MESSAGE = "unexpected-message"
     ILLEGAL_PARAMETER = "illegal-parameter"
+    UNSOLICITED_EXTENSION = "unsolicited-extension"  # the server answered with an extension we did not offer
     BAD_FINISHED = "bad-finished"
     # peer authentication
     NO_CERTIFICATE = "no-certificate"
+    NO_SERVER_CERTIFICATE = "no-server-certificate"  # an empty server Certificate (RFC 8446: decode_error)
+    CERTIFICATE_KEY_MISMATCH = "certificate-key-mismatch"  # TLS 1.2: the leaf's key type is not the suite's
     BAD_SIGNATURE = "bad-signature"
     UNTRUSTED_CHAIN = "untrusted-chain"
     CHAIN_SIGNATURE_INVALID = "chain-signature-invalid"

@@ -11,7 +11,11 @@ touches a socket, a clock or a random source directly: they are passed in (`Serv
     transport.write(engine.data_to_send())
 
 Modules: `record` (framing, protection), `messages`/`extensions`/`codec` (paired parse/serialize),
-`keyschedule`, `groups`, `signatures`, `server`/`client` (state machines), `connection` (what both share),
-`peer` (the bridge to `tls.x509`), `limits` (every bound). The asyncio adapter and the command-line peers
-live above this package, in `adapters` (`adapters.tls_channel`, `python -m adapters.tls_cli server|client`).
+`keyschedule`, `groups`, `signatures`, `server`/`client` (the engines: handlers and their (state class,
+message type) dispatch tables), `server_states`/`client_states` (the states, frozen dataclasses carrying their
+data), `states` (the dispatch idiom and the states after the handshake), `connection` (records, alerts and
+closing, shared by both), `alerts` (the one category → alert table), `peer` (the bridge to `tls.x509`),
+`config` (a client validates unless told `NO_VALIDATION_FOR_TESTS`), `limits` (every bound). The asyncio
+adapter and the command-line peers live above this package, in `adapters` (`adapters.tls_channel`,
+`python -m adapters.tls_cli server|client`).
 """

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from functools import cached_property
+from typing import Final
 
 from tls import x509
 from tls.constants import TLS12, TLS13, NamedGroup
@@ -59,11 +60,24 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class NoValidation:
+    """The named opt-out from validating the server's chain. A client that trusts whatever the server sends
+    is almost always a bug, so it must be asked for by name (`NO_VALIDATION_FOR_TESTS`), never by leaving a
+    field out: a forgotten `anchors` fails at construction instead of silently accepting any server."""
+
+
+NO_VALIDATION_FOR_TESTS: Final = NoValidation()
+"""Pass as `ClientConfig.anchors` to accept any server chain (tests, `tls_cli client --insecure`);
+`HandshakeComplete.peer_validated` is then False."""
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     random: RandomSource
     time: Clock
-    anchors: tuple[bytes, ...] | None = None
-    """Trust anchors (DER) for the server's chain; None: do not validate (HandshakeComplete says so)."""
+    anchors: tuple[bytes, ...] | NoValidation
+    """Trust anchors (DER) for the server's chain, or `NO_VALIDATION_FOR_TESTS`. There is no default and None
+    is refused: validation is on unless switched off by name (as pyca's verifier needs a store to exist)."""
     server_name: str | None = None
     """Sent as SNI and checked against the certificate; None: no name check and no SNI."""
     chain: tuple[bytes, ...] = ()
@@ -76,6 +90,12 @@ class ClientConfig:
     limits: Limits = DEFAULT_LIMITS
     padding: int = 0
     validator: Validator | None = None
+
+    def __post_init__(self) -> None:
+        anchors: object = self.anchors
+        if not isinstance(anchors, NoValidation | tuple):
+            raise TypeError("ClientConfig.anchors must be a tuple of DER certificates or NO_VALIDATION_FOR_TESTS, "
+                            f"not {anchors!r}")
 
     @cached_property
     def pss_key(self) -> x509.RsaPssPublicKey | None:

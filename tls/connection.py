@@ -8,21 +8,27 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 from __future__ import annotations
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription, AlertLevel
+from tls.alerts import AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
-from tls.errors import ProtocolError, StateError, decode_error, unexpected
+from tls.errors import InvariantError, ProtocolError, StateError, decode_error, unexpected
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
-from tls.keyschedule import KeySchedule13, Transcript, traffic_key_iv
+from tls.keyschedule import Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
 from tls.messages import KeyUpdate, frame, parse_key_update, serialize_key_update
 from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
+from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, HandlerTable
 from tls.suites import SuiteInfo
 
 HS_HEADER = 4
 
 
 class Connection:
-    """Base engine. Subclasses implement `_handle_message` (the handshake state machine)."""
+    """Base engine. A subclass sets `state` and `_handlers`, its (state class, message type) → handler table,
+    which also holds the post-handshake entries of `POST_HANDSHAKE`."""
+
+    state: object
+    _handlers: HandlerTable
+    _transitions: frozenset[tuple[type, type]]
 
     def __init__(self, limits: Limits, padding: int) -> None:
         self._limits = limits
@@ -35,9 +41,8 @@ class Connection:
         self._hs_in = bytearray()
         self._hs_out: list[bytes] = []
         self._transcript = Transcript()
+        self._messages12: list[bytes] = []
         self.version: int | None = None
-        self._suite: SuiteInfo | None = None
-        self._ks: KeySchedule13 | None = None
         self._read_secret = b""
         self._write_secret = b""
         self.handshake_complete = False
@@ -67,6 +72,8 @@ class Connection:
                     break
         except ProtocolError as err:
             self._fail(err)
+        except Exception as err:  # noqa: BLE001 - a bug of ours still ends in a refusal, not in the caller
+            self._fail(ProtocolError(Category.INTERNAL_ERROR, f"internal error: {type(err).__name__}"))
 
     def events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -85,12 +92,15 @@ class Connection:
         return self._closed
 
     def send_application_data(self, data: bytes) -> None:
-        if not self.handshake_complete or self._closed or self._sent_close:
+        write = self._write
+        if not self.handshake_complete or self._closed or self._sent_close or write is None:
             raise StateError("cannot send application data now")
         view = memoryview(data)
+        if isinstance(write, Protection13) and not self._padding:
+            if view:
+                self._out.append(write.seal_application_data(view))
+            return
         append = self._out.append
-        write = self._write
-        assert write is not None
         for start in range(0, len(view), MAX_PLAINTEXT):
             append(write.encrypt(ContentType.APPLICATION_DATA, view[start : start + MAX_PLAINTEXT]))
 
@@ -105,9 +115,17 @@ class Connection:
 
     def key_update(self, request_peer: bool = True) -> None:
         """TLS 1.3 KeyUpdate: switch our sending key, optionally asking the peer to switch theirs."""
-        if not self.handshake_complete or self.version != TLS13 or self._closed or self._sent_close:
+        state = self.state
+        if not isinstance(state, Connected13) or self._closed or self._sent_close:
             raise StateError("KeyUpdate needs an established TLS 1.3 connection")
-        self._send_key_update(request_peer)
+        self._send_key_update(state, request_peer)
+
+    def _to(self, new: object) -> None:
+        """Every state change goes through here and must be listed in the engine's transition table: a
+        handler that would move to a state it may not reach is a bug, refused as internal_error."""
+        if (type(self.state), type(new)) not in self._transitions:
+            raise InvariantError(f"state change {type(self.state).__name__} -> {type(new).__name__}")
+        self.state = new
 
     # ---- output -------------------------------------------------------------------------------------
 
@@ -144,36 +162,34 @@ class Connection:
 
     # ---- TLS 1.3 keys -------------------------------------------------------------------------------
 
-    def _set_read_13(self, secret: bytes) -> None:
+    def _set_read_13(self, suite: SuiteInfo, secret: bytes) -> None:
         if self._hs_in:
             raise unexpected("handshake message spans a key change")
-        assert self._suite is not None
-        self._read = Protection13(self._suite, *traffic_key_iv(self._suite.hash_name, secret, self._suite.key_length))
+        self._read = Protection13(suite, *traffic_key_iv(suite.hash_name, secret, suite.key_length))
         self._read_secret = secret
 
-    def _set_write_13(self, secret: bytes) -> None:
+    def _set_write_13(self, suite: SuiteInfo, secret: bytes) -> None:
         self._flush_handshake()
-        assert self._suite is not None
-        key, iv = traffic_key_iv(self._suite.hash_name, secret, self._suite.key_length)
-        self._write = Protection13(self._suite, key, iv, self._padding)
+        key, iv = traffic_key_iv(suite.hash_name, secret, suite.key_length)
+        self._write = Protection13(suite, key, iv, self._padding)
         self._write_secret = secret
 
-    def _send_key_update(self, request_peer: bool) -> None:
-        assert self._ks is not None
+    def _send_key_update(self, state: Connected13, request_peer: bool) -> None:
         self._queue_handshake(HandshakeType.KEY_UPDATE, serialize_key_update(KeyUpdate(request_peer)), False)
-        self._set_write_13(self._ks.next_traffic_secret(self._write_secret))
+        self._set_write_13(state.suite, state.ks.next_traffic_secret(self._write_secret))
 
-    def _handle_key_update(self, body: memoryview) -> None:
+    def _on_key_update(self, state: Connected13, body: memoryview, raw: bytes) -> None:
         message = parse_key_update(body)
         self._key_updates += 1
         if self._key_updates > self._limits.max_key_updates:
-            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
-                                "too many KeyUpdates without application data")
-        assert self._ks is not None
-        self._set_read_13(self._ks.next_traffic_secret(self._read_secret))
+            raise ProtocolError(Category.RESOURCE_LIMIT, "too many KeyUpdates without application data")
+        self._set_read_13(state.suite, state.ks.next_traffic_secret(self._read_secret))
         if message.update_requested and not self._sent_close:
-            self._send_key_update(False)
+            self._send_key_update(state, False)
             self._flush_handshake()
+
+    def _on_renegotiation(self, state: Connected12, body: memoryview, raw: bytes) -> None:
+        raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused")
 
     # ---- input --------------------------------------------------------------------------------------
 
@@ -183,7 +199,7 @@ class Connection:
         if read is None:
             content: bytes | memoryview = record.payload
             if len(content) > MAX_PLAINTEXT:
-                raise ProtocolError(AlertDescription.RECORD_OVERFLOW, Category.RECORD_OVERFLOW,
+                raise ProtocolError(Category.RECORD_OVERFLOW,
                                     f"plaintext record of {len(content)} bytes")
         elif isinstance(read, Protection13):
             if content_type == ContentType.CHANGE_CIPHER_SPEC:
@@ -219,12 +235,10 @@ class Connection:
     def _handle_application_data(self, content: bytes | memoryview) -> None:
         if not self.handshake_complete:
             raise unexpected("application data before the handshake completed")
-        if self._received_close:
-            raise unexpected("application data after close_notify")
         if not content:
             self._empty_records += 1
             if self._empty_records > self._limits.max_empty_records:
-                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     "too many empty records")
             return
         self._empty_records = 0
@@ -233,10 +247,20 @@ class Connection:
         self._events.append(ApplicationData(bytes(content)))
 
     def _handle_ccs(self, content: bytes | memoryview) -> None:
-        """TLS 1.3 middlebox-compatibility CCS (RFC 8446 §5): one byte 0x01, between ClientHello and the
-        peer's Finished, ignored. TLS 1.2 overrides this to switch read keys."""
+        """TLS 1.2: dispatched like a handshake message (it switches read keys, in one state only).
+        TLS 1.3 middlebox-compatibility CCS (RFC 8446 §5): one byte 0x01, between ClientHello and the
+        peer's Finished, ignored."""
         if bytes(content) != b"\x01":
             raise unexpected("malformed ChangeCipherSpec")
+        if self.version == TLS12:
+            state = self.state
+            handler = self._handlers.get((type(state), CHANGE_CIPHER_SPEC))
+            if handler is None:
+                raise unexpected(f"ChangeCipherSpec in state {type(state).__name__}")
+            if self._hs_in:
+                raise unexpected("handshake message spans ChangeCipherSpec")
+            handler(self, state, memoryview(b""), b"")
+            return
         if self.version != TLS13:
             raise unexpected("ChangeCipherSpec before the version is known")
         if self.handshake_complete:
@@ -263,7 +287,7 @@ class Connection:
         if description == AlertDescription.USER_CANCELED and level == AlertLevel.WARNING:
             self._warning_alerts += 1
             if self._warning_alerts > self._limits.max_warning_alerts:
-                raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     "too many warning alerts")
             return
         # Every other alert ends the connection, whatever level the peer claims (RFC 8446 §6).
@@ -281,12 +305,12 @@ class Connection:
         # both misstate it, while illegal_parameter (a handshake field with a value we refuse) fits the length
         # field, and is what OpenSSL sends for an excessive message size.
         if len(buf) > self._limits.handshake_buffer:
-            raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
+            raise ProtocolError(Category.RESOURCE_LIMIT,
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
             if length > self._limits.max_handshake_message:
-                raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.RESOURCE_LIMIT,
+                raise ProtocolError(Category.RESOURCE_LIMIT,
                                     f"handshake message of {length} bytes exceeds the limit")
             if len(buf) < HS_HEADER + length:
                 break
@@ -295,24 +319,18 @@ class Connection:
             self._handle_message(message[0], memoryview(message)[HS_HEADER:], message)
 
     def _handle_message(self, msg_type: int, body: memoryview, raw: bytes) -> None:
-        raise NotImplementedError
-
-    def _handle_post_handshake(self, msg_type: int, body: memoryview) -> None:
-        """Messages after the handshake: KeyUpdate (1.3); renegotiation is refused (1.2)."""
-        self._post_handshake += 1
-        if self._post_handshake > self._limits.max_post_handshake_messages:
-            raise ProtocolError(AlertDescription.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
-                                "too many post-handshake messages")
-        if self.version == TLS13 and msg_type == HandshakeType.KEY_UPDATE:
-            self._handle_key_update(body)
-            return
-        if self.version == TLS12 and msg_type in (HandshakeType.CLIENT_HELLO, HandshakeType.HELLO_REQUEST):
-            raise ProtocolError(AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT,
-                                "renegotiation is refused")
-        self._handle_other_post_handshake(msg_type, body)
-
-    def _handle_other_post_handshake(self, msg_type: int, body: memoryview) -> None:
-        raise unexpected(f"handshake message {msg_type} after the handshake")
+        """The one dispatch: the (state class, message type) pair picks the handler, or it is refused."""
+        state = self.state
+        if self.handshake_complete:
+            self._post_handshake += 1
+            if self._post_handshake > self._limits.max_post_handshake_messages:
+                raise ProtocolError(Category.RESOURCE_LIMIT, "too many post-handshake messages")
+        handler = self._handlers.get((type(state), msg_type))
+        if handler is None:
+            raise unexpected(f"handshake message {msg_type} in state {type(state).__name__}")
+        if self.version == TLS12 and not self.handshake_complete:
+            self._messages12.append(raw)  # TLS 1.2 CertificateVerify signs the messages themselves
+        handler(self, state, body, raw)
 
     # ---- ending -------------------------------------------------------------------------------------
 
@@ -320,11 +338,20 @@ class Connection:
         if self._closed:
             return
         self._hs_out = []
-        self._write_record(ContentType.ALERT, bytes((AlertLevel.FATAL, err.alert)))
-        self._events.append(HandshakeFailed(int(err.alert), err.category, err.reason))
+        alert = wire_alert(err.alert, self.version == TLS12)
+        self._write_record(ContentType.ALERT, bytes((AlertLevel.FATAL, alert)))
+        self._events.append(HandshakeFailed(int(alert), err.category, err.reason))
         self._finish(clean=False)
 
     def _finish(self, clean: bool) -> None:
         if not self._closed:
             self._closed = True
             self._events.append(Closed(clean=clean))
+
+
+POST_HANDSHAKE: HandlerTable = {
+    (Connected13, HandshakeType.KEY_UPDATE): Connection._on_key_update,
+    (Connected12, HandshakeType.CLIENT_HELLO): Connection._on_renegotiation,
+    (Connected12, HandshakeType.HELLO_REQUEST): Connection._on_renegotiation,
+}
+"""What may come after either role's handshake; each engine's table includes these entries."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from outcomes.category import Category
 from tls.codec import Reader, u16, u16_list, vec8, vec16
 from tls.constants import ExtensionType
-from tls.errors import decode_error, illegal
+from tls.errors import ProtocolError, decode_error, illegal
 
 Extension = tuple[int, bytes]
 Extensions = tuple[Extension, ...]
@@ -23,7 +23,7 @@ def parse_extensions(reader: Reader, what: str) -> Extensions:
         ext_type = block.u16()
         body = bytes(block.vec(2))
         if ext_type in seen:
-            raise illegal(f"{what}: duplicate extension {ext_type}", Category.DUPLICATE_EXTENSION)
+            raise ProtocolError(Category.DUPLICATE_EXTENSION, f"{what}: duplicate extension {ext_type}")
         seen.add(ext_type)
         found.append((ext_type, body))
     return tuple(found)
@@ -157,11 +157,6 @@ def parse_cookie(data: bytes) -> bytes:
     cookie = bytes(reader.vec(2, 1))
     reader.end()
     return cookie
-
-
-def require_empty(data: bytes, what: str) -> None:
-    if data:
-        raise decode_error(f"{what}: must be empty")
 
 
 RENEGOTIATION_INFO_EMPTY = (ExtensionType.RENEGOTIATION_INFO, b"\x00")

@@ -1,23 +1,21 @@
 """Pieces of the handshake that both roles use: version choice helpers, CertificateVerify content, the
-TLS 1.2 key block, the Finished check, and the base class with the handshake state both engines keep."""
+TLS 1.2 key block, the Finished check, and the base class that reports a finished handshake."""
 
 from __future__ import annotations
 
 import hmac
-from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription
 from tls.connection import Connection
 from tls.constants import SSL30, TLS12, VERSION_NAMES, group_name
-from tls.errors import ProtocolError, unexpected
+from tls.errors import ProtocolError
 from tls.events import HandshakeComplete
 from tls.keyschedule import key_block12
-from tls.limits import Limits
 from tls.record import Protection12
 from tls.signatures import PrivateKey
+from tls.states import Connected12, Connected13, Peer
 from tls.suites import SuiteInfo
 
 SERVER_CV_CONTEXT = b"TLS 1.3, server CertificateVerify"
@@ -32,11 +30,11 @@ def certificate_verify_content(context: bytes, transcript_hash: bytes) -> bytes:
 def refuse_version(highest: int) -> ProtocolError:
     """The refusal for a peer whose best version is below what we speak, in its category."""
     if highest <= SSL30:
-        return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.SSLV3, f"version {highest:#06x} (SSLv3)")
+        return ProtocolError(Category.SSLV3, f"version {highest:#06x} (SSLv3)")
     if highest < TLS12:
-        return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.OLD_TLS_VERSION,
+        return ProtocolError(Category.OLD_TLS_VERSION,
                              f"version {highest:#06x} is older than TLS 1.2")
-    return ProtocolError(AlertDescription.PROTOCOL_VERSION, Category.OLD_TLS_VERSION,
+    return ProtocolError(Category.OLD_TLS_VERSION,
                          f"no version in common (peer's best {highest:#06x})")
 
 
@@ -60,40 +58,19 @@ def check_finished(expected: bytes, received: bytes, sender: str) -> None:
     """The peer's Finished must equal the one we compute, compared in constant time: it is what proves that
     both sides saw the same handshake (RFC 8446 §4.4.4, RFC 5246 §7.4.9)."""
     if not hmac.compare_digest(expected, received):
-        raise ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED, f"{sender} Finished is wrong")
+        raise ProtocolError(Category.BAD_FINISHED, f"{sender} Finished is wrong")
 
 
 class HandshakeConnection(Connection):
-    """What both roles know about the peer, and the handshake steps they take alike. Each role keeps its own
-    `State` enum and passes the states in, so every transition stays visible in the role's engine."""
+    """The handshake steps both roles take alike. Each role's states are its own frozen dataclasses
+    (`tls.server_states`, `tls.client_states`); what is shared after the handshake is in `tls.states`."""
 
-    def __init__(self, limits: Limits, padding: int) -> None:
-        super().__init__(limits, padding)
-        self._group = 0
-        self._peer_chain: tuple[bytes, ...] = ()
-        self._peer_validated = False
-        self._peer_key: object = None
-        # TLS 1.2 only: the peer's record protection once its ChangeCipherSpec comes, and the raw handshake
-        # messages (CertificateVerify signs them)
-        self._pending_read: Protection12 | None = None
-        self._messages12: list[bytes] = []
-
-    def _accept_ccs12(self, content: bytes | memoryview, state: Enum, waiting: Enum) -> None:
-        """The peer's TLS 1.2 ChangeCipherSpec, allowed only in `waiting`: from here on its records are
-        protected with the pending read keys."""
-        if bytes(content) != b"\x01":
-            raise unexpected("malformed ChangeCipherSpec")
-        if state is not waiting:
-            raise unexpected(f"ChangeCipherSpec in state {state.name}")
-        if self._hs_in:
-            raise unexpected("handshake message spans ChangeCipherSpec")
-        self._read = self._pending_read
-
-    def _report_complete(self, server_name: str | None) -> None:
-        assert self._suite is not None
-        assert self.version is not None
+    def _complete(self, connected: Connected13 | Connected12, *, version: int, suite: SuiteInfo, group: int,
+                  peer: Peer, server_name: str | None) -> None:
+        self._to(connected)
+        self.version = version
         self.handshake_complete = True
         self._messages12 = []
         self._events.append(HandshakeComplete(
-            version=VERSION_NAMES[self.version], cipher_suite=self._suite.name, group=group_name(self._group),
-            peer_chain=self._peer_chain, peer_validated=self._peer_validated, server_name=server_name))
+            version=VERSION_NAMES[version], cipher_suite=suite.name, group=group_name(group),
+            peer_chain=peer.chain, peer_validated=peer.validated, server_name=server_name))

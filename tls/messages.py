@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription
 from tls.codec import Reader, u8, u16, u24, vec8, vec16, vec24
 from tls.constants import HandshakeType
 from tls.errors import ProtocolError, decode_error, illegal
@@ -152,7 +151,7 @@ def serialize_certificate12(msg: Certificate12) -> bytes:
 
 
 def chain_too_long(limit: int) -> ProtocolError:
-    return ProtocolError(AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG,
+    return ProtocolError(Category.PATH_TOO_LONG,
                          f"certificate chain longer than {limit}")
 
 

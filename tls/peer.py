@@ -14,9 +14,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from outcomes.category import Category
 from tls import x509
-from tls.alerts import AlertDescription
 from tls.errors import ProtocolError
 
 
@@ -36,25 +34,6 @@ def peer_name(name: str | None) -> x509.PeerName | None:
     return x509.PeerName("IP", name)
 
 
-_ALERTS: dict[Category, AlertDescription] = {
-    Category.EXPIRED: AlertDescription.CERTIFICATE_EXPIRED,
-    Category.NOT_YET_VALID: AlertDescription.CERTIFICATE_EXPIRED,
-    Category.UNTRUSTED_CHAIN: AlertDescription.UNKNOWN_CA,
-    Category.PATH_TOO_LONG: AlertDescription.UNKNOWN_CA,
-    Category.PATH_BUILDING_LIMIT: AlertDescription.UNKNOWN_CA,
-    Category.WRONG_KEY_USAGE: AlertDescription.UNSUPPORTED_CERTIFICATE,
-    Category.WRONG_EXTENDED_KEY_USAGE: AlertDescription.UNSUPPORTED_CERTIFICATE,
-    Category.WEAK_ALGORITHM: AlertDescription.UNSUPPORTED_CERTIFICATE,
-    Category.UNSUPPORTED_CRITICAL_EXTENSION: AlertDescription.UNSUPPORTED_CERTIFICATE,
-    Category.DECODE_ERROR: AlertDescription.BAD_CERTIFICATE,
-}
-
-
-def alert_for(category: Category) -> AlertDescription:
-    """bad_certificate unless a more precise alert exists (RFC 8446 §6.2)."""
-    return _ALERTS.get(category, AlertDescription.BAD_CERTIFICATE)
-
-
 def validate_chain(validator: Validator | None, chain: Sequence[bytes], *, anchors: Sequence[bytes],
                    purpose: x509.Purpose, name: str | None, now: datetime) -> object:
     """Validate the peer's chain; return the leaf's public key (parsed once, by the validator)."""
@@ -63,7 +42,7 @@ def validate_chain(validator: Validator | None, chain: Sequence[bytes], *, ancho
         path = check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now)
         return path.leaf.public_key()
     except x509.X509Error as err:
-        raise ProtocolError(alert_for(err.category), err.category, f"peer certificate: {err.reason}") from None
+        raise ProtocolError(err.category, f"peer certificate: {err.reason}") from None
 
 
 def leaf_public_key(der: bytes) -> object:
@@ -71,7 +50,7 @@ def leaf_public_key(der: bytes) -> object:
     try:
         return x509.parse_certificate(der).public_key()
     except x509.X509Error as err:
-        raise ProtocolError(AlertDescription.BAD_CERTIFICATE, err.category, f"peer leaf: {err.reason}") from None
+        raise ProtocolError(err.category, f"peer leaf: {err.reason}") from None
 
 
 def own_pss_key(key: object, chain: Sequence[bytes]) -> x509.RsaPssPublicKey | None:

@@ -1,19 +1,20 @@
 """The server engine: TLS 1.3 (RFC 8446) and TLS 1.2 ECDHE+AEAD (RFC 5246, 7627, 5746), strict by design.
 
-States are explicit; each state accepts exactly the handshake messages listed in `_EXPECTED`, anything
-else is unexpected_message. Its command-line peer is `python -m adapters.tls_cli server`.
+States are frozen dataclasses (`tls.server_states`); the table at the end maps (state class, message type)
+to the handler, and any other pair is unexpected_message. Its command-line peer is
+`python -m adapters.tls_cli server`.
 """
 
 from __future__ import annotations
 
-from enum import Enum, auto
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from outcomes.category import Category
 from tls import x509
-from tls.alerts import AlertDescription
-from tls.config import ClientAuthMode, ServerConfig
+from tls.config import ClientAuth, ClientAuthMode, ServerConfig
+from tls.connection import POST_HANDSHAKE
 from tls.constants import (
     DOWNGRADE_TLS12,
     HRR_RANDOM,
@@ -26,7 +27,7 @@ from tls.constants import (
     HandshakeType,
     NamedGroup,
 )
-from tls.errors import ProtocolError, illegal, unexpected
+from tls.errors import ProtocolError, illegal
 from tls.extensions import (
     Extensions,
     find,
@@ -79,41 +80,26 @@ from tls.messages import (
     serialize_server_key_exchange,
 )
 from tls.peer import validate_chain
-from tls.record import Protection12, Protection13, Record
+from tls.record import Protection13, Record
+from tls.server_states import (
+    START,
+    AwaitCertificate12,
+    AwaitCertificate13,
+    AwaitCertificateVerify12,
+    AwaitCertificateVerify13,
+    AwaitChangeCipherSpec,
+    AwaitClientHello2,
+    AwaitClientKeyExchange,
+    AwaitFinished12,
+    AwaitFinished13,
+    Hello12,
+    Keys12,
+    Keys13,
+    Start,
+)
 from tls.signatures import CERTIFICATE_SCHEMES, HANDSHAKE_SCHEMES_12, HANDSHAKE_SCHEMES_13, choose_scheme, sign, verify
+from tls.states import ANONYMOUS, CHANGE_CIPHER_SPEC, CONNECTED_12, Connected12, Connected13, Peer
 from tls.suites import SUITES, SuiteInfo
-
-
-class State(Enum):
-    START = auto()
-    WAIT_CLIENT_HELLO_2 = auto()
-    WAIT_CERTIFICATE_13 = auto()
-    WAIT_CERTIFICATE_VERIFY_13 = auto()
-    WAIT_FINISHED_13 = auto()
-    WAIT_CERTIFICATE_12 = auto()
-    WAIT_CLIENT_KEY_EXCHANGE = auto()
-    WAIT_CERTIFICATE_VERIFY_12 = auto()
-    WAIT_CHANGE_CIPHER_SPEC = auto()
-    WAIT_FINISHED_12 = auto()
-    CONNECTED = auto()
-
-
-_EXPECTED: dict[State, HandshakeType] = {
-    State.START: HandshakeType.CLIENT_HELLO,
-    State.WAIT_CLIENT_HELLO_2: HandshakeType.CLIENT_HELLO,
-    State.WAIT_CERTIFICATE_13: HandshakeType.CERTIFICATE,
-    State.WAIT_CERTIFICATE_VERIFY_13: HandshakeType.CERTIFICATE_VERIFY,
-    State.WAIT_FINISHED_13: HandshakeType.FINISHED,
-    State.WAIT_CERTIFICATE_12: HandshakeType.CERTIFICATE,
-    State.WAIT_CLIENT_KEY_EXCHANGE: HandshakeType.CLIENT_KEY_EXCHANGE,
-    State.WAIT_CERTIFICATE_VERIFY_12: HandshakeType.CERTIFICATE_VERIFY,
-    State.WAIT_FINISHED_12: HandshakeType.FINISHED,
-}
-
-
-
-def _no_shared(category: Category, reason: str) -> ProtocolError:
-    return ProtocolError(AlertDescription.HANDSHAKE_FAILURE, category, reason)
 
 
 def _curve_group(key: object) -> int | None:
@@ -128,52 +114,11 @@ class ServerConnection(HandshakeConnection):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(config.limits, config.padding)
         self._config = config
-        self.state = State.START
-        self._client_hello: ClientHello | None = None
-        self._client_hello_raw = b""
-        self._scheme = 0
-        self._server_name: str | None = None
-        self._client_hs_secret = b""
-        self._client_app_secret = b""
+        self.state: ServerState = START
         self._early_skip = 0
-        self._compat_ccs_sent = False
-        # TLS 1.2 only
-        self._key_share: KeyShare | None = None
-        self._client_random = b""
-        self._server_random = b""
-        self._master = b""
-        self._pending_write: Protection12 | None = None
-        self._handlers = {
-            State.START: self._on_client_hello,
-            State.WAIT_CLIENT_HELLO_2: self._on_client_hello_2,
-            State.WAIT_CERTIFICATE_13: self._on_certificate_13,
-            State.WAIT_CERTIFICATE_VERIFY_13: self._on_certificate_verify_13,
-            State.WAIT_FINISHED_13: self._on_finished_13,
-            State.WAIT_CERTIFICATE_12: self._on_certificate_12,
-            State.WAIT_CLIENT_KEY_EXCHANGE: self._on_client_key_exchange,
-            State.WAIT_CERTIFICATE_VERIFY_12: self._on_certificate_verify_12,
-            State.WAIT_FINISHED_12: self._on_finished_12,
-        }
+        """Bytes of refused 0-RTT data still to skip (record level: it spans handshake states)."""
 
-    # ---- dispatch -----------------------------------------------------------------------------------
-
-    def _handle_message(self, msg_type: int, body: memoryview, raw: bytes) -> None:
-        if self.state is State.CONNECTED:
-            self._handle_post_handshake(msg_type, body)
-            return
-        expected = _EXPECTED.get(self.state)
-        if expected is None or msg_type != expected:
-            raise unexpected(f"handshake message {msg_type} in state {self.state.name}")
-        if self.version == TLS12:
-            self._messages12.append(raw)
-        self._handlers[self.state](body, raw)
-
-    def _handle_ccs(self, content: bytes | memoryview) -> None:
-        if self.version != TLS12:
-            super()._handle_ccs(content)
-            return
-        self._accept_ccs12(content, self.state, State.WAIT_CHANGE_CIPHER_SPEC)
-        self.state = State.WAIT_FINISHED_12
+    # ---- records ------------------------------------------------------------------------------------
 
     def _handle_record(self, record: Record) -> None:
         """After a HelloRetryRequest that refused 0-RTT we hold no keys yet, so the client's early data
@@ -187,8 +132,7 @@ class ServerConnection(HandshakeConnection):
         """Count skipped early data against the limit: a client cannot make us discard records forever."""
         self._early_skip -= length
         if self._early_skip < 0:
-            raise ProtocolError(AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA,
-                                "more refused early data than the limit allows")
+            raise ProtocolError(Category.EARLY_DATA, "more refused early data than the limit allows")
 
     def _decrypt_13(self, read: Protection13, record: Record) -> tuple[int, bytes] | None:
         """While refusing 0-RTT, records that fail under the handshake key are the client's early data:
@@ -220,31 +164,28 @@ class ServerConnection(HandshakeConnection):
             return TLS12
         raise refuse_version(ch.legacy_version)
 
-    def _common_checks(self, ch: ClientHello, version: int) -> None:
+    def _common_checks(self, ch: ClientHello, version: int) -> tuple[int, str | None]:
+        """Refusals that do not depend on the version's key exchange; (our signature scheme, SNI)."""
         if ch.compression_methods != b"\x00":
-            if version == TLS12 and b"\x00" in ch.compression_methods:
-                raise illegal("compression offered", Category.COMPRESSION)
-            raise illegal("compression methods other than null only", Category.COMPRESSION)
+            raise ProtocolError(Category.COMPRESSION, "compression offered" if version == TLS12 and b"\x00" in
+                                ch.compression_methods else "compression methods other than null only")
         if find(ch.extensions, ExtensionType.HEARTBEAT) is not None:
-            raise ProtocolError(AlertDescription.UNSUPPORTED_EXTENSION, Category.HEARTBEAT,
-                                "heartbeat extension refused")
+            raise ProtocolError(Category.HEARTBEAT, "heartbeat extension refused")
         if TLS_FALLBACK_SCSV in ch.cipher_suites and version < max(self._config.versions):
-            raise ProtocolError(AlertDescription.INAPPROPRIATE_FALLBACK, Category.DOWNGRADE,
-                                "TLS_FALLBACK_SCSV with a lower version than we support")
+            raise ProtocolError(Category.DOWNGRADE, "TLS_FALLBACK_SCSV with a lower version than we support")
         for index, (ext_type, _) in enumerate(ch.extensions):
             if ext_type == ExtensionType.PRE_SHARED_KEY and index != len(ch.extensions) - 1:
                 raise illegal("pre_shared_key is not the last extension")
         server_name = find(ch.extensions, ExtensionType.SERVER_NAME)
-        self._server_name = parse_server_name(server_name) if server_name is not None else None
+        name = parse_server_name(server_name) if server_name is not None else None
         signature_algorithms = find(ch.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
         if signature_algorithms is None:
-            raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
-                                "no signature_algorithms")
+            raise ProtocolError(Category.MISSING_EXTENSION, "no signature_algorithms")
         scheme = choose_scheme(self._config.key, parse_u16_list16(signature_algorithms, "signature_algorithms"),
                                version == TLS13, self._config.pss_key)
         if scheme is None:
-            raise _no_shared(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
-        self._scheme = scheme
+            raise ProtocolError(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
+        return scheme, name
 
     def _choose_suite(self, ch: ClientHello, version: int) -> SuiteInfo:
         offered = set(ch.cipher_suites)
@@ -256,66 +197,76 @@ class ServerConnection(HandshakeConnection):
             if version == TLS12 and info.auth != kind:
                 continue
             return info
-        raise _no_shared(Category.NO_SHARED_CIPHER, "no cipher suite in common")
+        raise ProtocolError(Category.NO_SHARED_CIPHER, "no cipher suite in common")
 
     def _client_groups(self, ch: ClientHello, required: bool) -> tuple[int, ...]:
         groups = find(ch.extensions, ExtensionType.SUPPORTED_GROUPS)
         if groups is None:
             if required:
-                raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION,
-                                    "no supported_groups")
+                raise ProtocolError(Category.MISSING_EXTENSION, "no supported_groups")
             return (NamedGroup.SECP256R1,)
         return parse_u16_list16(groups, "supported_groups")
 
-    def _on_client_hello(self, body: memoryview, raw: bytes) -> None:
+    def _on_client_hello(self, state: Start, body: memoryview, raw: bytes) -> None:
         ch = parse_client_hello(body)
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))
-        self._common_checks(ch, version)
+        scheme, server_name = self._common_checks(ch, version)
         self.version = version
-        self._client_hello = ch
-        self._client_hello_raw = raw
         self._transcript.add(raw)
         if version == TLS13:
-            self._client_hello_13(ch, retry=False)
+            self._client_hello_13(ch, scheme, server_name, None)
         else:
-            self._client_hello_12(ch)
+            self._client_hello_12(ch, raw, scheme, server_name)
+
+    def _accept_client_chain(self, auth: ClientAuth, chain: tuple[bytes, ...]) -> Peer:
+        """Validate a client chain; ANONYMOUS when the client sent none and that is allowed."""
+        if not chain:
+            if auth.mode is ClientAuthMode.REQUIRED:
+                raise ProtocolError(Category.NO_CERTIFICATE, "client sent no certificate")
+            return ANONYMOUS
+        key = validate_chain(self._config.validator, chain, anchors=auth.anchors,
+                             purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time())
+        return Peer(chain, key, validated=True)
 
     # ---- TLS 1.3 ------------------------------------------------------------------------------------
 
-    def _client_hello_13(self, ch: ClientHello, retry: bool) -> None:
+    def _client_hello_13(self, ch: ClientHello, scheme: int, server_name: str | None,
+                         retry: AwaitClientHello2 | None) -> None:
         suite = self._choose_suite(ch, TLS13)
-        if self._suite is not None and suite.suite != self._suite.suite:
+        if retry is not None and suite.suite != retry.suite.suite:
             raise illegal("second ClientHello changed the cipher suite")
-        self._suite = suite
         client_groups = self._client_groups(ch, required=True)
         shares_ext = find(ch.extensions, ExtensionType.KEY_SHARE)
         if shares_ext is None:
-            raise ProtocolError(AlertDescription.MISSING_EXTENSION, Category.MISSING_EXTENSION, "no key_share")
+            raise ProtocolError(Category.MISSING_EXTENSION, "no key_share")
         shares = parse_client_shares(shares_ext)
         for group, _ in shares:
             if group not in client_groups:
                 raise illegal(f"key_share for group {group} not in supported_groups")
         share_of = dict(shares)
-        if retry:
-            if len(shares) != 1 or shares[0][0] != self._group:
+        early_data = find(ch.extensions, ExtensionType.EARLY_DATA) is not None
+        if retry is not None:
+            if len(shares) != 1 or shares[0][0] != retry.group:
                 raise illegal("second ClientHello does not carry exactly the requested key share")
-            if find(ch.extensions, ExtensionType.EARLY_DATA) is not None:
+            if early_data:
                 raise illegal("early_data after HelloRetryRequest")
-        if find(ch.extensions, ExtensionType.EARLY_DATA) is not None:
+        if early_data:
             # RFC 8446 §4.2.10: 0-RTT is refused; skip what the client sends under its early key.
             self._early_skip = self._limits.max_early_data_skip
         chosen = next((g for g in self._config.groups if g in share_of), None)
         if chosen is None:
             retry_group = next((g for g in self._config.groups if g in client_groups), None)
             if retry_group is None:
-                raise _no_shared(Category.NO_SHARED_GROUP, "no key exchange group in common")
+                raise ProtocolError(Category.NO_SHARED_GROUP, "no key exchange group in common")
             self._send_hello_retry(ch, suite, retry_group)
             return
-        self._group = chosen
-        self._send_server_flight_13(ch, suite, share_of[chosen])
+        ks, client_hs, server_hs = self._send_server_hello_13(
+            ch, suite, chosen, share_of[chosen], first=retry is None,
+            compat_ccs_sent=retry is not None and retry.compat_ccs_sent)
+        self._send_server_flight_13(ks, suite=suite, group=chosen, client_hs=client_hs, server_hs=server_hs,
+                                    scheme=scheme, server_name=server_name)
 
     def _send_hello_retry(self, ch: ClientHello, suite: SuiteInfo, group: int) -> None:
-        self._group = group
         hrr = ServerHello(TLS12, HRR_RANDOM, ch.session_id, suite.suite, 0,
                           ((ExtensionType.SUPPORTED_VERSIONS, TLS13.to_bytes(2, "big")),
                            (ExtensionType.KEY_SHARE, group.to_bytes(2, "big"))))
@@ -324,45 +275,50 @@ class ServerConnection(HandshakeConnection):
         self._flush_handshake()
         if ch.session_id:
             self._send_ccs()
-            self._compat_ccs_sent = True
-        self.state = State.WAIT_CLIENT_HELLO_2
+        self._to(AwaitClientHello2(ch, suite, group, compat_ccs_sent=bool(ch.session_id)))
 
-    def _on_client_hello_2(self, body: memoryview, raw: bytes) -> None:
+    def _on_client_hello_2(self, state: AwaitClientHello2, body: memoryview, raw: bytes) -> None:
         ch = parse_client_hello(body)
-        first = self._client_hello
-        assert first is not None
+        first = state.first
         self._early_skip = 0  # the client's early data ends where its second ClientHello begins
         if ch.session_id != first.session_id or ch.random != first.random:
             raise illegal("second ClientHello differs from the first")
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))
         if version != TLS13:
             raise illegal("second ClientHello changed the version")
-        self._common_checks(ch, version)
+        scheme, server_name = self._common_checks(ch, version)
         self._transcript.add(raw)
-        self._client_hello = ch
-        self._client_hello_13(ch, retry=True)
+        self._client_hello_13(ch, scheme, server_name, state)
 
-    def _send_server_flight_13(self, ch: ClientHello, suite: SuiteInfo, peer_share: bytes) -> None:
+    def _send_server_hello_13(self, ch: ClientHello, suite: SuiteInfo, group: int, peer_share: bytes, *,
+                              first: bool, compat_ccs_sent: bool) -> tuple[KeySchedule13, bytes, bytes]:
+        """ServerHello and the middlebox-compatibility CCS (once); (key schedule, client and server
+        handshake traffic secrets)."""
         config = self._config
-        share = KeyShare(self._group, config.random(KeyShare.random_length(self._group)))
+        share = KeyShare(group, config.random(KeyShare.random_length(group)))
         shared = share.exchange(peer_share)
         sh = ServerHello(TLS12, config.random(32), ch.session_id, suite.suite, 0,
                          ((ExtensionType.SUPPORTED_VERSIONS, TLS13.to_bytes(2, "big")),
-                          (ExtensionType.KEY_SHARE, serialize_server_share(self._group, share.public))))
+                          (ExtensionType.KEY_SHARE, serialize_server_share(group, share.public))))
         self._reader.expected_version = TLS12
-        if self.state is State.START:
+        if first:
             self._transcript.set_hash(suite.hash_name)
         self._queue_handshake(HandshakeType.SERVER_HELLO, serialize_server_hello(sh))
-        ks = self._ks = KeySchedule13(suite.hash_name)
+        ks = KeySchedule13(suite.hash_name)
         ks.set_shared_secret(shared)
         client_hs, server_hs = ks.handshake_traffic(self._transcript.digest())
         self._flush_handshake()
-        if ch.session_id and not self._compat_ccs_sent:
+        if ch.session_id and not compat_ccs_sent:
             self._send_ccs()
-            self._compat_ccs_sent = True
-        self._set_write_13(server_hs)
+        self._set_write_13(suite, server_hs)
+        return ks, client_hs, server_hs
+
+    def _send_server_flight_13(self, ks: KeySchedule13, *, suite: SuiteInfo, group: int, client_hs: bytes,
+                               server_hs: bytes, scheme: int, server_name: str | None) -> None:
+        """EncryptedExtensions .. Finished under our handshake key, then switch to the application keys."""
+        config = self._config
         self._queue_handshake(HandshakeType.ENCRYPTED_EXTENSIONS, serialize_encrypted_extensions(
-            EncryptedExtensions(((ExtensionType.SERVER_NAME, b""),) if self._server_name else ())))
+            EncryptedExtensions(((ExtensionType.SERVER_NAME, b""),) if server_name else ())))
         auth = config.client_auth
         if auth is not None:
             request = CertificateRequest13(b"", (
@@ -372,100 +328,77 @@ class ServerConnection(HandshakeConnection):
         certificate = Certificate13(b"", tuple((der, ()) for der in config.chain))
         self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate13(certificate))
         content = certificate_verify_content(SERVER_CV_CONTEXT, self._transcript.digest())
-        signature = sign(config.key, self._scheme, content)
-        self._queue_handshake(HandshakeType.CERTIFICATE_VERIFY,
-                              serialize_certificate_verify(CertificateVerify(self._scheme, signature)))
+        self._queue_handshake(HandshakeType.CERTIFICATE_VERIFY, serialize_certificate_verify(
+            CertificateVerify(scheme, sign(config.key, scheme, content))))
         verify_data = ks.finished(server_hs, self._transcript.digest())
         self._queue_handshake(HandshakeType.FINISHED, serialize_finished(Finished(verify_data)))
         client_app, server_app = ks.application_traffic(self._transcript.digest())
-        self._set_write_13(server_app)
-        self._client_hs_secret = client_hs
-        self._client_app_secret = client_app
-        self._set_read_13(client_hs)
-        self.state = State.WAIT_CERTIFICATE_13 if auth is not None else State.WAIT_FINISHED_13
+        self._set_write_13(suite, server_app)
+        self._set_read_13(suite, client_hs)
+        keys = Keys13(suite, group, ks, client_hs, client_app, server_name)
+        self._to(AwaitCertificate13(keys, auth) if auth is not None else AwaitFinished13(keys, ANONYMOUS))
 
-    def _on_certificate_13(self, body: memoryview, raw: bytes) -> None:
+    def _on_certificate_13(self, state: AwaitCertificate13, body: memoryview, raw: bytes) -> None:
         message = parse_certificate13(body, self._limits.max_chain_length)
         if message.context:
             raise illegal("client Certificate with a request context we did not send")
         self._transcript.add(raw)
-        if self._accept_client_chain(message.chain):
-            self.state = State.WAIT_CERTIFICATE_VERIFY_13
-        else:
-            self.state = State.WAIT_FINISHED_13
+        peer = self._accept_client_chain(state.auth, message.chain)
+        self._to(AwaitCertificateVerify13(state.keys, peer) if peer.chain else AwaitFinished13(state.keys, peer))
 
-    def _accept_client_chain(self, chain: tuple[bytes, ...]) -> bool:
-        """Validate a client chain; False when the client sent none and that is allowed."""
-        auth = self._config.client_auth
-        assert auth is not None
-        if not chain:
-            if auth.mode is ClientAuthMode.REQUIRED:
-                alert = (AlertDescription.CERTIFICATE_REQUIRED if self.version == TLS13
-                         else AlertDescription.HANDSHAKE_FAILURE)
-                raise ProtocolError(alert, Category.NO_CERTIFICATE, "client sent no certificate")
-            return False
-        self._peer_key = validate_chain(self._config.validator, chain, anchors=auth.anchors,
-                                        purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time())
-        self._peer_chain = chain
-        self._peer_validated = True
-        return True
-
-    def _on_certificate_verify_13(self, body: memoryview, raw: bytes) -> None:
+    def _on_certificate_verify_13(self, state: AwaitCertificateVerify13, body: memoryview, raw: bytes) -> None:
         message = parse_certificate_verify(body)
         content = certificate_verify_content(CLIENT_CV_CONTEXT, self._transcript.digest())
-        verify(self._peer_key, message.scheme, message.signature, content, HANDSHAKE_SCHEMES_13)
+        verify(state.peer.key, message.scheme, message.signature, content, HANDSHAKE_SCHEMES_13)
         self._transcript.add(raw)
-        self.state = State.WAIT_FINISHED_13
+        self._to(AwaitFinished13(state.keys, state.peer))
 
-    def _on_finished_13(self, body: memoryview, raw: bytes) -> None:
-        assert self._ks is not None
-        assert self._suite is not None
-        message = parse_finished(body, self._suite.hash_length)
-        check_finished(self._ks.finished(self._client_hs_secret, self._transcript.digest()), message.verify_data,
-                       "client")
+    def _on_finished_13(self, state: AwaitFinished13, body: memoryview, raw: bytes) -> None:
+        keys = state.keys
+        message = parse_finished(body, keys.suite.hash_length)
+        check_finished(keys.ks.finished(keys.client_hs, self._transcript.digest()), message.verify_data, "client")
         self._transcript.add(raw)
         self._early_skip = 0
-        self._set_read_13(self._client_app_secret)
-        self._complete()
-
-    def _complete(self) -> None:
-        self.state = State.CONNECTED
-        self._report_complete(self._server_name)
+        self._set_read_13(keys.suite, keys.client_app)
+        self._complete(Connected13(keys.suite, keys.ks), version=TLS13, suite=keys.suite, group=keys.group,
+                       peer=state.peer, server_name=keys.server_name)
 
     # ---- TLS 1.2 ------------------------------------------------------------------------------------
 
-    def _client_hello_12(self, ch: ClientHello) -> None:
-        config = self._config
-        suite = self._choose_suite(ch, TLS12)
-        self._suite = suite
+    def _check_hello_12(self, ch: ClientHello) -> tuple[int, bytes | None]:
+        """TLS 1.2 policy: EMS, secure renegotiation, uncompressed points, a group for us and our
+        certificate's curve. (The ECDHE group, the client's point formats extension or None.)"""
         if find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is None:
-            raise _no_shared(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
+            raise ProtocolError(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
         renegotiation_info = find(ch.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is not None:
             if parse_renegotiation_info(renegotiation_info):
-                raise _no_shared(Category.NO_RENEGOTIATION_INFO, "non-empty renegotiation_info in a new handshake")
+                raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "non-empty renegotiation_info in a new handshake")
         elif TLS_EMPTY_RENEGOTIATION_INFO_SCSV not in ch.cipher_suites:
-            raise _no_shared(Category.NO_RENEGOTIATION_INFO, "client does not indicate secure renegotiation")
+            raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "client does not indicate secure renegotiation")
         point_formats = find(ch.extensions, ExtensionType.EC_POINT_FORMATS)
         if point_formats is not None and 0 not in parse_point_formats(point_formats):
             raise illegal("client does not accept uncompressed points")
         client_groups = self._client_groups(ch, required=False)
-        group = next((g for g in config.groups if g in client_groups), None)
+        group = next((g for g in self._config.groups if g in client_groups), None)
         if group is None:
-            raise _no_shared(Category.NO_SHARED_GROUP, "no ECDHE group in common")
-        certificate_curve = _curve_group(config.key)
+            raise ProtocolError(Category.NO_SHARED_GROUP, "no ECDHE group in common")
+        certificate_curve = _curve_group(self._config.key)
         if certificate_curve is not None and certificate_curve not in client_groups:
             # RFC 8422 §5.1: in TLS 1.2 the client's groups also bound the curve of an ECDSA certificate.
-            raise _no_shared(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
-        self._group = group
+            raise ProtocolError(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
+        return group, point_formats
+
+    def _client_hello_12(self, ch: ClientHello, raw: bytes, scheme: int, server_name: str | None) -> None:
+        config = self._config
+        suite = self._choose_suite(ch, TLS12)
+        group, point_formats = self._check_hello_12(ch)
         self._reader.expected_version = TLS12
         self._transcript.set_hash(suite.hash_name)
-        self._messages12 = [self._client_hello_raw]
-        self._client_random = ch.random
+        self._messages12 = [raw]
         random = config.random(32)
         if TLS13 in config.versions:
             random = random[:24] + DOWNGRADE_TLS12
-        self._server_random = random
         extensions: Extensions = ((ExtensionType.RENEGOTIATION_INFO, b"\x00"),
                                   (ExtensionType.EXTENDED_MASTER_SECRET, b""))
         if point_formats is not None:
@@ -473,53 +406,97 @@ class ServerConnection(HandshakeConnection):
         sh = ServerHello(TLS12, random, b"", suite.suite, 0, extensions)
         self._queue_handshake(HandshakeType.SERVER_HELLO, serialize_server_hello(sh))
         self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate12(Certificate12(config.chain)))
-        share = self._key_share = KeyShare(group, config.random(KeyShare.random_length(group)))
-        unsigned = ServerKeyExchange(group, share.public, self._scheme, b"")
-        signature = sign(config.key, self._scheme, ch.random + random + unsigned.params)
-        ske = ServerKeyExchange(group, share.public, self._scheme, signature)
+        share = KeyShare(group, config.random(KeyShare.random_length(group)))
+        unsigned = ServerKeyExchange(group, share.public, scheme, b"")
+        signature = sign(config.key, scheme, ch.random + random + unsigned.params)
+        ske = ServerKeyExchange(group, share.public, scheme, signature)
         self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, serialize_server_key_exchange(ske))
-        if config.client_auth is not None:
+        auth = config.client_auth
+        if auth is not None:
             request = CertificateRequest12(b"\x40\x01", HANDSHAKE_SCHEMES_12, b"")
             self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, serialize_certificate_request12(request))
         self._queue_handshake(HandshakeType.SERVER_HELLO_DONE, b"")
         self._messages12 += self._hs_out[:]
         self._flush_handshake()
-        self.state = State.WAIT_CERTIFICATE_12 if config.client_auth is not None else State.WAIT_CLIENT_KEY_EXCHANGE
+        hello = Hello12(suite, group, share, ch.random, random, server_name)
+        self._to(AwaitCertificate12(hello, auth) if auth is not None else AwaitClientKeyExchange(hello, ANONYMOUS))
 
-    def _on_certificate_12(self, body: memoryview, raw: bytes) -> None:
+    def _on_certificate_12(self, state: AwaitCertificate12, body: memoryview, raw: bytes) -> None:
         message = parse_certificate12(body, self._limits.max_chain_length)
         self._transcript.add(raw)
-        self._accept_client_chain(message.chain)
-        self.state = State.WAIT_CLIENT_KEY_EXCHANGE
+        self._to(AwaitClientKeyExchange(state.hello, self._accept_client_chain(state.auth, message.chain)))
 
-    def _on_client_key_exchange(self, body: memoryview, raw: bytes) -> None:
-        assert self._key_share is not None
-        assert self._suite is not None
+    def _on_client_key_exchange(self, state: AwaitClientKeyExchange, body: memoryview, raw: bytes) -> None:
+        hello = state.hello
         message = parse_client_key_exchange(body)
-        premaster = self._key_share.exchange(message.public)
+        premaster = hello.share.exchange(message.public)
         self._transcript.add(raw)
-        self._master = extended_master_secret(self._suite.hash_name, premaster, self._transcript.digest())
-        self._pending_read, self._pending_write = keys12(self._suite, self._master, self._client_random,
-                                                         self._server_random)
-        self.state = State.WAIT_CERTIFICATE_VERIFY_12 if self._peer_chain else State.WAIT_CHANGE_CIPHER_SPEC
+        master = extended_master_secret(hello.suite.hash_name, premaster, self._transcript.digest())
+        keys = Keys12(master, *keys12(hello.suite, master, hello.client_random, hello.server_random))
+        if state.peer.chain:
+            self._to(AwaitCertificateVerify12(hello, state.peer, keys))
+        else:
+            self._to(AwaitChangeCipherSpec(hello, state.peer, keys))
 
-    def _on_certificate_verify_12(self, body: memoryview, raw: bytes) -> None:
+    def _on_certificate_verify_12(self, state: AwaitCertificateVerify12, body: memoryview, raw: bytes) -> None:
         message = parse_certificate_verify(body)
         signed = b"".join(self._messages12[:-1])
-        verify(self._peer_key, message.scheme, message.signature, signed, HANDSHAKE_SCHEMES_12, curve_bound=False)
+        verify(state.peer.key, message.scheme, message.signature, signed, HANDSHAKE_SCHEMES_12, curve_bound=False)
         self._transcript.add(raw)
-        self.state = State.WAIT_CHANGE_CIPHER_SPEC
+        self._to(AwaitChangeCipherSpec(state.hello, state.peer, state.keys))
 
-    def _on_finished_12(self, body: memoryview, raw: bytes) -> None:
-        assert self._suite is not None
+    def _on_change_cipher_spec(self, state: AwaitChangeCipherSpec, body: memoryview, raw: bytes) -> None:
+        self._read = state.keys.pending_read
+        self._to(AwaitFinished12(state.hello, state.peer, state.keys))
+
+    def _on_finished_12(self, state: AwaitFinished12, body: memoryview, raw: bytes) -> None:
+        suite, master = state.hello.suite, state.keys.master
         message = parse_finished(body, 12)
-        expected = finished12(self._suite.hash_name, self._master, b"client finished", self._transcript.digest())
+        expected = finished12(suite.hash_name, master, b"client finished", self._transcript.digest())
         check_finished(expected, message.verify_data, "client")
         self._transcript.add(raw)
-        verify_data = finished12(self._suite.hash_name, self._master, b"server finished", self._transcript.digest())
+        verify_data = finished12(suite.hash_name, master, b"server finished", self._transcript.digest())
         self._send_ccs()
-        self._write = self._pending_write
+        self._write = state.keys.pending_write
         self._queue_handshake(HandshakeType.FINISHED, verify_data)
         self._flush_handshake()
-        self._complete()
+        self._complete(CONNECTED_12, version=TLS12, suite=suite, group=state.hello.group, peer=state.peer,
+                       server_name=state.hello.server_name)
+
+
+ServerState = (Start | AwaitClientHello2 | AwaitCertificate13 | AwaitCertificateVerify13 | AwaitFinished13
+               | AwaitCertificate12 | AwaitClientKeyExchange | AwaitCertificateVerify12 | AwaitChangeCipherSpec
+               | AwaitFinished12 | Connected13 | Connected12)
+
+H = HandshakeType
+ServerConnection._handlers = MappingProxyType({
+    **POST_HANDSHAKE,
+    (Start, H.CLIENT_HELLO): ServerConnection._on_client_hello,
+    (AwaitClientHello2, H.CLIENT_HELLO): ServerConnection._on_client_hello_2,
+    (AwaitCertificate13, H.CERTIFICATE): ServerConnection._on_certificate_13,
+    (AwaitCertificateVerify13, H.CERTIFICATE_VERIFY): ServerConnection._on_certificate_verify_13,
+    (AwaitFinished13, H.FINISHED): ServerConnection._on_finished_13,
+    (AwaitCertificate12, H.CERTIFICATE): ServerConnection._on_certificate_12,
+    (AwaitClientKeyExchange, H.CLIENT_KEY_EXCHANGE): ServerConnection._on_client_key_exchange,
+    (AwaitCertificateVerify12, H.CERTIFICATE_VERIFY): ServerConnection._on_certificate_verify_12,
+    (AwaitChangeCipherSpec, CHANGE_CIPHER_SPEC): ServerConnection._on_change_cipher_spec,
+    (AwaitFinished12, H.FINISHED): ServerConnection._on_finished_12,
+})
+"""(state class, message type) → handler: every pair not listed is unexpected_message."""
+
+ServerConnection._transitions = frozenset({
+    (Start, AwaitClientHello2),
+    (Start, AwaitCertificate13), (AwaitClientHello2, AwaitCertificate13),
+    (Start, AwaitFinished13), (AwaitClientHello2, AwaitFinished13),
+    (AwaitCertificate13, AwaitCertificateVerify13), (AwaitCertificate13, AwaitFinished13),
+    (AwaitCertificateVerify13, AwaitFinished13),
+    (AwaitFinished13, Connected13),
+    (Start, AwaitCertificate12), (Start, AwaitClientKeyExchange),
+    (AwaitCertificate12, AwaitClientKeyExchange),
+    (AwaitClientKeyExchange, AwaitCertificateVerify12), (AwaitClientKeyExchange, AwaitChangeCipherSpec),
+    (AwaitCertificateVerify12, AwaitChangeCipherSpec),
+    (AwaitChangeCipherSpec, AwaitFinished12),
+    (AwaitFinished12, Connected12),
+})
+"""(from, to): the only state changes `_to` lets a handler make."""
 

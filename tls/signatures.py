@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription
 from tls.constants import SignatureScheme as S
 from tls.errors import ProtocolError
 from tls.x509.keys import RsaPssPublicKey
@@ -61,7 +60,7 @@ def offered_schemes(tls12: bool) -> tuple[int, ...]:
 
 
 def bad_signature(reason: str) -> ProtocolError:
-    return ProtocolError(AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE, reason)
+    return ProtocolError(Category.BAD_SIGNATURE, reason)
 
 
 def schemes_for_key(key: PrivateKey, tls13: bool, pss_key: RsaPssPublicKey | None = None) -> tuple[int, ...]:
@@ -105,7 +104,7 @@ def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allow
     and `scheme` is one we allow here and fits the key's type (and curve, for ECDSA in TLS 1.3; TLS 1.2's
     ECDSA code points name only the hash, so `curve_bound=False` there)."""
     if scheme not in allowed:
-        raise ProtocolError(AlertDescription.ILLEGAL_PARAMETER, Category.BAD_SIGNATURE,
+        raise ProtocolError(Category.BAD_SIGNATURE,
                             f"signature scheme {scheme:#06x} not allowed here")
     try:
         if scheme == S.ED25519:

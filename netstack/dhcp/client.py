@@ -1,7 +1,10 @@
 """A sans-I/O DHCP client (RFC 2131 4.4): messages and time in, messages to send and lease events out.
 
-States and transitions are explicit (dispatch tables below). The client keeps one deadline at a time: the next
-retransmission while acquiring, T1 while bound, the next renewal/rebinding attempt or T2/expiry after that.
+States are frozen dataclasses carrying their data (the offer while requesting, the lease while bound, renewing
+or rebinding), and one table maps (state class, input) to the handler, where an input is a DHCP message type or
+the timer: the same idiom as the TLS engines (`tls.states`), so no handler asks "do I have a lease?". The
+client keeps one deadline at a time: the next retransmission while acquiring, T1 while bound, the next
+renewal/rebinding attempt or T2/expiry after that.
 Not implemented, by decision: INIT-REBOOT (we never remember a lease across boots) and DECLINE after an
 ARP conflict check (the appliance is the only client of its lease; a conflict shows up in the ARP counters).
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any
 
 from netstack.addresses import LIMITED_BROADCAST, is_unicast_host, mask_to_prefix, same_subnet
 from netstack.config import ConfigError, StaticIp
@@ -37,6 +40,20 @@ from netstack.dhcp.message import (
     parse_dhcp,
     serialize_dhcp,
 )
+from netstack.dhcp.states import (
+    SELECTING,
+    TIMER,
+    Bound,
+    ClientState,
+    DhcpInvariantError,
+    DhcpState,
+    Init,
+    Lease,
+    Rebinding,
+    Renewing,
+    Requesting,
+    Selecting,
+)
 from netstack.errors import MalformedError
 from netstack.limits import (
     DHCP_INITIAL_RETRANSMIT,
@@ -47,36 +64,7 @@ from netstack.limits import (
 )
 from netstack.reasons import Counters, Drop
 
-
-class DhcpState(Enum):
-    INIT = "init"
-    SELECTING = "selecting"
-    REQUESTING = "requesting"
-    BOUND = "bound"
-    RENEWING = "renewing"
-    REBINDING = "rebinding"
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    config: StaticIp
-    server_id: bytes
-    acquired_at: float
-    lease_time: float
-    t1: float
-    t2: float
-
-    @property
-    def renew_at(self) -> float:
-        return self.acquired_at + self.t1
-
-    @property
-    def rebind_at(self) -> float:
-        return self.acquired_at + self.t2
-
-    @property
-    def expires_at(self) -> float:
-        return self.acquired_at + self.lease_time
+__all__ = ["DhcpClient", "DhcpSend", "DhcpState", "Lease", "LeaseAcquired", "LeaseEvent", "LeaseLost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,31 +96,36 @@ class DhcpClient:
         self._mac = mac
         self._rng = rng
         self._counters = counters
-        self._state = DhcpState.INIT
+        self._state: ClientState = Init()
         self._xid = 0
         self._deadline: float | None = None
         self._attempt = 0
         self._started_at = 0.0
-        self._offer: DhcpMessage | None = None
-        self._lease: Lease | None = None
         self._outgoing: list[DhcpSend] = []
         self._events: list[LeaseEvent] = []
 
+    def _to(self, new: ClientState) -> None:
+        """Every state change goes through here and must be in `_TRANSITIONS`; a handler moving elsewhere is a
+        bug, raised to the stack (which counts it as an internal error and goes on)."""
+        if (type(self._state), type(new)) not in _TRANSITIONS:
+            raise DhcpInvariantError(f"DHCP state change {type(self._state).__name__} -> {type(new).__name__}")
+        self._state = new
+
     @property
     def state(self) -> DhcpState:
-        return self._state
+        return self._state.name
 
     @property
     def lease(self) -> Lease | None:
-        return self._lease
+        state = self._state
+        return state.lease if isinstance(state, Bound | Renewing | Rebinding) else None
 
     def start(self, now: float) -> None:
         self._lose_lease("restart")
-        self._state = DhcpState.SELECTING
+        self._to(SELECTING)
         self._xid = self._rng.getrandbits(32)
         self._started_at = now
         self._attempt = 0
-        self._offer = None
         self._send_discover(now)
 
     def take_outgoing(self) -> list[DhcpSend]:
@@ -150,7 +143,8 @@ class DhcpClient:
         if self._deadline is None or now < self._deadline:
             return
         self._deadline = None
-        _ON_TIMER[self._state](self, now)
+        state = self._state
+        _ON_INPUT[(type(state), TIMER)](self, state, now, None)
 
     def message_received(self, now: float, payload: bytes | memoryview) -> None:
         try:
@@ -161,82 +155,100 @@ class DhcpClient:
         if message.op != BOOTREPLY or message.xid != self._xid or message.chaddr != self._mac:
             self._counters.add(Drop.DHCP_NOT_OURS)
             return
-        handler = _ON_MESSAGE.get((self._state, message.message_type))
+        state = self._state
+        handler = _ON_INPUT.get((type(state), message.message_type if message.message_type is not None else -1))
         if handler is None:
             self._counters.add(Drop.DHCP_UNEXPECTED)
             return
-        handler(self, now, message)
+        handler(self, state, now, message)
 
     # --- timers -------------------------------------------------------------------------------------------------
 
-    def _on_selecting_timer(self, now: float) -> None:
+    def _on_selecting_timer(self, state: Selecting, now: float, _: None) -> None:
         self._attempt += 1
         self._send_discover(now)
 
-    def _on_requesting_timer(self, now: float) -> None:
+    def _on_requesting_timer(self, state: Requesting, now: float, _: None) -> None:
         self._attempt += 1
-        if self._attempt >= DHCP_REQUEST_TRIES or self._offer is None:
+        if self._attempt >= DHCP_REQUEST_TRIES:
             self.start(now)
             return
-        self._send_select_request(now, self._offer)
+        self._send_select_request(now, state.offer)
 
-    def _on_bound_timer(self, now: float) -> None:
-        self._state = DhcpState.RENEWING
-        self._on_renewing_timer(now)
+    def _on_bound_timer(self, state: Bound, now: float, _: None) -> None:
+        self._renew(Renewing(state.lease), now)
 
-    def _on_renewing_timer(self, now: float) -> None:
-        lease = self._require_lease()
+    def _on_renewing_timer(self, state: Renewing, now: float, _: None) -> None:
+        self._renew(state, now)
+
+    def _renew(self, state: Renewing, now: float) -> None:
+        lease = state.lease
         if now >= lease.rebind_at:
-            self._state = DhcpState.REBINDING
-            self._on_rebinding_timer(now)
+            self._rebind(Rebinding(lease), now)
             return
+        self._to(state)
         self._send_renewal(now, lease, lease.server_id)
         self._deadline = min(lease.rebind_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.rebind_at - now) / 2))
 
-    def _on_rebinding_timer(self, now: float) -> None:
-        lease = self._require_lease()
+    def _on_rebinding_timer(self, state: Rebinding, now: float, _: None) -> None:
+        self._rebind(state, now)
+
+    def _rebind(self, state: Rebinding, now: float) -> None:
+        lease = state.lease
         if now >= lease.expires_at:
             self.start(now)  # RFC 2131 4.4.5: the lease expired, stop using the address and start over
             return
+        self._to(state)
         self._send_renewal(now, lease, LIMITED_BROADCAST)
         self._deadline = min(lease.expires_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.expires_at - now) / 2))
 
-    def _on_init_timer(self, now: float) -> None:
+    def _on_init_timer(self, state: Init, now: float, _: None) -> None:
         self.start(now)
 
     # --- messages -----------------------------------------------------------------------------------------------
 
-    def _on_offer(self, now: float, message: DhcpMessage) -> None:
+    def _on_offer(self, state: Selecting, now: float, message: DhcpMessage) -> None:
         if self._lease_from(now, message) is None:
             return
-        self._offer = message
-        self._state = DhcpState.REQUESTING
+        self._to(Requesting(message))
         self._attempt = 0
         self._send_select_request(now, message)
 
-    def _on_ack(self, now: float, message: DhcpMessage) -> None:
+    def _on_requested_ack(self, state: Requesting, now: float, message: DhcpMessage) -> None:
         lease = self._lease_from(now, message)
         if lease is None:
             return
-        selected = self._offer.address_option(OPT_SERVER_ID) if self._offer is not None else None
-        if self._state is DhcpState.REQUESTING and lease.server_id != selected:
+        if lease.server_id != state.offer.address_option(OPT_SERVER_ID):
             self._counters.add(Drop.DHCP_UNEXPECTED)  # an ACK from a server we did not select
             return
-        if self._lease is not None and lease.config.address != self._lease.config.address:
+        self._bind(lease)
+
+    def _on_renewal_ack(self, state: Renewing | Rebinding, now: float, message: DhcpMessage) -> None:
+        lease = self._lease_from(now, message)
+        if lease is None:
+            return
+        if lease.config.address != state.lease.config.address:
             self._events.append(LeaseLost("renewed with a different address"))
-        self._lease = lease
-        self._state = DhcpState.BOUND
+        self._bind(lease)
+
+    def _bind(self, lease: Lease) -> None:
+        self._to(Bound(lease))
         self._deadline = lease.renew_at
         self._events.append(LeaseAcquired(lease))
 
-    def _on_nak(self, now: float, message: DhcpMessage) -> None:
-        selected = self._offer.address_option(OPT_SERVER_ID) if self._offer is not None else None
-        if self._state is DhcpState.REQUESTING and message.address_option(OPT_SERVER_ID) != selected:
+    def _on_requested_nak(self, state: Requesting, now: float, message: DhcpMessage) -> None:
+        if message.address_option(OPT_SERVER_ID) != state.offer.address_option(OPT_SERVER_ID):
             self._counters.add(Drop.DHCP_UNEXPECTED)  # only the selected server may refuse us
             return
+        self._restart_after_nak(now)
+
+    def _on_renewal_nak(self, state: Renewing | Rebinding, now: float, message: DhcpMessage) -> None:
+        self._restart_after_nak(now)
+
+    def _restart_after_nak(self, now: float) -> None:
         self._lose_lease("nak")
         # RFC 2131 3.1 step 5: restart; wait one initial interval so a NAK storm cannot make us spin
-        self._state = DhcpState.INIT
+        self._to(Init())
         self._deadline = now + DHCP_INITIAL_RETRANSMIT
 
     # --- helpers ------------------------------------------------------------------------------------------------
@@ -275,14 +287,9 @@ class DhcpClient:
             t1, t2 = duration * 0.5, duration * 0.875  # RFC 2131 4.4.5 defaults
         return Lease(config, server_id, now, duration, t1, t2)
 
-    def _require_lease(self) -> Lease:
-        if self._lease is None:
-            raise RuntimeError(f"DHCP state {self._state} without a lease")
-        return self._lease
-
     def _lose_lease(self, reason: str) -> None:
-        if self._lease is not None:
-            self._lease = None
+        if self.lease is not None:
+            self._to(Init())
             self._events.append(LeaseLost(reason))
 
     def _retransmit_delay(self) -> float:
@@ -319,21 +326,32 @@ def _classful_prefix(address: bytes) -> int:
     return 8 if first < 128 else 16 if first < 192 else 24
 
 
-_ON_TIMER: dict[DhcpState, Callable[[DhcpClient, float], None]] = {
-    DhcpState.INIT: DhcpClient._on_init_timer,
-    DhcpState.SELECTING: DhcpClient._on_selecting_timer,
-    DhcpState.REQUESTING: DhcpClient._on_requesting_timer,
-    DhcpState.BOUND: DhcpClient._on_bound_timer,
-    DhcpState.RENEWING: DhcpClient._on_renewing_timer,
-    DhcpState.REBINDING: DhcpClient._on_rebinding_timer,
+_ON_INPUT: dict[tuple[type, int], Callable[[DhcpClient, Any, float, Any], None]] = {
+    (Init, TIMER): DhcpClient._on_init_timer,
+    (Selecting, TIMER): DhcpClient._on_selecting_timer,
+    (Selecting, OFFER): DhcpClient._on_offer,
+    (Requesting, TIMER): DhcpClient._on_requesting_timer,
+    (Requesting, ACK): DhcpClient._on_requested_ack,
+    (Requesting, NAK): DhcpClient._on_requested_nak,
+    (Bound, TIMER): DhcpClient._on_bound_timer,
+    (Renewing, TIMER): DhcpClient._on_renewing_timer,
+    (Renewing, ACK): DhcpClient._on_renewal_ack,
+    (Renewing, NAK): DhcpClient._on_renewal_nak,
+    (Rebinding, TIMER): DhcpClient._on_rebinding_timer,
+    (Rebinding, ACK): DhcpClient._on_renewal_ack,
+    (Rebinding, NAK): DhcpClient._on_renewal_nak,
 }
+"""(state class, input) → handler, input being a message type or TIMER; a message without an entry is counted
+as unexpected and dropped. Every state has a TIMER entry: a deadline always belongs to the state that set it."""
 
-_ON_MESSAGE: dict[tuple[DhcpState, int | None], Callable[[DhcpClient, float, DhcpMessage], None]] = {
-    (DhcpState.SELECTING, OFFER): DhcpClient._on_offer,
-    (DhcpState.REQUESTING, ACK): DhcpClient._on_ack,
-    (DhcpState.REQUESTING, NAK): DhcpClient._on_nak,
-    (DhcpState.RENEWING, ACK): DhcpClient._on_ack,
-    (DhcpState.RENEWING, NAK): DhcpClient._on_nak,
-    (DhcpState.REBINDING, ACK): DhcpClient._on_ack,
-    (DhcpState.REBINDING, NAK): DhcpClient._on_nak,
-}
+_STATES: tuple[type, ...] = (Init, Selecting, Requesting, Bound, Renewing, Rebinding)
+_TRANSITIONS: frozenset[tuple[type, type]] = frozenset({
+    *((state, Selecting) for state in _STATES),  # start() may be called in any state
+    (Bound, Init), (Renewing, Init), (Rebinding, Init),  # the lease is lost
+    (Requesting, Init), (Init, Init),  # a NAK: wait one interval, then start over
+    (Selecting, Requesting),
+    (Bound, Renewing), (Renewing, Renewing),
+    (Bound, Rebinding), (Renewing, Rebinding), (Rebinding, Rebinding),
+    (Requesting, Bound), (Renewing, Bound), (Rebinding, Bound),
+})
+"""(from, to): the only state changes `DhcpClient._to` allows."""

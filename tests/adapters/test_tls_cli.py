@@ -89,7 +89,7 @@ def test_our_server_keeps_serving_on_its_host(pki: Pki) -> None:
             idle.type(b"GET / HTTP/1.0\r\n\r\n")
             idle.wait_for(b"HTTP/1.0 200 ok")
             assert idle.wait(timeout=15) == 0
-        elsewhere = subprocess.run(our_client(port, "--host", "127.0.0.1"), input=b"", capture_output=True,
-                                   timeout=30, check=False)
+        elsewhere = subprocess.run(our_client(port, "--host", "127.0.0.1", "--insecure"), input=b"",
+                                   capture_output=True, timeout=30, check=False)
     assert elsewhere.returncode == 2
     assert b"connect failed" in elsewhere.stderr

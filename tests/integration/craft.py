@@ -25,7 +25,7 @@ from pyasn1_modules import rfc5280
 from appliance.pki import Identity
 from tests.integration.lab import read_all
 from tls.client import ClientConnection
-from tls.config import ClientConfig
+from tls.config import NO_VALIDATION_FOR_TESTS, ClientConfig
 from tls.constants import TLS12, TLS13
 from tls.events import AlertReceived, ApplicationData, Closed, HandshakeFailed
 from tls.messages import frame
@@ -218,7 +218,7 @@ def engine_exchange(sock: socket.socket, chain: tuple[bytes, ...], key: PrivateK
     """Run our TLS client over a connected socket with an arbitrary chain (sent as given, malformed or
     not) and key (which need not match the certificate) until the server closes."""
     config = ClientConfig(random=os.urandom, time=lambda: datetime.datetime.now(datetime.UTC), chain=chain, key=key,
-                          versions=versions)
+                          versions=versions, anchors=NO_VALIDATION_FOR_TESTS)
     engine = ClientConnection(config)
     sock.sendall(engine.data_to_send())
     wire, plaintext, failure = b"", b"", ""

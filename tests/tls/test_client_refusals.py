@@ -5,24 +5,27 @@ one message rewritten where the refusal needs the handshake keys."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
-import tls.messages
-import tls.server
 from outcomes.category import Category
+from tests.tls.flights import server_flight_13
 from tests.tls.pki import client_config, server_config
-from tests.tls.pump import pump
 from tests.tls.refusal import assert_refused, failure_of
 from tls.alerts import AlertDescription, AlertLevel
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
-from tls.constants import DOWNGRADE_TLS11, DOWNGRADE_TLS12, TLS12, TLS13, CipherSuite, ExtensionType
+from tls.constants import DOWNGRADE_TLS11, DOWNGRADE_TLS12, TLS12, TLS13, CipherSuite, ExtensionType, HandshakeType
 from tls.events import AlertReceived, HandshakeComplete
 from tls.extensions import Extensions, serialize_extensions
-from tls.messages import ServerHello, frame, serialize_server_hello
+from tls.messages import (
+    CertificateRequest13,
+    ServerHello,
+    frame,
+    serialize_certificate_request13,
+    serialize_server_hello,
+)
 from tls.record import plaintext_record
 from tls.server import ServerConnection
 
@@ -82,7 +85,7 @@ def test_tls13_legacy_version_without_supported_versions() -> None:
 def test_downgrade_sentinels(sentinel: bytes) -> None:
     """A 1.3-capable client refuses a TLS 1.2 ServerHello whose random ends in either RFC 8446 §4.1.3 sentinel."""
     assert_refused(client(), server_hello(random=os.urandom(24) + sentinel), AlertDescription.ILLEGAL_PARAMETER,
-                   Category.DOWNGRADE)
+                   Category.DOWNGRADE_SENTINEL)
 
 
 def test_duplicate_extension_in_server_hello() -> None:
@@ -94,7 +97,7 @@ def test_duplicate_extension_in_server_hello() -> None:
 def test_extension_not_offered_in_server_hello() -> None:
     extra = (*EMS_AND_RENEGOTIATION, (ExtensionType.HEARTBEAT, b"\x01"))
     assert_refused(client(versions=(TLS12,)), server_hello(extensions=extra),
-                   AlertDescription.UNSUPPORTED_EXTENSION, Category.ILLEGAL_PARAMETER)
+                   AlertDescription.UNSUPPORTED_EXTENSION, Category.UNSOLICITED_EXTENSION)
 
 
 def test_ccs_before_server_hello() -> None:
@@ -137,21 +140,32 @@ def _refused_in_flight(client_events: list[Any], server_events: list[Any], alert
     assert not any(isinstance(e, HandshakeComplete) for e in client_events + server_events)
 
 
-def test_duplicate_extension_in_encrypted_extensions(monkeypatch: pytest.MonkeyPatch) -> None:
+def _server_flight_edited(position: int, message: bytes, *, client_auth: ClientAuthMode | None = None,
+                          **client_kwargs: Any) -> tuple[list[Any], list[Any]]:
+    """A real TLS 1.3 server flight with its message at `position` replaced; (client, server) events."""
+    c = ClientConnection(client_config(**client_kwargs))
+    s = ServerConnection(server_config(client_auth=client_auth))
+    flight = server_flight_13(c, s)
+    messages = list(flight.messages)
+    messages[position] = message
+    c.receive_data(flight.seal(messages))
+    s.receive_data(c.data_to_send())
+    return c.events(), s.events()
+
+
+def test_duplicate_extension_in_encrypted_extensions() -> None:
     twice = (ExtensionType.SERVER_NAME, b""), (ExtensionType.SERVER_NAME, b"")
-    monkeypatch.setattr(tls.server, "serialize_encrypted_extensions",
-                        lambda ee: serialize_extensions(twice))
-    client_events, server_events = pump(ClientConnection(client_config()), ServerConnection(server_config()))
+    client_events, server_events = _server_flight_edited(0, frame(HandshakeType.ENCRYPTED_EXTENSIONS,
+                                                                  serialize_extensions(twice)))
     _refused_in_flight(client_events, server_events, AlertDescription.ILLEGAL_PARAMETER,
                        Category.DUPLICATE_EXTENSION)
 
 
-def test_certificate_request_with_a_context_during_the_handshake(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_certificate_request_with_a_context_during_the_handshake() -> None:
     """RFC 8446 §4.3.2: certificate_request_context is empty unless the request is post-handshake."""
-    real = tls.messages.serialize_certificate_request13
-    monkeypatch.setattr(tls.server, "serialize_certificate_request13",
-                        lambda request: real(replace(request, context=b"\x07")))
-    s = ServerConnection(server_config(client_auth=ClientAuthMode.OPTIONAL))
-    client_events, server_events = pump(ClientConnection(client_config(cert_kind="p256")), s)
+    request = CertificateRequest13(b"\x07", ((ExtensionType.SIGNATURE_ALGORITHMS, b"\x00\x02\x04\x03"),))
+    client_events, server_events = _server_flight_edited(
+        1, frame(HandshakeType.CERTIFICATE_REQUEST, serialize_certificate_request13(request)),
+        client_auth=ClientAuthMode.OPTIONAL, cert_kind="p256")
     _refused_in_flight(client_events, server_events, AlertDescription.ILLEGAL_PARAMETER, Category.ILLEGAL_PARAMETER)
 

@@ -1,16 +1,19 @@
 """Property tests: whatever bytes arrive, in whatever pieces, an engine only ever reports our own protocol
-errors (as events), never raises, and its buffers stay within their limits."""
+errors (as events), never raises, and its buffers stay within their limits. The engine turns any exception
+of its own into an internal-error refusal instead of raising, so "never raises" is checked as "never reports
+internal-error": that category means a bug."""
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from outcomes.category import Category
 from tests.tls.hello import client_hello
 from tests.tls.pki import client_config, server_config
 from tests.tls.pump import pump
 from tls.client import ClientConnection
-from tls.events import HandshakeComplete, HandshakeFailed
+from tls.events import Event, HandshakeComplete, HandshakeFailed
 from tls.limits import Limits
 from tls.server import ServerConnection
 
@@ -32,6 +35,12 @@ def _feed(engine: ServerConnection | ClientConnection, pieces: list[bytes]) -> N
         assert not isinstance(event, HandshakeComplete)
         if isinstance(event, HandshakeFailed):
             assert event.reason
+            assert event.category is not Category.INTERNAL_ERROR, event
+
+
+def _no_bug(events: list[Event]) -> None:
+    failures = [e for e in events if isinstance(e, HandshakeFailed) and e.category is Category.INTERNAL_ERROR]
+    assert not failures, failures
 
 
 @SETTINGS
@@ -69,6 +78,7 @@ def test_client_survives_garbled_server_flight(data: st.DataObject) -> None:
     _bounded(c)
     events = c.events()
     assert not any(isinstance(e, HandshakeComplete) for e in events)
+    _no_bug(events)
 
 
 @settings(max_examples=100, deadline=None)
@@ -87,7 +97,7 @@ def _feed_established(engine: ServerConnection, pieces: list[bytes]) -> None:
     for piece in pieces:
         engine.receive_data(piece)
         _bounded(engine)
-    engine.events()
+    _no_bug(engine.events())
 
 
 @settings(max_examples=150, deadline=None)

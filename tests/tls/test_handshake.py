@@ -10,7 +10,7 @@ import pytest
 from tests.tls.pki import client_config, server_config
 from tests.tls.pump import pump
 from tls.client import ClientConnection
-from tls.config import ClientAuthMode
+from tls.config import NO_VALIDATION_FOR_TESTS, ClientAuthMode
 from tls.constants import TLS12, TLS13, CipherSuite, NamedGroup
 from tls.errors import StateError
 from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete
@@ -218,12 +218,12 @@ def test_send_before_handshake_is_a_state_error() -> None:
 def test_sni_reaches_the_server() -> None:
     _, _, _, server_done = connect()
     assert server_done.server_name == "localhost"
-    _, _, _, server_done = connect({}, {"server_name": None, "anchors": None})
+    _, _, _, server_done = connect({}, {"server_name": None, "anchors": NO_VALIDATION_FOR_TESTS})
     assert server_done.server_name is None
 
 
 def test_no_validation_when_client_has_no_anchors() -> None:
-    _, _, client_done, _ = connect({}, {"anchors": None, "server_name": None})
+    _, _, client_done, _ = connect({}, {"anchors": NO_VALIDATION_FOR_TESTS, "server_name": None})
     assert not client_done.peer_validated
     assert client_done.peer_chain
 

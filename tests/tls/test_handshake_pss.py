@@ -1,8 +1,9 @@
 """Handshakes with id-RSASSA-PSS certificate keys (rsa_pss_pss_*), in memory, both versions and both roles.
 
 The PKI is made by the `openssl` command (see psspki.py); certificates are valid from now, so these tests
-use the wall clock as the engines' time. Every verified handshake signature is recorded, so each test shows
-which scheme was used and with which kind of key, not only that the handshake finished.
+use the wall clock as the engines' time. Every handshake signature is read back, so each test shows
+which scheme was used and with which kind of key, not only that the handshake finished: the schemes are
+read from the signatures on the wire (`signature_schemes`).
 """
 
 from __future__ import annotations
@@ -17,24 +18,34 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from outcomes.category import Category
+from tests.tls.flights import (
+    client_flight_13,
+    open_server_flight_13,
+    seal13,
+    server_flight_13,
+    split_messages,
+    split_records,
+)
 from tests.tls.hello import client_hello
 from tests.tls.psspki import HAVE_OPENSSL, PemPair, PssPki
 from tests.tls.pump import pump
 from tests.tls.refusal import assert_refused, failure_of
-from tls import client as client_module
-from tls import server as server_module
 from tls import x509
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
-from tls.constants import TLS12, TLS13
+from tls.constants import TLS12, TLS13, ContentType, HandshakeType
 from tls.constants import ExtensionType as E
 from tls.constants import SignatureScheme as S
 from tls.events import HandshakeComplete
 from tls.extensions import find, parse_u16_list16, serialize_u16_list16
-from tls.messages import parse_client_hello, serialize_certificate_request13
+from tls.messages import (
+    parse_certificate_request13,
+    parse_certificate_verify,
+    parse_client_hello,
+    parse_server_key_exchange,
+)
 from tls.server import ServerConnection
-from tls.signatures import verify
 
 pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl command not installed")
 
@@ -56,23 +67,37 @@ def pkis(tmp_path_factory: pytest.TempPathFactory) -> Pkis:
                 pki.leaf("client", server=False), pki.leaf("rsae", server=True, key_algorithm="RSA"))
 
 
-Verified = list[tuple[str, int, object]]
+def signature_schemes(c: ClientConnection, s: ServerConnection) -> dict[str, int]:
+    """Run the handshake's first flights by hand and read, from the wire, the scheme of each handshake
+    signature: {"client": scheme the client verified, "server": scheme the server verified}. TLS 1.3
+    flights are opened with the keys the client's state holds; TLS 1.2 signatures travel in the clear."""
+    found: dict[str, int] = {}
+    s.receive_data(c.data_to_send())
+    if s.version == TLS12:
+        hello = s.data_to_send()
+        server_messages = split_messages(b"".join(bytes(r.payload) for r in split_records(hello)))
+        found.update(_schemes("client", server_messages))
+        c.receive_data(hello)
+        answer = c.data_to_send()
+        found.update(_schemes("server", split_messages(b"".join(
+            bytes(r.payload) for r in split_records(answer) if r.content_type == ContentType.HANDSHAKE))))
+        s.receive_data(answer)
+        return found
+    flight = open_server_flight_13(c, s.data_to_send())
+    found.update(_schemes("client", flight.messages))
+    messages = client_flight_13(c, flight)
+    found.update(_schemes("server", messages))
+    s.receive_data(seal13(messages, flight.keys.client_hs, flight.keys.suite))
+    return found
 
 
-@pytest.fixture
-def verified(monkeypatch: pytest.MonkeyPatch) -> Verified:
-    """(role that verified, scheme, peer key) for every handshake signature checked."""
-    seen: Verified = []
-
-    def recording(role: str) -> Any:
-        def check(public_key: object, scheme: int, *args: Any, **kwargs: Any) -> None:
-            seen.append((role, scheme, public_key))
-            verify(public_key, scheme, *args, **kwargs)
-        return check
-
-    monkeypatch.setattr(client_module, "verify", recording("client"))
-    monkeypatch.setattr(server_module, "verify", recording("server"))
-    return seen
+def _schemes(role: str, messages: list[bytes]) -> dict[str, int]:
+    for message in messages:
+        if message[0] == HandshakeType.SERVER_KEY_EXCHANGE:
+            return {role: parse_server_key_exchange(memoryview(message)[4:]).scheme}
+        if message[0] == HandshakeType.CERTIFICATE_VERIFY:
+            return {role: parse_certificate_verify(memoryview(message)[4:]).scheme}
+    return {}
 
 
 def now() -> datetime:
@@ -91,29 +116,40 @@ def client_config(pkis: Pkis, leaf: PemPair | None = None, **kwargs: Any) -> Cli
 
 
 def handshake(server: ServerConfig, client: ClientConfig) -> tuple[HandshakeComplete, HandshakeComplete]:
+    done_c, done_s, _ = handshake_signed(server, client)
+    return done_c, done_s
+
+
+def handshake_signed(server: ServerConfig, client: ClientConfig) -> tuple[
+        HandshakeComplete, HandshakeComplete, dict[str, int]]:
+    """A completed handshake, and the scheme of each handshake signature (see `signature_schemes`)."""
     c, s = ClientConnection(client), ServerConnection(server)
+    schemes = signature_schemes(c, s)
     client_events, server_events = pump(c, s)
     done_c = [e for e in client_events if isinstance(e, HandshakeComplete)]
     done_s = [e for e in server_events if isinstance(e, HandshakeComplete)]
     assert len(done_c) == len(done_s) == 1, (client_events, server_events)
-    return done_c[0], done_s[0]
+    return done_c[0], done_s[0], schemes
+
+
+def leaf_key(done: HandshakeComplete) -> object:
+    return x509.parse_certificate(done.peer_chain[0]).public_key()
 
 
 @pytest.mark.parametrize(("version", "name"), [(TLS13, "TLSv1.3"), (TLS12, "TLSv1.2")])
-def test_pss_key_server_and_client_certificates(pkis: Pkis, verified: Verified, version: int, name: str) -> None:
-    done_c, done_s = handshake(server_config(pkis, pkis.server, client_auth=True),
-                               client_config(pkis, pkis.client, versions=(version,)))
+def test_pss_key_server_and_client_certificates(pkis: Pkis, version: int, name: str) -> None:
+    done_c, done_s, schemes = handshake_signed(server_config(pkis, pkis.server, client_auth=True),
+                                               client_config(pkis, pkis.client, versions=(version,)))
     assert done_c.version == done_s.version == name
     assert done_c.peer_validated
     assert done_s.peer_validated
     if version == TLS12:
         assert done_c.cipher_suite.startswith("TLS_ECDHE_RSA")
-    roles = {role: (scheme, key) for role, scheme, key in verified}
-    assert set(roles) == {"client", "server"}
+    assert set(schemes) == {"client", "server"}
     # The server's key is restricted to SHA-256; the client's has no parameters: our first preference.
-    assert roles["client"][0] == S.RSA_PSS_PSS_SHA256
-    assert roles["server"][0] == S.RSA_PSS_PSS_SHA256
-    server_key, client_key = roles["client"][1], roles["server"][1]
+    assert schemes["client"] == S.RSA_PSS_PSS_SHA256
+    assert schemes["server"] == S.RSA_PSS_PSS_SHA256
+    server_key, client_key = leaf_key(done_c), leaf_key(done_s)
     assert isinstance(server_key, x509.RsaPssPublicKey)
     assert server_key.hash_name == "sha256"
     assert isinstance(client_key, x509.RsaPssPublicKey)
@@ -121,15 +157,15 @@ def test_pss_key_server_and_client_certificates(pkis: Pkis, verified: Verified, 
 
 
 @pytest.mark.parametrize("version", [TLS13, TLS12])
-def test_restricted_key_signs_with_its_own_hash(pkis: Pkis, verified: Verified, version: int) -> None:
-    handshake(server_config(pkis, pkis.server_384), client_config(pkis, versions=(version,)))
-    assert [scheme for _, scheme, _ in verified] == [S.RSA_PSS_PSS_SHA384]
+def test_restricted_key_signs_with_its_own_hash(pkis: Pkis, version: int) -> None:
+    _, _, schemes = handshake_signed(server_config(pkis, pkis.server_384), client_config(pkis, versions=(version,)))
+    assert schemes == {"client": S.RSA_PSS_PSS_SHA384}
 
 
-def test_rsa_encryption_leaf_under_a_pss_ca_uses_rsae(pkis: Pkis, verified: Verified) -> None:
+def test_rsa_encryption_leaf_under_a_pss_ca_uses_rsae(pkis: Pkis) -> None:
     """A PSS-key CA signs an rsaEncryption leaf: the chain validates, the handshake uses rsa_pss_rsae."""
-    handshake(server_config(pkis, pkis.rsae_server), client_config(pkis))
-    assert [scheme for _, scheme, _ in verified] == [S.RSA_PSS_RSAE_SHA256]
+    _, _, schemes = handshake_signed(server_config(pkis, pkis.rsae_server), client_config(pkis))
+    assert schemes == {"client": S.RSA_PSS_RSAE_SHA256}
 
 
 def test_our_pss_key_is_read_from_our_certificate(pkis: Pkis) -> None:
@@ -228,16 +264,11 @@ def test_client_hello_separates_handshake_and_certificate_schemes(pkis: Pkis, ve
     assert bool(pkcs1 & set(handshake_schemes)) == (TLS12 in versions)
 
 
-def test_certificate_request_separates_handshake_and_certificate_schemes(pkis: Pkis,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    requests: list[Any] = []
-
-    def capture(request: Any) -> bytes:
-        requests.append(request)
-        return serialize_certificate_request13(request)
-
-    monkeypatch.setattr(server_module, "serialize_certificate_request13", capture)
-    handshake(server_config(pkis, pkis.server, client_auth=True), client_config(pkis, pkis.client))
+def test_certificate_request_separates_handshake_and_certificate_schemes(pkis: Pkis) -> None:
+    c = ClientConnection(client_config(pkis, pkis.client))
+    flight = server_flight_13(c, ServerConnection(server_config(pkis, pkis.server, client_auth=True)))
+    requests = [parse_certificate_request13(memoryview(m)[4:]) for m in flight.messages
+                if m[0] == HandshakeType.CERTIFICATE_REQUEST]
     assert len(requests) == 1
     handshake_schemes, cert_schemes = _offered(requests[0].extensions)
     assert S.RSA_PSS_PSS_SHA256 in handshake_schemes

@@ -3,30 +3,42 @@ renegotiation, state-machine violations after the hello, refused 0-RTT, KeyUpdat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-import tls.client
-import tls.keyschedule
-import tls.messages
-import tls.server
 from outcomes.category import Category
+from tests.tls.flights import (
+    client_flight_13,
+    edit_hello,
+    flip_last_byte,
+    reframe,
+    seal13,
+    server_flight_13,
+    split_records,
+    tamper_tls12_finished,
+    wire,
+    without,
+)
 from tests.tls.hello import client_hello
 from tests.tls.pki import NOW, ca, client_config, make_ca, make_leaf, server_config, server_leaf
 from tests.tls.pump import pump
 from tests.tls.refusal import assert_refused, failure_of
 from tls.alerts import AlertDescription, AlertLevel
 from tls.client import ClientConnection
+from tls.client_states import AwaitChangeCipherSpec12
 from tls.config import ClientAuthMode
-from tls.constants import TLS12, TLS13, ExtensionType, NamedGroup
+from tls.constants import TLS12, TLS13, ContentType, ExtensionType, HandshakeType, NamedGroup
 from tls.events import AlertReceived, Closed, HandshakeComplete, HandshakeFailed
-from tls.keyschedule import KeySchedule13
+from tls.extensions import Extensions
+from tls.groups import KeyShare
 from tls.limits import Limits
-from tls.messages import frame
+from tls.messages import frame, parse_client_hello, parse_server_hello, serialize_client_hello, serialize_server_hello
 from tls.record import plaintext_record
 from tls.server import ServerConnection
+from tls.server_states import AwaitChangeCipherSpec, AwaitClientHello2
 
 
 def run(
@@ -47,12 +59,6 @@ def refused_by(events: list[Any], alert: int, category: Category) -> None:
 def peer_alerted(events: list[Any], alert: int) -> None:
     assert any(getattr(e, "description", None) == alert for e in events), events
     assert not any(isinstance(e, HandshakeComplete) for e in events)
-
-
-class _WrongFinished(KeySchedule13):
-    def finished(self, base_key: bytes, transcript_hash: bytes) -> bytes:
-        good = super().finished(base_key, transcript_hash)
-        return bytes([good[0] ^ 1]) + good[1:]
 
 
 @pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
@@ -78,27 +84,47 @@ def test_client_key_not_matching_its_certificate(versions: tuple[int, ...]) -> N
     refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE)
 
 
-def test_bad_server_finished(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tls.server, "KeySchedule13", _WrongFinished)
-    _, _, client_events, _ = run()
-    refused_by(client_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+def test_bad_server_finished() -> None:
+    c = ClientConnection(client_config())
+    flight = server_flight_13(c, ServerConnection(server_config()))
+    assert flight.messages[-1][0] == HandshakeType.FINISHED
+    c.receive_data(flight.seal([*flight.messages[:-1], reframe(flight.messages[-1], flip_last_byte)]))
+    refused_by(c.events(), AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
 
 
-def test_bad_client_finished(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tls.client, "serialize_finished", lambda f: bytes([f.verify_data[0] ^ 1]) + f.verify_data[1:])
-    _, _, _, server_events = run()
-    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+def test_bad_client_finished() -> None:
+    c = ClientConnection(client_config())
+    s = ServerConnection(server_config())
+    flight = server_flight_13(c, s)
+    answer = client_flight_13(c, flight)
+    assert [m[0] for m in answer] == [HandshakeType.FINISHED]
+    s.receive_data(seal13([reframe(answer[0], flip_last_byte)], flight.keys.client_hs, flight.keys.suite))
+    refused_by(s.events(), AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
 
 
-def test_bad_tls12_finished_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tls.keyschedule.finished12
-    monkeypatch.setattr(tls.server, "finished12", lambda *a: bytes(12) if a[2] == b"server finished" else real(*a))
-    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
-    refused_by(client_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
-    monkeypatch.setattr(tls.server, "finished12", real)
-    monkeypatch.setattr(tls.client, "finished12", lambda *a: bytes(12))
-    _, _, _, server_events = run({}, {"versions": (TLS12,)})
-    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+def test_bad_tls12_server_finished() -> None:
+    c = ClientConnection(client_config(versions=(TLS12,)))
+    s = ServerConnection(server_config())
+    s.receive_data(c.data_to_send())
+    c.receive_data(s.data_to_send())
+    s.receive_data(c.data_to_send())
+    state = c.state
+    assert isinstance(state, AwaitChangeCipherSpec12)
+    c.receive_data(tamper_tls12_finished(s.data_to_send(), state, c._random, flip_last_byte))
+    refused_by(c.events(), AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
+
+
+def test_bad_tls12_client_finished() -> None:
+    c = ClientConnection(client_config(versions=(TLS12,)))
+    s = ServerConnection(server_config())
+    s.receive_data(c.data_to_send())
+    c.receive_data(s.data_to_send())
+    records = split_records(c.data_to_send())
+    s.receive_data(wire([r for r in records if r.content_type == ContentType.HANDSHAKE][:1]))  # ClientKeyExchange
+    state = s.state
+    assert isinstance(state, AwaitChangeCipherSpec)
+    s.receive_data(tamper_tls12_finished(wire(records[1:]), state, b"", flip_last_byte))
+    refused_by(s.events(), AlertDescription.DECRYPT_ERROR, Category.BAD_FINISHED)
 
 
 @pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
@@ -156,40 +182,27 @@ def test_client_chain_longer_than_the_cap() -> None:
     refused_by(server_events, AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG)
 
 
-def test_downgrade_sentinel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 1.3-capable server pushed to 1.2 (as by an attacker stripping supported_versions) marks its random;
-    a 1.3-capable client refuses."""
-    monkeypatch.setattr(ServerConnection, "_choose_version", lambda self, ch, ext: TLS12)
-    _, _, client_events, _ = run()
-    refused_by(client_events, AlertDescription.ILLEGAL_PARAMETER, Category.DOWNGRADE)
+def test_downgrade_sentinel() -> None:
+    """A 1.3-capable server pushed to 1.2 (by an attacker stripping supported_versions from the ClientHello)
+    marks its random; the 1.3-capable client refuses."""
+    c = ClientConnection(client_config())
+    s = ServerConnection(server_config())
+    s.receive_data(edit_hello(c.data_to_send(), parse_client_hello, serialize_client_hello,
+                              without(ExtensionType.SUPPORTED_VERSIONS)))
+    c.receive_data(s.data_to_send())
+    refused_by(c.events(), AlertDescription.ILLEGAL_PARAMETER, Category.DOWNGRADE_SENTINEL)
 
 
-def test_server_without_ems_or_renegotiation_info(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tls.messages import ServerHello
-
-    original = tls.messages.serialize_server_hello
-
-    def strip(drop: int) -> Any:
-        def serialize(sh: ServerHello) -> bytes:
-            return original(
-                ServerHello(
-                    sh.legacy_version,
-                    sh.random,
-                    sh.session_id,
-                    sh.cipher_suite,
-                    sh.compression_method,
-                    tuple(e for e in sh.extensions if e[0] != drop),
-                )
-            )
-
-        return serialize
-
-    monkeypatch.setattr(tls.server, "serialize_server_hello", strip(ExtensionType.EXTENDED_MASTER_SECRET))
-    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
-    refused_by(client_events, AlertDescription.HANDSHAKE_FAILURE, Category.NO_EXTENDED_MASTER_SECRET)
-    monkeypatch.setattr(tls.server, "serialize_server_hello", strip(ExtensionType.RENEGOTIATION_INFO))
-    _, _, client_events, _ = run({}, {"versions": (TLS12,)})
-    refused_by(client_events, AlertDescription.HANDSHAKE_FAILURE, Category.NO_RENEGOTIATION_INFO)
+@pytest.mark.parametrize(("dropped", "category"), [
+    (ExtensionType.EXTENDED_MASTER_SECRET, Category.NO_EXTENDED_MASTER_SECRET),
+    (ExtensionType.RENEGOTIATION_INFO, Category.NO_RENEGOTIATION_INFO),
+])
+def test_server_without_ems_or_renegotiation_info(dropped: int, category: Category) -> None:
+    c = ClientConnection(client_config(versions=(TLS12,)))
+    s = ServerConnection(server_config())
+    s.receive_data(c.data_to_send())
+    c.receive_data(edit_hello(s.data_to_send(), parse_server_hello, serialize_server_hello, without(dropped)))
+    refused_by(c.events(), AlertDescription.HANDSHAKE_FAILURE, category)
 
 
 def _connected(versions: tuple[int, ...]) -> tuple[ClientConnection, ServerConnection]:
@@ -331,29 +344,31 @@ def test_oversized_record_header_after_the_handshake(versions: tuple[int, ...]) 
                      Category.RECORD_OVERFLOW)
 
 
-def _early_data_client(monkeypatch: pytest.MonkeyPatch) -> ClientConnection:
-    """A client whose first ClientHello offers early_data (as a resuming client would) and shares X25519 only."""
-    plain = ClientConnection._hello_extensions
+class _EarlyDataClient(ClientConnection):
+    """A client whose first ClientHello offers early_data (as a resuming client would); its second does not."""
 
-    def with_early_data(self: ClientConnection, only_share: int | None, cookie: bytes) -> Any:
-        extensions = plain(self, only_share, cookie)
-        return extensions if only_share is not None else (*extensions, (ExtensionType.EARLY_DATA, b""))
+    def _hello_extensions(self, shares: Mapping[int, KeyShare], cookie: bytes) -> Extensions:
+        extensions = super()._hello_extensions(shares, cookie)
+        first = not hasattr(self, "state")  # the first ClientHello is built before there is a state
+        return (*extensions, (ExtensionType.EARLY_DATA, b"")) if first else extensions
 
-    monkeypatch.setattr(ClientConnection, "_hello_extensions", with_early_data)
-    return ClientConnection(client_config(key_share_groups=(NamedGroup.X25519,)))
+
+def _early_data_client() -> ClientConnection:
+    """Shares X25519 only, so that a server preferring secp256r1 answers with a HelloRetryRequest."""
+    return _EarlyDataClient(client_config(key_share_groups=(NamedGroup.X25519,)))
 
 
 EARLY_RECORD = bytes((23, 3, 3, 0, 40)) + b"\xee" * 40
 
 
-def test_refused_early_data_is_skipped_after_hello_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_early_data_is_skipped_after_hello_retry() -> None:
     """RFC 8446 §4.2.10: a server that answers with a HelloRetryRequest skips the client's early data (records of
     outer type application_data, which it has no key for) up to the second ClientHello."""
     s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
-    c = _early_data_client(monkeypatch)
+    c = _early_data_client()
     s.receive_data(c.data_to_send() + EARLY_RECORD + EARLY_RECORD)
     assert s.events() == []
-    assert s.state is tls.server.State.WAIT_CLIENT_HELLO_2
+    assert isinstance(s.state, AwaitClientHello2)
     c.receive_data(s.data_to_send())
     assert c.events() == []
     s.receive_data(EARLY_RECORD)  # still in flight when the HelloRetryRequest reached the client
@@ -362,9 +377,9 @@ def test_refused_early_data_is_skipped_after_hello_retry(monkeypatch: pytest.Mon
     assert any(isinstance(e, HandshakeComplete) for e in server_events)
 
 
-def test_early_data_skip_ends_at_the_second_client_hello(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_early_data_skip_ends_at_the_second_client_hello() -> None:
     s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
-    c = _early_data_client(monkeypatch)
+    c = _early_data_client()
     s.receive_data(c.data_to_send())
     c.receive_data(s.data_to_send())
     s.receive_data(c.data_to_send())
@@ -373,9 +388,9 @@ def test_early_data_skip_ends_at_the_second_client_hello(monkeypatch: pytest.Mon
     assert_refused(s, EARLY_RECORD, AlertDescription.BAD_RECORD_MAC, Category.BAD_MAC, plaintext=False)
 
 
-def test_too_much_refused_early_data_after_hello_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_much_refused_early_data_after_hello_retry() -> None:
     s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,), limits=Limits(max_early_data_skip=100)))
-    c = _early_data_client(monkeypatch)
+    c = _early_data_client()
     s.receive_data(c.data_to_send() + EARLY_RECORD + EARLY_RECORD)
     assert s.events() == []
     assert_refused(s, EARLY_RECORD, AlertDescription.BAD_RECORD_MAC, Category.EARLY_DATA)
@@ -384,15 +399,15 @@ def test_too_much_refused_early_data_after_hello_retry(monkeypatch: pytest.Monke
 def test_application_data_after_hello_retry_without_early_data_offer() -> None:
     s = ServerConnection(server_config(groups=(NamedGroup.SECP256R1,)))
     s.receive_data(client_hello())
-    assert s.state is tls.server.State.WAIT_CLIENT_HELLO_2
+    assert isinstance(s.state, AwaitClientHello2)
     s.data_to_send()
     assert_refused(s, EARLY_RECORD, AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
-def test_largest_refused_early_data_record_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_largest_refused_early_data_record_is_skipped() -> None:
     """A 0-RTT record of exactly 2^14 + 256 bytes, the most RFC 8446 §5.2 allows, is accepted and skipped."""
     s = ServerConnection(server_config(limits=Limits(max_early_data_skip=2**15)))
-    c = _early_data_client(monkeypatch)
+    c = _early_data_client()
     s.receive_data(c.data_to_send() + bytes((23, 3, 3)) + (2**14 + 256).to_bytes(2, "big") + b"\xee" * (2**14 + 256))
     assert s.events() == []
     client_events, server_events = pump(c, s)

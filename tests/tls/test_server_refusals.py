@@ -17,6 +17,7 @@ from tls.limits import Limits
 from tls.messages import frame
 from tls.record import plaintext_record
 from tls.server import ServerConnection
+from tls.server_states import AwaitClientHello2
 
 
 def server(**kwargs: Any) -> ServerConnection:
@@ -87,7 +88,7 @@ def test_heartbeat_extension() -> None:
     assert_refused(
         server(),
         client_hello(add=((ExtensionType.HEARTBEAT, b"\x01"),)),
-        AlertDescription.UNSUPPORTED_EXTENSION,
+        AlertDescription.UNEXPECTED_MESSAGE,
         Category.HEARTBEAT,
     )
 
@@ -381,7 +382,7 @@ def test_second_client_hello_must_carry_the_requested_share() -> None:
     s.receive_data(client_hello())  # offers an x25519 share only: HelloRetryRequest for secp256r1
     out = s.data_to_send()
     assert out[:1] == b"\x16"
-    assert s.state.name == "WAIT_CLIENT_HELLO_2"
+    assert isinstance(s.state, AwaitClientHello2)
     exts = [e for e in default_extensions() if e[0] != ExtensionType.KEY_SHARE]
     exts.append((ExtensionType.KEY_SHARE, serialize_client_shares([(29, x25519_public())])))
     assert_refused(s, client_hello(extensions=exts), AlertDescription.ILLEGAL_PARAMETER, Category.ILLEGAL_PARAMETER)

@@ -7,38 +7,18 @@ from __future__ import annotations
 import pytest
 
 from outcomes.category import Category
+from tests.tls.flights import client_flight_13, seal13, server_flight_13, split_messages, split_records
 from tests.tls.pki import client_config, server_config
 from tests.tls.refusal import failure_of
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, ContentType
-from tls.keyschedule import traffic_key_iv
 from tls.messages import frame
-from tls.record import Protection13, Record, RecordReader, plaintext_record
+from tls.record import plaintext_record
 from tls.server import ServerConnection
-from tls.suites import SUITES
 
 ALL_TYPES = [0, 1, 2, 4, 5, 8, 11, 12, 13, 14, 15, 16, 20, 24]
-
-
-def split_records(data: bytes) -> list[Record]:
-    return list(RecordReader(2**14 + 256).feed(data))
-
-
-def split_messages(data: bytes) -> list[bytes]:
-    messages = []
-    while data:
-        length = int.from_bytes(data[1:4], "big")
-        messages.append(data[: 4 + length])
-        data = data[4 + length :]
-    return messages
-
-
-def protection(secret: bytes, suite: int) -> Protection13:
-    info = SUITES[suite]
-    key, iv = traffic_key_iv(info.hash_name, secret, info.key_length)
-    return Protection13(info, key, iv)
 
 
 def wrong_types(accepted: set[int]) -> list[int]:
@@ -60,19 +40,9 @@ CLIENT13_ACCEPTS = [{8}, {13, 11}, {11}, {15}, {20}]
 def test_tls13_client_states(position: int) -> None:
     for wrong in wrong_types(CLIENT13_ACCEPTS[position]):
         client = ClientConnection(client_config())
-        server = ServerConnection(server_config(client_auth=ClientAuthMode.OPTIONAL))
-        server.receive_data(client.data_to_send())
-        records = split_records(server.data_to_send())
-        hello = records[0]
-        client.receive_data(hello.header + bytes(hello.payload))
-        reader = protection(client._server_hs_secret, server._suite.suite if server._suite else 0)
-        inner = b"".join(reader.decrypt(r)[1] for r in records if r.content_type == ContentType.APPLICATION_DATA)
-        messages = split_messages(inner)
-        assert [m[0] for m in messages] == [8, 13, 11, 15, 20]
-        writer = protection(client._server_hs_secret, server._suite.suite if server._suite else 0)
-        flight = b"".join(writer.encrypt(22, m) for m in messages[:position])
-        flight += writer.encrypt(22, frame(wrong, b"\x00" * 8))
-        client.receive_data(flight)
+        flight = server_flight_13(client, ServerConnection(server_config(client_auth=ClientAuthMode.OPTIONAL)))
+        assert [m[0] for m in flight.messages] == [8, 13, 11, 15, 20]
+        client.receive_data(flight.seal([*flight.messages[:position], frame(wrong, b"\x00" * 8)]))
         assert_unexpected(client)
 
 
@@ -85,17 +55,11 @@ def test_tls13_server_states(position: int) -> None:
     for wrong in wrong_types(SERVER13_ACCEPTS[position]):
         client = ClientConnection(client_config(cert_kind="p256"))
         server = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED))
-        server.receive_data(client.data_to_send())
-        client.receive_data(server.data_to_send())
-        records = [r for r in split_records(client.data_to_send()) if r.content_type == ContentType.APPLICATION_DATA]
-        suite = server._suite.suite if server._suite else 0
-        reader = protection(server._client_hs_secret, suite)
-        messages = split_messages(b"".join(reader.decrypt(r)[1] for r in records))
+        flight = server_flight_13(client, server)
+        messages = client_flight_13(client, flight)
         assert [m[0] for m in messages] == [11, 15, 20]
-        writer = protection(server._client_hs_secret, suite)
-        flight = b"".join(writer.encrypt(22, m) for m in messages[:position])
-        flight += writer.encrypt(22, frame(wrong, b"\x00" * 8))
-        server.receive_data(flight)
+        server.receive_data(seal13([*messages[:position], frame(wrong, b"\x00" * 8)], flight.keys.client_hs,
+                                   flight.keys.suite))
         assert_unexpected(server)
 
 

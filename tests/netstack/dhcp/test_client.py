@@ -7,7 +7,8 @@ import random
 import pytest
 
 from netstack.addresses import LIMITED_BROADCAST
-from netstack.dhcp.client import DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
+from netstack.config import StaticIp
+from netstack.dhcp.client import _ON_INPUT, _TRANSITIONS, DhcpClient, DhcpSend, DhcpState, LeaseAcquired, LeaseLost
 from netstack.dhcp.message import (
     ACK,
     BOOTREPLY,
@@ -27,7 +28,18 @@ from netstack.dhcp.message import (
     parse_dhcp,
     serialize_dhcp,
 )
-from netstack.limits import DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
+from netstack.dhcp.states import (
+    TIMER,
+    Bound,
+    DhcpInvariantError,
+    Init,
+    Lease,
+    Rebinding,
+    Renewing,
+    Requesting,
+    Selecting,
+)
+from netstack.limits import DHCP_INITIAL_RETRANSMIT, DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
 from netstack.reasons import Counters, Drop
 
 MAC = bytes.fromhex("020000000001")
@@ -291,3 +303,98 @@ def test_unexpected_message_types_are_counted() -> None:
     client.message_received(1.0, serialize_dhcp(DhcpMessage(BOOTREPLY, request.xid, MAC, options, yiaddr=OFFERED)))
     assert state(client) is DhcpState.BOUND
     assert counters[Drop.DHCP_UNEXPECTED] == 1
+
+
+def _reply_to(client: DhcpClient, kind: int, server_id: bytes, *, yiaddr: bytes = OFFERED,
+              lease: int | None = 3600) -> bytes:
+    """A server's answer to the client's last message, built from the codec (not by the fake server)."""
+    (send,) = client.take_outgoing()
+    request = parse_dhcp(send.payload)
+    options = {OPT_MESSAGE_TYPE: bytes([kind]), OPT_SERVER_ID: server_id, OPT_SUBNET_MASK: bytes([255, 255, 255, 0])}
+    if lease is not None:
+        options[OPT_LEASE_TIME] = lease.to_bytes(4, "big")
+    return serialize_dhcp(DhcpMessage(BOOTREPLY, request.xid, request.chaddr, options, yiaddr=yiaddr))
+
+
+def _requesting() -> tuple[DhcpClient, Counters]:
+    client, counters = make()
+    client.start(0.0)
+    client.message_received(0.0, _reply_to(client, OFFER, SERVER))
+    assert state(client) is DhcpState.REQUESTING
+    return client, counters
+
+
+def test_nak_from_an_unselected_server_is_ignored() -> None:
+    client, counters = _requesting()
+    client.message_received(0.0, _reply_to(client, NAK, OTHER_SERVER))
+    assert state(client) is DhcpState.REQUESTING
+    assert counters[Drop.DHCP_UNEXPECTED] == 1
+    assert client.take_events() == []
+
+
+def test_ack_without_a_lease_time_is_refused_while_requesting() -> None:
+    client, counters = _requesting()
+    client.message_received(0.0, _reply_to(client, ACK, SERVER, lease=None))
+    assert state(client) is DhcpState.REQUESTING
+    assert client.lease is None
+    assert counters[Drop.DHCP_BAD_LEASE] == 1
+
+
+def _renewing() -> tuple[DhcpClient, Counters]:
+    client, counters = make()
+    bound(client, FakeServer())
+    client.take_events()
+    client.timers_expired(1800.0)
+    assert state(client) is DhcpState.RENEWING
+    return client, counters
+
+
+def test_renewal_with_a_different_address_loses_the_old_lease() -> None:
+    client, _ = _renewing()
+    moved = bytes([10, 0, 0, 77])
+    client.message_received(1800.0, _reply_to(client, ACK, SERVER, yiaddr=moved))
+    events = client.take_events()
+    assert [type(e) for e in events] == [LeaseLost, LeaseAcquired]
+    assert isinstance(events[1], LeaseAcquired)
+    assert events[1].lease.config.address == moved
+    assert client.lease is not None
+    assert client.lease.config.address == moved
+
+
+def test_unusable_renewal_ack_keeps_the_lease() -> None:
+    client, counters = _renewing()
+    client.message_received(1800.0, _reply_to(client, ACK, SERVER, lease=None))
+    assert state(client) is DhcpState.RENEWING
+    assert client.lease is not None
+    assert client.lease.config.address == OFFERED
+    assert counters[Drop.DHCP_BAD_LEASE] == 1
+
+
+def test_every_state_has_a_timer_handler_and_no_handler_for_a_foreign_state() -> None:
+    """A deadline always belongs to the state that set it, so each state class handles TIMER; and the
+    table names only the client's own states."""
+    states = {Init, Selecting, Requesting, Bound, Renewing, Rebinding}
+    assert {cls for cls, _ in _ON_INPUT} == states
+    assert {cls for cls, event in _ON_INPUT if event == TIMER} == states
+    assert {(cls, event) for cls, event in _ON_INPUT if event != TIMER} == {
+        (Selecting, OFFER), (Requesting, ACK), (Requesting, NAK), (Renewing, ACK), (Renewing, NAK),
+        (Rebinding, ACK), (Rebinding, NAK)}
+
+
+def test_nak_from_the_selected_server_restarts_after_a_pause() -> None:
+    client, _ = _requesting()
+    client.message_received(3.0, _reply_to(client, NAK, SERVER))
+    assert state(client) is DhcpState.INIT
+    assert client.next_deadline() == 3.0 + DHCP_INITIAL_RETRANSMIT
+    assert client.take_events() == []  # there was no lease to lose
+
+
+def test_a_state_change_outside_the_transition_table_is_an_invariant_failure() -> None:
+    """Selecting may not jump to Bound without a REQUEST/ACK: `_to` refuses, and the state stays."""
+    client, _ = make()
+    client.start(0.0)
+    lease = Lease(StaticIp(OFFERED, 24, SERVER), SERVER, 0.0, 3600.0, 1800.0, 3150.0)
+    with pytest.raises(DhcpInvariantError, match="Selecting -> Bound"):
+        client._to(Bound(lease))
+    assert state(client) is DhcpState.SELECTING
+    assert {b for _, b in _TRANSITIONS} == {cls for cls, _ in _ON_INPUT}
