@@ -5,10 +5,10 @@ makes the complete list reviewable, and every one of them maps to a counted fail
 (`resource-limit` or `timeout`) rather than to a crash.
 
 `Limits` is the one tree: the appliance's own bounds (connections, HTTP, ledger, statistics, console, vault)
-and, as subtrees, the packages' own: `tcp` (netstack.tcp.config.TcpConfig), `stack` (netstack.limits), `tls`
-(tls.limits) and `x509` (tls.x509.limits). Each bound is defined once, in its package; the composition root
-(`appliance.main`) builds the tree once, passes each part down, prints it whole on boot (`describe`), and
-`--limit a.b.c=VALUE` (`override`) reaches every leaf.
+and, as subtrees, the packages' own: `tcp` (netstack.tcp.config.TcpConfig), `stack` (netstack.limits) and
+`tls` (tls.limits, holding `tls.x509`: tls.x509.limits, the bounds on a peer's chain). Each bound is
+defined once, in its package; the composition root (`appliance.main`) builds the tree once, passes each part
+down, prints it whole on boot (`describe`), and `--limit a.b.c=VALUE` (`override`) reaches every leaf.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from netstack.limits import DEFAULT_STACK_LIMITS, StackLimits
 from netstack.tcp.config import TcpConfig
 from tls.limits import DEFAULT_LIMITS as DEFAULT_TLS_LIMITS
 from tls.limits import Limits as TlsLimits
-from tls.x509.limits import DEFAULT_LIMITS as DEFAULT_VALIDATION_LIMITS
-from tls.x509.limits import ValidationLimits
 
 TCP_HEADROOM = 4
 """TCP control blocks allowed per connection the appliance admits. TCP holds more than the appliance counts
@@ -85,8 +83,7 @@ class Limits:
     # the packages' own limits, each defined in its package
     tcp: TcpConfig = field(default_factory=TcpConfig)  # its admission caps are DERIVED: see effective_tcp
     stack: StackLimits = DEFAULT_STACK_LIMITS
-    tls: TlsLimits = DEFAULT_TLS_LIMITS
-    x509: ValidationLimits = DEFAULT_VALIDATION_LIMITS
+    tls: TlsLimits = DEFAULT_TLS_LIMITS  # with the peers' chains' bounds as tls.x509
 
     def effective_tcp(self) -> TcpConfig:
         """TCP as the stack runs it: its admission caps follow the appliance's (TCP_HEADROOM)."""

@@ -192,7 +192,7 @@ async def assemble(
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
     pki = issue_boot_pki(sources, test_pki, log)
-    validator = BootCaValidator(pki.ca_der, limits.x509)
+    validator = BootCaValidator(pki.ca_der, limits.tls.x509)  # the bounds our engine applied, again
     vault = Vault(secret, validator)
     del secret
     engines = make_engines(tls, pki, sources, limits)

@@ -314,7 +314,7 @@ class ClientConnection(HandshakeConnection):
         self._certificate_13(state.keys, state.request, body, raw)
 
     def _certificate_13(self, keys: Keys13, request: tuple[int, ...] | None, body: memoryview, raw: bytes) -> None:
-        message = parse_certificate13(body, self._limits.max_chain_length)
+        message = parse_certificate13(body, self._limits.x509.max_chain_certificates)
         if message.context:
             raise illegal("server Certificate with a request context")
         peer = self._accept_server_chain(message.chain)
@@ -328,7 +328,7 @@ class ClientConnection(HandshakeConnection):
         if isinstance(config.anchors, NoValidation):
             return Peer(chain, leaf_public_key(chain[0]), validated=False)
         key = validate_chain(config.validator, chain, anchors=config.anchors, purpose=x509.Purpose.SERVER_AUTH,
-                             name=config.server_name, now=config.time())
+                             name=config.server_name, now=config.time(), limits=self._limits.x509)
         return Peer(chain, key, validated=True)
 
     def _on_certificate_verify_13(self, state: AwaitCertificateVerify13, body: memoryview, raw: bytes) -> None:
@@ -392,7 +392,7 @@ class ClientConnection(HandshakeConnection):
         self._to(AwaitCertificate12(Hello12(suite, sh.random)))
 
     def _on_certificate_12(self, state: AwaitCertificate12, body: memoryview, raw: bytes) -> None:
-        peer = self._accept_server_chain(parse_certificate12(body, self._limits.max_chain_length).chain)
+        peer = self._accept_server_chain(parse_certificate12(body, self._limits.x509.max_chain_certificates).chain)
         self._transcript.add(raw)
         self._to(AwaitServerKeyExchange(state.hello, peer))
 

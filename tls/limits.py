@@ -3,7 +3,9 @@ appliance counts (resource-limit, record-overflow, path-too-long), never an unbo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tls.x509.limits import ValidationLimits
 
 MAX_PLAINTEXT = 2**14
 """RFC 8446 §5.1: a record's plaintext never exceeds 2^14 bytes."""
@@ -19,8 +21,6 @@ class Limits:
 
     max_handshake_message: int = 32 * 1024
     """Largest handshake message body we reassemble (a Certificate with a few chain members fits easily)."""
-    max_chain_length: int = 8
-    """Most certificates we accept in a peer's Certificate message."""
     handshake_buffer: int = 64 * 1024
     """Most bytes of handshake data buffered before they form whole messages."""
     max_record_ciphertext: int = MAX_CIPHERTEXT_13
@@ -38,5 +38,8 @@ class Limits:
     max_post_handshake_messages: int = 64
     """NewSessionTicket or other post-handshake messages accepted in a row without application data."""
 
+    x509: ValidationLimits = field(default_factory=ValidationLimits)
+    """The peer's chain: how many certificates its Certificate message may carry (`max_chain_certificates`,
+    the one cap on chain length) and what validating them may cost."""
 
 DEFAULT_LIMITS = Limits()

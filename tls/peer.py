@@ -20,7 +20,7 @@ from tls.errors import ProtocolError
 
 class Validator(Protocol):
     def __call__(self, chain: Sequence[bytes], *, anchors: Sequence[bytes], purpose: x509.Purpose,
-                 name: x509.PeerName | None, time: datetime) -> x509.ValidatedPath: ...
+                 name: x509.PeerName | None, time: datetime, limits: x509.ValidationLimits) -> x509.ValidatedPath: ...
 
 
 def peer_name(name: str | None) -> x509.PeerName | None:
@@ -35,11 +35,11 @@ def peer_name(name: str | None) -> x509.PeerName | None:
 
 
 def validate_chain(validator: Validator | None, chain: Sequence[bytes], *, anchors: Sequence[bytes],
-                   purpose: x509.Purpose, name: str | None, now: datetime) -> object:
-    """Validate the peer's chain; return the leaf's public key (parsed once, by the validator)."""
+                   purpose: x509.Purpose, name: str | None, now: datetime, limits: x509.ValidationLimits) -> object:
+    """Validate the peer's chain within `limits`; return the leaf's public key (parsed once, by the validator)."""
     check = validator if validator is not None else x509.validate
     try:
-        path = check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now)
+        path = check(chain, anchors=anchors, purpose=purpose, name=peer_name(name), time=now, limits=limits)
         return path.leaf.public_key()
     except x509.X509Error as err:
         raise ProtocolError(err.category, f"peer certificate: {err.reason}") from None

@@ -225,7 +225,8 @@ class ServerConnection(HandshakeConnection):
                 raise ProtocolError(Category.NO_CERTIFICATE, "client sent no certificate")
             return ANONYMOUS
         key = validate_chain(self._config.validator, chain, anchors=auth.anchors,
-                             purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time())
+                             purpose=x509.Purpose.CLIENT_AUTH, name=None, now=self._config.time(),
+                             limits=self._limits.x509)
         return Peer(chain, key, validated=True)
 
     # ---- TLS 1.3 ------------------------------------------------------------------------------------
@@ -339,7 +340,7 @@ class ServerConnection(HandshakeConnection):
         self._to(AwaitCertificate13(keys, auth) if auth is not None else AwaitFinished13(keys, ANONYMOUS))
 
     def _on_certificate_13(self, state: AwaitCertificate13, body: memoryview, raw: bytes) -> None:
-        message = parse_certificate13(body, self._limits.max_chain_length)
+        message = parse_certificate13(body, self._limits.x509.max_chain_certificates)
         if message.context:
             raise illegal("client Certificate with a request context we did not send")
         self._transcript.add(raw)
@@ -422,7 +423,7 @@ class ServerConnection(HandshakeConnection):
         self._to(AwaitCertificate12(hello, auth) if auth is not None else AwaitClientKeyExchange(hello, ANONYMOUS))
 
     def _on_certificate_12(self, state: AwaitCertificate12, body: memoryview, raw: bytes) -> None:
-        message = parse_certificate12(body, self._limits.max_chain_length)
+        message = parse_certificate12(body, self._limits.x509.max_chain_certificates)
         self._transcript.add(raw)
         self._to(AwaitClientKeyExchange(state.hello, self._accept_client_chain(state.auth, message.chain)))
 

@@ -54,12 +54,12 @@ def test_production_refuses_test_material_and_comparison_modes() -> None:
 def test_limit_overrides_reach_every_part_of_the_tree() -> None:
     limits = apply_limit_overrides(Limits(), (
         "idle_timeout=2.5", "max_connections=3", "tcp.rcv_buffer=65536", "tcp.timestamps=off",
-        "stack.reassembly.datagrams=8", "tls.max_ccs=0", "x509.max_candidates=4",
+        "stack.reassembly.datagrams=8", "tls.max_ccs=0", "tls.x509.max_candidates=4",
     ))
     assert (limits.idle_timeout, limits.max_connections) == (2.5, 3)
     assert (limits.tcp.rcv_buffer, limits.tcp.timestamps) == (65536, False)
     assert limits.stack.reassembly.datagrams == 8
-    assert (limits.tls.max_ccs, limits.x509.max_candidates) == (0, 4)
+    assert (limits.tls.max_ccs, limits.tls.x509.max_candidates) == (0, 4)
     assert Limits().stack.reassembly.datagrams != 8  # the default tree is untouched
     bad_ones = ("nope=1", "max_connections=x", "max_connections", "__class__=1", "tcp=1", "tcp.nope=1",
                 "stack.reassembly=1", "tcp.timestamps=maybe", "tcp.max_connections=5", "tcp.max_per_source=5",
@@ -72,10 +72,11 @@ def test_limit_overrides_reach_every_part_of_the_tree() -> None:
 def test_the_described_tree_holds_every_leaf_at_its_effective_value() -> None:
     limits = apply_limit_overrides(Limits(), ("max_connections=10", "stack.icmp.echo_rate=5"))
     tree = describe(limits)
-    assert set(tree) >= {"tcp", "stack", "tls", "x509", "max_connections", "ledger_region_bytes"}
+    assert set(tree) >= {"tcp", "stack", "tls", "max_connections", "ledger_region_bytes"}
+    assert "x509" not in tree  # one place for the chain bounds: under tls
     assert tree["tcp"]["max_connections"] == TCP_HEADROOM * 10  # derived, as TCP runs it
     assert tree["stack"]["icmp"]["echo_rate"] == 5.0
-    assert tree["x509"]["max_chain_certificates"] == limits.x509.max_chain_certificates
+    assert tree["tls"]["x509"]["max_chain_certificates"] == limits.tls.x509.max_chain_certificates
     json.dumps(tree)  # what the boot log prints: plain JSON, no objects
 
     def leaves(node: dict[str, object]) -> int:

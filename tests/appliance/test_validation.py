@@ -72,11 +72,11 @@ def test_later_time_expires_the_boot_leaves() -> None:
 
 def test_the_x509_part_of_the_limits_tree_reaches_the_validator() -> None:
     """The appliance's `x509` limits are the ones this validator enforces: a good chain of two certificates
-    passes with the defaults and is refused once `--limit x509.max_chain_certificates=1`."""
+    passes with the defaults and is refused once `--limit tls.x509.max_chain_certificates=1`."""
     chain = (BOOT.client.cert_der, BOOT.ca_der)
     VALIDATE(chain, Purpose.CLIENT_AUTH, NOW)
-    limits = override(Limits(), "x509.max_chain_certificates", "1")
+    limits = override(Limits(), "tls.x509.max_chain_certificates", "1")
     with pytest.raises(PeerRejectedError) as info:
-        BootCaValidator(BOOT.ca_der, limits.x509)(chain, Purpose.CLIENT_AUTH, NOW)
+        BootCaValidator(BOOT.ca_der, limits.tls.x509)(chain, Purpose.CLIENT_AUTH, NOW)
     assert info.value.category is Category.PATH_BUILDING_LIMIT
     assert "limit 1" in info.value.reason

@@ -39,6 +39,7 @@ from tls.messages import frame, parse_client_hello, parse_server_hello, serializ
 from tls.record import plaintext_record
 from tls.server import ServerConnection
 from tls.server_states import AwaitChangeCipherSpec, AwaitClientHello2
+from tls.x509.limits import ValidationLimits
 
 
 def run(
@@ -169,7 +170,7 @@ def test_server_chain_longer_than_the_cap() -> None:
     leaf = server_leaf()
     s = ServerConnection(server_config())
     object.__setattr__(s._config, "chain", (leaf.der,) + (ca().der,) * 9)
-    c = ClientConnection(client_config(limits=Limits(max_chain_length=8)))
+    c = ClientConnection(client_config(limits=Limits(x509=ValidationLimits(max_chain_certificates=8))))
     client_events, _ = pump(c, s)
     refused_by(client_events, AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG)
 
@@ -177,7 +178,8 @@ def test_server_chain_longer_than_the_cap() -> None:
 def test_client_chain_longer_than_the_cap() -> None:
     config = client_config(cert_kind="p256")
     object.__setattr__(config, "chain", config.chain + (ca().der,) * 5)
-    s = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED, limits=Limits(max_chain_length=4)))
+    limits = Limits(x509=ValidationLimits(max_chain_certificates=4))
+    s = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED, limits=limits))
     _, server_events = pump(ClientConnection(config), s)
     refused_by(server_events, AlertDescription.BAD_CERTIFICATE, Category.PATH_TOO_LONG)
 

@@ -129,7 +129,7 @@ def test_chain_refusal_keeps_the_validators_category() -> None:
     stranger = server_leaf().der
     with pytest.raises(ProtocolError) as info:
         validate_chain(None, (stranger,), anchors=(), purpose=x509.Purpose.SERVER_AUTH, name="localhost",
-                       now=NOW)
+                       now=NOW, limits=x509.DEFAULT_LIMITS)
     assert info.value.category is Category.UNTRUSTED_CHAIN
     assert info.value.alert.name == "UNKNOWN_CA"
 
