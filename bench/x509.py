@@ -5,6 +5,12 @@ The reference for parsing is `cryptography.x509.load_der_x509_certificate` plus 
 `cryptography.x509.verification` (its Rust web-PKI verifier) on the same leaf + intermediate + root chain,
 given DER each time as a TLS handshake would (both sides parse the peer's certificates per call; the
 trust store is built once on both sides, as our anchor cache does).
+
+The impostor figure is an attack, measured against our own normal chain in the same run (issue 15): a leaf
+plus seven certificates that copy the trust anchor's name and key identifier but hold other keys (about
+3.5 KB each, padded with names), signed in a chain among themselves. Without the CA key nothing can make
+it pass; what matters is what its refusal costs. Value and reference are milliseconds per validation, so
+the ratio is how many normal handshakes one refusal costs (the goal is at most 3).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bench.harness import Figure
 from bench.timing import interleaved_rates
-from tls.x509 import PeerName, Purpose, parse_certificate, validate
+from tls.x509 import PeerName, Purpose, X509Error, parse_certificate, validate
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 HOST = "bench.example.com"
@@ -85,6 +91,77 @@ def _validation_pair(chain: tuple[bytes, bytes, bytes]) -> tuple[Callable[[], ob
     return ours, reference
 
 
+IMPOSTORS = 7
+IMPOSTOR_NAMES = 100  # DNS names per impostor: about 3.5 KB each, 25 KB for the chain as reported
+
+
+def _impostor_chain(root_der: bytes) -> list[bytes]:
+    """Leaf + `IMPOSTORS` certificates named like the anchor, with its key identifier, each signed by the next
+    one's key (the last self-signed) and the leaf by the first's: every link but the last one verifies."""
+    root = x509.load_der_x509_certificate(root_der)
+    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(IMPOSTORS)]
+    padding = x509.SubjectAlternativeName(
+        [x509.DNSName(f"impostor-{n:04d}.bench.example.com") for n in range(IMPOSTOR_NAMES)]
+    )
+    impostors = []
+    for index, key in enumerate(keys):
+        signer = keys[index + 1] if index + 1 < len(keys) else key
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(root.subject)
+            .issuer_name(root.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=90))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(key_id, critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier(key_id.digest, None, None), critical=False)
+            .add_extension(padding, critical=False)
+        )
+        impostors.append(builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(root.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(key_id.digest, None, None), critical=False)
+        .sign(keys[0], hashes.SHA256())
+    )
+    return [leaf.public_bytes(serialization.Encoding.DER), *impostors]
+
+
+def _impostor_pair(chain: tuple[bytes, bytes, bytes]) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(impostor chain refused, normal chain accepted), both against the same anchor."""
+    leaf, inter, root = chain
+    peer = PeerName("DNS", HOST)
+    impostor = _impostor_chain(root)
+
+    def attack() -> object:
+        try:
+            validate(impostor, anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+        except X509Error as error:
+            return error
+        raise AssertionError("the impostor chain was accepted")
+
+    def normal() -> object:
+        return validate([leaf, inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+
+    attack()
+    normal()
+    return attack, normal
+
+
 def run(quick: bool) -> dict[str, Figure]:
     seconds = 0.3 if quick else 3.0
     p256 = _chain(lambda: ec.generate_private_key(ec.SECP256R1()))
@@ -106,4 +183,9 @@ def run(quick: bool) -> dict[str, Figure]:
         ours, reference = _validation_pair(chain)
         ours_rate, reference_rate = interleaved_rates(ours, reference, seconds=seconds)
         figures[f"chains validated ({label}, leaf+intermediate+root)"] = Figure(ours_rate, "chains/s", reference_rate)
+    attack, normal = _impostor_pair(p256)
+    attack_rate, normal_rate = interleaved_rates(attack, normal, seconds=seconds)
+    figures[f"impostor chain refused (leaf+{IMPOSTORS} fake anchors) vs normal P-256 chain"] = Figure(
+        1000 / attack_rate, "ms/chain", 1000 / normal_rate
+    )
     return figures
