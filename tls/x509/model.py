@@ -118,6 +118,24 @@ class SignatureAlgorithm:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What path building compares before it spends anything on a certificate: exact name encodings, the
+    SubjectPublicKeyInfo bytes and the key identifier. Read by `parse.peek_certificate` without a schema
+    decode, from the same byte ranges the full parse takes; `subject_key_identifier` is None when absent
+    or unreadable (then it filters nothing, and the full parse decides)."""
+
+    der: bytes
+    issuer: bytes
+    subject: bytes
+    spki: bytes
+    subject_key_identifier: bytes | None
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+
 @dataclass(frozen=True, eq=False)
 class Certificate:
     """One parsed X.509 certificate. Equality is identity of the DER (see __eq__)."""
@@ -165,6 +183,11 @@ class Certificate:
     def self_issued(self) -> bool:
         """RFC 5280 6.1: subject and issuer are the same name (key rollover certificates, roots)."""
         return self.subject.der == self.issuer.der
+
+    @cached_property
+    def summary(self) -> CertificateSummary:
+        return CertificateSummary(self.der, self.issuer.der, self.subject.der, self.spki_der,
+                                  self.subject_key_identifier)
 
     @cached_property
     def _key(self) -> PublicKey:

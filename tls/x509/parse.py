@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TypedDict
 
 from pyasn1.codec.der import decoder as der_decoder
@@ -41,6 +42,7 @@ from tls.x509.model import (
     AuthorityKeyIdentifier,
     BasicConstraints,
     Certificate,
+    CertificateSummary,
     Extension,
     GeneralNames,
     NameConstraints,
@@ -88,6 +90,50 @@ def parse_certificate_data(der: bytes) -> Certificate:
         raise decode_error("signature BIT STRING has unused bits")
     signature = der[sig_start + 1 : sig_end]
     return _parse_tbs(der, tbs_der, outer_algorithm, signature)
+
+
+# DER content of the OBJECT IDENTIFIER 2.5.29.14 (subjectKeyIdentifier).
+_SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
+
+
+def peek_certificate(der: bytes) -> CertificateSummary:
+    """Read only the fields path building compares (names, key, key identifier): a few dozen TLV headers,
+    no schema decode, no extension decoding. It is not a parse: it refuses malformed framing on the way but
+    accepts much that the parse refuses, so a certificate is fully parsed before anything else uses it."""
+    _, start, end = read_single(der, TAG_SEQUENCE)
+    tag, _, tbs_start, tbs_end = next(iter_children(der, start, end), (-1, 0, 0, 0))
+    if tag != TAG_SEQUENCE:
+        raise decode_error("Certificate does not start with a TBSCertificate")
+    fields = list(islice(iter_children(der, tbs_start, tbs_end), 11))
+    if fields and fields[0][0] == _TAG_VERSION:
+        del fields[0]
+    if len(fields) < 6:
+        raise decode_error("TBSCertificate has too few fields")
+    issuer, subject, spki = fields[2], fields[4], fields[5]
+    extensions = [f for f in fields[6:] if f[0] == _TAG_EXTENSIONS]
+    return CertificateSummary(
+        der=der,
+        issuer=der[issuer[1] : issuer[3]],
+        subject=der[subject[1] : subject[3]],
+        spki=der[spki[1] : spki[3]],
+        subject_key_identifier=_peek_key_identifier(der, extensions[0][2], extensions[0][3]) if extensions else None,
+    )
+
+
+def _peek_key_identifier(der: bytes, start: int, end: int) -> bytes | None:
+    """The subjectKeyIdentifier's octets, or None if absent or not plainly readable."""
+    try:
+        _, _, seq_start, seq_end = _only_child(der, start, end, TAG_SEQUENCE)
+        for _, _, ext_start, ext_end in islice(iter_children(der, seq_start, seq_end), MAX_EXTENSIONS):
+            parts = list(islice(iter_children(der, ext_start, ext_end), 3))
+            tag, _, oid_start, oid_end = parts[0]
+            if tag == TAG_OID and der[oid_start:oid_end] == _SKI_OID_CONTENT:
+                _, _, value_start, value_end = parts[-1]
+                _, id_start, id_end = read_single(der[value_start:value_end], TAG_OCTET_STRING)
+                return der[value_start + id_start : value_start + id_end] or None
+    except (X509Error, IndexError):
+        return None
+    return None
 
 
 def _schema_check(der: bytes) -> None:
