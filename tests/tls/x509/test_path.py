@@ -239,3 +239,27 @@ def test_copies_of_one_key_cost_one_check_per_child(verifications: list[int]) ->
         validate([leaf.der, *(c.der for c in copies)], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
                  time=NOW)
     assert len(verifications) == 1
+
+
+def test_certificates_on_no_path_to_an_anchor_are_never_parsed(verifications: list[int]) -> None:
+    """The other shape of issue 15: eleven CA certificates under a name of the attacker's, all holding the key
+    that signed the leaf, all claiming the anchor as issuer (name and key identifier) without its signature.
+    Each verifies the leaf, so parsing on reaching them cost eleven parses; the search runs on peeked bytes
+    and parses only a path whose signatures reach the anchor, which here is none."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 93))
+    attacker_key = shared_key("p256", 94)
+    forged = Issued(root.certificate, attacker_key, root.name)  # the anchor's name and key id, another key
+    fakes = [
+        issue(ca_spec("Evil", serial=200 + n, aki=False,
+                      extra=((x509.AuthorityKeyIdentifier(_key_id(root), None, None), False),)),
+              issuer=forged, key=attacker_key)
+        for n in range(11)
+    ]
+    leaf = issue(Spec(), issuer=fakes[0])
+    work = Work()
+    with pytest.raises(X509Error) as info:
+        validate([leaf.der, *(f.der for f in fakes)], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
+                 time=NOW, work=work)
+    assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
+    assert work.certificates_parsed == 1  # the leaf
+    assert len(verifications) == work.signature_checks == 1 + 11  # leaf <- the one key; each fake <- anchor
