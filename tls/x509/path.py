@@ -14,7 +14,8 @@ Work is spent only where a path could end, cheapest first:
    its key cannot make: whatever such a peer sends, no certificate but its leaf is parsed.
    The role rules (checks.check_ca, pathLenConstraint, name constraints) then run on the parsed path,
    from the leaf up; a link they refuse unwinds the search to that link's depth, as if it had been
-   refused there, so the path found is the one a search that parsed everything first would find.
+   refused there, so (work limits permitting) the path found is the one a search that parsed
+   everything first would find; only the reason reported for a refused chain may differ.
 2. Candidates for a certificate's issuer: anchors first (shortest path), then the peer's certificates,
    whose subject equals the child's issuer name byte-for-byte and whose subjectKeyIdentifier, when both
    sides have key identifiers, equals the child's authorityKeyIdentifier. A (subject, key) pair already in
@@ -193,7 +194,7 @@ class PathSearch:
         depth = below + (0 if candidate.anchor or candidate.summary.self_issued else 1)
         if depth > self.limits.max_chain_depth:
             raise X509Error(Category.PATH_TOO_LONG, f"more than {self.limits.max_chain_depth} intermediates")
-        if candidate.parsed is not None and candidate.anchor:
+        if candidate.anchor and candidate.parsed is not None:
             check_ca(candidate.parsed, self.purpose, self.time, anchor=True)
         self._verify(path[-1], candidate)
 

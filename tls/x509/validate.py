@@ -3,7 +3,8 @@
 Order of work is chosen so that cheap refusals come first and nothing the peer controls can make a call
 expensive: count and size bounds before parsing, the leaf's own rules before any path building, and path
 building under the caps of `ValidationLimits`, its work metered per call (`tls.x509.work`). Only the leaf is
-parsed here; the peer's other certificates are parsed by path building if and when a path reaches them.
+parsed here; path building parses the peer's other certificates only once a path through them reaches
+an anchor with every signature verified.
 Certificates that cannot be read are set aside (a peer may send junk that is not on the path); if no path
 is found, the first such refusal is reported.
 

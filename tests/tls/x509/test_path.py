@@ -263,3 +263,22 @@ def test_certificates_on_no_path_to_an_anchor_are_never_parsed(verifications: li
     assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
     assert work.certificates_parsed == 1  # the leaf
     assert len(verifications) == work.signature_checks == 1 + 11  # leaf <- the one key; each fake <- anchor
+
+
+def test_a_link_refused_after_the_anchor_is_reached_unwinds_to_its_depth(verifications: list[int]) -> None:
+    """Role rules run once a path's signatures reach the anchor. The first intermediate here lacks
+    keyCertSign: the refusal is found at the top, and the search goes back down to the leaf's link and
+    takes the other certificate for the same key; links above it were verified once, not twice."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 95))
+    mid = issue(ca_spec("Mid"), issuer=root, key=shared_key("p256", 96))
+    inter_key = shared_key("p256", 97)
+    bad = issue(ca_spec("Inter", serial=1, key_usage=("digital_signature",)), issuer=mid, key=inter_key)
+    good = issue(ca_spec("Inter", serial=2), issuer=mid, key=inter_key)
+    leaf = issue(Spec(), issuer=good)
+    found = validate([leaf.der, bad.der, good.der, mid.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH,
+                     name=HOST, time=NOW)
+    assert [c.der for c in found.certificates] == [leaf.der, good.der, mid.der, root.der]
+    assert len(verifications) == 4  # leaf<-Inter key, bad<-Mid, good<-Mid, Mid<-Root
+    with pytest.raises(X509Error) as info:
+        validate([leaf.der, bad.der, mid.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
+    assert info.value.category is Category.WRONG_KEY_USAGE
