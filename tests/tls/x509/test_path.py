@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tls.x509.path as path_module
 from outcomes.category import Category
@@ -282,3 +284,40 @@ def test_a_link_refused_after_the_anchor_is_reached_unwinds_to_its_depth(verific
     with pytest.raises(X509Error) as info:
         validate([leaf.der, bad.der, mid.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
     assert info.value.category is Category.WRONG_KEY_USAGE
+
+
+_NAMES = ("Root", "A", "B")
+_KEYS = (0, 1, 2, 3)  # 0 is the anchor's key
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_KEYS), st.sampled_from(_NAMES),
+                          st.sampled_from(_KEYS), st.booleans()), min_size=1, max_size=11),
+       st.tuples(st.sampled_from(_NAMES), st.sampled_from(_KEYS)))
+def test_any_graph_of_ca_certificates_stays_within_the_work_limits(
+    cas: list[tuple[str, int, str, int, bool]], leaf_issuer: tuple[str, int]
+) -> None:
+    """Whatever names, keys and key identifiers a peer combines, validation ends in a path or a refusal
+    after at most the budgeted work (the meter refuses before spending past a limit)."""
+    keys = [shared_key("p256", 110 + k) for k in _KEYS]
+    root = issue(ca_spec("Root"), key=keys[0])
+
+    def signer(name: str, key: int) -> Issued:
+        return Issued(root.certificate, keys[key], x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+
+    peer = []
+    for serial, (subject, key, issuer, signing_key, claim_anchor_id) in enumerate(cas, start=10):
+        extra = ((x509.SubjectKeyIdentifier(_key_id(root)), False),) if claim_anchor_id else ()
+        spec = ca_spec(subject, serial=serial, ski=not claim_anchor_id, extra=extra)
+        peer.append(issue(spec, issuer=signer(issuer, signing_key), key=keys[key]).der)
+    leaf = issue(Spec(), issuer=signer(*leaf_issuer))
+    limits = replace(DEFAULT_LIMITS, max_signature_checks=8, max_parse_bytes=len(leaf.der) + 2000)
+    work = Work()
+    try:
+        validate([leaf.der, *peer], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+                 limits=limits, work=work)
+    except X509Error as error:
+        assert isinstance(error.category, Category)  # noqa: PT017 - any refusal is fine; the bounds are the point
+    assert work.signature_checks <= limits.max_signature_checks
+    assert work.parse_bytes <= limits.max_parse_bytes
+    assert work.candidates <= limits.max_candidates
