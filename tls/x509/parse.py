@@ -131,7 +131,7 @@ def peek_certificate(der: bytes) -> CertificateSummary:
 
 
 def _peek_extension_values(der: bytes, start: int, end: int) -> dict[bytes, bytes]:
-    """extnValue by OID content octets, for the first `MAX_EXTENSIONS` extensions; {} if unreadable."""
+    """extnValue by OID content octets, for the first `MAX_EXTENSIONS` extensions, up to the first unreadable one."""
     values: dict[bytes, bytes] = {}
     try:
         _, _, seq_start, seq_end = _only_child(der, start, end, TAG_SEQUENCE)
