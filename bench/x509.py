@@ -5,6 +5,14 @@ The reference for parsing is `cryptography.x509.load_der_x509_certificate` plus 
 `cryptography.x509.verification` (its Rust web-PKI verifier) on the same leaf + intermediate + root chain,
 given DER each time as a TLS handshake would (both sides parse the peer's certificates per call; the
 trust store is built once on both sides, as our anchor cache does).
+
+The impostor figure is an attack, measured against our own normal chain in the same run (issue 15): a leaf
+plus seven certificates that copy the trust anchor's name and key identifier but hold other keys (about
+3.5 KB each, padded with names), signed in a chain among themselves. Without the CA key nothing can make
+it pass; what matters is what its refusal costs. Value and reference are milliseconds per validation, so
+the ratio is how many normal handshakes one refusal costs (the goal is at most 3). The forged-intermediates
+figure is the other shape of the same attack: eleven padded CA certificates under the attacker's own name,
+all holding the key that signed the leaf (so each verifies it) and all claiming the anchor as their issuer.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bench.harness import Figure
 from bench.timing import interleaved_rates
-from tls.x509 import PeerName, Purpose, parse_certificate, validate
+from tls.x509 import PeerName, Purpose, X509Error, parse_certificate, validate
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 HOST = "bench.example.com"
@@ -85,6 +93,103 @@ def _validation_pair(chain: tuple[bytes, bytes, bytes]) -> tuple[Callable[[], ob
     return ours, reference
 
 
+IMPOSTORS = 7
+IMPOSTOR_NAMES = 100  # DNS names per impostor: about 3.5 KB each, 25 KB for the chain as reported
+
+
+def _ca_builder(subject: x509.Name, issuer: x509.Name, key: PrivateKey, key_id: bytes) -> x509.CertificateBuilder:
+    """A CA certificate claiming `key_id` as its issuer's key, padded with `IMPOSTOR_NAMES` DNS names."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier(key_id, None, None), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(f"impostor-{n:04d}.bench.example.com") for n in range(IMPOSTOR_NAMES)]
+            ),
+            critical=False,
+        )
+    )
+
+
+def _leaf_under(issuer: x509.Name, key: PrivateKey, key_id: bytes) -> bytes:
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
+        .issuer_name(issuer)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(key_id, None, None), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return leaf.public_bytes(serialization.Encoding.DER)
+
+
+def _forged_intermediates(root_der: bytes) -> list[bytes]:
+    """Leaf + 11 CA certificates named "Forged CA", one attacker key, issuer claimed: the anchor."""
+    root = x509.load_der_x509_certificate(root_der)
+    root_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    key = ec.generate_private_key(ec.SECP256R1())
+    own_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Forged CA")])
+    forged = [
+        _ca_builder(name, root.subject, key, root_id).add_extension(own_id, critical=False).sign(key, hashes.SHA256())
+        for _ in range(11)
+    ]
+    return [_leaf_under(name, key, own_id.digest), *(c.public_bytes(serialization.Encoding.DER) for c in forged)]
+
+
+def _impostor_chain(root_der: bytes) -> list[bytes]:
+    """Leaf + `IMPOSTORS` certificates named like the anchor, with its key identifier, each signed by the next
+    one's key (the last self-signed) and the leaf by the first's: every link but the last one verifies."""
+    root = x509.load_der_x509_certificate(root_der)
+    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(IMPOSTORS)]
+    impostors = []
+    for index, key in enumerate(keys):
+        signer = keys[index + 1] if index + 1 < len(keys) else key
+        builder = _ca_builder(root.subject, root.subject, key, key_id.digest).add_extension(key_id, critical=False)
+        impostors.append(builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    return [_leaf_under(root.subject, keys[0], key_id.digest), *impostors]
+
+
+def _attack_pair(
+    chain: tuple[bytes, bytes, bytes], make: Callable[[bytes], list[bytes]]
+) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(attack chain refused, normal chain accepted), both against the same anchor."""
+    leaf, inter, root = chain
+    peer = PeerName("DNS", HOST)
+    impostor = make(root)
+
+    def attack() -> object:
+        try:
+            validate(impostor, anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+        except X509Error as error:
+            return error
+        raise AssertionError("the impostor chain was accepted")
+
+    def normal() -> object:
+        return validate([leaf, inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+
+    attack()
+    normal()
+    return attack, normal
+
+
 def run(quick: bool) -> dict[str, Figure]:
     seconds = 0.3 if quick else 3.0
     p256 = _chain(lambda: ec.generate_private_key(ec.SECP256R1()))
@@ -106,4 +211,12 @@ def run(quick: bool) -> dict[str, Figure]:
         ours, reference = _validation_pair(chain)
         ours_rate, reference_rate = interleaved_rates(ours, reference, seconds=seconds)
         figures[f"chains validated ({label}, leaf+intermediate+root)"] = Figure(ours_rate, "chains/s", reference_rate)
+    attacks = (
+        (f"impostor chain refused (leaf+{IMPOSTORS} fake anchors) vs normal P-256 chain", _impostor_chain),
+        ("forged intermediates refused (leaf+11, one key) vs normal P-256 chain", _forged_intermediates),
+    )
+    for label, make in attacks:
+        attack, normal = _attack_pair(p256, make)
+        attack_rate, normal_rate = interleaved_rates(attack, normal, seconds=seconds)
+        figures[label] = Figure(1000 / attack_rate, "ms/chain", 1000 / normal_rate)
     return figures

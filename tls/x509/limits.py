@@ -50,8 +50,16 @@ class ValidationLimits:
     max_chain_certificates: int = 12
     # Trust anchors considered per call.
     max_anchors: int = 256
-    # Issuer candidates examined during path building, across all branches (each costs a signature check).
+    # Issuer candidates examined during path building, across all branches: those that pass the cheap
+    # comparisons (name, key identifier, not an impostor of an anchor) and reach the costly checks.
     max_candidates: int = 32
+    # Work per call (tls.x509.work): signature verifications, and DER bytes fully parsed (the leaf, and the
+    # peer's certificates on a path whose signatures reach an anchor; anchors are parsed once and cached).
+    # Parsing is the costlier of the two per certificate, so its budget is in bytes: cost grows with size.
+    # The most any x509-limbo case needs is 4 checks and 9.8 KB (microsoft.com's live chain); these allow
+    # four and three times that, and a largest leaf plus a largest intermediate (2 x MAX_CERT_SIZE).
+    max_signature_checks: int = 16
+    max_parse_bytes: int = 2 * MAX_CERT_SIZE
     # Name-constraint comparisons (names x subtrees) summed over the path.
     max_name_constraint_checks: int = 8192
     # Size of one DER certificate.

@@ -118,6 +118,29 @@ class SignatureAlgorithm:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What path building needs of a certificate before it is worth parsing: the exact name encodings, the
+    SubjectPublicKeyInfo bytes, the key identifiers, and what its signature covers. Read by
+    `parse.peek_certificate` without a schema decode, from the same byte ranges the full parse takes
+    (`Certificate.summary` is the same record from a parsed certificate, and path building checks that the
+    two agree). A key identifier is None when absent or unreadable: then it filters nothing."""
+
+    der: bytes
+    tbs: bytes
+    signature_algorithm: bytes  # the outer AlgorithmIdentifier's DER
+    signature: bytes
+    issuer: bytes
+    subject: bytes
+    spki: bytes
+    subject_key_identifier: bytes | None
+    authority_key_identifier: bytes | None
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+
 @dataclass(frozen=True, eq=False)
 class Certificate:
     """One parsed X.509 certificate. Equality is identity of the DER (see __eq__)."""
@@ -165,6 +188,21 @@ class Certificate:
     def self_issued(self) -> bool:
         """RFC 5280 6.1: subject and issuer are the same name (key rollover certificates, roots)."""
         return self.subject.der == self.issuer.der
+
+    @cached_property
+    def summary(self) -> CertificateSummary:
+        aki = self.authority_key_identifier
+        return CertificateSummary(
+            der=self.der,
+            tbs=self.tbs_der,
+            signature_algorithm=self.signature_algorithm.der,
+            signature=self.signature,
+            issuer=self.issuer.der,
+            subject=self.subject.der,
+            spki=self.spki_der,
+            subject_key_identifier=self.subject_key_identifier,
+            authority_key_identifier=aki.key_identifier if aki is not None else None,
+        )
 
     @cached_property
     def _key(self) -> PublicKey:

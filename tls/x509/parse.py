@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TypedDict
 
 from pyasn1.codec.der import decoder as der_decoder
@@ -41,6 +42,7 @@ from tls.x509.model import (
     AuthorityKeyIdentifier,
     BasicConstraints,
     Certificate,
+    CertificateSummary,
     Extension,
     GeneralNames,
     NameConstraints,
@@ -88,6 +90,74 @@ def parse_certificate_data(der: bytes) -> Certificate:
         raise decode_error("signature BIT STRING has unused bits")
     signature = der[sig_start + 1 : sig_end]
     return _parse_tbs(der, tbs_der, outer_algorithm, signature)
+
+
+# DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
+_SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
+_AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
+_TAG_KEY_IDENTIFIER = 0x80
+
+
+def peek_certificate(der: bytes) -> CertificateSummary:
+    """Read only what path building compares and verifies: a few dozen TLV headers, no schema decode, no
+    extension decoding. It is not a parse: it refuses malformed framing on the way but accepts much that
+    the parse refuses, so a certificate is fully parsed before its content is used for anything else."""
+    _, start, end = read_single(der, TAG_SEQUENCE)
+    top = list(islice(iter_children(der, start, end), 4))
+    if len(top) != 3 or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
+        raise decode_error("Certificate is not SEQUENCE { tbs, algorithm, signature }")
+    (_, tbs_header, tbs_start, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
+    if sig_start == sig_end or der[sig_start] != 0:
+        raise decode_error("signature BIT STRING has unused bits")
+    fields = list(islice(iter_children(der, tbs_start, tbs_end), 11))
+    if fields and fields[0][0] == _TAG_VERSION:
+        del fields[0]
+    if len(fields) < 6:
+        raise decode_error("TBSCertificate has too few fields")
+    issuer, subject, spki = fields[2], fields[4], fields[5]
+    extensions = [f for f in fields[6:] if f[0] == _TAG_EXTENSIONS]
+    values = _peek_extension_values(der, extensions[0][2], extensions[0][3]) if extensions else {}
+    return CertificateSummary(
+        der=der,
+        tbs=der[tbs_header:tbs_end],
+        signature_algorithm=der[alg_header:alg_end],
+        signature=der[sig_start + 1 : sig_end],
+        issuer=der[issuer[1] : issuer[3]],
+        subject=der[subject[1] : subject[3]],
+        spki=der[spki[1] : spki[3]],
+        subject_key_identifier=_peek_octets(values.get(_SKI_OID_CONTENT), TAG_OCTET_STRING),
+        authority_key_identifier=_peek_octets(values.get(_AKI_OID_CONTENT), TAG_SEQUENCE, _TAG_KEY_IDENTIFIER),
+    )
+
+
+def _peek_extension_values(der: bytes, start: int, end: int) -> dict[bytes, bytes]:
+    """extnValue by OID content octets, for the first `MAX_EXTENSIONS` extensions, up to the first unreadable one."""
+    values: dict[bytes, bytes] = {}
+    try:
+        _, _, seq_start, seq_end = _only_child(der, start, end, TAG_SEQUENCE)
+        for _, _, ext_start, ext_end in islice(iter_children(der, seq_start, seq_end), MAX_EXTENSIONS):
+            parts = list(islice(iter_children(der, ext_start, ext_end), 3))
+            (tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = parts[0], parts[-1]
+            if tag == TAG_OID and value_tag == TAG_OCTET_STRING:
+                values.setdefault(der[oid_start:oid_end], der[value_start:value_end])
+    except (X509Error, IndexError, ValueError):
+        return values
+    return values
+
+
+def _peek_octets(value: bytes | None, outer: int, inner: int | None = None) -> bytes | None:
+    """The key identifier in an SKI (OCTET STRING) or AKI (SEQUENCE, first child [0]); None if unreadable."""
+    if value is None:
+        return None
+    try:
+        _, start, end = read_single(value, outer)
+        if inner is not None:
+            tag, _, start, end = next(iter_children(value, start, end), (-1, 0, 0, 0))
+            if tag != inner:
+                return None
+    except X509Error:
+        return None
+    return value[start:end] or None
 
 
 def _schema_check(der: bytes) -> None:

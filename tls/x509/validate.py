@@ -2,8 +2,11 @@
 
 Order of work is chosen so that cheap refusals come first and nothing the peer controls can make a call
 expensive: count and size bounds before parsing, the leaf's own rules before any path building, and path
-building under the caps of `ValidationLimits`. Intermediates that fail to parse are set aside (a peer may
-send junk that is not on the path); if no path is found, the first such refusal is reported.
+building under the caps of `ValidationLimits`, its work metered per call (`tls.x509.work`). Only the leaf is
+parsed here; path building parses the peer's other certificates only once a path through them reaches
+an anchor with every signature verified.
+Certificates that cannot be read are set aside (a peer may send junk that is not on the path); if no path
+is found, the first such refusal is reported.
 
 Trust anchors come from our configuration, not the peer, so their parsed form is kept in a small bounded
 cache keyed by their exact DER: the boot CA is parsed once, not once per handshake.
@@ -24,6 +27,7 @@ from tls.x509.model import Certificate
 from tls.x509.parse import parse_certificate_data
 from tls.x509.path import PathSearch
 from tls.x509.purpose import PeerName, Purpose
+from tls.x509.work import Work
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,12 @@ def validate(
     name: PeerName | None,
     time: datetime,
     limits: ValidationLimits = DEFAULT_LIMITS,
+    work: Work | None = None,
 ) -> ValidatedPath:
     """Validate a peer's certificate chain (DER, leaf first) for `purpose` at `time` (naive = UTC).
 
     `name=None` skips the name check (client certificates are authenticated by chain alone).
+    `work`, if given, is charged with what this call spends (see `tls.x509.work`), refused or not.
     Raises X509Error on any refusal; returns the path that was found.
     """
     if not chain:
@@ -97,36 +103,28 @@ def validate(
             raise decode_error(f"certificate larger than {limits.max_cert_size} bytes")
     chain = [bytes(der) for der in chain]
     at = _whole_seconds(time)
+    work = Work() if work is None else work
 
+    work.charge_parse(len(chain[0]), limits)
     leaf = parse_certificate_data(chain[0])
     check_leaf(leaf, purpose, name, at)
 
-    refused: list[X509Error] = []
-    intermediates: list[Certificate] = []
-    seen = {leaf.der}
-    for der in chain[1:]:
-        if der in seen:
-            continue
-        seen.add(der)
-        try:
-            intermediates.append(parse_certificate_data(der))
-        except X509Error as error:
-            refused.append(error)
     trusted: list[Certificate] = []
+    set_aside: list[X509Error] = []
     for der in anchors:
         entry = ANCHOR_CACHE.get(bytes(der))
         if isinstance(entry, X509Error):
-            refused.append(entry)
+            set_aside.append(entry)
         else:
             trusted.append(entry)
 
-    search = PathSearch(trusted, intermediates, purpose, at, limits)
+    search = PathSearch(trusted, chain[1:], purpose, at, limits, work, set_aside)
     try:
         return ValidatedPath(search.build(leaf))
     except X509Error as error:
-        if error.category is Category.UNTRUSTED_CHAIN and refused:
+        if error.category is Category.UNTRUSTED_CHAIN and search.set_aside:
             raise X509Error(
-                Category.UNTRUSTED_CHAIN, f"{error.reason}; a certificate was set aside: {refused[0].reason}"
+                Category.UNTRUSTED_CHAIN, f"{error.reason}; a certificate was set aside: {search.set_aside[0].reason}"
             ) from error
         raise
 

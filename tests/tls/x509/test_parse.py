@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import ipaddress
@@ -32,6 +33,7 @@ from tests.tls.x509.factory import (
 )
 from tls.x509 import RsaPssPublicKey, X509Error, oids, parse_certificate
 from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_NAME_RDNS, MAX_SAN_ENTRIES
+from tls.x509.parse import parse_certificate_data, peek_certificate
 
 # --- round trips ---------------------------------------------------------------------------------------
 
@@ -574,3 +576,45 @@ def test_authority_info_access_must_be_well_formed_and_non_critical() -> None:
 def test_eku_client_only_parses() -> None:
     cert = parse_certificate(issue(Spec(eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))).der)
     assert cert.extended_key_usage == (oids.EKU_CLIENT_AUTH,)
+
+
+# --- peek_certificate: the bytes path building compares before it parses ------------------------------
+
+def _limbo_certificates() -> list[bytes]:
+    cases = x509_limbo.load_cases()[:60]
+    return [x509_limbo.pem_to_der(p) for c in cases for p in (c["peer_certificate"], *c["untrusted_intermediates"])]
+
+
+def test_peek_takes_the_same_bytes_the_parse_takes() -> None:
+    """Path building prunes on the peek and uses the parse, so they must agree on every certificate the parse
+    accepts: same name encodings, same key bytes, same key identifier."""
+    compared = 0
+    for der in _limbo_certificates():
+        try:
+            parsed = parse_certificate_data(der)
+        except X509Error:
+            continue
+        assert peek_certificate(der) == parsed.summary
+        compared += 1
+    assert compared > 50
+
+
+def test_peek_without_a_key_identifier() -> None:
+    der = issue(ca_spec(ski=False)).der
+    assert peek_certificate(der).subject_key_identifier is None
+
+
+PEEK_FUZZ_DER = issue(ca_spec()).der
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.booleans())
+def test_peek_of_mutated_bytes_only_ever_raises_x509_error(position: int, value: int, cut: bool) -> None:
+    data = bytearray(PEEK_FUZZ_DER)
+    position %= len(data)
+    if cut:
+        del data[position:]
+    else:
+        data[position] = value
+    with contextlib.suppress(X509Error):  # any refusal is fine; anything else escaping is the failure
+        peek_certificate(bytes(data))

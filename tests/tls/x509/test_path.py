@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tls.x509.path as path_module
 from outcomes.category import Category
 from tests.tls.x509.factory import NOW, Issued, Spec, ca_spec, issue, new_key, shared_key
 from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, signature, validate
+from tls.x509.work import Work
 
 HOST = PeerName("DNS", "leaf.example.com")
 
@@ -47,7 +50,8 @@ def test_fifty_same_subject_certificates_stop_at_the_candidate_cap(verifications
     leaf = issue(Spec(), issuer=signer)
     key_id = signer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     pile = _pile(root, 50, key_id)
-    limits = replace(DEFAULT_LIMITS, max_chain_certificates=64, max_candidates=32)
+    # The signature budget is lifted here: this test is about the candidate cap (see the budget tests below).
+    limits = replace(DEFAULT_LIMITS, max_chain_certificates=64, max_candidates=32, max_signature_checks=64)
     with pytest.raises(X509Error) as info:
         validate([leaf.der, *pile], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
                  limits=limits)
@@ -136,3 +140,184 @@ def test_anchor_preferred_over_a_sent_copy_of_the_root() -> None:
     leaf = issue(Spec(), issuer=root)
     found = validate([leaf.der, root.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
     assert len(found.certificates) == 2
+
+
+def _key_id(issued: Issued) -> bytes:
+    return issued.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def _impostors(root: Issued, count: int) -> tuple[bytes, list[bytes]]:
+    """Issue 15's chain: a leaf and `count` CA certificates with the anchor's name and key identifier but
+    their own keys, each signed by the next one's key (the last self-signed), the leaf by the first's. Every
+    link among them verifies; none leads to the anchor, whose key nobody but the anchor holds."""
+    key_id = _key_id(root)
+    claims = ((x509.SubjectKeyIdentifier(key_id), False), (x509.AuthorityKeyIdentifier(key_id, None, None), False))
+    keys = [new_key("p256") for _ in range(count)]
+    impostors = []
+    for index, key in enumerate(keys):
+        signer = keys[index + 1] if index + 1 < count else key
+        spec = ca_spec("Root", ski=False, aki=False, serial=100 + index, extra=claims)
+        impostors.append(issue(spec, issuer=Issued(root.certificate, signer, root.name), key=key).der)
+    leaf = issue(Spec(aki=False, extra=claims[1:]), issuer=Issued(root.certificate, keys[0], root.name))
+    return leaf.der, impostors
+
+
+def test_impostors_of_the_anchor_are_refused_without_signature_checks_or_parsing(verifications: list[int]) -> None:
+    """Issue 15: before, the seven impostors were all parsed and verified against each other until the
+    candidate cap (32 checks, path-building-limit). A certificate with the anchor's name and key identifier
+    but another key cannot be the anchor, so only the leaf's own link to the anchor is checked."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 90))
+    leaf, impostors = _impostors(root, 7)
+    with pytest.raises(X509Error) as info:
+        validate([leaf, *impostors], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
+    assert info.value.category is Category.CHAIN_SIGNATURE_INVALID  # the leaf names the anchor, which did not sign it
+    assert len(verifications) == 1
+    work = Work()
+    with pytest.raises(X509Error):
+        validate([leaf, *impostors], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+                 work=work)
+    assert (work.signature_checks, work.candidates) == (1, 1)
+    assert work.certificates_parsed == 1  # the leaf; no impostor was parsed
+
+
+def test_a_key_rollover_certificate_with_the_anchors_name_is_not_an_impostor() -> None:
+    """Same name as the anchor with another key is legitimate when the key identifier is the new key's:
+    the anchor's old key certifies its new one (RFC 4210 4.4 "new with old")."""
+    old = issue(ca_spec("Root"), key=shared_key("p256", 91))
+    new_with_old = issue(ca_spec("Root", serial=2), issuer=old, key=shared_key("p256", 92))
+    leaf = issue(Spec(), issuer=new_with_old)
+    found = validate([leaf.der, new_with_old.der], anchors=[old.der], purpose=Purpose.SERVER_AUTH, name=HOST,
+                     time=NOW)
+    assert [c.der for c in found.certificates] == [leaf.der, new_with_old.der, old.der]
+
+
+def test_the_signature_budget_refuses_when_exceeded(verifications: list[int]) -> None:
+    """Same-named CA certificates that pass every cheap comparison each cost a signature check; the budget,
+    not the chain, decides how many are made."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 60))
+    signer = issue(ca_spec("Pile"), issuer=root, key=shared_key("p256", 61))
+    leaf = issue(Spec(), issuer=signer)
+    pile = _pile(root, 10, _key_id(signer))
+    limits = replace(DEFAULT_LIMITS, max_signature_checks=4)
+    work = Work()
+    with pytest.raises(X509Error) as info:
+        validate([leaf.der, *pile], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+                 limits=limits, work=work)
+    assert info.value.category is Category.PATH_BUILDING_LIMIT
+    assert "signature checks" in info.value.reason
+    assert len(verifications) == work.signature_checks == 4
+    assert work.certificates_parsed == 1  # none of the pile verified, so none was parsed
+    # The real issuer first: two checks are enough.
+    validate([leaf.der, signer.der, *pile], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+             limits=replace(limits, max_signature_checks=2))
+
+
+def test_the_parse_budget_refuses_when_exceeded() -> None:
+    pki_root = issue(ca_spec("Root"), key=shared_key("p256", 62))
+    inter = issue(ca_spec("Inter"), issuer=pki_root, key=shared_key("p256", 63))
+    leaf = issue(Spec(), issuer=inter)
+    needed = len(leaf.der) + len(inter.der)
+    work = Work()
+    validate([leaf.der, inter.der], anchors=[pki_root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+             limits=replace(DEFAULT_LIMITS, max_parse_bytes=needed), work=work)
+    assert (work.parse_bytes, work.certificates_parsed) == (needed, 2)
+    for budget in (needed - 1, len(leaf.der) - 1):
+        with pytest.raises(X509Error) as info:
+            validate([leaf.der, inter.der], anchors=[pki_root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
+                     time=NOW, limits=replace(DEFAULT_LIMITS, max_parse_bytes=budget))
+        assert info.value.category is Category.PATH_BUILDING_LIMIT
+        assert "parse" in info.value.reason
+
+
+def test_copies_of_one_key_cost_one_check_per_child(verifications: list[int]) -> None:
+    """Certificates that differ only in serial carry one key: the leaf's signature is checked against it once
+    (before: once per copy). The copies' issuer is not trusted, so no path is found."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 64))
+    stranger = issue(ca_spec("Stranger"), key=shared_key("p256", 65))
+    inter_key = shared_key("p256", 66)
+    copies = [issue(ca_spec("Inter", serial=10 + n), issuer=stranger, key=inter_key) for n in range(5)]
+    leaf = issue(Spec(), issuer=copies[0])
+    with pytest.raises(X509Error):
+        validate([leaf.der, *(c.der for c in copies)], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
+                 time=NOW)
+    assert len(verifications) == 1
+
+
+def test_certificates_on_no_path_to_an_anchor_are_never_parsed(verifications: list[int]) -> None:
+    """The other shape of issue 15: eleven CA certificates under a name of the attacker's, all holding the key
+    that signed the leaf, all claiming the anchor as issuer (name and key identifier) without its signature.
+    Each verifies the leaf, so parsing on reaching them cost eleven parses; the search runs on peeked bytes
+    and parses only a path whose signatures reach the anchor, which here is none."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 93))
+    attacker_key = shared_key("p256", 94)
+    forged = Issued(root.certificate, attacker_key, root.name)  # the anchor's name and key id, another key
+    fakes = [
+        issue(ca_spec("Evil", serial=200 + n, aki=False,
+                      extra=((x509.AuthorityKeyIdentifier(_key_id(root), None, None), False),)),
+              issuer=forged, key=attacker_key)
+        for n in range(11)
+    ]
+    leaf = issue(Spec(), issuer=fakes[0])
+    work = Work()
+    with pytest.raises(X509Error) as info:
+        validate([leaf.der, *(f.der for f in fakes)], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
+                 time=NOW, work=work)
+    assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
+    assert work.certificates_parsed == 1  # the leaf
+    assert len(verifications) == work.signature_checks == 1 + 11  # leaf <- the one key; each fake <- anchor
+
+
+def test_a_link_refused_after_the_anchor_is_reached_unwinds_to_its_depth(verifications: list[int]) -> None:
+    """Role rules run once a path's signatures reach the anchor. The first intermediate here lacks
+    keyCertSign: the refusal is found at the top, and the search goes back down to the leaf's link and
+    takes the other certificate for the same key; links above it were verified once, not twice."""
+    root = issue(ca_spec("Root"), key=shared_key("p256", 95))
+    mid = issue(ca_spec("Mid"), issuer=root, key=shared_key("p256", 96))
+    inter_key = shared_key("p256", 97)
+    bad = issue(ca_spec("Inter", serial=1, key_usage=("digital_signature",)), issuer=mid, key=inter_key)
+    good = issue(ca_spec("Inter", serial=2), issuer=mid, key=inter_key)
+    leaf = issue(Spec(), issuer=good)
+    found = validate([leaf.der, bad.der, good.der, mid.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH,
+                     name=HOST, time=NOW)
+    assert [c.der for c in found.certificates] == [leaf.der, good.der, mid.der, root.der]
+    assert len(verifications) == 4  # leaf<-Inter key, bad<-Mid, good<-Mid, Mid<-Root
+    with pytest.raises(X509Error) as info:
+        validate([leaf.der, bad.der, mid.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
+    assert info.value.category is Category.WRONG_KEY_USAGE
+
+
+_NAMES = ("Root", "A", "B")
+_KEYS = (0, 1, 2, 3)  # 0 is the anchor's key
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_KEYS), st.sampled_from(_NAMES),
+                          st.sampled_from(_KEYS), st.booleans()), min_size=1, max_size=11),
+       st.tuples(st.sampled_from(_NAMES), st.sampled_from(_KEYS)))
+def test_any_graph_of_ca_certificates_stays_within_the_work_limits(
+    cas: list[tuple[str, int, str, int, bool]], leaf_issuer: tuple[str, int]
+) -> None:
+    """Whatever names, keys and key identifiers a peer combines, validation ends in a path or a refusal
+    after at most the budgeted work (the meter refuses before spending past a limit)."""
+    keys = [shared_key("p256", 110 + k) for k in _KEYS]
+    root = issue(ca_spec("Root"), key=keys[0])
+
+    def signer(name: str, key: int) -> Issued:
+        return Issued(root.certificate, keys[key], x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+
+    peer = []
+    for serial, (subject, key, issuer, signing_key, claim_anchor_id) in enumerate(cas, start=10):
+        extra = ((x509.SubjectKeyIdentifier(_key_id(root)), False),) if claim_anchor_id else ()
+        spec = ca_spec(subject, serial=serial, ski=not claim_anchor_id, extra=extra)
+        peer.append(issue(spec, issuer=signer(issuer, signing_key), key=keys[key]).der)
+    leaf = issue(Spec(), issuer=signer(*leaf_issuer))
+    limits = replace(DEFAULT_LIMITS, max_signature_checks=8, max_parse_bytes=len(leaf.der) + 2000)
+    work = Work()
+    try:
+        validate([leaf.der, *peer], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
+                 limits=limits, work=work)
+    except X509Error as error:
+        assert isinstance(error.category, Category)  # noqa: PT017 - any refusal is fine; the bounds are the point
+    assert work.signature_checks <= limits.max_signature_checks
+    assert work.parse_bytes <= limits.max_parse_bytes
+    assert work.candidates <= limits.max_candidates
