@@ -13,6 +13,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from netstack.tcp import events as ev
+from netstack.tcp.counters import Count
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -351,10 +352,10 @@ class Connection:
             self.challenge_second = second
             self.challenge_count = 0
         if self.challenge_count >= self.layer.config.challenge_ack_limit:
-            self.layer.count("challenge-ack-rate-limited")
+            self.layer.count(Count.CHALLENGE_ACK_RATE_LIMITED)
             return
         self.challenge_count += 1
-        self.layer.count("challenge-ack")
+        self.layer.count(Count.CHALLENGE_ACK)
         self.send_ack(now)
 
     def _syn_option_bytes(self, now: float, *, reply_to: Segment | None) -> bytes:
@@ -482,7 +483,7 @@ class Connection:
     def user_send(self, now: float, data: bytes | bytearray | memoryview) -> int:
         space = self.send_room()
         if space < len(data) and space < self.layer.config.snd_buffer - len(self.sndbuf):
-            self.layer.count("snd-budget-exhausted")
+            self.layer.count(Count.SND_BUDGET_EXHAUSTED)
         if space <= 0:
             self.notify_writable = True
             return 0
@@ -541,7 +542,7 @@ class Connection:
                 self._give_up(now, "timeout")
                 return
             if self.state == State.FIN_WAIT_2:
-                self.layer.count("fin-wait-2-timeout")
+                self.layer.count(Count.FIN_WAIT_2_TIMEOUT)
                 self.layer.destroy(self, None)
                 return
         if self.t_rtx <= now:
@@ -557,13 +558,13 @@ class Connection:
             self.send_ack(now)
         if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT:
             if now >= self.last_activity + cfg.idle_timeout:
-                self.layer.count("idle-timeout")
+                self.layer.count(Count.IDLE_TIMEOUT)
                 self._give_up(now, "idle")
                 return
             if cfg.keepalive and self.state in CAN_SEND and \
                     now >= self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval:
                 if self.keepalive_sent >= cfg.keepalive_probes:
-                    self.layer.count("keepalive-timeout")
+                    self.layer.count(Count.KEEPALIVE_TIMEOUT)
                     self._give_up(now, "timeout")
                     return
                 self.keepalive_sent += 1
@@ -582,7 +583,7 @@ class Connection:
         state = self.state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.retries > cfg.syn_retries:
-                self.layer.count("syn-retries-exceeded")
+                self.layer.count(Count.SYN_RETRIES_EXCEEDED)
                 self._give_up(now, "timeout")
                 return
             self._backoff()
@@ -597,17 +598,17 @@ class Connection:
         if self.snd_wnd == 0 and self.sndbuf:
             # Still probing a zero window: the peer answers, so this is not a dead connection.
             if now - self.last_progress >= cfg.user_timeout:
-                self.layer.count("persist-timeout")
+                self.layer.count(Count.PERSIST_TIMEOUT)
                 self._give_up(now, "timeout")
                 return
             self.retries -= 1
             self.backoff += 1
-            self.layer.count("window-probe")
+            self.layer.count(Count.WINDOW_PROBE)
             self._emit(now, self.snd_una, ACK, self.sndbuf[:1])
             self.t_rtx = now + self._persist_interval()
             return
         if self.retries > cfg.data_retries or now - self.last_progress >= cfg.user_timeout:
-            self.layer.count("retransmit-timeout")
+            self.layer.count(Count.RETRANSMIT_TIMEOUT)
             self._give_up(now, self.error if self.error == "unreachable" else "timeout")
             return
         self._backoff()
@@ -638,7 +639,7 @@ class Connection:
         if now - self.last_progress >= self.layer.config.user_timeout:
             self._give_up(now, "timeout")
             return
-        self.layer.count("window-probe")
+        self.layer.count(Count.WINDOW_PROBE)
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
         self.t_rtx = now + self._persist_interval()
@@ -697,7 +698,7 @@ class Connection:
         if flags & ACK:
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self.layer.count("syn-sent-bad-ack")
+                    self.layer.count(Count.SYN_SENT_BAD_ACK)
                     self.layer.send_reset_for(self.local, self.remote, seg, now)
                 return
             ack_ok = True
@@ -705,13 +706,13 @@ class Connection:
             if ack_ok:
                 self.layer.destroy(self, "refused")
             else:
-                self.layer.count("rst-without-ack-in-syn-sent")
+                self.layer.count(Count.RST_WITHOUT_ACK_IN_SYN_SENT)
             return
         if not flags & SYN:
-            self.layer.count("syn-sent-no-syn")
+            self.layer.count(Count.SYN_SENT_NO_SYN)
             return
         if flags & FIN:
-            self.layer.count("syn-fin")
+            self.layer.count(Count.SYN_FIN)
             return
         self.apply_peer_syn_options(seg)
         self.snd_wnd = seg.window  # never scaled in a SYN
@@ -770,12 +771,12 @@ class Connection:
         opts = seg.options
         if self.ts_enabled and opts.ts_val is not None and not flags & RST and \
                 ((self.ts_recent - opts.ts_val) & MASK) < 0x80000000 and opts.ts_val != self.ts_recent:
-            layer.count("paws")
+            layer.count(Count.PAWS)
             self.send_ack(now)
             return
 
         if not flags & (ACK | SYN | RST):
-            layer.count("no-ack")
+            layer.count(Count.NO_ACK)
             return
 
         if flags & RST and state == State.TIME_WAIT:
@@ -784,13 +785,13 @@ class Connection:
             # guesses it), would end TIME-WAIT early ("TIME-WAIT assassination"), so a delayed segment of this
             # connection could be taken for data of the next one on the same ports (RFC 1337 hazards H1-H3).
             # Both sides have finished; nothing is lost by waiting out 2*MSL.
-            layer.count("time-wait-rst-ignored")
+            layer.count(Count.TIME_WAIT_RST_IGNORED)
             return
 
         if state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
                 seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
-            layer.count("syn-retransmitted")
+            layer.count(Count.SYN_RETRANSMITTED)
             self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
             return
 
@@ -802,17 +803,17 @@ class Connection:
             # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs" (BSD and
             # Linux take the ACK too). Its acknowledgement may be the only one the peer sends us while it probes;
             # its octet is dropped and answered below, like an old segment's.
-            layer.count("zero-window-probe-received")
+            layer.count(Count.ZERO_WINDOW_PROBE_RECEIVED)
             old = True
         elif not acceptable:
             if flags & RST:
-                layer.count("rst-out-of-window")
+                layer.count(Count.RST_OUT_OF_WINDOW)
                 return
             if flags & SYN and cfg.challenge_syn:
-                layer.count("syn-challenge-ack")
+                layer.count(Count.SYN_CHALLENGE_ACK)
                 self.challenge_ack(now)
                 return
-            layer.count("out-of-window")
+            layer.count(Count.OUT_OF_WINDOW)
             if state == State.SYN_RECEIVED or flags & SYN or not flags & ACK or \
                     seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
                 if state != State.SYN_RECEIVED:
@@ -825,10 +826,10 @@ class Connection:
         # Second: RST (RFC 5961 §3.2)
         if flags & RST:
             if cfg.challenge_rst and seg.seq != self.rcv_nxt:
-                layer.count("rst-challenge-ack")
+                layer.count(Count.RST_CHALLENGE_ACK)
                 self.challenge_ack(now)
                 return
-            layer.count("rst-accepted")
+            layer.count(Count.RST_ACCEPTED)
             if state == State.SYN_RECEIVED:
                 layer.destroy(self, "refused" if not self.passive else None, notify=not self.passive)
             else:
@@ -838,22 +839,22 @@ class Connection:
         # Fourth: SYN in a synchronized state (RFC 5961 §4.2)
         if flags & SYN:
             if cfg.challenge_syn:
-                layer.count("syn-challenge-ack")
+                layer.count(Count.SYN_CHALLENGE_ACK)
                 self.challenge_ack(now)
                 return
-            layer.count("syn-in-window-reset")
+            layer.count(Count.SYN_IN_WINDOW_RESET)
             self.send_rst(now)
             layer.destroy(self, "reset")
             return
 
         # Fifth: ACK
         if not flags & ACK:
-            layer.count("no-ack")
+            layer.count(Count.NO_ACK)
             return
 
         if state == State.SYN_RECEIVED:
             if not (seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max)):
-                layer.count("syn-received-bad-ack")
+                layer.count(Count.SYN_RECEIVED_BAD_ACK)
                 layer.send_reset_for(self.local, self.remote, seg, now)
                 return
             self._established_from_syn_received(now, seg)
@@ -862,11 +863,11 @@ class Connection:
         ack = seg.ack
         # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
         if seq_gt(ack, self.snd_max):
-            layer.count("ack-unsent-data")
+            layer.count(Count.ACK_UNSENT_DATA)
             self.challenge_ack(now)
             return
         if cfg.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
-            layer.count("ack-too-old")
+            layer.count(Count.ACK_TOO_OLD)
             self.challenge_ack(now)
             return
 
@@ -905,7 +906,7 @@ class Connection:
             if state in RECEIVES_DATA:
                 self._receive_data(now, seg.seq, payload, bool(flags & FIN))
             elif payload:
-                layer.count("data-after-fin")
+                layer.count(Count.DATA_AFTER_FIN)
                 self.send_ack(now)
 
     def _established_from_syn_received(self, now: float, seg: Segment) -> None:
@@ -948,7 +949,7 @@ class Connection:
                 self.cwnd += self.mss  # RFC 6582 §3.2 step 3: inflate
             elif (self.dupacks == cfg.dupack_threshold and seq_gt(ack, self.recover)) or \
                     (self.dupacks == cfg.dupack_threshold and self.recover == self.snd_una):
-                self.layer.count("fast-retransmit")
+                self.layer.count(Count.FAST_RETRANSMIT)
                 flight = (self.snd_max - self.snd_una) & MASK
                 self.ssthresh = max(flight // 2, 2 * self.mss)
                 self.recover = self.snd_max
@@ -1004,7 +1005,7 @@ class Connection:
                 self.dupacks = 0
             else:
                 # Partial acknowledgement: the next hole is lost too.
-                self.layer.count("partial-ack-retransmit")
+                self.layer.count(Count.PARTIAL_ACK_RETRANSMIT)
                 self.retransmit_first(now)
                 self.cwnd = max(self.cwnd - acked + mss, mss)
                 self.t_rtx = now + self.rto
@@ -1033,7 +1034,7 @@ class Connection:
             if skip < 0x80000000:
                 # Starts before RCV.NXT: trim the duplicate head.
                 if skip >= n + (1 if fin else 0):
-                    layer.count("duplicate-segment")
+                    layer.count(Count.DUPLICATE_SEGMENT)
                     self.send_ack(now)
                     return
                 payload = payload[skip:]
@@ -1049,7 +1050,7 @@ class Connection:
             # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
             # where we stopped and sends the rest again.
             over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
-            layer.count("rcv-budget-exhausted" if over_budget else "data-beyond-window")
+            layer.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
             payload = payload[:space]
             n = space
             fin = False
@@ -1065,7 +1066,7 @@ class Connection:
         if self.app_closed and self.rcvbuf:
             # Nobody will read this any more: acknowledge and discard, so the window stays open and the
             # peer can finish instead of probing a closed window until a timeout.
-            self.layer.count("data-after-close")
+            self.layer.count(Count.DATA_AFTER_CLOSE)
             self.discard_received()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
@@ -1092,38 +1093,38 @@ class Connection:
         if self.app_closed:
             # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
             # acknowledged and discarded (see _receive_data), so the peer can still finish.
-            layer.count("data-after-close")
+            layer.count(Count.DATA_AFTER_CLOSE)
             self.send_ack(now)
             return
         offset = (seq - self.rcv_nxt) & MASK
         room = self.rcv_wnd() - offset
         if room <= 0:
-            layer.count("data-beyond-window")
+            layer.count(Count.DATA_BEYOND_WINDOW)
             self.send_ack(now)
             return
         if len(payload) > room:
             payload = payload[:room]
             fin = False
         if len(self.ooo) >= cfg.ooo_max_segments or self.ooo_bytes + len(payload) > cfg.ooo_max_bytes:
-            layer.count("ooo-queue-full")
+            layer.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
         if layer.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
             # Every connection's queues together are full: drop rather than queue. The sender retransmits
             # after the hole is filled, so this costs throughput under loss, never correctness.
-            layer.count("ooo-budget-exhausted")
+            layer.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
         for existing_seq, existing, _efin in self.ooo:
             if existing_seq == seq and len(existing) >= len(payload):
-                layer.count("duplicate-segment")
+                layer.count(Count.DUPLICATE_SEGMENT)
                 self.send_ack(now)
                 return
         self.ooo.append((seq, bytes(payload), fin))
         self.ooo.sort(key=lambda entry: (entry[0] - self.rcv_nxt) & MASK)
         self.ooo_bytes += len(payload)
         layer.ooo_held += len(payload) + cfg.ooo_entry_overhead
-        layer.count("out-of-order")
+        layer.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
 
     def _drain_out_of_order(self, fin: bool) -> tuple[bool, bool]:

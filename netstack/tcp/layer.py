@@ -19,6 +19,7 @@ from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection, State
+from netstack.tcp.counters import Count
 from netstack.tcp.isn import IsnGenerator
 from netstack.tcp.segment import (
     ACK,
@@ -137,18 +138,18 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ services for connections
 
-    def count(self, reason: str) -> None:
+    def count(self, reason: Count) -> None:
         self.stats[reason] += 1
 
     def internal_error(self, what: str, error: Exception) -> None:
         """A bug, not an attack we expected: counted, and logged with its traceback once per place
         (netstack/faults.py) so that a peer who can trigger it cannot flood the log."""
-        self.count("internal-error")
+        self.count(Count.INTERNAL_ERROR)
         self.faults.report(what, error)
 
     def emit(self, event: ev.Event) -> None:
         if len(self.events) >= self.config.max_events:
-            self.count("event-queue-full")
+            self.count(Count.EVENT_QUEUE_FULL)
             return
         self.events.append(event)
 
@@ -156,7 +157,7 @@ class TcpLayer:
         """Queue a segment for take_outgoing; past `max_outgoing` it is dropped like on a full NIC queue, and
         TCP's retransmission recovers it."""
         if len(self.outgoing) >= self.config.max_outgoing:
-            self.count("tx-queue-full")
+            self.count(Count.TX_QUEUE_FULL)
             return
         self.outgoing.append((local, remote, segment))
 
@@ -166,7 +167,7 @@ class TcpLayer:
             self._rst_second = second
             self._rst_count = 0
         if self._rst_count >= self.config.rst_rate_limit:
-            self.count("rst-rate-limited")
+            self.count(Count.RST_RATE_LIMITED)
             return False
         self._rst_count += 1
         return True
@@ -175,7 +176,7 @@ class TcpLayer:
         """The RFC 9293 §3.10.7.1 reply to a segment no connection wants."""
         if seg.flags & RST or not self._allow_rst(now):
             return
-        self.count("rst-sent")
+        self.count(Count.RST_SENT)
         if seg.flags & ACK:
             out = build_segment(local, remote, seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:
@@ -200,7 +201,7 @@ class TcpLayer:
         oldest TIME_WAIT entry when it is reached."""
         self.time_wait_ids[conn.id] = None
         self._release_source(conn.remote)
-        self.count("time-wait")
+        self.count(Count.TIME_WAIT)
 
     def _release_source(self, remote: bytes) -> None:
         self.per_source[remote] -= 1
@@ -236,7 +237,7 @@ class TcpLayer:
                 # the live connections so the timer heap stays proportional to the connection count.
                 self._heap = [(c.scheduled, c.id) for c in self.by_id.values() if c.scheduled != INF]
                 heapq.heapify(self._heap)
-                self.count("timer-heap-compacted")
+                self.count(Count.TIMER_HEAP_COMPACTED)
 
     def _new_connection(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
                         iss: int) -> Connection:
@@ -252,13 +253,13 @@ class TcpLayer:
         cfg = self.config
         if len(self.by_id) >= cfg.max_connections and self.time_wait_ids:
             oldest = next(iter(self.time_wait_ids))
-            self.count("time-wait-recycled")
+            self.count(Count.TIME_WAIT_RECYCLED)
             self.destroy(self.by_id[oldest], None)
         if len(self.by_id) >= cfg.max_connections:
-            self.count("connection-limit")
+            self.count(Count.CONNECTION_LIMIT)
             return False
         if self.per_source[remote] >= cfg.max_per_source:
-            self.count("per-source-limit")
+            self.count(Count.PER_SOURCE_LIMIT)
             return False
         return True
 
@@ -272,19 +273,19 @@ class TcpLayer:
             return
         flags = seg.flags
         if seg.src_port == 0 or seg.dst_port == 0:
-            self.count("port-zero")
+            self.count(Count.PORT_ZERO)
             return
         if src == dst and seg.src_port == seg.dst_port:
-            self.count("land")
+            self.count(Count.LAND)
             return
         if flags & SYN and flags & RST:
-            self.count("syn-rst")
+            self.count(Count.SYN_RST)
             return
         if not flags & (SYN | RST | ACK | FIN):
-            self.count("null-flags")
+            self.count(Count.NULL_FLAGS)
             return
         if flags & (FIN | PSH | URG) == FIN | PSH | URG and not flags & ACK:
-            self.count("xmas")
+            self.count(Count.XMAS)
             return
         conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
         if conn is not None and flags & (SYN | ACK | RST | FIN) == SYN and self._reopens_time_wait(conn, seg):
@@ -292,13 +293,13 @@ class TcpLayer:
             # reuse ports quickly, and one whose new SYN only drew a challenge ACK (whose RST we then ignore,
             # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
             # keeps old duplicates apart, so it is taken as a new connection.
-            self.count("time-wait-reopened")
+            self.count(Count.TIME_WAIT_REOPENED)
             self.destroy(conn, None, notify=False)
             conn = None
         if flags & SYN and flags & FIN:
             # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
             # a connecting socket drops it when configured to (BSD drop_synfin), else the FIN is ignored.
-            self.count("syn-fin")
+            self.count(Count.SYN_FIN)
             if conn is not None or seg.dst_port in self.listeners:
                 if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
                     return
@@ -311,7 +312,7 @@ class TcpLayer:
         if listener is not None:
             self._listen_input(now, src, dst, seg, listener)
             return
-        self.count("closed-port")
+        self.count(Count.CLOSED_PORT)
         self.send_reset_for(dst, src, seg, now)
 
     def _reopens_time_wait(self, conn: Connection, seg: Segment) -> bool:
@@ -328,19 +329,19 @@ class TcpLayer:
         flags = seg.flags
         cfg = self.config
         if flags & RST:
-            self.count("listen-rst")
+            self.count(Count.LISTEN_RST)
             return
         if flags & SYN and flags & ACK:
-            self.count("listen-syn-ack")
+            self.count(Count.LISTEN_SYN_ACK)
             return
         if flags & ACK:
             if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
                 return
-            self.count("listen-ack")
+            self.count(Count.LISTEN_ACK)
             self.send_reset_for(dst, src, seg, now)
             return
         if not flags & SYN:
-            self.count("listen-no-syn")
+            self.count(Count.LISTEN_NO_SYN)
             return
         if not self._admit(src):
             return
@@ -348,7 +349,7 @@ class TcpLayer:
             if cfg.syn_cookies:
                 self._send_cookie(now, src, dst, seg)
             else:
-                self.count("backlog-full")
+                self.count(Count.BACKLOG_FULL)
             return
         iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
         conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, iss)
@@ -361,7 +362,7 @@ class TcpLayer:
         conn.snd_wl1 = seg.seq
         self.half_open.add(conn.id)
         listener.half_open += 1
-        self.count("syn-received")
+        self.count(Count.SYN_RECEIVED)
         conn.send_syn_ack(now, seg)
         conn.t_rtx = now + conn.rto
         conn.t_state = now + cfg.connect_timeout
@@ -369,14 +370,14 @@ class TcpLayer:
 
     def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
         if not self._cookie_bucket.allow(now):
-            self.count("syn-cookie-rate-limited")
+            self.count(Count.SYN_COOKIE_RATE_LIMITED)
             return
         peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
         mss = min(mss, self.config.local_mss)
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
                             self._cookie_window(), build_options(mss=mss))
-        self.count("syn-cookie-sent")
+        self.count(Count.SYN_COOKIE_SENT)
         self.transmit(dst, src, out)
 
     def _cookie_window(self) -> int:
@@ -391,7 +392,7 @@ class TcpLayer:
             return False
         if not self._admit(src):
             return True
-        self.count("syn-cookie-accepted")
+        self.count(Count.SYN_COOKIE_ACCEPTED)
         conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, cookie)
         conn.passive = True
         conn.listener_port = listener.port
@@ -415,29 +416,29 @@ class TcpLayer:
         """RFC 5927: act only on an error that quotes one of our connections with a sequence number we
         have sent and not yet seen acknowledged; anything else is a blind attack or stale."""
         if len(quoted) < 20:
-            self.count("icmp-short-quote")
+            self.count(Count.ICMP_SHORT_QUOTE)
             return
         ihl = (quoted[0] & 0x0F) * 4
         if quoted[0] >> 4 != 4 or ihl < 20 or quoted[9] != 6 or len(quoted) < ihl + 8:
-            self.count("icmp-bad-quote")
+            self.count(Count.ICMP_BAD_QUOTE)
             return
         local = bytes(quoted[12:16])
         remote = bytes(quoted[16:20])
         src_port, dst_port, seq = _QUOTED_TCP.unpack_from(quoted, ihl)
         conn = self.connections.get((remote, dst_port, local, src_port))
         if conn is None:
-            self.count("icmp-no-connection")
+            self.count(Count.ICMP_NO_CONNECTION)
             return
         if not seq_in(seq, conn.snd_una, max(1, (conn.snd_max - conn.snd_una) & MASK)):
-            self.count("icmp-seq-out-of-window")
+            self.count(Count.ICMP_SEQ_OUT_OF_WINDOW)
             return
         if icmp_type == 3 and icmp_code == 4:
             if next_hop_mtu is None or next_hop_mtu < 68:
-                self.count("icmp-frag-needed-no-mtu")
+                self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
                 return
             new_mss = max(self.config.min_mss, next_hop_mtu - 40 - (12 if conn.ts_enabled else 0))
             if new_mss < conn.mss:
-                self.count("pmtu-reduced")
+                self.count(Count.PMTU_REDUCED)
                 conn.mss = new_mss
                 if conn.state != State.SYN_SENT:
                     conn.retransmit_first(now)
@@ -448,17 +449,17 @@ class TcpLayer:
                 # RFC 1122 4.2.3.9 hard errors (protocol/port unreachable) plus administrative prohibition:
                 # the connection attempt has a definite answer. RFC 5927 keeps them soft once established.
                 if icmp_type == ICMP_UNREACHABLE and icmp_code in HARD_UNREACHABLE_CODES:
-                    self.count("icmp-hard-error")
+                    self.count(Count.ICMP_HARD_ERROR)
                     self.destroy(conn, "refused")
                     return
                 if icmp_type == ICMP_TIME_EXCEEDED and icmp_code == 0:
-                    self.count("icmp-hard-error")
+                    self.count(Count.ICMP_HARD_ERROR)
                     self.destroy(conn, "unreachable")
                     return
-            self.count("icmp-soft-error")
+            self.count(Count.ICMP_SOFT_ERROR)
             conn.error = "unreachable"
             return
-        self.count("icmp-ignored")
+        self.count(Count.ICMP_IGNORED)
 
     # ------------------------------------------------------------------ user API
 
@@ -571,7 +572,7 @@ class TcpLayer:
             return
         if conn.state not in (State.SYN_SENT, State.TIME_WAIT, State.CLOSED):
             conn.send_rst(now)
-        self.count("aborted")
+        self.count(Count.ABORTED)
         self.destroy(conn, "aborted", notify=False)
 
     def state_of(self, conn_id: int) -> State:

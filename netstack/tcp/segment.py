@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import struct
 
+from netstack.tcp.counters import Count
+
 HEADER = struct.Struct("!HHIIBBHHH")
 MIN_HEADER_LEN = 20
 MAX_HEADER_LEN = 60
@@ -44,9 +46,9 @@ _U32 = struct.Struct("!I")
 
 
 class SegmentError(ValueError):
-    """A segment that cannot be accepted; `reason` is the name of the drop counter it increments."""
+    """A segment that cannot be accepted; `reason` is the drop counter it increments."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Count) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -115,25 +117,25 @@ def parse_options(raw: memoryview) -> Options:
             i += 1
             continue
         if i + 1 >= end:
-            raise SegmentError("option-truncated")
+            raise SegmentError(Count.OPTION_TRUNCATED)
         length = raw[i + 1]
         if length < 2 or i + length > end:
-            raise SegmentError("option-length")
+            raise SegmentError(Count.OPTION_LENGTH)
         if kind == OPT_MSS:
             if length != 4:
-                raise SegmentError("option-length")
+                raise SegmentError(Count.OPTION_LENGTH)
             options.mss = _U16.unpack_from(raw, i + 2)[0]
         elif kind == OPT_WSCALE:
             if length != 3:
-                raise SegmentError("option-length")
+                raise SegmentError(Count.OPTION_LENGTH)
             options.wscale = min(raw[i + 2], MAX_WSCALE)
         elif kind == OPT_SACK_PERMITTED:
             if length != 2:
-                raise SegmentError("option-length")
+                raise SegmentError(Count.OPTION_LENGTH)
             options.sack_permitted = True
         elif kind == OPT_TIMESTAMP:
             if length != 10:
-                raise SegmentError("option-length")
+                raise SegmentError(Count.OPTION_LENGTH)
             options.ts_val = _U32.unpack_from(raw, i + 2)[0]
             options.ts_ecr = _U32.unpack_from(raw, i + 6)[0]
         i += length
@@ -198,13 +200,13 @@ def parse_segment(src: bytes, dst: bytes, data: memoryview, *, verify_checksum: 
     """Integrity, then parse; raises SegmentError. `data` is exactly the TCP segment (IPv4 payload)."""
     length = len(data)
     if length < MIN_HEADER_LEN:
-        raise SegmentError("truncated")
+        raise SegmentError(Count.TRUNCATED)
     src_port, dst_port, seq, ack, offset_byte, flags, window, _checksum, urgent = HEADER.unpack_from(data)
     header_len = (offset_byte >> 4) * 4
     if header_len < MIN_HEADER_LEN or header_len > length:
-        raise SegmentError("bad-data-offset")
+        raise SegmentError(Count.BAD_DATA_OFFSET)
     if verify_checksum and not checksum_ok(src, dst, data):
-        raise SegmentError("bad-checksum")
+        raise SegmentError(Count.BAD_CHECKSUM)
     options = parse_options(data[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN else NO_OPTIONS
     return Segment(src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:])
 
