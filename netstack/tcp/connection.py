@@ -8,7 +8,6 @@ free space is the window. Both are bytearrays: deleting from the front of a byte
 
 from __future__ import annotations
 
-import enum
 import struct
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,6 @@ from netstack.tcp.segment import (
     ACK,
     FIN,
     HEADER,
-    MAX_WSCALE,
     PSH,
     RST,
     SYN,
@@ -28,6 +26,17 @@ from netstack.tcp.segment import (
     ones_sum,
 )
 from netstack.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
+from netstack.tcp.state import (
+    CAN_SEND,
+    FIN_QUEUED_STATES,
+    RECEIVES_DATA,
+    SYNCHRONIZED,
+    TRANSITIONS,
+    Cause,
+    IllegalTransitionError,
+    State,
+)
+from netstack.tcp.window import MAX_RAW_WINDOW, initial_window, receive_buffer_size, window_shift
 
 if TYPE_CHECKING:
     from netstack.tcp.layer import TcpLayer
@@ -35,41 +44,12 @@ if TYPE_CHECKING:
 INF = float("inf")
 _U16 = struct.Struct("!H")
 _TS_OPT = struct.Struct("!BBBBII")
-MAX_RAW_WINDOW = 0xFFFF
 TS_OPTION_LEN = 12
-
-
-def window_shift(buffer: int) -> int:
-    """The smallest RFC 7323 shift whose largest window covers `buffer`: what our SYN announces."""
-    shift = 0
-    while (MAX_RAW_WINDOW << shift) < buffer and shift < MAX_WSCALE:
-        shift += 1
-    return shift
-
-
-class State(enum.IntEnum):
-    SYN_SENT = 1
-    SYN_RECEIVED = 2
-    ESTABLISHED = 3
-    FIN_WAIT_1 = 4
-    FIN_WAIT_2 = 5
-    CLOSE_WAIT = 6
-    CLOSING = 7
-    LAST_ACK = 8
-    TIME_WAIT = 9
-    CLOSED = 10
-
-
-SYNCHRONIZED = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING,
-                          State.LAST_ACK, State.TIME_WAIT})
-RECEIVES_DATA = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
-# States in which our FIN has been queued: the user can write no more.
-FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
 
 
 class Connection:
     __slots__ = (
+        "_state",
         "_syn_options",
         "app_closed",
         "backoff",
@@ -127,7 +107,6 @@ class Connection:
         "sndbuf",
         "srtt",
         "ssthresh",
-        "state",
         "syn_data",
         "t_delack",
         "t_persist",
@@ -141,7 +120,7 @@ class Connection:
     )
 
     def __init__(self, layer: TcpLayer, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
-                 remote_port: int, iss: int, now: float) -> None:
+                 remote_port: int, iss: int, now: float, state: State = State.CLOSED) -> None:
         cfg = layer.config
         self.layer = layer
         self.id = conn_id
@@ -151,7 +130,7 @@ class Connection:
         self.remote = remote
         self.remote_port = remote_port
         self.pseudo_base = (int.from_bytes(local + remote, "big") + 6) % 0xFFFF
-        self.state = State.CLOSED
+        self._state = state
         self.passive = False
         self.listener_port = 0
         self.app_closed = False
@@ -218,17 +197,93 @@ class Connection:
         self.last_activity = now
         self.last_progress = now
 
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def active_open(cls, layer: TcpLayer, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
+                    remote_port: int, iss: int, now: float) -> Connection:
+        """`connect`: our SYN goes out at once."""
+        conn = cls(layer, conn_id, local, local_port, remote, remote_port, iss, now)
+        conn._enter(State.SYN_SENT, Cause.ACTIVE_OPEN)
+        conn.send_syn(now)
+        conn._arm_handshake_timers(now)
+        return conn
+
+    @classmethod
+    def passive_open(cls, layer: TcpLayer, conn_id: int, local: bytes, remote: bytes, syn: Segment,  # noqa: PLR0917
+                     iss: int, now: float) -> Connection:
+        """A listener's SYN: the connection is forked out of LISTEN and answers with its SYN-ACK."""
+        conn = cls(layer, conn_id, local, syn.dst_port, remote, syn.src_port, iss, now, State.LISTEN)
+        conn.passive = True
+        conn.listener_port = syn.dst_port
+        conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
+        conn.apply_peer_syn_options(syn)
+        conn.snd_wnd = conn.max_snd_wnd = syn.window  # never scaled in a SYN
+        conn.snd_wl1 = syn.seq
+        conn.send_syn_ack(now, syn)
+        conn._arm_handshake_timers(now)
+        return conn
+
+    @classmethod
+    def cookie_open(cls, layer: TcpLayer, conn_id: int, local: bytes, remote: bytes, ack: Segment,  # noqa: PLR0917
+                    mss: int, window: int, now: float) -> Connection:
+        """The ACK that returns a valid SYN cookie: the connection is rebuilt from what the cookie carried (the
+        ISS, the MSS) and what our stateless SYN-ACK advertised (`window`, unscaled: a cookie offers no window
+        scale, nor timestamps). The ACK itself is then processed as usual, which completes the handshake."""
+        cfg = layer.config
+        cookie = (ack.ack - 1) & MASK
+        conn = cls(layer, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
+        conn.passive = True
+        conn.listener_port = ack.dst_port
+        conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
+        conn.mss = max(cfg.min_mss, min(mss, cfg.local_mss))
+        conn.irs = (ack.seq - 1) & MASK
+        conn.rcv_nxt = ack.seq
+        # Data on the segment that completes the handshake, as when the bare ACK was lost, must fall inside
+        # the window the cookie SYN-ACK advertised.
+        conn.rcv_adv = (ack.seq + window) & MASK
+        conn.rcv_buf_size = receive_buffer_size(cfg, conn.mss)
+        conn.cwnd = initial_window(cfg, conn.mss)
+        conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
+        conn.snd_wl1 = ack.seq
+        return conn
+
+    def _arm_handshake_timers(self, now: float) -> None:
+        self.t_rtx = now + self.rto
+        self.t_state = now + self.layer.config.connect_timeout
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> State:
+        """Read-only: a state changes only through `_enter`, which checks it against `TRANSITIONS`."""
+        return self._state
+
+    def _enter(self, state: State, cause: Cause) -> None:
+        """The one place a connection changes state; a change not in the table raises `IllegalTransitionError`."""
+        if TRANSITIONS[self._state].get(cause) is not state:
+            raise IllegalTransitionError(self._state, cause, state)
+        self._state = state
+
+    def closed(self, cause: Cause, error: str | None) -> None:
+        """Enter CLOSED and let go of timers and buffers; `TcpLayer.destroy` calls this, then forgets us."""
+        self._enter(State.CLOSED, cause)
+        self.error = error
+        self.t_rtx = self.t_delack = self.t_persist = self.t_state = INF
+        self.discard_sent()
+        self.discard_received()
+
     # ------------------------------------------------------------------ helpers
 
     def __repr__(self) -> str:
-        return f"<Connection {self.id} {self.state.name} {self.local_port}<->{self.remote_port}>"
+        return f"<Connection {self.id} {self._state.name} {self.local_port}<->{self.remote_port}>"
 
     def deadline(self) -> float:
         cfg = self.layer.config
         d = min(self.t_rtx, self.t_delack, self.t_persist, self.t_state)
-        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT:
+        if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
             d = min(d, self.last_activity + cfg.idle_timeout)
-            if cfg.keepalive and self.state in CAN_SEND:
+            if cfg.keepalive and self._state in CAN_SEND:
                 d = min(d, self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval)
         return d
 
@@ -282,7 +337,7 @@ class Connection:
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
         advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
-        if self.state == State.TIME_WAIT or (self.state == State.SYN_RECEIVED and self.passive):
+        if self._state == State.TIME_WAIT or (self._state == State.SYN_RECEIVED and self.passive):
             return advertised  # no buffer behind these (BSD's syncache and time-wait entries)
         return max(self.free_space(), advertised)
 
@@ -335,7 +390,7 @@ class Connection:
         ACK numbered after the probe would never deliver what it acknowledges: two peers each waiting for the
         other's window to open would deadlock (Linux's tcp_acceptable_seq makes the same choice)."""
         seq = self.snd_nxt
-        if self.state in SYNCHRONIZED:
+        if self._state in SYNCHRONIZED:
             edge = (self.snd_una + self.snd_wnd) & MASK
             if seq_lt(edge, seq):
                 seq = edge
@@ -394,7 +449,7 @@ class Connection:
 
     def output(self, now: float) -> None:
         """Send what the windows allow: new data, a FIN, or arm the persist timer on a zero window."""
-        state = self.state
+        state = self._state
         if state not in SYNCHRONIZED or state == State.TIME_WAIT:
             return
         buflen = len(self.sndbuf)
@@ -507,7 +562,7 @@ class Connection:
         del self.rcvbuf[:n]
         self.layer.rcv_held -= n
         self.readable_pending = False
-        if self.state in RECEIVES_DATA:
+        if self._state in RECEIVES_DATA:
             # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
             advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
             if self.free_space() - advertised >= min(2 * self.rcv_mss, self.rcv_buf_size // 2):
@@ -516,18 +571,59 @@ class Connection:
 
     def user_shutdown(self, now: float) -> None:
         """Queue our FIN after the buffered data (SHUT_WR)."""
-        state = self.state
+        state = self._state
         if self.fin_queued or state in FIN_QUEUED_STATES:
             return
         if state == State.SYN_SENT:
-            self.layer.destroy(self, None, notify=False)
+            self.layer.destroy(self, Cause.CLOSE, None, notify=False)
             return
-        self.fin_queued = True
-        if state in (State.ESTABLISHED, State.SYN_RECEIVED):
-            self.state = State.FIN_WAIT_1 if state == State.ESTABLISHED else state
+        # In SYN-RECEIVED the FIN waits for the handshake to complete (_established_from_syn_received).
+        if state == State.ESTABLISHED:
+            self._enter(State.FIN_WAIT_1, Cause.CLOSE)
         elif state == State.CLOSE_WAIT:
-            self.state = State.LAST_ACK
+            self._enter(State.LAST_ACK, Cause.CLOSE)
+        self.fin_queued = True
         self.output(now)
+
+    def user_close(self, now: float) -> None:
+        """Orderly close: unread data is dropped and the FIN follows buffered data; the connection lingers in
+        the layer until the peer is done (an orphaned FIN-WAIT-2 for at most `fin_wait_2_timeout`)."""
+        self.app_closed = True
+        self.reading_paused = True
+        self.discard_received()
+        if self._state == State.SYN_SENT:
+            self.layer.destroy(self, Cause.CLOSE, None, notify=False)
+            return
+        self.user_shutdown(now)
+        if self._state == State.FIN_WAIT_2:
+            self.t_state = now + self.layer.config.fin_wait_2_timeout
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+        if self.rcvbuf and not self.readable_pending:
+            self.readable_pending = True
+            self.layer.emit(ev.Readable(self.id))
+
+    # ------------------------------------------------------------------ ICMP (RFC 5927: the layer checked it)
+
+    def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
+        """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
+        shrank (RFC 1191, without ever going below `min_mss`)."""
+        cfg = self.layer.config
+        new_mss = max(cfg.min_mss, next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0))
+        if new_mss >= self.mss:
+            return False
+        self.mss = new_mss
+        if self._state != State.SYN_SENT:
+            self.retransmit_first(now)
+        return True
+
+    def soft_error(self, error: str) -> None:
+        """Remember an error that does not end the connection; it becomes the reason if a timeout does."""
+        self.error = error
 
     # ------------------------------------------------------------------ timers
 
@@ -535,20 +631,20 @@ class Connection:
         cfg = self.layer.config
         if self.t_state <= now:
             self.t_state = INF
-            if self.state == State.TIME_WAIT:
-                self.layer.destroy(self, None)
+            if self._state == State.TIME_WAIT:
+                self.layer.destroy(self, Cause.TIMEOUT_2MSL, None)
                 return
-            if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            if self._state in (State.SYN_SENT, State.SYN_RECEIVED):
                 self._give_up(now, "timeout")
                 return
-            if self.state == State.FIN_WAIT_2:
+            if self._state == State.FIN_WAIT_2:
                 self.layer.count(Count.FIN_WAIT_2_TIMEOUT)
-                self.layer.destroy(self, None)
+                self.layer.destroy(self, Cause.TIMEOUT, None)
                 return
         if self.t_rtx <= now:
             self.t_rtx = INF
             self._retransmit_timeout(now)
-            if self.state == State.CLOSED:
+            if self._state == State.CLOSED:
                 return
         if self.t_persist <= now:
             self.t_persist = INF
@@ -556,12 +652,12 @@ class Connection:
         if self.t_delack <= now:
             self.t_delack = INF
             self.send_ack(now)
-        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT:
+        if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
             if now >= self.last_activity + cfg.idle_timeout:
                 self.layer.count(Count.IDLE_TIMEOUT)
                 self._give_up(now, "idle")
                 return
-            if cfg.keepalive and self.state in CAN_SEND and \
+            if cfg.keepalive and self._state in CAN_SEND and \
                     now >= self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval:
                 if self.keepalive_sent >= cfg.keepalive_probes:
                     self.layer.count(Count.KEEPALIVE_TIMEOUT)
@@ -572,15 +668,15 @@ class Connection:
                 self._emit(now, (self.snd_una - 1) & MASK, ACK)
 
     def _give_up(self, now: float, error: str) -> None:
-        if self.state in SYNCHRONIZED or self.state == State.SYN_RECEIVED:
+        if self._state in SYNCHRONIZED or self._state == State.SYN_RECEIVED:
             self.send_rst(now)
-        self.layer.destroy(self, error)
+        self.layer.destroy(self, Cause.TIMEOUT, error)
 
     def _retransmit_timeout(self, now: float) -> None:
         cfg = self.layer.config
         self.retries += 1
         self.rtt_seq = None  # Karn: nothing sent before this timeout can be timed
-        state = self.state
+        state = self._state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.retries > cfg.syn_retries:
                 self.layer.count(Count.SYN_RETRIES_EXCEEDED)
@@ -634,7 +730,7 @@ class Connection:
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): send one byte of new data beyond the closed window; from then
         on the retransmission timer repeats it with backoff, without counting toward `data_retries`."""
-        if self.state not in SYNCHRONIZED or not self.sndbuf or self.snd_wnd != 0 or self.snd_max != self.snd_una:
+        if self._state not in SYNCHRONIZED or not self.sndbuf or self.snd_wnd != 0 or self.snd_max != self.snd_una:
             return
         if now - self.last_progress >= self.layer.config.user_timeout:
             self._give_up(now, "timeout")
@@ -662,11 +758,11 @@ class Connection:
     def segment_arrived(self, now: float, seg: Segment) -> None:
         self.last_heard = now
         self.keepalive_sent = 0
-        if self.state == State.SYN_SENT:
+        if self._state == State.SYN_SENT:
             self._syn_sent(now, seg)
         else:
             self._synchronized(now, seg)
-        if self.state != State.CLOSED:
+        if self._state != State.CLOSED:
             self.output(now)
 
     def apply_peer_syn_options(self, seg: Segment) -> None:
@@ -687,10 +783,8 @@ class Connection:
         self.irs = seg.seq
         self.rcv_nxt = (seg.seq + 1) & MASK
         self.rcv_adv = self.rcv_nxt
-        # BSD rounds the receive buffer up to a whole number of segments.
-        self.rcv_buf_size = -(-cfg.rcv_buffer // self.mss) * self.mss if not self.ts_enabled else \
-            -(-cfg.rcv_buffer // (self.mss + TS_OPTION_LEN)) * (self.mss + TS_OPTION_LEN)
-        self.cwnd = min(cfg.initial_window_segments * self.mss, max(2 * self.mss, 14600))
+        self.rcv_buf_size = receive_buffer_size(cfg, self.mss + TS_OPTION_LEN if self.ts_enabled else self.mss)
+        self.cwnd = initial_window(cfg, self.mss)
 
     def _syn_sent(self, now: float, seg: Segment) -> None:
         flags = seg.flags
@@ -704,7 +798,7 @@ class Connection:
             ack_ok = True
         if flags & RST:
             if ack_ok:
-                self.layer.destroy(self, "refused")
+                self.layer.destroy(self, Cause.RCV_RST, "refused")
             else:
                 self.layer.count(Count.RST_WITHOUT_ACK_IN_SYN_SENT)
             return
@@ -728,7 +822,7 @@ class Connection:
             self.backoff = 0
             self.t_rtx = INF
             self.t_state = INF
-            self.state = State.ESTABLISHED
+            self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
             self.last_progress = now
             self.layer.emit(ev.Connected(self.id))
             if len(seg.payload):
@@ -736,7 +830,7 @@ class Connection:
             self.send_ack(now)
             return
         # Simultaneous open (RFC 9293 §3.5, figure 8): answer with SYN-ACK of the same ISS.
-        self.state = State.SYN_RECEIVED
+        self._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
         if len(seg.payload):
             self.syn_data = bytes(seg.payload[: self.free_space()])
         self.send_syn_ack(now, None)
@@ -758,7 +852,7 @@ class Connection:
         layer = self.layer
         cfg = layer.config
         flags = seg.flags
-        state = self.state
+        state = self._state
         if state == State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK and seg.seq == self.irs:
             # Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already hold;
             # what is new in it is the ACK.
@@ -831,9 +925,10 @@ class Connection:
                 return
             layer.count(Count.RST_ACCEPTED)
             if state == State.SYN_RECEIVED:
-                layer.destroy(self, "refused" if not self.passive else None, notify=not self.passive)
+                layer.destroy(self, Cause.RCV_RST, "refused" if not self.passive else None,
+                              notify=not self.passive)
             else:
-                layer.destroy(self, "reset")
+                layer.destroy(self, Cause.RCV_RST, "reset")
             return
 
         # Fourth: SYN in a synchronized state (RFC 5961 §4.2)
@@ -844,7 +939,7 @@ class Connection:
                 return
             layer.count(Count.SYN_IN_WINDOW_RESET)
             self.send_rst(now)
-            layer.destroy(self, "reset")
+            layer.destroy(self, Cause.ABORT, "reset")
             return
 
         # Fifth: ACK
@@ -858,7 +953,7 @@ class Connection:
                 layer.send_reset_for(self.local, self.remote, seg, now)
                 return
             self._established_from_syn_received(now, seg)
-            state = self.state
+            state = self._state
 
         ack = seg.ack
         # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
@@ -875,19 +970,19 @@ class Connection:
             self.ts_recent = opts.ts_val
 
         self._process_ack(now, seg)
-        state = self.state
+        state = self._state
         if state == State.CLOSED:
             return
 
         if state == State.FIN_WAIT_1 and self.fin_acked:
-            self.state = state = State.FIN_WAIT_2
+            self._enter(State.FIN_WAIT_2, Cause.RCV_ACK_OF_FIN)
             if self.app_closed:
                 self.t_state = now + cfg.fin_wait_2_timeout
         elif state == State.CLOSING and self.fin_acked:
-            self._enter_time_wait(now)
+            self._enter_time_wait(now, Cause.RCV_ACK_OF_FIN)
             return
         elif state == State.LAST_ACK and self.fin_acked:
-            layer.destroy(self, None)
+            layer.destroy(self, Cause.RCV_ACK_OF_FIN, None)
             return
         elif state == State.TIME_WAIT:
             # Acknowledge anything but an exact duplicate ACK; a repeated FIN restarts the 2*MSL wait.
@@ -923,7 +1018,9 @@ class Connection:
         self.t_rtx = INF
         self.t_state = INF
         self.last_progress = now
-        self.state = State.FIN_WAIT_1 if self.fin_queued else State.ESTABLISHED
+        self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
+        if self.fin_queued:
+            self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
         self.layer.half_open_done(self)
         if self.passive:
             self.layer.emit(ev.Accepted(self.id, self.listener_port))
@@ -1158,26 +1255,26 @@ class Connection:
         self.layer.ooo_held -= self._ooo_charge()
         self.ooo = []
         self.ooo_bytes = 0
-        if self.state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
+        if self._state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
                 self.snd_nxt == self.snd_max:
             # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
             self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
         else:
             self.send_ack(now)
         self.layer.emit(ev.PeerClosed(self.id))
-        state = self.state
+        state = self._state
         if state == State.ESTABLISHED:
-            self.state = State.CLOSE_WAIT
+            self._enter(State.CLOSE_WAIT, Cause.RCV_FIN)
         elif state == State.FIN_WAIT_1:
             if self.fin_acked:
-                self._enter_time_wait(now)
+                self._enter_time_wait(now, Cause.RCV_FIN_ACK_OF_FIN)
             else:
-                self.state = State.CLOSING
+                self._enter(State.CLOSING, Cause.RCV_FIN)
         elif state == State.FIN_WAIT_2:
-            self._enter_time_wait(now)
+            self._enter_time_wait(now, Cause.RCV_FIN)
 
-    def _enter_time_wait(self, now: float) -> None:
-        self.state = State.TIME_WAIT
+    def _enter_time_wait(self, now: float, cause: Cause) -> None:
+        self._enter(State.TIME_WAIT, cause)
         self.t_rtx = INF
         self.t_persist = INF
         self.t_delack = INF
@@ -1186,3 +1283,6 @@ class Connection:
             self.discard_received()
         self.t_state = now + 2 * self.layer.config.msl
         self.layer.entered_time_wait(self)
+
+
+__all__ = ["INF", "Connection", "State", "window_shift"]

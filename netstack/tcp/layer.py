@@ -18,7 +18,7 @@ from netstack.faults import FaultLog
 from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import INF, Connection, State
+from netstack.tcp.connection import INF, Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.isn import IsnGenerator
 from netstack.tcp.segment import (
@@ -35,6 +35,7 @@ from netstack.tcp.segment import (
     parse_segment,
 )
 from netstack.tcp.seq import MASK, seq_gt, seq_in
+from netstack.tcp.state import Cause, IllegalTransitionError, State
 
 logger = logging.getLogger(__name__)
 
@@ -208,20 +209,18 @@ class TcpLayer:
         if self.per_source[remote] <= 0:
             del self.per_source[remote]
 
-    def destroy(self, conn: Connection, error: str | None, *, notify: bool = True) -> None:
-        if self.by_id.pop(conn.id, None) is None:
+    def destroy(self, conn: Connection, cause: Cause, error: str | None, *, notify: bool = True) -> None:
+        """End `conn` (entering CLOSED for `cause`) and give back everything it held; `error` goes to the user."""
+        if conn.id not in self.by_id:
             return
+        conn.closed(cause, error)
+        del self.by_id[conn.id]
         self.connections.pop(conn.key, None)
         self.half_open_done(conn)
         if conn.id in self.time_wait_ids:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
-        conn.state = State.CLOSED
-        conn.error = error
-        conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
-        conn.discard_sent()
-        conn.discard_received()
         if notify:
             self.emit(ev.Closed(conn.id, error))
 
@@ -239,14 +238,15 @@ class TcpLayer:
                 heapq.heapify(self._heap)
                 self.count(Count.TIMER_HEAP_COMPACTED)
 
-    def _new_connection(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
-                        iss: int) -> Connection:
+    def _new_id(self) -> int:
         conn_id = self._next_id
         self._next_id += 1
-        conn = Connection(self, conn_id, local, local_port, remote, remote_port, iss, now)
+        return conn_id
+
+    def _register(self, conn: Connection) -> Connection:
         self.connections[conn.key] = conn
-        self.by_id[conn_id] = conn
-        self.per_source[remote] += 1
+        self.by_id[conn.id] = conn
+        self.per_source[conn.remote] += 1
         return conn
 
     def _admit(self, remote: bytes) -> bool:
@@ -254,7 +254,7 @@ class TcpLayer:
         if len(self.by_id) >= cfg.max_connections and self.time_wait_ids:
             oldest = next(iter(self.time_wait_ids))
             self.count(Count.TIME_WAIT_RECYCLED)
-            self.destroy(self.by_id[oldest], None)
+            self.destroy(self.by_id[oldest], Cause.ABORT, None)
         if len(self.by_id) >= cfg.max_connections:
             self.count(Count.CONNECTION_LIMIT)
             return False
@@ -294,7 +294,7 @@ class TcpLayer:
             # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
             # keeps old duplicates apart, so it is taken as a new connection.
             self.count(Count.TIME_WAIT_REOPENED)
-            self.destroy(conn, None, notify=False)
+            self.destroy(conn, Cause.ABORT, None, notify=False)
             conn = None
         if flags & SYN and flags & FIN:
             # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
@@ -335,7 +335,7 @@ class TcpLayer:
             self.count(Count.LISTEN_SYN_ACK)
             return
         if flags & ACK:
-            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
+            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg):
                 return
             self.count(Count.LISTEN_ACK)
             self.send_reset_for(dst, src, seg, now)
@@ -352,20 +352,10 @@ class TcpLayer:
                 self.count(Count.BACKLOG_FULL)
             return
         iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
-        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, iss)
-        conn.passive = True
-        conn.listener_port = listener.port
-        conn.state = State.SYN_RECEIVED
-        conn.apply_peer_syn_options(seg)
-        conn.snd_wnd = seg.window
-        conn.max_snd_wnd = seg.window
-        conn.snd_wl1 = seg.seq
+        conn = self._register(Connection.passive_open(self, self._new_id(), dst, src, seg, iss, now))
         self.half_open.add(conn.id)
         listener.half_open += 1
         self.count(Count.SYN_RECEIVED)
-        conn.send_syn_ack(now, seg)
-        conn.t_rtx = now + conn.rto
-        conn.t_state = now + cfg.connect_timeout
         self._schedule(conn)
 
     def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
@@ -384,7 +374,7 @@ class TcpLayer:
         """The window a cookie SYN-ACK advertises, and so what the connection it makes starts from."""
         return min(self.config.rcv_buffer, 0xFFFF)
 
-    def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> bool:
+    def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment) -> bool:
         peer_isn = (seg.seq - 1) & MASK
         cookie = (seg.ack - 1) & MASK
         mss = self.isn.check_cookie(now, dst, seg.dst_port, src, seg.src_port, peer_isn, cookie)
@@ -393,20 +383,8 @@ class TcpLayer:
         if not self._admit(src):
             return True
         self.count(Count.SYN_COOKIE_ACCEPTED)
-        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, cookie)
-        conn.passive = True
-        conn.listener_port = listener.port
-        conn.state = State.SYN_RECEIVED
-        conn.mss = max(self.config.min_mss, min(mss, self.config.local_mss))
-        conn.irs = peer_isn
-        conn.rcv_nxt = seg.seq
-        # The window our cookie SYN-ACK advertised (unscaled: it offered no window scale). Data on the segment
-        # that completes the handshake, as when the bare ACK was lost, must fall inside it.
-        conn.rcv_adv = (seg.seq + self._cookie_window()) & MASK
-        conn.rcv_buf_size = -(-self.config.rcv_buffer // conn.mss) * conn.mss
-        conn.cwnd = min(self.config.initial_window_segments * conn.mss, max(2 * conn.mss, 14600))
-        conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
-        conn.snd_wl1 = seg.seq
+        conn = self._register(Connection.cookie_open(self, self._new_id(), dst, src, seg, mss, self._cookie_window(),
+                                                     now))
         conn.segment_arrived(now, seg)
         self._schedule(conn)
         return True
@@ -436,12 +414,8 @@ class TcpLayer:
             if next_hop_mtu is None or next_hop_mtu < 68:
                 self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
                 return
-            new_mss = max(self.config.min_mss, next_hop_mtu - 40 - (12 if conn.ts_enabled else 0))
-            if new_mss < conn.mss:
+            if conn.path_mtu_reduced(now, next_hop_mtu):
                 self.count(Count.PMTU_REDUCED)
-                conn.mss = new_mss
-                if conn.state != State.SYN_SENT:
-                    conn.retransmit_first(now)
                 self._schedule(conn)
             return
         if icmp_type in (ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED):
@@ -450,14 +424,14 @@ class TcpLayer:
                 # the connection attempt has a definite answer. RFC 5927 keeps them soft once established.
                 if icmp_type == ICMP_UNREACHABLE and icmp_code in HARD_UNREACHABLE_CODES:
                     self.count(Count.ICMP_HARD_ERROR)
-                    self.destroy(conn, "refused")
+                    self.destroy(conn, Cause.ABORT, "refused")
                     return
                 if icmp_type == ICMP_TIME_EXCEEDED and icmp_code == 0:
                     self.count(Count.ICMP_HARD_ERROR)
-                    self.destroy(conn, "unreachable")
+                    self.destroy(conn, Cause.ABORT, "unreachable")
                     return
             self.count(Count.ICMP_SOFT_ERROR)
-            conn.error = "unreachable"
+            conn.soft_error("unreachable")
             return
         self.count(Count.ICMP_IGNORED)
 
@@ -485,11 +459,8 @@ class TcpLayer:
         elif (remote, remote_port, local, local_port) in self.connections:
             raise TcpError("address in use")
         iss = self.isn.isn(now, local, local_port, remote, remote_port)
-        conn = self._new_connection(now, local, local_port, remote, remote_port, iss)
-        conn.state = State.SYN_SENT
-        conn.send_syn(now)
-        conn.t_rtx = now + conn.rto
-        conn.t_state = now + self.config.connect_timeout
+        conn = self._register(Connection.active_open(self, self._new_id(), local, local_port, remote, remote_port,
+                                                     iss, now))
         self._schedule(conn)
         return conn.id
 
@@ -535,18 +506,17 @@ class TcpLayer:
         return len(conn.sndbuf) if conn is not None else 0
 
     def pause_reading(self, conn_id: int) -> None:
-        self._conn(conn_id).reading_paused = True
+        self._conn(conn_id).pause_reading()
 
     def resume_reading(self, conn_id: int) -> None:
-        conn = self._conn(conn_id)
-        conn.reading_paused = False
-        if conn.rcvbuf and not conn.readable_pending:
-            conn.readable_pending = True
-            self.emit(ev.Readable(conn.id))
+        self._conn(conn_id).resume_reading()
 
     def shutdown(self, now: float, conn_id: int) -> None:
         conn = self._conn(conn_id)
-        conn.user_shutdown(now)
+        try:
+            conn.user_shutdown(now)
+        except IllegalTransitionError as exc:
+            self.internal_error("TCP shutdown failed", exc)
         self._schedule(conn)
 
     def close(self, now: float, conn_id: int) -> None:
@@ -554,15 +524,10 @@ class TcpLayer:
         conn = self.by_id.get(conn_id)
         if conn is None:
             return
-        conn.app_closed = True
-        conn.reading_paused = True
-        conn.discard_received()
-        if conn.state == State.SYN_SENT:
-            self.destroy(conn, None, notify=False)
-            return
-        conn.user_shutdown(now)
-        if conn.state == State.FIN_WAIT_2:
-            conn.t_state = now + self.config.fin_wait_2_timeout
+        try:
+            conn.user_close(now)
+        except IllegalTransitionError as exc:
+            self.internal_error("TCP close failed", exc)
         self._schedule(conn)
 
     def abort(self, now: float, conn_id: int) -> None:
@@ -573,7 +538,7 @@ class TcpLayer:
         if conn.state not in (State.SYN_SENT, State.TIME_WAIT, State.CLOSED):
             conn.send_rst(now)
         self.count(Count.ABORTED)
-        self.destroy(conn, "aborted", notify=False)
+        self.destroy(conn, Cause.ABORT, "aborted", notify=False)
 
     def state_of(self, conn_id: int) -> State:
         conn = self.by_id.get(conn_id)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, build_options, build_segment
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, transfer
 

@@ -8,8 +8,8 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, build_options
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 

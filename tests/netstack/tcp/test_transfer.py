@@ -9,7 +9,7 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
+from netstack.tcp.state import State
 from tests.netstack.tcp.sim import Pair, Wire, establish, transfer
 
 
