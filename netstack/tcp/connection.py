@@ -856,8 +856,8 @@ class Connection:
         if state == State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK and seg.seq == self.irs:
             # Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already hold;
             # what is new in it is the ACK.
-            seg.flags = flags = flags & ~SYN
-            seg.seq = (seg.seq + 1) & MASK
+            flags &= ~SYN
+            seg = seg._replace(flags=flags, seq=(seg.seq + 1) & MASK)
         payload = seg.payload
         seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
 

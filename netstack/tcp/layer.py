@@ -303,7 +303,8 @@ class TcpLayer:
             if conn is not None or seg.dst_port in self.listeners:
                 if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
                     return
-                seg.flags = flags = flags & ~FIN
+                flags &= ~FIN
+                seg = seg._replace(flags=flags)
         if conn is not None:
             conn.segment_arrived(now, seg)
             self._schedule(conn)

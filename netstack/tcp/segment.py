@@ -13,6 +13,7 @@ is an order of magnitude faster than summing words in Python.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from netstack.tcp.counters import Count
 
@@ -76,27 +77,15 @@ def finish_checksum(residue: int) -> int:
     return (0xFFFF - residue % 0xFFFF) % 0xFFFF
 
 
-class Options:
-    """Options that matter to this stack; absent ones are None. Plain slotted class: one per parsed segment."""
+class Options(NamedTuple):
+    """Options that matter to this stack; absent ones are None. Immutable like the segment that carries them
+    (`NO_OPTIONS` is shared by every segment without options)."""
 
-    __slots__ = ("mss", "sack_permitted", "ts_ecr", "ts_val", "wscale")
-
-    def __init__(self) -> None:
-        self.mss: int | None = None
-        self.wscale: int | None = None
-        self.sack_permitted = False
-        self.ts_val: int | None = None
-        self.ts_ecr: int | None = None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Options):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "Options(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    ts_val: int | None = None
+    ts_ecr: int | None = None
 
 
 NO_OPTIONS = Options()
@@ -106,7 +95,11 @@ def parse_options(raw: memoryview) -> Options:
     """Parse the option bytes of a header. Unknown options are skipped by their length; a length byte that is
     missing, below 2, runs past the header, or does not fit a known option's fixed size is an error.
     Bytes after EOL must be padding and are ignored (RFC 9293 §3.1)."""
-    options = Options()
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted = False
+    ts_val: int | None = None
+    ts_ecr: int | None = None
     i = 0
     end = len(raw)
     while i < end:
@@ -124,22 +117,22 @@ def parse_options(raw: memoryview) -> Options:
         if kind == OPT_MSS:
             if length != 4:
                 raise SegmentError(Count.OPTION_LENGTH)
-            options.mss = _U16.unpack_from(raw, i + 2)[0]
+            mss = _U16.unpack_from(raw, i + 2)[0]
         elif kind == OPT_WSCALE:
             if length != 3:
                 raise SegmentError(Count.OPTION_LENGTH)
-            options.wscale = min(raw[i + 2], MAX_WSCALE)
+            wscale = min(raw[i + 2], MAX_WSCALE)
         elif kind == OPT_SACK_PERMITTED:
             if length != 2:
                 raise SegmentError(Count.OPTION_LENGTH)
-            options.sack_permitted = True
+            sack_permitted = True
         elif kind == OPT_TIMESTAMP:
             if length != 10:
                 raise SegmentError(Count.OPTION_LENGTH)
-            options.ts_val = _U32.unpack_from(raw, i + 2)[0]
-            options.ts_ecr = _U32.unpack_from(raw, i + 6)[0]
+            ts_val = _U32.unpack_from(raw, i + 2)[0]
+            ts_ecr = _U32.unpack_from(raw, i + 6)[0]
         i += length
-    return options
+    return Options(mss, wscale, sack_permitted, ts_val, ts_ecr)
 
 
 def build_options(
@@ -165,24 +158,21 @@ def build_options(
     return bytes(out)
 
 
-class Segment:
-    """A parsed segment. `payload` is a view into the caller's buffer: copy it before the buffer is reused."""
+class Segment(NamedTuple):
+    """A parsed segment, immutable: a check that wants it different makes a new one (`_replace`), so no later
+    step, and no caller holding it, sees a segment change under it. `payload` is a view into the caller's
+    buffer: copy it before the buffer is reused. A NamedTuple rather than a frozen dataclass because it costs
+    no more than a slotted class to build and read, and this is built for every segment."""
 
-    __slots__ = ("ack", "dst_port", "flags", "options", "payload", "seq", "src_port", "urgent", "window")
-
-    def __init__(  # noqa: PLR0917
-        self, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int, urgent: int,
-        options: Options, payload: memoryview,
-    ) -> None:
-        self.src_port = src_port
-        self.dst_port = dst_port
-        self.seq = seq
-        self.ack = ack
-        self.flags = flags
-        self.window = window
-        self.urgent = urgent
-        self.options = options
-        self.payload = payload
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    urgent: int
+    options: Options
+    payload: memoryview
 
     @property
     def seg_len(self) -> int:

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from netstack.tcp.segment import (
     ACK,
     FIN,
+    NO_OPTIONS,
     PSH,
     SYN,
+    Options,
     SegmentError,
     build_options,
     build_segment,
@@ -144,3 +146,17 @@ def test_seg_len_counts_syn_and_fin() -> None:
 def test_build_rejects_unpadded_options() -> None:
     with pytest.raises(ValueError, match="padded"):
         build_segment(SRC, DST, 1, 2, 3, 4, SYN, 5, b"\x01")
+
+
+def test_parsed_segments_and_their_options_are_immutable() -> None:
+    raw = build_segment(SRC, DST, 1, 2, 3, 4, SYN, 5, build_options(mss=1400, ts=(7, 8)), b"xy")
+    seg = parse_segment(SRC, DST, memoryview(raw))
+    with pytest.raises(AttributeError):
+        seg.flags = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        seg.options.mss = 1  # type: ignore[misc]
+    changed = seg._replace(flags=ACK, seq=4)
+    assert (seg.flags, seg.seq, changed.flags, changed.seq) == (SYN, 3, ACK, 4)
+    assert seg.options == Options(mss=1400, ts_val=7, ts_ecr=8)
+    assert (seg.seg_len, changed.seg_len) == (3, 2)
+    assert parse_segment(SRC, DST, memoryview(build_segment(SRC, DST, 1, 2, 3, 4, ACK, 5))).options is NO_OPTIONS
