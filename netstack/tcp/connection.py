@@ -45,6 +45,8 @@ INF = float("inf")
 _U16 = struct.Struct("!H")
 _TS_OPT = struct.Struct("!BBBBII")
 TS_OPTION_LEN = 12
+# What the first check (sequence number) makes of a segment.
+_DROP, _ACCEPT, _ACK_ONLY = 0, 1, 2
 
 
 class Connection:
@@ -849,160 +851,188 @@ class Connection:
         return seq_in(seq, self.rcv_nxt, wnd) or seq_in((seq + seg_len - 1) & MASK, self.rcv_nxt, wnd)
 
     def _synchronized(self, now: float, seg: Segment) -> None:
-        layer = self.layer
-        cfg = layer.config
+        """RFC 9293 §3.10.7.4, SEGMENT ARRIVES in SYN-RECEIVED and every later state: one method per step of the
+        RFC (the third, security, and the sixth, URG, have nothing to do here), each saying whether to go on."""
+        seg = self._simultaneous_open_ack(seg)
+        if not self._preliminary_checks(now, seg):
+            return
+        verdict = self._check_sequence(now, seg)  # first
+        if verdict == _DROP:
+            return
         flags = seg.flags
-        state = self._state
-        if state == State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK and seg.seq == self.irs:
-            # Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already hold;
-            # what is new in it is the ACK.
-            flags &= ~SYN
-            seg = seg._replace(flags=flags, seq=(seg.seq + 1) & MASK)
-        payload = seg.payload
-        seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-
-        # PAWS (RFC 7323 §5): a timestamp older than TS.Recent marks an old duplicate.
-        opts = seg.options
-        if self.ts_enabled and opts.ts_val is not None and not flags & RST and \
-                ((self.ts_recent - opts.ts_val) & MASK) < 0x80000000 and opts.ts_val != self.ts_recent:
-            layer.count(Count.PAWS)
+        if flags & RST:
+            self._check_rst(now, seg)  # second
+            return
+        if flags & SYN:
+            self._check_syn(now)  # fourth
+            return
+        if not self._check_ack(now, seg):  # fifth
+            return
+        if not self._ack_closes(now, seg, verdict == _ACK_ONLY):
+            return
+        if verdict == _ACK_ONLY:
             self.send_ack(now)
             return
+        self._segment_text_and_fin(now, seg)  # seventh and eighth
 
+    def _simultaneous_open_ack(self, seg: Segment) -> Segment:
+        """In a simultaneous open (RFC 9293 figure 8) the peer's SYN-ACK repeats the SYN we already hold: what
+        is new in it is the ACK, so it is processed as the ACK that follows the SYN."""
+        if self._state == State.SYN_RECEIVED and not self.passive and seg.flags & SYN and seg.flags & ACK and \
+                seg.seq == self.irs:
+            return seg._replace(flags=seg.flags & ~SYN, seq=(seg.seq + 1) & MASK)
+        return seg
+
+    def _preliminary_checks(self, now: float, seg: Segment) -> bool:
+        """What is judged before the sequence number: PAWS, flagless segments, RSTs in TIME-WAIT and a
+        retransmitted SYN."""
+        layer = self.layer
+        flags = seg.flags
+        # PAWS (RFC 7323 §5): a timestamp older than TS.Recent marks an old duplicate.
+        ts_val = seg.options.ts_val
+        if self.ts_enabled and ts_val is not None and not flags & RST and \
+                ((self.ts_recent - ts_val) & MASK) < 0x80000000 and ts_val != self.ts_recent:
+            layer.count(Count.PAWS)
+            self.send_ack(now)
+            return False
         if not flags & (ACK | SYN | RST):
             layer.count(Count.NO_ACK)
-            return
-
-        if flags & RST and state == State.TIME_WAIT:
+            return False
+        if flags & RST and self._state == State.TIME_WAIT:
             # RFC 1337 §3 fix F1, as FreeBSD does (Linux with net.ipv4.tcp_rfc1337=1), instead of RFC 9293
             # §3.10.7.4's "enter CLOSED": a RST, even one exactly at RCV.NXT (an old duplicate, or anyone who
             # guesses it), would end TIME-WAIT early ("TIME-WAIT assassination"), so a delayed segment of this
             # connection could be taken for data of the next one on the same ports (RFC 1337 hazards H1-H3).
             # Both sides have finished; nothing is lost by waiting out 2*MSL.
             layer.count(Count.TIME_WAIT_RST_IGNORED)
-            return
-
-        if state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
+            return False
+        if self._state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
                 seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
             layer.count(Count.SYN_RETRANSMITTED)
             self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-            return
+            return False
+        return True
 
-        # First: sequence number
-        old = False
-        acceptable = self._acceptable(seg, seg_len)
-        if not acceptable and seg.seq == self.rcv_nxt and flags & ACK and not flags & SYN:
+    def _check_sequence(self, now: float, seg: Segment) -> int:
+        """First: is the segment in the window? `_ACCEPT`, `_DROP` (answered as the RFC says), or `_ACK_ONLY`
+        for a segment whose acknowledgement is news though its text is not."""
+        flags = seg.flags
+        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        if self._acceptable(seg, seg_len):
+            return _ACCEPT
+        layer = self.layer
+        if seg.seq == self.rcv_nxt and flags & ACK and not flags & SYN:
             # A segment with text at RCV.NXT fails the test only when our window is closed: a zero-window probe.
             # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs" (BSD and
             # Linux take the ACK too). Its acknowledgement may be the only one the peer sends us while it probes;
-            # its octet is dropped and answered below, like an old segment's.
+            # its octet is dropped and answered, like an old segment's.
             layer.count(Count.ZERO_WINDOW_PROBE_RECEIVED)
-            old = True
-        elif not acceptable:
-            if flags & RST:
-                layer.count(Count.RST_OUT_OF_WINDOW)
-                return
-            if flags & SYN and cfg.challenge_syn:
-                layer.count(Count.SYN_CHALLENGE_ACK)
-                self.challenge_ack(now)
-                return
-            layer.count(Count.OUT_OF_WINDOW)
-            if state == State.SYN_RECEIVED or flags & SYN or not flags & ACK or \
-                    seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
-                if state != State.SYN_RECEIVED:
-                    self.send_ack(now)
-                return
-            # Entirely old (a duplicate, or a keepalive probe): its acknowledgement is still news, as BSD
-            # treats it; the data is not. We answer with an ACK below.
-            old = True
-
-        # Second: RST (RFC 5961 §3.2)
+            return _ACK_ONLY
         if flags & RST:
-            if cfg.challenge_rst and seg.seq != self.rcv_nxt:
-                layer.count(Count.RST_CHALLENGE_ACK)
-                self.challenge_ack(now)
-                return
-            layer.count(Count.RST_ACCEPTED)
-            if state == State.SYN_RECEIVED:
-                layer.destroy(self, Cause.RCV_RST, "refused" if not self.passive else None,
-                              notify=not self.passive)
-            else:
-                layer.destroy(self, Cause.RCV_RST, "reset")
-            return
+            layer.count(Count.RST_OUT_OF_WINDOW)
+            return _DROP
+        if flags & SYN and layer.config.challenge_syn:
+            layer.count(Count.SYN_CHALLENGE_ACK)
+            self.challenge_ack(now)
+            return _DROP
+        layer.count(Count.OUT_OF_WINDOW)
+        if self._state == State.SYN_RECEIVED:
+            return _DROP
+        if flags & SYN or not flags & ACK or seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
+            self.send_ack(now)
+            return _DROP
+        # Entirely old (a duplicate, or a keepalive probe): its acknowledgement is still news, as BSD treats it;
+        # the data is not.
+        return _ACK_ONLY
 
-        # Fourth: SYN in a synchronized state (RFC 5961 §4.2)
-        if flags & SYN:
-            if cfg.challenge_syn:
-                layer.count(Count.SYN_CHALLENGE_ACK)
-                self.challenge_ack(now)
-                return
-            layer.count(Count.SYN_IN_WINDOW_RESET)
-            self.send_rst(now)
-            layer.destroy(self, Cause.ABORT, "reset")
+    def _check_rst(self, now: float, seg: Segment) -> None:
+        """Second: a RST in the window (RFC 5961 §3.2: only one exactly at RCV.NXT is believed)."""
+        layer = self.layer
+        if layer.config.challenge_rst and seg.seq != self.rcv_nxt:
+            layer.count(Count.RST_CHALLENGE_ACK)
+            self.challenge_ack(now)
             return
+        layer.count(Count.RST_ACCEPTED)
+        if self._state == State.SYN_RECEIVED:
+            # A passive open goes back to LISTEN (figure 5, note 1): the user never saw it, so nobody is told.
+            layer.destroy(self, Cause.RCV_RST, None if self.passive else "refused", notify=not self.passive)
+        else:
+            layer.destroy(self, Cause.RCV_RST, "reset")
 
-        # Fifth: ACK
-        if not flags & ACK:
+    def _check_syn(self, now: float) -> None:
+        """Fourth: a SYN in the window of a synchronized connection (RFC 5961 §4.2: challenge, do not reset)."""
+        layer = self.layer
+        if layer.config.challenge_syn:
+            layer.count(Count.SYN_CHALLENGE_ACK)
+            self.challenge_ack(now)
+            return
+        layer.count(Count.SYN_IN_WINDOW_RESET)
+        self.send_rst(now)
+        layer.destroy(self, Cause.ABORT, "reset")
+
+    def _check_ack(self, now: float, seg: Segment) -> bool:
+        """Fifth: the ACK field. Completes a handshake in SYN-RECEIVED, refuses ACKs outside RFC 5961 §5.2's
+        [SND.UNA - MAX.SND.WND, SND.MAX], then advances the send side; False when processing stops."""
+        layer = self.layer
+        if not seg.flags & ACK:
             layer.count(Count.NO_ACK)
-            return
-
-        if state == State.SYN_RECEIVED:
-            if not (seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max)):
+            return False
+        ack = seg.ack
+        if self._state == State.SYN_RECEIVED:
+            if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
                 layer.count(Count.SYN_RECEIVED_BAD_ACK)
                 layer.send_reset_for(self.local, self.remote, seg, now)
-                return
+                return False
             self._established_from_syn_received(now, seg)
-            state = self._state
-
-        ack = seg.ack
-        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
         if seq_gt(ack, self.snd_max):
             layer.count(Count.ACK_UNSENT_DATA)
             self.challenge_ack(now)
-            return
-        if cfg.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
+            return False
+        if layer.config.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
             layer.count(Count.ACK_TOO_OLD)
             self.challenge_ack(now)
-            return
-
-        if self.ts_enabled and opts.ts_val is not None and seq_le(seg.seq, self.rcv_nxt):
-            self.ts_recent = opts.ts_val
-
+            return False
+        ts_val = seg.options.ts_val
+        if self.ts_enabled and ts_val is not None and seq_le(seg.seq, self.rcv_nxt):
+            self.ts_recent = ts_val
         self._process_ack(now, seg)
-        state = self._state
-        if state == State.CLOSED:
-            return
+        return self._state != State.CLOSED
 
+    def _ack_closes(self, now: float, seg: Segment, old: bool) -> bool:
+        """Fifth, continued: what the ACK of our FIN does in each closing state; False when processing stops."""
+        state = self._state
         if state == State.FIN_WAIT_1 and self.fin_acked:
             self._enter(State.FIN_WAIT_2, Cause.RCV_ACK_OF_FIN)
             if self.app_closed:
-                self.t_state = now + cfg.fin_wait_2_timeout
+                self.t_state = now + self.layer.config.fin_wait_2_timeout
         elif state == State.CLOSING and self.fin_acked:
             self._enter_time_wait(now, Cause.RCV_ACK_OF_FIN)
-            return
+            return False
         elif state == State.LAST_ACK and self.fin_acked:
-            layer.destroy(self, Cause.RCV_ACK_OF_FIN, None)
-            return
+            self.layer.destroy(self, Cause.RCV_ACK_OF_FIN, None)
+            return False
         elif state == State.TIME_WAIT:
             # Acknowledge anything but an exact duplicate ACK; a repeated FIN restarts the 2*MSL wait.
-            if flags & FIN or payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
+            fin = seg.flags & FIN
+            if fin or seg.payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
                 self.send_ack(now)
-            if flags & FIN:
-                self.t_state = now + 2 * cfg.msl
-            return
+            if fin:
+                self.t_state = now + 2 * self.layer.config.msl
+            return False
+        return True
 
-        if old:
+    def _segment_text_and_fin(self, now: float, seg: Segment) -> None:
+        """Seventh and eighth: data and FIN go to the receive side while the peer may still send."""
+        payload = seg.payload
+        fin = seg.flags & FIN
+        if not payload and not fin:
+            return
+        if self._state in RECEIVES_DATA:
+            self._receive_data(now, seg.seq, payload, bool(fin))
+        elif payload:
+            self.layer.count(Count.DATA_AFTER_FIN)
             self.send_ack(now)
-            return
-
-        # Seventh: segment text; eighth: FIN
-        if payload or flags & FIN:
-            if state in RECEIVES_DATA:
-                self._receive_data(now, seg.seq, payload, bool(flags & FIN))
-            elif payload:
-                layer.count(Count.DATA_AFTER_FIN)
-                self.send_ack(now)
 
     def _established_from_syn_received(self, now: float, seg: Segment) -> None:
         self.snd_una = seg.ack

@@ -225,8 +225,8 @@ class TcpLayer:
             self.emit(ev.Closed(conn.id, error))
 
     def _schedule(self, conn: Connection) -> None:
-        if conn.state == State.CLOSED:
-            return
+        if conn.id not in self.by_id:
+            return  # destroyed (CLOSED): nothing left to time
         when = conn.deadline()
         if when < conn.scheduled:
             conn.scheduled = when
