@@ -9,10 +9,10 @@ free space is the window. Both are bytearrays: deleting from the front of a byte
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
+from netstack.tcp.host import Host
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -38,9 +38,6 @@ from netstack.tcp.state import (
 )
 from netstack.tcp.window import MAX_RAW_WINDOW, initial_window, receive_buffer_size, window_shift
 
-if TYPE_CHECKING:
-    from netstack.tcp.layer import TcpLayer
-
 INF = float("inf")
 _U16 = struct.Struct("!H")
 _TS_OPT = struct.Struct("!BBBBII")
@@ -55,6 +52,7 @@ class Connection:
         "_syn_options",
         "app_closed",
         "backoff",
+        "budgets",
         "challenge_count",
         "challenge_second",
         "cwnd",
@@ -62,6 +60,7 @@ class Connection:
         "error",
         "fin_acked",
         "fin_queued",
+        "host",
         "id",
         "in_recovery",
         "irs",
@@ -71,7 +70,6 @@ class Connection:
         "last_activity",
         "last_heard",
         "last_progress",
-        "layer",
         "listener_port",
         "local",
         "local_port",
@@ -121,10 +119,11 @@ class Connection:
         "wscale_ok",
     )
 
-    def __init__(self, layer: TcpLayer, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
+    def __init__(self, host: Host, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
                  remote_port: int, iss: int, now: float, state: State = State.CLOSED) -> None:
-        cfg = layer.config
-        self.layer = layer
+        cfg = host.config
+        self.host = host
+        self.budgets = host.budgets
         self.id = conn_id
         self.key = (remote, remote_port, local, local_port)
         self.local = local
@@ -202,20 +201,20 @@ class Connection:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def active_open(cls, layer: TcpLayer, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
+    def active_open(cls, host: Host, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
                     remote_port: int, iss: int, now: float) -> Connection:
         """`connect`: our SYN goes out at once."""
-        conn = cls(layer, conn_id, local, local_port, remote, remote_port, iss, now)
+        conn = cls(host, conn_id, local, local_port, remote, remote_port, iss, now)
         conn._enter(State.SYN_SENT, Cause.ACTIVE_OPEN)
         conn.send_syn(now)
         conn._arm_handshake_timers(now)
         return conn
 
     @classmethod
-    def passive_open(cls, layer: TcpLayer, conn_id: int, local: bytes, remote: bytes, syn: Segment,  # noqa: PLR0917
+    def passive_open(cls, host: Host, conn_id: int, local: bytes, remote: bytes, syn: Segment,  # noqa: PLR0917
                      iss: int, now: float) -> Connection:
         """A listener's SYN: the connection is forked out of LISTEN and answers with its SYN-ACK."""
-        conn = cls(layer, conn_id, local, syn.dst_port, remote, syn.src_port, iss, now, State.LISTEN)
+        conn = cls(host, conn_id, local, syn.dst_port, remote, syn.src_port, iss, now, State.LISTEN)
         conn.passive = True
         conn.listener_port = syn.dst_port
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
@@ -227,14 +226,14 @@ class Connection:
         return conn
 
     @classmethod
-    def cookie_open(cls, layer: TcpLayer, conn_id: int, local: bytes, remote: bytes, ack: Segment,  # noqa: PLR0917
+    def cookie_open(cls, host: Host, conn_id: int, local: bytes, remote: bytes, ack: Segment,  # noqa: PLR0917
                     mss: int, window: int, now: float) -> Connection:
         """The ACK that returns a valid SYN cookie: the connection is rebuilt from what the cookie carried (the
         ISS, the MSS) and what our stateless SYN-ACK advertised (`window`, unscaled: a cookie offers no window
         scale, nor timestamps). The ACK itself is then processed as usual, which completes the handshake."""
-        cfg = layer.config
+        cfg = host.config
         cookie = (ack.ack - 1) & MASK
-        conn = cls(layer, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
+        conn = cls(host, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
         conn.passive = True
         conn.listener_port = ack.dst_port
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
@@ -252,7 +251,7 @@ class Connection:
 
     def _arm_handshake_timers(self, now: float) -> None:
         self.t_rtx = now + self.rto
-        self.t_state = now + self.layer.config.connect_timeout
+        self.t_state = now + self.host.config.connect_timeout
 
     # ------------------------------------------------------------------ state
 
@@ -281,7 +280,7 @@ class Connection:
         return f"<Connection {self.id} {self._state.name} {self.local_port}<->{self.remote_port}>"
 
     def deadline(self) -> float:
-        cfg = self.layer.config
+        cfg = self.host.config
         d = min(self.t_rtx, self.t_delack, self.t_persist, self.t_state)
         if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
             d = min(d, self.last_activity + cfg.idle_timeout)
@@ -298,9 +297,9 @@ class Connection:
         cannot stop them."""
         held = len(self.rcvbuf)
         room = self.rcv_buf_size - held
-        layer = self.layer
-        cfg = layer.config
-        allowed = cfg.rcv_budget - layer.rcv_held
+        host = self.host
+        cfg = host.config
+        allowed = cfg.rcv_budget - self.budgets.rcv_held
         if allowed < room:  # rare: only with the budget nearly spent (this is on every segment's path)
             room = min(room, max(allowed, cfg.rcv_guaranteed - held))
         return room if room > 0 else 0
@@ -309,29 +308,28 @@ class Connection:
         """What `user_send` may still take: the send buffer's free space within the layer's shared budget
         (`TcpConfig.snd_budget`), with the same per-connection guarantee as on the receive side."""
         held = len(self.sndbuf)
-        layer = self.layer
-        cfg = layer.config
-        allowed = max(cfg.snd_budget - layer.snd_held, cfg.snd_guaranteed - held)
+        host = self.host
+        cfg = host.config
+        allowed = max(cfg.snd_budget - self.budgets.snd_held, cfg.snd_guaranteed - held)
         return max(0, min(cfg.snd_buffer - held, allowed))
 
     def discard_sent(self) -> None:
-        self.layer.snd_held -= len(self.sndbuf)
+        self.budgets.snd_held -= len(self.sndbuf)
         self.sndbuf = bytearray()
 
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
-        self.layer.rcv_held += len(data)
+        self.budgets.rcv_held += len(data)
 
     def _ooo_charge(self) -> int:
         """What this connection's out-of-order queue costs against `TcpConfig.ooo_budget`."""
-        return self.ooo_bytes + len(self.ooo) * self.layer.config.ooo_entry_overhead
+        return self.ooo_bytes + len(self.ooo) * self.host.config.ooo_entry_overhead
 
     def discard_received(self) -> None:
         """Drop unread and out-of-order data (the application closed, or the connection is gone) and give its
         share of the layer's budgets back."""
-        layer = self.layer
-        layer.rcv_held -= len(self.rcvbuf)
-        layer.ooo_held -= self._ooo_charge()
+        self.budgets.rcv_held -= len(self.rcvbuf)
+        self.budgets.ooo_held -= self._ooo_charge()
         self.rcvbuf = bytearray()
         self.ooo = []
         self.ooo_bytes = 0
@@ -380,7 +378,7 @@ class Connection:
         if payload:
             residue += ones_sum(payload)
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
-        self.layer.transmit(self.local, self.remote, segment)
+        self.host.transmit(self.local, self.remote, segment)
         if flags & ACK:
             self.t_delack = INF
             self.unacked_segments = 0
@@ -408,15 +406,15 @@ class Connection:
         if second != self.challenge_second:
             self.challenge_second = second
             self.challenge_count = 0
-        if self.challenge_count >= self.layer.config.challenge_ack_limit:
-            self.layer.count(Count.CHALLENGE_ACK_RATE_LIMITED)
+        if self.challenge_count >= self.host.config.challenge_ack_limit:
+            self.host.count(Count.CHALLENGE_ACK_RATE_LIMITED)
             return
         self.challenge_count += 1
-        self.layer.count(Count.CHALLENGE_ACK)
+        self.host.count(Count.CHALLENGE_ACK)
         self.send_ack(now)
 
     def _syn_option_bytes(self, now: float, *, reply_to: Segment | None) -> bytes:
-        cfg = self.layer.config
+        cfg = self.host.config
         offer_ws = cfg.window_scaling and (reply_to is None or reply_to.options.wscale is not None)
         offer_ts = cfg.timestamps and (reply_to is None or reply_to.options.ts_val is not None)
         if offer_ws:
@@ -493,7 +491,7 @@ class Connection:
             self.t_persist = INF
 
     def _persist_interval(self) -> float:
-        cfg = self.layer.config
+        cfg = self.host.config
         base = max(self.rto, cfg.persist_min)
         return min(base * (1 << min(self.backoff, 16)), cfg.persist_max)
 
@@ -539,14 +537,14 @@ class Connection:
 
     def user_send(self, now: float, data: bytes | bytearray | memoryview) -> int:
         space = self.send_room()
-        if space < len(data) and space < self.layer.config.snd_buffer - len(self.sndbuf):
-            self.layer.count(Count.SND_BUDGET_EXHAUSTED)
+        if space < len(data) and space < self.host.config.snd_buffer - len(self.sndbuf):
+            self.host.count(Count.SND_BUDGET_EXHAUSTED)
         if space <= 0:
             self.notify_writable = True
             return 0
         take = min(space, len(data))
         self.sndbuf += data[:take] if take < len(data) else data
-        self.layer.snd_held += take
+        self.budgets.snd_held += take
         if take < len(data):
             self.notify_writable = True
         if take:
@@ -562,7 +560,7 @@ class Connection:
             return b""
         data = bytes(self.rcvbuf[:n])
         del self.rcvbuf[:n]
-        self.layer.rcv_held -= n
+        self.budgets.rcv_held -= n
         self.readable_pending = False
         if self._state in RECEIVES_DATA:
             # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
@@ -577,7 +575,7 @@ class Connection:
         if self.fin_queued or state in FIN_QUEUED_STATES:
             return
         if state == State.SYN_SENT:
-            self.layer.destroy(self, Cause.CLOSE, None, notify=False)
+            self.host.destroy(self, Cause.CLOSE, None, notify=False)
             return
         # In SYN-RECEIVED the FIN waits for the handshake to complete (_established_from_syn_received).
         if state == State.ESTABLISHED:
@@ -594,11 +592,11 @@ class Connection:
         self.reading_paused = True
         self.discard_received()
         if self._state == State.SYN_SENT:
-            self.layer.destroy(self, Cause.CLOSE, None, notify=False)
+            self.host.destroy(self, Cause.CLOSE, None, notify=False)
             return
         self.user_shutdown(now)
         if self._state == State.FIN_WAIT_2:
-            self.t_state = now + self.layer.config.fin_wait_2_timeout
+            self.t_state = now + self.host.config.fin_wait_2_timeout
 
     def pause_reading(self) -> None:
         self.reading_paused = True
@@ -607,14 +605,14 @@ class Connection:
         self.reading_paused = False
         if self.rcvbuf and not self.readable_pending:
             self.readable_pending = True
-            self.layer.emit(ev.Readable(self.id))
+            self.host.emit(ev.Readable(self.id))
 
     # ------------------------------------------------------------------ ICMP (RFC 5927: the layer checked it)
 
     def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
         """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
         shrank (RFC 1191, without ever going below `min_mss`)."""
-        cfg = self.layer.config
+        cfg = self.host.config
         new_mss = max(cfg.min_mss, next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0))
         if new_mss >= self.mss:
             return False
@@ -630,18 +628,18 @@ class Connection:
     # ------------------------------------------------------------------ timers
 
     def on_timer(self, now: float) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         if self.t_state <= now:
             self.t_state = INF
             if self._state == State.TIME_WAIT:
-                self.layer.destroy(self, Cause.TIMEOUT_2MSL, None)
+                self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
                 return
             if self._state in (State.SYN_SENT, State.SYN_RECEIVED):
                 self._give_up(now, "timeout")
                 return
             if self._state == State.FIN_WAIT_2:
-                self.layer.count(Count.FIN_WAIT_2_TIMEOUT)
-                self.layer.destroy(self, Cause.TIMEOUT, None)
+                self.host.count(Count.FIN_WAIT_2_TIMEOUT)
+                self.host.destroy(self, Cause.TIMEOUT, None)
                 return
         if self.t_rtx <= now:
             self.t_rtx = INF
@@ -656,13 +654,13 @@ class Connection:
             self.send_ack(now)
         if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
             if now >= self.last_activity + cfg.idle_timeout:
-                self.layer.count(Count.IDLE_TIMEOUT)
+                self.host.count(Count.IDLE_TIMEOUT)
                 self._give_up(now, "idle")
                 return
             if cfg.keepalive and self._state in CAN_SEND and \
                     now >= self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval:
                 if self.keepalive_sent >= cfg.keepalive_probes:
-                    self.layer.count(Count.KEEPALIVE_TIMEOUT)
+                    self.host.count(Count.KEEPALIVE_TIMEOUT)
                     self._give_up(now, "timeout")
                     return
                 self.keepalive_sent += 1
@@ -672,16 +670,16 @@ class Connection:
     def _give_up(self, now: float, error: str) -> None:
         if self._state in SYNCHRONIZED or self._state == State.SYN_RECEIVED:
             self.send_rst(now)
-        self.layer.destroy(self, Cause.TIMEOUT, error)
+        self.host.destroy(self, Cause.TIMEOUT, error)
 
     def _retransmit_timeout(self, now: float) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         self.retries += 1
         self.rtt_seq = None  # Karn: nothing sent before this timeout can be timed
         state = self._state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.retries > cfg.syn_retries:
-                self.layer.count(Count.SYN_RETRIES_EXCEEDED)
+                self.host.count(Count.SYN_RETRIES_EXCEEDED)
                 self._give_up(now, "timeout")
                 return
             self._backoff()
@@ -696,17 +694,17 @@ class Connection:
         if self.snd_wnd == 0 and self.sndbuf:
             # Still probing a zero window: the peer answers, so this is not a dead connection.
             if now - self.last_progress >= cfg.user_timeout:
-                self.layer.count(Count.PERSIST_TIMEOUT)
+                self.host.count(Count.PERSIST_TIMEOUT)
                 self._give_up(now, "timeout")
                 return
             self.retries -= 1
             self.backoff += 1
-            self.layer.count(Count.WINDOW_PROBE)
+            self.host.count(Count.WINDOW_PROBE)
             self._emit(now, self.snd_una, ACK, self.sndbuf[:1])
             self.t_rtx = now + self._persist_interval()
             return
         if self.retries > cfg.data_retries or now - self.last_progress >= cfg.user_timeout:
-            self.layer.count(Count.RETRANSMIT_TIMEOUT)
+            self.host.count(Count.RETRANSMIT_TIMEOUT)
             self._give_up(now, self.error if self.error == "unreachable" else "timeout")
             return
         self._backoff()
@@ -725,7 +723,7 @@ class Connection:
             self.t_rtx = now + self.rto
 
     def _backoff(self) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         self.backoff += 1
         self.rto = min(self.rto * 2, cfg.rto_max)
 
@@ -734,10 +732,10 @@ class Connection:
         on the retransmission timer repeats it with backoff, without counting toward `data_retries`."""
         if self._state not in SYNCHRONIZED or not self.sndbuf or self.snd_wnd != 0 or self.snd_max != self.snd_una:
             return
-        if now - self.last_progress >= self.layer.config.user_timeout:
+        if now - self.last_progress >= self.host.config.user_timeout:
             self._give_up(now, "timeout")
             return
-        self.layer.count(Count.WINDOW_PROBE)
+        self.host.count(Count.WINDOW_PROBE)
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
         self.t_rtx = now + self._persist_interval()
@@ -745,7 +743,7 @@ class Connection:
     # ------------------------------------------------------------------ RTT (RFC 6298)
 
     def _rtt_sample(self, rtt: float) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         rtt = max(rtt, 0.0)
         if self.srtt == 0.0:
             self.srtt = rtt
@@ -768,7 +766,7 @@ class Connection:
             self.output(now)
 
     def apply_peer_syn_options(self, seg: Segment) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         opts = seg.options
         peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
         self.mss = max(cfg.min_mss, min(peer_mss, cfg.local_mss))
@@ -794,21 +792,21 @@ class Connection:
         if flags & ACK:
             if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
                 if not flags & RST:
-                    self.layer.count(Count.SYN_SENT_BAD_ACK)
-                    self.layer.send_reset_for(self.local, self.remote, seg, now)
+                    self.host.count(Count.SYN_SENT_BAD_ACK)
+                    self.host.send_reset_for(self.local, self.remote, seg, now)
                 return
             ack_ok = True
         if flags & RST:
             if ack_ok:
-                self.layer.destroy(self, Cause.RCV_RST, "refused")
+                self.host.destroy(self, Cause.RCV_RST, "refused")
             else:
-                self.layer.count(Count.RST_WITHOUT_ACK_IN_SYN_SENT)
+                self.host.count(Count.RST_WITHOUT_ACK_IN_SYN_SENT)
             return
         if not flags & SYN:
-            self.layer.count(Count.SYN_SENT_NO_SYN)
+            self.host.count(Count.SYN_SENT_NO_SYN)
             return
         if flags & FIN:
-            self.layer.count(Count.SYN_FIN)
+            self.host.count(Count.SYN_FIN)
             return
         self.apply_peer_syn_options(seg)
         self.snd_wnd = seg.window  # never scaled in a SYN
@@ -826,7 +824,7 @@ class Connection:
             self.t_state = INF
             self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
             self.last_progress = now
-            self.layer.emit(ev.Connected(self.id))
+            self.host.emit(ev.Connected(self.id))
             if len(seg.payload):
                 self._receive_data(now, (seg.seq + 1) & MASK, seg.payload, False)
             self.send_ack(now)
@@ -886,17 +884,17 @@ class Connection:
     def _preliminary_checks(self, now: float, seg: Segment) -> bool:
         """What is judged before the sequence number: PAWS, flagless segments, RSTs in TIME-WAIT and a
         retransmitted SYN."""
-        layer = self.layer
+        host = self.host
         flags = seg.flags
         # PAWS (RFC 7323 §5): a timestamp older than TS.Recent marks an old duplicate.
         ts_val = seg.options.ts_val
         if self.ts_enabled and ts_val is not None and not flags & RST and \
                 ((self.ts_recent - ts_val) & MASK) < 0x80000000 and ts_val != self.ts_recent:
-            layer.count(Count.PAWS)
+            host.count(Count.PAWS)
             self.send_ack(now)
             return False
         if not flags & (ACK | SYN | RST):
-            layer.count(Count.NO_ACK)
+            host.count(Count.NO_ACK)
             return False
         if flags & RST and self._state == State.TIME_WAIT:
             # RFC 1337 §3 fix F1, as FreeBSD does (Linux with net.ipv4.tcp_rfc1337=1), instead of RFC 9293
@@ -904,12 +902,12 @@ class Connection:
             # guesses it), would end TIME-WAIT early ("TIME-WAIT assassination"), so a delayed segment of this
             # connection could be taken for data of the next one on the same ports (RFC 1337 hazards H1-H3).
             # Both sides have finished; nothing is lost by waiting out 2*MSL.
-            layer.count(Count.TIME_WAIT_RST_IGNORED)
+            host.count(Count.TIME_WAIT_RST_IGNORED)
             return False
         if self._state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
                 seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
-            layer.count(Count.SYN_RETRANSMITTED)
+            host.count(Count.SYN_RETRANSMITTED)
             self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
             return False
         return True
@@ -921,22 +919,22 @@ class Connection:
         seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         if self._acceptable(seg, seg_len):
             return _ACCEPT
-        layer = self.layer
+        host = self.host
         if seg.seq == self.rcv_nxt and flags & ACK and not flags & SYN:
             # A segment with text at RCV.NXT fails the test only when our window is closed: a zero-window probe.
             # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs" (BSD and
             # Linux take the ACK too). Its acknowledgement may be the only one the peer sends us while it probes;
             # its octet is dropped and answered, like an old segment's.
-            layer.count(Count.ZERO_WINDOW_PROBE_RECEIVED)
+            host.count(Count.ZERO_WINDOW_PROBE_RECEIVED)
             return _ACK_ONLY
         if flags & RST:
-            layer.count(Count.RST_OUT_OF_WINDOW)
+            host.count(Count.RST_OUT_OF_WINDOW)
             return _DROP
-        if flags & SYN and layer.config.challenge_syn:
-            layer.count(Count.SYN_CHALLENGE_ACK)
+        if flags & SYN and host.config.challenge_syn:
+            host.count(Count.SYN_CHALLENGE_ACK)
             self.challenge_ack(now)
             return _DROP
-        layer.count(Count.OUT_OF_WINDOW)
+        host.count(Count.OUT_OF_WINDOW)
         if self._state == State.SYN_RECEIVED:
             return _DROP
         if flags & SYN or not flags & ACK or seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
@@ -948,49 +946,49 @@ class Connection:
 
     def _check_rst(self, now: float, seg: Segment) -> None:
         """Second: a RST in the window (RFC 5961 §3.2: only one exactly at RCV.NXT is believed)."""
-        layer = self.layer
-        if layer.config.challenge_rst and seg.seq != self.rcv_nxt:
-            layer.count(Count.RST_CHALLENGE_ACK)
+        host = self.host
+        if host.config.challenge_rst and seg.seq != self.rcv_nxt:
+            host.count(Count.RST_CHALLENGE_ACK)
             self.challenge_ack(now)
             return
-        layer.count(Count.RST_ACCEPTED)
+        host.count(Count.RST_ACCEPTED)
         if self._state == State.SYN_RECEIVED:
             # A passive open goes back to LISTEN (figure 5, note 1): the user never saw it, so nobody is told.
-            layer.destroy(self, Cause.RCV_RST, None if self.passive else "refused", notify=not self.passive)
+            host.destroy(self, Cause.RCV_RST, None if self.passive else "refused", notify=not self.passive)
         else:
-            layer.destroy(self, Cause.RCV_RST, "reset")
+            host.destroy(self, Cause.RCV_RST, "reset")
 
     def _check_syn(self, now: float) -> None:
         """Fourth: a SYN in the window of a synchronized connection (RFC 5961 §4.2: challenge, do not reset)."""
-        layer = self.layer
-        if layer.config.challenge_syn:
-            layer.count(Count.SYN_CHALLENGE_ACK)
+        host = self.host
+        if host.config.challenge_syn:
+            host.count(Count.SYN_CHALLENGE_ACK)
             self.challenge_ack(now)
             return
-        layer.count(Count.SYN_IN_WINDOW_RESET)
+        host.count(Count.SYN_IN_WINDOW_RESET)
         self.send_rst(now)
-        layer.destroy(self, Cause.ABORT, "reset")
+        host.destroy(self, Cause.ABORT, "reset")
 
     def _check_ack(self, now: float, seg: Segment) -> bool:
         """Fifth: the ACK field. Completes a handshake in SYN-RECEIVED, refuses ACKs outside RFC 5961 §5.2's
         [SND.UNA - MAX.SND.WND, SND.MAX], then advances the send side; False when processing stops."""
-        layer = self.layer
+        host = self.host
         if not seg.flags & ACK:
-            layer.count(Count.NO_ACK)
+            host.count(Count.NO_ACK)
             return False
         ack = seg.ack
         if self._state == State.SYN_RECEIVED:
             if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
-                layer.count(Count.SYN_RECEIVED_BAD_ACK)
-                layer.send_reset_for(self.local, self.remote, seg, now)
+                host.count(Count.SYN_RECEIVED_BAD_ACK)
+                host.send_reset_for(self.local, self.remote, seg, now)
                 return False
             self._established_from_syn_received(now, seg)
         if seq_gt(ack, self.snd_max):
-            layer.count(Count.ACK_UNSENT_DATA)
+            host.count(Count.ACK_UNSENT_DATA)
             self.challenge_ack(now)
             return False
-        if layer.config.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
-            layer.count(Count.ACK_TOO_OLD)
+        if host.config.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
+            host.count(Count.ACK_TOO_OLD)
             self.challenge_ack(now)
             return False
         ts_val = seg.options.ts_val
@@ -1005,12 +1003,12 @@ class Connection:
         if state == State.FIN_WAIT_1 and self.fin_acked:
             self._enter(State.FIN_WAIT_2, Cause.RCV_ACK_OF_FIN)
             if self.app_closed:
-                self.t_state = now + self.layer.config.fin_wait_2_timeout
+                self.t_state = now + self.host.config.fin_wait_2_timeout
         elif state == State.CLOSING and self.fin_acked:
             self._enter_time_wait(now, Cause.RCV_ACK_OF_FIN)
             return False
         elif state == State.LAST_ACK and self.fin_acked:
-            self.layer.destroy(self, Cause.RCV_ACK_OF_FIN, None)
+            self.host.destroy(self, Cause.RCV_ACK_OF_FIN, None)
             return False
         elif state == State.TIME_WAIT:
             # Acknowledge anything but an exact duplicate ACK; a repeated FIN restarts the 2*MSL wait.
@@ -1018,7 +1016,7 @@ class Connection:
             if fin or seg.payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
                 self.send_ack(now)
             if fin:
-                self.t_state = now + 2 * self.layer.config.msl
+                self.t_state = now + 2 * self.host.config.msl
             return False
         return True
 
@@ -1031,7 +1029,7 @@ class Connection:
         if self._state in RECEIVES_DATA:
             self._receive_data(now, seg.seq, payload, bool(fin))
         elif payload:
-            self.layer.count(Count.DATA_AFTER_FIN)
+            self.host.count(Count.DATA_AFTER_FIN)
             self.send_ack(now)
 
     def _established_from_syn_received(self, now: float, seg: Segment) -> None:
@@ -1044,18 +1042,18 @@ class Connection:
             self._rtt_sample(now - self.rtt_time)
         self.retries = 0
         self.backoff = 0
-        self.rto = max(self.rto, self.layer.config.rto_min) if self.srtt else self.layer.config.rto_initial
+        self.rto = max(self.rto, self.host.config.rto_min) if self.srtt else self.host.config.rto_initial
         self.t_rtx = INF
         self.t_state = INF
         self.last_progress = now
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
         if self.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
-        self.layer.half_open_done(self)
+        self.host.half_open_done(self)
         if self.passive:
-            self.layer.emit(ev.Accepted(self.id, self.listener_port))
+            self.host.emit(ev.Accepted(self.id, self.listener_port))
         else:
-            self.layer.emit(ev.Connected(self.id))
+            self.host.emit(ev.Connected(self.id))
         if self.syn_data:
             data = self.syn_data
             self.syn_data = b""
@@ -1064,7 +1062,7 @@ class Connection:
     def _process_ack(self, now: float, seg: Segment) -> None:
         ack = seg.ack
         acked = (ack - self.snd_una) & MASK
-        cfg = self.layer.config
+        cfg = self.host.config
         window = seg.window << self.snd_wscale
         if acked and acked < 0x80000000 and seq_le(ack, self.snd_max):
             self._new_ack(now, seg, acked)
@@ -1076,7 +1074,7 @@ class Connection:
                 self.cwnd += self.mss  # RFC 6582 §3.2 step 3: inflate
             elif (self.dupacks == cfg.dupack_threshold and seq_gt(ack, self.recover)) or \
                     (self.dupacks == cfg.dupack_threshold and self.recover == self.snd_una):
-                self.layer.count(Count.FAST_RETRANSMIT)
+                self.host.count(Count.FAST_RETRANSMIT)
                 flight = (self.snd_max - self.snd_una) & MASK
                 self.ssthresh = max(flight // 2, 2 * self.mss)
                 self.recover = self.snd_max
@@ -1095,7 +1093,7 @@ class Connection:
                     self.backoff = 0
 
     def _new_ack(self, now: float, seg: Segment, acked: int) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         mss = self.mss
         buflen = len(self.sndbuf)
         # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
@@ -1111,7 +1109,7 @@ class Connection:
             del self.sndbuf[:]
         else:
             del self.sndbuf[:acked]
-        self.layer.snd_held -= min(acked, buflen)
+        self.budgets.snd_held -= min(acked, buflen)
         self.snd_una = seg.ack
         # SND.WND counts from SND.UNA, so it shrinks by what was acknowledged and the right edge stays where the
         # peer put it; _process_ack then takes the segment's window if the SND.WL1/SND.WL2 rule allows. Without
@@ -1132,7 +1130,7 @@ class Connection:
                 self.dupacks = 0
             else:
                 # Partial acknowledgement: the next hole is lost too.
-                self.layer.count(Count.PARTIAL_ACK_RETRANSMIT)
+                self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
                 self.retransmit_first(now)
                 self.cwnd = max(self.cwnd - acked + mss, mss)
                 self.t_rtx = now + self.rto
@@ -1149,11 +1147,11 @@ class Connection:
             self.t_rtx = now + self.rto
         if self.notify_writable and self.send_room() > 0:
             self.notify_writable = False
-            self.layer.emit(ev.Writable(self.id))
+            self.host.emit(ev.Writable(self.id))
 
     def _receive_data(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
-        layer = self.layer
-        cfg = layer.config
+        host = self.host
+        cfg = host.config
         n = len(payload)
         duplicate_head = False
         if seq != self.rcv_nxt:
@@ -1161,7 +1159,7 @@ class Connection:
             if skip < 0x80000000:
                 # Starts before RCV.NXT: trim the duplicate head.
                 if skip >= n + (1 if fin else 0):
-                    layer.count(Count.DUPLICATE_SEGMENT)
+                    host.count(Count.DUPLICATE_SEGMENT)
                     self.send_ack(now)
                     return
                 payload = payload[skip:]
@@ -1177,7 +1175,7 @@ class Connection:
             # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
             # where we stopped and sends the rest again.
             over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
-            layer.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
+            host.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
             payload = payload[:space]
             n = space
             fin = False
@@ -1193,11 +1191,11 @@ class Connection:
         if self.app_closed and self.rcvbuf:
             # Nobody will read this any more: acknowledge and discard, so the window stays open and the
             # peer can finish instead of probing a closed window until a timeout.
-            self.layer.count(Count.DATA_AFTER_CLOSE)
+            self.host.count(Count.DATA_AFTER_CLOSE)
             self.discard_received()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
-            layer.emit(ev.Readable(self.id))
+            host.emit(ev.Readable(self.id))
         if fin:
             self._fin_received(now)
             return
@@ -1215,43 +1213,43 @@ class Connection:
     def _queue_out_of_order(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
         """Keep a segment that arrived ahead of RCV.NXT, within window and the queue's limits; ACK at once
         (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
-        layer = self.layer
-        cfg = layer.config
+        host = self.host
+        cfg = host.config
         if self.app_closed:
             # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
             # acknowledged and discarded (see _receive_data), so the peer can still finish.
-            layer.count(Count.DATA_AFTER_CLOSE)
+            host.count(Count.DATA_AFTER_CLOSE)
             self.send_ack(now)
             return
         offset = (seq - self.rcv_nxt) & MASK
         room = self.rcv_wnd() - offset
         if room <= 0:
-            layer.count(Count.DATA_BEYOND_WINDOW)
+            host.count(Count.DATA_BEYOND_WINDOW)
             self.send_ack(now)
             return
         if len(payload) > room:
             payload = payload[:room]
             fin = False
         if len(self.ooo) >= cfg.ooo_max_segments or self.ooo_bytes + len(payload) > cfg.ooo_max_bytes:
-            layer.count(Count.OOO_QUEUE_FULL)
+            host.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
-        if layer.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+        if self.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
             # Every connection's queues together are full: drop rather than queue. The sender retransmits
             # after the hole is filled, so this costs throughput under loss, never correctness.
-            layer.count(Count.OOO_BUDGET_EXHAUSTED)
+            host.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
         for existing_seq, existing, _efin in self.ooo:
             if existing_seq == seq and len(existing) >= len(payload):
-                layer.count(Count.DUPLICATE_SEGMENT)
+                host.count(Count.DUPLICATE_SEGMENT)
                 self.send_ack(now)
                 return
         self.ooo.append((seq, bytes(payload), fin))
         self.ooo.sort(key=lambda entry: (entry[0] - self.rcv_nxt) & MASK)
         self.ooo_bytes += len(payload)
-        layer.ooo_held += len(payload) + cfg.ooo_entry_overhead
-        layer.count(Count.OUT_OF_ORDER)
+        self.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
+        host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
 
     def _drain_out_of_order(self, fin: bool) -> tuple[bool, bool]:
@@ -1277,12 +1275,12 @@ class Connection:
                 fin = True
                 filled = True
         self.ooo = keep
-        self.layer.ooo_held += self._ooo_charge() - charge
+        self.budgets.ooo_held += self._ooo_charge() - charge
         return filled, fin
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self.layer.ooo_held -= self._ooo_charge()
+        self.budgets.ooo_held -= self._ooo_charge()
         self.ooo = []
         self.ooo_bytes = 0
         if self._state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
@@ -1291,7 +1289,7 @@ class Connection:
             self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
         else:
             self.send_ack(now)
-        self.layer.emit(ev.PeerClosed(self.id))
+        self.host.emit(ev.PeerClosed(self.id))
         state = self._state
         if state == State.ESTABLISHED:
             self._enter(State.CLOSE_WAIT, Cause.RCV_FIN)
@@ -1311,8 +1309,8 @@ class Connection:
         self.discard_sent()
         if self.app_closed:
             self.discard_received()
-        self.t_state = now + 2 * self.layer.config.msl
-        self.layer.entered_time_wait(self)
+        self.t_state = now + 2 * self.host.config.msl
+        self.host.entered_time_wait(self)
 
 
 __all__ = ["INF", "Connection", "State", "window_shift"]

@@ -20,6 +20,7 @@ from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection
 from netstack.tcp.counters import Count
+from netstack.tcp.host import Budgets
 from netstack.tcp.isn import IsnGenerator
 from netstack.tcp.segment import (
     ACK,
@@ -77,10 +78,7 @@ class TcpLayer:
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
-        # Bytes held across all connections, against TcpConfig.rcv_budget / ooo_budget / snd_budget.
-        self.rcv_held = 0
-        self.ooo_held = 0
-        self.snd_held = 0
+        self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
         self._heap: list[tuple[float, int]] = []
         self._next_id = 1
         self._rst_second = -1
@@ -191,6 +189,21 @@ class TcpLayer:
             listener = self.listeners.get(conn.listener_port)
             if listener is not None and listener.half_open > 0:
                 listener.half_open -= 1
+
+    @property
+    def rcv_held(self) -> int:
+        """Unread received bytes, all connections together (for statistics and tests)."""
+        return self.budgets.rcv_held
+
+    @property
+    def ooo_held(self) -> int:
+        """Out-of-order bytes and their overhead, all connections together."""
+        return self.budgets.ooo_held
+
+    @property
+    def snd_held(self) -> int:
+        """Unacknowledged or unsent bytes, all connections together."""
+        return self.budgets.snd_held
 
     @property
     def time_wait(self) -> int:

@@ -261,12 +261,12 @@ def test_fuzzed_segments_never_raise_or_grow(batch: list[tuple[int, int, int, in
         assert c.ooo_bytes <= 256
         assert len(c.ooo) <= 4
         assert c.state != State.CLOSED
-        assert peer.layer.rcv_held == len(c.rcvbuf)
-        assert peer.layer.snd_held == len(c.sndbuf)
-        assert peer.layer.ooo_held == c.ooo_bytes + len(c.ooo) * peer.layer.config.ooo_entry_overhead
+        assert peer.layer.budgets.rcv_held == len(c.rcvbuf)
+        assert peer.layer.budgets.snd_held == len(c.sndbuf)
+        assert peer.layer.budgets.ooo_held == c.ooo_bytes + len(c.ooo) * peer.layer.config.ooo_entry_overhead
     else:  # gone: the application was told, and nothing it held is still charged to the layer
         assert any(isinstance(e, ev.Closed) and e.conn == conn for e in peer.layer.take_events())
-        assert (peer.layer.rcv_held, peer.layer.ooo_held, peer.layer.snd_held) == (0, 0, 0)
+        assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held, peer.layer.budgets.snd_held) == (0, 0, 0)
 
 
 def test_time_wait_does_not_lock_out_a_source_and_is_recycled_at_the_limit() -> None:
