@@ -13,6 +13,7 @@ import struct
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
+from netstack.tcp.rtt import RttEstimator
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -92,10 +93,7 @@ class Connection:
         "remote",
         "remote_port",
         "retries",
-        "rto",
-        "rtt_seq",
-        "rtt_time",
-        "rttvar",
+        "rtt",
         "scheduled",
         "snd_max",
         "snd_nxt",
@@ -105,7 +103,6 @@ class Connection:
         "snd_wnd",
         "snd_wscale",
         "sndbuf",
-        "srtt",
         "ssthresh",
         "syn_data",
         "t_delack",
@@ -174,11 +171,7 @@ class Connection:
         self.ts_offset = (iss * 2654435761) & MASK
         self._syn_options = b""
         # RTT / RTO (RFC 6298)
-        self.srtt = 0.0
-        self.rttvar = 0.0
-        self.rto = cfg.rto_initial
-        self.rtt_seq: int | None = None
-        self.rtt_time = 0.0
+        self.rtt = RttEstimator(cfg)
         self.backoff = 0
         self.retries = 0
         # congestion control (RFC 5681 / 6582)
@@ -250,7 +243,7 @@ class Connection:
         return conn
 
     def _arm_handshake_timers(self, now: float) -> None:
-        self.t_rtx = now + self.rto
+        self.t_rtx = now + self.rtt.rto
         self.t_state = now + self.host.config.connect_timeout
 
     # ------------------------------------------------------------------ state
@@ -427,8 +420,7 @@ class Connection:
         self._emit(now, self.iss, SYN, options=self._syn_options)
         self.snd_nxt = (self.iss + 1) & MASK
         self.snd_max = self.snd_nxt
-        self.rtt_seq = self.iss
-        self.rtt_time = now
+        self.rtt.start(self.iss, now)
 
     def send_syn_ack(self, now: float, syn: Segment | None) -> None:
         """Answer a SYN: a listener's new connection (`syn` given), or our own SYN-SENT one in a simultaneous
@@ -445,7 +437,7 @@ class Connection:
         self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
         self.snd_nxt = (self.iss + 1) & MASK
         self.snd_max = self.snd_nxt
-        self.rtt_time = now
+        self.rtt.timed_at = now
 
     def output(self, now: float) -> None:
         """Send what the windows allow: new data, a FIN, or arm the persist timer on a zero window."""
@@ -482,7 +474,7 @@ class Connection:
             break
         if self.snd_max != self.snd_una:
             if self.t_rtx == INF:
-                self.t_rtx = now + self.rto
+                self.t_rtx = now + self.rtt.rto
             self.t_persist = INF
         elif buflen and self.snd_wnd == 0:
             if self.t_persist == INF:
@@ -492,7 +484,7 @@ class Connection:
 
     def _persist_interval(self) -> float:
         cfg = self.host.config
-        base = max(self.rto, cfg.persist_min)
+        base = max(self.rtt.rto, cfg.persist_min)
         return min(base * (1 << min(self.backoff, 16)), cfg.persist_max)
 
     def _transmit(self, now: float, off: int, n: int, flags: int) -> None:
@@ -507,9 +499,8 @@ class Connection:
         end = (seq + n + (1 if flags & FIN else 0)) & MASK
         if seq_gt(end, self.snd_max):
             # New data: time it if nothing is being timed (Karn: only never-retransmitted data is timed).
-            if self.rtt_seq is None and not self.ts_enabled and self.snd_nxt == self.snd_max:
-                self.rtt_seq = seq
-                self.rtt_time = now
+            if self.rtt.timed_seq is None and not self.ts_enabled and self.snd_nxt == self.snd_max:
+                self.rtt.start(seq, now)
             self.snd_max = end
         self.snd_nxt = end
         if n:
@@ -531,7 +522,7 @@ class Connection:
         self._transmit(now, 0, n, flags)
         if seq_gt(saved_nxt, self.snd_nxt):
             self.snd_nxt = saved_nxt
-        self.rtt_seq = None
+        self.rtt.cancel()
 
     # ------------------------------------------------------------------ user calls
 
@@ -675,7 +666,7 @@ class Connection:
     def _retransmit_timeout(self, now: float) -> None:
         cfg = self.host.config
         self.retries += 1
-        self.rtt_seq = None  # Karn: nothing sent before this timeout can be timed
+        self.rtt.cancel()  # Karn: nothing sent before this timeout can be timed
         state = self._state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.retries > cfg.syn_retries:
@@ -687,7 +678,7 @@ class Connection:
                 self._emit(now, self.iss, SYN, options=self._syn_options)
             else:
                 self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-            self.t_rtx = now + self.rto
+            self.t_rtx = now + self.rtt.rto
             return
         if self.snd_max == self.snd_una:
             return
@@ -720,12 +711,11 @@ class Connection:
         self.t_rtx = INF
         self.output(now)
         if self.t_rtx == INF:
-            self.t_rtx = now + self.rto
+            self.t_rtx = now + self.rtt.rto
 
     def _backoff(self) -> None:
-        cfg = self.host.config
         self.backoff += 1
-        self.rto = min(self.rto * 2, cfg.rto_max)
+        self.rtt.back_off()
 
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): send one byte of new data beyond the closed window; from then
@@ -739,19 +729,6 @@ class Connection:
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
         self.t_rtx = now + self._persist_interval()
-
-    # ------------------------------------------------------------------ RTT (RFC 6298)
-
-    def _rtt_sample(self, rtt: float) -> None:
-        cfg = self.host.config
-        rtt = max(rtt, 0.0)
-        if self.srtt == 0.0:
-            self.srtt = rtt
-            self.rttvar = rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
 
     # ------------------------------------------------------------------ input
 
@@ -815,9 +792,9 @@ class Connection:
         self.snd_wl2 = seg.ack
         if ack_ok:
             self.snd_una = seg.ack
-            if self.rtt_seq is not None and self.retries == 0:
-                self._rtt_sample(now - self.rtt_time)
-            self.rtt_seq = None
+            if self.rtt.timed_seq is not None and self.retries == 0:
+                self.rtt.sample(now - self.rtt.timed_at)
+            self.rtt.cancel()
             self.retries = 0
             self.backoff = 0
             self.t_rtx = INF
@@ -834,7 +811,7 @@ class Connection:
         if len(seg.payload):
             self.syn_data = bytes(seg.payload[: self.free_space()])
         self.send_syn_ack(now, None)
-        self.t_rtx = now + self.rto
+        self.t_rtx = now + self.rtt.rto
 
     def _acceptable(self, seg: Segment, seg_len: int) -> bool:
         """RFC 9293 §3.10.7.4 first check, the four-case table."""
@@ -1038,11 +1015,11 @@ class Connection:
         self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
         self.snd_wl1 = seg.seq
         self.snd_wl2 = seg.ack
-        if self.retries == 0 and self.rtt_time:
-            self._rtt_sample(now - self.rtt_time)
+        if self.retries == 0 and self.rtt.timed_at:
+            self.rtt.sample(now - self.rtt.timed_at)
         self.retries = 0
         self.backoff = 0
-        self.rto = max(self.rto, self.host.config.rto_min) if self.srtt else self.host.config.rto_initial
+        self.rtt.handshake_done()
         self.t_rtx = INF
         self.t_state = INF
         self.last_progress = now
@@ -1099,10 +1076,10 @@ class Connection:
         # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
         ecr = seg.options.ts_ecr
         if self.ts_enabled and ecr and self.retries == 0:
-            self._rtt_sample(((self.ts_now(now) - ecr) & MASK) / 1000.0)
-        elif self.rtt_seq is not None and seq_gt(seg.ack, self.rtt_seq):
-            self._rtt_sample(now - self.rtt_time)
-            self.rtt_seq = None
+            self.rtt.sample(((self.ts_now(now) - ecr) & MASK) / 1000.0)
+        elif self.rtt.timed_seq is not None and seq_gt(seg.ack, self.rtt.timed_seq):
+            self.rtt.sample(now - self.rtt.timed_at)
+            self.rtt.cancel()
         if acked > buflen:
             # The ACK covers our FIN.
             self.fin_acked = True
@@ -1133,7 +1110,7 @@ class Connection:
                 self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
                 self.retransmit_first(now)
                 self.cwnd = max(self.cwnd - acked + mss, mss)
-                self.t_rtx = now + self.rto
+                self.t_rtx = now + self.rtt.rto
         else:
             self.dupacks = 0
             if self.cwnd < self.ssthresh:
@@ -1144,7 +1121,7 @@ class Connection:
         if self.snd_max == self.snd_una:
             self.t_rtx = INF
         else:
-            self.t_rtx = now + self.rto
+            self.t_rtx = now + self.rtt.rto
         if self.notify_writable and self.send_room() > 0:
             self.notify_writable = False
             self.host.emit(ev.Writable(self.id))
