@@ -13,6 +13,7 @@ import struct
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
+from netstack.tcp.receive import Reassembly
 from netstack.tcp.rtt import RttEstimator
 from netstack.tcp.segment import (
     ACK,
@@ -77,8 +78,6 @@ class Connection:
         "max_snd_wnd",
         "mss",
         "notify_writable",
-        "ooo",
-        "ooo_bytes",
         "passive",
         "pseudo_base",
         "rcv_adv",
@@ -89,6 +88,7 @@ class Connection:
         "rcvbuf",
         "readable_pending",
         "reading_paused",
+        "reassembly",
         "recover",
         "remote",
         "remote_port",
@@ -158,8 +158,7 @@ class Connection:
         self.rcv_mss = cfg.local_mss
         self.rcv_buf_size = cfg.rcv_buffer
         self.rcvbuf = bytearray()
-        self.ooo: list[tuple[int, bytes, bool]] = []
-        self.ooo_bytes = 0
+        self.reassembly = Reassembly()
         self.reading_paused = False
         self.readable_pending = False
         self.syn_data = b""
@@ -316,16 +315,18 @@ class Connection:
 
     def _ooo_charge(self) -> int:
         """What this connection's out-of-order queue costs against `TcpConfig.ooo_budget`."""
-        return self.ooo_bytes + len(self.ooo) * self.host.config.ooo_entry_overhead
+        return self.reassembly.charge(self.host.config.ooo_entry_overhead)
 
     def discard_received(self) -> None:
         """Drop unread and out-of-order data (the application closed, or the connection is gone) and give its
         share of the layer's budgets back."""
         self.budgets.rcv_held -= len(self.rcvbuf)
-        self.budgets.ooo_held -= self._ooo_charge()
         self.rcvbuf = bytearray()
-        self.ooo = []
-        self.ooo_bytes = 0
+        self._drop_reassembly()
+
+    def _drop_reassembly(self) -> None:
+        self.budgets.ooo_held -= self._ooo_charge()
+        self.reassembly.clear()
 
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
@@ -1162,8 +1163,8 @@ class Connection:
             self._rcv_append(payload)
             self.rcv_nxt = (self.rcv_nxt + n) & MASK
             self.last_activity = now
-        if self.ooo:
-            filled_gap, fin = self._drain_out_of_order(fin)
+        if self.reassembly.segments:
+            fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
         if self.app_closed and self.rcvbuf:
             # Nobody will read this any more: acknowledge and discard, so the window stays open and the
@@ -1181,7 +1182,7 @@ class Connection:
                 self.send_ack(now)
             return
         self.unacked_segments += 1
-        if filled_gap or duplicate_head or over_budget or self.ooo or \
+        if filled_gap or duplicate_head or over_budget or self.reassembly.segments or \
                 self.unacked_segments >= cfg.delayed_ack_segments:
             self.send_ack(now)
         elif self.t_delack == INF:
@@ -1207,7 +1208,8 @@ class Connection:
         if len(payload) > room:
             payload = payload[:room]
             fin = False
-        if len(self.ooo) >= cfg.ooo_max_segments or self.ooo_bytes + len(payload) > cfg.ooo_max_bytes:
+        queue = self.reassembly
+        if len(queue) >= cfg.ooo_max_segments or queue.bytes + len(payload) > cfg.ooo_max_bytes:
             host.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
@@ -1217,49 +1219,30 @@ class Connection:
             host.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
-        for existing_seq, existing, _efin in self.ooo:
-            if existing_seq == seq and len(existing) >= len(payload):
-                host.count(Count.DUPLICATE_SEGMENT)
-                self.send_ack(now)
-                return
-        self.ooo.append((seq, bytes(payload), fin))
-        self.ooo.sort(key=lambda entry: (entry[0] - self.rcv_nxt) & MASK)
-        self.ooo_bytes += len(payload)
+        if queue.holds(seq, len(payload)):
+            host.count(Count.DUPLICATE_SEGMENT)
+            self.send_ack(now)
+            return
+        queue.add(seq, bytes(payload), fin, self.rcv_nxt)
         self.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
 
-    def _drain_out_of_order(self, fin: bool) -> tuple[bool, bool]:
-        """Move queued segments that now start at or before RCV.NXT into the receive buffer."""
-        filled = False
+    def _drain_out_of_order(self, fin: bool) -> bool:
+        """Move queued segments that now continue the stream into the receive buffer; whether a FIN follows."""
         charge = self._ooo_charge()
-        keep: list[tuple[int, bytes, bool]] = []
-        for seq, data, seg_fin in sorted(self.ooo, key=lambda entry: (entry[0] - self.rcv_nxt) & MASK):
-            self.ooo_bytes -= len(data)
-            skip = (self.rcv_nxt - seq) & MASK
-            if skip >= 0x80000000:
-                keep.append((seq, data, seg_fin))
-                self.ooo_bytes += len(data)
-                continue
-            if skip < len(data):
-                chunk = data[skip:][: self.free_space()]
-                self._rcv_append(chunk)
-                self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
-                filled = True
-                if seg_fin and len(chunk) == len(data) - skip:
-                    fin = True
-            elif skip == len(data) and seg_fin:
-                fin = True
-                filled = True
-        self.ooo = keep
+        self.rcv_nxt, _changed, reached_fin = self.reassembly.drain(self.rcv_nxt, self._take_in_order)
         self.budgets.ooo_held += self._ooo_charge() - charge
-        return filled, fin
+        return fin or reached_fin
+
+    def _take_in_order(self, data: bytes) -> int:
+        chunk = data[: self.free_space()]
+        self._rcv_append(chunk)
+        return len(chunk)
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self.budgets.ooo_held -= self._ooo_charge()
-        self.ooo = []
-        self.ooo_bytes = 0
+        self._drop_reassembly()
         if self._state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
                 self.snd_nxt == self.snd_max:
             # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.

@@ -20,7 +20,7 @@ SEGMENT = 1000
 
 def ooo_charge(layer: TcpLayer) -> int:
     overhead = layer.config.ooo_entry_overhead
-    return sum(c.ooo_bytes + len(c.ooo) * overhead for c in layer.by_id.values())
+    return sum(c.reassembly.bytes + len(c.reassembly.segments) * overhead for c in layer.by_id.values())
 
 
 def open_many(peer: RawPeer, count: int) -> list[tuple[int, int, int]]:
@@ -49,7 +49,7 @@ def test_out_of_order_queues_of_all_connections_stay_within_the_budget() -> None
         for i in range(8):  # a hole at PEER_ISN + 1, then segments beyond it
             peer.inject(ACK, PEER_ISN + 1 + (i + 1) * SEGMENT, iss + 1, b"o" * SEGMENT, src_port=port)
             assert peer.layer.budgets.ooo_held <= config.ooo_budget
-        assert len(live(peer, conn).ooo) <= 8
+        assert len(live(peer, conn).reassembly.segments) <= 8
     assert peer.layer.budgets.ooo_held == ooo_charge(peer.layer)
     assert peer.layer.budgets.ooo_held > config.ooo_budget - SEGMENT - config.ooo_entry_overhead  # it did fill up
     assert peer.layer.stats["ooo-budget-exhausted"] == 20 * 8 - peer.layer.stats["out-of-order"]
@@ -85,11 +85,11 @@ def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_c
 
     # Filling one flooder's hole drains its queue into the receive buffer and returns its share.
     first_conn, first_port, first_iss = flooders[0]
-    queued = len(live(peer, first_conn).ooo)
+    queued = len(live(peer, first_conn).reassembly.segments)
     assert queued > 0
     before = peer.layer.budgets.ooo_held
     peer.inject(ACK, PEER_ISN + 1, first_iss + 1, b"h" * SEGMENT, src_port=first_port)
-    assert not live(peer, first_conn).ooo
+    assert not live(peer, first_conn).reassembly.segments
     assert peer.layer.budgets.ooo_held == before - queued * (SEGMENT + config.ooo_entry_overhead)
     assert peer.layer.readable_bytes(first_conn) == (queued + 1) * SEGMENT
 
@@ -104,7 +104,7 @@ def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_c
     peer.peer_port = 30001
     late, late_iss = peer.accept(PEER_ISN)
     peer.inject(ACK, PEER_ISN + 1 + SEGMENT, late_iss + 1, b"l" * SEGMENT)
-    assert len(live(peer, late).ooo) == 1
+    assert len(live(peer, late).reassembly.segments) == 1
     assert peer.layer.stats["ooo-budget-exhausted"] == exhausted
 
 
@@ -117,11 +117,11 @@ def test_after_close_out_of_order_data_is_discarded_and_refused() -> None:
     assert peer.layer.budgets.ooo_held > 0
     peer.layer.close(peer.now, conn)
     c = live(peer, conn)                                                # FIN_WAIT_1: still receives
-    assert (c.ooo, c.ooo_bytes, len(c.rcvbuf)) == ([], 0, 0)
+    assert (c.reassembly.segments, c.reassembly.bytes, len(c.rcvbuf)) == ([], 0, 0)
     assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held) == (0, 0)
     peer.out()
     peer.inject(ACK, PEER_ISN + 1 + 3000, iss + 1, b"q" * SEGMENT)
-    assert c.ooo == []
+    assert c.reassembly.segments == []
     assert peer.layer.budgets.ooo_held == 0
     assert peer.layer.stats["data-after-close"] == 1
     (dup_ack,) = peer.out()
