@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from netstack.tcp import events as ev
+from netstack.tcp.congestion import NewReno
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
 from netstack.tcp.receive import Reassembly
@@ -27,7 +28,7 @@ from netstack.tcp.segment import (
     finish_checksum,
     ones_sum,
 )
-from netstack.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
+from netstack.tcp.seq import MASK, seq_diff, seq_gt, seq_in, seq_le, seq_lt
 from netstack.tcp.state import (
     CAN_SEND,
     FIN_QUEUED_STATES,
@@ -38,7 +39,7 @@ from netstack.tcp.state import (
     IllegalTransitionError,
     State,
 )
-from netstack.tcp.window import MAX_RAW_WINDOW, initial_window, receive_buffer_size, window_shift
+from netstack.tcp.window import MAX_RAW_WINDOW, receive_buffer_size, window_shift
 
 INF = float("inf")
 _U16 = struct.Struct("!H")
@@ -57,14 +58,12 @@ class Connection:
         "budgets",
         "challenge_count",
         "challenge_second",
-        "cwnd",
-        "dupacks",
+        "congestion",
         "error",
         "fin_acked",
         "fin_queued",
         "host",
         "id",
-        "in_recovery",
         "irs",
         "iss",
         "keepalive_sent",
@@ -89,7 +88,6 @@ class Connection:
         "readable_pending",
         "reading_paused",
         "reassembly",
-        "recover",
         "remote",
         "remote_port",
         "retries",
@@ -103,7 +101,6 @@ class Connection:
         "snd_wnd",
         "snd_wscale",
         "sndbuf",
-        "ssthresh",
         "syn_data",
         "t_delack",
         "t_persist",
@@ -174,11 +171,7 @@ class Connection:
         self.backoff = 0
         self.retries = 0
         # congestion control (RFC 5681 / 6582)
-        self.cwnd = 0
-        self.ssthresh = 1 << 30
-        self.dupacks = 0
-        self.recover = iss
-        self.in_recovery = False
+        self.congestion = NewReno(cfg, iss)
         # timers: absolute deadlines, INF when off
         self.t_rtx = INF
         self.t_delack = INF
@@ -236,7 +229,7 @@ class Connection:
         # the window the cookie SYN-ACK advertised.
         conn.rcv_adv = (ack.seq + window) & MASK
         conn.rcv_buf_size = receive_buffer_size(cfg, conn.mss)
-        conn.cwnd = initial_window(cfg, conn.mss)
+        conn.congestion.start(conn.mss)
         conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
         conn.snd_wl1 = ack.seq
         return conn
@@ -451,7 +444,7 @@ class Connection:
         while True:
             off = (self.snd_nxt - self.snd_una) & MASK
             avail = buflen - off
-            window = min(self.snd_wnd, self.cwnd)
+            window = min(self.snd_wnd, self.congestion.cwnd)
             usable = window - off
             if avail > 0:
                 if usable <= 0:
@@ -700,14 +693,7 @@ class Connection:
             self._give_up(now, self.error if self.error == "unreachable" else "timeout")
             return
         self._backoff()
-        # RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4: leave recovery.
-        flight = (self.snd_max - self.snd_una) & MASK
-        if self.retries == 1:
-            self.ssthresh = max(flight // 2, 2 * self.mss)
-        self.cwnd = self.mss
-        self.recover = self.snd_max
-        self.in_recovery = False
-        self.dupacks = 0
+        self.congestion.timeout(self.retries == 1, self.snd_una, self.snd_max, self.mss)
         self.snd_nxt = self.snd_una
         self.t_rtx = INF
         self.output(now)
@@ -762,7 +748,7 @@ class Connection:
         self.rcv_nxt = (seg.seq + 1) & MASK
         self.rcv_adv = self.rcv_nxt
         self.rcv_buf_size = receive_buffer_size(cfg, self.mss + TS_OPTION_LEN if self.ts_enabled else self.mss)
-        self.cwnd = initial_window(cfg, self.mss)
+        self.congestion.start(self.mss)
 
     def _syn_sent(self, now: float, seg: Segment) -> None:
         flags = seg.flags
@@ -1040,25 +1026,15 @@ class Connection:
     def _process_ack(self, now: float, seg: Segment) -> None:
         ack = seg.ack
         acked = (ack - self.snd_una) & MASK
-        cfg = self.host.config
         window = seg.window << self.snd_wscale
         if acked and acked < 0x80000000 and seq_le(ack, self.snd_max):
             self._new_ack(now, seg, acked)
         elif acked == 0 and self.snd_max != self.snd_una and not seg.payload and not seg.flags & FIN and \
-                window == self.snd_wnd and window:
-            # Duplicate ACK (RFC 5681 §2 definition)
-            self.dupacks += 1
-            if self.in_recovery:
-                self.cwnd += self.mss  # RFC 6582 §3.2 step 3: inflate
-            elif (self.dupacks == cfg.dupack_threshold and seq_gt(ack, self.recover)) or \
-                    (self.dupacks == cfg.dupack_threshold and self.recover == self.snd_una):
-                self.host.count(Count.FAST_RETRANSMIT)
-                flight = (self.snd_max - self.snd_una) & MASK
-                self.ssthresh = max(flight // 2, 2 * self.mss)
-                self.recover = self.snd_max
-                self.in_recovery = True
-                self.retransmit_first(now)
-                self.cwnd = self.ssthresh + 3 * self.mss
+                window == self.snd_wnd and window and \
+                self.congestion.duplicate_ack(ack, self.snd_una, self.snd_max, self.mss):
+            # A duplicate ACK (RFC 5681 §2 definition) that starts fast retransmit.
+            self.host.count(Count.FAST_RETRANSMIT)
+            self.retransmit_first(now)
         # Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule)
         if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
             self.snd_wnd = window
@@ -1071,8 +1047,6 @@ class Connection:
                     self.backoff = 0
 
     def _new_ack(self, now: float, seg: Segment, acked: int) -> None:
-        cfg = self.host.config
-        mss = self.mss
         buflen = len(self.sndbuf)
         # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
         ecr = seg.options.ts_ecr
@@ -1099,30 +1073,10 @@ class Connection:
         self.retries = 0
         self.backoff = 0
         self.last_progress = now
-        if self.in_recovery:
-            if seq_ge(seg.ack, self.recover):
-                # Full acknowledgement (RFC 6582 §3.2 step 3 full ack): deflate.
-                flight = (self.snd_max - self.snd_una) & MASK
-                self.cwnd = min(self.ssthresh, max(flight, mss) + mss)
-                self.in_recovery = False
-                self.dupacks = 0
-            else:
-                # Partial acknowledgement: the next hole is lost too.
-                self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
-                self.retransmit_first(now)
-                self.cwnd = max(self.cwnd - acked + mss, mss)
-                self.t_rtx = now + self.rtt.rto
-        else:
-            self.dupacks = 0
-            if self.cwnd < self.ssthresh:
-                self.cwnd += min(acked, mss)           # slow start (RFC 5681 §3.1, RFC 3465 L=1)
-            else:
-                self.cwnd += max(1, mss * mss // self.cwnd)  # congestion avoidance
-        self.cwnd = min(self.cwnd, cfg.snd_buffer + 4 * mss)
-        if self.snd_max == self.snd_una:
-            self.t_rtx = INF
-        else:
-            self.t_rtx = now + self.rtt.rto
+        if self.congestion.new_ack(seg.ack, acked, self.snd_una, self.snd_max, self.mss):
+            self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
+            self.retransmit_first(now)
+        self.t_rtx = INF if self.snd_max == self.snd_una else now + self.rtt.rto
         if self.notify_writable and self.send_room() > 0:
             self.notify_writable = False
             self.host.emit(ev.Writable(self.id))
