@@ -28,6 +28,7 @@ from netstack.tcp.segment import (
     finish_checksum,
     ones_sum,
 )
+from netstack.tcp.send_buffer import SendBuffer
 from netstack.tcp.seq import MASK, seq_diff, seq_gt, seq_in, seq_le, seq_lt
 from netstack.tcp.state import (
     CAN_SEND,
@@ -60,8 +61,6 @@ class Connection:
         "challenge_second",
         "congestion",
         "error",
-        "fin_acked",
-        "fin_queued",
         "host",
         "id",
         "irs",
@@ -76,7 +75,6 @@ class Connection:
         "local_port",
         "max_snd_wnd",
         "mss",
-        "notify_writable",
         "passive",
         "pseudo_base",
         "rcv_adv",
@@ -93,6 +91,7 @@ class Connection:
         "retries",
         "rtt",
         "scheduled",
+        "send_buffer",
         "snd_max",
         "snd_nxt",
         "snd_una",
@@ -100,7 +99,6 @@ class Connection:
         "snd_wl2",
         "snd_wnd",
         "snd_wscale",
-        "sndbuf",
         "syn_data",
         "t_delack",
         "t_persist",
@@ -142,10 +140,7 @@ class Connection:
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.snd_wscale = 0
-        self.sndbuf = bytearray()
-        self.fin_queued = False
-        self.fin_acked = False
-        self.notify_writable = False
+        self.send_buffer = SendBuffer(cfg, host.budgets)
         self.mss = cfg.default_peer_mss
         # receive side
         self.irs = 0
@@ -290,17 +285,11 @@ class Connection:
         return room if room > 0 else 0
 
     def send_room(self) -> int:
-        """What `user_send` may still take: the send buffer's free space within the layer's shared budget
-        (`TcpConfig.snd_budget`), with the same per-connection guarantee as on the receive side."""
-        held = len(self.sndbuf)
-        host = self.host
-        cfg = host.config
-        allowed = max(cfg.snd_budget - self.budgets.snd_held, cfg.snd_guaranteed - held)
-        return max(0, min(cfg.snd_buffer - held, allowed))
+        """What `user_send` may still take (`SendBuffer.room`)."""
+        return self.send_buffer.room()
 
     def discard_sent(self) -> None:
-        self.budgets.snd_held -= len(self.sndbuf)
-        self.sndbuf = bytearray()
+        self.send_buffer.discard()
 
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
@@ -438,7 +427,8 @@ class Connection:
         state = self._state
         if state not in SYNCHRONIZED or state == State.TIME_WAIT:
             return
-        buflen = len(self.sndbuf)
+        buffer = self.send_buffer
+        buflen = len(buffer.data)
         mss = self.mss
         sent_any = False
         while True:
@@ -457,12 +447,12 @@ class Connection:
                 flags = ACK
                 if n == avail:
                     flags |= PSH
-                    if self.fin_queued:
+                    if buffer.fin_queued:
                         flags |= FIN
                 self._transmit(now, off, n, flags)
                 sent_any = True
                 continue
-            if avail == 0 and self.fin_queued and not self.fin_acked and usable >= 0:
+            if avail == 0 and buffer.fin_queued and not buffer.fin_acked and usable >= 0:
                 self._transmit(now, off, 0, ACK | FIN)
                 sent_any = True
             break
@@ -484,7 +474,7 @@ class Connection:
     def _transmit(self, now: float, off: int, n: int, flags: int) -> None:
         """Send `n` bytes of the send buffer from offset `off` (relative to SND.UNA), plus FIN if flagged."""
         seq = (self.snd_una + off) & MASK
-        payload = memoryview(self.sndbuf)[off:off + n] if n else b""
+        payload = memoryview(self.send_buffer.data)[off:off + n] if n else b""
         try:
             self._emit(now, seq, flags, payload)
         finally:
@@ -504,10 +494,11 @@ class Connection:
         """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK, PMTU shrink): at most a segment
         of what was already sent. The send buffer may hold more than that, queued after a short segment that
         filled the peer's window; resending a full segment of it would go past the right edge the peer set."""
-        buflen = len(self.sndbuf)
+        buffer = self.send_buffer
+        buflen = len(buffer.data)
         n = min(self.mss, buflen, (self.snd_max - self.snd_una) & MASK)
         flags = ACK
-        if n == buflen and self.fin_queued and not self.fin_acked and \
+        if n == buflen and buffer.fin_queued and not buffer.fin_acked and \
                 seq_gt(self.snd_max, (self.snd_una + buflen) & MASK):
             flags |= FIN
         if n == 0 and not flags & FIN:
@@ -521,17 +512,11 @@ class Connection:
     # ------------------------------------------------------------------ user calls
 
     def user_send(self, now: float, data: bytes | bytearray | memoryview) -> int:
-        space = self.send_room()
-        if space < len(data) and space < self.host.config.snd_buffer - len(self.sndbuf):
+        buffer = self.send_buffer
+        space = buffer.room()
+        if buffer.budget_limited(space, len(data)):
             self.host.count(Count.SND_BUDGET_EXHAUSTED)
-        if space <= 0:
-            self.notify_writable = True
-            return 0
-        take = min(space, len(data))
-        self.sndbuf += data[:take] if take < len(data) else data
-        self.budgets.snd_held += take
-        if take < len(data):
-            self.notify_writable = True
+        take = buffer.write(data, space)
         if take:
             self.last_activity = now
             if self.snd_max == self.snd_una:
@@ -557,7 +542,7 @@ class Connection:
     def user_shutdown(self, now: float) -> None:
         """Queue our FIN after the buffered data (SHUT_WR)."""
         state = self._state
-        if self.fin_queued or state in FIN_QUEUED_STATES:
+        if self.send_buffer.fin_queued or state in FIN_QUEUED_STATES:
             return
         if state == State.SYN_SENT:
             self.host.destroy(self, Cause.CLOSE, None, notify=False)
@@ -567,7 +552,7 @@ class Connection:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)
         elif state == State.CLOSE_WAIT:
             self._enter(State.LAST_ACK, Cause.CLOSE)
-        self.fin_queued = True
+        self.send_buffer.fin_queued = True
         self.output(now)
 
     def user_close(self, now: float) -> None:
@@ -676,7 +661,7 @@ class Connection:
             return
         if self.snd_max == self.snd_una:
             return
-        if self.snd_wnd == 0 and self.sndbuf:
+        if self.snd_wnd == 0 and self.send_buffer.data:
             # Still probing a zero window: the peer answers, so this is not a dead connection.
             if now - self.last_progress >= cfg.user_timeout:
                 self.host.count(Count.PERSIST_TIMEOUT)
@@ -685,7 +670,7 @@ class Connection:
             self.retries -= 1
             self.backoff += 1
             self.host.count(Count.WINDOW_PROBE)
-            self._emit(now, self.snd_una, ACK, self.sndbuf[:1])
+            self._emit(now, self.snd_una, ACK, self.send_buffer.data[:1])
             self.t_rtx = now + self._persist_interval()
             return
         if self.retries > cfg.data_retries or now - self.last_progress >= cfg.user_timeout:
@@ -707,7 +692,8 @@ class Connection:
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): send one byte of new data beyond the closed window; from then
         on the retransmission timer repeats it with backoff, without counting toward `data_retries`."""
-        if self._state not in SYNCHRONIZED or not self.sndbuf or self.snd_wnd != 0 or self.snd_max != self.snd_una:
+        if self._state not in SYNCHRONIZED or not self.send_buffer.data or self.snd_wnd != 0 or \
+                self.snd_max != self.snd_una:
             return
         if now - self.last_progress >= self.host.config.user_timeout:
             self._give_up(now, "timeout")
@@ -964,14 +950,14 @@ class Connection:
     def _ack_closes(self, now: float, seg: Segment, old: bool) -> bool:
         """Fifth, continued: what the ACK of our FIN does in each closing state; False when processing stops."""
         state = self._state
-        if state == State.FIN_WAIT_1 and self.fin_acked:
+        if state == State.FIN_WAIT_1 and self.send_buffer.fin_acked:
             self._enter(State.FIN_WAIT_2, Cause.RCV_ACK_OF_FIN)
             if self.app_closed:
                 self.t_state = now + self.host.config.fin_wait_2_timeout
-        elif state == State.CLOSING and self.fin_acked:
+        elif state == State.CLOSING and self.send_buffer.fin_acked:
             self._enter_time_wait(now, Cause.RCV_ACK_OF_FIN)
             return False
-        elif state == State.LAST_ACK and self.fin_acked:
+        elif state == State.LAST_ACK and self.send_buffer.fin_acked:
             self.host.destroy(self, Cause.RCV_ACK_OF_FIN, None)
             return False
         elif state == State.TIME_WAIT:
@@ -1011,7 +997,7 @@ class Connection:
         self.t_state = INF
         self.last_progress = now
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
-        if self.fin_queued:
+        if self.send_buffer.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
         self.host.half_open_done(self)
         if self.passive:
@@ -1047,7 +1033,6 @@ class Connection:
                     self.backoff = 0
 
     def _new_ack(self, now: float, seg: Segment, acked: int) -> None:
-        buflen = len(self.sndbuf)
         # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
         ecr = seg.options.ts_ecr
         if self.ts_enabled and ecr and self.retries == 0:
@@ -1055,13 +1040,7 @@ class Connection:
         elif self.rtt.timed_seq is not None and seq_gt(seg.ack, self.rtt.timed_seq):
             self.rtt.sample(now - self.rtt.timed_at)
             self.rtt.cancel()
-        if acked > buflen:
-            # The ACK covers our FIN.
-            self.fin_acked = True
-            del self.sndbuf[:]
-        else:
-            del self.sndbuf[:acked]
-        self.budgets.snd_held -= min(acked, buflen)
+        self.send_buffer.acknowledge(acked)
         self.snd_una = seg.ack
         # SND.WND counts from SND.UNA, so it shrinks by what was acknowledged and the right edge stays where the
         # peer put it; _process_ack then takes the segment's window if the SND.WL1/SND.WL2 rule allows. Without
@@ -1077,8 +1056,8 @@ class Connection:
             self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
             self.retransmit_first(now)
         self.t_rtx = INF if self.snd_max == self.snd_una else now + self.rtt.rto
-        if self.notify_writable and self.send_room() > 0:
-            self.notify_writable = False
+        if self.send_buffer.notify_writable and self.send_buffer.room() > 0:
+            self.send_buffer.notify_writable = False
             self.host.emit(ev.Writable(self.id))
 
     def _receive_data(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
@@ -1197,7 +1176,7 @@ class Connection:
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
         self._drop_reassembly()
-        if self._state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
+        if self._state == State.FIN_WAIT_1 and not self.send_buffer.fin_acked and not self.send_buffer.data and \
                 self.snd_nxt == self.snd_max:
             # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
             self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
@@ -1208,7 +1187,7 @@ class Connection:
         if state == State.ESTABLISHED:
             self._enter(State.CLOSE_WAIT, Cause.RCV_FIN)
         elif state == State.FIN_WAIT_1:
-            if self.fin_acked:
+            if self.send_buffer.fin_acked:
                 self._enter_time_wait(now, Cause.RCV_FIN_ACK_OF_FIN)
             else:
                 self._enter(State.CLOSING, Cause.RCV_FIN)

@@ -497,7 +497,7 @@ class TcpLayer:
     def send(self, now: float, conn_id: int, data: bytes | bytearray | memoryview) -> int:
         """Queue data; returns how much fitted in the send buffer (a `Writable` event follows when more fits)."""
         conn = self._conn(conn_id)
-        if conn.fin_queued or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT,
+        if conn.send_buffer.fin_queued or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT,
                                                  State.SYN_RECEIVED):
             raise TcpError("connection not writable")
         taken = conn.user_send(now, data)
@@ -517,7 +517,7 @@ class TcpLayer:
     def send_buffered(self, conn_id: int) -> int:
         """Bytes handed to `send` and not yet acknowledged by the peer."""
         conn = self.by_id.get(conn_id)
-        return len(conn.sndbuf) if conn is not None else 0
+        return len(conn.send_buffer) if conn is not None else 0
 
     def pause_reading(self, conn_id: int) -> None:
         self._conn(conn_id).pause_reading()

@@ -262,7 +262,7 @@ def test_fuzzed_segments_never_raise_or_grow(batch: list[tuple[int, int, int, in
         assert len(c.reassembly.segments) <= 4
         assert c.state != State.CLOSED
         assert peer.layer.budgets.rcv_held == len(c.rcvbuf)
-        assert peer.layer.budgets.snd_held == len(c.sndbuf)
+        assert peer.layer.budgets.snd_held == len(c.send_buffer.data)
         overhead = peer.layer.config.ooo_entry_overhead
         assert peer.layer.budgets.ooo_held == c.reassembly.bytes + len(c.reassembly.segments) * overhead
     else:  # gone: the application was told, and nothing it held is still charged to the layer
