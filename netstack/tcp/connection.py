@@ -40,9 +40,9 @@ from netstack.tcp.state import (
     IllegalTransitionError,
     State,
 )
+from netstack.tcp.timers import INF, Timers
 from netstack.tcp.window import MAX_RAW_WINDOW, receive_buffer_size, window_shift
 
-INF = float("inf")
 _U16 = struct.Struct("!H")
 _TS_OPT = struct.Struct("!BBBBII")
 TS_OPTION_LEN = 12
@@ -65,11 +65,7 @@ class Connection:
         "id",
         "irs",
         "iss",
-        "keepalive_sent",
         "key",
-        "last_activity",
-        "last_heard",
-        "last_progress",
         "listener_port",
         "local",
         "local_port",
@@ -90,7 +86,6 @@ class Connection:
         "remote_port",
         "retries",
         "rtt",
-        "scheduled",
         "send_buffer",
         "snd_max",
         "snd_nxt",
@@ -100,10 +95,7 @@ class Connection:
         "snd_wnd",
         "snd_wscale",
         "syn_data",
-        "t_delack",
-        "t_persist",
-        "t_rtx",
-        "t_state",
+        "timers",
         "ts_enabled",
         "ts_offset",
         "ts_recent",
@@ -167,16 +159,7 @@ class Connection:
         self.retries = 0
         # congestion control (RFC 5681 / 6582)
         self.congestion = NewReno(cfg, iss)
-        # timers: absolute deadlines, INF when off
-        self.t_rtx = INF
-        self.t_delack = INF
-        self.t_persist = INF
-        self.t_state = INF       # connect timeout, TIME_WAIT, orphaned FIN-WAIT-2
-        self.scheduled = INF
-        self.keepalive_sent = 0
-        self.last_heard = now
-        self.last_activity = now
-        self.last_progress = now
+        self.timers = Timers(cfg, now)
 
     # ------------------------------------------------------------------ constructors
 
@@ -230,8 +213,8 @@ class Connection:
         return conn
 
     def _arm_handshake_timers(self, now: float) -> None:
-        self.t_rtx = now + self.rtt.rto
-        self.t_state = now + self.host.config.connect_timeout
+        self.timers.rtx = now + self.rtt.rto
+        self.timers.phase = now + self.host.config.connect_timeout
 
     # ------------------------------------------------------------------ state
 
@@ -250,7 +233,7 @@ class Connection:
         """Enter CLOSED and let go of timers and buffers; `TcpLayer.destroy` calls this, then forgets us."""
         self._enter(State.CLOSED, cause)
         self.error = error
-        self.t_rtx = self.t_delack = self.t_persist = self.t_state = INF
+        self.timers.stop()
         self.discard_sent()
         self.discard_received()
 
@@ -260,13 +243,10 @@ class Connection:
         return f"<Connection {self.id} {self._state.name} {self.local_port}<->{self.remote_port}>"
 
     def deadline(self) -> float:
-        cfg = self.host.config
-        d = min(self.t_rtx, self.t_delack, self.t_persist, self.t_state)
-        if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
-            d = min(d, self.last_activity + cfg.idle_timeout)
-            if cfg.keepalive and self._state in CAN_SEND:
-                d = min(d, self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval)
-        return d
+        """When `on_timer` must run next: idle limits apply once synchronized, keepalives while we may send."""
+        state = self._state
+        return self.timers.deadline(idle=state in SYNCHRONIZED and state != State.TIME_WAIT,
+                                    keepalive=state in CAN_SEND)
 
     def ts_now(self, now: float) -> int:
         return (int(now * 1000) + self.ts_offset) & MASK
@@ -356,7 +336,7 @@ class Connection:
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
         self.host.transmit(self.local, self.remote, segment)
         if flags & ACK:
-            self.t_delack = INF
+            self.timers.delack = INF
             self.unacked_segments = 0
 
     def send_ack(self, now: float) -> None:
@@ -457,14 +437,14 @@ class Connection:
                 sent_any = True
             break
         if self.snd_max != self.snd_una:
-            if self.t_rtx == INF:
-                self.t_rtx = now + self.rtt.rto
-            self.t_persist = INF
+            if self.timers.rtx == INF:
+                self.timers.rtx = now + self.rtt.rto
+            self.timers.persist = INF
         elif buflen and self.snd_wnd == 0:
-            if self.t_persist == INF:
-                self.t_persist = now + self._persist_interval()
+            if self.timers.persist == INF:
+                self.timers.persist = now + self._persist_interval()
         elif sent_any:
-            self.t_persist = INF
+            self.timers.persist = INF
 
     def _persist_interval(self) -> float:
         cfg = self.host.config
@@ -488,7 +468,7 @@ class Connection:
             self.snd_max = end
         self.snd_nxt = end
         if n:
-            self.last_activity = now
+            self.timers.last_activity = now
 
     def retransmit_first(self, now: float) -> None:
         """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK, PMTU shrink): at most a segment
@@ -518,9 +498,9 @@ class Connection:
             self.host.count(Count.SND_BUDGET_EXHAUSTED)
         take = buffer.write(data, space)
         if take:
-            self.last_activity = now
+            self.timers.last_activity = now
             if self.snd_max == self.snd_una:
-                self.last_progress = now
+                self.timers.last_progress = now
             self.output(now)
         return take
 
@@ -566,7 +546,7 @@ class Connection:
             return
         self.user_shutdown(now)
         if self._state == State.FIN_WAIT_2:
-            self.t_state = now + self.host.config.fin_wait_2_timeout
+            self.timers.phase = now + self.host.config.fin_wait_2_timeout
 
     def pause_reading(self) -> None:
         self.reading_paused = True
@@ -599,8 +579,8 @@ class Connection:
 
     def on_timer(self, now: float) -> None:
         cfg = self.host.config
-        if self.t_state <= now:
-            self.t_state = INF
+        if self.timers.phase <= now:
+            self.timers.phase = INF
             if self._state == State.TIME_WAIT:
                 self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
                 return
@@ -611,29 +591,28 @@ class Connection:
                 self.host.count(Count.FIN_WAIT_2_TIMEOUT)
                 self.host.destroy(self, Cause.TIMEOUT, None)
                 return
-        if self.t_rtx <= now:
-            self.t_rtx = INF
+        if self.timers.rtx <= now:
+            self.timers.rtx = INF
             self._retransmit_timeout(now)
             if self._state == State.CLOSED:
                 return
-        if self.t_persist <= now:
-            self.t_persist = INF
+        if self.timers.persist <= now:
+            self.timers.persist = INF
             self._persist_probe(now)
-        if self.t_delack <= now:
-            self.t_delack = INF
+        if self.timers.delack <= now:
+            self.timers.delack = INF
             self.send_ack(now)
         if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
-            if now >= self.last_activity + cfg.idle_timeout:
+            if now >= self.timers.idle_deadline():
                 self.host.count(Count.IDLE_TIMEOUT)
                 self._give_up(now, "idle")
                 return
-            if cfg.keepalive and self._state in CAN_SEND and \
-                    now >= self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval:
-                if self.keepalive_sent >= cfg.keepalive_probes:
+            if cfg.keepalive and self._state in CAN_SEND and now >= self.timers.keepalive_deadline():
+                if self.timers.keepalive_sent >= cfg.keepalive_probes:
                     self.host.count(Count.KEEPALIVE_TIMEOUT)
                     self._give_up(now, "timeout")
                     return
-                self.keepalive_sent += 1
+                self.timers.keepalive_sent += 1
                 # RFC 9293 §3.8.4: a segment with SEG.SEQ = SND.NXT-1 elicits an ACK.
                 self._emit(now, (self.snd_una - 1) & MASK, ACK)
 
@@ -657,13 +636,13 @@ class Connection:
                 self._emit(now, self.iss, SYN, options=self._syn_options)
             else:
                 self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-            self.t_rtx = now + self.rtt.rto
+            self.timers.rtx = now + self.rtt.rto
             return
         if self.snd_max == self.snd_una:
             return
         if self.snd_wnd == 0 and self.send_buffer.data:
             # Still probing a zero window: the peer answers, so this is not a dead connection.
-            if now - self.last_progress >= cfg.user_timeout:
+            if now - self.timers.last_progress >= cfg.user_timeout:
                 self.host.count(Count.PERSIST_TIMEOUT)
                 self._give_up(now, "timeout")
                 return
@@ -671,19 +650,19 @@ class Connection:
             self.backoff += 1
             self.host.count(Count.WINDOW_PROBE)
             self._emit(now, self.snd_una, ACK, self.send_buffer.data[:1])
-            self.t_rtx = now + self._persist_interval()
+            self.timers.rtx = now + self._persist_interval()
             return
-        if self.retries > cfg.data_retries or now - self.last_progress >= cfg.user_timeout:
+        if self.retries > cfg.data_retries or now - self.timers.last_progress >= cfg.user_timeout:
             self.host.count(Count.RETRANSMIT_TIMEOUT)
             self._give_up(now, self.error if self.error == "unreachable" else "timeout")
             return
         self._backoff()
         self.congestion.timeout(self.retries == 1, self.snd_una, self.snd_max, self.mss)
         self.snd_nxt = self.snd_una
-        self.t_rtx = INF
+        self.timers.rtx = INF
         self.output(now)
-        if self.t_rtx == INF:
-            self.t_rtx = now + self.rtt.rto
+        if self.timers.rtx == INF:
+            self.timers.rtx = now + self.rtt.rto
 
     def _backoff(self) -> None:
         self.backoff += 1
@@ -695,19 +674,19 @@ class Connection:
         if self._state not in SYNCHRONIZED or not self.send_buffer.data or self.snd_wnd != 0 or \
                 self.snd_max != self.snd_una:
             return
-        if now - self.last_progress >= self.host.config.user_timeout:
+        if now - self.timers.last_progress >= self.host.config.user_timeout:
             self._give_up(now, "timeout")
             return
         self.host.count(Count.WINDOW_PROBE)
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
-        self.t_rtx = now + self._persist_interval()
+        self.timers.rtx = now + self._persist_interval()
 
     # ------------------------------------------------------------------ input
 
     def segment_arrived(self, now: float, seg: Segment) -> None:
-        self.last_heard = now
-        self.keepalive_sent = 0
+        self.timers.last_heard = now
+        self.timers.keepalive_sent = 0
         if self._state == State.SYN_SENT:
             self._syn_sent(now, seg)
         else:
@@ -770,10 +749,10 @@ class Connection:
             self.rtt.cancel()
             self.retries = 0
             self.backoff = 0
-            self.t_rtx = INF
-            self.t_state = INF
+            self.timers.rtx = INF
+            self.timers.phase = INF
             self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
-            self.last_progress = now
+            self.timers.last_progress = now
             self.host.emit(ev.Connected(self.id))
             if len(seg.payload):
                 self._receive_data(now, (seg.seq + 1) & MASK, seg.payload, False)
@@ -784,7 +763,7 @@ class Connection:
         if len(seg.payload):
             self.syn_data = bytes(seg.payload[: self.free_space()])
         self.send_syn_ack(now, None)
-        self.t_rtx = now + self.rtt.rto
+        self.timers.rtx = now + self.rtt.rto
 
     def _acceptable(self, seg: Segment, seg_len: int) -> bool:
         """RFC 9293 §3.10.7.4 first check, the four-case table."""
@@ -953,7 +932,7 @@ class Connection:
         if state == State.FIN_WAIT_1 and self.send_buffer.fin_acked:
             self._enter(State.FIN_WAIT_2, Cause.RCV_ACK_OF_FIN)
             if self.app_closed:
-                self.t_state = now + self.host.config.fin_wait_2_timeout
+                self.timers.phase = now + self.host.config.fin_wait_2_timeout
         elif state == State.CLOSING and self.send_buffer.fin_acked:
             self._enter_time_wait(now, Cause.RCV_ACK_OF_FIN)
             return False
@@ -966,7 +945,7 @@ class Connection:
             if fin or seg.payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
                 self.send_ack(now)
             if fin:
-                self.t_state = now + 2 * self.host.config.msl
+                self.timers.phase = now + 2 * self.host.config.msl
             return False
         return True
 
@@ -993,9 +972,9 @@ class Connection:
         self.retries = 0
         self.backoff = 0
         self.rtt.handshake_done()
-        self.t_rtx = INF
-        self.t_state = INF
-        self.last_progress = now
+        self.timers.rtx = INF
+        self.timers.phase = INF
+        self.timers.last_progress = now
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
         if self.send_buffer.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
@@ -1028,7 +1007,7 @@ class Connection:
             self.snd_wl2 = ack
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             if window:
-                self.t_persist = INF
+                self.timers.persist = INF
                 if self.backoff and self.snd_max == self.snd_una:
                     self.backoff = 0
 
@@ -1051,11 +1030,11 @@ class Connection:
             self.snd_nxt = self.snd_una
         self.retries = 0
         self.backoff = 0
-        self.last_progress = now
+        self.timers.last_progress = now
         if self.congestion.new_ack(seg.ack, acked, self.snd_una, self.snd_max, self.mss):
             self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
             self.retransmit_first(now)
-        self.t_rtx = INF if self.snd_max == self.snd_una else now + self.rtt.rto
+        self.timers.rtx = INF if self.snd_max == self.snd_una else now + self.rtt.rto
         if self.send_buffer.notify_writable and self.send_buffer.room() > 0:
             self.send_buffer.notify_writable = False
             self.host.emit(ev.Writable(self.id))
@@ -1095,7 +1074,7 @@ class Connection:
         if n:
             self._rcv_append(payload)
             self.rcv_nxt = (self.rcv_nxt + n) & MASK
-            self.last_activity = now
+            self.timers.last_activity = now
         if self.reassembly.segments:
             fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
@@ -1118,8 +1097,8 @@ class Connection:
         if filled_gap or duplicate_head or over_budget or self.reassembly.segments or \
                 self.unacked_segments >= cfg.delayed_ack_segments:
             self.send_ack(now)
-        elif self.t_delack == INF:
-            self.t_delack = now + cfg.delayed_ack
+        elif self.timers.delack == INF:
+            self.timers.delack = now + cfg.delayed_ack
 
     def _queue_out_of_order(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
         """Keep a segment that arrived ahead of RCV.NXT, within window and the queue's limits; ACK at once
@@ -1196,13 +1175,13 @@ class Connection:
 
     def _enter_time_wait(self, now: float, cause: Cause) -> None:
         self._enter(State.TIME_WAIT, cause)
-        self.t_rtx = INF
-        self.t_persist = INF
-        self.t_delack = INF
+        self.timers.rtx = INF
+        self.timers.persist = INF
+        self.timers.delack = INF
         self.discard_sent()
         if self.app_closed:
             self.discard_received()
-        self.t_state = now + 2 * self.host.config.msl
+        self.timers.phase = now + 2 * self.host.config.msl
         self.host.entered_time_wait(self)
 
 

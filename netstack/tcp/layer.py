@@ -79,7 +79,10 @@ class TcpLayer:
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
         self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
+        # The timer heap holds (deadline, connection id); `_scheduled` says which entry of each connection is
+        # current, so a moved deadline needs no removal: the stale entry is skipped when it comes up.
         self._heap: list[tuple[float, int]] = []
+        self._scheduled: dict[int, float] = {}
         self._next_id = 1
         self._rst_second = -1
         self._rst_count = 0
@@ -110,8 +113,7 @@ class TcpLayer:
         heap = self._heap
         while heap:
             when, conn_id = heap[0]
-            conn = self.by_id.get(conn_id)
-            if conn is not None and conn.scheduled == when:
+            if self._scheduled.get(conn_id) == when:
                 return when
             heapq.heappop(heap)
         return None
@@ -120,10 +122,10 @@ class TcpLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             when, conn_id = heapq.heappop(heap)
-            conn = self.by_id.get(conn_id)
-            if conn is None or conn.scheduled != when:
+            if self._scheduled.get(conn_id) != when:
                 continue
-            conn.scheduled = INF
+            del self._scheduled[conn_id]
+            conn = self.by_id[conn_id]
             try:
                 conn.on_timer(now)
             except Exception as exc:  # noqa: BLE001
@@ -228,6 +230,7 @@ class TcpLayer:
             return
         conn.closed(cause, error)
         del self.by_id[conn.id]
+        self._scheduled.pop(conn.id, None)
         self.connections.pop(conn.key, None)
         self.half_open_done(conn)
         if conn.id in self.time_wait_ids:
@@ -241,13 +244,13 @@ class TcpLayer:
         if conn.id not in self.by_id:
             return  # destroyed (CLOSED): nothing left to time
         when = conn.deadline()
-        if when < conn.scheduled:
-            conn.scheduled = when
+        if when < self._scheduled.get(conn.id, INF):
+            self._scheduled[conn.id] = when
             heapq.heappush(self._heap, (when, conn.id))
             if len(self._heap) > self.config.timer_heap_slack * len(self.by_id) + self.config.timer_heap_floor:
                 # Entries of closed connections or moved deadlines linger until their time; rebuild from
                 # the live connections so the timer heap stays proportional to the connection count.
-                self._heap = [(c.scheduled, c.id) for c in self.by_id.values() if c.scheduled != INF]
+                self._heap = [(when, conn_id) for conn_id, when in self._scheduled.items()]
                 heapq.heapify(self._heap)
                 self.count(Count.TIMER_HEAP_COMPACTED)
 

@@ -1,0 +1,58 @@
+"""A connection's timers as absolute deadlines, and the clocks its idle and keepalive limits run from.
+
+Why deadlines rather than timer objects: the layer keeps one heap entry per connection, at the earliest of
+these (`Timers.deadline`), so arming or moving a timer costs an assignment, and a timer that is stopped is
+simply INF. Nothing here reads a clock: every value was computed from a `now` the caller passed in.
+"""
+
+from __future__ import annotations
+
+from netstack.tcp.config import TcpConfig
+
+INF = float("inf")
+
+
+class Timers:
+    """`rtx`: retransmission (RFC 6298); `delack`: delayed ACK (RFC 1122 4.2.3.2); `persist`: zero-window
+    probe (RFC 9293 §3.8.6.1); `phase`: the deadline of the phase the connection is in (the whole connect, the
+    2*MSL of TIME-WAIT, an orphaned FIN-WAIT-2). `last_heard` (a segment arrived), `last_activity` (data moved
+    either way) and `last_progress` (the peer acknowledged something) start the keepalive, idle and user
+    timeouts; `keepalive_sent` counts unanswered keepalive probes."""
+
+    __slots__ = ("_config", "delack", "keepalive_sent", "last_activity", "last_heard", "last_progress", "persist",
+                 "phase", "rtx")
+
+    def __init__(self, config: TcpConfig, now: float) -> None:
+        self._config = config
+        self.rtx = INF
+        self.delack = INF
+        self.persist = INF
+        self.phase = INF
+        self.keepalive_sent = 0
+        self.last_heard = now
+        self.last_activity = now
+        self.last_progress = now
+
+    def stop(self) -> None:
+        """Stop every timer (the clocks stay: they only matter while a timer runs)."""
+        self.rtx = self.delack = self.persist = self.phase = INF
+
+    def idle_deadline(self) -> float:
+        return self.last_activity + self._config.idle_timeout
+
+    def keepalive_deadline(self) -> float:
+        """When the next keepalive probe is due: the idle time, then one interval per probe already sent."""
+        cfg = self._config
+        return self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval
+
+    def deadline(self, *, idle: bool, keepalive: bool) -> float:
+        """The earliest deadline, counting the idle limit and keepalive probes when they apply."""
+        d = min(self.rtx, self.delack, self.persist, self.phase)
+        if idle:
+            d = min(d, self.idle_deadline())
+            if keepalive and self._config.keepalive:
+                d = min(d, self.keepalive_deadline())
+        return d
+
+
+__all__ = ["INF", "Timers"]
