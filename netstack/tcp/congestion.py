@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.seq import MASK, seq_ge, seq_gt
-from netstack.tcp.window import initial_window
 
 
 class NewReno:
@@ -25,8 +24,9 @@ class NewReno:
         self.in_recovery = False
 
     def start(self, mss: int) -> None:
-        """The handshake settled the MSS: open the initial window (RFC 6928)."""
-        self.cwnd = initial_window(self._config, mss)
+        """The handshake settled the MSS: open the initial window (RFC 6928: IW10, capped at
+        max(2 * MSS, 14600) bytes). Every kind of open (active, passive, SYN cookie) comes through here."""
+        self.cwnd = min(self._config.initial_window_segments * mss, max(2 * mss, 14600))
 
     def duplicate_ack(self, ack: int, snd_una: int, snd_max: int, mss: int) -> bool:
         """A duplicate ACK (RFC 5681 §2). True when it starts fast retransmit: the caller resends SND.UNA."""

@@ -48,6 +48,8 @@ _TS_OPT = struct.Struct("!BBBBII")
 TS_OPTION_LEN = 12
 # What the first check (sequence number) makes of a segment.
 _DROP, _ACCEPT, _ACK_ONLY = 0, 1, 2
+# States in which an acceptable ACK may end something (`_ack_closes`).
+_ACK_CLOSES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
 
 
 class Connection:
@@ -170,7 +172,8 @@ class Connection:
         conn = cls(host, conn_id, local, local_port, remote, remote_port, iss, now)
         conn._enter(State.SYN_SENT, Cause.ACTIVE_OPEN)
         conn.send_syn(now)
-        conn._arm_handshake_timers(now)
+        conn.timers.rtx = now + conn.rtt.rto
+        conn.timers.phase = now + host.config.connect_timeout
         return conn
 
     @classmethod
@@ -185,7 +188,8 @@ class Connection:
         conn.snd_wnd = conn.max_snd_wnd = syn.window  # never scaled in a SYN
         conn.snd_wl1 = syn.seq
         conn.send_syn_ack(now, syn)
-        conn._arm_handshake_timers(now)
+        conn.timers.rtx = now + conn.rtt.rto
+        conn.timers.phase = now + host.config.connect_timeout
         return conn
 
     @classmethod
@@ -212,10 +216,6 @@ class Connection:
         conn.snd_wl1 = ack.seq
         return conn
 
-    def _arm_handshake_timers(self, now: float) -> None:
-        self.timers.rtx = now + self.rtt.rto
-        self.timers.phase = now + self.host.config.connect_timeout
-
     # ------------------------------------------------------------------ state
 
     @property
@@ -233,8 +233,9 @@ class Connection:
         """Enter CLOSED and let go of timers and buffers; `TcpLayer.destroy` calls this, then forgets us."""
         self._enter(State.CLOSED, cause)
         self.error = error
-        self.timers.stop()
-        self.discard_sent()
+        timers = self.timers
+        timers.rtx = timers.delack = timers.persist = timers.phase = INF
+        self.send_buffer.discard()
         self.discard_received()
 
     # ------------------------------------------------------------------ helpers
@@ -243,10 +244,17 @@ class Connection:
         return f"<Connection {self.id} {self._state.name} {self.local_port}<->{self.remote_port}>"
 
     def deadline(self) -> float:
-        """When `on_timer` must run next: idle limits apply once synchronized, keepalives while we may send."""
+        """When `on_timer` must run next: the earliest timer, and once synchronized the idle limit and (while
+        we may send) the next keepalive probe. On every segment's path, so computed here in one piece."""
+        timers = self.timers
+        d = min(timers.rtx, timers.delack, timers.persist, timers.phase)
         state = self._state
-        return self.timers.deadline(idle=state in SYNCHRONIZED and state != State.TIME_WAIT,
-                                    keepalive=state in CAN_SEND)
+        if state in SYNCHRONIZED and state != State.TIME_WAIT:
+            cfg = self.host.config
+            d = min(d, timers.last_activity + cfg.idle_timeout)
+            if cfg.keepalive and state in CAN_SEND:
+                d = min(d, timers.last_heard + cfg.keepalive_idle + timers.keepalive_sent * cfg.keepalive_interval)
+        return d
 
     def ts_now(self, now: float) -> int:
         return (int(now * 1000) + self.ts_offset) & MASK
@@ -268,9 +276,6 @@ class Connection:
         """What `user_send` may still take (`SendBuffer.room`)."""
         return self.send_buffer.room()
 
-    def discard_sent(self) -> None:
-        self.send_buffer.discard()
-
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
         self.budgets.rcv_held += len(data)
@@ -284,7 +289,8 @@ class Connection:
         share of the layer's budgets back."""
         self.budgets.rcv_held -= len(self.rcvbuf)
         self.rcvbuf = bytearray()
-        self._drop_reassembly()
+        if self.reassembly.segments:
+            self._drop_reassembly()
 
     def _drop_reassembly(self) -> None:
         self.budgets.ooo_held -= self._ooo_charge()
@@ -410,11 +416,12 @@ class Connection:
         buffer = self.send_buffer
         buflen = len(buffer.data)
         mss = self.mss
+        cwnd = self.congestion.cwnd
         sent_any = False
         while True:
             off = (self.snd_nxt - self.snd_una) & MASK
             avail = buflen - off
-            window = min(self.snd_wnd, self.congestion.cwnd)
+            window = min(self.snd_wnd, cwnd)
             usable = window - off
             if avail > 0:
                 if usable <= 0:
@@ -780,7 +787,8 @@ class Connection:
     def _synchronized(self, now: float, seg: Segment) -> None:
         """RFC 9293 §3.10.7.4, SEGMENT ARRIVES in SYN-RECEIVED and every later state: one method per step of the
         RFC (the third, security, and the sixth, URG, have nothing to do here), each saying whether to go on."""
-        seg = self._simultaneous_open_ack(seg)
+        if self._state == State.SYN_RECEIVED:
+            seg = self._simultaneous_open_ack(seg)
         if not self._preliminary_checks(now, seg):
             return
         verdict = self._check_sequence(now, seg)  # first
@@ -795,18 +803,18 @@ class Connection:
             return
         if not self._check_ack(now, seg):  # fifth
             return
-        if not self._ack_closes(now, seg, verdict == _ACK_ONLY):
+        if self._state in _ACK_CLOSES and not self._ack_closes(now, seg, verdict == _ACK_ONLY):
             return
         if verdict == _ACK_ONLY:
             self.send_ack(now)
             return
-        self._segment_text_and_fin(now, seg)  # seventh and eighth
+        if seg.payload or flags & FIN:
+            self._segment_text_and_fin(now, seg)  # seventh and eighth
 
     def _simultaneous_open_ack(self, seg: Segment) -> Segment:
         """In a simultaneous open (RFC 9293 figure 8) the peer's SYN-ACK repeats the SYN we already hold: what
         is new in it is the ACK, so it is processed as the ACK that follows the SYN."""
-        if self._state == State.SYN_RECEIVED and not self.passive and seg.flags & SYN and seg.flags & ACK and \
-                seg.seq == self.irs:
+        if not self.passive and seg.flags & SYN and seg.flags & ACK and seg.seq == self.irs:
             return seg._replace(flags=seg.flags & ~SYN, seq=(seg.seq + 1) & MASK)
         return seg
 
@@ -846,6 +854,11 @@ class Connection:
         for a segment whose acknowledgement is news though its text is not."""
         flags = seg.flags
         seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        rcv_nxt = self.rcv_nxt
+        if seg.seq == rcv_nxt and (seg_len == 0 or seq_lt(rcv_nxt, self.rcv_adv)):
+            # The usual case, decided without computing the window: at RCV.NXT, an empty segment is always
+            # acceptable and one with text is whenever the window we advertised is open.
+            return _ACCEPT
         if self._acceptable(seg, seg_len):
             return _ACCEPT
         host = self.host
@@ -953,8 +966,6 @@ class Connection:
         """Seventh and eighth: data and FIN go to the receive side while the peer may still send."""
         payload = seg.payload
         fin = seg.flags & FIN
-        if not payload and not fin:
-            return
         if self._state in RECEIVES_DATA:
             self._receive_data(now, seg.seq, payload, bool(fin))
         elif payload:
@@ -1154,7 +1165,8 @@ class Connection:
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self._drop_reassembly()
+        if self.reassembly.segments:
+            self._drop_reassembly()  # whatever lies beyond the FIN can never be delivered
         if self._state == State.FIN_WAIT_1 and not self.send_buffer.fin_acked and not self.send_buffer.data and \
                 self.snd_nxt == self.snd_max:
             # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
@@ -1178,7 +1190,7 @@ class Connection:
         self.timers.rtx = INF
         self.timers.persist = INF
         self.timers.delack = INF
-        self.discard_sent()
+        self.send_buffer.discard()
         if self.app_closed:
             self.discard_received()
         self.timers.phase = now + 2 * self.host.config.msl

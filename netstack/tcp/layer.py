@@ -10,6 +10,7 @@ reason it was refused.
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import struct
 from collections import Counter
@@ -83,7 +84,7 @@ class TcpLayer:
         # current, so a moved deadline needs no removal: the stale entry is skipped when it comes up.
         self._heap: list[tuple[float, int]] = []
         self._scheduled: dict[int, float] = {}
-        self._next_id = 1
+        self._ids = itertools.count(1)  # connection ids, never reused
         self._rst_second = -1
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
@@ -254,11 +255,6 @@ class TcpLayer:
                 heapq.heapify(self._heap)
                 self.count(Count.TIMER_HEAP_COMPACTED)
 
-    def _new_id(self) -> int:
-        conn_id = self._next_id
-        self._next_id += 1
-        return conn_id
-
     def _register(self, conn: Connection) -> Connection:
         self.connections[conn.key] = conn
         self.by_id[conn.id] = conn
@@ -369,7 +365,7 @@ class TcpLayer:
                 self.count(Count.BACKLOG_FULL)
             return
         iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
-        conn = self._register(Connection.passive_open(self, self._new_id(), dst, src, seg, iss, now))
+        conn = self._register(Connection.passive_open(self, next(self._ids), dst, src, seg, iss, now))
         self.half_open.add(conn.id)
         listener.half_open += 1
         self.count(Count.SYN_RECEIVED)
@@ -400,7 +396,7 @@ class TcpLayer:
         if not self._admit(src):
             return True
         self.count(Count.SYN_COOKIE_ACCEPTED)
-        conn = self._register(Connection.cookie_open(self, self._new_id(), dst, src, seg, mss, self._cookie_window(),
+        conn = self._register(Connection.cookie_open(self, next(self._ids), dst, src, seg, mss, self._cookie_window(),
                                                      now))
         conn.segment_arrived(now, seg)
         self._schedule(conn)
@@ -476,7 +472,7 @@ class TcpLayer:
         elif (remote, remote_port, local, local_port) in self.connections:
             raise TcpError("address in use")
         iss = self.isn.isn(now, local, local_port, remote, remote_port)
-        conn = self._register(Connection.active_open(self, self._new_id(), local, local_port, remote, remote_port,
+        conn = self._register(Connection.active_open(self, next(self._ids), local, local_port, remote, remote_port,
                                                      iss, now))
         self._schedule(conn)
         return conn.id

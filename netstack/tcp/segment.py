@@ -44,6 +44,8 @@ _MSS = struct.Struct("!BBH")
 _TS = struct.Struct("!BBII")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_TS_ONLY = struct.Struct("!4sII")
+_TS_ONLY_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10))
 
 
 class SegmentError(ValueError):
@@ -89,12 +91,21 @@ class Options(NamedTuple):
 
 
 NO_OPTIONS = Options()
+# NamedTuple construction without its generated __new__ (a Python-level function): what the parser, which
+# builds one of each per segment, uses; the fields are passed in declaration order.
+_new_tuple = tuple.__new__
 
 
 def parse_options(raw: memoryview) -> Options:
     """Parse the option bytes of a header. Unknown options are skipped by their length; a length byte that is
     missing, below 2, runs past the header, or does not fit a known option's fixed size is an error.
     Bytes after EOL must be padding and are ignored (RFC 9293 §3.1)."""
+    if len(raw) == 12:
+        # What nearly every segment after the handshake carries (NOP, NOP, timestamps: RFC 7323 appendix A's
+        # layout, which Linux, BSD and this stack send): decoded at once, as the loop below would.
+        prefix, val, ecr = _TS_ONLY.unpack(raw)
+        if prefix == _TS_ONLY_PREFIX:
+            return _new_tuple(Options, (None, None, False, val, ecr))
     mss: int | None = None
     wscale: int | None = None
     sack_permitted = False
@@ -132,7 +143,7 @@ def parse_options(raw: memoryview) -> Options:
             ts_val = _U32.unpack_from(raw, i + 2)[0]
             ts_ecr = _U32.unpack_from(raw, i + 6)[0]
         i += length
-    return Options(mss, wscale, sack_permitted, ts_val, ts_ecr)
+    return _new_tuple(Options, (mss, wscale, sack_permitted, ts_val, ts_ecr))
 
 
 def build_options(
@@ -198,7 +209,7 @@ def parse_segment(src: bytes, dst: bytes, data: memoryview, *, verify_checksum: 
     if verify_checksum and not checksum_ok(src, dst, data):
         raise SegmentError(Count.BAD_CHECKSUM)
     options = parse_options(data[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN else NO_OPTIONS
-    return Segment(src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:])
+    return _new_tuple(Segment, (src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:]))
 
 
 def build_segment(  # noqa: PLR0917

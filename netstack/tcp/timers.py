@@ -1,7 +1,7 @@
 """A connection's timers as absolute deadlines, and the clocks its idle and keepalive limits run from.
 
 Why deadlines rather than timer objects: the layer keeps one heap entry per connection, at the earliest of
-these (`Timers.deadline`), so arming or moving a timer costs an assignment, and a timer that is stopped is
+these (`Connection.deadline`), so arming or moving a timer costs an assignment, and a timer that is stopped is
 simply INF. Nothing here reads a clock: every value was computed from a `now` the caller passed in.
 """
 
@@ -33,10 +33,6 @@ class Timers:
         self.last_activity = now
         self.last_progress = now
 
-    def stop(self) -> None:
-        """Stop every timer (the clocks stay: they only matter while a timer runs)."""
-        self.rtx = self.delack = self.persist = self.phase = INF
-
     def idle_deadline(self) -> float:
         return self.last_activity + self._config.idle_timeout
 
@@ -44,15 +40,6 @@ class Timers:
         """When the next keepalive probe is due: the idle time, then one interval per probe already sent."""
         cfg = self._config
         return self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval
-
-    def deadline(self, *, idle: bool, keepalive: bool) -> float:
-        """The earliest deadline, counting the idle limit and keepalive probes when they apply."""
-        d = min(self.rtx, self.delack, self.persist, self.phase)
-        if idle:
-            d = min(d, self.idle_deadline())
-            if keepalive and self._config.keepalive:
-                d = min(d, self.keepalive_deadline())
-        return d
 
 
 __all__ = ["INF", "Timers"]

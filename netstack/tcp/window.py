@@ -1,7 +1,8 @@
 """Window arithmetic shared by every way a connection is opened: the formulas live here once.
 
 Why one place: a passive open, a SYN-cookie open and an active open must agree on how large a receive buffer a
-segment size implies and how large the first congestion window is; two copies of a formula drift apart.
+segment size implies (and, in `NewReno.start`, how large the first congestion window is); two copies of a
+formula drift apart.
 """
 
 from __future__ import annotations
@@ -26,9 +27,4 @@ def receive_buffer_size(config: TcpConfig, segment: int) -> int:
     return -(-config.rcv_buffer // segment) * segment
 
 
-def initial_window(config: TcpConfig, mss: int) -> int:
-    """The first congestion window (RFC 6928: IW10, capped at max(2 * MSS, 14600) bytes)."""
-    return min(config.initial_window_segments * mss, max(2 * mss, 14600))
-
-
-__all__ = ["MAX_RAW_WINDOW", "initial_window", "receive_buffer_size", "window_shift"]
+__all__ = ["MAX_RAW_WINDOW", "receive_buffer_size", "window_shift"]

@@ -160,3 +160,19 @@ def test_parsed_segments_and_their_options_are_immutable() -> None:
     assert seg.options == Options(mss=1400, ts_val=7, ts_ecr=8)
     assert (seg.seg_len, changed.seg_len) == (3, 2)
     assert parse_segment(SRC, DST, memoryview(build_segment(SRC, DST, 1, 2, 3, 4, ACK, 5))).options is NO_OPTIONS
+
+
+@given(st.binary(min_size=8, max_size=8))
+def test_the_timestamp_only_shortcut_agrees_with_the_general_parser(values: bytes) -> None:
+    """NOP, NOP, TS(10) in twelve bytes takes a shortcut; the same option behind four more NOPs (sixteen
+    bytes) goes through the byte-by-byte loop. Both must read the same."""
+    shortcut = parse_options(memoryview(bytes((1, 1, 8, 10)) + values))
+    general = parse_options(memoryview(bytes((1, 1, 1, 1, 1, 1, 8, 10)) + values))
+    assert shortcut == general == Options(ts_val=int.from_bytes(values[:4], "big"),
+                                          ts_ecr=int.from_bytes(values[4:], "big"))
+
+
+def test_timestamp_only_options() -> None:
+    canonical = build_options(ts=(0x01020304, 0xA0B0C0D0))
+    assert canonical[:4] == bytes((1, 1, 8, 10))
+    assert parse_options(memoryview(canonical)) == Options(ts_val=0x01020304, ts_ecr=0xA0B0C0D0)
