@@ -14,7 +14,7 @@ from netstack.tcp import events as ev
 from netstack.tcp.congestion import NewReno
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
-from netstack.tcp.receive import Reassembly
+from netstack.tcp.receive import NO_REASSEMBLY, Reassembly
 from netstack.tcp.rtt import RttEstimator
 from netstack.tcp.segment import (
     ACK,
@@ -144,7 +144,7 @@ class Connection:
         self.rcv_mss = cfg.local_mss
         self.rcv_buf_size = cfg.rcv_buffer
         self.rcvbuf = bytearray()
-        self.reassembly = Reassembly()
+        self.reassembly = NO_REASSEMBLY  # a queue of its own from the first out-of-order segment on
         self.reading_paused = False
         self.readable_pending = False
         self.syn_data = b""
@@ -294,7 +294,7 @@ class Connection:
 
     def _drop_reassembly(self) -> None:
         self.budgets.ooo_held -= self._ooo_charge()
-        self.reassembly.clear()
+        self.reassembly = NO_REASSEMBLY
 
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
@@ -1146,6 +1146,8 @@ class Connection:
             host.count(Count.DUPLICATE_SEGMENT)
             self.send_ack(now)
             return
+        if queue is NO_REASSEMBLY:
+            queue = self.reassembly = Reassembly()
         queue.add(seq, bytes(payload), fin, self.rcv_nxt)
         self.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
         host.count(Count.OUT_OF_ORDER)

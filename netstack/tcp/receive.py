@@ -68,4 +68,9 @@ class Reassembly:
         self.bytes = 0
 
 
-__all__ = ["Reassembly"]
+
+# What a connection holds until its first out-of-order segment: shared, and never added to (most connections
+# never see one, so they need no queue of their own). A connection that queues one replaces it first.
+NO_REASSEMBLY = Reassembly()
+
+__all__ = ["NO_REASSEMBLY", "Reassembly"]

@@ -45,6 +45,7 @@ _TS = struct.Struct("!BBII")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TS_ONLY = struct.Struct("!4sII")
+_SYN_OPTIONS = struct.Struct("!BBHBBBBBBBBII")
 _TS_ONLY_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10))
 
 
@@ -151,6 +152,10 @@ def build_options(
     ts: tuple[int, int] | None = None,
 ) -> bytes:
     """Serialize options in the usual aligned layout (what Linux and FreeBSD send), padded to 4 bytes."""
+    if mss is not None and wscale is not None and ts is not None and not sack_permitted:
+        # Every SYN and SYN-ACK between two stacks that offer both: the loop below would give these bytes.
+        return _SYN_OPTIONS.pack(OPT_MSS, 4, mss, OPT_NOP, OPT_WSCALE, 3, wscale, OPT_NOP, OPT_NOP, OPT_TIMESTAMP,
+                                 10, ts[0], ts[1])
     out = bytearray()
     if mss is not None:
         out += _MSS.pack(OPT_MSS, 4, mss)

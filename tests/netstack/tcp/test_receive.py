@@ -5,8 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netstack.tcp.receive import Reassembly
+from netstack.tcp.receive import NO_REASSEMBLY, Reassembly
+from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.seq import MASK
+from tests.netstack.tcp.raw import RawPeer
 
 
 class Sink:
@@ -110,3 +112,21 @@ def test_any_arrival_order_rebuilds_the_stream(pieces: list[tuple[int, int]], ba
     assert rcv_nxt == (base + covered) & MASK
     assert not fin
     assert queue.bytes == sum(len(data) for _seq, data, _fin in queue.segments)
+
+
+def test_connections_share_the_empty_queue_until_they_need_one() -> None:
+    peer = RawPeer()
+    conn_id, iss = peer.accept()
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    assert conn.reassembly is NO_REASSEMBLY
+    peer.inject(ACK, 1011, iss + 1, b"later")          # ten bytes missing before it
+    assert conn.reassembly is not NO_REASSEMBLY
+    assert conn.reassembly.segments == [(1011, b"later", False)]
+    peer.inject(ACK, 1001, iss + 1, b"0123456789")     # the hole is filled: the queue drains
+    assert peer.layer.receive(peer.now, conn_id) == b"0123456789later"
+    peer.inject(ACK, 1030, iss + 1, b"x")              # another gap, then the FIN drops what lies beyond
+    peer.inject(ACK | FIN, 1016, iss + 1)
+    assert conn.reassembly is NO_REASSEMBLY
+    assert (NO_REASSEMBLY.segments, NO_REASSEMBLY.bytes) == ([], 0)
+    assert peer.layer.budgets.ooo_held == 0

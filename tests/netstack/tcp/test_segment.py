@@ -176,3 +176,11 @@ def test_timestamp_only_options() -> None:
     canonical = build_options(ts=(0x01020304, 0xA0B0C0D0))
     assert canonical[:4] == bytes((1, 1, 8, 10))
     assert parse_options(memoryview(canonical)) == Options(ts_val=0x01020304, ts_ecr=0xA0B0C0D0)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 14), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF))
+def test_syn_options_shortcut_is_the_usual_layout(mss: int, wscale: int, val: int, ecr: int) -> None:
+    raw = build_options(mss=mss, wscale=wscale, ts=(val, ecr))
+    assert raw == (struct.pack("!BBH", 2, 4, mss) + bytes((1, 3, 3, wscale, 1, 1))
+                   + struct.pack("!BBII", 8, 10, val, ecr))
+    assert parse_options(memoryview(raw)) == Options(mss=mss, wscale=wscale, ts_val=val, ts_ecr=ecr)
