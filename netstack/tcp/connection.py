@@ -759,6 +759,7 @@ class Connection:
             self.timers.rtx = INF
             self.timers.phase = INF
             self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
+            self._syn_options = b""  # only a retransmitted SYN needed them
             self.timers.last_progress = now
             self.host.emit(ev.Connected(self.id))
             if len(seg.payload):
@@ -987,6 +988,7 @@ class Connection:
         self.timers.phase = INF
         self.timers.last_progress = now
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
+        self._syn_options = b""  # only a retransmitted SYN-ACK needed them
         if self.send_buffer.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
         self.host.half_open_done(self)
