@@ -272,10 +272,6 @@ class Connection:
             room = min(room, max(allowed, cfg.rcv_guaranteed - held))
         return room if room > 0 else 0
 
-    def send_room(self) -> int:
-        """What `user_send` may still take (`SendBuffer.room`)."""
-        return self.send_buffer.room()
-
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
         self.budgets.rcv_held += len(data)
@@ -741,9 +737,7 @@ class Connection:
         if not flags & SYN:
             self.host.count(Count.SYN_SENT_NO_SYN)
             return
-        if flags & FIN:
-            self.host.count(Count.SYN_FIN)
-            return
+        # (A FIN with the SYN never gets here: the layer drops SYN+FIN or strips its FIN, `drop_syn_fin`.)
         self.apply_peer_syn_options(seg)
         self.snd_wnd = seg.window  # never scaled in a SYN
         self.max_snd_wnd = self.snd_wnd
@@ -914,11 +908,9 @@ class Connection:
 
     def _check_ack(self, now: float, seg: Segment) -> bool:
         """Fifth: the ACK field. Completes a handshake in SYN-RECEIVED, refuses ACKs outside RFC 5961 §5.2's
-        [SND.UNA - MAX.SND.WND, SND.MAX], then advances the send side; False when processing stops."""
+        [SND.UNA - MAX.SND.WND, SND.MAX], then advances the send side; False when processing stops. (The ACK
+        bit is set: a segment without ACK, SYN or RST went in the preliminary checks, and SYN and RST before.)"""
         host = self.host
-        if not seg.flags & ACK:
-            host.count(Count.NO_ACK)
-            return False
         ack = seg.ack
         if self._state == State.SYN_RECEIVED:
             if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
@@ -1182,11 +1174,10 @@ class Connection:
         if state == State.ESTABLISHED:
             self._enter(State.CLOSE_WAIT, Cause.RCV_FIN)
         elif state == State.FIN_WAIT_1:
-            if self.send_buffer.fin_acked:
-                self._enter_time_wait(now, Cause.RCV_FIN_ACK_OF_FIN)
-            else:
-                self._enter(State.CLOSING, Cause.RCV_FIN)
-        elif state == State.FIN_WAIT_2:
+            # Our FIN is unacknowledged here: an ACK of it has already taken us to FIN-WAIT-2 (`_ack_closes`
+            # runs before the text), so figure 5's note 2 edge is taken as FIN-WAIT-2, then TIME-WAIT.
+            self._enter(State.CLOSING, Cause.RCV_FIN)
+        else:  # FIN-WAIT-2 (text and FIN are processed only in RECEIVES_DATA)
             self._enter_time_wait(now, Cause.RCV_FIN)
 
     def _enter_time_wait(self, now: float, cause: Cause) -> None:

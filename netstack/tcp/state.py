@@ -11,6 +11,10 @@ to TIME-WAIT when a FIN arrives with the ACK of ours (note 2), and every state r
 ABORT or a timeout (note 3, §3.10.7.4, §3.10.4, §3.10.8). LISTEN belongs to listeners, which are not
 connections here: a passive open forks a connection out of LISTEN (BSD's syncache does the same), and the
 RFC's SYN-RECEIVED -> LISTEN on a RST (note 1) is, for the forked connection, SYN-RECEIVED -> CLOSED.
+
+Two edges are in the table because the RFC has them, but this stack never takes them: LISTEN's own (listeners
+are not connections), and note 2's, because a segment's ACK is processed before its FIN (§3.10.7.4's fifth
+step before its eighth), so a FIN that acknowledges ours goes FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class Cause(enum.StrEnum):
     RCV_ACK_OF_SYN = "rcv ACK of SYN"
     RCV_FIN = "rcv FIN"
     RCV_ACK_OF_FIN = "rcv ACK of FIN"
-    RCV_FIN_ACK_OF_FIN = "rcv FIN, ACK of FIN"   # figure 5, note 2
+    RCV_FIN_ACK_OF_FIN = "rcv FIN, ACK of FIN"   # figure 5, note 2 (taken here as two: see below)
     TIMEOUT_2MSL = "Timeout=2MSL"
     RCV_RST = "rcv RST"                          # note 1 and note 3
     ABORT = "ABORT"                              # §3.10.4; also the stack deleting a TCB (TIME-WAIT recycling)

@@ -214,3 +214,17 @@ def test_an_illegal_transition_in_a_timer_is_counted(monkeypatch: pytest.MonkeyP
     assert peer.layer.stats["internal-error"] >= 1
     assert peer.layer.state_of(conn) == S.TIME_WAIT
     assert iss
+
+
+def test_a_fin_that_acknowledges_ours_goes_through_fin_wait_2(taken: list[tuple[Connection, State, Cause,
+                                                                                 State]]) -> None:
+    peer = RawPeer()
+    conn_id, _iss = peer.accept()
+    peer.layer.close(peer.now, conn_id)
+    (fin,) = peer.out()
+    peer.inject(ACK | FIN, 1001, fin.seq + 1)
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    assert "TIME_WAIT" in repr(conn)
+    assert [(c, s) for who, _f, c, s in taken if who is conn][-3:] == [
+        (Cause.CLOSE, S.FIN_WAIT_1), (Cause.RCV_ACK_OF_FIN, S.FIN_WAIT_2), (Cause.RCV_FIN, S.TIME_WAIT)]
