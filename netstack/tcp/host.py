@@ -17,7 +17,7 @@ from netstack.tcp.segment import Segment
 from netstack.tcp.state import Cause
 
 if TYPE_CHECKING:
-    from netstack.tcp.connection import Connection
+    from netstack.tcp.tcb import Tcb
 
 
 class Budgets:
@@ -53,13 +53,13 @@ class Host(Protocol):
     def send_reset_for(self, local: bytes, remote: bytes, seg: Segment, now: float) -> None:
         """Answer a segment no connection wants with a (rate-limited) RST."""
 
-    def destroy(self, conn: Connection, cause: Cause, error: str | None, *, notify: bool = True) -> None:
+    def destroy(self, conn: Tcb, cause: Cause, error: str | None, *, notify: bool = True) -> None:
         """End `conn`: it enters CLOSED for `cause` and leaves the layer's tables."""
 
-    def half_open_done(self, conn: Connection) -> None:
+    def half_open_done(self, conn: Tcb) -> None:
         """`conn` left SYN-RECEIVED: it no longer counts against the half-open limits."""
 
-    def entered_time_wait(self, conn: Connection) -> None:
+    def entered_time_wait(self, conn: Tcb) -> None:
         """`conn` entered TIME-WAIT: it no longer counts against its source's limit."""
 
 

@@ -38,6 +38,7 @@ from netstack.tcp.segment import (
 )
 from netstack.tcp.seq import MASK, seq_gt, seq_in
 from netstack.tcp.state import Cause, IllegalTransitionError, State
+from netstack.tcp.tcb import Tcb
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class TcpLayer:
             out = build_segment(local, remote, seg.dst_port, seg.src_port, 0, ack, RST | ACK, 0)
         self.transmit(local, remote, out)
 
-    def half_open_done(self, conn: Connection) -> None:
+    def half_open_done(self, conn: Tcb) -> None:
         if conn.id in self.half_open:
             self.half_open.discard(conn.id)
             listener = self.listeners.get(conn.listener_port)
@@ -212,7 +213,7 @@ class TcpLayer:
     def time_wait(self) -> int:
         return len(self.time_wait_ids)
 
-    def entered_time_wait(self, conn: Connection) -> None:
+    def entered_time_wait(self, conn: Tcb) -> None:
         """A TIME_WAIT entry holds no buffers and no longer counts against its source's limit (a client of a
         server that closes first would otherwise be locked out for 2*MSL); the global limit recycles the
         oldest TIME_WAIT entry when it is reached."""
@@ -225,7 +226,7 @@ class TcpLayer:
         if self.per_source[remote] <= 0:
             del self.per_source[remote]
 
-    def destroy(self, conn: Connection, cause: Cause, error: str | None, *, notify: bool = True) -> None:
+    def destroy(self, conn: Tcb, cause: Cause, error: str | None, *, notify: bool = True) -> None:
         """End `conn` (entering CLOSED for `cause`) and give back everything it held; `error` goes to the user."""
         if conn.id not in self.by_id:
             return

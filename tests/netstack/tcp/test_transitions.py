@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netstack.tcp import connection as connection_module
+from netstack.tcp import tcb as tcb_module
 from netstack.tcp.connection import Connection
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.state import TRANSITIONS, Cause, IllegalTransitionError, State, check_transition, describe
@@ -106,8 +106,7 @@ def assignments_to_state() -> Iterator[tuple[str, str, int]]:
 def test_only_enter_writes_the_state() -> None:
     writers = {(name, func) for name, func, _line in assignments_to_state()}
     # __init__ sets the initial state; IllegalTransitionError keeps the offending state for the report.
-    assert writers == {("connection.py", "__init__"), ("connection.py", "_enter"),
-                       ("state.py", "__init__")}
+    assert writers == {("tcb.py", "__init__"), ("tcb.py", "_enter"), ("state.py", "__init__")}
 
 
 def test_state_is_read_only_from_outside() -> None:
@@ -182,7 +181,7 @@ def test_an_illegal_transition_on_input_is_counted_and_the_connection_keeps_its_
         monkeypatch: pytest.MonkeyPatch) -> None:
     peer = RawPeer()
     conn, iss = peer.accept()
-    monkeypatch.setattr(connection_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.RCV_FIN))
+    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.RCV_FIN))
     peer.inject(ACK | FIN, 1001, iss + 1)
     assert peer.layer.stats["internal-error"] == 1
     assert peer.layer.state_of(conn) == S.ESTABLISHED
@@ -195,7 +194,7 @@ def test_an_illegal_transition_on_input_is_counted_and_the_connection_keeps_its_
 def test_an_illegal_transition_on_close_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     peer = RawPeer()
     conn, _iss = peer.accept()
-    monkeypatch.setattr(connection_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.CLOSE))
+    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.CLOSE))
     peer.layer.close(peer.now, conn)
     peer.layer.shutdown(peer.now, conn)
     assert peer.layer.stats["internal-error"] == 2
@@ -209,7 +208,7 @@ def test_an_illegal_transition_in_a_timer_is_counted(monkeypatch: pytest.MonkeyP
     (fin,) = peer.out()
     peer.inject(ACK | FIN, 1001, fin.seq + 1)
     assert peer.layer.state_of(conn) == S.TIME_WAIT
-    monkeypatch.setattr(connection_module, "TRANSITIONS", without(S.TIME_WAIT, Cause.TIMEOUT_2MSL))
+    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.TIME_WAIT, Cause.TIMEOUT_2MSL))
     peer.advance(2 * peer.layer.config.msl + 1)
     assert peer.layer.stats["internal-error"] >= 1
     assert peer.layer.state_of(conn) == S.TIME_WAIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netstack.tcp.receive import NO_REASSEMBLY, Reassembly
+from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.seq import MASK
 from tests.netstack.tcp.raw import RawPeer
