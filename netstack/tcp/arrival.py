@@ -10,19 +10,9 @@ from __future__ import annotations
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
 from netstack.tcp.receive import ReceiveSide
-from netstack.tcp.segment import (
-    ACK,
-    FIN,
-    RST,
-    SYN,
-    Segment,
-)
+from netstack.tcp.segment import ACK, FIN, RST, SYN, Segment
 from netstack.tcp.seq import MASK, seq_gt, seq_in, seq_le, seq_lt
-from netstack.tcp.state import (
-    RECEIVES_DATA,
-    Cause,
-    State,
-)
+from netstack.tcp.state import RECEIVES_DATA, Cause, State
 from netstack.tcp.tcb import TS_OPTION_LEN
 from netstack.tcp.timers import INF
 from netstack.tcp.window import receive_buffer_size

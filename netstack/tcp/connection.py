@@ -8,19 +8,9 @@ from netstack.tcp import events as ev
 from netstack.tcp.arrival import Arrival
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
-from netstack.tcp.segment import (
-    ACK,
-    SYN,
-    Segment,
-)
+from netstack.tcp.segment import ACK, SYN, Segment
 from netstack.tcp.seq import MASK
-from netstack.tcp.state import (
-    CAN_SEND,
-    FIN_QUEUED_STATES,
-    SYNCHRONIZED,
-    Cause,
-    State,
-)
+from netstack.tcp.state import CAN_SEND, FIN_QUEUED_STATES, SYNCHRONIZED, Cause, State
 from netstack.tcp.tcb import TS_OPTION_LEN
 from netstack.tcp.timers import INF
 from netstack.tcp.window import receive_buffer_size, window_shift

@@ -10,17 +10,10 @@ from __future__ import annotations
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
 from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
-from netstack.tcp.segment import (
-    ACK,
-    FIN,
-)
+from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.send import SendSide
 from netstack.tcp.seq import MASK, seq_diff
-from netstack.tcp.state import (
-    RECEIVES_DATA,
-    Cause,
-    State,
-)
+from netstack.tcp.state import RECEIVES_DATA, Cause, State
 from netstack.tcp.timers import INF
 
 

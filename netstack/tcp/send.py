@@ -11,23 +11,9 @@ import struct
 
 from netstack.tcp import events as ev
 from netstack.tcp.counters import Count
-from netstack.tcp.segment import (
-    ACK,
-    FIN,
-    HEADER,
-    PSH,
-    RST,
-    SYN,
-    Segment,
-    build_options,
-    finish_checksum,
-    ones_sum,
-)
+from netstack.tcp.segment import ACK, FIN, HEADER, PSH, RST, SYN, Segment, build_options, finish_checksum, ones_sum
 from netstack.tcp.seq import MASK, seq_gt, seq_le, seq_lt
-from netstack.tcp.state import (
-    SYNCHRONIZED,
-    State,
-)
+from netstack.tcp.state import SYNCHRONIZED, State
 from netstack.tcp.tcb import Tcb
 from netstack.tcp.timers import INF
 from netstack.tcp.window import MAX_RAW_WINDOW, window_shift

@@ -20,14 +20,7 @@ from netstack.tcp.reassembly import NO_REASSEMBLY
 from netstack.tcp.rtt import RttEstimator
 from netstack.tcp.send_buffer import SendBuffer
 from netstack.tcp.seq import MASK, seq_diff, seq_gt, seq_lt
-from netstack.tcp.state import (
-    CAN_SEND,
-    SYNCHRONIZED,
-    TRANSITIONS,
-    Cause,
-    IllegalTransitionError,
-    State,
-)
+from netstack.tcp.state import CAN_SEND, SYNCHRONIZED, TRANSITIONS, Cause, IllegalTransitionError, State
 from netstack.tcp.timers import INF, Timers
 from netstack.tcp.window import MAX_RAW_WINDOW
 
