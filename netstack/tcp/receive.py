@@ -38,8 +38,9 @@ class ReceiveSide(SendSide):
         return data
 
     def _receive_data(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
+        """Text (and FIN) of an acceptable segment: a duplicate head is trimmed, what starts beyond RCV.NXT is
+        queued, what the buffer cannot hold is cut (and the peer told at once), the rest appended."""
         host = self.host
-        cfg = host.config
         n = len(payload)
         duplicate_head = False
         if seq != self.rcv_nxt:
@@ -87,13 +88,17 @@ class ReceiveSide(SendSide):
         if fin:
             self._fin_received(now)
             return
-        if not n:
-            if over_budget:
-                self.send_ack(now)
-            return
+        if n:
+            self._acknowledge(now, at_once=filled_gap or duplicate_head or over_budget)
+        elif over_budget:
+            self.send_ack(now)
+
+    def _acknowledge(self, now: float, *, at_once: bool) -> None:
+        """RFC 5681 §4.2: ACK at once when a segment filled a gap or leaves one, repeated data or was cut short;
+        else at least every `delayed_ack_segments` segments, and never later than `delayed_ack` (RFC 1122)."""
+        cfg = self.host.config
         self.unacked_segments += 1
-        if filled_gap or duplicate_head or over_budget or self.reassembly.segments or \
-                self.unacked_segments >= cfg.delayed_ack_segments:
+        if at_once or self.reassembly.segments or self.unacked_segments >= cfg.delayed_ack_segments:
             self.send_ack(now)
         elif self.timers.delack == INF:
             self.timers.delack = now + cfg.delayed_ack
