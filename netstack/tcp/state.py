@@ -12,9 +12,11 @@ ABORT or a timeout (note 3, §3.10.7.4, §3.10.4, §3.10.8). LISTEN belongs to l
 connections here: a passive open forks a connection out of LISTEN (BSD's syncache does the same), and the
 RFC's SYN-RECEIVED -> LISTEN on a RST (note 1) is, for the forked connection, SYN-RECEIVED -> CLOSED.
 
-Two edges are in the table because the RFC has them, but this stack never takes them: LISTEN's own (listeners
-are not connections), and note 2's, because a segment's ACK is processed before its FIN (§3.10.7.4's fifth
-step before its eighth), so a FIN that acknowledges ours goes FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT.
+Some edges are in the table because the RFC has them, but this stack never takes them (a test lists them):
+LISTEN's own (listeners are not connections); SYN-RECEIVED -> FIN-WAIT-1 on CLOSE, because the FIN waits
+for the handshake to complete (as BSD's TF_NEEDFIN), so the connection goes through ESTABLISHED; and note 2's,
+because a segment's ACK is processed before its FIN (§3.10.7.4's fifth step before its eighth), so a FIN that
+acknowledges ours goes FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT.
 """
 
 from __future__ import annotations
