@@ -165,11 +165,11 @@ class Connection(Arrival):
             self.timers.delack = INF
             self.send_ack(now)
         if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
-            if now >= self.timers.idle_deadline():
+            if now >= self.timers.idle_deadline(cfg):
                 self.host.count(Count.IDLE_TIMEOUT)
                 self._give_up(now, "idle")
                 return
-            if cfg.keepalive and self._state in CAN_SEND and now >= self.timers.keepalive_deadline():
+            if cfg.keepalive and self._state in CAN_SEND and now >= self.timers.keepalive_deadline(cfg):
                 if self.timers.keepalive_sent >= cfg.keepalive_probes:
                     self.host.count(Count.KEEPALIVE_TIMEOUT)
                     self._give_up(now, "timeout")

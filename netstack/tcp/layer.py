@@ -81,10 +81,9 @@ class TcpLayer:
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
         self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
-        # The timer heap holds (deadline, connection id); `_scheduled` says which entry of each connection is
-        # current, so a moved deadline needs no removal: the stale entry is skipped when it comes up.
+        # The timer heap holds (deadline, connection id); a connection's `timers.queued` says which of its
+        # entries is current, so a moved deadline needs no removal: a stale entry is skipped when it comes up.
         self._heap: list[tuple[float, int]] = []
-        self._scheduled: dict[int, float] = {}
         self._ids = itertools.count(1)  # connection ids, never reused
         self._rst_second = -1
         self._rst_count = 0
@@ -115,7 +114,8 @@ class TcpLayer:
         heap = self._heap
         while heap:
             when, conn_id = heap[0]
-            if self._scheduled.get(conn_id) == when:
+            conn = self.by_id.get(conn_id)
+            if conn is not None and conn.timers.queued == when:
                 return when
             heapq.heappop(heap)
         return None
@@ -124,10 +124,10 @@ class TcpLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             when, conn_id = heapq.heappop(heap)
-            if self._scheduled.get(conn_id) != when:
+            conn = self.by_id.get(conn_id)
+            if conn is None or conn.timers.queued != when:
                 continue
-            del self._scheduled[conn_id]
-            conn = self.by_id[conn_id]
+            conn.timers.queued = INF
             try:
                 conn.on_timer(now)
             except Exception as exc:  # noqa: BLE001
@@ -232,7 +232,6 @@ class TcpLayer:
             return
         conn.closed(cause, error)
         del self.by_id[conn.id]
-        self._scheduled.pop(conn.id, None)
         self.connections.pop(conn.key, None)
         self.half_open_done(conn)
         if conn.id in self.time_wait_ids:
@@ -246,13 +245,14 @@ class TcpLayer:
         if conn.id not in self.by_id:
             return  # destroyed (CLOSED): nothing left to time
         when = conn.deadline()
-        if when < self._scheduled.get(conn.id, INF):
-            self._scheduled[conn.id] = when
+        timers = conn.timers
+        if when < timers.queued:
+            timers.queued = when
             heapq.heappush(self._heap, (when, conn.id))
             if len(self._heap) > self.config.timer_heap_slack * len(self.by_id) + self.config.timer_heap_floor:
                 # Entries of closed connections or moved deadlines linger until their time; rebuild from
                 # the live connections so the timer heap stays proportional to the connection count.
-                self._heap = [(when, conn_id) for conn_id, when in self._scheduled.items()]
+                self._heap = [(c.timers.queued, c.id) for c in self.by_id.values() if c.timers.queued != INF]
                 heapq.heapify(self._heap)
                 self.count(Count.TIMER_HEAP_COMPACTED)
 

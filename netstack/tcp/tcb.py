@@ -138,7 +138,7 @@ class Tcb:
         self.retries = 0
         # congestion control (RFC 5681 / 6582)
         self.congestion = NewReno(cfg, iss)
-        self.timers = Timers(cfg, now)
+        self.timers = Timers(now)
 
     @property
     def state(self) -> State:

@@ -17,28 +17,28 @@ class Timers:
     probe (RFC 9293 §3.8.6.1); `phase`: the deadline of the phase the connection is in (the whole connect, the
     2*MSL of TIME-WAIT, an orphaned FIN-WAIT-2). `last_heard` (a segment arrived), `last_activity` (data moved
     either way) and `last_progress` (the peer acknowledged something) start the keepalive, idle and user
-    timeouts; `keepalive_sent` counts unanswered keepalive probes."""
+    timeouts; `keepalive_sent` counts unanswered keepalive probes. `queued` is the layer's: the deadline of
+    this connection's current entry in its timer heap (INF: none), written by the layer alone."""
 
-    __slots__ = ("_config", "delack", "keepalive_sent", "last_activity", "last_heard", "last_progress", "persist",
-                 "phase", "rtx")
+    __slots__ = ("delack", "keepalive_sent", "last_activity", "last_heard", "last_progress", "persist",
+                 "phase", "queued", "rtx")
 
-    def __init__(self, config: TcpConfig, now: float) -> None:
-        self._config = config
+    def __init__(self, now: float) -> None:
         self.rtx = INF
         self.delack = INF
         self.persist = INF
         self.phase = INF
+        self.queued = INF
         self.keepalive_sent = 0
         self.last_heard = now
         self.last_activity = now
         self.last_progress = now
 
-    def idle_deadline(self) -> float:
-        return self.last_activity + self._config.idle_timeout
+    def idle_deadline(self, cfg: TcpConfig) -> float:
+        return self.last_activity + cfg.idle_timeout
 
-    def keepalive_deadline(self) -> float:
+    def keepalive_deadline(self, cfg: TcpConfig) -> float:
         """When the next keepalive probe is due: the idle time, then one interval per probe already sent."""
-        cfg = self._config
         return self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval
 
 

@@ -11,11 +11,11 @@ CONFIG = TcpConfig(idle_timeout=900.0, keepalive_idle=120.0, keepalive_interval=
 
 
 def test_idle_and_keepalive_clocks() -> None:
-    timers = Timers(CONFIG, now=10.0)
-    assert timers.idle_deadline() == 910.0
-    assert timers.keepalive_deadline() == 130.0
+    timers = Timers(now=10.0)
+    assert timers.idle_deadline(CONFIG) == 910.0
+    assert timers.keepalive_deadline(CONFIG) == 130.0
     timers.keepalive_sent = 2
-    assert timers.keepalive_deadline() == 160.0
+    assert timers.keepalive_deadline(CONFIG) == 160.0
     assert (timers.rtx, timers.delack, timers.persist, timers.phase) == (INF, INF, INF, INF)
 
 
