@@ -140,43 +140,58 @@ class Connection(Arrival):
         self.error = error
 
     def on_timer(self, now: float) -> None:
-        cfg = self.host.config
-        if self.timers.phase <= now:
-            self.timers.phase = INF
-            if self._state == State.TIME_WAIT:
-                self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
+        """Run whatever timer is due; the layer calls this at `deadline()`."""
+        timers = self.timers
+        if timers.phase <= now:
+            timers.phase = INF
+            if self._phase_ended(now):
                 return
-            if self._state in (State.SYN_SENT, State.SYN_RECEIVED):
-                self._give_up(now, "timeout")
-                return
-            if self._state == State.FIN_WAIT_2:
-                self.host.count(Count.FIN_WAIT_2_TIMEOUT)
-                self.host.destroy(self, Cause.TIMEOUT, None)
-                return
-        if self.timers.rtx <= now:
-            self.timers.rtx = INF
+        if timers.rtx <= now:
+            timers.rtx = INF
             self._retransmit_timeout(now)
             if self._state == State.CLOSED:
                 return
-        if self.timers.persist <= now:
-            self.timers.persist = INF
+        if timers.persist <= now:
+            timers.persist = INF
             self._persist_probe(now)
-        if self.timers.delack <= now:
-            self.timers.delack = INF
+        if timers.delack <= now:
+            timers.delack = INF
             self.send_ack(now)
         if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
-            if now >= self.timers.idle_deadline(cfg):
-                self.host.count(Count.IDLE_TIMEOUT)
-                self._give_up(now, "idle")
+            self._idle_and_keepalive(now)
+
+    def _phase_ended(self, now: float) -> bool:
+        """The phase timer expired: TIME-WAIT's 2*MSL is over, the handshake took too long (the whole connect,
+        BSD's keepinit), or an orphaned FIN-WAIT-2 waited long enough. True if that ended the connection."""
+        state = self._state
+        if state == State.TIME_WAIT:
+            self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
+        elif state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._give_up(now, "timeout")
+        elif state == State.FIN_WAIT_2:
+            self.host.count(Count.FIN_WAIT_2_TIMEOUT)
+            self.host.destroy(self, Cause.TIMEOUT, None)
+        else:
+            return False
+        return True
+
+    def _idle_and_keepalive(self, now: float) -> None:
+        """A synchronized connection silent for `idle_timeout` is dropped; one we may send on is probed after
+        `keepalive_idle` (RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1 elicits an ACK) and dropped after
+        `keepalive_probes` unanswered probes."""
+        cfg = self.host.config
+        timers = self.timers
+        if now >= timers.idle_deadline(cfg):
+            self.host.count(Count.IDLE_TIMEOUT)
+            self._give_up(now, "idle")
+            return
+        if cfg.keepalive and self._state in CAN_SEND and now >= timers.keepalive_deadline(cfg):
+            if timers.keepalive_sent >= cfg.keepalive_probes:
+                self.host.count(Count.KEEPALIVE_TIMEOUT)
+                self._give_up(now, "timeout")
                 return
-            if cfg.keepalive and self._state in CAN_SEND and now >= self.timers.keepalive_deadline(cfg):
-                if self.timers.keepalive_sent >= cfg.keepalive_probes:
-                    self.host.count(Count.KEEPALIVE_TIMEOUT)
-                    self._give_up(now, "timeout")
-                    return
-                self.timers.keepalive_sent += 1
-                # RFC 9293 §3.8.4: a segment with SEG.SEQ = SND.NXT-1 elicits an ACK.
-                self._emit(now, (self.snd_una - 1) & MASK, ACK)
+            timers.keepalive_sent += 1
+            self._emit(now, (self.snd_una - 1) & MASK, ACK)
 
     def _give_up(self, now: float, error: str) -> None:
         if self._state in SYNCHRONIZED or self._state == State.SYN_RECEIVED:
