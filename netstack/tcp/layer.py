@@ -4,7 +4,12 @@ It implements the `SegmentLayer` contract of `netstack.stack` (segment_received,
 take_outgoing, next_deadline, timers_expired) and a socket-like API addressed by connection id. Time and the
 ISN secret are passed in; nothing here reads a clock or a random source. Nothing raises out of
 `segment_received` or `icmp_error_received`: a malformed or unwelcome segment is counted in `stats` under the
-reason it was refused.
+reason it was refused (a `Count`), and a bug, an illegal state transition included, is contained and counted
+as `internal-error` (`internal_error`).
+
+Connections are made by their own constructors (`Connection.active_open`, `passive_open`, `cookie_open`) and
+see this layer only through the `Host` protocol (netstack/tcp/host.py); the layer reads connections but changes
+them only through their methods, apart from `timers.queued`, its own record of each one's timer-heap entry.
 """
 
 from __future__ import annotations
