@@ -28,7 +28,7 @@ class ReceiveSide(SendSide):
             return b""
         data = bytes(self.rcvbuf[:n])
         del self.rcvbuf[:n]
-        self.budgets.rcv_held -= n
+        self.host.budgets.rcv_held -= n
         self.readable_pending = False
         if self._state in RECEIVES_DATA:
             # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
@@ -128,7 +128,7 @@ class ReceiveSide(SendSide):
             host.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
-        if self.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+        if self.host.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
             # Every connection's queues together are full: drop rather than queue. The sender retransmits
             # after the hole is filled, so this costs throughput under loss, never correctness.
             host.count(Count.OOO_BUDGET_EXHAUSTED)
@@ -141,7 +141,7 @@ class ReceiveSide(SendSide):
         if queue is NO_REASSEMBLY:
             queue = self.reassembly = Reassembly()
         queue.add(seq, bytes(payload), fin, self.rcv_nxt)
-        self.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
+        self.host.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
 
@@ -149,7 +149,7 @@ class ReceiveSide(SendSide):
         """Move queued segments that now continue the stream into the receive buffer; whether a FIN follows."""
         charge = self._ooo_charge()
         self.rcv_nxt, _changed, reached_fin = self.reassembly.drain(self.rcv_nxt, self._take_in_order)
-        self.budgets.ooo_held += self._ooo_charge() - charge
+        self.host.budgets.ooo_held += self._ooo_charge() - charge
         return fin or reached_fin
 
     def _take_in_order(self, data: bytes) -> int:

@@ -35,7 +35,6 @@ class Tcb:
         "_syn_options",
         "app_closed",
         "backoff",
-        "budgets",
         "challenge_count",
         "challenge_second",
         "congestion",
@@ -76,7 +75,6 @@ class Tcb:
         "syn_data",
         "timers",
         "ts_enabled",
-        "ts_offset",
         "ts_recent",
         "unacked_segments",
         "wscale_ok",
@@ -86,7 +84,6 @@ class Tcb:
                  remote_port: int, iss: int, now: float, state: State = State.CLOSED) -> None:
         cfg = host.config
         self.host = host
-        self.budgets = host.budgets
         self.id = conn_id
         self.key = (remote, remote_port, local, local_port)
         self.local = local
@@ -130,7 +127,6 @@ class Tcb:
         self.wscale_ok = False
         self.ts_enabled = False
         self.ts_recent = 0
-        self.ts_offset = (iss * 2654435761) & MASK
         self._syn_options = b""
         # RTT / RTO (RFC 6298)
         self.rtt = RttEstimator(cfg)
@@ -177,7 +173,10 @@ class Tcb:
         return d
 
     def ts_now(self, now: float) -> int:
-        return (int(now * 1000) + self.ts_offset) & MASK
+        """Our TSval: a millisecond clock plus an offset of this connection's own (RFC 7323 recommends one, so
+        that timestamps do not reveal the host's clock), derived from the ISS, itself a keyed hash, each time
+        rather than stored."""
+        return (int(now * 1000) + self.iss * 2654435761) & MASK
 
     def free_space(self) -> int:
         """Room in the receive buffer, within the layer's shared budget (`TcpConfig.rcv_budget`); a connection
@@ -187,14 +186,14 @@ class Tcb:
         room = self.rcv_buf_size - held
         host = self.host
         cfg = host.config
-        allowed = cfg.rcv_budget - self.budgets.rcv_held
+        allowed = cfg.rcv_budget - host.budgets.rcv_held
         if allowed < room:  # rare: only with the budget nearly spent (this is on every segment's path)
             room = min(room, max(allowed, cfg.rcv_guaranteed - held))
         return room if room > 0 else 0
 
     def _rcv_append(self, data: bytes | memoryview) -> None:
         self.rcvbuf += data
-        self.budgets.rcv_held += len(data)
+        self.host.budgets.rcv_held += len(data)
 
     def _ooo_charge(self) -> int:
         """What this connection's out-of-order queue costs against `TcpConfig.ooo_budget`."""
@@ -203,13 +202,13 @@ class Tcb:
     def discard_received(self) -> None:
         """Drop unread and out-of-order data (the application closed, or the connection is gone) and give its
         share of the layer's budgets back."""
-        self.budgets.rcv_held -= len(self.rcvbuf)
+        self.host.budgets.rcv_held -= len(self.rcvbuf)
         self.rcvbuf = bytearray()
         if self.reassembly.segments:
             self._drop_reassembly()
 
     def _drop_reassembly(self) -> None:
-        self.budgets.ooo_held -= self._ooo_charge()
+        self.host.budgets.ooo_held -= self._ooo_charge()
         self.reassembly = NO_REASSEMBLY
 
     def rcv_wnd(self) -> int:
