@@ -57,7 +57,7 @@ class Arrival(ReceiveSide):
         self.rcv_nxt = (seg.seq + 1) & MASK
         self.rcv_adv = self.rcv_nxt
         self.rcv_buf_size = receive_buffer_size(cfg, self.mss + TS_OPTION_LEN if self.ts_enabled else self.mss)
-        self.congestion.start(self.mss)
+        self.congestion.start(self.mss, cfg)
 
     def _syn_sent(self, now: float, seg: Segment) -> None:
         flags = seg.flags
@@ -87,7 +87,7 @@ class Arrival(ReceiveSide):
         if ack_ok:
             self.snd_una = seg.ack
             if self.rtt.timed_seq is not None and self.retries == 0:
-                self.rtt.sample(now - self.rtt.timed_at)
+                self.rtt.sample(now - self.rtt.timed_at, self.host.config)
             self.rtt.cancel()
             self.retries = 0
             self.backoff = 0
@@ -115,10 +115,10 @@ class Arrival(ReceiveSide):
         self.snd_wl1 = seg.seq
         self.snd_wl2 = seg.ack
         if self.retries == 0 and self.rtt.timed_at:
-            self.rtt.sample(now - self.rtt.timed_at)
+            self.rtt.sample(now - self.rtt.timed_at, self.host.config)
         self.retries = 0
         self.backoff = 0
-        self.rtt.handshake_done()
+        self.rtt.handshake_done(self.host.config)
         self.timers.rtx = INF
         self.timers.phase = INF
         self.timers.last_progress = now

@@ -11,31 +11,31 @@ from netstack.tcp.seq import MASK, seq_ge, seq_gt
 
 
 class NewReno:
-    """cwnd, ssthresh and the fast-recovery bookkeeping of one connection (all in bytes)."""
+    """cwnd, ssthresh and the fast-recovery bookkeeping of one connection (all in bytes). It keeps no
+    configuration of its own (a reference per connection): the caller passes the layer's `TcpConfig`."""
 
-    __slots__ = ("_config", "cwnd", "dupacks", "in_recovery", "recover", "ssthresh")
+    __slots__ = ("cwnd", "dupacks", "in_recovery", "recover", "ssthresh")
 
-    def __init__(self, config: TcpConfig, iss: int) -> None:
-        self._config = config
+    def __init__(self, iss: int) -> None:
         self.cwnd = 0
         self.ssthresh = 1 << 30
         self.dupacks = 0
         self.recover = iss
         self.in_recovery = False
 
-    def start(self, mss: int) -> None:
+    def start(self, mss: int, cfg: TcpConfig) -> None:
         """The handshake settled the MSS: open the initial window (RFC 6928: IW10, capped at
         max(2 * MSS, 14600) bytes). Every kind of open (active, passive, SYN cookie) comes through here."""
-        self.cwnd = min(self._config.initial_window_segments * mss, max(2 * mss, 14600))
+        self.cwnd = min(cfg.initial_window_segments * mss, max(2 * mss, 14600))
 
-    def duplicate_ack(self, ack: int, snd_una: int, snd_max: int, mss: int) -> bool:
+    def duplicate_ack(self, ack: int, snd_una: int, snd_max: int, mss: int, cfg: TcpConfig) -> bool:
         """A duplicate ACK (RFC 5681 §2). True when it starts fast retransmit: the caller resends SND.UNA."""
         self.dupacks += 1
         if self.in_recovery:
             self.cwnd += mss  # RFC 6582 §3.2 step 3: inflate
             return False
         # RFC 6582 §3.2 step 2: only if the ACK covers more than `recover` (or nothing was ever lost).
-        if self.dupacks != self._config.dupack_threshold or not (seq_gt(ack, self.recover) or self.recover == snd_una):
+        if self.dupacks != cfg.dupack_threshold or not (seq_gt(ack, self.recover) or self.recover == snd_una):
             return False
         self.ssthresh = max(((snd_max - snd_una) & MASK) // 2, 2 * mss)
         self.recover = snd_max
@@ -43,7 +43,7 @@ class NewReno:
         self.cwnd = self.ssthresh + 3 * mss
         return True
 
-    def new_ack(self, ack: int, acked: int, snd_una: int, snd_max: int, mss: int) -> bool:
+    def new_ack(self, ack: int, acked: int, snd_una: int, snd_max: int, mss: int, cfg: TcpConfig) -> bool:  # noqa: PLR0917
         """`acked` new bytes were acknowledged (SND.UNA already advanced to `snd_una`). True for a partial
         acknowledgement in recovery (RFC 6582 §3.2 step 5): the next hole is lost too, and the caller resends it."""
         partial = False
@@ -62,7 +62,7 @@ class NewReno:
                 self.cwnd += min(acked, mss)                 # slow start (RFC 5681 §3.1, RFC 3465 L=1)
             else:
                 self.cwnd += max(1, mss * mss // self.cwnd)  # congestion avoidance
-        self.cwnd = min(self.cwnd, self._config.snd_buffer + 4 * mss)
+        self.cwnd = min(self.cwnd, cfg.snd_buffer + 4 * mss)
         return partial
 
     def timeout(self, first: bool, snd_una: int, snd_max: int, mss: int) -> None:

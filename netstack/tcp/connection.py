@@ -67,7 +67,7 @@ class Connection(Arrival):
         # the window the cookie SYN-ACK advertised.
         conn.rcv_adv = (ack.seq + window) & MASK
         conn.rcv_buf_size = receive_buffer_size(cfg, conn.mss)
-        conn.congestion.start(conn.mss)
+        conn.congestion.start(conn.mss, cfg)
         conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
         conn.snd_wl1 = ack.seq
         return conn
@@ -243,7 +243,7 @@ class Connection(Arrival):
 
     def _backoff(self) -> None:
         self.backoff += 1
-        self.rtt.back_off()
+        self.rtt.back_off(self.host.config)
 
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): send one byte of new data beyond the closed window; from then

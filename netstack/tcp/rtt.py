@@ -15,21 +15,20 @@ class RttEstimator:
 
     `timed_seq` is the sequence number whose acknowledgement ends the timing (None: nothing is timed);
     `timed_at` is when it was sent. Karn: a retransmission cancels the timing, so only segments sent once are
-    ever measured."""
+    ever measured. It keeps no configuration of its own (a reference per connection): the caller passes the
+    layer's `TcpConfig`."""
 
-    __slots__ = ("_config", "rto", "rttvar", "srtt", "timed_at", "timed_seq")
+    __slots__ = ("rto", "rttvar", "srtt", "timed_at", "timed_seq")
 
     def __init__(self, config: TcpConfig) -> None:
-        self._config = config
         self.srtt = 0.0
         self.rttvar = 0.0
         self.rto = config.rto_initial
         self.timed_seq: int | None = None
         self.timed_at = 0.0
 
-    def sample(self, rtt: float) -> None:
+    def sample(self, rtt: float, cfg: TcpConfig) -> None:
         """RFC 6298 §2.2 (first sample) and §2.3 (later ones); RTO clamped to [rto_min, rto_max]."""
-        cfg = self._config
         rtt = max(rtt, 0.0)
         if self.srtt == 0.0:
             self.srtt = rtt
@@ -39,9 +38,9 @@ class RttEstimator:
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
         self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
 
-    def back_off(self) -> None:
+    def back_off(self, cfg: TcpConfig) -> None:
         """RFC 6298 §5.5: double the RTO after an expiry, up to `rto_max`."""
-        self.rto = min(self.rto * 2, self._config.rto_max)
+        self.rto = min(self.rto * 2, cfg.rto_max)
 
     def start(self, seq: int, now: float) -> None:
         """Time the segment ending at `seq`."""
@@ -52,10 +51,9 @@ class RttEstimator:
         """Karn: what was timed has been (or may be) retransmitted; its ACK is no sample."""
         self.timed_seq = None
 
-    def handshake_done(self) -> None:
+    def handshake_done(self, cfg: TcpConfig) -> None:
         """RFC 6298 §5.7: an RTO backed off during the handshake goes back to its initial value unless a
         sample was taken; with one, it is at least `rto_min`."""
-        cfg = self._config
         self.rto = max(self.rto, cfg.rto_min) if self.srtt else cfg.rto_initial
 
 

@@ -211,7 +211,7 @@ class SendSide(Tcb):
             self._new_ack(now, seg, acked)
         elif acked == 0 and self.snd_max != self.snd_una and not seg.payload and not seg.flags & FIN and \
                 window == self.snd_wnd and window and \
-                self.congestion.duplicate_ack(ack, self.snd_una, self.snd_max, self.mss):
+                self.congestion.duplicate_ack(ack, self.snd_una, self.snd_max, self.mss, self.host.config):
             # A duplicate ACK (RFC 5681 §2 definition) that starts fast retransmit.
             self.host.count(Count.FAST_RETRANSMIT)
             self.retransmit_first(now)
@@ -230,9 +230,9 @@ class SendSide(Tcb):
         # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
         ecr = seg.options.ts_ecr
         if self.ts_enabled and ecr and self.retries == 0:
-            self.rtt.sample(((self.ts_now(now) - ecr) & MASK) / 1000.0)
+            self.rtt.sample(((self.ts_now(now) - ecr) & MASK) / 1000.0, self.host.config)
         elif self.rtt.timed_seq is not None and seq_gt(seg.ack, self.rtt.timed_seq):
-            self.rtt.sample(now - self.rtt.timed_at)
+            self.rtt.sample(now - self.rtt.timed_at, self.host.config)
             self.rtt.cancel()
         self.send_buffer.acknowledge(acked)
         self.snd_una = seg.ack
@@ -246,7 +246,7 @@ class SendSide(Tcb):
         self.retries = 0
         self.backoff = 0
         self.timers.last_progress = now
-        if self.congestion.new_ack(seg.ack, acked, self.snd_una, self.snd_max, self.mss):
+        if self.congestion.new_ack(seg.ack, acked, self.snd_una, self.snd_max, self.mss, self.host.config):
             self.host.count(Count.PARTIAL_ACK_RETRANSMIT)
             self.retransmit_first(now)
         self.timers.rtx = INF if self.snd_max == self.snd_una else now + self.rtt.rto

@@ -133,7 +133,7 @@ class Tcb:
         self.backoff = 0
         self.retries = 0
         # congestion control (RFC 5681 / 6582)
-        self.congestion = NewReno(cfg, iss)
+        self.congestion = NewReno(iss)
         self.timers = Timers(now)
 
     @property

@@ -103,61 +103,62 @@ def test_fast_retransmit_resends_only_what_was_sent() -> None:
 CC_MSS = 1000
 
 
-def new_reno(**config: int) -> NewReno:
-    cc = NewReno(TcpConfig(**config), iss=0)  # type: ignore[arg-type]
-    cc.start(CC_MSS)
-    return cc
+def new_reno(**config: int) -> tuple[NewReno, TcpConfig]:
+    cfg = TcpConfig(**config)  # type: ignore[arg-type]
+    cc = NewReno(iss=0)
+    cc.start(CC_MSS, cfg)
+    return cc, cfg
 
 
 def test_third_duplicate_ack_starts_fast_recovery_and_later_ones_inflate() -> None:
-    cc = new_reno()
+    cc, cfg = new_reno()
     assert cc.cwnd == 10 * CC_MSS
     flight = 8 * CC_MSS
-    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS)
-    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS)
-    assert cc.duplicate_ack(1, 1, 1 + flight, CC_MSS)
+    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS, cfg)
+    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS, cfg)
+    assert cc.duplicate_ack(1, 1, 1 + flight, CC_MSS, cfg)
     assert (cc.in_recovery, cc.recover, cc.ssthresh, cc.cwnd) == (True, 1 + flight, flight // 2, 7 * CC_MSS)
-    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS)
+    assert not cc.duplicate_ack(1, 1, 1 + flight, CC_MSS, cfg)
     assert cc.cwnd == 8 * CC_MSS
 
 
 def test_duplicate_acks_below_recover_do_not_start_a_second_recovery() -> None:
     """RFC 6582 §3.2 step 2: after a timeout set `recover`, duplicate ACKs for older data are not a new loss."""
-    cc = new_reno()
+    cc, cfg = new_reno()
     cc.timeout(True, 100, 5000, CC_MSS)
     assert cc.recover == 5000
     for _ in range(3):
-        assert not cc.duplicate_ack(2000, 2000, 6000, CC_MSS)
+        assert not cc.duplicate_ack(2000, 2000, 6000, CC_MSS, cfg)
     assert not cc.in_recovery
 
 
 def test_partial_then_full_acknowledgement() -> None:
-    cc = new_reno()
+    cc, cfg = new_reno()
     for _ in range(3):
-        cc.duplicate_ack(0, 0, 10 * CC_MSS, CC_MSS)
+        cc.duplicate_ack(0, 0, 10 * CC_MSS, CC_MSS, cfg)
     assert cc.cwnd == 8 * CC_MSS
-    assert cc.new_ack(2 * CC_MSS, 2 * CC_MSS, 2 * CC_MSS, 10 * CC_MSS, CC_MSS)  # partial: resend the next hole
+    assert cc.new_ack(2 * CC_MSS, 2 * CC_MSS, 2 * CC_MSS, 10 * CC_MSS, CC_MSS, cfg)  # partial: resend the next hole
     assert cc.cwnd == 7 * CC_MSS
     assert cc.in_recovery
-    assert not cc.new_ack(10 * CC_MSS, 8 * CC_MSS, 10 * CC_MSS, 10 * CC_MSS, CC_MSS)  # full: deflate
+    assert not cc.new_ack(10 * CC_MSS, 8 * CC_MSS, 10 * CC_MSS, 10 * CC_MSS, CC_MSS, cfg)  # full: deflate
     assert (cc.in_recovery, cc.dupacks, cc.cwnd) == (False, 0, 2 * CC_MSS)
 
 
 def test_slow_start_then_congestion_avoidance_within_the_cap() -> None:
-    cc = new_reno(snd_buffer=20 * CC_MSS)
+    cc, cfg = new_reno(snd_buffer=20 * CC_MSS)
     cc.ssthresh = 12 * CC_MSS
-    cc.new_ack(0, 5 * CC_MSS, 0, 0, CC_MSS)
+    cc.new_ack(0, 5 * CC_MSS, 0, 0, CC_MSS, cfg)
     assert cc.cwnd == 11 * CC_MSS                        # slow start: + min(acked, MSS)
-    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS)
-    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS)
+    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS, cfg)
+    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS, cfg)
     assert cc.cwnd == 12 * CC_MSS + CC_MSS // 12        # then about one MSS per window
     cc.cwnd = 30 * CC_MSS
-    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS)
+    cc.new_ack(0, CC_MSS, 0, 0, CC_MSS, cfg)
     assert cc.cwnd == 24 * CC_MSS                        # never above the send buffer plus four segments
 
 
 def test_only_the_first_timeout_halves_ssthresh() -> None:
-    cc = new_reno()
+    cc, _cfg = new_reno()
     cc.timeout(True, 0, 8 * CC_MSS, CC_MSS)
     assert (cc.ssthresh, cc.cwnd) == (4 * CC_MSS, CC_MSS)
     cc.timeout(False, 0, 2 * CC_MSS, CC_MSS)
