@@ -17,12 +17,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import struct
 from collections import Counter
 
 from netstack.faults import FaultLog
 from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
+from netstack.tcp import icmp
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection
 from netstack.tcp.counters import Count
@@ -50,10 +50,6 @@ logger = logging.getLogger(__name__)
 Key = tuple[bytes, int, bytes, int]  # (remote, remote port, local, local port)
 EPHEMERAL_LOW = 49152
 EPHEMERAL_COUNT = 16384
-_QUOTED_TCP = struct.Struct("!HHI")
-ICMP_UNREACHABLE = 3
-ICMP_TIME_EXCEEDED = 11
-HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})  # protocol, port, net/host/communication prohibited
 
 
 class TcpError(Exception):
@@ -412,47 +408,34 @@ class TcpLayer:
                     next_hop_mtu: int | None) -> None:
         """RFC 5927: act only on an error that quotes one of our connections with a sequence number we
         have sent and not yet seen acknowledged; anything else is a blind attack or stale."""
-        if len(quoted) < 20:
-            self.count(Count.ICMP_SHORT_QUOTE)
+        quote = icmp.parse_quote(quoted)
+        if isinstance(quote, Count):
+            self.count(quote)
             return
-        ihl = (quoted[0] & 0x0F) * 4
-        if quoted[0] >> 4 != 4 or ihl < 20 or quoted[9] != 6 or len(quoted) < ihl + 8:
-            self.count(Count.ICMP_BAD_QUOTE)
-            return
-        local = bytes(quoted[12:16])
-        remote = bytes(quoted[16:20])
-        src_port, dst_port, seq = _QUOTED_TCP.unpack_from(quoted, ihl)
-        conn = self.connections.get((remote, dst_port, local, src_port))
+        key, seq = quote
+        conn = self.connections.get(key)
         if conn is None:
             self.count(Count.ICMP_NO_CONNECTION)
             return
         if not seq_in(seq, conn.snd_una, max(1, (conn.snd_max - conn.snd_una) & MASK)):
             self.count(Count.ICMP_SEQ_OUT_OF_WINDOW)
             return
-        if icmp_type == 3 and icmp_code == 4:
-            if next_hop_mtu is None or next_hop_mtu < 68:
+        kind = icmp.classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
+                             hard_errors=self.config.icmp_hard_errors)
+        if kind is icmp.Kind.FRAG_NEEDED:
+            if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
                 self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
-                return
-            if conn.path_mtu_reduced(now, next_hop_mtu):
+            elif conn.path_mtu_reduced(now, next_hop_mtu):
                 self.count(Count.PMTU_REDUCED)
                 self._schedule(conn)
-            return
-        if icmp_type in (ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED):
-            if conn.state == State.SYN_SENT and self.config.icmp_hard_errors:
-                # RFC 1122 4.2.3.9 hard errors (protocol/port unreachable) plus administrative prohibition:
-                # the connection attempt has a definite answer. RFC 5927 keeps them soft once established.
-                if icmp_type == ICMP_UNREACHABLE and icmp_code in HARD_UNREACHABLE_CODES:
-                    self.count(Count.ICMP_HARD_ERROR)
-                    self.destroy(conn, Cause.ABORT, "refused")
-                    return
-                if icmp_type == ICMP_TIME_EXCEEDED and icmp_code == 0:
-                    self.count(Count.ICMP_HARD_ERROR)
-                    self.destroy(conn, Cause.ABORT, "unreachable")
-                    return
+        elif kind is icmp.Kind.REFUSED or kind is icmp.Kind.UNREACHABLE:
+            self.count(Count.ICMP_HARD_ERROR)
+            self.destroy(conn, Cause.ABORT, "refused" if kind is icmp.Kind.REFUSED else "unreachable")
+        elif kind is icmp.Kind.SOFT:
             self.count(Count.ICMP_SOFT_ERROR)
             conn.soft_error("unreachable")
-            return
-        self.count(Count.ICMP_IGNORED)
+        else:
+            self.count(Count.ICMP_IGNORED)
 
     # ------------------------------------------------------------------ user API
 
