@@ -13,7 +13,7 @@ from netstack.tcp.receive import ReceiveSide
 from netstack.tcp.segment import ACK, FIN, RST, SYN, Segment
 from netstack.tcp.seq import MASK, seq_gt, seq_in, seq_le, seq_lt
 from netstack.tcp.state import RECEIVES_DATA, Cause, State
-from netstack.tcp.tcb import TS_OPTION_LEN
+from netstack.tcp.tcb import HANDSHAKE_DONE, TS_OPTION_LEN
 from netstack.tcp.timers import INF
 from netstack.tcp.window import receive_buffer_size
 
@@ -94,7 +94,7 @@ class Arrival(ReceiveSide):
             self.timers.rtx = INF
             self.timers.phase = INF
             self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
-            self._syn_options = b""  # only a retransmitted SYN needed them
+            self.handshake = HANDSHAKE_DONE
             self.timers.last_progress = now
             self.host.emit(ev.Connected(self.id))
             if len(seg.payload):
@@ -104,7 +104,7 @@ class Arrival(ReceiveSide):
         # Simultaneous open (RFC 9293 §3.5, figure 8): answer with SYN-ACK of the same ISS.
         self._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
         if len(seg.payload):
-            self.syn_data = bytes(seg.payload[: self.free_space()])
+            self.handshake.syn_data = bytes(seg.payload[: self.free_space()])
         self.send_syn_ack(now, None)
         self.timers.rtx = now + self.rtt.rto
 
@@ -123,18 +123,17 @@ class Arrival(ReceiveSide):
         self.timers.phase = INF
         self.timers.last_progress = now
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
-        self._syn_options = b""  # only a retransmitted SYN-ACK needed them
         if self.send_buffer.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
         self.host.half_open_done(self)
-        if self.passive:
-            self.host.emit(ev.Accepted(self.id, self.listener_port))
+        handshake = self.handshake
+        self.handshake = HANDSHAKE_DONE
+        if handshake.passive:
+            self.host.emit(ev.Accepted(self.id, handshake.listener_port))
         else:
             self.host.emit(ev.Connected(self.id))
-        if self.syn_data:
-            data = self.syn_data
-            self.syn_data = b""
-            self._receive_data(now, self.rcv_nxt, memoryview(data), False)
+        if handshake.syn_data:
+            self._receive_data(now, self.rcv_nxt, memoryview(handshake.syn_data), False)
 
     def _acceptable(self, seg: Segment, seg_len: int) -> bool:
         """RFC 9293 §3.10.7.4 first check, the four-case table."""
@@ -178,7 +177,7 @@ class Arrival(ReceiveSide):
     def _simultaneous_open_ack(self, seg: Segment) -> Segment:
         """In a simultaneous open (RFC 9293 figure 8) the peer's SYN-ACK repeats the SYN we already hold: what
         is new in it is the ACK, so it is processed as the ACK that follows the SYN."""
-        if not self.passive and seg.flags & SYN and seg.flags & ACK and seg.seq == self.irs:
+        if not self.handshake.passive and seg.flags & SYN and seg.flags & ACK and seg.seq == self.irs:
             return seg._replace(flags=seg.flags & ~SYN, seq=(seg.seq + 1) & MASK)
         return seg
 
@@ -205,11 +204,11 @@ class Arrival(ReceiveSide):
             # Both sides have finished; nothing is lost by waiting out 2*MSL.
             host.count(Count.TIME_WAIT_RST_IGNORED)
             return False
-        if self._state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
-                seg.seq == self.irs:
+        if self._state == State.SYN_RECEIVED and self.handshake.passive and flags & SYN and \
+                not flags & (ACK | RST) and seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
             host.count(Count.SYN_RETRANSMITTED)
-            self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
+            self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
             return False
         return True
 
@@ -260,7 +259,8 @@ class Arrival(ReceiveSide):
         host.count(Count.RST_ACCEPTED)
         if self._state == State.SYN_RECEIVED:
             # A passive open goes back to LISTEN (figure 5, note 1): the user never saw it, so nobody is told.
-            host.destroy(self, Cause.RCV_RST, None if self.passive else "refused", notify=not self.passive)
+            passive = self.handshake.passive
+            host.destroy(self, Cause.RCV_RST, None if passive else "refused", notify=not passive)
         else:
             host.destroy(self, Cause.RCV_RST, "reset")
 

@@ -37,8 +37,8 @@ class Connection(Arrival):
                      iss: int, now: float) -> Connection:
         """A listener's SYN: the connection is forked out of LISTEN and answers with its SYN-ACK."""
         conn = cls(host, conn_id, local, syn.dst_port, remote, syn.src_port, iss, now, State.LISTEN)
-        conn.passive = True
-        conn.listener_port = syn.dst_port
+        conn.handshake.passive = True
+        conn.handshake.listener_port = syn.dst_port
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
         conn.apply_peer_syn_options(syn)
         conn.snd_wnd = conn.max_snd_wnd = syn.window  # never scaled in a SYN
@@ -57,8 +57,8 @@ class Connection(Arrival):
         cfg = host.config
         cookie = (ack.ack - 1) & MASK
         conn = cls(host, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
-        conn.passive = True
-        conn.listener_port = ack.dst_port
+        conn.handshake.passive = True
+        conn.handshake.listener_port = ack.dst_port
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
         conn.mss = max(cfg.min_mss, min(mss, cfg.local_mss))
         conn.irs = (ack.seq - 1) & MASK
@@ -210,9 +210,9 @@ class Connection(Arrival):
                 return
             self._backoff()
             if state == State.SYN_SENT:
-                self._emit(now, self.iss, SYN, options=self._syn_options)
+                self._emit(now, self.iss, SYN, options=self.handshake.syn_options)
             else:
-                self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
+                self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
             self.timers.rtx = now + self.rtt.rto
             return
         if self.snd_max == self.snd_una:

@@ -191,7 +191,7 @@ class TcpLayer:
     def half_open_done(self, conn: Tcb) -> None:
         if conn.id in self.half_open:
             self.half_open.discard(conn.id)
-            listener = self.listeners.get(conn.listener_port)
+            listener = self.listeners.get(conn.handshake.listener_port)
             if listener is not None and listener.half_open > 0:
                 listener.half_open -= 1
 

@@ -92,8 +92,8 @@ class SendSide(Tcb):
         return build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if offer_ws else None, ts=ts)
 
     def send_syn(self, now: float) -> None:
-        self._syn_options = self._syn_option_bytes(now, reply_to=None)
-        self._emit(now, self.iss, SYN, options=self._syn_options)
+        self.handshake.syn_options = self._syn_option_bytes(now, reply_to=None)
+        self._emit(now, self.iss, SYN, options=self.handshake.syn_options)
         self.snd_nxt = (self.iss + 1) & MASK
         self.snd_max = self.snd_nxt
         self.rtt.start(self.iss, now)
@@ -105,12 +105,12 @@ class SendSide(Tcb):
         the options are rebuilt from that agreement rather than repeated from our SYN; the window scale keeps
         the value our SYN announced, which the peer may already be using."""
         if syn is not None:
-            self._syn_options = self._syn_option_bytes(now, reply_to=syn)
+            self.handshake.syn_options = self._syn_option_bytes(now, reply_to=syn)
         else:
             ts = (self.ts_now(now), self.ts_recent) if self.ts_enabled else None
-            self._syn_options = build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if self.wscale_ok else None,
-                                              ts=ts)
-        self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
+            wscale = self.rcv_wscale if self.wscale_ok else None
+            self.handshake.syn_options = build_options(mss=self.rcv_mss, wscale=wscale, ts=ts)
+        self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
         self.snd_nxt = (self.iss + 1) & MASK
         self.snd_max = self.snd_nxt
         self.rtt.timed_at = now

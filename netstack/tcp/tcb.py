@@ -27,29 +27,45 @@ from netstack.tcp.window import MAX_RAW_WINDOW
 TS_OPTION_LEN = 12
 
 
+class Handshake:
+    """What a connection needs only until it is synchronized (design rule 2: a state's data lives with it): the
+    options of our SYN or SYN-ACK, to retransmit it; data a simultaneous open's SYN carried, delivered once
+    established; whether a listener made it, and which. Synchronized connections share `HANDSHAKE_DONE`."""
+
+    __slots__ = ("listener_port", "passive", "syn_data", "syn_options")
+
+    def __init__(self) -> None:
+        self.passive = False
+        self.listener_port = 0
+        self.syn_data = b""
+        self.syn_options = b""
+
+
+# Never written to: a connection replaces it with its own `Handshake` before the handshake writes anything.
+HANDSHAKE_DONE = Handshake()
+
+
 class Tcb:
     """A connection's fields and their invariants; see the module docstring for the classes built on it."""
 
     __slots__ = (
         "_state",
-        "_syn_options",
         "app_closed",
         "backoff",
         "challenge_count",
         "challenge_second",
         "congestion",
         "error",
+        "handshake",
         "host",
         "id",
         "irs",
         "iss",
         "key",
-        "listener_port",
         "local",
         "local_port",
         "max_snd_wnd",
         "mss",
-        "passive",
         "pseudo_base",
         "rcv_adv",
         "rcv_buf_size",
@@ -72,7 +88,6 @@ class Tcb:
         "snd_wl2",
         "snd_wnd",
         "snd_wscale",
-        "syn_data",
         "timers",
         "ts_enabled",
         "ts_recent",
@@ -92,8 +107,7 @@ class Tcb:
         self.remote_port = remote_port
         self.pseudo_base = (int.from_bytes(local + remote, "big") + 6) % 0xFFFF
         self._state = state
-        self.passive = False
-        self.listener_port = 0
+        self.handshake = Handshake()
         self.app_closed = False
         self.error: str | None = None
         self.challenge_second = -1
@@ -121,13 +135,11 @@ class Tcb:
         self.reassembly = NO_REASSEMBLY  # a queue of its own from the first out-of-order segment on
         self.reading_paused = False
         self.readable_pending = False
-        self.syn_data = b""
         self.unacked_segments = 0
         # options
         self.wscale_ok = False
         self.ts_enabled = False
         self.ts_recent = 0
-        self._syn_options = b""
         # RTT / RTO (RFC 6298)
         self.rtt = RttEstimator(cfg)
         self.backoff = 0
@@ -214,7 +226,7 @@ class Tcb:
     def rcv_wnd(self) -> int:
         """The window segments are checked against: what we advertised, or more if the buffer has room."""
         advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
-        if self._state == State.TIME_WAIT or (self._state == State.SYN_RECEIVED and self.passive):
+        if self._state == State.TIME_WAIT or (self._state == State.SYN_RECEIVED and self.handshake.passive):
             return advertised  # no buffer behind these (BSD's syncache and time-wait entries)
         return max(self.free_space(), advertised)
 

@@ -12,6 +12,7 @@ from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpError, TcpLayer
 from netstack.tcp.segment import ACK, FIN, RST, SYN, build_options
 from netstack.tcp.state import State
+from netstack.tcp.tcb import HANDSHAKE_DONE
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 
@@ -193,3 +194,21 @@ def test_writes_after_shutdown_are_refused() -> None:
     peer.layer.shutdown(peer.now, conn)
     with pytest.raises(TcpError):
         peer.layer.send(peer.now, conn, b"late")
+
+
+def test_handshake_data_lives_only_as_long_as_the_handshake() -> None:
+    peer = RawPeer(port=6000, peer_port=5000)
+    conn_id = peer.layer.connect(0.0, US, THEM, 5000, local_port=6000)
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    (syn,) = peer.out()
+    assert conn.handshake is not HANDSHAKE_DONE
+    assert conn.handshake.syn_options                        # kept to retransmit the SYN
+    peer.inject(SYN, 7000, 0, b"early", options=build_options(mss=1460))  # simultaneous open, with data
+    peer.out()
+    assert conn.handshake.syn_data == b"early"
+    peer.inject(ACK, 7006, syn.seq + 1)
+    assert conn.handshake is HANDSHAKE_DONE
+    assert peer.layer.receive(peer.now, conn_id) == b"early"   # delivered once established
+    assert (HANDSHAKE_DONE.passive, HANDSHAKE_DONE.listener_port, HANDSHAKE_DONE.syn_data,
+            HANDSHAKE_DONE.syn_options) == (False, 0, b"", b"")
