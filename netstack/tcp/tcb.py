@@ -173,15 +173,25 @@ class Tcb:
 
     def deadline(self) -> float:
         """When `on_timer` must run next: the earliest timer, and once synchronized the idle limit and (while
-        we may send) the next keepalive probe. On every segment's path, so computed here in one piece."""
+        we may send) the next keepalive probe. On every segment's path: comparisons, not calls to min()."""
         timers = self.timers
-        d = min(timers.rtx, timers.delack, timers.persist, timers.phase)
+        d = timers.rtx
+        if timers.delack < d:  # noqa: PLR1730
+            d = timers.delack
+        if timers.persist < d:  # noqa: PLR1730
+            d = timers.persist
+        if timers.phase < d:  # noqa: PLR1730
+            d = timers.phase
         state = self._state
         if state in SYNCHRONIZED and state != State.TIME_WAIT:
             cfg = self.host.config
-            d = min(d, timers.last_activity + cfg.idle_timeout)
+            idle = timers.last_activity + cfg.idle_timeout
+            if idle < d:  # noqa: PLR1730
+                d = idle
             if cfg.keepalive and state in CAN_SEND:
-                d = min(d, timers.last_heard + cfg.keepalive_idle + timers.keepalive_sent * cfg.keepalive_interval)
+                probe = timers.last_heard + cfg.keepalive_idle + timers.keepalive_sent * cfg.keepalive_interval
+                if probe < d:  # noqa: PLR1730
+                    d = probe
         return d
 
     def ts_now(self, now: float) -> int:
