@@ -1,1187 +1,263 @@
-"""One TCP connection: the RFC 9293 state machine with RFC 7323, 6298, 5681/6582, 5961 and 1337 behaviour.
-
-Sans-I/O: every entry point takes `now`; segments go out through the owning layer's outgoing list and events
-through its event list. The send buffer holds bytes from SND.UNA on (unacknowledged, then unsent), so a
-retransmission is a slice of it; the receive buffer holds in-order bytes the user has not read yet, and its
-free space is the window. Both are bytearrays: deleting from the front of a bytearray is O(1) in CPython.
+"""One TCP connection: how it is made (active, passive and SYN-cookie opens), the user's calls, its timers and
+the ICMP errors about it. The rest of it is in the classes it is built on (see tcb.py's docstring).
 """
 
 from __future__ import annotations
 
-import enum
-import struct
-from typing import TYPE_CHECKING
-
 from netstack.tcp import events as ev
-from netstack.tcp.segment import (
-    ACK,
-    FIN,
-    HEADER,
-    MAX_WSCALE,
-    PSH,
-    RST,
-    SYN,
-    Segment,
-    build_options,
-    finish_checksum,
-    ones_sum,
-)
-from netstack.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
-
-if TYPE_CHECKING:
-    from netstack.tcp.layer import TcpLayer
-
-INF = float("inf")
-_U16 = struct.Struct("!H")
-_TS_OPT = struct.Struct("!BBBBII")
-MAX_RAW_WINDOW = 0xFFFF
-TS_OPTION_LEN = 12
+from netstack.tcp.arrival import Arrival
+from netstack.tcp.counters import Count
+from netstack.tcp.host import Host
+from netstack.tcp.segment import ACK, SYN, Segment
+from netstack.tcp.seq import MASK
+from netstack.tcp.state import CAN_SEND, FIN_QUEUED_STATES, SYNCHRONIZED, Cause, State
+from netstack.tcp.tcb import TS_OPTION_LEN
+from netstack.tcp.timers import INF
+from netstack.tcp.window import receive_buffer_size, window_shift
 
 
-def window_shift(buffer: int) -> int:
-    """The smallest RFC 7323 shift whose largest window covers `buffer`: what our SYN announces."""
-    shift = 0
-    while (MAX_RAW_WINDOW << shift) < buffer and shift < MAX_WSCALE:
-        shift += 1
-    return shift
+class Connection(Arrival):
+    """One connection of a `TcpLayer` (which alone creates them, through the constructors below)."""
 
+    __slots__ = ()
 
-class State(enum.IntEnum):
-    SYN_SENT = 1
-    SYN_RECEIVED = 2
-    ESTABLISHED = 3
-    FIN_WAIT_1 = 4
-    FIN_WAIT_2 = 5
-    CLOSE_WAIT = 6
-    CLOSING = 7
-    LAST_ACK = 8
-    TIME_WAIT = 9
-    CLOSED = 10
+    @classmethod
+    def active_open(cls, host: Host, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
+                    remote_port: int, iss: int, now: float) -> Connection:
+        """`connect`: our SYN goes out at once."""
+        conn = cls(host, conn_id, local, local_port, remote, remote_port, iss, now)
+        conn._enter(State.SYN_SENT, Cause.ACTIVE_OPEN)
+        conn.send_syn(now)
+        conn.timers.rtx = now + conn.rtt.rto
+        conn.timers.phase = now + host.config.connect_timeout
+        return conn
 
+    @classmethod
+    def passive_open(cls, host: Host, conn_id: int, local: bytes, remote: bytes, syn: Segment,  # noqa: PLR0917
+                     iss: int, now: float) -> Connection:
+        """A listener's SYN: the connection is forked out of LISTEN and answers with its SYN-ACK."""
+        conn = cls(host, conn_id, local, syn.dst_port, remote, syn.src_port, iss, now, State.LISTEN)
+        conn.handshake.passive = True
+        conn.handshake.listener_port = syn.dst_port
+        conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)
+        conn.apply_peer_syn_options(syn)
+        conn.snd_wnd = conn.max_snd_wnd = syn.window  # never scaled in a SYN
+        conn.snd_wl1 = syn.seq
+        conn.send_syn_ack(now, syn)
+        conn.timers.rtx = now + conn.rtt.rto
+        conn.timers.phase = now + host.config.connect_timeout
+        return conn
 
-SYNCHRONIZED = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING,
-                          State.LAST_ACK, State.TIME_WAIT})
-RECEIVES_DATA = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
-# States in which our FIN has been queued: the user can write no more.
-FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
-
-
-class Connection:
-    __slots__ = (
-        "_syn_options",
-        "app_closed",
-        "backoff",
-        "challenge_count",
-        "challenge_second",
-        "cwnd",
-        "dupacks",
-        "error",
-        "fin_acked",
-        "fin_queued",
-        "id",
-        "in_recovery",
-        "irs",
-        "iss",
-        "keepalive_sent",
-        "key",
-        "last_activity",
-        "last_heard",
-        "last_progress",
-        "layer",
-        "listener_port",
-        "local",
-        "local_port",
-        "max_snd_wnd",
-        "mss",
-        "notify_writable",
-        "ooo",
-        "ooo_bytes",
-        "passive",
-        "pseudo_base",
-        "rcv_adv",
-        "rcv_buf_size",
-        "rcv_mss",
-        "rcv_nxt",
-        "rcv_wscale",
-        "rcvbuf",
-        "readable_pending",
-        "reading_paused",
-        "recover",
-        "remote",
-        "remote_port",
-        "retries",
-        "rto",
-        "rtt_seq",
-        "rtt_time",
-        "rttvar",
-        "scheduled",
-        "snd_max",
-        "snd_nxt",
-        "snd_una",
-        "snd_wl1",
-        "snd_wl2",
-        "snd_wnd",
-        "snd_wscale",
-        "sndbuf",
-        "srtt",
-        "ssthresh",
-        "state",
-        "syn_data",
-        "t_delack",
-        "t_persist",
-        "t_rtx",
-        "t_state",
-        "ts_enabled",
-        "ts_offset",
-        "ts_recent",
-        "unacked_segments",
-        "wscale_ok",
-    )
-
-    def __init__(self, layer: TcpLayer, conn_id: int, local: bytes, local_port: int, remote: bytes,  # noqa: PLR0917
-                 remote_port: int, iss: int, now: float) -> None:
-        cfg = layer.config
-        self.layer = layer
-        self.id = conn_id
-        self.key = (remote, remote_port, local, local_port)
-        self.local = local
-        self.local_port = local_port
-        self.remote = remote
-        self.remote_port = remote_port
-        self.pseudo_base = (int.from_bytes(local + remote, "big") + 6) % 0xFFFF
-        self.state = State.CLOSED
-        self.passive = False
-        self.listener_port = 0
-        self.app_closed = False
-        self.error: str | None = None
-        self.challenge_second = -1
-        self.challenge_count = 0
-        # send side
-        self.iss = iss
-        self.snd_una = iss
-        self.snd_nxt = iss
-        self.snd_max = iss
-        self.snd_wnd = 0
-        self.max_snd_wnd = 0
-        self.snd_wl1 = 0
-        self.snd_wl2 = 0
-        self.snd_wscale = 0
-        self.sndbuf = bytearray()
-        self.fin_queued = False
-        self.fin_acked = False
-        self.notify_writable = False
-        self.mss = cfg.default_peer_mss
-        # receive side
-        self.irs = 0
-        self.rcv_nxt = 0
-        self.rcv_adv = 0
-        self.rcv_wscale = 0
-        self.rcv_mss = cfg.local_mss
-        self.rcv_buf_size = cfg.rcv_buffer
-        self.rcvbuf = bytearray()
-        self.ooo: list[tuple[int, bytes, bool]] = []
-        self.ooo_bytes = 0
-        self.reading_paused = False
-        self.readable_pending = False
-        self.syn_data = b""
-        self.unacked_segments = 0
-        # options
-        self.wscale_ok = False
-        self.ts_enabled = False
-        self.ts_recent = 0
-        self.ts_offset = (iss * 2654435761) & MASK
-        self._syn_options = b""
-        # RTT / RTO (RFC 6298)
-        self.srtt = 0.0
-        self.rttvar = 0.0
-        self.rto = cfg.rto_initial
-        self.rtt_seq: int | None = None
-        self.rtt_time = 0.0
-        self.backoff = 0
-        self.retries = 0
-        # congestion control (RFC 5681 / 6582)
-        self.cwnd = 0
-        self.ssthresh = 1 << 30
-        self.dupacks = 0
-        self.recover = iss
-        self.in_recovery = False
-        # timers: absolute deadlines, INF when off
-        self.t_rtx = INF
-        self.t_delack = INF
-        self.t_persist = INF
-        self.t_state = INF       # connect timeout, TIME_WAIT, orphaned FIN-WAIT-2
-        self.scheduled = INF
-        self.keepalive_sent = 0
-        self.last_heard = now
-        self.last_activity = now
-        self.last_progress = now
-
-    # ------------------------------------------------------------------ helpers
-
-    def __repr__(self) -> str:
-        return f"<Connection {self.id} {self.state.name} {self.local_port}<->{self.remote_port}>"
-
-    def deadline(self) -> float:
-        cfg = self.layer.config
-        d = min(self.t_rtx, self.t_delack, self.t_persist, self.t_state)
-        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT:
-            d = min(d, self.last_activity + cfg.idle_timeout)
-            if cfg.keepalive and self.state in CAN_SEND:
-                d = min(d, self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval)
-        return d
-
-    def ts_now(self, now: float) -> int:
-        return (int(now * 1000) + self.ts_offset) & MASK
-
-    def free_space(self) -> int:
-        """Room in the receive buffer, within the layer's shared budget (`TcpConfig.rcv_budget`); a connection
-        may always fill `rcv_guaranteed` bytes, so paused readers elsewhere slow other connections down but
-        cannot stop them."""
-        held = len(self.rcvbuf)
-        room = self.rcv_buf_size - held
-        layer = self.layer
-        cfg = layer.config
-        allowed = cfg.rcv_budget - layer.rcv_held
-        if allowed < room:  # rare: only with the budget nearly spent (this is on every segment's path)
-            room = min(room, max(allowed, cfg.rcv_guaranteed - held))
-        return room if room > 0 else 0
-
-    def send_room(self) -> int:
-        """What `user_send` may still take: the send buffer's free space within the layer's shared budget
-        (`TcpConfig.snd_budget`), with the same per-connection guarantee as on the receive side."""
-        held = len(self.sndbuf)
-        layer = self.layer
-        cfg = layer.config
-        allowed = max(cfg.snd_budget - layer.snd_held, cfg.snd_guaranteed - held)
-        return max(0, min(cfg.snd_buffer - held, allowed))
-
-    def discard_sent(self) -> None:
-        self.layer.snd_held -= len(self.sndbuf)
-        self.sndbuf = bytearray()
-
-    def _rcv_append(self, data: bytes | memoryview) -> None:
-        self.rcvbuf += data
-        self.layer.rcv_held += len(data)
-
-    def _ooo_charge(self) -> int:
-        """What this connection's out-of-order queue costs against `TcpConfig.ooo_budget`."""
-        return self.ooo_bytes + len(self.ooo) * self.layer.config.ooo_entry_overhead
-
-    def discard_received(self) -> None:
-        """Drop unread and out-of-order data (the application closed, or the connection is gone) and give its
-        share of the layer's budgets back."""
-        layer = self.layer
-        layer.rcv_held -= len(self.rcvbuf)
-        layer.ooo_held -= self._ooo_charge()
-        self.rcvbuf = bytearray()
-        self.ooo = []
-        self.ooo_bytes = 0
-
-    def rcv_wnd(self) -> int:
-        """The window segments are checked against: what we advertised, or more if the buffer has room."""
-        advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
-        if self.state == State.TIME_WAIT or (self.state == State.SYN_RECEIVED and self.passive):
-            return advertised  # no buffer behind these (BSD's syncache and time-wait entries)
-        return max(self.free_space(), advertised)
-
-    def _window_field(self) -> int:
-        """Raw window for the header; never shrinks the right edge already advertised (RFC 9293 §3.8.6.2.2)."""
-        free = self.free_space()
-        # Receiver-side silly window avoidance: do not advertise a tiny opening.
-        if free < min(self.rcv_buf_size // 2, self.rcv_mss):
-            free = 0
-        raw = min(free >> self.rcv_wscale, MAX_RAW_WINDOW)
-        edge = (self.rcv_nxt + (raw << self.rcv_wscale)) & MASK
-        if seq_lt(edge, self.rcv_adv):
-            raw = min(max(0, seq_diff(self.rcv_adv, self.rcv_nxt)) >> self.rcv_wscale, MAX_RAW_WINDOW)
-            edge = (self.rcv_nxt + (raw << self.rcv_wscale)) & MASK
-        if seq_gt(edge, self.rcv_adv):
-            self.rcv_adv = edge
-        return raw
-
-    # ------------------------------------------------------------------ output
-
-    def _emit(self, now: float, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
-              options: bytes | None = None) -> None:
-        if options is None:
-            options = _TS_OPT.pack(1, 1, 8, 10, self.ts_now(now), self.ts_recent) if self.ts_enabled else b""
-        if flags & SYN:
-            window = min(self.free_space(), MAX_RAW_WINDOW)
-            self.rcv_adv = (self.rcv_nxt + window) & MASK
-        elif flags & RST:
-            window = 0
-        else:
-            window = self._window_field()
-        ack = self.rcv_nxt if flags & ACK else 0
-        header_len = 20 + len(options)
-        header = HEADER.pack(self.local_port, self.remote_port, seq, ack, header_len << 2, flags, window, 0, 0)
-        if options:
-            header += options
-        residue = self.pseudo_base + header_len + len(payload) + ones_sum(header)
-        if payload:
-            residue += ones_sum(payload)
-        segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
-        self.layer.transmit(self.local, self.remote, segment)
-        if flags & ACK:
-            self.t_delack = INF
-            self.unacked_segments = 0
-
-    def send_ack(self, now: float) -> None:
-        """An ACK numbered SND.NXT, or the right edge of the peer's window when SND.NXT lies beyond it (a
-        zero-window probe's octet, a window the peer shrank). A receiver whose window is closed accepts only
-        SEG.SEQ = RCV.NXT (RFC 9293 §3.10.7.4; Linux and BSD alike) and drops anything beyond it unread, so an
-        ACK numbered after the probe would never deliver what it acknowledges: two peers each waiting for the
-        other's window to open would deadlock (Linux's tcp_acceptable_seq makes the same choice)."""
-        seq = self.snd_nxt
-        if self.state in SYNCHRONIZED:
-            edge = (self.snd_una + self.snd_wnd) & MASK
-            if seq_lt(edge, seq):
-                seq = edge
-        self._emit(now, seq, ACK)
-
-    def send_rst(self, now: float) -> None:
-        self._emit(now, self.snd_nxt, RST | ACK, options=b"")
-
-    def challenge_ack(self, now: float) -> None:
-        """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, throttled (§7). The budget is per connection: a layer-wide
-        counter is an off-path side channel (CVE-2016-5696) that reveals whether a guess hit a connection."""
-        second = int(now)
-        if second != self.challenge_second:
-            self.challenge_second = second
-            self.challenge_count = 0
-        if self.challenge_count >= self.layer.config.challenge_ack_limit:
-            self.layer.count("challenge-ack-rate-limited")
-            return
-        self.challenge_count += 1
-        self.layer.count("challenge-ack")
-        self.send_ack(now)
-
-    def _syn_option_bytes(self, now: float, *, reply_to: Segment | None) -> bytes:
-        cfg = self.layer.config
-        offer_ws = cfg.window_scaling and (reply_to is None or reply_to.options.wscale is not None)
-        offer_ts = cfg.timestamps and (reply_to is None or reply_to.options.ts_val is not None)
-        if offer_ws:
-            self.rcv_wscale = window_shift(self.rcv_buf_size)
-        ts = (self.ts_now(now), self.ts_recent if reply_to is not None else 0) if offer_ts else None
-        return build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if offer_ws else None, ts=ts)
-
-    def send_syn(self, now: float) -> None:
-        self._syn_options = self._syn_option_bytes(now, reply_to=None)
-        self._emit(now, self.iss, SYN, options=self._syn_options)
-        self.snd_nxt = (self.iss + 1) & MASK
-        self.snd_max = self.snd_nxt
-        self.rtt_seq = self.iss
-        self.rtt_time = now
-
-    def send_syn_ack(self, now: float, syn: Segment | None) -> None:
-        """Answer a SYN: a listener's new connection (`syn` given), or our own SYN-SENT one in a simultaneous
-        open (`syn` None: `apply_peer_syn_options` has already settled what the peer's SYN agreed to). A
-        SYN-ACK may carry window scale and timestamps only if the SYN it answers did (RFC 7323 §1.3, §3.2), so
-        the options are rebuilt from that agreement rather than repeated from our SYN; the window scale keeps
-        the value our SYN announced, which the peer may already be using."""
-        if syn is not None:
-            self._syn_options = self._syn_option_bytes(now, reply_to=syn)
-        else:
-            ts = (self.ts_now(now), self.ts_recent) if self.ts_enabled else None
-            self._syn_options = build_options(mss=self.rcv_mss, wscale=self.rcv_wscale if self.wscale_ok else None,
-                                              ts=ts)
-        self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-        self.snd_nxt = (self.iss + 1) & MASK
-        self.snd_max = self.snd_nxt
-        self.rtt_time = now
-
-    def output(self, now: float) -> None:
-        """Send what the windows allow: new data, a FIN, or arm the persist timer on a zero window."""
-        state = self.state
-        if state not in SYNCHRONIZED or state == State.TIME_WAIT:
-            return
-        buflen = len(self.sndbuf)
-        mss = self.mss
-        sent_any = False
-        while True:
-            off = (self.snd_nxt - self.snd_una) & MASK
-            avail = buflen - off
-            window = min(self.snd_wnd, self.cwnd)
-            usable = window - off
-            if avail > 0:
-                if usable <= 0:
-                    break
-                n = min(mss, avail, usable)
-                # Sender silly window avoidance (RFC 9293 §3.8.6.2.1): full segments, or everything that is
-                # left, or at least half the largest window the peer has offered.
-                if n < mss and n < avail and n < self.max_snd_wnd // 2 and self.snd_max != self.snd_una:
-                    break
-                flags = ACK
-                if n == avail:
-                    flags |= PSH
-                    if self.fin_queued:
-                        flags |= FIN
-                self._transmit(now, off, n, flags)
-                sent_any = True
-                continue
-            if avail == 0 and self.fin_queued and not self.fin_acked and usable >= 0:
-                self._transmit(now, off, 0, ACK | FIN)
-                sent_any = True
-            break
-        if self.snd_max != self.snd_una:
-            if self.t_rtx == INF:
-                self.t_rtx = now + self.rto
-            self.t_persist = INF
-        elif buflen and self.snd_wnd == 0:
-            if self.t_persist == INF:
-                self.t_persist = now + self._persist_interval()
-        elif sent_any:
-            self.t_persist = INF
-
-    def _persist_interval(self) -> float:
-        cfg = self.layer.config
-        base = max(self.rto, cfg.persist_min)
-        return min(base * (1 << min(self.backoff, 16)), cfg.persist_max)
-
-    def _transmit(self, now: float, off: int, n: int, flags: int) -> None:
-        """Send `n` bytes of the send buffer from offset `off` (relative to SND.UNA), plus FIN if flagged."""
-        seq = (self.snd_una + off) & MASK
-        payload = memoryview(self.sndbuf)[off:off + n] if n else b""
-        try:
-            self._emit(now, seq, flags, payload)
-        finally:
-            if isinstance(payload, memoryview):
-                payload.release()
-        end = (seq + n + (1 if flags & FIN else 0)) & MASK
-        if seq_gt(end, self.snd_max):
-            # New data: time it if nothing is being timed (Karn: only never-retransmitted data is timed).
-            if self.rtt_seq is None and not self.ts_enabled and self.snd_nxt == self.snd_max:
-                self.rtt_seq = seq
-                self.rtt_time = now
-            self.snd_max = end
-        self.snd_nxt = end
-        if n:
-            self.last_activity = now
-
-    def retransmit_first(self, now: float) -> None:
-        """Resend the segment at SND.UNA (fast retransmit, NewReno partial ACK, PMTU shrink): at most a segment
-        of what was already sent. The send buffer may hold more than that, queued after a short segment that
-        filled the peer's window; resending a full segment of it would go past the right edge the peer set."""
-        buflen = len(self.sndbuf)
-        n = min(self.mss, buflen, (self.snd_max - self.snd_una) & MASK)
-        flags = ACK
-        if n == buflen and self.fin_queued and not self.fin_acked and \
-                seq_gt(self.snd_max, (self.snd_una + buflen) & MASK):
-            flags |= FIN
-        if n == 0 and not flags & FIN:
-            return
-        saved_nxt = self.snd_nxt
-        self._transmit(now, 0, n, flags)
-        if seq_gt(saved_nxt, self.snd_nxt):
-            self.snd_nxt = saved_nxt
-        self.rtt_seq = None
-
-    # ------------------------------------------------------------------ user calls
+    @classmethod
+    def cookie_open(cls, host: Host, conn_id: int, local: bytes, remote: bytes, ack: Segment,  # noqa: PLR0917
+                    mss: int, window: int, now: float) -> Connection:
+        """The ACK that returns a valid SYN cookie: the connection is rebuilt from what the cookie carried (the
+        ISS, the MSS) and what our stateless SYN-ACK advertised (`window`, unscaled: a cookie offers no window
+        scale, nor timestamps). The ACK itself is then processed as usual, which completes the handshake."""
+        cfg = host.config
+        cookie = (ack.ack - 1) & MASK
+        conn = cls(host, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
+        conn.handshake.passive = True
+        conn.handshake.listener_port = ack.dst_port
+        conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
+        conn.mss = max(cfg.min_mss, min(mss, cfg.local_mss))
+        conn.irs = (ack.seq - 1) & MASK
+        conn.rcv_nxt = ack.seq
+        # Data on the segment that completes the handshake, as when the bare ACK was lost, must fall inside
+        # the window the cookie SYN-ACK advertised.
+        conn.rcv_adv = (ack.seq + window) & MASK
+        conn.rcv_buf_size = receive_buffer_size(cfg, conn.mss)
+        conn.congestion.start(conn.mss, cfg)
+        conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
+        conn.snd_wl1 = ack.seq
+        return conn
 
     def user_send(self, now: float, data: bytes | bytearray | memoryview) -> int:
-        space = self.send_room()
-        if space < len(data) and space < self.layer.config.snd_buffer - len(self.sndbuf):
-            self.layer.count("snd-budget-exhausted")
-        if space <= 0:
-            self.notify_writable = True
-            return 0
-        take = min(space, len(data))
-        self.sndbuf += data[:take] if take < len(data) else data
-        self.layer.snd_held += take
-        if take < len(data):
-            self.notify_writable = True
+        buffer = self.send_buffer
+        space = buffer.room()
+        if buffer.budget_limited(space, len(data)):
+            self.host.count(Count.SND_BUDGET_EXHAUSTED)
+        take = buffer.write(data, space)
         if take:
-            self.last_activity = now
+            self.timers.last_activity = now
             if self.snd_max == self.snd_una:
-                self.last_progress = now
+                self.timers.last_progress = now
             self.output(now)
         return take
 
-    def user_receive(self, now: float, max_bytes: int) -> bytes:
-        n = min(max_bytes, len(self.rcvbuf))
-        if n <= 0:
-            return b""
-        data = bytes(self.rcvbuf[:n])
-        del self.rcvbuf[:n]
-        self.layer.rcv_held -= n
-        self.readable_pending = False
-        if self.state in RECEIVES_DATA:
-            # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
-            advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
-            if self.free_space() - advertised >= min(2 * self.rcv_mss, self.rcv_buf_size // 2):
-                self.send_ack(now)
-        return data
-
     def user_shutdown(self, now: float) -> None:
         """Queue our FIN after the buffered data (SHUT_WR)."""
-        state = self.state
-        if self.fin_queued or state in FIN_QUEUED_STATES:
+        state = self._state
+        if self.send_buffer.fin_queued or state in FIN_QUEUED_STATES:
             return
         if state == State.SYN_SENT:
-            self.layer.destroy(self, None, notify=False)
+            self.host.destroy(self, Cause.CLOSE, None, notify=False)
             return
-        self.fin_queued = True
-        if state in (State.ESTABLISHED, State.SYN_RECEIVED):
-            self.state = State.FIN_WAIT_1 if state == State.ESTABLISHED else state
+        # In SYN-RECEIVED the FIN waits for the handshake to complete (_established_from_syn_received).
+        if state == State.ESTABLISHED:
+            self._enter(State.FIN_WAIT_1, Cause.CLOSE)
         elif state == State.CLOSE_WAIT:
-            self.state = State.LAST_ACK
+            self._enter(State.LAST_ACK, Cause.CLOSE)
+        self.send_buffer.fin_queued = True
         self.output(now)
 
-    # ------------------------------------------------------------------ timers
+    def user_close(self, now: float) -> None:
+        """Orderly close: unread data is dropped and the FIN follows buffered data; the connection lingers in
+        the layer until the peer is done (an orphaned FIN-WAIT-2 for at most `fin_wait_2_timeout`)."""
+        self.app_closed = True
+        self.reading_paused = True
+        self.discard_received()
+        if self._state == State.SYN_SENT:
+            self.host.destroy(self, Cause.CLOSE, None, notify=False)
+            return
+        self.user_shutdown(now)
+        if self._state == State.FIN_WAIT_2:
+            self.timers.phase = now + self.host.config.fin_wait_2_timeout
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+        if self.rcvbuf and not self.readable_pending:
+            self.readable_pending = True
+            self.host.emit(ev.Readable(self.id))
+
+    def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
+        """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
+        shrank (RFC 1191, without ever going below `min_mss`)."""
+        cfg = self.host.config
+        new_mss = max(cfg.min_mss, next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0))
+        if new_mss >= self.mss:
+            return False
+        self.mss = new_mss
+        if self._state != State.SYN_SENT:
+            self.retransmit_first(now)
+        return True
+
+    def soft_error(self, error: str) -> None:
+        """Remember an error that does not end the connection; it becomes the reason if a timeout does."""
+        self.error = error
 
     def on_timer(self, now: float) -> None:
-        cfg = self.layer.config
-        if self.t_state <= now:
-            self.t_state = INF
-            if self.state == State.TIME_WAIT:
-                self.layer.destroy(self, None)
+        """Run whatever timer is due; the layer calls this at `deadline()`."""
+        timers = self.timers
+        if timers.phase <= now:
+            timers.phase = INF
+            if self._phase_ended(now):
                 return
-            if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if timers.rtx <= now:
+            timers.rtx = INF
+            self._retransmit_timeout(now)
+            if self._state == State.CLOSED:
+                return
+        if timers.persist <= now:
+            timers.persist = INF
+            self._persist_probe(now)
+        if timers.delack <= now:
+            timers.delack = INF
+            self.send_ack(now)
+        if self._state in SYNCHRONIZED and self._state != State.TIME_WAIT:
+            self._idle_and_keepalive(now)
+
+    def _phase_ended(self, now: float) -> bool:
+        """The phase timer expired: TIME-WAIT's 2*MSL is over, the handshake took too long (the whole connect,
+        BSD's keepinit), or an orphaned FIN-WAIT-2 waited long enough. True if that ended the connection."""
+        state = self._state
+        if state == State.TIME_WAIT:
+            self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
+        elif state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._give_up(now, "timeout")
+        elif state == State.FIN_WAIT_2:
+            self.host.count(Count.FIN_WAIT_2_TIMEOUT)
+            self.host.destroy(self, Cause.TIMEOUT, None)
+        else:
+            return False
+        return True
+
+    def _idle_and_keepalive(self, now: float) -> None:
+        """A synchronized connection silent for `idle_timeout` is dropped; one we may send on is probed after
+        `keepalive_idle` (RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1 elicits an ACK) and dropped after
+        `keepalive_probes` unanswered probes."""
+        cfg = self.host.config
+        timers = self.timers
+        if now >= timers.idle_deadline(cfg):
+            self.host.count(Count.IDLE_TIMEOUT)
+            self._give_up(now, "idle")
+            return
+        if cfg.keepalive and self._state in CAN_SEND and now >= timers.keepalive_deadline(cfg):
+            if timers.keepalive_sent >= cfg.keepalive_probes:
+                self.host.count(Count.KEEPALIVE_TIMEOUT)
                 self._give_up(now, "timeout")
                 return
-            if self.state == State.FIN_WAIT_2:
-                self.layer.count("fin-wait-2-timeout")
-                self.layer.destroy(self, None)
-                return
-        if self.t_rtx <= now:
-            self.t_rtx = INF
-            self._retransmit_timeout(now)
-            if self.state == State.CLOSED:
-                return
-        if self.t_persist <= now:
-            self.t_persist = INF
-            self._persist_probe(now)
-        if self.t_delack <= now:
-            self.t_delack = INF
-            self.send_ack(now)
-        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT:
-            if now >= self.last_activity + cfg.idle_timeout:
-                self.layer.count("idle-timeout")
-                self._give_up(now, "idle")
-                return
-            if cfg.keepalive and self.state in CAN_SEND and \
-                    now >= self.last_heard + cfg.keepalive_idle + self.keepalive_sent * cfg.keepalive_interval:
-                if self.keepalive_sent >= cfg.keepalive_probes:
-                    self.layer.count("keepalive-timeout")
-                    self._give_up(now, "timeout")
-                    return
-                self.keepalive_sent += 1
-                # RFC 9293 §3.8.4: a segment with SEG.SEQ = SND.NXT-1 elicits an ACK.
-                self._emit(now, (self.snd_una - 1) & MASK, ACK)
+            timers.keepalive_sent += 1
+            self._emit(now, (self.snd_una - 1) & MASK, ACK)
 
     def _give_up(self, now: float, error: str) -> None:
-        if self.state in SYNCHRONIZED or self.state == State.SYN_RECEIVED:
+        if self._state in SYNCHRONIZED or self._state == State.SYN_RECEIVED:
             self.send_rst(now)
-        self.layer.destroy(self, error)
+        self.host.destroy(self, Cause.TIMEOUT, error)
 
     def _retransmit_timeout(self, now: float) -> None:
-        cfg = self.layer.config
+        cfg = self.host.config
         self.retries += 1
-        self.rtt_seq = None  # Karn: nothing sent before this timeout can be timed
-        state = self.state
+        self.rtt.cancel()  # Karn: nothing sent before this timeout can be timed
+        state = self._state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.retries > cfg.syn_retries:
-                self.layer.count("syn-retries-exceeded")
+                self.host.count(Count.SYN_RETRIES_EXCEEDED)
                 self._give_up(now, "timeout")
                 return
             self._backoff()
             if state == State.SYN_SENT:
-                self._emit(now, self.iss, SYN, options=self._syn_options)
+                self._emit(now, self.iss, SYN, options=self.handshake.syn_options)
             else:
-                self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-            self.t_rtx = now + self.rto
+                self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
+            self.timers.rtx = now + self.rtt.rto
             return
         if self.snd_max == self.snd_una:
             return
-        if self.snd_wnd == 0 and self.sndbuf:
+        if self.snd_wnd == 0 and self.send_buffer.data:
             # Still probing a zero window: the peer answers, so this is not a dead connection.
-            if now - self.last_progress >= cfg.user_timeout:
-                self.layer.count("persist-timeout")
+            if now - self.timers.last_progress >= cfg.user_timeout:
+                self.host.count(Count.PERSIST_TIMEOUT)
                 self._give_up(now, "timeout")
                 return
             self.retries -= 1
             self.backoff += 1
-            self.layer.count("window-probe")
-            self._emit(now, self.snd_una, ACK, self.sndbuf[:1])
-            self.t_rtx = now + self._persist_interval()
+            self.host.count(Count.WINDOW_PROBE)
+            self._emit(now, self.snd_una, ACK, self.send_buffer.data[:1])
+            self.timers.rtx = now + self._persist_interval()
             return
-        if self.retries > cfg.data_retries or now - self.last_progress >= cfg.user_timeout:
-            self.layer.count("retransmit-timeout")
+        if self.retries > cfg.data_retries or now - self.timers.last_progress >= cfg.user_timeout:
+            self.host.count(Count.RETRANSMIT_TIMEOUT)
             self._give_up(now, self.error if self.error == "unreachable" else "timeout")
             return
         self._backoff()
-        # RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4: leave recovery.
-        flight = (self.snd_max - self.snd_una) & MASK
-        if self.retries == 1:
-            self.ssthresh = max(flight // 2, 2 * self.mss)
-        self.cwnd = self.mss
-        self.recover = self.snd_max
-        self.in_recovery = False
-        self.dupacks = 0
+        self.congestion.timeout(self.retries == 1, self.snd_una, self.snd_max, self.mss)
         self.snd_nxt = self.snd_una
-        self.t_rtx = INF
+        self.timers.rtx = INF
         self.output(now)
-        if self.t_rtx == INF:
-            self.t_rtx = now + self.rto
+        if self.timers.rtx == INF:
+            self.timers.rtx = now + self.rtt.rto
 
     def _backoff(self) -> None:
-        cfg = self.layer.config
         self.backoff += 1
-        self.rto = min(self.rto * 2, cfg.rto_max)
+        self.rtt.back_off(self.host.config)
 
     def _persist_probe(self, now: float) -> None:
         """Zero-window probe (RFC 9293 §3.8.6.1): send one byte of new data beyond the closed window; from then
         on the retransmission timer repeats it with backoff, without counting toward `data_retries`."""
-        if self.state not in SYNCHRONIZED or not self.sndbuf or self.snd_wnd != 0 or self.snd_max != self.snd_una:
+        if self._state not in SYNCHRONIZED or not self.send_buffer.data or self.snd_wnd != 0 or \
+                self.snd_max != self.snd_una:
             return
-        if now - self.last_progress >= self.layer.config.user_timeout:
+        if now - self.timers.last_progress >= self.host.config.user_timeout:
             self._give_up(now, "timeout")
             return
-        self.layer.count("window-probe")
+        self.host.count(Count.WINDOW_PROBE)
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
-        self.t_rtx = now + self._persist_interval()
+        self.timers.rtx = now + self._persist_interval()
 
-    # ------------------------------------------------------------------ RTT (RFC 6298)
 
-    def _rtt_sample(self, rtt: float) -> None:
-        cfg = self.layer.config
-        rtt = max(rtt, 0.0)
-        if self.srtt == 0.0:
-            self.srtt = rtt
-            self.rttvar = rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
-
-    # ------------------------------------------------------------------ input
-
-    def segment_arrived(self, now: float, seg: Segment) -> None:
-        self.last_heard = now
-        self.keepalive_sent = 0
-        if self.state == State.SYN_SENT:
-            self._syn_sent(now, seg)
-        else:
-            self._synchronized(now, seg)
-        if self.state != State.CLOSED:
-            self.output(now)
-
-    def apply_peer_syn_options(self, seg: Segment) -> None:
-        cfg = self.layer.config
-        opts = seg.options
-        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
-        self.mss = max(cfg.min_mss, min(peer_mss, cfg.local_mss))
-        self.wscale_ok = cfg.window_scaling and opts.wscale is not None
-        if self.wscale_ok and opts.wscale is not None:
-            self.snd_wscale = opts.wscale
-        else:
-            self.snd_wscale = 0
-            self.rcv_wscale = 0
-        self.ts_enabled = cfg.timestamps and opts.ts_val is not None
-        if self.ts_enabled and opts.ts_val is not None:
-            self.ts_recent = opts.ts_val
-            self.mss -= TS_OPTION_LEN
-        self.irs = seg.seq
-        self.rcv_nxt = (seg.seq + 1) & MASK
-        self.rcv_adv = self.rcv_nxt
-        # BSD rounds the receive buffer up to a whole number of segments.
-        self.rcv_buf_size = -(-cfg.rcv_buffer // self.mss) * self.mss if not self.ts_enabled else \
-            -(-cfg.rcv_buffer // (self.mss + TS_OPTION_LEN)) * (self.mss + TS_OPTION_LEN)
-        self.cwnd = min(cfg.initial_window_segments * self.mss, max(2 * self.mss, 14600))
-
-    def _syn_sent(self, now: float, seg: Segment) -> None:
-        flags = seg.flags
-        ack_ok = False
-        if flags & ACK:
-            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
-                if not flags & RST:
-                    self.layer.count("syn-sent-bad-ack")
-                    self.layer.send_reset_for(self.local, self.remote, seg, now)
-                return
-            ack_ok = True
-        if flags & RST:
-            if ack_ok:
-                self.layer.destroy(self, "refused")
-            else:
-                self.layer.count("rst-without-ack-in-syn-sent")
-            return
-        if not flags & SYN:
-            self.layer.count("syn-sent-no-syn")
-            return
-        if flags & FIN:
-            self.layer.count("syn-fin")
-            return
-        self.apply_peer_syn_options(seg)
-        self.snd_wnd = seg.window  # never scaled in a SYN
-        self.max_snd_wnd = self.snd_wnd
-        self.snd_wl1 = seg.seq
-        self.snd_wl2 = seg.ack
-        if ack_ok:
-            self.snd_una = seg.ack
-            if self.rtt_seq is not None and self.retries == 0:
-                self._rtt_sample(now - self.rtt_time)
-            self.rtt_seq = None
-            self.retries = 0
-            self.backoff = 0
-            self.t_rtx = INF
-            self.t_state = INF
-            self.state = State.ESTABLISHED
-            self.last_progress = now
-            self.layer.emit(ev.Connected(self.id))
-            if len(seg.payload):
-                self._receive_data(now, (seg.seq + 1) & MASK, seg.payload, False)
-            self.send_ack(now)
-            return
-        # Simultaneous open (RFC 9293 §3.5, figure 8): answer with SYN-ACK of the same ISS.
-        self.state = State.SYN_RECEIVED
-        if len(seg.payload):
-            self.syn_data = bytes(seg.payload[: self.free_space()])
-        self.send_syn_ack(now, None)
-        self.t_rtx = now + self.rto
-
-    def _acceptable(self, seg: Segment, seg_len: int) -> bool:
-        """RFC 9293 §3.10.7.4 first check, the four-case table."""
-        wnd = self.rcv_wnd()
-        seq = seg.seq
-        if seg_len == 0:
-            if wnd == 0:
-                return seq == self.rcv_nxt
-            return seq_in(seq, self.rcv_nxt, wnd)
-        if wnd == 0:
-            return False
-        return seq_in(seq, self.rcv_nxt, wnd) or seq_in((seq + seg_len - 1) & MASK, self.rcv_nxt, wnd)
-
-    def _synchronized(self, now: float, seg: Segment) -> None:
-        layer = self.layer
-        cfg = layer.config
-        flags = seg.flags
-        state = self.state
-        if state == State.SYN_RECEIVED and not self.passive and flags & SYN and flags & ACK and seg.seq == self.irs:
-            # Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats the SYN we already hold;
-            # what is new in it is the ACK.
-            seg.flags = flags = flags & ~SYN
-            seg.seq = (seg.seq + 1) & MASK
-        payload = seg.payload
-        seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-
-        # PAWS (RFC 7323 §5): a timestamp older than TS.Recent marks an old duplicate.
-        opts = seg.options
-        if self.ts_enabled and opts.ts_val is not None and not flags & RST and \
-                ((self.ts_recent - opts.ts_val) & MASK) < 0x80000000 and opts.ts_val != self.ts_recent:
-            layer.count("paws")
-            self.send_ack(now)
-            return
-
-        if not flags & (ACK | SYN | RST):
-            layer.count("no-ack")
-            return
-
-        if flags & RST and state == State.TIME_WAIT:
-            # RFC 1337 §3 fix F1, as FreeBSD does (Linux with net.ipv4.tcp_rfc1337=1), instead of RFC 9293
-            # §3.10.7.4's "enter CLOSED": a RST, even one exactly at RCV.NXT (an old duplicate, or anyone who
-            # guesses it), would end TIME-WAIT early ("TIME-WAIT assassination"), so a delayed segment of this
-            # connection could be taken for data of the next one on the same ports (RFC 1337 hazards H1-H3).
-            # Both sides have finished; nothing is lost by waiting out 2*MSL.
-            layer.count("time-wait-rst-ignored")
-            return
-
-        if state == State.SYN_RECEIVED and self.passive and flags & SYN and not flags & (ACK | RST) and \
-                seg.seq == self.irs:
-            # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
-            layer.count("syn-retransmitted")
-            self._emit(now, self.iss, SYN | ACK, options=self._syn_options)
-            return
-
-        # First: sequence number
-        old = False
-        acceptable = self._acceptable(seg, seg_len)
-        if not acceptable and seg.seq == self.rcv_nxt and flags & ACK and not flags & SYN:
-            # A segment with text at RCV.NXT fails the test only when our window is closed: a zero-window probe.
-            # RFC 9293 §3.10.7.4: "special allowance should be made to accept valid ACKs, URGs, and RSTs" (BSD and
-            # Linux take the ACK too). Its acknowledgement may be the only one the peer sends us while it probes;
-            # its octet is dropped and answered below, like an old segment's.
-            layer.count("zero-window-probe-received")
-            old = True
-        elif not acceptable:
-            if flags & RST:
-                layer.count("rst-out-of-window")
-                return
-            if flags & SYN and cfg.challenge_syn:
-                layer.count("syn-challenge-ack")
-                self.challenge_ack(now)
-                return
-            layer.count("out-of-window")
-            if state == State.SYN_RECEIVED or flags & SYN or not flags & ACK or \
-                    seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
-                if state != State.SYN_RECEIVED:
-                    self.send_ack(now)
-                return
-            # Entirely old (a duplicate, or a keepalive probe): its acknowledgement is still news, as BSD
-            # treats it; the data is not. We answer with an ACK below.
-            old = True
-
-        # Second: RST (RFC 5961 §3.2)
-        if flags & RST:
-            if cfg.challenge_rst and seg.seq != self.rcv_nxt:
-                layer.count("rst-challenge-ack")
-                self.challenge_ack(now)
-                return
-            layer.count("rst-accepted")
-            if state == State.SYN_RECEIVED:
-                layer.destroy(self, "refused" if not self.passive else None, notify=not self.passive)
-            else:
-                layer.destroy(self, "reset")
-            return
-
-        # Fourth: SYN in a synchronized state (RFC 5961 §4.2)
-        if flags & SYN:
-            if cfg.challenge_syn:
-                layer.count("syn-challenge-ack")
-                self.challenge_ack(now)
-                return
-            layer.count("syn-in-window-reset")
-            self.send_rst(now)
-            layer.destroy(self, "reset")
-            return
-
-        # Fifth: ACK
-        if not flags & ACK:
-            layer.count("no-ack")
-            return
-
-        if state == State.SYN_RECEIVED:
-            if not (seq_lt(self.snd_una, seg.ack) and seq_le(seg.ack, self.snd_max)):
-                layer.count("syn-received-bad-ack")
-                layer.send_reset_for(self.local, self.remote, seg, now)
-                return
-            self._established_from_syn_received(now, seg)
-            state = self.state
-
-        ack = seg.ack
-        # RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.MAX].
-        if seq_gt(ack, self.snd_max):
-            layer.count("ack-unsent-data")
-            self.challenge_ack(now)
-            return
-        if cfg.ack_check and seq_lt(ack, (self.snd_una - self.max_snd_wnd) & MASK):
-            layer.count("ack-too-old")
-            self.challenge_ack(now)
-            return
-
-        if self.ts_enabled and opts.ts_val is not None and seq_le(seg.seq, self.rcv_nxt):
-            self.ts_recent = opts.ts_val
-
-        self._process_ack(now, seg)
-        state = self.state
-        if state == State.CLOSED:
-            return
-
-        if state == State.FIN_WAIT_1 and self.fin_acked:
-            self.state = state = State.FIN_WAIT_2
-            if self.app_closed:
-                self.t_state = now + cfg.fin_wait_2_timeout
-        elif state == State.CLOSING and self.fin_acked:
-            self._enter_time_wait(now)
-            return
-        elif state == State.LAST_ACK and self.fin_acked:
-            layer.destroy(self, None)
-            return
-        elif state == State.TIME_WAIT:
-            # Acknowledge anything but an exact duplicate ACK; a repeated FIN restarts the 2*MSL wait.
-            if flags & FIN or payload or old or seg.seq != self.rcv_nxt or seg.ack != self.snd_nxt:
-                self.send_ack(now)
-            if flags & FIN:
-                self.t_state = now + 2 * cfg.msl
-            return
-
-        if old:
-            self.send_ack(now)
-            return
-
-        # Seventh: segment text; eighth: FIN
-        if payload or flags & FIN:
-            if state in RECEIVES_DATA:
-                self._receive_data(now, seg.seq, payload, bool(flags & FIN))
-            elif payload:
-                layer.count("data-after-fin")
-                self.send_ack(now)
-
-    def _established_from_syn_received(self, now: float, seg: Segment) -> None:
-        self.snd_una = seg.ack
-        self.snd_wnd = seg.window << self.snd_wscale
-        self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-        self.snd_wl1 = seg.seq
-        self.snd_wl2 = seg.ack
-        if self.retries == 0 and self.rtt_time:
-            self._rtt_sample(now - self.rtt_time)
-        self.retries = 0
-        self.backoff = 0
-        self.rto = max(self.rto, self.layer.config.rto_min) if self.srtt else self.layer.config.rto_initial
-        self.t_rtx = INF
-        self.t_state = INF
-        self.last_progress = now
-        self.state = State.FIN_WAIT_1 if self.fin_queued else State.ESTABLISHED
-        self.layer.half_open_done(self)
-        if self.passive:
-            self.layer.emit(ev.Accepted(self.id, self.listener_port))
-        else:
-            self.layer.emit(ev.Connected(self.id))
-        if self.syn_data:
-            data = self.syn_data
-            self.syn_data = b""
-            self._receive_data(now, self.rcv_nxt, memoryview(data), False)
-
-    def _process_ack(self, now: float, seg: Segment) -> None:
-        ack = seg.ack
-        acked = (ack - self.snd_una) & MASK
-        cfg = self.layer.config
-        window = seg.window << self.snd_wscale
-        if acked and acked < 0x80000000 and seq_le(ack, self.snd_max):
-            self._new_ack(now, seg, acked)
-        elif acked == 0 and self.snd_max != self.snd_una and not seg.payload and not seg.flags & FIN and \
-                window == self.snd_wnd and window:
-            # Duplicate ACK (RFC 5681 §2 definition)
-            self.dupacks += 1
-            if self.in_recovery:
-                self.cwnd += self.mss  # RFC 6582 §3.2 step 3: inflate
-            elif (self.dupacks == cfg.dupack_threshold and seq_gt(ack, self.recover)) or \
-                    (self.dupacks == cfg.dupack_threshold and self.recover == self.snd_una):
-                self.layer.count("fast-retransmit")
-                flight = (self.snd_max - self.snd_una) & MASK
-                self.ssthresh = max(flight // 2, 2 * self.mss)
-                self.recover = self.snd_max
-                self.in_recovery = True
-                self.retransmit_first(now)
-                self.cwnd = self.ssthresh + 3 * self.mss
-        # Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2 rule)
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
-            self.snd_wnd = window
-            self.snd_wl1 = seg.seq
-            self.snd_wl2 = ack
-            self.max_snd_wnd = max(self.max_snd_wnd, window)
-            if window:
-                self.t_persist = INF
-                if self.backoff and self.snd_max == self.snd_una:
-                    self.backoff = 0
-
-    def _new_ack(self, now: float, seg: Segment, acked: int) -> None:
-        cfg = self.layer.config
-        mss = self.mss
-        buflen = len(self.sndbuf)
-        # RTT sample: timestamps echo (RFC 7323 §4) or the one timed segment; Karn excludes retransmissions.
-        ecr = seg.options.ts_ecr
-        if self.ts_enabled and ecr and self.retries == 0:
-            self._rtt_sample(((self.ts_now(now) - ecr) & MASK) / 1000.0)
-        elif self.rtt_seq is not None and seq_gt(seg.ack, self.rtt_seq):
-            self._rtt_sample(now - self.rtt_time)
-            self.rtt_seq = None
-        if acked > buflen:
-            # The ACK covers our FIN.
-            self.fin_acked = True
-            del self.sndbuf[:]
-        else:
-            del self.sndbuf[:acked]
-        self.layer.snd_held -= min(acked, buflen)
-        self.snd_una = seg.ack
-        # SND.WND counts from SND.UNA, so it shrinks by what was acknowledged and the right edge stays where the
-        # peer put it; _process_ack then takes the segment's window if the SND.WL1/SND.WL2 rule allows. Without
-        # this, an ACK that may not update the window (the peer's retransmission of an old segment, SEG.SEQ below
-        # SND.WL1) slid the edge forward by `acked` and we sent that much beyond the window (BSD does the same).
-        self.snd_wnd = self.snd_wnd - acked if self.snd_wnd > acked else 0
-        if seq_lt(self.snd_nxt, self.snd_una):
-            self.snd_nxt = self.snd_una
-        self.retries = 0
-        self.backoff = 0
-        self.last_progress = now
-        if self.in_recovery:
-            if seq_ge(seg.ack, self.recover):
-                # Full acknowledgement (RFC 6582 §3.2 step 3 full ack): deflate.
-                flight = (self.snd_max - self.snd_una) & MASK
-                self.cwnd = min(self.ssthresh, max(flight, mss) + mss)
-                self.in_recovery = False
-                self.dupacks = 0
-            else:
-                # Partial acknowledgement: the next hole is lost too.
-                self.layer.count("partial-ack-retransmit")
-                self.retransmit_first(now)
-                self.cwnd = max(self.cwnd - acked + mss, mss)
-                self.t_rtx = now + self.rto
-        else:
-            self.dupacks = 0
-            if self.cwnd < self.ssthresh:
-                self.cwnd += min(acked, mss)           # slow start (RFC 5681 §3.1, RFC 3465 L=1)
-            else:
-                self.cwnd += max(1, mss * mss // self.cwnd)  # congestion avoidance
-        self.cwnd = min(self.cwnd, cfg.snd_buffer + 4 * mss)
-        if self.snd_max == self.snd_una:
-            self.t_rtx = INF
-        else:
-            self.t_rtx = now + self.rto
-        if self.notify_writable and self.send_room() > 0:
-            self.notify_writable = False
-            self.layer.emit(ev.Writable(self.id))
-
-    def _receive_data(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
-        layer = self.layer
-        cfg = layer.config
-        n = len(payload)
-        duplicate_head = False
-        if seq != self.rcv_nxt:
-            skip = (self.rcv_nxt - seq) & MASK
-            if skip < 0x80000000:
-                # Starts before RCV.NXT: trim the duplicate head.
-                if skip >= n + (1 if fin else 0):
-                    layer.count("duplicate-segment")
-                    self.send_ack(now)
-                    return
-                payload = payload[skip:]
-                n -= skip
-                seq = self.rcv_nxt
-                duplicate_head = True
-            else:
-                self._queue_out_of_order(now, seq, payload, fin)
-                return
-        space = self.free_space()
-        over_budget = False
-        if n > space:
-            # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
-            # where we stopped and sends the rest again.
-            over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
-            layer.count("rcv-budget-exhausted" if over_budget else "data-beyond-window")
-            payload = payload[:space]
-            n = space
-            fin = False
-        was_empty = not self.rcvbuf
-        filled_gap = False
-        if n:
-            self._rcv_append(payload)
-            self.rcv_nxt = (self.rcv_nxt + n) & MASK
-            self.last_activity = now
-        if self.ooo:
-            filled_gap, fin = self._drain_out_of_order(fin)
-            filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
-        if self.app_closed and self.rcvbuf:
-            # Nobody will read this any more: acknowledge and discard, so the window stays open and the
-            # peer can finish instead of probing a closed window until a timeout.
-            self.layer.count("data-after-close")
-            self.discard_received()
-        if self.rcvbuf and was_empty and not self.reading_paused:
-            self.readable_pending = True
-            layer.emit(ev.Readable(self.id))
-        if fin:
-            self._fin_received(now)
-            return
-        if not n:
-            if over_budget:
-                self.send_ack(now)
-            return
-        self.unacked_segments += 1
-        if filled_gap or duplicate_head or over_budget or self.ooo or \
-                self.unacked_segments >= cfg.delayed_ack_segments:
-            self.send_ack(now)
-        elif self.t_delack == INF:
-            self.t_delack = now + cfg.delayed_ack
-
-    def _queue_out_of_order(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
-        """Keep a segment that arrived ahead of RCV.NXT, within window and the queue's limits; ACK at once
-        (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
-        layer = self.layer
-        cfg = layer.config
-        if self.app_closed:
-            # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
-            # acknowledged and discarded (see _receive_data), so the peer can still finish.
-            layer.count("data-after-close")
-            self.send_ack(now)
-            return
-        offset = (seq - self.rcv_nxt) & MASK
-        room = self.rcv_wnd() - offset
-        if room <= 0:
-            layer.count("data-beyond-window")
-            self.send_ack(now)
-            return
-        if len(payload) > room:
-            payload = payload[:room]
-            fin = False
-        if len(self.ooo) >= cfg.ooo_max_segments or self.ooo_bytes + len(payload) > cfg.ooo_max_bytes:
-            layer.count("ooo-queue-full")
-            self.send_ack(now)
-            return
-        if layer.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
-            # Every connection's queues together are full: drop rather than queue. The sender retransmits
-            # after the hole is filled, so this costs throughput under loss, never correctness.
-            layer.count("ooo-budget-exhausted")
-            self.send_ack(now)
-            return
-        for existing_seq, existing, _efin in self.ooo:
-            if existing_seq == seq and len(existing) >= len(payload):
-                layer.count("duplicate-segment")
-                self.send_ack(now)
-                return
-        self.ooo.append((seq, bytes(payload), fin))
-        self.ooo.sort(key=lambda entry: (entry[0] - self.rcv_nxt) & MASK)
-        self.ooo_bytes += len(payload)
-        layer.ooo_held += len(payload) + cfg.ooo_entry_overhead
-        layer.count("out-of-order")
-        self.send_ack(now)
-
-    def _drain_out_of_order(self, fin: bool) -> tuple[bool, bool]:
-        """Move queued segments that now start at or before RCV.NXT into the receive buffer."""
-        filled = False
-        charge = self._ooo_charge()
-        keep: list[tuple[int, bytes, bool]] = []
-        for seq, data, seg_fin in sorted(self.ooo, key=lambda entry: (entry[0] - self.rcv_nxt) & MASK):
-            self.ooo_bytes -= len(data)
-            skip = (self.rcv_nxt - seq) & MASK
-            if skip >= 0x80000000:
-                keep.append((seq, data, seg_fin))
-                self.ooo_bytes += len(data)
-                continue
-            if skip < len(data):
-                chunk = data[skip:][: self.free_space()]
-                self._rcv_append(chunk)
-                self.rcv_nxt = (self.rcv_nxt + len(chunk)) & MASK
-                filled = True
-                if seg_fin and len(chunk) == len(data) - skip:
-                    fin = True
-            elif skip == len(data) and seg_fin:
-                fin = True
-                filled = True
-        self.ooo = keep
-        self.layer.ooo_held += self._ooo_charge() - charge
-        return filled, fin
-
-    def _fin_received(self, now: float) -> None:
-        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
-        self.layer.ooo_held -= self._ooo_charge()
-        self.ooo = []
-        self.ooo_bytes = 0
-        if self.state == State.FIN_WAIT_1 and not self.fin_acked and not self.sndbuf and \
-                self.snd_nxt == self.snd_max:
-            # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
-            self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
-        else:
-            self.send_ack(now)
-        self.layer.emit(ev.PeerClosed(self.id))
-        state = self.state
-        if state == State.ESTABLISHED:
-            self.state = State.CLOSE_WAIT
-        elif state == State.FIN_WAIT_1:
-            if self.fin_acked:
-                self._enter_time_wait(now)
-            else:
-                self.state = State.CLOSING
-        elif state == State.FIN_WAIT_2:
-            self._enter_time_wait(now)
-
-    def _enter_time_wait(self, now: float) -> None:
-        self.state = State.TIME_WAIT
-        self.t_rtx = INF
-        self.t_persist = INF
-        self.t_delack = INF
-        self.discard_sent()
-        if self.app_closed:
-            self.discard_received()
-        self.t_state = now + 2 * self.layer.config.msl
-        self.layer.entered_time_wait(self)
+__all__ = ["INF", "Connection", "State", "window_shift"]

@@ -4,21 +4,29 @@ It implements the `SegmentLayer` contract of `netstack.stack` (segment_received,
 take_outgoing, next_deadline, timers_expired) and a socket-like API addressed by connection id. Time and the
 ISN secret are passed in; nothing here reads a clock or a random source. Nothing raises out of
 `segment_received` or `icmp_error_received`: a malformed or unwelcome segment is counted in `stats` under the
-reason it was refused.
+reason it was refused (a `Count`), and a bug, an illegal state transition included, is contained and counted
+as `internal-error` (`internal_error`).
+
+Connections are made by their own constructors (`Connection.active_open`, `passive_open`, `cookie_open`) and
+see this layer only through the `Host` protocol (netstack/tcp/host.py); the layer reads connections but changes
+them only through their methods, apart from `timers.queued`, its own record of each one's timer-heap entry.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
-import struct
 from collections import Counter
 
 from netstack.faults import FaultLog
 from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
+from netstack.tcp import icmp
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import INF, Connection, State
+from netstack.tcp.connection import INF, Connection
+from netstack.tcp.counters import Count
+from netstack.tcp.host import Budgets
 from netstack.tcp.isn import IsnGenerator
 from netstack.tcp.segment import (
     ACK,
@@ -34,16 +42,14 @@ from netstack.tcp.segment import (
     parse_segment,
 )
 from netstack.tcp.seq import MASK, seq_gt, seq_in
+from netstack.tcp.state import Cause, IllegalTransitionError, State
+from netstack.tcp.tcb import Tcb
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[bytes, int, bytes, int]  # (remote, remote port, local, local port)
 EPHEMERAL_LOW = 49152
 EPHEMERAL_COUNT = 16384
-_QUOTED_TCP = struct.Struct("!HHI")
-ICMP_UNREACHABLE = 3
-ICMP_TIME_EXCEEDED = 11
-HARD_UNREACHABLE_CODES = frozenset({2, 3, 9, 10, 13})  # protocol, port, net/host/communication prohibited
 
 
 class TcpError(Exception):
@@ -75,12 +81,11 @@ class TcpLayer:
         self.events: list[ev.Event] = []
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
-        # Bytes held across all connections, against TcpConfig.rcv_budget / ooo_budget / snd_budget.
-        self.rcv_held = 0
-        self.ooo_held = 0
-        self.snd_held = 0
+        self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
+        # The timer heap holds (deadline, connection id); a connection's `timers.queued` says which of its
+        # entries is current, so a moved deadline needs no removal: a stale entry is skipped when it comes up.
         self._heap: list[tuple[float, int]] = []
-        self._next_id = 1
+        self._ids = itertools.count(1)  # connection ids, never reused
         self._rst_second = -1
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
@@ -111,7 +116,7 @@ class TcpLayer:
         while heap:
             when, conn_id = heap[0]
             conn = self.by_id.get(conn_id)
-            if conn is not None and conn.scheduled == when:
+            if conn is not None and conn.timers.queued == when:
                 return when
             heapq.heappop(heap)
         return None
@@ -121,9 +126,9 @@ class TcpLayer:
         while heap and heap[0][0] <= now:
             when, conn_id = heapq.heappop(heap)
             conn = self.by_id.get(conn_id)
-            if conn is None or conn.scheduled != when:
+            if conn is None or conn.timers.queued != when:
                 continue
-            conn.scheduled = INF
+            conn.timers.queued = INF
             try:
                 conn.on_timer(now)
             except Exception as exc:  # noqa: BLE001
@@ -137,18 +142,18 @@ class TcpLayer:
 
     # ------------------------------------------------------------------ services for connections
 
-    def count(self, reason: str) -> None:
+    def count(self, reason: Count) -> None:
         self.stats[reason] += 1
 
     def internal_error(self, what: str, error: Exception) -> None:
         """A bug, not an attack we expected: counted, and logged with its traceback once per place
         (netstack/faults.py) so that a peer who can trigger it cannot flood the log."""
-        self.count("internal-error")
+        self.count(Count.INTERNAL_ERROR)
         self.faults.report(what, error)
 
     def emit(self, event: ev.Event) -> None:
         if len(self.events) >= self.config.max_events:
-            self.count("event-queue-full")
+            self.count(Count.EVENT_QUEUE_FULL)
             return
         self.events.append(event)
 
@@ -156,7 +161,7 @@ class TcpLayer:
         """Queue a segment for take_outgoing; past `max_outgoing` it is dropped like on a full NIC queue, and
         TCP's retransmission recovers it."""
         if len(self.outgoing) >= self.config.max_outgoing:
-            self.count("tx-queue-full")
+            self.count(Count.TX_QUEUE_FULL)
             return
         self.outgoing.append((local, remote, segment))
 
@@ -166,7 +171,7 @@ class TcpLayer:
             self._rst_second = second
             self._rst_count = 0
         if self._rst_count >= self.config.rst_rate_limit:
-            self.count("rst-rate-limited")
+            self.count(Count.RST_RATE_LIMITED)
             return False
         self._rst_count += 1
         return True
@@ -175,7 +180,7 @@ class TcpLayer:
         """The RFC 9293 §3.10.7.1 reply to a segment no connection wants."""
         if seg.flags & RST or not self._allow_rst(now):
             return
-        self.count("rst-sent")
+        self.count(Count.RST_SENT)
         if seg.flags & ACK:
             out = build_segment(local, remote, seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
         else:
@@ -183,82 +188,92 @@ class TcpLayer:
             out = build_segment(local, remote, seg.dst_port, seg.src_port, 0, ack, RST | ACK, 0)
         self.transmit(local, remote, out)
 
-    def half_open_done(self, conn: Connection) -> None:
+    def half_open_done(self, conn: Tcb) -> None:
         if conn.id in self.half_open:
             self.half_open.discard(conn.id)
-            listener = self.listeners.get(conn.listener_port)
+            listener = self.listeners.get(conn.handshake.listener_port)
             if listener is not None and listener.half_open > 0:
                 listener.half_open -= 1
+
+    @property
+    def rcv_held(self) -> int:
+        """Unread received bytes, all connections together (for statistics and tests)."""
+        return self.budgets.rcv_held
+
+    @property
+    def ooo_held(self) -> int:
+        """Out-of-order bytes and their overhead, all connections together."""
+        return self.budgets.ooo_held
+
+    @property
+    def snd_held(self) -> int:
+        """Unacknowledged or unsent bytes, all connections together."""
+        return self.budgets.snd_held
 
     @property
     def time_wait(self) -> int:
         return len(self.time_wait_ids)
 
-    def entered_time_wait(self, conn: Connection) -> None:
+    def entered_time_wait(self, conn: Tcb) -> None:
         """A TIME_WAIT entry holds no buffers and no longer counts against its source's limit (a client of a
         server that closes first would otherwise be locked out for 2*MSL); the global limit recycles the
         oldest TIME_WAIT entry when it is reached."""
         self.time_wait_ids[conn.id] = None
         self._release_source(conn.remote)
-        self.count("time-wait")
+        self.count(Count.TIME_WAIT)
 
     def _release_source(self, remote: bytes) -> None:
         self.per_source[remote] -= 1
         if self.per_source[remote] <= 0:
             del self.per_source[remote]
 
-    def destroy(self, conn: Connection, error: str | None, *, notify: bool = True) -> None:
-        if self.by_id.pop(conn.id, None) is None:
+    def destroy(self, conn: Tcb, cause: Cause, error: str | None, *, notify: bool = True) -> None:
+        """End `conn` (entering CLOSED for `cause`) and give back everything it held; `error` goes to the user."""
+        if conn.id not in self.by_id:
             return
+        conn.closed(cause, error)
+        del self.by_id[conn.id]
         self.connections.pop(conn.key, None)
         self.half_open_done(conn)
         if conn.id in self.time_wait_ids:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
-        conn.state = State.CLOSED
-        conn.error = error
-        conn.t_rtx = conn.t_delack = conn.t_persist = conn.t_state = INF
-        conn.discard_sent()
-        conn.discard_received()
         if notify:
             self.emit(ev.Closed(conn.id, error))
 
     def _schedule(self, conn: Connection) -> None:
-        if conn.state == State.CLOSED:
-            return
+        if conn.id not in self.by_id:
+            return  # destroyed (CLOSED): nothing left to time
         when = conn.deadline()
-        if when < conn.scheduled:
-            conn.scheduled = when
+        timers = conn.timers
+        if when < timers.queued:
+            timers.queued = when
             heapq.heappush(self._heap, (when, conn.id))
             if len(self._heap) > self.config.timer_heap_slack * len(self.by_id) + self.config.timer_heap_floor:
                 # Entries of closed connections or moved deadlines linger until their time; rebuild from
                 # the live connections so the timer heap stays proportional to the connection count.
-                self._heap = [(c.scheduled, c.id) for c in self.by_id.values() if c.scheduled != INF]
+                self._heap = [(c.timers.queued, c.id) for c in self.by_id.values() if c.timers.queued != INF]
                 heapq.heapify(self._heap)
-                self.count("timer-heap-compacted")
+                self.count(Count.TIMER_HEAP_COMPACTED)
 
-    def _new_connection(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
-                        iss: int) -> Connection:
-        conn_id = self._next_id
-        self._next_id += 1
-        conn = Connection(self, conn_id, local, local_port, remote, remote_port, iss, now)
+    def _register(self, conn: Connection) -> Connection:
         self.connections[conn.key] = conn
-        self.by_id[conn_id] = conn
-        self.per_source[remote] += 1
+        self.by_id[conn.id] = conn
+        self.per_source[conn.remote] += 1
         return conn
 
     def _admit(self, remote: bytes) -> bool:
         cfg = self.config
         if len(self.by_id) >= cfg.max_connections and self.time_wait_ids:
             oldest = next(iter(self.time_wait_ids))
-            self.count("time-wait-recycled")
-            self.destroy(self.by_id[oldest], None)
+            self.count(Count.TIME_WAIT_RECYCLED)
+            self.destroy(self.by_id[oldest], Cause.ABORT, None)
         if len(self.by_id) >= cfg.max_connections:
-            self.count("connection-limit")
+            self.count(Count.CONNECTION_LIMIT)
             return False
         if self.per_source[remote] >= cfg.max_per_source:
-            self.count("per-source-limit")
+            self.count(Count.PER_SOURCE_LIMIT)
             return False
         return True
 
@@ -272,19 +287,19 @@ class TcpLayer:
             return
         flags = seg.flags
         if seg.src_port == 0 or seg.dst_port == 0:
-            self.count("port-zero")
+            self.count(Count.PORT_ZERO)
             return
         if src == dst and seg.src_port == seg.dst_port:
-            self.count("land")
+            self.count(Count.LAND)
             return
         if flags & SYN and flags & RST:
-            self.count("syn-rst")
+            self.count(Count.SYN_RST)
             return
         if not flags & (SYN | RST | ACK | FIN):
-            self.count("null-flags")
+            self.count(Count.NULL_FLAGS)
             return
         if flags & (FIN | PSH | URG) == FIN | PSH | URG and not flags & ACK:
-            self.count("xmas")
+            self.count(Count.XMAS)
             return
         conn = self.connections.get((src, seg.src_port, dst, seg.dst_port))
         if conn is not None and flags & (SYN | ACK | RST | FIN) == SYN and self._reopens_time_wait(conn, seg):
@@ -292,17 +307,18 @@ class TcpLayer:
             # reuse ports quickly, and one whose new SYN only drew a challenge ACK (whose RST we then ignore,
             # RFC 1337) could not reconnect for 2*MSL. A timestamp newer than the old connection's is what
             # keeps old duplicates apart, so it is taken as a new connection.
-            self.count("time-wait-reopened")
-            self.destroy(conn, None, notify=False)
+            self.count(Count.TIME_WAIT_REOPENED)
+            self.destroy(conn, Cause.ABORT, None, notify=False)
             conn = None
         if flags & SYN and flags & FIN:
             # SYN+FIN is a scanner's probe. A closed port answers it like any segment (RST); a listener or
             # a connecting socket drops it when configured to (BSD drop_synfin), else the FIN is ignored.
-            self.count("syn-fin")
+            self.count(Count.SYN_FIN)
             if conn is not None or seg.dst_port in self.listeners:
                 if self.config.drop_syn_fin and (conn is None or conn.state == State.SYN_SENT):
                     return
-                seg.flags = flags = flags & ~FIN
+                flags &= ~FIN
+                seg = seg._replace(flags=flags)
         if conn is not None:
             conn.segment_arrived(now, seg)
             self._schedule(conn)
@@ -311,7 +327,7 @@ class TcpLayer:
         if listener is not None:
             self._listen_input(now, src, dst, seg, listener)
             return
-        self.count("closed-port")
+        self.count(Count.CLOSED_PORT)
         self.send_reset_for(dst, src, seg, now)
 
     def _reopens_time_wait(self, conn: Connection, seg: Segment) -> bool:
@@ -328,19 +344,19 @@ class TcpLayer:
         flags = seg.flags
         cfg = self.config
         if flags & RST:
-            self.count("listen-rst")
+            self.count(Count.LISTEN_RST)
             return
         if flags & SYN and flags & ACK:
-            self.count("listen-syn-ack")
+            self.count(Count.LISTEN_SYN_ACK)
             return
         if flags & ACK:
-            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg, listener):
+            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg):
                 return
-            self.count("listen-ack")
+            self.count(Count.LISTEN_ACK)
             self.send_reset_for(dst, src, seg, now)
             return
         if not flags & SYN:
-            self.count("listen-no-syn")
+            self.count(Count.LISTEN_NO_SYN)
             return
         if not self._admit(src):
             return
@@ -348,42 +364,32 @@ class TcpLayer:
             if cfg.syn_cookies:
                 self._send_cookie(now, src, dst, seg)
             else:
-                self.count("backlog-full")
+                self.count(Count.BACKLOG_FULL)
             return
         iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
-        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, iss)
-        conn.passive = True
-        conn.listener_port = listener.port
-        conn.state = State.SYN_RECEIVED
-        conn.apply_peer_syn_options(seg)
-        conn.snd_wnd = seg.window
-        conn.max_snd_wnd = seg.window
-        conn.snd_wl1 = seg.seq
+        conn = self._register(Connection.passive_open(self, next(self._ids), dst, src, seg, iss, now))
         self.half_open.add(conn.id)
         listener.half_open += 1
-        self.count("syn-received")
-        conn.send_syn_ack(now, seg)
-        conn.t_rtx = now + conn.rto
-        conn.t_state = now + cfg.connect_timeout
+        self.count(Count.SYN_RECEIVED)
         self._schedule(conn)
 
     def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
         if not self._cookie_bucket.allow(now):
-            self.count("syn-cookie-rate-limited")
+            self.count(Count.SYN_COOKIE_RATE_LIMITED)
             return
         peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
         mss = min(mss, self.config.local_mss)
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
                             self._cookie_window(), build_options(mss=mss))
-        self.count("syn-cookie-sent")
+        self.count(Count.SYN_COOKIE_SENT)
         self.transmit(dst, src, out)
 
     def _cookie_window(self) -> int:
         """The window a cookie SYN-ACK advertises, and so what the connection it makes starts from."""
         return min(self.config.rcv_buffer, 0xFFFF)
 
-    def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> bool:
+    def _cookie_ack(self, now: float, src: bytes, dst: bytes, seg: Segment) -> bool:
         peer_isn = (seg.seq - 1) & MASK
         cookie = (seg.ack - 1) & MASK
         mss = self.isn.check_cookie(now, dst, seg.dst_port, src, seg.src_port, peer_isn, cookie)
@@ -391,21 +397,9 @@ class TcpLayer:
             return False
         if not self._admit(src):
             return True
-        self.count("syn-cookie-accepted")
-        conn = self._new_connection(now, dst, seg.dst_port, src, seg.src_port, cookie)
-        conn.passive = True
-        conn.listener_port = listener.port
-        conn.state = State.SYN_RECEIVED
-        conn.mss = max(self.config.min_mss, min(mss, self.config.local_mss))
-        conn.irs = peer_isn
-        conn.rcv_nxt = seg.seq
-        # The window our cookie SYN-ACK advertised (unscaled: it offered no window scale). Data on the segment
-        # that completes the handshake, as when the bare ACK was lost, must fall inside it.
-        conn.rcv_adv = (seg.seq + self._cookie_window()) & MASK
-        conn.rcv_buf_size = -(-self.config.rcv_buffer // conn.mss) * conn.mss
-        conn.cwnd = min(self.config.initial_window_segments * conn.mss, max(2 * conn.mss, 14600))
-        conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
-        conn.snd_wl1 = seg.seq
+        self.count(Count.SYN_COOKIE_ACCEPTED)
+        conn = self._register(Connection.cookie_open(self, next(self._ids), dst, src, seg, mss, self._cookie_window(),
+                                                     now))
         conn.segment_arrived(now, seg)
         self._schedule(conn)
         return True
@@ -414,51 +408,34 @@ class TcpLayer:
                     next_hop_mtu: int | None) -> None:
         """RFC 5927: act only on an error that quotes one of our connections with a sequence number we
         have sent and not yet seen acknowledged; anything else is a blind attack or stale."""
-        if len(quoted) < 20:
-            self.count("icmp-short-quote")
+        quote = icmp.parse_quote(quoted)
+        if isinstance(quote, Count):
+            self.count(quote)
             return
-        ihl = (quoted[0] & 0x0F) * 4
-        if quoted[0] >> 4 != 4 or ihl < 20 or quoted[9] != 6 or len(quoted) < ihl + 8:
-            self.count("icmp-bad-quote")
-            return
-        local = bytes(quoted[12:16])
-        remote = bytes(quoted[16:20])
-        src_port, dst_port, seq = _QUOTED_TCP.unpack_from(quoted, ihl)
-        conn = self.connections.get((remote, dst_port, local, src_port))
+        key, seq = quote
+        conn = self.connections.get(key)
         if conn is None:
-            self.count("icmp-no-connection")
+            self.count(Count.ICMP_NO_CONNECTION)
             return
         if not seq_in(seq, conn.snd_una, max(1, (conn.snd_max - conn.snd_una) & MASK)):
-            self.count("icmp-seq-out-of-window")
+            self.count(Count.ICMP_SEQ_OUT_OF_WINDOW)
             return
-        if icmp_type == 3 and icmp_code == 4:
-            if next_hop_mtu is None or next_hop_mtu < 68:
-                self.count("icmp-frag-needed-no-mtu")
-                return
-            new_mss = max(self.config.min_mss, next_hop_mtu - 40 - (12 if conn.ts_enabled else 0))
-            if new_mss < conn.mss:
-                self.count("pmtu-reduced")
-                conn.mss = new_mss
-                if conn.state != State.SYN_SENT:
-                    conn.retransmit_first(now)
+        kind = icmp.classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
+                             hard_errors=self.config.icmp_hard_errors)
+        if kind is icmp.Kind.FRAG_NEEDED:
+            if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
+                self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
+            elif conn.path_mtu_reduced(now, next_hop_mtu):
+                self.count(Count.PMTU_REDUCED)
                 self._schedule(conn)
-            return
-        if icmp_type in (ICMP_UNREACHABLE, ICMP_TIME_EXCEEDED):
-            if conn.state == State.SYN_SENT and self.config.icmp_hard_errors:
-                # RFC 1122 4.2.3.9 hard errors (protocol/port unreachable) plus administrative prohibition:
-                # the connection attempt has a definite answer. RFC 5927 keeps them soft once established.
-                if icmp_type == ICMP_UNREACHABLE and icmp_code in HARD_UNREACHABLE_CODES:
-                    self.count("icmp-hard-error")
-                    self.destroy(conn, "refused")
-                    return
-                if icmp_type == ICMP_TIME_EXCEEDED and icmp_code == 0:
-                    self.count("icmp-hard-error")
-                    self.destroy(conn, "unreachable")
-                    return
-            self.count("icmp-soft-error")
-            conn.error = "unreachable"
-            return
-        self.count("icmp-ignored")
+        elif kind is icmp.Kind.REFUSED or kind is icmp.Kind.UNREACHABLE:
+            self.count(Count.ICMP_HARD_ERROR)
+            self.destroy(conn, Cause.ABORT, "refused" if kind is icmp.Kind.REFUSED else "unreachable")
+        elif kind is icmp.Kind.SOFT:
+            self.count(Count.ICMP_SOFT_ERROR)
+            conn.soft_error("unreachable")
+        else:
+            self.count(Count.ICMP_IGNORED)
 
     # ------------------------------------------------------------------ user API
 
@@ -484,11 +461,8 @@ class TcpLayer:
         elif (remote, remote_port, local, local_port) in self.connections:
             raise TcpError("address in use")
         iss = self.isn.isn(now, local, local_port, remote, remote_port)
-        conn = self._new_connection(now, local, local_port, remote, remote_port, iss)
-        conn.state = State.SYN_SENT
-        conn.send_syn(now)
-        conn.t_rtx = now + conn.rto
-        conn.t_state = now + self.config.connect_timeout
+        conn = self._register(Connection.active_open(self, next(self._ids), local, local_port, remote, remote_port,
+                                                     iss, now))
         self._schedule(conn)
         return conn.id
 
@@ -511,7 +485,7 @@ class TcpLayer:
     def send(self, now: float, conn_id: int, data: bytes | bytearray | memoryview) -> int:
         """Queue data; returns how much fitted in the send buffer (a `Writable` event follows when more fits)."""
         conn = self._conn(conn_id)
-        if conn.fin_queued or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT,
+        if conn.send_buffer.fin_queued or conn.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_SENT,
                                                  State.SYN_RECEIVED):
             raise TcpError("connection not writable")
         taken = conn.user_send(now, data)
@@ -531,21 +505,20 @@ class TcpLayer:
     def send_buffered(self, conn_id: int) -> int:
         """Bytes handed to `send` and not yet acknowledged by the peer."""
         conn = self.by_id.get(conn_id)
-        return len(conn.sndbuf) if conn is not None else 0
+        return len(conn.send_buffer) if conn is not None else 0
 
     def pause_reading(self, conn_id: int) -> None:
-        self._conn(conn_id).reading_paused = True
+        self._conn(conn_id).pause_reading()
 
     def resume_reading(self, conn_id: int) -> None:
-        conn = self._conn(conn_id)
-        conn.reading_paused = False
-        if conn.rcvbuf and not conn.readable_pending:
-            conn.readable_pending = True
-            self.emit(ev.Readable(conn.id))
+        self._conn(conn_id).resume_reading()
 
     def shutdown(self, now: float, conn_id: int) -> None:
         conn = self._conn(conn_id)
-        conn.user_shutdown(now)
+        try:
+            conn.user_shutdown(now)
+        except IllegalTransitionError as exc:
+            self.internal_error("TCP shutdown failed", exc)
         self._schedule(conn)
 
     def close(self, now: float, conn_id: int) -> None:
@@ -553,15 +526,10 @@ class TcpLayer:
         conn = self.by_id.get(conn_id)
         if conn is None:
             return
-        conn.app_closed = True
-        conn.reading_paused = True
-        conn.discard_received()
-        if conn.state == State.SYN_SENT:
-            self.destroy(conn, None, notify=False)
-            return
-        conn.user_shutdown(now)
-        if conn.state == State.FIN_WAIT_2:
-            conn.t_state = now + self.config.fin_wait_2_timeout
+        try:
+            conn.user_close(now)
+        except IllegalTransitionError as exc:
+            self.internal_error("TCP close failed", exc)
         self._schedule(conn)
 
     def abort(self, now: float, conn_id: int) -> None:
@@ -571,8 +539,8 @@ class TcpLayer:
             return
         if conn.state not in (State.SYN_SENT, State.TIME_WAIT, State.CLOSED):
             conn.send_rst(now)
-        self.count("aborted")
-        self.destroy(conn, "aborted", notify=False)
+        self.count(Count.ABORTED)
+        self.destroy(conn, Cause.ABORT, "aborted", notify=False)
 
     def state_of(self, conn_id: int) -> State:
         conn = self.by_id.get(conn_id)

@@ -13,6 +13,9 @@ is an order of magnitude faster than summing words in Python.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
+
+from netstack.tcp.counters import Count
 
 HEADER = struct.Struct("!HHIIBBHHH")
 MIN_HEADER_LEN = 20
@@ -41,12 +44,15 @@ _MSS = struct.Struct("!BBH")
 _TS = struct.Struct("!BBII")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_TS_ONLY = struct.Struct("!4sII")
+_SYN_OPTIONS = struct.Struct("!BBHBBBBBBBBII")
+_TS_ONLY_PREFIX = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10))
 
 
 class SegmentError(ValueError):
-    """A segment that cannot be accepted; `reason` is the name of the drop counter it increments."""
+    """A segment that cannot be accepted; `reason` is the drop counter it increments."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: Count) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -74,37 +80,38 @@ def finish_checksum(residue: int) -> int:
     return (0xFFFF - residue % 0xFFFF) % 0xFFFF
 
 
-class Options:
-    """Options that matter to this stack; absent ones are None. Plain slotted class: one per parsed segment."""
+class Options(NamedTuple):
+    """Options that matter to this stack; absent ones are None. Immutable like the segment that carries them
+    (`NO_OPTIONS` is shared by every segment without options)."""
 
-    __slots__ = ("mss", "sack_permitted", "ts_ecr", "ts_val", "wscale")
-
-    def __init__(self) -> None:
-        self.mss: int | None = None
-        self.wscale: int | None = None
-        self.sack_permitted = False
-        self.ts_val: int | None = None
-        self.ts_ecr: int | None = None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Options):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "Options(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    ts_val: int | None = None
+    ts_ecr: int | None = None
 
 
 NO_OPTIONS = Options()
+# NamedTuple construction without its generated __new__ (a Python-level function): what the parser, which
+# builds one of each per segment, uses; the fields are passed in declaration order.
+_new_tuple = tuple.__new__
 
 
 def parse_options(raw: memoryview) -> Options:
     """Parse the option bytes of a header. Unknown options are skipped by their length; a length byte that is
     missing, below 2, runs past the header, or does not fit a known option's fixed size is an error.
     Bytes after EOL must be padding and are ignored (RFC 9293 §3.1)."""
-    options = Options()
+    if len(raw) == 12:
+        # What nearly every segment after the handshake carries (NOP, NOP, timestamps: RFC 7323 appendix A's
+        # layout, which Linux, BSD and this stack send): decoded at once, as the loop below would.
+        prefix, val, ecr = _TS_ONLY.unpack(raw)
+        if prefix == _TS_ONLY_PREFIX:
+            return _new_tuple(Options, (None, None, False, val, ecr))
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted = False
+    ts_val: int | None = None
+    ts_ecr: int | None = None
     i = 0
     end = len(raw)
     while i < end:
@@ -115,29 +122,29 @@ def parse_options(raw: memoryview) -> Options:
             i += 1
             continue
         if i + 1 >= end:
-            raise SegmentError("option-truncated")
+            raise SegmentError(Count.OPTION_TRUNCATED)
         length = raw[i + 1]
         if length < 2 or i + length > end:
-            raise SegmentError("option-length")
+            raise SegmentError(Count.OPTION_LENGTH)
         if kind == OPT_MSS:
             if length != 4:
-                raise SegmentError("option-length")
-            options.mss = _U16.unpack_from(raw, i + 2)[0]
+                raise SegmentError(Count.OPTION_LENGTH)
+            mss = _U16.unpack_from(raw, i + 2)[0]
         elif kind == OPT_WSCALE:
             if length != 3:
-                raise SegmentError("option-length")
-            options.wscale = min(raw[i + 2], MAX_WSCALE)
+                raise SegmentError(Count.OPTION_LENGTH)
+            wscale = min(raw[i + 2], MAX_WSCALE)
         elif kind == OPT_SACK_PERMITTED:
             if length != 2:
-                raise SegmentError("option-length")
-            options.sack_permitted = True
+                raise SegmentError(Count.OPTION_LENGTH)
+            sack_permitted = True
         elif kind == OPT_TIMESTAMP:
             if length != 10:
-                raise SegmentError("option-length")
-            options.ts_val = _U32.unpack_from(raw, i + 2)[0]
-            options.ts_ecr = _U32.unpack_from(raw, i + 6)[0]
+                raise SegmentError(Count.OPTION_LENGTH)
+            ts_val = _U32.unpack_from(raw, i + 2)[0]
+            ts_ecr = _U32.unpack_from(raw, i + 6)[0]
         i += length
-    return options
+    return _new_tuple(Options, (mss, wscale, sack_permitted, ts_val, ts_ecr))
 
 
 def build_options(
@@ -145,6 +152,10 @@ def build_options(
     ts: tuple[int, int] | None = None,
 ) -> bytes:
     """Serialize options in the usual aligned layout (what Linux and FreeBSD send), padded to 4 bytes."""
+    if mss is not None and wscale is not None and ts is not None and not sack_permitted:
+        # Every SYN and SYN-ACK between two stacks that offer both: the loop below would give these bytes.
+        return _SYN_OPTIONS.pack(OPT_MSS, 4, mss, OPT_NOP, OPT_WSCALE, 3, wscale, OPT_NOP, OPT_NOP, OPT_TIMESTAMP,
+                                 10, ts[0], ts[1])
     out = bytearray()
     if mss is not None:
         out += _MSS.pack(OPT_MSS, 4, mss)
@@ -163,24 +174,21 @@ def build_options(
     return bytes(out)
 
 
-class Segment:
-    """A parsed segment. `payload` is a view into the caller's buffer: copy it before the buffer is reused."""
+class Segment(NamedTuple):
+    """A parsed segment, immutable: a check that wants it different makes a new one (`_replace`), so no later
+    step, and no caller holding it, sees a segment change under it. `payload` is a view into the caller's
+    buffer: copy it before the buffer is reused. A NamedTuple rather than a frozen dataclass because it costs
+    no more than a slotted class to build and read, and this is built for every segment."""
 
-    __slots__ = ("ack", "dst_port", "flags", "options", "payload", "seq", "src_port", "urgent", "window")
-
-    def __init__(  # noqa: PLR0917
-        self, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int, urgent: int,
-        options: Options, payload: memoryview,
-    ) -> None:
-        self.src_port = src_port
-        self.dst_port = dst_port
-        self.seq = seq
-        self.ack = ack
-        self.flags = flags
-        self.window = window
-        self.urgent = urgent
-        self.options = options
-        self.payload = payload
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    urgent: int
+    options: Options
+    payload: memoryview
 
     @property
     def seg_len(self) -> int:
@@ -198,15 +206,15 @@ def parse_segment(src: bytes, dst: bytes, data: memoryview, *, verify_checksum: 
     """Integrity, then parse; raises SegmentError. `data` is exactly the TCP segment (IPv4 payload)."""
     length = len(data)
     if length < MIN_HEADER_LEN:
-        raise SegmentError("truncated")
+        raise SegmentError(Count.TRUNCATED)
     src_port, dst_port, seq, ack, offset_byte, flags, window, _checksum, urgent = HEADER.unpack_from(data)
     header_len = (offset_byte >> 4) * 4
     if header_len < MIN_HEADER_LEN or header_len > length:
-        raise SegmentError("bad-data-offset")
+        raise SegmentError(Count.BAD_DATA_OFFSET)
     if verify_checksum and not checksum_ok(src, dst, data):
-        raise SegmentError("bad-checksum")
+        raise SegmentError(Count.BAD_CHECKSUM)
     options = parse_options(data[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN else NO_OPTIONS
-    return Segment(src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:])
+    return _new_tuple(Segment, (src_port, dst_port, seq, ack, flags, window, urgent, options, data[header_len:]))
 
 
 def build_segment(  # noqa: PLR0917

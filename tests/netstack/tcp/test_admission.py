@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, build_options, build_segment
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, transfer
 
@@ -163,8 +163,8 @@ def test_out_of_order_queue_is_bounded() -> None:
         peer.inject(ACK, 1001 + 2000 + i * 300, iss + 1, b"z" * 100)
     c = peer.layer.connection(conn)
     assert c is not None
-    assert len(c.ooo) <= 8
-    assert c.ooo_bytes <= 4000
+    assert len(c.reassembly.segments) <= 8
+    assert c.reassembly.bytes <= 4000
     assert peer.layer.stats["ooo-queue-full"] > 0
     assert peer.layer.stats["out-of-order"] == 8
 
@@ -258,15 +258,16 @@ def test_fuzzed_segments_never_raise_or_grow(batch: list[tuple[int, int, int, in
     c = peer.layer.connection(conn)
     if c is not None:
         assert len(c.rcvbuf) <= c.rcv_buf_size
-        assert c.ooo_bytes <= 256
-        assert len(c.ooo) <= 4
+        assert c.reassembly.bytes <= 256
+        assert len(c.reassembly.segments) <= 4
         assert c.state != State.CLOSED
-        assert peer.layer.rcv_held == len(c.rcvbuf)
-        assert peer.layer.snd_held == len(c.sndbuf)
-        assert peer.layer.ooo_held == c.ooo_bytes + len(c.ooo) * peer.layer.config.ooo_entry_overhead
+        assert peer.layer.budgets.rcv_held == len(c.rcvbuf)
+        assert peer.layer.budgets.snd_held == len(c.send_buffer.data)
+        overhead = peer.layer.config.ooo_entry_overhead
+        assert peer.layer.budgets.ooo_held == c.reassembly.bytes + len(c.reassembly.segments) * overhead
     else:  # gone: the application was told, and nothing it held is still charged to the layer
         assert any(isinstance(e, ev.Closed) and e.conn == conn for e in peer.layer.take_events())
-        assert (peer.layer.rcv_held, peer.layer.ooo_held, peer.layer.snd_held) == (0, 0, 0)
+        assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held, peer.layer.budgets.snd_held) == (0, 0, 0)
 
 
 def test_time_wait_does_not_lock_out_a_source_and_is_recycled_at_the_limit() -> None:

@@ -20,7 +20,7 @@ SEGMENT = 1000
 
 def ooo_charge(layer: TcpLayer) -> int:
     overhead = layer.config.ooo_entry_overhead
-    return sum(c.ooo_bytes + len(c.ooo) * overhead for c in layer.by_id.values())
+    return sum(c.reassembly.bytes + len(c.reassembly.segments) * overhead for c in layer.by_id.values())
 
 
 def open_many(peer: RawPeer, count: int) -> list[tuple[int, int, int]]:
@@ -48,10 +48,10 @@ def test_out_of_order_queues_of_all_connections_stay_within_the_budget() -> None
     for conn, port, iss in opened:
         for i in range(8):  # a hole at PEER_ISN + 1, then segments beyond it
             peer.inject(ACK, PEER_ISN + 1 + (i + 1) * SEGMENT, iss + 1, b"o" * SEGMENT, src_port=port)
-            assert peer.layer.ooo_held <= config.ooo_budget
-        assert len(live(peer, conn).ooo) <= 8
-    assert peer.layer.ooo_held == ooo_charge(peer.layer)
-    assert peer.layer.ooo_held > config.ooo_budget - SEGMENT - config.ooo_entry_overhead  # it did fill up
+            assert peer.layer.budgets.ooo_held <= config.ooo_budget
+        assert len(live(peer, conn).reassembly.segments) <= 8
+    assert peer.layer.budgets.ooo_held == ooo_charge(peer.layer)
+    assert peer.layer.budgets.ooo_held > config.ooo_budget - SEGMENT - config.ooo_entry_overhead  # it did fill up
     assert peer.layer.stats["ooo-budget-exhausted"] == 20 * 8 - peer.layer.stats["out-of-order"]
     assert peer.layer.stats["ooo-budget-exhausted"] > 100
     # Every dropped segment was answered with a duplicate ACK, so the senders know what is missing.
@@ -85,12 +85,12 @@ def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_c
 
     # Filling one flooder's hole drains its queue into the receive buffer and returns its share.
     first_conn, first_port, first_iss = flooders[0]
-    queued = len(live(peer, first_conn).ooo)
+    queued = len(live(peer, first_conn).reassembly.segments)
     assert queued > 0
-    before = peer.layer.ooo_held
+    before = peer.layer.budgets.ooo_held
     peer.inject(ACK, PEER_ISN + 1, first_iss + 1, b"h" * SEGMENT, src_port=first_port)
-    assert not live(peer, first_conn).ooo
-    assert peer.layer.ooo_held == before - queued * (SEGMENT + config.ooo_entry_overhead)
+    assert not live(peer, first_conn).reassembly.segments
+    assert peer.layer.budgets.ooo_held == before - queued * (SEGMENT + config.ooo_entry_overhead)
     assert peer.layer.readable_bytes(first_conn) == (queued + 1) * SEGMENT
 
     # Closing and aborting give everything back: a new connection can queue out-of-order data again.
@@ -98,13 +98,13 @@ def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_c
         peer.layer.abort(peer.now, flooder)
     peer.layer.close(peer.now, first_conn)
     peer.out()
-    assert peer.layer.ooo_held == 0
-    assert peer.layer.rcv_held == peer.layer.readable_bytes(conn) == 0
+    assert peer.layer.budgets.ooo_held == 0
+    assert peer.layer.budgets.rcv_held == peer.layer.readable_bytes(conn) == 0
     exhausted = peer.layer.stats["ooo-budget-exhausted"]
     peer.peer_port = 30001
     late, late_iss = peer.accept(PEER_ISN)
     peer.inject(ACK, PEER_ISN + 1 + SEGMENT, late_iss + 1, b"l" * SEGMENT)
-    assert len(live(peer, late).ooo) == 1
+    assert len(live(peer, late).reassembly.segments) == 1
     assert peer.layer.stats["ooo-budget-exhausted"] == exhausted
 
 
@@ -113,16 +113,16 @@ def test_after_close_out_of_order_data_is_discarded_and_refused() -> None:
     conn, iss = peer.accept(PEER_ISN)
     peer.inject(ACK, PEER_ISN + 1, iss + 1, b"r" * 500)                 # unread in-order data
     peer.inject(ACK, PEER_ISN + 1 + 2000, iss + 1, b"q" * SEGMENT)      # queued beyond a hole
-    assert peer.layer.rcv_held == 500
-    assert peer.layer.ooo_held > 0
+    assert peer.layer.budgets.rcv_held == 500
+    assert peer.layer.budgets.ooo_held > 0
     peer.layer.close(peer.now, conn)
     c = live(peer, conn)                                                # FIN_WAIT_1: still receives
-    assert (c.ooo, c.ooo_bytes, len(c.rcvbuf)) == ([], 0, 0)
-    assert (peer.layer.rcv_held, peer.layer.ooo_held) == (0, 0)
+    assert (c.reassembly.segments, c.reassembly.bytes, len(c.rcvbuf)) == ([], 0, 0)
+    assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held) == (0, 0)
     peer.out()
     peer.inject(ACK, PEER_ISN + 1 + 3000, iss + 1, b"q" * SEGMENT)
-    assert c.ooo == []
-    assert peer.layer.ooo_held == 0
+    assert c.reassembly.segments == []
+    assert peer.layer.budgets.ooo_held == 0
     assert peer.layer.stats["data-after-close"] == 1
     (dup_ack,) = peer.out()
     assert dup_ack.ack == PEER_ISN + 501
@@ -130,7 +130,7 @@ def test_after_close_out_of_order_data_is_discarded_and_refused() -> None:
     peer.inject(ACK, PEER_ISN + 501, iss + 1, b"n" * 700)
     peer.advance(1.0)  # past the delayed ACK
     assert peer.out()[-1].ack == PEER_ISN + 1201
-    assert peer.layer.rcv_held == 0
+    assert peer.layer.budgets.rcv_held == 0
 
 
 def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> None:
@@ -143,7 +143,7 @@ def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> N
         for off in range(0, 20_000, SEGMENT):
             peer.inject(ACK, PEER_ISN + 1 + off, iss + 1, b"p" * SEGMENT, src_port=port)
     held = [peer.layer.readable_bytes(conn) for conn, _port, _iss in opened]
-    assert peer.layer.rcv_held == sum(held)
+    assert peer.layer.budgets.rcv_held == sum(held)
     assert sum(held) <= config.rcv_budget + len(opened) * config.rcv_guaranteed
     assert held[0] == 20_000                                   # the first ones got their full share
     assert all(h >= config.rcv_guaranteed for h in held)       # the last ones still got the guarantee
@@ -161,10 +161,10 @@ def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> N
     # Reading frees the budget: the data dropped before arrives in full when the peer sends it again.
     drained = sum(len(peer.layer.receive(peer.now, conn)) for conn, _port, _iss in opened[:3])
     assert drained == sum(held[:3])
-    assert peer.layer.rcv_held == sum(held[3:])
+    assert peer.layer.budgets.rcv_held == sum(held[3:])
     peer.inject(ACK, PEER_ISN + 1 + held[-1], last_iss + 1, b"p" * (20_000 - held[-1]), src_port=last_port)
     assert peer.layer.readable_bytes(last_conn) == 20_000
-    assert peer.layer.rcv_held == sum(held[3:-1]) + 20_000
+    assert peer.layer.budgets.rcv_held == sum(held[3:-1]) + 20_000
 
 
 def test_send_buffers_share_the_send_budget_and_acknowledgements_give_it_back() -> None:
@@ -173,7 +173,7 @@ def test_send_buffers_share_the_send_budget_and_acknowledgements_give_it_back() 
     opened = open_many(peer, 4)
     taken = [peer.layer.send(peer.now, conn, b"s" * 20_000) for conn, _port, _iss in opened]
     assert taken == [20_000, 10_000, 2920, 2920]       # the budget, then each connection's guarantee
-    assert peer.layer.snd_held == sum(taken) == sum(peer.layer.send_buffered(c) for c, _p, _i in opened)
+    assert peer.layer.budgets.snd_held == sum(taken) == sum(peer.layer.send_buffered(c) for c, _p, _i in opened)
     assert peer.layer.stats["snd-budget-exhausted"] == 3
     peer.out()
     peer.layer.take_events()
@@ -181,16 +181,16 @@ def test_send_buffers_share_the_send_budget_and_acknowledgements_give_it_back() 
     # The peer acknowledges the second connection's data: its share comes back and it is told to write.
     conn, port, iss = opened[1]
     peer.inject(ACK, PEER_ISN + 1, iss + 1 + 10_000, src_port=port)
-    assert peer.layer.snd_held == sum(taken) - 10_000
+    assert peer.layer.budgets.snd_held == sum(taken) - 10_000
     assert ev.Writable(conn) in peer.layer.take_events()
     others = 20_000 + 2920 + 2920
     assert peer.layer.send(peer.now, conn, b"s" * 20_000) == config.snd_budget - others  # what is left of it
-    assert peer.layer.snd_held == config.snd_budget
+    assert peer.layer.budgets.snd_held == config.snd_budget
 
     # Aborting gives everything back.
     for c, _port, _iss in opened:
         peer.layer.abort(peer.now, c)
-    assert peer.layer.snd_held == 0
+    assert peer.layer.budgets.snd_held == 0
 
 
 IMAGE_MEMORY = 128 << 20  # image/: the MicroVM's RAM

@@ -37,3 +37,15 @@ def test_cookie_round_trip(peer_isn: int, peer_mss: int, now: float) -> None:
     assert gen.check_cookie(now, L, 80, R, 40001, peer_isn, cookie) is None
     assert gen.check_cookie(now, L, 80, R, 40000, (peer_isn + 1) % 2**32, cookie) is None
     assert gen.check_cookie(now, L, 80, R, 40000, peer_isn, cookie ^ 1) is None
+
+
+def test_the_keyed_hash_is_blake2s_of_the_four_tuple() -> None:
+    """Copying a keyed state must give what keying afresh gives: pinned to hashlib's one-shot form."""
+    import hashlib
+    import struct
+
+    secret = bytes(range(40))  # only the first 32 bytes are the key
+    gen = IsnGenerator(secret)
+    digest = hashlib.blake2s(struct.pack("!4sH4sH", L, 80, R, 40000), key=secret[:32], digest_size=4).digest()
+    assert gen.isn(0.0, L, 80, R, 40000) == int.from_bytes(digest, "big")
+    assert gen.isn(0.0, L, 80, R, 40000) == int.from_bytes(digest, "big")  # the template is not consumed

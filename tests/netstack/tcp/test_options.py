@@ -41,7 +41,7 @@ def test_both_sides_offering_negotiates_scaling_and_timestamps() -> None:
     after_syn = sent_segments(pair, "a->b")[1:] + sent_segments(pair, "b->a")[1:]
     assert after_syn
     assert all(seg.options.ts_val is not None and seg.options.wscale is None for seg in after_syn)
-    assert a.srtt > 0
+    assert a.rtt.srtt > 0
 
 
 @pytest.mark.parametrize(("config_a", "config_b"), [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, RST, SYN
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import RawPeer
 
 

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from netstack.tcp.segment import (
     ACK,
     FIN,
+    NO_OPTIONS,
     PSH,
     SYN,
+    Options,
     SegmentError,
     build_options,
     build_segment,
@@ -144,3 +146,41 @@ def test_seg_len_counts_syn_and_fin() -> None:
 def test_build_rejects_unpadded_options() -> None:
     with pytest.raises(ValueError, match="padded"):
         build_segment(SRC, DST, 1, 2, 3, 4, SYN, 5, b"\x01")
+
+
+def test_parsed_segments_and_their_options_are_immutable() -> None:
+    raw = build_segment(SRC, DST, 1, 2, 3, 4, SYN, 5, build_options(mss=1400, ts=(7, 8)), b"xy")
+    seg = parse_segment(SRC, DST, memoryview(raw))
+    with pytest.raises(AttributeError):
+        seg.flags = 0  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        seg.options.mss = 1  # type: ignore[misc]
+    changed = seg._replace(flags=ACK, seq=4)
+    assert (seg.flags, seg.seq, changed.flags, changed.seq) == (SYN, 3, ACK, 4)
+    assert seg.options == Options(mss=1400, ts_val=7, ts_ecr=8)
+    assert (seg.seg_len, changed.seg_len) == (3, 2)
+    assert parse_segment(SRC, DST, memoryview(build_segment(SRC, DST, 1, 2, 3, 4, ACK, 5))).options is NO_OPTIONS
+
+
+@given(st.binary(min_size=8, max_size=8))
+def test_the_timestamp_only_shortcut_agrees_with_the_general_parser(values: bytes) -> None:
+    """NOP, NOP, TS(10) in twelve bytes takes a shortcut; the same option behind four more NOPs (sixteen
+    bytes) goes through the byte-by-byte loop. Both must read the same."""
+    shortcut = parse_options(memoryview(bytes((1, 1, 8, 10)) + values))
+    general = parse_options(memoryview(bytes((1, 1, 1, 1, 1, 1, 8, 10)) + values))
+    assert shortcut == general == Options(ts_val=int.from_bytes(values[:4], "big"),
+                                          ts_ecr=int.from_bytes(values[4:], "big"))
+
+
+def test_timestamp_only_options() -> None:
+    canonical = build_options(ts=(0x01020304, 0xA0B0C0D0))
+    assert canonical[:4] == bytes((1, 1, 8, 10))
+    assert parse_options(memoryview(canonical)) == Options(ts_val=0x01020304, ts_ecr=0xA0B0C0D0)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 14), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF))
+def test_syn_options_shortcut_is_the_usual_layout(mss: int, wscale: int, val: int, ecr: int) -> None:
+    raw = build_options(mss=mss, wscale=wscale, ts=(val, ecr))
+    assert raw == (struct.pack("!BBH", 2, 4, mss) + bytes((1, 3, 3, wscale, 1, 1))
+                   + struct.pack("!BBII", 8, 10, val, ecr))
+    assert parse_options(memoryview(raw)) == Options(mss=mss, wscale=wscale, ts_val=val, ts_ecr=ecr)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from netstack.tcp import events as ev
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, FIN, RST, SYN, build_options
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, establish, transfer
 

@@ -8,8 +8,8 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
 from netstack.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, build_options
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 
@@ -64,9 +64,9 @@ def test_data_rto_follows_measured_rtt_and_karn() -> None:
     (_seg,) = peer.out()
     peer.advance(0.3)
     peer.inject(ACK, 1001, iss + 101)
-    assert c.srtt == pytest.approx(0.3)
-    assert c.rttvar == pytest.approx(0.15)
-    assert c.rto == pytest.approx(0.9)
+    assert c.rtt.srtt == pytest.approx(0.3)
+    assert c.rtt.rttvar == pytest.approx(0.15)
+    assert c.rtt.rto == pytest.approx(0.9)
     # Now lose a segment: retransmissions at RTO, then 2*RTO (backoff)
     peer.layer.send(peer.now, conn, b"y" * 100)
     sent_at = peer.now
@@ -80,15 +80,15 @@ def test_data_rto_follows_measured_rtt_and_karn() -> None:
     # Karn: the ACK of a retransmitted segment gives no RTT sample, and the backed-off RTO is kept
     peer.advance(0.05)
     peer.inject(ACK, 1001, iss + 201)
-    assert c.srtt == pytest.approx(0.3)
-    assert c.rto == pytest.approx(3.6)
+    assert c.rtt.srtt == pytest.approx(0.3)
+    assert c.rtt.rto == pytest.approx(3.6)
     # ...until new data is timed again (RFC 6298 §5.7 would allow collapsing; the sample fixes it)
     peer.layer.send(peer.now, conn, b"z" * 100)
     peer.out()
     peer.advance(0.3)
     peer.inject(ACK, 1001, iss + 301)
-    assert c.rto == pytest.approx(max(0.2, c.srtt + 4 * c.rttvar))
-    assert c.rto < 1.0
+    assert c.rtt.rto == pytest.approx(max(0.2, c.rtt.srtt + 4 * c.rtt.rttvar))
+    assert c.rtt.rto < 1.0
 
 
 def test_rto_floor_is_one_second_by_default() -> None:
@@ -100,7 +100,7 @@ def test_rto_floor_is_one_second_by_default() -> None:
     peer.inject(ACK, 1001, iss + 11)
     c = peer.layer.connection(conn)
     assert c is not None
-    assert c.rto == pytest.approx(1.0)
+    assert c.rtt.rto == pytest.approx(1.0)
 
 
 def test_delayed_ack_and_every_second_segment() -> None:

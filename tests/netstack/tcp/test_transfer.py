@@ -9,7 +9,7 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import State
+from netstack.tcp.state import State
 from tests.netstack.tcp.sim import Pair, Wire, establish, transfer
 
 
@@ -58,7 +58,7 @@ def test_bulk_without_options_and_small_windows() -> None:
     assert not conn.wscale_ok
     data = payload(300_000, 9)
     assert transfer(pair, "a", client, server, data) == data
-    assert conn.srtt > 0  # RTT sampled without timestamps
+    assert conn.rtt.srtt > 0  # RTT sampled without timestamps
 
 
 def test_orderly_close_reaches_time_wait_then_closed() -> None:

@@ -1,0 +1,108 @@
+"""Every TCP counter name: what `TcpLayer.stats` counts and /stats.json shows (prefixed with `tcp-`).
+
+Why an enum: the statistics page, the tests and the attack suite all look these names up, so a typo at a
+count site must be an AttributeError that mypy catches, not a silently new counter. The values are the names
+the counters have always had; a renamed member must keep its value.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+
+
+@unique
+class Count(StrEnum):
+    """A TCP counter. Most count a segment we refused and why; some count events worth watching."""
+
+    # faults: an unexpected exception in the layer (netstack/faults.py)
+    INTERNAL_ERROR = "internal-error"
+    # segment codec (netstack/tcp/segment.py): integrity and option syntax
+    TRUNCATED = "truncated"
+    BAD_DATA_OFFSET = "bad-data-offset"
+    BAD_CHECKSUM = "bad-checksum"
+    OPTION_TRUNCATED = "option-truncated"
+    OPTION_LENGTH = "option-length"
+    # demultiplexing: segments no state could want
+    PORT_ZERO = "port-zero"
+    LAND = "land"
+    SYN_RST = "syn-rst"
+    NULL_FLAGS = "null-flags"
+    XMAS = "xmas"
+    SYN_FIN = "syn-fin"
+    CLOSED_PORT = "closed-port"
+    RST_SENT = "rst-sent"
+    RST_RATE_LIMITED = "rst-rate-limited"
+    # listeners, admission and SYN cookies
+    LISTEN_RST = "listen-rst"
+    LISTEN_SYN_ACK = "listen-syn-ack"
+    LISTEN_ACK = "listen-ack"
+    LISTEN_NO_SYN = "listen-no-syn"
+    BACKLOG_FULL = "backlog-full"
+    CONNECTION_LIMIT = "connection-limit"
+    PER_SOURCE_LIMIT = "per-source-limit"
+    SYN_RECEIVED = "syn-received"
+    SYN_COOKIE_SENT = "syn-cookie-sent"
+    SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"
+    SYN_COOKIE_ACCEPTED = "syn-cookie-accepted"
+    TIME_WAIT = "time-wait"
+    TIME_WAIT_RECYCLED = "time-wait-recycled"
+    TIME_WAIT_REOPENED = "time-wait-reopened"
+    # opening handshake
+    SYN_SENT_BAD_ACK = "syn-sent-bad-ack"
+    SYN_SENT_NO_SYN = "syn-sent-no-syn"
+    RST_WITHOUT_ACK_IN_SYN_SENT = "rst-without-ack-in-syn-sent"
+    SYN_RECEIVED_BAD_ACK = "syn-received-bad-ack"
+    SYN_RETRANSMITTED = "syn-retransmitted"
+    # segment arrival checks (RFC 9293 §3.10.7.4, RFC 7323 PAWS, RFC 5961, RFC 1337)
+    PAWS = "paws"
+    NO_ACK = "no-ack"
+    OUT_OF_WINDOW = "out-of-window"
+    ZERO_WINDOW_PROBE_RECEIVED = "zero-window-probe-received"
+    RST_OUT_OF_WINDOW = "rst-out-of-window"
+    RST_CHALLENGE_ACK = "rst-challenge-ack"
+    RST_ACCEPTED = "rst-accepted"
+    TIME_WAIT_RST_IGNORED = "time-wait-rst-ignored"
+    SYN_CHALLENGE_ACK = "syn-challenge-ack"
+    SYN_IN_WINDOW_RESET = "syn-in-window-reset"
+    ACK_UNSENT_DATA = "ack-unsent-data"
+    ACK_TOO_OLD = "ack-too-old"
+    CHALLENGE_ACK = "challenge-ack"
+    CHALLENGE_ACK_RATE_LIMITED = "challenge-ack-rate-limited"
+    # receiving data
+    DUPLICATE_SEGMENT = "duplicate-segment"
+    OUT_OF_ORDER = "out-of-order"
+    OOO_QUEUE_FULL = "ooo-queue-full"
+    OOO_BUDGET_EXHAUSTED = "ooo-budget-exhausted"
+    DATA_BEYOND_WINDOW = "data-beyond-window"
+    RCV_BUDGET_EXHAUSTED = "rcv-budget-exhausted"
+    DATA_AFTER_CLOSE = "data-after-close"
+    DATA_AFTER_FIN = "data-after-fin"
+    # sending, loss recovery and timers
+    SND_BUDGET_EXHAUSTED = "snd-budget-exhausted"
+    FAST_RETRANSMIT = "fast-retransmit"
+    PARTIAL_ACK_RETRANSMIT = "partial-ack-retransmit"
+    WINDOW_PROBE = "window-probe"
+    SYN_RETRIES_EXCEEDED = "syn-retries-exceeded"
+    RETRANSMIT_TIMEOUT = "retransmit-timeout"
+    PERSIST_TIMEOUT = "persist-timeout"
+    KEEPALIVE_TIMEOUT = "keepalive-timeout"
+    IDLE_TIMEOUT = "idle-timeout"
+    FIN_WAIT_2_TIMEOUT = "fin-wait-2-timeout"
+    ABORTED = "aborted"
+    # ICMP errors about our connections (RFC 5927)
+    ICMP_SHORT_QUOTE = "icmp-short-quote"
+    ICMP_BAD_QUOTE = "icmp-bad-quote"
+    ICMP_NO_CONNECTION = "icmp-no-connection"
+    ICMP_SEQ_OUT_OF_WINDOW = "icmp-seq-out-of-window"
+    ICMP_FRAG_NEEDED_NO_MTU = "icmp-frag-needed-no-mtu"
+    PMTU_REDUCED = "pmtu-reduced"
+    ICMP_HARD_ERROR = "icmp-hard-error"
+    ICMP_SOFT_ERROR = "icmp-soft-error"
+    ICMP_IGNORED = "icmp-ignored"
+    # the layer's own queues
+    TX_QUEUE_FULL = "tx-queue-full"
+    EVENT_QUEUE_FULL = "event-queue-full"
+    TIMER_HEAP_COMPACTED = "timer-heap-compacted"
+
+
+__all__ = ["Count"]

@@ -1,0 +1,190 @@
+"""The receiving side of a connection: in-order data into the receive buffer, out-of-order data into the
+reassembly queue (reassembly.py), acknowledgement policy (RFC 5681 §4.2, RFC 1122 delayed ACKs), the FIN.
+
+The receive buffer holds in-order bytes the user has not read yet, and its free space is the window: a paused
+reader really pushes back.
+"""
+
+from __future__ import annotations
+
+from netstack.tcp import events as ev
+from netstack.tcp.counters import Count
+from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
+from netstack.tcp.segment import ACK, FIN
+from netstack.tcp.send import SendSide
+from netstack.tcp.seq import MASK, seq_diff
+from netstack.tcp.state import RECEIVES_DATA, Cause, State
+from netstack.tcp.timers import INF
+
+
+class ReceiveSide(SendSide):
+    """Data and FIN in."""
+
+    __slots__ = ()
+
+    def user_receive(self, now: float, max_bytes: int) -> bytes:
+        n = min(max_bytes, len(self.rcvbuf))
+        if n <= 0:
+            return b""
+        data = bytes(self.rcvbuf[:n])
+        del self.rcvbuf[:n]
+        self.host.budgets.rcv_held -= n
+        self.readable_pending = False
+        if self._state in RECEIVES_DATA:
+            # Window update when the opening is worth it: two segments or half the buffer (RFC 1122 4.2.3.3).
+            advertised = max(0, seq_diff(self.rcv_adv, self.rcv_nxt))
+            if self.free_space() - advertised >= min(2 * self.rcv_mss, self.rcv_buf_size // 2):
+                self.send_ack(now)
+        return data
+
+    def _receive_data(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
+        """Text (and FIN) of an acceptable segment: a duplicate head is trimmed, what starts beyond RCV.NXT is
+        queued, what the buffer cannot hold is cut (and the peer told at once), the rest appended."""
+        host = self.host
+        n = len(payload)
+        duplicate_head = False
+        if seq != self.rcv_nxt:
+            skip = (self.rcv_nxt - seq) & MASK
+            if skip < 0x80000000:
+                # Starts before RCV.NXT: trim the duplicate head.
+                if skip >= n + (1 if fin else 0):
+                    host.count(Count.DUPLICATE_SEGMENT)
+                    self.send_ack(now)
+                    return
+                payload = payload[skip:]
+                n -= skip
+                seq = self.rcv_nxt
+                duplicate_head = True
+            else:
+                self._queue_out_of_order(now, seq, payload, fin)
+                return
+        space = self.free_space()
+        over_budget = False
+        if n > space:
+            # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
+            # where we stopped and sends the rest again.
+            over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
+            host.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
+            payload = payload[:space]
+            n = space
+            fin = False
+        was_empty = not self.rcvbuf
+        filled_gap = False
+        if n:
+            self._rcv_append(payload)
+            self.rcv_nxt = (self.rcv_nxt + n) & MASK
+            self.timers.last_activity = now
+        if self.reassembly.segments:
+            fin = self._drain_out_of_order(fin)
+            filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
+        if self.app_closed and self.rcvbuf:
+            # Nobody will read this any more: acknowledge and discard, so the window stays open and the
+            # peer can finish instead of probing a closed window until a timeout.
+            self.host.count(Count.DATA_AFTER_CLOSE)
+            self.discard_received()
+        if self.rcvbuf and was_empty and not self.reading_paused:
+            self.readable_pending = True
+            host.emit(ev.Readable(self.id))
+        if fin:
+            self._fin_received(now)
+            return
+        if n:
+            self._acknowledge(now, at_once=filled_gap or duplicate_head or over_budget)
+        elif over_budget:
+            self.send_ack(now)
+
+    def _acknowledge(self, now: float, *, at_once: bool) -> None:
+        """RFC 5681 §4.2: ACK at once when a segment filled a gap or leaves one, repeated data or was cut short;
+        else at least every `delayed_ack_segments` segments, and never later than `delayed_ack` (RFC 1122)."""
+        cfg = self.host.config
+        self.unacked_segments += 1
+        if at_once or self.reassembly.segments or self.unacked_segments >= cfg.delayed_ack_segments:
+            self.send_ack(now)
+        elif self.timers.delack == INF:
+            self.timers.delack = now + cfg.delayed_ack
+
+    def _queue_out_of_order(self, now: float, seq: int, payload: memoryview, fin: bool) -> None:
+        """Keep a segment that arrived ahead of RCV.NXT, within window and the queue's limits; ACK at once
+        (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
+        host = self.host
+        cfg = host.config
+        if self.app_closed:
+            # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
+            # acknowledged and discarded (see _receive_data), so the peer can still finish.
+            host.count(Count.DATA_AFTER_CLOSE)
+            self.send_ack(now)
+            return
+        offset = (seq - self.rcv_nxt) & MASK
+        room = self.rcv_wnd() - offset
+        if room <= 0:
+            host.count(Count.DATA_BEYOND_WINDOW)
+            self.send_ack(now)
+            return
+        if len(payload) > room:
+            payload = payload[:room]
+            fin = False
+        queue = self.reassembly
+        if len(queue) >= cfg.ooo_max_segments or queue.bytes + len(payload) > cfg.ooo_max_bytes:
+            host.count(Count.OOO_QUEUE_FULL)
+            self.send_ack(now)
+            return
+        if self.host.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+            # Every connection's queues together are full: drop rather than queue. The sender retransmits
+            # after the hole is filled, so this costs throughput under loss, never correctness.
+            host.count(Count.OOO_BUDGET_EXHAUSTED)
+            self.send_ack(now)
+            return
+        if queue.holds(seq, len(payload)):
+            host.count(Count.DUPLICATE_SEGMENT)
+            self.send_ack(now)
+            return
+        if queue is NO_REASSEMBLY:
+            queue = self.reassembly = Reassembly()
+        queue.add(seq, bytes(payload), fin, self.rcv_nxt)
+        self.host.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
+        host.count(Count.OUT_OF_ORDER)
+        self.send_ack(now)
+
+    def _drain_out_of_order(self, fin: bool) -> bool:
+        """Move queued segments that now continue the stream into the receive buffer; whether a FIN follows."""
+        charge = self._ooo_charge()
+        self.rcv_nxt, _changed, reached_fin = self.reassembly.drain(self.rcv_nxt, self._take_in_order)
+        self.host.budgets.ooo_held += self._ooo_charge() - charge
+        return fin or reached_fin
+
+    def _take_in_order(self, data: bytes) -> int:
+        chunk = data[: self.free_space()]
+        self._rcv_append(chunk)
+        return len(chunk)
+
+    def _fin_received(self, now: float) -> None:
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+        if self.reassembly.segments:
+            self._drop_reassembly()  # whatever lies beyond the FIN can never be delivered
+        if self._state == State.FIN_WAIT_1 and not self.send_buffer.fin_acked and not self.send_buffer.data and \
+                self.snd_nxt == self.snd_max:
+            # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
+            self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
+        else:
+            self.send_ack(now)
+        self.host.emit(ev.PeerClosed(self.id))
+        state = self._state
+        if state == State.ESTABLISHED:
+            self._enter(State.CLOSE_WAIT, Cause.RCV_FIN)
+        elif state == State.FIN_WAIT_1:
+            # Our FIN is unacknowledged here: an ACK of it has already taken us to FIN-WAIT-2 (`_ack_closes`
+            # runs before the text), so figure 5's note 2 edge is taken as FIN-WAIT-2, then TIME-WAIT.
+            self._enter(State.CLOSING, Cause.RCV_FIN)
+        else:  # FIN-WAIT-2 (text and FIN are processed only in RECEIVES_DATA)
+            self._enter_time_wait(now, Cause.RCV_FIN)
+
+    def _enter_time_wait(self, now: float, cause: Cause) -> None:
+        self._enter(State.TIME_WAIT, cause)
+        self.timers.rtx = INF
+        self.timers.persist = INF
+        self.timers.delack = INF
+        self.send_buffer.discard()
+        if self.app_closed:
+            self.discard_received()
+        self.timers.phase = now + 2 * self.host.config.msl
+        self.host.entered_time_wait(self)
