@@ -202,15 +202,24 @@ def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str,
 
 def export(pki: BootPKI, directory: Path) -> list[Path]:
     """Test mode only (`--test-pki DIR`): write every key and certificate, the CA key included, so tests
-    can build good and bad chains. The caller refuses this in a production image."""
+    can build good and bad chains. The caller refuses this in a production image.
+
+    Each file appears whole or not at all (written beside it, then renamed): whoever watches the directory
+    (the test image's init copies the files out as soon as they all exist) never reads a half-written key."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for label, identity in (("ca", pki.ca), ("server", pki.server), ("client", pki.client), ("web", pki.web)):
         cert_path = directory / f"{label}.pem"
         key_path = directory / f"{label}.key"
-        cert_path.write_bytes(identity.cert_pem)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(identity.key_pem)
+        _write_whole(cert_path, identity.cert_pem, 0o644)
+        _write_whole(key_path, identity.key_pem, 0o600)
         written += [cert_path, key_path]
     return written
+
+
+def _write_whole(path: Path, data: bytes, mode: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)

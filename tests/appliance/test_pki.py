@@ -5,6 +5,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -59,6 +60,27 @@ def test_export_writes_keys_private(tmp_path: Path) -> None:
     assert names == sorted(f"{n}.{e}" for n in ("ca", "server", "client", "web") for e in ("pem", "key"))
     assert (tmp_path / "pki" / "ca.pem").read_bytes() == boot.ca_pem
     assert stat.S_IMODE((tmp_path / "pki" / "ca.key").stat().st_mode) == 0o600
+
+
+def test_exported_files_appear_whole_never_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test image's init copies the files out as soon as they all exist: a final name must never
+    exist before its whole content does (each file is written beside it, then renamed into place)."""
+    boot = pki.generate(NOW, os.urandom)
+    directory = tmp_path / "pki"
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def watching_replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        assert not Path(target).exists(), f"{target} existed before its content was complete"
+        assert Path(source).read_bytes(), f"{source} is empty"
+        renamed.append(Path(target).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watching_replace)
+    written = pki.export(boot, directory)
+    assert sorted(renamed) == sorted(p.name for p in written)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(renamed)  # nothing partial left behind
+    assert (directory / "client.key").read_bytes() == boot.client.key_pem
 
 
 def test_issued_keeps_the_leaves_and_the_ca_certificate_but_no_ca_key() -> None:
