@@ -173,9 +173,14 @@ class TlsChannel:
         return RefusedError(Category.PEER_ALERT, f"peer sent alert {alert.description}", peer_alert=alert.description)
 
     async def recv(self, timeout: float) -> bytes:
-        """Application data, or b"" once the peer closed."""
+        """Application data, or b"" once the peer closed; RefusedError(TIMEOUT) if none within `timeout`.
+
+        `timeout` bounds the whole wait, not each read: a peer trickling one byte of a record at a time
+        must not stretch it (the HTTP layer's request, idle and lifetime bounds all arrive through it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while not self._received and not self._closed and not self._eof:
-            data = await self._plain.recv(timeout)
+            data = await self._plain.recv(deadline - loop.time())
             self._eof = not data  # an engine that says nothing about EOF must not make us spin on it
             self._engine.receive_data(data)
             await self._pump()

@@ -14,6 +14,7 @@ import pytest
 from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel, connect_tls, start_tls
 from netstack.link.memory import Impairment
 from outcomes.category import Category
+from tests import virtual_time
 from tests.netstack.builders import two_networks
 from tests.tls.pki import client_config, client_leaf, server_config, server_leaf
 from tests.tls.sslpeer import client_context, server_context
@@ -465,3 +466,36 @@ def test_both_ends_over_our_netstack_on_the_in_memory_link() -> None:
 
     assert asyncio.run(asyncio.wait_for(main(), 90)) == payload
     assert [done.peer_validated for done in handshakes] == [True]
+
+
+def test_a_peer_trickling_a_record_cannot_stretch_the_receive_timeout() -> None:
+    """One byte of an unfinished record every second: the engine never has application data, and each
+    read returns in time, but the receive as a whole must end at its timeout (on the virtual clock)."""
+    engine = ScriptedEngine([[] for _ in range(100)])  # swallows every byte, never completes a record
+
+    async def main() -> tuple[float, RefusedError | None]:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        channel = TlsChannel(engine, PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK,  # type: ignore[arg-type]
+                                                  send_timeout=5.0))
+
+        async def trickle() -> None:
+            for _ in range(60):
+                await asyncio.sleep(1.0)
+                reader.feed_data(b"\x00")
+
+        feeder = asyncio.create_task(trickle())
+        started = loop.time()
+        try:
+            await channel.recv(5.0)
+        except RefusedError as refused:
+            return loop.time() - started, refused
+        finally:
+            feeder.cancel()
+        return loop.time() - started, None
+
+    elapsed, refused = virtual_time.run(main())
+    assert refused is not None
+    assert refused.category is Category.TIMEOUT
+    assert elapsed <= 5.0 + 1e-6
+    assert len(engine.received) <= 6  # the bytes that came within the timeout, no more
