@@ -59,6 +59,9 @@ class ValidationLimits:
     # The most any x509-limbo case needs is 4 checks and 9.8 KB (microsoft.com's live chain); these allow
     # four and three times that, and a largest leaf plus a largest intermediate (2 x MAX_CERT_SIZE).
     max_signature_checks: int = 16
+    # ... and what those checks may cost together, in units of one RSA-2048 or P-256 verification
+    # (tls.x509.keys.verify_cost: an RSA-4096 check costs 4, an RSA-8192 one with a 32-bit exponent 32).
+    max_signature_work: int = 32
     max_parse_bytes: int = 2 * MAX_CERT_SIZE
     # Name-constraint comparisons (names x subtrees) summed over the path.
     max_name_constraint_checks: int = 8192

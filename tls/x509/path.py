@@ -39,7 +39,7 @@ from tls.x509.checks import check_ca
 from tls.x509.constraints import Budget, check_name_constraints
 from tls.x509.der import check_der
 from tls.x509.errors import X509Error
-from tls.x509.keys import PublicKey, load_public_key, parse_spki
+from tls.x509.keys import PublicKey, load_public_key, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
 from tls.x509.model import Certificate, CertificateSummary, SignatureAlgorithm
 from tls.x509.parse import parse_certificate_data, peek_certificate
@@ -284,7 +284,7 @@ class PathSearch:
         if memo not in self._verified:
             key = self._issuer_key(issuer)
             algorithm = self._algorithm(child)
-            self.work.charge_signature(self.limits)
+            self.work.charge_signature(self.limits, verify_cost(key))
             try:
                 verify_signature(key, algorithm, child.summary.signature, child.summary.tbs)
             except X509Error as error:

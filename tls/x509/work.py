@@ -30,6 +30,7 @@ class Work:
 
     candidates: int = 0
     signature_checks: int = 0
+    signature_work: int = 0  # in units of the cheapest verification (keys.verify_cost)
     certificates_parsed: int = 0
     parse_bytes: int = 0
 
@@ -38,10 +39,15 @@ class Work:
             raise WorkLimitError(f"path building examined more than {limits.max_candidates} issuer candidates")
         self.candidates += 1
 
-    def charge_signature(self, limits: ValidationLimits) -> None:
+    def charge_signature(self, limits: ValidationLimits, cost: int = 1) -> None:
+        """One verification costing `cost` units (keys.verify_cost): both its count and its cost are bounded."""
         if self.signature_checks >= limits.max_signature_checks:
             raise WorkLimitError(f"path building needed more than {limits.max_signature_checks} signature checks")
+        if self.signature_work + cost > limits.max_signature_work:
+            raise WorkLimitError(f"path building needed more than {limits.max_signature_work} units of signature "
+                                 "work (dear keys)")
         self.signature_checks += 1
+        self.signature_work += cost
 
     def charge_parse(self, size: int, limits: ValidationLimits) -> None:
         if self.parse_bytes + size > limits.max_parse_bytes:
