@@ -112,14 +112,22 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def _draw(random: RandomSource, size: int) -> int:
+    """`size` bytes from `random` as an integer; a source that gives fewer is refused (a short read would
+    silently make a weaker key or a guessable serial)."""
+    data = random(size)
+    if len(data) != size:
+        raise ValueError(f"the random source gave {len(data)} bytes, not {size}")
+    return int.from_bytes(data, "big")
+
+
 def _serial(random: RandomSource) -> int:
-    return int.from_bytes(random(16), "big") >> 1  # positive, at most 127 bits
+    return _draw(random, 16) >> 1  # positive, at most 127 bits
 
 
 def new_key(random: RandomSource) -> ec.EllipticCurvePrivateKey:
     """A P-256 key from `random` (see KEY_DRAW_BYTES): in [1, order - 1] whatever the bytes."""
-    draw = int.from_bytes(random(KEY_DRAW_BYTES), "big")
-    return ec.derive_private_key(draw % (P256_ORDER - 1) + 1, ec.SECP256R1())
+    return ec.derive_private_key(_draw(random, KEY_DRAW_BYTES) % (P256_ORDER - 1) + 1, ec.SECP256R1())
 
 
 def _make_ca(now: datetime.datetime, random: RandomSource) -> Identity:

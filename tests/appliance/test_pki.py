@@ -93,3 +93,11 @@ def test_issued_keeps_the_leaves_and_the_ca_certificate_but_no_ca_key() -> None:
     for value in vars(issued).values():
         if isinstance(value, pki.Identity):
             assert value.key.private_numbers().private_value != ca_value
+
+
+def test_a_random_source_that_gives_short_reads_is_refused() -> None:
+    short = lambda n: os.urandom(n - 1)  # noqa: E731
+    with pytest.raises(ValueError, match="random source"):
+        pki.new_key(short)
+    with pytest.raises(ValueError, match="random source"):
+        pki.generate(NOW, short)
