@@ -39,6 +39,7 @@ from tls.constants import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
     HRR_RANDOM,
+    SSL30,
     TLS12,
     TLS13,
     ContentType,
@@ -189,6 +190,10 @@ class ClientConnection(HandshakeConnection):
         self._check_offered(sh.extensions, offer.extensions, "ServerHello")
         if sh.compression_method != 0:
             raise ProtocolError(Category.COMPRESSION, "server chose compression")
+        if sh.legacy_version <= SSL30:
+            # RFC 8446 Appendix D.5: a ServerHello.legacy_version of 0x0300 or lower is a protocol_version
+            # abort, before and whatever supported_versions says.
+            raise refuse_version(sh.legacy_version)
         selected = find(sh.extensions, ExtensionType.SUPPORTED_VERSIONS)
         if selected is not None:
             version = parse_selected_version(selected)

@@ -18,6 +18,7 @@ from tls.connection import POST_HANDSHAKE
 from tls.constants import (
     DOWNGRADE_TLS12,
     HRR_RANDOM,
+    SSL30,
     TLS12,
     TLS13,
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
@@ -152,7 +153,12 @@ class ServerConnection(HandshakeConnection):
     # ---- ClientHello --------------------------------------------------------------------------------
 
     def _choose_version(self, ch: ClientHello, versions_ext: bytes | None) -> int:
+        """The version to speak. legacy_version is checked before supported_versions: RFC 8446 Appendix D.5
+        makes a hello with legacy_version 0x0300 or lower a protocol_version abort whatever it offers in
+        supported_versions (an SSLv3-era hello is never a TLS 1.3 client)."""
         ours = self._config.versions
+        if ch.legacy_version <= SSL30:
+            raise refuse_version(ch.legacy_version)
         if versions_ext is not None:
             offered = parse_client_versions(versions_ext)
             real = [v for v in offered if (v & 0x0F0F) != 0x0A0A]  # ignore GREASE

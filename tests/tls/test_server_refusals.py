@@ -62,6 +62,14 @@ def test_sslv3_hello() -> None:
     )
 
 
+@pytest.mark.parametrize("legacy_version", [0x0300, 0x0200, 0x0002])
+def test_sslv3_legacy_version_offering_tls13_is_refused(legacy_version: int) -> None:
+    """RFC 8446 Appendix D.5: legacy_version 0x0300 or lower aborts with protocol_version even when
+    supported_versions offers TLS 1.3 (it used to be answered with a ServerHello)."""
+    assert_refused(server(), client_hello(legacy_version=legacy_version), AlertDescription.PROTOCOL_VERSION,
+                   Category.SSLV3)
+
+
 @pytest.mark.parametrize("version", [0x0301, 0x0302])
 def test_tls10_and_tls11_hellos(version: int) -> None:
     assert_refused(
