@@ -14,6 +14,13 @@ MAX_CIPHERTEXT_13 = 2**14 + 256
 MAX_CIPHERTEXT_12 = 2**14 + 2048
 """RFC 5246 §6.2.3: TLS 1.2 allows 2048 bytes of expansion; our AEAD suites need far less (we still cap it)."""
 
+MAX_DNS_NAME_OCTETS = 255
+"""RFC 1035 §2.3.4: a domain name is at most 255 octets in wire form (each label plus its length octet, plus
+the root's zero octet), so a host name written without the trailing dot has at most 253 characters. RFC 6066
+§3 makes the SNI HostName a DNS host name; its 2^16-1 byte length field is not the bound."""
+MAX_DNS_LABEL_OCTETS = 63
+"""RFC 1035 §2.3.4: a label is at most 63 octets."""
+
 
 @dataclass(frozen=True)
 class Limits:
