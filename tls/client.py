@@ -52,6 +52,7 @@ from tls.extensions import (
     find,
     parse_cookie,
     parse_hrr_group,
+    parse_point_formats,
     parse_renegotiation_info,
     parse_selected_version,
     parse_server_share,
@@ -121,6 +122,21 @@ _NOT_IN_ENCRYPTED_EXTENSIONS = frozenset({
     ExtensionType.PSK_KEY_EXCHANGE_MODES,
     ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.RENEGOTIATION_INFO, ExtensionType.EC_POINT_FORMATS,
 })
+
+
+def _check_extension_bodies_12(extensions: Extensions) -> None:
+    """Parse the body of every extension a TLS 1.2 ServerHello may answer with. `_check_offered` only
+    checks that we offered the type; accepting an offered type with whatever body came is how a malformed
+    ec_point_formats got through. Each body is decoded like the server decodes ours (decode_error when the
+    encoding is wrong) and then held to its RFC (illegal_parameter for a value it forbids)."""
+    for ext_type, body in extensions:
+        if ext_type == ExtensionType.EC_POINT_FORMATS:
+            # RFC 8422 §5.2: the server's list, like ours, must contain uncompressed (0).
+            if 0 not in parse_point_formats(body):
+                raise illegal("server does not accept uncompressed points")
+        elif ext_type in (ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.SERVER_NAME):
+            # RFC 7627 §5.1 and RFC 6066 §3: the server's extension_data is empty.
+            parse_empty(body, f"ServerHello extension {ext_type}")
 
 
 def _is_dns_name(name: str) -> bool:
@@ -391,6 +407,7 @@ class ClientConnection(HandshakeConnection):
         renegotiation_info = find(sh.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is None or parse_renegotiation_info(renegotiation_info):
             raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "server does not indicate secure renegotiation")
+        _check_extension_bodies_12(sh.extensions)
         self._transcript.set_hash(suite.hash_name)
         self._transcript.add(raw)
         self._messages12.append(raw)

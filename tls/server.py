@@ -69,6 +69,7 @@ from tls.messages import (
     parse_certificate_verify,
     parse_client_hello,
     parse_client_key_exchange,
+    parse_empty,
     parse_finished,
     serialize_certificate12,
     serialize_certificate13,
@@ -375,8 +376,10 @@ class ServerConnection(HandshakeConnection):
     def _check_hello_12(self, ch: ClientHello) -> tuple[int, bytes | None]:
         """TLS 1.2 policy: EMS, secure renegotiation, uncompressed points, a group for us and our
         certificate's curve. (The ECDHE group, the client's point formats extension or None.)"""
-        if find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is None:
+        ems = find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET)
+        if ems is None:
             raise ProtocolError(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
+        parse_empty(ems, "extended_master_secret")  # RFC 7627 §5.1: its extension_data is empty
         renegotiation_info = find(ch.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is not None:
             if parse_renegotiation_info(renegotiation_info):

@@ -140,6 +140,12 @@ def test_tls12_without_extended_master_secret() -> None:
     )
 
 
+def test_tls12_extended_master_secret_with_a_body() -> None:
+    """RFC 7627 §5.1: the extension's data is empty; a body was accepted before."""
+    exts = [(t, b"\x00" if t == ExtensionType.EXTENDED_MASTER_SECRET else b) for t, b in default_extensions((TLS12,))]
+    assert_refused(server(), client_hello(extensions=exts), AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)
+
+
 def test_tls12_without_renegotiation_info() -> None:
     assert_refused(
         server(),
