@@ -8,13 +8,13 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 from __future__ import annotations
 
 from outcomes.category import Category
-from tls.alerts import AlertDescription, AlertLevel, wire_alert
+from tls.alerts import WARNING_OF, AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
 from tls.errors import InvariantError, ProtocolError, StateError, decode_error, unexpected
-from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
+from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed, RequestRefused
 from tls.keyschedule import Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
-from tls.messages import KeyUpdate, frame, parse_key_update, serialize_key_update
+from tls.messages import KeyUpdate, frame, parse_empty, parse_key_update, serialize_key_update
 from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
 from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, HandlerTable
 from tls.suites import SuiteInfo
@@ -54,6 +54,7 @@ class Connection:
         self._ccs_seen = 0
         self._key_updates = 0
         self._post_handshake = 0
+        self._renegotiation_refusals = 0
 
     # ---- public interface -------------------------------------------------------------------------
 
@@ -189,7 +190,18 @@ class Connection:
             self._flush_handshake()
 
     def _on_renegotiation(self, state: Connected12, body: memoryview, raw: bytes) -> None:
-        raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused")
+        """We never renegotiate. RFC 5246 §7.2.2 makes no_renegotiation a warning, always, so the first
+        request is refused with a warning and the connection goes on (the peer decides whether to carry on
+        without renegotiating, RFC 5746 §4.2 / §4.4); one more than `max_renegotiation_refusals` means the
+        peer ignores the answer, and ends the connection (RENEGOTIATION_ATTEMPT's fatal alert)."""
+        if raw[0] == HandshakeType.HELLO_REQUEST:
+            parse_empty(body, "HelloRequest")
+        self._renegotiation_refusals += 1
+        if self._renegotiation_refusals > self._limits.max_renegotiation_refusals:
+            raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation asked for again after our refusal")
+        alert = WARNING_OF[Category.RENEGOTIATION_ATTEMPT]
+        self._send_alert(AlertLevel.WARNING, alert)
+        self._events.append(RequestRefused(int(alert), Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused"))
 
     # ---- input --------------------------------------------------------------------------------------
 
@@ -270,6 +282,10 @@ class Connection:
             raise unexpected("more ChangeCipherSpec records than middlebox compatibility needs")
 
     def _handle_alert(self, content: bytes | memoryview) -> None:
+        if not content:
+            # RFC 8446 §5.4: an Alert record with zero-length content MUST be answered with unexpected_message
+            # (like an empty handshake record); RFC 5246 §6.2.1 forbids them too and names no alert.
+            raise unexpected("empty alert record")
         if len(content) != 2:
             raise decode_error(f"alert of {len(content)} bytes")
         level, description = content[0], content[1]

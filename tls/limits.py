@@ -42,6 +42,10 @@ class Limits:
     """KeyUpdate messages accepted in a row without application data in between."""
     max_early_data_skip: int = 16 * 1024
     """Bytes of refused 0-RTT data a server skips before it stops trusting that it is early data."""
+    max_renegotiation_refusals: int = 1
+    """TLS 1.2 renegotiation requests (a ClientHello or HelloRequest after the handshake) answered with a
+    warning no_renegotiation (RFC 5246 §7.2.2) before the next one ends the connection: a peer that ignores
+    the refusal cannot make us answer forever."""
     max_post_handshake_messages: int = 64
     """NewSessionTicket or other post-handshake messages accepted in a row without application data."""
 

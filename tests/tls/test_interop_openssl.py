@@ -260,11 +260,13 @@ def test_curl_against_our_server(pki: Pki, flags: tuple[str, ...], version: str)
 
 
 def test_s_client_renegotiation_is_refused(pki: Pki) -> None:
-    """s_client's `R` command renegotiates a TLS 1.2 session: refused with no_renegotiation."""
+    """s_client's `R` command renegotiates a TLS 1.2 session: refused with a warning no_renegotiation (RFC 5246
+    §7.2.2: always a warning; it used to be sent fatal), recorded as renegotiation-attempt."""
     port = free_port()
     with running(our_server(pki, port), port) as server:
         out = s_client_typing(port, "-tls1_2", "-CAfile", pki.ca, lines=(b"R\n",))
         server.terminate()
         _, err = server.communicate(timeout=5)
-    assert b"fatal no_renegotiation" in out
-    assert b"category renegotiation-attempt" in err
+    assert b"warning no_renegotiation" in out, out
+    assert b"fatal no_renegotiation" not in out
+    assert b"refused with warning alert no_renegotiation (100), category renegotiation-attempt" in err, err

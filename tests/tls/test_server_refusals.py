@@ -12,7 +12,7 @@ from tests.tls.pki import server_config
 from tests.tls.refusal import assert_refused
 from tls.alerts import AlertDescription
 from tls.constants import TLS12, TLS13, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, ExtensionType
-from tls.extensions import serialize_client_shares, serialize_client_versions
+from tls.extensions import serialize_client_shares, serialize_client_versions, serialize_u16_list16
 from tls.limits import Limits
 from tls.messages import frame
 from tls.record import plaintext_record
@@ -206,6 +206,23 @@ def test_no_shared_group() -> None:
     assert_refused(
         server(), client_hello(extensions=exts), AlertDescription.HANDSHAKE_FAILURE, Category.NO_SHARED_GROUP
     )
+
+
+@pytest.mark.parametrize("group", [0x0013, 0x0016, 0x001A, 0xFF01])
+def test_key_share_for_an_obsolete_group(group: int) -> None:
+    """Issue 15: RFC 8446 §4.2.7 forbids offering obsolete_RESERVED groups in TLS 1.3 and §4.2.8 lets the server
+    abort a key_share that breaks its rules with illegal_parameter; it used to be handshake_failure (no group
+    in common) when the client listed only that group."""
+    exts = [e for e in default_extensions() if e[0] not in (ExtensionType.SUPPORTED_GROUPS, ExtensionType.KEY_SHARE)]
+    exts += [(ExtensionType.SUPPORTED_GROUPS, serialize_u16_list16([group])),
+             (ExtensionType.KEY_SHARE, serialize_client_shares([(group, b"\x04" + b"k" * 48)]))]
+    assert_refused(server(), client_hello(extensions=exts), AlertDescription.ILLEGAL_PARAMETER,
+                   Category.OBSOLETE_GROUP)
+
+
+def test_an_empty_plaintext_alert_record_is_unexpected_message() -> None:
+    assert_refused(server(), plaintext_record(21, b""), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE)
 
 
 def test_key_share_not_in_supported_groups() -> None:

@@ -216,9 +216,11 @@ def test_tls12_certificate_message_longer_than_the_chain_limit() -> None:
     assert (info.value.category, info.value.alert.name) == (Category.PATH_TOO_LONG, "BAD_CERTIFICATE")
 
 
-def test_ecdsa_scheme_with_an_rsa_key_and_an_unknown_scheme_are_bad_signatures() -> None:
+def test_ecdsa_scheme_with_an_rsa_key_and_an_unknown_scheme_are_illegal_parameters() -> None:
+    """Issue 15: a scheme that does not fit the certificate's key is illegal_parameter (RFC 8446 §4.4.3 and
+    §6.2: a field inconsistent with another), not decrypt_error as it was: no signature was checked."""
     rsa_key = server_leaf("rsa").key.public_key()
     for scheme in (SignatureScheme.ECDSA_SECP256R1_SHA256, 0x0A0A):
         with pytest.raises(ProtocolError) as info:
             verify(rsa_key, scheme, b"sig", b"data", (scheme,))
-        assert (info.value.category, info.value.alert.name) == (Category.BAD_SIGNATURE, "DECRYPT_ERROR")
+        assert (info.value.category, info.value.alert.name) == (Category.WRONG_SIGNATURE_SCHEME, "ILLEGAL_PARAMETER")
