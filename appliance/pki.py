@@ -61,6 +61,16 @@ class RsaIdentity:
     def cert_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
+    @property
+    def cert_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
 
 @dataclass(frozen=True)
 class Identity:

@@ -235,6 +235,12 @@ def _load_identity(context: ssl.SSLContext, identity: Identity, directory: Path,
     cert_path.write_bytes(identity.cert_pem)
     key_path.write_bytes(identity.key_pem)
     context.load_cert_chain(cert_path, key_path)
+    for index, alternate in enumerate(identity.alternates):
+        # OpenSSL keeps one certificate per key type and picks per ClientHello, as our engine does.
+        cert_path, key_path = directory / f"{label}-alt{index}.pem", directory / f"{label}-alt{index}.key"
+        cert_path.write_bytes(alternate.cert_pem)
+        key_path.write_bytes(alternate.key_pem)
+        context.load_cert_chain(cert_path, key_path)
 
 
 class StdlibFactory:
