@@ -145,8 +145,8 @@ ALERT_REASONS: Final[Mapping[Category, str]] = MappingProxyType({
         "(RFC 8446 §6.2) is for a field outside the range the RFC specifies or a length inconsistent with the "
         "encoding, and a 40 KB Certificate is neither; illegal_parameter, a handshake field (the 24-bit length) "
         "with a value we refuse, is what OpenSSL and BoringSSL send (SSL_R_EXCESSIVE_MESSAGE_SIZE). A message "
-        "longer than its own structure allows (a Finished, a KeyUpdate) stays decode_error: its length is "
-        "incorrect by the RFC, whatever our limits."),
+        "longer than its own structure allows (a Finished, a KeyUpdate: tls.connection.RFC_MAX_BODY) is decode_error "
+        "whatever its length, checked before our limit: its length is incorrect by the RFC."),
     C.RENEGOTIATION_ATTEMPT: (
         "RFC 5246 §7.2.2: no_renegotiation 'is always a warning', so the first refusal is a warning and the "
         "connection goes on (WARNING_OF); a peer that tries again after it ends the connection with "

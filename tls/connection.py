@@ -7,6 +7,9 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 from outcomes.category import Category
 from tls.alerts import WARNING_OF, AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
@@ -20,6 +23,13 @@ from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, HandlerTabl
 from tls.suites import SuiteInfo
 
 HS_HEADER = 4
+RFC_MAX_BODY: Final[Mapping[int, int]] = {
+    HandshakeType.HELLO_REQUEST: 0, HandshakeType.END_OF_EARLY_DATA: 0, HandshakeType.SERVER_HELLO_DONE: 0,
+    HandshakeType.KEY_UPDATE: 1,
+    HandshakeType.FINISHED: 48,  # Hash.length in TLS 1.3 (SHA-384 at most in our suites), 12 in TLS 1.2
+}
+"""Handshake messages whose body the RFCs fix in size (RFC 8446 §4, RFC 5246 §7.4): one declared longer is
+refused with decode_error before any size limit of ours is consulted (ALERT_REASONS[RESOURCE_LIMIT])."""
 
 
 class Connection:
@@ -325,6 +335,10 @@ class Connection:
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if length > RFC_MAX_BODY.get(buf[0], length):
+                # Longer than the message's own structure allows: decode_error, as its parser would say, and
+                # the same alert whether or not the length also exceeds our limit below.
+                raise decode_error(f"handshake message {buf[0]} of {length} bytes is longer than its structure")
             if length > self._limits.max_handshake_message:
                 raise ProtocolError(Category.RESOURCE_LIMIT,
                                     f"handshake message of {length} bytes exceeds the limit")
