@@ -335,6 +335,10 @@ class Connection:
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if (type(self.state), buf[0]) not in self._handlers:
+                # Decided from the header: a message this state never takes is unexpected_message, whatever
+                # its length (the dispatch in `_handle_message` would say the same once it had arrived).
+                raise unexpected(f"handshake message {buf[0]} in state {type(self.state).__name__}")
             if length > RFC_MAX_BODY.get(buf[0], length):
                 # Longer than the message's own structure allows: decode_error, as its parser would say, and
                 # the same alert whether or not the length also exceeds our limit below.

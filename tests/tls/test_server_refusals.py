@@ -373,6 +373,15 @@ def test_empty_handshake_record() -> None:
     )
 
 
+@pytest.mark.parametrize("msg_type", [11, 20, 24])
+def test_a_wrong_first_message_declared_huge_is_still_unexpected(msg_type: int) -> None:
+    """The state decides from the header: a message it never takes is unexpected_message whatever its declared
+    length (it was illegal_parameter, from our size limit, when the length was over it)."""
+    header = bytes((msg_type,)) + (2**24 - 1).to_bytes(3, "big")
+    assert_refused(server(), plaintext_record(22, header + b"\x00" * 8), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE)
+
+
 @pytest.mark.parametrize("msg_type", [2, 4, 8, 11, 13, 15, 16, 20, 24])
 def test_wrong_first_message(msg_type: int) -> None:
     assert_refused(
