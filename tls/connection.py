@@ -210,7 +210,8 @@ class Connection:
         if self._renegotiation_refusals > self._limits.max_renegotiation_refusals:
             raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation asked for again after our refusal")
         alert = WARNING_OF[Category.RENEGOTIATION_ATTEMPT]
-        self._send_alert(AlertLevel.WARNING, alert)
+        if not self._sent_close:  # nothing may follow our close_notify
+            self._send_alert(AlertLevel.WARNING, alert)
         self._events.append(RequestRefused(int(alert), Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused"))
 
     # ---- input --------------------------------------------------------------------------------------

@@ -278,6 +278,15 @@ def test_a_client_that_insists_on_renegotiating_is_refused() -> None:
     assert s.closed
 
 
+def test_no_warning_follows_our_close_notify() -> None:
+    c, s = _connected((TLS12,))
+    s.close()
+    s.data_to_send()
+    s.receive_data(_renegotiate(c, s))
+    assert [type(e) for e in s.events()] == [RequestRefused]
+    assert s.data_to_send() == b""
+
+
 def test_hello_request_is_refused_with_a_warning() -> None:
     c, s = _connected((TLS12,))
     s._queue_handshake(0, b"", False)
