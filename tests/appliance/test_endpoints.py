@@ -40,6 +40,7 @@ from tests.appliance.running import (
     start,
     tls_exchange,
 )
+from tests.tls.procs import s_client_typing
 
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
@@ -116,6 +117,21 @@ def test_a_client_that_verifies_rsa_only_is_served_the_rsa_certificate(appliance
         assert appliance.wait_count("mutual", "success", before + 1) == before + 1
     else:
         RESPONSES.append(result.stdout)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_renegotiation_is_refused_with_a_warning_and_recorded(appliance: Running) -> None:
+    """Issue 15: no_renegotiation is a warning (RFC 5246 §7.2.2); the connection is recorded as
+    renegotiation-attempt. (The stdlib engine follows OpenSSL's own renegotiation policy.)"""
+    if appliance.engine != "ours":
+        pytest.skip("OpenSSL's renegotiation policy, not ours")
+    before = appliance.count("https", "renegotiation-attempt")
+    out = s_client_typing(appliance.ports.https, "-tls1_2", "-CAfile", str(appliance.pki / "ca.pem"),
+                          lines=(b"R\n",), pause=0.3)
+    RESPONSES.append(out)
+    assert b"warning no_renegotiation" in out, out
+    assert b"fatal no_renegotiation" not in out
+    assert appliance.wait_count("https", "renegotiation-attempt", before + 1) == before + 1
 
 
 def test_mutual_with_a_fresh_leaf_from_the_ca(appliance: Running, tmp_path: Path) -> None:
