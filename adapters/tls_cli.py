@@ -21,9 +21,9 @@ from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel, connect
 from outcomes.category import Category
 from tls.alerts import alert_name
 from tls.client import ClientConnection
-from tls.config import NO_VALIDATION_FOR_TESTS, ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.config import NO_VALIDATION_FOR_TESTS, ClientAuth, ClientAuthMode, ClientConfig, Credential, ServerConfig
 from tls.constants import NamedGroup
-from tls.events import HandshakeComplete
+from tls.events import Event, HandshakeComplete, RequestRefused
 from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
 from tls.signatures import PrivateKey
@@ -78,6 +78,36 @@ def describe_failure(refused: RefusedError) -> str:
     return f"handshake failed: category {refused.category}: {refused.reason}"
 
 
+class ReportingEngine:
+    """The server engine as the channel sees it, logging each request it refused without ending the
+    connection (a warning no_renegotiation): the channel only acts on events that change the connection,
+    so this is where that category becomes visible."""
+
+    def __init__(self, engine: ServerConnection, *, quiet: bool) -> None:
+        self._engine = engine
+        self._quiet = quiet
+
+    def receive_data(self, data: bytes) -> None:
+        self._engine.receive_data(data)
+
+    def data_to_send(self) -> bytes:
+        return self._engine.data_to_send()
+
+    def send_application_data(self, data: bytes) -> None:
+        self._engine.send_application_data(data)
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def events(self) -> list[Event]:
+        events = self._engine.events()
+        for event in events:
+            if isinstance(event, RequestRefused) and not self._quiet:
+                print(f"refused with warning alert {alert_name(event.alert)} ({event.alert}), "
+                      f"category {event.category}: {event.reason}", file=sys.stderr, flush=True)
+        return events
+
+
 def page(handshake: HandshakeComplete | None) -> bytes:
     """A small 200 page describing the TLS session (like `openssl s_server -www`)."""
     lines = ["<html><body><pre>", "Piñata TLS test server"]
@@ -110,8 +140,9 @@ async def answer_one_request(tls: TlsChannel, handshake: HandshakeComplete) -> R
 
 def server_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m adapters.tls_cli server", description="Piñata TLS test server")
-    parser.add_argument("--cert", required=True, help="PEM chain, leaf first")
-    parser.add_argument("--key", required=True, help="PEM private key")
+    parser.add_argument("--cert", required=True, action="append",
+                        help="PEM chain, leaf first; repeat (with --key) for more credentials, preferred first")
+    parser.add_argument("--key", required=True, action="append", help="PEM private key, one per --cert")
     parser.add_argument("--client-ca", help="PEM trust anchors: require a client certificate chained to them")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
@@ -123,8 +154,12 @@ def server_main(argv: list[str] | None = None) -> None:
     if args.client_ca:
         client_auth = ClientAuth(ClientAuthMode.REQUIRED, load_chain(args.client_ca))
     groups = tuple(parse_group(name) for name in args.groups.split(",")) if args.groups else SUPPORTED_GROUPS
-    config = ServerConfig(chain=load_chain(args.cert), key=load_key(args.key), random=os.urandom, time=now,
-                          client_auth=client_auth, groups=groups)
+    if len(args.cert) != len(args.key):
+        parser.error("give one --key per --cert")
+    credentials = [Credential.of(load_chain(cert), load_key(key)) for cert, key in zip(args.cert, args.key,
+                                                                                         strict=True)]
+    config = ServerConfig(chain=credentials[0].chain, key=credentials[0].key, random=os.urandom, time=now,
+                          client_auth=client_auth, groups=groups, more_credentials=tuple(credentials[1:]))
 
     def report(refused: RefusedError | None) -> None:
         if refused is not None and refused.alert is not None and not args.quiet:  # our refusals only
@@ -132,7 +167,7 @@ def server_main(argv: list[str] | None = None) -> None:
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)
-        tls = TlsChannel(ServerConnection(config), plain)
+        tls = TlsChannel(ReportingEngine(ServerConnection(config), quiet=args.quiet), plain)
         try:
             handshake = await tls.handshake(asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT)
         except RefusedError as refused:

@@ -19,7 +19,7 @@ from appliance.http import HttpError, Request, RequestParser, Response, error_re
 from appliance.net import Network, open_stream
 from appliance.pki import IssuedPKI
 from appliance.sources import Sources
-from appliance.tls_engine import EngineFactory
+from appliance.tls_engine import EngineFactory, WatchedEngine
 from appliance.validation import PeerRejectedError
 from appliance.vault import Vault
 from appliance.web import Site
@@ -75,12 +75,18 @@ class Endpoints:
         return await self._http(channel, slot)
 
     async def https(self, channel: PlainChannel, slot: Slot) -> Outcome:
-        tls = TlsChannel(self.engines.server(self.pki.web, require_client_cert=False), channel)
+        """The pages over TLS. A connection whose peer asked to renegotiate (refused with a warning, RFC 5246
+        §7.2.2, and then served or abandoned) is recorded as that attempt, the pages it got in the reason."""
+        engine = WatchedEngine(self.engines.server(self.pki.web, require_client_cert=False))
+        tls = TlsChannel(engine, channel)
         try:
             await tls.handshake(self._deadline())
-            return await self._http(tls, slot)
+            category, reason = await self._http(tls, slot)
         finally:
             await tls.close()
+        if engine.refused is not None and category is Category.SERVED:
+            return engine.refused.category, f"{engine.refused.reason} (warning alert {engine.refused.alert}); {reason}"
+        return category, reason
 
     async def mutual(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.server(self.pki.server, require_client_cert=True), channel)

@@ -12,7 +12,7 @@ from adapters.tls_channel import TlsEngine
 from appliance.pki import Identity
 from appliance.sources import Sources
 from tls.client import ClientConnection
-from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
+from tls.config import ClientAuth, ClientAuthMode, ClientConfig, Credential, ServerConfig
 from tls.limits import DEFAULT_LIMITS
 from tls.limits import Limits as TlsLimits
 from tls.server import ServerConnection
@@ -28,6 +28,7 @@ class OursFactory:
         self._anchor_der = anchor_der
         self._sources = sources
         self._limits = limits
+        self._credentials: dict[bytes, tuple[Credential, ...]] = {}
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
         client_auth = (
@@ -40,8 +41,18 @@ class OursFactory:
             time=self._sources.now,
             client_auth=client_auth,
             limits=self._limits,
+            more_credentials=self._alternates(identity),
         )
         return ServerConnection(config)
+
+    def _alternates(self, identity: Identity) -> tuple[Credential, ...]:
+        """The role's other certificates (its RSA leaf), parsed once per identity rather than per
+        connection: the engine picks among them per ClientHello, the identity's own first (ECDSA)."""
+        cached = self._credentials.get(identity.cert_der)
+        if cached is None:
+            cached = tuple(Credential.of((alternate.cert_der,), alternate.key) for alternate in identity.alternates)
+            self._credentials[identity.cert_der] = cached
+        return cached
 
     def client(self, identity: Identity) -> TlsEngine:
         config = ClientConfig(

@@ -4,9 +4,16 @@ Why fresh at every boot: the CA key is the only thing that can mint a certificat
 it never touches the disk. It is needed only to issue the three leaves: `generate` returns a `BootPKI`
 (CA key included) that the composition root holds just long enough to issue them (and, in test mode, to
 export them), then keeps only `BootPKI.issued()`, which has the CA certificate and no CA key (rule 5).
-ECDSA P-256 because generating four keys must not slow the boot (it takes milliseconds) and every TLS
-peer we care about speaks it. Keys and serials come from the random source the composition root passes
-(`appliance.sources`); OpenSSL still draws the ECDSA nonces of the four signatures itself.
+ECDSA P-256 because generating four keys must not slow the boot (it takes milliseconds) and most TLS
+peers speak it. Keys and serials come from the random source the composition root passes
+(`appliance.sources`); OpenSSL still draws the ECDSA nonces of the signatures itself.
+
+Each server role (10000, 443) also has an RSA-2048 leaf beside its ECDSA one (`Identity.alternates`), for
+clients that verify RSA signatures only (many scanners and older tools); the engine picks per ClientHello and
+prefers ECDSA. One RSA key serves both RSA leaves: generating it is the one slow step of the boot PKI
+(measured on the host: 15-130 ms, about 50 ms typical, the spread is the prime search; expect 3-15x that in
+the VM), so it is paid once. OpenSSL draws that key from its own generator: a prime search in Python from
+our source took 160-720 ms on the host, too slow for the VM's boot. Its leaves' serials come from our source.
 
 - CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign.
 - server (10000): CA:FALSE, digitalSignature, EKU serverAuth.
@@ -24,7 +31,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.sources import RandomSource
@@ -35,17 +42,44 @@ BACKDATE = datetime.timedelta(minutes=5)  # tolerate a peer clock slightly behin
 WEB_NAMES = ("pinata.local", "localhost")
 WEB_ADDRESSES = ("127.0.0.1",)
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+RSA_KEY_BITS = 2048
+"""The RSA leaves' key size: the smallest every client accepts; larger keys cost more at boot and per
+handshake."""
 KEY_DRAW_BYTES = 40
 """A P-256 key is drawn as 64 bits more than the order's 256 and reduced (FIPS 186-4 B.4.1, "extra random
 bits"): the bias of the reduction is then below 2**-64, with no rejection loop."""
 
 
 @dataclass(frozen=True)
+class RsaIdentity:
+    """A server role's RSA leaf and its key: the alternate certificate for clients that verify RSA only."""
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+    @property
+    def cert_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+@dataclass(frozen=True)
 class Identity:
-    """A leaf certificate and its key, as the TLS engines take them."""
+    """A leaf certificate and its key, as the TLS engines take them; `alternates` are further certificates for
+    the same role (a server role's RSA leaf), offered to clients that cannot verify this one."""
 
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey
+    alternates: tuple[RsaIdentity, ...] = ()
 
     @property
     def cert_der(self) -> bytes:
@@ -166,13 +200,27 @@ def make_leaf(
     *,
     san: x509.SubjectAlternativeName | None = None,
 ) -> Identity:
-    """A leaf issued directly by `ca`."""
+    """A leaf issued directly by `ca`, for a fresh P-256 key from `random`."""
     key = new_key(random)
+    return Identity(_issue(ca, common_name, usage, now, random, public_key=key.public_key(), san=san), key)
+
+
+def _issue(
+    ca: Identity,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    now: datetime.datetime,
+    random: RandomSource,
+    *,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    san: x509.SubjectAlternativeName | None,
+) -> x509.Certificate:
+    """The leaf certificate for `public_key`, signed by `ca` (see the module docstring for its extensions)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(_serial(random))
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + LEAF_VALIDITY)
@@ -192,7 +240,7 @@ def make_leaf(
     )
     if san is not None:
         builder = builder.add_extension(san, critical=False)
-    return Identity(builder.sign(ca.key, hashes.SHA256()), key)
+    return builder.sign(ca.key, hashes.SHA256())
 
 
 def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
@@ -200,11 +248,21 @@ def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str,
     web_san = x509.SubjectAlternativeName(
         [x509.DNSName(n) for n in web_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in WEB_ADDRESSES]
     )
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+
+    def server_role(common_name: str, san: x509.SubjectAlternativeName | None) -> Identity:
+        """An ECDSA leaf with an RSA leaf (same name, usages and SAN) as its alternate."""
+        usage = ExtendedKeyUsageOID.SERVER_AUTH
+        ecdsa_leaf = make_leaf(ca, common_name, usage, now, random, san=san)
+        rsa_leaf = RsaIdentity(_issue(ca, common_name, usage, now, random, public_key=rsa_key.public_key(), san=san),
+                               rsa_key)
+        return Identity(ecdsa_leaf.certificate, ecdsa_leaf.key, alternates=(rsa_leaf,))
+
     return BootPKI(
         ca=ca,
-        server=make_leaf(ca, "Piñata mutual-TLS server", ExtendedKeyUsageOID.SERVER_AUTH, now, random),
+        server=server_role("Piñata mutual-TLS server", None),
         client=make_leaf(ca, "Piñata client", ExtendedKeyUsageOID.CLIENT_AUTH, now, random),
-        web=make_leaf(ca, web_names[0], ExtendedKeyUsageOID.SERVER_AUTH, now, random, san=web_san),
+        web=server_role(web_names[0], web_san),
     )
 
 

@@ -56,6 +56,7 @@ _REASONS = {
     "UNEXPECTED_RECORD": Category.UNEXPECTED_MESSAGE,
     "CCS_RECEIVED_EARLY": Category.UNEXPECTED_MESSAGE,
     "BAD_SIGNATURE": Category.BAD_SIGNATURE,
+    "WRONG_SIGNATURE_TYPE": Category.WRONG_SIGNATURE_SCHEME,
     "PACKET_LENGTH_TOO_LONG": Category.RECORD_OVERFLOW,
     "ENCRYPTED_LENGTH_TOO_LONG": Category.RECORD_OVERFLOW,
     "DATA_LENGTH_TOO_LONG": Category.RECORD_OVERFLOW,
@@ -72,7 +73,7 @@ _ALERT_FOR = {
     Category.BAD_MAC: 20, Category.UNEXPECTED_MESSAGE: 10, Category.BAD_SIGNATURE: 51, Category.RECORD_OVERFLOW: 22,
     Category.EXPIRED: 45, Category.NOT_YET_VALID: 45, Category.UNTRUSTED_CHAIN: 48, Category.PATH_TOO_LONG: 48,
     Category.CHAIN_SIGNATURE_INVALID: 42, Category.WRONG_EXTENDED_KEY_USAGE: 43, Category.WRONG_KEY_USAGE: 43,
-    Category.CA_AS_LEAF: 42, Category.DOWNGRADE: 86, Category.DECODE_ERROR: 50,
+    Category.CA_AS_LEAF: 42, Category.DOWNGRADE: 86, Category.DECODE_ERROR: 50, Category.WRONG_SIGNATURE_SCHEME: 47,
 }
 
 # Alert names OpenSSL reports for alerts it received ("TLSV1_ALERT_UNKNOWN_CA") -> description code.
@@ -235,6 +236,12 @@ def _load_identity(context: ssl.SSLContext, identity: Identity, directory: Path,
     cert_path.write_bytes(identity.cert_pem)
     key_path.write_bytes(identity.key_pem)
     context.load_cert_chain(cert_path, key_path)
+    for index, alternate in enumerate(identity.alternates):
+        # OpenSSL keeps one certificate per key type and picks per ClientHello, as our engine does.
+        cert_path, key_path = directory / f"{label}-alt{index}.pem", directory / f"{label}-alt{index}.key"
+        cert_path.write_bytes(alternate.cert_pem)
+        key_path.write_bytes(alternate.key_pem)
+        context.load_cert_chain(cert_path, key_path)
 
 
 class StdlibFactory:

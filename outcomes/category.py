@@ -35,13 +35,15 @@ class Category(StrEnum):
     EARLY_DATA = "early-data"
     UNEXPECTED_MESSAGE = "unexpected-message"
     ILLEGAL_PARAMETER = "illegal-parameter"
+    OBSOLETE_GROUP = "obsolete-group"  # a TLS 1.3 key_share for a group RFC 8446 §4.2.7 reserves as obsolete
     UNSOLICITED_EXTENSION = "unsolicited-extension"  # the server answered with an extension we did not offer
     BAD_FINISHED = "bad-finished"
     # peer authentication
     NO_CERTIFICATE = "no-certificate"
     NO_SERVER_CERTIFICATE = "no-server-certificate"  # an empty server Certificate (RFC 8446: decode_error)
     CERTIFICATE_KEY_MISMATCH = "certificate-key-mismatch"  # TLS 1.2: the leaf's key type is not the suite's
-    BAD_SIGNATURE = "bad-signature"
+    BAD_SIGNATURE = "bad-signature"  # a signature that does not verify (decrypt_error)
+    WRONG_SIGNATURE_SCHEME = "wrong-signature-scheme"  # a scheme not offered or not fitting the key
     UNTRUSTED_CHAIN = "untrusted-chain"
     CHAIN_SIGNATURE_INVALID = "chain-signature-invalid"
     CA_AS_LEAF = "ca-as-leaf"

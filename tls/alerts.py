@@ -76,15 +76,16 @@ ALERT_OF: Final[Mapping[Category, AlertDescription]] = MappingProxyType({
     C.HEARTBEAT: A.UNEXPECTED_MESSAGE,  # a heartbeat record, or the extension that would ask for them
     C.COMPRESSION: A.ILLEGAL_PARAMETER,
     C.NO_SHARED_CIPHER: A.HANDSHAKE_FAILURE,
-    C.NO_SHARED_GROUP: A.HANDSHAKE_FAILURE,
+    C.NO_SHARED_GROUP: A.HANDSHAKE_FAILURE,  # see ALERT_REASONS
+    C.OBSOLETE_GROUP: A.ILLEGAL_PARAMETER,  # see ALERT_REASONS
     C.NO_SHARED_SIGNATURE_ALGORITHM: A.HANDSHAKE_FAILURE,
     C.MISSING_EXTENSION: A.MISSING_EXTENSION,
     C.NO_RENEGOTIATION_INFO: A.HANDSHAKE_FAILURE,
     C.NO_EXTENDED_MASTER_SECRET: A.HANDSHAKE_FAILURE,
-    C.RENEGOTIATION_ATTEMPT: A.NO_RENEGOTIATION,
+    C.RENEGOTIATION_ATTEMPT: A.HANDSHAKE_FAILURE,  # after WARNING_OF's warning: see ALERT_REASONS
     C.DOWNGRADE: A.INAPPROPRIATE_FALLBACK,  # RFC 7507
     C.DOWNGRADE_SENTINEL: A.ILLEGAL_PARAMETER,  # RFC 8446 §4.1.3
-    C.UNEXPECTED_MESSAGE: A.UNEXPECTED_MESSAGE,
+    C.UNEXPECTED_MESSAGE: A.UNEXPECTED_MESSAGE,  # also an empty alert or handshake record: see ALERT_REASONS
     C.ILLEGAL_PARAMETER: A.ILLEGAL_PARAMETER,
     C.UNSOLICITED_EXTENSION: A.UNSUPPORTED_EXTENSION,  # RFC 8446 §4.2
     C.BAD_FINISHED: A.DECRYPT_ERROR,
@@ -92,7 +93,8 @@ ALERT_OF: Final[Mapping[Category, AlertDescription]] = MappingProxyType({
     C.NO_CERTIFICATE: A.CERTIFICATE_REQUIRED,  # TLS 1.2 has no such alert: see `wire_alert`
     C.NO_SERVER_CERTIFICATE: A.DECODE_ERROR,  # RFC 8446 §4.4.2.4
     C.CERTIFICATE_KEY_MISMATCH: A.UNSUPPORTED_CERTIFICATE,
-    C.BAD_SIGNATURE: A.DECRYPT_ERROR,  # also a scheme not allowed where it is used: that signature cannot verify
+    C.BAD_SIGNATURE: A.DECRYPT_ERROR,  # see ALERT_REASONS
+    C.WRONG_SIGNATURE_SCHEME: A.ILLEGAL_PARAMETER,  # see ALERT_REASONS
     C.UNTRUSTED_CHAIN: A.UNKNOWN_CA,
     C.PATH_BUILDING_LIMIT: A.UNKNOWN_CA,
     C.CHAIN_SIGNATURE_INVALID: A.BAD_CERTIFICATE,
@@ -107,14 +109,59 @@ ALERT_OF: Final[Mapping[Category, AlertDescription]] = MappingProxyType({
     C.UNSUPPORTED_CRITICAL_EXTENSION: A.UNSUPPORTED_CERTIFICATE,
     C.EXPIRED: A.CERTIFICATE_EXPIRED,
     C.NOT_YET_VALID: A.CERTIFICATE_EXPIRED,
-    # Exceeding one of our bounds: the peer sent a length or a count we refuse. illegal_parameter is what
-    # OpenSSL sends for an excessive message size; unexpected_message or decode_error would misstate it.
+    # Exceeding one of our bounds: the peer sent a length or a count we refuse (see ALERT_REASONS).
     C.RESOURCE_LIMIT: A.ILLEGAL_PARAMETER,
     # an invariant of ours failed (a bug): the connection ends like any refusal, never with an exception
     C.INTERNAL_ERROR: A.INTERNAL_ERROR,
 })
 """Every category the engine (and `tls.x509`) can refuse with, and the one alert it sends. The categories
 left out (timeout, peer-alert, connection-reset, success, ...) are decided above the engine, never raised."""
+
+ALERT_REASONS: Final[Mapping[Category, str]] = MappingProxyType({
+    C.NO_SHARED_GROUP: (
+        "RFC 8446 §4.1.1 / §4.2.8: a server that cannot negotiate a group (only groups we do not implement, "
+        "even in key_share, and no HelloRetryRequest possible) aborts with handshake_failure; a key_share entry "
+        "for a group not in supported_groups is the client breaking a MUST, illegal_parameter (ILLEGAL_PARAMETER)."),
+    C.OBSOLETE_GROUP: (
+        "RFC 8446 §4.2.7: obsolete_RESERVED groups MUST NOT be offered by a TLS 1.3 implementation, and a "
+        "key_share exists only in TLS 1.3; §4.2.8 lets the server abort a key_share that breaks its rules with "
+        "illegal_parameter. It used to fall through to 'no group in common' (handshake_failure), which claims "
+        "a negotiation failure where the peer sent a value the RFC forbids."),
+    C.WRONG_SIGNATURE_SCHEME: (
+        "RFC 8446 §4.4.3: the scheme MUST be one offered in signature_algorithms and (§4.2.3) fit the "
+        "certificate's key; a scheme field inconsistent with the offer or the key is RFC 8446 §6.2 / RFC 5246 "
+        "§7.2.2 illegal_parameter ('a field ... inconsistent with other fields'). It is decided before any "
+        "cryptography, and is the alert the client already sent for a ServerKeyExchange scheme it did not offer."),
+    C.BAD_SIGNATURE: (
+        "RFC 8446 §4.4.3: 'If the verification fails, the receiver MUST terminate the handshake with a "
+        "decrypt_error alert' (RFC 5246 §7.2.2 likewise). An empty signature is well-formed "
+        "(signature<0..2^16-1> in RFC 8446 §4.4.3 and in RFC 5246's DigitallySigned) and fails to verify: "
+        "decrypt_error, not decode_error as the old minimum length of 1 made it."),
+    C.UNEXPECTED_MESSAGE: (
+        "RFC 8446 §5.4: Handshake and Alert records with zero-length content MUST be answered with "
+        "unexpected_message; an empty alert record used to be decode_error as a malformed alert."),
+    C.RESOURCE_LIMIT: (
+        "No RFC names an alert for a handshake message longer than an implementation accepts. decode_error "
+        "(RFC 8446 §6.2) is for a field outside the range the RFC specifies or a length inconsistent with the "
+        "encoding, and a 40 KB Certificate is neither; illegal_parameter, a handshake field (the 24-bit length) "
+        "with a value we refuse, is what OpenSSL and BoringSSL send (SSL_R_EXCESSIVE_MESSAGE_SIZE). A message "
+        "longer than its own structure allows (a Finished, a KeyUpdate: tls.connection.RFC_MAX_BODY) is decode_error "
+        "whatever its length, checked before our limit: its length is incorrect by the RFC."),
+    C.RENEGOTIATION_ATTEMPT: (
+        "RFC 5246 §7.2.2: no_renegotiation 'is always a warning', so the first refusal is a warning and the "
+        "connection goes on (WARNING_OF); a peer that tries again after it ends the connection with "
+        "handshake_failure, the alert for 'unable to negotiate an acceptable set of security parameters'."),
+    C.ILLEGAL_PARAMETER: (
+        "An SNI HostName that is not a DNS host name (RFC 6066 §3; RFC 1035: 255 octets, labels of 63) "
+        "decodes as HostName<1..2^16-1>; it is the field's value that is wrong: illegal_parameter."),
+})
+"""Why the table says what it says where a choice was argued (issue 15): a test prints these."""
+
+WARNING_OF: Final[Mapping[Category, AlertDescription]] = MappingProxyType({
+    C.RENEGOTIATION_ATTEMPT: A.NO_RENEGOTIATION,
+})
+"""Categories refused without ending the connection: the warning-level alert each sends the first time
+(`Limits.max_renegotiation_refusals`). RFC 5246 §7.2.2 makes no_renegotiation a warning, always."""
 del C, A
 
 _TLS12_STAND_INS: Final[Mapping[int, AlertDescription]] = MappingProxyType({

@@ -39,6 +39,7 @@ from tls.constants import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
     HRR_RANDOM,
+    SSL30,
     TLS12,
     TLS13,
     ContentType,
@@ -51,6 +52,7 @@ from tls.extensions import (
     find,
     parse_cookie,
     parse_hrr_group,
+    parse_point_formats,
     parse_renegotiation_info,
     parse_selected_version,
     parse_server_share,
@@ -122,6 +124,21 @@ _NOT_IN_ENCRYPTED_EXTENSIONS = frozenset({
 })
 
 
+def _check_extension_bodies_12(extensions: Extensions) -> None:
+    """Parse the body of every extension a TLS 1.2 ServerHello may answer with. `_check_offered` only
+    checks that we offered the type; accepting an offered type with whatever body came is how a malformed
+    ec_point_formats got through. Each body is decoded like the server decodes ours (decode_error when the
+    encoding is wrong) and then held to its RFC (illegal_parameter for a value it forbids)."""
+    for ext_type, body in extensions:
+        if ext_type == ExtensionType.EC_POINT_FORMATS:
+            # RFC 8422 §5.2: the server's list, like ours, must contain uncompressed (0).
+            if 0 not in parse_point_formats(body):
+                raise illegal("server does not accept uncompressed points")
+        elif ext_type in (ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.SERVER_NAME):
+            # RFC 7627 §5.1 and RFC 6066 §3: the server's extension_data is empty.
+            parse_empty(body, f"ServerHello extension {ext_type}")
+
+
 def _is_dns_name(name: str) -> bool:
     return any(c.isalpha() for c in name) and ":" not in name
 
@@ -189,6 +206,10 @@ class ClientConnection(HandshakeConnection):
         self._check_offered(sh.extensions, offer.extensions, "ServerHello")
         if sh.compression_method != 0:
             raise ProtocolError(Category.COMPRESSION, "server chose compression")
+        if sh.legacy_version <= SSL30:
+            # RFC 8446 Appendix D.5: a ServerHello.legacy_version of 0x0300 or lower is a protocol_version
+            # abort, before and whatever supported_versions says.
+            raise refuse_version(sh.legacy_version)
         selected = find(sh.extensions, ExtensionType.SUPPORTED_VERSIONS)
         if selected is not None:
             version = parse_selected_version(selected)
@@ -386,6 +407,7 @@ class ClientConnection(HandshakeConnection):
         renegotiation_info = find(sh.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is None or parse_renegotiation_info(renegotiation_info):
             raise ProtocolError(Category.NO_RENEGOTIATION_INFO, "server does not indicate secure renegotiation")
+        _check_extension_bodies_12(sh.extensions)
         self._transcript.set_hash(suite.hash_name)
         self._transcript.add(raw)
         self._messages12.append(raw)

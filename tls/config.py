@@ -36,9 +36,23 @@ class ClientAuth:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """One certificate chain (DER, leaf first) with its private key, and the leaf's key if it is an
+    id-RSASSA-PSS key (we then sign rsa_pss_pss_*). Build one with `Credential.of`, which parses that once."""
+
+    chain: tuple[bytes, ...]
+    key: PrivateKey
+    pss_key: x509.RsaPssPublicKey | None
+
+    @classmethod
+    def of(cls, chain: tuple[bytes, ...], key: PrivateKey) -> Credential:
+        return cls(chain, key, own_pss_key(key, chain))
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     chain: tuple[bytes, ...]
-    """Our certificate chain, DER, leaf first."""
+    """Our certificate chain, DER, leaf first: the preferred credential (see `more_credentials`)."""
     key: PrivateKey
     random: RandomSource
     time: Clock
@@ -52,11 +66,21 @@ class ServerConfig:
     """Pad TLS 1.3 records to a multiple of this many bytes (0: no padding)."""
     validator: Validator | None = None
     """Chain validator; None means `tls.x509.validate`."""
+    more_credentials: tuple[Credential, ...] = ()
+    """Further (chain, key) pairs, in our order of preference after `chain`/`key`. Why: one certificate cannot
+    serve every client (an ECDSA one refuses clients that verify RSA signatures only), so the server picks,
+    per ClientHello, the first credential the client can verify (its signature_algorithms; in TLS 1.2 also
+    a cipher suite of the key's kind and, for ECDSA, the curve in its supported_groups)."""
 
     @cached_property
     def pss_key(self) -> x509.RsaPssPublicKey | None:
         """Our leaf's key if it is an id-RSASSA-PSS key (we then sign rsa_pss_pss_*); parsed once per config."""
         return own_pss_key(self.key, self.chain)
+
+    @cached_property
+    def credentials(self) -> tuple[Credential, ...]:
+        """Every credential, preferred first: `chain`/`key`, then `more_credentials`."""
+        return (Credential(self.chain, self.key, self.pss_key), *self.more_credentials)
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,29 @@ of `events`. Any protocol violation ends the connection with one alert and one `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 from outcomes.category import Category
-from tls.alerts import AlertDescription, AlertLevel, wire_alert
+from tls.alerts import WARNING_OF, AlertDescription, AlertLevel, wire_alert
 from tls.constants import TLS12, TLS13, ContentType, HandshakeType
 from tls.errors import InvariantError, ProtocolError, StateError, decode_error, unexpected
-from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed
+from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeFailed, RequestRefused
 from tls.keyschedule import Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
-from tls.messages import KeyUpdate, frame, parse_key_update, serialize_key_update
+from tls.messages import KeyUpdate, frame, parse_empty, parse_key_update, serialize_key_update
 from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
 from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, HandlerTable
 from tls.suites import SuiteInfo
 
 HS_HEADER = 4
+RFC_MAX_BODY: Final[Mapping[int, int]] = {
+    HandshakeType.HELLO_REQUEST: 0, HandshakeType.END_OF_EARLY_DATA: 0, HandshakeType.SERVER_HELLO_DONE: 0,
+    HandshakeType.KEY_UPDATE: 1,
+    HandshakeType.FINISHED: 48,  # Hash.length in TLS 1.3 (SHA-384 at most in our suites), 12 in TLS 1.2
+}
+"""Handshake messages whose body the RFCs fix in size (RFC 8446 §4, RFC 5246 §7.4): one declared longer is
+refused with decode_error before any size limit of ours is consulted (ALERT_REASONS[RESOURCE_LIMIT])."""
 
 
 class Connection:
@@ -54,6 +64,7 @@ class Connection:
         self._ccs_seen = 0
         self._key_updates = 0
         self._post_handshake = 0
+        self._renegotiation_refusals = 0
 
     # ---- public interface -------------------------------------------------------------------------
 
@@ -189,7 +200,19 @@ class Connection:
             self._flush_handshake()
 
     def _on_renegotiation(self, state: Connected12, body: memoryview, raw: bytes) -> None:
-        raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused")
+        """We never renegotiate. RFC 5246 §7.2.2 makes no_renegotiation a warning, always, so the first
+        request is refused with a warning and the connection goes on (the peer decides whether to carry on
+        without renegotiating, RFC 5746 §4.2 / §4.4); one more than `max_renegotiation_refusals` means the
+        peer ignores the answer, and ends the connection (RENEGOTIATION_ATTEMPT's fatal alert)."""
+        if raw[0] == HandshakeType.HELLO_REQUEST:
+            parse_empty(body, "HelloRequest")
+        self._renegotiation_refusals += 1
+        if self._renegotiation_refusals > self._limits.max_renegotiation_refusals:
+            raise ProtocolError(Category.RENEGOTIATION_ATTEMPT, "renegotiation asked for again after our refusal")
+        alert = WARNING_OF[Category.RENEGOTIATION_ATTEMPT]
+        if not self._sent_close:  # nothing may follow our close_notify
+            self._send_alert(AlertLevel.WARNING, alert)
+        self._events.append(RequestRefused(int(alert), Category.RENEGOTIATION_ATTEMPT, "renegotiation is refused"))
 
     # ---- input --------------------------------------------------------------------------------------
 
@@ -270,6 +293,10 @@ class Connection:
             raise unexpected("more ChangeCipherSpec records than middlebox compatibility needs")
 
     def _handle_alert(self, content: bytes | memoryview) -> None:
+        if not content:
+            # RFC 8446 §5.4: an Alert record with zero-length content MUST be answered with unexpected_message
+            # (like an empty handshake record); RFC 5246 §6.2.1 forbids them too and names no alert.
+            raise unexpected("empty alert record")
         if len(content) != 2:
             raise decode_error(f"alert of {len(content)} bytes")
         level, description = content[0], content[1]
@@ -309,6 +336,14 @@ class Connection:
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
+            if (type(self.state), buf[0]) not in self._handlers:
+                # Decided from the header: a message this state never takes is unexpected_message, whatever
+                # its length (the dispatch in `_handle_message` would say the same once it had arrived).
+                raise unexpected(f"handshake message {buf[0]} in state {type(self.state).__name__}")
+            if length > RFC_MAX_BODY.get(buf[0], length):
+                # Longer than the message's own structure allows: decode_error, as its parser would say, and
+                # the same alert whether or not the length also exceeds our limit below.
+                raise decode_error(f"handshake message {buf[0]} of {length} bytes is longer than its structure")
             if length > self._limits.max_handshake_message:
                 raise ProtocolError(Category.RESOURCE_LIMIT,
                                     f"handshake message of {length} bytes exceeds the limit")

@@ -50,6 +50,17 @@ class HandshakeFailed:
 
 
 @dataclass(frozen=True)
+class RequestRefused:
+    """We refused something the peer asked for with a warning-level `alert` and the connection goes on
+    (RFC 5246 §7.2.2: a TLS 1.2 renegotiation gets no_renegotiation, always a warning). `category` is what a
+    layer above may record for it; if the peer insists, the refusal becomes a `HandshakeFailed`."""
+
+    alert: int
+    category: Category
+    reason: str
+
+
+@dataclass(frozen=True)
 class Closed:
     """The connection is over: after a close_notify in both directions, a fatal alert, or a failure.
     No more data will be accepted or produced except what is already in `data_to_send`."""
@@ -57,4 +68,4 @@ class Closed:
     clean: bool
 
 
-Event = HandshakeComplete | ApplicationData | AlertReceived | HandshakeFailed | Closed
+Event = HandshakeComplete | ApplicationData | AlertReceived | HandshakeFailed | RequestRefused | Closed

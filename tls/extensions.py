@@ -10,6 +10,7 @@ from outcomes.category import Category
 from tls.codec import Reader, u16, u16_list, vec8, vec16
 from tls.constants import ExtensionType
 from tls.errors import ProtocolError, decode_error, illegal
+from tls.limits import MAX_DNS_LABEL_OCTETS, MAX_DNS_NAME_OCTETS
 
 Extension = tuple[int, bytes]
 Extensions = tuple[Extension, ...]
@@ -124,12 +125,29 @@ def parse_server_name(data: bytes) -> str | None:
         if name_type == 0:
             if host is not None:
                 raise illegal("server_name: two host names")
-            try:
-                host = name.decode("ascii")
-            except UnicodeDecodeError as exc:
-                raise decode_error("server_name: not ASCII") from exc
-            if host.endswith(".") or not all(c.isalnum() or c in "-._" for c in host):
-                raise illegal("server_name: not a DNS host name")
+            host = _host_name(name)
+    return host
+
+
+def _host_name(name: bytes) -> str:
+    """An SNI HostName, held to what RFC 6066 §3 says it is: a DNS host name in ASCII without a trailing dot,
+    so bounded by RFC 1035 (a name of at most 255 octets in wire form, labels of 1..63 octets).
+
+    A name that breaks these is refused with illegal_parameter, not decode_error: the HostName vector
+    (<1..2^16-1>) decodes fine, it is the field's value that is not a host name (RFC 8446 §6.2: "a field in
+    the handshake was incorrectly formatted"). Only bytes that are not ASCII at all are decode_error, as
+    before. unrecognized_name (RFC 6066 §3) is for a well-formed name we do not serve, and we serve any."""
+    try:
+        host = name.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise decode_error("server_name: not ASCII") from exc
+    if len(host) + 2 > MAX_DNS_NAME_OCTETS:
+        raise illegal(f"server_name: {len(host)} characters, longer than a DNS name (RFC 1035)")
+    labels = host.split(".")
+    if any(not 0 < len(label) <= MAX_DNS_LABEL_OCTETS for label in labels):
+        raise illegal("server_name: an empty label or one longer than 63 octets (RFC 1035)")
+    if not all(c.isalnum() or c in "-_" for label in labels for c in label):
+        raise illegal("server_name: not a DNS host name")
     return host
 
 

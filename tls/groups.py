@@ -61,3 +61,9 @@ class KeyShare:
         except ValueError:
             raise illegal(f"{curve.name} share is not on the curve") from None
         return self._ec.exchange(ec.ECDH(), peer)
+
+
+def is_obsolete_group(group: int) -> bool:
+    """RFC 8446 §4.2.7: the obsolete_RESERVED code points (the pre-1.3 curves and the explicit-curve
+    markers), which a TLS 1.3 implementation MUST NOT offer."""
+    return 0x0001 <= group <= 0x0016 or 0x001A <= group <= 0x001C or group in (0xFF01, 0xFF02)

@@ -14,6 +14,13 @@ MAX_CIPHERTEXT_13 = 2**14 + 256
 MAX_CIPHERTEXT_12 = 2**14 + 2048
 """RFC 5246 §6.2.3: TLS 1.2 allows 2048 bytes of expansion; our AEAD suites need far less (we still cap it)."""
 
+MAX_DNS_NAME_OCTETS = 255
+"""RFC 1035 §2.3.4: a domain name is at most 255 octets in wire form (each label plus its length octet, plus
+the root's zero octet), so a host name written without the trailing dot has at most 253 characters. RFC 6066
+§3 makes the SNI HostName a DNS host name; its 2^16-1 byte length field is not the bound."""
+MAX_DNS_LABEL_OCTETS = 63
+"""RFC 1035 §2.3.4: a label is at most 63 octets."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -35,6 +42,10 @@ class Limits:
     """KeyUpdate messages accepted in a row without application data in between."""
     max_early_data_skip: int = 16 * 1024
     """Bytes of refused 0-RTT data a server skips before it stops trusting that it is early data."""
+    max_renegotiation_refusals: int = 1
+    """TLS 1.2 renegotiation requests (a ClientHello or HelloRequest after the handshake) answered with a
+    warning no_renegotiation (RFC 5246 §7.2.2) before the next one ends the connection: a peer that ignores
+    the refusal cannot make us answer forever."""
     max_post_handshake_messages: int = 64
     """NewSessionTicket or other post-handshake messages accepted in a row without application data."""
 

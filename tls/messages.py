@@ -204,9 +204,11 @@ class CertificateVerify:
 
 
 def parse_certificate_verify(body: memoryview | bytes) -> CertificateVerify:
+    """`signature<0..2^16-1>` in both RFC 8446 §4.4.3 and RFC 5246's DigitallySigned (§4.7): an empty
+    signature is well-formed, so it is a signature that fails to verify (decrypt_error), not decode_error."""
     r = Reader(body, "CertificateVerify")
     scheme = r.u16()
-    signature = bytes(r.vec(2, 1))
+    signature = bytes(r.vec(2))
     r.end()
     return CertificateVerify(scheme, signature)
 
@@ -298,7 +300,7 @@ def parse_server_key_exchange(body: memoryview | bytes) -> ServerKeyExchange:
     group = r.u16()
     public = bytes(r.vec(1, 1))
     scheme = r.u16()
-    signature = bytes(r.vec(2, 1))
+    signature = bytes(r.vec(2))  # DigitallySigned: <0..2^16-1>, as in CertificateVerify
     r.end()
     return ServerKeyExchange(group, public, scheme, signature)
 

@@ -8,16 +8,18 @@ to the handler, and any other pair is unexpected_message. Its command-line peer 
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from outcomes.category import Category
 from tls import x509
-from tls.config import ClientAuth, ClientAuthMode, ServerConfig
+from tls.config import ClientAuth, ClientAuthMode, Credential, ServerConfig
 from tls.connection import POST_HANDSHAKE
 from tls.constants import (
     DOWNGRADE_TLS12,
     HRR_RANDOM,
+    SSL30,
     TLS12,
     TLS13,
     TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
@@ -27,7 +29,7 @@ from tls.constants import (
     HandshakeType,
     NamedGroup,
 )
-from tls.errors import ProtocolError, illegal
+from tls.errors import InvariantError, ProtocolError, illegal
 from tls.extensions import (
     Extensions,
     find,
@@ -40,7 +42,7 @@ from tls.extensions import (
     serialize_server_share,
     serialize_u16_list16,
 )
-from tls.groups import KeyShare
+from tls.groups import KeyShare, is_obsolete_group
 from tls.handshake_common import (
     CLIENT_CV_CONTEXT,
     SERVER_CV_CONTEXT,
@@ -68,6 +70,7 @@ from tls.messages import (
     parse_certificate_verify,
     parse_client_hello,
     parse_client_key_exchange,
+    parse_empty,
     parse_finished,
     serialize_certificate12,
     serialize_certificate13,
@@ -97,7 +100,15 @@ from tls.server_states import (
     Keys13,
     Start,
 )
-from tls.signatures import CERTIFICATE_SCHEMES, HANDSHAKE_SCHEMES_12, HANDSHAKE_SCHEMES_13, choose_scheme, sign, verify
+from tls.signatures import (
+    CERTIFICATE_SCHEMES,
+    HANDSHAKE_SCHEMES_12,
+    HANDSHAKE_SCHEMES_13,
+    PrivateKey,
+    choose_scheme,
+    sign,
+    verify,
+)
 from tls.states import ANONYMOUS, CHANGE_CIPHER_SPEC, CONNECTED_12, Connected12, Connected13, Peer
 from tls.suites import SUITES, SuiteInfo
 
@@ -108,6 +119,13 @@ def _curve_group(key: object) -> int | None:
         return {"secp256r1": NamedGroup.SECP256R1, "secp384r1": NamedGroup.SECP384R1,
                 "secp521r1": NamedGroup.SECP521R1}.get(key.curve.name)
     return None
+
+
+class Signer(NamedTuple):
+    """The credential chosen for this ClientHello and the scheme it signs with."""
+
+    credential: Credential
+    scheme: int
 
 
 class ServerConnection(HandshakeConnection):
@@ -152,7 +170,12 @@ class ServerConnection(HandshakeConnection):
     # ---- ClientHello --------------------------------------------------------------------------------
 
     def _choose_version(self, ch: ClientHello, versions_ext: bytes | None) -> int:
+        """The version to speak. legacy_version is checked before supported_versions: RFC 8446 Appendix D.5
+        makes a hello with legacy_version 0x0300 or lower a protocol_version abort whatever it offers in
+        supported_versions (an SSLv3-era hello is never a TLS 1.3 client)."""
         ours = self._config.versions
+        if ch.legacy_version <= SSL30:
+            raise refuse_version(ch.legacy_version)
         if versions_ext is not None:
             offered = parse_client_versions(versions_ext)
             real = [v for v in offered if (v & 0x0F0F) != 0x0A0A]  # ignore GREASE
@@ -164,8 +187,8 @@ class ServerConnection(HandshakeConnection):
             return TLS12
         raise refuse_version(ch.legacy_version)
 
-    def _common_checks(self, ch: ClientHello, version: int) -> tuple[int, str | None]:
-        """Refusals that do not depend on the version's key exchange; (our signature scheme, SNI)."""
+    def _common_checks(self, ch: ClientHello, version: int) -> tuple[tuple[int, ...], str | None]:
+        """Refusals that do not depend on the version's key exchange; (the client's signature schemes, SNI)."""
         if ch.compression_methods != b"\x00":
             raise ProtocolError(Category.COMPRESSION, "compression offered" if version == TLS12 and b"\x00" in
                                 ch.compression_methods else "compression methods other than null only")
@@ -181,15 +204,38 @@ class ServerConnection(HandshakeConnection):
         signature_algorithms = find(ch.extensions, ExtensionType.SIGNATURE_ALGORITHMS)
         if signature_algorithms is None:
             raise ProtocolError(Category.MISSING_EXTENSION, "no signature_algorithms")
-        scheme = choose_scheme(self._config.key, parse_u16_list16(signature_algorithms, "signature_algorithms"),
-                               version == TLS13, self._config.pss_key)
+        return parse_u16_list16(signature_algorithms, "signature_algorithms"), name
+
+    def _choose_credential(self, ch: ClientHello, version: int, offered: tuple[int, ...]) -> Signer:
+        """The first of our credentials (preference order) this client can verify, and the scheme to sign
+        with. When none fits, the refusal is the preferred credential's: with one credential, exactly what
+        it was before there could be several."""
+        first_error: ProtocolError | None = None
+        for credential in self._config.credentials:
+            try:
+                return Signer(credential, self._fit(credential, ch, version, offered))
+            except ProtocolError as err:
+                first_error = first_error or err
+        if first_error is None:
+            raise InvariantError("a server config without credentials")
+        raise first_error
+
+    def _fit(self, credential: Credential, ch: ClientHello, version: int, offered: tuple[int, ...]) -> int:
+        """The scheme `credential` signs with for this client, or the refusal saying why it cannot serve it."""
+        scheme = choose_scheme(credential.key, offered, version == TLS13, credential.pss_key)
         if scheme is None:
             raise ProtocolError(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
-        return scheme, name
+        if version == TLS12:
+            self._choose_suite(ch, version, credential.key)
+            certificate_curve = _curve_group(credential.key)
+            if certificate_curve is not None and certificate_curve not in self._client_groups(ch, required=False):
+                # RFC 8422 §5.1: in TLS 1.2 the client's groups also bound the curve of an ECDSA certificate.
+                raise ProtocolError(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
+        return scheme
 
-    def _choose_suite(self, ch: ClientHello, version: int) -> SuiteInfo:
+    def _choose_suite(self, ch: ClientHello, version: int, key: PrivateKey) -> SuiteInfo:
         offered = set(ch.cipher_suites)
-        kind = key_kind(self._config.key)
+        kind = key_kind(key)
         for code in self._config.suites:
             info = SUITES.get(code)
             if info is None or info.version != version or code not in offered:
@@ -210,13 +256,14 @@ class ServerConnection(HandshakeConnection):
     def _on_client_hello(self, state: Start, body: memoryview, raw: bytes) -> None:
         ch = parse_client_hello(body)
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))
-        scheme, server_name = self._common_checks(ch, version)
+        offered, server_name = self._common_checks(ch, version)
+        signer = self._choose_credential(ch, version, offered)
         self.version = version
         self._transcript.add(raw)
         if version == TLS13:
-            self._client_hello_13(ch, scheme, server_name, None)
+            self._client_hello_13(ch, signer, server_name, None)
         else:
-            self._client_hello_12(ch, raw, scheme, server_name)
+            self._client_hello_12(ch, raw, signer, server_name)
 
     def _accept_client_chain(self, auth: ClientAuth, chain: tuple[bytes, ...]) -> Peer:
         """Validate a client chain; ANONYMOUS when the client sent none and that is allowed."""
@@ -231,9 +278,9 @@ class ServerConnection(HandshakeConnection):
 
     # ---- TLS 1.3 ------------------------------------------------------------------------------------
 
-    def _client_hello_13(self, ch: ClientHello, scheme: int, server_name: str | None,
+    def _client_hello_13(self, ch: ClientHello, signer: Signer, server_name: str | None,
                          retry: AwaitClientHello2 | None) -> None:
-        suite = self._choose_suite(ch, TLS13)
+        suite = self._choose_suite(ch, TLS13, signer.credential.key)
         if retry is not None and suite.suite != retry.suite.suite:
             raise illegal("second ClientHello changed the cipher suite")
         client_groups = self._client_groups(ch, required=True)
@@ -244,6 +291,8 @@ class ServerConnection(HandshakeConnection):
         for group, _ in shares:
             if group not in client_groups:
                 raise illegal(f"key_share for group {group} not in supported_groups")
+            if is_obsolete_group(group):
+                raise ProtocolError(Category.OBSOLETE_GROUP, f"key_share for obsolete group {group:#06x}")
         share_of = dict(shares)
         early_data = find(ch.extensions, ExtensionType.EARLY_DATA) is not None
         if retry is not None:
@@ -265,7 +314,7 @@ class ServerConnection(HandshakeConnection):
             ch, suite, chosen, share_of[chosen], first=retry is None,
             compat_ccs_sent=retry is not None and retry.compat_ccs_sent)
         self._send_server_flight_13(ks, suite=suite, group=chosen, client_hs=client_hs, server_hs=server_hs,
-                                    scheme=scheme, server_name=server_name)
+                                    signer=signer, server_name=server_name)
 
     def _send_hello_retry(self, ch: ClientHello, suite: SuiteInfo, group: int) -> None:
         hrr = ServerHello(TLS12, HRR_RANDOM, ch.session_id, suite.suite, 0,
@@ -287,9 +336,10 @@ class ServerConnection(HandshakeConnection):
         version = self._choose_version(ch, find(ch.extensions, ExtensionType.SUPPORTED_VERSIONS))
         if version != TLS13:
             raise illegal("second ClientHello changed the version")
-        scheme, server_name = self._common_checks(ch, version)
+        offered, server_name = self._common_checks(ch, version)
+        signer = self._choose_credential(ch, version, offered)
         self._transcript.add(raw)
-        self._client_hello_13(ch, scheme, server_name, state)
+        self._client_hello_13(ch, signer, server_name, state)
 
     def _send_server_hello_13(self, ch: ClientHello, suite: SuiteInfo, group: int, peer_share: bytes, *,
                               first: bool, compat_ccs_sent: bool) -> tuple[KeySchedule13, bytes, bytes]:
@@ -315,7 +365,7 @@ class ServerConnection(HandshakeConnection):
         return ks, client_hs, server_hs
 
     def _send_server_flight_13(self, ks: KeySchedule13, *, suite: SuiteInfo, group: int, client_hs: bytes,
-                               server_hs: bytes, scheme: int, server_name: str | None) -> None:
+                               server_hs: bytes, signer: Signer, server_name: str | None) -> None:
         """EncryptedExtensions .. Finished under our handshake key, then switch to the application keys."""
         config = self._config
         self._queue_handshake(HandshakeType.ENCRYPTED_EXTENSIONS, serialize_encrypted_extensions(
@@ -326,11 +376,12 @@ class ServerConnection(HandshakeConnection):
                 (ExtensionType.SIGNATURE_ALGORITHMS, serialize_u16_list16(HANDSHAKE_SCHEMES_13)),
                 (ExtensionType.SIGNATURE_ALGORITHMS_CERT, serialize_u16_list16(CERTIFICATE_SCHEMES))))
             self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, serialize_certificate_request13(request))
-        certificate = Certificate13(b"", tuple((der, ()) for der in config.chain))
+        credential, scheme = signer
+        certificate = Certificate13(b"", tuple((der, ()) for der in credential.chain))
         self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate13(certificate))
         content = certificate_verify_content(SERVER_CV_CONTEXT, self._transcript.digest())
         self._queue_handshake(HandshakeType.CERTIFICATE_VERIFY, serialize_certificate_verify(
-            CertificateVerify(scheme, sign(config.key, scheme, content))))
+            CertificateVerify(scheme, sign(credential.key, scheme, content))))
         verify_data = ks.finished(server_hs, self._transcript.digest())
         self._queue_handshake(HandshakeType.FINISHED, serialize_finished(Finished(verify_data)))
         client_app, server_app = ks.application_traffic(self._transcript.digest())
@@ -368,9 +419,12 @@ class ServerConnection(HandshakeConnection):
 
     def _check_hello_12(self, ch: ClientHello) -> tuple[int, bytes | None]:
         """TLS 1.2 policy: EMS, secure renegotiation, uncompressed points, a group for us and our
-        certificate's curve. (The ECDHE group, the client's point formats extension or None.)"""
-        if find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is None:
+        certificate's curve (checked with the credential, `_fit`). (The ECDHE group, the client's point formats
+        extension or None.)"""
+        ems = find(ch.extensions, ExtensionType.EXTENDED_MASTER_SECRET)
+        if ems is None:
             raise ProtocolError(Category.NO_EXTENDED_MASTER_SECRET, "client does not offer extended master secret")
+        parse_empty(ems, "extended_master_secret")  # RFC 7627 §5.1: its extension_data is empty
         renegotiation_info = find(ch.extensions, ExtensionType.RENEGOTIATION_INFO)
         if renegotiation_info is not None:
             if parse_renegotiation_info(renegotiation_info):
@@ -384,15 +438,12 @@ class ServerConnection(HandshakeConnection):
         group = next((g for g in self._config.groups if g in client_groups), None)
         if group is None:
             raise ProtocolError(Category.NO_SHARED_GROUP, "no ECDHE group in common")
-        certificate_curve = _curve_group(self._config.key)
-        if certificate_curve is not None and certificate_curve not in client_groups:
-            # RFC 8422 §5.1: in TLS 1.2 the client's groups also bound the curve of an ECDSA certificate.
-            raise ProtocolError(Category.NO_SHARED_GROUP, "client does not accept our certificate's curve")
         return group, point_formats
 
-    def _client_hello_12(self, ch: ClientHello, raw: bytes, scheme: int, server_name: str | None) -> None:
+    def _client_hello_12(self, ch: ClientHello, raw: bytes, signer: Signer, server_name: str | None) -> None:
         config = self._config
-        suite = self._choose_suite(ch, TLS12)
+        credential, scheme = signer
+        suite = self._choose_suite(ch, TLS12, credential.key)
         group, point_formats = self._check_hello_12(ch)
         self._reader.expected_version = TLS12
         self._transcript.set_hash(suite.hash_name)
@@ -406,10 +457,10 @@ class ServerConnection(HandshakeConnection):
             extensions += ((ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),)
         sh = ServerHello(TLS12, random, b"", suite.suite, 0, extensions)
         self._queue_handshake(HandshakeType.SERVER_HELLO, serialize_server_hello(sh))
-        self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate12(Certificate12(config.chain)))
+        self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate12(Certificate12(credential.chain)))
         share = KeyShare(group, config.random(KeyShare.random_length(group)))
         unsigned = ServerKeyExchange(group, share.public, scheme, b"")
-        signature = sign(config.key, scheme, ch.random + random + unsigned.params)
+        signature = sign(credential.key, scheme, ch.random + random + unsigned.params)
         ske = ServerKeyExchange(group, share.public, scheme, signature)
         self._queue_handshake(HandshakeType.SERVER_KEY_EXCHANGE, serialize_server_key_exchange(ske))
         auth = config.client_auth

@@ -60,7 +60,14 @@ def offered_schemes(tls12: bool) -> tuple[int, ...]:
 
 
 def bad_signature(reason: str) -> ProtocolError:
+    """The signature itself does not verify: decrypt_error (RFC 8446 §4.4.3, RFC 5246 §7.2.2)."""
     return ProtocolError(Category.BAD_SIGNATURE, reason)
+
+
+def wrong_scheme(reason: str) -> ProtocolError:
+    """The scheme field is one we did not offer, or does not fit the certificate's key: illegal_parameter,
+    decided before any signature is checked (see `tls.alerts.ALERT_REASONS`)."""
+    return ProtocolError(Category.WRONG_SIGNATURE_SCHEME, reason)
 
 
 def schemes_for_key(key: PrivateKey, tls13: bool, pss_key: RsaPssPublicKey | None = None) -> tuple[int, ...]:
@@ -100,39 +107,39 @@ def sign(key: PrivateKey, scheme: int, data: bytes) -> bytes:
 
 def verify(public_key: object, scheme: int, signature: bytes, data: bytes, allowed: tuple[int, ...], *,
            curve_bound: bool = True) -> None:
-    """Raise bad_signature unless `signature` is a valid `scheme` signature by `public_key` over `data`
-    and `scheme` is one we allow here and fits the key's type (and curve, for ECDSA in TLS 1.3; TLS 1.2's
-    ECDSA code points name only the hash, so `curve_bound=False` there)."""
+    """Raise wrong_scheme unless `scheme` is one we allow here and fits the key's type (and curve, for ECDSA
+    in TLS 1.3; TLS 1.2's ECDSA code points name only the hash, so `curve_bound=False` there), then
+    bad_signature unless `signature` is a valid `scheme` signature by `public_key` over `data` (an empty
+    signature included: the RFCs' DigitallySigned allows zero bytes, so it decodes and fails here)."""
     if scheme not in allowed:
-        raise ProtocolError(Category.BAD_SIGNATURE,
-                            f"signature scheme {scheme:#06x} not allowed here")
+        raise wrong_scheme(f"signature scheme {scheme:#06x} not allowed here")
     try:
         if scheme == S.ED25519:
             if not isinstance(public_key, ed25519.Ed25519PublicKey):
-                raise bad_signature("ed25519 signature from a non-Ed25519 key")
+                raise wrong_scheme("ed25519 signature from a non-Ed25519 key")
             public_key.verify(signature, data)
         elif scheme in _CURVE_OF:
             if not isinstance(public_key, ec.EllipticCurvePublicKey):
-                raise bad_signature("ECDSA signature from a non-EC key")
+                raise wrong_scheme("ECDSA signature from a non-EC key")
             if curve_bound and public_key.curve.name != _CURVE_OF[scheme]:
-                raise bad_signature("ECDSA scheme does not match the certificate's curve")
+                raise wrong_scheme("ECDSA scheme does not match the certificate's curve")
             public_key.verify(signature, data, ec.ECDSA(_HASHES[scheme]()))
         elif scheme in _PSS_PSS:
             if not isinstance(public_key, RsaPssPublicKey):
-                raise bad_signature("rsa_pss_pss signature from a key that is not an RSASSA-PSS key")
+                raise wrong_scheme("rsa_pss_pss signature from a key that is not an RSASSA-PSS key")
             algorithm = _HASHES[scheme]()
             if not public_key.permits(_HASH_NAMES[scheme], algorithm.digest_size):
-                raise bad_signature(f"signature scheme {scheme:#06x} outside the RSASSA-PSS key's restrictions")
+                raise wrong_scheme(f"signature scheme {scheme:#06x} outside the RSASSA-PSS key's restrictions")
             pss = padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
             public_key.key.verify(signature, data, pss, algorithm)
         elif scheme in _PSS or scheme in _PKCS1:
             if not isinstance(public_key, rsa.RSAPublicKey):
-                raise bad_signature("rsa_pss_rsae or PKCS#1 signature from a key that is not an rsaEncryption key")
+                raise wrong_scheme("rsa_pss_rsae or PKCS#1 signature from a key that is not an rsaEncryption key")
             algorithm = _HASHES[scheme]()
             pad: padding.AsymmetricPadding = (padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
                                               if scheme in _PSS else padding.PKCS1v15())
             public_key.verify(signature, data, pad, algorithm)
         else:
-            raise bad_signature(f"unknown signature scheme {scheme:#06x}")
+            raise wrong_scheme(f"unknown signature scheme {scheme:#06x}")
     except InvalidSignature:
         raise bad_signature(f"signature ({scheme:#06x}) does not verify") from None

@@ -40,6 +40,7 @@ from tests.appliance.running import (
     start,
     tls_exchange,
 )
+from tests.tls.procs import s_client_typing
 
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
@@ -86,6 +87,51 @@ def test_mutual_openssl_s_client_with_client_cert_gets_the_secret(appliance: Run
     )
     assert KNOWN_WIF.encode() in result.stdout
     assert appliance.wait_count("mutual", "success", before + 1) == before + 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+@pytest.mark.parametrize("endpoint", ["mutual", "https"])
+def test_a_client_that_verifies_rsa_only_is_served_the_rsa_certificate(appliance: Running, version: str,
+                                                                        endpoint: str) -> None:
+    """Issue 15: every certificate was ECDSA, so a client offering only RSA signature schemes was refused;
+    each server role now has an RSA leaf from the boot CA beside its ECDSA one."""
+    before = appliance.count("mutual", "success")
+    port = appliance.ports.mutual if endpoint == "mutual" else appliance.ports.https
+    # Our client certificate is ECDSA: -client_sigalgs lets s_client sign with it while -sigalgs, what it
+    # accepts from the server, stays RSA only.
+    client = ["-cert", str(appliance.pki / "client.pem"), "-key", str(appliance.pki / "client.key"),
+              "-client_sigalgs", "ECDSA+SHA256"]
+    request = b"" if endpoint == "mutual" else b"GET / HTTP/1.1\r\nHost: pinata.local\r\nConnection: close\r\n\r\n"
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", version, "-sigalgs", "RSA-PSS+SHA256:RSA+SHA256",
+         *(client if endpoint == "mutual" else []), "-CAfile", str(appliance.pki / "ca.pem"),
+         "-verify_return_error", "-ign_eof"],
+        input=request, capture_output=True, timeout=20, check=False,
+    )
+    out = result.stdout.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out, out + result.stderr.decode(errors="replace")
+    assert "Peer signature type: RSA" in out or "Peer signature type: rsa" in out, out
+    if endpoint == "mutual":  # the secret is the point here: not one of the RESPONSES that must never hold it
+        assert KNOWN_WIF.encode() in result.stdout
+        assert appliance.wait_count("mutual", "success", before + 1) == before + 1
+    else:
+        RESPONSES.append(result.stdout)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_renegotiation_is_refused_with_a_warning_and_recorded(appliance: Running) -> None:
+    """Issue 15: no_renegotiation is a warning (RFC 5246 §7.2.2); the connection is recorded as
+    renegotiation-attempt. (The stdlib engine follows OpenSSL's own renegotiation policy.)"""
+    if appliance.engine != "ours":
+        pytest.skip("OpenSSL's renegotiation policy, not ours")
+    before = appliance.count("https", "renegotiation-attempt")
+    out = s_client_typing(appliance.ports.https, "-tls1_2", "-CAfile", str(appliance.pki / "ca.pem"),
+                          lines=(b"R\n",), pause=0.3)
+    RESPONSES.append(out)
+    assert b"warning no_renegotiation" in out, out
+    assert b"fatal no_renegotiation" not in out
+    assert appliance.wait_count("https", "renegotiation-attempt", before + 1) == before + 1
 
 
 def test_mutual_with_a_fresh_leaf_from_the_ca(appliance: Running, tmp_path: Path) -> None:

@@ -101,3 +101,28 @@ def test_a_random_source_that_gives_short_reads_is_refused() -> None:
         pki.new_key(short)
     with pytest.raises(ValueError, match="random source"):
         pki.generate(NOW, short)
+
+
+def test_each_server_role_has_an_rsa_leaf_beside_its_ecdsa_one() -> None:
+    """Issue 15: clients that verify RSA only were refused; the RSA leaf has the ECDSA leaf's name, usages and
+    SAN, is issued by the boot CA, and one RSA-2048 key serves both roles (it is the boot PKI's slow step)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    boot = pki.generate(NOW, os.urandom)
+    assert boot.client.alternates == ()
+    keys = set()
+    for identity in (boot.server, boot.web):
+        (alternate,) = identity.alternates
+        cert = alternate.certificate
+        cert.verify_directly_issued_by(boot.ca.certificate)
+        assert isinstance(alternate.key, rsa.RSAPrivateKey)
+        assert alternate.key.key_size == pki.RSA_KEY_BITS == 2048
+        assert cert.subject == identity.certificate.subject
+        for kind in (x509.BasicConstraints, x509.KeyUsage, x509.ExtendedKeyUsage):
+            assert cert.extensions.get_extension_for_class(kind).value == \
+                identity.certificate.extensions.get_extension_for_class(kind).value
+        keys.add(alternate.key.private_numbers().d)
+    san = boot.web.alternates[0].certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "pinata.local" in san.get_values_for_type(x509.DNSName)
+    assert len(keys) == 1
+    assert boot.issued().web.alternates == boot.web.alternates

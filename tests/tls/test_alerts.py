@@ -11,7 +11,7 @@ import pytest
 from outcomes.category import Category
 from tests.tls.pki import client_config, server_config
 from tests.tls.refusal import failure_of
-from tls.alerts import ALERT_OF, AlertDescription, alert_name, wire_alert
+from tls.alerts import ALERT_OF, ALERT_REASONS, WARNING_OF, AlertDescription, alert_name, wire_alert
 from tls.client import ClientConnection
 from tls.errors import ProtocolError
 from tls.record import Record
@@ -95,3 +95,23 @@ def test_a_bug_in_a_handler_is_an_internal_error_refusal_not_an_exception() -> N
     assert failure.reason == "internal error: KeyError"
     assert s.data_to_send().endswith(bytes((21, 3, 3, 0, 2, 2, AlertDescription.INTERNAL_ERROR)))
     assert s.closed
+
+
+def test_the_argued_choices_are_recorded_beside_the_table() -> None:
+    """Issue 15's flagged cases each have their reasoning in ALERT_REASONS (printed with -s)."""
+    for category, reason in ALERT_REASONS.items():
+        assert category in ALERT_OF
+        print(f"{category} -> {alert_name(ALERT_OF[category])}: {reason}")
+    flagged = {Category.OBSOLETE_GROUP, Category.NO_SHARED_GROUP, Category.WRONG_SIGNATURE_SCHEME,
+               Category.BAD_SIGNATURE, Category.UNEXPECTED_MESSAGE, Category.RESOURCE_LIMIT,
+               Category.RENEGOTIATION_ATTEMPT, Category.ILLEGAL_PARAMETER}
+    assert flagged <= set(ALERT_REASONS)
+    assert ALERT_OF[Category.WRONG_SIGNATURE_SCHEME] is AlertDescription.ILLEGAL_PARAMETER
+    assert ALERT_OF[Category.BAD_SIGNATURE] is AlertDescription.DECRYPT_ERROR
+    assert ALERT_OF[Category.OBSOLETE_GROUP] is AlertDescription.ILLEGAL_PARAMETER
+
+
+def test_no_renegotiation_is_only_ever_a_warning() -> None:
+    """RFC 5246 §7.2.2: no_renegotiation 'is always a warning': it is in WARNING_OF, never a fatal refusal."""
+    assert AlertDescription.NO_RENEGOTIATION not in ALERT_OF.values()
+    assert WARNING_OF == {Category.RENEGOTIATION_ATTEMPT: AlertDescription.NO_RENEGOTIATION}

@@ -75,6 +75,14 @@ def test_tls12_server_hello_to_a_tls13_only_client() -> None:
                    Category.OLD_TLS_VERSION)
 
 
+def test_sslv3_legacy_version_selecting_tls13_is_refused() -> None:
+    """RFC 8446 Appendix D.5: ServerHello.legacy_version 0x0300 is protocol_version, whatever supported_versions
+    selects (it used to be illegal_parameter, the TLS 1.3 check's alert for any legacy_version but 0x0303)."""
+    selected = ((ExtensionType.SUPPORTED_VERSIONS, TLS13.to_bytes(2, "big")),)
+    assert_refused(client(), server_hello(legacy_version=0x0300, extensions=selected),
+                   AlertDescription.PROTOCOL_VERSION, Category.SSLV3)
+
+
 def test_tls13_legacy_version_without_supported_versions() -> None:
     """TLS 1.3 is only ever chosen through supported_versions; 0x0304 in legacy_version is a malformed hello."""
     assert_refused(client(), server_hello(legacy_version=TLS13), AlertDescription.ILLEGAL_PARAMETER,

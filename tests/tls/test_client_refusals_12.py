@@ -14,7 +14,7 @@ from tests.tls.pki import client_config, server_config
 from tests.tls.refusal import assert_refused
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
-from tls.constants import TLS12, CipherSuite, HandshakeType, NamedGroup, SignatureScheme
+from tls.constants import TLS12, CipherSuite, ExtensionType, HandshakeType, NamedGroup, SignatureScheme
 from tls.messages import (
     ServerHello,
     ServerKeyExchange,
@@ -69,3 +69,25 @@ def test_suite_that_does_not_fit_the_certificate_key() -> None:
 
     assert_refused(c, edit_hello(flight, parse_server_hello, serialize_server_hello, to_rsa),
                    AlertDescription.UNSUPPORTED_CERTIFICATE, Category.CERTIFICATE_KEY_MISMATCH)
+
+
+def _with_server_hello_extension(flight: bytes, ext_type: int, body: bytes) -> bytes:
+    def change(sh: ServerHello) -> ServerHello:
+        assert ext_type in {t for t, _ in sh.extensions}
+        return replace(sh, extensions=tuple((t, body if t == ext_type else b) for t, b in sh.extensions))
+    return edit_hello(flight, parse_server_hello, serialize_server_hello, change)
+
+
+@pytest.mark.parametrize(("ext_type", "body", "alert", "category"), [
+    (ExtensionType.EC_POINT_FORMATS, b"", AlertDescription.DECODE_ERROR, Category.DECODE_ERROR),
+    (ExtensionType.EC_POINT_FORMATS, b"\x00", AlertDescription.DECODE_ERROR, Category.DECODE_ERROR),  # empty list
+    (ExtensionType.EC_POINT_FORMATS, b"\x02\x00", AlertDescription.DECODE_ERROR, Category.DECODE_ERROR),
+    (ExtensionType.EC_POINT_FORMATS, b"\x01\x00\x00", AlertDescription.DECODE_ERROR, Category.DECODE_ERROR),
+    (ExtensionType.EC_POINT_FORMATS, b"\x01\x01", AlertDescription.ILLEGAL_PARAMETER, Category.ILLEGAL_PARAMETER),
+    (ExtensionType.EXTENDED_MASTER_SECRET, b"\x00", AlertDescription.DECODE_ERROR, Category.DECODE_ERROR),
+])
+def test_malformed_extension_bodies_in_a_tls12_server_hello(ext_type: int, body: bytes, alert: AlertDescription,
+                                                             category: Category) -> None:
+    """Issue 15: the client took a malformed ec_point_formats in a TLS 1.2 ServerHello."""
+    c, flight = server_flight()
+    assert_refused(c, _with_server_hello_extension(flight, ext_type, body), alert, category)

@@ -130,3 +130,14 @@ def test_tls12_change_cipher_spec_may_not_split_a_handshake_message() -> None:
     failure = failure_of(s.events())
     assert (failure.alert, failure.category) == (AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
     assert "spans" in failure.reason
+
+
+@pytest.mark.parametrize("length", [2, 40_000, 2**24 - 1])
+def test_a_key_update_longer_than_its_structure_is_decode_error_whatever_its_length(length: int) -> None:
+    """Issue 15: a 2-byte KeyUpdate was decode_error but a 40 KB one illegal_parameter (our size limit fired
+    first); the RFC fixes the body at one byte, so any longer declaration is decode_error."""
+    c, s = connected()
+    header = bytes((HandshakeType.KEY_UPDATE,)) + length.to_bytes(3, "big")
+    s.receive_data(protected(c, ContentType.HANDSHAKE, header + b"\x00" * min(length, 100)))
+    failure = failure_of(s.events())
+    assert (failure.alert, failure.category) == (AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)

@@ -199,7 +199,8 @@ def test_client_refuses_a_signature_that_does_not_fit_the_certificate_key(pkis: 
     c, s = ClientConnection(client_config(pkis, versions=(version,))), ServerConnection(config)
     client_events, _ = pump(c, s)
     failure = failure_of(client_events)
-    assert (failure.alert, failure.category) == (AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE), failure
+    assert (failure.alert, failure.category) == (AlertDescription.ILLEGAL_PARAMETER,
+                                                  Category.WRONG_SIGNATURE_SCHEME), failure
 
 
 @pytest.mark.parametrize("version", [TLS13, TLS12])
@@ -212,7 +213,8 @@ def test_server_refuses_a_client_signature_that_does_not_fit_the_certificate_key
     c, s = ClientConnection(client), ServerConnection(config)
     _, server_events = pump(c, s)
     failure = failure_of(server_events)
-    assert (failure.alert, failure.category) == (AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE), failure
+    assert (failure.alert, failure.category) == (AlertDescription.ILLEGAL_PARAMETER,
+                                                  Category.WRONG_SIGNATURE_SCHEME), failure
 
 
 def _leaf_key_only(chain: Any, **_: Any) -> Any:

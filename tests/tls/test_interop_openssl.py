@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tls.pki import make_ca, make_leaf
+from tests.tls.pki import ca, make_ca, make_leaf, server_leaf
 from tests.tls.procs import (
     Pki,
     free_port,
@@ -259,12 +259,34 @@ def test_curl_against_our_server(pki: Pki, flags: tuple[str, ...], version: str)
     assert f"Protocol: {version}".encode() in result.stdout
 
 
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+@pytest.mark.parametrize(("sigalgs", "signature"), [("RSA-PSS+SHA256:RSA+SHA256", "RSA"),
+                                                    ("ECDSA+SHA256:RSA-PSS+SHA256", "ECDSA")])
+def test_s_client_gets_the_certificate_it_can_verify(pki: Pki, tmp_path: Path, version: str, sigalgs: str,
+                                                     signature: str) -> None:
+    """Issue 15: our server given an ECDSA and an RSA credential serves an RSA-only s_client with RSA and
+    prefers ECDSA when the client takes both (one ECDSA credential used to refuse the RSA-only client)."""
+    rsa_chain, rsa_key = tmp_path / "rsa.pem", tmp_path / "rsa.key"
+    rsa_chain.write_bytes(server_leaf("rsa").pem + ca().pem)
+    rsa_key.write_bytes(server_leaf("rsa").key_pem)
+    port = free_port()
+    with running(our_server(pki, port, "--cert", str(rsa_chain), "--key", str(rsa_key)), port):
+        flag = "-tls1_3" if version == "TLSv1.3" else "-tls1_2"
+        result = s_client(port, flag, "-sigalgs", sigalgs, "-CAfile", pki.ca, "-verify_return_error")
+    out = result.stdout.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out, out
+    assert f"Protocol: {version}" in out
+    assert f"Peer signature type: {signature}" in out, out
+
+
 def test_s_client_renegotiation_is_refused(pki: Pki) -> None:
-    """s_client's `R` command renegotiates a TLS 1.2 session: refused with no_renegotiation."""
+    """s_client's `R` command renegotiates a TLS 1.2 session: refused with a warning no_renegotiation (RFC 5246
+    §7.2.2: always a warning; it used to be sent fatal), recorded as renegotiation-attempt."""
     port = free_port()
     with running(our_server(pki, port), port) as server:
         out = s_client_typing(port, "-tls1_2", "-CAfile", pki.ca, lines=(b"R\n",))
         server.terminate()
         _, err = server.communicate(timeout=5)
-    assert b"fatal no_renegotiation" in out
-    assert b"category renegotiation-attempt" in err
+    assert b"warning no_renegotiation" in out, out
+    assert b"fatal no_renegotiation" not in out
+    assert b"refused with warning alert no_renegotiation (100), category renegotiation-attempt" in err, err

@@ -31,7 +31,7 @@ from tls.client import ClientConnection
 from tls.client_states import AwaitChangeCipherSpec12
 from tls.config import ClientAuthMode
 from tls.constants import TLS12, TLS13, ContentType, ExtensionType, HandshakeType, NamedGroup
-from tls.events import AlertReceived, Closed, HandshakeComplete, HandshakeFailed
+from tls.events import AlertReceived, ApplicationData, Closed, HandshakeComplete, HandshakeFailed, RequestRefused
 from tls.extensions import Extensions
 from tls.groups import KeyShare
 from tls.limits import Limits
@@ -83,6 +83,27 @@ def test_client_key_not_matching_its_certificate(versions: tuple[int, ...]) -> N
     c = ClientConnection(config)
     _, server_events = pump(c, s)
     refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_an_empty_certificate_verify_signature_is_decrypt_error(versions: tuple[int, ...],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: signature<0..2^16-1> (RFC 8446 §4.4.3; RFC 5246 DigitallySigned) decodes when empty, then
+    fails to verify: decrypt_error. It used to be decode_error, from a minimum length of 1 in the parser."""
+    monkeypatch.setattr("tls.client.sign", lambda key, scheme, data: b"")
+    s = ServerConnection(server_config(client_auth=ClientAuthMode.REQUIRED))
+    c = ClientConnection(client_config(cert_kind="p256", versions=versions))
+    _, server_events = pump(c, s)
+    refused_by(server_events, AlertDescription.DECRYPT_ERROR, Category.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize("versions", [(TLS13,), (TLS12,)])
+def test_an_empty_alert_record_is_unexpected_message(versions: tuple[int, ...]) -> None:
+    """Issue 15: RFC 8446 §5.4 names unexpected_message for an Alert record with no content (it was
+    decode_error, as a malformed alert); RFC 5246 §6.2.1 forbids them and names no alert, so the same."""
+    c, s = _connected(versions)
+    c._write_record(ContentType.ALERT, b"")
+    refused_and_told(c, s, c.data_to_send(), AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
 def test_bad_server_finished() -> None:
@@ -215,20 +236,70 @@ def _connected(versions: tuple[int, ...]) -> tuple[ClientConnection, ServerConne
     return c, s
 
 
-def test_client_initiated_renegotiation_is_refused() -> None:
-    c, s = _connected((TLS12,))
+def _renegotiation_refused_with_a_warning(asker: ClientConnection | ServerConnection,
+                                          refuser: ClientConnection | ServerConnection) -> None:
+    """RFC 5246 §7.2.2: `refuser` answers with a warning no_renegotiation, records the category in a
+    RequestRefused event and goes on: application data still flows both ways."""
+    events = refuser.events()
+    assert events == [RequestRefused(AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT,
+                                     "renegotiation is refused")], events
+    assert not refuser.closed
+    asker.receive_data(refuser.data_to_send())
+    # Our engine never asks to renegotiate, so an unrequested no_renegotiation ends it: only the level counts.
+    assert asker.events()[0] == AlertReceived(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+
+
+def _renegotiate(c: ClientConnection, s: ServerConnection) -> bytes:
     c._queue_handshake(1, client_hello()[9:], False)
     c._flush_handshake()
+    return c.data_to_send()
+
+
+def test_client_initiated_renegotiation_is_refused_with_a_warning_and_the_connection_goes_on() -> None:
+    """Issue 15: no_renegotiation used to be sent as a fatal alert."""
+    c, s = _connected((TLS12,))
+    s.receive_data(_renegotiate(c, s))
+    c.send_application_data(b"still here")
     s.receive_data(c.data_to_send())
-    refused_by(s.events(), AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
+    warning = s.data_to_send()
+    assert s.events()[-1] == ApplicationData(b"still here")
+    s.send_application_data(b"and so are we")
+    c.receive_data(warning + s.data_to_send())
+    assert c.events()[0] == AlertReceived(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
 
 
-def test_hello_request_is_refused() -> None:
+def test_a_client_that_insists_on_renegotiating_is_refused() -> None:
+    """The second request after our warning ends the connection (Limits.max_renegotiation_refusals)."""
+    c, s = _connected((TLS12,))
+    s.receive_data(_renegotiate(c, s))
+    assert isinstance(s.events()[0], RequestRefused)
+    s.receive_data(_renegotiate(c, s))
+    refused_by(s.events(), AlertDescription.HANDSHAKE_FAILURE, Category.RENEGOTIATION_ATTEMPT)
+    assert s.closed
+
+
+def test_no_warning_follows_our_close_notify() -> None:
+    c, s = _connected((TLS12,))
+    s.close()
+    s.data_to_send()
+    s.receive_data(_renegotiate(c, s))
+    assert [type(e) for e in s.events()] == [RequestRefused]
+    assert s.data_to_send() == b""
+
+
+def test_hello_request_is_refused_with_a_warning() -> None:
     c, s = _connected((TLS12,))
     s._queue_handshake(0, b"", False)
     s._flush_handshake()
     c.receive_data(s.data_to_send())
-    refused_by(c.events(), AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
+    _renegotiation_refused_with_a_warning(s, c)
+
+
+def test_hello_request_with_a_body_is_a_decode_error() -> None:
+    c, s = _connected((TLS12,))
+    s._queue_handshake(0, b"\x00", False)
+    s._flush_handshake()
+    refused_and_told(s, c, s.data_to_send(), AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)
 
 
 def refused_and_told(sender: ClientConnection | ServerConnection, receiver: ClientConnection | ServerConnection,
@@ -248,10 +319,10 @@ def test_unexpected_messages_after_the_handshake(versions: tuple[int, ...], msg_
     c._queue_handshake(msg_type, b"\x00" * 40, False)
     c._flush_handshake()
     if versions == (TLS12,) and msg_type == 1:  # a ClientHello after a TLS 1.2 handshake asks to renegotiate
-        expected = (AlertDescription.NO_RENEGOTIATION, Category.RENEGOTIATION_ATTEMPT)
-    else:
-        expected = (AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
-    refused_and_told(c, s, c.data_to_send(), *expected)
+        s.receive_data(c.data_to_send())
+        _renegotiation_refused_with_a_warning(c, s)
+        return
+    refused_and_told(c, s, c.data_to_send(), AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
 
 
 def test_client_refuses_messages_out_of_order() -> None:

@@ -12,7 +12,7 @@ from tests.tls.pki import server_config
 from tests.tls.refusal import assert_refused
 from tls.alerts import AlertDescription
 from tls.constants import TLS12, TLS13, TLS_EMPTY_RENEGOTIATION_INFO_SCSV, TLS_FALLBACK_SCSV, ExtensionType
-from tls.extensions import serialize_client_shares, serialize_client_versions
+from tls.extensions import serialize_client_shares, serialize_client_versions, serialize_u16_list16
 from tls.limits import Limits
 from tls.messages import frame
 from tls.record import plaintext_record
@@ -60,6 +60,14 @@ def test_sslv3_hello() -> None:
     assert_refused(
         server(), client_hello(legacy_version=0x0300, versions=()), AlertDescription.PROTOCOL_VERSION, Category.SSLV3
     )
+
+
+@pytest.mark.parametrize("legacy_version", [0x0300, 0x0200, 0x0002])
+def test_sslv3_legacy_version_offering_tls13_is_refused(legacy_version: int) -> None:
+    """RFC 8446 Appendix D.5: legacy_version 0x0300 or lower aborts with protocol_version even when
+    supported_versions offers TLS 1.3 (it used to be answered with a ServerHello)."""
+    assert_refused(server(), client_hello(legacy_version=legacy_version), AlertDescription.PROTOCOL_VERSION,
+                   Category.SSLV3)
 
 
 @pytest.mark.parametrize("version", [0x0301, 0x0302])
@@ -132,6 +140,12 @@ def test_tls12_without_extended_master_secret() -> None:
     )
 
 
+def test_tls12_extended_master_secret_with_a_body() -> None:
+    """RFC 7627 §5.1: the extension's data is empty; a body was accepted before."""
+    exts = [(t, b"\x00" if t == ExtensionType.EXTENDED_MASTER_SECRET else b) for t, b in default_extensions((TLS12,))]
+    assert_refused(server(), client_hello(extensions=exts), AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)
+
+
 def test_tls12_without_renegotiation_info() -> None:
     assert_refused(
         server(),
@@ -192,6 +206,23 @@ def test_no_shared_group() -> None:
     assert_refused(
         server(), client_hello(extensions=exts), AlertDescription.HANDSHAKE_FAILURE, Category.NO_SHARED_GROUP
     )
+
+
+@pytest.mark.parametrize("group", [0x0013, 0x0016, 0x001A, 0xFF01])
+def test_key_share_for_an_obsolete_group(group: int) -> None:
+    """Issue 15: RFC 8446 §4.2.7 forbids offering obsolete_RESERVED groups in TLS 1.3 and §4.2.8 lets the server
+    abort a key_share that breaks its rules with illegal_parameter; it used to be handshake_failure (no group
+    in common) when the client listed only that group."""
+    exts = [e for e in default_extensions() if e[0] not in (ExtensionType.SUPPORTED_GROUPS, ExtensionType.KEY_SHARE)]
+    exts += [(ExtensionType.SUPPORTED_GROUPS, serialize_u16_list16([group])),
+             (ExtensionType.KEY_SHARE, serialize_client_shares([(group, b"\x04" + b"k" * 48)]))]
+    assert_refused(server(), client_hello(extensions=exts), AlertDescription.ILLEGAL_PARAMETER,
+                   Category.OBSOLETE_GROUP)
+
+
+def test_an_empty_plaintext_alert_record_is_unexpected_message() -> None:
+    assert_refused(server(), plaintext_record(21, b""), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE)
 
 
 def test_key_share_not_in_supported_groups() -> None:
@@ -340,6 +371,15 @@ def test_empty_handshake_record() -> None:
     assert_refused(
         server(), plaintext_record(22, b""), AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE
     )
+
+
+@pytest.mark.parametrize("msg_type", [11, 20, 24])
+def test_a_wrong_first_message_declared_huge_is_still_unexpected(msg_type: int) -> None:
+    """The state decides from the header: a message it never takes is unexpected_message whatever its declared
+    length (it was illegal_parameter, from our size limit, when the length was over it)."""
+    header = bytes((msg_type,)) + (2**24 - 1).to_bytes(3, "big")
+    assert_refused(server(), plaintext_record(22, header + b"\x00" * 8), AlertDescription.UNEXPECTED_MESSAGE,
+                   Category.UNEXPECTED_MESSAGE)
 
 
 @pytest.mark.parametrize("msg_type", [2, 4, 8, 11, 13, 15, 16, 20, 24])

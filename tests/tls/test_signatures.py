@@ -1,5 +1,6 @@
 """Handshake signatures: every scheme we make verifies; mismatched keys, curves, PKCS#1 in TLS 1.3 and
-SHA-1 are refused with a bad-signature category."""
+SHA-1 are refused: a scheme that is not allowed or does not fit the key as wrong-signature-scheme
+(illegal_parameter), a signature that does not verify as bad-signature (decrypt_error)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_rsa_pkcs1_is_not_accepted_in_tls13_certificate_verify() -> None:
     verify(key.public_key(), SignatureScheme.RSA_PKCS1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_12)
     with pytest.raises(ProtocolError) as info:
         verify(key.public_key(), SignatureScheme.RSA_PKCS1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
-    assert info.value.category is Category.BAD_SIGNATURE
+    assert info.value.category is Category.WRONG_SIGNATURE_SCHEME
 
 
 def test_sha1_is_never_accepted() -> None:
@@ -59,7 +60,7 @@ def test_key_type_must_fit_the_scheme() -> None:
     rsa_key = make_key("rsa")
     with pytest.raises(ProtocolError) as info:
         verify(rsa_key.public_key(), SignatureScheme.ED25519, signature, b"data", HANDSHAKE_SCHEMES_13)
-    assert info.value.category is Category.BAD_SIGNATURE
+    assert info.value.category is Category.WRONG_SIGNATURE_SCHEME
     with pytest.raises(ProtocolError):
         verify(ed.public_key(), SignatureScheme.RSA_PSS_RSAE_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
 
@@ -73,7 +74,7 @@ def test_ecdsa_curve_binding_only_in_tls13() -> None:
            curve_bound=False)
     with pytest.raises(ProtocolError) as info:
         verify(key.public_key(), SignatureScheme.ECDSA_SECP256R1_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
-    assert info.value.category is Category.BAD_SIGNATURE
+    assert info.value.category is Category.WRONG_SIGNATURE_SCHEME
 
 
 def test_choose_scheme_follows_the_peer() -> None:
@@ -90,7 +91,7 @@ def test_rsa_pss_pss_is_refused_for_rsa_encryption_keys() -> None:
     signature = sign(key, SignatureScheme.RSA_PSS_RSAE_SHA256, b"data")
     with pytest.raises(ProtocolError) as info:
         verify(key.public_key(), SignatureScheme.RSA_PSS_PSS_SHA256, signature, b"data", HANDSHAKE_SCHEMES_13)
-    assert info.value.category is Category.BAD_SIGNATURE
+    assert info.value.category is Category.WRONG_SIGNATURE_SCHEME
 
 
 _RSA_KEY = make_key("rsa")
@@ -129,7 +130,7 @@ def test_pss_key_refuses_signatures_it_may_not_make(scheme: int, key_hash: str |
     verify(control, scheme, signature, b"data", HANDSHAKE_SCHEMES_12)  # a valid signature for some key
     with pytest.raises(ProtocolError) as info:
         verify(pss_key, scheme, signature, b"data", HANDSHAKE_SCHEMES_12)
-    assert info.value.category is Category.BAD_SIGNATURE
+    assert info.value.category is Category.WRONG_SIGNATURE_SCHEME
     assert reason in str(info.value)
 
 

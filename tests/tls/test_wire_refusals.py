@@ -9,12 +9,16 @@ from collections.abc import Callable
 import pytest
 
 from outcomes.category import Category
-from tests.tls.pki import NOW, ca, server_leaf
+from tests.tls.hello import client_hello
+from tests.tls.pki import NOW, ca, server_config, server_leaf
+from tests.tls.refusal import assert_refused
 from tls import x509
-from tls.constants import CipherSuite, NamedGroup, SignatureScheme, group_name
+from tls.alerts import AlertDescription
+from tls.constants import CipherSuite, ExtensionType, NamedGroup, SignatureScheme, group_name
 from tls.errors import ProtocolError
 from tls.extensions import parse_client_shares, parse_server_name, parse_u16_list16
 from tls.groups import KeyShare
+from tls.limits import MAX_DNS_NAME_OCTETS
 from tls.messages import (
     parse_certificate12,
     parse_certificate_request12,
@@ -23,7 +27,8 @@ from tls.messages import (
     parse_server_key_exchange,
 )
 from tls.peer import leaf_public_key, own_pss_key, peer_name, validate_chain
-from tls.record import Protection12, Protection13, Record, RecordReader
+from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
+from tls.server import ServerConnection
 from tls.signatures import verify
 from tls.suites import SUITES
 
@@ -43,11 +48,32 @@ def test_server_name_takes_the_host_name_and_skips_other_types() -> None:
     (((0, "ñ.example".encode()),), Category.DECODE_ERROR),  # not ASCII
     (((0, b"bad name"),), Category.ILLEGAL_PARAMETER),  # not a DNS name
     (((0, b"trailing.dot."),), Category.ILLEGAL_PARAMETER),
+    (((0, b"a" * 30_000),), Category.ILLEGAL_PARAMETER),  # RFC 1035: 255 octets at most (was accepted)
+    (((0, b"x" * 64 + b".example"),), Category.ILLEGAL_PARAMETER),  # a 64-octet label (was accepted)
+    (((0, b"empty..label"),), Category.ILLEGAL_PARAMETER),
 ])
 def test_server_name_refusals(entries: tuple[tuple[int, bytes], ...], category: Category) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_server_name(server_name_list(*entries))
     assert info.value.category is category
+
+
+def test_server_name_at_the_rfc_1035_bounds_is_taken() -> None:
+    """63-octet labels and a 253-character name (255 octets in wire form) are still host names."""
+    longest = ".".join(["x" * 63, "y" * 63, "z" * 63, "w" * 61])
+    assert len(longest) == MAX_DNS_NAME_OCTETS - 2
+    assert parse_server_name(server_name_list((0, longest.encode()))) == longest
+    with pytest.raises(ProtocolError):
+        parse_server_name(server_name_list((0, longest.encode() + b"w")))
+
+
+def test_a_30_kb_server_name_is_refused_on_the_wire() -> None:
+    server = ServerConnection(server_config())
+    record = client_hello(add=((ExtensionType.SERVER_NAME, server_name_list((0, b"a" * 30_000))),))
+    message = record[5:]  # a ClientHello this long spans two records
+    hello = b"".join(plaintext_record(22, message[i : i + 2**14], version=0x0301)
+                     for i in range(0, len(message), 2**14))
+    assert_refused(server, hello, AlertDescription.ILLEGAL_PARAMETER, Category.ILLEGAL_PARAMETER)
 
 
 def test_u16_list_with_an_odd_length() -> None:
@@ -190,9 +216,11 @@ def test_tls12_certificate_message_longer_than_the_chain_limit() -> None:
     assert (info.value.category, info.value.alert.name) == (Category.PATH_TOO_LONG, "BAD_CERTIFICATE")
 
 
-def test_ecdsa_scheme_with_an_rsa_key_and_an_unknown_scheme_are_bad_signatures() -> None:
+def test_ecdsa_scheme_with_an_rsa_key_and_an_unknown_scheme_are_illegal_parameters() -> None:
+    """Issue 15: a scheme that does not fit the certificate's key is illegal_parameter (RFC 8446 §4.4.3 and
+    §6.2: a field inconsistent with another), not decrypt_error as it was: no signature was checked."""
     rsa_key = server_leaf("rsa").key.public_key()
     for scheme in (SignatureScheme.ECDSA_SECP256R1_SHA256, 0x0A0A):
         with pytest.raises(ProtocolError) as info:
             verify(rsa_key, scheme, b"sig", b"data", (scheme,))
-        assert (info.value.category, info.value.alert.name) == (Category.BAD_SIGNATURE, "DECRYPT_ERROR")
+        assert (info.value.category, info.value.alert.name) == (Category.WRONG_SIGNATURE_SCHEME, "ILLEGAL_PARAMETER")
