@@ -57,7 +57,7 @@ test: $(STAMP) lint
 	$(PY) -m image.manifest --check
 	$(PY) -m image.build
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest
+	HYPOTHESIS_PROFILE=ci $(PY) -m coverage run -m pytest
 	$(PY) -m tests.coverage_report
 
 soak: $(STAMP)
