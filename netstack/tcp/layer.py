@@ -79,6 +79,9 @@ class TcpLayer:
         self.time_wait_ids: dict[int, None] = {}  # insertion-ordered: the oldest TIME_WAIT first
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.events: list[ev.Event] = []
+        # Connections whose Accepted or Connected waits in `events` (True: passive), so that one destroyed
+        # before the user takes it can take its events back (`destroy`).
+        self._announced: dict[int, bool] = {}
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
         self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
@@ -138,6 +141,7 @@ class TcpLayer:
     def take_events(self) -> list[ev.Event]:
         out = self.events
         self.events = []
+        self._announced.clear()
         return out
 
     # ------------------------------------------------------------------ services for connections
@@ -156,6 +160,9 @@ class TcpLayer:
             self.count(Count.EVENT_QUEUE_FULL)
             return
         self.events.append(event)
+        kind = type(event)
+        if kind is ev.Accepted or kind is ev.Connected:
+            self._announced[event.conn] = kind is ev.Accepted
 
     def transmit(self, local: bytes, remote: bytes, segment: bytes) -> None:
         """Queue a segment for take_outgoing; past `max_outgoing` it is dropped like on a full NIC queue, and
@@ -239,6 +246,14 @@ class TcpLayer:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
+        passive = self._announced.pop(conn.id, None)
+        if passive is not None:
+            # The user has not taken the news of this connection yet (a RST behind the handshake's last ACK
+            # in one batch): its events go back, so no event ever names a connection that is already gone.
+            # The user never learns of a passive one (as of a RST in SYN-RECEIVED); an active open's caller
+            # still waits, and the Closed below tells it why.
+            self.events = [event for event in self.events if event.conn != conn.id]
+            notify = notify and not passive
         if notify:
             self.emit(ev.Closed(conn.id, error))
 
