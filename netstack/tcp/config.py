@@ -10,7 +10,7 @@ Memory. The per-connection limits alone would let peers make us hold
   Python objects holding it (so 64 tiny segments per connection cannot cost more than they are charged).
   Beyond it out-of-order segments are dropped (`ooo-budget-exhausted`); the sender repeats them once the
   hole is filled, so a flood of them costs other connections throughput under loss, never data. Once the
-  application has closed, out-of-order data is not queued at all (`data-after-close`).
+  application has closed, no data is held at all: new data ends the connection with a RST (`data-after-close`).
 - `rcv_budget` (8 MiB): unread in-order bytes, which pile up only while the application has paused reading.
   Beyond it data is dropped unacknowledged (`rcv-budget-exhausted`) and the peer sends it again later.
 - `snd_budget` (8 MiB): bytes the application wrote that the peer has not acknowledged; a peer that keeps

@@ -102,12 +102,23 @@ class Connection(Arrival):
         self.output(now)
 
     def user_close(self, now: float) -> None:
-        """Orderly close: unread data is dropped and the FIN follows buffered data; the connection lingers in
-        the layer until the peer is done (an orphaned FIN-WAIT-2 for at most `fin_wait_2_timeout`)."""
+        """Close for both directions: the application will neither send nor read any more (RFC 9293 §3.6.1's
+        "half-duplex" close; `user_shutdown` is the RFC's CLOSE that keeps receiving). The FIN follows
+        buffered data and the connection lingers in the layer until the peer is done (an orphaned FIN-WAIT-2
+        for at most `fin_wait_2_timeout`). Received data nobody read is lost, and SHLD-2 says to tell the
+        peer so with a RST rather than a FIN that claims an orderly end (Linux does; a peer's lingering close
+        avoids it by reading to the end first); data arriving later is answered the same way
+        (`ReceiveSide._receive_data`)."""
         self.app_closed = True
         self.reading_paused = True
-        self.discard_received()
-        if self._state == State.SYN_SENT:
+        state = self._state
+        if self.rcvbuf and state in SYNCHRONIZED and state != State.TIME_WAIT:
+            self.host.count(Count.CLOSE_WITH_UNREAD_DATA)
+            self.send_rst(now)
+            self.host.destroy(self, Cause.ABORT, "aborted", notify=False)
+            return
+        self.discard_received()  # out-of-order data only (never acknowledged), or TIME-WAIT's leftovers
+        if state == State.SYN_SENT:
             self.host.destroy(self, Cause.CLOSE, None, notify=False)
             return
         self.user_shutdown(now)

@@ -75,7 +75,8 @@ class Count(StrEnum):
     OOO_BUDGET_EXHAUSTED = "ooo-budget-exhausted"
     DATA_BEYOND_WINDOW = "data-beyond-window"
     RCV_BUDGET_EXHAUSTED = "rcv-budget-exhausted"
-    DATA_AFTER_CLOSE = "data-after-close"
+    DATA_AFTER_CLOSE = "data-after-close"              # answered with a RST (RFC 9293 SHLD-2)
+    CLOSE_WITH_UNREAD_DATA = "close-with-unread-data"  # the close sent a RST (RFC 9293 SHLD-2)
     DATA_AFTER_FIN = "data-after-fin"
     # sending, loss recovery and timers
     SND_BUDGET_EXHAUSTED = "snd-budget-exhausted"

@@ -12,7 +12,7 @@ from netstack.tcp.counters import Count
 from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.send import SendSide
-from netstack.tcp.seq import MASK, seq_diff
+from netstack.tcp.seq import MASK, seq_diff, seq_gt
 from netstack.tcp.state import RECEIVES_DATA, Cause, State
 from netstack.tcp.timers import INF
 
@@ -42,6 +42,9 @@ class ReceiveSide(SendSide):
         queued, what the buffer cannot hold is cut (and the peer told at once), the rest appended."""
         host = self.host
         n = len(payload)
+        if self.app_closed and n and seq_gt((seq + n) & MASK, self.rcv_nxt):
+            self._data_after_close(now)
+            return
         duplicate_head = False
         if seq != self.rcv_nxt:
             skip = (self.rcv_nxt - seq) & MASK
@@ -77,11 +80,6 @@ class ReceiveSide(SendSide):
         if self.reassembly.segments:
             fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
-        if self.app_closed and self.rcvbuf:
-            # Nobody will read this any more: acknowledge and discard, so the window stays open and the
-            # peer can finish instead of probing a closed window until a timeout.
-            self.host.count(Count.DATA_AFTER_CLOSE)
-            self.discard_received()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
             host.emit(ev.Readable(self.id))
@@ -92,6 +90,15 @@ class ReceiveSide(SendSide):
             self._acknowledge(now, at_once=filled_gap or duplicate_head or over_budget)
         elif over_budget:
             self.send_ack(now)
+
+    def _data_after_close(self, now: float) -> None:
+        """New data for an application that closed (RFC 9293 §3.6.1, SHLD-2): it can never be read, so the
+        peer is told with a RST that it was lost, and the connection ends (Linux's TCPAbortOnData, BSD's
+        rcvafterclose). Acknowledging and discarding it instead let the peer believe it delivered, and let it
+        hold a closed connection open as long as it kept sending."""
+        self.host.count(Count.DATA_AFTER_CLOSE)
+        self.send_rst(now)
+        self.host.destroy(self, Cause.ABORT, "aborted", notify=False)
 
     def _acknowledge(self, now: float, *, at_once: bool) -> None:
         """RFC 5681 §4.2: ACK at once when a segment filled a gap or leaves one, repeated data or was cut short;
@@ -108,12 +115,6 @@ class ReceiveSide(SendSide):
         (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
         host = self.host
         cfg = host.config
-        if self.app_closed:
-            # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
-            # acknowledged and discarded (see _receive_data), so the peer can still finish.
-            host.count(Count.DATA_AFTER_CLOSE)
-            self.send_ack(now)
-            return
         offset = (seq - self.rcv_nxt) & MASK
         room = self.rcv_wnd() - offset
         if room <= 0:
@@ -184,7 +185,5 @@ class ReceiveSide(SendSide):
         self.timers.persist = INF
         self.timers.delack = INF
         self.send_buffer.discard()
-        if self.app_closed:
-            self.discard_received()
         self.timers.phase = now + 2 * self.host.config.msl
         self.host.entered_time_wait(self)

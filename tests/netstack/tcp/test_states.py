@@ -107,7 +107,9 @@ def test_data_in_syn_ack_and_third_ack() -> None:
     assert peer.layer.receive(peer.now, events[0].conn) == b"GET / HTTP/1.0\r\n\r\n"
 
 
-def test_data_after_close_is_acknowledged_and_discarded() -> None:
+def test_data_after_close_is_answered_with_a_reset() -> None:
+    """RFC 9293 §3.6.1 SHLD-2: an application that closed reads no more, so new data is lost and the peer
+    is told with a RST (it was acknowledged and discarded, and the peer believed it delivered)."""
     pair = Pair()
     client, server = establish(pair)
     pair.b.close(pair.now, server)
@@ -115,11 +117,48 @@ def test_data_after_close_is_acknowledged_and_discarded() -> None:
     assert pair.b.state_of(server) == State.FIN_WAIT_2
     pair.a.send(pair.now, client, b"x" * 300_000)
     pair.run_until(pair.now + 10)
-    conn = pair.b.connection(server)
-    assert conn is not None
-    assert not conn.rcvbuf
-    assert pair.a.send_buffered(client) == 0     # everything was acknowledged
-    assert pair.b.stats["data-after-close"] > 0
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["data-after-close"] == 1
+    assert ev.Closed(client, "reset") in pair.take("a")
+
+
+def test_close_with_unread_data_sends_a_reset() -> None:
+    """SHLD-2's other half: a close while received data is unread sends a RST, not a FIN."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.send(pair.now, client, b"unread")
+    pair.run_until(pair.now + 1)
+    assert pair.b.readable_bytes(server) == 6
+    pair.b.close(pair.now, server)
+    pair.run_until(pair.now + 1)
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["close-with-unread-data"] == 1
+    assert ev.Closed(client, "reset") in pair.take("a")
+    assert not any(e == ev.Closed(server, "aborted") for e in pair.take("b"))
+
+
+def test_close_after_reading_everything_is_orderly_and_bounded() -> None:
+    """A close with nothing unread is a FIN; the orphaned FIN-WAIT-2 ends after `fin_wait_2_timeout` even
+    while the peer keeps the connection busy with bare ACKs (they do not restart it)."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.send(pair.now, client, b"read")
+    pair.run_until(pair.now + 1)
+    assert pair.b.receive(pair.now, server) == b"read"
+    pair.b.close(pair.now, server)
+    pair.run_until(pair.now + 1)
+    assert pair.b.state_of(server) == State.FIN_WAIT_2
+    start = pair.now
+    timeout = pair.b.config.fin_wait_2_timeout
+    while pair.b.connection(server) is not None and pair.now < start + 2 * timeout:
+        conn = pair.a.connection(client)
+        assert conn is not None
+        conn.send_ack(pair.now)
+        pair.run_until(pair.now + 5)
+    assert pair.b.connection(server) is None
+    assert pair.now <= start + timeout + 5
+    assert pair.b.stats["fin-wait-2-timeout"] == 1
+
 
 
 def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
