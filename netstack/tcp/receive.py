@@ -74,9 +74,7 @@ class ReceiveSide(SendSide):
         was_empty = not self.rcvbuf
         filled_gap = False
         if n:
-            self._rcv_append(payload)
-            self.rcv_nxt = (self.rcv_nxt + n) & MASK
-            self.timers.last_activity = now
+            n = self._append_in_order(now, payload, n)
         if self.reassembly.segments:
             fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
@@ -135,16 +133,41 @@ class ReceiveSide(SendSide):
             host.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
-        if queue.holds(seq, len(payload)):
+        if payload and not queue.gaps(seq, len(payload)):
             host.count(Count.DUPLICATE_SEGMENT)
             self.send_ack(now)
             return
         if queue is NO_REASSEMBLY:
             queue = self.reassembly = Reassembly()
-        queue.add(seq, bytes(payload), fin, self.rcv_nxt)
-        self.host.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
+        charge = self._ooo_charge()
+        queue.add(seq, bytes(payload), fin, self.rcv_nxt)  # only what is not held yet: the first copy wins
+        self.host.budgets.ooo_held += self._ooo_charge() - charge
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
+
+    def _append_in_order(self, now: float, payload: memoryview, n: int) -> int:
+        """Append the `n` bytes at RCV.NXT (or, when queued text overlaps them, those before it); how many."""
+        if self.reassembly.segments:
+            n = self._yield_to_queued(payload, n)
+            payload = payload[:n]
+        self._rcv_append(payload)
+        self.rcv_nxt = (self.rcv_nxt + n) & MASK
+        self.timers.last_activity = now
+        return n
+
+    def _yield_to_queued(self, payload: memoryview, n: int) -> int:
+        """In-order text overlapping text already queued: the queued copy came first, so it wins (the rule of
+        `Reassembly.add`). Returns how much of `payload` to append now, up to the first queued byte; the
+        later gaps between queued entries go into the queue, and the drain that follows delivers all."""
+        queue = self.reassembly
+        pieces = queue.gaps(self.rcv_nxt, n)
+        head = pieces[0][1]  # nothing queued starts at RCV.NXT, so the first piece does
+        if len(pieces) > 1:
+            charge = self._ooo_charge()
+            for start, end in pieces[1:]:
+                queue.add((self.rcv_nxt + start) & MASK, bytes(payload[start:end]), False, self.rcv_nxt)
+            self.host.budgets.ooo_held += self._ooo_charge() - charge
+        return head
 
     def _drain_out_of_order(self, fin: bool) -> bool:
         """Move queued segments that now continue the stream into the receive buffer; whether a FIN follows."""
