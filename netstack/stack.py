@@ -6,7 +6,8 @@ SegmentLayer protocol below without knowing about Ethernet or ARP.
 
 Decisions documented here:
 - Without a TCP layer, TCP segments are dropped and counted (tcp-no-layer); we send no RST, so a port scan of a
-  stack without TCP sees silence.
+  stack without TCP sees silence. Nor do TCP segments from a source we have no route back to reach TCP
+  (tcp-no-route-back): nothing TCP answered could leave.
 - ICMP errors are originated only for unfragmented datagrams (RFC 1122 3.2.2 lets us stay silent otherwise) and
   never for broadcasts, ICMP errors or martian sources.
 - Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
@@ -308,12 +309,7 @@ class Stack:
             original = None
         protocol = header.protocol
         if protocol == PROTO_TCP:
-            if not local or link_broadcast:  # like Linux: TCP only from frames sent to our own MAC
-                self.counters.add(Drop.TCP_NOT_UNICAST)
-            elif self._tcp is None:
-                self.counters.add(Drop.TCP_NO_LAYER)
-            else:
-                self._tcp.segment_received(now, src, dst, body)
+            self._tcp_received(now, src, dst, body, unicast=local and not link_broadcast)
         elif protocol == PROTO_UDP:
             self._udp_received(now, header, body, original if local and not link_broadcast else None)
         elif protocol == PROTO_ICMP:
@@ -322,6 +318,19 @@ class Stack:
             self.counters.add(Drop.IPV4_UNKNOWN_PROTOCOL)
             if local and not link_broadcast and original is not None:
                 self._send_icmp_error(now, icmp.DEST_UNREACHABLE, icmp.CODE_PROTOCOL_UNREACHABLE, header, original)
+
+    def _tcp_received(self, now: float, src: bytes, dst: bytes, body: memoryview, *, unicast: bool) -> None:
+        if not unicast:  # like Linux: TCP only from frames sent to our own MAC
+            self.counters.add(Drop.TCP_NOT_UNICAST)
+        elif self._tcp is None:
+            self.counters.add(Drop.TCP_NO_LAYER)
+        elif self._next_hop(src) is None:
+            # No route back (a spoofed off-link source without a gateway): every answer TCP could make, a
+            # SYN cookie included, would be dropped as ipv4-no-route, and a half-open entry for it would only
+            # hold the listener in cookie mode. Refused before TCP spends anything on it.
+            self.counters.add(Drop.TCP_NO_ROUTE_BACK)
+        else:
+            self._tcp.segment_received(now, src, dst, body)
 
     def _udp_received(self, now: float, header: Ipv4Header, body: memoryview, original: memoryview | None) -> None:
         datagram = parse_udp(body, header.src, header.dst)

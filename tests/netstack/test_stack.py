@@ -14,6 +14,9 @@ from netstack.ipv4 import FLAG_DF, FLAG_MF, parse_ipv4
 from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.reasons import Drop
 from netstack.stack import SegmentLayer, Stack, StackConfig
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.layer import TcpLayer
+from netstack.tcp.segment import SYN, build_options, build_segment
 from tests.netstack.builders import (
     BROADCAST_MAC,
     FAR,
@@ -389,3 +392,23 @@ def test_mutated_valid_frames_never_raise(frame: bytes, flips: list[tuple[int, i
             data[position] = value
     stack.frame_received(0.0, bytes(data[: len(data) - cut % (len(data) + 1)]))
     stack.take_frames()
+
+
+def test_tcp_from_a_source_with_no_route_back_never_reaches_tcp() -> None:
+    """Issue 15: without a gateway, a SYN from a spoofed off-link source made TCP compute and count a SYN
+    cookie (or hold a half-open entry) for an answer the stack then dropped as ipv4-no-route."""
+    tcp = TcpLayer(b"k" * 32, TcpConfig(max_half_open=0))  # every SYN is answered with a cookie
+    tcp.listen(80)
+    stack = make_stack("10.0.0.2/24", tcp=tcp)
+    syn = build_segment(FAR, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(FAR, 6, syn))
+    assert stack.take_frames(0.0) == []
+    assert stack.counters[Drop.TCP_NO_ROUTE_BACK] == 1
+    assert stack.counters[Drop.IPV4_NO_ROUTE] == 0
+    assert tcp.stats["syn-cookie-sent"] == 0
+    # An on-link source is still answered.
+    teach_peer(stack)
+    syn = build_segment(PEER, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(PEER, 6, syn))
+    assert len(stack.take_frames(0.0)) == 1
+    assert tcp.stats["syn-cookie-sent"] == 1
