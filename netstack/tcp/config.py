@@ -113,6 +113,8 @@ class TcpConfig:
     syn_cookie_rate_limit: int = 5000    # SYN cookies (SYN-ACKs without state) per second, burst as large:
                                          # bounds the backscatter a spoofed flood makes us send, while a
                                          # client's SYN still wins a cookie with odds rate/flood per try
+    max_cookies_remembered: int = 4096   # cookies that made a connection, kept until they expire (128 s) so
+                                         # that none makes a second one; about 250 bytes each
     max_outgoing: int = 8192             # segments waiting for take_outgoing (as netstack.limits.TX_QUEUE_FRAMES)
     max_events: int = 32768              # events waiting for take_events: about 6 per connection between two
                                          # drains; only a caller that never drains reaches it

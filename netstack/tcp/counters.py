@@ -44,6 +44,8 @@ class Count(StrEnum):
     SYN_COOKIE_SENT = "syn-cookie-sent"
     SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"
     SYN_COOKIE_ACCEPTED = "syn-cookie-accepted"
+    SYN_COOKIE_REUSED = "syn-cookie-reused"          # a cookie that already made a connection (refused)
+    SYN_COOKIE_FORGOTTEN = "syn-cookie-forgotten"    # the memory of used cookies was full
     TIME_WAIT = "time-wait"
     TIME_WAIT_RECYCLED = "time-wait-recycled"
     TIME_WAIT_REOPENED = "time-wait-reopened"

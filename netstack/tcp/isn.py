@@ -18,6 +18,7 @@ _TUPLE = struct.Struct("!4sH4sH")
 _COOKIE_INPUT = struct.Struct("!4sH4sHII")
 
 COOKIE_PERIOD = 64.0
+COOKIE_LIFETIME = 2 * COOKIE_PERIOD  # the longest a cookie checks out (`check_cookie` takes two counters)
 COOKIE_MSS = (536, 1024, 1220, 1360, 1400, 1440, 1452, 1460)
 
 

@@ -27,7 +27,7 @@ from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Budgets
-from netstack.tcp.isn import IsnGenerator
+from netstack.tcp.isn import COOKIE_LIFETIME, IsnGenerator
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -57,12 +57,15 @@ class TcpError(Exception):
 
 
 class Listener:
-    __slots__ = ("backlog", "half_open", "port")
+    """A listening port; `cookie_sent` is when it last answered a SYN with a cookie (Linux's last_overflow)."""
+
+    __slots__ = ("backlog", "cookie_sent", "half_open", "port")
 
     def __init__(self, port: int, backlog: int) -> None:
         self.port = port
         self.backlog = backlog
         self.half_open = 0
+        self.cookie_sent = -INF
 
 
 class TcpLayer:
@@ -92,6 +95,8 @@ class TcpLayer:
         self._rst_second = -1
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
+        # Cookies that made a connection, by 4-tuple, until they expire: (cookie, expiry), oldest first.
+        self._cookies_used: dict[Key, tuple[int, float]] = {}
         self._port_counter = 0
 
     # ------------------------------------------------------------------ SegmentLayer contract
@@ -365,7 +370,10 @@ class TcpLayer:
             self.count(Count.LISTEN_SYN_ACK)
             return
         if flags & ACK:
-            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg):
+            if cfg.syn_cookies and now - listener.cookie_sent <= COOKIE_LIFETIME and \
+                    self._cookie_ack(now, src, dst, seg):
+                # Only while cookies may be outstanding (Linux's tcp_synq_no_recent_overflow): at other times
+                # an ACK to a listener is a stray or a guess, and is not worth a hash.
                 return
             self.count(Count.LISTEN_ACK)
             self.send_reset_for(dst, src, seg, now)
@@ -377,7 +385,7 @@ class TcpLayer:
             return
         if listener.half_open >= listener.backlog or len(self.half_open) >= cfg.max_half_open:
             if cfg.syn_cookies:
-                self._send_cookie(now, src, dst, seg)
+                self._send_cookie(now, src, dst, seg, listener)
             else:
                 self.count(Count.BACKLOG_FULL)
             return
@@ -388,15 +396,17 @@ class TcpLayer:
         self.count(Count.SYN_RECEIVED)
         self._schedule(conn)
 
-    def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
+    def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> None:
+        """A stateless SYN-ACK. The cookie carries the peer's MSS (rounded down to the table) for our sending;
+        the MSS option is our own, what we can receive, as in any SYN-ACK."""
         if not self._cookie_bucket.allow(now):
             self.count(Count.SYN_COOKIE_RATE_LIMITED)
             return
         peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
-        cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
-        mss = min(mss, self.config.local_mss)
+        cookie, _mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
-                            self._cookie_window(), build_options(mss=mss))
+                            self._cookie_window(), build_options(mss=self.config.local_mss))
+        listener.cookie_sent = now
         self.count(Count.SYN_COOKIE_SENT)
         self.transmit(dst, src, out)
 
@@ -410,6 +420,9 @@ class TcpLayer:
         mss = self.isn.check_cookie(now, dst, seg.dst_port, src, seg.src_port, peer_isn, cookie)
         if mss is None:
             return False
+        key = (src, seg.src_port, dst, seg.dst_port)
+        if self._cookie_used(now, key, cookie):
+            return False
         if not self._admit(src):
             return True
         self.count(Count.SYN_COOKIE_ACCEPTED)
@@ -418,6 +431,30 @@ class TcpLayer:
         conn.segment_arrived(now, seg)
         self._schedule(conn)
         return True
+
+    def _cookie_used(self, now: float, key: Key, cookie: int) -> bool:
+        """A cookie makes one connection. Once that connection is gone (reset, aborted, done), the peer's old
+        ACK still carries a cookie that checks out for up to `COOKIE_LIFETIME`, and any segment with it (the
+        client sending more data on what it takes for the same connection) would bring the connection back
+        to life: the listener would serve a peer whose connection it had reset. So a cookie that made a
+        connection is remembered, by 4-tuple, until it expires; True if this one is such. The memory is
+        bounded: expired entries go first, and past `max_cookies_remembered` the oldest (a flood of
+        handshakes completed by real peers, each a connection we admitted) is forgotten, counted."""
+        used = self._cookies_used
+        for old_key, (_cookie, expiry) in list(itertools.islice(used.items(), 4)):
+            if expiry > now:
+                break
+            del used[old_key]
+        previous = used.get(key)
+        if previous is not None and previous[0] == cookie and previous[1] > now:
+            self.count(Count.SYN_COOKIE_REUSED)
+            return True
+        used.pop(key, None)
+        if len(used) >= self.config.max_cookies_remembered:
+            del used[next(iter(used))]
+            self.count(Count.SYN_COOKIE_FORGOTTEN)
+        used[key] = (cookie, now + COOKIE_LIFETIME)
+        return False
 
     def _icmp_error(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
                     next_hop_mtu: int | None) -> None:
