@@ -11,7 +11,8 @@ Decisions documented here:
 - ICMP errors are originated only for unfragmented datagrams (RFC 1122 3.2.2 lets us stay silent otherwise) and
   never for broadcasts, ICMP errors or martian sources.
 - Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
-  dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191).
+  dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191), but to destinations
+  whose path MTU TCP found below its floor (`SegmentLayer.fragmentable`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,6 +74,11 @@ class SegmentLayer(Protocol):
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         """(src, dst, segment with its checksum filled in) for every segment to send now."""
+        ...
+
+    @property
+    def fragmentable(self) -> AbstractSet[bytes]:
+        """Destinations whose path MTU is below TCP's floor: their segments go without DF (RFC 1191 §4)."""
         ...
 
     def next_deadline(self) -> float | None:
@@ -386,11 +393,12 @@ class Stack:
     # --- send path ----------------------------------------------------------------------------------------------
 
     def _send_tcp(self, now: float, segments: list[tuple[bytes, bytes, bytes]]) -> None:
+        fragmentable = self._tcp.fragmentable if self._tcp is not None else frozenset()
         for src, dst, segment in segments:
             if src != self._address:
                 self.counters.add(Drop.IPV4_TX_BAD_SOURCE)
                 continue
-            self._send_ip(now, dst, PROTO_TCP, segment, src=src, dont_fragment=True)
+            self._send_ip(now, dst, PROTO_TCP, segment, src=src, dont_fragment=dst not in fragmentable)
 
     def _send_ip(
         self, now: float, dst: bytes, protocol: int, payload: bytes, *, src: bytes | None = None,

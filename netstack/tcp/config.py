@@ -46,7 +46,9 @@ class TcpConfig:
     # Segment sizes
     mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40
     default_peer_mss: int = 536          # RFC 9293 §3.7.1 when the peer sends no MSS option
-    min_mss: int = 64                    # floor for peer MSS and PMTU-derived MSS (tiny-MSS amplification)
+    min_mss: int = 64                    # floor for the peer's MSS option (tiny-MSS amplification)
+    min_path_mtu: int = 552              # path MTU floor (RFC 1191 §4 practice, Linux's min_pmtu): an ICMP
+                                         # fragmentation-needed below it sets the path to it and clears DF
 
     # Buffers (bytes). The receive buffer is rounded up to a multiple of the MSS, as BSD does.
     rcv_buffer: int = 262144

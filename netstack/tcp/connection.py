@@ -136,9 +136,8 @@ class Connection(Arrival):
 
     def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
         """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
-        shrank (RFC 1191, without ever going below `min_mss`)."""
-        cfg = self.host.config
-        new_mss = max(cfg.min_mss, next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0))
+        shrank (RFC 1191). The layer has already raised `next_hop_mtu` to `min_path_mtu`."""
+        new_mss = next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0)
         if new_mss >= self.mss:
             return False
         self.mss = new_mss

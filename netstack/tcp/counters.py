@@ -99,6 +99,7 @@ class Count(StrEnum):
     ICMP_SEQ_OUT_OF_WINDOW = "icmp-seq-out-of-window"
     ICMP_FRAG_NEEDED_NO_MTU = "icmp-frag-needed-no-mtu"
     PMTU_REDUCED = "pmtu-reduced"
+    PMTU_FLOOR = "pmtu-floor"                        # below min_path_mtu: the floor, and DF cleared
     ICMP_HARD_ERROR = "icmp-hard-error"
     ICMP_SOFT_ERROR = "icmp-soft-error"
     ICMP_IGNORED = "icmp-ignored"

@@ -95,6 +95,10 @@ class TcpLayer:
         self._rst_second = -1
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
+        # Destinations whose path MTU is below `min_path_mtu` (SegmentLayer contract: sent without DF), kept
+        # while a connection that learned it lives, by connection id.
+        self.fragmentable: frozenset[bytes] = frozenset()
+        self._fragmenting: dict[int, bytes] = {}
         # Cookies that made a connection, by 4-tuple, until they expire: (cookie, expiry), oldest first.
         self._cookies_used: dict[Key, tuple[int, float]] = {}
         self._port_counter = 0
@@ -251,6 +255,8 @@ class TcpLayer:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
+        if self._fragmenting and self._fragmenting.pop(conn.id, None) is not None:
+            self.fragmentable = frozenset(self._fragmenting.values())
         passive = self._announced.pop(conn.id, None)
         if passive is not None:
             # The user has not taken the news of this connection yet (a RST behind the handshake's last ACK
@@ -475,11 +481,7 @@ class TcpLayer:
         kind = icmp.classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
                              hard_errors=self.config.icmp_hard_errors)
         if kind is icmp.Kind.FRAG_NEEDED:
-            if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
-                self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
-            elif conn.path_mtu_reduced(now, next_hop_mtu):
-                self.count(Count.PMTU_REDUCED)
-                self._schedule(conn)
+            self._frag_needed(now, conn, next_hop_mtu)
         elif kind is icmp.Kind.REFUSED or kind is icmp.Kind.UNREACHABLE:
             self.count(Count.ICMP_HARD_ERROR)
             self.destroy(conn, Cause.ABORT, "refused" if kind is icmp.Kind.REFUSED else "unreachable")
@@ -488,6 +490,26 @@ class TcpLayer:
             conn.soft_error("unreachable")
         else:
             self.count(Count.ICMP_IGNORED)
+
+    def _frag_needed(self, now: float, conn: Connection, next_hop_mtu: int | None) -> None:
+        """RFC 1191 with the floor every stack keeps (RFC 8201 §5.2's point, Linux's min_pmtu 552): a
+        next-hop MTU below `min_path_mtu` is taken as the floor, and the segments to that destination go
+        without DF from then on, so routers fragment them. Taking 68 at its word made 28-byte segments (the
+        per-segment cost of a tiny MSS is what an attacker forging the ICMP wants), and as they still had
+        DF, a path really that small dropped them all: a black hole."""
+        if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
+            self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
+            return
+        floor = self.config.min_path_mtu
+        if next_hop_mtu < floor:
+            next_hop_mtu = floor
+            if conn.id not in self._fragmenting:
+                self.count(Count.PMTU_FLOOR)
+                self._fragmenting[conn.id] = conn.remote
+                self.fragmentable = frozenset(self._fragmenting.values())
+        if conn.path_mtu_reduced(now, next_hop_mtu):
+            self.count(Count.PMTU_REDUCED)
+            self._schedule(conn)
 
     # ------------------------------------------------------------------ user API
 

@@ -45,6 +45,7 @@ class FakeTcp:
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.deadline: float | None = None
         self.expired: list[float] = []
+        self.fragmentable: frozenset[bytes] = frozenset()
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         self.segments.append((now, src, dst, bytes(segment)))
@@ -412,3 +413,15 @@ def test_tcp_from_a_source_with_no_route_back_never_reaches_tcp() -> None:
     stack.frame_received(0.0, ip_frame(PEER, 6, syn))
     assert len(stack.take_frames(0.0)) == 1
     assert tcp.stats["syn-cookie-sent"] == 1
+
+
+def test_tcp_segments_to_a_path_below_the_floor_go_without_df() -> None:
+    """Issue 15: segments to a destination whose path MTU TCP found below its floor are sent without DF, so
+    a router on a really small path fragments them instead of dropping them all."""
+    tcp = FakeTcp()
+    stack = make_stack(tcp=tcp)
+    teach_peer(stack)
+    tcp.fragmentable = frozenset({FAR})
+    tcp.outgoing = [(US, PEER, b"seg-1"), (US, FAR, b"seg-2")]
+    frames = stack.take_frames(1.0)
+    assert [parse_ipv4(parse_frame(frame).payload)[0].dont_fragment for frame in frames] == [True, False]
