@@ -44,6 +44,7 @@ from netstack.tcp.segment import (
 from netstack.tcp.seq import MASK, seq_gt, seq_in
 from netstack.tcp.state import Cause, IllegalTransitionError, State
 from netstack.tcp.tcb import Tcb
+from netstack.tcp.window import cookie_receive_buffer, cookie_tsval, window_shift
 
 logger = logging.getLogger(__name__)
 
@@ -408,10 +409,20 @@ class TcpLayer:
         if not self._cookie_bucket.allow(now):
             self.count(Count.SYN_COOKIE_RATE_LIMITED)
             return
-        peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
-        cookie, _mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
+        cfg = self.config
+        opts = seg.options
+        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
+        cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
+        options = build_options(mss=cfg.local_mss)
+        if cfg.timestamps and opts.ts_val is not None:
+            # Window scaling and timestamps survive the cookie (Linux's way): the peer's window scale rides
+            # in the low bits of our TSval, which its ACK echoes; ours follows from the configuration.
+            peer_wscale = opts.wscale if cfg.window_scaling else None
+            ours = window_shift(cookie_receive_buffer(cfg, mss, True)) if peer_wscale is not None else None
+            options = build_options(mss=cfg.local_mss, wscale=ours,
+                                    ts=(cookie_tsval(now, cookie, peer_wscale), opts.ts_val))
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
-                            self._cookie_window(), build_options(mss=self.config.local_mss))
+                            self._cookie_window(), options)
         listener.cookie_sent = now
         self.count(Count.SYN_COOKIE_SENT)
         self.transmit(dst, src, out)

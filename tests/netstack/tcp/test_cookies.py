@@ -5,6 +5,7 @@ from __future__ import annotations
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.segment import ACK, PSH, RST, SYN, Segment, build_options
+from netstack.tcp.window import cookie_tsval, cookie_wscale, ts_clock
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 
 
@@ -73,3 +74,53 @@ def test_the_cookie_syn_ack_advertises_our_own_mss() -> None:
     conn = peer.layer.connection(accepted.conn)
     assert conn is not None
     assert conn.mss == 536
+
+
+def test_window_scaling_and_timestamps_survive_a_cookie() -> None:
+    """Issue 15: the cookie SYN-ACK dropped window scaling and timestamps, so a connection made under a SYN
+    flood was held to 64 KiB windows. The peer's window scale now rides in our TSval's low bits (Linux's
+    way); its ACK echoes it, and the connection is rebuilt with both."""
+    peer, _ = cookie_peer()
+    peer.inject(SYN, 300, options=build_options(mss=1460, wscale=7, ts=(5000, 0)), src_port=2222)
+    (syn_ack,) = peer.out()
+    assert syn_ack.options.wscale is not None
+    assert syn_ack.options.ts_val is not None
+    assert syn_ack.options.ts_ecr == 5000
+    assert syn_ack.options.ts_val & 0xF == 7
+    peer.advance(0.5)
+    peer.inject(ACK, 301, syn_ack.seq + 1, options=build_options(ts=(5001, syn_ack.options.ts_val)),
+                src_port=2222, window=1000)
+    (accepted,) = [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    conn = peer.layer.connection(accepted.conn)
+    assert conn is not None
+    assert (conn.ts_enabled, conn.ts_recent) == (True, 5001)
+    assert (conn.wscale_ok, conn.snd_wscale, conn.rcv_wscale) == (True, 7, syn_ack.options.wscale)
+    assert conn.snd_wnd == 1000 << 7
+    assert conn.mss == 1460 - 12
+    # Our later TSvals never go below the SYN-ACK's (the peer's PAWS would drop them).
+    peer.layer.send(peer.now, accepted.conn, b"x")
+    data = [seg for seg in peer.out() if seg.payload]
+    assert data
+    ts_val = data[0].options.ts_val
+    assert ts_val is not None
+    assert (ts_val - syn_ack.options.ts_val) % 2**32 < 2**31
+
+
+def test_a_cookie_without_timestamps_stays_unscaled() -> None:
+    peer, _ = cookie_peer()
+    peer.inject(SYN, 300, options=build_options(mss=1460, wscale=7), src_port=2222)
+    (syn_ack,) = peer.out()
+    assert (syn_ack.options.wscale, syn_ack.options.ts_val) == (None, None)
+    peer.inject(ACK, 301, syn_ack.seq + 1, src_port=2222)
+    (accepted,) = [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    conn = peer.layer.connection(accepted.conn)
+    assert conn is not None
+    assert (conn.ts_enabled, conn.wscale_ok, conn.snd_wscale) == (False, False, 0)
+
+
+def test_cookie_tsval_never_runs_ahead_of_the_clock() -> None:
+    for now in (0.0, 0.001, 0.0155, 12.3456, 99999.999):
+        for wscale in (None, 0, 7, 14):
+            tsval = cookie_tsval(now, 0xDEADBEEF, wscale)
+            assert cookie_wscale(tsval) == wscale
+            assert 0 <= (ts_clock(now, 0xDEADBEEF) - tsval) % 2**32 < 16
