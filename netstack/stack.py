@@ -76,6 +76,9 @@ class SegmentLayer(Protocol):
         """(src, dst, segment with its checksum filled in) for every segment to send now."""
         ...
 
+    def unreachable(self, now: float, address: bytes) -> None:
+        """Neighbour resolution for `address` (a next hop) failed: what was sent to it was dropped."""
+
     @property
     def fragmentable(self) -> AbstractSet[bytes]:
         """Destinations whose path MTU is below TCP's floor: their segments go without DF (RFC 1191 §4)."""
@@ -244,6 +247,9 @@ class Stack:
     def _neighbour_timers(self, now: float) -> None:
         for request, dst_mac in self._neighbours.timers_expired(now, self._address):
             self._emit(dst_mac, ethernet.ETHERTYPE_ARP, request)
+        for next_hop in self._neighbours.take_unresolved():
+            if self._tcp is not None:
+                self._tcp.unreachable(now, next_hop)
 
     def _dhcp_timers(self, now: float) -> None:
         if self._dhcp is not None:

@@ -41,6 +41,7 @@ class Count(StrEnum):
     CONNECTION_LIMIT = "connection-limit"
     PER_SOURCE_LIMIT = "per-source-limit"
     SYN_RECEIVED = "syn-received"
+    HALF_OPEN_UNREACHABLE = "half-open-unreachable"  # the stack could not resolve the SYN's source
     SYN_COOKIE_SENT = "syn-cookie-sent"
     SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"
     SYN_COOKIE_ACCEPTED = "syn-cookie-accepted"

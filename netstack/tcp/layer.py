@@ -119,6 +119,16 @@ class TcpLayer:
         except Exception as exc:  # noqa: BLE001
             self.internal_error("TCP ICMP handling failed", exc)
 
+    def unreachable(self, now: float, address: bytes) -> None:
+        """The stack could not resolve `address` on the link, so our SYN-ACKs to it were dropped. Half-open
+        entries for it go at once: a spoofed on-link source that nobody answers ARP for otherwise held its
+        slot for `connect_timeout` (75 s), and a flood of them kept the listener in cookie mode that long
+        after it ended. A handshake we started ourselves (SYN-SENT) keeps retrying, as its user asked."""
+        del now  # part of the contract; nothing here depends on the time
+        for conn_id in [i for i in self.half_open if self.by_id[i].remote == address]:
+            self.count(Count.HALF_OPEN_UNREACHABLE)
+            self.destroy(self.by_id[conn_id], Cause.ABORT, "unreachable", notify=False)
+
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out = self.outgoing
         self.outgoing = []

@@ -21,6 +21,7 @@ from tests.netstack.builders import (
     BROADCAST_MAC,
     FAR,
     OTHER,
+    OTHER_MAC,
     PEER,
     PEER_MAC,
     US,
@@ -46,6 +47,7 @@ class FakeTcp:
         self.deadline: float | None = None
         self.expired: list[float] = []
         self.fragmentable: frozenset[bytes] = frozenset()
+        self.unresolved: list[bytes] = []
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         self.segments.append((now, src, dst, bytes(segment)))
@@ -58,6 +60,9 @@ class FakeTcp:
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out, self.outgoing = self.outgoing, []
         return out
+
+    def unreachable(self, now: float, address: bytes) -> None:
+        self.unresolved.append(address)
 
     def next_deadline(self) -> float | None:
         return self.deadline
@@ -425,3 +430,28 @@ def test_tcp_segments_to_a_path_below_the_floor_go_without_df() -> None:
     tcp.outgoing = [(US, PEER, b"seg-1"), (US, FAR, b"seg-2")]
     frames = stack.take_frames(1.0)
     assert [parse_ipv4(parse_frame(frame).payload)[0].dont_fragment for frame in frames] == [True, False]
+
+
+def test_half_open_entries_for_an_unresolvable_source_go_when_arp_gives_up() -> None:
+    """Issue 15: a SYN flood from on-link addresses nobody answers ARP for left half-open entries (and the
+    listener in cookie mode) for connect_timeout, 75 s. When resolution fails the stack tells TCP, which
+    drops them."""
+    tcp = TcpLayer(b"k" * 32)
+    tcp.listen(80)
+    stack = make_stack("10.0.0.2/24", tcp=tcp)
+    syn = build_segment(OTHER, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(OTHER, 6, syn, src_mac=OTHER_MAC))
+    stack.take_frames(0.0)
+    assert len(tcp.half_open) == 1
+    now = 0.0
+    while now < 10.0:
+        deadline = stack.next_deadline()
+        assert deadline is not None
+        now = max(now, deadline)
+        stack.timers_expired(now)
+        stack.take_frames(now)
+        if not tcp.half_open:
+            break
+    assert not tcp.half_open
+    assert now < 10.0
+    assert tcp.stats["half-open-unreachable"] == 1
