@@ -124,3 +124,21 @@ def test_cookie_tsval_never_runs_ahead_of_the_clock() -> None:
             tsval = cookie_tsval(now, 0xDEADBEEF, wscale)
             assert cookie_wscale(tsval) == wscale
             assert 0 <= (ts_clock(now, 0xDEADBEEF) - tsval) % 2**32 < 16
+
+
+def test_the_memory_of_used_cookies_is_bounded_and_expires() -> None:
+    peer, syn_ack = cookie_peer(max_cookies_remembered=1)
+    peer.inject(ACK, 201, syn_ack.seq + 1)                                    # remembered
+    peer.inject(SYN, 500, options=build_options(mss=1460), src_port=3333)
+    (second,) = [seg for seg in peer.out() if seg.dst_port == 3333]
+    peer.inject(ACK, 501, second.seq + 1, src_port=3333)                      # the first is forgotten
+    assert peer.layer.stats["syn-cookie-forgotten"] == 1
+    assert peer.layer.stats["syn-cookie-accepted"] == 2
+    peer.advance(200)                                                          # past every cookie's lifetime
+    peer.inject(SYN, 600, options=build_options(mss=1460), src_port=1112)     # fills the backlog again
+    peer.out()
+    peer.inject(SYN, 700, options=build_options(mss=1460), src_port=4444)
+    (third,) = [seg for seg in peer.out() if seg.dst_port == 4444]
+    peer.inject(ACK, 701, third.seq + 1, src_port=4444)                       # the expired entry goes first
+    assert peer.layer.stats["syn-cookie-forgotten"] == 1
+    assert peer.layer.stats["syn-cookie-accepted"] == 3

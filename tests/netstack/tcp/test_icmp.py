@@ -77,5 +77,8 @@ def test_a_next_hop_mtu_below_the_floor_sets_the_floor_and_clears_df() -> None:
     assert len(again.payload) == 512
     assert peer.layer.fragmentable == {THEM}
     assert peer.layer.stats["pmtu-floor"] == 1
+    peer.layer.icmp_error_received(peer.now, 3, 4, quote, 100)               # again: already at the floor
+    assert peer.layer.stats["pmtu-floor"] == 1
+    assert c.mss == 512
     peer.layer.abort(peer.now, conn)
     assert peer.layer.fragmentable == frozenset()
