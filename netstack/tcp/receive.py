@@ -123,24 +123,27 @@ class ReceiveSide(SendSide):
             payload = payload[:room]
             fin = False
         queue = self.reassembly
-        if len(queue) >= cfg.ooo_max_segments or queue.bytes + len(payload) > cfg.ooo_max_bytes:
+        pieces = queue.gaps(seq, len(payload))  # only what is not held yet is queued: the first copy wins
+        if payload and not pieces:
+            host.count(Count.DUPLICATE_SEGMENT)
+            self.send_ack(now)
+            return
+        entries = max(1, len(pieces))
+        new_bytes = sum(end - start for start, end in pieces)
+        if len(queue) + entries > cfg.ooo_max_segments or queue.bytes + new_bytes > cfg.ooo_max_bytes:
             host.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
-        if self.host.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+        if self.host.budgets.ooo_held + new_bytes + entries * cfg.ooo_entry_overhead > cfg.ooo_budget:
             # Every connection's queues together are full: drop rather than queue. The sender retransmits
             # after the hole is filled, so this costs throughput under loss, never correctness.
             host.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
-        if payload and not queue.gaps(seq, len(payload)):
-            host.count(Count.DUPLICATE_SEGMENT)
-            self.send_ack(now)
-            return
         if queue is NO_REASSEMBLY:
             queue = self.reassembly = Reassembly()
         charge = self._ooo_charge()
-        queue.add(seq, bytes(payload), fin, self.rcv_nxt)  # only what is not held yet: the first copy wins
+        queue.add(seq, bytes(payload), fin, self.rcv_nxt)
         self.host.budgets.ooo_held += self._ooo_charge() - charge
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from netstack.tcp.config import TcpConfig
 from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.seq import MASK
@@ -170,3 +171,19 @@ def test_partial_overlap_in_the_queue_keeps_the_first_copy_through_a_connection(
     peer.inject(ACK, 1001, iss + 1, b"01234567")               # fills the hole up to 1009
     assert peer.layer.receive(peer.now, conn_id) == b"01234567" + b"la" + b"FIRST"
     assert peer.layer.budgets.ooo_held == 0
+
+
+def test_the_entry_limit_counts_the_pieces_an_overlapping_segment_becomes() -> None:
+    """A segment over queued ones is queued as the pieces between them; the per-connection entry limit
+    counts those pieces, so overlaps cannot grow the queue past it."""
+    peer = RawPeer(TcpConfig(ooo_max_segments=3), port=80)
+    conn_id, iss = peer.accept(peer_isn=1000)
+    peer.inject(ACK, 1011, iss + 1, b"a" * 5)                 # 1011..1016
+    peer.inject(ACK, 1021, iss + 1, b"b" * 5)                 # 1021..1026
+    peer.inject(ACK, 1006, iss + 1, b"c" * 30)                # three pieces: 2 + 3 > 3
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    assert len(conn.reassembly) == 2
+    assert peer.layer.stats["ooo-queue-full"] == 1
+    peer.inject(ACK, 1008, iss + 1, b"d" * 5)                 # 1008..1013: one piece, fits
+    assert len(conn.reassembly) == 3

@@ -37,6 +37,21 @@ def test_simultaneous_open_by_hand() -> None:
     assert ev.Connected(conn) in peer.layer.take_events()
 
 
+def test_data_a_simultaneous_open_carried_is_lost_if_the_user_closed_first() -> None:
+    """SHLD-2 on the one path where text reaches a closed user during the handshake: the SYN's data, held
+    until established, is answered with a RST, and processing stops there."""
+    peer = RawPeer(port=6000, peer_port=5000)
+    conn = peer.layer.connect(0.0, US, THEM, 5000, local_port=6000)
+    (syn,) = peer.out()
+    peer.inject(SYN, 7000, 0, b"early", options=build_options(mss=1460))
+    peer.out()
+    peer.layer.close(peer.now, conn)                    # in SYN-RECEIVED: the FIN waits for the handshake
+    peer.inject(ACK, 7006, syn.seq + 1)
+    assert peer.layer.connection(conn) is None
+    assert peer.layer.stats["data-after-close"] == 1
+    assert any(seg.flags & RST for seg in peer.out())
+
+
 def test_simultaneous_close() -> None:
     pair = Pair()
     client, server = establish(pair)
