@@ -186,3 +186,25 @@ def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
     assert again.flags == SYN | ACK
     assert (again.seq, again.ack) == (first.seq, 1001)
     assert len(peer.layer.by_id) == 1
+
+
+def test_an_orphaned_fin_wait_1_held_by_a_closed_window_still_ends() -> None:
+    """After close nothing the peer does keeps the connection forever: data is answered with a RST, FIN-WAIT-2
+    has its timeout, and a FIN-WAIT-1 whose data the peer never takes (its window stays shut while it
+    answers every probe) ends after `user_timeout`."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.pause_reading(client)
+    sent = 0
+    while sent < 400_000:
+        taken = pair.b.send(pair.now, server, b"y" * 65536)
+        sent += taken
+        pair.run_until(pair.now + 1)
+        if not taken:
+            break
+    pair.b.close(pair.now, server)
+    assert pair.b.state_of(server) == State.FIN_WAIT_1
+    start = pair.now
+    pair.run_until(start + pair.b.config.user_timeout + 120)
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["persist-timeout"] + pair.b.stats["retransmit-timeout"] == 1
