@@ -41,7 +41,7 @@ class ArpOutcome:
 
 
 class Neighbours:
-    __slots__ = ("_counters", "_limits", "_mac", "_pending", "_refreshing", "cache")
+    __slots__ = ("_counters", "_limits", "_mac", "_pending", "_refreshing", "_unresolved", "cache")
 
     def __init__(self, mac: bytes, counters: Counters,
                  limits: NeighbourLimits = DEFAULT_STACK_LIMITS.neighbours) -> None:
@@ -51,6 +51,7 @@ class Neighbours:
         self.cache = ArpCache(limits.cache_entries, limits.entry_ttl, counters)
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()
         self._refreshing: dict[bytes, _Pending] = {}  # in-use entries near expiry: next unicast request, tries
+        self._unresolved: list[bytes] = []  # next hops given up on since `take_unresolved`
 
     def lookup(self, ip: bytes, now: float) -> bytes | None:
         """The MAC to send to, on the hot path; notes entries that need re-confirming soon."""
@@ -138,6 +139,8 @@ class Neighbours:
             if pending.tries >= self._limits.request_tries or my_ip is None:
                 self._counters.add(Drop.ARP_UNRESOLVED, len(pending.packets))
                 del self._pending[ip]
+                if len(self._unresolved) < self._limits.pending_destinations:
+                    self._unresolved.append(ip)
                 continue
             pending.tries += 1
             pending.next_request = now + self._limits.request_interval
@@ -154,6 +157,12 @@ class Neighbours:
                 refresh.next_request = now + self._limits.request_interval
                 requests.append((self.request(my_ip, ip), entry[0]))
         return requests
+
+    def take_unresolved(self) -> list[bytes]:
+        """The next hops whose resolution failed since the last call (their packets were dropped): the stack
+        tells TCP, as Linux's ip_link_failure does with a local ICMP error."""
+        out, self._unresolved = self._unresolved, []
+        return out
 
     def next_deadline(self) -> float | None:
         deadlines = [p.next_request for p in self._pending.values()]

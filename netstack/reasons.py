@@ -85,6 +85,7 @@ class Drop(StrEnum):
     # tcp (what the IP layer sees)
     TCP_NO_LAYER = "tcp-no-layer"
     TCP_NOT_UNICAST = "tcp-not-unicast"
+    TCP_NO_ROUTE_BACK = "tcp-no-route-back"
     # dhcp
     DHCP_MALFORMED = "dhcp-malformed"
     DHCP_NOT_OURS = "dhcp-not-ours"

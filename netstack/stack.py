@@ -6,11 +6,13 @@ SegmentLayer protocol below without knowing about Ethernet or ARP.
 
 Decisions documented here:
 - Without a TCP layer, TCP segments are dropped and counted (tcp-no-layer); we send no RST, so a port scan of a
-  stack without TCP sees silence.
+  stack without TCP sees silence. Nor do TCP segments from a source we have no route back to reach TCP
+  (tcp-no-route-back): nothing TCP answered could leave.
 - ICMP errors are originated only for unfragmented datagrams (RFC 1122 3.2.2 lets us stay silent otherwise) and
   never for broadcasts, ICMP errors or martian sources.
 - Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
-  dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191).
+  dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191), but to destinations
+  whose path MTU TCP found below its floor (`SegmentLayer.fragmentable`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +74,14 @@ class SegmentLayer(Protocol):
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         """(src, dst, segment with its checksum filled in) for every segment to send now."""
+        ...
+
+    def unreachable(self, now: float, address: bytes) -> None:
+        """Neighbour resolution for `address` (a next hop) failed: what was sent to it was dropped."""
+
+    @property
+    def fragmentable(self) -> AbstractSet[bytes]:
+        """Destinations whose path MTU is below TCP's floor: their segments go without DF (RFC 1191 §4)."""
         ...
 
     def next_deadline(self) -> float | None:
@@ -236,6 +247,9 @@ class Stack:
     def _neighbour_timers(self, now: float) -> None:
         for request, dst_mac in self._neighbours.timers_expired(now, self._address):
             self._emit(dst_mac, ethernet.ETHERTYPE_ARP, request)
+        for next_hop in self._neighbours.take_unresolved():
+            if self._tcp is not None:
+                self._tcp.unreachable(now, next_hop)
 
     def _dhcp_timers(self, now: float) -> None:
         if self._dhcp is not None:
@@ -308,12 +322,7 @@ class Stack:
             original = None
         protocol = header.protocol
         if protocol == PROTO_TCP:
-            if not local or link_broadcast:  # like Linux: TCP only from frames sent to our own MAC
-                self.counters.add(Drop.TCP_NOT_UNICAST)
-            elif self._tcp is None:
-                self.counters.add(Drop.TCP_NO_LAYER)
-            else:
-                self._tcp.segment_received(now, src, dst, body)
+            self._tcp_received(now, src, dst, body, unicast=local and not link_broadcast)
         elif protocol == PROTO_UDP:
             self._udp_received(now, header, body, original if local and not link_broadcast else None)
         elif protocol == PROTO_ICMP:
@@ -322,6 +331,19 @@ class Stack:
             self.counters.add(Drop.IPV4_UNKNOWN_PROTOCOL)
             if local and not link_broadcast and original is not None:
                 self._send_icmp_error(now, icmp.DEST_UNREACHABLE, icmp.CODE_PROTOCOL_UNREACHABLE, header, original)
+
+    def _tcp_received(self, now: float, src: bytes, dst: bytes, body: memoryview, *, unicast: bool) -> None:
+        if not unicast:  # like Linux: TCP only from frames sent to our own MAC
+            self.counters.add(Drop.TCP_NOT_UNICAST)
+        elif self._tcp is None:
+            self.counters.add(Drop.TCP_NO_LAYER)
+        elif self._next_hop(src) is None:
+            # No route back (a spoofed off-link source without a gateway): every answer TCP could make, a
+            # SYN cookie included, would be dropped as ipv4-no-route, and a half-open entry for it would only
+            # hold the listener in cookie mode. Refused before TCP spends anything on it.
+            self.counters.add(Drop.TCP_NO_ROUTE_BACK)
+        else:
+            self._tcp.segment_received(now, src, dst, body)
 
     def _udp_received(self, now: float, header: Ipv4Header, body: memoryview, original: memoryview | None) -> None:
         datagram = parse_udp(body, header.src, header.dst)
@@ -377,11 +399,12 @@ class Stack:
     # --- send path ----------------------------------------------------------------------------------------------
 
     def _send_tcp(self, now: float, segments: list[tuple[bytes, bytes, bytes]]) -> None:
+        fragmentable = self._tcp.fragmentable if self._tcp is not None else frozenset()
         for src, dst, segment in segments:
             if src != self._address:
                 self.counters.add(Drop.IPV4_TX_BAD_SOURCE)
                 continue
-            self._send_ip(now, dst, PROTO_TCP, segment, src=src, dont_fragment=True)
+            self._send_ip(now, dst, PROTO_TCP, segment, src=src, dont_fragment=dst not in fragmentable)
 
     def _send_ip(
         self, now: float, dst: bytes, protocol: int, payload: bytes, *, src: bytes | None = None,

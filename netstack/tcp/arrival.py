@@ -287,6 +287,8 @@ class Arrival(ReceiveSide):
                 host.send_reset_for(self.local, self.remote, seg, now)
                 return False
             self._established_from_syn_received(now, seg)
+            if self.state == State.CLOSED:  # (the property: mypy narrowed _state above)
+                return False  # data a simultaneous open's SYN carried reached a user who had closed
         if seq_gt(ack, self.snd_max):
             host.count(Count.ACK_UNSENT_DATA)
             self.challenge_ack(now)

@@ -10,7 +10,7 @@ Memory. The per-connection limits alone would let peers make us hold
   Python objects holding it (so 64 tiny segments per connection cannot cost more than they are charged).
   Beyond it out-of-order segments are dropped (`ooo-budget-exhausted`); the sender repeats them once the
   hole is filled, so a flood of them costs other connections throughput under loss, never data. Once the
-  application has closed, out-of-order data is not queued at all (`data-after-close`).
+  application has closed, no data is held at all: new data ends the connection with a RST (`data-after-close`).
 - `rcv_budget` (8 MiB): unread in-order bytes, which pile up only while the application has paused reading.
   Beyond it data is dropped unacknowledged (`rcv-budget-exhausted`) and the peer sends it again later.
 - `snd_budget` (8 MiB): bytes the application wrote that the peer has not acknowledged; a peer that keeps
@@ -46,7 +46,9 @@ class TcpConfig:
     # Segment sizes
     mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40
     default_peer_mss: int = 536          # RFC 9293 §3.7.1 when the peer sends no MSS option
-    min_mss: int = 64                    # floor for peer MSS and PMTU-derived MSS (tiny-MSS amplification)
+    min_mss: int = 64                    # floor for the peer's MSS option (tiny-MSS amplification)
+    min_path_mtu: int = 552              # path MTU floor (RFC 1191 §4 practice, Linux's min_pmtu): an ICMP
+                                         # fragmentation-needed below it sets the path to it and clears DF
 
     # Buffers (bytes). The receive buffer is rounded up to a multiple of the MSS, as BSD does.
     rcv_buffer: int = 262144
@@ -113,6 +115,8 @@ class TcpConfig:
     syn_cookie_rate_limit: int = 5000    # SYN cookies (SYN-ACKs without state) per second, burst as large:
                                          # bounds the backscatter a spoofed flood makes us send, while a
                                          # client's SYN still wins a cookie with odds rate/flood per try
+    max_cookies_remembered: int = 4096   # cookies that made a connection, kept until they expire (128 s) so
+                                         # that none makes a second one; about 250 bytes each
     max_outgoing: int = 8192             # segments waiting for take_outgoing (as netstack.limits.TX_QUEUE_FRAMES)
     max_events: int = 32768              # events waiting for take_events: about 6 per connection between two
                                          # drains; only a caller that never drains reaches it

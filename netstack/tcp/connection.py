@@ -13,7 +13,7 @@ from netstack.tcp.seq import MASK
 from netstack.tcp.state import CAN_SEND, FIN_QUEUED_STATES, SYNCHRONIZED, Cause, State
 from netstack.tcp.tcb import TS_OPTION_LEN
 from netstack.tcp.timers import INF
-from netstack.tcp.window import receive_buffer_size, window_shift
+from netstack.tcp.window import cookie_receive_buffer, cookie_wscale, window_shift
 
 
 class Connection(Arrival):
@@ -52,21 +52,33 @@ class Connection(Arrival):
     def cookie_open(cls, host: Host, conn_id: int, local: bytes, remote: bytes, ack: Segment,  # noqa: PLR0917
                     mss: int, window: int, now: float) -> Connection:
         """The ACK that returns a valid SYN cookie: the connection is rebuilt from what the cookie carried (the
-        ISS, the MSS) and what our stateless SYN-ACK advertised (`window`, unscaled: a cookie offers no window
-        scale, nor timestamps). The ACK itself is then processed as usual, which completes the handshake."""
+        ISS, the MSS), what our stateless SYN-ACK advertised (`window`, unscaled) and, when the handshake
+        agreed on timestamps, the peer's window scale that our TSval carried and its ACK echoes
+        (`TcpLayer._send_cookie`). The ACK itself is then processed as usual, which completes the handshake."""
         cfg = host.config
         cookie = (ack.ack - 1) & MASK
         conn = cls(host, conn_id, local, ack.dst_port, remote, ack.src_port, cookie, now, State.LISTEN)
         conn.handshake.passive = True
         conn.handshake.listener_port = ack.dst_port
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
+        opts = ack.options
+        timestamps = cfg.timestamps and opts.ts_val is not None and bool(opts.ts_ecr)
+        conn.rcv_buf_size = cookie_receive_buffer(cfg, mss, timestamps)
         conn.mss = max(cfg.min_mss, min(mss, cfg.local_mss))
+        if timestamps and opts.ts_val is not None and opts.ts_ecr is not None:
+            conn.ts_enabled = True
+            conn.ts_recent = opts.ts_val
+            conn.mss -= TS_OPTION_LEN
+            peer_wscale = cookie_wscale(opts.ts_ecr)
+            if peer_wscale is not None:
+                conn.wscale_ok = True
+                conn.snd_wscale = peer_wscale
+                conn.rcv_wscale = window_shift(conn.rcv_buf_size)
         conn.irs = (ack.seq - 1) & MASK
         conn.rcv_nxt = ack.seq
         # Data on the segment that completes the handshake, as when the bare ACK was lost, must fall inside
         # the window the cookie SYN-ACK advertised.
         conn.rcv_adv = (ack.seq + window) & MASK
-        conn.rcv_buf_size = receive_buffer_size(cfg, conn.mss)
         conn.congestion.start(conn.mss, cfg)
         conn.snd_nxt = conn.snd_max = (cookie + 1) & MASK
         conn.snd_wl1 = ack.seq
@@ -102,12 +114,23 @@ class Connection(Arrival):
         self.output(now)
 
     def user_close(self, now: float) -> None:
-        """Orderly close: unread data is dropped and the FIN follows buffered data; the connection lingers in
-        the layer until the peer is done (an orphaned FIN-WAIT-2 for at most `fin_wait_2_timeout`)."""
+        """Close for both directions: the application will neither send nor read any more (RFC 9293 §3.6.1's
+        "half-duplex" close; `user_shutdown` is the RFC's CLOSE that keeps receiving). The FIN follows
+        buffered data and the connection lingers in the layer until the peer is done (an orphaned FIN-WAIT-2
+        for at most `fin_wait_2_timeout`). Received data nobody read is lost, and SHLD-2 says to tell the
+        peer so with a RST rather than a FIN that claims an orderly end (Linux does; a peer's lingering close
+        avoids it by reading to the end first); data arriving later is answered the same way
+        (`ReceiveSide._receive_data`)."""
         self.app_closed = True
         self.reading_paused = True
-        self.discard_received()
-        if self._state == State.SYN_SENT:
+        state = self._state
+        if self.rcvbuf and state in SYNCHRONIZED and state != State.TIME_WAIT:
+            self.host.count(Count.CLOSE_WITH_UNREAD_DATA)
+            self.send_rst(now)
+            self.host.destroy(self, Cause.ABORT, "aborted", notify=False)
+            return
+        self.discard_received()  # out-of-order data only (never acknowledged), or TIME-WAIT's leftovers
+        if state == State.SYN_SENT:
             self.host.destroy(self, Cause.CLOSE, None, notify=False)
             return
         self.user_shutdown(now)
@@ -125,9 +148,8 @@ class Connection(Arrival):
 
     def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
         """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
-        shrank (RFC 1191, without ever going below `min_mss`)."""
-        cfg = self.host.config
-        new_mss = max(cfg.min_mss, next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0))
+        shrank (RFC 1191). The layer has already raised `next_hop_mtu` to `min_path_mtu`."""
+        new_mss = next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0)
         if new_mss >= self.mss:
             return False
         self.mss = new_mss

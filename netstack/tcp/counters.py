@@ -41,9 +41,12 @@ class Count(StrEnum):
     CONNECTION_LIMIT = "connection-limit"
     PER_SOURCE_LIMIT = "per-source-limit"
     SYN_RECEIVED = "syn-received"
+    HALF_OPEN_UNREACHABLE = "half-open-unreachable"  # the stack could not resolve the SYN's source
     SYN_COOKIE_SENT = "syn-cookie-sent"
     SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"
     SYN_COOKIE_ACCEPTED = "syn-cookie-accepted"
+    SYN_COOKIE_REUSED = "syn-cookie-reused"          # a cookie that already made a connection (refused)
+    SYN_COOKIE_FORGOTTEN = "syn-cookie-forgotten"    # the memory of used cookies was full
     TIME_WAIT = "time-wait"
     TIME_WAIT_RECYCLED = "time-wait-recycled"
     TIME_WAIT_REOPENED = "time-wait-reopened"
@@ -75,7 +78,8 @@ class Count(StrEnum):
     OOO_BUDGET_EXHAUSTED = "ooo-budget-exhausted"
     DATA_BEYOND_WINDOW = "data-beyond-window"
     RCV_BUDGET_EXHAUSTED = "rcv-budget-exhausted"
-    DATA_AFTER_CLOSE = "data-after-close"
+    DATA_AFTER_CLOSE = "data-after-close"              # answered with a RST (RFC 9293 SHLD-2)
+    CLOSE_WITH_UNREAD_DATA = "close-with-unread-data"  # the close sent a RST (RFC 9293 SHLD-2)
     DATA_AFTER_FIN = "data-after-fin"
     # sending, loss recovery and timers
     SND_BUDGET_EXHAUSTED = "snd-budget-exhausted"
@@ -96,6 +100,7 @@ class Count(StrEnum):
     ICMP_SEQ_OUT_OF_WINDOW = "icmp-seq-out-of-window"
     ICMP_FRAG_NEEDED_NO_MTU = "icmp-frag-needed-no-mtu"
     PMTU_REDUCED = "pmtu-reduced"
+    PMTU_FLOOR = "pmtu-floor"                        # below min_path_mtu: the floor, and DF cleared
     ICMP_HARD_ERROR = "icmp-hard-error"
     ICMP_SOFT_ERROR = "icmp-soft-error"
     ICMP_IGNORED = "icmp-ignored"

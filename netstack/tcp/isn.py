@@ -5,8 +5,8 @@ ISN = M + F(4-tuple, secret), M a 4-microsecond clock: unpredictable to an off-p
 
 A SYN cookie is the ISN of a SYN-ACK for which no state is kept: 5 bits of a 64-second counter, 3 bits of MSS
 index and 24 bits of keyed hash over the 4-tuple, the counter and the peer's ISN. The returning ACK proves the
-peer saw our SYN-ACK (so it is not a spoofed source); window scaling and timestamps are not carried, which is
-the usual price of a cookie.
+peer saw our SYN-ACK (so it is not a spoofed source). Window scaling and timestamps are not in the cookie: when
+the peer offers timestamps, its window scale rides in our TSval instead (netstack/tcp/window.py, as Linux).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ _TUPLE = struct.Struct("!4sH4sH")
 _COOKIE_INPUT = struct.Struct("!4sH4sHII")
 
 COOKIE_PERIOD = 64.0
+COOKIE_LIFETIME = 2 * COOKIE_PERIOD  # the longest a cookie checks out (`check_cookie` takes two counters)
 COOKIE_MSS = (536, 1024, 1220, 1360, 1400, 1440, 1452, 1460)
 
 

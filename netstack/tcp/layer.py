@@ -27,7 +27,7 @@ from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import INF, Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Budgets
-from netstack.tcp.isn import IsnGenerator
+from netstack.tcp.isn import COOKIE_LIFETIME, IsnGenerator
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -44,6 +44,7 @@ from netstack.tcp.segment import (
 from netstack.tcp.seq import MASK, seq_gt, seq_in
 from netstack.tcp.state import Cause, IllegalTransitionError, State
 from netstack.tcp.tcb import Tcb
+from netstack.tcp.window import cookie_receive_buffer, cookie_tsval, window_shift
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ class TcpError(Exception):
 
 
 class Listener:
-    __slots__ = ("backlog", "half_open", "port")
+    """A listening port; `cookie_sent` is when it last answered a SYN with a cookie (Linux's last_overflow)."""
+
+    __slots__ = ("backlog", "cookie_sent", "half_open", "port")
 
     def __init__(self, port: int, backlog: int) -> None:
         self.port = port
         self.backlog = backlog
         self.half_open = 0
+        self.cookie_sent = -INF
 
 
 class TcpLayer:
@@ -79,6 +83,9 @@ class TcpLayer:
         self.time_wait_ids: dict[int, None] = {}  # insertion-ordered: the oldest TIME_WAIT first
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.events: list[ev.Event] = []
+        # Connections whose Accepted or Connected waits in `events` (True: passive), so that one destroyed
+        # before the user takes it can take its events back (`destroy`).
+        self._announced: dict[int, bool] = {}
         self.stats: Counter[str] = Counter()
         self.faults = FaultLog(logger)
         self.budgets = Budgets()  # bytes held across all connections (netstack/tcp/host.py)
@@ -89,6 +96,12 @@ class TcpLayer:
         self._rst_second = -1
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
+        # Destinations whose path MTU is below `min_path_mtu` (SegmentLayer contract: sent without DF), kept
+        # while a connection that learned it lives, by connection id.
+        self.fragmentable: frozenset[bytes] = frozenset()
+        self._fragmenting: dict[int, bytes] = {}
+        # Cookies that made a connection, by 4-tuple, until they expire: (cookie, expiry), oldest first.
+        self._cookies_used: dict[Key, tuple[int, float]] = {}
         self._port_counter = 0
 
     # ------------------------------------------------------------------ SegmentLayer contract
@@ -105,6 +118,16 @@ class TcpLayer:
             self._icmp_error(now, icmp_type, icmp_code, quoted, next_hop_mtu)
         except Exception as exc:  # noqa: BLE001
             self.internal_error("TCP ICMP handling failed", exc)
+
+    def unreachable(self, now: float, address: bytes) -> None:
+        """The stack could not resolve `address` on the link, so our SYN-ACKs to it were dropped. Half-open
+        entries for it go at once: a spoofed on-link source that nobody answers ARP for otherwise held its
+        slot for `connect_timeout` (75 s), and a flood of them kept the listener in cookie mode that long
+        after it ended. A handshake we started ourselves (SYN-SENT) keeps retrying, as its user asked."""
+        del now  # part of the contract; nothing here depends on the time
+        for conn_id in [i for i in self.half_open if self.by_id[i].remote == address]:
+            self.count(Count.HALF_OPEN_UNREACHABLE)
+            self.destroy(self.by_id[conn_id], Cause.ABORT, "unreachable", notify=False)
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out = self.outgoing
@@ -138,6 +161,7 @@ class TcpLayer:
     def take_events(self) -> list[ev.Event]:
         out = self.events
         self.events = []
+        self._announced.clear()
         return out
 
     # ------------------------------------------------------------------ services for connections
@@ -156,6 +180,9 @@ class TcpLayer:
             self.count(Count.EVENT_QUEUE_FULL)
             return
         self.events.append(event)
+        kind = type(event)
+        if kind is ev.Accepted or kind is ev.Connected:
+            self._announced[event.conn] = kind is ev.Accepted
 
     def transmit(self, local: bytes, remote: bytes, segment: bytes) -> None:
         """Queue a segment for take_outgoing; past `max_outgoing` it is dropped like on a full NIC queue, and
@@ -239,6 +266,16 @@ class TcpLayer:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
+        if self._fragmenting and self._fragmenting.pop(conn.id, None) is not None:
+            self.fragmentable = frozenset(self._fragmenting.values())
+        passive = self._announced.pop(conn.id, None)
+        if passive is not None:
+            # The user has not taken the news of this connection yet (a RST behind the handshake's last ACK
+            # in one batch): its events go back, so no event ever names a connection that is already gone.
+            # The user never learns of a passive one (as of a RST in SYN-RECEIVED); an active open's caller
+            # still waits, and the Closed below tells it why.
+            self.events = [event for event in self.events if event.conn != conn.id]
+            notify = notify and not passive
         if notify:
             self.emit(ev.Closed(conn.id, error))
 
@@ -350,7 +387,10 @@ class TcpLayer:
             self.count(Count.LISTEN_SYN_ACK)
             return
         if flags & ACK:
-            if cfg.syn_cookies and self._cookie_ack(now, src, dst, seg):
+            if cfg.syn_cookies and now - listener.cookie_sent <= COOKIE_LIFETIME and \
+                    self._cookie_ack(now, src, dst, seg):
+                # Only while cookies may be outstanding (Linux's tcp_synq_no_recent_overflow): at other times
+                # an ACK to a listener is a stray or a guess, and is not worth a hash.
                 return
             self.count(Count.LISTEN_ACK)
             self.send_reset_for(dst, src, seg, now)
@@ -362,7 +402,7 @@ class TcpLayer:
             return
         if listener.half_open >= listener.backlog or len(self.half_open) >= cfg.max_half_open:
             if cfg.syn_cookies:
-                self._send_cookie(now, src, dst, seg)
+                self._send_cookie(now, src, dst, seg, listener)
             else:
                 self.count(Count.BACKLOG_FULL)
             return
@@ -373,15 +413,27 @@ class TcpLayer:
         self.count(Count.SYN_RECEIVED)
         self._schedule(conn)
 
-    def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment) -> None:
+    def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> None:
+        """A stateless SYN-ACK. The cookie carries the peer's MSS (rounded down to the table) for our sending;
+        the MSS option is our own, what we can receive, as in any SYN-ACK."""
         if not self._cookie_bucket.allow(now):
             self.count(Count.SYN_COOKIE_RATE_LIMITED)
             return
-        peer_mss = seg.options.mss if seg.options.mss is not None else self.config.default_peer_mss
+        cfg = self.config
+        opts = seg.options
+        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
-        mss = min(mss, self.config.local_mss)
+        options = build_options(mss=cfg.local_mss)
+        if cfg.timestamps and opts.ts_val is not None:
+            # Window scaling and timestamps survive the cookie (Linux's way): the peer's window scale rides
+            # in the low bits of our TSval, which its ACK echoes; ours follows from the configuration.
+            peer_wscale = opts.wscale if cfg.window_scaling else None
+            ours = window_shift(cookie_receive_buffer(cfg, mss, True)) if peer_wscale is not None else None
+            options = build_options(mss=cfg.local_mss, wscale=ours,
+                                    ts=(cookie_tsval(now, cookie, peer_wscale), opts.ts_val))
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
-                            self._cookie_window(), build_options(mss=mss))
+                            self._cookie_window(), options)
+        listener.cookie_sent = now
         self.count(Count.SYN_COOKIE_SENT)
         self.transmit(dst, src, out)
 
@@ -395,6 +447,9 @@ class TcpLayer:
         mss = self.isn.check_cookie(now, dst, seg.dst_port, src, seg.src_port, peer_isn, cookie)
         if mss is None:
             return False
+        key = (src, seg.src_port, dst, seg.dst_port)
+        if self._cookie_used(now, key, cookie):
+            return False
         if not self._admit(src):
             return True
         self.count(Count.SYN_COOKIE_ACCEPTED)
@@ -403,6 +458,30 @@ class TcpLayer:
         conn.segment_arrived(now, seg)
         self._schedule(conn)
         return True
+
+    def _cookie_used(self, now: float, key: Key, cookie: int) -> bool:
+        """A cookie makes one connection. Once that connection is gone (reset, aborted, done), the peer's old
+        ACK still carries a cookie that checks out for up to `COOKIE_LIFETIME`, and any segment with it (the
+        client sending more data on what it takes for the same connection) would bring the connection back
+        to life: the listener would serve a peer whose connection it had reset. So a cookie that made a
+        connection is remembered, by 4-tuple, until it expires; True if this one is such. The memory is
+        bounded: expired entries go first, and past `max_cookies_remembered` the oldest (a flood of
+        handshakes completed by real peers, each a connection we admitted) is forgotten, counted."""
+        used = self._cookies_used
+        for old_key, (_cookie, expiry) in list(itertools.islice(used.items(), 4)):
+            if expiry > now:
+                break
+            del used[old_key]
+        previous = used.get(key)
+        if previous is not None and previous[0] == cookie and previous[1] > now:
+            self.count(Count.SYN_COOKIE_REUSED)
+            return True
+        used.pop(key, None)
+        if len(used) >= self.config.max_cookies_remembered:
+            del used[next(iter(used))]
+            self.count(Count.SYN_COOKIE_FORGOTTEN)
+        used[key] = (cookie, now + COOKIE_LIFETIME)
+        return False
 
     def _icmp_error(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
                     next_hop_mtu: int | None) -> None:
@@ -423,11 +502,7 @@ class TcpLayer:
         kind = icmp.classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
                              hard_errors=self.config.icmp_hard_errors)
         if kind is icmp.Kind.FRAG_NEEDED:
-            if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
-                self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
-            elif conn.path_mtu_reduced(now, next_hop_mtu):
-                self.count(Count.PMTU_REDUCED)
-                self._schedule(conn)
+            self._frag_needed(now, conn, next_hop_mtu)
         elif kind is icmp.Kind.REFUSED or kind is icmp.Kind.UNREACHABLE:
             self.count(Count.ICMP_HARD_ERROR)
             self.destroy(conn, Cause.ABORT, "refused" if kind is icmp.Kind.REFUSED else "unreachable")
@@ -436,6 +511,26 @@ class TcpLayer:
             conn.soft_error("unreachable")
         else:
             self.count(Count.ICMP_IGNORED)
+
+    def _frag_needed(self, now: float, conn: Connection, next_hop_mtu: int | None) -> None:
+        """RFC 1191 with the floor every stack keeps (RFC 8201 §5.2's point, Linux's min_pmtu 552): a
+        next-hop MTU below `min_path_mtu` is taken as the floor, and the segments to that destination go
+        without DF from then on, so routers fragment them. Taking 68 at its word made 28-byte segments (the
+        per-segment cost of a tiny MSS is what an attacker forging the ICMP wants), and as they still had
+        DF, a path really that small dropped them all: a black hole."""
+        if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
+            self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
+            return
+        floor = self.config.min_path_mtu
+        if next_hop_mtu < floor:
+            next_hop_mtu = floor
+            if conn.id not in self._fragmenting:
+                self.count(Count.PMTU_FLOOR)
+                self._fragmenting[conn.id] = conn.remote
+                self.fragmentable = frozenset(self._fragmenting.values())
+        if conn.path_mtu_reduced(now, next_hop_mtu):
+            self.count(Count.PMTU_REDUCED)
+            self._schedule(conn)
 
     # ------------------------------------------------------------------ user API
 

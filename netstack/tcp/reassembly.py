@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from netstack.tcp.seq import HALF, MASK
+from netstack.tcp.seq import HALF, MASK, seq_diff
 
 Entry = tuple[int, bytes, bool]  # (sequence number, payload, FIN after it)
 
@@ -32,14 +32,41 @@ class Reassembly:
         entry for the Python objects that hold it."""
         return self.bytes + len(self.segments) * entry_overhead
 
-    def holds(self, seq: int, length: int) -> bool:
-        """Whether a queued segment at `seq` already covers `length` bytes (a duplicate)."""
-        return any(existing_seq == seq and len(data) >= length for existing_seq, data, _fin in self.segments)
+    def gaps(self, seq: int, length: int) -> list[tuple[int, int]]:
+        """The pieces (start, end), as offsets from `seq`, of the `length` bytes at `seq` that no queued entry
+        holds yet. Queued entries never overlap (`add` keeps them apart) and are sorted, so one pass finds them."""
+        pieces: list[tuple[int, int]] = []
+        start = 0
+        for queued_seq, data, _fin in self.segments:
+            rel = seq_diff(queued_seq, seq)
+            if rel >= length:
+                break
+            end = rel + len(data)
+            if end <= start:
+                continue
+            if rel > start:
+                pieces.append((start, rel))
+            start = end
+        if start < length:
+            pieces.append((start, length))
+        return pieces
 
-    def add(self, seq: int, data: bytes, fin: bool, rcv_nxt: int) -> None:
-        self.segments.append((seq, data, fin))
+    def add(self, seq: int, data: bytes, fin: bool, rcv_nxt: int) -> int:
+        """Queue what of `data` no entry holds yet, and say how many bytes that was. The first copy of a byte
+        wins, whatever the shape of the overlap: RFC 9293 leaves the choice open, and a stack that lets
+        later copies win for some shapes and not others delivers a stream that depends on how the sender
+        (or an attacker racing it) cut its retransmissions, which is what IDS evasion through overlapping
+        segments plays on. `ReceiveSide` applies the same rule to in-order text overlapping queued text."""
+        pieces = self.gaps(seq, len(data))
+        added = 0
+        for start, end in pieces:
+            self.segments.append(((seq + start) & MASK, data[start:end], fin and end == len(data)))
+            added += end - start
+        if fin and (not pieces or pieces[-1][1] != len(data)):
+            self.segments.append(((seq + len(data)) & MASK, b"", True))  # the FIN, after bytes already held
         self.segments.sort(key=lambda entry: (entry[0] - rcv_nxt) & MASK)
-        self.bytes += len(data)
+        self.bytes += added
+        return added
 
     def drain(self, rcv_nxt: int, take: Callable[[bytes], int]) -> tuple[int, bool, bool]:
         """Hand `take` what now continues the stream at `rcv_nxt`, in order; `take` keeps what fits and says

@@ -12,7 +12,7 @@ from netstack.tcp.counters import Count
 from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.send import SendSide
-from netstack.tcp.seq import MASK, seq_diff
+from netstack.tcp.seq import MASK, seq_diff, seq_gt
 from netstack.tcp.state import RECEIVES_DATA, Cause, State
 from netstack.tcp.timers import INF
 
@@ -42,6 +42,9 @@ class ReceiveSide(SendSide):
         queued, what the buffer cannot hold is cut (and the peer told at once), the rest appended."""
         host = self.host
         n = len(payload)
+        if self.app_closed and n and seq_gt((seq + n) & MASK, self.rcv_nxt):
+            self._data_after_close(now)
+            return
         duplicate_head = False
         if seq != self.rcv_nxt:
             skip = (self.rcv_nxt - seq) & MASK
@@ -71,17 +74,10 @@ class ReceiveSide(SendSide):
         was_empty = not self.rcvbuf
         filled_gap = False
         if n:
-            self._rcv_append(payload)
-            self.rcv_nxt = (self.rcv_nxt + n) & MASK
-            self.timers.last_activity = now
+            n = self._append_in_order(now, payload, n)
         if self.reassembly.segments:
             fin = self._drain_out_of_order(fin)
             filled_gap = True  # the segment changed the reassembly queue: ACK at once (RFC 5681 §4.2)
-        if self.app_closed and self.rcvbuf:
-            # Nobody will read this any more: acknowledge and discard, so the window stays open and the
-            # peer can finish instead of probing a closed window until a timeout.
-            self.host.count(Count.DATA_AFTER_CLOSE)
-            self.discard_received()
         if self.rcvbuf and was_empty and not self.reading_paused:
             self.readable_pending = True
             host.emit(ev.Readable(self.id))
@@ -92,6 +88,15 @@ class ReceiveSide(SendSide):
             self._acknowledge(now, at_once=filled_gap or duplicate_head or over_budget)
         elif over_budget:
             self.send_ack(now)
+
+    def _data_after_close(self, now: float) -> None:
+        """New data for an application that closed (RFC 9293 §3.6.1, SHLD-2): it can never be read, so the
+        peer is told with a RST that it was lost, and the connection ends (Linux's TCPAbortOnData, BSD's
+        rcvafterclose). Acknowledging and discarding it instead let the peer believe it delivered, and let it
+        hold a closed connection open as long as it kept sending."""
+        self.host.count(Count.DATA_AFTER_CLOSE)
+        self.send_rst(now)
+        self.host.destroy(self, Cause.ABORT, "aborted", notify=False)
 
     def _acknowledge(self, now: float, *, at_once: bool) -> None:
         """RFC 5681 §4.2: ACK at once when a segment filled a gap or leaves one, repeated data or was cut short;
@@ -108,12 +113,6 @@ class ReceiveSide(SendSide):
         (RFC 5681 §4.2: out-of-order data triggers an immediate duplicate ACK)."""
         host = self.host
         cfg = host.config
-        if self.app_closed:
-            # Nobody will read it: queueing it would only hold memory for the peer. In-order data is
-            # acknowledged and discarded (see _receive_data), so the peer can still finish.
-            host.count(Count.DATA_AFTER_CLOSE)
-            self.send_ack(now)
-            return
         offset = (seq - self.rcv_nxt) & MASK
         room = self.rcv_wnd() - offset
         if room <= 0:
@@ -124,26 +123,54 @@ class ReceiveSide(SendSide):
             payload = payload[:room]
             fin = False
         queue = self.reassembly
-        if len(queue) >= cfg.ooo_max_segments or queue.bytes + len(payload) > cfg.ooo_max_bytes:
+        pieces = queue.gaps(seq, len(payload))  # only what is not held yet is queued: the first copy wins
+        if payload and not pieces:
+            host.count(Count.DUPLICATE_SEGMENT)
+            self.send_ack(now)
+            return
+        entries = max(1, len(pieces))
+        new_bytes = sum(end - start for start, end in pieces)
+        if len(queue) + entries > cfg.ooo_max_segments or queue.bytes + new_bytes > cfg.ooo_max_bytes:
             host.count(Count.OOO_QUEUE_FULL)
             self.send_ack(now)
             return
-        if self.host.budgets.ooo_held + len(payload) + cfg.ooo_entry_overhead > cfg.ooo_budget:
+        if self.host.budgets.ooo_held + new_bytes + entries * cfg.ooo_entry_overhead > cfg.ooo_budget:
             # Every connection's queues together are full: drop rather than queue. The sender retransmits
             # after the hole is filled, so this costs throughput under loss, never correctness.
             host.count(Count.OOO_BUDGET_EXHAUSTED)
             self.send_ack(now)
             return
-        if queue.holds(seq, len(payload)):
-            host.count(Count.DUPLICATE_SEGMENT)
-            self.send_ack(now)
-            return
         if queue is NO_REASSEMBLY:
             queue = self.reassembly = Reassembly()
+        charge = self._ooo_charge()
         queue.add(seq, bytes(payload), fin, self.rcv_nxt)
-        self.host.budgets.ooo_held += len(payload) + cfg.ooo_entry_overhead
+        self.host.budgets.ooo_held += self._ooo_charge() - charge
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
+
+    def _append_in_order(self, now: float, payload: memoryview, n: int) -> int:
+        """Append the `n` bytes at RCV.NXT (or, when queued text overlaps them, those before it); how many."""
+        if self.reassembly.segments:
+            n = self._yield_to_queued(payload, n)
+            payload = payload[:n]
+        self._rcv_append(payload)
+        self.rcv_nxt = (self.rcv_nxt + n) & MASK
+        self.timers.last_activity = now
+        return n
+
+    def _yield_to_queued(self, payload: memoryview, n: int) -> int:
+        """In-order text overlapping text already queued: the queued copy came first, so it wins (the rule of
+        `Reassembly.add`). Returns how much of `payload` to append now, up to the first queued byte; the
+        later gaps between queued entries go into the queue, and the drain that follows delivers all."""
+        queue = self.reassembly
+        pieces = queue.gaps(self.rcv_nxt, n)
+        head = pieces[0][1]  # nothing queued starts at RCV.NXT, so the first piece does
+        if len(pieces) > 1:
+            charge = self._ooo_charge()
+            for start, end in pieces[1:]:
+                queue.add((self.rcv_nxt + start) & MASK, bytes(payload[start:end]), False, self.rcv_nxt)
+            self.host.budgets.ooo_held += self._ooo_charge() - charge
+        return head
 
     def _drain_out_of_order(self, fin: bool) -> bool:
         """Move queued segments that now continue the stream into the receive buffer; whether a FIN follows."""
@@ -184,7 +211,5 @@ class ReceiveSide(SendSide):
         self.timers.persist = INF
         self.timers.delack = INF
         self.send_buffer.discard()
-        if self.app_closed:
-            self.discard_received()
         self.timers.phase = now + 2 * self.host.config.msl
         self.host.entered_time_wait(self)

@@ -22,7 +22,7 @@ from netstack.tcp.send_buffer import SendBuffer
 from netstack.tcp.seq import MASK, seq_diff, seq_gt, seq_lt
 from netstack.tcp.state import CAN_SEND, SYNCHRONIZED, TRANSITIONS, Cause, IllegalTransitionError, State
 from netstack.tcp.timers import INF, Timers
-from netstack.tcp.window import MAX_RAW_WINDOW
+from netstack.tcp.window import MAX_RAW_WINDOW, ts_clock
 
 TS_OPTION_LEN = 12
 
@@ -195,10 +195,8 @@ class Tcb:
         return d
 
     def ts_now(self, now: float) -> int:
-        """Our TSval: a millisecond clock plus an offset of this connection's own (RFC 7323 recommends one, so
-        that timestamps do not reveal the host's clock), derived from the ISS, itself a keyed hash, each time
-        rather than stored."""
-        return (int(now * 1000) + self.iss * 2654435761) & MASK
+        """Our TSval (`window.ts_clock`): computed from the ISS each time rather than stored."""
+        return ts_clock(now, self.iss)
 
     def free_space(self) -> int:
         """Room in the receive buffer, within the layer's shared budget (`TcpConfig.rcv_budget`); a connection

@@ -14,10 +14,14 @@ from netstack.ipv4 import FLAG_DF, FLAG_MF, parse_ipv4
 from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.reasons import Drop
 from netstack.stack import SegmentLayer, Stack, StackConfig
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.layer import TcpLayer
+from netstack.tcp.segment import SYN, build_options, build_segment
 from tests.netstack.builders import (
     BROADCAST_MAC,
     FAR,
     OTHER,
+    OTHER_MAC,
     PEER,
     PEER_MAC,
     US,
@@ -42,6 +46,8 @@ class FakeTcp:
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
         self.deadline: float | None = None
         self.expired: list[float] = []
+        self.fragmentable: frozenset[bytes] = frozenset()
+        self.unresolved: list[bytes] = []
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         self.segments.append((now, src, dst, bytes(segment)))
@@ -54,6 +60,9 @@ class FakeTcp:
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out, self.outgoing = self.outgoing, []
         return out
+
+    def unreachable(self, now: float, address: bytes) -> None:
+        self.unresolved.append(address)
 
     def next_deadline(self) -> float | None:
         return self.deadline
@@ -389,3 +398,60 @@ def test_mutated_valid_frames_never_raise(frame: bytes, flips: list[tuple[int, i
             data[position] = value
     stack.frame_received(0.0, bytes(data[: len(data) - cut % (len(data) + 1)]))
     stack.take_frames()
+
+
+def test_tcp_from_a_source_with_no_route_back_never_reaches_tcp() -> None:
+    """Issue 15: without a gateway, a SYN from a spoofed off-link source made TCP compute and count a SYN
+    cookie (or hold a half-open entry) for an answer the stack then dropped as ipv4-no-route."""
+    tcp = TcpLayer(b"k" * 32, TcpConfig(max_half_open=0))  # every SYN is answered with a cookie
+    tcp.listen(80)
+    stack = make_stack("10.0.0.2/24", tcp=tcp)
+    syn = build_segment(FAR, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(FAR, 6, syn))
+    assert stack.take_frames(0.0) == []
+    assert stack.counters[Drop.TCP_NO_ROUTE_BACK] == 1
+    assert stack.counters[Drop.IPV4_NO_ROUTE] == 0
+    assert tcp.stats["syn-cookie-sent"] == 0
+    # An on-link source is still answered.
+    teach_peer(stack)
+    syn = build_segment(PEER, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(PEER, 6, syn))
+    assert len(stack.take_frames(0.0)) == 1
+    assert tcp.stats["syn-cookie-sent"] == 1
+
+
+def test_tcp_segments_to_a_path_below_the_floor_go_without_df() -> None:
+    """Issue 15: segments to a destination whose path MTU TCP found below its floor are sent without DF, so
+    a router on a really small path fragments them instead of dropping them all."""
+    tcp = FakeTcp()
+    stack = make_stack(tcp=tcp)
+    teach_peer(stack)
+    tcp.fragmentable = frozenset({FAR})
+    tcp.outgoing = [(US, PEER, b"seg-1"), (US, FAR, b"seg-2")]
+    frames = stack.take_frames(1.0)
+    assert [parse_ipv4(parse_frame(frame).payload)[0].dont_fragment for frame in frames] == [True, False]
+
+
+def test_half_open_entries_for_an_unresolvable_source_go_when_arp_gives_up() -> None:
+    """Issue 15: a SYN flood from on-link addresses nobody answers ARP for left half-open entries (and the
+    listener in cookie mode) for connect_timeout, 75 s. When resolution fails the stack tells TCP, which
+    drops them."""
+    tcp = TcpLayer(b"k" * 32)
+    tcp.listen(80)
+    stack = make_stack("10.0.0.2/24", tcp=tcp)
+    syn = build_segment(OTHER, US, 40000, 80, 1000, 0, SYN, 65535, build_options(mss=1460))
+    stack.frame_received(0.0, ip_frame(OTHER, 6, syn, src_mac=OTHER_MAC))
+    stack.take_frames(0.0)
+    assert len(tcp.half_open) == 1
+    now = 0.0
+    while now < 10.0:
+        deadline = stack.next_deadline()
+        assert deadline is not None
+        now = max(now, deadline)
+        stack.timers_expired(now)
+        stack.take_frames(now)
+        if not tcp.half_open:
+            break
+    assert not tcp.half_open
+    assert now < 10.0
+    assert tcp.stats["half-open-unreachable"] == 1

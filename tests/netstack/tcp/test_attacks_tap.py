@@ -19,6 +19,7 @@ import pytest
 from adapters.network import Network, NetworkConfig, start_network
 from netstack.config import parse_static
 from netstack.link.tap import TapLink
+from netstack.reasons import Drop
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import Connection
 from tests.netstack import netns
@@ -166,7 +167,8 @@ def test_syn_flood_and_malformed_options_while_a_client_connects(ns: str) -> Non
         rng = random.Random(5)
         try:
             for i in range(1500):
-                src = f"10.81.{rng.randrange(1, 255)}.{rng.randrange(1, 255)}"
+                # On-link spoofed sources (the stack has no gateway: one off-link is never answered, below).
+                src = f"10.81.0.{rng.randrange(3, 255)}"
                 rig.inject(IP(src=src, dst=STACK_IP) / TCP(sport=rng.randrange(1024, 65535), dport=PORT, flags="S",
                                                             seq=rng.getrandbits(32), options=[("MSS", 1460)]))
                 if i % 100 == 0:
@@ -177,6 +179,7 @@ def test_syn_flood_and_malformed_options_while_a_client_connects(ns: str) -> Non
             rig.inject(IP(src=KERNEL_IP, dst=STACK_IP) / TCP(sport=998, dport=PORT, flags="SF"))
             rig.inject(IP(src=KERNEL_IP, dst=STACK_IP) / TCP(sport=997, dport=PORT, flags="FPU"))
             rig.inject(IP(src=STACK_IP, dst=STACK_IP) / TCP(sport=PORT, dport=PORT, flags="S"))
+            rig.inject(IP(src="10.82.0.9", dst=STACK_IP) / TCP(sport=996, dport=PORT, flags="S"))
             await settle(0.3)
             sock = rig.kernel_socket()
             try:
@@ -191,6 +194,7 @@ def test_syn_flood_and_malformed_options_while_a_client_connects(ns: str) -> Non
             assert stats["syn-fin"] == 1
             assert stats["xmas"] == 1
             assert stats["internal-error"] == 0
+            assert rig.net.stack.counters[Drop.TCP_NO_ROUTE_BACK] == 1
         finally:
             rig.raw.close()
             rig.net.close()

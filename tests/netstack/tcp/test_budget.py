@@ -11,7 +11,7 @@ from netstack.tcp import events as ev
 from netstack.tcp.config import CONNECTION_OBJECT_BYTES, TcpConfig
 from netstack.tcp.connection import Connection, State
 from netstack.tcp.layer import TcpLayer
-from netstack.tcp.segment import ACK, FIN, SYN, build_options
+from netstack.tcp.segment import ACK, FIN, RST, SYN, build_options
 from tests.netstack.tcp.raw import RawPeer
 
 PEER_ISN = 1000
@@ -108,29 +108,26 @@ def test_a_transfer_completes_after_others_exhausted_the_budget_and_the_budget_c
     assert peer.layer.stats["ooo-budget-exhausted"] == exhausted
 
 
-def test_after_close_out_of_order_data_is_discarded_and_refused() -> None:
+def test_after_close_nothing_is_held_and_new_data_is_refused() -> None:
+    """Unread data makes the close a RST (RFC 9293 SHLD-2); with only out-of-order data (never acknowledged)
+    the close is a FIN, and the buffers are given back either way."""
     peer = RawPeer(TcpConfig(timestamps=False))
     conn, iss = peer.accept(PEER_ISN)
-    peer.inject(ACK, PEER_ISN + 1, iss + 1, b"r" * 500)                 # unread in-order data
     peer.inject(ACK, PEER_ISN + 1 + 2000, iss + 1, b"q" * SEGMENT)      # queued beyond a hole
-    assert peer.layer.budgets.rcv_held == 500
     assert peer.layer.budgets.ooo_held > 0
+    peer.out()
     peer.layer.close(peer.now, conn)
-    c = live(peer, conn)                                                # FIN_WAIT_1: still receives
+    c = live(peer, conn)                                                # FIN_WAIT_1
     assert (c.reassembly.segments, c.reassembly.bytes, len(c.rcvbuf)) == ([], 0, 0)
     assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held) == (0, 0)
-    peer.out()
+    assert [s.flags & FIN for s in peer.out()] == [FIN]
     peer.inject(ACK, PEER_ISN + 1 + 3000, iss + 1, b"q" * SEGMENT)
-    assert c.reassembly.segments == []
-    assert peer.layer.budgets.ooo_held == 0
+    (rst,) = peer.out()
+    assert rst.flags & RST
+    assert peer.layer.connection(conn) is None
     assert peer.layer.stats["data-after-close"] == 1
-    (dup_ack,) = peer.out()
-    assert dup_ack.ack == PEER_ISN + 501
-    # In-order data is still acknowledged (and dropped), so the peer can finish its side.
-    peer.inject(ACK, PEER_ISN + 501, iss + 1, b"n" * 700)
-    peer.advance(1.0)  # past the delayed ACK
-    assert peer.out()[-1].ack == PEER_ISN + 1201
-    assert peer.layer.budgets.rcv_held == 0
+    assert (peer.layer.budgets.rcv_held, peer.layer.budgets.ooo_held) == (0, 0)
+
 
 
 def test_paused_readers_share_the_receive_budget_and_others_keep_a_window() -> None:

@@ -76,11 +76,11 @@ def test_a_path_mtu_drop_while_connecting_shrinks_the_mss_without_a_resend() -> 
     conn = peer.layer.connection(conn_id)
     assert conn is not None
     assert conn.mss == 536                                   # RFC 9293's default until the SYN-ACK says more
-    peer.layer.icmp_error_received(peer.now, 3, 4, quote(syn.seq, 80, 40000), 500)
-    assert conn.mss == 460
+    peer.layer.icmp_error_received(peer.now, 3, 4, quote(syn.seq, 80, 40000), 560)
+    assert conn.mss == 520
     assert peer.out() == []                                  # the SYN carries no data to cut
     peer.layer.icmp_error_received(peer.now, 3, 4, quote(syn.seq, 80, 40000), 1400)
-    assert conn.mss == 460                                   # a larger MTU never grows it back
+    assert conn.mss == 520                                   # a larger MTU never grows it back
     assert peer.layer.stats["pmtu-reduced"] == 1
     peer.layer.icmp_error_received(peer.now, 3, 4, quote(syn.seq, 80, 40000), None)
     assert peer.layer.stats["icmp-frag-needed-no-mtu"] == 1

@@ -6,8 +6,10 @@ import struct
 
 import pytest
 
+from netstack.tcp.config import TcpConfig
 from netstack.tcp.counters import Count
 from netstack.tcp.icmp import Kind, classify, parse_quote
+from tests.netstack.tcp.raw import RawPeer
 
 US = bytes([10, 0, 0, 1])
 THEM = bytes([10, 0, 0, 2])
@@ -55,3 +57,28 @@ def test_kinds(icmp_type: int, code: int, connecting: bool, kind: Kind) -> None:
 def test_hard_errors_can_be_switched_off() -> None:
     assert classify(3, 3, connecting=True, hard_errors=False) is Kind.SOFT
     assert classify(11, 0, connecting=True, hard_errors=False) is Kind.SOFT
+
+
+def test_a_next_hop_mtu_below_the_floor_sets_the_floor_and_clears_df() -> None:
+    """Issue 15: an ICMP fragmentation-needed saying 68 made 28-byte segments (64 with the old MSS floor),
+    still with DF, so a path really that small black-holed them. RFC 1191 practice (Linux: 552): the path is
+    taken at the floor and its segments go without DF, for as long as a connection that learned it lives."""
+    peer = RawPeer(TcpConfig(timestamps=False))
+    conn, iss = peer.accept()
+    peer.layer.send(peer.now, conn, b"m" * 5000)
+    peer.out()
+    quote = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 0, 0, 64, 6, 0, US, THEM) + struct.pack("!HHI", 80, 40000,
+                                                                                            iss + 1)
+    peer.layer.icmp_error_received(peer.now, 3, 4, quote, 68)
+    c = peer.layer.connection(conn)
+    assert c is not None
+    assert c.mss == 552 - 40
+    (again,) = peer.out()
+    assert len(again.payload) == 512
+    assert peer.layer.fragmentable == {THEM}
+    assert peer.layer.stats["pmtu-floor"] == 1
+    peer.layer.icmp_error_received(peer.now, 3, 4, quote, 100)               # again: already at the floor
+    assert peer.layer.stats["pmtu-floor"] == 1
+    assert c.mss == 512
+    peer.layer.abort(peer.now, conn)
+    assert peer.layer.fragmentable == frozenset()

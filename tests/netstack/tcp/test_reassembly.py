@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from netstack.tcp.config import TcpConfig
 from netstack.tcp.reassembly import NO_REASSEMBLY, Reassembly
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.seq import MASK
@@ -40,10 +41,11 @@ def test_segments_are_delivered_in_order_once_the_hole_is_filled() -> None:
 def test_overlap_and_duplicates() -> None:
     queue = Reassembly()
     queue.add(105, b"0123456789", False, 100)
-    assert queue.holds(105, 10)
-    assert queue.holds(105, 4)
-    assert not queue.holds(105, 11)
-    assert not queue.holds(106, 1)
+    assert queue.gaps(105, 10) == []
+    assert queue.gaps(105, 4) == []
+    assert queue.gaps(105, 11) == [(10, 11)]
+    assert queue.gaps(100, 20) == [(0, 5), (15, 20)]
+    assert queue.gaps(106, 1) == []
     queue.add(200, b"x", False, 100)
     sink = Sink()
     # The stream already reached 108: the first 3 bytes are duplicates and skipped.
@@ -130,3 +132,58 @@ def test_connections_share_the_empty_queue_until_they_need_one() -> None:
     assert conn.reassembly is NO_REASSEMBLY
     assert (NO_REASSEMBLY.segments, NO_REASSEMBLY.bytes) == ([], 0)
     assert peer.layer.budgets.ooo_held == 0
+
+
+def test_the_first_copy_of_a_byte_wins_in_the_queue() -> None:
+    """Issue 15: a whole-range overlap kept the first copy but a partial one let later bytes win. Both
+    shapes, either side of the queued copy, now keep the first."""
+    queue = Reassembly()
+    assert queue.add(110, b"AAAAAAAAAA", False, 100) == 10                   # 110..120
+    assert queue.add(110, b"bbbbbbbbbb", False, 100) == 0                    # whole range: a duplicate
+    assert queue.add(105, b"cccccccccc", False, 100) == 5                    # 105..115, head overlap
+    assert queue.add(115, b"dddddddddd", False, 100) == 5                    # 115..125, tail overlap
+    assert queue.add(104, b"e" * 30, True, 100) == 10                        # covers everything
+    sink = Sink()
+    assert queue.drain(104, sink.take) == (134, True, True)
+    assert bytes(sink.data) == b"e" + b"ccccc" + b"A" * 10 + b"ddddd" + b"e" * 9
+    assert queue.bytes == 0
+
+
+def test_in_order_text_yields_to_queued_text() -> None:
+    """The same rule when the later copy is the in-order one: queued bytes were there first."""
+    peer = RawPeer(port=80)
+    conn_id, iss = peer.accept(peer_isn=1000)
+    peer.inject(ACK, 1011, iss + 1, b"QQQQQ")                  # 1011..1016 queued
+    peer.inject(ACK, 1021, iss + 1, b"RRRRR")                  # 1021..1026 queued
+    peer.inject(ACK, 1001, iss + 1, b"n" * 30)                 # 1001..1031 in order, over both
+    assert peer.layer.receive(peer.now, conn_id) == b"n" * 10 + b"QQQQQ" + b"n" * 5 + b"RRRRR" + b"n" * 5
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    assert conn.rcv_nxt == 1031
+    assert peer.layer.budgets.ooo_held == 0
+
+
+def test_partial_overlap_in_the_queue_keeps_the_first_copy_through_a_connection() -> None:
+    peer = RawPeer(port=80)
+    conn_id, iss = peer.accept(peer_isn=1000)
+    peer.inject(ACK, 1011, iss + 1, b"FIRST")                  # 1011..1016
+    peer.inject(ACK, 1009, iss + 1, b"later")                  # 1009..1014: overlaps its head
+    peer.inject(ACK, 1001, iss + 1, b"01234567")               # fills the hole up to 1009
+    assert peer.layer.receive(peer.now, conn_id) == b"01234567" + b"la" + b"FIRST"
+    assert peer.layer.budgets.ooo_held == 0
+
+
+def test_the_entry_limit_counts_the_pieces_an_overlapping_segment_becomes() -> None:
+    """A segment over queued ones is queued as the pieces between them; the per-connection entry limit
+    counts those pieces, so overlaps cannot grow the queue past it."""
+    peer = RawPeer(TcpConfig(ooo_max_segments=3), port=80)
+    conn_id, iss = peer.accept(peer_isn=1000)
+    peer.inject(ACK, 1011, iss + 1, b"a" * 5)                 # 1011..1016
+    peer.inject(ACK, 1021, iss + 1, b"b" * 5)                 # 1021..1026
+    peer.inject(ACK, 1006, iss + 1, b"c" * 30)                # three pieces: 2 + 3 > 3
+    conn = peer.layer.connection(conn_id)
+    assert conn is not None
+    assert len(conn.reassembly) == 2
+    assert peer.layer.stats["ooo-queue-full"] == 1
+    peer.inject(ACK, 1008, iss + 1, b"d" * 5)                 # 1008..1013: one piece, fits
+    assert len(conn.reassembly) == 3

@@ -37,6 +37,21 @@ def test_simultaneous_open_by_hand() -> None:
     assert ev.Connected(conn) in peer.layer.take_events()
 
 
+def test_data_a_simultaneous_open_carried_is_lost_if_the_user_closed_first() -> None:
+    """SHLD-2 on the one path where text reaches a closed user during the handshake: the SYN's data, held
+    until established, is answered with a RST, and processing stops there."""
+    peer = RawPeer(port=6000, peer_port=5000)
+    conn = peer.layer.connect(0.0, US, THEM, 5000, local_port=6000)
+    (syn,) = peer.out()
+    peer.inject(SYN, 7000, 0, b"early", options=build_options(mss=1460))
+    peer.out()
+    peer.layer.close(peer.now, conn)                    # in SYN-RECEIVED: the FIN waits for the handshake
+    peer.inject(ACK, 7006, syn.seq + 1)
+    assert peer.layer.connection(conn) is None
+    assert peer.layer.stats["data-after-close"] == 1
+    assert any(seg.flags & RST for seg in peer.out())
+
+
 def test_simultaneous_close() -> None:
     pair = Pair()
     client, server = establish(pair)
@@ -107,7 +122,9 @@ def test_data_in_syn_ack_and_third_ack() -> None:
     assert peer.layer.receive(peer.now, events[0].conn) == b"GET / HTTP/1.0\r\n\r\n"
 
 
-def test_data_after_close_is_acknowledged_and_discarded() -> None:
+def test_data_after_close_is_answered_with_a_reset() -> None:
+    """RFC 9293 §3.6.1 SHLD-2: an application that closed reads no more, so new data is lost and the peer
+    is told with a RST (it was acknowledged and discarded, and the peer believed it delivered)."""
     pair = Pair()
     client, server = establish(pair)
     pair.b.close(pair.now, server)
@@ -115,11 +132,48 @@ def test_data_after_close_is_acknowledged_and_discarded() -> None:
     assert pair.b.state_of(server) == State.FIN_WAIT_2
     pair.a.send(pair.now, client, b"x" * 300_000)
     pair.run_until(pair.now + 10)
-    conn = pair.b.connection(server)
-    assert conn is not None
-    assert not conn.rcvbuf
-    assert pair.a.send_buffered(client) == 0     # everything was acknowledged
-    assert pair.b.stats["data-after-close"] > 0
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["data-after-close"] == 1
+    assert ev.Closed(client, "reset") in pair.take("a")
+
+
+def test_close_with_unread_data_sends_a_reset() -> None:
+    """SHLD-2's other half: a close while received data is unread sends a RST, not a FIN."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.send(pair.now, client, b"unread")
+    pair.run_until(pair.now + 1)
+    assert pair.b.readable_bytes(server) == 6
+    pair.b.close(pair.now, server)
+    pair.run_until(pair.now + 1)
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["close-with-unread-data"] == 1
+    assert ev.Closed(client, "reset") in pair.take("a")
+    assert not any(e == ev.Closed(server, "aborted") for e in pair.take("b"))
+
+
+def test_close_after_reading_everything_is_orderly_and_bounded() -> None:
+    """A close with nothing unread is a FIN; the orphaned FIN-WAIT-2 ends after `fin_wait_2_timeout` even
+    while the peer keeps the connection busy with bare ACKs (they do not restart it)."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.send(pair.now, client, b"read")
+    pair.run_until(pair.now + 1)
+    assert pair.b.receive(pair.now, server) == b"read"
+    pair.b.close(pair.now, server)
+    pair.run_until(pair.now + 1)
+    assert pair.b.state_of(server) == State.FIN_WAIT_2
+    start = pair.now
+    timeout = pair.b.config.fin_wait_2_timeout
+    while pair.b.connection(server) is not None and pair.now < start + 2 * timeout:
+        conn = pair.a.connection(client)
+        assert conn is not None
+        conn.send_ack(pair.now)
+        pair.run_until(pair.now + 5)
+    assert pair.b.connection(server) is None
+    assert pair.now <= start + timeout + 5
+    assert pair.b.stats["fin-wait-2-timeout"] == 1
+
 
 
 def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
@@ -132,3 +186,25 @@ def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
     assert again.flags == SYN | ACK
     assert (again.seq, again.ack) == (first.seq, 1001)
     assert len(peer.layer.by_id) == 1
+
+
+def test_an_orphaned_fin_wait_1_held_by_a_closed_window_still_ends() -> None:
+    """After close nothing the peer does keeps the connection forever: data is answered with a RST, FIN-WAIT-2
+    has its timeout, and a FIN-WAIT-1 whose data the peer never takes (its window stays shut while it
+    answers every probe) ends after `user_timeout`."""
+    pair = Pair()
+    client, server = establish(pair)
+    pair.a.pause_reading(client)
+    sent = 0
+    while sent < 400_000:
+        taken = pair.b.send(pair.now, server, b"y" * 65536)
+        sent += taken
+        pair.run_until(pair.now + 1)
+        if not taken:
+            break
+    pair.b.close(pair.now, server)
+    assert pair.b.state_of(server) == State.FIN_WAIT_1
+    start = pair.now
+    pair.run_until(start + pair.b.config.user_timeout + 120)
+    assert pair.b.connection(server) is None
+    assert pair.b.stats["persist-timeout"] + pair.b.stats["retransmit-timeout"] == 1
