@@ -71,6 +71,9 @@ class PlainChannel:
         self._linger_seconds = linger_seconds
         self._linger_bytes = linger_bytes
         self._closed = False
+        self.cut_off: str | None = None
+        """Which bound ended a lingering close ("linger_bytes" or "linger_seconds"), if one did: the caller
+        records it with the connection's outcome, since exceeding a limit is counted and visible."""
 
     def peer(self) -> tuple[str, int] | None:
         """The remote address and port, as the transport reports them."""
@@ -160,8 +163,10 @@ class PlainChannel:
                 while data := await self._reader.read(self._chunk):
                     discarded += len(data)
                     if discarded > self._linger_bytes:
+                        self.cut_off = "linger_bytes"
                         return False
         except TimeoutError:
+            self.cut_off = "linger_seconds"
             return False
         except (ConnectionError, OSError):
             return True  # reset (or the slot withdrawn): what was sent is flushed or lost either way

@@ -264,11 +264,12 @@ class HalfClosingWriter:
 
 
 def _close(feed: bytes, *, eof: bool, linger: bool = True, can_half_close: bool = True,
-           ) -> tuple[list[str], float, int]:
+           ) -> tuple[list[str], float, int, str | None]:
     """Close a channel whose peer has sent `feed` (then its end of stream, if `eof`): the writer's calls, how
-    long the close took on the virtual clock, and how many of the peer's bytes were left unread."""
+    long the close took on the virtual clock, how many of the peer's bytes were left unread, and which bound
+    cut the lingering short."""
 
-    async def main() -> tuple[list[str], float, int]:
+    async def main() -> tuple[list[str], float, int, str | None]:
         reader = asyncio.StreamReader(limit=1 << 20)
         reader.feed_data(feed)
         if eof:
@@ -283,28 +284,28 @@ def _close(feed: bytes, *, eof: bool, linger: bool = True, can_half_close: bool 
         took = loop.time() - started
         if not eof:
             reader.feed_eof()  # so that what is left unread can be read here
-        return writer.calls, took, len(await reader.read())
+        return writer.calls, took, len(await reader.read()), plain.cut_off
 
     return virtual_time.run(asyncio.wait_for(main(), 60))
 
 
 def test_linger_reads_to_the_end_of_stream_then_closes_gracefully() -> None:
-    assert _close(bytes(4 * CHUNK), eof=True) == (["write_eof", "close"], 0.0, 0)
+    assert _close(bytes(4 * CHUNK), eof=True) == (["write_eof", "close"], 0.0, 0, None)  # exactly linger_bytes
 
 
 def test_linger_aborts_past_linger_bytes() -> None:
-    calls, took, unread = _close(bytes(5 * CHUNK), eof=False)
-    assert (calls, took) == (["write_eof", "abort"], 0.0)
+    calls, took, unread, cut_off = _close(bytes(5 * CHUNK), eof=False)
+    assert (calls, took, cut_off) == (["write_eof", "abort"], 0.0, "linger_bytes")
     assert unread == 0  # it read the fifth chunk, found itself over the bound, and stopped there
 
 
 def test_linger_aborts_a_silent_peer_at_linger_seconds() -> None:
-    assert _close(b"", eof=False) == (["write_eof", "abort"], 5.0, 0)
+    assert _close(b"", eof=False) == (["write_eof", "abort"], 5.0, 0, "linger_seconds")
 
 
 def test_no_linger_when_asked_or_when_the_transport_cannot_half_close() -> None:
-    assert _close(b"unread", eof=False, linger=False) == (["close"], 0.0, 6)
-    assert _close(b"unread", eof=False, can_half_close=False) == (["close"], 0.0, 6)
+    assert _close(b"unread", eof=False, linger=False) == (["close"], 0.0, 6, None)
+    assert _close(b"unread", eof=False, can_half_close=False) == (["close"], 0.0, 6, None)
 
 
 def test_a_close_cancelled_while_lingering_aborts_the_connection() -> None:
