@@ -388,6 +388,24 @@ def test_a_client_still_sending_when_refused_reads_the_refusal(
     assert received.startswith(answer)
 
 
+def test_a_client_that_never_closes_after_a_refusal_is_cut_off_and_the_record_says_so(appliance: Running) -> None:
+    """After the 400 and the appliance's end of stream the client neither sends nor closes: the lingering
+    close gives up after linger_seconds (the default: it delays only the record), and the record names the
+    bound, since exceeding a limit is visible."""
+    before = appliance.count("http", "bad-request")
+    with socket.create_connection(("127.0.0.1", appliance.ports.http), timeout=10) as client:
+        client.sendall(b"GARBAGE\r\n\r\n")
+        answer = b""
+        while chunk := client.recv(4096):  # ends at the appliance's half-close, while we keep our end open
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert appliance.wait_count("http", "bad-request", before + 1) == before + 1
+    recent = appliance.stats()["recent_refused"]
+    assert isinstance(recent, list)
+    assert any(r["category"] == "bad-request" and r["reason"].endswith("lingering close cut off at linger_seconds")
+               for r in recent), recent
+
+
 def test_http_keep_alive_404_405_and_pages(appliance: Running) -> None:
     requests = (
         b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
