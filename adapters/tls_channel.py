@@ -51,20 +51,29 @@ class RefusedError(Exception):
 
 
 class PlainChannel:
-    """A stream with a deadline on every wait, sending included.
+    """A stream with a deadline on every wait, sending included, and a close that delivers what was sent.
 
     Receiving is bounded by the caller's timeouts; sending is bounded here by `send_timeout`, because a
     peer that stops reading would otherwise hold its connection slot (and our buffered response) for as
     long as it likes: `drain()` waits on the peer's window, not on us. `read_chunk` is the most one `recv`
     returns (and so the most handed to a TLS engine at once).
+
+    `linger_seconds` and `linger_bytes` bound the lingering close (see `close`): how long, and how many of
+    the peer's bytes, we read and discard after our last send while waiting for the peer's end of stream.
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, read_chunk: int,
-                 send_timeout: float) -> None:
+                 send_timeout: float, linger_seconds: float, linger_bytes: int) -> None:
         self._reader = reader
         self._writer = writer
         self._chunk = read_chunk
         self._send_timeout = send_timeout
+        self._linger_seconds = linger_seconds
+        self._linger_bytes = linger_bytes
+        self._closed = False
+        self.cut_off: str | None = None
+        """Which bound ended a lingering close ("linger_bytes" or "linger_seconds"), if one did: the caller
+        records it with the connection's outcome, since exceeding a limit is counted and visible."""
 
     def peer(self) -> tuple[str, int] | None:
         """The remote address and port, as the transport reports them."""
@@ -100,8 +109,34 @@ class PlainChannel:
         except (ConnectionError, OSError) as exc:
             raise RefusedError(Category.CONNECTION_RESET, "connection reset while sending") from exc
 
-    async def close(self) -> None:
-        """Close gracefully (flushing what is queued) within the send timeout, else abort."""
+    async def close(self, *, linger: bool = True) -> None:
+        """Close, so that the peer reads what we sent last (an alert, a close_notify, an error response).
+
+        Why linger: a TCP that is closed while the peer's bytes sit unread in its receive buffer, or that
+        receives more of them after the close, answers with a RST (RFC 9293 §3.6.1; Linux and BSD do), and
+        the peer's stack then discards what it had received from us but its application had not read yet:
+        a client still sending when we refuse it would see "connection reset" instead of our alert. So the
+        close is a lingering one: shut down our write side (a FIN after what we sent), read and discard until
+        the peer's end of stream, then close, which is graceful because nothing is left unread. A peer that
+        goes on past `linger_bytes` or `linger_seconds` is aborted instead (a RST, at once): the bounds keep
+        a peer that never stops, or never closes, from holding the connection.
+
+        `linger=False` skips the lingering, for a connection we close with nothing sent on it (there is
+        nothing a RST could destroy). A transport that cannot half-close (TLS under asyncio, some test
+        doubles) is closed at once too: without our FIN the peer would have no reason to end its stream.
+        Then the close itself flushes what is queued within the send timeout, else aborts. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            delivered = not linger or await self._linger()
+        except BaseException:  # cancelled while lingering: the connection must not outlive its task
+            self.abort()
+            raise
+        if not delivered:
+            self.abort()
+            return
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.close()
         try:
@@ -111,6 +146,31 @@ class PlainChannel:
             self.abort()
         except (ConnectionError, OSError):
             pass
+
+    async def _linger(self) -> bool:
+        """Half-close, then read and discard until the peer's end of stream. False if a bound was reached
+        (the peer misbehaves: abort it); True when a plain close is now safe, including when the connection
+        is already gone or cannot half-close."""
+        try:
+            if self._writer.is_closing() or not self._writer.can_write_eof():
+                return True
+            self._writer.write_eof()
+        except (NotImplementedError, RuntimeError, ConnectionError, OSError):
+            return True  # no half-close here, or the connection is already gone: nothing to wait for
+        discarded = 0
+        try:
+            async with asyncio.timeout(self._linger_seconds):
+                while data := await self._reader.read(self._chunk):
+                    discarded += len(data)
+                    if discarded > self._linger_bytes:
+                        self.cut_off = "linger_bytes"
+                        return False
+        except TimeoutError:
+            self.cut_off = "linger_seconds"
+            return False
+        except (ConnectionError, OSError):
+            return True  # reset (or the slot withdrawn): what was sent is flushed or lost either way
+        return True
 
     def abort(self) -> None:
         self._writer.transport.abort()
@@ -213,11 +273,13 @@ class TlsChannel:
 
 
 async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, engine: TlsEngine, *,
-                    read_chunk: int, send_timeout: float, handshake_timeout: float,
-                    ) -> tuple[TlsChannel, HandshakeComplete]:
+                    read_chunk: int, send_timeout: float, handshake_timeout: float, linger_seconds: float,
+                    linger_bytes: int) -> tuple[TlsChannel, HandshakeComplete]:
     """Run `engine`'s handshake over a connected stream, within `handshake_timeout`. A refused handshake
-    closes the stream (whatever alert the engine has sends first) and raises the RefusedError."""
-    tls = TlsChannel(engine, PlainChannel(reader, writer, read_chunk=read_chunk, send_timeout=send_timeout))
+    closes the stream (whatever alert the engine has sends first, then the lingering close that lets the peer
+    read it) and raises the RefusedError."""
+    tls = TlsChannel(engine, PlainChannel(reader, writer, read_chunk=read_chunk, send_timeout=send_timeout,
+                                          linger_seconds=linger_seconds, linger_bytes=linger_bytes))
     try:
         done = await tls.handshake(asyncio.get_running_loop().time() + handshake_timeout)
     except RefusedError:
@@ -227,7 +289,8 @@ async def start_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 
 async def connect_tls(host: str, port: int, engine: TlsEngine, *, read_chunk: int, send_timeout: float,
-                      handshake_timeout: float) -> tuple[TlsChannel, HandshakeComplete]:
+                      handshake_timeout: float, linger_seconds: float, linger_bytes: int,
+                      ) -> tuple[TlsChannel, HandshakeComplete]:
     """A kernel TCP connection to `host:port` with `engine`'s handshake run over it (connect included in
     `handshake_timeout`). OSError if the connection cannot be made; RefusedError if the handshake fails."""
     loop = asyncio.get_running_loop()
@@ -235,4 +298,5 @@ async def connect_tls(host: str, port: int, engine: TlsEngine, *, read_chunk: in
     async with asyncio.timeout_at(deadline):
         reader, writer = await asyncio.open_connection(host, port, limit=read_chunk)
     return await start_tls(reader, writer, engine, read_chunk=read_chunk, send_timeout=send_timeout,
-                           handshake_timeout=max(0.0, deadline - loop.time()))
+                           handshake_timeout=max(0.0, deadline - loop.time()), linger_seconds=linger_seconds,
+                           linger_bytes=linger_bytes)

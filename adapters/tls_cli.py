@@ -33,6 +33,10 @@ SEND_TIMEOUT = 10.0
 """Longest a send may wait for a peer that does not read."""
 READ_CHUNK = 1 << 16
 """Most bytes read from the socket (and handed to the engine) at once."""
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 256 * 1024
+"""Bounds of the lingering close (tls_channel.PlainChannel.close): after our last bytes, how long and how much
+of the peer's input we read and discard while waiting for its end of stream, so that it reads ours first."""
 MAX_REQUEST = 16 * 1024
 """Largest HTTP request head the test server buffers."""
 REQUEST_TIMEOUT = 10.0
@@ -166,7 +170,8 @@ def server_main(argv: list[str] | None = None) -> None:
             print(describe_failure(refused), file=sys.stderr, flush=True)
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)
+        plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT,
+                             linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)
         tls = TlsChannel(ReportingEngine(ServerConnection(config), quiet=args.quiet), plain)
         try:
             handshake = await tls.handshake(asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT)
@@ -242,7 +247,8 @@ async def _send_stdin(tls: TlsChannel, done: asyncio.Event) -> None:
 async def _client(host: str, port: int, config: ClientConfig, timeout: float) -> int:
     try:
         tls, handshake = await connect_tls(host, port, ClientConnection(config), read_chunk=READ_CHUNK,
-                                           send_timeout=SEND_TIMEOUT, handshake_timeout=HANDSHAKE_TIMEOUT)
+                                           send_timeout=SEND_TIMEOUT, handshake_timeout=HANDSHAKE_TIMEOUT,
+                                           linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)
     except RefusedError as refused:
         print(describe_failure(refused), file=sys.stderr)
         return 1

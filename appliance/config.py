@@ -45,6 +45,11 @@ class Limits:
     send_timeout: float = 10.0  # the peer takes one write (response, TLS flight, close_notify) or the close
     callback_connect_timeout: float = 5.0  # 10001: connecting back to the caller
     client_linger: float = 2.0  # as TLS client (10001, 10002): wait this long for the server to close first
+    # the lingering close (adapters.tls_channel.PlainChannel.close): after our last bytes (an alert, a close_notify,
+    # an HTTP error), shut down writing and read and discard until the peer's end of stream, so that closing
+    # with its bytes unread does not RST away what we sent before the peer read it
+    linger_seconds: float = 2.0  # the peer has this long to end its stream after our FIN, else it is aborted
+    linger_bytes: int = 256 * 1024  # ... and may send at most this much more meanwhile, else it is aborted
     # HTTP
     http_max_request_line: int = 2048
     http_max_header_bytes: int = 8192  # all header lines together

@@ -31,7 +31,10 @@ Handler = Callable[[PlainChannel, Slot], Awaitable[Outcome]]
 
 
 def plain_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> PlainChannel:
-    return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout)
+    """A connection's channel with the appliance's bounds: every close of it is a lingering one (within
+    `linger_seconds` and `linger_bytes`), so that a refusal's alert or error response reaches the peer."""
+    return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout,
+                        linger_seconds=limits.linger_seconds, linger_bytes=limits.linger_bytes)
 
 
 class Endpoints:
@@ -98,7 +101,9 @@ class Endpoints:
             await tls.close()
 
     async def callback(self, channel: PlainChannel, slot: Slot) -> Outcome:
-        await channel.close()
+        # Nothing was sent on this connection, so there is nothing for a lingering close to deliver; lingering
+        # would only hold back the connect-back while a caller keeps its end open.
+        await channel.close(linger=False)
         try:
             reader, writer = await asyncio.wait_for(
                 open_stream(self.network, slot.source, self.ports.callback_target, self.limits.tls_max_buffered),

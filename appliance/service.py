@@ -113,6 +113,8 @@ class Appliance:
             category, reason = Category.INTERNAL_ERROR, type(exc).__name__
         finally:
             await channel.close()
+            if channel.cut_off is not None:  # the peer went on sending, or never closed, after our last bytes
+                reason = f"{reason}; lingering close cut off at {channel.cut_off}"
             self.gate.release(slot)
             self.record(name, source, category, reason)
 

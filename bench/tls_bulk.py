@@ -107,6 +107,7 @@ def _ssl_transfer(sender: ssl.SSLObject, sender_out: ssl.MemoryBIO, receiver: ss
 
 SOCKET_CHUNK = 1 << 20
 TIMEOUT = 30.0
+LINGER_SECONDS, LINGER_BYTES = 2.0, 256 * 1024  # the lingering close's bounds, as the appliance's defaults
 
 
 class Duplex(Protocol):
@@ -200,7 +201,8 @@ async def _socket_rates(ca: str, chain: str, key: str, total: int, rounds: int) 
     async def ours_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(RefusedError):
             tls, _ = await start_tls(reader, writer, ServerConnection(server_config), read_chunk=SOCKET_CHUNK,
-                                     send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                     send_timeout=TIMEOUT, handshake_timeout=TIMEOUT,
+                                     linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)
             await _serve(tls)
 
     async def ref_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -213,7 +215,8 @@ async def _socket_rates(ca: str, chain: str, key: str, total: int, rounds: int) 
 
     async def ours() -> TlsChannel:
         tls, _ = await connect_tls("127.0.0.1", ours_port, ClientConnection(client_config), read_chunk=SOCKET_CHUNK,
-                                   send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                   send_timeout=TIMEOUT, handshake_timeout=TIMEOUT,
+                                   linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)
         return tls
 
     async def ref() -> SslStreams:

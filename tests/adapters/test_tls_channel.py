@@ -8,6 +8,7 @@ import contextlib
 import os
 import socket
 import ssl
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from tls.events import AlertReceived, Closed, Event, HandshakeComplete, Handshak
 from tls.server import ServerConnection
 
 READ_CHUNK = 16384
+LINGER: dict[str, Any] = {"linger_seconds": 30.0, "linger_bytes": 1 << 20}  # bounds of the lingering close
 
 
 class ScriptedEngine:
@@ -70,6 +72,12 @@ class FakeWriter:
     async def wait_closed(self) -> None:
         pass
 
+    def is_closing(self) -> bool:
+        return False
+
+    def can_write_eof(self) -> bool:
+        return False  # so close() does not linger: these tests are about sending and its bounds
+
     def abort(self) -> None:
         pass
 
@@ -79,7 +87,7 @@ def _channel(engine: ScriptedEngine, incoming: bytes, eof: bool = True) -> TlsCh
     reader.feed_data(incoming)
     if eof:
         reader.feed_eof()
-    plain = PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0)  # type: ignore[arg-type]
+    plain = PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0, **LINGER)  # type: ignore[arg-type]
     return TlsChannel(engine, plain)
 
 
@@ -194,7 +202,7 @@ def _timed(coroutine_factory: object) -> tuple[float, BaseException | None]:
 
 
 def _plain(writer: StalledWriter) -> PlainChannel:
-    return PlainChannel(asyncio.StreamReader(), writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)  # type: ignore[arg-type]
+    return PlainChannel(asyncio.StreamReader(), writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT, **LINGER)  # type: ignore[arg-type]
 
 
 def test_send_to_a_peer_that_never_reads_times_out_and_aborts() -> None:
@@ -255,7 +263,7 @@ def test_send_over_kernel_sockets_to_a_client_that_never_reads() -> None:
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT)
+            plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT, **LINGER)
             try:
                 await plain.send(b"x" * (4 << 20))
                 outcome.append(None)
@@ -331,7 +339,7 @@ def test_our_client_over_kernel_sockets_to_an_ssl_server() -> None:
         port = server.sockets[0].getsockname()[1]
         async with server:
             tls, done = await connect_tls("127.0.0.1", port, ClientConnection(client_config(cert_kind="p256")),
-                                          read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                          read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
             assert done.version == "TLSv1.3"
             assert done.peer_validated
             assert await _exchange(tls, PAYLOAD) == PAYLOAD
@@ -349,7 +357,7 @@ def test_an_ssl_client_over_kernel_sockets_to_our_server() -> None:
 
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
-                                        send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                        send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
             handshakes.append(done)
             await _echo_channel(tls)
 
@@ -371,12 +379,15 @@ def test_a_handshake_that_never_completes_times_out_and_ends_with_close_notify()
     refusals: list[RefusedError] = []
 
     async def main() -> bytes:
+        ended = asyncio.Event()
+
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 await start_tls(reader, writer, ServerConnection(server_config()), read_chunk=CHUNK,
-                                send_timeout=TIMEOUT, handshake_timeout=0.05)
+                                send_timeout=TIMEOUT, handshake_timeout=0.05, **LINGER)
             except RefusedError as refused:
                 refusals.append(refused)
+            ended.set()
 
         server = await asyncio.start_server(connected, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -385,6 +396,7 @@ def test_a_handshake_that_never_completes_times_out_and_ends_with_close_notify()
             writer.write(b"\x16\x03\x01")  # a record header that never completes
             answer = await asyncio.wait_for(reader.read(), TIMEOUT)  # the whole answer, up to end of stream
             writer.close()
+            await asyncio.wait_for(ended.wait(), TIMEOUT)  # the server's lingering close ends on our close
             return answer
 
     assert asyncio.run(main()) == b"\x15\x03\x03\x00\x02\x01\x00"  # close_notify, then end of stream
@@ -399,7 +411,7 @@ def test_a_refused_handshake_raises_with_the_category_and_the_alert_we_sent() ->
         async with server:
             with pytest.raises(RefusedError) as info:
                 await connect_tls("127.0.0.1", port, ClientConnection(client_config(server_name="wrong.example")),
-                                  read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                  read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
             return info.value
 
     refused = asyncio.run(main())
@@ -417,13 +429,13 @@ def test_a_refusal_by_the_peer_after_our_handshake_is_reported_by_ended_by() -> 
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(RefusedError):
                 await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
-                                send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
 
         server = await asyncio.start_server(connected, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
             tls, _ = await connect_tls("127.0.0.1", port, ClientConnection(client_config()),  # no certificate
-                                       read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                       read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
             assert await tls.recv(TIMEOUT) == b""
             await tls.close()
             return tls
@@ -447,14 +459,14 @@ def test_both_ends_over_our_netstack_on_the_in_memory_link() -> None:
 
             async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
-                                            send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                            send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
                 handshakes.append(done)
                 await _echo_channel(tls)
 
             await ours_b.start_stream_server(443, connected)
             reader, writer = await ours_a.open_stream("10.9.0.2", 443)
             tls, done = await start_tls(reader, writer, ClientConnection(client_config(cert_kind="p256")),
-                                        read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT)
+                                        read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
             assert done.version == "TLSv1.3"
             received = await _exchange(tls, payload)
             await tls.close()
@@ -477,7 +489,7 @@ def test_a_peer_trickling_a_record_cannot_stretch_the_receive_timeout() -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         channel = TlsChannel(engine, PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK,  # type: ignore[arg-type]
-                                                  send_timeout=5.0))
+                                                  send_timeout=5.0, **LINGER))
 
         async def trickle() -> None:
             for _ in range(60):

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,16 +36,19 @@ from tests.appliance.running import (
     Running,
     client_context,
     raw_exchange,
+    send_all_then_read,
     serve_tls_once,
     start,
     tls_exchange,
 )
 from tests.tls.procs import s_client_typing
 
+STILL_SENDING = 16 << 20  # what a client sends after its refused first bytes: far more than the appliance reads
 SECRET_FORMS = (KNOWN_WIF.encode(), bitcoin.wif_decode(KNOWN_WIF), bitcoin.wif_decode(KNOWN_WIF).hex().encode())
 LIMITS = (
     "handshake_timeout=1.5", "idle_timeout=1.5", "callback_connect_timeout=2", "max_connections_per_source=6",
     "http_request_timeout=1.5", "log_connection_lines_per_second=10000", "send_timeout=1.5",
+    f"linger_bytes={2 * STILL_SENDING}",
 )
 RESPONSES: list[bytes] = []  # everything the appliance sent us, checked for the secret at the end
 
@@ -388,6 +391,65 @@ def test_http_refusals(appliance: Running, payload: bytes, status: bytes, catego
 
     _expect(appliance, "http", category, send)
     assert answers[0].startswith(b"HTTP/1.1 " + status)
+
+
+def _tls_1_1_hello() -> bytes:
+    """A TLS 1.1 ClientHello (as test_tls_1_1_client's client sends): both engines refuse it with an alert."""
+    context = client_context()
+    with warnings.catch_warnings():  # deprecated on purpose: this is the attacker's old client
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    outgoing = ssl.MemoryBIO()
+    client = context.wrap_bio(ssl.MemoryBIO(), outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "first", "answer", "category"),
+    [
+        ("https", _tls_1_1_hello, b"\x15\x03", "old-tls-version"),  # a TLS alert record
+        ("http", lambda: b"GET / HTTP/1.1\r\nHost: x\r\nX: ", b"HTTP/1.1 431 ", "resource-limit"),  # endless header
+    ],
+)
+def test_a_client_still_sending_when_refused_reads_the_refusal(
+        appliance: Running, endpoint: str, first: Callable[[], bytes], answer: bytes, category: str) -> None:
+    """Issue 15, "alerts are lost": the appliance refuses after the first bytes while the client is still
+    sending. Closing then, with megabytes unread, reset the connection: the client's send failed and a tool
+    reported the reset, not the refusal. The lingering close takes what the client sends (within
+    linger_bytes), then ends the stream: every send succeeds and the alert or error response arrives."""
+    port = {"https": appliance.ports.https, "http": appliance.ports.http}[endpoint]
+    seen: list[tuple[str | None, bytes, str | None]] = []
+
+    def exchange() -> bytes:
+        seen.append(send_all_then_read(port, first() + b"a" * STILL_SENDING))
+        return seen[-1][1]
+
+    _expect(appliance, endpoint, category, exchange)
+    send_error, received, read_error = seen[0]
+    assert (send_error, read_error) == (None, None)
+    assert received.startswith(answer)
+
+
+def test_a_client_that_never_closes_after_a_refusal_is_cut_off_and_the_record_says_so(appliance: Running) -> None:
+    """After the 400 and the appliance's end of stream the client neither sends nor closes: the lingering
+    close gives up after linger_seconds (the default: it delays only the record), and the record names the
+    bound, since exceeding a limit is visible."""
+    before = appliance.count("http", "bad-request")
+    with socket.create_connection(("127.0.0.1", appliance.ports.http), timeout=10) as client:
+        client.sendall(b"GARBAGE\r\n\r\n")
+        answer = b""
+        while chunk := client.recv(4096):  # ends at the appliance's half-close, while we keep our end open
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert appliance.wait_count("http", "bad-request", before + 1) == before + 1
+    recent = appliance.stats()["recent_refused"]
+    assert isinstance(recent, list)
+    assert any(r["category"] == "bad-request" and r["reason"].endswith("lingering close cut off at linger_seconds")
+               for r in recent), recent
 
 
 def test_http_keep_alive_404_405_and_pages(appliance: Running) -> None:

@@ -84,7 +84,8 @@ async def _scenario(tmp_path: Path) -> dict[str, bytes]:
 
 
 def _plain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> PlainChannel:
-    return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout)
+    return PlainChannel(reader, writer, read_chunk=limits.tls_read_chunk, send_timeout=limits.send_timeout,
+                        linger_seconds=limits.linger_seconds, linger_bytes=limits.linger_bytes)
 
 def test_secret_over_our_stack_and_our_tls(tmp_path: Path) -> None:
     results = asyncio.run(asyncio.wait_for(_scenario(tmp_path), 90))
