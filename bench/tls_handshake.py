@@ -21,11 +21,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from bench import certs
 from bench.harness import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,42 +34,19 @@ def _pki(directory: Path) -> tuple[str, str, str]:
     """A P-256 CA and server leaf with the extensions strict validators require: (ca, chain, key) paths.
     A client leaf goes to client.pem / client.key beside them."""
     now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-               .serial_number(1).not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-               .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")]))
-              .issuer_name(ca_name).public_key(client_key.public_key()).serial_number(3)
-              .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
-                             critical=True)
-              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-              .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    (directory / "client.pem").write_bytes(client.public_bytes(pem))
-    (directory / "client.key").write_bytes(client_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                                    serialization.NoEncryption()))
-    (directory / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-    (directory / "chain.pem").write_bytes(leaf.public_bytes(pem) + ca_cert.public_bytes(pem))
-    (directory / "key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    before, after = now - timedelta(days=1), now + timedelta(days=30)
+    ca_spec = certs.ca_spec("Bench CA", path_length=0, serial=1, not_before=before, not_after=after)
+    ca = certs.issue(ca_spec, key=certs.new_key())
+    server = certs.Spec("localhost", dns=("localhost",), ski=False, serial=2, not_before=before, not_after=after)
+    leaf = certs.issue(server, issuer=ca, key=certs.new_key())
+    client_spec = certs.Spec("client", eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), san=False, ski=False, serial=3,
+                             not_before=before, not_after=after)
+    client = certs.issue(client_spec, issuer=ca, key=certs.new_key())
+    (directory / "client.pem").write_bytes(client.pem)
+    (directory / "client.key").write_bytes(client.key_pem)
+    (directory / "ca.pem").write_bytes(ca.pem)
+    (directory / "chain.pem").write_bytes(leaf.pem + ca.pem)
+    (directory / "key.pem").write_bytes(leaf.key_pem)
     return str(directory / "ca.pem"), str(directory / "chain.pem"), str(directory / "key.pem")
 
 

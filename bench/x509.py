@@ -18,61 +18,34 @@ all holding the key that signed the leaf (so each verifies it) and all claiming 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bench import certs
 from bench.harness import Figure
 from bench.timing import interleaved_rates
 from tls.x509 import PeerName, Purpose, X509Error, parse_certificate, validate
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 HOST = "bench.example.com"
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey = certs.PrivateKey
 
 
-def _certificate(
-    subject: str, key: PrivateKey, issuer: tuple[x509.Name, PrivateKey] | None, *, ca: bool
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer if issuer else (name, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=90))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
-    else:
-        usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
-        builder = builder.add_extension(usage, critical=True)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-    if issuer:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
-        builder = builder.add_extension(aki, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+BEFORE, AFTER = NOW - timedelta(days=1), NOW + timedelta(days=90)
+_VALID: dict[str, object] = {"not_before": BEFORE, "not_after": AFTER, "serial": None}
+LEAF = certs.Spec(HOST, dns=(HOST,), not_before=BEFORE, not_after=AFTER, serial=None)
 
 
 def _chain(make_key: Callable[[], PrivateKey]) -> tuple[bytes, bytes, bytes]:
     """(leaf, intermediate, root) DER."""
-    root_key, inter_key, leaf_key = make_key(), make_key(), make_key()
-    root = _certificate("Bench Root", root_key, None, ca=True)
-    inter = _certificate("Bench Intermediate", inter_key, (root.subject, root_key), ca=True)
-    leaf = _certificate(HOST, leaf_key, (inter.subject, inter_key), ca=False)
-    der = serialization.Encoding.DER
-    return leaf.public_bytes(der), inter.public_bytes(der), root.public_bytes(der)
+    root = certs.issue(certs.ca_spec("Bench Root", **_VALID), key=make_key())
+    inter = certs.issue(certs.ca_spec("Bench Intermediate", **_VALID), issuer=root, key=make_key())
+    leaf = certs.issue(LEAF, issuer=inter, key=make_key())
+    return leaf.der, inter.der, root.der
 
 
 def _validation_pair(chain: tuple[bytes, bytes, bytes]) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -97,74 +70,41 @@ IMPOSTORS = 7
 IMPOSTOR_NAMES = 100  # DNS names per impostor: about 3.5 KB each, 25 KB for the chain as reported
 
 
-def _ca_builder(subject: x509.Name, issuer: x509.Name, key: PrivateKey, key_id: bytes) -> x509.CertificateBuilder:
+def _impostor_spec(subject: x509.Name, issuer: x509.Name, key_id: bytes, **changes: object) -> certs.Spec:
     """A CA certificate claiming `key_id` as its issuer's key, padded with `IMPOSTOR_NAMES` DNS names."""
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=90))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier(key_id, None, None), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(f"impostor-{n:04d}.bench.example.com") for n in range(IMPOSTOR_NAMES)]
-            ),
-            critical=False,
-        )
-    )
+    padding = tuple(f"impostor-{n:04d}.bench.example.com" for n in range(IMPOSTOR_NAMES))
+    return certs.ca_spec(subject, issuer_name=issuer, aki_key_id=key_id, san=True, dns=padding, **_VALID, **changes)
 
 
 def _leaf_under(issuer: x509.Name, key: PrivateKey, key_id: bytes) -> bytes:
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
-        .issuer_name(issuer)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=90))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier(key_id, None, None), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return leaf.public_bytes(serialization.Encoding.DER)
+    spec = replace(LEAF, issuer_name=issuer, aki_key_id=key_id, ski=False)
+    return certs.issue(spec, key=certs.new_key(), signing_key=key).der
 
 
 def _forged_intermediates(root_der: bytes) -> list[bytes]:
     """Leaf + 11 CA certificates named "Forged CA", one attacker key, issuer claimed: the anchor."""
     root = x509.load_der_x509_certificate(root_der)
     root_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = certs.new_key()
     own_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Forged CA")])
-    forged = [
-        _ca_builder(name, root.subject, key, root_id).add_extension(own_id, critical=False).sign(key, hashes.SHA256())
-        for _ in range(11)
-    ]
-    return [_leaf_under(name, key, own_id.digest), *(c.public_bytes(serialization.Encoding.DER) for c in forged)]
+    name = certs.name("Forged CA")
+    spec = _impostor_spec(name, root.subject, root_id)
+    forged = [certs.issue(spec, key=key).der for _ in range(11)]
+    return [_leaf_under(name, key, own_id.digest), *forged]
 
 
 def _impostor_chain(root_der: bytes) -> list[bytes]:
     """Leaf + `IMPOSTORS` certificates named like the anchor, with its key identifier, each signed by the next
     one's key (the last self-signed) and the leaf by the first's: every link but the last one verifies."""
     root = x509.load_der_x509_certificate(root_der)
-    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(IMPOSTORS)]
+    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    keys = [certs.new_key() for _ in range(IMPOSTORS)]
+    spec = _impostor_spec(root.subject, root.subject, key_id, ski_key_id=key_id)
     impostors = []
     for index, key in enumerate(keys):
         signer = keys[index + 1] if index + 1 < len(keys) else key
-        builder = _ca_builder(root.subject, root.subject, key, key_id.digest).add_extension(key_id, critical=False)
-        impostors.append(builder.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
-    return [_leaf_under(root.subject, keys[0], key_id.digest), *impostors]
+        impostors.append(certs.issue(spec, key=key, signing_key=signer).der)
+    return [_leaf_under(root.subject, keys[0], key_id), *impostors]
 
 
 def _attack_pair(
