@@ -1,4 +1,5 @@
-"""Test PKI: a CA and leaves with the extensions the real validator requires (as the appliance's boot CA)."""
+"""Test PKI: a CA and leaves with the extensions the real validator requires (as the appliance's boot CA),
+built with the shared builder (bench/certs.py)."""
 
 from __future__ import annotations
 
@@ -6,105 +7,41 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from bench.certs import Issued, KeyType, Spec, ca_spec, issue, new_key
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, ServerConfig
 from tls.signatures import PrivateKey
+
+__all__ = ["NOW", "Issued", "ca", "client_config", "client_leaf", "counter_random", "make_ca", "make_key", "make_leaf",
+           "server_config", "server_leaf"]
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def make_key(kind: str) -> PrivateKey:
-    if kind == "p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if kind == "p384":
-        return ec.generate_private_key(ec.SECP384R1())
-    if kind == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(kind)
-
-
-def _sign_hash(key: PrivateKey) -> hashes.SHA256 | None:
-    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-
-
-@dataclass(frozen=True)
-class Issued:
-    cert: x509.Certificate
-    key: PrivateKey
-
-    @property
-    def der(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.DER)
-
-    @property
-    def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+    kinds: dict[str, KeyType] = {"p256": "p256", "p384": "p384", "ed25519": "ed25519", "rsa": "rsa2048"}
+    if kind not in kinds:
+        raise ValueError(kind)
+    return new_key(kinds[kind])
 
 
 def make_ca(name: str = "Test CA", kind: str = "p256", *, not_before: datetime | None = None,
             not_after: datetime | None = None, issuer: Issued | None = None, path_length: int | None = 1) -> Issued:
-    key = make_key(kind)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer_key = issuer.key if issuer else key
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(issuer.cert.subject if issuer else subject)
-               .public_key(key.public_key())
-               .serial_number(int.from_bytes(os.urandom(8), "big") >> 1)
-               .not_valid_before(not_before or NOW - timedelta(days=30))
-               .not_valid_after(not_after or NOW + timedelta(days=3650))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                            data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                            crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
-    if issuer:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
-    cert = builder.sign(signer_key, _sign_hash(signer_key))
-    return Issued(cert, key)
+    spec = ca_spec(name, path_length=path_length, serial=None, not_before=not_before or NOW - timedelta(days=30),
+                   not_after=not_after or NOW + timedelta(days=3650))
+    return issue(spec, issuer=issuer, key=make_key(kind))
 
 
 def make_leaf(ca: Issued, *, kind: str = "p256", server: bool = True, names: tuple[str, ...] = ("localhost",),
               not_before: datetime | None = None, not_after: datetime | None = None) -> Issued:
-    key = make_key(kind)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "client")])
-    eku = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(ca.cert.subject)
-               .public_key(key.public_key())
-               .serial_number(int.from_bytes(os.urandom(8), "big") >> 1)
-               .not_valid_before(not_before or NOW - timedelta(days=1))
-               .not_valid_after(not_after or NOW + timedelta(days=365))
-               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                            key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                            key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                            decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-                              critical=False))
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                                        critical=False)
-    cert = builder.sign(ca.key, _sign_hash(ca.key))
-    return Issued(cert, key)
+    spec = Spec(names[0] if names else "client", dns=names, san=bool(names), ski=False, serial=None,
+                eku=(ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH,),
+                not_before=not_before or NOW - timedelta(days=1), not_after=not_after or NOW + timedelta(days=365))
+    return issue(spec, issuer=ca, key=make_key(kind))
 
 
 @functools.cache
