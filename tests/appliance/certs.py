@@ -1,4 +1,6 @@
-"""Certificates for negative tests: good and bad leaves under (or beside) a boot CA."""
+"""Certificates for negative tests: good and bad leaves under (or beside) a boot CA, built by bench.certs.
+
+`Spec` names the few things the appliance tests vary; `mint` turns it into the shared builder's Spec."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance.pki import Identity
+from bench import certs
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
@@ -30,44 +33,16 @@ class Spec:
 
 
 def mint(ca: Identity, spec: Spec, common_name: str = "test peer") -> Identity:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    issuer = subject if spec.self_signed else ca.certificate.subject
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(spec.not_before)
-        .not_valid_after(spec.not_after)
-        .add_extension(x509.BasicConstraints(ca=spec.ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=spec.digital_signature, content_commitment=False,
-                key_encipherment=not spec.digital_signature, data_encipherment=False, key_agreement=False,
-                key_cert_sign=spec.ca, crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+    key = certs.new_ec_key()
+    usage = ("digital_signature",) if spec.digital_signature else ("key_encipherment",)
+    built = certs.Spec(
+        common_name, ca=spec.ca, key_usage=usage + (("key_cert_sign",) if spec.ca else ()), eku=spec.eku,
+        san=False, ski=False, not_before=spec.not_before, not_after=spec.not_after, serial=None,
+        unknown_critical=spec.unknown_critical,
     )
-    if not spec.self_signed:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-    if spec.eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(spec.eku)), critical=False)
-    if spec.unknown_critical:
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"), critical=True
-        )
-    if spec.self_signed:
-        signer: ec.EllipticCurvePrivateKey = key
-    elif spec.wrong_signing_key:
-        signer = ec.generate_private_key(ec.SECP256R1())
-    else:
-        signer = ca.key
-    return Identity(builder.sign(signer, hashes.SHA256()), key)
+    issuer = None if spec.self_signed else certs.as_issuer(ca.certificate, ca.key)
+    wrong = certs.new_ec_key() if spec.wrong_signing_key and not spec.self_signed else None
+    return Identity(certs.issue(built, issuer=issuer, key=key, signing_key=wrong).certificate, key)
 
 
 def load_ca(pki: Path) -> Identity:
