@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from bench import certs
 from image import build, run
 from tests.appliance.bip137_reference import verify_message
 from tests.appliance.running import KNOWN_WIF, ROOT
@@ -131,22 +129,16 @@ def attacker_identity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     present. (Right usages and dates, so the refusal is about the chain, not the clock or the extensions.)"""
     directory = tmp_path_factory.mktemp("attacker")
     key_path, cert_path = directory / "key.pem", directory / "cert.pem"
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    both = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    yesterday, tomorrow = now - datetime.timedelta(days=1), now + datetime.timedelta(days=1)
+    spec = certs.Spec("attacker", key_usage=None, eku=both, san=False, ski=False, serial=None,
+                      not_before=yesterday, not_after=tomorrow)
+    attacker = certs.issue(spec, key=certs.new_key())
+    key_path.write_bytes(attacker.key_pem)
+    cert_path.write_bytes(attacker.pem)
     return key_path, cert_path
+
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Hand-made attack material: raw TLS records and hellos, and good and bad client certificates.
 
 Valid pieces come from our own codecs (tls.messages, tls.record, tests.tls.hello) and are then broken on
-purpose; certificates are minted under the exported boot CA (or beside it) with `cryptography`, and the
-shapes `cryptography` will not build (version 1, a zeroed signature, broken DER) are made by editing DER.
+purpose; certificates are minted under the exported boot CA (or beside it) with the shared builder
+(bench.certs), and the shapes `cryptography` will not build (version 1, a zeroed signature, broken DER)
+are made by editing DER.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from pyasn1.codec.der import decoder, encoder
 from pyasn1_modules import rfc5280
 
 from appliance.pki import Identity
+from bench import certs
 from tests.integration.lab import read_all
 from tls.client import ClientConnection
 from tls.config import NO_VALIDATION_FOR_TESTS, ClientConfig
@@ -71,80 +73,43 @@ class Leaf:
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
+    return certs.new_ec_key()
 
 
-def name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+name = certs.name
+
+
+def _issue(spec: Leaf, issuer: x509.Name, aki_key: ec.EllipticCurvePublicKey, key: ec.EllipticCurvePrivateKey,
+           signing_key: ec.EllipticCurvePrivateKey) -> Identity:
+    usage = ("digital_signature",) if spec.digital_signature else ("key_encipherment",)
+    built = certs.Spec(
+        spec.common_name, issuer_name=spec.issuer or issuer, ca=spec.ca,
+        key_usage=usage + (("key_cert_sign",) if spec.ca else ()), eku=spec.eku, san=False, ski=spec.ca,
+        aki_key_id=x509.SubjectKeyIdentifier.from_public_key(aki_key).digest,
+        not_before=spec.not_before, not_after=spec.not_after, serial=None,
+    )
+    return Identity(certs.issue(built, key=key, signing_key=signing_key).certificate, key)
 
 
 def issue(signer: Identity, spec: Leaf, key: ec.EllipticCurvePrivateKey | None = None,
           signing_key: ec.EllipticCurvePrivateKey | None = None) -> Identity:
     """A certificate for `key` (fresh if None) issued in `signer`'s name and signed by `signing_key`
-    (default: the signer's key; another key gives the right issuer with a wrong signature)."""
-    key = key or new_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name(spec.common_name))
-        .issuer_name(spec.issuer or signer.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(spec.not_before)
-        .not_valid_after(spec.not_after)
-        .add_extension(x509.BasicConstraints(ca=spec.ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=spec.digital_signature, content_commitment=False,
-                key_encipherment=not spec.digital_signature, data_encipherment=False, key_agreement=False,
-                key_cert_sign=spec.ca, crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    if spec.eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(spec.eku)), critical=False)
-    if spec.ca:
-        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    # the claimed issuer's key identifier, whoever really signs: a forgery points at the real CA
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()), critical=False
-    )
-    return Identity(builder.sign(signing_key or signer.key, hashes.SHA256()), key)
+    (default: the signer's key; another key gives the right issuer with a wrong signature). Its AKI is the
+    claimed issuer's key identifier, whoever really signs: a forgery points at the real CA."""
+    claimed = signer.certificate.subject, signer.key.public_key()
+    return _issue(spec, *claimed, key or new_key(), signing_key or signer.key)
 
 
 def self_signed_leaf() -> Identity:
     """A client-auth leaf signed by its own key (not a CA: it is refused for its issuer, not its shape)."""
     key = new_key()
-    leaf = Leaf(issuer=name("attacker"))
-    return issue(Identity(x509.load_der_x509_certificate(issue_placeholder(key)), key), leaf, key)
-
-
-def issue_placeholder(key: ec.EllipticCurvePrivateKey) -> bytes:
-    """A throwaway certificate for `key`, so that `issue` can take the key as its signer."""
-    return (
-        x509.CertificateBuilder().subject_name(name("attacker")).issuer_name(name("attacker"))
-        .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-        .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-    )
+    return _issue(Leaf(), name("attacker"), key.public_key(), key, key)
 
 
 def self_signed_ca(subject: str | x509.Name) -> Identity:
     key = new_key()
-    subject = name(subject) if isinstance(subject, str) else subject
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                          encipher_only=False, decipher_only=False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    return Identity(cert, key)
+    spec = certs.ca_spec(subject, not_before=NOW - DAY, not_after=NOW + 30 * DAY, serial=None)
+    return Identity(certs.issue(spec, key=key).certificate, key)
 
 
 def load_identity(pki: Path, label: str) -> Identity:
