@@ -10,10 +10,11 @@ import os
 
 import pytest
 from cryptography import x509 as cx
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bench import certs
 from outcomes.category import Category
 from tls import x509
 from tls.x509.keys import verify_cost
@@ -42,6 +43,8 @@ def _with_random_signature(cert: cx.Certificate, size: int) -> bytes:
 
 
 def _dear_issuers(count: int) -> list[bytes]:
+    """Forged CAs holding public keys nobody has the private half of: built here, not by bench.certs (whose
+    certificates are for keys it holds)."""
     modulus = int.from_bytes(os.urandom(1024), "big") | (1 << 8191) | 1  # random, odd, 8192 bits
     out = []
     for i in range(count):
@@ -56,26 +59,15 @@ def _dear_issuers(count: int) -> list[bytes]:
 
 
 def _leaf() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (cx.CertificateBuilder().subject_name(cx.Name([cx.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
-            .issuer_name(FORGED).public_key(key.public_key()).serial_number(99)
-            .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-            .add_extension(cx.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(cx.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-            .add_extension(cx.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(cx.AuthorityKeyIdentifier(b"k" * 20, None, None), critical=False)
-            .sign(SIGNER, hashes.SHA256()))
-    return _with_random_signature(cert, 1024)
+    spec = certs.Spec("leaf", issuer_name=FORGED, eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), san=False, ski=False,
+                      aki_key_id=b"k" * 20, serial=99, not_before=NOW - DAY, not_after=NOW + DAY)
+    return _with_random_signature(certs.issue(spec, key=certs.new_key(), signing_key=SIGNER).certificate, 1024)
 
 
 def _anchor() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = cx.Name([cx.NameAttribute(NameOID.COMMON_NAME, "the one anchor")])
-    cert = (cx.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
-            .add_extension(cx.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER)
+    spec = certs.Spec("the one anchor", ca=True, key_usage=None, eku=None, san=False, ski=False, serial=1,
+                      not_before=NOW - DAY, not_after=NOW + DAY)
+    return certs.issue(spec, key=certs.new_key()).der
 
 
 def test_verify_cost_grows_with_the_modulus_squared_and_the_exponent_length() -> None:
