@@ -50,12 +50,11 @@ KEY_DRAW_BYTES = 40
 bits"): the bias of the reduction is then below 2**-64, with no rejection loop."""
 
 
-@dataclass(frozen=True)
-class RsaIdentity:
-    """A server role's RSA leaf and its key: the alternate certificate for clients that verify RSA only."""
+class _Certified:
+    """What both kinds of identity give the engines and the test export: the certificate and key encoded."""
 
     certificate: x509.Certificate
-    key: rsa.RSAPrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
     @property
     def cert_der(self) -> bytes:
@@ -73,27 +72,21 @@ class RsaIdentity:
 
 
 @dataclass(frozen=True)
-class Identity:
+class RsaIdentity(_Certified):
+    """A server role's RSA leaf and its key: the alternate certificate for clients that verify RSA only."""
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class Identity(_Certified):
     """A leaf certificate and its key, as the TLS engines take them; `alternates` are further certificates for
     the same role (a server role's RSA leaf), offered to clients that cannot verify this one."""
 
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey
     alternates: tuple[RsaIdentity, ...] = ()
-
-    @property
-    def cert_der(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.DER)
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ waits only on events, under generous outer timeouts.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
@@ -24,6 +23,7 @@ from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel
 from netstack.tcp.config import TcpConfig
 from tests import virtual_time
 from tests.netstack.builders import two_networks
+from tests.peers import send_all_then_read
 from tests.tls.pki import client_config, server_config
 from tls.alerts import AlertDescription
 from tls.client import ClientConnection
@@ -74,25 +74,6 @@ class Refusals:
 # -- kernel sockets -----------------------------------------------------------------------------------------
 
 
-def _send_all_then_read(port: int, payload: bytes) -> tuple[str | None, bytes, str | None]:
-    """A client as the tools are: send everything, shut down writing, read until the end of the stream. What
-    failed while sending, what was read, and what failed while reading."""
-    send_error = read_error = None
-    received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        try:
-            sock.sendall(payload)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError as exc:
-            send_error = type(exc).__name__
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except OSError as exc:
-            read_error = type(exc).__name__
-    return send_error, received, read_error
-
-
 def test_a_client_still_sending_reads_the_alert_over_kernel_sockets() -> None:
     """Before the lingering close the server closed with megabytes unread: the client's send or its read
     after the alert failed with a reset. Now every byte is taken, the alert arrives, then an orderly end."""
@@ -102,7 +83,7 @@ def test_a_client_still_sending_reads_the_alert_over_kernel_sockets() -> None:
         listener = await asyncio.start_server(refusals.connected, "127.0.0.1", 0, limit=CHUNK)
         port = listener.sockets[0].getsockname()[1]
         async with listener:
-            seen = await asyncio.wait_for(asyncio.to_thread(_send_all_then_read, port, refused_hello() + bytes(EXTRA)),
+            seen = await asyncio.wait_for(asyncio.to_thread(send_all_then_read, port, refused_hello() + bytes(EXTRA)),
                                           TIMEOUT)
             await asyncio.wait_for(refusals.done.wait(), TIMEOUT)
         return seen, refusals

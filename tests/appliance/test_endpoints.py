@@ -36,11 +36,11 @@ from tests.appliance.running import (
     Running,
     client_context,
     raw_exchange,
-    send_all_then_read,
     serve_tls_once,
     start,
     tls_exchange,
 )
+from tests.peers import send_all_then_read
 from tests.tls.procs import s_client_typing
 
 STILL_SENDING = 16 << 20  # what a client sends after its refused first bytes: far more than the appliance reads
