@@ -63,12 +63,24 @@ class IcmpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class DhcpLimits:
+    """The DHCP client's timing: how hard it tries, and how little a server may make it do (RFC 2131)."""
+
+    min_lease: float = 60.0  # seconds; shorter leases are raised to this so a server cannot make us spin
+    initial_retransmit: float = 4.0  # RFC 2131 4.1: 4 s, doubling up to max_retransmit, randomised by +-1 s
+    max_retransmit: float = 64.0
+    request_tries: int = 4  # REQUESTs without an answer before falling back to DISCOVER
+    min_renew_interval: float = 60.0  # RFC 2131 4.4.5: do not retransmit renewals more often than this
+
+
+@dataclass(frozen=True, slots=True)
 class StackLimits:
     """Every resource limit of the stack below TCP (TCP's are `netstack.tcp.config.TcpConfig`)."""
 
     neighbours: NeighbourLimits = NeighbourLimits()
     reassembly: ReassemblyLimits = ReassemblyLimits()
     icmp: IcmpLimits = IcmpLimits()
+    dhcp: DhcpLimits = DhcpLimits()
     udp_bindings: int = 16  # local ports with a handler (only DHCP in production)
     tx_queue_frames: int = 8192  # frames waiting for take_frames()
 
@@ -77,8 +89,3 @@ DEFAULT_STACK_LIMITS = StackLimits()
 
 # --- DHCP -----------------------------------------------------------------------------------------------------
 DHCP_MAX_MESSAGE = 1500  # larger DHCP messages are refused before parsing
-DHCP_MIN_LEASE = 60  # seconds; shorter leases are raised to this so a server cannot make us spin
-DHCP_INITIAL_RETRANSMIT = 4.0  # RFC 2131 4.1: 4 s, doubling up to 64 s, randomised by +-1 s
-DHCP_MAX_RETRANSMIT = 64.0
-DHCP_REQUEST_TRIES = 4  # REQUESTs without an answer before falling back to DISCOVER
-DHCP_MIN_RENEW_INTERVAL = 60.0  # RFC 2131 4.4.5: do not retransmit renewals more often than this

@@ -140,7 +140,7 @@ class Stack:
         if isinstance(config.addressing, UseDhcp):
             if rng is None:
                 raise ValueError("DHCP needs a random source for its transaction ids")
-            self._dhcp = DhcpClient(config.mac, rng, self.counters)
+            self._dhcp = DhcpClient(config.mac, rng, self.counters, config.limits.dhcp)
             self.udp_bind(CLIENT_PORT, self._dhcp_received)
 
     # --- state visible to the layers above ----------------------------------------------------------------------

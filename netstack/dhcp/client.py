@@ -55,13 +55,7 @@ from netstack.dhcp.states import (
     Selecting,
 )
 from netstack.errors import MalformedError
-from netstack.limits import (
-    DHCP_INITIAL_RETRANSMIT,
-    DHCP_MAX_RETRANSMIT,
-    DHCP_MIN_LEASE,
-    DHCP_MIN_RENEW_INTERVAL,
-    DHCP_REQUEST_TRIES,
-)
+from netstack.limits import DEFAULT_STACK_LIMITS, DhcpLimits
 from netstack.reasons import Counters, Drop
 
 __all__ = ["DhcpClient", "DhcpSend", "DhcpState", "Lease", "LeaseAcquired", "LeaseEvent", "LeaseLost"]
@@ -92,8 +86,10 @@ _PARAMETERS = bytes((OPT_SUBNET_MASK, OPT_ROUTER, OPT_LEASE_TIME, OPT_RENEWAL_TI
 
 
 class DhcpClient:
-    def __init__(self, mac: bytes, rng: random.Random, counters: Counters) -> None:
+    def __init__(self, mac: bytes, rng: random.Random, counters: Counters,
+                 limits: DhcpLimits = DEFAULT_STACK_LIMITS.dhcp) -> None:
         self._mac = mac
+        self._limits = limits
         self._rng = rng
         self._counters = counters
         self._state: ClientState = Init()
@@ -170,7 +166,7 @@ class DhcpClient:
 
     def _on_requesting_timer(self, state: Requesting, now: float, _: None) -> None:
         self._attempt += 1
-        if self._attempt >= DHCP_REQUEST_TRIES:
+        if self._attempt >= self._limits.request_tries:
             self.start(now)
             return
         self._send_select_request(now, state.offer)
@@ -188,7 +184,7 @@ class DhcpClient:
             return
         self._to(state)
         self._send_renewal(now, lease, lease.server_id)
-        self._deadline = min(lease.rebind_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.rebind_at - now) / 2))
+        self._deadline = min(lease.rebind_at, now + max(self._limits.min_renew_interval, (lease.rebind_at - now) / 2))
 
     def _on_rebinding_timer(self, state: Rebinding, now: float, _: None) -> None:
         self._rebind(state, now)
@@ -200,7 +196,7 @@ class DhcpClient:
             return
         self._to(state)
         self._send_renewal(now, lease, LIMITED_BROADCAST)
-        self._deadline = min(lease.expires_at, now + max(DHCP_MIN_RENEW_INTERVAL, (lease.expires_at - now) / 2))
+        self._deadline = min(lease.expires_at, now + max(self._limits.min_renew_interval, (lease.expires_at - now) / 2))
 
     def _on_init_timer(self, state: Init, now: float, _: None) -> None:
         self.start(now)
@@ -249,7 +245,7 @@ class DhcpClient:
         self._lose_lease("nak")
         # RFC 2131 3.1 step 5: restart; wait one initial interval so a NAK storm cannot make us spin
         self._to(Init())
-        self._deadline = now + DHCP_INITIAL_RETRANSMIT
+        self._deadline = now + self._limits.initial_retransmit
 
     # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -278,7 +274,7 @@ class DhcpClient:
         except ValueError:
             self._counters.add(Drop.DHCP_BAD_LEASE)
             return None
-        duration = float(max(lease_time, DHCP_MIN_LEASE))
+        duration = float(max(lease_time, self._limits.min_lease))
         renewal = message.seconds_option(OPT_RENEWAL_TIME)
         rebinding = message.seconds_option(OPT_REBINDING_TIME)
         if renewal is not None and rebinding is not None and 0 < renewal < rebinding < duration:
@@ -293,7 +289,7 @@ class DhcpClient:
             self._events.append(LeaseLost(reason))
 
     def _retransmit_delay(self) -> float:
-        base = min(DHCP_INITIAL_RETRANSMIT * (1 << min(self._attempt, 8)), DHCP_MAX_RETRANSMIT)
+        base = min(self._limits.initial_retransmit * (1 << min(self._attempt, 8)), self._limits.max_retransmit)
         jitter: float = self._rng.uniform(-1.0, 1.0)
         return base + jitter
 

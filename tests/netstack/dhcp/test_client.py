@@ -39,8 +39,10 @@ from netstack.dhcp.states import (
     Requesting,
     Selecting,
 )
-from netstack.limits import DHCP_INITIAL_RETRANSMIT, DHCP_MIN_LEASE, DHCP_REQUEST_TRIES
+from netstack.limits import DEFAULT_STACK_LIMITS, DhcpLimits
 from netstack.reasons import Counters, Drop
+
+DHCP = DEFAULT_STACK_LIMITS.dhcp
 
 MAC = bytes.fromhex("020000000001")
 SERVER = bytes([10, 0, 0, 1])
@@ -78,9 +80,9 @@ def state(client: DhcpClient) -> DhcpState:
     return client.state
 
 
-def make() -> tuple[DhcpClient, Counters]:
+def make(limits: DhcpLimits = DHCP) -> tuple[DhcpClient, Counters]:
     counters = Counters()
-    return DhcpClient(MAC, random.Random(5), counters), counters
+    return DhcpClient(MAC, random.Random(5), counters, limits), counters
 
 
 def exchange(client: DhcpClient, server: FakeServer, now: float) -> None:
@@ -198,8 +200,10 @@ def test_nak_while_renewing_loses_the_lease_and_restarts() -> None:
     assert state(client) is DhcpState.BOUND
 
 
-def test_request_retries_fall_back_to_discover() -> None:
-    client, _ = make()
+@pytest.mark.parametrize("tries", [DHCP.request_tries, 2])
+def test_request_retries_fall_back_to_discover(tries: int) -> None:
+    """After `request_tries` unanswered REQUESTs (a leaf of the limits tree: stack.dhcp.request_tries)."""
+    client, _ = make(DhcpLimits(request_tries=tries))
     server = FakeServer()
     client.start(0.0)
     (send,) = client.take_outgoing()
@@ -216,7 +220,7 @@ def test_request_retries_fall_back_to_discover() -> None:
         exchange(client, server, now)
     assert state(client) is DhcpState.SELECTING
     requests = [m for _, m in server.seen if m.message_type == REQUEST]
-    assert len(requests) == DHCP_REQUEST_TRIES
+    assert len(requests) == tries
 
 
 def test_replies_for_someone_else_are_ignored() -> None:
@@ -273,8 +277,8 @@ def test_short_leases_are_raised_and_bad_timers_replaced() -> None:
     bound(client, server)
     lease = client.lease
     assert lease is not None
-    assert lease.lease_time == DHCP_MIN_LEASE
-    assert lease.t1 == DHCP_MIN_LEASE / 2
+    assert lease.lease_time == DHCP.min_lease
+    assert lease.t1 == DHCP.min_lease / 2
 
 
 def test_server_timers_are_used_when_consistent() -> None:
@@ -385,7 +389,7 @@ def test_nak_from_the_selected_server_restarts_after_a_pause() -> None:
     client, _ = _requesting()
     client.message_received(3.0, _reply_to(client, NAK, SERVER))
     assert state(client) is DhcpState.INIT
-    assert client.next_deadline() == 3.0 + DHCP_INITIAL_RETRANSMIT
+    assert client.next_deadline() == 3.0 + DHCP.initial_retransmit
     assert client.take_events() == []  # there was no lease to lose
 
 
