@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NOT_BENCHMARKS = frozenset({"harness", "__main__", "timing", "lab", "certs"})  # helpers the benchmarks (and tests) share
+NOT_BENCHMARKS = frozenset({"harness", "__main__", "timing", "lab", "certs"})  # helpers shared by benchmarks, tests
 
 
 @dataclass(frozen=True)
