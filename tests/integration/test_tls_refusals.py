@@ -49,6 +49,8 @@ class Case:
     half_close: bool = False  # shut our sending side after the payload (EOF is part of the attack)
 
 
+SSLV3_OFFERING_13 = client_hello(legacy_version=0x0300, versions=(0x0304,))
+PROTOCOL_VERSION_ALERT = record(ALERT, b"\x02\x46")  # fatal protocol_version
 HELLO_12_NO_RENEGOTIATION_INFO = client_hello(versions=(), suites=DEFAULT_SUITES_12,
                                               drop=(ExtensionType.RENEGOTIATION_INFO,))
 HELLO_12_RENEGOTIATING = client_hello(versions=(), suites=DEFAULT_SUITES_12, drop=(ExtensionType.RENEGOTIATION_INFO,),
@@ -93,6 +95,8 @@ CASES = (
     Case("truncated-message", _cut_hello(7), "decode-error"),
     Case("over-long-record", record(HANDSHAKE, bytes(18000)), "record-overflow"),
     Case("over-long-message", record(HANDSHAKE, b"\x01\xff\xff\xff" + bytes(100)), "resource-limit"),
+    # issue 15: legacy_version SSL 3.0 (or lower) while offering TLS 1.3 is protocol_version (RFC 8446 D.5)
+    *_on_both_tls_ports(Case("sslv3-legacy-version-offering-tls13", SSLV3_OFFERING_13, "sslv3")),
 )
 
 
@@ -147,3 +151,28 @@ def test_renegotiation_attempt_is_refused(target: Lab) -> None:
     target.received(seen + out, "openssl s_client")
     assert b"RENEGOTIATING" in out, out[-1000:]
     assert target.wait_count("https", "renegotiation-attempt", before + 1) == before + 1
+
+
+def test_sslv3_legacy_version_offering_tls13_gets_protocol_version_not_a_server_hello(target: Lab) -> None:
+    case = Case("sslv3-offering-13", SSLV3_OFFERING_13, "sslv3")
+    answer = target.expect_refusal("mutual", "sslv3", attack(target, case, ATTACKER_IPS[1]))
+    assert answer == PROTOCOL_VERSION_ALERT, answer[:32]
+
+
+def test_a_refused_client_that_keeps_sending_still_reads_the_alert(target: Lab) -> None:
+    """Issue 15, "alerts are lost": the target refuses the hello while the client is still sending (here
+    128 KiB after it, under the lingering close's byte bound). The client sends all of it, shuts down its
+    side and reads: it gets the alert and a clean end of stream, not a reset."""
+    payload = SSLV3_OFFERING_13 + bytes(128 * 1024)
+
+    def run() -> bytes:
+        with target.connect(10000, ATTACKER_IPS[1]) as sock:
+            sock.sendall(payload)  # raised ConnectionResetError before the lingering close
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):  # a reset would raise here instead of ending the stream
+                data += chunk
+            return data
+
+    answer = target.expect_refusal("mutual", "sslv3", run)
+    assert answer == PROTOCOL_VERSION_ALERT, answer[:32]
