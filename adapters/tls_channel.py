@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 from outcomes.category import Category
 from tls.alerts import AlertDescription
-from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed
+from tls.events import AlertReceived, ApplicationData, Closed, Event, HandshakeComplete, HandshakeFailed, RequestRefused
 
 
 class TlsEngine(Protocol):
@@ -180,11 +181,16 @@ class TlsChannel:
     """An engine over a PlainChannel: `handshake`, then `recv`/`send` plaintext, then `close`.
 
     `recv` and `send` may run in two tasks at once (a client relaying stdin while it prints what arrives):
-    only `recv` feeds the engine, so application data is never taken by the other task."""
+    only `recv` feeds the engine, so application data is never taken by the other task.
 
-    def __init__(self, engine: TlsEngine, plain: PlainChannel) -> None:
+    `on_request_refused` hears of each request the engine refused with a warning and went on (`RequestRefused`:
+    a TLS 1.2 renegotiation): nothing else in the channel changes for it, so this is how the caller records it."""
+
+    def __init__(self, engine: TlsEngine, plain: PlainChannel, *,
+                 on_request_refused: Callable[[RequestRefused], None] | None = None) -> None:
         self._engine = engine
         self._plain = plain
+        self._on_request_refused = on_request_refused
         self._received = bytearray()
         self._closed = False
         self._eof = False
@@ -221,6 +227,8 @@ class TlsChannel:
                 self._alert = event
             elif isinstance(event, Closed):
                 self._closed = True
+            elif isinstance(event, RequestRefused) and self._on_request_refused is not None:
+                self._on_request_refused(event)
         return complete
 
     def _closed_refusal(self) -> RefusedError:

@@ -23,7 +23,7 @@ from tls.alerts import alert_name
 from tls.client import ClientConnection
 from tls.config import NO_VALIDATION_FOR_TESTS, ClientAuth, ClientAuthMode, ClientConfig, Credential, ServerConfig
 from tls.constants import NamedGroup
-from tls.events import Event, HandshakeComplete, RequestRefused
+from tls.events import HandshakeComplete, RequestRefused
 from tls.groups import SUPPORTED_GROUPS
 from tls.server import ServerConnection
 from tls.signatures import PrivateKey
@@ -80,36 +80,6 @@ def describe_failure(refused: RefusedError) -> str:
     if refused.category is Category.CONNECTION_RESET:
         return f"handshake failed: connection closed, category {Category.CONNECTION_RESET}"
     return f"handshake failed: category {refused.category}: {refused.reason}"
-
-
-class ReportingEngine:
-    """The server engine as the channel sees it, logging each request it refused without ending the
-    connection (a warning no_renegotiation): the channel only acts on events that change the connection,
-    so this is where that category becomes visible."""
-
-    def __init__(self, engine: ServerConnection, *, quiet: bool) -> None:
-        self._engine = engine
-        self._quiet = quiet
-
-    def receive_data(self, data: bytes) -> None:
-        self._engine.receive_data(data)
-
-    def data_to_send(self) -> bytes:
-        return self._engine.data_to_send()
-
-    def send_application_data(self, data: bytes) -> None:
-        self._engine.send_application_data(data)
-
-    def close(self) -> None:
-        self._engine.close()
-
-    def events(self) -> list[Event]:
-        events = self._engine.events()
-        for event in events:
-            if isinstance(event, RequestRefused) and not self._quiet:
-                print(f"refused with warning alert {alert_name(event.alert)} ({event.alert}), "
-                      f"category {event.category}: {event.reason}", file=sys.stderr, flush=True)
-        return events
 
 
 def page(handshake: HandshakeComplete | None) -> bytes:
@@ -169,10 +139,16 @@ def server_main(argv: list[str] | None = None) -> None:
         if refused is not None and refused.alert is not None and not args.quiet:  # our refusals only
             print(describe_failure(refused), file=sys.stderr, flush=True)
 
+    def report_warning(event: RequestRefused) -> None:
+        """A request refused with a warning (the connection goes on), said as it happens."""
+        if not args.quiet:
+            print(f"refused with warning alert {alert_name(event.alert)} ({event.alert}), "
+                  f"category {event.category}: {event.reason}", file=sys.stderr, flush=True)
+
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT,
                              linger_seconds=LINGER_SECONDS, linger_bytes=LINGER_BYTES)
-        tls = TlsChannel(ReportingEngine(ServerConnection(config), quiet=args.quiet), plain)
+        tls = TlsChannel(ServerConnection(config), plain, on_request_refused=report_warning)
         try:
             handshake = await tls.handshake(asyncio.get_running_loop().time() + HANDSHAKE_TIMEOUT)
         except RefusedError as refused:

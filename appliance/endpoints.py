@@ -19,11 +19,12 @@ from appliance.http import HttpError, Request, RequestParser, Response, error_re
 from appliance.net import Network, open_stream
 from appliance.pki import IssuedPKI
 from appliance.sources import Sources
-from appliance.tls_engine import EngineFactory, WatchedEngine
+from appliance.tls_engine import EngineFactory
 from appliance.validation import PeerRejectedError
 from appliance.vault import Vault
 from appliance.web import Site
 from outcomes.category import Category
+from tls.events import RequestRefused
 from tls.x509 import Purpose
 
 Outcome = tuple[Category, str]
@@ -80,15 +81,17 @@ class Endpoints:
     async def https(self, channel: PlainChannel, slot: Slot) -> Outcome:
         """The pages over TLS. A connection whose peer asked to renegotiate (refused with a warning, RFC 5246
         §7.2.2, and then served or abandoned) is recorded as that attempt, the pages it got in the reason."""
-        engine = WatchedEngine(self.engines.server(self.pki.web, require_client_cert=False))
-        tls = TlsChannel(engine, channel)
+        refused: list[RequestRefused] = []  # as many as the engine refuses before it ends the connection
+        tls = TlsChannel(self.engines.server(self.pki.web, require_client_cert=False), channel,
+                         on_request_refused=refused.append)
         try:
             await tls.handshake(self._deadline())
             category, reason = await self._http(tls, slot)
         finally:
             await tls.close()
-        if engine.refused is not None and category is Category.SERVED:
-            return engine.refused.category, f"{engine.refused.reason} (warning alert {engine.refused.alert}); {reason}"
+        if refused and category is Category.SERVED:
+            first = refused[0]
+            return first.category, f"{first.reason} (warning alert {first.alert}); {reason}"
         return category, reason
 
     async def mutual(self, channel: PlainChannel, slot: Slot) -> Outcome:

@@ -12,7 +12,6 @@ from typing import Protocol
 
 from adapters.tls_channel import TlsEngine
 from appliance.pki import Identity
-from tls.events import Event, RequestRefused
 
 
 class EngineFactory(Protocol):
@@ -24,32 +23,3 @@ class EngineFactory(Protocol):
 
     def client(self, identity: Identity) -> TlsEngine:
         """A client engine presenting `identity` and validating the server's chain against the boot CA."""
-
-
-
-class WatchedEngine:
-    """An engine as the channel sees it, remembering the first request it refused with a warning and went on
-    (`RequestRefused`: a TLS 1.2 renegotiation). Why: the channel acts only on events that end or advance the
-    connection, so without this a renegotiation attempt would leave no trace in the connection's outcome."""
-
-    def __init__(self, engine: TlsEngine) -> None:
-        self._engine = engine
-        self.refused: RequestRefused | None = None
-
-    def receive_data(self, data: bytes) -> None:
-        self._engine.receive_data(data)
-
-    def events(self) -> list[Event]:
-        events = self._engine.events()
-        if self.refused is None:
-            self.refused = next((e for e in events if isinstance(e, RequestRefused)), None)
-        return events
-
-    def data_to_send(self) -> bytes:
-        return self._engine.data_to_send()
-
-    def send_application_data(self, data: bytes) -> None:
-        self._engine.send_application_data(data)
-
-    def close(self) -> None:
-        self._engine.close()
