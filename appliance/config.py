@@ -14,6 +14,7 @@ down, prints it whole on boot (`describe`), and `--limit a.b.c=VALUE` (`override
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -147,9 +148,12 @@ def _parse_leaf(current: object, text: str, path: str) -> object:
         raise LimitError(f"{path}: {text!r} is not a boolean")
     if isinstance(current, int | float):
         try:
-            return type(current)(text)
+            value = type(current)(text)
         except ValueError as exc:
             raise LimitError(f"{path}: {exc}") from exc
+        if not math.isfinite(value) or value < 0:  # a bound of nan, inf or below zero bounds nothing
+            raise LimitError(f"{path}: {text!r} is not a finite, non-negative number")
+        return value
     raise LimitError(f"{path}: not a number or a boolean")
 
 

@@ -63,7 +63,7 @@ def test_limit_overrides_reach_every_part_of_the_tree() -> None:
     assert Limits().stack.reassembly.datagrams != 8  # the default tree is untouched
     bad_ones = ("nope=1", "max_connections=x", "max_connections", "__class__=1", "tcp=1", "tcp.nope=1",
                 "stack.reassembly=1", "tcp.timestamps=maybe", "tcp.max_connections=5", "tcp.max_per_source=5",
-                "idle_timeout.x=1")
+                "idle_timeout.x=1", "idle_timeout=nan", "idle_timeout=inf", "max_connections=-1")
     for bad in bad_ones:
         with pytest.raises(FatalBootError):
             apply_limit_overrides(Limits(), (bad,))
