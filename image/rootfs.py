@@ -6,8 +6,9 @@ Steps (each a function below):
 2. unpack the wheels of requirements.lock (hash-checked) and copy the project packages into /app;
 3. trace imports: the staged interpreter imports every project module (plus a fixed list of modules
    that are imported lazily) and reports every module it loaded: that is the part of the stdlib we ship;
-4. compile every shipped .py to a sourceless .pyc with that interpreter (unchecked-hash pycs: no
-   timestamps), strip the shared objects, and add the shared libraries they need (DT_NEEDED closure);
+4. compile every shipped .py to a sourceless .pyc with that interpreter (image.compile_pyc: unchecked-hash
+   pycs without timestamps, docstrings or column tables), strip the shared objects, and add the shared
+   libraries they need (DT_NEEDED closure);
 5. write the cpio with our own writer (sorted, fixed mtimes, uid 0).
 
 The only executables in the archive are the interpreter, the dynamic loader it names (the kernel opens
@@ -164,7 +165,7 @@ def project_sources() -> list[Path]:
 
 # Checked-in files an initramfs is a function of, besides the project's sources and the files it carries.
 BUILD_INPUTS = ("requirements.lock", "image/debian-packages.lock", "image/rootfs.py", "image/build.py",
-                "image/cpio.py", "image/floor.py")
+                "image/cpio.py", "image/floor.py", "image/compile_pyc.py")
 
 
 def inputs_digest(carried: dict[str, bytes]) -> str:
@@ -225,21 +226,17 @@ def trace_imports(debroot: Path, app: Path) -> tuple[list[Path], list[str]]:
     return [Path(f) for f in report["files"]], report["failed"]
 
 
-_COMPILE = r"""
-import json, py_compile, sys
-for source, target, shown in json.loads(sys.stdin.read()):
-    py_compile.compile(source, cfile=target, dfile=shown, doraise=True,
-                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-"""
+COMPILER = Path(__file__).resolve().parent / "compile_pyc.py"
 
 
 def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]) -> None:
-    """Compile with the target interpreter, in one process and in sorted order (stable marshal output).
-    Each job is (source, .pyc to write, the file name tracebacks show: the path in the image)."""
+    """Compile with the target interpreter (image.compile_pyc: no docstrings but classes', no column
+    tables), in one process and in sorted order (stable marshal output). Each job is (source, .pyc to
+    write, the file name tracebacks show: the path in the image)."""
     payload = json.dumps(sorted((str(s), str(t), shown) for s, t, shown in jobs))
     result = subprocess.run(
-        [str(debroot / PYTHON), "-S", "-c", _COMPILE], input=payload, env=target_env(debroot, app), cwd=app,
-        capture_output=True, text=True, check=False,
+        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(COMPILER)], input=payload,
+        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         raise RootfsError(f"compiling failed:\n{result.stderr[-4000:]}")
