@@ -35,6 +35,8 @@ import gc
 gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
 import sys
 sys.path[:0] = ["/app"]
+from appliance import method_cache
+method_cache.install()  # the dataclass methods the image builder compiled: see appliance.method_cache
 from appliance import pid1
 sys.argv = ["appliance", *pid1.appliance_argv(pid1.boot())]
 import runpy
@@ -44,6 +46,8 @@ runpy.run_module("appliance", run_name="__main__", alter_sys=True)
 SMOKE_INIT = """\
 import sys
 sys.path[:0] = ["/app"]
+from appliance import method_cache
+methods = method_cache.install()
 from appliance import pid1
 info = pid1.boot()
 import asyncio, hashlib, importlib, os, pkgutil, time
@@ -60,7 +64,7 @@ for name in ("appliance", "adapters", "netstack", "outcomes", "tls"):
         except Exception as exc:
             failed.append(module.name + ": " + repr(exc))
 log.event("smoke.imports", modules=modules, failed=";".join(failed)[:1000],
-          seconds=round(time.monotonic() - started, 3))
+          seconds=round(time.monotonic() - started, 3), **method_cache.release())
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 import coincurve

@@ -165,7 +165,7 @@ def project_sources() -> list[Path]:
 
 # Checked-in files an initramfs is a function of, besides the project's sources and the files it carries.
 BUILD_INPUTS = ("requirements.lock", "image/debian-packages.lock", "image/rootfs.py", "image/build.py",
-                "image/cpio.py", "image/floor.py", "image/compile_pyc.py")
+                "image/cpio.py", "image/floor.py", "image/compile_pyc.py", "image/record_methods.py")
 
 
 def inputs_digest(carried: dict[str, bytes]) -> str:
@@ -227,6 +227,8 @@ def trace_imports(debroot: Path, app: Path) -> tuple[list[Path], list[str]]:
 
 
 COMPILER = Path(__file__).resolve().parent / "compile_pyc.py"
+METHOD_RECORDER = Path(__file__).resolve().parent / "record_methods.py"
+METHOD_TABLE = f"{APP}/dataclass-methods.marshal"  # appliance.method_cache.CACHE_FILE, in the image
 
 
 def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]) -> None:
@@ -240,6 +242,19 @@ def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]
     )
     if result.returncode != 0:
         raise RootfsError(f"compiling failed:\n{result.stderr[-4000:]}")
+
+
+def record_methods(debroot: Path, app: Path, scratch: Path) -> bytes:
+    """The compiled dataclass methods of everything the trace imports (image.record_methods), made by the
+    target interpreter with the same flags as the .pyc files."""
+    result = subprocess.run(
+        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(METHOD_RECORDER), str(scratch),
+         json.dumps(PROJECT_PACKAGES), json.dumps(EXTRA_MODULES)],
+        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise RootfsError(f"recording the dataclass methods failed:\n{result.stderr[-4000:]}")
+    return scratch.read_bytes()
 
 
 def needed_libraries(elf: Path) -> list[str]:
@@ -320,6 +335,7 @@ def collect(staging: Path, debroot: Path, app: Path, init_script: bytes, extra_f
     for _source, compiled, _shown in unique:
         image_path = str(compiled.relative_to(pyc_root))
         tree.add_file(image_path, compiled.read_bytes())
+    tree.add_file(METHOD_TABLE, record_methods(debroot, app, staging / "methods.tmp"))
     # Shared objects: the interpreter, extension modules, and the libraries they need.
     scratch = staging / "strip.tmp"
     queue = [debroot / PYTHON, *shared_objects]
