@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from appliance import ledger_record as rec
+from appliance import zeros
 
 
 class Located(NamedTuple):
@@ -222,7 +223,7 @@ def scan_region(
     terminators, so the bytes after their last record are an older generation's, not a tail."""
     assert max_payload < 1 << 16, "the frame searches take a length's two high bytes to be zero"
     largest = largest_record if largest_record is not None else rec.FRAME.size + max_payload
-    used = len(buf.rstrip(b"\x00"))
+    used = zeros.trimmed_length(buf)
     if used == 0:
         return RegionScan(region, True, None, None, (), (), 0, None, 0)
     checkpoint = frame_at(buf, 0, rec.CHECKPOINT_MAX_BYTES)
@@ -317,14 +318,11 @@ def _other_write(buf: bytes, pos: int, max_payload: int) -> tuple[int, int]:
     return len(buf), zeros
 
 
-_NONZERO = re.compile(b"[^\\x00]")
-
-
 def after_zeros(buf: bytes, pos: int) -> int:
-    """The first non-zero byte at or after `pos` (len(buf) if none). A search, not a slice and a strip:
-    every clean boot asks this at the end of its records, where the rest of a region may be megabytes."""
-    found = _NONZERO.search(buf, pos)
-    return found.start() if found is not None else len(buf)
+    """The first non-zero byte at or after `pos` (len(buf) if none). Not a slice and a strip: every clean boot
+    asks this at the end of its records, where the rest of a region may be megabytes (appliance.zeros)."""
+    found = zeros.first_nonzero(buf, pos)
+    return found if found is not None else len(buf)
 
 
 def _wiped(buf: bytes, pos: int, epoch: int, max_payload: int) -> Tail | None:
