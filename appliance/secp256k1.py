@@ -12,9 +12,10 @@ is the point at infinity) and Jacobian `(X, Y, Z)` inside (x = X/Z², y = Y/Z³;
 a sum costs no field inversion until the end.
 
 Speed: a `FixedBase` precomputes, once per base point, the multiples j·2^(w·i)·P for signed w-bit digits,
-so a scalar multiple is about 256/w mixed additions and no doublings. The vault builds one for G (shared)
-and one for its own public key Q (which never changes for a vault), and each proof then costs two table
-walks and one inversion.
+so a scalar multiple is about 256/w mixed additions and no doublings. G's table is shared by the process;
+the wallet key builds one for its own public key Q (which never changes) at its first signature, not at
+boot. Each proof then costs two table walks and one inversion (about 0.35 ms on the host; the OpenSSL
+signature beside it about 0.45 ms).
 """
 
 from __future__ import annotations
