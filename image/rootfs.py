@@ -47,7 +47,7 @@ EXTRA_MODULES = (
     "runpy", "pkgutil", "importlib.resources", "cryptography.x509", "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric.ec", "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.asymmetric.ed25519", "cryptography.hazmat.primitives.ciphers.aead",
-    "cryptography.hazmat.primitives.kdf.hkdf", "cryptography.hazmat.primitives.hashes", "coincurve",
+    "cryptography.hazmat.primitives.kdf.hkdf", "cryptography.hazmat.primitives.hashes",
     "pyasn1.codec.der.decoder", "pyasn1.codec.der.encoder", "pyasn1_modules.rfc5280",
 )
 # Project modules that exist for host-side comparisons only (the stdlib-ssl TLS backend used by the
@@ -57,9 +57,9 @@ HOST_ONLY_MODULES = ("appliance.stdlib_tls",)
 # import them inside try/except and fall back (hashlib to its built-in hashes; asyncio to no ssl).
 EXCLUDED_MODULES = ("ssl", "_ssl", "_hashlib", "lzma", "_lzma", "bz2", "_bz2")
 # Distributions whose packages ship whole: they import their own submodules lazily in ways a trace
-# of our imports cannot predict (cryptography's backend and bindings, coincurve's cffi module). cffi's
-# Python package is not among them: at run time only its compiled `_cffi_backend` is loaded.
-WHOLE_PACKAGES = ("cryptography", "coincurve", "pyasn1", "_cffi_backend")
+# of our imports cannot predict (cryptography's backend and bindings). cffi's Python package is not among
+# them: at run time only its compiled `_cffi_backend` is loaded.
+WHOLE_PACKAGES = ("cryptography", "pyasn1", "_cffi_backend")
 # Wheel contents that are never needed at run time.
 DROP_SUFFIXES = (".pyi", ".typed", ".c", ".h", ".pyx", ".pxd")
 LOADER_REAL = "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
