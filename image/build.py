@@ -47,7 +47,7 @@ SMOKE_INIT = """\
 import sys
 sys.path[:0] = ["/app"]
 from appliance import method_cache
-methods = method_cache.install()
+method_cache.install()
 from appliance import pid1
 info = pid1.boot()
 import asyncio, hashlib, importlib, os, pkgutil, time
