@@ -35,7 +35,7 @@ help:
 	@echo "make soak   - mixed good and bad traffic against the booted image for SOAK_SECONDS (default 900);"
 	@echo "              memory and ledger must stay bounded (report in build/soak/);"
 	@echo "              SOAK_KILL_CYCLES=N adds N kill -9 + reboot cycles (loss per kill <= one batch)"
-	@echo "make image  - build the MicroVM image (kernel + initramfs)"
+	@echo "make image  - build the MicroVM image (kernel + initramfs), the libvirt domain's pci kernel, deploy files"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
 	@echo "make lint   - ruff, mypy (strict) and the import contracts (.importlinter)"
 	@echo "make lock   - re-resolve requirements*.in into the hash-pinned locks, then the manifest"
@@ -76,7 +76,7 @@ run-host: $(STAMP)
 
 image: $(STAMP)
 	@$(REQUIRE) $(IMAGE_TOOLS)
-	$(PY) -m image.build --report
+	$(PY) -m image.build --report --pci
 	$(PY) -m image.deploy
 
 bench: $(STAMP)

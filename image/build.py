@@ -7,8 +7,12 @@ Variants of the initramfs, one kernel:
   depending on the service being finished; tests and the bench use it.
 - `floor`: /init is a tiny ELF that ends the VM at once: the boot-time floor for the benchmark.
 
+Kernels (image.kernel's variants), as `vmlinux-VARIANT`: every variant of the initramfs boots the microvm
+kernel; `--pci` also puts the pci kernel there, the one the libvirt domain boots (image.deploy).
+
 `--report` prints the sizes (raw, and compressed with xz and lz4 for shipping) and sha256 of each output;
-`--record` writes them to image/outputs.txt, from which `make manifest` takes the [image] section.
+`--record` writes them, for both kernels, to image/outputs.txt, from which `make manifest` takes the
+[image-outputs] section.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ log.event("smoke.ok", ecdsa=True, secp256k1=wallet.hex()[:16], hwrng_bytes=entro
 
 @dataclass(frozen=True)
 class Image:
+    """An initramfs variant and the kernel that boots it under the runner: the microvm kernel's file."""
+
     variant: str
     kernel: Path
     initramfs: Path
@@ -154,27 +160,38 @@ def initramfs_inputs(variant: str) -> str:
                                  .encode()})
 
 
-def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -> Image:
-    """The kernel (cache) and the variant's initramfs in `out`, rebuilt only when its inputs changed: a
-    stamp next to it holds the inputs digest it was built from (builds are reproducible, so an unchanged
-    digest means unchanged bytes)."""
-    started = time.monotonic()
-    _step("kernel: " + ("cached" if (kernel.KERNEL_CACHE / kernel.cache_key() / "bzImage").exists() else "building"))
-    built = kernel.ensure_kernel()
+def kernel_file(variant: str) -> str:
+    """The name of a kernel variant's file in build/image/ (and in a deployment's directory)."""
+    return f"vmlinux-{variant}"
+
+
+def install_kernel(variant: str, out: Path = OUT) -> Path:
+    """The kernel of `variant` (from the cache, or built) copied to `out`; returns the copy."""
+    _step(f"{variant} kernel: " + ("cached" if kernel.is_cached(variant) else "building"))
+    built = kernel.ensure_kernel(variant)
     out.mkdir(parents=True, exist_ok=True)
-    bzimage = out / "bzImage"
-    if not bzimage.exists() or bzimage.read_bytes() != built.bzimage.read_bytes():
-        shutil.copyfile(built.bzimage, bzimage)
+    target = out / kernel_file(variant)
+    if not target.exists() or target.read_bytes() != built.vmlinux.read_bytes():
+        shutil.copyfile(built.vmlinux, target)
+    return target
+
+
+def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -> Image:
+    """The microvm kernel (cache) and the variant's initramfs in `out`, the initramfs rebuilt only when its
+    inputs changed: a stamp next to it holds the inputs digest it was built from (builds are reproducible,
+    so an unchanged digest means unchanged bytes)."""
+    started = time.monotonic()
+    vmlinux = install_kernel(kernel.MICROVM, out)
     target, stamp = out / f"initramfs-{variant}.cpio", out / f"initramfs-{variant}.inputs"
     digest = initramfs_inputs(variant)
     if not force and target.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         _step(f"{variant}: {target} is up to date")
-        return Image(variant, bzimage, target)
+        return Image(variant, vmlinux, target)
     initramfs = build_initramfs(variant, out)
     stamp.write_text(digest + "\n")
     _step(f"{variant}: {initramfs} ({initramfs.stat().st_size} bytes) "
           f"in {time.monotonic() - started:.1f} s")
-    return Image(variant, bzimage, initramfs)
+    return Image(variant, vmlinux, initramfs)
 
 
 def compressed_sizes(data: bytes, *, xz: bool = True) -> dict[str, int]:
@@ -185,23 +202,27 @@ def compressed_sizes(data: bytes, *, xz: bool = True) -> dict[str, int]:
     return sizes
 
 
-def report_lines(image: Image) -> list[str]:
+def report_lines(paths: list[Path]) -> list[str]:
+    """Each output's raw size, its shipping sizes and its sha256 (the kernel ships compressed like the
+    initramfs: the vmlinux is an uncompressed ELF, so its raw size says little about what ships)."""
     lines = []
-    for path in (image.kernel, image.initramfs):
+    for path in paths:
         data = path.read_bytes()
-        sizes = compressed_sizes(data) if path == image.initramfs else {}
-        extra = "".join(f" {name}={size}" for name, size in sizes.items())
+        extra = "".join(f" {name}={size}" for name, size in compressed_sizes(data).items())
         lines.append(f"{path.name} raw={len(data)}{extra} sha256:{rootfs.sha256(data)}")
     return lines
 
 
-def record(image: Image) -> None:
+def record(image: Image, kernels: dict[str, Path]) -> None:
+    """Write image/outputs.txt: one line per kernel variant in `kernels` (variant -> its file) and the image's
+    initramfs."""
     pin = debian.read_lock()[kernel.SOURCE_PACKAGE]
     text = [
         "# Written by `python -m image.build --record` after a build: what it produced (name version sha256",
-        "# inputs). The kernel is named by its cache key (image.kernel.cache_key), the initramfs by the digest",
+        "# inputs). Each kernel is named by its cache key (image.kernel.cache_key), the initramfs by the digest",
         "# of everything it is built from (image.build.initramfs_inputs). Rebuild and compare: --report.",
-        f"bzImage {pin.version} sha256:{rootfs.sha256(image.kernel.read_bytes())} kernel-key:{kernel.cache_key()}",
+        *(f"{kernel_file(variant)} {pin.version} sha256:{rootfs.sha256(path.read_bytes())} "
+          f"kernel-key:{kernel.cache_key(variant)}" for variant, path in kernels.items()),
         f"initramfs.cpio {image.variant} sha256:{rootfs.sha256(image.initramfs.read_bytes())} "
         f"inputs-sha256:{initramfs_inputs(image.variant)}",
     ]
@@ -214,16 +235,21 @@ def main() -> int:
     parser.add_argument("--report", action="store_true", help="print sizes and hashes")
     parser.add_argument("--record", action="store_true", help="write image/outputs.txt for the manifest")
     parser.add_argument("--force", action="store_true", help="rebuild the initramfs even if it is up to date")
+    parser.add_argument("--pci", action="store_true",
+                        help="also the pci kernel, for the libvirt domain (implied by --record)")
     args = parser.parse_args()
     try:
         image = build(args.variant, force=args.force)
+        kernels = {kernel.MICROVM: image.kernel}
+        if args.pci or args.record:
+            kernels[kernel.PCI] = install_kernel(kernel.PCI)
     except (kernel.KernelError, debian.DebianError, rootfs.RootfsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.report or args.record:
-        print("\n".join(report_lines(image)))
+        print("\n".join(report_lines([*kernels.values(), image.initramfs])))
     if args.record:
-        record(image)
+        record(image, kernels)
     return 0
 
 

@@ -1,7 +1,10 @@
 """Deploy artefacts for a hypervisor host: a libvirt domain XML and the plain QEMU command.
 
-libvirt has no `microvm` machine type, so the domain uses q35 with the same devices on virtio-PCI (the
-kernel has both transports) and no ACPI (CPU discovery by MP table, as on microvm). Everything libvirt
+libvirt has no `microvm` machine type, so the domain uses q35 with the same devices on virtio-PCI and no
+ACPI (CPU discovery by MP table, as on microvm). It boots the pci kernel (`vmlinux-pci`: the microvm kernel
+plus PCI and virtio-PCI, image/kernel-pci.config); the plain QEMU command is the runner's microvm machine
+and boots the microvm kernel (`vmlinux-microvm`). Both are ELF images that QEMU boots through their PVH
+entry note, like libvirt's direct kernel boot (`<kernel>` is passed to QEMU's -kernel). Everything libvirt
 would add on its own and the device check would refuse is switched off: the memory balloon (a fourth
 virtio device) and the USB controller. Devices and memory come from image/devices.json, as for the
 runner. `virt-xml-validate` (Debian package libvirt-clients, which brings libvirt's schemas) checks
@@ -19,21 +22,22 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from appliance import devices
-from image import run
+from image import build, run
+from image.kernel import MICROVM, PCI
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFIX = Path("/var/lib/pinata")
 
 
 def domain_xml(manifest: devices.DeviceManifest, prefix: Path, *, name: str = "pinata", bridge: str = "br0") -> str:
-    """The libvirt domain for the image installed under `prefix` (bzImage, initramfs.cpio, data.img)."""
+    """The libvirt domain for the image installed under `prefix` (the pci kernel, initramfs.cpio, data.img)."""
     domain = ET.Element("domain", type="kvm")
     ET.SubElement(domain, "name").text = name
     ET.SubElement(domain, "memory", unit="MiB").text = str(manifest.memory.mib)
     ET.SubElement(domain, "vcpu").text = "1"
     os_element = ET.SubElement(domain, "os")
     ET.SubElement(os_element, "type", arch="x86_64", machine="q35").text = "hvm"
-    ET.SubElement(os_element, "kernel").text = str(prefix / "bzImage")
+    ET.SubElement(os_element, "kernel").text = str(prefix / build.kernel_file(PCI))
     ET.SubElement(os_element, "initrd").text = str(prefix / "initramfs.cpio")
     ET.SubElement(os_element, "cmdline").text = run.kernel_append()
     ET.SubElement(domain, "features")  # no <acpi/>: the kernel has no ACPI
@@ -67,7 +71,8 @@ def libvirt_equivalent_command(
     manifest: devices.DeviceManifest, kernel: Path, initramfs: Path, disk: Path, *, accel: str = "tcg"
 ) -> list[str]:
     """The QEMU machine the domain XML describes (q35 without ACPI, the devices on virtio-PCI), with the
-    network replaced by a closed user-mode one: how the tests boot "what libvirt would run" without libvirt."""
+    network replaced by a closed user-mode one: how the tests boot "what libvirt would run" without libvirt.
+    `kernel` is the pci kernel: the microvm kernel finds no virtio device on this machine."""
     return [
         run.QEMU, "-M", "q35,acpi=off", "-accel", accel, "-cpu", "qemu64", "-smp", "1",
         "-m", str(manifest.memory.mib), "-nodefaults", "-no-user-config", "-no-reboot", "-nographic",
@@ -82,8 +87,8 @@ def libvirt_equivalent_command(
 
 
 def qemu_script(manifest: devices.DeviceManifest, prefix: Path) -> str:
-    command = run.qemu_command(manifest, prefix / "bzImage", prefix / "initramfs.cpio", prefix / "data.img",
-                               run.Network("tap", "pinata0"), accel="kvm")
+    command = run.qemu_command(manifest, prefix / build.kernel_file(MICROVM), prefix / "initramfs.cpio",
+                               prefix / "data.img", run.Network("tap", "pinata0"), accel="kvm")
     return "#!/bin/sh\n# The plain QEMU command for a KVM host; the tap device pinata0 must exist.\nexec " + \
         shlex.join(command) + "\n"
 
@@ -98,7 +103,8 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pinata.xml").write_text(domain_xml(manifest, args.prefix, bridge=args.bridge))
     (args.out / "qemu-command.sh").write_text(qemu_script(manifest, args.prefix))
-    print(f"wrote {args.out / 'pinata.xml'} and {args.out / 'qemu-command.sh'}")
+    print(f"wrote {args.out / 'pinata.xml'} (boots {args.prefix / build.kernel_file(PCI)}) and "
+          f"{args.out / 'qemu-command.sh'} (boots {args.prefix / build.kernel_file(MICROVM)})")
     return 0
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from image import debian
+from image import debian, kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifest.txt"
@@ -74,10 +74,14 @@ def _file_line(name: str, path: Path) -> str:
 
 
 def image_inputs() -> list[str]:
-    """The checked-in files that decide the kernel's configuration and the VM's devices."""
+    """The checked-in files that decide the kernels' configurations (the microvm kernel's fragment, the pci
+    kernel's fragment over it, and each variant's resolved config) and the VM's devices."""
+    microvm, pci = kernel.VARIANTS[kernel.MICROVM], kernel.VARIANTS[kernel.PCI]
     return [
-        _file_line("kernel-config-fragment", ROOT / "image" / "kernel.config"),
-        _file_line("kernel-config-resolved", ROOT / "image" / "kernel.enabled"),
+        _file_line("kernel-config-fragment", microvm.fragments[0]),
+        _file_line("kernel-config-fragment-pci", pci.fragments[-1]),
+        _file_line("kernel-config-resolved-microvm", microvm.enabled),
+        _file_line("kernel-config-resolved-pci", pci.enabled),
         _file_line("device-manifest", ROOT / "image" / "devices.json"),
     ]
 
@@ -95,8 +99,8 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "python-packages (requirements.lock; wheels installed into the image)": python_packages,
     "debian-packages (image/debian-packages.lock; the runtime is unpacked into the image, linux-source builds"
     " the kernel)": debian_packages,
-    "image-inputs (kernel config fragment over tinyconfig, the resolved config, the device manifest)": image_inputs,
-    "image-outputs (image/outputs.txt: sha256 of the kernel and initramfs of the recorded build)": image_outputs,
+    "image-inputs (kernel config fragments over tinyconfig, the resolved configs, the device manifest)": image_inputs,
+    "image-outputs (image/outputs.txt: sha256 of the kernels and initramfs of the recorded build)": image_outputs,
     "test-packages (requirements-dev.lock beyond the runtime set; the test venv, not in the image)": test_packages,
 }
 

@@ -2,7 +2,9 @@
 
 The QEMU command line is derived from the device manifest alone (memory, one virtio-net, one virtio-blk,
 one virtio-rng, all on virtio-mmio of the `microvm` machine), so what runs is what was declared; PID 1
-checks the same manifest from the inside. Networks:
+checks the same manifest from the inside. The kernel is the microvm variant's vmlinux (no PCI: the machine
+has none), which QEMU boots through its PVH entry note; the command line and the initramfs reach it the same
+way as with a bzImage (-append, -initrd). Networks:
 - `user` (default, no root): QEMU's user-mode network; 127.0.0.1:8080->80, 8443->443, 10000, 10002.
   Port 10001 (connect back to the caller on 40001) cannot work through it: the appliance would connect
   to QEMU's NAT gateway, not to the caller. Use a tap network for 10001.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from appliance import devices
 from image import build, floor
+from image.kernel import MICROVM
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_MANIFEST = ROOT / "image" / "devices.json"
@@ -289,7 +292,8 @@ def main() -> int:
     network = parse_network(args.net)
     parameters = dict(item.split("=", 1) for item in args.param)
     if args.print_command:
-        command = qemu_command(manifest, build.OUT / "bzImage", build.OUT / f"initramfs-{args.variant}.cpio",
+        command = qemu_command(manifest, build.OUT / build.kernel_file(MICROVM),
+                               build.OUT / f"initramfs-{args.variant}.cpio",
                                args.disk, network, memory_mib=args.memory, parameters=parameters, ip=args.ip)
         print(shlex.join(command))
         return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from image import build, deploy, run
+from image import build, deploy, kernel, run
 from tests.image.vm import boot
 
 
@@ -18,7 +18,7 @@ def test_domain_has_the_declared_devices_and_nothing_libvirt_would_add() -> None
     root = ET.fromstring(deploy.domain_xml(manifest, Path("/srv/pinata")))
     assert root.findtext("memory") == str(manifest.memory.mib)
     assert root.find("os/kernel") is not None
-    assert root.findtext("os/kernel") == "/srv/pinata/bzImage"
+    assert root.findtext("os/kernel") == "/srv/pinata/vmlinux-pci"  # q35 puts the devices on PCI
     assert root.find("features/acpi") is None
     devices = root.find("devices")
     assert devices is not None
@@ -43,11 +43,11 @@ def test_virt_xml_validate_accepts_the_domain(tmp_path: Path) -> None:
 
 @pytest.mark.qemu
 def test_the_libvirt_machine_boots_with_the_devices_on_pci(smoke_image: build.Image, tmp_path: Path) -> None:
-    image = smoke_image
+    pci = kernel.ensure_kernel(kernel.PCI).vmlinux  # built when not cached: minutes
     disk = tmp_path / "data.img"
     manifest = run.load_manifest()
     run.ensure_disk(disk, manifest)
-    result = boot(deploy.libvirt_equivalent_command(manifest, image.kernel, image.initramfs, disk))
+    result = boot(deploy.libvirt_equivalent_command(manifest, pci, smoke_image.initramfs, disk))
     assert result.first("pid1.devices")["ok"] is True, result.lines[-30:]
     assert "smoke.ok" in result.names()
     assert result.names()[-1] == "pid1.poweroff"
@@ -59,3 +59,4 @@ def test_qemu_script_is_the_runner_command() -> None:
     assert "-accel kvm" in script
     assert "ifname=pinata0" in script
     assert "/srv/pinata/data.img" in script
+    assert "-kernel /srv/pinata/vmlinux-microvm " in script  # the runner's microvm machine: the kernel without PCI

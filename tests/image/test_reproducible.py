@@ -1,6 +1,6 @@
 """Same inputs, same bytes. The initramfs is built twice here, in different directories (so no build
-path can leak into it); the kernel is compared with the hash recorded in image/outputs.txt by an earlier
-build, which on a fresh machine (empty cache) means a full rebuild compared with the published hash."""
+path can leak into it); each kernel variant is compared with the hash recorded in image/outputs.txt by an
+earlier build, which on a fresh machine (empty cache) means a full rebuild compared with the published hash."""
 
 from __future__ import annotations
 
@@ -49,10 +49,16 @@ def test_initramfs_matches_the_recorded_build_when_the_sources_do(tmp_path: Path
     assert f"sha256:{hashlib.sha256(built.read_bytes()).hexdigest()}" == digest
 
 
+def test_every_kernel_variant_is_recorded() -> None:
+    assert [name for name in _recorded() if name.startswith("vmlinux")] == [
+        build.kernel_file(variant) for variant in kernel.VARIANTS]
+
+
 @pytest.mark.qemu
-def test_kernel_matches_the_recorded_build() -> None:
-    _name, _version, digest, key = _recorded()["bzImage"]
-    if key != f"kernel-key:{kernel.cache_key()}":
-        pytest.skip("the recorded kernel was built from other inputs (or another toolchain); run --record")
-    built = kernel.ensure_kernel()
-    assert f"sha256:{hashlib.sha256(built.bzimage.read_bytes()).hexdigest()}" == digest
+@pytest.mark.parametrize("variant", sorted(kernel.VARIANTS))
+def test_kernel_matches_the_recorded_build(variant: str) -> None:
+    _name, _version, digest, key = _recorded()[build.kernel_file(variant)]
+    if key != f"kernel-key:{kernel.cache_key(variant)}":
+        pytest.skip(f"the recorded {variant} kernel was built from other inputs (or another toolchain); run --record")
+    built = kernel.ensure_kernel(variant)
+    assert f"sha256:{hashlib.sha256(built.vmlinux.read_bytes()).hexdigest()}" == digest

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def command(network: run.Network, **kwargs: object) -> list[str]:
     manifest = run.load_manifest()
-    return run.qemu_command(manifest, Path("/k/bzImage"), Path("/k/initramfs.cpio"), Path("/k/data.img"), network,
-                            accel="tcg", **kwargs)  # type: ignore[arg-type]
+    return run.qemu_command(manifest, Path("/k/vmlinux-microvm"), Path("/k/initramfs.cpio"), Path("/k/data.img"),
+                            network, accel="tcg", **kwargs)  # type: ignore[arg-type]
 
 
 def values(cmd: list[str], flag: str) -> list[str]:
@@ -130,7 +130,7 @@ def _probe_with(script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     monkeypatch.setattr(run, "KVM_PROBE_SECONDS", seconds)
     run.accelerator.cache_clear()
     try:
-        return run.accelerator(tmp_path / "bzImage")
+        return run.accelerator(tmp_path / "vmlinux-microvm")
     finally:
         run.accelerator.cache_clear()
 
