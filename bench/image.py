@@ -5,7 +5,9 @@ ends the VM at once), the sizes of what ships, and the smallest memory it serves
 QEMU's user-mode network on a loopback forward: `start_to_http_200_s` is QEMU start to the first HTTP 200
 (full mode), on a new disk and again on the same disk, each with the timeline of its boot (BOOT_MARKS). The
 `smoke` image's steps (PID 1 started, the devices checked, the runtime exercised) give the marks without the
-appliance. Sizes are the appliance image's kernel and initramfs, raw and compressed for shipping. Each figure
+appliance. Sizes are the appliance image's kernel and initramfs, raw and compressed for shipping: what ships is
+each compressed (the kernel is an uncompressed vmlinux ELF), so the size target is judged on xz(kernel) +
+xz(initramfs); the pci kernel of the libvirt domain is measured too when it is built. Each figure
 with a target (issue 17: two seconds to serve, the 2015 unikernel's 8.2 MiB, 64 MiB of memory) is printed with
 it and PASS or FAIL; a boot that never serves is reported as a failure, not left out. All boots are TCG on this
 machine (KVM does not work here).
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.harness import Figure
-from image import build
+from image import build, kernel
 from image import run as runner
 
 TARGET_TOTAL_COMPRESSED = int(8.2 * 1024 * 1024)  # the 2015 Piñata unikernel
@@ -214,14 +216,32 @@ def run(quick: bool) -> dict[str, Figure]:
                 figures["smallest_memory_mib"] = Figure(smallest, "MiB", TARGET_MEMORY_MIB)
             _verdict(f"serves with -m {TARGET_MEMORY_MIB}", smallest is not None and smallest <= TARGET_MEMORY_MIB,
                      f"smallest serving step {smallest} MiB" if smallest is not None else "it does not")
-    kernel_bytes = appliance_image.kernel.stat().st_size
-    raw = appliance_image.initramfs.read_bytes()
+    _size_figures(appliance_image, quick, figures)
+    return figures
+
+
+def _size_figures(image: build.Image, quick: bool, figures: dict[str, Figure]) -> None:
+    """The kernel's and the initramfs's sizes, raw and compressed with each method, and their sum compressed
+    the same way (the shipped form), against the target; the pci kernel's alongside when it is in the cache
+    (the benchmark does not spend minutes building a kernel it does not boot)."""
+    vmlinux = image.kernel.read_bytes()
+    raw = image.initramfs.read_bytes()
+    kernel_sizes = build.compressed_sizes(vmlinux, xz=not quick)
     sizes = build.compressed_sizes(raw, xz=not quick)
-    figures["kernel_bytes"] = Figure(kernel_bytes, "B", TARGET_TOTAL_COMPRESSED)
+    figures["kernel_bytes"] = Figure(len(vmlinux), "B", TARGET_TOTAL_COMPRESSED)
     figures["initramfs_raw_bytes"] = Figure(len(raw), "B", TARGET_TOTAL_COMPRESSED)
+    if kernel.is_cached(kernel.PCI):
+        pci = kernel.ensure_kernel(kernel.PCI).vmlinux.read_bytes()
+        figures["kernel_pci_bytes"] = Figure(len(pci), "B", len(vmlinux))
+        for method, size in build.compressed_sizes(pci, xz=not quick).items():
+            figures[f"kernel_pci_{method}_bytes"] = Figure(size, "B", kernel_sizes[method])
+    else:
+        print("[image] the pci kernel is not built: no figure for it (python -m image.kernel --variant pci)",
+              flush=True)
     for method, size in sizes.items():
+        figures[f"kernel_{method}_bytes"] = Figure(kernel_sizes[method], "B", len(vmlinux))
         figures[f"initramfs_{method}_bytes"] = Figure(size, "B", len(raw))
-        total = kernel_bytes + size
+        total = kernel_sizes[method] + size
         figures[f"kernel_plus_initramfs_{method}_bytes"] = Figure(total, "B", TARGET_TOTAL_COMPRESSED)
         if method == SHIPPING_COMPRESSION:
             _verdict(f"kernel + initramfs ({method}, as shipped) under {TARGET_TOTAL_COMPRESSED / (1 << 20):.1f} MiB",
@@ -229,4 +249,3 @@ def run(quick: bool) -> dict[str, Figure]:
         else:  # informational: the boot itself uses the raw cpio, which TCG boots fastest
             print(f"[image] kernel + initramfs ({method}, not the shipping form): {total / (1 << 20):.2f} MiB",
                   flush=True)
-    return figures
