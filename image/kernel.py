@@ -12,7 +12,8 @@ The output is the kernel's own ELF image, `vmlinux`, stripped the way the bzImag
 directly in 32-bit protected mode, so the guest skips the bzImage's real-mode setup and decompression
 (measured under TCG with the floor initramfs: QEMU start to exit 0.56-0.64 s against 0.72-0.80 s), and
 xz ships it smaller than the LZ4 bzImage. The note is checked after each build, because without it QEMU
-cannot boot the file at all.
+cannot boot the file at all. (The resolved configs still name a kernel compression, tinyconfig's
+KERNEL_XZ: it only chooses the bzImage's payload compressor, which this build never makes.)
 
 A build takes minutes, so its outputs are cached outside the checkout under a key that is the sha256 of
 every input: the pinned source package (name, version, hash), the variant's name and fragments, the recipe
