@@ -71,11 +71,20 @@ def fuzz_command(target: Target, seconds: int) -> list[str]:
                f"-max_len={target.max_len}", f"-artifact_prefix={crashes}/"]
     if target.dictionary is not None:
         command.append(f"-dict={target.dictionary}")
-    return [*command, str(corpus), str(target.corpus), str(target.regressions)]
+    return [*command, str(corpus), *map(str, target.committed_inputs)]
 
 
-def reproduce_line(target: Target, path: str) -> str:
-    return f".venv/bin/python -m fuzz replay {target.name} {Path(path).relative_to(ROOT)}"
+def reproduce_line(target: Target, path: Path) -> str:
+    """The one command that reruns a saved input, with its traceback (from the checkout's root)."""
+    return f".venv/bin/python -m fuzz replay {target.name} {path.relative_to(ROOT)}"
+
+
+def parse_log(text: str) -> tuple[dict[str, int], list[int], list[str]]:
+    """From a libFuzzer log: its final statistics (-print_final_stats), the resident memory of each status
+    line in order (growth shows between the first and the last), and the inputs it saved (crash, timeout,
+    out of memory)."""
+    stats = {name: int(value) for name, value in _STAT.findall(text)}
+    return stats, [int(value) for value in _RSS.findall(text)], _ARTIFACT.findall(text)
 
 
 def run_one(target: Target, seconds: int) -> Outcome:
@@ -87,12 +96,10 @@ def run_one(target: Target, seconds: int) -> Outcome:
                                 check=False)
     outcome.seconds = time.monotonic() - start
     outcome.exit_code = result.returncode
-    text = log.read_text(errors="replace")
-    outcome.stats = {name: int(value) for name, value in _STAT.findall(text)}
-    outcome.rss_mb = [int(value) for value in _RSS.findall(text)]
-    outcome.crashes = [str(Path(path).resolve().relative_to(ROOT)) for path in _ARTIFACT.findall(text)]
+    outcome.stats, outcome.rss_mb, artifacts = parse_log(log.read_text(errors="replace"))
+    outcome.crashes = [str(Path(path).resolve().relative_to(ROOT)) for path in artifacts]
     for path in outcome.crashes:
-        print(f"{target.name}: CRASH saved to {path}; reproduce with: {reproduce_line(target, str(ROOT / path))}",
+        print(f"{target.name}: CRASH saved to {path}; reproduce with: {reproduce_line(target, ROOT / path)}",
               flush=True)
     corpus = OUT / "corpus" / target.name
     outcome.corpus = sum(1 for p in corpus.iterdir() if p.is_file()) + sum(1 for p in target.corpus.iterdir())
@@ -105,8 +112,7 @@ def run_one(target: Target, seconds: int) -> Outcome:
 def measure_coverage(target: Target, corpus: Path) -> dict[str, object]:
     """Coverage of the final corpus, in a process of its own (a clean interpreter: module-level lines count)."""
     result = subprocess.run([sys.executable, "-m", "fuzz", "coverage", target.name, "--json", str(corpus),
-                             str(target.corpus), str(target.regressions)], cwd=ROOT, capture_output=True, text=True,
-                            check=False)
+                             *map(str, target.committed_inputs)], cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1:] or ["coverage replay failed"]}
     measured: dict[str, object] = json.loads(result.stdout)

@@ -51,6 +51,12 @@ class Target:
         return REGRESSIONS_DIR / self.name
 
     @property
+    def committed_inputs(self) -> list[Path]:
+        """The committed directories of inputs that exist (seeds; regressions once a crash was fixed): what
+        libFuzzer reads and never writes (it refuses a directory that does not exist)."""
+        return [d for d in (self.corpus, self.regressions) if d.is_dir()]
+
+    @property
     def dictionary(self) -> Path | None:
         path = DICTS_DIR / f"{self.name}.dict"
         return path if path.exists() else None
