@@ -3,7 +3,9 @@
 Seeds come from each target's `seeds()`, made with the project's own encoders (and, for the TLS engines, real
 conversations with our own engines, fuzz/tls_script.py); each is replayed through its target before it is
 written, so a committed seed always runs clean. A file is named after its seed, so regenerating rewrites
-the same names. Dictionaries (fuzz/dictionaries.py) are written beside them.
+the same names; seeds that carry a boot PKI certificate come out with other signature bytes each time (OpenSSL
+draws the ECDSA nonces) and work either way, so leave those unchanged unless what they hold changed.
+Dictionaries (fuzz/dictionaries.py) are written beside them.
 """
 
 from __future__ import annotations

@@ -81,15 +81,17 @@ def client_peer(*, versions: tuple[int, ...] = (), certificate: bool = True, sui
     return ClientConnection(config)
 
 
-def server_peer(*, versions: tuple[int, ...] = (), web: bool = False, client_auth: bool = False) -> ServerConnection:
-    """A real server (our engine) for recording client seeds."""
+def server_peer(*, versions: tuple[int, ...] = (), web: bool = False, client_auth: bool = False,
+                groups: tuple[int, ...] = ()) -> ServerConnection:
+    """A real server (our engine) for recording client seeds; `groups` other than the client's share's makes
+    it ask for another (HelloRetryRequest)."""
     fixture = boot()
     PEER_RANDOM.reset()
     identity = fixture.pki.web if web else fixture.pki.server
     auth = ClientAuth(ClientAuthMode.REQUIRED, (fixture.pki.ca_der,)) if client_auth else None
     config = ServerConfig(chain=(identity.cert_der,), key=identity.key, random=PEER_RANDOM, time=now,
                           client_auth=auth)
-    return ServerConnection(replace(config, versions=versions or config.versions))
+    return ServerConnection(replace(config, versions=versions or config.versions, groups=groups or config.groups))
 
 
 def client_finale(recorder: Recorder) -> None:

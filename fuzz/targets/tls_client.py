@@ -11,7 +11,7 @@ from fuzz.tls_script import Recorder
 from fuzz.tls_target import as_client, as_server, play, record, server_peer, vault_accepts
 from tls import x509
 from tls.client import ClientConnection
-from tls.constants import TLS12, HandshakeType
+from tls.constants import TLS12, HandshakeType, NamedGroup
 from tls.events import HandshakeComplete
 from tls.messages import NewSessionTicket, frame, serialize_new_session_ticket
 
@@ -54,4 +54,5 @@ def seeds() -> dict[str, bytes]:
         "tls13-certificate-request": conversation(client_auth=True),
         "tls12-certificate-request": conversation(versions=(TLS12,), client_auth=True),
         "tls13-web": conversation(web=True),
+        "tls13-hello-retry": conversation(groups=(NamedGroup.SECP256R1,)),
     }
