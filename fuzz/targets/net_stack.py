@@ -123,6 +123,7 @@ def seeds() -> dict[str, bytes]:
     udp_closed = (DATAGRAM, bytes((1, 0, 0, 0, 3)) + bytes.fromhex("30390035").ljust(FIELDS, b"\x00") + b"query")
     fragments = (DATAGRAM, bytes((0, 2, 2, 0, 4)) + bytes((8, 0, 0, 1, 0, 2)).ljust(FIELDS, b"\x00")
                  + bytes(range(64)))
+    big_ping = (DATAGRAM, bytes((0, 0, 31, 0, 5)) + bytes((8, 0, 0, 1, 0, 3)).ljust(FIELDS, b"\x00") + bytes(3000))
     raw_arp = ether(BROADCAST_MAC, THEM_MAC, ethernet.ETHERTYPE_ARP,
                     arp.serialize_arp(arp.ArpPacket(1, THEM_MAC, THEM, bytes(6), US)))
     options = bytearray(datagrams(THEM, US, PROTO_ICMP, transport(PROTO_ICMP, THEM, US, b"\x08", b"x"))[0])
@@ -134,6 +135,7 @@ def seeds() -> dict[str, bytes]:
         "syn": chunks.join([them, syn]),
         "udp-closed-port": chunks.join([them, udp_closed]),
         "fragments-reversed": chunks.join([them, fragments, (TIME, b"\x0b\xb8")]),
+        "big-ping": chunks.join([them, big_ping]),
         "arp-request": chunks.join([(RAW, raw_arp)]),
         "ip-options": chunks.join([them, (REPAIRED, ether(US_MAC, THEM_MAC, ethernet.ETHERTYPE_IPV4, bytes(options)))]),
         "unresolved": chunks.join([ping, (TIME, b"\x01\x00"), (TIME, b"\x02\x00")]),

@@ -43,7 +43,10 @@ from netstack.tcp.seq import MASK
 RAW, SEGMENT, TO_PEER, TO_ACTIVE, TIME, CALL, ICMP = range(7)
 PEER_PORT, ACTIVE_PORT, PORT = 40000, 5000, 80
 PEER_ISN = 1000
-CONFIG = TcpConfig()
+CONFIG = TcpConfig(max_connections=24, max_per_source=12, max_half_open=6)
+"""The appliance's TCP with its admission limits shrunk (as `--limit tcp.max_half_open=6` would): one input's
+64 chunks can then fill them, so SYN cookies and the connection and per-source limits are reached."""
+BACKLOG = 4
 
 
 def _fix_checksum(segment: bytes) -> bytes:
@@ -69,7 +72,7 @@ def _relative(segment: bytes, ports: tuple[int, int], seq_base: int, ack_base: i
 class _Harness:
     def __init__(self) -> None:
         self.layer = TcpLayer(b"fuzz-isn-secret-" * 2, CONFIG)
-        self.layer.listen(PORT)
+        self.layer.listen(PORT, BACKLOG)
         self.now = 1.0
         self.last_sent = b""
         self.layer.segment_received(self.now, THEM, US, memoryview(build_segment(
@@ -205,4 +208,6 @@ def seeds() -> dict[str, bytes]:
         "retransmit-icmp": chunks.join([(CALL, b"\x00\x05" + b"z" * 600), (TIME, b"\x01\x00"),
                                         (ICMP, bytes((3, 4, 2, 0x40)))]),
         "closed-port": chunks.join([(RAW, build_segment(THEM, US, 41000, 81, 1, 0, SYN, 1024))]),
+        "syn-flood": chunks.join([(SEGMENT, build_segment(THEM, US, 41000 + i, PORT, i, 0, SYN, 1024))
+                                  for i in range(8)]),
     }
