@@ -17,7 +17,7 @@ from pathlib import Path
 import coverage
 
 from fuzz.replay import inputs
-from fuzz.target import INSTRUMENTED, ROOT, Target
+from fuzz.target import INSTRUMENTED, Target
 
 SUBPACKAGES = ("netstack/tcp", "tls/x509")
 """Directories reported as packages of their own (not in their parent's figure)."""
@@ -109,6 +109,6 @@ def unit_test_figures(data_file: Path, target: Target) -> dict[str, Figure] | No
     """The same figures from the unit tests' coverage data, if `make test` left it."""
     if not data_file.exists():
         return None
-    cov = coverage.Coverage(data_file=str(data_file), config_file=str(ROOT / "pyproject.toml"))
+    cov = coverage.Coverage(data_file=str(data_file), config_file=False)  # the data may name another checkout
     cov.load()
     return figures(_summaries(cov), target)

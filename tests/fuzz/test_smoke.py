@@ -20,7 +20,7 @@ from fuzz.registry import TARGETS
 from fuzz.replay import inputs, replay
 from fuzz.target import ROOT, Target
 
-RUNS = 300
+RUNS = 200
 """Executions per target after its seeds: enough to mutate past the seeds, small enough for CI."""
 TIME_CAP = 20
 """Seconds a target may use at most (libFuzzer stops there, successfully): a bound, never an assertion."""
