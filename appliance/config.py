@@ -79,7 +79,8 @@ class Limits:
     # the console (a serial line in the image: ~11 KB/s, and a blocked write stalls the event loop)
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     # the vault
-    proof_rate_per_second: float = 20.0  # /proof signs with the wallet key: bounded work per second
+    proof_rate_per_second: float = 10.0  # /proof signs with the wallet key: about 1 ms of CPU on a host, 10-25 ms
+    # under TCG (OpenSSL's secp256k1 signing and the recovery id in Python): at most a quarter of the VM's CPU
     proof_rate_per_source: float = 4.0  # ... and per source address, so that one client cannot take all of it
     proof_sources_tracked: int = 1024  # source addresses with a /proof bucket (least recently used forgotten)
     # statistics

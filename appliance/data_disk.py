@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-import coincurve
-
 from appliance import bitcoin
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.disk import Disk
@@ -24,6 +22,7 @@ from appliance.ledger import Ledger, LedgerArea, Recovery, RecoveryReport
 from appliance.ledger_record import Record, RecordError
 from appliance.log import JsonLog
 from appliance.sources import RandomSource
+from appliance.wallet_key import public_key
 
 ALL_LEGACY = 1 << 32
 """format_epoch while reading a format 1 disk: every generation on it was written without terminators."""
@@ -167,6 +166,6 @@ def provision(disk: Disk, secret: bytes, region_bytes: int) -> bytes:
     resolution = disk.resolve_header()
     if resolution.header is not None and resolution.header.key is not None:
         raise AlreadyProvisionedError(f"{disk.path} already holds a wallet key")
-    key = coincurve.PrivateKey(secret)
-    _write_key(disk, resolution, region_bytes, lambda: key.secret)
-    return bitcoin.p2wpkh_address(key.public_key.format(compressed=True)).encode("ascii")
+    public = public_key(secret)  # refuses (InvalidWalletKeyError) a secret that is not a key, before any write
+    _write_key(disk, resolution, region_bytes, lambda: secret)
+    return bitcoin.p2wpkh_address(public).encode("ascii")

@@ -23,6 +23,7 @@ import stat
 import struct
 from pathlib import Path
 
+from appliance import zeros
 from appliance.config import DISK_HEADER_BYTES
 from appliance.disk_header import (
     SLOTS,
@@ -137,9 +138,9 @@ class Disk:
         offset = start
         while offset < end:
             chunk = self.read(offset, min(BLANK_CHECK_CHUNK, end - offset))
-            stripped = chunk.lstrip(b"\x00")
-            if stripped:
-                return offset + len(chunk) - len(stripped)
+            found = zeros.first_nonzero(chunk)
+            if found is not None:
+                return offset + found
             offset += len(chunk)
         return None
 

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-import coincurve
-
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS, DISK_HEADER_BYTES
 from appliance.data_disk import open_ledger, recover_ledger
@@ -27,6 +25,7 @@ from appliance.disk_repair import repair_disk
 from appliance.ledger import CLEAN, DAMAGED, NEW, TORN_TAIL, Recovery
 from appliance.ledger_record import KIND_EVENT
 from appliance.stats import Stats
+from appliance.wallet_key import public_key
 
 EXIT_OK, EXIT_DAMAGED, EXIT_UNAVAILABLE = 0, 1, 2
 Say = Callable[[str], None]
@@ -97,7 +96,7 @@ def _check(disk: Disk, say: Say) -> int:
                                " but the disk is NOT blank: the appliance refuses to boot from it"))
         return EXIT_OK if blank else EXIT_DAMAGED
     if header.key is not None:
-        public = coincurve.PrivateKey(header.key).public_key.format(compressed=True)
+        public = public_key(header.key)
         say(f"wallet: key present, address {bitcoin.p2wpkh_address(public)} (the key is never printed)")
     else:
         say("wallet: no key yet (the next boot generates one)")

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import method_cache
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
@@ -235,7 +236,7 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     log.event(
         "ready", address=appliance.vault.address_p2wpkh, mode=appliance.site.mode,
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
-        boot_seconds=round(sources.monotonic() - started, 4),
+        boot_seconds=round(sources.monotonic() - started, 4), **method_cache.release(),
     )
     settle_heap()
     stop = asyncio.Event()

@@ -3,7 +3,9 @@
 The engine validates the peer's chain itself (through `tls.x509`) as part of the handshake; the vault
 validates it again before releasing the secret, so neither check alone opens it.
 
-Imported directly, not by name: a change to `tls.config` fails mypy here, not when the VM boots.
+Imported directly, not by name: a change to `tls.config` fails mypy here, not when the VM boots. The client
+engine is imported on first use: only the connect-back and reverse roles need it, and its import is a tenth
+of a second of the boot under TCG (issue 17).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from adapters.tls_channel import TlsEngine
 from appliance.pki import Identity
 from appliance.sources import Sources
-from tls.client import ClientConnection
 from tls.config import ClientAuth, ClientAuthMode, ClientConfig, Credential, ServerConfig
 from tls.limits import DEFAULT_LIMITS
 from tls.limits import Limits as TlsLimits
@@ -55,6 +56,8 @@ class OursFactory:
         return cached
 
     def client(self, identity: Identity) -> TlsEngine:
+        from tls.client import ClientConnection  # noqa: PLC0415 - not needed before the first connect-back
+
         config = ClientConfig(
             random=self._sources.random,
             time=self._sources.now,

@@ -8,8 +8,9 @@ module that names `time.time`, `time.monotonic` and `os.urandom` for the service
 What it does not cover, because the libraries give no way to pass a source in: OpenSSL's own randomness
 (ECDSA nonces when certificates are signed, the RSA-2048 key behind the servers' RSA leaves: deriving it
 from our source in Python costs 0.2-0.7 s on the host, several seconds in the VM; the stdlib comparison
-engine), libsecp256k1's signing (RFC 6979,
-deterministic: it needs none), and the event loop's clock, which times the asyncio deadlines and timers.
+engine), the wallet key's ECDSA signing (OpenSSL: its nonce is RFC 6979's, derived from the key and the
+digest, so no drawn randomness decides it; OpenSSL may still draw some to blind its own arithmetic), and the
+event loop's clock, which times the asyncio deadlines and timers.
 """
 
 from __future__ import annotations

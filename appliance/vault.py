@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import final
 
-import coincurve
-
 from appliance import bitcoin
 from appliance.validation import Validator
+from appliance.wallet_key import WalletKey
 from tls.x509 import Purpose
 
 PROOF_TITLE = "Pinata proof of possession"
@@ -43,11 +42,10 @@ class Vault:
     def __init__(self, secret: bytes, validator: Validator) -> None:
         if len(secret) != 32:
             raise ValueError("a wallet key is 32 bytes")
-        self._key = coincurve.PrivateKey(secret)
+        self._key = WalletKey(secret)
         self._validator = validator
-        public = self._key.public_key.format(compressed=True)
-        self.address_p2pkh = bitcoin.p2pkh_address(public)
-        self.address_p2wpkh = bitcoin.p2wpkh_address(public)
+        self.address_p2pkh = bitcoin.p2pkh_address(self._key.public)
+        self.address_p2wpkh = bitcoin.p2wpkh_address(self._key.public)
 
     def __repr__(self) -> str:
         return f"Vault({self.address_p2wpkh})"
@@ -58,8 +56,7 @@ class Vault:
             f"time: {now.strftime('%Y-%m-%dT%H:%M:%SZ')}\nchallenge: {challenge}"
         )
         digest = bitcoin.message_digest(message.encode("utf-8"))
-        signature = self._key.sign_recoverable(digest, hasher=None)
-        compact, recovery_id = signature[:64], signature[64]
+        compact, recovery_id = self._key.sign_recoverable(digest)  # raises rather than sign wrongly
         return Proof(
             message=message,
             address_p2pkh=self.address_p2pkh,
@@ -75,7 +72,7 @@ class Vault:
     def release(self, peer_chain: Sequence[bytes], purpose: Purpose, now: datetime.datetime) -> bytes:
         """The WIF, for a peer whose chain validates against the boot CA; raises PeerRejectedError otherwise."""
         self._validator(peer_chain, purpose, now)
-        return bitcoin.wif_encode(self._key.secret).encode("ascii")
+        return bitcoin.wif_encode(self._key.secret()).encode("ascii")
 
 
 @final

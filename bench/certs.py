@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Literal
@@ -231,3 +231,33 @@ def make_pki(key_type: KeyType = "p256", leaf: Spec | None = None, intermediate:
     inter = issue(intermediate or ca_spec("Test Intermediate"), issuer=root, key=shared_key(key_type, 11))
     end = issue(leaf or Spec(), issuer=inter, key=shared_key(key_type, 12))
     return Pki(root, inter, end)
+
+
+@dataclass(frozen=True)
+class Impostors:
+    """A leaf (with its key, to sign a CertificateVerify) and the certificates that impersonate its anchor."""
+
+    leaf: Issued
+    impostors: tuple[bytes, ...]
+
+    @property
+    def chain(self) -> list[bytes]:
+        return [self.leaf.der, *self.impostors]
+
+
+def impostor_chain(anchor: x509.Certificate, count: int, leaf: Spec, padding: Sequence[str] = ()) -> Impostors:
+    """Issue 15's attack on path building: `count` CA certificates with the anchor's name and key identifier
+    but their own keys, each signed by the next one's key (the last self-signed), and `leaf` signed by the
+    first's. Every link among them verifies; none reaches the anchor, whose key only the anchor holds.
+    `padding` adds DNS names to each impostor (the reported chain was 25 KB: parse work as well as
+    signatures). One builder for the unit test, the benchmark and the attack on the booted image."""
+    key_id = anchor.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    claims: dict[str, object] = {"issuer_name": anchor.subject, "aki_key_id": key_id, "serial": None,
+                                 "not_before": leaf.not_before, "not_after": leaf.not_after}
+    fake = ca_spec(anchor.subject, ski_key_id=key_id, san=bool(padding), dns=tuple(padding), **claims)
+    keys = [new_ec_key() for _ in range(count)]
+    impostors = tuple(issue(fake, key=key, signing_key=keys[index + 1] if index + 1 < count else key).der
+                      for index, key in enumerate(keys))
+    signed = issue(replace(leaf, issuer_name=anchor.subject, aki_key_id=key_id, ski=False, serial=None),
+                   key=new_ec_key(), signing_key=keys[0])
+    return Impostors(signed, impostors)

@@ -94,17 +94,10 @@ def _forged_intermediates(root_der: bytes) -> list[bytes]:
 
 
 def _impostor_chain(root_der: bytes) -> list[bytes]:
-    """Leaf + `IMPOSTORS` certificates named like the anchor, with its key identifier, each signed by the next
-    one's key (the last self-signed) and the leaf by the first's: every link but the last one verifies."""
-    root = x509.load_der_x509_certificate(root_der)
-    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    keys = [certs.new_key() for _ in range(IMPOSTORS)]
-    spec = _impostor_spec(root.subject, root.subject, key_id, ski_key_id=key_id)
-    impostors = []
-    for index, key in enumerate(keys):
-        signer = keys[index + 1] if index + 1 < len(keys) else key
-        impostors.append(certs.issue(spec, key=key, signing_key=signer).der)
-    return [_leaf_under(root.subject, keys[0], key_id), *impostors]
+    """Leaf + `IMPOSTORS` padded certificates named like the anchor, with its key identifier, chained among
+    themselves (bench.certs.impostor_chain): every link but the last one verifies."""
+    padding = tuple(f"impostor-{n:04d}.bench.example.com" for n in range(IMPOSTOR_NAMES))
+    return certs.impostor_chain(x509.load_der_x509_certificate(root_der), IMPOSTORS, LEAF, padding).chain
 
 
 def _attack_pair(

@@ -35,6 +35,8 @@ import gc
 gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
 import sys
 sys.path[:0] = ["/app"]
+from appliance import method_cache
+method_cache.install()  # the dataclass methods the image builder compiled: see appliance.method_cache
 from appliance import pid1
 sys.argv = ["appliance", *pid1.appliance_argv(pid1.boot())]
 import runpy
@@ -44,6 +46,8 @@ runpy.run_module("appliance", run_name="__main__", alter_sys=True)
 SMOKE_INIT = """\
 import sys
 sys.path[:0] = ["/app"]
+from appliance import method_cache
+method_cache.install()
 from appliance import pid1
 info = pid1.boot()
 import asyncio, hashlib, importlib, os, pkgutil, time
@@ -60,14 +64,14 @@ for name in ("appliance", "adapters", "netstack", "outcomes", "tls"):
         except Exception as exc:
             failed.append(module.name + ": " + repr(exc))
 log.event("smoke.imports", modules=modules, failed=";".join(failed)[:1000],
-          seconds=round(time.monotonic() - started, 3))
+          seconds=round(time.monotonic() - started, 3), **method_cache.release())
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-import coincurve
+from appliance.wallet_key import public_key
 log.event("smoke.step", step="ecdsa")
 key = ec.generate_private_key(ec.SECP256R1())
 key.public_key().verify(key.sign(b"pinata", ec.ECDSA(hashes.SHA256())), b"pinata", ec.ECDSA(hashes.SHA256()))
-wallet = coincurve.PrivateKey(hashlib.sha256(b"pinata smoke").digest())
+wallet = public_key(hashlib.sha256(b"pinata smoke").digest())  # the wallet's curve, secp256k1, in OpenSSL
 log.event("smoke.step", step="hwrng")
 with open(info.hwrng, "rb", buffering=0) as rng:
     entropy = len(rng.read(16))
@@ -77,7 +81,7 @@ log.event("smoke.step", step="asyncio")
 async def tick():
     await asyncio.sleep(0.01)
     return True
-log.event("smoke.ok", ecdsa=True, secp256k1=wallet.public_key.format().hex()[:16], hwrng_bytes=entropy,
+log.event("smoke.ok", ecdsa=True, secp256k1=wallet.hex()[:16], hwrng_bytes=entropy,
           disk_bytes=disk_bytes, asyncio=asyncio.run(tick()), interface=info.interface,
           parameters=",".join(f"{k}={v}" for k, v in sorted(info.parameters.items())))
 """

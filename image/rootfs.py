@@ -6,8 +6,9 @@ Steps (each a function below):
 2. unpack the wheels of requirements.lock (hash-checked) and copy the project packages into /app;
 3. trace imports: the staged interpreter imports every project module (plus a fixed list of modules
    that are imported lazily) and reports every module it loaded: that is the part of the stdlib we ship;
-4. compile every shipped .py to a sourceless .pyc with that interpreter (unchecked-hash pycs: no
-   timestamps), strip the shared objects, and add the shared libraries they need (DT_NEEDED closure);
+4. compile every shipped .py to a sourceless .pyc with that interpreter (image.compile_pyc: unchecked-hash
+   pycs without timestamps, docstrings or column tables), strip the shared objects, and add the shared
+   libraries they need (DT_NEEDED closure);
 5. write the cpio with our own writer (sorted, fixed mtimes, uid 0).
 
 The only executables in the archive are the interpreter, the dynamic loader it names (the kernel opens
@@ -46,7 +47,7 @@ EXTRA_MODULES = (
     "runpy", "pkgutil", "importlib.resources", "cryptography.x509", "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric.ec", "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.asymmetric.ed25519", "cryptography.hazmat.primitives.ciphers.aead",
-    "cryptography.hazmat.primitives.kdf.hkdf", "cryptography.hazmat.primitives.hashes", "coincurve",
+    "cryptography.hazmat.primitives.kdf.hkdf", "cryptography.hazmat.primitives.hashes",
     "pyasn1.codec.der.decoder", "pyasn1.codec.der.encoder", "pyasn1_modules.rfc5280",
 )
 # Project modules that exist for host-side comparisons only (the stdlib-ssl TLS backend used by the
@@ -56,9 +57,9 @@ HOST_ONLY_MODULES = ("appliance.stdlib_tls",)
 # import them inside try/except and fall back (hashlib to its built-in hashes; asyncio to no ssl).
 EXCLUDED_MODULES = ("ssl", "_ssl", "_hashlib", "lzma", "_lzma", "bz2", "_bz2")
 # Distributions whose packages ship whole: they import their own submodules lazily in ways a trace
-# of our imports cannot predict (cryptography's backend and bindings, coincurve's cffi module). cffi's
-# Python package is not among them: at run time only its compiled `_cffi_backend` is loaded.
-WHOLE_PACKAGES = ("cryptography", "coincurve", "pyasn1", "_cffi_backend")
+# of our imports cannot predict (cryptography's backend and bindings). cffi's Python package is not among
+# them: at run time only its compiled `_cffi_backend` is loaded.
+WHOLE_PACKAGES = ("cryptography", "pyasn1", "_cffi_backend")
 # Wheel contents that are never needed at run time.
 DROP_SUFFIXES = (".pyi", ".typed", ".c", ".h", ".pyx", ".pxd")
 LOADER_REAL = "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
@@ -164,7 +165,7 @@ def project_sources() -> list[Path]:
 
 # Checked-in files an initramfs is a function of, besides the project's sources and the files it carries.
 BUILD_INPUTS = ("requirements.lock", "image/debian-packages.lock", "image/rootfs.py", "image/build.py",
-                "image/cpio.py", "image/floor.py")
+                "image/cpio.py", "image/floor.py", "image/compile_pyc.py", "image/record_methods.py")
 
 
 def inputs_digest(carried: dict[str, bytes]) -> str:
@@ -225,24 +226,35 @@ def trace_imports(debroot: Path, app: Path) -> tuple[list[Path], list[str]]:
     return [Path(f) for f in report["files"]], report["failed"]
 
 
-_COMPILE = r"""
-import json, py_compile, sys
-for source, target, shown in json.loads(sys.stdin.read()):
-    py_compile.compile(source, cfile=target, dfile=shown, doraise=True,
-                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-"""
+COMPILER = Path(__file__).resolve().parent / "compile_pyc.py"
+METHOD_RECORDER = Path(__file__).resolve().parent / "record_methods.py"
+METHOD_TABLE = f"{APP}/dataclass-methods.marshal"  # appliance.method_cache.CACHE_FILE, in the image
 
 
 def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]) -> None:
-    """Compile with the target interpreter, in one process and in sorted order (stable marshal output).
-    Each job is (source, .pyc to write, the file name tracebacks show: the path in the image)."""
+    """Compile with the target interpreter (image.compile_pyc: no docstrings but classes', no column
+    tables), in one process and in sorted order (stable marshal output). Each job is (source, .pyc to
+    write, the file name tracebacks show: the path in the image)."""
     payload = json.dumps(sorted((str(s), str(t), shown) for s, t, shown in jobs))
     result = subprocess.run(
-        [str(debroot / PYTHON), "-S", "-c", _COMPILE], input=payload, env=target_env(debroot, app), cwd=app,
-        capture_output=True, text=True, check=False,
+        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(COMPILER)], input=payload,
+        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         raise RootfsError(f"compiling failed:\n{result.stderr[-4000:]}")
+
+
+def record_methods(debroot: Path, app: Path, scratch: Path) -> bytes:
+    """The compiled dataclass methods of everything the trace imports (image.record_methods), made by the
+    target interpreter with the same flags as the .pyc files."""
+    result = subprocess.run(
+        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(METHOD_RECORDER), str(scratch),
+         json.dumps(PROJECT_PACKAGES), json.dumps(EXTRA_MODULES)],
+        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise RootfsError(f"recording the dataclass methods failed:\n{result.stderr[-4000:]}")
+    return scratch.read_bytes()
 
 
 def needed_libraries(elf: Path) -> list[str]:
@@ -323,6 +335,7 @@ def collect(staging: Path, debroot: Path, app: Path, init_script: bytes, extra_f
     for _source, compiled, _shown in unique:
         image_path = str(compiled.relative_to(pyc_root))
         tree.add_file(image_path, compiled.read_bytes())
+    tree.add_file(METHOD_TABLE, record_methods(debroot, app, staging / "methods.tmp"))
     # Shared objects: the interpreter, extension modules, and the libraries they need.
     scratch = staging / "strip.tmp"
     queue = [debroot / PYTHON, *shared_objects]

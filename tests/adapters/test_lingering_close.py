@@ -116,9 +116,9 @@ async def _refusing_pair(refusals: Refusals) -> tuple[asyncio.StreamReader, asyn
 def test_a_client_still_sending_reads_the_alert_over_our_netstack() -> None:
     """The same client over our TCP on both ends: everything it sends is taken, then the alert and the end.
 
-    This one held before the lingering close too: our TCP does not answer a close with unread data by a RST
-    (it acknowledges and discards what arrives after the close, netstack.tcp.connection). It stays as the
-    guard of that property, which RFC 9293 §3.6.1 would let a TCP drop (SHOULD send a RST), for any rewrite."""
+    Our TCP answers a close with unread data, and data after the close, with a RST (RFC 9293 §3.6.1, as
+    Linux and FreeBSD do), so without the lingering close this client would see a reset before the alert,
+    exactly as over kernel sockets: the case guards the lingering close on our own stack."""
     seen: list[object] = []
 
     async def main() -> None:

@@ -7,9 +7,10 @@ containers, closures, bound methods, coroutines and their frames, classes), star
 
 What it does not see, stated so that a pass is not read as more than it is:
 - the inside of C and Rust objects that keep their state out of Python: a `cryptography` private key
-  (OpenSSL's EVP_PKEY), an `ssl.SSLContext` (the stdlib engine's leaf keys live in OpenSSL), coincurve's
-  libsecp256k1 contexts. A `cryptography` key object is recognised when it is itself reached (its private
-  value is asked for), but a key held only inside OpenSSL, with no Python object for it, is invisible;
+  (OpenSSL's EVP_PKEY; the wallet key is one, on secp256k1, inside `appliance.wallet_key.WalletKey`, as the
+  CA and leaf keys are on P-256), an `ssl.SSLContext` (the stdlib engine's leaf keys live in OpenSSL). A
+  `cryptography` key object is recognised when it is itself reached (its private value is asked for, on any
+  curve), but a key held only inside OpenSSL, with no Python object for it, is invisible;
 - module globals: the walk does not enter a module or a module's `__dict__` (every function leads to one
   through `__globals__`, and from there to every module of the process, the test's own included); those
   of the project's packages are walked as roots of their own by `project_globals`;
@@ -27,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-import coincurve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -96,9 +96,13 @@ class Needles:
 
     @classmethod
     def of_wallet(cls, secret: bytes, wif: str) -> Needles:
-        scalar = int.from_bytes(secret, "big")
+        """The raw forms, the WIF, and the DER and PEM encodings: the vault holds the key as an OpenSSL key
+        object (secp256k1), which a careless change could serialise."""
+        key = ec.derive_private_key(int.from_bytes(secret, "big"), ec.SECP256K1())
+        encoded = cls.of_ec_key("wallet key", key)
         return cls(
-            "wallet key", scalar, (secret, secret[::-1], wif.encode("ascii")), (wif, secret.hex(), secret.hex().upper())
+            "wallet key", encoded.scalar, (*encoded.byte_forms, wif.encode("ascii")),
+            (*encoded.text_forms, wif, secret.hex().upper()),
         )
 
     @classmethod
@@ -119,8 +123,6 @@ class Needles:
 
 
 def _is_key_object(obj: object, needles: Needles) -> bool:
-    if isinstance(obj, coincurve.PrivateKey):
-        return int.from_bytes(obj.secret, "big") == needles.scalar
     if isinstance(obj, ec.EllipticCurvePrivateKey):
         return obj.private_numbers().private_value == needles.scalar
     return False

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from appliance import bitcoin
 from appliance.config import DISK_HEADER_BYTES
 from appliance.pki import Identity
+from bench import certs
 from tests.appliance.certs import DAY, NOW, Spec, load_ca, mint, write_identity
 from tests.appliance.running import (
     KNOWN_WIF,
@@ -157,6 +158,48 @@ def test_callback_sends_the_secret_to_a_tls_server_on_40001(appliance: Running, 
         thread.join(timeout=15)
     assert received == [KNOWN_WIF.encode() + b"\n"]
     assert appliance.wait_count("callback", "success", 1) >= 1
+
+
+def _rsa_server(running: Running, directory: Path) -> ssl.SSLContext:
+    """A TLS server with an RSA-2048 certificate from the boot CA that asks for the appliance's client
+    certificate: the appliance's client roles must take RSA peers as well as ECDSA ones (issue 15)."""
+    ca = _ca(running)
+    spec = certs.Spec("rsa peer", eku=(ExtendedKeyUsageOID.SERVER_AUTH,), ski=False, serial=None,
+                      not_before=NOW - DAY, not_after=NOW + DAY)
+    peer = certs.issue(spec, issuer=certs.as_issuer(ca.certificate, ca.key), key=certs.shared_key("rsa2048"))
+    (directory / "rsa.pem").write_bytes(peer.pem)
+    (directory / "rsa.key").write_bytes(peer.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "rsa.pem", directory / "rsa.key")
+    context.load_verify_locations(running.pki / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_callback_sends_the_secret_to_a_tls_server_with_an_rsa_certificate(
+    appliance: Running, tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    context = _rsa_server(appliance, tmp_path)
+    context.minimum_version = context.maximum_version = version
+    before = appliance.count("callback", "success")
+    with socket.create_server(("127.0.0.1", appliance.ports.callback_target)) as listener:
+        listener.settimeout(10)
+        thread, received = serve_tls_once(listener, context)
+        raw_exchange(appliance.ports.callback, b"")
+        thread.join(timeout=15)
+    assert received == [KNOWN_WIF.encode() + b"\n"]
+    assert appliance.wait_count("callback", "success", before + 1) == before + 1
+
+
+def test_reverse_takes_a_server_with_an_rsa_certificate(appliance: Running, tmp_path: Path) -> None:
+    context = _rsa_server(appliance, tmp_path)
+    before = appliance.count("reverse", "success")
+    with socket.create_connection(("127.0.0.1", appliance.ports.reverse), timeout=10) as raw, \
+            context.wrap_socket(raw, server_side=True) as tls:
+        assert tls.getpeercert() is not None  # the appliance presented its client certificate
+        tls.sendall(b"hello")
+    assert appliance.wait_count("reverse", "success", before + 1) == before + 1
 
 
 def _relay(source: socket.socket, target: socket.socket, seen: bytearray) -> None:

@@ -33,6 +33,7 @@ from appliance.main import SYSTEM, assemble
 from appliance.net import KernelNetwork, Network, UserspaceNetwork
 from appliance.service import Appliance
 from appliance.vault import Vault
+from appliance.wallet_key import WalletKey
 from netstack.config import parse_static
 from netstack.link.memory import memory_link_pair
 from tests.appliance.reach import Needles, Reached, find, project_globals, walk
@@ -188,6 +189,20 @@ def test_the_walker_finds_a_wallet_key_that_escapes_the_vault(booted: Booted) ->
         del site.__dict__["kept"]
     assert hits
     assert all("Site" in hit for hit in hits), hits
+
+
+def test_the_walker_finds_the_wallet_key_object_outside_the_vault(booted: Booted) -> None:
+    """The key as the vault holds it (a WalletKey around OpenSSL's key object, whose bytes no walk can see)
+    kept beside the vault: found, as the key object, through the path that leads to it."""
+    wallet = _wallet(booted)
+    site = booted.appliance.site
+    site.__dict__["kept"] = WalletKey(_wallet_secret(booted))
+    try:
+        hits = find(walk(_roots(booted), stop_at=(Vault,)), wallet)
+    finally:
+        del site.__dict__["kept"]
+    assert hits
+    assert all("Site" in hit and "WalletKey" in hit and "key object" in hit for hit in hits), hits
 
 
 class _Leaky:

@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 import pytest
-from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import tls.x509.path as path_module
@@ -26,21 +25,9 @@ BOOT = pki.generate(NOW, os.urandom)
 
 
 def _impostor_chain(count: int) -> list[bytes]:
-    """A client leaf and `count` "boot CA" certificates (the CA's name and key identifier, their own keys),
-    each signed by the next one's key, the last self-signed, the leaf by the first's."""
-    ca = BOOT.ca.certificate
-    key_id = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    keys = [certs.new_ec_key() for _ in range(count)]
-    claims: dict[str, object] = {"issuer_name": ca.subject, "aki_key_id": key_id, "not_before": NOW - DAY,
-                                 "not_after": NOW + DAY, "serial": None}
-    fake = certs.ca_spec(ca.subject, ski_key_id=key_id, **claims)
-    chain = [
-        certs.issue(fake, key=key, signing_key=keys[index + 1] if index + 1 < count else key).der
-        for index, key in enumerate(keys)
-    ]
     leaf = certs.ca_spec("impostor", ca=False, key_usage=("digital_signature",), eku=(ExtendedKeyUsageOID.CLIENT_AUTH,),
-                         ski=False, **claims)
-    return [certs.issue(leaf, key=certs.new_ec_key(), signing_key=keys[0]).der, *chain]
+                         not_before=NOW - DAY, not_after=NOW + DAY)
+    return certs.impostor_chain(BOOT.ca.certificate, count, leaf).chain
 
 
 def test_seven_fake_boot_cas_cost_one_signature_check(monkeypatch: pytest.MonkeyPatch) -> None:

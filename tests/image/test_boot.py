@@ -30,6 +30,9 @@ def test_image_boots_checks_devices_and_powers_off(smoke_image: build.Image, tmp
     assert result.first("pid1.devices")["mac"] == "52:54:00:12:34:56"
     assert result.first("smoke.imports")["failed"] == ""
     assert int(str(result.first("smoke.imports")["modules"])) > 50
+    # every dataclass method came compiled from the build (appliance.method_cache): none was compiled here
+    assert int(str(result.first("smoke.imports")["methods_built"])) > 500
+    assert result.first("smoke.imports")["methods_compiled"] == 0
     ok = result.first("smoke.ok")
     assert ok["hwrng_bytes"] == 16
     assert ok["disk_bytes"] == 16 * 1024 * 1024

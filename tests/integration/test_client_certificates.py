@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance.pki import Identity
+from bench import certs
 from tests.integration import craft
 from tests.integration.craft import DAY, NOW, Leaf
 from tests.integration.lab import ATTACKER_IPS, KNOWN_WIF, Lab, SecretLeakedError
@@ -120,6 +124,38 @@ def test_other_ca_with_the_boot_ca_name(target: Lab, ca: Identity, tmp_path: Pat
     leaf = craft.issue(impostor, Leaf())
     target.expect_refusal("mutual", "chain-signature-invalid",
                           _identity_attack(target, leaf, tmp_path, impostor.cert_pem))
+
+
+IMPOSTORS = 7  # issue 15's chain: a leaf and seven fake boot CAs, 25 KB with the padding
+IMPOSTOR_NAMES = 100
+IMPOSTOR_CONNECTIONS = 12  # concurrent, from one source: what raised the page's median latency 140-fold
+
+
+def test_path_building_against_fake_boot_cas(target: Lab, ca: Identity, tmp_path: Path) -> None:
+    """Issue 15 (CPU amplification): a leaf and seven certificates with the boot CA's name and key
+    identifier but their own keys, chained among themselves. Every link but the last verifies, so path
+    building used to try them all (32 signature checks, eight parses). Twelve at once from one source,
+    while the page is fetched: each is refused as chain-signature-invalid (the leaf's link to the real
+    boot CA is the one check made), and the page is served meanwhile. The cost bound itself is measured
+    where it can be without a clock, in tests/tls/x509/test_path.py (work counted) and `bench x509`."""
+    leaf = certs.ca_spec("impostor", ca=False, key_usage=("digital_signature",),
+                         eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), not_before=NOW - DAY, not_after=NOW + DAY)
+    padding = tuple(f"impostor-{n:04d}.example.com" for n in range(IMPOSTOR_NAMES))
+    attack = certs.impostor_chain(ca.certificate, IMPOSTORS, leaf, padding)
+    assert sum(map(len, attack.chain)) > 20_000
+    pems = [x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM) for der in attack.impostors]
+    cert, key = _write(tmp_path, "impostor", attack.leaf.pem, *pems, key=attack.leaf.key_pem)
+    run = ssl_attack(target, _context(cert, key))
+
+    def all_at_once() -> bytes:
+        with ThreadPoolExecutor(max_workers=IMPOSTOR_CONNECTIONS) as pool:
+            received = [pool.submit(run) for _ in range(IMPOSTOR_CONNECTIONS)]
+            status, body = target.http_get("/")
+            assert status == 200
+            assert b"bc1q" in body
+            return b"".join(future.result() for future in received)
+
+    target.expect_refusal("mutual", "chain-signature-invalid", all_at_once, times=IMPOSTOR_CONNECTIONS)
 
 
 def test_right_subject_different_key(target: Lab, ca: Identity, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tls.x509.path as path_module
+from bench.certs import impostor_chain
 from outcomes.category import Category
 from tests.tls.x509.factory import NOW, Issued, Spec, ca_spec, issue, new_key, shared_key
 from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, signature, validate
@@ -146,36 +147,19 @@ def _key_id(issued: Issued) -> bytes:
     return issued.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
 
 
-def _impostors(root: Issued, count: int) -> tuple[bytes, list[bytes]]:
-    """Issue 15's chain: a leaf and `count` CA certificates with the anchor's name and key identifier but
-    their own keys, each signed by the next one's key (the last self-signed), the leaf by the first's. Every
-    link among them verifies; none leads to the anchor, whose key nobody but the anchor holds."""
-    key_id = _key_id(root)
-    claims = ((x509.SubjectKeyIdentifier(key_id), False), (x509.AuthorityKeyIdentifier(key_id, None, None), False))
-    keys = [new_key("p256") for _ in range(count)]
-    impostors = []
-    for index, key in enumerate(keys):
-        signer = keys[index + 1] if index + 1 < count else key
-        spec = ca_spec("Root", ski=False, aki=False, serial=100 + index, extra=claims)
-        impostors.append(issue(spec, issuer=Issued(root.certificate, signer, root.name), key=key).der)
-    leaf = issue(Spec(aki=False, extra=claims[1:]), issuer=Issued(root.certificate, keys[0], root.name))
-    return leaf.der, impostors
-
-
 def test_impostors_of_the_anchor_are_refused_without_signature_checks_or_parsing(verifications: list[int]) -> None:
     """Issue 15: before, the seven impostors were all parsed and verified against each other until the
     candidate cap (32 checks, path-building-limit). A certificate with the anchor's name and key identifier
     but another key cannot be the anchor, so only the leaf's own link to the anchor is checked."""
     root = issue(ca_spec("Root"), key=shared_key("p256", 90))
-    leaf, impostors = _impostors(root, 7)
+    chain = impostor_chain(root.certificate, 7, Spec()).chain
     with pytest.raises(X509Error) as info:
-        validate([leaf, *impostors], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
+        validate(chain, anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
     assert info.value.category is Category.CHAIN_SIGNATURE_INVALID  # the leaf names the anchor, which did not sign it
     assert len(verifications) == 1
     work = Work()
     with pytest.raises(X509Error):
-        validate([leaf, *impostors], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW,
-                 work=work)
+        validate(chain, anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW, work=work)
     assert (work.signature_checks, work.candidates) == (1, 1)
     assert work.certificates_parsed == 1  # the leaf; no impostor was parsed
 

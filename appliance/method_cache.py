@@ -1,0 +1,99 @@
+"""Dataclass methods compiled when the image is built, so that the boot does not compile them again.
+
+`@dataclass` writes the source of each method it generates (`__init__`, `__eq__`, `__repr__`, the frozen
+`__setattr__`, ...) and compiles it with `exec` as the class is made: about 790 sources for the appliance's
+classes, compiled on every boot, a sixth of the appliance's import time, which under TCG is the largest part
+of the boot. The image builder (image/record_methods.py) imports the appliance once, keeps each source's
+compiled code under the digest of the source, and ships the table; `install`, first thing in /init, puts a
+lookup in front of `exec` for the `dataclasses` module alone.
+
+Why this cannot change what runs: the key is the digest of the exact text `dataclasses` would compile, and
+compiling is a pure function of that text (the flags are fixed: `dont_inherit`, as `dataclasses` compiles
+without future features). A source not in the table (a class made after boot, a module the builder did not
+import, a table from another build) is compiled here, as `exec` would have, and counted. `release` drops the
+table once the boot is over: the classes made after it are few, and the memory is the VM's.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import hashlib
+import marshal
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+CACHE_FILE = Path("/app/dataclass-methods.marshal")
+DIGEST_BYTES = 16
+
+
+def digest(source: str) -> bytes:
+    return hashlib.sha256(source.encode("utf-8")).digest()[:DIGEST_BYTES]
+
+
+def compiled(source: str) -> CodeType:
+    """What `exec(source)` would run, from `dataclasses` (a module without future imports)."""
+    return compile(source, "<string>", "exec", dont_inherit=True)
+
+
+class CompiledMethods:
+    """Stands in for `exec` inside `dataclasses`: the built code when the table has it, else a compile."""
+
+    def __init__(self, table: dict[bytes, CodeType]) -> None:
+        self._table = table
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, source: str | CodeType, globals_: dict[str, Any] | None = None,
+                 locals_: dict[str, Any] | None = None) -> None:
+        code = self._table.get(digest(source)) if isinstance(source, str) else source
+        if code is None:
+            self.misses += 1
+            code = compiled(source)  # type: ignore[arg-type]  # (a str: a CodeType is never missing)
+        elif code is not source:
+            self.hits += 1
+        builtins.exec(code, globals_, locals_)  # noqa: S102 - what dataclasses would exec, compiled once
+
+    def release(self) -> None:
+        self._table = {}
+
+
+def read_table(data: bytes) -> dict[bytes, CodeType]:
+    """The table from the bytes the builder wrote; ValueError for anything else (a damaged or foreign file)."""
+    try:
+        table = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as its .pyc files
+    except (EOFError, ValueError, TypeError) as exc:
+        raise ValueError(f"not a method table: {exc}") from exc
+    if not isinstance(table, dict) or not all(
+        isinstance(key, bytes) and len(key) == DIGEST_BYTES and isinstance(code, CodeType)
+        for key, code in table.items()
+    ):
+        raise ValueError("not a method table: wrong shape")
+    return table
+
+
+def install(path: Path = CACHE_FILE) -> CompiledMethods | None:
+    """Put the table at `path` in front of `dataclasses`' compiles; None (nothing installed) when there is no
+    file (the host) or it is not a table (the methods are then compiled at boot, as without this module)."""
+    try:
+        table = read_table(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    hook = CompiledMethods(table)
+    dataclasses.exec = hook  # type: ignore[attr-defined]  # a module global, found before the builtin
+    return hook
+
+
+def installed() -> CompiledMethods | None:
+    hook = getattr(dataclasses, "exec", None)
+    return hook if isinstance(hook, CompiledMethods) else None
+
+
+def release() -> dict[str, int]:
+    """End of boot: free the table, keep compiling what comes later; how the boot went, for the log."""
+    hook = installed()
+    if hook is None:
+        return {}
+    hook.release()
+    return {"methods_built": hook.hits, "methods_compiled": hook.misses}

@@ -1,0 +1,52 @@
+"""Build step: the table of compiled dataclass methods that the image's boot uses (appliance.method_cache).
+
+Run by the staged interpreter (`python -S -X no_debug_ranges image/record_methods.py OUT PACKAGES EXTRAS`, the
+image's /app on its path): it imports what the import trace imports, with `dataclasses`' `exec` replaced by a
+recorder, and writes every method source's compiled code under the source's digest, in digest order.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import importlib
+import json
+import marshal
+import pkgutil
+import sys
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+from appliance.method_cache import compiled, digest
+
+
+def record(packages: list[str], extras: list[str]) -> dict[bytes, CodeType]:
+    table: dict[bytes, CodeType] = {}
+
+    def recording_exec(source: str | CodeType, globals_: dict[str, Any] | None = None,
+                       locals_: dict[str, Any] | None = None) -> None:
+        code = table.setdefault(digest(source), compiled(source)) if isinstance(source, str) else source
+        builtins.exec(code, globals_, locals_)  # noqa: S102 - what dataclasses would exec
+
+    dataclasses.exec = recording_exec  # type: ignore[attr-defined]
+    try:
+        for name in packages:
+            package = importlib.import_module(name)
+            for info in pkgutil.walk_packages(package.__path__, name + "."):
+                importlib.import_module(info.name)
+        for name in extras:
+            importlib.import_module(name)
+    finally:
+        del dataclasses.exec  # type: ignore[attr-defined]
+    return dict(sorted(table.items()))
+
+
+def main() -> int:
+    out, packages, extras = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+    Path(out).write_bytes(marshal.dumps(record(packages, extras)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The boot's table of compiled dataclass methods (appliance.method_cache, image/record_methods.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import marshal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance import method_cache
+from image.record_methods import record
+
+# No `from __future__ import annotations` here: the generated __init__'s annotations are then objects,
+# which a method compiled with the wrong flags would turn into strings.
+SAMPLE = '''
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+    y: int = 0
+
+
+@dataclass
+class Bag:
+    items: list = field(default_factory=list)
+'''
+LATER = '''
+from dataclasses import dataclass
+
+
+@dataclass(order=True)
+class Later:
+    name: str
+'''
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "src"
+    (root / "mcsample").mkdir(parents=True)
+    (root / "mcsample" / "__init__.py").write_text("")
+    (root / "mcsample" / "shapes.py").write_text(SAMPLE)
+    sys.path.insert(0, str(root))
+    try:
+        yield root
+    finally:
+        sys.path.remove(str(root))
+        for name in [n for n in sys.modules if n.startswith("mcsample")]:
+            del sys.modules[name]
+        if hasattr(dataclasses, "exec"):
+            del dataclasses.exec
+
+
+def _table(tmp_path: Path) -> Path:
+    table = record(["mcsample"], [])
+    for name in [n for n in sys.modules if n.startswith("mcsample")]:
+        del sys.modules[name]  # made again below, through the table
+    path = tmp_path / "methods.marshal"
+    path.write_bytes(marshal.dumps(table))
+    return path
+
+
+def test_recorded_methods_are_used_and_behave_as_compiled_ones(package: Path, tmp_path: Path) -> None:
+    hook = method_cache.install(_table(tmp_path))
+    assert hook is not None
+    shapes = importlib.import_module("mcsample.shapes")
+    assert hook.misses == 0
+    assert hook.hits >= 6  # Point: __init__ __repr__ __eq__ __hash__ __setattr__ __delattr__; Bag: ...
+    point = shapes.Point(1, 2)
+    assert point == shapes.Point(1, 2)
+    assert repr(point) == "Point(x=1, y=2)"
+    assert hash(point) == hash(shapes.Point(1, 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        point.x = 3
+    assert shapes.Point.__init__.__annotations__ == {"x": int, "y": int, "return": None}
+    assert shapes.Bag().items == []
+
+
+def test_a_source_not_in_the_table_is_compiled_as_exec_would(package: Path, tmp_path: Path) -> None:
+    (package / "mcsample" / "later.py").write_text(LATER)
+    hook = method_cache.install(_table(tmp_path))
+    assert hook is not None
+    hook.release()  # an empty table: everything from here on is a miss
+    later = importlib.import_module("mcsample.later")
+    assert hook.hits == 0
+    assert hook.misses > 0
+    assert later.Later("a") < later.Later("b")
+    assert later.Later.__init__.__annotations__ == {"name": str, "return": None}
+
+
+def test_release_reports_the_boot_and_empties_the_table(package: Path, tmp_path: Path) -> None:
+    hook = method_cache.install(_table(tmp_path))
+    assert hook is not None
+    importlib.import_module("mcsample.shapes")
+    report = method_cache.release()
+    assert report == {"methods_built": hook.hits, "methods_compiled": 0}
+    assert method_cache.installed() is hook
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"not marshal at all",
+    marshal.dumps([1, 2, 3]),
+    marshal.dumps({b"short": compile("x = 1", "<string>", "exec")}),
+    marshal.dumps({bytes(16): "source, not code"}),
+])
+def test_anything_but_a_table_is_not_installed(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "methods.marshal"
+    path.write_bytes(data)
+    assert method_cache.install(path) is None
+    assert method_cache.installed() is None
+    assert method_cache.release() == {}
+
+
+def test_no_file_no_hook(tmp_path: Path) -> None:
+    assert method_cache.install(tmp_path / "absent") is None
+    assert not hasattr(dataclasses, "exec")
