@@ -24,8 +24,12 @@ TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsma
 SOAK_SECONDS ?= 900
 SOAK_LEDGER_KIB ?= 68
 SOAK_KILL_CYCLES ?= 0
+# Fuzzing (not in `make test`, which runs a short smoke pass of it): seconds per target, and how many
+# targets at a time (0: one per core). Override: make fuzz FUZZ_SECONDS=3600.
+FUZZ_SECONDS ?= 300
+FUZZ_JOBS ?= 0
 
-.PHONY: help venv test soak lint run run-host image bench lock manifest clean distclean
+.PHONY: help venv test soak fuzz lint run run-host image bench lock manifest clean distclean
 
 help:
 	@echo "make run    - build what is missing and boot the image under QEMU (user networking)"
@@ -35,6 +39,8 @@ help:
 	@echo "make soak   - mixed good and bad traffic against the booted image for SOAK_SECONDS (default 900);"
 	@echo "              memory and ledger must stay bounded (report in build/soak/);"
 	@echo "              SOAK_KILL_CYCLES=N adds N kill -9 + reboot cycles (loss per kill <= one batch)"
+	@echo "make fuzz   - every fuzz target (atheris) for FUZZ_SECONDS each (default 300), one per core;"
+	@echo "              coverage of each final corpus; report in build/fuzz/report.json"
 	@echo "make image  - build the MicroVM image (kernel + initramfs), the libvirt domain's pci kernel, deploy files"
 	@echo "make bench  - run every benchmark (python -m bench NAME runs one)"
 	@echo "make lint   - ruff, mypy (strict) and the import contracts (.importlinter)"
@@ -65,6 +71,9 @@ soak: $(STAMP)
 	$(PY) -m image.build
 	$(PY) -m tests.integration.soak --seconds $(SOAK_SECONDS) --ledger-region-kib $(SOAK_LEDGER_KIB) \
 		--kill-cycles $(SOAK_KILL_CYCLES)
+
+fuzz: $(STAMP)
+	$(PY) -m fuzz campaign --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
 
 run: $(STAMP)
 	@$(REQUIRE) $(IMAGE_TOOLS)

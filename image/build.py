@@ -39,6 +39,8 @@ import gc
 gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
 import sys
 sys.path[:0] = ["/app"]
+from appliance import module_bundle
+module_bundle.install()  # the modules below come from one file: see appliance.module_bundle
 from appliance import method_cache
 method_cache.install()  # the dataclass methods the image builder compiled: see appliance.method_cache
 from appliance import pid1
@@ -50,23 +52,25 @@ runpy.run_module("appliance", run_name="__main__", alter_sys=True)
 SMOKE_INIT = """\
 import sys
 sys.path[:0] = ["/app"]
+from appliance import module_bundle
+bundle = module_bundle.install()
 from appliance import method_cache
 method_cache.install()
 from appliance import pid1
 info = pid1.boot()
-import asyncio, hashlib, importlib, os, pkgutil, time
+import asyncio, hashlib, importlib, os, time
 from appliance.log import JsonLog
 log = JsonLog()
 started = time.monotonic()
 modules, failed = 0, []
-for name in ("appliance", "adapters", "netstack", "outcomes", "tls"):
-    package = importlib.import_module(name)
-    for module in pkgutil.walk_packages(package.__path__, name + "."):
-        try:
-            importlib.import_module(module.name)
-            modules += 1
-        except Exception as exc:
-            failed.append(module.name + ": " + repr(exc))
+for name in bundle.names():  # every project module, as the bundle lists them (no .pyc in the directories)
+    if name.split(".")[0] not in ("appliance", "adapters", "netstack", "outcomes", "tls"):
+        continue
+    try:
+        importlib.import_module(name)
+        modules += 1
+    except Exception as exc:
+        failed.append(name + ": " + repr(exc))
 log.event("smoke.imports", modules=modules, failed=";".join(failed)[:1000],
           seconds=round(time.monotonic() - started, 3), **method_cache.release())
 from cryptography.hazmat.primitives import hashes

@@ -28,7 +28,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from image import cpio, debian
+from image import bundle, cpio, debian
 from image.manifest import read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,8 @@ def project_sources() -> list[Path]:
 
 # Checked-in files an initramfs is a function of, besides the project's sources and the files it carries.
 BUILD_INPUTS = ("requirements.lock", "image/debian-packages.lock", "image/rootfs.py", "image/build.py",
-                "image/cpio.py", "image/floor.py", "image/compile_pyc.py", "image/record_methods.py")
+                "image/cpio.py", "image/floor.py", "image/compile_pyc.py", "image/record_methods.py",
+                "image/bundle.py")
 
 
 def inputs_digest(carried: dict[str, bytes]) -> str:
@@ -229,6 +230,7 @@ def trace_imports(debroot: Path, app: Path) -> tuple[list[Path], list[str]]:
 COMPILER = Path(__file__).resolve().parent / "compile_pyc.py"
 METHOD_RECORDER = Path(__file__).resolve().parent / "record_methods.py"
 METHOD_TABLE = f"{APP}/dataclass-methods.marshal"  # appliance.method_cache.CACHE_FILE, in the image
+BUNDLE = f"{APP}/modules.bundle"  # appliance.module_bundle.BUNDLE_FILE, in the image
 
 
 def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]) -> None:
@@ -255,6 +257,24 @@ def record_methods(debroot: Path, app: Path, scratch: Path) -> bytes:
     if result.returncode != 0:
         raise RootfsError(f"recording the dataclass methods failed:\n{result.stderr[-4000:]}")
     return scratch.read_bytes()
+
+
+_BEFORE_BUNDLE = r"""
+import json, sys
+from appliance import module_bundle
+print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})))
+"""
+
+
+def files_before_bundle(debroot: Path, app: Path) -> set[str]:
+    """The .pyc files that stay files: what the interpreter and /init import before the bundle is installed
+    (appliance.module_bundle and its imports), the whole `encodings` package (the interpreter's start
+    picks codecs by locale) and `os` (the prefix landmark)."""
+    loaded = json.loads(run_target(debroot, app, _BEFORE_BUNDLE))
+    kept = {_image_path(Path(f), debroot, app).removesuffix(".py") + ".pyc" for f in loaded if f.endswith(".py")}
+    encodings = debroot / STDLIB / "encodings"
+    kept |= {f"{STDLIB}/encodings/{p.stem}.pyc" for p in encodings.glob("*.py")}
+    return kept | {f"{STDLIB}/os.pyc"}
 
 
 def needed_libraries(elf: Path) -> list[str]:
@@ -332,9 +352,15 @@ def collect(staging: Path, debroot: Path, app: Path, init_script: bytes, extra_f
     # Deduplicate (a package __init__ can be reached twice) and compile.
     unique = sorted(set(sources))
     compile_sources(debroot, app, unique)
+    kept_as_files = files_before_bundle(debroot, app)
+    bundled: dict[str, bytes] = {}
     for _source, compiled, _shown in unique:
         image_path = str(compiled.relative_to(pyc_root))
-        tree.add_file(image_path, compiled.read_bytes())
+        if image_path in kept_as_files or bundle.module_name(image_path) is None:
+            tree.add_file(image_path, compiled.read_bytes())
+        else:
+            bundled[image_path] = compiled.read_bytes()
+    tree.add_file(BUNDLE, bundle.write(bundled))
     tree.add_file(METHOD_TABLE, record_methods(debroot, app, staging / "methods.tmp"))
     # Shared objects: the interpreter, extension modules, and the libraries they need.
     scratch = staging / "strip.tmp"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import devices
+from appliance import devices, module_bundle
 from image import build, cpio, rootfs
 from image.manifest import read_lock
 from tests.image.vm import boot, command, remove_device
@@ -103,12 +103,18 @@ def test_image_holds_only_the_runtime(smoke_image: build.Image) -> None:
 
 
 def test_pycs_are_unchecked_hash_without_timestamps(smoke_image: build.Image) -> None:
-    entries = cpio.parse(smoke_image.initramfs.read_bytes())
-    pycs = [e for e in entries if e.path.endswith(".pyc")]
-    assert len(pycs) > 100
+    entries = {e.path: e for e in cpio.parse(smoke_image.initramfs.read_bytes())}
+    pycs = [e for e in entries.values() if e.path.endswith(".pyc")]
+    assert len(pycs) > 20  # what /init imports before the bundle (appliance.module_bundle), as files
     for entry in pycs:
         flags = int.from_bytes(entry.data[4:8], "little")
         assert flags == 0b01, entry.path  # hash-based, not checked against a source: no mtime inside
+    assert not [path for path in entries if path.endswith(".py")]  # no sources, only compiled modules
+    bundle = entries[rootfs.BUNDLE].data
+    _end, index = module_bundle.read_index(bundle)
+    assert len(index) > 300
+    assert index["appliance.main"][3] == "/app/appliance/main.py"  # __file__ and tracebacks: the image's path
+    for entry in (*pycs, entries[rootfs.BUNDLE]):
         # no build path: the fixture builds under pytest's temporary directory, staging in stage-smoke/
         assert b"stage-smoke" not in entry.data, entry.path
         assert b"pytest-of-" not in entry.data, entry.path

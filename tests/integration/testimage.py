@@ -29,6 +29,10 @@ PKI_WAIT_SECONDS = 120.0
 TEST_INIT = """\
 import sys
 sys.path[:0] = ["/app"]
+from appliance import module_bundle
+module_bundle.install()
+from appliance import method_cache
+method_cache.install()
 import json, os, time
 from appliance import pid1
 info = pid1.boot()

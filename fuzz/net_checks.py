@@ -1,0 +1,79 @@
+"""What the network targets check on every frame that goes in and comes out, with the stack's own codecs.
+
+Going in: each codec that has both directions gives back the bytes it parsed (Ethernet, ARP, option-less
+IPv4, UDP with a checksum, ICMP). Coming out: every frame we send parses with its checksums right and fits
+the MTU, and re-encodes to itself.
+"""
+
+from __future__ import annotations
+
+from fuzz.errors import PropertyViolationError, require
+from netstack import arp, ethernet, icmp, udp
+from netstack.errors import MalformedError
+from netstack.ipv4 import MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, parse_ipv4, serialize_ipv4
+from netstack.tcp.segment import SegmentError, parse_segment
+
+
+def incoming(frame: bytes) -> None:
+    """Round trips on whatever of `frame` the codecs accept (the stack decides separately what to do with it)."""
+    try:
+        eth = ethernet.parse_frame(frame)
+    except MalformedError:
+        return
+    require(ethernet.serialize_frame(eth) == frame, "Ethernet does not round-trip")
+    payload = bytes(eth.payload)
+    if eth.ethertype == ethernet.ETHERTYPE_ARP:
+        try:
+            packet = arp.parse_arp(payload[: arp.PACKET_LEN])
+        except MalformedError:
+            return
+        require(arp.serialize_arp(packet) == payload[: arp.PACKET_LEN], "ARP does not round-trip")
+    elif eth.ethertype == ethernet.ETHERTYPE_IPV4:
+        try:
+            header, body = parse_ipv4(payload)
+        except MalformedError:
+            return
+        if header.header_len == MIN_HEADER_LEN:
+            require(serialize_ipv4(header, body) == payload, "IPv4 does not round-trip")
+        if not header.is_fragment:
+            _transport(header.protocol, header.src, header.dst, bytes(body))
+
+
+def _transport(protocol: int, src: bytes, dst: bytes, body: bytes) -> None:
+    try:
+        if protocol == PROTO_UDP and body[6:8] != b"\x00\x00":
+            datagram = udp.parse_udp(body, src, dst)
+            again = udp.serialize_udp(src, dst, datagram.src_port, datagram.dst_port, datagram.payload)
+            require(again == body, "UDP does not round-trip")
+        elif protocol == PROTO_ICMP:
+            message = icmp.parse_icmp(body)
+            require(icmp.serialize_icmp(message.type, message.code, message.rest, message.body) == body,
+                    "ICMP does not round-trip")
+    except MalformedError:
+        return
+
+
+def outgoing(frame: bytes, mtu: int) -> None:
+    """A frame the stack sends must be well formed in every layer we wrote."""
+    try:
+        eth = ethernet.parse_frame(frame)
+        require(len(eth.payload) <= mtu, f"sent a frame of {len(eth.payload)} bytes over the MTU")
+        if eth.ethertype == ethernet.ETHERTYPE_ARP:
+            arp.parse_arp(eth.payload)
+            return
+        require(eth.ethertype == ethernet.ETHERTYPE_IPV4, "sent an unknown ethertype")
+        header, body = parse_ipv4(eth.payload)
+    except MalformedError as bad:
+        raise PropertyViolationError(f"sent a malformed frame: {bad}") from bad
+    require(serialize_ipv4(header, body) == bytes(eth.payload), "a sent IPv4 header does not round-trip")
+    if header.is_fragment:
+        return
+    try:
+        if header.protocol == PROTO_UDP:
+            udp.parse_udp(body, header.src, header.dst)
+        elif header.protocol == PROTO_ICMP:
+            icmp.parse_icmp(body)
+        elif header.protocol == PROTO_TCP:
+            parse_segment(header.src, header.dst, body)
+    except (MalformedError, SegmentError) as bad:
+        raise PropertyViolationError(f"sent a malformed {header.protocol} message: {bad}") from bad
