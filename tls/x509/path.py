@@ -37,7 +37,6 @@ from datetime import datetime
 from outcomes.category import Category
 from tls.x509.checks import check_ca
 from tls.x509.constraints import Budget, check_name_constraints
-from tls.x509.der import check_der
 from tls.x509.errors import X509Error
 from tls.x509.keys import PublicKey, load_public_key, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
@@ -255,8 +254,7 @@ class PathSearch:
         key = self._keys.get(spki)
         if key is None:
             try:
-                check_der(spki)  # the peek did not walk it; the key reader expects checked DER
-                key = load_public_key(parse_spki(spki))
+                key = load_public_key(parse_spki(spki))  # the key reader checks its own DER
             except X509Error as error:
                 key = error
             self._keys[spki] = key
@@ -270,7 +268,6 @@ class PathSearch:
             return child.parsed.signature_algorithm
         if child.algorithm is None:
             try:
-                check_der(child.summary.signature_algorithm)
                 child.algorithm = parse_signature_algorithm(child.summary.signature_algorithm)
             except X509Error as error:
                 child.algorithm = error
