@@ -197,7 +197,7 @@ def _subtrees(value: bytes, start: int, end: int) -> Subtrees:
             # minimum 0 is the DEFAULT (DER leaves it out), any other minimum or a maximum is refused by
             # the profile: whatever follows the base is a refusal.
             raise decode_error("GeneralSubtree minimum/maximum must be absent (RFC 5280 4.2.1.10)")
-        form, base = read_general_name(value, parts[0], "nameConstraints")
+        form, base = read_general_name(value, parts[0], "nameConstraints", constraint=True)
         if isinstance(base, bytes):
             ip_ranges.append(_ip_range(base))
         else:

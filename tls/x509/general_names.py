@@ -62,15 +62,21 @@ def read_general_names(data: bytes, start: int, end: int, what: str, limit: int)
     return [read_general_name(data, element, what) for element in elements]
 
 
-def read_general_name(data: bytes, element: TLV, what: str) -> GeneralName:
-    """One GeneralName, refused unless it is the DER of one of the nine forms."""
+def read_general_name(data: bytes, element: TLV, what: str, *, constraint: bool = False) -> GeneralName:
+    """One GeneralName, refused unless it is the DER of one of the nine forms. An empty one names nothing
+    (RFC 5280 4.2.1.6: "MUST NOT issue ... empty GeneralName fields"), except as a name constraint, where
+    an empty dNSName or directoryName stands for every name of its form (RFC 5280 4.2.1.10)."""
     tag, header, start, end = element
+    if start == end and not constraint:
+        raise decode_error(f"{what} malformed: empty {FORM_NAMES.get(tag, 'GeneralName')}")
     if tag in _IA5_FORMS:
         return tag, _ascii(data[start:end], what, tag)
     if tag == TAG_IP_ADDRESS:
         return tag, data[start:end]
     if tag == TAG_DIRECTORY_NAME:
-        _, name_header, _, name_end = only_child(data, start, end, TAG_SEQUENCE, f"{what} directoryName")
+        _, name_header, name_start, name_end = only_child(data, start, end, TAG_SEQUENCE, f"{what} directoryName")
+        if name_start == name_end and not constraint:
+            raise decode_error(f"{what} malformed: empty directoryName")
         return tag, parse_name(data[name_header:name_end])
     if tag == TAG_OTHER_NAME:
         _other_name(data, start, end, what)
