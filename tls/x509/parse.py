@@ -20,7 +20,6 @@ checks that whatever this parser accepts, pyasn1 decodes to the same bytes).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import islice
 from typing import TypedDict
 
 from outcomes.category import Category
@@ -40,8 +39,8 @@ from tls.x509.der import (
     check_boolean,
     check_integer,
     children,
-    iter_children,
     only_child,
+    read_header,
     read_oid,
     read_single,
 )
@@ -105,6 +104,7 @@ def _schema(reason: str) -> X509Error:
 # DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
 _SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
 _AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
+_KEY_ID_OIDS = frozenset({_SKI_OID_CONTENT, _AKI_OID_CONTENT})
 _TAG_KEY_IDENTIFIER = 0x80
 
 
@@ -141,16 +141,23 @@ def peek_certificate(der: bytes) -> CertificateSummary:
 
 
 def _peek_extension_values(der: bytes, start: int, end: int) -> dict[bytes, bytes]:
-    """extnValue by OID content octets, for the first `MAX_EXTENSIONS` extensions, up to the first unreadable one."""
+    """extnValue of the key identifier extensions by OID content octets, among the first `MAX_EXTENSIONS`
+    extensions, up to the first unreadable one. Only those two are read past their OID."""
     values: dict[bytes, bytes] = {}
     try:
-        _, _, seq_start, seq_end = only_child(der, start, end, TAG_SEQUENCE, "explicit tag [3]")
-        for _, _, ext_start, ext_end in islice(iter_children(der, seq_start, seq_end), MAX_EXTENSIONS):
-            parts = list(islice(iter_children(der, ext_start, ext_end), 3))
-            (tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = parts[0], parts[-1]
-            if tag == TAG_OID and value_tag == TAG_OCTET_STRING:
-                values.setdefault(der[oid_start:oid_end], der[value_start:value_end])
-    except (X509Error, IndexError, ValueError):
+        _, _, pos, seq_end = only_child(der, start, end, TAG_SEQUENCE, "explicit tag [3]")
+        for _ in range(MAX_EXTENSIONS):
+            if pos >= seq_end:
+                break
+            _, ext_start, ext_end = read_header(der, pos, seq_end)
+            pos = ext_end
+            tag, oid_start, oid_end = read_header(der, ext_start, ext_end)
+            oid = der[oid_start:oid_end]
+            if tag == TAG_OID and oid in _KEY_ID_OIDS and oid not in values:
+                value_tag, _, value_start, value_end = children(der, oid_end, ext_end)[-1]
+                if value_tag == TAG_OCTET_STRING:
+                    values[oid] = der[value_start:value_end]
+    except (X509Error, IndexError):
         return values
     return values
 
@@ -162,7 +169,7 @@ def _peek_octets(value: bytes | None, outer: int, inner: int | None = None) -> b
     try:
         _, start, end = read_single(value, outer)
         if inner is not None:
-            tag, _, start, end = next(iter_children(value, start, end), (-1, 0, 0, 0))
+            tag, start, end = read_header(value, start, end) if start < end else (-1, 0, 0)
             if tag != inner:
                 return None
     except X509Error:
