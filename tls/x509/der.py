@@ -272,6 +272,15 @@ def decode_oid(data: bytes, start: int, end: int) -> str:
     return ".".join(map(str, arcs))
 
 
+def tlv(tag: int, content: bytes) -> bytes:
+    """The DER of one value (for the tables of known encodings; the parsers never encode)."""
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(octets))) + octets + content
+
+
 def encode_oid(dotted: str) -> bytes:
     """Content octets of a dotted OBJECT IDENTIFIER (the canonical encoding), for the table below."""
     arcs = [int(arc) for arc in dotted.split(".")]

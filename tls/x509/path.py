@@ -86,6 +86,7 @@ class PathSearch:
     budget: Budget = field(init=False)
     _anchors: list[_Node] = field(init=False)
     _peers: list[_Node] = field(init=False)
+    _by_subject: dict[bytes, list[_Node]] = field(default_factory=dict)
     _impostor_keys: dict[tuple[bytes, bytes], set[bytes]] = field(init=False)
     _keys: dict[bytes, PublicKey | X509Error] = field(default_factory=dict)
     _verified: dict[tuple[bytes, bytes], X509Error | None] = field(default_factory=dict)
@@ -113,8 +114,11 @@ class PathSearch:
                 self._impostor_keys.setdefault(identity, set()).add(anchor.spki_der)
 
     def build(self, leaf: Certificate) -> tuple[Certificate, ...]:
-        # The leaf is not a candidate for anything (a sent copy of it is not a second certificate).
-        self._peers = [peer for peer in self._peers if peer.summary.der != leaf.der]
+        # The leaf is not a candidate for anything (a sent copy of it is not a second certificate). The others
+        # are found by subject: a child's issuer name picks its candidates without a scan of every peer.
+        for peer in self._peers:
+            if peer.summary.der != leaf.der:
+                self._by_subject.setdefault(peer.summary.subject, []).append(peer)
         found = self._extend([_Node(leaf.summary, leaf)])
         if found is not None:
             return found
@@ -165,7 +169,7 @@ class PathSearch:
         for anchor in self._anchors:
             if may_issue(anchor.summary):
                 yield anchor
-        for peer in self._peers:
+        for peer in self._by_subject.get(child.issuer, ()):
             summary = peer.summary
             if peer.malformed or not may_issue(summary):
                 continue
