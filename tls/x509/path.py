@@ -8,10 +8,11 @@ bytes parsed) and exceeding any limit aborts the whole validation; the path leng
 
 Work is spent only where a path could end, cheapest first:
 1. The peer's certificates are not parsed up front. Each is peeked (names, key bytes, key identifiers,
-   signed bytes; no schema decode), the search runs on these, and a certificate is parsed only once a
-   path through it reaches an anchor with every signature verified. A schema decode costs about ten
-   signature checks, and a path to the anchor needs the anchor's signature, which an attacker without
-   its key cannot make: whatever such a peer sends, no certificate but its leaf is parsed.
+   signed bytes; no full parse), the search runs on these, and a certificate is parsed only once a
+   path through it reaches an anchor with every signature verified. A parse costs from half a signature
+   check (a small certificate) to several (a large one), and a path to the anchor needs the anchor's
+   signature, which an attacker without its key cannot make: whatever such a peer sends, no certificate
+   but its leaf is parsed.
    The role rules (checks.check_ca, pathLenConstraint, name constraints) then run on the parsed path,
    from the leaf up; a link they refuse unwinds the search to that link's depth, as if it had been
    refused there, so (work limits permitting) the path found is the one a search that parsed
