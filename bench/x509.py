@@ -6,6 +6,11 @@ The reference for parsing is `cryptography.x509.load_der_x509_certificate` plus 
 given DER each time as a TLS handshake would (both sides parse the peer's certificates per call; the
 trust store is built once on both sides, as our anchor cache does).
 
+Every parse and validation gets another leaf (LEAVES of them, same key, random serials, taken in turn by
+both sides), as handshakes from different peers would: whatever may be kept by a certificate's bytes
+(the anchors are, by design) cannot serve a repeated leaf here, because real traffic does not repeat it.
+The intermediate is the same in every call, as a CA's intermediate is in real traffic.
+
 The impostor figure is an attack, measured against our own normal chain in the same run (issue 15): a leaf
 plus seven certificates that copy the trust anchor's name and key identifier but hold other keys (about
 3.5 KB each, padded with names), signed in a chain among themselves. Without the CA key nothing can make
@@ -17,8 +22,9 @@ all holding the key that signed the leaf (so each verifies it) and all claiming 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -40,26 +46,46 @@ _VALID: dict[str, object] = {"not_before": BEFORE, "not_after": AFTER, "serial":
 LEAF = certs.Spec(HOST, dns=(HOST,), not_before=BEFORE, not_after=AFTER, serial=None)
 
 
-def _chain(make_key: Callable[[], PrivateKey]) -> tuple[bytes, bytes, bytes]:
-    """(leaf, intermediate, root) DER."""
+LEAVES = 256
+Pair = tuple[Callable[[], object], Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """LEAVES leaves under one intermediate under one root, as DER."""
+
+    leaves: tuple[bytes, ...]
+    inter: bytes
+    root: bytes
+
+    def leaf_source(self) -> Callable[[], bytes]:
+        """The leaves in turn, forever: one source per measured function, so both sides see the same ones."""
+        return itertools.cycle(self.leaves).__next__
+
+
+def _chain(make_key: Callable[[], PrivateKey]) -> Chain:
     root = certs.issue(certs.ca_spec("Bench Root", **_VALID), key=make_key())
     inter = certs.issue(certs.ca_spec("Bench Intermediate", **_VALID), issuer=root, key=make_key())
-    leaf = certs.issue(LEAF, issuer=inter, key=make_key())
-    return leaf.der, inter.der, root.der
+    key = make_key()
+    leaves = tuple(certs.issue(LEAF, issuer=inter, key=key).der for _ in range(LEAVES))
+    assert len(set(leaves)) == LEAVES  # random serials: no two alike
+    return Chain(leaves, inter.der, root.der)
 
 
-def _validation_pair(chain: tuple[bytes, bytes, bytes]) -> tuple[Callable[[], object], Callable[[], object]]:
-    leaf, inter, root = chain
+def _validation_pair(chain: Chain) -> Pair:
+    inter, root = chain.inter, chain.root
     peer = PeerName("DNS", HOST)
+    our_leaf, reference_leaf = chain.leaf_source(), chain.leaf_source()
 
     def ours() -> object:
-        return validate([leaf, inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+        return validate([our_leaf(), inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
 
     store = verification.Store([x509.load_der_x509_certificate(root)])
     verifier = verification.PolicyBuilder().store(store).time(NOW).build_server_verifier(x509.DNSName(HOST))
 
     def reference() -> object:
-        return verifier.verify(x509.load_der_x509_certificate(leaf), [x509.load_der_x509_certificate(inter)])
+        leaf = x509.load_der_x509_certificate(reference_leaf())
+        return verifier.verify(leaf, [x509.load_der_x509_certificate(inter)])
 
     ours()  # both must accept the chain, or the comparison is meaningless
     reference()
@@ -100,11 +126,10 @@ def _impostor_chain(root_der: bytes) -> list[bytes]:
     return certs.impostor_chain(x509.load_der_x509_certificate(root_der), IMPOSTORS, LEAF, padding).chain
 
 
-def _attack_pair(
-    chain: tuple[bytes, bytes, bytes], make: Callable[[bytes], list[bytes]]
-) -> tuple[Callable[[], object], Callable[[], object]]:
+def _attack_pair(chain: Chain, make: Callable[[bytes], list[bytes]]) -> Pair:
     """(attack chain refused, normal chain accepted), both against the same anchor."""
-    leaf, inter, root = chain
+    inter, root = chain.inter, chain.root
+    leaf = chain.leaf_source()
     peer = PeerName("DNS", HOST)
     impostor = make(root)
 
@@ -116,7 +141,7 @@ def _attack_pair(
         raise AssertionError("the impostor chain was accepted")
 
     def normal() -> object:
-        return validate([leaf, inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
+        return validate([leaf(), inter], anchors=[root], purpose=Purpose.SERVER_AUTH, name=peer, time=NOW)
 
     attack()
     normal()
@@ -129,13 +154,13 @@ def run(quick: bool) -> dict[str, Figure]:
     rsa2048 = _chain(lambda: rsa.generate_private_key(65537, 2048))
     figures: dict[str, Figure] = {}
 
-    leaf = p256[0]
+    our_leaf, reference_leaf = p256.leaf_source(), p256.leaf_source()
 
     def parse_ours() -> object:
-        return parse_certificate(leaf)
+        return parse_certificate(our_leaf())
 
     def parse_reference() -> object:
-        certificate = x509.load_der_x509_certificate(leaf)
+        certificate = x509.load_der_x509_certificate(reference_leaf())
         return list(certificate.extensions)
 
     ours_rate, reference_rate = interleaved_rates(parse_ours, parse_reference, seconds=seconds)

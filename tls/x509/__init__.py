@@ -1,6 +1,8 @@
 """Our own X.509: strict DER parsing into an immutable model, and RFC 5280 path validation for TLS.
 
-pyasn1 (with pyasn1-modules' RFC 5280 schema) decodes, `cryptography` verifies signatures; every policy
+Our strict DER reader (`der`) decodes, following the RFC 5280 schema field by field; pyasn1 remains the
+reference it is tested against and decodes the two rare structures whose schemas are large (RSASSA-PSS
+parameters, x400Address and ediPartyName names). `cryptography` verifies signatures; every policy
 decision is made here. Nothing but `X509Error` escapes: malformed input, untrusted chains and exceeded
 work limits all raise it with a failure category.
 """

@@ -1,6 +1,9 @@
 """The one way we hand bytes to pyasn1: DER walker first, schema decode, then re-encode to prove the
-encoding was canonical (no explicitly encoded DEFAULT, no trailing bytes). Kept apart from the extension
-decoders so that key and signature parameters (which the model depends on) can use it too."""
+encoding was canonical (no explicitly encoded DEFAULT, no trailing bytes).
+
+Only rare structures come here, whose schemas are large and which real certificates seldom or never carry:
+RSASSA-PSS parameters (tls.x509.pss) and the x400Address and ediPartyName forms of a GeneralName
+(tls.x509.general_names). Everything on the common path is read by our own DER reader (tls.x509.der)."""
 
 from __future__ import annotations
 

@@ -1,28 +1,54 @@
 """Decoders for the extensions the validator processes (RFC 5280 4.2), one function per extension.
 
-Each extension value goes through the same integrity pass as the certificate (strict DER walker), then
-pyasn1 with the RFC 5280 schema, then re-encoding to prove the encoding was canonical. The decoded result
-is plain data for the model. Profile rules that are independent of the certificate's position in a path
-(criticality, non-empty sequences, name syntax) are enforced here.
+Each reads its value straight from DER with the strict reader (tls.x509.der): every header checked, tags
+compared exactly, each primitive held to its DER rules, the schema's order and cardinality enforced, and
+what DER forbids refused explicitly, which a schema decode followed by a re-encode caught before: a DEFAULT
+value encoded (cA FALSE, GeneralSubtree minimum 0), an empty SEQUENCE OF where the schema says SIZE (1..MAX),
+trailing bytes. Open types inside (policy qualifiers, otherName values) go through the generic walker
+(der.check_der). The decoded result is plain data for the model. Profile rules that are independent of the
+certificate's position in a path (criticality, non-empty sequences, name syntax) are enforced here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-from pyasn1.codec.der import encoder as der_encoder
-from pyasn1_modules import rfc5280
+from typing import Final
 
 from tls.x509 import oids
-from tls.x509.asn1 import PYASN1_ERRORS, decode_strict
-from tls.x509.der import read_single
+from tls.x509.der import (
+    TAG_BIT_STRING,
+    TAG_BOOLEAN,
+    TAG_INTEGER,
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_SEQUENCE,
+    check_bit_string,
+    check_boolean,
+    check_der,
+    check_integer,
+    children,
+    read_natural,
+    read_oid,
+    read_single,
+)
 from tls.x509.errors import decode_error
+from tls.x509.general_names import (
+    FORM_NAMES,
+    TAG_DNS_NAME,
+    TAG_RFC822_NAME,
+    read_general_name,
+    read_general_names,
+)
 from tls.x509.hostname import is_dns_name, is_mailbox
 from tls.x509.limits import MAX_EKU_PURPOSES, MAX_NAME_CONSTRAINT_SUBTREES, MAX_POLICIES, MAX_SAN_ENTRIES
 from tls.x509.model import AuthorityKeyIdentifier, BasicConstraints, GeneralNames, Name, NameConstraints, Subtrees
-from tls.x509.names import parse_name
 
-_TAG_DIRECTORY_NAME: Final = 0xA4
+_TAG_PERMITTED: Final = 0xA0
+_TAG_EXCLUDED: Final = 0xA1
+_TAG_KEY_IDENTIFIER: Final = 0x80
+_TAG_AUTHORITY_ISSUER: Final = 0xA1
+_TAG_AUTHORITY_SERIAL: Final = 0x82
+# GeneralNames an authorityKeyIdentifier or an accessLocation may name: nobody uses more than one.
+_MAX_OTHER_NAMES: Final = MAX_SAN_ENTRIES
 
 
 KEY_USAGE_BITS: Final = (
@@ -38,79 +64,111 @@ KEY_USAGE_BITS: Final = (
 )
 
 
+def _outer(value: bytes, tag: int, what: str) -> tuple[int, int]:
+    """(start, end) of the content of the one value of type `tag` that makes up `value`."""
+    found, start, end = read_single(value)
+    if found != tag:
+        raise decode_error(f"{what} malformed: tag 0x{found:02x}")
+    return start, end
+
+
 def basic_constraints(value: bytes, critical: bool) -> BasicConstraints:
-    decoded = decode_strict(value, rfc5280.BasicConstraints(), "basicConstraints")
-    ca = bool(decoded["cA"])
-    path = decoded["pathLenConstraint"]
-    path_length = int(path) if path.isValue else None
-    if path_length is not None and path_length < 0:
-        raise decode_error("negative pathLenConstraint")
+    """BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }"""
+    start, end = _outer(value, TAG_SEQUENCE, "basicConstraints")
+    parts = children(value, start, end)
+    ca = False
+    path_length: int | None = None
+    if parts and parts[0][0] == TAG_BOOLEAN:
+        _, _, bstart, bend = parts.pop(0)
+        check_boolean(value, bstart, bend)
+        if value[bstart] == 0:
+            raise decode_error("basicConstraints is not in canonical DER: cA FALSE is the DEFAULT")
+        ca = True
+    if parts and parts[0][0] == TAG_INTEGER:
+        _, _, istart, iend = parts.pop(0)
+        path_length = read_natural(value, istart, iend, "basicConstraints pathLenConstraint")
+    if parts:
+        raise decode_error("basicConstraints malformed: unexpected field")
     return BasicConstraints(ca, path_length, critical)
 
 
 def key_usage(value: bytes) -> frozenset[str]:
-    decoded = decode_strict(value, rfc5280.KeyUsage(), "keyUsage")
-    bits = tuple(decoded)
-    if not bits or bits[-1] != 1:
+    """KeyUsage ::= BIT STRING { digitalSignature (0), ..., decipherOnly (8) }"""
+    start, end = _outer(value, TAG_BIT_STRING, "keyUsage")
+    check_bit_string(value, start, end)
+    count = 8 * (end - start - 1) - value[start]
+    if not count or not value[end - 1] & (1 << value[start]):
         # DER for a named bit list drops trailing zero bits (X.690 11.2.2); no bit at all is meaningless.
         raise decode_error("keyUsage with no bits or trailing zero bits")
-    if len(bits) > len(KEY_USAGE_BITS):
+    if count > len(KEY_USAGE_BITS):
         raise decode_error("keyUsage with undefined bits")
-    return frozenset(KEY_USAGE_BITS[i] for i, bit in enumerate(bits) if bit)
+    return frozenset(name for bit, name in enumerate(KEY_USAGE_BITS[:count])
+                     if value[start + 1 + bit // 8] & (0x80 >> (bit % 8)))
 
 
 def extended_key_usage(value: bytes) -> tuple[str, ...]:
-    decoded = decode_strict(value, rfc5280.ExtKeyUsageSyntax(), "extendedKeyUsage")
-    purposes = tuple(str(oid) for oid in decoded)
-    if not purposes:
-        raise decode_error("empty extendedKeyUsage")
-    if len(purposes) > MAX_EKU_PURPOSES:
+    """ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId (an OBJECT IDENTIFIER)"""
+    start, end = _outer(value, TAG_SEQUENCE, "extendedKeyUsage")
+    parts = children(value, start, end)
+    if not parts:
+        raise decode_error("extendedKeyUsage malformed: empty")
+    if len(parts) > MAX_EKU_PURPOSES:
         raise decode_error("too many extendedKeyUsage purposes")
-    return purposes
+    purposes: list[str] = []
+    for tag, _, ostart, oend in parts:
+        if tag != TAG_OID:
+            raise decode_error("extendedKeyUsage malformed: a purpose is not an OBJECT IDENTIFIER")
+        purposes.append(read_oid(value, ostart, oend))
+    return tuple(purposes)
+
+
+class _Names:
+    """The GeneralNames of one list, sorted by the forms the validator interprets, as they are read."""
+
+    def __init__(self) -> None:
+        self.dns: list[str] = []
+        self.ips: list[bytes] = []
+        self.emails: list[str] = []
+        self.directory: list[Name] = []
+        self.other: set[str] = set()
 
 
 def subject_alt_name(value: bytes) -> GeneralNames:
-    decoded = decode_strict(value, rfc5280.SubjectAltName(), "subjectAltName")
-    if len(decoded) == 0:
-        raise decode_error("empty subjectAltName")
-    if len(decoded) > MAX_SAN_ENTRIES:
-        raise decode_error("too many subjectAltName entries")
-    dns: list[str] = []
-    ips: list[bytes] = []
-    emails: list[str] = []
-    directory: list[Name] = []
-    other: set[str] = set()
-    for general_name in decoded:
-        form = general_name.getName()
-        component = general_name.getComponent()
-        if form == "dNSName":
-            name = _ascii(component.asOctets(), "dNSName")
+    start, end = _outer(value, TAG_SEQUENCE, "subjectAltName")
+    names = _Names()
+    for form, name in read_general_names(value, start, end, "subjectAltName", MAX_SAN_ENTRIES):
+        if isinstance(name, Name):
+            names.directory.append(name)
+        elif isinstance(name, bytes):
+            if len(name) not in (4, 16):
+                raise decode_error("subjectAltName iPAddress must be 4 or 16 octets")
+            names.ips.append(name)
+        elif isinstance(name, str) and form == TAG_DNS_NAME:
             if not is_dns_name(name, allow_wildcard=True):
                 raise decode_error("subjectAltName dNSName is not a valid host name")
-            dns.append(name)
-        elif form == "iPAddress":
-            address = component.asOctets()
-            if len(address) not in (4, 16):
-                raise decode_error("subjectAltName iPAddress must be 4 or 16 octets")
-            ips.append(address)
-        elif form == "rfc822Name":
-            mailbox = _ascii(component.asOctets(), "rfc822Name")
-            if not is_mailbox(mailbox):
+            names.dns.append(name)
+        elif isinstance(name, str) and form == TAG_RFC822_NAME:
+            if not is_mailbox(name):
                 raise decode_error("subjectAltName rfc822Name is not a valid mailbox")
-            emails.append(mailbox)
-        elif form == "directoryName":
-            directory.append(_directory_name(component))
+            names.emails.append(name)
         else:
-            other.add(form)
-    return GeneralNames(tuple(dns), tuple(ips), tuple(emails), tuple(directory), frozenset(other))
+            names.other.add(FORM_NAMES[form])
+    return GeneralNames(tuple(names.dns), tuple(names.ips), tuple(names.emails), tuple(names.directory),
+                        frozenset(names.other))
 
 
 def name_constraints(value: bytes) -> NameConstraints:
-    decoded = decode_strict(value, rfc5280.NameConstraints(), "nameConstraints")
-    permitted_raw = decoded["permittedSubtrees"]
-    excluded_raw = decoded["excludedSubtrees"]
-    permitted = _subtrees(permitted_raw) if permitted_raw.isValue else None
-    excluded = _subtrees(excluded_raw) if excluded_raw.isValue else None
+    """NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees OPTIONAL,
+    excludedSubtrees [1] GeneralSubtrees OPTIONAL } (implicit tags on SEQUENCE OF: constructed)."""
+    start, end = _outer(value, TAG_SEQUENCE, "nameConstraints")
+    parts = children(value, start, end)
+    permitted = excluded = None
+    if parts and parts[0][0] == _TAG_PERMITTED:
+        permitted = _subtrees(value, *parts.pop(0)[2:])
+    if parts and parts[0][0] == _TAG_EXCLUDED:
+        excluded = _subtrees(value, *parts.pop(0)[2:])
+    if parts:
+        raise decode_error("nameConstraints malformed: unexpected field")
     if permitted is None and excluded is None:
         raise decode_error("nameConstraints with neither permitted nor excluded subtrees")
     count = (permitted.count if permitted else 0) + (excluded.count if excluded else 0)
@@ -119,36 +177,46 @@ def name_constraints(value: bytes) -> NameConstraints:
     return NameConstraints(permitted, excluded)
 
 
-def _subtrees(raw: Any) -> Subtrees:
-    if len(raw) == 0:
-        raise decode_error("empty GeneralSubtrees")
-    if len(raw) > MAX_NAME_CONSTRAINT_SUBTREES:
+def _subtrees(value: bytes, start: int, end: int) -> Subtrees:
+    """GeneralSubtrees ::= SEQUENCE SIZE (1..MAX) OF GeneralSubtree, where
+    GeneralSubtree ::= SEQUENCE { base GeneralName, minimum [0] DEFAULT 0, maximum [1] OPTIONAL }."""
+    subtrees = children(value, start, end)
+    if not subtrees:
+        raise decode_error("nameConstraints is not in canonical DER: empty GeneralSubtrees")
+    if len(subtrees) > MAX_NAME_CONSTRAINT_SUBTREES:
         raise decode_error("too many name constraint subtrees")
-    dns: list[str] = []
+    names = _Names()
     ip_ranges: list[tuple[bytes, bytes]] = []
-    emails: list[str] = []
-    directory: list[Name] = []
-    other: set[str] = set()
-    for subtree in raw:
-        if subtree["maximum"].isValue or int(subtree["minimum"]) != 0:
+    for tag, _, sstart, send in subtrees:
+        if tag != TAG_SEQUENCE:
+            raise decode_error("nameConstraints malformed: GeneralSubtree is not a SEQUENCE")
+        parts = children(value, sstart, send)
+        if not parts:
+            raise decode_error("nameConstraints malformed: GeneralSubtree without a base")
+        if len(parts) > 1:
+            # minimum 0 is the DEFAULT (DER leaves it out), any other minimum or a maximum is refused by
+            # the profile: whatever follows the base is a refusal.
             raise decode_error("GeneralSubtree minimum/maximum must be absent (RFC 5280 4.2.1.10)")
-        base = subtree["base"]
-        form = base.getName()
-        component = base.getComponent()
-        if form == "dNSName":
-            name = _ascii(component.asOctets(), "dNSName constraint")
-            if name and not is_dns_name(name):
-                raise decode_error("dNSName constraint is not a valid host name")
-            dns.append(name)
-        elif form == "iPAddress":
-            ip_ranges.append(_ip_range(component.asOctets()))
-        elif form == "rfc822Name":
-            emails.append(_email_constraint(_ascii(component.asOctets(), "rfc822Name constraint")))
-        elif form == "directoryName":
-            directory.append(_directory_name(component))
+        form, base = read_general_name(value, parts[0], "nameConstraints", constraint=True)
+        if isinstance(base, bytes):
+            ip_ranges.append(_ip_range(base))
         else:
-            other.add(form)
-    return Subtrees(tuple(dns), tuple(ip_ranges), tuple(emails), tuple(directory), frozenset(other))
+            _add_subtree(form, base, names)
+    return Subtrees(tuple(names.dns), tuple(ip_ranges), tuple(names.emails), tuple(names.directory),
+                    frozenset(names.other))
+
+
+def _add_subtree(form: int, base: str | Name | None, names: _Names) -> None:
+    if isinstance(base, Name):
+        names.directory.append(base)
+    elif isinstance(base, str) and form == TAG_DNS_NAME:
+        if base and not is_dns_name(base):
+            raise decode_error("dNSName constraint is not a valid host name")
+        names.dns.append(base)
+    elif isinstance(base, str) and form == TAG_RFC822_NAME:
+        names.emails.append(_email_constraint(base))
+    else:
+        names.other.add(FORM_NAMES[form])
 
 
 def _ip_range(raw: bytes) -> tuple[bytes, bytes]:
@@ -174,60 +242,93 @@ def _email_constraint(text: str) -> str:
 
 
 def authority_key_identifier(value: bytes) -> AuthorityKeyIdentifier:
-    decoded = decode_strict(value, rfc5280.AuthorityKeyIdentifier(), "authorityKeyIdentifier")
-    key_id = decoded["keyIdentifier"]
-    has_issuer = decoded["authorityCertIssuer"].isValue
-    has_serial = decoded["authorityCertSerialNumber"].isValue
+    """AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] OCTET STRING OPTIONAL,
+    authorityCertIssuer [1] GeneralNames OPTIONAL, authorityCertSerialNumber [2] INTEGER OPTIONAL }"""
+    start, end = _outer(value, TAG_SEQUENCE, "authorityKeyIdentifier")
+    parts = children(value, start, end)
+    key_identifier: bytes | None = None
+    if parts and parts[0][0] == _TAG_KEY_IDENTIFIER:
+        _, _, kstart, kend = parts.pop(0)
+        key_identifier = value[kstart:kend]
+        if not key_identifier:
+            raise decode_error("empty authority key identifier")
+    has_issuer = bool(parts) and parts[0][0] == _TAG_AUTHORITY_ISSUER
+    if has_issuer:
+        _, _, istart, iend = parts.pop(0)
+        read_general_names(value, istart, iend, "authorityKeyIdentifier", _MAX_OTHER_NAMES)
+    has_serial = bool(parts) and parts[0][0] == _TAG_AUTHORITY_SERIAL
+    if has_serial:
+        _, _, nstart, nend = parts.pop(0)
+        check_integer(value, nstart, nend)
+    if parts:
+        raise decode_error("authorityKeyIdentifier malformed: unexpected field")
     if has_issuer != has_serial:
         raise decode_error("authorityKeyIdentifier issuer and serial must come together")
-    key_identifier = key_id.asOctets() if key_id.isValue else None
-    if key_identifier is not None and not key_identifier:
-        raise decode_error("empty authority key identifier")
     return AuthorityKeyIdentifier(key_identifier, has_issuer)
 
 
 def subject_key_identifier(value: bytes) -> bytes:
-    decoded = decode_strict(value, rfc5280.SubjectKeyIdentifier(), "subjectKeyIdentifier")
-    key_id: bytes = decoded.asOctets()
-    if not key_id:
+    start, end = _outer(value, TAG_OCTET_STRING, "subjectKeyIdentifier")
+    if start == end:
         raise decode_error("empty subject key identifier")
-    return key_id
+    return value[start:end]
 
 
 def certificate_policies(value: bytes) -> tuple[str, ...]:
-    decoded = decode_strict(value, rfc5280.CertificatePolicies(), "certificatePolicies")
-    if len(decoded) == 0:
-        raise decode_error("empty certificatePolicies")
-    if len(decoded) > MAX_POLICIES:
+    """CertificatePolicies ::= SEQUENCE SIZE (1..MAX) OF PolicyInformation, where PolicyInformation ::=
+    SEQUENCE { policyIdentifier OID, policyQualifiers SEQUENCE SIZE (1..MAX) OF PolicyQualifierInfo OPTIONAL }
+    and PolicyQualifierInfo ::= SEQUENCE { policyQualifierId OID, qualifier ANY }."""
+    start, end = _outer(value, TAG_SEQUENCE, "certificatePolicies")
+    parts = children(value, start, end)
+    if not parts:
+        raise decode_error("certificatePolicies malformed: empty")
+    if len(parts) > MAX_POLICIES:
         raise decode_error("too many certificate policies")
-    policies = tuple(str(info["policyIdentifier"]) for info in decoded)
+    policies = tuple(_policy(value, *part) for part in parts)
     if len(set(policies)) != len(policies):
         raise decode_error("duplicate certificate policy")
     return policies
 
 
+def _policy(value: bytes, tag: int, _header: int, start: int, end: int) -> str:
+    fields = children(value, start, end)
+    if tag != TAG_SEQUENCE or not 1 <= len(fields) <= 2 or fields[0][0] != TAG_OID:
+        raise decode_error("certificatePolicies malformed: PolicyInformation")
+    if len(fields) == 2:
+        qualifier_tag, _, qstart, qend = fields[1]
+        if qualifier_tag != TAG_SEQUENCE:
+            raise decode_error("certificatePolicies malformed: policyQualifiers")
+        qualifiers = children(value, qstart, qend)
+        if not qualifiers:
+            raise decode_error("certificatePolicies is not in canonical DER: empty policyQualifiers")
+        for qualifier in qualifiers:
+            _policy_qualifier(value, qualifier)
+    return read_oid(value, fields[0][2], fields[0][3])
+
+
+def _policy_qualifier(value: bytes, qualifier: tuple[int, int, int, int]) -> None:
+    tag, _, start, end = qualifier
+    parts = children(value, start, end)
+    if tag != TAG_SEQUENCE or len(parts) != 2 or parts[0][0] != TAG_OID:
+        raise decode_error("certificatePolicies malformed: PolicyQualifierInfo")
+    read_oid(value, parts[0][2], parts[0][3])
+    check_der(value[parts[1][1] : parts[1][3]])  # the qualifier is an open type
+
+
 def authority_info_access(value: bytes) -> None:
-    """Checked for well-formedness only: we never fetch anything (sans-I/O, and no AIA chasing)."""
-    decoded = decode_strict(value, rfc5280.AuthorityInfoAccessSyntax(), "authorityInfoAccess")
-    if len(decoded) == 0:
+    """Checked for well-formedness only: we never fetch anything (sans-I/O, and no AIA chasing).
+    AuthorityInfoAccessSyntax ::= SEQUENCE SIZE (1..MAX) OF SEQUENCE { accessMethod OID, accessLocation
+    GeneralName }."""
+    start, end = _outer(value, TAG_SEQUENCE, "authorityInfoAccess")
+    descriptions = children(value, start, end)
+    if not descriptions:
         raise decode_error("empty authorityInfoAccess")
-
-
-def _ascii(raw: bytes, what: str) -> str:
-    try:
-        return raw.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise decode_error(f"{what} is not ASCII") from exc
-
-
-def _directory_name(component: Any) -> Name:
-    """GeneralName's directoryName is [4] EXPLICIT Name: unwrap the tag to get the Name's own DER."""
-    try:
-        der = der_encoder.encode(component)
-    except PYASN1_ERRORS as exc:
-        raise decode_error("directoryName malformed") from exc
-    _, start, end = read_single(der)
-    return parse_name(der[start:end] if der[0] == _TAG_DIRECTORY_NAME else der)
+    for tag, _, dstart, dend in descriptions:
+        parts = children(value, dstart, dend)
+        if tag != TAG_SEQUENCE or len(parts) != 2 or parts[0][0] != TAG_OID:
+            raise decode_error("authorityInfoAccess malformed: AccessDescription")
+        read_oid(value, parts[0][2], parts[0][3])
+        read_general_name(value, parts[1], "authorityInfoAccess")
 
 
 # Extensions whose criticality RFC 5280 fixes: oid -> required criticality.

@@ -24,8 +24,12 @@ from tls.x509.der import (
     TAG_NULL,
     TAG_OID,
     TAG_SEQUENCE,
-    decode_oid,
-    iter_children,
+    TLV,
+    check_bit_string,
+    check_der,
+    check_integer,
+    children,
+    read_oid,
     read_single,
 )
 from tls.x509.errors import X509Error, decode_error
@@ -101,6 +105,7 @@ _CURVES: Final = {
     oids.SECP384R1: ("P-384", 384, 97),
     oids.SECP521R1: ("P-521", 521, 133),
 }
+_NULL: Final = bytes((TAG_NULL, 0))
 _CURVE_OBJECTS: Final[dict[str, ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1(),
     "P-384": ec.SECP384R1(),
@@ -109,18 +114,22 @@ _CURVE_OBJECTS: Final[dict[str, ec.EllipticCurve]] = {
 
 
 def parse_spki(der: bytes) -> PublicKeyInfo:
-    """Decode a SubjectPublicKeyInfo (already DER-checked as part of its certificate)."""
+    """Decode a SubjectPublicKeyInfo, every value checked here (the parameters are an open type: whatever
+    they hold must be DER, even for a key that is then refused)."""
     _, start, end = read_single(der, TAG_SEQUENCE)
-    parts = list(iter_children(der, start, end))
+    parts = children(der, start, end)
     if len(parts) != 2 or parts[0][0] != TAG_SEQUENCE or parts[1][0] != TAG_BIT_STRING:
         raise decode_error("SubjectPublicKeyInfo malformed")
     _, _, alg_start, alg_end = parts[0]
-    alg = list(iter_children(der, alg_start, alg_end))
+    alg = children(der, alg_start, alg_end)
     if not alg or alg[0][0] != TAG_OID or len(alg) > 2:
         raise decode_error("SubjectPublicKeyInfo algorithm malformed")
-    algorithm = decode_oid(der, alg[0][2], alg[0][3])
+    algorithm = read_oid(der, alg[0][2], alg[0][3])
     params = alg[1] if len(alg) == 2 else None
+    if params is not None:
+        _check_parameters(der, params)
     _, _, key_start, key_end = parts[1]
+    check_bit_string(der, key_start, key_end)
     if der[key_start] != 0:
         raise decode_error("subject public key has unused bits")
     key = der[key_start + 1 : key_end]
@@ -135,7 +144,7 @@ def parse_spki(der: bytes) -> PublicKeyInfo:
             raise decode_error("EC key without curve parameters")
         if params[0] != TAG_OID:
             return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem="explicit EC curve parameters")
-        curve_oid = decode_oid(der, params[2], params[3])
+        curve_oid = read_oid(der, params[2], params[3])
         if curve_oid not in _CURVES:
             return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem=f"EC curve {curve_oid} not allowed")
         curve, bits, point_size = _CURVES[curve_oid]
@@ -149,6 +158,15 @@ def parse_spki(der: bytes) -> PublicKeyInfo:
             raise decode_error("Ed25519 public key must be 32 bytes")
         return PublicKeyInfo(der, KeyKind.ED25519, 256, key_bytes=key)
     return PublicKeyInfo(der, KeyKind.UNSUPPORTED, 0, problem=f"public key algorithm {algorithm} not allowed")
+
+
+def _check_parameters(der: bytes, params: TLV) -> None:
+    """Algorithm parameters are an open type: a curve's OID, NULL, or anything else, which must be DER."""
+    tag, header, start, end = params
+    if tag == TAG_OID:
+        read_oid(der, start, end)
+    elif der[header:end] != _NULL:
+        check_der(der[header:end])
 
 
 def _parse_rsa_pss(der: bytes, key: bytes, params: bytes | None) -> PublicKeyInfo:
@@ -168,9 +186,11 @@ def _parse_rsa_pss(der: bytes, key: bytes, params: bytes | None) -> PublicKeyInf
 
 def _parse_rsa(der: bytes, key: bytes) -> PublicKeyInfo:
     _, start, end = read_single(key, TAG_SEQUENCE)
-    parts = list(iter_children(key, start, end))
+    parts = children(key, start, end)
     if len(parts) != 2 or parts[0][0] != TAG_INTEGER or parts[1][0] != TAG_INTEGER:
         raise decode_error("RSAPublicKey malformed")
+    for _, _, number_start, number_end in parts:
+        check_integer(key, number_start, number_end)
     if key[parts[0][2]] & 0x80 or key[parts[1][2]] & 0x80:
         raise decode_error("RSA modulus or exponent negative")
     modulus = int.from_bytes(key[parts[0][2] : parts[0][3]], "big")

@@ -20,8 +20,10 @@ from tls.x509.der import (
     TAG_TELETEX_STRING,
     TAG_UNIVERSAL_STRING,
     TAG_UTF8_STRING,
-    decode_oid,
-    iter_children,
+    check_der,
+    check_set_order,
+    children,
+    read_oid,
     read_single,
 )
 from tls.x509.errors import decode_error
@@ -31,40 +33,48 @@ from tls.x509.model import Attribute, Name
 TAG_NUMERIC_STRING: Final = 0x12
 _PRINTABLE: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _NUMERIC: Final = frozenset(b"0123456789 ")
+_STRING_TAGS: Final = frozenset({TAG_UTF8_STRING, TAG_PRINTABLE_STRING, TAG_IA5_STRING, TAG_NUMERIC_STRING,
+                                 TAG_TELETEX_STRING, TAG_BMP_STRING, TAG_UNIVERSAL_STRING})
 
 
 def parse_name(der: bytes) -> Name:
-    """Decode a Name (an RDNSequence) whose DER has already passed `check_der`."""
+    """Decode a Name (an RDNSequence) from its DER, every header and value checked here: a Name is read
+    straight from the certificate's bytes, with no integrity pass before it."""
     _, start, end = read_single(der, TAG_SEQUENCE)
     rdns: list[bytes] = []
     attributes: list[tuple[Attribute, ...]] = []
     total = 0
-    for tag, header, cstart, cend in iter_children(der, start, end):
+    for tag, header, cstart, cend in children(der, start, end):
         if tag != TAG_SET:
             raise decode_error("RDN is not a SET")
         if len(rdns) >= MAX_NAME_RDNS:
             raise decode_error("too many RDNs in a name")
+        elements = children(der, cstart, cend)
+        if not elements:
+            raise decode_error("empty RDN")
+        total += len(elements)
+        if total > MAX_NAME_ATTRIBUTES:
+            raise decode_error("too many attributes in a name")
+        if len(elements) > 1:
+            check_set_order(der, elements)
         rdn: list[Attribute] = []
-        for atv_tag, _, astart, aend in iter_children(der, cstart, cend):
-            total += 1
-            if total > MAX_NAME_ATTRIBUTES:
-                raise decode_error("too many attributes in a name")
+        for atv_tag, _, astart, aend in elements:
             if atv_tag != TAG_SEQUENCE:
                 raise decode_error("AttributeTypeAndValue is not a SEQUENCE")
             rdn.append(_parse_attribute(der, astart, aend))
-        if not rdn:
-            raise decode_error("empty RDN")
         rdns.append(der[header:cend])
         attributes.append(tuple(rdn))
     return Name(der, tuple(rdns), tuple(attributes))
 
 
 def _parse_attribute(der: bytes, start: int, end: int) -> Attribute:
-    parts = list(iter_children(der, start, end))
+    parts = children(der, start, end)
     if len(parts) != 2 or parts[0][0] != TAG_OID:
         raise decode_error("AttributeTypeAndValue malformed")
-    oid = decode_oid(der, parts[0][2], parts[0][3])
-    tag, _, vstart, vend = parts[1]
+    oid = read_oid(der, parts[0][2], parts[0][3])
+    tag, header, vstart, vend = parts[1]
+    if tag not in _STRING_TAGS:
+        check_der(der[header:vend])  # an open type (ANY): whatever it is, it must be DER before it is refused
     value = decode_string(tag, der[vstart:vend])
     if oid == oids.COUNTRY_NAME and (tag != TAG_PRINTABLE_STRING or len(value) != 2):
         raise decode_error("countryName must be a two-letter PrintableString")

@@ -1,26 +1,30 @@
-"""parse_certificate: DER bytes -> immutable `Certificate`, in three steps.
+"""parse_certificate: DER bytes -> immutable `Certificate`, in one schema-directed pass.
 
-1. Integrity: size bound, then the strict DER walker over every TLV (lengths, depth, primitive rules).
-2. Parse: pyasn1 decodes against the RFC 5280 schema; fields are then taken from the original bytes by
-   offset, which keeps the exact encodings needed for signatures and name chaining. Explicitly encoded
-   DEFAULT values are refused (version v1, criticality FALSE here; inside extensions by re-encoding).
+1. Integrity: the size bound, then every TLV header as it is read (tls.x509.der: definite minimal lengths,
+   single-byte tags, nothing past its container, no trailing bytes).
+2. Parse: the RFC 5280 schema is followed field by field: each tag compared exactly (so a constructed
+   encoding of a primitive type, or a field out of order, is refused), each primitive held to its DER rules
+   (INTEGER, BOOLEAN, BIT STRING, OBJECT IDENTIFIER), and the values whose type the schema leaves open
+   (algorithm parameters, attribute values) walked by the generic DER checker. Fields are taken from the
+   original bytes by offset, which keeps the exact encodings needed for signatures and name chaining.
+   DEFAULT values encoded explicitly are refused (version v1, criticality FALSE here; inside extensions by
+   their decoders, tls.x509.extensions).
 3. Sanity: the RFC 5280 profile rules that hold whatever the certificate's role (serial number, version
    and extensions, unique identifiers, signature algorithm agreement, extension criticality).
+
+Why not pyasn1's schema decode here: it, with the re-encode that proved an encoding canonical, was most of
+the cost of every handshake, and each rule it enforced is enforced above (tests/tls/x509/test_der_schema.py
+checks that whatever this parser accepts, pyasn1 decodes to the same bytes).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import islice
 from typing import TypedDict
-
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1_modules import rfc5280
 
 from outcomes.category import Category
 from tls.x509 import extensions as ext
 from tls.x509 import oids
-from tls.x509.asn1 import PYASN1_ERRORS
 from tls.x509.der import (
     TAG_BIT_STRING,
     TAG_BOOLEAN,
@@ -30,9 +34,14 @@ from tls.x509.der import (
     TAG_OID,
     TAG_SEQUENCE,
     TAG_UTC_TIME,
-    check_der,
-    decode_oid,
-    iter_children,
+    TLV,
+    check_bit_string,
+    check_boolean,
+    check_integer,
+    children,
+    only_child,
+    read_header,
+    read_oid,
     read_single,
 )
 from tls.x509.errors import X509Error, decode_error
@@ -76,25 +85,26 @@ def parse_certificate_data(der: bytes) -> Certificate:
     der = bytes(der)
     if len(der) > MAX_CERT_SIZE:
         raise decode_error(f"certificate larger than {MAX_CERT_SIZE} bytes")
-    check_der(der)
-    _schema_check(der)
-
-    _, start, end = read_single(der, TAG_SEQUENCE)
-    top = list(iter_children(der, start, end))
-    if len(top) != 3 or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
-        raise decode_error("Certificate is not SEQUENCE { tbs, algorithm, signature }")
-    (_, tbs_header, _, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
-    tbs_der = der[tbs_header:tbs_end]
-    outer_algorithm = der[alg_header:alg_end]
+    tag, start, end = read_single(der)
+    top = children(der, start, end)
+    if tag != TAG_SEQUENCE or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
+        raise _schema("Certificate is not SEQUENCE { tbs, algorithm, signature }")
+    (_, tbs_header, tbs_start, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
+    check_bit_string(der, sig_start, sig_end)
     if der[sig_start] != 0:
         raise decode_error("signature BIT STRING has unused bits")
     signature = der[sig_start + 1 : sig_end]
-    return _parse_tbs(der, tbs_der, outer_algorithm, signature)
+    return _parse_tbs(der, (tbs_header, tbs_start, tbs_end), der[alg_header:alg_end], signature)
+
+
+def _schema(reason: str) -> X509Error:
+    return decode_error(f"certificate does not match the X.509 schema: {reason}")
 
 
 # DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
 _SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
 _AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
+_KEY_ID_OIDS = frozenset({_SKI_OID_CONTENT, _AKI_OID_CONTENT})
 _TAG_KEY_IDENTIFIER = 0x80
 
 
@@ -103,13 +113,13 @@ def peek_certificate(der: bytes) -> CertificateSummary:
     extension decoding. It is not a parse: it refuses malformed framing on the way but accepts much that
     the parse refuses, so a certificate is fully parsed before its content is used for anything else."""
     _, start, end = read_single(der, TAG_SEQUENCE)
-    top = list(islice(iter_children(der, start, end), 4))
+    top = children(der, start, end)
     if len(top) != 3 or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
         raise decode_error("Certificate is not SEQUENCE { tbs, algorithm, signature }")
     (_, tbs_header, tbs_start, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
     if sig_start == sig_end or der[sig_start] != 0:
         raise decode_error("signature BIT STRING has unused bits")
-    fields = list(islice(iter_children(der, tbs_start, tbs_end), 11))
+    fields = children(der, tbs_start, tbs_end)
     if fields and fields[0][0] == _TAG_VERSION:
         del fields[0]
     if len(fields) < 6:
@@ -131,16 +141,23 @@ def peek_certificate(der: bytes) -> CertificateSummary:
 
 
 def _peek_extension_values(der: bytes, start: int, end: int) -> dict[bytes, bytes]:
-    """extnValue by OID content octets, for the first `MAX_EXTENSIONS` extensions, up to the first unreadable one."""
+    """extnValue of the key identifier extensions by OID content octets, among the first `MAX_EXTENSIONS`
+    extensions, up to the first unreadable one. Only those two are read past their OID."""
     values: dict[bytes, bytes] = {}
     try:
-        _, _, seq_start, seq_end = _only_child(der, start, end, TAG_SEQUENCE)
-        for _, _, ext_start, ext_end in islice(iter_children(der, seq_start, seq_end), MAX_EXTENSIONS):
-            parts = list(islice(iter_children(der, ext_start, ext_end), 3))
-            (tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = parts[0], parts[-1]
-            if tag == TAG_OID and value_tag == TAG_OCTET_STRING:
-                values.setdefault(der[oid_start:oid_end], der[value_start:value_end])
-    except (X509Error, IndexError, ValueError):
+        _, _, pos, seq_end = only_child(der, start, end, TAG_SEQUENCE, "explicit tag [3]")
+        for _ in range(MAX_EXTENSIONS):
+            if pos >= seq_end:
+                break
+            _, ext_start, ext_end = read_header(der, pos, seq_end)
+            pos = ext_end
+            tag, oid_start, oid_end = read_header(der, ext_start, ext_end)
+            oid = der[oid_start:oid_end]
+            if tag == TAG_OID and oid in _KEY_ID_OIDS and oid not in values:
+                value_tag, _, value_start, value_end = children(der, oid_end, ext_end)[-1]
+                if value_tag == TAG_OCTET_STRING:
+                    values[oid] = der[value_start:value_end]
+    except (X509Error, IndexError):
         return values
     return values
 
@@ -152,7 +169,7 @@ def _peek_octets(value: bytes | None, outer: int, inner: int | None = None) -> b
     try:
         _, start, end = read_single(value, outer)
         if inner is not None:
-            tag, _, start, end = next(iter_children(value, start, end), (-1, 0, 0, 0))
+            tag, start, end = read_header(value, start, end) if start < end else (-1, 0, 0)
             if tag != inner:
                 return None
     except X509Error:
@@ -160,49 +177,31 @@ def _peek_octets(value: bytes | None, outer: int, inner: int | None = None) -> b
     return value[start:end] or None
 
 
-def _schema_check(der: bytes) -> None:
-    """pyasn1 decodes the whole certificate against the RFC 5280 schema (types, order, OPTIONAL fields).
-
-    Unlike extension values (extensions.decode_strict), the certificate is not re-encoded to prove it
-    canonical: that costs a third of the parse, and everything it could catch is already refused here
-    (the DER walker covers lengths, primitive encodings and SET OF order everywhere, open types included;
-    the only DEFAULT fields at this level, version and extension criticality, are checked explicitly).
-    """
-    try:
-        _, rest = der_decoder.decode(der, asn1Spec=rfc5280.Certificate())
-    except PYASN1_ERRORS as exc:
-        raise decode_error("certificate does not match the X.509 schema") from exc
-    if rest:
-        raise decode_error("trailing bytes after certificate")
-
-
-def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes) -> Certificate:
-    _, start, end = read_single(tbs, TAG_SEQUENCE)
-    fields = list(iter_children(tbs, start, end))
+def _parse_tbs(der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, signature: bytes) -> Certificate:
+    """TBSCertificate, read from `der` by offset; `tbs` is (header start, content start, content end)."""
+    fields = children(der, tbs[1], tbs[2])
     version = 1
     if fields and fields[0][0] == _TAG_VERSION:
-        _, _, vstart, vend = fields.pop(0)
-        _, istart, iend = read_single(tbs[vstart:vend], TAG_INTEGER)
-        raw_version = tbs[vstart + istart : vstart + iend]
-        if raw_version not in (b"\x01", b"\x02"):
-            raise decode_error("certificate version must be v2 or v3 when present")
-        version = raw_version[0] + 1
+        version = _version(der, fields.pop(0))
     if len(fields) < 6:
         raise decode_error("TBSCertificate has too few fields")
     serial_f, algorithm_f, issuer_f, validity_f, subject_f, spki_f, *optional = fields
     if serial_f[0] != TAG_INTEGER:
         raise decode_error("serialNumber is not an INTEGER")
-    serial = _serial(tbs[serial_f[2] : serial_f[3]])
-    inner_algorithm = tbs[algorithm_f[1] : algorithm_f[3]]
-    if inner_algorithm != outer_algorithm:
+    serial = _serial(der, serial_f[2], serial_f[3])
+    if der[algorithm_f[1] : algorithm_f[3]] != outer_algorithm:
         raise decode_error("signature algorithm in TBSCertificate differs from the outer one")
     algorithm = parse_signature_algorithm(outer_algorithm)
-    issuer = parse_name(tbs[issuer_f[1] : issuer_f[3]])
-    subject = parse_name(tbs[subject_f[1] : subject_f[3]])
+    if issuer_f[0] != TAG_SEQUENCE or validity_f[0] != TAG_SEQUENCE or subject_f[0] != TAG_SEQUENCE:
+        raise _schema("issuer, validity and subject are SEQUENCEs")
+    if spki_f[0] != TAG_SEQUENCE:
+        raise _schema("subjectPublicKeyInfo is a SEQUENCE")
+    issuer = parse_name(der[issuer_f[1] : issuer_f[3]])
+    subject = parse_name(der[subject_f[1] : subject_f[3]])
     if issuer.is_empty:
         raise decode_error("issuer name is empty")
-    not_before, not_after = _validity(tbs, validity_f[2], validity_f[3])
-    public_key_info = parse_spki(tbs[spki_f[1] : spki_f[3]])
+    not_before, not_after = _validity(der, validity_f[2], validity_f[3])
+    public_key_info = parse_spki(der[spki_f[1] : spki_f[3]])
 
     extensions: tuple[Extension, ...] = ()
     for tag, _, cstart, cend in optional:
@@ -210,7 +209,7 @@ def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes)
             raise decode_error("unique identifiers are not allowed (RFC 5280 4.1.2.8)")
         if tag != _TAG_EXTENSIONS or extensions:
             raise decode_error("unexpected field in TBSCertificate")
-        extensions = _extensions(tbs, cstart, cend)
+        extensions = _extensions(der, cstart, cend)
         if not extensions:
             raise decode_error("empty extensions")
     if extensions and version != 3:
@@ -218,7 +217,7 @@ def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes)
     fields_from_extensions = _decode_extensions(extensions, subject_empty=subject.is_empty)
     return Certificate(
         der=der,
-        tbs_der=tbs,
+        tbs_der=der[tbs[0] : tbs[2]],
         version=version,
         serial=serial,
         signature_algorithm=algorithm,
@@ -233,7 +232,18 @@ def _parse_tbs(der: bytes, tbs: bytes, outer_algorithm: bytes, signature: bytes)
     )
 
 
-def _serial(raw: bytes) -> int:
+def _version(der: bytes, field: TLV) -> int:
+    """[0] EXPLICIT Version DEFAULT v1: present only for v2 and v3 (an encoded v1 is the DEFAULT)."""
+    _, _, start, end = only_child(der, field[2], field[3], TAG_INTEGER, "version")
+    check_integer(der, start, end)
+    if der[start:end] not in (b"\x01", b"\x02"):
+        raise decode_error("certificate version must be v2 or v3 when present")
+    return der[start] + 1
+
+
+def _serial(der: bytes, start: int, end: int) -> int:
+    check_integer(der, start, end)
+    raw = der[start:end]
     if raw[0] & 0x80:
         raise decode_error("negative serial number")
     if len(raw) > MAX_SERIAL_OCTETS + (1 if raw[0] == 0 else 0):
@@ -241,14 +251,14 @@ def _serial(raw: bytes) -> int:
     return int.from_bytes(raw, "big")
 
 
-def _validity(tbs: bytes, start: int, end: int) -> tuple[datetime, datetime]:
-    times = list(iter_children(tbs, start, end))
+def _validity(der: bytes, start: int, end: int) -> tuple[datetime, datetime]:
+    times = children(der, start, end)
     if len(times) != 2:
         raise decode_error("validity must hold notBefore and notAfter")
-    return _time(tbs, times[0]), _time(tbs, times[1])
+    return _time(der, times[0]), _time(der, times[1])
 
 
-def _time(tbs: bytes, field: tuple[int, int, int, int]) -> datetime:
+def _time(tbs: bytes, field: TLV) -> datetime:
     """UTCTime YYMMDDHHMMSSZ for years 1950-2049, GeneralizedTime YYYYMMDDHHMMSSZ otherwise (RFC 5280 4.1.2.5)."""
     tag, _, start, end = field
     text = tbs[start:end]
@@ -268,7 +278,7 @@ def _time(tbs: bytes, field: tuple[int, int, int, int]) -> datetime:
         if 1950 <= year <= 2049:
             raise decode_error("dates before 2050 must be UTCTime")
     else:
-        raise decode_error("validity time is neither UTCTime nor GeneralizedTime")
+        raise _schema("validity time is neither UTCTime nor GeneralizedTime")
     if not digits.isdigit() or text[-1:] != b"Z" or year < 0:
         raise decode_error("malformed validity time")
     try:
@@ -279,37 +289,33 @@ def _time(tbs: bytes, field: tuple[int, int, int, int]) -> datetime:
         raise decode_error("validity time out of range") from exc
 
 
-def _extensions(tbs: bytes, start: int, end: int) -> tuple[Extension, ...]:
-    _, _, seq_start, seq_end = _only_child(tbs, start, end, TAG_SEQUENCE)
+def _extensions(der: bytes, start: int, end: int) -> tuple[Extension, ...]:
+    """[3] EXPLICIT Extensions, where Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension and
+    Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }."""
+    _, _, seq_start, seq_end = only_child(der, start, end, TAG_SEQUENCE, "explicit tag [3]")
     result: list[Extension] = []
     seen: set[str] = set()
-    for tag, _, cstart, cend in iter_children(tbs, seq_start, seq_end):
+    for tag, _, cstart, cend in children(der, seq_start, seq_end):
         if tag != TAG_SEQUENCE:
             raise decode_error("Extension is not a SEQUENCE")
         if len(result) >= MAX_EXTENSIONS:
             raise decode_error("too many extensions")
-        parts = list(iter_children(tbs, cstart, cend))
+        parts = children(der, cstart, cend)
         critical = False
         if len(parts) == 3 and parts[1][0] == TAG_BOOLEAN:
-            critical = tbs[parts[1][2]] == 0xFF
+            check_boolean(der, parts[1][2], parts[1][3])
+            critical = der[parts[1][2]] == 0xFF
             if not critical:
                 raise decode_error("extension criticality FALSE must be omitted (DER DEFAULT)")
             del parts[1]
         if len(parts) != 2 or parts[0][0] != TAG_OID or parts[1][0] != TAG_OCTET_STRING:
             raise decode_error("Extension malformed")
-        oid = decode_oid(tbs, parts[0][2], parts[0][3])
+        oid = read_oid(der, parts[0][2], parts[0][3])
         if oid in seen:
             raise decode_error(f"duplicate extension {oid}")
         seen.add(oid)
-        result.append(Extension(oid, critical, tbs[parts[1][2] : parts[1][3]]))
+        result.append(Extension(oid, critical, der[parts[1][2] : parts[1][3]]))
     return tuple(result)
-
-
-def _only_child(data: bytes, start: int, end: int, tag: int) -> tuple[int, int, int, int]:
-    children = list(iter_children(data, start, end))
-    if len(children) != 1 or children[0][0] != tag:
-        raise decode_error("explicit tag must wrap exactly one value")
-    return children[0]
 
 
 _PROCESSED = frozenset(

@@ -8,10 +8,11 @@ bytes parsed) and exceeding any limit aborts the whole validation; the path leng
 
 Work is spent only where a path could end, cheapest first:
 1. The peer's certificates are not parsed up front. Each is peeked (names, key bytes, key identifiers,
-   signed bytes; no schema decode), the search runs on these, and a certificate is parsed only once a
-   path through it reaches an anchor with every signature verified. A schema decode costs about ten
-   signature checks, and a path to the anchor needs the anchor's signature, which an attacker without
-   its key cannot make: whatever such a peer sends, no certificate but its leaf is parsed.
+   signed bytes; no full parse), the search runs on these, and a certificate is parsed only once a
+   path through it reaches an anchor with every signature verified. A parse costs from half a signature
+   check (a small certificate) to several (a large one), and a path to the anchor needs the anchor's
+   signature, which an attacker without its key cannot make: whatever such a peer sends, no certificate
+   but its leaf is parsed.
    The role rules (checks.check_ca, pathLenConstraint, name constraints) then run on the parsed path,
    from the leaf up; a link they refuse unwinds the search to that link's depth, as if it had been
    refused there, so (work limits permitting) the path found is the one a search that parsed
@@ -37,7 +38,6 @@ from datetime import datetime
 from outcomes.category import Category
 from tls.x509.checks import check_ca
 from tls.x509.constraints import Budget, check_name_constraints
-from tls.x509.der import check_der
 from tls.x509.errors import X509Error
 from tls.x509.keys import PublicKey, load_public_key, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
@@ -87,6 +87,7 @@ class PathSearch:
     budget: Budget = field(init=False)
     _anchors: list[_Node] = field(init=False)
     _peers: list[_Node] = field(init=False)
+    _by_subject: dict[bytes, list[_Node]] = field(default_factory=dict)
     _impostor_keys: dict[tuple[bytes, bytes], set[bytes]] = field(init=False)
     _keys: dict[bytes, PublicKey | X509Error] = field(default_factory=dict)
     _verified: dict[tuple[bytes, bytes], X509Error | None] = field(default_factory=dict)
@@ -114,8 +115,11 @@ class PathSearch:
                 self._impostor_keys.setdefault(identity, set()).add(anchor.spki_der)
 
     def build(self, leaf: Certificate) -> tuple[Certificate, ...]:
-        # The leaf is not a candidate for anything (a sent copy of it is not a second certificate).
-        self._peers = [peer for peer in self._peers if peer.summary.der != leaf.der]
+        # The leaf is not a candidate for anything (a sent copy of it is not a second certificate). The others
+        # are found by subject: a child's issuer name picks its candidates without a scan of every peer.
+        for peer in self._peers:
+            if peer.summary.der != leaf.der:
+                self._by_subject.setdefault(peer.summary.subject, []).append(peer)
         found = self._extend([_Node(leaf.summary, leaf)])
         if found is not None:
             return found
@@ -166,7 +170,7 @@ class PathSearch:
         for anchor in self._anchors:
             if may_issue(anchor.summary):
                 yield anchor
-        for peer in self._peers:
+        for peer in self._by_subject.get(child.issuer, ()):
             summary = peer.summary
             if peer.malformed or not may_issue(summary):
                 continue
@@ -255,8 +259,7 @@ class PathSearch:
         key = self._keys.get(spki)
         if key is None:
             try:
-                check_der(spki)  # the peek did not walk it; the key reader expects checked DER
-                key = load_public_key(parse_spki(spki))
+                key = load_public_key(parse_spki(spki))  # the key reader checks its own DER
             except X509Error as error:
                 key = error
             self._keys[spki] = key
@@ -270,7 +273,6 @@ class PathSearch:
             return child.parsed.signature_algorithm
         if child.algorithm is None:
             try:
-                check_der(child.summary.signature_algorithm)
                 child.algorithm = parse_signature_algorithm(child.summary.signature_algorithm)
             except X509Error as error:
                 child.algorithm = error

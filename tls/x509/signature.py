@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from outcomes.category import Category
 from tls.x509 import oids
-from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, decode_oid, iter_children, read_single
+from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, check_der, children, encode_oid, read_oid, read_single, tlv
 from tls.x509.errors import X509Error, decode_error
 from tls.x509.keys import PublicKey, RsaPssPublicKey
 from tls.x509.model import SignatureAlgorithm
@@ -45,16 +45,27 @@ _HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512(),
 }
 _PKCS1: Final = padding.PKCS1v15()
+_NULL: Final = bytes((TAG_NULL, 0))
 
 
 def parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
-    """Decode one AlgorithmIdentifier (DER already checked) into a SignatureAlgorithm."""
+    """Decode one AlgorithmIdentifier into a SignatureAlgorithm (the common ones from a table of their
+    exact encodings)."""
+    known = _KNOWN.get(der)
+    return known if known is not None else _parse_signature_algorithm(der)
+
+
+def _parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
+    """Decode one AlgorithmIdentifier into a SignatureAlgorithm. Its parameters are an open type: whatever
+    they hold must be DER, even where the algorithm is then refused for them."""
     _, start, end = read_single(der, TAG_SEQUENCE)
-    parts = list(iter_children(der, start, end))
+    parts = children(der, start, end)
     if not parts or parts[0][0] != TAG_OID or len(parts) > 2:
         raise decode_error("signature AlgorithmIdentifier malformed")
-    oid = decode_oid(der, parts[0][2], parts[0][3])
+    oid = read_oid(der, parts[0][2], parts[0][3])
     params = parts[1] if len(parts) == 2 else None
+    if params is not None and der[params[1] : params[3]] != _NULL:
+        check_der(der[params[1] : params[3]])
     if oid in _WEAK:
         return SignatureAlgorithm(der, oid, problem=_WEAK[oid])
     if oid in _FIXED:
@@ -70,6 +81,17 @@ def parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
             return SignatureAlgorithm(der, oid, problem="RSASSA-PSS without parameters")
         return _parse_pss(der, oid, der[params[1] : params[3]])
     return SignatureAlgorithm(der, oid, problem=f"signature algorithm {oid} not supported")
+
+
+# The algorithms with fixed parameters, by their exact DER (NULL parameters for PKCS#1 v1.5, none for the
+# others): a table of what the parse gives for these bytes, built once, never grown (not a cache).
+_KNOWN: Final = {
+    der: _parse_signature_algorithm(der)
+    for der in (
+        tlv(TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oid)) + (_NULL if scheme == "rsa-pkcs1" else b""))
+        for oid, (scheme, _) in _FIXED.items()
+    )
+}
 
 
 def _parse_pss(der: bytes, oid: str, params: bytes) -> SignatureAlgorithm:

@@ -2,10 +2,11 @@
 
 Why a meter and not only caps on the input: what a chain costs is not its length but what path building
 does with it. A peer chooses every certificate's size, names and key identifiers, so it chooses how many
-candidates match, how many certificates get parsed (the dominant cost: a schema decode is worth about ten
-signature checks) and how many signatures get verified. Each of these is counted here as it happens and
-refused once its limit would be passed, so the worst case of any chain is a fixed amount of work, whatever
-the search order meets. A caller may pass its own `Work` to see what a validation spent, refused or not.
+candidates match, how many certificates get parsed (from half a signature check for a small certificate
+to about eight for a 10 KB one holding MAX_SAN_ENTRIES names) and how many signatures get verified. Each
+of these is counted here as it happens and refused once its limit would be passed, so the worst case of
+any chain is a fixed amount of work, whatever the search order meets. A caller may pass its own `Work` to
+see what a validation spent, refused or not.
 """
 
 from __future__ import annotations

@@ -6,7 +6,18 @@ import pytest
 
 from outcomes.category import Category
 from tests.tls.x509.factory import tlv
-from tls.x509.der import check_der, decode_oid, read_single
+from tls.x509 import oids
+from tls.x509.der import (
+    check_der,
+    check_set_order,
+    children,
+    decode_oid,
+    encode_oid,
+    only_child,
+    read_natural,
+    read_oid,
+    read_single,
+)
 from tls.x509.errors import X509Error
 from tls.x509.limits import MAX_DER_DEPTH, MAX_DER_NODES
 
@@ -57,6 +68,9 @@ BAD = {
     "child runs past parent": b"\x30\x02\x04\x05abcde",
     "truncated header": b"\x30",
     "length of 4 octets": b"\x04\x84\x00\x00\x00\x01x",
+    "end-of-contents tag": seq(tlv(0x00, b"")),
+    "end-of-contents tag with content": seq(tlv(0x00, b"\x01")),
+    "constructed end-of-contents tag": seq(tlv(0x20, b"")),
 }
 
 
@@ -93,3 +107,82 @@ def test_read_single_checks_tag() -> None:
 def test_decode_oid(content: str, dotted: str) -> None:
     raw = bytes.fromhex(content)
     assert decode_oid(raw, 0, len(raw)) == dotted
+
+
+# --- the schema-directed reader: each header rule, as `check_der` applies it -----------------------------
+
+HEADERS = {
+    "indefinite length": b"\x30\x80\x05\x00\x00\x00",
+    "non-minimal long form": b"\x04\x81\x05hello",
+    "long length with leading zero": b"\x04\x82\x00\x80" + b"x" * 0x80,
+    "multi-byte tag": b"\x1f\x81\x01\x00",
+    "length of 4 octets": b"\x04\x84\x00\x00\x00\x01x",
+    "truncated header": b"\x05",
+    "truncated long length": b"\x04\x82\x01",
+    "value past the container": b"\x04\x05abc",
+}
+
+
+@pytest.mark.parametrize("data", HEADERS.values(), ids=HEADERS.keys())
+def test_children_refuses_every_non_der_header(data: bytes) -> None:
+    """`children` inlines the header rules of `read_header`: a value after a good one is read the same way."""
+    good = tlv(0x05, b"")
+    for where in (data, good + data):
+        with pytest.raises(X509Error) as info:
+            children(where, 0, len(where))
+        assert info.value.category is Category.DECODE_ERROR
+
+
+def test_children_reads_each_value_with_its_offsets() -> None:
+    data = tlv(0x02, b"\x01") + tlv(0x04, b"x" * 200) + tlv(0x30, b"")
+    assert children(data, 0, len(data)) == [(0x02, 0, 2, 3), (0x04, 3, 6, 206), (0x30, 206, 208, 208)]
+    assert children(data, 3, 3) == []
+
+
+def test_set_order_is_checked_on_whole_encodings() -> None:
+    ordered = tlv(0x02, b"\x01") + tlv(0x02, b"\x02") + tlv(0x02, b"\x01\x00")  # the length octet counts
+    check_set_order(ordered, children(ordered, 0, len(ordered)))
+    reversed_pair = tlv(0x02, b"\x02") + tlv(0x02, b"\x01")
+    with pytest.raises(X509Error, match="SET OF elements not in DER order"):
+        check_set_order(reversed_pair, children(reversed_pair, 0, len(reversed_pair)))
+
+
+def test_only_child_wants_exactly_one_value_of_its_tag() -> None:
+    assert only_child(tlv(0x02, b"\x01"), 0, 3, 0x02, "x") == (0x02, 0, 2, 3)
+    for data in (b"", tlv(0x02, b"\x01") * 2, tlv(0x04, b"")):
+        with pytest.raises(X509Error, match="must wrap exactly one value"):
+            only_child(data, 0, len(data), 0x02, "x")
+
+
+@pytest.mark.parametrize(("content", "value"), [(b"\x00", 0), (b"\x7f", 127), (b"\x00\x80", 128)])
+def test_read_natural(content: bytes, value: int) -> None:
+    assert read_natural(content, 0, len(content), "x") == value
+
+
+@pytest.mark.parametrize(("content", "reason"), [(b"\xff", "negative"), (b"\x00\x01", "minimally"), (b"", "empty")])
+def test_read_natural_refusals(content: bytes, reason: str) -> None:
+    with pytest.raises(X509Error, match=reason):
+        read_natural(content, 0, len(content), "x")
+
+
+def test_the_oid_table_holds_canonical_encodings_of_every_named_oid() -> None:
+    named = [value for name, value in vars(oids).items() if name.isupper() and isinstance(value, str)]
+    for dotted in named:
+        content = encode_oid(dotted)
+        check_der(tlv(0x06, content))
+        assert decode_oid(content, 0, len(content)) == dotted == read_oid(content, 0, len(content))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "empty"), (b"\x2a\x86", "truncated"), (b"\x2a\x80\x01", "minimally"),
+     (b"\x55\x1d\x80\x13", "minimally")],
+)
+def test_read_oid_refuses_what_is_not_in_the_table_and_not_canonical(content: bytes, reason: str) -> None:
+    with pytest.raises(X509Error, match=reason):
+        read_oid(content, 0, len(content))
+
+
+def test_read_oid_decodes_oids_outside_the_table() -> None:
+    content = bytes.fromhex("2b0601040182371402")
+    assert read_oid(content, 0, len(content)) == "1.3.6.1.4.1.311.20.2"

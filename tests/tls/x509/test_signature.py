@@ -9,6 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from outcomes.category import Category
 from tests.tls.x509.factory import shared_key, tlv
 from tls.x509 import X509Error
+from tls.x509 import signature as signature_module
+from tls.x509.der import check_der
 from tls.x509.keys import RsaPssPublicKey
 from tls.x509.signature import parse_signature_algorithm, verify_signature
 
@@ -170,3 +172,16 @@ def test_rsa_pss_issuer_key_verifies_only_pss_within_its_restrictions() -> None:
             verify_signature(key, alg, signature, message)
         assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
         assert reason in info.value.reason
+
+
+def test_the_table_of_common_algorithms_holds_what_the_parse_gives() -> None:
+    """parse_signature_algorithm answers the fixed-parameter algorithms from a table of their exact DER; each
+    entry is canonical DER and is what the parse itself decodes from those bytes."""
+    assert len(signature_module._KNOWN) == 7  # ECDSA and PKCS#1 v1.5 with three hashes each, Ed25519
+    for der, known in signature_module._KNOWN.items():
+        check_der(der)
+        assert known == signature_module._parse_signature_algorithm(der)
+        assert known.problem is None
+        assert parse_signature_algorithm(der) is known
+    assert parse_signature_algorithm(algorithm("sha256rsa", NULL)).hash_name == "sha256"
+    assert parse_signature_algorithm(algorithm("sha256rsa")).problem is not None  # not in the table: parsed
