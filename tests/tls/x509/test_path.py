@@ -242,13 +242,22 @@ def test_certificates_on_no_path_to_an_anchor_are_never_parsed(verifications: li
         for n in range(11)
     ]
     leaf = issue(Spec(), issuer=fakes[0])
+    chain = [leaf.der, *(f.der for f in fakes)]
     work = Work()
+    roomy = replace(DEFAULT_LIMITS, max_signature_checks=16)  # room for every link: the search ends on its own
     with pytest.raises(X509Error) as info:
-        validate([leaf.der, *(f.der for f in fakes)], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST,
-                 time=NOW, work=work)
+        validate(chain, anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW, limits=roomy,
+                 work=work)
     assert info.value.category is Category.CHAIN_SIGNATURE_INVALID
     assert work.certificates_parsed == 1  # the leaf
     assert len(verifications) == work.signature_checks == 1 + 11  # leaf <- the one key; each fake <- anchor
+    verifications.clear()
+    work = Work()
+    with pytest.raises(X509Error) as info:  # the default budget ends it sooner (issue 17: its cost was 4x)
+        validate(chain, anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW, work=work)
+    assert info.value.category is Category.PATH_BUILDING_LIMIT
+    assert work.certificates_parsed == 1
+    assert len(verifications) == work.signature_checks == DEFAULT_LIMITS.max_signature_checks
 
 
 def test_a_link_refused_after_the_anchor_is_reached_unwinds_to_its_depth(verifications: list[int]) -> None:
