@@ -57,12 +57,13 @@ class ValidationLimits:
     # peer's certificates on a path whose signatures reach an anchor; anchors are parsed once and cached).
     # A parse costs what its size makes it cost (half a check for a small certificate, about eight for a
     # 10 KB one full of names), so its budget is in bytes.
-    # The most any x509-limbo case needs is 4 checks and 9.8 KB (microsoft.com's live chain); these allow
-    # twice and three times that, and a largest leaf plus a largest intermediate (2 x MAX_CERT_SIZE). Twice, not
-    # more: a chain of certificates that each verify one link but never reach the anchor costs its checks
-    # before the refusal, and once parsing became cheap (issue 17) those checks are the whole of its cost
-    # (16 allowed eleven forged intermediates 4.2 normal chains' worth of CPU; 8 keep it under 3).
-    max_signature_checks: int = 8
+    # The most any x509-limbo case needs is 4 checks and 9.8 KB (microsoft.com's live chain); these allow half
+    # as much again and three times that, and a largest leaf plus a largest intermediate (2 x MAX_CERT_SIZE).
+    # No more checks than that: a chain of certificates that each verify one link but never reach the anchor
+    # costs its checks before the refusal, and once parsing became cheap (issue 17) those checks are the whole
+    # of its cost: 16 let eleven forged intermediates cost 4.2 normal chains' worth of CPU, 8 about 3, 6 about
+    # 2.5 (`python -m bench x509`).
+    max_signature_checks: int = 6
     # ... and what those checks may cost together, in units of one RSA-2048 or P-256 verification
     # (tls.x509.keys.verify_cost: an RSA-4096 check costs 4, an RSA-8192 one with a 32-bit exponent 32).
     max_signature_work: int = 32
