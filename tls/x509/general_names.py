@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from pyasn1_modules import rfc5280
-
 from tls.x509.asn1 import decode_strict
 from tls.x509.der import TAG_OID, TAG_SEQUENCE, TLV, check_der, children, only_child, read_oid
 from tls.x509.errors import decode_error
@@ -83,6 +81,8 @@ def read_general_name(data: bytes, element: TLV, what: str, *, constraint: bool 
     elif tag == TAG_REGISTERED_ID:
         read_oid(data, start, end)
     elif tag in (TAG_X400_ADDRESS, TAG_EDI_PARTY_NAME):
+        from pyasn1_modules import rfc5280  # noqa: PLC0415 - forms nobody issues: imported when one comes
+
         decode_strict(data[header:end], rfc5280.GeneralName(), what)
     else:
         raise decode_error(f"{what} malformed: GeneralName with tag 0x{tag:02x}")

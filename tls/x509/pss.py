@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pyasn1_modules import rfc4055
-
 from tls.x509 import oids
 from tls.x509.asn1 import decode_strict
 from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, decode_oid, iter_children, read_single
@@ -35,6 +33,8 @@ class PssParams:
 
 def parse_pss_params(params: bytes) -> PssParams:
     """Decode RSASSA-PSS-params (the full TLV of the SEQUENCE)."""
+    from pyasn1_modules import rfc4055  # noqa: PLC0415 - PSS keys are rare: imported when one comes
+
     decoded = decode_strict(params, rfc4055.RSASSA_PSS_params(), "RSASSA-PSS parameters")
     salt_field = decoded["saltLength"]
     salt = int(salt_field) if salt_field.isValue else _DEFAULT_SALT
