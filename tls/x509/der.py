@@ -223,11 +223,19 @@ def check_integer(data: bytes, start: int, end: int) -> None:
         raise decode_error("INTEGER not minimally encoded")
 
 
+MAX_NATURAL_OCTETS = 8
+"""Octets of a small non-negative INTEGER (a path length, a base distance): no meaningful value needs more,
+and an unbounded one would make a number too long to print."""
+
+
 def read_natural(data: bytes, start: int, end: int, what: str) -> int:
     """A DER INTEGER's content that must not be negative (pathLenConstraint, BaseDistance, ...)."""
     check_integer(data, start, end)
     if data[start] & 0x80:
         raise decode_error(f"{what} malformed: negative value")
+    size = end - start
+    if size > MAX_NATURAL_OCTETS and not (size == MAX_NATURAL_OCTETS + 1 and data[start] == 0):  # (a leading
+        raise decode_error(f"{what} malformed: longer than {MAX_NATURAL_OCTETS} octets")  # zero keeps it positive)
     return int.from_bytes(data[start:end], "big")
 
 
@@ -242,17 +250,28 @@ def check_bit_string(data: bytes, start: int, end: int) -> None:
         raise decode_error("BIT STRING padding bits not zero")
 
 
+MAX_OID_ARC_OCTETS = 20
+"""Octets one arc of an OBJECT IDENTIFIER may take: a UUID arc (2.25.N, 128 bits) needs 19. Longer arcs are
+refused: decoding one is quadratic in its length and its decimal form can exceed Python's int-to-str limit."""
+
+
 def check_oid(data: bytes, start: int, end: int) -> None:
     if start == end:
         raise decode_error("empty OBJECT IDENTIFIER")
     if data[end - 1] & 0x80:
         raise decode_error("truncated OBJECT IDENTIFIER")
     at_arc_start = True
+    arc_octets = 0
     for index in range(start, end):
         octet = data[index]
         if at_arc_start and octet == 0x80:
             raise decode_error("OBJECT IDENTIFIER arc not minimally encoded")
+        arc_octets += 1
+        if arc_octets > MAX_OID_ARC_OCTETS:
+            raise decode_error(f"OBJECT IDENTIFIER arc longer than {MAX_OID_ARC_OCTETS} octets")
         at_arc_start = not octet & 0x80
+        if at_arc_start:
+            arc_octets = 0
 
 
 def decode_oid(data: bytes, start: int, end: int) -> str:

@@ -154,12 +154,14 @@ def test_only_child_wants_exactly_one_value_of_its_tag() -> None:
             only_child(data, 0, len(data), 0x02, "x")
 
 
-@pytest.mark.parametrize(("content", "value"), [(b"\x00", 0), (b"\x7f", 127), (b"\x00\x80", 128)])
+@pytest.mark.parametrize(("content", "value"), [(b"\x00", 0), (b"\x7f", 127), (b"\x00\x80", 128),
+                                              (b"\x00" + b"\xff" * 8, 2**64 - 1)])
 def test_read_natural(content: bytes, value: int) -> None:
     assert read_natural(content, 0, len(content), "x") == value
 
 
-@pytest.mark.parametrize(("content", "reason"), [(b"\xff", "negative"), (b"\x00\x01", "minimally"), (b"", "empty")])
+@pytest.mark.parametrize(("content", "reason"), [(b"\xff", "negative"), (b"\x00\x01", "minimally"), (b"", "empty"),
+                                               (b"\x01" * 9, "longer than 8 octets")])
 def test_read_natural_refusals(content: bytes, reason: str) -> None:
     with pytest.raises(X509Error, match=reason):
         read_natural(content, 0, len(content), "x")
@@ -181,6 +183,30 @@ def test_the_oid_table_holds_canonical_encodings_of_every_named_oid() -> None:
 def test_read_oid_refuses_what_is_not_in_the_table_and_not_canonical(content: bytes, reason: str) -> None:
     with pytest.raises(X509Error, match=reason):
         read_oid(content, 0, len(content))
+
+
+def _arc(value: int) -> bytes:
+    """One OID arc in base 128, high bit set on all but the last octet."""
+    groups = []
+    while True:
+        groups.append(value & 0x7F)
+        value >>= 7
+        if not value:
+            break
+    return bytes(g | 0x80 for g in reversed(groups[1:])) + bytes([groups[0]])
+
+
+def test_a_uuid_arc_is_read_and_a_longer_one_refused_before_it_is_decoded() -> None:
+    """A 128-bit arc (2.25.UUID, 19 octets) is the longest anyone issues; a 2 KB one used to reach int-to-str's
+    limit as a ValueError (found by review) and costs time quadratic in its length to decode."""
+    uuid = (1 << 128) - 1
+    content = b"\x69" + _arc(uuid)  # 2.25
+    assert read_oid(content, 0, len(content)) == f"2.25.{uuid}"
+    for data in (b"\x69" + _arc(1 << 140), b"\x2a" + b"\xff" * 2100 + b"\x01"):
+        with pytest.raises(X509Error, match="arc longer than 20 octets"):
+            read_oid(data, 0, len(data))
+        with pytest.raises(X509Error, match="arc longer than 20 octets"):
+            check_der(tlv(0x06, data))
 
 
 def test_read_oid_decodes_oids_outside_the_table() -> None:
