@@ -48,7 +48,8 @@ EXTRA_MODULES = (
     "cryptography.hazmat.primitives.asymmetric.ec", "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.asymmetric.ed25519", "cryptography.hazmat.primitives.ciphers.aead",
     "cryptography.hazmat.primitives.kdf.hkdf", "cryptography.hazmat.primitives.hashes",
-    "pyasn1.codec.der.decoder", "pyasn1.codec.der.encoder", "pyasn1_modules.rfc5280",
+    "pyasn1.codec.der.decoder", "pyasn1.codec.der.encoder", "pyasn1.error", "pyasn1_modules.rfc5280",
+    "pyasn1_modules.rfc4055",
 )
 # Project modules that exist for host-side comparisons only (the stdlib-ssl TLS backend used by the
 # benchmarks): not shipped, so the image needs no OpenSSL of its own.
