@@ -16,6 +16,7 @@ it replaces: a bundle that is not well formed stops the boot (`BundleError`), as
 
 from __future__ import annotations
 
+import importlib.util
 import marshal
 import os
 import sys
@@ -23,8 +24,10 @@ from importlib.machinery import ModuleSpec, PathFinder
 from types import CodeType, ModuleType
 
 BUNDLE_FILE = "/app/modules.bundle"
-MAGIC = b"pinata-modules-1\n"
+MAGIC = b"pinata-modules-2\n"
+PYC_MAGIC_BYTES = 4  # after MAGIC: the .pyc magic number of the interpreter that compiled the modules
 INDEX_LENGTH_BYTES = 8
+HEADER_BYTES = len(MAGIC) + PYC_MAGIC_BYTES + INDEX_LENGTH_BYTES
 
 Entry = tuple[int, int, bool, str]
 """Where a module's code is (offset from the end of the index, length), whether it is a package, and its
@@ -35,12 +38,15 @@ class BundleError(Exception):
     """The bundle file is not one the image builder wrote."""
 
 
-def read_index(header: bytes) -> tuple[int, dict[str, Entry]]:
-    """(length of the header and index, the index) from the file's first bytes."""
-    start = len(MAGIC) + INDEX_LENGTH_BYTES
+def read_index(header: bytes, pyc_magic: bytes = importlib.util.MAGIC_NUMBER) -> tuple[int, dict[str, Entry]]:
+    """(length of the header and index, the index) from the file's first bytes. `pyc_magic`: the bytecode
+    version this interpreter runs (what the .pyc header said, which the bundle keeps once for all modules)."""
+    start = HEADER_BYTES
     if not header.startswith(MAGIC) or len(header) < start:
         raise BundleError("not a module bundle")
-    length = int.from_bytes(header[len(MAGIC) : start], "big")
+    if header[len(MAGIC) : len(MAGIC) + PYC_MAGIC_BYTES] != pyc_magic:
+        raise BundleError("the bundle was compiled for another Python version")
+    length = int.from_bytes(header[start - INDEX_LENGTH_BYTES : start], "big")
     if len(header) < start + length:
         raise BundleError("the bundle's index is cut short")
     try:
@@ -114,9 +120,9 @@ def install(path: str = BUNDLE_FILE) -> BundleFinder:
     try:
         end, index = read_index(first)
     except BundleError:
-        if not first.startswith(MAGIC) or len(first) < len(MAGIC) + INDEX_LENGTH_BYTES:
+        if not first.startswith(MAGIC) or len(first) < HEADER_BYTES:
             raise
-        whole = len(MAGIC) + INDEX_LENGTH_BYTES + int.from_bytes(first[len(MAGIC) : len(MAGIC) + 8], "big")
+        whole = HEADER_BYTES + int.from_bytes(first[HEADER_BYTES - INDEX_LENGTH_BYTES : HEADER_BYTES], "big")
         end, index = read_index(os.pread(fd, whole, 0))  # an index longer than the first read
     finder = BundleFinder(fd, end, index)
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder), len(sys.meta_path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import marshal
 
-from appliance.module_bundle import INDEX_LENGTH_BYTES, MAGIC, Entry
+from appliance.module_bundle import INDEX_LENGTH_BYTES, MAGIC, PYC_MAGIC_BYTES, Entry
 
 PYC_HEADER_BYTES = 16  # PEP 552: magic, flags, and the source hash or timestamp and size
 ROOTS = ("usr/lib/python3.11/", "app/")
@@ -29,18 +29,25 @@ def module_name(image_path: str) -> tuple[str, bool] | None:
 
 
 def write(pycs: dict[str, bytes]) -> bytes:
-    """The bundle holding `pycs` (image path -> .pyc bytes, each under one of ROOTS)."""
+    """The bundle holding `pycs` (image path -> .pyc bytes, each under one of ROOTS, all compiled by one
+    interpreter, whose magic number the bundle keeps for the reader to compare with its own)."""
     index: dict[str, Entry] = {}
     blobs: list[bytes] = []
     offset = 0
+    magics = {pyc[:PYC_MAGIC_BYTES] for pyc in pycs.values()}
+    if len(magics) > 1:
+        raise ValueError(f"the modules were compiled by {len(magics)} different Python versions")
     for image_path, pyc in sorted(pycs.items(), key=lambda item: module_name(item[0]) or ("", False)):
         named = module_name(image_path)
         if named is None:
             raise ValueError(f"{image_path}: not a module the bundle can hold")
         name, is_package = named
+        if name in index:  # e.g. the same name in the stdlib and in /app: sys.path order would decide
+            raise ValueError(f"{image_path}: a second module named {name}")
         code = pyc[PYC_HEADER_BYTES:]
         index[name] = (offset, len(code), is_package, "/" + image_path[: -len("c")])
         blobs.append(code)
         offset += len(code)
     encoded = marshal.dumps(index)
-    return MAGIC + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded + b"".join(blobs)
+    pyc_magic = next(iter(magics), bytes(PYC_MAGIC_BYTES))
+    return MAGIC + pyc_magic + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded + b"".join(blobs)

@@ -7,6 +7,7 @@ import marshal
 import runpy
 import sys
 from collections.abc import Iterator
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 from typing import Any
 
@@ -86,22 +87,28 @@ def test_module_names_from_image_paths() -> None:
     assert bundle.module_name("lib/x86_64-linux-gnu/libc.so.6") is None
     with pytest.raises(ValueError, match="not a module"):
         bundle.write({"etc/passwd.pyc": bytes(20)})
+    source = pyc_bytes(b"x = 1\n", "/app/x.py")
+    with pytest.raises(ValueError, match="a second module named json"):
+        bundle.write({"usr/lib/python3.11/json.pyc": source, "app/json.pyc": source})
+    with pytest.raises(ValueError, match="2 different Python versions"):
+        bundle.write({"app/a.pyc": source, "app/b.pyc": b"\x00\x00\r\n" + source[4:]})
 
 
 def test_the_same_modules_make_the_same_bytes() -> None:
     assert _bundle_bytes() == _bundle_bytes()
 
 
-def _header(index: Any) -> bytes:
+def _header(index: Any, pyc_magic: bytes = MAGIC_NUMBER) -> bytes:
     encoded = marshal.dumps(index)
-    return MAGIC + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded
+    return MAGIC + pyc_magic + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded
 
 
 @pytest.mark.parametrize("data", [
     b"",
     b"not a bundle at all",
-    MAGIC + (10**6).to_bytes(INDEX_LENGTH_BYTES, "big") + b"short",
-    MAGIC + (3).to_bytes(INDEX_LENGTH_BYTES, "big") + b"\xff\xff\xff",
+    MAGIC + MAGIC_NUMBER + (10**6).to_bytes(INDEX_LENGTH_BYTES, "big") + b"short",
+    MAGIC + MAGIC_NUMBER + (3).to_bytes(INDEX_LENGTH_BYTES, "big") + b"\xff\xff\xff",
+    _header({}, pyc_magic=b"\x00\x00\r\n"),  # compiled by another Python
     _header(["a list"]),
     _header({"name": (0, 1, "not a bool", "/app/x.py")}),
     _header({1: (0, 1, False, "/app/x.py")}),
