@@ -44,6 +44,7 @@ from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.validation import BootCaValidator
 from appliance.vault import Vault
+from appliance.wallet_key import InvalidWalletKeyError, public_key
 from appliance.web import Site
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -258,12 +259,14 @@ def provision_main(argv: list[str], log: JsonLog, sources: Sources) -> int:
     args = parser.parse_args(argv)
     try:
         secret = wif_decode(args.wif) if args.wif is not None else new_wallet_key(sources.random)
+        public_key(secret)  # a WIF that is not a key is refused before the disk file is made
         disk = Disk(args.disk)
         try:
             address = provision(disk, secret, DEFAULT_LIMITS.ledger_region_bytes)
         finally:
             disk.close()
-    except (BitcoinFormatError, AlreadyProvisionedError, RandomSourceError, DiskError, OSError) as exc:
+    except (BitcoinFormatError, InvalidWalletKeyError, AlreadyProvisionedError, RandomSourceError, DiskError,
+            OSError) as exc:
         log.event("provision-failed", error=str(exc) if not isinstance(exc, BitcoinFormatError) else "invalid WIF")
         return 1
     log.event("provisioned", disk=str(args.disk), address=address.decode("ascii"))

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from appliance import bitcoin
 from appliance.config import DEFAULT_LIMITS, TCP_HEADROOM, Limits, describe
+from appliance.data_disk import SECP256K1_ORDER
 from appliance.log import JsonLog
 from appliance.main import (
     SYSTEM,
@@ -123,6 +124,17 @@ def test_provision_refuses_a_bad_wif(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "invalid WIF" in result.stdout
     assert KNOWN_WIF[:-1] not in result.stdout
+
+
+@pytest.mark.parametrize("scalar", [0, SECP256K1_ORDER, 2**256 - 1], ids=["zero", "order", "all-ones"])
+def test_provision_refuses_a_wif_that_is_not_a_key_before_touching_the_disk(tmp_path: Path, scalar: int) -> None:
+    """A well-formed WIF whose 32 bytes are not a secp256k1 key: a counted refusal, no traceback, no file."""
+    result = _run("provision", "--wif", bitcoin.wif_encode(scalar.to_bytes(32, "big")), "--disk",
+                  str(tmp_path / "disk"))
+    assert result.returncode == 1, result.stderr
+    assert '"event":"provision-failed"' in result.stdout
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "disk").exists()
 
 
 def test_run_with_a_bad_network_exits_with_a_message(tmp_path: Path) -> None:
