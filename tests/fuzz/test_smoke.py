@@ -48,7 +48,7 @@ def test_every_target_fuzzes_briefly(tmp_path: Path) -> None:
     failures = []
     for target, result in results:
         stats, _, saved = parse_log(result.stderr)
-        seeds = sum(1 for _ in inputs([target.corpus, target.regressions]))
-        if result.returncode != 0 or saved or stats.get("number_of_executed_units", 0) < seeds:
+        # It ran (the seeds themselves are replayed above, without a time cap that a loaded machine could hit).
+        if result.returncode != 0 or saved or stats.get("number_of_executed_units", 0) < 1:
             failures.append(f"{target.name}: exit {result.returncode}, saved {saved}\n{result.stderr[-3000:]}")
     assert not failures, "\n\n".join(failures)
