@@ -151,13 +151,19 @@ def test_callback_sends_the_secret_to_a_tls_server_on_40001(appliance: Running, 
     context.load_cert_chain(server_cert, server_key)
     context.load_verify_locations(appliance.pki / "ca.pem")
     context.verify_mode = ssl.CERT_REQUIRED  # the appliance must present its client certificate
-    with socket.create_server(("127.0.0.1", appliance.ports.callback_target)) as listener:
+    _callback_delivers_the_secret(appliance, context)
+
+
+def _callback_delivers_the_secret(running: Running, context: ssl.SSLContext) -> None:
+    """Ask 10001 to call back, serve one TLS connection on 40001 with `context`: the secret arrives, once."""
+    before = running.count("callback", "success")
+    with socket.create_server(("127.0.0.1", running.ports.callback_target)) as listener:
         listener.settimeout(10)
         thread, received = serve_tls_once(listener, context)
-        raw_exchange(appliance.ports.callback, b"")
+        raw_exchange(running.ports.callback, b"")
         thread.join(timeout=15)
     assert received == [KNOWN_WIF.encode() + b"\n"]
-    assert appliance.wait_count("callback", "success", 1) >= 1
+    assert running.wait_count("callback", "success", before + 1) == before + 1
 
 
 def _rsa_server(running: Running, directory: Path) -> ssl.SSLContext:
@@ -182,14 +188,7 @@ def test_callback_sends_the_secret_to_a_tls_server_with_an_rsa_certificate(
 ) -> None:
     context = _rsa_server(appliance, tmp_path)
     context.minimum_version = context.maximum_version = version
-    before = appliance.count("callback", "success")
-    with socket.create_server(("127.0.0.1", appliance.ports.callback_target)) as listener:
-        listener.settimeout(10)
-        thread, received = serve_tls_once(listener, context)
-        raw_exchange(appliance.ports.callback, b"")
-        thread.join(timeout=15)
-    assert received == [KNOWN_WIF.encode() + b"\n"]
-    assert appliance.wait_count("callback", "success", before + 1) == before + 1
+    _callback_delivers_the_secret(appliance, context)
 
 
 def test_reverse_takes_a_server_with_an_rsa_certificate(appliance: Running, tmp_path: Path) -> None:
