@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 
 from fuzz import chunks, net_checks
+from fuzz.clock import run_due_timers
 from fuzz.errors import require
 from fuzz.frames import BROADCAST_MAC, GATEWAY, THEM_MAC, US_MAC, datagrams, ether
 from netstack import ethernet
@@ -58,10 +59,7 @@ class _Harness:
 
     def advance(self, body: bytes) -> None:
         self.now += int.from_bytes(body[:2].ljust(2, b"\x00"), "big") & 0x0FFF  # at most 68 minutes a step
-        deadline = self.stack.next_deadline()
-        while deadline is not None and deadline <= self.now:
-            self.stack.timers_expired(deadline)
-            deadline = self.stack.next_deadline()
+        run_due_timers(self.stack, self.now)
         self.stack.timers_expired(self.now)
 
     def check(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 
 from fuzz import chunks, net_checks
+from fuzz.clock import run_due_timers
 from fuzz.errors import require
 from fuzz.frames import (
     BROADCAST_MAC,
@@ -79,10 +80,7 @@ class _Harness:
 
     def advance(self, body: bytes) -> None:
         self.now += int.from_bytes(body[:2].ljust(2, b"\x00"), "big") / 100
-        deadline = self.stack.next_deadline()
-        while deadline is not None and deadline <= self.now:
-            self.stack.timers_expired(deadline)
-            deadline = self.stack.next_deadline()
+        run_due_timers(self.stack, self.now)
         self.stack.timers_expired(self.now)
 
     def check(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 
 from fuzz import chunks
+from fuzz.clock import run_due_timers
 from fuzz.errors import PropertyViolationError, require
 from fuzz.frames import THEM, US
 from netstack.checksum import checksum
@@ -142,10 +143,7 @@ class _Harness:
 
     def advance(self, body: bytes) -> None:
         self.now += int.from_bytes(body[:2].ljust(2, b"\x00"), "big") / 100
-        deadline = self.layer.next_deadline()
-        while deadline is not None and deadline <= self.now:
-            self.layer.timers_expired(deadline)
-            deadline = self.layer.next_deadline()
+        run_due_timers(self.layer, self.now)
 
     def check(self) -> None:
         layer = self.layer
