@@ -4,29 +4,18 @@ connection already gone (a TcpError traceback and tcp-internal-error, 9 tries in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from adapters.tcp_sockets import TcpSockets
 from netstack.tcp.segment import ACK, RST, SYN, build_options
+from tests.adapters.idle_driver import IdleDriver
 from tests.netstack.tcp.raw import RawPeer
-
-
-class StubDriver:
-    def __init__(self) -> None:
-        self.after_io: list[Callable[[], None]] = []
-
-    def kick(self) -> None:
-        pass
-
-    def now(self) -> float:
-        return 0.0
 
 
 def test_an_accepted_connection_reset_in_the_same_batch_is_never_started() -> None:
     loop = asyncio.new_event_loop()
     try:
         peer = RawPeer()
-        sockets = TcpSockets(peer.layer, StubDriver(), loop)
+        sockets = TcpSockets(peer.layer, IdleDriver(), loop)
         made: list[asyncio.BaseProtocol] = []
 
         def factory() -> asyncio.Protocol:

@@ -8,7 +8,6 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +25,7 @@ from netstack.tcp import events as ev
 from netstack.tcp.connection import Connection
 from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import ACK
+from tests.adapters.idle_driver import IdleDriver
 from tests.netstack.builders import OTHER, PEER, PEER_MAC, US, icmp, ip_frame, make_stack, udp
 from tests.netstack.tcp.raw import RawPeer
 from tests.netstack.test_stack import FakeTcp
@@ -212,17 +212,6 @@ def test_a_tcp_bug_is_counted_logged_once_and_other_connections_go_on(
     other, other_iss = peer.accept()
     peer.inject(ACK, 1001, other_iss + 1, b"still fine")
     assert peer.layer.receive(peer.now, other) == b"still fine"
-
-
-class IdleDriver:
-    def __init__(self) -> None:
-        self.after_io: list[Callable[[], None]] = []
-
-    def kick(self) -> None:
-        pass
-
-    def now(self) -> float:
-        return 0.0
 
 
 def test_an_event_dispatch_bug_is_counted_and_the_next_events_still_run(
