@@ -284,13 +284,18 @@ def test_sslv2_hello(appliance: Running) -> None:
     _expect(appliance, "mutual", "sslv2", lambda: raw_exchange(appliance.ports.mutual, hello))
 
 
-def test_tls_1_1_client(appliance: Running) -> None:
+def _tls_1_1_context() -> ssl.SSLContext:
     context = client_context()
     with warnings.catch_warnings():  # deprecated on purpose: this is the attacker's old client
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = ssl.TLSVersion.TLSv1
         context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def test_tls_1_1_client(appliance: Running) -> None:
+    context = _tls_1_1_context()
     _expect(appliance, "https", "old-tls-version", lambda: tls_exchange(appliance.ports.https, context))
 
 
@@ -437,12 +442,7 @@ def test_http_refusals(appliance: Running, payload: bytes, status: bytes, catego
 
 def _tls_1_1_hello() -> bytes:
     """A TLS 1.1 ClientHello (as test_tls_1_1_client's client sends): both engines refuse it with an alert."""
-    context = client_context()
-    with warnings.catch_warnings():  # deprecated on purpose: this is the attacker's old client
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context = _tls_1_1_context()
     outgoing = ssl.MemoryBIO()
     client = context.wrap_bio(ssl.MemoryBIO(), outgoing)
     with contextlib.suppress(ssl.SSLWantReadError):
