@@ -16,10 +16,10 @@ it replaces: a bundle that is not well formed stops the boot (`BundleError`), as
 
 from __future__ import annotations
 
-import importlib.util
 import marshal
 import os
 import sys
+from importlib._bootstrap_external import MAGIC_NUMBER  # (importlib.util's, without what importlib.util imports)
 from importlib.machinery import ModuleSpec, PathFinder
 from types import CodeType, ModuleType
 
@@ -38,15 +38,20 @@ class BundleError(Exception):
     """The bundle file is not one the image builder wrote."""
 
 
-def read_index(header: bytes, pyc_magic: bytes = importlib.util.MAGIC_NUMBER) -> tuple[int, dict[str, Entry]]:
-    """(length of the header and index, the index) from the file's first bytes. `pyc_magic`: the bytecode
-    version this interpreter runs (what the .pyc header said, which the bundle keeps once for all modules)."""
-    start = HEADER_BYTES
-    if not header.startswith(MAGIC) or len(header) < start:
+def index_length(header: bytes) -> int:
+    """The length of the index, from the first HEADER_BYTES of the file."""
+    if not header.startswith(MAGIC) or len(header) < HEADER_BYTES:
         raise BundleError("not a module bundle")
-    if header[len(MAGIC) : len(MAGIC) + PYC_MAGIC_BYTES] != pyc_magic:
+    return int.from_bytes(header[HEADER_BYTES - INDEX_LENGTH_BYTES : HEADER_BYTES], "big")
+
+
+def read_index(header: bytes) -> tuple[int, dict[str, Entry]]:
+    """(length of the header and index, the index) from the file's first bytes. The .pyc magic number the
+    bundle keeps once for all its modules must be this interpreter's bytecode version."""
+    start = HEADER_BYTES
+    length = index_length(header)
+    if header[len(MAGIC) : len(MAGIC) + PYC_MAGIC_BYTES] != MAGIC_NUMBER:
         raise BundleError("the bundle was compiled for another Python version")
-    length = int.from_bytes(header[start - INDEX_LENGTH_BYTES : start], "big")
     if len(header) < start + length:
         raise BundleError("the bundle's index is cut short")
     try:
@@ -116,14 +121,8 @@ def install(path: str = BUNDLE_FILE) -> BundleFinder:
     """Open the bundle and put its finder before the path-based finder (built-in and frozen modules keep
     theirs, extension modules and anything else fall through to the directories)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    first = os.pread(fd, 1 << 20, 0)
-    try:
-        end, index = read_index(first)
-    except BundleError:
-        if not first.startswith(MAGIC) or len(first) < HEADER_BYTES:
-            raise
-        whole = HEADER_BYTES + int.from_bytes(first[HEADER_BYTES - INDEX_LENGTH_BYTES : HEADER_BYTES], "big")
-        end, index = read_index(os.pread(fd, whole, 0))  # an index longer than the first read
+    header = os.pread(fd, HEADER_BYTES, 0)
+    end, index = read_index(os.pread(fd, HEADER_BYTES + index_length(header), 0))
     finder = BundleFinder(fd, end, index)
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder), len(sys.meta_path))
     sys.meta_path.insert(position, finder)

@@ -261,9 +261,11 @@ def record_methods(debroot: Path, app: Path, scratch: Path) -> bytes:
 
 
 _BEFORE_BUNDLE = r"""
-import json, sys
+import sys
 from appliance import module_bundle
-print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})))
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+import json  # only now: what json imports is not loaded before the bundle at boot
+print(json.dumps(files))
 """
 
 
