@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from appliance import bitcoin
+from appliance import bitcoin, secp256k1
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.disk import Disk
 from appliance.disk_header import CopyState, DiskDamagedError, Header, Resolution
@@ -26,7 +26,7 @@ from appliance.wallet_key import public_key
 
 ALL_LEGACY = 1 << 32
 """format_epoch while reading a format 1 disk: every generation on it was written without terminators."""
-SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_ORDER = secp256k1.N
 KEY_DRAWS = 8
 """Draws before `new_wallet_key` gives up: an honest source fails one in about 2**128, so eight failures
 in a row mean the source is broken (all zeros, all ones), and a broken source must not make a key."""

@@ -40,9 +40,7 @@ class Vault:
     __slots__ = ("_key", "_validator", "address_p2pkh", "address_p2wpkh")
 
     def __init__(self, secret: bytes, validator: Validator) -> None:
-        if len(secret) != 32:
-            raise ValueError("a wallet key is 32 bytes")
-        self._key = WalletKey(secret)
+        self._key = WalletKey(secret)  # (refuses, as a ValueError, 32 bytes that are not a key, or not 32)
         self._validator = validator
         self.address_p2pkh = bitcoin.p2pkh_address(self._key.public)
         self.address_p2wpkh = bitcoin.p2wpkh_address(self._key.public)
