@@ -87,27 +87,6 @@ def to_affine(a: Jacobian) -> Affine | None:
     return x * zi2 % P, y * zi2 * zi % P
 
 
-def multiply(k: int, point: Affine) -> Affine | None:
-    """k·point by plain double-and-add: the slow, obvious reference (table building, tests), not the hot path."""
-    acc = INFINITY
-    for bit in bin(k % N)[2:]:
-        acc = double(acc)
-        if bit == "1":
-            acc = add_affine(acc, point)
-    return to_affine(acc)
-
-
-def negate(point: Affine | None) -> Affine | None:
-    return None if point is None else (point[0], (P - point[1]) % P)
-
-
-def add(a: Affine | None, b: Affine | None) -> Affine | None:
-    """A + B in affine terms (the convenience form the tests and the table builder use)."""
-    if b is None:
-        return a
-    return to_affine(add_affine(INFINITY if a is None else (a[0], a[1], 1), b))
-
-
 def compress(point: Affine) -> bytes:
     """SEC 1 compressed encoding: 02 or 03 (the parity of y), then x in 32 bytes."""
     return bytes([2 | point[1] & 1]) + point[0].to_bytes(32, "big")
@@ -136,12 +115,11 @@ class FixedBase:
     half of its multiples (−Q is Q with y negated), and k·P is the sum of one table entry per nonzero
     digit: no doublings at run time. Built once; immutable after."""
 
-    __slots__ = ("_rows", "_window", "point")
+    __slots__ = ("_rows", "_window")
 
     def __init__(self, point: Affine, window: int = WINDOW_BITS) -> None:
         if not is_on_curve(point):
             raise NotOnCurveError("a fixed base must be a point of secp256k1")
-        self.point = point
         self._window = window
         rows: list[tuple[Affine, ...]] = []
         base = point
