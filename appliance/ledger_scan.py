@@ -156,8 +156,8 @@ def _candidates(pattern: re.Pattern[bytes], buf: bytes, start: int) -> Iterator[
         if data >= len(buf):
             return
         begin = max(pos, data - ZERO_RUN)
-        zeros = buf.find(_ZEROS, data)
-        end = len(buf) if zeros < 0 else zeros
+        run = buf.find(_ZEROS, data)
+        end = len(buf) if run < 0 else run
         for match in pattern.finditer(buf, begin, min(len(buf), end + ZERO_RUN)):  # (the lookahead's reach)
             if match.start() < end:  # the rest are the next stretch's
                 yield match.start()

@@ -24,6 +24,7 @@ from typing import Protocol
 
 from adapters.tls_channel import RefusedError, TlsChannel, connect_tls, start_tls
 from adapters.tls_cli import load_chain, load_key
+from appliance.config import DEFAULT_LIMITS
 from bench.harness import Figure
 from bench.timing import interleaved_rates
 from bench.tls_handshake import _pki
@@ -107,7 +108,7 @@ def _ssl_transfer(sender: ssl.SSLObject, sender_out: ssl.MemoryBIO, receiver: ss
 
 SOCKET_CHUNK = 1 << 20
 TIMEOUT = 30.0
-LINGER_SECONDS, LINGER_BYTES = 2.0, 256 * 1024  # the lingering close's bounds, as the appliance's defaults
+LINGER_SECONDS, LINGER_BYTES = DEFAULT_LIMITS.linger_seconds, DEFAULT_LIMITS.linger_bytes  # the appliance's
 
 
 class Duplex(Protocol):

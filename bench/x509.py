@@ -94,12 +94,13 @@ def _validation_pair(chain: Chain) -> Pair:
 
 IMPOSTORS = 7
 IMPOSTOR_NAMES = 100  # DNS names per impostor: about 3.5 KB each, 25 KB for the chain as reported
+IMPOSTOR_PADDING = tuple(f"impostor-{n:04d}.bench.example.com" for n in range(IMPOSTOR_NAMES))
 
 
 def _impostor_spec(subject: x509.Name, issuer: x509.Name, key_id: bytes, **changes: object) -> certs.Spec:
     """A CA certificate claiming `key_id` as its issuer's key, padded with `IMPOSTOR_NAMES` DNS names."""
-    padding = tuple(f"impostor-{n:04d}.bench.example.com" for n in range(IMPOSTOR_NAMES))
-    return certs.ca_spec(subject, issuer_name=issuer, aki_key_id=key_id, san=True, dns=padding, **_VALID, **changes)
+    return certs.ca_spec(subject, issuer_name=issuer, aki_key_id=key_id, san=True, dns=IMPOSTOR_PADDING, **_VALID,
+                         **changes)
 
 
 def _leaf_under(issuer: x509.Name, key: PrivateKey, key_id: bytes) -> bytes:
@@ -122,8 +123,7 @@ def _forged_intermediates(root_der: bytes) -> list[bytes]:
 def _impostor_chain(root_der: bytes) -> list[bytes]:
     """Leaf + `IMPOSTORS` padded certificates named like the anchor, with its key identifier, chained among
     themselves (bench.certs.impostor_chain): every link but the last one verifies."""
-    padding = tuple(f"impostor-{n:04d}.bench.example.com" for n in range(IMPOSTOR_NAMES))
-    return certs.impostor_chain(x509.load_der_x509_certificate(root_der), IMPOSTORS, LEAF, padding).chain
+    return certs.impostor_chain(x509.load_der_x509_certificate(root_der), IMPOSTORS, LEAF, IMPOSTOR_PADDING).chain
 
 
 def _attack_pair(chain: Chain, make: Callable[[bytes], list[bytes]]) -> Pair:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import marshal
 
 from appliance.module_bundle import INDEX_LENGTH_BYTES, MAGIC, PYC_MAGIC_BYTES, Entry
+from image.compile_pyc import HEADER_BYTES
 
-PYC_HEADER_BYTES = 16  # PEP 552: magic, flags, and the source hash or timestamp and size
 ROOTS = ("usr/lib/python3.11/", "app/")
 
 
@@ -44,7 +44,7 @@ def write(pycs: dict[str, bytes]) -> bytes:
         name, is_package = named
         if name in index:  # e.g. the same name in the stdlib and in /app: sys.path order would decide
             raise ValueError(f"{image_path}: a second module named {name}")
-        code = pyc[PYC_HEADER_BYTES:]
+        code = pyc[HEADER_BYTES:]
         index[name] = (offset, len(code), is_package, "/" + image_path[: -len("c")])
         blobs.append(code)
         offset += len(code)

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, not checked against the source
+HEADER_BYTES = 16  # PEP 552: magic, flags, source hash
 
 
 def _is_docstring(node: ast.stmt) -> bool:

@@ -28,6 +28,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance import method_cache, module_bundle
 from image import bundle, cpio, debian
 from image.manifest import read_lock
 
@@ -230,8 +231,8 @@ def trace_imports(debroot: Path, app: Path) -> tuple[list[Path], list[str]]:
 
 COMPILER = Path(__file__).resolve().parent / "compile_pyc.py"
 METHOD_RECORDER = Path(__file__).resolve().parent / "record_methods.py"
-METHOD_TABLE = f"{APP}/dataclass-methods.marshal"  # appliance.method_cache.CACHE_FILE, in the image
-BUNDLE = f"{APP}/modules.bundle"  # appliance.module_bundle.BUNDLE_FILE, in the image
+METHOD_TABLE = str(method_cache.CACHE_FILE).lstrip("/")  # where the boot looks, as a path in the image
+BUNDLE = module_bundle.BUNDLE_FILE.lstrip("/")
 
 
 def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]) -> None:
