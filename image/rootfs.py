@@ -196,12 +196,17 @@ def target_env(debroot: Path, app: Path) -> dict[str, str]:
 
 def run_target(debroot: Path, app: Path, script: str, *args: str) -> str:
     """Run `script` with the staged interpreter (the host's loader and C library: same Debian release)."""
+    return _target(debroot, app, ["-c", script, *args], "target interpreter failed")
+
+
+def _target(debroot: Path, app: Path, argv: list[str], failure: str, stdin: str | None = None) -> str:
+    """The staged interpreter with `argv` (after -S), in the staged tree; its stdout, or RootfsError."""
     result = subprocess.run(
-        [str(debroot / PYTHON), "-S", "-c", script, *args],
+        [str(debroot / PYTHON), "-S", *argv], input=stdin,
         env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
-        raise RootfsError(f"target interpreter failed:\n{result.stderr[-4000:]}")
+        raise RootfsError(f"{failure}:\n{result.stderr[-4000:]}")
     return result.stdout
 
 
@@ -240,24 +245,14 @@ def compile_sources(debroot: Path, app: Path, jobs: list[tuple[Path, Path, str]]
     tables), in one process and in sorted order (stable marshal output). Each job is (source, .pyc to
     write, the file name tracebacks show: the path in the image)."""
     payload = json.dumps(sorted((str(s), str(t), shown) for s, t, shown in jobs))
-    result = subprocess.run(
-        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(COMPILER)], input=payload,
-        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise RootfsError(f"compiling failed:\n{result.stderr[-4000:]}")
+    _target(debroot, app, ["-X", "no_debug_ranges", str(COMPILER)], "compiling failed", stdin=payload)
 
 
 def record_methods(debroot: Path, app: Path, scratch: Path) -> bytes:
     """The compiled dataclass methods of everything the trace imports (image.record_methods), made by the
     target interpreter with the same flags as the .pyc files."""
-    result = subprocess.run(
-        [str(debroot / PYTHON), "-S", "-X", "no_debug_ranges", str(METHOD_RECORDER), str(scratch),
-         json.dumps(PROJECT_PACKAGES), json.dumps(EXTRA_MODULES)],
-        env=target_env(debroot, app), cwd=app, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise RootfsError(f"recording the dataclass methods failed:\n{result.stderr[-4000:]}")
+    _target(debroot, app, ["-X", "no_debug_ranges", str(METHOD_RECORDER), str(scratch), json.dumps(PROJECT_PACKAGES),
+                           json.dumps(EXTRA_MODULES)], "recording the dataclass methods failed")
     return scratch.read_bytes()
 
 
