@@ -34,28 +34,28 @@ DEVICE_MANIFEST = ROOT / "image" / "devices.json"
 OUTPUTS = ROOT / "image" / "outputs.txt"
 VARIANTS = ("appliance", "smoke", "floor")
 
-APPLIANCE_INIT = """\
-import gc
-gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
+BOOT_PROLOGUE = """\
 import sys
 sys.path[:0] = ["/app"]
 from appliance import module_bundle
-module_bundle.install()  # the modules below come from one file: see appliance.module_bundle
+bundle = module_bundle.install()  # the modules below come from one file: see appliance.module_bundle
 from appliance import method_cache
 method_cache.install()  # the dataclass methods the image builder compiled: see appliance.method_cache
+"""
+"""How every /init begins (the appliance's, the smoke image's, the test image's): the project on the path, then
+what the builder precomputed for the boot, before any other module is imported."""
+
+APPLIANCE_INIT = """\
+import gc
+gc.disable()  # until the appliance is ready: see appliance.main.settle_heap
+""" + BOOT_PROLOGUE + """\
 from appliance import pid1
 sys.argv = ["appliance", *pid1.appliance_argv(pid1.boot())]
 import runpy
 runpy.run_module("appliance", run_name="__main__", alter_sys=True)
 """
 
-SMOKE_INIT = """\
-import sys
-sys.path[:0] = ["/app"]
-from appliance import module_bundle
-bundle = module_bundle.install()
-from appliance import method_cache
-method_cache.install()
+SMOKE_INIT = BOOT_PROLOGUE + """\
 from appliance import pid1
 info = pid1.boot()
 import asyncio, hashlib, importlib, os, time

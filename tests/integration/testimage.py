@@ -20,19 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from image import cpio, rootfs
+from image.build import BOOT_PROLOGUE
 
 PKI_DIRECTORY = "/run/pinata-test-pki"
 PKI_FILES = ("ca.pem", "ca.key", "client.pem", "client.key", "server.pem", "server.key")
 MEMORY_SAMPLE_SECONDS = 2.0
 PKI_WAIT_SECONDS = 120.0
 
-TEST_INIT = """\
-import sys
-sys.path[:0] = ["/app"]
-from appliance import module_bundle
-module_bundle.install()
-from appliance import method_cache
-method_cache.install()
+TEST_BODY = """\
 import json, os, time
 from appliance import pid1
 info = pid1.boot()
@@ -95,9 +90,7 @@ def init_body(limits: tuple[str, ...]) -> str:
         f"PKI = {PKI_DIRECTORY!r}\nFILES = {PKI_FILES!r}\nEXTRA = {extra!r}\n"
         f"SAMPLE = {MEMORY_SAMPLE_SECONDS!r}\nWAIT = {PKI_WAIT_SECONDS!r}\n"
     )
-    lines = TEST_INIT.splitlines(keepends=True)
-    # the constants go after the sys.path line, before anything that uses them
-    return "".join(lines[:2]) + header + "".join(lines[2:])
+    return BOOT_PROLOGUE + header + TEST_BODY  # the production prologue, then the constants the body uses
 
 
 def overlay(limits: tuple[str, ...]) -> bytes:
