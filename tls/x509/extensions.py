@@ -35,6 +35,7 @@ from tls.x509.general_names import (
     FORM_NAMES,
     TAG_DNS_NAME,
     TAG_RFC822_NAME,
+    check_schema_forms,
     read_general_name,
     read_general_names,
 )
@@ -47,8 +48,9 @@ _TAG_EXCLUDED: Final = 0xA1
 _TAG_KEY_IDENTIFIER: Final = 0x80
 _TAG_AUTHORITY_ISSUER: Final = 0xA1
 _TAG_AUTHORITY_SERIAL: Final = 0x82
-# GeneralNames an authorityKeyIdentifier or an accessLocation may name: nobody uses more than one.
-_MAX_OTHER_NAMES: Final = MAX_SAN_ENTRIES
+# GeneralNames an authorityKeyIdentifier may name, and access descriptions an authorityInfoAccess may hold:
+# nobody uses more than one or two.
+_MAX_OTHER_NAMES: Final = 16
 
 
 KEY_USAGE_BITS: Final = (
@@ -187,6 +189,7 @@ def _subtrees(value: bytes, start: int, end: int) -> Subtrees:
         raise decode_error("too many name constraint subtrees")
     names = _Names()
     ip_ranges: list[tuple[bytes, bytes]] = []
+    bases = []
     for tag, _, sstart, send in subtrees:
         if tag != TAG_SEQUENCE:
             raise decode_error("nameConstraints malformed: GeneralSubtree is not a SEQUENCE")
@@ -197,7 +200,10 @@ def _subtrees(value: bytes, start: int, end: int) -> Subtrees:
             # minimum 0 is the DEFAULT (DER leaves it out), any other minimum or a maximum is refused by
             # the profile: whatever follows the base is a refusal.
             raise decode_error("GeneralSubtree minimum/maximum must be absent (RFC 5280 4.2.1.10)")
-        form, base = read_general_name(value, parts[0], "nameConstraints", constraint=True)
+        bases.append(parts[0])
+    check_schema_forms([base[0] for base in bases], "nameConstraints")
+    for element in bases:
+        form, base = read_general_name(value, element, "nameConstraints", constraint=True)
         if isinstance(base, bytes):
             ip_ranges.append(_ip_range(base))
         else:
@@ -323,10 +329,16 @@ def authority_info_access(value: bytes) -> None:
     descriptions = children(value, start, end)
     if not descriptions:
         raise decode_error("empty authorityInfoAccess")
+    if len(descriptions) > _MAX_OTHER_NAMES:
+        raise decode_error("too many authorityInfoAccess entries")
+    pairs = []
     for tag, _, dstart, dend in descriptions:
         parts = children(value, dstart, dend)
         if tag != TAG_SEQUENCE or len(parts) != 2 or parts[0][0] != TAG_OID:
             raise decode_error("authorityInfoAccess malformed: AccessDescription")
+        pairs.append(parts)
+    check_schema_forms([parts[1][0] for parts in pairs], "authorityInfoAccess")
+    for parts in pairs:
         read_oid(value, parts[0][2], parts[0][3])
         read_general_name(value, parts[1], "authorityInfoAccess")
 

@@ -8,7 +8,9 @@ DER rules: exact tag octets (a constructed encoding of a primitive form is refus
 forms, a canonical OBJECT IDENTIFIER, an explicit tag wrapping exactly one value, and DER for whatever an
 otherName holds. The two forms nobody issues (x400Address, ediPartyName) have large schemas of their own;
 they still go through pyasn1 with the re-encode check (`asn1.decode_strict`), which is as strict as before
-and costs nothing on the path that real certificates take.
+but costs about as much per name as a whole ordinary certificate's parse: so a list of names may hold at most
+MAX_SCHEMA_FORMS_PER_LIST of them (`check_schema_forms`), and the leaf, parsed before any signature is
+checked, cannot buy hundreds of schema decodes with one certificate.
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ FORM_NAMES: Final = {
     TAG_REGISTERED_ID: "registeredID",
 }
 _IA5_FORMS: Final = frozenset({TAG_RFC822_NAME, TAG_DNS_NAME, TAG_URI})
+SCHEMA_FORMS: Final = frozenset({TAG_X400_ADDRESS, TAG_EDI_PARTY_NAME})
+MAX_SCHEMA_FORMS_PER_LIST: Final = 1
+"""x400Address and ediPartyName names one list may hold (see the module docstring): nobody issues any."""
+
+
+def check_schema_forms(forms: list[int], what: str) -> None:
+    """Refuse a list of names (by their form tags) that holds more schema-decoded forms than allowed, before any
+    of them is decoded."""
+    if sum(1 for form in forms if form in SCHEMA_FORMS) > MAX_SCHEMA_FORMS_PER_LIST:
+        raise decode_error(f"{what} malformed: more than {MAX_SCHEMA_FORMS_PER_LIST} x400Address or ediPartyName")
 
 GeneralName = tuple[int, str | bytes | Name | None]
 """(form tag, value): text for the IA5String forms, octets for iPAddress, a Name for directoryName, None for
@@ -57,6 +69,7 @@ def read_general_names(data: bytes, start: int, end: int, what: str, limit: int)
         raise decode_error(f"{what} malformed: no GeneralName")
     if len(elements) > limit:
         raise decode_error(f"too many {what} entries")
+    check_schema_forms([element[0] for element in elements], what)
     return [read_general_name(data, element, what) for element in elements]
 
 
@@ -80,7 +93,7 @@ def read_general_name(data: bytes, element: TLV, what: str, *, constraint: bool 
         _other_name(data, start, end, what)
     elif tag == TAG_REGISTERED_ID:
         read_oid(data, start, end)
-    elif tag in (TAG_X400_ADDRESS, TAG_EDI_PARTY_NAME):
+    elif tag in SCHEMA_FORMS:
         from pyasn1_modules import rfc5280  # noqa: PLC0415 - forms nobody issues: imported when one comes
 
         decode_strict(data[header:end], rfc5280.GeneralName(), what)

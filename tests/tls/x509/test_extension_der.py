@@ -15,7 +15,7 @@ import pytest
 
 from outcomes.category import Category
 from tests.tls.x509.factory import tlv
-from tls.x509 import X509Error
+from tls.x509 import X509Error, general_names
 from tls.x509 import extensions as ext
 from tls.x509.model import GeneralNames
 
@@ -199,3 +199,35 @@ def test_encoded_values_that_are_not_defaults_are_kept() -> None:
     aki = ext.authority_key_identifier(seq(tlv(0x80, b"\x01"), tlv(0xA1, tlv(0xA4, CN_NAME)), tlv(0x82, b"\xff")))
     assert (aki.key_identifier, aki.has_issuer_and_serial) == (b"\x01", True)  # a negative serial is the issuer's
     assert ext.certificate_policies(seq(seq(OID, seq(seq(OID, tlv(0x16, b"https://cps/")))))) == ("1.3.6.1",)
+
+
+EDI = tlv(0xA5, tlv(0xA1, tlv(0x0C, b"party")))  # an ediPartyName: one of the two forms pyasn1's schema decodes
+
+
+@pytest.mark.parametrize(("decode", "value", "what"), [
+    (ext.subject_alt_name, san(EDI, EDI), "subjectAltName"),
+    (ext.name_constraints, seq(subtrees(0xA0, EDI, EDI)), "nameConstraints"),
+    (ext.authority_info_access, seq(seq(OID, EDI), seq(OID, EDI)), "authorityInfoAccess"),
+    (ext.authority_key_identifier, seq(tlv(0xA1, EDI + EDI), tlv(0x82, b"\x01")),
+     "authorityKeyIdentifier"),
+], ids=["san", "name-constraints", "aia", "aki"])
+def test_a_list_holds_at_most_one_schema_decoded_name_and_none_is_decoded_when_it_holds_more(
+        monkeypatch: pytest.MonkeyPatch, decode: Decoder, value: bytes, what: str) -> None:
+    """Each x400Address or ediPartyName costs a pyasn1 decode and re-encode, about a whole ordinary parse: a
+    leaf full of them (parsed before any signature check) cost 86 ms to refuse (found by review)."""
+    decoded: list[bytes] = []
+    monkeypatch.setattr(general_names, "decode_strict", lambda data, *_: decoded.append(data))
+    with pytest.raises(X509Error, match=f"{what} malformed: more than 1 x400Address or ediPartyName"):
+        decode(value)
+    assert decoded == []
+
+
+def test_one_schema_decoded_name_is_still_read() -> None:
+    assert ext.subject_alt_name(san(tlv(0x82, b"a.example"), EDI)).other_forms == frozenset({"ediPartyName"})
+
+
+def test_authority_info_access_holds_at_most_sixteen_descriptions() -> None:
+    location = tlv(0x86, b"http://x.example/")
+    ext.authority_info_access(seq(*[seq(OID, location)] * 16))
+    with pytest.raises(X509Error, match="too many authorityInfoAccess entries"):
+        ext.authority_info_access(seq(*[seq(OID, location)] * 17))
