@@ -60,22 +60,10 @@ def read_header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     tag = data[pos]
     if tag & 0x1F == 0x1F:
         raise decode_error("multi-byte DER tag")
-    first = data[pos + 1]
+    length = data[pos + 1]
     pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0:
-            raise decode_error("indefinite length is not DER")
-        if count > _MAX_LENGTH_OCTETS or pos + count > end:
-            raise decode_error("DER length too large or truncated")
-        if data[pos] == 0:
-            raise decode_error("non-minimal DER length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        if length < 0x80:
-            raise decode_error("non-minimal DER length")
-        pos += count
+    if length >= 0x80:
+        pos, length = _long_length(data, pos, length & 0x7F, end)
     if pos + length > end:
         raise decode_error("DER value runs past its container")
     return tag, pos, pos + length
