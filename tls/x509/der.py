@@ -30,6 +30,7 @@ TAG_INTEGER = 0x02
 TAG_BIT_STRING = 0x03
 TAG_OCTET_STRING = 0x04
 TAG_NULL = 0x05
+NULL_DER: Final = bytes((TAG_NULL, 0))  # a NULL value, whole: what absent-or-NULL parameters compare with
 TAG_OID = 0x06
 TAG_UTF8_STRING = 0x0C
 TAG_PRINTABLE_STRING = 0x13

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from outcomes.category import Category
 from tls.x509 import oids
 from tls.x509.der import (
+    NULL_DER,
     TAG_BIT_STRING,
     TAG_INTEGER,
     TAG_NULL,
@@ -105,7 +106,6 @@ _CURVES: Final = {
     oids.SECP384R1: ("P-384", 384, 97),
     oids.SECP521R1: ("P-521", 521, 133),
 }
-_NULL: Final = bytes((TAG_NULL, 0))
 _CURVE_OBJECTS: Final[dict[str, ec.EllipticCurve]] = {
     "P-256": ec.SECP256R1(),
     "P-384": ec.SECP384R1(),
@@ -165,7 +165,7 @@ def _check_parameters(der: bytes, params: TLV) -> None:
     tag, header, start, end = params
     if tag == TAG_OID:
         read_oid(der, start, end)
-    elif der[header:end] != _NULL:
+    elif der[header:end] != NULL_DER:
         check_der(der[header:end])
 
 

@@ -17,7 +17,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from outcomes.category import Category
 from tls.x509 import oids
-from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, check_der, children, encode_oid, read_oid, read_single, tlv
+from tls.x509.der import (
+    NULL_DER,
+    TAG_NULL,
+    TAG_OID,
+    TAG_SEQUENCE,
+    check_der,
+    children,
+    encode_oid,
+    read_oid,
+    read_single,
+    tlv,
+)
 from tls.x509.errors import X509Error, decode_error
 from tls.x509.keys import PublicKey, RsaPssPublicKey
 from tls.x509.model import SignatureAlgorithm
@@ -45,7 +56,6 @@ _HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512(),
 }
 _PKCS1: Final = padding.PKCS1v15()
-_NULL: Final = bytes((TAG_NULL, 0))
 
 
 def parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
@@ -64,7 +74,7 @@ def _parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
         raise decode_error("signature AlgorithmIdentifier malformed")
     oid = read_oid(der, parts[0][2], parts[0][3])
     params = parts[1] if len(parts) == 2 else None
-    if params is not None and der[params[1] : params[3]] != _NULL:
+    if params is not None and der[params[1] : params[3]] != NULL_DER:
         check_der(der[params[1] : params[3]])
     if oid in _WEAK:
         return SignatureAlgorithm(der, oid, problem=_WEAK[oid])
@@ -88,7 +98,7 @@ def _parse_signature_algorithm(der: bytes) -> SignatureAlgorithm:
 _KNOWN: Final = {
     der: _parse_signature_algorithm(der)
     for der in (
-        tlv(TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oid)) + (_NULL if scheme == "rsa-pkcs1" else b""))
+        tlv(TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oid)) + (NULL_DER if scheme == "rsa-pkcs1" else b""))
         for oid, (scheme, _) in _FIXED.items()
     )
 }

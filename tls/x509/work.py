@@ -40,7 +40,7 @@ class Work:
             raise WorkLimitError(f"path building examined more than {limits.max_candidates} issuer candidates")
         self.candidates += 1
 
-    def charge_signature(self, limits: ValidationLimits, cost: int = 1) -> None:
+    def charge_signature(self, limits: ValidationLimits, cost: int) -> None:
         """One verification costing `cost` units (keys.verify_cost): both its count and its cost are bounded."""
         if self.signature_checks >= limits.max_signature_checks:
             raise WorkLimitError(f"path building needed more than {limits.max_signature_checks} signature checks")
