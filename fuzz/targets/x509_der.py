@@ -8,7 +8,7 @@ OBJECT IDENTIFIER in it decodes (`decode_oid`) to arcs that encode back to the s
 from __future__ import annotations
 
 from fuzz.errors import require
-from tls.x509.der import CONSTRUCTED, TAG_OID, check_der, decode_oid, iter_children, read_single
+from tls.x509.der import CONSTRUCTED, TAG_OID, check_der, children, decode_oid, read_single
 from tls.x509.errors import X509Error
 
 
@@ -37,7 +37,7 @@ def _encode(data: bytes, tag: int, start: int, end: int) -> bytes:
     """The DER encoding of the value whose content is data[start:end], rebuilt from its parts."""
     if tag & CONSTRUCTED:
         content = b"".join(_encode(data, child, cstart, cend) for child, _, cstart, cend in
-                           iter_children(data, start, end))
+                           children(data, start, end))
     else:
         content = data[start:end]
         if tag == TAG_OID:

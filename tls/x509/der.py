@@ -17,7 +17,6 @@ The reader works on `bytes` with offsets (no copies until a value is taken out).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from typing import Final
 
@@ -78,16 +77,6 @@ def read_single(data: bytes, expected_tag: int | None = None) -> tuple[int, int,
     if expected_tag is not None and tag != expected_tag:
         raise decode_error(f"expected DER tag 0x{expected_tag:02x}, found 0x{tag:02x}")
     return tag, start, end
-
-
-def iter_children(data: bytes, start: int, end: int) -> Iterator[TLV]:
-    """Yield (tag, header_start, content_start, content_end) for each TLV in data[start:end], lazily (for
-    readers that stop early, like the peek)."""
-    pos = start
-    while pos < end:
-        tag, cstart, cend = read_header(data, pos, end)
-        yield tag, pos, cstart, cend
-        pos = cend
 
 
 def children(data: bytes, start: int, end: int) -> list[TLV]:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from tls.x509 import oids
 from tls.x509.asn1 import decode_strict
-from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, decode_oid, iter_children, read_single
+from tls.x509.der import TAG_NULL, TAG_OID, TAG_SEQUENCE, children, read_oid, read_single
 from tls.x509.errors import decode_error
 
 HASH_NAMES: Final = {oids.SHA256: "sha256", oids.SHA384: "sha384", oids.SHA512: "sha512"}
@@ -67,9 +67,9 @@ def _hash_oid(algorithm: Any) -> str:
 def _mgf1_hash_oid(der: bytes) -> str:
     """MGF1's parameter is itself a hash AlgorithmIdentifier: SEQUENCE { OID, NULL OPTIONAL }."""
     _, start, end = read_single(der, TAG_SEQUENCE)
-    parts = list(iter_children(der, start, end))
+    parts = children(der, start, end)
     if not parts or parts[0][0] != TAG_OID or len(parts) > 2:
         raise decode_error("RSASSA-PSS MGF1 hash AlgorithmIdentifier malformed")
     if len(parts) == 2 and (parts[1][0] != TAG_NULL or parts[1][2] != parts[1][3]):
         raise decode_error("RSASSA-PSS MGF1 hash parameters must be absent or NULL")
-    return decode_oid(der, parts[0][2], parts[0][3])
+    return read_oid(der, parts[0][2], parts[0][3])
