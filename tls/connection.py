@@ -19,7 +19,7 @@ from tls.keyschedule import Transcript, traffic_key_iv
 from tls.limits import MAX_PLAINTEXT, Limits
 from tls.messages import KeyUpdate, frame, parse_empty, parse_key_update, serialize_key_update
 from tls.record import Protection12, Protection13, Record, RecordReader, plaintext_record
-from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, HandlerTable
+from tls.states import CHANGE_CIPHER_SPEC, Connected12, Connected13, Handler, HandlerTable
 from tls.suites import SuiteInfo
 
 HS_HEADER = 4
@@ -336,9 +336,10 @@ class Connection:
                                 "handshake buffer limit exceeded")
         while len(buf) >= HS_HEADER and not self.closed:
             length = (buf[1] << 16) | (buf[2] << 8) | buf[3]
-            if (type(self.state), buf[0]) not in self._handlers:
+            handler = self._handlers.get((type(self.state), buf[0]))
+            if handler is None:
                 # Decided from the header: a message this state never takes is unexpected_message, whatever
-                # its length (the dispatch in `_handle_message` would say the same once it had arrived).
+                # its length.
                 raise unexpected(f"handshake message {buf[0]} in state {type(self.state).__name__}")
             if length > RFC_MAX_BODY.get(buf[0], length):
                 # Longer than the message's own structure allows: decode_error, as its parser would say, and
@@ -351,18 +352,15 @@ class Connection:
                 break
             message = bytes(buf[: HS_HEADER + length])
             del buf[: HS_HEADER + length]
-            self._handle_message(message[0], memoryview(message)[HS_HEADER:], message)
+            self._handle_message(handler, memoryview(message)[HS_HEADER:], message)
 
-    def _handle_message(self, msg_type: int, body: memoryview, raw: bytes) -> None:
-        """The one dispatch: the (state class, message type) pair picks the handler, or it is refused."""
+    def _handle_message(self, handler: Handler, body: memoryview, raw: bytes) -> None:
+        """The one dispatch: `handler` is what the (state class, message type) pair picked from the table."""
         state = self.state
         if self.handshake_complete:
             self._post_handshake += 1
             if self._post_handshake > self._limits.max_post_handshake_messages:
                 raise ProtocolError(Category.RESOURCE_LIMIT, "too many post-handshake messages")
-        handler = self._handlers.get((type(state), msg_type))
-        if handler is None:
-            raise unexpected(f"handshake message {msg_type} in state {type(state).__name__}")
         if self.version == TLS12 and not self.handshake_complete:
             self._messages12.append(raw)  # TLS 1.2 CertificateVerify signs the messages themselves
         handler(self, state, body, raw)
