@@ -125,9 +125,12 @@ class TcpLayer:
         slot for `connect_timeout` (75 s), and a flood of them kept the listener in cookie mode that long
         after it ended. A handshake we started ourselves (SYN-SENT) keeps retrying, as its user asked."""
         del now  # part of the contract; nothing here depends on the time
-        for conn_id in [i for i in self.half_open if self.by_id[i].remote == address]:
-            self.count(Count.HALF_OPEN_UNREACHABLE)
-            self.destroy(self.by_id[conn_id], Cause.ABORT, "unreachable", notify=False)
+        try:
+            for conn_id in [i for i in self.half_open if self.by_id[i].remote == address]:
+                self.count(Count.HALF_OPEN_UNREACHABLE)
+                self.destroy(self.by_id[conn_id], Cause.ABORT, "unreachable", notify=False)
+        except Exception as exc:  # noqa: BLE001 - as every entry point of the layer: counted, not spread
+            self.internal_error("TCP unreachable handling failed", exc)
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out = self.outgoing
@@ -357,8 +360,7 @@ class TcpLayer:
                 flags &= ~FIN
                 seg = seg._replace(flags=flags)
         if conn is not None:
-            conn.segment_arrived(now, seg)
-            self._schedule(conn)
+            self._arrived(now, conn, seg)
             return
         listener = self.listeners.get(seg.dst_port)
         if listener is not None:
@@ -451,22 +453,27 @@ class TcpLayer:
         if self._cookie_used(now, key, cookie):
             return False
         if not self._admit(src):
-            return True
+            return True  # refused, and nothing remembered: the peer may try again once there is room
         self.count(Count.SYN_COOKIE_ACCEPTED)
         conn = self._register(Connection.cookie_open(self, next(self._ids), dst, src, seg, mss, self._cookie_window(),
                                                      now))
-        conn.segment_arrived(now, seg)
-        self._schedule(conn)
+        self._remember_cookie(now, key, cookie)
+        self._arrived(now, conn, seg)
         return True
+
+    def _arrived(self, now: float, conn: Connection, seg: Segment) -> None:
+        try:
+            conn.segment_arrived(now, seg)
+        finally:
+            self._schedule(conn)  # even after a bug in the arrival: no connection is left without its timers
 
     def _cookie_used(self, now: float, key: Key, cookie: int) -> bool:
         """A cookie makes one connection. Once that connection is gone (reset, aborted, done), the peer's old
         ACK still carries a cookie that checks out for up to `COOKIE_LIFETIME`, and any segment with it (the
         client sending more data on what it takes for the same connection) would bring the connection back
         to life: the listener would serve a peer whose connection it had reset. So a cookie that made a
-        connection is remembered, by 4-tuple, until it expires; True if this one is such. The memory is
-        bounded: expired entries go first, and past `max_cookies_remembered` the oldest (a flood of
-        handshakes completed by real peers, each a connection we admitted) is forgotten, counted."""
+        connection is remembered (`_remember_cookie`), by 4-tuple, until it expires; True if this one is such.
+        Expired entries go first."""
         used = self._cookies_used
         for old_key, (_cookie, expiry) in list(itertools.islice(used.items(), 4)):
             if expiry > now:
@@ -476,12 +483,18 @@ class TcpLayer:
         if previous is not None and previous[0] == cookie and previous[1] > now:
             self.count(Count.SYN_COOKIE_REUSED)
             return True
+        return False
+
+    def _remember_cookie(self, now: float, key: Key, cookie: int) -> None:
+        """Once the cookie has made its connection. The memory is bounded: past `max_cookies_remembered` the
+        oldest (a flood of handshakes completed by real peers, each a connection we admitted) is forgotten,
+        counted."""
+        used = self._cookies_used
         used.pop(key, None)
         if len(used) >= self.config.max_cookies_remembered:
             del used[next(iter(used))]
             self.count(Count.SYN_COOKIE_FORGOTTEN)
         used[key] = (cookie, now + COOKIE_LIFETIME)
-        return False
 
     def _icmp_error(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
                     next_hop_mtu: int | None) -> None:

@@ -142,3 +142,22 @@ def test_the_memory_of_used_cookies_is_bounded_and_expires() -> None:
     peer.inject(ACK, 701, third.seq + 1, src_port=4444)                       # the expired entry goes first
     assert peer.layer.stats["syn-cookie-forgotten"] == 1
     assert peer.layer.stats["syn-cookie-accepted"] == 3
+
+
+def test_a_cookie_refused_for_want_of_room_is_not_remembered_as_used() -> None:
+    """The table was full when the cookie's ACK came, so no connection was made; remembering the cookie
+    anyway made the peer's next try (room made meanwhile) a 'reused' cookie, answered with a RST (found by
+    review)."""
+    peer, syn_ack = cookie_peer(max_connections=2)  # the half-open entry from port 1111 holds one
+    peer.layer.listen(81)
+    peer.port = 81
+    peer.inject(SYN, 500, options=build_options(mss=1460), src_port=2222)      # ... and this one the other
+    peer.port = 80
+    peer.inject(ACK, 201, syn_ack.seq + 1)
+    assert peer.layer.stats["connection-limit"] == 1
+    assert not [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+    peer.inject(RST, 101, src_port=1111)                                      # room again
+    peer.inject(ACK, 201, syn_ack.seq + 1)                                     # the same ACK, retried
+    assert peer.layer.stats["syn-cookie-reused"] == 0
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+    assert [e for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
