@@ -282,4 +282,4 @@ class Connection(Arrival):
         self.timers.rtx = now + self._persist_interval()
 
 
-__all__ = ["INF", "Connection", "State", "window_shift"]
+__all__ = ["Connection"]

@@ -24,7 +24,7 @@ from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
 from netstack.tcp import icmp
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import INF, Connection
+from netstack.tcp.connection import Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Budgets
 from netstack.tcp.isn import COOKIE_LIFETIME, IsnGenerator
@@ -44,6 +44,7 @@ from netstack.tcp.segment import (
 from netstack.tcp.seq import MASK, seq_gt, seq_in
 from netstack.tcp.state import Cause, IllegalTransitionError, State
 from netstack.tcp.tcb import Tcb
+from netstack.tcp.timers import INF
 from netstack.tcp.window import cookie_receive_buffer, cookie_tsval, window_shift
 
 logger = logging.getLogger(__name__)
@@ -224,21 +225,6 @@ class TcpLayer:
             listener = self.listeners.get(conn.handshake.listener_port)
             if listener is not None and listener.half_open > 0:
                 listener.half_open -= 1
-
-    @property
-    def rcv_held(self) -> int:
-        """Unread received bytes, all connections together (for statistics and tests)."""
-        return self.budgets.rcv_held
-
-    @property
-    def ooo_held(self) -> int:
-        """Out-of-order bytes and their overhead, all connections together."""
-        return self.budgets.ooo_held
-
-    @property
-    def snd_held(self) -> int:
-        """Unacknowledged or unsent bytes, all connections together."""
-        return self.budgets.snd_held
 
     @property
     def time_wait(self) -> int:

@@ -20,7 +20,7 @@ from netstack.tcp.reassembly import NO_REASSEMBLY
 from netstack.tcp.rtt import RttEstimator
 from netstack.tcp.send_buffer import SendBuffer
 from netstack.tcp.seq import MASK, seq_diff, seq_gt, seq_lt
-from netstack.tcp.state import CAN_SEND, SYNCHRONIZED, TRANSITIONS, Cause, IllegalTransitionError, State
+from netstack.tcp.state import CAN_SEND, SYNCHRONIZED, Cause, State, check_transition
 from netstack.tcp.timers import INF, Timers
 from netstack.tcp.window import MAX_RAW_WINDOW, ts_clock
 
@@ -155,8 +155,7 @@ class Tcb:
 
     def _enter(self, state: State, cause: Cause) -> None:
         """The one place a connection changes state; a change not in the table raises `IllegalTransitionError`."""
-        if TRANSITIONS[self._state].get(cause) is not state:
-            raise IllegalTransitionError(self._state, cause, state)
+        check_transition(self._state, cause, state)
         self._state = state
 
     def closed(self, cause: Cause, error: str | None) -> None:

@@ -40,7 +40,7 @@ from netstack.errors import MalformedError
 from netstack.ipv4 import PROTO_TCP, build_header
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import Connection, State, window_shift
+from netstack.tcp.connection import Connection
 from netstack.tcp.layer import TcpError, TcpLayer
 from netstack.tcp.segment import (
     ACK,
@@ -56,6 +56,8 @@ from netstack.tcp.segment import (
     parse_segment,
 )
 from netstack.tcp.seq import MASK
+from netstack.tcp.state import State
+from netstack.tcp.window import window_shift
 from tests.conformance import packetdrill_options as opts
 from tests.conformance.packetdrill_wire import LOCAL, REMOTE, Outbound, Wire, WireError
 

@@ -95,4 +95,4 @@ def test_megabytes_through_two_whole_stacks_under_loss_reordering_and_duplicatio
     assert not net.a.by_id
     assert not net.b.by_id
     for layer in (net.a, net.b):
-        assert (layer.rcv_held, layer.ooo_held, layer.snd_held) == (0, 0, 0)
+        assert (layer.budgets.rcv_held, layer.budgets.ooo_held, layer.budgets.snd_held) == (0, 0, 0)

@@ -9,9 +9,10 @@ from dataclasses import replace
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import CONNECTION_OBJECT_BYTES, TcpConfig
-from netstack.tcp.connection import Connection, State
+from netstack.tcp.connection import Connection
 from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import ACK, FIN, RST, SYN, build_options
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import RawPeer
 
 PEER_ISN = 1000

@@ -8,8 +8,9 @@ import pytest
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.connection import Connection, State
+from netstack.tcp.connection import Connection
 from netstack.tcp.segment import ACK, RST, SYN, Segment, build_options, parse_segment
+from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, Wire, establish, transfer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netstack.tcp import tcb as tcb_module
+from netstack.tcp import state as state_module
 from netstack.tcp.connection import Connection
 from netstack.tcp.segment import ACK, FIN
 from netstack.tcp.state import TRANSITIONS, Cause, IllegalTransitionError, State, check_transition, describe
@@ -181,7 +181,7 @@ def test_an_illegal_transition_on_input_is_counted_and_the_connection_keeps_its_
         monkeypatch: pytest.MonkeyPatch) -> None:
     peer = RawPeer()
     conn, iss = peer.accept()
-    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.RCV_FIN))
+    monkeypatch.setattr(state_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.RCV_FIN))
     peer.inject(ACK | FIN, 1001, iss + 1)
     assert peer.layer.stats["internal-error"] == 1
     assert peer.layer.state_of(conn) == S.ESTABLISHED
@@ -194,7 +194,7 @@ def test_an_illegal_transition_on_input_is_counted_and_the_connection_keeps_its_
 def test_an_illegal_transition_on_close_is_counted_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     peer = RawPeer()
     conn, _iss = peer.accept()
-    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.CLOSE))
+    monkeypatch.setattr(state_module, "TRANSITIONS", without(S.ESTABLISHED, Cause.CLOSE))
     peer.layer.close(peer.now, conn)
     peer.layer.shutdown(peer.now, conn)
     assert peer.layer.stats["internal-error"] == 2
@@ -208,7 +208,7 @@ def test_an_illegal_transition_in_a_timer_is_counted(monkeypatch: pytest.MonkeyP
     (fin,) = peer.out()
     peer.inject(ACK | FIN, 1001, fin.seq + 1)
     assert peer.layer.state_of(conn) == S.TIME_WAIT
-    monkeypatch.setattr(tcb_module, "TRANSITIONS", without(S.TIME_WAIT, Cause.TIMEOUT_2MSL))
+    monkeypatch.setattr(state_module, "TRANSITIONS", without(S.TIME_WAIT, Cause.TIMEOUT_2MSL))
     peer.advance(2 * peer.layer.config.msl + 1)
     assert peer.layer.stats["internal-error"] >= 1
     assert peer.layer.state_of(conn) == S.TIME_WAIT
