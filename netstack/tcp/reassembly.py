@@ -57,7 +57,11 @@ class Reassembly:
         later copies win for some shapes and not others delivers a stream that depends on how the sender
         (or an attacker racing it) cut its retransmissions, which is what IDS evasion through overlapping
         segments plays on. `ReceiveSide` applies the same rule to in-order text overlapping queued text."""
-        pieces = self.gaps(seq, len(data))
+        return self.add_pieces(seq, data, self.gaps(seq, len(data)), fin, rcv_nxt)
+
+    def add_pieces(self, seq: int, data: bytes, pieces: list[tuple[int, int]], fin: bool, rcv_nxt: int) -> int:
+        """`add`, for a caller that has the gaps already (`gaps(seq, len(data))`, or the ones it means to
+        queue): the pieces go in with one sort, not a search and a sort each."""
         added = 0
         for start, end in pieces:
             self.segments.append(((seq + start) & MASK, data[start:end], fin and end == len(data)))

@@ -143,7 +143,7 @@ class ReceiveSide(SendSide):
         if queue is NO_REASSEMBLY:
             queue = self.reassembly = Reassembly()
         charge = self._ooo_charge()
-        queue.add(seq, bytes(payload), fin, self.rcv_nxt)
+        queue.add_pieces(seq, bytes(payload), pieces, fin, self.rcv_nxt)
         self.host.budgets.ooo_held += self._ooo_charge() - charge
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
@@ -167,8 +167,7 @@ class ReceiveSide(SendSide):
         head = pieces[0][1]  # nothing queued starts at RCV.NXT, so the first piece does
         if len(pieces) > 1:
             charge = self._ooo_charge()
-            for start, end in pieces[1:]:
-                queue.add((self.rcv_nxt + start) & MASK, bytes(payload[start:end]), False, self.rcv_nxt)
+            queue.add_pieces(self.rcv_nxt, bytes(payload[:n]), pieces[1:], False, self.rcv_nxt)
             self.host.budgets.ooo_held += self._ooo_charge() - charge
         return head
 
