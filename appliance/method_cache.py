@@ -20,6 +20,7 @@ import builtins
 import dataclasses
 import hashlib
 import marshal
+from importlib._bootstrap_external import MAGIC_NUMBER  # (importlib.util's, without its imports)
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -59,10 +60,18 @@ class CompiledMethods:
         self._table = {}
 
 
+def write_table(table: dict[bytes, CodeType]) -> bytes:
+    """The file: the bytecode version of the interpreter that compiled the methods, then the marshalled table."""
+    return MAGIC_NUMBER + marshal.dumps(dict(sorted(table.items())))
+
+
 def read_table(data: bytes) -> dict[bytes, CodeType]:
-    """The table from the bytes the builder wrote; ValueError for anything else (a damaged or foreign file)."""
+    """The table from the bytes `write_table` made; ValueError for anything else (a damaged or foreign file, or
+    one compiled by another Python: its code would not be this interpreter's to run)."""
+    if not data.startswith(MAGIC_NUMBER):
+        raise ValueError("not a method table of this Python version")
     try:
-        table = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as its .pyc files
+        table = marshal.loads(data[len(MAGIC_NUMBER):])  # noqa: S302 - the image's own file, as trusted as its .pyc
     except (EOFError, ValueError, TypeError) as exc:
         raise ValueError(f"not a method table: {exc}") from exc
     if not isinstance(table, dict) or not all(

@@ -11,14 +11,13 @@ import builtins
 import dataclasses
 import importlib
 import json
-import marshal
 import pkgutil
 import sys
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from appliance.method_cache import compiled, digest
+from appliance.method_cache import compiled, digest, write_table
 
 
 def record(packages: list[str], extras: list[str]) -> dict[bytes, CodeType]:
@@ -39,12 +38,12 @@ def record(packages: list[str], extras: list[str]) -> dict[bytes, CodeType]:
             importlib.import_module(name)
     finally:
         del dataclasses.exec  # type: ignore[attr-defined]
-    return dict(sorted(table.items()))
+    return table
 
 
 def main() -> int:
     out, packages, extras = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    Path(out).write_bytes(marshal.dumps(record(packages, extras)))
+    Path(out).write_bytes(write_table(record(packages, extras)))
     return 0
 
 

@@ -7,6 +7,7 @@ import importlib
 import marshal
 import sys
 from collections.abc import Iterator
+from importlib.util import MAGIC_NUMBER
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def _table(tmp_path: Path) -> Path:
     for name in [n for n in sys.modules if n.startswith("mcsample")]:
         del sys.modules[name]  # made again below, through the table
     path = tmp_path / "methods.marshal"
-    path.write_bytes(marshal.dumps(table))
+    path.write_bytes(method_cache.write_table(table))
     return path
 
 
@@ -106,9 +107,10 @@ def test_release_reports_the_boot_and_empties_the_table(package: Path, tmp_path:
 @pytest.mark.parametrize("data", [
     b"",
     b"not marshal at all",
-    marshal.dumps([1, 2, 3]),
-    marshal.dumps({b"short": compile("x = 1", "<string>", "exec")}),
-    marshal.dumps({bytes(16): "source, not code"}),
+    MAGIC_NUMBER + marshal.dumps([1, 2, 3]),
+    MAGIC_NUMBER + marshal.dumps({b"short": compile("x = 1", "<string>", "exec")}),
+    MAGIC_NUMBER + marshal.dumps({bytes(16): "source, not code"}),
+    b"\x00\x00\r\n" + marshal.dumps({bytes(16): compile("x = 1", "<string>", "exec")}),  # another Python's
 ])
 def test_anything_but_a_table_is_not_installed(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "methods.marshal"
