@@ -62,9 +62,11 @@ class Variant:
     enabled: Path
 
 
+FRAGMENT = IMAGE_DIR / "kernel.config"  # the microvm kernel: everything the appliance needs, no PCI
+PCI_FRAGMENT = IMAGE_DIR / "kernel-pci.config"  # over it, for the libvirt domain's q35: PCI and virtio-PCI
 VARIANTS = {
-    MICROVM: Variant(MICROVM, (IMAGE_DIR / "kernel.config",), IMAGE_DIR / "kernel-microvm.enabled"),
-    PCI: Variant(PCI, (IMAGE_DIR / "kernel.config", IMAGE_DIR / "kernel-pci.config"), IMAGE_DIR / "kernel-pci.enabled"),
+    MICROVM: Variant(MICROVM, (FRAGMENT,), IMAGE_DIR / "kernel-microvm.enabled"),
+    PCI: Variant(PCI, (FRAGMENT, PCI_FRAGMENT), IMAGE_DIR / "kernel-pci.enabled"),
 }
 # Options that must never be on, whatever Kconfig's defaults do: the appliance has its own IP stack and
 # loads no code at run time.

@@ -78,8 +78,8 @@ def image_inputs() -> list[str]:
     kernel's fragment over it, and each variant's resolved config) and the VM's devices."""
     microvm, pci = kernel.VARIANTS[kernel.MICROVM], kernel.VARIANTS[kernel.PCI]
     return [
-        _file_line("kernel-config-fragment", microvm.fragments[0]),
-        _file_line("kernel-config-fragment-pci", pci.fragments[-1]),
+        _file_line("kernel-config-fragment", kernel.FRAGMENT),
+        _file_line("kernel-config-fragment-pci", kernel.PCI_FRAGMENT),
         _file_line("kernel-config-resolved-microvm", microvm.enabled),
         _file_line("kernel-config-resolved-pci", pci.enabled),
         _file_line("device-manifest", ROOT / "image" / "devices.json"),
