@@ -24,10 +24,13 @@ TEST_TOOLS := $(IMAGE_TOOLS) openssl:openssl curl:curl ip:iproute2 dnsmasq:dnsma
 SOAK_SECONDS ?= 900
 SOAK_LEDGER_KIB ?= 68
 SOAK_KILL_CYCLES ?= 0
-# Fuzzing (not in `make test`, which runs a short smoke pass of it): seconds per target, and how many
-# targets at a time (0: one per core). Override: make fuzz FUZZ_SECONDS=3600.
+# Fuzzing (not in `make test`, which runs a short smoke pass of it): seconds per target, executions after
+# which a target stops early (0: no such limit), how many targets at a time (0: one per core), and which
+# targets (empty: all; naming some keeps the others' rows in the report). Override: make fuzz FUZZ_SECONDS=3600.
 FUZZ_SECONDS ?= 300
+FUZZ_RUNS ?= 0
 FUZZ_JOBS ?= 0
+FUZZ_TARGETS ?=
 
 .PHONY: help venv test soak fuzz lint run run-host image bench lock manifest clean distclean
 
@@ -73,7 +76,7 @@ soak: $(STAMP)
 		--kill-cycles $(SOAK_KILL_CYCLES)
 
 fuzz: $(STAMP)
-	$(PY) -m fuzz campaign --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+	$(PY) -m fuzz campaign --seconds $(FUZZ_SECONDS) --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 run: $(STAMP)
 	@$(REQUIRE) $(IMAGE_TOOLS)

@@ -24,6 +24,8 @@ def main(argv: list[str]) -> int:
     cover.add_argument("--json", action="store_true", help="print JSON (what the campaign reads)")
     campaign = commands.add_parser("campaign", help="every target in parallel, then build/fuzz/report.json")
     campaign.add_argument("--seconds", type=int, default=300)
+    campaign.add_argument("--runs", type=int, default=0,
+                          help="stop a target after this many executions (default: only the time limit)")
     campaign.add_argument("--jobs", type=int, default=0, help="targets at a time (default: the number of cores)")
     campaign.add_argument("targets", nargs="*")
     args, rest = parser.parse_known_args(argv)
@@ -56,7 +58,7 @@ def dispatch(args: argparse.Namespace, rest: list[str]) -> int:
         return _coverage(args)
     from fuzz.campaign import main as campaign  # noqa: PLC0415
 
-    return campaign(args.seconds, args.jobs, args.targets)
+    return campaign(args.seconds, args.jobs, args.targets, args.runs)
 
 
 def _coverage(args: argparse.Namespace) -> int:

@@ -1,5 +1,10 @@
-"""`make fuzz`: every target under atheris for FUZZ_SECONDS each, as many at a time as there are cores, then
-the coverage of each final corpus; writes build/fuzz/report.json and prints a table.
+"""`make fuzz`: every target under atheris for FUZZ_SECONDS each (or until FUZZ_RUNS executions, if set, whichever
+comes first), as many at a time as there are cores, then the coverage of each final corpus; writes
+build/fuzz/report.json and prints a table.
+
+Naming targets runs only those; their rows in report.json are replaced and the other targets' rows are kept,
+each row saying how long and how far it was allowed to run, so a long run of the slow targets completes the
+table of a shorter run of all of them.
 
 Each target runs in its own process (`python -m fuzz run`), its log in build/fuzz/logs/NAME.log. New inputs
 go to build/fuzz/corpus/NAME (the committed seeds in fuzz/corpus/NAME and the regression inputs are read, never
@@ -31,9 +36,22 @@ _RSS = re.compile(r"\brss: (\d+)Mb")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long one target may run: a wall-clock cap and, optionally, a number of executions (libFuzzer's
+    -runs) after which it stops early."""
+
+    seconds: int
+    runs: int = 0
+
+    def flags(self) -> list[str]:
+        return [f"-max_total_time={self.seconds}", *([f"-runs={self.runs}"] if self.runs else [])]
+
+
 @dataclass
 class Outcome:
     target: str
+    budget: Budget
     seconds: float = 0.0
     exit_code: int = 0
     stats: dict[str, int] = field(default_factory=dict)
@@ -47,6 +65,8 @@ class Outcome:
         return {
             "executions": executions,
             "executions_per_second": round(executions / self.seconds, 1) if self.seconds else 0.0,
+            "max_seconds": self.budget.seconds,
+            "max_runs": self.budget.runs or None,
             "seconds": round(self.seconds, 1),
             "new_inputs": self.stats.get("new_units_added", 0),
             "corpus_inputs": self.corpus,
@@ -61,12 +81,12 @@ class Outcome:
         }
 
 
-def fuzz_command(target: Target, seconds: int) -> list[str]:
+def fuzz_command(target: Target, budget: Budget) -> list[str]:
     corpus = OUT / "corpus" / target.name
     crashes = OUT / "crashes" / target.name
     corpus.mkdir(parents=True, exist_ok=True)
     crashes.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "fuzz", "run", target.name, f"-max_total_time={seconds}",
+    command = [sys.executable, "-m", "fuzz", "run", target.name, *budget.flags(),
                "-print_final_stats=1", f"-timeout={int(2 * INPUT_SECONDS)}", "-rss_limit_mb=2048",
                f"-max_len={target.max_len}", f"-artifact_prefix={crashes}/"]
     if target.dictionary is not None:
@@ -87,12 +107,12 @@ def parse_log(text: str) -> tuple[dict[str, int], list[int], list[str]]:
     return stats, [int(value) for value in _RSS.findall(text)], _ARTIFACT.findall(text)
 
 
-def run_one(target: Target, seconds: int) -> Outcome:
-    outcome = Outcome(target.name)
+def run_one(target: Target, budget: Budget) -> Outcome:
+    outcome = Outcome(target.name, budget)
     log = OUT / "logs" / f"{target.name}.log"
     start = time.monotonic()
     with log.open("w") as sink:
-        result = subprocess.run(fuzz_command(target, seconds), cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        result = subprocess.run(fuzz_command(target, budget), cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
                                 check=False)
     outcome.seconds = time.monotonic() - start
     outcome.exit_code = result.returncode
@@ -129,7 +149,8 @@ def _figure(entry: dict[str, object], *path: str) -> str:
     return str(value)
 
 
-COLUMNS = (("target", 16, ()), ("execs", 9, ("executions",)), ("execs/s", 8, ("executions_per_second",)),
+COLUMNS = (("target", 16, ()), ("max s", 5, ("max_seconds",)), ("execs", 9, ("executions",)),
+           ("execs/s", 8, ("executions_per_second",)),
            ("corpus", 6, ("corpus_inputs",)), ("pkg lines%", 10, ("coverage", "package", "line_percent")),
            ("pkg branch%", 11, ("coverage", "package", "branch_percent")),
            ("files lines%", 12, ("coverage", "files", "line_percent")),
@@ -148,18 +169,36 @@ def render(report: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def main(seconds: int, jobs: int, names: list[str]) -> int:
+def merged(previous: dict[str, object], fresh: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """The rows of an earlier report, in the registry's order, with the targets just run replaced. A report
+    file from before rows carried their own budget gets that budget filled in from its header."""
+    rows: dict[str, dict[str, object]] = {}
+    old = previous.get("targets")
+    if isinstance(old, dict):
+        for name, row in old.items():
+            if isinstance(row, dict):
+                rows[name] = {"max_seconds": previous.get("seconds_per_target"), "max_runs": None, **row}
+    rows.update(fresh)
+    order = {target.name: index for index, target in enumerate(TARGETS)}
+    return dict(sorted(rows.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def main(seconds: int, jobs: int, names: list[str], runs: int = 0) -> int:
     targets = [find(name) for name in names] if names else list(TARGETS)
+    budget = Budget(seconds, runs)
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     jobs = max(1, jobs or os.cpu_count() or 1)
-    print(f"fuzzing {len(targets)} targets for {seconds} s each, {jobs} at a time", flush=True)
+    limit = f" or {runs} executions" if runs else ""
+    print(f"fuzzing {len(targets)} targets for {seconds} s each{limit}, {jobs} at a time", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcomes = list(pool.map(lambda t: run_one(t, seconds), targets))
-    report = {o.target: o.as_dict() for o in outcomes}
-    (OUT / "report.json").write_text(json.dumps({"seconds_per_target": seconds, "jobs": jobs, "targets": report},
-                                                indent=2) + "\n")
+        outcomes = list(pool.map(lambda t: run_one(t, budget), targets))
+    fresh = {o.target: o.as_dict() for o in outcomes}
+    path = OUT / "report.json"
+    previous: dict[str, object] = json.loads(path.read_text()) if names and path.exists() else {}
+    report = merged(previous, fresh)
+    path.write_text(json.dumps({"jobs": jobs, "targets": report}, indent=2) + "\n")
     print(render(report))
-    print(f"report: {(OUT / 'report.json').relative_to(ROOT)}")
+    print(f"report: {path.relative_to(ROOT)}")
     failed = [o.target for o in outcomes if o.crashes or o.exit_code != 0]
     if failed:
         print(f"fuzzing found crashes in: {', '.join(failed)} (see above for how to reproduce each)", file=sys.stderr)

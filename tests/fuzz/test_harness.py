@@ -7,9 +7,9 @@ import pytest
 
 from fuzz import chunks
 from fuzz.bounds import timed
-from fuzz.campaign import parse_log, reproduce_line
+from fuzz.campaign import Budget, fuzz_command, merged, parse_log, reproduce_line
 from fuzz.errors import PropertyViolationError, SlowInputError
-from fuzz.registry import find
+from fuzz.registry import TARGETS, find
 from fuzz.target import ROOT
 from fuzz.targets import net_stack, tls_server_auth
 from fuzz.tls_target import play
@@ -74,3 +74,22 @@ def test_the_campaign_reads_libfuzzers_log() -> None:
     assert saved == ["build/fuzz/crashes/http/crash-ab12"]
     line = reproduce_line(find("http"), ROOT / "build/fuzz/crashes/http/crash-ab12")
     assert line == ".venv/bin/python -m fuzz replay http build/fuzz/crashes/http/crash-ab12"
+
+
+def test_a_run_limit_reaches_libfuzzer_only_when_set() -> None:
+    target = find("http")
+    assert "-max_total_time=60" in fuzz_command(target, Budget(60))
+    assert not any(flag.startswith("-runs=") for flag in fuzz_command(target, Budget(60)))
+    assert "-runs=1000000" in fuzz_command(target, Budget(60, runs=1_000_000))
+
+
+def test_a_partial_campaign_replaces_only_its_own_rows_in_registry_order() -> None:
+    previous: dict[str, object] = {"seconds_per_target": 300, "jobs": 2,
+                "targets": {"tcp": {"executions": 5}, "http": {"executions": 7}, "x509-der": {"executions": 9}}}
+    fresh: dict[str, dict[str, object]] = {"tcp": {"executions": 1_000_001, "max_seconds": 2400, "max_runs": 1_000_000}}
+    rows = merged(previous, fresh)
+    assert rows["tcp"] == fresh["tcp"]
+    assert rows["http"] == {"max_seconds": 300, "max_runs": None, "executions": 7}
+    names = [target.name for target in TARGETS]
+    assert list(rows) == sorted(rows, key=names.index)
+    assert merged({}, fresh) == fresh
