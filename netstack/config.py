@@ -1,4 +1,5 @@
-"""Interface configuration: a static address from a command-line string or the kernel `ip=` parameter, or DHCP.
+"""Interface configuration: a static address from a command-line string or the kernel `ip=` parameter, or DHCP;
+and for IPv6 a static address (`--ip6`, the `ip6=` parameter), stateless autoconfiguration, or no IPv6.
 
 Why parse strictly: the appliance refuses to run with a configuration it does not understand rather than guess
 (an off-link gateway or a network address as our own would fail later in confusing ways).
@@ -16,6 +17,8 @@ from netstack.addresses import (
     same_subnet,
     subnet_broadcast,
 )
+from netstack.addresses6 import ip6_from_text, ip6_to_text, is_link_local, prefix_matches
+from netstack.addresses6 import is_unicast_host as is_unicast_host6
 
 
 class ConfigError(ValueError):
@@ -54,6 +57,87 @@ class UseDhcp:
 
 
 InterfaceAddressing = StaticIp | UseDhcp
+
+
+@dataclass(frozen=True, slots=True)
+class StaticIp6:
+    """A global IPv6 address configured by hand, beside the link-local address the interface always has.
+    The gateway is usually the router's link-local address (what router advertisements announce); a global
+    gateway must be inside the prefix."""
+
+    address: bytes
+    prefix_len: int
+    gateway: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.address) != 16 or not is_unicast_host6(self.address) or is_link_local(self.address):
+            raise ConfigError(f"not a global unicast IPv6 address: {self.address!r}")
+        if not 1 <= self.prefix_len <= 128:
+            raise ConfigError(f"prefix length {self.prefix_len} out of range 1..128")
+        if self.gateway is not None:
+            if len(self.gateway) != 16 or not is_unicast_host6(self.gateway) or self.gateway == self.address:
+                raise ConfigError("gateway is not a usable IPv6 host address")
+            if not is_link_local(self.gateway) and not prefix_matches(self.gateway, self.address, self.prefix_len):
+                raise ConfigError(f"gateway {ip6_to_text(self.gateway)} is neither link-local nor on-link")
+
+    def __str__(self) -> str:
+        gateway = f",gw={ip6_to_text(self.gateway)}" if self.gateway else ""
+        return f"{ip6_to_text(self.address)}/{self.prefix_len}{gateway}"
+
+
+@dataclass(frozen=True, slots=True)
+class UseSlaac:
+    """Global IPv6 addresses from router advertisements (RFC 4862) with stable identifiers (RFC 7217)."""
+
+    def __str__(self) -> str:
+        return "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class NoIpv6:
+    """The interface does not speak IPv6 at all: every IPv6 frame is dropped and counted."""
+
+    def __str__(self) -> str:
+        return "off"
+
+
+Ipv6Addressing = StaticIp6 | UseSlaac | NoIpv6
+
+
+def parse_ip6(text: str) -> Ipv6Addressing:
+    """`auto` (the default), `off`, or `ADDRESS/PREFIX[,gw=GATEWAY]` (the forms `str()` of each prints)."""
+    text = text.strip()
+    if text == "auto":
+        return UseSlaac()
+    if text == "off":
+        return NoIpv6()
+    head, *options = text.split(",")
+    address_text, slash, prefix_text = head.partition("/")
+    if not slash or not prefix_text.isdigit() or len(prefix_text) > 3:
+        raise ConfigError(f"expected auto, off or ADDRESS/PREFIX[,gw=GATEWAY], got {text!r}")
+    gateway = None
+    for option in options:
+        name, eq, value = option.partition("=")
+        if name != "gw" or not eq or gateway is not None:
+            raise ConfigError(f"unknown or repeated option {option!r} in {text!r}")
+        gateway = _ip6(value)
+    return StaticIp6(_ip6(address_text), int(prefix_text), gateway)
+
+
+def parse_cmdline6(cmdline: str) -> Ipv6Addressing | None:
+    """The last `ip6=` of a kernel command line (our own parameter: the kernel has no IPv6 to configure)."""
+    found = None
+    for word in cmdline.split():
+        if word.startswith("ip6="):
+            found = word[4:]
+    return parse_ip6(found) if found is not None else None
+
+
+def _ip6(text: str) -> bytes:
+    try:
+        return ip6_from_text(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_static(text: str) -> StaticIp:

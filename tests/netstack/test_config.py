@@ -2,7 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from netstack.config import ConfigError, StaticIp, UseDhcp, parse_cmdline, parse_kernel_ip, parse_static
+from netstack.addresses6 import ip6_from_text
+from netstack.config import (
+    ConfigError,
+    NoIpv6,
+    StaticIp,
+    StaticIp6,
+    UseDhcp,
+    UseSlaac,
+    parse_cmdline,
+    parse_cmdline6,
+    parse_ip6,
+    parse_kernel_ip,
+    parse_static,
+)
 
 
 def ip(text: str) -> bytes:
@@ -67,3 +80,37 @@ def test_cmdline_takes_the_last_ip_parameter() -> None:
     cmdline = "console=ttyS0 ip=dhcp panic=-1 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off quiet"
     assert parse_cmdline(cmdline) == StaticIp(ip("10.0.2.15"), 24, ip("10.0.2.2"))
     assert parse_cmdline("console=ttyS0 quiet") is None
+
+
+# --- IPv6 ---------------------------------------------------------------------------------------------------
+
+
+def test_ip6_forms_round_trip_through_their_text() -> None:
+    for text in ("auto", "off", "2001:db8::2/64", "2001:db8::2/64,gw=fe80::1", "2001:db8::2/64,gw=2001:db8::1"):
+        assert str(parse_ip6(text)) == text
+    assert parse_ip6("auto") == UseSlaac()
+    assert parse_ip6("off") == NoIpv6()
+    assert parse_ip6("2001:DB8::2/64,gw=FE80::1") == StaticIp6(ip6_from_text("2001:db8::2"), 64,
+                                                               ip6_from_text("fe80::1"))
+
+
+@pytest.mark.parametrize("text", [
+    "2001:db8::2", "2001:db8::2/", "2001:db8::2/129", "2001:db8::2/0", "2001:db8::2/0064",
+    "fe80::2/64",  # link-local: the interface has its own
+    "::1/128", "::/0", "ff02::1/64", "::ffff:10.0.0.1/96",
+    "2001:db8::2/64,gw=2001:db9::1",  # global gateway outside the prefix
+    "2001:db8::2/64,gw=2001:db8::2",  # gateway is us
+    "2001:db8::2/64,gw=ff02::2", "2001:db8::2/64,via=fe80::1", "2001:db8::2/64,gw=fe80::1,gw=fe80::2",
+    "2001:db8::2%eth0/64", "10.0.0.2/24", "AUTO", "",
+])  # fmt: skip
+def test_ip6_refusals(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_ip6(text)
+
+
+def test_the_last_ip6_of_a_kernel_command_line_counts() -> None:
+    assert parse_cmdline6("console=ttyS0 ip=dhcp") is None
+    assert parse_cmdline6("ip6=off ip=dhcp ip6=2001:db8::5/64") == StaticIp6(ip6_from_text("2001:db8::5"), 64)
+    assert parse_cmdline6("ip6=auto") == UseSlaac()
+    with pytest.raises(ConfigError):
+        parse_cmdline6("ip6=dhcp")
