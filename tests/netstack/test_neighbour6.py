@@ -333,3 +333,10 @@ def test_configure_redraws_reachable_time_and_sets_retransmissions() -> None:
     assert 5.0 <= n.reachable_time <= 15.0
     n.hold(0.0, PEER, b"x", US)
     assert n.next_deadline() == 2.0
+
+
+def test_ns_with_the_known_address_leaves_the_state_alone() -> None:
+    n, _ = make()
+    resolved(n)
+    n.solicitation_received(1.0, NeighborSolicit(US, PEER_MAC), PEER, US, ours)
+    assert state(n) is NudState.REACHABLE

@@ -366,3 +366,17 @@ def test_start_again_forgets_what_routers_said() -> None:
     assert config.prefixes() == ()
     assert config.mtu == 1500
     assert config.is_tentative(LL)
+
+
+def test_link_mtu_below_the_ipv6_minimum_refused() -> None:
+    with pytest.raises(ValueError, match="1280"):
+        AddressConfig(MAC, Counters(), MidRng(), SECRET, link_mtu=1279)
+
+
+def test_messages_for_addresses_not_ours_change_nothing() -> None:
+    config, counters = make()
+    config.start(0.0)
+    config.neighbour_advert_received(0.1, STATIC)
+    config.neighbour_solicit_received(0.1, STATIC, UNSPECIFIED)
+    assert counters.as_dict() == {}
+    assert config.is_tentative(LL)
