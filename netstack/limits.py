@@ -74,6 +74,33 @@ class DhcpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class NdLimits:
+    """IPv6 neighbour discovery (RFC 4861): the neighbour cache, the packets held while a next hop is resolved,
+    and how much work one message may cause."""
+
+    options_per_message: int = 64  # ND options walked in one message (a 1500-byte RA holds at most 186)
+    cache_entries: int = 256  # resolved neighbours; the least recently confirmed STALE entry goes first
+    pending_destinations: int = 64  # next hops being resolved (INCOMPLETE) at the same time
+    pending_packets_per_destination: int = 64  # packets held per next hop while it is being resolved
+
+
+@dataclass(frozen=True, slots=True)
+class SlaacLimits:
+    """Our IPv6 addresses and what routers may tell us (RFC 4862 SLAAC, RFC 4861 section 6.3.4). Routers and
+    prefixes come from any host on the link that sends an RA, so every list is bounded; the bounds on timer
+    values keep a forged RA from making us probe or solicit in a tight loop or send with a tiny hop limit."""
+
+    routers: int = 8  # default routers remembered
+    prefixes: int = 16  # on-link prefixes remembered
+    addresses: int = 8  # autoconfigured global addresses (including ones that failed DAD, until they expire)
+    outgoing_messages: int = 64  # messages waiting for take_outgoing()
+    min_hop_limit: int = 32  # an RA's Cur Hop Limit below this is ignored (Linux: accept_ra_min_hop_limit)
+    min_reachable_time: float = 5.0  # seconds; RFC 4861 MAX_REACHABLE_TIME (3600 s) is the upper bound
+    min_retrans_timer: float = 1.0  # seconds; a shorter advertised RetransTimer is ignored
+    max_retrans_timer: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class StackLimits:
     """Every resource limit of the stack below TCP (TCP's are `netstack.tcp.config.TcpConfig`)."""
 
