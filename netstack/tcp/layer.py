@@ -325,6 +325,8 @@ class TcpLayer:
         """Both ends of one family, before anything is computed over them; True (counted) if not. An IPv6
         end no host has is refused here too, whatever the stack checked before: a multicast destination in
         particular must never reach a listener (RFC 9293 §3.10.7.2 says so of broadcast and multicast)."""
+        if len(src) == family.IPV4_LEN == len(dst):
+            return False  # every IPv4 segment: settled without a call
         if not family.pair_ok(src, dst):
             self.count(Count.ADDRESS_FAMILY_MISMATCH)
             return True
