@@ -551,11 +551,12 @@ class TcpLayer:
             self.count(Count.ICMP_IGNORED)
 
     def _frag_needed(self, now: float, conn: Connection, next_hop_mtu: int | None) -> None:
-        """RFC 1191 with the floor every stack keeps (RFC 8201 §5.2's point, Linux's min_pmtu 552): a
-        next-hop MTU below `min_path_mtu` is taken as the floor, and the segments to that destination go
-        without DF from then on, so routers fragment them. Taking 68 at its word made 28-byte segments (the
-        per-segment cost of a tiny MSS is what an attacker forging the ICMP wants), and as they still had
-        DF, a path really that small dropped them all: a black hole."""
+        """IPv4 path MTU discovery (`_packet_too_big` is IPv6's). RFC 1191 with the floor every stack keeps
+        (RFC 8201 §5.2's point, Linux's min_pmtu 552): a next-hop MTU below `min_path_mtu` is taken as the
+        floor, and the segments to that destination go without DF from then on, so routers fragment them.
+        Taking 68 at its word made 28-byte segments (the per-segment cost of a tiny MSS is what an attacker
+        forging the ICMP wants), and as they still had DF, a path really that small dropped them all: a black
+        hole."""
         if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
             self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
             return
