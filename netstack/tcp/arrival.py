@@ -41,8 +41,8 @@ class Arrival(ReceiveSide):
     def apply_peer_syn_options(self, seg: Segment) -> None:
         cfg = self.host.config
         opts = seg.options
-        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
-        self.mss = max(cfg.min_mss, min(peer_mss, cfg.local_mss))
+        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss_for(self.remote)
+        self.mss = max(cfg.min_mss, min(peer_mss, self.rcv_mss))
         self.wscale_ok = cfg.window_scaling and opts.wscale is not None
         if self.wscale_ok and opts.wscale is not None:
             self.snd_wscale = opts.wscale

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netstack.tcp import family
+
 # A ceiling for one connection's own Python objects, buffers apart: issue 3's target for an idle connection
 # (bench/tcp.py idle_connection_memory measures about 1.6 KB; tests/netstack/tcp/test_budget.py holds the line).
 CONNECTION_OBJECT_BYTES = 10 * 1024
@@ -44,11 +46,13 @@ OUTGOING_ENTRY_OVERHEAD = 160
 @dataclass(frozen=True)
 class TcpConfig:
     # Segment sizes
-    mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40
-    default_peer_mss: int = 536          # RFC 9293 §3.7.1 when the peer sends no MSS option
+    mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40 (IPv4), mtu - 60 (IPv6)
+    default_peer_mss: int = 536          # RFC 9293 §3.7.1 when an IPv4 peer sends no MSS option
+    default_peer_mss6: int = 1220        # ...and an IPv6 one (RFC 8200 §8.3: 1280 - 60)
     min_mss: int = 64                    # floor for the peer's MSS option (tiny-MSS amplification)
     min_path_mtu: int = 552              # path MTU floor (RFC 1191 §4 practice, Linux's min_pmtu): an ICMP
-                                         # fragmentation-needed below it sets the path to it and clears DF
+                                         # fragmentation-needed below it sets the path to it and clears DF.
+                                         # IPv4 only: IPv6's floor is 1280 (family.IPV6_MIN_MTU), no knob
 
     # Buffers (bytes). The receive buffer is rounded up to a multiple of the MSS, as BSD does.
     rcv_buffer: int = 262144
@@ -105,7 +109,8 @@ class TcpConfig:
 
     # Admission control
     max_connections: int = 1024          # all TCBs, any state; sized for the 128 MiB image (module docstring)
-    max_per_source: int = 64             # TCBs per remote IPv4 address
+    max_per_source: int = 64             # TCBs per source: an IPv4 address, an IPv6 /64
+                                         # (addresses6.source_key)
     max_half_open: int = 256             # SYN-RECEIVED TCBs, whole layer; beyond it SYN cookies answer
     max_backlog: int = 128               # cap on a listener's backlog (half-open plus unaccepted)
     syn_cookies: bool = True
@@ -125,7 +130,16 @@ class TcpConfig:
 
     @property
     def local_mss(self) -> int:
-        return self.mtu - 40
+        """The MSS we advertise over IPv4 (`local_mss_for` for either family)."""
+        return self.mtu - family.IPV4_OVERHEAD
+
+    def local_mss_for(self, address: bytes) -> int:
+        """The MSS we advertise, and the most we send, on a connection whose addresses are like `address`."""
+        return self.mtu - family.overhead(address)
+
+    def default_peer_mss_for(self, address: bytes) -> int:
+        """What a peer that sends no MSS option can receive (RFC 9293 §3.7.1: 536 for IPv4, 1220 for IPv6)."""
+        return self.default_peer_mss6 if family.is_ipv6(address) else self.default_peer_mss
 
     def worst_case_bytes(self) -> int:
         """The most all peers together can make this layer hold at once (module docstring), so a change to any

@@ -5,6 +5,7 @@ the ICMP errors about it. The rest of it is in the classes it is built on (see t
 from __future__ import annotations
 
 from netstack.tcp import events as ev
+from netstack.tcp import family
 from netstack.tcp.arrival import Arrival
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
@@ -63,8 +64,8 @@ class Connection(Arrival):
         conn._enter(State.SYN_RECEIVED, Cause.RCV_SYN)  # the SYN the cookie stands for
         opts = ack.options
         timestamps = cfg.timestamps and opts.ts_val is not None and bool(opts.ts_ecr)
-        conn.rcv_buf_size = cookie_receive_buffer(cfg, mss, timestamps)
-        conn.mss = max(cfg.min_mss, min(mss, cfg.local_mss))
+        conn.rcv_buf_size = cookie_receive_buffer(cfg, mss, timestamps, conn.rcv_mss)
+        conn.mss = max(cfg.min_mss, min(mss, conn.rcv_mss))
         if timestamps and opts.ts_val is not None and opts.ts_ecr is not None:
             conn.ts_enabled = True
             conn.ts_recent = opts.ts_val
@@ -147,9 +148,10 @@ class Connection(Arrival):
             self.host.emit(ev.Readable(self.id))
 
     def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
-        """Fragmentation needed: shrink the MSS to the path and resend what it no longer fits; True if it
-        shrank (RFC 1191). The layer has already raised `next_hop_mtu` to `min_path_mtu`."""
-        new_mss = next_hop_mtu - 40 - (TS_OPTION_LEN if self.ts_enabled else 0)
+        """Fragmentation needed (packet too big over IPv6): shrink the MSS to the path and resend what it no
+        longer fits; True if it shrank (RFC 1191, RFC 8201). The layer has already held `next_hop_mtu` to its
+        family's floor (`min_path_mtu`, or IPv6's 1280)."""
+        new_mss = next_hop_mtu - family.overhead(self.local) - (TS_OPTION_LEN if self.ts_enabled else 0)
         if new_mss >= self.mss:
             return False
         self.mss = new_mss

@@ -23,6 +23,8 @@ class Count(StrEnum):
     OPTION_TRUNCATED = "option-truncated"
     OPTION_LENGTH = "option-length"
     # demultiplexing: segments no state could want
+    ADDRESS_FAMILY_MISMATCH = "address-family-mismatch"  # source and destination not both IPv4 or both IPv6
+    BAD_ADDRESS6 = "bad-address6"                        # an IPv6 end no host has (multicast, mapped, ::, ::1)
     PORT_ZERO = "port-zero"
     LAND = "land"
     SYN_RST = "syn-rst"
@@ -96,11 +98,13 @@ class Count(StrEnum):
     # ICMP errors about our connections (RFC 5927)
     ICMP_SHORT_QUOTE = "icmp-short-quote"
     ICMP_BAD_QUOTE = "icmp-bad-quote"
+    ICMP6_QUOTE_NOT_TCP = "icmp6-quote-not-tcp"      # an IPv6 quote whose next header is not TCP: not ours
     ICMP_NO_CONNECTION = "icmp-no-connection"
     ICMP_SEQ_OUT_OF_WINDOW = "icmp-seq-out-of-window"
     ICMP_FRAG_NEEDED_NO_MTU = "icmp-frag-needed-no-mtu"
     PMTU_REDUCED = "pmtu-reduced"
     PMTU_FLOOR = "pmtu-floor"                        # below min_path_mtu: the floor, and DF cleared
+    ICMP6_PTB_BELOW_MINIMUM = "icmp6-ptb-below-minimum"  # packet too big under 1280: discarded (RFC 8201 §4)
     ICMP_HARD_ERROR = "icmp-hard-error"
     ICMP_SOFT_ERROR = "icmp-soft-error"
     ICMP_IGNORED = "icmp-ignored"

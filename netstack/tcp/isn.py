@@ -7,6 +7,11 @@ A SYN cookie is the ISN of a SYN-ACK for which no state is kept: 5 bits of a 64-
 index and 24 bits of keyed hash over the 4-tuple, the counter and the peer's ISN. The returning ACK proves the
 peer saw our SYN-ACK (so it is not a spoofed source). Window scaling and timestamps are not in the cookie: when
 the peer offers timestamps, its window scale rides in our TSval instead (netstack/tcp/window.py, as Linux).
+
+Both families: the 4-tuple is hashed with 4-byte addresses for IPv4 and 16-byte ones for IPv6, so the two
+encodings differ in length and no IPv4 tuple hashes like an IPv6 one (an IPv4-mapped address included): a
+cookie minted for one family or address checks out for no other. The IPv4 encoding is what it always was.
+A mixed or unknown pair is a caller's bug (ValueError): `struct` would silently cut a 16-byte address to 4.
 """
 
 from __future__ import annotations
@@ -16,10 +21,22 @@ import struct
 
 _TUPLE = struct.Struct("!4sH4sH")
 _COOKIE_INPUT = struct.Struct("!4sH4sHII")
+_TUPLE6 = struct.Struct("!16sH16sH")
+_COOKIE_INPUT6 = struct.Struct("!16sH16sHII")
 
 COOKIE_PERIOD = 64.0
 COOKIE_LIFETIME = 2 * COOKIE_PERIOD  # the longest a cookie checks out (`check_cookie` takes two counters)
 COOKIE_MSS = (536, 1024, 1220, 1360, 1400, 1440, 1452, 1460)
+
+
+def _tuple_struct(local: bytes, remote: bytes, v4: struct.Struct, v6: struct.Struct) -> struct.Struct:
+    size = len(local)
+    if size == len(remote):
+        if size == 4:
+            return v4
+        if size == 16:
+            return v6
+    raise ValueError("a 4-tuple needs two IPv4 or two IPv6 addresses")
 
 
 class IsnGenerator:
@@ -37,7 +54,7 @@ class IsnGenerator:
 
     def isn(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int) -> int:
         h = self._isn_keyed.copy()
-        h.update(_TUPLE.pack(local, local_port, remote, remote_port))
+        h.update(_tuple_struct(local, remote, _TUPLE, _TUPLE6).pack(local, local_port, remote, remote_port))
         digest = h.digest()
         clock = int(now * 250_000)  # 4 microsecond ticks
         return (clock + int.from_bytes(digest, "big")) & 0xFFFFFFFF
@@ -45,7 +62,8 @@ class IsnGenerator:
     def _cookie_hash(self, counter: int, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917
                      peer_isn: int) -> int:
         h = self._cookie_keyed.copy()
-        h.update(_COOKIE_INPUT.pack(local, local_port, remote, remote_port, counter & 0xFFFFFFFF, peer_isn))
+        packer = _tuple_struct(local, remote, _COOKIE_INPUT, _COOKIE_INPUT6)
+        h.update(packer.pack(local, local_port, remote, remote_port, counter & 0xFFFFFFFF, peer_isn))
         return int.from_bytes(h.digest(), "big")
 
     def make_cookie(self, now: float, local: bytes, local_port: int, remote: bytes, remote_port: int,  # noqa: PLR0917

@@ -7,6 +7,12 @@ ISN secret are passed in; nothing here reads a clock or a random source. Nothing
 reason it was refused (a `Count`), and a bug, an illegal state transition included, is contained and counted
 as `internal-error` (`internal_error`).
 
+Both IP versions: addresses are 4-byte IPv4 or 16-byte IPv6 addresses, the family told by their length
+(netstack/tcp/family.py), and a connection's two ends are always of one family. What depends on the family is
+the MSS (the IP header's size), the checksum's pseudo-header, the ICMP numbering and path MTU floor, and what
+counts as one source: per-source limits are kept by `addresses6.source_key`, an IPv4 address or an IPv6 /64,
+since an IPv6 host holds a whole /64 and could otherwise multiply its share by rotating the low 64 bits.
+
 Connections are made by their own constructors (`Connection.active_open`, `passive_open`, `cookie_open`) and
 see this layer only through the `Host` protocol (netstack/tcp/host.py); the layer reads connections but changes
 them only through their methods, apart from `timers.queued`, its own record of each one's timer-heap entry.
@@ -19,10 +25,11 @@ import itertools
 import logging
 from collections import Counter
 
+from netstack.addresses6 import is_unicast_host, source_key
 from netstack.faults import FaultLog
 from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
-from netstack.tcp import icmp
+from netstack.tcp import family, icmp
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.connection import Connection
 from netstack.tcp.counters import Count
@@ -58,6 +65,12 @@ class TcpError(Exception):
     """A user call that cannot be honoured (unknown connection, limit reached, port in use)."""
 
 
+class AddressError(TcpError, ValueError):
+    """Addresses no connection can have: of two families (IPv4 local, IPv6 remote), of neither, or an IPv6
+    address that is not a unicast host's. A caller's bug, so also a ValueError; a TcpError as "bad address"
+    always was."""
+
+
 class Listener:
     """A listening port; `cookie_sent` is when it last answered a SYN with a cookie (Linux's last_overflow)."""
 
@@ -71,7 +84,7 @@ class Listener:
 
 
 class TcpLayer:
-    """All TCP state of one host. Addresses are 4-byte IPv4 addresses."""
+    """All TCP state of one host. Addresses are 4-byte IPv4 or 16-byte IPv6 addresses (module docstring)."""
 
     def __init__(self, secret: bytes, config: TcpConfig | None = None) -> None:
         self.config = config or TcpConfig()
@@ -79,7 +92,7 @@ class TcpLayer:
         self.connections: dict[Key, Connection] = {}
         self.by_id: dict[int, Connection] = {}
         self.listeners: dict[int, Listener] = {}
-        self.per_source: Counter[bytes] = Counter()
+        self.per_source: Counter[bytes] = Counter()  # TCBs by `source_key` of their remote address
         self.half_open: set[int] = set()
         self.time_wait_ids: dict[int, None] = {}  # insertion-ordered: the oldest TIME_WAIT first
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
@@ -98,7 +111,8 @@ class TcpLayer:
         self._rst_count = 0
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
         # Destinations whose path MTU is below `min_path_mtu` (SegmentLayer contract: sent without DF), kept
-        # while a connection that learned it lives, by connection id.
+        # while a connection that learned it lives, by connection id. IPv4 only: IPv6 has no DF to clear
+        # (only the source fragments) and no path below 1280, so no IPv6 address is ever in it.
         self.fragmentable: frozenset[bytes] = frozenset()
         self._fragmenting: dict[int, bytes] = {}
         # Cookies that made a connection, by 4-tuple, until they expire: (cookie, expiry), oldest first.
@@ -109,7 +123,8 @@ class TcpLayer:
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         try:
-            self._input(now, src, dst, segment)
+            if not self._refuse_addresses(src, dst):
+                self._input(now, src, dst, segment)
         except Exception as exc:  # noqa: BLE001 (the stack must survive its own bugs too)
             self.internal_error("TCP input failed", exc)
 
@@ -239,9 +254,10 @@ class TcpLayer:
         self.count(Count.TIME_WAIT)
 
     def _release_source(self, remote: bytes) -> None:
-        self.per_source[remote] -= 1
-        if self.per_source[remote] <= 0:
-            del self.per_source[remote]
+        key = source_key(remote)
+        self.per_source[key] -= 1
+        if self.per_source[key] <= 0:
+            del self.per_source[key]
 
     def destroy(self, conn: Tcb, cause: Cause, error: str | None, *, notify: bool = True) -> None:
         """End `conn` (entering CLOSED for `cause`) and give back everything it held; `error` goes to the user."""
@@ -286,7 +302,7 @@ class TcpLayer:
     def _register(self, conn: Connection) -> Connection:
         self.connections[conn.key] = conn
         self.by_id[conn.id] = conn
-        self.per_source[conn.remote] += 1
+        self.per_source[source_key(conn.remote)] += 1
         return conn
 
     def _admit(self, remote: bytes) -> bool:
@@ -298,12 +314,26 @@ class TcpLayer:
         if len(self.by_id) >= cfg.max_connections:
             self.count(Count.CONNECTION_LIMIT)
             return False
-        if self.per_source[remote] >= cfg.max_per_source:
+        if self.per_source[source_key(remote)] >= cfg.max_per_source:
             self.count(Count.PER_SOURCE_LIMIT)
             return False
         return True
 
     # ------------------------------------------------------------------ input
+
+    def _refuse_addresses(self, src: bytes, dst: bytes) -> bool:
+        """Both ends of one family, before anything is computed over them; True (counted) if not. An IPv6
+        end no host has is refused here too, whatever the stack checked before: a multicast destination in
+        particular must never reach a listener (RFC 9293 §3.10.7.2 says so of broadcast and multicast)."""
+        if len(src) == family.IPV4_LEN == len(dst):
+            return False  # every IPv4 segment: settled without a call
+        if not family.pair_ok(src, dst):
+            self.count(Count.ADDRESS_FAMILY_MISMATCH)
+            return True
+        if len(src) == family.IPV6_LEN and not (is_unicast_host(src) and is_unicast_host(dst)):
+            self.count(Count.BAD_ADDRESS6)
+            return True
+        return False
 
     def _input(self, now: float, src: bytes, dst: bytes, data: memoryview) -> None:
         try:
@@ -409,15 +439,17 @@ class TcpLayer:
             return
         cfg = self.config
         opts = seg.options
-        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss
+        peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss_for(src)
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
-        options = build_options(mss=cfg.local_mss)
+        local_mss = cfg.local_mss_for(dst)
+        options = build_options(mss=local_mss)
         if cfg.timestamps and opts.ts_val is not None:
             # Window scaling and timestamps survive the cookie (Linux's way): the peer's window scale rides
             # in the low bits of our TSval, which its ACK echoes; ours follows from the configuration.
             peer_wscale = opts.wscale if cfg.window_scaling else None
-            ours = window_shift(cookie_receive_buffer(cfg, mss, True)) if peer_wscale is not None else None
-            options = build_options(mss=cfg.local_mss, wscale=ours,
+            ours = window_shift(cookie_receive_buffer(cfg, mss, True, local_mss)) if peer_wscale is not None \
+                else None
+            options = build_options(mss=local_mss, wscale=ours,
                                     ts=(cookie_tsval(now, cookie, peer_wscale), opts.ts_val))
         out = build_segment(dst, src, seg.dst_port, seg.src_port, cookie, (seg.seq + 1) & MASK, SYN | ACK,
                             self._cookie_window(), options)
@@ -485,7 +517,9 @@ class TcpLayer:
     def _icmp_error(self, now: float, icmp_type: int, icmp_code: int, quoted: bytes,
                     next_hop_mtu: int | None) -> None:
         """RFC 5927: act only on an error that quotes one of our connections with a sequence number we
-        have sent and not yet seen acknowledged; anything else is a blind attack or stale."""
+        have sent and not yet seen acknowledged; anything else is a blind attack or stale. The type and code
+        are read as ICMP or ICMPv6 by the family of the quote (so of the connection it names), never by the
+        type alone: the numberings overlap."""
         quote = icmp.parse_quote(quoted)
         if isinstance(quote, Count):
             self.count(quote)
@@ -498,10 +532,15 @@ class TcpLayer:
         if not seq_in(seq, conn.snd_una, max(1, (conn.snd_max - conn.snd_una) & MASK)):
             self.count(Count.ICMP_SEQ_OUT_OF_WINDOW)
             return
-        kind = icmp.classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
-                             hard_errors=self.config.icmp_hard_errors)
+        ipv6 = family.is_ipv6(conn.local)
+        classify = icmp.classify6 if ipv6 else icmp.classify
+        kind = classify(icmp_type, icmp_code, connecting=conn.state == State.SYN_SENT,
+                        hard_errors=self.config.icmp_hard_errors)
         if kind is icmp.Kind.FRAG_NEEDED:
-            self._frag_needed(now, conn, next_hop_mtu)
+            if ipv6:
+                self._packet_too_big(now, conn, next_hop_mtu)
+            else:
+                self._frag_needed(now, conn, next_hop_mtu)
         elif kind is icmp.Kind.REFUSED or kind is icmp.Kind.UNREACHABLE:
             self.count(Count.ICMP_HARD_ERROR)
             self.destroy(conn, Cause.ABORT, "refused" if kind is icmp.Kind.REFUSED else "unreachable")
@@ -512,11 +551,12 @@ class TcpLayer:
             self.count(Count.ICMP_IGNORED)
 
     def _frag_needed(self, now: float, conn: Connection, next_hop_mtu: int | None) -> None:
-        """RFC 1191 with the floor every stack keeps (RFC 8201 §5.2's point, Linux's min_pmtu 552): a
-        next-hop MTU below `min_path_mtu` is taken as the floor, and the segments to that destination go
-        without DF from then on, so routers fragment them. Taking 68 at its word made 28-byte segments (the
-        per-segment cost of a tiny MSS is what an attacker forging the ICMP wants), and as they still had
-        DF, a path really that small dropped them all: a black hole."""
+        """IPv4 path MTU discovery (`_packet_too_big` is IPv6's). RFC 1191 with the floor every stack keeps
+        (RFC 8201 §5.2's point, Linux's min_pmtu 552): a next-hop MTU below `min_path_mtu` is taken as the
+        floor, and the segments to that destination go without DF from then on, so routers fragment them.
+        Taking 68 at its word made 28-byte segments (the per-segment cost of a tiny MSS is what an attacker
+        forging the ICMP wants), and as they still had DF, a path really that small dropped them all: a black
+        hole."""
         if next_hop_mtu is None or next_hop_mtu < icmp.MIN_MTU:
             self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
             return
@@ -527,6 +567,21 @@ class TcpLayer:
                 self.count(Count.PMTU_FLOOR)
                 self._fragmenting[conn.id] = conn.remote
                 self.fragmentable = frozenset(self._fragmenting.values())
+        if conn.path_mtu_reduced(now, next_hop_mtu):
+            self.count(Count.PMTU_REDUCED)
+            self._schedule(conn)
+
+    def _packet_too_big(self, now: float, conn: Connection, next_hop_mtu: int | None) -> None:
+        """IPv6 path MTU discovery (RFC 8201). No IPv6 link is smaller than 1280 bytes, so a packet too big
+        that says less is discarded (§4: the path is never taken below the minimum link MTU), counted: it is
+        a forgery or a broken router, and honouring it would only shrink our segments. There is no IPv4-style
+        fallback of clearing DF (`fragmentable`): over IPv6 only the source fragments, and 1280 always fits."""
+        if next_hop_mtu is None:
+            self.count(Count.ICMP_FRAG_NEEDED_NO_MTU)
+            return
+        if next_hop_mtu < family.IPV6_MIN_MTU:
+            self.count(Count.ICMP6_PTB_BELOW_MINIMUM)
+            return
         if conn.path_mtu_reduced(now, next_hop_mtu):
             self.count(Count.PMTU_REDUCED)
             self._schedule(conn)
@@ -546,7 +601,12 @@ class TcpLayer:
         self.listeners.pop(port, None)
 
     def connect(self, now: float, local: bytes, remote: bytes, remote_port: int, local_port: int = 0) -> int:
-        if len(local) != 4 or len(remote) != 4 or not 0 < remote_port < 65536:
+        """Open a connection from `local` to `remote`, both IPv4 or both IPv6 (else AddressError)."""
+        if not family.pair_ok(local, remote):
+            raise AddressError("local and remote addresses must both be IPv4 (4 bytes) or both IPv6 (16 bytes)")
+        if family.is_ipv6(local) and not (is_unicast_host(local) and is_unicast_host(remote)):
+            raise AddressError("an IPv6 connection joins two unicast host addresses")
+        if not 0 < remote_port < 65536:
             raise TcpError("bad address")
         if len(self.by_id) >= self.config.max_connections and not self._admit(remote):
             raise TcpError("connection limit reached")

@@ -1,6 +1,7 @@
 """TCP segment codec (RFC 9293 §3.1, options RFC 7323 / RFC 2018): parse and build, paired.
 
-Parsing follows the house order: integrity (length, data offset, checksum with the IPv4 pseudo-header) ->
+Parsing follows the house order: integrity (length, data offset, checksum with the pseudo-header of the
+segment's IP version) ->
 parse (fields read from the memoryview, the payload stays a view, no copy) -> sanity (option lengths, flag
 combinations are judged by the connection layer, which knows the state). A malformed segment raises
 `SegmentError` whose `reason` names a drop counter.
@@ -66,7 +67,15 @@ def ones_sum(data: bytes | bytearray | memoryview) -> int:
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, length: int) -> int:
-    """Residue of the IPv4 pseudo-header (RFC 9293 §3.1) for a TCP segment of `length` bytes."""
+    """Residue of the pseudo-header for a TCP segment of `length` bytes, the family told by the addresses'
+    length (4 or 16 bytes; the caller never mixes them, netstack/tcp/family.py).
+
+    One expression serves both, and so the IPv4 path costs what it always did. IPv4's pseudo-header (RFC 9293
+    §3.1) is the addresses, a zero byte and the protocol (the word 6), and a 16-bit length. IPv6's (RFC 8200
+    §8.1) is the addresses, a 32-bit length, three zero bytes and the next header (again the word 6): its
+    length's two words add up to `length` itself modulo 0xFFFF (2**16 == 1 there), so both residues are
+    addresses + 6 + length. What differs between the families is the addresses, and all 32 bytes of IPv6's
+    are summed. tests/netstack/tcp/test_segment6.py checks this against both layouts written out."""
     return (int.from_bytes(src + dst, "big") + _PROTO_TCP + length) % 0xFFFF
 
 
@@ -203,7 +212,8 @@ class Segment(NamedTuple):
 
 
 def parse_segment(src: bytes, dst: bytes, data: memoryview, *, verify_checksum: bool = True) -> Segment:
-    """Integrity, then parse; raises SegmentError. `data` is exactly the TCP segment (IPv4 payload)."""
+    """Integrity, then parse; raises SegmentError. `data` is exactly the TCP segment (the IPv4 or IPv6
+    payload); `src` and `dst` are both IPv4 or both IPv6 addresses (the layer refuses a mixed pair first)."""
     length = len(data)
     if length < MIN_HEADER_LEN:
         raise SegmentError(Count.TRUNCATED)
@@ -221,7 +231,7 @@ def build_segment(  # noqa: PLR0917
     src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
     options: bytes = b"", payload: bytes | bytearray | memoryview = b"", urgent: int = 0,
 ) -> bytes:
-    """Serialize a segment with its checksum computed over the IPv4 pseudo-header."""
+    """Serialize a segment with its checksum computed over the pseudo-header of the addresses' family."""
     if len(options) % 4 or len(options) > MAX_HEADER_LEN - MIN_HEADER_LEN:
         raise ValueError("options must be padded to 4 bytes and at most 40")
     header_len = MIN_HEADER_LEN + len(options)

@@ -105,6 +105,8 @@ class Tcb:
         self.local_port = local_port
         self.remote = remote
         self.remote_port = remote_port
+        # The pseudo-header's residue less the length, the same expression for either family
+        # (segment.pseudo_header_sum says why).
         self.pseudo_base = (int.from_bytes(local + remote, "big") + 6) % 0xFFFF
         self._state = state
         self.handshake = Handshake()
@@ -123,13 +125,13 @@ class Tcb:
         self.snd_wl2 = 0
         self.snd_wscale = 0
         self.send_buffer = SendBuffer(cfg, host.budgets)
-        self.mss = cfg.default_peer_mss
+        self.mss = cfg.default_peer_mss_for(remote)
         # receive side
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0
         self.rcv_wscale = 0
-        self.rcv_mss = cfg.local_mss
+        self.rcv_mss = cfg.local_mss_for(local)
         self.rcv_buf_size = cfg.rcv_buffer
         self.rcvbuf = bytearray()
         self.reassembly = NO_REASSEMBLY  # a queue of its own from the first out-of-order segment on

@@ -56,10 +56,11 @@ def cookie_wscale(ts_ecr: int) -> int | None:
     return None if code == COOKIE_NO_WSCALE else min(code, MAX_WSCALE)
 
 
-def cookie_receive_buffer(config: TcpConfig, mss: int, timestamps: bool) -> int:
+def cookie_receive_buffer(config: TcpConfig, mss: int, timestamps: bool, local_mss: int) -> int:
     """The receive buffer of a connection a cookie makes (whose window shift the cookie SYN-ACK announced
-    before the connection existed): computed the same way at both moments."""
-    return receive_buffer_size(config, min(mss, config.local_mss) + (12 if timestamps else 0))
+    before the connection existed): computed the same way at both moments. `local_mss` is the MSS we
+    advertise on the connection's family (`TcpConfig.local_mss_for`)."""
+    return receive_buffer_size(config, min(mss, local_mss) + (12 if timestamps else 0))
 
 
 __all__ = ["COOKIE_NO_WSCALE", "MAX_RAW_WINDOW", "cookie_receive_buffer", "cookie_tsval", "cookie_wscale",

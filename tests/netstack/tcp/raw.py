@@ -9,24 +9,27 @@ from netstack.tcp.segment import ACK, SYN, Segment, build_options, build_segment
 
 US = bytes([10, 0, 0, 1])
 THEM = bytes([10, 0, 0, 2])
+US6 = bytes.fromhex("20010db8000000010000000000000001")    # 2001:db8:0:1::1
+THEM6 = bytes.fromhex("20010db8000000020000000000000002")  # 2001:db8:0:2::2
 
 
 class RawPeer:
     def __init__(self, config: TcpConfig | None = None, *, port: int = 80, peer_port: int = 40000,
-                 peer_addr: bytes = THEM) -> None:
+                 peer_addr: bytes = THEM, us: bytes = US) -> None:
         self.layer = TcpLayer(b"k" * 32, config)
         self.port = port
         self.peer_port = peer_port
         self.peer = peer_addr
+        self.us = us
         self.now = 0.0
 
     def inject(self, flags: int, seq: int, ack: int = 0, payload: bytes = b"", *, window: int = 65535,
                options: bytes = b"", src: bytes | None = None, src_port: int | None = None) -> None:
         source = src or self.peer
         sport = src_port if src_port is not None else self.peer_port
-        segment = build_segment(source, US, sport, self.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window,
-                                options, payload)
-        self.layer.segment_received(self.now, source, US, memoryview(segment))
+        segment = build_segment(source, self.us, sport, self.port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags,
+                                window, options, payload)
+        self.layer.segment_received(self.now, source, self.us, memoryview(segment))
 
     def out(self) -> list[Segment]:
         return [parse_segment(src, dst, memoryview(seg)) for src, dst, seg in self.layer.take_outgoing()]

@@ -16,6 +16,8 @@ from netstack.tcp.layer import TcpLayer
 
 A_ADDR = bytes([10, 0, 0, 1])
 B_ADDR = bytes([10, 0, 0, 2])
+A_ADDR6 = bytes.fromhex("20010db8000000010000000000000001")  # 2001:db8:0:1::1
+B_ADDR6 = bytes.fromhex("20010db8000000020000000000000002")  # 2001:db8:0:2::2
 
 
 @dataclass
@@ -100,10 +102,10 @@ class Pair:
         return out
 
 
-def establish(pair: Pair, port: int = 80) -> tuple[int, int]:
+def establish(pair: Pair, port: int = 80, *, a_addr: bytes = A_ADDR, b_addr: bytes = B_ADDR) -> tuple[int, int]:
     """Listen on B, connect from A; returns (A's connection id, B's connection id)."""
     pair.b.listen(port)
-    client = pair.a.connect(pair.now, A_ADDR, B_ADDR, port)
+    client = pair.a.connect(pair.now, a_addr, b_addr, port)
     pair.run_until(pair.now + 30, lambda: any(isinstance(e, ev.Accepted) for e in pair.events["b"])
                    and any(isinstance(e, ev.Connected) for e in pair.events["a"]))
     accepted = [e for e in pair.take("b") if isinstance(e, ev.Accepted)]
