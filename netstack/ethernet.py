@@ -10,6 +10,7 @@ from netstack.reasons import Drop
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
+ETHERTYPE_IPV6 = 0x86DD
 HEADER_LEN = 14
 MIN_ETHERTYPE = 0x0600  # below this the field is an 802.3 length, not a type
 _HEADER = struct.Struct("!6s6sH")

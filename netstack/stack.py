@@ -13,6 +13,9 @@ Decisions documented here:
 - Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
   dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191), but to destinations
   whose path MTU TCP found below its floor (`SegmentLayer.fragmentable`).
+- IPv6 is the other half (stack6.Ipv6Path), switched on by `StackConfig.ipv6`: it shares the link, the
+  transmit queue, the fragment budget (one Reassembler for both families), the UDP ports and the TCP layer,
+  and owns the rest. The family of an address is its length: 4 or 16 bytes.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from netstack.addresses import (
 )
 from netstack.arp import PACKET_LEN as ARP_PACKET_LEN
 from netstack.arp import parse_arp
-from netstack.config import StaticIp, UseDhcp
+from netstack.config import Ipv6Addressing, NoIpv6, StaticIp, StaticIp6, UseDhcp
 from netstack.dhcp.client import DhcpClient, LeaseAcquired
 from netstack.dhcp.message import CLIENT_PORT, SERVER_PORT
 from netstack.errors import MalformedError
@@ -51,26 +54,29 @@ from netstack.ipv4 import (
     parse_ipv4,
     strip_link_padding,
 )
+from netstack.ipv6 import MIN_MTU as IPV6_MIN_MTU
 from netstack.limits import DEFAULT_STACK_LIMITS, ICMP_ERROR_QUOTE_LIMIT, IPV4_DEFAULT_TTL, StackLimits
 from netstack.neighbour import Neighbours
 from netstack.ratelimit import TokenBucket
 from netstack.reasons import Counters, Drop
 from netstack.reassembly import Reassembler
+from netstack.stack6 import Ipv6Path
 from netstack.udp import parse_udp, serialize_udp
 
 logger = logging.getLogger(__name__)
 
 
 class SegmentLayer(Protocol):
-    """What the TCP layer implements. Addresses are 4-byte `bytes`."""
+    """What the TCP layer implements. Addresses are 4-byte (IPv4) or 16-byte (IPv6) `bytes`."""
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
-        """A whole TCP segment from an IPv4 datagram addressed to us; TCP verifies its own checksum."""
+        """A whole TCP segment from a datagram addressed to us; TCP verifies its own checksum."""
 
     def icmp_error_received(
         self, now: float, icmp_type: int, icmp_code: int, quoted: bytes, next_hop_mtu: int | None
     ) -> None:
-        """An ICMP error quoting a TCP segment we sent: `quoted` is the original IPv4 header + leading TCP bytes."""
+        """An ICMP or ICMPv6 error quoting a TCP segment we sent: `quoted` is our IP header + leading TCP bytes
+        (its version nibble says which family's type numbers these are)."""
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         """(src, dst, segment with its checksum filled in) for every segment to send now."""
@@ -98,16 +104,23 @@ UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
 
 @dataclass(frozen=True, slots=True)
 class StackConfig:
+    """`ipv6_secret` keys the RFC 7217 interface identifiers: the same secret on the same network gives the
+    same addresses after a reboot. Without one, a secret is drawn for this boot."""
+
     mac: bytes
     addressing: StaticIp | UseDhcp
     mtu: int = 1500
     limits: StackLimits = DEFAULT_STACK_LIMITS
+    ipv6: Ipv6Addressing = NoIpv6()
+    ipv6_secret: bytes | None = None
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or is_multicast_mac(self.mac):
             raise ValueError("the interface needs a unicast 6-byte MAC address")
         if not 576 <= self.mtu <= 9000:
             raise ValueError(f"MTU {self.mtu} out of range 576..9000")
+        if not isinstance(self.ipv6, NoIpv6) and self.mtu < IPV6_MIN_MTU:
+            raise ValueError(f"IPv6 needs an MTU of at least {IPV6_MIN_MTU}, not {self.mtu}")
 
 
 class Stack:
@@ -142,6 +155,16 @@ class Stack:
                 raise ValueError("DHCP needs a random source for its transaction ids")
             self._dhcp = DhcpClient(config.mac, rng, self.counters, config.limits.dhcp)
             self.udp_bind(CLIENT_PORT, self._dhcp_received)
+        self._ipv6: Ipv6Path | None = None
+        if not isinstance(config.ipv6, NoIpv6):
+            if rng is None:
+                raise ValueError("IPv6 needs a random source (DAD delays, neighbour timers, fragment ids)")
+            self._ipv6 = Ipv6Path(
+                mac=config.mac, link_mtu=config.mtu, counters=self.counters, emit=self._emit, tcp=tcp, udp=self._udp,
+                reassembler=self._reassembler, limits=limits, rng=rng, ident=rng.getrandbits(32),
+                secret=config.ipv6_secret if config.ipv6_secret is not None else rng.randbytes(32),
+                static=config.ipv6 if isinstance(config.ipv6, StaticIp6) else None,
+            )  # fmt: skip
 
     # --- state visible to the layers above ----------------------------------------------------------------------
 
@@ -170,6 +193,17 @@ class Stack:
     def dhcp(self) -> DhcpClient | None:
         return self._dhcp
 
+    @property
+    def ipv6(self) -> Ipv6Path | None:
+        """The IPv6 half (its addresses, neighbours and routers), or None when IPv6 is off."""
+        return self._ipv6
+
+    def source_for(self, dst: bytes) -> bytes | None:
+        """Our address to send to `dst` from: the IPv4 address, or the IPv6 address RFC 6724 picks."""
+        if len(dst) == 16:
+            return self._ipv6.source_for(dst) if self._ipv6 is not None else None
+        return self._address
+
     def stats(self) -> dict[str, int]:
         """Drop counters by reason plus a few gauges, for /stats.json."""
         return {
@@ -178,6 +212,7 @@ class Stack:
             "arp-entries": len(self._neighbours.cache),
             "reassembly-datagrams": len(self._reassembler),
             "reassembly-bytes": self._reassembler.stored_bytes,
+            **(self._ipv6.stats() if self._ipv6 is not None else {}),
             **self.counters.as_dict(),
         }
 
@@ -191,6 +226,8 @@ class Stack:
         elif self._dhcp is not None:
             self._dhcp.start(now)
             self._pump_dhcp(now)
+        if self._ipv6 is not None:
+            self._ipv6.start(now)
 
     def frame_received(self, now: float, frame: bytes | memoryview) -> None:
         self._now = now
@@ -223,6 +260,7 @@ class Stack:
                 self._neighbours.next_deadline(),
                 self._reassembler.next_deadline(),
                 self._dhcp.next_deadline() if self._dhcp is not None else None,
+                self._ipv6.next_deadline() if self._ipv6 is not None else None,
                 self._tcp.next_deadline() if self._tcp is not None else None,
             ) if d is not None
         ]  # fmt: skip
@@ -233,8 +271,9 @@ class Stack:
         # Each part separately: a bug in one (counted) must not stop the timers of the others.
         for what, run in (
             ("ARP timer failed", self._neighbour_timers),
-            ("reassembly timer failed", self._reassembler.expire),
+            ("reassembly timer failed", self._reassembly_timers),
             ("DHCP timer failed", self._dhcp_timers),
+            ("IPv6 timer failed", self._ipv6.timers_expired if self._ipv6 is not None else None),
             ("TCP timer failed", self._tcp.timers_expired if self._tcp is not None else None),
         ):  # fmt: skip
             if run is None:
@@ -250,6 +289,11 @@ class Stack:
         for next_hop in self._neighbours.take_unresolved():
             if self._tcp is not None:
                 self._tcp.unreachable(now, next_hop)
+
+    def _reassembly_timers(self, now: float) -> None:
+        self._reassembler.expire(now)
+        if self._ipv6 is not None:
+            self._ipv6.reassembly_expired(now)
 
     def _dhcp_timers(self, now: float) -> None:
         if self._dhcp is not None:
@@ -271,6 +315,13 @@ class Stack:
     def udp_send(self, now: float, dst: bytes, src_port: int, dst_port: int, payload: bytes) -> None:
         """Send from our address (or 0.0.0.0 before we have one, as DHCP requires)."""
         self._now = now
+        if len(dst) == 16:
+            source = self.source_for(dst)
+            if self._ipv6 is None or source is None:
+                self.counters.add(Drop.IPV6_NO_ROUTE)
+                return
+            self._ipv6.send(now, source, dst, PROTO_UDP, serialize_udp(source, dst, src_port, dst_port, payload))
+            return
         src = self._address or ANY
         self._send_ip(now, dst, PROTO_UDP, serialize_udp(src, dst, src_port, dst_port, payload), src=src)
 
@@ -278,6 +329,9 @@ class Stack:
 
     def _frame(self, now: float, frame: bytes | memoryview) -> None:
         eth = ethernet.parse_frame(frame)
+        if eth.ethertype == ethernet.ETHERTYPE_IPV6:
+            self._ipv6_frame(now, eth)
+            return
         if eth.dst not in (self._mac, MAC_BROADCAST):
             self.counters.add(Drop.ETH_NOT_FOR_US)
             return
@@ -296,6 +350,16 @@ class Stack:
                     self._emit(outcome.mac, ethernet.ETHERTYPE_IPV4, packet)
         else:
             self.counters.add(Drop.ETH_UNKNOWN_TYPE)
+
+    def _ipv6_frame(self, now: float, eth: ethernet.EthernetFrame) -> None:
+        if self._ipv6 is None:
+            self.counters.add(Drop.IPV6_OFF)
+        elif not self._ipv6.accepts_mac(eth.dst):
+            self.counters.add(Drop.ETH_NOT_FOR_US)
+        elif is_multicast_mac(eth.src):
+            self.counters.add(Drop.ETH_BAD_SOURCE)
+        else:
+            self._ipv6.packet_received(now, eth.payload, link_multicast=eth.dst != self._mac)
 
     def _ipv4(self, now: float, payload: memoryview, link_broadcast: bool) -> None:
         raw = strip_link_padding(payload)
@@ -401,6 +465,12 @@ class Stack:
     def _send_tcp(self, now: float, segments: list[tuple[bytes, bytes, bytes]]) -> None:
         fragmentable = self._tcp.fragmentable if self._tcp is not None else frozenset()
         for src, dst, segment in segments:
+            if len(dst) == 16:
+                if self._ipv6 is not None:
+                    self._ipv6.send_tcp(now, src, dst, segment)
+                else:
+                    self.counters.add(Drop.IPV6_OFF)
+                continue
             if src != self._address:
                 self.counters.add(Drop.IPV4_TX_BAD_SOURCE)
                 continue

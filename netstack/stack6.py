@@ -1,0 +1,367 @@
+"""The IPv6 half of the stack: packets in, packets and neighbour discovery out, under `Stack`'s four calls.
+
+Why a part of its own rather than more branches in stack.py: IPv6 brings its own address configuration
+(slaac.AddressConfig), neighbour cache (neighbour6.Neighbours6), extension headers and ICMPv6 rules, and
+shares with IPv4 only the link, the fragment budget, the UDP ports and the TCP layer. `Stack` hands it every
+frame of type 0x86DD and every IPv6 segment TCP sends; this class owns everything between.
+
+Decisions documented here:
+- A packet is accepted for a unicast address we own or for a group we joined (all-nodes and the
+  solicited-node group of each address, slaac.AddressConfig.groups). A tentative address takes neighbour
+  discovery only (RFC 4862 §5.4): anything else sent to it is dropped.
+- TCP only from frames to our own MAC and packets to a usable unicast address, as over IPv4.
+- Errors we originate follow RFC 4443 §2.4 (icmpv6.error_allowed) and share one token bucket per family
+  (netstack.limits.IcmpLimits); an error never answers an error, a multicast (but for the two exemptions) or
+  a source that is not a unicast host.
+- Atomic fragments (offset 0, no more fragments: RFC 6946) are processed at once, outside the reassembler.
+- What we send is fragmented with a fragment header if it exceeds the link MTU (an echo reply to a large
+  reassembled request); TCP never needs it (its MSS follows the MTU), and nothing we send is jumbo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from netstack import ethernet, icmpv6, ipv6, ndp
+from netstack.addresses6 import (
+    UNSPECIFIED,
+    is_martian_source,
+    is_multicast,
+    multicast_mac,
+)
+from netstack.config import StaticIp6
+from netstack.ipv6 import HEADER_LEN, Ipv6Header, ParameterProblemError
+from netstack.limits import StackLimits
+from netstack.ndp import NeighborAdvert, NeighborSolicit, RouterAdvert
+from netstack.neighbour6 import NdSend, Neighbours6, Rng
+from netstack.ratelimit import TokenBucket
+from netstack.reasons import Counters, Drop
+from netstack.reassembly import Reassembler
+from netstack.slaac import AddressConfig
+from netstack.udp import parse_udp
+
+_FRAGMENT = ipv6.FRAGMENT_HEADER_LEN
+
+
+class Ipv6SegmentLayer(Protocol):
+    """The part of `stack.SegmentLayer` this half calls (TCP takes 16-byte addresses the same way)."""
+
+    def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None: ...
+
+    def icmp_error_received(
+        self, now: float, icmp_type: int, icmp_code: int, quoted: bytes, next_hop_mtu: int | None
+    ) -> None: ...
+
+    def unreachable(self, now: float, address: bytes) -> None: ...
+
+
+Emit = Callable[[bytes, int, bytes], None]
+"""(destination MAC, ethertype, payload): Stack._emit, which bounds the transmit queue."""
+UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None]]
+
+
+class Ipv6Path:
+    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_ident", "_limits", "_link_mtu", "_mac",
+                 "_reassembler", "_reported", "_rng", "_tcp", "_udp", "addresses", "neighbours", "rx_packets",
+                 "tx_packets")  # fmt: skip
+
+    def __init__(
+        self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
+        udp: UdpHandlers, reassembler: Reassembler, limits: StackLimits, rng: Rng, ident: int, secret: bytes,
+        static: StaticIp6 | None,
+    ) -> None:  # fmt: skip
+        self._mac = mac
+        self._link_mtu = link_mtu
+        self._counters = counters
+        self._emit = emit
+        self._tcp = tcp
+        self._udp = udp
+        self._reassembler = reassembler
+        self._limits = limits
+        self._rng = rng
+        self._ident = ident
+        self._echo_bucket = TokenBucket(limits.icmp.echo_rate, limits.icmp.echo_burst)
+        self._error_bucket = TokenBucket(limits.icmp.error_rate, limits.icmp.error_burst)
+        fixed = (static.address, static.prefix_len, static.gateway) if static is not None else None
+        self.addresses = AddressConfig(mac, counters, rng, secret, link_mtu=link_mtu, static=fixed,
+                                       limits=limits.slaac)
+        self.neighbours = Neighbours6(mac, counters, rng, limits.nd)
+        self._reported = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
+        self.rx_packets = 0
+        self.tx_packets = 0
+
+    # --- driver-facing ------------------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        self.neighbours.clear()
+        self.addresses.start(now)
+        self._pump()
+
+    def accepts_mac(self, dst_mac: bytes) -> bool:
+        """Our MAC, or the Ethernet group of a multicast group we joined (RFC 2464 §7)."""
+        return dst_mac == self._mac or any(multicast_mac(g) == dst_mac for g in self.addresses.groups())
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.addresses.next_deadline(), self.neighbours.next_deadline()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def timers_expired(self, now: float) -> None:
+        self.addresses.timers_expired(now)
+        for message in self.neighbours.timers_expired(now):
+            self._send_nd(message)
+        for next_hop in self.neighbours.take_unresolved():
+            if self._tcp is not None:
+                self._tcp.unreachable(now, next_hop)
+        self._pump()
+
+    def reassembly_expired(self, now: float) -> None:
+        """After the shared reassembler expired datagrams: Time Exceeded code 1 for those whose first fragment
+        we held (RFC 8200 §4.5)."""
+        for header, packet in self._reassembler.take_expired6():
+            self._send_error(now, icmpv6.TIME_EXCEEDED, icmpv6.CODE_REASSEMBLY_TIMEOUT, 0, header,
+                             memoryview(packet), link_multicast=False)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "ipv6-rx-packets": self.rx_packets,
+            "ipv6-tx-packets": self.tx_packets,
+            "ipv6-addresses": len(self.addresses.addresses()),
+            "ipv6-neighbours": len(self.neighbours),
+            "ipv6-routers": len(self.addresses.routers()),
+            "ipv6-prefixes": len(self.addresses.prefixes()),
+        }
+
+    # --- receive path -------------------------------------------------------------------------------------------
+
+    def packet_received(self, now: float, payload: memoryview, *, link_multicast: bool) -> None:
+        self.rx_packets += 1
+        raw = ipv6.strip_link_padding(payload)
+        header, body = ipv6.parse_ipv6(raw)
+        src = header.src
+        dst = header.dst
+        if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
+            self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
+            return
+        if self.addresses.owns(src):
+            self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
+            return
+        unicast = not is_multicast(dst)
+        if unicast and not self.addresses.owns(dst):
+            self._counters.add(Drop.IPV6_NOT_FOR_US)
+            return
+        if not unicast and dst not in self.addresses.groups():
+            self._counters.add(Drop.IPV6_NOT_FOR_US)
+            return
+        try:
+            chain = ipv6.walk(header, body, self._limits.ipv6)
+            original: memoryview | None = raw
+            fragment = chain.fragment
+            if fragment is not None and (fragment.offset or fragment.more):
+                whole = self._reassembler.add6(now, header, chain, body)
+                if whole is None:
+                    return
+                header, joined = whole
+                body = memoryview(joined)
+                chain = ipv6.walk(header, body, self._limits.ipv6, reassembled=True)
+                original = None
+        except ParameterProblemError as problem:
+            self._counters.add(problem.reason)
+            self._send_error(now, icmpv6.PARAMETER_PROBLEM, problem.code, problem.pointer, header, raw,
+                             link_multicast=link_multicast, multicast_exempt=problem.multicast_exempt)
+            return
+        upper = body[chain.upper_offset:]
+        if src == UNSPECIFIED and chain.upper != ipv6.PROTO_ICMPV6:
+            self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
+            return
+        tentative = unicast and self.addresses.is_tentative(dst)
+        if chain.upper == ipv6.PROTO_ICMPV6:
+            self._icmp_received(now, header, upper, unicast=unicast, tentative=tentative)
+        elif tentative:
+            self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
+        elif chain.upper == ipv6.PROTO_TCP:
+            self._tcp_received(now, src, dst, upper, unicast=unicast and not link_multicast)
+        elif chain.upper == ipv6.PROTO_UDP:
+            self._udp_received(now, header, upper, original if unicast and not link_multicast else None)
+        elif chain.upper == ipv6.PROTO_NO_NEXT:
+            self._counters.add(Drop.IPV6_NO_NEXT_HEADER)
+        else:
+            self._counters.add(Drop.IPV6_UNKNOWN_NEXT_HEADER)
+            if original is not None:
+                self._send_error(now, icmpv6.PARAMETER_PROBLEM, icmpv6.CODE_UNRECOGNIZED_NEXT_HEADER,
+                                 ipv6.next_header_pointer(chain), header, original, link_multicast=link_multicast)
+
+    def _tcp_received(self, now: float, src: bytes, dst: bytes, segment: memoryview, *, unicast: bool) -> None:
+        if not unicast:
+            self._counters.add(Drop.TCP_NOT_UNICAST)
+        elif self._tcp is None:
+            self._counters.add(Drop.TCP_NO_LAYER)
+        elif self._next_hop(src) is None:  # see stack.py: nothing TCP answered could leave
+            self._counters.add(Drop.TCP_NO_ROUTE_BACK)
+        else:
+            self._tcp.segment_received(now, src, dst, segment)
+
+    def _udp_received(self, now: float, header: Ipv6Header, body: memoryview, original: memoryview | None) -> None:
+        datagram = parse_udp(body, header.src, header.dst)
+        handler = self._udp.get(datagram.dst_port)
+        if handler is None:
+            self._counters.add(Drop.UDP_PORT_CLOSED)
+            if original is not None:
+                self._send_error(now, icmpv6.DEST_UNREACHABLE, icmpv6.CODE_PORT_UNREACHABLE, 0, header, original,
+                                 link_multicast=False)
+            return
+        handler(now, header.src, datagram.src_port, header.dst, datagram.payload)
+
+    def _icmp_received(self, now: float, header: Ipv6Header, body: memoryview, *, unicast: bool,
+                       tentative: bool) -> None:
+        message = icmpv6.parse_icmpv6(body, header.src, header.dst)
+        if message.type in ndp.ND_TYPES:
+            self._nd_received(now, header, message)
+            return
+        if tentative:
+            self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
+        elif message.type == icmpv6.ECHO_REQUEST:
+            if not unicast:
+                self._counters.add(Drop.ICMPV6_ECHO_MULTICAST)  # no amplification by a group
+            elif not self._echo_bucket.allow(now):
+                self._counters.add(Drop.ICMPV6_ECHO_RATE_LIMITED)
+            else:
+                self.send(now, header.dst, header.src, ipv6.PROTO_ICMPV6,
+                          icmpv6.serialize_icmpv6(icmpv6.ECHO_REPLY, 0, message.body, header.dst, header.src))
+        elif message.type in icmpv6.ERROR_TYPES:
+            self._error_received(now, message, unicast=unicast)
+        else:
+            self._counters.add(Drop.ICMPV6_UNHANDLED_TYPE)
+
+    def _error_received(self, now: float, message: icmpv6.Icmp6Message, *, unicast: bool) -> None:
+        if not unicast:
+            self._counters.add(Drop.ICMPV6_ERROR_NOT_OURS)
+            return
+        quoted = icmpv6.quoted_packet(message)
+        if len(quoted) < HEADER_LEN + 8 or quoted[0] >> 4 != 6:
+            self._counters.add(Drop.ICMPV6_BAD_QUOTE)
+            return
+        if not self.addresses.assigned(bytes(quoted[8:24])):
+            self._counters.add(Drop.ICMPV6_ERROR_NOT_OURS)
+            return
+        if quoted[6] == ipv6.PROTO_TCP and self._tcp is not None:
+            self._tcp.icmp_error_received(now, message.type, message.code, bytes(quoted),
+                                          icmpv6.packet_too_big_mtu(message))
+        else:
+            self._counters.add(Drop.ICMPV6_ERROR_UNHANDLED)
+
+    def _nd_received(self, now: float, header: Ipv6Header, message: icmpv6.Icmp6Message) -> None:
+        parsed = ndp.parse_nd(message.type, message.code, message.body, hop_limit=header.hop_limit,
+                              src=header.src, dst=header.dst, max_options=self._limits.nd.options_per_message)
+        if isinstance(parsed, NeighborSolicit):
+            self.addresses.neighbour_solicit_received(now, parsed.target, header.src)
+            reply = self.neighbours.solicitation_received(now, parsed, header.src, header.dst,
+                                                          self.addresses.assigned)
+            if reply is not None:
+                self._send_nd(reply)
+        elif isinstance(parsed, NeighborAdvert):
+            self.addresses.neighbour_advert_received(now, parsed.target)
+            released = self.neighbours.advertisement_received(now, parsed)
+            if released is not None:
+                mac, packets = released
+                for packet in packets:
+                    self._transmit(mac, packet)
+        elif isinstance(parsed, RouterAdvert):
+            self.addresses.router_advert_received(now, parsed, header.src)
+        else:  # a router solicitation: we are a host (RFC 4861 §6.2.6 is for routers)
+            self._counters.add(Drop.ND_ROUTER_SOLICIT_IGNORED)
+        self._pump()
+
+    # --- send path ----------------------------------------------------------------------------------------------
+
+    def source_for(self, dst: bytes) -> bytes | None:
+        return self.addresses.source_for(dst)
+
+    def send_tcp(self, now: float, src: bytes, dst: bytes, segment: bytes) -> None:
+        if not self.addresses.assigned(src):
+            self._counters.add(Drop.IPV6_TX_BAD_SOURCE)
+            return
+        self.send(now, src, dst, ipv6.PROTO_TCP, segment)
+
+    def send(self, now: float, src: bytes, dst: bytes, next_header: int, payload: bytes) -> None:
+        packets = self._packets(src, dst, next_header, payload)
+        if is_multicast(dst):
+            for packet in packets:
+                self._transmit(multicast_mac(dst), packet)
+            return
+        next_hop = self._next_hop(dst)
+        if next_hop is None:
+            self._counters.add(Drop.IPV6_NO_ROUTE)
+            return
+        mac = self.neighbours.lookup(next_hop, now)
+        for packet in packets:
+            if mac is not None:
+                self._transmit(mac, packet)
+            else:
+                request = self.neighbours.hold(now, next_hop, packet, src)
+                if request is not None:
+                    self._send_nd(request)
+
+    def _next_hop(self, dst: bytes) -> bytes | None:
+        if self.addresses.on_link(dst):
+            return dst
+        return self.addresses.default_router()
+
+    def _packets(self, src: bytes, dst: bytes, next_header: int, payload: bytes) -> list[bytes]:
+        mtu = self.addresses.mtu
+        hop_limit = self.addresses.hop_limit
+        if HEADER_LEN + len(payload) <= mtu:
+            return [ipv6.build_header(src, dst, next_header, len(payload), hop_limit=hop_limit) + payload]
+        if len(payload) > ipv6.MAX_PAYLOAD - _FRAGMENT:
+            self._counters.add(Drop.IPV6_TX_TOO_BIG)
+            return []
+        self._ident = (self._ident + 1) & 0xFFFFFFFF
+        step = (mtu - HEADER_LEN - _FRAGMENT) // 8 * 8
+        packets = []
+        for offset in range(0, len(payload), step):
+            chunk = payload[offset : offset + step]
+            more = offset + step < len(payload)
+            fragment = ipv6.serialize_fragment_header(next_header, offset, more, self._ident)
+            header = ipv6.build_header(src, dst, ipv6.PROTO_FRAGMENT, _FRAGMENT + len(chunk), hop_limit=hop_limit)
+            packets.append(b"".join((header, fragment, chunk)))
+        return packets
+
+    def _send_error(
+        self, now: float, icmp_type: int, code: int, word: int, header: Ipv6Header, original: memoryview, *,
+        link_multicast: bool, multicast_exempt: bool = False,
+    ) -> None:  # fmt: skip
+        invoking_is_error = header.next_header == ipv6.PROTO_ICMPV6 and len(original) > HEADER_LEN and \
+            icmpv6.suppresses_errors(original[HEADER_LEN])
+        if not icmpv6.error_allowed(invoking_src=header.src, invoking_dst=header.dst, link_multicast=link_multicast,
+                                    invoking_is_error=invoking_is_error, error_type=icmp_type,
+                                    multicast_exempt=multicast_exempt):
+            return
+        source = header.dst if not is_multicast(header.dst) and self.addresses.assigned(header.dst) \
+            else self.addresses.source_for(header.src)
+        if source is None:
+            return
+        if not self._error_bucket.allow(now):
+            self._counters.add(Drop.ICMPV6_ERROR_RATE_LIMITED)
+            return
+        body = icmpv6.error_body(word, original)
+        self.send(now, source, header.src, ipv6.PROTO_ICMPV6,
+                  icmpv6.serialize_icmpv6(icmp_type, code, body, source, header.src))
+
+    def _send_nd(self, message: NdSend) -> None:
+        icmp = icmpv6.serialize_icmpv6(message.icmp_type, 0, message.body, message.src, message.dst)
+        header = ipv6.build_header(message.src, message.dst, ipv6.PROTO_ICMPV6, len(icmp), hop_limit=ndp.HOP_LIMIT)
+        self._transmit(message.dst_mac, header + icmp)
+
+    def _transmit(self, mac: bytes, packet: bytes) -> None:
+        self.tx_packets += 1
+        self._emit(mac, ethernet.ETHERTYPE_IPV6, packet)
+
+    def _pump(self) -> None:
+        """Send what address configuration queued, and pass router-advertised timers to the neighbour cache."""
+        for message in self.addresses.take_outgoing():
+            self._send_nd(message)
+        timers = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
+        if timers != self._reported:
+            self._reported = timers
+            self.neighbours.configure(base_reachable_time=timers[0], retrans_timer=timers[1])
+
