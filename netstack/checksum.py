@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 
-_PSEUDO = struct.Struct("!4s4sxBH")
+_PSEUDO = struct.Struct("!4s4sxBH")  # RFC 768: source, destination, zero, protocol, 16-bit length
+_PSEUDO6 = struct.Struct("!16s16sI3xB")  # RFC 8200 §8.1: source, destination, 32-bit length, zeros, next header
 
 
 def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
@@ -30,5 +31,11 @@ def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int:
-    """Partial sum of the IPv4 pseudo-header that UDP and TCP checksums cover (RFC 768, RFC 9293)."""
-    return ones_sum(_PSEUDO.pack(src, dst, protocol, length))
+    """Partial sum of the pseudo-header that UDP, TCP and ICMPv6 checksums cover (RFC 768, RFC 9293, RFC 8200
+    §8.1). The address length picks the family, so one transport codec serves both; any other length is a
+    caller bug (struct would silently pad or cut it into a wrong but plausible checksum)."""
+    if len(src) == 4 and len(dst) == 4:
+        return ones_sum(_PSEUDO.pack(src, dst, protocol, length))
+    if len(src) == 16 and len(dst) == 16:
+        return ones_sum(_PSEUDO6.pack(src, dst, length, protocol))
+    raise ValueError("pseudo-header addresses are both 4 or both 16 bytes")

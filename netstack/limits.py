@@ -53,6 +53,18 @@ class ReassemblyLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Ipv6Limits:
+    """How much extension-header work one IPv6 packet may ask of us (RFC 8504 §5.3). A chain of tiny headers
+    or a header of nothing but padding costs us a loop per byte and carries nothing a host needs; past these
+    bounds the packet is dropped and counted, without an ICMPv6 error (we would only be amplifying a probe)."""
+
+    extension_headers: int = 8  # extension headers in one packet (a fragment header included)
+    extension_bytes: int = 512  # bytes of extension headers in one packet, in total
+    options_per_header: int = 16  # options in one hop-by-hop or destination options header, padding included
+    padding_bytes: int = 7  # consecutive bytes of Pad1/PadN: alignment never needs more (RFC 8504 §5.3)
+
+
+@dataclass(frozen=True, slots=True)
 class IcmpLimits:
     """Token buckets for what we send: echo replies and the errors we originate (port/protocol unreachable)."""
 

@@ -66,6 +66,29 @@ class Drop(StrEnum):
     FRAG_DATAGRAMS_FULL = "frag-datagrams-full"
     FRAG_EVICTED = "frag-evicted"
     FRAG_TIMEOUT = "frag-timeout"
+    # ipv6
+    IPV6_TRUNCATED = "ipv6-truncated"
+    IPV6_BAD_VERSION = "ipv6-bad-version"
+    IPV6_BAD_PAYLOAD_LENGTH = "ipv6-bad-payload-length"
+    IPV6_JUMBOGRAM = "ipv6-jumbogram"  # RFC 2675 payloads are never accepted
+    IPV6_OVERSIZE = "ipv6-oversize"  # fragments reassembling beyond 65535 bytes of payload
+    IPV6_EXTENSION_TRUNCATED = "ipv6-extension-truncated"
+    IPV6_INCOMPLETE_CHAIN = "ipv6-incomplete-chain"  # RFC 7112: a first fragment without the whole header chain
+    IPV6_HOP_BY_HOP_NOT_FIRST = "ipv6-hop-by-hop-not-first"
+    IPV6_REPEATED_EXTENSION = "ipv6-repeated-extension"
+    IPV6_NESTED_FRAGMENT = "ipv6-nested-fragment"  # a fragment header inside a reassembled packet
+    IPV6_TOO_MANY_EXTENSIONS = "ipv6-too-many-extensions"
+    IPV6_EXTENSIONS_TOO_LONG = "ipv6-extensions-too-long"
+    IPV6_BAD_OPTION = "ipv6-bad-option"  # an option running past its header
+    IPV6_TOO_MANY_OPTIONS = "ipv6-too-many-options"
+    IPV6_EXCESS_PADDING = "ipv6-excess-padding"
+    IPV6_UNKNOWN_OPTION = "ipv6-unknown-option"
+    IPV6_ROUTING_HEADER = "ipv6-routing-header"  # segments left: we are not a router
+    # ipv6 fragments (the FRAG_* reasons above count what both families share)
+    FRAG6_EXPIRED_UNREPORTED = "frag6-expired-unreported"  # a Time Exceeded never sent: the backlog was full
+    # icmpv6
+    ICMPV6_TRUNCATED = "icmpv6-truncated"
+    ICMPV6_BAD_CHECKSUM = "icmpv6-bad-checksum"
     # icmp
     ICMP_TRUNCATED = "icmp-truncated"
     ICMP_BAD_CHECKSUM = "icmp-bad-checksum"

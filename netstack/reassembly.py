@@ -1,34 +1,74 @@
-"""IPv4 fragment reassembly with bounded memory and an RFC 5722-style refusal of overlaps.
+"""IPv4 and IPv6 fragment reassembly under one memory budget, with an RFC 5722-style refusal of overlaps.
 
 Why refuse every overlap (even an exact duplicate): overlapping fragments are how teardrop crashed stacks and
 how IDS evasion makes two observers reassemble different bytes. No legitimate sender overlaps, so when any
 two fragments of a datagram overlap the whole datagram is dropped, and its later fragments too.
+
+Why one reassembler for both families: its budget (datagrams, bytes, refused keys) is what bounds the memory
+an attacker can make us hold, and two reassemblers would give one who speaks both families twice as much. The
+keys never collide: IPv4 keys hold 4-byte addresses and a protocol number, IPv6 keys 16-byte addresses and a
+tag no protocol number uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from netstack.icmpv6 import CODE_ERRONEOUS_FIELD, CODE_INCOMPLETE_CHAIN, MAX_QUOTE
 from netstack.ipv4 import Ipv4Header
+from netstack.ipv6 import (
+    FRAGMENT_HEADER_LEN,
+    HEADER_LEN,
+    MAX_PAYLOAD,
+    PROTO_ICMPV6,
+    PROTO_NO_NEXT,
+    PROTO_TCP,
+    PROTO_UDP,
+    FragmentHeader,
+    HeaderChain,
+    Ipv6Header,
+    ParameterProblemError,
+    serialize_ipv6,
+)
 from netstack.limits import DEFAULT_STACK_LIMITS, IPV4_MAX_DATAGRAM, ReassemblyLimits
 from netstack.reasons import Counters, Drop
 
-_Key = tuple[bytes, bytes, int, int]  # src, dst, protocol, ident (RFC 791)
+_Key = tuple[bytes, bytes, int, int]  # src, dst, protocol (IPv4, RFC 791) or _IPV6, ident (RFC 8200 §4.5)
+_IPV6 = -1
+_PAYLOAD_LENGTH_FIELD = 4
+# RFC 7112: the first fragment must hold the upper-layer header; how much of it we can insist on.
+_UPPER_HEADER_LEN = {PROTO_TCP: 20, PROTO_UDP: 8, PROTO_ICMPV6: 4, PROTO_NO_NEXT: 0}
+_UNKNOWN_UPPER_HEADER_LEN = 1  # of a protocol we do not know, at least its first byte
+
+
+@dataclass(frozen=True, slots=True)
+class _First6:
+    """What an IPv6 packet's offset-0 fragment contributes: RFC 8200 §4.5 takes the header and the
+    unfragmentable headers from it alone, and a Time Exceeded quotes it."""
+
+    header: Ipv6Header
+    prefix: bytes  # its payload before the fragment data: the unfragmentable headers, then the fragment header
+    fragment_header_offset: int
+    fragment_pointer: int  # the next-header field that named the fragment header (from the IPv6 header start)
+    next_header: int  # what the fragment header says follows it
 
 
 @dataclass(slots=True)
 class _Datagram:
     deadline: float
     fragments: list[tuple[int, int, bytes]] = field(default_factory=list)  # (start, end, data)
-    stored: int = 0
+    stored: int = 0  # bytes held: fragment data, and an IPv6 first fragment's headers
+    received: int = 0  # fragment data bytes
     total: int | None = None  # payload length, known once the last fragment arrived
     first: Ipv4Header | None = None  # header of the offset-0 fragment
+    first6: _First6 | None = None
 
 
 class Reassembler:
-    __slots__ = ("_counters", "_datagrams", "_max_bytes", "_max_datagrams", "_max_fragments", "_max_refused",
-                 "_refused", "_stored", "_timeout")  # fmt: skip
+    __slots__ = ("_counters", "_datagrams", "_expired6", "_max_bytes", "_max_datagrams", "_max_fragments",
+                 "_max_refused", "_refused", "_stored", "_timeout")  # fmt: skip
 
     def __init__(self, counters: Counters, limits: ReassemblyLimits = DEFAULT_STACK_LIMITS.reassembly) -> None:
         self._counters = counters
@@ -39,6 +79,7 @@ class Reassembler:
         self._timeout = limits.timeout
         self._datagrams: OrderedDict[_Key, _Datagram] = OrderedDict()  # oldest first = earliest deadline
         self._refused: OrderedDict[_Key, float] = OrderedDict()
+        self._expired6: list[tuple[Ipv6Header, bytes]] = []  # at most limits.datagrams, see take_expired6
         self._stored = 0
 
     @property
@@ -49,7 +90,7 @@ class Reassembler:
         return len(self._datagrams)
 
     def add(self, now: float, header: Ipv4Header, payload: memoryview) -> tuple[Ipv4Header, bytes] | None:
-        """Store one fragment; return (header of the first fragment, whole payload) when complete."""
+        """Store one IPv4 fragment; return (header of the first fragment, whole payload) when complete."""
         key = (header.src, header.dst, header.protocol, header.ident)
         if key in self._refused:
             self._counters.add(Drop.FRAG_REFUSED_DATAGRAM)
@@ -65,47 +106,66 @@ class Reassembler:
         if end > IPV4_MAX_DATAGRAM - header.header_len:  # also checked by parse_ipv4; kept for direct callers
             self._refuse(now, key, Drop.IPV4_OVERSIZE)
             return None
-        datagram = self._datagrams.get(key)
+        datagram = self._place(now, key, start, bytes(payload), more=header.more_fragments)
         if datagram is None:
-            if len(self._datagrams) >= self._max_datagrams:
-                self._counters.add(Drop.FRAG_DATAGRAMS_FULL)
-                self._evict_oldest()
-            datagram = _Datagram(deadline=now + self._timeout)
-            self._datagrams[key] = datagram
-        if len(datagram.fragments) >= self._max_fragments:
-            self._refuse(now, key, Drop.FRAG_TOO_MANY)
             return None
-        if datagram.total is not None and end > datagram.total:
-            self._refuse(now, key, Drop.FRAG_BEYOND_END)
-            return None
-        if not header.more_fragments:
-            if datagram.total is not None and datagram.total != end:
-                self._refuse(now, key, Drop.FRAG_OVERLAP)  # two different ends: ambiguous like an overlap
-                return None
-            if any(e > end for _, e, _ in datagram.fragments):
-                self._refuse(now, key, Drop.FRAG_BEYOND_END)
-                return None
-            datagram.total = end
-        for s, e, _ in datagram.fragments:
-            if start < e and s < end:
-                self._refuse(now, key, Drop.FRAG_OVERLAP)
-                return None
-        while self._stored + len(payload) > self._max_bytes and self._evict_oldest(keep=key):
-            pass
-        if self._stored + len(payload) > self._max_bytes:
-            self._refuse(now, key, Drop.FRAG_EVICTED)
-            return None
-        datagram.fragments.append((start, end, bytes(payload)))
-        datagram.stored += len(payload)
-        self._stored += len(payload)
         if start == 0:
             datagram.first = header
-        if datagram.total is None or datagram.first is None or datagram.stored != datagram.total:
+        if datagram.first is None or datagram.received != datagram.total:
             return None
-        # no overlaps and the lengths add up to the total, so the fragments tile [0, total) exactly
         self._forget(key)
-        datagram.fragments.sort()
-        return datagram.first, b"".join(data for _, _, data in datagram.fragments)
+        return datagram.first, _join(datagram)
+
+    def add6(
+        self, now: float, header: Ipv6Header, chain: HeaderChain, payload: memoryview
+    ) -> tuple[Ipv6Header, bytes] | None:
+        """Store one IPv6 fragment (`chain` is ipv6.walk's view of it); when the packet is complete, return its
+        header and payload as if it had never been fragmented: the first fragment's header and unfragmentable
+        headers, the fragment header removed and the next-header field that named it naming what followed it.
+        Walk that again with `reassembled=True`.
+
+        Atomic fragments (offset 0 and no more to come, RFC 6946) must not come here: they are whole packets
+        for the stack to process at once, and queueing them would let anyone who guesses an identification
+        spoil them. Passing one (or a packet with no fragment header) is a caller bug: ValueError.
+
+        The refusals RFC 8200 §4.5 and RFC 7112 answer with a Parameter Problem raise ParameterProblemError
+        (not counted here: the stack counts what it catches), after refusing the whole datagram.
+        """
+        fragment = chain.fragment
+        if fragment is None or (fragment.offset == 0 and not fragment.more):
+            raise ValueError("only non-atomic IPv6 fragments are reassembled")
+        key = (header.src, header.dst, _IPV6, fragment.ident)
+        if key in self._refused:
+            self._counters.add(Drop.FRAG_REFUSED_DATAGRAM)
+            return None
+        data_start = chain.fragment_header_offset + FRAGMENT_HEADER_LEN
+        data = payload[data_start:]
+        if not data:
+            self._counters.add(Drop.FRAG_EMPTY)
+            return None
+        self._check6(now, key, chain, fragment, payload_len=len(payload), size=len(data))
+        prefix = bytes(payload[:data_start]) if fragment.offset == 0 else b""
+        datagram = self._place(now, key, fragment.offset, bytes(data), more=fragment.more, extra=len(prefix))
+        if datagram is None:
+            return None
+        if fragment.offset == 0:
+            datagram.first6 = _First6(header, prefix, chain.fragment_header_offset, chain.fragment_pointer,
+                                      fragment.next_header)  # fmt: skip
+        first6 = datagram.first6
+        if first6 is None or datagram.received != datagram.total:
+            return None
+        self._forget(key)
+        if first6.fragment_header_offset + datagram.received > MAX_PAYLOAD:  # a later first fragment grew
+            self._refuse(now, key, Drop.IPV6_OVERSIZE)
+            return None
+        return _rebuild6(first6, _join(datagram))
+
+    def take_expired6(self) -> list[tuple[Ipv6Header, bytes]]:
+        """The IPv6 packets whose reassembly timed out since the last call and whose offset-0 fragment had
+        arrived: its header and its packet (cut to what an ICMPv6 error can quote), for the Time Exceeded
+        code 1 RFC 8200 §4.5 asks for. Without the first fragment there is nothing to say it to."""
+        expired, self._expired6 = self._expired6, []
+        return expired
 
     def expire(self, now: float) -> None:
         while self._datagrams:
@@ -114,6 +174,8 @@ class Reassembler:
                 break
             self._forget(key)
             self._counters.add(Drop.FRAG_TIMEOUT)
+            if datagram.first6 is not None:
+                self._report_expired6(datagram.first6, datagram)
         while self._refused:
             key, deadline = next(iter(self._refused.items()))
             if deadline > now:
@@ -130,8 +192,81 @@ class Reassembler:
             break
         return best
 
+    def _check6(
+        self, now: float, key: _Key, chain: HeaderChain, fragment: FragmentHeader, *, payload_len: int, size: int
+    ) -> None:
+        """RFC 8200 §4.5's and RFC 7112's Parameter Problems for one fragment of `size` data bytes."""
+        start = fragment.offset
+        if fragment.more and size % 8:
+            self._bar(now, key)
+            raise ParameterProblemError(Drop.FRAG_MISALIGNED, f"{size} bytes", code=CODE_ERRONEOUS_FIELD,
+                                        pointer=_PAYLOAD_LENGTH_FIELD)  # fmt: skip
+        if chain.fragment_header_offset + start + size > MAX_PAYLOAD:
+            self._bar(now, key)
+            raise ParameterProblemError(Drop.IPV6_OVERSIZE, f"fragment ends at {start + size}",
+                                        code=CODE_ERRONEOUS_FIELD,
+                                        pointer=HEADER_LEN + chain.fragment_header_offset + 2)  # fmt: skip
+        upper_len = _UPPER_HEADER_LEN.get(chain.upper, _UNKNOWN_UPPER_HEADER_LEN)
+        if start == 0 and payload_len - chain.upper_offset < upper_len:
+            self._bar(now, key)
+            raise ParameterProblemError(Drop.IPV6_INCOMPLETE_CHAIN, f"next header {chain.upper} not in it",
+                                        code=CODE_INCOMPLETE_CHAIN, pointer=0)  # fmt: skip
+
+    def _place(self, now: float, key: _Key, start: int, data: bytes, *, more: bool, extra: int = 0) -> _Datagram | None:
+        """Add fragment data (and `extra` bytes held beside it) to its datagram, or refuse the datagram."""
+        end = start + len(data)
+        datagram = self._datagrams.get(key)
+        if datagram is None:
+            if len(self._datagrams) >= self._max_datagrams:
+                self._counters.add(Drop.FRAG_DATAGRAMS_FULL)
+                self._evict_oldest()
+            datagram = _Datagram(deadline=now + self._timeout)
+            self._datagrams[key] = datagram
+        if len(datagram.fragments) >= self._max_fragments:
+            self._refuse(now, key, Drop.FRAG_TOO_MANY)
+            return None
+        if datagram.total is not None and end > datagram.total:
+            self._refuse(now, key, Drop.FRAG_BEYOND_END)
+            return None
+        if not more:
+            if datagram.total is not None and datagram.total != end:
+                self._refuse(now, key, Drop.FRAG_OVERLAP)  # two different ends: ambiguous like an overlap
+                return None
+            if any(e > end for _, e, _ in datagram.fragments):
+                self._refuse(now, key, Drop.FRAG_BEYOND_END)
+                return None
+            datagram.total = end
+        for s, e, _ in datagram.fragments:
+            if start < e and s < end:
+                self._refuse(now, key, Drop.FRAG_OVERLAP)
+                return None
+        need = len(data) + extra
+        while self._stored + need > self._max_bytes and self._evict_oldest(keep=key):
+            pass
+        if self._stored + need > self._max_bytes:
+            self._refuse(now, key, Drop.FRAG_EVICTED)
+            return None
+        datagram.fragments.append((start, end, data))
+        datagram.stored += need
+        datagram.received += len(data)
+        self._stored += need
+        # no overlaps, so once received == total the fragments tile [0, total) exactly
+        return datagram
+
+    def _report_expired6(self, first6: _First6, datagram: _Datagram) -> None:
+        if len(self._expired6) >= self._max_datagrams:
+            self._expired6.pop(0)
+            self._counters.add(Drop.FRAG6_EXPIRED_UNREPORTED)
+        data = next(d for s, _, d in datagram.fragments if s == 0)
+        packet = serialize_ipv6(first6.header, first6.prefix + data[:MAX_QUOTE])
+        self._expired6.append((first6.header, packet[:MAX_QUOTE]))
+
     def _refuse(self, now: float, key: _Key, reason: Drop) -> None:
         self._counters.add(reason)
+        self._bar(now, key)
+
+    def _bar(self, now: float, key: _Key) -> None:
+        """Drop the datagram and its later fragments until the timeout (RFC 5722)."""
         self._forget(key)
         if len(self._refused) >= self._max_refused:
             self._refused.popitem(last=False)
@@ -149,3 +284,20 @@ class Reassembler:
                 self._counters.add(Drop.FRAG_EVICTED)
                 return True
         return False
+
+
+def _join(datagram: _Datagram) -> bytes:
+    datagram.fragments.sort()
+    return b"".join(data for _, _, data in datagram.fragments)
+
+
+def _rebuild6(first6: _First6, data: bytes) -> tuple[Ipv6Header, bytes]:
+    """The packet as sent before fragmentation: the fragment header cut out of the first fragment's headers."""
+    unfragmentable = bytearray(first6.prefix[: first6.fragment_header_offset])
+    next_header = first6.header.next_header
+    if first6.fragment_header_offset == 0:
+        next_header = first6.next_header
+    else:
+        unfragmentable[first6.fragment_pointer - HEADER_LEN] = first6.next_header
+    payload = bytes(unfragmentable) + data
+    return dataclasses.replace(first6.header, payload_length=len(payload), next_header=next_header), payload

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,3 +38,17 @@ def test_matches_the_word_by_word_definition(data: bytes, initial: int) -> None:
     expected = (expected & 0xFFFF) + (expected >> 16)
     assert ones_sum(data, initial) == expected
     assert ones_sum(memoryview(data)) == textbook_sum(data)
+
+
+def test_ipv6_pseudo_header_sum_is_the_sum_of_its_bytes() -> None:
+    # RFC 8200 §8.1: source, destination, 32-bit upper-layer length, three zero bytes, next header
+    src, dst = bytes(range(16)), bytes(range(100, 116))
+    expected = textbook_sum(src + dst + (70000).to_bytes(4, "big") + bytes(3) + bytes([58]))
+    assert pseudo_header_sum(src, dst, 58, 70000) == expected
+    assert pseudo_header_sum(src, dst, 17, 12) == textbook_sum(src + dst + bytes([0, 0, 0, 12, 0, 0, 0, 17]))
+
+
+@pytest.mark.parametrize(("src", "dst"), [(bytes(4), bytes(16)), (bytes(16), bytes(4)), (bytes(5), bytes(5))])
+def test_pseudo_header_refuses_mixed_or_odd_address_lengths(src: bytes, dst: bytes) -> None:
+    with pytest.raises(ValueError, match="4 or both 16"):
+        pseudo_header_sum(src, dst, 17, 8)

@@ -10,6 +10,7 @@ from netstack.errors import MalformedError
 from netstack.reasons import Drop
 from netstack.udp import parse_udp, serialize_udp
 from tests.netstack.builders import PEER, US, textbook_sum, udp
+from tests.netstack.test_ipv6 import GROUP6, PEER6, US6
 
 
 def reason_of(data: bytes) -> Drop:
@@ -98,4 +99,53 @@ def test_random_bytes_parse_exactly_or_raise_typed_error(data: bytes, fix: str) 
         return
     datagram = parse_udp(data, PEER, US)
     assert (datagram.src_port, datagram.dst_port) == struct.unpack("!HH", data[:4])
+    assert bytes(datagram.payload) == data[8:]
+
+
+def test_ipv6_round_trip_matches_scapy() -> None:
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import Raw
+
+    packet = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / Raw(b"query"))
+    assert serialize_udp(PEER6, US6, 5000, 53, b"query") == packet[40:]
+    datagram = parse_udp(packet[40:], PEER6, US6)
+    assert (datagram.src_port, datagram.dst_port, bytes(datagram.payload)) == (5000, 53, b"query")
+
+
+def test_ipv6_checksum_covers_the_ipv6_pseudo_header() -> None:
+    data = serialize_udp(PEER6, US6, 1, 2, b"abc")
+    with pytest.raises(MalformedError) as info:
+        parse_udp(data, PEER6, GROUP6)
+    assert info.value.reason is Drop.UDP_BAD_CHECKSUM
+
+
+def test_ipv6_zero_checksum_refused() -> None:
+    # RFC 8200 §8.1: over IPv6 the checksum is mandatory (over IPv4 zero means "none", tested above)
+    data = serialize_udp(PEER6, US6, 1, 2, b"abc")
+    with pytest.raises(MalformedError) as info:
+        parse_udp(data[:6] + b"\x00\x00" + data[8:], PEER6, US6)
+    assert info.value.reason is Drop.UDP_BAD_CHECKSUM
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 0xFFFF), st.integers(1, 0xFFFF), st.binary(max_size=100))
+def test_ipv6_round_trip(sport: int, dport: int, payload: bytes) -> None:
+    data = serialize_udp(PEER6, US6, sport, dport, payload)
+    assert data[6:8] != b"\x00\x00"  # serialize always checksums
+    datagram = parse_udp(data, PEER6, US6)
+    assert (datagram.src_port, datagram.dst_port, bytes(datagram.payload)) == (sport, dport, payload)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=40))
+def test_ipv6_random_bytes_raise_only_typed_errors(data: bytes) -> None:
+    if len(data) >= 8:
+        data = data[:4] + struct.pack("!H", len(data)) + data[6:]
+    try:
+        datagram = parse_udp(data, PEER6, US6)
+    except MalformedError as exc:
+        assert exc.reason in {Drop.UDP_TRUNCATED, Drop.UDP_BAD_LENGTH, Drop.UDP_BAD_CHECKSUM, Drop.UDP_BAD_PORT}  # noqa: PT017
+        return
+    assert data[6:8] != b"\x00\x00"
     assert bytes(datagram.payload) == data[8:]
