@@ -152,6 +152,13 @@ def build_header(
     return _HEADER.pack(word, payload_len, next_header, hop_limit, src, dst)
 
 
+def serialize_fragment_header(fragment: FragmentHeader) -> bytes:
+    """The 8-byte fragment header (RFC 8200 §4.5); the offset is in bytes and must be a multiple of 8."""
+    if fragment.offset % 8 or not 0 <= fragment.offset <= 0xFFF8 or not 0 <= fragment.ident <= 0xFFFFFFFF:
+        raise ValueError("fragment offset or identification out of range")
+    return _FRAGMENT.pack(fragment.next_header, fragment.offset | int(fragment.more), fragment.ident)
+
+
 def serialize_ipv6(header: Ipv6Header, payload: bytes | memoryview) -> bytes:
     """Inverse of parse_ipv6; the payload length comes from the payload, as it does for IPv4."""
     return build_header(

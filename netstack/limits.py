@@ -43,7 +43,8 @@ class NeighbourLimits:
 
 @dataclass(frozen=True, slots=True)
 class ReassemblyLimits:
-    """IPv4 fragments held for reassembly, across every datagram an attacker may open."""
+    """IPv4 and IPv6 fragments held for reassembly, across every datagram an attacker may open (one budget
+    for both families, so using both does not double what an attacker can make us hold)."""
 
     datagrams: int = 64  # datagrams being reassembled at once
     stored_bytes: int = 256 * 1024  # payload bytes held across all datagrams in reassembly
@@ -117,9 +118,12 @@ class StackLimits:
     """Every resource limit of the stack below TCP (TCP's are `netstack.tcp.config.TcpConfig`)."""
 
     neighbours: NeighbourLimits = NeighbourLimits()
-    reassembly: ReassemblyLimits = ReassemblyLimits()
-    icmp: IcmpLimits = IcmpLimits()
+    reassembly: ReassemblyLimits = ReassemblyLimits()  # one budget for both families' fragments
+    icmp: IcmpLimits = IcmpLimits()  # each family has its own buckets with these rates
     dhcp: DhcpLimits = DhcpLimits()
+    ipv6: Ipv6Limits = Ipv6Limits()
+    nd: NdLimits = NdLimits()
+    slaac: SlaacLimits = SlaacLimits()
     udp_bindings: int = 16  # local ports with a handler (only DHCP in production)
     tx_queue_frames: int = 8192  # frames waiting for take_frames()
 

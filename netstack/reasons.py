@@ -84,11 +84,28 @@ class Drop(StrEnum):
     IPV6_EXCESS_PADDING = "ipv6-excess-padding"
     IPV6_UNKNOWN_OPTION = "ipv6-unknown-option"
     IPV6_ROUTING_HEADER = "ipv6-routing-header"  # segments left: we are not a router
+    IPV6_OFF = "ipv6-off"  # an IPv6 frame reached an interface configured without IPv6
+    IPV6_MARTIAN_SOURCE = "ipv6-martian-source"
+    IPV6_LAND = "ipv6-land"
+    IPV6_NOT_FOR_US = "ipv6-not-for-us"
+    IPV6_TENTATIVE_DESTINATION = "ipv6-tentative-destination"  # RFC 4862 §5.4: only ND reaches such an address
+    IPV6_NO_NEXT_HEADER = "ipv6-no-next-header"
+    IPV6_UNKNOWN_NEXT_HEADER = "ipv6-unknown-next-header"
+    IPV6_NO_ROUTE = "ipv6-no-route"
+    IPV6_TX_BAD_SOURCE = "ipv6-tx-bad-source"
+    IPV6_TX_TOO_BIG = "ipv6-tx-too-big"
     # ipv6 fragments (the FRAG_* reasons above count what both families share)
     FRAG6_EXPIRED_UNREPORTED = "frag6-expired-unreported"  # a Time Exceeded never sent: the backlog was full
     # icmpv6
     ICMPV6_TRUNCATED = "icmpv6-truncated"
     ICMPV6_BAD_CHECKSUM = "icmpv6-bad-checksum"
+    ICMPV6_ECHO_MULTICAST = "icmpv6-echo-multicast"
+    ICMPV6_ECHO_RATE_LIMITED = "icmpv6-echo-rate-limited"
+    ICMPV6_ERROR_RATE_LIMITED = "icmpv6-error-rate-limited"
+    ICMPV6_BAD_QUOTE = "icmpv6-bad-quote"
+    ICMPV6_ERROR_NOT_OURS = "icmpv6-error-not-ours"
+    ICMPV6_ERROR_UNHANDLED = "icmpv6-error-unhandled"
+    ICMPV6_UNHANDLED_TYPE = "icmpv6-unhandled-type"
     # icmp
     ICMP_TRUNCATED = "icmp-truncated"
     ICMP_BAD_CHECKSUM = "icmp-bad-checksum"
@@ -115,6 +132,7 @@ class Drop(StrEnum):
     DHCP_UNEXPECTED = "dhcp-unexpected"
     DHCP_BAD_LEASE = "dhcp-bad-lease"
     # neighbour discovery (ipv6): the codec (RFC 4861 validity checks)
+    ND_ROUTER_SOLICIT_IGNORED = "nd-router-solicit-ignored"  # we are a host: solicitations are for routers
     ND_UNKNOWN_TYPE = "nd-unknown-type"
     ND_REDIRECT_IGNORED = "nd-redirect-ignored"
     ND_BAD_HOP_LIMIT = "nd-bad-hop-limit"

@@ -98,6 +98,8 @@ class SegmentLayer(Protocol):
         """Run every timer due at `now`."""
 
 
+_NO_IPV6 = NoIpv6()
+
 UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
 """(now, source address, source port, destination address, payload)."""
 
@@ -111,7 +113,7 @@ class StackConfig:
     addressing: StaticIp | UseDhcp
     mtu: int = 1500
     limits: StackLimits = DEFAULT_STACK_LIMITS
-    ipv6: Ipv6Addressing = NoIpv6()
+    ipv6: Ipv6Addressing = _NO_IPV6
     ipv6_secret: bytes | None = None
 
     def __post_init__(self) -> None:

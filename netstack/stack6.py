@@ -119,8 +119,8 @@ class Ipv6Path:
         """After the shared reassembler expired datagrams: Time Exceeded code 1 for those whose first fragment
         we held (RFC 8200 §4.5)."""
         for header, packet in self._reassembler.take_expired6():
-            self._send_error(now, icmpv6.TIME_EXCEEDED, icmpv6.CODE_REASSEMBLY_TIMEOUT, 0, header,
-                             memoryview(packet), link_multicast=False)
+            self._send_error(now, header, memoryview(packet), icmp_type=icmpv6.TIME_EXCEEDED,
+                             code=icmpv6.CODE_REASSEMBLY_TIMEOUT, word=0, link_multicast=False)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -138,49 +138,70 @@ class Ipv6Path:
         self.rx_packets += 1
         raw = ipv6.strip_link_padding(payload)
         header, body = ipv6.parse_ipv6(raw)
+        unicast = self._admitted(header)
+        if unicast is None:
+            return
+        try:
+            whole = self._whole(now, header, body)
+        except ParameterProblemError as problem:
+            self._counters.add(problem.reason)
+            self._send_error(now, header, raw, icmp_type=icmpv6.PARAMETER_PROBLEM, code=problem.code,
+                             word=problem.pointer, link_multicast=link_multicast,
+                             multicast_exempt=problem.multicast_exempt)
+            return
+        if whole is None:
+            return
+        header, body, chain, reassembled = whole
+        original = None if reassembled else raw  # errors quote only a packet that arrived whole
+        self._dispatch(now, header, chain, body, original, unicast=unicast, link_multicast=link_multicast)
+
+    def _admitted(self, header: Ipv6Header) -> bool | None:
+        """Whether the destination is unicast (True) or one of our groups (False); None when the packet is
+        refused for its addresses."""
         src = header.src
         dst = header.dst
         if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
-            return
+            return None
         if self.addresses.owns(src):
             self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
-            return
+            return None
         unicast = not is_multicast(dst)
-        if unicast and not self.addresses.owns(dst):
+        if not (self.addresses.owns(dst) if unicast else dst in self.addresses.groups()):
             self._counters.add(Drop.IPV6_NOT_FOR_US)
-            return
-        if not unicast and dst not in self.addresses.groups():
-            self._counters.add(Drop.IPV6_NOT_FOR_US)
-            return
-        try:
-            chain = ipv6.walk(header, body, self._limits.ipv6)
-            original: memoryview | None = raw
-            fragment = chain.fragment
-            if fragment is not None and (fragment.offset or fragment.more):
-                whole = self._reassembler.add6(now, header, chain, body)
-                if whole is None:
-                    return
-                header, joined = whole
-                body = memoryview(joined)
-                chain = ipv6.walk(header, body, self._limits.ipv6, reassembled=True)
-                original = None
-        except ParameterProblemError as problem:
-            self._counters.add(problem.reason)
-            self._send_error(now, icmpv6.PARAMETER_PROBLEM, problem.code, problem.pointer, header, raw,
-                             link_multicast=link_multicast, multicast_exempt=problem.multicast_exempt)
-            return
-        upper = body[chain.upper_offset:]
-        if src == UNSPECIFIED and chain.upper != ipv6.PROTO_ICMPV6:
+            return None
+        return unicast
+
+    def _whole(self, now: float, header: Ipv6Header,
+               body: memoryview) -> tuple[Ipv6Header, memoryview, ipv6.HeaderChain, bool] | None:
+        """The packet's header chain, after reassembly if it is a fragment; None while fragments are missing.
+        An atomic fragment (offset 0, no more: RFC 6946) is a whole packet."""
+        chain = ipv6.walk(header, body, self._limits.ipv6)
+        fragment = chain.fragment
+        if fragment is None or not (fragment.offset or fragment.more):
+            return header, body, chain, False
+        joined = self._reassembler.add6(now, header, chain, body)
+        if joined is None:
+            return None
+        header = joined[0]
+        body = memoryview(joined[1])
+        return header, body, ipv6.walk(header, body, self._limits.ipv6, reassembled=True), True
+
+    def _dispatch(
+        self, now: float, header: Ipv6Header, chain: ipv6.HeaderChain, body: memoryview,
+        original: memoryview | None, *, unicast: bool, link_multicast: bool,
+    ) -> None:  # fmt: skip
+        upper = body[chain.upper_offset :]
+        if header.src == UNSPECIFIED and chain.upper != ipv6.PROTO_ICMPV6:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return
-        tentative = unicast and self.addresses.is_tentative(dst)
+        tentative = unicast and self.addresses.is_tentative(header.dst)
         if chain.upper == ipv6.PROTO_ICMPV6:
             self._icmp_received(now, header, upper, unicast=unicast, tentative=tentative)
         elif tentative:
             self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
         elif chain.upper == ipv6.PROTO_TCP:
-            self._tcp_received(now, src, dst, upper, unicast=unicast and not link_multicast)
+            self._tcp_received(now, header.src, header.dst, upper, unicast=unicast and not link_multicast)
         elif chain.upper == ipv6.PROTO_UDP:
             self._udp_received(now, header, upper, original if unicast and not link_multicast else None)
         elif chain.upper == ipv6.PROTO_NO_NEXT:
@@ -188,8 +209,9 @@ class Ipv6Path:
         else:
             self._counters.add(Drop.IPV6_UNKNOWN_NEXT_HEADER)
             if original is not None:
-                self._send_error(now, icmpv6.PARAMETER_PROBLEM, icmpv6.CODE_UNRECOGNIZED_NEXT_HEADER,
-                                 ipv6.next_header_pointer(chain), header, original, link_multicast=link_multicast)
+                self._send_error(now, header, original, icmp_type=icmpv6.PARAMETER_PROBLEM,
+                                 code=icmpv6.CODE_UNRECOGNIZED_NEXT_HEADER, word=ipv6.next_header_pointer(chain),
+                                 link_multicast=link_multicast)
 
     def _tcp_received(self, now: float, src: bytes, dst: bytes, segment: memoryview, *, unicast: bool) -> None:
         if not unicast:
@@ -207,8 +229,8 @@ class Ipv6Path:
         if handler is None:
             self._counters.add(Drop.UDP_PORT_CLOSED)
             if original is not None:
-                self._send_error(now, icmpv6.DEST_UNREACHABLE, icmpv6.CODE_PORT_UNREACHABLE, 0, header, original,
-                                 link_multicast=False)
+                self._send_error(now, header, original, icmp_type=icmpv6.DEST_UNREACHABLE,
+                                 code=icmpv6.CODE_PORT_UNREACHABLE, word=0, link_multicast=False)
             return
         handler(now, header.src, datagram.src_port, header.dst, datagram.payload)
 
@@ -321,15 +343,17 @@ class Ipv6Path:
         for offset in range(0, len(payload), step):
             chunk = payload[offset : offset + step]
             more = offset + step < len(payload)
-            fragment = ipv6.serialize_fragment_header(next_header, offset, more, self._ident)
+            fragment = ipv6.serialize_fragment_header(ipv6.FragmentHeader(next_header, offset, more, self._ident))
             header = ipv6.build_header(src, dst, ipv6.PROTO_FRAGMENT, _FRAGMENT + len(chunk), hop_limit=hop_limit)
             packets.append(b"".join((header, fragment, chunk)))
         return packets
 
     def _send_error(
-        self, now: float, icmp_type: int, code: int, word: int, header: Ipv6Header, original: memoryview, *,
+        self, now: float, header: Ipv6Header, original: memoryview, *, icmp_type: int, code: int, word: int,
         link_multicast: bool, multicast_exempt: bool = False,
     ) -> None:  # fmt: skip
+        """An ICMPv6 error about `original` (the invoking packet as received), if RFC 4443 §2.4 allows one and
+        the bucket has a token. `word` is the pointer, MTU or zero."""
         invoking_is_error = header.next_header == ipv6.PROTO_ICMPV6 and len(original) > HEADER_LEN and \
             icmpv6.suppresses_errors(original[HEADER_LEN])
         if not icmpv6.error_allowed(invoking_src=header.src, invoking_dst=header.dst, link_multicast=link_multicast,

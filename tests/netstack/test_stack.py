@@ -227,10 +227,18 @@ def test_frames_for_other_macs_and_types_dropped() -> None:
     stack = make_stack()
     stack.frame_received(0.0, eth(PEER_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 1, icmp(8, 0, bytes(4), b""))))
     stack.frame_received(0.0, eth(US_MAC, BROADCAST_MAC, 0x0800, ipv4(PEER, US, 1, icmp(8, 0, bytes(4), b""))))
-    stack.frame_received(0.0, eth(US_MAC, PEER_MAC, 0x86DD, bytes(40)))
+    stack.frame_received(0.0, eth(US_MAC, PEER_MAC, 0x88B5, bytes(40)))  # IEEE's local experimental type
     assert stack.counters[Drop.ETH_NOT_FOR_US] == 1
     assert stack.counters[Drop.ETH_BAD_SOURCE] == 1
     assert stack.counters[Drop.ETH_UNKNOWN_TYPE] == 1
+    assert stack.take_frames() == []
+
+
+def test_ipv6_frames_reaching_a_stack_without_ipv6_are_counted_as_such() -> None:
+    stack = make_stack()
+    stack.frame_received(0.0, eth(US_MAC, PEER_MAC, 0x86DD, bytes(40)))
+    assert stack.counters[Drop.IPV6_OFF] == 1
+    assert stack.counters[Drop.ETH_UNKNOWN_TYPE] == 0
     assert stack.take_frames() == []
 
 
