@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netstack import ipv6
 from netstack.errors import MalformedError
 from netstack.ipv4 import PROTO_TCP, build_header
 from netstack.tcp import events as ev
@@ -59,7 +60,7 @@ from netstack.tcp.seq import MASK
 from netstack.tcp.state import State
 from netstack.tcp.window import window_shift
 from tests.conformance import packetdrill_options as opts
-from tests.conformance.packetdrill_wire import LOCAL, REMOTE, Outbound, Wire, WireError
+from tests.conformance.packetdrill_wire import Outbound, Wire, WireError
 
 LOCAL_PORT = 8080
 REMOTE_PORT = 40000
@@ -78,6 +79,12 @@ ICMP_CODES = {
     "packet_filtered": 13, "precedence_violation": 14, "precedence_cutoff": 15,
     "ttl_exceeded_in_transit": 0, "frag_reass_exceeded": 1,
 }
+ICMP6_TYPES = {"unreachable": 1, "packet_too_big": 2, "time_exceeded": 3, "parameter_problem": 4}
+ICMP6_CODES = {  # packetdrill's names for the RFC 4443 codes
+    "no_route": 0, "admin_prohibited": 1, "not_neighbour": 2, "address_unreachable": 3, "port_unreachable": 4,
+    "exceeded_hop_limit": 0, "exceeded_frag_time": 1,
+    "header_field": 0, "unknown_next_header": 1, "unknown_option": 2,
+}
 BSD_STATE = {  # sockstat's names
     State.SYN_SENT: "SYN_SENT", State.SYN_RECEIVED: "SYN_RCVD", State.ESTABLISHED: "ESTABLISHED",
     State.FIN_WAIT_1: "FIN_WAIT_1", State.FIN_WAIT_2: "FIN_WAIT_2", State.CLOSE_WAIT: "CLOSE_WAIT",
@@ -90,9 +97,9 @@ _PACKET = re.compile(
     r"(?:\s+ack\s+(?P<ack>\d+))?(?:\s+win\s+(?P<win>\d+))?\s*(?:<(?P<opts>[^>]*)>)?\s*$"
 )
 _SYSCTL = re.compile(r"^sysctl -w (?P<name>[\w.]+)=(?P<value>\d+)$")
-_SOCKSTAT_PORT = re.compile(r"^sockstat -4 -P tcp (?:-p (?P<p1>\d+) -s|-s -p (?P<p2>\d+)) \| grep -c (?P<state>\w+)"
+_SOCKSTAT_PORT = re.compile(r"^sockstat -[46] -P tcp (?:-p (?P<p1>\d+) -s|-s -p (?P<p2>\d+)) \| grep -c (?P<state>\w+)"
                             r" \| grep (?P<count>\d+)$")
-_SOCKSTAT_OWN = re.compile(r"^sockstat -4 -P tcp -s \| grep packetdril \| grep -c (?P<state>\w+)"
+_SOCKSTAT_OWN = re.compile(r"^sockstat -[46] -P tcp -s \| grep packetdril \| grep -c (?P<state>\w+)"
                            r" \| grep (?P<count>\d+)$")
 _TCPI_STATE = re.compile(r"^%\{\s*assert tcpi_state == TCPI_(?P<state>\w+)\s*\}%$")
 
@@ -311,7 +318,7 @@ class Runner:
         self.adapted: list[str] = []
         self.layer = TcpLayer(b"packetdrill-runner-secret-key-32", setup.config)
         try:
-            self.wire = Wire(self.layer, setup.mtu)
+            self.wire = Wire(self.layer, setup.mtu, ipv6=script.options.get("ip_version") == "ipv6")
         except ValueError as error:  # StackConfig refuses the script's link (e.g. an MTU outside 576..9000)
             raise SkipScript(f"--mtu={setup.mtu}: {error}") from None
         self.tolerance = int(script.options.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)) / 1e6
@@ -393,7 +400,7 @@ class Runner:
         self._collect()
 
     def describe(self, out: Outbound) -> str:
-        seg = parse_segment(LOCAL, REMOTE, memoryview(out.segment))
+        seg = parse_segment(self.wire.local, self.wire.remote, memoryview(out.segment))
         base = self.local_iss or 0
         ack = (seg.ack - REMOTE_ISN) & MASK if seg.flags & ACK else seg.ack
         header_len = (out.segment[12] >> 4) * 4
@@ -403,20 +410,28 @@ class Runner:
     # -------------------------------------------------------------- packets in
 
     def inject_icmp(self, m: re.Match[str]) -> None:
-        icmp_type = ICMP_TYPES[m.group("type")]
+        types, codes = (ICMP6_TYPES, ICMP6_CODES) if self.wire.ipv6 else (ICMP_TYPES, ICMP_CODES)
+        if m.group("type") not in types:
+            raise UnsupportedError(f"ICMP type {m.group('type')}")
+        icmp_type = types[m.group("type")]
         code_name = m.group("code")
         if code_name is None:
             code = 0
         elif code_name.startswith("code_"):
             code = int(code_name[5:])
-        elif code_name in ICMP_CODES:
-            code = ICMP_CODES[code_name]
+        elif code_name in codes:
+            code = codes[code_name]
         else:
             raise UnsupportedError(f"ICMP code {code_name}")
         seq = ((self.local_iss or 0) + int(m.group("seq"))) & MASK
         quoted_tcp = struct.pack("!HHI", LOCAL_PORT, REMOTE_PORT, seq)
-        quoted = bytes(build_header(LOCAL, REMOTE, PROTO_TCP, 20, 0, ttl=64, dont_fragment=True)) + quoted_tcp
         mtu = int(m.group("mtu")) if m.group("mtu") else 0
+        if self.wire.ipv6:
+            header = ipv6.build_header(self.wire.local, self.wire.remote, ipv6.PROTO_TCP, 20, hop_limit=64)
+            self.wire.send_icmp(icmp_type, code, struct.pack("!I", mtu), header + quoted_tcp)
+            return
+        quoted = bytes(build_header(self.wire.local, self.wire.remote, PROTO_TCP, 20, 0, ttl=64,
+                                    dont_fragment=True)) + quoted_tcp
         self.wire.send_icmp(icmp_type, code, struct.pack("!HH", 0, mtu), quoted)
 
     def inject(self, body: str) -> None:
@@ -442,8 +457,8 @@ class Runner:
             options = tuple(mapped)
         # SACK blocks a peer sends acknowledge our data: their edges are relative to our ISN
         raw = opts.encode(options, self.local_iss or 0)
-        segment = build_segment(REMOTE, LOCAL, REMOTE_PORT, LOCAL_PORT, seq, ack, spec.flags, spec.window,
-                                raw, bytes(spec.length))
+        segment = build_segment(self.wire.remote, self.wire.local, REMOTE_PORT, LOCAL_PORT, seq, ack, spec.flags,
+                                spec.window, raw, bytes(spec.length))
         self.wire.send_tcp(segment)
 
     # -------------------------------------------------------------- packets out
@@ -465,7 +480,7 @@ class Runner:
 
     def verify(self, spec: PacketSpec, out: Outbound) -> None:
         raw = out.segment
-        seg = parse_segment(LOCAL, REMOTE, memoryview(raw))  # the TCP checksum is verified here
+        seg = parse_segment(self.wire.local, self.wire.remote, memoryview(raw))  # the TCP checksum is verified here
         if seg.flags != spec.flags:
             raise ScriptError(f"flags {flag_names(seg.flags)}, expected {flag_names(spec.flags)}")
         if raw[12] & 0x0F:
@@ -647,7 +662,7 @@ class Runner:
             raise UnsupportedError(f"syscall {name}")
 
     def _connect(self, fd: int, result: str, line: Line, when: float | None) -> None:
-        conn = self.layer.connect(self.now, LOCAL, REMOTE, REMOTE_PORT, LOCAL_PORT)
+        conn = self.layer.connect(self.now, self.wire.local, self.wire.remote, REMOTE_PORT, LOCAL_PORT)
         self._adopt(fd, conn)
         if line.end is not None:
             errno = result.split()[1] if result.startswith("-1") else "0"
