@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from appliance.config import ENDPOINTS
 from appliance.disk_header import LEGACY_MAGIC, MAGIC
 from fuzz.targets.x509_der import encode_oid
+from netstack import icmpv6, ipv6, ndp
 from netstack.dhcp import message as dhcp
 from netstack.tcp import segment as tcp
 from outcomes.category import Category
@@ -52,6 +53,20 @@ def net_tokens() -> list[bytes]:
                                                                 (tcp.OPT_SACK, 10))]
 
 
+def ipv6_tokens() -> list[bytes]:
+    """Extension-header and ICMPv6 numbers, option types with each action, ND option kinds with their usual
+    lengths, and the addresses the harness uses."""
+    headers = (ipv6.PROTO_HOP_BY_HOP, ipv6.PROTO_ROUTING, ipv6.PROTO_FRAGMENT, ipv6.PROTO_DEST_OPTS,
+               ipv6.PROTO_ICMPV6, ipv6.PROTO_NO_NEXT, ipv6.PROTO_TCP, ipv6.PROTO_UDP)
+    tokens = [b"\x86\xdd", b"\x60\x00\x00\x00", *(bytes((h, 0)) for h in headers)]
+    tokens += [bytes((t, 0)) for t in (*icmpv6.ERROR_TYPES, icmpv6.ECHO_REQUEST, *ndp.ND_TYPES)]
+    tokens += [bytes((kind, 2)) for kind in (0x01, 0x05, 0xC2, 0x41, 0x81, 0xC1)]  # PadN, router alert, jumbo, actions
+    tokens += [bytes((ndp.OPT_SOURCE_LINK_ADDRESS, 1)), bytes((ndp.OPT_TARGET_LINK_ADDRESS, 1)),
+               bytes((ndp.OPT_PREFIX_INFORMATION, 4, 64)), bytes((ndp.OPT_MTU, 1)), b"\xff\x02", b"\xfe\x80",
+               b"\x33\x33", b"\x20\x01\x0d\xb8", b"\xff\xff\xff\xff"]
+    return tokens + net_tokens()
+
+
 def disk_tokens() -> list[bytes]:
     return [MAGIC, LEGACY_MAGIC, *(name.encode() for name in ENDPOINTS), *(c.value.encode() for c in Category)]
 
@@ -59,7 +74,7 @@ def disk_tokens() -> list[bytes]:
 DICTIONARIES: dict[str, Callable[[], list[bytes]]] = {
     "tls-record": tls_tokens, "tls-codecs": tls_tokens, "tls-server": tls_tokens, "tls-server-auth": tls_tokens,
     "tls-client": tls_tokens, "x509-der": x509_tokens, "x509-cert": x509_tokens, "x509-chain": x509_tokens,
-    "http": http_tokens, "net-stack": net_tokens, "net-dhcp": net_tokens, "tcp": net_tokens,
+    "http": http_tokens, "net-stack": net_tokens, "net-ipv6": ipv6_tokens, "net-dhcp": net_tokens, "tcp": net_tokens,
     "ledger-record": disk_tokens, "disk-header": disk_tokens,
 }
 

@@ -1,14 +1,15 @@
 """What the network targets check on every frame that goes in and comes out, with the stack's own codecs.
 
 Going in: each codec that has both directions gives back the bytes it parsed (Ethernet, ARP, option-less
-IPv4, UDP with a checksum, ICMP). Coming out: every frame we send parses with its checksums right and fits
-the MTU, and re-encodes to itself.
+IPv4, IPv6, UDP with a checksum, ICMP, ICMPv6). Coming out: every frame we send parses with its checksums right
+and fits the MTU, and re-encodes to itself; over IPv6, neighbour discovery leaves with a hop limit of 255 and
+an ICMPv6 error fits the minimum MTU (RFC 4443 §2.4(c)).
 """
 
 from __future__ import annotations
 
 from fuzz.errors import PropertyViolationError, require
-from netstack import arp, ethernet, icmp, udp
+from netstack import arp, ethernet, icmp, icmpv6, ipv6, ndp, udp
 from netstack.errors import MalformedError
 from netstack.ipv4 import MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, parse_ipv4, serialize_ipv4
 from netstack.tcp.segment import SegmentError, parse_segment
@@ -37,6 +38,23 @@ def incoming(frame: bytes) -> None:
             require(serialize_ipv4(header, body) == payload, "IPv4 does not round-trip")
         if not header.is_fragment:
             _transport(header.protocol, header.src, header.dst, bytes(body))
+    elif eth.ethertype == ethernet.ETHERTYPE_IPV6:
+        _incoming6(payload)
+
+
+def _incoming6(payload: bytes) -> None:
+    try:
+        header, body = ipv6.parse_ipv6(payload)
+    except MalformedError:
+        return
+    require(ipv6.serialize_ipv6(header, body) == payload, "IPv6 does not round-trip")
+    if header.next_header == ipv6.PROTO_ICMPV6:
+        try:
+            message = icmpv6.parse_icmpv6(body, header.src, header.dst)
+        except MalformedError:
+            return
+        again = icmpv6.serialize_icmpv6(message.type, message.code, message.body, header.src, header.dst)
+        require(again == bytes(body), "ICMPv6 does not round-trip")
 
 
 def _transport(protocol: int, src: bytes, dst: bytes, body: bytes) -> None:
@@ -61,6 +79,9 @@ def outgoing(frame: bytes, mtu: int) -> None:
         if eth.ethertype == ethernet.ETHERTYPE_ARP:
             arp.parse_arp(eth.payload)
             return
+        if eth.ethertype == ethernet.ETHERTYPE_IPV6:
+            _outgoing6(bytes(eth.payload))
+            return
         require(eth.ethertype == ethernet.ETHERTYPE_IPV4, "sent an unknown ethertype")
         header, body = parse_ipv4(eth.payload)
     except MalformedError as bad:
@@ -77,3 +98,33 @@ def outgoing(frame: bytes, mtu: int) -> None:
             parse_segment(header.src, header.dst, body)
     except (MalformedError, SegmentError) as bad:
         raise PropertyViolationError(f"sent a malformed {header.protocol} message: {bad}") from bad
+
+
+def _outgoing6(packet: bytes) -> None:
+    """What we send over IPv6: no extension header but a fragment header, checksums right, ND at hop limit 255,
+    errors within 1280 bytes."""
+    try:
+        header, body = ipv6.parse_ipv6(packet)
+        chain = ipv6.walk(header, body)
+    except MalformedError as bad:
+        raise PropertyViolationError(f"sent a malformed IPv6 packet: {bad}") from bad
+    require(ipv6.serialize_ipv6(header, body) == packet, "a sent IPv6 header does not round-trip")
+    require(chain.extension_headers == (chain.fragment is not None), "sent an extension header other than a fragment")
+    if chain.fragment is not None and (chain.fragment.offset or chain.fragment.more):
+        return
+    upper = body[chain.upper_offset :]
+    try:
+        if chain.upper == ipv6.PROTO_ICMPV6:
+            message = icmpv6.parse_icmpv6(upper, header.src, header.dst)
+            if message.type in ndp.ND_TYPES:
+                require(header.hop_limit == ndp.HOP_LIMIT, "neighbour discovery sent with a hop limit below 255")
+            if icmpv6.is_error(message.type):
+                require(len(packet) <= ipv6.MIN_MTU, f"an ICMPv6 error of {len(packet)} bytes")
+        elif chain.upper == ipv6.PROTO_UDP:
+            udp.parse_udp(upper, header.src, header.dst)
+        elif chain.upper == ipv6.PROTO_TCP:
+            parse_segment(header.src, header.dst, upper)
+        else:
+            raise PropertyViolationError(f"sent IPv6 next header {chain.upper}")
+    except (MalformedError, SegmentError) as bad:
+        raise PropertyViolationError(f"sent a malformed IPv6 {chain.upper} message: {bad}") from bad

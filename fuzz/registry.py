@@ -10,6 +10,12 @@ TARGETS: tuple[Target, ...] = (
            "with TCP attached: no internal error, codecs round-trip, sent frames well formed, bounded state",
            "netstack", ("netstack/stack.py", "netstack/ethernet.py", "netstack/arp.py", "netstack/neighbour.py",
                         "netstack/ipv4.py", "netstack/reassembly.py", "netstack/icmp.py", "netstack/udp.py")),
+    Target("net-ipv6", "net_ipv6", "IPv6 frames (extension headers, fragments, ICMPv6, neighbour discovery, "
+           "router advertisements, UDP, TCP) into a whole dual-stack Stack with TCP attached: no internal error, "
+           "codecs round-trip, sent packets well formed (ND at hop limit 255, errors within 1280 bytes), bounded "
+           "neighbour cache, router, prefix and address lists and reassembly", "netstack",
+           ("netstack/stack6.py", "netstack/ipv6.py", "netstack/icmpv6.py", "netstack/ndp.py",
+            "netstack/neighbour6.py", "netstack/slaac.py", "netstack/reassembly.py")),
     Target("net-dhcp", "net_dhcp", "a DHCP server's messages into a Stack configured for DHCP, through renewal "
            "and expiry: no internal error, our messages round-trip, a bound lease is a host address",
            "netstack", ("netstack/dhcp/client.py", "netstack/dhcp/message.py", "netstack/dhcp/states.py")),
