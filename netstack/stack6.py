@@ -163,7 +163,7 @@ class Ipv6Path:
         if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return None
-        if self.addresses.owns(src):
+        if self.addresses.assigned(src):  # not a tentative one: the defender's NA comes from it (RFC 4862 §5.4.4)
             self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
             return None
         unicast = not is_multicast(dst)
