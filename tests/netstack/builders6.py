@@ -118,7 +118,7 @@ def fragment_header(next_header: int, offset: int, more: bool, ident: int) -> by
     return struct.pack("!BxHI", next_header, offset | int(more), ident)
 
 
-def fragments(src: bytes, dst: bytes, next_header: int, upper: bytes, size: int, ident: int) -> list[bytes]:
+def fragments(src: bytes, dst: bytes, next_header: int, upper: bytes, *, size: int, ident: int) -> list[bytes]:
     """The upper-layer bytes cut into fragments of `size` data bytes (a multiple of 8), each a whole packet."""
     out = []
     for offset in range(0, len(upper), size):

@@ -43,11 +43,13 @@ def test_dad_probe_for_link_local_and_static_then_usable_then_router_solicitatio
     addresses = stack.ipv6.addresses
     assert addresses.addresses() == ()
     first = stack.next_deadline()
-    assert first is not None and 0.0 <= first <= 1.0
+    assert first is not None
+    assert 0.0 <= first <= 1.0
     _, out = run_until(stack, 1.0)
     probes = [s for s in sent6(out) if s.next_header == 58 and s.icmp_type == NS]
     targets = {p.payload[8:24] for p in probes}
-    assert len(probes) == 2 and US_STATIC in targets
+    assert len(probes) == 2
+    assert US_STATIC in targets
     for probe in probes:
         target = probe.payload[8:24]
         assert probe.src == UNSPECIFIED
@@ -65,8 +67,11 @@ def test_dad_probe_for_link_local_and_static_then_usable_then_router_solicitatio
     _, out = run_until(stack, 3.1, 2.0)
     rs = [s for s in sent6(out) if s.icmp_type == RS]
     assert len(rs) == 1
-    assert rs[0].src == link_local_of(stack) and rs[0].dst == ALL_ROUTERS and rs[0].dst_mac == mmac(ALL_ROUTERS)
-    assert rs[0].hop_limit == 255 and rs[0].checksum_ok()
+    assert rs[0].src == link_local_of(stack)
+    assert rs[0].dst == ALL_ROUTERS
+    assert rs[0].dst_mac == mmac(ALL_ROUTERS)
+    assert rs[0].hop_limit == 255
+    assert rs[0].checksum_ok()
     assert rs[0].payload[8:16] == bytes((1, 1)) + US_MAC  # source link-layer address option
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
@@ -87,7 +92,8 @@ def test_duplicate_during_dad_gives_a_new_link_local_address(how: str) -> None:
     probes = [s for s in sent6(out) if s.icmp_type == NS]
     assert len(probes) == 1
     second = probes[0].payload[8:24]
-    assert second != tentative and second[:8] == tentative[:8]
+    assert second != tentative
+    assert second[:8] == tentative[:8]
     assert link_local_of(stack) == second
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
@@ -118,8 +124,12 @@ def test_echo_to_our_unicast_address_is_answered() -> None:
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))
     out = sent6(stack.take_frames(3.0))
     assert len(out) == 1
-    assert out[0].dst_mac == PEER_MAC and out[0].src == US_STATIC and out[0].dst == PEER6
-    assert out[0].icmp_type == 129 and out[0].payload[4:] == b"\x00\x01\x00\x01ping" and out[0].checksum_ok()
+    assert out[0].dst_mac == PEER_MAC
+    assert out[0].src == US_STATIC
+    assert out[0].dst == PEER6
+    assert out[0].icmp_type == 129
+    assert out[0].payload[4:] == b"\x00\x01\x00\x01ping"
+    assert out[0].checksum_ok()
 
 
 def test_all_nodes_and_our_solicited_node_group_are_accepted_other_groups_refused() -> None:
@@ -181,16 +191,20 @@ def test_unspecified_source_only_for_neighbour_discovery() -> None:
     # a DAD probe from :: for our address is answered (defended) to all-nodes
     stack.frame_received(3.0, ns_frame(UNSPECIFIED, US_STATIC, None))
     (defence,) = sent6(stack.take_frames(3.0))
-    assert defence.icmp_type == NA and defence.dst == ALL_NODES and defence.dst_mac == mmac(ALL_NODES)
-    assert defence.payload[4] & 0x40 == 0 and defence.payload[4] & 0x20  # not solicited, override
+    assert defence.icmp_type == NA
+    assert defence.dst == ALL_NODES
+    assert defence.dst_mac == mmac(ALL_NODES)
+    assert defence.payload[4] & 0x40 == 0
+    assert defence.payload[4] & 0x20
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
 
 def test_tentative_destination_takes_neighbour_discovery_only() -> None:
     stack = new_stack(STATIC)
     stack.start(0.0)
-    _, out = run_until(stack, 1.0)
-    assert stack.ipv6 is not None and stack.ipv6.addresses.is_tentative(US_STATIC)
+    _, _out = run_until(stack, 1.0)
+    assert stack.ipv6 is not None
+    assert stack.ipv6.addresses.is_tentative(US_STATIC)
     stack.udp_bind(7, lambda *args: None)
     stack.frame_received(1.0, frame(PEER6, US_STATIC, 17, udp6(PEER6, US_STATIC, 1, 7, b"x")))
     stack.frame_received(1.0, echo_frame(PEER6, US_STATIC))
@@ -217,4 +231,5 @@ def test_frames_from_a_multicast_mac_are_refused() -> None:
 
 
 def test_prefix_constant_is_the_static_prefix() -> None:
-    assert US_STATIC[:8] == PREFIX[:8] and OTHER_MAC != US_MAC
+    assert US_STATIC[:8] == PREFIX[:8]
+    assert OTHER_MAC != US_MAC

@@ -41,7 +41,9 @@ def test_ns_for_our_address_is_answered_with_a_solicited_override_na() -> None:
     stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
     (na,) = sent6(stack.take_frames(3.0))
     assert (na.dst_mac, na.src_mac, na.src, na.dst, na.hop_limit) == (PEER_MAC, US_MAC, US_STATIC, PEER6, 255)
-    assert na.icmp_type == NA and na.icmp_code == 0 and na.checksum_ok()
+    assert na.icmp_type == NA
+    assert na.icmp_code == 0
+    assert na.checksum_ok()
     assert na.payload[4] == 0x60  # solicited and override, not router
     assert na.payload[8:24] == US_STATIC
     assert na.payload[24:32] == bytes((2, 1)) + US_MAC  # target link-layer address
@@ -58,12 +60,18 @@ def test_packet_to_unknown_neighbour_is_held_until_the_na() -> None:
     stack = ready_stack(STATIC)
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))  # we must resolve PEER6 to answer
     (ns,) = sent6(stack.take_frames(3.0))
-    assert ns.icmp_type == NS and ns.src == US_STATIC and ns.dst == solicited(PEER6)
-    assert ns.dst_mac == mmac(solicited(PEER6)) and ns.hop_limit == 255
-    assert ns.payload[8:24] == PEER6 and ns.payload[24:32] == bytes((1, 1)) + US_MAC
+    assert ns.icmp_type == NS
+    assert ns.src == US_STATIC
+    assert ns.dst == solicited(PEER6)
+    assert ns.dst_mac == mmac(solicited(PEER6))
+    assert ns.hop_limit == 255
+    assert ns.payload[8:24] == PEER6
+    assert ns.payload[24:32] == bytes((1, 1)) + US_MAC
     stack.frame_received(3.1, na_frame(PEER6, US_STATIC, PEER6))
     (reply,) = sent6(stack.take_frames(3.1))
-    assert reply.icmp_type == 129 and reply.dst_mac == PEER_MAC and reply.dst == PEER6
+    assert reply.icmp_type == 129
+    assert reply.dst_mac == PEER_MAC
+    assert reply.dst == PEER6
 
 
 def test_unsolicited_na_creates_nothing() -> None:
@@ -114,8 +122,8 @@ def test_failed_resolution_tells_tcp() -> None:
     tcp = FakeTcp()
     stack = ready_stack(STATIC, tcp)
     tcp.outgoing.append((US_STATIC, PEER6, b"\x00" * 20))
-    out = sent6(stack.take_frames(3.0))
-    assert [s.icmp_type for s in out] == [NS]
+    first = sent6(stack.take_frames(3.0))
+    assert [s.icmp_type for s in first] == [NS]
     _, out = run_until(stack, 10.0, 3.0)
     assert len([s for s in sent6(out) if s.icmp_type == NS and s.dst == solicited(PEER6)]) == 2
     assert tcp.unresolved == [PEER6]
@@ -140,13 +148,15 @@ def test_router_advertisement_gives_a_global_address_after_dad_and_a_default_rou
     assert stack.source_for(PEER_LL) == link_local_of(stack)
     # off-link traffic goes to the router's MAC (learned from the RA's source link-layer option)
     stack.frame_received(6.0, echo_frame(FAR6, global_address, src_mac=ROUTER_MAC))
-    out = sent6(stack.take_frames(6.0))
-    if out and out[0].icmp_type == NS:  # the router is resolved first
-        assert out[0].payload[8:24] == ROUTER_LL
-        stack.frame_received(6.0, na_frame(ROUTER_LL, out[0].src, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC))
-        out = sent6(stack.take_frames(6.0))
-    (reply,) = out
-    assert reply.dst == FAR6 and reply.icmp_type == 129 and reply.dst_mac == ROUTER_MAC
+    sent = sent6(stack.take_frames(6.0))
+    if sent and sent[0].icmp_type == NS:  # the router is resolved first
+        assert sent[0].payload[8:24] == ROUTER_LL
+        stack.frame_received(6.0, na_frame(ROUTER_LL, sent[0].src, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC))
+        sent = sent6(stack.take_frames(6.0))
+    (reply,) = sent
+    assert reply.dst == FAR6
+    assert reply.icmp_type == 129
+    assert reply.dst_mac == ROUTER_MAC
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
 
@@ -159,7 +169,8 @@ def test_ra_flood_of_ten_thousand_routers_and_prefixes_is_bounded() -> None:
         prefix = bytes.fromhex("20010db8") + struct.pack("!I", i) + bytes(8)
         stack.frame_received(3.0, ra_frame(prefix_option(prefix), src=router, src_mac=mac))
     addresses = stack.ipv6.addresses
-    assert len(addresses.routers()) == 8 and len(addresses.prefixes()) == 16
+    assert len(addresses.routers()) == 8
+    assert len(addresses.prefixes()) == 16
     assert len(addresses.addresses()) <= 1 + 8
     assert stack.counters[Drop.ND_ROUTERS_FULL] == 10_000 - 8
     assert stack.counters[Drop.ND_PREFIXES_FULL] == 10_000 - 16
@@ -183,12 +194,14 @@ def test_ra_from_a_global_source_or_with_a_hop_limit_below_255_is_refused() -> N
 def test_ra_mtu_option_lowers_what_we_send() -> None:
     stack = ready_stack(STATIC)
     stack.frame_received(3.0, ra_frame(mtu_option(1280)))
-    assert stack.ipv6 is not None and stack.ipv6.addresses.mtu == 1280
+    assert stack.ipv6 is not None
+    assert stack.ipv6.addresses.mtu == 1280
     stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
     stack.take_frames(3.0)
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC, data=bytes(1400)))
     out = sent6(stack.take_frames(3.0))
-    assert len(out) == 2 and all(len(s.payload) + 40 <= 1280 for s in out)
+    assert len(out) == 2
+    assert all(len(s.payload) + 40 <= 1280 for s in out)
     assert all(s.next_header == 44 for s in out)
     # an MTU above the link's is refused
     stack.frame_received(3.0, ra_frame(mtu_option(9000)))
@@ -199,8 +212,12 @@ def test_static_gateway_and_off_link_traffic_go_to_the_router() -> None:
     stack = ready_stack(StaticIp6(US_STATIC, 64, ROUTER_LL))
     stack.frame_received(3.0, echo_frame(FAR6, US_STATIC, src_mac=ROUTER_MAC))
     (ns,) = sent6(stack.take_frames(3.0))
-    assert ns.icmp_type == NS and ns.payload[8:24] == ROUTER_LL and ns.src == US_STATIC  # RFC 4861 §7.2.2
+    assert ns.icmp_type == NS
+    assert ns.payload[8:24] == ROUTER_LL
+    assert ns.src == US_STATIC
     stack.frame_received(3.0, na_frame(ROUTER_LL, US_STATIC, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC,
                                        router=True))
     (reply,) = sent6(stack.take_frames(3.0))
-    assert reply.dst_mac == ROUTER_MAC and reply.dst == FAR6 and reply.src == US_STATIC
+    assert reply.dst_mac == ROUTER_MAC
+    assert reply.dst == FAR6
+    assert reply.src == US_STATIC
