@@ -17,7 +17,6 @@ from tests.netstack.builders6 import (
     PREFIX,
     PROTO_DEST,
     PROTO_FRAGMENT,
-    PROTO_ICMPV6,
     PROTO_TCP,
     UNSPECIFIED,
     US_STATIC,
