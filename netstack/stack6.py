@@ -291,6 +291,9 @@ class Ipv6Path:
                     self._transmit(mac, packet)
         elif isinstance(parsed, RouterAdvert):
             self.addresses.router_advert_received(now, parsed, header.src)
+            source = self.addresses.source_for(header.src)
+            if parsed.source_mac is not None and source is not None:
+                self.neighbours.router_advertised(now, header.src, parsed.source_mac, source)
         else:  # a router solicitation: we are a host (RFC 4861 §6.2.6 is for routers)
             self._counters.add(Drop.ND_ROUTER_SOLICIT_IGNORED)
         self._pump()
