@@ -216,6 +216,11 @@ class Neighbours6:
         else:
             self._age(entry, now)
 
+    def router_advertised(self, now: float, router: bytes, mac: bytes, our_address: bytes) -> None:
+        """RFC 4861 §6.3.4: an RA's source link-layer address goes into the cache like an NS's (a STALE entry),
+        so the first packet to the default router needs no multicast resolution."""
+        self._learn(now, router, mac, our_address)
+
     def advertisement_received(self, now: float, message: NeighborAdvert) -> tuple[bytes, tuple[bytes, ...]] | None:
         """§7.2.5: resolve a next hop we asked for (its MAC and the held packets), or update an entry we have;
         None when the advertisement changed nothing usable."""

@@ -42,6 +42,7 @@ from netstack.slaac import AddressConfig
 from netstack.udp import parse_udp
 
 _FRAGMENT = ipv6.FRAGMENT_HEADER_LEN
+_OPTION_LIKE = frozenset({ipv6.PROTO_HOP_BY_HOP, ipv6.PROTO_ROUTING, ipv6.PROTO_DEST_OPTS})  # length byte in units of 8
 
 
 class Ipv6SegmentLayer(Protocol):
@@ -163,7 +164,7 @@ class Ipv6Path:
         if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return None
-        if self.addresses.owns(src):
+        if self.addresses.assigned(src):  # not a tentative one: the defender's NA comes from it (RFC 4862 §5.4.4)
             self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
             return None
         unicast = not is_multicast(dst)
@@ -290,6 +291,9 @@ class Ipv6Path:
                     self._transmit(mac, packet)
         elif isinstance(parsed, RouterAdvert):
             self.addresses.router_advert_received(now, parsed, header.src)
+            source = self.addresses.source_for(header.src)
+            if parsed.source_mac is not None and source is not None:
+                self.neighbours.router_advertised(now, header.src, parsed.source_mac, source)
         else:  # a router solicitation: we are a host (RFC 4861 §6.2.6 is for routers)
             self._counters.add(Drop.ND_ROUTER_SOLICIT_IGNORED)
         self._pump()
@@ -354,8 +358,7 @@ class Ipv6Path:
     ) -> None:  # fmt: skip
         """An ICMPv6 error about `original` (the invoking packet as received), if RFC 4443 §2.4 allows one and
         the bucket has a token. `word` is the pointer, MTU or zero."""
-        invoking_is_error = header.next_header == ipv6.PROTO_ICMPV6 and len(original) > HEADER_LEN and \
-            icmpv6.suppresses_errors(original[HEADER_LEN])
+        invoking_is_error = self._invoking_is_error(header, original)
         if not icmpv6.error_allowed(invoking_src=header.src, invoking_dst=header.dst, link_multicast=link_multicast,
                                     invoking_is_error=invoking_is_error, error_type=icmp_type,
                                     multicast_exempt=multicast_exempt):
@@ -370,6 +373,28 @@ class Ipv6Path:
         body = icmpv6.error_body(word, original)
         self.send(now, source, header.src, ipv6.PROTO_ICMPV6,
                   icmpv6.serialize_icmpv6(icmp_type, code, body, source, header.src))
+
+    def _invoking_is_error(self, header: Ipv6Header, original: memoryview) -> bool:
+        """RFC 4443 §2.4(e.1, e.2) for an ICMPv6 message behind extension headers too (even behind the one the
+        walk refused): the chain is followed by its length bytes alone, no further than the header limit."""
+        next_header = header.next_header
+        offset = HEADER_LEN
+        for _ in range(self._limits.ipv6.extension_headers + 1):  # bounded: never more headers than the walk takes
+            if next_header == ipv6.PROTO_ICMPV6:
+                return offset < len(original) and icmpv6.suppresses_errors(original[offset])
+            if offset + 4 > len(original):
+                return False
+            if next_header == ipv6.PROTO_FRAGMENT:
+                if (original[offset + 2] << 8 | original[offset + 3]) & 0xFFF8:  # behind it: data, not headers
+                    return False
+                length = _FRAGMENT
+            elif next_header in _OPTION_LIKE:
+                length = (original[offset + 1] + 1) * 8
+            else:
+                return False
+            next_header = original[offset]
+            offset += length
+        return False
 
     def _send_nd(self, message: NdSend) -> None:
         icmp = icmpv6.serialize_icmpv6(message.icmp_type, 0, message.body, message.src, message.dst)

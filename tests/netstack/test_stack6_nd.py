@@ -1,0 +1,218 @@
+"""stack6 through the whole Stack: neighbour discovery and router advertisements."""
+
+from __future__ import annotations
+
+import struct
+
+from netstack.config import StaticIp6
+from netstack.reasons import Drop
+from tests.netstack.builders import PEER_MAC, US_MAC
+from tests.netstack.builders6 import (
+    ALL_NODES,
+    FAR6,
+    NA,
+    NS,
+    PEER6,
+    PEER_LL,
+    PREFIX,
+    ROUTER_LL,
+    ROUTER_MAC,
+    US_STATIC,
+    echo_frame,
+    link_local_of,
+    mmac,
+    mtu_option,
+    na_frame,
+    ns_frame,
+    prefix_option,
+    ra_frame,
+    ready_stack,
+    run_until,
+    sent6,
+    solicited,
+)
+from tests.netstack.test_stack import FakeTcp
+
+STATIC = StaticIp6(US_STATIC, 64)
+
+
+def test_ns_for_our_address_is_answered_with_a_solicited_override_na() -> None:
+    stack = ready_stack(STATIC)
+    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
+    (na,) = sent6(stack.take_frames(3.0))
+    assert (na.dst_mac, na.src_mac, na.src, na.dst, na.hop_limit) == (PEER_MAC, US_MAC, US_STATIC, PEER6, 255)
+    assert na.icmp_type == NA
+    assert na.icmp_code == 0
+    assert na.checksum_ok()
+    assert na.payload[4] == 0x60  # solicited and override, not router
+    assert na.payload[8:24] == US_STATIC
+    assert na.payload[24:32] == bytes((2, 1)) + US_MAC  # target link-layer address
+    # an NS for someone else's address is not answered
+    stack.frame_received(3.0, ns_frame(PEER6, PEER6[:15] + b"\x77", dst=solicited(US_STATIC)))
+    assert stack.counters[Drop.ND_NOT_FOR_US] == 1
+    # nor one with a hop limit below 255 (it was routed here)
+    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC, hop_limit=254))
+    assert stack.counters[Drop.ND_BAD_HOP_LIMIT] == 1
+    assert sent6(stack.take_frames(3.0)) == []
+
+
+def test_packet_to_unknown_neighbour_is_held_until_the_na() -> None:
+    stack = ready_stack(STATIC)
+    stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))  # we must resolve PEER6 to answer
+    (ns,) = sent6(stack.take_frames(3.0))
+    assert ns.icmp_type == NS
+    assert ns.src == US_STATIC
+    assert ns.dst == solicited(PEER6)
+    assert ns.dst_mac == mmac(solicited(PEER6))
+    assert ns.hop_limit == 255
+    assert ns.payload[8:24] == PEER6
+    assert ns.payload[24:32] == bytes((1, 1)) + US_MAC
+    stack.frame_received(3.1, na_frame(PEER6, US_STATIC, PEER6))
+    (reply,) = sent6(stack.take_frames(3.1))
+    assert reply.icmp_type == 129
+    assert reply.dst_mac == PEER_MAC
+    assert reply.dst == PEER6
+
+
+def test_unsolicited_na_creates_nothing() -> None:
+    stack = ready_stack(STATIC)
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, na_frame(PEER6, ALL_NODES, PEER6, solicited=False))
+    assert stack.counters[Drop.ND_UNSOLICITED_NA] == 1
+    assert len(stack.ipv6.neighbours) == 0
+
+
+def test_ns_flood_from_ten_thousand_sources_is_bounded() -> None:
+    stack = ready_stack(STATIC)
+    assert stack.ipv6 is not None
+    limit = 256
+    for i in range(10_000):
+        src = PREFIX[:8] + struct.pack("!Q", 0x1000 + i)
+        mac = bytes((2, 0x55)) + struct.pack("!I", i)
+        stack.frame_received(3.0, ns_frame(src, US_STATIC, mac, src_mac=mac))
+        stack.take_frames(3.0)
+    assert len(stack.ipv6.neighbours) == limit
+    assert stack.counters[Drop.ND_CACHE_EVICTED] == 10_000 - limit
+    assert stack.counters[Drop.INTERNAL_ERROR] == 0
+
+
+def test_nud_probes_then_forgets_an_unreachable_neighbour() -> None:
+    stack = ready_stack(STATIC)
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))
+    stack.take_frames(3.0)
+    stack.frame_received(3.0, na_frame(PEER6, US_STATIC, PEER6))
+    stack.take_frames(3.0)
+    # REACHABLE for ReachableTime (15..45 s), then STALE; sending then starts DELAY (5 s) and PROBE
+    run_until(stack, 60.0, 3.0)
+    stack.frame_received(60.0, echo_frame(PEER6, US_STATIC, seq=2))
+    (reply,) = sent6(stack.take_frames(60.0))
+    assert reply.dst_mac == PEER_MAC
+    _, out = run_until(stack, 64.9, 60.0)
+    assert [s for s in sent6(out) if s.icmp_type == NS] == []
+    _, out = run_until(stack, 80.0, 64.9)
+    probes = [s for s in sent6(out) if s.icmp_type == NS]
+    assert len(probes) == 3
+    assert all(p.dst == PEER6 and p.dst_mac == PEER_MAC and p.src == US_STATIC for p in probes)  # unicast
+    assert stack.counters[Drop.ND_PROBE_FAILED] == 1
+    assert PEER6 not in stack.ipv6.neighbours.entries
+
+
+def test_failed_resolution_tells_tcp() -> None:
+    tcp = FakeTcp()
+    stack = ready_stack(STATIC, tcp)
+    tcp.outgoing.append((US_STATIC, PEER6, b"\x00" * 20))
+    first = sent6(stack.take_frames(3.0))
+    assert [s.icmp_type for s in first] == [NS]
+    _, out = run_until(stack, 10.0, 3.0)
+    assert len([s for s in sent6(out) if s.icmp_type == NS and s.dst == solicited(PEER6)]) == 2
+    assert tcp.unresolved == [PEER6]
+    assert stack.counters[Drop.ND_UNRESOLVED] == 1
+
+
+def test_router_advertisement_gives_a_global_address_after_dad_and_a_default_router() -> None:
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    addresses = stack.ipv6.addresses
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX)))
+    assert addresses.routers() == (ROUTER_LL,)
+    assert addresses.default_router() == ROUTER_LL
+    assert len(addresses.addresses()) == 1  # the global one is tentative
+    _, out = run_until(stack, 6.0, 3.0)
+    probes = [s for s in sent6(out) if s.icmp_type == NS and s.src == bytes(16)]
+    assert len(probes) == 1
+    global_address = probes[0].payload[8:24]
+    assert global_address[:8] == PREFIX[:8]
+    assert [a for a, _ in addresses.addresses()] == [link_local_of(stack), global_address]
+    assert stack.source_for(FAR6) == global_address
+    assert stack.source_for(PEER_LL) == link_local_of(stack)
+    # off-link traffic goes to the router's MAC (learned from the RA's source link-layer option)
+    stack.frame_received(6.0, echo_frame(FAR6, global_address, src_mac=ROUTER_MAC))
+    (reply,) = sent6(stack.take_frames(6.0))  # no NS: the RA's source link-layer option taught the MAC
+    assert reply.dst == FAR6
+    assert reply.icmp_type == 129
+    assert reply.dst_mac == ROUTER_MAC
+    assert stack.counters[Drop.INTERNAL_ERROR] == 0
+
+
+def test_ra_flood_of_ten_thousand_routers_and_prefixes_is_bounded() -> None:
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    for i in range(10_000):
+        router = ROUTER_LL[:8] + struct.pack("!Q", 0x100 + i)
+        mac = bytes((2, 0x66)) + struct.pack("!I", i)
+        prefix = bytes.fromhex("20010db8") + struct.pack("!I", i) + bytes(8)
+        stack.frame_received(3.0, ra_frame(prefix_option(prefix), src=router, src_mac=mac))
+    addresses = stack.ipv6.addresses
+    assert len(addresses.routers()) == 8
+    assert len(addresses.prefixes()) == 16
+    assert len(addresses.addresses()) <= 1 + 8
+    assert stack.counters[Drop.ND_ROUTERS_FULL] == 10_000 - 8
+    assert stack.counters[Drop.ND_PREFIXES_FULL] == 10_000 - 16
+    assert stack.counters[Drop.ND_ADDRESSES_FULL] == 10_000 - 8
+    run_until(stack, 10.0, 3.0)
+    assert len(stack.ipv6.neighbours) <= 256
+    assert stack.counters[Drop.INTERNAL_ERROR] == 0
+
+
+def test_ra_from_a_global_source_or_with_a_hop_limit_below_255_is_refused() -> None:
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX), src=PEER6))
+    assert stack.counters[Drop.ND_RA_NOT_LINK_LOCAL] == 1
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX), hop_limit=254))
+    assert stack.counters[Drop.ND_BAD_HOP_LIMIT] == 1
+    assert stack.ipv6.addresses.routers() == ()
+    assert stack.ipv6.addresses.prefixes() == ()
+
+
+def test_ra_mtu_option_lowers_what_we_send() -> None:
+    stack = ready_stack(STATIC)
+    stack.frame_received(3.0, ra_frame(mtu_option(1280)))
+    assert stack.ipv6 is not None
+    assert stack.ipv6.addresses.mtu == 1280
+    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
+    stack.take_frames(3.0)
+    stack.frame_received(3.0, echo_frame(PEER6, US_STATIC, data=bytes(1400)))
+    out = sent6(stack.take_frames(3.0))
+    assert len(out) == 2
+    assert all(len(s.payload) + 40 <= 1280 for s in out)
+    assert all(s.next_header == 44 for s in out)
+    # an MTU above the link's is refused
+    stack.frame_received(3.0, ra_frame(mtu_option(9000)))
+    assert stack.counters[Drop.ND_RA_BAD_MTU] == 1
+
+
+def test_static_gateway_and_off_link_traffic_go_to_the_router() -> None:
+    stack = ready_stack(StaticIp6(US_STATIC, 64, ROUTER_LL))
+    stack.frame_received(3.0, echo_frame(FAR6, US_STATIC, src_mac=ROUTER_MAC))
+    (ns,) = sent6(stack.take_frames(3.0))
+    assert ns.icmp_type == NS
+    assert ns.payload[8:24] == ROUTER_LL
+    assert ns.src == US_STATIC
+    stack.frame_received(3.0, na_frame(ROUTER_LL, US_STATIC, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC,
+                                       router=True))
+    (reply,) = sent6(stack.take_frames(3.0))
+    assert reply.dst_mac == ROUTER_MAC
+    assert reply.dst == FAR6
+    assert reply.src == US_STATIC
