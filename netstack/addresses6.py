@@ -21,6 +21,9 @@ LINK_LOCAL_PREFIX = bytes.fromhex("fe80000000000000")  # fe80::/64, the only lin
 _SOLICITED_NODE_PREFIX = bytes.fromhex("ff0200000000000000000001ff")  # ff02::1:ff00:0/104
 _V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96
 _MULTICAST_MAC_PREFIX = b"\x33\x33"  # RFC 2464 §7
+NO_HOST_PREFIXES = frozenset({bytes(12), _V4_MAPPED_PREFIX})
+"""The first 12 bytes of the unicast addresses no host has on the wire (::/96 holds :: and ::1): with the
+multicast test, the whole of `is_martian_source`, spelled out where a per-segment check wants no call."""
 
 
 def ip6_from_text(text: str) -> bytes:
@@ -58,7 +61,7 @@ def is_martian_source(address: bytes) -> bool:
     """Sources no host may send from on the wire: unspecified (neighbour discovery's DAD probes are the one
     exception and are handled there), loopback, multicast, IPv4-mapped (RFC 4291 §2.5.5.2: never on the
     wire) and the deprecated IPv4-compatible ::/96."""
-    return address[:12] == bytes(12) or is_multicast(address) or is_v4_mapped(address)
+    return address[0] == 0xFF or address[:12] in NO_HOST_PREFIXES
 
 
 def is_unicast_host(address: bytes) -> bool:

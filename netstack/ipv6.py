@@ -195,8 +195,10 @@ def walk(
     `reassembled` says the payload came out of the reassembler: a fragment header there is refused, because
     fragments of fragments are only ever an attack on the reassembler.
     """
-    state = _Walk(payload, limits, is_multicast(header.dst), reassembled)
     next_header = header.next_header
+    if next_header not in _WALKED:  # the common case, no extension header: nothing to walk
+        return HeaderChain(next_header, 0, None, -1, 0, _NEXT_HEADER_FIELD, -1)
+    state = _Walk(payload, limits, is_multicast(header.dst), reassembled)
     while next_header in _WALKED:  # bounded: _take refuses the (limits.extension_headers + 1)th header
         naming = state.pointer
         block = _take(state, next_header)

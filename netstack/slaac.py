@@ -182,7 +182,18 @@ class AddressConfig:
         yield from self._autoconf.values()
 
     def _find(self, address: bytes) -> _Address | None:
-        return next((a for a in self._all() if a.address == address), None)
+        """Three lookups, not a scan: the stack asks this for both ends of every packet. An autoconfigured
+        address is its /64 prefix (the key of `_autoconf`) and one identifier, so the prefix finds it."""
+        for fixed in (self._link_local, self._static):
+            if fixed is not None and fixed.address == address:
+                return fixed
+        found = self._autoconf.get(address[:IID_LEN])
+        return found if found is not None and found.address == address else None
+
+    def state_of(self, address: bytes) -> AddressState | None:
+        """The state of one of our addresses (tentative, preferred, ...), None for an address not ours."""
+        found = self._find(address)
+        return found.state if found is not None else None
 
     def neighbour_solicit_received(self, now: float, target: bytes, src: bytes) -> None:
         """An NS from :: for a tentative address of ours is another host's DAD for it (RFC 4862 §5.4.3)."""

@@ -38,7 +38,7 @@ from netstack.neighbour6 import NdSend, Neighbours6, Rng
 from netstack.ratelimit import TokenBucket
 from netstack.reasons import Counters, Drop
 from netstack.reassembly import Reassembler
-from netstack.slaac import AddressConfig
+from netstack.slaac import AddressConfig, AddressState
 from netstack.udp import parse_udp
 
 _FRAGMENT = ipv6.FRAGMENT_HEADER_LEN
@@ -139,9 +139,10 @@ class Ipv6Path:
         self.rx_packets += 1
         raw = ipv6.strip_link_padding(payload)
         header, body = ipv6.parse_ipv6(raw)
-        unicast = self._admitted(header)
-        if unicast is None:
+        admitted = self._admitted(header)
+        if admitted is None:
             return
+        unicast, tentative = admitted
         try:
             whole = self._whole(now, header, body)
         except ParameterProblemError as problem:
@@ -154,11 +155,12 @@ class Ipv6Path:
             return
         header, body, chain, reassembled = whole
         original = None if reassembled else raw  # errors quote only a packet that arrived whole
-        self._dispatch(now, header, chain, body, original, unicast=unicast, link_multicast=link_multicast)
+        self._dispatch(now, header, chain, body, original, unicast=unicast, tentative=tentative,
+                       link_multicast=link_multicast)
 
-    def _admitted(self, header: Ipv6Header) -> bool | None:
-        """Whether the destination is unicast (True) or one of our groups (False); None when the packet is
-        refused for its addresses."""
+    def _admitted(self, header: Ipv6Header) -> tuple[bool, bool] | None:
+        """Whether the destination is unicast (or one of our groups), and if so whether it is a tentative
+        address of ours; None when the packet is refused for its addresses."""
         src = header.src
         dst = header.dst
         if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
@@ -167,11 +169,16 @@ class Ipv6Path:
         if self.addresses.assigned(src):  # not a tentative one: the defender's NA comes from it (RFC 4862 §5.4.4)
             self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
             return None
-        unicast = not is_multicast(dst)
-        if not (self.addresses.owns(dst) if unicast else dst in self.addresses.groups()):
+        if is_multicast(dst):
+            if dst not in self.addresses.groups():
+                self._counters.add(Drop.IPV6_NOT_FOR_US)
+                return None
+            return False, False
+        state = self.addresses.state_of(dst)
+        if state is None or state is AddressState.DUPLICATE:
             self._counters.add(Drop.IPV6_NOT_FOR_US)
             return None
-        return unicast
+        return True, state is AddressState.TENTATIVE
 
     def _whole(self, now: float, header: Ipv6Header,
                body: memoryview) -> tuple[Ipv6Header, memoryview, ipv6.HeaderChain, bool] | None:
@@ -190,13 +197,12 @@ class Ipv6Path:
 
     def _dispatch(
         self, now: float, header: Ipv6Header, chain: ipv6.HeaderChain, body: memoryview,
-        original: memoryview | None, *, unicast: bool, link_multicast: bool,
+        original: memoryview | None, *, unicast: bool, tentative: bool, link_multicast: bool,
     ) -> None:  # fmt: skip
         upper = body[chain.upper_offset :]
         if header.src == UNSPECIFIED and chain.upper != ipv6.PROTO_ICMPV6:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return
-        tentative = unicast and self.addresses.is_tentative(header.dst)
         if chain.upper == ipv6.PROTO_ICMPV6:
             self._icmp_received(now, header, upper, unicast=unicast, tentative=tentative)
         elif tentative:

@@ -25,7 +25,7 @@ import itertools
 import logging
 from collections import Counter
 
-from netstack.addresses6 import is_unicast_host, source_key
+from netstack.addresses6 import NO_HOST_PREFIXES, is_unicast_host, source_key
 from netstack.faults import FaultLog
 from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
@@ -330,7 +330,9 @@ class TcpLayer:
         if not family.pair_ok(src, dst):
             self.count(Count.ADDRESS_FAMILY_MISMATCH)
             return True
-        if len(src) == family.IPV6_LEN and not (is_unicast_host(src) and is_unicast_host(dst)):
+        # addresses6.is_unicast_host for both ends, written out: this runs for every IPv6 segment
+        if len(src) == family.IPV6_LEN and (src[0] == 0xFF or dst[0] == 0xFF or src[:12] in NO_HOST_PREFIXES
+                                            or dst[:12] in NO_HOST_PREFIXES):
             self.count(Count.BAD_ADDRESS6)
             return True
         return False
