@@ -59,7 +59,8 @@ def test_run_with_a_malformed_ip6_exits_before_the_disk(tmp_path: object) -> Non
     disk = Path(str(tmp_path)) / "disk"
     result = _run("--net", "tap:pinata-t7", "--ip6", "nonsense", "--disk", str(disk), "--tls", "stdlib")
     assert result.returncode == 2
-    assert '"event":"fatal"' in result.stdout and "--ip6" in result.stdout
+    assert '"event":"fatal"' in result.stdout
+    assert "--ip6" in result.stdout
     assert not disk.exists()  # refused before the disk was opened (or made)
 
 

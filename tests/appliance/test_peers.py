@@ -60,11 +60,13 @@ def test_ipv4_addresses_stay_one_address_each() -> None:
 def test_the_gate_counts_a_64_as_one_source() -> None:
     gate = Gate(replace(Limits(), max_connections=10, max_connections_per_source=2))
     first, second = (gate.admit(p, 0.0, lambda: None) for p in ROTATING[:2])
-    assert isinstance(first, Slot) and isinstance(second, Slot)
+    assert isinstance(first, Slot)
+    assert isinstance(second, Slot)
     assert first.source == ROTATING[0]  # the address, for the connect-back; the key is for counting
     assert first.key == second.key == "2001:db8:1:2::/64"
     refused = gate.admit(ROTATING[2], 0.0, lambda: None)
-    assert isinstance(refused, str) and "one source" in refused
+    assert isinstance(refused, str)
+    assert "one source" in refused
     assert isinstance(gate.admit("2001:db8:1:3::1", 0.0, lambda: None), Slot)  # the next /64 is another
     assert isinstance(gate.admit("198.51.100.1", 0.0, lambda: None), Slot)
     gate.release(first)
