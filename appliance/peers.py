@@ -1,13 +1,15 @@
-"""Who counts as one source: the key every per-source limit and count of the appliance is kept under.
+"""Who counts as one source: the key every per-source limit of the appliance is kept under (the gate's
+concurrent connections, the /proof buckets), and the address family the statistics count.
 
 Why not the peer's address text: an IPv6 host is normally given a whole /64 (RFC 7421), and picks the low 64
 bits of its address freely (RFC 8981 temporary addresses do so on their own). Keyed by address, an attacker
-rotating those bits would get a fresh share of the connection table, a fresh /proof bucket and a fresh
-"distinct source" per connection. So an IPv6 peer is its /64 (`netstack.addresses6.source_key`), written
+rotating those bits would get a fresh share of the connection table and a fresh /proof bucket per
+connection. So an IPv6 peer is its /64 (`netstack.addresses6.source_key`), written
 `2001:db8:1:2::/64`; an IPv4 peer is its address, as before. An IPv4-mapped IPv6 address (what a dual-stack
 kernel socket reports for an IPv4 peer) is that IPv4 host, so one peer is one source whichever socket saw it.
 
-The ledger still records the full address: the key is for counting, not for the record.
+The ledger still records the full address, and the statistics' distinct sources count addresses: the key
+is for limits, not for the record.
 """
 
 from __future__ import annotations

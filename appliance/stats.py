@@ -19,8 +19,9 @@ attacking through nineteen rollovers showed as nineteen sources). So a checkpoin
   before this count holds connections whose family nobody recorded: they are kept as `unrecorded`, so
   the families always add up to the total.
 
-Distinct sources are counted by source key (`appliance.peers.source_of`: an IPv6 peer is its /64), the
-same key the per-source limits use: rotating the low bits of an IPv6 address is one source, not millions.
+Distinct sources stay distinct addresses (as the ledger records them), not the per-source limits' key
+(`appliance.peers.source_of`, an IPv6 /64): the count says how many addresses were seen, and a /64 rotating
+its low bits moves it only as far as the keyed sketch lets addresses chosen blind move it (see Sources).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
 from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Finding, Record, RecordError
-from appliance.peers import IPV4, IPV6, OTHER, family, source_of
+from appliance.peers import IPV4, IPV6, OTHER, family
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
@@ -296,7 +297,7 @@ class Stats:
         if event.category not in NOT_REFUSED:
             self.recent.append(Refusal(event.time, event.endpoint, event.category, event.reason))
         self.families[family(event.source)] += 1
-        self._sources.add(source_of(event.source))
+        self._sources.add(event.source)
 
     def replay(self, record: Record) -> None:
         if isinstance(record.body, Checkpoint):

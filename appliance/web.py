@@ -186,8 +186,7 @@ this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
 
     def _families(self) -> str:
-        """Connections per address family: the appliance listens on IPv4 and IPv6 alike, and a source is an
-        IPv4 address or an IPv6 /64 (that is what the distinct sources above count)."""
+        """Connections per address family: the appliance listens on IPv4 and IPv6 alike."""
         names = {"ipv4": "IPv4", "ipv6": "IPv6", "other": "no address", "unrecorded": "before families were counted"}
         cells = "".join(f"<tr><td>{escape(names.get(f, f))}</td><td>{n}</td></tr>"
                         for f, n in self.stats.families.items() if n or f in ("ipv4", "ipv6"))

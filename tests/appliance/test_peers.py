@@ -1,5 +1,5 @@
-"""One source is an IPv4 address or an IPv6 /64 (appliance.peers), and every per-source limit and count uses
-that key: the gate, the /proof buckets, the distinct-source count. An attacker rotating the low 64 bits of
+"""One source is an IPv4 address or an IPv6 /64 (appliance.peers), and every per-source limit uses that key:
+the gate and the /proof buckets. An attacker rotating the low 64 bits of
 its IPv6 address must not multiply its share."""
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _event(source: str, t: float = 1000.0) -> Event:
     return Event(t, "http", "served", source, "1 requests")
 
 
-def test_stats_count_families_and_distinct_sources_by_key() -> None:
+def test_stats_count_families_and_distinct_addresses() -> None:
     stats = Stats(Limits())
     for peer in ROTATING[:10]:
         stats.add(_event(peer))
@@ -112,7 +112,7 @@ def test_stats_count_families_and_distinct_sources_by_key() -> None:
     stats.add(_event("::ffff:198.51.100.2"))
     stats.add(_event("unknown"))
     assert stats.families == {IPV4: 3, IPV6: 10, OTHER: 1, UNRECORDED: 0}
-    assert stats.unique_sources == 4  # the /64, two IPv4 hosts, "unknown"
+    assert stats.unique_sources == 14  # addresses, as before: the /64 key is for the limits
     assert stats.as_json()["by_family"] == stats.families
     assert sum(stats.families.values()) == stats.total()
 
@@ -126,7 +126,7 @@ def test_families_survive_a_checkpoint() -> None:
     assert restored.families == stats.families
     restored.add(_event("2001:db8::2"))
     assert restored.families[IPV6] == 2
-    assert restored.unique_sources == 2  # 2001:db8::2 is the same /64 as 2001:db8::1
+    assert restored.unique_sources == 3
 
 
 def test_a_checkpoint_from_before_families_restores_as_unrecorded() -> None:
