@@ -186,12 +186,13 @@ this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
 
     def _families(self) -> str:
-        """Connections per address family: the appliance listens on IPv4 and IPv6 alike."""
+        """Connections per address family: the appliance listens on IPv4 and IPv6 alike. IPv4 and IPv6 are
+        always named; peers with no address, and connections counted before families were, only when there
+        are some."""
         names = {"ipv4": "IPv4", "ipv6": "IPv6", "other": "no address", "unrecorded": "before families were counted"}
-        cells = "".join(f"<tr><td>{escape(names.get(f, f))}</td><td>{n}</td></tr>"
-                        for f, n in self.stats.families.items() if n or f in ("ipv4", "ipv6"))
-        head = "<tr><th>family</th><th>connections</th></tr>"
-        return f"<h2>Connections per address family</h2>\n<table>{head}{cells}</table>"
+        parts = ", ".join(f"{n} over {escape(names.get(f, f))}" if f in ("ipv4", "ipv6") else f"{n} {escape(names[f])}"
+                          for f, n in self.stats.families.items() if n or f in ("ipv4", "ipv6"))
+        return f'<p class="families">Connections per address family: {parts}.</p>'
 
     def _reason_cell(self, refusal: Refusal) -> str:
         """The appliance's words plain, each peer-sent value labelled as such: an issuer name reading

@@ -171,8 +171,9 @@ def test_the_page_and_stats_json_show_families() -> None:
     site = _site()
     site.stats.add(_event("2001:db8::1"))
     page = site.handle(Request("GET", "/stats", "HTTP/1.1", (("host", "x"),), True), NOW).body.decode()
-    assert "Connections per address family" in page
-    assert "<tr><td>IPv6</td><td>1</td></tr>" in page
-    assert "<tr><td>IPv4</td><td>2</td></tr>" in page  # _site records two IPv4 events
+    assert "Connections per address family: 2 over IPv4, 1 over IPv6.</p>" in page  # _site records two IPv4
+    site.stats.add(_event("unknown"))
+    page = site.handle(Request("GET", "/stats", "HTTP/1.1", (("host", "x"),), True), NOW).body.decode()
+    assert "2 over IPv4, 1 over IPv6, 1 no address.</p>" in page
     body = site.handle(Request("GET", "/stats.json", "HTTP/1.1", (("host", "x"),), True), NOW).body
-    assert json.loads(body)["by_family"] == {"ipv4": 2, "ipv6": 1, "other": 0, "unrecorded": 0}
+    assert json.loads(body)["by_family"] == {"ipv4": 2, "ipv6": 1, "other": 1, "unrecorded": 0}
