@@ -3,12 +3,17 @@
 Composition only: a TcpLayer (pure) under a Stack (pure) under a Driver (asyncio), with TcpSockets turning TCP
 events into Transport/Protocol callbacks. The randomness the pure layers need (the ISN/cookie secret, DHCP
 transaction ids) is drawn here, from the OS, and passed in.
+
+Both families: IPv6 is on by default (SLAAC, RFC 4862, with RFC 7217 stable identifiers keyed by
+`NetworkConfig.ipv6_secret`); listeners are port-only and take either family, and a connection leaves from
+the address the stack picks for the remote's family (`Stack.source_for`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -17,13 +22,15 @@ from dataclasses import dataclass, field
 from adapters.stack_driver import Driver
 from adapters.tcp_sockets import ProtocolFactory, TcpServer, TcpSockets, TcpTransport
 from netstack.addresses import ip_to_text
-from netstack.config import StaticIp, UseDhcp
+from netstack.addresses6 import ip6_from_text, ip6_to_text, is_v4_mapped
+from netstack.config import Ipv6Addressing, StaticIp, UseDhcp, UseSlaac
 from netstack.limits import DEFAULT_STACK_LIMITS, StackLimits
 from netstack.link.base import Link
 from netstack.stack import Stack, StackConfig
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
 
+_SLAAC = UseSlaac()
 StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 STREAM_LIMIT = 64 * 1024
 
@@ -33,17 +40,33 @@ class NetworkConfig:
     addressing: StaticIp | UseDhcp
     tcp: TcpConfig = field(default_factory=TcpConfig)
     stack: StackLimits = DEFAULT_STACK_LIMITS
+    ipv6: Ipv6Addressing = _SLAAC
+    ipv6_secret: bytes | None = None
+    """Keys the RFC 7217 identifiers: the same secret on the same network gives the same IPv6 addresses
+    (None: the stack draws one, so the addresses change at every start)."""
 
 
 def _parse_address(address: str | bytes) -> bytes:
+    """IPv4 or IPv6, as text or as 4 or 16 bytes. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
+    dual-stack kernel socket reports for an IPv4 peer) means the IPv4 host: it is never on the wire."""
     if isinstance(address, bytes):
-        if len(address) != 4:
-            raise ValueError("IPv4 addresses are 4 bytes")
-        return address
+        if len(address) not in (4, 16):
+            raise ValueError("addresses are 4 bytes (IPv4) or 16 bytes (IPv6)")
+        return address[12:] if len(address) == 16 and is_v4_mapped(address) else address
+    if ":" in address:
+        try:
+            return _parse_address(ip6_from_text(address))
+        except ValueError:
+            raise ValueError(f"not an IPv6 address: {address!r}") from None
     parts = address.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
         raise ValueError(f"not an IPv4 address: {address!r}")
     return bytes(int(p) for p in parts)
+
+
+def address_text(address: bytes) -> str:
+    """Dotted quad for IPv4, RFC 5952 for IPv6."""
+    return ip6_to_text(address) if len(address) == 16 else ip_to_text(address)
 
 
 class Network:
@@ -70,13 +93,33 @@ class Network:
             await asyncio.sleep(0.05)
         return self.stack.address
 
+    async def wait_source(self, remote: bytes, timeout: float = 30.0) -> bytes:
+        """Our address to reach `remote` from (its family's), waiting for one to be configured: DHCP for
+        IPv4; duplicate address detection, or router advertisements for a global address, for IPv6. With
+        IPv6 off, an IPv6 remote is unreachable at once (nothing would ever come)."""
+        if len(remote) == 4:
+            return await self.wait_address(timeout)
+        if self.stack.ipv6 is None:
+            raise OSError(errno.ENETUNREACH, "IPv6 is off on this interface")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (local := self.stack.source_for(remote)) is None:
+            if loop.time() > deadline:
+                raise TimeoutError(f"no IPv6 address to reach {address_text(remote)} from (no router advertised "
+                                   "a prefix, or duplicate address detection did not complete)")
+            await asyncio.sleep(0.05)
+        return local
+
     async def start_server(self, port: int, protocol_factory: ProtocolFactory, backlog: int = 128) -> TcpServer:
+        """Both families: the TCP layer's listeners are port-only."""
         return self.sockets.listen(port, protocol_factory, backlog)
 
-    async def open_connection(self, address: str | bytes, port: int,
-                              protocol_factory: ProtocolFactory) -> tuple[TcpTransport, asyncio.BaseProtocol]:
-        local = await self.wait_address()
-        return await self.sockets.connect(local, _parse_address(address), port, protocol_factory)
+    async def open_connection(self, address: str | bytes, port: int, protocol_factory: ProtocolFactory,
+                              timeout: float = 30.0) -> tuple[TcpTransport, asyncio.BaseProtocol]:
+        """Connect over the remote's family; `timeout` bounds the wait for a local address of that family."""
+        remote = _parse_address(address)
+        local = await self.wait_source(remote, timeout)
+        return await self.sockets.connect(local, remote, port, protocol_factory)
 
     async def start_stream_server(self, port: int, handler: StreamHandler, backlog: int = 128) -> TcpServer:
         """Like asyncio.start_server: `handler(reader, writer)` per accepted connection."""
@@ -104,9 +147,18 @@ class Network:
         out["tcp-time-wait"] = self.tcp.time_wait
         return out
 
+    def ipv6_addresses(self) -> tuple[tuple[bytes, int], ...]:
+        """Usable IPv6 addresses with their prefix lengths, link-local first (empty when IPv6 is off)."""
+        return self.stack.ipv6.addresses.addresses() if self.stack.ipv6 is not None else ()
+
     def describe(self) -> str:
+        """The IPv4 address and MTU, then the usable IPv6 addresses (none listed while they are tentative)."""
         address = self.stack.address
-        return f"{ip_to_text(address) if address else 'unconfigured'} mtu {self.stack.mtu}"
+        text = f"{ip_to_text(address) if address else 'unconfigured'} mtu {self.stack.mtu}"
+        if self.stack.ipv6 is None:
+            return text + " ipv6 off"
+        usable = " ".join(f"{ip6_to_text(a)}/{n}" for a, n in self.ipv6_addresses())
+        return f"{text} ipv6 {usable}" if usable else text
 
     def close(self) -> None:
         self.driver.close()
@@ -120,7 +172,10 @@ async def start_network(link: Link, config: NetworkConfig,
     tcp_config = dataclasses.replace(config.tcp, mtu=link.mtu)
     tcp = TcpLayer(random_bytes(32), tcp_config)
     rng = random.Random(random_bytes(16))  # noqa: S311 (DHCP transaction ids and IP ids, not secrets)
-    stack_config = StackConfig(mac=link.mac, addressing=config.addressing, mtu=link.mtu, limits=config.stack)
+    # Drawn here rather than by the stack: its generator is for packet ids, not for a secret.
+    ipv6_secret = config.ipv6_secret if config.ipv6_secret is not None else random_bytes(32)
+    stack_config = StackConfig(mac=link.mac, addressing=config.addressing, mtu=link.mtu, limits=config.stack,
+                               ipv6=config.ipv6, ipv6_secret=ipv6_secret)
     stack = Stack(stack_config, tcp, rng=rng)
     driver = Driver(link, stack, loop)
     sockets = TcpSockets(tcp, driver, loop)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from netstack.addresses import ip_to_text
+from netstack.addresses6 import ip6_to_text
 from netstack.tcp import events as ev
 from netstack.tcp.layer import TcpError, TcpLayer
 
@@ -48,6 +49,16 @@ class DriverLike(Protocol):
     def now(self) -> float: ...
 
 
+def sockaddr(address: bytes, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    """What asyncio's own transports report for `peername` and `sockname`: `(host, port)` for IPv4 and
+    `(host, port, flowinfo, scope_id)` for IPv6 (the AF_INET6 socket address), so code written against
+    kernel sockets (`peer[0]`, `len(peer)`) works unchanged. The host is RFC 5952 text, without a zone: we
+    have one interface, so the scope id is 0, and the text is one `ip6_from_text` reads back."""
+    if len(address) == 16:
+        return ip6_to_text(address), port, 0, 0
+    return ip_to_text(address), port
+
+
 def connection_error(error: str | None) -> OSError | None:
     if error is None:
         return None
@@ -64,7 +75,7 @@ class TcpTransport(asyncio.Transport):
         self._conn = conn
         self._protocol = protocol
         (local, lport), (remote, rport) = sockets.layer.addresses(conn)
-        self._extra = {"sockname": (ip_to_text(local), lport), "peername": (ip_to_text(remote), rport), "socket": None}
+        self._extra = {"sockname": sockaddr(local, lport), "peername": sockaddr(remote, rport), "socket": None}
         self._pending = bytearray()
         self._closing = False          # close() called: no more writes, close once pending is drained
         self._eof_requested = False

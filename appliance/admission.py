@@ -10,26 +10,34 @@ slots; only when no such connection exists is it refused (and counted), never qu
 Closing an idle persistent connection is ordinary HTTP (RFC 9112 §9.6: a server may close one at any time,
 and clients retry): the connection's handler is woken, ends its loop the ordinary way (TLS sends its
 close_notify) and records its outcome; its slot is free at once.
+
+A source is what `appliance.peers.source_of` says it is: an IPv4 address, or an IPv6 /64, so that rotating
+the low bits of an IPv6 address does not multiply a peer's share of the table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.config import Limits
+from appliance.peers import source_of
 
 
 @dataclass(eq=False)
 class Slot:
     """One admitted connection, shared by the gate and the connection's handler."""
 
-    source: str
+    source: str  # the peer's address text (what a connect-back connects to)
     accepted: float  # event-loop time of admission: a connection's lifetime runs from here
     withdraw: Callable[[], None]  # wakes the handler out of its wait for the peer's next bytes
     idle: bool = False  # the handler sets it while it waits for a next request with nothing in flight
     displaced: bool = False  # the gate gave this slot to a newcomer: the handler ends at its next boundary
+    key: str = field(init=False)  # the source it counts against (`appliance.peers.source_of`)
+
+    def __post_init__(self) -> None:
+        self.key = source_of(self.source)
 
 
 class Gate:
@@ -47,20 +55,21 @@ class Gate:
         return len(self._slots)
 
     def admit(self, source: str, accepted: float, withdraw: Callable[[], None]) -> Slot | str:
-        """The newcomer's slot, or the reason for refusing it."""
-        if self._per_source[source] >= self._limits.max_connections_per_source:
+        """The newcomer's slot, or the reason for refusing it. `source`: the peer's address text; it counts
+        against its source key (an IPv6 peer against its /64)."""
+        slot = Slot(source, accepted, withdraw)
+        if self._per_source[slot.key] >= self._limits.max_connections_per_source:
             return f"more than {self._limits.max_connections_per_source} concurrent connections from one source"
         if len(self._slots) >= self._limits.max_connections:
-            victim = self._victim(source)
+            victim = self._victim(slot.key)
             if victim is None:
                 return f"more than {self._limits.max_connections} concurrent connections (none idle to displace)"
             self.release(victim)
             victim.displaced = True
             self.displaced += 1
             victim.withdraw()
-        slot = Slot(source, accepted, withdraw)
         self._slots[slot] = None
-        self._per_source[source] += 1
+        self._per_source[slot.key] += 1
         return slot
 
     def _victim(self, newcomer: str) -> Slot | None:
@@ -69,8 +78,8 @@ class Gate:
         floor = self._per_source[newcomer] + 2
         victim: Slot | None = None
         for slot in self._slots:  # oldest first, so on a tie the oldest stays chosen
-            held = self._per_source[slot.source]
-            if slot.idle and held >= floor and (victim is None or held > self._per_source[victim.source]):
+            held = self._per_source[slot.key]
+            if slot.idle and held >= floor and (victim is None or held > self._per_source[victim.key]):
                 victim = slot
         return victim
 
@@ -79,6 +88,6 @@ class Gate:
         if slot not in self._slots:
             return
         del self._slots[slot]
-        self._per_source[slot.source] -= 1
-        if not self._per_source[slot.source]:
-            del self._per_source[slot.source]
+        self._per_source[slot.key] -= 1
+        if not self._per_source[slot.key]:
+            del self._per_source[slot.key]

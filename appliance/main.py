@@ -35,7 +35,16 @@ from appliance.data_disk import (
 )
 from appliance.disk import Disk, DiskError
 from appliance.log import JsonLog
-from appliance.net import KernelNetwork, Network, NetworkStartError, parse_net_spec, userspace_network
+from appliance.net import (
+    DEFAULT_KERNEL_HOSTS,
+    KernelNetwork,
+    Network,
+    NetworkStartError,
+    ipv6_addressing,
+    parse_hosts,
+    parse_net_spec,
+    userspace_network,
+)
 from appliance.ours_tls import OursFactory
 from appliance.pki import IssuedPKI
 from appliance.service import Appliance
@@ -76,14 +85,22 @@ class Options:
     manifest: Path | None
     limit_overrides: tuple[str, ...] = ()
     ip: str | None = None
+    ip6: str | None = None
 
 
 def parse_run_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m appliance", description="Run the Piñata bounty.")
     parser.add_argument("--net", default="kernel", help="kernel, tap:IF or packet:IF (default kernel)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on with --net kernel")
+    parser.add_argument(
+        "--host", default=DEFAULT_KERNEL_HOSTS,
+        help=f"with --net kernel: the address(es) to listen on, comma-separated (default {DEFAULT_KERNEL_HOSTS})",
+    )
     parser.add_argument(
         "--ip", help="with tap:/packet:: dhcp or A.B.C.D/N[,gw=G] (default: the kernel command line's ip=, else DHCP)"
+    )
+    parser.add_argument(
+        "--ip6", help="with tap:/packet:: auto, off or ADDR/LEN[,gw=G] (default: the kernel command line's ip6=, "
+        "else auto: SLAAC)",
     )
     parser.add_argument("--port-offset", type=int, default=0, help="shift every port, 40001 included")
     parser.add_argument("--disk", type=Path, required=True, help="the data disk (block device or file)")
@@ -97,7 +114,7 @@ def parse_run_args(argv: list[str]) -> Options:
     args = parser.parse_args(argv)
     return Options(
         args.net, args.host, args.port_offset, args.disk, args.tls, args.test_pki, args.manifest, tuple(args.limit),
-        args.ip,
+        args.ip, args.ip6,
     )
 
 
@@ -131,7 +148,7 @@ def check_policy(options: Options, production: bool) -> None:
 async def make_network(options: Options, limits: Limits, sources: Sources) -> Network:
     if options.net == "kernel":
         return KernelNetwork(options.host)
-    return await userspace_network(options.net, options.ip, sources.random, limits)
+    return await userspace_network(options.net, options.ip, sources.random, limits, options.ip6)
 
 
 def make_engines(kind: str, pki: IssuedPKI, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> EngineFactory:
@@ -229,6 +246,10 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     ports = Ports().shifted(options.port_offset)
     if options.net != "kernel":
         parse_net_spec(options.net)  # a typo fails before the disk is touched
+        if options.ip6 is not None:
+            ipv6_addressing(options.ip6)  # and so does a malformed --ip6
+    else:
+        parse_hosts(options.host)
     disk = Disk(options.disk)
     appliance = await assemble(
         disk=disk, network=lambda: make_network(options, limits, sources), tls=options.tls, limits=limits, ports=ports,

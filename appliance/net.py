@@ -7,13 +7,23 @@ and the benchmark can swap the stack underneath them (DESIGN.md, "appliance").
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from adapters import network as stack_network
 from appliance.config import DEFAULT_LIMITS, Limits
-from netstack.config import ConfigError, StaticIp, UseDhcp, parse_cmdline, parse_static
+from netstack.config import (
+    ConfigError,
+    Ipv6Addressing,
+    StaticIp,
+    UseDhcp,
+    UseSlaac,
+    parse_cmdline,
+    parse_cmdline6,
+    parse_ip6,
+    parse_static,
+)
 from netstack.link.base import Link
 from netstack.link.packet import PacketLink
 from netstack.link.tap import TapLink
@@ -40,17 +50,33 @@ class Network(Protocol):
         ...
 
 
-class KernelNetwork:
-    """Plain asyncio over the host kernel's TCP/IP: for quick runs, tests and side-by-side benchmarks."""
+DEFAULT_KERNEL_HOSTS = "127.0.0.1,::1"
+"""`--host` with `--net kernel`: both loopbacks, so the host-kernel mode answers over both families too."""
 
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self.name = f"kernel:{host}"
+
+def parse_hosts(text: str) -> tuple[str, ...]:
+    """`--host`: one address or a comma-separated list (`0.0.0.0,::` for every interface of both families:
+    asyncio makes IPv6 listeners IPv6-only, so each family is named)."""
+    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
+    if not hosts:
+        raise ValueError(f"--host {text!r}: expected an address or a comma-separated list of them")
+    return hosts
+
+
+class KernelNetwork:
+    """Plain asyncio over the host kernel's TCP/IP: for quick runs, tests and side-by-side benchmarks.
+    `host`: one address, or several (an IPv4 and an IPv6 one for both families); each port listens on all."""
+
+    def __init__(self, host: str | Sequence[str]) -> None:
+        self.hosts = parse_hosts(host) if isinstance(host, str) else tuple(host)
+        self.host = self.hosts[0]
+        self.name = f"kernel:{','.join(self.hosts)}"
         self._servers: list[asyncio.Server] = []
 
     async def start_server(self, port: int, factory: ProtocolFactory) -> Listener:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(factory, self.host, port, reuse_address=True, backlog=128)
+        hosts = self.hosts[0] if len(self.hosts) == 1 else list(self.hosts)
+        server = await loop.create_server(factory, hosts, port, reuse_address=True, backlog=128)
         self._servers.append(server)
         return server
 
@@ -71,14 +97,16 @@ class KernelNetwork:
 
 
 class NetworkStartError(RuntimeError):
-    """`--net tap:` / `--net packet:` cannot start: the addressing is malformed or the link does not open."""
+    """`--net tap:` / `--net packet:` cannot start: the addressing (`--ip`, `--ip6`, or the kernel command
+    line's `ip=` / `ip6=`) is malformed or the link does not open."""
 
 
 LOCAL_MAC_PREFIX = b"\x02\x50\x4e"  # locally administered ("PN"): a TAP device needs a MAC for our side
 
 
 class UserspaceNetwork:
-    """Our own Ethernet/ARP/IPv4/TCP stack (`adapters.network`) on a TAP device or an AF_PACKET socket."""
+    """Our own Ethernet/ARP/IPv4/IPv6/TCP stack (`adapters.network`) on a TAP device or an AF_PACKET socket:
+    every listener takes both families."""
 
     def __init__(self, network: stack_network.Network, description: str) -> None:
         self._network = network
@@ -124,25 +152,51 @@ def _addressing(addressing: str | None) -> StaticIp | UseDhcp:
     return parse_cmdline(cmdline) or UseDhcp()
 
 
+def ipv6_addressing(text: str | None, cmdline: str | None = None) -> Ipv6Addressing:
+    """`--ip6`: "auto" (SLAAC), "off", "ADDR/LEN[,gw=G]", or None for the kernel command line's `ip6=`
+    (SLAAC when it has none). A malformed value, given or on the command line, is a NetworkStartError."""
+    if text is not None:
+        try:
+            return parse_ip6(text)
+        except ConfigError as exc:
+            raise NetworkStartError(f"--ip6 {text!r}: {exc}") from exc
+    if cmdline is None:
+        cmdline = Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else ""
+    try:
+        return parse_cmdline6(cmdline) or UseSlaac()
+    except ConfigError as exc:
+        raise NetworkStartError(f"the kernel command line's ip6=: {exc}") from exc
+
+
 async def userspace_network(
-    spec: str, addressing: str | None, random_bytes: Callable[[int], bytes], limits: Limits = DEFAULT_LIMITS
+    spec: str, addressing: str | None, random_bytes: Callable[[int], bytes], limits: Limits = DEFAULT_LIMITS,
+    addressing6: str | None = None,
 ) -> Network:
     """`tap:IF` or `packet:IF` over `adapters.network.start_network`. `addressing`: "dhcp", "A.B.C.D/N[,gw=G]",
-    or None for the kernel command line's `ip=` (DHCP when it has none)."""
+    or None for the kernel command line's `ip=` (DHCP when it has none); `addressing6` likewise for IPv6
+    (`ipv6_addressing`).
+
+    The RFC 7217 secret behind the IPv6 addresses is drawn at every boot from the appliance's random source,
+    so the SLAAC addresses change at each boot (the static one does not). Stable addresses would need a
+    durable, non-secret identity to derive the secret from, and the data disk has none: its header holds the
+    wallet key and the layout, nothing random that is not key material, and the secret is never derived
+    from the wallet key. Operators who need a fixed IPv6 address give one (`--ip6 ADDR/LEN`)."""
     kind, interface = parse_net_spec(spec)
     try:
         chosen = _addressing(addressing)
     except ConfigError as exc:
         raise NetworkStartError(f"--ip {addressing!r}: {exc}") from exc
+    chosen6 = ipv6_addressing(addressing6)
     try:
         link: Link = (
             TapLink(interface, LOCAL_MAC_PREFIX + random_bytes(3)) if kind == "tap" else PacketLink(interface)
         )
     except OSError as exc:
         raise NetworkStartError(f"--net {spec}: cannot open the link: {exc}") from exc
-    config = stack_network.NetworkConfig(addressing=chosen, tcp=limits.effective_tcp(), stack=limits.stack)
+    config = stack_network.NetworkConfig(addressing=chosen, tcp=limits.effective_tcp(), stack=limits.stack,
+                                         ipv6=chosen6, ipv6_secret=random_bytes(32))
     network = await stack_network.start_network(link, config, random_bytes)
-    return UserspaceNetwork(network, f"{kind}:{interface} {chosen}")
+    return UserspaceNetwork(network, f"{kind}:{interface} {chosen} ip6={chosen6}")
 
 
 async def open_stream(

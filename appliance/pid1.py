@@ -36,10 +36,10 @@ LINUX_REBOOT_MAGIC2 = 672274793
 RB_AUTOBOOT = 0x01234567
 CMDLINE_PREFIX = "pinata."
 MAX_CMDLINE_BYTES = 4096
-# Addressing is the kernel's own `ip=` parameter, which netstack.config reads (image.run --ip writes it).
-# These look like they would configure it but are read by nothing: refused, so a VM started with them
-# stops with a reason instead of quietly taking an address by DHCP.
-MISLEADING_PARAMETERS = frozenset({"ip", "gw", "gateway", "netmask", "dhcp"})
+# Addressing is the kernel's own `ip=` parameter and our `ip6=`, which netstack.config reads (image.run --ip
+# and --ip6 write them). These look like they would configure it but are read by nothing: refused, so a VM
+# started with them stops with a reason instead of quietly taking an address by DHCP or SLAAC.
+MISLEADING_PARAMETERS = frozenset({"ip", "ip6", "gw", "gateway", "netmask", "dhcp"})
 
 
 class BootError(Exception):
@@ -96,7 +96,8 @@ def parse_cmdline(cmdline: str) -> dict[str, str]:
             key, value = word[len(CMDLINE_PREFIX):].split("=", 1)
             if key in MISLEADING_PARAMETERS:
                 raise BootError(f"{CMDLINE_PREFIX}{key}= is not read: the address is the kernel's ip= parameter "
-                                "(<client>::<gw>:<netmask>, or ip=dhcp)")
+                                "(<client>::<gw>:<netmask>, or ip=dhcp), the IPv6 address ip6= (auto, off or "
+                                "ADDR/LEN[,gw=G])")
             parameters[key] = value
     return parameters
 

@@ -15,6 +15,13 @@ attacking through nineteen rollovers showed as nineteen sources). So a checkpoin
 - refusals: the reason is kept, but the parts the peer sent (quoted literals: X.509 name values, first
   bytes) are told apart from the appliance's words (`reason_parts`), so the page and /stats.json can mark
   them and cut them short; the category is the outcome.
+- families: connections per address family of the peer (`appliance.peers.family`). A checkpoint from
+  before this count holds connections whose family nobody recorded: they are kept as `unrecorded`, so
+  the families always add up to the total.
+
+Distinct sources stay distinct addresses (as the ledger records them), not the per-source limits' key
+(`appliance.peers.source_of`, an IPv6 /64): the count says how many addresses were seen, and a /64 rotating
+its low bits moves it only as far as the keyed sketch lets addresses chosen blind move it (see Sources).
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ from dataclasses import dataclass
 
 from appliance.config import ENDPOINTS, Limits
 from appliance.ledger_record import CHECKPOINT_MAX_BYTES, PREFIX, Checkpoint, Event, Finding, Record, RecordError
+from appliance.peers import IPV4, IPV6, OTHER, family
 
 SUCCESS = "success"
 NOT_REFUSED = frozenset({SUCCESS, "served"})  # outcomes that are not an attack that failed
+UNRECORDED = "unrecorded"  # connections a checkpoint from before per-family counting holds
+FAMILIES = (IPV4, IPV6, OTHER, UNRECORDED)
 KEY_BYTES = 16  # the sketch's hash key (see Sources)
 HASH_BYTES = 8  # per source: a collision among the default cap of 2048 is ~1e-13 likely
 EXACT_IN_CHECKPOINT = CHECKPOINT_MAX_BYTES // 2 // (4 * HASH_BYTES // 3 + 1)
@@ -265,6 +275,7 @@ class Stats:
         """`random` keys the distinct-source sketch of a new ledger; a restored checkpoint brings its own."""
         self._limits = limits
         self.counts: dict[str, dict[str, int]] = {e: {} for e in ENDPOINTS}
+        self.families: dict[str, int] = dict.fromkeys(FAMILIES, 0)
         self._series = Series(limits.stats_series_bucket_seconds, limits.stats_series_points)
         self.recent: deque[Refusal] = deque(maxlen=limits.stats_recent_refused)
         self._sources = Sources(limits.stats_unique_sources_tracked, limits.stats_sources_sketch_registers,
@@ -285,6 +296,7 @@ class Stats:
         self._series.add(event.endpoint, event.time)
         if event.category not in NOT_REFUSED:
             self.recent.append(Refusal(event.time, event.endpoint, event.category, event.reason))
+        self.families[family(event.source)] += 1
         self._sources.add(event.source)
 
     def replay(self, record: Record) -> None:
@@ -337,6 +349,7 @@ class Stats:
     def _encode(self) -> bytes:
         state = {
             "counts": self.counts,
+            "families": self.families,
             "buckets": self._series.encode(),
             "recent": [[r.time, r.endpoint, r.category, r.reason] for r in self.recent],
             "sources": self._sources.encode(),
@@ -375,9 +388,11 @@ class Stats:
             findings = [_finding_from_json(f) for f in data.get("findings", [])]  # absent in format 1
             integrity = {k: int(data.get("integrity", {}).get(k, 0)) for k in self.integrity}
             findings_seq = int(data.get("findings_seq", -1))
+            families = _families_from_json(data.get("families"), counts)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
             raise RecordError(f"checkpoint state: {type(exc).__name__}") from exc
         self.counts, self._series, self._sources, self.rolled_over = counts, series, sources, rolled_over
+        self.families = families
         self.recent.clear()
         self.recent.extend(recent)
         self.findings.clear()
@@ -443,6 +458,7 @@ class Stats:
             "unique_sources_label": self.unique_sources_label,
             "unique_sources_carried": self._sources.carried,
             "by_endpoint": {e: dict(sorted(c.items())) for e, c in self.counts.items()},
+            "by_family": dict(self.families),
             "by_category": self.by_category(),
             "recent_refused_note": "category is the outcome; peer_text is what the peer sent (unverified, cut to "
                                    f"{self._limits.stats_peer_text_chars} characters)",
@@ -456,6 +472,21 @@ class Stats:
 
 
 _FINDING_KINDS = ("torn tail", "damaged")
+
+
+def _families_from_json(value: object, counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """A checkpoint's per-family counts; absent (a checkpoint from before them), every connection it counts
+    is `unrecorded`: before IPv6 they were all IPv4 in production, but a kernel-mode run could not say."""
+    if value is None:
+        families = dict.fromkeys(FAMILIES, 0)
+        families[UNRECORDED] = sum(sum(per.values()) for per in counts.values())
+        return families
+    if not isinstance(value, dict):
+        raise TypeError("families is not an object")
+    families = {name: int(value.get(name, 0)) for name in FAMILIES}
+    if any(n < 0 for n in families.values()):
+        raise ValueError("negative family count")
+    return families
 
 
 def _finding_from_json(value: object) -> dict[str, object]:

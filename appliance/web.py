@@ -16,6 +16,7 @@ from html import escape
 from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
+from appliance.peers import source_of
 from appliance.stats import Refusal, Stats
 from appliance.vault import Prover
 from netstack.ratelimit import TokenBucket, per_second
@@ -48,8 +49,9 @@ class Site:
         self._proof_buckets: OrderedDict[str, TokenBucket] = OrderedDict()  # per source, least recent first
 
     def handle(self, request: Request, now: float, *, source: str = "unknown") -> Response:
-        """`source`: the peer's address, whose own /proof bucket the request draws on (callers that have none,
-        such as tests of the pages, share the bucket of "unknown", as the service names a peer it cannot see)."""
+        """`source`: the peer's address, whose source's own /proof bucket the request draws on (an IPv6 peer's
+        /64 has one bucket: `appliance.peers`; callers that have none, such as tests of the pages, share the
+        bucket of "unknown", as the service names a peer it cannot see)."""
         if request.method not in ("GET", "HEAD"):
             return Response(405, TEXT, b"only GET and HEAD\n", (("Allow", "GET, HEAD"),))
         routes = {
@@ -98,8 +100,9 @@ class Site:
         tokens, and only a request its own bucket allows can take one of the shared ones. The table is
         bounded (least recently used forgotten): a forgotten source starts again with a full bucket, which
         the shared bucket still bounds."""
-        bucket = self._proof_buckets.pop(source, None) or per_second(self.limits.proof_rate_per_source)
-        self._proof_buckets[source] = bucket
+        key = source_of(source)
+        bucket = self._proof_buckets.pop(key, None) or per_second(self.limits.proof_rate_per_source)
+        self._proof_buckets[key] = bucket
         if len(self._proof_buckets) > self.limits.proof_sources_tracked:
             self._proof_buckets.popitem(last=False)
         return bucket.allow(now) and self._proof_bucket.allow(now)
@@ -169,6 +172,7 @@ sends the key. Short-circuit it to port {p.mutual} through a proxy and watch the
 <h1>Statistics</h1>
 <p>{data["connections"]} connections from {data["unique_sources"]} {escape(str(data["unique_sources_label"]))}:
 this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older}; {data["successes"]} got the key.</p>
+{self._families()}
 <h2>Connections over time, per endpoint (cumulative)</h2>
 {svg.cumulative_chart(self.stats.chart(), "cumulative connections per endpoint")}
 <h2>Refused connections by category</h2>
@@ -180,6 +184,15 @@ this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older
 {self._ledger_section()}
 {self._network_table()}"""
         return self._page("Piñata statistics", body, refresh=STATS_REFRESH_SECONDS)
+
+    def _families(self) -> str:
+        """Connections per address family: the appliance listens on IPv4 and IPv6 alike. IPv4 and IPv6 are
+        always named; peers with no address, and connections counted before families were, only when there
+        are some."""
+        names = {"ipv4": "IPv4", "ipv6": "IPv6", "other": "no address", "unrecorded": "before families were counted"}
+        parts = ", ".join(f"{n} over {escape(names.get(f, f))}" if f in ("ipv4", "ipv6") else f"{n} {escape(names[f])}"
+                          for f, n in self.stats.families.items() if n or f in ("ipv4", "ipv6"))
+        return f'<p class="families">Connections per address family: {parts}.</p>'
 
     def _reason_cell(self, refusal: Refusal) -> str:
         """The appliance's words plain, each peer-sent value labelled as such: an issuer name reading

@@ -36,12 +36,16 @@ from pathlib import Path
 from appliance import devices
 from image import build, floor
 from image.kernel import MICROVM
+from netstack.config import ConfigError, parse_ip6
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_MANIFEST = ROOT / "image" / "devices.json"
 RUN_DIR = ROOT / "build" / "run"
 QEMU = "qemu-system-x86_64"
 USER_FORWARDS = ((8080, 80), (8443, 443), (10000, 10000), (10002, 10002))
+"""IPv4 only: QEMU 7.2's slirp refuses an IPv6 host address in `hostfwd` ("Bad host address" for
+`hostfwd=tcp:[::1]:8080-:80`, checked with the installed qemu-system-x86_64), so `--net user` reaches the
+appliance's IPv6 side not at all; a tap network (`--net tap:IF`) carries both families."""
 STOP_GRACE_SECONDS = 5.0
 KVM_PROBE_SECONDS = 5.0  # a KVM boot of the floor takes well under a second (TCG: about 0.6 s)
 KVM_DEVICE = "/dev/kvm"
@@ -130,15 +134,18 @@ def host_tsc_khz() -> int | None:
 
 
 def kernel_append(
-    parameters: dict[str, str] | None = None, *, tsc_khz: int | None = None, ip: str | None = None, quiet: bool = True
+    parameters: dict[str, str] | None = None, *, tsc_khz: int | None = None, ip: str | None = None,
+    ip6: str | None = None, quiet: bool = True,
 ) -> str:
     """console on the serial port; on panic reboot at once (which ends QEMU under -no-reboot), by triple
     fault (no ACPI, no keyboard controller); the TSC rate when known; the appliance's address in the
-    kernel's `ip=` syntax (read by our netstack from /proc/cmdline: the kernel has no IP stack to use it);
-    our own `pinata.*` parameters."""
+    kernel's `ip=` syntax and its IPv6 addressing as `ip6=` (auto, off or ADDR/LEN[,gw=G]), both read by our
+    netstack from /proc/cmdline (the kernel has no IP stack to use them); our own `pinata.*` parameters."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
+    if ip6:
+        words.append(f"ip6={ip6}")
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
     if quiet:
@@ -158,6 +165,7 @@ def qemu_command(
     memory_mib: int | None = None,
     parameters: dict[str, str] | None = None,
     ip: str | None = None,
+    ip6: str | None = None,
 ) -> list[str]:
     """The complete QEMU command line: the machine, and one device per manifest entry, nothing else."""
     accel = accel or accelerator(kernel)
@@ -181,7 +189,8 @@ def qemu_command(
         "-serial", "stdio",
         "-kernel", str(kernel),
         "-initrd", str(initramfs),
-        "-append", kernel_append(parameters, tsc_khz=host_tsc_khz() if accel == "tcg" else None, ip=ip),
+        "-append", kernel_append(parameters, tsc_khz=host_tsc_khz() if accel == "tcg" else None, ip=ip,
+                                 ip6=ip6),
         "-netdev", netdev,
         # guest_csum=off: the NIC never hands the guest a frame whose checksum is left to offload (a tap
         # with offloads does that for the host's TCP); our netstack reads frames through AF_PACKET and
@@ -267,9 +276,11 @@ def announce(event: dict[str, object], network: Network) -> list[str]:
             scheme = {80: "http", 443: "https"}.get(guest_port, "tls")
             out.append(f"{scheme}://{network.host}:{host_port}/  (guest port {guest_port})")
         out.append("port 10001 (connect-back) needs a tap network: --net tap:IF")
+        out.append("IPv6 needs a tap network too: QEMU's user networking forwards IPv4 ports only")
     else:
         out.append("the appliance is on the tap network; it takes its address by DHCP, or the kernel's ip= "
-                   "(run with --ip CLIENT::GW:NETMASK)")
+                   "(run with --ip CLIENT::GW:NETMASK); its IPv6 addresses by SLAAC from the network's router "
+                   "advertisements, or ip6= (run with --ip6 ADDR/LEN[,gw=G], or --ip6 off)")
     return out
 
 
@@ -285,16 +296,23 @@ def main() -> int:
     parser.add_argument("--memory", type=int, default=None, help="override the manifest's MiB (benchmarks)")
     parser.add_argument("--param", action="append", default=[], help="pinata.KEY=VALUE kernel parameter")
     parser.add_argument("--ip", help="static address, kernel syntax CLIENT::GW:NETMASK (default: DHCP)")
+    parser.add_argument("--ip6", help="IPv6: auto, off or ADDR/LEN[,gw=G] (written as ip6=; default: auto, SLAAC)")
     parser.add_argument("--print-command", action="store_true", help="print the QEMU command and exit")
     args = parser.parse_args()
 
+    if args.ip6 is not None:
+        try:
+            parse_ip6(args.ip6)  # the guest would stop at boot on it: say so before building anything
+        except ConfigError as exc:
+            parser.error(f"--ip6 {args.ip6!r}: {exc}")
     manifest = load_manifest()
     network = parse_network(args.net)
     parameters = dict(item.split("=", 1) for item in args.param)
     if args.print_command:
         command = qemu_command(manifest, build.OUT / build.kernel_file(MICROVM),
                                build.OUT / f"initramfs-{args.variant}.cpio",
-                               args.disk, network, memory_mib=args.memory, parameters=parameters, ip=args.ip)
+                               args.disk, network, memory_mib=args.memory, parameters=parameters, ip=args.ip,
+                               ip6=args.ip6)
         print(shlex.join(command))
         return 0
     image = build.build(args.variant)
@@ -306,7 +324,8 @@ def main() -> int:
     accel = accelerator(image.kernel)
     print(f"[run] accelerator: {accel}" + (" (software emulation: slower boot)" if accel == "tcg" else ""), flush=True)
     command = qemu_command(manifest, image.kernel, image.initramfs, args.disk, network, accel=accel,
-                           memory_mib=args.memory, parameters=parameters, ip=args.ip)
+                           memory_mib=args.memory, parameters=parameters, ip=args.ip,
+                               ip6=args.ip6)
     print(f"[run] {shlex.join(command)}", flush=True)
     started = time.monotonic()
     vm = start(command)
