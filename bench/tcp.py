@@ -20,9 +20,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
-import os
 import random
 import secrets
 import socket
@@ -30,24 +28,16 @@ import subprocess
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from unittest import mock
 
-from adapters import tcp_sockets
-from adapters.network import Network, NetworkConfig, start_network
-from adapters.stack_driver import Driver
-from adapters.tcp_sockets import TcpSockets
+from adapters.network import NetworkConfig, start_network
 from bench import lab
 from bench.harness import Figure
 from bench.lab import ip, namespace, run_in
-from netstack.addresses import ip_to_text
-from netstack.addresses6 import ip6_from_text, ip6_to_text
-from netstack.config import StaticIp6, parse_static
+from netstack.addresses6 import ip6_from_text
+from netstack.config import NoIpv6, StaticIp6, parse_static
 from netstack.link.memory import memory_link_pair
 from netstack.link.tap import TapLink
-from netstack.stack import Stack, StackConfig
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
 from netstack.tcp.layer import TcpLayer
@@ -244,52 +234,12 @@ TAP_MAC = bytes.fromhex("02504e0000b1")
 IPV6_READY_TIMEOUT = 10.0
 
 
-def _address_text(address: bytes) -> str:
-    return ip6_to_text(address) if len(address) == 16 else ip_to_text(address)
-
-
-@contextmanager
-def _ipv6_transports() -> Iterator[None]:
-    """Let adapters.tcp_sockets name an IPv6 peer for the duration of an IPv6 figure.
-
-    Why: the adapter still names peers with the IPv4-only ip_to_text (teaching it IPv6 is another branch's
-    work, issue 19), so its transports refuse 16-byte addresses although nothing else on the data path does.
-    Only the text in get_extra_info changes, so the figure measures the same code as it will once the adapter
-    speaks IPv6; once it does, the probe below finds nothing to patch and this is a no-op (then delete it).
-    """
-    name = "adapters.tcp_sockets.ip_to_text"
-    current = getattr(tcp_sockets, "ip_to_text", None)
-    try:
-        if current is not None:
-            current(bytes(16))
-    except ValueError:
-        with mock.patch(name, _address_text):
-            yield
-    else:
-        yield
-
-
-async def _start_network6(link: TapLink, ours: bytes, prefix_len: int) -> Network:
-    """start_network with a static IPv6 address, waiting until duplicate address detection lets us use it.
-
-    Composed here because NetworkConfig has no IPv6 field yet (another branch adds it); the parts and their
-    order are start_network's, so only the address family differs from the IPv4 figure.
-    """
-    loop = asyncio.get_running_loop()
-    tcp = TcpLayer(os.urandom(32), dataclasses.replace(TcpConfig(), mtu=link.mtu))
-    config = StackConfig(mac=link.mac, addressing=parse_static(f"{TAP4.ours}/{TAP4.prefix_len}"), mtu=link.mtu,
-                         ipv6=StaticIp6(ours, prefix_len), ipv6_secret=os.urandom(32))
-    stack = Stack(config, tcp, rng=random.Random(os.urandom(16)))
-    driver = Driver(link, stack, loop)
-    net = Network(link, stack, tcp, driver, TcpSockets(tcp, driver, loop))
-    driver.start()
-    deadline = loop.time() + IPV6_READY_TIMEOUT
-    while stack.ipv6 is None or not stack.ipv6.addresses.assigned(ours):
-        if loop.time() > deadline:
-            net.close()
-            raise TimeoutError(f"{ip6_to_text(ours)} still not usable after {IPV6_READY_TIMEOUT} s (DAD)")
-        await asyncio.sleep(0.05)
-    return net
+def _config(family: _TapFamily) -> NetworkConfig:
+    """Our end of the TAP: always the IPv4 address (the stack needs one), and the IPv6 one for TAP6."""
+    v4 = parse_static(f"{TAP4.ours}/{TAP4.prefix_len}")
+    if family is TAP6:
+        return NetworkConfig(v4, ipv6=StaticIp6(ip6_from_text(family.ours), family.prefix_len))
+    return NetworkConfig(v4, ipv6=NoIpv6())
 
 
 def bulk_tap(total: int, *, send: bool, family: _TapFamily = TAP4) -> float:
@@ -310,11 +260,10 @@ def bulk_tap(total: int, *, send: bool, family: _TapFamily = TAP4) -> float:
 
             async def main() -> float:
                 loop = asyncio.get_running_loop()
-                if ipv6:
-                    net = await _start_network6(link, ip6_from_text(family.ours), family.prefix_len)
-                else:
-                    net = await start_network(link, NetworkConfig(parse_static(f"{family.ours}/{family.prefix_len}")))
+                net = await start_network(link, _config(family))
                 try:
+                    if ipv6:  # duplicate address detection must pass before the address is used
+                        await net.wait_source(ip6_from_text(family.kernel), IPV6_READY_TIMEOUT)
                     kernel = run_in(ns, lambda: socket.socket(family.family, socket.SOCK_STREAM))
                     sockets.append(kernel)
                     kernel.setblocking(False)
@@ -322,11 +271,7 @@ def bulk_tap(total: int, *, send: bool, family: _TapFamily = TAP4) -> float:
                         kernel.bind((family.kernel, 7001))
                         kernel.listen(1)
                         accept = loop.create_task(loop.sock_accept(kernel))
-                        if ipv6:
-                            transport, _ = await net.sockets.connect(
-                                ip6_from_text(family.ours), ip6_from_text(family.kernel), 7001, asyncio.Protocol)
-                        else:
-                            transport, _ = await net.open_connection(family.kernel, 7001, asyncio.Protocol)
+                        transport, _ = await net.open_connection(family.kernel, 7001, asyncio.Protocol)
                         conn, _ = await accept
                         sockets.append(conn)
                         conn.setblocking(False)
@@ -349,9 +294,6 @@ def bulk_tap(total: int, *, send: bool, family: _TapFamily = TAP4) -> float:
                 finally:
                     net.close()
 
-            if ipv6:
-                with _ipv6_transports():
-                    return asyncio.run(main())
             return asyncio.run(main())
         finally:
             for sock in sockets:
