@@ -26,6 +26,7 @@ from adapters.stack_driver import Driver
 from netstack.addresses6 import ip6_from_text, ip6_to_text, is_link_local
 from netstack.config import StaticIp6, UseSlaac, parse_static
 from netstack.link.tap import TapLink
+from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
 from tests.netstack import netns
@@ -237,5 +238,122 @@ def test_udp_to_a_closed_port_is_refused(rig: Rig) -> None:
         with pytest.raises(ConnectionRefusedError):
             await asyncio.wait_for(loop.sock_recv(sock, 100), 3.0)
         assert driver.stack.counters[Drop.UDP_PORT_CLOSED] == 1
+
+    asyncio.run(main())
+
+
+def test_crafted_ipv6_attacks_are_dropped_and_counted(rig: Rig) -> None:
+    from scapy.layers.inet6 import (
+        HBHOptUnknown,
+        ICMPv6EchoRequest,
+        ICMPv6ND_NS,
+        ICMPv6ND_RA,
+        ICMPv6NDOptPrefixInfo,
+        ICMPv6NDOptSrcLLAddr,
+        ICMPv6ParamProblem,
+        IPv6,
+        IPv6ExtHdrDestOpt,
+        IPv6ExtHdrFragment,
+        IPv6ExtHdrRouting,
+    )
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Packet, Raw
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        driver = rig.start()
+        stack = driver.stack
+        ipv6 = stack.ipv6
+        assert ipv6 is not None
+        await addresses_ready(driver, ip6_from_text(STACK_IP6))
+        await rig.ping(STACK_IP6, count=1)  # the kernel learns our MAC; we learn the kernel's
+        kernel_mac = rig.kernel_mac()
+        kernel_ll = rig.kernel_link_local()
+        wire = rig.wire()
+        eth = Ether(src=kernel_mac, dst=STACK_MAC_TEXT)
+        counters = stack.counters
+        errors = rig.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+
+        async def send(frames: list[Packet]) -> None:
+            """In batches the TAP queue holds (it drops beyond ~500 frames), each waited for at our end."""
+            datagrams = [bytes(f) for f in frames]
+            for start in range(0, len(datagrams), 200):
+                batch = datagrams[start : start + 200]
+                seen = stack.rx_frames
+
+                def blast(batch: list[bytes] = batch) -> None:
+                    for datagram in batch:
+                        wire.send(datagram)
+
+                await loop.run_in_executor(None, blast)
+                await until(lambda seen=seen, n=len(batch): stack.rx_frames >= seen + n, timeout=10)
+
+        async def parameter_problem() -> tuple[int, int]:
+            """The next Parameter Problem the kernel receives from us: (code, pointer)."""
+            while True:
+                message = await asyncio.wait_for(loop.sock_recv(errors, 2000), 3.0)
+                if message[0] == 4:
+                    problem = ICMPv6ParamProblem(message)
+                    return int(problem.code), int(problem.ptr)
+
+        def echo(ident: int, *extensions: Packet) -> Packet:
+            chain: Packet = IPv6(src=KERNEL_IP6, dst=STACK_IP6)
+            for extension in extensions:
+                chain = chain / extension
+            return eth / chain / ICMPv6EchoRequest(id=ident, seq=1, data=b"attack")
+
+        # a chain of 9 destination options headers: RFC 8200 §4.1 allows two at most (and RFC 8504 §5.3 lets a
+        # host bound the chain), so the third is refused before the budget of 8 is reached
+        await send([echo(1, *[IPv6ExtHdrDestOpt() for _ in range(9)])])
+        await until(lambda: counters[Drop.IPV6_REPEATED_EXTENSION] == 1)
+        assert counters[Drop.IPV6_TOO_MANY_EXTENSIONS] == 0
+        # an unknown option whose action bits are 10: discard and send Parameter Problem code 2 (RFC 8200 §4.2)
+        await send([echo(2, IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9E, optdata=b"\x00" * 4)]))])
+        await until(lambda: counters[Drop.IPV6_UNKNOWN_OPTION] == 1)
+        assert await parameter_problem() == (2, 40 + 2)  # the option's type byte, after the fixed header
+        # a type 0 routing header with segments left 1: deprecated (RFC 5095), an unknown routing type to us,
+        # so Parameter Problem code 0 pointing at the routing type (RFC 8200 §4.4)
+        await send([echo(3, IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8:6::99"]))])
+        await until(lambda: counters[Drop.IPV6_ROUTING_HEADER] == 1)
+        assert await parameter_problem() == (0, 40 + 2)
+        # overlapping fragments (RFC 5722): the whole datagram is dropped, nothing answered
+        body = bytes(ICMPv6EchoRequest(id=4, seq=1, data=bytes(64)))
+        header = IPv6(src=KERNEL_IP6, dst=STACK_IP6)
+        first = eth / header / IPv6ExtHdrFragment(nh=58, offset=0, m=1, id=0x4444) / Raw(body[:48])
+        overlap = eth / header / IPv6ExtHdrFragment(nh=58, offset=2, m=0, id=0x4444) / Raw(body[16:])
+        await send([first, overlap])
+        await until(lambda: counters[Drop.FRAG_OVERLAP] == 1)
+        # an NS flood from 5000 random sources, each with a source link-layer option: the cache stays bounded
+        flood_rng = random.Random(5000)
+        solicited = "ff02::1:ff00:2"
+        flood = []
+        for _ in range(5000):
+            mac = "02:" + ":".join(f"{b:02x}" for b in flood_rng.randbytes(5))
+            source = ip6_to_text(ip6_from_text(PREFIX)[:8] + flood_rng.randbytes(8))
+            flood.append(Ether(src=mac, dst="33:33:ff:00:00:02") / IPv6(src=source, dst=solicited, hlim=255)
+                         / ICMPv6ND_NS(tgt=STACK_IP6) / ICMPv6NDOptSrcLLAddr(lladdr=mac))  # fmt: skip
+        await send(flood)
+        cache_limit = DEFAULT_STACK_LIMITS.nd.cache_entries
+        await until(lambda: counters[Drop.ND_CACHE_EVICTED] >= 5000 - cache_limit, timeout=30)
+        assert len(ipv6.neighbours) <= cache_limit
+        # an RA flood carrying 5000 prefixes (125 RAs of 40): routers, prefixes and addresses stay bounded
+        ras = []
+        for batch in range(125):
+            ra: Packet = (Ether(src=kernel_mac, dst="33:33:00:00:00:01") / IPv6(src=kernel_ll, dst="ff02::1", hlim=255)
+                          / ICMPv6ND_RA(routerlifetime=1800) / ICMPv6NDOptSrcLLAddr(lladdr=kernel_mac))  # fmt: skip
+            for i in range(40):
+                n = batch * 40 + i
+                ra = ra / ICMPv6NDOptPrefixInfo(prefix=f"2001:db8:{0x100 + n // 256:x}:{n % 256:x}::", prefixlen=64,
+                                                L=1, A=1, validlifetime=86400, preferredlifetime=14400)  # fmt: skip
+            ras.append(ra)
+        await send(ras)
+        slaac = DEFAULT_STACK_LIMITS.slaac
+        await until(lambda: counters[Drop.ND_PREFIXES_FULL] == 5000 - slaac.prefixes, timeout=30)
+        assert counters[Drop.ND_ADDRESSES_FULL] == 5000 - slaac.addresses
+        assert len(ipv6.addresses.prefixes()) <= 16
+        assert ipv6.addresses.routers() == (ip6_from_text(kernel_ll),)
+        # still alive, still answering; nothing unexpected happened inside
+        await rig.ping(STACK_IP6, count=1)
+        assert counters[Drop.INTERNAL_ERROR] == 0
 
     asyncio.run(main())
