@@ -1,4 +1,4 @@
-"""Namespace helpers for the netstack's interop tests: the shared ones (tests/netns.py) plus kernel pings (IPv4, IPv6)."""
+"""Namespace helpers for the netstack's interop tests: the shared ones (tests/netns.py) plus kernel pings."""
 
 from __future__ import annotations
 

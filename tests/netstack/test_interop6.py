@@ -17,7 +17,7 @@ import random
 import secrets
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,14 +25,15 @@ import pytest
 from adapters.stack_driver import Driver
 from netstack.addresses6 import ip6_from_text, ip6_to_text, is_link_local
 from netstack.config import StaticIp6, UseSlaac, parse_static
-from netstack.link.tap import TapLink
 from netstack.limits import DEFAULT_STACK_LIMITS
+from netstack.link.tap import TapLink
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
 from tests.netstack import netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not netns.available(), reason="needs root, netns and /dev/net/tun")]
 
+KernelSocket = socket.socket  # Rig.socket shadows the module inside the class
 STACK_MAC = bytes.fromhex("02504e000062")
 STACK_MAC_TEXT = "02:50:4e:00:00:62"
 PREFIX = "2001:db8:6::"
@@ -53,8 +54,8 @@ class Rig:
     ns: str
     tap_name: str
     drivers: list[Driver] = field(default_factory=list)
-    sockets: list[socket.socket] = field(default_factory=list)
-    _raw: socket.socket | None = None
+    sockets: list[KernelSocket] = field(default_factory=list)
+    _raw: KernelSocket | None = None
     _seq: int = 0
 
     def start(self, *, slaac: bool = False) -> Driver:
@@ -74,13 +75,13 @@ class Rig:
         driver.start()
         return driver
 
-    def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
+    def socket(self, family: int, kind: int, proto: int = 0) -> KernelSocket:
         sock = netns.run_in(self.ns, lambda: socket.socket(family, kind, proto))
         sock.setblocking(False)
         self.sockets.append(sock)
         return sock
 
-    def wire(self) -> socket.socket:
+    def wire(self) -> KernelSocket:
         """A packet socket on the kernel's side of the TAP: what it sends arrives at our stack as is."""
         sock = netns.run_in(self.ns, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)))
         sock.bind((self.tap_name, 0))
@@ -188,11 +189,11 @@ def test_kernel_pings_our_link_local_and_global_and_nd_works_both_ways(rig: Rig)
 
 def test_slaac_from_a_router_advertisement_gives_a_stable_address_and_a_router(rig: Rig) -> None:
     from scapy.layers.inet6 import (
-        IPv6,
         ICMPv6ND_RA,
         ICMPv6NDOptMTU,
         ICMPv6NDOptPrefixInfo,
         ICMPv6NDOptSrcLLAddr,
+        IPv6,
     )
     from scapy.layers.l2 import Ether
 
@@ -274,7 +275,7 @@ def test_crafted_ipv6_attacks_are_dropped_and_counted(rig: Rig) -> None:
         counters = stack.counters
         errors = rig.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 
-        async def send(frames: list[Packet]) -> None:
+        async def send(frames: Sequence[Packet]) -> None:
             """In batches the TAP queue holds (it drops beyond ~500 frames), each waited for at our end."""
             datagrams = [bytes(f) for f in frames]
             for start in range(0, len(datagrams), 200):
@@ -286,7 +287,8 @@ def test_crafted_ipv6_attacks_are_dropped_and_counted(rig: Rig) -> None:
                         wire.send(datagram)
 
                 await loop.run_in_executor(None, blast)
-                await until(lambda seen=seen, n=len(batch): stack.rx_frames >= seen + n, timeout=10)
+                wanted = seen + len(batch)
+                await until(lambda wanted=wanted: stack.rx_frames >= wanted, timeout=10)  # type: ignore[misc]
 
         async def parameter_problem() -> tuple[int, int]:
             """The next Parameter Problem the kernel receives from us: (code, pointer)."""

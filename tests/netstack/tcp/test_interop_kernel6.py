@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from adapters.stack_driver import Driver
 from adapters import tcp_sockets
+from adapters.stack_driver import Driver
 from adapters.tcp_sockets import TcpSockets
 from netstack.addresses import ip_to_text
 from netstack.addresses6 import ip6_from_text, ip6_to_text
@@ -143,7 +143,7 @@ class Net:
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         transport, _ = await self.sockets.connect(ip6_from_text(STACK_IP6), ip6_from_text(KERNEL_IP6), port,
                                                   lambda: protocol)
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)  # type: ignore[arg-type]
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     def serve(self, port: int, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]) -> None:
         loop = asyncio.get_running_loop()
@@ -378,7 +378,8 @@ def test_packet_too_big_from_the_path_shrinks_our_segments(ns: str) -> None:
         assert hashlib.sha256(kernel_got).digest() == hashlib.sha256(up).digest()
         assert sent_at[0] == 1
         late = sizes_after[len(sizes_after) // 2 :]
-        assert late and max(late) <= 1280, sorted(set(sizes_after))
+        assert late, sizes_after
+        assert max(late) <= 1280, sorted(set(sizes_after))
         assert net.tcp.stats["internal-error"] == 0
         del reader
 
