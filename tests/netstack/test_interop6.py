@@ -222,7 +222,6 @@ def test_slaac_from_a_router_advertisement_gives_a_stable_address_and_a_router(r
         assert ipv6.addresses.default_router() == ip6_from_text(kernel_ll)
         assert (ip6_from_text(SLAAC_PREFIX), 64) in ipv6.addresses.prefixes()
         await rig.ping(ip6_to_text(ours))
-        # the same secret on the same network gives the same address (RFC 7217 §5): a second boot agrees
         assert driver.stack.counters[Drop.INTERNAL_ERROR] == 0
 
     asyncio.run(main())
