@@ -4,8 +4,9 @@ Both roles (a kernel client to our listener, our client to a kernel listener) wi
 by digest, the MSS both sides announce (MTU - 60), curl -6 fetching from a responder on our TCP, and path MTU
 discovery: a Packet Too Big from the namespace quoting one of our segments makes the next ones shrink.
 
-The pieces are composed here (TcpLayer, Stack with IPv6, Driver, TcpSockets) because adapters.network only
-configures IPv4 so far.
+The pieces are composed here (TcpLayer, Stack with IPv6, Driver, TcpSockets) rather than by
+adapters.network.start_network so that the link can be wrapped (`Tapped` records every TCP segment both ways,
+which the MSS and path MTU checks read).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from adapters import tcp_sockets
 from adapters.stack_driver import Driver
 from adapters.tcp_sockets import TcpSockets
-from netstack.addresses import ip_to_text
-from netstack.addresses6 import ip6_from_text, ip6_to_text
+from netstack.addresses6 import ip6_from_text
 from netstack.config import StaticIp6, parse_static
 from netstack.link.base import FrameHandler
 from netstack.link.tap import TapLink
@@ -166,17 +165,6 @@ def ns() -> Iterator[str]:
         yield name
 
 
-def name_either_family(address: bytes) -> str:
-    return ip6_to_text(address) if len(address) == 16 else ip_to_text(address)
-
-
-@pytest.fixture
-def sockets_name_ipv6(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Works around the adapter bug test_adapter_transport_names_an_ipv6_peer shows (TcpTransport names its
-    ends with the IPv4-only ip_to_text), so the tests using it exercise the netstack's TCP over IPv6."""
-    monkeypatch.setattr(tcp_sockets, "ip_to_text", name_either_family)
-
-
 async def bring_up(ns: str) -> Net:
     """Our stack with a static global address on a TAP in `ns`, the kernel beside it; returns once our DAD is
     over (polled with a deadline)."""
@@ -220,7 +208,6 @@ def syn_mss(net: Net) -> tuple[set[int | None], set[int | None]]:
     return ours, theirs
 
 
-@pytest.mark.usefixtures("sockets_name_ipv6")
 def test_kernel_client_to_our_server_both_directions(ns: str) -> None:
     up = random.Random(11).randbytes(SIZE)
     down = random.Random(12).randbytes(SIZE)
@@ -254,7 +241,6 @@ def test_kernel_client_to_our_server_both_directions(ns: str) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.usefixtures("sockets_name_ipv6")
 def test_our_client_to_kernel_listener_both_directions(ns: str) -> None:
     up = random.Random(21).randbytes(SIZE)
     down = random.Random(22).randbytes(SIZE)
@@ -294,7 +280,6 @@ def test_our_client_to_kernel_listener_both_directions(ns: str) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.usefixtures("sockets_name_ipv6")
 def test_curl_fetches_from_our_server_over_ipv6(ns: str) -> None:
     body = random.Random(31).randbytes(1_000_000)
 
@@ -323,7 +308,6 @@ def test_curl_fetches_from_our_server_over_ipv6(ns: str) -> None:
     assert asyncio.run(main()) == body
 
 
-@pytest.mark.usefixtures("sockets_name_ipv6")
 def test_packet_too_big_from_the_path_shrinks_our_segments(ns: str) -> None:
     """RFC 8201: a Packet Too Big quoting a segment we sent and the peer has not acknowledged lowers the path
     MTU; what we send next fits 1280 bytes. The namespace sends it (scapy over a packet socket on the kernel
@@ -392,10 +376,8 @@ def tap_name(ns: str) -> str:
     return next(part.split(":")[1].strip().split("@")[0] for part in out.splitlines() if "p6tcp" in part)
 
 
-@pytest.mark.xfail(strict=True, reason="adapters/tcp_sockets.py TcpTransport.__init__ names both ends with the "
-                   "IPv4-only netstack.addresses.ip_to_text: every IPv6 connection raises ValueError on Accepted/"
-                   "Connected, counted as a TCP internal-error, and the application never sees it")
 def test_adapter_transport_names_an_ipv6_peer(ns: str) -> None:
+    """An IPv6 peer is named as asyncio's own AF_INET6 transports name it: (host, port, flowinfo, scope_id)."""
     async def main() -> None:
         loop = asyncio.get_running_loop()
         net = await bring_up(ns)
@@ -409,10 +391,11 @@ def test_adapter_transport_names_an_ipv6_peer(ns: str) -> None:
         try:
             client = net.kernel_socket()
             await asyncio.wait_for(loop.sock_connect(client, (STACK_IP6, 5003)), 5)
+            port = client.getsockname()[1]
             await asyncio.wait_for(loop.sock_recv(client, 1), 5)  # our close
         finally:
             net.close()
-        assert peers == [(KERNEL_IP6, client.getsockname()[1])]
+        assert peers == [(KERNEL_IP6, port, 0, 0)]
         assert net.tcp.stats["internal-error"] == 0
 
     asyncio.run(main())
