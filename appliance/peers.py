@@ -54,4 +54,7 @@ def source_of(peer: str) -> str:
         return peer
     if len(packed) == 4:
         return ip_to_text(packed)
-    return f"{ip6_to_text(source_key(packed) + bytes(IID_LEN))}/{SOURCE_PREFIX_LEN}"
+    key = source_key(packed)
+    if len(key) == len(packed):  # a link-local neighbour: its own source
+        return ip6_to_text(key)
+    return f"{ip6_to_text(key + bytes(IID_LEN))}/{SOURCE_PREFIX_LEN}"

@@ -98,8 +98,11 @@ def network(address: bytes, prefix_len: int) -> bytes:
 
 def source_key(address: bytes) -> bytes:
     """What counts as one source for per-source limits. An IPv4 address is one host; an IPv6 host is normally
-    given a whole /64 (RFC 7421), so an attacker rotating its low 64 bits is still one source."""
-    return address[:IID_LEN] if len(address) == ADDRESS_LEN else address
+    given a whole /64 (RFC 7421), so an attacker rotating its low 64 bits is still one source. Link-local
+    addresses all share one /64 (fe80::/64), one per neighbour on the link: each is its own source."""
+    if len(address) == ADDRESS_LEN and not is_link_local(address):
+        return address[:IID_LEN]
+    return address
 
 
 def _reserved_iid(iid: bytes) -> bool:

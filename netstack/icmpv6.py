@@ -84,12 +84,11 @@ def error_body(word: int, invoking_packet: bytes | memoryview) -> bytes:
 
 
 def packet_too_big_mtu(message: Icmp6Message) -> int | None:
-    """The MTU a Packet Too Big reports; None for other messages and for an MTU below the IPv6 minimum, which
-    RFC 8201 §4 tells us to ignore (believing it would let anyone shrink our packets)."""
+    """The MTU a Packet Too Big reports, as it says it; None for other messages. A value below the IPv6
+    minimum is passed on for the one who acts on it to refuse and count (RFC 8201 §4: the TCP layer)."""
     if message.type != PACKET_TOO_BIG:
         return None
-    mtu = int.from_bytes(message.body[:4], "big")
-    return mtu if mtu >= MIN_MTU else None
+    return int.from_bytes(message.body[:4], "big")
 
 
 def quoted_packet(message: Icmp6Message) -> memoryview:

@@ -132,6 +132,7 @@ class Drop(StrEnum):
     DHCP_UNEXPECTED = "dhcp-unexpected"
     DHCP_BAD_LEASE = "dhcp-bad-lease"
     # neighbour discovery (ipv6): the codec (RFC 4861 validity checks)
+    ND_FRAGMENTED = "nd-fragmented"  # RFC 6980: neighbour discovery never comes in fragments
     ND_ROUTER_SOLICIT_IGNORED = "nd-router-solicit-ignored"  # we are a host: solicitations are for routers
     ND_UNKNOWN_TYPE = "nd-unknown-type"
     ND_REDIRECT_IGNORED = "nd-redirect-ignored"

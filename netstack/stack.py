@@ -106,8 +106,9 @@ UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
 
 @dataclass(frozen=True, slots=True)
 class StackConfig:
-    """`ipv6_secret` keys the RFC 7217 interface identifiers: the same secret on the same network gives the
-    same addresses after a reboot. Without one, a secret is drawn for this boot."""
+    """`ipv6_secret` keys the RFC 7217 interface identifiers (the same secret on the same network gives the
+    same addresses after a reboot) and our fragment identifications: required with IPv6, and drawn by the
+    composition root from its randomness source, since the stack's own `rng` is for timing jitter only."""
 
     mac: bytes
     addressing: StaticIp | UseDhcp
@@ -123,6 +124,8 @@ class StackConfig:
             raise ValueError(f"MTU {self.mtu} out of range 576..9000")
         if not isinstance(self.ipv6, NoIpv6) and self.mtu < IPV6_MIN_MTU:
             raise ValueError(f"IPv6 needs an MTU of at least {IPV6_MIN_MTU}, not {self.mtu}")
+        if not isinstance(self.ipv6, NoIpv6) and (self.ipv6_secret is None or len(self.ipv6_secret) < 16):
+            raise ValueError("IPv6 needs a secret of at least 16 bytes (ipv6_secret) for its identifiers")
 
 
 class Stack:
@@ -160,11 +163,12 @@ class Stack:
         self._ipv6: Ipv6Path | None = None
         if not isinstance(config.ipv6, NoIpv6):
             if rng is None:
-                raise ValueError("IPv6 needs a random source (DAD delays, neighbour timers, fragment ids)")
+                raise ValueError("IPv6 needs a random source (DAD delays, neighbour timer jitter)")
+            if config.ipv6_secret is None:  # refused by StackConfig already; this tells the type checker
+                raise ValueError("IPv6 needs ipv6_secret")
             self._ipv6 = Ipv6Path(
                 mac=config.mac, link_mtu=config.mtu, counters=self.counters, emit=self._emit, tcp=tcp, udp=self._udp,
-                reassembler=self._reassembler, limits=limits, rng=rng, ident=rng.getrandbits(32),
-                secret=config.ipv6_secret if config.ipv6_secret is not None else rng.randbytes(32),
+                reassembler=self._reassembler, limits=limits, rng=rng, secret=config.ipv6_secret,
                 static=config.ipv6 if isinstance(config.ipv6, StaticIp6) else None,
             )  # fmt: skip
 
@@ -456,7 +460,7 @@ class Stack:
             self.counters.add(Drop.ICMP_ERROR_UNHANDLED)
 
     def _dhcp_received(self, now: float, src: bytes, src_port: int, dst: bytes, payload: memoryview) -> None:
-        if self._dhcp is None or src_port != SERVER_PORT:
+        if self._dhcp is None or src_port != SERVER_PORT or len(src) != len(ANY):  # DHCPv4 never comes over IPv6
             self.counters.add(Drop.DHCP_NOT_OURS)
             return
         self._dhcp.message_received(now, payload)

@@ -20,12 +20,15 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from netstack import ethernet, icmpv6, ipv6, ndp
 from netstack.addresses6 import (
     UNSPECIFIED,
+    ip6_to_text,
     is_martian_source,
     is_multicast,
     multicast_mac,
@@ -41,7 +44,10 @@ from netstack.reassembly import Reassembler
 from netstack.slaac import AddressConfig, AddressState
 from netstack.udp import parse_udp
 
+logger = logging.getLogger(__name__)
 _FRAGMENT = ipv6.FRAGMENT_HEADER_LEN
+_FROM_UNSPECIFIED = frozenset({ndp.NEIGHBOR_SOLICIT, ndp.ROUTER_SOLICIT})
+_IDENT_PERSON = b"pinata6f"  # domain separation of the fragment-id key from the RFC 7217 identifiers
 _OPTION_LIKE = frozenset({ipv6.PROTO_HOP_BY_HOP, ipv6.PROTO_ROUTING, ipv6.PROTO_DEST_OPTS})  # length byte in units of 8
 
 
@@ -63,25 +69,24 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 
 
 class Ipv6Path:
-    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_ident", "_limits", "_link_mtu", "_mac",
-                 "_reassembler", "_reported", "_rng", "_tcp", "_udp", "addresses", "neighbours", "rx_packets",
+    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_fragments_sent", "_ident_key", "_limits",
+                 "_mac", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "neighbours", "rx_packets",
                  "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
-        udp: UdpHandlers, reassembler: Reassembler, limits: StackLimits, rng: Rng, ident: int, secret: bytes,
+        udp: UdpHandlers, reassembler: Reassembler, limits: StackLimits, rng: Rng, secret: bytes,
         static: StaticIp6 | None,
     ) -> None:  # fmt: skip
         self._mac = mac
-        self._link_mtu = link_mtu
         self._counters = counters
         self._emit = emit
         self._tcp = tcp
         self._udp = udp
         self._reassembler = reassembler
         self._limits = limits
-        self._rng = rng
-        self._ident = ident
+        self._ident_key = hashlib.blake2s(secret, digest_size=32, person=_IDENT_PERSON).digest()
+        self._fragments_sent = 0
         self._echo_bucket = TokenBucket(limits.icmp.echo_rate, limits.icmp.echo_burst)
         self._error_bucket = TokenBucket(limits.icmp.error_rate, limits.icmp.error_burst)
         fixed = (static.address, static.prefix_len, static.gateway) if static is not None else None
@@ -143,6 +148,9 @@ class Ipv6Path:
         if admitted is None:
             return
         unicast, tentative = admitted
+        if tentative:
+            self._tentative_received(now, header, body)
+            return
         try:
             whole = self._whole(now, header, body)
         except ParameterProblemError as problem:
@@ -155,15 +163,27 @@ class Ipv6Path:
             return
         header, body, chain, reassembled = whole
         original = None if reassembled else raw  # errors quote only a packet that arrived whole
-        self._dispatch(now, header, chain, body, original, unicast=unicast, tentative=tentative,
-                       link_multicast=link_multicast)
+        self._dispatch(now, header, chain, body, original, unicast=unicast, link_multicast=link_multicast,
+                       fragmented=reassembled or chain.fragment is not None)
+
+    def _tentative_received(self, now: float, header: Ipv6Header, body: memoryview) -> None:
+        """RFC 4862 §5.4: a tentative address takes only the neighbour discovery that DAD listens for, and
+        everything else sent to it is discarded silently: no reassembly (ND is never fragmented, RFC 6980) and
+        no ICMPv6 error, which would come from an address we do not yet have."""
+        chain = ipv6.walk(header, body, self._limits.ipv6)  # a malformed chain is counted by Stack; no answer
+        if chain.fragment is None and chain.upper == ipv6.PROTO_ICMPV6:
+            message = icmpv6.parse_icmpv6(body[chain.upper_offset :], header.src, header.dst)
+            if message.type in (ndp.NEIGHBOR_SOLICIT, ndp.NEIGHBOR_ADVERT):
+                self._nd_received(now, header, message)
+                return
+        self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
 
     def _admitted(self, header: Ipv6Header) -> tuple[bool, bool] | None:
         """Whether the destination is unicast (or one of our groups), and if so whether it is a tentative
         address of ours; None when the packet is refused for its addresses."""
         src = header.src
         dst = header.dst
-        if src != UNSPECIFIED and is_martian_source(src):  # :: only for DAD probes, checked by the ND codec
+        if src != UNSPECIFIED and is_martian_source(src):  # :: only for ND (DAD probes), see _icmp_received
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return None
         if self.addresses.assigned(src):  # not a tentative one: the defender's NA comes from it (RFC 4862 §5.4.4)
@@ -197,16 +217,14 @@ class Ipv6Path:
 
     def _dispatch(
         self, now: float, header: Ipv6Header, chain: ipv6.HeaderChain, body: memoryview,
-        original: memoryview | None, *, unicast: bool, tentative: bool, link_multicast: bool,
+        original: memoryview | None, *, unicast: bool, link_multicast: bool, fragmented: bool,
     ) -> None:  # fmt: skip
         upper = body[chain.upper_offset :]
         if header.src == UNSPECIFIED and chain.upper != ipv6.PROTO_ICMPV6:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return
         if chain.upper == ipv6.PROTO_ICMPV6:
-            self._icmp_received(now, header, upper, unicast=unicast, tentative=tentative)
-        elif tentative:
-            self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
+            self._icmp_received(now, header, upper, unicast=unicast and not link_multicast, fragmented=fragmented)
         elif chain.upper == ipv6.PROTO_TCP:
             self._tcp_received(now, header.src, header.dst, upper, unicast=unicast and not link_multicast)
         elif chain.upper == ipv6.PROTO_UDP:
@@ -242,14 +260,19 @@ class Ipv6Path:
         handler(now, header.src, datagram.src_port, header.dst, datagram.payload)
 
     def _icmp_received(self, now: float, header: Ipv6Header, body: memoryview, *, unicast: bool,
-                       tentative: bool) -> None:
+                       fragmented: bool) -> None:
+        """`unicast`: to our own address in a frame to our own MAC (what echo and errors are answered for)."""
         message = icmpv6.parse_icmpv6(body, header.src, header.dst)
-        if message.type in ndp.ND_TYPES:
-            self._nd_received(now, header, message)
+        if header.src == UNSPECIFIED and message.type not in _FROM_UNSPECIFIED:
+            self._counters.add(Drop.IPV6_MARTIAN_SOURCE)  # RFC 4861 §7.1, RFC 4862 §5.4: only DAD probes and RSs
             return
-        if tentative:
-            self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
-        elif message.type == icmpv6.ECHO_REQUEST:
+        if message.type in ndp.ND_TYPES:
+            if fragmented:  # RFC 6980: fragmented ND is how RA-Guard and DAD defences are evaded
+                self._counters.add(Drop.ND_FRAGMENTED)
+            else:
+                self._nd_received(now, header, message)
+            return
+        if message.type == icmpv6.ECHO_REQUEST:
             if not unicast:
                 self._counters.add(Drop.ICMPV6_ECHO_MULTICAST)  # no amplification by a group
             elif not self._echo_bucket.allow(now):
@@ -347,16 +370,24 @@ class Ipv6Path:
         if len(payload) > ipv6.MAX_PAYLOAD - _FRAGMENT:
             self._counters.add(Drop.IPV6_TX_TOO_BIG)
             return []
-        self._ident = (self._ident + 1) & 0xFFFFFFFF
+        ident = self._fragment_ident(dst)
         step = (mtu - HEADER_LEN - _FRAGMENT) // 8 * 8
         packets = []
         for offset in range(0, len(payload), step):
             chunk = payload[offset : offset + step]
             more = offset + step < len(payload)
-            fragment = ipv6.serialize_fragment_header(ipv6.FragmentHeader(next_header, offset, more, self._ident))
+            fragment = ipv6.serialize_fragment_header(ipv6.FragmentHeader(next_header, offset, more, ident))
             header = ipv6.build_header(src, dst, ipv6.PROTO_FRAGMENT, _FRAGMENT + len(chunk), hop_limit=hop_limit)
             packets.append(b"".join((header, fragment, chunk)))
         return packets
+
+    def _fragment_ident(self, dst: bytes) -> int:
+        """RFC 7739 §5: an identification no one can predict from the ones we sent them or anyone else. A
+        counter would let whoever sees one of our fragments (pinging us with a large echo is enough) guess the
+        next and spoil it with an overlapping fragment, which RFC 5722 makes the receiver drop whole."""
+        self._fragments_sent += 1
+        digest = hashlib.blake2s(dst + self._fragments_sent.to_bytes(8, "big"), digest_size=4, key=self._ident_key)
+        return int.from_bytes(digest.digest(), "big")
 
     def _send_error(
         self, now: float, header: Ipv6Header, original: memoryview, *, icmp_type: int, code: int, word: int,
@@ -412,9 +443,13 @@ class Ipv6Path:
         self._emit(mac, ethernet.ETHERTYPE_IPV6, packet)
 
     def _pump(self) -> None:
-        """Send what address configuration queued, and pass router-advertised timers to the neighbour cache."""
+        """Send what address configuration queued, log the addresses DAD gave up on, and pass
+        router-advertised timers to the neighbour cache."""
         for message in self.addresses.take_outgoing():
             self._send_nd(message)
+        for address in self.addresses.take_failed():
+            logger.warning("IPv6 address %s is in use by another node (duplicate address detection); not using it",
+                           ip6_to_text(address))
         timers = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
         if timers != self._reported:
             self._reported = timers

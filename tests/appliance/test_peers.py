@@ -28,7 +28,7 @@ ROTATING = [f"2001:db8:1:2:{i:x}:{i * 7 % 65536:x}:beef:{i:x}" for i in range(1,
     ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64", IPV6),
     ("2001:db8:1:3::1", "2001:db8:1:3::/64", IPV6),
     ("::ffff:198.51.100.7", "198.51.100.7", IPV4),  # a dual-stack kernel socket's name for an IPv4 peer
-    ("fe80::1%eth0", "fe80::/64", IPV6),  # a kernel socket's link-local peer, zone and all
+    ("fe80::1%eth0", "fe80::1", IPV6),  # a link-local peer (zone dropped) is its own source: all share fe80::/64
     ("unknown", "unknown", OTHER),
     ("a", "a", OTHER),
     ("1.2.3", "1.2.3", OTHER),

@@ -71,6 +71,13 @@ def test_a_source_is_a_slash_64_for_ipv6_and_one_address_for_ipv4() -> None:
     assert a6.source_key(bytes([10, 0, 0, 1])) == bytes([10, 0, 0, 1])
 
 
+def test_each_link_local_neighbour_is_its_own_source() -> None:
+    """fe80::/64 is every neighbour's: as one source, one host on the link would take the share of all."""
+    one = a6.ip6_from_text("fe80::1")
+    assert a6.source_key(one) == one
+    assert a6.source_key(one) != a6.source_key(a6.ip6_from_text("fe80::2"))
+
+
 SECRET = bytes(range(32))
 
 

@@ -59,7 +59,10 @@ class _AnchorCache:
             try:
                 entry = parse_certificate_data(der)
             except X509Error as error:
-                entry = error
+                # Kept without its traceback: a traceback holds the frames of everyone up the stack at the
+                # time, locals and all, for as long as the entry lives (found by test_key_reach: the wallet
+                # key's bytes reachable through a cached refusal's frames).
+                entry = error.with_traceback(None)
             self._entries[der] = entry
             if len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -504,3 +504,22 @@ def test_rsa_pss_ca_key_restrictions_apply_to_what_it_signs(pss_pki: PssPki, has
         validate([leaf.der], anchors=[pss_pki.ca.der], purpose=SERVER, name=name, time=now)
     else:
         assert refused([leaf.der], [pss_pki.ca.der], name=name, time=now).category is category
+
+
+def test_a_refused_anchor_is_cached_without_the_frames_that_refused_it() -> None:
+    """A cached exception with its traceback would keep every caller's frame, and their locals, alive for as
+    long as the entry lives: the caller's secrets among them."""
+    from tls.x509.validate import _AnchorCache
+
+    cache = _AnchorCache(2)
+
+    def caller_with_a_secret() -> object:
+        secret = b"a local that must not outlive this call"
+        refused = cache.get(b"\x30\x03\x02\x01\x00")  # not a certificate
+        del secret
+        return refused
+
+    refused = caller_with_a_secret()
+    assert isinstance(refused, X509Error)
+    assert refused.__traceback__ is None
+    assert cache.get(b"\x30\x03\x02\x01\x00") is refused
