@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from netstack import ipv6
 from netstack.addresses6 import is_multicast, is_unicast_host
 from netstack.checksum import checksum, pseudo_header_sum
 from netstack.errors import MalformedError
@@ -36,10 +37,10 @@ CODE_PORT_UNREACHABLE = 4
 CODE_HOP_LIMIT_EXCEEDED = 0
 CODE_REASSEMBLY_TIMEOUT = 1
 # Parameter Problem
-CODE_ERRONEOUS_FIELD = 0
-CODE_UNRECOGNIZED_NEXT_HEADER = 1
-CODE_UNRECOGNIZED_OPTION = 2
-CODE_INCOMPLETE_CHAIN = 3  # RFC 7112
+CODE_ERRONEOUS_FIELD = ipv6.CODE_ERRONEOUS_FIELD  # Parameter Problem codes: ipv6.py raises them, named there
+CODE_UNRECOGNIZED_NEXT_HEADER = ipv6.CODE_UNRECOGNIZED_NEXT_HEADER
+CODE_UNRECOGNIZED_OPTION = ipv6.CODE_UNRECOGNIZED_OPTION
+CODE_INCOMPLETE_CHAIN = ipv6.CODE_INCOMPLETE_CHAIN  # RFC 7112
 
 HEADER_LEN = 4  # type, code, checksum
 MIN_LEN = 8  # every message RFC 4443 and RFC 4861 define has at least a 32-bit word after the header

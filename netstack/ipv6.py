@@ -48,12 +48,11 @@ _WALKED = frozenset({PROTO_HOP_BY_HOP, PROTO_ROUTING, PROTO_FRAGMENT, PROTO_DEST
 _PAD1 = 0
 _PADN = 1
 _JUMBO = 0xC2
-# Parameter Problem codes (RFC 4443 §3.4, RFC 7112); netstack/icmpv6.py names the same values for the stack,
-# which imports this module, so they cannot be imported from there.
-_CODE_ERRONEOUS_FIELD = 0
-_CODE_UNRECOGNIZED_NEXT_HEADER = 1
-_CODE_UNRECOGNIZED_OPTION = 2
-_CODE_INCOMPLETE_CHAIN = 3
+# Parameter Problem codes (RFC 4443 §3.4, RFC 7112): raised here, so named here (icmpv6.py re-exports them)
+CODE_ERRONEOUS_FIELD = 0
+CODE_UNRECOGNIZED_NEXT_HEADER = 1
+CODE_UNRECOGNIZED_OPTION = 2
+CODE_INCOMPLETE_CHAIN = 3
 # The destination options header may sit once on each side of a routing header: the second one is told apart
 # from the first by a slot number no next-header value uses.
 _DEST_OPTS_AFTER_ROUTING = 0x100
@@ -228,7 +227,7 @@ def _take(state: _Walk, next_header: int) -> memoryview:
     """The next extension header's bytes, once its position, count and length are acceptable."""
     if next_header == PROTO_HOP_BY_HOP and state.count:
         raise ParameterProblemError(Drop.IPV6_HOP_BY_HOP_NOT_FIRST, "hop-by-hop options after another header",
-                                    code=_CODE_UNRECOGNIZED_NEXT_HEADER, pointer=state.pointer)  # fmt: skip
+                                    code=CODE_UNRECOGNIZED_NEXT_HEADER, pointer=state.pointer)  # fmt: skip
     if next_header == PROTO_FRAGMENT and state.reassembled:
         raise MalformedError(Drop.IPV6_NESTED_FRAGMENT)
     slot = next_header
@@ -262,7 +261,7 @@ def _take(state: _Walk, next_header: int) -> memoryview:
 def _truncated(state: _Walk, next_header: int) -> NoReturn:
     if state.behind_first_fragment:
         raise ParameterProblemError(Drop.IPV6_INCOMPLETE_CHAIN, f"header {next_header} cut by the fragment end",
-                                    code=_CODE_INCOMPLETE_CHAIN, pointer=0)  # fmt: skip
+                                    code=CODE_INCOMPLETE_CHAIN, pointer=0)  # fmt: skip
     raise MalformedError(Drop.IPV6_EXTENSION_TRUNCATED, f"next header {next_header}")
 
 
@@ -282,7 +281,7 @@ def _check_routing(state: _Walk, block: memoryview) -> None:
     routing_type, segments_left = block[2], block[3]
     if segments_left:
         raise ParameterProblemError(Drop.IPV6_ROUTING_HEADER, f"type {routing_type}, {segments_left} left",
-                                    code=_CODE_ERRONEOUS_FIELD, pointer=HEADER_LEN + state.start + 2)  # fmt: skip
+                                    code=CODE_ERRONEOUS_FIELD, pointer=HEADER_LEN + state.start + 2)  # fmt: skip
 
 
 def _check_options(state: _Walk, block: memoryview, *, hop_by_hop: bool) -> None:
@@ -312,12 +311,12 @@ def _check_options(state: _Walk, block: memoryview, *, hop_by_hop: bool) -> None
 
 def _unknown_option(state: _Walk, kind: int, pointer: int, *, hop_by_hop: bool) -> None:
     if hop_by_hop and kind == _JUMBO:  # RFC 2675 §3: jumbo option with a non-zero payload length
-        raise ParameterProblemError(Drop.IPV6_JUMBOGRAM, "jumbo payload option", code=_CODE_ERRONEOUS_FIELD,
+        raise ParameterProblemError(Drop.IPV6_JUMBOGRAM, "jumbo payload option", code=CODE_ERRONEOUS_FIELD,
                                     pointer=pointer)  # fmt: skip
     action = kind >> 6
     if action == 0:
         return
     if action == 1 or (action == 3 and state.dst_multicast):
         raise MalformedError(Drop.IPV6_UNKNOWN_OPTION, f"option {kind:#04x}")
-    raise ParameterProblemError(Drop.IPV6_UNKNOWN_OPTION, f"option {kind:#04x}", code=_CODE_UNRECOGNIZED_OPTION,
+    raise ParameterProblemError(Drop.IPV6_UNKNOWN_OPTION, f"option {kind:#04x}", code=CODE_UNRECOGNIZED_OPTION,
                                 pointer=pointer, multicast_exempt=action == 2)  # fmt: skip

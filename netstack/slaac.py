@@ -36,6 +36,7 @@ from netstack.addresses6 import (
     solicited_node,
     stable_iid,
 )
+from netstack.ipv6 import MIN_MTU
 from netstack.limits import SlaacLimits
 from netstack.ndp import (
     INFINITE_LIFETIME,
@@ -60,7 +61,7 @@ IDGEN_RETRIES = 3  # new identifiers tried after a collision before giving up on
 IDGEN_DELAY = 1.0
 TWO_HOURS = 7200.0
 MAX_REACHABLE_TIME = 3600.0
-MIN_LINK_MTU = 1280
+MIN_LINK_MTU = MIN_MTU  # RFC 8200 §5
 DEFAULT_HOP_LIMIT = 64
 AUTOCONF_PREFIX_LEN = 64  # prefix + our 64-bit identifier must make 128 bits (RFC 4862 §5.5.3(d))
 
