@@ -19,7 +19,7 @@ from appliance.log import JsonLog
 from appliance.main import SYSTEM, assemble
 from appliance.net import UserspaceNetwork
 from appliance.stdlib_tls import StdlibFactory
-from netstack.config import parse_ip6, parse_static
+from netstack.config import UseDhcp, parse_ip6, parse_static
 from netstack.link.memory import Impairment, memory_link_pair
 from tests.appliance.running import KNOWN_WIF
 from tests.appliance.test_memory_link import APPLIANCE_MAC, ATTACKER_MAC, _plain
@@ -86,3 +86,39 @@ def test_callback_connects_back_over_ipv6_and_the_statistics_count_it(tmp_path: 
     assert stats["by_family"]["ipv4"] == 0
     assert stats["network"]["ipv6-rx-packets"] > 0  # the stack's IPv6 counters are in the network stats
     assert stats["network"]["ipv6-addresses"] >= 1
+
+
+async def _ipv6_only(tmp_path: Path) -> tuple[bytes, str]:
+    """The appliance on a network with no IPv4 at all: it asks DHCP, which nobody answers, and serves over
+    IPv6 in the meantime (nothing waits for an IPv4 address before listening)."""
+    limits = Limits()
+    disk = Disk(tmp_path / "disk")
+    provision(disk, bitcoin.wif_decode(KNOWN_WIF), 128 * 1024)
+    link_a, link_b = memory_link_pair(APPLIANCE_MAC, ATTACKER_MAC, Impairment(), random.Random(12))
+    ours = await start_network(link_a, NetworkConfig(UseDhcp(), ipv6=parse_ip6(f"{APPLIANCE6}/64")))
+    attacker = await start_network(link_b, NetworkConfig(parse_static("10.66.0.1/24"),
+                                                         ipv6=parse_ip6(f"{ATTACKER6}/64")))
+    with (tmp_path / "console.log").open("w") as stream:
+        appliance = await assemble(
+            disk=disk, network=UserspaceNetwork(ours, "memory"), tls="ours", limits=limits, ports=Ports(),
+            log=JsonLog(stream), manifest=None, sources=SYSTEM,
+        )
+        try:
+            reader, writer = await attacker.open_stream(APPLIANCE6, 80)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            page = await asyncio.wait_for(reader.read(), 20)
+            writer.close()
+            described = ours.describe()
+        finally:
+            await appliance.stop()
+            attacker.close()
+            disk.close()
+    return page, described
+
+
+def test_an_ipv6_only_network_is_served_while_dhcp_goes_unanswered(tmp_path: Path) -> None:
+    page, described = asyncio.run(asyncio.wait_for(_ipv6_only(tmp_path), 90))
+    assert page.startswith(b"HTTP/1.1 200")
+    assert b"bc1q" in page
+    assert described.startswith("unconfigured")  # no IPv4 address: DHCP had no answer
+    assert f"{APPLIANCE6}/64" in described
