@@ -61,6 +61,7 @@ TARGET_IP6 = f"{PREFIX6}2"
 GATEWAY6 = "fe80::1"  # the kernel's explicit link-local address: the target's IPv6 default router
 ATTACKER_IP6S_SAME_64 = tuple(f"{PREFIX6}{n:x}" for n in range(0x10, 0x14))  # one source to the target
 ATTACKER_IP6S = tuple(f"fd00:78:{n:x}::1" for n in range(1, 18))  # each its own /64: a source each
+ND_VICTIM6 = f"{PREFIX6}6:1"  # a kernel address nothing talks from: neighbour spoofing's victim
 IP6_PARAMETER = f"{TARGET_IP6}/64,gw={GATEWAY6}"  # --ip6 for the host target, ip6= for the image
 IPV6_READY_TIMEOUT = 60.0  # the target's DAD (about a second), on a loaded machine
 READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
@@ -516,7 +517,7 @@ def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | 
         # nodad: the kernel's addresses are usable at once (nothing else on this link could hold them)
         netns.ip(ns, "addr", "add", f"{KERNEL_IP6}/64", "dev", tap, "nodad")
         netns.ip(ns, "addr", "add", f"{GATEWAY6}/64", "dev", tap, "scope", "link", "nodad")
-        for address in (*ATTACKER_IP6S_SAME_64, *ATTACKER_IP6S):
+        for address in (*ATTACKER_IP6S_SAME_64, *ATTACKER_IP6S, ND_VICTIM6):
             netns.ip(ns, "addr", "add", f"{address}/128", "dev", tap, "nodad")
         netns.ip(ns, "link", "set", tap, "up")
         if kind == "host":
