@@ -84,12 +84,12 @@ def error_body(word: int, invoking_packet: bytes | memoryview) -> bytes:
 
 
 def packet_too_big_mtu(message: Icmp6Message) -> int | None:
-    """The MTU a Packet Too Big reports; None for other messages and for an MTU below the IPv6 minimum, which
-    RFC 8201 §4 tells us to ignore (believing it would let anyone shrink our packets)."""
+    """The MTU a Packet Too Big reports, as reported; None for other messages. An MTU below the IPv6 minimum
+    (which RFC 8201 §4 tells us to ignore) is passed on as it is, so that TCP, which ignores it, counts it as
+    what it is (`icmp6-ptb-below-minimum`) rather than as an error without an MTU."""
     if message.type != PACKET_TOO_BIG:
         return None
-    mtu = int.from_bytes(message.body[:4], "big")
-    return mtu if mtu >= MIN_MTU else None
+    return int.from_bytes(message.body[:4], "big")
 
 
 def quoted_packet(message: Icmp6Message) -> memoryview:
