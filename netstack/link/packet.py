@@ -30,6 +30,7 @@ IFF_UP = 0x1
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
+PACKET_MR_ALLMULTI = 2
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 _IFREQ_FLAGS = struct.Struct("16sH22x")
@@ -57,11 +58,13 @@ class PacketLink:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             self._mac = mac if mac is not None else nic_mac
-            if self._mac != nic_mac:
-                # through our own socket: the image has no INET, so libc's helper sockets may not exist
-                ifindex = _IFREQ_MTU.unpack(fcntl.ioctl(self._sock, SIOCGIFINDEX, _IFREQ_MTU.pack(name, 0)))[1]
-                mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
-                self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            # through our own socket: the image has no INET, so libc's helper sockets may not exist
+            ifindex = _IFREQ_MTU.unpack(fcntl.ioctl(self._sock, SIOCGIFINDEX, _IFREQ_MTU.pack(name, 0)))[1]
+            # IPv6 lives on multicast (neighbour solicitations to solicited-node groups, router advertisements
+            # to all-nodes), and a NIC filters multicast to the groups its kernel joined: none, in the image,
+            # whose kernel has no IPv6. So the NIC takes every group, and the stack keeps its own (accepts_mac).
+            mode = PACKET_MR_PROMISC if self._mac != nic_mac else PACKET_MR_ALLMULTI
+            self._sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", ifindex, mode, 0, b""))
         except OSError:
             self._sock.close()
             raise

@@ -7,6 +7,11 @@ whatever is behind the tap is the target. Two targets, one interface:
 - `host`: `python -m appliance --net tap:IF` as a host process in the namespace: the same code, our own
   stack and TLS, without the VM (for developing cases quickly: PINATA_TARGET=host).
 The namespace and the tap are created here and deleted on exit, whatever happened.
+
+The lab is dual-stack: the kernel holds a ULA /64 (KERNEL_IP6) and the link-local fe80::1 (the target's
+IPv6 gateway, so that the target answers sources in other /64s through the kernel), and attacker
+addresses both in the lab /64 and in /64s of their own (the per-source limits count an IPv6 /64 as one
+source). Every helper takes an IPv6 address where it takes an IPv4 one: the family follows the address.
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ SUBNET = "10.77.0"
 KERNEL_IP = f"{SUBNET}.1"  # the namespace's own address on the tap: stats, good paths, real clients
 TARGET_IP = f"{SUBNET}.2"
 ATTACKER_IPS = tuple(f"{SUBNET}.{n}" for n in range(10, 26))  # extra sources: the per-source limit is 16
+PREFIX6 = "fd00:77::"  # the lab's /64 (a ULA)
+KERNEL_IP6 = f"{PREFIX6}1"
+TARGET_IP6 = f"{PREFIX6}2"
+GATEWAY6 = "fe80::1"  # the kernel's explicit link-local address: the target's IPv6 default router
+ATTACKER_IP6S_SAME_64 = tuple(f"{PREFIX6}{n:x}" for n in range(0x10, 0x14))  # one source to the target
+ATTACKER_IP6S = tuple(f"fd00:78:{n:x}::1" for n in range(1, 18))  # each its own /64: a source each
+ND_VICTIM6 = f"{PREFIX6}6:1"  # a kernel address nothing talks from: neighbour spoofing's victim
+IP6_PARAMETER = f"{TARGET_IP6}/64,gw={GATEWAY6}"  # --ip6 for the host target, ip6= for the image
+IPV6_READY_TIMEOUT = 60.0  # the target's DAD (about a second), on a loaded machine
 READY_TIMEOUT = 180.0  # TCG on a shared 2-core machine; a boot to "ready" takes a few seconds
 LAB_TIMEOUT = 5  # seconds: shorter than production so the timeout cases take seconds, not tens of seconds
 LAB_CONNECTION_LIFETIME = 3 * LAB_TIMEOUT  # a keep-alive connection's whole life, longer than its idle timeout
@@ -119,6 +133,7 @@ class Lab:
     command: list[str] = field(default_factory=list)  # what started the target (run again by `reboot`)
     disk: Path | None = None
     earlier_consoles: list[Console] = field(default_factory=list)  # of the boots before this one
+    ipv6_ready: bool = False  # the target answered over IPv6 since its last boot
 
     # -- the target's life ---------------------------------------------------------------------------
 
@@ -134,6 +149,7 @@ class Lab:
         status = self.process.wait(30)
         self.earlier_consoles.append(self.console)
         self.process, self.console = launch(self.command)
+        self.ipv6_ready = False
         wait_ready(self.kind, self.process, self.console, self.pki)
         return status
 
@@ -144,23 +160,30 @@ class Lab:
 
     # -- running things in the namespace ------------------------------------------------------------
 
-    def open_socket(self, source: str | None = None, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    def open_socket(self, source: str | None = None, kind: int = socket.SOCK_STREAM,
+                    family: socket.AddressFamily | None = None) -> socket.socket:
         """A socket that lives in the namespace (the namespace of the creating thread), optionally bound
-        to one of the attacker addresses."""
+        to one of the attacker addresses; IPv6 when the source is an IPv6 address or `family` says so."""
+        chosen = family if family is not None else family_of(source)
 
         def make() -> socket.socket:
-            sock = socket.socket(socket.AF_INET, kind)
+            sock = socket.socket(chosen, kind)
             if source is not None:
                 sock.bind((source, 0))
             return sock
 
         return netns.run_in(self.ns, make)
 
-    def connect(self, port: int, source: str | None = None, timeout: float = 20.0) -> socket.socket:
-        sock = self.open_socket(source)
+    def connect(self, port: int, source: str | None = None, timeout: float = 20.0, *,
+                family: socket.AddressFamily | None = None) -> socket.socket:
+        """A connection to the target over the source's family (or `family`; IPv4 by default)."""
+        chosen = family if family is not None else family_of(source)
+        if chosen == socket.AF_INET6:
+            self.wait_ipv6()
+        sock = self.open_socket(source, family=chosen)
         sock.settimeout(timeout)
         try:
-            sock.connect((TARGET_IP, port))
+            sock.connect((target_address(chosen), port))
         except TimeoutError as exc:
             sock.close()
             # A connect that times out is the target not answering a SYN: what it printed meanwhile is the
@@ -191,14 +214,40 @@ class Lab:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def http_get(self, path: str, source: str | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
-        with self.connect(80, source, timeout) as sock:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {TARGET_IP}\r\nConnection: close\r\n\r\n".encode())
+    def http_get(self, path: str, source: str | None = None, timeout: float = 30.0, *,
+                 family: socket.AddressFamily | None = None) -> tuple[int, bytes]:
+        chosen = family if family is not None else family_of(source)
+        host = TARGET_IP if chosen == socket.AF_INET else f"[{TARGET_IP6}]"
+        with self.connect(80, source, timeout, family=chosen) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
             data = read_all(sock)
         self.received(data)
         head, _, body = data.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
         return status, body
+
+    def wait_ipv6(self, timeout: float = IPV6_READY_TIMEOUT) -> None:
+        """Until the target answers over IPv6 (once per boot: its addresses are tentative until DAD is done,
+        and a connection to a tentative address gets no answer)."""
+        if self.ipv6_ready:
+            return
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            sock = self.open_socket(KERNEL_IP6)
+            sock.settimeout(2.0)
+            try:
+                sock.connect((TARGET_IP6, 80))
+            except OSError as exc:
+                last = exc
+                time.sleep(0.2)
+                continue
+            finally:
+                sock.close()
+            self.ipv6_ready = True
+            return
+        tail = "\n".join(self.console.lines[-30:])
+        raise TimeoutError(f"the target did not answer over IPv6 within {timeout}s ({last!r}); console tail:\n{tail}")
 
     def stats(self) -> dict[str, object]:
         last: Exception | None = None
@@ -274,6 +323,15 @@ class Lab:
         samples = self.console.events("test.memory")
         sampled = samples[-1].get(sample_key) if samples else None
         return int(str(sampled)) if sampled is not None else None
+
+
+def family_of(address: str | None) -> socket.AddressFamily:
+    """The family of an address text (IPv4 when there is none)."""
+    return socket.AF_INET6 if address is not None and ":" in address else socket.AF_INET
+
+
+def target_address(family: socket.AddressFamily) -> str:
+    return TARGET_IP6 if family == socket.AF_INET6 else TARGET_IP
 
 
 def read_all(sock: socket.socket, limit: int = 1 << 22) -> bytes:
@@ -382,14 +440,15 @@ def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) ->
     provision(disk, region_bytes)
     args = [
         "ip", "netns", "exec", ns, sys.executable, "-m", "appliance", "--net", f"tap:{tap}",
-        "--ip", f"{TARGET_IP}/24", "--disk", str(disk), "--tls", "ours", "--test-pki", str(pki),
+        "--ip", f"{TARGET_IP}/24", "--ip6", IP6_PARAMETER, "--disk", str(disk), "--tls", "ours", "--test-pki", str(pki),
     ]
     for item in LIMITS:
         args += ["--limit", item]
     return args, disk, pki
 
 
-def image_command(directory: Path, disk: Path, network: run.Network, ip: str | None = None) -> list[str]:
+def image_command(directory: Path, disk: Path, network: run.Network, ip: str | None = None,
+                  ip6: str | None = None) -> list[str]:
     """The QEMU command that boots the test image (built if missing) on `disk` as it is, on `network`:
     no provisioning, no namespace."""
     from image import build, run
@@ -397,7 +456,7 @@ def image_command(directory: Path, disk: Path, network: run.Network, ip: str | N
 
     image = build.build("appliance", out=directory / "image")
     initramfs = testimage.write_test_initramfs(image.initramfs, directory / "initramfs-test.cpio", LIMITS)
-    return run.qemu_command(run.load_manifest(), image.kernel, initramfs, disk, network, ip=ip)
+    return run.qemu_command(run.load_manifest(), image.kernel, initramfs, disk, network, ip=ip, ip6=ip6)
 
 
 def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None,
@@ -408,7 +467,8 @@ def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None,
         disk = directory / "data.img"
         run.ensure_disk(disk, run.load_manifest())
         provision(disk, region_bytes)
-    command = image_command(directory, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0")
+    command = image_command(directory, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0",
+                            ip6=IP6_PARAMETER)
     return ["ip", "netns", "exec", ns, *command], disk
 
 
@@ -454,6 +514,11 @@ def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | 
         netns.ip(ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap)
         for address in ATTACKER_IPS:
             netns.ip(ns, "addr", "add", f"{address}/32", "dev", tap)
+        # nodad: the kernel's addresses are usable at once (nothing else on this link could hold them)
+        netns.ip(ns, "addr", "add", f"{KERNEL_IP6}/64", "dev", tap, "nodad")
+        netns.ip(ns, "addr", "add", f"{GATEWAY6}/64", "dev", tap, "scope", "link", "nodad")
+        for address in (*ATTACKER_IP6S_SAME_64, *ATTACKER_IP6S, ND_VICTIM6):
+            netns.ip(ns, "addr", "add", f"{address}/128", "dev", tap, "nodad")
         netns.ip(ns, "link", "set", tap, "up")
         if kind == "host":
             command, disk, pki = _start_host(ns, tap, directory, ledger_region_bytes)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests import netns
-from tests.integration.lab import KERNEL_IP, TARGET_IP, Lab
+from tests.integration.lab import KERNEL_IP, KERNEL_IP6, TARGET_IP, TARGET_IP6, Lab
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # sll_pkttype of frames this side sent (we want the target's)
@@ -27,6 +27,10 @@ class Wire:
         from scapy.layers.l2 import Ether
 
         self.raw.send(bytes(Ether(src=self.own_mac, dst=self.target_mac) / packet))
+
+    def send_ether(self, frame: object) -> None:
+        """A whole frame as built (its own Ethernet addresses: a spoofed sender MAC, a multicast group)."""
+        self.raw.send(bytes(frame))  # type: ignore[call-overload]
 
     def drain(self) -> None:
         self.raw.setblocking(False)
@@ -88,6 +92,23 @@ def tcp_from_target(dport: int, flags: str | None = None) -> Callable[[object], 
             return False
         ip, tcp = frame[IP], frame[TCP]  # type: ignore[index]
         if ip.src != TARGET_IP or ip.dst != KERNEL_IP or tcp.dport != dport:
+            return False
+        return flags is None or str(tcp.flags) == flags
+
+    return match
+
+
+def tcp6_from_target(dport: int, flags: str | None = None) -> Callable[[object], bool]:
+    """tcp_from_target over IPv6: a segment from TARGET_IP6 to KERNEL_IP6's port `dport`."""
+
+    def match(frame: object) -> bool:
+        from scapy.layers.inet import TCP
+        from scapy.layers.inet6 import IPv6
+
+        if not frame.haslayer(IPv6) or not frame.haslayer(TCP):  # type: ignore[attr-defined]
+            return False
+        ip, tcp = frame[IPv6], frame[TCP]  # type: ignore[index]
+        if ip.src != TARGET_IP6 or ip.dst != KERNEL_IP6 or tcp.dport != dport:
             return False
         return flags is None or str(tcp.flags) == flags
 

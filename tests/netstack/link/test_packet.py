@@ -84,3 +84,18 @@ def test_loopback_batches_and_closing() -> None:
         idle = netns.run_in(ns, lambda: PacketLink("lo"))
         idle.close()  # never started: no reader to remove
         idle.close()
+
+
+@pytest.mark.parametrize(("own_mac", "flag"), [(None, "allmulti 1"), (bytes.fromhex("02504e0000aa"), "promiscuity 1")],
+                         ids=["nic-mac", "promiscuous"])
+def test_the_nic_takes_multicast_while_the_link_is_open(own_mac: bytes | None, flag: str) -> None:
+    """IPv6 neighbour discovery arrives on multicast groups the NIC would otherwise filter out (the image's
+    kernel joins none): the link asks for every group (or for everything, with a MAC of its own)."""
+    with netns.namespace() as ns:
+        netns.ip(ns, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+        link = netns.run_in(ns, lambda: PacketLink("vb", own_mac))
+        try:
+            assert flag in netns.ip(ns, "-d", "link", "show", "vb")  # the NIC's counts of who asked
+        finally:
+            link.close()
+        assert flag not in netns.ip(ns, "-d", "link", "show", "vb")
