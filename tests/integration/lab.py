@@ -249,11 +249,12 @@ class Lab:
         tail = "\n".join(self.console.lines[-30:])
         raise TimeoutError(f"the target did not answer over IPv6 within {timeout}s ({last!r}); console tail:\n{tail}")
 
-    def stats(self) -> dict[str, object]:
+    def stats(self, family: socket.AddressFamily | None = None) -> dict[str, object]:
+        """/stats.json, over IPv4 unless `family` says otherwise (an IPv6-only lab has no IPv4 to ask over)."""
         last: Exception | None = None
         for _ in range(5):
             try:
-                status, body = self.http_get("/stats.json")
+                status, body = self.http_get("/stats.json", family=family)
                 if status == 200:
                     value = json.loads(body)
                     assert isinstance(value, dict)
@@ -435,12 +436,14 @@ def load_pki(console: Console, directory: Path) -> Path:
     return directory
 
 
-def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None) -> tuple[list[str], Path, Path]:
+def _start_host(ns: str, tap: str, directory: Path, region_bytes: int | None,
+                *, ipv4: bool) -> tuple[list[str], Path, Path]:  # fmt: skip
     disk, pki = directory / "disk", directory / "pki"
     provision(disk, region_bytes)
     args = [
         "ip", "netns", "exec", ns, sys.executable, "-m", "appliance", "--net", f"tap:{tap}",
-        "--ip", f"{TARGET_IP}/24", "--ip6", IP6_PARAMETER, "--disk", str(disk), "--tls", "ours", "--test-pki", str(pki),
+        "--ip", f"{TARGET_IP}/24" if ipv4 else "dhcp", "--ip6", IP6_PARAMETER, "--disk", str(disk), "--tls", "ours",
+        "--test-pki", str(pki),
     ]
     for item in LIMITS:
         args += ["--limit", item]
@@ -460,15 +463,15 @@ def image_command(directory: Path, disk: Path, network: run.Network, ip: str | N
 
 
 def _start_image(ns: str, tap: str, directory: Path, region_bytes: int | None,
-                 disk: Path | None) -> tuple[list[str], Path]:
+                 disk: Path | None, *, ipv4: bool) -> tuple[list[str], Path]:
     from image import run
 
     if disk is None:
         disk = directory / "data.img"
         run.ensure_disk(disk, run.load_manifest())
         provision(disk, region_bytes)
-    command = image_command(directory, disk, run.Network("tap", tap), ip=f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0",
-                            ip6=IP6_PARAMETER)
+    ip = f"{TARGET_IP}::{KERNEL_IP}:255.255.255.0" if ipv4 else "dhcp"
+    command = image_command(directory, disk, run.Network("tap", tap), ip=ip, ip6=IP6_PARAMETER)
     return ["ip", "netns", "exec", ns, *command], disk
 
 
@@ -501,9 +504,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | None = None, *,
-        disk: Path | None = None) -> Iterator[Lab]:
+        disk: Path | None = None, ipv4: bool = True) -> Iterator[Lab]:
     """Namespace, tap, addresses, then the target; all torn down on exit. The target gets a freshly
-    provisioned disk, or (image only) boots from `disk` as it is."""
+    provisioned disk, or (image only) boots from `disk` as it is. `ipv4=False` makes the link IPv6-only: the
+    namespace has no IPv4 address and no DHCP server, and the target asks DHCP (which nobody answers)."""
     if kind not in TARGETS:
         raise ValueError(f"target {kind!r}: expected one of {TARGETS}")
     if disk is not None and kind != "image":
@@ -511,9 +515,8 @@ def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | 
     tap = f"pin{secrets.token_hex(3)}"
     with netns.namespace("pint") as ns:
         netns.ip(ns, "tuntap", "add", "dev", tap, "mode", "tap")
-        netns.ip(ns, "addr", "add", f"{KERNEL_IP}/24", "dev", tap)
-        for address in ATTACKER_IPS:
-            netns.ip(ns, "addr", "add", f"{address}/32", "dev", tap)
+        for address in (f"{KERNEL_IP}/24", *(f"{a}/32" for a in ATTACKER_IPS)) if ipv4 else ():
+            netns.ip(ns, "addr", "add", address, "dev", tap)
         # nodad: the kernel's addresses are usable at once (nothing else on this link could hold them)
         netns.ip(ns, "addr", "add", f"{KERNEL_IP6}/64", "dev", tap, "nodad")
         netns.ip(ns, "addr", "add", f"{GATEWAY6}/64", "dev", tap, "scope", "link", "nodad")
@@ -521,9 +524,9 @@ def lab(kind: str, directory: Path, artefacts: Path, ledger_region_bytes: int | 
             netns.ip(ns, "addr", "add", f"{address}/128", "dev", tap, "nodad")
         netns.ip(ns, "link", "set", tap, "up")
         if kind == "host":
-            command, disk, pki = _start_host(ns, tap, directory, ledger_region_bytes)
+            command, disk, pki = _start_host(ns, tap, directory, ledger_region_bytes, ipv4=ipv4)
         else:
-            command, disk = _start_image(ns, tap, directory, ledger_region_bytes, disk)
+            command, disk = _start_image(ns, tap, directory, ledger_region_bytes, disk, ipv4=ipv4)
             pki = directory / "pki"
         process, console = launch(command)
         running = Lab(kind, ns, tap, pki, console, process, artefacts, command=command, disk=disk)
