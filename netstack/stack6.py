@@ -75,8 +75,8 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 
 class Ipv6Path:
     __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_fragments_sent", "_groups", "_ident_key",
-                 "_limits", "_mac", "_quiet", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "mld", "neighbours",
-                 "rx_packets", "tx_packets")  # fmt: skip
+                 "_limits", "_mac", "_quiet", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "mld",
+                 "neighbours", "rx_packets", "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
