@@ -9,7 +9,7 @@ an ICMPv6 error fits the minimum MTU (RFC 4443 §2.4(c)).
 from __future__ import annotations
 
 from fuzz.errors import PropertyViolationError, require
-from netstack import arp, ethernet, icmp, icmpv6, ipv6, ndp, udp
+from netstack import arp, ethernet, icmp, icmpv6, ipv6, mld, ndp, udp
 from netstack.errors import MalformedError
 from netstack.ipv4 import MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, parse_ipv4, serialize_ipv4
 from netstack.tcp.segment import SegmentError, parse_segment
@@ -101,14 +101,18 @@ def outgoing(frame: bytes, mtu: int) -> None:
 
 
 def _outgoing6(packet: bytes) -> None:
-    """What we send over IPv6: no extension header but a fragment header, checksums right, ND at hop limit 255,
-    errors within 1280 bytes."""
+    """What we send over IPv6: no extension header but a fragment header, or a hop-by-hop header with a Router
+    Alert in front of an MLD report (RFC 3810 §5), and nothing else; checksums right, ND at hop limit 255, MLD
+    reports at hop limit 1 to ff02::16, errors within 1280 bytes."""
     try:
         header, body = ipv6.parse_ipv6(packet)
         chain = ipv6.walk(header, body)
     except MalformedError as bad:
         raise PropertyViolationError(f"sent a malformed IPv6 packet: {bad}") from bad
     require(ipv6.serialize_ipv6(header, body) == packet, "a sent IPv6 header does not round-trip")
+    if header.next_header == ipv6.PROTO_HOP_BY_HOP:
+        _mld_report_only(header, body, chain)
+        return
     require(chain.extension_headers == (chain.fragment is not None), "sent an extension header other than a fragment")
     if chain.fragment is not None and (chain.fragment.offset or chain.fragment.more):
         return
@@ -116,6 +120,7 @@ def _outgoing6(packet: bytes) -> None:
     try:
         if chain.upper == ipv6.PROTO_ICMPV6:
             message = icmpv6.parse_icmpv6(upper, header.src, header.dst)
+            require(message.type not in mld.TYPES, "sent an MLD message without its hop-by-hop Router Alert")
             if message.type in ndp.ND_TYPES:
                 require(header.hop_limit == ndp.HOP_LIMIT, "neighbour discovery sent with a hop limit below 255")
             if icmpv6.is_error(message.type):
@@ -128,3 +133,19 @@ def _outgoing6(packet: bytes) -> None:
             raise PropertyViolationError(f"sent IPv6 next header {chain.upper}")
     except (MalformedError, SegmentError) as bad:
         raise PropertyViolationError(f"sent a malformed IPv6 {chain.upper} message: {bad}") from bad
+
+
+def _mld_report_only(header: ipv6.Ipv6Header, body: memoryview, chain: ipv6.HeaderChain) -> None:
+    """The one hop-by-hop header we send: exactly one, a Router Alert for MLD, before a well-formed MLDv2 report
+    at hop limit 1 to ff02::16."""
+    require(chain.extension_headers == 1 and chain.fragment is None and chain.upper == ipv6.PROTO_ICMPV6,
+            "sent a hop-by-hop header other than in front of an MLD report")
+    require(mld.has_router_alert(body[: chain.upper_offset]), "sent a hop-by-hop header without a Router Alert")
+    try:
+        message = icmpv6.parse_icmpv6(body[chain.upper_offset :], header.src, header.dst)
+        require(message.type == mld.REPORT_V2, f"sent ICMPv6 type {message.type} behind a hop-by-hop header")
+        mld.parse_report(message.body)
+    except MalformedError as bad:
+        raise PropertyViolationError(f"sent a malformed MLD report: {bad}") from bad
+    require(header.hop_limit == mld.HOP_LIMIT and header.dst == mld.ALL_MLDV2_ROUTERS,
+            "sent an MLD report off the link or not to ff02::16")

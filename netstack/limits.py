@@ -114,6 +114,18 @@ class SlaacLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class MldLimits:
+    """Multicast listener discovery (RFC 3810, host side). Anyone on the link can send queries (a link-local
+    source and hop limit 1 prove only that), so what they cost us is bounded: the sources parsed per message,
+    the records per report we send, and how often one kind of query gets an answer, whatever Max Response
+    Delay it asks for."""
+
+    sources_per_message: int = 64  # source addresses in one query or report record (1024 bytes of them)
+    records_per_report: int = 32  # records in one report we send (644 bytes of ICMPv6); more go in another
+    min_response_interval: float = 1.0  # seconds between two answers to general (or to specific) queries
+
+
+@dataclass(frozen=True, slots=True)
 class StackLimits:
     """Every resource limit of the stack below TCP (TCP's are `netstack.tcp.config.TcpConfig`)."""
 
@@ -124,6 +136,7 @@ class StackLimits:
     ipv6: Ipv6Limits = Ipv6Limits()
     nd: NdLimits = NdLimits()
     slaac: SlaacLimits = SlaacLimits()
+    mld: MldLimits = MldLimits()
     udp_bindings: int = 16  # local ports with a handler (only DHCP in production)
     tx_queue_frames: int = 8192  # frames waiting for take_frames()
 

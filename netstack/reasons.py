@@ -173,6 +173,21 @@ class Drop(StrEnum):
     ND_PREFIXES_FULL = "nd-prefixes-full"
     ND_ADDRESSES_FULL = "nd-addresses-full"
     ND_OUTGOING_FULL = "nd-outgoing-full"
+    # mld: multicast listener discovery, host side (RFC 3810)
+    MLD_TRUNCATED = "mld-truncated"
+    MLD_TRAILING_BYTES = "mld-trailing-bytes"
+    MLD_BAD_HOP_LIMIT = "mld-bad-hop-limit"  # not 1: the query came from off the link
+    MLD_NOT_LINK_LOCAL = "mld-not-link-local"  # §5.1.14: a query from a non-link-local source is ignored
+    MLD_BAD_GROUP = "mld-bad-group"
+    MLD_BAD_RECORD = "mld-bad-record"
+    MLD_TOO_MANY_SOURCES = "mld-too-many-sources"
+    MLD_TOO_MANY_RECORDS = "mld-too-many-records"
+    MLD_FRAGMENTED = "mld-fragmented"  # a query fits any link: fragments are only ever an evasion
+    MLD_NO_ROUTER_ALERT = "mld-no-router-alert"  # counted, the query is still answered (as Linux does)
+    MLD_REPORT_IGNORED = "mld-report-ignored"  # others' reports and dones: hosts do not listen to them
+    MLD_QUERY_NOT_OUR_GROUP = "mld-query-not-our-group"
+    MLD_QUERY_COALESCED = "mld-query-coalesced"  # merged with an answer already pending
+    MLD_RESPONSE_RATE_LIMITED = "mld-response-rate-limited"  # answer put off to min_response_interval
 
 
 class Counters:

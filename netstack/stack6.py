@@ -16,6 +16,10 @@ Decisions documented here:
 - Atomic fragments (offset 0, no more fragments: RFC 6946) are processed at once, outside the reassembler.
 - What we send is fragmented with a fragment header if it exceeds the link MTU (an echo reply to a large
   reassembled request); TCP never needs it (its MSS follows the MTU), and nothing we send is jumbo.
+- The groups we accept are reported with MLDv2 (netstack/mld.py) so that snooping switches forward them to us:
+  the group set is compared with the last one after every address-configuration event, and the reports go out
+  before the DAD probe queued by the same event. Reports are the one thing we send with an extension header
+  other than a fragment header: the hop-by-hop Router Alert RFC 3810 §5 requires.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from netstack import ethernet, icmpv6, ipv6, ndp
+from netstack import ethernet, icmpv6, ipv6, mld, ndp
 from netstack.addresses6 import (
     UNSPECIFIED,
     ip6_to_text,
@@ -36,6 +40,7 @@ from netstack.addresses6 import (
 from netstack.config import StaticIp6
 from netstack.ipv6 import HEADER_LEN, Ipv6Header, ParameterProblemError
 from netstack.limits import StackLimits
+from netstack.mld import MldHost
 from netstack.ndp import NeighborAdvert, NeighborSolicit, RouterAdvert
 from netstack.neighbour6 import NdSend, Neighbours6, Rng
 from netstack.ratelimit import TokenBucket
@@ -69,9 +74,9 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 
 
 class Ipv6Path:
-    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_fragments_sent", "_ident_key", "_limits",
-                 "_mac", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "neighbours", "rx_packets",
-                 "tx_packets")  # fmt: skip
+    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_fragments_sent", "_groups", "_ident_key",
+                 "_limits", "_mac", "_quiet", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "mld",
+                 "neighbours", "rx_packets", "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
@@ -93,6 +98,9 @@ class Ipv6Path:
         self.addresses = AddressConfig(mac, counters, rng, secret, link_mtu=link_mtu, static=fixed,
                                        limits=limits.slaac)
         self.neighbours = Neighbours6(mac, counters, rng, limits.nd)
+        self.mld = MldHost(counters, rng, limits.mld)
+        self._groups: frozenset[bytes] = frozenset()  # the group set MldHost was last told
+        self._quiet = True  # since start, nothing sent yet: joins wait for the first DAD probe
         self._reported = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
         self.rx_packets = 0
         self.tx_packets = 0
@@ -101,15 +109,19 @@ class Ipv6Path:
 
     def start(self, now: float) -> None:
         self.neighbours.clear()
+        self.mld.reset()
+        self._groups = frozenset()
+        self._quiet = True
         self.addresses.start(now)
-        self._pump()
+        self._pump(now)
 
     def accepts_mac(self, dst_mac: bytes) -> bool:
         """Our MAC, or the Ethernet group of a multicast group we joined (RFC 2464 §7)."""
         return dst_mac == self._mac or any(multicast_mac(g) == dst_mac for g in self.addresses.groups())
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.addresses.next_deadline(), self.neighbours.next_deadline()) if d is not None]
+        deadlines = [d for d in (self.addresses.next_deadline(), self.neighbours.next_deadline(),
+                                 self.mld.next_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def timers_expired(self, now: float) -> None:
@@ -119,7 +131,8 @@ class Ipv6Path:
         for next_hop in self.neighbours.take_unresolved():
             if self._tcp is not None:
                 self._tcp.unreachable(now, next_hop)
-        self._pump()
+        self.mld.timers_expired(now)
+        self._pump(now)
 
     def reassembly_expired(self, now: float) -> None:
         """After the shared reassembler expired datagrams: Time Exceeded code 1 for those whose first fragment
@@ -224,7 +237,9 @@ class Ipv6Path:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return
         if chain.upper == ipv6.PROTO_ICMPV6:
-            self._icmp_received(now, header, upper, unicast=unicast and not link_multicast, fragmented=fragmented)
+            hop_by_hop = body[: chain.upper_offset] if header.next_header == ipv6.PROTO_HOP_BY_HOP else None
+            self._icmp_received(now, header, upper, unicast=unicast and not link_multicast, fragmented=fragmented,
+                                hop_by_hop=hop_by_hop)
         elif chain.upper == ipv6.PROTO_TCP:
             self._tcp_received(now, header.src, header.dst, upper, unicast=unicast and not link_multicast)
         elif chain.upper == ipv6.PROTO_UDP:
@@ -260,11 +275,15 @@ class Ipv6Path:
         handler(now, header.src, datagram.src_port, header.dst, datagram.payload)
 
     def _icmp_received(self, now: float, header: Ipv6Header, body: memoryview, *, unicast: bool,
-                       fragmented: bool) -> None:
-        """`unicast`: to our own address in a frame to our own MAC (what echo and errors are answered for)."""
+                       fragmented: bool, hop_by_hop: memoryview | None = None) -> None:
+        """`unicast`: to our own address in a frame to our own MAC (what echo and errors are answered for);
+        `hop_by_hop`: the extension headers when the first of them is a hop-by-hop header (MLD's Router Alert)."""
         message = icmpv6.parse_icmpv6(body, header.src, header.dst)
         if header.src == UNSPECIFIED and message.type not in _FROM_UNSPECIFIED:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)  # RFC 4861 §7.1, RFC 4862 §5.4: only DAD probes and RSs
+            return
+        if message.type in mld.TYPES:
+            self._mld_received(now, header, message, fragmented=fragmented, hop_by_hop=hop_by_hop)
             return
         if message.type in ndp.ND_TYPES:
             if fragmented:  # RFC 6980: fragmented ND is how RA-Guard and DAD defences are evaded
@@ -302,6 +321,23 @@ class Ipv6Path:
         else:
             self._counters.add(Drop.ICMPV6_ERROR_UNHANDLED)
 
+    def _mld_received(self, now: float, header: Ipv6Header, message: icmpv6.Icmp6Message, *, fragmented: bool,
+                      hop_by_hop: memoryview | None) -> None:
+        """Queries go to MldHost once valid (a query's destination was already one of ours: a group we joined,
+        all-nodes, or our own address, all of which §5.1.15 says to accept); others' reports are not for a
+        host."""
+        if message.type != mld.QUERY:
+            self._counters.add(Drop.MLD_REPORT_IGNORED)
+            return
+        if fragmented:
+            self._counters.add(Drop.MLD_FRAGMENTED)
+            return
+        query = mld.parse_query(message.body, hop_limit=header.hop_limit, src=header.src,
+                                max_sources=self._limits.mld.sources_per_message)
+        if hop_by_hop is None or not mld.has_router_alert(hop_by_hop):
+            self._counters.add(Drop.MLD_NO_ROUTER_ALERT)
+        self.mld.query_received(now, query)
+
     def _nd_received(self, now: float, header: Ipv6Header, message: icmpv6.Icmp6Message) -> None:
         parsed = ndp.parse_nd(message.type, message.code, message.body, hop_limit=header.hop_limit,
                               src=header.src, dst=header.dst, max_options=self._limits.nd.options_per_message)
@@ -325,7 +361,7 @@ class Ipv6Path:
                 self.neighbours.router_advertised(now, header.src, parsed.source_mac, source)
         else:  # a router solicitation: we are a host (RFC 4861 §6.2.6 is for routers)
             self._counters.add(Drop.ND_ROUTER_SOLICIT_IGNORED)
-        self._pump()
+        self._pump(now)
 
     # --- send path ----------------------------------------------------------------------------------------------
 
@@ -433,6 +469,16 @@ class Ipv6Path:
             offset += length
         return False
 
+    def _send_mld(self, report: mld.Report) -> None:
+        """IPv6 + hop-by-hop (Router Alert) + ICMPv6 to ff02::16 at hop limit 1 (RFC 3810 §5), from the
+        link-local address or :: while it is tentative (§5.2.13); the checksum covers the final destination."""
+        dst = mld.ALL_MLDV2_ROUTERS
+        src = self.addresses.source_for(dst) or UNSPECIFIED
+        icmp = icmpv6.serialize_icmpv6(mld.REPORT_V2, 0, mld.serialize_report(report), src, dst)
+        options = mld.router_alert_header(ipv6.PROTO_ICMPV6)
+        header = ipv6.build_header(src, dst, ipv6.PROTO_HOP_BY_HOP, len(options) + len(icmp), hop_limit=mld.HOP_LIMIT)
+        self._transmit(multicast_mac(dst), header + options + icmp)
+
     def _send_nd(self, message: NdSend) -> None:
         icmp = icmpv6.serialize_icmpv6(message.icmp_type, 0, message.body, message.src, message.dst)
         header = ipv6.build_header(message.src, message.dst, ipv6.PROTO_ICMPV6, len(icmp), hop_limit=ndp.HOP_LIMIT)
@@ -442,10 +488,21 @@ class Ipv6Path:
         self.tx_packets += 1
         self._emit(mac, ethernet.ETHERTYPE_IPV6, packet)
 
-    def _pump(self) -> None:
-        """Send what address configuration queued, log the addresses DAD gave up on, and pass
-        router-advertised timers to the neighbour cache."""
-        for message in self.addresses.take_outgoing():
+    def _pump(self, now: float) -> None:
+        """Report a changed group set, send the reports due and what address configuration queued (in that
+        order: a new address's group is reported before its DAD probe), log the addresses DAD gave up on, and
+        pass router-advertised timers to the neighbour cache. After start, the joins wait for the first DAD
+        probe: RFC 4862 §5.4.2 delays the first message after (re)initialisation, the joins included, by the
+        random delay that spares a switch every host's burst after a power cut."""
+        outgoing = self.addresses.take_outgoing()
+        groups = self.addresses.groups()
+        if groups != self._groups and not (self._quiet and not outgoing):
+            self._groups = groups
+            self._quiet = False
+            self.mld.groups_changed(now, groups)
+        for report in self.mld.take_reports():
+            self._send_mld(report)
+        for message in outgoing:
             self._send_nd(message)
         for address in self.addresses.take_failed():
             logger.warning("IPv6 address %s is in use by another node (duplicate address detection); not using it",

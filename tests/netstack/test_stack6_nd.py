@@ -15,6 +15,7 @@ from tests.netstack.builders6 import (
     PEER6,
     PEER_LL,
     PREFIX,
+    PROTO_ICMPV6,
     ROUTER_LL,
     ROUTER_MAC,
     US_STATIC,
@@ -139,7 +140,7 @@ def test_router_advertisement_gives_a_global_address_after_dad_and_a_default_rou
     assert addresses.default_router() == ROUTER_LL
     assert len(addresses.addresses()) == 1  # the global one is tentative
     _, out = run_until(stack, 6.0, 3.0)
-    probes = [s for s in sent6(out) if s.icmp_type == NS and s.src == bytes(16)]
+    probes = [s for s in sent6(out) if s.next_header == PROTO_ICMPV6 and s.icmp_type == NS and s.src == bytes(16)]
     assert len(probes) == 1
     global_address = probes[0].payload[8:24]
     assert global_address[:8] == PREFIX[:8]
