@@ -26,6 +26,7 @@ US_STATIC = bytes.fromhex("20010db8000100000000000000000064")  # 2001:db8:1::64
 PEER6 = bytes.fromhex("20010db8000100000000000000000002")  # 2001:db8:1::2 (on link)
 FAR6 = bytes.fromhex("20010db8ffff00000000000000000007")  # 2001:db8:ffff::7 (off link)
 SECRET = bytes(32)
+STATIC = StaticIp6(US_STATIC, 64)  # our hand-configured global address
 
 PROTO_HOP = 0
 PROTO_TCP = 6
@@ -259,3 +260,17 @@ def ready_stack(ipv6: StaticIp6 | UseSlaac | None = None, tcp: SegmentLayer | No
 def link_local_of(stack: Stack) -> bytes:
     assert stack.ipv6 is not None
     return stack.ipv6.addresses.addresses()[0][0]
+
+
+def teach_peer6(stack: Stack, now: float = 3.0) -> None:
+    """Make the stack learn PEER6 -> PEER_MAC the RFC 4861 way (PEER6's NS for our static address) and drop the
+    NA it answers with, so that answers to PEER6 leave at once and tests see only what they cause."""
+    stack.frame_received(now, ns_frame(PEER6, US_STATIC))
+    stack.take_frames(now)
+
+
+def ready_with_peer(tcp: SegmentLayer | None = None) -> Stack:
+    """`ready_stack` on STATIC with PEER6's MAC known, nothing pending."""
+    stack = ready_stack(STATIC, tcp)
+    teach_peer6(stack)
+    return stack

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from netstack.config import StaticIp6
 from netstack.reasons import Drop
 from tests.netstack.builders import OTHER_MAC, PEER_MAC, US_MAC
 from tests.netstack.builders6 import (
@@ -17,6 +16,7 @@ from tests.netstack.builders6 import (
     PREFIX,
     PROTO_ICMPV6,
     RS,
+    STATIC,
     UNSPECIFIED,
     US_STATIC,
     echo_frame,
@@ -30,10 +30,9 @@ from tests.netstack.builders6 import (
     run_until,
     sent6,
     solicited,
+    teach_peer6,
     udp6,
 )
-
-STATIC = StaticIp6(US_STATIC, 64)
 
 
 def test_dad_probe_for_link_local_and_static_then_usable_then_router_solicitation() -> None:
@@ -120,8 +119,7 @@ def _echo_replies(frames: list[bytes]) -> int:
 def test_echo_to_our_unicast_address_is_answered() -> None:
     stack = ready_stack(STATIC)
     stack.frame_received(3.0, na_frame(PEER6, US_STATIC, PEER6))  # nothing pending: unsolicited, ignored
-    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))  # teaches PEER6 -> PEER_MAC
-    stack.take_frames(3.0)
+    teach_peer6(stack)  # PEER6's NS teaches PEER6 -> PEER_MAC
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))
     out = sent6(stack.take_frames(3.0))
     assert len(out) == 1

@@ -7,7 +7,6 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netstack.config import StaticIp6
 from netstack.reasons import Drop
 from netstack.stack import Stack
 from tests.netstack.builders import PEER_MAC, US_MAC
@@ -30,7 +29,7 @@ from tests.netstack.builders6 import (
     options_header,
     prefix_option,
     ra_frame,
-    ready_stack,
+    ready_with_peer,
     run_until,
     solicited,
     upper_checksum,
@@ -54,13 +53,6 @@ VALID = [
 DST_MACS = [US_MAC, mmac(ALL_NODES), mmac(solicited(US_STATIC))]
 
 
-def _fresh() -> Stack:
-    stack = ready_stack(StaticIp6(US_STATIC, 64), FakeTcp())
-    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
-    stack.take_frames(3.0)
-    return stack
-
-
 def _feed(stack: Stack, frame: bytes) -> None:
     stack.frame_received(3.0, frame)  # raising here fails the property
     stack.take_frames(3.0)
@@ -71,13 +63,13 @@ def _feed(stack: Stack, frame: bytes) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(DST_MACS), st.binary(max_size=200))
 def test_arbitrary_bytes_after_an_ipv6_ethertype(dst_mac: bytes, payload: bytes) -> None:
-    _feed(_fresh(), eth6(dst_mac, PEER_MAC, payload))
+    _feed(ready_with_peer(FakeTcp()), eth6(dst_mac, PEER_MAC, payload))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=160))
 def test_arbitrary_bytes_behind_a_valid_ipv6_header(payload: bytes) -> None:
-    stack = _fresh()
+    stack = ready_with_peer(FakeTcp())
     for next_header in (0, 43, 44, 58, 60, 6, 17):
         _feed(stack, eth6(US_MAC, PEER_MAC, ipv6(PEER6, US_STATIC, next_header, payload)))
 
@@ -90,4 +82,4 @@ def test_mutations_of_valid_frames(frame: bytes, flips: list[tuple[int, int]], c
     for position, value in flips:
         if 14 <= position < len(mutated):
             mutated[position] = value
-    _feed(_fresh(), bytes(mutated[: max(14, len(mutated) - cut % 64)]))
+    _feed(ready_with_peer(FakeTcp()), bytes(mutated[: max(14, len(mutated) - cut % 64)]))

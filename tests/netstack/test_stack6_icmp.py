@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from netstack.config import StaticIp, StaticIp6
+from netstack.config import StaticIp
 from netstack.limits import Ipv6Limits, StackLimits
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
@@ -23,6 +23,7 @@ from tests.netstack.builders6 import (
     PROTO_ROUTING,
     PROTO_TCP,
     PROTO_UDP,
+    STATIC,
     US_STATIC,
     Sent,
     eth6,
@@ -32,9 +33,8 @@ from tests.netstack.builders6 import (
     icmp_frame,
     ipv6,
     mmac,
-    ns_frame,
     options_header,
-    ready_stack,
+    ready_with_peer,
     routing_header,
     run_until,
     sent6,
@@ -42,16 +42,7 @@ from tests.netstack.builders6 import (
 )
 from tests.netstack.test_stack import FakeTcp
 
-STATIC = StaticIp6(US_STATIC, 64)
 ECHO = icmp6(128, 0, b"\x00\x01\x00\x01ping", PEER6, US_STATIC)
-
-
-def _stack(tcp: FakeTcp | None = None) -> Stack:
-    """Ready, with PEER6 known (its NS taught us its MAC), nothing pending."""
-    stack = ready_stack(STATIC, tcp)
-    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
-    stack.take_frames(3.0)
-    return stack
 
 
 def _send(stack: Stack, packet: bytes, *, dst_mac: bytes = US_MAC, now: float = 3.0) -> list[Sent]:
@@ -71,14 +62,14 @@ def _error(out: list[Sent], type_: int, code: int) -> Sent:
 
 
 def test_echo_is_rate_limited() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     replies = sum(len(_send(stack, ipv6(PEER6, US_STATIC, PROTO_ICMPV6, ECHO))) for _ in range(200))
     assert replies == 50  # the burst
     assert stack.counters[Drop.ICMPV6_ECHO_RATE_LIMITED] == 150
 
 
 def test_large_echo_from_fragments_answered_with_fragments_that_reassemble() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     data = bytes(range(256)) * 12
     request = icmp6(128, 0, struct.pack("!HH", 7, 9) + data, PEER6, US_STATIC)
     out: list[Sent] = []
@@ -101,14 +92,14 @@ def test_large_echo_from_fragments_answered_with_fragments_that_reassemble() -> 
 
 
 def test_echo_to_a_multicast_group_is_not_answered() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     assert _send(stack, ipv6(PEER6, ALL_NODES, PROTO_ICMPV6, icmp6(128, 0, b"\0\1\0\1", PEER6, ALL_NODES)),
                  dst_mac=mmac(ALL_NODES)) == []
     assert stack.counters[Drop.ICMPV6_ECHO_MULTICAST] == 1
 
 
 def test_parameter_problem_for_an_unknown_next_header() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_DEST, options_header(253, b"") + b"payload!")
     error = _error(_send(stack, packet), 4, 1)
     assert struct.unpack("!I", error.payload[4:8])[0] == 40  # the dest-options header's next-header field
@@ -132,7 +123,7 @@ def _with_option(option: bytes, dst: bytes, header: int = PROTO_DEST) -> bytes:
 
 
 def test_unknown_option_actions() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     error = _error(_send(stack, _with_option(UNKNOWN_10, US_STATIC)), 4, 2)
     assert struct.unpack("!I", error.payload[4:8])[0] == 42
     error = _error(_send(stack, _with_option(UNKNOWN_11, US_STATIC, PROTO_HOP)), 4, 2)
@@ -149,7 +140,7 @@ def test_unknown_option_actions() -> None:
 
 
 def test_routing_header_with_segments_left() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_ROUTING, routing_header(PROTO_ICMPV6, 0, 1) + ECHO)
     error = _error(_send(stack, packet), 4, 0)
     assert struct.unpack("!I", error.payload[4:8])[0] == 42
@@ -160,7 +151,7 @@ def test_routing_header_with_segments_left() -> None:
 
 
 def test_port_unreachable_for_a_closed_udp_port() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_UDP, udp6(PEER6, US_STATIC, 5000, 9, b"hello"))
     error = _error(_send(stack, packet), 1, 4)
     assert error.payload[8:] == packet
@@ -173,7 +164,7 @@ def test_port_unreachable_for_a_closed_udp_port() -> None:
 
 
 def test_udp_to_a_bound_port_reaches_the_handler() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     got: list[tuple[bytes, int, bytes, bytes]] = []
     stack.udp_bind(9, lambda now, src, sport, dst, payload: got.append((src, sport, dst, bytes(payload))))
     assert _send(stack, ipv6(PEER6, US_STATIC, PROTO_UDP, udp6(PEER6, US_STATIC, 5000, 9, b"hello"))) == []
@@ -186,7 +177,7 @@ def test_udp_to_a_bound_port_reaches_the_handler() -> None:
 
 
 def test_no_error_about_an_error() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     inner = ipv6(US_STATIC, PEER6, PROTO_UDP, udp6(US_STATIC, PEER6, 1, 2, b""))
     error_msg = icmp6(1, 4, bytes(4) + inner, PEER6, US_STATIC)
     # an error behind an unknown option (action 11): the Parameter Problem is suppressed
@@ -196,7 +187,7 @@ def test_no_error_about_an_error() -> None:
 
 
 def test_error_bucket_counts_what_it_refuses() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_UDP, udp6(PEER6, US_STATIC, 5000, 9, b"hello"))
     errors = sum(len(_send(stack, packet)) for _ in range(100))
     assert errors == 20
@@ -204,7 +195,7 @@ def test_error_bucket_counts_what_it_refuses() -> None:
 
 
 def test_errors_are_at_most_1280_bytes() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_UDP, udp6(PEER6, US_STATIC, 5000, 9, bytes(1400)))
     error = _error(_send(stack, packet), 1, 4)
     assert len(error.payload) + 40 == 1280
@@ -212,7 +203,7 @@ def test_errors_are_at_most_1280_bytes() -> None:
 
 
 def test_time_exceeded_after_a_reassembly_timeout() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     request = icmp6(128, 0, b"\0\1\0\1" + bytes(3000), PEER6, US_STATIC)
     first = fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=77)[0]
     assert _send(stack, first) == []
@@ -262,7 +253,7 @@ def _chain(count: int) -> bytes:
     ],
 )
 def test_extension_header_attacks_are_counted_drops(packet: bytes, reason: Drop) -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     out = _send(stack, packet)
     assert stack.counters[reason] == 1
     assert all(s.icmp_type == 4 for s in out)  # at most a Parameter Problem
@@ -282,7 +273,7 @@ def test_too_many_extension_headers_with_a_lower_limit() -> None:
 
 
 def test_long_padding_and_many_headers() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     long_options = options_header(PROTO_ICMPV6, bytes((1, 253)) + bytes(253))  # PadN 255 bytes
     _send(stack, ipv6(PEER6, US_STATIC, PROTO_DEST, long_options + ECHO))
     assert stack.counters[Drop.IPV6_EXCESS_PADDING] == 1
@@ -296,7 +287,7 @@ def test_long_padding_and_many_headers() -> None:
 
 
 def test_overlapping_fragments_are_dropped() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     request = icmp6(128, 0, b"\0\1\0\1" + bytes(100), PEER6, US_STATIC)
     a = ipv6(PEER6, US_STATIC, PROTO_FRAGMENT, fragment_header(PROTO_ICMPV6, 0, True, 5) + request[:64])
     b = ipv6(PEER6, US_STATIC, PROTO_FRAGMENT, fragment_header(PROTO_ICMPV6, 56, False, 5) + request[56:])
@@ -306,7 +297,7 @@ def test_overlapping_fragments_are_dropped() -> None:
 
 
 def test_atomic_fragment_processed_at_once_without_disturbing_a_reassembly() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     request = icmp6(128, 0, b"\0\1\0\2" + bytes(1600), PEER6, US_STATIC)
     first, second = fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=9)
     assert _send(stack, first) == []
@@ -320,7 +311,7 @@ def test_atomic_fragment_processed_at_once_without_disturbing_a_reassembly() -> 
 
 
 def test_tiny_first_fragment_without_the_whole_chain() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     dest = options_header(PROTO_ICMPV6, bytes((0x1E, 20)) + bytes(20))  # 24 bytes
     upper = dest + ECHO + bytes(64)
     first = ipv6(PEER6, US_STATIC, PROTO_FRAGMENT, fragment_header(PROTO_DEST, 0, True, 11) + upper[:16])
@@ -331,7 +322,7 @@ def test_tiny_first_fragment_without_the_whole_chain() -> None:
 
 
 def test_fragment_flood_bounded_by_the_budget_shared_with_ipv4() -> None:
-    stack = _stack()
+    stack = ready_with_peer()
     for i in range(300):
         piece = ipv6(PEER6, US_STATIC, PROTO_FRAGMENT, fragment_header(PROTO_UDP, 0, True, 1000 + i) + bytes(1024))
         _send(stack, piece)
@@ -348,7 +339,7 @@ def test_fragment_flood_bounded_by_the_budget_shared_with_ipv4() -> None:
 
 def test_packet_too_big_about_our_tcp_reaches_the_segment_layer() -> None:
     tcp = FakeTcp()
-    stack = _stack(tcp)
+    stack = ready_with_peer(tcp)
     quoted = ipv6(US_STATIC, FAR6, PROTO_TCP, struct.pack("!HHII", 443, 5555, 1, 0) + bytes(12))
     stack.frame_received(3.0, icmp_frame(PEER6, US_STATIC, 2, 0, struct.pack("!I", 1400) + quoted))
     assert tcp.errors == [(2, 0, quoted, 1400)]
@@ -367,7 +358,7 @@ def test_packet_too_big_about_our_tcp_reaches_the_segment_layer() -> None:
 
 def test_tcp_segments_only_from_unicast_frames_to_a_usable_address() -> None:
     tcp = FakeTcp()
-    stack = _stack(tcp)
+    stack = ready_with_peer(tcp)
     segment = struct.pack("!HHIIBBHHH", 5555, 443, 1, 0, 0x50, 0x02, 65535, 0, 0)
     stack.frame_received(3.0, eth6(US_MAC, PEER_MAC, ipv6(PEER6, US_STATIC, PROTO_TCP, segment)))
     assert [(s, d) for _, s, d, _ in tcp.segments] == [(PEER6, US_STATIC)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 
-from netstack.config import StaticIp6
 from netstack.reasons import Drop
 from netstack.stack import Stack
 from tests.netstack.builders6 import (
@@ -14,6 +13,7 @@ from tests.netstack.builders6 import (
     PROTO_ICMPV6,
     ROUTER_LL,
     ROUTER_MAC,
+    STATIC,
     UNSPECIFIED,
     US_STATIC,
     Sent,
@@ -33,7 +33,6 @@ from tests.netstack.builders6 import (
     solicited,
 )
 
-STATIC = StaticIp6(US_STATIC, 64)
 MLDV2_ROUTERS = bytes.fromhex("ff020000000000000000000000000016")
 REPORT = 143
 QUERY = 130

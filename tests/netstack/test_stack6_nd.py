@@ -18,6 +18,7 @@ from tests.netstack.builders6 import (
     PROTO_ICMPV6,
     ROUTER_LL,
     ROUTER_MAC,
+    STATIC,
     US_STATIC,
     echo_frame,
     link_local_of,
@@ -31,10 +32,9 @@ from tests.netstack.builders6 import (
     run_until,
     sent6,
     solicited,
+    teach_peer6,
 )
 from tests.netstack.test_stack import FakeTcp
-
-STATIC = StaticIp6(US_STATIC, 64)
 
 
 def test_ns_for_our_address_is_answered_with_a_solicited_override_na() -> None:
@@ -192,8 +192,7 @@ def test_ra_mtu_option_lowers_what_we_send() -> None:
     stack.frame_received(3.0, ra_frame(mtu_option(1280)))
     assert stack.ipv6 is not None
     assert stack.ipv6.addresses.mtu == 1280
-    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))
-    stack.take_frames(3.0)
+    teach_peer6(stack)
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC, data=bytes(1400)))
     out = sent6(stack.take_frames(3.0))
     assert len(out) == 2

@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from netstack.config import StaticIp, StaticIp6, UseDhcp
+from netstack.config import StaticIp, UseDhcp
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
 from tests.netstack.builders import PEER_MAC, US_MAC
@@ -30,6 +30,7 @@ from tests.netstack.builders6 import (
     RA,
     ROUTER_LL,
     SECRET,
+    STATIC,
     UNSPECIFIED,
     US_STATIC,
     echo_frame,
@@ -46,21 +47,13 @@ from tests.netstack.builders6 import (
     prefix_option,
     ra_body,
     ra_frame,
-    ready_stack,
+    ready_with_peer,
     routing_header,
     run_until,
     sent6,
+    teach_peer6,
     udp6,
 )
-
-STATIC = StaticIp6(US_STATIC, 64)
-
-
-def _ready() -> Stack:
-    stack = ready_stack(STATIC)
-    stack.frame_received(3.0, ns_frame(PEER6, US_STATIC))  # PEER6's MAC is known: answers leave at once
-    stack.take_frames(3.0)
-    return stack
 
 
 def _routers(stack: Stack) -> tuple[bytes, ...]:
@@ -72,7 +65,7 @@ def _routers(stack: Stack) -> tuple[bytes, ...]:
 
 
 def test_a_router_advertisement_in_fragments_is_refused() -> None:
-    stack = _ready()
+    stack = ready_with_peer()
     ra = icmp6(RA, 0, ra_body(prefix_option(PREFIX)), ROUTER_LL, ALL_NODES)
     for packet in fragments(ROUTER_LL, ALL_NODES, PROTO_ICMPV6, ra, size=16, ident=7):
         packet = packet[:7] + b"\xff" + packet[8:]  # hop limit 255, as ND needs  # noqa: PLW2901
@@ -82,7 +75,7 @@ def test_a_router_advertisement_in_fragments_is_refused() -> None:
 
 
 def test_a_router_advertisement_in_an_atomic_fragment_is_refused() -> None:
-    stack = _ready()
+    stack = ready_with_peer()
     ra = icmp6(RA, 0, ra_body(prefix_option(PREFIX)), ROUTER_LL, ALL_NODES)
     packet = ipv6(ROUTER_LL, ALL_NODES, PROTO_FRAGMENT, fragment_header(PROTO_ICMPV6, 0, False, 9) + ra,
                   hop_limit=255)
@@ -97,7 +90,7 @@ def test_a_router_advertisement_in_an_atomic_fragment_is_refused() -> None:
 
 
 def test_only_solicitations_may_come_from_the_unspecified_address() -> None:
-    stack = _ready()
+    stack = ready_with_peer()
     stack.frame_received(3.0, echo_frame(UNSPECIFIED, US_STATIC))
     stack.frame_received(3.0, na_frame(UNSPECIFIED, ALL_NODES, PEER6))
     assert stack.counters[Drop.IPV6_MARTIAN_SOURCE] == 2
@@ -145,7 +138,7 @@ def test_a_dhcp_reply_over_ipv6_is_not_ours() -> None:
 
 
 def test_an_echo_to_our_address_in_a_multicast_frame_is_not_answered() -> None:
-    stack = _ready()
+    stack = ready_with_peer()
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC, dst_mac=mmac(ALL_NODES)))
     assert stack.counters[Drop.ICMPV6_ECHO_MULTICAST] == 1
     stack.frame_received(3.0, echo_frame(PEER6, US_STATIC))
@@ -169,7 +162,7 @@ def _reply_idents(stack: Stack, dst: bytes, count: int) -> list[int]:
 
 
 def test_fragment_identifications_cannot_be_predicted_from_earlier_ones() -> None:
-    stack = _ready()
+    stack = ready_with_peer()
     stack.frame_received(3.0, ns_frame(FAR6[:8] + PEER6[8:], US_STATIC))  # an on-link neighbour with another id
     idents = _reply_idents(stack, PEER6, 6)
     assert len(set(idents)) == 6
@@ -179,13 +172,12 @@ def test_fragment_identifications_cannot_be_predicted_from_earlier_ones() -> Non
 
 
 def test_two_stacks_with_other_secrets_choose_other_identifications() -> None:
-    first = _reply_idents(_ready(), PEER6, 2)
+    first = _reply_idents(ready_with_peer(), PEER6, 2)
     config = StackConfig(US_MAC, StaticIp(bytes((10, 0, 0, 2)), 24), ipv6=STATIC, ipv6_secret=bytes(range(32)))
     other = Stack(config, None, rng=random.Random(1))
     other.start(0.0)
     run_until(other, 3.0)
-    other.frame_received(3.0, ns_frame(PEER6, US_STATIC))
-    other.take_frames(3.0)
+    teach_peer6(other)
     assert _reply_idents(other, PEER6, 2) != first
 
 
@@ -212,7 +204,7 @@ def test_ipv6_without_a_secret_is_refused() -> None:
 
 def test_an_na_from_the_defender_of_a_router_address_is_not_taken_for_ours() -> None:
     """A neighbour advertisement for another address from ROUTER_LL reaches neighbour discovery (not ours)."""
-    stack = _ready()
+    stack = ready_with_peer()
     stack.frame_received(3.0, icmp_frame(ROUTER_LL, ALL_NODES, NA, 0, bytes(4) + FAR6, dst_mac=mmac(ALL_NODES),
                                          hop_limit=255))
     assert stack.counters[Drop.IPV6_MARTIAN_SOURCE] == 0
