@@ -5,7 +5,8 @@ Why not the peer's address text: an IPv6 host is normally given a whole /64 (RFC
 bits of its address freely (RFC 8981 temporary addresses do so on their own). Keyed by address, an attacker
 rotating those bits would get a fresh share of the connection table and a fresh /proof bucket per
 connection. So an IPv6 peer is its /64 (`netstack.addresses6.source_key`), written
-`2001:db8:1:2::/64`; an IPv4 peer is its address, as before. An IPv4-mapped IPv6 address (what a dual-stack
+`2001:db8:1:2::/64`, except a link-local one, which is its own address (every neighbour on the link shares
+fe80::/64); an IPv4 peer is its address, as before. An IPv4-mapped IPv6 address (what a dual-stack
 kernel socket reports for an IPv4 peer) is that IPv4 host, so one peer is one source whichever socket saw it.
 
 The ledger still records the full address, and the statistics' distinct sources count addresses: the key
@@ -47,8 +48,8 @@ def family(peer: str) -> str:
 
 
 def source_of(peer: str) -> str:
-    """The source key of a peer's address text: the IPv4 address, or the IPv6 /64 as `PREFIX::/64`; text
-    that is no address is its own key (so `unknown` peers share one)."""
+    """The source key of a peer's address text: the IPv4 address, the IPv6 /64 as `PREFIX::/64` (a link-local
+    address: itself); text that is no address is its own key (so `unknown` peers share one)."""
     packed = _address(peer)
     if packed is None:
         return peer
