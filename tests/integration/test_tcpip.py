@@ -217,7 +217,7 @@ def test_malformed_tcp_headers_get_no_syn_ack(target: Lab, wire: Wire) -> None:
     answered: set[int] = set()
 
     def note_syn_acks(frame: object) -> bool:
-        if frame.haslayer(TCP) and frame[IP].src == TARGET_IP and str(frame[TCP].flags) == "SA":  # type: ignore[attr-defined,index]
+        if frame.haslayer(IP) and frame.haslayer(TCP) and frame[IP].src == TARGET_IP and str(frame[TCP].flags) == "SA":  # type: ignore[attr-defined,index]
             answered.add(int(frame[TCP].dport))  # type: ignore[index]
         return False
 
@@ -355,7 +355,7 @@ def _to_ghost(ghost: str, dport: int) -> Callable[[object], bool]:
     def match(frame: object) -> bool:
         from scapy.layers.inet import IP, TCP
 
-        return bool(frame.haslayer(TCP) and frame[IP].dst == ghost and frame[TCP].dport == dport)  # type: ignore[attr-defined,index]
+        return bool(frame.haslayer(IP) and frame.haslayer(TCP) and frame[IP].dst == ghost and frame[TCP].dport == dport)  # type: ignore[attr-defined,index]
 
     return match
 

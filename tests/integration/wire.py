@@ -88,7 +88,7 @@ def tcp_from_target(dport: int, flags: str | None = None) -> Callable[[object], 
     def match(frame: object) -> bool:
         from scapy.layers.inet import IP, TCP
 
-        if not frame.haslayer(TCP):  # type: ignore[attr-defined]
+        if not frame.haslayer(IP) or not frame.haslayer(TCP):  # type: ignore[attr-defined]  # IPv6 shares the lab
             return False
         ip, tcp = frame[IP], frame[TCP]  # type: ignore[index]
         if ip.src != TARGET_IP or ip.dst != KERNEL_IP or tcp.dport != dport:
