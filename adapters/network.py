@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from adapters.stack_driver import Driver
 from adapters.tcp_sockets import ProtocolFactory, TcpServer, TcpSockets, TcpTransport
 from netstack.addresses import ip_to_text
-from netstack.addresses6 import ip6_from_text, ip6_to_text, is_v4_mapped
+from netstack.addresses6 import address_from_text, address_to_text, ip6_to_text, is_v4_mapped
 from netstack.config import Ipv6Addressing, StaticIp, UseDhcp, UseSlaac
 from netstack.limits import DEFAULT_STACK_LIMITS, StackLimits
 from netstack.link.base import Link
@@ -47,26 +47,13 @@ class NetworkConfig:
 
 
 def _parse_address(address: str | bytes) -> bytes:
-    """IPv4 or IPv6, as text or as 4 or 16 bytes. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
-    dual-stack kernel socket reports for an IPv4 peer) means the IPv4 host: it is never on the wire."""
-    if isinstance(address, bytes):
-        if len(address) not in (4, 16):
-            raise ValueError("addresses are 4 bytes (IPv4) or 16 bytes (IPv6)")
-        return address[12:] if len(address) == 16 and is_v4_mapped(address) else address
-    if ":" in address:
-        try:
-            return _parse_address(ip6_from_text(address))
-        except ValueError:
-            raise ValueError(f"not an IPv6 address: {address!r}") from None
-    parts = address.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
-        raise ValueError(f"not an IPv4 address: {address!r}")
-    return bytes(int(p) for p in parts)
-
-
-def address_text(address: bytes) -> str:
-    """Dotted quad for IPv4, RFC 5952 for IPv6."""
-    return ip6_to_text(address) if len(address) == 16 else ip_to_text(address)
+    """IPv4 or IPv6, as text or as 4 or 16 bytes (`netstack.addresses6.address_from_text`; bytes of an
+    IPv4-mapped address likewise mean the IPv4 host)."""
+    if isinstance(address, str):
+        return address_from_text(address)
+    if len(address) not in (4, 16):
+        raise ValueError("addresses are 4 bytes (IPv4) or 16 bytes (IPv6)")
+    return address[12:] if len(address) == 16 and is_v4_mapped(address) else address
 
 
 class Network:
@@ -105,7 +92,7 @@ class Network:
         deadline = loop.time() + timeout
         while (local := self.stack.source_for(remote)) is None:
             if loop.time() > deadline:
-                raise TimeoutError(f"no IPv6 address to reach {address_text(remote)} from (no router advertised "
+                raise TimeoutError(f"no IPv6 address to reach {address_to_text(remote)} from (no router advertised "
                                    "a prefix, or duplicate address detection did not complete)")
             await asyncio.sleep(0.05)
         return local

@@ -16,7 +16,7 @@ is for limits, not for the record.
 from __future__ import annotations
 
 from netstack.addresses import ip_to_text
-from netstack.addresses6 import IID_LEN, ip6_from_text, ip6_to_text, is_v4_mapped, source_key
+from netstack.addresses6 import IID_LEN, address_from_text, ip6_to_text, source_key
 
 IPV4 = "ipv4"
 IPV6 = "ipv6"
@@ -27,16 +27,10 @@ SOURCE_PREFIX_LEN = 8 * IID_LEN  # what `source_key` keeps of an IPv6 address
 
 def _address(peer: str) -> bytes | None:
     """The peer text as 4 or 16 bytes (an IPv4-mapped address as its IPv4 host), or None if it is neither."""
-    if ":" in peer:
-        try:
-            packed = ip6_from_text(peer.partition("%")[0])  # a kernel socket names a link-local peer's zone
-        except ValueError:
-            return None
-        return packed[12:] if is_v4_mapped(packed) else packed
-    parts = peer.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+    try:
+        return address_from_text(peer.partition("%")[0])  # a kernel socket names a link-local peer's zone
+    except ValueError:
         return None
-    return bytes(int(p) for p in parts)
 
 
 def family(peer: str) -> str:

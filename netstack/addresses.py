@@ -8,9 +8,10 @@ MAC_BROADCAST = b"\xff" * 6
 
 
 def ip_from_text(text: str) -> bytes:
-    """Dotted quad to 4 bytes; raises ValueError for anything else (inet_aton would accept '1' or '0x1')."""
+    """Dotted quad to 4 bytes; raises ValueError for anything else (inet_aton would accept '1' or '0x1', and
+    str.isdigit accepts '²', which int() then refuses with a message of its own)."""
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
         raise ValueError(f"not a dotted-quad IPv4 address: {text!r}")
     return bytes(int(p) for p in parts)
 

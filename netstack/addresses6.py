@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
+from netstack.addresses import ip_from_text, ip_to_text
+
 ADDRESS_LEN = 16
 IID_LEN = 8  # the interface identifier: the low 64 bits (RFC 4291 §2.5.1)
 UNSPECIFIED = bytes(16)
@@ -42,6 +44,20 @@ def ip6_to_text(address: bytes) -> str:
     if len(address) != ADDRESS_LEN:
         raise ValueError("IPv6 addresses are 16 bytes")
     return str(ipaddress.IPv6Address(address))
+
+
+def address_from_text(text: str) -> bytes:
+    """An address of either family as 4 or 16 bytes. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
+    dual-stack kernel socket reports for an IPv4 peer) is its IPv4 host: it never appears on the wire."""
+    if ":" in text:
+        packed = ip6_from_text(text)
+        return packed[12:] if is_v4_mapped(packed) else packed
+    return ip_from_text(text)
+
+
+def address_to_text(address: bytes) -> str:
+    """Dotted quad for IPv4, RFC 5952 for IPv6."""
+    return ip6_to_text(address) if len(address) == ADDRESS_LEN else ip_to_text(address)
 
 
 def is_multicast(address: bytes) -> bool:

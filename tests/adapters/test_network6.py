@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from adapters.network import Network, NetworkConfig, _parse_address, address_text, start_network
+from adapters.network import Network, NetworkConfig, _parse_address, start_network
 from adapters.tcp_sockets import sockaddr
-from netstack.addresses6 import ip6_from_text
+from netstack.addresses6 import address_to_text, ip6_from_text
 from netstack.config import NoIpv6, UseSlaac, parse_ip6, parse_static
 from netstack.link.memory import Impairment, memory_link_pair
 from netstack.tcp.config import TcpConfig
@@ -159,7 +159,7 @@ def test_link_local_peers_connect_without_a_router() -> None:
         assert isinstance(client, Collect)
         transport.write(b"hi")
         await until(lambda: bytes(client.data) == b"hi")
-        assert transport.get_extra_info("sockname")[0] == address_text(a.ipv6_addresses()[0][0])
+        assert transport.get_extra_info("sockname")[0] == address_to_text(a.ipv6_addresses()[0][0])
         transport.close()
         a.close()
         b.close()

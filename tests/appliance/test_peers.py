@@ -17,6 +17,7 @@ from appliance.http import Request
 from appliance.ledger_record import Event
 from appliance.peers import IPV4, IPV6, OTHER, family, source_of
 from appliance.stats import FAMILIES, UNRECORDED, Stats
+from netstack.addresses6 import is_link_local
 from tests.appliance.test_web import NOW, _site
 
 ROTATING = [f"2001:db8:1:2:{i:x}:{i * 7 % 65536:x}:beef:{i:x}" for i in range(1, 40)]  # one /64
@@ -47,8 +48,8 @@ def test_rotating_the_low_64_bits_is_one_source() -> None:
 def test_any_two_addresses_of_a_64_share_a_key(address: bytes, low: bytes) -> None:
     import ipaddress
 
-    if address[:12] == bytes(10) + b"\xff\xff":
-        return  # IPv4-mapped: that is an IPv4 host
+    if address[:12] == bytes(10) + b"\xff\xff" or is_link_local(address):
+        return  # IPv4-mapped: an IPv4 host; link-local: each neighbour is its own source (tested above)
     other = address[:8] + low
     assert source_of(str(ipaddress.IPv6Address(address))) == source_of(str(ipaddress.IPv6Address(other)))
 
@@ -177,3 +178,9 @@ def test_the_page_and_stats_json_show_families() -> None:
     assert "2 over IPv4, 1 over IPv6, 1 no address.</p>" in page
     body = site.handle(Request("GET", "/stats.json", "HTTP/1.1", (("host", "x"),), True), NOW).body
     assert json.loads(body)["by_family"] == {"ipv4": 2, "ipv6": 1, "other": 1, "unrecorded": 0}
+
+
+def test_text_that_only_looks_numeric_is_not_an_address() -> None:
+    """str.isdigit takes '²' and int() refuses it: that must be "not an address", not an exception."""
+    assert source_of("1.\u00b2.3.4") == "1.\u00b2.3.4"
+    assert family("1.\u00b2.3.4") == OTHER

@@ -118,3 +118,18 @@ def test_link_local_from_an_identifier() -> None:
     assert a6.ip6_to_text(a6.link_local(bytes.fromhex("0000000000000001"))) == "fe80::1"
     with pytest.raises(ValueError, match="8 bytes"):
         a6.link_local(bytes(4))
+
+
+@pytest.mark.parametrize(("text", "packed"), [
+    ("10.9.0.2", bytes([10, 9, 0, 2])), ("2001:db8::2", a6.ip6_from_text("2001:db8::2")),
+    ("::ffff:10.9.0.2", bytes([10, 9, 0, 2])),  # an IPv4-mapped address is its IPv4 host
+])  # fmt: skip
+def test_an_address_of_either_family_from_and_to_text(text: str, packed: bytes) -> None:
+    assert a6.address_from_text(text) == packed
+    assert a6.address_from_text(a6.address_to_text(packed)) == packed
+
+
+@pytest.mark.parametrize("text", ["1.\u00b2.3.4", "010.9.0.0002", "2001:db8::g", "fe80::1%eth0", ""])
+def test_text_of_neither_family_is_refused_with_a_message_naming_one(text: str) -> None:
+    with pytest.raises(ValueError, match=r"IPv4|IPv6"):
+        a6.address_from_text(text)
