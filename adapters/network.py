@@ -41,9 +41,10 @@ class NetworkConfig:
     tcp: TcpConfig = field(default_factory=TcpConfig)
     stack: StackLimits = DEFAULT_STACK_LIMITS
     ipv6: Ipv6Addressing = _SLAAC
-    ipv6_secret: bytes | None = None
+    ipv6_secret: bytes | None = field(default=None, repr=False)
     """Keys the RFC 7217 identifiers: the same secret on the same network gives the same IPv6 addresses
-    (None: the stack draws one, so the addresses change at every start)."""
+    (None: `start_network` draws one, so the addresses change at every start). Not in the repr: a secret must
+    not reach a log line or a failed assertion's message."""
 
 
 def _parse_address(address: str | bytes) -> bytes:

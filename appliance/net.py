@@ -194,7 +194,7 @@ async def userspace_network(
     except OSError as exc:
         raise NetworkStartError(f"--net {spec}: cannot open the link: {exc}") from exc
     config = stack_network.NetworkConfig(addressing=chosen, tcp=limits.effective_tcp(), stack=limits.stack,
-                                         ipv6=chosen6, ipv6_secret=random_bytes(32))
+                                         ipv6=chosen6)  # start_network draws the RFC 7217 secret from random_bytes
     network = await stack_network.start_network(link, config, random_bytes)
     return UserspaceNetwork(network, f"{kind}:{interface} {chosen} ip6={chosen6}")
 

@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from netstack import ethernet, icmp
@@ -115,7 +115,7 @@ class StackConfig:
     mtu: int = 1500
     limits: StackLimits = DEFAULT_STACK_LIMITS
     ipv6: Ipv6Addressing = _NO_IPV6
-    ipv6_secret: bytes | None = None
+    ipv6_secret: bytes | None = field(default=None, repr=False)  # a key: never in a repr, a log or a message
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or is_multicast_mac(self.mac):

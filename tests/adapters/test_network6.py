@@ -16,6 +16,7 @@ from adapters.tcp_sockets import sockaddr
 from netstack.addresses6 import address_to_text, ip6_from_text
 from netstack.config import NoIpv6, UseSlaac, parse_ip6, parse_static
 from netstack.link.memory import Impairment, memory_link_pair
+from netstack.stack import StackConfig
 from netstack.tcp.config import TcpConfig
 from tests import virtual_time
 from tests.netstack.builders import PEER_MAC, US_MAC, until
@@ -215,3 +216,13 @@ def test_bad_addresses_of_either_family_are_refused(bad: str | bytes) -> None:
 def test_sockaddr_matches_asyncio_families() -> None:
     assert sockaddr(bytes([10, 0, 0, 1]), 80) == ("10.0.0.1", 80)
     assert sockaddr(ip6_from_text("2001:DB8:0:0:0:0:0:1"), 443) == ("2001:db8::1", 443, 0, 0)  # RFC 5952 text
+
+
+def test_the_rfc7217_secret_never_shows_in_a_repr() -> None:
+    secret = b"\x5a" * 32
+    config = NetworkConfig(parse_static("10.0.0.2/24"), ipv6_secret=secret)
+    stack_config = StackConfig(b"\x02" + bytes(5), parse_static("10.0.0.2/24"), ipv6=parse_ip6("auto"),
+                               ipv6_secret=secret)
+    for text in (repr(config), repr(stack_config)):
+        assert "ipv6_secret" not in text
+        assert repr(secret)[2:-1] not in text
