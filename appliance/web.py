@@ -16,8 +16,8 @@ from html import escape
 from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
-from appliance.peers import source_of
-from appliance.stats import Refusal, Stats
+from appliance.peers import IPV4, IPV6, OTHER, source_of
+from appliance.stats import UNRECORDED, Refusal, Stats
 from appliance.vault import Prover
 from netstack.ratelimit import TokenBucket, per_second
 
@@ -189,9 +189,8 @@ this count is {"exact" if data["unique_sources_exact"] else "an estimate"}{older
         """Connections per address family: the appliance listens on IPv4 and IPv6 alike. IPv4 and IPv6 are
         always named; peers with no address, and connections counted before families were, only when there
         are some."""
-        names = {"ipv4": "IPv4", "ipv6": "IPv6", "other": "no address", "unrecorded": "before families were counted"}
-        parts = ", ".join(f"{n} over {escape(names.get(f, f))}" if f in ("ipv4", "ipv6") else f"{n} {escape(names[f])}"
-                          for f, n in self.stats.families.items() if n or f in ("ipv4", "ipv6"))
+        named = {IPV4: "over IPv4", IPV6: "over IPv6", OTHER: "no address", UNRECORDED: "before families were counted"}
+        parts = ", ".join(f"{n} {escape(named[f])}" for f, n in self.stats.families.items() if n or f in (IPV4, IPV6))
         return f'<p class="families">Connections per address family: {parts}.</p>'
 
     def _reason_cell(self, refusal: Refusal) -> str:
