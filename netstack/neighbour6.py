@@ -10,9 +10,9 @@ recently confirmed STALE entry first, and only when none is left the least recen
 
 Why REACHABLE expires into STALE rather than disappearing: a STALE entry is still used to send, and the first
 use starts the DELAY/PROBE cycle that re-confirms it by unicast (§7.3.3), so a neighbour in use is never
-re-resolved by multicast and its packets are never held while it is confirmed. `confirm` takes an upper
-layer's hint of forward progress (§7.3.1), which would spare those probes; nothing calls it yet (TCP has no
-path back to the stack for it), so a neighbour in use is re-confirmed by one unicast probe per ReachableTime.
+re-resolved by multicast and its packets are never held while it is confirmed. `confirm` is what a solicited advertisement does, and would take an
+upper layer's hint of forward progress too (§7.3.1); no upper layer calls it yet (TCP has no path back to
+the stack for it), so a neighbour in use is re-confirmed by one unicast probe per ReachableTime.
 """
 
 from __future__ import annotations
@@ -177,12 +177,11 @@ class Neighbours6:
 
     # --- receiving ---------------------------------------------------------------------------------------------
 
-    def solicitation_received(self, now: float, message: NeighborSolicit, src: bytes, dst: bytes,
+    def solicitation_received(self, now: float, message: NeighborSolicit, src: bytes,
                               ours: Callable[[bytes], bool]) -> NdSend | None:
         """Answer an NS for one of our addresses. `ours` must say whether an address is assigned to us and
         usable: tentative addresses are not answered for (RFC 4862 §5.4.3, slaac.AddressConfig.assigned).
-        `dst` (our address or its solicited-node group) is not needed once the codec has checked it."""
-        del dst
+        Where it was sent (our address or its solicited-node group) the codec has checked already."""
         if not ours(message.target):
             self._counters.add(Drop.ND_NOT_FOR_US)
             return None
@@ -249,11 +248,10 @@ class Neighbours6:
             return None
         if message.target_mac is not None:
             entry.mac = message.target_mac
-        if message.solicited:
-            entry.state, entry.deadline, entry.probes = NudState.REACHABLE, now + self._reachable_time, 0
+        if message.solicited:  # the answer to our probe is forward progress too
+            self.confirm(ip, now)
         elif changed:
             entry.state, entry.deadline, entry.probes = NudState.STALE, math.inf, 0
-        if message.solicited or changed:
             self._cache.move_to_end(ip)
         return entry.mac, ()
 

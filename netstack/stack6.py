@@ -343,8 +343,7 @@ class Ipv6Path:
                               src=header.src, dst=header.dst, max_options=self._limits.nd.options_per_message)
         if isinstance(parsed, NeighborSolicit):
             self.addresses.neighbour_solicit_received(now, parsed.target, header.src)
-            reply = self.neighbours.solicitation_received(now, parsed, header.src, header.dst,
-                                                          self.addresses.assigned)
+            reply = self.neighbours.solicitation_received(now, parsed, header.src, self.addresses.assigned)
             if reply is not None:
                 self._send_nd(reply)
         elif isinstance(parsed, NeighborAdvert):

@@ -222,7 +222,7 @@ def test_unsolicited_na_with_the_same_address_changes_nothing() -> None:
 
 def test_ns_for_us_is_answered_and_creates_a_stale_entry() -> None:
     n, _ = make()
-    reply = n.solicitation_received(0.0, NeighborSolicit(US, PEER_MAC), PEER, solicited_node(US), ours)
+    reply = n.solicitation_received(0.0, NeighborSolicit(US, PEER_MAC), PEER, ours)
     assert reply is not None
     assert (reply.src, reply.dst, reply.dst_mac, reply.icmp_type) == (US, PEER, PEER_MAC, 136)
     assert decode(reply) == NeighborAdvert(False, True, True, US, US_MAC)
@@ -232,7 +232,7 @@ def test_ns_for_us_is_answered_and_creates_a_stale_entry() -> None:
 def test_ns_with_a_new_address_marks_the_entry_stale() -> None:
     n, _ = make()
     resolved(n)
-    n.solicitation_received(1.0, NeighborSolicit(US, OTHER_MAC), PEER, US, ours)
+    n.solicitation_received(1.0, NeighborSolicit(US, OTHER_MAC), PEER, ours)
     assert n.entries[PEER].mac == OTHER_MAC
     assert state(n) is NudState.STALE
 
@@ -241,25 +241,25 @@ def test_ns_does_not_complete_a_pending_resolution() -> None:
     """The NA our own solicitation asked for does that, and it releases the held packets."""
     n, _ = make()
     n.hold(0.0, PEER, b"p1", US)
-    assert n.solicitation_received(0.1, NeighborSolicit(US, PEER_MAC), PEER, US, ours) is not None
+    assert n.solicitation_received(0.1, NeighborSolicit(US, PEER_MAC), PEER, ours) is not None
     assert state(n) is NudState.INCOMPLETE
     assert n.advertisement_received(0.2, na(PEER, PEER_MAC)) == (PEER_MAC, (b"p1",))
 
 
 def test_unicast_ns_without_source_option_uses_the_cache() -> None:
     n, counters = make()
-    assert n.solicitation_received(0.0, NeighborSolicit(US, None), PEER, US, ours) is None
+    assert n.solicitation_received(0.0, NeighborSolicit(US, None), PEER, ours) is None
     assert counters[Drop.ND_REPLY_UNRESOLVED] == 1
     assert PEER not in n.entries
     resolved(n)
-    reply = n.solicitation_received(1.0, NeighborSolicit(US, None), PEER, US, ours)
+    reply = n.solicitation_received(1.0, NeighborSolicit(US, None), PEER, ours)
     assert reply is not None
     assert reply.dst_mac == PEER_MAC
 
 
 def test_dad_probe_for_our_address_is_defended_to_all_nodes() -> None:
     n, _ = make()
-    reply = n.solicitation_received(0.0, NeighborSolicit(US, None), UNSPECIFIED, solicited_node(US), ours)
+    reply = n.solicitation_received(0.0, NeighborSolicit(US, None), UNSPECIFIED, ours)
     assert reply is not None
     assert (reply.src, reply.dst, reply.dst_mac) == (US, ALL_NODES, multicast_mac(ALL_NODES))
     assert decode(reply) == NeighborAdvert(False, False, True, US, US_MAC)
@@ -268,7 +268,7 @@ def test_dad_probe_for_our_address_is_defended_to_all_nodes() -> None:
 
 def test_ns_not_for_us_is_refused_and_learns_nothing() -> None:
     n, counters = make()
-    assert n.solicitation_received(0.0, NeighborSolicit(OTHER, PEER_MAC), PEER, solicited_node(OTHER), ours) is None
+    assert n.solicitation_received(0.0, NeighborSolicit(OTHER, PEER_MAC), PEER, ours) is None
     assert counters[Drop.ND_NOT_FOR_US] == 1
     assert len(n) == 0
 
@@ -276,7 +276,7 @@ def test_ns_not_for_us_is_refused_and_learns_nothing() -> None:
 def test_ns_from_a_martian_source_is_refused() -> None:
     n, counters = make()
     loopback = bytes(15) + b"\x01"
-    assert n.solicitation_received(0.0, NeighborSolicit(US, PEER_MAC), loopback, US, ours) is None
+    assert n.solicitation_received(0.0, NeighborSolicit(US, PEER_MAC), loopback, ours) is None
     assert counters[Drop.ND_BAD_SENDER] == 1
     assert len(n) == 0
 
@@ -301,7 +301,7 @@ def test_ns_flood_from_10000_sources_is_bounded_and_keeps_entries_in_use() -> No
     for i in range(10_000):
         source = ip6_from_text("fe80::")[:8] + rng.randbytes(8)
         mac = bytes([2]) + i.to_bytes(5, "big")
-        assert n.solicitation_received(1.0, NeighborSolicit(US, mac), source, US, ours) is not None
+        assert n.solicitation_received(1.0, NeighborSolicit(US, mac), source, ours) is not None
     assert len(n) == limits.cache_entries
     assert counters[Drop.ND_CACHE_EVICTED] == 10_000 - (limits.cache_entries - 1)
     assert n.lookup(PEER, 2.0) == PEER_MAC  # the flood evicted only STALE entries
@@ -338,5 +338,5 @@ def test_configure_redraws_reachable_time_and_sets_retransmissions() -> None:
 def test_ns_with_the_known_address_leaves_the_state_alone() -> None:
     n, _ = make()
     resolved(n)
-    n.solicitation_received(1.0, NeighborSolicit(US, PEER_MAC), PEER, US, ours)
+    n.solicitation_received(1.0, NeighborSolicit(US, PEER_MAC), PEER, ours)
     assert state(n) is NudState.REACHABLE
