@@ -10,9 +10,10 @@ recently confirmed STALE entry first, and only when none is left the least recen
 
 Why REACHABLE expires into STALE rather than disappearing: a STALE entry is still used to send, and the first
 use starts the DELAY/PROBE cycle that re-confirms it by unicast (§7.3.3), so a neighbour in use is never
-re-resolved by multicast and its packets are never held while it is confirmed. `confirm` is what a solicited advertisement does, and would take an
-upper layer's hint of forward progress too (§7.3.1); no upper layer calls it yet (TCP has no path back to
-the stack for it), so a neighbour in use is re-confirmed by one unicast probe per ReachableTime.
+re-resolved by multicast and its packets are never held while it is confirmed. `confirm` is what a solicited
+advertisement does, and would take an upper layer's hint of forward progress too (§7.3.1); no upper layer
+calls it yet (TCP has no path back to the stack for it), so a neighbour in use is re-confirmed by one unicast
+probe per ReachableTime.
 """
 
 from __future__ import annotations
