@@ -114,7 +114,7 @@ class AddressConfig:
 
     __slots__ = ("_autoconf", "_counters", "_failed", "_interface", "_limits", "_link_local", "_link_mtu", "_mac",
                  "_network_id", "_outgoing", "_prefixes", "_rng", "_routers", "_rs_at", "_rs_left", "_secret",
-                 "_static", "_static_config", "_static_gateway", "base_reachable_time", "hop_limit", "mtu",
+                 "_static", "_static_config", "base_reachable_time", "hop_limit", "mtu",
                  "retrans_timer")
 
     def __init__(self, mac: bytes, counters: Counters, rng: Rng, secret: bytes, *, interface: bytes | None = None,
@@ -142,7 +142,6 @@ class AddressConfig:
         self.retrans_timer = RETRANS_TIMER
         self._link_local: _Address | None = None
         self._static: _Address | None = None
-        self._static_gateway: bytes | None = None
         self._autoconf: dict[bytes, _Address] = {}  # by /64 prefix
         self._routers: dict[bytes, float] = {}  # default routers in the order learned: address -> expiry
         self._prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes: (network, length) -> expiry
@@ -164,7 +163,7 @@ class AddressConfig:
         self._link_local = self._tentative(now, LINK_LOCAL_PREFIX, Origin.LINK_LOCAL, 0)
         self._static = None
         if self._static_config is not None:
-            address, prefix_len, self._static_gateway = self._static_config
+            address, prefix_len, _ = self._static_config
             self._static = _Address(address, prefix_len, Origin.STATIC, AddressState.TENTATIVE, 0,
                                     now + self._rng.uniform(0, MAX_RTR_SOLICITATION_DELAY), DUP_ADDR_DETECT_TRANSMITS)
 
@@ -412,9 +411,8 @@ class AddressConfig:
 
     def default_router(self) -> bytes | None:
         """The configured gateway, else the first advertised router still valid (§6.3.6 without reachability)."""
-        if self._static_gateway is not None:
-            return self._static_gateway
-        return next(iter(self._routers), None)
+        gateway = self._static_config[2] if self._static is not None and self._static_config is not None else None
+        return gateway if gateway is not None else next(iter(self._routers), None)
 
     def routers(self) -> tuple[bytes, ...]:
         return tuple(self._routers)
