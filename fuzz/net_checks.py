@@ -12,6 +12,10 @@ from fuzz.errors import PropertyViolationError, require
 from netstack import arp, ethernet, icmp, icmpv6, ipv6, mld, ndp, udp
 from netstack.errors import MalformedError
 from netstack.ipv4 import MIN_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, parse_ipv4, serialize_ipv4
+from netstack.reasons import Drop
+from netstack.stack import Stack
+from netstack.tcp.counters import Count
+from netstack.tcp.layer import TcpLayer
 from netstack.tcp.segment import SegmentError, parse_segment
 
 
@@ -149,3 +153,20 @@ def _mld_report_only(header: ipv6.Ipv6Header, body: memoryview, chain: ipv6.Head
         raise PropertyViolationError(f"sent a malformed MLD report: {bad}") from bad
     require(header.hop_limit == mld.HOP_LIMIT and header.dst == mld.ALL_MLDV2_ROUTERS,
             "sent an MLD report off the link or not to ff02::16")
+
+
+def stack_sound(stack: Stack, tcp: TcpLayer, now: float) -> list[bytes]:
+    """What every whole-stack target checks after each chunk: every frame sent is well formed, nothing was
+    counted as an internal error in the stack or TCP, and reassembly and the transmit queue stayed within
+    their limits. Returns the frames taken, for the target's own checks."""
+    frames = stack.take_frames(now)
+    for frame in frames:
+        outgoing(frame, stack.mtu)
+    require(stack.counters[Drop.INTERNAL_ERROR] == 0, "the stack counted an internal error")
+    require(tcp.stats[Count.INTERNAL_ERROR] == 0, "TCP counted an internal error")
+    limits = stack._limits
+    stats = stack.stats()
+    require(stats["reassembly-bytes"] <= limits.reassembly.stored_bytes, "reassembly holds too many bytes")
+    require(stats["reassembly-datagrams"] <= limits.reassembly.datagrams, "reassembly holds too many datagrams")
+    require(len(frames) <= limits.tx_queue_frames, "sent more frames than the queue holds")
+    return frames
