@@ -111,17 +111,10 @@ def parse_ip6(text: str) -> Ipv6Addressing:
         return UseSlaac()
     if text == "off":
         return NoIpv6()
-    head, *options = text.split(",")
-    address_text, slash, prefix_text = head.partition("/")
-    if not slash or not prefix_text.isdigit() or len(prefix_text) > 3:
-        raise ConfigError(f"expected auto, off or ADDRESS/PREFIX[,gw=GATEWAY], got {text!r}")
-    gateway = None
-    for option in options:
-        name, eq, value = option.partition("=")
-        if name != "gw" or not eq or gateway is not None:
-            raise ConfigError(f"unknown or repeated option {option!r} in {text!r}")
-        gateway = _ip6(value)
-    return StaticIp6(_ip6(address_text), int(prefix_text), gateway)
+    address_text, prefix_text, gateway = _static_parts(text, "auto, off or ADDRESS/PREFIX[,gw=GATEWAY]")
+    if len(prefix_text) > 3:
+        raise ConfigError(f"prefix length {prefix_text!r} in {text!r}")
+    return StaticIp6(_ip6(address_text), int(prefix_text), _ip6(gateway) if gateway is not None else None)
 
 
 def parse_cmdline6(cmdline: str) -> Ipv6Addressing | None:
@@ -142,17 +135,24 @@ def _ip6(text: str) -> bytes:
 
 def parse_static(text: str) -> StaticIp:
     """`10.0.0.2/24` or `10.0.0.2/24,gw=10.0.0.1` (the form `str(StaticIp)` prints)."""
+    address_text, prefix_text, gateway = _static_parts(text, "ADDRESS/PREFIX[,gw=GATEWAY]")
+    return StaticIp(_ip(address_text), int(prefix_text), _ip(gateway) if gateway is not None else None)
+
+
+def _static_parts(text: str, expected: str) -> tuple[str, str, str | None]:
+    """`ADDRESS/PREFIX[,gw=GATEWAY]` of either family cut into its texts: the address, the prefix length (ASCII
+    digits: str.isdigit alone takes '²', which int() refuses with a ValueError of its own) and the gateway."""
     head, *options = text.strip().split(",")
     address_text, slash, prefix_text = head.partition("/")
-    if not slash or not prefix_text.isdigit():
-        raise ConfigError(f"expected ADDRESS/PREFIX[,gw=GATEWAY], got {text!r}")
+    if not slash or not (prefix_text.isascii() and prefix_text.isdigit()):
+        raise ConfigError(f"expected {expected}, got {text!r}")
     gateway = None
     for option in options:
         name, eq, value = option.partition("=")
         if name != "gw" or not eq or gateway is not None:
             raise ConfigError(f"unknown or repeated option {option!r} in {text!r}")
-        gateway = _ip(value)
-    return StaticIp(_ip(address_text), int(prefix_text), gateway)
+        gateway = value
+    return address_text, prefix_text, gateway
 
 
 def parse_kernel_ip(value: str) -> InterfaceAddressing:

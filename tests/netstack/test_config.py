@@ -114,3 +114,11 @@ def test_the_last_ip6_of_a_kernel_command_line_counts() -> None:
     assert parse_cmdline6("ip6=auto") == UseSlaac()
     with pytest.raises(ConfigError):
         parse_cmdline6("ip6=dhcp")
+
+
+@pytest.mark.parametrize("text", ["10.0.0.2/\u00b2\u2074", "10.0.0.2/2\u2074,gw=10.0.0.1"])
+def test_a_prefix_of_digits_that_are_not_ascii_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_static(text)
+    with pytest.raises(ConfigError):
+        parse_ip6(text.replace("10.0.0.2", "2001:db8::2").replace("10.0.0.1", "fe80::1"))
