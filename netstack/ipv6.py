@@ -213,6 +213,29 @@ def walk(
     return _chain(state, next_header)
 
 
+def skim_to_upper(header: Ipv6Header, packet: memoryview, max_headers: int) -> tuple[int, int] | None:
+    """The first header that is not an extension header, as (next-header value, offset from the start of the
+    packet), found by following the length bytes alone: for a packet `walk` may have refused, where the
+    stack still has to know what it carries before answering it (RFC 4443 §2.4(e): never an error about an
+    error). None when the chain runs past the packet, past `max_headers`, or into a non-first fragment."""
+    next_header = header.next_header
+    offset = HEADER_LEN
+    for _ in range(max_headers):
+        if next_header not in _WALKED:
+            return next_header, offset
+        if offset + 4 > len(packet):
+            return None
+        if next_header == PROTO_FRAGMENT:
+            if (packet[offset + 2] << 8 | packet[offset + 3]) & 0xFFF8:  # behind it: data, not headers
+                return None
+            length = FRAGMENT_HEADER_LEN
+        else:
+            length = (packet[offset + 1] + 1) * 8
+        next_header = packet[offset]
+        offset += length
+    return None
+
+
 def next_header_pointer(chain: HeaderChain) -> int:
     """Where a Parameter Problem code 1 (unrecognized next header) points for this chain's upper layer."""
     return chain.upper_pointer

@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 _FRAGMENT = ipv6.FRAGMENT_HEADER_LEN
 _FROM_UNSPECIFIED = frozenset({ndp.NEIGHBOR_SOLICIT, ndp.ROUTER_SOLICIT})
 _IDENT_PERSON = b"pinata6f"  # domain separation of the fragment-id key from the RFC 7217 identifiers
-_OPTION_LIKE = frozenset({ipv6.PROTO_HOP_BY_HOP, ipv6.PROTO_ROUTING, ipv6.PROTO_DEST_OPTS})  # length byte in units of 8
 
 
 class Ipv6SegmentLayer(Protocol):
@@ -448,25 +447,10 @@ class Ipv6Path:
 
     def _invoking_is_error(self, header: Ipv6Header, original: memoryview) -> bool:
         """RFC 4443 §2.4(e.1, e.2) for an ICMPv6 message behind extension headers too (even behind the one the
-        walk refused): the chain is followed by its length bytes alone, no further than the header limit."""
-        next_header = header.next_header
-        offset = HEADER_LEN
-        for _ in range(self._limits.ipv6.extension_headers + 1):  # bounded: never more headers than the walk takes
-            if next_header == ipv6.PROTO_ICMPV6:
-                return offset < len(original) and icmpv6.suppresses_errors(original[offset])
-            if offset + 4 > len(original):
-                return False
-            if next_header == ipv6.PROTO_FRAGMENT:
-                if (original[offset + 2] << 8 | original[offset + 3]) & 0xFFF8:  # behind it: data, not headers
-                    return False
-                length = _FRAGMENT
-            elif next_header in _OPTION_LIKE:
-                length = (original[offset + 1] + 1) * 8
-            else:
-                return False
-            next_header = original[offset]
-            offset += length
-        return False
+        walk refused)."""
+        upper = ipv6.skim_to_upper(header, original, self._limits.ipv6.extension_headers + 1)
+        return upper is not None and upper[0] == ipv6.PROTO_ICMPV6 and upper[1] < len(original) and \
+            icmpv6.suppresses_errors(original[upper[1]])
 
     def _send_mld(self, report: mld.Report) -> None:
         """IPv6 + hop-by-hop (Router Alert) + ICMPv6 to ff02::16 at hop limit 1 (RFC 3810 §5), from the

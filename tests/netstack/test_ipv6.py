@@ -26,6 +26,7 @@ from netstack.ipv6 import (
     next_header_pointer,
     parse_ipv6,
     serialize_ipv6,
+    skim_to_upper,
     strip_link_padding,
     walk,
 )
@@ -390,3 +391,27 @@ def test_padding_limit() -> None:
     assert walk_packet(packet6(PROTO_DEST_OPTS, split)).upper == PROTO_UDP
     assert walk_packet(packet6(PROTO_DEST_OPTS, split), Ipv6Limits(padding_bytes=6)).upper == PROTO_UDP
     assert reason_of(packet6(PROTO_DEST_OPTS, split), Ipv6Limits(padding_bytes=5)) is Drop.IPV6_EXCESS_PADDING
+
+
+def _skim(packet: bytes, max_headers: int = 9) -> tuple[int, int] | None:
+    header, _ = parse_ipv6(packet)
+    return skim_to_upper(header, memoryview(packet), max_headers)
+
+
+def test_skimming_finds_the_upper_layer_by_length_bytes_alone() -> None:
+    icmp = bytes((128, 0, 0, 0))
+    assert _skim(packet6(PROTO_ICMPV6, icmp)) == (PROTO_ICMPV6, 40)
+    behind = options_header(PROTO_ICMPV6, bytes((0x81, 0))) + icmp  # an option walk would refuse (action 10)
+    assert _skim(packet6(PROTO_DEST_OPTS, behind)) == (PROTO_ICMPV6, 48)
+    first = struct.pack("!BxHI", PROTO_ICMPV6, 0 | 1, 7) + icmp  # a first fragment: headers go on behind it
+    assert _skim(packet6(PROTO_FRAGMENT, first)) == (PROTO_ICMPV6, 48)
+
+
+def test_skimming_stops_at_fragment_data_the_packet_end_and_the_header_bound() -> None:
+    later = struct.pack("!BxHI", PROTO_ICMPV6, 8, 7) + bytes(8)  # offset 8: behind it is data, not a header
+    assert _skim(packet6(PROTO_FRAGMENT, later)) is None
+    assert _skim(packet6(PROTO_DEST_OPTS, bytes((PROTO_ICMPV6, 4)))) is None  # runs past the end
+    chain = options_header(PROTO_DEST_OPTS) + options_header(PROTO_DEST_OPTS) + options_header(PROTO_ICMPV6) + \
+        bytes((128, 0, 0, 0))
+    assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=4) == (PROTO_ICMPV6, 64)
+    assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=3) is None
