@@ -73,9 +73,9 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 
 
 class Ipv6Path:
-    __slots__ = ("_counters", "_echo_bucket", "_emit", "_error_bucket", "_fragments_sent", "_groups", "_ident_key",
-                 "_limits", "_mac", "_quiet", "_reassembler", "_reported", "_tcp", "_udp", "addresses", "mld",
-                 "neighbours", "rx_packets", "tx_packets")  # fmt: skip
+    __slots__ = ("_accepted", "_accepted_macs", "_counters", "_echo_bucket", "_emit", "_error_bucket",
+                 "_fragments_sent", "_groups", "_ident_key", "_limits", "_mac", "_quiet", "_reassembler",
+                 "_reported", "_tcp", "_udp", "addresses", "mld", "neighbours", "rx_packets", "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
@@ -99,6 +99,10 @@ class Ipv6Path:
         self.neighbours = Neighbours6(mac, counters, rng, limits.nd)
         self.mld = MldHost(counters, rng, limits.mld)
         self._groups: frozenset[bytes] = frozenset()  # the group set MldHost was last told
+        # The groups we accept, and their Ethernet addresses: kept by _pump, which every change of our addresses
+        # passes through, so a multicast frame costs two set lookups instead of building the set twice.
+        self._accepted: frozenset[bytes] = frozenset()
+        self._accepted_macs: frozenset[bytes] = frozenset()
         self._quiet = True  # since start, nothing sent yet: joins wait for the first DAD probe
         self._reported = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
         self.rx_packets = 0
@@ -116,7 +120,7 @@ class Ipv6Path:
 
     def accepts_mac(self, dst_mac: bytes) -> bool:
         """Our MAC, or the Ethernet group of a multicast group we joined (RFC 2464 §7)."""
-        return dst_mac == self._mac or any(multicast_mac(g) == dst_mac for g in self.addresses.groups())
+        return dst_mac == self._mac or dst_mac in self._accepted_macs
 
     def next_deadline(self) -> float | None:
         deadlines = [d for d in (self.addresses.next_deadline(), self.neighbours.next_deadline(),
@@ -202,7 +206,7 @@ class Ipv6Path:
             self._counters.add(Drop.IPV6_LAND if dst == src else Drop.IPV6_MARTIAN_SOURCE)
             return None
         if is_multicast(dst):
-            if dst not in self.addresses.groups():
+            if dst not in self._accepted:
                 self._counters.add(Drop.IPV6_NOT_FOR_US)
                 return None
             return False, False
@@ -479,6 +483,9 @@ class Ipv6Path:
         random delay that spares a switch every host's burst after a power cut."""
         outgoing = self.addresses.take_outgoing()
         groups = self.addresses.groups()
+        if groups != self._accepted:
+            self._accepted = groups
+            self._accepted_macs = frozenset(multicast_mac(group) for group in groups)
         if groups != self._groups and not (self._quiet and not outgoing):
             self._groups = groups
             self._quiet = False
