@@ -27,10 +27,11 @@ from image.kernel import MICROVM, PCI
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PREFIX = Path("/var/lib/pinata")
+INITRAMFS = "initramfs.cpio.lz4"  # the archive as the kernel takes it (image.build.boot_form)
 
 
 def domain_xml(manifest: devices.DeviceManifest, prefix: Path, *, name: str = "pinata", bridge: str = "br0") -> str:
-    """The libvirt domain for the image installed under `prefix` (the pci kernel, initramfs.cpio, data.img)."""
+    """The libvirt domain for the image installed under `prefix` (the pci kernel, initramfs.cpio.lz4, data.img)."""
     domain = ET.Element("domain", type="kvm")
     ET.SubElement(domain, "name").text = name
     ET.SubElement(domain, "memory", unit="MiB").text = str(manifest.memory.mib)
@@ -38,7 +39,7 @@ def domain_xml(manifest: devices.DeviceManifest, prefix: Path, *, name: str = "p
     os_element = ET.SubElement(domain, "os")
     ET.SubElement(os_element, "type", arch="x86_64", machine="q35").text = "hvm"
     ET.SubElement(os_element, "kernel").text = str(prefix / build.kernel_file(PCI))
-    ET.SubElement(os_element, "initrd").text = str(prefix / "initramfs.cpio")
+    ET.SubElement(os_element, "initrd").text = str(prefix / INITRAMFS)
     ET.SubElement(os_element, "cmdline").text = run.kernel_append()
     ET.SubElement(domain, "features")  # no <acpi/>: the kernel has no ACPI
     ET.SubElement(domain, "on_poweroff").text = "destroy"
@@ -87,7 +88,7 @@ def libvirt_equivalent_command(
 
 
 def qemu_script(manifest: devices.DeviceManifest, prefix: Path) -> str:
-    command = run.qemu_command(manifest, prefix / build.kernel_file(MICROVM), prefix / "initramfs.cpio",
+    command = run.qemu_command(manifest, prefix / build.kernel_file(MICROVM), prefix / INITRAMFS,
                                prefix / "data.img", run.Network("tap", "pinata0"), accel="kvm")
     return "#!/bin/sh\n# The plain QEMU command for a KVM host; the tap device pinata0 must exist.\nexec " + \
         shlex.join(command) + "\n"

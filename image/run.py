@@ -310,7 +310,7 @@ def main() -> int:
     parameters = dict(item.split("=", 1) for item in args.param)
     if args.print_command:
         command = qemu_command(manifest, build.OUT / build.kernel_file(MICROVM),
-                               build.OUT / f"initramfs-{args.variant}.cpio",
+                               build.boot_initramfs_path(args.variant),
                                args.disk, network, memory_mib=args.memory, parameters=parameters, ip=args.ip,
                                ip6=args.ip6)
         print(shlex.join(command))

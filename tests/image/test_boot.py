@@ -79,7 +79,7 @@ def test_a_machine_that_differs_from_the_manifest_is_refused(
 
 
 def test_image_holds_only_the_runtime(smoke_image: build.Image) -> None:
-    entries = {e.path: e for e in cpio.parse(smoke_image.initramfs.read_bytes())}
+    entries = {e.path: e for e in cpio.parse(smoke_image.archive.read_bytes())}
     executables = sorted(p for p, e in entries.items() if stat.S_ISREG(e.mode) and e.mode & 0o111)
     assert executables == ["init", "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/bin/python3.11"]
     assert entries["init"].data.startswith(b"#!/usr/bin/python3.11 -ISB\n")
@@ -103,7 +103,7 @@ def test_image_holds_only_the_runtime(smoke_image: build.Image) -> None:
 
 
 def test_pycs_are_unchecked_hash_without_timestamps(smoke_image: build.Image) -> None:
-    entries = {e.path: e for e in cpio.parse(smoke_image.initramfs.read_bytes())}
+    entries = {e.path: e for e in cpio.parse(smoke_image.archive.read_bytes())}
     pycs = [e for e in entries.values() if e.path.endswith(".pyc")]
     assert len(pycs) > 20  # what /init imports before the bundle (appliance.module_bundle), as files
     for entry in pycs:

@@ -5,6 +5,7 @@ earlier build, which on a fresh machine (empty cache) means a full rebuild compa
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,27 @@ def test_kernel_matches_the_recorded_build(variant: str) -> None:
         pytest.skip(f"the recorded {variant} kernel was built from other inputs (or another toolchain); run --record")
     built = kernel.ensure_kernel(variant)
     assert f"sha256:{hashlib.sha256(built.vmlinux.read_bytes()).hexdigest()}" == digest
+
+
+def test_the_boot_form_is_the_archive_in_the_lz4_legacy_frame_the_kernel_reads(tmp_path: Path) -> None:
+    archive = tmp_path / "initramfs.cpio"
+    archive.write_bytes(bytes(range(256)) * 4096 + b"tail")
+    booted = build.boot_form(archive)
+    assert booted == tmp_path / "initramfs.cpio.lz4"
+    assert booted.read_bytes()[:4] == build.LZ4_LEGACY_MAGIC  # the kernel's unlz4 takes no other frame
+    assert len(booted.read_bytes()) < len(archive.read_bytes()) // 10
+    restored = subprocess.run(["lz4", "-d", "-c", str(booted)], capture_output=True, check=True).stdout
+    assert restored == archive.read_bytes()
+    first = booted.read_bytes()
+    assert build.boot_form(archive).read_bytes() == first  # same archive, same bytes
+
+
+def test_build_writes_the_boot_form_and_remakes_it_when_it_is_missing(tmp_path: Path) -> None:
+    image = build.build("floor", out=tmp_path)
+    assert image.initramfs == tmp_path / "initramfs-floor.cpio.lz4" == build.boot_initramfs_path("floor", tmp_path)
+    assert image.archive == tmp_path / "initramfs-floor.cpio"
+    restored = subprocess.run(["lz4", "-d", "-c", str(image.initramfs)], capture_output=True, check=True).stdout
+    assert restored == image.archive.read_bytes()
+    image.initramfs.unlink()
+    again = build.build("floor", out=tmp_path)
+    assert again.initramfs.exists()  # the stamp vouches for both files: one missing is a rebuild

@@ -458,7 +458,8 @@ def image_command(directory: Path, disk: Path, network: run.Network, ip: str | N
     from tests.integration import testimage
 
     image = build.build("appliance", out=directory / "image")
-    initramfs = testimage.write_test_initramfs(image.initramfs, directory / "initramfs-test.cpio", LIMITS)
+    archive = testimage.write_test_initramfs(image.archive, directory / "initramfs-test.cpio", LIMITS)
+    initramfs = build.boot_form(archive)  # the production archive and the overlay, compressed as one
     return run.qemu_command(run.load_manifest(), image.kernel, initramfs, disk, network, ip=ip, ip6=ip6)
 
 
