@@ -64,7 +64,6 @@ _PEM_LINE = 64  # base64 characters per line of PEM armour (RFC 7468 2)
 class _Certified:
     """What both kinds of identity give the engines and the test export: the certificate and key encoded."""
 
-    __slots__ = ()
     cert_der: bytes
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
