@@ -15,30 +15,39 @@ prefers ECDSA. One RSA key serves both RSA leaves: generating it is the one slow
 the VM), so it is paid once. OpenSSL draws that key from its own generator: a prime search in Python from
 our source took 160-720 ms on the host, too slow for the VM's boot. Its leaves' serials come from our source.
 
-- CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign.
-- server (10000): CA:FALSE, digitalSignature, EKU serverAuth.
+The certificates are written by `appliance.certificate_der` and signed here with the CA key; the running
+appliance keeps their DER. `cryptography.x509` is never imported on the boot path (issue 17: it and what it
+loads were a fifth of the boot's imports); `Identity.certificate` parses the DER with it for tests and tools.
+
+- CA: BasicConstraints critical CA:TRUE pathlen:0, KeyUsage critical keyCertSign|cRLSign, its key identifier.
+- server (10000): CA:FALSE, digitalSignature, EKU serverAuth, the CA's key identifier (as for every leaf).
 - client (10001, 10002, where the appliance is the TLS client): CA:FALSE, digitalSignature, EKU clientAuth.
 - web (443): like server, plus the SAN the browser checks.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from appliance import certificate_der as der
 from appliance.sources import RandomSource
+from tls.x509 import oids
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 CA_VALIDITY = datetime.timedelta(days=3650)
 LEAF_VALIDITY = datetime.timedelta(days=3650)
 BACKDATE = datetime.timedelta(minutes=5)  # tolerate a peer clock slightly behind ours
+CA_COMMON_NAME = "Piñata boot CA"
 WEB_NAMES = ("pinata.local", "localhost")
 WEB_ADDRESSES = ("127.0.0.1",)
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -48,21 +57,24 @@ handshake."""
 KEY_DRAW_BYTES = 40
 """A P-256 key is drawn as 64 bits more than the order's 256 and reduced (FIPS 186-4 B.4.1, "extra random
 bits"): the bias of the reduction is then below 2**-64, with no rejection loop."""
+_SIGNATURE = ec.ECDSA(hashes.SHA256())
+_PEM_LINE = 64  # base64 characters per line of PEM armour (RFC 7468 2)
 
 
 class _Certified:
     """What both kinds of identity give the engines and the test export: the certificate and key encoded."""
 
-    certificate: x509.Certificate
+    cert_der: bytes
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
     @property
-    def cert_der(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.DER)
+    def certificate(self) -> x509.Certificate:
+        """The certificate parsed by cryptography, for tests and tools: the boot never asks (see _parsed)."""
+        return _parsed(self.cert_der)
 
     @property
     def cert_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+        return pem(self.cert_der)
 
     @property
     def key_pem(self) -> bytes:
@@ -75,7 +87,7 @@ class _Certified:
 class RsaIdentity(_Certified):
     """A server role's RSA leaf and its key: the alternate certificate for clients that verify RSA only."""
 
-    certificate: x509.Certificate
+    cert_der: bytes
     key: rsa.RSAPrivateKey
 
 
@@ -84,7 +96,7 @@ class Identity(_Certified):
     """A leaf certificate and its key, as the TLS engines take them; `alternates` are further certificates for
     the same role (a server role's RSA leaf), offered to clients that cannot verify this one."""
 
-    certificate: x509.Certificate
+    cert_der: bytes
     key: ec.EllipticCurvePrivateKey
     alternates: tuple[RsaIdentity, ...] = ()
 
@@ -94,18 +106,19 @@ class IssuedPKI:
     """What the running appliance keeps of the boot PKI: the CA's certificate (the one trust anchor) and the
     three leaves with their keys. No CA key: nothing left in the process can mint a certificate."""
 
-    ca_certificate: x509.Certificate
+    ca_der: bytes
     server: Identity
     client: Identity
     web: Identity
 
     @property
-    def ca_der(self) -> bytes:
-        return self.ca_certificate.public_bytes(serialization.Encoding.DER)
+    def ca_pem(self) -> bytes:
+        return pem(self.ca_der)
 
     @property
-    def ca_pem(self) -> bytes:
-        return self.ca_certificate.public_bytes(serialization.Encoding.PEM)
+    def ca_certificate(self) -> x509.Certificate:
+        """For tests and tools, like `Identity.certificate`."""
+        return _parsed(self.ca_der)
 
 
 @dataclass(frozen=True)
@@ -127,16 +140,26 @@ class BootPKI:
 
     def issued(self) -> IssuedPKI:
         """The part that outlives the boot; the caller drops this object (and with it the CA key)."""
-        return IssuedPKI(self.ca.certificate, self.server, self.client, self.web)
+        return IssuedPKI(self.ca.cert_der, self.server, self.client, self.web)
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Piñata"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
+def pem(cert_der: bytes) -> bytes:
+    """The PEM armour of a certificate (RFC 7468: base64 in lines of 64, BEGIN/END CERTIFICATE)."""
+    text = base64.b64encode(cert_der)
+    lines = b"".join(text[at : at + _PEM_LINE] + b"\n" for at in range(0, len(text), _PEM_LINE))
+    return b"-----BEGIN CERTIFICATE-----\n" + lines + b"-----END CERTIFICATE-----\n"
+
+
+def _parsed(cert_der: bytes) -> x509.Certificate:
+    """cryptography's view of a certificate. Imported here, not at the top: `cryptography.x509` (with the
+    `email` and `calendar` it loads) cost a fifth of the boot's imports in the VM, and only tests use this."""
+    from cryptography import x509  # noqa: PLC0415 - never on the boot path (issue 17)
+
+    return x509.load_der_x509_certificate(cert_der)
+
+
+def _spki(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _draw(random: RandomSource, size: int) -> int:
@@ -159,41 +182,31 @@ def new_key(random: RandomSource) -> ec.EllipticCurvePrivateKey:
 
 def _make_ca(now: datetime.datetime, random: RandomSource) -> Identity:
     key = new_key(random)
-    name = _name("Piñata boot CA")
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(_serial(random))
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Identity(cert, key)
+    spki = _spki(key.public_key())
+    tbs = der.tbs_certificate(der.TbsCertificate(
+        issuer=CA_COMMON_NAME, subject=CA_COMMON_NAME, serial=_serial(random),
+        not_before=now - BACKDATE, not_after=now + CA_VALIDITY, spki=spki,
+        extensions=(
+            der.basic_constraints(ca=True),
+            der.key_usage(der.KEY_CERT_SIGN, der.CRL_SIGN),
+            der.subject_key_identifier(spki),
+        ),
+    ))
+    return Identity(der.certificate(tbs, key.sign(tbs, _SIGNATURE)), key)
 
 
 def make_leaf(
     ca: Identity,
     common_name: str,
-    usage: x509.ObjectIdentifier,
+    usage: str,
     now: datetime.datetime,
     random: RandomSource,
     *,
-    san: x509.SubjectAlternativeName | None = None,
+    san: tuple[str, ...] | None = None,
 ) -> Identity:
-    """A leaf issued directly by `ca`, for a fresh P-256 key from `random`."""
+    """A leaf issued directly by `ca` (the boot CA: its name is CA_COMMON_NAME), for a fresh P-256 key from
+    `random`. `usage` is the EKU's dotted OID (`tls.x509.oids.EKU_SERVER_AUTH`, ...); `san` the DNS names and IP
+    addresses of a SubjectAltName, in order (`certificate_der.subject_alt_name`), or None for none."""
     key = new_key(random)
     return Identity(_issue(ca, common_name, usage, now, random, public_key=key.public_key(), san=san), key)
 
@@ -201,60 +214,47 @@ def make_leaf(
 def _issue(
     ca: Identity,
     common_name: str,
-    usage: x509.ObjectIdentifier,
+    usage: str,
     now: datetime.datetime,
     random: RandomSource,
     *,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
-    san: x509.SubjectAlternativeName | None,
-) -> x509.Certificate:
-    """The leaf certificate for `public_key`, signed by `ca` (see the module docstring for its extensions)."""
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca.certificate.subject)
-        .public_key(public_key)
-        .serial_number(_serial(random))
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + LEAF_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+    san: tuple[str, ...] | None,
+) -> bytes:
+    """The DER of the leaf certificate for `public_key`, signed by `ca` (see the module docstring for its
+    extensions)."""
+    extensions: tuple[der.Extension, ...] = (
+        der.basic_constraints(ca=False),
+        der.key_usage(der.DIGITAL_SIGNATURE),
+        der.extended_key_usage((usage,)),
+        der.authority_key_identifier(_spki(ca.key.public_key())),
     )
     if san is not None:
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(ca.key, hashes.SHA256())
+        extensions += (der.subject_alt_name(san),)
+    tbs = der.tbs_certificate(der.TbsCertificate(
+        issuer=CA_COMMON_NAME, subject=common_name, serial=_serial(random),
+        not_before=now - BACKDATE, not_after=now + LEAF_VALIDITY, spki=_spki(public_key), extensions=extensions,
+    ))
+    return der.certificate(tbs, ca.key.sign(tbs, _SIGNATURE))
 
 
 def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
     ca = _make_ca(now, random)
-    web_san = x509.SubjectAlternativeName(
-        [x509.DNSName(n) for n in web_names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in WEB_ADDRESSES]
-    )
+    web_san = web_names + WEB_ADDRESSES
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
 
-    def server_role(common_name: str, san: x509.SubjectAlternativeName | None) -> Identity:
+    def server_role(common_name: str, san: tuple[str, ...] | None) -> Identity:
         """An ECDSA leaf with an RSA leaf (same name, usages and SAN) as its alternate."""
-        usage = ExtendedKeyUsageOID.SERVER_AUTH
+        usage = oids.EKU_SERVER_AUTH
         ecdsa_leaf = make_leaf(ca, common_name, usage, now, random, san=san)
         rsa_leaf = RsaIdentity(_issue(ca, common_name, usage, now, random, public_key=rsa_key.public_key(), san=san),
                                rsa_key)
-        return Identity(ecdsa_leaf.certificate, ecdsa_leaf.key, alternates=(rsa_leaf,))
+        return Identity(ecdsa_leaf.cert_der, ecdsa_leaf.key, alternates=(rsa_leaf,))
 
     return BootPKI(
         ca=ca,
         server=server_role("Piñata mutual-TLS server", None),
-        client=make_leaf(ca, "Piñata client", ExtendedKeyUsageOID.CLIENT_AUTH, now, random),
+        client=make_leaf(ca, "Piñata client", oids.EKU_CLIENT_AUTH, now, random),
         web=server_role(web_names[0], web_san),
     )
 

@@ -42,7 +42,7 @@ def mint(ca: Identity, spec: Spec, common_name: str = "test peer") -> Identity:
     )
     issuer = None if spec.self_signed else certs.as_issuer(ca.certificate, ca.key)
     wrong = certs.new_ec_key() if spec.wrong_signing_key and not spec.self_signed else None
-    return Identity(certs.issue(built, issuer=issuer, key=key, signing_key=wrong).certificate, key)
+    return Identity(certs.issue(built, issuer=issuer, key=key, signing_key=wrong).der, key)
 
 
 def load_ca(pki: Path) -> Identity:
@@ -50,7 +50,7 @@ def load_ca(pki: Path) -> Identity:
     cert = x509.load_pem_x509_certificate((pki / "ca.pem").read_bytes())
     key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return Identity(cert, key)
+    return Identity(cert.public_bytes(serialization.Encoding.DER), key)
 
 
 def write_identity(identity: Identity, directory: Path, name: str) -> tuple[Path, Path]:

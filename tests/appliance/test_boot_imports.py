@@ -10,6 +10,9 @@ import sys
 NOT_AT_BOOT = (
     "tls.client", "tls.client_states",  # the client engine: the connect-back and reverse roles only
     "pyasn1", "pyasn1_modules.rfc5280", "pyasn1_modules.rfc4055",  # X.509's rare forms: RSASSA-PSS, x400Address
+    # The boot PKI writes its DER itself (appliance.certificate_der): cryptography's X.509 layer, and the email
+    # and calendar modules it loads, were a fifth of the boot's imports in the VM; only tests parse with it.
+    "cryptography.x509", "email",
 )
 
 
@@ -19,3 +22,15 @@ def test_the_boot_leaves_what_no_first_request_needs_for_its_first_use() -> None
                                            check=True).stdout))
     assert "appliance.ours_tls" in loaded  # the factory that makes client engines is there
     assert loaded.isdisjoint(NOT_AT_BOOT), sorted(loaded & set(NOT_AT_BOOT))
+
+
+def test_generating_the_boot_pki_loads_no_x509_library() -> None:
+    """The first test sees the imports only: the PKI is generated after them, at boot, and must not load
+    cryptography.x509 on the way (an import inside a function would escape the first test)."""
+    script = ("import json, sys, os, datetime; import appliance.pki; "
+              "appliance.pki.generate(datetime.datetime.now(datetime.UTC), os.urandom); "
+              "print(json.dumps(sorted(sys.modules)))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                           check=True).stdout))
+    assert "appliance.certificate_der" in loaded
+    assert loaded.isdisjoint(("cryptography.x509", "email")), sorted(loaded & {"cryptography.x509", "email"})

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -126,3 +127,27 @@ def test_each_server_role_has_an_rsa_leaf_beside_its_ecdsa_one() -> None:
     assert "pinata.local" in san.get_values_for_type(x509.DNSName)
     assert len(keys) == 1
     assert boot.issued().web.alternates == boot.web.alternates
+
+
+def test_the_pem_is_the_standard_armour_of_the_der() -> None:
+    """cert_pem and ca_pem are made from the DER without cryptography.x509: the same bytes it would write."""
+    boot = pki.generate(NOW, os.urandom)
+    for identity in (boot.ca, boot.server, boot.client, boot.web, *boot.server.alternates):
+        assert identity.certificate.public_bytes(serialization.Encoding.DER) == identity.cert_der
+        assert identity.cert_pem == identity.certificate.public_bytes(serialization.Encoding.PEM)
+    assert boot.issued().ca_pem == boot.ca_pem == boot.issued().ca_certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def test_make_leaf_takes_a_dotted_usage_and_a_tuple_of_alt_names() -> None:
+    boot = pki.generate(NOW, os.urandom)
+    leaf = pki.make_leaf(boot.ca, "extra", "1.3.6.1.5.5.7.3.2", NOW, os.urandom, san=("a.example", "::1"))
+    cert = leaf.certificate
+    cert.verify_directly_issued_by(boot.ca.certificate)
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == \
+        [ExtendedKeyUsageOID.CLIENT_AUTH]
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["a.example"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["::1"]
+    bare = pki.make_leaf(boot.ca, "no san", "1.3.6.1.5.5.7.3.1", NOW, os.urandom).certificate
+    with pytest.raises(x509.ExtensionNotFound):
+        bare.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -88,7 +88,7 @@ def _issue(spec: Leaf, issuer: x509.Name, aki_key: ec.EllipticCurvePublicKey, ke
         aki_key_id=x509.SubjectKeyIdentifier.from_public_key(aki_key).digest,
         not_before=spec.not_before, not_after=spec.not_after, serial=None,
     )
-    return Identity(certs.issue(built, key=key, signing_key=signing_key).certificate, key)
+    return Identity(certs.issue(built, key=key, signing_key=signing_key).der, key)
 
 
 def issue(signer: Identity, spec: Leaf, key: ec.EllipticCurvePrivateKey | None = None,
@@ -109,14 +109,14 @@ def self_signed_leaf() -> Identity:
 def self_signed_ca(subject: str | x509.Name) -> Identity:
     key = new_key()
     spec = certs.ca_spec(subject, not_before=NOW - DAY, not_after=NOW + 30 * DAY, serial=None)
-    return Identity(certs.issue(spec, key=key).certificate, key)
+    return Identity(certs.issue(spec, key=key).der, key)
 
 
 def load_identity(pki: Path, label: str) -> Identity:
     cert = x509.load_pem_x509_certificate((pki / f"{label}.pem").read_bytes())
     key = serialization.load_pem_private_key((pki / f"{label}.key").read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    return Identity(cert, key)
+    return Identity(cert.public_bytes(serialization.Encoding.DER), key)
 
 
 def _split(der: bytes) -> tuple[rfc5280.TBSCertificate, bytes]:
@@ -147,7 +147,7 @@ def version1(signer: Identity) -> Identity:
         v1[field_name] = tbs[field_name]
     tbs_der = encoder.encode(v1)
     signature = signer.key.sign(tbs_der, ec.ECDSA(hashes.SHA256()))
-    return Identity(x509.load_der_x509_certificate(_assemble(tbs_der, algorithm, signature)), leaf.key)
+    return Identity(_assemble(tbs_der, algorithm, signature), leaf.key)
 
 
 def zeroed_signature(signer: Identity) -> bytes:
