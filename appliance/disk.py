@@ -16,11 +16,14 @@ device the same way).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import mmap
 import os
 import stat
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from appliance import zeros
@@ -36,6 +39,7 @@ from appliance.disk_header import (
     read_copies,
     resolve,
 )
+from appliance.zeros import ReadBuffer
 
 __all__ = ["Disk", "DiskBusyError", "DiskDamagedError", "DiskError", "Header"]
 
@@ -94,6 +98,47 @@ class Disk:
     def read(self, offset: int, length: int) -> bytes:
         data = os.pread(self._fd, length, offset)
         return data + b"\x00" * (length - len(data))  # a file's unwritten tail reads as zeros, like a new disk
+
+    @contextlib.contextmanager
+    def view(self, offset: int, length: int) -> Iterator[ReadBuffer]:
+        """The bytes of [offset, offset + length), read-only, for the duration of the `with`: a map of the disk
+        where one can be made, else what `read` gives.
+
+        Why a map: recovery scans both ledger regions (4 MiB each by default) at every boot, and read into
+        bytes they were the boot's memory peak (8 MB of anonymous memory at once), enough at `-m 64` for the
+        kernel to deadlock on memory. A map's pages are the page cache's: the kernel drops them under
+        pressure and reads them again when touched, so nothing region-sized stays in memory. The map is
+        closed when the `with` ends: the caller must keep no view of it (memoryview) and nothing that
+        outlives the block may refer to it.
+
+        Where a map cannot serve, the bytes are read: a zero length, an offset off `mmap`'s allocation
+        granularity, or a disk shorter than the range. A map must never reach past a file's end (touching
+        it there is SIGBUS); `read` gives a short file's missing part as zeros, like a new disk. (Nothing
+        else truncates the file meanwhile: the disk's lock keeps every other instance, and QEMU, out.)"""
+        mapped = self._map(offset, length)
+        if mapped is None:
+            yield self.read(offset, length)
+            return
+        try:
+            yield mapped
+        except BaseException:
+            # A view of the map still held by the traceback's frames would make close fail over the error
+            # that matters; the map then goes when they do.
+            with contextlib.suppress(BufferError):
+                mapped.close()
+            raise
+        mapped.close()
+
+    def _map(self, offset: int, length: int) -> mmap.mmap | None:
+        """A read-only map of [offset, offset + length), or None where `view` must read instead."""
+        if length <= 0 or offset < 0 or offset % mmap.ALLOCATIONGRANULARITY:
+            return None
+        if self.size() < offset + length:
+            return None
+        try:
+            return mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=offset)
+        except OSError:  # a device or kernel that cannot map: reading works everywhere
+            return None
 
     def write(self, offset: int, data: bytes) -> None:
         if self.read_only:

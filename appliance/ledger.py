@@ -32,13 +32,15 @@ the first unsynced one, so a power loss costs at most one batch. `synced_seq` is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from appliance import ledger_record as rec
 from appliance.config import DISK_HEADER_BYTES, ENDPOINTS, Limits
 from appliance.disk import Disk, DiskDamagedError, DiskError
 from appliance.ledger_scan import RegionScan, after_zeros, frame_at, guess_epochs, scan_region
+from appliance.zeros import ReadBuffer
 
 CHECKPOINT_MAX_BYTES = rec.CHECKPOINT_MAX_BYTES
 FINDINGS_RESERVED = 8
@@ -70,6 +72,13 @@ class LedgerArea:
 
     def read_region(self, region: int) -> bytes:
         return self._disk.read(self._base(region), self.region_bytes)
+
+    @contextlib.contextmanager
+    def view_region(self, region: int) -> Iterator[ReadBuffer]:
+        """The region read-only, through a map of the disk where one can be made (`Disk.view`): what recovery
+        scans, without holding a region's worth of memory."""
+        with self._disk.view(self._base(region), self.region_bytes) as view:
+            yield view
 
     def write(self, region: int, offset: int, data: bytes) -> None:
         if offset < 0 or offset + len(data) > self.region_bytes:
@@ -179,12 +188,12 @@ class Ledger:
 
     # -- recovery (read-only) -------------------------------------------------------------------------
 
-    def _scan(self, buf: bytes, region: int, candidates: tuple[int, ...], *, bodies: bool = False) -> RegionScan:
+    def _scan(self, buf: ReadBuffer, region: int, candidates: tuple[int, ...], *, bodies: bool = False) -> RegionScan:
         return scan_region(buf, region, max_payload=self._max_payload, epoch_candidates=candidates,
                            batch_records=self._limits.ledger_batch_records, largest_record=self._largest_record,
                            legacy_below=self._format_epoch, bodies=bodies)
 
-    def _with_bodies(self, buf: bytes, scan: RegionScan) -> RegionScan:
+    def _with_bodies(self, buf: ReadBuffer, scan: RegionScan) -> RegionScan:
         """The same region read again with every record decoded, for replay (the first pass checked only
         lengths, checksums and prefixes: most of a boot's time would otherwise go to decoding the older
         region's events, which a readable checkpoint already counts)."""
@@ -193,8 +202,16 @@ class Ledger:
 
     def recover(self, consume: Callable[[rec.Record], None], *, started: bool) -> Recovery:
         """Scan both regions, replay what can be read into `consume`, and describe what cannot. Writes
-        nothing. Raises DiskDamagedError when no region can be read although the ledger was started."""
-        bufs = [self._area.read_region(r) for r in (0, 1)]
+        nothing. Raises DiskDamagedError when no region can be read although the ledger was started.
+
+        The regions are looked at through maps of the disk (`LedgerArea.view_region`), closed before this
+        returns or raises: read into bytes, the two were the boot's memory peak. What the `Recovery` holds
+        (decoded records, findings' samples) is copied out of them."""
+        with self._area.view_region(0) as first, self._area.view_region(1) as second:
+            return self._recover((first, second), consume, started=started)
+
+    def _recover(self, bufs: tuple[ReadBuffer, ReadBuffer], consume: Callable[[rec.Record], None], *,
+                 started: bool) -> Recovery:
         heads = [frame_at(buf, 0, CHECKPOINT_MAX_BYTES) for buf in bufs]
         epochs = [h.epoch if h is not None and h.kind == rec.KIND_CHECKPOINT else None for h in heads]
         # Usually both checkpoints are readable and the newer one names the active region: read it with
@@ -386,9 +403,11 @@ class Ledger:
 
 
 class _Recoverer:
-    """One recovery's bookkeeping: which records to replay, in what order, and what to report."""
+    """One recovery's bookkeeping: which records to replay, in what order, and what to report. `bufs` are the
+    regions' views, valid only while `recover` holds them open: nothing taken from them into the `Recovery`
+    (findings' samples) is more than a slice, which is bytes."""
 
-    def __init__(self, ledger: Ledger, active: RegionScan, other: RegionScan, bufs: list[bytes],
+    def __init__(self, ledger: Ledger, active: RegionScan, other: RegionScan, bufs: Sequence[ReadBuffer],
                  consume: Callable[[rec.Record], None]) -> None:
         self.ledger = ledger
         self.bufs = bufs

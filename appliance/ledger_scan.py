@@ -1,4 +1,5 @@
-"""Reading one ledger region as it is, damage included: pure, bytes in, a description out.
+"""Reading one ledger region as it is, damage included: pure, a buffer in (bytes, or a read-only map of the
+disk: `appliance.zeros.ReadBuffer`), a description out.
 
 A region holds one generation (epoch): a checkpoint at offset 0, then records with consecutive seqs, then a
 terminator (eight zero bytes), then whatever an older generation left. Recovery must neither stop at the
@@ -34,6 +35,7 @@ from typing import NamedTuple
 
 from appliance import ledger_record as rec
 from appliance import zeros
+from appliance.zeros import ReadBuffer
 
 
 class Located(NamedTuple):
@@ -106,9 +108,11 @@ class RegionScan:
         return self.checkpoint.seq if self.checkpoint is not None else None
 
 
-def frame_at(buf: bytes, pos: int, max_payload: int, *, bodies: bool = True) -> Located | None:
+def frame_at(buf: ReadBuffer, pos: int, max_payload: int, *, bodies: bool = True) -> Located | None:
     """The record whose frame starts at `pos`, if it is whole and its checksum holds. Without `bodies`,
-    an event's body is left unread (every other kind is rare and always decoded)."""
+    an event's body is left unread (every other kind is rare and always decoded). Nothing it returns refers
+    to `buf`: the view for the checksum lives only for the call (a map's close fails while a view of it is
+    alive), and a record is decoded from a slice, which is bytes."""
     if pos + rec.FRAME.size > len(buf):
         return None
     length, crc = rec.FRAME.unpack_from(buf, pos)
@@ -144,7 +148,7 @@ _ANY_FRAME = _frame_starts(rec.KINDS)
 _FOLLOWING = _frame_starts(rec.FOLLOWING_KINDS)
 
 
-def _candidates(pattern: re.Pattern[bytes], buf: bytes, start: int) -> Iterator[int]:
+def _candidates(pattern: re.Pattern[bytes], buf: ReadBuffer, start: int) -> Iterator[int]:
     """Where `pattern` (one of `_frame_starts`) matches at or after `start`, with the runs of ZERO_RUN zeros
     skipped at C speed. No frame holds such a run, so every frame lies in a stretch between two of them (its
     own leading zeros may lengthen the run before it by a few bytes, hence the margin); the lookahead pattern
@@ -164,7 +168,7 @@ def _candidates(pattern: re.Pattern[bytes], buf: bytes, start: int) -> Iterator[
         pos = end
 
 
-def search(buf: bytes, start: int, epoch: int, min_seq: int | None, max_payload: int, *,
+def search(buf: ReadBuffer, start: int, epoch: int, min_seq: int | None, max_payload: int, *,
            bodies: bool = True) -> Located | None:
     """The first readable event, finding or marker of generation `epoch` whose frame starts at or after `start`
     and whose seq is at least `min_seq`."""
@@ -181,7 +185,7 @@ EPOCH_GUESS_FRAMES = 10_000
 past an older generation's leftovers, few enough that a region of garbage costs a bounded time."""
 
 
-def guess_epochs(buf: bytes, region: int, max_payload: int) -> tuple[int, ...]:
+def guess_epochs(buf: ReadBuffer, region: int, max_payload: int) -> tuple[int, ...]:
     """Generations that have readable frames in `buf` (one region: even epochs in region 0, odd in 1), newest
     first, for when no checkpoint can be read."""
     seen: set[int] = set()
@@ -198,7 +202,7 @@ def guess_epochs(buf: bytes, region: int, max_payload: int) -> tuple[int, ...]:
     return tuple(sorted(seen, reverse=True))
 
 
-def find_epoch(buf: bytes, candidates: tuple[int, ...], max_payload: int) -> int | None:
+def find_epoch(buf: ReadBuffer, candidates: tuple[int, ...], max_payload: int) -> int | None:
     """The first candidate generation that has a readable record in the region."""
     for epoch in candidates:
         if epoch >= 0 and search(buf, 0, epoch, None, max_payload, bodies=False) is not None:
@@ -207,7 +211,7 @@ def find_epoch(buf: bytes, candidates: tuple[int, ...], max_payload: int) -> int
 
 
 def scan_region(
-    buf: bytes,
+    buf: ReadBuffer,
     region: int,
     *,
     max_payload: int,
@@ -217,10 +221,11 @@ def scan_region(
     legacy_below: int = 0,
     bodies: bool = True,
 ) -> RegionScan:
-    """Describe `buf` (one whole region). `epoch_candidates` are tried, in order, when the checkpoint is
-    unreadable. `largest_record`: the largest frame the writer makes (default: what `max_payload` allows),
-    for `tail_reach`. Generations below `legacy_below` were written by format 1, which wrote no
-    terminators, so the bytes after their last record are an older generation's, not a tail."""
+    """Describe `buf` (one whole region; the description holds no reference to it). `epoch_candidates` are
+    tried, in order, when the checkpoint is unreadable. `largest_record`: the largest frame the writer makes
+    (default: what `max_payload` allows), for `tail_reach`. Generations below `legacy_below` were written by
+    format 1, which wrote no terminators, so the bytes after their last record are an older generation's,
+    not a tail."""
     assert max_payload < 1 << 16, "the frame searches take a length's two high bytes to be zero"
     largest = largest_record if largest_record is not None else rec.FRAME.size + max_payload
     used = zeros.trimmed_length(buf)
@@ -277,7 +282,7 @@ last record, a run this long is not the eight-byte terminator and what was there
 _ZEROS = bytes(ZERO_RUN)
 
 
-def _tail(buf: bytes, pos: int, epoch: int, max_payload: int, reach: int) -> Tail | None:
+def _tail(buf: ReadBuffer, pos: int, epoch: int, max_payload: int, reach: int) -> Tail | None:
     """The unreadable bytes from `pos` (where the walk stopped) on, or None for a clean end."""
     if pos + rec.FRAME.size > len(buf):
         return None
@@ -306,7 +311,7 @@ def _tail(buf: bytes, pos: int, epoch: int, max_payload: int, reach: int) -> Tai
     return Tail(pos, end, records, frames, torn=end - pos <= reach)
 
 
-def _other_write(buf: bytes, pos: int, max_payload: int) -> tuple[int, int]:
+def _other_write(buf: ReadBuffer, pos: int, max_payload: int) -> tuple[int, int]:
     """Where bytes of another write begin after unreadable ones at `pos`: the first readable frame before
     the first run of ZERO_RUN zeros (the walk and the resynchronising search took every frame of this
     generation after `pos`, so it is an older one's), and that run; len(buf) for either when there is none."""
@@ -318,14 +323,14 @@ def _other_write(buf: bytes, pos: int, max_payload: int) -> tuple[int, int]:
     return len(buf), zeros
 
 
-def after_zeros(buf: bytes, pos: int) -> int:
+def after_zeros(buf: ReadBuffer, pos: int) -> int:
     """The first non-zero byte at or after `pos` (len(buf) if none). Not a slice and a strip: every clean boot
     asks this at the end of its records, where the rest of a region may be megabytes (appliance.zeros)."""
     found = zeros.first_nonzero(buf, pos)
     return found if found is not None else len(buf)
 
 
-def _wiped(buf: bytes, pos: int, epoch: int, max_payload: int) -> Tail | None:
+def _wiped(buf: ReadBuffer, pos: int, epoch: int, max_payload: int) -> Tail | None:
     """A clean end, unless the zeros after the last record run on for ZERO_RUN bytes and more and then give
     way to an older generation's frame: records were there, and were zeroed (a wiped block, a bad copy)."""
     data = after_zeros(buf, pos)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import subprocess
@@ -190,3 +191,58 @@ def test_a_file_this_open_created_is_removed_when_its_lock_fails(tmp_path: Path,
     with pytest.raises(DiskBusyError):
         Disk(tmp_path / "old")
     assert (tmp_path / "old").read_bytes() == b"kept"
+
+
+def test_a_view_maps_the_disk_read_only_and_closes_the_map_after(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    disk.write(DISK_HEADER_BYTES + 5, b"ledger")
+    with disk.view(DISK_HEADER_BYTES, REGION) as region:
+        assert isinstance(region, mmap.mmap)
+        assert region[:] == disk.read(DISK_HEADER_BYTES, REGION)
+        assert region.find(b"ledger") == 5
+        with pytest.raises(TypeError):
+            region[0:1] = b"x"  # read-only
+    assert region.closed
+    disk.close()
+
+
+def test_a_view_is_closed_when_its_block_raises(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    with pytest.raises(RuntimeError), disk.view(DISK_HEADER_BYTES, REGION) as region:
+        raise RuntimeError
+    assert isinstance(region, mmap.mmap)
+    assert region.closed
+    disk.close()
+
+
+def test_a_view_never_maps_past_a_short_files_end_but_reads_it_as_zeros(tmp_path: Path) -> None:
+    """Touching a map past the file's end is SIGBUS: a file shorter than the range is read, zeros after it."""
+    disk = Disk(tmp_path / "d")
+    disk.write(0, b"\x01" * (DISK_HEADER_BYTES + 10))
+    with disk.view(DISK_HEADER_BYTES, REGION) as region:
+        assert isinstance(region, bytes)
+        assert region == b"\x01" * 10 + bytes(REGION - 10)
+    with disk.view(DISK_HEADER_BYTES + REGION, REGION) as region:  # wholly past the end
+        assert region == bytes(REGION)
+    disk.close()
+
+
+@pytest.mark.parametrize(("offset", "length"), [(DISK_HEADER_BYTES, 0), (DISK_HEADER_BYTES + 1, REGION - 1)])
+def test_a_view_reads_what_it_cannot_map(tmp_path: Path, offset: int, length: int) -> None:
+    """A zero length, or an offset off the allocation granularity, cannot be mapped: the bytes are read."""
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    disk.write(offset, b"\x07" * length)
+    with disk.view(offset, length) as region:
+        assert isinstance(region, bytes)
+        assert region == b"\x07" * length
+    disk.close()
+
+
+def test_an_empty_file_is_viewed_as_zeros(tmp_path: Path) -> None:
+    disk = Disk(tmp_path / "d")
+    with disk.view(0, REGION) as region:
+        assert region == bytes(REGION)
+    disk.close()

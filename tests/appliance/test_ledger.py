@@ -1,22 +1,36 @@
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import signal
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from appliance import ledger_record as rec
+from appliance import zeros
 from appliance.config import DISK_HEADER_BYTES, Limits
 from appliance.data_disk import provision
 from appliance.disk import Disk, DiskDamagedError, DiskError
-from appliance.ledger import CHECKPOINT_AREA, RESERVE, Ledger, LedgerArea, RecoveryReport, min_region_bytes
+from appliance.ledger import (
+    CHECKPOINT_AREA,
+    RESERVE,
+    Ledger,
+    LedgerArea,
+    Recovery,
+    RecoveryReport,
+    min_region_bytes,
+)
 from appliance.ledger_scan import EPOCH_GUESS_FRAMES, frame_at, guess_epochs
 from appliance.stats import Stats
+from appliance.zeros import ReadBuffer
+from tests.appliance.reach import walk
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALLEST_REGION = -(-min_region_bytes(Limits()) // 4096) * 4096  # the disk header wants whole 4 KiB blocks
@@ -242,9 +256,13 @@ def test_the_ledger_cannot_read_outside_its_regions_nor_the_header(tmp_path: Pat
     area = LedgerArea(disk, SMALLEST_REGION)
     for region in (0, 1):
         assert secret not in area.read_region(region)
+        with area.view_region(region) as view:
+            assert view.find(secret) < 0
     for region in (-1, 2):
         with pytest.raises(DiskError, match="no ledger region"):
             area.read_region(region)
+        with pytest.raises(DiskError, match="no ledger region"), area.view_region(region):
+            pass
     disk.close()
 
 
@@ -388,7 +406,10 @@ from appliance.config import Limits
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.stats import Stats
+from appliance.zeros import ReadBuffer
+from tests.appliance.reach import walk
 from appliance import ledger_record as rec
+from appliance import zeros
 limits = replace(Limits(), ledger_batch_records=int(sys.argv[2]), ledger_region_bytes=int(sys.argv[3]))
 disk = Disk(Path(sys.argv[1]))
 disk.extend(4096 + 2 * limits.ledger_region_bytes)
@@ -460,3 +481,146 @@ def test_an_event_over_the_record_limit_is_refused_before_anything_is_written(tm
     assert (ledger.offset, ledger.next_seq) == (offset, seq)
     assert (tmp_path / "d").read_bytes() == raw
     _close(ledger, stats, disk)
+
+
+# -- recovery through maps of the disk -------------------------------------------------------------------
+# Recovery looks at each region through a read-only map (LedgerArea.view_region), not a copy in memory: two
+# regions read into bytes were the boot's memory peak, enough to make the kernel OOM at `-m 64`.
+
+
+class _NoWholeRegionReads(Disk):
+    """A disk whose `read` fails the test if asked for a whole region: recovery must map it, not copy it."""
+
+    def read(self, offset: int, length: int) -> bytes:
+        assert length < LIMITS.ledger_region_bytes, f"read {length} bytes at {offset}: a whole region in memory"
+        return super().read(offset, length)
+
+
+def _spy_views(monkeypatch: pytest.MonkeyPatch) -> list[ReadBuffer]:
+    """Every view recovery takes of a region, kept to check after it that each map was closed."""
+    views: list[ReadBuffer] = []
+    view_region = LedgerArea.view_region
+
+    @contextlib.contextmanager
+    def spy(area: LedgerArea, region: int) -> Iterator[ReadBuffer]:
+        with view_region(area, region) as view:
+            views.append(view)
+            yield view
+
+    monkeypatch.setattr(LedgerArea, "view_region", spy)
+    return views
+
+
+def _rolled_over(path: Path) -> tuple[Stats, list[rec.Event], int]:
+    """A ledger that rolled over and went on in the other region, stopped cleanly. Returns its statistics, the
+    events in the active region (those after the last rollover), and that region."""
+    ledger, stats, _, disk = _open(path)
+    since: list[rec.Event] = []
+    i = 0
+    while ledger.rollovers == 0 or len(since) < 40:
+        rollovers = ledger.rollovers
+        event = _event(i)
+        _append(ledger, stats, event)
+        since = [event] if ledger.rollovers != rollovers else [*since, event]
+        i += 1
+    _close(ledger, stats, disk)
+    return stats, since, ledger.region
+
+
+def _recover(disk: Disk, seen: list[rec.Record] | None = None, *, started: bool = True) -> Recovery:
+    """`Ledger.recover` alone: reads, writes nothing."""
+    ledger = Ledger(LedgerArea(disk, LIMITS.ledger_region_bytes), LIMITS)
+    return ledger.recover((seen if seen is not None else []).append, started=started)
+
+
+def test_recovery_never_reads_a_whole_region_into_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stats, since, _ = _rolled_over(tmp_path / "d")
+    views = _spy_views(monkeypatch)
+    _, stats2, seen, report = _boot(_NoWholeRegionReads(tmp_path / "d"), LIMITS, started=True)
+    assert report.outcome == "clean"
+    assert [type(v) for v in views] == [mmap.mmap, mmap.mmap]
+    assert isinstance(seen[0].body, rec.Checkpoint)
+    assert _events(seen) == since
+    assert stats2.counts == stats.counts
+
+
+def test_both_regions_replay_through_maps_when_the_newer_checkpoint_is_lost(tmp_path: Path) -> None:
+    """The older region replays into what the lost checkpoint held: records read from both maps."""
+    stats, since, active = _rolled_over(tmp_path / "d")
+    with (tmp_path / "d").open("r+b") as f:
+        f.seek(DISK_HEADER_BYTES + active * LIMITS.ledger_region_bytes + 20)
+        f.write(b"\xee" * 8)
+    _, stats2, seen, report = _boot(_NoWholeRegionReads(tmp_path / "d"), LIMITS, started=True)
+    assert report.outcome == "damaged"
+    assert report.lost == 0
+    assert _events(seen)[-len(since) :] == since
+    assert len(_events(seen)) > len(since)  # the older region's too
+    assert stats2.counts == stats.counts
+
+
+def test_the_maps_are_closed_when_recovery_returns_and_nothing_it_returns_refers_to_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _rolled_over(tmp_path / "d")
+    views = _spy_views(monkeypatch)
+    disk = Disk(tmp_path / "d")
+    recovery = _recover(disk)
+    assert recovery.replayed > 0
+    assert [type(v) for v in views] == [mmap.mmap, mmap.mmap]
+    assert all(isinstance(v, mmap.mmap) and v.closed for v in views)
+    assert not [o for o in walk([recovery]).objects if isinstance(o, mmap.mmap | memoryview)]
+    disk.close()
+
+
+def test_the_maps_are_closed_when_recovery_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.extend(DISK_HEADER_BYTES + 2 * LIMITS.ledger_region_bytes)
+    for region in (0, 1):
+        disk.write(DISK_HEADER_BYTES + region * LIMITS.ledger_region_bytes, b"\xee" * 1000)
+    views = _spy_views(monkeypatch)
+    with pytest.raises(DiskDamagedError, match="neither ledger region"):
+        _recover(disk)
+    assert [type(v) for v in views] == [mmap.mmap, mmap.mmap]
+    assert all(isinstance(v, mmap.mmap) and v.closed for v in views)
+    disk.close()
+
+
+def test_the_maps_are_closed_when_replay_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _rolled_over(tmp_path / "d")
+    views = _spy_views(monkeypatch)
+    disk = Disk(tmp_path / "d")
+
+    def consume(record: rec.Record) -> None:
+        raise RuntimeError("the statistics refused a record")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        Ledger(LedgerArea(disk, LIMITS.ledger_region_bytes), LIMITS).recover(consume, started=True)
+    assert len(views) == 2
+    assert all(isinstance(v, mmap.mmap) and v.closed for v in views)
+    disk.close()
+
+
+def test_a_file_shorter_than_the_layout_recovers_as_if_its_missing_part_were_zeros(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Such a file is never mapped past its end (SIGBUS): its regions are read, the missing part as zeros,
+    and recovery finds exactly what it finds on the same file made whole with zeros (which it maps)."""
+    ledger, stats, _, disk = _open(tmp_path / "d")
+    for i in range(200):
+        _append(ledger, stats, _event(i))
+    _close(ledger, stats, disk)
+    assert ledger.rollovers == 0
+    data = (tmp_path / "d").read_bytes()
+    cut = DISK_HEADER_BYTES + zeros.trimmed_length(data[DISK_HEADER_BYTES:]) // 2
+    (tmp_path / "short").write_bytes(data[:cut])
+    (tmp_path / "whole").write_bytes(data[:cut] + bytes(len(data) - cut))
+    views = _spy_views(monkeypatch)
+    seen: dict[str, list[rec.Record]] = {"short": [], "whole": []}
+    recovered = {}
+    for name, records in seen.items():
+        disk = Disk(tmp_path / name)
+        recovered[name] = _recover(disk, records)
+        disk.close()
+    assert [type(v) for v in views] == [bytes, bytes, mmap.mmap, mmap.mmap]
+    assert recovered["short"] == recovered["whole"]
+    assert recovered["short"].findings  # the cut took records
+    assert seen["short"] == seen["whole"]
+    assert 0 < len(_events(seen["short"])) < 200
