@@ -5,9 +5,12 @@ modification time for every search of every `sys.path` entry and package, then o
 of the .pyc. Under TCG every system call is emulated, and the appliance's boot imports about 400 modules:
 measured in the VM, the search and the reads were 0.4 s of a 2.4 s import (issue 17). The image builder
 (image/bundle.py) writes every .pyc that /init does not need before this module into one file, with an
-index; `install` reads the index once and puts a finder before the path-based one, so that an import is a
-dictionary lookup and one `pread`. Extension modules (.so) and data files stay in the directories, and a
-package's `__path__` is its directory, so that the path-based finder still finds its extension modules.
+index; `install` maps the file and reads the index once, and puts a finder before the path-based one, so that
+an import is a dictionary lookup and an unmarshal straight from the mapped pages, with no system call (a
+`pread` per module had been 0.09 s of the boot's 2.7 s under a profiler in the VM, 288 of them). The map
+costs no memory: the file is already in RAM (the initramfs), and the map shares its pages. Extension modules
+(.so) and data files stay in the directories, and a package's `__path__` is its directory, so that the
+path-based finder still finds its extension modules.
 
 Modules keep their `__file__` (the path the source had, which tracebacks also name), so code that finds its
 data files beside its module works unchanged. The bundle is part of the image, as trusted as the .pyc files
@@ -17,6 +20,7 @@ it replaces: a bundle that is not well formed stops the boot (`BundleError`), as
 from __future__ import annotations
 
 import marshal
+import mmap
 import os
 import sys
 from importlib._bootstrap_external import MAGIC_NUMBER  # (importlib.util's, without what importlib.util imports)
@@ -72,8 +76,8 @@ class BundleFinder:
     """A meta path finder and loader over the bundle (the two protocols of importlib, duck-typed: importing
     importlib.abc would cost more than it checks)."""
 
-    def __init__(self, fd: int, base: int, index: dict[str, Entry]) -> None:
-        self._fd = fd
+    def __init__(self, pages: mmap.mmap, base: int, index: dict[str, Entry]) -> None:
+        self._pages = pages
         self._base = base  # where the modules' code begins: after the magic, the index length and the index
         self._index = index
 
@@ -101,12 +105,14 @@ class BundleFinder:
     def get_code(self, fullname: str) -> CodeType:
         """The module's code (runpy asks for it to run `appliance.__main__`)."""
         offset, length, _is_package, _origin = self._index[fullname]
-        data = os.pread(self._fd, length, self._base + offset)
-        try:
-            code = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as the .pyc files it holds
-        except (EOFError, ValueError, TypeError):
-            code = None
-        if len(data) != length or not isinstance(code, CodeType):
+        start = self._base + offset
+        with memoryview(self._pages)[start : start + length] as data:  # released at once: no view outlives this
+            try:
+                code = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as the .pyc files it holds
+            except (EOFError, ValueError, TypeError):
+                code = None
+            complete = len(data) == length
+        if not complete or not isinstance(code, CodeType):
             raise BundleError(f"{fullname}: the bundle holds no code for it")
         return code
 
@@ -121,9 +127,14 @@ def install(path: str = BUNDLE_FILE) -> BundleFinder:
     """Open the bundle and put its finder before the path-based finder (built-in and frozen modules keep
     theirs, extension modules and anything else fall through to the directories)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    header = os.pread(fd, HEADER_BYTES, 0)
-    end, index = read_index(os.pread(fd, HEADER_BYTES + index_length(header), 0))
-    finder = BundleFinder(fd, end, index)
+    try:
+        pages = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # the map keeps the file; the descriptor can go
+    except ValueError as exc:  # an empty file cannot be mapped
+        raise BundleError("not a module bundle") from exc
+    finally:
+        os.close(fd)
+    end, index = read_index(pages[: HEADER_BYTES + index_length(pages[:HEADER_BYTES])])
+    finder = BundleFinder(pages, end, index)
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder), len(sys.meta_path))
     sys.meta_path.insert(position, finder)
     return finder

@@ -129,6 +129,22 @@ def test_an_entry_past_the_end_of_the_file_is_refused(tmp_path: Path) -> None:
         sys.meta_path.remove(finder)
 
 
+def test_an_empty_file_is_not_a_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "modules.bundle"
+    path.write_bytes(b"")
+    with pytest.raises(BundleError):
+        module_bundle.install(str(path))
+    assert module_bundle.installed() is None
+
+
+def test_a_file_cut_inside_its_index_is_refused(tmp_path: Path) -> None:
+    whole = _header({"m": (0, 0, False, "/app/m.py")})
+    path = tmp_path / "modules.bundle"
+    path.write_bytes(whole[:-3])
+    with pytest.raises(BundleError, match="cut short"):
+        module_bundle.install(str(path))
+
+
 def test_an_index_longer_than_the_first_read_is_read_whole(tmp_path: Path) -> None:
     index = {f"m{n:06d}": (0, 0, False, f"/app/m{n:06d}.py") for n in range(60_000)}
     path = tmp_path / "modules.bundle"
