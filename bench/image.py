@@ -20,11 +20,13 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -78,7 +80,9 @@ def _boot_command(image: build.Image, disk: Path, memory: int | None = None,
 
 
 def _smallest_memory(tmp: Path) -> int | None:
-    """The smallest -m (from MEMORY_STEPS) at which the appliance image boots and answers HTTP with 200, or
+    """The smallest -m (from MEMORY_STEPS) at which the appliance image boots, answers HTTP with 200 and then
+    carries a little load over HTTP and HTTPS (`_serve_load`: a first 200 alone would not show the memory a
+    connection takes), or
     None when it does not serve even at the first (the target's) step. Each step is its own image, whose
     device manifest declares that memory (PID 1 refuses a VM with less memory than declared)."""
     kernel = build.build("floor").kernel
@@ -88,7 +92,7 @@ def _smallest_memory(tmp: Path) -> int | None:
         document["devices"][0]["mib"] = mib
         archive = build.build_initramfs("appliance", tmp / f"m{mib}", json.dumps(document).encode())
         image = build.Image("appliance", kernel, build.boot_form(archive), archive)
-        served = _boot_to_http_200(image, tmp / f"m{mib}.img", mib)
+        served = _boot_to_http_200(image, tmp / f"m{mib}.img", mib, load=True)
         if served.failure is not None:
             print(f"[image] -m {mib}: does not serve ({served.failure})", flush=True)
             break
@@ -134,11 +138,14 @@ def _stamp_console(stream: IO[bytes], log: IO[bytes], started: float, boot: Boot
             boot.marks[name] = time.perf_counter() - started
 
 
-def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None) -> Boot:
+def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None, *, load: bool = False) -> Boot:
     """QEMU start to the first HTTP 200 from an appliance image, with the marks on the way; a boot that never
-    serves says why (the console's end tells whether it panicked, ran out of memory or just never answered)."""
-    port = _free_port()
-    network = runner.Network("user", forwards=((port, 80),))
+    serves says why (the console's end tells whether it panicked, ran out of memory or just never answered).
+    With `load`, the appliance must then also answer LOAD_REQUESTS requests over HTTP and HTTPS, LOAD_CLIENTS at
+    a time (a new TLS handshake each), or the boot counts as not serving."""
+    port, tls_port = _free_port(), _free_port()
+    network = runner.Network("user", forwards=((port, 80), (tls_port, 443)))
+    failed: str | None = None
     console = disk.with_suffix(".console")
     boot = Boot()
     started = time.perf_counter()
@@ -154,18 +161,52 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None)
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=POLL_TIMEOUT) as response:
                         if response.status == 200:
                             boot.marks["http-200"] = time.perf_counter() - started
-                            return boot
+                            failed = _serve_load(port, tls_port) if load else None
+                            if failed is None:
+                                return boot
+                            break
                 except OSError:
                     time.sleep(0.05)
         finally:
             process.kill()
             process.wait()
             reader.join()
-    ended = f"QEMU exited with {process.returncode}" if time.perf_counter() - started < BOOT_TIMEOUT else (
-        f"no HTTP 200 within {BOOT_TIMEOUT:.0f} s")
+    if failed is not None:
+        ended = f"served, then failed under load: {failed}"
+    elif time.perf_counter() - started < BOOT_TIMEOUT:
+        ended = f"QEMU exited with {process.returncode}"
+    else:
+        ended = f"no HTTP 200 within {BOOT_TIMEOUT:.0f} s"
     tail = console.read_text("utf-8", "replace").splitlines()[-CONSOLE_TAIL_LINES:]
     boot.failure = ended + "; console tail:\n    " + "\n    ".join(tail)
     return boot
+
+
+LOAD_REQUESTS = 48
+LOAD_CLIENTS = 8
+"""The load a memory step must carry after its first 200: half over HTTPS (a handshake each, with the
+per-connection TLS state and buffers that implies), half over HTTP, 8 at a time: below the per-source limit
+(16; every connection through QEMU's user network comes from its one gateway address) and without /proof,
+whose rate limit refuses some on purpose."""
+
+
+def _serve_load(port: int, tls_port: int) -> str | None:
+    """None when every request got a 200, else what went wrong with the first that did not."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the boot CA is new at every boot; this checks memory, not trust
+
+    def fetch(n: int) -> str | None:
+        url = f"https://127.0.0.1:{tls_port}/" if n % 2 else f"http://127.0.0.1:{port}/"
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - an http(s) URL on loopback, made above
+                    url, timeout=BOOT_TIMEOUT / 4, context=context if n % 2 else None) as response:
+                return None if response.status == 200 and response.read() else f"{url}: {response.status}"
+        except OSError as exc:
+            return f"{url}: {exc!r}"
+
+    with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
+        return next((failure for failure in pool.map(fetch, range(LOAD_REQUESTS)) if failure is not None), None)
 
 
 def _serving_figures(image: build.Image, tmp: Path, floor: float, figures: dict[str, Figure]) -> None:
