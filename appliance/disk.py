@@ -50,6 +50,15 @@ class DiskBusyError(DiskError):
     """Another instance holds the disk."""
 
 
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # linux/mman.h; `mmap` names it from Python 3.13
+
+
+def populate(mapped: mmap.mmap) -> None:
+    """Fault every page of `mapped` in from the device, raising OSError (EIO, EFAULT, ...) for a page that cannot
+    be read instead of leaving it to SIGBUS when touched (see Disk.view)."""
+    mapped.madvise(MADV_POPULATE_READ)
+
+
 class Disk:
     """Positional I/O on the disk or file, under an exclusive (or, read-only, shared) lock.
 
@@ -114,7 +123,14 @@ class Disk:
         Where a map cannot serve, the bytes are read: a zero length, an offset off `mmap`'s allocation
         granularity, or a disk shorter than the range. A map must never reach past a file's end (touching
         it there is SIGBUS); `read` gives a short file's missing part as zeros, like a new disk. (Nothing
-        else truncates the file meanwhile: the disk's lock keeps every other instance, and QEMU, out.)"""
+        else truncates the file meanwhile: the disk's lock keeps every other instance, and QEMU, out.)
+
+        A map is also where a read error would become a signal: a page the device cannot read is SIGBUS when
+        touched, which no handler survives, where `pread` raises OSError, which the boot logs as fatal. So the
+        whole range is read into the page cache first, by the kernel, with MADV_POPULATE_READ, which reports
+        such an error as OSError instead (Linux 5.14+): then the map is given up and the range read, so the
+        error is raised as `read` raises it. A page dropped later under memory pressure is read again when
+        touched; only an error that first appears then would still be SIGBUS."""
         mapped = self._map(offset, length)
         if mapped is None:
             yield self.read(offset, length)
@@ -136,9 +152,15 @@ class Disk:
         if self.size() < offset + length:
             return None
         try:
-            return mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=offset)
+            mapped = mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=offset)
         except OSError:  # a device or kernel that cannot map: reading works everywhere
             return None
+        try:
+            populate(mapped)
+        except OSError:  # unreadable somewhere, or a kernel without the advice: `read` says which
+            mapped.close()
+            return None
+        return mapped
 
     def write(self, offset: int, data: bytes) -> None:
         if self.read_only:

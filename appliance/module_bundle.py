@@ -65,6 +65,7 @@ def read_index(header: bytes) -> tuple[int, dict[str, Entry]]:
     if not isinstance(index, dict) or not all(
         isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 4
         and isinstance(entry[0], int) and isinstance(entry[1], int) and isinstance(entry[2], bool)
+        and entry[0] >= 0 and entry[1] >= 0  # a slice of the map would count a negative one from the end
         and isinstance(entry[3], str)
         for name, entry in index.items()
     ):

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from appliance import certificate_der as der
 from appliance.sources import RandomSource
 from tls.x509 import oids
+from tls.x509.parse import peek_certificate
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -222,7 +223,10 @@ def _issue(
     san: tuple[str, ...] | None,
 ) -> bytes:
     """The DER of the leaf certificate for `public_key`, signed by `ca` (see the module docstring for its
-    extensions)."""
+    extensions). The issuer name written is the boot CA's: a leaf of any other CA would carry its signature
+    under the wrong name, so another CA is refused."""
+    if peek_certificate(ca.cert_der).subject != der.name(CA_COMMON_NAME):
+        raise ValueError("leaves are issued by the boot CA only (its subject is the issuer name they carry)")
     extensions: tuple[der.Extension, ...] = (
         der.basic_constraints(ca=False),
         der.key_usage(der.DIGITAL_SIGNATURE),

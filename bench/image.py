@@ -17,6 +17,7 @@ machine (KVM does not work here).
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import socket
@@ -161,12 +162,13 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None,
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=POLL_TIMEOUT) as response:
                         if response.status == 200:
                             boot.marks["http-200"] = time.perf_counter() - started
-                            failed = _serve_load(port, tls_port) if load else None
-                            if failed is None:
-                                return boot
-                            break
                 except OSError:
                     time.sleep(0.05)
+                if "http-200" in boot.marks:  # the first connection closed: the load has every slot it needs
+                    failed = _serve_load(port, tls_port) if load else None
+                    if failed is None:
+                        return boot
+                    break
         finally:
             process.kill()
             process.wait()
@@ -201,8 +203,10 @@ def _serve_load(port: int, tls_port: int) -> str | None:
         try:
             with urllib.request.urlopen(  # noqa: S310 - an http(s) URL on loopback, made above
                     url, timeout=BOOT_TIMEOUT / 4, context=context if n % 2 else None) as response:
-                return None if response.status == 200 and response.read() else f"{url}: {response.status}"
-        except OSError as exc:
+                if response.status != 200:
+                    return f"{url}: status {response.status}"
+                return None if response.read() else f"{url}: 200 with an empty body"
+        except (OSError, http.client.HTTPException) as exc:  # a response cut short is not an OSError
             return f"{url}: {exc!r}"
 
     with ThreadPoolExecutor(LOAD_CLIENTS) as pool:

@@ -123,8 +123,10 @@ def boot_form(archive: Path) -> Path:
     with more appended to it (the test image's overlay) is compressed whole: the kernel reads no further
     archive after an LZ4 stream in the legacy frame, which has no end marker."""
     target = archive.with_name(archive.name + ".lz4")
-    with target.open("wb") as out:
+    partial = target.with_name(target.name + ".partial")  # a QEMU reading the old one never sees half a file
+    with partial.open("wb") as out:
         subprocess.run([*BOOT_COMPRESSOR, str(archive)], stdout=out, check=True)
+    partial.replace(target)
     return target
 
 
@@ -212,7 +214,7 @@ def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -
     vmlinux = install_kernel(kernel.MICROVM, out)
     target, stamp = out / f"initramfs-{variant}.cpio", out / f"initramfs-{variant}.inputs"
     booted = target.with_name(target.name + ".lz4")
-    digest = initramfs_inputs(variant)
+    digest = f"{initramfs_inputs(variant)}\n{boot_form_key()}"
     if not force and target.exists() and booted.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         _step(f"{variant}: {target} is up to date")
         return Image(variant, vmlinux, booted, target)
@@ -223,6 +225,12 @@ def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -
     _step(f"{variant}: {archive} ({archive.stat().st_size} bytes; {booted.stat().st_size} as booted) "
           f"in {time.monotonic() - started:.1f} s")
     return Image(variant, vmlinux, booted, archive)
+
+
+def boot_form_key() -> str:
+    """What the boot form is made with besides the archive (the stamp's second line): another compressor or
+    release makes other bytes, so a build with it makes the boot form again."""
+    return f"{' '.join(BOOT_COMPRESSOR)} {lz4_version()}"
 
 
 def lz4_version() -> str:

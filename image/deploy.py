@@ -105,7 +105,8 @@ def main() -> int:
     (args.out / "pinata.xml").write_text(domain_xml(manifest, args.prefix, bridge=args.bridge))
     (args.out / "qemu-command.sh").write_text(qemu_script(manifest, args.prefix))
     print(f"wrote {args.out / 'pinata.xml'} (boots {args.prefix / build.kernel_file(PCI)}) and "
-          f"{args.out / 'qemu-command.sh'} (boots {args.prefix / build.kernel_file(MICROVM)})")
+          f"{args.out / 'qemu-command.sh'} (boots {args.prefix / build.kernel_file(MICROVM)}); both take "
+          f"{args.prefix / INITRAMFS}: copy build/image/initramfs-appliance.cpio.lz4 there")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance import disk as disk_module
 from appliance.config import DISK_HEADER_BYTES
 from appliance.disk import Disk, DiskBusyError, DiskDamagedError, DiskError, Header
 
@@ -245,4 +247,86 @@ def test_an_empty_file_is_viewed_as_zeros(tmp_path: Path) -> None:
     disk = Disk(tmp_path / "d")
     with disk.view(0, REGION) as region:
         assert region == bytes(REGION)
+    disk.close()
+
+
+def test_a_range_the_device_cannot_read_raises_as_read_does_not_as_sigbus(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad sector under a map is SIGBUS when touched; the populate step finds it first (here: made to fail as
+    the kernel does for an unreadable page), the map is given up and the read raises the device's error."""
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    mapped: list[mmap.mmap] = []
+
+    def unreadable(region: mmap.mmap) -> None:
+        mapped.append(region)
+        raise OSError(errno.EIO, "Input/output error")
+
+    def failing_read(offset: int, length: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(disk_module, "populate", unreadable)
+    monkeypatch.setattr(disk, "read", failing_read)
+    with pytest.raises(OSError, match="Input/output error"), disk.view(DISK_HEADER_BYTES, REGION):
+        pass
+    assert len(mapped) == 1  # the map was made, found unreadable ...
+    assert mapped[0].closed  # ... and closed
+    disk.close()
+
+
+def test_a_kernel_without_the_populate_advice_gets_the_range_read(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    disk.write(DISK_HEADER_BYTES, b"kept")
+
+    def no_advice(region: mmap.mmap) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(disk_module, "populate", no_advice)
+    with disk.view(DISK_HEADER_BYTES, REGION) as region:
+        assert isinstance(region, bytes)
+        assert region[:4] == b"kept"
+    disk.close()
+
+
+def test_a_view_whose_map_cannot_be_made_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    disk.write(DISK_HEADER_BYTES, b"kept")
+
+    def cannot_map(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", cannot_map)
+    with disk.view(DISK_HEADER_BYTES, REGION) as region:
+        assert isinstance(region, bytes)
+        assert region[:4] == b"kept"
+    disk.close()
+
+
+def test_an_error_inside_the_block_is_not_hidden_by_a_view_still_held(tmp_path: Path) -> None:
+    """A memoryview of the map alive when the block raises makes close fail with BufferError: the block's own
+    error is the one that reaches the caller."""
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    held: list[memoryview] = []
+
+    def hold_a_view_and_fail() -> None:
+        with disk.view(DISK_HEADER_BYTES, REGION) as region:
+            held.append(memoryview(region))
+            raise RuntimeError("the real error")
+
+    with pytest.raises(RuntimeError, match="the real error"):
+        hold_a_view_and_fail()
+    held.clear()
+    disk.close()
+
+
+def test_the_populate_advice_works_on_this_kernel(tmp_path: Path) -> None:
+    """The map path is the one the VM takes: on a kernel with the advice, a readable range is mapped."""
+    disk = Disk(tmp_path / "d")
+    disk.extend(LAYOUT)
+    with disk.view(DISK_HEADER_BYTES, REGION) as region:
+        assert isinstance(region, mmap.mmap)
     disk.close()

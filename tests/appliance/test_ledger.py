@@ -406,10 +406,7 @@ from appliance.config import Limits
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.stats import Stats
-from appliance.zeros import ReadBuffer
-from tests.appliance.reach import walk
 from appliance import ledger_record as rec
-from appliance import zeros
 limits = replace(Limits(), ledger_batch_records=int(sys.argv[2]), ledger_region_bytes=int(sys.argv[3]))
 disk = Disk(Path(sys.argv[1]))
 disk.extend(4096 + 2 * limits.ledger_region_bytes)

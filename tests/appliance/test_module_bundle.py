@@ -112,6 +112,8 @@ def _header(index: Any, pyc_magic: bytes = MAGIC_NUMBER) -> bytes:
     _header(["a list"]),
     _header({"name": (0, 1, "not a bool", "/app/x.py")}),
     _header({1: (0, 1, False, "/app/x.py")}),
+    _header({"tail": (-10, 5, False, "/app/tail.py")}),  # would read the file's last bytes through the map
+    _header({"back": (0, -1, False, "/app/back.py")}),
 ])
 def test_anything_but_a_bundle_is_refused(data: bytes) -> None:
     with pytest.raises(BundleError):

@@ -138,6 +138,14 @@ def test_the_pem_is_the_standard_armour_of_the_der() -> None:
     assert boot.issued().ca_pem == boot.ca_pem == boot.issued().ca_certificate.public_bytes(serialization.Encoding.PEM)
 
 
+def test_a_leaf_is_issued_by_the_boot_ca_only() -> None:
+    """The issuer name a leaf carries is the boot CA's: a leaf signed by another CA would name the wrong issuer."""
+    boot = pki.generate(NOW, os.urandom)
+    server = pki.Identity(boot.server.cert_der, boot.server.key)  # a certificate that is no boot CA
+    with pytest.raises(ValueError, match="boot CA only"):
+        pki.make_leaf(server, "stray", "1.3.6.1.5.5.7.3.2", NOW, os.urandom)
+
+
 def test_make_leaf_takes_a_dotted_usage_and_a_tuple_of_alt_names() -> None:
     boot = pki.generate(NOW, os.urandom)
     leaf = pki.make_leaf(boot.ca, "extra", "1.3.6.1.5.5.7.3.2", NOW, os.urandom, san=("a.example", "::1"))

@@ -23,12 +23,21 @@ def test_initramfs_is_byte_identical_across_builds(tmp_path: Path) -> None:
 def test_build_skips_an_up_to_date_initramfs_and_rebuilds_a_stale_one(tmp_path: Path) -> None:
     first = build.build("floor", out=tmp_path)
     stamp = tmp_path / "initramfs-floor.inputs"
-    assert stamp.read_text().strip() == build.initramfs_inputs("floor")
+    assert stamp.read_text().splitlines() == [build.initramfs_inputs("floor"), build.boot_form_key()]
     first.initramfs.write_bytes(b"stale")
     assert build.build("floor", out=tmp_path).initramfs.read_bytes() == b"stale"  # up to date by its stamp
     stamp.write_text("0" * 64 + "\n")
     assert build.build("floor", out=tmp_path).initramfs.read_bytes() != b"stale"  # inputs changed: rebuilt
-    assert stamp.read_text().strip() == build.initramfs_inputs("floor")
+    assert stamp.read_text().splitlines()[0] == build.initramfs_inputs("floor")
+
+
+def test_another_compressor_makes_the_boot_form_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = build.build("floor", out=tmp_path)
+    first.initramfs.write_bytes(b"made by another lz4")
+    monkeypatch.setattr(build, "lz4_version", lambda: "v9.9.9")
+    again = build.build("floor", out=tmp_path)
+    assert again.initramfs.read_bytes()[:4] == build.LZ4_LEGACY_MAGIC
+    assert (tmp_path / "initramfs-floor.inputs").read_text().splitlines()[1].endswith("v9.9.9")
 
 
 def test_floor_initramfs_is_byte_identical(tmp_path: Path) -> None:
@@ -48,6 +57,10 @@ def test_initramfs_matches_the_recorded_build_when_the_sources_do(tmp_path: Path
         pytest.skip("the initramfs's inputs (e.g. the project's sources) changed since outputs.txt was recorded")
     built = build.build_initramfs(variant, tmp_path)
     assert f"sha256:{hashlib.sha256(built.read_bytes()).hexdigest()}" == digest
+    _name, _variant, boot_digest, compressor = _recorded()["initramfs.cpio.lz4"]
+    if compressor != f"compressor:{build.lz4_version()}":
+        pytest.skip(f"the recorded boot form was made by lz4 {compressor}, this machine has {build.lz4_version()}")
+    assert f"sha256:{hashlib.sha256(build.boot_form(built).read_bytes()).hexdigest()}" == boot_digest
 
 
 def test_every_kernel_variant_is_recorded() -> None:
