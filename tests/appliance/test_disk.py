@@ -274,31 +274,19 @@ def test_a_range_the_device_cannot_read_raises_as_read_does_not_as_sigbus(tmp_pa
     disk.close()
 
 
-def test_a_kernel_without_the_populate_advice_gets_the_range_read(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("failing", ["populate", "mmap"])
+def test_a_range_that_cannot_be_mapped_or_populated_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            failing: str) -> None:
+    """A kernel without the populate advice (EINVAL), or a device that cannot be mapped (ENODEV): the range is
+    read, as it was before maps."""
     disk = Disk(tmp_path / "d")
     disk.extend(LAYOUT)
     disk.write(DISK_HEADER_BYTES, b"kept")
 
-    def no_advice(region: mmap.mmap) -> None:
-        raise OSError(errno.EINVAL, "Invalid argument")
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.EINVAL if failing == "populate" else errno.ENODEV, "refused")
 
-    monkeypatch.setattr(disk_module, "populate", no_advice)
-    with disk.view(DISK_HEADER_BYTES, REGION) as region:
-        assert isinstance(region, bytes)
-        assert region[:4] == b"kept"
-    disk.close()
-
-
-def test_a_view_whose_map_cannot_be_made_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    disk = Disk(tmp_path / "d")
-    disk.extend(LAYOUT)
-    disk.write(DISK_HEADER_BYTES, b"kept")
-
-    def cannot_map(*args: object, **kwargs: object) -> mmap.mmap:
-        raise OSError(errno.ENODEV, "No such device")
-
-    monkeypatch.setattr(mmap, "mmap", cannot_map)
+    monkeypatch.setattr(*((disk_module, "populate", refuse) if failing == "populate" else (mmap, "mmap", refuse)))
     with disk.view(DISK_HEADER_BYTES, REGION) as region:
         assert isinstance(region, bytes)
         assert region[:4] == b"kept"
