@@ -52,9 +52,9 @@ EXTRA_MODULES = (
     "pyasn1.codec.der.decoder", "pyasn1.codec.der.encoder", "pyasn1.error", "pyasn1_modules.rfc5280",
     "pyasn1_modules.rfc4055",
 )
-# Project modules that exist for host-side comparisons only (the stdlib-ssl TLS backend used by the
-# benchmarks): not shipped, so the image needs no OpenSSL of its own.
-HOST_ONLY_MODULES = ("appliance.stdlib_tls",)
+# Project modules that exist for the host only: the stdlib-ssl TLS backend of the benchmarks (not shipped, so
+# the image needs no OpenSSL of its own) and the command-line TLS peers for interop with real programs.
+HOST_ONLY_MODULES = ("appliance.stdlib_tls", "adapters.tls_cli")
 # Stdlib modules the trace sees on the build host but the image does without: asyncio and hashlib
 # import them inside try/except and fall back (hashlib to its built-in hashes; asyncio to no ssl).
 EXCLUDED_MODULES = ("ssl", "_ssl", "_hashlib", "lzma", "_lzma", "bz2", "_bz2")

@@ -91,7 +91,11 @@ def test_image_holds_only_the_runtime(smoke_image: build.Image) -> None:
     sources = [p for p in entries if p.endswith(".py")]
     assert sources == []  # everything is precompiled
     assert "usr/lib/python3.11/os.pyc" in entries  # the interpreter's landmark for its prefix
-    assert "app/appliance/stdlib_tls.pyc" not in entries  # host-only comparison code
+    _end, bundled = module_bundle.read_index(entries[rootfs.BUNDLE].data)
+    assert "appliance.main" in bundled
+    assert not set(rootfs.HOST_ONLY_MODULES) & set(bundled)  # host-only code: the stdlib-ssl backend, tls_cli
+    assert not [p for p in entries if "stdlib_tls" in p or "tls_cli" in p]
+    assert "adapters.tls_cli" not in bundled
     assert not any(p.endswith(("_ssl.cpython-311-x86_64-linux-gnu.so", "libssl.so.3")) for p in entries)
     assert devices.parse_manifest(entries["etc/pinata/devices.json"].data) == devices.parse_manifest(
         (ROOT / "image" / "devices.json").read_bytes())
