@@ -208,12 +208,34 @@ def make_leaf(
     """A leaf issued directly by `ca` (the boot CA: its name is CA_COMMON_NAME), for a fresh P-256 key from
     `random`. `usage` is the EKU's dotted OID (`tls.x509.oids.EKU_SERVER_AUTH`, ...); `san` the DNS names and IP
     addresses of a SubjectAltName, in order (`certificate_der.subject_alt_name`), or None for none."""
+    return _leaf(_Issuer.of(ca), common_name, usage, now, random, san=san)
+
+
+@dataclass(frozen=True)
+class _Issuer:
+    """The boot CA as it signs leaves: its key and the AuthorityKeyIdentifier every leaf carries, checked and
+    computed once for all the leaves of a boot."""
+
+    key: ec.EllipticCurvePrivateKey
+    key_id: der.Extension
+
+    @classmethod
+    def of(cls, ca: Identity) -> _Issuer:
+        """The issuer name a leaf carries is the boot CA's: a leaf of any other CA would carry its signature
+        under the wrong name, so another CA is refused."""
+        if peek_certificate(ca.cert_der).subject != der.name(CA_COMMON_NAME):
+            raise ValueError("leaves are issued by the boot CA only (its subject is the issuer name they carry)")
+        return cls(ca.key, der.authority_key_identifier(_spki(ca.key.public_key())))
+
+
+def _leaf(issuer: _Issuer, common_name: str, usage: str, now: datetime.datetime, random: RandomSource, *,
+          san: tuple[str, ...] | None) -> Identity:
     key = new_key(random)
-    return Identity(_issue(ca, common_name, usage, now, random, public_key=key.public_key(), san=san), key)
+    return Identity(_issue(issuer, common_name, usage, now, random, public_key=key.public_key(), san=san), key)
 
 
 def _issue(
-    ca: Identity,
+    issuer: _Issuer,
     common_name: str,
     usage: str,
     now: datetime.datetime,
@@ -222,16 +244,13 @@ def _issue(
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     san: tuple[str, ...] | None,
 ) -> bytes:
-    """The DER of the leaf certificate for `public_key`, signed by `ca` (see the module docstring for its
-    extensions). The issuer name written is the boot CA's: a leaf of any other CA would carry its signature
-    under the wrong name, so another CA is refused."""
-    if peek_certificate(ca.cert_der).subject != der.name(CA_COMMON_NAME):
-        raise ValueError("leaves are issued by the boot CA only (its subject is the issuer name they carry)")
+    """The DER of the leaf certificate for `public_key`, signed by the boot CA (see the module docstring for its
+    extensions)."""
     extensions: tuple[der.Extension, ...] = (
         der.basic_constraints(ca=False),
         der.key_usage(der.DIGITAL_SIGNATURE),
         der.extended_key_usage((usage,)),
-        der.authority_key_identifier(_spki(ca.key.public_key())),
+        issuer.key_id,
     )
     if san is not None:
         extensions += (der.subject_alt_name(san),)
@@ -239,26 +258,27 @@ def _issue(
         issuer=CA_COMMON_NAME, subject=common_name, serial=_serial(random),
         not_before=now - BACKDATE, not_after=now + LEAF_VALIDITY, spki=_spki(public_key), extensions=extensions,
     ))
-    return der.certificate(tbs, ca.key.sign(tbs, _SIGNATURE))
+    return der.certificate(tbs, issuer.key.sign(tbs, _SIGNATURE))
 
 
 def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
     ca = _make_ca(now, random)
+    issuer = _Issuer.of(ca)
     web_san = web_names + WEB_ADDRESSES
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
 
     def server_role(common_name: str, san: tuple[str, ...] | None) -> Identity:
         """An ECDSA leaf with an RSA leaf (same name, usages and SAN) as its alternate."""
         usage = oids.EKU_SERVER_AUTH
-        ecdsa_leaf = make_leaf(ca, common_name, usage, now, random, san=san)
-        rsa_leaf = RsaIdentity(_issue(ca, common_name, usage, now, random, public_key=rsa_key.public_key(), san=san),
-                               rsa_key)
+        ecdsa_leaf = _leaf(issuer, common_name, usage, now, random, san=san)
+        rsa_leaf = RsaIdentity(
+            _issue(issuer, common_name, usage, now, random, public_key=rsa_key.public_key(), san=san), rsa_key)
         return Identity(ecdsa_leaf.cert_der, ecdsa_leaf.key, alternates=(rsa_leaf,))
 
     return BootPKI(
         ca=ca,
         server=server_role("Piñata mutual-TLS server", None),
-        client=make_leaf(ca, "Piñata client", oids.EKU_CLIENT_AUTH, now, random),
+        client=_leaf(issuer, "Piñata client", oids.EKU_CLIENT_AUTH, now, random, san=None),
         web=server_role(web_names[0], web_san),
     )
 
