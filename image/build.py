@@ -122,12 +122,27 @@ def boot_form(archive: Path) -> Path:
     """`archive` as the kernel takes it, written beside it (`NAME.cpio.lz4`); returns that path. An archive
     with more appended to it (the test image's overlay) is compressed whole: the kernel reads no further
     archive after an LZ4 stream in the legacy frame, which has no end marker."""
-    target = archive.with_name(archive.name + ".lz4")
+    target = boot_form_path(archive)
     partial = target.with_name(target.name + ".partial")  # a QEMU reading the old one never sees half a file
     with partial.open("wb") as out:
         subprocess.run([*BOOT_COMPRESSOR, str(archive)], stdout=out, check=True)
     partial.replace(target)
     return target
+
+
+def archive_path(variant: str, out: Path = OUT) -> Path:
+    """Where a variant's initramfs archive is built."""
+    return out / f"initramfs-{variant}.cpio"
+
+
+def boot_form_path(archive: Path) -> Path:
+    """Where `boot_form` writes an archive's boot form: beside it, `NAME.cpio.lz4`."""
+    return archive.with_name(archive.name + ".lz4")
+
+
+def boot_initramfs_path(variant: str, out: Path = OUT) -> Path:
+    """Where `build` leaves the initramfs the kernel of `variant`'s image is given."""
+    return boot_form_path(archive_path(variant, out))
 
 
 def _step(message: str) -> None:
@@ -137,7 +152,7 @@ def _step(message: str) -> None:
 def build_initramfs(variant: str, out: Path, device_manifest: bytes | None = None) -> Path:
     """Build one variant's initramfs into `out`; returns its path. `device_manifest` replaces
     image/devices.json (the benchmark's memory search builds one image per memory size)."""
-    target = out / f"initramfs-{variant}.cpio"
+    target = archive_path(variant, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"initramfs-{variant}.inputs").unlink(missing_ok=True)  # only build() vouches for a stamp
     if variant == "floor":
@@ -212,8 +227,8 @@ def build(variant: str = "appliance", out: Path = OUT, *, force: bool = False) -
     so an unchanged digest means unchanged bytes)."""
     started = time.monotonic()
     vmlinux = install_kernel(kernel.MICROVM, out)
-    target, stamp = out / f"initramfs-{variant}.cpio", out / f"initramfs-{variant}.inputs"
-    booted = target.with_name(target.name + ".lz4")
+    target, stamp = archive_path(variant, out), out / f"initramfs-{variant}.inputs"
+    booted = boot_form_path(target)
     digest = f"{initramfs_inputs(variant)}\n{boot_form_key()}"
     if not force and target.exists() and booted.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         _step(f"{variant}: {target} is up to date")
@@ -239,11 +254,6 @@ def lz4_version() -> str:
     return next((word.rstrip(",") for word in banner.split() if word.startswith("v")), banner.replace(" ", "_"))
 
 
-def boot_initramfs_path(variant: str, out: Path = OUT) -> Path:
-    """Where `build` leaves the initramfs the kernel of `variant`'s image is given."""
-    return out / f"initramfs-{variant}.cpio.lz4"
-
-
 SHIPPING_XZ_FILTERS = ({"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME})
 """`xz --x86 -9e`: the x86 branch filter first (as the kernel's own xz images use), because most of what ships
 is x86-64 machine code (the interpreter, libcrypto inside cryptography's extension, the kernel), whose relative
@@ -259,13 +269,16 @@ def compressed_sizes(data: bytes, *, xz: bool = True) -> dict[str, int]:
     return sizes
 
 
-def report_lines(paths: list[Path]) -> list[str]:
+def report_lines(paths: list[Path], *, compressed: list[Path]) -> list[str]:
     """Each output's raw size, its shipping sizes and its sha256 (the kernel ships compressed like the
-    initramfs: the vmlinux is an uncompressed ELF, so its raw size says little about what ships)."""
+    initramfs: the vmlinux is an uncompressed ELF, so its raw size says little about what ships); for the
+    `compressed` ones (the boot form, already LZ4) the size and sha256 alone: compressing them again says
+    nothing and took the longest."""
     lines = []
-    for path in paths:
+    for path in [*paths, *compressed]:
         data = path.read_bytes()
-        extra = "".join(f" {name}={size}" for name, size in compressed_sizes(data).items())
+        sizes = {} if path in compressed else compressed_sizes(data)
+        extra = "".join(f" {name}={size}" for name, size in sizes.items())
         lines.append(f"{path.name} raw={len(data)}{extra} sha256:{rootfs.sha256(data)}")
     return lines
 
@@ -306,7 +319,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.report or args.record:
-        print("\n".join(report_lines([*kernels.values(), image.archive, image.initramfs])))
+        print("\n".join(report_lines([*kernels.values(), image.archive], compressed=[image.initramfs])))
     if args.record:
         record(image, kernels)
     return 0
