@@ -33,7 +33,7 @@ the first unsynced one, so a power loss costs at most one batch. `synced_seq` is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from appliance import ledger_record as rec
@@ -73,12 +73,10 @@ class LedgerArea:
     def read_region(self, region: int) -> bytes:
         return self._disk.read(self._base(region), self.region_bytes)
 
-    @contextlib.contextmanager
-    def view_region(self, region: int) -> Iterator[ReadBuffer]:
+    def view_region(self, region: int) -> contextlib.AbstractContextManager[ReadBuffer]:
         """The region read-only, through a map of the disk where one can be made (`Disk.view`): what recovery
         scans, without holding a region's worth of memory."""
-        with self._disk.view(self._base(region), self.region_bytes) as view:
-            yield view
+        return self._disk.view(self._base(region), self.region_bytes)
 
     def write(self, region: int, offset: int, data: bytes) -> None:
         if offset < 0 or offset + len(data) > self.region_bytes:
