@@ -41,7 +41,7 @@ from tests.integration.lab import (
     Lab,
     read_all,
 )
-from tests.integration.wire import Wire, open_wire, tcp6_from_target
+from tests.integration.wire import Wire, handshake_seen, open_wire, tcp6_from_target
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 SECRET_LINE = KNOWN_WIF.encode() + b"\n"
@@ -635,22 +635,6 @@ def test_echo_flood_is_rate_limited(target: Lab, wire: Wire) -> None:
     _after(target, network)
 
 
-def _handshake6(target: Lab, wire: Wire, port: int) -> tuple[socket.socket, int, int, int]:
-    """A kernel connection from KERNEL_IP6, with the sequence numbers its handshake showed on the wire:
-    (socket, our port, our next sequence number, the target's next sequence number)."""
-    from scapy.layers.inet import TCP
-
-    sock = target.open_socket(KERNEL_IP6)
-    sport = sock.getsockname()[1]
-    sock.settimeout(30)
-    wire.drain()
-    sock.connect((TARGET_IP6, port))
-    synack = wire.wait_for(tcp6_from_target(sport, "SA"), 10)
-    assert synack is not None
-    tcp = synack[TCP]  # type: ignore[index]
-    return sock, sport, int(tcp.ack), (int(tcp.seq) + 1) % 2**32
-
-
 def test_spoofed_packet_too_big(target: Lab, wire: Wire) -> None:
     """A Packet Too Big quoting a segment of ours with an MTU under 1280 (RFC 8201 §4: ignored), and one
     quoting a connection that does not exist: both counted by TCP, and the transfer goes on unharmed."""
@@ -659,7 +643,7 @@ def test_spoofed_packet_too_big(target: Lab, wire: Wire) -> None:
     from scapy.packet import Raw
 
     network = target.network()
-    sock, sport, _, theirs = _handshake6(target, wire, 80)
+    sock, sport, _, theirs = handshake_seen(target, wire, 80, ipv6=True)
     with sock:
         ours = bytes(IPv6(src=TARGET_IP6, dst=KERNEL_IP6) / TCP(sport=80, dport=sport, seq=theirs, flags="A"))
         nobody = bytes(IPv6(src=TARGET_IP6, dst=KERNEL_IP6) / TCP(sport=80, dport=9, seq=1, flags="A"))
@@ -727,7 +711,7 @@ def test_rst_and_syn_injection_over_ipv6(target: Lab, wire: Wire) -> None:
     from scapy.layers.inet import TCP
     from scapy.layers.inet6 import IPv6
 
-    sock, sport, ours, theirs = _handshake6(target, wire, 10000)
+    sock, sport, ours, theirs = handshake_seen(target, wire, 10000, ipv6=True)
     base = IPv6(src=KERNEL_IP6, dst=TARGET_IP6)
 
     def segment(flags: str, seq: int) -> object:

@@ -22,7 +22,7 @@ import pytest
 from appliance.config import DEFAULT_LIMITS
 from netstack.tcp.config import TcpConfig
 from tests.integration.lab import ATTACKER_IPS, KERNEL_IP, LAB_TIMEOUT, SUBNET, TARGET_IP, Lab, read_all
-from tests.integration.wire import Wire, open_wire, tcp_from_target
+from tests.integration.wire import Wire, handshake_seen, open_wire, tcp_from_target
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 SYN_FLOOD_PACKETS = 1500
@@ -89,28 +89,12 @@ def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire:
     assert target.network()["tcp-half-open"] <= TcpConfig().max_half_open
 
 
-def _handshake_seen(target: Lab, wire: Wire, port: int) -> tuple[socket.socket, int, int, int]:
-    """A kernel connection from KERNEL_IP, and the sequence numbers its handshake showed on the wire:
-    (socket, our port, our next sequence number, the target's next sequence number)."""
-    from scapy.layers.inet import TCP
-
-    sock = target.open_socket(KERNEL_IP)
-    sport = sock.getsockname()[1]
-    sock.settimeout(30)
-    wire.drain()
-    sock.connect((TARGET_IP, port))
-    synack = wire.wait_for(tcp_from_target(sport, "SA"), 10)
-    assert synack is not None
-    tcp = synack[TCP]  # type: ignore[index]
-    return sock, sport, int(tcp.ack), (int(tcp.seq) + 1) % 2**32
-
-
 def test_rst_and_syn_injection(target: Lab, wire: Wire) -> None:
     """RFC 5961: a RST that is in the window but not exact, and a SYN on an open connection, get a challenge
     ACK and change nothing; the connection then carries on and is refused for what it sends, as usual."""
     from scapy.layers.inet import IP, TCP
 
-    sock, sport, ours, theirs = _handshake_seen(target, wire, 10000)
+    sock, sport, ours, theirs = handshake_seen(target, wire, 10000)
     base = IP(src=KERNEL_IP, dst=TARGET_IP)
 
     def segment(flags: str, seq: int) -> object:
@@ -137,7 +121,7 @@ def test_exact_rst_injection_resets_the_connection(target: Lab, wire: Wire) -> N
     from scapy.layers.inet import IP, TCP
 
     def attack() -> bytes:
-        sock, sport, ours, theirs = _handshake_seen(target, wire, 10000)
+        sock, sport, ours, theirs = handshake_seen(target, wire, 10000)
         with sock:
             sock.sendall(b"\x16")
             acked = wire.wait_for(lambda f: tcp_from_target(sport)(f) and int(f[TCP].ack) == (ours + 1) % 2**32, 10)  # type: ignore[index]

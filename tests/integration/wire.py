@@ -84,14 +84,21 @@ def open_wire(lab: Lab) -> Wire:
     return Wire(netns.run_in(lab.ns, make), own.group(1), target_mac.group(1))
 
 
-def tcp_from_target(dport: int, flags: str | None = None) -> Callable[[object], bool]:
+def tcp_from_target(dport: int, flags: str | None = None, *, ipv6: bool = False) -> Callable[[object], bool]:
+    """A matcher for a segment from the target (TARGET_IP, or TARGET_IP6) to the namespace's kernel address on
+    port `dport`, with exactly `flags` when given. The lab is dual-stack: a frame of the other family never
+    matches."""
+    src, dst = (TARGET_IP6, KERNEL_IP6) if ipv6 else (TARGET_IP, KERNEL_IP)
+
     def match(frame: object) -> bool:
         from scapy.layers.inet import IP, TCP
+        from scapy.layers.inet6 import IPv6
 
-        if not frame.haslayer(IP) or not frame.haslayer(TCP):  # type: ignore[attr-defined]  # IPv6 shares the lab
+        layer = IPv6 if ipv6 else IP
+        if not frame.haslayer(layer) or not frame.haslayer(TCP):  # type: ignore[attr-defined]
             return False
-        ip, tcp = frame[IP], frame[TCP]  # type: ignore[index]
-        if ip.src != TARGET_IP or ip.dst != KERNEL_IP or tcp.dport != dport:
+        ip, tcp = frame[layer], frame[TCP]  # type: ignore[index]
+        if ip.src != src or ip.dst != dst or tcp.dport != dport:
             return False
         return flags is None or str(tcp.flags) == flags
 
@@ -100,16 +107,20 @@ def tcp_from_target(dport: int, flags: str | None = None) -> Callable[[object], 
 
 def tcp6_from_target(dport: int, flags: str | None = None) -> Callable[[object], bool]:
     """tcp_from_target over IPv6: a segment from TARGET_IP6 to KERNEL_IP6's port `dport`."""
+    return tcp_from_target(dport, flags, ipv6=True)
 
-    def match(frame: object) -> bool:
-        from scapy.layers.inet import TCP
-        from scapy.layers.inet6 import IPv6
 
-        if not frame.haslayer(IPv6) or not frame.haslayer(TCP):  # type: ignore[attr-defined]
-            return False
-        ip, tcp = frame[IPv6], frame[TCP]  # type: ignore[index]
-        if ip.src != TARGET_IP6 or ip.dst != KERNEL_IP6 or tcp.dport != dport:
-            return False
-        return flags is None or str(tcp.flags) == flags
+def handshake_seen(target: Lab, wire: Wire, port: int, *, ipv6: bool = False) -> tuple[socket.socket, int, int, int]:
+    """A kernel connection from KERNEL_IP (or KERNEL_IP6) to the target's `port`, with the sequence numbers its
+    handshake showed on the wire: (socket, our port, our next sequence number, the target's next one)."""
+    from scapy.layers.inet import TCP
 
-    return match
+    sock = target.open_socket(KERNEL_IP6 if ipv6 else KERNEL_IP)
+    sport = sock.getsockname()[1]
+    sock.settimeout(30)
+    wire.drain()
+    sock.connect((TARGET_IP6 if ipv6 else TARGET_IP, port))
+    synack = wire.wait_for(tcp_from_target(sport, "SA", ipv6=ipv6), 10)
+    assert synack is not None
+    tcp = synack[TCP]  # type: ignore[index]
+    return sock, sport, int(tcp.ack), (int(tcp.seq) + 1) % 2**32
