@@ -254,3 +254,17 @@ def ssl_exchange(sock: socket.socket, context: ssl.SSLContext) -> bytes:
 
 def handshake_record(msg_type: int, body: bytes, version: int = 0x0303) -> bytes:
     return plaintext_record(HANDSHAKE, frame(msg_type, body), version=version)
+
+
+def callback_server_context(pki: Path, directory: Path) -> ssl.SSLContext:
+    """What port 10001 connects back to: a TLS server identity from the boot CA (exported to `pki`), written to
+    `directory`, that demands the appliance's client certificate."""
+    server = issue(load_identity(pki, "ca"), Leaf(eku=(ExtendedKeyUsageOID.SERVER_AUTH,)))
+    cert, key = directory / "server.pem", directory / "server.key"
+    cert.write_bytes(server.cert_pem)
+    key.write_bytes(server.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(pki / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

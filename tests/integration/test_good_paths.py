@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.integration import craft
-from tests.integration.craft import Leaf
 from tests.integration.lab import KERNEL_IP, KNOWN_WIF, SECRET_FORMS, TARGET_IP, Lab, assert_no_secret, read_all
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 SECRET_LINE = KNOWN_WIF.encode() + b"\n"
-
-
-def _server_context(target: Lab, directory: Path) -> ssl.SSLContext:
-    """A TLS server identity from the boot CA; it demands the appliance's client certificate."""
-    server = craft.issue(craft.load_identity(target.pki, "ca"), Leaf(eku=(ExtendedKeyUsageOID.SERVER_AUTH,)))
-    cert, key = directory / "server.pem", directory / "server.key"
-    cert.write_bytes(server.cert_pem)
-    key.write_bytes(server.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    context.load_verify_locations(target.pki / "ca.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
 
 
 def test_mutual_10000_with_openssl_s_client(target: Lab) -> None:
@@ -44,7 +28,7 @@ def test_mutual_10000_with_openssl_s_client(target: Lab) -> None:
 
 
 def test_callback_10001_to_a_tls_server_on_40001(target: Lab, tmp_path: Path) -> None:
-    context = _server_context(target, tmp_path)
+    context = craft.callback_server_context(target.pki, tmp_path)
     before = target.count("callback", "success")
     listener = _listener(target, 40001)
     received: list[bytes] = []
@@ -77,7 +61,7 @@ def _listener(target: Lab, port: int) -> socket.socket:
 
 
 def test_reverse_10002_we_are_the_tls_server(target: Lab, tmp_path: Path) -> None:
-    context = _server_context(target, tmp_path)
+    context = craft.callback_server_context(target.pki, tmp_path)
     before = target.count("reverse", "success")
     with target.connect(10002, KERNEL_IP, timeout=60) as raw, context.wrap_socket(raw, server_side=True) as tls:
         data = read_all(tls)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import re
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -23,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from appliance.config import DEFAULT_LIMITS
 from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.tcp.config import TcpConfig
 from tests.integration import craft
-from tests.integration.craft import Leaf
 from tests.integration.lab import (
     ATTACKER_IP6S,
     ATTACKER_IP6S_SAME_64,
@@ -261,22 +258,9 @@ def test_mutual_10000_over_ipv6(target: Lab) -> None:
     assert _wait_family(target, "ipv6", ipv6 + 1) >= ipv6 + 1
 
 
-def _server_context(target: Lab, directory: Path) -> ssl.SSLContext:
-    """A TLS server identity from the boot CA; it demands the appliance's client certificate."""
-    server = craft.issue(craft.load_identity(target.pki, "ca"), Leaf(eku=(ExtendedKeyUsageOID.SERVER_AUTH,)))
-    cert, key = directory / "server.pem", directory / "server.key"
-    cert.write_bytes(server.cert_pem)
-    key.write_bytes(server.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    context.load_verify_locations(target.pki / "ca.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 def test_callback_10001_connects_back_over_ipv6(target: Lab, tmp_path: Path) -> None:
     target.wait_ipv6()
-    context = _server_context(target, tmp_path)
+    context = craft.callback_server_context(target.pki, tmp_path)
     before = target.count("callback", "success")
     listener = target.open_socket(family=socket.AF_INET6)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
