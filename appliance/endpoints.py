@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel
 from appliance.admission import Slot
+from appliance.alternates import ServerIdentities
 from appliance.config import Limits, Ports
 from appliance.http import HttpError, Request, RequestParser, Response, error_response, serialize_response
 from appliance.net import Network, open_stream
@@ -41,11 +42,11 @@ def plain_channel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, li
 class Endpoints:
     """The handlers, with what they need and no more: the vault (for `release`) is theirs alone."""
 
-    def __init__(self, *, network: Network, engines: EngineFactory, pki: IssuedPKI, vault: Vault, site: Site,
-                 limits: Limits, ports: Ports, sources: Sources) -> None:
+    def __init__(self, *, network: Network, engines: EngineFactory, identities: ServerIdentities, vault: Vault,
+                 site: Site, limits: Limits, ports: Ports, sources: Sources) -> None:
         self.network = network
         self.engines = engines
-        self.pki = pki
+        self.identities = identities
         self._vault = vault
         self.site = site
         self.limits = limits
@@ -73,6 +74,16 @@ class Endpoints:
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self.limits.handshake_timeout
 
+    async def _server_identities(self, deadline: float) -> IssuedPKI:
+        """The leaves a TLS server role presents, RSA leaves included: a connection that comes while those are
+        still being made (appliance.alternates) waits for them, within its handshake's time, so that every
+        client is offered every certificate."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.identities.settled()
+        except TimeoutError:
+            raise RefusedError(Category.TIMEOUT, "the server's certificates were not ready in time") from None
+
     # -- the endpoints -------------------------------------------------------------------------------------
 
     async def http(self, channel: PlainChannel, slot: Slot) -> Outcome:
@@ -82,10 +93,12 @@ class Endpoints:
         """The pages over TLS. A connection whose peer asked to renegotiate (refused with a warning, RFC 5246
         §7.2.2, and then served or abandoned) is recorded as that attempt, the pages it got in the reason."""
         refused: list[RequestRefused] = []  # as many as the engine refuses before it ends the connection
-        tls = TlsChannel(self.engines.server(self.pki.web, require_client_cert=False), channel,
+        deadline = self._deadline()
+        web = (await self._server_identities(deadline)).web
+        tls = TlsChannel(self.engines.server(web, require_client_cert=False), channel,
                          on_request_refused=refused.append)
         try:
-            await tls.handshake(self._deadline())
+            await tls.handshake(deadline)
             category, reason = await self._http(tls, slot)
         finally:
             await tls.close()
@@ -95,9 +108,11 @@ class Endpoints:
         return category, reason
 
     async def mutual(self, channel: PlainChannel, slot: Slot) -> Outcome:
-        tls = TlsChannel(self.engines.server(self.pki.server, require_client_cert=True), channel)
+        deadline = self._deadline()
+        server = (await self._server_identities(deadline)).server
+        tls = TlsChannel(self.engines.server(server, require_client_cert=True), channel)
         try:
-            complete = await tls.handshake(self._deadline())
+            complete = await tls.handshake(deadline)
             await tls.send(self._release(complete.peer_chain, Purpose.CLIENT_AUTH) + b"\n")
             return Category.SUCCESS, f"secret sent ({complete.version})"
         finally:
@@ -116,7 +131,8 @@ class Endpoints:
             return Category.CONNECT_BACK_FAILED, f"connecting back to port {self.ports.callback_target}: " + (
                 "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
             )
-        tls = TlsChannel(self.engines.client(self.pki.client), plain_channel(reader, writer, self.limits))
+        client = self.engines.client(self.identities.current.client)
+        tls = TlsChannel(client, plain_channel(reader, writer, self.limits))
         try:
             complete = await tls.handshake(self._deadline())
             await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
@@ -125,7 +141,7 @@ class Endpoints:
             await tls.close()
 
     async def reverse(self, channel: PlainChannel, slot: Slot) -> Outcome:
-        tls = TlsChannel(self.engines.client(self.pki.client), channel)
+        tls = TlsChannel(self.engines.client(self.identities.current.client), channel)
         try:
             complete = await tls.handshake(self._deadline())
             await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))

@@ -2,8 +2,9 @@
 
 Boot order matters for the secret: the disk (vault and ledger) is opened and verified first, then the
 boot PKI is made (its CA key lives only in this process, and only until the leaves are issued), then the
-network starts listening. A fatal error before "ready" exits non-zero (as PID 1 the image's init turns that
-into a clean power-off).
+network starts listening. The server roles' RSA leaves, whose key is the slow part of the PKI, are issued
+just after, in the background (appliance.alternates); TLS handshakes wait for them, plain HTTP does not.
+A fatal error before "ready" exits non-zero (as PID 1 the image's init turns that into a clean power-off).
 
 This is the composition root: the one place that imports every part directly, names the operating
 system's clocks and randomness (`SYSTEM`), and decides which part gets which capability (`assemble`).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from appliance import method_cache
 from appliance import pki as boot_pki
+from appliance.alternates import ServerIdentities
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
 from appliance.data_disk import (
@@ -46,7 +48,7 @@ from appliance.net import (
     userspace_network,
 )
 from appliance.ours_tls import OursFactory
-from appliance.pki import IssuedPKI
+from appliance.pki import IssuedPKI, PendingAlternates
 from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
@@ -163,15 +165,16 @@ def make_engines(kind: str, pki: IssuedPKI, sources: Sources, limits: Limits = D
     raise ValueError(f"unknown TLS engine {kind!r} (ours, stdlib)")
 
 
-def issue_boot_pki(sources: Sources, test_pki: Path | None, log: JsonLog) -> IssuedPKI:
-    """Make the boot PKI, export it in test mode, and keep only what outlives the boot. The `BootPKI`,
-    and with it the CA's private key, is unreachable once this returns (DESIGN.md rule 5): export is the
-    one use of the CA key after the leaves exist, so it happens here, before the key is dropped."""
-    pki = boot_pki.generate(sources.now(), sources.random)
+def issue_boot_pki(sources: Sources, test_pki: Path | None, log: JsonLog) -> tuple[IssuedPKI, PendingAlternates]:
+    """Make the boot PKI, export it in test mode, and keep only what outlives the boot: the leaves and the
+    CA certificate, and the one-shot issuer of the two RSA leaves still to come (appliance.alternates), which
+    holds the CA key until it has signed them. The `BootPKI` itself is unreachable once this returns (DESIGN.md
+    rule 5): export is the one other use of the CA key, so it happens here."""
+    pki, pending = boot_pki.begin(sources.now(), sources.random)
     if test_pki is not None:
         boot_pki.export(pki, test_pki)
         log.event("test-pki-exported", directory=str(test_pki))
-    return pki.issued()
+    return pki.issued(), pending
 
 
 def read_manifest(explicit: Path | None) -> bytes | None:
@@ -198,7 +201,8 @@ async def assemble(
 
     Who gets what (DESIGN.md rule 5): the wallet key goes into the vault and nowhere else; the endpoints get
     the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
-    are issued; the ledger sees its two regions of the disk, not the header."""
+    are issued, the last two (RSA) by the background task that alone holds it until then; the ledger sees
+    its two regions of the disk, not the header."""
     stats = Stats(limits, sources.random)
     opened = open_data_disk(disk, limits, stats, log, lambda: new_wallet_key(sources.random))
     secret, ledger, report, generated = opened.secret, opened.ledger, opened.report, opened.generated
@@ -210,16 +214,22 @@ async def assemble(
                   region=finding.region, epoch=finding.epoch, start=finding.start, end=finding.end,
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
-    pki = issue_boot_pki(sources, test_pki, log)
+    pki, pending = issue_boot_pki(sources, test_pki, log)
     validator = BootCaValidator(pki.ca_der, limits.tls.x509)  # the bounds our engine applied, again
     vault = Vault(secret, validator)
     del secret
+    alternates: PendingAlternates | None = pending
+    if tls != "ours":  # the stdlib engine loads every certificate into OpenSSL as it is made: all of them now
+        pki, alternates = pki.with_alternates(pending.issue(boot_pki.new_rsa_key())), None
+    del pending
+    identities = ServerIdentities(pki, settled=alternates is None)
     engines = make_engines(tls, pki, sources, limits)
     net = network if not callable(network) else await network()
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
-    appliance = Appliance(net, engines, pki, vault, stats, ledger, site, limits, ports, log, sources)
-    await appliance.start()
+    appliance = Appliance(net, engines, identities, vault, stats, ledger, site, limits, ports, log, sources)
+    await appliance.start(alternates)  # the RSA leaves follow in the background; the CA key goes with them
+    del alternates
     log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)
     return appliance
 

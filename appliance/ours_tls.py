@@ -29,7 +29,7 @@ class OursFactory:
         self._anchor_der = anchor_der
         self._sources = sources
         self._limits = limits
-        self._credentials: dict[bytes, tuple[Credential, ...]] = {}
+        self._credentials: dict[tuple[bytes, ...], tuple[Credential, ...]] = {}
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
         client_auth = (
@@ -48,11 +48,13 @@ class OursFactory:
 
     def _alternates(self, identity: Identity) -> tuple[Credential, ...]:
         """The role's other certificates (its RSA leaf), parsed once per identity rather than per
-        connection: the engine picks among them per ClientHello, the identity's own first (ECDSA)."""
-        cached = self._credentials.get(identity.cert_der)
+        connection: the engine picks among them per ClientHello, the identity's own first (ECDSA). Keyed by
+        every certificate of the identity: the same ECDSA leaf later gains its RSA alternate."""
+        certificates = (identity.cert_der, *(alternate.cert_der for alternate in identity.alternates))
+        cached = self._credentials.get(certificates)
         if cached is None:
             cached = tuple(Credential.of((alternate.cert_der,), alternate.key) for alternate in identity.alternates)
-            self._credentials[identity.cert_der] = cached
+            self._credentials[certificates] = cached
         return cached
 
     def client(self, identity: Identity) -> TlsEngine:

@@ -1,8 +1,8 @@
 """The boot PKI: a fresh CA and three leaves at every start (DESIGN.md, "Boot PKI").
 
 Why fresh at every boot: the CA key is the only thing that can mint a certificate the vault accepts, so
-it never touches the disk. It is needed only to issue the three leaves: `generate` returns a `BootPKI`
-(CA key included) that the composition root holds just long enough to issue them (and, in test mode, to
+it never touches the disk. It is needed only to issue the leaves: `begin` returns a `BootPKI` (CA key
+included) that the composition root holds just long enough to issue the ECDSA leaves (and, in test mode, to
 export them), then keeps only `BootPKI.issued()`, which has the CA certificate and no CA key (rule 5).
 ECDSA P-256 because generating four keys must not slow the boot (it takes milliseconds) and most TLS
 peers speak it. Keys and serials come from the random source the composition root passes
@@ -10,10 +10,12 @@ peers speak it. Keys and serials come from the random source the composition roo
 
 Each server role (10000, 443) also has an RSA-2048 leaf beside its ECDSA one (`Identity.alternates`), for
 clients that verify RSA signatures only (many scanners and older tools); the engine picks per ClientHello and
-prefers ECDSA. One RSA key serves both RSA leaves: generating it is the one slow step of the boot PKI
-(measured on the host: 15-130 ms, about 50 ms typical, the spread is the prime search; expect 3-15x that in
-the VM), so it is paid once. OpenSSL draws that key from its own generator: a prime search in Python from
-our source took 160-720 ms on the host, too slow for the VM's boot. Its leaves' serials come from our source.
+prefers ECDSA. One RSA key serves both RSA leaves. Generating it is the one slow step of the boot PKI: 15-130
+ms on the host (the spread is the prime search), 0.13-1.42 s in the VM (median 0.45 s, 16 boots), a sixth
+of the boot and most of its variance. So the appliance makes it after ready (`appliance.alternates`), and
+the CA key waits for it in a `PendingAlternates`, which can issue those two leaves once and nothing else;
+`generate` does it all at once for tests and tools. OpenSSL draws that key from its own generator: a prime
+search in Python from our source took 160-720 ms on the host. Its leaves' serials come from our source.
 
 The certificates are written by `appliance.certificate_der` and signed here with the CA key; the running
 appliance keeps their DER. `cryptography.x509` is never imported on the boot path (issue 17: it and what it
@@ -30,7 +32,7 @@ from __future__ import annotations
 import base64
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +118,11 @@ class IssuedPKI:
     def ca_pem(self) -> bytes:
         return pem(self.ca_der)
 
+    def with_alternates(self, alternates: Alternates) -> IssuedPKI:
+        """The same leaves, each server role with its RSA leaf as alternate."""
+        return replace(self, server=_alternated(self.server, alternates.server),
+                       web=_alternated(self.web, alternates.web))
+
     @property
     def ca_certificate(self) -> x509.Certificate:
         """For tests and tools, like `Identity.certificate`."""
@@ -142,6 +149,15 @@ class BootPKI:
     def issued(self) -> IssuedPKI:
         """The part that outlives the boot; the caller drops this object (and with it the CA key)."""
         return IssuedPKI(self.ca.cert_der, self.server, self.client, self.web)
+
+    def with_alternates(self, alternates: Alternates) -> BootPKI:
+        """As `IssuedPKI.with_alternates`."""
+        return replace(self, server=_alternated(self.server, alternates.server),
+                       web=_alternated(self.web, alternates.web))
+
+
+def _alternated(identity: Identity, alternate: RsaIdentity) -> Identity:
+    return replace(identity, alternates=(*identity.alternates, alternate))
 
 
 def pem(cert_der: bytes) -> bytes:
@@ -231,7 +247,8 @@ class _Issuer:
 def _leaf(issuer: _Issuer, common_name: str, usage: str, now: datetime.datetime, random: RandomSource, *,
           san: tuple[str, ...] | None) -> Identity:
     key = new_key(random)
-    return Identity(_issue(issuer, common_name, usage, now, random, public_key=key.public_key(), san=san), key)
+    cert_der = _issue(issuer, common_name, usage, now, _serial(random), public_key=key.public_key(), san=san)
+    return Identity(cert_der, key)
 
 
 def _issue(
@@ -239,7 +256,7 @@ def _issue(
     common_name: str,
     usage: str,
     now: datetime.datetime,
-    random: RandomSource,
+    serial: int,
     *,
     public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     san: tuple[str, ...] | None,
@@ -255,32 +272,105 @@ def _issue(
     if san is not None:
         extensions += (der.subject_alt_name(san),)
     tbs = der.tbs_certificate(der.TbsCertificate(
-        issuer=CA_COMMON_NAME, subject=common_name, serial=_serial(random),
+        issuer=CA_COMMON_NAME, subject=common_name, serial=serial,
         not_before=now - BACKDATE, not_after=now + LEAF_VALIDITY, spki=_spki(public_key), extensions=extensions,
     ))
     return der.certificate(tbs, issuer.key.sign(tbs, _SIGNATURE))
 
 
 def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
+    """The whole PKI at once, RSA leaves included: for tests, tools and the stdlib engine (which loads its
+    certificates into OpenSSL once). The appliance's own boot uses `begin` and issues the RSA leaves later."""
+    boot, pending = begin(now, random, web_names)
+    return boot.with_alternates(pending.issue(new_rsa_key()))
+
+
+def begin(now: datetime.datetime, random: RandomSource,
+          web_names: tuple[str, ...] = WEB_NAMES) -> tuple[BootPKI, PendingAlternates]:
+    """The CA and the ECDSA leaves (milliseconds), and the one-shot capability that issues the server roles'
+    RSA leaves once their key exists (`PendingAlternates`): that key is the slow step of the boot PKI, so
+    the boot makes it after ready (`appliance.alternates`). Everything drawn from `random` is drawn here, on
+    the caller's thread."""
     ca = _make_ca(now, random)
     issuer = _Issuer.of(ca)
     web_san = web_names + WEB_ADDRESSES
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
-
-    def server_role(common_name: str, san: tuple[str, ...] | None) -> Identity:
-        """An ECDSA leaf with an RSA leaf (same name, usages and SAN) as its alternate."""
-        usage = oids.EKU_SERVER_AUTH
-        ecdsa_leaf = _leaf(issuer, common_name, usage, now, random, san=san)
-        rsa_leaf = RsaIdentity(
-            _issue(issuer, common_name, usage, now, random, public_key=rsa_key.public_key(), san=san), rsa_key)
-        return Identity(ecdsa_leaf.cert_der, ecdsa_leaf.key, alternates=(rsa_leaf,))
-
-    return BootPKI(
+    server_name = "Piñata mutual-TLS server"
+    boot = BootPKI(
         ca=ca,
-        server=server_role("Piñata mutual-TLS server", None),
+        server=_leaf(issuer, server_name, oids.EKU_SERVER_AUTH, now, random, san=None),
         client=_leaf(issuer, "Piñata client", oids.EKU_CLIENT_AUTH, now, random, san=None),
-        web=server_role(web_names[0], web_san),
+        web=_leaf(issuer, web_names[0], oids.EKU_SERVER_AUTH, now, random, san=web_san),
     )
+    pending = PendingAlternates(issuer, now, (
+        _RsaRole(server_name, None, _serial(random)),
+        _RsaRole(web_names[0], web_san, _serial(random)),
+    ))
+    return boot, pending
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    """The server roles' RSA key (one for both RSA leaves): OpenSSL's prime search, from its own generator
+    (see the module docstring). It releases the GIL, so it can run in a thread beside the event loop."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+
+
+@dataclass(frozen=True)
+class _RsaRole:
+    """What an RSA leaf of a server role carries beside the key: the role's name and SAN as its ECDSA leaf
+    has them, and a serial drawn with the other certificates' (so no thread but the boot's draws randomness)."""
+
+    common_name: str
+    san: tuple[str, ...] | None
+    serial: int
+
+
+@dataclass(frozen=True)
+class Alternates:
+    """The server roles' RSA leaves, for clients that verify RSA signatures only."""
+
+    server: RsaIdentity
+    web: RsaIdentity
+
+
+class SpentError(Exception):
+    """A `PendingAlternates` was asked to issue again: it can issue once, then holds no CA key."""
+
+
+class PendingAlternates:
+    """The boot CA's key, kept for one job after the other leaves exist: signing the two RSA leaves.
+
+    Why it exists (DESIGN.md rule 5, "the CA private key is dropped once the leaves are issued"): the RSA key
+    takes 0.1-1.4 s to make in the VM, so the boot issues those two leaves after ready instead of before. Until
+    then this object is the only holder of the CA key, and it can do nothing but issue these two leaves, for
+    the names fixed in `begin`. `issue` or `discard` drops the key; afterwards nothing in the process can
+    mint a certificate. The appliance holds it only in the task that makes the RSA key
+    (`appliance.alternates.issue_alternates`), never as an attribute of anything the endpoints reach."""
+
+    def __init__(self, issuer: _Issuer, now: datetime.datetime, roles: tuple[_RsaRole, _RsaRole]) -> None:
+        self._issuer: _Issuer | None = issuer
+        self._now = now
+        self._roles = roles
+
+    @property
+    def spent(self) -> bool:
+        return self._issuer is None
+
+    def issue(self, key: rsa.RSAPrivateKey) -> Alternates:
+        """Both RSA leaves for `key`, signed by the boot CA; then the CA key is dropped."""
+        issuer = self._issuer
+        if issuer is None:
+            raise SpentError("the RSA leaves were issued (or discarded) already: the CA key is gone")
+        self._issuer = None
+        server, web = (
+            RsaIdentity(_issue(issuer, role.common_name, oids.EKU_SERVER_AUTH, self._now, role.serial,
+                               public_key=key.public_key(), san=role.san), key)
+            for role in self._roles
+        )
+        return Alternates(server, web)
+
+    def discard(self) -> None:
+        """Drop the CA key without issuing (the RSA key could not be made, or the appliance is stopping)."""
+        self._issuer = None
 
 
 def export(pki: BootPKI, directory: Path) -> list[Path]:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 from adapters.tls_channel import RefusedError
 from appliance.admission import Gate
+from appliance.alternates import ServerIdentities, issue_alternates
 from appliance.config import Limits, Ports
 from appliance.endpoints import Endpoints, Handler, plain_channel
 from appliance.ledger import Ledger
 from appliance.ledger_record import Event, RecordError
 from appliance.log import JsonLog
 from appliance.net import Network
-from appliance.pki import IssuedPKI
+from appliance.pki import IssuedPKI, PendingAlternates
 from appliance.sources import Sources
 from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
@@ -34,7 +35,7 @@ from outcomes.category import Category
 class Appliance:
     network: Network
     engines: EngineFactory
-    pki: IssuedPKI  # the leaves and the CA certificate; no CA key (DESIGN.md rule 5)
+    identities: ServerIdentities  # the leaves and the CA certificate; no CA key (DESIGN.md rule 5)
     vault: Vault
     stats: Stats
     ledger: Ledger
@@ -53,11 +54,24 @@ class Appliance:
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        endpoints = Endpoints(network=self.network, engines=self.engines, pki=self.pki, vault=self.vault,
-                              site=self.site, limits=self.limits, ports=self.ports, sources=self.sources)
+    @property
+    def pki(self) -> IssuedPKI:
+        return self.identities.current
+
+    async def start(self, alternates: PendingAlternates | None = None) -> None:
+        """Listen on every port; then, given the `PendingAlternates` of a PKI whose RSA leaves are still to
+        come, make them in the background (appliance.alternates). The pending issuer, and the CA key in it,
+        is held by that task alone, never by this object."""
+        endpoints = Endpoints(network=self.network, engines=self.engines, identities=self.identities,
+                              vault=self.vault, site=self.site, limits=self.limits, ports=self.ports,
+                              sources=self.sources)
         for port, (name, handler) in endpoints.table().items():
             await self.network.start_server(port, self._factory(name, handler))
+        if alternates is not None:
+            task = asyncio.get_running_loop().create_task(
+                issue_alternates(alternates, self.identities, self.log, self.sources.monotonic))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         await self.network.close()

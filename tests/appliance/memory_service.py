@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from appliance.alternates import ServerIdentities
 from appliance.config import Limits, Ports
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
@@ -32,6 +34,7 @@ from appliance.web import Site
 from outcomes.category import Category
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
+T = TypeVar("T")
 WALL = 1_800_000_000.0
 
 
@@ -188,10 +191,13 @@ def _no_random(n: int) -> bytes:
     raise AssertionError("serving HTTP draws no randomness")
 
 
-async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | None = None) -> MemoryService:
+async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | None = None, *,
+                               settled: bool = True) -> MemoryService:
     """The service with a ledger on a temporary disk, a site with a fresh (unfunded) key, and its outcomes
     captured as they are recorded; the wall clock stands still (so rate limits never refill by themselves).
-    With `pki` (issued at `WALL`), port 443 runs our TLS engine; without, only port 80 can be used."""
+    With `pki` (issued at `WALL`), port 443 runs our TLS engine; without, only port 80 can be used. Not
+    `settled`: the server identities wait for their RSA leaves, which the test settles
+    (`service.identities.settle`), as after a boot whose RSA key is still being made."""
     stats = Stats(limits)
     ledger = Ledger(LedgerArea(Disk(tmp_path / "disk"), limits.ledger_region_bytes), limits)
     ledger.open(stats.initial, stats.replay, stats.checkpoint)
@@ -201,7 +207,8 @@ async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | 
     sources = Sources(wall=lambda: WALL, monotonic=loop.time, random=_no_random if pki is None else os.urandom)
     engines = None if pki is None else OursFactory(pki.ca_der, sources, limits.tls)
     service = Appliance(
-        network=network, engines=engines, pki=pki, vault=None,  # type: ignore[arg-type]
+        network=network, engines=engines, vault=None,  # type: ignore[arg-type]
+        identities=None if pki is None else ServerIdentities(pki, settled=settled),  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=site, limits=limits, ports=Ports(), log=JsonLog(io.StringIO()),
         sources=sources,
     )
@@ -215,6 +222,45 @@ async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | 
     service.record = capture  # type: ignore[method-assign]
     await service.start()
     return running
+
+
+class TlsClient:
+    """Python's ssl over a memory connection: a browser's side of HTTPS (by default one that verifies
+    nothing: these tests check the service, not trust)."""
+
+    def __init__(self, client: Client, context: ssl.SSLContext | None = None) -> None:
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self._in, self._out)
+        self._client = client
+
+    async def _step(self, action: Callable[[], T]) -> T:
+        while True:
+            try:
+                result = action()
+            except ssl.SSLWantReadError:
+                self._client.send(self._out.read())
+                data = await self._client.reader.read(65536)
+                if data:
+                    self._in.write(data)
+                else:
+                    self._in.write_eof()
+            else:
+                self._client.send(self._out.read())
+                return result
+
+    async def handshake(self) -> None:
+        await self._step(self.tls.do_handshake)
+
+    async def get(self, path: str) -> bytes:
+        self.tls.write(get(path))
+        return await self._step(lambda: self.tls.read(65536))
+
+    async def read(self) -> bytes:
+        return await self._step(lambda: self.tls.read(65536))
 
 
 def get(path: str) -> bytes:

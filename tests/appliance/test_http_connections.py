@@ -9,7 +9,6 @@ import os
 import re
 import ssl
 import tempfile
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -22,7 +21,7 @@ from appliance import pki
 from appliance.config import Limits
 from outcomes.category import Category
 from tests import virtual_time
-from tests.appliance.memory_service import WALL, Client, MemoryService, get, start_memory_service
+from tests.appliance.memory_service import WALL, Client, MemoryService, TlsClient, get, start_memory_service
 from tests.appliance.test_http import _split, mutated_requests
 
 LIMITS = replace(Limits(), ledger_region_bytes=128 * 1024)
@@ -234,43 +233,6 @@ def test_one_pipelining_client_exhausts_only_its_own_proof_bucket(tmp_path: Path
     assert other == 200
 
 
-class _TlsClient:
-    """Python's ssl over a memory connection: a browser's side of HTTPS."""
-
-    def __init__(self, client: Client) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._in, self._out)
-        self._client = client
-
-    async def _step(self, action: Callable[[], T]) -> T:
-        while True:
-            try:
-                result = action()
-            except ssl.SSLWantReadError:
-                self._client.send(self._out.read())
-                data = await self._client.reader.read(65536)
-                if data:
-                    self._in.write(data)
-                else:
-                    self._in.write_eof()
-            else:
-                self._client.send(self._out.read())
-                return result
-
-    async def handshake(self) -> None:
-        await self._step(self._tls.do_handshake)
-
-    async def get(self, path: str) -> bytes:
-        self._tls.write(get(path))
-        return await self._step(lambda: self._tls.read(65536))
-
-    async def read(self) -> bytes:
-        return await self._step(lambda: self._tls.read(65536))
-
-
 def test_an_idle_https_connection_given_to_a_newcomer_closes_with_close_notify(tmp_path: Path) -> None:
     """Over TLS the withdrawn connection ends the ordinary way: its handler sends close_notify, so the
     client sees a clean close rather than a truncation."""
@@ -279,7 +241,7 @@ def test_an_idle_https_connection_given_to_a_newcomer_closes_with_close_notify(t
 
     async def scenario() -> tuple[bytes, bytes | type[BaseException], MemoryService]:
         running = await start_memory_service(tmp_path, limits, boot.issued())
-        browser = _TlsClient(running.connect("A", https=True))
+        browser = TlsClient(running.connect("A", https=True))
         await browser.handshake()
         first = await browser.get("/nope")
         await _served_once(running, "A")  # the table is full, both of A's connections idle

@@ -31,6 +31,7 @@ from appliance.disk import Disk
 from appliance.log import JsonLog
 from appliance.main import SYSTEM, assemble
 from appliance.net import KernelNetwork, Network, UserspaceNetwork
+from appliance.pki import PendingAlternates
 from appliance.service import Appliance
 from appliance.vault import Vault
 from appliance.wallet_key import WalletKey
@@ -118,6 +119,7 @@ def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Booted]:
     try:
         booted = loop.run_until_complete(_boot(tmp_path, net, tls, key))
         appliance = booted.appliance
+        loop.run_until_complete(_settled(appliance))  # the RSA leaves issued: the CA key's last use is over
         if net == "kernel":  # a release has happened, and its connection has ended, before the walk
             sent = loop.run_until_complete(asyncio.to_thread(_mutual_success, appliance.ports.mutual, booted.pki))
             assert sent == bitcoin.wif_encode(_wallet_secret(booted)).encode() + b"\n"
@@ -129,6 +131,13 @@ def booted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Booted]:
         booted.console.close()
     finally:
         loop.close()
+
+
+async def _settled(appliance: Appliance) -> None:
+    """The server identities settled and the task that issued the RSA leaves gone."""
+    await appliance.identities.settled()
+    while appliance._tasks:
+        await asyncio.sleep(0.01)
 
 
 async def _drain(appliance: Appliance) -> None:
@@ -159,6 +168,32 @@ def test_the_ca_private_key_is_reachable_from_nothing(booted: Booted) -> None:
     assert any(obj is booted.appliance.site for obj in reached.objects)
     assert any(obj is booted.appliance.pki.web.key for obj in reached.objects)  # leaf keys are reached, and kept
     assert find(reached, ca) == []
+
+
+def test_until_the_rsa_leaves_exist_the_ca_key_is_reachable_only_through_their_pending_issuer(
+        tmp_path: Path) -> None:
+    """The window appliance.alternates opens: after ready, while the RSA key is being made, the CA key is held
+    by the `PendingAlternates` in the task that makes it, and by nothing else; once that task has issued the
+    two leaves, by nothing at all. (The loop is stopped during each walk, so the window cannot close under
+    the first one.)"""
+    loop = asyncio.new_event_loop()
+    try:
+        booted = loop.run_until_complete(_boot(tmp_path, "memory", "ours", "generated"))
+        ca = _ca(booted.pki)
+        assert not booted.appliance.identities.is_settled
+        everything = walk(_roots(booted))
+        through_issuer = find(everything, ca)
+        assert through_issuer, "the CA key was expected in the pending issuer, and the walk did not find it"
+        assert all("Task -> coroutine -> PendingAlternates" in hit for hit in through_issuer), through_issuer
+        assert find(walk(_roots(booted), stop_at=(PendingAlternates,)), ca) == []
+        loop.run_until_complete(_settled(booted.appliance))
+        assert booted.appliance.pki.web.alternates  # the leaves were issued, not given up
+        assert find(walk(_roots(booted)), ca) == []
+        loop.run_until_complete(booted.appliance.stop())
+        booted.disk.close()
+        booted.console.close()
+    finally:
+        loop.close()
 
 
 def test_the_walker_finds_a_planted_ca_key_in_each_form(booted: Booted) -> None:

@@ -178,8 +178,9 @@ class _Cyclic:
 
 def test_the_boot_pki_is_exported_in_test_mode_then_kept_without_its_ca_key(tmp_path: Path) -> None:
     out = io.StringIO()
-    issued = issue_boot_pki(SYSTEM, tmp_path / "pki", JsonLog(out))
+    issued, pending = issue_boot_pki(SYSTEM, tmp_path / "pki", JsonLog(out))
     assert not hasattr(issued, "ca")
+    assert not pending.spent  # the CA key waits there for the RSA leaves (appliance.alternates), and only there
     assert (tmp_path / "pki" / "ca.pem").read_bytes() == issued.ca_pem
     exported = serialization.load_pem_private_key((tmp_path / "pki" / "ca.key").read_bytes(), password=None)
     assert exported.public_key() == issued.ca_certificate.public_key()  # the export is the CA that issued these
@@ -194,7 +195,7 @@ def test_without_test_mode_nothing_is_exported(tmp_path: Path) -> None:
 
 
 def test_an_unknown_tls_engine_is_refused() -> None:
-    issued = issue_boot_pki(SYSTEM, None, JsonLog(io.StringIO()))
+    issued, _ = issue_boot_pki(SYSTEM, None, JsonLog(io.StringIO()))
     with pytest.raises(ValueError, match="unknown TLS engine"):
         make_engines("openssl", issued, SYSTEM)
     assert make_engines("ours", issued, SYSTEM).name == "ours"

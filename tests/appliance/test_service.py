@@ -92,7 +92,7 @@ def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp
     ledger = Ledger(LedgerArea(disk, limits.ledger_region_bytes), limits)
     ledger.open(stats.initial, stats.replay, stats.checkpoint)
     service = Appliance(
-        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
+        network=KernelNetwork("127.0.0.1"), engines=None, identities=None, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
         log=JsonLog(console), sources=Sources(wall=lambda: clock[0], monotonic=lambda: 0.0, random=_no_random),
     )
@@ -122,7 +122,7 @@ def test_a_slow_ledger_sync_is_logged_with_its_duration(tmp_path: Path) -> None:
     ledger = Ledger(area, limits)
     ledger.open(stats.initial, stats.replay, stats.checkpoint)
     service = Appliance(
-        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, vault=None,  # type: ignore[arg-type]
+        network=KernelNetwork("127.0.0.1"), engines=None, identities=None, vault=None,  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
         log=JsonLog(console), sources=Sources(wall=lambda: 0.0, monotonic=lambda: clock[0], random=_no_random),
     )

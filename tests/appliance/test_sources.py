@@ -129,7 +129,7 @@ class RecordingValidator:
 def test_a_release_checks_the_chain_at_the_root_clocks_time() -> None:
     validator = RecordingValidator()
     endpoints = Endpoints(
-        network=KernelNetwork("127.0.0.1"), engines=None, pki=None, site=None,  # type: ignore[arg-type]
+        network=KernelNetwork("127.0.0.1"), engines=None, identities=None, site=None,  # type: ignore[arg-type]
         vault=Vault(b"\x07" * 32, validator), limits=Limits(), ports=Ports(), sources=_sources(Seeded(b"x")),
     )
     endpoints._release((b"leaf",), Purpose.CLIENT_AUTH)
