@@ -7,7 +7,6 @@ under test. Peer shares are validated (length, uncompressed point on the curve, 
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tls.constants import NamedGroup
 from tls.errors import illegal
@@ -31,12 +30,12 @@ class KeyShare:
         self.group = group
         if group == NamedGroup.X25519:
             self._x = x25519.X25519PrivateKey.from_private_bytes(random_bytes[:32])
-            self.public = self._x.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self.public = self._x.public_key().public_bytes_raw()
         elif group in _CURVES:
             curve, order, _ = _CURVES[group]
             scalar = int.from_bytes(random_bytes, "big") % (order - 1) + 1
             self._ec = ec.derive_private_key(scalar, curve)
-            self.public = self._ec.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+            self.public = uncompressed_point(self._ec.public_key())
         else:
             raise ValueError(f"unsupported group {group}")
 
@@ -61,6 +60,17 @@ class KeyShare:
         except ValueError:
             raise illegal(f"{curve.name} share is not on the curve") from None
         return self._ec.exchange(ec.ECDH(), peer)
+
+
+def uncompressed_point(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """The SEC 1 (2.3.3) uncompressed encoding of an EC public key: 0x04, then x and y, each the curve's field
+    size in octets (32 for P-256, 48 for P-384, 66 for P-521), zeros on the left. Written from the coordinates
+    rather than by `public_bytes(X962, UncompressedPoint)`, whose enums live in the public `serialization`
+    package: importing it (with the `ssh`, `padding` and `bisect` it loads) cost about 50 ms of the VM's boot
+    (issue 17)."""
+    numbers = public_key.public_numbers()
+    size = (public_key.curve.key_size + 7) // 8
+    return b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
 
 
 def is_obsolete_group(group: int) -> bool:
