@@ -5,10 +5,14 @@ and name/extension modules it drags in) was about a fifth of the boot's import t
 of heap (issue 17), to write four certificates whose shape never changes. This writer covers exactly that
 shape and nothing else: names of two UTF8String attributes (O="Piñata", CN), a positive serial, a validity,
 a SubjectPublicKeyInfo given as DER, and the six extensions below, signed with ecdsa-with-SHA256 (the boot CA
-is always a P-256 key). Its output is the same bytes cryptography writes for the same inputs (the tests
+is always a P-256 key). It also writes the SubjectPublicKeyInfo of the two kinds of key the boot PKI makes,
+P-256 and RSA (`subject_public_key_info`): cryptography writes it only through `public_bytes`, whose enums
+live in the public `serialization` package, and importing that (`ssh` and what it loads) cost about 50 ms of
+the VM's boot (issue 17). Its output is the same bytes cryptography writes for the same inputs (the tests
 compare them byte for byte), so the certificates are the ones the boot issued before.
 
-The TLV and OID encoders are `tls.x509.der`'s; signing stays with the caller (it holds the key).
+The TLV and OID encoders are `tls.x509.der`'s, the EC point encoder `tls.groups`'; signing stays with the
+caller (it holds the key).
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import hashlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tls.groups import uncompressed_point
 from tls.x509 import oids
 from tls.x509.der import (
     TAG_BIT_STRING,
     TAG_BOOLEAN,
     TAG_GENERALIZED_TIME,
     TAG_INTEGER,
+    TAG_NULL,
     TAG_OCTET_STRING,
     TAG_OID,
     TAG_SEQUENCE,
@@ -37,6 +45,9 @@ from tls.x509.der import (
     read_single,
     tlv,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 ORGANIZATION: Final = "Piñata"
 _ORGANIZATION_NAME: Final = "2.5.4.10"
@@ -58,6 +69,12 @@ CRL_SIGN: Final = 6
 
 _VERSION_3: Final = tlv(0xA0, tlv(TAG_INTEGER, b"\x02"))  # [0] EXPLICIT Version v3 (2)
 _ECDSA_WITH_SHA256: Final = tlv(TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oids.ECDSA_WITH_SHA256)))  # no parameters
+# The AlgorithmIdentifiers of a SubjectPublicKeyInfo: id-ecPublicKey with namedCurve prime256v1 (RFC 5480 2.1.1),
+# rsaEncryption with NULL parameters (RFC 3279 2.3.1).
+_EC_P256: Final = tlv(
+    TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oids.EC_PUBLIC_KEY)) + tlv(TAG_OID, encode_oid(oids.SECP256R1))
+)
+_RSA_ENCRYPTION: Final = tlv(TAG_SEQUENCE, tlv(TAG_OID, encode_oid(oids.RSA_ENCRYPTION)) + tlv(TAG_NULL, b""))
 _EXTENSIONS: Final = 0xA3  # [3] EXPLICIT Extensions
 _DNS_NAME: Final = 0x82  # GeneralName [2] IMPLICIT IA5String
 _IP_ADDRESS: Final = 0x87  # GeneralName [7] IMPLICIT OCTET STRING
@@ -83,7 +100,7 @@ class TbsCertificate:
     serial: int
     not_before: datetime.datetime
     not_after: datetime.datetime
-    spki: bytes  # SubjectPublicKeyInfo DER, as `public_bytes(DER, SubjectPublicKeyInfo)` gives it
+    spki: bytes  # SubjectPublicKeyInfo DER, as `subject_public_key_info` writes it
     extensions: tuple[Extension, ...]
 
     def __post_init__(self) -> None:
@@ -100,10 +117,9 @@ class TbsCertificate:
 
 def tbs_certificate(content: TbsCertificate) -> bytes:
     """The TBSCertificate DER: what the issuer signs (with ECDSA P-256 and SHA-256)."""
-    serial = content.serial.to_bytes(content.serial.bit_length() // 8 + 1, "big")  # minimal, sign bit clear
     body = (
         _VERSION_3
-        + tlv(TAG_INTEGER, serial)
+        + _natural(content.serial)
         + _ECDSA_WITH_SHA256
         + name(content.issuer)
         + tlv(TAG_SEQUENCE, _time(content.not_before) + _time(content.not_after))
@@ -124,6 +140,20 @@ def certificate(tbs: bytes, signature: bytes) -> bytes:
 def name(common_name: str) -> bytes:
     """The Name O="Piñata", CN=`common_name`, in that order, each one attribute of UTF8String."""
     return tlv(TAG_SEQUENCE, _attribute(_ORGANIZATION_NAME, ORGANIZATION) + _attribute(_COMMON_NAME, common_name))
+
+
+def subject_public_key_info(public_key: PublicKeyTypes) -> bytes:
+    """The SubjectPublicKeyInfo DER of a P-256 or RSA public key (RFC 5480 2, RFC 3279 2.3.1): the same bytes as
+    `public_bytes(DER, SubjectPublicKeyInfo)`. Any other key is refused rather than written: the boot PKI makes
+    no other, so nothing here was ever checked against one."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise ValueError(f"an EC key on {public_key.curve.name}, not P-256, has no SubjectPublicKeyInfo here")
+        return _spki(_EC_P256, uncompressed_point(public_key))
+    if isinstance(public_key, rsa.RSAPublicKey):
+        numbers = public_key.public_numbers()
+        return _spki(_RSA_ENCRYPTION, tlv(TAG_SEQUENCE, _natural(numbers.n) + _natural(numbers.e)))  # RSAPublicKey
+    raise TypeError(f"no SubjectPublicKeyInfo for a {type(public_key).__name__}: P-256 and RSA keys only")
 
 
 def key_identifier(spki: bytes) -> bytes:
@@ -177,6 +207,17 @@ def subject_alt_name(names: Sequence[str]) -> Extension:
     if not names:
         raise ValueError("a SubjectAltName has at least one name")
     return Extension(oids.SUBJECT_ALT_NAME, False, tlv(TAG_SEQUENCE, b"".join(map(_general_name, names))))
+
+
+def _spki(algorithm: bytes, key: bytes) -> bytes:
+    """SEQUENCE { AlgorithmIdentifier, subjectPublicKey BIT STRING }: `key` in whole octets (no unused bits)."""
+    return tlv(TAG_SEQUENCE, algorithm + tlv(TAG_BIT_STRING, b"\x00" + key))
+
+
+def _natural(value: int) -> bytes:
+    """The INTEGER of a non-negative `value`: minimal octets with the sign bit clear (a leading zero octet when
+    the top bit of the first would be set), as X.690 8.3 wants for a serial, a modulus or an exponent."""
+    return tlv(TAG_INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
 def _general_name(value: str) -> bytes:

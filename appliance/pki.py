@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from appliance import certificate_der as der
@@ -81,6 +81,10 @@ class _Certified:
 
     @property
     def key_pem(self) -> bytes:
+        """PKCS #8 PEM, for tests and the test-mode export. `serialization` is imported here, not at the top: its
+        `ssh` module and what that loads cost about 50 ms of the VM's boot (issue 17), and the boot never asks."""
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - never on the boot path
+
         return self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -176,7 +180,8 @@ def _parsed(cert_der: bytes) -> x509.Certificate:
 
 
 def _spki(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    """Written by `certificate_der`, not `public_bytes`: see `key_pem` for what `serialization` costs the boot."""
+    return der.subject_public_key_info(public_key)
 
 
 def _draw(random: RandomSource, size: int) -> int:

@@ -7,7 +7,6 @@ under test. Peer shares are validated (length, uncompressed point on the curve, 
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tls.constants import NamedGroup
 from tls.errors import illegal
@@ -19,7 +18,7 @@ _CURVES: dict[int, tuple[ec.EllipticCurve, int, int]] = {
     NamedGroup.SECP256R1: (ec.SECP256R1(),
                            0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551, 65),
     NamedGroup.SECP384R1: (ec.SECP384R1(),
-                           0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDACCB0D0CD7D7E0F6E3FB35C8AC6F39F3,
+                           0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
                            97),
 }
 
@@ -31,12 +30,12 @@ class KeyShare:
         self.group = group
         if group == NamedGroup.X25519:
             self._x = x25519.X25519PrivateKey.from_private_bytes(random_bytes[:32])
-            self.public = self._x.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            self.public = self._x.public_key().public_bytes_raw()
         elif group in _CURVES:
             curve, order, _ = _CURVES[group]
             scalar = int.from_bytes(random_bytes, "big") % (order - 1) + 1
             self._ec = ec.derive_private_key(scalar, curve)
-            self.public = self._ec.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+            self.public = uncompressed_point(self._ec.public_key())
         else:
             raise ValueError(f"unsupported group {group}")
 
@@ -61,6 +60,17 @@ class KeyShare:
         except ValueError:
             raise illegal(f"{curve.name} share is not on the curve") from None
         return self._ec.exchange(ec.ECDH(), peer)
+
+
+def uncompressed_point(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """The SEC 1 (2.3.3) uncompressed encoding of an EC public key: 0x04, then x and y, each the curve's field
+    size in octets (32 for P-256, 48 for P-384, 66 for P-521), zeros on the left. Written from the coordinates
+    rather than by `public_bytes(X962, UncompressedPoint)`, whose enums live in the public `serialization`
+    package: importing it (with the `ssh`, `padding` and `bisect` it loads) cost about 50 ms of the VM's boot
+    (issue 17)."""
+    numbers = public_key.public_numbers()
+    size = (public_key.curve.key_size + 7) // 8
+    return b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
 
 
 def is_obsolete_group(group: int) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +57,7 @@ def _subject_key(kind: str) -> PublicKey:
 
 def ours(kind: str, issuer: str, subject: str, serial: int, validity: tuple[datetime.datetime, datetime.datetime]
          ) -> bytes:
-    spki = _spki(_subject_key(kind))
+    spki = der.subject_public_key_info(_subject_key(kind))
     extensions: tuple[der.Extension, ...]
     if kind == "ca":
         extensions = (der.basic_constraints(ca=True), der.key_usage(der.KEY_CERT_SIGN, der.CRL_SIGN),
@@ -65,7 +65,8 @@ def ours(kind: str, issuer: str, subject: str, serial: int, validity: tuple[date
     else:
         usage = oids.EKU_CLIENT_AUTH if kind == "client" else oids.EKU_SERVER_AUTH
         extensions = (der.basic_constraints(ca=False), der.key_usage(der.DIGITAL_SIGNATURE),
-                      der.extended_key_usage((usage,)), der.authority_key_identifier(_spki(CA_KEY.public_key())))
+                      der.extended_key_usage((usage,)),
+                      der.authority_key_identifier(der.subject_public_key_info(CA_KEY.public_key())))
         if kind in ("web", "rsa"):
             extensions += (der.subject_alt_name(SAN),)
     return der.tbs_certificate(der.TbsCertificate(issuer, subject, serial, *validity, spki, extensions))
@@ -171,6 +172,37 @@ def test_every_key_usage_is_cryptographys_bit_string() -> None:
 def test_the_key_identifier_is_rfc5280_method_1(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     expected = x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
     assert der.key_identifier(_spki(key.public_key())) == expected
+
+
+def _short_coordinate_key() -> ec.EllipticCurvePublicKey:
+    """A P-256 key whose x has a zero leading octet: its point must still take 32 octets per coordinate."""
+    for scalar in range(1, 10_000):
+        key = ec.derive_private_key(scalar, ec.SECP256R1()).public_key()
+        if key.public_numbers().x < 1 << 248:
+            return key
+    raise AssertionError("no scalar below 10000 gives a short x")
+
+
+def test_a_p256_subject_public_key_info_is_cryptographys() -> None:
+    keys = [_short_coordinate_key(), *(ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(16))]
+    for key in keys:
+        assert der.subject_public_key_info(key) == _spki(key)
+
+
+@pytest.mark.parametrize(("bits", "exponent"), [(2048, 65537), (1032, 65537), (1028, 3)],
+                         ids=["2048", "1032-sign-octet", "1028-no-sign-octet-e3"])
+def test_an_rsa_subject_public_key_info_is_cryptographys(bits: int, exponent: int) -> None:
+    """A modulus of a whole number of octets with its top bit set takes a leading zero octet (1032 bits), one
+    of 1028 bits does not; e = 3 is one octet. 2048 is the size the boot PKI makes (RSA_KEY)."""
+    key = RSA_KEY.public_key() if bits == 2048 else rsa.generate_private_key(exponent, bits).public_key()
+    assert der.subject_public_key_info(key) == _spki(key)
+
+
+def test_a_key_the_boot_pki_never_makes_has_no_subject_public_key_info() -> None:
+    with pytest.raises(ValueError, match="secp384r1"):
+        der.subject_public_key_info(ec.generate_private_key(ec.SECP384R1()).public_key())
+    with pytest.raises(TypeError, match="Ed25519"):
+        der.subject_public_key_info(ed25519.Ed25519PrivateKey.generate().public_key())
 
 
 def test_alt_names_keep_their_order_and_kind() -> None:
