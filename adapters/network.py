@@ -37,6 +37,10 @@ STREAM_LIMIT = 64 * 1024
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """What `start_network` needs beyond the link: how IPv4 and IPv6 get their addresses, and the TCP and stack
+    limits (the appliance passes its limits tree's). The randomness is drawn by `start_network` from the OS,
+    save the IPv6 secret, which a caller may fix."""
+
     addressing: StaticIp | UseDhcp
     tcp: TcpConfig = field(default_factory=TcpConfig)
     stack: StackLimits = DEFAULT_STACK_LIMITS

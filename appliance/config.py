@@ -37,6 +37,10 @@ DERIVED = {
 
 @dataclass(frozen=True)
 class Limits:
+    """The one limits tree (module docstring): the appliance's own bounds as fields, each default with its reason
+    beside it, and the packages' limits as subtrees. Frozen: built once at boot (`override` answers `--limit`
+    with a changed copy) and then shared by every part it bounds."""
+
     # connections
     max_connections: int = 256  # concurrent, all endpoints together
     max_connections_per_source: int = 16  # concurrent, per source address

@@ -48,6 +48,9 @@ def new_wallet_key(random: RandomSource) -> bytes:
 
 @dataclass(frozen=True)
 class Opened:
+    """What a successful open hands the boot: the wallet key, the header as now written, the ledger ready to
+    append, what recovery found, and whether the key was made on this boot (a provably blank disk)."""
+
     secret: bytes
     header: Header
     ledger: Ledger

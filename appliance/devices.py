@@ -45,24 +45,33 @@ class ManifestError(Exception):
 
 @dataclass(frozen=True)
 class Memory:
+    """The VM's RAM as declared: the runner gives QEMU this much, and PID 1 checks the kernel's MemTotal against it
+    (less the bounded share the kernel keeps)."""
+
     name: str
     mib: int
 
 
 @dataclass(frozen=True)
 class Net:
+    """The one network card: a virtio-net device with this unicast MAC, which PID 1 expects on the only interface."""
+
     name: str
     mac: str
 
 
 @dataclass(frozen=True)
 class Block:
+    """The data disk (wallet key and ledger): the one virtio block device, of exactly this size."""
+
     name: str
     mib: int
 
 
 @dataclass(frozen=True)
 class Rng:
+    """The entropy source: a virtio-rng device, which the kernel must register as its one hardware RNG."""
+
     name: str
 
 
@@ -71,6 +80,9 @@ Device = Memory | Net | Block | Rng
 
 @dataclass(frozen=True)
 class DeviceManifest:
+    """The machine the appliance was built for: exactly one device of each kind (`parse_manifest` refuses any other
+    set), so the runner and PID 1 each read a device from its own field instead of searching a list."""
+
     memory: Memory
     net: Net
     block: Block

@@ -60,6 +60,10 @@ class DiskDamagedError(DiskError):
 
 @dataclass(frozen=True)
 class Header:
+    """The content of one header copy (layout in the module docstring): the region size, the wallet key, whether
+    the ledger has started, the generation that picks the newer copy, and the format epoch. Its `__repr__`
+    leaves the key out, so a header can be logged."""
+
     region_bytes: int
     key: bytes | None  # the 32-byte wallet secret, or None before provisioning
     ledger_started: bool = False

@@ -50,6 +50,10 @@ class HttpError(Exception):
 
 @dataclass(frozen=True)
 class Request:
+    """One request that passed every bound and grammar check: method, target (still percent-encoded) and version
+    as sent, the header fields in order with lower-cased names, and whether the connection stays open after the
+    response (RFC 9112 §9.3)."""
+
     method: str
     target: str
     version: str
@@ -247,6 +251,9 @@ def _target_fits(method: bytes, target: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Response:
+    """What a page returns: status, type and body, and any headers of its own. `serialize_response` adds the
+    framing and the security headers every response carries, so a page cannot leave them out."""
+
     status: int
     content_type: str
     body: bytes

@@ -94,6 +94,10 @@ class LedgerArea:
 
 @dataclass(frozen=True)
 class RecoveryReport:
+    """What boot recovery found, for the boot log and the statistics (`as_log`) and for `disk check`: the outcome,
+    the findings new and already recorded, and how many records' counts were lost, exact where the seqs tell
+    and bounded where they cannot."""
+
     outcome: str
     region: int
     epoch: int

@@ -78,6 +78,9 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class Event:
+    """One connection's outcome as an EVENT record keeps it: when, on which endpoint, its category, the peer's
+    address and the reason. The text fields are cut to their limits (never inside a character) when encoded."""
+
     time: float
     endpoint: str
     category: str
@@ -87,6 +90,9 @@ class Event:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """The aggregate statistics at a rollover (a CHECKPOINT record, first in its region), so the totals survive the
+    loss of the older region. Opaque here: `appliance.stats` writes and reads the JSON."""
+
     state: bytes  # JSON, produced and consumed by appliance.stats
 
 
@@ -129,11 +135,17 @@ class Finding:
 
 @dataclass(frozen=True)
 class Marker:
+    """A MARK record (`what`: MARK_STOPPED, MARK_SYNCED or MARK_ROLLED): what recovery needs to tell a clean end
+    from a torn one, and a rollover from a lost generation (module docstring)."""
+
     what: int
 
 
 @dataclass(frozen=True)
 class Record:
+    """One decoded frame: the generation (`epoch`) and position (`seq`) that recovery orders and checks records by,
+    and the body of one of the four kinds."""
+
     epoch: int
     seq: int
     body: Event | Checkpoint | Finding | Marker

@@ -85,6 +85,10 @@ class Tail:
 
 @dataclass(frozen=True)
 class RegionScan:
+    """One region as the walk found it (module docstring): its generation, checkpoint and readable records, the
+    unreadable spans between them and the tail after them, and the append point. Recovery picks the active
+    region and counts what was lost from the two regions' scans."""
+
     region: int
     blank: bool
     epoch: int | None  # the generation in the region; None when nothing in it is readable

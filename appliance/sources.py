@@ -24,6 +24,9 @@ RandomSource = Callable[[int], bytes]
 
 @dataclass(frozen=True)
 class Sources:
+    """The clocks and the random source, made once at the root and passed down (module docstring), so a test runs
+    the appliance on a virtual clock and a seeded source by building a different one."""
+
     wall: Callable[[], float]
     """Seconds since the epoch: ledger records, pages, certificate validity, the time a chain is checked at."""
     monotonic: Callable[[], float]

@@ -58,6 +58,9 @@ _PEER_LITERAL = re.compile(r"""(?<![\w'"])b?(?P<q>['"])(?P<body>(?:\\.|(?!(?P=q)
 
 @dataclass(frozen=True)
 class Refusal:
+    """One row of the "recent refused attempts" list, kept in checkpoints: an event without its source address.
+    `reason_parts` marks the values the peer chose, so the page sets them apart from the appliance's words."""
+
     time: float
     endpoint: str
     category: str

@@ -17,6 +17,10 @@ from tls import x509
 
 @dataclass(frozen=True)
 class PeerRejectedError(Exception):
+    """A peer chain the appliance refuses: the category the refusal is counted under and a reason that is safe to
+    log. The one exception a `Validator` raises, whatever failed (an X509Error is turned into it), so an
+    endpoint catches a single type."""
+
     category: Category
     reason: str
 

@@ -29,6 +29,10 @@ PROOF_TITLE = "Pinata proof of possession"
 
 @dataclass(frozen=True)
 class Proof:
+    """A BIP-137 proof of possession as /proof serves it: the signed message (both addresses, the time and the
+    caller's challenge) and one signature per address type, since the tools that verify one do not verify the
+    other."""
+
     message: str
     address_p2pkh: str
     address_p2wpkh: str

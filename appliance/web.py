@@ -35,6 +35,9 @@ nav a{margin-right:1rem}svg{max-width:100%;height:auto}
 
 @dataclass
 class Site:
+    """The web pages: what they show (proofs, the CA, statistics, the manifest, ports, limits, mode) and the /proof
+    rate limiter's buckets, which live as long as the site. Not frozen: `__post_init__` makes those buckets."""
+
     prover: Prover  # addresses and proofs only: the pages cannot release the key (DESIGN.md rule 5)
     ca_pem: bytes
     stats: Stats

@@ -23,6 +23,9 @@ _PTYPE_IPV4 = 0x0800
 
 @dataclass(frozen=True, slots=True)
 class ArpPacket:
+    """An ARP packet (RFC 826) for the one pairing we speak, Ethernet and IPv4: the parser refuses any other
+    hardware or protocol type, so what is left is the operation and the two (MAC, IPv4 address) pairs."""
+
     op: int
     sender_mac: bytes
     sender_ip: bytes

@@ -27,6 +27,10 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StaticIp:
+    """An IPv4 interface address with its prefix and optional gateway, from the command line, the kernel `ip=`
+    parameter or a DHCP lease; `__post_init__` refuses one that could not work (a network or broadcast address,
+    an off-link gateway) where it is made, rather than let it fail later in confusing ways."""
+
     address: bytes
     prefix_len: int
     gateway: bytes | None = None

@@ -18,6 +18,9 @@ _HEADER = struct.Struct("!6s6sH")
 
 @dataclass(frozen=True, slots=True)
 class EthernetFrame:
+    """An Ethernet II frame: the addresses and the type that picks the network layer. `payload` is a view into the
+    received frame, not a copy."""
+
     dst: bytes
     src: bytes
     ethertype: int

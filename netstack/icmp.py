@@ -27,6 +27,9 @@ _HEADER = struct.Struct("!BBH4s")
 
 @dataclass(frozen=True, slots=True)
 class IcmpMessage:
+    """An ICMP message (RFC 792) whose checksum has been verified. `rest` is kept raw because its meaning depends on
+    the type; `body` is a view, not a copy."""
+
     type: int
     code: int
     rest: bytes  # the 4 header bytes after the checksum: echo id+seq, or unused + next-hop MTU

@@ -52,6 +52,9 @@ _HEADER = struct.Struct("!BBH")
 
 @dataclass(frozen=True, slots=True)
 class Icmp6Message:
+    """An ICMPv6 message (RFC 4443 §2.1) whose checksum, over the pseudo-header too, has been verified. The body is
+    left raw for whoever reads the type: the error accessors here, ndp.py for neighbour discovery, mld.py for MLD."""
+
     type: int
     code: int
     body: memoryview  # everything after type, code and checksum

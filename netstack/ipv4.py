@@ -32,6 +32,9 @@ _OPT_SSRR = 137
 
 @dataclass(frozen=True, slots=True)
 class Ipv4Header:
+    """An IPv4 header (RFC 791) that passed the parser's checks (version, lengths, checksum, reserved flag,
+    options). The options themselves are not kept; `header_len` says how many bytes they took."""
+
     header_len: int
     tos: int
     total_length: int

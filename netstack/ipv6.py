@@ -72,6 +72,9 @@ class ParameterProblemError(MalformedError):
 
 @dataclass(frozen=True, slots=True)
 class Ipv6Header:
+    """The IPv6 fixed header (RFC 8200 §3), its version checked by the parser. Every other field is kept so that
+    `serialize_ipv6` can write the packet back out, as reassembly does to quote a timed-out first fragment."""
+
     traffic_class: int
     flow_label: int
     payload_length: int
@@ -83,6 +86,9 @@ class Ipv6Header:
 
 @dataclass(frozen=True, slots=True)
 class FragmentHeader:
+    """The Fragment header (RFC 8200 §4.5), as the walk finds it and as the stack writes it when it fragments;
+    `offset` is in bytes so that reassembly compares it with lengths directly."""
+
     next_header: int
     offset: int  # in bytes (the field times 8)
     more: bool

@@ -107,6 +107,9 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """An MLDv2 Report (RFC 3810 §5.2): what we send to announce our groups or answer a query, split to at most
+    `records_per_report` records. Parsed back only by the fuzzer and the tests: a host does not act on others'."""
+
     records: tuple[Record, ...]
 
 

@@ -61,12 +61,18 @@ _MIN_BODY = {ROUTER_SOLICIT: 4, ROUTER_ADVERT: _RA.size, NEIGHBOR_SOLICIT: _TARG
 
 @dataclass(frozen=True, slots=True)
 class NeighborSolicit:
+    """A Neighbor Solicitation (RFC 4861 §4.3) that passed §7.1.1: address resolution for `target`, or, from the
+    unspecified source and then without `source_mac`, another host's duplicate address detection probe."""
+
     target: bytes
     source_mac: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
 class NeighborAdvert:
+    """A Neighbor Advertisement (RFC 4861 §4.4) that passed §7.1.2. The flags decide how it updates the neighbour
+    cache (§7.2.5); one for an address of ours is a DAD collision or a conflict."""
+
     router: bool
     solicited: bool
     override: bool
@@ -76,11 +82,17 @@ class NeighborAdvert:
 
 @dataclass(frozen=True, slots=True)
 class RouterSolicit:
+    """A Router Solicitation (RFC 4861 §4.1). We are a host, so one received is parsed only to check it and then
+    counted as ignored (§6.2.6 is for routers); we send our own with `serialize_rs`."""
+
     source_mac: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
 class PrefixInfo:
+    """A Prefix Information option (RFC 4861 §4.6.2): an on-link prefix, an autoconfiguration prefix (RFC 4862
+    §5.5.3), or both, with the lifetimes that bound how long it counts."""
+
     prefix_len: int
     on_link: bool
     autonomous: bool
@@ -91,6 +103,9 @@ class PrefixInfo:
 
 @dataclass(frozen=True, slots=True)
 class RouterAdvert:
+    """A Router Advertisement (RFC 4861 §4.2) from a link-local source (§6.1.2). What it may change is bounded by
+    slaac.py: a forged one can come from anyone on the link."""
+
     cur_hop_limit: int  # 0: unspecified
     managed: bool
     other: bool

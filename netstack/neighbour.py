@@ -26,6 +26,10 @@ _ZERO_MAC = bytes(6)
 
 @dataclass(slots=True)
 class _Pending:
+    """An ARP resolution in progress for one next hop: when the next request goes, how many went, and the packets
+    held until the answer (bounded per destination). A refresh of an entry in use takes one with no packets.
+    Mutable: each retry updates it in place."""
+
     next_request: float
     tries: int
     packets: deque[bytes] = field(default_factory=deque)

@@ -84,6 +84,9 @@ class NeighbourView:
 
 @dataclass(slots=True)
 class _Entry:
+    """A neighbour whose MAC is known, in one of the NUD states after INCOMPLETE (RFC 4861 §7.3.2), with the
+    deadline that moves it on. Mutable: each confirmation, use and probe updates it in place."""
+
     mac: bytes
     state: NudState
     deadline: float  # REACHABLE: turns STALE; DELAY: first probe; PROBE: next probe; STALE: never
@@ -93,6 +96,9 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Pending:
+    """An INCOMPLETE neighbour (RFC 4861 §7.2.2): a next hop being resolved by multicast solicitations from
+    `source`, with the packets held until a solicited advertisement answers (bounded per destination)."""
+
     source: bytes
     next_request: float
     tries: int

@@ -57,6 +57,10 @@ class _First6:
 
 @dataclass(slots=True)
 class _Datagram:
+    """One datagram being reassembled, IPv4 or IPv6: its fragments, the bytes they charge to the shared budget, and
+    its deadline. Complete when `received` reaches `total`, since no two fragments may overlap. Mutable: each
+    fragment updates it in place."""
+
     deadline: float
     fragments: list[tuple[int, int, bytes]] = field(default_factory=list)  # (start, end, data)
     stored: int = 0  # bytes held: fragment data, and an IPv6 first fragment's headers

@@ -81,6 +81,9 @@ class Origin(Enum):
 
 @dataclass(slots=True)
 class _Address:
+    """One address of ours and where it is in its life: tentative while DAD runs (RFC 4862 §5.4), then preferred,
+    deprecated or duplicate, with its lifetimes (§5.5.4). Mutable: DAD and each RA update it in place."""
+
     address: bytes
     prefix_len: int
     origin: Origin

@@ -21,6 +21,9 @@ _HEADER = struct.Struct("!HHHH")
 
 @dataclass(frozen=True, slots=True)
 class UdpDatagram:
+    """A UDP datagram (RFC 768) whose length and checksum the parser has checked, so neither is kept. `payload` is
+    a view into the packet, not a copy."""
+
     src_port: int
     dst_port: int
     payload: memoryview

@@ -51,6 +51,10 @@ class Credential:
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """What a server connection is given: its credentials, its policy (versions, suites, groups, client
+    authentication, limits), and the randomness and clock it uses, since the engine reads no OS source itself.
+    Frozen: `pss_key` and `credentials` are computed from it once and would go stale if it changed."""
+
     chain: tuple[bytes, ...]
     """Our certificate chain, DER, leaf first: the preferred credential (see `more_credentials`)."""
     key: PrivateKey
@@ -97,6 +101,10 @@ NO_VALIDATION_FOR_TESTS: Final = NoValidation()
 
 @dataclass(frozen=True)
 class ClientConfig:
+    """What a client connection is given: the anchors to validate the server against (no default, so validation is
+    switched off only by name), the name to check, an optional client certificate, its policy, and the
+    randomness and clock it uses, since the engine reads no OS source itself."""
+
     random: RandomSource
     time: Clock
     anchors: tuple[bytes, ...] | NoValidation

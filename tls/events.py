@@ -27,6 +27,9 @@ class HandshakeComplete:
 
 @dataclass(frozen=True)
 class ApplicationData:
+    """Application data the peer sent after the handshake, decrypted and in order. Never empty: our engine counts
+    empty records against a limit instead of handing them up."""
+
     data: bytes
 
 

@@ -22,6 +22,9 @@ def frame(msg_type: int, body: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class ClientHello:
+    """RFC 8446 §4.1.2, laid out as TLS 1.2's (RFC 5246 §7.4.1.2) so one codec serves both versions: the server
+    picks the version from it, and the client keeps its own in `Offer` to check the ServerHello against."""
+
     legacy_version: int
     random: bytes
     session_id: bytes
@@ -84,6 +87,9 @@ def serialize_server_hello(sh: ServerHello) -> bytes:
 
 @dataclass(frozen=True)
 class EncryptedExtensions:
+    """RFC 8446 §4.3.1: the TLS 1.3 server's answers to extensions that are not needed to set up keys, sent
+    encrypted under the handshake keys."""
+
     extensions: Extensions
 
 
@@ -100,6 +106,9 @@ def serialize_encrypted_extensions(ee: EncryptedExtensions) -> bytes:
 
 @dataclass(frozen=True)
 class Certificate13:
+    """RFC 8446 §4.4.2: each certificate comes with its own extensions, and `context` echoes a CertificateRequest's
+    (empty in the handshake). `chain` is the DER list without them, as TLS 1.2's Certificate carries it."""
+
     context: bytes
     entries: tuple[tuple[bytes, Extensions], ...]
 
@@ -131,6 +140,9 @@ def serialize_certificate13(msg: Certificate13) -> bytes:
 
 @dataclass(frozen=True)
 class Certificate12:
+    """RFC 5246 §7.4.2 and §7.4.6: the sender's chain as DER, leaf first; a client with no certificate to offer
+    sends it empty."""
+
     chain: tuple[bytes, ...]
 
 
@@ -157,6 +169,9 @@ def chain_too_long(limit: int) -> ProtocolError:
 
 @dataclass(frozen=True)
 class CertificateRequest13:
+    """RFC 8446 §4.3.2: what the server will accept as a client certificate, said in extensions (signature_algorithms
+    is required); `context` is only for post-handshake authentication, which we neither send nor accept."""
+
     context: bytes
     extensions: Extensions
 
@@ -175,6 +190,9 @@ def serialize_certificate_request13(msg: CertificateRequest13) -> bytes:
 
 @dataclass(frozen=True)
 class CertificateRequest12:
+    """RFC 5246 §7.4.4: the certificate types and signature algorithms the server accepts, and the CAs it names
+    (`authorities`, kept as raw bytes: we send it empty and never read it)."""
+
     certificate_types: bytes
     signature_algorithms: tuple[int, ...]
     authorities: bytes
@@ -199,6 +217,9 @@ def serialize_certificate_request12(msg: CertificateRequest12) -> bytes:
 
 @dataclass(frozen=True)
 class CertificateVerify:
+    """RFC 8446 §4.4.3, and TLS 1.2's (RFC 5246 §7.4.8) with the same layout: a signature scheme and a signature
+    proving the sender holds its certificate's key."""
+
     scheme: int
     signature: bytes
 
@@ -219,6 +240,9 @@ def serialize_certificate_verify(msg: CertificateVerify) -> bytes:
 
 @dataclass(frozen=True)
 class Finished:
+    """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: the MAC over the transcript that proves both sides saw the same
+    handshake. Its length is the suite's hash length in TLS 1.3 and 12 in TLS 1.2, which the parser is given."""
+
     verify_data: bytes
 
 
@@ -234,6 +258,9 @@ def serialize_finished(msg: Finished) -> bytes:
 
 @dataclass(frozen=True)
 class KeyUpdate:
+    """RFC 8446 §4.6.3: the sender has moved to its next traffic secret, and asks the peer to do the same when
+    `update_requested`."""
+
     update_requested: bool
 
 
@@ -252,6 +279,9 @@ def serialize_key_update(msg: KeyUpdate) -> bytes:
 
 @dataclass(frozen=True)
 class NewSessionTicket:
+    """RFC 8446 §4.6.1: a resumption ticket. We do not resume: the client parses a ticket only to refuse a
+    malformed one, then drops it."""
+
     lifetime: int
     age_add: int
     nonce: bytes
@@ -311,6 +341,8 @@ def serialize_server_key_exchange(msg: ServerKeyExchange) -> bytes:
 
 @dataclass(frozen=True)
 class ClientKeyExchange:
+    """RFC 5246 §7.4.7 with RFC 8422 §5.7: the client's ECDHE public point, the only exchange our suites use."""
+
     public: bytes
 
 

@@ -28,6 +28,10 @@ SCRATCH_LIMIT = 2**18 + 2**12
 
 @dataclass(frozen=True)
 class Record:
+    """One record as framed (RFC 8446 §5.1, RFC 5246 §6.2), not yet decrypted: the connection decrypts it with the
+    keys current when it gets to it. `header` is kept for the AEAD's additional data, and `payload` is a view
+    into the reader's buffer, not a copy."""
+
     content_type: int
     version: int
     header: bytes

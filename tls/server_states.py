@@ -54,18 +54,27 @@ class Keys13:
 
 @dataclass(frozen=True, slots=True)
 class AwaitCertificate13:
+    """Our flight went with a CertificateRequest (`auth` is the policy that sent it): the client's Certificate
+    (RFC 8446 §4.4.2) comes first, empty when it has none, which `auth.mode` allows or refuses."""
+
     keys: Keys13
     auth: ClientAuth
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitCertificateVerify13:
+    """The client's chain is validated (`peer`): its CertificateVerify (RFC 8446 §4.4.3) must sign the transcript
+    with the leaf's key. Reached only when the client sent a certificate."""
+
     keys: Keys13
     peer: Peer
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitFinished13:
+    """The client's Finished (RFC 8446 §4.4.4) ends the handshake; `peer` is the verified client, or ANONYMOUS when
+    we asked for no certificate or it sent none."""
+
     keys: Keys13
     peer: Peer
 
@@ -93,18 +102,27 @@ class Keys12:
 
 @dataclass(frozen=True, slots=True)
 class AwaitCertificate12:
+    """Our TLS 1.2 flight ended with a CertificateRequest (`auth` is the policy that sent it): the client's
+    Certificate (RFC 5246 §7.4.6) comes first, empty when it has none, which `auth.mode` allows or refuses."""
+
     hello: Hello12
     auth: ClientAuth
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitClientKeyExchange:
+    """Waiting for the client's ECDHE share (RFC 5246 §7.4.7, RFC 8422 §5.7), from which the extended master
+    secret (RFC 7627) and both directions' keys are derived; `peer` is the client's validated chain or ANONYMOUS."""
+
     hello: Hello12
     peer: Peer
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitCertificateVerify12:
+    """The client sent a certificate: its CertificateVerify (RFC 5246 §7.4.8) must sign every handshake message
+    before it with the leaf's key, proving it holds that key."""
+
     hello: Hello12
     peer: Peer
     keys: Keys12
@@ -112,6 +130,9 @@ class AwaitCertificateVerify12:
 
 @dataclass(frozen=True, slots=True)
 class AwaitChangeCipherSpec:
+    """The keys are derived (`keys`): the client's ChangeCipherSpec switches reading to `keys.pending_read`: the
+    server's one state that accepts a TLS 1.2 ChangeCipherSpec."""
+
     hello: Hello12
     peer: Peer
     keys: Keys12
@@ -119,6 +140,9 @@ class AwaitChangeCipherSpec:
 
 @dataclass(frozen=True, slots=True)
 class AwaitFinished12:
+    """The client's ChangeCipherSpec came: its Finished (RFC 5246 §7.4.9) must carry the verify_data of the master
+    secret over the transcript; then we send our CCS and Finished."""
+
     hello: Hello12
     peer: Peer
     keys: Keys12

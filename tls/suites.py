@@ -12,6 +12,10 @@ Aead = Literal["aes-gcm", "chacha20-poly1305"]
 
 @dataclass(frozen=True)
 class SuiteInfo:
+    """A cipher suite as the record layer and key schedule use it: the AEAD and its key length, the hash (HKDF in
+    TLS 1.3, the PRF in TLS 1.2) and, for TLS 1.2, the certificate key type the suite is bound to. One frozen
+    entry per suite in `SUITES`, shared by every connection."""
+
     suite: CipherSuite
     version: int
     aead: Aead

@@ -63,11 +63,17 @@ __all__ = ["DhcpClient", "DhcpSend", "DhcpState", "Lease", "LeaseAcquired", "Lea
 
 @dataclass(frozen=True, slots=True)
 class LeaseAcquired:
+    """For the stack: configure the interface with `lease.config` (a first lease, a renewal, or a new address after
+    a renewal that changed it)."""
+
     lease: Lease
 
 
 @dataclass(frozen=True, slots=True)
 class LeaseLost:
+    """For the stack: stop using the leased address (a restart, a NAK, or a renewal that changed the address);
+    `reason` names which."""
+
     reason: str
 
 

@@ -51,6 +51,10 @@ _FIXED = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
 
 @dataclass(frozen=True, slots=True)
 class DhcpMessage:
+    """A BOOTP/DHCP message (RFC 2131 §2) with the fields the client reads or sets (hops, sname and file are not
+    kept). `options` holds raw values, repeated options joined (RFC 3396): the typed accessors interpret and
+    check a server's value where it is used."""
+
     op: int
     xid: int
     chaddr: bytes  # the 6-byte Ethernet address (hlen 6)

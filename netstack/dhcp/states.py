@@ -23,6 +23,9 @@ class DhcpState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
+    """What an ACK granted (RFC 2131 §4.4.5): the address configuration, the server that granted it, and the lease
+    time and T1/T2 as durations from `acquired_at`, so each deadline follows from one reading of the clock."""
+
     config: StaticIp
     server_id: bytes
     acquired_at: float
@@ -52,6 +55,9 @@ class Init:
 
 @dataclass(frozen=True, slots=True)
 class Selecting:
+    """A DISCOVER is out (RFC 2131 §4.4.1): the first OFFER with a usable lease is taken; the timer sends the
+    DISCOVER again, with backoff."""
+
     name: ClassVar[DhcpState] = DhcpState.SELECTING
 
 
@@ -65,18 +71,26 @@ class Requesting:
 
 @dataclass(frozen=True, slots=True)
 class Bound:
+    """The leased address is in use (RFC 2131 §4.4.5) until T1, when renewing with the granting server begins."""
+
     lease: Lease
     name: ClassVar[DhcpState] = DhcpState.BOUND
 
 
 @dataclass(frozen=True, slots=True)
 class Renewing:
+    """Past T1 (RFC 2131 §4.4.5): REQUESTs go unicast to the server that granted `lease`, until T2 turns this into
+    rebinding."""
+
     lease: Lease
     name: ClassVar[DhcpState] = DhcpState.RENEWING
 
 
 @dataclass(frozen=True, slots=True)
 class Rebinding:
+    """Past T2 (RFC 2131 §4.4.5): REQUESTs are broadcast so that any server may extend `lease`; when it expires the
+    address is given up and the client starts over."""
+
     lease: Lease
     name: ClassVar[DhcpState] = DhcpState.REBINDING
 

@@ -45,6 +45,9 @@ OUTGOING_ENTRY_OVERHEAD = 160
 
 @dataclass(frozen=True)
 class TcpConfig:
+    """Every TCP limit and tunable, each default beside the RFC or threat it comes from (the module docstring works
+    out the memory budgets). Frozen, one per TcpLayer: no connection invents a number of its own."""
+
     # Segment sizes
     mtu: int = 1500                      # link MTU; our advertised MSS is mtu - 40 (IPv4), mtu - 60 (IPv6)
     default_peer_mss: int = 536          # RFC 9293 §3.7.1 when an IPv4 peer sends no MSS option

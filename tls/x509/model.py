@@ -80,12 +80,18 @@ class Subtrees:
 
 @dataclass(frozen=True)
 class NameConstraints:
+    """RFC 5280 §4.2.1.10, from a CA certificate: names in the certificates below it must fall within `permitted`
+    and outside `excluded`. A side the extension leaves out is None and constrains nothing."""
+
     permitted: Subtrees | None
     excluded: Subtrees | None
 
 
 @dataclass(frozen=True)
 class BasicConstraints:
+    """RFC 5280 §4.2.1.9. `critical` is kept because a CA's basicConstraints must be critical (`checks.check_ca`
+    refuses it otherwise); `path_length` caps the intermediates below the CA in a path (None: no cap)."""
+
     ca: bool
     path_length: int | None
     critical: bool
@@ -93,6 +99,10 @@ class BasicConstraints:
 
 @dataclass(frozen=True)
 class AuthorityKeyIdentifier:
+    """RFC 5280 §4.2.1.1, reduced to what validation reads: the keyIdentifier, which path building matches against
+    the issuer's subject key identifier, and whether issuer and serial were named (a self-signed anchor's AKI
+    may not name them)."""
+
     key_identifier: bytes | None
     has_issuer_and_serial: bool
 
