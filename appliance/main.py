@@ -78,6 +78,9 @@ def is_production() -> bool:
 
 @dataclass(frozen=True)
 class Options:
+    """The service's command line, parsed once (`parse_run_args`) and checked against the production policy
+    (`check_policy`) before the disk or a network is touched."""
+
     net: str
     host: str
     port_offset: int

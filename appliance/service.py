@@ -33,6 +33,9 @@ from outcomes.category import Category
 
 @dataclass
 class Appliance:
+    """The running service as `assemble` built it: each part it was handed (the capabilities of DESIGN.md rule 5,
+    and no CA key), the gate that admits connections, and the one place an outcome is recorded."""
+
     network: Network
     engines: EngineFactory
     identities: ServerIdentities  # the leaves and the CA certificate; no CA key (DESIGN.md rule 5)

@@ -19,13 +19,6 @@ import pytest
 
 from image.rootfs import PROJECT_PACKAGES, ROOT
 
-EXEMPT = frozenset({
-    # docstrings being added on main
-    "appliance/main.py",
-    "appliance/service.py",
-})
-"""Files (relative to the repository root) whose dataclasses are not checked."""
-
 
 def _is_dataclass_decorator(decorator: ast.expr) -> bool:
     """`@dataclass`, `@dataclass(...)`, `@dataclasses.dataclass` or `@dataclasses.dataclass(...)`."""
@@ -54,16 +47,10 @@ def test_every_dataclass_in_the_shipped_packages_has_a_docstring() -> None:
     missing = [
         f"{path.relative_to(ROOT)}:{where}"
         for path in _shipped_sources()
-        if path.relative_to(ROOT).as_posix() not in EXEMPT
         for where in undocumented(path.read_text(encoding="utf-8"))
     ]
     listed = "\n".join(missing)
     assert not missing, f"dataclasses without a docstring (each costs an inspect.signature at import):\n{listed}"
-
-
-def test_the_exempt_files_exist() -> None:
-    """An exemption for a file that moved or was renamed would silently exempt nothing, or the wrong thing."""
-    assert all((ROOT / name).is_file() for name in EXEMPT)
 
 
 @pytest.mark.parametrize(
