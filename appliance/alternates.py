@@ -1,4 +1,4 @@
-"""The server roles' RSA leaves, made after ready, and the identities the endpoints present meanwhile.
+"""The server roles' RSA leaves, made after ready, and the one holder of the CA key until then.
 
 Why after ready: the RSA-2048 key behind those leaves is the slowest step of the boot PKI, 0.13-1.42 s in the
 VM (median 0.45 s over 16 boots; the spread is OpenSSL's prime search), where every other certificate takes
@@ -7,15 +7,18 @@ most of its variance. Made after, it runs in a thread (OpenSSL releases the GIL)
 (`KEYGEN_NICE`), on the CPU the event loop leaves idle while the first clients arrive.
 
 What that costs, and what it does not:
-- Every client is still offered every certificate. A TLS server connection that arrives before the RSA
-  leaves exist waits for them (`ServerIdentities.settled`), within its handshake's time; plain HTTP, the
-  connect-back and reverse roles (whose client leaf is ECDSA only) never wait.
-- The CA key lives past ready, until the two leaves are signed, in the `PendingAlternates` that only this
-  module's task holds (nothing the endpoints reach, tests/appliance/test_key_reach.py). It can sign those
-  two leaves and nothing else, then drops the key: rule 5's "dropped once the leaves are issued", with the
-  last two leaves issued later. The wallet key, which the CA key exists to guard, is in the same process
-  for its whole life.
-- If the RSA key cannot be made, the ECDSA leaves serve alone and the log says so ("alternates-failed").
+- Every client is still offered every certificate. A TLS server connection (443, 10000) that arrives before
+  the RSA leaves exist waits for them (`appliance.identities.ServerIdentities.settled`), within its
+  handshake's time; plain HTTP, and the connect-back and reverse roles (whose client leaf is ECDSA only),
+  never wait.
+- The CA key lives past ready, until the two leaves are signed, in a `PendingAlternates`, which can sign
+  those two leaves (for the names fixed at boot, and an RSA-2048 key only) and nothing else, then drops the
+  key: rule 5's "dropped once the leaves are issued", with the last two leaves issued later. Nothing but
+  the `PendingAlternates` holds the key (tests/appliance/test_key_reach.py walks the running appliance in
+  that window); the task here holds the `PendingAlternates`, and the appliance holds the task to cancel it.
+- However the task ends (issued, failed, `Limits.rsa_leaves_timeout` passed, cancelled, even before its
+  first step), the CA key is dropped and the identities settled (`start_issuing`), so that no handshake
+  waits for leaves that will not come. Without RSA leaves the ECDSA ones serve alone ("alternates-failed").
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from appliance.identities import ServerIdentities
 from appliance.log import JsonLog
-from appliance.pki import IssuedPKI, PendingAlternates, new_rsa_key
+from appliance.pki import PendingAlternates, new_rsa_key
 
 KEYGEN_NICE = 10
 """The key-making thread's nice value (Linux per-thread). Its CFS weight is about a tenth of the event loop's
@@ -41,35 +45,26 @@ handshakes; none would make it compete equally with the first requests."""
 T = TypeVar("T")
 
 
-class ServerIdentities:
-    """The boot PKI as the endpoints see it: `current` at once (the ECDSA leaves and the CA certificate),
-    `settled()` once the server roles have their RSA leaves too (or it is known they never will)."""
+def start_issuing(
+    pending: PendingAlternates,
+    identities: ServerIdentities,
+    log: JsonLog,
+    monotonic: Callable[[], float],
+    *,
+    timeout: float,
+    make_key: Callable[[], rsa.RSAPrivateKey] = new_rsa_key,
+) -> asyncio.Task[None]:
+    """The task that issues the RSA leaves (`issue_alternates`). Its completion, whatever it was, drops the CA
+    key and settles `identities`: a task cancelled before its first step runs none of its own code."""
+    task = asyncio.get_running_loop().create_task(
+        issue_alternates(pending, identities, log, monotonic, timeout=timeout, make_key=make_key))
 
-    def __init__(self, pki: IssuedPKI, *, settled: bool) -> None:
-        self._pki = pki
-        self._settled = asyncio.Event()
-        if settled:
-            self._settled.set()
+    def ended(_: asyncio.Task[None]) -> None:
+        pending.discard()
+        identities.give_up()
 
-    @property
-    def current(self) -> IssuedPKI:
-        return self._pki
-
-    @property
-    def is_settled(self) -> bool:
-        return self._settled.is_set()
-
-    def settle(self, pki: IssuedPKI) -> None:
-        """The final identities; once only (a second settling would change certificates under waiters)."""
-        if self._settled.is_set():
-            raise RuntimeError("the server identities are settled already")
-        self._pki = pki
-        self._settled.set()
-
-    async def settled(self) -> IssuedPKI:
-        """The final identities, once they exist; the caller bounds the wait."""
-        await self._settled.wait()
-        return self._pki
+    task.add_done_callback(ended)
+    return task
 
 
 async def issue_alternates(
@@ -77,31 +72,34 @@ async def issue_alternates(
     identities: ServerIdentities,
     log: JsonLog,
     monotonic: Callable[[], float],
+    *,
+    timeout: float,
     make_key: Callable[[], rsa.RSAPrivateKey] = new_rsa_key,
 ) -> None:
-    """Make the RSA key in a thread, have `pending` sign the two RSA leaves (which drops the CA key), and
-    settle `identities` with them. However this ends (issued, failed, cancelled), the CA key is dropped and
-    `identities` settled, so that no handshake waits for leaves that will not come."""
+    """Make the RSA key in a thread (within `timeout` seconds), have `pending` sign the two RSA leaves (which
+    drops the CA key), and settle `identities` with them; on any failure, log it and settle without them."""
     started = monotonic()
     try:
-        key = await made_in_thread(make_key, KEYGEN_NICE)
+        async with asyncio.timeout(timeout):
+            key = await made_in_thread(make_key, KEYGEN_NICE)
         alternates = pending.issue(key)
-    except asyncio.CancelledError:
-        pending.discard()
-        identities.settle(identities.current)
-        raise
     except Exception as exc:  # noqa: BLE001 - whatever failed, the ECDSA leaves go on serving
         pending.discard()
-        identities.settle(identities.current)
-        log.event("alternates-failed", error=type(exc).__name__)
+        identities.give_up()
+        log.event("alternates-failed", error=type(exc).__name__, seconds=round(monotonic() - started, 4))
         return
     identities.settle(identities.current.with_alternates(alternates))
     log.event("alternates-issued", seconds=round(monotonic() - started, 4))
 
 
+class ThreadDiedError(Exception):
+    """The thread ended without a result or an exception its caller could be given."""
+
+
 async def made_in_thread(make: Callable[[], T], nice: int) -> T:
     """`make()` run in a thread of its own at `nice`, awaited on the event loop. A thread of its own, not the
-    loop's executor: the lowered priority stays with this one job, and the thread ends with it."""
+    loop's executor: the lowered priority stays with this one job, and the thread ends with it. Whatever ends
+    the thread is delivered, so the awaiting task never waits on a thread that is gone."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -114,13 +112,16 @@ async def made_in_thread(make: Callable[[], T], nice: int) -> T:
             loop.call_soon_threadsafe(unless_cancelled)
 
     def work() -> None:
-        with contextlib.suppress(OSError):  # a priority that cannot be lowered only costs the first clients time
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         try:
+            with contextlib.suppress(OSError):  # a priority not lowered only costs the first clients time
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
             result = make()
         except Exception as exc:  # noqa: BLE001 - handed to the awaiting task, which decides
             failure = exc  # (`exc` itself is unbound when the except block ends)
             deliver(lambda: done.set_exception(failure))
+        except BaseException as exc:  # noqa: BLE001 - ends this thread only (SystemExit, ...): said to the awaiter
+            died = ThreadDiedError(f"the thread ended with {type(exc).__name__}")
+            deliver(lambda: done.set_exception(died))
         else:
             deliver(lambda: done.set_result(result))
 

@@ -49,6 +49,9 @@ class Limits:
     idle_timeout: float = 30.0  # no bytes from the peer for this long
     send_timeout: float = 10.0  # the peer takes one write (response, TLS flight, close_notify) or the close
     callback_connect_timeout: float = 5.0  # 10001: connecting back to the caller
+    # the server roles' RSA leaves, made after ready (appliance.alternates): the CA key waits this long at most
+    # for their key (about 0.5 s idle in the VM, 10x that at nice 10 under full load), then is dropped
+    rsa_leaves_timeout: float = 60.0
     client_linger: float = 2.0  # as TLS client (10001, 10002): wait this long for the server to close first
     # the lingering close (adapters.tls_channel.PlainChannel.close): after our last bytes (an alert, a close_notify,
     # an HTTP error), shut down writing and read and discard until the peer's end of stream, so that closing

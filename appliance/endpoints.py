@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 
 from adapters.tls_channel import PlainChannel, RefusedError, TlsChannel
 from appliance.admission import Slot
-from appliance.alternates import ServerIdentities
 from appliance.config import Limits, Ports
 from appliance.http import HttpError, Request, RequestParser, Response, error_response, serialize_response
+from appliance.identities import ServerIdentities
 from appliance.net import Network, open_stream
 from appliance.pki import IssuedPKI
 from appliance.sources import Sources

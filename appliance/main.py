@@ -3,7 +3,8 @@
 Boot order matters for the secret: the disk (vault and ledger) is opened and verified first, then the
 boot PKI is made (its CA key lives only in this process, and only until the leaves are issued), then the
 network starts listening. The server roles' RSA leaves, whose key is the slow part of the PKI, are issued
-just after, in the background (appliance.alternates); TLS handshakes wait for them, plain HTTP does not.
+just after, in the background (appliance.alternates); handshakes on the TLS server ports wait for them,
+plain HTTP and the TLS client roles do not.
 A fatal error before "ready" exits non-zero (as PID 1 the image's init turns that into a clean power-off).
 
 This is the composition root: the one place that imports every part directly, names the operating
@@ -25,7 +26,6 @@ from pathlib import Path
 
 from appliance import method_cache
 from appliance import pki as boot_pki
-from appliance.alternates import ServerIdentities
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
 from appliance.data_disk import (
@@ -36,6 +36,7 @@ from appliance.data_disk import (
     provision,
 )
 from appliance.disk import Disk, DiskError
+from appliance.identities import ServerIdentities
 from appliance.log import JsonLog
 from appliance.net import (
     DEFAULT_KERNEL_HOSTS,
@@ -204,7 +205,7 @@ async def assemble(
 
     Who gets what (DESIGN.md rule 5): the wallet key goes into the vault and nowhere else; the endpoints get
     the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
-    are issued, the last two (RSA) by the background task that alone holds it until then; the ledger sees
+    are issued, the last two (RSA) by the `PendingAlternates` that alone holds it until then; the ledger sees
     its two regions of the disk, not the header."""
     stats = Stats(limits, sources.random)
     opened = open_data_disk(disk, limits, stats, log, lambda: new_wallet_key(sources.random))

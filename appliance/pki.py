@@ -55,6 +55,7 @@ WEB_NAMES = ("pinata.local", "localhost")
 WEB_ADDRESSES = ("127.0.0.1",)
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 RSA_KEY_BITS = 2048
+RSA_PUBLIC_EXPONENT = 65537
 """The RSA leaves' key size: the smallest every client accepts; larger keys cost more at boot and per
 handshake."""
 KEY_DRAW_BYTES = 40
@@ -284,8 +285,9 @@ def _issue(
 
 
 def generate(now: datetime.datetime, random: RandomSource, web_names: tuple[str, ...] = WEB_NAMES) -> BootPKI:
-    """The whole PKI at once, RSA leaves included: for tests, tools and the stdlib engine (which loads its
-    certificates into OpenSSL once). The appliance's own boot uses `begin` and issues the RSA leaves later."""
+    """The whole PKI at once, RSA leaves included, for tests and tools. The appliance's boot uses `begin` and
+    issues the RSA leaves after ready, or (with the stdlib engine, which loads every certificate into
+    OpenSSL once) right away."""
     boot, pending = begin(now, random, web_names)
     return boot.with_alternates(pending.issue(new_rsa_key()))
 
@@ -316,7 +318,7 @@ def begin(now: datetime.datetime, random: RandomSource,
 def new_rsa_key() -> rsa.RSAPrivateKey:
     """The server roles' RSA key (one for both RSA leaves): OpenSSL's prime search, from its own generator
     (see the module docstring). It releases the GIL, so it can run in a thread beside the event loop."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    return rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_BITS)
 
 
 @dataclass(frozen=True)
@@ -361,11 +363,14 @@ class PendingAlternates:
         return self._issuer is None
 
     def issue(self, key: rsa.RSAPrivateKey) -> Alternates:
-        """Both RSA leaves for `key`, signed by the boot CA; then the CA key is dropped."""
+        """Both RSA leaves for `key`, signed by the boot CA; then the CA key is dropped, whether they were
+        issued or `key` was refused (anything but the RSA-2048, e = 65537 key the boot makes)."""
         issuer = self._issuer
         if issuer is None:
             raise SpentError("the RSA leaves were issued (or discarded) already: the CA key is gone")
         self._issuer = None
+        if key.key_size != RSA_KEY_BITS or key.public_key().public_numbers().e != RSA_PUBLIC_EXPONENT:
+            raise ValueError(f"the RSA leaves are for an RSA-{RSA_KEY_BITS} key with e = {RSA_PUBLIC_EXPONENT}")
         server, web = (
             RsaIdentity(_issue(issuer, role.common_name, oids.EKU_SERVER_AUTH, self._now, role.serial,
                                public_key=key.public_key(), san=role.san), key)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from adapters.tls_channel import RefusedError
 from appliance.admission import Gate
-from appliance.alternates import ServerIdentities, issue_alternates
+from appliance.alternates import start_issuing
 from appliance.config import Limits, Ports
 from appliance.endpoints import Endpoints, Handler, plain_channel
+from appliance.identities import ServerIdentities
 from appliance.ledger import Ledger
 from appliance.ledger_record import Event, RecordError
 from appliance.log import JsonLog
@@ -63,16 +64,16 @@ class Appliance:
 
     async def start(self, alternates: PendingAlternates | None = None) -> None:
         """Listen on every port; then, given the `PendingAlternates` of a PKI whose RSA leaves are still to
-        come, make them in the background (appliance.alternates). The pending issuer, and the CA key in it,
-        is held by that task alone, never by this object."""
+        come, have them made in the background (appliance.alternates). Only the task made for that holds the
+        `PendingAlternates`, and with it the CA key; this object keeps the task, to cancel it at `stop`."""
         endpoints = Endpoints(network=self.network, engines=self.engines, identities=self.identities,
                               vault=self.vault, site=self.site, limits=self.limits, ports=self.ports,
                               sources=self.sources)
         for port, (name, handler) in endpoints.table().items():
             await self.network.start_server(port, self._factory(name, handler))
         if alternates is not None:
-            task = asyncio.get_running_loop().create_task(
-                issue_alternates(alternates, self.identities, self.log, self.sources.monotonic))
+            task = start_issuing(alternates, self.identities, self.log, self.sources.monotonic,
+                                 timeout=self.limits.rsa_leaves_timeout)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from appliance.alternates import ServerIdentities
 from appliance.config import Limits, Ports
 from appliance.disk import Disk
+from appliance.identities import ServerIdentities
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.ours_tls import OursFactory

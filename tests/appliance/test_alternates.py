@@ -4,6 +4,7 @@ key is dropped however their making ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import io
 import json
@@ -17,8 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import alternates, pki
-from appliance.alternates import ServerIdentities, issue_alternates, made_in_thread
+from appliance.alternates import ThreadDiedError, issue_alternates, made_in_thread, start_issuing
 from appliance.config import Limits
+from appliance.identities import ServerIdentities
 from appliance.log import JsonLog
 from outcomes.category import Category
 from tests import virtual_time
@@ -88,6 +90,29 @@ def test_a_handshake_whose_time_runs_out_before_the_rsa_leaves_is_refused_as_a_t
     assert ended == pytest.approx(LIMITS.handshake_timeout)
 
 
+def test_a_mutual_tls_client_that_comes_before_the_rsa_leaves_waits_for_them_too(tmp_path: Path) -> None:
+    """Port 10000 waits as 443 does: an RSA-only client without a certificate of its own gets as far as
+    the certificate request (refused for want of a certificate), not a refusal for want of a certificate
+    it could verify, nor a timeout."""
+    boot, pending = pki.begin(NOW, os.urandom)
+
+    async def scenario() -> list[tuple[str, Category]]:
+        running = await start_memory_service(tmp_path, LIMITS, boot.issued(), settled=False)
+        client = running.network.connect(running.service.ports.mutual, "A")
+        peer = TlsClient(client, _rsa_only_client())
+        handshake = asyncio.ensure_future(peer.handshake())
+        await running.settle()
+        assert not running.outcomes  # held, not refused
+        running.service.identities.settle(boot.issued().with_alternates(pending.issue(RSA_KEY)))
+        with contextlib.suppress(ssl.SSLError, OSError):
+            await handshake
+        await running.settle()
+        await running.service.stop()
+        return [(o.endpoint, o.category) for o in running.outcomes]
+
+    assert virtual_time.run(scenario()) == [("mutual", Category.NO_CERTIFICATE)]
+
+
 def test_plain_http_does_not_wait_for_the_rsa_leaves(tmp_path: Path) -> None:
     boot, _ = pki.begin(NOW, os.urandom)
 
@@ -121,7 +146,8 @@ def test_the_rsa_leaves_are_issued_once_their_key_exists_and_the_ca_key_is_then_
         return RSA_KEY
 
     async def scenario() -> tuple[bool, bool, pki.IssuedPKI]:
-        task = asyncio.ensure_future(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, gated_key))
+        task = asyncio.ensure_future(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60,
+                                                      make_key=gated_key))
         await asyncio.sleep(0)
         before = (identities.is_settled, pending.spent)
         release.set()
@@ -153,11 +179,74 @@ def test_a_key_that_cannot_be_made_leaves_the_ecdsa_leaves_serving_and_drops_the
     def failing_key() -> rsa.RSAPrivateKey:
         raise ValueError("no prime today")
 
-    asyncio.run(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, failing_key))
+    asyncio.run(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60, make_key=failing_key))
     assert identities.is_settled
     assert identities.current == boot.issued()  # no alternates, nothing else changed
     assert pending.spent
     assert [(e["event"], e["error"]) for e in _events(log)] == [("alternates-failed", "ValueError")]
+
+
+def test_a_key_the_boot_would_not_make_is_refused_and_the_ca_key_dropped_all_the_same() -> None:
+    """`PendingAlternates.issue` signs for the boot's own kind of key only (RSA-2048, e = 65537)."""
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    other_exponent = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    for key in (small, other_exponent):
+        boot, pending = pki.begin(NOW, os.urandom)
+        identities = ServerIdentities(boot.issued(), settled=False)
+        log = io.StringIO()
+        asyncio.run(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60,
+                                     make_key=lambda key=key: key))  # type: ignore[misc]
+        assert pending.spent
+        assert identities.current.web.alternates == ()
+        assert [(e["event"], e["error"]) for e in _events(log)] == [("alternates-failed", "ValueError")]
+
+
+def test_a_key_that_takes_longer_than_its_bound_is_given_up_and_the_ca_key_dropped() -> None:
+    """`Limits.rsa_leaves_timeout`, on the virtual clock: the thread never answers, the bound passes."""
+    boot, pending = pki.begin(NOW, os.urandom)
+    identities = ServerIdentities(boot.issued(), settled=False)
+    release = threading.Event()
+    log = io.StringIO()
+
+    def stuck_key() -> rsa.RSAPrivateKey:
+        release.wait(timeout=60)
+        return RSA_KEY
+
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await issue_alternates(pending, identities, JsonLog(log), loop.time, timeout=LIMITS.rsa_leaves_timeout,
+                               make_key=stuck_key)
+        return loop.time() - started
+
+    try:
+        waited = virtual_time.run(scenario())
+    finally:
+        release.set()
+    assert waited == pytest.approx(LIMITS.rsa_leaves_timeout)
+    assert pending.spent
+    assert identities.is_settled
+    assert identities.current == boot.issued()
+    assert [(e["event"], e["error"]) for e in _events(log)] == [("alternates-failed", "TimeoutError")]
+
+
+def test_a_task_cancelled_before_its_first_step_still_drops_the_ca_key_and_settles() -> None:
+    """Cancelled before it ever ran (an appliance stopped at once), the coroutine runs none of its own code:
+    `start_issuing`'s completion callback does what its handlers would have."""
+    boot, pending = pki.begin(NOW, os.urandom)
+    identities = ServerIdentities(boot.issued(), settled=False)
+
+    async def scenario() -> None:
+        task = start_issuing(pending, identities, JsonLog(io.StringIO()), lambda: 0.0, timeout=60,
+                             make_key=lambda: RSA_KEY)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert pending.spent
+    assert identities.is_settled
+    assert identities.current == boot.issued()
 
 
 def test_stopping_while_the_key_is_made_drops_the_ca_key_and_releases_the_waiters() -> None:
@@ -170,8 +259,7 @@ def test_stopping_while_the_key_is_made_drops_the_ca_key_and_releases_the_waiter
         return RSA_KEY
 
     async def scenario() -> pki.IssuedPKI:
-        task = asyncio.ensure_future(issue_alternates(pending, identities, JsonLog(io.StringIO()), lambda: 0.0,
-                                                      gated_key))
+        task = start_issuing(pending, identities, JsonLog(io.StringIO()), lambda: 0.0, timeout=60, make_key=gated_key)
         waiter = asyncio.ensure_future(identities.settled())
         await asyncio.sleep(0)
         task.cancel()
@@ -219,6 +307,15 @@ def test_the_key_is_made_in_a_thread_of_its_own_at_the_lowered_priority() -> Non
     assert native != main
     assert priority == alternates.KEYGEN_NICE
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the event loop's thread kept its own
+
+
+def test_a_thread_that_ends_without_an_exception_to_hand_over_is_reported_all_the_same() -> None:
+    """SystemExit in a thread ends it quietly; the awaiting task must not wait for it forever."""
+    def ends() -> int:
+        raise SystemExit
+
+    with pytest.raises(ThreadDiedError):
+        asyncio.run(made_in_thread(ends, alternates.KEYGEN_NICE))
 
 
 def test_a_failure_in_the_thread_reaches_the_awaiting_task() -> None:
