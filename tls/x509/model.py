@@ -101,7 +101,7 @@ class BasicConstraints:
 class AuthorityKeyIdentifier:
     """RFC 5280 §4.2.1.1, reduced to what validation reads: the keyIdentifier, which path building matches against
     the issuer's subject key identifier, and whether issuer and serial were named (a self-signed anchor's AKI
-    may not name them)."""
+    must not name them)."""
 
     key_identifier: bytes | None
     has_issuer_and_serial: bool
