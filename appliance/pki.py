@@ -301,18 +301,17 @@ def begin(now: datetime.datetime, random: RandomSource,
     ca = _make_ca(now, random)
     issuer = _Issuer.of(ca)
     web_san = web_names + WEB_ADDRESSES
-    server_name = "Piñata mutual-TLS server"
-    boot = BootPKI(
-        ca=ca,
-        server=_leaf(issuer, server_name, oids.EKU_SERVER_AUTH, now, random, san=None),
-        client=_leaf(issuer, "Piñata client", oids.EKU_CLIENT_AUTH, now, random, san=None),
-        web=_leaf(issuer, web_names[0], oids.EKU_SERVER_AUTH, now, random, san=web_san),
-    )
-    pending = PendingAlternates(issuer, now, (
-        _RsaRole(server_name, None, _serial(random)),
-        _RsaRole(web_names[0], web_san, _serial(random)),
-    ))
-    return boot, pending
+
+    def server_role(common_name: str, san: tuple[str, ...] | None) -> tuple[Identity, _RsaRole]:
+        """The role's ECDSA leaf, then its RSA leaf's serial: the order in which `random` was always drawn
+        (a deterministic source gives the same PKI as before, which the fuzzer's committed seeds carry)."""
+        leaf = _leaf(issuer, common_name, oids.EKU_SERVER_AUTH, now, random, san=san)
+        return leaf, _RsaRole(common_name, san, _serial(random))
+
+    server, server_rsa = server_role("Piñata mutual-TLS server", None)
+    client = _leaf(issuer, "Piñata client", oids.EKU_CLIENT_AUTH, now, random, san=None)
+    web, web_rsa = server_role(web_names[0], web_san)
+    return BootPKI(ca=ca, server=server, client=client, web=web), PendingAlternates(issuer, now, (server_rsa, web_rsa))
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
