@@ -131,6 +131,20 @@ def test_plain_http_does_not_wait_for_the_rsa_leaves(tmp_path: Path) -> None:
     assert answer[0] == 404
 
 
+class _GatedKey:
+    """A key maker that blocks its thread until `release` (or a minute: a failed test must not hang)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def __call__(self) -> rsa.RSAPrivateKey:
+        self.released.wait(timeout=60)
+        return RSA_KEY
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def _events(log: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.getvalue().splitlines()]
 
@@ -138,19 +152,15 @@ def _events(log: io.StringIO) -> list[dict[str, object]]:
 def test_the_rsa_leaves_are_issued_once_their_key_exists_and_the_ca_key_is_then_dropped() -> None:
     boot, pending = pki.begin(NOW, os.urandom)
     identities = ServerIdentities(boot.issued(), settled=False)
-    release = threading.Event()
+    gated_key = _GatedKey()
     log = io.StringIO()
-
-    def gated_key() -> rsa.RSAPrivateKey:
-        release.wait(timeout=60)
-        return RSA_KEY
 
     async def scenario() -> tuple[bool, bool, pki.IssuedPKI]:
         task = asyncio.ensure_future(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60,
                                                       make_key=gated_key))
         await asyncio.sleep(0)
         before = (identities.is_settled, pending.spent)
-        release.set()
+        gated_key.release()
         settled = await identities.settled()
         await task
         return before == (False, False), pending.spent, settled
@@ -205,12 +215,8 @@ def test_a_key_that_takes_longer_than_its_bound_is_given_up_and_the_ca_key_dropp
     """`Limits.rsa_leaves_timeout`, on the virtual clock: the thread never answers, the bound passes."""
     boot, pending = pki.begin(NOW, os.urandom)
     identities = ServerIdentities(boot.issued(), settled=False)
-    release = threading.Event()
+    stuck_key = _GatedKey()
     log = io.StringIO()
-
-    def stuck_key() -> rsa.RSAPrivateKey:
-        release.wait(timeout=60)
-        return RSA_KEY
 
     async def scenario() -> float:
         loop = asyncio.get_running_loop()
@@ -222,7 +228,7 @@ def test_a_key_that_takes_longer_than_its_bound_is_given_up_and_the_ca_key_dropp
     try:
         waited = virtual_time.run(scenario())
     finally:
-        release.set()
+        stuck_key.release()
     assert waited == pytest.approx(LIMITS.rsa_leaves_timeout)
     assert pending.spent
     assert identities.is_settled
@@ -252,11 +258,7 @@ def test_a_task_cancelled_before_its_first_step_still_drops_the_ca_key_and_settl
 def test_stopping_while_the_key_is_made_drops_the_ca_key_and_releases_the_waiters() -> None:
     boot, pending = pki.begin(NOW, os.urandom)
     identities = ServerIdentities(boot.issued(), settled=False)
-    release = threading.Event()
-
-    def gated_key() -> rsa.RSAPrivateKey:
-        release.wait(timeout=60)
-        return RSA_KEY
+    gated_key = _GatedKey()
 
     async def scenario() -> pki.IssuedPKI:
         task = start_issuing(pending, identities, JsonLog(io.StringIO()), lambda: 0.0, timeout=60, make_key=gated_key)
@@ -265,7 +267,7 @@ def test_stopping_while_the_key_is_made_drops_the_ca_key_and_releases_the_waiter
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        release.set()  # the thread ends on its own; its key goes nowhere
+        gated_key.release()  # the thread ends on its own; its key goes nowhere
         return await waiter
 
     assert asyncio.run(scenario()) == boot.issued()
