@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NOT_BENCHMARKS = frozenset({"harness", "__main__", "timing", "lab", "certs"})  # helpers shared by benchmarks, tests
+# helpers shared by benchmarks and tests, and tools that measure without a reference (boot_profile)
+NOT_BENCHMARKS = frozenset({"harness", "__main__", "timing", "lab", "certs", "boot_profile"})
 
 
 @dataclass(frozen=True)
