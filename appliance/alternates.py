@@ -54,42 +54,30 @@ def start_issuing(
     timeout: float,
     make_key: Callable[[], rsa.RSAPrivateKey] = new_rsa_key,
 ) -> asyncio.Task[None]:
-    """The task that issues the RSA leaves (`issue_alternates`). Its completion, whatever it was, drops the CA
-    key and settles `identities`: a task cancelled before its first step runs none of its own code."""
-    task = asyncio.get_running_loop().create_task(
-        issue_alternates(pending, identities, log, monotonic, timeout=timeout, make_key=make_key))
+    """The task that makes the RSA key in a thread (within `timeout` seconds), has `pending` sign the two RSA
+    leaves (which drops the CA key) and settles `identities` with them, or logs why it could not. Its
+    completion, whatever it was, drops the CA key and settles `identities` without them if it has not: one
+    place for every way out, since a task cancelled before its first step runs none of its own code."""
+
+    async def issue() -> None:
+        started = monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                key = await made_in_thread(make_key, KEYGEN_NICE)
+            alternates = pending.issue(key)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the ECDSA leaves go on serving
+            log.event("alternates-failed", error=type(exc).__name__, seconds=round(monotonic() - started, 4))
+            return
+        identities.settle(identities.current.with_alternates(alternates))
+        log.event("alternates-issued", seconds=round(monotonic() - started, 4))
 
     def ended(_: asyncio.Task[None]) -> None:
         pending.discard()
         identities.give_up()
 
+    task = asyncio.get_running_loop().create_task(issue())
     task.add_done_callback(ended)
     return task
-
-
-async def issue_alternates(
-    pending: PendingAlternates,
-    identities: ServerIdentities,
-    log: JsonLog,
-    monotonic: Callable[[], float],
-    *,
-    timeout: float,
-    make_key: Callable[[], rsa.RSAPrivateKey] = new_rsa_key,
-) -> None:
-    """Make the RSA key in a thread (within `timeout` seconds), have `pending` sign the two RSA leaves (which
-    drops the CA key), and settle `identities` with them; on any failure, log it and settle without them."""
-    started = monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            key = await made_in_thread(make_key, KEYGEN_NICE)
-        alternates = pending.issue(key)
-    except Exception as exc:  # noqa: BLE001 - whatever failed, the ECDSA leaves go on serving
-        pending.discard()
-        identities.give_up()
-        log.event("alternates-failed", error=type(exc).__name__, seconds=round(monotonic() - started, 4))
-        return
-    identities.settle(identities.current.with_alternates(alternates))
-    log.event("alternates-issued", seconds=round(monotonic() - started, 4))
 
 
 class ThreadDiedError(Exception):

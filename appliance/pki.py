@@ -350,7 +350,7 @@ class PendingAlternates:
     then this object is the only holder of the CA key, and it can do nothing but issue these two leaves, for
     the names fixed in `begin`. `issue` or `discard` drops the key; afterwards nothing in the process can
     mint a certificate. The appliance holds it only in the task that makes the RSA key
-    (`appliance.alternates.issue_alternates`), never as an attribute of anything the endpoints reach."""
+    (`appliance.alternates.start_issuing`), never as an attribute of anything the endpoints reach."""
 
     def __init__(self, issuer: _Issuer, now: datetime.datetime, roles: tuple[_RsaRole, _RsaRole]) -> None:
         self._issuer: _Issuer | None = issuer

@@ -11,6 +11,7 @@ import json
 import os
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import alternates, pki
-from appliance.alternates import ThreadDiedError, issue_alternates, made_in_thread, start_issuing
+from appliance.alternates import ThreadDiedError, made_in_thread, start_issuing
 from appliance.config import Limits
 from appliance.identities import ServerIdentities
 from appliance.log import JsonLog
@@ -145,6 +146,13 @@ class _GatedKey:
         self.released.set()
 
 
+async def _issued(pending: pki.PendingAlternates, identities: ServerIdentities, log: io.StringIO,
+                  make_key: Callable[[], rsa.RSAPrivateKey], monotonic: Callable[[], float] = lambda: 0.0) -> None:
+    """`start_issuing`'s task, run to its end (its completion callback included)."""
+    await start_issuing(pending, identities, JsonLog(log), monotonic, timeout=LIMITS.rsa_leaves_timeout,
+                        make_key=make_key)
+
+
 def _events(log: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.getvalue().splitlines()]
 
@@ -156,8 +164,7 @@ def test_the_rsa_leaves_are_issued_once_their_key_exists_and_the_ca_key_is_then_
     log = io.StringIO()
 
     async def scenario() -> tuple[bool, bool, pki.IssuedPKI]:
-        task = asyncio.ensure_future(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60,
-                                                      make_key=gated_key))
+        task = asyncio.ensure_future(_issued(pending, identities, log, gated_key))
         await asyncio.sleep(0)
         before = (identities.is_settled, pending.spent)
         gated_key.release()
@@ -189,7 +196,7 @@ def test_a_key_that_cannot_be_made_leaves_the_ecdsa_leaves_serving_and_drops_the
     def failing_key() -> rsa.RSAPrivateKey:
         raise ValueError("no prime today")
 
-    asyncio.run(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60, make_key=failing_key))
+    asyncio.run(_issued(pending, identities, log, failing_key))
     assert identities.is_settled
     assert identities.current == boot.issued()  # no alternates, nothing else changed
     assert pending.spent
@@ -204,8 +211,7 @@ def test_a_key_the_boot_would_not_make_is_refused_and_the_ca_key_dropped_all_the
         boot, pending = pki.begin(NOW, os.urandom)
         identities = ServerIdentities(boot.issued(), settled=False)
         log = io.StringIO()
-        asyncio.run(issue_alternates(pending, identities, JsonLog(log), lambda: 0.0, timeout=60,
-                                     make_key=lambda key=key: key))  # type: ignore[misc]
+        asyncio.run(_issued(pending, identities, log, lambda key=key: key))  # type: ignore[misc]
         assert pending.spent
         assert identities.current.web.alternates == ()
         assert [(e["event"], e["error"]) for e in _events(log)] == [("alternates-failed", "ValueError")]
@@ -221,8 +227,7 @@ def test_a_key_that_takes_longer_than_its_bound_is_given_up_and_the_ca_key_dropp
     async def scenario() -> float:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await issue_alternates(pending, identities, JsonLog(log), loop.time, timeout=LIMITS.rsa_leaves_timeout,
-                               make_key=stuck_key)
+        await _issued(pending, identities, log, stuck_key, loop.time)
         return loop.time() - started
 
     try:
