@@ -34,7 +34,7 @@ import datetime
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -55,9 +55,9 @@ WEB_NAMES = ("pinata.local", "localhost")
 WEB_ADDRESSES = ("127.0.0.1",)
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 RSA_KEY_BITS = 2048
-RSA_PUBLIC_EXPONENT = 65537
 """The RSA leaves' key size: the smallest every client accepts; larger keys cost more at boot and per
 handshake."""
+RSA_PUBLIC_EXPONENT = 65537
 KEY_DRAW_BYTES = 40
 """A P-256 key is drawn as 64 bits more than the order's 256 and reduced (FIPS 186-4 B.4.1, "extra random
 bits"): the bias of the reduction is then below 2**-64, with no rejection loop."""
@@ -125,8 +125,7 @@ class IssuedPKI:
 
     def with_alternates(self, alternates: Alternates) -> IssuedPKI:
         """The same leaves, each server role with its RSA leaf as alternate."""
-        return replace(self, server=_alternated(self.server, alternates.server),
-                       web=_alternated(self.web, alternates.web))
+        return _with_alternates(self, alternates)
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -157,12 +156,17 @@ class BootPKI:
 
     def with_alternates(self, alternates: Alternates) -> BootPKI:
         """As `IssuedPKI.with_alternates`."""
-        return replace(self, server=_alternated(self.server, alternates.server),
-                       web=_alternated(self.web, alternates.web))
+        return _with_alternates(self, alternates)
 
 
-def _alternated(identity: Identity, alternate: RsaIdentity) -> Identity:
-    return replace(identity, alternates=(*identity.alternates, alternate))
+_Leaves = TypeVar("_Leaves", IssuedPKI, BootPKI)
+
+
+def _with_alternates(pki: _Leaves, alternates: Alternates) -> _Leaves:
+    """`pki` with each server role's RSA leaf after the alternates it has."""
+    server = replace(pki.server, alternates=(*pki.server.alternates, alternates.server))
+    web = replace(pki.web, alternates=(*pki.web.alternates, alternates.web))
+    return replace(pki, server=server, web=web)
 
 
 def pem(cert_der: bytes) -> bytes:
@@ -178,11 +182,6 @@ def _parsed(cert_der: bytes) -> x509.Certificate:
     from cryptography import x509  # noqa: PLC0415 - never on the boot path (issue 17)
 
     return x509.load_der_x509_certificate(cert_der)
-
-
-def _spki(public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
-    """Written by `certificate_der`, not `public_bytes`: see `key_pem` for what `serialization` costs the boot."""
-    return der.subject_public_key_info(public_key)
 
 
 def _draw(random: RandomSource, size: int) -> int:
@@ -205,7 +204,7 @@ def new_key(random: RandomSource) -> ec.EllipticCurvePrivateKey:
 
 def _make_ca(now: datetime.datetime, random: RandomSource) -> Identity:
     key = new_key(random)
-    spki = _spki(key.public_key())
+    spki = der.subject_public_key_info(key.public_key())
     tbs = der.tbs_certificate(der.TbsCertificate(
         issuer=CA_COMMON_NAME, subject=CA_COMMON_NAME, serial=_serial(random),
         not_before=now - BACKDATE, not_after=now + CA_VALIDITY, spki=spki,
@@ -247,7 +246,7 @@ class _Issuer:
         under the wrong name, so another CA is refused."""
         if peek_certificate(ca.cert_der).subject != der.name(CA_COMMON_NAME):
             raise ValueError("leaves are issued by the boot CA only (its subject is the issuer name they carry)")
-        return cls(ca.key, der.authority_key_identifier(_spki(ca.key.public_key())))
+        return cls(ca.key, der.authority_key_identifier(der.subject_public_key_info(ca.key.public_key())))
 
 
 def _leaf(issuer: _Issuer, common_name: str, usage: str, now: datetime.datetime, random: RandomSource, *,
@@ -279,7 +278,8 @@ def _issue(
         extensions += (der.subject_alt_name(san),)
     tbs = der.tbs_certificate(der.TbsCertificate(
         issuer=CA_COMMON_NAME, subject=common_name, serial=serial,
-        not_before=now - BACKDATE, not_after=now + LEAF_VALIDITY, spki=_spki(public_key), extensions=extensions,
+        not_before=now - BACKDATE, not_after=now + LEAF_VALIDITY, spki=der.subject_public_key_info(public_key),
+        extensions=extensions,
     ))
     return der.certificate(tbs, issuer.key.sign(tbs, _SIGNATURE))
 
