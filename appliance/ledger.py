@@ -70,9 +70,6 @@ class LedgerArea:
         self._disk = disk
         self.region_bytes = region_bytes
 
-    def read_region(self, region: int) -> bytes:
-        return self._disk.read(self._base(region), self.region_bytes)
-
     def view_region(self, region: int) -> contextlib.AbstractContextManager[ReadBuffer]:
         """The region read-only, through a map of the disk where one can be made (`Disk.view`): what recovery
         scans, without holding a region's worth of memory."""
