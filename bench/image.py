@@ -17,6 +17,7 @@ machine (KVM does not work here).
 
 from __future__ import annotations
 
+import functools
 import http.client
 import itertools
 import json
@@ -210,11 +211,20 @@ per-connection TLS state and buffers that implies), half over HTTP, 8 at a time:
 whose rate limit refuses some on purpose."""
 
 
+@functools.cache
+def _unverified_context() -> ssl.SSLContext:
+    """One client context for every request: the boot CA is new at every boot, and these requests check serving,
+    not trust. Made once, and without loading the system's CA store, which verifies nothing here and would be
+    host work inside the timed first HTTPS request."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _fetch(url: str) -> str | None:
     """None when `url` answered 200 with a body, else what went wrong."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the boot CA is new at every boot; this checks serving, not trust
+    context = _unverified_context()
     try:
         with urllib.request.urlopen(  # noqa: S310 - an http(s) URL on loopback, made by the caller
                 url, timeout=BOOT_TIMEOUT / 4, context=context if url.startswith("https:") else None) as response:
