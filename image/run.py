@@ -135,12 +135,19 @@ def host_tsc_khz() -> int | None:
 
 def kernel_append(
     parameters: dict[str, str] | None = None, *, tsc_khz: int | None = None, ip: str | None = None,
-    ip6: str | None = None, quiet: bool = True,
+    ip6: str | None = None, quiet: bool = True, emulated: bool = False,
 ) -> str:
     """console on the serial port; on panic reboot at once (which ends QEMU under -no-reboot), by triple
     fault (no ACPI, no keyboard controller); the TSC rate when known; the appliance's address in the
     kernel's `ip=` syntax and its IPv6 addressing as `ip6=` (auto, off or ADDR/LEN[,gw=G]), both read by our
-    netstack from /proc/cmdline (the kernel has no IP stack to use them); our own `pinata.*` parameters."""
+    netstack from /proc/cmdline (the kernel has no IP stack to use them); our own `pinata.*` parameters.
+
+    `emulated` (TCG): the timer tick comes from the PIT, not the local APIC timer. The emulated CPU has no
+    TSC-deadline mode, so the kernel would first calibrate the APIC timer by counting 25 PIT ticks: 0.22 s
+    of guest time at every boot, a tenth of it (measured with markers in kernel_init_freeable). The kernel
+    is uniprocessor with a periodic tick (CONFIG_HZ_PERIODIC, no high-resolution timers), so one global
+    tick is all it uses either way. Under KVM (`-cpu host`) the TSC-deadline timer needs no calibration and
+    stays."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
@@ -148,6 +155,8 @@ def kernel_append(
         words.append(f"ip6={ip6}")
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
+    if emulated:
+        words.append("noapictimer")
     if quiet:
         words.append("quiet")
     words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]
@@ -178,8 +187,9 @@ def qemu_command(
         netdev = f"tap,id={manifest.net.name},ifname={network.interface},script=no,downscript=no"
     return [
         QEMU,
-        # The PIT stays on: without it the kernel cannot calibrate the local APIC timer, gets no timer
-        # interrupts and every sleep hangs (measured: asyncio.sleep never returned with pit=off).
+        # The PIT stays on: under TCG it is the kernel's timer tick (kernel_append's `emulated`); without
+        # it the kernel gets no timer interrupts and every sleep hangs (measured: asyncio.sleep never
+        # returned with pit=off).
         "-M", "microvm,acpi=off,rtc=on",
         "-accel", accel,
         "-cpu", "host" if accel == "kvm" else "qemu64",
@@ -190,7 +200,7 @@ def qemu_command(
         "-kernel", str(kernel),
         "-initrd", str(initramfs),
         "-append", kernel_append(parameters, tsc_khz=host_tsc_khz() if accel == "tcg" else None, ip=ip,
-                                 ip6=ip6),
+                                 ip6=ip6, emulated=accel == "tcg"),
         "-netdev", netdev,
         # guest_csum=off: the NIC never hands the guest a frame whose checksum is left to offload (a tap
         # with offloads does that for the host's TCP); our netstack reads frames through AF_PACKET and
