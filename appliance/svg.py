@@ -7,8 +7,8 @@ is small (bounded series), so a polyline and a few rectangles are all a chart ne
 from __future__ import annotations
 
 import datetime
-from html import escape
 
+from appliance.markup import escape
 from appliance.stats import Chart
 
 WIDTH, HEIGHT, MARGIN = 640, 240, 40

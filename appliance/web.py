@@ -11,11 +11,11 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from html import escape
 
 from appliance import svg
 from appliance.config import Limits, Ports
 from appliance.http import Request, Response
+from appliance.markup import escape
 from appliance.peers import IPV4, IPV6, OTHER, source_of
 from appliance.stats import UNRECORDED, Refusal, Stats
 from appliance.vault import Prover
