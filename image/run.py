@@ -147,7 +147,10 @@ def kernel_append(
     of guest time at every boot, a tenth of it (measured with markers in kernel_init_freeable). The kernel
     is uniprocessor with a periodic tick (CONFIG_HZ_PERIODIC, no high-resolution timers), so one global
     tick is all it uses either way. Under KVM (`-cpu host`) the TSC-deadline timer needs no calibration and
-    stays."""
+    stays. And `no_timer_check`: the kernel would wait four ticks (16 ms, 20 under TCG) to see that the timer
+    interrupt comes through the I/O APIC, and try other routings if not; on QEMU's microvm it does (every
+    boot of the tests would hang otherwise). Both only under emulation: a KVM host (and the libvirt domain's
+    q35 machine) keeps the kernel's own checks, which cost it little."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
@@ -156,7 +159,7 @@ def kernel_append(
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
     if emulated:
-        words.append("noapictimer")
+        words += ["noapictimer", "no_timer_check"]
     if quiet:
         words.append("quiet")
     words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]
