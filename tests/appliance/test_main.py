@@ -28,6 +28,7 @@ from appliance.main import (
     make_engines,
     parse_run_args,
     settle_heap,
+    settle_imports,
 )
 from appliance.net import NetworkStartError, parse_net_spec, userspace_network
 from tests.appliance.running import KNOWN_WIF
@@ -168,6 +169,33 @@ def test_settle_heap_turns_collection_on_and_freezes_what_boot_left() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_the_imports_are_frozen_as_they_are_and_only_what_the_run_made_is_collected() -> None:
+    """settle_imports keeps the imports' garbage (frozen, never walked again); the garbage made after it, where
+    secrets live, is what settle_heap collects."""
+    gc.disable()
+    try:
+        before_run = weakref.ref(_Cyclic(None))  # garbage already: a cycle nothing points to
+        settle_imports()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        during_run = weakref.ref(_Cyclic(None))
+        settle_heap()
+        assert during_run() is None
+        assert before_run() is not None  # kept, as the docstring says: frozen before the collection
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        gc.collect()
+
+
+def test_with_the_collector_on_nothing_is_frozen_at_the_start() -> None:
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    settle_imports()
+    assert gc.get_freeze_count() == frozen
 
 
 class _Cyclic:
