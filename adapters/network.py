@@ -139,6 +139,21 @@ class Network:
         out["tcp-time-wait"] = self.tcp.time_wait
         return out
 
+    def on_address_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each batch of frames or timer in which our addresses changed (a DHCP lease
+        bound or lost, an IPv6 address made usable by DAD or expired: Stack.address_changes), and once now."""
+        seen: int | None = None
+
+        def check() -> None:
+            nonlocal seen
+            changes = self.stack.address_changes
+            if changes != seen:
+                seen = changes
+                callback()
+
+        self.driver.after_io.append(check)
+        check()
+
     def ipv6_addresses(self) -> tuple[tuple[bytes, int], ...]:
         """Usable IPv6 addresses with their prefix lengths, link-local first (empty when IPv6 is off)."""
         return self.stack.ipv6.addresses.addresses() if self.stack.ipv6 is not None else ()

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from adapters import network as stack_network
 from appliance.config import DEFAULT_LIMITS, Limits
+from appliance.log import Value
+from netstack.addresses import ip_to_text
+from netstack.addresses6 import ip6_to_text
 from netstack.config import (
     ConfigError,
     Ipv6Addressing,
@@ -29,6 +33,22 @@ from netstack.link.packet import PacketLink
 from netstack.link.tap import TapLink
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """The interface's addresses as the log reports them: the IPv4 address with its prefix length and gateway
+    (None until a DHCP lease binds, and again if it is lost), and the usable IPv6 addresses (link-local first;
+    tentative ones are not listed). Why the log says it: with DHCP or SLAAC only the appliance knows where it
+    can be reached, and an operator reads it from the console."""
+
+    ipv4: str | None
+    gateway: str | None
+    ipv6: tuple[str, ...]
+
+    def fields(self) -> dict[str, Value]:
+        """For a log line: the IPv6 addresses space-separated ("" for none), as `describe` lists them."""
+        return {"ipv4": self.ipv4, "gateway": self.gateway, "ipv6": " ".join(self.ipv6)}
 
 class Listener(Protocol):
     def close(self) -> None: ...
@@ -47,6 +67,11 @@ class Network(Protocol):
 
     def counters(self) -> dict[str, int]:
         """The stack's own drop and event counters, for /stats.json (empty when the kernel does the work)."""
+        ...
+
+    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
+        """Call `report` with the addresses whenever they change, first when there is one (nothing when the
+        host kernel has them: they are the host's)."""
         ...
 
 
@@ -95,6 +120,9 @@ class KernelNetwork:
     def counters(self) -> dict[str, int]:
         return {}  # the host kernel keeps its own (/proc/net/snmp); they are not the appliance's to publish
 
+    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
+        """Nothing to report: the host's addresses are the host's, and it names them."""
+
 
 class NetworkStartError(RuntimeError):
     """`--net tap:` / `--net packet:` cannot start: the addressing (`--ip`, `--ip6`, or the kernel command
@@ -134,6 +162,28 @@ class UserspaceNetwork:
         """Every netstack counter (drops per reason, TCP events, link errors): what attackers threw at the
         layers below TLS, which never becomes a connection and so never reaches the ledger."""
         return {name: int(value) for name, value in sorted(self._network.stats().items())}
+
+    def addresses(self) -> Addresses:
+        ipv4 = self._network.stack.interface
+        return Addresses(
+            ipv4=f"{ip_to_text(ipv4.address)}/{ipv4.prefix_len}" if ipv4 is not None else None,
+            gateway=ip_to_text(ipv4.gateway) if ipv4 is not None and ipv4.gateway is not None else None,
+            ipv6=tuple(f"{ip6_to_text(address)}/{length}" for address, length in self._network.ipv6_addresses()),
+        )
+
+    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
+        """On every change the stack counts (adapters.network.Network.on_address_change), report the addresses
+        if they differ from the last report; the first report is the first address."""
+        last = Addresses(None, None, ())
+
+        def changed() -> None:
+            nonlocal last
+            current = self.addresses()
+            if current != last:
+                last = current
+                report(current)
+
+        self._network.on_address_change(changed)
 
 
 def parse_net_spec(spec: str) -> tuple[str, str]:

@@ -152,6 +152,7 @@ class Stack:
         self._network = -1
         self._broadcast = LIMITED_BROADCAST
         self._gateway: bytes | None = None
+        self._address_changes = 0
         self.rx_frames = 0
         self.tx_frames = 0
         self._dhcp: DhcpClient | None = None
@@ -203,6 +204,13 @@ class Stack:
     def ipv6(self) -> Ipv6Path | None:
         """The IPv6 half (its addresses, neighbours and routers), or None when IPv6 is off."""
         return self._ipv6
+
+    @property
+    def address_changes(self) -> int:
+        """A count that moves whenever our addresses change: the IPv4 configuration (static at start, a DHCP
+        lease bound or lost) or the set of usable IPv6 addresses. Why a count: a driver compares it after every
+        batch to report the addresses when they change, which costs an integer comparison, not a snapshot."""
+        return self._address_changes + (self._ipv6.address_changes if self._ipv6 is not None else 0)
 
     def source_for(self, dst: bytes) -> bytes | None:
         """Our address to send to `dst` from: the IPv4 address, or the IPv6 address RFC 6724 picks."""
@@ -563,6 +571,7 @@ class Stack:
             return
         self._neighbours.clear()
         self._ip = ip
+        self._address_changes += 1
         if ip is None:
             self._address = None
             self._mask = 0

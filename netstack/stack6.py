@@ -75,7 +75,8 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 class Ipv6Path:
     __slots__ = ("_accepted", "_accepted_macs", "_counters", "_echo_bucket", "_emit", "_error_bucket",
                  "_fragments_sent", "_groups", "_ident_key", "_limits", "_mac", "_quiet", "_reassembler",
-                 "_reported", "_tcp", "_udp", "addresses", "mld", "neighbours", "rx_packets", "tx_packets")  # fmt: skip
+                 "_reported", "_tcp", "_udp", "_usable", "address_changes", "addresses", "mld", "neighbours",
+                 "rx_packets", "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
@@ -105,6 +106,9 @@ class Ipv6Path:
         self._accepted_macs: frozenset[bytes] = frozenset()
         self._quiet = True  # since start, nothing sent yet: joins wait for the first DAD probe
         self._reported = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
+        self._usable: tuple[tuple[bytes, int], ...] = ()  # the usable addresses _pump last saw
+        self.address_changes = 0
+        """Moves when the usable addresses change (Stack.address_changes)."""
         self.rx_packets = 0
         self.tx_packets = 0
 
@@ -477,10 +481,11 @@ class Ipv6Path:
 
     def _pump(self, now: float) -> None:
         """Report a changed group set, send the reports due and what address configuration queued (in that
-        order: a new address's group is reported before its DAD probe), log the addresses DAD gave up on, and
-        pass router-advertised timers to the neighbour cache. After start, the joins wait for the first DAD
-        probe: RFC 4862 §5.4.2 delays the first message after (re)initialisation, the joins included, by the
-        random delay that spares a switch every host's burst after a power cut."""
+        order: a new address's group is reported before its DAD probe), log the addresses DAD gave up on, count
+        a change of the usable addresses, and pass router-advertised timers to the neighbour cache. After start,
+        the joins wait for the first DAD probe: RFC 4862 §5.4.2 delays the first message after
+        (re)initialisation, the joins included, by the random delay that spares a switch every host's burst
+        after a power cut."""
         outgoing = self.addresses.take_outgoing()
         groups = self.addresses.groups()
         if groups != self._accepted:
@@ -497,6 +502,10 @@ class Ipv6Path:
         for address in self.addresses.take_failed():
             logger.warning("IPv6 address %s is in use by another node (duplicate address detection); not using it",
                            ip6_to_text(address))
+        usable = self.addresses.addresses()
+        if usable != self._usable:
+            self._usable = usable
+            self.address_changes += 1
         timers = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
         if timers != self._reported:
             self._reported = timers

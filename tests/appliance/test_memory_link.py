@@ -4,6 +4,7 @@ engine, with a second instance of our stack as the attacker's machine."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from pathlib import Path
@@ -94,6 +95,10 @@ def test_secret_over_our_stack_and_our_tls(tmp_path: Path) -> None:
     assert results["mutual"] == KNOWN_WIF.encode() + b"\n"
     assert results["callback"] == KNOWN_WIF.encode() + b"\n"
     assert b'"category":"success"' in results["console"]
+    addresses = [json.loads(line) for line in results["console"].splitlines() if b'"event":"address"' in line]
+    assert addresses  # the static address was reported, once per change (DAD then adds the IPv6 link-local)
+    assert all(a["ipv4"] == "10.66.0.2/24" and a["gateway"] is None for a in addresses)
+    assert all(earlier != later for earlier, later in itertools.pairwise(addresses))  # changes only
     assert KNOWN_WIF.encode() not in results["console"]
     network = json.loads(results["stats"].partition(b"\r\n\r\n")[2])["network"]
     assert network["tcp-connections"] >= 1  # this very request's connection, counted by our stack

@@ -88,7 +88,7 @@ def test_callback_connects_back_over_ipv6_and_the_statistics_count_it(tmp_path: 
     assert stats["network"]["ipv6-addresses"] >= 1
 
 
-async def _ipv6_only(tmp_path: Path) -> tuple[bytes, str]:
+async def _ipv6_only(tmp_path: Path) -> tuple[bytes, str, list[dict[str, object]]]:
     """The appliance on a network with no IPv4 at all: it asks DHCP, which nobody answers, and serves over
     IPv6 in the meantime (nothing waits for an IPv4 address before listening)."""
     limits = Limits()
@@ -113,12 +113,16 @@ async def _ipv6_only(tmp_path: Path) -> tuple[bytes, str]:
             await appliance.stop()
             attacker.close()
             disk.close()
-    return page, described
+    console = (tmp_path / "console.log").read_text().splitlines()
+    return page, described, [json.loads(line) for line in console if '"event":"address"' in line]
 
 
 def test_an_ipv6_only_network_is_served_while_dhcp_goes_unanswered(tmp_path: Path) -> None:
-    page, described = asyncio.run(asyncio.wait_for(_ipv6_only(tmp_path), 90))
+    page, described, addresses = asyncio.run(asyncio.wait_for(_ipv6_only(tmp_path), 90))
     assert page.startswith(b"HTTP/1.1 200")
+    assert addresses  # the log says where the appliance can be reached: IPv6 only, no IPv4 yet
+    assert all(a["ipv4"] is None and a["gateway"] is None for a in addresses)
+    assert f"{APPLIANCE6}/64" in str(addresses[-1]["ipv6"]).split()
     assert b"bc1q" in page
     assert described.startswith("unconfigured")  # no IPv4 address: DHCP had no answer
     assert f"{APPLIANCE6}/64" in described

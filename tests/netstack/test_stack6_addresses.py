@@ -76,6 +76,23 @@ def test_dad_probe_for_link_local_and_static_then_usable_then_router_solicitatio
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
 
+def test_address_changes_moves_when_dad_makes_the_addresses_usable() -> None:
+    stack = new_stack(STATIC)
+    stack.start(0.0)
+    assert stack.ipv6 is not None
+    tentative = stack.address_changes
+    assert stack.ipv6.addresses.addresses() == ()
+    run_until(stack, 0.5)  # a probe waits up to 1 s, then a second for an answer: nothing is usable yet
+    assert stack.ipv6.addresses.addresses() == ()
+    assert stack.address_changes == tentative
+    run_until(stack, 3.0)
+    assert {address for address, _ in stack.ipv6.addresses.addresses()} >= {US_STATIC}
+    usable = stack.address_changes
+    assert usable != tentative
+    run_until(stack, 4.0)
+    assert stack.address_changes == usable  # nothing changed since
+
+
 @pytest.mark.parametrize("how", ["na", "ns-from-unspecified"])
 def test_duplicate_during_dad_gives_a_new_link_local_address(how: str) -> None:
     stack = new_stack()

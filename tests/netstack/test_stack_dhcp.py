@@ -107,6 +107,32 @@ def test_lease_expiry_removes_the_address() -> None:
     assert state(stack.dhcp) is DhcpState.SELECTING
 
 
+def test_address_changes_moves_when_the_lease_binds_and_when_it_is_lost_and_only_then() -> None:
+    stack = Stack(StackConfig(US_MAC, UseDhcp()), None, rng=random.Random(4))
+    stack.start(0.0)
+    unbound = stack.address_changes
+    server = FakeServer()
+    serve(stack, server, 0.0, unicast=False)  # the OFFER: nothing bound yet
+    assert stack.address_changes == unbound
+    serve(stack, server, 0.0, unicast=False)  # the ACK
+    assert address_of(stack) == OFFERED
+    bound = stack.address_changes
+    assert bound != unbound
+    stack.frame_received(1.0, ip_frame(SERVER, 1, icmp(8, 0, bytes(4), b"p"), dst=OFFERED))  # traffic: no change
+    stack.take_frames(1.0)
+    assert stack.address_changes == bound
+    server.silent = True
+    now = 0.0
+    while address_of(stack) is not None:
+        assert stack.address_changes == bound  # the renewals that go unanswered change nothing yet
+        deadline = stack.next_deadline()
+        assert deadline is not None
+        now = deadline
+        stack.timers_expired(now)
+        stack.take_frames(now)
+    assert stack.address_changes != bound
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=8))
 def test_hostile_dhcp_replies_never_raise(noise: bytes, flips: list[tuple[int, int]]) -> None:
