@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -46,12 +46,18 @@ MEMORY_STEPS = (128, 96, 80, 72, 64, 56, 48, 40)  # descending: the first failur
 CONSOLE_TAIL_LINES = 15
 POLL_TIMEOUT = 0.1
 POLL_PAUSE = 0.02
-"""Seconds one poll for the first HTTP 200 may wait, and the pause after a refused one. QEMU's user network
-accepts the host's connection at once and forwards it as a SYN to the VM; before the VM has its DHCP lease
-that SYN is lost and retried a second later, so a long wait would measure the retry, not the boot. Together
-they are the figure's resolution: the 200 is seen at most about POLL_TIMEOUT + POLL_PAUSE after the appliance
-could first have served it (0.3 s until this was 0.25 + 0.05)."""
-
+"""Seconds one poll for the first HTTP 200 may wait, and the pause after a refused one, until the appliance is
+ready. QEMU's user network accepts the host's connection at once and forwards it as a SYN to the VM; before the
+VM has its address that SYN is lost and retried a second later, so a long wait would measure the retry, not the
+boot. These polls only catch an appliance that serves without saying it is ready, which would be a fault."""
+SERVE_TIMEOUT = 5.0
+ADDRESS_WAIT = 5.0
+"""Once the appliance logs an IPv4 address (the `address` event: its DHCP lease bound), a new connection goes
+out at once and waits up to SERVE_TIMEOUT for its answer: the figure is then when the appliance answered,
+not when a poll happened to look (polls every 0.12 s had put up to that much, 0.06 s on average, into it).
+After "ready", polls stop for up to ADDRESS_WAIT while the address comes (DHCP takes tens of milliseconds)."""
+ADDRESS_MARK = "ipv4-address"
+"""Stamped when the console first shows an `address` event with an IPv4 address."""
 
 def _timed_boot(command: list[str], marks: tuple[str, ...]) -> dict[str, float]:
     """Seconds from QEMU start to each marked console event, and to QEMU's exit ("exit")."""
@@ -125,14 +131,15 @@ the first HTTP 200 from boot to boot)."""
 class Boot:
     """One boot to the first HTTP 200: host seconds from QEMU start to each mark, to the 200 ("http-200") and to
     the 200 of an HTTPS request made right after it ("https-200"), or why it never served (with the end of the
-    console)."""
+    console). `addressed` is set with the ADDRESS_MARK, for the prober to wake on."""
 
     marks: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+    addressed: threading.Event = field(default_factory=threading.Event)
 
     def seen(self) -> list[str]:
         """The marks that were seen, in the order they came."""
-        names = (*BOOT_MARKS, *LATER_MARKS, "http-200", "https-200")
+        names = (*BOOT_MARKS, ADDRESS_MARK, *LATER_MARKS, "http-200", "https-200")
         return sorted((name for name in names if name in self.marks), key=self.marks.__getitem__)
 
     def timeline(self) -> str:
@@ -150,6 +157,9 @@ def _stamp_console(stream: IO[bytes], log: IO[bytes], started: float, boot: Boot
         name = event.get("event") if event is not None else None
         if isinstance(name, str) and name in (*BOOT_MARKS, *LATER_MARKS) and name not in boot.marks:
             boot.marks[name] = time.perf_counter() - started
+        if name == "address" and event is not None and event.get("ipv4") and ADDRESS_MARK not in boot.marks:
+            boot.marks[ADDRESS_MARK] = time.perf_counter() - started
+            boot.addressed.set()
 
 
 def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None, *, load: bool = False) -> Boot:
@@ -171,12 +181,9 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None,
         reader.start()
         try:
             while process.poll() is None and time.perf_counter() - started < BOOT_TIMEOUT:
-                try:  # a short timeout: a connection made before the VM had its address waits for a SYN retry
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=POLL_TIMEOUT) as response:
-                        if response.status == 200:
-                            boot.marks["http-200"] = time.perf_counter() - started
-                except OSError:
-                    time.sleep(POLL_PAUSE)
+                served = _probe_first_200(port, boot, process, started)
+                if served is not None:
+                    boot.marks["http-200"] = served - started
                 if "http-200" in boot.marks:  # the first connection closed: the load has every slot it needs
                     tls_failed = _fetch(f"https://127.0.0.1:{tls_port}/")  # the first handshake: TLS ready
                     if tls_failed is not None:
@@ -201,6 +208,48 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None,
     tail = console.read_text("utf-8", "replace").splitlines()[-CONSOLE_TAIL_LINES:]
     boot.failure = ended + "; console tail:\n    " + "\n    ".join(tail)
     return boot
+
+
+def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], started: float) -> float | None:
+    """The host time of the first HTTP 200, or None when QEMU exited or BOOT_TIMEOUT passed first. Until
+    "ready", short polls (POLL_TIMEOUT); then a wait for the appliance's IPv4 address (ADDRESS_WAIT), and a
+    new connection the moment it is logged, which waits for its answer (SERVE_TIMEOUT). Each probe runs on a
+    thread of its own so that a poll still waiting does not hold back the connection the address calls for
+    (two at most); one left over after the 200 ends by its own timeout."""
+    url = f"http://127.0.0.1:{port}/"
+    pool = ThreadPoolExecutor(max_workers=2)
+    polling: Future[float | None] | None = None
+    answering: Future[float | None] | None = None
+    address_wait_ends: float | None = None
+    try:
+        while process.poll() is None and time.perf_counter() - started < BOOT_TIMEOUT:
+            for probe in (answering, polling):
+                if probe is not None and probe.done() and probe.result() is not None:
+                    return probe.result()
+            if answering is not None and answering.done():
+                answering = None  # no answer within SERVE_TIMEOUT: the address is there, so ask again
+            if polling is not None and polling.done():
+                polling = None
+            if boot.addressed.is_set():
+                if answering is None:
+                    answering = pool.submit(_get_200, url, SERVE_TIMEOUT)
+            elif "ready" in boot.marks and address_wait_ends is None:
+                address_wait_ends = time.perf_counter() + ADDRESS_WAIT
+            elif polling is None and (address_wait_ends is None or time.perf_counter() > address_wait_ends):
+                polling = pool.submit(_get_200, url, POLL_TIMEOUT)
+            boot.addressed.wait(POLL_PAUSE)  # wakes at once when the address is logged
+        return None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _get_200(url: str, timeout: float) -> float | None:
+    """When `url` answered 200 (host perf_counter seconds), or None for anything else within `timeout`."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http on loopback
+            return time.perf_counter() if response.status == 200 else None
+    except (OSError, http.client.HTTPException):
+        return None
 
 
 LOAD_REQUESTS = 48
