@@ -46,16 +46,17 @@ MEMORY_STEPS = (128, 96, 80, 72, 64, 56, 48, 40)  # descending: the first failur
 CONSOLE_TAIL_LINES = 15
 POLL_TIMEOUT = 0.1
 POLL_PAUSE = 0.02
-"""Seconds one poll for the first HTTP 200 may wait, and the pause after a refused one, until the appliance is
-ready. QEMU's user network accepts the host's connection at once and forwards it as a SYN to the VM; before the
-VM has its address that SYN is lost and retried a second later, so a long wait would measure the retry, not the
-boot. These polls only catch an appliance that serves without saying it is ready, which would be a fault."""
 SERVE_TIMEOUT = 5.0
 ADDRESS_WAIT = 5.0
-"""Once the appliance logs an IPv4 address (the `address` event: its DHCP lease bound), a new connection goes
-out at once and waits up to SERVE_TIMEOUT for its answer: the figure is then when the appliance answered,
-not when a poll happened to look (polls every 0.12 s had put up to that much, 0.06 s on average, into it).
-After "ready", polls stop for up to ADDRESS_WAIT while the address comes (DHCP takes tens of milliseconds)."""
+"""How the first HTTP 200 is looked for. Nothing is sent before the appliance logs "ready": QEMU's user network
+accepts the host's connection at once and forwards it as a SYN to the VM, and a SYN sent before the VM has its
+address is lost (retried a second later) or, queued behind QEMU's ARP request, delivered in a burst the
+moment the VM first speaks, which the VM then spends its first milliseconds dropping (seen in a capture:
+eight such SYNs held up the DHCP exchange by 36 ms). Once the appliance logs an IPv4 address (the `address`
+event: its DHCP lease bound), a new connection goes out at once and waits up to SERVE_TIMEOUT for its answer:
+the figure is when the appliance answered, not when a poll happened to look (polls every 0.12 s had put up to
+that much, 0.06 s on average, into it). If no address is logged within ADDRESS_WAIT of "ready", polls of
+POLL_TIMEOUT each, POLL_PAUSE apart, look for the 200 anyway."""
 ADDRESS_MARK = "ipv4-address"
 """Stamped when the console first shows an `address` event with an IPv4 address."""
 
@@ -211,31 +212,29 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None,
 
 
 def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], started: float) -> float | None:
-    """The host time of the first HTTP 200, or None when QEMU exited or BOOT_TIMEOUT passed first. Until
-    "ready", short polls (POLL_TIMEOUT); then a wait for the appliance's IPv4 address (ADDRESS_WAIT), and a
-    new connection the moment it is logged, which waits for its answer (SERVE_TIMEOUT). Each probe runs on a
-    thread of its own so that a poll still waiting does not hold back the connection the address calls for
-    (two at most); one left over after the 200 ends by its own timeout."""
+    """The host time of the first HTTP 200, or None when QEMU exited or BOOT_TIMEOUT passed first: after
+    "ready", a connection the moment the IPv4 address is logged, or polls if it is not within ADDRESS_WAIT (see
+    POLL_TIMEOUT). Each probe runs on a thread of its own, so that a poll still waiting does not hold back the
+    connection the address calls for (two at most); one left over after the 200 ends by its own timeout."""
     url = f"http://127.0.0.1:{port}/"
     pool = ThreadPoolExecutor(max_workers=2)
     polling: Future[float | None] | None = None
     answering: Future[float | None] | None = None
-    address_wait_ends: float | None = None
     try:
         while process.poll() is None and time.perf_counter() - started < BOOT_TIMEOUT:
-            for probe in (answering, polling):
-                if probe is not None and probe.done() and probe.result() is not None:
-                    return probe.result()
             if answering is not None and answering.done():
+                if (served := answering.result()) is not None:
+                    return served
                 answering = None  # no answer within SERVE_TIMEOUT: the address is there, so ask again
             if polling is not None and polling.done():
+                if (served := polling.result()) is not None:
+                    return served
                 polling = None
+            ready = boot.marks.get("ready")
             if boot.addressed.is_set():
                 if answering is None:
                     answering = pool.submit(_get_200, url, SERVE_TIMEOUT)
-            elif "ready" in boot.marks and address_wait_ends is None:
-                address_wait_ends = time.perf_counter() + ADDRESS_WAIT
-            elif polling is None and (address_wait_ends is None or time.perf_counter() > address_wait_ends):
+            elif ready is not None and time.perf_counter() - started > ready + ADDRESS_WAIT and polling is None:
                 polling = pool.submit(_get_200, url, POLL_TIMEOUT)
             boot.addressed.wait(POLL_PAUSE)  # wakes at once when the address is logged
         return None

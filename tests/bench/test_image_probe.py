@@ -74,15 +74,23 @@ def test_after_ready_nothing_is_sent_until_the_address_then_one_connection(serve
     assert _Counting.requests == 1
 
 
-def test_before_ready_a_poll_finds_the_200(server: int) -> None:
-    served = _probe(server, image.Boot(), _Running())
-    assert served is not None
-    assert _Counting.requests == 1
+def test_before_ready_nothing_is_sent(server: int) -> None:
+    boot = image.Boot()
+    process = _Running()
+    result: list[float | None] = []
+    prober = threading.Thread(target=lambda: result.append(_probe(server, boot, process)))
+    prober.start()
+    with _Counting.lock:
+        assert _Counting.requests == 0
+    process.exited = True  # ends the probe: QEMU is gone
+    prober.join(timeout=image.SERVE_TIMEOUT)
+    assert result == [None]
+    assert _Counting.requests == 0
 
 
 def test_without_an_address_the_polls_resume_after_the_wait(server: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(image, "ADDRESS_WAIT", 0.0)
-    served = _probe(server, image.Boot(marks={"ready": 0.0}), _Running())
+    served = _probe(server, image.Boot(marks={"ready": -1.0}), _Running())  # ready a second before the start
     assert served is not None
     assert _Counting.requests == 1
 
