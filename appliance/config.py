@@ -85,6 +85,8 @@ class Limits:
     stats_ledger_findings: int = 16  # ledger damage findings listed on the statistics page (all are counted)
     # the console (a serial line in the image: ~11 KB/s, and a blocked write stalls the event loop)
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
+    log_address_seconds: float = 1.0  # at most one `address` line per this: router advertisements and DHCP come
+    # from anyone on the link, and the changes within it are reported together, as the state they leave
     # the vault
     proof_rate_per_second: float = 10.0  # /proof signs with the wallet key: about 1 ms of CPU on a host, 10-25 ms
     # under TCG (OpenSSL's secp256k1 signing and the recovery id in Python): at most a quarter of the VM's CPU

@@ -229,7 +229,7 @@ async def assemble(
     identities = ServerIdentities(pki, settled=alternates is None)
     engines = make_engines(tls, pki, sources, limits)
     net = network if not callable(network) else await network()
-    net.watch_addresses(lambda addresses: log.event("address", **addresses.fields()))
+    net.watch_addresses(lambda addresses: log.event("address", **addresses.fields()), limits.log_address_seconds)
     mode = f"net={net.name} tls={engines.name} x509={validator.name}"
     site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
     appliance = Appliance(net, engines, identities, vault, stats, ledger, site, limits, ports, log, sources)

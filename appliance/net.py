@@ -7,6 +7,7 @@ and the benchmark can swap the stack underneath them (DESIGN.md, "appliance").
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class Addresses:
         """For a log line: the IPv6 addresses space-separated ("" for none), as `describe` lists them."""
         return {"ipv4": self.ipv4, "gateway": self.gateway, "ipv6": " ".join(self.ipv6)}
 
+
 class Listener(Protocol):
     def close(self) -> None: ...
 
@@ -69,9 +71,9 @@ class Network(Protocol):
         """The stack's own drop and event counters, for /stats.json (empty when the kernel does the work)."""
         ...
 
-    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
-        """Call `report` with the addresses whenever they change, first when there is one (nothing when the
-        host kernel has them: they are the host's)."""
+    def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:
+        """Call `report` with the addresses whenever they change, first when there is one, at most once per
+        `min_interval` (nothing when the host kernel has them: they are the host's)."""
         ...
 
 
@@ -120,7 +122,7 @@ class KernelNetwork:
     def counters(self) -> dict[str, int]:
         return {}  # the host kernel keeps its own (/proc/net/snmp); they are not the appliance's to publish
 
-    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
+    def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:
         """Nothing to report: the host's addresses are the host's, and it names them."""
 
 
@@ -164,6 +166,7 @@ class UserspaceNetwork:
         return {name: int(value) for name, value in sorted(self._network.stats().items())}
 
     def addresses(self) -> Addresses:
+        """What the stack has now: its IPv4 configuration and its usable IPv6 addresses."""
         ipv4 = self._network.stack.interface
         return Addresses(
             ipv4=f"{ip_to_text(ipv4.address)}/{ipv4.prefix_len}" if ipv4 is not None else None,
@@ -171,17 +174,33 @@ class UserspaceNetwork:
             ipv6=tuple(f"{ip6_to_text(address)}/{length}" for address, length in self._network.ipv6_addresses()),
         )
 
-    def watch_addresses(self, report: Callable[[Addresses], None]) -> None:
+    def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:
         """On every change the stack counts (adapters.network.Network.on_address_change), report the addresses
-        if they differ from the last report; the first report is the first address."""
+        if they differ from the last report; the first report is the first address, at once. A change within
+        `min_interval` of the last report waits for its end and is reported then, as the addresses are by
+        then: an attacker on the link who makes the addresses change (router advertisements, a rogue DHCP
+        server) gets one line per interval at most, and the last line always tells the current state."""
+        loop = asyncio.get_running_loop()
         last = Addresses(None, None, ())
+        reported_at = -math.inf
+        pending: asyncio.TimerHandle | None = None
 
         def changed() -> None:
-            nonlocal last
+            nonlocal last, reported_at, pending
             current = self.addresses()
-            if current != last:
-                last = current
-                report(current)
+            if current == last or pending is not None:
+                return
+            wait = reported_at + min_interval - loop.time()
+            if wait > 0:
+                pending = loop.call_later(wait, flush)
+                return
+            last, reported_at = current, loop.time()
+            report(current)
+
+        def flush() -> None:
+            nonlocal pending
+            pending = None
+            changed()
 
         self._network.on_address_change(changed)
 

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -59,6 +59,7 @@ that much, 0.06 s on average, into it). If no address is logged within ADDRESS_W
 POLL_TIMEOUT each, POLL_PAUSE apart, look for the 200 anyway."""
 ADDRESS_MARK = "ipv4-address"
 """Stamped when the console first shows an `address` event with an IPv4 address."""
+
 
 def _timed_boot(command: list[str], marks: tuple[str, ...]) -> dict[str, float]:
     """Seconds from QEMU start to each marked console event, and to QEMU's exit ("exit")."""
@@ -215,28 +216,37 @@ def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], st
     """The host time of the first HTTP 200, or None when QEMU exited or BOOT_TIMEOUT passed first: after
     "ready", a connection the moment the IPv4 address is logged, or polls if it is not within ADDRESS_WAIT (see
     POLL_TIMEOUT). Each probe runs on a thread of its own, so that a poll still waiting does not hold back the
-    connection the address calls for (two at most); one left over after the 200 ends by its own timeout."""
+    connection the address calls for (two at most); one left over after the 200 ends by its own timeout.
+    Between attempts the loop sleeps on the address event or on the probes in flight, never spins, and a
+    refused attempt is followed by POLL_PAUSE before the next."""
     url = f"http://127.0.0.1:{port}/"
     pool = ThreadPoolExecutor(max_workers=2)
     polling: Future[float | None] | None = None
     answering: Future[float | None] | None = None
+    next_attempt = 0.0  # perf_counter time before which no new probe goes out
     try:
         while process.poll() is None and time.perf_counter() - started < BOOT_TIMEOUT:
-            if answering is not None and answering.done():
-                if (served := answering.result()) is not None:
-                    return served
-                answering = None  # no answer within SERVE_TIMEOUT: the address is there, so ask again
-            if polling is not None and polling.done():
-                if (served := polling.result()) is not None:
-                    return served
-                polling = None
+            for probe in (answering, polling):
+                if probe is not None and probe.done():
+                    if (served := probe.result()) is not None:
+                        return served
+                    next_attempt = time.perf_counter() + POLL_PAUSE
+            answering = None if answering is not None and answering.done() else answering
+            polling = None if polling is not None and polling.done() else polling
             ready = boot.marks.get("ready")
-            if boot.addressed.is_set():
-                if answering is None:
+            now = time.perf_counter()
+            if ready is not None and now >= next_attempt:
+                if boot.addressed.is_set() and answering is None:
                     answering = pool.submit(_get_200, url, SERVE_TIMEOUT)
-            elif ready is not None and time.perf_counter() - started > ready + ADDRESS_WAIT and polling is None:
-                polling = pool.submit(_get_200, url, POLL_TIMEOUT)
-            boot.addressed.wait(POLL_PAUSE)  # wakes at once when the address is logged
+                elif not boot.addressed.is_set() and polling is None and now - started > ready + ADDRESS_WAIT:
+                    polling = pool.submit(_get_200, url, POLL_TIMEOUT)
+            in_flight = [probe for probe in (answering, polling) if probe is not None]
+            if in_flight:
+                wait(in_flight, timeout=POLL_PAUSE, return_when=FIRST_COMPLETED)
+            elif not boot.addressed.is_set():
+                boot.addressed.wait(POLL_PAUSE)  # wakes at once when the address is logged
+            else:  # addressed, before "ready" or in the pause after a refused attempt
+                time.sleep(max(POLL_PAUSE if ready is None else 0.0, next_attempt - time.perf_counter()))
         return None
     finally:
         pool.shutdown(wait=False)

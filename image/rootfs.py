@@ -44,7 +44,7 @@ APP = "app"
 EXTRA_MODULES = (
     "encodings.ascii", "encodings.latin_1", "encodings.idna", "encodings.utf_8", "encodings.aliases",
     "json", "asyncio", "ctypes", "hashlib", "hmac", "secrets", "base64", "binascii", "struct", "zlib",
-    "ipaddress", "urllib.parse", "html", "http", "datetime", "argparse", "selectors", "socket", "signal",
+    "ipaddress", "urllib.parse", "http", "datetime", "argparse", "selectors", "socket", "signal",
     "runpy", "pkgutil", "importlib.resources", "cryptography.x509", "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric.ec", "cryptography.hazmat.primitives.asymmetric.rsa",
     "cryptography.hazmat.primitives.asymmetric.ed25519", "cryptography.hazmat.primitives.ciphers.aead",

@@ -144,13 +144,14 @@ def kernel_append(
 
     `emulated` (TCG): the timer tick comes from the PIT, not the local APIC timer. The emulated CPU has no
     TSC-deadline mode, so the kernel would first calibrate the APIC timer by counting 25 PIT ticks: 0.22 s
-    of guest time at every boot, a tenth of it (measured with markers in kernel_init_freeable). The kernel
-    is uniprocessor with a periodic tick (CONFIG_HZ_PERIODIC, no high-resolution timers), so one global
-    tick is all it uses either way. Under KVM (`-cpu host`) the TSC-deadline timer needs no calibration and
-    stays. And `no_timer_check`: the kernel would wait four ticks (16 ms, 20 under TCG) to see that the timer
-    interrupt comes through the I/O APIC, and try other routings if not; on QEMU's microvm it does (every
-    boot of the tests would hang otherwise). Both only under emulation: a KVM host (and the libvirt domain's
-    q35 machine) keeps the kernel's own checks, which cost it little."""
+    of guest time at every boot, about a tenth of the whole boot (measured with markers in
+    kernel_init_freeable). The kernel is uniprocessor with a periodic tick (CONFIG_HZ_PERIODIC, no
+    high-resolution timers), so one global tick is all it uses either way. Under KVM (`-cpu host`) the
+    TSC-deadline timer needs no calibration and stays. And `no_timer_check`: the kernel would wait four ticks
+    (16 ms, 20 under TCG) to see that the timer interrupt comes through the I/O APIC, and try other routings
+    if not; on QEMU's microvm it does (every boot of the tests would hang otherwise). Both only under
+    emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own checks, which cost it
+    little."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")

@@ -24,6 +24,7 @@ from appliance.disk import Disk
 from appliance.identities import ServerIdentities
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
+from appliance.net import Addresses
 from appliance.ours_tls import OursFactory
 from appliance.pki import IssuedPKI
 from appliance.service import Appliance
@@ -150,6 +151,9 @@ class MemoryNetwork:
     def counters(self) -> dict[str, int]:
         return {}
 
+    def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:
+        """No addresses to report: a test names its sources itself."""
+
     def connect(self, port: int, source: str) -> Client:
         reader = asyncio.StreamReader()
         transport = _ServiceSide(source, reader)
@@ -207,7 +211,9 @@ async def start_memory_service(tmp_path: Path, limits: Limits, pki: IssuedPKI | 
     sources = Sources(wall=lambda: WALL, monotonic=loop.time, random=_no_random if pki is None else os.urandom)
     engines = None if pki is None else OursFactory(pki.ca_der, sources, limits.tls)
     service = Appliance(
-        network=network, engines=engines, vault=None,  # type: ignore[arg-type]
+        network=network,
+        engines=engines,  # type: ignore[arg-type]
+        vault=None,  # type: ignore[arg-type]
         identities=None if pki is None else ServerIdentities(pki, settled=settled),  # type: ignore[arg-type]
         stats=stats, ledger=ledger, site=site, limits=limits, ports=Ports(), log=JsonLog(io.StringIO()),
         sources=sources,

@@ -33,4 +33,3 @@ def test_nothing_special_survives() -> None:
     escaped = escape(SPECIAL * 3)
     assert not set("<>\"'") & set(escaped)
     assert escaped.count("&") == 15  # each of the 15 is the start of a reference, none is left bare
-

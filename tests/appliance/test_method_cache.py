@@ -100,17 +100,19 @@ def test_release_drops_what_the_boot_used_and_keeps_the_rest(package: Path, tmp_
     (package / "mcsample" / "later.py").write_text(LATER)
     hook = method_cache.install(_table(tmp_path))
     assert hook is not None
-    whole = len(hook)
+    whole = hook.kept
     importlib.import_module("mcsample.shapes")
     built_at_boot = hook.hits
     report = method_cache.release()
-    assert report == {"methods_built": built_at_boot, "methods_compiled": 0, "methods_kept": len(hook)}
-    assert 0 < len(hook) < whole
+    assert report == {"methods_built": built_at_boot, "methods_compiled": 0, "methods_kept": hook.kept}
+    assert 0 < hook.kept < whole
     assert method_cache.installed() is hook
 
+    kept = hook.kept
     later = importlib.import_module("mcsample.later")
     assert hook.hits > built_at_boot
     assert hook.misses == 0
+    assert hook.kept < kept  # used once, gone: what stays is only what no class has used yet
     assert later.Later("a") < later.Later("b")
 
     del sys.modules["mcsample.shapes"]
