@@ -43,3 +43,51 @@ def test_generating_the_boot_pki_loads_no_x509_library() -> None:
                                            check=True).stdout))
     assert "appliance.certificate_der" in loaded
     assert loaded.isdisjoint(NOT_FOR_THE_PKI), sorted(loaded & set(NOT_FOR_THE_PKI))
+
+
+RUN_TO_FIRST_PAGE = """
+import asyncio, io, json, random, sys, tempfile
+from pathlib import Path
+from adapters.network import NetworkConfig, start_network
+from appliance.config import Limits, Ports
+from appliance.disk import Disk
+from appliance.log import JsonLog
+from appliance.main import SYSTEM, assemble
+from appliance.net import UserspaceNetwork
+from netstack.config import parse_static
+from netstack.link.memory import Impairment, memory_link_pair
+
+async def main():
+    link_a, link_b = memory_link_pair(bytes.fromhex("020000000a01"), bytes.fromhex("020000000a02"), Impairment(),
+                                      random.Random(7))
+    ours = await start_network(link_a, NetworkConfig(parse_static("10.66.0.2/24")))
+    peer = await start_network(link_b, NetworkConfig(parse_static("10.66.0.1/24")))
+    disk = Disk(Path(tempfile.mkdtemp()) / "disk")
+    appliance = await assemble(disk=disk, network=UserspaceNetwork(ours, "memory"), tls="ours", limits=Limits(),
+                               ports=Ports(), log=JsonLog(io.StringIO()), manifest=None, sources=SYSTEM)
+    try:
+        at_ready = sorted(sys.modules)
+        reader, writer = await peer.open_stream("10.66.0.2", 80)
+        writer.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        page = await asyncio.wait_for(reader.read(), 60)
+        writer.close()
+        return at_ready, sorted(sys.modules), page[:15].decode()
+    finally:
+        await appliance.stop()
+        peer.close()
+        disk.close()
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_the_run_to_ready_and_the_first_page_import_no_tls_engine() -> None:
+    """The imports alone are the first test's; this runs the appliance (disk, PKI, network, listeners) to ready
+    and serves one page over our stack, and the TLS engines must still not be loaded: an import moved back into
+    the boot path (a factory building an engine early, say) would put them there."""
+    result = subprocess.run([sys.executable, "-c", RUN_TO_FIRST_PAGE], capture_output=True, text=True, check=True)
+    at_ready, after_page, status = json.loads(result.stdout.splitlines()[-1])
+    assert status.startswith("HTTP/1.1 200")
+    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "html"}
+    assert engines.isdisjoint(at_ready), sorted(engines & set(at_ready))
+    assert engines.isdisjoint(after_page), sorted(engines & set(after_page))
