@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -22,14 +23,17 @@ class JsonLog:
         processes that have no composition root of their own (PID 1's init duties, the image builder)."""
         self._stream = stream
         self._clock = clock
+        self._lock = threading.Lock()  # whole lines: the boot's PKI thread logs beside the event loop
 
     def event(self, name: str, **fields: Value) -> None:
         record: dict[str, Value] = {"t": round(self._clock(), 3), "event": name}
         record.update(fields)
+        line = json.dumps(record, separators=(",", ":")) + "\n"
         stream = self._stream if self._stream is not None else sys.stdout
-        try:
-            stream.write(json.dumps(record, separators=(",", ":")) + "\n")
-            stream.flush()
-        except (OSError, ValueError):
-            # A closed or full console must not take the service down with it.
-            return
+        with self._lock:
+            try:
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError):
+                # A closed or full console must not take the service down with it.
+                return

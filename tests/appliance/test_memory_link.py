@@ -7,7 +7,11 @@ import asyncio
 import itertools
 import json
 import random
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from adapters.network import NetworkConfig, start_network
 from adapters.tls_channel import PlainChannel, TlsChannel
@@ -103,3 +107,23 @@ def test_secret_over_our_stack_and_our_tls(tmp_path: Path) -> None:
     network = json.loads(results["stats"].partition(b"\r\n\r\n")[2])["network"]
     assert network["tcp-connections"] >= 1  # this very request's connection, counted by our stack
     assert network["tcp-syn-received"] >= 4  # 80, 10000, 10001 and this one were accepted by our TCP
+
+
+
+def test_the_boot_pki_is_made_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that the loop answers the interface meanwhile (its DHCP exchange, in the image), the PKI is made on a
+    thread of its own; the boot still serves everything (the scenario above)."""
+    from appliance import main
+
+    made_on: list[threading.Thread] = []
+    original = main.issue_boot_pki
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made_on.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(main, "issue_boot_pki", recording)
+    results = asyncio.run(asyncio.wait_for(_scenario(tmp_path), 90))
+    assert results["mutual"] == KNOWN_WIF.encode() + b"\n"
+    assert len(made_on) == 1
+    assert made_on[0] is not threading.main_thread()
