@@ -63,7 +63,7 @@ def start_issuing(
         started = monotonic()
         try:
             async with asyncio.timeout(timeout):
-                key = await made_in_thread(make_key, KEYGEN_NICE)
+                key = await made_in_thread(make_key, KEYGEN_NICE, name="pinata-rsa-key")
             alternates = pending.issue(key)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the ECDSA leaves go on serving
             log.event("alternates-failed", error=type(exc).__name__, seconds=round(monotonic() - started, 4))
@@ -84,10 +84,12 @@ class ThreadDiedError(Exception):
     """The thread ended without a result or an exception its caller could be given."""
 
 
-async def made_in_thread(make: Callable[[], T], nice: int) -> T:
-    """`make()` run in a thread of its own at `nice`, awaited on the event loop. A thread of its own, not the
-    loop's executor: the lowered priority stays with this one job, and the thread ends with it. Whatever ends
-    the thread is delivered, so the awaiting task never waits on a thread that is gone."""
+async def made_in_thread(make: Callable[[], T], nice: int | None, *, name: str) -> T:
+    """`make()` run in a thread of its own named `name`, at `nice` (None: the process's own), awaited on the
+    event loop, which goes on meanwhile. Two jobs use it: the RSA key (here, lowered) and the boot PKI
+    (appliance.main, so that the loop answers the interface's DHCP exchange while it is made). A thread of
+    its own, not the loop's executor: a lowered priority stays with its one job, and the thread ends with it.
+    Whatever ends the thread is delivered, so the awaiting task never waits on a thread that is gone."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -101,8 +103,9 @@ async def made_in_thread(make: Callable[[], T], nice: int) -> T:
 
     def work() -> None:
         try:
-            with contextlib.suppress(OSError):  # a priority not lowered only costs the first clients time
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            if nice is not None:
+                with contextlib.suppress(OSError):  # a priority not lowered only costs the first clients time
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
             result = make()
         except Exception as exc:  # noqa: BLE001 - handed to the awaiting task, which decides
             failure = exc  # (`exc` itself is unbound when the except block ends)
@@ -113,5 +116,5 @@ async def made_in_thread(make: Callable[[], T], nice: int) -> T:
         else:
             deliver(lambda: done.set_result(result))
 
-    threading.Thread(target=work, name="pinata-rsa-key", daemon=True).start()
+    threading.Thread(target=work, name=name, daemon=True).start()
     return await done

@@ -26,11 +26,11 @@ class JsonLog:
         self._lock = threading.Lock()  # whole lines: the boot's PKI thread logs beside the event loop
 
     def event(self, name: str, **fields: Value) -> None:
-        record: dict[str, Value] = {"t": round(self._clock(), 3), "event": name}
-        record.update(fields)
-        line = json.dumps(record, separators=(",", ":")) + "\n"
         stream = self._stream if self._stream is not None else sys.stdout
-        with self._lock:
+        with self._lock:  # the time read inside too: the lines' times are in the order the lines are
+            record: dict[str, Value] = {"t": round(self._clock(), 3), "event": name}
+            record.update(fields)
+            line = json.dumps(record, separators=(",", ":")) + "\n"
             try:
                 stream.write(line)
                 stream.flush()

@@ -204,9 +204,10 @@ async def assemble(
 ) -> Appliance:
     """Disk first (vault and ledger verified), then the interface, then the boot PKI, then the listeners: the
     boot order of the module docstring. `network` may be a factory so that a bad disk fails before any
-    interface opens. Why the interface before the PKI, and the PKI on a thread: the address (DHCP) takes
-    round trips, which the loop then answers while the PKI is made, instead of after ready, where they were
-    the last 35 ms before the first page under TCG.
+    interface opens, and one that this function opened is closed again if the boot fails after it. Why the
+    interface before the PKI, and the PKI on a thread: the address (DHCP) takes round trips, which the loop
+    then answers while the PKI is made, instead of after ready, where they were the last 35 ms before the
+    first page under TCG.
 
     Who gets what (DESIGN.md rule 5): the wallet key goes into the vault and nowhere else; the endpoints get
     the vault (release), the web pages a prover (addresses, proofs); the CA key is dropped once the leaves
@@ -224,22 +225,29 @@ async def assemble(
                   records=finding.records, bound=finding.bound, totals_kept=finding.totals_kept,
                   sample=finding.sample.hex())
     net = network if not callable(network) else await network()
-    net.watch_addresses(lambda addresses: log.event("address", **addresses.fields()), limits.log_address_seconds)
-    # Made on a thread of its own, so that the loop answers the interface meanwhile (its DHCP offer and ack).
-    pki, pending = await made_in_thread(lambda: issue_boot_pki(sources, test_pki, log), nice=0)
-    validator = BootCaValidator(pki.ca_der, limits.tls.x509)  # the bounds our engine applied, again
-    vault = Vault(secret, validator)
-    del secret
-    alternates: PendingAlternates | None = pending
-    if tls != "ours":  # the stdlib engine loads every certificate into OpenSSL as it is made: all of them now
-        pki, alternates = pki.with_alternates(pending.issue(boot_pki.new_rsa_key())), None
-    del pending
-    identities = ServerIdentities(pki, settled=alternates is None)
-    engines = make_engines(tls, pki, sources, limits)
-    mode = f"net={net.name} tls={engines.name} x509={validator.name}"
-    site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
-    appliance = Appliance(net, engines, identities, vault, stats, ledger, site, limits, ports, log, sources)
-    await appliance.start(alternates)  # the RSA leaves follow in the background; the CA key goes with them
+    try:
+        net.watch_addresses(lambda addresses: log.event("address", **addresses.fields()),
+                            limits.log_address_seconds)
+        # Made on a thread of its own, so that the loop answers the interface meanwhile (its DHCP offer and ack).
+        pki, pending = await made_in_thread(lambda: issue_boot_pki(sources, test_pki, log), None,
+                                            name="pinata-boot-pki")
+        validator = BootCaValidator(pki.ca_der, limits.tls.x509)  # the bounds our engine applied, again
+        vault = Vault(secret, validator)
+        del secret
+        alternates: PendingAlternates | None = pending
+        if tls != "ours":  # the stdlib engine loads every certificate into OpenSSL as it is made: all of them now
+            pki, alternates = pki.with_alternates(pending.issue(boot_pki.new_rsa_key())), None
+        del pending
+        identities = ServerIdentities(pki, settled=alternates is None)
+        engines = make_engines(tls, pki, sources, limits)
+        mode = f"net={net.name} tls={engines.name} x509={validator.name}"
+        site = Site(vault.prover(), pki.ca_pem, stats, manifest, ports, limits, mode, net.counters)
+        appliance = Appliance(net, engines, identities, vault, stats, ledger, site, limits, ports, log, sources)
+        await appliance.start(alternates)  # the RSA leaves follow in the background; the CA key goes with them
+    except BaseException:
+        if callable(network):  # ours to close: a boot that fails once the interface is up leaves none open
+            await net.close()
+        raise
     del alternates
     log.event("started", address=vault.address_p2wpkh, key_generated=generated, mode=mode)
     return appliance

@@ -310,10 +310,19 @@ def test_the_key_is_made_in_a_thread_of_its_own_at_the_lowered_priority() -> Non
         native = threading.get_native_id()
         return native, os.getpriority(os.PRIO_PROCESS, native)
 
-    native, priority = asyncio.run(made_in_thread(observe, alternates.KEYGEN_NICE))
+    native, priority = asyncio.run(made_in_thread(observe, alternates.KEYGEN_NICE, name="test"))
     assert native != main
     assert priority == alternates.KEYGEN_NICE
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the event loop's thread kept its own
+
+
+def test_without_a_nice_the_thread_keeps_the_process_priority_and_its_name() -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def observe() -> tuple[str, int]:
+        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert asyncio.run(made_in_thread(observe, None, name="pinata-boot-pki")) == ("pinata-boot-pki", base)
 
 
 def test_a_thread_that_ends_without_an_exception_to_hand_over_is_reported_all_the_same() -> None:
@@ -322,7 +331,7 @@ def test_a_thread_that_ends_without_an_exception_to_hand_over_is_reported_all_th
         raise SystemExit
 
     with pytest.raises(ThreadDiedError):
-        asyncio.run(made_in_thread(ends, alternates.KEYGEN_NICE))
+        asyncio.run(made_in_thread(ends, alternates.KEYGEN_NICE, name="test"))
 
 
 def test_a_failure_in_the_thread_reaches_the_awaiting_task() -> None:
@@ -330,4 +339,4 @@ def test_a_failure_in_the_thread_reaches_the_awaiting_task() -> None:
         raise KeyError("inside the thread")
 
     with pytest.raises(KeyError, match="inside the thread"):
-        asyncio.run(made_in_thread(broken, alternates.KEYGEN_NICE))
+        asyncio.run(made_in_thread(broken, alternates.KEYGEN_NICE, name="test"))

@@ -14,6 +14,8 @@ import asyncio
 import random
 import socket
 import ssl
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +149,10 @@ async def _drain(appliance: Appliance) -> None:
 
 
 def _roots(booted: Booted) -> list[object]:
-    return [booted.appliance, *project_globals()]
+    """The appliance, every module's globals, and every other thread with what its frames hold (the boot makes
+    the PKI and the RSA key on threads of their own: one still ending must hold no key either)."""
+    frames = [frame for ident, frame in sys._current_frames().items() if ident != threading.get_ident()]
+    return [booted.appliance, *project_globals(), *threading.enumerate(), *frames]
 
 
 def test_the_wallet_key_is_reachable_only_through_the_vault(booted: Booted) -> None:

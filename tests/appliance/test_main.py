@@ -15,8 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from appliance import bitcoin
-from appliance.config import DEFAULT_LIMITS, TCP_HEADROOM, Limits, describe
+from appliance.config import DEFAULT_LIMITS, TCP_HEADROOM, Limits, Ports, describe
 from appliance.data_disk import SECP256K1_ORDER
+from appliance.disk import Disk
 from appliance.log import JsonLog
 from appliance.main import (
     SYSTEM,
@@ -225,3 +226,56 @@ def test_an_unknown_tls_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown TLS engine"):
         make_engines("openssl", issued, SYSTEM)
     assert make_engines("ours", issued, SYSTEM).name == "ours"
+
+
+class _Interface:
+    """A network that records whether it was closed."""
+
+    name = "recorded"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def start_server(self, port: int, factory: object) -> object:
+        raise AssertionError("no listener: the boot failed before them")
+
+    async def open_connection(self, host: str, port: int, factory: object) -> object:
+        raise AssertionError("no connection either")
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def counters(self) -> dict[str, int]:
+        return {}
+
+    def watch_addresses(self, report: object, min_interval: float) -> None:
+        return
+
+
+@pytest.mark.parametrize("from_factory", [True, False])
+def test_a_boot_that_fails_after_the_interface_came_up_closes_the_one_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_factory: bool,
+) -> None:
+    """The interface comes up before the PKI now (appliance.main.assemble): a PKI that fails must not leave one
+    that assemble opened; one the caller passed in is the caller's to close."""
+    from appliance import main
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise OSError("the boot PKI could not be made")
+
+    monkeypatch.setattr(main, "issue_boot_pki", failing)
+    interface = _Interface()
+
+    async def opened() -> _Interface:
+        return interface
+
+    async def boot() -> None:
+        await main.assemble(
+            disk=Disk(tmp_path / "disk"), network=opened if from_factory else interface,  # type: ignore[arg-type]
+            tls="ours", limits=Limits(), ports=Ports(), log=JsonLog(io.StringIO()), manifest=None,
+            sources=main.SYSTEM,
+        )
+
+    with pytest.raises(OSError, match="the boot PKI could not be made"):
+        asyncio.run(boot())
+    assert interface.closed is from_factory
