@@ -158,13 +158,18 @@ class Network:
         """Usable IPv6 addresses with their prefix lengths, link-local first (empty when IPv6 is off)."""
         return self.stack.ipv6.addresses.addresses() if self.stack.ipv6 is not None else ()
 
+    def ipv6_texts(self) -> tuple[str, ...]:
+        """The usable IPv6 addresses as ADDR/LEN, link-local first: how `describe` and the appliance's
+        `address` log line write them."""
+        return tuple(f"{ip6_to_text(address)}/{length}" for address, length in self.ipv6_addresses())
+
     def describe(self) -> str:
         """The IPv4 address and MTU, then the usable IPv6 addresses (none listed while they are tentative)."""
         address = self.stack.address
         text = f"{ip_to_text(address) if address else 'unconfigured'} mtu {self.stack.mtu}"
         if self.stack.ipv6 is None:
             return text + " ipv6 off"
-        usable = " ".join(f"{ip6_to_text(a)}/{n}" for a, n in self.ipv6_addresses())
+        usable = " ".join(self.ipv6_texts())
         return f"{text} ipv6 {usable}" if usable else text
 
     def close(self) -> None:

@@ -17,7 +17,6 @@ from adapters import network as stack_network
 from appliance.config import DEFAULT_LIMITS, Limits
 from appliance.log import Value
 from netstack.addresses import ip_to_text
-from netstack.addresses6 import ip6_to_text
 from netstack.config import (
     ConfigError,
     Ipv6Addressing,
@@ -171,7 +170,7 @@ class UserspaceNetwork:
         return Addresses(
             ipv4=f"{ip_to_text(ipv4.address)}/{ipv4.prefix_len}" if ipv4 is not None else None,
             gateway=ip_to_text(ipv4.gateway) if ipv4 is not None and ipv4.gateway is not None else None,
-            ipv6=tuple(f"{ip6_to_text(address)}/{length}" for address, length in self._network.ipv6_addresses()),
+            ipv6=self._network.ipv6_texts(),
         )
 
     def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:

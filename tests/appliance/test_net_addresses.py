@@ -11,8 +11,8 @@ from netstack.config import StaticIp
 from tests.virtual_time import run
 
 LEASE = StaticIp(bytes([10, 0, 2, 15]), 24, bytes([10, 0, 2, 2]))
-LINK_LOCAL = (bytes.fromhex("fe800000000000000000000000000001"), 64)
-GLOBAL = (bytes.fromhex("20010db8000000000000000000000005"), 64)
+LINK_LOCAL = "fe80::1/64"
+GLOBAL = "2001:db8::5/64"
 
 
 class _Stack:
@@ -22,14 +22,15 @@ class _Stack:
 
 class _StackNetwork:
     """What UserspaceNetwork reads of adapters.network.Network: the stack's IPv4 configuration, the usable
-    IPv6 addresses, and the hook the driver calls after a batch in which they changed."""
+    IPv6 addresses (as adapters.network.Network.ipv6_texts writes them), and the hook the driver calls after
+    a batch in which they changed."""
 
     def __init__(self) -> None:
         self.stack = _Stack()
-        self.ipv6: tuple[tuple[bytes, int], ...] = ()
+        self.ipv6: tuple[str, ...] = ()
         self.hook: Callable[[], None] = lambda: None
 
-    def ipv6_addresses(self) -> tuple[tuple[bytes, int], ...]:
+    def ipv6_texts(self) -> tuple[str, ...]:
         return self.ipv6
 
     def on_address_change(self, callback: Callable[[], None]) -> None:
