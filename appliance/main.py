@@ -27,7 +27,6 @@ from pathlib import Path
 
 from appliance import method_cache
 from appliance import pki as boot_pki
-from appliance.alternates import made_in_thread
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
 from appliance.data_disk import (
@@ -39,6 +38,7 @@ from appliance.data_disk import (
 )
 from appliance.disk import Disk, DiskError
 from appliance.identities import ServerIdentities
+from appliance.in_thread import made_in_thread
 from appliance.log import JsonLog
 from appliance.net import (
     DEFAULT_KERNEL_HOSTS,

@@ -19,9 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from appliance import alternates, pki
-from appliance.alternates import ThreadDiedError, made_in_thread, start_issuing
+from appliance.alternates import start_issuing
 from appliance.config import Limits
 from appliance.identities import ServerIdentities
+from appliance.in_thread import made_in_thread
 from appliance.log import JsonLog
 from outcomes.category import Category
 from tests import virtual_time
@@ -314,29 +315,3 @@ def test_the_key_is_made_in_a_thread_of_its_own_at_the_lowered_priority() -> Non
     assert native != main
     assert priority == alternates.KEYGEN_NICE
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the event loop's thread kept its own
-
-
-def test_without_a_nice_the_thread_keeps_the_process_priority_and_its_name() -> None:
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-
-    def observe() -> tuple[str, int]:
-        return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    assert asyncio.run(made_in_thread(observe, None, name="pinata-boot-pki")) == ("pinata-boot-pki", base)
-
-
-def test_a_thread_that_ends_without_an_exception_to_hand_over_is_reported_all_the_same() -> None:
-    """SystemExit in a thread ends it quietly; the awaiting task must not wait for it forever."""
-    def ends() -> int:
-        raise SystemExit
-
-    with pytest.raises(ThreadDiedError):
-        asyncio.run(made_in_thread(ends, alternates.KEYGEN_NICE, name="test"))
-
-
-def test_a_failure_in_the_thread_reaches_the_awaiting_task() -> None:
-    def broken() -> int:
-        raise KeyError("inside the thread")
-
-    with pytest.raises(KeyError, match="inside the thread"):
-        asyncio.run(made_in_thread(broken, alternates.KEYGEN_NICE, name="test"))
