@@ -182,21 +182,18 @@ def _boot_to_http_200(image: build.Image, disk: Path, memory: int | None = None,
         reader = threading.Thread(target=_stamp_console, args=(process.stdout, log, started, boot))
         reader.start()
         try:
-            while process.poll() is None and time.perf_counter() - started < BOOT_TIMEOUT:
-                served = _probe_first_200(port, boot, process, started)
-                if served is not None:
-                    boot.marks["http-200"] = served - started
-                if "http-200" in boot.marks:  # the first connection closed: the load has every slot it needs
-                    tls_failed = _fetch(f"https://127.0.0.1:{tls_port}/")  # the first handshake: TLS ready
-                    if tls_failed is not None:
-                        failed = f"its first HTTPS request failed: {tls_failed}"
-                        break
+            served = _probe_first_200(port, boot, process, started)  # None: QEMU exited or BOOT_TIMEOUT passed
+            if served is not None:  # the first connection closed: the load has every slot it needs
+                boot.marks["http-200"] = served - started
+                tls_failed = _fetch(f"https://127.0.0.1:{tls_port}/")  # the first handshake: TLS ready
+                if tls_failed is not None:
+                    failed = f"its first HTTPS request failed: {tls_failed}"
+                else:
                     boot.marks["https-200"] = time.perf_counter() - started
                     load_failed = _serve_load(port, tls_port) if load else None
                     if load_failed is None:
                         return boot
                     failed = f"failed under load: {load_failed}"
-                    break
         finally:
             process.kill()
             process.wait()
@@ -253,12 +250,9 @@ def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], st
 
 
 def _get_200(url: str, timeout: float) -> float | None:
-    """When `url` answered 200 (host perf_counter seconds), or None for anything else within `timeout`."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http on loopback
-            return time.perf_counter() if response.status == 200 else None
-    except (OSError, http.client.HTTPException):
-        return None
+    """When `url` answered 200 with a body (host perf_counter seconds), or None for anything else within
+    `timeout`."""
+    return time.perf_counter() if _fetch(url, timeout) is None else None
 
 
 LOAD_REQUESTS = 48
@@ -280,12 +274,12 @@ def _unverified_context() -> ssl.SSLContext:
     return context
 
 
-def _fetch(url: str) -> str | None:
-    """None when `url` answered 200 with a body, else what went wrong."""
+def _fetch(url: str, timeout: float = BOOT_TIMEOUT / 4) -> str | None:
+    """None when `url` answered 200 with a body within `timeout`, else what went wrong."""
     context = _unverified_context()
     try:
         with urllib.request.urlopen(  # noqa: S310 - an http(s) URL on loopback, made by the caller
-                url, timeout=BOOT_TIMEOUT / 4, context=context if url.startswith("https:") else None) as response:
+                url, timeout=timeout, context=context if url.startswith("https:") else None) as response:
             if response.status != 200:
                 return f"{url}: status {response.status}"
             return None if response.read() else f"{url}: 200 with an empty body"
