@@ -16,7 +16,6 @@ shares are what to read. Not a benchmark: it has no reference to be a ratio of (
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import tempfile
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from bench import image as bench_image
 from image import build, cpio, rootfs
+from image import run as runner
 
 STAMP = "BOOT-STAMP"
 STAMP_CODE = ("(lambda t: print('" + STAMP + " {0} %.4f %.4f' % (t.clock_gettime(7), t.time()), flush=True))"
@@ -105,13 +105,12 @@ def parse_events(lines: Iterable[str]) -> dict[str, float]:
     """The appliance's log events (JSON lines) by name, with the guest's wall clock at the first of each."""
     events: dict[str, float] = {}
     for line in lines:
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("event"), str) and isinstance(event.get("t"), float):
-                events.setdefault(event["event"], event["t"])
+        event = runner.parse_event(line)
+        if event is None:
+            continue
+        name, t = event.get("event"), event.get("t")
+        if isinstance(name, str) and isinstance(t, float):
+            events.setdefault(name, t)
     return events
 
 
@@ -122,8 +121,7 @@ def report(console: str, top: int) -> str:
     out += [f"  {label:26s} {since_boot:7.3f}" for label, (since_boot, _) in stamps.items()]
     if "first-line" in stamps:
         since_boot, wall = stamps["first-line"]
-        for name in ("pid1.start", "pid1.devices", "limits", "key-generated", "ledger", "ready", "connection",
-                     "alternates-issued"):
+        for name in (*bench_image.CONSOLE_MARKS, "connection"):
             if name in events:  # the log's wall clock, moved onto the stamps' axis (to the millisecond it has)
                 out.append(f"  {name:26s} {events[name] - wall + since_boot:7.3f}")
     total = sum(row.self_us for row in rows)

@@ -127,6 +127,8 @@ LATER_MARKS = ("alternates-issued",)
 """Stamped as well, and given relative to "ready": the server roles' RSA leaves issued in the background
 (appliance.alternates: TLS handshakes wait for them, plain HTTP does not, so this comes before or after
 the first HTTP 200 from boot to boot)."""
+CONSOLE_MARKS = (*BOOT_MARKS, *LATER_MARKS)
+"""Every console event stamped by name."""
 
 
 @dataclass
@@ -141,7 +143,7 @@ class Boot:
 
     def seen(self) -> list[str]:
         """The marks that were seen, in the order they came."""
-        names = (*BOOT_MARKS, ADDRESS_MARK, *LATER_MARKS, "http-200", "https-200")
+        names = (*CONSOLE_MARKS, ADDRESS_MARK, "http-200", "https-200")
         return sorted((name for name in names if name in self.marks), key=self.marks.__getitem__)
 
     def timeline(self) -> str:
@@ -157,7 +159,7 @@ def _stamp_console(stream: IO[bytes], log: IO[bytes], started: float, boot: Boot
         log.write(raw)
         event = runner.parse_event(raw.decode("utf-8", "replace"))
         name = event.get("event") if event is not None else None
-        if isinstance(name, str) and name in (*BOOT_MARKS, *LATER_MARKS) and name not in boot.marks:
+        if isinstance(name, str) and name in CONSOLE_MARKS and name not in boot.marks:
             boot.marks[name] = time.perf_counter() - started
         if name == "address" and event is not None and event.get("ipv4") and ADDRESS_MARK not in boot.marks:
             boot.marks[ADDRESS_MARK] = time.perf_counter() - started
