@@ -77,7 +77,10 @@ class Endpoints:
     async def _server_identities(self, deadline: float) -> IssuedPKI:
         """The leaves a TLS server role presents, RSA leaves included: a connection that comes while those are
         still being made (appliance.alternates) waits for them, within its handshake's time, so that every
-        client is offered every certificate."""
+        client is offered every certificate. Once they are settled (every connection but the first few after
+        boot), no timer is armed for a wait that cannot happen."""
+        if self.identities.is_settled:
+            return self.identities.current
         try:
             async with asyncio.timeout_at(deadline):
                 return await self.identities.settled()
