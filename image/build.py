@@ -91,12 +91,27 @@ with open(info.hwrng, "rb", buffering=0) as rng:
     entropy = len(rng.read(16))
 with open(info.disk, "rb", buffering=0) as disk:
     disk_bytes = disk.seek(0, os.SEEK_END)
+log.event("smoke.step", step="kmsg")
+initmem = "unknown"  # what the kernel did with its init sections (kept under TCG: image/run.kernel_append)
+kmsg = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+try:
+    for _ in range(8192):  # one record per read; the kernel's log buffer holds far fewer
+        try:
+            record = os.read(kmsg, 8192)
+        except BlockingIOError:  # the end of the log
+            break
+        except BrokenPipeError:  # records were overwritten while we read: go on with the next
+            continue
+        if b"unused kernel image (initmem)" in record:
+            initmem = "kept" if b"Keeping" in record else "freed"
+finally:
+    os.close(kmsg)
 log.event("smoke.step", step="asyncio")
 async def tick():
     await asyncio.sleep(0.01)
     return True
 log.event("smoke.ok", ecdsa=True, secp256k1=wallet.hex()[:16], hwrng_bytes=entropy,
-          disk_bytes=disk_bytes, asyncio=asyncio.run(tick()), interface=info.interface,
+          disk_bytes=disk_bytes, asyncio=asyncio.run(tick()), interface=info.interface, initmem=initmem,
           parameters=",".join(f"{k}={v}" for k, v in sorted(info.parameters.items())))
 """
 

@@ -7,6 +7,11 @@ benchmarks and the shipped image boot: QEMU's microvm machine has no PCI bus, so
 virtio devices on PCI (libvirt has no microvm machine type). A later fragment overrides an earlier one, as
 merge_config.sh merges them.
 
+Both are built from the same source with the same patches (PATCHES, each a file in image/ that says why):
+today one, `keep_initmem`, a boot parameter that image/run.py gives only under TCG, where freeing the kernel's
+init sections costs a tenth of a second. A patch is applied with `patch -p1 --fuzz=0`, so a source whose
+context moved fails the build instead of being patched in the wrong place.
+
 The output is the kernel's own ELF image, `vmlinux`, stripped the way the bzImage's payload is made
 (`objcopy -R .comment -S`), not a bzImage: QEMU's `-kernel` boots an ELF that carries the PVH entry note
 directly in 32-bit protected mode, so the guest skips the bzImage's real-mode setup and decompression
@@ -16,9 +21,10 @@ cannot boot the file at all. (The resolved configs still name a kernel compressi
 KERNEL_XZ: it only chooses the bzImage's payload compressor, which this build never makes.)
 
 A build takes minutes, so its outputs are cached outside the checkout under a key that is the sha256 of
-every input: the pinned source package (name, version, hash), the variant's name and fragments, the recipe
-(the make steps and the environment below) and the version of every tool of the build (TOOLCHAIN: the
-compiler, binutils' linker, assembler and objcopy, make, the parser generators and bc), as each reports it.
+every input: the pinned source package (name, version, hash), the variant's name and fragments, the patches,
+the recipe (the make steps and the environment below) and the version of every tool of the build (TOOLCHAIN:
+the compiler, binutils' linker, assembler and objcopy, make, the parser generators, bc and patch), as each
+reports it.
 A changed input is a new key and a new build; an unchanged one is read from the cache. Editing prose in this
 file does not invalidate the cache; changing how the kernel is built must change RECIPE.
 
@@ -74,9 +80,13 @@ FORBIDDEN = ("CONFIG_INET", "CONFIG_IPV6", "CONFIG_MODULES", "CONFIG_ACPI", "CON
 # The programs the kernel build runs whose version can change its output: gcc, binutils (ld, the assembler
 # released with it, and objcopy, which strips the vmlinux), make, flex and bison (Kconfig's and dtc's
 # parsers) and bc (kernel/time's constants).
-TOOLCHAIN = ("gcc", "ld", "as", "objcopy", "make", "flex", "bison", "bc")
-BUILD_DEPS = ("build-essential", "flex", "bison", "bc", "libelf-dev", "cpio", "xz-utils")
-RECIPE = ("ARCH=x86_64", "make tinyconfig", "merge_config.sh -m .config <variant fragments>", "make olddefconfig",
+TOOLCHAIN = ("gcc", "ld", "as", "objcopy", "make", "flex", "bison", "bc", "patch")
+BUILD_DEPS = ("build-essential", "flex", "bison", "bc", "libelf-dev", "cpio", "xz-utils", "patch")
+PATCHES = (IMAGE_DIR / "kernel-keep-initmem.patch",)
+"""Applied in this order to the unpacked source of every variant, before its config is made."""
+PATCH_COMMAND = ("patch", "-p1", "--forward", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-i")
+RECIPE = ("ARCH=x86_64", " ".join(PATCH_COMMAND) + " <each of PATCHES>", "make tinyconfig",
+          "merge_config.sh -m .config <variant fragments>", "make olddefconfig",
           "make vmlinux", "objcopy -R .comment -S vmlinux", "outputs: vmlinux config")
 REPRODUCIBLE_ENV = {
     "KBUILD_BUILD_TIMESTAMP": "Thu Jan  1 00:00:00 UTC 1970",
@@ -118,6 +128,8 @@ def cache_key(variant: str) -> str:
         digest.update(part.encode() + b"\0")
     for fragment in spec.fragments:
         digest.update(fragment.name.encode() + b"\0" + fragment.read_bytes() + b"\0")
+    for patch in PATCHES:
+        digest.update(patch.name.encode() + b"\0" + patch.read_bytes() + b"\0")
     digest.update(repr((RECIPE, sorted(REPRODUCIBLE_ENV.items()))).encode() + b"\0")
     for tool in TOOLCHAIN:
         digest.update(tool_version(tool).encode() + b"\0")
@@ -235,6 +247,15 @@ def _unpack_source(workdir: Path) -> Path:
     return tree
 
 
+def apply_patches(tree: Path, patches: Sequence[Path] = PATCHES) -> None:
+    """Apply `patches` to the source `tree`, in order; KernelError naming the patch that does not apply as
+    written (`--fuzz=0`: every context line must match, and `--forward`: one already applied is refused)."""
+    for patch in patches:
+        result = subprocess.run([*PATCH_COMMAND, str(patch)], cwd=tree, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise KernelError(f"{patch.name} does not apply to {tree}:\n{result.stdout}{result.stderr}")
+
+
 def _make(tree: Path, *targets: str, jobs: int = 1, quiet: bool = True) -> None:
     """`quiet=False` lets make print one line per file it compiles: the progress of a long build."""
     env = {**os.environ, **REPRODUCIBLE_ENV}
@@ -251,6 +272,7 @@ def build(variant: str, key: str, jobs: int) -> Path:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     tree = _unpack_source(workdir)
+    apply_patches(tree)
     _make(tree, "tinyconfig")
     subprocess.run(["scripts/kconfig/merge_config.sh", "-m", ".config", *map(str, spec.fragments)], cwd=tree,
                    check=True, env={**os.environ, **REPRODUCIBLE_ENV, "ARCH": "x86_64"}, stdout=subprocess.DEVNULL)

@@ -149,9 +149,12 @@ def kernel_append(
     high-resolution timers), so one global tick is all it uses either way. Under KVM (`-cpu host`) the
     TSC-deadline timer needs no calibration and stays. And `no_timer_check`: the kernel would wait four ticks
     (16 ms, 20 under TCG) to see that the timer interrupt comes through the I/O APIC, and try other routings
-    if not; on QEMU's microvm it does (every boot of the tests would hang otherwise). Both only under
-    emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own checks, which cost it
-    little."""
+    if not; on QEMU's microvm it does (every boot of the tests would hang otherwise). And `keep_initmem`
+    (our kernel patch, image/kernel-keep-initmem.patch): the kernel's init sections are unmapped at the end
+    of boot rather than poisoned and freed, because under TCG every store to a page of code that has run
+    takes the self-modifying-code path (0.11-0.13 s a boot, paid by the poison or by whoever is given the
+    pages next); they stay reserved, 504 KiB. All three only under emulation: a KVM host (and the libvirt
+    domain's q35 machine) keeps the kernel's own checks and frees its init memory, which cost it little."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
@@ -160,7 +163,7 @@ def kernel_append(
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
     if emulated:
-        words += ["noapictimer", "no_timer_check"]
+        words += ["noapictimer", "no_timer_check", "keep_initmem"]
     if quiet:
         words.append("quiet")
     words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]

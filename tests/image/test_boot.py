@@ -37,6 +37,7 @@ def test_image_boots_checks_devices_and_powers_off(smoke_image: build.Image, tmp
     assert ok["hwrng_bytes"] == 16
     assert ok["disk_bytes"] == 16 * 1024 * 1024
     assert ok["asyncio"] is True
+    assert ok["initmem"] == "kept"  # TCG's kernel line asks for it (keep_initmem), our patched kernel obliges
     assert names[-1] == "pid1.poweroff"
     assert result.returncode == 0  # QEMU ended because the guest asked (-no-reboot), not a crash
     assert not any("Kernel panic" in line for line in result.lines)

@@ -85,6 +85,70 @@ def test_cache_key_covers_fragments_and_recipe(monkeypatch: pytest.MonkeyPatch, 
     assert kernel.cache_key(variant) != key
 
 
+@pytest.mark.parametrize("variant", sorted(kernel.VARIANTS))
+def test_cache_key_covers_each_patch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variant: str) -> None:
+    key = kernel.cache_key(variant)
+    for index, patch in enumerate(kernel.PATCHES):
+        changed = tmp_path / patch.name
+        changed.write_bytes(patch.read_bytes().replace(b"0.12 s", b"0.13 s", 1))
+        assert changed.read_bytes() != patch.read_bytes()  # the edit is real: the prose names the cost
+        monkeypatch.setattr(kernel, "PATCHES", (*kernel.PATCHES[:index], changed, *kernel.PATCHES[index + 1:]))
+        assert kernel.cache_key(variant) != key, patch.name
+        monkeypatch.undo()
+    monkeypatch.setattr(kernel, "PATCHES", ())
+    assert kernel.cache_key(variant) != key  # so does their presence
+
+
+def _tree_and_patch(tmp_path: Path, old: str, new: str) -> tuple[Path, Path]:
+    """A source tree with one file, and a unified diff (as `diff -u` writes it) from `old` to `new`."""
+    tree = tmp_path / "linux"
+    (tree / "mm").mkdir(parents=True)
+    (tree / "mm" / "init.c").write_text(old)
+    (tmp_path / "b" / "mm").mkdir(parents=True)
+    (tmp_path / "b" / "mm" / "init.c").write_text(new)
+    (tmp_path / "a" / "mm").mkdir(parents=True)
+    (tmp_path / "a" / "mm" / "init.c").write_text(old)
+    diff = subprocess.run(["diff", "-u", "a/mm/init.c", "b/mm/init.c"], cwd=tmp_path, capture_output=True,
+                          text=True, check=False).stdout
+    patch = tmp_path / "change.patch"
+    patch.write_text("Why this change: prose before the diff, as our patches carry.\n\n" + diff)
+    return tree, patch
+
+
+SOURCE = "".join(f"line {n}\n" for n in range(1, 20))
+
+
+def test_a_patch_applies_to_the_source_it_was_written_for(tmp_path: Path) -> None:
+    tree, patch = _tree_and_patch(tmp_path, SOURCE, SOURCE.replace("line 10\n", "line ten\n"))
+    kernel.apply_patches(tree, (patch,))
+    assert (tree / "mm" / "init.c").read_text() == SOURCE.replace("line 10\n", "line ten\n")
+    assert sorted(path.name for path in (tree / "mm").iterdir()) == ["init.c"]  # no .orig or .rej left
+
+
+def test_a_patch_whose_context_moved_fails_the_build(tmp_path: Path) -> None:
+    tree, patch = _tree_and_patch(tmp_path, SOURCE, SOURCE.replace("line 10\n", "line ten\n"))
+    (tree / "mm" / "init.c").write_text(SOURCE.replace("line 8\n", "line eight\n"))  # another release's file
+    with pytest.raises(kernel.KernelError, match=r"change\.patch does not apply"):
+        kernel.apply_patches(tree, (patch,))  # patch's default fuzz of 2 would have applied it
+
+
+def test_a_patch_is_not_applied_twice(tmp_path: Path) -> None:
+    tree, patch = _tree_and_patch(tmp_path, SOURCE, SOURCE.replace("line 10\n", "line ten\n"))
+    kernel.apply_patches(tree, (patch,))
+    with pytest.raises(kernel.KernelError, match=r"change\.patch does not apply"):
+        kernel.apply_patches(tree, (patch,))
+    assert (tree / "mm" / "init.c").read_text() == SOURCE.replace("line 10\n", "line ten\n")
+
+
+def test_the_patches_are_in_the_image_directory_and_explain_themselves() -> None:
+    for patch in kernel.PATCHES:
+        assert patch.parent == kernel.IMAGE_DIR
+        assert patch.suffix == ".patch"
+        prose = patch.read_text().split("\n--- a/", 1)[0]
+        assert "Why" in prose, patch.name  # a reader learns why before the diff
+        assert len(prose) > 200, patch.name
+
+
 def test_the_pci_fragment_does_not_change_the_microvm_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     microvm, pci = kernel.cache_key(kernel.MICROVM), kernel.cache_key(kernel.PCI)
     spec = kernel.VARIANTS[kernel.PCI]
