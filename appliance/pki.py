@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from appliance import certificate_der as der
 from appliance.sources import RandomSource
 from tls.x509 import oids
-from tls.x509.parse import peek_certificate
+from tls.x509.peek import peek_certificate
 
 if TYPE_CHECKING:
     from cryptography import x509

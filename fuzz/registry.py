@@ -43,7 +43,7 @@ TARGETS: tuple[Target, ...] = (
                                       "tls/x509/keys.py"), max_len=8192),
     Target("x509-chain", "x509_chain", "chain validation: the vault's BootCaValidator and a path with an "
            "intermediate: typed refusals, acceptance only for the hierarchy's own leaves", "tls.x509",
-           ("tls/x509/validate.py", "tls/x509/path.py", "tls/x509/checks.py", "tls/x509/constraints.py"),
+           ("tls/x509/validation.py", "tls/x509/path.py", "tls/x509/checks.py", "tls/x509/constraints.py"),
            max_len=16384),
     Target("http", "http", "the HTTP request parser fed in pieces: only HttpError, bounded buffer, requests "
            "survive canonical re-serialization", "appliance", ("appliance/http.py",), max_len=8192),

@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fuzz.errors import PropertyViolationError, require
 from tls.x509 import X509Error, parse_certificate
-from tls.x509.parse import peek_certificate
+from tls.x509.peek import peek_certificate
 
 RENDERING_LIMIT = 120
 """Name.__str__ truncates to this many characters (what a log line may quote of a certificate)."""

@@ -7,6 +7,10 @@ import json
 import subprocess
 import sys
 
+X509_ON_FIRST_USE = ("parse", "model", "keys", "signature", "extensions", "names", "path", "validation")
+"""Our X.509 beyond what the boot PKI writes and peeks at (tls.x509's names are imported on first use): the
+parser, the model, the key decoders and path validation, first needed by the first mutual-TLS handshake or
+proof, about a tenth of a second of the boot in the VM."""
 NOT_AT_BOOT = (
     "tls.client", "tls.client_states",  # the client engine: the connect-back and reverse roles only
     # The server engine and what only the engines use (the handshake, records, key schedule, messages): the
@@ -21,6 +25,7 @@ NOT_AT_BOOT = (
     # The public serialization package (its __init__ loads serialization.ssh, and with it padding, random,
     # bisect...): about 50 ms of the VM's boot. Key shares and SubjectPublicKeyInfos are written without it.
     "cryptography.hazmat.primitives.serialization",
+    *("tls.x509." + name for name in X509_ON_FIRST_USE),
 )
 NOT_FOR_THE_PKI = ("cryptography.x509", "email", "cryptography.hazmat.primitives.serialization")
 
@@ -83,11 +88,12 @@ print(json.dumps(asyncio.run(main())))
 
 def test_the_run_to_ready_and_the_first_page_import_no_tls_engine() -> None:
     """The imports alone are the first test's; this runs the appliance (disk, PKI, network, listeners) to ready
-    and serves one page over our stack, and the TLS engines must still not be loaded: an import moved back into
-    the boot path (a factory building an engine early, say) would put them there."""
+    and serves one page over our stack, and the TLS engines and X.509 validation must still not be loaded: an
+    import moved back into the boot path (a factory building an engine early, say) would put them there."""
     result = subprocess.run([sys.executable, "-c", RUN_TO_FIRST_PAGE], capture_output=True, text=True, check=True)
     at_ready, after_page, status = json.loads(result.stdout.splitlines()[-1])
     assert status.startswith("HTTP/1.1 200")
-    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "html"}
+    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "html",
+               "tls.x509.parse", "tls.x509.validation"}
     assert engines.isdisjoint(at_ready), sorted(engines & set(at_ready))
     assert engines.isdisjoint(after_page), sorted(engines & set(after_page))

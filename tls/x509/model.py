@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import cached_property
 
 from tls.x509.keys import PublicKey, PublicKeyInfo, load_public_key
+from tls.x509.peek import CertificateSummary
 
 
 @dataclass(frozen=True)
@@ -126,29 +127,6 @@ class SignatureAlgorithm:
     hash_name: str | None = None  # "sha256", "sha384", "sha512"
     salt_length: int = 0
     problem: str | None = None
-
-
-@dataclass(frozen=True)
-class CertificateSummary:
-    """What path building needs of a certificate before it is worth parsing: the exact name encodings, the
-    SubjectPublicKeyInfo bytes, the key identifiers, and what its signature covers. Read by
-    `parse.peek_certificate` without a schema decode, from the same byte ranges the full parse takes
-    (`Certificate.summary` is the same record from a parsed certificate, and path building checks that the
-    two agree). A key identifier is None when absent or unreadable: then it filters nothing."""
-
-    der: bytes
-    tbs: bytes
-    signature_algorithm: bytes  # the outer AlgorithmIdentifier's DER
-    signature: bytes
-    issuer: bytes
-    subject: bytes
-    spki: bytes
-    subject_key_identifier: bytes | None
-    authority_key_identifier: bytes | None
-
-    @property
-    def self_issued(self) -> bool:
-        return self.subject == self.issuer
 
 
 @dataclass(frozen=True, eq=False)

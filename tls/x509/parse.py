@@ -40,7 +40,6 @@ from tls.x509.der import (
     check_integer,
     children,
     only_child,
-    read_header,
     read_oid,
     read_single,
 )
@@ -51,16 +50,14 @@ from tls.x509.model import (
     AuthorityKeyIdentifier,
     BasicConstraints,
     Certificate,
-    CertificateSummary,
     Extension,
     GeneralNames,
     NameConstraints,
 )
 from tls.x509.names import parse_name
+from tls.x509.peek import TAG_EXTENSIONS, TAG_VERSION
 from tls.x509.signature import parse_signature_algorithm
 
-_TAG_VERSION = 0xA0
-_TAG_EXTENSIONS = 0xA3
 _TAG_ISSUER_UID = 0x81
 _TAG_SUBJECT_UID = 0x82
 
@@ -101,87 +98,11 @@ def _schema(reason: str) -> X509Error:
     return decode_error(f"certificate does not match the X.509 schema: {reason}")
 
 
-# DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
-_SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
-_AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
-_KEY_ID_OIDS = frozenset({_SKI_OID_CONTENT, _AKI_OID_CONTENT})
-_TAG_KEY_IDENTIFIER = 0x80
-
-
-def peek_certificate(der: bytes) -> CertificateSummary:
-    """Read only what path building compares and verifies: a few dozen TLV headers, no schema decode, no
-    extension decoding. It is not a parse: it refuses malformed framing on the way but accepts much that
-    the parse refuses, so a certificate is fully parsed before its content is used for anything else."""
-    _, start, end = read_single(der, TAG_SEQUENCE)
-    top = children(der, start, end)
-    if len(top) != 3 or [t[0] for t in top] != [TAG_SEQUENCE, TAG_SEQUENCE, TAG_BIT_STRING]:
-        raise decode_error("Certificate is not SEQUENCE { tbs, algorithm, signature }")
-    (_, tbs_header, tbs_start, tbs_end), (_, alg_header, _, alg_end), (_, _, sig_start, sig_end) = top
-    if sig_start == sig_end or der[sig_start] != 0:
-        raise decode_error("signature BIT STRING has unused bits")
-    fields = children(der, tbs_start, tbs_end)
-    if fields and fields[0][0] == _TAG_VERSION:
-        del fields[0]
-    if len(fields) < 6:
-        raise decode_error("TBSCertificate has too few fields")
-    issuer, subject, spki = fields[2], fields[4], fields[5]
-    extensions = [f for f in fields[6:] if f[0] == _TAG_EXTENSIONS]
-    values = _peek_extension_values(der, extensions[0][2], extensions[0][3]) if extensions else {}
-    return CertificateSummary(
-        der=der,
-        tbs=der[tbs_header:tbs_end],
-        signature_algorithm=der[alg_header:alg_end],
-        signature=der[sig_start + 1 : sig_end],
-        issuer=der[issuer[1] : issuer[3]],
-        subject=der[subject[1] : subject[3]],
-        spki=der[spki[1] : spki[3]],
-        subject_key_identifier=_peek_octets(values.get(_SKI_OID_CONTENT), TAG_OCTET_STRING),
-        authority_key_identifier=_peek_octets(values.get(_AKI_OID_CONTENT), TAG_SEQUENCE, _TAG_KEY_IDENTIFIER),
-    )
-
-
-def _peek_extension_values(der: bytes, start: int, end: int) -> dict[bytes, bytes]:
-    """extnValue of the key identifier extensions by OID content octets, among the first `MAX_EXTENSIONS`
-    extensions, up to the first unreadable one. Only those two are read past their OID."""
-    values: dict[bytes, bytes] = {}
-    try:
-        _, _, pos, seq_end = only_child(der, start, end, TAG_SEQUENCE, "explicit tag [3]")
-        for _ in range(MAX_EXTENSIONS):
-            if pos >= seq_end:
-                break
-            _, ext_start, ext_end = read_header(der, pos, seq_end)
-            pos = ext_end
-            tag, oid_start, oid_end = read_header(der, ext_start, ext_end)
-            oid = der[oid_start:oid_end]
-            if tag == TAG_OID and oid in _KEY_ID_OIDS and oid not in values:
-                value_tag, _, value_start, value_end = children(der, oid_end, ext_end)[-1]
-                if value_tag == TAG_OCTET_STRING:
-                    values[oid] = der[value_start:value_end]
-    except (X509Error, IndexError):
-        return values
-    return values
-
-
-def _peek_octets(value: bytes | None, outer: int, inner: int | None = None) -> bytes | None:
-    """The key identifier in an SKI (OCTET STRING) or AKI (SEQUENCE, first child [0]); None if unreadable."""
-    if value is None:
-        return None
-    try:
-        _, start, end = read_single(value, outer)
-        if inner is not None:
-            tag, start, end = read_header(value, start, end) if start < end else (-1, 0, 0)
-            if tag != inner:
-                return None
-    except X509Error:
-        return None
-    return value[start:end] or None
-
-
 def _parse_tbs(der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, signature: bytes) -> Certificate:
     """TBSCertificate, read from `der` by offset; `tbs` is (header start, content start, content end)."""
     fields = children(der, tbs[1], tbs[2])
     version = 1
-    if fields and fields[0][0] == _TAG_VERSION:
+    if fields and fields[0][0] == TAG_VERSION:
         version = _version(der, fields.pop(0))
     if len(fields) < 6:
         raise decode_error("TBSCertificate has too few fields")
@@ -207,7 +128,7 @@ def _parse_tbs(der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, si
     for tag, _, cstart, cend in optional:
         if tag in (_TAG_ISSUER_UID, _TAG_SUBJECT_UID):
             raise decode_error("unique identifiers are not allowed (RFC 5280 4.1.2.8)")
-        if tag != _TAG_EXTENSIONS or extensions:
+        if tag != TAG_EXTENSIONS or extensions:
             raise decode_error("unexpected field in TBSCertificate")
         extensions = _extensions(der, cstart, cend)
         if not extensions:

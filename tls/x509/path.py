@@ -41,8 +41,9 @@ from tls.x509.constraints import Budget, check_name_constraints
 from tls.x509.errors import X509Error
 from tls.x509.keys import PublicKey, load_public_key, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
-from tls.x509.model import Certificate, CertificateSummary, SignatureAlgorithm
-from tls.x509.parse import parse_certificate_data, peek_certificate
+from tls.x509.model import Certificate, SignatureAlgorithm
+from tls.x509.parse import parse_certificate_data
+from tls.x509.peek import CertificateSummary, peek_certificate
 from tls.x509.purpose import Purpose
 from tls.x509.signature import parse_signature_algorithm, verify_signature
 from tls.x509.work import Work, WorkLimitError

@@ -1,4 +1,4 @@
-"""Role-dependent rules not covered through whole chains in test_validate.py: CA profile details."""
+"""Role-dependent rules not covered through whole chains in test_validation.py: CA profile details."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ from tests.tls.x509.factory import (
 )
 from tls.x509 import RsaPssPublicKey, X509Error, oids, parse_certificate
 from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_NAME_RDNS, MAX_SAN_ENTRIES
-from tls.x509.parse import parse_certificate_data, peek_certificate
+from tls.x509.parse import parse_certificate_data
+from tls.x509.peek import peek_certificate
 
 # --- round trips ---------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from tests.tls.x509.factory import DerNode, Spec, ca_spec, extension_nodes, issu
 from tls.x509 import X509Error
 from tls.x509.der import tlv as der_tlv
 from tls.x509.limits import MAX_EXTENSIONS
-from tls.x509.parse import peek_certificate
+from tls.x509.peek import peek_certificate
 
 CA = issue(ca_spec("Peek CA"))
 SKI = CA.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest

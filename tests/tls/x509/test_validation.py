@@ -509,7 +509,7 @@ def test_rsa_pss_ca_key_restrictions_apply_to_what_it_signs(pss_pki: PssPki, has
 def test_a_refused_anchor_is_cached_without_the_frames_that_refused_it() -> None:
     """A cached exception with its traceback would keep every caller's frame, and their locals, alive for as
     long as the entry lives: the caller's secrets among them."""
-    from tls.x509.validate import _AnchorCache
+    from tls.x509.validation import _AnchorCache
 
     cache = _AnchorCache(2)
 
