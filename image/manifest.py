@@ -74,10 +74,11 @@ def _file_line(name: str, path: Path) -> str:
 
 
 def image_inputs() -> list[str]:
-    """The checked-in files that decide the kernels' configurations (the microvm kernel's fragment, the pci
-    kernel's fragment over it, and each variant's resolved config) and the VM's devices."""
+    """The checked-in files that decide the kernels (the patches to the source, the microvm kernel's fragment,
+    the pci kernel's fragment over it, and each variant's resolved config) and the VM's devices."""
     microvm, pci = kernel.VARIANTS[kernel.MICROVM], kernel.VARIANTS[kernel.PCI]
     return [
+        *(_file_line("kernel-patch", patch) for patch in kernel.PATCHES),
         _file_line("kernel-config-fragment", kernel.FRAGMENT),
         _file_line("kernel-config-fragment-pci", kernel.PCI_FRAGMENT),
         _file_line("kernel-config-resolved-microvm", microvm.enabled),
@@ -99,7 +100,8 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "python-packages (requirements.lock; wheels installed into the image)": python_packages,
     "debian-packages (image/debian-packages.lock; the runtime is unpacked into the image, linux-source builds"
     " the kernel)": debian_packages,
-    "image-inputs (kernel config fragments over tinyconfig, the resolved configs, the device manifest)": image_inputs,
+    "image-inputs (kernel patches, config fragments over tinyconfig, the resolved configs, the device manifest)":
+        image_inputs,
     "image-outputs (image/outputs.txt: sha256 of the kernels and initramfs of the recorded build)": image_outputs,
     "test-packages (requirements-dev.lock beyond the runtime set; the test venv, not in the image)": test_packages,
 }
