@@ -10,7 +10,7 @@ import sys
 X509_ON_FIRST_USE = ("parse", "model", "keys", "signature", "extensions", "names", "path", "validation")
 """Our X.509 beyond what the boot PKI writes and peeks at (tls.x509's names are imported on first use): the
 parser, the model, the key decoders and path validation, first needed by the first mutual-TLS handshake or
-proof, about a tenth of a second of the boot in the VM."""
+proof: about 35 ms of the boot in the VM."""
 NOT_AT_BOOT = (
     "tls.client", "tls.client_states",  # the client engine: the connect-back and reverse roles only
     # The server engine and what only the engines use (the handshake, records, key schedule, messages): the
