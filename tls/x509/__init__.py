@@ -6,13 +6,13 @@ parameters, x400Address and ediPartyName names). `cryptography` verifies signatu
 decision is made here. Nothing but `X509Error` escapes: malformed input, untrusted chains and exceeded
 work limits all raise it with a failure category.
 
-The names below are this package's interface (`from tls import x509; x509.validate(...)`), and each is
-imported from its module the first time it is asked for. Why not at once: importing any module of the
-package runs this file first, and the appliance's boot needs only the light ones (the OIDs, the DER writer's
-helpers, the limits, `Purpose`, `peek`) to make its certificates; loading the parser, the model, the key
-decoders and path validation with them cost the boot about 35 ms under TCG (issue 17: the imports step,
-medians of 12 interleaved boots), for a validator that first runs at the first mutual-TLS handshake. No module of the package has an exported
-name as its own name (the validator is `validation.validate`), so importing a module never hides a name.
+The names below are this package's interface (`from tls import x509; x509.validate(...)`), and each is imported
+from its module the first time it is asked for. Why not at once: importing any module of the package runs this
+file first, and the appliance's boot needs only the light ones (the OIDs, the DER writer's helpers, the limits,
+`Purpose`, `peek`) to make its certificates; loading the parser, the model, the key decoders and path validation
+with them cost the boot about 35 ms under TCG (issue 17: the imports step, medians of 12 interleaved boots), for
+a validator that first runs at the first mutual-TLS handshake. No module of the package has an exported name as
+its own name (the validator is `validation.validate`), so importing a module never hides a name.
 """
 
 from __future__ import annotations
