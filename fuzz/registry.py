@@ -39,8 +39,8 @@ TARGETS: tuple[Target, ...] = (
     Target("x509-der", "x509_der", "the DER walker: typed refusals, accepted input re-encodes to itself, OIDs "
            "round-trip", "tls.x509", ("tls/x509/der.py",)),
     Target("x509-cert", "x509_cert", "certificate parsing: typed refusals, peek agrees with the parse, bounded "
-           "renderings", "tls.x509", ("tls/x509/parse.py", "tls/x509/extensions.py", "tls/x509/names.py",
-                                      "tls/x509/keys.py"), max_len=8192),
+           "renderings", "tls.x509", ("tls/x509/parse.py", "tls/x509/peek.py", "tls/x509/extensions.py",
+                                      "tls/x509/names.py", "tls/x509/keys.py"), max_len=8192),
     Target("x509-chain", "x509_chain", "chain validation: the vault's BootCaValidator and a path with an "
            "intermediate: typed refusals, acceptance only for the hierarchy's own leaves", "tls.x509",
            ("tls/x509/validation.py", "tls/x509/path.py", "tls/x509/checks.py", "tls/x509/constraints.py"),

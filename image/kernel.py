@@ -9,8 +9,9 @@ merge_config.sh merges them.
 
 Both are built from the same source with the same patches (PATCHES, each a file in image/ that says why):
 today one, `keep_initmem`, a boot parameter that image/run.py gives only under TCG, where freeing the kernel's
-init sections costs a tenth of a second. A patch is applied with `patch -p1 --fuzz=0`, so a source whose
-context moved fails the build instead of being patched in the wrong place.
+init sections costs a tenth of a second. A patch is applied with `patch -p1 --fuzz=0`: every context line
+must match as written (patch may still find it a few lines away), so a source whose context changed fails
+the build instead of being patched by a guess.
 
 The output is the kernel's own ELF image, `vmlinux`, stripped the way the bzImage's payload is made
 (`objcopy -R .comment -S`), not a bzImage: QEMU's `-kernel` boots an ELF that carries the PVH entry note

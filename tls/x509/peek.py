@@ -49,7 +49,6 @@ class CertificateSummary:
         return self.subject == self.issuer
 
 
-
 # DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
 _SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
 _AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
