@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tls.x509 import oids
 from tls.x509.der import (
     TAG_BIT_STRING,
     TAG_OCTET_STRING,
     TAG_OID,
     TAG_SEQUENCE,
     children,
+    encode_oid,
     only_child,
     read_header,
     read_single,
@@ -49,9 +51,9 @@ class CertificateSummary:
         return self.subject == self.issuer
 
 
-# DER content of the OBJECT IDENTIFIERs 2.5.29.14 (subjectKeyIdentifier), 2.5.29.35 (authorityKeyIdentifier).
-_SKI_OID_CONTENT = bytes((0x55, 0x1D, 0x0E))
-_AKI_OID_CONTENT = bytes((0x55, 0x1D, 0x23))
+# The content octets of the two key identifier extensions' OBJECT IDENTIFIERs, compared as read.
+_SKI_OID_CONTENT = encode_oid(oids.SUBJECT_KEY_IDENTIFIER)
+_AKI_OID_CONTENT = encode_oid(oids.AUTHORITY_KEY_IDENTIFIER)
 _KEY_ID_OIDS = frozenset({_SKI_OID_CONTENT, _AKI_OID_CONTENT})
 _TAG_KEY_IDENTIFIER = 0x80
 
