@@ -80,7 +80,7 @@ VARIANTS = {
 FORBIDDEN = ("CONFIG_INET", "CONFIG_IPV6", "CONFIG_MODULES", "CONFIG_ACPI", "CONFIG_BPF_SYSCALL", "CONFIG_KEXEC")
 # The programs the kernel build runs whose version can change its output: gcc, binutils (ld, the assembler
 # released with it, and objcopy, which strips the vmlinux), make, flex and bison (Kconfig's and dtc's
-# parsers) and bc (kernel/time's constants).
+# parsers), bc (kernel/time's constants) and patch (which applies PATCHES).
 TOOLCHAIN = ("gcc", "ld", "as", "objcopy", "make", "flex", "bison", "bc", "patch")
 BUILD_DEPS = ("build-essential", "flex", "bison", "bc", "libelf-dev", "cpio", "xz-utils", "patch")
 PATCHES = (IMAGE_DIR / "kernel-keep-initmem.patch",)

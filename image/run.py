@@ -151,10 +151,11 @@ def kernel_append(
     (16 ms, 20 under TCG) to see that the timer interrupt comes through the I/O APIC, and try other routings
     if not; on QEMU's microvm it does (every boot of the tests would hang otherwise). And `keep_initmem`
     (our kernel patch, image/kernel-keep-initmem.patch): the kernel's init sections are unmapped at the end
-    of boot rather than poisoned and freed, because under TCG every store to a page of code that has run
-    takes the self-modifying-code path (0.11-0.13 s a boot, paid by the poison or by whoever is given the
-    pages next); they stay reserved, 504 KiB. All three only under emulation: a KVM host (and the libvirt
-    domain's q35 machine) keeps the kernel's own checks and frees its init memory, which cost it little."""
+    of boot rather than poisoned and freed, because under TCG a store to a page whose code has run takes the
+    self-modifying-code path until none of its translated code is left (0.11-0.13 s a boot, paid by the
+    poison or by the first writer of each page once it is handed out); they stay reserved, 504 KiB. All
+    three only under emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own
+    checks and frees its init memory, which cost it little."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
