@@ -137,11 +137,12 @@ CONSOLE_MARKS = (*BOOT_MARKS, *LATER_MARKS)
 class Boot:
     """One boot to the first HTTP 200: host seconds from QEMU start to each mark, to the 200 ("http-200") and to
     the 200 of an HTTPS request made right after it ("https-200"), or why it never served (with the end of the
-    console). `addressed` is set with the ADDRESS_MARK, for the prober to wake on."""
+    console). `addressed` is set with the ADDRESS_MARK and `readied` with "ready", for the prober to wake on."""
 
     marks: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
     addressed: threading.Event = field(default_factory=threading.Event)
+    readied: threading.Event = field(default_factory=threading.Event)
 
     def seen(self) -> list[str]:
         """The marks that were seen, in the order they came."""
@@ -163,6 +164,8 @@ def _stamp_console(stream: IO[bytes], log: IO[bytes], started: float, boot: Boot
         name = event.get("event") if event is not None else None
         if isinstance(name, str) and name in CONSOLE_MARKS and name not in boot.marks:
             boot.marks[name] = time.perf_counter() - started
+            if name == "ready":
+                boot.readied.set()
         if name == "address" and event is not None and event.get("ipv4") and ADDRESS_MARK not in boot.marks:
             boot.marks[ADDRESS_MARK] = time.perf_counter() - started
             boot.addressed.set()
@@ -218,7 +221,7 @@ def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], st
     "ready", a connection the moment the IPv4 address is logged, or polls if it is not within ADDRESS_WAIT (see
     POLL_TIMEOUT). Each probe runs on a thread of its own, so that a poll still waiting does not hold back the
     connection the address calls for (two at most); one left over after the 200 ends by its own timeout.
-    Between attempts the loop sleeps on the address event or on the probes in flight, never spins, and a
+    Between attempts the loop sleeps on the address and ready events or on the probes in flight, never spins, and a
     refused attempt is followed by POLL_PAUSE before the next."""
     url = f"http://127.0.0.1:{port}/"
     pool = ThreadPoolExecutor(max_workers=2)
@@ -246,8 +249,10 @@ def _probe_first_200(port: int, boot: Boot, process: subprocess.Popen[bytes], st
                 wait(in_flight, timeout=POLL_PAUSE, return_when=FIRST_COMPLETED)
             elif not boot.addressed.is_set():
                 boot.addressed.wait(POLL_PAUSE)  # wakes at once when the address is logged
-            else:  # addressed, before "ready" or in the pause after a refused attempt
-                time.sleep(max(POLL_PAUSE if ready is None else 0.0, next_attempt - time.perf_counter()))
+            elif ready is None:  # addressed first (DHCP binds while the PKI is made): the usual order
+                boot.readied.wait(POLL_PAUSE)  # wakes at once when "ready" is logged
+            else:  # in the pause after a refused attempt
+                time.sleep(max(0.0, next_attempt - time.perf_counter()))
         return None
     finally:
         pool.shutdown(wait=False)

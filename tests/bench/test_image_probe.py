@@ -120,6 +120,47 @@ def test_an_address_logged_before_ready_waits_for_ready(server: int) -> None:
     assert _Server.requests == 1
 
 
+class _ReadyOnWait(threading.Event):
+    """The ready event, logged (mark and event) by the prober's N-th wait on it, which does not sleep."""
+
+    def __init__(self, marks: dict[str, float], passes: int) -> None:
+        super().__init__()
+        self.marks, self.passes = marks, passes
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.passes -= 1
+        if self.passes == 0:
+            self.marks["ready"] = 0.0
+            self.set()
+        return self.is_set()
+
+
+def test_addressed_before_ready_the_prober_wakes_on_ready_not_on_a_timer(
+        server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual order since DHCP binds while the PKI is made: the request must go out when "ready" is logged,
+    not at the prober's next timed look (a sleep there had put up to POLL_PAUSE into the figure)."""
+    def no_timer(seconds: float) -> None:
+        raise AssertionError(f"the prober slept {seconds} s on a timer instead of waiting for ready")
+
+    monkeypatch.setattr(time, "sleep", no_timer)  # the module bench.image calls it through
+    marks: dict[str, float] = {}
+    boot = image.Boot(marks=marks)
+    boot.readied = _ReadyOnWait(marks, passes=3)
+    boot.addressed.set()
+    served = _probe(server, boot)
+    assert served is not None
+    assert _Server.requests == 1  # and it waited on the event each time, never on a timer (no_timer)
+
+
+def test_the_ready_mark_sets_the_ready_event() -> None:
+    boot = image.Boot()
+    image._stamp_console(io.BytesIO(b'{"event":"limits"}\n'), io.BytesIO(), time.perf_counter(), boot)
+    assert not boot.readied.is_set()
+    image._stamp_console(io.BytesIO(b'{"event":"ready"}\n'), io.BytesIO(), time.perf_counter(), boot)
+    assert boot.readied.is_set()
+    assert "ready" in boot.marks
+
+
 def test_without_an_address_the_polls_resume_after_the_wait(server: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(image, "ADDRESS_WAIT", 0.0)
     served = _probe(server, image.Boot(marks={"ready": -1.0}))  # ready a second before the start
