@@ -141,6 +141,7 @@ class UserspaceNetwork:
         self._network = network
         self.name = description
         self._servers: list[Listener] = []
+        self._report_timer: asyncio.TimerHandle | None = None  # a change held back by watch_addresses
 
     async def start_server(self, port: int, factory: ProtocolFactory) -> Listener:
         server = await self._network.start_server(port, factory)
@@ -155,6 +156,9 @@ class UserspaceNetwork:
         return transport, protocol
 
     async def close(self) -> None:
+        if self._report_timer is not None:  # a closed network has no addresses left to report
+            self._report_timer.cancel()
+            self._report_timer = None
         for server in self._servers:
             server.close()
         self._network.close()
@@ -182,23 +186,21 @@ class UserspaceNetwork:
         loop = asyncio.get_running_loop()
         last = Addresses(None, None, ())
         reported_at = -math.inf
-        pending: asyncio.TimerHandle | None = None
 
         def changed() -> None:
-            nonlocal last, reported_at, pending
+            nonlocal last, reported_at
             current = self.addresses()
-            if current == last or pending is not None:
+            if current == last or self._report_timer is not None:
                 return
             wait = reported_at + min_interval - loop.time()
             if wait > 0:
-                pending = loop.call_later(wait, flush)
+                self._report_timer = loop.call_later(wait, flush)
                 return
             last, reported_at = current, loop.time()
             report(current)
 
         def flush() -> None:
-            nonlocal pending
-            pending = None
+            self._report_timer = None
             changed()
 
         self._network.on_address_change(changed)

@@ -75,3 +75,27 @@ def test_addresses_are_reported_when_they_change_at_most_once_per_interval() -> 
         (1.0, {"ipv4": "10.0.2.15/24", "gateway": "10.0.2.2", "ipv6": "fe80::1/64 2001:db8::5/64"}),
         (2.5, {"ipv4": None, "gateway": None, "ipv6": "fe80::1/64 2001:db8::5/64"}),
     ]
+
+
+class _Closable(_StackNetwork):
+    def close(self) -> None:
+        self.closed = True
+
+
+async def _closed_with_a_report_held_back() -> list[Addresses]:
+    stack = _Closable()
+    reports: list[Addresses] = []
+    network = UserspaceNetwork(stack, "fake")  # type: ignore[arg-type]
+    network.watch_addresses(reports.append, min_interval=1.0)
+    stack.stack.interface = LEASE  # reported at once
+    stack.hook()
+    stack.ipv6 = (LINK_LOCAL,)  # within the interval: held back for its end
+    stack.hook()
+    await network.close()  # the appliance stops (or a failed boot closes the network) before the end
+    await asyncio.sleep(2.0)
+    return reports
+
+
+def test_a_report_held_back_is_not_made_after_the_network_closed() -> None:
+    reports = run(_closed_with_a_report_held_back())
+    assert [a.fields()["ipv6"] for a in reports] == [""]  # the first line only: nothing after close
