@@ -40,7 +40,6 @@ waits it gets all of it. A lower priority could starve it under load, holding th
 handshakes; none would make it compete equally with the first requests."""
 
 
-
 def start_issuing(
     pending: PendingAlternates,
     identities: ServerIdentities,
