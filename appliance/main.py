@@ -300,7 +300,7 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     log.event(
         "ready", address=appliance.vault.address_p2wpkh, mode=appliance.site.mode,
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
-        boot_seconds=round(sources.monotonic() - started, 4), **method_cache.release(),
+        boot_seconds=round(sources.monotonic() - started, 4), **method_cache.report(),
     )
     settle_heap()
     stop = asyncio.Event()

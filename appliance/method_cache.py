@@ -10,12 +10,16 @@ lookup in front of `exec` for the `dataclasses` module alone.
 Why this cannot change what runs: the key is the digest of the exact text `dataclasses` would compile, and
 compiling is a pure function of that text (the flags are fixed: `dont_inherit`, as `dataclasses` compiles
 without future features). A source not in the table (a class made after boot, a module the builder did not
-import, a table from another build) is compiled here, as `exec` would have, and counted. `release`, once the
-boot is over, drops what the boot used and keeps the rest for the modules imported on first use (the TLS
-engines, with the first TLS connection), which would otherwise compile about 300 methods then, a few tenths
-of a second of that connection's handshake under TCG. From then on an entry goes as it is used. A source the
-boot and such a module share (an empty class's `__init__`, say: 24 of the TLS engines' 318) went with the
-boot's and is compiled when the module comes.
+import, a table from another build, an entry that does not decode) is compiled here, as `exec` would have,
+and counted.
+
+Why the table is mapped and each entry unmarshalled when it is used: the file is the module bundle's kind of
+container (appliance.module_bundle), already in RAM as part of the initramfs, so the map costs only its index
+(about 140 KB). Unmarshalled whole, the table was 1.7 MB of code objects, most of which the made classes do
+not keep. The table is never emptied: the modules imported on first use (the TLS engines, with the first TLS
+connection) find every source there, including those a boot class shared with them (24 of the engines' 318)
+and those several of their classes share (30), which a table emptied as it went compiled inside the first
+handshake.
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ import builtins
 import dataclasses
 import hashlib
 import marshal
+import mmap
 from importlib._bootstrap_external import MAGIC_NUMBER  # (importlib.util's, without its imports)
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
+from appliance import module_bundle
+
 CACHE_FILE = Path("/app/dataclass-methods.marshal")
+MAGIC = b"pinata-methods-1\n"
 DIGEST_BYTES = 16
+
+Entry = tuple[int, int]
+"""Where a method source's compiled code is: offset from the end of the index, length."""
 
 
 def digest(source: str) -> bytes:
@@ -45,73 +56,78 @@ def compiled(source: str) -> CodeType:
 class CompiledMethods:
     """Stands in for `exec` inside `dataclasses`: the built code when the table has it, else a compile."""
 
-    def __init__(self, table: dict[bytes, CodeType]) -> None:
-        self._table = table
-        self._used: set[bytes] | None = set()  # until release: the entries the boot used; then None
+    def __init__(self, pages: mmap.mmap, base: int, index: dict[bytes, Entry]) -> None:
+        self._pages = pages  # the mapped file
+        self._base = base  # where the compiled code begins: after the header and the index
+        self._index = index
         self.hits = 0
-        self.misses = 0
+        self.misses = 0  # compiled here: not in the table, or (counted in `undecodable` too) not code
+        self.undecodable = 0
 
     def __call__(self, source: str | CodeType, globals_: dict[str, Any] | None = None,
                  locals_: dict[str, Any] | None = None) -> None:
         if not isinstance(source, str):
             builtins.exec(source, globals_, locals_)  # noqa: S102 - already code: nothing to look up
             return
-        key = digest(source)
-        code = self._table.get(key)
+        code = self._lookup(digest(source))
         if code is None:
             self.misses += 1
             code = compiled(source)
         else:
             self.hits += 1
-            if self._used is None:
-                self._table.pop(key, None)  # after the boot, each entry serves one class and goes
-            else:
-                self._used.add(key)
         builtins.exec(code, globals_, locals_)  # noqa: S102 - what dataclasses would exec, compiled once
 
-    def release(self) -> None:
-        """Drop the methods the boot made; keep those no class has used yet, for the modules imported on first
-        use, each dropped as it is used. The table is the build's: it never grows."""
-        used, self._used = tuple(self._used or ()), None  # one C call under the GIL: a copy no thread can change
-        for key in used:
-            self._table.pop(key, None)
+    def _lookup(self, key: bytes) -> CodeType | None:
+        entry = self._index.get(key)
+        if entry is None:
+            return None
+        code = module_bundle.load_blob(self._pages, self._base + entry[0], entry[1])
+        if isinstance(code, CodeType):
+            return code
+        self._index.pop(key, None)  # not tried again; popped, not deleted: an import on a thread may race
+        self.undecodable += 1
+        return None
 
     @property
-    def kept(self) -> int:
-        """Entries still in the table."""
-        return len(self._table)
+    def entries(self) -> int:
+        return len(self._index)
 
 
 def write_table(table: dict[bytes, CodeType]) -> bytes:
-    """The file: the bytecode version of the interpreter that compiled the methods, then the marshalled table."""
-    return MAGIC_NUMBER + marshal.dumps(dict(sorted(table.items())))
+    """The file: a container (appliance.module_bundle) whose index maps each digest to its marshalled code,
+    in digest order, with the bytecode version of the interpreter that compiled the methods."""
+    index: dict[bytes, Entry] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for key, code in sorted(table.items()):
+        blob = marshal.dumps(code)
+        index[key] = (offset, len(blob))
+        blobs.append(blob)
+        offset += len(blob)
+    return module_bundle.container(MAGIC, MAGIC_NUMBER, index, blobs)
 
 
-def read_table(data: bytes) -> dict[bytes, CodeType]:
-    """The table from the bytes `write_table` made; ValueError for anything else (a damaged or foreign file, or
-    one compiled by another Python: its code would not be this interpreter's to run)."""
-    if not data.startswith(MAGIC_NUMBER):
-        raise ValueError("not a method table of this Python version")
-    try:
-        table = marshal.loads(data[len(MAGIC_NUMBER):])  # noqa: S302 - the image's own file, as trusted as its .pyc
-    except (EOFError, ValueError, TypeError) as exc:
-        raise ValueError(f"not a method table: {exc}") from exc
-    if not isinstance(table, dict) or not all(
-        isinstance(key, bytes) and len(key) == DIGEST_BYTES and isinstance(code, CodeType)
-        for key, code in table.items()
+def table_index(index: object) -> dict[bytes, Entry]:
+    """The decoded index, if it has the table's shape; ValueError if not."""
+    if not isinstance(index, dict) or not all(
+        isinstance(key, bytes) and len(key) == DIGEST_BYTES and isinstance(entry, tuple) and len(entry) == 2
+        and isinstance(entry[0], int) and isinstance(entry[1], int)
+        and entry[0] >= 0 and entry[1] >= 0  # a slice of the map would count a negative one from the end
+        for key, entry in index.items()
     ):
         raise ValueError("not a method table: wrong shape")
-    return table
+    return index
 
 
 def install(path: Path = CACHE_FILE) -> CompiledMethods | None:
     """Put the table at `path` in front of `dataclasses`' compiles; None (nothing installed) when there is no
-    file (the host) or it is not a table (the methods are then compiled at boot, as without this module)."""
+    file (the host) or it is not a table of this interpreter's (the methods are then compiled at boot, as
+    without this module)."""
     try:
-        table = read_table(path.read_bytes())
-    except (OSError, ValueError):
+        pages, base, index = module_bundle.map_container(str(path), MAGIC)
+        hook = CompiledMethods(pages, base, table_index(index))
+    except (OSError, ValueError, module_bundle.BundleError):
         return None
-    hook = CompiledMethods(table)
     dataclasses.exec = hook  # type: ignore[attr-defined]  # a module global, found before the builtin
     return hook
 
@@ -121,11 +137,10 @@ def installed() -> CompiledMethods | None:
     return hook if isinstance(hook, CompiledMethods) else None
 
 
-def release() -> dict[str, int]:
-    """End of boot: free what the boot used of the table, keep the rest for first-use imports; how the boot
-    went, for the log."""
+def report() -> dict[str, int]:
+    """How the boot went, for its `ready` line: methods built from the table, compiled, in the table."""
     hook = installed()
     if hook is None:
         return {}
-    hook.release()
-    return {"methods_built": hook.hits, "methods_compiled": hook.misses, "methods_kept": hook.kept}
+    return {"methods_built": hook.hits, "methods_compiled": hook.misses, "methods_undecodable": hook.undecodable,
+            "methods_in_table": hook.entries}

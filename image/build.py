@@ -78,7 +78,7 @@ for name in bundle.names():  # every project module, as the bundle lists them (n
     except Exception as exc:
         failed.append(name + ": " + repr(exc))
 log.event("smoke.imports", modules=modules, failed=";".join(failed)[:1000],
-          seconds=round(time.monotonic() - started, 3), **method_cache.release())
+          seconds=round(time.monotonic() - started, 3), **method_cache.report())
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from appliance.wallet_key import public_key
