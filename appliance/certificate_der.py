@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tls.groups import uncompressed_point
+from tls.ec_point import uncompressed_point
 from tls.x509 import oids
 from tls.x509.der import (
     TAG_BIT_STRING,

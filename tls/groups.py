@@ -9,6 +9,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from tls.constants import NamedGroup
+from tls.ec_point import uncompressed_point
 from tls.errors import illegal
 
 SUPPORTED_GROUPS: tuple[int, ...] = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1)
@@ -60,17 +61,6 @@ class KeyShare:
         except ValueError:
             raise illegal(f"{curve.name} share is not on the curve") from None
         return self._ec.exchange(ec.ECDH(), peer)
-
-
-def uncompressed_point(public_key: ec.EllipticCurvePublicKey) -> bytes:
-    """The SEC 1 (2.3.3) uncompressed encoding of an EC public key: 0x04, then x and y, each the curve's field
-    size in octets (32 for P-256, 48 for P-384, 66 for P-521), zeros on the left. Written from the coordinates
-    rather than by `public_bytes(X962, UncompressedPoint)`, whose enums live in the public `serialization`
-    package: importing it (with the `ssh`, `padding` and `bisect` it loads) cost about 50 ms of the VM's boot
-    (issue 17)."""
-    numbers = public_key.public_numbers()
-    size = (public_key.curve.key_size + 7) // 8
-    return b"\x04" + numbers.x.to_bytes(size, "big") + numbers.y.to_bytes(size, "big")
 
 
 def is_obsolete_group(group: int) -> bool:

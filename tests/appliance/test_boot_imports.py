@@ -17,6 +17,9 @@ NOT_AT_BOOT = (
     # first TLS connection imports them, after the RSA leaves it waits for.
     "tls.server", "tls.server_states", "tls.connection", "tls.config", "tls.record", "tls.keyschedule",
     "tls.messages", "hmac",
+    # The key exchange and the TLS constants and errors it needs (about 15 ms of the VM's boot): the boot's
+    # certificates encode their EC keys with tls.ec_point.
+    "tls.groups", "tls.constants", "tls.errors",
     "html",  # its package loads html.entities (2,231 references, for unescape); pages escape with appliance.markup
     "pyasn1", "pyasn1_modules.rfc5280", "pyasn1_modules.rfc4055",  # X.509's rare forms: RSASSA-PSS, x400Address
     # The boot PKI writes its DER itself (appliance.certificate_der): cryptography's X.509 layer, and the email
@@ -93,7 +96,7 @@ def test_the_run_to_ready_and_the_first_page_import_no_tls_engine() -> None:
     result = subprocess.run([sys.executable, "-c", RUN_TO_FIRST_PAGE], capture_output=True, text=True, check=True)
     at_ready, after_page, status = json.loads(result.stdout.splitlines()[-1])
     assert status.startswith("HTTP/1.1 200")
-    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "html",
+    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "tls.groups", "html",
                *("tls.x509." + name for name in X509_ON_FIRST_USE)}
     assert engines.isdisjoint(at_ready), sorted(engines & set(at_ready))
     assert engines.isdisjoint(after_page), sorted(engines & set(after_page))

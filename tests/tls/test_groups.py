@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tls.constants import NamedGroup
-from tls.groups import SUPPORTED_GROUPS, KeyShare, uncompressed_point
+from tls.ec_point import uncompressed_point
+from tls.groups import SUPPORTED_GROUPS, KeyShare
 
 CURVES: dict[int, ec.EllipticCurve] = {NamedGroup.SECP256R1: ec.SECP256R1(), NamedGroup.SECP384R1: ec.SECP384R1()}
 EC_GROUPS = tuple(CURVES)
