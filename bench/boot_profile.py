@@ -117,13 +117,14 @@ def parse_events(lines: Iterable[str]) -> dict[str, float]:
 def report(console: str, top: int) -> str:
     lines = console.splitlines()
     stamps, events, rows = parse_stamps(lines), parse_events(lines), parse_imports(lines)
-    out = ["guest timeline (s since the kernel started):"]
-    out += [f"  {label:26s} {since_boot:7.3f}" for label, (since_boot, _) in stamps.items()]
+    timeline = {label: since_boot for label, (since_boot, _) in stamps.items()}
     if "first-line" in stamps:
         since_boot, wall = stamps["first-line"]
-        for name in (*bench_image.CONSOLE_MARKS, "connection"):
+        for name in (*bench_image.CONSOLE_MARKS, "address", "connection"):
             if name in events:  # the log's wall clock, moved onto the stamps' axis (to the millisecond it has)
-                out.append(f"  {name:26s} {events[name] - wall + since_boot:7.3f}")
+                timeline[name] = events[name] - wall + since_boot
+    out = ["guest timeline (s since the kernel started):"]
+    out += [f"  {label:26s} {at:7.3f}" for label, at in sorted(timeline.items(), key=lambda item: item[1])]
     total = sum(row.self_us for row in rows)
     out.append(f"imports: {len(rows)} modules, {total / 1e6:.3f} s of own import time (importtime included)")
     out.append("by package (own time):")

@@ -26,6 +26,7 @@ BOOT-STAMP method-table-installed 1.0980 1796571000.3520
 {"t":"not a time","event":"limits"}
 {"broken json
 {"t":1796571001.100,"event":"ready","http":80}
+{"t":1796571000.998,"event":"address","ipv4":"10.0.2.15/24"}
 """
 
 
@@ -64,7 +65,8 @@ def test_the_console_is_read_into_imports_stamps_and_events() -> None:
     ]
     assert boot_profile.parse_stamps(lines) == {"first-line": (0.846, 1796571000.1),
                                                 "method-table-installed": (1.098, 1796571000.352)}
-    assert boot_profile.parse_events(lines) == {"pid1.start": 1796571000.452, "ready": 1796571001.1}  # the first
+    assert boot_profile.parse_events(lines) == {"pid1.start": 1796571000.452, "ready": 1796571001.1,  # the first
+                                                "address": 1796571000.998}
 
 
 def test_own_time_adds_up_per_package_heaviest_first() -> None:
@@ -76,6 +78,8 @@ def test_the_report_puts_the_log_on_the_stamps_axis() -> None:
     text = boot_profile.report(CONSOLE, top=2)
     assert "  pid1.start                   1.198" in text  # 0.846 + (…0.452 - …0.100)
     assert "  ready                        1.846" in text
+    timeline = [line.split()[0] for line in text.splitlines()[1:6]]
+    assert timeline == ["first-line", "method-table-installed", "pid1.start", "address", "ready"]  # by time
     assert "imports: 5 modules, 0.013 s" in text
     assert [line.split() for line in text.splitlines()[-2:]] == [["9.2", "ms", "9.2", "ms", "tls.constants"],
                                                                   ["2.7", "ms", "2.7", "ms", "_io"]]
