@@ -27,14 +27,11 @@ from importlib._bootstrap_external import MAGIC_NUMBER  # (importlib.util's, wit
 from importlib.machinery import ModuleSpec, PathFinder
 from types import CodeType, ModuleType
 
-TYPE_CHECKING = False  # typing's own would import typing before the bundle is there to import it from
-if TYPE_CHECKING:
-    from typing import Any
-
 BUNDLE_FILE = "/app/modules.bundle"
 MAGIC = b"pinata-modules-2\n"
 PYC_MAGIC_BYTES = 4  # after MAGIC: the .pyc magic number of the interpreter that compiled the modules
 INDEX_LENGTH_BYTES = 8
+HEADER_BYTES = len(MAGIC) + PYC_MAGIC_BYTES + INDEX_LENGTH_BYTES
 
 Entry = tuple[int, int, bool, str]
 """Where a module's code is (offset from the end of the index, length), whether it is a package, and its
@@ -45,77 +42,26 @@ class BundleError(Exception):
     """The bundle file is not one the image builder wrote."""
 
 
-def index_length(header: bytes, magic: bytes = MAGIC) -> int:
-    """The length of the index, from the first `header_bytes(magic)` of the file."""
-    if not header.startswith(magic) or len(header) < header_bytes(magic):
-        raise BundleError("not a module bundle" if magic == MAGIC else "not a file the image builder wrote")
-    return int.from_bytes(header[header_bytes(magic) - INDEX_LENGTH_BYTES : header_bytes(magic)], "big")
-
-
-def header_bytes(magic: bytes) -> int:
-    """The fixed part of a container file that begins with `magic`: the magic, the .pyc magic number of the
-    interpreter that compiled what it holds, the index's length."""
-    return len(magic) + PYC_MAGIC_BYTES + INDEX_LENGTH_BYTES
-
-
-def read_container(header: bytes, magic: bytes) -> tuple[int, object]:
-    """(length of the header and index, the decoded index) of a container file: the fixed part, then the
-    marshalled index, then the blobs it points at. The bundle and the dataclass method table
-    (appliance.method_cache) are such files; the index's shape is each one's to check. What they hold must
-    have been compiled by this interpreter."""
-    start = header_bytes(magic)
-    length = index_length(header, magic)
-    if header[len(magic) : len(magic) + PYC_MAGIC_BYTES] != MAGIC_NUMBER:
-        raise BundleError("compiled for another Python version")
-    if len(header) < start + length:
-        raise BundleError("the index is cut short")
-    try:
-        index = marshal.loads(header[start : start + length])  # noqa: S302 - the image's own file
-    except (EOFError, ValueError, TypeError) as exc:
-        raise BundleError(f"the index does not decode: {exc}") from exc
-    return start + length, index
-
-
-def container(magic: bytes, pyc_magic: bytes, index: dict[Any, Any] | list[Any], blobs: list[bytes]) -> bytes:
-    """The file `read_container` reads, as the image builder writes it."""
-    encoded = marshal.dumps(index)
-    return magic + pyc_magic + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded + b"".join(blobs)
-
-
-def map_container(path: str, magic: bytes) -> tuple[mmap.mmap, int, object]:
-    """(the file's pages, where its blobs begin, its decoded index): the file is mapped, not read. The map
-    costs no memory: the file is already in RAM (the initramfs), and the map shares its pages."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        pages = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # the map keeps the file; the descriptor can go
-    except ValueError as exc:  # an empty file cannot be mapped
-        raise BundleError("an empty file") from exc
-    finally:
-        os.close(fd)
-    fixed = header_bytes(magic)
-    end, index = read_container(pages[: fixed + index_length(pages[:fixed], magic)], magic)
-    return pages, end, index
-
-
-def load_blob(pages: mmap.mmap, start: int, length: int) -> object:
-    """The object marshalled at [start, start + length) of the map; None when the file ends before the
-    slice does or the slice does not decode."""
-    with memoryview(pages)[start : start + length] as data:  # released at once: no view outlives this
-        try:
-            loaded = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as its .pyc files
-        except (EOFError, ValueError, TypeError):
-            return None
-        return loaded if len(data) == length else None
+def index_length(header: bytes) -> int:
+    """The length of the index, from the first HEADER_BYTES of the file."""
+    if not header.startswith(MAGIC) or len(header) < HEADER_BYTES:
+        raise BundleError("not a module bundle")
+    return int.from_bytes(header[HEADER_BYTES - INDEX_LENGTH_BYTES : HEADER_BYTES], "big")
 
 
 def read_index(header: bytes) -> tuple[int, dict[str, Entry]]:
-    """(length of the header and index, the index) from the bundle's first bytes."""
-    end, index = read_container(header, MAGIC)
-    return end, bundle_index(index)
-
-
-def bundle_index(index: object) -> dict[str, Entry]:
-    """The decoded index, if it has the bundle's shape."""
+    """(length of the header and index, the index) from the file's first bytes. The .pyc magic number the
+    bundle keeps once for all its modules must be this interpreter's bytecode version."""
+    start = HEADER_BYTES
+    length = index_length(header)
+    if header[len(MAGIC) : len(MAGIC) + PYC_MAGIC_BYTES] != MAGIC_NUMBER:
+        raise BundleError("the bundle was compiled for another Python version")
+    if len(header) < start + length:
+        raise BundleError("the bundle's index is cut short")
+    try:
+        index = marshal.loads(header[start : start + length])  # noqa: S302 - the image's own file
+    except (EOFError, ValueError, TypeError) as exc:
+        raise BundleError(f"the bundle's index does not decode: {exc}") from exc
     if not isinstance(index, dict) or not all(
         isinstance(name, str) and isinstance(entry, tuple) and len(entry) == 4
         and isinstance(entry[0], int) and isinstance(entry[1], int) and isinstance(entry[2], bool)
@@ -124,7 +70,7 @@ def bundle_index(index: object) -> dict[str, Entry]:
         for name, entry in index.items()
     ):
         raise BundleError("the bundle's index has the wrong shape")
-    return index
+    return start + length, index
 
 
 class BundleFinder:
@@ -160,8 +106,14 @@ class BundleFinder:
     def get_code(self, fullname: str) -> CodeType:
         """The module's code (runpy asks for it to run `appliance.__main__`)."""
         offset, length, _is_package, _origin = self._index[fullname]
-        code = load_blob(self._pages, self._base + offset, length)
-        if not isinstance(code, CodeType):
+        start = self._base + offset
+        with memoryview(self._pages)[start : start + length] as data:  # released at once: no view outlives this
+            try:
+                code = marshal.loads(data)  # noqa: S302 - the image's own file, as trusted as the .pyc files it holds
+            except (EOFError, ValueError, TypeError):
+                code = None
+            complete = len(data) == length
+        if not complete or not isinstance(code, CodeType):
             raise BundleError(f"{fullname}: the bundle holds no code for it")
         return code
 
@@ -175,11 +127,15 @@ class BundleFinder:
 def install(path: str = BUNDLE_FILE) -> BundleFinder:
     """Open the bundle and put its finder before the path-based finder (built-in and frozen modules keep
     theirs, extension modules and anything else fall through to the directories)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        pages, end, index = map_container(path, MAGIC)
-    except BundleError as exc:
-        raise BundleError(f"not a module bundle: {exc}") from exc
-    finder = BundleFinder(pages, end, bundle_index(index))
+        pages = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # the map keeps the file; the descriptor can go
+    except ValueError as exc:  # an empty file cannot be mapped
+        raise BundleError("not a module bundle") from exc
+    finally:
+        os.close(fd)
+    end, index = read_index(pages[: HEADER_BYTES + index_length(pages[:HEADER_BYTES])])
+    finder = BundleFinder(pages, end, index)
     position = next((i for i, f in enumerate(sys.meta_path) if f is PathFinder), len(sys.meta_path))
     sys.meta_path.insert(position, finder)
     return finder

@@ -9,7 +9,9 @@ modules always make the same bytes.
 
 from __future__ import annotations
 
-from appliance.module_bundle import MAGIC, PYC_MAGIC_BYTES, Entry, container
+import marshal
+
+from appliance.module_bundle import INDEX_LENGTH_BYTES, MAGIC, PYC_MAGIC_BYTES, Entry
 from image.compile_pyc import HEADER_BYTES
 
 ROOTS = ("usr/lib/python3.11/", "app/")
@@ -46,4 +48,6 @@ def write(pycs: dict[str, bytes]) -> bytes:
         index[name] = (offset, len(code), is_package, "/" + image_path[: -len("c")])
         blobs.append(code)
         offset += len(code)
-    return container(MAGIC, next(iter(magics), bytes(PYC_MAGIC_BYTES)), index, blobs)
+    encoded = marshal.dumps(index)
+    pyc_magic = next(iter(magics), bytes(PYC_MAGIC_BYTES))
+    return MAGIC + pyc_magic + len(encoded).to_bytes(INDEX_LENGTH_BYTES, "big") + encoded + b"".join(blobs)

@@ -2,7 +2,8 @@
 
 Run by the staged interpreter (`python -S -X no_debug_ranges image/record_methods.py OUT PACKAGES EXTRAS`, the
 image's /app on its path): it imports what the import trace imports, with `dataclasses`' `exec` replaced by a
-recorder, and writes every method source's compiled code under the source's digest, in digest order.
+recorder, and writes every method source's compiled code under the source's digest, in digest order, with the
+number of classes made from it (appliance.method_cache drops an entry after that many uses).
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from appliance.method_cache import compiled, digest, write_table
+from appliance.method_cache import Table, compiled, digest, write_table
 
 
-def record(packages: list[str], extras: list[str]) -> dict[bytes, CodeType]:
-    table: dict[bytes, CodeType] = {}
+def record(packages: list[str], extras: list[str]) -> Table:
+    table: Table = {}
 
     def recording_exec(source: str | CodeType, globals_: dict[str, Any] | None = None,
                        locals_: dict[str, Any] | None = None) -> None:
-        code = table.setdefault(digest(source), compiled(source)) if isinstance(source, str) else source
+        if isinstance(source, str):
+            key = digest(source)
+            code, uses = table.get(key) or (compiled(source), 0)
+            table[key] = (code, uses + 1)
+        else:
+            code = source
         builtins.exec(code, globals_, locals_)  # noqa: S102 - what dataclasses would exec
 
     dataclasses.exec = recording_exec  # type: ignore[attr-defined]

@@ -9,11 +9,10 @@ import sys
 from collections.abc import Iterator
 from importlib.util import MAGIC_NUMBER
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from appliance import method_cache, module_bundle
+from appliance import method_cache
 from image.record_methods import record
 
 # No `from __future__ import annotations` here: the generated __init__'s annotations are then objects,
@@ -31,6 +30,11 @@ class Point:
 @dataclass
 class Bag:
     items: list = field(default_factory=list)
+
+
+@dataclass
+class Empty:
+    pass
 '''
 LATER = '''
 from dataclasses import dataclass
@@ -39,6 +43,11 @@ from dataclasses import dataclass
 @dataclass(order=True)
 class Later:
     name: str
+
+
+@dataclass
+class AlsoEmpty:  # the same method sources as shapes.Empty's
+    pass
 '''
 
 
@@ -89,74 +98,58 @@ def test_a_source_not_in_the_table_is_compiled_as_exec_would(package: Path, tmp_
     assert hook is not None
     (package / "mcsample" / "later.py").write_text(LATER)  # after the table was made: none of it is there
     later = importlib.import_module("mcsample.later")
-    assert hook.hits == 0
+    assert hook.hits == 3  # AlsoEmpty's __init__, __repr__ and __eq__: the same sources as shapes.Empty's
     assert hook.misses > 0
     assert later.Later("a") < later.Later("b")
     assert later.Later.__init__.__annotations__ == {"name": str, "return": None}
 
 
-def test_the_table_serves_every_class_that_comes_after_the_boot(package: Path, tmp_path: Path) -> None:
-    """A module imported on first use (as the TLS engines are) finds its methods built, and so does a class
-    made again from a source the boot used: the table is never emptied."""
-    (package / "mcsample" / "later.py").write_text(LATER)
+def test_each_entry_serves_as_many_classes_as_the_build_made_from_it(package: Path, tmp_path: Path) -> None:
+    """A module imported after the boot (as the TLS engines are) finds its methods built, even those whose
+    source a boot class had used (AlsoEmpty's, the same as Empty's); once every class the build made is made,
+    the table is empty, and a class made again is compiled."""
+    (package / "mcsample" / "later.py").write_text(LATER)  # before the table is made: the build imports it
+    table = method_cache.read_table(_table(tmp_path).read_bytes())
     hook = method_cache.install(_table(tmp_path))
     assert hook is not None
-    whole = hook.entries
-    importlib.import_module("mcsample.shapes")
+    assert hook.entries == len(table)
+    assert max(uses for _code, uses in table.values()) == 2  # Empty's and AlsoEmpty's sources
+
+    shapes = importlib.import_module("mcsample.shapes")
     built_at_boot = hook.hits
-    assert method_cache.report() == {
-        "methods_built": built_at_boot, "methods_compiled": 0, "methods_undecodable": 0, "methods_in_table": whole,
-    }
+    assert method_cache.report() == {"methods_built": built_at_boot, "methods_compiled": 0,
+                                     "methods_left": hook.entries}
+    assert 0 < hook.entries < len(table)  # Later's, and one use each of the empty class's
 
     later = importlib.import_module("mcsample.later")
-    assert hook.hits > built_at_boot
+    assert hook.misses == 0
+    assert hook.entries == 0  # every entry used as many times as the build used it, then gone
     assert later.Later("a") < later.Later("b")
+    assert later.AlsoEmpty() == later.AlsoEmpty()
+    assert repr(later.AlsoEmpty()) == "AlsoEmpty()"
+    assert shapes.Empty() != later.AlsoEmpty()
 
     del sys.modules["mcsample.shapes"]
     shapes = importlib.import_module("mcsample.shapes")
-    assert hook.misses == 0
-    assert hook.hits >= 2 * built_at_boot
-    assert hook.entries == whole
+    assert hook.misses >= 6
     assert shapes.Point(1, 2) == shapes.Point(1, 2)
 
 
-def test_an_entry_that_is_not_code_is_compiled_instead_and_dropped(package: Path, tmp_path: Path) -> None:
-    path = _table(tmp_path)
-    table = bytearray(path.read_bytes())
-    _end, index = module_bundle.read_container(bytes(table), method_cache.MAGIC)
-    assert isinstance(index, dict)
-    blobs_start = len(table) - sum(length for _offset, length in index.values())
-    first_offset, first_length = min(index.values())
-    table[blobs_start + first_offset : blobs_start + first_offset + first_length] = b"\xff" * first_length
-    path.write_bytes(bytes(table))
-    hook = method_cache.install(path)
-    assert hook is not None
-    shapes = importlib.import_module("mcsample.shapes")
-    assert (hook.undecodable, hook.misses) == (1, 1)  # the damaged source, compiled from its text
-    assert hook.entries == len(index) - 1
-    assert shapes.Point(1, 2) == shapes.Point(1, 2)
-    assert repr(shapes.Bag()) == "Bag(items=[])"
-
-
-def _container(
-    index: dict[Any, Any] | list[Any], pyc_magic: bytes = MAGIC_NUMBER, magic: bytes = method_cache.MAGIC,
-) -> bytes:
-    return module_bundle.container(magic, pyc_magic, index, [])
+CODE = compile("x = 1", "<string>", "exec")
 
 
 @pytest.mark.parametrize("data", [
     b"",
     b"not marshal at all",
-    marshal.dumps({bytes(16): compile("x = 1", "<string>", "exec")}),  # the old format: a marshalled dict
-    _container({bytes(16): (0, 0)}, magic=module_bundle.MAGIC),  # a module bundle
-    _container({bytes(16): (0, 0)}, pyc_magic=b"\x00\x00\r\n"),  # another Python's
-    _container([1, 2, 3]),
-    _container({b"short": (0, 1)}),
-    _container({bytes(16): "source, not a place"}),
-    _container({bytes(16): (0, 1, 2)}),
-    _container({bytes(16): (-5, 5)}),  # would read the file's last bytes through the map
-    _container({bytes(16): (0, -1)}),
-    method_cache.MAGIC + MAGIC_NUMBER + (10**6).to_bytes(module_bundle.INDEX_LENGTH_BYTES, "big") + b"short",
+    MAGIC_NUMBER + marshal.dumps([1, 2, 3]),
+    MAGIC_NUMBER + marshal.dumps({b"short": (CODE, 1)}),
+    MAGIC_NUMBER + marshal.dumps({bytes(16): ("source, not code", 1)}),
+    MAGIC_NUMBER + marshal.dumps({bytes(16): CODE}),  # an older table's entry: no count of uses
+    MAGIC_NUMBER + marshal.dumps({bytes(16): (CODE, 0)}),  # would never leave the table, nor serve
+    MAGIC_NUMBER + marshal.dumps({bytes(16): (CODE, -1)}),
+    MAGIC_NUMBER + marshal.dumps({bytes(16): (CODE, True)}),
+    MAGIC_NUMBER + marshal.dumps({bytes(16): (CODE, 1, 2)}),
+    b"\x00\x00\r\n" + marshal.dumps({bytes(16): (CODE, 1)}),  # another Python's
 ])
 def test_anything_but_a_table_is_not_installed(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "methods.marshal"
