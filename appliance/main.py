@@ -39,6 +39,7 @@ from appliance.data_disk import (
 from appliance.disk import Disk, DiskError
 from appliance.identities import ServerIdentities
 from appliance.in_thread import made_in_thread
+from appliance.library_log import LibraryLog, route_library_logs
 from appliance.log import JsonLog
 from appliance.net import (
     DEFAULT_KERNEL_HOSTS,
@@ -285,6 +286,16 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     check_policy(options, is_production())
     limits = apply_limit_overrides(limits, options.limit_overrides)
     log.event("limits", **describe(limits))  # the whole tree this run enforces, overrides included
+    unroute = route_library_logs(LibraryLog(log, lines_per_second=limits.log_library_lines_per_second,
+                                            text_chars=limits.log_library_text_chars, monotonic=sources.monotonic))
+    try:
+        await _run_routed(options, log, sources, limits, started)
+    finally:
+        unroute()
+
+
+async def _run_routed(options: Options, log: JsonLog, sources: Sources, limits: Limits, started: float) -> None:
+    """The run, once the libraries' records go to `log` (appliance.library_log)."""
     ports = Ports().shifted(options.port_offset)
     if options.net != "kernel":
         parse_net_spec(options.net)  # a typo fails before the disk is touched

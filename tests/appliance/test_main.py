@@ -5,6 +5,7 @@ import dataclasses
 import gc
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from appliance import bitcoin
+from appliance import main as appliance_main
 from appliance.config import DEFAULT_LIMITS, TCP_HEADROOM, Limits, Ports, describe
 from appliance.data_disk import SECP256K1_ORDER
 from appliance.disk import Disk
+from appliance.library_log import LibraryLog
 from appliance.log import JsonLog
 from appliance.main import (
     SYSTEM,
@@ -279,3 +282,22 @@ def test_a_boot_that_fails_after_the_interface_came_up_closes_the_one_it_opened(
     with pytest.raises(OSError, match="the boot PKI could not be made"):
         asyncio.run(boot())
     assert interface.closed is from_factory
+
+
+def test_a_run_prints_the_libraries_records_as_json_lines_and_unroutes_them_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """appliance.library_log wired into `run`: a netstack warning during the run is a `library` line of the run's
+    log (not plain text on stderr), and after the run the root logger is as it was."""
+
+    async def the_run(*_args: object) -> None:
+        logging.getLogger("netstack.stack6").warning("IPv6 address %s is in use by another node", "fe80::2")
+
+    monkeypatch.setattr(appliance_main, "_run_routed", the_run)
+    out = io.StringIO()
+    asyncio.run(appliance_main.run(_options(), JsonLog(out), SYSTEM))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["limits", "library"]
+    assert lines[1]["logger"] == "netstack.stack6"
+    assert lines[1]["message"] == "IPv6 address fe80::2 is in use by another node"
+    assert not any(isinstance(handler, LibraryLog) for handler in logging.getLogger().handlers)
