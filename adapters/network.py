@@ -77,13 +77,10 @@ class Network:
 
     async def wait_address(self, timeout: float = 30.0) -> bytes:
         """Our IPv4 address, waiting for DHCP if need be."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.stack.address is None:
-            if loop.time() > deadline:
-                raise TimeoutError("no IPv4 address (DHCP did not complete)")
-            await asyncio.sleep(0.05)
-        return self.stack.address
+        address = await self._until(lambda: self.stack.address, timeout)
+        if address is None:
+            raise TimeoutError("no IPv4 address (DHCP did not complete)")
+        return address
 
     async def wait_source(self, remote: bytes, timeout: float = 30.0) -> bytes:
         """Our address to reach `remote` from (its family's), waiting for one to be configured: DHCP for
@@ -93,14 +90,30 @@ class Network:
             return await self.wait_address(timeout)
         if self.stack.ipv6 is None:
             raise OSError(errno.ENETUNREACH, "IPv6 is off on this interface")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (local := self.stack.source_for(remote)) is None:
-            if loop.time() > deadline:
-                raise TimeoutError(f"no IPv6 address to reach {address_to_text(remote)} from (no router advertised "
-                                   "a prefix, or duplicate address detection did not complete)")
-            await asyncio.sleep(0.05)
+        local = await self._until(lambda: self.stack.source_for(remote), timeout)
+        if local is None:
+            raise TimeoutError(f"no IPv6 address to reach {address_to_text(remote)} from (no router advertised "
+                               "a prefix, or duplicate address detection did not complete)")
         return local
+
+    async def _until(self, found: Callable[[], bytes | None], timeout: float) -> bytes | None:
+        """`found()` once it is not None, or None after `timeout` seconds. It is asked now, then after each
+        batch of frames or timer the driver runs (only those change the stack's state), not on a clock."""
+        value = found()
+        if value is not None:
+            return value
+        ran = asyncio.Event()
+        self.driver.after_io.append(ran.set)
+        try:
+            async with asyncio.timeout(timeout):
+                while (value := found()) is None:
+                    ran.clear()
+                    await ran.wait()
+                return value
+        except TimeoutError:
+            return None
+        finally:
+            self.driver.after_io.remove(ran.set)
 
     async def start_server(self, port: int, protocol_factory: ProtocolFactory, backlog: int = 128) -> TcpServer:
         """Both families: the TCP layer's listeners are port-only."""

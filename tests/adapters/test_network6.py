@@ -150,6 +150,31 @@ def test_no_global_address_without_a_router_times_out() -> None:
     run(main)
 
 
+def test_a_waiter_wakes_when_duplicate_address_detection_passes_not_on_a_clock() -> None:
+    """`wait_source` is woken by the driver's batch that made the address usable: it returns at that virtual
+    instant (a poll would return up to its period later), and leaves no callback behind, nor does a timeout."""
+
+    async def main() -> None:
+        a, b = await dual(ipv6_a="auto", ipv6_b="auto")
+        loop = asyncio.get_running_loop()
+        link_local = ip6_from_text("fe80::1")
+        usable_at: list[float] = []
+        a.driver.after_io.append(lambda: usable_at.append(loop.time()) if a.stack.source_for(link_local) else None)
+        callbacks = len(a.driver.after_io)
+        assert a.stack.source_for(link_local) is None  # tentative: DAD has a second to go
+        local = await a.wait_source(link_local)
+        assert loop.time() == usable_at[0] > 0
+        assert local == a.ipv6_addresses()[0][0]
+        assert len(a.driver.after_io) == callbacks
+        with pytest.raises(TimeoutError, match="IPv6"):
+            await a.wait_source(ip6_from_text(B6), timeout=3.0)  # no router: no global address comes
+        assert len(a.driver.after_io) == callbacks
+        a.close()
+        b.close()
+
+    run(main)
+
+
 def test_link_local_peers_connect_without_a_router() -> None:
     async def main() -> None:
         a, b = await dual(ipv6_a="auto", ipv6_b="auto")
