@@ -70,6 +70,13 @@ class Network:
         self.tcp = tcp
         self.driver = driver
         self.sockets = sockets
+        self._moved: asyncio.Event | None = None  # set when our addresses change, for whoever waits in _until
+        self.on_address_change(self._addresses_moved)
+
+    def _addresses_moved(self) -> None:
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None  # the next wait takes a new one
 
     @property
     def address(self) -> bytes | None:
@@ -97,23 +104,22 @@ class Network:
         return local
 
     async def _until(self, found: Callable[[], bytes | None], timeout: float) -> bytes | None:
-        """`found()` once it is not None, or None after `timeout` seconds. It is asked now, then after each
-        batch of frames or timer the driver runs (only those change the stack's state), not on a clock."""
+        """`found()` once it is not None, or None after `timeout` seconds. It is asked now, then each time our
+        addresses change (`on_address_change`: a DHCP lease bound, an IPv6 address made usable by DAD), not
+        on a clock. The waiters share one event and the network one callback, so that a wait costs nothing
+        per frame: frames that change no address (a peer can send those at will) wake no one."""
         value = found()
         if value is not None:
             return value
-        ran = asyncio.Event()
-        self.driver.after_io.append(ran.set)
         try:
             async with asyncio.timeout(timeout):
                 while (value := found()) is None:
-                    ran.clear()
-                    await ran.wait()
+                    if self._moved is None:
+                        self._moved = asyncio.Event()
+                    await self._moved.wait()
                 return value
         except TimeoutError:
             return None
-        finally:
-            self.driver.after_io.remove(ran.set)
 
     async def start_server(self, port: int, protocol_factory: ProtocolFactory, backlog: int = 128) -> TcpServer:
         """Both families: the TCP layer's listeners are port-only."""

@@ -175,6 +175,44 @@ def test_a_waiter_wakes_when_duplicate_address_detection_passes_not_on_a_clock()
     run(main)
 
 
+def test_frames_that_change_no_address_wake_no_waiter_and_a_cancelled_wait_leaves_nothing() -> None:
+    """A peer can send frames at will: while a connect-back waits for a global address that no router gives,
+    they must not make it look again (it looked at every frame batch, then at every 50 ms tick before that). A
+    wait cancelled midway (the connect-back's own timeout) leaves no callback, and the next wait still wakes."""
+
+    async def main() -> None:
+        a, b = await dual(ipv6_a="auto", ipv6_b="auto")
+        await until(lambda: a.ipv6_addresses() and b.ipv6_addresses())
+        (a_ll, _), = a.ipv6_addresses()
+        callbacks = len(a.driver.after_io)
+        looks = 0
+        real_source_for = a.stack.source_for
+
+        def counted(dst: bytes) -> bytes | None:
+            nonlocal looks
+            looks += 1
+            return real_source_for(dst)
+
+        a.stack.source_for = counted  # type: ignore[method-assign]
+        waiter = asyncio.ensure_future(a.wait_source(ip6_from_text(B6), timeout=30.0))
+        await asyncio.sleep(0)
+        for _ in range(20):  # each SYN to a closed port: a batch of frames at a, and a RST back
+            with pytest.raises(ConnectionRefusedError):
+                await b.open_connection(a_ll, 9, Collect)
+        assert not waiter.done()
+        assert looks == 2  # before waiting, and once more as the wait began: no frame woke it
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert len(a.driver.after_io) == callbacks
+        a.stack.source_for = real_source_for  # type: ignore[method-assign]
+        assert await a.wait_source(ip6_from_text("fe80::9")) == a_ll  # a link-local remote: at once
+        a.close()
+        b.close()
+
+    run(main)
+
+
 def test_link_local_peers_connect_without_a_router() -> None:
     async def main() -> None:
         a, b = await dual(ipv6_a="auto", ipv6_b="auto")
