@@ -87,9 +87,10 @@ class Limits:
     log_connection_lines_per_second: float = 20.0  # beyond this, connection lines are counted, not printed
     log_address_seconds: float = 1.0  # at most one `address` line per this: router advertisements and DHCP come
     # from anyone on the link, and the changes within it are reported together, as the state they leave
-    log_library_lines_per_second: float = 5.0  # the libraries' warnings and faults (appliance.library_log): a
+    log_library_lines_per_second: float = 2.0  # the libraries' warnings and faults (appliance.library_log): a
     # peer can cause them; beyond this they are counted, not printed
-    log_library_text_chars: int = 2000  # a library line's message, and its traceback (the end of it), cut to this
+    log_library_text_chars: int = 1000  # a library line's message, and its traceback (the end of it), cut to this
+    log_library_traceback_sites: int = 64  # places whose first traceback prints whatever the rate (then no more)
     # the vault
     proof_rate_per_second: float = 10.0  # /proof signs with the wallet key: about 1 ms of CPU on a host, 10-25 ms
     # under TCG (OpenSSL's secp256k1 signing and the recovery id in Python): at most a quarter of the VM's CPU

@@ -3,16 +3,22 @@
 Why: the netstack and asyncio are libraries, and report through the standard `logging` module: the
 netstack's unexpected exceptions (netstack/faults.py: a traceback once per place), an IPv6 address another
 node holds (duplicate address detection), asyncio's exceptions that no task retrieved. With no handler,
-Python's last-resort handler wrote them to stderr as plain text: the only lines on the console that were not
-JSON, which the test harness and an operator's tools, reading JSON lines, passed over. Here each record of
-WARNING or above becomes one `library` line: its level, its logger, its message, and the exception's type
-and traceback when it carries one.
+Python's last-resort handler wrote them to stderr as plain text, lines that the test harness and an
+operator's tools, reading JSON lines, passed over. While the appliance runs, each record of WARNING or above
+becomes one `library` line: its level, its logger, its message, and the exception's type and traceback when
+it carries one.
 
 Why a rate: a peer can cause these records (a node on the link that claims every address we try, a bug
-reachable from the wire), and the console is a slow serial line whose blocked write stalls the event loop.
-At most `log_library_lines_per_second` are printed; the rest are counted, and the next line printed says
-how many (`suppressed`), as the connection lines do. A message and a traceback are each cut to
-`log_library_text_chars` (a traceback keeps its end, where the exception was raised).
+reachable from the wire), and the console is a slow serial line (about 11 KB/s) whose blocked write stalls
+the event loop. At most `log_library_lines_per_second` lines are printed; the rest are counted, and the next
+line printed says how many (`suppressed`), as the connection lines do. A message and a traceback are each cut
+to `log_library_text_chars` (a traceback keeps its end, where the exception was raised).
+
+Why a fault's first traceback is never dropped: it is the evidence of a bug reachable from the wire, and the
+netstack logs each place's once (FaultLog). The first record from each place an exception was raised (its
+type, file and line) prints its traceback whatever the rate, for `log_library_traceback_sites` places; a
+repeat, or a place beyond those, is rate-limited like any record and printed without its traceback (the
+`error` field still names the exception).
 """
 
 from __future__ import annotations
@@ -28,44 +34,63 @@ from netstack.ratelimit import per_second
 class LibraryLog(logging.Handler):
     """A `logging` handler that writes each record as a `library` line of the appliance's log."""
 
-    def __init__(self, log: JsonLog, *, lines_per_second: float, text_chars: int,
+    def __init__(self, log: JsonLog, *, lines_per_second: float, text_chars: int, traceback_sites: int,
                  monotonic: Callable[[], float]) -> None:
         super().__init__(logging.WARNING)
         self._log = log
         self._bucket = per_second(lines_per_second)
         self._text_chars = text_chars
+        self._traceback_sites = traceback_sites
         self._monotonic = monotonic
-        self.suppressed = 0  # records not printed since the last line; guarded by the handler's own lock
+        self._sites: set[tuple[str, str, int]] = set()  # the places whose traceback has been printed
+        self.suppressed = 0  # records not printed since the last line
+        # (`handle` calls `emit` under the handler's own lock: the attributes need no other.)
 
-    def emit(self, record: logging.LogRecord) -> None:  # called by `handle`, under the handler's lock
-        if not self._bucket.allow(self._monotonic()):
-            self.suppressed += 1
-            return
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             self._print(record)
         except Exception:  # noqa: BLE001 - a library's logging call must not raise into the library
             self.handleError(record)
 
     def _print(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        first = error is not None and self._first_from_its_place(error)
+        if not first and not self._bucket.allow(self._monotonic()):
+            self.suppressed += 1
+            return
         fields: dict[str, Value] = {
             "level": record.levelname.lower(), "logger": record.name,
             "message": _message(record)[: self._text_chars], "suppressed": self.suppressed,
         }
-        error = record.exc_info[1] if record.exc_info else None
         if error is not None:
             fields["error"] = type(error).__qualname__
-            fields["traceback"] = "".join(traceback.format_exception(error))[-self._text_chars :]
+            if first:
+                fields["traceback"] = _tail("".join(traceback.format_exception(error)), self._text_chars)
         self.suppressed = 0
         self._log.event("library", **fields)
 
+    def _first_from_its_place(self, error: BaseException) -> bool:
+        """Whether `error` is the first from its place to be printed, while places are still being kept."""
+        frames = traceback.extract_tb(error.__traceback__)
+        site = (type(error).__qualname__, *((frames[-1].filename, frames[-1].lineno or 0) if frames else ("?", 0)))
+        if site in self._sites or len(self._sites) >= self._traceback_sites:
+            return False
+        self._sites.add(site)
+        return True
+
 
 def _message(record: logging.LogRecord) -> str:
-    """The record's message; its unformatted text when its arguments do not fit it (a library's bug must not
-    cost the line, nor raise inside the logging call that reported something else)."""
+    """The record's message; its unformatted text when its arguments do not fit it or cannot be printed (a
+    library's bug must not cost the line, nor raise inside the logging call that reported something else)."""
     try:
         return record.getMessage()
-    except (TypeError, ValueError, KeyError):
-        return str(record.msg)
+    except Exception:  # noqa: BLE001 - whatever an argument's __str__ raises
+        return record.msg if isinstance(record.msg, str) else f"<a message of type {type(record.msg).__name__}>"
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last `chars` characters of `text` (none for 0: `text[-0:]` would be all of it)."""
+    return text[max(0, len(text) - chars) :]
 
 
 def route_library_logs(handler: LibraryLog, logger: logging.Logger | None = None) -> Callable[[], None]:

@@ -287,7 +287,9 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     limits = apply_limit_overrides(limits, options.limit_overrides)
     log.event("limits", **describe(limits))  # the whole tree this run enforces, overrides included
     unroute = route_library_logs(LibraryLog(log, lines_per_second=limits.log_library_lines_per_second,
-                                            text_chars=limits.log_library_text_chars, monotonic=sources.monotonic))
+                                            text_chars=limits.log_library_text_chars,
+                                            traceback_sites=limits.log_library_traceback_sites,
+                                            monotonic=sources.monotonic))
     try:
         await _run_routed(options, log, sources, limits, started)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -32,9 +32,11 @@ def logger() -> Iterator[logging.Logger]:
     logger.handlers.clear()
 
 
-def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000) -> tuple[io.StringIO, Clock, LibraryLog]:
+def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000,
+            sites: int = 64) -> tuple[io.StringIO, Clock, LibraryLog]:
     stream, clock = io.StringIO(), Clock()
-    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=rate, text_chars=chars, monotonic=clock)
+    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=rate, text_chars=chars,
+                         traceback_sites=sites, monotonic=clock)
     route_library_logs(handler, logger)
     return stream, clock, handler
 
@@ -45,6 +47,17 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def _raise_in_parser() -> None:
     raise ValueError("bad option length")
+
+
+def _raise_elsewhere() -> None:
+    raise ValueError("bad checksum")
+
+
+def _fault(logger: logging.Logger, raiser: Callable[[], None]) -> None:
+    try:
+        raiser()
+    except ValueError:
+        logger.exception("frame handling failed")
 
 
 def test_a_fault_with_its_traceback_is_one_json_line(logger: logging.Logger) -> None:
@@ -119,7 +132,7 @@ def test_a_record_whose_arguments_do_not_fit_its_message_still_makes_a_line(logg
 def test_unrouting_stops_the_lines(logger: logging.Logger) -> None:
     stream, clock = io.StringIO(), Clock()
     unroute = route_library_logs(LibraryLog(JsonLog(stream, clock=clock), lines_per_second=5.0, text_chars=100,
-                                            monotonic=clock), logger)
+                                            traceback_sites=4, monotonic=clock), logger)
     unroute()
     logger.warning("after")
     assert stream.getvalue() == ""
@@ -127,10 +140,65 @@ def test_unrouting_stops_the_lines(logger: logging.Logger) -> None:
 
 
 def test_the_root_logger_is_the_default() -> None:
-    handler = LibraryLog(JsonLog(io.StringIO()), lines_per_second=1.0, text_chars=10, monotonic=Clock())
+    handler = LibraryLog(JsonLog(io.StringIO()), lines_per_second=1.0, text_chars=10, traceback_sites=1,
+                         monotonic=Clock())
     unroute = route_library_logs(handler)
     try:
         assert handler in logging.getLogger().handlers
     finally:
         unroute()
     assert handler not in logging.getLogger().handlers
+
+
+def test_a_places_first_traceback_prints_whatever_the_rate_and_its_repeats_do_not(logger: logging.Logger) -> None:
+    """The evidence of a bug reachable from the wire is not lost to a burst of warnings; and a fault that
+    repeats (once per connection, say) prints its traceback once, its repeats rate-limited without it."""
+    stream, clock, handler = _routed(logger, rate=1.0)
+    logger.warning("the burst's first")  # takes the one token
+    for _ in range(5):
+        logger.warning("burst")
+    _fault(logger, _raise_in_parser)  # the bucket is empty: printed all the same, with its traceback
+    _fault(logger, _raise_in_parser)  # the same place again: rate-limited (and dropped now)
+    _fault(logger, _raise_elsewhere)  # another place: its own first traceback
+    lines = _lines(stream)
+    assert [line["message"] for line in lines] == ["the burst's first", "frame handling failed",
+                                                   "frame handling failed"]
+    assert ["_raise_in_parser" in str(lines[1]["traceback"]), "_raise_elsewhere" in str(lines[2]["traceback"])] == [
+        True, True]
+    assert [lines[1]["suppressed"], lines[2]["suppressed"]] == [5, 1]  # the repeat, counted
+    assert handler.suppressed == 0
+    clock.now += 1.0
+    _fault(logger, _raise_in_parser)
+    repeat = _lines(stream)[-1]
+    assert (repeat["message"], repeat["error"]) == ("frame handling failed", "ValueError")
+    assert "traceback" not in repeat
+
+
+def test_places_beyond_the_kept_ones_are_rate_limited_without_their_traceback(logger: logging.Logger) -> None:
+    stream, _, _ = _routed(logger, rate=1.0, sites=1)
+    _fault(logger, _raise_in_parser)  # the one place kept: printed outside the rate, the token unspent
+    _fault(logger, _raise_elsewhere)  # a second place: no room to keep it, so it takes the token
+    _fault(logger, _raise_elsewhere)  # and this one finds none
+    lines = _lines(stream)
+    assert len(lines) == 2
+    assert "traceback" in lines[0]
+    assert "traceback" not in lines[1]
+    assert lines[1]["error"] == "ValueError"
+
+
+def test_no_characters_means_none(logger: logging.Logger) -> None:
+    stream, _, _ = _routed(logger, chars=0)
+    _fault(logger, _raise_in_parser)
+    [line] = _lines(stream)
+    assert (line["message"], line["traceback"]) == ("", "")
+
+
+def test_an_argument_that_cannot_be_printed_costs_the_formatting_not_the_line(logger: logging.Logger) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    stream, _, _ = _routed(logger)
+    logger.warning("peer %s", Unprintable())
+    [line] = _lines(stream)
+    assert line["message"] == "peer %s"
