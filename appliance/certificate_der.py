@@ -11,8 +11,8 @@ live in the public `serialization` package, and importing that (`ssh` and what i
 the VM's boot (issue 17). Its output is the same bytes cryptography writes for the same inputs (the tests
 compare them byte for byte), so the certificates are the ones the boot issued before.
 
-The TLV and OID encoders are `tls.x509.der`'s, the EC point encoder `tls.groups`'; signing stays with the
-caller (it holds the key).
+The TLV and OID encoders are `tls.x509.der`'s, the EC point encoder `tls.ec_point`'s; signing stays with
+the caller (it holds the key).
 """
 
 from __future__ import annotations

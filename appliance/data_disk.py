@@ -11,7 +11,7 @@ could not be read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from appliance import bitcoin, secp256k1
@@ -49,9 +49,10 @@ def new_wallet_key(random: RandomSource) -> bytes:
 @dataclass(frozen=True)
 class Opened:
     """What a successful open hands the boot: the wallet key, the header as now written, the ledger ready to
-    append, what recovery found, and whether the key was made on this boot (a provably blank disk)."""
+    append, what recovery found, and whether the key was made on this boot (a provably blank disk). Its repr
+    leaves the key out, as the header's does: a traceback's locals or a library's log line may print it."""
 
-    secret: bytes
+    secret: bytes = field(repr=False)
     header: Header
     ledger: Ledger
     report: RecoveryReport

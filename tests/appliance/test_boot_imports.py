@@ -96,7 +96,8 @@ def test_the_run_to_ready_and_the_first_page_import_no_tls_engine() -> None:
     result = subprocess.run([sys.executable, "-c", RUN_TO_FIRST_PAGE], capture_output=True, text=True, check=True)
     at_ready, after_page, status = json.loads(result.stdout.splitlines()[-1])
     assert status.startswith("HTTP/1.1 200")
-    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "tls.groups", "html",
+    engines = {"tls.server", "tls.server_states", "tls.client", "tls.connection", "tls.config", "tls.groups",
+               "tls.constants", "tls.errors", "html",
                *("tls.x509." + name for name in X509_ON_FIRST_USE)}
     assert engines.isdisjoint(at_ready), sorted(engines & set(at_ready))
     assert engines.isdisjoint(after_page), sorted(engines & set(after_page))

@@ -55,6 +55,16 @@ class Boot:
         self.disk.close()
 
 
+def test_what_the_boot_opened_prints_without_the_key(tmp_path: Path) -> None:
+    boot = Boot(tmp_path / "d")
+    opened = boot.open()
+    text = repr(opened)
+    assert "Opened(" in text
+    assert SECRET.hex() not in text
+    assert repr(SECRET) not in text
+    boot.stop()
+
+
 def test_first_boot_makes_the_key_and_later_boots_keep_it(tmp_path: Path) -> None:
     boot = Boot(tmp_path / "d")
     first = boot.open()

@@ -1,8 +1,8 @@
-"""Our key share's public value (tls.groups): written without cryptography's `serialization` package (issue 17),
-it must still be the bytes `public_bytes` gives for every group we offer, including when a coordinate of the
-point is short (its leading zero octets are part of the fixed-length encoding), and a peer that decodes it must
-agree on the secret. Its private scalar is reduced modulo the curve's true order. The refusals of peer shares
-are in test_wire_refusals."""
+"""Our key share's public value (tls.groups, its point encoder tls.ec_point): written without cryptography's
+`serialization` package (issue 17), it must still be the bytes `public_bytes` gives for every group we offer,
+including when a coordinate of the point is short (its leading zero octets are part of the fixed-length
+encoding), and a peer that decodes it must agree on the secret. Its private scalar is reduced modulo the curve's
+true order. The refusals of peer shares are in test_wire_refusals."""
 
 from __future__ import annotations
 
