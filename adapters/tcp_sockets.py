@@ -360,7 +360,15 @@ class TcpSockets:
             transport = await future
         except asyncio.CancelledError:
             self._connecting.pop(conn, None)
-            self.layer.abort(self.now(), conn)
+            started = self._transports.get(conn)
+            if started is not None:
+                # The handshake completed, and the protocol was made and told, in the same loop iteration as
+                # the cancel (a `wait_for` timing out just then): the transport goes as asyncio's
+                # create_connection closes one it made, and its protocol hears connection_lost. Aborting the
+                # layer connection alone left the transport registered, and its protocol never told.
+                started.abort()
+            else:
+                self.layer.abort(self.now(), conn)
             self.driver.kick()
             raise
         return transport, transport.get_protocol()
