@@ -16,9 +16,9 @@ to `log_library_text_chars` (a traceback keeps its end, where the exception was 
 
 Why a fault's first traceback is never dropped: it is the evidence of a bug reachable from the wire, and the
 netstack logs each place's once (FaultLog). The first record from each place an exception was raised (its
-type, file and line) prints its traceback whatever the rate, for `log_library_traceback_sites` places; a
-repeat, or a place beyond those, is rate-limited like any record and printed without its traceback (the
-`error` field still names the exception).
+type, file and line: `netstack.faults.fault_site`, the place FaultLog counts) prints its traceback whatever
+the rate, for `log_library_traceback_sites` places; a repeat, or a place beyond those, is rate-limited like
+any record and printed without its traceback (the `error` field still names the exception).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable
 
 from appliance.log import JsonLog, Value
+from netstack.faults import fault_site
 from netstack.ratelimit import per_second
 
 
@@ -71,8 +72,7 @@ class LibraryLog(logging.Handler):
 
     def _first_from_its_place(self, error: BaseException) -> bool:
         """Whether `error` is the first from its place to be printed, while places are still being kept."""
-        frames = traceback.extract_tb(error.__traceback__)
-        site = (type(error).__qualname__, *((frames[-1].filename, frames[-1].lineno or 0) if frames else ("?", 0)))
+        site = fault_site(error)
         if site in self._sites or len(self._sites) >= self._traceback_sites:
             return False
         self._sites.add(site)

@@ -14,6 +14,14 @@ import traceback
 from netstack.limits import FAULT_SITES_LOGGED
 
 
+def fault_site(error: BaseException) -> tuple[str, str, int]:
+    """Where `error` comes from, as a place to log once: its type, and the file and line of the last frame of
+    its traceback (("?", 0) without one)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("?", 0)
+    return (type(error).__qualname__, *where)
+
+
 class FaultLog:
     """Remembers which (exception type, file, line) sites have been logged, up to FAULT_SITES_LOGGED."""
 
@@ -26,9 +34,7 @@ class FaultLog:
 
     def report(self, what: str, error: BaseException) -> None:
         """Log `error` with its traceback unless the same failure has been logged before."""
-        frames = traceback.extract_tb(error.__traceback__)
-        where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("?", 0)
-        site = (type(error).__qualname__, *where)
+        site = fault_site(error)
         if site in self._seen:
             return
         if len(self._seen) >= FAULT_SITES_LOGGED:
