@@ -9,17 +9,21 @@ packet; after the first, the counter still tells how often it happens.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from netstack.limits import FAULT_SITES_LOGGED
 
 
 def fault_site(error: BaseException) -> tuple[str, str, int]:
     """Where `error` comes from, as a place to log once: its type, and the file and line of the last frame of
-    its traceback (("?", 0) without one)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("?", 0)
-    return (type(error).__qualname__, *where)
+    its traceback (("?", 0) without one). Read from the traceback's last link, not `traceback.extract_tb`,
+    which also looks up every frame's source line (a stat per frame through linecache, for each failure a
+    peer can repeat, and only to be thrown away here)."""
+    tb = error.__traceback__
+    if tb is None:
+        return (type(error).__qualname__, "?", 0)
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return (type(error).__qualname__, tb.tb_frame.f_code.co_filename, tb.tb_lineno or 0)
 
 
 class FaultLog:
