@@ -14,6 +14,7 @@ system's clocks and randomness (`SYSTEM`), and decides which part gets which cap
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal's C module: see stop_on_signals
 import argparse
 import asyncio
 import gc
@@ -280,6 +281,35 @@ def settle_heap() -> None:
     gc.enable()
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """From now on STOP_SIGNALS set `stop`; returns what puts the handlers from before back.
+
+    Why not `loop.add_signal_handler`, and why `_signal`: both would run `inspect` (deferred at boot, see
+    appliance.deferred_imports) just after ready, on the first request's path (0.06 s in the VM). The loop
+    checks its callback with `inspect.iscoroutinefunction`. And `signal.signal` turns the handler it replaces
+    into a `signal.Handlers` member when it can, whose failed lookup formats the handler's repr: for SIGINT,
+    asyncio.run's own handler, a partial holding the main task, whose repr finds its callbacks' source with
+    `inspect`. `_signal.signal` is the same call without that conversion.
+
+    Python runs the handler in the main thread, the loop's, when the signal interrupts the loop's wait for
+    events, and `call_soon_threadsafe` wakes that wait (its self-pipe), as the loop's own handling does."""
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    before = {signum: _signal.signal(signum, handle) for signum in STOP_SIGNALS}
+
+    def restore() -> None:
+        for signum, handler in before.items():
+            _signal.signal(signum, handler)
+
+    return restore
+
+
 async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> None:
     settle_imports()
     started = sources.monotonic()
@@ -317,10 +347,11 @@ async def _run_routed(options: Options, log: JsonLog, sources: Sources, limits: 
     )
     settle_heap()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    restore = stop_on_signals(stop)
+    try:
+        await stop.wait()
+    finally:
+        restore()
     await appliance.stop()
     disk.close()
     log.event("stopped")

@@ -34,7 +34,8 @@ appliance's log lines carry (so they can be put on the same axis); `time` is a b
 imports nothing a boot would not."""
 PROLOGUE_STEPS = (
     ("from appliance import module_bundle\n", "interpreter-started"),
-    ("from appliance import method_cache\n", "module-bundle-installed"),
+    ("from appliance import deferred_imports\n", "module-bundle-installed"),
+    ("from appliance import method_cache\n", "deferred-imports-installed"),
     ("from appliance import pid1\n", "method-table-installed"),
 )
 """(the line of /init a stamp goes before, its label): the prologue's steps as build.APPLIANCE_INIT has them."""

@@ -45,6 +45,8 @@ import sys
 sys.path[:0] = ["/app"]
 from appliance import module_bundle
 bundle = module_bundle.install()  # the modules below come from one file: see appliance.module_bundle
+from appliance import deferred_imports
+deferred_imports.install()  # stdlib modules the boot imports and never uses run at first use: see there
 from appliance import method_cache
 method_cache.install()  # the dataclass methods the image builder compiled: see appliance.method_cache
 """

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from appliance.deferred_imports import DEFERRED
+
 X509_ON_FIRST_USE = ("parse", "model", "keys", "signature", "extensions", "names", "path", "validation")
 """Our X.509 beyond what the boot PKI writes and peeks at (tls.x509's names are imported on first use): the
 parser, the model, the key decoders and path validation, first needed by the first mutual-TLS handshake or
@@ -101,3 +103,16 @@ def test_the_run_to_ready_and_the_first_page_import_no_tls_engine() -> None:
                *("tls.x509." + name for name in X509_ON_FIRST_USE)}
     assert engines.isdisjoint(at_ready), sorted(engines & set(at_ready))
     assert engines.isdisjoint(after_page), sorted(engines & set(after_page))
+
+
+def test_the_modules_the_boot_defers_are_still_unrun_after_the_first_page() -> None:
+    """appliance.deferred_imports lists stdlib modules the boot imports but does not use: run with that list
+    deferred, the boot and the first page must leave every one of them unrun, or the list is wrong (the module
+    would then run on the boot's path anyway, after a detour)."""
+    script = ("from appliance import deferred_imports\ndeferred_imports.install()\n" + RUN_TO_FIRST_PAGE).replace(
+        "print(json.dumps(asyncio.run(main())))",
+        "print(json.dumps([asyncio.run(main())[2], deferred_imports.deferred()]))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    status, unrun = json.loads(result.stdout.splitlines()[-1])
+    assert status.startswith("HTTP/1.1 200")
+    assert unrun == sorted(DEFERRED)
