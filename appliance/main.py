@@ -14,19 +14,17 @@ system's clocks and randomness (`SYSTEM`), and decides which part gets which cap
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # signal's C module: see stop_on_signals
 import argparse
 import asyncio
 import gc
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import method_cache
+from appliance import deferred_imports, method_cache
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
@@ -57,6 +55,7 @@ from appliance.pki import IssuedPKI, PendingAlternates
 from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
+from appliance.stop_signals import stop_on_signals
 from appliance.tls_engine import EngineFactory
 from appliance.validation import BootCaValidator
 from appliance.vault import Vault
@@ -281,35 +280,6 @@ def settle_heap() -> None:
     gc.enable()
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """From now on STOP_SIGNALS set `stop`; returns what puts the handlers from before back.
-
-    Why not `loop.add_signal_handler`, and why `_signal`: both would run `inspect` (deferred at boot, see
-    appliance.deferred_imports) just after ready, on the first request's path (0.06 s in the VM). The loop
-    checks its callback with `inspect.iscoroutinefunction`. And `signal.signal` turns the handler it replaces
-    into a `signal.Handlers` member when it can, whose failed lookup formats the handler's repr: for SIGINT,
-    asyncio.run's own handler, a partial holding the main task, whose repr finds its callbacks' source with
-    `inspect`. `_signal.signal` is the same call without that conversion.
-
-    Python runs the handler in the main thread, the loop's, when the signal interrupts the loop's wait for
-    events, and `call_soon_threadsafe` wakes that wait (its self-pipe), as the loop's own handling does."""
-    loop = asyncio.get_running_loop()
-
-    def handle(signum: int, frame: object) -> None:
-        loop.call_soon_threadsafe(stop.set)
-
-    before = {signum: _signal.signal(signum, handle) for signum in STOP_SIGNALS}
-
-    def restore() -> None:
-        for signum, handler in before.items():
-            _signal.signal(signum, handler)
-
-    return restore
-
-
 async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits = DEFAULT_LIMITS) -> None:
     settle_imports()
     started = sources.monotonic()
@@ -343,17 +313,17 @@ async def _run_routed(options: Options, log: JsonLog, sources: Sources, limits: 
     log.event(
         "ready", address=appliance.vault.address_p2wpkh, mode=appliance.site.mode,
         http=ports.http, https=ports.https, mutual=ports.mutual, callback=ports.callback, reverse=ports.reverse,
-        boot_seconds=round(sources.monotonic() - started, 4), **method_cache.report(),
+        boot_seconds=round(sources.monotonic() - started, 4), **method_cache.report(), **deferred_imports.report(),
     )
     settle_heap()
     stop = asyncio.Event()
     restore = stop_on_signals(stop)
-    try:
+    try:  # a second signal during the shutdown sets the event again, and nothing more
         await stop.wait()
+        await appliance.stop()
+        disk.close()
     finally:
         restore()
-    await appliance.stop()
-    disk.close()
     log.event("stopped")
 
 

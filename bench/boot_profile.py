@@ -6,7 +6,8 @@ inside the VM, where Python runs 3-15 times slower than on the host and the shar
 changes to /init and none to the appliance:
 - the interpreter runs with `-X importtime`, so every module's import time is on the console;
 - /init prints the guest's CLOCK_BOOTTIME at its first line and after each step of its prologue (the module
-  bundle, the dataclass method table, PID 1's duties imported), before the appliance's own marks.
+  bundle, the deferring finder, the dataclass method table, PID 1's duties imported), before the appliance's own
+  marks.
 
 It prints the guest timeline (seconds since the kernel started) and the heaviest imports, by module and by
 package. `-X importtime` itself costs a little per module, so the totals run above an ordinary boot's; the

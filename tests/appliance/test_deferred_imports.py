@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.machinery
-import json
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,9 @@ SAMPLES = {
                        "if sys.dsample_tries == 1:\n    raise LookupError('first try fails')\nVALUE = 'second try'\n",
     "dsample_cycle": "import dsample_cycle\nSEEN = sorted(k for k in vars(dsample_cycle) if k.isupper())\n"
                      "VALUE = 'after the cycle'\n",
+    "dsample_own_class": "import sys, types\nclass WithProperty(types.ModuleType):\n"
+                         "    @property\n    def DOUBLED(self):\n        return 2 * self.HALF\n"
+                         "HALF = 21\nsys.modules[__name__].__class__ = WithProperty\n",
     "dsample_slow": "import sys\nsys.dsample_slow_started.set()\nsys.dsample_slow_go.wait()\n"
                     "sys.dsample_slow_runs = getattr(sys, 'dsample_slow_runs', 0) + 1\nVALUE = 'complete'\n",
 }
@@ -97,14 +99,22 @@ def test_setting_or_deleting_an_attribute_runs_the_module_first(finder: Deferrin
     assert not hasattr(again, "VALUE")
 
 
-def test_a_failure_reaches_the_user_and_the_module_leaves_sys_modules(finder: DeferringFinder) -> None:
+def test_a_failure_reaches_the_user_and_the_same_module_object_runs_again(finder: DeferringFinder) -> None:
     module = importlib.import_module("dsample_failing")
     with pytest.raises(LookupError, match="first try fails"):
         _ = module.VALUE
-    assert "dsample_failing" not in sys.modules  # as a failed import leaves it
+    assert sys.modules["dsample_failing"] is module  # its importers hold it: no second copy may appear
     assert type(module) is DeferredModule  # still not run: touching it again runs it again
+    assert importlib.import_module("dsample_failing") is module
     assert module.VALUE == "second try"
     assert sys.dsample_tries == 2  # type: ignore[attr-defined]
+    assert type(module) is ModuleType
+
+
+def test_a_module_that_sets_its_own_class_keeps_it(finder: DeferringFinder) -> None:
+    module = importlib.import_module("dsample_own_class")
+    assert module.DOUBLED == 42
+    assert type(module).__name__ == "WithProperty"
 
 
 def test_a_cycle_sees_the_partial_module_as_an_import_cycle_does(finder: DeferringFinder) -> None:
@@ -131,10 +141,8 @@ def test_a_second_thread_waits_for_the_first_to_finish_running_it(finder: Deferr
     second = threading.Thread(target=read, args=("second",))
     second.start()
     # Wait (by state, not by time) until the second reader is inside _execute, at the lock, or done.
-    for _ in range(1_000_000):
-        frame = sys._current_frames().get(second.ident or 0)
-        if not second.is_alive() or (frame is not None and _inside(frame, "_execute")):
-            break
+    while second.is_alive() and not _inside(sys._current_frames().get(second.ident or 0), "_execute"):
+        pass
     sys.dsample_slow_go.set()  # type: ignore[attr-defined]
     first.join(60)
     second.join(60)
@@ -156,6 +164,29 @@ def test_names_not_listed_and_builtin_modules_are_left_to_the_other_finders(find
     assert DeferringFinder(frozenset({"dsample_plain"})).find_spec("dsample_plain") is None  # not installed
 
 
+def test_packages_are_not_deferred(finder: DeferringFinder, tmp_path: Path) -> None:
+    """A deferred package would run after its submodules (the parent runs when a submodule is set on it)."""
+    (tmp_path / "dsample_package").mkdir()
+    (tmp_path / "dsample_package" / "__init__.py").write_text("ORDER = ['package']\n")
+    packages = DeferringFinder(frozenset({"dsample_package"}))
+    sys.meta_path.insert(0, packages)
+    try:
+        spec = packages.find_spec("dsample_package")
+        assert spec is not None
+        loader: object = spec.loader
+        assert not isinstance(loader, DeferredLoader)
+    finally:
+        sys.meta_path.remove(packages)
+
+
+def test_a_copy_of_the_wrapped_loader_does_not_recurse(finder: DeferringFinder) -> None:
+    spec = finder.find_spec("dsample_plain")
+    assert spec is not None
+    loader: object = spec.loader
+    assert isinstance(loader, DeferredLoader)
+    assert copy.copy(loader).loader is loader.loader  # a copy is made before its __init__ runs
+
+
 def test_the_wrapped_loader_answers_for_the_real_one(finder: DeferringFinder) -> None:
     spec = finder.find_spec("dsample_plain")
     assert spec is not None
@@ -165,40 +196,17 @@ def test_the_wrapped_loader_answers_for_the_real_one(finder: DeferringFinder) ->
     assert "VALUE = 'ran'" in loader.get_source("dsample_plain")  # what tracebacks show
 
 
-def test_the_boots_list_is_of_modules_the_boot_imports() -> None:
-    """Each name is a module of the stdlib that exists, none is built in or frozen (those are never deferred)."""
+def test_each_listed_name_is_a_plain_source_module_of_the_stdlib() -> None:
+    """Not built in, not frozen, not a package: kinds the finder leaves alone, which the list would not defer."""
     for name in deferred_imports.DEFERRED:
         spec = importlib.machinery.PathFinder.find_spec(name)
         assert spec is not None, name
         assert str(spec.origin).endswith(".py"), name
-
-
-SIGNALS_AFTER_READY = """
-from appliance import deferred_imports
-deferred_imports.install()
-import asyncio, json, os, signal
-from appliance.main import stop_on_signals
-
-async def main():
-    stop = asyncio.Event()
-    restore = stop_on_signals(stop)
-    os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(stop.wait(), 60)
-    restore()
-    return deferred_imports.deferred()
-
-print(json.dumps(asyncio.run(main())))
-"""
-
-
-def test_handling_the_stop_signals_runs_no_deferred_module() -> None:
-    """appliance.main installs its signal handlers just after ready: neither asyncio's add_signal_handler (it
-    checks the callback with inspect) nor signal.signal's repr of asyncio.run's SIGINT handler may run inspect."""
-    result = subprocess.run([sys.executable, "-c", SIGNALS_AFTER_READY], capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout.splitlines()[-1]) == sorted(deferred_imports.DEFERRED)
+        assert spec.submodule_search_locations is None, name
 
 
 def _inside(frame: object, function: str) -> bool:
+    """Whether `frame` or a frame that called it runs `function`."""
     while frame is not None:
         if frame.f_code.co_name == function:  # type: ignore[attr-defined]
             return True

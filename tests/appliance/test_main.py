@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import weakref
@@ -302,18 +301,3 @@ def test_a_run_prints_the_libraries_records_as_json_lines_and_unroutes_them_when
     assert lines[1]["logger"] == "netstack.stack6"
     assert lines[1]["message"] == "IPv6 address fe80::2 is in use by another node"
     assert not any(isinstance(handler, LibraryLog) for handler in logging.getLogger().handlers)
-
-
-@pytest.mark.parametrize("signum", appliance_main.STOP_SIGNALS)
-def test_each_stop_signal_sets_the_event_and_the_handlers_before_come_back(signum: int) -> None:
-    async def main() -> None:
-        before = {s: signal.getsignal(s) for s in appliance_main.STOP_SIGNALS}  # SIGINT's is asyncio.run's
-        stop = asyncio.Event()
-        restore = appliance_main.stop_on_signals(stop)
-        assert not stop.is_set()
-        signal.raise_signal(signum)
-        await asyncio.wait_for(stop.wait(), 60)  # (a bound: the signal wakes the loop at once)
-        restore()
-        assert {s: signal.getsignal(s) for s in appliance_main.STOP_SIGNALS} == before
-
-    asyncio.run(main())

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from appliance.deferred_imports import DEFERRED
 from bench import certs
 from image import build, run
 from tests.appliance.bip137_reference import verify_message
@@ -164,6 +165,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         finally:
             if lab.vm is not None:
                 lab.vm.stop()
+
+
+def test_the_production_boot_leaves_what_it_defers_unrun_at_ready(lab: Lab) -> None:
+    """The host test runs the boot to its first page in-process; this is the image's own boot (pid1, argument
+    parsing, `python -m appliance`): the stdlib modules it defers (appliance.deferred_imports) are unrun at
+    ready. (The test image's --test-pki export runs one of them, so it is not the one to ask.)"""
+    assert lab.vm is not None
+    assert lab.vm.wait_for("ready")["deferred_unrun"] == " ".join(sorted(DEFERRED))
 
 
 def test_http_and_https_answer_and_the_page_lists_the_address(lab: Lab) -> None:
