@@ -20,6 +20,7 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # signal's C module (no typeshed stub): see the docstring
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -33,32 +34,42 @@ WAKE_READ_BYTES = 4096
 
 def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
     """From now on STOP_SIGNALS set `stop`; returns what puts the handlers and the wakeup descriptor from before
-    back. Call it in the main thread, from a coroutine of the running loop."""
+    back. Call it in the main thread, from a coroutine of the running loop; if it raises (another thread), it
+    has left nothing installed. A wakeup descriptor installed before (asyncio's, for its own signal handlers)
+    still receives every signal's byte meanwhile: the drain passes them on."""
     loop = asyncio.get_running_loop()
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)  # a full buffer drops a wakeup byte rather than block a signal handler
+    previous_fd: int | None = None  # None until ours is the wakeup descriptor
+    handlers: dict[int, object] = {}
 
     def drain() -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError):
-            while wake_read.recv(WAKE_READ_BYTES):
-                pass
+            while data := wake_read.recv(WAKE_READ_BYTES):
+                if previous_fd is not None and previous_fd != -1:
+                    with contextlib.suppress(OSError):  # (a full or closed descriptor loses a byte, as it would)
+                        os.write(previous_fd, data)
 
     def handle(signum: int, frame: object) -> None:
         loop.call_soon_threadsafe(stop.set)
 
-    loop.add_reader(wake_read.fileno(), drain)
-    previous_fd = _signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
-    handlers = {signum: _signal.signal(signum, handle) for signum in STOP_SIGNALS}
-    for signum in STOP_SIGNALS:
-        signal.siginterrupt(signum, False)
-
     def restore() -> None:
         for signum, handler in handlers.items():
             _signal.signal(signum, handler)
-        _signal.set_wakeup_fd(previous_fd)
+        if previous_fd is not None:
+            _signal.set_wakeup_fd(previous_fd)
         loop.remove_reader(wake_read.fileno())
         wake_read.close()
         wake_write.close()
 
+    loop.add_reader(wake_read.fileno(), drain)
+    try:
+        previous_fd = _signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
+        for signum in STOP_SIGNALS:
+            handlers[signum] = _signal.signal(signum, handle)
+            signal.siginterrupt(signum, False)
+    except BaseException:
+        restore()  # what was installed, and only that
+        raise
     return restore

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -41,17 +43,18 @@ def test_a_signal_delivered_to_another_thread_wakes_the_loop_and_sets_the_event(
             main_thread = threading.get_ident()
 
             def send() -> None:
-                while not _waiting_for_events(main_thread):  # by state, not by time
+                deadline = time.monotonic() + 60  # (a bound only: the main thread reaches the wait at once)
+                while not _waiting_for_events(main_thread) and time.monotonic() < deadline:  # by state
                     pass
                 signal.pthread_kill(threading.get_ident(), signum)  # to this thread, not the main one
 
             late: list[bool] = []
             asyncio.get_running_loop().call_later(60, late.append, True)  # wakes a loop that nothing else wakes
-            worker = threading.Thread(target=send)
+            worker = threading.Thread(target=send, daemon=True)
             worker.start()
             await stop.wait()
             assert not late  # the signal woke the loop, not the timer (whose wake would run the handler too)
-            worker.join()
+            worker.join(60)
         finally:
             restore()
         assert _installed() == before
@@ -59,20 +62,83 @@ def test_a_signal_delivered_to_another_thread_wakes_the_loop_and_sets_the_event(
     asyncio.run(main())
 
 
-def test_a_signal_to_the_main_thread_sets_the_event_and_a_second_changes_nothing() -> None:
+def test_repeated_signals_are_absorbed_until_the_handlers_are_put_back() -> None:
+    """A second SIGTERM (during the shutdown that the first began) must not end the process: this test's own
+    process, which a default handler put back too early would kill."""
+
     async def main() -> None:
         stop = asyncio.Event()
         restore = stop_on_signals(stop)
         try:
             signal.raise_signal(signal.SIGTERM)
             await asyncio.wait_for(stop.wait(), 60)
-            signal.raise_signal(signal.SIGTERM)  # (during the shutdown): the process is not ended
+            signal.raise_signal(signal.SIGTERM)
             await asyncio.sleep(0)
-            assert stop.is_set()
         finally:
             restore()
 
     asyncio.run(main())
+
+
+def test_a_wakeup_descriptor_installed_before_gets_every_byte_and_comes_back() -> None:
+    """asyncio's own signal handling keeps its wakeup descriptor: while ours is installed, the drain passes each
+    signal's byte on to it, and the restore puts it back."""
+    theirs_read, theirs_write = socket.socketpair()
+    theirs_read.setblocking(False)
+    theirs_write.setblocking(False)
+
+    async def main() -> None:
+        before = signal.set_wakeup_fd(theirs_write.fileno())
+        try:
+            stop = asyncio.Event()
+            restore = stop_on_signals(stop)
+            try:
+                signal.raise_signal(signal.SIGTERM)
+                await asyncio.wait_for(stop.wait(), 60)
+                passed_on = b""
+                for _ in range(1000):  # the drain runs in a later iteration of the loop than the handler's callback
+                    try:
+                        passed_on = theirs_read.recv(16)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(0)
+                assert passed_on == bytes([signal.SIGTERM])
+            finally:
+                restore()
+            assert signal.set_wakeup_fd(-1) == theirs_write.fileno()  # (read by clearing it)
+        finally:
+            signal.set_wakeup_fd(before)
+
+    try:
+        asyncio.run(main())
+    finally:
+        theirs_read.close()
+        theirs_write.close()
+
+
+def test_outside_the_main_thread_it_refuses_and_leaves_nothing_installed() -> None:
+    before = _installed()
+    seen: list[object] = []
+
+    def in_thread() -> None:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            watched = len(loop._selector.get_map())  # type: ignore[attr-defined]  # (the loop's descriptors)
+            try:
+                stop_on_signals(asyncio.Event())
+            except ValueError as exc:  # set_wakeup_fd: "only works in main thread"
+                seen.append(exc)
+            seen.append(len(loop._selector.get_map()) - watched)  # type: ignore[attr-defined]
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(60)
+    assert len(seen) == 2
+    assert isinstance(seen[0], ValueError)
+    assert seen[1] == 0  # its reader was taken off the loop again
+    assert _installed() == before
 
 
 SIGNALS_AFTER_READY = """
