@@ -150,17 +150,21 @@ def test_a_second_thread_waits_for_the_first_to_finish_running_it(finder: Deferr
     assert sys.dsample_slow_runs == 1  # type: ignore[attr-defined]
 
 
+def _loader_found(names: frozenset[str], name: str) -> object:
+    """The loader of the spec that a DeferringFinder for `names`, installed first, gives for `name`."""
+    deferring = DeferringFinder(names)
+    sys.meta_path.insert(0, deferring)
+    try:
+        spec = deferring.find_spec(name)
+        assert spec is not None
+        return spec.loader
+    finally:
+        sys.meta_path.remove(deferring)
+
+
 def test_names_not_listed_and_builtin_modules_are_left_to_the_other_finders(finder: DeferringFinder) -> None:
     assert finder.find_spec("json.decoder") is None  # not listed: the finders after it answer as usual
-    builtin = DeferringFinder(frozenset({"time"}))
-    sys.meta_path.insert(0, builtin)
-    try:
-        spec = builtin.find_spec("time")
-        assert spec is not None
-        builtin_loader: object = spec.loader
-        assert builtin_loader is importlib.machinery.BuiltinImporter
-    finally:
-        sys.meta_path.remove(builtin)
+    assert _loader_found(frozenset({"time"}), "time") is importlib.machinery.BuiltinImporter
     assert DeferringFinder(frozenset({"dsample_plain"})).find_spec("dsample_plain") is None  # not installed
 
 
@@ -168,15 +172,8 @@ def test_packages_are_not_deferred(finder: DeferringFinder, tmp_path: Path) -> N
     """A deferred package would run after its submodules (the parent runs when a submodule is set on it)."""
     (tmp_path / "dsample_package").mkdir()
     (tmp_path / "dsample_package" / "__init__.py").write_text("ORDER = ['package']\n")
-    packages = DeferringFinder(frozenset({"dsample_package"}))
-    sys.meta_path.insert(0, packages)
-    try:
-        spec = packages.find_spec("dsample_package")
-        assert spec is not None
-        loader: object = spec.loader
-        assert not isinstance(loader, DeferredLoader)
-    finally:
-        sys.meta_path.remove(packages)
+    assert not isinstance(_loader_found(frozenset({"dsample_package"}), "dsample_package"), DeferredLoader)
+    assert isinstance(_loader_found(frozenset({"dsample_plain"}), "dsample_plain"), DeferredLoader)  # a module is
 
 
 def test_a_copy_of_the_wrapped_loader_does_not_recurse(finder: DeferringFinder) -> None:
