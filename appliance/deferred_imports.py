@@ -144,9 +144,13 @@ class DeferringFinder:
         self.names = names
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        if fullname not in self.names or self not in sys.meta_path:
+        if fullname not in self.names:
             return None
-        for finder in sys.meta_path[sys.meta_path.index(self) + 1 :]:
+        try:
+            later = sys.meta_path[sys.meta_path.index(self) + 1 :]
+        except ValueError:  # not installed: nothing after it to ask
+            return None
+        for finder in later:
             find = getattr(finder, "find_spec", None)
             spec: ModuleSpec | None = find(fullname, path, target) if find is not None else None
             if spec is None:
@@ -167,7 +171,7 @@ def install(names: frozenset[str] = DEFERRED) -> DeferringFinder:
 
 def deferred() -> list[str]:
     """The names of the modules whose code has not run yet."""
-    return sorted(ModuleType.__getattribute__(module, "__name__") for module in list(_PENDING))
+    return sorted(module.__name__ for module in list(_PENDING))  # (import metadata: reading it runs nothing)
 
 
 def report() -> dict[str, str]:

@@ -47,7 +47,7 @@ def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
     def drain() -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError):
             while data := wake_read.recv(WAKE_READ_BYTES):
-                if previous_fd is not None and previous_fd != -1:
+                if previous_fd is not None and previous_fd >= 0:  # (None before ours was set, -1 for none)
                     with contextlib.suppress(OSError):  # (a full or closed descriptor loses a byte, as it would)
                         os.write(previous_fd, data)
 
