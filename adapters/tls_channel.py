@@ -103,7 +103,10 @@ class PlainChannel:
             return
         try:
             self._writer.write(data)
-            async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for: a hot path
+            transport = self._writer.transport
+            if not transport.is_closing() and not transport.get_write_buffer_size():
+                return  # the kernel took it all: drain would return at once, so no deadline to arm (a hot path)
+            async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for
                 await self._writer.drain()
         except TimeoutError as exc:
             self.abort()

@@ -75,6 +75,9 @@ class FakeWriter:
     def is_closing(self) -> bool:
         return False
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # the kernel took every byte at once
+
     def can_write_eof(self) -> bool:
         return False  # so close() does not linger: these tests are about sending and its bounds
 
@@ -157,6 +160,9 @@ class StalledWriter(FakeWriter):
     def write(self, data: bytes) -> None:
         self.written += len(data)
 
+    def get_write_buffer_size(self) -> int:
+        return self.written  # nothing is ever taken
+
     async def drain(self) -> None:
         await asyncio.get_running_loop().create_future()
 
@@ -201,7 +207,7 @@ def _timed(coroutine_factory: object) -> tuple[float, BaseException | None]:
     return asyncio.run(main())
 
 
-def _plain(writer: StalledWriter) -> PlainChannel:
+def _plain(writer: FakeWriter) -> PlainChannel:
     return PlainChannel(asyncio.StreamReader(), writer, read_chunk=READ_CHUNK, send_timeout=SEND_TIMEOUT, **LINGER)  # type: ignore[arg-type]
 
 
@@ -213,6 +219,58 @@ def test_send_to_a_peer_that_never_reads_times_out_and_aborts() -> None:
     assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
     assert writer.written == len(b"response")
     assert writer.aborted == 1
+
+
+class CountingWriter(FakeWriter):
+    """Counts drains; `buffered` is what the transport still holds after a write, `closing` its state."""
+
+    def __init__(self, *, buffered: int, closing: bool = False) -> None:
+        super().__init__()
+        self.buffered = buffered
+        self.closing = closing
+        self.drains = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    async def drain(self) -> None:
+        self.drains += 1
+        if self.closing:
+            raise ConnectionResetError("Connection lost")  # what StreamWriter.drain raises once the connection is gone
+
+
+def _send_through(writer: CountingWriter) -> RefusedError | None:
+    async def main() -> RefusedError | None:
+        try:
+            await _plain(writer).send(b"response")
+        except RefusedError as refused:
+            return refused
+        return None
+
+    return asyncio.run(main())
+
+
+def test_send_the_transport_took_whole_does_not_wait_for_a_drain() -> None:
+    writer = CountingWriter(buffered=0)
+    assert _send_through(writer) is None
+    assert writer.drains == 0  # drain would have returned at once: no deadline armed, no await
+
+
+def test_send_with_bytes_still_buffered_waits_for_the_drain() -> None:
+    writer = CountingWriter(buffered=100)
+    assert _send_through(writer) is None
+    assert writer.drains == 1
+
+
+def test_send_on_a_closing_transport_still_learns_the_connection_is_gone() -> None:
+    writer = CountingWriter(buffered=0, closing=True)  # a dropped write leaves nothing buffered, yet it was lost
+    refused = _send_through(writer)
+    assert refused is not None
+    assert refused.category is Category.CONNECTION_RESET
+    assert writer.drains == 1
 
 
 def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
