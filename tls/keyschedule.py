@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
+from typing import NamedTuple
 
 from tls.codec import u16, vec8
+
+HASHES_KEPT = 4
+"""How many hash functions' constants `_no_psk` keeps: the suites use two (SHA-256, SHA-384)."""
+LABELS_KEPT = 32
+"""How many (label, length) HkdfLabel prefixes `_label_prefix` keeps: the schedule uses eleven labels."""
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -17,9 +24,11 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
-    output = b""
-    block = b""
-    counter = 1
+    block = hmac.digest(prk, info + b"\x01", hash_name)
+    if length <= len(block):
+        return block[:length]  # every TLS 1.3 derivation: one block
+    output = block
+    counter = 2
     while len(output) < length:
         block = hmac.digest(prk, block + info + bytes((counter,)), hash_name)
         output += block
@@ -27,13 +36,36 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     return output[:length]
 
 
+@lru_cache(maxsize=LABELS_KEPT)
+def _label_prefix(label: bytes, length: int) -> bytes:
+    """HkdfLabel's length and label fields (RFC 8446 §7.1), which depend on neither secret nor context."""
+    return u16(length) + vec8(b"tls13 " + label)
+
+
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    info = u16(length) + vec8(b"tls13 " + label) + vec8(context)
-    return hkdf_expand(hash_name, secret, info, length)
+    return hkdf_expand(hash_name, secret, _label_prefix(label, length) + vec8(context), length)
 
 
 def empty_hash(hash_name: str) -> bytes:
     return hashlib.new(hash_name).digest()
+
+
+class _NoPsk(NamedTuple):
+    hash_length: int
+    empty_hash: bytes
+    early_secret: bytes
+    derived: bytes
+
+
+@lru_cache(maxsize=HASHES_KEPT)
+def _no_psk(hash_name: str) -> _NoPsk:
+    """What a schedule without a PSK derives before any key share: the same for every connection that uses
+    `hash_name` (RFC 8446 §7.1: HKDF-Extract(0, 0), then Derive-Secret(., "derived", "")), so computed once."""
+    empty = empty_hash(hash_name)
+    zeros = bytes(len(empty))
+    early_secret = hkdf_extract(hash_name, zeros, zeros)
+    derived = hkdf_expand_label(hash_name, early_secret, b"derived", empty, len(empty))
+    return _NoPsk(len(empty), empty, early_secret, derived)
 
 
 class KeySchedule13:
@@ -41,9 +73,9 @@ class KeySchedule13:
 
     def __init__(self, hash_name: str) -> None:
         self.hash_name = hash_name
-        self.hash_length = hashlib.new(hash_name).digest_size
-        zeros = bytes(self.hash_length)
-        self.early_secret = hkdf_extract(hash_name, zeros, zeros)
+        self._no_psk = _no_psk(hash_name)
+        self.hash_length = self._no_psk.hash_length
+        self.early_secret = self._no_psk.early_secret
         self.handshake_secret = b""
         self.master_secret = b""
 
@@ -51,9 +83,8 @@ class KeySchedule13:
         return hkdf_expand_label(self.hash_name, secret, label, transcript_hash, self.hash_length)
 
     def set_shared_secret(self, shared: bytes) -> None:
-        derived = self.derive_secret(self.early_secret, b"derived", empty_hash(self.hash_name))
-        self.handshake_secret = hkdf_extract(self.hash_name, derived, shared)
-        derived = self.derive_secret(self.handshake_secret, b"derived", empty_hash(self.hash_name))
+        self.handshake_secret = hkdf_extract(self.hash_name, self._no_psk.derived, shared)
+        derived = self.derive_secret(self.handshake_secret, b"derived", self._no_psk.empty_hash)
         self.master_secret = hkdf_extract(self.hash_name, derived, bytes(self.hash_length))
 
     def handshake_traffic(self, transcript_hash: bytes) -> tuple[bytes, bytes]:

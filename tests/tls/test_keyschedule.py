@@ -6,6 +6,8 @@ import hashlib
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from outcomes.category import Category
 from tests.tls import rfc8448 as vectors
@@ -16,12 +18,44 @@ from tls.keyschedule import (
     Transcript,
     extended_master_secret,
     finished12,
+    hkdf_expand,
     hkdf_expand_label,
+    hkdf_extract,
     prf12,
     traffic_key_iv,
 )
 from tls.messages import parse_certificate13, parse_certificate_verify
 from tls.signatures import HANDSHAKE_SCHEMES_13, verify
+
+
+def test_hkdf_rfc5869_case_1() -> None:
+    """RFC 5869 A.1: SHA-256, an output of 42 octets (two blocks)."""
+    prk = hkdf_extract("sha256", bytes(range(13)), b"\x0b" * 22)
+    assert prk.hex() == "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5"
+    okm = hkdf_expand("sha256", prk, bytes(range(0xF0, 0xFA)), 42)
+    assert okm.hex() == "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("length", [1, 12, 31, 32, 33, 48, 49, 64, 65, 97, 255])
+def test_hkdf_expand_agrees_with_cryptography_across_block_boundaries(hash_name: str, length: int) -> None:
+    """One block (every TLS 1.3 label) and several, each length cut from the same stream as the reference's."""
+    prk, info = hashlib.sha512(b"prk").digest()[: hashlib.new(hash_name).digest_size], b"context info"
+    algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA384()
+    assert hkdf_expand(hash_name, prk, info, length) == HKDFExpand(algorithm, length, info).derive(prk)
+
+
+def test_schedules_for_each_hash_start_from_their_own_constants() -> None:
+    """The no-PSK secrets are computed once per hash: a SHA-384 schedule after a SHA-256 one (and back) gets
+    its own, as RFC 8446 §7.1 derives them: HKDF-Extract(0, 0), then Derive-Secret(., "derived", "")."""
+    for hash_name in ("sha256", "sha384", "sha256"):
+        size = hashlib.new(hash_name).digest_size
+        early = hkdf_extract(hash_name, bytes(size), bytes(size))
+        derived = hkdf_expand_label(hash_name, early, b"derived", hashlib.new(hash_name).digest(), size)
+        schedule = KeySchedule13(hash_name)
+        assert (schedule.hash_length, schedule.early_secret) == (size, early)
+        schedule.set_shared_secret(b"shared")
+        assert schedule.handshake_secret == hkdf_extract(hash_name, derived, b"shared")
 
 
 def _schedule() -> tuple[KeySchedule13, Transcript]:
