@@ -82,11 +82,17 @@ class PlainChannel:
         return (str(name[0]), int(name[1])) if isinstance(name, tuple) and len(name) >= 2 else None
 
     async def recv(self, timeout: float) -> bytes:
-        """Up to one chunk; b"" at EOF. Raises RefusedError on timeout or reset."""
+        """Up to one chunk; b"" at EOF. Raises RefusedError on timeout or reset.
+
+        The bound is `asyncio.timeout`, not `wait_for`: wait_for runs the read in a task of its own, two
+        more turns of the event loop per read (a TLS handshake's reads made half its loop turns). Under
+        Python 3.11, a task that has swallowed a cancellation of its own sees a timeout here as
+        CancelledError (asyncio.timeout's uncancel count); no caller does, and close and send have the same
+        exposure."""
         if timeout <= 0:
             raise RefusedError(Category.TIMEOUT, "deadline passed")
         try:
-            async with asyncio.timeout(timeout):  # no task per read, unlike wait_for: the hottest await here
+            async with asyncio.timeout(timeout):
                 return await self._reader.read(self._chunk)
         except TimeoutError as exc:
             raise RefusedError(Category.TIMEOUT, "no data from the peer in time") from exc
@@ -98,14 +104,20 @@ class PlainChannel:
 
         On timeout the connection is aborted: what is still queued will never be read, and a
         graceful close would wait on the same stalled peer again.
+
+        When the transport took every byte at once (nothing buffered, so writing is not paused), is not
+        closing, and the reader holds no error (the service sets one to withdraw a slot), `drain` would
+        return at once: it is skipped, and with it the deadline it would need. That is most sends, and each
+        armed and cancelled a timer. Otherwise `drain` runs, and raises what it raises.
         """
         if not data:
             return
         try:
             self._writer.write(data)
             transport = self._writer.transport
-            if not transport.is_closing() and not transport.get_write_buffer_size():
-                return  # the kernel took it all: drain would return at once, so no deadline to arm (a hot path)
+            if not transport.is_closing() and not transport.get_write_buffer_size() and (
+                    self._reader.exception() is None):
+                return
             async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for
                 await self._writer.drain()
         except TimeoutError as exc:

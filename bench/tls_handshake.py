@@ -146,6 +146,8 @@ def _measure(operation: Callable[[], None], pid: int, seconds: float) -> tuple[f
 
 def _compare(ours_args: list[str], ref_args: list[str], *, ca: str, identities: list[tuple[str, str]],
              seconds: float, rounds: int) -> dict[str, float]:
+    if rounds % 2:
+        raise ValueError("an even number of rounds, so that each side goes first in half of them")
     ours_port, ref_port = _free_port(), _free_port()
     with _server([*ours_args, "--port", str(ours_port)], ours_port) as ours_pid, \
             _server([*ref_args, str(ref_port)], ref_port) as ref_pid:

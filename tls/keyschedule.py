@@ -16,7 +16,8 @@ from tls.codec import u16, vec8
 HASHES_KEPT = 4
 """How many hash functions' constants `_no_psk` keeps: the suites use two (SHA-256, SHA-384)."""
 LABELS_KEPT = 32
-"""How many (label, length) HkdfLabel prefixes `_label_prefix` keeps: the schedule uses eleven labels."""
+"""How many (label, length) HkdfLabel prefixes `_label_prefix` keeps: the schedule's nine labels make at
+most 17 pairs with our suites (seven labels at each hash length, two key lengths, one IV length)."""
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -24,9 +25,12 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 §2.3. The first block is taken on its own: every TLS 1.3 derivation needs only it."""
     block = hmac.digest(prk, info + b"\x01", hash_name)
-    if length <= len(block):
-        return block[:length]  # every TLS 1.3 derivation: one block
+    if 0 <= length <= len(block):
+        return block[:length]
+    if not len(block) < length <= 255 * len(block):
+        raise ValueError(f"HKDF-Expand length {length} outside 0..255*HashLen")
     output = block
     counter = 2
     while len(output) < length:
@@ -51,6 +55,8 @@ def empty_hash(hash_name: str) -> bytes:
 
 
 class _NoPsk(NamedTuple):
+    """The constants of one hash's schedule without a PSK: see `_no_psk`."""
+
     hash_length: int
     empty_hash: bytes
     early_secret: bytes
@@ -75,9 +81,13 @@ class KeySchedule13:
         self.hash_name = hash_name
         self._no_psk = _no_psk(hash_name)
         self.hash_length = self._no_psk.hash_length
-        self.early_secret = self._no_psk.early_secret
         self.handshake_secret = b""
         self.master_secret = b""
+
+    @property
+    def early_secret(self) -> bytes:
+        """Read-only: `set_shared_secret` starts from the no-PSK constants, so a PSK could not be put here."""
+        return self._no_psk.early_secret
 
     def derive_secret(self, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
         return hkdf_expand_label(self.hash_name, secret, label, transcript_hash, self.hash_length)

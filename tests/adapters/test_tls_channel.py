@@ -273,6 +273,66 @@ def test_send_on_a_closing_transport_still_learns_the_connection_is_gone() -> No
     assert writer.drains == 1
 
 
+def test_send_after_the_reader_was_given_an_error_still_drains_and_refuses() -> None:
+    """The service withdraws an idle slot by setting an error on its reader; a send after that must learn it
+    from drain(), even though a kernel socket takes the bytes at once (nothing buffered, not closing)."""
+    async def main() -> tuple[RefusedError | None, bool]:
+        accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+
+        async def keep(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await accepted.put(writer)
+
+        server = await asyncio.start_server(keep, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        peer = await accepted.get()
+        plain = PlainChannel(reader, writer, read_chunk=READ_CHUNK, send_timeout=5.0, **LINGER)
+        reader.set_exception(ConnectionAbortedError("slot withdrawn"))
+        refused: RefusedError | None = None
+        try:
+            await plain.send(b"HTTP/1.1 200 OK\r\n\r\n")
+        except RefusedError as error:
+            refused = error
+        took_it_all = not writer.transport.get_write_buffer_size()
+        writer.transport.abort()
+        peer.transport.abort()
+        server.close()
+        await server.wait_closed()
+        return refused, took_it_all
+
+    refused, took_it_all = asyncio.run(main())
+    assert took_it_all  # the case the shortcut is for, but for the reader's error
+    assert refused is not None
+    assert refused.category is Category.CONNECTION_RESET
+
+
+def test_recv_maps_a_reset_and_lets_a_cancellation_through() -> None:
+    async def main() -> tuple[RefusedError | None, bool]:
+        reset = PlainChannel(asyncio.StreamReader(), FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0,  # type: ignore[arg-type]
+                             **LINGER)
+        reset._reader.set_exception(ConnectionResetError("reset by peer"))
+        refused: RefusedError | None = None
+        try:
+            await reset.recv(5.0)
+        except RefusedError as error:
+            refused = error
+        waiting = PlainChannel(asyncio.StreamReader(), FakeWriter(), read_chunk=READ_CHUNK,  # type: ignore[arg-type]
+                               send_timeout=5.0, **LINGER)
+        task = asyncio.create_task(waiting.recv(30.0))
+        await asyncio.sleep(0)  # the read is waiting
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return refused, True  # the cancellation, not a refusal nor a timeout
+        return refused, False
+
+    refused, cancelled = asyncio.run(main())
+    assert refused is not None
+    assert refused.category is Category.CONNECTION_RESET
+    assert cancelled
+
+
 def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
     writer = StalledWriter()
     elapsed, error = _timed(lambda: _plain(writer).close())

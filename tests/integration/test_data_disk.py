@@ -157,9 +157,14 @@ def used_disk(tmp_path_factory: pytest.TempPathFactory) -> UsedDisk:
         assert target.console.events("ready")[0]["address"] == KNOWN_ADDRESS
         assert target.console.events("ledger")[0]["outcome"] == "new"
         _traffic(target)
-        recorded = int(str(target.stats()["connections"])) + 1  # that request is recorded after its answer
-        reading = _wait_synced(target, directory, recorded)
-        assert reading.connections == recorded, "the ledger on the disk does not hold what the appliance served"
+        # A connection is recorded once its close is done, which can be after its client has read the end of
+        # stream and moved on: wait for the disk to hold all of the traffic before the stats page is asked.
+        traffic = len(HTTP_GETS) + GARBAGE_CONNECTIONS
+        reading = _wait_synced(target, directory, traffic)
+        assert reading.connections == traffic, "the ledger on the disk does not hold what the appliance served"
+        assert int(str(target.stats()["connections"])) == traffic, "the stats page and the ledger disagree"
+        reading = _wait_synced(target, directory, traffic + 1)  # the stats request, recorded after its answer
+        assert reading.connections == traffic + 1, "the ledger on the disk does not hold what the appliance served"
         assert target.disk is not None
         before = digest(target.disk)
         second_vm = run_bounded(image_command(directory, target.disk, run.Network("none")))

@@ -56,6 +56,19 @@ def test_schedules_for_each_hash_start_from_their_own_constants() -> None:
         assert (schedule.hash_length, schedule.early_secret) == (size, early)
         schedule.set_shared_secret(b"shared")
         assert schedule.handshake_secret == hkdf_extract(hash_name, derived, b"shared")
+        derived_again = hkdf_expand_label(hash_name, schedule.handshake_secret, b"derived",
+                                          hashlib.new(hash_name).digest(), size)
+        assert schedule.master_secret == hkdf_extract(hash_name, derived_again, bytes(size))
+
+
+@pytest.mark.parametrize("length", [-1, 255 * 32 + 1])
+def test_hkdf_expand_refuses_a_length_outside_its_range(length: int) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        hkdf_expand("sha256", bytes(32), b"info", length)
+
+
+def test_hkdf_expand_gives_up_to_255_blocks() -> None:
+    assert len(hkdf_expand("sha256", bytes(32), b"info", 255 * 32)) == 255 * 32
 
 
 def _schedule() -> tuple[KeySchedule13, Transcript]:
