@@ -11,8 +11,11 @@ it carries one.
 Why a rate: a peer can cause these records (a node on the link that claims every address we try, a bug
 reachable from the wire), and the console is a slow serial line (about 11 KB/s) whose blocked write stalls
 the event loop. At most `log_library_lines_per_second` lines are printed; the rest are counted, and the next
-line printed says how many (`suppressed`), as the connection lines do. A message and a traceback are each cut
-to `log_library_text_chars` (a traceback keeps its end, where the exception was raised).
+line printed says how many (`suppressed`), as the connection lines do. When no record follows a burst, the
+count is not left unsaid: once the rate allows a line again, a line of its own carries it (`flush`, which
+the handler arranges on the event loop when it first counts a record), and closing the handler prints what
+is still counted. A message and a traceback are each cut to `log_library_text_chars` (a traceback keeps its
+end, where the exception was raised).
 
 Why a fault's first traceback is never dropped: it is the evidence of a bug reachable from the wire, and the
 netstack logs each place's once (FaultLog). The first record from each place an exception was raised (its
@@ -23,6 +26,7 @@ any record and printed without its traceback (the `error` field still names the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Callable
@@ -31,21 +35,39 @@ from appliance.log import JsonLog, Value
 from netstack.faults import fault_site
 from netstack.ratelimit import per_second
 
+Schedule = Callable[[float, Callable[[], None]], None]
+"""Run a function after a delay in seconds, callable from any thread (a record can come from any thread):
+`on_loop` makes one for an asyncio event loop."""
+
+
+def on_loop(loop: asyncio.AbstractEventLoop) -> Schedule:
+    """A Schedule on `loop`: the call is handed to the loop's thread, which sets the timer."""
+    def schedule(delay: float, function: Callable[[], None]) -> None:
+        loop.call_soon_threadsafe(loop.call_later, delay, function)
+    return schedule
+
 
 class LibraryLog(logging.Handler):
-    """A `logging` handler that writes each record as a `library` line of the appliance's log."""
+    """A `logging` handler that writes each record as a `library` line of the appliance's log.
+
+    `schedule`, if given, runs `flush` once the rate allows a line after records were counted and not
+    printed; without it, the count waits for the next line or for `close`."""
 
     def __init__(self, log: JsonLog, *, lines_per_second: float, text_chars: int, traceback_sites: int,
-                 monotonic: Callable[[], float]) -> None:
+                 monotonic: Callable[[], float], schedule: Schedule | None = None) -> None:
         super().__init__(logging.WARNING)
         self._log = log
         self._bucket = per_second(lines_per_second)
+        self._line_seconds = 1.0 / lines_per_second  # how long the bucket takes to allow one more line
         self._text_chars = text_chars
         self._traceback_sites = traceback_sites
         self._monotonic = monotonic
+        self._schedule = schedule
+        self._flush_arranged = False
         self._sites: set[tuple[str, str, int]] = set()  # the places whose traceback has been printed
         self.suppressed = 0  # records not printed since the last line
-        # (`handle` calls `emit` under the handler's own lock: the attributes need no other.)
+        # (`handle` calls `emit` under the handler's own lock, and `flush` and `close` take it: the
+        # attributes need no other.)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -58,6 +80,7 @@ class LibraryLog(logging.Handler):
         first = error is not None and self._first_from_its_place(error)
         if not first and not self._bucket.allow(self._monotonic()):
             self.suppressed += 1
+            self._arrange_flush()
             return
         fields: dict[str, Value] = {
             "level": record.levelname.lower(), "logger": record.name,
@@ -69,6 +92,45 @@ class LibraryLog(logging.Handler):
                 fields["traceback"] = _tail("".join(traceback.format_exception(error)), self._text_chars)
         self.suppressed = 0
         self._log.event("library", **fields)
+
+    def flush(self) -> None:
+        """Print the count of records not printed, in a line of its own, if the rate allows one now;
+        otherwise try again once it will (the records' own lines, if any come first, carry it instead)."""
+        self.acquire()
+        try:
+            self._flush_arranged = False
+            if not self.suppressed:
+                return
+            if self._bucket.allow(self._monotonic()):
+                self._print_count()
+            else:
+                self._arrange_flush()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        """Print what is still counted, whatever the rate (the last line this handler writes), then close."""
+        self.acquire()
+        try:
+            if self.suppressed:
+                self._print_count()
+        finally:
+            self.release()
+        super().close()
+
+    def _print_count(self) -> None:
+        self._log.event("library", level="warning", logger=__name__,
+                        message="records not printed (log_library_lines_per_second)", suppressed=self.suppressed)
+        self.suppressed = 0
+
+    def _arrange_flush(self) -> None:
+        if self._schedule is None or self._flush_arranged:
+            return
+        try:
+            self._schedule(self._line_seconds, self.flush)
+        except RuntimeError:  # the loop is closed: `close` prints the count
+            return
+        self._flush_arranged = True
 
     def _first_from_its_place(self, error: BaseException) -> bool:
         """Whether `error` is the first from its place to be printed, while places are still being kept."""
@@ -94,8 +156,14 @@ def _tail(text: str, chars: int) -> str:
 
 
 def route_library_logs(handler: LibraryLog, logger: logging.Logger | None = None) -> Callable[[], None]:
-    """Send the records of `logger` (the root: every library's) to `handler`; returns what undoes it, for a
-    process that runs the appliance more than once (the tests)."""
+    """Send the records of `logger` (the root: every library's) to `handler`; returns what undoes it (and
+    closes the handler, which prints any count still unsaid), for the end of a run and for a process that
+    runs the appliance more than once (the tests)."""
     target = logger if logger is not None else logging.getLogger()
     target.addHandler(handler)
-    return lambda: target.removeHandler(handler)
+
+    def undo() -> None:
+        target.removeHandler(handler)
+        handler.close()
+
+    return undo

@@ -38,7 +38,7 @@ from appliance.data_disk import (
 from appliance.disk import Disk, DiskError
 from appliance.identities import ServerIdentities
 from appliance.in_thread import made_in_thread
-from appliance.library_log import LibraryLog, route_library_logs
+from appliance.library_log import LibraryLog, on_loop, route_library_logs
 from appliance.log import JsonLog
 from appliance.net import (
     DEFAULT_KERNEL_HOSTS,
@@ -289,7 +289,8 @@ async def run(options: Options, log: JsonLog, sources: Sources, limits: Limits =
     unroute = route_library_logs(LibraryLog(log, lines_per_second=limits.log_library_lines_per_second,
                                             text_chars=limits.log_library_text_chars,
                                             traceback_sites=limits.log_library_traceback_sites,
-                                            monotonic=sources.monotonic))
+                                            monotonic=sources.monotonic,
+                                            schedule=on_loop(asyncio.get_running_loop())))
     try:
         await _run_routed(options, log, sources, limits, started)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,9 +10,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from appliance.library_log import LibraryLog, route_library_logs
+from appliance.library_log import LibraryLog, on_loop, route_library_logs
 from appliance.log import JsonLog
 from netstack.faults import FaultLog
+from tests import virtual_time
 
 
 class Clock:
@@ -32,6 +34,23 @@ def logger() -> Iterator[logging.Logger]:
     logger.handlers.clear()
 
 
+class Timers:
+    """A Schedule that keeps what it was asked to run, and when (on `clock`), until `run_due`."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, function: Callable[[], None]) -> None:
+        self.pending.append((self.clock.now + delay, function))
+
+    def run_due(self) -> None:
+        due = [function for at, function in self.pending if at <= self.clock.now]
+        self.pending = [(at, function) for at, function in self.pending if at > self.clock.now]
+        for function in due:
+            function()
+
+
 def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000,
             sites: int = 64) -> tuple[io.StringIO, Clock, LibraryLog]:
     stream, clock = io.StringIO(), Clock()
@@ -39,6 +58,16 @@ def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000,
                          traceback_sites=sites, monotonic=clock)
     route_library_logs(handler, logger)
     return stream, clock, handler
+
+
+def _timed(logger: logging.Logger, rate: float) -> tuple[io.StringIO, Clock, LibraryLog, Timers]:
+    """As `_routed`, with the flushes it arranges kept in Timers on the same clock."""
+    stream, clock = io.StringIO(), Clock()
+    timers = Timers(clock)
+    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=rate, text_chars=2000, traceback_sites=64,
+                         monotonic=clock, schedule=timers)
+    route_library_logs(handler, logger)
+    return stream, clock, handler, timers
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -202,3 +231,89 @@ def test_an_argument_that_cannot_be_printed_costs_the_formatting_not_the_line(lo
     logger.warning("peer %s", Unprintable())
     [line] = _lines(stream)
     assert line["message"] == "peer %s"
+
+
+def test_a_count_no_later_record_carries_gets_a_line_of_its_own_once_the_rate_allows(logger: logging.Logger) -> None:
+    stream, clock, handler, timers = _timed(logger, rate=2.0)
+    for n in range(7):
+        logger.warning("duplicate address %d", n)
+    assert len(timers.pending) == 1  # one flush arranged for the five counted, not one each
+    assert timers.pending[0][0] == clock.now + 0.5  # when the bucket has a token again
+    clock.now += 0.5
+    timers.run_due()
+    last = _lines(stream)[-1]
+    assert (last["logger"], last["suppressed"]) == ("appliance.library_log", 5)
+    assert "error" not in last
+    assert handler.suppressed == 0
+    assert timers.pending == []  # nothing left to say: nothing arranged
+
+
+def test_a_flush_that_finds_no_token_tries_again_and_a_record_first_takes_the_count(logger: logging.Logger) -> None:
+    stream, clock, handler, timers = _timed(logger, rate=1.0)
+    logger.warning("first")
+    logger.warning("counted")
+    timers.pending.clear()
+    handler.flush()  # no token yet: no line, and a flush arranged again
+    assert len(_lines(stream)) == 1
+    assert handler.suppressed == 1
+    assert [at for at, _ in timers.pending] == [clock.now + 1.0]
+    clock.now += 1.0
+    logger.warning("later")  # the record's own line carries the count
+    assert (_lines(stream)[-1]["message"], _lines(stream)[-1]["suppressed"]) == ("later", 1)
+    timers.run_due()  # the arranged flushes find nothing to say
+    assert len(_lines(stream)) == 2
+
+
+def test_closing_prints_what_is_still_counted_whatever_the_rate(logger: logging.Logger) -> None:
+    stream, _, handler = _routed(logger, rate=1.0)
+    logger.warning("printed")
+    logger.warning("counted")
+    logger.warning("counted too")
+    handler.close()
+    last = _lines(stream)[-1]
+    assert (last["logger"], last["suppressed"]) == ("appliance.library_log", 2)
+    handler.close()  # a second close has nothing more to say
+    assert len(_lines(stream)) == 2
+
+
+def test_undoing_the_route_closes_the_handler_and_says_the_count(logger: logging.Logger) -> None:
+    stream, clock = io.StringIO(), Clock()
+    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1.0, text_chars=100, traceback_sites=1,
+                         monotonic=clock)
+    undo = route_library_logs(handler, logger)
+    logger.warning("printed")
+    logger.warning("counted")
+    undo()
+    assert handler not in logger.handlers
+    assert _lines(stream)[-1]["suppressed"] == 1
+
+
+def test_a_flush_arranged_on_a_closed_loop_leaves_the_count_to_close(logger: logging.Logger) -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    stream, clock = io.StringIO(), Clock()
+    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1.0, text_chars=100, traceback_sites=1,
+                         monotonic=clock, schedule=on_loop(loop))
+    route_library_logs(handler, logger)
+    logger.warning("printed")
+    logger.warning("counted")  # the loop refuses the timer: the record is still counted, nothing raised
+    assert handler.suppressed == 1
+    handler.close()
+    assert _lines(stream)[-1]["suppressed"] == 1
+
+
+def test_on_loop_runs_the_flush_on_the_loop_after_the_delay(logger: logging.Logger) -> None:
+    async def main() -> list[dict[str, object]]:
+        stream, clock = io.StringIO(), Clock()
+        handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1000.0, text_chars=100,
+                             traceback_sites=1, monotonic=clock, schedule=on_loop(asyncio.get_running_loop()))
+        route_library_logs(handler, logger)
+        for n in range(1001):  # a second's worth of tokens, and one more, counted
+            logger.warning("burst %d", n)
+        clock.now += 1.0
+        await asyncio.sleep(0.01)  # the flush is due 1 ms after the burst: its timer fires in this sleep
+        return _lines(stream)
+
+    lines = virtual_time.run(main())  # the loop's clock is virtual: the sleep waits for no wall clock
+    assert lines[-1]["suppressed"] == 1
+    assert lines[-1]["logger"] == "appliance.library_log"
