@@ -36,12 +36,20 @@ from netstack.faults import fault_site
 from netstack.ratelimit import per_second
 
 Schedule = Callable[[float, Callable[[], None]], None]
-"""Run a function after a delay in seconds, callable from any thread (a record can come from any thread):
-`on_loop` makes one for an asyncio event loop."""
+"""Run a function after a delay in seconds, later and never inline, callable from any thread (a record can
+come from any thread); raise RuntimeError when it never can again (a closed loop). Its clock must be the
+handler's `monotonic`: the flush it runs asks the rate whether a line is allowed. `on_loop` makes one."""
+
+FLUSH_TRIES = 3
+"""How many flushes in a row may find the rate still spent and arrange another: with the Schedule on the
+handler's clock the first always finds a token; the bound keeps two clocks that disagree from arranging
+flushes for ever (`close` still prints the count)."""
 
 
 def on_loop(loop: asyncio.AbstractEventLoop) -> Schedule:
-    """A Schedule on `loop`: the call is handed to the loop's thread, which sets the timer."""
+    """A Schedule on `loop`, whose clock the appliance's monotonic is: the call is handed to the loop's
+    thread, which sets the timer. A stopped loop that is not closed accepts it and never runs it; then the
+    count waits for the next line or for `close`."""
     def schedule(delay: float, function: Callable[[], None]) -> None:
         loop.call_soon_threadsafe(loop.call_later, delay, function)
     return schedule
@@ -64,6 +72,7 @@ class LibraryLog(logging.Handler):
         self._monotonic = monotonic
         self._schedule = schedule
         self._flush_arranged = False
+        self._flush_tries = 0  # flushes in a row that found no token
         self._sites: set[tuple[str, str, int]] = set()  # the places whose traceback has been printed
         self.suppressed = 0  # records not printed since the last line
         # (`handle` calls `emit` under the handler's own lock, and `flush` and `close` take it: the
@@ -91,11 +100,13 @@ class LibraryLog(logging.Handler):
             if first:
                 fields["traceback"] = _tail("".join(traceback.format_exception(error)), self._text_chars)
         self.suppressed = 0
+        self._flush_tries = 0
         self._log.event("library", **fields)
 
     def flush(self) -> None:
         """Print the count of records not printed, in a line of its own, if the rate allows one now;
-        otherwise try again once it will (the records' own lines, if any come first, carry it instead)."""
+        otherwise, with a Schedule, arrange another flush a line's time later, up to FLUSH_TRIES in a row
+        (a record's own line, if one comes first, carries the count instead)."""
         self.acquire()
         try:
             self._flush_arranged = False
@@ -103,13 +114,15 @@ class LibraryLog(logging.Handler):
                 return
             if self._bucket.allow(self._monotonic()):
                 self._print_count()
-            else:
+            elif self._flush_tries < FLUSH_TRIES:
+                self._flush_tries += 1
                 self._arrange_flush()
         finally:
             self.release()
 
     def close(self) -> None:
-        """Print what is still counted, whatever the rate (the last line this handler writes), then close."""
+        """Print what is still counted, whatever the rate, then close. A handler still routed goes on
+        printing (logging's `Handler.close` does not detach it): `route_library_logs`' undo detaches first."""
         self.acquire()
         try:
             if self.suppressed:
@@ -122,15 +135,16 @@ class LibraryLog(logging.Handler):
         self._log.event("library", level="warning", logger=__name__,
                         message="records not printed (log_library_lines_per_second)", suppressed=self.suppressed)
         self.suppressed = 0
+        self._flush_tries = 0
 
     def _arrange_flush(self) -> None:
         if self._schedule is None or self._flush_arranged:
             return
-        try:
+        self._flush_arranged = True  # before the call: a Schedule that broke its contract and ran it inline
+        try:  # would otherwise arrange again from inside
             self._schedule(self._line_seconds, self.flush)
         except RuntimeError:  # the loop is closed: `close` prints the count
-            return
-        self._flush_arranged = True
+            self._flush_arranged = False
 
     def _first_from_its_place(self, error: BaseException) -> bool:
         """Whether `error` is the first from its place to be printed, while places are still being kept."""

@@ -6,11 +6,12 @@ import asyncio
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from appliance.library_log import LibraryLog, on_loop, route_library_logs
+from appliance.library_log import FLUSH_TRIES, LibraryLog, on_loop, route_library_logs
 from appliance.log import JsonLog
 from netstack.faults import FaultLog
 from tests import virtual_time
@@ -260,8 +261,51 @@ def test_a_flush_that_finds_no_token_tries_again_and_a_record_first_takes_the_co
     clock.now += 1.0
     logger.warning("later")  # the record's own line carries the count
     assert (_lines(stream)[-1]["message"], _lines(stream)[-1]["suppressed"]) == ("later", 1)
-    timers.run_due()  # the arranged flushes find nothing to say
+    timers.run_due()  # the arranged flushes find nothing to say, and arrange nothing more
     assert len(_lines(stream)) == 2
+    assert timers.pending == []
+    clock.now += 1.0
+    logger.warning("second burst, printed")
+    logger.warning("second burst, counted")  # a new burst arranges its own flush
+    assert len(timers.pending) == 1
+    clock.now += 1.0
+    timers.run_due()
+    assert _lines(stream)[-1]["suppressed"] == 1
+    assert _lines(stream)[-1]["logger"] == "appliance.library_log"
+
+
+def test_flushes_that_never_find_a_token_stop_after_flush_tries(logger: logging.Logger) -> None:
+    """A Schedule on another clock than the rate's (here the rate's stands still): the flushes give up after
+    FLUSH_TRIES, instead of arranging one another for ever; close still says the count."""
+    stream, _, handler, timers = _timed(logger, rate=1.0)
+    logger.warning("printed")
+    logger.warning("counted")
+    runs = 0
+    while timers.pending:
+        timers.pending = [(0.0, function) for _, function in timers.pending]  # due at once on its own clock
+        timers.run_due()
+        runs += 1
+    assert runs == 1 + FLUSH_TRIES
+    assert len(_lines(stream)) == 1
+    handler.close()
+    assert _lines(stream)[-1]["suppressed"] == 1
+
+
+def test_a_schedule_that_runs_the_flush_inline_does_not_recurse(logger: logging.Logger) -> None:
+    calls: list[float] = []
+
+    def inline(delay: float, function: Callable[[], None]) -> None:
+        calls.append(delay)
+        function()
+
+    stream, clock = io.StringIO(), Clock()
+    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1.0, text_chars=100, traceback_sites=1,
+                         monotonic=clock, schedule=inline)
+    route_library_logs(handler, logger)
+    logger.warning("printed")
+    logger.warning("counted")
+    assert len(calls) <= 1 + FLUSH_TRIES
+    assert handler.suppressed == 1
 
 
 def test_closing_prints_what_is_still_counted_whatever_the_rate(logger: logging.Logger) -> None:
@@ -288,7 +332,8 @@ def test_undoing_the_route_closes_the_handler_and_says_the_count(logger: logging
     assert _lines(stream)[-1]["suppressed"] == 1
 
 
-def test_a_flush_arranged_on_a_closed_loop_leaves_the_count_to_close(logger: logging.Logger) -> None:
+def test_a_flush_arranged_on_a_closed_loop_leaves_the_count_to_close(logger: logging.Logger,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     loop = asyncio.new_event_loop()
     loop.close()
     stream, clock = io.StringIO(), Clock()
@@ -300,20 +345,32 @@ def test_a_flush_arranged_on_a_closed_loop_leaves_the_count_to_close(logger: log
     assert handler.suppressed == 1
     handler.close()
     assert _lines(stream)[-1]["suppressed"] == 1
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" from the refused timer
 
 
-def test_on_loop_runs_the_flush_on_the_loop_after_the_delay(logger: logging.Logger) -> None:
-    async def main() -> list[dict[str, object]]:
-        stream, clock = io.StringIO(), Clock()
-        handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1000.0, text_chars=100,
-                             traceback_sites=1, monotonic=clock, schedule=on_loop(asyncio.get_running_loop()))
+def test_on_loop_flushes_on_the_loop_a_line_s_time_after_records_from_another_thread(logger: logging.Logger) -> None:
+    """As in the appliance: the rate, the log's times and the timer all on the loop's clock (virtual here),
+    the records logged from a worker thread."""
+    async def main() -> tuple[float, list[dict[str, object]]]:
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)  # so that a timer set from the worker thread, not through the loop, would raise
+        stream = io.StringIO()
+        handler = LibraryLog(JsonLog(stream, clock=loop.time), lines_per_second=2.0, text_chars=100,
+                             traceback_sites=1, monotonic=loop.time, schedule=on_loop(loop))
         route_library_logs(handler, logger)
-        for n in range(1001):  # a second's worth of tokens, and one more, counted
-            logger.warning("burst %d", n)
-        clock.now += 1.0
-        await asyncio.sleep(0.01)  # the flush is due 1 ms after the burst: its timer fires in this sleep
-        return _lines(stream)
+        burst_at = loop.time()
 
-    lines = virtual_time.run(main())  # the loop's clock is virtual: the sleep waits for no wall clock
-    assert lines[-1]["suppressed"] == 1
+        def burst() -> None:
+            for n in range(5):  # two printed (the bucket's burst), three counted
+                logger.warning("burst %d", n)
+
+        worker = threading.Thread(target=burst)
+        worker.start()
+        worker.join()  # the loop is held meanwhile: what the thread hands it waits, and the clock stands still
+        await asyncio.sleep(10)  # virtual: the flush fires at its own deadline on the way
+        return burst_at, _lines(stream)
+
+    burst_at, lines = virtual_time.run(main())
+    assert [line["suppressed"] for line in lines] == [0, 0, 3]
     assert lines[-1]["logger"] == "appliance.library_log"
+    assert lines[-1]["t"] == round(burst_at + 0.5, 3)  # one line's time at 2 per second, not at once

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import weakref
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from appliance.main import (
     settle_imports,
 )
 from appliance.net import NetworkStartError, parse_net_spec, userspace_network
+from appliance.sources import Sources
+from tests import virtual_time
 from tests.appliance.running import KNOWN_WIF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +304,23 @@ def test_a_run_prints_the_libraries_records_as_json_lines_and_unroutes_them_when
     assert lines[1]["logger"] == "netstack.stack6"
     assert lines[1]["message"] == "IPv6 address fe80::2 is in use by another node"
     assert not any(isinstance(handler, LibraryLog) for handler in logging.getLogger().handlers)
+
+
+def test_a_run_says_the_count_of_a_burst_before_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's handler has a Schedule on its loop: a burst beyond the rate gets its count in a line of its own
+    while the run goes on, not only at its end (the run here waits, on the virtual clock, past the flush)."""
+    seen_during_run: list[list[dict[str, object]]] = []
+    out = io.StringIO()
+
+    async def the_run(*_args: object) -> None:
+        for n in range(int(DEFAULT_LIMITS.log_library_lines_per_second) + 3):  # the bucket's burst, and 3 more
+            logging.getLogger("netstack.stack6").warning("IPv6 address fe80::%d is in use by another node", n)
+        await asyncio.sleep(10)
+        seen_during_run.append([json.loads(line) for line in out.getvalue().splitlines()])
+
+    monkeypatch.setattr(appliance_main, "_run_routed", the_run)
+    sources = Sources(wall=time.time, monotonic=lambda: asyncio.get_running_loop().time(), random=os.urandom)
+    virtual_time.run(appliance_main.run(_options(), JsonLog(out), sources))
+    [lines] = seen_during_run
+    assert lines[-1]["logger"] == "appliance.library_log"
+    assert lines[-1]["suppressed"] == 3
