@@ -25,11 +25,10 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
-    """RFC 5869 §2.3. The first block is taken on its own: every TLS 1.3 derivation needs only it."""
+    """RFC 5869 §2.3. The first block is made before the loop, which every TLS 1.3 derivation (one block)
+    then skips."""
     block = hmac.digest(prk, info + b"\x01", hash_name)
-    if 0 <= length <= len(block):
-        return block[:length]
-    if not len(block) < length <= 255 * len(block):
+    if not 0 <= length <= 255 * len(block):
         raise ValueError(f"HKDF-Expand length {length} outside 0..255*HashLen")
     output = block
     counter = 2
@@ -57,7 +56,6 @@ def empty_hash(hash_name: str) -> bytes:
 class _NoPsk(NamedTuple):
     """The constants of one hash's schedule without a PSK: see `_no_psk`."""
 
-    hash_length: int
     empty_hash: bytes
     early_secret: bytes
     derived: bytes
@@ -71,7 +69,7 @@ def _no_psk(hash_name: str) -> _NoPsk:
     zeros = bytes(len(empty))
     early_secret = hkdf_extract(hash_name, zeros, zeros)
     derived = hkdf_expand_label(hash_name, early_secret, b"derived", empty, len(empty))
-    return _NoPsk(len(empty), empty, early_secret, derived)
+    return _NoPsk(empty, early_secret, derived)
 
 
 class KeySchedule13:
@@ -80,7 +78,7 @@ class KeySchedule13:
     def __init__(self, hash_name: str) -> None:
         self.hash_name = hash_name
         self._no_psk = _no_psk(hash_name)
-        self.hash_length = self._no_psk.hash_length
+        self.hash_length = len(self._no_psk.empty_hash)
         self.handshake_secret = b""
         self.master_secret = b""
 
