@@ -99,9 +99,7 @@ class LibraryLog(logging.Handler):
             fields["error"] = type(error).__qualname__
             if first:
                 fields["traceback"] = _tail("".join(traceback.format_exception(error)), self._text_chars)
-        self.suppressed = 0
-        self._flush_tries = 0
-        self._log.event("library", **fields)
+        self._write(fields)
 
     def flush(self) -> None:
         """Print the count of records not printed, in a line of its own, if the rate allows one now;
@@ -132,10 +130,14 @@ class LibraryLog(logging.Handler):
         super().close()
 
     def _print_count(self) -> None:
-        self._log.event("library", level="warning", logger=__name__,
-                        message="records not printed (log_library_lines_per_second)", suppressed=self.suppressed)
+        self._write({"level": "warning", "logger": __name__,
+                     "message": "records not printed (log_library_lines_per_second)", "suppressed": self.suppressed})
+
+    def _write(self, fields: dict[str, Value]) -> None:
+        """One `library` line, whose `suppressed` has said the count: counting starts again."""
         self.suppressed = 0
         self._flush_tries = 0
+        self._log.event("library", **fields)
 
     def _arrange_flush(self) -> None:
         if self._schedule is None or self._flush_arranged:

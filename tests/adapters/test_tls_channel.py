@@ -308,9 +308,10 @@ def test_send_after_the_reader_was_given_an_error_still_drains_and_refuses() -> 
 
 def test_recv_maps_a_reset_and_lets_a_cancellation_through() -> None:
     async def main() -> tuple[RefusedError | None, bool]:
-        reset = PlainChannel(asyncio.StreamReader(), FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0,  # type: ignore[arg-type]
+        reset_reader = asyncio.StreamReader()
+        reset_reader.set_exception(ConnectionResetError("reset by peer"))
+        reset = PlainChannel(reset_reader, FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0,  # type: ignore[arg-type]
                              **LINGER)
-        reset._reader.set_exception(ConnectionResetError("reset by peer"))
         refused: RefusedError | None = None
         try:
             await reset.recv(5.0)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from appliance.library_log import FLUSH_TRIES, LibraryLog, on_loop, route_library_logs
+from appliance.library_log import FLUSH_TRIES, LibraryLog, Schedule, on_loop, route_library_logs
 from appliance.log import JsonLog
 from netstack.faults import FaultLog
 from tests import virtual_time
@@ -52,22 +52,20 @@ class Timers:
             function()
 
 
-def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000,
-            sites: int = 64) -> tuple[io.StringIO, Clock, LibraryLog]:
-    stream, clock = io.StringIO(), Clock()
+def _routed(logger: logging.Logger, rate: float = 5.0, chars: int = 2000, sites: int = 64,
+            *, schedule: Schedule | None = None, clock: Clock | None = None) -> tuple[io.StringIO, Clock, LibraryLog]:
+    stream, clock = io.StringIO(), clock or Clock()
     handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=rate, text_chars=chars,
-                         traceback_sites=sites, monotonic=clock)
+                         traceback_sites=sites, monotonic=clock, schedule=schedule)
     route_library_logs(handler, logger)
     return stream, clock, handler
 
 
 def _timed(logger: logging.Logger, rate: float) -> tuple[io.StringIO, Clock, LibraryLog, Timers]:
     """As `_routed`, with the flushes it arranges kept in Timers on the same clock."""
-    stream, clock = io.StringIO(), Clock()
+    clock = Clock()
     timers = Timers(clock)
-    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=rate, text_chars=2000, traceback_sites=64,
-                         monotonic=clock, schedule=timers)
-    route_library_logs(handler, logger)
+    stream, _, handler = _routed(logger, rate, schedule=timers, clock=clock)
     return stream, clock, handler, timers
 
 
@@ -298,10 +296,7 @@ def test_a_schedule_that_runs_the_flush_inline_does_not_recurse(logger: logging.
         calls.append(delay)
         function()
 
-    stream, clock = io.StringIO(), Clock()
-    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1.0, text_chars=100, traceback_sites=1,
-                         monotonic=clock, schedule=inline)
-    route_library_logs(handler, logger)
+    _, _, handler = _routed(logger, rate=1.0, schedule=inline)
     logger.warning("printed")
     logger.warning("counted")
     assert len(calls) <= 1 + FLUSH_TRIES
@@ -336,10 +331,7 @@ def test_a_flush_arranged_on_a_closed_loop_leaves_the_count_to_close(logger: log
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     loop = asyncio.new_event_loop()
     loop.close()
-    stream, clock = io.StringIO(), Clock()
-    handler = LibraryLog(JsonLog(stream, clock=clock), lines_per_second=1.0, text_chars=100, traceback_sites=1,
-                         monotonic=clock, schedule=on_loop(loop))
-    route_library_logs(handler, logger)
+    stream, _, handler = _routed(logger, rate=1.0, schedule=on_loop(loop))
     logger.warning("printed")
     logger.warning("counted")  # the loop refuses the timer: the record is still counted, nothing raised
     assert handler.suppressed == 1
