@@ -81,19 +81,18 @@ class RsaPssPublicKey:
 PublicKey = rsa.RSAPublicKey | RsaPssPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 
-def verify_cost(key: PublicKey) -> int:
-    """What verifying one signature with `key` costs, in units of one RSA-2048/e=65537 or P-256 verification.
+def verify_cost(info: PublicKeyInfo) -> int:
+    """What verifying one signature with this key costs, in units of one RSA-2048/e=65537 or P-256 verification.
 
     Why: a work budget that counts every check as one lets a peer pick the dearest key there is. RSA
     verification grows with the square of the modulus and linearly with the exponent's length, so a peer's
     8192-bit key with a 32-bit exponent costs 32 checks of the usual kind (and a chain of them, signed or
-    not, would otherwise cost tens of milliseconds per handshake); curves cost one."""
-    rsa_key = key.key if isinstance(key, RsaPssPublicKey) else key
-    if not isinstance(rsa_key, rsa.RSAPublicKey):
+    not, would otherwise cost tens of milliseconds per handshake); curves cost one. Read from the decoded
+    numbers, not the key object: asking `cryptography` for them again cost a microsecond per check."""
+    if info.kind not in (KeyKind.RSA, KeyKind.RSA_PSS):
         return 1
-    size = -(-rsa_key.key_size // 2048)
-    exponent_bits = rsa_key.public_numbers().e.bit_length()
-    return size * size * max(1, -(-exponent_bits // 17))
+    size = -(-info.key_bits // 2048)
+    return size * size * max(1, -(-info.rsa_exponent.bit_length() // 17))
 
 # Key policy. Below 2048 bits RSA is refused (issue 5); above 8192 bits verification gets expensive enough
 # to be a denial-of-service lever, and nobody issues such keys.

@@ -44,7 +44,7 @@ from tls.x509.der import (
     read_single,
 )
 from tls.x509.errors import X509Error, decode_error
-from tls.x509.keys import parse_spki
+from tls.x509.keys import PublicKeyInfo, parse_spki
 from tls.x509.limits import MAX_CERT_SIZE, MAX_EXTENSIONS, MAX_SERIAL_OCTETS
 from tls.x509.model import (
     AuthorityKeyIdentifier,
@@ -74,9 +74,11 @@ def parse_certificate(der: bytes) -> Certificate:
     return certificate
 
 
-def parse_certificate_data(der: bytes) -> Certificate:
+def parse_certificate_data(der: bytes, known_key: PublicKeyInfo | None = None) -> Certificate:
     """Parse without refusing unknown critical extensions: they are recorded in `unsupported_critical`
-    and refused by validation only if the certificate ends up in the path."""
+    and refused by validation only if the certificate ends up in the path. `known_key` is a key already
+    decoded (`keys.parse_spki`) from the bytes this certificate may carry as its SubjectPublicKeyInfo:
+    used only if they are exactly those bytes (path building decodes an issuer's key before its parse)."""
     if not isinstance(der, bytes | bytearray | memoryview):
         raise decode_error("certificate must be bytes")
     der = bytes(der)
@@ -91,14 +93,16 @@ def parse_certificate_data(der: bytes) -> Certificate:
     if der[sig_start] != 0:
         raise decode_error("signature BIT STRING has unused bits")
     signature = der[sig_start + 1 : sig_end]
-    return _parse_tbs(der, (tbs_header, tbs_start, tbs_end), der[alg_header:alg_end], signature)
+    return _parse_tbs(der, (tbs_header, tbs_start, tbs_end), der[alg_header:alg_end], signature, known_key)
 
 
 def _schema(reason: str) -> X509Error:
     return decode_error(f"certificate does not match the X.509 schema: {reason}")
 
 
-def _parse_tbs(der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, signature: bytes) -> Certificate:
+def _parse_tbs(
+    der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, signature: bytes, known_key: PublicKeyInfo | None
+) -> Certificate:
     """TBSCertificate, read from `der` by offset; `tbs` is (header start, content start, content end)."""
     fields = children(der, tbs[1], tbs[2])
     version = 1
@@ -122,7 +126,8 @@ def _parse_tbs(der: bytes, tbs: tuple[int, int, int], outer_algorithm: bytes, si
     if issuer.is_empty:
         raise decode_error("issuer name is empty")
     not_before, not_after = _validity(der, validity_f[2], validity_f[3])
-    public_key_info = parse_spki(der[spki_f[1] : spki_f[3]])
+    spki = der[spki_f[1] : spki_f[3]]
+    public_key_info = known_key if known_key is not None and known_key.der == spki else parse_spki(spki)
 
     extensions: tuple[Extension, ...] = ()
     for tag, _, cstart, cend in optional:

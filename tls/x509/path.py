@@ -39,7 +39,7 @@ from outcomes.category import Category
 from tls.x509.checks import check_ca
 from tls.x509.constraints import Budget, check_name_constraints
 from tls.x509.errors import X509Error
-from tls.x509.keys import PublicKey, load_public_key, parse_spki, verify_cost
+from tls.x509.keys import PublicKey, PublicKeyInfo, load_public_key, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
 from tls.x509.model import Certificate, SignatureAlgorithm
 from tls.x509.parse import parse_certificate_data
@@ -90,7 +90,8 @@ class PathSearch:
     _peers: list[_Node] = field(init=False)
     _by_subject: dict[bytes, list[_Node]] = field(default_factory=dict)
     _impostor_keys: dict[tuple[bytes, bytes], set[bytes]] = field(init=False)
-    _keys: dict[bytes, PublicKey | X509Error] = field(default_factory=dict)
+    _keys: dict[bytes, tuple[PublicKey, int] | X509Error] = field(default_factory=dict)
+    _key_infos: dict[bytes, PublicKeyInfo] = field(default_factory=dict)
     _verified: dict[tuple[bytes, bytes], X509Error | None] = field(default_factory=dict)
     _error: X509Error | None = None
     _error_depth: int = -1
@@ -238,11 +239,12 @@ class PathSearch:
                 check_name_constraints(ca.name_constraints, certificate, self.budget)
 
     def _parse(self, node: _Node) -> Certificate | None:
-        """Parse a peer certificate once, charged to the parse budget; set it aside if malformed."""
+        """Parse a peer certificate once, charged to the parse budget; set it aside if malformed. Its key, if
+        it was decoded to verify a signature, is not decoded again: the same bytes decode the same way."""
         if node.parsed is None and not node.malformed:
             self.work.charge_parse(len(node.summary.der), self.limits)
             try:
-                parsed = parse_certificate_data(node.summary.der)
+                parsed = parse_certificate_data(node.summary.der, self._key_infos.get(node.summary.spki))
                 if parsed.summary != node.summary:  # the search ran on the peek: it must be what was parsed
                     raise X509Error(Category.DECODE_ERROR, "certificate fields differ from their first reading")
             except X509Error as error:
@@ -252,21 +254,25 @@ class PathSearch:
                 node.parsed = parsed
         return node.parsed
 
-    def _issuer_key(self, issuer: _Node) -> PublicKey:
-        """The issuer's key: a parsed certificate's own, else from the SubjectPublicKeyInfo bytes, once per key."""
+    def _issuer_key(self, issuer: _Node) -> tuple[PublicKey, int]:
+        """The issuer's key and what a verification with it costs (keys.verify_cost): a parsed certificate's
+        own, else from the SubjectPublicKeyInfo bytes, once per key."""
         if issuer.parsed is not None:
-            return issuer.parsed.public_key()
+            return issuer.parsed.public_key(), verify_cost(issuer.parsed.public_key_info)
         spki = issuer.summary.spki
-        key = self._keys.get(spki)
-        if key is None:
+        entry = self._keys.get(spki)
+        if entry is None:
             try:
-                key = load_public_key(parse_spki(spki))  # the key reader checks its own DER
+                info = parse_spki(spki)  # the key reader checks its own DER
+                entry = (load_public_key(info), verify_cost(info))
             except X509Error as error:
-                key = error
-            self._keys[spki] = key
-        if isinstance(key, X509Error):
-            raise key
-        return key
+                entry = error
+            else:
+                self._key_infos[spki] = info
+            self._keys[spki] = entry
+        if isinstance(entry, X509Error):
+            raise entry
+        return entry
 
     def _algorithm(self, child: _Node) -> SignatureAlgorithm:
         """The algorithm `child` is signed with, from the parse or, before it, from the peeked bytes."""
@@ -285,9 +291,9 @@ class PathSearch:
         """Verify child's signature with the issuer's key, charged once per (child, key)."""
         memo = (child.summary.der, issuer.summary.spki)
         if memo not in self._verified:
-            key = self._issuer_key(issuer)
+            key, cost = self._issuer_key(issuer)
             algorithm = self._algorithm(child)
-            self.work.charge_signature(self.limits, verify_cost(key))
+            self.work.charge_signature(self.limits, cost)
             try:
                 verify_signature(key, algorithm, child.summary.signature, child.summary.tbs)
             except X509Error as error:

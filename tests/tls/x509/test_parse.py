@@ -619,3 +619,16 @@ def test_peek_of_mutated_bytes_only_ever_raises_x509_error(position: int, value:
         data[position] = value
     with contextlib.suppress(X509Error):  # any refusal is fine; anything else escaping is the failure
         peek_certificate(bytes(data))
+
+
+def test_a_known_key_is_taken_only_for_the_exact_bytes_it_was_decoded_from() -> None:
+    """parse_certificate_data's `known_key` (what path building decoded already) stands in for decoding the
+    SubjectPublicKeyInfo only when its bytes are the certificate's: another key's decoding is never used."""
+    own = issue(Spec(), key=shared_key("p256", 80))
+    other = issue(Spec(), key=shared_key("rsa2048", 81))
+    own_info = parse_certificate(own.der).public_key_info
+    other_info = parse_certificate(other.der).public_key_info
+    assert parse_certificate_data(own.der, own_info).public_key_info is own_info
+    taken = parse_certificate_data(own.der, other_info).public_key_info
+    assert taken is not other_info
+    assert taken == own_info

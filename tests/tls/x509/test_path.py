@@ -14,7 +14,7 @@ import tls.x509.path as path_module
 from bench.certs import impostor_chain
 from outcomes.category import Category
 from tests.tls.x509.factory import NOW, Issued, Spec, ca_spec, issue, new_key, shared_key
-from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, signature, validate
+from tls.x509 import DEFAULT_LIMITS, PeerName, Purpose, X509Error, keys, signature, validate
 from tls.x509.work import Work
 
 HOST = PeerName("DNS", "leaf.example.com")
@@ -314,3 +314,28 @@ def test_any_graph_of_ca_certificates_stays_within_the_work_limits(
     assert work.signature_checks <= limits.max_signature_checks
     assert work.parse_bytes <= limits.max_parse_bytes
     assert work.candidates <= limits.max_candidates
+
+
+def test_an_intermediate_key_decoded_for_its_signature_is_not_decoded_again_by_its_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The intermediate's key is decoded to verify the leaf before the intermediate is parsed; its parse takes
+    that decoding (same bytes) instead of decoding its SubjectPublicKeyInfo a second time."""
+    decoded: list[bytes] = []
+    real = keys.parse_spki
+
+    def counting(der: bytes) -> Any:
+        decoded.append(der)
+        return real(der)
+
+    monkeypatch.setattr(path_module, "parse_spki", counting)
+    monkeypatch.setattr("tls.x509.parse.parse_spki", counting)
+    root = issue(ca_spec("Root"), key=shared_key("rsa2048", 70))
+    inter = issue(ca_spec("Inter"), issuer=root, key=shared_key("rsa2048", 71))
+    leaf = issue(Spec(), issuer=inter, key=shared_key("p256", 72))
+    path = validate([leaf.der, inter.der], anchors=[root.der], purpose=Purpose.SERVER_AUTH, name=HOST, time=NOW)
+    inter_spki = path.certificates[1].spki_der
+    assert decoded.count(inter_spki) == 1
+    assert len(decoded) == len(set(decoded))  # no key decoded twice (the anchor's, new here, once in its parse)
+    assert path.certificates[0].spki_der in decoded
+    assert path.certificates[1].public_key_info == real(inter_spki)

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import datetime
 import os
+from dataclasses import replace
 
 import pytest
 from cryptography import x509 as cx
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bench import certs
 from outcomes.category import Category
 from tls import x509
-from tls.x509.keys import verify_cost
+from tls.x509.keys import KeyKind, parse_spki, verify_cost
 from tls.x509.limits import ValidationLimits
 from tls.x509.work import Work
 
@@ -70,15 +71,29 @@ def _anchor() -> bytes:
     return certs.issue(spec, key=certs.new_key()).der
 
 
-def test_verify_cost_grows_with_the_modulus_squared_and_the_exponent_length() -> None:
-    def rsa_key(bits: int, exponent: int) -> rsa.RSAPublicKey:
-        return rsa.RSAPublicNumbers(exponent, (1 << (bits - 1)) | 1).public_key()
+def _spki(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    assert verify_cost(ec.generate_private_key(ec.SECP256R1()).public_key()) == 1
-    assert verify_cost(rsa_key(2048, 65537)) == 1
-    assert verify_cost(rsa_key(4096, 65537)) == 4
-    assert verify_cost(rsa_key(8192, 65537)) == 16
-    assert verify_cost(rsa_key(8192, (1 << 32) - 1)) == 32
+
+def _rsa_spki(bits: int, exponent: int) -> bytes:
+    return _spki(rsa.RSAPublicNumbers(exponent, (1 << (bits - 1)) | 1).public_key())
+
+
+def test_verify_cost_grows_with_the_modulus_squared_and_the_exponent_length() -> None:
+    assert verify_cost(parse_spki(_spki(ec.generate_private_key(ec.SECP256R1()).public_key()))) == 1
+    assert verify_cost(parse_spki(_spki(ec.generate_private_key(ec.SECP521R1()).public_key()))) == 1
+    assert verify_cost(parse_spki(_rsa_spki(2048, 65537))) == 1
+    assert verify_cost(parse_spki(_rsa_spki(2048, 3))) == 1
+    assert verify_cost(parse_spki(_rsa_spki(3072, 65537))) == 4  # a started 2048-bit block counts whole
+    assert verify_cost(parse_spki(_rsa_spki(4096, 65537))) == 4
+    assert verify_cost(parse_spki(_rsa_spki(4096, (1 << 17) + 1))) == 8
+    assert verify_cost(parse_spki(_rsa_spki(8192, 65537))) == 16
+    assert verify_cost(parse_spki(_rsa_spki(8192, (1 << 32) - 1))) == 32
+
+
+def test_an_rsa_pss_key_costs_what_its_modulus_and_exponent_cost() -> None:
+    pss = replace(parse_spki(_rsa_spki(8192, (1 << 32) - 1)), kind=KeyKind.RSA_PSS)
+    assert verify_cost(pss) == 32
 
 
 def test_a_chain_of_the_dearest_forged_issuers_is_refused_within_the_work_budget() -> None:
