@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork
-from appliance.service import Appliance
+from appliance.service import COUNT_LINE_TRIES, Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
+from tests import virtual_time
 
 
 def _no_random(n: int) -> bytes:
@@ -144,3 +146,125 @@ def test_a_slow_ledger_sync_is_logged_with_its_duration(tmp_path: Path) -> None:
     asyncio.run(two_batches())
     slow = [json.loads(line) for line in console.getvalue().splitlines() if "ledger-sync-slow" in line]
     assert [line["seconds"] for line in slow] == [3.25]
+
+
+def _recording_service(tmp_path: Path, console: io.StringIO, wall: Callable[[], float]) -> Appliance:
+    """A service that records outcomes (ledger, statistics, console) at 2 connection lines per second."""
+    limits = replace(Limits(), log_connection_lines_per_second=2.0, ledger_region_bytes=128 * 1024)
+    stats = Stats(limits)
+    ledger = Ledger(LedgerArea(Disk(tmp_path / "disk"), limits.ledger_region_bytes), limits)
+    ledger.open(stats.initial, stats.replay, stats.checkpoint)
+    return Appliance(
+        network=KernelNetwork("127.0.0.1"), engines=None, identities=None, vault=None,  # type: ignore[arg-type]
+        stats=stats, ledger=ledger, site=None, limits=limits, ports=Ports(),  # type: ignore[arg-type]
+        log=JsonLog(console, clock=wall), sources=Sources(wall=wall, monotonic=wall, random=_no_random),
+    )
+
+
+def _burst(service: Appliance, count: int) -> None:
+    for _ in range(count):
+        service.record("mutual", "192.0.2.1", Category.NOT_TLS, "please give key")
+
+
+def test_a_burst_then_silence_has_its_count_said_once_the_rate_allows_a_line(tmp_path: Path) -> None:
+    """Two lines (the bucket's burst), eight counted; no connection follows, and a line of its own says the
+    eight half a second later (one line's time at 2 per second), not at the next connection, nor at once."""
+    console = io.StringIO()
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        service = _recording_service(tmp_path, console, loop.time)
+        burst_at = loop.time()
+        _burst(service, 10)
+        await asyncio.sleep(30)  # virtual: the arranged line comes on the way, and only one
+        service._sync()
+        return burst_at
+
+    burst_at = virtual_time.run(main())
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["connection", "connection", "connection-lines-suppressed"]
+    assert lines[-1]["suppressed"] == 8
+    assert lines[-1]["t"] == round(burst_at + 0.5, 3)
+
+
+def test_a_count_carried_by_a_connection_line_is_not_said_again(tmp_path: Path) -> None:
+    console = io.StringIO()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        service = _recording_service(tmp_path, console, loop.time)
+        _burst(service, 5)  # two printed, three counted, a count line arranged for +0.5 s
+        await asyncio.sleep(0.25)
+        _burst(service, 1)  # the bucket has half a token: counted too (four)
+        await asyncio.sleep(0.25)  # the arranged line: a token now, says four
+        _burst(service, 1)  # no token: counted, a line arranged again
+        await asyncio.sleep(0.2)
+        _burst(service, 1)  # still none: two counted
+        await asyncio.sleep(10)
+        service._sync()
+
+    virtual_time.run(main())
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    assert [(line["event"], line["suppressed"]) for line in lines] == [
+        ("connection", 0), ("connection", 0), ("connection-lines-suppressed", 4), ("connection-lines-suppressed", 2),
+    ]
+    counted = sum(int(line["suppressed"]) for line in lines)
+    assert counted + sum(1 for line in lines if line["event"] == "connection") == 8  # every outcome accounted for
+
+
+def test_a_frozen_rate_clock_gives_up_after_a_few_tries_and_stop_says_the_count(tmp_path: Path) -> None:
+    """The rate's clock (the wall) standing still while the loop's runs: the arranged line finds no token,
+    tries COUNT_LINE_TRIES more times and stops arranging (a timer for ever would keep a loop busy); `stop`
+    then says the count, whatever the rate."""
+    console = io.StringIO()
+
+    async def main() -> tuple[int, int]:
+        service = _recording_service(tmp_path, console, lambda: 1000.0)
+        _burst(service, 5)
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(60)
+        pending = len(loop._scheduled)  # type: ignore[attr-defined]
+        printed = len(console.getvalue().splitlines())
+        service._sync()
+        await service.stop()
+        return pending, printed
+
+    pending, printed = virtual_time.run(main())
+    assert (pending, printed) == (0, 2)
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    assert (lines[-1]["event"], lines[-1]["suppressed"]) == ("connection-lines-suppressed", 3)
+    assert COUNT_LINE_TRIES == 3
+
+
+def test_stop_says_nothing_when_nothing_is_counted(tmp_path: Path) -> None:
+    console = io.StringIO()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        service = _recording_service(tmp_path, console, loop.time)
+        _burst(service, 2)
+        service._sync()
+        await service.stop()
+
+    virtual_time.run(main())
+    assert [json.loads(line)["event"] for line in console.getvalue().splitlines()] == ["connection", "connection"]
+
+
+def test_the_arranged_line_says_nothing_when_a_connection_line_carried_the_count(tmp_path: Path) -> None:
+    console = io.StringIO()
+    wall = [1000.0]
+
+    async def main() -> None:
+        service = _recording_service(tmp_path, console, lambda: wall[0])
+        _burst(service, 3)  # two printed, one counted: a line arranged for half a second later (the loop's time)
+        wall[0] += 1.0  # the rate's clock moves first: the next connection has a line, and says the one
+        _burst(service, 1)
+        await asyncio.sleep(10)  # the arranged line finds nothing left to say
+        service._sync()
+        await service.stop()
+
+    virtual_time.run(main())
+    lines = [json.loads(line) for line in console.getvalue().splitlines()]
+    assert [(line["event"], line["suppressed"]) for line in lines] == [
+        ("connection", 0), ("connection", 0), ("connection", 1),
+    ]
