@@ -67,6 +67,17 @@ def test_hkdf_expand_refuses_a_length_outside_its_range(length: int) -> None:
         hkdf_expand("sha256", bytes(32), b"info", length)
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("key_length", [16, 32, 33, 49])
+def test_traffic_key_iv_is_two_expand_labels_whatever_the_key_length(hash_name: str, key_length: int) -> None:
+    """Key and IV are derived under one keyed HMAC state; a key longer than one hash block (no suite's)
+    still gets the whole HKDF-Expand-Label output, not one block cut short."""
+    secret = hashlib.sha512(b"traffic").digest()[: hashlib.new(hash_name).digest_size]
+    assert traffic_key_iv(hash_name, secret, key_length) == (
+        hkdf_expand_label(hash_name, secret, b"key", b"", key_length),
+        hkdf_expand_label(hash_name, secret, b"iv", b"", 12))
+
+
 def test_hkdf_expand_gives_up_to_255_blocks() -> None:
     assert len(hkdf_expand("sha256", bytes(32), b"info", 255 * 32)) == 255 * 32
 
