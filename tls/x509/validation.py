@@ -133,7 +133,10 @@ def validate(
 
 
 def _whole_seconds(time: datetime) -> datetime:
-    """Certificate validity has one-second granularity; compare at the floor of `time` (x509-limbo)."""
+    """Certificate validity has one-second granularity; compare at the floor of `time` (x509-limbo), in UTC.
+    A time already in UTC (what callers pass) is not converted again, and one on a whole second is kept."""
     if time.tzinfo is None:
         time = time.replace(tzinfo=UTC)
-    return time.astimezone(UTC).replace(microsecond=0)
+    elif time.tzinfo is not UTC:
+        time = time.astimezone(UTC)
+    return time.replace(microsecond=0) if time.microsecond else time

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
@@ -407,6 +407,18 @@ def test_duplicate_extension_in_leaf_is_a_decode_error() -> None:
 def test_naive_time_is_utc() -> None:
     pki = make_pki()
     validate(pki.chain, anchors=pki.anchors, purpose=SERVER, name=HOST, time=NOW.replace(tzinfo=None))
+
+
+def test_time_in_another_zone_is_the_same_instant() -> None:
+    """An aware time that is not UTC is converted, not relabelled: the leaf's last second, written two hours
+    ahead, is still inside its validity, and the second after it is not."""
+    pki = make_pki()
+    end = pki.leaf.certificate.not_valid_after_utc.astimezone(timezone(timedelta(hours=2)))
+    validate(pki.chain, anchors=pki.anchors, purpose=SERVER, name=HOST, time=end + timedelta(microseconds=999))
+    assert refused(pki.chain, pki.anchors, time=end + timedelta(seconds=1)).category is Category.EXPIRED
+    start = pki.leaf.certificate.not_valid_before_utc.astimezone(timezone(timedelta(hours=-5)))
+    validate(pki.chain, anchors=pki.anchors, purpose=SERVER, name=HOST, time=start)
+    assert refused(pki.chain, pki.anchors, time=start - timedelta(seconds=1)).category is Category.NOT_YET_VALID
 
 
 def test_memoryview_and_bytearray_inputs() -> None:
