@@ -1,9 +1,16 @@
 """The immutable certificate model that parsing produces and validation reads.
 
-Everything is decoded once, at parse time, into plain values (str, bytes, int, frozen dataclasses), so
-that validation never goes back to ASN.1 and a `Certificate` can be shared freely. Only the public key
-object is built lazily, because most certificates in a handshake (the anchors and intermediates) are used
-through their key for verification while the leaf's key is needed only by TLS CertificateVerify.
+Everything is decoded once, at parse time, into plain values (str, bytes, int, frozen dataclasses and
+named tuples), so that validation never goes back to ASN.1 and a `Certificate` can be shared freely. Only the
+public key object is built lazily, because most certificates in a handshake (the anchors and intermediates)
+are used through their key for verification while the leaf's key is needed only by TLS CertificateVerify.
+
+Why some records are named tuples: a frozen dataclass sets each field through `object.__setattr__`, which
+made a small record cost about twice what a tuple does, and a parse makes a dozen per certificate (an
+`Extension` for each extension, an `Attribute` and a `Name` per name, ...). The small, plain records are
+`NamedTuple`s: immutable, equal and hashed by their values as before. `Certificate` stays a frozen dataclass
+(its key is built lazily, its equality is its DER's), and so do `GeneralNames` and `Subtrees`, whose `count`
+a tuple's own method would shadow.
 """
 
 from __future__ import annotations
@@ -11,21 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import NamedTuple
 
 from tls.x509.keys import PublicKey, PublicKeyInfo, load_public_key
 from tls.x509.peek import CertificateSummary
 
 
-@dataclass(frozen=True)
-class Attribute:
+class Attribute(NamedTuple):
     """One AttributeTypeAndValue of a distinguished name; `value` is the decoded text."""
 
     oid: str
     value: str
 
 
-@dataclass(frozen=True)
-class Name:
+class Name(NamedTuple):
     """A distinguished name. Chaining compares `der` exactly; name constraints compare `rdns` prefixes."""
 
     der: bytes
@@ -88,8 +94,7 @@ class NameConstraints:
     excluded: Subtrees | None
 
 
-@dataclass(frozen=True)
-class BasicConstraints:
+class BasicConstraints(NamedTuple):
     """RFC 5280 §4.2.1.9. `critical` is kept because a CA's basicConstraints must be critical (`checks.check_ca`
     refuses it otherwise); `path_length` caps the intermediates below the CA in a path (None: no cap)."""
 
@@ -98,8 +103,7 @@ class BasicConstraints:
     critical: bool
 
 
-@dataclass(frozen=True)
-class AuthorityKeyIdentifier:
+class AuthorityKeyIdentifier(NamedTuple):
     """RFC 5280 §4.2.1.1, reduced to what validation reads: the keyIdentifier, which path building matches against
     the issuer's subject key identifier, and whether issuer and serial were named (a self-signed anchor's AKI
     must not name them)."""
@@ -108,8 +112,7 @@ class AuthorityKeyIdentifier:
     has_issuer_and_serial: bool
 
 
-@dataclass(frozen=True)
-class Extension:
+class Extension(NamedTuple):
     """An extension as it appeared; `value` is the extnValue content (DER of the extension's own type)."""
 
     oid: str

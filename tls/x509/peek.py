@@ -7,7 +7,7 @@ have to load the parser, the model and the key decoders to get it. It needs only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tls.x509 import oids
 from tls.x509.der import (
@@ -28,13 +28,13 @@ TAG_VERSION = 0xA0  # TBSCertificate's [0] EXPLICIT version
 TAG_EXTENSIONS = 0xA3  # and its [3] EXPLICIT extensions
 
 
-@dataclass(frozen=True)
-class CertificateSummary:
+class CertificateSummary(NamedTuple):
     """What path building needs of a certificate before it is worth parsing: the exact name encodings, the
     SubjectPublicKeyInfo bytes, the key identifiers, and what its signature covers. Read by
     `peek_certificate` (below) without a schema decode, from the same byte ranges the full parse takes
     (`Certificate.summary` is the same record from a parsed certificate, and path building checks that the
-    two agree). A key identifier is None when absent or unreadable: then it filters nothing."""
+    two agree). A key identifier is None when absent or unreadable: then it filters nothing. A named tuple, not
+    a frozen dataclass: one is made per certificate path building sees, and it is only compared."""
 
     der: bytes
     tbs: bytes
