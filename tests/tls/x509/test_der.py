@@ -14,6 +14,7 @@ from tls.x509.der import (
     decode_oid,
     encode_oid,
     only_child,
+    read_header,
     read_natural,
     read_oid,
     read_single,
@@ -137,6 +138,28 @@ def test_children_reads_each_value_with_its_offsets() -> None:
     data = tlv(0x02, b"\x01") + tlv(0x04, b"x" * 200) + tlv(0x30, b"")
     assert children(data, 0, len(data)) == [(0x02, 0, 2, 3), (0x04, 3, 6, 206), (0x30, 206, 208, 208)]
     assert children(data, 3, 3) == []
+
+
+@pytest.mark.parametrize("data", HEADERS.values(), ids=HEADERS.keys())
+def test_read_single_refuses_every_non_der_header(data: bytes) -> None:
+    """`read_single` inlines the header rules of `read_header` too."""
+    with pytest.raises(X509Error) as info:
+        read_single(data)
+    assert info.value.category is Category.DECODE_ERROR
+
+
+@pytest.mark.parametrize("size", [0, 0x7F, 0x80, 0xFF, 0x100, 0x1234, 0xFFFF, 0x10000, 0x12345])
+def test_every_length_form_is_read_exactly(size: int) -> None:
+    """Short form, one, two (read directly) and three length octets: the same offsets from each reader."""
+    value = tlv(0x04, b"x" * size)
+    header = len(value) - size
+    assert read_single(value) == (0x04, header, len(value))
+    assert children(value + value, 0, 2 * len(value)) == [
+        (0x04, 0, header, len(value)), (0x04, len(value), len(value) + header, 2 * len(value))]
+    assert read_header(value, 0, len(value)) == (0x04, header, len(value))
+    for cut in (header - 1, len(value) - 1) if size else ():
+        with pytest.raises(X509Error):
+            read_single(value[:cut])
 
 
 def test_set_order_is_checked_on_whole_encodings() -> None:
