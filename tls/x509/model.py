@@ -161,6 +161,26 @@ class Certificate:
     # Critical extensions we do not process; parse_certificate refuses these, validation refuses them
     # only when the certificate is used in a path (an unrelated anchor may carry anything).
     unsupported_critical: tuple[str, ...] = field(default=())
+    # What path building compares, as `peek.peek_certificate` reads it from the bytes (see __post_init__).
+    summary: CertificateSummary = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Make the summary with the certificate, from its own fields: path building reads it from every
+        certificate it is given parsed (the leaf, the anchors) and compares it with the peek of every one it
+        parses, so it is always needed; made on first use (a cached_property) it cost a lock each time."""
+        aki = self.authority_key_identifier
+        summary = CertificateSummary(
+            der=self.der,
+            tbs=self.tbs_der,
+            signature_algorithm=self.signature_algorithm.der,
+            signature=self.signature,
+            issuer=self.issuer.der,
+            subject=self.subject.der,
+            spki=self.public_key_info.der,
+            subject_key_identifier=self.subject_key_identifier,
+            authority_key_identifier=aki.key_identifier if aki is not None else None,
+        )
+        object.__setattr__(self, "summary", summary)
 
     @property
     def validity(self) -> tuple[datetime, datetime]:
@@ -179,21 +199,6 @@ class Certificate:
     def self_issued(self) -> bool:
         """RFC 5280 6.1: subject and issuer are the same name (key rollover certificates, roots)."""
         return self.subject.der == self.issuer.der
-
-    @cached_property
-    def summary(self) -> CertificateSummary:
-        aki = self.authority_key_identifier
-        return CertificateSummary(
-            der=self.der,
-            tbs=self.tbs_der,
-            signature_algorithm=self.signature_algorithm.der,
-            signature=self.signature,
-            issuer=self.issuer.der,
-            subject=self.subject.der,
-            spki=self.spki_der,
-            subject_key_identifier=self.subject_key_identifier,
-            authority_key_identifier=aki.key_identifier if aki is not None else None,
-        )
 
     @cached_property
     def _key(self) -> PublicKey:

@@ -613,6 +613,18 @@ def test_peek_takes_the_same_bytes_the_parse_takes() -> None:
     assert compared > 50
 
 
+def test_summary_is_made_from_the_certificates_own_fields() -> None:
+    """The summary is made with the certificate (not read on first use): a certificate made from another by
+    `dataclasses.replace` has the summary of its own fields, never a copy of the other's."""
+    parsed = parse_certificate(issue(Spec()).der)
+    other = parse_certificate(issue(ca_spec("Other CA")).der)
+    changed = dataclasses.replace(parsed, subject=other.subject, authority_key_identifier=None,
+                                  public_key_info=other.public_key_info)
+    assert changed.summary == parsed.summary._replace(subject=other.subject.der, authority_key_identifier=None,
+                                                      spki=other.spki_der)
+    assert parsed.summary == peek_certificate(parsed.der)
+
+
 def test_peek_without_a_key_identifier() -> None:
     der = issue(ca_spec(ski=False)).der
     assert peek_certificate(der).subject_key_identifier is None
