@@ -10,9 +10,9 @@ the restriction next to the RSA key and is checked by every verifier (X.509 and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -45,9 +45,14 @@ class KeyKind(Enum):
     UNSUPPORTED = "unsupported"
 
 
-@dataclass(frozen=True)
-class PublicKeyInfo:
-    """SubjectPublicKeyInfo, decoded. `problem` says why an UNSUPPORTED key cannot be used."""
+_RSA_KINDS: Final = (KeyKind.RSA, KeyKind.RSA_PSS)
+"""The kinds the RSA policy applies to. A module constant because reading a member off an Enum class is slow
+(its metaclass has a __getattr__), and key_problem and verify_cost run for every certificate in a path."""
+
+
+class PublicKeyInfo(NamedTuple):
+    """SubjectPublicKeyInfo, decoded. `problem` says why an UNSUPPORTED key cannot be used. A named tuple, not a
+    frozen dataclass: one is made for every certificate parsed, and it holds plain values only."""
 
     der: bytes
     kind: KeyKind
@@ -89,7 +94,7 @@ def verify_cost(info: PublicKeyInfo) -> int:
     8192-bit key with a 32-bit exponent costs 32 checks of the usual kind (and a chain of them, signed or
     not, would otherwise cost tens of milliseconds per handshake); curves cost one. Read from the decoded
     numbers, not the key object: asking `cryptography` for them again cost a microsecond per check."""
-    if info.kind not in (KeyKind.RSA, KeyKind.RSA_PSS):
+    if info.kind not in _RSA_KINDS:
         return 1
     size = -(-info.key_bits // 2048)
     return size * size * max(1, -(-info.rsa_exponent.bit_length() // 17))
@@ -173,14 +178,14 @@ def _parse_rsa_pss(der: bytes, key: bytes, params: bytes | None) -> PublicKeyInf
     (RFC 4055 §3.1), whose saltLength is the minimum any signature must use."""
     rsa_info = _parse_rsa(der, key)
     if params is None:
-        return replace(rsa_info, kind=KeyKind.RSA_PSS)
+        return rsa_info._replace(kind=KeyKind.RSA_PSS)
     decoded = parse_pss_params(params)
     if decoded.problem is not None or decoded.hash_name is None:
         return PublicKeyInfo(der, KeyKind.UNSUPPORTED, rsa_info.key_bits, problem=decoded.problem)
     if decoded.salt_length < HASH_SIZES[decoded.hash_name]:
         return PublicKeyInfo(der, KeyKind.UNSUPPORTED, rsa_info.key_bits,
                              problem="RSASSA-PSS key salt length shorter than its hash")
-    return replace(rsa_info, kind=KeyKind.RSA_PSS, pss_hash=decoded.hash_name, pss_min_salt=decoded.salt_length)
+    return rsa_info._replace(kind=KeyKind.RSA_PSS, pss_hash=decoded.hash_name, pss_min_salt=decoded.salt_length)
 
 
 def _parse_rsa(der: bytes, key: bytes) -> PublicKeyInfo:
@@ -199,9 +204,7 @@ def _parse_rsa(der: bytes, key: bytes) -> PublicKeyInfo:
 
 def key_problem(info: PublicKeyInfo) -> str | None:
     """Why this key must not be used for anything, or None when it meets the policy."""
-    if info.kind is KeyKind.UNSUPPORTED:
-        return info.problem or "unsupported public key"
-    if info.kind in (KeyKind.RSA, KeyKind.RSA_PSS):
+    if info.kind in _RSA_KINDS:
         if info.key_bits < MIN_RSA_BITS:
             return f"RSA key of {info.key_bits} bits (minimum {MIN_RSA_BITS})"
         if info.key_bits > MAX_RSA_BITS:
@@ -210,6 +213,8 @@ def key_problem(info: PublicKeyInfo) -> str | None:
             return f"RSA modulus of {info.key_bits} bits is not a whole number of octets"
         if info.rsa_exponent < 3 or not info.rsa_exponent & 1 or info.rsa_exponent > MAX_RSA_EXPONENT:
             return "RSA public exponent out of range"
+    elif info.kind is KeyKind.UNSUPPORTED:
+        return info.problem or "unsupported public key"
     return None
 
 
