@@ -69,10 +69,12 @@ def parse_name(der: bytes) -> Name:
 
 def _parse_attribute(der: bytes, start: int, end: int) -> Attribute:
     parts = children(der, start, end)
-    if len(parts) != 2 or parts[0][0] != TAG_OID:
+    if len(parts) != 2:
         raise decode_error("AttributeTypeAndValue malformed")
-    oid = read_oid(der, parts[0][2], parts[0][3])
-    tag, header, vstart, vend = parts[1]
+    (oid_tag, _, oid_start, oid_end), (tag, header, vstart, vend) = parts
+    if oid_tag != TAG_OID:
+        raise decode_error("AttributeTypeAndValue malformed")
+    oid = read_oid(der, oid_start, oid_end)
     if tag not in _STRING_TAGS:
         check_der(der[header:vend])  # an open type (ANY): whatever it is, it must be DER before it is refused
     value = decode_string(tag, der[vstart:vend])

@@ -26,6 +26,7 @@ from outcomes.category import Category
 from tls.x509 import extensions as ext
 from tls.x509 import oids
 from tls.x509.der import (
+    BYTES_LIKE,
     TAG_BIT_STRING,
     TAG_BOOLEAN,
     TAG_GENERALIZED_TIME,
@@ -79,7 +80,7 @@ def parse_certificate_data(der: bytes, known_key: PublicKeyInfo | None = None) -
     and refused by validation only if the certificate ends up in the path. `known_key` is a key already
     decoded (`keys.parse_spki`) from the bytes this certificate may carry as its SubjectPublicKeyInfo:
     used only if they are exactly those bytes (path building decodes an issuer's key before its parse)."""
-    if not isinstance(der, bytes | bytearray | memoryview):
+    if not isinstance(der, BYTES_LIKE):
         raise decode_error("certificate must be bytes")
     der = bytes(der)
     if len(der) > MAX_CERT_SIZE:
@@ -226,20 +227,22 @@ def _extensions(der: bytes, start: int, end: int) -> tuple[Extension, ...]:
         if len(result) >= MAX_EXTENSIONS:
             raise decode_error("too many extensions")
         parts = children(der, cstart, cend)
-        critical = False
-        if len(parts) == 3 and parts[1][0] == TAG_BOOLEAN:
-            check_boolean(der, parts[1][2], parts[1][3])
-            critical = der[parts[1][2]] == 0xFF
-            if not critical:
+        critical = len(parts) == 3 and parts[1][0] == TAG_BOOLEAN
+        if critical:
+            _, _, bool_start, bool_end = parts.pop(1)
+            check_boolean(der, bool_start, bool_end)
+            if der[bool_start] != 0xFF:
                 raise decode_error("extension criticality FALSE must be omitted (DER DEFAULT)")
-            del parts[1]
-        if len(parts) != 2 or parts[0][0] != TAG_OID or parts[1][0] != TAG_OCTET_STRING:
+        if len(parts) != 2:
             raise decode_error("Extension malformed")
-        oid = read_oid(der, parts[0][2], parts[0][3])
+        (oid_tag, _, oid_start, oid_end), (value_tag, _, value_start, value_end) = parts
+        if oid_tag != TAG_OID or value_tag != TAG_OCTET_STRING:
+            raise decode_error("Extension malformed")
+        oid = read_oid(der, oid_start, oid_end)
         if oid in seen:
             raise decode_error(f"duplicate extension {oid}")
         seen.add(oid)
-        result.append(Extension(oid, critical, der[parts[1][2] : parts[1][3]]))
+        result.append(Extension(oid, critical, der[value_start:value_end]))
     return tuple(result)
 
 
@@ -276,8 +279,7 @@ def _decode_extensions(extensions: tuple[Extension, ...], *, subject_empty: bool
     """Decode the extensions we process into Certificate fields; note unknown critical ones."""
     fields: _ExtensionFields = {}
     unsupported: list[str] = []
-    for extension in extensions:
-        oid, critical, value = extension.oid, extension.critical, extension.value
+    for oid, critical, value in extensions:
         required = ext.REQUIRED_CRITICALITY.get(oid)
         if required is not None and critical != required:
             raise decode_error(f"extension {oid} must {'' if required else 'not '}be critical")

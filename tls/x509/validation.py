@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from outcomes.category import Category
 from tls.x509.checks import check_leaf
+from tls.x509.der import BYTES_LIKE
 from tls.x509.errors import X509Error, decode_error
 from tls.x509.limits import ANCHOR_CACHE_SIZE, DEFAULT_LIMITS, ValidationLimits
 from tls.x509.model import Certificate
@@ -100,7 +101,7 @@ def validate(
     if len(anchors) > limits.max_anchors:
         raise X509Error(Category.PATH_BUILDING_LIMIT, f"more than {limits.max_anchors} trust anchors")
     for der in (*chain, *anchors):
-        if not isinstance(der, bytes | bytearray | memoryview):
+        if not isinstance(der, BYTES_LIKE):
             raise decode_error("certificate must be bytes")
         if len(der) > limits.max_cert_size:
             raise decode_error(f"certificate larger than {limits.max_cert_size} bytes")
