@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outcomes.category import Category
 from tls.x509 import PeerName, X509Error
@@ -49,6 +52,8 @@ def test_dns_matches(pattern: str, host: str, expected: bool) -> None:
         ("", False, False),
         ("a..b", False, False),
         ("a" * 64 + ".com", False, False),
+        ("a" * 63 + ".com", False, True),
+        ("a.b.c", False, True),
         (".".join(["a" * 60] * 5), False, False),
         ("8.8.8.8", False, False),
         ("*.8.8.8", True, False),
@@ -62,6 +67,39 @@ def test_dns_matches(pattern: str, host: str, expected: bool) -> None:
 )
 def test_dns_syntax(name: str, wildcard: bool, expected: bool) -> None:
     assert is_dns_name(name, allow_wildcard=wildcard) is expected
+
+
+def _label_by_label(name: str, wildcard: bool) -> bool:
+    """The definition `is_dns_name` matches with one regular expression: LDH labels of 1 to 63 characters, no
+    hyphen first or last, at most 253 in all, an optional '*' label first, the last label not a number."""
+    labels = name.split(".")
+    if wildcard and labels[0] == "*":
+        labels = labels[1:]
+    ldh = set(string.ascii_letters + string.digits + "-")
+    if not 0 < len(name) <= 253 or not labels:
+        return False
+    for label in labels:
+        if not 0 < len(label) <= 63 or not ldh.issuperset(label) or label[0] == "-" or label[-1] == "-":
+            return False
+    last = labels[-1].lower()
+    if last.startswith("0x"):
+        return not set(string.hexdigits).issuperset(last[2:])
+    return not set(string.digits).issuperset(last)
+
+
+# Pieces of labels, mostly LDH so that many names are valid or nearly so: hyphens, one other character each
+# (a non-ASCII letter and digit among them), "0x", and a run long enough that a few make a label over 63
+# characters and a few labels a name over 253.
+_LDH_PIECES = st.sampled_from(["a", "Z", "0", "9", "-", "0x", "f" * 30])
+_OTHER_PIECES = st.sampled_from(["*", "_", "\n", " ", "é", "\u0661"])
+_LABELS = st.lists(st.one_of(_LDH_PIECES, _LDH_PIECES, _LDH_PIECES, _OTHER_PIECES), max_size=5).map("".join)
+
+
+@settings(max_examples=500)
+@given(labels=st.lists(_LABELS, min_size=1, max_size=10), wildcard=st.booleans())
+def test_dns_syntax_is_the_label_by_label_definition(labels: list[str], wildcard: bool) -> None:
+    name = ".".join(labels)
+    assert is_dns_name(name, allow_wildcard=wildcard) is _label_by_label(name, wildcard)
 
 
 @pytest.mark.parametrize(
