@@ -94,6 +94,15 @@ def basic_constraints(value: bytes, critical: bool) -> BasicConstraints:
     return BasicConstraints(ca, path_length, critical)
 
 
+# The usages the first octet of a KeyUsage names (bits 0 to 7), for each of its 256 values: a table made once,
+# not a generator over the bits for every certificate (two per chain validated). Bit 8, decipherOnly, is the
+# only one a second octet can hold.
+_FIRST_OCTET_USAGES: Final = tuple(
+    frozenset(name for bit, name in enumerate(KEY_USAGE_BITS[:8]) if octet & (0x80 >> bit)) for octet in range(256)
+)
+_DECIPHER_ONLY: Final = frozenset(KEY_USAGE_BITS[8:])
+
+
 def key_usage(value: bytes) -> frozenset[str]:
     """KeyUsage ::= BIT STRING { digitalSignature (0), ..., decipherOnly (8) }"""
     start, end = _outer(value, TAG_BIT_STRING, "keyUsage")
@@ -104,8 +113,9 @@ def key_usage(value: bytes) -> frozenset[str]:
         raise decode_error("keyUsage with no bits or trailing zero bits")
     if count > len(KEY_USAGE_BITS):
         raise decode_error("keyUsage with undefined bits")
-    return frozenset(name for bit, name in enumerate(KEY_USAGE_BITS[:count])
-                     if value[start + 1 + bit // 8] & (0x80 >> (bit % 8)))
+    # The bits past `count` are padding, zero (check_bit_string); a second octet holds decipherOnly, set.
+    usages: frozenset[str] = _FIRST_OCTET_USAGES[value[start + 1]]
+    return usages | _DECIPHER_ONLY if count > 8 else usages
 
 
 def extended_key_usage(value: bytes) -> tuple[str, ...]:

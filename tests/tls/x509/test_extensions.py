@@ -23,6 +23,18 @@ def test_key_usage_bits() -> None:
     assert ext.key_usage(tlv(0x03, b"\x07\x80\x80")) == frozenset({"digitalSignature", "decipherOnly"})
 
 
+def test_every_key_usage_is_read_bit_by_bit() -> None:
+    """Every DER KeyUsage there is (nine bits: 511 non-empty sets, each in its one minimal encoding) decodes to
+    the names of exactly its bits, as a walk over the bits reads them."""
+    for bits in range(1, 1 << 9):  # bit 0 (digitalSignature) is the integer's most significant of nine
+        count = 10 - (bits & -bits).bit_length()  # bits up to the last one set: DER drops trailing zeros
+        octets = (count + 7) // 8
+        unused = 8 * octets - count
+        content = ((bits >> (9 - count)) << unused).to_bytes(octets, "big")
+        expected = {name for index, name in enumerate(ext.KEY_USAGE_BITS) if bits & (1 << (8 - index))}
+        assert ext.key_usage(tlv(0x03, bytes((unused,)) + content)) == expected, bin(bits)
+
+
 def test_general_names_forms() -> None:
     value = seq(tlv(0x82, b"a.example"), tlv(0xA4, CN_NAME), tlv(0x86, b"https://x.example/"),
                 tlv(0xA0, tlv(0x06, b"\x2b\x06\x01") + tlv(0xA0, tlv(0x0C, b"v"))))
