@@ -90,8 +90,7 @@ class PathSearch:
     _peers: list[_Node] = field(init=False)
     _by_subject: dict[bytes, list[_Node]] = field(default_factory=dict)
     _impostor_keys: dict[tuple[bytes, bytes], set[bytes]] = field(init=False)
-    _keys: dict[bytes, tuple[PublicKey, int] | X509Error] = field(default_factory=dict)
-    _key_infos: dict[bytes, PublicKeyInfo] = field(default_factory=dict)
+    _keys: dict[bytes, tuple[PublicKeyInfo, PublicKey] | X509Error] = field(default_factory=dict)
     _verified: dict[tuple[bytes, bytes], X509Error | None] = field(default_factory=dict)
     _error: X509Error | None = None
     _error_depth: int = -1
@@ -244,7 +243,9 @@ class PathSearch:
         if node.parsed is None and not node.malformed:
             self.work.charge_parse(len(node.summary.der), self.limits)
             try:
-                parsed = parse_certificate_data(node.summary.der, self._key_infos.get(node.summary.spki))
+                decoded = self._keys.get(node.summary.spki)
+                known_key = decoded[0] if isinstance(decoded, tuple) else None
+                parsed = parse_certificate_data(node.summary.der, known_key)
                 if parsed.summary != node.summary:  # the search ran on the peek: it must be what was parsed
                     raise X509Error(Category.DECODE_ERROR, "certificate fields differ from their first reading")
             except X509Error as error:
@@ -254,21 +255,19 @@ class PathSearch:
                 node.parsed = parsed
         return node.parsed
 
-    def _issuer_key(self, issuer: _Node) -> tuple[PublicKey, int]:
-        """The issuer's key and what a verification with it costs (keys.verify_cost): a parsed certificate's
-        own, else from the SubjectPublicKeyInfo bytes, once per key."""
+    def _issuer_key(self, issuer: _Node) -> tuple[PublicKeyInfo, PublicKey]:
+        """The issuer's key, decoded and as a `cryptography` object: a parsed certificate's own, else from the
+        SubjectPublicKeyInfo bytes, once per key (and the issuer's parse takes that decoding, see `_parse`)."""
         if issuer.parsed is not None:
-            return issuer.parsed.public_key(), verify_cost(issuer.parsed.public_key_info)
+            return issuer.parsed.public_key_info, issuer.parsed.public_key()
         spki = issuer.summary.spki
         entry = self._keys.get(spki)
         if entry is None:
             try:
                 info = parse_spki(spki)  # the key reader checks its own DER
-                entry = (load_public_key(info), verify_cost(info))
+                entry = (info, load_public_key(info))
             except X509Error as error:
                 entry = error
-            else:
-                self._key_infos[spki] = info
             self._keys[spki] = entry
         if isinstance(entry, X509Error):
             raise entry
@@ -291,9 +290,9 @@ class PathSearch:
         """Verify child's signature with the issuer's key, charged once per (child, key)."""
         memo = (child.summary.der, issuer.summary.spki)
         if memo not in self._verified:
-            key, cost = self._issuer_key(issuer)
+            info, key = self._issuer_key(issuer)
             algorithm = self._algorithm(child)
-            self.work.charge_signature(self.limits, cost)
+            self.work.charge_signature(self.limits, verify_cost(info))
             try:
                 verify_signature(key, algorithm, child.summary.signature, child.summary.tbs)
             except X509Error as error:
