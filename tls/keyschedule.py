@@ -69,8 +69,13 @@ def _label_prefix(label: bytes, length: int) -> bytes:
     return u16(length) + vec8(b"tls13 " + label)
 
 
+def _hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
+    """The HkdfLabel structure: the `info` of HKDF-Expand-Label."""
+    return _label_prefix(label, length) + vec8(context)
+
+
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    return hkdf_expand(hash_name, secret, _label_prefix(label, length) + vec8(context), length)
+    return hkdf_expand(hash_name, secret, _hkdf_label(label, context, length), length)
 
 
 def _expand_label_pair(hash_name: str, secret: bytes, first: tuple[bytes, bytes, int],
@@ -82,8 +87,8 @@ def _expand_label_pair(hash_name: str, secret: bytes, first: tuple[bytes, bytes,
         return (hkdf_expand_label(hash_name, secret, label1, context1, length1),
                 hkdf_expand_label(hash_name, secret, label2, context2, length2))
     keyed = HMAC(secret, _ALGORITHMS[hash_name])
-    first_output = _mac_copy(keyed, _label_prefix(label1, length1) + vec8(context1) + b"\x01")
-    keyed.update(_label_prefix(label2, length2) + vec8(context2) + b"\x01")
+    first_output = _mac_copy(keyed, _hkdf_label(label1, context1, length1) + b"\x01")  # T(1): counter 1
+    keyed.update(_hkdf_label(label2, context2, length2) + b"\x01")
     return first_output[:length1], keyed.finalize()[:length2]
 
 
