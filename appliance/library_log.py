@@ -11,11 +11,11 @@ it carries one.
 Why a rate: a peer can cause these records (a node on the link that claims every address we try, a bug
 reachable from the wire), and the console is a slow serial line (about 11 KB/s) whose blocked write stalls
 the event loop. At most `log_library_lines_per_second` lines are printed; the rest are counted, and the next
-line printed says how many (`suppressed`), as the connection lines do. When no record follows a burst, the
-count is not left unsaid: once the rate allows a line again, a line of its own carries it (`flush`, which
-the handler arranges on the event loop when it first counts a record), and closing the handler prints what
-is still counted. A message and a traceback are each cut to `log_library_text_chars` (a traceback keeps its
-end, where the exception was raised).
+line printed says how many (`suppressed`), as the connection lines do (appliance.counted_lines). When no
+record follows a burst, the count is not left unsaid: once the rate allows a line again, a line of its own
+carries it (`flush`, which the handler arranges on the event loop when it first counts a record), and
+closing the handler prints what is still counted. A message and a traceback are each cut to
+`log_library_text_chars` (a traceback keeps its end, where the exception was raised).
 
 Why a fault's first traceback is never dropped: it is the evidence of a bug reachable from the wire, and the
 netstack logs each place's once (FaultLog). The first record from each place an exception was raised (its
@@ -26,33 +26,13 @@ any record and printed without its traceback (the `error` field still names the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from collections.abc import Callable
 
+from appliance.counted_lines import CountedLines, Schedule
 from appliance.log import JsonLog, Value
 from netstack.faults import fault_site
-from netstack.ratelimit import per_second
-
-Schedule = Callable[[float, Callable[[], None]], None]
-"""Run a function after a delay in seconds, later and never inline, callable from any thread (a record can
-come from any thread); raise RuntimeError when it never can again (a closed loop). Its clock must be the
-handler's `monotonic`: the flush it runs asks the rate whether a line is allowed. `on_loop` makes one."""
-
-FLUSH_TRIES = 3
-"""How many flushes in a row may find the rate still spent and arrange another: with the Schedule on the
-handler's clock the first always finds a token; the bound keeps two clocks that disagree from arranging
-flushes for ever (`close` still prints the count)."""
-
-
-def on_loop(loop: asyncio.AbstractEventLoop) -> Schedule:
-    """A Schedule on `loop`, whose clock the appliance's monotonic is: the call is handed to the loop's
-    thread, which sets the timer. A stopped loop that is not closed accepts it and never runs it; then the
-    count waits for the next line or for `close`."""
-    def schedule(delay: float, function: Callable[[], None]) -> None:
-        loop.call_soon_threadsafe(loop.call_later, delay, function)
-    return schedule
 
 
 class LibraryLog(logging.Handler):
@@ -65,18 +45,19 @@ class LibraryLog(logging.Handler):
                  monotonic: Callable[[], float], schedule: Schedule | None = None) -> None:
         super().__init__(logging.WARNING)
         self._log = log
-        self._bucket = per_second(lines_per_second)
-        self._line_seconds = 1.0 / lines_per_second  # how long the bucket takes to allow one more line
         self._text_chars = text_chars
         self._traceback_sites = traceback_sites
         self._monotonic = monotonic
-        self._schedule = schedule
-        self._flush_arranged = False
-        self._flush_tries = 0  # flushes in a row that found no token
         self._sites: set[tuple[str, str, int]] = set()  # the places whose traceback has been printed
-        self.suppressed = 0  # records not printed since the last line
-        # (`handle` calls `emit` under the handler's own lock, and `flush` and `close` take it: the
-        # attributes need no other.)
+        # `handle` calls `emit` under the handler's own lock; the flush, which may come from the loop's thread,
+        # and the close take the same lock.
+        self._lines = CountedLines(lines_per_second, clock=monotonic, say=self._print_count, schedule=schedule,
+                                   lock=self.lock)
+
+    @property
+    def suppressed(self) -> int:
+        """Records not printed since the last line."""
+        return self._lines.suppressed
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -87,66 +68,33 @@ class LibraryLog(logging.Handler):
     def _print(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         first = error is not None and self._first_from_its_place(error)
-        if not first and not self._bucket.allow(self._monotonic()):
-            self.suppressed += 1
-            self._arrange_flush()
+        suppressed = self._lines.take() if first else self._lines.admit(self._monotonic())
+        if suppressed is None:
             return
         fields: dict[str, Value] = {
             "level": record.levelname.lower(), "logger": record.name,
-            "message": _message(record)[: self._text_chars], "suppressed": self.suppressed,
+            "message": _message(record)[: self._text_chars], "suppressed": suppressed,
         }
         if error is not None:
             fields["error"] = type(error).__qualname__
             if first:
                 fields["traceback"] = _tail("".join(traceback.format_exception(error)), self._text_chars)
-        self._write(fields)
+        self._log.event("library", **fields)
 
     def flush(self) -> None:
-        """Print the count of records not printed, in a line of its own, if the rate allows one now;
-        otherwise, with a Schedule, arrange another flush a line's time later, up to FLUSH_TRIES in a row
-        (a record's own line, if one comes first, carries the count instead)."""
-        self.acquire()
-        try:
-            self._flush_arranged = False
-            if not self.suppressed:
-                return
-            if self._bucket.allow(self._monotonic()):
-                self._print_count()
-            elif self._flush_tries < FLUSH_TRIES:
-                self._flush_tries += 1
-                self._arrange_flush()
-        finally:
-            self.release()
+        """Print the count of records not printed, in a line of its own, if the rate allows one now (see
+        CountedLines.flush, which a Schedule runs)."""
+        self._lines.flush()
 
     def close(self) -> None:
         """Print what is still counted, whatever the rate, then close. A handler still routed goes on
         printing (logging's `Handler.close` does not detach it): `route_library_logs`' undo detaches first."""
-        self.acquire()
-        try:
-            if self.suppressed:
-                self._print_count()
-        finally:
-            self.release()
+        self._lines.close()
         super().close()
 
-    def _print_count(self) -> None:
-        self._write({"level": "warning", "logger": __name__,
-                     "message": "records not printed (log_library_lines_per_second)", "suppressed": self.suppressed})
-
-    def _write(self, fields: dict[str, Value]) -> None:
-        """One `library` line, whose `suppressed` has said the count: counting starts again."""
-        self.suppressed = 0
-        self._flush_tries = 0
-        self._log.event("library", **fields)
-
-    def _arrange_flush(self) -> None:
-        if self._schedule is None or self._flush_arranged:
-            return
-        self._flush_arranged = True  # before the call: a Schedule that broke its contract and ran it inline
-        try:  # would otherwise arrange again from inside
-            self._schedule(self._line_seconds, self.flush)
-        except RuntimeError:  # the loop is closed: `close` prints the count
-            self._flush_arranged = False
+    def _print_count(self, count: int) -> None:
+        self._log.event("library", level="warning", logger=__name__,
+                        message="records not printed (log_library_lines_per_second)", suppressed=count)
 
     def _first_from_its_place(self, error: BaseException) -> bool:
         """Whether `error` is the first from its place to be printed, while places are still being kept."""

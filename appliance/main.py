@@ -28,6 +28,7 @@ from appliance import deferred_imports, method_cache
 from appliance import pki as boot_pki
 from appliance.bitcoin import BitcoinFormatError, wif_decode
 from appliance.config import DEFAULT_LIMITS, LimitError, Limits, Ports, describe, override
+from appliance.counted_lines import on_loop
 from appliance.data_disk import (
     AlreadyProvisionedError,
     RandomSourceError,
@@ -38,7 +39,7 @@ from appliance.data_disk import (
 from appliance.disk import Disk, DiskError
 from appliance.identities import ServerIdentities
 from appliance.in_thread import made_in_thread
-from appliance.library_log import LibraryLog, on_loop, route_library_logs
+from appliance.library_log import LibraryLog, route_library_logs
 from appliance.log import JsonLog
 from appliance.net import (
     DEFAULT_KERNEL_HOSTS,

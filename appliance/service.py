@@ -16,6 +16,7 @@ from adapters.tls_channel import RefusedError
 from appliance.admission import Gate
 from appliance.alternates import start_issuing
 from appliance.config import Limits, Ports
+from appliance.counted_lines import CountedLines, on_running_loop
 from appliance.endpoints import Endpoints, Handler, plain_channel
 from appliance.identities import ServerIdentities
 from appliance.ledger import Ledger
@@ -28,7 +29,6 @@ from appliance.stats import Stats
 from appliance.tls_engine import EngineFactory
 from appliance.vault import Vault
 from appliance.web import Site
-from netstack.ratelimit import per_second
 from outcomes.category import Category
 
 
@@ -53,10 +53,11 @@ class Appliance:
         self.gate = Gate(self.limits)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sync_handle: asyncio.TimerHandle | None = None
-        self._log_bucket = per_second(self.limits.log_connection_lines_per_second)
-        self._log_suppressed = 0  # connection lines not printed since the last line that said the count
-        self._count_line: asyncio.TimerHandle | None = None  # arranged to say that count: see _arrange_count_line
-        self._count_tries = 0
+        # At most log_connection_lines_per_second connection lines on the console, on the records' own clock
+        # (the wall); the count of the others is said (appliance.counted_lines). The ledger and statistics
+        # keep every one.
+        self._lines = CountedLines(self.limits.log_connection_lines_per_second, clock=self.sources.wall,
+                                   say=self._say_count, schedule=on_running_loop)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -85,11 +86,7 @@ class Appliance:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._count_line is not None:
-            self._count_line.cancel()
-            self._count_line = None
-        if self._log_suppressed:  # the run's last count, whatever the rate: one line, once
-            self._say_count()
+        self._lines.close()  # the run's last count, whatever the rate
         try:
             self.ledger.mark_stopped(self.stats.checkpoint)
         except (OSError, RecordError) as exc:
@@ -147,15 +144,12 @@ class Appliance:
 
     def record(self, endpoint: str, source: str, category: Category, reason: str) -> None:
         event = Event(self.sources.wall(), endpoint, str(category), source, reason[: self.limits.ledger_reason_bytes])
-        if self._log_bucket.allow(event.time):
+        suppressed = self._lines.admit(event.time)
+        if suppressed is not None:
             self.log.event(
                 "connection", endpoint=endpoint, source=source, category=str(category), reason=event.reason,
-                suppressed=self._log_suppressed,
+                suppressed=suppressed,
             )
-            self._count_said()
-        else:
-            self._log_suppressed += 1  # the ledger and statistics still have it
-            self._arrange_count_line()
         try:
             # The ledger first: a rollover's checkpoint holds the state before this event, which follows it.
             self.ledger.append(event, self.stats.checkpoint)
@@ -170,38 +164,10 @@ class Appliance:
             loop = asyncio.get_running_loop()
             self._sync_handle = loop.call_later(self.limits.ledger_batch_seconds, self._sync, True)
 
-    # -- the console's count of connection lines it did not print --------------------------------------
-
-    def _arrange_count_line(self) -> None:
-        """A connection line was not printed: its count rides on the next line printed, and if no connection
-        comes to print one (a burst, then silence), a line of its own says it once the rate allows a line
-        again. Without this, an operator reading the console after a flood would not learn how many
-        connections it hid until the next one came, which might be never."""
-        if self._count_line is None:
-            delay = 1.0 / self.limits.log_connection_lines_per_second
-            self._count_line = asyncio.get_running_loop().call_later(delay, self._flush_count)
-
-    def _flush_count(self) -> None:
-        """The arranged line: printed if the count is still unsaid and the rate has a line for it. The rate's
-        clock (the wall) and the timer's (monotonic) agree on a running appliance, so the first try finds a
-        line; COUNT_LINE_TRIES bounds the retries where they do not (a test's frozen clock)."""
-        self._count_line = None
-        if not self._log_suppressed:
-            return
-        if self._log_bucket.allow(self.sources.wall()):
-            self._say_count()
-        elif self._count_tries < COUNT_LINE_TRIES:
-            self._count_tries += 1
-            self._arrange_count_line()
-
-    def _say_count(self) -> None:
-        self.log.event("connection-lines-suppressed", suppressed=self._log_suppressed,
-                       limit="log_connection_lines_per_second")
-        self._count_said()
-
-    def _count_said(self) -> None:
-        self._log_suppressed = 0
-        self._count_tries = 0
+    def _say_count(self, count: int) -> None:
+        """The count of connection lines not printed, in a line of its own: when no connection followed a
+        burst to carry it, and at the end of the run."""
+        self.log.event("connection-lines-suppressed", suppressed=count, limit="log_connection_lines_per_second")
 
     def _sync(self, idle: bool = False) -> None:
         """`idle`: called by the batch timer, i.e. no full batch came in its time: the ledger marks the
@@ -219,10 +185,6 @@ class Appliance:
         took = self.sources.monotonic() - started
         if took >= self.limits.ledger_sync_slow_seconds:
             self.log.event("ledger-sync-slow", seconds=round(took, 3))
-
-
-COUNT_LINE_TRIES = 3
-"""How many times in a row the arranged count line may find the rate spent and try again later."""
 
 
 def _withdraw(reader: asyncio.StreamReader) -> None:

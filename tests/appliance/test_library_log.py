@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from appliance.library_log import FLUSH_TRIES, LibraryLog, Schedule, on_loop, route_library_logs
+from appliance.counted_lines import FLUSH_TRIES, Schedule, on_loop
+from appliance.library_log import LibraryLog, route_library_logs
 from appliance.log import JsonLog
 from netstack.faults import FaultLog
 from tests import virtual_time

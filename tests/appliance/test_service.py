@@ -9,11 +9,12 @@ from pathlib import Path
 
 from appliance.admission import Gate, Slot
 from appliance.config import Limits, Ports
+from appliance.counted_lines import FLUSH_TRIES
 from appliance.disk import Disk
 from appliance.ledger import Ledger, LedgerArea
 from appliance.log import JsonLog
 from appliance.net import KernelNetwork
-from appliance.service import COUNT_LINE_TRIES, Appliance
+from appliance.service import Appliance
 from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
@@ -214,7 +215,7 @@ def test_a_count_carried_by_a_connection_line_is_not_said_again(tmp_path: Path) 
 
 def test_a_frozen_rate_clock_gives_up_after_a_few_tries_and_stop_says_the_count(tmp_path: Path) -> None:
     """The rate's clock (the wall) standing still while the loop's runs: the arranged line finds no token,
-    tries COUNT_LINE_TRIES more times and stops arranging (a timer for ever would keep a loop busy); `stop`
+    tries FLUSH_TRIES more times and stops arranging (a timer for ever would keep a loop busy); `stop`
     then says the count, whatever the rate."""
     console = io.StringIO()
 
@@ -233,7 +234,7 @@ def test_a_frozen_rate_clock_gives_up_after_a_few_tries_and_stop_says_the_count(
     assert (pending, printed) == (0, 2)
     lines = [json.loads(line) for line in console.getvalue().splitlines()]
     assert (lines[-1]["event"], lines[-1]["suppressed"]) == ("connection-lines-suppressed", 3)
-    assert COUNT_LINE_TRIES == 3
+    assert FLUSH_TRIES == 3
 
 
 def test_stop_says_nothing_when_nothing_is_counted(tmp_path: Path) -> None:
