@@ -153,9 +153,15 @@ def kernel_append(
     (our kernel patch, image/kernel-keep-initmem.patch): the kernel's init sections are unmapped at the end
     of boot rather than poisoned and freed, because under TCG a store to a page whose code has run takes the
     self-modifying-code path until none of its translated code is left (0.11-0.13 s a boot, paid by the
-    poison or by the first writer of each page once it is handed out); they stay reserved, 504 KiB. All
-    three only under emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own
-    checks and frees its init memory, which cost it little."""
+    poison or by the first writer of each page once it is handed out); they stay reserved, 504 KiB. And
+    `tsc=reliable`: under TCG the guest's TSC is QEMU's virtual clock, which follows the host's monotonic
+    clock at a constant rate, while the clocksource watchdog judges it against jiffies, which count the PIT
+    ticks the guest was given, and a busy host delays and merges those. Seen on a loaded CI host: the watchdog
+    found a skew, marked the TSC unstable and switched the kernel to refined-jiffies, after which the guest's
+    clocks advanced only with ticks (4 ms steps, and slower than real time while the host is busy): every
+    timeout, TCP timer and certificate check of the appliance then runs on a clock that lags. So the TSC is
+    declared reliable and not watched. All four only under emulation: a KVM host (and the libvirt domain's q35
+    machine) keeps the kernel's own checks and frees its init memory, which cost it little."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
@@ -164,7 +170,7 @@ def kernel_append(
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
     if emulated:
-        words += ["noapictimer", "no_timer_check", "keep_initmem"]
+        words += ["noapictimer", "no_timer_check", "keep_initmem", "tsc=reliable"]
     if quiet:
         words.append("quiet")
     words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]
