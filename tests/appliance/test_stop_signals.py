@@ -4,6 +4,7 @@ nothing the boot deferred; what was installed before comes back."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import signal
 import socket
@@ -58,6 +59,43 @@ def test_a_signal_delivered_to_another_thread_wakes_the_loop_and_sets_the_event(
         finally:
             restore()
         assert _installed() == before
+
+    asyncio.run(main())
+
+
+SA_RESTART = 0x10000000
+"""<asm/signal.h>: a system call the handler interrupted is restarted instead of failing with EINTR."""
+
+
+class _Sigaction(ctypes.Structure):
+    """glibc's `struct sigaction` (the handler, the mask of 1024 bits, the flags, the restorer)."""
+
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),
+                ("restorer", ctypes.c_void_p)]
+
+
+def _restarts(signum: int) -> bool:
+    """Whether the kernel restarts a system call that `signum`'s handler interrupted: read with sigaction(2),
+    since Python can set SA_RESTART (`siginterrupt`) but not read it."""
+    current = _Sigaction()
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.sigaction(signum, None, ctypes.byref(current)) == 0, ctypes.get_errno()
+    return bool(current.flags & SA_RESTART)
+
+
+def test_interrupted_system_calls_are_restarted_while_installed_and_the_flags_come_back() -> None:
+    """C code that does not retry EINTR itself (in a library on another thread) must not see a stop signal as a
+    failed call: the handlers are installed with SA_RESTART, as asyncio's own are. Restoring puts the flags
+    back as they were (Python installs its handlers without SA_RESTART)."""
+
+    async def main() -> None:
+        before = {signum: _restarts(signum) for signum in STOP_SIGNALS}
+        restore = stop_on_signals(asyncio.Event())
+        try:
+            assert all(_restarts(signum) for signum in STOP_SIGNALS)
+        finally:
+            restore()
+        assert {signum: _restarts(signum) for signum in STOP_SIGNALS} == before
 
     asyncio.run(main())
 
