@@ -133,9 +133,22 @@ def host_tsc_khz() -> int | None:
     return None
 
 
+def host_tsc_invariant(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the host's TSC runs at one rate whatever the CPU does (`constant_tsc`) and in every power state
+    (`nonstop_tsc`): then the TSC a TCG guest reads, the host's, is as good a clock as the host's own."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return {"constant_tsc", "nonstop_tsc"} <= flags
+    except OSError:
+        return False
+    return False
+
+
 def kernel_append(
     parameters: dict[str, str] | None = None, *, tsc_khz: int | None = None, ip: str | None = None,
-    ip6: str | None = None, quiet: bool = True, emulated: bool = False,
+    ip6: str | None = None, quiet: bool = True, emulated: bool = False, tsc_reliable: bool = False,
 ) -> str:
     """console on the serial port; on panic reboot at once (which ends QEMU under -no-reboot), by triple
     fault (no ACPI, no keyboard controller); the TSC rate when known; the appliance's address in the
@@ -153,15 +166,17 @@ def kernel_append(
     (our kernel patch, image/kernel-keep-initmem.patch): the kernel's init sections are unmapped at the end
     of boot rather than poisoned and freed, because under TCG a store to a page whose code has run takes the
     self-modifying-code path until none of its translated code is left (0.11-0.13 s a boot, paid by the
-    poison or by the first writer of each page once it is handed out); they stay reserved, 504 KiB. And
-    `tsc=reliable`: under TCG the guest's TSC is QEMU's virtual clock, which follows the host's monotonic
-    clock at a constant rate, while the clocksource watchdog judges it against jiffies, which count the PIT
-    ticks the guest was given, and a busy host delays and merges those. Seen on a loaded CI host: the watchdog
-    found a skew, marked the TSC unstable and switched the kernel to refined-jiffies, after which the guest's
-    clocks advanced only with ticks (4 ms steps, and slower than real time while the host is busy): every
-    timeout, TCP timer and certificate check of the appliance then runs on a clock that lags. So the TSC is
-    declared reliable and not watched. All four only under emulation: a KVM host (and the libvirt domain's q35
-    machine) keeps the kernel's own checks and frees its init memory, which cost it little."""
+    poison or by the first writer of each page once it is handed out); they stay reserved, 504 KiB. All
+    three only under emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own
+    checks and frees its init memory, which cost it little.
+
+    `tsc_reliable` (given under TCG on a host whose TSC is invariant, `host_tsc_invariant`): `tsc=reliable`.
+    There the guest's TSC is the host's, while the kernel's clocksource watchdog judges it against jiffies,
+    which count the PIT ticks the guest was given, and a busy host delays and merges those. Seen on a loaded
+    host: the watchdog found a skew, marked the TSC unstable and switched the kernel to refined-jiffies,
+    after which the guest's clocks moved only with ticks (4 ms steps, and slower than real time while the
+    host was busy): every timeout, TCP timer and certificate check of the appliance then ran on a clock that
+    lagged. A host TSC that is not invariant stays watched."""
     words = ["console=ttyS0", "panic=-1", "reboot=t"]
     if ip:
         words.append(f"ip={ip}")
@@ -170,7 +185,9 @@ def kernel_append(
     if tsc_khz:
         words.append(f"tsc_early_khz={tsc_khz}")
     if emulated:
-        words += ["noapictimer", "no_timer_check", "keep_initmem", "tsc=reliable"]
+        words += ["noapictimer", "no_timer_check", "keep_initmem"]
+    if tsc_reliable:
+        words.append("tsc=reliable")
     if quiet:
         words.append("quiet")
     words += [f"pinata.{key}={value}" for key, value in sorted((parameters or {}).items())]
@@ -214,7 +231,8 @@ def qemu_command(
         "-kernel", str(kernel),
         "-initrd", str(initramfs),
         "-append", kernel_append(parameters, tsc_khz=host_tsc_khz() if accel == "tcg" else None, ip=ip,
-                                 ip6=ip6, emulated=accel == "tcg"),
+                                 ip6=ip6, emulated=accel == "tcg",
+                                 tsc_reliable=accel == "tcg" and host_tsc_invariant()),
         "-netdev", netdev,
         # guest_csum=off: the NIC never hands the guest a frame whose checksum is left to offload (a tap
         # with offloads does that for the host's TCP); our netstack reads frames through AF_PACKET and

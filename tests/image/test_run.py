@@ -162,14 +162,32 @@ def test_kvm_probe_without_the_device_is_tcg(tmp_path: Path, monkeypatch: pytest
 def test_under_tcg_the_pit_is_the_tick_and_under_kvm_the_apic_timer_stays() -> None:
     """TCG has no TSC-deadline timer, so the kernel would calibrate the APIC timer for 25 PIT ticks; the
     PIT must then stay on the machine, since it becomes the only tick. KVM's -cpu host keeps its own. The
-    init sections are kept (unmapped) under TCG only, where freeing them is slow, and the TSC (QEMU's clock
-    there) is not judged against the ticks a busy host delays."""
+    init sections are kept (unmapped) under TCG only, where freeing them is slow, and the TSC (the host's
+    there) is not judged against the ticks a busy host delays when the host's own is invariant."""
     manifest = run.load_manifest()
     tcg = values(command(run.parse_network("none")), "-append")[0].split()
     emulation_only = {"noapictimer", "no_timer_check", "keep_initmem", "tsc=reliable"}
-    assert emulation_only <= set(tcg)
+    assert emulation_only - {"tsc=reliable"} <= set(tcg)
+    assert ("tsc=reliable" in tcg) == run.host_tsc_invariant()
     assert "pit=off" not in values(command(run.parse_network("none")), "-M")[0]
     kvm = run.qemu_command(manifest, Path("k"), Path("i"), Path("d"), run.parse_network("none"), accel="kvm")
     assert not emulation_only & set(values(kvm, "-append")[0].split())
     assert not any(word.startswith("tsc_early_khz=") for word in values(kvm, "-append")[0].split())
     assert not {"noapictimer", "keep_initmem", "tsc=reliable"} & set(run.kernel_append().split())  # the domain's line
+
+
+@pytest.mark.parametrize(("flags", "invariant"), [
+    ("fpu tsc constant_tsc nonstop_tsc tsc_known_freq", True),
+    ("fpu tsc constant_tsc", False),  # stops in deep sleep states
+    ("fpu tsc nonstop_tsc", False),  # changes rate with the CPU's frequency
+    ("fpu tsc", False),
+])
+def test_the_tsc_is_declared_reliable_only_when_the_hosts_is_invariant(tmp_path: Path, flags: str,
+                                                                         invariant: bool) -> None:
+    """A TCG guest reads the host's TSC: only a host TSC of one rate in every state may go unwatched."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\ncpu MHz\t\t: 2793.438\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert run.host_tsc_invariant(cpuinfo) is invariant
+    assert ("tsc=reliable" in run.kernel_append(emulated=True, tsc_reliable=run.host_tsc_invariant(cpuinfo))
+            .split()) is invariant
+    assert run.host_tsc_invariant(tmp_path / "absent") is False
