@@ -7,10 +7,12 @@ frame), never for a stretch of wall-clock time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from adapters.stack_driver import Driver
 from netstack.link.memory import memory_link_pair
 from netstack.reasons import Drop
+from netstack.stack import Stack
 from tests.netstack.builders import PEER, PEER_MAC, US, make_stack
 from tests.netstack.test_stack import FakeTcp
 from tests.virtual_time import run
@@ -30,6 +32,16 @@ def pair() -> tuple[Driver, Driver]:
     peer = make_stack("10.0.0.1/24", mac=PEER_MAC)
     link_us, link_peer = memory_link_pair(us.mac, peer.mac)
     return Driver(link_us, us), Driver(link_peer, peer)
+
+
+def driven_stack(on_frames: Callable[[list[bytes]], None] = lambda frames: None) -> tuple[FakeTcp, Stack, Driver]:
+    """Our stack with a FakeTcp (whose deadline and output a test sets) over an in-memory link whose far end
+    hands each batch of frames to `on_frames`, and its Driver, not started."""
+    tcp = FakeTcp()
+    us = make_stack("10.0.0.2/24", tcp=tcp)
+    link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
+    link_peer.start(on_frames)
+    return tcp, us, Driver(link_us, us)
 
 
 def test_udp_round_trip_between_two_stacks_resolves_arp() -> None:
@@ -63,10 +75,7 @@ def test_udp_round_trip_between_two_stacks_resolves_arp() -> None:
 def test_after_io_runs_after_each_batch_and_timer_fires_at_the_deadline() -> None:
     async def main() -> tuple[int, list[float], float, list[float]]:
         loop = asyncio.get_running_loop()
-        tcp = FakeTcp()
-        us = make_stack("10.0.0.2/24", tcp=tcp)
-        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
-        driver = Driver(link_us, us)
+        tcp, _, driver = driven_stack()
         calls = 0
         fired = asyncio.Event()
 
@@ -78,7 +87,6 @@ def test_after_io_runs_after_each_batch_and_timer_fires_at_the_deadline() -> Non
 
         driver.after_io.append(after)
         driver.start()
-        link_peer.start(lambda frames: None)
         deadline = loop.time() + 0.05
         tcp.deadline = deadline
         driver.kick()  # the application changed TCP state: the driver must re-arm its single timer
@@ -100,12 +108,8 @@ def test_timer_rearms_for_a_later_deadline_and_not_for_the_same_one() -> None:
 
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
-        tcp = FakeTcp()
-        us = make_stack("10.0.0.2/24", tcp=tcp)
-        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
-        driver = Driver(link_us, us)
+        tcp, _, driver = driven_stack()
         driver.start()
-        link_peer.start(lambda frames: None)
         start = loop.time()
         tcp.deadline = start + 5.0
         driver.kick()
@@ -123,9 +127,6 @@ def test_timer_rearms_for_a_later_deadline_and_not_for_the_same_one() -> None:
 
 def test_kick_flushes_tcp_output() -> None:
     async def main() -> list[list[bytes]]:
-        tcp = FakeTcp()
-        us = make_stack("10.0.0.2/24", tcp=tcp)
-        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
         seen: list[list[bytes]] = []
         arrived = asyncio.Event()
 
@@ -133,8 +134,7 @@ def test_kick_flushes_tcp_output() -> None:
             seen.append(batch)
             arrived.set()
 
-        link_peer.start(frames)
-        driver = Driver(link_us, us)
+        tcp, _, driver = driven_stack(frames)
         driver.start()
         await settle()  # whatever starting the interface sent has arrived (the wire has no delay)
         seen.clear()
@@ -154,12 +154,8 @@ def test_kick_flushes_tcp_output() -> None:
 
 def test_closed_driver_ignores_frames_and_kicks() -> None:
     async def main() -> tuple[int, list[list[bytes]]]:
-        tcp = FakeTcp()
-        us = make_stack("10.0.0.2/24", tcp=tcp)
-        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
         seen: list[list[bytes]] = []
-        link_peer.start(seen.append)
-        driver = Driver(link_us, us)
+        tcp, us, driver = driven_stack(seen.append)
         driver.start()
         await settle()
         seen.clear()
@@ -181,12 +177,8 @@ def test_a_failing_callback_is_counted_and_the_driver_keeps_going() -> None:
 
     async def main() -> tuple[int, list[float], list[list[bytes]]]:
         loop = asyncio.get_running_loop()
-        tcp = FakeTcp()
-        us = make_stack("10.0.0.2/24", tcp=tcp)
-        link_us, link_peer = memory_link_pair(us.mac, bytes.fromhex("020000000009"))
         seen: list[list[bytes]] = []
-        link_peer.start(seen.append)
-        driver = Driver(link_us, us)
+        tcp, us, driver = driven_stack(seen.append)
         fired = asyncio.Event()
 
         def write() -> None:  # what a socket callback does: queue output for the flush after the callbacks
