@@ -7,7 +7,7 @@ byte-exact; `parse_extensions` refuses duplicates, which RFC 8446 §4.2 forbids.
 from __future__ import annotations
 
 from outcomes.category import Category
-from tls.codec import Reader, u16, u16_list, vec8, vec16
+from tls.codec import Reader, u16, u16_list, u16_values, vec8, vec16
 from tls.constants import ExtensionType
 from tls.errors import ProtocolError, decode_error, illegal
 from tls.limits import MAX_DNS_LABEL_OCTETS, MAX_DNS_NAME_OCTETS
@@ -17,16 +17,26 @@ Extensions = tuple[Extension, ...]
 
 
 def parse_extensions(reader: Reader, what: str) -> Extensions:
-    block = reader.sub(2, f"{what} extensions")
+    """The extension block at `reader`, each extension's length checked against what is left before it is
+    read. Walked with index arithmetic over one copy of the block rather than a `Reader` call per field: a
+    ClientHello carries a dozen or more extensions, and those calls were most of the cost of parsing it."""
+    block = bytes(reader.vec(2))
+    end = len(block)
+    pos = 0
     seen: set[int] = set()
     found: list[Extension] = []
-    while block.remaining:
-        ext_type = block.u16()
-        body = bytes(block.vec(2))
+    while pos < end:
+        if end - pos < 4:
+            raise decode_error(f"{what} extensions: needs 4 bytes, {end - pos} left")
+        ext_type = (block[pos] << 8) | block[pos + 1]
+        start = pos + 4
+        pos = start + ((block[pos + 2] << 8) | block[pos + 3])
+        if pos > end:
+            raise decode_error(f"{what} extensions: needs {pos - start} bytes, {end - start} left")
         if ext_type in seen:
             raise ProtocolError(Category.DUPLICATE_EXTENSION, f"{what}: duplicate extension {ext_type}")
         seen.add(ext_type)
-        found.append((ext_type, body))
+        found.append((ext_type, block[start:pos]))
     return tuple(found)
 
 
@@ -45,9 +55,7 @@ def _u16_list(data: bytes, length_bytes: int, what: str, minimum: int = 2) -> tu
     reader = Reader(data, what)
     inner = reader.vec(length_bytes, minimum)
     reader.end()
-    if len(inner) % 2:
-        raise decode_error(f"{what}: odd length")
-    return tuple(int.from_bytes(inner[i : i + 2], "big") for i in range(0, len(inner), 2))
+    return u16_values(inner, what)
 
 
 def parse_u16_list16(data: bytes, what: str) -> tuple[int, ...]:

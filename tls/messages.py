@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outcomes.category import Category
-from tls.codec import Reader, u8, u16, u24, vec8, vec16, vec24
+from tls.codec import Reader, u8, u16, u16_values, u24, vec8, vec16, vec24
 from tls.constants import HandshakeType
 from tls.errors import ProtocolError, decode_error, illegal
 from tls.extensions import Extensions, parse_extensions, serialize_extensions
@@ -38,10 +38,7 @@ def parse_client_hello(body: memoryview | bytes) -> ClientHello:
     version = r.u16()
     random = bytes(r.raw(32))
     session_id = bytes(r.vec(1, 0, 32))
-    suites_raw = r.vec(2, 2, 65534)
-    if len(suites_raw) % 2:
-        raise decode_error("ClientHello: odd cipher_suites length")
-    suites = tuple(int.from_bytes(suites_raw[i : i + 2], "big") for i in range(0, len(suites_raw), 2))
+    suites = u16_values(r.vec(2, 2, 65534), "ClientHello: cipher_suites")
     compression = bytes(r.vec(1, 1))
     extensions = parse_extensions(r, "ClientHello") if r.remaining else ()
     r.end()

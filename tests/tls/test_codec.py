@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outcomes.category import Category
-from tls.codec import Reader, vec8, vec16, vec24
+from tls.codec import Reader, u16_values, vec8, vec16, vec24
 from tls.errors import ProtocolError
 
 
@@ -41,3 +41,11 @@ def test_vector_bounds() -> None:
         Reader(b"\x00").vec(1, minimum=1)
     with pytest.raises(ProtocolError):
         Reader(b"\x03abc").vec(1, maximum=2)
+
+
+def test_u16_values_are_big_endian_and_refuse_an_odd_length() -> None:
+    assert u16_values(b"\x13\x01\x00\x1d\xff\xff", "list") == (0x1301, 0x001D, 0xFFFF)
+    assert u16_values(memoryview(b""), "list") == ()
+    with pytest.raises(ProtocolError) as info:
+        u16_values(b"\x13\x01\x00", "list")
+    assert info.value.category is Category.DECODE_ERROR

@@ -11,6 +11,7 @@ import pytest
 from outcomes.category import Category
 from tests.tls import rfc8448 as vectors
 from tls.alerts import AlertDescription
+from tls.codec import vec16
 from tls.constants import CipherSuite, ExtensionType, HandshakeType, NamedGroup
 from tls.errors import ProtocolError
 from tls.extensions import find, parse_client_shares, parse_client_versions, parse_server_name, parse_u16_list16
@@ -150,3 +151,24 @@ def test_key_update_value_must_be_0_or_1() -> None:
 def test_finished_length_is_exact() -> None:
     with pytest.raises(ProtocolError):
         parse_finished(b"x" * 31, 32)
+
+
+@pytest.mark.parametrize("block", [
+    b"\x00\x17\x00\x05abc",  # an extension longer than what is left of its block
+    b"\x00\x17\x00\x00\x00",  # one stray byte after the last extension
+    b"\x00\x17\x00\x00\x00\x2b\x00",  # a type and half a length
+])
+def test_extension_lengths_are_checked_within_the_block(block: bytes) -> None:
+    """The block's own length is right, the extensions inside it are not: decode_error, never an IndexError."""
+    body = serialize_client_hello(ClientHello(0x0303, b"r" * 32, b"", (0x1301,), b"\x00", ()))
+    with pytest.raises(ProtocolError) as info:
+        parse_client_hello(body + vec16(block))
+    assert info.value.category is Category.DECODE_ERROR
+
+
+def test_extension_bodies_are_kept_exactly() -> None:
+    extensions = ((0, b"\x00\x05\x00\x00\x02ab"), (23, b""), (0xFF01, b"\x00"))
+    ch = ClientHello(0x0303, b"r" * 32, b"", (0x1301, 0x1302), b"\x00", extensions)
+    parsed = parse_client_hello(serialize_client_hello(ch))
+    assert parsed.extensions == extensions
+    assert all(type(body) is bytes for _, body in parsed.extensions)
