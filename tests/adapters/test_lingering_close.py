@@ -240,6 +240,9 @@ class HalfClosingWriter:
     async def wait_closed(self) -> None:
         pass
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # every write taken at once
+
     def abort(self) -> None:
         self.calls.append("abort")
 

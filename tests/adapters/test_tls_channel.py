@@ -336,10 +336,38 @@ def test_recv_maps_a_reset_and_lets_a_cancellation_through() -> None:
 
 def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
     writer = StalledWriter()
+    writer.write(b"response")  # still queued when the close comes: the close must flush it, within its bound
     elapsed, error = _timed(lambda: _plain(writer).close())
     assert error is None
     assert SEND_TIMEOUT <= elapsed < SEND_TIMEOUT + 2
     assert writer.aborted == 1
+
+
+class UnflushedWriter(FakeWriter):
+    """Everything written was taken at once, but the close's callback never comes (wait_closed never returns):
+    a close that waited for it would take the whole send timeout and then abort."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+        self.aborted = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+    async def wait_closed(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+
+def test_close_with_nothing_left_to_flush_does_not_wait() -> None:
+    writer = UnflushedWriter()
+    elapsed, error = _timed(lambda: _plain(writer).close())
+    assert error is None
+    assert elapsed < SEND_TIMEOUT / 2
+    assert (writer.closed, writer.aborted) == (1, 0)
 
 
 def test_tls_send_and_close_towards_a_peer_that_never_reads() -> None:
