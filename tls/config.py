@@ -14,8 +14,9 @@ from tls import x509
 from tls.constants import TLS12, TLS13, NamedGroup
 from tls.groups import SUPPORTED_GROUPS
 from tls.limits import DEFAULT_LIMITS, Limits
+from tls.messages import Certificate13, serialize_certificate13
 from tls.peer import Validator, own_pss_key
-from tls.signatures import PrivateKey
+from tls.signatures import PrivateKey, schemes_for_key
 from tls.suites import DEFAULT_SUITES_12, DEFAULT_SUITES_13
 
 RandomSource = Callable[[int], bytes]
@@ -47,6 +48,24 @@ class Credential:
     @classmethod
     def of(cls, chain: tuple[bytes, ...], key: PrivateKey) -> Credential:
         return cls(chain, key, own_pss_key(key, chain))
+
+    # What the credential alone decides is worked out once, on first use, not in every handshake it serves.
+
+    @cached_property
+    def schemes13(self) -> tuple[int, ...]:
+        """The schemes this credential signs TLS 1.3 handshakes with, our preference first."""
+        return schemes_for_key(self.key, True, self.pss_key)
+
+    @cached_property
+    def schemes12(self) -> tuple[int, ...]:
+        """The schemes this credential signs TLS 1.2 handshakes with, our preference first."""
+        return schemes_for_key(self.key, False, self.pss_key)
+
+    @cached_property
+    def certificate13(self) -> bytes:
+        """The body of a TLS 1.3 server's Certificate message for this chain (empty request context, no
+        extensions per entry): the same bytes in every handshake."""
+        return serialize_certificate13(Certificate13(b"", tuple((der, ()) for der in self.chain)))
 
 
 @dataclass(frozen=True)

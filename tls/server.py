@@ -56,7 +56,6 @@ from tls.handshake_common import (
 from tls.keyschedule import KeySchedule13, extended_master_secret, finished12
 from tls.messages import (
     Certificate12,
-    Certificate13,
     CertificateRequest12,
     CertificateRequest13,
     CertificateVerify,
@@ -73,7 +72,6 @@ from tls.messages import (
     parse_empty,
     parse_finished,
     serialize_certificate12,
-    serialize_certificate13,
     serialize_certificate_request12,
     serialize_certificate_request13,
     serialize_certificate_verify,
@@ -105,7 +103,7 @@ from tls.signatures import (
     HANDSHAKE_SCHEMES_12,
     HANDSHAKE_SCHEMES_13,
     PrivateKey,
-    choose_scheme,
+    first_offered,
     sign,
     verify,
 )
@@ -222,7 +220,7 @@ class ServerConnection(HandshakeConnection):
 
     def _fit(self, credential: Credential, ch: ClientHello, version: int, offered: tuple[int, ...]) -> int:
         """The scheme `credential` signs with for this client, or the refusal saying why it cannot serve it."""
-        scheme = choose_scheme(credential.key, offered, version == TLS13, credential.pss_key)
+        scheme = first_offered(credential.schemes13 if version == TLS13 else credential.schemes12, offered)
         if scheme is None:
             raise ProtocolError(Category.NO_SHARED_SIGNATURE_ALGORITHM, "no signature scheme for our key")
         if version == TLS12:
@@ -235,7 +233,7 @@ class ServerConnection(HandshakeConnection):
 
     def _choose_suite(self, ch: ClientHello, version: int, key: PrivateKey) -> SuiteInfo:
         offered = set(ch.cipher_suites)
-        kind = key_kind(key)
+        kind = key_kind(key) if version == TLS12 else None  # TLS 1.3 suites are not bound to a key type
         for code in self._config.suites:
             info = SUITES.get(code)
             if info is None or info.version != version or code not in offered:
@@ -377,8 +375,7 @@ class ServerConnection(HandshakeConnection):
                 (ExtensionType.SIGNATURE_ALGORITHMS_CERT, serialize_u16_list16(CERTIFICATE_SCHEMES))))
             self._queue_handshake(HandshakeType.CERTIFICATE_REQUEST, serialize_certificate_request13(request))
         credential, scheme = signer
-        certificate = Certificate13(b"", tuple((der, ()) for der in credential.chain))
-        self._queue_handshake(HandshakeType.CERTIFICATE, serialize_certificate13(certificate))
+        self._queue_handshake(HandshakeType.CERTIFICATE, credential.certificate13)
         content = certificate_verify_content(SERVER_CV_CONTEXT, self._transcript.digest())
         self._queue_handshake(HandshakeType.CERTIFICATE_VERIFY, serialize_certificate_verify(
             CertificateVerify(scheme, sign(credential.key, scheme, content))))

@@ -87,8 +87,13 @@ def schemes_for_key(key: PrivateKey, tls13: bool, pss_key: RsaPssPublicKey | Non
 
 def choose_scheme(key: PrivateKey, offered: tuple[int, ...], tls13: bool,
                   pss_key: RsaPssPublicKey | None = None) -> int | None:
+    return first_offered(schemes_for_key(key, tls13, pss_key), offered)
+
+
+def first_offered(ours: tuple[int, ...], offered: tuple[int, ...]) -> int | None:
+    """The first of our schemes (`schemes_for_key`, preference order) that the peer offered, or None."""
     offered_set = set(offered)
-    for scheme in schemes_for_key(key, tls13, pss_key):
+    for scheme in ours:
         if scheme in offered_set:
             return scheme
     return None

@@ -16,7 +16,9 @@ from tls.client import ClientConnection
 from tls.config import Credential
 from tls.constants import TLS12, TLS13, CipherSuite
 from tls.constants import SignatureScheme as S
+from tls.messages import Certificate13, parse_certificate13, serialize_certificate13
 from tls.server import ServerConnection
+from tls.signatures import first_offered, schemes_for_key
 
 RSA_ONLY = (S.RSA_PSS_RSAE_SHA256, S.RSA_PKCS1_SHA256)
 ECDSA_ONLY = (S.ECDSA_SECP256R1_SHA256,)
@@ -61,3 +63,22 @@ def test_rsa_only_client_against_an_ecdsa_only_server_is_still_refused(monkeypat
     failure = failure_of(server_events)
     assert (failure.alert, failure.category) == (AlertDescription.HANDSHAKE_FAILURE,
                                                  Category.NO_SHARED_SIGNATURE_ALGORITHM)
+
+
+@pytest.mark.parametrize("kind", ["p256", "rsa"])
+def test_what_a_credential_fixes_is_what_each_handshake_would_derive(kind: str) -> None:
+    """The scheme lists and the Certificate body are worked out once per credential; they must be exactly what
+    the per-handshake derivation gives."""
+    leaf = server_leaf(kind)
+    credential = Credential.of((leaf.der, ca().der), leaf.key)
+    assert credential.schemes13 == schemes_for_key(leaf.key, True, credential.pss_key)
+    assert credential.schemes12 == schemes_for_key(leaf.key, False, credential.pss_key)
+    assert credential.certificate13 == serialize_certificate13(Certificate13(b"", ((leaf.der, ()), (ca().der, ()))))
+    assert parse_certificate13(credential.certificate13, 10).chain == (leaf.der, ca().der)
+
+
+def test_first_offered_follows_our_preference_not_the_peers() -> None:
+    ours = (S.RSA_PSS_RSAE_SHA256, S.RSA_PSS_RSAE_SHA384)
+    assert first_offered(ours, (S.RSA_PSS_RSAE_SHA384, S.RSA_PSS_RSAE_SHA256)) == S.RSA_PSS_RSAE_SHA256
+    assert first_offered(ours, (S.ECDSA_SECP256R1_SHA256, S.RSA_PSS_RSAE_SHA384)) == S.RSA_PSS_RSAE_SHA384
+    assert first_offered(ours, ECDSA_ONLY) is None
