@@ -21,7 +21,7 @@ from tls.limits import DEFAULT_LIMITS
 from tls.limits import Limits as TlsLimits
 
 if TYPE_CHECKING:
-    from tls.config import Credential
+    from tls.config import Credential, ServerConfig
 
 
 class OursFactory:
@@ -35,24 +35,37 @@ class OursFactory:
         self._sources = sources
         self._limits = limits
         self._credentials: dict[tuple[bytes, ...], tuple[Credential, ...]] = {}
+        self._server_configs: dict[tuple[tuple[bytes, ...], bool], ServerConfig] = {}
 
     def server(self, identity: Identity, *, require_client_cert: bool) -> TlsEngine:
-        from tls.config import ClientAuth, ClientAuthMode, ServerConfig  # noqa: PLC0415 - see the module docstring
-        from tls.server import ServerConnection  # noqa: PLC0415
+        from tls.server import ServerConnection  # noqa: PLC0415 - see the module docstring
 
-        client_auth = (
-            ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._anchor_der,)) if require_client_cert else None
-        )
-        config = ServerConfig(
-            chain=(identity.cert_der,),
-            key=identity.key,
-            random=self._sources.random,
-            time=self._sources.now,
-            client_auth=client_auth,
-            limits=self._limits,
-            more_credentials=self._alternates(identity),
-        )
-        return ServerConnection(config)
+        return ServerConnection(self._server_config(identity, require_client_cert))
+
+    def _server_config(self, identity: Identity, require_client_cert: bool) -> ServerConfig:
+        """One config per identity (all its certificates, as `_alternates` keys them) and role, made on its
+        first connection and shared by the rest: everything in it is fixed by the factory and the identity,
+        and what the engine works out from a config or credential once (the primary credential, its scheme
+        lists, its Certificate message) then lasts instead of being redone for every connection."""
+        certificates = (identity.cert_der, *(alternate.cert_der for alternate in identity.alternates))
+        cached = self._server_configs.get((certificates, require_client_cert))
+        if cached is None:
+            from tls.config import ClientAuth, ClientAuthMode, ServerConfig  # noqa: PLC0415 - see the module docstring
+
+            client_auth = (
+                ClientAuth(mode=ClientAuthMode.REQUIRED, anchors=(self._anchor_der,)) if require_client_cert else None
+            )
+            cached = ServerConfig(
+                chain=(identity.cert_der,),
+                key=identity.key,
+                random=self._sources.random,
+                time=self._sources.now,
+                client_auth=client_auth,
+                limits=self._limits,
+                more_credentials=self._alternates(identity),
+            )
+            self._server_configs[(certificates, require_client_cert)] = cached
+        return cached
 
     def _alternates(self, identity: Identity) -> tuple[Credential, ...]:
         """The role's other certificates (its RSA leaf), parsed once per identity rather than per
