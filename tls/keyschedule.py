@@ -22,9 +22,13 @@ from tls.codec import u16, vec8
 
 HASHES_KEPT = 4
 """How many hash functions' constants `_no_psk` keeps: the suites use two (SHA-256, SHA-384)."""
+KEY_LENGTHS_KEPT = 4
+"""How many key lengths' key and IV inputs `_key_iv_inputs` keeps: the suites use two (16, 32)."""
 LABELS_KEPT = 32
 """How many (label, length) HkdfLabel prefixes `_label_prefix` keeps: the schedule's nine labels make at
 most 17 pairs with our suites (seven labels at each hash length, two key lengths, one IV length)."""
+IV_LENGTH = 12
+"""The per-record nonce length of every TLS 1.3 AEAD (RFC 8446 §5.3: iv_length is at least 8; all ours use 12)."""
 _ALGORITHMS: dict[str, hashes.HashAlgorithm] = {
     algorithm.name: algorithm for algorithm in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())}
 """The hashes a schedule may use, by the hashlib name the suites give (`SuiteInfo.hash_name`)."""
@@ -74,8 +78,20 @@ def _hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
     return _label_prefix(label, length) + vec8(context)
 
 
+def _block_input(label: bytes, context: bytes, length: int) -> bytes:
+    """What the single block of a one-block HKDF-Expand-Label MACs: HkdfLabel, then the counter 1 (T(1))."""
+    return b"".join((_label_prefix(label, length), len(context).to_bytes(1, "big"), context, b"\x01"))
+
+
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    return hkdf_expand(hash_name, secret, _hkdf_label(label, context, length), length)
+    """RFC 8446 §7.1. Every derivation of the TLS 1.3 schedule fits in one block (`length` at most the hash's
+    length): that is one MAC, without `hkdf_expand`'s block loop; longer outputs take the loop."""
+    algorithm = _ALGORITHMS[hash_name]
+    if length > algorithm.digest_size:
+        return hkdf_expand(hash_name, secret, _hkdf_label(label, context, length), length)
+    keyed = HMAC(secret, algorithm)
+    keyed.update(_block_input(label, context, length))
+    return keyed.finalize()[:length]
 
 
 def _expand_label_pair(hash_name: str, secret: bytes, first: tuple[bytes, bytes, int],
@@ -83,12 +99,13 @@ def _expand_label_pair(hash_name: str, secret: bytes, first: tuple[bytes, bytes,
     """Two one-block HKDF-Expand-Label outputs (label, context, length) under one secret, keyed once: the
     first MACs a copy of the keyed state, the second the state itself."""
     (label1, context1, length1), (label2, context2, length2) = first, second
-    if max(length1, length2) > _ALGORITHMS[hash_name].digest_size:  # no suite's key or IV is this long
+    algorithm = _ALGORITHMS[hash_name]
+    if max(length1, length2) > algorithm.digest_size:  # no suite's key or IV is this long
         return (hkdf_expand_label(hash_name, secret, label1, context1, length1),
                 hkdf_expand_label(hash_name, secret, label2, context2, length2))
-    keyed = HMAC(secret, _ALGORITHMS[hash_name])
-    first_output = _mac_copy(keyed, _hkdf_label(label1, context1, length1) + b"\x01")  # T(1): counter 1
-    keyed.update(_hkdf_label(label2, context2, length2) + b"\x01")
+    keyed = HMAC(secret, algorithm)
+    first_output = _mac_copy(keyed, _block_input(label1, context1, length1))
+    keyed.update(_block_input(label2, context2, length2))
     return first_output[:length1], keyed.finalize()[:length2]
 
 
@@ -156,8 +173,23 @@ class KeySchedule13:
         return hkdf_expand_label(self.hash_name, secret, b"traffic upd", b"", self.hash_length)
 
 
+@lru_cache(maxsize=KEY_LENGTHS_KEPT)
+def _key_iv_inputs(key_length: int) -> tuple[bytes, bytes]:
+    """The blocks a traffic key and IV MAC (HkdfLabel with an empty context, counter 1): fixed by the key
+    length, so built once rather than for each of a handshake's four traffic secrets."""
+    return _block_input(b"key", b"", key_length), _block_input(b"iv", b"", IV_LENGTH)
+
+
 def traffic_key_iv(hash_name: str, secret: bytes, key_length: int) -> tuple[bytes, bytes]:
-    return _expand_label_pair(hash_name, secret, (b"key", b"", key_length), (b"iv", b"", 12))
+    """RFC 8446 §7.3: the write key and IV of a traffic secret, keyed once (as `_expand_label_pair`)."""
+    algorithm = _ALGORITHMS[hash_name]
+    if key_length > algorithm.digest_size:  # no suite's key is this long
+        return _expand_label_pair(hash_name, secret, (b"key", b"", key_length), (b"iv", b"", IV_LENGTH))
+    key_input, iv_input = _key_iv_inputs(key_length)
+    keyed = HMAC(secret, algorithm)
+    key = _mac_copy(keyed, key_input)
+    keyed.update(iv_input)
+    return key[:key_length], keyed.finalize()[:IV_LENGTH]
 
 
 class Transcript:

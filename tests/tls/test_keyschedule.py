@@ -78,6 +78,21 @@ def test_traffic_key_iv_is_two_expand_labels_whatever_the_key_length(hash_name: 
         hkdf_expand_label(hash_name, secret, b"iv", b"", 12))
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("length", [0, 12, 32, 48, 49, 100])
+@pytest.mark.parametrize("context", [b"", b"\x5a" * 48])
+def test_hkdf_expand_label_one_block_and_longer_agree_with_cryptography(hash_name: str, length: int,
+                                                                        context: bytes) -> None:
+    """The one-block path (one MAC, every TLS 1.3 derivation) and the block loop (longer outputs) both give
+    HKDF-Expand over RFC 8446 §7.1's HkdfLabel, built here by hand."""
+    secret = hashlib.sha512(b"secret").digest()[: hashlib.new(hash_name).digest_size]
+    label = b"tls13 some label"
+    info = length.to_bytes(2, "big") + bytes((len(label),)) + label + bytes((len(context),)) + context
+    algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA384()
+    expected = HKDFExpand(algorithm, length, info).derive(secret) if length else b""
+    assert hkdf_expand_label(hash_name, secret, b"some label", context, length) == expected
+
+
 def test_hkdf_expand_gives_up_to_255_blocks() -> None:
     assert len(hkdf_expand("sha256", bytes(32), b"info", 255 * 32)) == 255 * 32
 
