@@ -334,6 +334,63 @@ def test_recv_maps_a_reset_and_lets_a_cancellation_through() -> None:
     assert cancelled
 
 
+def test_a_transport_timeout_is_a_timeout_not_a_reset() -> None:
+    """Our TCP ends a connection whose retransmissions or idle time ran out with TimeoutError (an OSError):
+    recv reports it as the timeout it is."""
+    async def main() -> RefusedError:
+        reader = asyncio.StreamReader()
+        reader.set_exception(TimeoutError("TCP connection closed: timeout"))
+        plain = PlainChannel(reader, FakeWriter(), read_chunk=READ_CHUNK, send_timeout=5.0, **LINGER)  # type: ignore[arg-type]
+        with pytest.raises(RefusedError) as info:
+            await plain.recv(5.0)
+        return info.value
+
+    assert asyncio.run(main()).category is Category.TIMEOUT
+
+
+def test_a_recv_timeout_leaves_the_task_as_it_found_it() -> None:
+    """The read's timer cancels the task to end the wait; the timeout takes that cancellation back, so the
+    task can go on awaiting (a close after a refusal does) and an outer asyncio.timeout still works."""
+    async def main() -> tuple[Category, int, bool]:
+        plain = PlainChannel(asyncio.StreamReader(), FakeWriter(), read_chunk=READ_CHUNK,  # type: ignore[arg-type]
+                             send_timeout=5.0, **LINGER)
+        with pytest.raises(RefusedError) as info:
+            await plain.recv(0.05)
+        task = asyncio.current_task()
+        assert task is not None
+        await asyncio.sleep(0.01)  # not cancelled again
+        outer_fired = False
+        try:
+            async with asyncio.timeout(0.05):
+                await plain.recv(30.0)
+        except TimeoutError:
+            outer_fired = True  # the outer bound's cancellation passed through the read as its own
+        return info.value.category, task.cancelling(), outer_fired
+
+    assert asyncio.run(main()) == (Category.TIMEOUT, 0, True)
+
+
+def test_a_cancellation_beside_the_read_timers_is_not_taken_for_a_timeout() -> None:
+    """The timer fires and the task is cancelled from outside in the same turn (on the virtual clock both are
+    due at the same instant): the cancellation wins, whichever of the two callbacks ran first."""
+    async def main() -> bool:
+        plain = PlainChannel(asyncio.StreamReader(), FakeWriter(), read_chunk=READ_CHUNK,  # type: ignore[arg-type]
+                             send_timeout=5.0, **LINGER)
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(plain.recv(0.05))
+        await asyncio.sleep(0)  # the read is waiting, its timer armed for 0.05 s from now
+        loop.call_at(loop.time() + 0.05, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        except RefusedError:
+            return False
+        return False
+
+    assert virtual_time.run(main())
+
+
 def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
     writer = StalledWriter()
     writer.write(b"response")  # still queued when the close comes: the close must flush it, within its bound
