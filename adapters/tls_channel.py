@@ -189,18 +189,25 @@ class PlainChannel:
         except (NotImplementedError, RuntimeError, ConnectionError, OSError):
             return True  # no half-close here, or the connection is already gone: nothing to wait for
         discarded = 0
+        timer = _ReadTimer(self._linger_seconds)  # one bound on all the reads, as recv's on one
         try:
-            async with asyncio.timeout(self._linger_seconds):
-                while data := await self._reader.read(self._chunk):
-                    discarded += len(data)
-                    if discarded > self._linger_bytes:
-                        self.cut_off = "linger_bytes"
-                        return False
-        except TimeoutError:
+            while data := await self._reader.read(self._chunk):
+                discarded += len(data)
+                if discarded > self._linger_bytes:
+                    self.cut_off = "linger_bytes"
+                    return False
+        except asyncio.CancelledError:
+            if timer.stop():
+                self.cut_off = "linger_seconds"
+                return False
+            raise
+        except TimeoutError:  # the transport's own timeout: the peer is as good as silent
             self.cut_off = "linger_seconds"
             return False
         except (ConnectionError, OSError):
             return True  # reset (or the slot withdrawn): what was sent is flushed or lost either way
+        finally:
+            timer.stop()
         return True
 
     def abort(self) -> None:
@@ -208,7 +215,8 @@ class PlainChannel:
 
 
 class _ReadTimer:
-    """Cancels the running task `delay` seconds from now unless stopped first: the bound on one read.
+    """Cancels the running task `delay` seconds from now unless stopped first: the bound on one read (or on
+    the lingering close's reads together).
 
     The rules are asyncio.timeout's: once the timer has fired, stopping it takes its cancellation back from
     the task (`uncancel`), and when that was the only one (the count is back where it was when the timer

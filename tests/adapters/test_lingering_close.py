@@ -305,3 +305,31 @@ def test_a_close_cancelled_while_lingering_aborts_the_connection() -> None:
         return writer.calls
 
     assert virtual_time.run(main()) == ["write_eof", "abort"]
+
+
+def test_a_transport_timeout_while_lingering_counts_as_linger_seconds() -> None:
+    """Our TCP gives up on a peer with TimeoutError: for the lingering close that is a peer that went silent."""
+    async def main() -> tuple[list[str], str | None]:
+        reader = asyncio.StreamReader()
+        reader.set_exception(TimeoutError("TCP connection closed: timeout"))
+        writer = HalfClosingWriter()
+        plain = PlainChannel(reader, writer, read_chunk=CHUNK, send_timeout=3.0,  # type: ignore[arg-type]
+                             linger_seconds=5.0, linger_bytes=CHUNK)
+        await plain.close()
+        return writer.calls, plain.cut_off
+
+    assert virtual_time.run(main()) == (["write_eof", "abort"], "linger_seconds")
+
+
+def test_a_linger_cut_off_leaves_the_task_as_it_found_it() -> None:
+    """The bound's timer cancels the task to end the wait, and takes that back: the task goes on."""
+    async def main() -> tuple[str | None, int]:
+        plain = PlainChannel(asyncio.StreamReader(), HalfClosingWriter(), read_chunk=CHUNK,  # type: ignore[arg-type]
+                             send_timeout=3.0, linger_seconds=5.0, linger_bytes=CHUNK)
+        await plain.close()
+        await asyncio.sleep(1.0)  # not cancelled again
+        task = asyncio.current_task()
+        assert task is not None
+        return plain.cut_off, task.cancelling()
+
+    assert virtual_time.run(main()) == ("linger_seconds", 0)
