@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outcomes.category import Category
-from tls.codec import Reader, u8, u16, u16_values, u24, vec8, vec16, vec24
+from tls.codec import Reader, u8, u16, u16_values, vec8, vec16, vec24
 from tls.constants import HandshakeType
 from tls.errors import ProtocolError, decode_error, illegal
 from tls.extensions import Extensions, parse_extensions, serialize_extensions
@@ -17,7 +17,7 @@ from tls.extensions import Extensions, parse_extensions, serialize_extensions
 
 def frame(msg_type: int, body: bytes) -> bytes:
     """A whole handshake message: type, 24-bit length, body."""
-    return bytes((msg_type,)) + u24(len(body)) + body
+    return b"".join((bytes((msg_type,)), len(body).to_bytes(3, "big"), body))
 
 
 @dataclass(frozen=True)

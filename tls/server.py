@@ -110,6 +110,11 @@ from tls.signatures import (
 from tls.states import ANONYMOUS, CHANGE_CIPHER_SPEC, CONNECTED_12, Connected12, Connected13, Peer
 from tls.suites import SUITES, SuiteInfo
 
+NO_EXTENSIONS = serialize_encrypted_extensions(EncryptedExtensions(()))
+SNI_ACKNOWLEDGED = serialize_encrypted_extensions(EncryptedExtensions(((ExtensionType.SERVER_NAME, b""),)))
+"""Our TLS 1.3 EncryptedExtensions bodies: nothing to answer, or the empty server_name that says we used the
+client's name (RFC 6066 §3). They are all we ever send, so they are built once."""
+
 
 def _curve_group(key: object) -> int | None:
     """The named group of an ECDSA key (None for Ed25519 and RSA keys)."""
@@ -366,8 +371,7 @@ class ServerConnection(HandshakeConnection):
                                server_hs: bytes, signer: Signer, server_name: str | None) -> None:
         """EncryptedExtensions .. Finished under our handshake key, then switch to the application keys."""
         config = self._config
-        self._queue_handshake(HandshakeType.ENCRYPTED_EXTENSIONS, serialize_encrypted_extensions(
-            EncryptedExtensions(((ExtensionType.SERVER_NAME, b""),) if server_name else ())))
+        self._queue_handshake(HandshakeType.ENCRYPTED_EXTENSIONS, SNI_ACKNOWLEDGED if server_name else NO_EXTENSIONS)
         auth = config.client_auth
         if auth is not None:
             request = CertificateRequest13(b"", (
