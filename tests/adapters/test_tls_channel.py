@@ -367,7 +367,7 @@ def test_a_recv_timeout_leaves_the_task_as_it_found_it() -> None:
             outer_fired = True  # the outer bound's cancellation passed through the read as its own
         return info.value.category, task.cancelling(), outer_fired
 
-    assert asyncio.run(main()) == (Category.TIMEOUT, 0, True)
+    assert virtual_time.run(main()) == (Category.TIMEOUT, 0, True)
 
 
 def test_a_cancellation_beside_the_read_timers_is_not_taken_for_a_timeout() -> None:
