@@ -8,6 +8,7 @@ import contextlib
 import os
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -519,6 +520,21 @@ async def _echo_channel(tls: TlsChannel) -> None:
     await tls.close()
 
 
+def _echo_server(handshakes: list[HandshakeComplete]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                                  Awaitable[None]]:
+    """A connection callback: our server engine (client certificate required) over the stream, each
+    handshake's completion recorded in `handshakes`, then an echo until the peer closes."""
+    config = server_config(client_auth=ClientAuthMode.REQUIRED)
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
+                                    send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
+        handshakes.append(done)
+        await _echo_channel(tls)
+
+    return connected
+
+
 async def _exchange(tls: TlsChannel, payload: bytes) -> bytes:
     """Send `payload` while reading the echo (a peer that echoes as it reads would stall a send-then-read)."""
     received = bytearray()
@@ -557,15 +573,7 @@ def test_an_ssl_client_over_kernel_sockets_to_our_server() -> None:
     handshakes: list[HandshakeComplete] = []
 
     async def main() -> None:
-        config = server_config(client_auth=ClientAuthMode.REQUIRED)
-
-        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
-                                        send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
-            handshakes.append(done)
-            await _echo_channel(tls)
-
-        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        server = await asyncio.start_server(_echo_server(handshakes), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
             reader, writer = await asyncio.open_connection(
@@ -659,15 +667,7 @@ def test_both_ends_over_our_netstack_on_the_in_memory_link() -> None:
     async def main() -> bytes:
         ours_a, ours_b = await two_networks(Impairment(loss=0.02, reorder=0.02))
         try:
-            config = server_config(client_auth=ClientAuthMode.REQUIRED)
-
-            async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                tls, done = await start_tls(reader, writer, ServerConnection(config), read_chunk=CHUNK,
-                                            send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
-                handshakes.append(done)
-                await _echo_channel(tls)
-
-            await ours_b.start_stream_server(443, connected)
+            await ours_b.start_stream_server(443, _echo_server(handshakes))
             reader, writer = await ours_a.open_stream("10.9.0.2", 443)
             tls, done = await start_tls(reader, writer, ClientConnection(client_config(cert_kind="p256")),
                                         read_chunk=CHUNK, send_timeout=TIMEOUT, handshake_timeout=TIMEOUT, **LINGER)
