@@ -86,12 +86,13 @@ class PlainChannel:
 
         The bound is a timer that cancels this task, as `asyncio.timeout` does (not `wait_for`, which runs
         the read in a task of its own: two more turns of the event loop per read, and a TLS handshake's reads
-        made half its loop turns), but without its context manager: `_ReadTimer` keeps asyncio.timeout's
-        rules (the timer's own cancellation becomes the timeout, any other passes through) and drops its
-        state machine and its three running-loop lookups, which cost more than the read itself and came
-        three to four times per connection. Under Python 3.11, a task that has swallowed a cancellation of
-        its own sees a timeout here as CancelledError (the task's uncancel count, as with asyncio.timeout);
-        no caller does, and close and send have the same exposure."""
+        made half its loop turns), but without its context manager, whose state machine and three
+        running-loop lookups cost more than the read itself and came three to four times per connection:
+        `_ReadTimer` turns the timer's own cancellation into the timeout and lets any other pass through.
+        It tells them apart by the task's cancellation count when the read began, as Python 3.12's
+        asyncio.timeout does, so a task with a cancellation already in flight (a handler's close in its
+        `finally` at shutdown) still gets its timeout here; 3.11's asyncio.timeout, which send and close
+        still use, compares the count with zero and raises CancelledError in that case."""
         if timeout <= 0:
             raise RefusedError(Category.TIMEOUT, "deadline passed")
         timer = _ReadTimer(timeout)
@@ -152,8 +153,10 @@ class PlainChannel:
         doubles) is closed at once too: without our FIN the peer would have no reason to end its stream.
         Then the close itself flushes what is queued within the send timeout, else aborts. When nothing is
         queued (the common case: the kernel or our TCP took every byte), there is nothing to flush and no
-        wait: both transports have then already let the connection go (its `connection_lost` is scheduled),
-        and waiting for that callback cost two more turns of the event loop per connection. Idempotent.
+        wait: the kernel's transport has then scheduled its `connection_lost`, ours has called it (or, if its
+        TCP layer refused the last bytes because the connection was already gone, hears that end from the
+        layer's own event), and waiting for that callback cost two more turns of the event loop per
+        connection. Idempotent.
         """
         if self._closed:
             return
@@ -218,9 +221,10 @@ class _ReadTimer:
     """Cancels the running task `delay` seconds from now unless stopped first: the bound on one read (or on
     the lingering close's reads together).
 
-    The rules are asyncio.timeout's: once the timer has fired, stopping it takes its cancellation back from
-    the task (`uncancel`), and when that was the only one (the count is back where it was when the timer
-    started) the caller raises its timeout instead; a cancellation from anyone else passes through."""
+    Once the timer has fired, stopping it takes its cancellation back from the task (`uncancel`); when that
+    was the only one since the timer started (the count is back where it was then: Python 3.12's
+    asyncio.timeout rule, not 3.11's count of zero) the caller raises its timeout instead, and a
+    cancellation from anyone else passes through."""
 
     __slots__ = ("_cancelling", "_fired", "_handle", "_task")
 

@@ -333,3 +333,25 @@ def test_a_linger_cut_off_leaves_the_task_as_it_found_it() -> None:
         return plain.cut_off, task.cancelling()
 
     assert virtual_time.run(main()) == ("linger_seconds", 0)
+
+
+def test_a_linger_ended_by_the_peer_leaves_no_timer_behind() -> None:
+    """The bound on the lingering reads is disarmed when the peer's end of stream comes first: nothing
+    cancels the task later, when its linger_seconds would have run out."""
+    async def main() -> tuple[str | None, bool, int]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"late bytes")
+        reader.feed_eof()
+        plain = PlainChannel(reader, HalfClosingWriter(), read_chunk=CHUNK,  # type: ignore[arg-type]
+                             send_timeout=3.0, linger_seconds=5.0, linger_bytes=CHUNK)
+        await plain.close()
+        cancelled = False
+        try:
+            await asyncio.sleep(2 * 5.0)  # past the bound the timer was armed with
+        except asyncio.CancelledError:
+            cancelled = True
+        task = asyncio.current_task()
+        assert task is not None
+        return plain.cut_off, cancelled, task.cancelling()
+
+    assert virtual_time.run(main()) == (None, False, 0)
