@@ -133,10 +133,18 @@ def host_tsc_khz() -> int | None:
     return None
 
 
-def host_tsc_invariant(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+HOST_CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+
+
+def host_tsc_invariant(cpuinfo: Path = Path("/proc/cpuinfo"), clocksource: Path = HOST_CLOCKSOURCE) -> bool:
     """Whether the host's TSC runs at one rate whatever the CPU does (`constant_tsc`) and in every power state
-    (`nonstop_tsc`): then the TSC a TCG guest reads, the host's, is as good a clock as the host's own."""
+    (`nonstop_tsc`), and the host's kernel keeps time by it: then the TSC a TCG guest reads, the host's, is
+    as good a clock as the host's own. The flags are what the CPU (or a hypervisor) claims; the clocksource
+    in use is the host kernel's own verdict, after its watchdog, so a host that found its TSC unstable (or
+    prefers another clock) leaves the guest's watchdog on."""
     try:
+        if clocksource.read_text().strip() != "tsc":
+            return False
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
@@ -170,7 +178,8 @@ def kernel_append(
     three only under emulation: a KVM host (and the libvirt domain's q35 machine) keeps the kernel's own
     checks and frees its init memory, which cost it little.
 
-    `tsc_reliable` (given under TCG on a host whose TSC is invariant, `host_tsc_invariant`): `tsc=reliable`.
+    `tsc_reliable` (given under TCG on a host whose TSC is invariant and its clock, `host_tsc_invariant`):
+    `tsc=reliable`.
     There the guest's TSC is the host's, while the kernel's clocksource watchdog judges it against jiffies,
     which count the PIT ticks the guest was given, and a busy host delays and merges those. Seen on a loaded
     host: the watchdog found a skew, marked the TSC unstable and switched the kernel to refined-jiffies,

@@ -184,10 +184,16 @@ def test_under_tcg_the_pit_is_the_tick_and_under_kvm_the_apic_timer_stays() -> N
 ])
 def test_the_tsc_is_declared_reliable_only_when_the_hosts_is_invariant(tmp_path: Path, flags: str,
                                                                          invariant: bool) -> None:
-    """A TCG guest reads the host's TSC: only a host TSC of one rate in every state may go unwatched."""
+    """A TCG guest reads the host's TSC: only a host TSC of one rate in every state, which the host's kernel
+    itself keeps time by, may go unwatched."""
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\ncpu MHz\t\t: 2793.438\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
-    assert run.host_tsc_invariant(cpuinfo) is invariant
-    assert ("tsc=reliable" in run.kernel_append(emulated=True, tsc_reliable=run.host_tsc_invariant(cpuinfo))
-            .split()) is invariant
-    assert run.host_tsc_invariant(tmp_path / "absent") is False
+    clocksource = tmp_path / "current_clocksource"
+    clocksource.write_text("tsc\n")
+    assert run.host_tsc_invariant(cpuinfo, clocksource) is invariant
+    assert ("tsc=reliable" in run.kernel_append(
+        emulated=True, tsc_reliable=run.host_tsc_invariant(cpuinfo, clocksource)).split()) is invariant
+    clocksource.write_text("kvm-clock\n")  # the host kernel keeps time by another clock (or found its TSC unstable)
+    assert run.host_tsc_invariant(cpuinfo, clocksource) is False
+    assert run.host_tsc_invariant(tmp_path / "absent", clocksource) is False
+    assert run.host_tsc_invariant(cpuinfo, tmp_path / "absent") is False
