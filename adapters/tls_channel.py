@@ -88,14 +88,10 @@ class PlainChannel:
         the read in a task of its own: two more turns of the event loop per read, and a TLS handshake's reads
         made half its loop turns), but without its context manager, whose state machine and three
         running-loop lookups cost more than the read itself and came three to four times per connection:
-        `_ReadTimer` turns the timer's own cancellation into the timeout and lets any other pass through.
-        It tells them apart by the task's cancellation count when the read began, as Python 3.12's
-        asyncio.timeout does, so a task with a cancellation already in flight (a handler's close in its
-        `finally` at shutdown) still gets its timeout here; 3.11's asyncio.timeout, which send and close
-        still use, compares the count with zero and raises CancelledError in that case."""
+        `_Deadline` turns the timer's own cancellation into the timeout and lets any other pass through."""
         if timeout <= 0:
             raise RefusedError(Category.TIMEOUT, "deadline passed")
-        timer = _ReadTimer(timeout)
+        timer = _Deadline(timeout)
         try:
             return await self._reader.read(self._chunk)
         except asyncio.CancelledError as exc:
@@ -118,7 +114,8 @@ class PlainChannel:
         When the transport took every byte at once (nothing buffered, so writing is not paused), is not
         closing, and the reader holds no error (the service sets one to withdraw a slot), `drain` would
         return at once: it is skipped, and with it the deadline it would need. That is most sends, and each
-        armed and cancelled a timer. Otherwise `drain` runs, and raises what it raises.
+        armed and cancelled a timer. Otherwise `drain` runs, bounded by a `_Deadline`, and raises what it
+        raises.
         """
         if not data:
             return
@@ -128,8 +125,15 @@ class PlainChannel:
             if not transport.is_closing() and not transport.get_write_buffer_size() and (
                     self._reader.exception() is None):
                 return
-            async with asyncio.timeout(self._send_timeout):  # no extra task, unlike wait_for
+            deadline = _Deadline(self._send_timeout)
+            try:
                 await self._writer.drain()
+            except asyncio.CancelledError:
+                if deadline.stop():
+                    raise TimeoutError from None  # ours: handled below, as the transport's own
+                raise
+            finally:
+                deadline.stop()
         except TimeoutError as exc:
             self.abort()
             raise RefusedError(Category.TIMEOUT, "peer did not accept our data in time") from exc
@@ -173,13 +177,19 @@ class PlainChannel:
             self._writer.close()
         if not self._writer.transport.get_write_buffer_size():
             return  # nothing to flush, so nothing the send timeout could bound
+        deadline = _Deadline(self._send_timeout)
         try:
-            async with asyncio.timeout(self._send_timeout):
-                await self._writer.wait_closed()
-        except TimeoutError:
+            await self._writer.wait_closed()
+        except asyncio.CancelledError:
+            if not deadline.stop():
+                raise
+            self.abort()  # what is queued was not taken in time
+        except TimeoutError:  # the transport's own: the peer is gone
             self.abort()
         except (ConnectionError, OSError):
             pass
+        finally:
+            deadline.stop()
 
     async def _linger(self) -> bool:
         """Half-close, then read and discard until the peer's end of stream. False if a bound was reached
@@ -192,7 +202,7 @@ class PlainChannel:
         except (NotImplementedError, RuntimeError, ConnectionError, OSError):
             return True  # no half-close here, or the connection is already gone: nothing to wait for
         discarded = 0
-        timer = _ReadTimer(self._linger_seconds)  # one bound on all the reads, as recv's on one
+        timer = _Deadline(self._linger_seconds)  # one bound on all the reads, as recv's on one
         try:
             while data := await self._reader.read(self._chunk):
                 discarded += len(data)
@@ -217,21 +227,27 @@ class PlainChannel:
         self._writer.transport.abort()
 
 
-class _ReadTimer:
-    """Cancels the running task `delay` seconds from now unless stopped first: the bound on one read (or on
-    the lingering close's reads together).
+class _Deadline:
+    """Cancels the running task `delay` seconds from now unless stopped first: the bound on one wait (a read,
+    a drain, the close's flush, or the lingering close's reads together).
 
     Once the timer has fired, stopping it takes its cancellation back from the task (`uncancel`); when that
-    was the only one since the timer started (the count is back where it was then: Python 3.12's
-    asyncio.timeout rule, not 3.11's count of zero) the caller raises its timeout instead, and a
-    cancellation from anyone else passes through."""
+    was the only one since the timer started (the count is back where it was then) the caller raises its
+    timeout, and a cancellation from anyone else passes through.
+
+    Why not `asyncio.timeout`: its context manager's state machine and three running-loop lookups cost more
+    than a read itself, three to four times per connection. And its rule for telling its own cancellation
+    apart: Python 3.11's compares the count with zero, not with the count at the start (3.12's rule, and
+    this one's), so in a task with a cancellation already in flight (a handler's close in its `finally` at
+    shutdown) its timeout came out as CancelledError: the stalled connection was not aborted, and the
+    handler neither recorded the connection's outcome nor gave back its slot."""
 
     __slots__ = ("_cancelling", "_fired", "_handle", "_task")
 
     def __init__(self, delay: float) -> None:
         task = asyncio.current_task()
         if task is None:
-            raise RuntimeError("a read timer needs a running task")
+            raise RuntimeError("a deadline needs a running task")
         self._task = task
         self._cancelling = task.cancelling()
         self._fired = False

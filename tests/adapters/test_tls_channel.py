@@ -422,6 +422,50 @@ def test_close_towards_a_peer_that_never_reads_is_bounded() -> None:
     assert writer.aborted == 1
 
 
+def test_a_stalled_send_and_close_in_a_task_being_cancelled_still_time_out_and_abort() -> None:
+    """At shutdown a handler's close runs in its `finally` with the cancellation in flight: a peer that stalls
+    there must still be bounded by the send timeout and aborted, and the close must return (so the handler
+    records the outcome and gives back its slot), not turn the timeout into CancelledError."""
+    async def main() -> tuple[Category, int, int, float, int]:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, not uncancelled: the count stays at 1
+            await asyncio.sleep(0)
+        sending = StalledWriter()
+        with pytest.raises(RefusedError) as info:
+            await _plain(sending).send(b"response")
+        closing = StalledWriter()
+        closing.write(b"response")  # still queued when the close comes
+        start = loop.time()
+        await _plain(closing).close()
+        return info.value.category, sending.aborted, closing.aborted, loop.time() - start, task.cancelling()
+
+    assert virtual_time.run(main()) == (Category.TIMEOUT, 1, 1, SEND_TIMEOUT, 1)
+
+
+def test_a_cancellation_during_a_stalled_send_or_close_passes_through() -> None:
+    """Cancelled from outside while it waits, a send or a close ends with CancelledError, not a timeout."""
+    async def main() -> tuple[bool, bool, int]:
+        sending, closing = StalledWriter(), StalledWriter()
+        closing.write(b"response")
+        outcomes = []
+        for wait in (_plain(sending).send(b"response"), _plain(closing).close()):
+            task = asyncio.create_task(wait)
+            await asyncio.sleep(SEND_TIMEOUT / 2)  # waiting, its deadline armed
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                outcomes.append(True)
+            except RefusedError:
+                outcomes.append(False)
+        return outcomes[0], outcomes[1], sending.aborted + closing.aborted
+
+    assert virtual_time.run(main()) == (True, True, 0)
+
+
 class UnflushedWriter(FakeWriter):
     """Everything written was taken at once, but the close's callback never comes (wait_closed never returns):
     a close that waited for it would take the whole send timeout and then abort."""
