@@ -84,7 +84,9 @@ def test_syn_flood_while_a_legitimate_client_fetches_the_page(target: Lab, wire:
     ways = ("syn-received", "syn-cookie-sent", "syn-cookie-rate-limited")
     handled = sum(delta.get(f"tcp-{name}", 0) for name in ways)
     assert handled >= delta["rx-frames"] - LEGITIMATE_FRAMES_ALLOWANCE, delta
-    assert handled >= SYN_FLOOD_PACKETS // 4, delta  # a flood did arrive, however much of it the VM took
+    # A flood did arrive, however much of it the VM took in (a slow host's NIC ring dropped three quarters):
+    # more SYNs than the half-open table holds, so the stack had to answer with cookies.
+    assert handled > TcpConfig().max_half_open, delta
     assert delta.get("tcp-syn-cookie-sent", 0) > 0, delta
     assert target.network()["tcp-half-open"] <= TcpConfig().max_half_open
 
