@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from types import TracebackType
 from typing import Protocol
 
 from outcomes.category import Category
@@ -88,22 +89,16 @@ class PlainChannel:
         the read in a task of its own: two more turns of the event loop per read, and a TLS handshake's reads
         made half its loop turns), but without its context manager, whose state machine and three
         running-loop lookups cost more than the read itself and came three to four times per connection:
-        `_Deadline` turns the timer's own cancellation into the timeout and lets any other pass through."""
+        `_Deadline` turns the timer's own cancellation into TimeoutError and lets any other pass through."""
         if timeout <= 0:
             raise RefusedError(Category.TIMEOUT, "deadline passed")
-        timer = _Deadline(timeout)
         try:
-            return await self._reader.read(self._chunk)
-        except asyncio.CancelledError as exc:
-            if timer.stop():
-                raise RefusedError(Category.TIMEOUT, "no data from the peer in time") from exc
-            raise
-        except TimeoutError as exc:  # the transport's own (our TCP's retransmission or idle timeout)
+            with _Deadline(timeout):
+                return await self._reader.read(self._chunk)
+        except TimeoutError as exc:  # ours, or the transport's own (our TCP's retransmission or idle timeout)
             raise RefusedError(Category.TIMEOUT, "no data from the peer in time") from exc
         except (ConnectionError, OSError) as exc:
             raise RefusedError(Category.CONNECTION_RESET, "connection reset by the peer") from exc
-        finally:
-            timer.stop()
 
     async def send(self, data: bytes) -> None:
         """Write and wait until the peer has taken enough of it (the transport's low-water mark).
@@ -125,16 +120,9 @@ class PlainChannel:
             if not transport.is_closing() and not transport.get_write_buffer_size() and (
                     self._reader.exception() is None):
                 return
-            deadline = _Deadline(self._send_timeout)
-            try:
+            with _Deadline(self._send_timeout):
                 await self._writer.drain()
-            except asyncio.CancelledError:
-                if deadline.stop():
-                    raise TimeoutError from None  # ours: handled below, as the transport's own
-                raise
-            finally:
-                deadline.stop()
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # ours, or the transport's own
             self.abort()
             raise RefusedError(Category.TIMEOUT, "peer did not accept our data in time") from exc
         except (ConnectionError, OSError) as exc:
@@ -177,19 +165,13 @@ class PlainChannel:
             self._writer.close()
         if not self._writer.transport.get_write_buffer_size():
             return  # nothing to flush, so nothing the send timeout could bound
-        deadline = _Deadline(self._send_timeout)
         try:
-            await self._writer.wait_closed()
-        except asyncio.CancelledError:
-            if not deadline.stop():
-                raise
-            self.abort()  # what is queued was not taken in time
-        except TimeoutError:  # the transport's own: the peer is gone
+            with _Deadline(self._send_timeout):
+                await self._writer.wait_closed()
+        except TimeoutError:  # what is queued was not taken in time (ours), or the peer is gone (the transport's)
             self.abort()
         except (ConnectionError, OSError):
             pass
-        finally:
-            deadline.stop()
 
     async def _linger(self) -> bool:
         """Half-close, then read and discard until the peer's end of stream. False if a bound was reached
@@ -202,25 +184,18 @@ class PlainChannel:
         except (NotImplementedError, RuntimeError, ConnectionError, OSError):
             return True  # no half-close here, or the connection is already gone: nothing to wait for
         discarded = 0
-        timer = _Deadline(self._linger_seconds)  # one bound on all the reads, as recv's on one
         try:
-            while data := await self._reader.read(self._chunk):
-                discarded += len(data)
-                if discarded > self._linger_bytes:
-                    self.cut_off = "linger_bytes"
-                    return False
-        except asyncio.CancelledError:
-            if timer.stop():
-                self.cut_off = "linger_seconds"
-                return False
-            raise
-        except TimeoutError:  # the transport's own timeout: the peer is as good as silent
+            with _Deadline(self._linger_seconds):  # one bound on all the reads, as recv's on one
+                while data := await self._reader.read(self._chunk):
+                    discarded += len(data)
+                    if discarded > self._linger_bytes:
+                        self.cut_off = "linger_bytes"
+                        return False
+        except TimeoutError:  # ours, or the transport's own: the peer is as good as silent
             self.cut_off = "linger_seconds"
             return False
         except (ConnectionError, OSError):
             return True  # reset (or the slot withdrawn): what was sent is flushed or lost either way
-        finally:
-            timer.stop()
         return True
 
     def abort(self) -> None:
@@ -228,12 +203,13 @@ class PlainChannel:
 
 
 class _Deadline:
-    """Cancels the running task `delay` seconds from now unless stopped first: the bound on one wait (a read,
-    a drain, the close's flush, or the lingering close's reads together).
+    """`with _Deadline(delay):` cancels the running task `delay` seconds from now unless the block ends first:
+    the bound on one wait (a read, a drain, the close's flush, or the lingering close's reads together).
 
-    Once the timer has fired, stopping it takes its cancellation back from the task (`uncancel`); when that
-    was the only one since the timer started (the count is back where it was then) the caller raises its
-    timeout, and a cancellation from anyone else passes through.
+    At the block's end the timer is disarmed; if it had fired, its cancellation is taken back from the task
+    (`uncancel`), and when that was the only one since the block began (the count is back where it was then)
+    the CancelledError leaves the block as TimeoutError. A cancellation from anyone else passes through.
+    A plain (synchronous) context manager: exceptions from the awaits inside reach `__exit__` all the same.
 
     Why not `asyncio.timeout`: its context manager's state machine and three running-loop lookups cost more
     than a read itself, three to four times per connection. And its rule for telling its own cancellation
@@ -257,14 +233,14 @@ class _Deadline:
         self._fired = True
         self._task.cancel()
 
-    def stop(self) -> bool:
-        """Disarm. True if the timer had fired and its cancellation was the task's only one (it is withdrawn
-        either way, once: stopping again does nothing)."""
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self._handle.cancel()
-        if not self._fired:
-            return False
-        self._fired = False
-        return self._task.uncancel() <= self._cancelling
+        if self._fired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
 
 
 class TlsChannel:
