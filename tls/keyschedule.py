@@ -80,33 +80,38 @@ def _hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
 
 def _block_input(label: bytes, context: bytes, length: int) -> bytes:
     """What the single block of a one-block HKDF-Expand-Label MACs: HkdfLabel, then the counter 1 (T(1))."""
-    return b"".join((_label_prefix(label, length), len(context).to_bytes(1, "big"), context, b"\x01"))
+    return _hkdf_label(label, context, length) + b"\x01"
+
+
+def _mac_pair(algorithm: hashes.HashAlgorithm, key: bytes, first: bytes, second: bytes) -> tuple[bytes, bytes]:
+    """HMAC of two messages under one key, keyed once: the first MACs a copy of the keyed state, the second
+    the state itself."""
+    keyed = HMAC(key, algorithm)
+    first_mac = _mac_copy(keyed, first)
+    keyed.update(second)
+    return first_mac, keyed.finalize()
 
 
 def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
     """RFC 8446 §7.1. Every derivation of the TLS 1.3 schedule fits in one block (`length` at most the hash's
     length): that is one MAC, without `hkdf_expand`'s block loop; longer outputs take the loop."""
-    algorithm = _ALGORITHMS[hash_name]
-    if length > algorithm.digest_size:
+    if length > _ALGORITHMS[hash_name].digest_size:
         return hkdf_expand(hash_name, secret, _hkdf_label(label, context, length), length)
-    keyed = HMAC(secret, algorithm)
-    keyed.update(_block_input(label, context, length))
-    return keyed.finalize()[:length]
+    return _hmac(hash_name, secret, _block_input(label, context, length))[:length]
 
 
 def _expand_label_pair(hash_name: str, secret: bytes, first: tuple[bytes, bytes, int],
                        second: tuple[bytes, bytes, int]) -> tuple[bytes, bytes]:
-    """Two one-block HKDF-Expand-Label outputs (label, context, length) under one secret, keyed once: the
-    first MACs a copy of the keyed state, the second the state itself."""
+    """Two one-block HKDF-Expand-Label outputs (label, context, length) under one secret, keyed once
+    (`_mac_pair`)."""
     (label1, context1, length1), (label2, context2, length2) = first, second
     algorithm = _ALGORITHMS[hash_name]
     if max(length1, length2) > algorithm.digest_size:  # no suite's key or IV is this long
         return (hkdf_expand_label(hash_name, secret, label1, context1, length1),
                 hkdf_expand_label(hash_name, secret, label2, context2, length2))
-    keyed = HMAC(secret, algorithm)
-    first_output = _mac_copy(keyed, _block_input(label1, context1, length1))
-    keyed.update(_block_input(label2, context2, length2))
-    return first_output[:length1], keyed.finalize()[:length2]
+    one, two = _mac_pair(algorithm, secret, _block_input(label1, context1, length1),
+                         _block_input(label2, context2, length2))
+    return one[:length1], two[:length2]
 
 
 def empty_hash(hash_name: str) -> bytes:
@@ -185,11 +190,8 @@ def traffic_key_iv(hash_name: str, secret: bytes, key_length: int) -> tuple[byte
     algorithm = _ALGORITHMS[hash_name]
     if key_length > algorithm.digest_size:  # no suite's key is this long
         return _expand_label_pair(hash_name, secret, (b"key", b"", key_length), (b"iv", b"", IV_LENGTH))
-    key_input, iv_input = _key_iv_inputs(key_length)
-    keyed = HMAC(secret, algorithm)
-    key = _mac_copy(keyed, key_input)
-    keyed.update(iv_input)
-    return key[:key_length], keyed.finalize()[:IV_LENGTH]
+    key, iv = _mac_pair(algorithm, secret, *_key_iv_inputs(key_length))
+    return key[:key_length], iv[:IV_LENGTH]
 
 
 class Transcript:
