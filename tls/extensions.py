@@ -41,8 +41,7 @@ def parse_extensions(reader: Reader, what: str) -> Extensions:
 
 
 def serialize_extensions(extensions: Extensions) -> bytes:
-    return vec16(b"".join([b"".join((t.to_bytes(2, "big"), len(body).to_bytes(2, "big"), body))
-                           for t, body in extensions]))
+    return vec16(b"".join([u16(t) + vec16(body) for t, body in extensions]))
 
 
 def find(extensions: Extensions, ext_type: int) -> bytes | None:

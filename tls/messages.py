@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from outcomes.category import Category
-from tls.codec import Reader, u8, u16, u16_values, vec8, vec16, vec24
+from tls.codec import Reader, u8, u16, u16_values, u24, vec8, vec16, vec24
 from tls.constants import HandshakeType
 from tls.errors import ProtocolError, decode_error, illegal
 from tls.extensions import Extensions, parse_extensions, serialize_extensions
@@ -17,7 +17,7 @@ from tls.extensions import Extensions, parse_extensions, serialize_extensions
 
 def frame(msg_type: int, body: bytes) -> bytes:
     """A whole handshake message: type, 24-bit length, body."""
-    return b"".join((bytes((msg_type,)), len(body).to_bytes(3, "big"), body))
+    return b"".join((bytes((msg_type,)), u24(len(body)), body))
 
 
 @dataclass(frozen=True)
@@ -198,10 +198,7 @@ class CertificateRequest12:
 def parse_certificate_request12(body: memoryview | bytes) -> CertificateRequest12:
     r = Reader(body, "CertificateRequest")
     types = bytes(r.vec(1, 1))
-    algs_raw = r.vec(2, 2)
-    if len(algs_raw) % 2:
-        raise decode_error("CertificateRequest: odd signature_algorithms length")
-    algs = tuple(int.from_bytes(algs_raw[i : i + 2], "big") for i in range(0, len(algs_raw), 2))
+    algs = u16_values(r.vec(2, 2), "CertificateRequest: signature_algorithms")
     authorities = bytes(r.vec(2))
     r.end()
     return CertificateRequest12(types, algs, authorities)
