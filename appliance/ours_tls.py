@@ -47,7 +47,7 @@ class OursFactory:
         first connection and shared by the rest: everything in it is fixed by the factory and the identity,
         and what the engine works out from a config or credential once (the primary credential, its scheme
         lists, its Certificate message) then lasts instead of being redone for every connection."""
-        certificates = (identity.cert_der, *(alternate.cert_der for alternate in identity.alternates))
+        certificates = _certificates(identity)
         cached = self._server_configs.get((certificates, require_client_cert))
         if cached is None:
             from tls.config import ClientAuth, ClientAuthMode, ServerConfig  # noqa: PLC0415 - see the module docstring
@@ -62,16 +62,15 @@ class OursFactory:
                 time=self._sources.now,
                 client_auth=client_auth,
                 limits=self._limits,
-                more_credentials=self._alternates(identity),
+                more_credentials=self._alternates(identity, certificates),
             )
             self._server_configs[(certificates, require_client_cert)] = cached
         return cached
 
-    def _alternates(self, identity: Identity) -> tuple[Credential, ...]:
-        """The role's other certificates (its RSA leaf), parsed once per identity rather than per
-        connection: the engine picks among them per ClientHello, the identity's own first (ECDSA). Keyed by
-        every certificate of the identity: the same ECDSA leaf later gains its RSA alternate."""
-        certificates = (identity.cert_der, *(alternate.cert_der for alternate in identity.alternates))
+    def _alternates(self, identity: Identity, certificates: tuple[bytes, ...]) -> tuple[Credential, ...]:
+        """The role's other certificates (its RSA leaf), parsed once per identity (both roles' configs share
+        them): the engine picks among them per ClientHello, the identity's own first (ECDSA). Keyed by
+        `certificates`, every certificate of the identity: the same ECDSA leaf later gains its RSA alternate."""
         cached = self._credentials.get(certificates)
         if cached is None:
             from tls.config import Credential  # noqa: PLC0415 - see the module docstring
@@ -94,3 +93,8 @@ class OursFactory:
             limits=self._limits,
         )
         return ClientConnection(config)
+
+
+def _certificates(identity: Identity) -> tuple[bytes, ...]:
+    """Every certificate of an identity, its own first: what the factory's caches are keyed by."""
+    return (identity.cert_der, *(alternate.cert_der for alternate in identity.alternates))
