@@ -121,16 +121,25 @@ def accelerator(kernel: Path) -> str:
             probe.stderr.close()
 
 
-def host_tsc_khz() -> int | None:
-    """The host TSC rate: under TCG the guest reads the host's TSC, and telling the kernel its rate saves
-    the calibration loop (slow under emulation). None when the host does not say."""
+def _cpuinfo_field(name: str, cpuinfo: Path) -> str | None:
+    """The value of the first `name : value` line of /proc/cpuinfo (the first CPU's), or None."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                return round(float(line.split(":", 1)[1]) * 1000)
-    except (OSError, ValueError):
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1]
+    except OSError:
         return None
     return None
+
+
+def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """The host TSC rate: under TCG the guest reads the host's TSC, and telling the kernel its rate saves
+    the calibration loop (slow under emulation). None when the host does not say."""
+    mhz = _cpuinfo_field("cpu MHz", cpuinfo)
+    try:
+        return None if mhz is None else round(float(mhz) * 1000)
+    except ValueError:
+        return None
 
 
 HOST_CLOCKSOURCE = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
@@ -145,13 +154,10 @@ def host_tsc_invariant(cpuinfo: Path = Path("/proc/cpuinfo"), clocksource: Path 
     try:
         if clocksource.read_text().strip() != "tsc":
             return False
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return {"constant_tsc", "nonstop_tsc"} <= flags
     except OSError:
         return False
-    return False
+    flags = _cpuinfo_field("flags", cpuinfo)
+    return flags is not None and {"constant_tsc", "nonstop_tsc"} <= set(flags.split())
 
 
 def kernel_append(
