@@ -466,23 +466,19 @@ def test_a_cancellation_during_a_stalled_send_or_close_passes_through() -> None:
     assert virtual_time.run(main()) == (True, True, 0)
 
 
-class UnflushedWriter(FakeWriter):
-    """Everything written was taken at once, but the close's callback never comes (wait_closed never returns):
-    a close that waited for it would take the whole send timeout and then abort."""
+class UnflushedWriter(StalledWriter):
+    """Everything written was taken at once (nothing buffered), but the close's callback never comes
+    (wait_closed never returns): a close that waited for it would take the whole send timeout and then abort."""
 
     def __init__(self) -> None:
         super().__init__()
         self.closed = 0
-        self.aborted = 0
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
     def close(self) -> None:
         self.closed += 1
-
-    async def wait_closed(self) -> None:
-        await asyncio.get_running_loop().create_future()
-
-    def abort(self) -> None:
-        self.aborted += 1
 
 
 def test_close_with_nothing_left_to_flush_does_not_wait() -> None:
