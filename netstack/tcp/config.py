@@ -105,6 +105,11 @@ class TcpConfig:
     challenge_syn: bool = True           # §4: a SYN in a synchronized state gets a challenge ACK
     ack_check: bool = True               # §5: an ACK below SND.UNA - MAX.SND.WND gets a challenge ACK
     challenge_ack_limit: int = 10        # challenge ACKs per second per connection (RFC 5961 §7)
+    oow_reply_limit: int = 10            # per connection and second, the other replies anyone who knows the
+                                         # 4-tuple can elicit 1:1 (RFC 5961 §7's reasoning; Linux's
+                                         # tcp_oow_rate_limited): ACKs to out-of-window, too old and PAWS-failed
+                                         # segments, SYN-ACKs repeated for duplicate SYNs. Per connection, not
+                                         # layer-wide, so the budget reveals nothing about other connections
 
     # ICMP (RFC 5927 checks always apply first)
     icmp_hard_errors: bool = True        # while connecting, "prohibited"/port/protocol unreachable and TTL

@@ -62,6 +62,12 @@ class Count(StrEnum):
     PAWS = "paws"
     NO_ACK = "no-ack"
     OUT_OF_WINDOW = "out-of-window"
+    # an unacceptable segment ending more than a receive buffer behind RCV.NXT: no retransmission of the peer's
+    # can be that old, so its ACK is not processed (a blind attacker's SEQ guess; audit-tcp #2, #3), only answered
+    OLD_SEGMENT = "old-segment"
+    # the ACK answering an unacceptable or PAWS-failed segment, or the SYN-ACK repeated for a duplicate SYN,
+    # was left unsent: over `TcpConfig.oow_reply_limit` (anyone who knows the 4-tuple elicits them 1:1)
+    OOW_REPLY_RATE_LIMITED = "oow-reply-rate-limited"
     ZERO_WINDOW_PROBE_RECEIVED = "zero-window-probe-received"
     RST_OUT_OF_WINDOW = "rst-out-of-window"
     RST_CHALLENGE_ACK = "rst-challenge-ack"
@@ -83,6 +89,11 @@ class Count(StrEnum):
     DATA_AFTER_CLOSE = "data-after-close"              # answered with a RST (RFC 9293 SHLD-2)
     CLOSE_WITH_UNREAD_DATA = "close-with-unread-data"  # the close sent a RST (RFC 9293 SHLD-2)
     DATA_AFTER_FIN = "data-after-fin"
+    # text at or beyond the sequence number of a FIN already queued: past the end of the stream, never delivered
+    DATA_BEYOND_FIN = "data-beyond-fin"
+    # a FIN before text already queued, or at another number than a FIN already queued: the stream would end
+    # in two places, so the segment is refused (the first word on where the stream ends stands)
+    FIN_CONFLICT = "fin-conflict"
     # sending, loss recovery and timers
     SND_BUDGET_EXHAUSTED = "snd-budget-exhausted"
     FAST_RETRANSMIT = "fast-retransmit"
