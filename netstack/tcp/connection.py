@@ -77,6 +77,7 @@ class Connection(Arrival):
                 conn.rcv_wscale = window_shift(conn.rcv_buf_size)
         conn.irs = (ack.seq - 1) & MASK
         conn.rcv_nxt = ack.seq
+        conn.last_ack_sent = ack.seq  # what the cookie SYN-ACK acknowledged
         # Data on the segment that completes the handshake, as when the bare ACK was lost, must fall inside
         # the window the cookie SYN-ACK advertised.
         conn.rcv_adv = (ack.seq + window) & MASK

@@ -49,6 +49,7 @@ class SendSide(Tcb):
         segment = header[:16] + _U16.pack(finish_checksum(residue)) + header[18:] + payload
         self.host.transmit(self.local, self.remote, segment)
         if flags & ACK:
+            self.last_ack_sent = ack
             self.timers.delack = INF
             self.unacked_segments = 0
 

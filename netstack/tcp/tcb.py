@@ -62,10 +62,13 @@ class Tcb:
         "irs",
         "iss",
         "key",
+        "last_ack_sent",
         "local",
         "local_port",
         "max_snd_wnd",
         "mss",
+        "oow_count",
+        "oow_second",
         "pseudo_base",
         "rcv_adv",
         "rcv_buf_size",
@@ -114,6 +117,8 @@ class Tcb:
         self.error: str | None = None
         self.challenge_second = -1
         self.challenge_count = 0
+        self.oow_second = -1  # `Arrival._oow_reply`'s per-second budget (TcpConfig.oow_reply_limit)
+        self.oow_count = 0
         # send side
         self.iss = iss
         self.snd_una = iss
@@ -130,6 +135,7 @@ class Tcb:
         self.irs = 0
         self.rcv_nxt = 0
         self.rcv_adv = 0
+        self.last_ack_sent = 0  # RFC 7323 §4.3 Last.ACK.sent: the ACK field of our latest segment (RCV.NXT then)
         self.rcv_wscale = 0
         self.rcv_mss = cfg.local_mss_for(local)
         self.rcv_buf_size = cfg.rcv_buffer
