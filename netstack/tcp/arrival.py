@@ -164,7 +164,7 @@ class Arrival(ReceiveSide):
         if flags & SYN:
             self._check_syn(now)  # fourth
             return
-        if not self._check_ack(now, seg):  # fifth
+        if not self._check_ack(now, seg, verdict == _ACCEPT or seg.seq == self.rcv_nxt):  # fifth
             return
         if self._state in _ACK_CLOSES and not self._ack_closes(now, seg, verdict == _ACK_ONLY):
             return
@@ -191,7 +191,7 @@ class Arrival(ReceiveSide):
         if self.ts_enabled and ts_val is not None and not flags & RST and \
                 ((self.ts_recent - ts_val) & MASK) < 0x80000000 and ts_val != self.ts_recent:
             host.count(Count.PAWS)
-            self.send_ack(now)
+            self._oow_reply(now)
             return False
         if not flags & (ACK | SYN | RST):
             host.count(Count.NO_ACK)
@@ -208,7 +208,8 @@ class Arrival(ReceiveSide):
                 not flags & (ACK | RST) and seg.seq == self.irs:
             # The peer retransmitted its SYN: our SYN-ACK was lost. Repeat it rather than challenge.
             host.count(Count.SYN_RETRANSMITTED)
-            self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
+            if self._oow_reply_allowed(now):
+                self._emit(now, self.iss, SYN | ACK, options=self.handshake.syn_options)
             return False
         return True
 
@@ -242,12 +243,42 @@ class Arrival(ReceiveSide):
         host.count(Count.OUT_OF_WINDOW)
         if self._state == State.SYN_RECEIVED:
             return _DROP
-        if flags & SYN or not flags & ACK or seq_gt((seg.seq + seg_len) & MASK, self.rcv_nxt):
-            self.send_ack(now)
+        end = (seg.seq + seg_len) & MASK
+        if flags & SYN or not flags & ACK or seq_gt(end, self.rcv_nxt):
+            self._oow_reply(now)
             return _DROP
-        # Entirely old (a duplicate, or a keepalive probe): its acknowledgement is still news, as BSD treats it;
-        # the data is not.
+        if ((self.rcv_nxt - end) & MASK) > max(self.rcv_buf_size, 1):
+            # "Entirely old" by the modular comparison is half the sequence space: any SEQ a blind attacker
+            # picks qualifies with even odds, and processing its ACK let it overwrite TS.Recent (PAWS then
+            # drops the real peer) or acknowledge data the peer never received (audit-tcp #2, #3). No
+            # retransmission of the peer's can end more than a window behind RCV.NXT (it sent nothing beyond a
+            # window past an ACK of ours), and no window of ours exceeds the buffer: RFC 9293 §3.10.7.4's
+            # answer, an ACK, and the segment dropped (Linux accepts nothing ending before rcv_wup).
+            host.count(Count.OLD_SEGMENT)
+            self._oow_reply(now)
+            return _DROP
+        # Old, within a window (a duplicate, or a keepalive probe at RCV.NXT - 1): its acknowledgement is still
+        # news, as BSD treats it; the data is not.
         return _ACK_ONLY
+
+    def _oow_reply_allowed(self, now: float) -> bool:
+        """Whether one more reply that anyone knowing the 4-tuple can elicit 1:1 (an ACK to an unacceptable
+        segment, a SYN-ACK repeated for a duplicate SYN) fits this second's `oow_reply_limit` (RFC 5961 §7's
+        throttle, per connection so that it reveals nothing about others); counted when it does not."""
+        second = int(now)
+        if second != self.oow_second:
+            self.oow_second = second
+            self.oow_count = 0
+        if self.oow_count >= self.host.config.oow_reply_limit:
+            self.host.count(Count.OOW_REPLY_RATE_LIMITED)
+            return False
+        self.oow_count += 1
+        return True
+
+    def _oow_reply(self, now: float) -> None:
+        """The ACK RFC 9293 §3.10.7.4 (and RFC 7323 §5.3 for PAWS) asks for, throttled (`_oow_reply_allowed`)."""
+        if self._oow_reply_allowed(now):
+            self.send_ack(now)
 
     def _check_rst(self, now: float, seg: Segment) -> None:
         """Second: a RST in the window (RFC 5961 §3.2: only one exactly at RCV.NXT is believed)."""
@@ -275,10 +306,12 @@ class Arrival(ReceiveSide):
         self.send_rst(now)
         host.destroy(self, Cause.ABORT, "reset")
 
-    def _check_ack(self, now: float, seg: Segment) -> bool:
+    def _check_ack(self, now: float, seg: Segment, in_window: bool) -> bool:
         """Fifth: the ACK field. Completes a handshake in SYN-RECEIVED, refuses ACKs outside RFC 5961 §5.2's
         [SND.UNA - MAX.SND.WND, SND.MAX], then advances the send side; False when processing stops. (The ACK
-        bit is set: a segment without ACK, SYN or RST went in the preliminary checks, and SYN and RST before.)"""
+        bit is set: a segment without ACK, SYN or RST went in the preliminary checks, and SYN and RST before.)
+        `in_window`: the segment passed the first check (or is a zero-window probe exactly at RCV.NXT), so its
+        timestamp may become TS.Recent; an old one's never does."""
         host = self.host
         ack = seg.ack
         if self._state == State.SYN_RECEIVED:
@@ -298,7 +331,10 @@ class Arrival(ReceiveSide):
             self.challenge_ack(now)
             return False
         ts_val = seg.options.ts_val
-        if self.ts_enabled and ts_val is not None and seq_le(seg.seq, self.rcv_nxt):
+        if self.ts_enabled and ts_val is not None and in_window and seq_le(seg.seq, self.last_ack_sent):
+            # RFC 7323 §4.3 (2) and §5.3 R3: only a segment that passed the window test (R2 comes first) and
+            # starts at or before Last.ACK.sent, after the ACK checks (a segment dropped there records nothing);
+            # PAWS has already refused a TSval older than TS.Recent.
             self.ts_recent = ts_val
         self._process_ack(now, seg)
         return self._state != State.CLOSED
