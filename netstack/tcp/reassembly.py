@@ -32,6 +32,23 @@ class Reassembly:
         entry for the Python objects that hold it."""
         return self.bytes + len(self.segments) * entry_overhead
 
+    def end(self) -> int | None:
+        """The sequence number after the furthest queued byte, None when nothing is queued. Entries are sorted
+        by their distance ahead of the stream and never overlap, so the last one ends furthest."""
+        if not self.segments:
+            return None
+        seq, data, _fin = self.segments[-1]
+        return (seq + len(data)) & MASK
+
+    def fin_seq(self) -> int | None:
+        """The sequence number of the peer's FIN when one is queued, else None. `ReceiveSide` refuses text
+        beyond it and a second FIN elsewhere (`data-beyond-fin`, `fin-conflict`), so a queued FIN is always
+        the last entry: the end of the stream."""
+        if self.segments and self.segments[-1][2]:
+            seq, data, _fin = self.segments[-1]
+            return (seq + len(data)) & MASK
+        return None
+
     def gaps(self, seq: int, length: int) -> list[tuple[int, int]]:
         """The pieces (start, end), as offsets from `seq`, of the `length` bytes at `seq` that no queued entry
         holds yet. Queued entries never overlap (`add` keeps them apart) and are sorted, so one pass finds them."""
@@ -75,10 +92,13 @@ class Reassembly:
     def drain(self, rcv_nxt: int, take: Callable[[bytes], int]) -> tuple[int, bool, bool]:
         """Hand `take` what now continues the stream at `rcv_nxt`, in order; `take` keeps what fits and says
         how much. Returns (the new RCV.NXT, whether the queue changed the stream, whether a FIN was reached).
-        Segments still ahead of the stream stay queued; the rest, delivered or wholly duplicate, go."""
+        Segments still ahead of the stream stay queued; the rest, delivered or wholly duplicate, go. Nothing
+        after a FIN is taken: the stream ends there (RFC 9293 §3.10.7.4), whatever was queued beyond it."""
         changed = fin = False
         keep: list[Entry] = []
         for seq, data, seg_fin in sorted(self.segments, key=lambda entry: (entry[0] - rcv_nxt) & MASK):
+            if fin:
+                break
             skip = (rcv_nxt - seq) & MASK
             if skip >= HALF:
                 keep.append((seq, data, seg_fin))

@@ -61,6 +61,8 @@ class ReceiveSide(SendSide):
             else:
                 self._queue_out_of_order(now, seq, payload, fin)
                 return
+        if self.reassembly.segments and self._past_the_end(now, seq, n, fin):
+            return
         space = self.free_space()
         over_budget = False
         if n > space:
@@ -123,8 +125,12 @@ class ReceiveSide(SendSide):
             payload = payload[:room]
             fin = False
         queue = self.reassembly
+        if queue.segments:
+            if self._past_the_end(now, seq, len(payload), fin):
+                return
+            fin = fin and queue.fin_seq() is None  # a FIN already queued at this number is not queued twice
         pieces = queue.gaps(seq, len(payload))  # only what is not held yet is queued: the first copy wins
-        if payload and not pieces:
+        if not pieces and not fin:
             host.count(Count.DUPLICATE_SEGMENT)
             self.send_ack(now)
             return
@@ -147,6 +153,27 @@ class ReceiveSide(SendSide):
         self.host.budgets.ooo_held += self._ooo_charge() - charge
         host.count(Count.OUT_OF_ORDER)
         self.send_ack(now)
+
+    def _past_the_end(self, now: float, seq: int, n: int, fin: bool) -> bool:
+        """Whether the `n` bytes at `seq` (and FIN after them) contradict where the queue says the stream ends;
+        such a segment is counted, answered with an ACK and dropped. A FIN ends the stream (RFC 9293
+        §3.10.7.4), so text beyond a queued FIN could only reach the application as bytes the peer never
+        counted, and a FIN before queued text, or at another number than a queued FIN, would end the stream in
+        two places; the first word stands, as it does for overlapping text (`Reassembly.add`)."""
+        queue = self.reassembly
+        end = (seq + n) & MASK
+        fin_seq = queue.fin_seq()
+        if fin:
+            queued_end = queue.end()
+            if (fin_seq is not None and fin_seq != end) or (queued_end is not None and seq_gt(queued_end, end)):
+                self.host.count(Count.FIN_CONFLICT)
+                self.send_ack(now)
+                return True
+        elif fin_seq is not None and seq_gt(end, fin_seq):
+            self.host.count(Count.DATA_BEYOND_FIN)
+            self.send_ack(now)
+            return True
+        return False
 
     def _append_in_order(self, now: float, payload: memoryview, n: int) -> int:
         """Append the `n` bytes at RCV.NXT (or, when queued text overlaps them, those before it); how many."""

@@ -127,9 +127,14 @@ def test_connections_share_the_empty_queue_until_they_need_one() -> None:
     assert conn.reassembly.segments == [(1011, b"later", False)]
     peer.inject(ACK, 1001, iss + 1, b"0123456789")     # the hole is filled: the queue drains
     assert peer.layer.receive(peer.now, conn_id) == b"0123456789later"
-    peer.inject(ACK, 1030, iss + 1, b"x")              # another gap, then the FIN drops what lies beyond
+    peer.inject(ACK, 1030, iss + 1, b"x")              # another gap; a FIN before it is refused (fin-conflict)
     peer.inject(ACK | FIN, 1016, iss + 1)
-    assert conn.reassembly is NO_REASSEMBLY
+    assert conn.reassembly is not NO_REASSEMBLY
+    assert peer.layer.stats["fin-conflict"] == 1
+    peer.inject(ACK | FIN, 1031, iss + 1)              # the FIN after it is queued, then the gap is filled
+    peer.inject(ACK, 1016, iss + 1, b"y" * 14)
+    assert peer.layer.receive(peer.now, conn_id) == b"y" * 14 + b"x"
+    assert conn.reassembly.segments == []
     assert (NO_REASSEMBLY.segments, NO_REASSEMBLY.bytes) == ([], 0)
     assert peer.layer.budgets.ooo_held == 0
 
