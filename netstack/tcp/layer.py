@@ -300,18 +300,22 @@ class TcpLayer:
                 self.count(Count.TIMER_HEAP_COMPACTED)
 
     def _register(self, conn: Connection) -> Connection:
+        if len(self.by_id) >= self.config.max_connections and self.time_wait_ids:
+            # A TCB is really being made (`_admit` counted the oldest TIME-WAIT entry as room): recycle it now.
+            self.count(Count.TIME_WAIT_RECYCLED)
+            self.destroy(self.by_id[next(iter(self.time_wait_ids))], Cause.ABORT, None)
         self.connections[conn.key] = conn
         self.by_id[conn.id] = conn
         self.per_source[source_key(conn.remote)] += 1
         return conn
 
     def _admit(self, remote: bytes) -> bool:
+        """Is there room for one more TCB from `remote`? A full table with a TIME-WAIT entry in it has room, but
+        the entry is recycled only by `_register`, once a TCB is really made: a SYN that is answered by a
+        stateless cookie, or refused by a later check, must not wipe TIME-WAIT (RFC 1337's hazards) for
+        nothing, as a spoofed flood at a full table otherwise would."""
         cfg = self.config
-        if len(self.by_id) >= cfg.max_connections and self.time_wait_ids:
-            oldest = next(iter(self.time_wait_ids))
-            self.count(Count.TIME_WAIT_RECYCLED)
-            self.destroy(self.by_id[oldest], Cause.ABORT, None)
-        if len(self.by_id) >= cfg.max_connections:
+        if len(self.by_id) >= cfg.max_connections and not self.time_wait_ids:
             self.count(Count.CONNECTION_LIMIT)
             return False
         if self.per_source[source_key(remote)] >= cfg.max_per_source:
