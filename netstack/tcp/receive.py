@@ -216,8 +216,15 @@ class ReceiveSide(SendSide):
             self._drop_reassembly()  # whatever lies beyond the FIN can never be delivered
         if self._state == State.FIN_WAIT_1 and not self.send_buffer.fin_acked and not self.send_buffer.data and \
                 self.snd_nxt == self.snd_max:
-            # Simultaneous close: our FIN is still unacknowledged; repeat it with the ACK of theirs.
-            self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
+            if self.snd_max != self.snd_una:
+                # Simultaneous close: our FIN (all that is outstanding) is unacknowledged; repeat it with the
+                # ACK of theirs.
+                self._emit(now, (self.snd_max - 1) & MASK, FIN | ACK)
+            else:
+                # Our FIN is queued but was never sent: the user closed during a simultaneous open's
+                # SYN-RECEIVED and this segment completed the handshake. SND.MAX - 1 would be our ISS, the
+                # SYN's number; the FIN goes out at SND.NXT instead, carrying the ACK of theirs.
+                self.output(now)
         else:
             self.send_ack(now)
         self.host.emit(ev.PeerClosed(self.id))
