@@ -29,8 +29,7 @@ class Arrival(ReceiveSide):
     __slots__ = ()
 
     def segment_arrived(self, now: float, seg: Segment) -> None:
-        self.timers.last_heard = now
-        self.timers.keepalive_sent = 0
+        # (The peer is heard from, for keepalive, only once a segment passes the checks: `_process_ack`.)
         if self._state == State.SYN_SENT:
             self._syn_sent(now, seg)
         else:
@@ -96,6 +95,7 @@ class Arrival(ReceiveSide):
             self._enter(State.ESTABLISHED, Cause.RCV_SYN_ACK)
             self.handshake = HANDSHAKE_DONE
             self.timers.last_progress = now
+            self.timers.last_heard = now
             self.host.emit(ev.Connected(self.id))
             if len(seg.payload):
                 self._receive_data(now, (seg.seq + 1) & MASK, seg.payload, False)

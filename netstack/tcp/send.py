@@ -205,6 +205,13 @@ class SendSide(Tcb):
         self.rtt.cancel()
 
     def _process_ack(self, now: float, seg: Segment) -> None:
+        """An acceptable segment's ACK field (it passed the sequence and ACK checks, `Arrival._check_ack`).
+        Only such a segment shows the peer alive, so only here is it heard from for keepalive (Linux's
+        rcv_tstamp, set in tcp_ack): any segment on the 4-tuple, one then dropped as out of window, PAWS-failed
+        or with an unacceptable ACK, did it before, and an off-path host that knows the ports alone could keep
+        a dead peer from being detected until the idle timeout."""
+        self.timers.last_heard = now
+        self.timers.keepalive_sent = 0
         ack = seg.ack
         acked = (ack - self.snd_una) & MASK
         window = seg.window << self.snd_wscale
