@@ -125,6 +125,8 @@ class Arrival(ReceiveSide):
         self._enter(State.ESTABLISHED, Cause.RCV_ACK_OF_SYN)
         if self.send_buffer.fin_queued:
             self._enter(State.FIN_WAIT_1, Cause.CLOSE)  # the user closed during the handshake
+            if self.app_closed:
+                self.timers.phase = now + self.host.config.orphan_timeout  # as `Connection.user_close` sets
         self.host.half_open_done(self)
         handshake = self.handshake
         self.handshake = HANDSHAKE_DONE

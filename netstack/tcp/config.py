@@ -99,6 +99,14 @@ class TcpConfig:
     idle_timeout: float = 900.0          # no segment in either direction for this long: abort
     msl: float = 30.0                    # TIME_WAIT lasts 2 * msl
     fin_wait_2_timeout: float = 60.0     # orphaned FIN-WAIT-2 (we closed, peer never does)
+    persist_timeout: float = 300.0       # the peer's window may stay shut this long while we have data for it,
+                                         # counted from our first probe and restarted only when the window
+                                         # opens: acknowledging probe bytes one at a time is not progress
+                                         # (Linux's icsk_probes_tstamp; RFC 6429) (`persist-timeout`)
+    orphan_timeout: float = 300.0        # whole stay of an application-closed connection in FIN-WAIT-1,
+                                         # CLOSING or LAST-ACK (Linux tcp_orphan_retries, FreeBSD's shorter
+                                         # persist for closed sockets): a peer that takes a byte at a time
+                                         # through a 1-byte window cannot keep its slot (`orphan-timeout`)
 
     # RFC 5961
     challenge_rst: bool = True           # §3: a RST not exactly at RCV.NXT gets a challenge ACK

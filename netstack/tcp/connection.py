@@ -11,7 +11,7 @@ from netstack.tcp.counters import Count
 from netstack.tcp.host import Host
 from netstack.tcp.segment import ACK, SYN, Segment
 from netstack.tcp.seq import MASK
-from netstack.tcp.state import CAN_SEND, FIN_QUEUED_STATES, SYNCHRONIZED, Cause, State
+from netstack.tcp.state import CAN_SEND, FIN_QUEUED_STATES, ORPHAN_STATES, SYNCHRONIZED, Cause, State
 from netstack.tcp.tcb import TS_OPTION_LEN
 from netstack.tcp.timers import INF
 from netstack.tcp.window import cookie_receive_buffer, cookie_wscale, window_shift
@@ -118,8 +118,9 @@ class Connection(Arrival):
     def user_close(self, now: float) -> None:
         """Close for both directions: the application will neither send nor read any more (RFC 9293 §3.6.1's
         "half-duplex" close; `user_shutdown` is the RFC's CLOSE that keeps receiving). The FIN follows
-        buffered data and the connection lingers in the layer until the peer is done (an orphaned FIN-WAIT-2
-        for at most `fin_wait_2_timeout`). Received data nobody read is lost, and SHLD-2 says to tell the
+        buffered data and the connection lingers in the layer until the peer is done: an orphaned FIN-WAIT-2
+        for at most `fin_wait_2_timeout`, FIN-WAIT-1, CLOSING and LAST-ACK for at most `orphan_timeout` in all
+        (`_phase_ended`). Received data nobody read is lost, and SHLD-2 says to tell the
         peer so with a RST rather than a FIN that claims an orderly end (Linux does; a peer's lingering close
         avoids it by reading to the end first); data arriving later is answered the same way
         (`ReceiveSide._receive_data`)."""
@@ -138,6 +139,8 @@ class Connection(Arrival):
         self.user_shutdown(now)
         if self._state == State.FIN_WAIT_2:
             self.timers.phase = now + self.host.config.fin_wait_2_timeout
+        elif self._state in ORPHAN_STATES:
+            self.timers.phase = now + self.host.config.orphan_timeout
 
     def pause_reading(self) -> None:
         self.reading_paused = True
@@ -187,7 +190,12 @@ class Connection(Arrival):
 
     def _phase_ended(self, now: float) -> bool:
         """The phase timer expired: TIME-WAIT's 2*MSL is over, the handshake took too long (the whole connect,
-        BSD's keepinit), or an orphaned FIN-WAIT-2 waited long enough. True if that ended the connection."""
+        BSD's keepinit), an orphaned FIN-WAIT-2 waited long enough, or an orphan still sending (FIN-WAIT-1,
+        CLOSING, LAST-ACK) used up `orphan_timeout`. That last bound is the one a peer cannot stretch: every
+        other timer of a sending connection restarts on progress, and a peer that acknowledges one byte at a
+        time through a 1-byte window makes progress while holding the connection, its table slot and its send
+        buffer for as long as it likes. Nobody is left to read or write on an orphan, so what it could not
+        deliver in that time is given up with a RST. True if the phase ended the connection."""
         state = self._state
         if state == State.TIME_WAIT:
             self.host.destroy(self, Cause.TIMEOUT_2MSL, None)
@@ -196,6 +204,9 @@ class Connection(Arrival):
         elif state == State.FIN_WAIT_2:
             self.host.count(Count.FIN_WAIT_2_TIMEOUT)
             self.host.destroy(self, Cause.TIMEOUT, None)
+        elif state in ORPHAN_STATES and self.app_closed:
+            self.host.count(Count.ORPHAN_TIMEOUT)
+            self._give_up(now, "timeout")
         else:
             return False
         return True
@@ -243,10 +254,9 @@ class Connection(Arrival):
         if self.snd_max == self.snd_una:
             return
         if self.snd_wnd == 0 and self.send_buffer.data:
-            # Still probing a zero window: the peer answers, so this is not a dead connection.
-            if now - self.timers.last_progress >= cfg.user_timeout:
-                self.host.count(Count.PERSIST_TIMEOUT)
-                self._give_up(now, "timeout")
+            # Still probing a zero window: the peer answers, so this is not a dead connection, but one whose
+            # window stays shut is given up after `persist_timeout` (`_window_shut_too_long`).
+            if self._window_shut_too_long(now):
                 return
             self.retries -= 1
             self.backoff += 1
@@ -276,13 +286,30 @@ class Connection(Arrival):
         if self._state not in SYNCHRONIZED or not self.send_buffer.data or self.snd_wnd != 0 or \
                 self.snd_max != self.snd_una:
             return
-        if now - self.timers.last_progress >= self.host.config.user_timeout:
-            self._give_up(now, "timeout")
+        if self._window_shut_too_long(now):
             return
         self.host.count(Count.WINDOW_PROBE)
         self._transmit(now, 0, 1, ACK)
         self.backoff += 1
         self.timers.rtx = now + self._persist_interval()
+
+    def _window_shut_too_long(self, now: float) -> bool:
+        """Before a zero-window probe: give up (True) once the peer's window has stayed shut for
+        `persist_timeout` since our first probe. The clock (`Timers.window_shut`) stops only when the window
+        opens (`SendSide._process_ack`), not when a probe's byte is acknowledged: that ACK moves SND.UNA and
+        so looks like progress, and a peer acknowledging one probe byte every few minutes with its window
+        still 0 held a connection (an orphan above all, with its send buffer and table slot) for as long as
+        it liked. RFC 9293 §3.8.6.1 keeps probing while the peer answers; RFC 6429 allows ending it for the
+        sake of resources, as Linux does from its first probe (icsk_probes_tstamp). A reader that really
+        reads opens its window within the limit and is not affected."""
+        timers = self.timers
+        if timers.window_shut == INF:
+            timers.window_shut = now
+        if now - timers.window_shut < self.host.config.persist_timeout:
+            return False
+        self.host.count(Count.PERSIST_TIMEOUT)
+        self._give_up(now, "timeout")
+        return True
 
 
 __all__ = ["Connection"]

@@ -105,6 +105,7 @@ class Count(StrEnum):
     KEEPALIVE_TIMEOUT = "keepalive-timeout"
     IDLE_TIMEOUT = "idle-timeout"
     FIN_WAIT_2_TIMEOUT = "fin-wait-2-timeout"
+    ORPHAN_TIMEOUT = "orphan-timeout"                # an app-closed FIN-WAIT-1/CLOSING/LAST-ACK outlived its bound
     ABORTED = "aborted"
     # ICMP errors about our connections (RFC 5927)
     ICMP_SHORT_QUOTE = "icmp-short-quote"

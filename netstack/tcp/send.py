@@ -231,6 +231,7 @@ class SendSide(Tcb):
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             if window:
                 self.timers.persist = INF
+                self.timers.window_shut = INF  # `persist_timeout` starts again at the next closed window
                 if self.backoff and self.snd_max == self.snd_una:
                     self.backoff = 0
 

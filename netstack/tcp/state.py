@@ -97,6 +97,9 @@ RECEIVES_DATA = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2
 CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
 # States in which our FIN has been queued: the user can write no more.
 FIN_QUEUED_STATES = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
+# States in which an orphan (the application closed) still has something to send, its FIN at least; its whole
+# stay in them is bounded by `TcpConfig.orphan_timeout` (`Connection._phase_ended`).
+ORPHAN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 
 
 class IllegalTransitionError(RuntimeError):
@@ -123,5 +126,5 @@ def describe() -> str:
                      for state, edges in TRANSITIONS.items() for cause, target in edges.items())
 
 
-__all__ = ["CAN_SEND", "FIN_QUEUED_STATES", "RECEIVES_DATA", "SYNCHRONIZED", "TRANSITIONS", "Cause",
+__all__ = ["CAN_SEND", "FIN_QUEUED_STATES", "ORPHAN_STATES", "RECEIVES_DATA", "SYNCHRONIZED", "TRANSITIONS", "Cause",
            "IllegalTransitionError", "State", "check_transition", "describe"]

@@ -17,11 +17,14 @@ class Timers:
     probe (RFC 9293 §3.8.6.1); `phase`: the deadline of the phase the connection is in (the whole connect, the
     2*MSL of TIME-WAIT, an orphaned FIN-WAIT-2). `last_heard` (a segment arrived), `last_activity` (data moved
     either way) and `last_progress` (the peer acknowledged something) start the keepalive, idle and user
-    timeouts; `keepalive_sent` counts unanswered keepalive probes. `queued` is the layer's: the deadline of
-    this connection's current entry in its timer heap (INF: none), written by the layer alone."""
+    timeouts; `keepalive_sent` counts unanswered keepalive probes. `window_shut` is when we first probed the
+    peer's closed window (INF: it is open), the start of `persist_timeout`: only the window opening clears it,
+    never an ACK of a probe byte, so a peer cannot hold us by taking one byte at a time. `queued` is the
+    layer's: the deadline of this connection's current entry in its timer heap (INF: none), written by the
+    layer alone."""
 
     __slots__ = ("delack", "keepalive_sent", "last_activity", "last_heard", "last_progress", "persist",
-                 "phase", "queued", "rtx")
+                 "phase", "queued", "rtx", "window_shut")
 
     def __init__(self, now: float) -> None:
         self.rtx = INF
@@ -33,6 +36,7 @@ class Timers:
         self.last_heard = now
         self.last_activity = now
         self.last_progress = now
+        self.window_shut = INF
 
     def idle_deadline(self, cfg: TcpConfig) -> float:
         return self.last_activity + cfg.idle_timeout

@@ -191,7 +191,7 @@ def test_retransmitted_syn_gets_the_syn_ack_again() -> None:
 def test_an_orphaned_fin_wait_1_held_by_a_closed_window_still_ends() -> None:
     """After close nothing the peer does keeps the connection forever: data is answered with a RST, FIN-WAIT-2
     has its timeout, and a FIN-WAIT-1 whose data the peer never takes (its window stays shut while it
-    answers every probe) ends after `user_timeout`."""
+    answers every probe) ends after `orphan_timeout` (or `persist_timeout`, whichever comes first)."""
     pair = Pair()
     client, server = establish(pair)
     pair.a.pause_reading(client)
@@ -205,6 +205,7 @@ def test_an_orphaned_fin_wait_1_held_by_a_closed_window_still_ends() -> None:
     pair.b.close(pair.now, server)
     assert pair.b.state_of(server) == State.FIN_WAIT_1
     start = pair.now
-    pair.run_until(start + pair.b.config.user_timeout + 120)
+    pair.run_until(start + pair.b.config.orphan_timeout + 120)
     assert pair.b.connection(server) is None
-    assert pair.b.stats["persist-timeout"] + pair.b.stats["retransmit-timeout"] == 1
+    stats = pair.b.stats
+    assert stats["persist-timeout"] + stats["retransmit-timeout"] + stats["orphan-timeout"] == 1
