@@ -41,37 +41,18 @@ class ReceiveSide(SendSide):
         """Text (and FIN) of an acceptable segment: a duplicate head is trimmed, what starts beyond RCV.NXT is
         queued, what the buffer cannot hold is cut (and the peer told at once), the rest appended."""
         host = self.host
-        n = len(payload)
-        if self.app_closed and n and seq_gt((seq + n) & MASK, self.rcv_nxt):
-            self._data_after_close(now)
+        part = self._new_part(now, seq, payload, fin)
+        if part is None:
             return
-        duplicate_head = False
-        if seq != self.rcv_nxt:
-            skip = (self.rcv_nxt - seq) & MASK
-            if skip < 0x80000000:
-                # Starts before RCV.NXT: trim the duplicate head.
-                if skip >= n + (1 if fin else 0):
-                    host.count(Count.DUPLICATE_SEGMENT)
-                    self.send_ack(now)
-                    return
-                payload = payload[skip:]
-                n -= skip
-                seq = self.rcv_nxt
-                duplicate_head = True
-            else:
-                self._queue_out_of_order(now, seq, payload, fin)
-                return
+        payload, duplicate_head = part
+        seq = self.rcv_nxt
+        n = len(payload)
         if self.reassembly.segments and self._past_the_end(now, seq, n, fin):
             return
-        space = self.free_space()
         over_budget = False
-        if n > space:
-            # Within what we advertised but over the layer's receive budget: ACK at once, so the peer learns
-            # where we stopped and sends the rest again.
-            over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
-            host.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
-            payload = payload[:space]
-            n = space
+        if n > self.free_space():
+            payload, over_budget = self._cut_to_space(payload, n)
+            n = len(payload)
             fin = False
         was_empty = not self.rcvbuf
         filled_gap = False
@@ -90,6 +71,34 @@ class ReceiveSide(SendSide):
             self._acknowledge(now, at_once=filled_gap or duplicate_head or over_budget)
         elif over_budget:
             self.send_ack(now)
+
+    def _new_part(self, now: float, seq: int, payload: memoryview, fin: bool) -> tuple[memoryview, bool] | None:
+        """What of an acceptable segment starts at RCV.NXT, and whether a duplicate head was trimmed off it; None
+        when the segment is dealt with here: new data for an application that closed (the connection aborts),
+        a segment starting beyond RCV.NXT (queued), or nothing new in it (ACKed)."""
+        n = len(payload)
+        if self.app_closed and n and seq_gt((seq + n) & MASK, self.rcv_nxt):
+            self._data_after_close(now)
+            return None
+        if seq == self.rcv_nxt:
+            return payload, False
+        skip = (self.rcv_nxt - seq) & MASK
+        if skip >= 0x80000000:
+            self._queue_out_of_order(now, seq, payload, fin)
+            return None
+        if skip >= n + (1 if fin else 0):
+            self.host.count(Count.DUPLICATE_SEGMENT)
+            self.send_ack(now)
+            return None
+        return payload[skip:], True
+
+    def _cut_to_space(self, payload: memoryview, n: int) -> tuple[memoryview, bool]:
+        """What of `n` in-order bytes the receive space holds, and whether they were within what we advertised
+        but over the layer's receive budget: then the caller ACKs at once, so the peer learns where we stopped
+        and sends the rest again."""
+        over_budget = n <= self.rcv_buf_size - len(self.rcvbuf)
+        self.host.count(Count.RCV_BUDGET_EXHAUSTED if over_budget else Count.DATA_BEYOND_WINDOW)
+        return payload[:self.free_space()], over_budget
 
     def _data_after_close(self, now: float) -> None:
         """New data for an application that closed (RFC 9293 §3.6.1, SHLD-2): it can never be read, so the
