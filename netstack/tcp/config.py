@@ -125,8 +125,11 @@ class TcpConfig:
 
     # Admission control
     max_connections: int = 1024          # all TCBs, any state; sized for the 128 MiB image (module docstring)
-    max_per_source: int = 64             # TCBs per source: an IPv4 address, an IPv6 /64
-                                         # (addresses6.source_key)
+    max_per_source: int = 64             # verified TCBs per source: an IPv4 address, an IPv6 /64
+                                         # (addresses6.source_key). Half-open entries don't count (a SYN
+                                         # proves no source: spoofed ones would lock a victim out); a SYN
+                                         # from a source at its share gets a cookie, and a handshake that
+                                         # completes over the share is reset (per-source-limit-reset)
     max_half_open: int = 256             # SYN-RECEIVED TCBs, whole layer; beyond it SYN cookies answer
     max_backlog: int = 128               # cap on a listener's backlog (half-open plus unaccepted)
     syn_cookies: bool = True

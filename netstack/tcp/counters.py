@@ -41,7 +41,8 @@ class Count(StrEnum):
     LISTEN_NO_SYN = "listen-no-syn"
     BACKLOG_FULL = "backlog-full"
     CONNECTION_LIMIT = "connection-limit"
-    PER_SOURCE_LIMIT = "per-source-limit"
+    PER_SOURCE_LIMIT = "per-source-limit"            # a SYN dropped (cookies off): its source holds its share
+    PER_SOURCE_LIMIT_RESET = "per-source-limit-reset"  # a completed handshake over its source's share: RST
     SYN_RECEIVED = "syn-received"
     HALF_OPEN_UNREACHABLE = "half-open-unreachable"  # the stack could not resolve the SYN's source
     SYN_COOKIE_SENT = "syn-cookie-sent"

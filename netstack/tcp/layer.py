@@ -92,7 +92,10 @@ class TcpLayer:
         self.connections: dict[Key, Connection] = {}
         self.by_id: dict[int, Connection] = {}
         self.listeners: dict[int, Listener] = {}
-        self.per_source: Counter[bytes] = Counter()  # TCBs by `source_key` of their remote address
+        # Verified TCBs by `source_key` of their remote address: our own opens and connections whose handshake
+        # completed, TIME-WAIT apart. Half-open (SYN-RECEIVED) entries are not in it: their source is unproven,
+        # and spoofed SYNs naming a victim must not use up the victim's share (`_listen_input`).
+        self.per_source: Counter[bytes] = Counter()
         self.half_open: set[int] = set()
         self.time_wait_ids: dict[int, None] = {}  # insertion-ordered: the oldest TIME_WAIT first
         self.outgoing: list[tuple[bytes, bytes, bytes]] = []
@@ -235,11 +238,20 @@ class TcpLayer:
         self.transmit(local, remote, out)
 
     def half_open_done(self, conn: Tcb) -> None:
-        if conn.id in self.half_open:
-            self.half_open.discard(conn.id)
-            listener = self.listeners.get(conn.handshake.listener_port)
-            if listener is not None and listener.half_open > 0:
-                listener.half_open -= 1
+        """`conn` completed its handshake: a half-open entry is now a verified connection, and counts against
+        its source's limit from here on (`_arrived` refuses it if that limit is exceeded)."""
+        if self._leave_half_open(conn):
+            self.per_source[source_key(conn.remote)] += 1
+
+    def _leave_half_open(self, conn: Tcb) -> bool:
+        """Take `conn` out of the half-open limits; True if it was a half-open entry."""
+        if conn.id not in self.half_open:
+            return False
+        self.half_open.discard(conn.id)
+        listener = self.listeners.get(conn.handshake.listener_port)
+        if listener is not None and listener.half_open > 0:
+            listener.half_open -= 1
+        return True
 
     @property
     def time_wait(self) -> int:
@@ -266,8 +278,9 @@ class TcpLayer:
         conn.closed(cause, error)
         del self.by_id[conn.id]
         self.connections.pop(conn.key, None)
-        self.half_open_done(conn)
-        if conn.id in self.time_wait_ids:
+        if self._leave_half_open(conn):
+            pass  # never counted against its source
+        elif conn.id in self.time_wait_ids:
             del self.time_wait_ids[conn.id]
         else:
             self._release_source(conn.remote)
@@ -299,29 +312,39 @@ class TcpLayer:
                 heapq.heapify(self._heap)
                 self.count(Count.TIMER_HEAP_COMPACTED)
 
-    def _register(self, conn: Connection) -> Connection:
+    def _register(self, conn: Connection, *, verified: bool = True) -> Connection:
+        """Enter `conn` in the tables; a `verified` one (not half-open) counts against its source's limit. A full
+        table's oldest TIME-WAIT entry, which `_room` counted as room, is recycled here, once a TCB is really
+        being made."""
         if len(self.by_id) >= self.config.max_connections and self.time_wait_ids:
-            # A TCB is really being made (`_admit` counted the oldest TIME-WAIT entry as room): recycle it now.
             self.count(Count.TIME_WAIT_RECYCLED)
             self.destroy(self.by_id[next(iter(self.time_wait_ids))], Cause.ABORT, None)
         self.connections[conn.key] = conn
         self.by_id[conn.id] = conn
-        self.per_source[source_key(conn.remote)] += 1
+        if verified:
+            self.per_source[source_key(conn.remote)] += 1
         return conn
 
-    def _admit(self, remote: bytes) -> bool:
-        """Is there room for one more TCB from `remote`? A full table with a TIME-WAIT entry in it has room, but
-        the entry is recycled only by `_register`, once a TCB is really made: a SYN that is answered by a
-        stateless cookie, or refused by a later check, must not wipe TIME-WAIT (RFC 1337's hazards) for
-        nothing, as a spoofed flood at a full table otherwise would."""
-        cfg = self.config
-        if len(self.by_id) >= cfg.max_connections and not self.time_wait_ids:
+    def _source_full(self, remote: bytes) -> bool:
+        """`remote`'s source already holds `max_per_source` verified connections."""
+        return self.per_source[source_key(remote)] >= self.config.max_per_source
+
+    def _room(self) -> bool:
+        """Room for one more TCB in the table; counted (`connection-limit`) if not. A full table with a TIME-WAIT
+        entry in it has room, but the entry is recycled only by `_register`, once a TCB is really made: a SYN
+        that is answered by a stateless cookie, or refused by a later check, must not wipe TIME-WAIT (RFC 1337's
+        hazards) for nothing, as a spoofed flood at a full table otherwise would."""
+        if len(self.by_id) >= self.config.max_connections and not self.time_wait_ids:
             self.count(Count.CONNECTION_LIMIT)
             return False
-        if self.per_source[source_key(remote)] >= cfg.max_per_source:
+        return True
+
+    def _admit(self, remote: bytes) -> bool:
+        """A verified connection to or from `remote` may be made: its source's share, then the table."""
+        if self._source_full(remote):
             self.count(Count.PER_SOURCE_LIMIT)
             return False
-        return True
+        return self._room()
 
     # ------------------------------------------------------------------ input
 
@@ -422,16 +445,22 @@ class TcpLayer:
         if not flags & SYN:
             self.count(Count.LISTEN_NO_SYN)
             return
-        if not self._admit(src):
-            return
-        if listener.half_open >= listener.backlog or len(self.half_open) >= cfg.max_half_open:
+        # A SYN proves nothing about its source, so it is never refused for its source's share: spoofed SYNs
+        # naming a victim would lock the victim out (about 64 every 75 s did, when half-open entries counted).
+        # A source that already holds its share of verified connections gets a cookie instead of state; the
+        # share is checked again when a handshake completes (`_cookie_ack`, `_arrived`), refused with a RST.
+        source_full = self._source_full(src)
+        if source_full or listener.half_open >= listener.backlog or len(self.half_open) >= cfg.max_half_open:
             if cfg.syn_cookies:
                 self._send_cookie(now, src, dst, seg, listener)
             else:
-                self.count(Count.BACKLOG_FULL)
+                self.count(Count.PER_SOURCE_LIMIT if source_full else Count.BACKLOG_FULL)
+            return
+        if not self._room():
             return
         iss = self.isn.isn(now, dst, seg.dst_port, src, seg.src_port)
-        conn = self._register(Connection.passive_open(self, next(self._ids), dst, src, seg, iss, now))
+        conn = self._register(Connection.passive_open(self, next(self._ids), dst, src, seg, iss, now),
+                              verified=False)
         self.half_open.add(conn.id)
         listener.half_open += 1
         self.count(Count.SYN_RECEIVED)
@@ -476,7 +505,12 @@ class TcpLayer:
         key = (src, seg.src_port, dst, seg.dst_port)
         if self._cookie_used(now, key, cookie):
             return False
-        if not self._admit(src):
+        if self._source_full(src):
+            # A proven source over its share: told at once (a RST), not left to retry; nothing remembered.
+            self.count(Count.PER_SOURCE_LIMIT_RESET)
+            self.send_reset_for(dst, src, seg, now)
+            return True
+        if not self._room():
             return True  # refused, and nothing remembered: the peer may try again once there is room
         self.count(Count.SYN_COOKIE_ACCEPTED)
         conn = self._register(Connection.cookie_open(self, next(self._ids), dst, src, seg, mss, self._cookie_window(),
@@ -486,10 +520,24 @@ class TcpLayer:
         return True
 
     def _arrived(self, now: float, conn: Connection, seg: Segment) -> None:
+        half_open = conn.id in self.half_open
         try:
             conn.segment_arrived(now, seg)
+            if half_open and conn.id not in self.half_open:
+                self._verified(now, conn)
         finally:
             self._schedule(conn)  # even after a bug in the arrival: no connection is left without its timers
+
+    def _verified(self, now: float, conn: Connection) -> None:
+        """A half-open entry's handshake just completed (`half_open_done` counted it against its source): the
+        source's share is checked now that the source is proven. Over it, the connection is reset before the
+        user hears of it (its Accepted is taken back by `destroy`), counted."""
+        if conn.id not in self.by_id or conn.id in self.time_wait_ids:
+            return
+        if self.per_source[source_key(conn.remote)] > self.config.max_per_source:
+            self.count(Count.PER_SOURCE_LIMIT_RESET)
+            conn.send_rst(now)
+            self.destroy(conn, Cause.ABORT, None, notify=False)
 
     def _cookie_used(self, now: float, key: Key, cookie: int) -> bool:
         """A cookie makes one connection. Once that connection is gone (reset, aborted, done), the peer's old

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, build_options, build_segment
+from netstack.tcp.segment import ACK, FIN, PSH, RST, SYN, URG, Segment, build_options, build_segment
 from netstack.tcp.state import State
 from tests.netstack.tcp.raw import THEM, US, RawPeer
 from tests.netstack.tcp.sim import A_ADDR, B_ADDR, Pair, transfer
@@ -93,14 +93,27 @@ def test_cookie_expires_after_two_periods() -> None:
     assert peer.layer.stats["syn-cookie-accepted"] == 0
 
 
+def handshake(peer: RawPeer, port: int, *, src: bytes | None = None, isn: int = 5) -> list[Segment]:
+    """A whole passive handshake from (`src`, `port`): the SYN, then an ACK of whatever SYN-ACK (state or
+    cookie) answered it; returns what the layer sent after the ACK."""
+    peer.inject(SYN, isn, options=build_options(mss=1460), src=src, src_port=port)
+    syn_acks = [seg for seg in peer.out() if seg.flags == SYN | ACK]
+    if not syn_acks:
+        return []
+    peer.inject(ACK, isn + 1, syn_acks[-1].seq + 1, src=src, src_port=port)
+    return peer.out()
+
+
 def test_per_source_limit() -> None:
+    """Verified connections count per source: past the share, a handshake from that source is refused (with
+    cookies off, its SYN is dropped); another source is fine."""
     peer = RawPeer(TcpConfig(max_per_source=3, syn_cookies=False))
     peer.layer.listen(80)
     for port in range(1000, 1010):
-        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+        handshake(peer, port)
     assert len(peer.layer.by_id) == 3
     assert peer.layer.stats["per-source-limit"] == 7
-    peer.inject(SYN, 5, options=build_options(mss=1460), src=bytes([10, 9, 9, 9]))   # another source is fine
+    handshake(peer, 1000, src=bytes([10, 9, 9, 9]))                                # another source is fine
     assert len(peer.layer.by_id) == 4
 
 
@@ -340,3 +353,129 @@ def test_outgoing_and_event_queues_are_bounded_when_nobody_drains_them() -> None
     peer.layer.send(peer.now, conn, b"d" * 20_000)
     assert len(peer.out()) == 5
     assert peer.layer.stats["tx-queue-full"] == 10
+
+
+# -- spoofed SYNs and the per-source share (audit #4) -------------------------------------------------------
+
+
+def spoof_syns(peer: RawPeer, count: int, first_port: int = 20000) -> None:
+    """SYNs claiming to come from the peer's address, whose SYN-ACKs nobody will ever answer."""
+    for i in range(count):
+        peer.inject(SYN, 7777, options=build_options(mss=1460), src_port=first_port + i)
+    peer.out()
+
+
+def accepted(peer: RawPeer) -> list[int]:
+    return [e.conn for e in peer.layer.take_events() if isinstance(e, ev.Accepted)]
+
+
+def test_spoofed_syns_do_not_lock_their_source_out() -> None:
+    """A source's share of connections (64) used to count half-open entries, so 64 spoofed SYNs naming a
+    victim every 75 s locked it out: its own SYN was dropped. Half-open entries prove no source and no longer
+    count; the victim's real handshake completes."""
+    peer = RawPeer()
+    peer.layer.listen(80)
+    spoof_syns(peer, 64)
+    assert len(peer.layer.half_open) == 64
+    assert peer.layer.per_source == {}
+    peer.advance(70)
+    peer.out()
+    handshake(peer, 55555, isn=1234)
+    assert len(accepted(peer)) == 1
+    assert peer.layer.stats["per-source-limit"] == 0
+    assert peer.layer.per_source == {THEM: 1}
+
+
+def test_spoofed_syns_do_not_make_the_victims_cookie_ack_refused() -> None:
+    """The spoofed SYNs fill the half-open table, so the victim's SYN is answered with a cookie; its valid
+    cookie ACK makes a connection (it was refused silently while the spoofed entries counted per source)."""
+    peer = RawPeer(TcpConfig(max_half_open=64))
+    peer.layer.listen(80)
+    spoof_syns(peer, 64)
+    handshake(peer, 55555, isn=1234)
+    assert peer.layer.stats["syn-cookie-sent"] == 1
+    assert peer.layer.stats["syn-cookie-accepted"] == 1
+    assert len(accepted(peer)) == 1
+
+
+def test_half_open_entries_stay_bounded_by_max_half_open() -> None:
+    """Not counting per source, one source's SYNs still fill no more than the half-open table: cookies answer
+    the rest, and no entry is counted against its share."""
+    peer = RawPeer(TcpConfig(max_half_open=8, max_per_source=4))
+    peer.layer.listen(80)
+    spoof_syns(peer, 20)
+    assert len(peer.layer.half_open) == 8
+    assert len(peer.layer.by_id) == 8
+    assert peer.layer.stats["syn-cookie-sent"] == 12
+    assert peer.layer.per_source == {}
+    peer.advance(100)                                                      # connect_timeout: all gone
+    assert not peer.layer.by_id
+    assert peer.layer.per_source == {}
+
+
+def test_a_source_at_its_share_gets_a_cookie_then_a_reset() -> None:
+    """A source holding its share of verified connections: its SYN is answered with a cookie (no state), and
+    the handshake it completes is refused with a RST, counted; nothing reaches the user, and another source
+    is unaffected."""
+    peer = RawPeer(TcpConfig(max_per_source=2))
+    peer.layer.listen(80)
+    for port in (1000, 1001):
+        handshake(peer, port)
+    assert len(accepted(peer)) == 2
+    (refused,) = handshake(peer, 1002)
+    assert refused.flags == RST
+    assert peer.layer.stats["syn-cookie-sent"] == 1
+    assert peer.layer.stats["per-source-limit-reset"] == 1
+    assert peer.layer.stats["syn-cookie-accepted"] == 0
+    assert len(peer.layer.by_id) == 2
+    assert accepted(peer) == []
+    peer.inject(SYN, 9, options=build_options(mss=1460), src_port=1003)
+    (cookie,) = peer.out()
+    peer.inject(ACK, 10, cookie.seq + 1, src_port=1003)
+    (rst,) = peer.out()
+    assert rst.flags == RST
+    assert rst.seq == cookie.seq + 1
+    handshake(peer, 1000, src=bytes([10, 9, 9, 9]))
+    assert len(accepted(peer)) == 1
+
+
+def test_half_open_entries_completing_over_the_share_are_reset() -> None:
+    """Half-open entries from one source are all admitted; when their handshakes complete, the ones beyond the
+    source's share are reset before the user hears of them, counted, and the share is given back exactly."""
+    peer = RawPeer(TcpConfig(max_per_source=2))
+    peer.layer.listen(80)
+    syn_acks = []
+    for port in (1000, 1001, 1002):
+        peer.inject(SYN, 5, options=build_options(mss=1460), src_port=port)
+        (syn_ack,) = peer.out()
+        syn_acks.append(syn_ack)
+    assert len(peer.layer.half_open) == 3
+    assert peer.layer.per_source == {}
+    for port, syn_ack in zip((1000, 1001, 1002), syn_acks, strict=True):
+        peer.inject(ACK, 6, syn_ack.seq + 1, src_port=port)
+    replies = peer.out()
+    assert [seg.flags & RST for seg in replies] == [RST]
+    assert replies[0].dst_port == 1002
+    assert peer.layer.stats["per-source-limit-reset"] == 1
+    assert len(accepted(peer)) == 2
+    assert len(peer.layer.by_id) == 2
+    assert peer.layer.per_source == {THEM: 2}
+    assert not peer.layer.half_open
+    for conn in list(peer.layer.by_id):
+        peer.layer.abort(peer.now, conn)
+    assert peer.layer.per_source == {}
+
+
+def test_per_source_refusal_without_cookies_is_counted_at_the_syn() -> None:
+    """With cookies off, a SYN from a source at its share is dropped and counted; half-open entries from the
+    same source, below the share, are not."""
+    peer = RawPeer(TcpConfig(max_per_source=1, syn_cookies=False))
+    peer.layer.listen(80)
+    spoof_syns(peer, 5)
+    assert len(peer.layer.half_open) == 5
+    assert peer.layer.stats["per-source-limit"] == 0
+    handshake(peer, 1000)
+    assert len(accepted(peer)) == 1
+    peer.inject(SYN, 5, options=build_options(mss=1460), src_port=1001)
+    assert peer.out() == []
+    assert peer.layer.stats["per-source-limit"] == 1

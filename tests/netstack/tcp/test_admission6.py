@@ -21,19 +21,28 @@ def peer6(**config: object) -> RawPeer:
     return RawPeer(TcpConfig(**config), peer_addr=THEM6, us=US6)  # type: ignore[arg-type]
 
 
+def handshake6(peer: RawPeer, src: bytes) -> None:
+    """A whole passive handshake from `src` (the ACK answers whatever SYN-ACK came, if one did)."""
+    peer.inject(SYN, 5, options=build_options(mss=1440), src=src)
+    syn_acks = [seg for seg in peer.out() if seg.flags == SYN | ACK]
+    if syn_acks:
+        peer.inject(ACK, 6, syn_acks[-1].seq + 1, src=src)
+        peer.out()
+
+
 def test_one_slash_64_is_one_source() -> None:
     """64 connections from 64 different addresses of one /64 reach `max_per_source`; the 65th address of that
     /64 is refused, and another /64 is not."""
     peer = peer6(syn_cookies=False)
     peer.layer.listen(80)
     for i in range(64):
-        peer.inject(SYN, 5, options=build_options(mss=1440), src=host(0x1000 + i * 7919))
+        handshake6(peer, host(0x1000 + i * 7919))
     assert len(peer.layer.by_id) == 64
     assert peer.layer.stats["per-source-limit"] == 0
-    peer.inject(SYN, 5, options=build_options(mss=1440), src=host(0xDEAD_BEEF))
+    handshake6(peer, host(0xDEAD_BEEF))
     assert peer.layer.stats["per-source-limit"] == 1
     assert len(peer.layer.by_id) == 64
-    peer.inject(SYN, 5, options=build_options(mss=1440), src=host(1, prefix=PREFIX[:7] + b"\x99"))
+    handshake6(peer, host(1, prefix=PREFIX[:7] + b"\x99"))
     assert len(peer.layer.by_id) == 65
     assert dict(peer.layer.per_source) == {PREFIX: 64, PREFIX[:7] + b"\x99": 1}
 
@@ -42,12 +51,12 @@ def test_the_slash_64_share_is_given_back() -> None:
     peer = peer6(max_per_source=2, syn_cookies=False)
     peer.layer.listen(80)
     for i in range(3):
-        peer.inject(SYN, 5, options=build_options(mss=1440), src=host(i + 1))
+        handshake6(peer, host(i + 1))
     assert len(peer.layer.by_id) == 2
     for conn_id in list(peer.layer.by_id):
         peer.layer.abort(peer.now, conn_id)
     assert peer.layer.per_source == {}
-    peer.inject(SYN, 5, options=build_options(mss=1440), src=host(3))
+    handshake6(peer, host(3))
     assert len(peer.layer.by_id) == 1
 
 
