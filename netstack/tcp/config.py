@@ -135,7 +135,13 @@ class TcpConfig:
     syn_cookies: bool = True
     drop_syn_fin: bool = True            # SYN+FIN is a scanner's probe: drop it (BSD drop_synfin)
     max_listeners: int = 64
-    rst_rate_limit: int = 200            # RSTs per second answering segments to closed ports
+    rst_rate_limit: int = 200            # RSTs per second answering segments to closed ports, at most: each
+                                         # second's budget is drawn from [limit/2, limit] by a keyed hash, so
+                                         # counting one's own RSTs says nothing of others' (replylimit.py)
+    rst_rate_limit_per_source: int = 10  # ...and to any one source (an IPv4 address, an IPv6 /64) a second:
+                                         # probes naming a victim use at most this much of the layer's
+    rst_source_slots: int = 1024         # per-source RST counts: a fixed array indexed by a keyed hash of the
+                                         # source (no table whose fullness an attacker could watch)
     syn_cookie_rate_limit: int = 5000    # SYN cookies (SYN-ACKs without state) per second, burst as large:
                                          # bounds the backscatter a spoofed flood makes us send, while a
                                          # client's SYN still wins a cookie with odds rate/flood per try

@@ -33,7 +33,8 @@ class Count(StrEnum):
     SYN_FIN = "syn-fin"
     CLOSED_PORT = "closed-port"
     RST_SENT = "rst-sent"
-    RST_RATE_LIMITED = "rst-rate-limited"
+    RST_RATE_LIMITED = "rst-rate-limited"                # this second's layer-wide RST budget was spent
+    RST_SOURCE_RATE_LIMITED = "rst-source-rate-limited"  # ...or the budget of RSTs to this source
     # listeners, admission and SYN cookies
     LISTEN_RST = "listen-rst"
     LISTEN_SYN_ACK = "listen-syn-ack"

@@ -35,6 +35,7 @@ from netstack.tcp.connection import Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Budgets
 from netstack.tcp.isn import COOKIE_LIFETIME, IsnGenerator
+from netstack.tcp.replylimit import RstBudget
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -110,8 +111,7 @@ class TcpLayer:
         # entries is current, so a moved deadline needs no removal: a stale entry is skipped when it comes up.
         self._heap: list[tuple[float, int]] = []
         self._ids = itertools.count(1)  # connection ids, never reused
-        self._rst_second = -1
-        self._rst_count = 0
+        self._rst_budget = RstBudget(secret, self.config)
         self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
         # Destinations whose path MTU is below `min_path_mtu` (SegmentLayer contract: sent without DF), kept
         # while a connection that learned it lives, by connection id. IPv4 only: IPv6 has no DF to clear
@@ -214,20 +214,14 @@ class TcpLayer:
             return
         self.outgoing.append((local, remote, segment))
 
-    def _allow_rst(self, now: float) -> bool:
-        second = int(now)
-        if second != self._rst_second:
-            self._rst_second = second
-            self._rst_count = 0
-        if self._rst_count >= self.config.rst_rate_limit:
-            self.count(Count.RST_RATE_LIMITED)
-            return False
-        self._rst_count += 1
-        return True
-
     def send_reset_for(self, local: bytes, remote: bytes, seg: Segment, now: float) -> None:
-        """The RFC 9293 §3.10.7.1 reply to a segment no connection wants."""
-        if seg.flags & RST or not self._allow_rst(now):
+        """The RFC 9293 §3.10.7.1 reply to a segment no connection wants, within the RST budget: per source and
+        layer-wide with a per-second size nobody outside can know (netstack/tcp/replylimit.py says why)."""
+        if seg.flags & RST:
+            return
+        refused = self._rst_budget.allow(now, remote)
+        if refused is not None:
+            self.count(refused)
             return
         self.count(Count.RST_SENT)
         if seg.flags & ACK:

@@ -333,7 +333,7 @@ def test_syn_cookies_are_rate_limited_and_counted() -> None:
 
 
 def test_outgoing_and_event_queues_are_bounded_when_nobody_drains_them() -> None:
-    peer = RawPeer(TcpConfig(max_outgoing=5, max_events=3, max_per_source=100))
+    peer = RawPeer(TcpConfig(max_outgoing=5, max_events=3, max_per_source=100, rst_rate_limit_per_source=100))
     for port in range(2000, 2010):                                        # ten segments to a closed port
         peer.inject(ACK, 1, 1, src_port=port)
     assert len(peer.out()) == 5

@@ -1,0 +1,78 @@
+"""The RST budget (netstack/tcp/replylimit.py): an attacker's probes of one flow must not show it, through the
+RSTs its own probes get back, whether another flow is live (audit #5, the CVE-2016-5696 pattern)."""
+
+from __future__ import annotations
+
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.segment import ACK, build_segment
+from tests.netstack.tcp.raw import THEM, THEM6, US, US6, RawPeer
+
+ATTACKER = bytes([10, 0, 0, 66])
+
+
+def closed_port_acks(peer: RawPeer, src: bytes, count: int, *, dst: bytes = US, first_port: int = 30000) -> int:
+    """`count` ACKs from `src` to a closed port, now; how many RSTs came back to `src`."""
+    for i in range(count):
+        seg = build_segment(src, dst, first_port + i, 81, 1, 1, ACK, 1000)
+        peer.layer.segment_received(peer.now, src, dst, memoryview(seg))
+    return sum(1 for _local, remote, _seg in peer.layer.take_outgoing() if remote == src)
+
+
+def attackers(count: int) -> list[bytes]:
+    return [bytes([10, 1, n // 256, n % 256]) for n in range(count)]
+
+
+def probe(peer: RawPeer, guess_port: int, sources: list[bytes]) -> int:
+    """The audit's probe: in a fresh second, one spoofed ACK claiming to be the client on `guess_port`, then
+    the attacker drains what is left of the RST budget from its own addresses and counts the RSTs."""
+    peer.now = float(int(peer.now) + 1)
+    peer.inject(ACK, 5, 5, src=THEM, src_port=guess_port)
+    return sum(closed_port_acks(peer, source, 50) for source in sources)
+
+
+def test_one_address_cannot_tell_a_live_port_from_a_dead_one() -> None:
+    """Before: 199 RSTs for a dead guess, 200 for the live port. Now one address gets its own share either
+    way, whatever the guess did to the victim's."""
+    peer = RawPeer(peer_port=40000)
+    peer.accept(1000)
+    peer.out()
+    seen = {port: probe(peer, port, [ATTACKER]) for port in (39999, 40000, 40001)}
+    assert set(seen.values()) == {peer.layer.config.rst_rate_limit_per_source}
+    assert peer.layer.stats["rst-source-rate-limited"] > 0
+
+
+def test_the_layer_wide_budget_changes_size_every_second() -> None:
+    """Many addresses together still meet a layer-wide ceiling, but its size is drawn each second from
+    [limit / 2, limit] (a keyed hash): a second's count does not say what anyone else used."""
+    peer = RawPeer()
+    limit = peer.layer.config.rst_rate_limit
+    sources = attackers(2 * limit // peer.layer.config.rst_rate_limit_per_source)
+    sizes = []
+    for second in range(40):
+        peer.now = float(second)
+        sizes.append(sum(closed_port_acks(peer, source, 20) for source in sources))
+    assert all(limit // 2 <= size <= limit for size in sizes), sizes
+    assert len(set(sizes)) >= 20, sizes
+    assert peer.layer.stats["rst-rate-limited"] > 0
+
+
+def test_probes_naming_one_source_take_only_its_share() -> None:
+    """A flood of segments claiming to come from one victim gets it at most its share of RSTs a second, and
+    leaves the layer's budget to everyone else; the share comes back the next second."""
+    peer = RawPeer()
+    share = peer.layer.config.rst_rate_limit_per_source
+    assert closed_port_acks(peer, THEM, 1000) == share
+    assert peer.layer.stats["rst-source-rate-limited"] == 1000 - share
+    assert peer.layer.stats["rst-rate-limited"] == 0
+    assert closed_port_acks(peer, ATTACKER, 1) == 1
+    peer.now = 1.0
+    assert closed_port_acks(peer, THEM, 1000) == share
+
+
+def test_a_slash_64_is_one_source_for_rsts() -> None:
+    peer = RawPeer(TcpConfig(rst_rate_limit_per_source=3), us=US6)
+    other_host = THEM6[:8] + bytes(7) + b"\x09"
+    assert closed_port_acks(peer, THEM6, 2, dst=US6) == 2
+    assert closed_port_acks(peer, other_host, 5, dst=US6) == 1
+    other_64 = THEM6[:7] + b"\x99" + THEM6[8:]
+    assert closed_port_acks(peer, other_64, 5, dst=US6) == 3
