@@ -36,7 +36,9 @@ def test_a_syn_answered_by_a_cookie_does_not_recycle_time_wait() -> None:
 
 
 def test_a_syn_refused_per_source_does_not_recycle_time_wait() -> None:
-    peer = RawPeer(TcpConfig(max_connections=2, max_per_source=1))
+    """Without cookies a SYN from a source at its share is refused (with them it gets a cookie: the test
+    above): either way no TCB is made, so TIME-WAIT stays."""
+    peer = RawPeer(TcpConfig(max_connections=2, max_per_source=1, syn_cookies=False))
     tw = _time_wait(peer)
     peer.inject(SYN, 2000, src=OTHER, src_port=30000, options=build_options(mss=1460))
     (syn_ack,) = peer.out()
