@@ -106,8 +106,8 @@ class _Pending:
 
 
 class Neighbours6:
-    __slots__ = ("_cache", "_counters", "_limits", "_mac", "_pending", "_reachable_time", "_retrans_timer", "_rng",
-                 "_unresolved")
+    __slots__ = ("_cache", "_counters", "_limits", "_lost", "_mac", "_pending", "_reachable_time", "_retrans_timer",
+                 "_rng", "_unresolved")
 
     def __init__(self, mac: bytes, counters: Counters, rng: Rng, limits: NdLimits = DEFAULT_ND_LIMITS) -> None:
         self._mac = mac
@@ -117,6 +117,7 @@ class Neighbours6:
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()  # least recently confirmed first
         self._pending: OrderedDict[bytes, _Pending] = OrderedDict()  # the INCOMPLETE entries
         self._unresolved: list[bytes] = []
+        self._lost: list[bytes] = []  # cached neighbours whose unicast probes went unanswered, since take_lost
         self._retrans_timer = RETRANS_TIMER
         self._reachable_time = 0.0
         self.configure(base_reachable_time=REACHABLE_TIME)
@@ -306,6 +307,8 @@ class Neighbours6:
             if entry.probes >= MAX_UNICAST_SOLICIT:  # §7.3.3: unreachable; the next packet re-resolves it
                 self._counters.add(Drop.ND_PROBE_FAILED)
                 del self._cache[ip]
+                if len(self._lost) < self._limits.pending_destinations:
+                    self._lost.append(ip)
                 continue
             entry.state, entry.deadline = NudState.PROBE, now + self._retrans_timer
             entry.probes += 1
@@ -318,6 +321,17 @@ class Neighbours6:
         out, self._unresolved = self._unresolved, []
         return out
 
+    def take_lost(self) -> list[bytes]:
+        """The cached neighbours found unreachable by their unicast probes since the last call (§7.3.3): the
+        stack moves a default router among them behind the others (§6.3.6). Bounded as `take_unresolved`."""
+        out, self._lost = self._lost, []
+        return out
+
+    def known(self, ip: bytes) -> bool:
+        """Reachable or probably reachable in RFC 4861 §6.3.6's sense: a cache entry in any state but INCOMPLETE
+        (those are `_pending`). What default router selection prefers."""
+        return ip in self._cache
+
     def next_deadline(self) -> float | None:
         deadlines = [p.next_request for p in self._pending.values()]
         deadlines += [e.deadline for e in self._cache.values() if e.deadline != math.inf]
@@ -328,3 +342,4 @@ class Neighbours6:
         self._cache.clear()
         self._pending.clear()
         self._unresolved.clear()
+        self._lost.clear()

@@ -161,6 +161,9 @@ class Drop(StrEnum):
     ND_PENDING_DESTINATIONS_FULL = "nd-pending-destinations-full"
     ND_UNRESOLVED = "nd-unresolved"
     ND_PROBE_FAILED = "nd-probe-failed"
+    # RFC 4861 §6.3.6: a default router whose resolution or probes failed goes behind the others (not a drop: a
+    # count of failovers, so a router that keeps failing shows)
+    ND_ROUTER_UNREACHABLE = "nd-router-unreachable"
     # neighbour discovery (ipv6): address autoconfiguration (RFC 4862, RFC 7217)
     ND_DAD_DUPLICATE = "nd-dad-duplicate"
     ND_DAD_FAILED = "nd-dad-failed"

@@ -16,7 +16,7 @@ keeps an unauthenticated RA from cutting an address's remaining valid lifetime b
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -146,7 +146,7 @@ class AddressConfig:
         self._link_local: _Address | None = None
         self._static: _Address | None = None
         self._autoconf: dict[bytes, _Address] = {}  # by /64 prefix
-        self._routers: dict[bytes, float] = {}  # default routers in the order learned: address -> expiry
+        self._routers: dict[bytes, float] = {}  # default routers, learned order but unreachable last: -> expiry
         self._prefixes: dict[tuple[bytes, int], float] = {}  # on-link prefixes: (network, length) -> expiry
         self._outgoing: list[NdSend] = []
         self._failed: list[bytes] = []
@@ -412,10 +412,30 @@ class AddressConfig:
         best = max(candidates, key=lambda a: (a.state is AddressState.PREFERRED, _common_prefix_len(a.address, dst)))
         return best.address
 
-    def default_router(self) -> bytes | None:
-        """The configured gateway, else the first advertised router still valid (§6.3.6 without reachability)."""
+    def default_router(self, known: Callable[[bytes], bool] | None = None) -> bytes | None:
+        """The configured gateway, else an advertised router still valid, chosen as RFC 4861 §6.3.6 says: the
+        first one `known` calls reachable or probably reachable (a neighbour cache entry in any state but
+        INCOMPLETE), else the first of the list, which `router_unreachable` rotates (the round-robin of §6.3.6
+        when none is known reachable). Without it, one forged RA with a long lifetime and a MAC nobody owns,
+        learned before the real router's, took all off-link traffic for up to 18 hours."""
         gateway = self._static_config[2] if self._static is not None and self._static_config is not None else None
-        return gateway if gateway is not None else next(iter(self._routers), None)
+        if gateway is not None:
+            return gateway
+        if known is not None:
+            for router in self._routers:
+                if known(router):
+                    return router
+        return next(iter(self._routers), None)
+
+    def router_unreachable(self, address: bytes) -> None:
+        """Resolution of `address` failed (no answer to the multicast solicitations, or to the unicast probes of
+        a cached entry): if it is a default router, it goes to the end of the list, so the next off-link packet
+        tries another (RFC 4861 §6.3.6, §7.3.3). It stays on the list: a router that comes back is used again
+        once the others have failed in turn."""
+        expiry = self._routers.pop(address, None)
+        if expiry is not None:
+            self._routers[address] = expiry
+            self._counters.add(Drop.ND_ROUTER_UNREACHABLE)
 
     def routers(self) -> tuple[bytes, ...]:
         return tuple(self._routers)

@@ -136,8 +136,11 @@ class Ipv6Path:
         for message in self.neighbours.timers_expired(now):
             self._send_nd(message)
         for next_hop in self.neighbours.take_unresolved():
+            self.addresses.router_unreachable(next_hop)
             if self._tcp is not None:
                 self._tcp.unreachable(now, next_hop)
+        for next_hop in self.neighbours.take_lost():
+            self.addresses.router_unreachable(next_hop)
         self.mld.timers_expired(now)
         self._pump(now)
 
@@ -402,7 +405,7 @@ class Ipv6Path:
     def _next_hop(self, dst: bytes) -> bytes | None:
         if self.addresses.on_link(dst):
             return dst
-        return self.addresses.default_router()
+        return self.addresses.default_router(self.neighbours.known)
 
     def _packets(self, src: bytes, dst: bytes, next_header: int, payload: bytes) -> list[bytes]:
         mtu = self.addresses.mtu

@@ -162,6 +162,9 @@ def test_reachable_becomes_stale_then_delay_then_probe_then_gone() -> None:
         assert decode(probe) == NeighborSolicit(PEER, US_MAC)
     assert counters[Drop.ND_PROBE_FAILED] == 1
     assert n.lookup(PEER, now) is None
+    assert n.take_lost() == [PEER]  # for default router selection (RFC 4861 §6.3.6)
+    assert n.take_lost() == []
+    assert not n.known(PEER)
 
 
 def test_reachable_expiry_is_noticed_on_lookup_without_a_timer() -> None:

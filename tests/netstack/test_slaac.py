@@ -230,6 +230,32 @@ def test_router_lifetime_zero_removes_and_expiry_removes() -> None:
     assert config.default_router() is None
 
 
+def test_default_router_prefers_known_routers_and_rotates_unreachable_ones() -> None:
+    """RFC 4861 §6.3.6: a router the neighbour cache knows first; a router that failed resolution goes last;
+    an address that is no router changes nothing; the static gateway wins over all."""
+    config, counters = started()
+    other = ip6_from_text("fe80::2")
+    config.router_advert_received(2.0, ra(lifetime=100), ROUTER)
+    config.router_advert_received(2.0, ra(lifetime=100), other)
+    assert config.default_router() == ROUTER
+    assert config.default_router(lambda a: a == other) == other
+    assert config.default_router(lambda a: False) == ROUTER
+    config.router_unreachable(ROUTER)
+    assert config.routers() == (other, ROUTER)
+    assert config.default_router(lambda a: False) == other
+    assert counters[Drop.ND_ROUTER_UNREACHABLE] == 1
+    config.router_unreachable(ip6_from_text("fe80::77"))  # not a router: nothing moves, nothing counted
+    assert config.routers() == (other, ROUTER)
+    assert counters[Drop.ND_ROUTER_UNREACHABLE] == 1
+    run(config, 102.0)
+    assert config.routers() == ()  # the rotation kept each router's expiry
+    fixed, _ = make(static=(STATIC, 64, GATEWAY))
+    fixed.start(0.0)
+    run(fixed, 3.0)
+    fixed.router_advert_received(3.0, ra(lifetime=100), ROUTER)
+    assert fixed.default_router(lambda a: a == ROUTER) == GATEWAY
+
+
 def test_address_deprecated_then_removed() -> None:
     config, _ = started()
     config.router_advert_received(2.0, ra(pio(valid=7300, preferred=100)), ROUTER)

@@ -6,6 +6,7 @@ import struct
 
 from netstack.config import StaticIp6
 from netstack.reasons import Drop
+from netstack.stack import Stack
 from tests.netstack.builders import PEER_MAC, US_MAC
 from tests.netstack.builders6 import (
     ALL_NODES,
@@ -216,3 +217,82 @@ def test_static_gateway_and_off_link_traffic_go_to_the_router() -> None:
     assert reply.dst_mac == ROUTER_MAC
     assert reply.dst == FAR6
     assert reply.src == US_STATIC
+
+
+# --- default router selection (RFC 4861 §6.3.6) ---------------------------------------------------------------
+
+FAKE_LL = bytes.fromhex("fe80000000000000000000000000bad1")
+FAKE_MAC = bytes.fromhex("02000000bad1")
+OTHER_LL = bytes.fromhex("fe80000000000000000000000000000b")
+OTHER_MAC = bytes.fromhex("02000000000b")
+
+
+def _send_far(stack: Stack, now: float) -> None:
+    stack.udp_send(now, FAR6, 5000, 5001, b"x")
+
+
+def test_a_forged_router_that_never_answers_is_rotated_behind_the_real_one() -> None:
+    """One RA from a made-up router learned first (lifetime 65535, a MAC nobody owns): its unicast probes go
+    unanswered, it moves behind the real router, and off-link traffic goes to the real one from then on."""
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    addresses = stack.ipv6.addresses
+    stack.frame_received(3.0, ra_frame(src=FAKE_LL, src_mac=FAKE_MAC, lifetime=65535))
+    stack.frame_received(3.5, ra_frame(prefix_option(PREFIX)))
+    now, _ = run_until(stack, 6.0, 3.5)
+    assert addresses.routers() == (FAKE_LL, ROUTER_LL)
+    assert addresses.default_router(stack.ipv6.neighbours.known) == FAKE_LL
+    _send_far(stack, now)
+    (first,) = sent6(stack.take_frames(now))
+    assert first.dst_mac == FAKE_MAC  # the STALE entry from the RA is used: DELAY, then 3 probes
+    now, _ = run_until(stack, 20.0, now)
+    assert stack.counters[Drop.ND_PROBE_FAILED] == 1
+    assert stack.counters[Drop.ND_ROUTER_UNREACHABLE] == 1
+    assert addresses.routers() == (ROUTER_LL, FAKE_LL)
+    _send_far(stack, now)
+    (second,) = sent6(stack.take_frames(now))
+    assert (second.dst, second.dst_mac) == (FAR6, ROUTER_MAC)
+
+
+def test_a_router_known_in_the_cache_is_preferred_to_one_being_resolved() -> None:
+    """§6.3.6: a router with a cache entry (probably reachable) before one with none (reachability unknown)."""
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, ra_frame(src=OTHER_LL, src_mac=OTHER_MAC, with_sll=False))  # no SLLA: not cached
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX)))
+    now, _ = run_until(stack, 6.0, 3.0)
+    assert stack.ipv6.addresses.routers() == (OTHER_LL, ROUTER_LL)
+    _send_far(stack, now)
+    (packet,) = sent6(stack.take_frames(now))
+    assert (packet.dst, packet.dst_mac) == (FAR6, ROUTER_MAC)
+
+
+def test_routers_that_all_fail_resolution_are_tried_in_turn() -> None:
+    """None reachable: each failed resolution moves that router to the end (the round-robin of §6.3.6)."""
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, ra_frame(src=FAKE_LL, src_mac=FAKE_MAC, with_sll=False))
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX), src=OTHER_LL, src_mac=OTHER_MAC, with_sll=False))
+    now, _ = run_until(stack, 6.0, 3.0)
+    targets = []
+    for _ in range(3):
+        _send_far(stack, now)
+        (ns,) = sent6(stack.take_frames(now))
+        assert ns.icmp_type == NS
+        targets.append(ns.payload[8:24])
+        now, _ = run_until(stack, now + 5.0, now)
+    assert targets == [FAKE_LL, OTHER_LL, FAKE_LL]
+    assert stack.counters[Drop.ND_ROUTER_UNREACHABLE] == 3
+
+
+def test_a_failed_neighbour_that_is_not_a_router_changes_no_router() -> None:
+    stack = ready_stack(STATIC)
+    assert stack.ipv6 is not None
+    stack.frame_received(3.0, ra_frame(src=FAKE_LL, src_mac=FAKE_MAC, with_sll=False))
+    stack.frame_received(3.0, ra_frame())
+    stack.take_frames(3.0)
+    stack.udp_send(3.0, PEER6, 5000, 5001, b"x")  # on link: resolution of PEER6 fails
+    run_until(stack, 10.0, 3.0)
+    assert stack.counters[Drop.ND_UNRESOLVED] == 1
+    assert stack.counters[Drop.ND_ROUTER_UNREACHABLE] == 0
+    assert stack.ipv6.addresses.routers() == (FAKE_LL, ROUTER_LL)
