@@ -85,6 +85,10 @@ class SegmentLayer(Protocol):
     def unreachable(self, now: float, address: bytes) -> None:
         """Neighbour resolution for `address` (a next hop) failed: what was sent to it was dropped."""
 
+    def link_mtu6_changed(self, now: float, mtu: int) -> None:
+        """The IPv6 link MTU changed (a router advertisement's MTU option, RFC 4861 §6.3.4, or back to the link's
+        own at a restart): IPv6 segments must fit it, or every full one leaves as fragments."""
+
     @property
     def fragmentable(self) -> AbstractSet[bytes]:
         """Destinations whose path MTU is below TCP's floor: their segments go without DF (RFC 1191 §4)."""

@@ -15,7 +15,8 @@ Decisions documented here:
   a source that is not a unicast host.
 - Atomic fragments (offset 0, no more fragments: RFC 6946) are processed at once, outside the reassembler.
 - What we send is fragmented with a fragment header if it exceeds the link MTU (an echo reply to a large
-  reassembled request); TCP never needs it (its MSS follows the MTU), and nothing we send is jumbo.
+  reassembled request); TCP never needs it: its MSS follows the link MTU, which `_pump` reports to it whenever
+  it changes (an RA's MTU option, RFC 4861 §6.3.4, may lower it), and nothing we send is jumbo.
 - The groups we accept are reported with MLDv2 (netstack/mld.py) so that snooping switches forward them to us:
   the group set is compared with the last one after every address-configuration event, and the reports go out
   before the DAD probe queued by the same event. Reports are the one thing we send with an extension header
@@ -66,6 +67,8 @@ class Ipv6SegmentLayer(Protocol):
 
     def unreachable(self, now: float, address: bytes) -> None: ...
 
+    def link_mtu6_changed(self, now: float, mtu: int) -> None: ...
+
 
 Emit = Callable[[bytes, int, bytes], None]
 """(destination MAC, ethertype, payload): Stack._emit, which bounds the transmit queue."""
@@ -74,9 +77,9 @@ UdpHandlers = Mapping[int, Callable[[float, bytes, int, bytes, memoryview], None
 
 class Ipv6Path:
     __slots__ = ("_accepted", "_accepted_macs", "_counters", "_echo_bucket", "_emit", "_error_bucket",
-                 "_fragments_sent", "_groups", "_ident_key", "_limits", "_mac", "_quiet", "_reassembler",
-                 "_reported", "_tcp", "_udp", "_usable", "address_changes", "addresses", "mld", "neighbours",
-                 "rx_packets", "tx_packets")  # fmt: skip
+                 "_fragments_sent", "_groups", "_ident_key", "_limits", "_mac", "_mtu", "_quiet",
+                 "_reassembler", "_reported", "_tcp", "_udp", "_usable", "address_changes", "addresses", "mld",
+                 "neighbours", "rx_packets", "tx_packets")  # fmt: skip
 
     def __init__(
         self, *, mac: bytes, link_mtu: int, counters: Counters, emit: Emit, tcp: Ipv6SegmentLayer | None,
@@ -106,6 +109,7 @@ class Ipv6Path:
         self._accepted_macs: frozenset[bytes] = frozenset()
         self._quiet = True  # since start, nothing sent yet: joins wait for the first DAD probe
         self._reported = (self.addresses.base_reachable_time, self.addresses.retrans_timer)
+        self._mtu = link_mtu  # the link MTU TCP was last told (Ipv6SegmentLayer.link_mtu6_changed)
         self._usable: tuple[tuple[bytes, int], ...] = ()  # the usable addresses _pump last saw
         self.address_changes = 0
         """Moves when the usable addresses change (Stack.address_changes)."""
@@ -485,10 +489,10 @@ class Ipv6Path:
     def _pump(self, now: float) -> None:
         """Report a changed group set, send the reports due and what address configuration queued (in that
         order: a new address's group is reported before its DAD probe), log the addresses DAD gave up on, count
-        a change of the usable addresses, and pass router-advertised timers to the neighbour cache. After start,
-        the joins wait for the first DAD probe: RFC 4862 §5.4.2 delays the first message after
-        (re)initialisation, the joins included, by the random delay that spares a switch every host's burst
-        after a power cut."""
+        a change of the usable addresses, and pass router-advertised timers to the neighbour cache and the link
+        MTU to TCP. After start, the joins wait for the first DAD probe: RFC 4862 §5.4.2 delays the first message
+        after (re)initialisation, the joins included, by the random delay that spares a switch every host's
+        burst after a power cut."""
         outgoing = self.addresses.take_outgoing()
         groups = self.addresses.groups()
         if groups != self._accepted:
@@ -513,4 +517,8 @@ class Ipv6Path:
         if timers != self._reported:
             self._reported = timers
             self.neighbours.configure(base_reachable_time=timers[0], retrans_timer=timers[1])
+        if self.addresses.mtu != self._mtu:
+            self._mtu = self.addresses.mtu
+            if self._tcp is not None:
+                self._tcp.link_mtu6_changed(now, self._mtu)
 

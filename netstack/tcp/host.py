@@ -41,6 +41,10 @@ class Host(Protocol):
     @property
     def budgets(self) -> Budgets: ...
 
+    def local_mss_for(self, address: bytes) -> int:
+        """The MSS we advertise and send at most on a new connection from `address` (the link MTU may change)."""
+        ...
+
     def count(self, reason: Count) -> None:
         """Add one to a counter."""
 

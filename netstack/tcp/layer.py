@@ -121,6 +121,8 @@ class TcpLayer:
         # Cookies that made a connection, by 4-tuple, until they expire: (cookie, expiry), oldest first.
         self._cookies_used: dict[Key, tuple[int, float]] = {}
         self._port_counter = 0
+        # The IPv6 link MTU the stack last reported (`link_mtu6_changed`): an RA may lower it below `config.mtu`.
+        self.link_mtu6 = self.config.mtu
 
     # ------------------------------------------------------------------ SegmentLayer contract
 
@@ -150,6 +152,21 @@ class TcpLayer:
                 self.destroy(self.by_id[conn_id], Cause.ABORT, "unreachable", notify=False)
         except Exception as exc:  # noqa: BLE001 - as every entry point of the layer: counted, not spread
             self.internal_error("TCP unreachable handling failed", exc)
+
+    def link_mtu6_changed(self, now: float, mtu: int) -> None:
+        """The stack's IPv6 link MTU changed (a router advertisement's MTU option, RFC 4861 §6.3.4). New IPv6
+        connections advertise and send an MSS that fits it (`local_mss_for`: RFC 9293 §3.7.1, RFC 8200 §5 derive
+        it from the outgoing interface's MTU), and existing ones shrink to it as a packet too big would make
+        them (RFC 8201): otherwise every full segment went out as two IPv6 fragments, which many paths drop. A
+        larger MTU only applies to new connections: a path MTU is never raised without probing."""
+        self.link_mtu6 = mtu
+        for conn in [c for c in self.by_id.values() if family.is_ipv6(c.local)]:
+            self._packet_too_big(now, conn, mtu)
+
+    def local_mss_for(self, address: bytes) -> int:
+        """`TcpConfig.local_mss_for`, held to the IPv6 link MTU (`link_mtu6_changed`) for an IPv6 address."""
+        mss = self.config.local_mss_for(address)
+        return min(mss, self.link_mtu6 - family.IPV6_OVERHEAD) if family.is_ipv6(address) else mss
 
     def take_outgoing(self) -> list[tuple[bytes, bytes, bytes]]:
         out = self.outgoing
@@ -470,7 +487,7 @@ class TcpLayer:
         opts = seg.options
         peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss_for(src)
         cookie, mss = self.isn.make_cookie(now, dst, seg.dst_port, src, seg.src_port, seg.seq, peer_mss)
-        local_mss = cfg.local_mss_for(dst)
+        local_mss = self.local_mss_for(dst)
         options = build_options(mss=local_mss)
         if cfg.timestamps and opts.ts_val is not None:
             # Window scaling and timestamps survive the cookie (Linux's way): the peer's window scale rides

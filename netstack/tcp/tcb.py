@@ -137,7 +137,7 @@ class Tcb:
         self.rcv_adv = 0
         self.last_ack_sent = 0  # RFC 7323 §4.3 Last.ACK.sent: the ACK field of our latest segment (RCV.NXT then)
         self.rcv_wscale = 0
-        self.rcv_mss = cfg.local_mss_for(local)
+        self.rcv_mss = host.local_mss_for(local)
         self.rcv_buf_size = cfg.rcv_buffer
         self.rcvbuf = bytearray()
         self.reassembly = NO_REASSEMBLY  # a queue of its own from the first out-of-order segment on

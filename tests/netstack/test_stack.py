@@ -48,6 +48,7 @@ class FakeTcp:
         self.expired: list[float] = []
         self.fragmentable: frozenset[bytes] = frozenset()
         self.unresolved: list[bytes] = []
+        self.mtus6: list[int] = []
 
     def segment_received(self, now: float, src: bytes, dst: bytes, segment: memoryview) -> None:
         self.segments.append((now, src, dst, bytes(segment)))
@@ -63,6 +64,9 @@ class FakeTcp:
 
     def unreachable(self, now: float, address: bytes) -> None:
         self.unresolved.append(address)
+
+    def link_mtu6_changed(self, now: float, mtu: int) -> None:
+        self.mtus6.append(mtu)
 
     def next_deadline(self) -> float | None:
         return self.deadline

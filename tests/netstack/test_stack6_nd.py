@@ -7,6 +7,8 @@ import struct
 from netstack.config import StaticIp6
 from netstack.reasons import Drop
 from netstack.stack import Stack
+from netstack.tcp.config import TcpConfig
+from netstack.tcp.layer import TcpLayer
 from tests.netstack.builders import PEER_MAC, US_MAC
 from tests.netstack.builders6 import (
     ALL_NODES,
@@ -30,6 +32,7 @@ from tests.netstack.builders6 import (
     prefix_option,
     ra_frame,
     ready_stack,
+    ready_with_peer,
     run_until,
     sent6,
     solicited,
@@ -296,3 +299,32 @@ def test_a_failed_neighbour_that_is_not_a_router_changes_no_router() -> None:
     assert stack.counters[Drop.ND_UNRESOLVED] == 1
     assert stack.counters[Drop.ND_ROUTER_UNREACHABLE] == 0
     assert stack.ipv6.addresses.routers() == (FAKE_LL, ROUTER_LL)
+
+
+# --- the RA's MTU reaches TCP (RFC 4861 §6.3.4) ---------------------------------------------------------------
+
+
+def test_the_advertised_mtu_is_reported_to_tcp_once_per_change() -> None:
+    tcp = FakeTcp()
+    stack = ready_stack(STATIC, tcp)
+    assert tcp.mtus6 == []  # the link's own MTU: nothing to report
+    stack.frame_received(3.0, ra_frame(mtu_option(1280)))
+    stack.frame_received(3.5, ra_frame(mtu_option(1280)))
+    assert tcp.mtus6 == [1280]
+    stack.frame_received(4.0, ra_frame(mtu_option(1000)))  # below the IPv6 minimum: refused, nothing reported
+    stack.frame_received(4.0, ra_frame(mtu_option(9000)))  # above the link's: refused
+    assert stack.counters[Drop.ND_RA_BAD_MTU] == 2
+    assert tcp.mtus6 == [1280]
+    stack.frame_received(5.0, ra_frame(mtu_option(1400)))
+    assert tcp.mtus6 == [1280, 1400]
+    stack.start(6.0)  # what routers said is forgotten: the link's MTU again
+    assert tcp.mtus6 == [1280, 1400, 1500]
+
+
+def test_tcp_over_the_stack_advertises_an_mss_that_fits_the_advertised_mtu() -> None:
+    tcp = TcpLayer(bytes(32), TcpConfig(mtu=1500))
+    stack = ready_with_peer(tcp)
+    assert tcp.local_mss_for(US_STATIC) == 1440
+    stack.frame_received(4.0, ra_frame(mtu_option(1280)))
+    assert tcp.local_mss_for(US_STATIC) == 1220
+    assert tcp.local_mss_for(bytes(4)) == 1460

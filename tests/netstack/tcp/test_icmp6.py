@@ -262,3 +262,54 @@ def test_ipv6_syn_ack_is_not_needed_for_an_error_to_reach_syn_sent() -> None:
     assert peer.layer.state_of(conn) == State.SYN_SENT
     peer.inject(SYN | ACK, 9000, iss + 1, options=build_options(mss=1440))
     assert peer.layer.state_of(conn) == State.ESTABLISHED
+
+
+# ------------------------------------------------------------------------------- the IPv6 link MTU (RFC 4861 §6.3.4)
+
+def test_a_lower_link_mtu_shrinks_the_mss_of_new_ipv6_connections() -> None:
+    """An RA's MTU option (passed on by the stack as link_mtu6_changed) sets the MSS we advertise and the most
+    we send (RFC 9293 §3.7.1): 1280 - 60, not the 1440 of the configured 1500."""
+    peer = peer6(timestamps=False, mtu=1500)
+    peer.layer.link_mtu6_changed(peer.now, 1280)
+    peer.layer.listen(80)
+    peer.inject(SYN, 1000, options=build_options(mss=1440))
+    (syn_ack,) = peer.out()
+    assert syn_ack.options.mss == 1220
+    conn = peer.layer.connect(peer.now, US6, THEM6, 443, local_port=50000)
+    (syn,) = peer.out()
+    assert syn.flags == SYN
+    assert syn.options.mss == 1220
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.rcv_mss == 1220
+    assert peer.layer.local_mss_for(US) == 1460  # IPv4 keeps the configured MTU
+    peer.layer.link_mtu6_changed(peer.now, 1500)  # an MTU back up applies to new connections again
+    assert peer.layer.local_mss_for(US6) == 1440
+
+
+def test_a_lower_link_mtu_shrinks_existing_ipv6_connections_as_packet_too_big_does() -> None:
+    peer = peer6(timestamps=False)
+    conn, _ = peer.accept(mss=1440)
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.mss == 1440
+    peer.layer.send(peer.now, conn, b"m" * 3000)
+    peer.out()
+    peer.layer.link_mtu6_changed(peer.now, 1400)
+    assert tcb.mss == 1340
+    (again,) = peer.out()
+    assert len(again.payload) == 1340
+    assert peer.layer.stats["pmtu-reduced"] == 1
+    peer.layer.link_mtu6_changed(peer.now, 1500)  # never raised without probing
+    assert tcb.mss == 1340
+    assert peer.layer.stats["pmtu-reduced"] == 1
+
+
+def test_the_ipv6_link_mtu_leaves_ipv4_connections_alone() -> None:
+    peer = RawPeer(TcpConfig(timestamps=False))
+    conn, _ = peer.accept(mss=1460)
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    peer.layer.link_mtu6_changed(peer.now, 1280)
+    assert tcb.mss == 1460
+    assert peer.layer.stats["pmtu-reduced"] == 0
