@@ -201,6 +201,10 @@ class Ipv6Path:
         if chain.fragment is None and chain.upper == ipv6.PROTO_ICMPV6:
             message = icmpv6.parse_icmpv6(body[chain.upper_offset :], header.src, header.dst)
             if message.type in (ndp.NEIGHBOR_SOLICIT, ndp.NEIGHBOR_ADVERT):
+                if header.src == UNSPECIFIED and message.type not in _FROM_UNSPECIFIED:
+                    # RFC 4861 §4.4: an NA comes from an address of its sender; as _icmp_received refuses it
+                    self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
+                    return
                 self._nd_received(now, header, message)
                 return
         self._counters.add(Drop.IPV6_TENTATIVE_DESTINATION)
@@ -233,6 +237,11 @@ class Ipv6Path:
         An atomic fragment (offset 0, no more: RFC 6946) is a whole packet."""
         chain = ipv6.walk(header, body, self._limits.ipv6)
         fragment = chain.fragment
+        if fragment is not None and header.src == UNSPECIFIED:
+            # :: is let through _admitted for DAD probes alone, and ND is never fragmented (RFC 6980): refused
+            # before it takes reassembly budget rather than after, at dispatch
+            self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
+            return None
         if fragment is None or not (fragment.offset or fragment.more):
             return header, body, chain, False
         joined = self._reassembler.add6(now, header, chain, body)

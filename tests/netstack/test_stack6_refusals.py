@@ -99,6 +99,39 @@ def test_only_solicitations_may_come_from_the_unspecified_address() -> None:
     assert [s.icmp_type for s in sent6(stack.take_frames(3.0))] == [NA]
 
 
+def test_fragments_from_the_unspecified_address_are_refused_before_reassembly() -> None:
+    """Hardening (audit N3): :: passes admission for DAD probes alone, which are never fragmented (RFC 6980)."""
+    stack = ready_with_peer()
+    upper = icmp6(128, 0, bytes(64), UNSPECIFIED, US_STATIC)
+    for packet in fragments(UNSPECIFIED, US_STATIC, PROTO_ICMPV6, upper, size=32, ident=5):
+        stack.frame_received(3.0, eth6(US_MAC, PEER_MAC, packet))
+    assert stack.counters[Drop.IPV6_MARTIAN_SOURCE] == 3
+    assert stack.stats()["reassembly-datagrams"] == 0
+    atomic = ipv6(UNSPECIFIED, US_STATIC, PROTO_FRAGMENT, fragment_header(PROTO_ICMPV6, 0, False, 6) + upper)
+    stack.frame_received(3.0, eth6(US_MAC, PEER_MAC, atomic))
+    assert stack.counters[Drop.IPV6_MARTIAN_SOURCE] == 4
+    # the same fragments from a real address are reassembled (and the echo answered)
+    for packet in fragments(PEER6, US_STATIC, PROTO_ICMPV6, icmp6(128, 0, bytes(64), PEER6, US_STATIC),
+                            size=32, ident=5):
+        stack.frame_received(3.0, eth6(US_MAC, PEER_MAC, packet))
+    assert [s.payload[0] for s in sent6(stack.take_frames(3.0))] == [ECHO_REPLY]
+
+
+def test_a_tentative_address_takes_no_advertisement_from_the_unspecified_address() -> None:
+    """RFC 4861 §4.4: an NA's source is its sender's address; one from :: does not make ours a duplicate."""
+    stack = new_stack(STATIC)
+    stack.start(0.0)
+    stack.take_frames(0.0)
+    assert stack.ipv6 is not None
+    stack.frame_received(0.1, na_frame(UNSPECIFIED, US_STATIC, US_STATIC, solicited=False))
+    assert stack.counters[Drop.IPV6_MARTIAN_SOURCE] == 1
+    assert stack.counters[Drop.ND_DAD_DUPLICATE] == 0
+    assert stack.ipv6.addresses.is_tentative(US_STATIC)
+    stack.frame_received(0.1, na_frame(PEER6, US_STATIC, US_STATIC, solicited=False))  # a real defender: taken
+    assert stack.counters[Drop.ND_DAD_DUPLICATE] == 1
+    assert not stack.ipv6.addresses.is_tentative(US_STATIC)
+
+
 # --- RFC 4862 §5.4: a tentative address takes neighbour discovery only, silently --------------------------
 
 
