@@ -164,6 +164,7 @@ class Drop(StrEnum):
     # RFC 4861 §6.3.6: a default router whose resolution or probes failed goes behind the others (not a drop: a
     # count of failovers, so a router that keeps failing shows)
     ND_ROUTER_UNREACHABLE = "nd-router-unreachable"
+    ND_ROUTER_WITHDRAWN = "nd-router-withdrawn"  # RFC 4861 §7.2.5: an NA's IsRouter flag went FALSE: removed
     # neighbour discovery (ipv6): address autoconfiguration (RFC 4862, RFC 7217)
     ND_DAD_DUPLICATE = "nd-dad-duplicate"
     ND_DAD_FAILED = "nd-dad-failed"

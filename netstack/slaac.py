@@ -293,6 +293,13 @@ class AddressConfig:
         else:
             self._counters.add(Drop.ND_ROUTERS_FULL)
 
+    def router_withdrawn(self, address: bytes) -> None:
+        """An NA whose IsRouter flag is clear for `address`: if it is a default router, it is one no longer and
+        leaves the list (RFC 4861 §7.2.5: a change from TRUE to FALSE MUST remove it; a router on the list has
+        told us TRUE by its RA). It can only take a router away, which a forged RA with lifetime 0 can too."""
+        if self._routers.pop(address, None) is not None:
+            self._counters.add(Drop.ND_ROUTER_WITHDRAWN)
+
     def _prefix(self, now: float, info: PrefixInfo) -> None:
         if is_link_local(info.prefix) or is_multicast(info.prefix) or info.preferred_lifetime > info.valid_lifetime:
             self._counters.add(Drop.ND_RA_PREFIX_IGNORED)  # RFC 4861 §6.3.4, RFC 4862 §5.5.3(b, c)

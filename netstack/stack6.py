@@ -371,6 +371,8 @@ class Ipv6Path:
                 self._send_nd(reply)
         elif isinstance(parsed, NeighborAdvert):
             self.addresses.neighbour_advert_received(now, parsed.target)
+            if not parsed.router:
+                self.addresses.router_withdrawn(parsed.target)
             released = self.neighbours.advertisement_received(now, parsed)
             if released is not None:
                 mac, packets = released

@@ -328,3 +328,20 @@ def test_tcp_over_the_stack_advertises_an_mss_that_fits_the_advertised_mtu() -> 
     stack.frame_received(4.0, ra_frame(mtu_option(1280)))
     assert tcp.local_mss_for(US_STATIC) == 1220
     assert tcp.local_mss_for(bytes(4)) == 1460
+
+
+def test_an_advertisement_that_clears_the_router_flag_removes_the_router() -> None:
+    """RFC 4861 §7.2.5: IsRouter going from TRUE (the RA) to FALSE MUST remove it from the default routers."""
+    stack = ready_stack()
+    assert stack.ipv6 is not None
+    addresses = stack.ipv6.addresses
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX)))
+    stack.frame_received(3.1, na_frame(ROUTER_LL, ALL_NODES, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC,
+                                       solicited=False, router=True))
+    assert addresses.routers() == (ROUTER_LL,)
+    stack.frame_received(3.2, na_frame(PEER_LL, ALL_NODES, PEER_LL, solicited=False))  # not a router of ours
+    assert stack.counters[Drop.ND_ROUTER_WITHDRAWN] == 0
+    stack.frame_received(3.3, na_frame(ROUTER_LL, ALL_NODES, ROUTER_LL, ROUTER_MAC, src_mac=ROUTER_MAC,
+                                       solicited=False))
+    assert addresses.routers() == ()
+    assert stack.counters[Drop.ND_ROUTER_WITHDRAWN] == 1
