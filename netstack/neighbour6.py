@@ -174,8 +174,9 @@ class Neighbours6:
             self._pending[next_hop] = pending
             return self._multicast_solicit(source, next_hop)
         if len(pending.packets) >= self._limits.pending_packets_per_destination:
+            # §7.2.2: the new packet SHOULD replace the oldest, so a retransmission outlives a stale segment
             self._counters.add(Drop.ND_PENDING_FULL)
-            return None
+            pending.packets.popleft()
         pending.packets.append(packet)
         return None
 

@@ -157,7 +157,7 @@ class Drop(StrEnum):
     ND_UNSOLICITED_NA = "nd-unsolicited-na"
     ND_NA_WITHOUT_LINK_ADDRESS = "nd-na-without-link-address"
     ND_CACHE_EVICTED = "nd-cache-evicted"
-    ND_PENDING_FULL = "nd-pending-full"
+    ND_PENDING_FULL = "nd-pending-full"  # IPv6: the oldest held packet dropped for the new one (RFC 4861 §7.2.2)
     ND_PENDING_DESTINATIONS_FULL = "nd-pending-destinations-full"
     ND_UNRESOLVED = "nd-unresolved"
     ND_PROBE_FAILED = "nd-probe-failed"

@@ -129,6 +129,11 @@ def test_pending_queue_limits() -> None:
         n.hold(0.0, PEER, bytes([i]), US)
     assert n.pending_count(PEER) == 3
     assert counters[Drop.ND_PENDING_FULL] == 2
+    # RFC 4861 §7.2.2: each new packet replaced the oldest, so the newest three are released
+    assert n.advertisement_received(0.5, NeighborAdvert(False, True, True, PEER, PEER_MAC)) == \
+        (PEER_MAC, (b"\x02", b"\x03", b"\x04"))
+    for i in range(5):
+        n.hold(0.5, PEER, bytes([i]), US)
     assert n.hold(0.0, OTHER, b"x", US) is not None
     assert n.hold(0.0, ip6_from_text("fe80::4"), b"x", US) is None
     assert counters[Drop.ND_PENDING_DESTINATIONS_FULL] == 1
