@@ -111,6 +111,10 @@ class SlaacLimits:
     min_reachable_time: float = 5.0  # seconds; RFC 4861 MAX_REACHABLE_TIME (3600 s) is the upper bound
     min_retrans_timer: float = 1.0  # seconds; a shorter advertised RetransTimer is ignored
     max_retrans_timer: float = 60.0
+    # An on-link prefix shorter than this is ignored (RFC 4861 §6.3.4 sets no bound; hardening): ::/0 on link
+    # sends every off-link destination to multicast resolution instead of the router, and lets TCP's route-back
+    # check pass for any source. No real link is /15 or wider (RFC 6177 assigns /48 to /64 per site).
+    min_on_link_prefix_len: int = 16
 
 
 @dataclass(frozen=True, slots=True)

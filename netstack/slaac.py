@@ -313,6 +313,9 @@ class AddressConfig:
                 self._counters.add(Drop.ND_RA_PREFIX_IGNORED)
 
     def _on_link_prefix(self, now: float, info: PrefixInfo) -> None:
+        if info.prefix_len < self._limits.min_on_link_prefix_len:  # SlaacLimits.min_on_link_prefix_len says why
+            self._counters.add(Drop.ND_RA_PREFIX_IGNORED)
+            return
         key = (network(info.prefix, info.prefix_len), info.prefix_len)
         if info.valid_lifetime == 0:
             self._prefixes.pop(key, None)

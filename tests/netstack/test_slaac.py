@@ -297,6 +297,19 @@ def test_longer_lifetimes_are_accepted() -> None:
     assert global_address() in dict(config.addresses())
 
 
+@pytest.mark.parametrize("length", [0, 1, 8, 15])
+def test_an_on_link_prefix_shorter_than_the_minimum_is_refused(length: int) -> None:
+    """Hardening (SlaacLimits.min_on_link_prefix_len): ::/0 on link would put the whole internet on the link."""
+    config, counters = started()
+    far = ip6_from_text("2a00:1::1")
+    config.router_advert_received(2.0, ra(pio(bytes(16), length=length, autonomous=False)), ROUTER)
+    assert config.prefixes() == ()
+    assert not config.on_link(far)
+    assert counters[Drop.ND_RA_PREFIX_IGNORED] == 1
+    config.router_advert_received(2.0, ra(pio(bytes(16), length=16, autonomous=False)), ROUTER)  # the minimum
+    assert config.prefixes() == ((bytes(16), 16),)
+
+
 def test_infinite_lifetime() -> None:
     config, _ = started()
     config.router_advert_received(2.0, ra(pio(valid=INFINITE_LIFETIME, preferred=INFINITE_LIFETIME)), ROUTER)
