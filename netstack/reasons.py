@@ -102,6 +102,9 @@ class Drop(StrEnum):
     ICMPV6_ECHO_MULTICAST = "icmpv6-echo-multicast"
     ICMPV6_ECHO_RATE_LIMITED = "icmpv6-echo-rate-limited"
     ICMPV6_ERROR_RATE_LIMITED = "icmpv6-error-rate-limited"
+    # RFC 4443 §2.4(e.6): no error to a source that names no single node, here the Subnet-Router anycast address
+    # of a prefix of ours (RFC 4291 §2.6.1)
+    ICMPV6_ERROR_TO_ANYCAST = "icmpv6-error-to-anycast"
     ICMPV6_BAD_QUOTE = "icmpv6-bad-quote"
     ICMPV6_ERROR_NOT_OURS = "icmpv6-error-not-ours"
     ICMPV6_ERROR_UNHANDLED = "icmpv6-error-unhandled"

@@ -462,6 +462,15 @@ class AddressConfig:
             return True
         return any(prefix_matches(address, net, length) for net, length in self._prefixes)
 
+    def is_subnet_anycast(self, address: bytes) -> bool:
+        """The Subnet-Router anycast address (RFC 4291 §2.6.1: the prefix with an all-zero interface identifier)
+        of a prefix of ours: link-local, static, autoconfigured or advertised on-link. RFC 4443 §2.4(e.6) sends
+        no error to it (it names no single node). Not for /127 and /128, which have none (RFC 6164)."""
+        prefixes = [(LINK_LOCAL_PREFIX + bytes(IID_LEN), AUTOCONF_PREFIX_LEN), *self._prefixes]
+        prefixes += [(a.address, a.prefix_len) for a in self._all() if a.origin is not Origin.LINK_LOCAL]
+        return any(length < 127 and address == network(net, length) and prefix_matches(address, net, length)
+                   for net, length in prefixes)
+
     def groups(self) -> frozenset[bytes]:
         """The multicast groups the stack must accept: all-nodes and the solicited-node group of every owned
         address (tentative ones included: the other claimant's DAD probe comes there)."""

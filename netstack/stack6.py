@@ -460,6 +460,9 @@ class Ipv6Path:
                                     invoking_is_error=invoking_is_error, error_type=icmp_type,
                                     multicast_exempt=multicast_exempt):
             return
+        if self.addresses.is_subnet_anycast(header.src):
+            self._counters.add(Drop.ICMPV6_ERROR_TO_ANYCAST)
+            return
         source = header.dst if not is_multicast(header.dst) and self.addresses.assigned(header.dst) \
             else self.addresses.source_for(header.src)
         if source is None:

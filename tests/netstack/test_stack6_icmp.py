@@ -16,6 +16,7 @@ from tests.netstack.builders6 import (
     ALL_NODES,
     FAR6,
     PEER6,
+    PREFIX,
     PROTO_DEST,
     PROTO_FRAGMENT,
     PROTO_HOP,
@@ -161,6 +162,22 @@ def test_port_unreachable_for_a_closed_udp_port() -> None:
     assert _send(stack, to_group, dst_mac=mmac(ALL_NODES)) == []
     assert _send(stack, packet, dst_mac=mmac(ALL_NODES)) == []
     assert stack.counters[Drop.UDP_PORT_CLOSED] == 3
+
+
+def test_no_error_to_the_subnet_router_anycast_address_of_our_prefixes() -> None:
+    """RFC 4443 §2.4(e.6), RFC 4291 §2.6.1: 2001:db8:1:: (our static /64) and fe80:: name no single node."""
+    stack = ready_with_peer()
+    for anycast in (PREFIX, bytes.fromhex("fe80" + "00" * 14)):
+        packet = ipv6(anycast, US_STATIC, PROTO_UDP, udp6(anycast, US_STATIC, 5000, 9, b"hello"))
+        assert _send(stack, packet) == []
+    assert stack.counters[Drop.ICMPV6_ERROR_TO_ANYCAST] == 2
+    assert stack.counters[Drop.UDP_PORT_CLOSED] == 2
+    # an all-zero identifier in a prefix that is not ours is someone's host address
+    other = bytes.fromhex("20010db8000200000000000000000000")
+    assert stack.ipv6 is not None
+    assert not stack.ipv6.addresses.is_subnet_anycast(other)
+    assert not stack.ipv6.addresses.is_subnet_anycast(PEER6)
+    assert stack.ipv6.addresses.is_subnet_anycast(PREFIX)
 
 
 def test_udp_to_a_bound_port_reaches_the_handler() -> None:
