@@ -223,7 +223,10 @@ def skim_to_upper(header: Ipv6Header, packet: memoryview, max_headers: int) -> t
     """The first header that is not an extension header, as (next-header value, offset from the start of the
     packet), found by following the length bytes alone: for a packet `walk` may have refused, where the
     stack still has to know what it carries before answering it (RFC 4443 §2.4(e): never an error about an
-    error). None when the chain runs past the packet, past `max_headers`, or into a non-first fragment."""
+    error). None when the chain runs past the packet or into a non-first fragment. At `max_headers` the header it
+    stopped at, an extension header still (`is_extension_header`): what it carries is unknown, and a caller
+    deciding whether an error may answer must fail closed (RFC 4443 §2.4(e.1): `walk` can refuse the first
+    header of a chain whose upper layer is an ICMPv6 error beyond any bound)."""
     next_header = header.next_header
     offset = HEADER_LEN
     for _ in range(max_headers):
@@ -239,7 +242,12 @@ def skim_to_upper(header: Ipv6Header, packet: memoryview, max_headers: int) -> t
             length = (packet[offset + 1] + 1) * 8
         next_header = packet[offset]
         offset += length
-    return None
+    return next_header, offset
+
+
+def is_extension_header(next_header: int) -> bool:
+    """One of the extension headers `walk` and `skim_to_upper` follow."""
+    return next_header in _WALKED
 
 
 def next_header_pointer(chain: HeaderChain) -> int:

@@ -476,8 +476,11 @@ class Ipv6Path:
 
     def _invoking_is_error(self, header: Ipv6Header, original: memoryview) -> bool:
         """RFC 4443 §2.4(e.1, e.2) for an ICMPv6 message behind extension headers too (even behind the one the
-        walk refused)."""
+        walk refused). A chain longer than the skim's bound counts as an error: the walk may refuse its first
+        header before reaching the bound, and what lies behind is unknown (fail closed)."""
         upper = ipv6.skim_to_upper(header, original, self._limits.ipv6.extension_headers + 1)
+        if upper is not None and ipv6.is_extension_header(upper[0]):
+            return True  # the skim gave up at its bound: it may be an error, so fail closed (no answer)
         return upper is not None and upper[0] == ipv6.PROTO_ICMPV6 and upper[1] < len(original) and \
             icmpv6.suppresses_errors(original[upper[1]])
 

@@ -414,4 +414,5 @@ def test_skimming_stops_at_fragment_data_the_packet_end_and_the_header_bound() -
     chain = options_header(PROTO_DEST_OPTS) + options_header(PROTO_DEST_OPTS) + options_header(PROTO_ICMPV6) + \
         bytes((128, 0, 0, 0))
     assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=4) == (PROTO_ICMPV6, 64)
-    assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=3) is None
+    assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=3) == (PROTO_ICMPV6, 64)
+    assert _skim(packet6(PROTO_DEST_OPTS, chain), max_headers=2) == (PROTO_DEST_OPTS, 56)  # undetermined

@@ -203,6 +203,22 @@ def test_no_error_about_an_error() -> None:
     assert stack.counters[Drop.IPV6_UNKNOWN_OPTION] == 1
 
 
+def test_no_error_when_the_chain_is_too_long_to_tell_whether_it_carries_an_error() -> None:
+    """RFC 4443 §2.4(e.1), fail closed: an unknown option (action 10) in the first of ten headers is refused
+    before the header bound, and the skim cannot see the ICMPv6 error behind them: no Parameter Problem."""
+    stack = ready_with_peer()
+    inner = ipv6(US_STATIC, PEER6, PROTO_UDP, udp6(US_STATIC, PEER6, 1, 2, b""))
+    chain, nh = icmp6(1, 4, bytes(4) + inner, PEER6, US_STATIC), PROTO_ICMPV6
+    for _ in range(9):
+        chain, nh = options_header(nh, b"") + chain, PROTO_DEST
+    packet = ipv6(PEER6, US_STATIC, PROTO_DEST, options_header(nh, UNKNOWN_10) + chain)
+    assert _send(stack, packet) == []
+    assert stack.counters[Drop.IPV6_UNKNOWN_OPTION] == 1
+    # the same refusal with a short chain to an echo is answered
+    short = ipv6(PEER6, US_STATIC, PROTO_DEST, options_header(PROTO_ICMPV6, UNKNOWN_10) + ECHO)
+    _error(_send(stack, short), 4, 2)
+
+
 def test_error_bucket_counts_what_it_refuses() -> None:
     stack = ready_with_peer()
     packet = ipv6(PEER6, US_STATIC, PROTO_UDP, udp6(PEER6, US_STATIC, 5000, 9, b"hello"))
