@@ -47,7 +47,8 @@ class Count(StrEnum):
     SYN_RECEIVED = "syn-received"
     HALF_OPEN_UNREACHABLE = "half-open-unreachable"  # the stack could not resolve the SYN's source
     SYN_COOKIE_SENT = "syn-cookie-sent"
-    SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"
+    SYN_COOKIE_RATE_LIMITED = "syn-cookie-rate-limited"              # this second's layer-wide cookie budget
+    SYN_COOKIE_TUPLE_RATE_LIMITED = "syn-cookie-tuple-rate-limited"  # ...or this 4-tuple's (replylimit.py)
     SYN_COOKIE_ACCEPTED = "syn-cookie-accepted"
     SYN_COOKIE_REUSED = "syn-cookie-reused"          # a cookie that already made a connection (refused)
     SYN_COOKIE_FORGOTTEN = "syn-cookie-forgotten"    # the memory of used cookies was full

@@ -27,7 +27,6 @@ from collections import Counter
 
 from netstack.addresses6 import NO_HOST_PREFIXES, is_unicast_host, source_key
 from netstack.faults import FaultLog
-from netstack.ratelimit import TokenBucket
 from netstack.tcp import events as ev
 from netstack.tcp import family, icmp
 from netstack.tcp.config import TcpConfig
@@ -35,7 +34,7 @@ from netstack.tcp.connection import Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.host import Budgets
 from netstack.tcp.isn import COOKIE_LIFETIME, IsnGenerator
-from netstack.tcp.replylimit import RstBudget
+from netstack.tcp.replylimit import CookieBudget, RstBudget
 from netstack.tcp.segment import (
     ACK,
     FIN,
@@ -112,7 +111,7 @@ class TcpLayer:
         self._heap: list[tuple[float, int]] = []
         self._ids = itertools.count(1)  # connection ids, never reused
         self._rst_budget = RstBudget(secret, self.config)
-        self._cookie_bucket = TokenBucket(self.config.syn_cookie_rate_limit, self.config.syn_cookie_rate_limit)
+        self._cookie_budget = CookieBudget(secret, self.config)
         # Destinations whose path MTU is below `min_path_mtu` (SegmentLayer contract: sent without DF), kept
         # while a connection that learned it lives, by connection id. IPv4 only: IPv6 has no DF to clear
         # (only the source fragments) and no path below 1280, so no IPv6 address is ever in it.
@@ -479,9 +478,11 @@ class TcpLayer:
 
     def _send_cookie(self, now: float, src: bytes, dst: bytes, seg: Segment, listener: Listener) -> None:
         """A stateless SYN-ACK. The cookie carries the peer's MSS (rounded down to the table) for our sending;
-        the MSS option is our own, what we can receive, as in any SYN-ACK."""
-        if not self._cookie_bucket.allow(now):
-            self.count(Count.SYN_COOKIE_RATE_LIMITED)
+        the MSS option is our own, what we can receive, as in any SYN-ACK. Within the cookie budget: per 4-tuple
+        and layer-wide with a per-second size nobody outside can know (netstack/tcp/replylimit.py says why)."""
+        refused = self._cookie_budget.allow(now, dst, seg.dst_port, src, seg.src_port)
+        if refused is not None:
+            self.count(refused)
             return
         cfg = self.config
         opts = seg.options

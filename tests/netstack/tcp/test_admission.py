@@ -320,11 +320,12 @@ def test_syn_cookies_are_rate_limited_and_counted() -> None:
     for port in range(2000, 2050):                                        # a flood within one instant
         peer.inject(SYN, port, options=build_options(mss=1460), src_port=port)
     replies = peer.out()
-    assert len(replies) == 10
+    assert 5 <= len(replies) <= 10                                       # this second's size: [limit/2, limit]
     assert all(seg.flags == SYN | ACK for seg in replies)
-    assert peer.layer.stats["syn-cookie-sent"] == 10
-    assert peer.layer.stats["syn-cookie-rate-limited"] == 40
-    peer.advance(0.5)                                                     # the budget refills with time
+    assert peer.layer.stats["syn-cookie-sent"] == len(replies)
+    assert peer.layer.stats["syn-cookie-rate-limited"] == 50 - len(replies)
+    peer.advance(1.0)                                                     # the budget comes back each second
+    peer.out()                                                            # (the half-open SYN-ACK again)
     peer.inject(SYN, 7, options=build_options(mss=1460), src_port=3000)
     (cookie,) = peer.out()
     peer.inject(ACK, 8, cookie.seq + 1, src_port=3000)                    # and the cookie still works

@@ -4,7 +4,7 @@ RSTs its own probes get back, whether another flow is live (audit #5, the CVE-20
 from __future__ import annotations
 
 from netstack.tcp.config import TcpConfig
-from netstack.tcp.segment import ACK, build_segment
+from netstack.tcp.segment import ACK, SYN, build_segment
 from tests.netstack.tcp.raw import THEM, THEM6, US, US6, RawPeer
 
 ATTACKER = bytes([10, 0, 0, 66])
@@ -76,3 +76,88 @@ def test_a_slash_64_is_one_source_for_rsts() -> None:
     assert closed_port_acks(peer, other_host, 5, dst=US6) == 1
     other_64 = THEM6[:7] + b"\x99" + THEM6[8:]
     assert closed_port_acks(peer, other_64, 5, dst=US6) == 3
+
+
+# -- SYN cookies: the same shape, keyed by 4-tuple ----------------------------------------------------------
+
+FILLER = bytes([10, 9, 9, 9])
+
+
+def cookie_mode(config: TcpConfig | None = None) -> RawPeer:
+    """A listener with a live connection from THEM:40000 and a full backlog, so new SYNs get cookies."""
+    peer = RawPeer(config, peer_port=40000)
+    peer.accept(1000)
+    peer.layer.listeners[80].backlog = 1
+    peer.inject(SYN, 5, src=FILLER, src_port=1)
+    peer.out()
+    return peer
+
+
+def own_syns(peer: RawPeer, src: bytes, count: int, first_port: int = 1024) -> int:
+    """`count` SYNs from `src`, each from its own port, now; how many SYN-ACKs came back to `src`."""
+    for i in range(count):
+        seg = build_segment(src, US, first_port + i, 80, i, 0, SYN, 1000)
+        peer.layer.segment_received(peer.now, src, US, memoryview(seg))
+    return sum(1 for _local, remote, _seg in peer.layer.take_outgoing() if remote == src)
+
+
+def cookie_probe(guess_port: int, probes: int) -> int:
+    """The probe on cookies: in a fresh second, `probes` spoofed SYNs claiming to be the client on `guess_port`
+    (a dead 4-tuple gets cookies, the live one a challenge ACK), then the attacker takes what is left of the
+    cookie budget from its own ports and counts its cookie SYN-ACKs."""
+    peer = cookie_mode()
+    peer.now = 10.0
+    for _ in range(probes):
+        peer.inject(SYN, 777, src=THEM, src_port=guess_port)
+    peer.out()
+    return own_syns(peer, ATTACKER, 2 * peer.layer.config.syn_cookie_rate_limit)
+
+
+def test_cookies_counted_by_an_attacker_do_not_tell_a_live_port_from_a_dead_one() -> None:
+    """Before: a token bucket shared by everyone, so 100 probes of a dead 4-tuple took 100 cookies from the
+    attacker's count and the live one none (5000 against 4900, exactly, every time). Now a 4-tuple gets at
+    most its few cookies a second, and the second's ceiling is unknown."""
+    share = TcpConfig().syn_cookie_rate_limit_per_tuple
+    live, dead = cookie_probe(40000, 100), cookie_probe(40001, 100)
+    assert 0 <= live - dead <= share
+
+
+def test_probes_naming_one_4_tuple_take_only_its_share_of_cookies() -> None:
+    peer = cookie_mode()
+    share = peer.layer.config.syn_cookie_rate_limit_per_tuple
+    for _ in range(100):
+        peer.inject(SYN, 777, src=THEM, src_port=40001)
+    assert len(peer.out()) == share
+    assert peer.layer.stats["syn-cookie-tuple-rate-limited"] == 100 - share
+    peer.now = 1.0
+    peer.inject(SYN, 777, src=THEM, src_port=40001)    # the share comes back the next second
+    assert len(peer.out()) == 1
+
+
+def test_spoofed_syns_naming_a_victim_leave_it_its_cookies() -> None:
+    """Audit #4 stays fixed: a flood of SYNs claiming the victim's address (8000, more than any second's
+    ceiling; the shared bucket gave them all of it) takes only the share of each 4-tuple it names, so the
+    victim's own SYN from another port still gets a cookie in the same second."""
+    peer = cookie_mode()
+    for port in range(1024, 1824):
+        for _ in range(10):
+            peer.inject(SYN, 777, src=THEM, src_port=port)
+    peer.out()
+    peer.inject(SYN, 4242, src=THEM, src_port=50000)
+    (syn_ack,) = peer.out()
+    assert (syn_ack.flags, syn_ack.ack, syn_ack.dst_port) == (SYN | ACK, 4243, 50000)
+    assert peer.layer.stats["syn-cookie-rate-limited"] == 0
+
+
+def test_the_layer_wide_cookie_budget_changes_size_every_second() -> None:
+    """A flood from many 4-tuples still meets a layer-wide ceiling, but its size is drawn each second from
+    [limit / 2, limit] (a keyed hash)."""
+    limit = 100
+    peer = cookie_mode(TcpConfig(syn_cookie_rate_limit=limit))
+    sizes = []
+    for second in range(40):
+        peer.now = float(second)
+        sizes.append(own_syns(peer, ATTACKER, 2 * limit))
+    assert all(limit // 2 <= size <= limit for size in sizes), sizes
+    assert len(set(sizes)) >= 20, sizes
+    assert peer.layer.stats["syn-cookie-rate-limited"] > 0
