@@ -136,8 +136,13 @@ class SendSide(Tcb):
                     break
                 n = min(mss, avail, usable)
                 # Sender silly window avoidance (RFC 9293 §3.8.6.2.1): full segments, or everything that is
-                # left, or at least half the largest window the peer has offered.
-                if n < mss and n < avail and n < self.max_snd_wnd // 2 and self.snd_max != self.snd_una:
+                # left, or at least half the largest window the peer has offered, or nothing in flight (the
+                # ACK of what is in flight brings us back here). It holds back new data only: what a timeout
+                # resends from SND.UNA (SND.NXT behind SND.MAX) is sent as the window allows. A peer whose SYN
+                # offered 64 KiB and whose window then stayed at 100 bytes had its lost 100-byte segment never
+                # resent (the rule waited for an ACK that could not come) until the connection was dropped.
+                if n < mss and n < avail and n < self.max_snd_wnd // 2 and self.snd_max != self.snd_una and \
+                        self.snd_nxt == self.snd_max:
                     break
                 flags = ACK
                 if n == avail:

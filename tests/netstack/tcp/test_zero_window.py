@@ -121,3 +121,33 @@ def test_an_echo_whose_reads_wait_for_its_writes_does_not_deadlock(seed: int) ->
     echoed = _echo(seed)
     assert len(echoed) == 1 << 20  # short: the exchange stopped (the deadlock), not a corruption
     assert echoed == random.Random(seed).randbytes(1 << 20)
+
+
+def small_window_transfer(window: int, total: int) -> tuple[bytes, RawPeer]:
+    """A peer whose SYN offered 64 KiB and whose window then stays at `window` (below half of that, the sender
+    SWS threshold): it loses our first segment, then acknowledges each one it gets with the same window."""
+    peer = RawPeer()
+    cid, iss = peer.accept(1000)
+    peer.inject(ACK, 1001, iss + 1, window=window)
+    peer.layer.send(peer.now, cid, bytes(range(256)) * (total // 256))
+    (lost,) = peer.out()
+    assert len(lost.payload) == window
+    got = b""
+    while len(got) < total and peer.now < 600:
+        for seg in peer.out() or peer.next_output(limit=600):
+            if seg.payload and seg.seq == iss + 1 + len(got):
+                got += bytes(seg.payload)
+        peer.inject(ACK, 1001, iss + 1 + len(got), window=window)
+    assert peer.layer.connection(cid) is not None
+    return got, peer
+
+
+@pytest.mark.parametrize("window", [1, 100])
+def test_a_lost_segment_in_a_window_below_the_sws_threshold_is_resent(window: int) -> None:
+    """Sender SWS avoidance held back less than half the largest window the peer ever offered while data was
+    in flight, and it held back the timeout's resend of that data too: the lost segment was never sent again,
+    and the connection died of the keepalive timeout (195 s). RFC 9293 §3.8.6.2.1 delays new data only."""
+    total = 2560
+    got, peer = small_window_transfer(window, total)
+    assert got == bytes(range(256)) * (total // 256)
+    assert peer.layer.stats["keepalive-timeout"] == 0
