@@ -90,14 +90,15 @@ class _Entry:
     mac: bytes
     state: NudState
     deadline: float  # REACHABLE: turns STALE; DELAY: first probe; PROBE: next probe; STALE: never
-    source: bytes  # our address that talks to this neighbour: the source of our unicast probes
+    source: bytes  # our address that talks to this neighbour: the source of our unicast probes while it is ours
     probes: int = 0
 
 
 @dataclass(slots=True)
 class _Pending:
     """An INCOMPLETE neighbour (RFC 4861 §7.2.2): a next hop being resolved by multicast solicitations from
-    `source`, with the packets held until a solicited advertisement answers (bounded per destination)."""
+    `source` (while it is ours: Neighbours6._source), with the packets held until a solicited advertisement
+    answers (bounded per destination)."""
 
     source: bytes
     next_request: float
@@ -163,7 +164,7 @@ class Neighbours6:
     def hold(self, now: float, next_hop: bytes, packet: bytes, source: bytes) -> NdSend | None:
         """Queue a packet for a next hop `lookup` did not know; the first time, returns the multicast NS that
         starts resolving it. `source` is the packet's source, one of our addresses: the NS comes from it
-        (§7.2.2) and so do later probes."""
+        (§7.2.2), and so do later solicitations while it stays ours (`_source`)."""
         pending = self._pending.get(next_hop)
         if pending is None:
             if len(self._pending) >= self._limits.pending_destinations:
@@ -286,9 +287,12 @@ class Neighbours6:
             self._counters.add(Drop.ND_CACHE_EVICTED)
         self._cache[ip] = entry
 
-    def timers_expired(self, now: float) -> list[NdSend]:
-        """Retry or give up on resolutions (multicast NS), and run the DELAY/PROBE cycle (unicast NS)."""
-        sends = []
+    def timers_expired(self, now: float, ours: Callable[[bytes], bool],
+                       source_for: Callable[[bytes], bytes | None]) -> list[NdSend]:
+        """Retry or give up on resolutions (multicast NS), and run the DELAY/PROBE cycle (unicast NS). Each
+        solicitation's source is picked as it is built (`_source`): `ours` and `source_for` are the address
+        configuration's `assigned` and `solicitation_source`."""
+        sends: list[NdSend] = []
         for ip in [ip for ip, p in self._pending.items() if p.next_request <= now]:
             pending = self._pending[ip]
             if pending.tries >= MAX_MULTICAST_SOLICIT:
@@ -299,7 +303,9 @@ class Neighbours6:
                 continue
             pending.tries += 1
             pending.next_request = now + self._retrans_timer
-            sends.append(self._multicast_solicit(pending.source, ip))
+            pending.source = self._source(pending.source, ip, ours, source_for)
+            if pending.source:
+                sends.append(self._multicast_solicit(pending.source, ip))
         for ip in [ip for ip, e in self._cache.items() if e.deadline <= now]:
             entry = self._cache[ip]
             if entry.state is NudState.REACHABLE:
@@ -313,8 +319,26 @@ class Neighbours6:
                 continue
             entry.state, entry.deadline = NudState.PROBE, now + self._retrans_timer
             entry.probes += 1
-            sends.append(NdSend(entry.source, ip, entry.mac, NEIGHBOR_SOLICIT, serialize_ns(ip, self._mac)))
+            entry.source = self._source(entry.source, ip, ours, source_for)
+            if entry.source:
+                sends.append(NdSend(entry.source, ip, entry.mac, NEIGHBOR_SOLICIT, serialize_ns(ip, self._mac)))
         return sends
+
+    def _source(self, source: bytes, target: bytes, ours: Callable[[bytes], bool],
+                source_for: Callable[[bytes], bytes | None]) -> bytes:
+        """The source of a solicitation built now (RFC 4861 §7.2.2, which §7.3.3's probes follow): the prompting
+        packet's source while it is still ours, otherwise an address assigned to the interface, as source
+        selection picks it for the target. Kept from when the entry was made, the source could be an address
+        that has since expired: the answer went to it, was dropped as not for us, and a neighbour in use was
+        declared unreachable. b"" when we have no address to send from: the try is used up without a message
+        (counted as nd-solicit-no-source), so the entry still gives up after its tries."""
+        if ours(source):
+            return source
+        picked = source_for(target)
+        if picked is None:
+            self._counters.add(Drop.ND_SOLICIT_NO_SOURCE)
+            return b""
+        return picked
 
     def take_unresolved(self) -> list[bytes]:
         """The next hops whose resolution failed since the last call (their packets were dropped): the stack

@@ -164,6 +164,9 @@ class Drop(StrEnum):
     ND_PENDING_DESTINATIONS_FULL = "nd-pending-destinations-full"
     ND_UNRESOLVED = "nd-unresolved"
     ND_PROBE_FAILED = "nd-probe-failed"
+    # RFC 4861 §7.2.2: a solicitation (resolution retry or unicast probe) not sent, as no address of ours can be
+    # its source (the one it was started from is gone and source selection found none); the try still counts
+    ND_SOLICIT_NO_SOURCE = "nd-solicit-no-source"
     # RFC 4861 §6.3.6: a default router whose resolution or probes failed goes behind the others (not a drop: a
     # count of failovers, so a router that keeps failing shows)
     ND_ROUTER_UNREACHABLE = "nd-router-unreachable"

@@ -422,6 +422,13 @@ class AddressConfig:
         best = max(candidates, key=lambda a: (a.state is AddressState.PREFERRED, _common_prefix_len(a.address, dst)))
         return best.address
 
+    def solicitation_source(self, target: bytes) -> bytes | None:
+        """The source of a neighbour solicitation for `target` when the packet that prompted it no longer has one
+        of ours (RFC 4861 §7.2.2: "any one of the addresses assigned to the interface"): source selection's pick,
+        else the link-local address, since ND never leaves the link and a global target is no reason to stay
+        silent once our last global address expired. None only without a usable address at all."""
+        return self.source_for(target) or self.source_for(ALL_NODES)
+
     def default_router(self, known: Callable[[bytes], bool] | None = None) -> bytes | None:
         """The configured gateway, else an advertised router still valid, chosen as RFC 4861 §6.3.6 says: the
         first one `known` calls reachable or probably reachable (a neighbour cache entry in any state but

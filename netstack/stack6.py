@@ -137,7 +137,8 @@ class Ipv6Path:
 
     def timers_expired(self, now: float) -> None:
         self.addresses.timers_expired(now)
-        for message in self.neighbours.timers_expired(now):
+        for message in self.neighbours.timers_expired(now, self.addresses.assigned,
+                                                      self.addresses.solicitation_source):
             self._send_nd(message)
         for next_hop in self.neighbours.take_unresolved():
             self.addresses.router_unreachable(next_hop)

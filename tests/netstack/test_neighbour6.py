@@ -47,6 +47,11 @@ def ours(address: bytes) -> bool:
     return address == US
 
 
+def pick(target: bytes) -> bytes | None:
+    """Source selection with US as the one address assigned."""
+    return US
+
+
 def na(target: bytes, mac: bytes | None, *, solicited: bool = True, override: bool = True) -> NeighborAdvert:
     return NeighborAdvert(False, solicited, override, target, mac)
 
@@ -113,7 +118,7 @@ def test_resolution_retries_then_gives_up() -> None:
     now = 0.0
     while (deadline := n.next_deadline()) is not None:
         now = deadline
-        sends += n.timers_expired(now)
+        sends += n.timers_expired(now, ours, pick)
     assert len(sends) == MAX_MULTICAST_SOLICIT - 1  # plus the one hold() returned
     assert all(s.dst == solicited_node(PEER) for s in sends)
     assert now == pytest.approx(3.0)
@@ -147,7 +152,7 @@ def test_reachable_becomes_stale_then_delay_then_probe_then_gone() -> None:
     resolved(n)
     assert n.reachable_time == 30.0
     assert n.next_deadline() == 30.0
-    assert n.timers_expired(30.0) == []
+    assert n.timers_expired(30.0, ours, pick) == []
     assert state(n) is NudState.STALE
     assert n.next_deadline() is None  # STALE waits for traffic
     assert n.lookup(PEER, 100.0) == PEER_MAC  # a STALE entry is still used...
@@ -157,7 +162,7 @@ def test_reachable_becomes_stale_then_delay_then_probe_then_gone() -> None:
     now = 100.0
     while (deadline := n.next_deadline()) is not None:
         now = deadline
-        probes += n.timers_expired(now)
+        probes += n.timers_expired(now, ours, pick)
         if PEER in n.entries:
             assert state(n) is NudState.PROBE
             assert n.lookup(PEER, now) == PEER_MAC  # packets still go out while probing
@@ -183,7 +188,7 @@ def test_solicited_na_while_probing_makes_reachable() -> None:
     n, _ = make()
     resolved(n)
     n.lookup(PEER, 40.0)
-    n.timers_expired(45.0)
+    n.timers_expired(45.0, ours, pick)
     assert state(n) is NudState.PROBE
     assert n.advertisement_received(45.5, na(PEER, PEER_MAC)) == (PEER_MAC, ())
     assert state(n) is NudState.REACHABLE
@@ -197,7 +202,7 @@ def test_confirm_from_upper_layer_skips_the_probes() -> None:
     assert state(n) is NudState.DELAY
     n.confirm(PEER, 42.0)
     assert state(n) is NudState.REACHABLE
-    assert n.timers_expired(45.0) == []
+    assert n.timers_expired(45.0, ours, pick) == []
     n.confirm(OTHER, 42.0)  # unknown: nothing created
     assert OTHER not in n.entries
 
@@ -348,3 +353,63 @@ def test_ns_with_the_known_address_leaves_the_state_alone() -> None:
     resolved(n)
     n.solicitation_received(1.0, NeighborSolicit(US, PEER_MAC), PEER, ours)
     assert state(n) is NudState.REACHABLE
+
+
+# --- the source of each solicitation (RFC 4861 §7.2.2, §7.3.3; audit F3) ------------------------------------------
+
+OLD = ip6_from_text("2001:db8:1::a")  # an address of ours that expired after the entry was made
+NEW = ip6_from_text("2001:db8:1::b")
+
+
+def probe_cycle(n: Neighbours6, now: float, owned: set[bytes], picked: bytes | None) -> list[NdSend]:
+    """Use PEER's STALE entry at `now` and run its DELAY/PROBE cycle to the end, with `owned` assigned to us and
+    `picked` what source selection returns."""
+    assert n.lookup(PEER, now) == PEER_MAC
+    probes: list[NdSend] = []
+    while (deadline := n.next_deadline()) is not None:
+        probes += n.timers_expired(deadline, owned.__contains__, lambda _target: picked)
+    return probes
+
+
+def test_probes_come_from_a_current_address_once_the_entry_source_is_gone() -> None:
+    n, counters = make()
+    n.solicitation_received(0.0, NeighborSolicit(OLD, PEER_MAC), PEER, lambda a: a == OLD)  # entry sourced OLD
+    probes = probe_cycle(n, 30.0, {US, NEW}, NEW)  # OLD expired meanwhile
+    assert len(probes) == MAX_UNICAST_SOLICIT
+    assert {p.src for p in probes} == {NEW}  # never OLD: the NA would go to an address we dropped
+    assert counters[Drop.ND_SOLICIT_NO_SOURCE] == 0
+
+
+def test_probes_keep_the_entry_source_while_it_is_ours() -> None:
+    n, _ = make()
+    n.solicitation_received(0.0, NeighborSolicit(OLD, PEER_MAC), PEER, lambda a: a == OLD)
+    probes = probe_cycle(n, 30.0, {US, OLD, NEW}, NEW)
+    assert {p.src for p in probes} == {OLD}  # §7.2.2: the prompting packet's source, since it is still ours
+
+
+def test_resolution_retries_come_from_a_current_address_once_the_packet_source_is_gone() -> None:
+    n, _ = make()
+    first = n.hold(0.0, PEER, b"p1", OLD)
+    assert first is not None
+    assert first.src == OLD
+    sends: list[NdSend] = []
+    while (deadline := n.next_deadline()) is not None:
+        sends += n.timers_expired(deadline, {US}.__contains__, lambda _target: US)
+    assert len(sends) == MAX_MULTICAST_SOLICIT - 1
+    assert {s.src for s in sends} == {US}
+
+
+def test_no_solicitation_without_a_source_and_the_entry_still_gives_up() -> None:
+    n, counters = make()
+    n.solicitation_received(0.0, NeighborSolicit(OLD, PEER_MAC), PEER, lambda a: a == OLD)
+    assert probe_cycle(n, 30.0, set(), None) == []  # no address at all: nothing sent, nothing from OLD
+    assert counters[Drop.ND_SOLICIT_NO_SOURCE] == MAX_UNICAST_SOLICIT
+    assert counters[Drop.ND_PROBE_FAILED] == 1
+    assert PEER not in n.entries
+    n.hold(40.0, OTHER, b"x", OLD)
+    sends: list[NdSend] = []
+    while (deadline := n.next_deadline()) is not None:
+        sends += n.timers_expired(deadline, set().__contains__, lambda _target: None)
+    assert sends == []
+    assert counters[Drop.ND_SOLICIT_NO_SOURCE] == MAX_UNICAST_SOLICIT + MAX_MULTICAST_SOLICIT - 1
+    assert counters[Drop.ND_UNRESOLVED] == 1

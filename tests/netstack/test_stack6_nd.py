@@ -345,3 +345,28 @@ def test_an_advertisement_that_clears_the_router_flag_removes_the_router() -> No
                                        solicited=False))
     assert addresses.routers() == ()
     assert stack.counters[Drop.ND_ROUTER_WITHDRAWN] == 1
+
+
+def test_probes_after_our_address_expired_come_from_one_we_still_have() -> None:
+    """Audit F3 (RFC 4861 §7.2.2, §7.3.3): an NS to our SLAAC address made the peer's entry, the address then
+    expired; the probes the next use starts came from it, the NAs went to an address we dropped, and the peer
+    was declared unreachable. They now come from the link-local address, which we still have."""
+    stack = ready_stack()
+    stack.frame_received(3.0, ra_frame(prefix_option(PREFIX, autonomous=False, valid=86400, preferred=86400),
+                                       prefix_option(PREFIX, on_link=False, valid=20, preferred=20)))
+    run_until(stack, 6.0, 3.0)
+    ll = link_local_of(stack)
+    assert stack.ipv6 is not None
+    [expiring] = [a for a, _ in stack.ipv6.addresses.addresses() if a != ll]
+    stack.frame_received(6.0, ns_frame(PEER6, expiring))
+    run_until(stack, 30.0, 6.0)
+    assert not stack.ipv6.addresses.assigned(expiring)
+    stack.frame_received(30.0, echo_frame(PEER6, ll))
+    _, out = run_until(stack, 35.5, 30.0)  # DELAY for 5 s, then the first probe
+    [probe] = [s for s in sent6(out) if s.icmp_type == NS]
+    assert (probe.src, probe.dst) == (ll, PEER6)
+    stack.frame_received(35.5, na_frame(PEER6, ll, PEER6))  # the answer reaches us
+    _, out = run_until(stack, 60.0, 35.5)
+    assert [s for s in sent6(out) if s.icmp_type == NS] == []
+    assert stack.counters[Drop.ND_PROBE_FAILED] == 0
+    assert stack.counters[Drop.ND_SOLICIT_NO_SOURCE] == 0
