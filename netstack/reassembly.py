@@ -53,6 +53,7 @@ class _First6:
     fragment_header_offset: int
     fragment_pointer: int  # the next-header field that named the fragment header (from the IPv6 header start)
     next_header: int  # what the fragment header says follows it
+    link_multicast: bool  # it came in a link-layer multicast frame: no Time Exceeded (RFC 4443 §2.4(e.4))
 
 
 @dataclass(slots=True)
@@ -68,6 +69,7 @@ class _Datagram:
     total: int | None = None  # payload length, known once the last fragment arrived
     first: Ipv4Header | None = None  # header of the offset-0 fragment
     first6: _First6 | None = None
+    link_multicast: bool = False  # IPv6: a fragment came in a link-layer multicast frame (see Reassembler.add6)
 
 
 class Reassembler:
@@ -83,7 +85,7 @@ class Reassembler:
         self._timeout = limits.timeout
         self._datagrams: OrderedDict[_Key, _Datagram] = OrderedDict()  # oldest first = earliest deadline
         self._refused: OrderedDict[_Key, float] = OrderedDict()
-        self._expired6: list[tuple[Ipv6Header, bytes]] = []  # at most limits.datagrams, see take_expired6
+        self._expired6: list[tuple[Ipv6Header, bytes, bool]] = []  # at most limits.datagrams, see take_expired6
         self._stored = 0
 
     @property
@@ -121,12 +123,17 @@ class Reassembler:
         return datagram.first, _join(datagram)
 
     def add6(
-        self, now: float, header: Ipv6Header, chain: HeaderChain, payload: memoryview
-    ) -> tuple[Ipv6Header, bytes] | None:
+        self, now: float, header: Ipv6Header, chain: HeaderChain, payload: memoryview, *, link_multicast: bool
+    ) -> tuple[Ipv6Header, bytes, bool] | None:
         """Store one IPv6 fragment (`chain` is ipv6.walk's view of it); when the packet is complete, return its
         header and payload as if it had never been fragmented: the first fragment's header and unfragmentable
         headers, the fragment header removed and the next-header field that named it naming what followed it.
         Walk that again with `reassembled=True`.
+
+        `link_multicast`: the fragment came in a link-layer multicast frame. The first fragment's is kept for
+        its Time Exceeded (take_expired6: RFC 4443 §2.4(e.4) forbids one for such a packet), and the third item
+        returned says whether any fragment came so: the stack answers (echo) and hands to TCP only a packet
+        every piece of which came to our own MAC, not one the last fragment alone decides (fail closed).
 
         Atomic fragments (offset 0 and no more to come, RFC 6946) must not come here: they are whole packets
         for the stack to process at once, and queueing them would let anyone who guesses an identification
@@ -154,7 +161,8 @@ class Reassembler:
             return None
         if fragment.offset == 0:
             datagram.first6 = _First6(header, prefix, chain.fragment_header_offset, chain.fragment_pointer,
-                                      fragment.next_header)  # fmt: skip
+                                      fragment.next_header, link_multicast)  # fmt: skip
+        datagram.link_multicast |= link_multicast
         first6 = datagram.first6
         if first6 is None or datagram.received != datagram.total:
             return None
@@ -162,12 +170,14 @@ class Reassembler:
         if first6.fragment_header_offset + datagram.received > MAX_PAYLOAD:  # a later first fragment grew
             self._refuse(now, key, Drop.IPV6_OVERSIZE)
             return None
-        return _rebuild6(first6, _join(datagram))
+        return (*_rebuild6(first6, _join(datagram)), datagram.link_multicast)
 
-    def take_expired6(self) -> list[tuple[Ipv6Header, bytes]]:
+    def take_expired6(self) -> list[tuple[Ipv6Header, bytes, bool]]:
         """The IPv6 packets whose reassembly timed out since the last call and whose offset-0 fragment had
-        arrived: its header and its packet (cut to what an ICMPv6 error can quote), for the Time Exceeded
-        code 1 RFC 8200 §4.5 asks for. Without the first fragment there is nothing to say it to."""
+        arrived: its header, its packet (cut to what an ICMPv6 error can quote) and whether it came in a
+        link-layer multicast frame, for the Time Exceeded code 1 RFC 8200 §4.5 asks for, which RFC 4443
+        §2.4(e.4) then forbids for a link-layer multicast. Without the first fragment there is nothing to say it
+        to."""
         expired, self._expired6 = self._expired6, []
         return expired
 
@@ -263,7 +273,7 @@ class Reassembler:
             self._counters.add(Drop.FRAG6_EXPIRED_UNREPORTED)
         data = next(d for s, _, d in datagram.fragments if s == 0)
         packet = serialize_ipv6(first6.header, first6.prefix + data[:MAX_QUOTE])
-        self._expired6.append((first6.header, packet[:MAX_QUOTE]))
+        self._expired6.append((first6.header, packet[:MAX_QUOTE], first6.link_multicast))
 
     def _refuse(self, now: float, key: _Key, reason: Drop) -> None:
         self._counters.add(reason)

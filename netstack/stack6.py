@@ -13,7 +13,9 @@ Decisions documented here:
 - Errors we originate follow RFC 4443 §2.4 (icmpv6.error_allowed) and share one token bucket per family
   (netstack.limits.IcmpLimits); an error never answers an error, a multicast (but for the two exemptions) or
   a source that is not a unicast host.
-- Atomic fragments (offset 0, no more fragments: RFC 6946) are processed at once, outside the reassembler.
+- Atomic fragments (offset 0, no more fragments: RFC 6946) are processed at once, outside the reassembler. A
+  reassembled packet came as a link-layer multicast if any of its fragments did (no echo reply, no TCP), and its
+  Time Exceeded is not sent if its first fragment did (RFC 4443 §2.4(e.4)).
 - What we send is fragmented with a fragment header if it exceeds the link MTU (an echo reply to a large
   reassembled request); TCP never needs it: its MSS follows the link MTU, which `_pump` reports to it whenever
   it changes (an RA's MTU option, RFC 4861 §6.3.4, may lower it), and nothing we send is jumbo.
@@ -151,10 +153,10 @@ class Ipv6Path:
 
     def reassembly_expired(self, now: float) -> None:
         """After the shared reassembler expired datagrams: Time Exceeded code 1 for those whose first fragment
-        we held (RFC 8200 §4.5)."""
-        for header, packet in self._reassembler.take_expired6():
+        we held (RFC 8200 §4.5), unless that fragment came in a link-layer multicast frame (RFC 4443 §2.4(e.4))."""
+        for header, packet, link_multicast in self._reassembler.take_expired6():
             self._send_error(now, header, memoryview(packet), icmp_type=icmpv6.TIME_EXCEEDED,
-                             code=icmpv6.CODE_REASSEMBLY_TIMEOUT, word=0, link_multicast=False)
+                             code=icmpv6.CODE_REASSEMBLY_TIMEOUT, word=0, link_multicast=link_multicast)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -180,7 +182,7 @@ class Ipv6Path:
             self._tentative_received(now, header, body)
             return
         try:
-            whole = self._whole(now, header, body)
+            whole = self._whole(now, header, body, link_multicast=link_multicast)
         except ParameterProblemError as problem:
             self._counters.add(problem.reason)
             self._send_error(now, header, raw, icmp_type=icmpv6.PARAMETER_PROBLEM, code=problem.code,
@@ -189,7 +191,7 @@ class Ipv6Path:
             return
         if whole is None:
             return
-        header, body, chain, reassembled = whole
+        header, body, chain, reassembled, link_multicast = whole
         original = None if reassembled else raw  # errors quote only a packet that arrived whole
         self._dispatch(now, header, chain, body, original, unicast=unicast, link_multicast=link_multicast,
                        fragmented=reassembled or chain.fragment is not None)
@@ -232,10 +234,11 @@ class Ipv6Path:
             return None
         return True, state is AddressState.TENTATIVE
 
-    def _whole(self, now: float, header: Ipv6Header,
-               body: memoryview) -> tuple[Ipv6Header, memoryview, ipv6.HeaderChain, bool] | None:
-        """The packet's header chain, after reassembly if it is a fragment; None while fragments are missing.
-        An atomic fragment (offset 0, no more: RFC 6946) is a whole packet."""
+    def _whole(self, now: float, header: Ipv6Header, body: memoryview, *,
+               link_multicast: bool) -> tuple[Ipv6Header, memoryview, ipv6.HeaderChain, bool, bool] | None:
+        """The packet's header chain, after reassembly if it is a fragment (then True), and whether it came in a
+        link-layer multicast frame (a reassembled one if any of its fragments did: Reassembler.add6); None while
+        fragments are missing. An atomic fragment (offset 0, no more: RFC 6946) is a whole packet."""
         chain = ipv6.walk(header, body, self._limits.ipv6)
         fragment = chain.fragment
         if fragment is not None and header.src == UNSPECIFIED:
@@ -244,13 +247,13 @@ class Ipv6Path:
             self._counters.add(Drop.IPV6_MARTIAN_SOURCE)
             return None
         if fragment is None or not (fragment.offset or fragment.more):
-            return header, body, chain, False
-        joined = self._reassembler.add6(now, header, chain, body)
+            return header, body, chain, False, link_multicast
+        joined = self._reassembler.add6(now, header, chain, body, link_multicast=link_multicast)
         if joined is None:
             return None
-        header = joined[0]
-        body = memoryview(joined[1])
-        return header, body, ipv6.walk(header, body, self._limits.ipv6, reassembled=True), True
+        header, whole, link_multicast = joined
+        body = memoryview(whole)
+        return header, body, ipv6.walk(header, body, self._limits.ipv6, reassembled=True), True, link_multicast
 
     def _dispatch(
         self, now: float, header: Ipv6Header, chain: ipv6.HeaderChain, body: memoryview,

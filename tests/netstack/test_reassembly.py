@@ -226,17 +226,19 @@ def pieces6(upper: bytes = UPPER, size: int = 1232, **kwargs: Any) -> list[tuple
 
 def feed6(r: Reassembler, frags: list[tuple[Ipv6Header, HeaderChain, memoryview]],
           now: float = 0.0) -> list[tuple[Ipv6Header, bytes]]:  # fmt: skip
+    """Fragments that all came to our own MAC: the packets completed, without add6's link-multicast flag."""
     done = []
     for header, chain, body in frags:
-        result = r.add6(now, header, chain, body)
+        result = r.add6(now, header, chain, body, link_multicast=False)
         if result is not None:
-            done.append(result)
+            assert result[2] is False
+            done.append(result[:2])
     return done
 
 
 def problem6(r: Reassembler, fragment: tuple[Ipv6Header, HeaderChain, memoryview]) -> ParameterProblemError:
     with pytest.raises(ParameterProblemError) as info:
-        r.add6(0.0, *fragment)
+        r.add6(0.0, *fragment, link_multicast=False)
     return info.value
 
 
@@ -297,10 +299,10 @@ def test_ipv6_atomic_fragment_is_a_caller_bug() -> None:
     header, chain, body = frag6(UPPER, 0, len(UPPER), more=False)
     assert chain.fragment is not None
     with pytest.raises(ValueError, match="atomic"):
-        r.add6(0.0, header, chain, body)
+        r.add6(0.0, header, chain, body, link_multicast=False)
     header, body = parse_ipv6(packet6(PROTO_UDP, UPPER))
     with pytest.raises(ValueError, match="atomic"):
-        r.add6(0.0, header, walk(header, body), body)
+        r.add6(0.0, header, walk(header, body), body, link_multicast=False)
     assert len(r) == 0
 
 
@@ -418,11 +420,37 @@ def test_ipv6_timeout_reports_datagrams_with_a_first_fragment() -> None:
     r.expire(60.0)
     assert counters[Drop.FRAG_TIMEOUT] == 2
     assert (len(r), r.stored_bytes) == (0, 0)
-    [(header, quoted)] = r.take_expired6()
+    [(header, quoted, link_multicast)] = r.take_expired6()
+    assert link_multicast is False
     first_header, _, first_body = with_first[0]
     assert header == first_header
     assert quoted == packet6(PROTO_DEST_OPTS, bytes(first_body))[:1232]
     assert r.take_expired6() == []
+
+
+def test_ipv6_expired_datagram_says_how_its_first_fragment_arrived() -> None:
+    """RFC 4443 §2.4(e.4): no Time Exceeded for a first fragment in a link-layer multicast frame (audit F4),
+    so the flag travels with the expired datagram; a later fragment's frame does not change it."""
+    r = Reassembler(Counters(), ReassemblyLimits(timeout=1.0))
+    first, second, _ = pieces6(ident=1)
+    r.add6(0.0, *first, link_multicast=True)
+    r.add6(0.0, *second, link_multicast=False)
+    first, second, _ = pieces6(ident=2)
+    r.add6(0.0, *first, link_multicast=False)
+    r.add6(0.0, *second, link_multicast=True)
+    r.expire(1.0)
+    assert [flag for _, _, flag in r.take_expired6()] == [True, False]
+
+
+@pytest.mark.parametrize("multicast_piece", [None, 0, 1, 2])
+def test_ipv6_reassembled_packet_is_link_multicast_if_any_fragment_was(multicast_piece: int | None) -> None:
+    r = Reassembler(Counters())
+    results = [r.add6(0.0, *piece, link_multicast=i == multicast_piece) for i, piece in enumerate(pieces6())]
+    assert results[:-1] == [None, None]
+    done = results[-1]
+    assert done is not None
+    assert done[1] == UPPER
+    assert done[2] is (multicast_piece is not None)
 
 
 def test_ipv6_time_exceeded_quote_is_cut_to_the_minimum_mtu() -> None:
@@ -430,7 +458,7 @@ def test_ipv6_time_exceeded_quote_is_cut_to_the_minimum_mtu() -> None:
     upper = bytes(8000)
     feed6(r, [frag6(upper, 0, 4000)])
     r.expire(1.0)
-    [(_, quoted)] = r.take_expired6()
+    [(_, quoted, _)] = r.take_expired6()
     assert len(quoted) == 1232
     assert quoted[:4] == b"\x60\x00\x00\x00"
 

@@ -249,6 +249,43 @@ def test_time_exceeded_after_a_reassembly_timeout() -> None:
     assert stack.counters[Drop.INTERNAL_ERROR] == 0
 
 
+def test_no_time_exceeded_for_a_first_fragment_sent_as_a_link_layer_multicast() -> None:
+    """Audit F4, RFC 4443 §2.4(e.4): our unicast address in a frame to 33:33:00:00:00:01; the datagram still
+    times out (counted), unanswered. A later fragment alone to a group does not silence it (the first decides)."""
+    stack = ready_with_peer()
+    request = icmp6(128, 0, b"\0\1\0\1" + bytes(3000), PEER6, US_STATIC)
+    first = fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=78)[0]
+    assert _send(stack, first, dst_mac=mmac(ALL_NODES)) == []
+    _, out = run_until(stack, 40.0, 3.0)
+    assert [s for s in sent6(out) if s.next_header == PROTO_ICMPV6 and s.icmp_type == 3] == []
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 1
+    first, second, _ = fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=79)
+    assert _send(stack, first, now=40.0) == []
+    assert _send(stack, second, dst_mac=mmac(ALL_NODES), now=40.0) == []
+    _, out = run_until(stack, 80.0, 40.0)
+    [error] = [s for s in sent6(out) if s.next_header == PROTO_ICMPV6 and s.icmp_type == 3]
+    assert error.payload[8:48] == first[:40]
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 2
+
+
+@pytest.mark.parametrize("multicast_piece", [0, 1])
+def test_reassembled_echo_with_a_fragment_sent_as_a_link_layer_multicast_is_not_answered(
+        multicast_piece: int) -> None:  # fmt: skip
+    """Audit F4's note: the last fragment's frame alone made a reassembled packet unicast; any fragment in a
+    link-layer multicast frame now makes it a multicast (no echo reply, as for a whole packet)."""
+    stack = ready_with_peer()
+    request = icmp6(128, 0, b"\0\1\0\1" + bytes(1300), PEER6, US_STATIC)  # two fragments, one reply
+    pieces = fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=80)
+    out: list[Sent] = []
+    for i, piece in enumerate(pieces):
+        out += _send(stack, piece, dst_mac=mmac(ALL_NODES) if i == multicast_piece else US_MAC)
+    assert out == []
+    assert stack.counters[Drop.ICMPV6_ECHO_MULTICAST] == 1
+    for piece in fragments(PEER6, US_STATIC, PROTO_ICMPV6, request, size=1232, ident=81):
+        out += _send(stack, piece)
+    assert [s.icmp_type for s in out if s.next_header == PROTO_ICMPV6] == [129]  # all to our MAC: answered
+
+
 # --- extension-header attacks -------------------------------------------------------------------------------
 
 
