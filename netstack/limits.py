@@ -124,7 +124,10 @@ class MldLimits:
     the records per report we send, and how often one kind of query gets an answer, whatever Max Response
     Delay it asks for."""
 
-    sources_per_message: int = 64  # source addresses in one query or report record (1024 bytes of them)
+    # source addresses read from one query or report record (1024 bytes of them); a query naming more is
+    # answered without reading them as address-specific (mld.parse_query; RFC 3810 §5.1.10 bounds their number by
+    # the link MTU alone: 89 on a 1500-byte link), a report record naming more is refused
+    sources_per_message: int = 64
     records_per_report: int = 32  # records in one report we send (644 bytes of ICMPv6); more go in another
     min_response_interval: float = 1.0  # seconds between two answers to general (or to specific) queries
 

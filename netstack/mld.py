@@ -80,6 +80,7 @@ class Query:
     robustness: int = 0  # QRV
     qqic: int = 0  # Querier's Query Interval Code
     sources: tuple[bytes, ...] = ()
+    sources_unread: bool = False  # it named more than MldLimits.sources_per_message: `sources` is empty
 
     @property
     def general(self) -> bool:
@@ -135,7 +136,19 @@ def decode_qqic(code: int) -> int:
 def parse_query(body: memoryview | bytes, *, hop_limit: int, src: bytes,
                 max_sources: int = DEFAULT_MLD_LIMITS.sources_per_message) -> Query:
     """A query's body (after ICMPv6's type, code and checksum; the code is ignored, §5.1.2). Lengths between
-    the two forms are invalid (§8.1); a version 2 query must end with its last source."""
+    the two forms are invalid (§8.1), and a version 2 query must hold the sources it announces.
+
+    Bytes after the last source are accepted and ignored: a deliberate exception to this codebase's rule of
+    refusing trailing bytes (which parse_report keeps). RFC 3810 §5.1.12 calls them Additional Data, which a
+    receiver MUST include in the checksum (parse_icmpv6 did, over the whole message) and MUST otherwise ignore,
+    and RFC 9279 puts its message extensions there: a querier that uses them would otherwise get no answer, and
+    snooping switches would stop forwarding our solicited-node groups. They are never read, so they cost nothing
+    beyond the frame that carried them.
+
+    At most `max_sources` sources are read (MldLimits.sources_per_message). A query that names more is not
+    refused: it is returned without them (`sources_unread`) and answered as address-specific, since MldHost
+    answers every source-specific query with the group's whole state anyway (it never reads them; see the module
+    docstring); refusing it would leave the querier to drop us from the group."""
     view = memoryview(body)
     if hop_limit != HOP_LIMIT:
         raise MalformedError(Drop.MLD_BAD_HOP_LIMIT, str(hop_limit))
@@ -149,17 +162,20 @@ def parse_query(body: memoryview | bytes, *, hop_limit: int, src: bytes,
     if len(view) == _V1_QUERY_BODY:
         return Query(1, code, group)
     flags, qqic, count = _QUERY_V2.unpack_from(view, _QUERY.size)
-    if count > max_sources:
-        raise MalformedError(Drop.MLD_TOO_MANY_SOURCES, f"{count} sources")
-    _check_end(view, _V2_QUERY_FIXED + count * _ADDRESS)
+    end = _V2_QUERY_FIXED + count * _ADDRESS  # what follows is Additional Data (§5.1.12): ignored
+    if end > len(view):
+        raise MalformedError(Drop.MLD_TRUNCATED, f"{end} bytes announced, {len(view)} present")
     if count and group == UNSPECIFIED:
         raise MalformedError(Drop.MLD_BAD_GROUP, "general query naming sources")
-    sources = tuple(bytes(view[i : i + _ADDRESS]) for i in range(_V2_QUERY_FIXED, len(view), _ADDRESS))
-    return Query(2, code, group, bool(flags & _SUPPRESS), flags & _QRV_MASK, qqic, sources)
+    unread = count > max_sources
+    sources = () if unread else tuple(bytes(view[i : i + _ADDRESS]) for i in range(_V2_QUERY_FIXED, end, _ADDRESS))
+    return Query(2, code, group, bool(flags & _SUPPRESS), flags & _QRV_MASK, qqic, sources, unread)
 
 
 def serialize_query(query: Query) -> bytes:
     """For tests and the fuzzer's peer: we are never a querier ourselves."""
+    if query.sources_unread:
+        raise ValueError("a query whose sources were not read cannot be written back")
     if not 0 <= query.max_response_code <= 0xFFFF or len(query.group) != _ADDRESS:
         raise ValueError("query field out of range")
     head = _QUERY.pack(query.max_response_code, query.group)

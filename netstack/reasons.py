@@ -185,12 +185,12 @@ class Drop(StrEnum):
     ND_OUTGOING_FULL = "nd-outgoing-full"
     # mld: multicast listener discovery, host side (RFC 3810)
     MLD_TRUNCATED = "mld-truncated"
-    MLD_TRAILING_BYTES = "mld-trailing-bytes"
+    MLD_TRAILING_BYTES = "mld-trailing-bytes"  # reports only: a query's are Additional Data (RFC 3810 §5.1.12)
     MLD_BAD_HOP_LIMIT = "mld-bad-hop-limit"  # not 1: the query came from off the link
     MLD_NOT_LINK_LOCAL = "mld-not-link-local"  # §5.1.14: a query from a non-link-local source is ignored
     MLD_BAD_GROUP = "mld-bad-group"
     MLD_BAD_RECORD = "mld-bad-record"
-    MLD_TOO_MANY_SOURCES = "mld-too-many-sources"
+    MLD_TOO_MANY_SOURCES = "mld-too-many-sources"  # in a report record (a query's are left unread, below)
     MLD_TOO_MANY_RECORDS = "mld-too-many-records"
     MLD_FRAGMENTED = "mld-fragmented"  # a query fits any link: fragments are only ever an evasion
     MLD_NO_ROUTER_ALERT = "mld-no-router-alert"  # counted, the query is still answered (as Linux does)
@@ -198,6 +198,11 @@ class Drop(StrEnum):
     MLD_QUERY_NOT_OUR_GROUP = "mld-query-not-our-group"
     MLD_QUERY_COALESCED = "mld-query-coalesced"  # merged with an answer already pending
     MLD_RESPONSE_RATE_LIMITED = "mld-response-rate-limited"  # answer put off to min_response_interval
+    # a query naming more than MldLimits.sources_per_message sources: not a drop, its sources are not read and it
+    # is answered as address-specific, with the group's whole state, as every source-specific query is (mld.py);
+    # refusing it (RFC 3810 §5.1.10 bounds N by the link MTU alone) would drop us from the group. Counted so such
+    # a querier shows
+    MLD_QUERY_SOURCES_UNREAD = "mld-query-sources-unread"
 
 
 class Counters:

@@ -361,6 +361,8 @@ class Ipv6Path:
             return
         query = mld.parse_query(message.body, hop_limit=header.hop_limit, src=header.src,
                                 max_sources=self._limits.mld.sources_per_message)
+        if query.sources_unread:
+            self._counters.add(Drop.MLD_QUERY_SOURCES_UNREAD)
         if hop_by_hop is None or not mld.has_router_alert(hop_by_hop):
             self._counters.add(Drop.MLD_NO_ROUTER_ALERT)
         self.mld.query_received(now, query)

@@ -82,8 +82,9 @@ def test_exponential_codes() -> None:
     (query_body(1, bytes(16), [])[:23], {}, Drop.MLD_TRUNCATED),  # between the two forms (§8.1)
     (query_body(1, bytes(16), [])[:21], {}, Drop.MLD_TRUNCATED),
     (query_body(1, G1, [SOURCE])[:-1], {}, Drop.MLD_TRUNCATED),
-    (query_body(1, G1, [SOURCE]) + b"\x00", {}, Drop.MLD_TRAILING_BYTES),
-    (query_body(1, G1, [SOURCE, SOURCE]), {"max_sources": 1}, Drop.MLD_TOO_MANY_SOURCES),
+    (query_body(1, G1, [SOURCE, SOURCE])[:-1], {"max_sources": 1}, Drop.MLD_TRUNCATED),  # unread, still there
+    (query_body(1, bytes(16), [SOURCE]) + bytes(8), {}, Drop.MLD_BAD_GROUP),
+    (query_body(1, bytes(16), [SOURCE] * 2), {"max_sources": 1}, Drop.MLD_BAD_GROUP),
     (query_body(1, GLOBAL, []), {}, Drop.MLD_BAD_GROUP),
     (query_body(1, GLOBAL), {}, Drop.MLD_BAD_GROUP),
     (query_body(1, bytes(16), [SOURCE]), {}, Drop.MLD_BAD_GROUP),  # a general query names no source
@@ -94,11 +95,33 @@ def test_query_refusals(body: bytes, kwargs: dict[str, object], reason: Drop) ->
     assert caught.value.reason is reason
 
 
-def test_too_many_sources_refused_before_reading_them() -> None:
+def test_more_sources_than_announced_bytes_is_truncated() -> None:
     body = query_body(1, G1, [])[:-2] + struct.pack("!H", 0xFFFF)
     with pytest.raises(MalformedError) as caught:
         parse(body)
-    assert caught.value.reason is Drop.MLD_TOO_MANY_SOURCES
+    assert caught.value.reason is Drop.MLD_TRUNCATED
+
+
+def test_additional_data_after_the_last_source_is_ignored() -> None:
+    """RFC 3810 §5.1.12 (audit F9): bytes after the sources are Additional Data, in the checksum but otherwise
+    ignored; RFC 9279 extensions live there. The deliberate exception to refusing trailing bytes."""
+    plain = parse(query_body(1000, G1, [SOURCE]))
+    for extra in (b"\x00", bytes(8), b"\x01\x02extension TLVs" * 20):
+        assert parse(query_body(1000, G1, [SOURCE]) + extra) == plain
+    assert parse(query_body(1000, bytes(16), []) + bytes(8)) == parse(query_body(1000, bytes(16), []))
+    assert parse(query_body(1000, bytes(16), []) + bytes(8)).general
+
+
+def test_more_sources_than_the_limit_are_not_read_and_the_query_stays_address_specific() -> None:
+    """Audit F9: refused before; now the sources are left unread and the query answered for its group."""
+    sources = [bytes([0xFE, 0x80]) + bytes(13) + bytes([i]) for i in range(3)]
+    query = parse(query_body(1000, G1, sources) + bytes(4), max_sources=2)
+    assert (query.version, query.group, query.sources, query.sources_unread) == (2, G1, (), True)
+    assert not query.general
+    at_limit = parse(query_body(1000, G1, sources), max_sources=3)
+    assert (at_limit.sources, at_limit.sources_unread) == (tuple(sources), False)
+    with pytest.raises(ValueError, match="not read"):
+        serialize_query(query)
 
 
 addresses = st.binary(min_size=16, max_size=16)

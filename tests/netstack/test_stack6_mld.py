@@ -71,8 +71,9 @@ def records(report: Sent) -> list[tuple[int, bytes]]:
 
 
 def query_frame(src: bytes, dst: bytes, group: bytes = UNSPECIFIED, *, delay_ms: int = 1000, hop_limit: int = 1,
-                router_alert: bool = True) -> bytes:  # fmt: skip
-    body = struct.pack("!HH16sBBH", delay_ms, 0, group, 2, 125, 0)
+                router_alert: bool = True, sources: tuple[bytes, ...] = (), extra: bytes = b"") -> bytes:  # fmt: skip
+    """`extra`: bytes after the last source (RFC 3810 §5.1.12 Additional Data), inside the checksum."""
+    body = struct.pack("!HH16sBBH", delay_ms, 0, group, 2, 125, len(sources)) + b"".join(sources) + extra
     message = icmp6(QUERY, 0, body, src, dst)
     if router_alert:
         packet = ipv6(src, dst, PROTO_HOP, options_header(PROTO_ICMPV6, b"\x05\x02\x00\x00") + message,
@@ -158,6 +159,46 @@ def test_specific_query_to_our_group_answered_without_router_alert_counted() -> 
     _, out = run_until(stack, 11.0, 10.0)
     (answer,) = reports(sent6(out))
     assert records(answer) == [(2, group)]
+
+
+def test_query_with_additional_data_is_answered() -> None:
+    """Audit F9, RFC 3810 §5.1.12: Additional Data (RFC 9279 extensions) is ignored, not a reason to refuse."""
+    stack = ready_stack(STATIC)
+    group = solicited(US_STATIC)
+    stack.frame_received(10.0, query_frame(ROUTER_LL, group, group, sources=(ROUTER_LL,), extra=bytes(12)))
+    stack.frame_received(10.0, query_frame(ROUTER_LL, ALL_NODES, extra=b"\x01\x04tlv!"))
+    _, out = run_until(stack, 12.0, 10.0)
+    answers = reports(sent6(out))
+    assert {(k, g) for answer in answers for k, g in records(answer)} >= {(2, group)}
+    assert len(answers) == 2  # one address-specific answer and one general answer
+    assert stack.counters[Drop.MLD_TRAILING_BYTES] == 0
+
+
+def test_query_naming_more_sources_than_the_limit_is_answered_without_reading_them() -> None:
+    """Audit F9: 65 sources (over MldLimits.sources_per_message) were refused; now answered for the group."""
+    stack = ready_stack(STATIC)
+    group = solicited(US_STATIC)
+    sources = tuple(ROUTER_LL[:15] + bytes([i]) for i in range(65))
+    stack.frame_received(10.0, query_frame(ROUTER_LL, group, group, sources=sources))
+    assert stack.counters[Drop.MLD_QUERY_SOURCES_UNREAD] == 1
+    assert stack.counters[Drop.MLD_TOO_MANY_SOURCES] == 0
+    _, out = run_until(stack, 11.0, 10.0)
+    (answer,) = reports(sent6(out))
+    assert records(answer) == [(2, group)]
+
+
+def test_query_announcing_more_sources_than_it_holds_is_refused() -> None:
+    stack = ready_stack(STATIC)
+    group = solicited(US_STATIC)
+    body = struct.pack("!HH16sBBH", 1000, 0, group, 2, 125, 65) + bytes(16 * 64)  # 65 announced, 64 there
+    message = icmp6(QUERY, 0, body, ROUTER_LL, group)  # a valid checksum: only the count is wrong
+    packet = ipv6(ROUTER_LL, group, PROTO_HOP, options_header(PROTO_ICMPV6, b"\x05\x02\x00\x00") + message,
+                  hop_limit=1)
+    stack.frame_received(10.0, eth6(mmac(group), ROUTER_MAC, packet))
+    assert stack.counters[Drop.MLD_TRUNCATED] == 1
+    assert stack.counters[Drop.MLD_QUERY_SOURCES_UNREAD] == 0
+    _, out = run_until(stack, 11.0, 10.0)
+    assert reports(sent6(out)) == []
 
 
 def test_query_from_a_global_source_or_routed_is_ignored() -> None:
