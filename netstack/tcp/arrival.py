@@ -41,7 +41,7 @@ class Arrival(ReceiveSide):
         cfg = self.host.config
         opts = seg.options
         peer_mss = opts.mss if opts.mss is not None else cfg.default_peer_mss_for(self.remote)
-        self.mss = max(cfg.min_mss, min(peer_mss, self.rcv_mss))
+        self.mss = self.bounded_mss(peer_mss)
         self.wscale_ok = cfg.window_scaling and opts.wscale is not None
         if self.wscale_ok and opts.wscale is not None:
             self.snd_wscale = opts.wscale

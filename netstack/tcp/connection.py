@@ -65,7 +65,7 @@ class Connection(Arrival):
         opts = ack.options
         timestamps = cfg.timestamps and opts.ts_val is not None and bool(opts.ts_ecr)
         conn.rcv_buf_size = cookie_receive_buffer(cfg, mss, timestamps, conn.rcv_mss)
-        conn.mss = max(cfg.min_mss, min(mss, conn.rcv_mss))
+        conn.mss = conn.bounded_mss(mss)
         if timestamps and opts.ts_val is not None and opts.ts_ecr is not None:
             conn.ts_enabled = True
             conn.ts_recent = opts.ts_val
@@ -153,9 +153,15 @@ class Connection(Arrival):
 
     def path_mtu_reduced(self, now: float, next_hop_mtu: int) -> bool:
         """Fragmentation needed (packet too big over IPv6): shrink the MSS to the path and resend what it no
-        longer fits; True if it shrank (RFC 1191, RFC 8201). The layer has already held `next_hop_mtu` to its
+        longer fits; True if the MSS shrank (RFC 1191, RFC 8201). The layer has already held `next_hop_mtu` to its
         family's floor (`min_path_mtu`, or IPv6's 1280)."""
-        new_mss = next_hop_mtu - family.overhead(self.local) - (TS_OPTION_LEN if self.ts_enabled else 0)
+        path_mss = next_hop_mtu - family.overhead(self.local)
+        if path_mss >= self.path_mss:
+            return False
+        # Kept in every state, for `bounded_mss`: in SYN-SENT the MSS is only a placeholder until the peer's
+        # SYN sets it, and that must not bring back what the path no longer carries.
+        self.path_mss = path_mss
+        new_mss = path_mss - (TS_OPTION_LEN if self.ts_enabled else 0)
         if new_mss >= self.mss:
             return False
         self.mss = new_mss

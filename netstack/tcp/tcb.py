@@ -69,6 +69,7 @@ class Tcb:
         "mss",
         "oow_count",
         "oow_second",
+        "path_mss",
         "pseudo_base",
         "rcv_adv",
         "rcv_buf_size",
@@ -138,6 +139,11 @@ class Tcb:
         self.last_ack_sent = 0  # RFC 7323 §4.3 Last.ACK.sent: the ACK field of our latest segment (RCV.NXT then)
         self.rcv_wscale = 0
         self.rcv_mss = host.local_mss_for(local)
+        # The most a segment's options and data may take on this path: the link MTU's to start with, lowered
+        # by every packet too big / fragmentation needed and IPv6 link MTU change (`path_mtu_reduced`) in any
+        # state, never raised. `mss` is always held to it (`bounded_mss`), so a step that recomputes `mss`,
+        # such as the peer's SYN in SYN-SENT, cannot undo what the path taught us.
+        self.path_mss = self.rcv_mss
         self.rcv_buf_size = cfg.rcv_buffer
         self.rcvbuf = bytearray()
         self.reassembly = NO_REASSEMBLY  # a queue of its own from the first out-of-order segment on
@@ -200,6 +206,12 @@ class Tcb:
                 if probe < d:  # noqa: PLR1730
                     d = probe
         return d
+
+    def bounded_mss(self, peer_mss: int) -> int:
+        """The sending MSS (before the timestamp option's share) that the peer's MSS option `peer_mss` allows,
+        held to what we advertised (`rcv_mss`) and to the path (`path_mss`, whatever packet too big or the
+        IPv6 link MTU taught us, in SYN-SENT too), with the floor `min_mss` against a tiny-MSS peer."""
+        return max(self.host.config.min_mss, min(peer_mss, self.rcv_mss, self.path_mss))
 
     def ts_now(self, now: float) -> int:
         """Our TSval (`window.ts_clock`): computed from the ISS each time rather than stored."""

@@ -305,6 +305,49 @@ def test_a_lower_link_mtu_shrinks_existing_ipv6_connections_as_packet_too_big_do
     assert peer.layer.stats["pmtu-reduced"] == 1
 
 
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_a_link_mtu_lowered_in_syn_sent_still_holds_after_the_syn_ack(timestamps: bool) -> None:
+    """Review s26 #2: the RA shrank the MSS in SYN-SENT and the peer's SYN-ACK put the old one back (its MSS
+    option against `rcv_mss`, which our SYN had advertised from the old MTU): every full segment was 1500 bytes
+    on a 1280-byte link. The path bounds the sending MSS whatever the peer offers."""
+    peer = peer6(timestamps=timestamps)
+    conn, iss = connecting(peer, THEM6, US6)
+    peer.layer.link_mtu6_changed(peer.now, 1280)
+    assert peer.out() == []  # nothing to resend in SYN-SENT
+    options = build_options(mss=1440, ts=(7, 1) if timestamps else None)
+    peer.inject(SYN | ACK, 9000, iss + 1, options=options)
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
+    peer.out()
+    peer.layer.send(peer.now, conn, b"d" * 5000)
+    packets = [40 + len(segment) for _src, _dst, segment in peer.layer.take_outgoing()]  # IPv6 header + TCP
+    assert max(packets) == 1280
+
+
+def test_a_packet_too_big_in_syn_sent_still_holds_after_the_syn_ack() -> None:
+    """Review s26 #2, the same through a packet too big quoting our SYN: it is learnt in SYN-SENT, kept."""
+    peer = peer6(timestamps=False)
+    conn, iss = connecting(peer, THEM6, US6)
+    peer.layer.icmp_error_received(peer.now, 2, 0, quote6(iss, sport=80, dport=40000), 1400)
+    peer.inject(SYN | ACK, 9000, iss + 1, options=build_options(mss=1440))
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.mss == 1340
+
+
+@pytest.mark.parametrize(("peer_mss", "link_mtu", "expected"), [(1440, None, 1440), (1000, 1280, 1000)])
+def test_the_peer_mss_still_bounds_after_a_link_mtu_change_in_syn_sent(peer_mss: int, link_mtu: int | None,
+                                                                         expected: int) -> None:
+    """Controls for the above: with no MTU change the peer's 1440 is taken; a peer MSS below the path wins."""
+    peer = peer6(timestamps=False)
+    conn, iss = connecting(peer, THEM6, US6)
+    if link_mtu is not None:
+        peer.layer.link_mtu6_changed(peer.now, link_mtu)
+    peer.inject(SYN | ACK, 9000, iss + 1, options=build_options(mss=peer_mss))
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.mss == expected
+
+
 def test_the_ipv6_link_mtu_leaves_ipv4_connections_alone() -> None:
     peer = RawPeer(TcpConfig(timestamps=False))
     conn, _ = peer.accept(mss=1460)
