@@ -165,7 +165,10 @@ class Connection(Arrival):
         if new_mss >= self.mss:
             return False
         self.mss = new_mss
-        if self._state != State.SYN_SENT:
+        # Resent only once synchronized: before that the one number in flight is our SYN's (ISS), and after
+        # a simultaneous open with data queued retransmit_first put a byte of it there (review s26 #3). The
+        # SYN or SYN-ACK carries no data, and the data is first sent at the new MSS.
+        if self._state in SYNCHRONIZED:
             self.retransmit_first(now)
         return True
 

@@ -348,6 +348,46 @@ def test_the_peer_mss_still_bounds_after_a_link_mtu_change_in_syn_sent(peer_mss:
     assert tcb.mss == expected
 
 
+def simultaneous_open_with_data(peer: RawPeer) -> tuple[int, int]:
+    """Our SYN out with 3000 bytes queued behind it, and the peer's SYN crossing it: SYN-RECEIVED, our SYN-ACK
+    sent. (connection id, ISS)"""
+    conn, iss = connecting(peer, THEM6, US6)
+    assert peer.layer.send(peer.now, conn, b"D" * 3000) == 3000
+    peer.inject(SYN, 9000, options=build_options(mss=1440))
+    assert [(s.flags, s.seq, len(s.payload)) for s in peer.out()] == [(SYN | ACK, iss, 0)]
+    assert peer.layer.state_of(conn) == State.SYN_RECEIVED
+    return conn, iss
+
+
+def test_a_link_mtu_change_before_synchronization_sends_no_data_at_the_iss() -> None:
+    """Review s26 #3: in SYN-RECEIVED (simultaneous open with data queued) the MTU change resent "the first
+    segment", one byte of data at SEQ = ISS, our SYN's own number. Only the MSS changes until synchronized."""
+    peer = peer6(timestamps=False)
+    conn, iss = simultaneous_open_with_data(peer)
+    peer.layer.link_mtu6_changed(peer.now, 1280)
+    assert peer.out() == []
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.mss == 1220
+    assert peer.layer.stats["pmtu-reduced"] == 1
+    # Control: once synchronized the queued data goes out from ISS + 1, at the new MSS.
+    peer.inject(SYN | ACK, 9000, iss + 1, options=build_options(mss=1440))
+    assert peer.layer.state_of(conn) == State.ESTABLISHED
+    sent = [(s.seq - iss, len(s.payload)) for s in peer.out() if s.payload]
+    assert sent == [(1, 1220), (1221, 1220), (2441, 560)]
+
+
+def test_a_packet_too_big_quoting_the_iss_sends_no_data_in_syn_received() -> None:
+    """Review s26 #3 through a forged packet too big: its quote of SEQ = ISS passes the window check."""
+    peer = peer6(timestamps=False)
+    conn, iss = simultaneous_open_with_data(peer)
+    peer.layer.icmp_error_received(peer.now, 2, 0, quote6(iss, sport=80, dport=40000), 1280)
+    assert peer.out() == []
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.mss == 1220
+
+
 def test_the_ipv6_link_mtu_leaves_ipv4_connections_alone() -> None:
     peer = RawPeer(TcpConfig(timestamps=False))
     conn, _ = peer.accept(mss=1460)
