@@ -157,10 +157,16 @@ class TcpLayer:
         connections advertise and send an MSS that fits it (`local_mss_for`: RFC 9293 §3.7.1, RFC 8200 §5 derive
         it from the outgoing interface's MTU), and existing ones shrink to it as a packet too big would make
         them (RFC 8201): otherwise every full segment went out as two IPv6 fragments, which many paths drop. A
-        larger MTU only applies to new connections: a path MTU is never raised without probing."""
+        larger MTU only applies to new connections: a path MTU is never raised without probing. Contained per
+        connection, as every entry point of the layer: a fault is counted as a TCP internal error and the other
+        connections still shrink (the stack reports a change once, so it is never retried, and on a restart
+        this runs inside Stack.start)."""
         self.link_mtu6 = mtu
         for conn in [c for c in self.by_id.values() if family.is_ipv6(c.local)]:
-            self._packet_too_big(now, conn, mtu)
+            try:
+                self._packet_too_big(now, conn, mtu)
+            except Exception as exc:  # noqa: BLE001
+                self.internal_error("TCP link MTU change failed", exc)
 
     def local_mss_for(self, address: bytes) -> int:
         """`TcpConfig.local_mss_for`, held to the IPv6 link MTU (`link_mtu6_changed`) for an IPv6 address."""

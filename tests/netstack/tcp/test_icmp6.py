@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from netstack.tcp import events as ev
 from netstack.tcp.config import TcpConfig
+from netstack.tcp.connection import Connection
 from netstack.tcp.counters import Count
 from netstack.tcp.icmp import Kind, classify, classify6, parse_quote
 from netstack.tcp.segment import ACK, SYN, build_options
@@ -386,6 +387,35 @@ def test_a_packet_too_big_quoting_the_iss_sends_no_data_in_syn_received() -> Non
     tcb = peer.layer.connection(conn)
     assert tcb is not None
     assert tcb.mss == 1220
+
+
+@pytest.mark.parametrize("faulty", [True, False])
+def test_a_fault_in_one_connection_does_not_stop_a_link_mtu_change(monkeypatch: pytest.MonkeyPatch,
+                                                                    faulty: bool) -> None:
+    """Review s26 #4: link_mtu6_changed was the one entry point with no containment. A bug shrinking the first
+    connection stopped the loop (the second kept 1440, and the stack never reports the change again) and
+    escaped into the stack (into Stack.start on a restart). It is counted as a TCP internal error instead and
+    the other connections still shrink. The control (no fault) counts nothing."""
+    peer = peer6(timestamps=False)
+    first, _ = peer.accept(mss=1440)
+    peer.peer_port = 40001
+    second, _ = peer.accept(mss=1440)
+    peer.out()
+    original = Connection.path_mtu_reduced
+
+    def path_mtu_reduced(self: Connection, now: float, next_hop_mtu: int) -> bool:
+        if faulty and self.id == first:
+            raise RuntimeError("shrink bug")
+        return original(self, now, next_hop_mtu)
+
+    monkeypatch.setattr(Connection, "path_mtu_reduced", path_mtu_reduced)
+    peer.layer.link_mtu6_changed(peer.now, 1280)  # does not raise
+    tcb = peer.layer.connection(second)
+    assert tcb is not None
+    assert tcb.mss == 1220
+    assert peer.layer.stats["internal-error"] == (1 if faulty else 0)
+    assert peer.layer.stats["pmtu-reduced"] == (1 if faulty else 2)
+    assert peer.layer.local_mss_for(US6) == 1220  # new connections fit the new MTU either way
 
 
 def test_the_ipv6_link_mtu_leaves_ipv4_connections_alone() -> None:
