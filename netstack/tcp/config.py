@@ -140,8 +140,10 @@ class TcpConfig:
                                          # counting one's own RSTs says nothing of others' (replylimit.py)
     rst_rate_limit_per_source: int = 10  # ...and to any one source (an IPv4 address, an IPv6 /64) a second:
                                          # probes naming a victim use at most this much of the layer's
-    rst_source_slots: int = 1024         # per-source RST counts: a fixed array indexed by a keyed hash of the
-                                         # source (no table whose fullness an attacker could watch)
+    rst_source_slots: int = 4096         # per-source RST counts: a fixed array indexed by a keyed hash of the
+                                         # second and the source (no table whose fullness an attacker could
+                                         # watch; re-keyed each second, and far above rst_rate_limit, so a
+                                         # colliding source is rarely found and never kept: replylimit.py)
     syn_cookie_rate_limit: int = 5000    # SYN cookies (SYN-ACKs without state) per second, at most: bounds
                                          # the backscatter a spoofed flood makes us send, while a client's
                                          # SYN still wins a cookie with odds rate/flood per try; each second's
@@ -150,7 +152,8 @@ class TcpConfig:
     syn_cookie_rate_limit_per_tuple: int = 3  # ...and to any one 4-tuple a second: a probe naming a victim's
                                          # 4-tuple moves the count by at most this. Per 4-tuple, not per
                                          # source: spoofed SYNs naming a victim must not spend its cookies
-    syn_cookie_tuple_slots: int = 4096   # per-4-tuple cookie counts: a fixed array indexed by a keyed hash
+    syn_cookie_tuple_slots: int = 65536  # per-4-tuple cookie counts: a fixed array indexed by a keyed hash
+                                         # of the second and the 4-tuple, far above syn_cookie_rate_limit
     max_cookies_remembered: int = 4096   # cookies that made a connection, kept until they expire (128 s) so
                                          # that none makes a second one; about 250 bytes each
     max_outgoing: int = 8192             # segments waiting for take_outgoing (as netstack.limits.TX_QUEUE_FRAMES)

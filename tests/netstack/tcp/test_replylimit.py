@@ -78,6 +78,66 @@ def test_a_slash_64_is_one_source_for_rsts() -> None:
     assert closed_port_acks(peer, other_64, 5, dst=US6) == 3
 
 
+def find_slot_mate(peer: RawPeer, victim: bytes, per_second: int = 80, seconds: int = 300) -> bytes | None:
+    """The review's search (review-s26, finding 1): each second, fill the victim's slot with spoofed segments
+    to a closed port, then send one from each of `per_second` own sources (within the layer's ceiling); a source
+    that gets no RST shares the victim's slot this second."""
+    share = peer.layer.config.rst_rate_limit_per_source
+    candidates = iter(attackers(per_second * seconds))
+    for _ in range(seconds):
+        peer.now = float(int(peer.now) + 1)
+        assert closed_port_acks(peer, victim, share) == share
+        for _ in range(per_second):
+            candidate = next(candidates)
+            if closed_port_acks(peer, candidate, 1) == 0:
+                return candidate
+    return None
+
+
+def test_a_source_found_to_share_the_victims_slot_tells_nothing_the_next_second() -> None:
+    """Before: the slot was a keyed hash of the source alone, the same every second, so the source the search
+    found shared the victim's slot for good; then k spoofed guesses and a full share from it read the victim's
+    ports exactly: 9 RSTs for a dead guess, 10 for the live port. Now the slots are re-keyed each second: the
+    search still finds a source sharing the victim's slot in some second, and in the seconds after it gets its
+    whole share whatever the guess was."""
+    peer = RawPeer(peer_port=40000)
+    peer.accept(1000)
+    peer.out()
+    share = peer.layer.config.rst_rate_limit_per_source
+    mate = find_slot_mate(peer, THEM)
+    assert mate is not None
+
+    def guess(port: int) -> int:
+        peer.now = float(int(peer.now) + 1)
+        peer.inject(ACK, 5, 5, src=THEM, src_port=port)
+        peer.layer.take_outgoing()
+        return closed_port_acks(peer, mate, share)
+
+    seen = [(port, guess(port)) for _ in range(3) for port in (39998, 39999, 40000, 40001)]
+    assert {count for _port, count in seen} == {share}, seen
+
+
+def test_a_second_rarely_finds_the_victims_slot_mate_within_its_ceiling() -> None:
+    """Finding a slot-mate and using it must happen in the same second, and each candidate tried costs a RST of
+    the layer's ceiling: spending all of it on candidates, a second finds the victim's slot-mate with odds
+    below rst_rate_limit / rst_source_slots (under 5%; the 1024 slots before gave 18%)."""
+    peer = RawPeer()
+    config = peer.layer.config
+    seconds = 200
+    candidates = attackers(seconds * config.rst_rate_limit)
+    found = 0
+    for second in range(seconds):
+        peer.now = float(second)
+        closed_port_acks(peer, THEM, config.rst_rate_limit_per_source)
+        refused = peer.layer.stats["rst-rate-limited"]
+        tried = candidates[second * config.rst_rate_limit:(second + 1) * config.rst_rate_limit]
+        for candidate in tried:
+            if closed_port_acks(peer, candidate, 1) == 0 and peer.layer.stats["rst-rate-limited"] == refused:
+                found += 1
+                break
+    assert 0 < found <= seconds // 10, found    # 4 of 200 here; 30 with the 1024 slots of before
+
+
 # -- SYN cookies: the same shape, keyed by 4-tuple ----------------------------------------------------------
 
 FILLER = bytes([10, 9, 9, 9])
