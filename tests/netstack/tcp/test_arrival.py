@@ -83,14 +83,65 @@ def test_old_segments_within_a_window_still_count_for_their_ack() -> None:
 
 
 def test_ts_recent_comes_only_from_a_segment_at_or_before_last_ack_sent() -> None:
-    """RFC 7323 §4.3: a zero-window probe exactly at RCV.NXT may record its TSval; a segment the ACK check then
-    drops (ACK of unsent data) records nothing."""
+    """RFC 7323 §4.3 (2): TS.Recent takes the TSval of a segment that starts at or before Last.ACK.sent (the
+    number our latest ACK carried). While our ACK is delayed, the next in-window segment starts beyond it and
+    records nothing, so our ACK echoes the TSval of the earliest segment it acknowledges; a segment the ACK
+    check drops (ACK of unsent data) records nothing either."""
     peer, _conn_id, conn, iss, ours = timestamped()
     peer.inject(ACK, PEER_ISN + 1, iss + 1 + 10**6, options=build_options(ts=(6000, ours)))
     assert peer.layer.stats["ack-unsent-data"] == 1
     assert conn.ts_recent == 5001
-    peer.inject(ACK, PEER_ISN + 1, iss + 1, options=build_options(ts=(6001, ours)))
-    assert conn.ts_recent == 6001
+    peer.out()
+    assert conn.last_ack_sent == PEER_ISN + 1
+    peer.inject(ACK | PSH, PEER_ISN + 1, iss + 1, b"a" * 100, options=build_options(ts=(6001, ours)))
+    assert conn.ts_recent == 6001                           # at Last.ACK.sent
+    assert peer.out() == []                                 # our ACK is delayed: Last.ACK.sent stays behind
+    peer.inject(ACK | PSH, PEER_ISN + 101, iss + 1, b"b" * 100, options=build_options(ts=(6002, ours)))
+    assert conn.ts_recent == 6001                           # in the window, but beyond Last.ACK.sent
+    (ack,) = peer.out()
+    assert (ack.ack, ack.options.ts_ecr) == (PEER_ISN + 201, 6001)
+    assert conn.last_ack_sent == PEER_ISN + 201
+    peer.inject(ACK | PSH, PEER_ISN + 201, iss + 1, b"c", options=build_options(ts=(6003, ours)))
+    assert conn.ts_recent == 6003                           # at Last.ACK.sent again
+
+
+def test_a_zero_window_probe_at_rcv_nxt_records_its_tsval() -> None:
+    """RFC 7323 §4.3: a zero-window probe exactly at RCV.NXT (= Last.ACK.sent, our ACK that shut the window)
+    fails the window test only because the window is zero; its TSval is recorded, and our answer echoes it,
+    so the peer's RTT sample from its probes is right."""
+    peer, conn_id, conn, iss, ours = timestamped(TcpConfig(keepalive=False, rcv_buffer=2920))
+    peer.inject(ACK, PEER_ISN + 1, iss + 1, bytes(1460), options=build_options(ts=(5002, ours)))
+    peer.inject(ACK, PEER_ISN + 1461, iss + 1, bytes(1460), options=build_options(ts=(5003, ours)))
+    (full,) = peer.out()                                    # nobody reads: our window is shut
+    assert (full.ack, full.window) == (PEER_ISN + 2921, 0)
+    assert conn.ts_recent == 5002
+    peer.inject(ACK, PEER_ISN + 2921, iss + 1, b"z", options=build_options(ts=(5010, ours)))
+    assert peer.layer.stats["zero-window-probe-received"] == 1
+    assert conn.ts_recent == 5010
+    (answer,) = peer.out()
+    assert (answer.ack, answer.window, answer.options.ts_ecr) == (PEER_ISN + 2921, 0, 5010)
+    assert peer.layer.readable_bytes(conn_id) == 2920
+
+
+def test_an_old_duplicate_within_the_window_does_not_record_its_tsval() -> None:
+    """RFC 7323 §5.3 R2 before R3: a segment that fails the window test records nothing, even one old by less
+    than a window (not too old to have its ACK processed) and at or before Last.ACK.sent. Recording it let a
+    blind attacker whose SEQ fell within a window behind RCV.NXT poison PAWS with a huge TSval (audit #2's
+    residual case)."""
+    peer, conn_id, conn, iss, ours = timestamped()
+    peer.inject(ACK | PSH, PEER_ISN + 1, iss + 1, b"x" * 1000, options=build_options(ts=(5002, ours)))
+    assert peer.layer.receive(peer.now, conn_id) == b"x" * 1000
+    peer.advance(1.0)
+    peer.out()
+    peer.inject(ACK, PEER_ISN + 1 + 990, iss + 1, b"x" * 5, options=build_options(ts=(5002 + 0x40000000, ours)))
+    assert conn.ts_recent == 5002
+    assert peer.layer.stats["old-segment"] == 0             # its ACK was processed (it is not too old)
+    (answer,) = peer.out()
+    assert (answer.ack, answer.options.ts_ecr) == (PEER_ISN + 1001, 5002)
+    peer.inject(ACK | PSH, PEER_ISN + 1001, iss + 1, b"world", options=build_options(ts=(5003, ours)))
+    assert peer.layer.receive(peer.now, conn_id) == b"world"
+    assert peer.layer.stats["paws"] == 0
+    assert conn.ts_recent == 5003
 
 
 def test_replies_to_out_of_window_and_paws_failed_segments_are_throttled() -> None:
