@@ -242,11 +242,13 @@ class Arrival(ReceiveSide):
             host.count(Count.SYN_CHALLENGE_ACK)
             self.challenge_ack(now)
             return _DROP
-        host.count(Count.OUT_OF_WINDOW)
+        # Counted once: `old-segment` below, `out-of-window` otherwise.
         if self._state == State.SYN_RECEIVED:
+            host.count(Count.OUT_OF_WINDOW)
             return _DROP
         end = (seg.seq + seg_len) & MASK
         if flags & SYN or not flags & ACK or seq_gt(end, self.rcv_nxt):
+            host.count(Count.OUT_OF_WINDOW)
             self._oow_reply(now)
             return _DROP
         if ((self.rcv_nxt - end) & MASK) > max(self.rcv_buf_size, 1):
@@ -261,6 +263,7 @@ class Arrival(ReceiveSide):
             return _DROP
         # Old, within a window (a duplicate, or a keepalive probe at RCV.NXT - 1): its acknowledgement is still
         # news, as BSD treats it; the data is not.
+        host.count(Count.OUT_OF_WINDOW)
         return _ACK_ONLY
 
     def _oow_reply_allowed(self, now: float) -> bool:

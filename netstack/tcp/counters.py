@@ -66,7 +66,8 @@ class Count(StrEnum):
     NO_ACK = "no-ack"
     OUT_OF_WINDOW = "out-of-window"
     # an unacceptable segment ending more than a receive buffer behind RCV.NXT: no retransmission of the peer's
-    # can be that old, so its ACK is not processed (a blind attacker's SEQ guess; audit-tcp #2, #3), only answered
+    # can be that old, so its ACK is not processed (a blind attacker's SEQ guess; audit-tcp #2, #3), only answered;
+    # counted here instead of out-of-window
     OLD_SEGMENT = "old-segment"
     # the ACK answering an unacceptable or PAWS-failed segment, or the SYN-ACK repeated for a duplicate SYN,
     # was left unsent: over `TcpConfig.oow_reply_limit` (anyone who knows the 4-tuple elicits them 1:1)
