@@ -93,7 +93,8 @@ class Reassembly:
         """Hand `take` what now continues the stream at `rcv_nxt`, in order; `take` keeps what fits and says
         how much. Returns (the new RCV.NXT, whether the queue changed the stream, whether a FIN was reached).
         Segments still ahead of the stream stay queued; the rest, delivered or wholly duplicate, go. Nothing
-        after a FIN is taken: the stream ends there (RFC 9293 §3.10.7.4), whatever was queued beyond it."""
+        after a FIN is taken: the stream ends there (RFC 9293 §3.10.7.4), whatever was queued beyond it
+        (`ReceiveSide` queues nothing beyond a FIN, but `add` itself does not refuse it)."""
         changed = fin = False
         keep: list[Entry] = []
         for seq, data, seg_fin in sorted(self.segments, key=lambda entry: (entry[0] - rcv_nxt) & MASK):

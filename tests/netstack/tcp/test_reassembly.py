@@ -75,6 +75,21 @@ def test_a_fin_is_reached_only_if_everything_before_it_fitted() -> None:
     assert queue.drain(104, Sink().take) == (106, True, True)
 
 
+def test_drain_takes_nothing_queued_beyond_a_fin() -> None:
+    """The queue on its own does not refuse text beyond a queued FIN (`ReceiveSide` does, as data-beyond-fin),
+    so `drain` stops at the FIN itself: the stream ends there (RFC 9293 §3.10.7.4), and what lay beyond goes."""
+    queue = Reassembly()
+    queue.add(110, b"abc", True, 100)
+    queue.add(113, b"xyz", False, 100)
+    queue.add(120, b"late", False, 100)
+    sink = Sink()
+    assert queue.drain(100, sink.take) == (100, False, False)   # the hole at 100 is still open
+    queue.add(100, b"0123456789", False, 100)
+    assert queue.drain(100, sink.take) == (113, True, True)
+    assert bytes(sink.data) == b"0123456789abc"
+    assert (len(queue), queue.bytes) == (0, 0)
+
+
 def test_sequence_numbers_wrap() -> None:
     queue = Reassembly()
     start = MASK - 2  # three bytes before the wrap
