@@ -102,7 +102,9 @@ class TcpConfig:
     persist_timeout: float = 300.0       # the peer's window may stay shut this long while we have data for it,
                                          # counted from our first probe and restarted only when the window
                                          # opens: acknowledging probe bytes one at a time is not progress
-                                         # (Linux's icsk_probes_tstamp; RFC 6429) (`persist-timeout`)
+                                         # (RFC 6429). Stricter than Linux's default (which probes while
+                                         # answered), like Linux with TCP_USER_TIMEOUT (icsk_probes_tstamp):
+                                         # a reader paused longer than this is aborted (`persist-timeout`)
     orphan_timeout: float = 300.0        # whole stay of an application-closed connection in FIN-WAIT-1,
                                          # CLOSING or LAST-ACK (Linux tcp_orphan_retries, FreeBSD's shorter
                                          # persist for closed sockets): a peer that takes a byte at a time

@@ -309,8 +309,13 @@ class Connection(Arrival):
         so looks like progress, and a peer acknowledging one probe byte every few minutes with its window
         still 0 held a connection (an orphan above all, with its send buffer and table slot) for as long as
         it liked. RFC 9293 §3.8.6.1 keeps probing while the peer answers; RFC 6429 allows ending it for the
-        sake of resources, as Linux does from its first probe (icsk_probes_tstamp). A reader that really
-        reads opens its window within the limit and is not affected."""
+        sake of resources. This is stricter than Linux's default, which probes for as long as probes are
+        answered and bounds only unanswered ones (tcp_retries2, tcp_orphan_retries for orphans); it is what
+        Linux does with TCP_USER_TIMEOUT set, where the bound runs from the first probe (icsk_probes_tstamp).
+        We bound it always, because an answered probe costs a peer nothing and holds our send buffer and
+        table slot. The cost: a peer whose application stops reading for longer than `persist_timeout` (a
+        paused download) is aborted, where Linux by default would wait; a reader that reads opens its window
+        within the limit and is not affected."""
         timers = self.timers
         if timers.window_shut == INF:
             timers.window_shut = now

@@ -15,8 +15,10 @@ INF = float("inf")
 class Timers:
     """`rtx`: retransmission (RFC 6298); `delack`: delayed ACK (RFC 1122 4.2.3.2); `persist`: zero-window
     probe (RFC 9293 §3.8.6.1); `phase`: the deadline of the phase the connection is in (the whole connect, the
-    2*MSL of TIME-WAIT, an orphaned FIN-WAIT-2). `last_heard` (a segment arrived), `last_activity` (data moved
-    either way) and `last_progress` (the peer acknowledged something) start the keepalive, idle and user
+    2*MSL of TIME-WAIT, an orphaned FIN-WAIT-2, an orphan's whole stay in FIN-WAIT-1, CLOSING or LAST-ACK
+    under `orphan_timeout`). `last_heard` (a segment passed the sequence and ACK checks, `_process_ack`, or
+    SYN-SENT reached ESTABLISHED; a segment dropped on the 4-tuple does not count), `last_activity` (data
+    moved either way) and `last_progress` (the peer acknowledged something) start the keepalive, idle and user
     timeouts; `keepalive_sent` counts unanswered keepalive probes. `window_shut` is when we first probed the
     peer's closed window (INF: it is open), the start of `persist_timeout`: only the window opening clears it,
     never an ACK of a probe byte, so a peer cannot hold us by taking one byte at a time. `queued` is the
