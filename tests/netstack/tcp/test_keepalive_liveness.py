@@ -59,3 +59,22 @@ def test_an_acceptable_segment_keeps_the_connection_alive() -> None:
         assert peer.out() == []                                         # no keepalive probe was due
     assert peer.layer.connection(conn) is not None
     assert peer.layer.stats["keepalive-timeout"] == 0
+
+
+def test_an_active_open_hears_the_peer_when_its_syn_ack_arrives() -> None:
+    """SYN-SENT reaching ESTABLISHED is hearing from the peer (arrival.py): keepalive's idle time runs from the
+    SYN-ACK, not from the connect, so a slow handshake does not bring the first probe early."""
+    peer = RawPeer(CONFIG, port=6000, peer_port=5000)
+    conn = peer.layer.connect(0.0, peer.us, peer.peer, 5000, local_port=6000)
+    (syn,) = peer.out()
+    peer.advance(20.0)                                      # SYN retransmitted at 1, 3, 7, 15 s
+    peer.out()
+    peer.inject(SYN | ACK, 7000, syn.seq + 1, options=build_options(mss=1460))
+    assert ev.Connected(conn) in peer.layer.take_events()
+    tcb = peer.layer.connection(conn)
+    assert tcb is not None
+    assert tcb.timers.last_heard == 20.0
+    peer.out()
+    (probe,) = peer.next_output()
+    assert peer.now == 20.0 + CONFIG.keepalive_idle
+    assert (probe.flags, probe.seq) == (ACK, syn.seq)
