@@ -22,14 +22,20 @@ def _time_wait(peer: RawPeer) -> int:
     return conn
 
 
-def test_a_syn_answered_by_a_cookie_does_not_recycle_time_wait() -> None:
-    peer = RawPeer(TcpConfig(max_connections=3, max_half_open=2))
+def _full_table_with_time_wait(peer: RawPeer) -> int:
+    """A table of three (`max_connections`): one TIME-WAIT entry and two half-open ones; then a third SYN."""
     tw = _time_wait(peer)
     for port in (20001, 20002):
         peer.inject(SYN, 7000, src=OTHER, src_port=port, options=build_options(mss=1460))
     peer.out()
     assert len(peer.layer.by_id) == 3
     peer.inject(SYN, 7000, src=OTHER, src_port=20003, options=build_options(mss=1460))
+    return tw
+
+
+def test_a_syn_answered_by_a_cookie_does_not_recycle_time_wait() -> None:
+    peer = RawPeer(TcpConfig(max_connections=3, max_half_open=2))
+    tw = _full_table_with_time_wait(peer)
     assert peer.layer.stats["syn-cookie-sent"] == 1
     assert peer.layer.stats["time-wait-recycled"] == 0
     assert peer.layer.state_of(tw) == State.TIME_WAIT
@@ -54,12 +60,7 @@ def test_a_syn_refused_per_source_does_not_recycle_time_wait() -> None:
 def test_a_syn_that_makes_a_connection_still_recycles_time_wait() -> None:
     """Negative: a full table whose SYN becomes a half-open TCB recycles the oldest TIME-WAIT entry for it."""
     peer = RawPeer(TcpConfig(max_connections=3, max_half_open=8))
-    tw = _time_wait(peer)
-    for port in (20001, 20002):
-        peer.inject(SYN, 7000, src=OTHER, src_port=port, options=build_options(mss=1460))
-    peer.out()
-    assert len(peer.layer.by_id) == 3
-    peer.inject(SYN, 7000, src=OTHER, src_port=20003, options=build_options(mss=1460))
+    tw = _full_table_with_time_wait(peer)
     assert peer.layer.stats["time-wait-recycled"] == 1
     assert peer.layer.stats["syn-received"] == 4
     assert peer.layer.connection(tw) is None
