@@ -3,13 +3,22 @@ when the table is full.
 
 Why a newcomer may displace someone: refusing every newcomer once the table is full lets whoever filled it
 keep it. Sixteen source addresses at the per-source cap hold all 256 slots, each kept alive by one request
-per idle period. So when the table is full, a newcomer takes the slot of an IDLE keep-alive connection
-(served at least once, waiting for its next request, nothing in flight) of the source holding the most
-slots; only when no such connection exists is it refused (and counted), never queued.
+per idle period, or by nothing at all: a connection that never sends a byte is held until its first request's
+(or TLS handshake's) timeout, and opening nine such connections a second keeps the table full. So when the
+table is full, a newcomer takes the slot of one of two kinds of connection, the oldest of the source holding
+the most slots:
+- an IDLE keep-alive connection (served at least once, waiting for its next request, nothing in flight), of a
+  source holding at least two more slots than the newcomer's (with one more, the swap would only trade places);
+- an UNANSWERED connection (in its TLS handshake, or waiting for its first request, nothing yet given to it)
+  at least `displace_unanswered_after` old, of a source holding more slots than the newcomer's. Its age is
+  what keeps this from thrashing: a newcomer cannot itself be displaced before it had the time to ask.
+A connection being answered (a response in progress, a secret being released, a connect-back) is never
+displaced. Only when no such connection exists is the newcomer refused (and counted), never queued.
 
 Closing an idle persistent connection is ordinary HTTP (RFC 9112 §9.6: a server may close one at any time,
 and clients retry): the connection's handler is woken, ends its loop the ordinary way (TLS sends its
-close_notify) and records its outcome; its slot is free at once.
+close_notify) and records its outcome (`served`); its slot is free at once. An unanswered connection is woken
+the same way and recorded as `resource-limit`: it got nothing, because the table was full.
 
 A source is what `appliance.peers.source_of` says it is: an IPv4 address, or an IPv6 /64, so that rotating
 the low bits of an IPv6 address does not multiply a peer's share of the table.
@@ -33,6 +42,9 @@ class Slot:
     accepted: float  # event-loop time of admission: a connection's lifetime runs from here
     withdraw: Callable[[], None]  # wakes the handler out of its wait for the peer's next bytes
     idle: bool = False  # the handler sets it while it waits for a next request with nothing in flight
+    # the handler sets it from accept while the connection is owed nothing yet: in its TLS handshake, or
+    # waiting for (or reading) its first request; it clears it once it starts answering
+    unanswered: bool = False
     displaced: bool = False  # the gate gave this slot to a newcomer: the handler ends at its next boundary
     key: str = field(init=False)  # the source it counts against (`appliance.peers.source_of`)
 
@@ -42,7 +54,7 @@ class Slot:
 
 class Gate:
     """Concurrent connections, overall and per source: admission is refused (and counted), never queued;
-    a full table makes room by displacing an idle connection of its biggest holder."""
+    a full table makes room by displacing an idle or unanswered connection of its biggest holder."""
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
@@ -61,9 +73,9 @@ class Gate:
         if self._per_source[slot.key] >= self._limits.max_connections_per_source:
             return f"more than {self._limits.max_connections_per_source} concurrent connections from one source"
         if len(self._slots) >= self._limits.max_connections:
-            victim = self._victim(slot.key)
+            victim = self._victim(slot.key, accepted)
             if victim is None:
-                return f"more than {self._limits.max_connections} concurrent connections (none idle to displace)"
+                return f"more than {self._limits.max_connections} concurrent connections (none to displace)"
             self.release(victim)
             victim.displaced = True
             self.displaced += 1
@@ -72,15 +84,20 @@ class Gate:
         self._per_source[slot.key] += 1
         return slot
 
-    def _victim(self, newcomer: str) -> Slot | None:
-        """The oldest idle slot of the source holding the most slots. Only a source holding at least two more
-        than the newcomer's gives way: with one more, the swap would only trade places (and could repeat)."""
-        floor = self._per_source[newcomer] + 2
+    def _victim(self, newcomer: str, now: float) -> Slot | None:
+        """The oldest displaceable slot (module docstring) of the source holding the most slots: an idle one
+        of a source holding at least two more than the newcomer's, or an unanswered one at least
+        `displace_unanswered_after` old of a source holding more than the newcomer's."""
+        mine = self._per_source[newcomer]
+        old_enough = now - self._limits.displace_unanswered_after
         victim: Slot | None = None
+        most = 0
         for slot in self._slots:  # oldest first, so on a tie the oldest stays chosen
             held = self._per_source[slot.key]
-            if slot.idle and held >= floor and (victim is None or held > self._per_source[victim.key]):
-                victim = slot
+            if held <= most:
+                continue
+            if (slot.idle and held >= mine + 2) or (slot.unanswered and held > mine and slot.accepted <= old_enough):
+                victim, most = slot, held
         return victim
 
     def release(self, slot: Slot) -> None:

@@ -44,6 +44,10 @@ class Limits:
     # connections
     max_connections: int = 256  # concurrent, all endpoints together
     max_connections_per_source: int = 16  # concurrent, per source address
+    # a full table may displace a connection not yet answered (in its TLS handshake, or waiting for its first
+    # request) once it is this old: long enough for any client that means to ask to have asked, so that a
+    # newcomer is not itself displaced before it could (appliance.admission)
+    displace_unanswered_after: float = 2.0
     # time (seconds)
     handshake_timeout: float = 10.0  # TCP accept to TLS HandshakeComplete
     idle_timeout: float = 30.0  # no bytes from the peer for this long
@@ -65,7 +69,9 @@ class Limits:
     http_max_body: int = 0  # we serve GET/HEAD only: any body is refused with 413
     http_max_requests_per_connection: int = 100
     http_max_challenge: int = 256  # /proof?challenge=... after decoding
-    http_request_timeout: float = 10.0  # first byte of a request to the end of its head (slow-header attacks)
+    # first byte of a request to the end of its head (slow-header attacks); a connection's first request: from
+    # accept (port 80) or the end of the TLS handshake (443), so that a silent connection holds no slot longer
+    http_request_timeout: float = 10.0
     # accept to the last response of a connection (slot holding: one request per idle period): the connection
     # closes at the first request boundary after this, with Connection: close on a response then in progress
     http_connection_lifetime: float = 120.0

@@ -78,6 +78,17 @@ def test_limit_overrides_reach_every_part_of_the_tree() -> None:
             apply_limit_overrides(Limits(), (bad,))
 
 
+def test_the_displacement_age_is_a_limit_of_the_tree() -> None:
+    """The age after which a full table may displace an unanswered connection (appliance.admission) is
+    printed with the tree and set like any leaf."""
+    assert describe(Limits())["displace_unanswered_after"] == 2.0
+    limits = apply_limit_overrides(Limits(), ("displace_unanswered_after=5",))
+    assert limits.displace_unanswered_after == 5.0
+    assert describe(limits)["displace_unanswered_after"] == 5.0
+    with pytest.raises(FatalBootError):
+        apply_limit_overrides(Limits(), ("displace_unanswered_after=-1",))
+
+
 def test_the_described_tree_holds_every_leaf_at_its_effective_value() -> None:
     limits = apply_limit_overrides(Limits(), ("max_connections=10", "stack.icmp.echo_rate=5"))
     tree = describe(limits)

@@ -69,7 +69,7 @@ def test_a_full_gate_displaces_the_oldest_idle_slot_of_the_source_holding_the_mo
     assert (gate.total, gate.displaced) == (6, 1)
     gate.release(slots["a2"])  # its handler ends later: the slot is not freed twice
     assert gate.total == 6
-    assert "none idle" in str(gate.admit("c", 0.0, lambda: None))  # c holds 1: nobody holds 3 or more
+    assert "to displace" in str(gate.admit("c", 0.0, lambda: None))  # c holds 1: nobody holds 3 or more
     assert isinstance(gate.admit("e", 0.0, lambda: None), Slot)  # a and b hold 2 each: b1 is the older idle
     assert withdrawn == ["a2", "b1"]
 
@@ -82,8 +82,58 @@ def test_a_full_gate_only_displaces_for_a_source_holding_at_least_two_fewer() ->
         slot.idle = True
     # b would go from 2 to 3 and a from 2 to 1: no fairer than before, and the next newcomer from a would
     # take it back. Refused, as when nobody is idle.
-    assert "none idle to displace" in str(gate.admit("b", 0.0, lambda: None))
+    assert "to displace" in str(gate.admit("b", 0.0, lambda: None))
     assert isinstance(gate.admit("c", 0.0, lambda: None), Slot)
+
+
+def _unanswered(gate: Gate, source: str, accepted: float, withdrawn: list[str] | None = None) -> Slot:
+    """A slot as a handler holds it from accept until it starts answering (TLS handshake, first request)."""
+    slot = gate.admit(source, accepted, lambda: withdrawn.append(source) if withdrawn is not None else None)
+    assert isinstance(slot, Slot)
+    slot.unanswered = True
+    return slot
+
+
+def test_one_ipv6_slash60_of_silent_connections_no_longer_holds_the_whole_table() -> None:
+    """The audit's reproduction (F1): sixteen /64s of one /60, sixteen silent connections each, fill all 256
+    slots; nobody had been served, so nobody was idle, and every newcomer was refused."""
+    gate = Gate(Limits())
+    withdrawn: list[str] = []
+    for net in range(16):
+        for host in range(16):
+            _unanswered(gate, f"2001:db8:0:{net:x}::{host + 1:x}", 0.0, withdrawn)
+    assert gate.total == 256
+    assert "to displace" in str(gate.admit("192.0.2.9", 1.0, lambda: None))  # they may still ask
+    newcomer = gate.admit("192.0.2.9", Limits().displace_unanswered_after, lambda: None)
+    assert isinstance(newcomer, Slot)
+    assert withdrawn == ["2001:db8:0:0::1"]  # the oldest of a biggest holder
+    assert (gate.total, gate.displaced) == (256, 1)
+
+
+def test_a_full_gate_never_displaces_a_connection_being_answered() -> None:
+    gate = Gate(replace(Limits(), max_connections=3, max_connections_per_source=3))
+    withdrawn: list[str] = []
+    for _ in range(3):
+        slot = _unanswered(gate, "a", 0.0, withdrawn)
+        slot.unanswered = False  # a response, or the secret's release, in progress
+    assert "to displace" in str(gate.admit("c", 100.0, lambda: None))
+    assert withdrawn == []
+
+
+def test_a_full_gate_displaces_an_unanswered_slot_only_of_a_source_holding_more() -> None:
+    gate = Gate(replace(Limits(), max_connections=4, max_connections_per_source=3))
+    withdrawn: list[str] = []
+    b = _unanswered(gate, "b", 0.0, withdrawn)  # under its share: the oldest, but b holds one slot
+    for _ in range(3):
+        _unanswered(gate, "a", 1.0, withdrawn)
+    assert isinstance(gate.admit("c", 3.0, lambda: None), Slot)
+    assert withdrawn == ["a"]  # a's oldest, not b's older one
+    assert not b.displaced
+    # now a, b and c hold 2, 1 and 1: a newcomer from c (1) may take a's (2), never b's (1)
+    assert isinstance(gate.admit("c", 3.0, lambda: None), Slot)
+    assert withdrawn == ["a", "a"]
+    assert "to displace" in str(gate.admit("c", 3.0, lambda: None))  # c holds 2, a and b 1 each
+    assert not b.displaced
 
 
 def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp_path: Path) -> None:
