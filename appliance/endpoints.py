@@ -25,10 +25,11 @@ from appliance.validation import PeerRejectedError
 from appliance.vault import Vault
 from appliance.web import Site
 from outcomes.category import Category
-from tls.events import RequestRefused
+from tls.events import HandshakeComplete, RequestRefused
 from tls.x509 import Purpose
 
 Outcome = tuple[Category, str]
+DISPLACED_UNANSWERED = "slot given to a newcomer before anything was answered (table full)"
 Handler = Callable[[PlainChannel, Slot], Awaitable[Outcome]]
 
 
@@ -101,7 +102,7 @@ class Endpoints:
         tls = TlsChannel(self.engines.server(web, require_client_cert=False), channel,
                          on_request_refused=refused.append)
         try:
-            await tls.handshake(deadline)
+            await self._handshake(tls, deadline, slot)
             category, reason = await self._http(tls, slot)
         finally:
             await tls.close()
@@ -115,7 +116,8 @@ class Endpoints:
         server = (await self._server_identities(deadline)).server
         tls = TlsChannel(self.engines.server(server, require_client_cert=True), channel)
         try:
-            complete = await tls.handshake(deadline)
+            complete = await self._handshake(tls, deadline, slot)
+            slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
             await tls.send(self._release(complete.peer_chain, Purpose.CLIENT_AUTH) + b"\n")
             return Category.SUCCESS, f"secret sent ({complete.version})"
         finally:
@@ -146,11 +148,25 @@ class Endpoints:
     async def reverse(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.client(self.identities.current.client), channel)
         try:
-            complete = await tls.handshake(self._deadline())
+            complete = await self._handshake(tls, self._deadline(), slot)
+            slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
             await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
             return Category.SUCCESS, f"secret sent as TLS client ({complete.version})"
         finally:
             await tls.close()
+
+    @staticmethod
+    async def _handshake(tls: TlsChannel, deadline: float, slot: Slot) -> HandshakeComplete:
+        """The handshake of a connection the peer opened (443, 10000, 10002), bounded from accept by
+        `deadline`, during which the gate may give the slot to a newcomer (`Slot.unanswered`): the wait for
+        the peer's next flight then ends at once, and the connection is recorded as that, not as a reset."""
+        slot.unanswered = True
+        try:
+            return await tls.handshake(deadline)
+        except RefusedError:
+            if slot.displaced:
+                raise RefusedError(Category.RESOURCE_LIMIT, DISPLACED_UNANSWERED) from None
+            raise
 
     async def _send_as_client(self, tls: TlsChannel, secret: bytes) -> None:
         """Send the secret, then let the server close first (for at most `client_linger`). Closing at once
@@ -172,12 +188,19 @@ class Endpoints:
         idle. Each bound ends the connection at a request boundary, the last response (if one is in progress)
         saying Connection: close, and is recorded as `served` with the bound named in the reason: the client
         got every response it asked for, and ending a persistent connection is the server's right (RFC 9112
-        §9.6), not the peer's fault that `timeout` and `resource-limit` record."""
+        §9.6), not the peer's fault that `timeout` and `resource-limit` record.
+
+        The first request is timed from the start (accept on port 80, the end of the handshake on 443), not
+        from its first byte: a connection that sends nothing ends after `http_request_timeout` as `timeout`,
+        rather than holding its slot for `idle_timeout` (and one byte then for another request timeout).
+        Until it is complete the slot is `unanswered`: the gate may give it to a newcomer when the table is
+        full, which records it as `resource-limit`."""
         parser = RequestParser(self.limits)
         loop = asyncio.get_running_loop()
         end_of_life = slot.accepted + self.limits.http_connection_lifetime
         served = 0
-        request_started: float | None = None
+        request_started: float | None = loop.time()
+        slot.unanswered = True
         while True:
             try:
                 request = parser.next_request()
@@ -210,6 +233,7 @@ class Endpoints:
                 continue
             request_started = loop.time() if parser.has_partial() else None
             served += 1
+            slot.unanswered = False
             response, failure = self._page(request, slot)
             ending = failure or self._http_ending(served, loop.time() >= end_of_life, slot)
             keep_alive = request.keep_alive and ending is None
@@ -248,6 +272,8 @@ class Endpoints:
                                parser: RequestParser, served: int, slot: Slot, end_of_life: float) -> Outcome:
         """The wait for the peer's next bytes ended without any: the gate took the slot back, a deadline
         passed, or the peer went away. Which of these the connection's outcome says."""
+        if slot.displaced and not served:
+            return Category.RESOURCE_LIMIT, DISPLACED_UNANSWERED
         if slot.displaced:
             return Category.SERVED, f"{served} requests; then idle, slot given to a newcomer (table full)"
         timed_out = refused.category is Category.TIMEOUT
@@ -257,6 +283,8 @@ class Endpoints:
                     error_response(HttpError(408, "request not completed in time")), head_only=False, keep_alive=False,
                 ))
             return Category.TIMEOUT, "HTTP request not completed in time"
+        if timed_out and not served:
+            return Category.TIMEOUT, "no HTTP request in time"
         if timed_out and served and asyncio.get_running_loop().time() >= end_of_life:
             return Category.SERVED, f"{served} requests; then connection lifetime " \
                 f"({self.limits.http_connection_lifetime:g} s) reached"

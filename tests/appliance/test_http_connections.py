@@ -207,6 +207,94 @@ def test_a_full_table_with_nobody_idle_still_refuses_the_newcomer(tmp_path: Path
     assert (refused.source, refused.category) == ("C", Category.RESOURCE_LIMIT)
 
 
+def test_a_connection_that_sends_nothing_ends_after_the_request_timeout_not_the_idle_timeout(tmp_path: Path) -> None:
+    """A silent connection waited `idle_timeout` (30 s), and one byte just before then bought another
+    request timeout: the cheapest way to hold a slot. Its first request is now timed from accept."""
+
+    async def scenario() -> MemoryService:
+        running = await start_memory_service(tmp_path, LIMITS)
+        running.connect("198.51.100.1")
+        trickler = running.connect("198.51.100.2")
+        await asyncio.sleep(LIMITS.http_request_timeout - 1)
+        trickler.send(b"G")  # under way, but the request's time started at accept
+        await asyncio.sleep(30)
+        await running.service.stop()
+        return running
+
+    running = virtual_time.run(scenario())
+    silent, trickler = sorted(running.outcomes, key=lambda outcome: outcome.source)
+    assert (silent.category, silent.reason) == (Category.TIMEOUT, "no HTTP request in time")
+    assert silent.at == pytest.approx(LIMITS.http_request_timeout)
+    assert (trickler.category, trickler.reason) == (Category.TIMEOUT, "HTTP request not completed in time")
+    assert trickler.at == pytest.approx(LIMITS.http_request_timeout)
+
+
+def test_a_table_full_of_silent_connections_gives_the_oldest_of_the_biggest_source_to_a_newcomer(
+        tmp_path: Path) -> None:
+    """The audit's attack (F1), scaled down: A and B fill the table with connections that never send a byte;
+    nobody has been served, so nobody is idle, and the newcomer was refused on every port. Once they are
+    `displace_unanswered_after` old, the newcomer takes A's oldest; B, under its share, keeps its one."""
+    boot = pki.generate(datetime.datetime.fromtimestamp(WALL, datetime.UTC), os.urandom)
+
+    async def scenario() -> tuple[int | None, int | None, int | None, MemoryService]:
+        running = await start_memory_service(tmp_path, FULL, boot.issued())
+        running.connect("A", https=True)  # silent in its TLS handshake
+        running.connect("A")
+        running.connect("A")
+        b = running.connect("B")
+        await running.settle()
+        too_early = running.connect("C")  # the silent ones may still be about to ask
+        too_early.send(get("/nope"))
+        early = await too_early.response()
+        await asyncio.sleep(FULL.displace_unanswered_after)
+        newcomer = running.connect("C")
+        newcomer.send(get("/nope"))
+        answer = await newcomer.response()
+        b.send(get("/nope"))
+        b_answer = await b.response()
+        await running.service.stop()
+        return (early[0] if early else None), (answer[0] if answer else None), (
+            b_answer[0] if b_answer else None), running
+
+    early, answer, b_answer, running = virtual_time.run(scenario())
+    assert early is None
+    assert answer == 404  # admitted and served
+    refused, displaced = running.outcomes[:2]
+    assert (refused.source, refused.category) == ("C", Category.RESOURCE_LIMIT)
+    assert (displaced.endpoint, displaced.source, displaced.category) == ("https", "A", Category.RESOURCE_LIMIT)
+    assert displaced.reason == "slot given to a newcomer before anything was answered (table full)"
+    assert displaced.at == pytest.approx(FULL.displace_unanswered_after)
+    assert b_answer == 404  # B, under its share, was not touched
+    assert [o.source for o in running.outcomes if o.category is Category.RESOURCE_LIMIT] == ["C", "A"]  # only one
+
+
+def test_a_connection_whose_response_is_being_sent_is_not_displaced(tmp_path: Path) -> None:
+    """Its first request is complete and its answer on the way (the peer is slow to take it): it is being
+    served, and the newcomer is refused rather than cut it short."""
+    limits = replace(FULL, max_connections=1)
+
+    async def scenario() -> tuple[int | None, MemoryService]:
+        running = await start_memory_service(tmp_path, limits)
+        slow = running.connect("A")
+        side = slow._transport
+        side.get_write_buffer_size = lambda: 1  # type: ignore[method-assign]
+        assert side._protocol is not None
+        side._protocol.pause_writing()  # the peer takes nothing: the response's send waits on it
+        slow.send(get("/nope"))
+        await asyncio.sleep(limits.displace_unanswered_after + 1)
+        newcomer = running.connect("C")
+        newcomer.send(get("/nope"))
+        answer = await newcomer.response()
+        await running.service.stop()
+        return (answer[0] if answer else None), running
+
+    answer, running = virtual_time.run(scenario())
+    assert answer is None
+    refused = running.outcomes[0]
+    assert (refused.source, refused.category) == ("C", Category.RESOURCE_LIMIT)
+    assert "to displace" in refused.reason
+
+
 # -- /proof has one shared 20/s limit ---------------------------------------------------------------------
 
 
