@@ -134,11 +134,19 @@ class Appliance:
         except Exception as exc:  # noqa: BLE001 - one connection's bug must not stop the service
             category, reason = Category.INTERNAL_ERROR, type(exc).__name__
         finally:
-            await channel.close()
-            if channel.cut_off is not None:  # the peer went on sending, or never closed, after our last bytes
-                reason = f"{reason}; lingering close cut off at {channel.cut_off}"
-            self.gate.release(slot)
-            self.record(name, source, category, reason)
+            # The outcome is known before the close, and the close may be cancelled (the lingering close at
+            # `stop`, which cancels every task): the slot is given back and the outcome recorded whichever
+            # way the close ends, so that every connection ends in exactly one record.
+            try:
+                await channel.close()
+            except asyncio.CancelledError:  # the channel aborted the connection before passing it on
+                reason = f"{reason}; close cut short (service shutting down)"
+                raise
+            finally:
+                if channel.cut_off is not None:  # the peer went on sending, or never closed, after our last bytes
+                    reason = f"{reason}; lingering close cut off at {channel.cut_off}"
+                self.gate.release(slot)
+                self.record(name, source, category, reason)
 
     # -- recording -------------------------------------------------------------------------------------
 

@@ -42,10 +42,12 @@ WALL = 1_800_000_000.0
 class _ServiceSide(asyncio.Transport):
     """The transport the service writes to: what it writes reaches the client's reader at once."""
 
-    def __init__(self, source: str, to_client: asyncio.StreamReader) -> None:
+    def __init__(self, source: str, to_client: asyncio.StreamReader, *, half_close: bool = False) -> None:
         super().__init__()
         self._peer = (source, 40000)
         self._to_client = to_client
+        self._half_close = half_close  # True: the service's close lingers (PlainChannel.close), as on TCP
+        self._eof_written = False
         self._protocol: asyncio.Protocol | None = None
         self.closing = False
 
@@ -57,7 +59,7 @@ class _ServiceSide(asyncio.Transport):
         return {"peername": self._peer, "sockname": ("192.0.2.254", 80)}.get(name, default)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self.closing:
+        if not self.closing and not self._eof_written:
             self._to_client.feed_data(bytes(data))
 
     def is_closing(self) -> bool:
@@ -73,6 +75,15 @@ class _ServiceSide(asyncio.Transport):
 
     def abort(self) -> None:
         self.close()
+
+    def can_write_eof(self) -> bool:
+        return self._half_close
+
+    def write_eof(self) -> None:
+        if not self._half_close:
+            raise NotImplementedError
+        self._eof_written = True
+        self._to_client.feed_eof()
 
     def get_write_buffer_size(self) -> int:
         return 0
@@ -154,9 +165,9 @@ class MemoryNetwork:
     def watch_addresses(self, report: Callable[[Addresses], None], min_interval: float) -> None:
         """No addresses to report: a test names its sources itself."""
 
-    def connect(self, port: int, source: str) -> Client:
+    def connect(self, port: int, source: str, *, half_close: bool = False) -> Client:
         reader = asyncio.StreamReader()
-        transport = _ServiceSide(source, reader)
+        transport = _ServiceSide(source, reader, half_close=half_close)
         transport.connect(self._servers[port]())
         return Client(reader, transport)
 
@@ -181,9 +192,11 @@ class MemoryService:
     network: MemoryNetwork
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def connect(self, source: str, *, https: bool = False) -> Client:
+    def connect(self, source: str, *, https: bool = False, half_close: bool = False) -> Client:
+        """`half_close`: the connection can half-close, so the service's close lingers until the client
+        closes too (else it closes at once, as on a transport that cannot)."""
         ports = self.service.ports
-        return self.network.connect(ports.https if https else ports.http, source)
+        return self.network.connect(ports.https if https else ports.http, source, half_close=half_close)
 
     async def settle(self) -> None:
         """Let every ready task run (the virtual clock stands still while any can)."""

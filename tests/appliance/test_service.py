@@ -19,6 +19,7 @@ from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
 from tests import virtual_time
+from tests.appliance.memory_service import MemoryService, start_memory_service
 
 
 def _no_random(n: int) -> bytes:
@@ -319,3 +320,44 @@ def test_the_arranged_line_says_nothing_when_a_connection_line_carried_the_count
     assert [(line["event"], line["suppressed"]) for line in lines] == [
         ("connection", 0), ("connection", 0), ("connection", 1),
     ]
+
+
+def test_a_connection_lingering_in_its_close_at_shutdown_is_recorded_and_released(tmp_path: Path) -> None:
+    """`stop` cancels every connection's task; one cancelled in its lingering close (its outcome already known,
+    the peer not closing its end) used to be neither recorded nor given back to the gate."""
+
+    async def scenario() -> tuple[MemoryService, int, float]:
+        running = await start_memory_service(tmp_path, replace(Limits(), ledger_region_bytes=128 * 1024))
+        client = running.connect("198.51.100.1", half_close=True)
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await client.response()
+        assert answer is not None
+        assert answer[0] == 404
+        assert await client.response() is None  # our FIN: the service now lingers for the client's
+        await asyncio.sleep(running.service.limits.linger_seconds / 2)
+        assert running.outcomes == []  # still lingering
+        await running.service.stop()
+        return running, running.service.gate.total, asyncio.get_running_loop().time()
+
+    running, held, stopped_at = virtual_time.run(scenario())
+    (outcome,) = running.outcomes
+    assert outcome.category is Category.SERVED
+    assert outcome.reason == "1 requests; close cut short (service shutting down)"
+    assert held == 0
+    assert stopped_at == Limits().linger_seconds / 2  # cut short, not waited out
+
+
+def test_a_lingering_close_the_peer_ends_is_recorded_once_without_a_note(tmp_path: Path) -> None:
+    async def scenario() -> MemoryService:
+        running = await start_memory_service(tmp_path, replace(Limits(), ledger_region_bytes=128 * 1024))
+        client = running.connect("198.51.100.1", half_close=True)
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert await client.responses() == [404]
+        client.close()
+        await running.settle()
+        assert running.service.gate.total == 0
+        await running.service.stop()
+        return running
+
+    (outcome,) = virtual_time.run(scenario()).outcomes
+    assert (outcome.category, outcome.reason) == (Category.SERVED, "1 requests")
