@@ -189,9 +189,7 @@ class RequestParser:
         headers = tuple(self._parse_header(line) for line in header_lines)
         request = Request(method, target, version, headers, keep_alive=False)
         self._check_semantics(request)
-        connection = {t.strip().lower() for t in (request.header("connection") or "").split(",")}
-        keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-        return Request(method, target, version, headers, keep_alive)
+        return Request(method, target, version, headers, _keeps_alive(version, headers))
 
     @staticmethod
     def _parse_request_line(line: bytes) -> tuple[str, str, str]:
@@ -236,6 +234,15 @@ class RequestParser:
             # from numbers it refuses (over 4300 digits) and from needless work.
             if len(digits) > 18 or int(digits or "0") > self._limits.http_max_body:
                 raise HttpError(413, "request bodies are not accepted", limit=True)
+
+
+def _keeps_alive(version: str, headers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the connection persists after this request (RFC 9112 §9.3). Every Connection field line counts:
+    repeated lines are one comma-separated list (RFC 9110 §5.3), so a `close` on the second line is not lost
+    behind a `keep-alive` on the first. `close` ends persistence in any version; HTTP/1.0 persists only when
+    asked to."""
+    tokens = {token.strip().lower() for name, value in headers if name == "connection" for token in value.split(",")}
+    return "close" not in tokens and (version == "HTTP/1.1" or "keep-alive" in tokens)
 
 
 def _target_fits(method: bytes, target: bytes) -> bool:

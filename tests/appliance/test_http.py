@@ -362,3 +362,23 @@ def test_empty_lines_count_against_the_request_line_limit() -> None:
     with pytest.raises(HttpError) as info:
         parse_all(b"\r\n" * 40, small)  # an endless stream of them is refused, not read forever
     assert (info.value.status, info.value.limit) == (400, True)
+
+
+@pytest.mark.parametrize(
+    ("data", "keep_alive"),
+    [
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", False),  # close wins in 1.0 too
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n", True),  # a later line counts
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: CLOSE \r\n\r\n", False),
+        # negative: neither token, or only keep-alive, keeps each version's default
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, bar\r\n\r\n", True),
+        (b"GET / HTTP/1.0\r\nConnection: foo\r\nConnection: bar\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-Connection: close\r\n\r\n", True),  # another field's value
+    ],
+)
+def test_every_connection_field_line_counts_and_close_wins(data: bytes, keep_alive: bool) -> None:
+    (request,) = parse_all(data)
+    assert request.keep_alive is keep_alive

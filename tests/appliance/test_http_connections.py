@@ -378,3 +378,24 @@ def test_every_byte_string_gets_a_response_or_a_counted_refusal(data: bytes, cut
     if outcome.reason.startswith("HTTP "):  # refused by the parser: answered with that status
         assert statuses[-1] == int(outcome.reason[5:8])
         assert statuses[-1] >= 400
+
+
+def test_a_close_on_a_second_connection_line_closes_at_once(tmp_path: Path) -> None:
+    """Audit F2: the service read the first Connection line only, answered keep-alive and held the connection
+    for the idle timeout."""
+
+    async def scenario() -> tuple[list[str], MemoryService]:
+        running = await start_memory_service(tmp_path, LIMITS)
+        client = running.connect("198.51.100.1")
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n")
+        answers = []
+        while (answer := await client.response()) is not None:
+            answers.append(answer[1]["connection"])
+        await running.settle()
+        await running.service.stop()
+        return answers, running
+
+    answers, running = virtual_time.run(scenario())
+    assert answers == ["close"]
+    (outcome,) = running.outcomes
+    assert (outcome.category, outcome.reason, outcome.at) == (Category.SERVED, "1 requests", 0.0)
