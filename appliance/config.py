@@ -66,7 +66,7 @@ class Limits:
     http_max_request_line: int = 2048
     http_max_header_bytes: int = 8192  # all header lines together
     http_max_headers: int = 64
-    http_max_body: int = 0  # we serve GET/HEAD only: any body is refused with 413
+    http_max_body: int = 0  # we serve GET/HEAD only: a longer body is refused (413), one within it read and discarded
     http_max_requests_per_connection: int = 100
     http_max_challenge: int = 256  # /proof?challenge=... after decoding
     # first byte of a request to the end of its head (slow-header attacks); a connection's first request: from

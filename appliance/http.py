@@ -2,7 +2,8 @@
 
 Why our own: it is attack surface reachable without any TLS, so it must be small enough to read in one
 sitting and bounded in every dimension (request line, header bytes, header count, body). We serve
-GET and HEAD only, so any request body is refused (413) rather than buffered.
+GET and HEAD only, so a request body is never buffered: one longer than `http_max_body` (by default any)
+is refused (413), and one within it is read and discarded, never parsed as a request of its own.
 """
 
 from __future__ import annotations
@@ -117,16 +118,26 @@ class RequestParser:
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._buffer = bytearray()  # always starts at a request (after its leading empty lines)
+        self._buffer = bytearray()  # starts at a request (after its leading empty lines), once the body is gone
         self._skipped = 0  # bytes of empty lines taken before the request now in the buffer
+        self._body_left = 0  # bytes of the last request's body still to come: discarded as they arrive
         self.failed = False
 
     def feed(self, data: bytes) -> None:
         if self.failed:
             return
         self._buffer += data
+        self._discard_body()
         self._skip_empty_lines()
         self._check_bounds()
+
+    def _discard_body(self) -> None:
+        """The body of the request last returned (its Content-Length, within `http_max_body`) is dropped as it
+        arrives: its bytes are never parsed as the next request (a Content-Length desync, request smuggling)."""
+        if self._body_left:
+            taken = min(self._body_left, len(self._buffer))
+            del self._buffer[:taken]
+            self._body_left -= taken
 
     def _skip_empty_lines(self) -> None:
         empty = _EMPTY_LINES.match(self._buffer)
@@ -155,12 +166,16 @@ class RequestParser:
         raise HttpError(431, "request header fields too large", limit=True)
 
     def has_partial(self) -> bool:
-        return bool(self._buffer)
+        """Part of a request, or of the last request's body, is still to come (the request timeout runs)."""
+        return bool(self._buffer) or self._body_left > 0
 
     def next_request(self) -> Request | None:
         if self.failed:
             return None
         try:
+            self._discard_body()
+            if self._body_left:
+                return None
             self._skip_empty_lines()
             end = _HEAD_END.search(self._buffer)
             if end is None:
@@ -188,7 +203,7 @@ class RequestParser:
         method, target, version = self._parse_request_line(request_line)
         headers = tuple(self._parse_header(line) for line in header_lines)
         request = Request(method, target, version, headers, keep_alive=False)
-        self._check_semantics(request)
+        self._body_left = self._check_semantics(request)
         return Request(method, target, version, headers, _keeps_alive(version, headers))
 
     @staticmethod
@@ -215,7 +230,8 @@ class RequestParser:
             raise HttpError(400, "control character in header value")
         return name.decode("ascii").lower(), value.decode("latin-1")
 
-    def _check_semantics(self, request: Request) -> None:
+    def _check_semantics(self, request: Request) -> int:
+        """Refuse what the request may not be; else its body's length (Content-Length, within the limit)."""
         hosts = [v for k, v in request.headers if k == "host"]
         if request.version == "HTTP/1.1" and len(hosts) != 1:
             raise HttpError(400, "HTTP/1.1 needs exactly one Host header")
@@ -234,6 +250,8 @@ class RequestParser:
             # from numbers it refuses (over 4300 digits) and from needless work.
             if len(digits) > 18 or int(digits or "0") > self._limits.http_max_body:
                 raise HttpError(413, "request bodies are not accepted", limit=True)
+            return int(digits or "0")
+        return 0
 
 
 def _keeps_alive(version: str, headers: tuple[tuple[str, str], ...]) -> bool:

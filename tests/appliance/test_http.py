@@ -382,3 +382,48 @@ def test_empty_lines_count_against_the_request_line_limit() -> None:
 def test_every_connection_field_line_counts_and_close_wins(data: bytes, keep_alive: bool) -> None:
     (request,) = parse_all(data)
     assert request.keep_alive is keep_alive
+
+
+BODIES = replace(LIMITS, http_max_body=100)  # `--limit http_max_body=100`: bodies up to 100 bytes accepted
+SMUGGLED = b"GET /stats HTTP/1.1\r\nHost: smuggled\r\n\r\n"
+
+
+def test_an_accepted_body_is_discarded_not_parsed_as_a_request() -> None:
+    """Audit F3: with the limit raised, the body's bytes were parsed as the next request (a Content-Length
+    desync). They are now read and discarded; the request after the body is parsed as usual."""
+    data = (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED
+            + b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    for chunks in (None, list(range(1, len(data)))):  # whole, and one byte at a time
+        assert [(r.target, r.header("host")) for r in parse_all(data, BODIES, chunks)] == [("/", "a"), ("/next", "a")]
+
+
+def test_a_body_of_empty_lines_is_discarded_too() -> None:
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert [r.target for r in parse_all(data, BODIES)] == ["/", "/next"]
+
+
+def test_a_body_still_to_come_is_a_partial_request() -> None:
+    parser = RequestParser(BODIES)
+    parser.feed(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345")
+    assert parser.next_request() is not None
+    assert parser.has_partial()  # the request timeout covers the body
+    assert parser.next_request() is None
+    parser.feed(b"67890")
+    assert not parser.has_partial()
+    assert parser.next_request() is None
+
+
+def test_a_body_over_the_raised_limit_is_still_refused() -> None:
+    with pytest.raises(HttpError) as info:
+        parse_all(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n" + b"x" * 101, BODIES)
+    assert (info.value.status, info.value.limit) == (413, True)
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=100), st.lists(st.integers(min_value=0, max_value=400), max_size=8))
+def test_no_body_byte_is_ever_parsed_as_a_request(body: bytes, cuts: list[int]) -> None:
+    """Whatever the body holds (requests included) and however the bytes arrive: the requests are the two
+    heads around it, nothing from inside it."""
+    data = (b"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+            + b"GET /b HTTP/1.1\r\nHost: b\r\n\r\n")
+    assert [r.target for r in parse_all(data, BODIES, cuts)] == ["/a", "/b"]

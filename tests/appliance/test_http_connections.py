@@ -399,3 +399,41 @@ def test_a_close_on_a_second_connection_line_closes_at_once(tmp_path: Path) -> N
     assert answers == ["close"]
     (outcome,) = running.outcomes
     assert (outcome.category, outcome.reason, outcome.at) == (Category.SERVED, "1 requests", 0.0)
+
+
+def test_with_bodies_allowed_a_body_is_never_served_as_a_request(tmp_path: Path) -> None:
+    """Audit F3, through the service with `--limit http_max_body=100`: the body (a request for /stats) used to
+    be answered as a request of its own."""
+    smuggled = b"GET /stats HTTP/1.1\r\nHost: smuggled\r\n\r\n"
+
+    async def scenario() -> tuple[list[int], MemoryService]:
+        running = await start_memory_service(tmp_path, replace(LIMITS, http_max_body=100))
+        client = running.connect("198.51.100.1")
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled)
+        client.send(get("/nope"))
+        client.close()
+        statuses = await client.responses()
+        await running.settle()
+        await running.service.stop()
+        return statuses, running
+
+    statuses, running = virtual_time.run(scenario())
+    assert statuses == [404, 404]  # never the 200 of /stats
+    (outcome,) = running.outcomes
+    assert (outcome.category, outcome.reason) == (Category.SERVED, "2 requests")
+
+
+def test_a_body_that_never_arrives_times_out_as_a_request(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], MemoryService]:
+        running = await start_memory_service(tmp_path, replace(LIMITS, http_max_body=100))
+        client = running.connect("198.51.100.1")
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        statuses = await client.responses()
+        await running.settle()
+        await running.service.stop()
+        return statuses, running
+
+    statuses, running = virtual_time.run(scenario())
+    assert statuses == [404, 408]
+    (outcome,) = running.outcomes
+    assert (outcome.category, outcome.at) == (Category.TIMEOUT, LIMITS.http_request_timeout)
