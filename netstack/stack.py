@@ -20,6 +20,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class SegmentLayer(Protocol):
 
 
 _NO_IPV6 = NoIpv6()
+_IDENT_PERSON = b"pinata4i"  # domain separation of the IPv4 identification key from the IPv6 uses of the secret
 
 UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
 """(now, source address, source port, destination address, payload)."""
@@ -111,8 +113,10 @@ UdpHandler = Callable[[float, bytes, int, bytes, memoryview], None]
 @dataclass(frozen=True, slots=True)
 class StackConfig:
     """`ipv6_secret` keys the RFC 7217 interface identifiers (the same secret on the same network gives the
-    same addresses after a reboot) and our fragment identifications: required with IPv6, and drawn by the
-    composition root from its randomness source, since the stack's own `rng` is for timing jitter only."""
+    same addresses after a reboot) and our IPv6 fragment and IPv4 datagram identifications: required with
+    IPv6, and drawn by the composition root from its randomness source (which passes one with IPv6 off too),
+    since the stack's own `rng` is for timing jitter only. Without one (tests, fuzz targets), the IPv4
+    identification key is drawn from `rng`."""
 
     mac: bytes
     addressing: StaticIp | UseDhcp
@@ -141,7 +145,8 @@ class Stack:
         self._tcp = tcp
         self._now = 0.0
         self._out: list[bytes] = []
-        self._ident = rng.getrandbits(16) if rng is not None else 0
+        self._ident_key = _ident_key(config.ipv6_secret, rng)
+        self._datagrams_sent = 0
         limits = config.limits
         self._limits = limits
         self._neighbours = Neighbours(config.mac, self.counters, limits.neighbours)
@@ -522,11 +527,24 @@ class Stack:
             else:
                 self.counters.add(Drop.IPV4_NO_ROUTE)
 
+    def _next_ident(self, dst: bytes) -> int:
+        """An IPv4 Identification no one can predict from the ones we sent them or anyone else (RFC 6274 §3.5;
+        RFC 7739 §5 is the IPv6 analogue, which Ipv6Path._fragment_ident follows): a keyed hash of the
+        destination and a per-stack count. A global counter that goes up by one per datagram made us an
+        idle-scan zombie (two probes a moment apart told anyone how many datagrams we sent in between) and let
+        an off-path attacker guess the ID of our next fragmented datagram and spoil it. Atomic (DF) datagrams
+        may carry any ID (RFC 6864 §4.1), so they take one the same way. Two datagrams to one destination may
+        draw the same ID (16 bits); only fragmented ones could be confused, and those are rare (echo replies
+        above the MTU, TCP below its path MTU floor)."""
+        self._datagrams_sent += 1
+        digest = hashlib.blake2s(dst + self._datagrams_sent.to_bytes(8, "big"), digest_size=2, key=self._ident_key)
+        return int.from_bytes(digest.digest(), "big")
+
     def _packets(self, src: bytes, dst: bytes, protocol: int, payload: bytes, dont_fragment: bool) -> list[bytes]:
-        self._ident = (self._ident + 1) & 0xFFFF
+        ident = self._next_ident(dst)
         if MIN_HEADER_LEN + len(payload) <= self._mtu:
             header = build_header(
-                src, dst, protocol, len(payload), self._ident, ttl=IPV4_DEFAULT_TTL, dont_fragment=dont_fragment
+                src, dst, protocol, len(payload), ident, ttl=IPV4_DEFAULT_TTL, dont_fragment=dont_fragment
             )
             return [b"".join((header, payload))]
         if dont_fragment or MIN_HEADER_LEN + len(payload) > 0xFFFF:
@@ -538,7 +556,7 @@ class Stack:
             chunk = payload[offset : offset + step]
             more = offset + step < len(payload)
             header = build_header(
-                src, dst, protocol, len(chunk), self._ident, ttl=IPV4_DEFAULT_TTL, more_fragments=more,
+                src, dst, protocol, len(chunk), ident, ttl=IPV4_DEFAULT_TTL, more_fragments=more,
                 fragment_offset=offset,
             )  # fmt: skip
             packets.append(b"".join((header, chunk)))
@@ -597,3 +615,10 @@ class Stack:
             self._configure(event.lease.config if isinstance(event, LeaseAcquired) else None)
         for send in self._dhcp.take_outgoing():
             self.udp_send(now, send.dst, CLIENT_PORT, SERVER_PORT, send.payload)
+
+
+def _ident_key(secret: bytes | None, rng: random.Random | None) -> bytes:
+    """The key of the IPv4 identifications: from the stack's secret when it has one, else from `rng`."""
+    if secret is not None:
+        return hashlib.blake2s(secret, digest_size=32, person=_IDENT_PERSON).digest()
+    return (rng.getrandbits(256) if rng is not None else 0).to_bytes(32, "big")

@@ -1,0 +1,77 @@
+"""The IPv4 side of the stack against the findings of the IPv4 audit: what an attacker could learn or make us do
+with frames it builds itself (identification, oversize reassembly, time exceeded, link-broadcast delivery)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import struct
+
+from netstack.config import parse_static
+from netstack.ethernet import parse_frame
+from netstack.ipv4 import Ipv4Header, parse_ipv4
+from netstack.stack import Stack, StackConfig
+from tests.netstack.builders import PEER, US, US_MAC, icmp, ip_frame, teach_peer, udp
+
+
+def ip_sent(stack: Stack, now: float | None = None) -> list[tuple[bytes, Ipv4Header, bytes]]:
+    """(destination MAC, header, payload) of every IPv4 frame the stack sends now."""
+    out = []
+    for frame in stack.take_frames(now):
+        parsed = parse_frame(frame)
+        if parsed.ethertype == 0x0800:
+            header, payload = parse_ipv4(bytes(parsed.payload))
+            out.append((parsed.dst, header, bytes(payload)))
+    return out
+
+
+def started(secret: bytes | None = None, seed: int = 7) -> Stack:
+    stack = Stack(StackConfig(US_MAC, parse_static("10.0.0.2/24,gw=10.0.0.1"), ipv6_secret=secret), None,
+                  rng=random.Random(seed))  # fmt: skip
+    stack.start(0.0)
+    stack.take_frames()
+    teach_peer(stack)
+    return stack
+
+
+def echo_idents(stack: Stack, count: int, start: float = 1.0) -> list[int]:
+    idents = []
+    for i in range(count):
+        stack.frame_received(start + i, ip_frame(PEER, 1, icmp(8, 0, struct.pack("!HH", 1, i), b"x" * 8)))
+        ((_, header, _),) = ip_sent(stack)
+        idents.append(header.ident)
+    return idents
+
+
+# --- identification (RFC 6274 §3.5, RFC 7739 spirit) ------------------------------------------------------------
+
+
+def test_consecutive_datagrams_do_not_carry_consecutive_identifications() -> None:
+    """An idle scan reads how many datagrams we sent between two of its probes from the gap between their IDs:
+    with a keyed hash there is no gap to read."""
+    stack = started()
+    idents = echo_idents(stack, 16)
+    gaps = {(b - a) & 0xFFFF for a, b in itertools.pairwise(idents)}
+    assert len(gaps) > 1, idents
+
+
+def test_a_datagram_to_someone_else_leaves_no_trace_in_our_identifications() -> None:
+    """The same secret, and the same count of datagrams, gives the same IDs: the ID depends on the key, the
+    destination and the count, never on a counter another destination moves predictably."""
+    a = started(secret=bytes(range(32)))
+    b = started(secret=bytes(range(32)))
+    assert echo_idents(a, 4) == echo_idents(b, 4)
+    c = started(secret=bytes(32))
+    assert echo_idents(c, 4) != echo_idents(started(secret=bytes(range(32))), 4)
+
+
+def test_fragments_of_one_datagram_share_one_identification() -> None:
+    stack = started()
+    stack.frame_received(1.0, ip_frame(PEER, 17, udp(PEER, US, 1000, 999, b"hi")))  # port unreachable: one ident
+    message = icmp(8, 0, b"\x00\x01\x00\x01", bytes(4000))
+    for start in range(0, len(message), 1480):
+        more = 0x2000 if start + 1480 < len(message) else 0
+        stack.frame_received(1.0, ip_frame(PEER, 1, message[start : start + 1480], ident=5, flags=more, offset=start))
+    sent = ip_sent(stack)
+    assert len(sent) == 4
+    assert len({header.ident for _, header, _ in sent[1:]}) == 1
