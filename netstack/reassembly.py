@@ -117,10 +117,17 @@ class Reassembler:
             return None
         if start == 0:
             datagram.first = header
-        if datagram.first is None or datagram.received != datagram.total:
+        first = datagram.first
+        if first is None or datagram.received != datagram.total:
             return None
         self._forget(key)
-        return datagram.first, _join(datagram)
+        if first.header_len + datagram.received > IPV4_MAX_DATAGRAM:
+            # Each fragment was bounded by its own header (above), but the datagram takes the first one's: a
+            # first fragment with 40 bytes of options and a last one ending at 65515 make 65575 bytes, which no
+            # Total Length can say (RFC 791). The classic ping of death (CERT CA-1996-26): refused whole.
+            self._refuse(now, key, Drop.IPV4_OVERSIZE)
+            return None
+        return first, _join(datagram)
 
     def add6(
         self, now: float, header: Ipv6Header, chain: HeaderChain, payload: memoryview, *, link_multicast: bool

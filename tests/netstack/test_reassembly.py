@@ -496,3 +496,37 @@ def test_ipv6_any_split_in_any_order_reassembles(sizes: list[int], rng: random.R
     assert payload == upper
     assert header.payload_length == len(upper)
     assert (len(r), r.stored_bytes) == (0, 0)
+
+
+def fragments_with_options_first(payload_len: int, *, step: int = 1480) -> list[tuple[Ipv4Header, memoryview]]:
+    """A datagram whose first fragment carries 40 bytes of NOP options (a 60-byte header), the rest 20-byte ones."""
+    payload = bytes(payload_len)
+    frags = []
+    for start in range(0, payload_len, step):
+        chunk = payload[start : start + step]
+        more = FLAG_MF if start + step < payload_len else 0
+        options = b"\x01" * 40 if start == 0 else b""
+        frags.append(parse_ipv4(ipv4(PEER, US, 17, chunk, ident=77, flags=more, offset=start, options=options)))
+    return frags
+
+
+def test_a_reassembled_datagram_longer_than_65535_bytes_with_its_first_header_is_refused() -> None:
+    """Each fragment fits 65535 bytes with its own 20-byte header; with the first one's 60 bytes the datagram
+    would be 60 + 65515 = 65575 (a ping of death, RFC 791's 16-bit Total Length)."""
+    counters = Counters()
+    r = Reassembler(counters)
+    frags = fragments_with_options_first(65515)
+    assert feed(r, frags) == []
+    assert counters[Drop.IPV4_OVERSIZE] == 1
+    assert len(r) == 0
+    assert r.stored_bytes == 0
+    header, body = frags[-1]
+    assert r.add(1.0, header, body) is None  # later copies of its fragments are barred (RFC 5722 style)
+    assert counters[Drop.FRAG_REFUSED_DATAGRAM] == 1
+
+
+def test_a_reassembled_datagram_of_exactly_65535_bytes_with_its_first_header_is_accepted() -> None:
+    counters = Counters()
+    r = Reassembler(counters)
+    assert [len(d) for d in feed(r, fragments_with_options_first(65535 - 60))] == [65475]
+    assert counters[Drop.IPV4_OVERSIZE] == 0

@@ -10,8 +10,9 @@ import struct
 from netstack.config import parse_static
 from netstack.ethernet import parse_frame
 from netstack.ipv4 import Ipv4Header, parse_ipv4
+from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
-from tests.netstack.builders import PEER, US, US_MAC, icmp, ip_frame, teach_peer, udp
+from tests.netstack.builders import PEER, PEER_MAC, US, US_MAC, eth, icmp, ip_frame, ipv4, teach_peer, udp
 
 
 def ip_sent(stack: Stack, now: float | None = None) -> list[tuple[bytes, Ipv4Header, bytes]]:
@@ -75,3 +76,19 @@ def test_fragments_of_one_datagram_share_one_identification() -> None:
     sent = ip_sent(stack)
     assert len(sent) == 4
     assert len({header.ident for _, header, _ in sent[1:]}) == 1
+
+
+# --- reassembled size (RFC 791) -------------------------------------------------------------------------------
+
+
+def test_a_reassembled_echo_over_65535_bytes_is_not_answered() -> None:
+    stack = started()
+    body = icmp(8, 0, struct.pack("!HH", 1, 1), bytes(65515 - 8))
+    for start in range(0, len(body), 1480):
+        chunk = body[start : start + 1480]
+        more = 0x2000 if start + 1480 < len(body) else 0
+        options = b"\x01" * 40 if start == 0 else b""
+        packet = ipv4(PEER, US, 1, chunk, ident=77, flags=more, offset=start, options=options)
+        stack.frame_received(1.0, eth(US_MAC, PEER_MAC, 0x0800, packet))
+    assert ip_sent(stack) == []
+    assert stack.counters[Drop.IPV4_OVERSIZE] == 1
