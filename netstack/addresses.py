@@ -56,6 +56,15 @@ def subnet_broadcast(address: bytes, prefix_len: int) -> bytes:
     return value.to_bytes(4, "big")
 
 
+def is_subnet_network_or_broadcast(address: bytes, prefix_len: int) -> bool:
+    """{net, 0} or {net, -1} of a /30 or wider subnet: never a host's address (RFC 1122 3.2.1.3, 3.3.6). A /31
+    (RFC 3021) or /32 has no such addresses."""
+    if prefix_len > 30:
+        return False
+    host_bits = int.from_bytes(address, "big") & ~prefix_mask(prefix_len) & 0xFFFFFFFF
+    return host_bits in (0, ~prefix_mask(prefix_len) & 0xFFFFFFFF)
+
+
 def is_multicast_mac(mac: bytes | memoryview) -> bool:
     """Group bit set (includes broadcast): never a valid source address."""
     return bool(mac[0] & 1)

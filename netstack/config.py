@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from netstack.addresses import (
     ip_from_text,
     ip_to_text,
+    is_subnet_network_or_broadcast,
     is_unicast_host,
     mask_to_prefix,
     same_subnet,
-    subnet_broadcast,
 )
 from netstack.addresses6 import ip6_from_text, ip6_to_text, is_link_local, prefix_matches
 from netstack.addresses6 import is_unicast_host as is_unicast_host6
@@ -40,15 +40,18 @@ class StaticIp:
             raise ConfigError(f"not a host address: {self.address!r}")
         if not 1 <= self.prefix_len <= 32:
             raise ConfigError(f"prefix length {self.prefix_len} out of range 1..32")
-        if self.prefix_len <= 30:
-            host_bits = int.from_bytes(self.address, "big") & ((1 << (32 - self.prefix_len)) - 1)
-            if host_bits == 0 or self.address == subnet_broadcast(self.address, self.prefix_len):
-                raise ConfigError(f"{ip_to_text(self.address)}/{self.prefix_len} is a network or broadcast address")
+        if is_subnet_network_or_broadcast(self.address, self.prefix_len):
+            raise ConfigError(f"{ip_to_text(self.address)}/{self.prefix_len} is a network or broadcast address")
         if self.gateway is not None:
             if len(self.gateway) != 4 or not is_unicast_host(self.gateway) or self.gateway == self.address:
                 raise ConfigError("gateway is not a usable host address")
             if not same_subnet(self.gateway, self.address, self.prefix_len):
                 raise ConfigError(f"gateway {ip_to_text(self.gateway)} is not on-link")
+            # RFC 1122 3.3.1.1: a gateway is a host on a connected network, and {net, 0} / {net, -1} are never
+            # a host's address (3.2.1.3). Off-link traffic sent "to" the broadcast address would go to whoever
+            # answers an ARP request for it.
+            if is_subnet_network_or_broadcast(self.gateway, self.prefix_len):
+                raise ConfigError(f"gateway {ip_to_text(self.gateway)} is the subnet's network or broadcast address")
 
     def __str__(self) -> str:
         gateway = f",gw={ip_to_text(self.gateway)}" if self.gateway else ""

@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from netstack.addresses import ANY, MAC_BROADCAST, is_multicast_mac, is_unicast_host, same_subnet
+from netstack.addresses import (
+    ANY,
+    MAC_BROADCAST,
+    is_multicast_mac,
+    is_subnet_network_or_broadcast,
+    is_unicast_host,
+    same_subnet,
+)
 from netstack.arp import OP_REPLY, OP_REQUEST, ArpCache, ArpPacket, serialize_arp
 from netstack.limits import DEFAULT_STACK_LIMITS, NeighbourLimits
 from netstack.reasons import Counters, Drop
@@ -103,6 +110,12 @@ class Neighbours:
         if is_multicast_mac(packet.sender_mac) or packet.sender_mac == _ZERO_MAC:
             self._counters.add(Drop.ARP_BAD_SENDER)
             return None
+        if packet.sender_mac == self._mac:
+            # Our own frame looped back, or a forgery: one gratuitous ARP naming us as the gateway's MAC would
+            # black-hole every off-link packet, with refreshes that go to ourselves and never correct it. Not
+            # a conflict either (RFC 5227 §2.4: a packet carrying our own hardware address is ours).
+            self._counters.add(Drop.ARP_OWN_SENDER)
+            return None
         if my_ip is None:
             self._counters.add(Drop.ARP_NOT_FOR_US)
             return None
@@ -111,7 +124,7 @@ class Neighbours:
             return None
         for_us = packet.target_ip == my_ip
         probe = packet.sender_ip == ANY  # RFC 5227 probe: answer it (to defend our address), learn nothing
-        if not probe and not (is_unicast_host(packet.sender_ip) and same_subnet(packet.sender_ip, my_ip, prefix_len)):
+        if not probe and not self._plausible_sender(packet.sender_ip, my_ip, prefix_len):
             self._counters.add(Drop.ARP_BAD_SENDER)
             return None
         learned = False
@@ -128,6 +141,13 @@ class Neighbours:
         if packet.op == OP_REQUEST:
             reply = serialize_arp(ArpPacket(OP_REPLY, self._mac, my_ip, packet.sender_mac, packet.sender_ip))
         return self._outcome(reply, packet)
+
+    @staticmethod
+    def _plausible_sender(ip: bytes, my_ip: bytes, prefix_len: int) -> bool:
+        """A unicast host in our subnet: not its network or broadcast address, which a reply would otherwise
+        map to a MAC (RFC 1122 3.2.1.3), so a gateway or destination named so could be captured."""
+        return (is_unicast_host(ip) and same_subnet(ip, my_ip, prefix_len)
+                and not is_subnet_network_or_broadcast(ip, prefix_len))  # fmt: skip
 
     def _outcome(self, reply: bytes | None, packet: ArpPacket) -> ArpOutcome:
         pending = self._pending.pop(packet.sender_ip, None)

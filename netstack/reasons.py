@@ -33,6 +33,7 @@ class Drop(StrEnum):
     ARP_UNSUPPORTED = "arp-unsupported"
     ARP_MAC_MISMATCH = "arp-mac-mismatch"
     ARP_BAD_SENDER = "arp-bad-sender"
+    ARP_OWN_SENDER = "arp-own-sender"  # our own MAC as the sender: a loop or a forgery, never learned
     ARP_ADDRESS_CONFLICT = "arp-address-conflict"
     ARP_NOT_FOR_US = "arp-not-for-us"
     ARP_CACHE_EVICTED = "arp-cache-evicted"
@@ -134,6 +135,7 @@ class Drop(StrEnum):
     DHCP_NOT_OURS = "dhcp-not-ours"
     DHCP_UNEXPECTED = "dhcp-unexpected"
     DHCP_BAD_LEASE = "dhcp-bad-lease"
+    DHCP_ROUTER_UNUSABLE = "dhcp-router-unusable"  # the lease is kept, without its router (off-link, ours, ...)
     # neighbour discovery (ipv6): the codec (RFC 4861 validity checks)
     ND_FRAGMENTED = "nd-fragmented"  # RFC 6980: neighbour discovery never comes in fragments
     ND_ROUTER_SOLICIT_IGNORED = "nd-router-solicit-ignored"  # we are a host: solicitations are for routers

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netstack.addresses import LIMITED_BROADCAST, is_unicast_host, mask_to_prefix, same_subnet
+from netstack.addresses import (
+    LIMITED_BROADCAST,
+    is_subnet_network_or_broadcast,
+    is_unicast_host,
+    mask_to_prefix,
+    same_subnet,
+)
 from netstack.config import ConfigError, StaticIp
 from netstack.dhcp.message import (
     ACK,
@@ -270,13 +276,7 @@ class DhcpClient:
                 prefix_len = mask_to_prefix(mask)
             else:
                 prefix_len = _classful_prefix(message.yiaddr)
-            router = message.address_option(OPT_ROUTER)
-            if router is not None and (
-                router == message.yiaddr or not is_unicast_host(router)
-                or not same_subnet(router, message.yiaddr, prefix_len)
-            ):  # fmt: skip
-                router = None  # an off-link router is unusable; we still take the on-link address
-            config = StaticIp(message.yiaddr, prefix_len, router)
+            config = StaticIp(message.yiaddr, prefix_len, self._usable_router(message, prefix_len))
         except ValueError:
             self._counters.add(Drop.DHCP_BAD_LEASE)
             return None
@@ -288,6 +288,20 @@ class DhcpClient:
         else:
             t1, t2 = duration * 0.5, duration * 0.875  # RFC 2131 4.4.5 defaults
         return Lease(config, server_id, now, duration, t1, t2)
+
+    def _usable_router(self, message: DhcpMessage, prefix_len: int) -> bytes | None:
+        """The first router of option 3 if StaticIp would take it as our gateway: an on-link unicast host, not
+        us, not the subnet's network or broadcast address (RFC 1122 3.3.1.1, 3.2.1.3). Otherwise None, counted:
+        we still take the on-link address, and a lease without a route says why in the counters."""
+        router = message.address_option(OPT_ROUTER)
+        if router is None:
+            return None
+        if (router == message.yiaddr or not is_unicast_host(router)
+                or not same_subnet(router, message.yiaddr, prefix_len)
+                or is_subnet_network_or_broadcast(router, prefix_len)):  # fmt: skip
+            self._counters.add(Drop.DHCP_ROUTER_UNUSABLE)
+            return None
+        return router
 
     def _lose_lease(self, reason: str) -> None:
         if self.lease is not None:

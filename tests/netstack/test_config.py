@@ -41,6 +41,8 @@ def test_static_without_gateway() -> None:
         "10.0.0.2/24,gw=10.0.0.2",  # gateway is us
         "10.0.0.2/24,via=10.0.0.1", "10.0.0.2/24,gw=10.0.0.1,gw=10.0.0.3",
         "10.0.0.0/24", "10.0.0.255/24",  # network and broadcast addresses
+        "10.0.0.50/24,gw=10.0.0.255", "10.0.0.50/24,gw=10.0.0.0",  # gateway is the broadcast or network address
+        "10.0.0.5/30,gw=10.0.0.7", "10.0.0.5/30,gw=10.0.0.4",
         "127.0.0.1/8", "224.0.0.1/24", "0.0.0.0/0",
     ],
 )  # fmt: skip
@@ -122,3 +124,10 @@ def test_a_prefix_of_digits_that_are_not_ascii_is_a_config_error(text: str) -> N
         parse_static(text)
     with pytest.raises(ConfigError):
         parse_ip6(text.replace("10.0.0.2", "2001:db8::2").replace("10.0.0.1", "fe80::1"))
+
+
+def test_a_gateway_at_the_edge_of_a_point_to_point_subnet_is_a_host() -> None:
+    """A /31 (RFC 3021) has no network or broadcast address: both of its addresses are hosts."""
+    assert parse_static("10.0.0.0/31,gw=10.0.0.1").gateway == bytes([10, 0, 0, 1])
+    assert parse_static("10.0.0.1/31,gw=10.0.0.0").gateway == bytes([10, 0, 0, 0])
+    assert parse_static("10.0.0.50/24,gw=10.0.0.254").gateway == bytes([10, 0, 0, 254])

@@ -153,3 +153,28 @@ def test_unanswered_refresh_gives_up_and_the_entry_expires() -> None:
     assert polls == LIMITS.request_tries
     assert n.lookup(PEER, LIMITS.entry_ttl) is None
     assert len(n.cache) == 0
+
+
+def test_arp_naming_our_own_mac_as_sender_is_never_learned() -> None:
+    """One forged gratuitous ARP with our MAC for the gateway would send every off-link packet to ourselves."""
+    n, counters = make()
+    assert n.arp_received(0.0, PEER_MAC, packet(OP_REQUEST, PEER_MAC, PEER, US), US, 24) is not None
+    for op, target in ((OP_REQUEST, PEER), (OP_REPLY, US), (OP_REQUEST, US)):
+        assert n.arp_received(1.0, US_MAC, packet(op, US_MAC, PEER, target), US, 24) is None
+    assert n.lookup(PEER, 1.0) == PEER_MAC
+    assert counters[Drop.ARP_OWN_SENDER] == 3
+    # our own announcement looped back is ours, not a conflict (RFC 5227 §2.4)
+    assert n.arp_received(2.0, US_MAC, packet(OP_REQUEST, US_MAC, US, US), US, 24) is None
+    assert counters[Drop.ARP_ADDRESS_CONFLICT] == 0
+    assert counters[Drop.ARP_OWN_SENDER] == 4
+
+
+def test_arp_from_the_subnet_broadcast_or_network_address_is_refused() -> None:
+    n, counters = make()
+    for sender in (bytes([10, 0, 0, 255]), bytes([10, 0, 0, 0])):
+        assert n.arp_received(0.0, OTHER_MAC, packet(OP_REPLY, OTHER_MAC, sender, US, US_MAC), US, 24) is None
+        assert n.lookup(sender, 0.0) is None
+    assert counters[Drop.ARP_BAD_SENDER] == 2
+    # on a /31 both addresses are hosts
+    assert n.arp_received(0.0, OTHER_MAC, packet(OP_REPLY, OTHER_MAC, bytes([10, 0, 0, 3]), US, US_MAC),
+                          bytes([10, 0, 0, 2]), 31) is not None  # fmt: skip

@@ -12,7 +12,22 @@ from netstack.ethernet import parse_frame
 from netstack.ipv4 import Ipv4Header, parse_ipv4
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
-from tests.netstack.builders import PEER, PEER_MAC, US, US_MAC, eth, icmp, ip_frame, ipv4, teach_peer, udp
+from tests.netstack.builders import (
+    BROADCAST_MAC,
+    FAR,
+    OTHER_MAC,
+    PEER,
+    PEER_MAC,
+    US,
+    US_MAC,
+    arp,
+    eth,
+    icmp,
+    ip_frame,
+    ipv4,
+    teach_peer,
+    udp,
+)
 
 
 def ip_sent(stack: Stack, now: float | None = None) -> list[tuple[bytes, Ipv4Header, bytes]]:
@@ -92,3 +107,24 @@ def test_a_reassembled_echo_over_65535_bytes_is_not_answered() -> None:
         stack.frame_received(1.0, eth(US_MAC, PEER_MAC, 0x0800, packet))
     assert ip_sent(stack) == []
     assert stack.counters[Drop.IPV4_OVERSIZE] == 1
+
+
+# --- gateways and ARP senders that are no host ----------------------------------------------------------------
+
+
+def test_a_forged_arp_with_our_own_mac_does_not_point_the_gateway_at_ourselves() -> None:
+    stack = started()
+    stack.frame_received(3.0, eth(BROADCAST_MAC, US_MAC, 0x0806, arp(1, US_MAC, PEER, bytes(6), PEER)))
+    assert stack.neighbours.lookup(PEER, 3.0) == PEER_MAC
+    assert stack.counters[Drop.ARP_OWN_SENDER] == 1
+    stack.udp_send(3.1, FAR, 5000, 53, b"q")
+    ((mac, _, _),) = ip_sent(stack)
+    assert mac == PEER_MAC
+
+
+def test_an_arp_reply_for_the_subnet_broadcast_address_is_not_cached() -> None:
+    stack = started()
+    broadcast = bytes([10, 0, 0, 255])
+    stack.frame_received(1.0, eth(US_MAC, OTHER_MAC, 0x0806, arp(2, OTHER_MAC, broadcast, US_MAC, US)))
+    assert stack.neighbours.lookup(broadcast, 1.0) is None
+    assert stack.counters[Drop.ARP_BAD_SENDER] == 1

@@ -402,3 +402,22 @@ def test_a_state_change_outside_the_transition_table_is_an_invariant_failure() -
         client._to(Bound(lease))
     assert state(client) is DhcpState.SELECTING
     assert {b for _, b in _TRANSITIONS} == {cls for cls, _ in _ON_INPUT}
+
+
+@pytest.mark.parametrize("router", [bytes([10, 0, 0, 255]), bytes([10, 0, 0, 0]), bytes([192, 168, 0, 1]), OFFERED])
+def test_an_unusable_router_is_dropped_and_counted_but_the_lease_kept(router: bytes) -> None:
+    """RFC 1122 3.3.1.1: a gateway is a host on the connected network; the subnet's broadcast or network
+    address would send off-link traffic to whoever answers ARP for it."""
+    client, counters = make()
+    bound(client, FakeServer(extra={OPT_ROUTER: router}))
+    assert client.lease is not None
+    assert client.lease.config.gateway is None
+    assert counters[Drop.DHCP_ROUTER_UNUSABLE] == 2  # the OFFER's and the ACK's
+
+
+def test_a_usable_router_is_not_counted() -> None:
+    client, counters = make()
+    bound(client, FakeServer())
+    assert client.lease is not None
+    assert client.lease.config.gateway == SERVER
+    assert counters[Drop.DHCP_ROUTER_UNUSABLE] == 0
