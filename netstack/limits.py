@@ -79,7 +79,8 @@ class IcmpLimits:
 class DhcpLimits:
     """The DHCP client's timing: how hard it tries, and how little a server may make it do (RFC 2131)."""
 
-    min_lease: float = 60.0  # seconds; shorter leases are raised to this so a server cannot make us spin
+    min_lease: float = 60.0  # seconds; shorter leases are raised to this, and a T1 below half of it is
+    # replaced by the defaults, so a server cannot make us spin
     initial_retransmit: float = 4.0  # RFC 2131 4.1: 4 s, doubling up to max_retransmit, randomised by +-1 s
     max_retransmit: float = 64.0
     request_tries: int = 4  # REQUESTs without an answer before falling back to DISCOVER

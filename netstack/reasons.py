@@ -135,6 +135,7 @@ class Drop(StrEnum):
     DHCP_NOT_OURS = "dhcp-not-ours"
     DHCP_UNEXPECTED = "dhcp-unexpected"
     DHCP_BAD_LEASE = "dhcp-bad-lease"
+    DHCP_SHORT_TIMERS = "dhcp-short-timers"  # T1 below min_lease / 2: replaced by the RFC 2131 defaults
     DHCP_ROUTER_UNUSABLE = "dhcp-router-unusable"  # the lease is kept, without its router (off-link, ours, ...)
     # neighbour discovery (ipv6): the codec (RFC 4861 validity checks)
     ND_FRAGMENTED = "nd-fragmented"  # RFC 6980: neighbour discovery never comes in fragments

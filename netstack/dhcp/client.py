@@ -287,6 +287,12 @@ class DhcpClient:
             t1, t2 = float(renewal), float(rebinding)
         else:
             t1, t2 = duration * 0.5, duration * 0.875  # RFC 2131 4.4.5 defaults
+        if t1 < self._limits.min_lease / 2:
+            # The lease was raised to min_lease so that a server cannot make us spin; a T1 of 1 s would make us
+            # send a REQUEST every second all the same (each ACK schedules the next renewal at T1). The
+            # defaults are never this short, since the duration is at least min_lease.
+            self._counters.add(Drop.DHCP_SHORT_TIMERS)
+            t1, t2 = duration * 0.5, duration * 0.875
         return Lease(config, server_id, now, duration, t1, t2)
 
     def _usable_router(self, message: DhcpMessage, prefix_len: int) -> bytes | None:

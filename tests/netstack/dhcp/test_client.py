@@ -421,3 +421,29 @@ def test_a_usable_router_is_not_counted() -> None:
     assert client.lease is not None
     assert client.lease.config.gateway == SERVER
     assert counters[Drop.DHCP_ROUTER_UNUSABLE] == 0
+
+
+def test_renewal_timers_below_half_the_minimum_lease_are_replaced_and_counted() -> None:
+    """A server offering T1 = 1 s and T2 = 2 s would have us send a REQUEST every second for as long as it
+    answers: the lease is raised to min_lease and T1/T2 go back to the RFC 2131 defaults."""
+    client, counters = make()
+    server = FakeServer(lease=0, extra={OPT_RENEWAL_TIME: (1).to_bytes(4, "big"),
+                                        OPT_REBINDING_TIME: (2).to_bytes(4, "big")})  # fmt: skip
+    bound(client, server)
+    assert client.lease is not None
+    assert (client.lease.t1, client.lease.t2) == (DHCP.min_lease * 0.5, DHCP.min_lease * 0.875)
+    assert counters[Drop.DHCP_SHORT_TIMERS] == 2  # the OFFER's and the ACK's
+    seen = len(server.seen)
+    run_until(client, server, 600.0)
+    assert len(server.seen) - seen <= 600 / (DHCP.min_lease / 2)
+
+
+def test_renewal_timers_at_half_the_minimum_lease_are_kept() -> None:
+    client, counters = make()
+    t1 = int(DHCP.min_lease / 2)
+    timers = {OPT_RENEWAL_TIME: t1.to_bytes(4, "big"), OPT_REBINDING_TIME: (t1 * 2).to_bytes(4, "big")}
+    server = FakeServer(lease=int(DHCP.min_lease) * 4, extra=timers)
+    bound(client, server)
+    assert client.lease is not None
+    assert client.lease.t1 == t1
+    assert counters[Drop.DHCP_SHORT_TIMERS] == 0
