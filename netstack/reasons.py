@@ -67,6 +67,7 @@ class Drop(StrEnum):
     FRAG_DATAGRAMS_FULL = "frag-datagrams-full"
     FRAG_EVICTED = "frag-evicted"
     FRAG_TIMEOUT = "frag-timeout"
+    FRAG4_EXPIRED_UNREPORTED = "frag4-expired-unreported"  # a Time Exceeded never sent: the backlog was full
     # ipv6
     IPV6_TRUNCATED = "ipv6-truncated"
     IPV6_BAD_VERSION = "ipv6-bad-version"

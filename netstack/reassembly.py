@@ -32,7 +32,7 @@ from netstack.ipv6 import (
     ParameterProblemError,
     serialize_ipv6,
 )
-from netstack.limits import DEFAULT_STACK_LIMITS, IPV4_MAX_DATAGRAM, ReassemblyLimits
+from netstack.limits import DEFAULT_STACK_LIMITS, ICMP_ERROR_QUOTE_LIMIT, IPV4_MAX_DATAGRAM, ReassemblyLimits
 from netstack.reasons import Counters, Drop
 
 _Key = tuple[bytes, bytes, int, int]  # src, dst, protocol (IPv4, RFC 791) or _IPV6, ident (RFC 8200 §4.5)
@@ -41,6 +41,7 @@ _PAYLOAD_LENGTH_FIELD = 4
 # RFC 7112: the first fragment must hold the upper-layer header; how much of it we can insist on.
 _UPPER_HEADER_LEN = {PROTO_TCP: 20, PROTO_UDP: 8, PROTO_ICMPV6: 4, PROTO_NO_NEXT: 0}
 _UNKNOWN_UPPER_HEADER_LEN = 1  # of a protocol we do not know, at least its first byte
+_QUOTE4 = ICMP_ERROR_QUOTE_LIMIT - 20 - 8  # an IPv4 error's quote: 576 less its own IP and ICMP headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,17 @@ class _First6:
     link_multicast: bool  # it came in a link-layer multicast frame: no Time Exceeded (RFC 4443 §2.4(e.4))
 
 
+@dataclass(frozen=True, slots=True)
+class Expired4:
+    """An IPv4 datagram whose reassembly timed out after its offset-0 fragment arrived (RFC 1122 §3.3.2 then
+    asks for a Time Exceeded, code 1): that fragment's header, the fragment as received cut to what an error
+    quotes, and whether it came in a link-layer broadcast frame (then no error: RFC 1122 §3.2.2)."""
+
+    header: Ipv4Header
+    quote: bytes
+    link_broadcast: bool
+
+
 @dataclass(slots=True)
 class _Datagram:
     """One datagram being reassembled, IPv4 or IPv6: its fragments, the bytes they charge to the shared budget, and
@@ -69,11 +81,13 @@ class _Datagram:
     total: int | None = None  # payload length, known once the last fragment arrived
     first: Ipv4Header | None = None  # header of the offset-0 fragment
     first6: _First6 | None = None
-    link_multicast: bool = False  # IPv6: a fragment came in a link-layer multicast frame (see Reassembler.add6)
+    link_multicast: bool = False  # a fragment came in a link-layer multicast/broadcast frame (see add, add6)
+    first_quote: bytes = b""  # IPv4: the offset-0 fragment as received, cut to an ICMP error's quote
+    first_link_broadcast: bool = False  # IPv4: the offset-0 fragment came in a link-layer broadcast frame
 
 
 class Reassembler:
-    __slots__ = ("_counters", "_datagrams", "_expired6", "_max_bytes", "_max_datagrams", "_max_fragments",
+    __slots__ = ("_counters", "_datagrams", "_expired4", "_expired6", "_max_bytes", "_max_datagrams", "_max_fragments",
                  "_max_refused", "_refused", "_stored", "_timeout")  # fmt: skip
 
     def __init__(self, counters: Counters, limits: ReassemblyLimits = DEFAULT_STACK_LIMITS.reassembly) -> None:
@@ -86,6 +100,7 @@ class Reassembler:
         self._datagrams: OrderedDict[_Key, _Datagram] = OrderedDict()  # oldest first = earliest deadline
         self._refused: OrderedDict[_Key, float] = OrderedDict()
         self._expired6: list[tuple[Ipv6Header, bytes, bool]] = []  # at most limits.datagrams, see take_expired6
+        self._expired4: list[Expired4] = []  # at most limits.datagrams, see take_expired4
         self._stored = 0
 
     @property
@@ -95,8 +110,17 @@ class Reassembler:
     def __len__(self) -> int:
         return len(self._datagrams)
 
-    def add(self, now: float, header: Ipv4Header, payload: memoryview) -> tuple[Ipv4Header, bytes] | None:
-        """Store one IPv4 fragment; return (header of the first fragment, whole payload) when complete."""
+    def add(
+        self, now: float, header: Ipv4Header, payload: memoryview, *, link_broadcast: bool = False,
+        packet: bytes | memoryview = b"",
+    ) -> tuple[Ipv4Header, bytes, bool] | None:  # fmt: skip
+        """Store one IPv4 fragment; return (header of the first fragment, whole payload, whether any fragment came
+        in a link-layer broadcast frame) when complete.
+
+        `link_broadcast`: this fragment came in a link-layer broadcast frame. The stack discards a unicast
+        datagram any piece of which came so (RFC 1122 §3.3.6), not one the last fragment alone decides (fail
+        closed, as add6 does for link multicast). `packet`: the fragment as received, header included; of the
+        offset-0 one the first ICMP_ERROR_QUOTE_LIMIT bytes are kept for its Time Exceeded (take_expired4)."""
         key = (header.src, header.dst, header.protocol, header.ident)
         if key in self._refused:
             self._counters.add(Drop.FRAG_REFUSED_DATAGRAM)
@@ -117,6 +141,9 @@ class Reassembler:
             return None
         if start == 0:
             datagram.first = header
+            datagram.first_quote = bytes(packet[:_QUOTE4])
+            datagram.first_link_broadcast = link_broadcast
+        datagram.link_multicast |= link_broadcast
         first = datagram.first
         if first is None or datagram.received != datagram.total:
             return None
@@ -127,7 +154,7 @@ class Reassembler:
             # Total Length can say (RFC 791). The classic ping of death (CERT CA-1996-26): refused whole.
             self._refuse(now, key, Drop.IPV4_OVERSIZE)
             return None
-        return first, _join(datagram)
+        return first, _join(datagram), datagram.link_multicast
 
     def add6(
         self, now: float, header: Ipv6Header, chain: HeaderChain, payload: memoryview, *, link_multicast: bool
@@ -188,6 +215,12 @@ class Reassembler:
         expired, self._expired6 = self._expired6, []
         return expired
 
+    def take_expired4(self) -> list[Expired4]:
+        """The IPv4 datagrams whose reassembly timed out since the last call and whose offset-0 fragment had
+        arrived, for the Time Exceeded code 1 RFC 1122 §3.3.2 asks for. Without fragment zero, none is sent."""
+        expired, self._expired4 = self._expired4, []
+        return expired
+
     def expire(self, now: float) -> None:
         while self._datagrams:
             key, datagram = next(iter(self._datagrams.items()))
@@ -197,6 +230,8 @@ class Reassembler:
             self._counters.add(Drop.FRAG_TIMEOUT)
             if datagram.first6 is not None:
                 self._report_expired6(datagram.first6, datagram)
+            elif datagram.first is not None:
+                self._report_expired4(datagram.first, datagram)
         while self._refused:
             key, deadline = next(iter(self._refused.items()))
             if deadline > now:
@@ -281,6 +316,12 @@ class Reassembler:
         data = next(d for s, _, d in datagram.fragments if s == 0)
         packet = serialize_ipv6(first6.header, first6.prefix + data[:MAX_QUOTE])
         self._expired6.append((first6.header, packet[:MAX_QUOTE], first6.link_multicast))
+
+    def _report_expired4(self, first: Ipv4Header, datagram: _Datagram) -> None:
+        if len(self._expired4) >= self._max_datagrams:
+            self._expired4.pop(0)
+            self._counters.add(Drop.FRAG4_EXPIRED_UNREPORTED)
+        self._expired4.append(Expired4(first, datagram.first_quote, datagram.first_link_broadcast))
 
     def _refuse(self, now: float, key: _Key, reason: Drop) -> None:
         self._counters.add(reason)

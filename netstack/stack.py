@@ -8,8 +8,10 @@ Decisions documented here:
 - Without a TCP layer, TCP segments are dropped and counted (tcp-no-layer); we send no RST, so a port scan of a
   stack without TCP sees silence. Nor do TCP segments from a source we have no route back to reach TCP
   (tcp-no-route-back): nothing TCP answered could leave.
-- ICMP errors are originated only for unfragmented datagrams (RFC 1122 3.2.2 lets us stay silent otherwise) and
-  never for broadcasts, ICMP errors or martian sources.
+- ICMP errors are originated for unfragmented datagrams (destination unreachable) and for a reassembly that
+  timed out after fragment zero arrived (time exceeded, RFC 1122 §3.3.2 MUST); never for broadcasts, anything
+  that came in a link-layer broadcast frame, ICMP errors or martian sources (RFC 1122 §3.2.2, §3.2.2.6 and
+  RFC 1812 §4.3.2.7), and at most `IcmpLimits.error_rate` a second.
 - Outgoing datagrams larger than the MTU are fragmented unless DF is set; DF datagrams that do not fit are
   dropped (tx-too-big). TCP segments are sent with DF (path MTU discovery, RFC 1191), but to destinations
   whose path MTU TCP found below its floor (`SegmentLayer.fragmentable`).
@@ -145,8 +147,8 @@ class Stack:
         self._tcp = tcp
         self._now = 0.0
         self._out: list[bytes] = []
+        self._datagrams_sent = rng.getrandbits(16) if rng is not None else 0  # where the count starts
         self._ident_key = _ident_key(config.ipv6_secret, rng)
-        self._datagrams_sent = 0
         limits = config.limits
         self._limits = limits
         self._neighbours = Neighbours(config.mac, self.counters, limits.neighbours)
@@ -315,6 +317,16 @@ class Stack:
 
     def _reassembly_timers(self, now: float) -> None:
         self._reassembler.expire(now)
+        for expired in self._reassembler.take_expired4():
+            header = expired.header
+            # RFC 1122 §3.3.2: Time Exceeded (code 1) to the source of a datagram whose fragment zero arrived;
+            # §3.2.2: never about a datagram to a broadcast address or one whose first fragment came in a link-layer
+            # broadcast, nor to a source that names no single host.
+            if (expired.link_broadcast or header.dst != self._address or is_martian_source(header.src)
+                    or header.src == self._broadcast):  # fmt: skip
+                continue
+            self._send_icmp_error(now, icmp.TIME_EXCEEDED, icmp.CODE_REASSEMBLY_TIME_EXCEEDED, header,
+                                  memoryview(expired.quote))  # fmt: skip
         if self._ipv6 is not None:
             self._ipv6.reassembly_expired(now)
 
@@ -402,7 +414,7 @@ class Stack:
             return
         original: memoryview | None = raw
         if header.is_fragment:
-            whole = self._reassembler.add(now, header, body)
+            whole = self._reassembler.add(now, header, body, link_broadcast=link_broadcast, packet=raw)
             if whole is None:
                 return
             header, body = whole[0], memoryview(whole[1])

@@ -65,9 +65,10 @@ def test_out_of_order_and_first_header_kept() -> None:
     results = [r.add(0.0, h, b) for h, b in frags]
     complete = [x for x in results if x is not None]
     assert len(complete) == 1
-    header, payload = complete[0]
+    header, payload, link_broadcast = complete[0]
     assert payload == DATA
     assert header.fragment_offset == 0
+    assert not link_broadcast
 
 
 def test_interleaved_datagrams() -> None:

@@ -7,9 +7,12 @@ import itertools
 import random
 import struct
 
+from netstack import icmp as icmp_codec
+from netstack.addresses import LIMITED_BROADCAST
 from netstack.config import parse_static
 from netstack.ethernet import parse_frame
 from netstack.ipv4 import Ipv4Header, parse_ipv4
+from netstack.limits import DEFAULT_STACK_LIMITS
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
 from tests.netstack.builders import (
@@ -128,3 +131,57 @@ def test_an_arp_reply_for_the_subnet_broadcast_address_is_not_cached() -> None:
     stack.frame_received(1.0, eth(US_MAC, OTHER_MAC, 0x0806, arp(2, OTHER_MAC, broadcast, US_MAC, US)))
     assert stack.neighbours.lookup(broadcast, 1.0) is None
     assert stack.counters[Drop.ARP_BAD_SENDER] == 1
+
+
+# --- time exceeded after a reassembly timeout (RFC 1122 §3.3.2) -------------------------------------------------
+
+TIMEOUT = DEFAULT_STACK_LIMITS.reassembly.timeout
+
+
+def first_fragment(*, ident: int = 9, dst: bytes = US, dst_mac: bytes = US_MAC) -> bytes:
+    datagram = udp(PEER, dst, 1000, 999, bytes(100))
+    return eth(dst_mac, PEER_MAC, 0x0800, ipv4(PEER, dst, 17, datagram[:64], ident=ident, flags=0x2000))
+
+
+def expire(stack: Stack) -> list[tuple[bytes, Ipv4Header, bytes]]:
+    for t in (10.0, 1.0 + TIMEOUT, 40.0):
+        stack.timers_expired(t)
+    return ip_sent(stack)
+
+
+def test_a_reassembly_timeout_after_fragment_zero_sends_time_exceeded_quoting_it() -> None:
+    stack = started()
+    frame = first_fragment()
+    stack.frame_received(1.0, frame)
+    ((mac, header, payload),) = expire(stack)
+    assert (mac, header.src, header.dst, header.protocol) == (PEER_MAC, US, PEER, 1)
+    message = icmp_codec.parse_icmp(payload)
+    assert (message.type, message.code) == (icmp_codec.TIME_EXCEEDED, 1)
+    assert bytes(message.body) == frame[14:]  # the whole first fragment: header and all 64 bytes
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 1
+
+
+def test_no_time_exceeded_without_fragment_zero() -> None:
+    stack = started()
+    datagram = udp(PEER, US, 1000, 999, bytes(100))
+    stack.frame_received(1.0, ip_frame(PEER, 17, datagram[64:], ident=9, offset=64))
+    assert expire(stack) == []
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 1
+
+
+def test_no_time_exceeded_for_a_first_fragment_in_a_link_broadcast_or_to_a_broadcast_address() -> None:
+    stack = started()
+    stack.frame_received(1.0, first_fragment(ident=1, dst_mac=BROADCAST_MAC))
+    stack.frame_received(1.0, first_fragment(ident=2, dst=bytes([10, 0, 0, 255]), dst_mac=BROADCAST_MAC))
+    stack.frame_received(1.0, first_fragment(ident=3, dst=LIMITED_BROADCAST, dst_mac=BROADCAST_MAC))
+    assert expire(stack) == []
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 3
+
+
+def test_time_exceeded_is_rate_limited_like_every_error() -> None:
+    stack = started()
+    count = int(DEFAULT_STACK_LIMITS.icmp.error_burst) + 5
+    for ident in range(count):
+        stack.frame_received(1.0, first_fragment(ident=ident))
+    assert len(expire(stack)) == DEFAULT_STACK_LIMITS.icmp.error_burst
+    assert stack.counters[Drop.ICMP_ERROR_RATE_LIMITED] == 5
