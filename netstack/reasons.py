@@ -53,6 +53,7 @@ class Drop(StrEnum):
     IPV4_MARTIAN_SOURCE = "ipv4-martian-source"
     IPV4_LAND = "ipv4-land"
     IPV4_NOT_FOR_US = "ipv4-not-for-us"
+    IPV4_UNICAST_LINK_BROADCAST = "ipv4-unicast-link-broadcast"  # RFC 1122 §3.3.6: to us, in a broadcast frame
     IPV4_UNKNOWN_PROTOCOL = "ipv4-unknown-protocol"
     IPV4_NO_ROUTE = "ipv4-no-route"
     IPV4_TX_BAD_SOURCE = "ipv4-tx-bad-source"

@@ -417,8 +417,15 @@ class Stack:
             whole = self._reassembler.add(now, header, body, link_broadcast=link_broadcast, packet=raw)
             if whole is None:
                 return
-            header, body = whole[0], memoryview(whole[1])
+            header, body, link_broadcast = whole[0], memoryview(whole[1]), whole[2]
             original = None
+        if local and link_broadcast and not _to_dhcp_client(header, body):
+            # RFC 1122 §3.3.6 (SHOULD): a datagram to our unicast address in a link-layer broadcast frame is
+            # discarded, whatever its protocol, and also when any of its fragments came so: otherwise an echo
+            # in such a frame was answered, and TCP, which takes only frames sent to our MAC, could be reached by
+            # fragmenting. Except DHCP to the client port: some relays and servers send it that way.
+            self.counters.add(Drop.IPV4_UNICAST_LINK_BROADCAST)
+            return
         protocol = header.protocol
         if protocol == PROTO_TCP:
             self._tcp_received(now, src, dst, body, unicast=local and not link_broadcast)
@@ -627,6 +634,10 @@ class Stack:
             self._configure(event.lease.config if isinstance(event, LeaseAcquired) else None)
         for send in self._dhcp.take_outgoing():
             self.udp_send(now, send.dst, CLIENT_PORT, SERVER_PORT, send.payload)
+
+
+def _to_dhcp_client(header: Ipv4Header, body: memoryview) -> bool:
+    return header.protocol == PROTO_UDP and len(body) >= 4 and int.from_bytes(body[2:4], "big") == CLIENT_PORT
 
 
 def _ident_key(secret: bytes | None, rng: random.Random | None) -> bytes:

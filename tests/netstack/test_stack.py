@@ -259,6 +259,9 @@ def test_tcp_in_a_link_broadcast_frame_is_refused() -> None:
     stack = make_stack(tcp=tcp)
     stack.frame_received(0.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 6, bytes(20))))
     assert tcp.segments == []
+    assert stack.counters[Drop.IPV4_UNICAST_LINK_BROADCAST] == 1  # RFC 1122 §3.3.6, before TCP's own check
+    stack.frame_received(0.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, bytes([10, 0, 0, 255]), 6, bytes(20))))
+    assert tcp.segments == []
     assert stack.counters[Drop.TCP_NOT_UNICAST] == 1
 
 

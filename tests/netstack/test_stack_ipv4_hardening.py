@@ -28,9 +28,11 @@ from tests.netstack.builders import (
     icmp,
     ip_frame,
     ipv4,
+    make_stack,
     teach_peer,
     udp,
 )
+from tests.netstack.test_stack import FakeTcp
 
 
 def ip_sent(stack: Stack, now: float | None = None) -> list[tuple[bytes, Ipv4Header, bytes]]:
@@ -185,3 +187,42 @@ def test_time_exceeded_is_rate_limited_like_every_error() -> None:
         stack.frame_received(1.0, first_fragment(ident=ident))
     assert len(expire(stack)) == DEFAULT_STACK_LIMITS.icmp.error_burst
     assert stack.counters[Drop.ICMP_ERROR_RATE_LIMITED] == 5
+
+
+# --- unicast datagrams in link-layer broadcast frames (RFC 1122 §3.3.6) ----------------------------------------
+
+
+def test_an_echo_to_our_address_in_a_link_broadcast_frame_is_not_answered() -> None:
+    stack = started()
+    stack.frame_received(1.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 1, icmp(8, 0, b"\0\1\0\1", b"abc"))))
+    assert ip_sent(stack) == []
+    assert stack.counters[Drop.IPV4_UNICAST_LINK_BROADCAST] == 1
+    stack.frame_received(1.0, ip_frame(PEER, 1, icmp(8, 0, b"\0\1\0\1", b"abc")))  # the same to our MAC is answered
+    assert len(ip_sent(stack)) == 1
+
+
+def test_a_tcp_segment_cannot_reach_tcp_through_a_fragment_in_a_link_broadcast_frame() -> None:
+    tcp = FakeTcp()
+    stack = make_stack(tcp=tcp)
+    teach_peer(stack)
+    segment = bytes(40)
+    first = ipv4(PEER, US, 6, segment[:24], ident=5, flags=0x2000)
+    stack.frame_received(1.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, first))
+    stack.frame_received(1.1, ip_frame(PEER, 6, segment[24:], ident=5, offset=24))
+    assert tcp.segments == []
+    assert stack.counters[Drop.IPV4_UNICAST_LINK_BROADCAST] == 1
+    stack.frame_received(1.2, ip_frame(PEER, 6, segment[:24], ident=6, flags=0x2000))  # both to our MAC: delivered
+    stack.frame_received(1.3, ip_frame(PEER, 6, segment[24:], ident=6, offset=24))
+    assert [s for _, _, _, s in tcp.segments] == [segment]
+
+
+def test_a_unicast_udp_datagram_in_a_link_broadcast_frame_is_discarded_but_dhcp_to_the_client_port_is_not() -> None:
+    stack = started()
+    seen: list[bytes] = []
+    stack.udp_bind(5000, lambda now, src, sport, dst, payload: seen.append(bytes(payload)))
+    stack.udp_bind(68, lambda now, src, sport, dst, payload: seen.append(bytes(payload)))
+    for port in (5000, 68):
+        datagram = udp(PEER, US, 67, port, b"hi")
+        stack.frame_received(1.0, eth(BROADCAST_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 17, datagram)))
+    assert seen == [b"hi"]
+    assert stack.counters[Drop.IPV4_UNICAST_LINK_BROADCAST] == 1
