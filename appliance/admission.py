@@ -7,11 +7,14 @@ per idle period, or by nothing at all: a connection that never sends a byte is h
 (or TLS handshake's) timeout, and opening nine such connections a second keeps the table full. So when the
 table is full, a newcomer takes the slot of one of two kinds of connection, the oldest of the source holding
 the most slots:
-- an IDLE keep-alive connection (served at least once, waiting for its next request, nothing in flight), of a
-  source holding at least two more slots than the newcomer's (with one more, the swap would only trade places);
+- an IDLE keep-alive connection (served at least once, waiting for its next request, nothing in flight);
 - an UNANSWERED connection (in its TLS handshake, or waiting for its first request, nothing yet given to it)
-  at least `displace_unanswered_after` old, of a source holding more slots than the newcomer's. Its age is
-  what keeps this from thrashing: a newcomer cannot itself be displaced before it had the time to ask.
+  at least `displace_unanswered_after` old. Its age is what keeps this from thrashing: a newcomer cannot
+  itself be displaced before it had the time to ask.
+Either only of a source holding at least two more slots than the newcomer's. With one more, the swap would
+only trade places; and a source holding one slot would lose it to any fresh source: a bounty hunter's
+mutual-TLS handshake over a slow link (or one slowed by a busy appliance) to whoever holds the rest of the
+table with one idle connection per source and connects from one more.
 A connection being answered (a response in progress, a secret being released, a connect-back) is never
 displaced. Only when no such connection exists is the newcomer refused (and counted), never queued.
 
@@ -85,9 +88,9 @@ class Gate:
         return slot
 
     def _victim(self, newcomer: str, now: float) -> Slot | None:
-        """The oldest displaceable slot (module docstring) of the source holding the most slots: an idle one
-        of a source holding at least two more than the newcomer's, or an unanswered one at least
-        `displace_unanswered_after` old of a source holding more than the newcomer's."""
+        """The oldest displaceable slot (module docstring) of the source holding the most slots, if that
+        source holds at least two more than the newcomer's: an idle one, or an unanswered one at least
+        `displace_unanswered_after` old."""
         mine = self._per_source[newcomer]
         old_enough = now - self._limits.displace_unanswered_after
         victim: Slot | None = None
@@ -96,7 +99,7 @@ class Gate:
             held = self._per_source[slot.key]
             if held <= most:
                 continue
-            if (slot.idle and held >= mine + 2) or (slot.unanswered and held > mine and slot.accepted <= old_enough):
+            if held >= mine + 2 and (slot.idle or (slot.unanswered and slot.accepted <= old_enough)):
                 victim, most = slot, held
         return victim
 

@@ -130,11 +130,29 @@ def test_a_full_gate_displaces_an_unanswered_slot_only_of_a_source_holding_more(
     assert isinstance(gate.admit("c", 3.0, lambda: None), Slot)
     assert withdrawn == ["a"]  # a's oldest, not b's older one
     assert not b.displaced
-    # now a, b and c hold 2, 1 and 1: a newcomer from c (1) may take a's (2), never b's (1)
-    assert isinstance(gate.admit("c", 3.0, lambda: None), Slot)
+    # now a, b and c hold 2, 1 and 1: a newcomer from c (1) would only trade places with a (2)
+    assert "to displace" in str(gate.admit("c", 3.0, lambda: None))
+    # one from d (0) may take a's (2), never b's (1)
+    assert isinstance(gate.admit("d", 3.0, lambda: None), Slot)
     assert withdrawn == ["a", "a"]
-    assert "to displace" in str(gate.admit("c", 3.0, lambda: None))  # c holds 2, a and b 1 each
+    assert "to displace" in str(gate.admit("e", 3.0, lambda: None))  # everyone holds 1
     assert not b.displaced
+
+
+def test_a_one_connection_sources_handshake_is_not_given_to_another_fresh_source() -> None:
+    """Review R2: one idle keep-alive per source fills the table but for a bounty hunter's slow handshake;
+    a newcomer from one more source, holding none, took that handshake once it was 2 s old."""
+    gate = Gate(replace(Limits(), max_connections=8))
+    withdrawn: list[str] = []
+    for n in range(7):
+        idle = gate.admit(f"192.0.2.{n}", 0.0, lambda: None)
+        assert isinstance(idle, Slot)
+        idle.idle = True
+    hunter = _unanswered(gate, "198.51.100.7", 0.0, withdrawn)
+    assert "to displace" in str(gate.admit("203.0.113.1", 100.0, lambda: None))
+    assert withdrawn == []
+    assert not hunter.displaced
+    assert gate.total == 8
 
 
 def test_connection_log_lines_are_rate_limited_but_every_outcome_is_recorded(tmp_path: Path) -> None:
