@@ -230,6 +230,10 @@ class Endpoints:
                     parser.feed(data)
                 except HttpError as error:
                     return await self._http_error(channel, error, served)
+                if served and not parser.has_partial():
+                    # The last request's body (timed as part of it) has all been discarded: the wait for the
+                    # next request is the idle one again, and that request is timed from its own first byte.
+                    request_started = None
                 continue
             request_started = loop.time() if parser.has_partial() else None
             served += 1

@@ -437,3 +437,30 @@ def test_a_body_that_never_arrives_times_out_as_a_request(tmp_path: Path) -> Non
     assert statuses == [404, 408]
     (outcome,) = running.outcomes
     assert (outcome.category, outcome.at) == (Category.TIMEOUT, LIMITS.http_request_timeout)
+
+
+def test_after_a_body_the_next_request_waits_the_idle_timeout_and_has_its_own_request_timeout(tmp_path: Path) -> None:
+    """Review R5: a discarded body left the request's start in place, so the keep-alive wait after it was cut to
+    `http_request_timeout` from the previous head, and the next request was timed from there too."""
+    pause = LIMITS.http_request_timeout + 5  # under idle_timeout
+
+    async def scenario() -> tuple[list[int | None], MemoryService]:
+        running = await start_memory_service(tmp_path, replace(LIMITS, http_max_body=100))
+        client = running.connect("198.51.100.1")
+        client.send(b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        first = await client.response()
+        await asyncio.sleep(1)
+        client.send(b"67890")  # the body's end, within its request's time
+        await asyncio.sleep(pause)
+        client.send(b"GET /nope HTTP/1.1\r\n")
+        await asyncio.sleep(LIMITS.http_request_timeout - 1)  # its own time, not the first request's
+        client.send(b"Host: x\r\nConnection: close\r\n\r\n")
+        second = await client.response()
+        await running.settle()
+        await running.service.stop()
+        return [answer[0] if answer else None for answer in (first, second)], running
+
+    statuses, running = virtual_time.run(scenario())
+    assert statuses == [404, 404]
+    (outcome,) = running.outcomes
+    assert (outcome.category, outcome.reason) == (Category.SERVED, "2 requests")
