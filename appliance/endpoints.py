@@ -159,14 +159,20 @@ class Endpoints:
     async def _handshake(tls: TlsChannel, deadline: float, slot: Slot) -> HandshakeComplete:
         """The handshake of a connection the peer opened (443, 10000, 10002), bounded from accept by
         `deadline`, during which the gate may give the slot to a newcomer (`Slot.unanswered`): the wait for
-        the peer's next flight then ends at once, and the connection is recorded as that, not as a reset."""
+        the peer's next flight then ends at once, and the connection is recorded as that, not as a reset.
+        A handshake can also complete after its slot was given away: withdrawing wakes a wait for the peer's
+        bytes, not our last flight's wait for the peer to take it. Such a connection ends here too, the same
+        way, before anything is released: it no longer holds a place in the table."""
         slot.unanswered = True
         try:
-            return await tls.handshake(deadline)
+            complete = await tls.handshake(deadline)
         except RefusedError:
             if slot.displaced:
                 raise RefusedError(Category.RESOURCE_LIMIT, DISPLACED_UNANSWERED) from None
             raise
+        if slot.displaced:
+            raise RefusedError(Category.RESOURCE_LIMIT, DISPLACED_UNANSWERED)
+        return complete
 
     async def _send_as_client(self, tls: TlsChannel, secret: bytes) -> None:
         """Send the secret, then let the server close first (for at most `client_linger`). Closing at once
