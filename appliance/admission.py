@@ -30,7 +30,7 @@ the low bits of an IPv6 address does not multiply a peer's share of the table.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from appliance.config import Limits
@@ -49,6 +49,9 @@ class Slot:
     # waiting for (or reading) its first request; it clears it once it starts answering
     unanswered: bool = False
     displaced: bool = False  # the gate gave this slot to a newcomer: the handler ends at its next boundary
+    # the close of the channel a handler runs over the connection (TLS), set by the handler: the service closes
+    # it once the outcome is known, so that a close cut short (at stop) keeps that outcome (appliance.service)
+    closer: Callable[[], Awaitable[None]] | None = None
     key: str = field(init=False)  # the source it counts against (`appliance.peers.source_of`)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,10 @@
 
 Each handler gets an admitted connection (a PlainChannel) and its slot at the gate (the peer's address, when
 it was accepted, whether the gate took it back), and returns an outcome or
-raises `RefusedError`; admission, recording and the ledger are the service's (`appliance.service`). Only the
+raises `RefusedError`; admission, recording and the ledger are the service's (`appliance.service`), and so is
+the close: a handler that runs TLS leaves its channel's close in `Slot.closer`, not in a `finally` of its own.
+That close lingers; cancelled there (at `stop`), it would replace the outcome already known (a secret sent
+included) by the cancellation. Only the
 endpoints that may give the secret away hold the vault; the pages get the site, which holds a prover.
 """
 
@@ -101,11 +104,9 @@ class Endpoints:
         web = (await self._server_identities(deadline)).web
         tls = TlsChannel(self.engines.server(web, require_client_cert=False), channel,
                          on_request_refused=refused.append)
-        try:
-            await self._handshake(tls, deadline, slot)
-            category, reason = await self._http(tls, slot)
-        finally:
-            await tls.close()
+        slot.closer = tls.close
+        await self._handshake(tls, deadline, slot)
+        category, reason = await self._http(tls, slot)
         if refused and category is Category.SERVED:
             first = refused[0]
             return first.category, f"{first.reason} (warning alert {first.alert}); {reason}"
@@ -115,13 +116,11 @@ class Endpoints:
         deadline = self._deadline()
         server = (await self._server_identities(deadline)).server
         tls = TlsChannel(self.engines.server(server, require_client_cert=True), channel)
-        try:
-            complete = await self._handshake(tls, deadline, slot)
-            slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
-            await tls.send(self._release(complete.peer_chain, Purpose.CLIENT_AUTH) + b"\n")
-            return Category.SUCCESS, f"secret sent ({complete.version})"
-        finally:
-            await tls.close()
+        slot.closer = tls.close
+        complete = await self._handshake(tls, deadline, slot)
+        slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
+        await tls.send(self._release(complete.peer_chain, Purpose.CLIENT_AUTH) + b"\n")
+        return Category.SUCCESS, f"secret sent ({complete.version})"
 
     async def callback(self, channel: PlainChannel, slot: Slot) -> Outcome:
         # Nothing was sent on this connection, so there is nothing for a lingering close to deliver; lingering
@@ -138,22 +137,18 @@ class Endpoints:
             )
         client = self.engines.client(self.identities.current.client)
         tls = TlsChannel(client, plain_channel(reader, writer, self.limits))
-        try:
-            complete = await tls.handshake(self._deadline())
-            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
-            return Category.SUCCESS, f"secret sent on connect-back ({complete.version})"
-        finally:
-            await tls.close()
+        slot.closer = tls.close  # the connect-back's close (the peer's connection is closed already)
+        complete = await tls.handshake(self._deadline())
+        await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
+        return Category.SUCCESS, f"secret sent on connect-back ({complete.version})"
 
     async def reverse(self, channel: PlainChannel, slot: Slot) -> Outcome:
         tls = TlsChannel(self.engines.client(self.identities.current.client), channel)
-        try:
-            complete = await self._handshake(tls, self._deadline(), slot)
-            slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
-            await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
-            return Category.SUCCESS, f"secret sent as TLS client ({complete.version})"
-        finally:
-            await tls.close()
+        slot.closer = tls.close
+        complete = await self._handshake(tls, self._deadline(), slot)
+        slot.unanswered = False  # from here on it is being answered (the release), which is never cut short
+        await self._send_as_client(tls, self._release(complete.peer_chain, Purpose.SERVER_AUTH))
+        return Category.SUCCESS, f"secret sent as TLS client ({complete.version})"
 
     @staticmethod
     async def _handshake(tls: TlsChannel, deadline: float, slot: Slot) -> HandshakeComplete:

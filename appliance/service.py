@@ -136,9 +136,10 @@ class Appliance:
         finally:
             # The outcome is known before the close, and the close may be cancelled (the lingering close at
             # `stop`, which cancels every task): the slot is given back and the outcome recorded whichever
-            # way the close ends, so that every connection ends in exactly one record.
+            # way the close ends, so that every connection ends in exactly one record. A handler's TLS is
+            # closed here too (`Slot.closer`: its close_notify, then the connection's), for the same reason.
             try:
-                await channel.close()
+                await (slot.closer or channel.close)()
             except asyncio.CancelledError:  # the channel aborted the connection before passing it on
                 reason = f"{reason}; close cut short (service shutting down)"
                 raise

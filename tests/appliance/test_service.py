@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import io
 import json
+import os
+import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from appliance import pki
 from appliance.admission import Gate, Slot
 from appliance.config import Limits, Ports
 from appliance.counted_lines import FLUSH_TRIES
@@ -19,7 +24,7 @@ from appliance.sources import Sources
 from appliance.stats import Stats
 from outcomes.category import Category
 from tests import virtual_time
-from tests.appliance.memory_service import MemoryService, start_memory_service
+from tests.appliance.memory_service import WALL, MemoryService, TlsClient, start_memory_service
 
 
 def _no_random(n: int) -> bytes:
@@ -363,6 +368,39 @@ def test_a_connection_lingering_in_its_close_at_shutdown_is_recorded_and_release
     assert outcome.reason == "1 requests; close cut short (service shutting down)"
     assert held == 0
     assert stopped_at == Limits().linger_seconds / 2  # cut short, not waited out
+
+
+def test_a_tls_connection_lingering_in_its_close_at_shutdown_keeps_its_outcome(tmp_path: Path) -> None:
+    """Review R1: on the TLS ports the lingering close was the handler's, so a cancel there replaced the known
+    outcome (on 10000 and 10002 a secret sent) with connection-reset. Here 443 and 10000 (a refusal: the
+    memory service holds no vault), each recorded once, as what happened, the close noted as cut short."""
+    boot = pki.generate(datetime.datetime.fromtimestamp(WALL, datetime.UTC), os.urandom)
+
+    async def scenario() -> tuple[MemoryService, int, float]:
+        running = await start_memory_service(tmp_path, replace(Limits(), ledger_region_bytes=128 * 1024),
+                                             boot.issued())
+        browser = TlsClient(running.connect("198.51.100.1", https=True, half_close=True))
+        await browser.handshake()
+        browser.tls.write(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert (await browser.read()).startswith(b"HTTP/1.1 404 ")
+        hunter = TlsClient(running.network.connect(Ports().mutual, "198.51.100.2", half_close=True))
+        with contextlib.suppress(ssl.SSLError):  # no client certificate: refused with an alert
+            await hunter.handshake()
+        await asyncio.sleep(running.service.limits.linger_seconds / 2)
+        assert running.outcomes == []  # both still lingering, waiting for the clients' end of stream
+        await running.service.stop()
+        return running, running.service.gate.total, asyncio.get_running_loop().time()
+
+    running, held, stopped_at = virtual_time.run(scenario())
+    https, mutual = sorted(running.outcomes, key=lambda outcome: outcome.endpoint)
+    assert (https.endpoint, https.category) == ("https", Category.SERVED)
+    assert https.reason == "1 requests; close cut short (service shutting down)"
+    assert mutual.endpoint == "mutual"
+    assert mutual.category is not Category.CONNECTION_RESET
+    assert mutual.reason.endswith("; close cut short (service shutting down)")
+    assert "shutting down;" not in mutual.reason
+    assert held == 0
+    assert stopped_at == Limits().linger_seconds / 2
 
 
 def test_a_lingering_close_the_peer_ends_is_recorded_once_without_a_note(tmp_path: Path) -> None:
