@@ -321,9 +321,9 @@ class Stack:
             header = expired.header
             # RFC 1122 §3.3.2: Time Exceeded (code 1) to the source of a datagram whose fragment zero arrived;
             # §3.2.2: never about a datagram to a broadcast address or one whose first fragment came in a link-layer
-            # broadcast, nor to a source that names no single host.
+            # broadcast, nor to a source that names no single host, nor about an ICMP error message.
             if (expired.link_broadcast or header.dst != self._address or is_martian_source(header.src)
-                    or header.src == self._broadcast):  # fmt: skip
+                    or header.src == self._broadcast or _quotes_icmp_error(header, expired.quote)):  # fmt: skip
                 continue
             self._send_icmp_error(now, icmp.TIME_EXCEEDED, icmp.CODE_REASSEMBLY_TIME_EXCEEDED, header,
                                   memoryview(expired.quote))  # fmt: skip
@@ -638,6 +638,15 @@ class Stack:
 
 def _to_dhcp_client(header: Ipv4Header, body: memoryview) -> bool:
     return header.protocol == PROTO_UDP and len(body) >= 4 and int.from_bytes(body[2:4], "big") == CLIENT_PORT
+
+
+def _quotes_icmp_error(header: Ipv4Header, quote: bytes) -> bool:
+    """Whether fragment zero (`quote`, the fragment as received) starts an ICMP error message, which RFC 1122
+    §3.2.2 says no ICMP error may answer. A fragment zero too short to show its ICMP type counts as one: we
+    cannot tell, and staying silent is the side that cannot loop two stacks' errors."""
+    if header.protocol != PROTO_ICMP:
+        return False
+    return len(quote) <= header.header_len or quote[header.header_len] in icmp.SUPPRESSES_ERRORS
 
 
 def _ident_key(secret: bytes | None, rng: random.Random | None) -> bytes:

@@ -7,6 +7,8 @@ import itertools
 import random
 import struct
 
+import pytest
+
 from netstack import icmp as icmp_codec
 from netstack.addresses import LIMITED_BROADCAST
 from netstack.config import parse_static
@@ -178,6 +180,31 @@ def test_no_time_exceeded_for_a_first_fragment_in_a_link_broadcast_or_to_a_broad
     stack.frame_received(1.0, first_fragment(ident=3, dst=LIMITED_BROADCAST, dst_mac=BROADCAST_MAC))
     assert expire(stack) == []
     assert stack.counters[Drop.FRAG_TIMEOUT] == 3
+
+
+def first_icmp_fragment(icmp_type: int, *, ident: int = 9) -> bytes:
+    """Fragment zero (MF set, 64 bytes) of an ICMP message of `icmp_type` to us, whose rest never comes."""
+    message = icmp(icmp_type, 0, bytes(4), bytes(100))
+    return eth(US_MAC, PEER_MAC, 0x0800, ipv4(PEER, US, 1, message[:64], ident=ident, flags=0x2000))
+
+
+@pytest.mark.parametrize("icmp_type", sorted(icmp_codec.SUPPRESSES_ERRORS))
+def test_no_time_exceeded_about_a_fragmented_icmp_error(icmp_type: int) -> None:
+    """RFC 1122 §3.2.2: no ICMP error about an ICMP error message (review-s26b R4), fragmented or not."""
+    stack = started()
+    stack.frame_received(1.0, first_icmp_fragment(icmp_type))
+    assert expire(stack) == []
+    assert stack.counters[Drop.FRAG_TIMEOUT] == 1
+
+
+def test_a_fragmented_echo_request_still_gets_its_time_exceeded() -> None:
+    stack = started()
+    frame = first_icmp_fragment(icmp_codec.ECHO_REQUEST)
+    stack.frame_received(1.0, frame)
+    ((_, header, payload),) = expire(stack)
+    message = icmp_codec.parse_icmp(payload)
+    assert (header.dst, message.type, message.code) == (PEER, icmp_codec.TIME_EXCEEDED, 1)
+    assert bytes(message.body) == frame[14:]
 
 
 def test_time_exceeded_is_rate_limited_like_every_error() -> None:
