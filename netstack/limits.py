@@ -26,6 +26,11 @@ IPV4_DEFAULT_TTL = 64
 IPV4_MAX_DATAGRAM = 65535  # total length field maximum; anything reassembling beyond it is a ping of death
 ICMP_ERROR_QUOTE_LIMIT = 576  # RFC 1812 4.3.2.3: an error datagram never exceeds 576 bytes
 
+# --- IPv4 identification (RFC 7739 §5.3's double hash, applied to IPv4) ---------------------------------------
+# Counters the destinations share by keyed hash: fixed memory (2 bytes each) however many destinations we send
+# to. More buckets, fewer destinations whose traffic moves the IDs another one sees; 2048 is Linux's default.
+IPV4_IDENT_BUCKETS = 2048
+
 
 # --- resource limits: one frozen tree, passed down from the composition root (StackConfig.limits) -------------
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from array import array
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -58,7 +59,13 @@ from netstack.ipv4 import (
     strip_link_padding,
 )
 from netstack.ipv6 import MIN_MTU as IPV6_MIN_MTU
-from netstack.limits import DEFAULT_STACK_LIMITS, ICMP_ERROR_QUOTE_LIMIT, IPV4_DEFAULT_TTL, StackLimits
+from netstack.limits import (
+    DEFAULT_STACK_LIMITS,
+    ICMP_ERROR_QUOTE_LIMIT,
+    IPV4_DEFAULT_TTL,
+    IPV4_IDENT_BUCKETS,
+    StackLimits,
+)
 from netstack.neighbour import Neighbours
 from netstack.ratelimit import TokenBucket
 from netstack.reasons import Counters, Drop
@@ -147,7 +154,8 @@ class Stack:
         self._tcp = tcp
         self._now = 0.0
         self._out: list[bytes] = []
-        self._datagrams_sent = rng.getrandbits(16) if rng is not None else 0  # where the count starts
+        start = rng.getrandbits(16) if rng is not None else 0  # drawn before the key, as ever: seeded timing holds
+        self._ident_counters = array("H", [start]) * IPV4_IDENT_BUCKETS
         self._ident_key = _ident_key(config.ipv6_secret, rng)
         limits = config.limits
         self._limits = limits
@@ -546,21 +554,29 @@ class Stack:
             else:
                 self.counters.add(Drop.IPV4_NO_ROUTE)
 
-    def _next_ident(self, dst: bytes) -> int:
-        """An IPv4 Identification no one can predict from the ones we sent them or anyone else (RFC 6274 §3.5;
-        RFC 7739 §5 is the IPv6 analogue, which Ipv6Path._fragment_ident follows): a keyed hash of the
-        destination and a per-stack count. A global counter that goes up by one per datagram made us an
-        idle-scan zombie (two probes a moment apart told anyone how many datagrams we sent in between) and let
-        an off-path attacker guess the ID of our next fragmented datagram and spoil it. Atomic (DF) datagrams
-        may carry any ID (RFC 6864 §4.1), so they take one the same way. Two datagrams to one destination may
-        draw the same ID (16 bits); only fragmented ones could be confused, and those are rare (echo replies
-        above the MTU, TCP below its path MTU floor)."""
-        self._datagrams_sent += 1
-        digest = hashlib.blake2s(dst + self._datagrams_sent.to_bytes(8, "big"), digest_size=2, key=self._ident_key)
-        return int.from_bytes(digest.digest(), "big")
+    def _next_ident(self, dst: bytes, *, advance: bool) -> int:
+        """The IPv4 Identification of a datagram to `dst`: RFC 7739 §5.3's double hash, applied to IPv4 (RFC
+        6274 §3.5 asks the same of it). A keyed hash of the destination picks one of IPV4_IDENT_BUCKETS counters
+        and a per-destination offset; the ID is the offset plus that counter, which each datagram that may be
+        fragmented advances by one. So:
+        - IDs to one destination repeat only after 2^16 such datagrams to its bucket, as RFC 6864 §4.2 asks
+          within a datagram's lifetime (a keyed hash per datagram repeated by the birthday bound, about a 7 %
+          chance in 100 fragmented echo replies);
+        - one global +1 counter made us an idle-scan zombie (two probes told anyone how many datagrams we sent
+          in between). Now a prober's IDs move only with our traffic to itself and to the destinations that
+          share its bucket, which the key hides; its own offset tells it nothing about another's;
+        - the memory is the fixed array, whatever the number of destinations.
+        Atomic datagrams (DF, RFC 6864 §4.1: their ID means nothing) carry the destination's current value
+        without advancing it, so a TCP burst cannot wrap the counter under a fragmented datagram still being
+        reassembled."""
+        digest = hashlib.blake2s(dst, digest_size=4, key=self._ident_key).digest()
+        bucket = int.from_bytes(digest[:2], "big") % IPV4_IDENT_BUCKETS
+        if advance:
+            self._ident_counters[bucket] = (self._ident_counters[bucket] + 1) & 0xFFFF
+        return (int.from_bytes(digest[2:], "big") + self._ident_counters[bucket]) & 0xFFFF
 
     def _packets(self, src: bytes, dst: bytes, protocol: int, payload: bytes, dont_fragment: bool) -> list[bytes]:
-        ident = self._next_ident(dst)
+        ident = self._next_ident(dst, advance=not dont_fragment)
         if MIN_HEADER_LEN + len(payload) <= self._mtu:
             header = build_header(
                 src, dst, protocol, len(payload), ident, ttl=IPV4_DEFAULT_TTL, dont_fragment=dont_fragment

@@ -14,7 +14,7 @@ from netstack.addresses import LIMITED_BROADCAST
 from netstack.config import parse_static
 from netstack.ethernet import parse_frame
 from netstack.ipv4 import Ipv4Header, parse_ipv4
-from netstack.limits import DEFAULT_STACK_LIMITS
+from netstack.limits import DEFAULT_STACK_LIMITS, IPV4_IDENT_BUCKETS
 from netstack.reasons import Drop
 from netstack.stack import Stack, StackConfig
 from tests.netstack.builders import (
@@ -57,35 +57,65 @@ def started(secret: bytes | None = None, seed: int = 7) -> Stack:
     return stack
 
 
-def echo_idents(stack: Stack, count: int, start: float = 1.0) -> list[int]:
+# --- identification (RFC 6274 §3.5, RFC 7739 spirit) ------------------------------------------------------------
+
+
+def udp_idents(stack: Stack, dst: bytes, count: int, now: float = 1.0) -> list[int]:
+    """The IDs of `count` UDP datagrams (no DF: each may be fragmented on its way) we send to `dst`."""
     idents = []
-    for i in range(count):
-        stack.frame_received(start + i, ip_frame(PEER, 1, icmp(8, 0, struct.pack("!HH", 1, i), b"x" * 8)))
-        ((_, header, _),) = ip_sent(stack)
+    for _ in range(count):
+        stack.udp_send(now, dst, 5000, 9, b"x")
+        ((_, header, _),) = ip_sent(stack, now)
         idents.append(header.ident)
     return idents
 
 
-# --- identification (RFC 6274 §3.5, RFC 7739 spirit) ------------------------------------------------------------
+def test_identifications_to_one_destination_do_not_repeat_within_two_to_the_sixteen() -> None:
+    """RFC 6864 §4.2: no repeated ID to one destination while an earlier datagram may still be in its reassembly
+    queue (review-s26b R6). A keyed hash per datagram repeats by the birthday bound: in 2^16 datagrams, almost
+    surely (and in the first 2000, with probability 1 - exp(-2000 * 1999 / 2 / 2^16) > 1 - 10^-13)."""
+    idents = udp_idents(started(), PEER, 0x10000)
+    assert len(set(idents)) == 0x10000
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(idents))  # RFC 7739 §5.3: a counter
 
 
-def test_consecutive_datagrams_do_not_carry_consecutive_identifications() -> None:
-    """An idle scan reads how many datagrams we sent between two of its probes from the gap between their IDs:
-    with a keyed hash there is no gap to read."""
+def test_our_traffic_to_someone_else_leaves_no_trace_in_the_identifications_a_prober_sees() -> None:
+    """The idle scan (RFC 6274 §3.5): a prober reads how many datagrams we sent between two of its probes from
+    the gap between their IDs. Two stacks with one key, one of which sends to others in between, show the prober
+    the same IDs. (Someone else sharing the prober's bucket would move them; with this key none of these does.)"""
+    quiet, busy = started(secret=bytes(range(32))), started(secret=bytes(range(32)))
+    assert udp_idents(quiet, PEER, 3) == udp_idents(busy, PEER, 3)
+    for host in range(1, 40):
+        udp_idents(busy, bytes([198, 51, 100, host]), 5)
+    udp_idents(busy, FAR, 50)
+    assert udp_idents(quiet, PEER, 3) == udp_idents(busy, PEER, 3)
+
+
+def test_the_identifications_depend_on_the_key_and_the_destination() -> None:
+    """Whoever knows the IDs we send it cannot tell those we send to another, nor those another key gives."""
+    stack = started(secret=bytes(range(32)))
+    assert udp_idents(stack, PEER, 4) != udp_idents(stack, FAR, 4)
+    assert udp_idents(started(secret=bytes(32)), PEER, 4) != udp_idents(started(secret=bytes(range(32))), PEER, 4)
+
+
+def test_the_identification_state_is_bounded_whatever_the_destinations() -> None:
     stack = started()
-    idents = echo_idents(stack, 16)
-    gaps = {(b - a) & 0xFFFF for a, b in itertools.pairwise(idents)}
-    assert len(gaps) > 1, idents
+    for i in range(3000):
+        stack.udp_send(1.0, bytes([198, 18, i >> 8, i & 0xFF]), 5000, 9, b"x")
+        stack.take_frames(1.0)
+    assert len(stack._ident_counters) == IPV4_IDENT_BUCKETS
 
 
-def test_a_datagram_to_someone_else_leaves_no_trace_in_our_identifications() -> None:
-    """The same secret, and the same count of datagrams, gives the same IDs: the ID depends on the key, the
-    destination and the count, never on a counter another destination moves predictably."""
-    a = started(secret=bytes(range(32)))
-    b = started(secret=bytes(range(32)))
-    assert echo_idents(a, 4) == echo_idents(b, 4)
-    c = started(secret=bytes(32))
-    assert echo_idents(c, 4) != echo_idents(started(secret=bytes(range(32))), 4)
+def test_atomic_datagrams_do_not_advance_the_identification() -> None:
+    """RFC 6864 §4.1: a DF datagram's ID means nothing, so a TCP burst must not wrap the counter under a
+    fragmented datagram the peer may still be reassembling."""
+    stack = started()
+    (before,) = udp_idents(stack, PEER, 1)
+    stack._send_ip(1.0, PEER, 17, bytes(8), dont_fragment=True)
+    ((_, header, _),) = ip_sent(stack, 1.0)
+    assert header.dont_fragment
+    assert header.ident == before
+    assert udp_idents(stack, PEER, 1) == [(before + 1) & 0xFFFF]
 
 
 def test_fragments_of_one_datagram_share_one_identification() -> None:
