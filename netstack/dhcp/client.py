@@ -16,13 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netstack.addresses import (
-    LIMITED_BROADCAST,
-    is_subnet_network_or_broadcast,
-    is_unicast_host,
-    mask_to_prefix,
-    same_subnet,
-)
+from netstack.addresses import LIMITED_BROADCAST, is_unicast_host, mask_to_prefix
 from netstack.config import ConfigError, StaticIp
 from netstack.dhcp.message import (
     ACK,
@@ -276,10 +270,11 @@ class DhcpClient:
                 prefix_len = mask_to_prefix(mask)
             else:
                 prefix_len = _classful_prefix(message.yiaddr)
-            config = StaticIp(message.yiaddr, prefix_len, self._usable_router(message, prefix_len))
+            config = StaticIp(message.yiaddr, prefix_len)
         except ValueError:
             self._counters.add(Drop.DHCP_BAD_LEASE)
             return None
+        config = self._with_router(config, message.address_option(OPT_ROUTER))
         duration = float(max(lease_time, self._limits.min_lease))
         renewal = message.seconds_option(OPT_RENEWAL_TIME)
         rebinding = message.seconds_option(OPT_REBINDING_TIME)
@@ -295,19 +290,19 @@ class DhcpClient:
             t1, t2 = duration * 0.5, duration * 0.875
         return Lease(config, server_id, now, duration, t1, t2)
 
-    def _usable_router(self, message: DhcpMessage, prefix_len: int) -> bytes | None:
-        """The first router of option 3 if StaticIp would take it as our gateway: an on-link unicast host, not
-        us, not the subnet's network or broadcast address (RFC 1122 3.3.1.1, 3.2.1.3). Otherwise None, counted:
-        we still take the on-link address, and a lease without a route says why in the counters."""
-        router = message.address_option(OPT_ROUTER)
+    def _with_router(self, config: StaticIp, router: bytes | None) -> StaticIp:
+        """`config` with the first router of option 3 as its gateway if StaticIp takes it (an on-link unicast
+        host, not us, not the subnet's network or broadcast address: RFC 1122 3.3.1.1, 3.2.1.3). StaticIp holds
+        the one list of those rules, for a static gateway and a leased one alike. Otherwise `config` as it is,
+        counted (dhcp-router-unusable): we still take the on-link address, and a lease without a route says why
+        in the counters. Only a lease whose address we take gets here, so a message counts under one reason."""
         if router is None:
-            return None
-        if (router == message.yiaddr or not is_unicast_host(router)
-                or not same_subnet(router, message.yiaddr, prefix_len)
-                or is_subnet_network_or_broadcast(router, prefix_len)):  # fmt: skip
+            return config
+        try:
+            return StaticIp(config.address, config.prefix_len, router)
+        except ConfigError:
             self._counters.add(Drop.DHCP_ROUTER_UNUSABLE)
-            return None
-        return router
+            return config
 
     def _lose_lease(self, reason: str) -> None:
         if self.lease is not None:

@@ -310,13 +310,15 @@ def test_unexpected_message_types_are_counted() -> None:
 
 
 def _reply_to(client: DhcpClient, kind: int, server_id: bytes, *, yiaddr: bytes = OFFERED,
-              lease: int | None = 3600) -> bytes:
+              lease: int | None = 3600, router: bytes | None = None) -> bytes:
     """A server's answer to the client's last message, built from the codec (not by the fake server)."""
     (send,) = client.take_outgoing()
     request = parse_dhcp(send.payload)
     options = {OPT_MESSAGE_TYPE: bytes([kind]), OPT_SERVER_ID: server_id, OPT_SUBNET_MASK: bytes([255, 255, 255, 0])}
     if lease is not None:
         options[OPT_LEASE_TIME] = lease.to_bytes(4, "big")
+    if router is not None:
+        options[OPT_ROUTER] = router
     return serialize_dhcp(DhcpMessage(BOOTREPLY, request.xid, request.chaddr, options, yiaddr=yiaddr))
 
 
@@ -447,3 +449,14 @@ def test_renewal_timers_at_half_the_minimum_lease_are_kept() -> None:
     assert client.lease is not None
     assert client.lease.t1 == t1
     assert counters[Drop.DHCP_SHORT_TIMERS] == 0
+
+
+@pytest.mark.parametrize("yiaddr", [bytes([10, 0, 0, 255]), bytes([10, 0, 0, 0])], ids=["broadcast", "network"])
+def test_an_unusable_offer_with_an_unusable_router_is_counted_once_as_a_bad_lease(yiaddr: bytes) -> None:
+    """One message, one reason (review-s26b R7): the address is refused, so its router is never looked at."""
+    client, counters = make()
+    client.start(0.0)
+    client.message_received(0.0, _reply_to(client, OFFER, SERVER, yiaddr=yiaddr, router=bytes([192, 168, 0, 1])))
+    assert state(client) is DhcpState.SELECTING
+    assert counters[Drop.DHCP_BAD_LEASE] == 1
+    assert counters[Drop.DHCP_ROUTER_UNUSABLE] == 0
