@@ -34,7 +34,7 @@ from tls.client_states import (
     Offer,
 )
 from tls.config import ClientConfig, NoValidation
-from tls.connection import POST_HANDSHAKE
+from tls.connection import CLIENT_POST_HANDSHAKE
 from tls.constants import (
     DOWNGRADE_TLS11,
     DOWNGRADE_TLS12,
@@ -495,7 +495,7 @@ ClientState = (AwaitServerHello | AwaitServerHello2 | AwaitEncryptedExtensions |
 
 C = ClientConnection
 C._handlers = MappingProxyType({
-    **POST_HANDSHAKE,
+    **CLIENT_POST_HANDSHAKE,
     (Connected13, H.NEW_SESSION_TICKET): C._on_new_session_ticket,
     (AwaitServerHello, H.SERVER_HELLO): C._on_server_hello,
     (AwaitServerHello2, H.SERVER_HELLO): C._on_server_hello_2,

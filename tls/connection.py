@@ -34,7 +34,7 @@ refused with decode_error before any size limit of ours is consulted (ALERT_REAS
 
 class Connection:
     """Base engine. A subclass sets `state` and `_handlers`, its (state class, message type) → handler table,
-    which also holds the post-handshake entries of `POST_HANDSHAKE`."""
+    which also holds its role's post-handshake entries (`SERVER_POST_HANDSHAKE` / `CLIENT_POST_HANDSHAKE`)."""
 
     state: object
     _handlers: HandlerTable
@@ -203,7 +203,9 @@ class Connection:
         """We never renegotiate. RFC 5246 §7.2.2 makes no_renegotiation a warning, always, so the first
         request is refused with a warning and the connection goes on (the peer decides whether to carry on
         without renegotiating, RFC 5746 §4.2 / §4.4); one more than `max_renegotiation_refusals` means the
-        peer ignores the answer, and ends the connection (RENEGOTIATION_ATTEMPT's fatal alert)."""
+        peer ignores the answer, and ends the connection (RENEGOTIATION_ATTEMPT's fatal alert). Each role's table
+        sends here only the request its peer's role may make: a ClientHello to the server, a HelloRequest to
+        the client (RFC 5246 §7.4.1.1, §7.4.1.2); the other role's message is unexpected_message."""
         if raw[0] == HandshakeType.HELLO_REQUEST:
             parse_empty(body, "HelloRequest")
         self._renegotiation_refusals += 1
@@ -382,9 +384,23 @@ class Connection:
             self._events.append(Closed(clean=clean))
 
 
-POST_HANDSHAKE: HandlerTable = {
+POST_HANDSHAKE_13: HandlerTable = {
     (Connected13, HandshakeType.KEY_UPDATE): Connection._on_key_update,
+}
+"""What may come after either role's TLS 1.3 handshake."""
+
+SERVER_POST_HANDSHAKE: HandlerTable = {
+    **POST_HANDSHAKE_13,
     (Connected12, HandshakeType.CLIENT_HELLO): Connection._on_renegotiation,
+}
+"""The server's post-handshake entries. After TLS 1.2 only a ClientHello, a client's renegotiation request
+(RFC 5246 §7.4.1.2), refused. A HelloRequest is a server's message (§7.4.1.1): from the client it is
+unexpected_message, as is anything else not in the table."""
+
+CLIENT_POST_HANDSHAKE: HandlerTable = {
+    **POST_HANDSHAKE_13,
     (Connected12, HandshakeType.HELLO_REQUEST): Connection._on_renegotiation,
 }
-"""What may come after either role's handshake; each engine's table includes these entries."""
+"""The client's post-handshake entries (its engine adds NewSessionTicket). After TLS 1.2 only a HelloRequest,
+the server's renegotiation request (RFC 5246 §7.4.1.1), refused. A ClientHello is a client's message
+(§7.4.1.2): from the server it is unexpected_message, as is anything else not in the table."""

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from outcomes.category import Category
 from tls import x509
 from tls.config import ClientAuth, ClientAuthMode, Credential, ServerConfig
-from tls.connection import POST_HANDSHAKE
+from tls.connection import SERVER_POST_HANDSHAKE
 from tls.constants import (
     DOWNGRADE_TLS12,
     HRR_RANDOM,
@@ -523,7 +523,7 @@ ServerState = (Start | AwaitClientHello2 | AwaitCertificate13 | AwaitCertificate
 
 H = HandshakeType
 ServerConnection._handlers = MappingProxyType({
-    **POST_HANDSHAKE,
+    **SERVER_POST_HANDSHAKE,
     (Start, H.CLIENT_HELLO): ServerConnection._on_client_hello,
     (AwaitClientHello2, H.CLIENT_HELLO): ServerConnection._on_client_hello_2,
     (AwaitCertificate13, H.CERTIFICATE): ServerConnection._on_certificate_13,

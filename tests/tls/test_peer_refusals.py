@@ -302,6 +302,43 @@ def test_hello_request_with_a_body_is_a_decode_error() -> None:
     refused_and_told(s, c, s.data_to_send(), AlertDescription.DECODE_ERROR, Category.DECODE_ERROR)
 
 
+def test_hello_request_from_the_client_is_an_unexpected_message() -> None:
+    """RFC 5246 §7.4.1.1: HelloRequest is the server's message. From the client after a TLS 1.2 handshake it
+    is unexpected_message (fatal), not a renegotiation request to refuse with a warning (audit F1)."""
+    c, s = _connected((TLS12,))
+    c._queue_handshake(HandshakeType.HELLO_REQUEST, b"", False)
+    c._flush_handshake()
+    refused_and_told(c, s, c.data_to_send(), AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
+    assert s.closed
+    assert s._renegotiation_refusals == 0
+
+
+def test_client_hello_from_the_server_is_an_unexpected_message() -> None:
+    """RFC 5246 §7.4.1.2: ClientHello is the client's message. From the server after a TLS 1.2 handshake it is
+    unexpected_message (fatal), not a renegotiation request to refuse with a warning (audit F1)."""
+    c, s = _connected((TLS12,))
+    s._queue_handshake(HandshakeType.CLIENT_HELLO, client_hello()[9:], False)
+    s._flush_handshake()
+    refused_and_told(s, c, s.data_to_send(), AlertDescription.UNEXPECTED_MESSAGE, Category.UNEXPECTED_MESSAGE)
+    assert c.closed
+    assert c._renegotiation_refusals == 0
+
+
+def test_right_role_renegotiation_is_still_refused_with_a_warning_and_counted() -> None:
+    """The negative of the two above: each role's own renegotiation request is refused as before, once with a
+    warning and counted, and the connection goes on."""
+    c, s = _connected((TLS12,))
+    s.receive_data(_renegotiate(c, s))
+    _renegotiation_refused_with_a_warning(c, s)
+    assert s._renegotiation_refusals == 1
+    c, s = _connected((TLS12,))
+    s._queue_handshake(HandshakeType.HELLO_REQUEST, b"", False)
+    s._flush_handshake()
+    c.receive_data(s.data_to_send())
+    _renegotiation_refused_with_a_warning(s, c)
+    assert c._renegotiation_refusals == 1
+
+
 def refused_and_told(sender: ClientConnection | ServerConnection, receiver: ClientConnection | ServerConnection,
                      data: bytes, alert: int, category: Category) -> None:
     """`receiver` refuses `data` with `alert` and `category`, and `sender` reads that alert off the wire (under
