@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import os
 import re
 import ssl
@@ -464,3 +465,51 @@ def test_after_a_body_the_next_request_waits_the_idle_timeout_and_has_its_own_re
     assert statuses == [404, 404]
     (outcome,) = running.outcomes
     assert (outcome.category, outcome.reason) == (Category.SERVED, "2 requests")
+
+
+WIF_LINE = b"L1aW4aubDFB7yfras2S1mN3bqg9nwySY8nkoLmJebSLD5BWv3ENZ\n"
+
+
+@pytest.mark.parametrize("then", [b"\n", b""], ids=["malformed-request-line", "closed-mid-request"])
+def test_a_secret_sent_to_https_as_a_request_is_refused_and_never_echoed(tmp_path: Path, then: bytes) -> None:
+    """Audit I1: a 10001/10002 peer can point the appliance-as-client at our own 443, which then reads the
+    secret, `"<WIF>\\n"`, as an HTTP request. It is refused, and no part of it reaches the recorded reason,
+    /stats, the log or the ledger's disk."""
+    boot = pki.generate(datetime.datetime.fromtimestamp(WALL, datetime.UTC), os.urandom)
+    secret = WIF_LINE.strip()
+
+    async def scenario() -> tuple[bytes, bytes, MemoryService]:
+        running = await start_memory_service(tmp_path, LIMITS, boot.issued())
+        relay = TlsClient(running.connect("203.0.113.7", https=True))
+        await relay.handshake()
+        answer = b""
+        if then:
+            relay.tls.write(WIF_LINE + then)
+            answer = await relay.read()
+        else:  # the line alone, then the connection ends: the request never completes
+            relay.tls.write(WIF_LINE)
+            relay._client.send(relay._out.read())
+            relay._client.close()
+        await running.settle()
+        stats = running.connect("198.51.100.9")
+        stats.send(get("/stats"))
+        page = await stats.response()
+        assert page is not None
+        stats.close()
+        await running.settle()
+        await running.service.stop()
+        return answer, page[2], running
+
+    answer, stats_page, running = virtual_time.run(scenario())
+    if then:
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+    (outcome, *_) = [o for o in running.outcomes if o.endpoint == "https"]
+    assert outcome.category == Category.BAD_REQUEST, outcome
+    log = running.service.log._stream
+    assert isinstance(log, io.StringIO)
+    disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for fragment in (secret, secret[:12], secret[-12:]):
+        assert fragment.decode() not in outcome.reason
+        assert fragment not in stats_page
+        assert fragment.decode() not in log.getvalue()
+        assert fragment not in disk
