@@ -270,15 +270,10 @@ class Arrival(ReceiveSide):
         """Whether one more reply that anyone knowing the 4-tuple can elicit 1:1 (an ACK to an unacceptable
         segment, a SYN-ACK repeated for a duplicate SYN) fits this second's `oow_reply_limit` (RFC 5961 §7's
         throttle, per connection so that it reveals nothing about others); counted when it does not."""
-        second = int(now)
-        if second != self.oow_second:
-            self.oow_second = second
-            self.oow_count = 0
-        if self.oow_count >= self.host.config.oow_reply_limit:
-            self.host.count(Count.OOW_REPLY_RATE_LIMITED)
-            return False
-        self.oow_count += 1
-        return True
+        if self.oow_budget.take(now, self.host.config.oow_reply_limit):
+            return True
+        self.host.count(Count.OOW_REPLY_RATE_LIMITED)
+        return False
 
     def _oow_reply(self, now: float) -> None:
         """The ACK RFC 9293 §3.10.7.4 (and RFC 7323 §5.3 for PAWS) asks for, throttled (`_oow_reply_allowed`)."""

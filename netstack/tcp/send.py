@@ -72,14 +72,9 @@ class SendSide(Tcb):
     def challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2 challenge ACK, throttled (§7). The budget is per connection: a layer-wide
         counter is an off-path side channel (CVE-2016-5696) that reveals whether a guess hit a connection."""
-        second = int(now)
-        if second != self.challenge_second:
-            self.challenge_second = second
-            self.challenge_count = 0
-        if self.challenge_count >= self.host.config.challenge_ack_limit:
+        if not self.challenge_budget.take(now, self.host.config.challenge_ack_limit):
             self.host.count(Count.CHALLENGE_ACK_RATE_LIMITED)
             return
-        self.challenge_count += 1
         self.host.count(Count.CHALLENGE_ACK)
         self.send_ack(now)
 

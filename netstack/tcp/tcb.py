@@ -27,6 +27,29 @@ from netstack.tcp.window import MAX_RAW_WINDOW, ts_clock
 TS_OPTION_LEN = 12
 
 
+class PerSecondBudget:
+    """At most `limit` uses in each whole second of the clock: a connection's throttle of a reply anyone who
+    knows its 4-tuple can elicit one for one (RFC 5961 §7's challenge ACKs, the ACKs to unacceptable segments).
+    One per connection, never layer-wide: a shared counter is the CVE-2016-5696 side channel."""
+
+    __slots__ = ("count", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.count = 0
+
+    def take(self, now: float, limit: int) -> bool:
+        """Whether one more use fits this second (and it is counted)."""
+        second = int(now)
+        if second != self.second:
+            self.second = second
+            self.count = 0
+        if self.count >= limit:
+            return False
+        self.count += 1
+        return True
+
+
 class Handshake:
     """What a connection needs only until it is synchronized (design rule 2: a state's data lives with it): the
     options of our SYN or SYN-ACK, to retransmit it; data a simultaneous open's SYN carried, delivered once
@@ -52,8 +75,7 @@ class Tcb:
         "_state",
         "app_closed",
         "backoff",
-        "challenge_count",
-        "challenge_second",
+        "challenge_budget",
         "congestion",
         "error",
         "handshake",
@@ -67,8 +89,7 @@ class Tcb:
         "local_port",
         "max_snd_wnd",
         "mss",
-        "oow_count",
-        "oow_second",
+        "oow_budget",
         "path_mss",
         "pseudo_base",
         "rcv_adv",
@@ -116,10 +137,8 @@ class Tcb:
         self.handshake = Handshake()
         self.app_closed = False
         self.error: str | None = None
-        self.challenge_second = -1
-        self.challenge_count = 0
-        self.oow_second = -1  # `Arrival._oow_reply`'s per-second budget (TcpConfig.oow_reply_limit)
-        self.oow_count = 0
+        self.challenge_budget = PerSecondBudget()  # `SendSide.challenge_ack`'s (TcpConfig.challenge_ack_limit)
+        self.oow_budget = PerSecondBudget()  # `Arrival._oow_reply`'s (TcpConfig.oow_reply_limit)
         # send side
         self.iss = iss
         self.snd_una = iss
